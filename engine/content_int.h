@@ -1,0 +1,129 @@
+/*
+ * content_int.h - encrypted chunk objects: the bytes of files.
+ *
+ * File bytes are cut into AEAD blocks of up to VV_BLOCK_SIZE plaintext bytes
+ * (the copy-on-write unit).  Up to VV_CHUNK_MAX_BLOCKS blocks, possibly of
+ * different files of one collection, are sealed together into one immutable
+ * chunk object STORE/chunks/XX/<64 hex>.  Each block is AES-256-GCM under a
+ * per-chunk key, bound by associated data to (object id, file block index,
+ * chunk id, slot, length): see docs/format-chunks.md and the table at the top
+ * of content.c.
+ *
+ * This module knows nothing of SQLite: it returns extent records and takes
+ * them back.  It never fsyncs on write; vv_content_sync() makes every chunk
+ * written so far durable, and the caller must call it before any metadata
+ * commit that references those chunks (DESIGN invariant 4).  It unlinks only
+ * when told to, after the commit that dropped the last reference is durable.
+ *
+ * Thread safety: every function may be called from many threads at once on
+ * one struct vv_content, except vv_content_close().
+ */
+#ifndef VV_CONTENT_INT_H
+#define VV_CONTENT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VV_BLOCK_SIZE 65536          /* max plaintext bytes per block */
+#define VV_CHUNK_ID_BYTES 32         /* random chunk id */
+#define VV_OBJID_BYTES 16            /* immutable file object id */
+#define VV_CHUNK_MAX_BLOCKS 64       /* blocks (slots) per chunk: chunk <= ~4 MiB */
+#define VV_CHUNK_HDR_BYTES 16        /* plaintext chunk header (version + reserved) */
+#define VV_CHUNK_VERSION 1
+#define VV_CONTENT_DEFAULT_CACHE (64u << 20)
+
+struct vv_content;
+
+/* Open the content module on STORE (store_dir must exist; STORE/chunks is
+ * created if missing).  cache_bytes bounds the decrypted-block cache (0
+ * disables it).  *out is owned by the caller: vv_content_close(). */
+int vv_content_open(const char *store_dir, size_t cache_bytes, struct vv_content **out);
+/* Free everything (NULL ok).  Does NOT sync: call vv_content_sync() first if
+ * the chunks written must survive a power cut. */
+void vv_content_close(struct vv_content *c);
+
+/* One block to write.  Pointers are borrowed for the duration of the call. */
+struct vv_block_in {
+	const uint8_t *objid;        /* VV_OBJID_BYTES */
+	uint64_t fblock;             /* block index within the file */
+	const uint8_t *data;
+	uint32_t len;                /* 1 .. VV_BLOCK_SIZE */
+};
+
+/* Where a block lives: what the metadata stores per file block. */
+struct vv_extent {
+	uint64_t fblock;
+	uint8_t chunk_id[VV_CHUNK_ID_BYTES];
+	uint32_t off;                /* byte offset of ciphertext||tag in the chunk */
+	uint32_t len;                /* plaintext length (ciphertext is the same, tag follows) */
+	uint32_t slot;               /* index in the chunk; the GCM nonce */
+};
+
+/* Seal n blocks (1 .. VV_CHUNK_MAX_BLOCKS, all of one collection, key
+ * coll_key) into one new chunk with a fresh random id; fills ext[i] for
+ * blocks[i] (caller-owned array of n).  The chunk is visible under its final
+ * name only complete; it is not yet durable (see vv_content_sync).
+ * VV_EINVAL on bad arguments, VV_ENOSPC on a full disk (nothing left behind). */
+int vv_content_write_chunk(struct vv_content *c, const uint8_t coll_key[32],
+			   const struct vv_block_in *blocks, size_t n, struct vv_extent *ext);
+
+/* fsync every chunk written (by this handle) since the last successful sync,
+ * then each chunks/XX directory touched, then chunks/ and STORE if a directory
+ * was created; each once.  On failure the chunks stay pending and the error
+ * is returned (treat it as fatal for the pending commit). */
+int vv_content_sync(struct vv_content *c);
+
+/* Decrypt the block described by e, written for file objid, into out (at
+ * least e->len bytes).  VV_ECORRUPT if anything does not authenticate (wrong
+ * key, file, position, chunk, slot, truncated or altered bytes): out is then
+ * zeroed.  VV_EIO if the chunk file is missing, VV_EINVAL on a malformed
+ * extent.  Served from the decrypted-block cache when possible. */
+int vv_content_read_block(struct vv_content *c, const uint8_t coll_key[32],
+			  const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e,
+			  uint8_t *out);
+/* Same, but copies only plaintext bytes [from, from + n) of the block into
+ * out (n bytes), so a 4 KiB read from a cached block costs a 4 KiB copy.
+ * VV_EINVAL if the range is outside the block. */
+int vv_content_read_range(struct vv_content *c, const uint8_t coll_key[32],
+			  const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e,
+			  uint32_t from, uint32_t n, uint8_t *out);
+
+/* Delete a chunk file and drop its cache entries.  Call only once the commit
+ * that dropped its last reference is durable.  VV_ENOENT if it was not there.
+ * The unlink itself is made durable by the next vv_content_sync(). */
+int vv_content_unlink(struct vv_content *c, const uint8_t chunk_id[VV_CHUNK_ID_BYTES]);
+
+/* fsck: call cb once per well-named chunk file on disk with its id and size
+ * in bytes (a non-zero return from cb stops the walk and is returned).  Names
+ * that are not chunks (temp files left by a crash, strangers) are skipped and
+ * logged at WARN; vv_content_list_all also passes them, relative to
+ * STORE/chunks, to junk (which may be NULL). */
+int vv_content_list(struct vv_content *c,
+		    int (*cb)(void *ctx, const uint8_t id[VV_CHUNK_ID_BYTES], uint64_t size),
+		    void *ctx);
+int vv_content_list_all(struct vv_content *c,
+			int (*cb)(void *ctx, const uint8_t id[VV_CHUNK_ID_BYTES], uint64_t size),
+			int (*junk)(void *ctx, const char *relpath), void *ctx);
+/* Size in bytes of one chunk file; VV_ENOENT if absent. */
+int vv_content_chunk_size(struct vv_content *c, const uint8_t id[VV_CHUNK_ID_BYTES],
+			  uint64_t *size);
+/* Size a chunk file must have at least, given its extents: fsck compares. */
+uint64_t vv_content_extent_end(const struct vv_extent *e);
+
+/* Forget all cached plaintext, open chunk fds and key schedules (tests,
+ * unmount, after a key is dropped). */
+void vv_content_cache_drop(struct vv_content *c);
+
+/* Extent lists as compact blobs (e.g. one meta.db column per file):
+ *   [u8 version = 1][u32 count] then count x
+ *   [u64 fblock][32 chunk id][u32 off][u32 len][u32 slot]   (little-endian)
+ * vv_extent_pack writes into out (cap bytes; caller-owned) and sets *outlen;
+ * VV_ERANGE if cap < vv_extent_packed_size(n).  vv_extent_unpack parses an
+ * untrusted blob into out (max entries; caller-owned), sets *n; VV_ECORRUPT
+ * on any malformed or out-of-range field, VV_ERANGE if more than max. */
+#define VV_EXTENT_PACKED_BYTES 52
+size_t vv_extent_packed_size(size_t n);
+int vv_extent_pack(const struct vv_extent *e, size_t n, uint8_t *out, size_t cap, size_t *outlen);
+int vv_extent_unpack(const uint8_t *in, size_t len, struct vv_extent *out, size_t max, size_t *n);
+
+#endif

@@ -1,0 +1,239 @@
+/*
+ * vault.h - an open vault as a POSIX filesystem, for the FUSE daemon.
+ *
+ * This is the engine's front door for fs/: one call per filesystem
+ * operation, on inode numbers, each deciding access for the calling
+ * identity (through the one check in access.h), writing the audit record,
+ * and returning 0 / a count or a negative VV_E* code.  fs/ only translates
+ * FUSE requests into these calls and the results into replies.
+ *
+ * Concurrency: every function may be called from many threads at once.
+ * Lookup counts: every successful call that returns a struct vv_attr for a
+ * node the kernel will remember (lookup, mknod, mkdir, symlink, link,
+ * create, and readdirplus entries) takes one lookup reference, returned by
+ * vv_vault_forget(); an unlinked node lives until its last reference and
+ * open handle are gone.
+ */
+#ifndef VECVAULT_VAULT_H
+#define VECVAULT_VAULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "vecvault/access.h"
+
+#define VV_ROOT_INO 1
+#define VV_NAME_MAX 255
+#define VV_SYMLINK_MAX 4095          /* PATH_MAX - 1 */
+#define VV_XATTR_NAME_MAX 255
+#define VV_XATTR_SIZE_MAX 65536
+
+struct vv_vault;
+struct vv_file;
+struct vv_dir;
+
+/* Who is asking: the identity for the access check plus what the audit
+ * record names.  Filled by fs/ per request; strings may be NULL. */
+struct vv_ctx {
+	struct vv_ident id;
+	uint32_t umask;
+	const char *comm;            /* process name */
+	const char *client;          /* "local" or "addr:port" */
+	const char *user;            /* vault user / API key id, if any */
+};
+
+struct vv_attr {
+	uint64_t ino;
+	uint64_t gen;                /* generation number, for NFS-style handles */
+	uint32_t mode;               /* S_IFMT | permission bits */
+	uint32_t nlink;
+	uint32_t uid, gid;
+	uint64_t size;
+	uint64_t blocks;             /* 512-byte units actually stored */
+	uint64_t rdev;
+	struct timespec atime, mtime, ctime;
+	bool cacheable;              /* every user may search the whole ancestry:
+	                                the kernel may cache this entry/attr */
+};
+
+/* Flags for vv_vault_create_store()/vv_vault_open(). */
+#define VV_VAULT_ALLOW_TEST_KDF  0x01   /* accept the test-only KDF profile */
+#define VV_VAULT_ACCEPT_ROLLBACK 0x02   /* an intended restore of older metadata */
+#define VV_VAULT_READONLY        0x04
+
+/* KDF profiles for new key slots. */
+enum { VV_KDF_PROFILE_INTERACTIVE = 0, VV_KDF_PROFILE_MODERATE = 1, VV_KDF_PROFILE_TEST = 2 };
+
+struct vv_vault_opts {
+	unsigned flags;
+	size_t cache_bytes;          /* decrypted block cache; 0 = default */
+	const char *audit_log;       /* NULL = default location outside STORE */
+	bool audit_required;         /* refuse requests that cannot be audited */
+	bool audit_lookups;          /* also record successful lookup/getattr */
+};
+
+/* Create a new vault in dir (must not exist, or be an empty directory):
+ * conf with one key slot for pass, meta.db with the root directory owned by
+ * (uid, gid). */
+int vv_vault_create_store(const char *dir, const char *pass, size_t passlen,
+			  int kdf_profile, unsigned flags, uint32_t uid, uint32_t gid);
+
+/* Open, lock and unlock a vault.  Errors: VV_ENOENT/VV_ENOTINIT/VV_EFORMAT
+ * (no vault there), VV_EBUSY (locked by a running daemon), VV_EBADPASS,
+ * VV_ECORRUPT, VV_EROLLBACK (metadata older than the anchor; pass
+ * VV_VAULT_ACCEPT_ROLLBACK for an intended restore).  *out owned by caller,
+ * released with vv_vault_close(). */
+int vv_vault_open(const char *dir, const char *pass, size_t passlen,
+		  const struct vv_vault_opts *o, struct vv_vault **out);
+/* Flush everything, commit durably, checkpoint, release the lock.  NULL ok. */
+int vv_vault_close(struct vv_vault *v);
+
+/* Make everything written so far durable (like syncfs). */
+int vv_vault_sync(struct vv_vault *v);
+
+/* Kernel-cache invalidation requests: the vault calls fn (from any thread,
+ * possibly while holding internal locks: fn must only queue the request)
+ * when a cached entry or inode must be dropped, e.g. after a chmod makes a
+ * directory no longer searchable by everyone.  name == NULL: inode only. */
+typedef void (*vv_inval_fn)(void *ctx, uint64_t parent_or_ino, const char *name);
+void vv_vault_set_inval(struct vv_vault *v, vv_inval_fn fn, void *ctx);
+
+/* --- namespace ----------------------------------------------------------- */
+int vv_vault_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
+		    const char *name, struct vv_attr *out);
+void vv_vault_forget(struct vv_vault *v, uint64_t ino, uint64_t nlookup);
+int vv_vault_getattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		     struct vv_attr *out);
+
+/* Which fields vv_vault_setattr changes. */
+#define VV_SET_MODE      0x001
+#define VV_SET_UID       0x002
+#define VV_SET_GID       0x004
+#define VV_SET_SIZE      0x008
+#define VV_SET_ATIME     0x010
+#define VV_SET_MTIME     0x020
+#define VV_SET_ATIME_NOW 0x040
+#define VV_SET_MTIME_NOW 0x080
+#define VV_SET_CTIME     0x100
+#define VV_SET_KILL_SUIDGID 0x200    /* kernel asks to clear setuid/setgid */
+
+struct vv_setattr {
+	unsigned valid;
+	uint32_t mode, uid, gid;
+	uint64_t size;
+	struct timespec atime, mtime, ctime;
+	struct vv_file *fh;          /* ftruncate through an open handle, or NULL */
+};
+int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		     const struct vv_setattr *sa, struct vv_attr *out);
+
+/* Returns the target length (not NUL-terminated beyond buflen) or error;
+ * VV_ERANGE if buflen is too small. */
+int vv_vault_readlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		      char *buf, size_t buflen);
+int vv_vault_mknod(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
+		   const char *name, uint32_t mode, uint64_t rdev, struct vv_attr *out);
+int vv_vault_mkdir(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
+		   const char *name, uint32_t mode, struct vv_attr *out);
+int vv_vault_symlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
+		     const char *name, const char *target, struct vv_attr *out);
+int vv_vault_link(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		  uint64_t newparent, const char *newname, struct vv_attr *out);
+int vv_vault_unlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
+		    const char *name);
+int vv_vault_rmdir(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
+		   const char *name);
+#define VV_RENAME_NOREPLACE 0x1      /* = RENAME_NOREPLACE */
+#define VV_RENAME_EXCHANGE  0x2      /* = RENAME_EXCHANGE */
+int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
+		    const char *name, uint64_t newparent, const char *newname,
+		    unsigned flags);
+
+/* --- files ----------------------------------------------------------------- */
+/* flags: open(2) flags, plus VV_OPEN_EXEC for an exec open (FMODE_EXEC).
+ * *keep_cache: the file is unchanged since its last open, so the kernel may
+ * keep its page cache.  *fh owned by the vault until vv_vault_release(). */
+#define VV_OPEN_EXEC 0x40000000
+int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		       int flags, struct vv_file **fh, bool *keep_cache);
+int vv_vault_create(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
+		    const char *name, uint32_t mode, int flags, struct vv_attr *out,
+		    struct vv_file **fh);
+/* Returns bytes read (short only at EOF) or error. */
+ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf,
+		      size_t size, uint64_t off);
+/* Returns bytes written or error.  O_APPEND handles write at EOF. */
+ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
+		       const void *buf, size_t size, uint64_t off);
+int vv_vault_flush(struct vv_vault *v, struct vv_file *fh);
+int vv_vault_fsync(struct vv_vault *v, struct vv_file *fh, bool datasync);
+/* Writes the per-handle audit summary (bytes and counts). */
+int vv_vault_release(struct vv_vault *v, struct vv_file *fh);
+/* mode: 0 or FALLOC_FL_KEEP_SIZE (others: VV_ENOTSUP). */
+int vv_vault_fallocate(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
+		       int mode, uint64_t off, uint64_t len);
+/* SEEK_DATA / SEEK_HOLE. */
+int vv_vault_lseek(struct vv_vault *v, struct vv_file *fh, int64_t off, int whence,
+		   int64_t *out);
+
+/* --- directories ------------------------------------------------------------ */
+struct vv_dirent {
+	uint64_t ino;
+	uint32_t mode;               /* S_IFMT bits suffice for readdir */
+	const char *name;
+	uint64_t next;               /* offset to resume after this entry */
+};
+/* fill returns 0 when it took the entry, 1 when its buffer is full (stop;
+ * the entry was not taken), or a negative error.  With plus, attr is
+ * filled and a lookup reference is taken for each entry fill took (not
+ * for "." and ".."). */
+typedef int (*vv_fill_fn)(void *ctx, const struct vv_dirent *e, const struct vv_attr *attr);
+int vv_vault_opendir(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		     struct vv_dir **dh);
+int vv_vault_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool plus,
+		     vv_fill_fn fill, void *ctx);
+int vv_vault_releasedir(struct vv_vault *v, struct vv_dir *dh);
+
+/* --- xattrs (including system.posix_acl_access / _default) ------------------ */
+#define VV_XATTR_CREATE  0x1
+#define VV_XATTR_REPLACE 0x2
+int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		      const char *name, const void *value, size_t size, int flags);
+/* size 0: returns the value's size.  VV_ERANGE if too small. */
+ssize_t vv_vault_getxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+			  const char *name, void *buf, size_t size);
+ssize_t vv_vault_listxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+			   char *buf, size_t size);
+int vv_vault_removexattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+			 const char *name);
+
+/* access(2); mask: F_OK (0) or R_OK|W_OK|X_OK. */
+int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, int mask);
+
+struct vv_statfs {
+	uint64_t bsize, blocks, bfree, bavail, files, ffree;
+	uint32_t namemax;
+};
+int vv_vault_statfs(struct vv_vault *v, struct vv_statfs *out);
+
+/* --- admin ------------------------------------------------------------------ */
+struct vv_fsck_report {
+	uint64_t inodes, dirs, files, chunks, blocks_checked;
+	uint64_t damaged;            /* blocks/pages that failed authentication */
+	uint64_t missing_chunks;
+	uint64_t orphan_chunks, orphan_chunks_freed;
+	uint64_t orphan_inodes, orphan_inodes_freed;
+	uint64_t errors;             /* structural problems */
+};
+/* Report sink for fsck findings: one line each, e.g.
+ * "damaged: /coll/seg.fvecs block 3 (chunk ab12..): authentication failed". */
+typedef void (*vv_report_fn)(void *ctx, const char *line);
+/* Full check of an open vault: every page, extent and chunk.  repair: free
+ * orphans.  Returns 0 when no damage, VV_ECORRUPT otherwise. */
+int vv_vault_fsck(struct vv_vault *v, bool repair, vv_report_fn fn, void *ctx,
+		  struct vv_fsck_report *rep);
+
+#endif

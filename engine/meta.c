@@ -1,0 +1,979 @@
+/*
+ * meta.c - schema and queries of meta.db (see meta_int.h).
+ *
+ * Every statement is prepared once and kept (stmt()).  meta.db is opened
+ * through the page-encrypting VFS (meta_vfs.c); this file never sees a
+ * ciphertext byte.  Integers are stored as SQLite integers (64-bit signed:
+ * inode numbers and sizes above 2^63 are refused by the vault layer).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta_int.h"
+#include "meta_vfs_int.h"
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+
+enum {
+	S_KV_GET, S_KV_SET,
+	S_INO_GET, S_INO_PUT, S_INO_DATA_GET, S_INO_DATA_SET, S_INO_DEL,
+	S_INO_XDEL, S_INO_ITER,
+	S_DE_GET, S_DE_ADD, S_DE_DEL, S_DE_MOVE, S_DE_SETINO, S_DE_ANY, S_DE_LIST, S_DE_FIND, S_DE_ALL,
+	S_X_GET, S_X_SET, S_X_DEL, S_X_LIST,
+	S_E_LOAD, S_E_PUT, S_E_TRIM_SEL, S_E_TRIM_DEL, S_E_ALL,
+	S_C_GET, S_C_INS, S_C_UPD, S_C_DEL, S_C_ITER, S_C_SETREFS, S_C_STATS,
+	S_COLL_GET, S_COLL_ADD, S_COLL_DEL,
+	S_COUNT_INO, S_COLL_GC,
+	S_BEGIN, S_COMMIT, S_ROLLBACK, S_COMMITS_INC,
+	S_NSTMT
+};
+
+static const char *const sql[S_NSTMT] = {
+	[S_KV_GET] = "SELECT v FROM kv WHERE k=?1",
+	[S_KV_SET] = "INSERT OR REPLACE INTO kv(k, v) VALUES(?1, ?2)",
+	[S_INO_GET] = "SELECT gen, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime,"
+		      " parent, coll, objid, stored FROM inodes WHERE ino=?1",
+	[S_INO_PUT] = "INSERT INTO inodes(ino, gen, mode, uid, gid, nlink, size, rdev, atime,"
+		      " mtime, ctime, parent, coll, objid, stored)"
+		      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
+		      " ON CONFLICT(ino) DO UPDATE SET gen=?2, mode=?3, uid=?4, gid=?5, nlink=?6,"
+		      " size=?7, rdev=?8, atime=?9, mtime=?10, ctime=?11, parent=?12, coll=?13,"
+		      " objid=?14, stored=?15",
+	[S_INO_DATA_GET] = "SELECT data FROM inodes WHERE ino=?1",
+	[S_INO_DATA_SET] = "UPDATE inodes SET data=?2 WHERE ino=?1",
+	[S_INO_DEL] = "DELETE FROM inodes WHERE ino=?1",
+	[S_INO_XDEL] = "DELETE FROM xattrs WHERE ino=?1",
+	[S_INO_ITER] = "SELECT ino, gen, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime,"
+		       " parent, coll, objid, stored FROM inodes ORDER BY ino",
+	[S_DE_GET] = "SELECT ino FROM dirents WHERE parent=?1 AND name=?2",
+	[S_DE_ADD] = "INSERT INTO dirents(parent, name, ino, mode) VALUES(?1, ?2, ?3, ?4)",
+	[S_DE_DEL] = "DELETE FROM dirents WHERE parent=?1 AND name=?2",
+	[S_DE_MOVE] = "UPDATE dirents SET parent=?3, name=?4 WHERE parent=?1 AND name=?2",
+	[S_DE_SETINO] = "UPDATE dirents SET ino=?3, mode=?4 WHERE parent=?1 AND name=?2",
+	[S_DE_ANY] = "SELECT 1 FROM dirents WHERE parent=?1 LIMIT 1",
+	[S_DE_LIST] = "SELECT id, name, ino, mode FROM dirents WHERE parent=?1 AND id>?2"
+		      " ORDER BY id LIMIT ?3",
+	[S_DE_ALL] = "SELECT parent, name, ino FROM dirents",
+	[S_DE_FIND] = "SELECT parent, name FROM dirents WHERE ino=?1 LIMIT 1",
+	[S_X_GET] = "SELECT value FROM xattrs WHERE ino=?1 AND name=?2",
+	[S_X_SET] = "INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES(?1, ?2, ?3)",
+	[S_X_DEL] = "DELETE FROM xattrs WHERE ino=?1 AND name=?2",
+	[S_X_LIST] = "SELECT name FROM xattrs WHERE ino=?1 ORDER BY name",
+	[S_E_LOAD] = "SELECT fblock, chunk, off, len, slot FROM extents WHERE ino=?1 ORDER BY fblock",
+	[S_E_PUT] = "INSERT OR REPLACE INTO extents(ino, fblock, chunk, off, len, slot)"
+		    " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+	[S_E_TRIM_SEL] = "SELECT fblock, chunk, off, len, slot FROM extents WHERE ino=?1 AND fblock>=?2",
+	[S_E_TRIM_DEL] = "DELETE FROM extents WHERE ino=?1 AND fblock>=?2",
+	[S_E_ALL] = "SELECT ino, fblock, chunk, off, len, slot FROM extents ORDER BY ino, fblock",
+	[S_C_GET] = "SELECT refs FROM chunks WHERE id=?1",
+	[S_C_INS] = "INSERT INTO chunks(id, coll, refs, size) VALUES(?1, ?2, ?3, ?4)",
+	[S_C_UPD] = "UPDATE chunks SET refs=?2 WHERE id=?1",
+	[S_C_DEL] = "DELETE FROM chunks WHERE id=?1",
+	[S_C_ITER] = "SELECT id, coll, refs, size FROM chunks",
+	[S_C_SETREFS] = "UPDATE chunks SET refs=?2 WHERE id=?1",
+	[S_C_STATS] = "SELECT count(*), coalesce(sum(size), 0) FROM chunks",
+	[S_COLL_GET] = "SELECT wrapped FROM colls WHERE id=?1",
+	[S_COLL_ADD] = "INSERT INTO colls(wrapped) VALUES(?1)",
+	[S_COLL_DEL] = "DELETE FROM colls WHERE id=?1",
+	[S_COUNT_INO] = "SELECT count(*) FROM inodes",
+	[S_COLL_GC] = "DELETE FROM colls WHERE id<>?1 AND id NOT IN (SELECT DISTINCT coll FROM inodes)",
+	[S_BEGIN] = "BEGIN",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_COMMITS_INC] = "UPDATE kv SET v=v+1 WHERE k='commits'",
+};
+
+static const char schema[] =
+	"CREATE TABLE kv(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+	"CREATE TABLE inodes(ino INTEGER PRIMARY KEY, gen INTEGER NOT NULL,"
+	" mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
+	" nlink INTEGER NOT NULL, size INTEGER NOT NULL, rdev INTEGER NOT NULL,"
+	" atime INTEGER NOT NULL, mtime INTEGER NOT NULL, ctime INTEGER NOT NULL,"
+	" parent INTEGER NOT NULL, coll INTEGER NOT NULL, objid BLOB NOT NULL,"
+	" stored INTEGER NOT NULL, data BLOB);"
+	"CREATE TABLE dirents(id INTEGER PRIMARY KEY AUTOINCREMENT, parent INTEGER NOT NULL,"
+	" name BLOB NOT NULL, ino INTEGER NOT NULL, mode INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX dirents_name ON dirents(parent, name);"
+	"CREATE INDEX dirents_ino ON dirents(ino);"
+	"CREATE TABLE xattrs(ino INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,"
+	" PRIMARY KEY(ino, name)) WITHOUT ROWID;"
+	"CREATE TABLE extents(ino INTEGER NOT NULL, fblock INTEGER NOT NULL, chunk BLOB NOT NULL,"
+	" off INTEGER NOT NULL, len INTEGER NOT NULL, slot INTEGER NOT NULL,"
+	" PRIMARY KEY(ino, fblock)) WITHOUT ROWID;"
+	"CREATE TABLE chunks(id BLOB PRIMARY KEY, coll INTEGER NOT NULL, refs INTEGER NOT NULL,"
+	" size INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE colls(id INTEGER PRIMARY KEY, wrapped BLOB NOT NULL);"
+	"INSERT INTO kv VALUES('format', 1), ('next_ino', 2), ('commits', 0);";
+
+struct vv_meta {
+	sqlite3 *db;
+	sqlite3_stmt *st[S_NSTMT];
+	bool txn;
+};
+
+static int err(struct vv_meta *m, int rc)
+{
+	return vv_metavfs_err(m->db, rc);
+}
+
+/* The prepared statement for id, reset and with bindings cleared. */
+static sqlite3_stmt *stmt(struct vv_meta *m, int id)
+{
+	sqlite3_stmt *s = m->st[id];
+
+	if (!s) {
+		if (sqlite3_prepare_v3(m->db, sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+			vv_log(VV_LOG_ERR, "meta: cannot prepare statement %d: %s", id, sqlite3_errmsg(m->db));
+			return NULL;
+		}
+		m->st[id] = s;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+/* Run a statement that returns no rows. */
+static int run(struct vv_meta *m, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+		return 0;
+	return err(m, rc);
+}
+
+/* Step expecting one row: 0 (row), VV_ENOENT (none), or an error. */
+static int row(struct vv_meta *m, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW)
+		return 0;
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return VV_ENOENT;
+	return err(m, rc);
+}
+
+#define STMT(m, id) sqlite3_stmt *s = stmt((m), (id)); if (!s) return VV_EIO
+
+static void bind_name(sqlite3_stmt *s, int i, const char *name)
+{
+	sqlite3_bind_blob(s, i, name, (int)strlen(name), SQLITE_STATIC);
+}
+
+static int64_t i64(uint64_t v)
+{
+	return (int64_t)v;
+}
+
+int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, bool create,
+		 struct vv_meta **out)
+{
+	struct vv_meta *m;
+	char *emsg = NULL;
+	uint64_t fmt;
+	int r;
+
+	*out = NULL;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return VV_ENOMEM;
+	if ((r = vv_metavfs_open(path, key, page_size, create, &m->db)) < 0)
+		goto fail;
+	if (create) {
+		if (sqlite3_exec(m->db, schema, NULL, NULL, &emsg) != SQLITE_OK) {
+			vv_log(VV_LOG_ERR, "meta: cannot create schema: %s", emsg ? emsg : "?");
+			sqlite3_free(emsg);
+			r = VV_EIO;
+			goto fail;
+		}
+	}
+	if ((r = vv_meta_kv_get_u64(m, "format", &fmt)) < 0) {
+		vv_log(VV_LOG_ERR, "meta: %s has no format record", path);
+		r = r == VV_ENOENT ? VV_ECORRUPT : r;
+		goto fail;
+	}
+	if (fmt != VV_META_FORMAT) {
+		vv_log(VV_LOG_ERR, "meta: %s has format %llu, this build reads %d", path,
+		       (unsigned long long)fmt, VV_META_FORMAT);
+		r = VV_EFORMAT;
+		goto fail;
+	}
+	*out = m;
+	return 0;
+fail:
+	vv_meta_close(m);
+	return r;
+}
+
+int vv_meta_close(struct vv_meta *m)
+{
+	int r = 0;
+
+	if (!m)
+		return 0;
+	if (m->txn)
+		r = vv_meta_commit(m, true);
+	for (int i = 0; i < S_NSTMT; i++)
+		sqlite3_finalize(m->st[i]);
+	if (m->db) {
+		int r2 = vv_metavfs_close(m->db);
+		if (r == 0)
+			r = r2;
+	}
+	free(m);
+	return r;
+}
+
+int vv_meta_begin(struct vv_meta *m)
+{
+	int r;
+
+	if (m->txn)
+		return 0;
+	STMT(m, S_BEGIN);
+	if ((r = run(m, s)) < 0)
+		return r;
+	m->txn = true;
+	return 0;
+}
+
+bool vv_meta_in_txn(const struct vv_meta *m)
+{
+	return m->txn;
+}
+
+int vv_meta_commit(struct vv_meta *m, bool durable)
+{
+	int r;
+
+	if (!m->txn) {
+		if (!durable)
+			return 0;
+		/* Nothing pending, but the caller wants what is committed durable:
+		 * an empty write transaction is not written; sync explicitly. */
+		if ((r = vv_meta_begin(m)) < 0)
+			return r;
+	}
+	{
+		STMT(m, S_COMMITS_INC);
+		if ((r = run(m, s)) < 0)
+			return r;
+	}
+	if (durable)
+		sqlite3_exec(m->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+	{
+		STMT(m, S_COMMIT);
+		r = run(m, s);
+	}
+	if (durable)
+		sqlite3_exec(m->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+	if (r < 0) {
+		vv_log(VV_LOG_ERR, "meta: commit failed: %s", sqlite3_errmsg(m->db));
+		if (sqlite3_get_autocommit(m->db))
+			m->txn = false;
+		return r;
+	}
+	m->txn = false;
+	return 0;
+}
+
+int vv_meta_rollback(struct vv_meta *m)
+{
+	int r;
+
+	if (!m->txn)
+		return 0;
+	STMT(m, S_ROLLBACK);
+	r = run(m, s);
+	m->txn = false;
+	return r;
+}
+
+int vv_meta_kv_get_u64(struct vv_meta *m, const char *k, uint64_t *v)
+{
+	int r;
+	STMT(m, S_KV_GET);
+
+	sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
+	if ((r = row(m, s)) < 0)
+		return r;
+	*v = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return 0;
+}
+
+int vv_meta_kv_set_u64(struct vv_meta *m, const char *k, uint64_t v)
+{
+	STMT(m, S_KV_SET);
+
+	sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, i64(v));
+	return run(m, s);
+}
+
+int vv_meta_kv_get_blob(struct vv_meta *m, const char *k, void *buf, size_t cap, size_t *len)
+{
+	int r, n;
+	STMT(m, S_KV_GET);
+
+	sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
+	if ((r = row(m, s)) < 0)
+		return r;
+	n = sqlite3_column_bytes(s, 0);
+	if ((size_t)n > cap) {
+		sqlite3_reset(s);
+		return VV_ERANGE;
+	}
+	if (n)
+		memcpy(buf, sqlite3_column_blob(s, 0), (size_t)n);
+	*len = (size_t)n;
+	sqlite3_reset(s);
+	return 0;
+}
+
+int vv_meta_kv_set_blob(struct vv_meta *m, const char *k, const void *buf, size_t len)
+{
+	STMT(m, S_KV_SET);
+
+	sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, buf, (int)len, SQLITE_STATIC);
+	return run(m, s);
+}
+
+/* Columns gen.. in the order of S_INO_GET, starting at column c0. */
+static int read_inode(sqlite3_stmt *s, int c0, struct vv_inode_row *r)
+{
+	const void *oid;
+
+	r->gen = (uint64_t)sqlite3_column_int64(s, c0 + 0);
+	r->mode = (uint32_t)sqlite3_column_int64(s, c0 + 1);
+	r->uid = (uint32_t)sqlite3_column_int64(s, c0 + 2);
+	r->gid = (uint32_t)sqlite3_column_int64(s, c0 + 3);
+	r->nlink = (uint32_t)sqlite3_column_int64(s, c0 + 4);
+	r->size = (uint64_t)sqlite3_column_int64(s, c0 + 5);
+	r->rdev = (uint64_t)sqlite3_column_int64(s, c0 + 6);
+	r->atime = sqlite3_column_int64(s, c0 + 7);
+	r->mtime = sqlite3_column_int64(s, c0 + 8);
+	r->ctime = sqlite3_column_int64(s, c0 + 9);
+	r->parent = (uint64_t)sqlite3_column_int64(s, c0 + 10);
+	r->coll = (uint32_t)sqlite3_column_int64(s, c0 + 11);
+	oid = sqlite3_column_blob(s, c0 + 12);
+	if (!oid || sqlite3_column_bytes(s, c0 + 12) != VV_OBJID_BYTES)
+		return VV_ECORRUPT;
+	memcpy(r->objid, oid, VV_OBJID_BYTES);
+	r->stored = (uint64_t)sqlite3_column_int64(s, c0 + 13);
+	return 0;
+}
+
+int vv_meta_inode_get(struct vv_meta *m, uint64_t ino, struct vv_inode_row *r)
+{
+	int rc;
+	STMT(m, S_INO_GET);
+
+	sqlite3_bind_int64(s, 1, i64(ino));
+	if ((rc = row(m, s)) < 0)
+		return rc;
+	r->ino = ino;
+	rc = read_inode(s, 0, r);
+	sqlite3_reset(s);
+	if (rc < 0)
+		vv_log(VV_LOG_ERR, "meta: inode %llu has a malformed object id", (unsigned long long)ino);
+	return rc;
+}
+
+int vv_meta_inode_put(struct vv_meta *m, const struct vv_inode_row *r)
+{
+	STMT(m, S_INO_PUT);
+
+	sqlite3_bind_int64(s, 1, i64(r->ino));
+	sqlite3_bind_int64(s, 2, i64(r->gen));
+	sqlite3_bind_int64(s, 3, r->mode);
+	sqlite3_bind_int64(s, 4, r->uid);
+	sqlite3_bind_int64(s, 5, r->gid);
+	sqlite3_bind_int64(s, 6, r->nlink);
+	sqlite3_bind_int64(s, 7, i64(r->size));
+	sqlite3_bind_int64(s, 8, i64(r->rdev));
+	sqlite3_bind_int64(s, 9, r->atime);
+	sqlite3_bind_int64(s, 10, r->mtime);
+	sqlite3_bind_int64(s, 11, r->ctime);
+	sqlite3_bind_int64(s, 12, i64(r->parent));
+	sqlite3_bind_int64(s, 13, r->coll);
+	sqlite3_bind_blob(s, 14, r->objid, VV_OBJID_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 15, i64(r->stored));
+	return run(m, s);
+}
+
+int vv_meta_inode_get_data(struct vv_meta *m, uint64_t ino, uint8_t **data, size_t *len)
+{
+	int r, n;
+	STMT(m, S_INO_DATA_GET);
+
+	*data = NULL;
+	*len = 0;
+	sqlite3_bind_int64(s, 1, i64(ino));
+	if ((r = row(m, s)) < 0)
+		return r;
+	n = sqlite3_column_bytes(s, 0);
+	if (n > 0) {
+		*data = malloc((size_t)n + 1);
+		if (!*data) {
+			sqlite3_reset(s);
+			return VV_ENOMEM;
+		}
+		memcpy(*data, sqlite3_column_blob(s, 0), (size_t)n);
+		(*data)[n] = 0;
+		*len = (size_t)n;
+	}
+	sqlite3_reset(s);
+	return 0;
+}
+
+int vv_meta_inode_set_data(struct vv_meta *m, uint64_t ino, const void *data, size_t len)
+{
+	STMT(m, S_INO_DATA_SET);
+
+	sqlite3_bind_int64(s, 1, i64(ino));
+	if (len)
+		sqlite3_bind_blob(s, 2, data, (int)len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 2);
+	return run(m, s);
+}
+
+int vv_meta_inode_del(struct vv_meta *m, uint64_t ino)
+{
+	int r;
+	{
+		STMT(m, S_INO_XDEL);
+		sqlite3_bind_int64(s, 1, i64(ino));
+		if ((r = run(m, s)) < 0)
+			return r;
+	}
+	STMT(m, S_INO_DEL);
+	sqlite3_bind_int64(s, 1, i64(ino));
+	return run(m, s);
+}
+
+int vv_meta_next_ino(struct vv_meta *m, uint64_t *ino)
+{
+	uint64_t n;
+	int r;
+
+	if ((r = vv_meta_kv_get_u64(m, "next_ino", &n)) < 0)
+		return r == VV_ENOENT ? VV_ECORRUPT : r;
+	if ((r = vv_meta_kv_set_u64(m, "next_ino", n + 1)) < 0)
+		return r;
+	*ino = n;
+	return 0;
+}
+
+int vv_meta_inode_iter(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_inode_row *r), void *ctx)
+{
+	struct vv_inode_row ir;
+	int rc, r = 0;
+	STMT(m, S_INO_ITER);
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		ir.ino = (uint64_t)sqlite3_column_int64(s, 0);
+		if ((r = read_inode(s, 1, &ir)) < 0 || (r = cb(ctx, &ir)) != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	if (r)
+		return r;
+	return rc == SQLITE_DONE ? 0 : err(m, rc);
+}
+
+int vv_meta_dirent_get(struct vv_meta *m, uint64_t parent, const char *name, uint64_t *ino)
+{
+	int r;
+	STMT(m, S_DE_GET);
+
+	sqlite3_bind_int64(s, 1, i64(parent));
+	bind_name(s, 2, name);
+	if ((r = row(m, s)) < 0)
+		return r;
+	*ino = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return 0;
+}
+
+int vv_meta_dirent_add(struct vv_meta *m, uint64_t parent, const char *name, uint64_t ino, uint32_t mode)
+{
+	int rc;
+	STMT(m, S_DE_ADD);
+
+	sqlite3_bind_int64(s, 1, i64(parent));
+	bind_name(s, 2, name);
+	sqlite3_bind_int64(s, 3, i64(ino));
+	sqlite3_bind_int64(s, 4, mode);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return VV_EEXIST;
+	return err(m, rc);
+}
+
+int vv_meta_dirent_del(struct vv_meta *m, uint64_t parent, const char *name)
+{
+	STMT(m, S_DE_DEL);
+
+	sqlite3_bind_int64(s, 1, i64(parent));
+	bind_name(s, 2, name);
+	return run(m, s);
+}
+
+int vv_meta_dirent_move(struct vv_meta *m, uint64_t parent, const char *name, uint64_t nparent, const char *nname)
+{
+	STMT(m, S_DE_MOVE);
+
+	sqlite3_bind_int64(s, 1, i64(parent));
+	bind_name(s, 2, name);
+	sqlite3_bind_int64(s, 3, i64(nparent));
+	bind_name(s, 4, nname);
+	return run(m, s);
+}
+
+int vv_meta_dirent_set_ino(struct vv_meta *m, uint64_t parent, const char *name, uint64_t ino, uint32_t mode)
+{
+	STMT(m, S_DE_SETINO);
+
+	sqlite3_bind_int64(s, 1, i64(parent));
+	bind_name(s, 2, name);
+	sqlite3_bind_int64(s, 3, i64(ino));
+	sqlite3_bind_int64(s, 4, mode);
+	return run(m, s);
+}
+
+int vv_meta_dir_empty(struct vv_meta *m, uint64_t parent, bool *empty)
+{
+	int r;
+	STMT(m, S_DE_ANY);
+
+	sqlite3_bind_int64(s, 1, i64(parent));
+	r = row(m, s);
+	if (r == 0) {
+		sqlite3_reset(s);
+		*empty = false;
+		return 0;
+	}
+	if (r == VV_ENOENT) {
+		*empty = true;
+		return 0;
+	}
+	return r;
+}
+
+int vv_meta_dirent_list(struct vv_meta *m, uint64_t parent, uint64_t after, int max,
+			int (*cb)(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode),
+			void *ctx)
+{
+	char name[256];
+	int rc, r = 0;
+	STMT(m, S_DE_LIST);
+
+	sqlite3_bind_int64(s, 1, i64(parent));
+	sqlite3_bind_int64(s, 2, i64(after));
+	sqlite3_bind_int(s, 3, max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int n = sqlite3_column_bytes(s, 1);
+		if (n <= 0 || n >= (int)sizeof(name)) {
+			r = VV_ECORRUPT;
+			break;
+		}
+		memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
+		name[n] = 0;
+		r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name,
+		       (uint64_t)sqlite3_column_int64(s, 2), (uint32_t)sqlite3_column_int64(s, 3));
+		if (r)
+			break;
+	}
+	sqlite3_reset(s);
+	if (r)
+		return r;
+	return rc == SQLITE_DONE ? 0 : err(m, rc);
+}
+
+int vv_meta_dirent_iter_all(struct vv_meta *m,
+			    int (*cb)(void *ctx, uint64_t parent, const char *name, uint64_t ino), void *ctx)
+{
+	char name[256];
+	int rc, r = 0;
+	STMT(m, S_DE_ALL);
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int n = sqlite3_column_bytes(s, 1);
+		if (n <= 0 || n >= (int)sizeof(name)) {
+			r = VV_ECORRUPT;
+			break;
+		}
+		memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
+		name[n] = 0;
+		if ((r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name,
+			    (uint64_t)sqlite3_column_int64(s, 2))) != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	if (r)
+		return r;
+	return rc == SQLITE_DONE ? 0 : err(m, rc);
+}
+
+int vv_meta_dirent_find_ino(struct vv_meta *m, uint64_t ino, uint64_t *parent, char *name, size_t cap)
+{
+	int r, n;
+	STMT(m, S_DE_FIND);
+
+	sqlite3_bind_int64(s, 1, i64(ino));
+	if ((r = row(m, s)) < 0)
+		return r;
+	*parent = (uint64_t)sqlite3_column_int64(s, 0);
+	n = sqlite3_column_bytes(s, 1);
+	if (n <= 0 || (size_t)n >= cap) {
+		sqlite3_reset(s);
+		return VV_ECORRUPT;
+	}
+	memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
+	name[n] = 0;
+	sqlite3_reset(s);
+	return 0;
+}
+
+int vv_meta_xattr_get(struct vv_meta *m, uint64_t ino, const char *name, uint8_t **val, size_t *len)
+{
+	int r, n;
+	STMT(m, S_X_GET);
+
+	*val = NULL;
+	*len = 0;
+	sqlite3_bind_int64(s, 1, i64(ino));
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	if ((r = row(m, s)) < 0)
+		return r == VV_ENOENT ? VV_ENODATA : r;
+	n = sqlite3_column_bytes(s, 0);
+	*val = malloc((size_t)n + 1);
+	if (!*val) {
+		sqlite3_reset(s);
+		return VV_ENOMEM;
+	}
+	if (n)
+		memcpy(*val, sqlite3_column_blob(s, 0), (size_t)n);
+	*len = (size_t)n;
+	sqlite3_reset(s);
+	return 0;
+}
+
+int vv_meta_xattr_set(struct vv_meta *m, uint64_t ino, const char *name, const void *val, size_t len)
+{
+	static const uint8_t empty;
+	STMT(m, S_X_SET);
+
+	sqlite3_bind_int64(s, 1, i64(ino));
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, len ? val : &empty, (int)len, SQLITE_STATIC);
+	return run(m, s);
+}
+
+int vv_meta_xattr_del(struct vv_meta *m, uint64_t ino, const char *name)
+{
+	int r;
+	STMT(m, S_X_DEL);
+
+	sqlite3_bind_int64(s, 1, i64(ino));
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	if ((r = run(m, s)) < 0)
+		return r;
+	return sqlite3_changes(m->db) ? 0 : VV_ENODATA;
+}
+
+int vv_meta_xattr_list(struct vv_meta *m, uint64_t ino, int (*cb)(void *ctx, const char *name), void *ctx)
+{
+	int rc, r = 0;
+	STMT(m, S_X_LIST);
+
+	sqlite3_bind_int64(s, 1, i64(ino));
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((r = cb(ctx, (const char *)sqlite3_column_text(s, 0))) != 0)
+			break;
+	sqlite3_reset(s);
+	if (r)
+		return r;
+	return rc == SQLITE_DONE ? 0 : err(m, rc);
+}
+
+static int read_extent(sqlite3_stmt *s, int c0, struct vv_extent *e)
+{
+	e->fblock = (uint64_t)sqlite3_column_int64(s, c0);
+	if (sqlite3_column_bytes(s, c0 + 1) != VV_CHUNK_ID_BYTES)
+		return VV_ECORRUPT;
+	memcpy(e->chunk_id, sqlite3_column_blob(s, c0 + 1), VV_CHUNK_ID_BYTES);
+	e->off = (uint32_t)sqlite3_column_int64(s, c0 + 2);
+	e->len = (uint32_t)sqlite3_column_int64(s, c0 + 3);
+	e->slot = (uint32_t)sqlite3_column_int64(s, c0 + 4);
+	return 0;
+}
+
+int vv_meta_extents_load(struct vv_meta *m, uint64_t ino,
+			 int (*cb)(void *ctx, const struct vv_extent *e), void *ctx)
+{
+	struct vv_extent e;
+	int rc, r = 0;
+	STMT(m, S_E_LOAD);
+
+	sqlite3_bind_int64(s, 1, i64(ino));
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((r = read_extent(s, 0, &e)) < 0 || (r = cb(ctx, &e)) != 0)
+			break;
+	sqlite3_reset(s);
+	if (r)
+		return r;
+	return rc == SQLITE_DONE ? 0 : err(m, rc);
+}
+
+int vv_meta_extent_put(struct vv_meta *m, uint64_t ino, const struct vv_extent *e)
+{
+	STMT(m, S_E_PUT);
+
+	sqlite3_bind_int64(s, 1, i64(ino));
+	sqlite3_bind_int64(s, 2, i64(e->fblock));
+	sqlite3_bind_blob(s, 3, e->chunk_id, VV_CHUNK_ID_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, e->off);
+	sqlite3_bind_int64(s, 5, e->len);
+	sqlite3_bind_int64(s, 6, e->slot);
+	return run(m, s);
+}
+
+int vv_meta_extents_trim(struct vv_meta *m, uint64_t ino, uint64_t from,
+			 int (*cb)(void *ctx, const struct vv_extent *e), void *ctx)
+{
+	struct vv_extent e;
+	int rc, r = 0;
+
+	if (cb) {
+		STMT(m, S_E_TRIM_SEL);
+		sqlite3_bind_int64(s, 1, i64(ino));
+		sqlite3_bind_int64(s, 2, i64(from));
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+			if ((r = read_extent(s, 0, &e)) < 0 || (r = cb(ctx, &e)) != 0)
+				break;
+		sqlite3_reset(s);
+		if (r)
+			return r;
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+			return err(m, rc);
+	}
+	STMT(m, S_E_TRIM_DEL);
+	sqlite3_bind_int64(s, 1, i64(ino));
+	sqlite3_bind_int64(s, 2, i64(from));
+	return run(m, s);
+}
+
+int vv_meta_extent_iter_all(struct vv_meta *m,
+			    int (*cb)(void *ctx, uint64_t ino, const struct vv_extent *e), void *ctx)
+{
+	struct vv_extent e;
+	int rc, r = 0;
+	STMT(m, S_E_ALL);
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((r = read_extent(s, 1, &e)) < 0 ||
+		    (r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), &e)) != 0)
+			break;
+	sqlite3_reset(s);
+	if (r)
+		return r;
+	return rc == SQLITE_DONE ? 0 : err(m, rc);
+}
+
+int vv_meta_chunk_ref(struct vv_meta *m, const uint8_t id[VV_CHUNK_ID_BYTES], uint32_t coll,
+		      int64_t delta, uint64_t size, uint64_t *refs)
+{
+	int64_t cur = 0;
+	int r;
+	{
+		STMT(m, S_C_GET);
+		sqlite3_bind_blob(s, 1, id, VV_CHUNK_ID_BYTES, SQLITE_STATIC);
+		r = row(m, s);
+		if (r == 0) {
+			cur = sqlite3_column_int64(s, 0);
+			sqlite3_reset(s);
+		} else if (r != VV_ENOENT) {
+			return r;
+		}
+		if (r == VV_ENOENT && delta <= 0) {
+			vv_log(VV_LOG_ERR, "meta: dropping a reference to an unknown chunk");
+			return VV_ECORRUPT;
+		}
+		if (r == VV_ENOENT) {
+			STMT(m, S_C_INS);
+			sqlite3_bind_blob(s, 1, id, VV_CHUNK_ID_BYTES, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 2, coll);
+			sqlite3_bind_int64(s, 3, delta);
+			sqlite3_bind_int64(s, 4, i64(size));
+			if (refs)
+				*refs = (uint64_t)delta;
+			return run(m, s);
+		}
+	}
+	cur += delta;
+	if (cur < 0) {
+		vv_log(VV_LOG_ERR, "meta: chunk reference count below zero");
+		return VV_ECORRUPT;
+	}
+	if (refs)
+		*refs = (uint64_t)cur;
+	if (cur == 0) {
+		STMT(m, S_C_DEL);
+		sqlite3_bind_blob(s, 1, id, VV_CHUNK_ID_BYTES, SQLITE_STATIC);
+		return run(m, s);
+	}
+	STMT(m, S_C_UPD);
+	sqlite3_bind_blob(s, 1, id, VV_CHUNK_ID_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, cur);
+	return run(m, s);
+}
+
+int vv_meta_chunk_iter(struct vv_meta *m,
+		       int (*cb)(void *ctx, const uint8_t *id, uint32_t coll, uint64_t refs, uint64_t size),
+		       void *ctx)
+{
+	int rc, r = 0;
+	STMT(m, S_C_ITER);
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(s, 0) != VV_CHUNK_ID_BYTES) {
+			r = VV_ECORRUPT;
+			break;
+		}
+		r = cb(ctx, sqlite3_column_blob(s, 0), (uint32_t)sqlite3_column_int64(s, 1),
+		       (uint64_t)sqlite3_column_int64(s, 2), (uint64_t)sqlite3_column_int64(s, 3));
+		if (r)
+			break;
+	}
+	sqlite3_reset(s);
+	if (r)
+		return r;
+	return rc == SQLITE_DONE ? 0 : err(m, rc);
+}
+
+int vv_meta_chunk_set_refs(struct vv_meta *m, const uint8_t id[VV_CHUNK_ID_BYTES], uint64_t refs)
+{
+	if (refs == 0) {
+		STMT(m, S_C_DEL);
+		sqlite3_bind_blob(s, 1, id, VV_CHUNK_ID_BYTES, SQLITE_STATIC);
+		return run(m, s);
+	}
+	STMT(m, S_C_SETREFS);
+	sqlite3_bind_blob(s, 1, id, VV_CHUNK_ID_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, i64(refs));
+	return run(m, s);
+}
+
+int vv_meta_chunk_stats(struct vv_meta *m, uint64_t *count, uint64_t *bytes)
+{
+	int r;
+	STMT(m, S_C_STATS);
+
+	if ((r = row(m, s)) < 0)
+		return r;
+	*count = (uint64_t)sqlite3_column_int64(s, 0);
+	*bytes = (uint64_t)sqlite3_column_int64(s, 1);
+	sqlite3_reset(s);
+	return 0;
+}
+
+int vv_meta_coll_get(struct vv_meta *m, uint32_t id, uint8_t *wrapped, size_t cap, size_t *len)
+{
+	int r, n;
+	STMT(m, S_COLL_GET);
+
+	sqlite3_bind_int64(s, 1, id);
+	if ((r = row(m, s)) < 0)
+		return r;
+	n = sqlite3_column_bytes(s, 0);
+	if ((size_t)n > cap) {
+		sqlite3_reset(s);
+		return VV_ECORRUPT;
+	}
+	memcpy(wrapped, sqlite3_column_blob(s, 0), (size_t)n);
+	*len = (size_t)n;
+	sqlite3_reset(s);
+	return 0;
+}
+
+int vv_meta_coll_add(struct vv_meta *m, const uint8_t *wrapped, size_t len, uint32_t *id)
+{
+	int r;
+	STMT(m, S_COLL_ADD);
+
+	sqlite3_bind_blob(s, 1, wrapped, (int)len, SQLITE_STATIC);
+	if ((r = run(m, s)) < 0)
+		return r;
+	*id = (uint32_t)sqlite3_last_insert_rowid(m->db);
+	return 0;
+}
+
+int vv_meta_coll_del(struct vv_meta *m, uint32_t id)
+{
+	STMT(m, S_COLL_DEL);
+
+	sqlite3_bind_int64(s, 1, id);
+	return run(m, s);
+}
+
+int vv_meta_coll_gc(struct vv_meta *m, uint32_t keep, int *dropped)
+{
+	int r;
+	STMT(m, S_COLL_GC);
+
+	sqlite3_bind_int64(s, 1, keep);
+	if ((r = run(m, s)) < 0)
+		return r;
+	*dropped = sqlite3_changes(m->db);
+	return 0;
+}
+
+int vv_meta_counts(struct vv_meta *m, uint64_t *inodes)
+{
+	int r;
+	STMT(m, S_COUNT_INO);
+
+	if ((r = row(m, s)) < 0)
+		return r;
+	*inodes = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return 0;
+}
+
+int vv_meta_integrity(struct vv_meta *m, void (*cb)(void *ctx, const char *line), void *ctx)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, r = 0;
+
+	rc = sqlite3_prepare_v2(m->db, "PRAGMA integrity_check", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return err(m, rc);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *line = (const char *)sqlite3_column_text(s, 0);
+		if (line && strcmp(line, "ok") != 0) {
+			r = VV_ECORRUPT;
+			if (cb)
+				cb(ctx, line);
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		if (cb)
+			cb(ctx, sqlite3_errmsg(m->db));
+		r = err(m, rc);
+		if (r == 0 || r == VV_EIO)
+			r = VV_ECORRUPT;
+	}
+	sqlite3_finalize(s);
+	return r;
+}

@@ -1,0 +1,138 @@
+/*
+ * meta_int.h - the metadata store: schema and queries on meta.db.
+ *
+ * The only module using SQLite (with meta_vfs.c, which encrypts its pages).
+ * One connection, used under the caller's lock (the vault's metadata mutex):
+ * no function here is thread-safe on its own.  Writes happen inside a
+ * transaction the caller opens with vv_meta_begin() and ends with
+ * vv_meta_commit(); the vault batches many operations into one commit.
+ *
+ * Schema (see docs/format.md, "meta.db schema"):
+ *   kv(k TEXT PRIMARY KEY, v)                       format, counters, checkpoints
+ *   inodes(ino PK, gen, mode, uid, gid, nlink, size, rdev, atime, mtime,
+ *          ctime, parent, coll, objid, stored, data) data: inline bytes / symlink
+ *   dirents(id PK AUTOINCREMENT, parent, name, ino, mode)  UNIQUE(parent, name)
+ *   xattrs(ino, name, value)                       PRIMARY KEY(ino, name)
+ *   extents(ino, fblock, chunk, off, len, slot)   PRIMARY KEY(ino, fblock)
+ *   chunks(id PK, coll, refs, size)
+ *   colls(id PK, wrapped)                          per-collection data keys, wrapped
+ */
+#ifndef VV_META_INT_H
+#define VV_META_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "content_int.h"
+
+#define VV_META_FORMAT 1
+
+struct vv_meta;
+
+struct vv_inode_row {
+	uint64_t ino;
+	uint64_t gen;
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size, rdev;
+	int64_t atime, mtime, ctime;      /* ns since the epoch */
+	uint64_t parent;                  /* primary parent (a directory's only one) */
+	uint32_t coll;                    /* collection id (0: top-level files) */
+	uint8_t objid[VV_OBJID_BYTES];    /* immutable, bound into every block's AD */
+	uint64_t stored;                  /* bytes stored in chunks */
+};
+
+/* Open meta.db (create: a new one with the schema).  key: the meta subkey. */
+int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, bool create,
+		 struct vv_meta **out);
+/* Commit what is pending, checkpoint and close.  NULL ok. */
+int vv_meta_close(struct vv_meta *m);
+
+/* Transactions.  begin is a no-op if one is open; commit increments the
+ * commit counter (kv "commits") and, if durable, syncs the WAL. */
+int vv_meta_begin(struct vv_meta *m);
+bool vv_meta_in_txn(const struct vv_meta *m);
+int vv_meta_commit(struct vv_meta *m, bool durable);
+int vv_meta_rollback(struct vv_meta *m);
+
+/* kv */
+int vv_meta_kv_get_u64(struct vv_meta *m, const char *k, uint64_t *v);   /* VV_ENOENT if absent */
+int vv_meta_kv_set_u64(struct vv_meta *m, const char *k, uint64_t v);
+int vv_meta_kv_get_blob(struct vv_meta *m, const char *k, void *buf, size_t cap, size_t *len);
+int vv_meta_kv_set_blob(struct vv_meta *m, const char *k, const void *buf, size_t len);
+
+/* inodes */
+int vv_meta_inode_get(struct vv_meta *m, uint64_t ino, struct vv_inode_row *r);
+/* Insert or replace the row's attributes (data untouched on replace). */
+int vv_meta_inode_put(struct vv_meta *m, const struct vv_inode_row *r);
+/* data: inline file bytes or symlink target.  *data malloc'd (caller frees),
+ * NULL with len 0 when empty. */
+int vv_meta_inode_get_data(struct vv_meta *m, uint64_t ino, uint8_t **data, size_t *len);
+int vv_meta_inode_set_data(struct vv_meta *m, uint64_t ino, const void *data, size_t len);
+/* Delete the inode with its xattrs (extents: vv_meta_extents_trim first). */
+int vv_meta_inode_del(struct vv_meta *m, uint64_t ino);
+/* A fresh inode number from the never-reused counter. */
+int vv_meta_next_ino(struct vv_meta *m, uint64_t *ino);
+int vv_meta_inode_iter(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_inode_row *r), void *ctx);
+
+/* directory entries */
+int vv_meta_dirent_get(struct vv_meta *m, uint64_t parent, const char *name, uint64_t *ino);
+int vv_meta_dirent_add(struct vv_meta *m, uint64_t parent, const char *name, uint64_t ino, uint32_t mode);
+int vv_meta_dirent_del(struct vv_meta *m, uint64_t parent, const char *name);
+/* Move an entry, keeping its cookie (readdir offsets stay valid). */
+int vv_meta_dirent_move(struct vv_meta *m, uint64_t parent, const char *name, uint64_t nparent, const char *nname);
+/* Point an existing entry at another inode (rename over, exchange). */
+int vv_meta_dirent_set_ino(struct vv_meta *m, uint64_t parent, const char *name, uint64_t ino, uint32_t mode);
+int vv_meta_dir_empty(struct vv_meta *m, uint64_t parent, bool *empty);
+/* Entries of parent with cookie > after, in cookie order, at most max;
+ * cb returns non-zero to stop (that value is returned). */
+int vv_meta_dirent_list(struct vv_meta *m, uint64_t parent, uint64_t after, int max,
+			int (*cb)(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode),
+			void *ctx);
+/* Every entry (fsck). */
+int vv_meta_dirent_iter_all(struct vv_meta *m,
+			    int (*cb)(void *ctx, uint64_t parent, const char *name, uint64_t ino), void *ctx);
+/* One name under which ino is linked (for audit paths of hard links). */
+int vv_meta_dirent_find_ino(struct vv_meta *m, uint64_t ino, uint64_t *parent, char *name, size_t cap);
+
+/* xattrs */
+int vv_meta_xattr_get(struct vv_meta *m, uint64_t ino, const char *name, uint8_t **val, size_t *len);
+int vv_meta_xattr_set(struct vv_meta *m, uint64_t ino, const char *name, const void *val, size_t len);
+int vv_meta_xattr_del(struct vv_meta *m, uint64_t ino, const char *name);   /* VV_ENODATA if absent */
+int vv_meta_xattr_list(struct vv_meta *m, uint64_t ino, int (*cb)(void *ctx, const char *name), void *ctx);
+
+/* extents */
+int vv_meta_extents_load(struct vv_meta *m, uint64_t ino,
+			 int (*cb)(void *ctx, const struct vv_extent *e), void *ctx);
+int vv_meta_extent_put(struct vv_meta *m, uint64_t ino, const struct vv_extent *e);
+/* Delete extents with fblock >= from; cb sees each one deleted. */
+int vv_meta_extents_trim(struct vv_meta *m, uint64_t ino, uint64_t from,
+			 int (*cb)(void *ctx, const struct vv_extent *e), void *ctx);
+int vv_meta_extent_iter_all(struct vv_meta *m,
+			    int (*cb)(void *ctx, uint64_t ino, const struct vv_extent *e), void *ctx);
+
+/* chunks: reference counts.  delta may be negative; *refs gets the result.
+ * A chunk row is created on first reference and deleted at zero. */
+int vv_meta_chunk_ref(struct vv_meta *m, const uint8_t id[VV_CHUNK_ID_BYTES], uint32_t coll,
+		      int64_t delta, uint64_t size, uint64_t *refs);
+int vv_meta_chunk_iter(struct vv_meta *m,
+		       int (*cb)(void *ctx, const uint8_t *id, uint32_t coll, uint64_t refs, uint64_t size),
+		       void *ctx);
+int vv_meta_chunk_set_refs(struct vv_meta *m, const uint8_t id[VV_CHUNK_ID_BYTES], uint64_t refs);
+int vv_meta_chunk_stats(struct vv_meta *m, uint64_t *count, uint64_t *bytes);
+
+/* collections: wrapped data keys */
+int vv_meta_coll_get(struct vv_meta *m, uint32_t id, uint8_t *wrapped, size_t cap, size_t *len);
+int vv_meta_coll_add(struct vv_meta *m, const uint8_t *wrapped, size_t len, uint32_t *id);
+int vv_meta_coll_del(struct vv_meta *m, uint32_t id);
+/* Delete collections no inode uses any more (but keep); returns how many. */
+int vv_meta_coll_gc(struct vv_meta *m, uint32_t keep, int *dropped);
+
+/* Counts for statfs. */
+int vv_meta_counts(struct vv_meta *m, uint64_t *inodes);
+
+/* PRAGMA integrity_check: reads (so decrypts and authenticates) every page.
+ * cb gets each problem line.  0 when clean, VV_ECORRUPT otherwise. */
+int vv_meta_integrity(struct vv_meta *m, void (*cb)(void *ctx, const char *line), void *ctx);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * meta_vfs_int.h - the page-encrypting SQLite VFS behind meta.db.
+ *
+ * SQLite sees plaintext; every page of meta.db and every page inside a WAL
+ * frame is stored encrypted and authenticated (XChaCha20-Poly1305 in the
+ * page's 40 reserved bytes), and the WAL frame checksums, which SQLite
+ * computes over plaintext, are masked with a keyed pad.  All file I/O goes
+ * through engine/os.h.  Only meta.c and meta_vfs.c include <sqlite3.h>.
+ * Byte layout: docs/format-metadb.md and the table at the top of meta_vfs.c.
+ */
+#ifndef VV_META_VFS_INT_H
+#define VV_META_VFS_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#define VV_METAVFS_NAME "vecvault"
+#define VV_METAVFS_RESERVE 40    /* nonce(24) + tag(16) at the end of every page */
+
+/*
+ * Open meta.db at path through the encrypting VFS.
+ *
+ * create=true: path must not exist or be empty (and no path-wal may exist);
+ * a new database with page size page_size and 40 reserved bytes is made.
+ * create=false: path must exist and be non-empty, else VV_ECORRUPT with a log
+ * naming the file (a missing or empty meta.db in an initialised vault is an
+ * error, never a fresh database).
+ *
+ * page_size comes from the store's conf (power of two, 1024..65536), never
+ * from the file: a file written with another page size or key fails with
+ * VV_ECORRUPT.  Sets, in this order: page size + reserve bytes (create),
+ * locking_mode=EXCLUSIVE, journal_mode=WAL (checked), temp_store=MEMORY,
+ * mmap_size=0, cache_size=-65536, synchronous=NORMAL, foreign_keys=OFF; then
+ * checks page size and reserve.
+ *
+ * key (VV_KEY_BYTES) is copied into secure memory; the caller may wipe its
+ * copy at once.  On success *out is a connection the caller owns and must
+ * release with vv_metavfs_close(); on failure *out is NULL.  One open per
+ * path at a time (VV_EBUSY otherwise).
+ * Returns 0, VV_EINVAL, VV_EEXIST, VV_EBUSY, VV_ECORRUPT, VV_EIO, VV_ENOMEM.
+ */
+int vv_metavfs_open(const char *path, const uint8_t key[32], uint32_t page_size,
+		    bool create, sqlite3 **out) __attribute__((warn_unused_result));
+
+/*
+ * PRAGMA wal_checkpoint(TRUNCATE), then close the connection (SQLite then
+ * removes the empty WAL) and unbind the key.  db may be NULL.  Returns 0 or
+ * a VV_E* code (the connection is released either way; statements the
+ * caller forgot to finalize are finalized here).
+ */
+int vv_metavfs_close(sqlite3 *db);
+
+/*
+ * WAL frames that failed authentication during this connection's WAL
+ * recovery and were treated as the end of the log (0 normally).  After a
+ * crash the last frames may legitimately be torn; a non-zero count can also
+ * mean tampering (a truncated log), so meta.c should trust the result only
+ * if the commit counter still matches the anchor.  Page reads of frames
+ * already accepted, and every main-db page, fail with VV_ECORRUPT instead.
+ */
+int vv_metavfs_wal_discarded(sqlite3 *db);
+
+/*
+ * Map an SQLite result code (rc from a call on db; db may be NULL) to a
+ * VV_E* code: authentication failures and malformed files -> VV_ECORRUPT,
+ * SQLITE_FULL -> VV_ENOSPC, other I/O -> VV_EIO, SQLITE_NOMEM -> VV_ENOMEM,
+ * SQLITE_OK/ROW/DONE -> 0.  For meta.c's own error paths.
+ */
+int vv_metavfs_err(sqlite3 *db, int rc);
+
+#endif

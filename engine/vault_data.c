@@ -1,0 +1,792 @@
+/*
+ * vault_data.c - file bytes: open, read, write, truncate, flush, fsync.
+ *
+ * A file is either inline (at most VV_INLINE_MAX bytes, kept in its meta.db
+ * row: no chunk object and no fsync of its own for small files) or a map of
+ * VV_BLOCK_SIZE blocks, each an extent in a chunk object.  Writes land in
+ * per-node dirty blocks (the write buffer) and are sealed into new chunks
+ * VV_FLUSH_BLOCKS at a time, or at close, fsync and the ticker's periodic
+ * flush: copy-on-write, chunks are never modified (DESIGN invariant 2).  A
+ * dirty block's bytes past its len, and blocks with neither extent nor dirty
+ * buffer, read as zeros (sparse files).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto_int.h"
+#include "vault_int.h"
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+
+#define BS VV_BLOCK_SIZE
+
+static struct vv_extent *find_ext(struct node *n, uint64_t fb)
+{
+	size_t lo = 0, hi = n->next;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (n->ext[mid].fblock < fb)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n->next && n->ext[lo].fblock == fb ? &n->ext[lo] : NULL;
+}
+
+static size_t dirty_pos(struct node *n, uint64_t fb)
+{
+	size_t lo = 0, hi = n->ndirty;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (n->dirty[mid].fblock < fb)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static struct dblock *find_dirty(struct node *n, uint64_t fb)
+{
+	size_t i = dirty_pos(n, fb);
+
+	return i < n->ndirty && n->dirty[i].fblock == fb ? &n->dirty[i] : NULL;
+}
+
+static int ext_set(struct node *n, const struct vv_extent *e)
+{
+	size_t lo = 0, hi = n->next;
+	struct vv_extent *x = find_ext(n, e->fblock);
+
+	if (x) {
+		*x = *e;
+		return 0;
+	}
+	if (n->next == n->extcap) {
+		size_t nc = n->extcap ? n->extcap * 2 : 16;
+		struct vv_extent *ne = realloc(n->ext, nc * sizeof(*ne));
+		if (!ne)
+			return VV_ENOMEM;
+		n->ext = ne;
+		n->extcap = nc;
+	}
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (n->ext[mid].fblock < e->fblock)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	memmove(&n->ext[lo + 1], &n->ext[lo], (n->next - lo) * sizeof(*e));
+	n->ext[lo] = *e;
+	n->next++;
+	return 0;
+}
+
+/* Under v->mu: drop one reference to a chunk; free it after a durable commit. */
+static int unref(struct vv_vault *v, uint32_t coll, const struct vv_extent *e)
+{
+	uint64_t refs;
+	int r = vv_meta_chunk_ref(v->meta, e->chunk_id, coll, -1, 0, &refs);
+
+	if (r == 0 && refs == 0)
+		vault_unlink_later(v, e->chunk_id);
+	return r;
+}
+
+struct unref_ctx {
+	struct vv_vault *v;
+	uint32_t coll;
+	uint64_t freed;
+};
+
+static int unref_cb(void *ctx, const struct vv_extent *e)
+{
+	struct unref_ctx *u = ctx;
+
+	u->freed += e->len;
+	return unref(u->v, u->coll, e);
+}
+
+int data_release_all(struct vv_vault *v, struct node *n)
+{
+	struct unref_ctx u = { v, n->a.coll, 0 };
+
+	if (!S_ISREG(n->a.mode))
+		return 0;
+	return vv_meta_extents_trim(v->meta, n->ino, 0, unref_cb, &u);
+}
+
+static int load_ext_cb(void *ctx, const struct vv_extent *e)
+{
+	return ext_set(ctx, e);
+}
+
+int data_load(struct vv_vault *v, struct node *n)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int r;
+
+	if (n->data_loaded)
+		return 0;
+	pthread_mutex_lock(&v->mu);
+	n->next = 0;
+	r = vv_meta_extents_load(v->meta, n->ino, load_ext_cb, n);
+	if (r == 0 && n->next == 0 && n->a.size <= VV_INLINE_MAX) {
+		r = vv_meta_inode_get_data(v->meta, n->ino, &data, &len);
+		if (r == 0) {
+			n->inl = calloc(1, VV_INLINE_MAX);
+			if (!n->inl)
+				r = VV_ENOMEM;
+			else
+				memcpy(n->inl, data, len < n->a.size ? len : n->a.size);
+			n->is_inline = true;
+		}
+	}
+	pthread_mutex_unlock(&v->mu);
+	free(data);
+	if (r == 0)
+		n->data_loaded = true;
+	return r;
+}
+
+/* Key of the node's collection (stable until the vault closes). */
+static int node_key(struct vv_vault *v, struct node *n, const uint8_t **key)
+{
+	int r;
+
+	pthread_mutex_lock(&v->mu);
+	r = vault_key(v, n->a.coll, key);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+/* Read plaintext bytes [lo, hi) of block fb into out. */
+static int read_block(struct vv_vault *v, struct node *n, const uint8_t *key, uint64_t fb,
+		      uint32_t lo, uint32_t hi, uint8_t *out)
+{
+	struct dblock *d;
+	struct vv_extent *e;
+	int r;
+
+	if ((d = find_dirty(n, fb))) {
+		memcpy(out, d->buf + lo, hi - lo);
+		return 0;
+	}
+	if (!(e = find_ext(n, fb)) || lo >= e->len) {
+		memset(out, 0, hi - lo);
+		return 0;
+	}
+	{
+		uint32_t end = hi < e->len ? hi : e->len;
+		if ((r = vv_content_read_range(v->content, key, n->a.objid, e, lo, end - lo, out)) < 0) {
+			vv_log(VV_LOG_ERR, "vault: inode %llu block %llu: %s",
+			       (unsigned long long)n->ino, (unsigned long long)fb, vv_strerror(r));
+			return r == VV_ECORRUPT ? VV_EIO : r;
+		}
+		if (end < hi)
+			memset(out + (end - lo), 0, hi - end);
+	}
+	return 0;
+}
+
+/* Dirty buffer for block fb, created from its stored content if needed.
+ * whole: the caller overwrites [0, valid length) entirely, skip reading. */
+static int get_dirty(struct vv_vault *v, struct node *n, const uint8_t *key, uint64_t fb,
+		     bool whole, struct dblock **out)
+{
+	size_t i = dirty_pos(n, fb);
+	struct vv_extent *e;
+	struct dblock nd;
+	int r;
+
+	if (i < n->ndirty && n->dirty[i].fblock == fb) {
+		*out = &n->dirty[i];
+		return 0;
+	}
+	if (n->ndirty == n->dirtycap) {
+		size_t nc = n->dirtycap ? n->dirtycap * 2 : 16;
+		struct dblock *ndb = realloc(n->dirty, nc * sizeof(*ndb));
+		if (!ndb)
+			return VV_ENOMEM;
+		n->dirty = ndb;
+		n->dirtycap = nc;
+	}
+	nd.fblock = fb;
+	nd.len = 0;
+	nd.buf = malloc(BS);
+	if (!nd.buf)
+		return VV_ENOMEM;
+	e = find_ext(n, fb);
+	if (e) {
+		nd.len = e->len;
+		if (!whole) {
+			if ((r = read_block(v, n, key, fb, 0, e->len, nd.buf)) < 0) {
+				free(nd.buf);
+				return r;
+			}
+		}
+		memset(nd.buf + e->len, 0, BS - e->len);
+	} else {
+		memset(nd.buf, 0, BS);
+	}
+	memmove(&n->dirty[i + 1], &n->dirty[i], (n->ndirty - i) * sizeof(nd));
+	n->dirty[i] = nd;
+	n->ndirty++;
+	*out = &n->dirty[i];
+	return 0;
+}
+
+/* Inline file grows past VV_INLINE_MAX: its bytes become dirty block 0. */
+static int uninline(struct vv_vault *v, struct node *n)
+{
+	struct dblock *d;
+	int r;
+
+	if (!n->is_inline)
+		return 0;
+	n->is_inline = false;
+	if (n->a.size > 0) {
+		if ((r = get_dirty(v, n, NULL, 0, true, &d)) < 0) {
+			n->is_inline = true;
+			return r;
+		}
+		if (n->inl)
+			memcpy(d->buf, n->inl, n->a.size);
+		d->len = (uint32_t)n->a.size;
+	}
+	free(n->inl);
+	n->inl = NULL;
+	n->data_dirty = true;
+	return 0;
+}
+
+int data_flush(struct vv_vault *v, struct node *n)
+{
+	struct vv_block_in in[VV_CHUNK_MAX_BLOCKS];
+	struct vv_extent ext[VV_CHUNK_MAX_BLOCKS];
+	const uint8_t *key = NULL;
+	size_t i = 0;
+	int r = 0;
+
+	if (!n->data_loaded || !n->data_dirty)
+		return 0;
+	if (n->is_inline) {
+		pthread_mutex_lock(&v->mu);
+		n->a.stored = 0;
+		if ((r = vault_txn(v)) == 0 &&
+		    (r = vv_meta_inode_set_data(v->meta, n->ino, n->inl, n->a.size)) == 0 &&
+		    (r = node_save(v, n)) == 0)
+			n->data_dirty = false;
+		pthread_mutex_unlock(&v->mu);
+		return r;
+	}
+	if (n->ndirty && (r = node_key(v, n, &key)) < 0)
+		return r;
+	while (i < n->ndirty) {
+		size_t k = 0;
+		uint64_t csize = VV_CHUNK_HDR_BYTES;
+		for (; i + k < n->ndirty && k < VV_CHUNK_MAX_BLOCKS; k++) {
+			struct dblock *d = &n->dirty[i + k];
+			in[k].objid = n->a.objid;
+			in[k].fblock = d->fblock;
+			in[k].data = d->buf;
+			in[k].len = d->len ? d->len : 1;   /* an all-zero block keeps one byte */
+			csize += in[k].len + 16;
+		}
+		if ((r = vv_content_write_chunk(v->content, key, in, k, ext)) < 0)
+			break;
+		pthread_mutex_lock(&v->mu);
+		if ((r = vault_txn(v)) == 0)
+			r = vv_meta_chunk_ref(v->meta, ext[0].chunk_id, n->a.coll, (int64_t)k, csize, NULL);
+		for (size_t j = 0; r == 0 && j < k; j++) {
+			struct vv_extent *old = find_ext(n, ext[j].fblock);
+			if (old) {
+				n->a.stored -= old->len < n->a.stored ? old->len : n->a.stored;
+				r = unref(v, n->a.coll, old);
+			}
+			if (r == 0)
+				r = vv_meta_extent_put(v->meta, n->ino, &ext[j]);
+			if (r == 0)
+				r = ext_set(n, &ext[j]);
+			n->a.stored += ext[j].len;
+		}
+		pthread_mutex_unlock(&v->mu);
+		if (r < 0)
+			break;
+		for (size_t j = 0; j < k; j++)
+			free(n->dirty[i + j].buf);
+		i += k;
+	}
+	/* Drop the flushed blocks (all of them unless an error stopped us). */
+	memmove(n->dirty, n->dirty + i, (n->ndirty - i) * sizeof(*n->dirty));
+	n->ndirty -= i;
+	if (r < 0) {
+		vv_log(VV_LOG_ERR, "vault: write-back of inode %llu failed: %s",
+		       (unsigned long long)n->ino, vv_strerror(r));
+		return r;
+	}
+	pthread_mutex_lock(&v->mu);
+	if ((r = vault_txn(v)) == 0 && (r = vv_meta_inode_set_data(v->meta, n->ino, NULL, 0)) == 0 &&
+	    (r = node_save(v, n)) == 0)
+		n->data_dirty = false;
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+int data_truncate(struct vv_vault *v, struct node *n, uint64_t size)
+{
+	const uint8_t *key = NULL;
+	uint64_t old, from;
+	uint32_t within;
+	int r;
+
+	if ((r = data_load(v, n)) < 0)
+		return r;
+	old = n->a.size;
+	if (n->is_inline && size <= VV_INLINE_MAX) {
+		if (!n->inl && !(n->inl = calloc(1, VV_INLINE_MAX)))
+			return VV_ENOMEM;
+		if (size < old)
+			memset(n->inl + size, 0, old - size);
+		goto done;
+	}
+	if ((r = uninline(v, n)) < 0)
+		return r;
+	if (size >= old)
+		goto done;
+	within = (uint32_t)(size % BS);
+	from = size / BS + (within ? 1 : 0);
+	/* Blocks wholly past the end go: dirty ones and stored ones. */
+	{
+		size_t i = dirty_pos(n, from);
+		for (size_t j = i; j < n->ndirty; j++)
+			free(n->dirty[j].buf);
+		n->ndirty = i;
+	}
+	{
+		struct unref_ctx u = { v, n->a.coll, 0 };
+		size_t keep = 0;
+		pthread_mutex_lock(&v->mu);
+		if ((r = vault_txn(v)) == 0)
+			r = vv_meta_extents_trim(v->meta, n->ino, from, unref_cb, &u);
+		pthread_mutex_unlock(&v->mu);
+		if (r < 0)
+			return r;
+		while (keep < n->next && n->ext[keep].fblock < from)
+			keep++;
+		n->next = keep;
+		n->a.stored -= u.freed < n->a.stored ? u.freed : n->a.stored;
+	}
+	if (within) {
+		struct dblock *d;
+		if ((r = node_key(v, n, &key)) < 0 || (r = get_dirty(v, n, key, size / BS, false, &d)) < 0)
+			return r;
+		memset(d->buf + within, 0, BS - within);
+		if (d->len > within)
+			d->len = within;
+	}
+	if (size == 0 && n->next == 0 && n->ndirty == 0) {
+		n->inl = calloc(1, VV_INLINE_MAX);
+		if (!n->inl)
+			return VV_ENOMEM;
+		n->is_inline = true;
+	}
+done:
+	pthread_mutex_lock(&v->mu);
+	n->a.size = size;
+	n->data_gen++;
+	pthread_mutex_unlock(&v->mu);
+	n->data_dirty = true;
+	return data_flush(v, n);
+}
+
+/* --- handles ---------------------------------------------------------------- */
+
+int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		       int flags, struct vv_file **fh, bool *keep_cache)
+{
+	struct node *n = NULL;
+	struct vv_file *f;
+	int acc = flags & O_ACCMODE, mask = 0, r;
+
+	*fh = NULL;
+	*keep_cache = false;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return VV_ENOMEM;
+	if (acc == O_RDONLY || acc == O_RDWR)
+		mask |= VV_MAY_READ;
+	if (acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC))
+		mask |= VV_MAY_WRITE;
+	if (flags & VV_OPEN_EXEC)
+		mask |= VV_MAY_EXEC;
+	pthread_mutex_lock(&v->mu);
+	if ((r = node_get(v, ino, &n)) < 0)
+		goto out;
+	if (S_ISDIR(n->a.mode) && (mask & VV_MAY_WRITE)) {
+		r = VV_EISDIR;
+		goto out;
+	}
+	if ((flags & VV_OPEN_EXEC) && !S_ISREG(n->a.mode)) {
+		r = VV_EACCES;
+		goto out;
+	}
+	if ((r = node_check(v, c, n, mask)) < 0)
+		goto out;
+	n->nopen++;
+	f->n = n;
+	f->flags = flags;
+	vault_file_owner(f, c);
+	*keep_cache = n->open_gen == n->data_gen;
+	n->open_gen = n->data_gen;
+out:
+	if (r < 0)
+		vault_audit(v, c, "open", ino, 0, NULL, r, NULL);
+	else if (!(flags & O_TRUNC) || !S_ISREG(n->a.mode))
+		vault_audit_file(v, c, "open", f, 0);
+	node_put(v, n);
+	pthread_mutex_unlock(&v->mu);
+	if (r < 0) {
+		free(f);
+		return r;
+	}
+	if ((flags & O_TRUNC) && S_ISREG(n->a.mode)) {
+		struct vv_perm p;
+		pthread_rwlock_wrlock(&n->rw);
+		r = n->a.size ? data_truncate(v, n, 0) : 0;
+		pthread_mutex_lock(&v->mu);
+		if (r == 0) {
+			node_perm(v, n, &p);
+			n->a.mode = vv_access_killpriv(&c->id, &p);
+			n->a.mtime = n->a.ctime = vault_now();
+			r = node_save(v, n);
+		}
+		vault_audit_file(v, c, "open", f, r);
+		pthread_mutex_unlock(&v->mu);
+		pthread_rwlock_unlock(&n->rw);
+		*keep_cache = false;
+		if (r < 0) {
+			vv_vault_release(v, f);
+			return r;
+		}
+	}
+	*fh = f;
+	return 0;
+}
+
+/* Take the data lock for reading with the data loaded. */
+static int rdlock_loaded(struct vv_vault *v, struct node *n)
+{
+	int r = 0;
+
+	pthread_rwlock_rdlock(&n->rw);
+	if (n->data_loaded)
+		return 0;
+	pthread_rwlock_unlock(&n->rw);
+	pthread_rwlock_wrlock(&n->rw);
+	r = data_load(v, n);
+	pthread_rwlock_unlock(&n->rw);
+	if (r < 0)
+		return r;
+	pthread_rwlock_rdlock(&n->rw);
+	return 0;
+}
+
+ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf, size_t size, uint64_t off)
+{
+	struct node *n = fh->n;
+	const uint8_t *key = NULL;
+	uint8_t *out = buf;
+	uint64_t end, pos;
+	int r;
+
+	if ((fh->flags & O_ACCMODE) == O_WRONLY)
+		return VV_EBADF;
+	if ((r = rdlock_loaded(v, n)) < 0)
+		return r;
+	if (off >= n->a.size) {
+		pthread_rwlock_unlock(&n->rw);
+		return 0;
+	}
+	end = off + size < n->a.size ? off + size : n->a.size;
+	if (n->is_inline) {
+		if (n->inl)
+			memcpy(out, n->inl + off, end - off);
+		else
+			memset(out, 0, end - off);
+	} else {
+		if (n->next && (r = node_key(v, n, &key)) < 0)
+			goto out;
+		for (pos = off; pos < end;) {
+			uint64_t fb = pos / BS, bstart = fb * BS;
+			uint32_t lo = (uint32_t)(pos - bstart);
+			uint32_t hi = (uint32_t)((end - bstart) < BS ? end - bstart : BS);
+			if ((r = read_block(v, n, key, fb, lo, hi, out + (pos - off))) < 0)
+				goto out;
+			pos = bstart + hi;
+		}
+	}
+	r = 0;
+out:
+	pthread_rwlock_unlock(&n->rw);
+	if (r < 0)
+		return r;
+	__atomic_fetch_add(&fh->rbytes, end - off, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&fh->rcount, 1, __ATOMIC_RELAXED);
+	return (ssize_t)(end - off);
+}
+
+ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
+		       const void *buf, size_t size, uint64_t off)
+{
+	struct node *n = fh->n;
+	const uint8_t *in = buf, *key = NULL;
+	uint64_t end, pos;
+	int r = 0;
+
+	if ((fh->flags & O_ACCMODE) == O_RDONLY)
+		return VV_EBADF;
+	pthread_rwlock_wrlock(&n->rw);
+	if ((r = data_load(v, n)) < 0)
+		goto out;
+	if (fh->flags & O_APPEND)
+		off = n->a.size;
+	if (off > VV_MAX_FILE_SIZE || size > VV_MAX_FILE_SIZE - off) {
+		r = VV_EFBIG;
+		goto out;
+	}
+	end = off + size;
+	if (size == 0)
+		goto out;
+	if ((n->a.mode & (S_ISUID | S_ISGID)) && c && c->id.uid != 0) {
+		struct vv_perm p;
+		pthread_mutex_lock(&v->mu);
+		node_perm(v, n, &p);
+		n->a.mode = vv_access_killpriv(&c->id, &p);
+		pthread_mutex_unlock(&v->mu);
+	}
+	if (n->is_inline && end <= VV_INLINE_MAX) {
+		if (!n->inl && !(n->inl = calloc(1, VV_INLINE_MAX))) {
+			r = VV_ENOMEM;
+			goto out;
+		}
+		memcpy(n->inl + off, in, size);
+	} else {
+		if ((r = uninline(v, n)) < 0)
+			goto out;
+		if (n->next && (r = node_key(v, n, &key)) < 0)
+			goto out;
+		for (pos = off; pos < end;) {
+			uint64_t fb = pos / BS, bstart = fb * BS;
+			uint32_t lo = (uint32_t)(pos - bstart);
+			uint32_t hi = (uint32_t)((end - bstart) < BS ? end - bstart : BS);
+			struct vv_extent *e = find_ext(n, fb);
+			struct dblock *d;
+			bool whole = lo == 0 && (!e || hi >= e->len);
+			if ((r = get_dirty(v, n, key, fb, whole, &d)) < 0)
+				goto out;
+			memcpy(d->buf + lo, in + (pos - off), hi - lo);
+			if (d->len < hi)
+				d->len = hi;
+			pos = bstart + hi;
+		}
+	}
+	pthread_mutex_lock(&v->mu);
+	if (end > n->a.size)
+		n->a.size = end;
+	n->a.mtime = n->a.ctime = vault_now();
+	n->data_gen++;
+	n->data_dirty = true;
+	pthread_mutex_unlock(&v->mu);
+	if (n->ndirty >= VV_FLUSH_BLOCKS)
+		r = data_flush(v, n);
+out:
+	pthread_rwlock_unlock(&n->rw);
+	if (r < 0) {
+		fh->err = r;
+		return r;
+	}
+	__atomic_fetch_add(&fh->wbytes, size, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&fh->wcount, 1, __ATOMIC_RELAXED);
+	return (ssize_t)size;
+}
+
+static int flush_node(struct vv_vault *v, struct node *n)
+{
+	int r;
+
+	pthread_rwlock_wrlock(&n->rw);
+	r = data_flush(v, n);
+	pthread_rwlock_unlock(&n->rw);
+	return r;
+}
+
+int vv_vault_flush(struct vv_vault *v, struct vv_file *fh)
+{
+	int r = flush_node(v, fh->n);
+
+	if (r == 0 && fh->err) {
+		r = fh->err;
+		fh->err = 0;
+	}
+	return r;
+}
+
+int vv_vault_fsync(struct vv_vault *v, struct vv_file *fh, bool datasync)
+{
+	int r = flush_node(v, fh->n), r2;
+
+	(void)datasync;
+	pthread_mutex_lock(&v->mu);
+	r2 = vault_commit(v, true);
+	pthread_mutex_unlock(&v->mu);
+	return r < 0 ? r : r2;
+}
+
+int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
+{
+	struct node *n = fh->n;
+	int r = flush_node(v, n);
+
+	pthread_mutex_lock(&v->mu);
+	if (fh->rcount || fh->wcount)
+		vault_audit_file(v, NULL, "close", fh, r);
+	n->nopen--;
+	node_maybe_free(v, n);
+	pthread_mutex_unlock(&v->mu);
+	free(fh);
+	return r;
+}
+
+int vv_vault_fallocate(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
+		       int mode, uint64_t off, uint64_t len)
+{
+	struct node *n = fh->n;
+	int r = 0;
+
+	if (mode & ~FALLOC_FL_KEEP_SIZE)
+		return VV_ENOTSUP;
+	if (len == 0)
+		return VV_EINVAL;
+	if (off > VV_MAX_FILE_SIZE || len > VV_MAX_FILE_SIZE - off)
+		return VV_EFBIG;
+	if ((fh->flags & O_ACCMODE) == O_RDONLY)
+		return VV_EBADF;
+	if (mode & FALLOC_FL_KEEP_SIZE)
+		return 0;           /* chunks are written on demand: nothing to reserve */
+	pthread_rwlock_wrlock(&n->rw);
+	if (off + len > n->a.size) {
+		r = data_truncate(v, n, off + len);
+		if (r == 0) {
+			pthread_mutex_lock(&v->mu);
+			n->a.ctime = vault_now();
+			r = node_save(v, n);
+			pthread_mutex_unlock(&v->mu);
+		}
+	}
+	pthread_rwlock_unlock(&n->rw);
+	return r;
+}
+
+int vv_vault_lseek(struct vv_vault *v, struct vv_file *fh, int64_t off, int whence, int64_t *out)
+{
+	struct node *n = fh->n;
+	uint64_t size, fb;
+	int r;
+
+	if (off < 0)
+		return VV_ENXIO;
+	if ((r = rdlock_loaded(v, n)) < 0)
+		return r;
+	size = n->a.size;
+	if ((uint64_t)off >= size) {
+		pthread_rwlock_unlock(&n->rw);
+		return VV_ENXIO;
+	}
+	if (n->is_inline) {
+		*out = whence == SEEK_DATA ? off : (int64_t)size;
+		pthread_rwlock_unlock(&n->rw);
+		return 0;
+	}
+	for (fb = (uint64_t)off / BS; fb * BS < size; fb++) {
+		bool data = find_ext(n, fb) || find_dirty(n, fb);
+		if (whence == SEEK_DATA && data)
+			break;
+		if (whence == SEEK_HOLE && !data)
+			break;
+		/* Skip long holes quickly: jump to the next extent or dirty block. */
+		if (whence == SEEK_DATA) {
+			uint64_t next = UINT64_MAX;
+			size_t i = dirty_pos(n, fb + 1);
+			if (i < n->ndirty)
+				next = n->dirty[i].fblock;
+			for (size_t j = 0; j < n->next; j++)
+				if (n->ext[j].fblock > fb) {
+					if (n->ext[j].fblock < next)
+						next = n->ext[j].fblock;
+					break;
+				}
+			if (next == UINT64_MAX) {
+				fb = (size + BS - 1) / BS;
+				break;
+			}
+			fb = next - 1;
+		}
+	}
+	pthread_rwlock_unlock(&n->rw);
+	if (fb * BS >= size) {
+		if (whence == SEEK_DATA)
+			return VV_ENXIO;
+		*out = (int64_t)size;
+		return 0;
+	}
+	*out = (int64_t)(fb * BS) > off ? (int64_t)(fb * BS) : off;
+	return 0;
+}
+
+int vault_flush_all(struct vv_vault *v)
+{
+	struct node **list = NULL;
+	size_t n = 0, cap = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&v->mu);
+	for (size_t i = 0; i < v->hsize; i++)
+		for (struct node *x = v->htab[i]; x; x = x->hnext) {
+			if (!x->data_dirty)
+				continue;
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 64;
+				struct node **nl = realloc(list, nc * sizeof(*nl));
+				if (!nl) {
+					r = VV_ENOMEM;
+					goto done;
+				}
+				list = nl;
+				cap = nc;
+			}
+			x->pins++;
+			list[n++] = x;
+		}
+done:
+	pthread_mutex_unlock(&v->mu);
+	for (size_t i = 0; i < n; i++) {
+		int r2 = flush_node(v, list[i]);
+		if (r == 0)
+			r = r2;
+	}
+	pthread_mutex_lock(&v->mu);
+	for (size_t i = 0; i < n; i++)
+		node_put(v, list[i]);
+	pthread_mutex_unlock(&v->mu);
+	free(list);
+	return r;
+}

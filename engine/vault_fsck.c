@@ -1,0 +1,312 @@
+/*
+ * vault_fsck.c - vecvault fsck: decrypt and check everything.
+ *
+ * 1. meta.db: PRAGMA integrity_check reads every page, so every page is
+ *    decrypted and authenticated.
+ * 2. Directory entries point at existing inodes; link counts match.
+ * 3. Every extent's block is read and authenticated (damage is named by
+ *    path, block and chunk).
+ * 4. Chunk reference counts match the extents; chunk files on disk that
+ *    nothing references (orphans of a crash) are freed when repairing;
+ *    referenced chunks that are missing are damage.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "crypto_int.h"
+#include "vault_int.h"
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+
+struct ino_info {
+	uint64_t ino;
+	uint32_t mode, nlink, coll;
+	uint32_t links;                  /* entries seen */
+	uint8_t objid[VV_OBJID_BYTES];
+};
+
+struct cref {
+	uint8_t id[VV_CHUNK_ID_BYTES];
+	uint64_t refs;                   /* from extents */
+	uint64_t min_size;
+	bool in_table, on_disk;
+};
+
+struct fsck {
+	struct vv_vault *v;
+	bool repair;
+	vv_report_fn fn;
+	void *ctx;
+	struct vv_fsck_report *rep;
+	struct ino_info *inos;
+	size_t ninos, capinos;
+	struct cref *crefs;
+	size_t ncrefs, capcrefs;
+	uint8_t *buf;
+};
+
+static void say(struct fsck *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct fsck *f, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (f->fn)
+		f->fn(f->ctx, line);
+}
+
+static void integrity_line(void *ctx, const char *line)
+{
+	struct fsck *f = ctx;
+
+	f->rep->damaged++;
+	say(f, "damaged: meta.db: %s", line);
+}
+
+static int collect_ino(void *ctx, const struct vv_inode_row *r)
+{
+	struct fsck *f = ctx;
+
+	if (f->ninos == f->capinos) {
+		size_t nc = f->capinos ? f->capinos * 2 : 1024;
+		struct ino_info *ni = realloc(f->inos, nc * sizeof(*ni));
+		if (!ni)
+			return VV_ENOMEM;
+		f->inos = ni;
+		f->capinos = nc;
+	}
+	f->inos[f->ninos].ino = r->ino;
+	f->inos[f->ninos].mode = r->mode;
+	f->inos[f->ninos].nlink = r->nlink;
+	f->inos[f->ninos].coll = r->coll;
+	f->inos[f->ninos].links = 0;
+	memcpy(f->inos[f->ninos].objid, r->objid, VV_OBJID_BYTES);
+	f->ninos++;
+	f->rep->inodes++;
+	if (S_ISDIR(r->mode))
+		f->rep->dirs++;
+	else if (S_ISREG(r->mode))
+		f->rep->files++;
+	return 0;
+}
+
+static struct ino_info *find_ino(struct fsck *f, uint64_t ino)
+{
+	size_t lo = 0, hi = f->ninos;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (f->inos[mid].ino < ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < f->ninos && f->inos[lo].ino == ino ? &f->inos[lo] : NULL;
+}
+
+static int check_dirent(void *ctx, uint64_t parent, const char *name, uint64_t ino)
+{
+	struct fsck *f = ctx;
+	struct ino_info *p = find_ino(f, parent), *i = find_ino(f, ino);
+
+	if (!p || !S_ISDIR(p->mode)) {
+		f->rep->errors++;
+		say(f, "error: entry '%s' in missing directory inode %llu", name, (unsigned long long)parent);
+	}
+	if (!i) {
+		f->rep->errors++;
+		say(f, "error: entry '%s' (in inode %llu) points at missing inode %llu", name,
+		    (unsigned long long)parent, (unsigned long long)ino);
+		return 0;
+	}
+	i->links++;
+	return 0;
+}
+
+static struct cref *cref_get(struct fsck *f, const uint8_t id[VV_CHUNK_ID_BYTES], bool add)
+{
+	for (size_t i = 0; i < f->ncrefs; i++)        /* small vaults: linear is fine */
+		if (memcmp(f->crefs[i].id, id, VV_CHUNK_ID_BYTES) == 0)
+			return &f->crefs[i];
+	if (!add)
+		return NULL;
+	if (f->ncrefs == f->capcrefs) {
+		size_t nc = f->capcrefs ? f->capcrefs * 2 : 256;
+		struct cref *ncr = realloc(f->crefs, nc * sizeof(*ncr));
+		if (!ncr)
+			return NULL;
+		f->crefs = ncr;
+		f->capcrefs = nc;
+	}
+	memset(&f->crefs[f->ncrefs], 0, sizeof(f->crefs[0]));
+	memcpy(f->crefs[f->ncrefs].id, id, VV_CHUNK_ID_BYTES);
+	return &f->crefs[f->ncrefs++];
+}
+
+static int check_extent(void *ctx, uint64_t ino, const struct vv_extent *e)
+{
+	struct fsck *f = ctx;
+	struct ino_info *i = find_ino(f, ino);
+	struct cref *c = cref_get(f, e->chunk_id, true);
+	const uint8_t *key;
+	char hex[17], path[4096];
+	int r;
+
+	if (!c)
+		return VV_ENOMEM;
+	c->refs++;
+	if (vv_content_extent_end(e) > c->min_size)
+		c->min_size = vv_content_extent_end(e);
+	f->rep->blocks_checked++;
+	vv_hex_encode(hex, e->chunk_id, 8);
+	if (!i) {
+		f->rep->errors++;
+		say(f, "error: extent of missing inode %llu (chunk %s)", (unsigned long long)ino, hex);
+		return 0;
+	}
+	if ((r = vault_key(f->v, i->coll, &key)) < 0) {
+		f->rep->damaged++;
+		say(f, "damaged: key of collection %u: %s", i->coll, vv_strerror(r));
+		return 0;
+	}
+	r = vv_content_read_block(f->v->content, key, i->objid, e, f->buf);
+	if (r < 0) {
+		node_path(f->v, ino, path, sizeof(path));
+		f->rep->damaged++;
+		say(f, "damaged: %s block %llu (chunk %s...): %s", path, (unsigned long long)e->fblock,
+		    hex, r == VV_ECORRUPT ? "authentication failed" : vv_strerror(r));
+	}
+	return 0;
+}
+
+static int table_chunk(void *ctx, const uint8_t *id, uint32_t coll, uint64_t refs, uint64_t size)
+{
+	struct fsck *f = ctx;
+	struct cref *c = cref_get(f, id, true);
+
+	if (!c)
+		return VV_ENOMEM;
+	c->in_table = true;
+	if (c->refs != refs) {
+		char hex[17];
+		vv_hex_encode(hex, id, 8);
+		f->rep->errors++;
+		say(f, "error: chunk %s... counted %llu references, has %llu%s", hex,
+		    (unsigned long long)refs, (unsigned long long)c->refs, f->repair ? " (fixed)" : "");
+		if (f->repair)
+			vv_meta_chunk_set_refs(f->v->meta, id, c->refs);
+	}
+	return 0;
+}
+
+static int disk_chunk(void *ctx, const uint8_t id[VV_CHUNK_ID_BYTES], uint64_t size)
+{
+	struct fsck *f = ctx;
+	struct cref *c = cref_get(f, id, false);
+	char hex[17];
+
+	f->rep->chunks++;
+	vv_hex_encode(hex, id, 8);
+	if (!c || c->refs == 0) {
+		f->rep->orphan_chunks++;
+		if (f->repair && vv_content_unlink(f->v->content, id) == 0)
+			f->rep->orphan_chunks_freed++;
+		say(f, "orphan: chunk %s... (%llu bytes) is referenced by nothing%s", hex,
+		    (unsigned long long)size, f->repair ? ", freed" : "");
+		return 0;
+	}
+	c->on_disk = true;
+	if (size < c->min_size) {
+		f->rep->damaged++;
+		say(f, "damaged: chunk %s... is truncated (%llu of at least %llu bytes)", hex,
+		    (unsigned long long)size, (unsigned long long)c->min_size);
+	}
+	return 0;
+}
+
+static int junk(void *ctx, const char *rel)
+{
+	struct fsck *f = ctx;
+
+	f->rep->errors++;
+	say(f, "junk: chunks/%s is not a chunk object%s", rel,
+	    strstr(rel, ".tmp-") ? " (left by a crash; remove it)" : "");
+	return 0;
+}
+
+int vv_vault_fsck(struct vv_vault *v, bool repair, vv_report_fn fn, void *ctx,
+		  struct vv_fsck_report *rep)
+{
+	struct fsck f = { .v = v, .repair = repair, .fn = fn, .ctx = ctx, .rep = rep };
+	int r;
+
+	memset(rep, 0, sizeof(*rep));
+	f.buf = malloc(VV_BLOCK_SIZE);
+	if (!f.buf)
+		return VV_ENOMEM;
+	if ((r = vault_flush_all(v)) < 0)
+		goto out;
+	pthread_mutex_lock(&v->mu);
+	if ((r = vault_commit(v, true)) < 0)
+		goto unlock;
+	vv_meta_integrity(v->meta, integrity_line, &f);
+	if ((r = vv_meta_inode_iter(v->meta, collect_ino, &f)) < 0 ||
+	    (r = vv_meta_dirent_iter_all(v->meta, check_dirent, &f)) < 0)
+		goto report;
+	for (size_t i = 0; i < f.ninos; i++) {
+		struct ino_info *n = &f.inos[i];
+		uint32_t want = S_ISDIR(n->mode) ? 0 : n->links;
+		if (n->ino == VV_ROOT_INO)
+			continue;
+		if (n->links == 0) {
+			f.rep->orphan_inodes++;
+			say(&f, "orphan: inode %llu is in no directory", (unsigned long long)n->ino);
+		} else if (!S_ISDIR(n->mode) && n->nlink != want) {
+			f.rep->errors++;
+			say(&f, "error: inode %llu has link count %u but %u entries",
+			    (unsigned long long)n->ino, n->nlink, n->links);
+		}
+	}
+	if ((r = vv_meta_extent_iter_all(v->meta, check_extent, &f)) < 0 ||
+	    (r = vault_txn(v)) < 0 ||
+	    (r = vv_meta_chunk_iter(v->meta, table_chunk, &f)) < 0)
+		goto report;
+	for (size_t i = 0; i < f.ncrefs; i++)
+		if (f.crefs[i].refs && !f.crefs[i].in_table) {
+			char hex[17];
+			vv_hex_encode(hex, f.crefs[i].id, 8);
+			f.rep->errors++;
+			say(&f, "error: chunk %s... is used but not counted%s", hex, repair ? " (fixed)" : "");
+			if (repair)
+				vv_meta_chunk_ref(v->meta, f.crefs[i].id, 0, (int64_t)f.crefs[i].refs, 0, NULL);
+		}
+	if ((r = vv_content_list_all(v->content, disk_chunk, junk, &f)) < 0)
+		goto report;
+	for (size_t i = 0; i < f.ncrefs; i++)
+		if (f.crefs[i].refs && !f.crefs[i].on_disk) {
+			char hex[17];
+			vv_hex_encode(hex, f.crefs[i].id, 8);
+			f.rep->missing_chunks++;
+			f.rep->damaged++;
+			say(&f, "damaged: chunk %s... is missing (%llu blocks lost)", hex,
+			    (unsigned long long)f.crefs[i].refs);
+		}
+	if (repair)
+		r = vault_commit(v, true);
+report:
+	if (r == 0 && (rep->damaged || rep->missing_chunks))
+		r = VV_ECORRUPT;
+unlock:
+	pthread_mutex_unlock(&v->mu);
+out:
+	free(f.inos);
+	free(f.crefs);
+	free(f.buf);
+	return r;
+}

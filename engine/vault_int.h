@@ -1,0 +1,158 @@
+/*
+ * vault_int.h - internals shared by vault*.c: the open vault, its node
+ * cache, file and directory handles.
+ *
+ * Locking: v->mu guards the metadata connection (meta.c is not
+ * thread-safe), the node table and every node's attributes and ACL cache.
+ * n->rw guards a node's data (extent map, write buffer, inline bytes).
+ * Order: n->rw before v->mu; never wait for n->rw while holding v->mu.
+ * Nodes are kept alive by n->pins (lookup references count as nlookup,
+ * open handles as nopen, transient users as pins); a node with no
+ * references and nothing dirty is dropped from the table, and one with
+ * nlink 0 is deleted then.
+ */
+#ifndef VV_VAULT_INT_H
+#define VV_VAULT_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "content_int.h"
+#include "meta_int.h"
+#include "vecvault/audit.h"
+#include "vecvault/store.h"
+#include "vecvault/vault.h"
+
+#define VV_INLINE_MAX 4096          /* files up to this size live in meta.db */
+#define VV_MAX_FILE_SIZE (1ULL << 62)
+#define VV_FLUSH_BLOCKS VV_CHUNK_MAX_BLOCKS   /* dirty blocks that trigger a flush */
+#define VV_MAX_LINKS 65000
+
+struct dblock {                      /* one dirty (buffered) block */
+	uint64_t fblock;
+	uint32_t len;                    /* valid bytes */
+	uint8_t *buf;                    /* VV_BLOCK_SIZE */
+};
+
+struct node {
+	struct node *hnext;
+	uint64_t ino;
+	struct vv_inode_row a;           /* attributes (under v->mu) */
+	uint64_t nlookup;                /* kernel references */
+	uint32_t nopen;                  /* open handles */
+	uint32_t pins;                   /* transient users */
+	bool acl_loaded;
+	uint8_t *acl;                    /* access ACL blob or NULL (under v->mu) */
+	size_t acl_len;
+	bool chain_ok;                   /* dirs: every user may search the ancestry */
+	uint64_t chain_gen;              /* v->perm_gen when chain_ok was computed */
+	uint64_t lparent;                /* the entry the kernel last looked it up by */
+	char *lname;
+
+	pthread_rwlock_t rw;             /* data */
+	bool data_loaded;                /* ext/inl loaded from meta */
+	bool is_inline;                  /* bytes in inl, no extents */
+	uint8_t *inl;                    /* VV_INLINE_MAX bytes when is_inline */
+	struct vv_extent *ext;           /* sorted by fblock */
+	size_t next, extcap;
+	struct dblock *dirty;            /* sorted by fblock */
+	size_t ndirty, dirtycap;
+	bool data_dirty;                 /* size/inline/dirty blocks not yet in meta */
+	uint64_t data_gen;               /* bumps on every data change */
+	uint64_t open_gen;               /* data_gen at the last open */
+};
+
+struct vv_file {
+	struct node *n;
+	int flags;
+	uint64_t rbytes, wbytes, rcount, wcount;
+	int err;                         /* sticky write-back error for flush/fsync */
+	struct vv_ctx who;               /* the opener, for the summary at release */
+	char comm[32];
+	char client[64];
+};
+
+struct vv_dir {
+	struct node *n;
+	const struct vv_ctx *c;
+};
+
+struct pending_unlink {
+	uint8_t id[VV_CHUNK_ID_BYTES];
+};
+
+struct collkey {
+	uint32_t id;
+	uint8_t *key;                    /* secure memory */
+};
+
+struct vv_vault {
+	struct vv_store *store;
+	struct vv_meta *meta;
+	struct vv_content *content;
+	struct vv_audit *audit;
+	bool audit_lookups;
+	unsigned flags;
+
+	pthread_mutex_t mu;
+	struct node **htab;
+	size_t hsize, nnodes;
+	uint64_t perm_gen;               /* bumps when a directory's permissions change */
+	uint32_t root_coll;
+
+	uint8_t *wrapkey;                /* secure: wraps collection keys */
+	struct collkey *colls;
+	size_t ncolls;
+
+	/* chunks whose last reference was dropped: unlink after a durable commit */
+	struct pending_unlink *unl;
+	size_t nunl, unlcap;
+	size_t unl_safe;                 /* entries [0, unl_safe) are durable-safe */
+	bool dirty_commit;               /* something committed since the last durable commit */
+
+	pthread_t tick;
+	bool tick_run;
+	pthread_cond_t tick_cv;
+	int fatal;                       /* sticky error: metadata can no longer be committed */
+
+	vv_inval_fn inval;
+	void *inval_ctx;
+};
+
+/* vault.c */
+int vault_key(struct vv_vault *v, uint32_t coll, const uint8_t **key);  /* under mu */
+int vault_coll_new(struct vv_vault *v, uint32_t *id);                    /* under mu */
+int vault_coll_drop(struct vv_vault *v, uint32_t id);                    /* under mu */
+void vault_unlink_later(struct vv_vault *v, const uint8_t id[VV_CHUNK_ID_BYTES]);  /* under mu */
+int vault_commit(struct vv_vault *v, bool durable);                      /* under mu */
+int vault_txn(struct vv_vault *v);                                       /* under mu */
+int64_t vault_now(void);
+void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,
+		 uint64_t parent, const char *name, int result, const char *detail);
+void vault_file_owner(struct vv_file *fh, const struct vv_ctx *c);
+void vault_audit_file(struct vv_vault *v, const struct vv_ctx *c, const char *op,
+		      struct vv_file *fh, int result);
+
+/* node table (vault_node.c), all under mu */
+int node_get(struct vv_vault *v, uint64_t ino, struct node **out);
+void node_put(struct vv_vault *v, struct node *n);            /* drop a pin */
+int node_save(struct vv_vault *v, struct node *n);            /* write attributes */
+int node_acl(struct vv_vault *v, struct node *n, const uint8_t **acl, size_t *len);
+void node_perm(struct vv_vault *v, struct node *n, struct vv_perm *p);
+void node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct vv_attr *out);
+bool node_chain_ok(struct vv_vault *v, struct node *dir);
+void node_maybe_free(struct vv_vault *v, struct node *n);
+int node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap);
+void node_invalidate_all(struct vv_vault *v);
+void node_named(struct node *n, uint64_t parent, const char *name);
+int node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int mask);
+
+/* data (vault_data.c) */
+int data_load(struct vv_vault *v, struct node *n);            /* under n->rw (write) */
+int data_flush(struct vv_vault *v, struct node *n);           /* under n->rw (write), takes mu */
+int data_truncate(struct vv_vault *v, struct node *n, uint64_t size);  /* under n->rw (write), takes mu */
+int data_release_all(struct vv_vault *v, struct node *n);     /* under mu: drop extents of a deleted node */
+int vault_flush_all(struct vv_vault *v);                      /* not under mu */
+
+#endif

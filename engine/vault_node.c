@@ -1,0 +1,329 @@
+/*
+ * vault_node.c - the in-memory node table: attributes, ACL cache, lookup
+ * and open references, and the "may the kernel cache this?" rule.
+ *
+ * Every function here runs under v->mu.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "vault_int.h"
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+
+static size_t hslot(const struct vv_vault *v, uint64_t ino)
+{
+	return (size_t)((ino * 0x9E3779B97F4A7C15ULL) >> 20) & (v->hsize - 1);
+}
+
+static int grow(struct vv_vault *v)
+{
+	size_t nsize = v->hsize ? v->hsize * 2 : 1024;
+	struct node **nt = calloc(nsize, sizeof(*nt));
+
+	if (!nt)
+		return VV_ENOMEM;
+	for (size_t i = 0; i < v->hsize; i++) {
+		struct node *n = v->htab[i], *next;
+		for (; n; n = next) {
+			size_t h = (size_t)((n->ino * 0x9E3779B97F4A7C15ULL) >> 20) & (nsize - 1);
+			next = n->hnext;
+			n->hnext = nt[h];
+			nt[h] = n;
+		}
+	}
+	free(v->htab);
+	v->htab = nt;
+	v->hsize = nsize;
+	return 0;
+}
+
+static struct node *find(struct vv_vault *v, uint64_t ino)
+{
+	if (!v->hsize)
+		return NULL;
+	for (struct node *n = v->htab[hslot(v, ino)]; n; n = n->hnext)
+		if (n->ino == ino)
+			return n;
+	return NULL;
+}
+
+/* Get the node for ino (loading it from meta.db) with one pin taken. */
+int node_get(struct vv_vault *v, uint64_t ino, struct node **out)
+{
+	struct node *n = find(v, ino);
+	int r;
+
+	if (n) {
+		n->pins++;
+		*out = n;
+		return 0;
+	}
+	if (v->nnodes + 1 > v->hsize / 2 && (r = grow(v)) < 0)
+		return r;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return VV_ENOMEM;
+	if ((r = vv_meta_inode_get(v->meta, ino, &n->a)) < 0) {
+		free(n);
+		return r;
+	}
+	n->ino = ino;
+	n->pins = 1;
+	pthread_rwlock_init(&n->rw, NULL);
+	n->hnext = v->htab[hslot(v, ino)];
+	v->htab[hslot(v, ino)] = n;
+	v->nnodes++;
+	*out = n;
+	return 0;
+}
+
+static void unhash(struct vv_vault *v, struct node *n)
+{
+	struct node **pp = &v->htab[hslot(v, n->ino)];
+
+	while (*pp && *pp != n)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = n->hnext;
+	v->nnodes--;
+}
+
+static void node_free(struct node *n)
+{
+	for (size_t i = 0; i < n->ndirty; i++)
+		free(n->dirty[i].buf);
+	free(n->dirty);
+	free(n->ext);
+	free(n->inl);
+	free(n->acl);
+	free(n->lname);
+	pthread_rwlock_destroy(&n->rw);
+	free(n);
+}
+
+/* Drop the node from memory when nothing refers to it; delete it for good
+ * when it has no links left. */
+void node_maybe_free(struct vv_vault *v, struct node *n)
+{
+	if (n->pins || n->nlookup || n->nopen || n->data_dirty)
+		return;
+	if (n->a.nlink == 0) {
+		int r = vault_txn(v);
+		if (r == 0)
+			r = data_release_all(v, n);
+		if (r == 0)
+			r = vv_meta_inode_del(v->meta, n->ino);
+		if (r < 0)
+			vv_log(VV_LOG_ERR, "vault: cannot free inode %llu: %s (fsck will)",
+			       (unsigned long long)n->ino, vv_strerror(r));
+	}
+	unhash(v, n);
+	node_free(n);
+}
+
+void node_put(struct vv_vault *v, struct node *n)
+{
+	if (!n)
+		return;
+	n->pins--;
+	node_maybe_free(v, n);
+}
+
+int node_save(struct vv_vault *v, struct node *n)
+{
+	int r = vault_txn(v);
+
+	return r < 0 ? r : vv_meta_inode_put(v->meta, &n->a);
+}
+
+int node_acl(struct vv_vault *v, struct node *n, const uint8_t **acl, size_t *len)
+{
+	if (!n->acl_loaded) {
+		uint8_t *b = NULL;
+		size_t bl = 0;
+		int r = vv_meta_xattr_get(v->meta, n->ino, "system.posix_acl_access", &b, &bl);
+		if (r < 0 && r != VV_ENODATA)
+			return r;
+		free(n->acl);
+		n->acl = r == 0 ? b : NULL;
+		n->acl_len = r == 0 ? bl : 0;
+		n->acl_loaded = true;
+	}
+	*acl = n->acl;
+	*len = n->acl_len;
+	return 0;
+}
+
+void node_perm(struct vv_vault *v, struct node *n, struct vv_perm *p)
+{
+	const uint8_t *acl = NULL;
+	size_t len = 0;
+
+	if (node_acl(v, n, &acl, &len) < 0) {
+		/* Fail closed: an unreadable ACL is treated as denying all but
+		 * the owner class, through an invalid blob the check refuses. */
+		static const uint8_t bad[1];
+		acl = bad;
+		len = 1;
+	}
+	p->mode = n->a.mode;
+	p->uid = n->a.uid;
+	p->gid = n->a.gid;
+	p->acl = acl;
+	p->acl_len = len;
+}
+
+int node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int mask)
+{
+	struct vv_perm p;
+
+	node_perm(v, n, &p);
+	return vv_access_check(&c->id, &p, mask);
+}
+
+/* May every user search directory d (mode bits and ACL entries)? */
+static bool searchable_by_all(struct vv_vault *v, struct node *d)
+{
+	const uint8_t *acl;
+	size_t len;
+
+	if ((d->a.mode & 0111) != 0111)
+		return false;
+	if (node_acl(v, d, &acl, &len) < 0)
+		return false;
+	if (acl) {
+		uint32_t mask = 7;
+		/* kernel xattr ACL: u32 version, then {u16 tag, u16 perm, u32 id} */
+		for (size_t off = 4; off + 8 <= len; off += 8)
+			if ((acl[off] | acl[off + 1] << 8) == VV_ACL_MASK)
+				mask = acl[off + 2] & 7;
+		for (size_t off = 4; off + 8 <= len; off += 8) {
+			unsigned tag = acl[off] | acl[off + 1] << 8;
+			unsigned perm = acl[off + 2] & 7;
+			if (tag == VV_ACL_USER || tag == VV_ACL_GROUP || tag == VV_ACL_GROUP_OBJ)
+				perm &= mask;
+			if (tag != VV_ACL_MASK && !(perm & 1))
+				return false;
+		}
+	}
+	return true;
+}
+
+/* Every directory from the root down to dir may be searched by everyone. */
+bool node_chain_ok(struct vv_vault *v, struct node *dir)
+{
+	bool ok;
+
+	if (dir->chain_gen == v->perm_gen && dir->chain_gen)
+		return dir->chain_ok;
+	ok = searchable_by_all(v, dir);
+	if (ok && dir->ino != VV_ROOT_INO) {
+		struct node *p;
+		if (dir->a.parent == 0 || dir->a.parent == dir->ino || node_get(v, dir->a.parent, &p) < 0) {
+			ok = false;
+		} else {
+			ok = node_chain_ok(v, p);
+			node_put(v, p);
+		}
+	}
+	dir->chain_ok = ok;
+	dir->chain_gen = v->perm_gen;
+	return ok;
+}
+
+static void ts(int64_t ns, struct timespec *t)
+{
+	t->tv_sec = ns / 1000000000LL;
+	t->tv_nsec = ns % 1000000000LL;
+	if (t->tv_nsec < 0) {
+		t->tv_nsec += 1000000000LL;
+		t->tv_sec--;
+	}
+}
+
+void node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct vv_attr *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->ino = n->ino;
+	out->gen = n->a.gen;
+	out->mode = n->a.mode;
+	out->nlink = n->a.nlink;
+	out->uid = n->a.uid;
+	out->gid = n->a.gid;
+	out->size = n->a.size;
+	out->rdev = n->a.rdev;
+	if (S_ISREG(n->a.mode)) {
+		uint64_t st = n->a.stored;
+		if (n->is_inline || (!n->data_loaded && n->a.size <= VV_INLINE_MAX && st == 0))
+			st = n->a.size;
+		out->blocks = (st + 511) / 512;
+	} else if (S_ISDIR(n->a.mode)) {
+		out->blocks = 8;
+	}
+	ts(n->a.atime, &out->atime);
+	ts(n->a.mtime, &out->mtime);
+	ts(n->a.ctime, &out->ctime);
+	out->cacheable = cacheable;
+}
+
+/* Canonical path of ino ("/coll/dir/file"), walking primary parents. */
+int node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap)
+{
+	char tmp[4096];
+	size_t pos = sizeof(tmp) - 1;
+	uint64_t cur = ino;
+	int depth = 0;
+
+	tmp[pos] = 0;
+	while (cur != VV_ROOT_INO) {
+		char name[VV_NAME_MAX + 1];
+		uint64_t parent;
+		size_t nl;
+		if (++depth > 512 || vv_meta_dirent_find_ino(v->meta, cur, &parent, name, sizeof(name)) < 0)
+			goto unknown;
+		nl = strlen(name);
+		if (nl + 1 > pos)
+			goto unknown;
+		pos -= nl;
+		memcpy(tmp + pos, name, nl);
+		tmp[--pos] = '/';
+		cur = parent;
+	}
+	if (pos == sizeof(tmp) - 1)
+		tmp[--pos] = '/';
+	snprintf(buf, cap, "%s", tmp + pos);
+	return 0;
+unknown:
+	snprintf(buf, cap, "<inode %llu>", (unsigned long long)ino);
+	return VV_ENOENT;
+}
+
+/* A directory stopped being searchable by everyone: the kernel may hold
+ * entries below it that it would serve without asking us, so drop every
+ * entry and attribute it may have cached. */
+void node_invalidate_all(struct vv_vault *v)
+{
+	if (!v->inval)
+		return;
+	for (size_t i = 0; i < v->hsize; i++)
+		for (struct node *n = v->htab[i]; n; n = n->hnext)
+			if (n->nlookup && n->ino != VV_ROOT_INO) {
+				if (n->lname)
+					v->inval(v->inval_ctx, n->lparent, n->lname);
+				v->inval(v->inval_ctx, n->ino, NULL);
+			}
+}
+
+/* Remember the name the kernel knows n by, for invalidating its entry. */
+void node_named(struct node *n, uint64_t parent, const char *name)
+{
+	if (n->lname && n->lparent == parent && strcmp(n->lname, name) == 0)
+		return;
+	free(n->lname);
+	n->lname = strdup(name);
+	n->lparent = parent;
+}

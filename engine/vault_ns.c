@@ -1,0 +1,975 @@
+/*
+ * vault_ns.c - the namespace: lookup, getattr, setattr, creating, linking,
+ * removing and renaming entries, directory listing, access(2).
+ *
+ * Each operation decides access for the caller through the one check in
+ * access.c (vv_access_*), records denials (and changes) in the audit log,
+ * and changes meta.db inside the vault's open transaction.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto_int.h"
+#include "vault_int.h"
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+
+static int check_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || strchr(name, '/'))
+		return VV_EINVAL;
+	if (n > VV_NAME_MAX)
+		return VV_ENAMETOOLONG;
+	return 0;
+}
+
+/* Pinned directory node for ino, or VV_ENOTDIR. */
+static int get_dir(struct vv_vault *v, uint64_t ino, struct node **out)
+{
+	int r = node_get(v, ino, out);
+
+	if (r == 0 && !S_ISDIR((*out)->a.mode)) {
+		node_put(v, *out);
+		*out = NULL;
+		r = VV_ENOTDIR;
+	}
+	return r;
+}
+
+static void touch_dir(struct node *d, int64_t now)
+{
+	d->a.mtime = d->a.ctime = now;
+}
+
+/* The collection a new entry in dir would belong to; for a directory made
+ * directly under the root, a new collection (coll 0 here = "make one"). */
+static uint32_t coll_for(struct vv_vault *v, struct node *dir, bool is_dir)
+{
+	if (dir->ino == VV_ROOT_INO)
+		return is_dir ? 0 : v->root_coll;
+	return dir->a.coll;
+}
+
+int vv_vault_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
+		    const char *name, struct vv_attr *out)
+{
+	struct node *d = NULL, *n = NULL;
+	uint64_t ino = 0;
+	int r;
+
+	pthread_mutex_lock(&v->mu);
+	if ((r = get_dir(v, parent, &d)) < 0)
+		goto out;
+	if ((r = node_check(v, c, d, VV_MAY_EXEC)) < 0)
+		goto out;
+	if ((r = check_name(name)) < 0)
+		goto out;
+	if (strcmp(name, ".") == 0)
+		ino = parent;
+	else if (strcmp(name, "..") == 0)
+		ino = d->a.parent;
+	else if ((r = vv_meta_dirent_get(v->meta, parent, name, &ino)) < 0)
+		goto out;
+	if ((r = node_get(v, ino, &n)) < 0)
+		goto out;
+	n->nlookup++;
+	node_named(n, parent, name);
+	node_attr(v, n, node_chain_ok(v, d), out);
+out:
+	if (r != VV_ENOENT)
+		vault_audit(v, c, "lookup", ino, parent, name, r, NULL);
+	node_put(v, n);
+	node_put(v, d);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+void vv_vault_forget(struct vv_vault *v, uint64_t ino, uint64_t nlookup)
+{
+	struct node *n;
+
+	if (ino == VV_ROOT_INO)
+		return;
+	pthread_mutex_lock(&v->mu);
+	if (node_get(v, ino, &n) == 0) {
+		n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
+		node_put(v, n);
+	}
+	pthread_mutex_unlock(&v->mu);
+}
+
+/* Cacheability of n's attributes: through its primary parent. */
+static bool cacheable(struct vv_vault *v, struct node *n)
+{
+	struct node *p;
+	bool ok;
+
+	if (n->ino == VV_ROOT_INO)
+		return true;
+	if (node_get(v, n->a.parent, &p) < 0)
+		return false;
+	ok = S_ISDIR(p->a.mode) && node_chain_ok(v, p);
+	node_put(v, p);
+	return ok;
+}
+
+int vv_vault_getattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		     struct vv_attr *out)
+{
+	struct node *n = NULL;
+	int r;
+
+	pthread_mutex_lock(&v->mu);
+	if ((r = node_get(v, ino, &n)) == 0)
+		node_attr(v, n, cacheable(v, n), out);
+	node_put(v, n);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+/* A directory's permissions changed: if it may have been searchable by all
+ * before and is not now, the kernel must forget what it cached below it. */
+static void perm_changed(struct vv_vault *v, struct node *n, bool was_ok)
+{
+	if (!S_ISDIR(n->a.mode))
+		return;
+	v->perm_gen++;
+	if (was_ok && !node_chain_ok(v, n))
+		node_invalidate_all(v);
+}
+
+int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		     const struct vv_setattr *sa, struct vv_attr *out)
+{
+	struct node *n = NULL;
+	struct vv_perm p;
+	bool was_ok = false, locked_rw = false;
+	int64_t now = vault_now();
+	uint32_t mode;
+	int r;
+
+	pthread_mutex_lock(&v->mu);
+	if ((r = node_get(v, ino, &n)) < 0)
+		goto out;
+	if (sa->valid & VV_SET_SIZE) {
+		/* Data lock first (lock order), then re-take the metadata lock. */
+		pthread_mutex_unlock(&v->mu);
+		pthread_rwlock_wrlock(&n->rw);
+		locked_rw = true;
+		pthread_mutex_lock(&v->mu);
+	}
+	if (S_ISDIR(n->a.mode))
+		was_ok = node_chain_ok(v, n);
+	node_perm(v, n, &p);
+	if ((r = vault_txn(v)) < 0)
+		goto out;
+
+	if (sa->valid & VV_SET_MODE) {
+		if ((r = vv_access_chmod(&c->id, &p, sa->mode, &mode)) < 0)
+			goto out;
+		if (n->acl) {
+			if ((r = vv_acl_chmod(n->acl, n->acl_len, mode)) < 0 ||
+			    (r = vv_meta_xattr_set(v->meta, ino, "system.posix_acl_access", n->acl, n->acl_len)) < 0)
+				goto out;
+		}
+		n->a.mode = mode;
+		n->a.ctime = now;
+		node_perm(v, n, &p);
+	}
+	if (sa->valid & (VV_SET_UID | VV_SET_GID)) {
+		uint32_t nu = (sa->valid & VV_SET_UID) ? sa->uid : VV_ID_NONE;
+		uint32_t ng = (sa->valid & VV_SET_GID) ? sa->gid : VV_ID_NONE;
+		if ((r = vv_access_chown(&c->id, &p, nu, ng, &mode)) < 0)
+			goto out;
+		if (nu != VV_ID_NONE)
+			n->a.uid = nu;
+		if (ng != VV_ID_NONE)
+			n->a.gid = ng;
+		n->a.mode = mode;
+		n->a.ctime = now;
+		node_perm(v, n, &p);
+	}
+	if (sa->valid & VV_SET_SIZE) {
+		if (!S_ISREG(n->a.mode)) {
+			r = S_ISDIR(n->a.mode) ? VV_EISDIR : VV_EINVAL;
+			goto out;
+		}
+		if (sa->size > VV_MAX_FILE_SIZE) {
+			r = VV_EFBIG;
+			goto out;
+		}
+		/* ftruncate through a handle opened for writing needs no check. */
+		if (!(sa->fh && (sa->fh->flags & O_ACCMODE) != O_RDONLY) &&
+		    (r = vv_access_check(&c->id, &p, VV_MAY_WRITE)) < 0)
+			goto out;
+		pthread_mutex_unlock(&v->mu);
+		r = data_truncate(v, n, sa->size);
+		pthread_mutex_lock(&v->mu);
+		if (r < 0)
+			goto out;
+		n->a.mode = vv_access_killpriv(&c->id, &p);
+		n->a.mtime = n->a.ctime = now;
+	}
+	if (sa->valid & (VV_SET_ATIME | VV_SET_MTIME | VV_SET_ATIME_NOW | VV_SET_MTIME_NOW)) {
+		bool expl = (sa->valid & (VV_SET_ATIME | VV_SET_MTIME)) &&
+			    !((sa->valid & VV_SET_ATIME) && (sa->valid & VV_SET_ATIME_NOW)) &&
+			    !((sa->valid & VV_SET_MTIME) && (sa->valid & VV_SET_MTIME_NOW));
+		if ((r = vv_access_utimes(&c->id, &p, expl)) < 0)
+			goto out;
+		if (sa->valid & VV_SET_ATIME_NOW)
+			n->a.atime = now;
+		else if (sa->valid & VV_SET_ATIME)
+			n->a.atime = (int64_t)sa->atime.tv_sec * 1000000000LL + sa->atime.tv_nsec;
+		if (sa->valid & VV_SET_MTIME_NOW)
+			n->a.mtime = now;
+		else if (sa->valid & VV_SET_MTIME)
+			n->a.mtime = (int64_t)sa->mtime.tv_sec * 1000000000LL + sa->mtime.tv_nsec;
+		n->a.ctime = now;
+	}
+	if (sa->valid & VV_SET_CTIME)
+		n->a.ctime = (int64_t)sa->ctime.tv_sec * 1000000000LL + sa->ctime.tv_nsec;
+	if ((sa->valid & VV_SET_KILL_SUIDGID) && !(sa->valid & VV_SET_MODE))
+		n->a.mode = vv_access_killpriv(&c->id, &p);
+	if ((r = node_save(v, n)) < 0)
+		goto out;
+	if (sa->valid & (VV_SET_MODE | VV_SET_UID | VV_SET_GID))
+		perm_changed(v, n, was_ok);
+	node_attr(v, n, cacheable(v, n), out);
+out:
+	vault_audit(v, c, (sa->valid & VV_SET_SIZE) ? "truncate" :
+		    (sa->valid & VV_SET_MODE) ? "chmod" :
+		    (sa->valid & (VV_SET_UID | VV_SET_GID)) ? "chown" : "setattr",
+		    ino, 0, NULL, r, NULL);
+	if (locked_rw) {
+		pthread_mutex_unlock(&v->mu);
+		pthread_rwlock_unlock(&n->rw);
+		pthread_mutex_lock(&v->mu);
+	}
+	node_put(v, n);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+int vv_vault_readlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		      char *buf, size_t buflen)
+{
+	struct node *n = NULL;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int r;
+
+	pthread_mutex_lock(&v->mu);
+	if ((r = node_get(v, ino, &n)) < 0)
+		goto out;
+	if (!S_ISLNK(n->a.mode)) {
+		r = VV_EINVAL;
+		goto out;
+	}
+	if ((r = vv_meta_inode_get_data(v->meta, ino, &data, &len)) < 0)
+		goto out;
+	if (len > buflen) {
+		r = VV_ERANGE;
+		goto out;
+	}
+	memcpy(buf, data, len);
+	r = (int)len;
+out:
+	free(data);
+	node_put(v, n);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+/* Create an entry name in parent: regular file, directory, symlink or
+ * special file.  Under v->mu.  On success *nout is pinned, with one lookup
+ * reference taken, and *out filled. */
+static int make(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
+		uint32_t mode, uint64_t rdev, const char *target, struct vv_attr *out,
+		struct node **nout)
+{
+	struct node *d = NULL, *n = NULL;
+	struct vv_inode_row row;
+	uint8_t *pdef = NULL, *acc = NULL, *def = NULL;
+	size_t pdlen = 0, acclen = 0, deflen = 0;
+	bool is_dir = S_ISDIR(mode);
+	uint64_t ino = 0, existing;
+	int64_t now = vault_now();
+	uint32_t m;
+	int r;
+
+	*nout = NULL;
+	if ((r = get_dir(v, parent, &d)) < 0)
+		goto out;
+	if ((r = node_check(v, c, d, VV_MAY_WRITE | VV_MAY_EXEC)) < 0)
+		goto out;
+	if ((r = check_name(name)) < 0)
+		goto out;
+	if (d->a.nlink == 0) {
+		r = VV_ENOENT;               /* creating in a removed directory */
+		goto out;
+	}
+	if (is_dir && d->a.nlink >= VV_MAX_LINKS) {
+		r = VV_EMLINK;
+		goto out;
+	}
+	r = vv_meta_dirent_get(v->meta, parent, name, &existing);
+	if (r == 0) {
+		r = VV_EEXIST;
+		goto out;
+	}
+	if (r != VV_ENOENT)
+		goto out;
+	if ((r = vault_txn(v)) < 0)
+		goto out;
+	if (S_ISLNK(mode)) {
+		m = S_IFLNK | 0777;
+	} else {
+		r = vv_meta_xattr_get(v->meta, parent, "system.posix_acl_default", &pdef, &pdlen);
+		if (r < 0 && r != VV_ENODATA)
+			goto out;
+		if ((r = vv_acl_inherit(pdef, pdlen, mode & 07777, c->umask, is_dir, &m, &acc, &acclen,
+					&def, &deflen)) < 0)
+			goto out;
+		m = (mode & S_IFMT) | (m & 07777);
+	}
+	memset(&row, 0, sizeof(row));
+	if ((r = vv_meta_next_ino(v->meta, &ino)) < 0)
+		goto out;
+	row.ino = ino;
+	row.gen = 1;
+	row.uid = c->id.uid;
+	row.gid = c->id.gid;
+	if (d->a.mode & S_ISGID) {
+		row.gid = d->a.gid;
+		if (is_dir)
+			m |= S_ISGID;
+	}
+	if (!is_dir && (m & S_ISGID) && c->id.uid != 0 && !vv_access_in_group(&c->id, row.gid))
+		m &= ~(uint32_t)S_ISGID;
+	row.mode = m;
+	row.nlink = is_dir ? 2 : 1;
+	row.rdev = rdev;
+	row.atime = row.mtime = row.ctime = now;
+	row.parent = parent;
+	row.coll = coll_for(v, d, is_dir);
+	if (row.coll == 0 && (r = vault_coll_new(v, &row.coll)) < 0)
+		goto out;
+	vv_random_bytes(row.objid, sizeof(row.objid));
+	if (target)
+		row.size = strlen(target);
+	if ((r = vv_meta_inode_put(v->meta, &row)) < 0 ||
+	    (target && (r = vv_meta_inode_set_data(v->meta, ino, target, strlen(target))) < 0) ||
+	    (r = vv_meta_dirent_add(v->meta, parent, name, ino, m)) < 0 ||
+	    (acc && (r = vv_meta_xattr_set(v->meta, ino, "system.posix_acl_access", acc, acclen)) < 0) ||
+	    (def && (r = vv_meta_xattr_set(v->meta, ino, "system.posix_acl_default", def, deflen)) < 0))
+		goto out;
+	if (is_dir)
+		d->a.nlink++;
+	touch_dir(d, now);
+	if ((r = node_save(v, d)) < 0)
+		goto out;
+	if ((r = node_get(v, ino, &n)) < 0)
+		goto out;
+	if (S_ISREG(m)) {
+		n->data_loaded = true;
+		n->is_inline = true;
+	}
+	n->nlookup++;
+	node_named(n, parent, name);
+	node_attr(v, n, node_chain_ok(v, d), out);
+	*nout = n;
+	n = NULL;
+out:
+	free(pdef);
+	free(acc);
+	free(def);
+	node_put(v, n);
+	node_put(v, d);
+	return r;
+}
+
+static int make_op(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t parent,
+		   const char *name, uint32_t mode, uint64_t rdev, const char *target,
+		   struct vv_attr *out)
+{
+	struct node *n = NULL;
+	int r;
+
+	pthread_mutex_lock(&v->mu);
+	r = make(v, c, parent, name, mode, rdev, target, out, &n);
+	vault_audit(v, c, op, n ? n->ino : 0, parent, name, r, NULL);
+	node_put(v, n);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+int vv_vault_mknod(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
+		   const char *name, uint32_t mode, uint64_t rdev, struct vv_attr *out)
+{
+	if (!S_ISREG(mode) && !S_ISFIFO(mode) && !S_ISSOCK(mode) && !S_ISCHR(mode) && !S_ISBLK(mode))
+		return VV_EINVAL;
+	if (S_ISREG(mode))
+		rdev = 0;
+	return make_op(v, c, "mknod", parent, name, mode, rdev, NULL, out);
+}
+
+int vv_vault_mkdir(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
+		   const char *name, uint32_t mode, struct vv_attr *out)
+{
+	return make_op(v, c, "mkdir", parent, name, S_IFDIR | (mode & 07777), 0, NULL, out);
+}
+
+int vv_vault_symlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
+		     const char *name, const char *target, struct vv_attr *out)
+{
+	size_t tl = strlen(target);
+
+	if (tl == 0)
+		return VV_ENOENT;
+	if (tl > VV_SYMLINK_MAX)
+		return VV_ENAMETOOLONG;
+	return make_op(v, c, "symlink", parent, name, S_IFLNK | 0777, 0, target, out);
+}
+
+int vv_vault_create(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
+		    const char *name, uint32_t mode, int flags, struct vv_attr *out,
+		    struct vv_file **fh)
+{
+	struct node *n = NULL;
+	struct vv_file *f;
+	int r;
+
+	*fh = NULL;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return VV_ENOMEM;
+	pthread_mutex_lock(&v->mu);
+	r = make(v, c, parent, name, S_IFREG | (mode & 07777), 0, NULL, out, &n);
+	if (r == 0) {
+		f->n = n;
+		f->flags = flags;
+		vault_file_owner(f, c);
+		n->nopen++;
+		n->open_gen = n->data_gen;
+		*fh = f;
+		f = NULL;
+	}
+	vault_audit(v, c, "create", n ? n->ino : 0, parent, name, r, NULL);
+	node_put(v, n);
+	pthread_mutex_unlock(&v->mu);
+	free(f);
+	return r;
+}
+
+static bool same_coll_ok(struct vv_vault *v, struct node *n, struct node *olddir, struct node *newdir)
+{
+	bool is_dir = S_ISDIR(n->a.mode);
+
+	if (newdir->ino == VV_ROOT_INO) {
+		if (is_dir)
+			return olddir->ino == VV_ROOT_INO;   /* renaming a collection */
+		return n->a.coll == v->root_coll;
+	}
+	if (is_dir && olddir->ino == VV_ROOT_INO)
+		return false;                            /* a collection into another */
+	return n->a.coll == newdir->a.coll;
+}
+
+int vv_vault_link(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		  uint64_t newparent, const char *newname, struct vv_attr *out)
+{
+	struct node *n = NULL, *d = NULL, *od = NULL;
+	uint64_t existing;
+	int r;
+
+	pthread_mutex_lock(&v->mu);
+	if ((r = node_get(v, ino, &n)) < 0 || (r = get_dir(v, newparent, &d)) < 0)
+		goto out;
+	if (S_ISDIR(n->a.mode)) {
+		r = VV_EPERM;
+		goto out;
+	}
+	if ((r = node_check(v, c, d, VV_MAY_WRITE | VV_MAY_EXEC)) < 0 || (r = check_name(newname)) < 0)
+		goto out;
+	if (n->a.nlink == 0) {
+		r = VV_ENOENT;
+		goto out;
+	}
+	if (n->a.nlink >= VV_MAX_LINKS) {
+		r = VV_EMLINK;
+		goto out;
+	}
+	if ((r = node_get(v, n->a.parent, &od)) < 0)
+		goto out;
+	if (!same_coll_ok(v, n, od, d)) {
+		r = VV_EXDEV;
+		goto out;
+	}
+	r = vv_meta_dirent_get(v->meta, newparent, newname, &existing);
+	if (r == 0) {
+		r = VV_EEXIST;
+		goto out;
+	}
+	if (r != VV_ENOENT || (r = vault_txn(v)) < 0)
+		goto out;
+	if ((r = vv_meta_dirent_add(v->meta, newparent, newname, ino, n->a.mode)) < 0)
+		goto out;
+	n->a.nlink++;
+	n->a.ctime = vault_now();
+	touch_dir(d, n->a.ctime);
+	if ((r = node_save(v, n)) < 0 || (r = node_save(v, d)) < 0)
+		goto out;
+	n->nlookup++;
+	node_named(n, newparent, newname);
+	node_attr(v, n, node_chain_ok(v, d), out);
+out:
+	vault_audit(v, c, "link", ino, newparent, newname, r, NULL);
+	node_put(v, od);
+	node_put(v, d);
+	node_put(v, n);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+/* Remove entry name from d (checks done); drops the victim's link. */
+static int drop_entry(struct vv_vault *v, struct node *d, const char *name, struct node *n, int64_t now)
+{
+	int r;
+
+	if ((r = vault_txn(v)) < 0 || (r = vv_meta_dirent_del(v->meta, d->ino, name)) < 0)
+		return r;
+	if (S_ISDIR(n->a.mode)) {
+		n->a.nlink = 0;
+		if (d->a.nlink > 2)
+			d->a.nlink--;
+	} else if (n->a.nlink > 0) {
+		n->a.nlink--;
+	}
+	n->a.ctime = now;
+	touch_dir(d, now);
+	if ((r = node_save(v, d)) < 0 || (r = node_save(v, n)) < 0)
+		return r;
+	if (n->a.parent == d->ino && n->a.nlink > 0) {
+		/* Hard link: keep the primary parent pointing at a live entry. */
+		uint64_t p;
+		char nm[VV_NAME_MAX + 1];
+		if (vv_meta_dirent_find_ino(v->meta, n->ino, &p, nm, sizeof(nm)) == 0) {
+			n->a.parent = p;
+			r = node_save(v, n);
+		}
+	}
+	return r;
+}
+
+/* A collection whose directory is gone and whose files nobody holds:
+ * drop its key (crypto-shredding).  Otherwise mount-time GC does it. */
+static void maybe_drop_coll(struct vv_vault *v, uint32_t coll, uint64_t dir_ino)
+{
+	for (size_t i = 0; i < v->hsize; i++)
+		for (struct node *n = v->htab[i]; n; n = n->hnext)
+			if (n->a.coll == coll && n->ino != dir_ino)
+				return;
+	vault_coll_drop(v, coll);
+}
+
+static int remove_op(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
+		     const char *name, bool dir)
+{
+	struct node *d = NULL, *n = NULL;
+	struct vv_perm pd, pn;
+	uint64_t ino = 0;
+	int r;
+
+	pthread_mutex_lock(&v->mu);
+	if ((r = get_dir(v, parent, &d)) < 0 || (r = check_name(name)) < 0)
+		goto out;
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+		r = dir ? (strcmp(name, ".") == 0 ? VV_EINVAL : VV_ENOTEMPTY) : VV_EISDIR;
+		goto out;
+	}
+	if ((r = node_check(v, c, d, VV_MAY_EXEC)) < 0)
+		goto out;
+	if ((r = vv_meta_dirent_get(v->meta, parent, name, &ino)) < 0 || (r = node_get(v, ino, &n)) < 0)
+		goto out;
+	node_perm(v, d, &pd);
+	node_perm(v, n, &pn);
+	if ((r = vv_access_may_delete(&c->id, &pd, &pn)) < 0)
+		goto out;
+	if (dir) {
+		bool empty;
+		if (!S_ISDIR(n->a.mode)) {
+			r = VV_ENOTDIR;
+			goto out;
+		}
+		if ((r = vv_meta_dir_empty(v->meta, ino, &empty)) < 0)
+			goto out;
+		if (!empty) {
+			r = VV_ENOTEMPTY;
+			goto out;
+		}
+	} else if (S_ISDIR(n->a.mode)) {
+		r = VV_EISDIR;
+		goto out;
+	}
+	if ((r = drop_entry(v, d, name, n, vault_now())) < 0)
+		goto out;
+	if (dir && parent == VV_ROOT_INO)
+		maybe_drop_coll(v, n->a.coll, n->ino);
+out:
+	vault_audit(v, c, dir ? "rmdir" : "unlink", ino, parent, name, r, NULL);
+	node_put(v, n);
+	node_put(v, d);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+int vv_vault_unlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name)
+{
+	return remove_op(v, c, parent, name, false);
+}
+
+int vv_vault_rmdir(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name)
+{
+	return remove_op(v, c, parent, name, true);
+}
+
+/* Is a an ancestor of (or equal to) directory b? */
+static int is_ancestor(struct vv_vault *v, uint64_t a, uint64_t b, bool *yes)
+{
+	uint64_t cur = b;
+	int depth = 0;
+
+	*yes = false;
+	while (1) {
+		struct node *n;
+		int r;
+		if (cur == a) {
+			*yes = true;
+			return 0;
+		}
+		if (cur == VV_ROOT_INO)
+			return 0;
+		if (++depth > 4096)
+			return VV_ELOOP;
+		if ((r = node_get(v, cur, &n)) < 0)
+			return r;
+		cur = n->a.parent;
+		node_put(v, n);
+	}
+}
+
+int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
+		    const char *name, uint64_t newparent, const char *newname, unsigned flags)
+{
+	struct node *od = NULL, *nd = NULL, *n = NULL, *t = NULL;
+	struct vv_perm pod, pnd, pn, pt;
+	uint64_t ino = 0, tino = 0;
+	int64_t now = vault_now();
+	bool anc;
+	int r;
+
+	pthread_mutex_lock(&v->mu);
+	if ((flags & ~(VV_RENAME_NOREPLACE | VV_RENAME_EXCHANGE)) ||
+	    ((flags & VV_RENAME_NOREPLACE) && (flags & VV_RENAME_EXCHANGE))) {
+		r = VV_EINVAL;
+		goto out;
+	}
+	if ((r = get_dir(v, parent, &od)) < 0 || (r = get_dir(v, newparent, &nd)) < 0 ||
+	    (r = check_name(name)) < 0 || (r = check_name(newname)) < 0)
+		goto out;
+	if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(newname, ".") || !strcmp(newname, "..")) {
+		r = VV_EBUSY;
+		goto out;
+	}
+	if ((r = node_check(v, c, od, VV_MAY_EXEC)) < 0 || (r = node_check(v, c, nd, VV_MAY_EXEC)) < 0)
+		goto out;
+	if ((r = vv_meta_dirent_get(v->meta, parent, name, &ino)) < 0 || (r = node_get(v, ino, &n)) < 0)
+		goto out;
+	r = vv_meta_dirent_get(v->meta, newparent, newname, &tino);
+	if (r == 0) {
+		if ((r = node_get(v, tino, &t)) < 0)
+			goto out;
+	} else if (r != VV_ENOENT) {
+		goto out;
+	}
+	r = 0;
+	if ((flags & VV_RENAME_EXCHANGE) && !t) {
+		r = VV_ENOENT;
+		goto out;
+	}
+	if ((flags & VV_RENAME_NOREPLACE) && t) {
+		r = VV_EEXIST;
+		goto out;
+	}
+	node_perm(v, od, &pod);
+	node_perm(v, nd, &pnd);
+	node_perm(v, n, &pn);
+	if ((r = vv_access_may_delete(&c->id, &pod, &pn)) < 0)
+		goto out;
+	if (t) {
+		node_perm(v, t, &pt);
+		if ((r = vv_access_may_delete(&c->id, &pnd, &pt)) < 0)
+			goto out;
+	} else if ((r = vv_access_check(&c->id, &pnd, VV_MAY_WRITE | VV_MAY_EXEC)) < 0) {
+		goto out;
+	}
+	/* Moving a directory to another parent rewrites its "..". */
+	if (S_ISDIR(n->a.mode) && parent != newparent &&
+	    (r = vv_access_check(&c->id, &pn, VV_MAY_WRITE)) < 0)
+		goto out;
+	if ((flags & VV_RENAME_EXCHANGE) && t && S_ISDIR(t->a.mode) && parent != newparent &&
+	    (r = vv_access_check(&c->id, &pt, VV_MAY_WRITE)) < 0)
+		goto out;
+	if (t && t->ino == n->ino)
+		goto out;                               /* same file: nothing to do */
+	if (!same_coll_ok(v, n, od, nd) ||
+	    ((flags & VV_RENAME_EXCHANGE) && !same_coll_ok(v, t, nd, od))) {
+		r = VV_EXDEV;
+		goto out;
+	}
+	if (S_ISDIR(n->a.mode)) {
+		if ((r = is_ancestor(v, n->ino, newparent, &anc)) < 0)
+			goto out;
+		if (anc) {
+			r = VV_EINVAL;
+			goto out;
+		}
+	}
+	if ((flags & VV_RENAME_EXCHANGE) && S_ISDIR(t->a.mode)) {
+		if ((r = is_ancestor(v, t->ino, parent, &anc)) < 0)
+			goto out;
+		if (anc) {
+			r = VV_EINVAL;
+			goto out;
+		}
+	}
+	if ((r = vault_txn(v)) < 0)
+		goto out;
+
+	if (flags & VV_RENAME_EXCHANGE) {
+		if ((r = vv_meta_dirent_set_ino(v->meta, parent, name, t->ino, t->a.mode)) < 0 ||
+		    (r = vv_meta_dirent_set_ino(v->meta, newparent, newname, n->ino, n->a.mode)) < 0)
+			goto out;
+		if (parent != newparent && S_ISDIR(n->a.mode) != S_ISDIR(t->a.mode)) {
+			if (S_ISDIR(n->a.mode)) {
+				od->a.nlink--;
+				nd->a.nlink++;
+			} else {
+				nd->a.nlink--;
+				od->a.nlink++;
+			}
+		}
+		if (n->a.parent == parent)
+			n->a.parent = newparent;
+		if (t->a.parent == newparent)
+			t->a.parent = parent;
+		t->a.ctime = now;
+		if ((r = node_save(v, t)) < 0)
+			goto out;
+		node_named(t, parent, name);
+	} else {
+		if (t) {
+			if (S_ISDIR(n->a.mode) && !S_ISDIR(t->a.mode)) {
+				r = VV_ENOTDIR;
+				goto out;
+			}
+			if (!S_ISDIR(n->a.mode) && S_ISDIR(t->a.mode)) {
+				r = VV_EISDIR;
+				goto out;
+			}
+			if (S_ISDIR(t->a.mode)) {
+				bool empty;
+				if ((r = vv_meta_dir_empty(v->meta, t->ino, &empty)) < 0)
+					goto out;
+				if (!empty) {
+					r = VV_ENOTEMPTY;
+					goto out;
+				}
+			}
+			if ((r = drop_entry(v, nd, newname, t, now)) < 0)
+				goto out;
+		}
+		if ((r = vv_meta_dirent_move(v->meta, parent, name, newparent, newname)) < 0)
+			goto out;
+		if (S_ISDIR(n->a.mode) && parent != newparent) {
+			od->a.nlink--;
+			nd->a.nlink++;
+		}
+		if (n->a.parent == parent || S_ISDIR(n->a.mode))
+			n->a.parent = newparent;
+	}
+	n->a.ctime = now;
+	touch_dir(od, now);
+	touch_dir(nd, now);
+	if ((r = node_save(v, n)) < 0 || (r = node_save(v, od)) < 0 || (r = node_save(v, nd)) < 0)
+		goto out;
+	node_named(n, newparent, newname);
+	if (S_ISDIR(n->a.mode) && parent != newparent) {
+		/* Its ancestry changed: cached decisions below it may differ. */
+		v->perm_gen++;
+		node_invalidate_all(v);
+	}
+out:
+	vault_audit(v, c, "rename", ino, parent, name, r, newname);
+	node_put(v, t);
+	node_put(v, n);
+	node_put(v, nd);
+	node_put(v, od);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+/* --- directories ---------------------------------------------------------- */
+
+int vv_vault_opendir(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, struct vv_dir **dh)
+{
+	struct node *n = NULL;
+	struct vv_dir *d;
+	int r;
+
+	*dh = NULL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return VV_ENOMEM;
+	pthread_mutex_lock(&v->mu);
+	if ((r = get_dir(v, ino, &n)) < 0)
+		goto out;
+	if ((r = node_check(v, c, n, VV_MAY_READ)) < 0)
+		goto out;
+	n->nopen++;
+	d->n = n;
+	*dh = d;
+	d = NULL;
+out:
+	vault_audit(v, c, "opendir", ino, 0, NULL, r, NULL);
+	node_put(v, n);
+	pthread_mutex_unlock(&v->mu);
+	free(d);
+	return r;
+}
+
+struct rd {
+	struct vv_vault *v;
+	struct node *dir;
+	bool plus;
+	bool full;
+	vv_fill_fn fill;
+	void *ctx;
+	int err;
+	int count;                   /* entries listed in this page */
+	uint64_t last;               /* cookie of the last one */
+};
+
+static int rd_one(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode)
+{
+	struct rd *s = ctx;
+	struct vv_dirent e = { .ino = ino, .mode = mode, .name = name, .next = cookie + 2 };
+	struct vv_attr a, *ap = NULL;
+	struct node *n = NULL;
+	int r;
+
+	s->count++;
+	s->last = cookie;
+	if (s->plus) {
+		if ((r = node_get(s->v, ino, &n)) < 0) {
+			s->err = r;
+			return 1;
+		}
+		node_attr(s->v, n, node_chain_ok(s->v, s->dir), &a);
+		ap = &a;
+	}
+	r = s->fill(s->ctx, &e, ap);
+	if (r == 0 && n) {
+		n->nlookup++;
+		node_named(n, s->dir->ino, name);
+	}
+	node_put(s->v, n);
+	if (r < 0)
+		s->err = r;
+	if (r != 0) {
+		s->full = true;
+		return 1;
+	}
+	return 0;
+}
+
+int vv_vault_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool plus,
+		     vv_fill_fn fill, void *ctx)
+{
+	struct rd s = { .v = v, .dir = dh->n, .plus = plus, .fill = fill, .ctx = ctx };
+	int r = 0;
+
+	pthread_mutex_lock(&v->mu);
+	if (off == 0) {
+		struct vv_dirent e = { .ino = dh->n->ino, .mode = S_IFDIR, .name = ".", .next = 1 };
+		struct vv_attr a;
+		node_attr(v, dh->n, false, &a);
+		if (fill(ctx, &e, plus ? &a : NULL) != 0)
+			goto out;
+		off = 1;
+	}
+	if (off == 1) {
+		struct vv_dirent e = { .ino = dh->n->a.parent, .mode = S_IFDIR, .name = "..", .next = 2 };
+		struct vv_attr a;
+		memset(&a, 0, sizeof(a));
+		a.ino = dh->n->a.parent;
+		a.mode = S_IFDIR;
+		if (fill(ctx, &e, plus ? &a : NULL) != 0)
+			goto out;
+		off = 2;
+	}
+	while (!s.full && !s.err) {
+		s.count = 0;
+		r = vv_meta_dirent_list(v->meta, dh->n->ino, off - 2, 256, rd_one, &s);
+		if (r < 0)
+			break;
+		r = 0;
+		if (s.count < 256)
+			break;
+		off = s.last + 2;
+	}
+	if (s.err)
+		r = s.err;
+out:
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+int vv_vault_releasedir(struct vv_vault *v, struct vv_dir *dh)
+{
+	if (!dh)
+		return 0;
+	pthread_mutex_lock(&v->mu);
+	dh->n->nopen--;
+	node_maybe_free(v, dh->n);
+	pthread_mutex_unlock(&v->mu);
+	free(dh);
+	return 0;
+}
+
+int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, int mask)
+{
+	struct node *n = NULL;
+	int r, m = 0;
+
+	if (mask & R_OK)
+		m |= VV_MAY_READ;
+	if (mask & W_OK)
+		m |= VV_MAY_WRITE;
+	if (mask & X_OK)
+		m |= VV_MAY_EXEC;
+	pthread_mutex_lock(&v->mu);
+	if ((r = node_get(v, ino, &n)) == 0)
+		r = node_check(v, c, n, m);
+	if (r < 0)
+		vault_audit(v, c, "access", ino, 0, NULL, r, NULL);
+	node_put(v, n);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}

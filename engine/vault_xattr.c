@@ -1,0 +1,375 @@
+/*
+ * vault_xattr.c - extended attributes: user.*, trusted.*, security.*,
+ * POSIX ACLs (system.posix_acl_access/_default, in the kernel's xattr blob
+ * format) and vecvault's vector attributes.
+ *
+ * Rules follow the kernel's xattr_permission(): user.* only on regular files
+ * and directories, read needs read permission and write needs write
+ * permission; trusted.* and security.* are root's; ACLs are set by the owner
+ * or root (the kernel refuses other callers before we are asked) and read by
+ * anyone who can reach the node.
+ *
+ * Vector attributes: a collection directory (directly under the root) keeps
+ * its schema as user.vecvault.{dim,dtype,metric}, validated and stored in
+ * canonical form; a segment file shows computed, read-only
+ * user.vecvault.{format,dtype,dim,count} from its header.  Writing a
+ * computed attribute's current value back (cp -a, rsync -X) is accepted
+ * silently; any other value is refused.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "vault_int.h"
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+#include "vecvault/vector.h"
+
+#define ACL_ACCESS "system.posix_acl_access"
+#define ACL_DEFAULT "system.posix_acl_default"
+#define VEC_PREFIX "user.vecvault."
+
+enum ns { NS_USER, NS_TRUSTED, NS_SECURITY, NS_ACL_ACCESS, NS_ACL_DEFAULT, NS_OTHER };
+
+static enum ns classify(const char *name)
+{
+	if (strncmp(name, "user.", 5) == 0 && name[5])
+		return NS_USER;
+	if (strncmp(name, "trusted.", 8) == 0 && name[8])
+		return NS_TRUSTED;
+	if (strncmp(name, "security.", 9) == 0 && name[9])
+		return NS_SECURITY;
+	if (strcmp(name, ACL_ACCESS) == 0)
+		return NS_ACL_ACCESS;
+	if (strcmp(name, ACL_DEFAULT) == 0)
+		return NS_ACL_DEFAULT;
+	return NS_OTHER;
+}
+
+static bool is_collection(struct node *n)
+{
+	return S_ISDIR(n->a.mode) && n->a.parent == VV_ROOT_INO && n->ino != VV_ROOT_INO;
+}
+
+/* The primary name of n, for recognising segment files. */
+static int node_name(struct vv_vault *v, struct node *n, char *buf, size_t cap)
+{
+	uint64_t parent;
+
+	return vv_meta_dirent_find_ino(v->meta, n->ino, &parent, buf, cap);
+}
+
+/* Probe a segment's header through the data path.  Called without v->mu. */
+static int probe(struct vv_vault *v, struct node *n, const char *name, struct vv_segment_info *si)
+{
+	uint8_t head[VV_VEC_PROBE_LEN];
+	struct vv_file f = { .n = n, .flags = O_RDONLY };
+	const char *why = NULL;
+	ssize_t got = vv_vault_read(v, &f, head, sizeof(head), 0);
+
+	if (got < 0)
+		return (int)got;
+	return vv_segment_probe(name, head, (size_t)got, n->a.size, si, &why);
+}
+
+/* Is name a computed attribute of segment n?  Fills *si when it is.  Under
+ * v->mu on entry and exit (dropped while reading the header). */
+static bool computed(struct vv_vault *v, struct node *n, const char *name, struct vv_segment_info *si)
+{
+	char fname[VV_NAME_MAX + 1];
+	bool known = false;
+	int r;
+
+	if (!S_ISREG(n->a.mode) || n->a.coll == v->root_coll)
+		return false;
+	for (const char *const *p = vv_segment_xattr_names(); *p; p++)
+		if (!name || strcmp(*p, name) == 0)
+			known = true;
+	if (!known || node_name(v, n, fname, sizeof(fname)) < 0 || !vv_segment_name_is_segment(fname))
+		return false;
+	n->pins++;
+	pthread_mutex_unlock(&v->mu);
+	r = probe(v, n, fname, si);
+	pthread_mutex_lock(&v->mu);
+	n->pins--;
+	return r == 0;
+}
+
+/* Access rules shared by get/set/remove.  write: changing. */
+static int xattr_perm(struct vv_vault *v, const struct vv_ctx *c, struct node *n, enum ns ns, bool write)
+{
+	switch (ns) {
+	case NS_USER:
+		if (!S_ISREG(n->a.mode) && !S_ISDIR(n->a.mode))
+			return write ? VV_EPERM : VV_ENODATA;
+		if (write && S_ISDIR(n->a.mode) && (n->a.mode & S_ISVTX) &&
+		    c->id.uid != 0 && c->id.uid != n->a.uid)
+			return VV_EPERM;
+		return node_check(v, c, n, write ? VV_MAY_WRITE : VV_MAY_READ);
+	case NS_TRUSTED:
+	case NS_SECURITY:
+		if (c->id.uid != 0)
+			return write ? VV_EPERM : VV_ENODATA;
+		return 0;
+	case NS_ACL_ACCESS:
+	case NS_ACL_DEFAULT:
+		if (write && !vv_access_owner_or_root(&c->id, n->a.uid))
+			return VV_EPERM;
+		return 0;
+	default:
+		return VV_ENOTSUP;
+	}
+}
+
+/* Set or remove (value NULL) an ACL; keeps mode and ACL in step. */
+static int set_acl(struct vv_vault *v, const struct vv_ctx *c, struct node *n, enum ns ns,
+		   const uint8_t *value, size_t size)
+{
+	struct vv_perm p;
+	uint8_t *norm = NULL;
+	size_t nlen = 0;
+	bool was_ok = S_ISDIR(n->a.mode) && node_chain_ok(v, n);
+	int r;
+
+	node_perm(v, n, &p);
+	/* A header-only value means "no ACL" (what the kernel sends for an
+	 * empty ACL). */
+	if (value && size == 4)
+		value = NULL;
+	if (ns == NS_ACL_ACCESS) {
+		uint32_t mode = n->a.mode;
+		bool store = false;
+		if (value && (r = vv_acl_to_mode(&c->id, &p, value, size, &mode, &store)) < 0)
+			return r;
+		if (store && (r = vv_acl_normalize(value, size, &norm, &nlen)) < 0)
+			return r;
+		if (store)
+			r = vv_meta_xattr_set(v->meta, n->ino, ACL_ACCESS, norm, nlen);
+		else {
+			r = vv_meta_xattr_del(v->meta, n->ino, ACL_ACCESS);
+			if (r == VV_ENODATA)
+				r = value ? 0 : VV_ENODATA;
+		}
+		if (r == 0)
+			n->a.mode = mode;
+	} else {
+		if (value && (r = vv_acl_check_default(&c->id, &p, value, size)) < 0)
+			return r;
+		if (!value && !S_ISDIR(n->a.mode))
+			return VV_ENODATA;
+		if (value && (r = vv_acl_normalize(value, size, &norm, &nlen)) < 0)
+			return r;
+		r = value ? vv_meta_xattr_set(v->meta, n->ino, ACL_DEFAULT, norm, nlen)
+			  : vv_meta_xattr_del(v->meta, n->ino, ACL_DEFAULT);
+	}
+	free(norm);
+	if (r < 0)
+		return r;
+	n->acl_loaded = false;
+	n->a.ctime = vault_now();
+	if ((r = node_save(v, n)) < 0)
+		return r;
+	if (S_ISDIR(n->a.mode)) {
+		v->perm_gen++;
+		if (was_ok && !node_chain_ok(v, n))
+			node_invalidate_all(v);
+	}
+	return 0;
+}
+
+int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		      const char *name, const void *value, size_t size, int flags)
+{
+	struct node *n = NULL;
+	struct vv_segment_info si;
+	enum ns ns = classify(name);
+	char canon[64];
+	uint8_t *old = NULL;
+	size_t oldlen = 0;
+	int r;
+
+	if (strlen(name) > VV_XATTR_NAME_MAX)
+		return VV_ERANGE;
+	if (size > VV_XATTR_SIZE_MAX)
+		return VV_E2BIG;
+	pthread_mutex_lock(&v->mu);
+	if ((r = node_get(v, ino, &n)) < 0 || (r = xattr_perm(v, c, n, ns, true)) < 0 ||
+	    (r = vault_txn(v)) < 0)
+		goto out;
+	if (ns == NS_ACL_ACCESS || ns == NS_ACL_DEFAULT) {
+		if (flags & (VV_XATTR_CREATE | VV_XATTR_REPLACE)) {
+			r = vv_meta_xattr_get(v->meta, ino, name, &old, &oldlen);
+			if (r < 0 && r != VV_ENODATA)
+				goto out;
+			if ((flags & VV_XATTR_CREATE) && r == 0) {
+				r = VV_EEXIST;
+				goto out;
+			}
+			if ((flags & VV_XATTR_REPLACE) && r == VV_ENODATA)
+				goto out;
+		}
+		r = set_acl(v, c, n, ns, value, size);
+		goto out;
+	}
+	if (strncmp(name, VEC_PREFIX, strlen(VEC_PREFIX)) == 0) {
+		if (is_collection(n)) {
+			r = vv_schema_check_xattr(name, value, size, canon, sizeof(canon));
+			if (r == VV_ENODATA)
+				r = VV_EINVAL;
+			if (r < 0)
+				goto out;
+			value = canon;
+			size = strlen(canon);
+		} else if (computed(v, n, name, &si)) {
+			char cur[64];
+			int cl = vv_segment_xattr(&si, name, cur, sizeof(cur));
+			size_t vl = size;
+			if (vl && (((const char *)value)[vl - 1] == 0 || ((const char *)value)[vl - 1] == '\n'))
+				vl--;
+			r = (cl >= 0 && (size_t)cl == vl && memcmp(cur, value, vl) == 0) ? 0 : VV_EPERM;
+			goto out;
+		}
+	}
+	r = vv_meta_xattr_get(v->meta, ino, name, &old, &oldlen);
+	if (r < 0 && r != VV_ENODATA)
+		goto out;
+	if ((flags & VV_XATTR_CREATE) && r == 0) {
+		r = VV_EEXIST;
+		goto out;
+	}
+	if ((flags & VV_XATTR_REPLACE) && r == VV_ENODATA)
+		goto out;
+	if ((r = vv_meta_xattr_set(v->meta, ino, name, value, size)) < 0)
+		goto out;
+	n->a.ctime = vault_now();
+	r = node_save(v, n);
+out:
+	vault_audit(v, c, "setxattr", ino, 0, NULL, r, name);
+	free(old);
+	node_put(v, n);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+static ssize_t give(const void *val, size_t len, void *buf, size_t size)
+{
+	if (size == 0)
+		return (ssize_t)len;
+	if (len > size)
+		return VV_ERANGE;
+	memcpy(buf, val, len);
+	return (ssize_t)len;
+}
+
+ssize_t vv_vault_getxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+			  const char *name, void *buf, size_t size)
+{
+	struct node *n = NULL;
+	struct vv_segment_info si;
+	enum ns ns = classify(name);
+	uint8_t *val = NULL;
+	size_t len = 0;
+	ssize_t r;
+
+	pthread_mutex_lock(&v->mu);
+	if ((r = node_get(v, ino, &n)) < 0 || (r = xattr_perm(v, c, n, ns, false)) < 0)
+		goto out;
+	if (ns == NS_USER && strncmp(name, VEC_PREFIX, strlen(VEC_PREFIX)) == 0 &&
+	    computed(v, n, name, &si)) {
+		char cur[64];
+		int cl = vv_segment_xattr(&si, name, cur, sizeof(cur));
+		r = cl < 0 ? cl : give(cur, (size_t)cl, buf, size);
+		goto out;
+	}
+	if ((r = vv_meta_xattr_get(v->meta, ino, name, &val, &len)) < 0)
+		goto out;
+	r = give(val, len, buf, size);
+out:
+	if (r < 0 && r != VV_ENODATA && r != VV_ERANGE)
+		vault_audit(v, c, "getxattr", ino, 0, NULL, (int)r, name);
+	free(val);
+	node_put(v, n);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+struct lst {
+	const struct vv_ctx *c;
+	char *buf;
+	size_t size, len;
+	bool over;
+};
+
+static int lst_add(void *ctx, const char *name)
+{
+	struct lst *l = ctx;
+	size_t nl = strlen(name) + 1;
+
+	if (strncmp(name, "trusted.", 8) == 0 && l->c->id.uid != 0)
+		return 0;
+	if (l->size) {
+		if (l->len + nl > l->size) {
+			l->over = true;
+			return 1;
+		}
+		memcpy(l->buf + l->len, name, nl);
+	}
+	l->len += nl;
+	return 0;
+}
+
+ssize_t vv_vault_listxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+			   char *buf, size_t size)
+{
+	struct lst l = { .c = c, .buf = buf, .size = size };
+	struct vv_segment_info si;
+	struct node *n = NULL;
+	ssize_t r;
+
+	pthread_mutex_lock(&v->mu);
+	if ((r = node_get(v, ino, &n)) < 0)
+		goto out;
+	if ((r = vv_meta_xattr_list(v->meta, ino, lst_add, &l)) < 0)
+		goto out;
+	if (!l.over && computed(v, n, NULL, &si))
+		for (const char *const *p = vv_segment_xattr_names(); *p && !l.over; p++)
+			lst_add(&l, *p);
+	r = l.over ? VV_ERANGE : (ssize_t)l.len;
+out:
+	node_put(v, n);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+int vv_vault_removexattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, const char *name)
+{
+	struct node *n = NULL;
+	struct vv_segment_info si;
+	enum ns ns = classify(name);
+	int r;
+
+	pthread_mutex_lock(&v->mu);
+	if ((r = node_get(v, ino, &n)) < 0 || (r = xattr_perm(v, c, n, ns, true)) < 0 ||
+	    (r = vault_txn(v)) < 0)
+		goto out;
+	if (ns == NS_ACL_ACCESS || ns == NS_ACL_DEFAULT) {
+		r = set_acl(v, c, n, ns, NULL, 0);
+		goto out;
+	}
+	if (strncmp(name, VEC_PREFIX, strlen(VEC_PREFIX)) == 0 && computed(v, n, name, &si)) {
+		r = VV_EPERM;
+		goto out;
+	}
+	if ((r = vv_meta_xattr_del(v->meta, ino, name)) < 0)
+		goto out;
+	n->a.ctime = vault_now();
+	r = node_save(v, n);
+out:
+	vault_audit(v, c, "removexattr", ino, 0, NULL, r, name);
+	node_put(v, n);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}

@@ -1,0 +1,61 @@
+/*
+ * vector_int.h - internals of the vector module shared by its files:
+ * vector_format.c (parsers), vector_knn.c (SIMD kernels, top-k) and
+ * vector_search.c (collections, threads).
+ */
+#ifndef VV_VECTOR_INT_H
+#define VV_VECTOR_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vecvault/error.h"
+#include "vecvault/vector.h"
+
+/* ---- kernels (vector_knn.c) ------------------------------------------------
+ * x rows are at x + i*xs (xs in floats), i < nx; q rows are contiguous,
+ * d floats each.  Any alignment. */
+struct vv_kernels {
+	const char *name;
+	/* out[i*ldo + j] = dot(x_i, q_j) for i < nx, j < nq */
+	void (*dots)(const float *x, size_t xs, size_t nx, const float *q, size_t nq,
+		     size_t d, float *out, size_t ldo);
+	/* out[i] = |x_i - q|^2 */
+	void (*l2sq)(const float *x, size_t xs, size_t nx, const float *q, size_t d, float *out);
+	/* out[i] = |x_i|^2 */
+	void (*norms)(const float *x, size_t xs, size_t nx, size_t d, float *out);
+};
+
+/* The kernels for this CPU (or $VV_SIMD), chosen once, thread-safe. */
+const struct vv_kernels *vv_kernels_get(void);
+/* Kernel sets by name ("scalar", "avx2", "avx512"), NULL if the CPU lacks
+ * it; for tests comparing kernels. */
+const struct vv_kernels *vv_kernels_by_name(const char *name);
+
+/* ---- top-k (vector_knn.c) ------------------------------------------------ */
+
+struct vv_cand {
+	float d;
+	uint32_t seg;
+	uint64_t row;
+};
+
+/* A bounded max-heap keeping the k best candidates by (d, seg, row). */
+struct vv_topk {
+	uint32_t k, n;
+	float thr;               /* worst kept d once full, else +inf */
+	struct vv_cand *c;       /* k entries, caller-owned storage */
+};
+
+void vv_topk_init(struct vv_topk *t, struct vv_cand *storage, uint32_t k);
+/* Offer a candidate (callers pre-filter with d <= t->thr). */
+void vv_topk_push(struct vv_topk *t, float d, uint32_t seg, uint64_t row);
+/* Sort the kept candidates best first (destroys the heap order). */
+void vv_topk_sort(struct vv_topk *t);
+bool vv_cand_less(const struct vv_cand *a, const struct vv_cand *b);
+
+/* Convert n values of type t at src to float (TEXMEX/npy element types). */
+void vv_convert_row(enum vv_dtype t, const uint8_t *src, size_t n, float *dst);
+
+#endif

@@ -1,0 +1,817 @@
+/*
+ * vector_search.c - open a collection directory and run exact k-NN over it.
+ *
+ * The collection may be a directory on the vecvault mount or a plain one:
+ * segments are opened and mmap'd like any reader would (falling back to
+ * read(2) when the filesystem refuses mmap), so the mount's permission
+ * checks and audit log see the query.  These are not STORE files, so they
+ * do not go through vv_os_*.
+ *
+ * Search: the rows of all segments are cut into units; worker threads take
+ * units from a shared counter and keep one top-k heap per query each.  A
+ * unit is scanned in row blocks sized for L2; each row block is compared to
+ * the queries in blocks sized for L1 (vector_knn.c's tiled kernel), so one
+ * pass over the data serves every query.  Heaps keep a few spare candidates
+ * past k; at the end their distances are recomputed in double precision from
+ * the rows and re-sorted by (distance, segment, row), so float rounding can
+ * only change which id is reported where distances tie within ~1e-6
+ * relative (docs/query.md).
+ */
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "vecvault/log.h"
+#include "vector_int.h"
+
+#define UNIT_ROWS 8192u          /* rows per work unit */
+#define SPARE 16u                /* extra candidates kept past k */
+#define QBLOCK 128u              /* queries per kernel block */
+
+struct cseg {
+	struct vv_collection_seg pub;
+	char *name;
+	uint8_t *base;           /* whole file (mmap or malloc) */
+	size_t len;
+	bool mapped;
+	uint8_t *ids_base;
+	size_t ids_len;
+	bool ids_mapped;
+	uint64_t ids_off;
+};
+
+struct vv_collection {
+	char *dir;
+	struct vv_schema schema;
+	struct cseg *segs;
+	size_t nsegs;
+	char **skipped;
+	size_t nskipped;
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- loading files ------------------------------------------------------ */
+
+static void unmap(uint8_t *p, size_t len, bool mapped)
+{
+	if (!p)
+		return;
+	if (mapped)
+		munmap(p, len);
+	else
+		free(p);
+}
+
+/* Map (or read) a whole regular file.  *why gets strerror-style text. */
+static int load_file(const char *path, uint8_t **out, size_t *len, bool *mapped,
+		     const char **why)
+{
+	int fd, r = 0;
+	struct stat st;
+	uint8_t *p = NULL;
+	size_t n;
+
+	*out = NULL;
+	*len = 0;
+	*mapped = false;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = vv_err_from_errno(errno);
+		*why = strerror(errno);
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = vv_err_from_errno(errno);
+		*why = strerror(errno);
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = VV_EINVAL;
+		*why = "not a regular file";
+		goto out_close;
+	}
+	n = (size_t)st.st_size;
+	if (n == 0)
+		goto out_close;
+	p = mmap(NULL, n, PROT_READ, MAP_SHARED, fd, 0);
+	if (p != MAP_FAILED) {
+		/* Sequential scans: ask for aggressive readahead when cold. */
+		madvise(p, n, MADV_SEQUENTIAL);
+		*mapped = true;
+	} else {
+		/* e.g. a FUSE file opened with direct_io: read it instead */
+		size_t got = 0;
+		p = malloc(n);
+		if (!p) {
+			r = VV_ENOMEM;
+			*why = "out of memory";
+			goto out_close;
+		}
+		while (got < n) {
+			ssize_t k = pread(fd, p + got, n - got, (off_t)got);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0) {
+				r = k < 0 ? vv_err_from_errno(errno) : VV_EIO;
+				*why = k < 0 ? strerror(errno) : "file shrank while reading";
+				free(p);
+				p = NULL;
+				goto out_close;
+			}
+			got += (size_t)k;
+		}
+	}
+	*out = p;
+	*len = n;
+out_close:
+	close(fd);
+out:
+	return r;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+	size_t a = strlen(dir), b = strlen(name);
+	char *p = malloc(a + b + 2);
+
+	if (p) {
+		memcpy(p, dir, a);
+		p[a] = '/';
+		memcpy(p + a + 1, name, b + 1);
+	}
+	return p;
+}
+
+/* Open one segment and its optional id sidecar; probe both. */
+static int seg_load(const char *dir, struct cseg *s, const char **why)
+{
+	char *path = NULL, *ids = NULL, *dot;
+	int r;
+	struct vv_segment_info ii;
+
+	if (!(path = path_join(dir, s->name))) {
+		r = VV_ENOMEM;
+		*why = "out of memory";
+		goto out;
+	}
+	if ((r = load_file(path, &s->base, &s->len, &s->mapped, why)) < 0)
+		goto out;
+	s->pub.file_size = s->len;
+	if ((r = vv_segment_probe(s->name, s->base, s->len < VV_VEC_PROBE_LEN ? s->len : VV_VEC_PROBE_LEN,
+				  s->len, &s->pub.info, why)) < 0)
+		goto out;
+	/* sidecar: BASE.ids.npy for BASE.EXT */
+	if (!(ids = malloc(strlen(path) + 9))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	strcpy(ids, path);
+	dot = strrchr(ids, '.');
+	strcpy(dot, ".ids.npy");
+	r = load_file(ids, &s->ids_base, &s->ids_len, &s->ids_mapped, why);
+	if (r == VV_ENOENT) {
+		r = 0;
+		goto out;
+	}
+	if (r < 0) {
+		*why = "id sidecar unreadable";
+		goto out;
+	}
+	if ((r = vv_segment_probe_ids(s->ids_base, s->ids_len < VV_VEC_PROBE_LEN ? s->ids_len : VV_VEC_PROBE_LEN,
+				      s->ids_len, &ii, why)) < 0) {
+		*why = "id sidecar (.ids.npy) is malformed or not int64";
+		goto out;
+	}
+	if (ii.count != s->pub.info.count) {
+		r = VV_ESCHEMA;
+		*why = "id sidecar (.ids.npy) row count differs from the segment's";
+		goto out;
+	}
+	s->ids_off = ii.data_off;
+	s->pub.has_ids = true;
+out:
+	free(path);
+	free(ids);
+	return r;
+}
+
+static void seg_release(struct cseg *s)
+{
+	unmap(s->base, s->len, s->mapped);
+	unmap(s->ids_base, s->ids_len, s->ids_mapped);
+	s->base = s->ids_base = NULL;
+	s->pub.has_ids = false;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int read_schema(const char *dir, struct vv_schema *s, char *err, size_t errlen)
+{
+	static const char *const names[] = { "user.vecvault.dim", "user.vecvault.dtype",
+					     "user.vecvault.metric" };
+	char v[64];
+	int r = 0;
+
+	memset(s, 0, sizeof(*s));
+	for (size_t i = 0; i < 3; i++) {
+		ssize_t n = getxattr(dir, names[i], v, sizeof(v));
+		if (n < 0) {
+			if (errno == ENODATA || errno == ENOTSUP || errno == ERANGE)
+				continue;
+			r = vv_err_from_errno(errno);
+			seterr(err, errlen, "%s: cannot read %s: %s", dir, names[i], strerror(errno));
+			goto out;
+		}
+		if (vv_schema_set_xattr(s, names[i], v, (size_t)n) < 0) {
+			r = VV_ESCHEMA;
+			seterr(err, errlen, "%s: invalid %s value '%.*s'", dir, names[i], (int)n, v);
+			goto out;
+		}
+	}
+out:
+	return r;
+}
+
+static int add_skipped(struct vv_collection *c, const char *name, const char *why)
+{
+	char **p = realloc(c->skipped, (c->nskipped + 1) * sizeof(*p));
+	size_t n = strlen(name) + strlen(why) + 3;
+
+	if (!p)
+		return VV_ENOMEM;
+	c->skipped = p;
+	if (!(p[c->nskipped] = malloc(n)))
+		return VV_ENOMEM;
+	snprintf(p[c->nskipped], n, "%s: %s", name, why);
+	c->nskipped++;
+	return 0;
+}
+
+int vv_collection_open(const char *dir, const struct vv_schema *override, bool skip_bad,
+		       struct vv_collection **out, char *err, size_t errlen)
+{
+	struct vv_collection *c = NULL;
+	DIR *d = NULL;
+	struct dirent *de;
+	char **names = NULL;
+	size_t nnames = 0, cap = 0, kept = 0;
+	uint64_t rows = 0;
+	int r = 0;
+
+	*out = NULL;
+	if (!(c = calloc(1, sizeof(*c))) || !(c->dir = strdup(dir))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	if (!(d = opendir(dir))) {
+		r = vv_err_from_errno(errno);
+		seterr(err, errlen, "%s: %s", dir, strerror(errno));
+		goto out;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		if (!vv_segment_name_is_segment(de->d_name))
+			continue;
+		if (nnames == cap) {
+			char **p = realloc(names, (cap = cap ? 2 * cap : 16) * sizeof(*p));
+			if (!p) {
+				r = VV_ENOMEM;
+				goto out;
+			}
+			names = p;
+		}
+		if (!(names[nnames] = strdup(de->d_name))) {
+			r = VV_ENOMEM;
+			goto out;
+		}
+		nnames++;
+	}
+	if (errno) {
+		r = vv_err_from_errno(errno);
+		seterr(err, errlen, "%s: %s", dir, strerror(errno));
+		goto out;
+	}
+	qsort(names, nnames, sizeof(*names), name_cmp);
+	if ((r = read_schema(dir, &c->schema, err, errlen)) < 0)
+		goto out;
+	if (override) {
+		if (override->dim)
+			c->schema.dim = override->dim;
+		if (override->dtype != VV_DT_ANY)
+			c->schema.dtype = override->dtype;
+		if (override->metric != VV_METRIC_NONE)
+			c->schema.metric = override->metric;
+	}
+	if (c->schema.metric == VV_METRIC_NONE)
+		c->schema.metric = VV_METRIC_L2;
+	if (!(c->segs = calloc(nnames ? nnames : 1, sizeof(*c->segs)))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nnames; i++) {
+		struct cseg *s = &c->segs[kept];
+		const char *why = NULL;
+		int e;
+
+		s->name = names[i];
+		names[i] = NULL;
+		s->pub.name = s->name;
+		e = seg_load(dir, s, &why);
+		if (e == 0) {
+			/* the first good segment fixes what the xattrs leave unset */
+			if (!c->schema.dim)
+				c->schema.dim = s->pub.info.dim;
+			if (c->schema.dtype == VV_DT_ANY)
+				c->schema.dtype = s->pub.info.dtype;
+			e = vv_schema_match(&c->schema, &s->pub.info, &why);
+		}
+		if (e < 0) {
+			vv_log(VV_LOG_WARN, "segment %s/%s: %s", dir, s->name, why ? why : vv_strerror(e));
+			if (!skip_bad) {
+				r = e;
+				seterr(err, errlen, "%s/%s: %s", dir, s->name, why ? why : vv_strerror(e));
+				seg_release(s);
+				free(s->name);
+				s->name = NULL;
+				goto out;
+			}
+			if ((r = add_skipped(c, s->name, why ? why : vv_strerror(e))) < 0)
+				goto out;
+			seg_release(s);
+			free(s->name);
+			memset(s, 0, sizeof(*s));
+			continue;
+		}
+		s->pub.first_row = rows;
+		rows += s->pub.info.count;
+		kept++;
+	}
+	c->nsegs = kept;
+	*out = c;
+	c = NULL;
+out:
+	if (d)
+		closedir(d);
+	for (size_t i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
+	if (c) {
+		c->nsegs = kept;
+		vv_collection_free(c);
+	}
+	return r;
+}
+
+void vv_collection_free(struct vv_collection *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nsegs; i++) {
+		seg_release(&c->segs[i]);
+		free(c->segs[i].name);
+	}
+	for (size_t i = 0; i < c->nskipped; i++)
+		free(c->skipped[i]);
+	free(c->skipped);
+	free(c->segs);
+	free(c->dir);
+	free(c);
+}
+
+const struct vv_schema *vv_collection_schema(const struct vv_collection *c) { return &c->schema; }
+size_t vv_collection_nsegs(const struct vv_collection *c) { return c->nsegs; }
+const struct vv_collection_seg *vv_collection_seg(const struct vv_collection *c, size_t i)
+{
+	return i < c->nsegs ? &c->segs[i].pub : NULL;
+}
+size_t vv_collection_nskipped(const struct vv_collection *c) { return c->nskipped; }
+const char *vv_collection_skipped(const struct vv_collection *c, size_t i)
+{
+	return i < c->nskipped ? c->skipped[i] : NULL;
+}
+
+/* ---- search --------------------------------------------------------------- */
+
+struct unit {
+	uint32_t seg;
+	uint64_t row0, nrows;
+};
+
+struct job {
+	struct vv_collection *c;
+	const struct vv_kernels *kern;
+	enum vv_metric metric;
+	const float *q;          /* prepared queries (cosine: normalised) */
+	const float *qn;         /* |q|^2 (l2) */
+	size_t nq, d;
+	uint32_t kk;
+	struct unit *units;
+	size_t nunits;
+	atomic_size_t next;
+	atomic_uint_least64_t done;
+	uint64_t total;
+	const struct vv_search_opts *o;
+};
+
+struct worker {
+	pthread_t th;
+	struct job *j;
+	int id;
+	struct vv_cand *cand;    /* nq * kk */
+	struct vv_topk *tk;      /* nq */
+	float *scratch, *norms, *out;
+	size_t brows;
+	/* first bad TEXMEX row seen */
+	int bad;
+	uint32_t bad_seg;
+	uint64_t bad_row;
+	uint32_t bad_dim;
+};
+
+/* Row r of segment s as floats: a pointer into the mapping when the layout
+ * allows, else converted into buf.  Returns NULL on a bad TEXMEX dim word. */
+static const float *rows_f32(const struct cseg *s, uint64_t r, size_t n, size_t d, float *buf,
+			     size_t *xs, uint64_t *bad_row, uint32_t *bad_dim)
+{
+	const struct vv_segment_info *si = &s->pub.info;
+	const uint8_t *p = s->base + si->data_off + r * si->stride;
+
+	if (si->format != VV_SEG_NPY)
+		for (size_t i = 0; i < n; i++) {
+			uint32_t w = vv_get_le32(p + i * si->stride - 4);
+			if (w != si->dim) {
+				*bad_row = r + i;
+				*bad_dim = w;
+				return NULL;
+			}
+		}
+	if (si->dtype == VV_DT_F32 && ((uintptr_t)p & 3) == 0 && (si->stride & 3) == 0) {
+		*xs = si->stride / 4;
+		return (const float *)(const void *)p;
+	}
+	for (size_t i = 0; i < n; i++)
+		vv_convert_row(si->dtype, p + i * si->stride, d, buf + i * d);
+	*xs = d;
+	return buf;
+}
+
+static void scan_unit(struct worker *w, const struct unit *u)
+{
+	struct job *j = w->j;
+	const struct cseg *s = &j->c->segs[u->seg];
+	size_t d = j->d, nq = j->nq;
+	bool direct = j->metric == VV_METRIC_L2 && nq < 4;
+
+	for (uint64_t r0 = 0; r0 < u->nrows; r0 += w->brows) {
+		size_t n = (size_t)(u->nrows - r0 < w->brows ? u->nrows - r0 : w->brows), xs;
+		uint64_t row = u->row0 + r0;
+		uint64_t brow = 0;
+		uint32_t bdim = 0;
+		const float *x = rows_f32(s, row, n, d, w->scratch, &xs, &brow, &bdim);
+
+		if (!x) {
+			if (!w->bad || u->seg < w->bad_seg || (u->seg == w->bad_seg && brow < w->bad_row)) {
+				w->bad = 1;
+				w->bad_seg = u->seg;
+				w->bad_row = brow;
+				w->bad_dim = bdim;
+			}
+			return;
+		}
+		if (direct) {
+			for (size_t q = 0; q < nq; q++) {
+				struct vv_topk *t = &w->tk[q];
+				j->kern->l2sq(x, xs, n, j->q + q * d, d, w->out);
+				for (size_t i = 0; i < n; i++)
+					if (w->out[i] <= t->thr)
+						vv_topk_push(t, w->out[i], u->seg, row + i);
+			}
+			continue;
+		}
+		if (j->metric != VV_METRIC_IP)
+			j->kern->norms(x, xs, n, d, w->norms);
+		for (size_t q0 = 0; q0 < nq; q0 += QBLOCK) {
+			size_t qb = nq - q0 < QBLOCK ? nq - q0 : QBLOCK;
+			j->kern->dots(x, xs, n, j->q + q0 * d, qb, d, w->out, qb);
+			for (size_t i = 0; i < n; i++) {
+				const float *o = w->out + i * qb;
+				float xn = w->norms[i], inv = 0;
+				if (j->metric == VV_METRIC_COSINE)
+					inv = xn > 0 ? 1.0f / sqrtf(xn) : 0;
+				for (size_t q = 0; q < qb; q++) {
+					struct vv_topk *t = &w->tk[q0 + q];
+					float v;
+					if (j->metric == VV_METRIC_L2)
+						v = xn + j->qn[q0 + q] - 2 * o[q];
+					else if (j->metric == VV_METRIC_IP)
+						v = -o[q];
+					else
+						v = 1 - o[q] * inv;
+					if (v <= t->thr)
+						vv_topk_push(t, v, u->seg, row + i);
+				}
+			}
+		}
+	}
+}
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	struct job *j = w->j;
+
+	for (;;) {
+		size_t i = atomic_fetch_add(&j->next, 1);
+		uint64_t done;
+		if (i >= j->nunits)
+			break;
+		scan_unit(w, &j->units[i]);
+		done = atomic_fetch_add(&j->done, j->units[i].nrows) + j->units[i].nrows;
+		if (w->id == 0 && j->o->progress)
+			j->o->progress(j->o->progress_ctx, done, j->total);
+	}
+	return NULL;
+}
+
+/* Exact distance in double precision between row (seg, r) and query q. */
+static double exact_dist(const struct vv_collection *c, enum vv_metric m, uint32_t seg, uint64_t r,
+			 const float *q, size_t d, float *buf)
+{
+	const struct cseg *s = &c->segs[seg];
+	const uint8_t *p = s->base + s->pub.info.data_off + r * s->pub.info.stride;
+	double acc = 0, xx = 0, qq = 0;
+
+	vv_convert_row(s->pub.info.dtype, p, d, buf);
+	for (size_t i = 0; i < d; i++) {
+		double a = buf[i], b = q[i];
+		if (m == VV_METRIC_L2) {
+			acc += (a - b) * (a - b);
+		} else {
+			acc += a * b;
+			xx += a * a;
+			qq += b * b;
+		}
+	}
+	if (m == VV_METRIC_L2)
+		return acc;
+	if (m == VV_METRIC_IP)
+		return -acc;
+	return xx > 0 && qq > 0 ? 1 - acc / (sqrt(xx) * sqrt(qq)) : 1;
+}
+
+struct dcand {
+	double d;
+	uint32_t seg;
+	uint64_t row;
+};
+
+static int dcand_cmp(const void *a, const void *b)
+{
+	const struct dcand *x = a, *y = b;
+
+	if (x->d != y->d)
+		return x->d < y->d ? -1 : 1;
+	if (x->seg != y->seg)
+		return x->seg < y->seg ? -1 : 1;
+	return x->row < y->row ? -1 : x->row > y->row;
+}
+
+int vv_collection_search(struct vv_collection *c, const float *queries, size_t nq,
+			 const struct vv_search_opts *o, struct vv_hit *hits,
+			 char *err, size_t errlen)
+{
+	struct job j;
+	struct worker *ws = NULL;
+	float *qp = NULL, *qn = NULL, *rowbuf = NULL;
+	struct dcand *dc = NULL;
+	size_t d = c->schema.dim, nthreads, started = 0, nunits = 0;
+	uint32_t k = o->k;
+	int r = 0;
+
+	memset(&j, 0, sizeof(j));
+	if (k == 0 || k > VV_VEC_MAX_K || d == 0) {
+		r = VV_EINVAL;
+		if (d == 0)
+			seterr(err, errlen, "%s: collection has no segments and no dimension", c->dir);
+		else
+			seterr(err, errlen, "k must be 1..%u", VV_VEC_MAX_K);
+		goto out;
+	}
+	for (size_t i = 0; i < nq * k; i++)
+		hits[i] = (struct vv_hit){ INFINITY, UINT32_MAX, 0, -1 };
+	if (nq == 0)
+		goto out;
+	j.c = c;
+	j.o = o;
+	j.kern = vv_kernels_get();
+	j.metric = o->metric != VV_METRIC_NONE ? o->metric : c->schema.metric;
+	j.nq = nq;
+	j.d = d;
+	j.kk = k + SPARE;
+	if (!(qp = malloc(nq * d * sizeof(float))) || !(qn = malloc(nq * sizeof(float))) ||
+	    !(rowbuf = malloc(d * sizeof(float)))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	memcpy(qp, queries, nq * d * sizeof(float));
+	for (size_t i = 0; i < nq; i++) {
+		double s = 0;
+		for (size_t t = 0; t < d; t++)
+			s += (double)qp[i * d + t] * qp[i * d + t];
+		qn[i] = (float)s;
+		if (j.metric == VV_METRIC_COSINE && s > 0)
+			for (size_t t = 0; t < d; t++)
+				qp[i * d + t] = (float)(qp[i * d + t] / sqrt(s));
+	}
+	j.q = qp;
+	j.qn = qn;
+	for (size_t s = 0; s < c->nsegs; s++)
+		nunits += (size_t)((c->segs[s].pub.info.count + UNIT_ROWS - 1) / UNIT_ROWS);
+	if (!(j.units = calloc(nunits ? nunits : 1, sizeof(*j.units)))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	for (size_t s = 0; s < c->nsegs; s++) {
+		uint64_t cnt = c->segs[s].pub.info.count;
+		for (uint64_t r0 = 0; r0 < cnt; r0 += UNIT_ROWS) {
+			struct unit *u = &j.units[j.nunits++];
+			u->seg = (uint32_t)s;
+			u->row0 = r0;
+			u->nrows = cnt - r0 < UNIT_ROWS ? cnt - r0 : UNIT_ROWS;
+			j.total += u->nrows;
+		}
+	}
+	nthreads = o->threads ? o->threads : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
+	if (nthreads < 1)
+		nthreads = 1;
+	if (nthreads > j.nunits)
+		nthreads = j.nunits ? j.nunits : 1;
+	if (!(ws = calloc(nthreads, sizeof(*ws)))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	for (size_t t = 0; t < nthreads; t++) {
+		struct worker *w = &ws[t];
+		/* ~256 KiB of rows per block (half of L2), a multiple of the
+		 * kernel's 3-row tile */
+		size_t br = (256u << 10) / (d * 4);
+		br = br < 3 ? 3 : br > 384 ? 384 : br - br % 3;
+		w->j = &j;
+		w->id = (int)t;
+		w->brows = br;
+		w->cand = malloc(nq * j.kk * sizeof(*w->cand));
+		w->tk = malloc(nq * sizeof(*w->tk));
+		w->scratch = malloc(br * d * sizeof(float));
+		w->norms = malloc(br * sizeof(float));
+		w->out = malloc(br * (nq < QBLOCK ? nq : QBLOCK) * sizeof(float) + br * sizeof(float));
+		if (!w->cand || !w->tk || !w->scratch || !w->norms || !w->out) {
+			r = VV_ENOMEM;
+			goto out;
+		}
+		for (size_t q = 0; q < nq; q++)
+			vv_topk_init(&w->tk[q], w->cand + q * j.kk, j.kk);
+	}
+	for (started = 1; started < nthreads; started++)
+		if (pthread_create(&ws[started].th, NULL, work, &ws[started]) != 0) {
+			vv_log(VV_LOG_WARN, "knn: could not start thread %zu; continuing with fewer",
+			       started);
+			break;
+		}
+	work(&ws[0]);
+	for (size_t t = 1; t < started; t++)
+		pthread_join(ws[t].th, NULL);
+	/* a bad TEXMEX row anywhere fails the whole search: results may
+	 * already hold rows from that segment */
+	{
+		struct worker *bad = NULL;
+		for (size_t t = 0; t < started; t++)
+			if (ws[t].bad && (!bad || ws[t].bad_seg < bad->bad_seg ||
+					  (ws[t].bad_seg == bad->bad_seg && ws[t].bad_row < bad->bad_row)))
+				bad = &ws[t];
+		if (bad) {
+			r = VV_ECORRUPT;
+			seterr(err, errlen, "%s/%s: row %llu has dimension word %u, expected %zu",
+			       c->dir, c->segs[bad->bad_seg].name, (unsigned long long)bad->bad_row,
+			       bad->bad_dim, d);
+			goto out;
+		}
+	}
+	if (!(dc = malloc(started * j.kk * sizeof(*dc)))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	for (size_t q = 0; q < nq; q++) {
+		size_t n = 0;
+		for (size_t t = 0; t < started; t++) {
+			struct vv_topk *tk = &ws[t].tk[q];
+			for (uint32_t i = 0; i < tk->n; i++) {
+				struct vv_cand *cd = &tk->c[i];
+				dc[n].seg = cd->seg;
+				dc[n].row = cd->row;
+				dc[n].d = exact_dist(c, j.metric, cd->seg, cd->row, queries + q * d, d, rowbuf);
+				n++;
+			}
+		}
+		qsort(dc, n, sizeof(*dc), dcand_cmp);
+		for (size_t i = 0; i < n && i < k; i++) {
+			struct vv_hit *h = &hits[q * k + i];
+			const struct cseg *s = &c->segs[dc[i].seg];
+			h->dist = dc[i].d;
+			h->seg = dc[i].seg;
+			h->row = dc[i].row;
+			h->id = s->pub.has_ids ? (int64_t)vv_get_le64(s->ids_base + s->ids_off + 8 * dc[i].row)
+					       : (int64_t)(s->pub.first_row + dc[i].row);
+		}
+	}
+out:
+	if (ws)
+		for (size_t t = 0; t < nthreads; t++) {
+			free(ws[t].cand);
+			free(ws[t].tk);
+			free(ws[t].scratch);
+			free(ws[t].norms);
+			free(ws[t].out);
+		}
+	free(ws);
+	free(j.units);
+	free(dc);
+	free(qp);
+	free(qn);
+	free(rowbuf);
+	return r;
+}
+
+/* ---- query files ------------------------------------------------------------ */
+
+int vv_vectors_load(const char *path, float **out, size_t *n, uint32_t *dim,
+		    char *err, size_t errlen)
+{
+	uint8_t *base = NULL;
+	size_t len = 0;
+	bool mapped = false;
+	const char *why = NULL, *name = strrchr(path, '/');
+	struct vv_segment_info si;
+	float *v = NULL;
+	int r;
+
+	*out = NULL;
+	name = name ? name + 1 : path;
+	if ((r = load_file(path, &base, &len, &mapped, &why)) < 0) {
+		seterr(err, errlen, "%s: %s", path, why);
+		goto out;
+	}
+	if ((r = vv_segment_probe(name, base, len < VV_VEC_PROBE_LEN ? len : VV_VEC_PROBE_LEN, len,
+				  &si, &why)) < 0) {
+		seterr(err, errlen, "%s: %s", path, why);
+		goto out;
+	}
+	if (si.count > SIZE_MAX / 4 / si.dim || !(v = malloc(si.count * si.dim * sizeof(float) + 1))) {
+		r = VV_ENOMEM;
+		seterr(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	for (uint64_t i = 0; i < si.count; i++) {
+		const uint8_t *p = base + si.data_off + i * si.stride;
+		if (si.format != VV_SEG_NPY && vv_get_le32(p - 4) != si.dim) {
+			r = VV_ECORRUPT;
+			seterr(err, errlen, "%s: row %llu has dimension word %u, expected %u", path,
+			       (unsigned long long)i, vv_get_le32(p - 4), si.dim);
+			goto out;
+		}
+		vv_convert_row(si.dtype, p, si.dim, v + i * si.dim);
+	}
+	*out = v;
+	v = NULL;
+	*n = (size_t)si.count;
+	*dim = si.dim;
+out:
+	free(v);
+	unmap(base, len, mapped);
+	return r;
+}

@@ -1,0 +1,192 @@
+/*
+ * daemon.c - session, mount, multi-threaded loop, unmount (vv_fs_run).
+ *
+ * Mount options are fixed here, not taken from the user: nosuid and nodev
+ * always (a vault's content must not gain privileges on this host), never
+ * default_permissions (the daemon decides and audits every access), and
+ * max_read of 1 MiB to match max_write and the 64 KiB AEAD block multiple.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+#include "fs_int.h"
+
+#define DEFAULT_IDLE_THREADS 8
+#define MAX_IO (1u << 20)
+
+static char last_err[512];
+
+const char *vv_fs_last_error(void)
+{
+	return last_err;
+}
+
+/* libfuse's messages go to the engine's log sink; errors are also kept so
+ * the CLI can tell the user why a mount failed. */
+static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	enum vv_log_level l = VV_LOG_DEBUG;
+	char msg[512];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	if (level <= FUSE_LOG_ERR) {
+		l = VV_LOG_ERR;
+		snprintf(last_err, sizeof(last_err), "%s", msg);
+	} else if (level == FUSE_LOG_WARNING) {
+		l = VV_LOG_WARN;
+	} else if (level <= FUSE_LOG_INFO) {
+		l = VV_LOG_INFO;
+	}
+	vv_log(l, "fuse: %s", msg);
+}
+
+/* Append s to the option string, escaping what libfuse's option parser
+ * treats specially (',' separates options, '\' escapes). */
+static int opt_append(char *out, size_t outlen, const char *s, bool escape)
+{
+	size_t n = strlen(out);
+
+	for (; *s; s++) {
+		if (escape && (*s == ',' || *s == '\\')) {
+			if (n + 1 >= outlen)
+				return VV_ENAMETOOLONG;
+			out[n++] = '\\';
+		}
+		if (n + 1 >= outlen)
+			return VV_ENAMETOOLONG;
+		out[n++] = *s;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+static int build_opts(const struct vv_fs_opts *o, char *out, size_t outlen)
+{
+	int r;
+
+	out[0] = '\0';
+	snprintf(out, outlen, "nosuid,nodev,subtype=vecvault,max_read=%u,fsname=", MAX_IO);
+	if ((r = opt_append(out, outlen, o->fsname ? o->fsname : "vecvault", true)) < 0)
+		goto out;
+	if (o->allow_other && (r = opt_append(out, outlen, ",allow_other", false)) < 0)
+		goto out;
+	if (o->ro && (r = opt_append(out, outlen, ",ro", false)) < 0)
+		goto out;
+	if (o->debug && (r = opt_append(out, outlen, ",debug", false)) < 0)
+		goto out;
+out:
+	return r;
+}
+
+static void send_ready(int fd)
+{
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	do
+		n = write(fd, "R", 1);
+	while (n < 0 && errno == EINTR);
+}
+
+static void detach_stdio(void)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	dup2(fd, 0);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	if (fd > 2)
+		close(fd);
+}
+
+int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
+	      int ready_fd)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_loop_config cfg;
+	struct fuse_session *se = NULL;
+	static const struct vv_fs_opts defaults;
+	struct vv_fs fs;
+	char opts[4096];
+	bool mounted = false, handlers = false;
+	int r;
+
+	if (!o)
+		o = &defaults;
+	memset(&fs, 0, sizeof(fs));
+	fs.v = v;
+	fs.o = o;
+	ident_cache_init(&fs.ident);
+	notifier_init(&fs.notify);
+	last_err[0] = '\0';
+	fuse_set_log_func(fuse_log_sink);
+
+	if ((r = build_opts(o, opts, sizeof(opts))) < 0) {
+		snprintf(last_err, sizeof(last_err), "file system name too long");
+		goto out;
+	}
+	r = VV_ENOMEM;
+	if (fuse_opt_add_arg(&args, "vecvault") || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, opts))
+		goto out;
+
+	r = VV_ESYS;
+	se = fuse_session_new(&args, &vv_fs_ops, sizeof(vv_fs_ops), &fs);
+	if (!se)
+		goto out;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out;
+	handlers = true;
+	if (fuse_session_mount(se, mnt) != 0) {
+		if (!last_err[0])
+			snprintf(last_err, sizeof(last_err), "cannot mount on %s", mnt);
+		goto out;
+	}
+	mounted = true;
+	if ((r = notifier_start(&fs.notify, se)) < 0)
+		goto out;
+	vv_vault_set_inval(v, notifier_queue, &fs.notify);
+	vv_log(VV_LOG_INFO, "fs: mounted on %s", mnt);
+
+	send_ready(ready_fd);
+	if (o->detach_stdio)
+		detach_stdio();
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.clone_fd = 1;
+	cfg.max_idle_threads = o->max_idle_threads ? o->max_idle_threads
+						   : DEFAULT_IDLE_THREADS;
+	r = fuse_session_loop_mt(se, &cfg);
+	/* A signal ends the loop with its number; that is a clean stop. */
+	if (r < 0) {
+		vv_log(VV_LOG_ERR, "fs: session loop: %s", strerror(-r));
+		r = 1;
+	} else {
+		r = 0;
+	}
+	vv_log(VV_LOG_INFO, "fs: unmounting %s", mnt);
+out:
+	/* No handler runs any more: nobody calls the callback after this. */
+	vv_vault_set_inval(v, NULL, NULL);
+	if (mounted)
+		fuse_session_unmount(se);
+	notifier_release(&fs.notify);
+	if (handlers)
+		fuse_remove_signal_handlers(se);
+	if (se)
+		fuse_session_destroy(se);
+	fuse_opt_free_args(&args);
+	ident_cache_release(&fs.ident);
+	return r;
+}

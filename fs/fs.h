@@ -1,0 +1,47 @@
+/*
+ * fs.h - the FUSE daemon: serves an open vault at a mount point.
+ *
+ * The only public entry of fs/.  The CLI opens the vault (in the daemon
+ * process, after forking, so its keys live in that process's locked memory),
+ * then hands it here; fs/ mounts, runs the multi-threaded FUSE loop until
+ * unmount or a signal, unmounts and returns.  Every request becomes one
+ * vv_vault_*() call (engine/include/vecvault/vault.h); fs/ decides nothing
+ * itself and maps VV_E* codes to errno exactly once (vv_errno()).
+ */
+#ifndef VV_FS_H
+#define VV_FS_H
+
+#include <stdbool.h>
+
+struct vv_vault;
+
+struct vv_fs_opts {
+	bool allow_other;            /* other users may use the mount (the
+	                                daemon, not the kernel, checks access) */
+	bool ro;                     /* mount read-only (open the vault with
+	                                VV_VAULT_READONLY as well) */
+	bool debug;                  /* libfuse request tracing to stderr */
+	bool detach_stdio;           /* after the ready byte: stdin/out/err ->
+	                                /dev/null (a daemon whose parent left) */
+	const char *fsname;          /* shown in /proc/mounts; NULL = "vecvault" */
+	unsigned max_idle_threads;   /* 0 = default (8) */
+};
+
+/*
+ * Mount v at mnt and serve it until unmounted (fusermount3 -u) or
+ * SIGINT/SIGTERM/SIGHUP.  Once the mount is live, writes one byte 'R' to
+ * ready_fd (if >= 0; the fd stays open and owned by the caller).  Always
+ * mounts nosuid,nodev, subtype=vecvault, never default_permissions.
+ * Returns 0 after a clean unmount; 1 if the loop ended with an error after
+ * the mount went live (logged); a negative VV_E* code if it never mounted:
+ * VV_ESYS (libfuse's reason logged and kept for vv_fs_last_error()) or
+ * VV_ENAMETOOLONG.  Does not close v.
+ */
+int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
+	      int ready_fd);
+
+/* The last error libfuse reported in this process (static storage, "" if
+ * none), so the CLI can show why a mount failed. */
+const char *vv_fs_last_error(void);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * fs_int.h - internals shared by the files of fs/: the per-mount state, the
+ * per-request identity (ident.c) and the kernel-cache invalidation queue
+ * (notify.c).  Only fs/ includes FUSE headers.
+ */
+#ifndef VV_FS_INT_H
+#define VV_FS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <fuse_lowlevel.h>
+
+#include "vecvault/vault.h"
+#include "fs.h"
+
+/* --- ident.c: who sends a request --------------------------------------- */
+
+/* Supplementary groups and process name of one process, read from /proc.
+ * Immutable once published; shared by reference count. */
+struct ident_entry {
+	atomic_int refs;
+	uint32_t pid, uid, gid;      /* key: a pid reused by other creds misses */
+	struct timespec born;        /* CLOCK_MONOTONIC */
+	char comm[32];
+	uint32_t ngroups;
+	uint32_t groups[];
+};
+
+#define IDENT_BUCKETS 256
+
+/* Cache per pid with a short lifetime: fuse_req_getgroups() reads
+ * /proc/PID/task/PID/status on every call, too slow per request. */
+struct ident_cache {
+	pthread_mutex_t lock;
+	struct ident_entry *slot[IDENT_BUCKETS];
+};
+
+/* A request's identity as the engine wants it.  Holds a reference on the
+ * cache entry that backs id.groups and comm. */
+struct req_ctx {
+	struct vv_ctx c;
+	struct ident_entry *ent;     /* NULL when nothing could be cached */
+};
+
+void ident_cache_init(struct ident_cache *ic);
+void ident_cache_release(struct ident_cache *ic);
+/* Fill rc for req; never fails (without /proc data: no groups, no name). */
+void ident_get(struct ident_cache *ic, fuse_req_t req, struct req_ctx *rc);
+void ident_put(struct req_ctx *rc);
+
+/* --- notify.c: kernel-cache invalidation ---------------------------------- */
+
+struct inval_item {
+	struct inval_item *next;
+	uint64_t ino;                /* parent when name != NULL */
+	char *name;                  /* owned; NULL = inode only */
+};
+
+/* The engine's callback only queues; this thread talks to the kernel, so a
+ * notification is never sent from inside a handler (the kernel may hold the
+ * very inode lock the notification needs). */
+struct notifier {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct inval_item *head, *tail;
+	bool stop, started;
+	struct fuse_session *se;
+	pthread_t thread;
+};
+
+void notifier_init(struct notifier *n);
+/* Start the thread for session se (after mount).  0 or VV_ESYS. */
+int notifier_start(struct notifier *n, struct fuse_session *se);
+/* Stop the thread (drops what is still queued) and free everything.
+ * Safe if never started. */
+void notifier_release(struct notifier *n);
+/* vv_inval_fn: queue one request (ctx = struct notifier *). */
+void notifier_queue(void *ctx, uint64_t ino, const char *name);
+
+/* --- daemon.c / ops.c --------------------------------------------------- */
+
+struct vv_fs {
+	struct vv_vault *v;
+	struct ident_cache ident;
+	struct notifier notify;
+	const struct vv_fs_opts *o;
+};
+
+extern const struct fuse_lowlevel_ops vv_fs_ops;
+
+#endif

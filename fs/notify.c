@@ -1,0 +1,137 @@
+/*
+ * notify.c - kernel-cache invalidation, off the request path.
+ *
+ * The engine asks (from any thread, maybe holding its own locks) that the
+ * kernel drop a cached entry or inode, e.g. after a chmod made a directory
+ * no longer searchable by everyone.  The request is only queued here; a
+ * dedicated thread sends fuse_lowlevel_notify_inval_*().  Sending from
+ * inside a handler could deadlock: the kernel may hold the inode lock the
+ * notification needs until that very handler replies.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+#include "fs_int.h"
+
+void notifier_init(struct notifier *n)
+{
+	memset(n, 0, sizeof(*n));
+	pthread_mutex_init(&n->lock, NULL);
+	pthread_cond_init(&n->cond, NULL);
+}
+
+void notifier_queue(void *ctx, uint64_t ino, const char *name)
+{
+	struct notifier *n = ctx;
+	struct inval_item *it = calloc(1, sizeof(*it));
+
+	if (!it)
+		goto oom;
+	it->ino = ino;
+	if (name && !(it->name = strdup(name)))
+		goto oom;
+	pthread_mutex_lock(&n->lock);
+	if (n->stop) {
+		pthread_mutex_unlock(&n->lock);
+		free(it->name);
+		free(it);
+		return;
+	}
+	if (n->tail)
+		n->tail->next = it;
+	else
+		n->head = it;
+	n->tail = it;
+	pthread_cond_signal(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+	return;
+oom:
+	/* A lost invalidation could let the kernel reuse a stale decision for
+	 * up to the attr timeout; say so loudly. */
+	vv_log(VV_LOG_ERR, "fs: out of memory queueing invalidation of inode %llu",
+	       (unsigned long long)ino);
+	if (it)
+		free(it);
+}
+
+static void send_one(struct fuse_session *se, const struct inval_item *it)
+{
+	int r;
+
+	if (it->name)
+		r = fuse_lowlevel_notify_inval_entry(se, it->ino, it->name,
+						     strlen(it->name));
+	else
+		r = fuse_lowlevel_notify_inval_inode(se, it->ino, 0, 0);
+	/* ENOENT: the kernel does not have it cached, nothing to drop. */
+	if (r < 0 && r != -ENOENT)
+		vv_log(VV_LOG_WARN, "fs: invalidate inode %llu%s%s: %s",
+		       (unsigned long long)it->ino, it->name ? " entry " : "",
+		       it->name ? it->name : "", strerror(-r));
+}
+
+static void *notifier_main(void *arg)
+{
+	struct notifier *n = arg;
+	struct inval_item *it;
+
+	pthread_mutex_lock(&n->lock);
+	for (;;) {
+		while (!n->head && !n->stop)
+			pthread_cond_wait(&n->cond, &n->lock);
+		if (n->stop)
+			break;
+		it = n->head;
+		n->head = it->next;
+		if (!n->head)
+			n->tail = NULL;
+		pthread_mutex_unlock(&n->lock);
+		send_one(n->se, it);
+		free(it->name);
+		free(it);
+		pthread_mutex_lock(&n->lock);
+	}
+	pthread_mutex_unlock(&n->lock);
+	return NULL;
+}
+
+int notifier_start(struct notifier *n, struct fuse_session *se)
+{
+	int r;
+
+	n->se = se;
+	r = pthread_create(&n->thread, NULL, notifier_main, n);
+	if (r) {
+		vv_log(VV_LOG_ERR, "fs: cannot start notifier thread: %s", strerror(r));
+		return VV_ESYS;
+	}
+	n->started = true;
+	return 0;
+}
+
+void notifier_release(struct notifier *n)
+{
+	struct inval_item *it;
+
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->lock);
+	n->stop = true;
+	pthread_cond_signal(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+	if (n->started)
+		pthread_join(n->thread, NULL);
+	n->started = false;
+	/* After unmount the kernel has no cache left to invalidate. */
+	while ((it = n->head)) {
+		n->head = it->next;
+		free(it->name);
+		free(it);
+	}
+	n->tail = NULL;
+	pthread_cond_destroy(&n->cond);
+	pthread_mutex_destroy(&n->lock);
+}

@@ -1,0 +1,803 @@
+/*
+ * ops.c - the FUSE low-level handlers: each request becomes one vv_vault_*()
+ * call and exactly one reply.
+ *
+ * Shape of every handler (libfuse example/passthrough_ll.c):
+ *   BEGIN(req) -> identity of the caller -> engine call -> reply -> END.
+ * fs/ decides nothing: access checks, audit and POSIX semantics live in the
+ * engine.  Error codes are mapped to errno here and only here (vv_errno()).
+ *
+ * Kernel caching: an entry or attribute may be cached only when the engine
+ * says attr.cacheable (every user may search its whole ancestry); otherwise
+ * the timeout is 0 and every path walk asks the daemon, so a denial is both
+ * enforced and audited.  Negative lookups are never cached: whether everyone
+ * may search the parent itself is not known here.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+#include "fs_int.h"
+
+#define CACHE_TIMEOUT 3600.0
+#define FMODE_EXEC_FLAG 0x20         /* the kernel's FMODE_EXEC in open flags */
+
+#define FS(req) ((struct vv_fs *)fuse_req_userdata(req))
+#define FH(fi) ((struct vv_file *)(uintptr_t)(fi)->fh)
+#define DH(fi) ((struct vv_dir *)(uintptr_t)(fi)->fh)
+
+static void attr_to_stat(const struct vv_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_size = (off_t)a->size;
+	st->st_blocks = (blkcnt_t)a->blocks;
+	st->st_blksize = 65536;      /* the AEAD block: whole-block writes */
+	st->st_rdev = a->rdev;
+	st->st_atim = a->atime;
+	st->st_mtim = a->mtime;
+	st->st_ctim = a->ctime;
+}
+
+static double timeout_of(const struct vv_attr *a)
+{
+	return a->cacheable ? CACHE_TIMEOUT : 0.0;
+}
+
+static void attr_to_entry(const struct vv_attr *a, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = a->ino;
+	e->generation = a->gen;
+	attr_to_stat(a, &e->attr);
+	e->attr_timeout = timeout_of(a);
+	e->entry_timeout = timeout_of(a);
+}
+
+/* Reply the result of an engine call without data: 0 or a VV_E* code. */
+static void reply_err(fuse_req_t req, int r)
+{
+	int e = r < 0 ? vv_errno(r) : 0;
+
+	/* An unmapped code must still be an error, never success. */
+	if (r < 0 && e <= 0)
+		e = EIO;
+	fuse_reply_err(req, e);
+}
+
+/* Reply a new entry that took a lookup reference; if the kernel is gone
+ * (interrupted), give the reference back so the node is not pinned. */
+static void reply_entry_ref(fuse_req_t req, struct vv_vault *v, const struct vv_attr *a)
+{
+	struct fuse_entry_param e;
+
+	attr_to_entry(a, &e);
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		vv_vault_forget(v, a->ino, 1);
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static void want(struct fuse_conn_info *conn, unsigned cap)
+{
+	if (conn->capable & cap)
+		conn->want |= cap;
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* The engine applies the umask itself (default ACLs override it). */
+	want(conn, FUSE_CAP_DONT_MASK);
+	/* Setuid/setgid clearing on write/truncate/chown is the engine's job. */
+	want(conn, FUSE_CAP_HANDLE_KILLPRIV);
+	want(conn, FUSE_CAP_ATOMIC_O_TRUNC);
+	want(conn, FUSE_CAP_ASYNC_READ);
+	want(conn, FUSE_CAP_PARALLEL_DIROPS);
+	want(conn, FUSE_CAP_READDIRPLUS);
+	want(conn, FUSE_CAP_READDIRPLUS_AUTO);
+	/* Never: writeback cache (the engine must see every write to audit and
+	 * order it), POSIX_ACL (the kernel would check ACLs itself). */
+	conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_POSIX_ACL);
+	/* No export support: lookups of "." and ".." by NFS handles would need
+	 * engine support for parent lookups. */
+	conn->want &= ~(unsigned)FUSE_CAP_EXPORT_SUPPORT;
+	/* libfuse caps these to its buffer and the kernel's limits. */
+	conn->max_write = 1u << 20;
+	/* Must equal the max_read mount option (daemon.c), or libfuse fails
+	 * the INIT. */
+	conn->max_read = 1u << 20;
+	if (conn->max_readahead > (1u << 20) || conn->max_readahead == 0)
+		conn->max_readahead = 1u << 20;
+	conn->time_gran = 1;
+	vv_log(VV_LOG_INFO, "fs: FUSE %u.%u, max_write %u, max_readahead %u",
+	       conn->proto_major, conn->proto_minor, conn->max_write,
+	       conn->max_readahead);
+	(void)userdata;
+}
+
+static void fs_destroy(void *userdata)
+{
+	struct vv_fs *fs = userdata;
+	int r = vv_vault_sync(fs->v);
+
+	if (r < 0)
+		vv_log(VV_LOG_ERR, "fs: sync at unmount: %s", vv_strerror(r));
+}
+
+/* ---- namespace ------------------------------------------------------------ */
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+	struct vv_attr a;
+	int r;
+
+	ident_get(&fs->ident, req, &rc);
+	r = vv_vault_lookup(fs->v, &rc.c, parent, name, &a);
+	if (r < 0)
+		reply_err(req, r);
+	else
+		reply_entry_ref(req, fs->v, &a);
+	ident_put(&rc);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	vv_vault_forget(FS(req)->v, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
+{
+	struct vv_fs *fs = FS(req);
+
+	for (size_t i = 0; i < count; i++)
+		vv_vault_forget(fs->v, f[i].ino, f[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+	struct vv_attr a;
+	struct stat st;
+	int r;
+
+	ident_get(&fs->ident, req, &rc);
+	r = vv_vault_getattr(fs->v, &rc.c, ino, &a);
+	if (r < 0) {
+		reply_err(req, r);
+	} else {
+		attr_to_stat(&a, &st);
+		fuse_reply_attr(req, &st, timeout_of(&a));
+	}
+	ident_put(&rc);
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *in, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct vv_fs *fs = FS(req);
+	struct vv_setattr sa;
+	struct req_ctx rc;
+	struct vv_attr a;
+	struct stat st;
+	int r;
+
+	memset(&sa, 0, sizeof(sa));
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		sa.valid |= VV_SET_MODE;
+		sa.mode = in->st_mode;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		sa.valid |= VV_SET_UID;
+		sa.uid = in->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		sa.valid |= VV_SET_GID;
+		sa.gid = in->st_gid;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		sa.valid |= VV_SET_SIZE;
+		sa.size = (uint64_t)in->st_size;
+	}
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+		sa.valid |= VV_SET_ATIME_NOW;
+	} else if (to_set & FUSE_SET_ATTR_ATIME) {
+		sa.valid |= VV_SET_ATIME;
+		sa.atime = in->st_atim;
+	}
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+		sa.valid |= VV_SET_MTIME_NOW;
+	} else if (to_set & FUSE_SET_ATTR_MTIME) {
+		sa.valid |= VV_SET_MTIME;
+		sa.mtime = in->st_mtim;
+	}
+	if (to_set & FUSE_SET_ATTR_CTIME) {
+		sa.valid |= VV_SET_CTIME;
+		sa.ctime = in->st_ctim;
+	}
+	if (to_set & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID |
+		      FUSE_SET_ATTR_KILL_PRIV))
+		sa.valid |= VV_SET_KILL_SUIDGID;
+	sa.fh = fi ? FH(fi) : NULL;
+
+	ident_get(&fs->ident, req, &rc);
+	r = vv_vault_setattr(fs->v, &rc.c, ino, &sa, &a);
+	if (r < 0) {
+		reply_err(req, r);
+	} else {
+		attr_to_stat(&a, &st);
+		fuse_reply_attr(req, &st, timeout_of(&a));
+	}
+	ident_put(&rc);
+}
+
+static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct vv_fs *fs = FS(req);
+	char buf[VV_SYMLINK_MAX + 1];
+	struct req_ctx rc;
+	int r;
+
+	ident_get(&fs->ident, req, &rc);
+	r = vv_vault_readlink(fs->v, &rc.c, ino, buf, sizeof(buf) - 1);
+	if (r < 0) {
+		reply_err(req, r);
+	} else {
+		buf[r] = '\0';
+		fuse_reply_readlink(req, buf);
+	}
+	ident_put(&rc);
+}
+
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+	struct vv_attr a;
+	int r;
+
+	ident_get(&fs->ident, req, &rc);
+	r = vv_vault_mknod(fs->v, &rc.c, parent, name, mode, rdev, &a);
+	if (r < 0)
+		reply_err(req, r);
+	else
+		reply_entry_ref(req, fs->v, &a);
+	ident_put(&rc);
+}
+
+static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+	struct vv_attr a;
+	int r;
+
+	ident_get(&fs->ident, req, &rc);
+	r = vv_vault_mkdir(fs->v, &rc.c, parent, name, mode, &a);
+	if (r < 0)
+		reply_err(req, r);
+	else
+		reply_entry_ref(req, fs->v, &a);
+	ident_put(&rc);
+}
+
+static void fs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
+		       const char *name)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+	struct vv_attr a;
+	int r;
+
+	ident_get(&fs->ident, req, &rc);
+	r = vv_vault_symlink(fs->v, &rc.c, parent, name, target, &a);
+	if (r < 0)
+		reply_err(req, r);
+	else
+		reply_entry_ref(req, fs->v, &a);
+	ident_put(&rc);
+}
+
+static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+	struct vv_attr a;
+	int r;
+
+	ident_get(&fs->ident, req, &rc);
+	r = vv_vault_link(fs->v, &rc.c, ino, newparent, newname, &a);
+	if (r < 0)
+		reply_err(req, r);
+	else
+		reply_entry_ref(req, fs->v, &a);
+	ident_put(&rc);
+}
+
+static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+
+	ident_get(&fs->ident, req, &rc);
+	reply_err(req, vv_vault_unlink(fs->v, &rc.c, parent, name));
+	ident_put(&rc);
+}
+
+static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+
+	ident_get(&fs->ident, req, &rc);
+	reply_err(req, vv_vault_rmdir(fs->v, &rc.c, parent, name));
+	ident_put(&rc);
+}
+
+static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+	unsigned vf = 0;
+
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		/* RENAME_WHITEOUT: overlayfs only. */
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (flags & RENAME_NOREPLACE)
+		vf |= VV_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		vf |= VV_RENAME_EXCHANGE;
+	ident_get(&fs->ident, req, &rc);
+	reply_err(req, vv_vault_rename(fs->v, &rc.c, parent, name, newparent, newname, vf));
+	ident_put(&rc);
+}
+
+/* ---- files ------------------------------------------------------------------ */
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vv_fs *fs = FS(req);
+	struct vv_file *fh = NULL;
+	bool keep = false;
+	struct req_ctx rc;
+	int flags = fi->flags;
+	int r;
+
+	if (flags & FMODE_EXEC_FLAG)
+		flags = (flags & ~FMODE_EXEC_FLAG) | VV_OPEN_EXEC;
+	ident_get(&fs->ident, req, &rc);
+	r = vv_vault_open_file(fs->v, &rc.c, ino, flags, &fh, &keep);
+	if (r < 0) {
+		reply_err(req, r);
+		goto out;
+	}
+	fi->fh = (uint64_t)(uintptr_t)fh;
+	fi->keep_cache = keep;
+	fi->direct_io = 0;
+	/* Interrupted open: the kernel will never release this handle. */
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		vv_vault_release(fs->v, fh);
+out:
+	ident_put(&rc);
+}
+
+static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct vv_fs *fs = FS(req);
+	struct fuse_entry_param e;
+	struct vv_file *fh = NULL;
+	struct req_ctx rc;
+	struct vv_attr a;
+	int r;
+
+	ident_get(&fs->ident, req, &rc);
+	r = vv_vault_create(fs->v, &rc.c, parent, name, mode, fi->flags, &a, &fh);
+	if (r < 0) {
+		reply_err(req, r);
+		goto out;
+	}
+	attr_to_entry(&a, &e);
+	fi->fh = (uint64_t)(uintptr_t)fh;
+	fi->keep_cache = 0;
+	fi->direct_io = 0;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		vv_vault_release(fs->v, fh);
+		vv_vault_forget(fs->v, a.ino, 1);
+	}
+out:
+	ident_put(&rc);
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct vv_fs *fs = FS(req);
+	char *buf = NULL;
+	ssize_t n;
+
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = vv_vault_read(fs->v, FH(fi), buf, size, (uint64_t)off);
+	if (n < 0)
+		reply_err(req, (int)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+		     off_t off, struct fuse_file_info *fi)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+	ssize_t n;
+
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ident_get(&fs->ident, req, &rc);
+	n = vv_vault_write(fs->v, &rc.c, FH(fi), buf, size, (uint64_t)off);
+	if (n < 0)
+		reply_err(req, (int)n);
+	else
+		fuse_reply_write(req, (size_t)n);
+	ident_put(&rc);
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	reply_err(req, vv_vault_flush(FS(req)->v, FH(fi)));
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	/* release's result never reaches close(2); flush carried the error. */
+	int r = vv_vault_release(FS(req)->v, FH(fi));
+
+	if (r < 0)
+		vv_log(VV_LOG_WARN, "fs: release of inode %llu: %s",
+		       (unsigned long long)ino, vv_strerror(r));
+	fuse_reply_err(req, 0);
+}
+
+static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	reply_err(req, vv_vault_fsync(FS(req)->v, FH(fi), datasync != 0));
+}
+
+static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+			 off_t len, struct fuse_file_info *fi)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ident_get(&fs->ident, req, &rc);
+	reply_err(req, vv_vault_fallocate(fs->v, &rc.c, FH(fi), mode,
+					  (uint64_t)off, (uint64_t)len));
+	ident_put(&rc);
+}
+
+static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	int64_t pos = 0;
+	int r = vv_vault_lseek(FS(req)->v, FH(fi), off, whence, &pos);
+
+	if (r < 0)
+		reply_err(req, r);
+	else
+		fuse_reply_lseek(req, (off_t)pos);
+}
+
+/* ---- directories -------------------------------------------------------------- */
+
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vv_fs *fs = FS(req);
+	struct vv_dir *dh = NULL;
+	struct req_ctx rc;
+	int r;
+
+	ident_get(&fs->ident, req, &rc);
+	r = vv_vault_opendir(fs->v, &rc.c, ino, &dh);
+	if (r < 0) {
+		reply_err(req, r);
+	} else {
+		fi->fh = (uint64_t)(uintptr_t)dh;
+		if (fuse_reply_open(req, fi) == -ENOENT)
+			vv_vault_releasedir(fs->v, dh);
+	}
+	ident_put(&rc);
+}
+
+/* One readdir reply being assembled. */
+struct dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+	bool plus;
+};
+
+static bool is_dot(const char *n)
+{
+	return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'));
+}
+
+static int dir_fill(void *ctx, const struct vv_dirent *d, const struct vv_attr *a)
+{
+	struct dirbuf *db = ctx;
+	size_t rem = db->size - db->used;
+	size_t need;
+
+	if (db->plus) {
+		struct fuse_entry_param e;
+
+		if (a && !is_dot(d->name)) {
+			attr_to_entry(a, &e);
+		} else {
+			/* ino 0: no lookup reference for "." and "..". */
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = d->ino;
+			e.attr.st_mode = d->mode;
+		}
+		need = fuse_add_direntry_plus(db->req, NULL, 0, d->name, NULL, 0);
+		if (need > rem)
+			return 1;
+		fuse_add_direntry_plus(db->req, db->buf + db->used, rem, d->name,
+				       &e, (off_t)d->next);
+	} else {
+		struct stat st;
+
+		memset(&st, 0, sizeof(st));
+		st.st_ino = d->ino;
+		st.st_mode = d->mode;
+		need = fuse_add_direntry(db->req, NULL, 0, d->name, NULL, 0);
+		if (need > rem)
+			return 1;
+		fuse_add_direntry(db->req, db->buf + db->used, rem, d->name, &st,
+				  (off_t)d->next);
+	}
+	db->used += need;
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct vv_fs *fs = FS(req);
+	struct dirbuf db = { .req = req, .size = size, .plus = plus };
+	int r;
+
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	db.buf = malloc(size ? size : 1);
+	if (!db.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	r = vv_vault_readdir(fs->v, DH(fi), (uint64_t)off, plus, dir_fill, &db);
+	/* Entries already in the buffer carry lookup references (plus): send
+	 * them even if a later entry failed; the error comes next call. */
+	if (r < 0 && db.used == 0)
+		reply_err(req, r);
+	else
+		fuse_reply_buf(req, db.buf, db.used);
+	free(db.buf);
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, size, off, fi, false);
+}
+
+static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, size, off, fi, true);
+}
+
+static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	vv_vault_releasedir(FS(req)->v, DH(fi));
+	fuse_reply_err(req, 0);
+}
+
+static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	/* Directory changes are metadata commits: making all of them durable
+	 * is the only (and a sufficient) way to make this one durable. */
+	reply_err(req, vv_vault_sync(FS(req)->v));
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct vv_statfs s;
+	struct statvfs sv;
+	int r = vv_vault_statfs(FS(req)->v, &s);
+
+	if (r < 0) {
+		reply_err(req, r);
+		return;
+	}
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = s.bsize;
+	sv.f_frsize = s.bsize;
+	sv.f_blocks = s.blocks;
+	sv.f_bfree = s.bfree;
+	sv.f_bavail = s.bavail;
+	sv.f_files = s.files;
+	sv.f_ffree = s.ffree;
+	sv.f_favail = s.ffree;
+	sv.f_namemax = s.namemax;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- xattrs and access -------------------------------------------------------- */
+
+static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+	int vf = 0;
+
+	if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (flags & XATTR_CREATE)
+		vf |= VV_XATTR_CREATE;
+	if (flags & XATTR_REPLACE)
+		vf |= VV_XATTR_REPLACE;
+	ident_get(&fs->ident, req, &rc);
+	reply_err(req, vv_vault_setxattr(fs->v, &rc.c, ino, name, value, size, vf));
+	ident_put(&rc);
+}
+
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+	char *buf = NULL;
+	ssize_t n;
+
+	if (size > VV_XATTR_SIZE_MAX)
+		size = VV_XATTR_SIZE_MAX;
+	if (size && !(buf = malloc(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ident_get(&fs->ident, req, &rc);
+	n = vv_vault_getxattr(fs->v, &rc.c, ino, name, buf, size);
+	if (n < 0)
+		reply_err(req, (int)n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	ident_put(&rc);
+	free(buf);
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+	char *buf = NULL;
+	ssize_t n;
+
+	if (size > VV_XATTR_SIZE_MAX)
+		size = VV_XATTR_SIZE_MAX;
+	if (size && !(buf = malloc(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ident_get(&fs->ident, req, &rc);
+	n = vv_vault_listxattr(fs->v, &rc.c, ino, buf, size);
+	if (n < 0)
+		reply_err(req, (int)n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	ident_put(&rc);
+	free(buf);
+}
+
+static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+
+	ident_get(&fs->ident, req, &rc);
+	reply_err(req, vv_vault_removexattr(fs->v, &rc.c, ino, name));
+	ident_put(&rc);
+}
+
+static void fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct vv_fs *fs = FS(req);
+	struct req_ctx rc;
+
+	ident_get(&fs->ident, req, &rc);
+	reply_err(req, vv_vault_access(fs->v, &rc.c, ino, mask));
+	ident_put(&rc);
+}
+
+const struct fuse_lowlevel_ops vv_fs_ops = {
+	.init = fs_init,
+	.destroy = fs_destroy,
+	.lookup = fs_lookup,
+	.forget = fs_forget,
+	.forget_multi = fs_forget_multi,
+	.getattr = fs_getattr,
+	.setattr = fs_setattr,
+	.readlink = fs_readlink,
+	.mknod = fs_mknod,
+	.mkdir = fs_mkdir,
+	.unlink = fs_unlink,
+	.rmdir = fs_rmdir,
+	.symlink = fs_symlink,
+	.rename = fs_rename,
+	.link = fs_link,
+	.open = fs_open,
+	.read = fs_read,
+	.write = fs_write,
+	.flush = fs_flush,
+	.release = fs_release,
+	.fsync = fs_fsync,
+	.opendir = fs_opendir,
+	.readdir = fs_readdir,
+	.readdirplus = fs_readdirplus,
+	.releasedir = fs_releasedir,
+	.fsyncdir = fs_fsyncdir,
+	.statfs = fs_statfs,
+	.setxattr = fs_setxattr,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.removexattr = fs_removexattr,
+	.access = fs_access,
+	.create = fs_create,
+	.fallocate = fs_fallocate,
+	.lseek = fs_lseek,
+};

@@ -1,0 +1,229 @@
+# test-lib.sh - shared setup for the integration tests (git t/test-lib.sh
+# style).  Source it first from every tNNNN-area-what.sh:
+#
+#   . "$(dirname "$0")/test-lib.sh"
+#   vv_init "$T/store"
+#   vv_mount "$T/store" "$T/mnt"
+#   check "a file reads back" sh -c "echo hi > $T/mnt/f && test \"\$(cat $T/mnt/f)\" = hi"
+#   expect_errno ENOENT stat "$T/mnt/missing"
+#   test_done
+#
+# Skips (exit 77) without /dev/fuse or fusermount3.  Everything lives in a
+# temporary directory $T that is removed at exit, after every mount this
+# script made is unmounted (and its daemon stopped), even when a test fails.
+# Tests never assert on timing: waits poll for a state with a generous cap.
+
+set -eu
+
+if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null 2>&1; then
+	echo "1..0 # SKIP no /dev/fuse or fusermount3"
+	exit 77
+fi
+
+VV_SRC=${VV_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+VV_BIN=${VV_BIN:-$VV_SRC/build/vecvault}
+if [ ! -x "$VV_BIN" ]; then
+	echo "1..0 # SKIP vecvault binary not found at $VV_BIN (set VV_BIN)"
+	exit 77
+fi
+PY=/usr/bin/python3
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/vv-test.XXXXXX")
+# Other users (as_nobody) must be able to reach mount points under $T.
+chmod 755 "$T"
+mkdir -m 700 "$T/.state" "$T/.audit" "$T/.pids"
+export VECVAULT_STATE_DIR="$T/.state"
+export VECVAULT_AUDIT_DIR="$T/.audit"
+export VECVAULT_TEST_KDF=1
+PASSFILE="$T/.pass"
+printf 'correct horse battery staple\n' > "$PASSFILE"
+chmod 600 "$PASSFILE"
+VV_MOUNTS="$T/.mounts"          # lines: MNT<TAB>PIDFILE
+: > "$VV_MOUNTS"
+
+vv_passed=0
+vv_failed=0
+vv_done=0
+
+test_ok() {
+	vv_passed=$((vv_passed + 1))
+	echo "ok $((vv_passed + vv_failed)) - $1"
+}
+
+test_fail() {
+	vv_failed=$((vv_failed + 1))
+	echo "not ok $((vv_passed + vv_failed)) - $1"
+}
+
+# check NAME CMD...: run CMD; pass if it succeeds.
+check() {
+	local name=$1
+	shift
+	if "$@"; then test_ok "$name"; else test_fail "$name"; fi
+}
+
+# expect_fail NAME CMD...: pass if CMD fails (exits non-zero, not by signal).
+expect_fail() {
+	local name=$1 rc=0
+	shift
+	"$@" || rc=$?
+	if [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ]; then test_ok "$name"; else
+		echo "# expected failure, got exit status $rc: $*"
+		test_fail "$name"
+	fi
+}
+
+# One file-system operation in Python, printing "OK" or the errno name, so
+# tests can check the exact error.  Ops: stat lstat read write append create
+# mkdir rmdir unlink rename link symlink readlink listdir chmod access
+# getxattr setxattr removexattr truncate exec.
+VV_PYOP='
+import errno, os, sys
+op, a = sys.argv[1], sys.argv[2:]
+try:
+    if op == "stat": os.stat(a[0])
+    elif op == "lstat": os.lstat(a[0])
+    elif op == "read":
+        with open(a[0], "rb") as f: f.read()
+    elif op == "write":
+        with open(a[0], "wb") as f: f.write(a[1].encode() if len(a) > 1 else b"x")
+    elif op == "append":
+        with open(a[0], "ab") as f: f.write(a[1].encode() if len(a) > 1 else b"x")
+    elif op == "create": os.close(os.open(a[0], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    elif op == "mkdir": os.mkdir(a[0])
+    elif op == "rmdir": os.rmdir(a[0])
+    elif op == "unlink": os.unlink(a[0])
+    elif op == "rename": os.rename(a[0], a[1])
+    elif op == "link": os.link(a[0], a[1])
+    elif op == "symlink": os.symlink(a[0], a[1])
+    elif op == "readlink": os.readlink(a[0])
+    elif op == "listdir": os.listdir(a[0])
+    elif op == "chmod": os.chmod(a[0], int(a[1], 8))
+    elif op == "access":
+        m = {"r": os.R_OK, "w": os.W_OK, "x": os.X_OK, "f": os.F_OK}
+        if not os.access(a[0], sum(m[c] for c in a[1])): raise OSError(errno.EACCES, "access")
+    elif op == "getxattr": os.getxattr(a[0], a[1])
+    elif op == "setxattr": os.setxattr(a[0], a[1], a[2].encode())
+    elif op == "removexattr": os.removexattr(a[0], a[1])
+    elif op == "truncate": os.truncate(a[0], int(a[1]))
+    elif op == "exec": os.execv(a[0], [a[0]])
+    else: print("BADOP"); sys.exit(2)
+    print("OK")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e.errno)))
+'
+
+# errno_of OP ARGS...: print OK or the errno name.
+errno_of() {
+	"$PY" -c "$VV_PYOP" "$@"
+}
+
+# expect_errno [--as-nobody] ERRNO OP ARGS...: pass if OP fails with ERRNO
+# (or succeeds when ERRNO is OK).
+expect_errno() {
+	local as="" want got
+	if [ "$1" = "--as-nobody" ]; then as=as_nobody; shift; fi
+	want=$1
+	shift
+	got=$($as "$PY" -c "$VV_PYOP" "$@" 2>&1) || true
+	if [ "$got" = "$want" ]; then test_ok "$* -> $want${as:+ (as nobody)}"; else
+		echo "# expected $want, got $got"
+		test_fail "$* -> $want${as:+ (as nobody)}"
+	fi
+}
+
+# as_nobody CMD...: run CMD as uid/gid 65534 without supplementary groups.
+as_nobody() {
+	setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"
+}
+
+# vv_init STORE [init options]
+vv_init() {
+	local store=$1
+	shift
+	"$VV_BIN" init "$store" --passfile "$PASSFILE" --kdf test "$@"
+}
+
+# vv_mount STORE MNT [mount options]: mount and record it for cleanup.
+vv_mount() {
+	local store=$1 mnt=$2 pidf
+	shift 2
+	mkdir -p "$mnt"
+	pidf="$T/.pids/$(echo "$mnt" | tr / _)"
+	"$VV_BIN" mount "$store" "$mnt" --passfile "$PASSFILE" --pid-file "$pidf" \
+		--log "$T/daemon.log" "$@" || return $?
+	printf '%s\t%s\n' "$mnt" "$pidf" >> "$VV_MOUNTS"
+}
+
+# Wait (bounded) for the daemon whose pid is in pidfile to exit.
+vv_wait_daemon() {
+	local pidf=$1 pid i=0
+	[ -s "$pidf" ] || return 0
+	pid=$(cat "$pidf" 2>/dev/null) || return 0
+	while kill -0 "$pid" 2>/dev/null; do
+		i=$((i + 1))
+		[ "$i" -le 600 ] || return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+# vv_umount MNT: unmount, wait for the daemon to close the vault and exit.
+vv_umount() {
+	local mnt=$1 pidf rc=0
+	pidf=$(awk -F '\t' -v m="$mnt" '$1 == m { p = $2 } END { print p }' "$VV_MOUNTS")
+	fusermount3 -u "$mnt" || rc=$?
+	if [ "$rc" -eq 0 ] && [ -n "$pidf" ]; then
+		vv_wait_daemon "$pidf" || rc=1
+	fi
+	if [ "$rc" -eq 0 ]; then
+		awk -F '\t' -v m="$mnt" '$1 != m' "$VV_MOUNTS" > "$VV_MOUNTS.new"
+		mv "$VV_MOUNTS.new" "$VV_MOUNTS"
+	fi
+	return "$rc"
+}
+
+# test_done: print the summary and exit (non-zero if anything failed).
+test_done() {
+	vv_done=1
+	echo "1..$((vv_passed + vv_failed))"
+	echo "# $vv_passed passed, $vv_failed failed"
+	[ "$vv_failed" -eq 0 ] && exit 0
+	exit 1
+}
+
+vv_cleanup() {
+	local rc=$? mnt pidf pid
+	set +e
+	if [ "$vv_done" -eq 0 ]; then
+		echo "# test script stopped early (exit status $rc)"
+		vv_failed=$((vv_failed + 1))
+		echo "1..$((vv_passed + vv_failed))"
+		echo "# $vv_passed passed, $vv_failed failed"
+		rc=1
+	fi
+	while IFS="$(printf '\t')" read -r mnt pidf; do
+		[ -n "$mnt" ] || continue
+		fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
+		if ! vv_wait_daemon "$pidf"; then
+			pid=$(cat "$pidf" 2>/dev/null)
+			[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
+			sleep 1
+			[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
+		fi
+	done < "$VV_MOUNTS"
+	# Mounts a failed expectation left behind (a mount that should have
+	# been refused but was not): lazily unmount; their daemons then exit.
+	awk -v t="$T/" 'index($2, t) == 1 { print $2 }' /proc/mounts | while read -r mnt; do
+		fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
+	done
+	if [ "$rc" -ne 0 ] && [ -s "$T/daemon.log" ]; then
+		echo "# daemon log (last 30 lines):"
+		tail -n 30 "$T/daemon.log" | sed 's/^/#   /'
+	fi
+	# --one-file-system: never descend into a mount that is somehow left.
+	rm -rf --one-file-system "$T"
+	exit "$rc"
+}
+trap vv_cleanup EXIT
+trap 'exit 130' INT TERM

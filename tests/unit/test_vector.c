@@ -1,0 +1,471 @@
+/*
+ * test_vector.c - segment parsers (good and hostile input), schema xattrs,
+ * SIMD kernels against the scalar ones, top-k ordering, and collection
+ * search against a double-precision brute force on files in a temp dir.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tap.h"
+#include "buf.h"
+#include "vector_int.h"
+
+/* ---- helpers building files ----------------------------------------------- */
+
+static size_t npy_make(uint8_t *buf, int major, const char *dict, const void *data, size_t dlen)
+{
+	size_t hl = strlen(dict), pre = major == 1 ? 10 : 12, total = pre + hl + 1;
+	size_t pad = (64 - total % 64) % 64, h = hl + 1 + pad, o = 0;
+
+	memcpy(buf, "\x93NUMPY", 6);
+	buf[6] = (uint8_t)major;
+	buf[7] = 0;
+	if (major == 1) {
+		buf[8] = (uint8_t)h;
+		buf[9] = (uint8_t)(h >> 8);
+	} else {
+		buf[8] = (uint8_t)h; buf[9] = (uint8_t)(h >> 8); buf[10] = 0; buf[11] = 0;
+	}
+	o = pre;
+	memcpy(buf + o, dict, hl);
+	o += hl;
+	memset(buf + o, ' ', pad);
+	o += pad;
+	buf[o++] = '\n';
+	if (data)
+		memcpy(buf + o, data, dlen);
+	return o + dlen;
+}
+
+static int probe_npy(const char *dict, int major, size_t dlen, long adjust, struct vv_segment_info *si,
+		     const char **why)
+{
+	static uint8_t buf[1 << 16];
+	static uint8_t zero[1 << 15];
+	size_t n = npy_make(buf, major, dict, zero, dlen);
+	return vv_segment_probe("x.npy", buf, n, (uint64_t)((long)n + adjust), si, why);
+}
+
+static void test_names(void)
+{
+	ok(vv_segment_name_is_segment("a.fvecs"), "fvecs is a segment");
+	ok(vv_segment_name_is_segment("base.npy"), "npy is a segment");
+	ok(vv_segment_name_is_segment("x.bvecs") && vv_segment_name_is_segment("x.ivecs"), "bvecs/ivecs");
+	ok(!vv_segment_name_is_segment(".a.fvecs.Xy12Zq"), "rsync temp ignored");
+	ok(!vv_segment_name_is_segment(".hidden.npy"), "hidden ignored");
+	ok(!vv_segment_name_is_segment("a.ids.npy"), "sidecar is not a segment");
+	ok(vv_segment_name_is_ids("a.ids.npy"), "sidecar recognised");
+	ok(!vv_segment_name_is_segment("notes.txt") && !vv_segment_name_is_segment("a.npy~"), "others ignored");
+	ok(!vv_segment_name_is_segment("npy") && !vv_segment_name_is_segment(""), "no extension");
+}
+
+static void test_texmex(void)
+{
+	uint8_t b[4 + 3 * 4 + 4 + 3 * 4];
+	struct vv_segment_info si;
+	const char *why;
+
+	vv_put_le32(b, 3);
+	vv_put_le32(b + 16, 3);
+	is_int(vv_segment_probe("a.fvecs", b, sizeof(b), sizeof(b), &si, &why), 0, "fvecs good");
+	ok(si.dim == 3 && si.count == 2 && si.stride == 16 && si.data_off == 4 && si.dtype == VV_DT_F32,
+	   "fvecs fields");
+	is_int(vv_segment_probe("a.fvecs", b, sizeof(b), sizeof(b) - 1, &si, &why), VV_ECORRUPT, "fvecs truncated");
+	ok(why && strstr(why, "truncated"), "reason says truncated");
+	is_int(vv_segment_probe("a.fvecs", b, 0, 0, &si, &why), VV_ECORRUPT, "empty fvecs");
+	is_int(vv_segment_probe("a.fvecs", b, 2, 2, &si, &why), VV_ECORRUPT, "2-byte fvecs");
+	vv_put_le32(b, 0);
+	is_int(vv_segment_probe("a.fvecs", b, sizeof(b), sizeof(b), &si, &why), VV_ECORRUPT, "dim 0");
+	vv_put_le32(b, 0xffffffffu);
+	is_int(vv_segment_probe("a.fvecs", b, sizeof(b), sizeof(b), &si, &why), VV_ECORRUPT, "dim -1");
+	vv_put_le32(b, 12);
+	is_int(vv_segment_probe("a.bvecs", b, sizeof(b), 32, &si, &why), 0, "bvecs dim 12 = 2 rows of 16");
+	ok(si.count == 2 && si.dtype == VV_DT_U8, "bvecs fields");
+	vv_put_le32(b, 3);
+	is_int(vv_segment_probe("a.ivecs", b, 16, 16, &si, &why), 0, "ivecs");
+	ok(si.dtype == VV_DT_I32, "ivecs is i32");
+	is_int(vv_segment_probe("a.txt", b, 16, 16, &si, &why), VV_EINVAL, "unknown extension");
+}
+
+static void test_npy(void)
+{
+	struct vv_segment_info si;
+	const char *why;
+
+	is_int(probe_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 5), }", 1, 60, 0, &si, &why),
+	       0, "npy 1.0 f32");
+	ok(si.dim == 5 && si.count == 3 && si.dtype == VV_DT_F32 && si.data_off % 64 == 0, "npy fields");
+	is_int(probe_npy("{'descr': '<f2', 'fortran_order': False, 'shape': (3, 5), }", 2, 30, 0, &si, &why),
+	       0, "npy 2.0 f16");
+	ok(si.dtype == VV_DT_F16 && si.stride == 10, "f16 stride");
+	is_int(probe_npy("{\"descr\": \"|u1\", \"fortran_order\": False, \"shape\": (4, 2)}", 3, 8, 0, &si, &why),
+	       0, "npy 3.0 u1 double quotes");
+	is_int(probe_npy("{'shape': (4, 2), 'fortran_order': False, 'descr': '|i1'}", 1, 8, 0, &si, &why), 0,
+	       "keys in any order, i1");
+	ok(si.dtype == VV_DT_I8, "i8");
+	is_int(probe_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 5), }", 1, 0, 0, &si, &why), 0,
+	       "empty 2-D array");
+	is_int(probe_npy("{'descr': '<f4', 'fortran_order': True, 'shape': (3, 5), }", 1, 60, 0, &si, &why),
+	       VV_ENOTSUP, "Fortran order refused");
+	ok(why && strstr(why, "Fortran"), "reason names Fortran");
+	is_int(probe_npy("{'descr': '>f4', 'fortran_order': False, 'shape': (3, 5), }", 1, 60, 0, &si, &why),
+	       VV_ENOTSUP, "big-endian refused");
+	is_int(probe_npy("{'descr': '<f8', 'fortran_order': False, 'shape': (3, 5), }", 1, 120, 0, &si, &why),
+	       VV_ENOTSUP, "f8 refused");
+	is_int(probe_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 5), }", 1, 60, -1, &si, &why),
+	       VV_ECORRUPT, "truncated data");
+	is_int(probe_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 5), }", 1, 60, 4, &si, &why),
+	       VV_ECORRUPT, "trailing bytes");
+	is_int(probe_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 5, 2), }", 1, 120, 0, &si, &why),
+	       VV_ENOTSUP, "3-D refused");
+	is_int(probe_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", 1, 12, 0, &si, &why),
+	       VV_ENOTSUP, "1-D segment refused");
+	is_int(probe_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 0), }", 1, 0, 0, &si, &why),
+	       VV_ECORRUPT, "zero dim refused");
+	is_int(probe_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999, 5), }", 1, 0, 0,
+			 &si, &why), VV_ECORRUPT, "huge shape refused");
+	is_int(probe_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 5), 'x': 1}", 1, 60, 0, &si, &why),
+	       VV_ECORRUPT, "unknown key");
+	is_int(probe_npy("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (3, 5)}", 1, 60, 0,
+			 &si, &why), VV_ECORRUPT, "repeated key");
+	is_int(probe_npy("{'descr': '<f4', 'fortran_order': False}", 1, 0, 0, &si, &why), VV_ECORRUPT,
+	       "missing shape");
+	is_int(probe_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 5), } x", 1, 60, 0, &si, &why),
+	       VV_ECORRUPT, "junk after dict");
+	{
+		uint8_t b[16] = "\x93NUMPX\x01\x00";
+		is_int(vv_segment_probe("a.npy", b, 16, 16, &si, &why), VV_ECORRUPT, "bad magic");
+		memcpy(b, "\x93NUMPY\x04\x00", 8);
+		is_int(vv_segment_probe("a.npy", b, 16, 16, &si, &why), VV_ENOTSUP, "version 4 refused");
+		memcpy(b, "\x93NUMPY\x01\x00\xff\x00", 10);
+		is_int(vv_segment_probe("a.npy", b, 16, 16, &si, &why), VV_ECORRUPT, "header past the end");
+		memcpy(b, "\x93NUMPY\x02\x00\xff\xff\xff\xff", 12);
+		is_int(vv_segment_probe("a.npy", b, 16, 1u << 30, &si, &why), VV_ECORRUPT, "4 GiB header");
+	}
+	{
+		static uint8_t buf[4096];
+		size_t n = npy_make(buf, 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", NULL, 16);
+		is_int(vv_segment_probe_ids(buf, n, n, &si, &why), 0, "ids sidecar (N,)");
+		ok(si.count == 2, "ids count");
+		is_int(vv_segment_probe("a.npy", buf, n, n, &si, &why), VV_ENOTSUP, "ids are not a segment");
+		n = npy_make(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1), }", NULL, 8);
+		is_int(vv_segment_probe_ids(buf, n, n, &si, &why), VV_ENOTSUP, "f4 sidecar refused");
+	}
+}
+
+static void test_schema(void)
+{
+	char c[16];
+	struct vv_schema s = { 0 };
+	struct vv_segment_info si = { .dim = 128, .dtype = VV_DT_F32, .count = 7, .format = VV_SEG_NPY };
+	const char *why;
+
+	is_int(vv_schema_check_xattr("user.vecvault.dim", "128", 3, c, sizeof(c)), 0, "dim 128");
+	is_str(c, "128", "dim canonical");
+	is_int(vv_schema_check_xattr("user.vecvault.dim", "0128\n", 5, c, sizeof(c)), 0, "dim with newline");
+	is_str(c, "128", "leading zero canonicalised");
+	is_int(vv_schema_check_xattr("user.vecvault.dim", "12x", 3, c, sizeof(c)), VV_EINVAL, "dim junk");
+	is_int(vv_schema_check_xattr("user.vecvault.dim", "0", 1, c, sizeof(c)), VV_EINVAL, "dim 0");
+	is_int(vv_schema_check_xattr("user.vecvault.dim", "70000", 5, c, sizeof(c)), VV_EINVAL, "dim too big");
+	is_int(vv_schema_check_xattr("user.vecvault.dim", "99999999999999999999", 20, c, sizeof(c)), VV_EINVAL,
+	       "dim overflow");
+	is_int(vv_schema_check_xattr("user.vecvault.dim", "1\0002", 3, c, sizeof(c)), VV_EINVAL, "embedded NUL");
+	is_int(vv_schema_check_xattr("user.vecvault.metric", "COSINE", 6, c, sizeof(c)), 0, "metric");
+	is_str(c, "cosine", "metric canonical");
+	is_int(vv_schema_check_xattr("user.vecvault.metric", "hamming", 7, c, sizeof(c)), VV_EINVAL, "bad metric");
+	is_int(vv_schema_check_xattr("user.vecvault.dtype", "float16", 7, c, sizeof(c)), 0, "dtype");
+	is_str(c, "f16", "dtype canonical");
+	is_int(vv_schema_check_xattr("user.vecvault.nope", "1", 1, c, sizeof(c)), VV_ENODATA, "unknown name");
+	is_int(vv_schema_check_xattr("user.vecvault.metric", "cosine", 6, c, 3), VV_ERANGE, "small canon");
+	vv_schema_set_xattr(&s, "user.vecvault.dim", "128", 3);
+	is_int(vv_schema_match(&s, &si, &why), 0, "schema matches");
+	s.dim = 64;
+	is_int(vv_schema_match(&s, &si, &why), VV_ESCHEMA, "dim mismatch");
+	s.dim = 128;
+	s.dtype = VV_DT_U8;
+	is_int(vv_schema_match(&s, &si, &why), VV_ESCHEMA, "dtype mismatch");
+	is_int(vv_segment_xattr(&si, "user.vecvault.count", c, sizeof(c)), 1, "count xattr length");
+	is_str(c, "7", "count xattr");
+	vv_segment_xattr(&si, "user.vecvault.dim", c, sizeof(c));
+	is_str(c, "128", "dim xattr");
+	is_int(vv_segment_xattr(&si, "user.vecvault.dim", c, 3), VV_ERANGE, "xattr buffer too small");
+	is_int(vv_segment_xattr(&si, "user.other", c, sizeof(c)), VV_ENODATA, "unknown segment xattr");
+}
+
+static void test_f16(void)
+{
+	ok(vv_f16_to_f32(0x3c00) == 1.0f, "f16 1.0");
+	ok(vv_f16_to_f32(0xc000) == -2.0f, "f16 -2");
+	ok(vv_f16_to_f32(0x0001) == 5.9604644775390625e-08f, "f16 smallest subnormal");
+	ok(vv_f16_to_f32(0x7bff) == 65504.0f, "f16 max");
+	ok(isinf(vv_f16_to_f32(0x7c00)) && isnan(vv_f16_to_f32(0x7e00)), "f16 inf/nan");
+}
+
+static float frand(unsigned *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static void test_kernels(void)
+{
+	const struct vv_kernels *ref = vv_kernels_by_name("scalar");
+	const char *names[] = { "avx2", "avx512" };
+	unsigned seed = 7;
+
+	for (int ki = 0; ki < 2; ki++) {
+		const struct vv_kernels *k = vv_kernels_by_name(names[ki]);
+		int bad = 0;
+		char msg[64];
+		if (!k) {
+			snprintf(msg, sizeof(msg), "# no %s on this CPU", names[ki]);
+			tap_diag(msg);
+			continue;
+		}
+		for (size_t d = 1; d <= 70; d += (d < 20 ? 1 : 7)) {
+			size_t nx = 10, nq = 7, xs = d + 3;
+			float *x = malloc(nx * xs * 4), *q = malloc(nq * d * 4);
+			float o1[10 * 7], o2[10 * 7], n1[10], n2[10];
+			for (size_t i = 0; i < nx * xs; i++)
+				x[i] = frand(&seed);
+			for (size_t i = 0; i < nq * d; i++)
+				q[i] = frand(&seed);
+			ref->dots(x, xs, nx, q, nq, d, o1, nq);
+			k->dots(x, xs, nx, q, nq, d, o2, nq);
+			for (size_t i = 0; i < nx * nq; i++)
+				bad += fabsf(o1[i] - o2[i]) > 1e-4f * (1 + fabsf(o1[i]));
+			ref->l2sq(x, xs, nx, q, d, n1);
+			k->l2sq(x, xs, nx, q, d, n2);
+			for (size_t i = 0; i < nx; i++)
+				bad += fabsf(n1[i] - n2[i]) > 1e-4f * (1 + n1[i]);
+			ref->norms(x, xs, nx, d, n1);
+			k->norms(x, xs, nx, d, n2);
+			for (size_t i = 0; i < nx; i++)
+				bad += fabsf(n1[i] - n2[i]) > 1e-4f * (1 + n1[i]);
+			free(x);
+			free(q);
+		}
+		snprintf(msg, sizeof(msg), "%s kernels match scalar for d = 1..70", names[ki]);
+		is_int(bad, 0, msg);
+	}
+}
+
+static void test_topk(void)
+{
+	struct vv_cand st[3];
+	struct vv_topk t;
+
+	vv_topk_init(&t, st, 3);
+	vv_topk_push(&t, 5, 0, 0);
+	vv_topk_push(&t, 1, 2, 9);
+	vv_topk_push(&t, 1, 1, 4);
+	vv_topk_push(&t, NAN, 0, 1);
+	vv_topk_push(&t, 1, 1, 3);
+	vv_topk_push(&t, 1, 3, 0);
+	vv_topk_sort(&t);
+	ok(t.n == 3 && st[0].seg == 1 && st[0].row == 3 && st[1].seg == 1 && st[1].row == 4 &&
+	   st[2].seg == 2, "ties broken by (segment, row), NaN dropped");
+}
+
+/* ---- collection search vs brute force ------------------------------------- */
+
+static char tmpdir[] = "/tmp/vv_test_vector.XXXXXX";
+
+static void write_file(const char *name, const void *p, size_t n)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	f = fopen(path, "wb");
+	fwrite(p, 1, n, f);
+	fclose(f);
+}
+
+#define D 19
+#define NA 700
+#define NB 500
+
+static float data[NA + NB][D];
+
+static void write_segments(void)
+{
+	static uint8_t buf[NA * D * 4 + 4096];
+	static uint8_t fv[NB * (4 + D * 4)];
+	int64_t ids[NA];
+	size_t n;
+
+	n = npy_make(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (700, 19), }", data, NA * D * 4);
+	write_file("a.npy", buf, n);
+	for (int i = 0; i < NA; i++)
+		ids[i] = 5000000000LL + i;
+	n = npy_make(buf, 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (700,), }", ids, sizeof(ids));
+	write_file("a.ids.npy", buf, n);
+	for (int i = 0; i < NB; i++) {
+		vv_put_le32(fv + i * (4 + D * 4), D);
+		memcpy(fv + i * (4 + D * 4) + 4, data[NA + i], D * 4);
+	}
+	write_file("b.fvecs", fv, sizeof(fv));
+	write_file(".b.fvecs.Xk3j9q", "junk", 4);   /* rsync temp: ignored */
+	write_file("README.txt", "hello", 5);
+}
+
+static double bf(enum vv_metric m, const float *x, const float *q)
+{
+	double s = 0, xx = 0, qq = 0;
+	for (int i = 0; i < D; i++) {
+		s += m == VV_METRIC_L2 ? ((double)x[i] - q[i]) * ((double)x[i] - q[i]) : (double)x[i] * q[i];
+		xx += (double)x[i] * x[i];
+		qq += (double)q[i] * q[i];
+	}
+	return m == VV_METRIC_L2 ? s : m == VV_METRIC_IP ? -s : 1 - s / sqrt(xx * qq);
+}
+
+static int dcmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void test_search(void)
+{
+	struct vv_collection *c = NULL;
+	char err[512];
+	unsigned seed = 42;
+	enum { NQ = 37, K = 10 };
+	static float q[NQ][D];
+	static struct vv_hit h[NQ * K];
+	int r;
+
+	if (!mkdtemp(tmpdir)) {
+		ok(0, "mkdtemp");
+		return;
+	}
+	for (int i = 0; i < NA + NB; i++)
+		for (int t = 0; t < D; t++)
+			data[i][t] = frand(&seed);
+	memcpy(data[NA + 5], data[3], sizeof(data[3]));   /* exact duplicate: a tie */
+	for (int i = 0; i < NQ; i++)
+		for (int t = 0; t < D; t++)
+			q[i][t] = frand(&seed);
+	memcpy(q[0], data[3], sizeof(q[0]));
+	write_segments();
+
+	r = vv_collection_open(tmpdir, NULL, false, &c, err, sizeof(err));
+	is_int(r, 0, "open collection");
+	if (r < 0) {
+		tap_diag(err);
+		return;
+	}
+	is_int(vv_collection_nsegs(c), 2, "two segments, temp and txt ignored");
+	ok(vv_collection_seg(c, 0)->has_ids && !vv_collection_seg(c, 1)->has_ids, "sidecar found");
+	is_int(vv_collection_schema(c)->dim, D, "dim inferred");
+	for (int m = VV_METRIC_L2; m <= VV_METRIC_COSINE; m++) {
+		for (unsigned th = 1; th <= 3; th += 2) {
+			for (size_t nq = 1; nq <= NQ; nq += NQ - 1) {
+				struct vv_search_opts o = { .k = K, .metric = (enum vv_metric)m, .threads = th };
+				int bad = 0;
+				char msg[128];
+				r = vv_collection_search(c, &q[0][0], nq, &o, h, err, sizeof(err));
+				for (size_t qi = 0; qi < nq; qi++) {
+					/* brute force: the k-th best distance, and each
+					 * hit's distance must be exact and within it */
+					double dd[NA + NB], kth;
+					for (int i = 0; i < NA + NB; i++)
+						dd[i] = bf((enum vv_metric)m, data[i], q[qi]);
+					qsort(dd, NA + NB, sizeof(double), dcmp);
+					kth = dd[K - 1];
+					for (int a = 0; a < K; a++) {
+						struct vv_hit *x = &h[qi * K + a];
+						int gi = x->seg == 0 ? (int)x->row : NA + (int)x->row;
+						double exact = bf((enum vv_metric)m, data[gi], q[qi]);
+						bad += fabs(exact - x->dist) > 1e-9 * (1 + fabs(exact));
+						bad += x->dist > kth + 1e-6 * (1 + fabs(kth));
+						if (a)
+							bad += h[qi * K + a - 1].dist > x->dist;
+						bad += x->seg == 0 ? x->id != 5000000000LL + (int64_t)x->row
+								   : x->id != NA + (int64_t)x->row;
+					}
+				}
+				snprintf(msg, sizeof(msg), "%s threads=%u nq=%zu matches brute force",
+					 vv_metric_name((enum vv_metric)m), th, nq);
+				ok(r == 0 && bad == 0, msg);
+			}
+		}
+	}
+	{
+		struct vv_search_opts o = { .k = 2, .metric = VV_METRIC_L2, .threads = 2 };
+		vv_collection_search(c, &q[0][0], 1, &o, h, err, sizeof(err));
+		ok(h[0].dist == 0 && h[1].dist == 0 && h[0].seg == 0 && h[0].row == 3 && h[1].seg == 1 &&
+		   h[1].row == 5, "exact tie ordered by (segment, row)");
+	}
+	{
+		struct vv_search_opts o = { .k = NA + NB + 5, .metric = VV_METRIC_L2, .threads = 2 };
+		struct vv_hit *hh = calloc(NA + NB + 5, sizeof(*hh));
+		vv_collection_search(c, &q[1][0], 1, &o, hh, err, sizeof(err));
+		ok(hh[NA + NB - 1].seg != UINT32_MAX && hh[NA + NB].seg == UINT32_MAX && hh[NA + NB].id == -1,
+		   "k beyond the row count pads with empty hits");
+		free(hh);
+	}
+	vv_collection_free(c);
+
+	/* a bad dim word in row 77 of the fvecs: found by the scan */
+	{
+		static uint8_t fv[NB * (4 + D * 4)];
+		struct vv_search_opts o = { .k = 3, .threads = 2 };
+		for (int i = 0; i < NB; i++)
+			vv_put_le32(fv + i * (4 + D * 4), i == 77 ? 18 : D);
+		write_file("b.fvecs", fv, sizeof(fv));
+		is_int(vv_collection_open(tmpdir, NULL, false, &c, err, sizeof(err)), 0, "open (row 0 fine)");
+		r = vv_collection_search(c, &q[0][0], 1, &o, h, err, sizeof(err));
+		is_int(r, VV_ECORRUPT, "bad dim word fails the search");
+		ok(strstr(err, "b.fvecs") && strstr(err, "row 77"), "message names file and row");
+		vv_collection_free(c);
+	}
+	/* schema mismatch: a segment of another dimension */
+	{
+		static uint8_t buf[4096];
+		size_t n = npy_make(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }", NULL, 32);
+		struct vv_schema ov = { .dim = D };
+		write_file("c.npy", buf, n);
+		r = vv_collection_open(tmpdir, &ov, false, &c, err, sizeof(err));
+		is_int(r, VV_ESCHEMA, "mismatching segment refused");
+		ok(strstr(err, "c.npy") && strstr(err, "dimension"), "message names file and problem");
+		r = vv_collection_open(tmpdir, &ov, true, &c, err, sizeof(err));
+		is_int(r, 0, "--skip-bad opens");
+		ok(r == 0 && vv_collection_nskipped(c) == 1 && strstr(vv_collection_skipped(c, 0), "c.npy"),
+		   "skipped segment listed");
+		vv_collection_free(c);
+		write_file("c.npy", buf, n - 1);
+		r = vv_collection_open(tmpdir, &ov, false, &c, err, sizeof(err));
+		is_int(r, VV_ECORRUPT, "truncated npy refused");
+	}
+}
+
+static void cleanup(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	if (tmpdir[strlen(tmpdir) - 1] != 'X')
+		(void)!system(cmd);
+}
+
+int main(void)
+{
+	printf("# kernel in use: %s\n", vv_knn_kernel_name());
+	test_names();
+	test_texmex();
+	test_npy();
+	test_schema();
+	test_f16();
+	test_kernels();
+	test_topk();
+	test_search();
+	cleanup();
+	return tap_done();
+}

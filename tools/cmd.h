@@ -1,0 +1,26 @@
+/*
+ * cmd.h - the vecvault CLI: one cmd_<verb>() per subcommand, each in
+ * tools/cmd_<verb>.c.  Each takes the arguments after the verb (argv[0] is
+ * the verb) and returns the process exit status.
+ */
+#ifndef VV_TOOLS_CMD_H
+#define VV_TOOLS_CMD_H
+
+#include <stddef.h>
+
+int cmd_init(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+int cmd_passwd(int argc, char **argv);
+int cmd_fsck(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_query(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_collection(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+
+/* Shared helpers (tools/util.c). */
+
+/* Print "vecvault VERB: message" to stderr (printf-style). */
+void die_msg(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

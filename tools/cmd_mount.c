@@ -1,0 +1,375 @@
+/*
+ * cmd_mount.c - `vecvault mount STORE MNT`: start the FUSE daemon.
+ *
+ *   vecvault mount STORE MNT [--passfile F | --extpass CMD] [-f] [-d]
+ *                  [-o allow_other,ro,...] [--audit-log PATH]
+ *                  [--audit-required] [--accept-rollback]
+ *                  [--log FILE] [--pid-file FILE]
+ *
+ * The passphrase is read before forking (the terminal belongs to the
+ * parent).  The child starts a new session, opens and unlocks the vault
+ * itself (memory locks and the store's flock belong to the process that
+ * takes them), mounts, and reports through a pipe: 'R' once the mount is
+ * live, or 'E' and the error text.  The parent prints that text and exits
+ * non-zero, or exits 0 once mounted.  `fusermount3 -u MNT` unmounts; the
+ * daemon then closes the vault (a durable final commit) and exits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "fs.h"
+#include "util.h"
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+#include "vecvault/vault.h"
+
+static const char usage[] =
+	"usage: vecvault mount STORE MNT [--passfile FILE | --extpass CMD] [-f] [-d]\n"
+	"                      [-o OPT[,OPT...]] [--audit-log PATH] [--audit-required]\n"
+	"                      [--accept-rollback] [--log FILE] [--pid-file FILE]\n"
+	"Mount the vault in STORE at the directory MNT.\n"
+	"  -f, --foreground   stay in the foreground (log to stderr)\n"
+	"  -d, --debug        trace every FUSE request (implies -f)\n"
+	"  -o OPTS            allow_other (default as root), noallow_other, ro, rw\n"
+	"  --audit-log PATH   audit log file (default: outside STORE, per store id)\n"
+	"  --audit-required   refuse requests that cannot be audited\n"
+	"  --accept-rollback  accept metadata older than this machine has seen\n"
+	"                     (an intended restore from backup)\n"
+	"  --log FILE         daemon log (default: syslog)\n"
+	"  --pid-file FILE    write the daemon's pid (removed at exit)\n"
+	"Unmount with: fusermount3 -u MNT\n";
+
+struct mount_args {
+	const char *store, *mnt;
+	struct pass_src src;
+	bool foreground, debug;
+	const char *audit_log, *log, *pid_file;
+	bool audit_required, accept_rollback;
+	struct vv_fs_opts fo;
+	char store_abs[PATH_MAX], mnt_abs[PATH_MAX];
+	char fsname[PATH_MAX + 16];
+};
+
+static int parse_o(struct mount_args *a, const char *list)
+{
+	char *dup = strdup(list), *save = NULL, *tok;
+	int r = 0;
+
+	if (!dup)
+		return -1;
+	for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(tok, "allow_other")) {
+			a->fo.allow_other = true;
+		} else if (!strcmp(tok, "noallow_other")) {
+			a->fo.allow_other = false;
+		} else if (!strcmp(tok, "ro")) {
+			a->fo.ro = true;
+		} else if (!strcmp(tok, "rw")) {
+			a->fo.ro = false;
+		} else {
+			/* default_permissions, suid, dev, ... would undermine the
+			 * daemon's own checks; only known options pass. */
+			die_msg("mount", "unsupported mount option '%s' (allow_other, "
+				"noallow_other, ro, rw)", tok);
+			r = -1;
+			break;
+		}
+	}
+	free(dup);
+	return r;
+}
+
+/* MNT must be an existing directory that nothing is mounted on yet. */
+static int check_mountpoint(const char *mnt, char *abs)
+{
+	struct stat st, pst;
+	char parent[PATH_MAX + 4];
+
+	if (stat(mnt, &st) < 0) {
+		if (errno == ENOTCONN)
+			die_msg("mount", "%s is a dead FUSE mount (%s); run 'fusermount3 -u %s'",
+				mnt, strerror(errno), mnt);
+		else
+			die_msg("mount", "mount point %s (%s)", mnt, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		die_msg("mount", "mount point %s is not a directory", mnt);
+		return -1;
+	}
+	if (!realpath(mnt, abs)) {
+		die_msg("mount", "mount point %s (%s)", mnt, strerror(errno));
+		return -1;
+	}
+	snprintf(parent, sizeof(parent), "%s/..", abs);
+	if (stat(parent, &pst) < 0) {
+		die_msg("mount", "parent of %s (%s)", abs, strerror(errno));
+		return -1;
+	}
+	/* A mount root has another device than its parent ("/" is its own
+	 * parent: same inode). */
+	if (st.st_dev != pst.st_dev || st.st_ino == pst.st_ino) {
+		die_msg("mount", "%s is already a mount point", abs);
+		return -1;
+	}
+	return 0;
+}
+
+static int write_pid_file(const char *path)
+{
+	char buf[32];
+	int fd, n, r = 0;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, (size_t)n) != n)
+		r = -EIO;
+	close(fd);
+	return r;
+}
+
+/* Report an error to the waiting parent ('E' + text), or print it. */
+static void report(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report(int fd, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	vv_log(VV_LOG_ERR, "%s", msg);
+	if (fd >= 0) {
+		if (write(fd, "E", 1) != 1 || write(fd, msg, strlen(msg)) < 0) {
+			/* The parent is gone; nobody left to tell. */
+		}
+	} else {
+		die_msg("mount", "%s", msg);
+	}
+}
+
+/* Open the vault and serve it: the daemon's life.  report_fd < 0 in the
+ * foreground.  Returns the exit status. */
+static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
+{
+	struct vv_vault_opts vo;
+	struct vv_vault *v = NULL;
+	char msg[1024];
+	int r, ret = 1;
+	bool pidf = false;
+
+	memset(&vo, 0, sizeof(vo));
+	vo.audit_log = a->audit_log;
+	vo.audit_required = a->audit_required;
+	if (a->accept_rollback)
+		vo.flags |= VV_VAULT_ACCEPT_ROLLBACK;
+	if (a->fo.ro)
+		vo.flags |= VV_VAULT_READONLY;
+	if (tool_test_kdf_allowed())
+		vo.flags |= VV_VAULT_ALLOW_TEST_KDF;
+
+	r = vv_vault_open(a->store_abs, pass->buf, pass->len, &vo, &v);
+	tool_pass_free(pass);
+	if (r < 0) {
+		tool_open_error(a->store, r, msg, sizeof(msg));
+		report(report_fd, "%s", msg);
+		goto out;
+	}
+	if (a->pid_file) {
+		if ((r = write_pid_file(a->pid_file)) < 0) {
+			report(report_fd, "cannot write pid file %s (%s)", a->pid_file,
+			       strerror(-r));
+			goto out;
+		}
+		pidf = true;
+	}
+	r = vv_fs_run(v, a->mnt_abs, &a->fo, report_fd);
+	if (r > 0) {
+		/* Served, then the loop failed: already logged; the parent has
+		 * long gone with "mounted". */
+		goto out;
+	}
+	if (r < 0) {
+		/* Only reached before the ready byte: vv_fs_run reports ready
+		 * once mounted and then returns 0 or a loop error. */
+		report(report_fd, "cannot mount %s on %s: %s", a->store, a->mnt_abs,
+		       vv_fs_last_error()[0] ? vv_fs_last_error() : vv_strerror(r));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (v && (r = vv_vault_close(v)) < 0) {
+		vv_log(VV_LOG_ERR, "closing the vault %s: %s", a->store_abs, vv_strerror(r));
+		ret = 1;
+	}
+	if (pidf)
+		unlink(a->pid_file);
+	return ret;
+}
+
+/* Parent: wait for the child's verdict. */
+static int wait_child(pid_t pid, int fd, const char *mnt)
+{
+	char buf[1100];
+	size_t n = 0;
+	ssize_t k;
+	int status;
+
+	for (;;) {
+		k = read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+		if (buf[0] == 'R')
+			return 0;
+		if (n == sizeof(buf) - 1)
+			break;
+	}
+	buf[n] = '\0';
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (n > 0 && buf[0] == 'E')
+		die_msg("mount", "%s", buf + 1);
+	else if (WIFSIGNALED(status))
+		die_msg("mount", "the daemon died (signal %d) before %s was mounted",
+			WTERMSIG(status), mnt);
+	else
+		die_msg("mount", "the daemon exited (status %d) before %s was mounted",
+			WIFEXITED(status) ? WEXITSTATUS(status) : -1, mnt);
+	return 1;
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "passfile", required_argument, NULL, 'p' },
+		{ "extpass", required_argument, NULL, 'e' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "audit-log", required_argument, NULL, 'a' },
+		{ "audit-required", no_argument, NULL, 'A' },
+		{ "accept-rollback", no_argument, NULL, 'R' },
+		{ "log", required_argument, NULL, 'l' },
+		{ "pid-file", required_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct tool_pass pass = { 0 };
+	struct mount_args a;
+	int pfd[2], opt, ret = 1;
+	pid_t pid;
+
+	memset(&a, 0, sizeof(a));
+	/* As root the daemon serves every user, each checked by the daemon. */
+	a.fo.allow_other = geteuid() == 0;
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "fdo:h", lopts, NULL)) != -1) {
+		switch (opt) {
+		case 'p': a.src.file = optarg; break;
+		case 'e': a.src.cmd = optarg; break;
+		case 'f': a.foreground = true; break;
+		case 'd': a.debug = a.foreground = true; break;
+		case 'a': a.audit_log = optarg; break;
+		case 'A': a.audit_required = true; break;
+		case 'R': a.accept_rollback = true; break;
+		case 'l': a.log = optarg; break;
+		case 'P': a.pid_file = optarg; break;
+		case 'o':
+			if (parse_o(&a, optarg) < 0)
+				return 2;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 2) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	a.store = argv[optind];
+	a.mnt = argv[optind + 1];
+	if (a.src.file && a.src.cmd) {
+		die_msg("mount", "--passfile and --extpass exclude each other");
+		return 2;
+	}
+	if (!realpath(a.store, a.store_abs)) {
+		die_msg("mount", "store %s (%s)", a.store, strerror(errno));
+		return 1;
+	}
+	if (check_mountpoint(a.mnt, a.mnt_abs) < 0)
+		return 1;
+	snprintf(a.fsname, sizeof(a.fsname), "vecvault:%s", a.store_abs);
+	a.fo.fsname = a.fsname;
+	a.fo.debug = a.debug;
+
+	if (tool_get_pass("mount", &a.src, "passphrase", false, &pass) < 0)
+		return 1;
+
+	if (a.foreground) {
+		if (a.log && tool_log_daemon("mount", a.log, a.debug) < 0)
+			goto out;
+		if (!a.log && a.debug) {
+			setenv("VECVAULT_DEBUG", "1", 1);
+			tool_log_stderr();
+		}
+		ret = serve(&a, &pass, -1);
+		goto out;
+	}
+
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		die_msg("mount", "pipe (%s)", strerror(errno));
+		goto out;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		die_msg("mount", "fork (%s)", strerror(errno));
+		close(pfd[0]);
+		close(pfd[1]);
+		goto out;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		setsid();
+		/* A parent killed while waiting must not kill the daemon. */
+		signal(SIGPIPE, SIG_IGN);
+		/* Do not pin the caller's working directory (paths are absolute). */
+		if (chdir("/") < 0) {
+			/* "/" always exists. */
+		}
+		if (tool_log_daemon("mount", a.log, a.debug) < 0) {
+			report(pfd[1], "cannot open log file %s", a.log);
+			_exit(1);
+		}
+		a.fo.detach_stdio = true;
+		ret = serve(&a, &pass, pfd[1]);
+		close(pfd[1]);
+		_exit(ret);
+	}
+	close(pfd[1]);
+	tool_pass_free(&pass);
+	ret = wait_child(pid, pfd[0], a.mnt_abs);
+	close(pfd[0]);
+out:
+	tool_pass_free(&pass);
+	return ret;
+}
