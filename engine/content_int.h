@@ -6,7 +6,7 @@
  * different files of one collection, are sealed together into one immutable
  * chunk object STORE/chunks/XX/<64 hex>.  Each block is AES-256-GCM under a
  * per-chunk key, bound by associated data to (object id, file block index,
- * chunk id, slot, length): see docs/format-chunks.md and the table at the top
+ * chunk id, slot, length): see docs/format.md and the table at the top
  * of content.c.
  *
  * This module knows nothing of SQLite: it returns extent records and takes

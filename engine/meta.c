@@ -209,6 +209,11 @@ fail:
 	return r;
 }
 
+int vv_meta_wal_discarded(struct vv_meta *m)
+{
+	return vv_metavfs_wal_discarded(m->db);
+}
+
 int vv_meta_close(struct vv_meta *m)
 {
 	int r = 0;

@@ -45,6 +45,8 @@ struct vv_inode_row {
 /* Open meta.db (create: a new one with the schema).  key: the meta subkey. */
 int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, bool create,
 		 struct vv_meta **out);
+/* WAL frames dropped at open because they did not authenticate. */
+int vv_meta_wal_discarded(struct vv_meta *m);
 /* Commit what is pending, checkpoint and close.  NULL ok. */
 int vv_meta_close(struct vv_meta *m);
 

@@ -6,7 +6,7 @@
  * page's 40 reserved bytes), and the WAL frame checksums, which SQLite
  * computes over plaintext, are masked with a keyed pad.  All file I/O goes
  * through engine/os.h.  Only meta.c and meta_vfs.c include <sqlite3.h>.
- * Byte layout: docs/format-metadb.md and the table at the top of meta_vfs.c.
+ * Byte layout: docs/format.md and the table at the top of meta_vfs.c.
  */
 #ifndef VV_META_VFS_INT_H
 #define VV_META_VFS_INT_H

@@ -14,6 +14,7 @@
  * the next mount (rollback).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@
 #include <unistd.h>
 
 #include "crypto_int.h"
+#include "meta_vfs_int.h"
+#include "os.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -43,6 +46,8 @@ int vault_txn(struct vv_vault *v)
 {
 	if (v->fatal)
 		return v->fatal;
+	if (v->flags & VV_VAULT_READONLY)
+		return VV_EROFS;
 	return vv_meta_begin(v->meta);
 }
 
@@ -142,6 +147,82 @@ int vault_coll_drop(struct vv_vault *v, uint32_t id)
 	return vv_meta_coll_del(v->meta, id);
 }
 
+/* --- the full-disk reserve (DESIGN invariant 6) ------------------------------
+ *
+ * STORE/reserve holds VV_RESERVE_BYTES of random bytes.  When the disk's free
+ * space falls below twice that, growth is refused (VV_ENOSPC) and the reserve
+ * is released, so that deletions and their commits (WAL frames need space)
+ * still succeed; it is recreated once space is back. */
+
+static uint64_t free_bytes(struct vv_vault *v)
+{
+	struct statvfs sv;
+
+	if (statvfs(vv_store_dir(v->store), &sv) < 0)
+		return UINT64_MAX;
+	return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+static void reserve_path(struct vv_vault *v, char *buf, size_t cap)
+{
+	if (vv_store_path(v->store, "reserve", buf, cap) < 0)
+		buf[0] = 0;
+}
+
+static void reserve_release(struct vv_vault *v)
+{
+	char path[4096];
+
+	reserve_path(v, path, sizeof(path));
+	if (path[0] && vv_os_unlink(path) == 0)
+		vv_log(VV_LOG_WARN, "vault: disk nearly full; released the %u MiB reserve so deletions "
+		       "can proceed", VV_RESERVE_BYTES >> 20);
+}
+
+static void reserve_make(struct vv_vault *v)
+{
+	struct stat st;
+	char path[4096];
+	uint8_t *buf;
+	int fd, r = 0;
+
+	reserve_path(v, path, sizeof(path));
+	if (!path[0] || vv_os_stat(path, &st) == 0 || free_bytes(v) < 4ull * VV_RESERVE_BYTES)
+		return;
+	buf = malloc(1 << 20);
+	if (!buf)
+		return;
+	fd = vv_os_open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (fd < 0) {
+		free(buf);
+		return;
+	}
+	for (uint32_t off = 0; r == 0 && off < VV_RESERVE_BYTES; off += 1 << 20) {
+		vv_random_bytes(buf, 1 << 20);
+		r = vv_os_pwrite_full(fd, buf, 1 << 20, off);
+	}
+	if (r == 0)
+		r = vv_os_fsync(fd);
+	vv_os_close(fd);
+	if (r < 0)
+		vv_os_unlink(path);
+	free(buf);
+}
+
+int vault_space_ok(struct vv_vault *v)
+{
+	int64_t now = vault_now();
+
+	if (now - v->space_checked > 100000000LL) {
+		uint64_t fb = free_bytes(v);
+		v->space_checked = now;
+		v->low_space = fb < 2ull * VV_RESERVE_BYTES;
+		if (v->low_space)
+			reserve_release(v);
+	}
+	return v->low_space ? VV_ENOSPC : 0;
+}
+
 /* --- commits ---------------------------------------------------------------- */
 
 void vault_unlink_later(struct vv_vault *v, const uint8_t id[VV_CHUNK_ID_BYTES])
@@ -207,9 +288,13 @@ int vault_commit(struct vv_vault *v, bool durable)
 
 	if (v->fatal)
 		return v->fatal;
+	if (v->flags & VV_VAULT_READONLY)
+		return 0;
 	seal_checkpoint(v);
 	if (!vv_meta_in_txn(v->meta) && !(durable && v->dirty_commit))
 		return 0;
+	v->space_checked = 0;
+	vault_space_ok(v);                  /* releases the reserve if needed */
 	if ((r = vv_content_sync(v->content)) < 0) {
 		vv_log(VV_LOG_ERR, "vault: cannot make chunks durable: %s", vv_strerror(r));
 		return r;
@@ -232,6 +317,8 @@ int vault_commit(struct vv_vault *v, bool durable)
 	if (vv_meta_kv_get_u64(v->meta, "commits", &commits) == 0 &&
 	    vv_store_anchor_put(v->store, commits, false) < 0)
 		vv_log(VV_LOG_WARN, "vault: cannot update the rollback anchor");
+	if (!(v->flags & VV_VAULT_READONLY))
+		reserve_make(v);
 	return 0;
 }
 
@@ -304,6 +391,11 @@ void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uin
 		rec.user = c->user;
 		rec.client = c->client ? c->client : "local";
 	} else {
+		/* The daemon or CLI itself: mount, close, admin actions. */
+		rec.uid = (uint32_t)getuid();
+		rec.gid = (uint32_t)getgid();
+		rec.pid = (uint32_t)getpid();
+		rec.comm = "vecvault";
 		rec.client = "local";
 	}
 	rec.result = result;
@@ -357,6 +449,64 @@ void vault_audit_file(struct vv_vault *v, const struct vv_ctx *c, const char *op
 	rec.rcount = fh->rcount;
 	rec.wcount = fh->wcount;
 	vv_audit_log(v->audit, &rec);
+}
+
+void vv_vault_audit_admin(struct vv_vault *v, const char *op, int result, const char *detail)
+{
+	struct vv_ctx c;
+
+	memset(&c, 0, sizeof(c));
+	c.id.uid = (uint32_t)getuid();
+	c.id.gid = (uint32_t)getgid();
+	c.id.pid = (uint32_t)getpid();
+	c.comm = "vecvault";
+	c.client = "local";
+	pthread_mutex_lock(&v->mu);
+	vault_audit(v, &c, op, VV_ROOT_INO, 0, NULL, result, detail);
+	pthread_mutex_unlock(&v->mu);
+}
+
+int vv_vault_audit_sealed(struct vv_vault *v, uint64_t *seq, uint8_t mac[32])
+{
+	size_t ml = 0;
+	int r;
+
+	*seq = 0;
+	pthread_mutex_lock(&v->mu);
+	seal_checkpoint(v);
+	r = vv_meta_kv_get_u64(v->meta, "audit_seq", seq);
+	if (r == 0)
+		r = vv_meta_kv_get_blob(v->meta, "audit_mac", mac, 32, &ml);
+	pthread_mutex_unlock(&v->mu);
+	if (r == VV_ENOENT || (r == 0 && ml != 32)) {
+		*seq = 0;
+		return 0;
+	}
+	return r;
+}
+
+/* A failed unlock: no key yet, so the record goes to the pre-authentication
+ * file beside the audit log, imported (unauthenticated) at the next unlock. */
+static void audit_failed_unlock(struct vv_store *s, const struct vv_vault_opts *o, int result)
+{
+	struct vv_audit_rec rec;
+	char path[4096];
+
+	if (o->audit_log)
+		snprintf(path, sizeof(path), "%s", o->audit_log);
+	else if (vv_audit_default_path(vv_store_id(s), path, sizeof(path)) < 0)
+		return;
+	memset(&rec, 0, sizeof(rec));
+	rec.op = "unlock";
+	rec.path = "/";
+	rec.uid = (uint32_t)getuid();
+	rec.gid = (uint32_t)getgid();
+	rec.pid = (uint32_t)getpid();
+	rec.comm = "vecvault";
+	rec.client = "local";
+	rec.result = result;
+	rec.detail = o->purpose ? o->purpose : "open";
+	vv_audit_preauth_append(path, &rec);
 }
 
 /* --- create / open / close ------------------------------------------------ */
@@ -490,8 +640,11 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	if ((r = vv_store_open(dir, (o->flags & VV_VAULT_ALLOW_TEST_KDF) ? VV_STORE_ALLOW_TEST_KDF : 0,
 			       &v->store)) < 0)
 		goto fail;
-	if ((r = vv_store_unlock(v->store, pass, passlen, NULL)) < 0)
+	if ((r = vv_store_unlock(v->store, pass, passlen, NULL)) < 0) {
+		if (r == VV_EBADPASS)
+			audit_failed_unlock(v->store, o, r);
 		goto fail;
+	}
 	v->wrapkey = vv_secure_alloc(VV_KEY_BYTES);
 	if (!v->wrapkey) {
 		r = VV_ENOMEM;
@@ -505,6 +658,10 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	vv_memzero(mkey, sizeof(mkey));
 	if (r < 0)
 		goto fail;
+	if (vv_meta_wal_discarded(v->meta) > 0)
+		vv_log(VV_LOG_WARN, "vault: %d WAL frame(s) of meta.db did not authenticate and were "
+		       "dropped (a torn write at a crash, or tampering); the commit counter check "
+		       "below decides whether this is a rollback", vv_meta_wal_discarded(v->meta));
 	if ((r = vv_meta_kv_get_u64(v->meta, "commits", &commits)) < 0 ||
 	    (r = vv_store_anchor_get(v->store, &anchor)) < 0)
 		goto fail;
@@ -531,7 +688,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		if ((r = recover_orphans(v)) < 0 || (r = vault_commit(v, true)) < 0)
 			goto fail;
 	}
-	if (o->audit_log || !(o->flags & VV_VAULT_READONLY)) {
+	if (!(o->flags & VV_VAULT_NO_AUDIT)) {
 		struct vv_audit_opts ao = { 0 };
 		uint8_t akey[VV_KEY_BYTES], smac[VV_AUDIT_MAC_BYTES];
 		char apath[4096];
@@ -562,6 +719,12 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		}
 		vv_audit_import_preauth(v->audit);
 	}
+	v->purpose = o->purpose ? o->purpose : "open";
+	pthread_mutex_lock(&v->mu);
+	if (!(o->flags & VV_VAULT_READONLY))
+		reserve_make(v);
+	vault_audit(v, NULL, v->purpose, VV_ROOT_INO, 0, NULL, 0, dir);
+	pthread_mutex_unlock(&v->mu);
 	v->tick_run = true;
 	if (pthread_create(&v->tick, NULL, ticker, v) != 0) {
 		v->tick_run = false;
@@ -587,6 +750,11 @@ int vv_vault_close(struct vv_vault *v)
 		pthread_cond_signal(&v->tick_cv);
 		pthread_mutex_unlock(&v->mu);
 		pthread_join(v->tick, NULL);
+	}
+	if (v->audit && v->purpose) {
+		pthread_mutex_lock(&v->mu);
+		vault_audit(v, NULL, "close", VV_ROOT_INO, 0, NULL, 0, v->purpose);
+		pthread_mutex_unlock(&v->mu);
 	}
 	if (v->meta && !(v->flags & VV_VAULT_READONLY)) {
 		r = vault_flush_all(v);

@@ -566,6 +566,11 @@ ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 	end = off + size;
 	if (size == 0)
 		goto out;
+	pthread_mutex_lock(&v->mu);
+	r = vault_space_ok(v);
+	pthread_mutex_unlock(&v->mu);
+	if (r < 0)
+		goto out;
 	if ((n->a.mode & (S_ISUID | S_ISGID)) && c && c->id.uid != 0) {
 		struct vv_perm p;
 		pthread_mutex_lock(&v->mu);
@@ -657,8 +662,7 @@ int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
 	int r = flush_node(v, n);
 
 	pthread_mutex_lock(&v->mu);
-	if (fh->rcount || fh->wcount)
-		vault_audit_file(v, NULL, "close", fh, r);
+	vault_audit_file(v, NULL, "close", fh, r);
 	n->nopen--;
 	node_maybe_free(v, n);
 	pthread_mutex_unlock(&v->mu);

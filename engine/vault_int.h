@@ -28,6 +28,7 @@
 #define VV_MAX_FILE_SIZE (1ULL << 62)
 #define VV_FLUSH_BLOCKS VV_CHUNK_MAX_BLOCKS   /* dirty blocks that trigger a flush */
 #define VV_MAX_LINKS 65000
+#define VV_RESERVE_BYTES (4u << 20)   /* released so deletes can commit on a full disk */
 
 struct dblock {                      /* one dirty (buffered) block */
 	uint64_t fblock;
@@ -118,6 +119,10 @@ struct vv_vault {
 
 	vv_inval_fn inval;
 	void *inval_ctx;
+
+	const char *purpose;             /* "mount", "fsck" ... for the audit log */
+	bool low_space;                  /* free space below the reserve: refuse growth */
+	int64_t space_checked;           /* when low_space was last computed (ns) */
 };
 
 /* vault.c */
@@ -128,6 +133,9 @@ void vault_unlink_later(struct vv_vault *v, const uint8_t id[VV_CHUNK_ID_BYTES])
 int vault_commit(struct vv_vault *v, bool durable);                      /* under mu */
 int vault_txn(struct vv_vault *v);                                       /* under mu */
 int64_t vault_now(void);
+/* VV_ENOSPC when the store's disk is too full for operations that grow
+ * the vault (creating, writing); deletes stay allowed.  Under mu. */
+int vault_space_ok(struct vv_vault *v);
 void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,
 		 uint64_t parent, const char *name, int result, const char *detail);
 void vault_file_owner(struct vv_file *fh, const struct vv_ctx *c);

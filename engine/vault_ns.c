@@ -314,6 +314,8 @@ static int make(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, con
 		r = VV_ENOENT;               /* creating in a removed directory */
 		goto out;
 	}
+	if ((r = vault_space_ok(v)) < 0)
+		goto out;
 	if (is_dir && d->a.nlink >= VV_MAX_LINKS) {
 		r = VV_EMLINK;
 		goto out;
@@ -505,6 +507,8 @@ int vv_vault_link(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		r = VV_EMLINK;
 		goto out;
 	}
+	if ((r = vault_space_ok(v)) < 0)
+		goto out;
 	if ((r = node_get(v, n->a.parent, &od)) < 0)
 		goto out;
 	if (!same_coll_ok(v, n, od, d)) {

@@ -197,7 +197,7 @@ int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		return VV_E2BIG;
 	pthread_mutex_lock(&v->mu);
 	if ((r = node_get(v, ino, &n)) < 0 || (r = xattr_perm(v, c, n, ns, true)) < 0 ||
-	    (r = vault_txn(v)) < 0)
+	    (r = vault_space_ok(v)) < 0 || (r = vault_txn(v)) < 0)
 		goto out;
 	if (ns == NS_ACL_ACCESS || ns == NS_ACL_DEFAULT) {
 		if (flags & (VV_XATTR_CREATE | VV_XATTR_REPLACE)) {

@@ -73,6 +73,7 @@ int cmd_fsck(int argc, char **argv)
 	if (tool_get_pass("fsck", &src, "passphrase", false, &pass) < 0)
 		return 2;
 	memset(&vo, 0, sizeof(vo));
+	vo.purpose = "fsck";
 	if (dry)
 		vo.flags |= VV_VAULT_READONLY;
 	if (tool_test_kdf_allowed())

@@ -87,7 +87,7 @@ int cmd_info(int argc, char **argv)
 	printf("%-14s%s\n", "created:", when);
 	printf("%-14s%d\n", "key slots:", in.nslots);
 	for (int i = 0; i < in.nslots; i++)
-		printf("  slot %-7d argon2id ops=%llu mem=%llu KiB\n", in.slots[i].index,
+		printf("  slot %-6d argon2id ops=%llu mem=%llu KiB\n", in.slots[i].index,
 		       (unsigned long long)in.slots[i].opslimit,
 		       (unsigned long long)(in.slots[i].memlimit / 1024));
 	if (vv_store_path(s, "meta.db", path, sizeof(path)) == 0)

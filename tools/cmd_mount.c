@@ -174,6 +174,7 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 	memset(&vo, 0, sizeof(vo));
 	vo.audit_log = a->audit_log;
 	vo.audit_required = a->audit_required;
+	vo.purpose = "mount";
 	if (a->accept_rollback)
 		vo.flags |= VV_VAULT_ACCEPT_ROLLBACK;
 	if (a->fo.ro)

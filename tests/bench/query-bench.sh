@@ -28,7 +28,7 @@ cat > "$T/stream.c" <<'C'
 #include <string.h>
 #include <time.h>
 #define N (1ul << 28)
-static float *a; static int nt; static float sink[64];
+static float *a; static int nt; static volatile float sink[64];
 static void *rd(void *p) {
 	long id = (long)p; size_t lo = N / nt * id, hi = N / nt * (id + 1);
 	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;

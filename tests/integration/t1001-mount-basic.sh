@@ -63,10 +63,35 @@ check "rm -r a tree" rm -r "$M/products/a"
 check "rmdir leaves the collection empty" test -z "$(ls -A "$M/products")"
 check "df works (statfs)" df "$M"
 
+# other users (the daemon runs as root with allow_other and decides itself)
+check "a private directory" sh -c "mkdir -m 700 '$M/private' && echo s > '$M/private/s'"
+check "a public file" sh -c "echo pub > '$M/pub' && chmod 644 '$M/pub'"
+expect_errno --as-nobody OK read "$M/pub"
+expect_errno --as-nobody EACCES listdir "$M/private"
+expect_errno --as-nobody EACCES read "$M/private/s"
+expect_errno --as-nobody EACCES write "$M/pub"
+expect_errno --as-nobody EACCES create "$M/nobody-file"
+expect_errno --as-nobody EACCES access "$M/pub" w
+expect_errno OK access "$M/pub" rw
+
+# exec (an OPEN with FMODE_EXEC), xattrs, fsync
+printf '#!/bin/sh\necho ran\n' > "$T/script"
+check "copy a script in" install -m 755 "$T/script" "$M/script"
+check "exec a script from the vault" test "$("$M/script")" = ran
+check "chmod -x" chmod 644 "$M/script"
+expect_errno EACCES exec "$M/script"
+check "set a user xattr" setfattr -n user.note -v hello "$M/pub"
+check "get it back" test "$(getfattr --only-values -n user.note "$M/pub")" = hello
+check "list xattrs" sh -c "getfattr -d '$M/pub' | grep -q user.note"
+check "remove it" setfattr -x user.note "$M/pub"
+expect_errno ENODATA getxattr "$M/pub" user.note
+check "fsync'd write" dd if=/dev/zero of="$M/synced" bs=64k count=4 conv=fsync status=none
+check "fsync'd file has its size" test "$(stat -c %s "$M/synced")" = 262144
+
 # refusals while mounted
+mkdir -p "$T/mnt2"
 expect_fail "second mount of the same store is refused" \
 	"$VV_BIN" mount "$S" "$T/mnt2" --passfile "$PASSFILE"
-mkdir -p "$T/mnt2"
 check "the refusal names the store in use" sh -c \
 	"'$VV_BIN' mount '$S' '$T/mnt2' --passfile '$PASSFILE' 2>&1 | grep -q 'in use'"
 check "the refusal did not mount anything" sh -c "! grep -q ' $T/mnt2 ' /proc/mounts"
@@ -90,6 +115,12 @@ check "mode survives a remount" test "$(stat -c %a "$M/hello.txt")" = 640
 check "directory survives a remount" test -d "$M/products"
 expect_errno ENOENT lstat "$M/link"
 check "unmount again" vv_umount "$M"
+
+check "read-only mount" vv_mount "$S" "$M" -o ro
+check "read-only mount reads" cmp "$T/big.src" "$M/big.bin"
+expect_errno EROFS write "$M/hello.txt"
+expect_errno EROFS mkdir "$M/newdir"
+check "unmount the read-only mount" vv_umount "$M"
 
 check "fsck finds a clean vault" "$VV_BIN" fsck "$S" --passfile "$PASSFILE"
 

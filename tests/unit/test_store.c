@@ -4,7 +4,7 @@
  * Uses the test-only Argon2id profile (VV_STORE_ALLOW_TEST_KDF) so unlocks
  * are fast; one store uses the interactive profile to check downgrade
  * refusal.  The conf is also decoded here independently from the documented
- * format (docs/format-store.md), to check the slot AD, the MAC and that the
+ * format (docs/format.md), to check the slot AD, the MAC and that the
  * master key never appears in it.  Failure paths swap the vv_os table.
  */
 #include <errno.h>
@@ -99,7 +99,7 @@ static int try_unlock(const char *rel, unsigned flags, const char *pw, int *slot
 	return r;
 }
 
-/* Decode slot 0 from the conf text exactly as docs/format-store.md says
+/* Decode slot 0 from the conf text exactly as docs/format.md says
  * and unwrap the master key with it. */
 static int doc_unwrap(const char *conf, const char *pw, uint8_t master[32])
 {

@@ -2,7 +2,7 @@
  * store.h - the store directory: vecvault.conf, key slots, the lock, anchors.
  *
  *   STORE/
- *     vecvault.conf   the only plaintext file; MAC'd (docs/format-store.md)
+ *     vecvault.conf   the only plaintext file; MAC'd (docs/format.md)
  *     meta.db         written by the meta module
  *     chunks/         written by the content module
  *

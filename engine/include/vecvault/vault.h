@@ -63,6 +63,7 @@ struct vv_attr {
 #define VV_VAULT_ALLOW_TEST_KDF  0x01   /* accept the test-only KDF profile */
 #define VV_VAULT_ACCEPT_ROLLBACK 0x02   /* an intended restore of older metadata */
 #define VV_VAULT_READONLY        0x04
+#define VV_VAULT_NO_AUDIT        0x08   /* do not open the audit log (audit verify) */
 
 /* KDF profiles for new key slots. */
 enum { VV_KDF_PROFILE_INTERACTIVE = 0, VV_KDF_PROFILE_MODERATE = 1, VV_KDF_PROFILE_TEST = 2 };
@@ -73,6 +74,8 @@ struct vv_vault_opts {
 	const char *audit_log;       /* NULL = default location outside STORE */
 	bool audit_required;         /* refuse requests that cannot be audited */
 	bool audit_lookups;          /* also record successful lookup/getattr */
+	const char *purpose;         /* recorded in the audit log at open and close:
+	                                "mount", "fsck", ...; NULL = "open" */
 };
 
 /* Create a new vault in dir (must not exist, or be an empty directory):
@@ -90,6 +93,12 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		  const struct vv_vault_opts *o, struct vv_vault **out);
 /* Flush everything, commit durably, checkpoint, release the lock.  NULL ok. */
 int vv_vault_close(struct vv_vault *v);
+
+/* The audit checkpoint sealed in meta.db (seq 0 when none yet). */
+int vv_vault_audit_sealed(struct vv_vault *v, uint64_t *seq, uint8_t mac[32]);
+
+/* Record an admin action (by the CLI) in the audit log. */
+void vv_vault_audit_admin(struct vv_vault *v, const char *op, int result, const char *detail);
 
 /* Make everything written so far durable (like syncfs). */
 int vv_vault_sync(struct vv_vault *v);

@@ -1,0 +1,401 @@
+#!/bin/bash
+# fs-bench.sh [--quick] [--perf] - file-system benchmark: the same workload,
+# in one run, on a plain directory, a do-nothing FUSE passthrough
+# (passthrough.c, built here), a vecvault mount, and gocryptfs and securefs
+# mounts (skipped with a note when absent).  Repetitions are interleaved
+# (rep 1 on every file system, then rep 2, ...; the order of the file
+# systems rotates each rep) and each line prints the median with the
+# min-max spread, then ratios.  Not part of ctest; run by hand, as root
+# (cold lines drop the page cache).  See tests/bench/README.md.
+#
+#   env: VV_BIN       vecvault binary (default: build/vecvault, then PATH)
+#        BENCH_SIZE   size of the sequential file (default 1G; K/M/G suffix)
+#        BENCH_FILES  files in the small-file tree (default 3000)
+#        BENCH_REPS   repetitions (default 5)
+#        BENCH_DIR    scratch directory on the disk under test (default
+#                     /var/tmp/vv-fs-bench.PID; removed at exit)
+#        BENCH_FS     file systems to run (default
+#                     "plain passthrough vecvault gocryptfs securefs")
+#        BENCH_PERF_DIR  with --perf: where perf data goes
+#   --quick  BENCH_SIZE=128M BENCH_FILES=600 BENCH_REPS=3 unless set
+#   --perf   after the timed reps, run every workload once more on vecvault
+#            under `perf record -g -p <daemon>` and print the hottest
+#            symbols per workload (needs perf; timings of that pass are
+#            not reported)
+set -eu
+
+QUICK=0 PERF=0
+for a in "$@"; do
+	case $a in
+	--quick) QUICK=1 ;;
+	--perf) PERF=1 ;;
+	-h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "fs-bench: unknown option $a" >&2; exit 2 ;;
+	esac
+done
+if [ "$QUICK" = 1 ]; then
+	: "${BENCH_SIZE:=128M}" "${BENCH_FILES:=600}" "${BENCH_REPS:=3}"
+fi
+BENCH_SIZE=${BENCH_SIZE:-1G}
+BENCH_FILES=${BENCH_FILES:-3000}
+BENCH_REPS=${BENCH_REPS:-5}
+BENCH_FS=${BENCH_FS:-"plain passthrough vecvault gocryptfs securefs"}
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+PY=/usr/bin/python3
+VV=${VV_BIN:-}
+if [ -z "$VV" ]; then
+	if [ -x "$SRC/build/vecvault" ]; then VV=$SRC/build/vecvault; else VV=$(command -v vecvault || true); fi
+fi
+
+die() { echo "fs-bench: $*" >&2; exit 1; }
+note() { echo "# $*"; }
+
+[ "$(id -u)" = 0 ] || die "run as root (cold reads drop the page cache)"
+[ -c /dev/fuse ] && command -v fusermount3 >/dev/null || die "needs /dev/fuse and fusermount3"
+for t in fio rsync tar dd; do command -v $t >/dev/null || die "needs $t"; done
+
+SIZE_B=$(numfmt --from=iec "$BENCH_SIZE") || die "bad BENCH_SIZE $BENCH_SIZE"
+SIZE_MB=$((SIZE_B / 1048576))
+[ "$SIZE_MB" -ge 1 ] || die "BENCH_SIZE must be at least 1M"
+RR_B=$((SIZE_B / 4))                     # random-read volume per rep
+[ "$RR_B" -le $((256 << 20)) ] || RR_B=$((256 << 20))
+
+B=${BENCH_DIR:-/var/tmp/vv-fs-bench.$$}
+mkdir -p "$B"
+B=$(cd "$B" && pwd)
+SHM=$(mktemp -d /dev/shm/vv-fs-bench.XXXXXX)
+RES=$B/results.tsv                        # fs workload rep value
+: > "$RES"
+
+# ---- file systems -----------------------------------------------------------
+# Each FS has a mount point $B/<fs>/mnt; fs_mount/fs_umount remount it
+# (plain: no-op).  fs_setup creates the store once.
+
+MNTS=""
+cleanup() {
+	local rc=$? m
+	set +e
+	for m in $MNTS; do
+		if mountpoint -q "$m"; then fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m"; fi
+	done
+	vv_wait
+	[ -n "${PERF_PID:-}" ] && kill "$PERF_PID" 2>/dev/null
+	rm -rf "$SHM"
+	if [ -z "${BENCH_KEEP:-}" ]; then
+		# BENCH_DIR given by the user: remove only what we made.
+		rm -rf "$B"/plain "$B"/passthrough "$B"/vecvault "$B"/gocryptfs \
+			"$B"/securefs "$B"/src-tree "$B"/tree.tar "$B"/pt "$B"/pass \
+			"$B"/results.tsv "$B"/vv-state "$B"/vv-audit
+		rmdir "$B" 2>/dev/null
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+printf 'fs-bench passphrase\n' > "$B/pass"
+chmod 600 "$B/pass"
+
+wait_mounted() {   # MNT: poll up to 30 s for the mount to appear
+	local i=0
+	until mountpoint -q "$1"; do
+		i=$((i + 1)); [ $i -le 300 ] || return 1; sleep 0.1
+	done
+}
+
+vv_wait() {        # wait for an unmounted vecvault daemon to exit
+	local pid i=0
+	[ -s "$B/vecvault/pid" ] || return 0
+	pid=$(cat "$B/vecvault/pid" 2>/dev/null) || return 0
+	while kill -0 "$pid" 2>/dev/null; do
+		i=$((i + 1)); [ $i -le 600 ] || return 1; sleep 0.1
+	done
+}
+
+fs_available() {
+	case $1 in
+	plain) return 0 ;;
+	passthrough) command -v cc >/dev/null && pkg-config --exists fuse3 ;;
+	vecvault) [ -n "$VV" ] && [ -x "$VV" ] ;;
+	gocryptfs) command -v gocryptfs >/dev/null ;;
+	securefs) command -v securefs >/dev/null ;;
+	*) return 1 ;;
+	esac
+}
+
+fs_setup() {
+	local d=$B/$1
+	rm -rf "$d"; mkdir -p "$d/mnt" "$d/store"
+	MNTS="$MNTS $d/mnt"
+	case $1 in
+	passthrough)
+		cc -O2 -o "$B/pt" "$HERE/passthrough.c" $(pkg-config --cflags --libs fuse3) ;;
+	vecvault)
+		mkdir -p -m 700 "$B/vv-state" "$B/vv-audit"
+		VECVAULT_TEST_KDF=1 "$VV" init "$d/store" --passfile "$B/pass" --kdf test >/dev/null ;;
+	gocryptfs)
+		gocryptfs -init -q -nosyslog -scryptn 10 -passfile "$B/pass" "$d/store" >/dev/null ;;
+	securefs)
+		securefs create --keyfile "$B/pass" --pbkdf pkcs5-pbkdf2-hmac-sha256 -r 1000 \
+			"$d/store" >/dev/null 2>&1 ;;
+	esac
+}
+
+fs_mount() {
+	local d=$B/$1
+	case $1 in
+	plain) return 0 ;;
+	passthrough) "$B/pt" "$d/store" "$d/mnt" ;;
+	vecvault)
+		VECVAULT_TEST_KDF=1 VECVAULT_STATE_DIR=$B/vv-state VECVAULT_AUDIT_DIR=$B/vv-audit \
+			"$VV" mount "$d/store" "$d/mnt" --passfile "$B/pass" \
+			--pid-file "$d/pid" --log "$d/log" ;;
+	gocryptfs) gocryptfs -q -nosyslog -passfile "$B/pass" "$d/store" "$d/mnt" ;;
+	securefs) securefs mount -b --log "$d/log" --keyfile "$B/pass" "$d/store" "$d/mnt" \
+			>/dev/null 2>&1 ;;
+	esac
+	wait_mounted "$d/mnt" || die "$1 did not mount"
+}
+
+fs_umount() {
+	local d=$B/$1
+	[ "$1" = plain ] && return 0
+	fusermount3 -u "$d/mnt"
+	[ "$1" = vecvault ] && { vv_wait || die "vecvault daemon did not exit"; }
+	return 0
+}
+
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+# Cold: unmount, drop every cache (ours too: the daemon restarts), mount.
+cold() {
+	fs_umount "$1"
+	drop_caches
+	fs_mount "$1"
+}
+
+# ---- workloads ----------------------------------------------------------------
+now_us() { local t; t=$(date +%s%N); echo $((t / 1000)); }
+
+# timed FS WORKLOAD UNIT CMD...: run CMD, record seconds (UNIT s) or MB/s
+# of SIZE_MB (UNIT mbs).
+timed() {
+	local fs=$1 w=$2 unit=$3 t0 t1 v
+	shift 3
+	t0=$(now_us)
+	"$@"
+	t1=$(now_us)
+	if [ "$unit" = mbs ]; then
+		v=$(awk -v mb="$SIZE_MB" -v us=$((t1 - t0)) 'BEGIN { printf "%.2f", mb / (us / 1e6) }')
+	else
+		v=$(awk -v us=$((t1 - t0)) 'BEGIN { printf "%.4f", us / 1e6 }')
+	fi
+	record "$fs" "$w" "$v"
+}
+
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "${REP:-perf}" "$3" >> "$RES"; }
+
+seq_write() { dd if="$SHM/data" of="$1" bs=1M conv=fsync status=none; }
+seq_read() { dd if="$1" of=/dev/null bs=1M status=none; }
+rand_read() {      # FS FILE: fio's own bandwidth (no process start-up)
+	local out
+	out=$(fio --name=rr --filename="$2" --rw=randread --bs=4k --size="$SIZE_B" \
+		--io_size="$RR_B" --ioengine=psync --direct=0 --invalidate=0 \
+		--randrepeat=1 --norandommap --output-format=json 2>/dev/null) || return 1
+	record "$1" rand4k_warm "$($PY -c 'import json,sys
+print("%.2f" % (json.load(sys.stdin)["jobs"][0]["read"]["bw_bytes"] / 1048576))' <<<"$out")"
+}
+
+# One repetition of every workload on FS (mounted on entry and on exit).
+run_workloads() {
+	local fs=$1 m=$B/$1/mnt
+	rm -f "$m/big"
+	sync
+	phase "$fs" seq_write
+	timed "$fs" seq_write mbs seq_write "$m/big"
+	cold "$fs"
+	phase "$fs" seq_read_cold
+	timed "$fs" seq_read_cold mbs seq_read "$m/big"
+	phase "$fs" seq_read_warm
+	timed "$fs" seq_read_warm mbs seq_read "$m/big"
+	phase "$fs" rand4k_warm
+	rand_read "$fs" "$m/big"
+	rm -f "$m/big"
+	sync
+
+	mkdir -p "$m/t"
+	phase "$fs" tar_extract
+	timed "$fs" tar_extract s tar -xf "$B/tree.tar" -C "$m/t"
+	cold "$fs"
+	phase "$fs" ls_lR_cold
+	timed "$fs" ls_lR_cold s sh -c "ls -lR '$m/t' > /dev/null"
+	phase "$fs" rm_rf
+	timed "$fs" rm_rf s rm -rf "$m/t"
+
+	phase "$fs" rsync
+	timed "$fs" rsync s rsync -a "$B/src-tree/" "$m/r/"
+	phase "$fs" rsync_nochange
+	timed "$fs" rsync_nochange s rsync -a "$B/src-tree/" "$m/r/"
+	rm -rf "$m/r"
+	phase "$fs" end
+}
+
+phase() { :; }
+
+# ---- setup -------------------------------------------------------------------
+ALL=""
+for fs in $BENCH_FS; do
+	if fs_available "$fs"; then ALL="$ALL $fs"; else note "$fs: not available, skipped"; fi
+done
+ALL=${ALL# }
+[ -n "$ALL" ] || die "no file system to test"
+
+note "fs-bench: size $BENCH_SIZE ($SIZE_MB MiB), random reads $((RR_B >> 20)) MiB, $BENCH_FILES files, $BENCH_REPS reps"
+note "scratch $B ($(df -P "$B" | awk 'NR==2 { print $1 }')), vecvault $VV"
+note "$(uname -r), $(nproc) CPUs, $(free -g | awk '/Mem:/ { print $2 }') GiB RAM"
+head -c "$SIZE_B" /dev/urandom > "$SHM/data"
+
+# Small-file tree: BENCH_FILES files, ~30 per directory, two levels, sizes
+# skewed small (60% <= 4 KiB, 30% <= 32 KiB, 10% <= 128 KiB), fixed seed.
+$PY - "$B/src-tree" "$BENCH_FILES" <<'PY'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+rng = random.Random(42)
+ndirs = max(1, n // 30)
+top = max(1, int(ndirs ** 0.5))
+for i in range(n):
+    d = i % ndirs
+    p = os.path.join(root, "d%03d" % (d % top), "s%04d" % d)
+    os.makedirs(p, exist_ok=True)
+    r = rng.random()
+    size = rng.randint(0, 4096) if r < 0.6 else rng.randint(4097, 32768) if r < 0.9 else rng.randint(32769, 131072)
+    with open(os.path.join(p, "f%05d.dat" % i), "wb") as f:
+        f.write(rng.randbytes(size))
+PY
+tar -cf "$B/tree.tar" -C "$B/src-tree" .
+note "tree: $(find "$B/src-tree" -type f | wc -l) files, $(find "$B/src-tree" -type d | wc -l) dirs, $(du -sm "$B/src-tree" | cut -f1) MiB"
+
+for fs in $ALL; do
+	fs_setup "$fs"
+	fs_mount "$fs"
+done
+note "mounted: $ALL"
+
+# ---- timed repetitions (interleaved, rotating order) -------------------------
+set -- $ALL
+NFS=$#
+for REP in $(seq 1 "$BENCH_REPS"); do
+	order=""
+	for i in $(seq 0 $((NFS - 1))); do
+		j=$(( (i + REP - 1) % NFS + 1 ))
+		order="$order ${!j}"
+	done
+	note "rep $REP:$order"
+	for fs in $order; do
+		run_workloads "$fs"
+	done
+done
+
+# ---- report --------------------------------------------------------------------
+report() {
+$PY - "$RES" "$ALL" "$SIZE_MB" "$BENCH_FILES" <<'PY'
+import statistics, sys
+res, fss, size_mb, nfiles = sys.argv[1], sys.argv[2].split(), sys.argv[3], sys.argv[4]
+data = {}
+for line in open(res):
+    fs, w, rep, v = line.rstrip("\n").split("\t")
+    if rep == "perf":
+        continue
+    data.setdefault((w, fs), []).append(float(v))
+lines = [("seq_write", "MB/s", "seq write %s MiB + fsync" % size_mb),
+         ("seq_read_cold", "MB/s", "seq read, cold"),
+         ("seq_read_warm", "MB/s", "seq re-read, warm"),
+         ("rand4k_warm", "MB/s", "random 4 KiB reads, warm"),
+         ("tar_extract", "s", "tar -x %s files" % nfiles),
+         ("ls_lR_cold", "s", "ls -lR, cold"),
+         ("rm_rf", "s", "rm -rf tree"),
+         ("rsync", "s", "rsync -a into mount"),
+         ("rsync_nochange", "s", "rsync -a, no change")]
+peers = [f for f in fss if f in ("gocryptfs", "securefs")]
+short = {"plain": "plain", "passthrough": "passthru", "vecvault": "vecvault",
+         "gocryptfs": "gocryptfs", "securefs": "securefs"}
+
+def fmt(vals):
+    if not vals:
+        return "-"
+    m = statistics.median(vals)
+    lo, hi = min(vals), max(vals)
+    p = lambda x: ("%.0f" % x) if x >= 100 else ("%.1f" % x) if x >= 10 else ("%.2f" % x) if x >= 1 else ("%.3f" % x)
+    return "%s (%s-%s)" % (p(m), p(lo), p(hi))
+
+def speed(unit, v):          # bigger is better
+    return v if unit == "MB/s" else 1.0 / v
+
+hdr = ["workload", "unit"] + [short[f] for f in fss] + \
+      ["vv/plain", "best peer", "vv:best", "vv:pt", "target", ""]
+rows = []
+for w, unit, label in lines:
+    med = {f: statistics.median(data[(w, f)]) for f in fss if data.get((w, f))}
+    row = [label, unit] + [fmt(data.get((w, f), [])) for f in fss]
+    vv, pl, pt = med.get("vecvault"), med.get("plain"), med.get("passthrough")
+    # vv/plain in the line's own unit: throughput fraction or time multiple
+    row.append("%.2fx" % (vv / pl) if vv and pl else "-")
+    pm = {f: med[f] for f in peers if f in med}
+    best = max(pm, key=lambda f: speed(unit, pm[f])) if pm else None
+    row.append(("%s %.2fx" % (best[:3], pm[best] / pl)) if best and pl else "-")
+    # vv:best and vv:pt are speed factors: > 1 means vecvault is faster
+    row.append("%.2f" % (speed(unit, vv) / speed(unit, pm[best])) if vv and best else "-")
+    row.append("%.2f" % (speed(unit, vv) / speed(unit, pt)) if vv and pt else "-")
+    tgt, ok = "-", None
+    if vv:
+        if w == "seq_write" and best:
+            tgt, ok = ">=1.5 best", speed(unit, vv) >= 1.5 * speed(unit, pm[best])
+        elif w in ("seq_read_cold",) and best:
+            tgt, ok = ">=1.0 best", speed(unit, vv) >= speed(unit, pm[best])
+        elif w in ("seq_read_warm", "rand4k_warm") and pl:
+            tgt, ok = ">=0.5 plain", vv >= 0.5 * pl
+        elif unit == "s" and best:
+            tgt, ok = ">=1.0 best", speed(unit, vv) >= speed(unit, pm[best])
+    row.append(tgt)
+    row.append("" if ok is None else "ok" if ok else "MISS")
+    rows.append(row)
+wid = [max(len(str(r[i])) for r in [hdr] + rows) for i in range(len(hdr))]
+for r in [hdr] + rows:
+    print("  ".join(str(c).ljust(wid[i]) if i < 2 else str(c).rjust(wid[i]) for i, c in enumerate(r)).rstrip())
+print("# cells: median (min-max) over reps; vv/plain: vecvault in the line's unit")
+print("# divided by plain (MB/s: fraction of plain, s: time multiple); best peer:")
+print("# fastest of gocryptfs/securefs vs plain, same convention; vv:best, vv:pt:")
+print("# speed factor of vecvault over the best peer / the FUSE passthrough")
+print("# (>1 = vecvault faster).")
+PY
+}
+report
+
+# ---- optional profile pass -------------------------------------------------------
+if [ "$PERF" = 1 ]; then
+	case " $ALL " in *" vecvault "*) ;; *) die "--perf needs vecvault" ;; esac
+	command -v perf >/dev/null || die "--perf needs perf"
+	PD=${BENCH_PERF_DIR:-/var/tmp/vv-fs-bench-perf.$$}
+	mkdir -p "$PD"
+	REP=perf
+	phase() {      # stop the previous recording, start one for this phase
+		if [ -n "${PERF_PID:-}" ]; then
+			kill -INT "$PERF_PID" 2>/dev/null; wait "$PERF_PID" 2>/dev/null || true
+			PERF_PID=""
+		fi
+		[ "$1" = vecvault ] || return 0
+		[ "$2" = end ] && return 0
+		perf record -q -F 499 -g -p "$(cat "$B/vecvault/pid")" -o "$PD/$2.data" \
+			>/dev/null 2>&1 &
+		PERF_PID=$!
+		sleep 0.3
+	}
+	note "profile pass on vecvault (perf data in $PD)"
+	run_workloads vecvault
+	for f in "$PD"/*.data; do
+		echo "## $(basename "$f" .data): top symbols by self time (daemon, all threads)"
+		perf report -i "$f" --no-children --sort dso,sym --percent-limit 2 --stdio 2>/dev/null |
+			grep -E '^ +[0-9]' | head -15
+	done
+fi
