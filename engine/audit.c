@@ -911,10 +911,10 @@ int vv_audit_default_path(const char *store_id, char *out, size_t outlen)
 
 	if (!out || !outlen)
 		return VV_EINVAL;
-	if (env && *env)
-		n = snprintf(out, outlen, "%s/audit.log", env);
-	else if (!store_id || !*store_id || strchr(store_id, '/') || store_id[0] == '.')
+	if (!store_id || !*store_id || strchr(store_id, '/') || store_id[0] == '.')
 		return VV_EINVAL;
+	if (env && *env)
+		n = snprintf(out, outlen, "%s/%s/audit.log", env, store_id);
 	else if (geteuid() == 0)
 		n = snprintf(out, outlen, "/var/log/vecvault/%s/audit.log", store_id);
 	else if (xdg && *xdg == '/')

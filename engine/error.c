@@ -51,6 +51,7 @@ static const struct errent table[] = {
 	{ VV_ESCHEMA, EINVAL, "ESCHEMA", "vector segment does not match the collection schema" },
 	{ VV_ESYS, EIO, "ESYS", "system error" },
 	{ VV_ECANCELED, ECANCELED, "ECANCELED", "operation canceled" },
+	{ VV_ENOMETA, EIO, "ENOMETA", "meta.db is missing or empty: the vault's metadata is gone (restore it from a backup)" },
 };
 
 static const struct errent *find(int code)

@@ -654,6 +654,16 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	    (r = vv_store_subkey(v->store, 1, VV_SUBKEY_COLLWRAP, v->wrapkey)) < 0 ||
 	    (r = meta_path(v->store, path, sizeof(path))) < 0)
 		goto fail;
+	{
+		struct stat st;
+		if (vv_os_stat(path, &st) < 0 || st.st_size == 0) {
+			vv_log(VV_LOG_ERR, "vault: %s is missing or empty; an initialised vault needs it",
+			       path);
+			vv_memzero(mkey, sizeof(mkey));
+			r = VV_ENOMETA;
+			goto fail;
+		}
+	}
 	r = vv_meta_open(path, mkey, vv_store_page_size(v->store), false, &v->meta);
 	vv_memzero(mkey, sizeof(mkey));
 	if (r < 0)

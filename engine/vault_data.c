@@ -464,8 +464,12 @@ out:
 		r = n->a.size ? data_truncate(v, n, 0) : 0;
 		pthread_mutex_lock(&v->mu);
 		if (r == 0) {
+			uint32_t mode;
 			node_perm(v, n, &p);
-			n->a.mode = vv_access_killpriv(&c->id, &p);
+			mode = vv_access_killpriv(&c->id, &p);
+			if (mode != n->a.mode && v->inval)
+				v->inval(v->inval_ctx, n->ino, NULL);
+			n->a.mode = mode;
 			n->a.mtime = n->a.ctime = vault_now();
 			r = node_save(v, n);
 		}
@@ -573,9 +577,17 @@ ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 		goto out;
 	if ((n->a.mode & (S_ISUID | S_ISGID)) && c && c->id.uid != 0) {
 		struct vv_perm p;
+		uint32_t mode;
 		pthread_mutex_lock(&v->mu);
 		node_perm(v, n, &p);
-		n->a.mode = vv_access_killpriv(&c->id, &p);
+		mode = vv_access_killpriv(&c->id, &p);
+		if (mode != n->a.mode) {
+			n->a.mode = mode;
+			n->a.ctime = vault_now();
+			/* The kernel caches the old mode: drop its attributes. */
+			if (v->inval)
+				v->inval(v->inval_ctx, n->ino, NULL);
+		}
 		pthread_mutex_unlock(&v->mu);
 	}
 	if (n->is_inline && end <= VV_INLINE_MAX) {

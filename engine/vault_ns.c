@@ -133,6 +133,14 @@ int vv_vault_getattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	return r;
 }
 
+/* newmode equals oldmode with some of S_ISUID/S_ISGID cleared (and no other change). */
+static bool only_drops_privs(uint32_t oldmode, uint32_t newmode)
+{
+	uint32_t o = oldmode & 07777, n = newmode & 07777;
+
+	return o != n && (n & ~o) == 0 && ((o ^ n) & ~(uint32_t)(S_ISUID | S_ISGID)) == 0;
+}
+
 /* A directory's permissions changed: if it may have been searchable by all
  * before and is not now, the kernel must forget what it cached below it. */
 static void perm_changed(struct vv_vault *v, struct node *n, bool was_ok)
@@ -171,8 +179,18 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		goto out;
 
 	if (sa->valid & VV_SET_MODE) {
-		if ((r = vv_access_chmod(&c->id, &p, sa->mode, &mode)) < 0)
+		/* The kernel clears setuid/setgid after a non-owner's write or
+		 * truncate by sending that chmod in the writer's name (it does so
+		 * itself when HANDLE_KILLPRIV is not negotiated): allow a mode
+		 * change that only drops those bits to anyone who may write. */
+		if (!vv_access_owner_or_root(&c->id, n->a.uid) && S_ISREG(n->a.mode) &&
+		    only_drops_privs(n->a.mode, sa->mode)) {
+			if ((r = vv_access_check(&c->id, &p, VV_MAY_WRITE)) < 0)
+				goto out;
+			mode = (n->a.mode & S_IFMT) | (sa->mode & 07777);
+		} else if ((r = vv_access_chmod(&c->id, &p, sa->mode, &mode)) < 0) {
 			goto out;
+		}
 		if (n->acl) {
 			if ((r = vv_acl_chmod(n->acl, n->acl_len, mode)) < 0 ||
 			    (r = vv_meta_xattr_set(v->meta, ino, "system.posix_acl_access", n->acl, n->acl_len)) < 0)

@@ -98,6 +98,17 @@ static bool computed(struct vv_vault *v, struct node *n, const char *name, struc
 	return r == 0;
 }
 
+/* Is name one of the computed segment attributes, on a collection file? */
+static bool reserved(struct vv_vault *v, struct node *n, const char *name)
+{
+	if (!S_ISREG(n->a.mode) || n->a.coll == v->root_coll)
+		return false;
+	for (const char *const *p = vv_segment_xattr_names(); *p; p++)
+		if (strcmp(*p, name) == 0)
+			return true;
+	return false;
+}
+
 /* Access rules shared by get/set/remove.  write: changing. */
 static int xattr_perm(struct vv_vault *v, const struct vv_ctx *c, struct node *n, enum ns ns, bool write)
 {
@@ -223,13 +234,23 @@ int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 				goto out;
 			value = canon;
 			size = strlen(canon);
-		} else if (computed(v, n, name, &si)) {
-			char cur[64];
-			int cl = vv_segment_xattr(&si, name, cur, sizeof(cur));
-			size_t vl = size;
-			if (vl && (((const char *)value)[vl - 1] == 0 || ((const char *)value)[vl - 1] == '\n'))
-				vl--;
-			r = (cl >= 0 && (size_t)cl == vl && memcmp(cur, value, vl) == 0) ? 0 : VV_EPERM;
+		} else if (reserved(v, n, name)) {
+			/* Computed names are never stored.  On a segment, writing
+			 * back the current value (cp -a, rsync -X) is accepted and
+			 * anything else refused; on a file that is not (yet) a
+			 * segment, such as rsync's temporary name, the value is
+			 * dropped: it is recomputed once the file is a segment. */
+			if (computed(v, n, name, &si)) {
+				char cur[64];
+				int cl = vv_segment_xattr(&si, name, cur, sizeof(cur));
+				size_t vl = size;
+				if (vl && (((const char *)value)[vl - 1] == 0 ||
+					   ((const char *)value)[vl - 1] == '\n'))
+					vl--;
+				r = (cl >= 0 && (size_t)cl == vl && memcmp(cur, value, vl) == 0) ? 0 : VV_EPERM;
+			} else {
+				r = 0;
+			}
 			goto out;
 		}
 	}
@@ -297,6 +318,8 @@ out:
 }
 
 struct lst {
+	struct vv_vault *v;
+	struct node *n;
 	const struct vv_ctx *c;
 	char *buf;
 	size_t size, len;
@@ -310,6 +333,8 @@ static int lst_add(void *ctx, const char *name)
 
 	if (strncmp(name, "trusted.", 8) == 0 && l->c->id.uid != 0)
 		return 0;
+	if (l->n && reserved(l->v, l->n, name))
+		return 0;                    /* stale stored copy: listed as computed */
 	if (l->size) {
 		if (l->len + nl > l->size) {
 			l->over = true;
@@ -332,8 +357,11 @@ ssize_t vv_vault_listxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t 
 	pthread_mutex_lock(&v->mu);
 	if ((r = node_get(v, ino, &n)) < 0)
 		goto out;
+	l.v = v;
+	l.n = n;
 	if ((r = vv_meta_xattr_list(v->meta, ino, lst_add, &l)) < 0)
 		goto out;
+	l.n = NULL;
 	if (!l.over && computed(v, n, NULL, &si))
 		for (const char *const *p = vv_segment_xattr_names(); *p && !l.over; p++)
 			lst_add(&l, *p);

@@ -55,6 +55,20 @@ void vv_topk_push(struct vv_topk *t, float d, uint32_t seg, uint64_t row);
 void vv_topk_sort(struct vv_topk *t);
 bool vv_cand_less(const struct vv_cand *a, const struct vv_cand *b);
 
+/* ---- batch path (vector_knn.c) ----------------------------------------------
+ * With BLAS (built with OpenBLAS: VV_HAVE_OPENBLAS), large query blocks use
+ * sgemm.  vv_blas_dots: out[j*ldo + i] = alpha * dot(q_j, x_i) for j < nq,
+ * i < nx (queries x rows, so each query's distances are contiguous); false
+ * when the library has no BLAS.  Single-threaded per call: the search
+ * threads split the database. */
+bool vv_blas_available(void);
+bool vv_blas_dots(const float *x, size_t xs, size_t nx, const float *q, size_t nq, size_t d,
+		  float alpha, float *out, size_t ldo);
+/* Offer v_i = (a ? a[i] : 0) + (b ? b[i] : 1) * o[i] + c for i < n, rows
+ * row0.., to t: only values <= t->thr reach the heap (SIMD filter). */
+void vv_topk_offer_block(struct vv_topk *t, const float *o, const float *a, const float *b,
+			 float c, size_t n, uint32_t seg, uint64_t row0);
+
 /* Convert n values of type t at src to float (TEXMEX/npy element types). */
 void vv_convert_row(enum vv_dtype t, const uint8_t *src, size_t n, float *dst);
 

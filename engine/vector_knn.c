@@ -20,6 +20,10 @@
 #include "buf.h"
 #include "vector_int.h"
 
+#ifdef VV_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define VV_X86 1
 #include <immintrin.h>
@@ -460,6 +464,92 @@ void vv_topk_push(struct vv_topk *t, float d, uint32_t seg, uint64_t row)
 	t->c[0] = x;
 	sift_down(t->c, t->n, 0);
 	t->thr = t->c[0].d;
+}
+
+/* ---- batch path: BLAS sgemm + filtered top-k -------------------------------- */
+
+#ifdef VV_HAVE_OPENBLAS
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+/* Our threads split the data; OpenBLAS must not start its own per call. */
+static void blas_init(void)
+{
+	openblas_set_num_threads(1);
+}
+#endif
+
+bool vv_blas_available(void)
+{
+#ifdef VV_HAVE_OPENBLAS
+	const char *env = getenv("VV_BLAS");
+	return !(env && strcmp(env, "0") == 0);
+#else
+	return false;
+#endif
+}
+
+bool vv_blas_dots(const float *x, size_t xs, size_t nx, const float *q, size_t nq, size_t d,
+		  float alpha, float *out, size_t ldo)
+{
+#ifdef VV_HAVE_OPENBLAS
+	pthread_once(&blas_once, blas_init);
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)nq, (blasint)nx, (blasint)d,
+		    alpha, q, (blasint)d, x, (blasint)xs, 0.0f, out, (blasint)ldo);
+	return true;
+#else
+	(void)x; (void)xs; (void)nx; (void)q; (void)nq; (void)d; (void)alpha; (void)out; (void)ldo;
+	return false;
+#endif
+}
+
+static inline float offer_val(const float *o, const float *a, const float *b, float c, size_t i)
+{
+	return (a ? a[i] : 0.0f) + (b ? b[i] : 1.0f) * o[i] + c;
+}
+
+#ifdef VV_X86
+__attribute__((target("avx2,fma")))
+static size_t offer_avx2(struct vv_topk *t, const float *o, const float *a, const float *b,
+			 float c, size_t n, uint32_t seg, uint64_t row0)
+{
+	size_t i = 0;
+	__m256 vc = _mm256_set1_ps(c), one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+
+	for (; i + 8 <= n; i += 8) {
+		__m256 va = a ? _mm256_loadu_ps(a + i) : zero;
+		__m256 vb = b ? _mm256_loadu_ps(b + i) : one;
+		__m256 v = _mm256_add_ps(_mm256_fmadd_ps(vb, _mm256_loadu_ps(o + i), va), vc);
+		unsigned m = (unsigned)_mm256_movemask_ps(
+			_mm256_cmp_ps(v, _mm256_set1_ps(t->thr), _CMP_LE_OQ));
+		if (m) {
+			float tmp[8];
+			_mm256_storeu_ps(tmp, v);
+			while (m) {
+				unsigned l = (unsigned)__builtin_ctz(m);
+				m &= m - 1;
+				if (tmp[l] <= t->thr)
+					vv_topk_push(t, tmp[l], seg, row0 + i + l);
+			}
+		}
+	}
+	return i;
+}
+#endif
+
+void vv_topk_offer_block(struct vv_topk *t, const float *o, const float *a, const float *b,
+			 float c, size_t n, uint32_t seg, uint64_t row0)
+{
+	size_t i = 0;
+
+#ifdef VV_X86
+	if (vv_kernels_get() != &k_scalar)
+		i = offer_avx2(t, o, a, b, c, n, seg, row0);
+#endif
+	for (; i < n; i++) {
+		float v = a || b ? offer_val(o, a, b, c, i) : o[i] + c;
+		if (v <= t->thr)
+			vv_topk_push(t, v, seg, row0 + i);
+	}
 }
 
 static int cand_cmp(const void *a, const void *b)

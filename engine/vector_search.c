@@ -39,6 +39,9 @@
 #define UNIT_ROWS 8192u          /* rows per work unit */
 #define SPARE 16u                /* extra candidates kept past k */
 #define QBLOCK 128u              /* queries per kernel block */
+#define BLAS_MIN_Q 16u           /* batches from this size use BLAS sgemm */
+#define BLAS_QBLOCK 256u         /* queries per sgemm */
+#define BLAS_RBYTES (256u << 10) /* rows per sgemm: this many bytes of f32 */
 
 struct cseg {
 	struct vv_collection_seg pub;
@@ -431,6 +434,7 @@ struct job {
 	const float *qn;         /* |q|^2 (l2) */
 	size_t nq, d;
 	uint32_t kk;
+	bool blas;               /* batch path: sgemm + filtered top-k */
 	struct unit *units;
 	size_t nunits;
 	atomic_size_t next;
@@ -445,7 +449,7 @@ struct worker {
 	int id;
 	struct vv_cand *cand;    /* nq * kk */
 	struct vv_topk *tk;      /* nq */
-	float *scratch, *norms, *out;
+	float *scratch, *norms, *inv, *out;
 	size_t brows;
 	/* first bad TEXMEX row seen */
 	int bad;
@@ -481,6 +485,41 @@ static const float *rows_f32(const struct cseg *s, uint64_t r, size_t n, size_t 
 	return buf;
 }
 
+/* The batch path: per query block, one sgemm gives alpha*q.x for the whole
+ * row block (queries x rows, so each query's values are contiguous), then a
+ * SIMD threshold filter per query adds the row terms and offers only values
+ * that beat the query's current k+SPARE-th best.
+ *   l2:     |x|^2 - 2 q.x + |q|^2   (alpha -2, a = |x|^2, c = |q|^2)
+ *   ip:     -q.x                    (alpha -1)
+ *   cosine: 1 - q.x / |x|           (alpha -1, b = 1/|x|, c = 1; q normalised) */
+static void scan_blas(struct worker *w, const float *x, size_t xs, size_t n, uint32_t seg,
+		      uint64_t row)
+{
+	struct job *j = w->j;
+	size_t d = j->d, nq = j->nq;
+	const float *a = NULL, *b = NULL;
+	float alpha = j->metric == VV_METRIC_L2 ? -2.0f : -1.0f;
+
+	if (j->metric == VV_METRIC_L2) {
+		j->kern->norms(x, xs, n, d, w->norms);
+		a = w->norms;
+	} else if (j->metric == VV_METRIC_COSINE) {
+		j->kern->norms(x, xs, n, d, w->norms);
+		for (size_t i = 0; i < n; i++)
+			w->inv[i] = w->norms[i] > 0 ? 1.0f / sqrtf(w->norms[i]) : 0.0f;
+		b = w->inv;
+	}
+	for (size_t q0 = 0; q0 < nq; q0 += BLAS_QBLOCK) {
+		size_t qb = nq - q0 < BLAS_QBLOCK ? nq - q0 : BLAS_QBLOCK;
+		vv_blas_dots(x, xs, n, j->q + q0 * d, qb, d, alpha, w->out, n);
+		for (size_t q = 0; q < qb; q++) {
+			float c = j->metric == VV_METRIC_L2 ? j->qn[q0 + q] :
+				  j->metric == VV_METRIC_COSINE ? 1.0f : 0.0f;
+			vv_topk_offer_block(&w->tk[q0 + q], w->out + q * n, a, b, c, n, seg, row);
+		}
+	}
+}
+
 static void scan_unit(struct worker *w, const struct unit *u)
 {
 	struct job *j = w->j;
@@ -503,6 +542,10 @@ static void scan_unit(struct worker *w, const struct unit *u)
 				w->bad_dim = bdim;
 			}
 			return;
+		}
+		if (j->blas) {
+			scan_blas(w, x, xs, n, u->seg, row);
+			continue;
 		}
 		if (direct) {
 			for (size_t q = 0; q < nq; q++) {
@@ -634,6 +677,7 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 	j.nq = nq;
 	j.d = d;
 	j.kk = k + SPARE;
+	j.blas = nq >= BLAS_MIN_Q && vv_blas_available();
 	if (!(qp = malloc(nq * d * sizeof(float))) || !(qn = malloc(nq * sizeof(float))) ||
 	    !(rowbuf = malloc(d * sizeof(float)))) {
 		r = VV_ENOMEM;
@@ -682,6 +726,10 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		 * kernel's 3-row tile */
 		size_t br = (256u << 10) / (d * 4);
 		br = br < 3 ? 3 : br > 384 ? 384 : br - br % 3;
+		if (j.blas) {
+			br = BLAS_RBYTES / (d * 4);
+			br = br < 16 ? 16 : br > 4096 ? 4096 : br;
+		}
 		w->j = &j;
 		w->id = (int)t;
 		w->brows = br;
@@ -689,8 +737,12 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		w->tk = malloc(nq * sizeof(*w->tk));
 		w->scratch = malloc(br * d * sizeof(float));
 		w->norms = malloc(br * sizeof(float));
-		w->out = malloc(br * (nq < QBLOCK ? nq : QBLOCK) * sizeof(float) + br * sizeof(float));
-		if (!w->cand || !w->tk || !w->scratch || !w->norms || !w->out) {
+		w->inv = malloc(br * sizeof(float));
+		{
+			size_t qbmax = j.blas ? BLAS_QBLOCK : QBLOCK;
+			w->out = malloc(br * (nq < qbmax ? nq : qbmax) * sizeof(float) + br * sizeof(float));
+		}
+		if (!w->cand || !w->tk || !w->scratch || !w->norms || !w->inv || !w->out) {
 			r = VV_ENOMEM;
 			goto out;
 		}
@@ -756,6 +808,7 @@ out:
 			free(ws[t].tk);
 			free(ws[t].scratch);
 			free(ws[t].norms);
+			free(ws[t].inv);
 			free(ws[t].out);
 		}
 	free(ws);

@@ -68,6 +68,8 @@ struct notifier {
 	struct inval_item *head, *tail;
 	bool stop, started;
 	struct fuse_session *se;
+	atomic_uint_fast64_t queued;     /* requests ever queued */
+	atomic_bool no_epoch;            /* kernel lacks FUSE_NOTIFY_INC_EPOCH */
 	pthread_t thread;
 };
 
@@ -79,6 +81,12 @@ int notifier_start(struct notifier *n, struct fuse_session *se);
 void notifier_release(struct notifier *n);
 /* vv_inval_fn: queue one request (ctx = struct notifier *). */
 void notifier_queue(void *ctx, uint64_t ino, const char *name);
+/* Count of requests queued so far (read before an engine call). */
+uint64_t notifier_mark(struct notifier *n);
+/* Call after an engine call, BEFORE replying: if anything was queued since
+ * mark, make every cached dentry of the mount stale at once, so the change
+ * is in force when the caller's syscall returns (see notify.c). */
+void notifier_sync(struct notifier *n, uint64_t mark);
 
 /* --- daemon.c / ops.c --------------------------------------------------- */
 

@@ -7,10 +7,21 @@
  * dedicated thread sends fuse_lowlevel_notify_inval_*().  Sending from
  * inside a handler could deadlock: the kernel may hold the inode lock the
  * notification needs until that very handler replies.
+ *
+ * Queued notifications arrive after the reply, so a user racing the chmod
+ * that took away his right to search a directory could still walk through
+ * a cached dentry just after chmod(2) returned.  To close that window the
+ * handler, before it replies, bumps the kernel's dentry epoch
+ * (FUSE_NOTIFY_INC_EPOCH, protocol 7.44, Linux 6.16): that takes no inode
+ * lock (an atomic increment), so it cannot deadlock, and it makes every
+ * cached dentry of this mount revalidate with the daemon on its next use.
+ * It is coarse, but only changes that alter cacheability trigger it.  On
+ * older kernels only the queued, precise invalidations remain (logged once).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -19,6 +30,8 @@
 void notifier_init(struct notifier *n)
 {
 	memset(n, 0, sizeof(*n));
+	atomic_init(&n->queued, 0);
+	atomic_init(&n->no_epoch, false);
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_cond_init(&n->cond, NULL);
 }
@@ -40,6 +53,7 @@ void notifier_queue(void *ctx, uint64_t ino, const char *name)
 		free(it);
 		return;
 	}
+	atomic_fetch_add(&n->queued, 1);
 	if (n->tail)
 		n->tail->next = it;
 	else
@@ -134,4 +148,34 @@ void notifier_release(struct notifier *n)
 	n->tail = NULL;
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->lock);
+}
+
+uint64_t notifier_mark(struct notifier *n)
+{
+	return atomic_load(&n->queued);
+}
+
+/* The kernel's notification header (linux/fuse.h struct fuse_out_header);
+ * libfuse 3.14 has no call for this notification. */
+struct notify_hdr {
+	uint32_t len;
+	int32_t code;                /* "error" field: the notify code */
+	uint64_t unique;             /* 0: a notification, not a reply */
+};
+#define NOTIFY_INC_EPOCH 8
+
+void notifier_sync(struct notifier *n, uint64_t mark)
+{
+	struct notify_hdr h = { sizeof(h), NOTIFY_INC_EPOCH, 0 };
+	ssize_t w;
+
+	if (atomic_load(&n->queued) == mark || !n->se || atomic_load(&n->no_epoch))
+		return;
+	do
+		w = write(fuse_session_fd(n->se), &h, sizeof(h));
+	while (w < 0 && errno == EINTR);
+	if (w < 0 && !atomic_exchange(&n->no_epoch, true))
+		vv_log(VV_LOG_WARN, "fs: kernel refuses FUSE_NOTIFY_INC_EPOCH (%s): "
+		       "invalidations are asynchronous (Linux >= 6.16 closes the window)",
+		       strerror(errno));
 }

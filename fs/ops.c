@@ -10,7 +10,10 @@
  * Kernel caching: an entry or attribute may be cached only when the engine
  * says attr.cacheable (every user may search its whole ancestry); otherwise
  * the timeout is 0 and every path walk asks the daemon, so a denial is both
- * enforced and audited.  Negative lookups are never cached: whether everyone
+ * enforced and audited.  Handlers that change something call
+ * notifier_mark()/notifier_sync() around the engine call, so invalidations
+ * the change caused are in force before the reply (notify.c).  Negative
+ * lookups are never cached: whether everyone
  * may search the parent itself is not known here.
  */
 #include <errno.h>
@@ -122,9 +125,9 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->max_readahead > (1u << 20) || conn->max_readahead == 0)
 		conn->max_readahead = 1u << 20;
 	conn->time_gran = 1;
-	vv_log(VV_LOG_INFO, "fs: FUSE %u.%u, max_write %u, max_readahead %u",
-	       conn->proto_major, conn->proto_minor, conn->max_write,
-	       conn->max_readahead);
+	vv_log(VV_LOG_INFO, "fs: FUSE %u.%u, capable 0x%x, want 0x%x, max_write %u, "
+	       "max_readahead %u", conn->proto_major, conn->proto_minor, conn->capable,
+	       conn->want, conn->max_write, conn->max_readahead);
 	(void)userdata;
 }
 
@@ -195,6 +198,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *in, int to_s
 	struct vv_fs *fs = FS(req);
 	struct vv_setattr sa;
 	struct req_ctx rc;
+	uint64_t mark;
 	struct vv_attr a;
 	struct stat st;
 	int r;
@@ -236,9 +240,13 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *in, int to_s
 		      FUSE_SET_ATTR_KILL_PRIV))
 		sa.valid |= VV_SET_KILL_SUIDGID;
 	sa.fh = fi ? FH(fi) : NULL;
+	vv_log(VV_LOG_DEBUG, "fs: setattr ino %llu to_set 0x%x mode 0%o",
+	       (unsigned long long)ino, (unsigned)to_set, (unsigned)in->st_mode);
 
 	ident_get(&fs->ident, req, &rc);
+	mark = notifier_mark(&fs->notify);
 	r = vv_vault_setattr(fs->v, &rc.c, ino, &sa, &a);
+	notifier_sync(&fs->notify, mark);
 	if (r < 0) {
 		reply_err(req, r);
 	} else {
@@ -271,11 +279,14 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct vv_fs *fs = FS(req);
 	struct req_ctx rc;
+	uint64_t mark;
 	struct vv_attr a;
 	int r;
 
 	ident_get(&fs->ident, req, &rc);
+	mark = notifier_mark(&fs->notify);
 	r = vv_vault_mknod(fs->v, &rc.c, parent, name, mode, rdev, &a);
+	notifier_sync(&fs->notify, mark);
 	if (r < 0)
 		reply_err(req, r);
 	else
@@ -287,11 +298,14 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	struct vv_fs *fs = FS(req);
 	struct req_ctx rc;
+	uint64_t mark;
 	struct vv_attr a;
 	int r;
 
 	ident_get(&fs->ident, req, &rc);
+	mark = notifier_mark(&fs->notify);
 	r = vv_vault_mkdir(fs->v, &rc.c, parent, name, mode, &a);
+	notifier_sync(&fs->notify, mark);
 	if (r < 0)
 		reply_err(req, r);
 	else
@@ -304,11 +318,14 @@ static void fs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 {
 	struct vv_fs *fs = FS(req);
 	struct req_ctx rc;
+	uint64_t mark;
 	struct vv_attr a;
 	int r;
 
 	ident_get(&fs->ident, req, &rc);
+	mark = notifier_mark(&fs->notify);
 	r = vv_vault_symlink(fs->v, &rc.c, parent, name, target, &a);
+	notifier_sync(&fs->notify, mark);
 	if (r < 0)
 		reply_err(req, r);
 	else
@@ -321,11 +338,14 @@ static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 {
 	struct vv_fs *fs = FS(req);
 	struct req_ctx rc;
+	uint64_t mark;
 	struct vv_attr a;
 	int r;
 
 	ident_get(&fs->ident, req, &rc);
+	mark = notifier_mark(&fs->notify);
 	r = vv_vault_link(fs->v, &rc.c, ino, newparent, newname, &a);
+	notifier_sync(&fs->notify, mark);
 	if (r < 0)
 		reply_err(req, r);
 	else
@@ -337,9 +357,14 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct vv_fs *fs = FS(req);
 	struct req_ctx rc;
+	uint64_t mark;
+	int r;
 
 	ident_get(&fs->ident, req, &rc);
-	reply_err(req, vv_vault_unlink(fs->v, &rc.c, parent, name));
+	mark = notifier_mark(&fs->notify);
+	r = vv_vault_unlink(fs->v, &rc.c, parent, name);
+	notifier_sync(&fs->notify, mark);
+	reply_err(req, r);
 	ident_put(&rc);
 }
 
@@ -347,9 +372,14 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct vv_fs *fs = FS(req);
 	struct req_ctx rc;
+	uint64_t mark;
+	int r;
 
 	ident_get(&fs->ident, req, &rc);
-	reply_err(req, vv_vault_rmdir(fs->v, &rc.c, parent, name));
+	mark = notifier_mark(&fs->notify);
+	r = vv_vault_rmdir(fs->v, &rc.c, parent, name);
+	notifier_sync(&fs->notify, mark);
+	reply_err(req, r);
 	ident_put(&rc);
 }
 
@@ -358,6 +388,8 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct vv_fs *fs = FS(req);
 	struct req_ctx rc;
+	uint64_t mark;
+	int r;
 	unsigned vf = 0;
 
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
@@ -370,7 +402,10 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (flags & RENAME_EXCHANGE)
 		vf |= VV_RENAME_EXCHANGE;
 	ident_get(&fs->ident, req, &rc);
-	reply_err(req, vv_vault_rename(fs->v, &rc.c, parent, name, newparent, newname, vf));
+	mark = notifier_mark(&fs->notify);
+	r = vv_vault_rename(fs->v, &rc.c, parent, name, newparent, newname, vf);
+	notifier_sync(&fs->notify, mark);
+	reply_err(req, r);
 	ident_put(&rc);
 }
 
@@ -410,11 +445,14 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fuse_entry_param e;
 	struct vv_file *fh = NULL;
 	struct req_ctx rc;
+	uint64_t mark;
 	struct vv_attr a;
 	int r;
 
 	ident_get(&fs->ident, req, &rc);
+	mark = notifier_mark(&fs->notify);
 	r = vv_vault_create(fs->v, &rc.c, parent, name, mode, fi->flags, &a, &fh);
+	notifier_sync(&fs->notify, mark);
 	if (r < 0) {
 		reply_err(req, r);
 		goto out;
@@ -679,6 +717,8 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 {
 	struct vv_fs *fs = FS(req);
 	struct req_ctx rc;
+	uint64_t mark;
+	int r;
 	int vf = 0;
 
 	if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) {
@@ -690,7 +730,10 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	if (flags & XATTR_REPLACE)
 		vf |= VV_XATTR_REPLACE;
 	ident_get(&fs->ident, req, &rc);
-	reply_err(req, vv_vault_setxattr(fs->v, &rc.c, ino, name, value, size, vf));
+	mark = notifier_mark(&fs->notify);
+	r = vv_vault_setxattr(fs->v, &rc.c, ino, name, value, size, vf);
+	notifier_sync(&fs->notify, mark);
+	reply_err(req, r);
 	ident_put(&rc);
 }
 
@@ -748,9 +791,14 @@ static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct vv_fs *fs = FS(req);
 	struct req_ctx rc;
+	uint64_t mark;
+	int r;
 
 	ident_get(&fs->ident, req, &rc);
-	reply_err(req, vv_vault_removexattr(fs->v, &rc.c, ino, name));
+	mark = notifier_mark(&fs->notify);
+	r = vv_vault_removexattr(fs->v, &rc.c, ino, name);
+	notifier_sync(&fs->notify, mark);
+	reply_err(req, r);
 	ident_put(&rc);
 }
 

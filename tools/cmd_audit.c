@@ -25,6 +25,7 @@
 #include "vecvault/audit.h"
 #include "vecvault/error.h"
 #include "vecvault/store.h"
+#include "vecvault/vault.h"
 
 static const char usage[] =
 	"usage: vecvault audit verify STORE [--passfile FILE | --extpass CMD]\n"
@@ -140,7 +141,6 @@ static int do_verify(const char *store, const char *logopt, const struct pass_sr
 	if (tool_get_pass("audit verify", src, "passphrase", false, &pass) < 0)
 		goto out;
 	r = vv_store_unlock(s, pass.buf, pass.len, NULL);
-	tool_pass_free(&pass);
 	if (r < 0) {
 		char msg[256];
 		if (r == VV_EBADPASS) {
@@ -161,10 +161,34 @@ static int do_verify(const char *store, const char *logopt, const struct pass_sr
 		die_msg("audit verify", "cannot derive the audit key (%s)", vv_strerror(r));
 		goto out;
 	}
-	/* The checkpoint sealed in meta.db is read by the vault layer; until it
-	 * exposes it here, the MAC'd sidecar checkpoint is what catches a cut
-	 * tail (see docs/audit.md). */
-	r = vv_audit_verify(path, key, 0, NULL, &res);
+	/* The checkpoint sealed in meta.db: readable only while no daemon holds
+	 * the store; when mounted, the MAC'd sidecar checkpoint is what catches
+	 * a cut tail (see docs/audit.md). */
+	{
+		struct vv_vault_opts vo = { .flags = VV_VAULT_READONLY | VV_VAULT_NO_AUDIT,
+					    .purpose = "audit verify" };
+		struct vv_vault *v = NULL;
+		uint8_t smac[32];
+		uint64_t sseq = 0;
+		int vr;
+		const char *tk = getenv("VECVAULT_TEST_KDF");
+		if (tk && !strcmp(tk, "1"))
+			vo.flags |= VV_VAULT_ALLOW_TEST_KDF;
+		vv_store_close(s);
+		s = NULL;
+		vr = vv_vault_open(store, pass.buf, pass.len, &vo, &v);
+		if (vr == 0) {
+			vr = vv_vault_audit_sealed(v, &sseq, smac);
+			vv_vault_close(v);
+		}
+		if (vr == VV_EBUSY)
+			printf("vault is mounted: verifying up to the sidecar checkpoint\n");
+		else if (vr < 0)
+			fprintf(stderr, "vecvault audit verify: cannot read the sealed checkpoint (%s); "
+				"using the sidecar\n", vv_strerror(vr));
+		r = vv_audit_verify(path, key, vr == 0 ? sseq : 0, vr == 0 && sseq ? smac : NULL, &res);
+	}
+	tool_pass_free(&pass);
 	memset(key, 0, sizeof(key));
 	if (r < 0) {
 		die_msg("audit verify", "cannot read %s (%s)", path, vv_strerror(r));
@@ -195,6 +219,7 @@ static int do_verify(const char *store, const char *logopt, const struct pass_sr
 		       "the next mount cuts it and records the cut\n");
 	ret = 1;
 out:
+	tool_pass_free(&pass);
 	vv_store_close(s);
 	return ret;
 }

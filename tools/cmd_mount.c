@@ -182,11 +182,17 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 	if (tool_test_kdf_allowed())
 		vo.flags |= VV_VAULT_ALLOW_TEST_KDF;
 
+	tool_clear_last_error();
 	r = vv_vault_open(a->store_abs, pass->buf, pass->len, &vo, &v);
 	tool_pass_free(pass);
 	if (r < 0) {
 		tool_open_error(a->store, r, msg, sizeof(msg));
-		report(report_fd, "%s", msg);
+		/* In the background the engine's reason went to the daemon log;
+		 * pass it on (the passphrase case needs no detail). */
+		if (report_fd >= 0 && r != VV_EBADPASS && tool_last_error()[0])
+			report(report_fd, "%s: %s", msg, tool_last_error());
+		else
+			report(report_fd, "%s", msg);
 		goto out;
 	}
 	if (a->pid_file) {

@@ -295,9 +295,29 @@ out:
 /* ---- logging ----------------------------------------------------------------- */
 
 static const char *lvl_name[] = { "error", "warning", "info", "debug" };
+static char last_err[512];
+
+const char *tool_last_error(void)
+{
+	return last_err;
+}
+
+void tool_clear_last_error(void)
+{
+	last_err[0] = '\0';
+}
+
+/* Every sink keeps the engine's last error: the daemon's stderr is not the
+ * user's, so the reason travels back in the report instead. */
+static void remember(enum vv_log_level lvl, const char *msg)
+{
+	if (lvl == VV_LOG_ERR)
+		snprintf(last_err, sizeof(last_err), "%s", msg);
+}
 
 static void sink_stderr(void *ctx, enum vv_log_level lvl, const char *msg)
 {
+	remember(lvl, msg);
 	fprintf(stderr, "vecvault: %s: %s\n", lvl_name[lvl], msg);
 }
 
@@ -321,6 +341,7 @@ static void sink_file(void *ctx, enum vv_log_level lvl, const char *msg)
 	struct tm tm;
 	char when[32];
 
+	remember(lvl, msg);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -332,6 +353,8 @@ static void sink_file(void *ctx, enum vv_log_level lvl, const char *msg)
 static void sink_syslog(void *ctx, enum vv_log_level lvl, const char *msg)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+
+	remember(lvl, msg);
 
 	syslog(prio[lvl], "%s", msg);
 }

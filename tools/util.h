@@ -37,6 +37,11 @@ void tool_log_stderr(void);
  * Returns 0 or -1 (message printed). */
 int tool_log_daemon(const char *verb, const char *path, bool debug);
 
+/* The last engine error message logged through these sinks ("" if none),
+ * and a reset before a call whose reason should be reported. */
+const char *tool_last_error(void);
+void tool_clear_last_error(void);
+
 /* Print the user-facing message for a failed vault/store open of store:
  * "vecvault VERB: wrong passphrase", "... STORE is in use by another
  * vecvault daemon", ... Writes into buf (for the daemon's report pipe). */

@@ -19,7 +19,7 @@
 #        BENCH_PERF_DIR  with --perf: where perf data goes
 #   --quick  BENCH_SIZE=128M BENCH_FILES=600 BENCH_REPS=3 unless set
 #   --perf   after the timed reps, run every workload once more on vecvault
-#            under `perf record -g -p <daemon>` and print the hottest
+#            under `perf record -a -g` (reported for the daemon's pid) and print the hottest
 #            symbols per workload (needs perf; timings of that pass are
 #            not reported)
 set -eu
@@ -161,6 +161,10 @@ fs_mount() {
 fs_umount() {
 	local d=$B/$1
 	[ "$1" = plain ] && return 0
+	if ! mountpoint -q "$d/mnt"; then
+		note "$1: mount vanished before unmount (daemon died?); remounting"
+		return 0
+	fi
 	fusermount3 -u "$d/mnt"
 	[ "$1" = vecvault ] && { vv_wait || die "vecvault daemon did not exit"; }
 	return 0
@@ -381,13 +385,15 @@ if [ "$PERF" = 1 ]; then
 	REP=perf
 	phase() {      # stop the previous recording, start one for this phase
 		if [ -n "${PERF_PID:-}" ]; then
-			kill -INT "$PERF_PID" 2>/dev/null; wait "$PERF_PID" 2>/dev/null || true
+			kill -INT "$PERF_PID" 2>/dev/null || true; wait "$PERF_PID" 2>/dev/null || true
 			PERF_PID=""
 		fi
 		[ "$1" = vecvault ] || return 0
 		[ "$2" = end ] && return 0
-		perf record -q -F 499 -g -p "$(cat "$B/vecvault/pid")" -o "$PD/$2.data" \
-			>/dev/null 2>&1 &
+		# System-wide, filtered by pid at report time: the FUSE loop starts
+		# worker threads on demand, which `perf record -p` would miss.
+		cat "$B/vecvault/pid" > "$PD/$2.pid"
+		perf record -q -a -F 999 -g -o "$PD/$2.data" >/dev/null 2>&1 &
 		PERF_PID=$!
 		sleep 0.3
 	}
@@ -395,7 +401,8 @@ if [ "$PERF" = 1 ]; then
 	run_workloads vecvault
 	for f in "$PD"/*.data; do
 		echo "## $(basename "$f" .data): top symbols by self time (daemon, all threads)"
-		perf report -i "$f" --no-children --sort dso,sym --percent-limit 2 --stdio 2>/dev/null |
+		perf report -i "$f" --pid "$(cat "${f%.data}.pid")" --no-children -g none \
+			--sort dso,sym --percent-limit 1.5 --stdio 2>/dev/null |
 			grep -E '^ +[0-9]' | head -15
 	done
 fi

@@ -418,6 +418,43 @@ chmod 755 "$M/own/suid"
 want u1001 OK chmod "$M/own/suid" 2755
 check "owner chmod g+s outside his groups drops it" test "$(stat -c %a "$M/own/suid")" = 755
 
+# setuid/setgid clearing, compared with the kernel on $O: write, truncate
+# and chown/chgrp by root and by the owner, for several modes and groups.
+mkdir -m 777 "$M/kp"
+mkdir -m 777 "$O/kp"
+kp_case() {  # WHO OP MODE GROUP
+	local who=$1 op=$2 mode=$3 grp=$4 r res=""
+	for r in "$M/kp" "$O/kp"; do
+		rm -f "$r/f"
+		echo data > "$r/f"
+		chown "1001:$grp" "$r/f"
+		chmod "$mode" "$r/f"
+		case $op in
+		write) "as_$who" "$PY" -c "$VV_PYOP" append "$r/f" more >/dev/null ;;
+		trunc) "as_$who" "$PY" -c "$VV_PYOP" truncate "$r/f" 2 >/dev/null ;;
+		chown) "as_$who" chown -h 1001 "$r/f" 2>/dev/null || true ;;
+		chgrp) "as_$who" chgrp 2000 "$r/f" 2>/dev/null || true ;;
+		esac
+		res="$res $(stat -c %a:%g "$r/f")"
+	done
+	set -- $res
+	[ "$1" = "$2" ] || { echo "# $who $op $mode g$grp: vault $1, kernel $2"; return 1; }
+}
+kp_all() {
+	local who op mode grp bad=0
+	for who in root u1001 nobody; do
+		for op in write trunc chown chgrp; do
+			for mode in 6777 6767 4777 2777 2767 6757; do
+				for grp in 2000 3000; do
+					kp_case "$who" "$op" "$mode" "$grp" || bad=1
+				done
+			done
+		done
+	done
+	return "$bad"
+}
+check "setuid/setgid clearing matches the kernel (3 users x 4 ops x 6 modes x 2 groups)" kp_all
+
 # --- umask --------------------------------------------------------------------
 mkdir -m 777 "$M/um"
 check "umask 027 file" sh -c "umask 027; : > '$M/um/f'"

@@ -7,9 +7,10 @@
 # then deleted, and in overwritten blocks), and the passphrase itself is a
 # marker.  None of them may appear in any byte (or file name) under STORE,
 # in the state dir (rollback anchors), or in any file created or modified in
-# /tmp, /var/tmp or $TMPDIR during the test -- checked while mounted (after
+# /tmp, /var/tmp or $TMPDIR during the test (under 64 MiB) -- checked while mounted (after
 # sync) and again after unmount.  STORE holds only vecvault.conf, meta.db,
-# meta.db-wal and chunks/XX/<id> (no -shm, no -journal, no temp files), and
+# meta.db-wal, the full-disk reserve (random bytes) and chunks/XX/<id> (no
+# -shm, no -journal, no temp files), and
 # the conf holds only its known fields (salts and wrapped keys in hex).
 # The audit log and daemon log live outside STORE by design and are not
 # checked here.
@@ -80,7 +81,7 @@ tmpfiles() {
 	local d
 	for d in /tmp /var/tmp ${TMPDIR:+"$TMPDIR"}; do
 		[ -d "$d" ] || continue
-		find "$d" -xdev \( -path "$T" -prune \) -o -type f -newer "$REF" -print 2>/dev/null
+		find "$d" -xdev \( -path "$T" -prune \) -o -type f -newer "$REF" -size -65536k -print 2>/dev/null
 	done | sort -u
 }
 
@@ -102,8 +103,8 @@ scan() {
 	check "$phase: no hex-encoded marker under STORE" test -z "$hits"
 	# Only the known files.
 	hits=$(cd "$S" && find . -mindepth 1 | grep -Ev \
-		'^\./(vecvault\.conf|meta\.db|meta\.db-wal|chunks|chunks/[0-9a-f]{2}|chunks/[0-9a-f]{2}/[0-9a-f]{64})$' || true)
-	check "$phase: STORE holds only vecvault.conf, meta.db[-wal], chunks/${hits:+ (extra: $hits)}" \
+		'^\./(vecvault\.conf|meta\.db|meta\.db-wal|reserve|chunks|chunks/[0-9a-f]{2}|chunks/[0-9a-f]{2}/[0-9a-f]{64})$' || true)
+	check "$phase: STORE holds only vecvault.conf, meta.db[-wal], reserve, chunks/${hits:+ (extra: $hits)}" \
 		test -z "$hits"
 	check "$phase: no -shm or -journal file" sh -c \
 		"! ls -a '$S' | grep -Eq -- '-shm|-journal'"

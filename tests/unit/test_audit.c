@@ -596,7 +596,7 @@ static void test_default_path(void)
 
 	setenv("VECVAULT_AUDIT_DIR", "/tmp/x", 1);
 	vv_audit_default_path("abcd", out, sizeof(out));
-	is_str(out, "/tmp/x/audit.log", "VECVAULT_AUDIT_DIR overrides");
+	is_str(out, "/tmp/x/abcd/audit.log", "VECVAULT_AUDIT_DIR overrides (per store id)");
 	unsetenv("VECVAULT_AUDIT_DIR");
 	if (geteuid() == 0) {
 		vv_audit_default_path("abcd", out, sizeof(out));

@@ -43,10 +43,12 @@ static void sink(void *ctx, enum vv_log_level l, const char *msg)
 
 static char *pathf(const char *fmt, const char *a)
 {
-	static char buf[4][512];
+	static char buf[4][4200];
 	static int i;
 	char *p = buf[i++ & 3];
-	snprintf(p, 512, fmt, a);
+	/* a is a temp directory path: always far below 4096 bytes. */
+	if (snprintf(p, sizeof(buf[0]), fmt, a) >= (int)sizeof(buf[0]))
+		abort();
 	return p;
 }
 

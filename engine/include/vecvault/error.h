@@ -46,7 +46,8 @@ enum {
 	VV_ESCHEMA = -38,       /* vector segment does not match collection schema */
 	VV_ESYS = -39,          /* other system error; see errno logged alongside */
 	VV_ECANCELED = -40,
-	VV_EMIN = -41
+	VV_ENOMETA = -42,       /* meta.db missing or empty in an initialised store */
+	VV_EMIN = -43
 };
 
 /* Human-readable text for a VV_E* code (never NULL; static storage). */
