@@ -51,7 +51,9 @@ int vv_meta_wal_discarded(struct vv_meta *m);
 int vv_meta_close(struct vv_meta *m);
 
 /* Transactions.  begin is a no-op if one is open; commit increments the
- * commit counter (kv "commits") and, if durable, syncs the WAL. */
+ * commit counter (kv "commits") and syncs the WAL (synchronous=FULL), so a
+ * commit that returned is durable.  durable=true commits even when nothing
+ * is pending (used to make earlier work durable on request). */
 int vv_meta_begin(struct vv_meta *m);
 bool vv_meta_in_txn(const struct vv_meta *m);
 int vv_meta_commit(struct vv_meta *m, bool durable);

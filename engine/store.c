@@ -1139,8 +1139,9 @@ int vv_store_anchor_put(const struct vv_store *s, uint64_t counter, bool durable
 		r = oserr(vv_os_write_atomic(path, buf, sizeof(buf), 0600));
 		goto out;
 	}
-	/* Cheap variant: atomic against a crash of this process (rename), not
-	 * against power loss; the durable put at commit points covers that. */
+	/* Cheaper variant: the file's bytes are fsync'd before the rename, so a
+	 * power cut leaves the old or the new anchor, never a torn one; only
+	 * the rename itself may be lost (the anchor then lags, which is safe). */
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = vv_os_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0) {
@@ -1148,6 +1149,8 @@ int vv_store_anchor_put(const struct vv_store *s, uint64_t counter, bool durable
 		goto out;
 	}
 	r = vv_os_pwrite_full(fd, buf, sizeof(buf), 0);
+	if (r == 0)
+		r = vv_os_fsync(fd);
 	vv_os_close(fd);
 	if (r == 0)
 		r = vv_os_rename(tmp, path);

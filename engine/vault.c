@@ -293,6 +293,15 @@ int vault_commit(struct vv_vault *v, bool durable)
 	seal_checkpoint(v);
 	if (!vv_meta_in_txn(v->meta) && !(durable && v->dirty_commit))
 		return 0;
+	if (!vv_meta_in_txn(v->meta)) {
+		/* Only the anchor lags: catch it up without a commit. */
+		uint64_t c;
+		v->dirty_commit = false;
+		if (vv_meta_kv_get_u64(v->meta, "commits", &c) == 0 &&
+		    vv_store_anchor_put(v->store, c, false) < 0)
+			vv_log(VV_LOG_WARN, "vault: cannot update the rollback anchor");
+		return 0;
+	}
 	v->space_checked = 0;
 	vault_space_ok(v);                  /* releases the reserve if needed */
 	if ((r = vv_content_sync(v->content)) < 0) {
@@ -305,15 +314,15 @@ int vault_commit(struct vv_vault *v, bool durable)
 		v->fatal = r;
 		return r;
 	}
-	if (!durable) {
-		v->dirty_commit = true;
-		return 0;
-	}
-	v->dirty_commit = false;
-	/* Every chunk released before this commit may go now. */
+	/* The commit is durable (the WAL is synced): every chunk it released
+	 * may go now. */
 	for (size_t i = 0; i < v->nunl; i++)
 		vv_content_unlink(v->content, v->unl[i].id);
 	v->nunl = 0;
+	v->dirty_commit = true;             /* the anchor lags this commit */
+	if (!durable)
+		return 0;
+	v->dirty_commit = false;
 	if (vv_meta_kv_get_u64(v->meta, "commits", &commits) == 0 &&
 	    vv_store_anchor_put(v->store, commits, false) < 0)
 		vv_log(VV_LOG_WARN, "vault: cannot update the rollback anchor");

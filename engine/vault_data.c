@@ -326,7 +326,8 @@ int data_flush(struct vv_vault *v, struct node *n)
 		i += k;
 	}
 	/* Drop the flushed blocks (all of them unless an error stopped us). */
-	memmove(n->dirty, n->dirty + i, (n->ndirty - i) * sizeof(*n->dirty));
+	if (i && i < n->ndirty)
+		memmove(n->dirty, n->dirty + i, (n->ndirty - i) * sizeof(*n->dirty));
 	n->ndirty -= i;
 	if (r < 0) {
 		vv_log(VV_LOG_ERR, "vault: write-back of inode %llu failed: %s",

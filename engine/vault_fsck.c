@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "crypto_int.h"
+#include "os.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -233,10 +234,23 @@ static int disk_chunk(void *ctx, const uint8_t id[VV_CHUNK_ID_BYTES], uint64_t s
 static int junk(void *ctx, const char *rel)
 {
 	struct fsck *f = ctx;
+	const char *base = strrchr(rel, '/');
+	char path[4096], sub[4096];
 
+	base = base ? base + 1 : rel;
+	if (strncmp(base, ".tmp-", 5) == 0) {
+		/* A chunk being written when the process died: never committed. */
+		f->rep->orphan_chunks++;
+		snprintf(sub, sizeof(sub), "chunks/%s", rel);
+		if (f->repair && vv_store_path(f->v->store, sub, path, sizeof(path)) == 0 &&
+		    vv_os_unlink(path) == 0)
+			f->rep->orphan_chunks_freed++;
+		say(f, "orphan: chunks/%s was left half-written by a crash%s", rel,
+		    f->repair ? ", removed" : "");
+		return 0;
+	}
 	f->rep->errors++;
-	say(f, "junk: chunks/%s is not a chunk object%s", rel,
-	    strstr(rel, ".tmp-") ? " (left by a crash; remove it)" : "");
+	say(f, "junk: chunks/%s is not a chunk object (not removed: vecvault did not write it)", rel);
 	return 0;
 }
 

@@ -110,7 +110,7 @@ struct vv_vault {
 	struct pending_unlink *unl;
 	size_t nunl, unlcap;
 	size_t unl_safe;                 /* entries [0, unl_safe) are durable-safe */
-	bool dirty_commit;               /* something committed since the last durable commit */
+	bool dirty_commit;               /* the rollback anchor lags the last commit */
 
 	pthread_t tick;
 	bool tick_run;

@@ -74,8 +74,13 @@ int vv_vault_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		ino = parent;
 	else if (strcmp(name, "..") == 0)
 		ino = d->a.parent;
-	else if ((r = vv_meta_dirent_get(v->meta, parent, name, &ino)) < 0)
+	else if ((r = vv_meta_dirent_get(v->meta, parent, name, &ino)) < 0) {
+		if (r == VV_ENOENT) {
+			memset(out, 0, sizeof(*out));
+			out->cacheable = node_chain_ok(v, d);
+		}
 		goto out;
+	}
 	if ((r = node_get(v, ino, &n)) < 0)
 		goto out;
 	n->nlookup++;

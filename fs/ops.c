@@ -150,11 +150,21 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int r;
 
 	ident_get(&fs->ident, req, &rc);
+	memset(&a, 0, sizeof(a));
 	r = vv_vault_lookup(fs->v, &rc.c, parent, name, &a);
-	if (r < 0)
+	if (r == VV_ENOENT && a.cacheable) {
+		/* Negative entry the kernel may cache: every user could search
+		 * the parent and its ancestry (see vault.h). */
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof(e));
+		e.ino = 0;
+		e.entry_timeout = CACHE_TIMEOUT;
+		fuse_reply_entry(req, &e);
+	} else if (r < 0) {
 		reply_err(req, r);
-	else
+	} else {
 		reply_entry_ref(req, fs->v, &a);
+	}
 	ident_put(&rc);
 }
 

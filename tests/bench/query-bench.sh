@@ -1,19 +1,26 @@
 #!/bin/bash
-# query-bench.sh [DIR] - `vecvault query` against faiss IndexFlatL2 and the
+# query-bench.sh [DIR [DIR2]] - `vecvault query` against faiss IndexFlatL2 and the
 # machine's memory bandwidth, on synthetic clustered sets (1M x 128 and
 # 200k x 768 float32), warm in the page cache.  DIR (default /tmp/vv-bench)
 # holds or receives the data: point it at a vecvault mount to measure the
 # mount, at a plain directory for the baseline.  Prints medians of
-# interleaved repetitions and ratios.  Not part of ctest.
+# interleaved repetitions and ratios.  With DIR2 (e.g. a directory in a
+# vecvault mount), the data is copied there too and the same searches run
+# interleaved on both: the DIR2/DIR ratio.  Not part of ctest.
+# faiss gets OPENBLAS_NUM_THREADS=THREADS (its BLAS would otherwise use all
+# CPUs whatever faiss's OpenMP setting); vecvault runs OpenBLAS
+# single-threaded inside its own THREADS threads.
 #   env: VV_BIN (default: vecvault on PATH), THREADS (default: all CPUs),
 #        REPS (default 7), SIZES (default "1000000:128 200000:768")
 set -eu
 DIR=${1:-/tmp/vv-bench}
+DIR2=${2:-}
 VV=${VV_BIN:-$(command -v vecvault)}
 THREADS=${THREADS:-$(nproc)}
 REPS=${REPS:-7}
 SIZES=${SIZES:-"1000000:128 200000:768"}
 PY=/usr/bin/python3
+export OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$DIR"
 
@@ -61,4 +68,10 @@ for s in $SIZES; do
 	$PY "$HERE/query_ref.py" gen "$DIR" "$n" "$d"
 	cat "$DIR/c$d"/* > /dev/null       # warm the page cache
 	$PY "$HERE/query_ref.py" bench "$VV" "$DIR" "$d" "$THREADS" "$REPS" "$STREAM"
+	if [ -n "$DIR2" ]; then
+		mkdir -p "$DIR2/c$d"
+		[ -e "$DIR2/c$d/base.npy" ] || cp "$DIR/c$d/base.npy" "$DIR2/c$d/base.npy"
+		cat "$DIR2/c$d"/* > /dev/null   # warm
+		$PY "$HERE/query_ref.py" cmp "$VV" "$DIR" "$DIR2" "$d" "$THREADS" "$REPS"
+	fi
 done

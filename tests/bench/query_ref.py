@@ -2,6 +2,9 @@
 """query_ref.py - the Python half of tests/bench/query-bench.sh.
 
   query_ref.py gen DIR N D            clustered float32 data DIR/c<D>/base.npy + DIR/q<D>.npy
+  query_ref.py cmp VV DIR1 DIR2 D THREADS REPS
+        the same `VV query` runs on DIR1/c<D> and DIR2/c<D>, interleaved;
+        medians and the DIR2/DIR1 time ratio (mount vs plain directory)
   query_ref.py bench VV DIR D THREADS REPS [STREAM_GBS]
         interleaves, REPS times: `VV query` single query, faiss single query,
         `VV query` 1000-query batch, faiss batch; prints medians and ratios,
@@ -86,8 +89,29 @@ def bench(vv, d, dim, threads, reps, stream):
     print("ids equal to faiss's: %.4f of 10000 (differences only at distance ties)" % agree)
 
 
+def cmp_dirs(vv, d1, d2, dim, threads, reps):
+    """The same searches on DIR1 (e.g. a plain directory) and DIR2 (e.g. a
+    vecvault mount holding the same files), interleaved; medians, ratio."""
+    r = {k: [] for k in ("s1", "s2", "b1", "b2")}
+    tmp = tempfile.mkdtemp()
+    o = os.path.join(tmp, "o.npy")
+    q1, qb = os.path.join(d1, "q%d_1.npy" % dim), os.path.join(d1, "q%d.npy" % dim)
+    for i in range(reps):
+        for key, d in (("1", d1), ("2", d2)):
+            r["s" + key].append(run_vv(vv, os.path.join(d, "c%d" % dim), q1, threads, o)[0])
+        if i < max(1, reps // 3):
+            for key, d in (("1", d1), ("2", d2)):
+                r["b" + key].append(run_vv(vv, os.path.join(d, "c%d" % dim), qb, threads, o)[0])
+    med = {k: float(np.median(v)) for k, v in r.items()}
+    print("dir vs dir   : %s vs %s, %d x %d, threads %d" % (d1, d2, dim, threads, threads))
+    print("single query : %.1f ms vs %.1f ms  second/first %.3f" % (med["s1"] * 1e3, med["s2"] * 1e3, med["s2"] / med["s1"]))
+    print("1000 queries : %.2f s vs %.2f s  second/first %.3f" % (med["b1"], med["b2"], med["b2"] / med["b1"]))
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "gen":
+    if sys.argv[1] == "cmp":
+        cmp_dirs(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]))
+    elif sys.argv[1] == "gen":
         gen(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
         bench(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]),

@@ -205,15 +205,22 @@ as_nobody "$VV_BIN" query "$C" -q "$G/q.npy" -k 10 > /dev/null 2> "$T/err" || rc
 check "uid 65534 on a 0700 collection: non-zero exit" test "$rc" -ne 0 -a "$rc" -lt 128
 check "uid 65534: message names the collection and says Permission denied" \
 	grep -q "products.*Permission denied" "$T/err"
-check "the denial is in the audit log (uid 65534, EACCES, lookup/open)" "$PY" - "$VECVAULT_AUDIT_DIR/audit.log" <<'PY'
-import json, sys, time
+# the audit log: $VECVAULT_AUDIT_DIR/STORE_ID/audit.log (one directory per store)
+check "the denial is in the audit log (uid 65534, EACCES, lookup/open)" "$PY" - "$VECVAULT_AUDIT_DIR" <<'PY'
+import glob, json, sys, time
+def lines():
+    for f in glob.glob(sys.argv[1] + "/*/audit.log") + glob.glob(sys.argv[1] + "/audit.log"):
+        yield from open(f)
 for attempt in range(50):
-    for line in open(sys.argv[1]):
+    for line in lines():
         e = json.loads(line)
         if e.get("uid") == 65534 and e.get("result") == "EACCES" and \
            e.get("op") in ("lookup", "open", "opendir") and e.get("path", "").startswith("/products"):
             sys.exit(0)
     time.sleep(0.1)
+for line in lines():
+    if '"uid":65534' in line or '"EACCES"' in line: print("# " + line.strip()[:230])
+print("# (no matching entry; uid 65534 / EACCES entries above)")
 sys.exit(1)
 PY
 chmod 755 "$C"

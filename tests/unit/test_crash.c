@@ -1090,6 +1090,15 @@ static bool check_cut(size_t K, uint64_t cseed)
 	cut_gen++;
 	materialise(mroot, cut, &cseed);
 	o.audit_log = alog;
+	if (getenv("VV_CRASH_SAVE")) {
+		/* Debugging aid: keep a pristine copy of every cut as it was
+		 * materialised, before the engine opens (and repairs) it. */
+		char cmd[3 * PATH_MAX];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s/cut-%zu' && cp -a '%s' '%s/cut-%zu'",
+			 getenv("VV_CRASH_SAVE"), K, cut, getenv("VV_CRASH_SAVE"), K);
+		if (system(cmd) != 0)
+			tap_diag("VV_CRASH_SAVE: copy failed");
+	}
 
 	setenv("VECVAULT_STATE_DIR", state, 1);
 	r = vv_vault_open(store, PASS, strlen(PASS), &o, &v);

@@ -272,6 +272,45 @@ static void test_topk(void)
 	   st[2].seg == 2, "ties broken by (segment, row), NaN dropped");
 }
 
+/* the batch path's filtered offer: the same kept set as pushing every value */
+static void test_offer_block(void)
+{
+	unsigned seed = 7;
+	enum { N = 1003, KK = 13 };
+	static float o[N], a[N], b[N];
+	int bad = 0;
+
+	for (int i = 0; i < N; i++) {
+		o[i] = frand(&seed) * 10;
+		a[i] = frand(&seed) * 3;
+		b[i] = frand(&seed) + 1.5f;
+	}
+	o[500] = NAN;
+	for (int mode = 0; mode < 4; mode++) {
+		const float *pa = mode & 1 ? a : NULL, *pb = mode & 2 ? b : NULL;
+		struct vv_cand s1[KK], s2[KK];
+		struct vv_topk t1, t2;
+		vv_topk_init(&t1, s1, KK);
+		vv_topk_init(&t2, s2, KK);
+		/* in 3 chunks with odd sizes: SIMD body and scalar tails */
+		vv_topk_offer_block(&t1, o, pa, pb, 0.25f, 11, 1, 0);
+		vv_topk_offer_block(&t1, o + 11, pa ? pa + 11 : NULL, pb ? pb + 11 : NULL, 0.25f, 600, 1, 11);
+		vv_topk_offer_block(&t1, o + 611, pa ? pa + 611 : NULL, pb ? pb + 611 : NULL, 0.25f, N - 611,
+				    1, 611);
+		for (int i = 0; i < N; i++) {
+			float v = (pa ? pa[i] : 0.0f) + (pb ? pb[i] : 1.0f) * o[i] + 0.25f;
+			vv_topk_push(&t2, v, 1, (uint64_t)i);
+		}
+		vv_topk_sort(&t1);
+		vv_topk_sort(&t2);
+		bad += t1.n != KK || t2.n != KK;
+		for (int i = 0; i < KK && i < (int)t1.n; i++)
+			bad += s1[i].row != s2[i].row || fabsf(s1[i].d - s2[i].d) > 1e-5f * (1 + fabsf(s2[i].d));
+	}
+	ok(bad == 0, "vv_topk_offer_block keeps the same k best as pushing every value (NaN dropped)");
+	tap_diag(vv_blas_available() ? "BLAS batch path: built in" : "BLAS batch path: not built");
+}
+
 /* ---- collection search vs brute force ------------------------------------- */
 
 static char tmpdir[] = "/tmp/vv_test_vector.XXXXXX";
@@ -365,6 +404,9 @@ static void test_search(void)
 	is_int(vv_collection_nsegs(c), 2, "two segments, temp and txt ignored");
 	ok(vv_collection_seg(c, 0)->has_ids && !vv_collection_seg(c, 1)->has_ids, "sidecar found");
 	is_int(vv_collection_schema(c)->dim, D, "dim inferred");
+	/* both batch paths: BLAS sgemm (when built with it) and the SIMD kernel */
+	for (int blas = 1; blas >= 0; blas--) {
+	setenv("VV_BLAS", blas ? "1" : "0", 1);
 	for (int m = VV_METRIC_L2; m <= VV_METRIC_COSINE; m++) {
 		for (unsigned th = 1; th <= 3; th += 2) {
 			for (size_t nq = 1; nq <= NQ; nq += NQ - 1) {
@@ -392,12 +434,15 @@ static void test_search(void)
 								   : x->id != NA + (int64_t)x->row;
 					}
 				}
-				snprintf(msg, sizeof(msg), "%s threads=%u nq=%zu matches brute force",
-					 vv_metric_name((enum vv_metric)m), th, nq);
+				snprintf(msg, sizeof(msg), "%s threads=%u nq=%zu%s matches brute force",
+					 vv_metric_name((enum vv_metric)m), th, nq,
+					 nq > 1 ? (blas && vv_blas_available() ? " (BLAS)" : " (SIMD)") : "");
 				ok(r == 0 && bad == 0, msg);
 			}
 		}
 	}
+	}
+	unsetenv("VV_BLAS");
 	{
 		struct vv_search_opts o = { .k = 2, .metric = VV_METRIC_L2, .threads = 2 };
 		vv_collection_search(c, &q[0][0], 1, &o, h, err, sizeof(err));
@@ -465,6 +510,7 @@ int main(void)
 	test_f16();
 	test_kernels();
 	test_topk();
+	test_offer_block();
 	test_search();
 	cleanup();
 	return tap_done();

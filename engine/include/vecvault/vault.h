@@ -111,6 +111,8 @@ typedef void (*vv_inval_fn)(void *ctx, uint64_t parent_or_ino, const char *name)
 void vv_vault_set_inval(struct vv_vault *v, vv_inval_fn fn, void *ctx);
 
 /* --- namespace ----------------------------------------------------------- */
+/* On VV_ENOENT, out->ino is 0 and out->cacheable says whether the kernel may
+ * cache the negative entry (every user may search parent and its ancestry). */
 int vv_vault_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		    const char *name, struct vv_attr *out);
 void vv_vault_forget(struct vv_vault *v, uint64_t ino, uint64_t nlookup);
