@@ -33,6 +33,7 @@
 #define COMMIT_MS 200
 #define DURABLE_MS 5000
 #define FLUSH_DATA_MS 2000
+#define VV_AUDIT_ROTATE_BYTES (64ull << 20)
 
 int64_t vault_now(void)
 {
@@ -412,6 +413,13 @@ void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uin
 	vv_audit_log(v->audit, &rec);
 }
 
+int vault_audit_gate(struct vv_vault *v)
+{
+	if (!v->audit_required || !v->audit)
+		return 0;
+	return vv_audit_status(v->audit) < 0 ? VV_EAUDIT : 0;
+}
+
 /* Remember who opened fh: the release record names them. */
 void vault_file_owner(struct vv_file *fh, const struct vv_ctx *c)
 {
@@ -646,6 +654,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	v->flags = o->flags;
 	v->perm_gen = 1;
 	v->audit_lookups = o->audit_lookups;
+	v->audit_required = o->audit_required;
 	if ((r = vv_store_open(dir, (o->flags & VV_VAULT_ALLOW_TEST_KDF) ? VV_STORE_ALLOW_TEST_KDF : 0,
 			       &v->store)) < 0)
 		goto fail;
@@ -726,6 +735,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		ao.path = apath;
 		ao.key = akey;
 		ao.required = o->audit_required;
+		ao.rotate_bytes = VV_AUDIT_ROTATE_BYTES;   /* the chain continues across files */
 		ao.checkpoint = audit_checkpoint;
 		ao.ctx = v;
 		ao.sealed_seq = sseq;

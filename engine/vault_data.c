@@ -145,7 +145,7 @@ int data_load(struct vv_vault *v, struct node *n)
 			n->inl = calloc(1, VV_INLINE_MAX);
 			if (!n->inl)
 				r = VV_ENOMEM;
-			else
+			else if (data)
 				memcpy(n->inl, data, len < n->a.size ? len : n->a.size);
 			n->is_inline = true;
 		}
@@ -430,7 +430,7 @@ int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	if (flags & VV_OPEN_EXEC)
 		mask |= VV_MAY_EXEC;
 	pthread_mutex_lock(&v->mu);
-	if ((r = node_get(v, ino, &n)) < 0)
+	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0)
 		goto out;
 	if (S_ISDIR(n->a.mode) && (mask & VV_MAY_WRITE)) {
 		r = VV_EISDIR;
@@ -515,6 +515,8 @@ ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf, size_t 
 
 	if ((fh->flags & O_ACCMODE) == O_WRONLY)
 		return VV_EBADF;
+	if ((r = vault_audit_gate(v)) < 0)
+		return r;
 	if ((r = rdlock_loaded(v, n)) < 0)
 		return r;
 	if (off >= n->a.size) {
@@ -559,6 +561,8 @@ ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 
 	if ((fh->flags & O_ACCMODE) == O_RDONLY)
 		return VV_EBADF;
+	if ((r = vault_audit_gate(v)) < 0)
+		return r;
 	pthread_rwlock_wrlock(&n->rw);
 	if ((r = data_load(v, n)) < 0)
 		goto out;

@@ -94,6 +94,7 @@ struct vv_vault {
 	struct vv_content *content;
 	struct vv_audit *audit;
 	bool audit_lookups;
+	bool audit_required;             /* refuse requests while the log cannot be written */
 	unsigned flags;
 
 	pthread_mutex_t mu;
@@ -139,6 +140,10 @@ int vault_space_ok(struct vv_vault *v);
 void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,
 		 uint64_t parent, const char *name, int result, const char *detail);
 void vault_file_owner(struct vv_file *fh, const struct vv_ctx *c);
+/* VV_EAUDIT when the vault was opened with audit_required and the log
+ * cannot be written right now: the request must be refused, not served
+ * unlogged.  0 otherwise.  Any lock or none. */
+int vault_audit_gate(struct vv_vault *v);
 void vault_audit_file(struct vv_vault *v, const struct vv_ctx *c, const char *op,
 		      struct vv_file *fh, int result);
 

@@ -64,7 +64,7 @@ int vv_vault_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	int r;
 
 	pthread_mutex_lock(&v->mu);
-	if ((r = get_dir(v, parent, &d)) < 0)
+	if ((r = vault_audit_gate(v)) < 0 || (r = get_dir(v, parent, &d)) < 0)
 		goto out;
 	if ((r = node_check(v, c, d, VV_MAY_EXEC)) < 0)
 		goto out;
@@ -168,7 +168,7 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	int r;
 
 	pthread_mutex_lock(&v->mu);
-	if ((r = node_get(v, ino, &n)) < 0)
+	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0)
 		goto out;
 	if (sa->valid & VV_SET_SIZE) {
 		/* Data lock first (lock order), then re-take the metadata lock. */
@@ -327,7 +327,7 @@ static int make(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, con
 	int r;
 
 	*nout = NULL;
-	if ((r = get_dir(v, parent, &d)) < 0)
+	if ((r = vault_audit_gate(v)) < 0 || (r = get_dir(v, parent, &d)) < 0)
 		goto out;
 	if ((r = node_check(v, c, d, VV_MAY_WRITE | VV_MAY_EXEC)) < 0)
 		goto out;
@@ -514,7 +514,8 @@ int vv_vault_link(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	int r;
 
 	pthread_mutex_lock(&v->mu);
-	if ((r = node_get(v, ino, &n)) < 0 || (r = get_dir(v, newparent, &d)) < 0)
+	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
+	    (r = get_dir(v, newparent, &d)) < 0)
 		goto out;
 	if (S_ISDIR(n->a.mode)) {
 		r = VV_EPERM;
@@ -614,7 +615,8 @@ static int remove_op(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent
 	int r;
 
 	pthread_mutex_lock(&v->mu);
-	if ((r = get_dir(v, parent, &d)) < 0 || (r = check_name(name)) < 0)
+	if ((r = vault_audit_gate(v)) < 0 || (r = get_dir(v, parent, &d)) < 0 ||
+	    (r = check_name(name)) < 0)
 		goto out;
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
 		r = dir ? (strcmp(name, ".") == 0 ? VV_EINVAL : VV_ENOTEMPTY) : VV_EISDIR;
@@ -702,6 +704,8 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	int r;
 
 	pthread_mutex_lock(&v->mu);
+	if ((r = vault_audit_gate(v)) < 0)
+		goto out;
 	if ((flags & ~(VV_RENAME_NOREPLACE | VV_RENAME_EXCHANGE)) ||
 	    ((flags & VV_RENAME_NOREPLACE) && (flags & VV_RENAME_EXCHANGE))) {
 		r = VV_EINVAL;
@@ -865,7 +869,7 @@ int vv_vault_opendir(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, s
 	if (!d)
 		return VV_ENOMEM;
 	pthread_mutex_lock(&v->mu);
-	if ((r = get_dir(v, ino, &n)) < 0)
+	if ((r = vault_audit_gate(v)) < 0 || (r = get_dir(v, ino, &n)) < 0)
 		goto out;
 	if ((r = node_check(v, c, n, VV_MAY_READ)) < 0)
 		goto out;

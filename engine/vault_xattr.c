@@ -207,7 +207,8 @@ int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	if (size > VV_XATTR_SIZE_MAX)
 		return VV_E2BIG;
 	pthread_mutex_lock(&v->mu);
-	if ((r = node_get(v, ino, &n)) < 0 || (r = xattr_perm(v, c, n, ns, true)) < 0 ||
+	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
+	    (r = xattr_perm(v, c, n, ns, true)) < 0 ||
 	    (r = vault_space_ok(v)) < 0 || (r = vault_txn(v)) < 0)
 		goto out;
 	if (ns == NS_ACL_ACCESS || ns == NS_ACL_DEFAULT) {
@@ -380,8 +381,8 @@ int vv_vault_removexattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t in
 	int r;
 
 	pthread_mutex_lock(&v->mu);
-	if ((r = node_get(v, ino, &n)) < 0 || (r = xattr_perm(v, c, n, ns, true)) < 0 ||
-	    (r = vault_txn(v)) < 0)
+	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
+	    (r = xattr_perm(v, c, n, ns, true)) < 0 || (r = vault_txn(v)) < 0)
 		goto out;
 	if (ns == NS_ACL_ACCESS || ns == NS_ACL_DEFAULT) {
 		r = set_acl(v, c, n, ns, NULL, 0);

@@ -37,7 +37,8 @@
 static const char usage[] =
 	"usage: vecvault mount STORE MNT [--passfile FILE | --extpass CMD] [-f] [-d]\n"
 	"                      [-o OPT[,OPT...]] [--audit-log PATH] [--audit-required]\n"
-	"                      [--accept-rollback] [--log FILE] [--pid-file FILE]\n"
+	"                      [--accept-rollback] [--audit-lookups] [--no-audit]\n"
+	"                      [--log FILE] [--pid-file FILE]\n"
 	"Mount the vault in STORE at the directory MNT.\n"
 	"  -f, --foreground   stay in the foreground (log to stderr)\n"
 	"  -d, --debug        trace every FUSE request (implies -f)\n"
@@ -46,6 +47,9 @@ static const char usage[] =
 	"  --audit-required   refuse requests that cannot be audited\n"
 	"  --accept-rollback  accept metadata older than this machine has seen\n"
 	"                     (an intended restore from backup)\n"
+	"  --audit-lookups    also record successful lookups and getattrs\n"
+	"  --no-audit         run without an audit log (benchmarks, diagnostics only;\n"
+	"                     nothing is recorded, not even denials)\n"
 	"  --log FILE         daemon log (default: syslog)\n"
 	"  --pid-file FILE    write the daemon's pid (removed at exit)\n"
 	"Unmount with: fusermount3 -u MNT\n";
@@ -55,7 +59,7 @@ struct mount_args {
 	struct pass_src src;
 	bool foreground, debug;
 	const char *audit_log, *log, *pid_file;
-	bool audit_required, accept_rollback;
+	bool audit_required, accept_rollback, audit_lookups, no_audit;
 	struct vv_fs_opts fo;
 	char store_abs[PATH_MAX], mnt_abs[PATH_MAX];
 	char fsname[PATH_MAX + 16];
@@ -174,6 +178,9 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 	memset(&vo, 0, sizeof(vo));
 	vo.audit_log = a->audit_log;
 	vo.audit_required = a->audit_required;
+	vo.audit_lookups = a->audit_lookups;
+	if (a->no_audit)
+		vo.flags |= VV_VAULT_NO_AUDIT;
 	vo.purpose = "mount";
 	if (a->accept_rollback)
 		vo.flags |= VV_VAULT_ACCEPT_ROLLBACK;
@@ -271,6 +278,8 @@ int cmd_mount(int argc, char **argv)
 		{ "audit-log", required_argument, NULL, 'a' },
 		{ "audit-required", no_argument, NULL, 'A' },
 		{ "accept-rollback", no_argument, NULL, 'R' },
+		{ "audit-lookups", no_argument, NULL, 'L' },
+		{ "no-audit", no_argument, NULL, 'N' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "pid-file", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
@@ -294,6 +303,8 @@ int cmd_mount(int argc, char **argv)
 		case 'a': a.audit_log = optarg; break;
 		case 'A': a.audit_required = true; break;
 		case 'R': a.accept_rollback = true; break;
+		case 'L': a.audit_lookups = true; break;
+		case 'N': a.no_audit = true; break;
 		case 'l': a.log = optarg; break;
 		case 'P': a.pid_file = optarg; break;
 		case 'o':

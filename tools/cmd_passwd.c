@@ -118,12 +118,17 @@ int cmd_passwd(int argc, char **argv)
 	r = vv_store_unlock(s, old.buf, old.len, &slot);
 	tool_pass_free(&old);
 	if (r < 0) {
+		if (r == VV_EBADPASS)
+			tool_audit_admin(s, "passwd", r, "wrong passphrase");
 		tool_open_error(store, r, msg, sizeof(msg));
 		die_msg("passwd", "%s", msg);
 		goto out;
 	}
 	if (remove >= 0) {
-		if ((r = vv_store_slot_remove(s, (int)remove)) < 0) {
+		r = vv_store_slot_remove(s, (int)remove);
+		snprintf(msg, sizeof(msg), "remove key slot %ld", remove);
+		tool_audit_admin(s, "passwd", r, msg);
+		if (r < 0) {
 			if (r == VV_EINVAL)
 				die_msg("passwd", "slot %ld is the last key slot of %s; refusing "
 					"to remove it (%s)", remove, store, vv_strerror(r));
@@ -143,6 +148,8 @@ int cmd_passwd(int argc, char **argv)
 		int added = -1;
 
 		r = vv_store_slot_add(s, new.buf, new.len, kdf, &added);
+		snprintf(msg, sizeof(msg), "add key slot %d", added);
+		tool_audit_admin(s, "passwd", r, msg);
 		if (r < 0) {
 			die_msg("passwd", "cannot add a key slot to %s (%s)", store, vv_strerror(r));
 			goto out;
@@ -150,6 +157,8 @@ int cmd_passwd(int argc, char **argv)
 		printf("added key slot %d\n", added);
 	} else {
 		r = vv_store_slot_change(s, slot, new.buf, new.len);
+		snprintf(msg, sizeof(msg), "change the passphrase of key slot %d", slot);
+		tool_audit_admin(s, "passwd", r, msg);
 		if (r < 0) {
 			die_msg("passwd", "cannot change slot %d of %s (%s)", slot, store,
 				vv_strerror(r));

@@ -21,6 +21,8 @@
 
 #include "cmd.h"
 #include "util.h"
+#include "vecvault/audit.h"
+#include "vecvault/store.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
 
@@ -413,4 +415,48 @@ void tool_open_error(const char *store, int r, char *buf, size_t buflen)
 		snprintf(buf, buflen, "cannot open vault %s (%s)", store, vv_strerror(r));
 		break;
 	}
+}
+
+void tool_audit_admin(struct vv_store *s, const char *op, int result, const char *detail)
+{
+	struct vv_audit_opts ao;
+	struct vv_audit_rec rec;
+	struct vv_audit *a = NULL;
+	uint8_t key[VV_STORE_KEY_BYTES];
+	char path[PATH_MAX];
+	int r;
+
+	if (!s || vv_audit_default_path(vv_store_id(s), path, sizeof(path)) < 0)
+		return;
+	memset(&rec, 0, sizeof(rec));
+	rec.op = op;
+	rec.path = "/";
+	rec.uid = (uint32_t)getuid();
+	rec.gid = (uint32_t)getgid();
+	rec.pid = (uint32_t)getpid();
+	rec.comm = "vecvault";
+	rec.client = "local";
+	rec.result = result;
+	rec.detail = detail;
+	if (!vv_store_is_unlocked(s)) {
+		if (vv_audit_preauth_append(path, &rec) < 0)
+			fprintf(stderr, "vecvault: warning: cannot record the failed unlock in %s.preauth\n",
+				path);
+		return;
+	}
+	if ((r = vv_store_subkey(s, VV_AUDIT_SUBKEY_ID, VV_SUBKEY_AUDIT, key)) < 0)
+		goto out;
+	memset(&ao, 0, sizeof(ao));
+	ao.path = path;
+	ao.key = key;
+	if ((r = vv_audit_open(&ao, &a)) < 0)
+		goto out;
+	vv_audit_import_preauth(a);
+	vv_audit_log(a, &rec);
+	r = vv_audit_close(a);
+out:
+	explicit_bzero(key, sizeof(key));
+	if (r < 0)
+		fprintf(stderr, "vecvault: warning: cannot record '%s' in the audit log %s (%s)\n", op,
+			path, vv_strerror(r));
 }

@@ -53,4 +53,11 @@ bool tool_want_help(int argc, char **argv);
 /* VECVAULT_TEST_KDF=1 in the environment. */
 bool tool_test_kdf_allowed(void);
 
+/* Record an admin action on a store in its audit log (default location).
+ * With the store unlocked the record is chained with the audit key; when it
+ * is not (a failed unlock), it goes to the pre-authentication file.  Prints
+ * a warning when the log cannot be written; never fails the action. */
+struct vv_store;
+void tool_audit_admin(struct vv_store *s, const char *op, int result, const char *detail);
+
 #endif
