@@ -123,6 +123,44 @@ int data_release_all(struct vv_vault *v, struct node *n)
 	return vv_meta_extents_trim(v->meta, n->ino, 0, unref_cb, &u);
 }
 
+/* Make room for size inline bytes; new bytes are zero. */
+static int inl_reserve(struct node *n, size_t size)
+{
+	size_t cap = n->inlcap ? n->inlcap : 256;
+	uint8_t *p;
+
+	if (size <= n->inlcap && n->inl)
+		return 0;
+	while (cap < size)
+		cap *= 2;
+	if (cap > VV_INLINE_MAX)
+		cap = VV_INLINE_MAX;
+	p = realloc(n->inl, cap);
+	if (!p)
+		return VV_ENOMEM;
+	memset(p + n->inlcap, 0, cap - n->inlcap);
+	n->inl = p;
+	n->inlcap = cap;
+	return 0;
+}
+
+/* Forget a closed file's bytes (reloaded at the next open): keeps the
+ * daemon's memory bounded by what is open, not by what the kernel caches.
+ * Under n->rw (write); the node must have nothing dirty. */
+static void data_unload(struct node *n)
+{
+	if (!n->data_loaded || n->data_dirty || n->ndirty)
+		return;
+	free(n->inl);
+	n->inl = NULL;
+	n->inlcap = 0;
+	free(n->ext);
+	n->ext = NULL;
+	n->next = n->extcap = 0;
+	n->is_inline = false;
+	n->data_loaded = false;
+}
+
 static int load_ext_cb(void *ctx, const struct vv_extent *e)
 {
 	return ext_set(ctx, e);
@@ -141,11 +179,8 @@ int data_load(struct vv_vault *v, struct node *n)
 	r = vv_meta_extents_load(v->meta, n->ino, load_ext_cb, n);
 	if (r == 0 && n->next == 0 && n->a.size <= VV_INLINE_MAX) {
 		r = vv_meta_inode_get_data(v->meta, n->ino, &data, &len);
-		if (r == 0) {
-			n->inl = calloc(1, VV_INLINE_MAX);
-			if (!n->inl)
-				r = VV_ENOMEM;
-			else if (data)
+		if (r == 0 && (r = inl_reserve(n, n->a.size)) == 0) {
+			if (data)
 				memcpy(n->inl, data, len < n->a.size ? len : n->a.size);
 			n->is_inline = true;
 		}
@@ -264,6 +299,7 @@ static int uninline(struct vv_vault *v, struct node *n)
 	}
 	free(n->inl);
 	n->inl = NULL;
+	n->inlcap = 0;
 	n->data_dirty = true;
 	return 0;
 }
@@ -353,8 +389,8 @@ int data_truncate(struct vv_vault *v, struct node *n, uint64_t size)
 		return r;
 	old = n->a.size;
 	if (n->is_inline && size <= VV_INLINE_MAX) {
-		if (!n->inl && !(n->inl = calloc(1, VV_INLINE_MAX)))
-			return VV_ENOMEM;
+		if ((r = inl_reserve(n, size)) < 0)
+			return r;
 		if (size < old)
 			memset(n->inl + size, 0, old - size);
 		goto done;
@@ -394,12 +430,8 @@ int data_truncate(struct vv_vault *v, struct node *n, uint64_t size)
 		if (d->len > within)
 			d->len = within;
 	}
-	if (size == 0 && n->next == 0 && n->ndirty == 0) {
-		n->inl = calloc(1, VV_INLINE_MAX);
-		if (!n->inl)
-			return VV_ENOMEM;
-		n->is_inline = true;
-	}
+	if (size == 0 && n->next == 0 && n->ndirty == 0)
+		n->is_inline = true;         /* empty again: small writes go inline */
 done:
 	pthread_mutex_lock(&v->mu);
 	n->a.size = size;
@@ -596,10 +628,8 @@ ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 		pthread_mutex_unlock(&v->mu);
 	}
 	if (n->is_inline && end <= VV_INLINE_MAX) {
-		if (!n->inl && !(n->inl = calloc(1, VV_INLINE_MAX))) {
-			r = VV_ENOMEM;
+		if ((r = inl_reserve(n, end)) < 0)
 			goto out;
-		}
 		memcpy(n->inl + off, in, size);
 	} else {
 		if ((r = uninline(v, n)) < 0)
@@ -676,7 +706,13 @@ int vv_vault_fsync(struct vv_vault *v, struct vv_file *fh, bool datasync)
 int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
 {
 	struct node *n = fh->n;
-	int r = flush_node(v, n);
+	int r;
+
+	pthread_rwlock_wrlock(&n->rw);
+	r = data_flush(v, n);
+	if (r == 0 && __atomic_load_n(&n->nopen, __ATOMIC_RELAXED) == 1)
+		data_unload(n);
+	pthread_rwlock_unlock(&n->rw);
 
 	pthread_mutex_lock(&v->mu);
 	vault_audit_file(v, NULL, "close", fh, r);

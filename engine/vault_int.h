@@ -24,7 +24,7 @@
 #include "vecvault/store.h"
 #include "vecvault/vault.h"
 
-#define VV_INLINE_MAX 4096          /* files up to this size live in meta.db */
+#define VV_INLINE_MAX 65536         /* files up to this size live in meta.db */
 #define VV_MAX_FILE_SIZE (1ULL << 62)
 #define VV_FLUSH_BLOCKS VV_CHUNK_MAX_BLOCKS   /* dirty blocks that trigger a flush */
 #define VV_MAX_LINKS 65000
@@ -54,7 +54,8 @@ struct node {
 	pthread_rwlock_t rw;             /* data */
 	bool data_loaded;                /* ext/inl loaded from meta */
 	bool is_inline;                  /* bytes in inl, no extents */
-	uint8_t *inl;                    /* VV_INLINE_MAX bytes when is_inline */
+	uint8_t *inl;                    /* inline bytes (inlcap allocated, zero past size) */
+	size_t inlcap;
 	struct vv_extent *ext;           /* sorted by fblock */
 	size_t next, extcap;
 	struct dblock *dirty;            /* sorted by fblock */

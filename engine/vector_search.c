@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -42,6 +43,8 @@
 #define BLAS_MIN_Q 16u           /* batches from this size use BLAS sgemm */
 #define BLAS_QBLOCK 256u         /* queries per sgemm */
 #define BLAS_RBYTES (256u << 10) /* rows per sgemm: this many bytes of f32 */
+#define STREAM_BYTES (256u << 10) /* pread size of the streaming scan */
+#define FUSE_SUPER_MAGIC 0x65735546
 
 struct cseg {
 	struct vv_collection_seg pub;
@@ -53,6 +56,8 @@ struct cseg {
 	size_t ids_len;
 	bool ids_mapped;
 	uint64_t ids_off;
+	bool stream;             /* scan through pread(fd) instead of base */
+	int fd;                  /* open when stream */
 };
 
 struct vv_collection {
@@ -89,9 +94,28 @@ static void unmap(uint8_t *p, size_t len, bool mapped)
 		free(p);
 }
 
+/* Scan this file with pread(2) rather than through its mapping?  On a FUSE
+ * mount the page cache holds order-0 folios, so faulting a mapping in (and
+ * tearing it down) costs more than the scan itself: 4 KiB PTEs, fault-around
+ * of 16 pages, per-page rmap work; a plain ext4 file maps large folios.
+ * pread of a keep_cache'd FUSE file is served from the page cache without a
+ * daemon round trip, into a small per-thread buffer that stays in L2.
+ * $VV_SCAN_IO=mmap|read forces one way. */
+static bool scan_by_read(int fd)
+{
+	const char *e = getenv("VV_SCAN_IO");
+	struct statfs sf;
+
+	if (e && !strcmp(e, "read"))
+		return true;
+	if (e && !strcmp(e, "mmap"))
+		return false;
+	return fstatfs(fd, &sf) == 0 && (unsigned long)sf.f_type == FUSE_SUPER_MAGIC;
+}
+
 /* Map (or read) a whole regular file.  *why gets strerror-style text. */
 static int load_file(const char *path, uint8_t **out, size_t *len, bool *mapped,
-		     const char **why)
+		     int *keep_fd, const char **why)
 {
 	int fd, r = 0;
 	struct stat st;
@@ -101,6 +125,8 @@ static int load_file(const char *path, uint8_t **out, size_t *len, bool *mapped,
 	*out = NULL;
 	*len = 0;
 	*mapped = false;
+	if (keep_fd)
+		*keep_fd = -1;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		r = vv_err_from_errno(errno);
@@ -125,6 +151,10 @@ static int load_file(const char *path, uint8_t **out, size_t *len, bool *mapped,
 		/* Sequential scans: ask for aggressive readahead when cold. */
 		madvise(p, n, MADV_SEQUENTIAL);
 		*mapped = true;
+		if (keep_fd && scan_by_read(fd)) {
+			*keep_fd = fd;
+			fd = -1;
+		}
 	} else {
 		/* e.g. a FUSE file opened with direct_io: read it instead */
 		size_t got = 0;
@@ -151,7 +181,8 @@ static int load_file(const char *path, uint8_t **out, size_t *len, bool *mapped,
 	*out = p;
 	*len = n;
 out_close:
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 out:
 	return r;
 }
@@ -170,7 +201,9 @@ static char *path_join(const char *dir, const char *name)
 }
 
 /* Open one segment and its optional id sidecar; probe both. */
-static int seg_load(const char *dir, struct cseg *s, const char **why)
+#define MAX_STREAM_FDS 256          /* beyond this, segments are scanned mapped */
+
+static int seg_load(const char *dir, struct cseg *s, size_t *nstream, const char **why)
 {
 	char *path = NULL, *ids = NULL, *dot;
 	int r;
@@ -181,8 +214,14 @@ static int seg_load(const char *dir, struct cseg *s, const char **why)
 		*why = "out of memory";
 		goto out;
 	}
-	if ((r = load_file(path, &s->base, &s->len, &s->mapped, why)) < 0)
+	if ((r = load_file(path, &s->base, &s->len, &s->mapped,
+			    *nstream < MAX_STREAM_FDS ? &s->fd : NULL, why)) < 0)
 		goto out;
+	s->stream = *nstream < MAX_STREAM_FDS && s->fd >= 0;
+	if (s->stream)
+		++*nstream;
+	else
+		s->fd = -1;
 	s->pub.file_size = s->len;
 	if ((r = vv_segment_probe(s->name, s->base, s->len < VV_VEC_PROBE_LEN ? s->len : VV_VEC_PROBE_LEN,
 				  s->len, &s->pub.info, why)) < 0)
@@ -195,7 +234,7 @@ static int seg_load(const char *dir, struct cseg *s, const char **why)
 	strcpy(ids, path);
 	dot = strrchr(ids, '.');
 	strcpy(dot, ".ids.npy");
-	r = load_file(ids, &s->ids_base, &s->ids_len, &s->ids_mapped, why);
+	r = load_file(ids, &s->ids_base, &s->ids_len, &s->ids_mapped, NULL, why);
 	if (r == VV_ENOENT) {
 		r = 0;
 		goto out;
@@ -226,6 +265,10 @@ static void seg_release(struct cseg *s)
 {
 	unmap(s->base, s->len, s->mapped);
 	unmap(s->ids_base, s->ids_len, s->ids_mapped);
+	if (s->stream)
+		close(s->fd);
+	s->stream = false;
+	s->fd = -1;
 	s->base = s->ids_base = NULL;
 	s->pub.has_ids = false;
 }
@@ -280,6 +323,7 @@ static int add_skipped(struct vv_collection *c, const char *name, const char *wh
 int vv_collection_open(const char *dir, const struct vv_schema *override, bool skip_bad,
 		       struct vv_collection **out, char *err, size_t errlen)
 {
+	size_t nstream = 0;
 	struct vv_collection *c = NULL;
 	DIR *d = NULL;
 	struct dirent *de;
@@ -345,7 +389,7 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 		s->name = names[i];
 		names[i] = NULL;
 		s->pub.name = s->name;
-		e = seg_load(dir, s, &why);
+		e = seg_load(dir, s, &nstream, &why);
 		if (e == 0) {
 			/* the first good segment fixes what the xattrs leave unset */
 			if (!c->schema.dim)
@@ -456,15 +500,20 @@ struct worker {
 	uint32_t bad_seg;
 	uint64_t bad_row;
 	uint32_t bad_dim;
+	/* streamed segments: read buffer, rows per read, first read error */
+	uint8_t *io;
+	size_t iorows;
+	int ioerr;
+	uint32_t ioerr_seg;
 };
 
-/* Row r of segment s as floats: a pointer into the mapping when the layout
- * allows, else converted into buf.  Returns NULL on a bad TEXMEX dim word. */
-static const float *rows_f32(const struct cseg *s, uint64_t r, size_t n, size_t d, float *buf,
-			     size_t *xs, uint64_t *bad_row, uint32_t *bad_dim)
+/* Rows r.. of segment s as floats, their bytes at p (the mapping or a
+ * pread buffer; TEXMEX dim words 4 bytes before each row): p itself when the
+ * layout allows, else converted into buf.  NULL on a bad TEXMEX dim word. */
+static const float *rows_f32(const struct cseg *s, const uint8_t *p, uint64_t r, size_t n,
+			     size_t d, float *buf, size_t *xs, uint64_t *bad_row, uint32_t *bad_dim)
 {
 	const struct vv_segment_info *si = &s->pub.info;
-	const uint8_t *p = s->base + si->data_off + r * si->stride;
 
 	if (si->format != VV_SEG_NPY)
 		for (size_t i = 0; i < n; i++) {
@@ -483,6 +532,27 @@ static const float *rows_f32(const struct cseg *s, uint64_t r, size_t n, size_t 
 		vv_convert_row(si->dtype, p + i * si->stride, d, buf + i * d);
 	*xs = d;
 	return buf;
+}
+
+/* Read rows r.. (n of them) of a streamed segment into w->io; returns where
+ * row r's values start, NULL on error (w->ioerr set). */
+static const uint8_t *rows_read(struct worker *w, const struct cseg *s, uint64_t r, size_t n)
+{
+	const struct vv_segment_info *si = &s->pub.info;
+	size_t pre = si->format != VV_SEG_NPY ? 4 : 0, len = n * si->stride, got = 0;
+	off_t off = (off_t)(si->data_off + r * si->stride - pre);
+
+	while (got < len) {
+		ssize_t k = pread(s->fd, w->io + got, len - got, off + (off_t)got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			w->ioerr = k < 0 ? errno : EIO;
+			return NULL;
+		}
+		got += (size_t)k;
+	}
+	return w->io + pre;
 }
 
 /* The batch path: per query block, one sgemm gives alpha*q.x for the whole
@@ -527,12 +597,33 @@ static void scan_unit(struct worker *w, const struct unit *u)
 	size_t d = j->d, nq = j->nq;
 	bool direct = j->metric == VV_METRIC_L2 && nq < 4;
 
+	size_t chunk = s->stream ? w->iorows : w->brows;
+	const uint8_t *cp = NULL;
+
+	if (w->ioerr)
+		return;
 	for (uint64_t r0 = 0; r0 < u->nrows; r0 += w->brows) {
 		size_t n = (size_t)(u->nrows - r0 < w->brows ? u->nrows - r0 : w->brows), xs;
 		uint64_t row = u->row0 + r0;
 		uint64_t brow = 0;
 		uint32_t bdim = 0;
-		const float *x = rows_f32(s, row, n, d, w->scratch, &xs, &brow, &bdim);
+		const uint8_t *p;
+		const float *x;
+
+		if (!s->stream) {
+			p = s->base + s->pub.info.data_off + row * s->pub.info.stride;
+		} else {
+			/* chunks of iorows (a multiple of brows) rows */
+			if (r0 % chunk == 0) {
+				size_t cn = (size_t)(u->nrows - r0 < chunk ? u->nrows - r0 : chunk);
+				if (!(cp = rows_read(w, s, row, cn))) {
+					w->ioerr_seg = u->seg;
+					return;
+				}
+			}
+			p = cp + (r0 % chunk) * s->pub.info.stride;
+		}
+		x = rows_f32(s, p, row, n, d, w->scratch, &xs, &brow, &bdim);
 
 		if (!x) {
 			if (!w->bad || u->seg < w->bad_seg || (u->seg == w->bad_seg && brow < w->bad_row)) {
@@ -653,7 +744,7 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 	struct worker *ws = NULL;
 	float *qp = NULL, *qn = NULL, *rowbuf = NULL;
 	struct dcand *dc = NULL;
-	size_t d = c->schema.dim, nthreads, started = 0, nunits = 0;
+	size_t d = c->schema.dim, nthreads, started = 0, nunits = 0, maxstride = 0;
 	uint32_t k = o->k;
 	int r = 0;
 
@@ -711,6 +802,9 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			j.total += u->nrows;
 		}
 	}
+	for (size_t s = 0; s < c->nsegs; s++)
+		if (c->segs[s].stream && c->segs[s].pub.info.stride > maxstride)
+			maxstride = c->segs[s].pub.info.stride;
 	nthreads = o->threads ? o->threads : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
 	if (nthreads < 1)
 		nthreads = 1;
@@ -742,7 +836,14 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			size_t qbmax = j.blas ? BLAS_QBLOCK : QBLOCK;
 			w->out = malloc(br * (nq < qbmax ? nq : qbmax) * sizeof(float) + br * sizeof(float));
 		}
-		if (!w->cand || !w->tk || !w->scratch || !w->norms || !w->inv || !w->out) {
+		if (maxstride) {
+			size_t sb = getenv("VV_STREAM_KB") ? (size_t)atoi(getenv("VV_STREAM_KB")) << 10 : STREAM_BYTES;
+			size_t m = sb / (br * maxstride);
+			w->iorows = (m ? m : 1) * br;
+			w->io = aligned_alloc(64, (w->iorows * maxstride + 63) & ~(size_t)63);
+		}
+		if (!w->cand || !w->tk || !w->scratch || !w->norms || !w->inv || !w->out ||
+		    (maxstride && !w->io)) {
 			r = VV_ENOMEM;
 			goto out;
 		}
@@ -766,6 +867,16 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			if (ws[t].bad && (!bad || ws[t].bad_seg < bad->bad_seg ||
 					  (ws[t].bad_seg == bad->bad_seg && ws[t].bad_row < bad->bad_row)))
 				bad = &ws[t];
+		struct worker *ioe = NULL;
+		for (size_t t = 0; t < started; t++)
+			if (ws[t].ioerr && (!ioe || ws[t].ioerr_seg < ioe->ioerr_seg))
+				ioe = &ws[t];
+		if (ioe) {
+			r = vv_err_from_errno(ioe->ioerr);
+			seterr(err, errlen, "%s/%s: %s", c->dir, c->segs[ioe->ioerr_seg].name,
+			       strerror(ioe->ioerr));
+			goto out;
+		}
 		if (bad) {
 			r = VV_ECORRUPT;
 			seterr(err, errlen, "%s/%s: row %llu has dimension word %u, expected %zu",
@@ -810,6 +921,7 @@ out:
 			free(ws[t].norms);
 			free(ws[t].inv);
 			free(ws[t].out);
+			free(ws[t].io);
 		}
 	free(ws);
 	free(j.units);
@@ -835,7 +947,7 @@ int vv_vectors_load(const char *path, float **out, size_t *n, uint32_t *dim,
 
 	*out = NULL;
 	name = name ? name + 1 : path;
-	if ((r = load_file(path, &base, &len, &mapped, &why)) < 0) {
+	if ((r = load_file(path, &base, &len, &mapped, NULL, &why)) < 0) {
 		seterr(err, errlen, "%s: %s", path, why);
 		goto out;
 	}

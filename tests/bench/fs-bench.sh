@@ -393,16 +393,24 @@ if [ "$PERF" = 1 ]; then
 		# System-wide, filtered by pid at report time: the FUSE loop starts
 		# worker threads on demand, which `perf record -p` would miss.
 		cat "$B/vecvault/pid" > "$PD/$2.pid"
-		perf record -q -a -F 999 -g -o "$PD/$2.data" >/dev/null 2>&1 &
+		# dwarf: a Release build has no frame pointers.
+		perf record -q -a -F 999 --call-graph dwarf,8192 -o "$PD/$2.data" \
+			>/dev/null 2>&1 &
 		PERF_PID=$!
 		sleep 0.3
 	}
 	note "profile pass on vecvault (perf data in $PD)"
 	run_workloads vecvault
 	for f in "$PD"/*.data; do
-		echo "## $(basename "$f" .data): top symbols by self time (daemon, all threads)"
-		perf report -i "$f" --pid "$(cat "${f%.data}.pid")" --no-children -g none \
-			--sort dso,sym --percent-limit 1.5 --stdio 2>/dev/null |
-			grep -E '^ +[0-9]' | head -15
+		p=$(cat "${f%.data}.pid")
+		echo "## $(basename "$f" .data): daemon pid $p, % of its on-CPU samples"
+		echo "#  self (leaf symbols):"
+		perf report -i "$f" --pid "$p" --no-children --percentage relative -g none \
+			--sort dso,sym --percent-limit 2 --stdio 2>/dev/null |
+			grep -E '^ +[0-9]' | head -10
+		echo "#  inclusive (children, self, vecvault functions):"
+		perf report -i "$f" --pid "$p" --children --percentage relative -g none \
+			--sort dso,sym --stdio 2>/dev/null |
+			grep -E '^ +[0-9].* vecvault +\[' | head -12
 	done
 fi
