@@ -19,7 +19,7 @@ enum {
 	S_INO_GET, S_INO_PUT, S_INO_DATA_GET, S_INO_DATA_SET, S_INO_DEL,
 	S_INO_XDEL, S_INO_ITER,
 	S_DE_GET, S_DE_ADD, S_DE_DEL, S_DE_MOVE, S_DE_SETINO, S_DE_ANY, S_DE_LIST, S_DE_FIND, S_DE_ALL,
-	S_X_GET, S_X_SET, S_X_DEL, S_X_LIST,
+	S_X_GET, S_X_SET, S_X_DEL, S_X_LIST, S_X_ANY,
 	S_E_LOAD, S_E_PUT, S_E_TRIM_SEL, S_E_TRIM_DEL, S_E_ALL,
 	S_C_GET, S_C_INS, S_C_UPD, S_C_DEL, S_C_ITER, S_C_SETREFS, S_C_STATS,
 	S_COLL_GET, S_COLL_ADD, S_COLL_DEL,
@@ -59,6 +59,7 @@ static const char *const sql[S_NSTMT] = {
 	[S_X_SET] = "INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES(?1, ?2, ?3)",
 	[S_X_DEL] = "DELETE FROM xattrs WHERE ino=?1 AND name=?2",
 	[S_X_LIST] = "SELECT name FROM xattrs WHERE ino=?1 ORDER BY name",
+	[S_X_ANY] = "SELECT 1 FROM xattrs WHERE ino=?1 LIMIT 1",
 	[S_E_LOAD] = "SELECT fblock, chunk, off, len, slot FROM extents WHERE ino=?1 ORDER BY fblock",
 	[S_E_PUT] = "INSERT OR REPLACE INTO extents(ino, fblock, chunk, off, len, slot)"
 		    " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
@@ -108,8 +109,17 @@ static const char schema[] =
 struct vv_meta {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_NSTMT];
-	bool txn;
+	bool txn;                        /* a write transaction is pending */
+	bool reading;                    /* a BEGIN is open (reads run inside it) */
 };
+
+/* Keep a deferred transaction open between commits: every query then runs
+ * inside it, and SQLite does not re-validate its page cache against the
+ * files (an fstat and header read) for each statement. */
+static void read_txn(struct vv_meta *m)
+{
+	m->reading = sqlite3_exec(m->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+}
 
 static int err(struct vv_meta *m, int rc)
 {
@@ -212,6 +222,7 @@ int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, bo
 		r = VV_EFORMAT;
 		goto fail;
 	}
+	read_txn(m);
 	*out = m;
 	return 0;
 fail:
@@ -232,6 +243,10 @@ int vv_meta_close(struct vv_meta *m)
 		return 0;
 	if (m->txn)
 		r = vv_meta_commit(m, true);
+	if (m->reading && !m->txn) {
+		sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL);
+		m->reading = false;
+	}
 	for (int i = 0; i < S_NSTMT; i++)
 		sqlite3_finalize(m->st[i]);
 	if (m->db) {
@@ -249,10 +264,15 @@ int vv_meta_begin(struct vv_meta *m)
 
 	if (m->txn)
 		return 0;
+	if (m->reading) {
+		m->txn = true;               /* the open BEGIN becomes the write txn */
+		return 0;
+	}
 	STMT(m, S_BEGIN);
 	if ((r = run(m, s)) < 0)
 		return r;
 	m->txn = true;
+	m->reading = true;
 	return 0;
 }
 
@@ -285,10 +305,11 @@ int vv_meta_commit(struct vv_meta *m, bool durable)
 	if (r < 0) {
 		vv_log(VV_LOG_ERR, "meta: commit failed: %s", sqlite3_errmsg(m->db));
 		if (sqlite3_get_autocommit(m->db))
-			m->txn = false;
+			m->txn = m->reading = false;
 		return r;
 	}
 	m->txn = false;
+	read_txn(m);
 	return 0;
 }
 
@@ -301,6 +322,7 @@ int vv_meta_rollback(struct vv_meta *m)
 	STMT(m, S_ROLLBACK);
 	r = run(m, s);
 	m->txn = false;
+	read_txn(m);
 	return r;
 }
 
@@ -701,6 +723,19 @@ int vv_meta_xattr_del(struct vv_meta *m, uint64_t ino, const char *name)
 	if ((r = run(m, s)) < 0)
 		return r;
 	return sqlite3_changes(m->db) ? 0 : VV_ENODATA;
+}
+
+int vv_meta_xattr_any(struct vv_meta *m, uint64_t ino, bool *any)
+{
+	int r;
+	STMT(m, S_X_ANY);
+
+	sqlite3_bind_int64(s, 1, i64(ino));
+	r = row(m, s);
+	if (r == 0)
+		sqlite3_reset(s);
+	*any = r == 0;
+	return r == VV_ENOENT ? 0 : r;
 }
 
 int vv_meta_xattr_list(struct vv_meta *m, uint64_t ino, int (*cb)(void *ctx, const char *name), void *ctx)

@@ -103,6 +103,8 @@ int vv_meta_dirent_find_ino(struct vv_meta *m, uint64_t ino, uint64_t *parent, c
 int vv_meta_xattr_get(struct vv_meta *m, uint64_t ino, const char *name, uint8_t **val, size_t *len);
 int vv_meta_xattr_set(struct vv_meta *m, uint64_t ino, const char *name, const void *val, size_t len);
 int vv_meta_xattr_del(struct vv_meta *m, uint64_t ino, const char *name);   /* VV_ENODATA if absent */
+/* Does ino have any stored xattr? */
+int vv_meta_xattr_any(struct vv_meta *m, uint64_t ino, bool *any);
 int vv_meta_xattr_list(struct vv_meta *m, uint64_t ino, int (*cb)(void *ctx, const char *name), void *ctx);
 
 /* extents */

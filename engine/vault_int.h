@@ -43,6 +43,7 @@ struct node {
 	uint64_t nlookup;                /* kernel references */
 	uint32_t nopen;                  /* open handles */
 	uint32_t pins;                   /* transient users */
+	int8_t xattrs;                   /* stored xattrs: 0 unknown, 1 some, -1 none */
 	bool acl_loaded;
 	uint8_t *acl;                    /* access ACL blob or NULL (under v->mu) */
 	size_t acl_len;

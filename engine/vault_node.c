@@ -281,10 +281,18 @@ int node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap)
 	tmp[pos] = 0;
 	while (cur != VV_ROOT_INO) {
 		char name[VV_NAME_MAX + 1];
+		struct node *n = find(v, cur);
 		uint64_t parent;
 		size_t nl;
-		if (++depth > 512 || vv_meta_dirent_find_ino(v->meta, cur, &parent, name, sizeof(name)) < 0)
+		if (++depth > 512)
 			goto unknown;
+		if (n && n->lname && n->a.nlink) {
+			/* The name the kernel knows it by: no query needed. */
+			snprintf(name, sizeof(name), "%s", n->lname);
+			parent = n->lparent;
+		} else if (vv_meta_dirent_find_ino(v->meta, cur, &parent, name, sizeof(name)) < 0) {
+			goto unknown;
+		}
 		nl = strlen(name);
 		if (nl + 1 > pos)
 			goto unknown;

@@ -405,6 +405,7 @@ static int make(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, con
 		n->data_loaded = true;
 		n->is_inline = true;
 	}
+	n->xattrs = (acc || def) ? 1 : -1;
 	n->nlookup++;
 	node_named(n, parent, name);
 	node_attr(v, n, node_chain_ok(v, d), out);
@@ -572,6 +573,10 @@ static int drop_entry(struct vv_vault *v, struct node *d, const char *name, stru
 
 	if ((r = vault_txn(v)) < 0 || (r = vv_meta_dirent_del(v->meta, d->ino, name)) < 0)
 		return r;
+	if (n->lname && n->lparent == d->ino && strcmp(n->lname, name) == 0) {
+		free(n->lname);              /* that name is gone */
+		n->lname = NULL;
+	}
 	if (S_ISDIR(n->a.mode)) {
 		n->a.nlink = 0;
 		if (d->a.nlink > 2)

@@ -266,9 +266,12 @@ int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		goto out;
 	if ((r = vv_meta_xattr_set(v->meta, ino, name, value, size)) < 0)
 		goto out;
+	n->xattrs = 1;
 	n->a.ctime = vault_now();
 	r = node_save(v, n);
 out:
+	if (n && r == 0 && (ns == NS_ACL_ACCESS || ns == NS_ACL_DEFAULT))
+		n->xattrs = 0;               /* stored or removed: ask again */
 	vault_audit(v, c, "setxattr", ino, 0, NULL, r, name);
 	free(old);
 	node_put(v, n);
@@ -304,6 +307,27 @@ ssize_t vv_vault_getxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t i
 		char cur[64];
 		int cl = vv_segment_xattr(&si, name, cur, sizeof(cur));
 		r = cl < 0 ? cl : give(cur, (size_t)cl, buf, size);
+		goto out;
+	}
+	if (ns == NS_ACL_ACCESS) {
+		/* Served from the node's ACL cache (loaded for access checks). */
+		const uint8_t *acl;
+		size_t al;
+		if ((r = node_acl(v, n, &acl, &al)) < 0)
+			goto out;
+		r = acl ? give(acl, al, buf, size) : VV_ENODATA;
+		goto out;
+	}
+	/* ls -l asks every file for security.* and ACLs: most have no
+	 * xattrs at all, which is remembered per node. */
+	if (n->xattrs == 0) {
+		bool any;
+		if ((r = vv_meta_xattr_any(v->meta, ino, &any)) < 0)
+			goto out;
+		n->xattrs = any ? 1 : -1;
+	}
+	if (n->xattrs < 0) {
+		r = VV_ENODATA;
 		goto out;
 	}
 	if ((r = vv_meta_xattr_get(v->meta, ino, name, &val, &len)) < 0)
@@ -360,7 +384,7 @@ ssize_t vv_vault_listxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t 
 		goto out;
 	l.v = v;
 	l.n = n;
-	if ((r = vv_meta_xattr_list(v->meta, ino, lst_add, &l)) < 0)
+	if (n->xattrs >= 0 && (r = vv_meta_xattr_list(v->meta, ino, lst_add, &l)) < 0)
 		goto out;
 	l.n = NULL;
 	if (!l.over && computed(v, n, NULL, &si))
@@ -397,6 +421,8 @@ int vv_vault_removexattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t in
 	n->a.ctime = vault_now();
 	r = node_save(v, n);
 out:
+	if (n)
+		n->xattrs = 0;               /* maybe none left: ask again */
 	vault_audit(v, c, "removexattr", ino, 0, NULL, r, name);
 	node_put(v, n);
 	pthread_mutex_unlock(&v->mu);

@@ -837,8 +837,7 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			w->out = malloc(br * (nq < qbmax ? nq : qbmax) * sizeof(float) + br * sizeof(float));
 		}
 		if (maxstride) {
-			size_t sb = getenv("VV_STREAM_KB") ? (size_t)atoi(getenv("VV_STREAM_KB")) << 10 : STREAM_BYTES;
-			size_t m = sb / (br * maxstride);
+			size_t m = STREAM_BYTES / (br * maxstride);
 			w->iorows = (m ? m : 1) * br;
 			w->io = aligned_alloc(64, (w->iorows * maxstride + 63) & ~(size_t)63);
 		}
