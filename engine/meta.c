@@ -197,7 +197,8 @@ int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, bo
 	 * commit per ticker period (or per fsync), so this costs a few fsyncs a
 	 * second at most, and a commit is durable once it returns: chunks it
 	 * frees can be unlinked at once (DESIGN invariant 4). */
-	if (sqlite3_exec(m->db, "PRAGMA synchronous=FULL", NULL, NULL, &emsg) != SQLITE_OK) {
+	if (sqlite3_exec(m->db, "PRAGMA synchronous=FULL; PRAGMA journal_size_limit=4194304",
+			 NULL, NULL, &emsg) != SQLITE_OK) {
 		vv_log(VV_LOG_ERR, "meta: cannot set synchronous=FULL: %s", emsg ? emsg : "?");
 		sqlite3_free(emsg);
 		r = VV_EIO;

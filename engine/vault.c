@@ -150,10 +150,12 @@ int vault_coll_drop(struct vv_vault *v, uint32_t id)
 
 /* --- the full-disk reserve (DESIGN invariant 6) ------------------------------
  *
- * STORE/reserve holds VV_RESERVE_BYTES of random bytes.  When the disk's free
- * space falls below twice that, growth is refused (VV_ENOSPC) and the reserve
- * is released, so that deletions and their commits (WAL frames need space)
- * still succeed; it is recreated once space is back. */
+ * STORE/reserve holds v->reserve random bytes (1/32 of the file system,
+ * between 256 KiB and 4 MiB: a deletion's commit needs a few dozen KiB).
+ * When the disk's free space falls below twice that, growth is refused
+ * (VV_ENOSPC) and the reserve is released, so that deletions and their
+ * commits (WAL frames need space) still succeed; it is recreated once space
+ * is back. */
 
 static uint64_t free_bytes(struct vv_vault *v)
 {
@@ -176,8 +178,8 @@ static void reserve_release(struct vv_vault *v)
 
 	reserve_path(v, path, sizeof(path));
 	if (path[0] && vv_os_unlink(path) == 0)
-		vv_log(VV_LOG_WARN, "vault: disk nearly full; released the %u MiB reserve so deletions "
-		       "can proceed", VV_RESERVE_BYTES >> 20);
+		vv_log(VV_LOG_WARN, "vault: disk nearly full; released the %u KiB reserve so deletions "
+		       "can proceed", v->reserve >> 10);
 }
 
 static void reserve_make(struct vv_vault *v)
@@ -188,7 +190,7 @@ static void reserve_make(struct vv_vault *v)
 	int fd, r = 0;
 
 	reserve_path(v, path, sizeof(path));
-	if (!path[0] || vv_os_stat(path, &st) == 0 || free_bytes(v) < 4ull * VV_RESERVE_BYTES)
+	if (!path[0] || vv_os_stat(path, &st) == 0 || free_bytes(v) < 4ull * v->reserve)
 		return;
 	buf = malloc(1 << 20);
 	if (!buf)
@@ -198,9 +200,10 @@ static void reserve_make(struct vv_vault *v)
 		free(buf);
 		return;
 	}
-	for (uint32_t off = 0; r == 0 && off < VV_RESERVE_BYTES; off += 1 << 20) {
-		vv_random_bytes(buf, 1 << 20);
-		r = vv_os_pwrite_full(fd, buf, 1 << 20, off);
+	for (uint32_t off = 0; r == 0 && off < v->reserve; off += 1 << 20) {
+		uint32_t n = v->reserve - off < (1u << 20) ? v->reserve - off : 1u << 20;
+		vv_random_bytes(buf, n);
+		r = vv_os_pwrite_full(fd, buf, n, off);
 	}
 	if (r == 0)
 		r = vv_os_fsync(fd);
@@ -217,7 +220,7 @@ int vault_space_ok(struct vv_vault *v)
 	if (now - v->space_checked > 100000000LL) {
 		uint64_t fb = free_bytes(v);
 		v->space_checked = now;
-		v->low_space = fb < 2ull * VV_RESERVE_BYTES;
+		v->low_space = fb < 2ull * v->reserve;
 		if (v->low_space)
 			reserve_release(v);
 	}
@@ -651,6 +654,9 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		return VV_ENOMEM;
 	pthread_mutex_init(&v->mu, NULL);
 	pthread_cond_init(&v->tick_cv, NULL);
+	pthread_mutex_init(&v->sealmu, NULL);
+	pthread_cond_init(&v->sealcv, NULL);
+	pthread_cond_init(&v->sealdone, NULL);
 	v->flags = o->flags;
 	v->perm_gen = 1;
 	v->audit_lookups = o->audit_lookups;
@@ -709,8 +715,15 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	if ((r = vv_meta_kv_get_u64(v->meta, "root_coll", &rc64)) < 0)
 		goto fail;
 	v->root_coll = (uint32_t)rc64;
+	{
+		struct statvfs sv;
+		uint64_t total = statvfs(dir, &sv) == 0 ? (uint64_t)sv.f_blocks * sv.f_frsize : 0;
+		uint64_t res = total / 32;
+		v->reserve = res > VV_RESERVE_MAX ? VV_RESERVE_MAX :
+			     res < VV_RESERVE_MIN ? VV_RESERVE_MIN : (uint32_t)res;
+	}
 	if ((r = vv_content_open(dir, o->cache_bytes ? o->cache_bytes : VV_CONTENT_DEFAULT_CACHE,
-				 &v->content)) < 0)
+				 &v->content)) < 0 || (r = data_sealer_start(v)) < 0)
 		goto fail;
 	if (!(o->flags & VV_VAULT_READONLY)) {
 		if ((r = recover_orphans(v)) < 0 || (r = vault_commit(v, true)) < 0)
@@ -795,6 +808,7 @@ int vv_vault_close(struct vv_vault *v)
 		}
 		pthread_mutex_unlock(&v->mu);
 	}
+	data_sealer_stop(v);                /* nothing queued after flush_all */
 	if (v->audit) {
 		vv_audit_close(v->audit);
 		v->audit = NULL;
@@ -813,6 +827,7 @@ int vv_vault_close(struct vv_vault *v)
 			for (size_t j = 0; j < n->ndirty; j++)
 				free(n->dirty[j].buf);
 			free(n->dirty);
+			free(n->sealing);
 			free(n->ext);
 			free(n->inl);
 			free(n->acl);
@@ -836,6 +851,9 @@ int vv_vault_close(struct vv_vault *v)
 	vv_store_close(v->store);
 	pthread_mutex_destroy(&v->mu);
 	pthread_cond_destroy(&v->tick_cv);
+	pthread_mutex_destroy(&v->sealmu);
+	pthread_cond_destroy(&v->sealcv);
+	pthread_cond_destroy(&v->sealdone);
 	free(v);
 	return r;
 }

@@ -4,11 +4,14 @@
  * A file is either inline (at most VV_INLINE_MAX bytes, kept in its meta.db
  * row: no chunk object and no fsync of its own for small files) or a map of
  * VV_BLOCK_SIZE blocks, each an extent in a chunk object.  Writes land in
- * per-node dirty blocks (the write buffer) and are sealed into new chunks
- * VV_FLUSH_BLOCKS at a time, or at close, fsync and the ticker's periodic
- * flush: copy-on-write, chunks are never modified (DESIGN invariant 2).  A
- * dirty block's bytes past its len, and blocks with neither extent nor dirty
- * buffer, read as zeros (sparse files).
+ * per-node dirty blocks (the write buffer).  VV_FLUSH_BLOCKS of them, or a
+ * close, fsync or the ticker's periodic flush, hand the blocks to the sealer
+ * thread, which encrypts them into one new chunk and repoints the extent
+ * map while the request threads take the next data: copy-on-write, chunks
+ * are never modified (DESIGN invariant 2).  Until a job is done its blocks
+ * stay readable in the node's "sealing" list; fsync and close wait for the
+ * node's jobs.  A dirty block's bytes past its len, and blocks with neither
+ * extent nor buffer, read as zeros (sparse files).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +60,43 @@ static struct dblock *find_dirty(struct node *n, uint64_t fb)
 	size_t i = dirty_pos(n, fb);
 
 	return i < n->ndirty && n->dirty[i].fblock == fb ? &n->dirty[i] : NULL;
+}
+
+/* The newest block of fb handed to the sealer and not yet an extent. */
+static struct dblock *find_sealing(struct node *n, uint64_t fb)
+{
+	for (size_t i = n->nsealing; i-- > 0;)
+		if (n->sealing[i].fblock == fb)
+			return &n->sealing[i];
+	return NULL;
+}
+
+#define POOL_MAX 256                 /* 16 MiB of recycled block buffers */
+
+/* Block buffers are recycled: a fresh 64 KiB allocation costs page faults
+ * and zeroing in the kernel, more than the copy itself. */
+static uint8_t *blk_alloc(struct vv_vault *v)
+{
+	uint8_t *b = NULL;
+
+	pthread_mutex_lock(&v->sealmu);
+	if (v->npool)
+		b = v->pool[--v->npool];
+	pthread_mutex_unlock(&v->sealmu);
+	return b ? b : malloc(BS);
+}
+
+static void blk_free(struct vv_vault *v, uint8_t *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&v->sealmu);
+	if (v->npool < POOL_MAX) {
+		v->pool[v->npool++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&v->sealmu);
+	free(b);
 }
 
 static int ext_set(struct node *n, const struct vv_extent *e)
@@ -149,7 +189,8 @@ static int inl_reserve(struct node *n, size_t size)
  * Under n->rw (write); the node must have nothing dirty. */
 static void data_unload(struct node *n)
 {
-	if (!n->data_loaded || n->data_dirty || n->ndirty)
+	if (!n->data_loaded || n->data_dirty || n->ndirty || n->nsealing ||
+	    __atomic_load_n(&n->jobs, __ATOMIC_ACQUIRE))
 		return;
 	free(n->inl);
 	n->inl = NULL;
@@ -211,7 +252,7 @@ static int read_block(struct vv_vault *v, struct node *n, const uint8_t *key, ui
 	struct vv_extent *e;
 	int r;
 
-	if ((d = find_dirty(n, fb))) {
+	if ((d = find_dirty(n, fb)) || (d = find_sealing(n, fb))) {
 		memcpy(out, d->buf + lo, hi - lo);
 		return 0;
 	}
@@ -232,14 +273,17 @@ static int read_block(struct vv_vault *v, struct node *n, const uint8_t *key, ui
 	return 0;
 }
 
-/* Dirty buffer for block fb, created from its stored content if needed.
- * whole: the caller overwrites [0, valid length) entirely, skip reading. */
+/* Dirty buffer for block fb, created from its newest content if needed.
+ * cover: the caller overwrites [0, cover) at once; when that covers all the
+ * block's current bytes, they need not be read. */
 static int get_dirty(struct vv_vault *v, struct node *n, const uint8_t *key, uint64_t fb,
-		     bool whole, struct dblock **out)
+		     uint32_t cover, struct dblock **out)
 {
 	size_t i = dirty_pos(n, fb);
+	struct dblock *sb;
 	struct vv_extent *e;
 	struct dblock nd;
+	uint32_t len = 0;
 	int r;
 
 	if (i < n->ndirty && n->dirty[i].fblock == fb) {
@@ -255,23 +299,25 @@ static int get_dirty(struct vv_vault *v, struct node *n, const uint8_t *key, uin
 		n->dirtycap = nc;
 	}
 	nd.fblock = fb;
-	nd.len = 0;
-	nd.buf = malloc(BS);
+	nd.buf = blk_alloc(v);
 	if (!nd.buf)
 		return VV_ENOMEM;
-	e = find_ext(n, fb);
-	if (e) {
-		nd.len = e->len;
-		if (!whole) {
-			if ((r = read_block(v, n, key, fb, 0, e->len, nd.buf)) < 0) {
-				free(nd.buf);
-				return r;
-			}
+	sb = find_sealing(n, fb);
+	e = sb ? NULL : find_ext(n, fb);
+	len = sb ? sb->len : e ? e->len : 0;
+	if (cover < len) {
+		if (sb) {
+			memcpy(nd.buf, sb->buf, len);
+		} else if ((r = read_block(v, n, key, fb, 0, len, nd.buf)) < 0) {
+			blk_free(v, nd.buf);
+			return r;
 		}
-		memset(nd.buf + e->len, 0, BS - e->len);
-	} else {
-		memset(nd.buf, 0, BS);
 	}
+	{
+		uint32_t keep = cover > len ? cover : len;
+		memset(nd.buf + keep, 0, BS - keep);
+	}
+	nd.len = len;
 	memmove(&n->dirty[i + 1], &n->dirty[i], (n->ndirty - i) * sizeof(nd));
 	n->dirty[i] = nd;
 	n->ndirty++;
@@ -289,7 +335,7 @@ static int uninline(struct vv_vault *v, struct node *n)
 		return 0;
 	n->is_inline = false;
 	if (n->a.size > 0) {
-		if ((r = get_dirty(v, n, NULL, 0, true, &d)) < 0) {
+		if ((r = get_dirty(v, n, NULL, 0, (uint32_t)n->a.size, &d)) < 0) {
 			n->is_inline = true;
 			return r;
 		}
@@ -304,12 +350,42 @@ static int uninline(struct vv_vault *v, struct node *n)
 	return 0;
 }
 
+/* Queue a job for the sealer (never blocks: callers hold n->rw, which the
+ * sealer needs; the throttle is seal_throttle(), taken before n->rw). */
+static void seal_enqueue(struct vv_vault *v, struct seal_job *j)
+{
+	pthread_mutex_lock(&v->sealmu);
+	j->n->jobs++;
+	if (v->sq_tail)
+		v->sq_tail->next = j;
+	else
+		v->sq_head = j;
+	v->sq_tail = j;
+	v->sq_len++;
+	pthread_cond_signal(&v->sealcv);
+	pthread_mutex_unlock(&v->sealmu);
+}
+
+/* Wait while the sealer has too much queued: bounds the memory held. */
+static void seal_throttle(struct vv_vault *v)
+{
+	pthread_mutex_lock(&v->sealmu);
+	while (v->sq_len >= 4 && v->seal_run)
+		pthread_cond_wait(&v->sealdone, &v->sealmu);
+	pthread_mutex_unlock(&v->sealmu);
+}
+
+/* Wait until n has no job in flight.  Not under n->rw. */
+static void seal_wait(struct vv_vault *v, struct node *n)
+{
+	pthread_mutex_lock(&v->sealmu);
+	while (n->jobs)
+		pthread_cond_wait(&v->sealdone, &v->sealmu);
+	pthread_mutex_unlock(&v->sealmu);
+}
+
 int data_flush(struct vv_vault *v, struct node *n)
 {
-	struct vv_block_in in[VV_CHUNK_MAX_BLOCKS];
-	struct vv_extent ext[VV_CHUNK_MAX_BLOCKS];
-	const uint8_t *key = NULL;
-	size_t i = 0;
 	int r = 0;
 
 	if (!n->data_loaded || !n->data_dirty)
@@ -324,58 +400,185 @@ int data_flush(struct vv_vault *v, struct node *n)
 		pthread_mutex_unlock(&v->mu);
 		return r;
 	}
-	if (n->ndirty && (r = node_key(v, n, &key)) < 0)
-		return r;
-	while (i < n->ndirty) {
-		size_t k = 0;
-		uint64_t csize = VV_CHUNK_HDR_BYTES;
-		for (; i + k < n->ndirty && k < VV_CHUNK_MAX_BLOCKS; k++) {
-			struct dblock *d = &n->dirty[i + k];
-			in[k].objid = n->a.objid;
-			in[k].fblock = d->fblock;
-			in[k].data = d->buf;
-			in[k].len = d->len ? d->len : 1;   /* an all-zero block keeps one byte */
-			csize += in[k].len + 16;
-		}
-		if ((r = vv_content_write_chunk(v->content, key, in, k, ext)) < 0)
-			break;
-		pthread_mutex_lock(&v->mu);
-		if ((r = vault_txn(v)) == 0)
-			r = vv_meta_chunk_ref(v->meta, ext[0].chunk_id, n->a.coll, (int64_t)k, csize, NULL);
-		for (size_t j = 0; r == 0 && j < k; j++) {
-			struct vv_extent *old = find_ext(n, ext[j].fblock);
-			if (old) {
-				n->a.stored -= old->len < n->a.stored ? old->len : n->a.stored;
-				r = unref(v, n->a.coll, old);
+	while (n->ndirty) {
+		size_t k = n->ndirty < VV_CHUNK_MAX_BLOCKS ? n->ndirty : VV_CHUNK_MAX_BLOCKS;
+		struct seal_job *j = calloc(1, sizeof(*j));
+		struct dblock *b = malloc(k * sizeof(*b));
+		if (j && b && n->nsealing + k > n->sealcap) {
+			size_t nc = (n->nsealing + k) * 2;
+			struct dblock *ns = realloc(n->sealing, nc * sizeof(*ns));
+			if (ns) {
+				n->sealing = ns;
+				n->sealcap = nc;
 			}
-			if (r == 0)
-				r = vv_meta_extent_put(v->meta, n->ino, &ext[j]);
-			if (r == 0)
-				r = ext_set(n, &ext[j]);
-			n->a.stored += ext[j].len;
 		}
+		if (!j || !b || n->nsealing + k > n->sealcap) {
+			free(j);
+			free(b);
+			return VV_ENOMEM;
+		}
+		memcpy(b, n->dirty, k * sizeof(*b));
+		memcpy(n->sealing + n->nsealing, b, k * sizeof(*b));
+		n->nsealing += k;
+		memmove(n->dirty, n->dirty + k, (n->ndirty - k) * sizeof(*b));
+		n->ndirty -= k;
+		j->n = n;
+		j->b = b;
+		j->nb = k;
+		pthread_mutex_lock(&v->mu);
+		n->pins++;
 		pthread_mutex_unlock(&v->mu);
-		if (r < 0)
-			break;
-		for (size_t j = 0; j < k; j++)
-			free(n->dirty[i + j].buf);
-		i += k;
+		seal_enqueue(v, j);
 	}
-	/* Drop the flushed blocks (all of them unless an error stopped us). */
-	if (i && i < n->ndirty)
-		memmove(n->dirty, n->dirty + i, (n->ndirty - i) * sizeof(*n->dirty));
-	n->ndirty -= i;
-	if (r < 0) {
-		vv_log(VV_LOG_ERR, "vault: write-back of inode %llu failed: %s",
-		       (unsigned long long)n->ino, vv_strerror(r));
-		return r;
-	}
+	/* Size and times now (the blocks' extents when their job is done). */
 	pthread_mutex_lock(&v->mu);
 	if ((r = vault_txn(v)) == 0 && (r = vv_meta_inode_set_data(v->meta, n->ino, NULL, 0)) == 0 &&
 	    (r = node_save(v, n)) == 0)
 		n->data_dirty = false;
 	pthread_mutex_unlock(&v->mu);
 	return r;
+}
+
+/* The sealer's work on one job: encrypt, write, repoint the extent map. */
+static void seal_one(struct vv_vault *v, struct seal_job *j)
+{
+	struct vv_block_in in[VV_CHUNK_MAX_BLOCKS];
+	struct vv_extent ext[VV_CHUNK_MAX_BLOCKS];
+	struct node *n = j->n;
+	const uint8_t *key = NULL;
+	uint64_t csize = VV_CHUNK_HDR_BYTES;
+	int r;
+
+	for (size_t k = 0; k < j->nb; k++) {
+		in[k].objid = n->a.objid;
+		in[k].fblock = j->b[k].fblock;
+		in[k].data = j->b[k].buf;
+		in[k].len = j->b[k].len ? j->b[k].len : 1;   /* an all-zero block keeps one byte */
+		csize += in[k].len + 16;
+	}
+	r = node_key(v, n, &key);
+	if (r == 0)
+		r = vv_content_write_chunk(v->content, key, in, j->nb, ext);
+	pthread_rwlock_wrlock(&n->rw);
+	if (r == 0) {
+		pthread_mutex_lock(&v->mu);
+		if ((r = vault_txn(v)) == 0)
+			r = vv_meta_chunk_ref(v->meta, ext[0].chunk_id, n->a.coll, (int64_t)j->nb, csize, NULL);
+		for (size_t k = 0; r == 0 && k < j->nb; k++) {
+			struct vv_extent *old = find_ext(n, ext[k].fblock);
+			if (old) {
+				n->a.stored -= old->len < n->a.stored ? old->len : n->a.stored;
+				r = unref(v, n->a.coll, old);
+			}
+			if (r == 0)
+				r = vv_meta_extent_put(v->meta, n->ino, &ext[k]);
+			if (r == 0)
+				r = ext_set(n, &ext[k]);
+			n->a.stored += ext[k].len;
+		}
+		if (r == 0)
+			r = node_save(v, n);
+		pthread_mutex_unlock(&v->mu);
+	}
+	/* The job's blocks leave the sealing list; on failure they go back to
+	 * the write buffer (unless newer data replaced them) and are retried. */
+	for (size_t k = 0; k < j->nb; k++) {
+		for (size_t i = 0; i < n->nsealing; i++)
+			if (n->sealing[i].buf == j->b[k].buf) {
+				memmove(&n->sealing[i], &n->sealing[i + 1],
+					(n->nsealing - i - 1) * sizeof(n->sealing[0]));
+				n->nsealing--;
+				break;
+			}
+		if (r == 0 || find_dirty(n, j->b[k].fblock)) {
+			blk_free(v, j->b[k].buf);
+		} else {
+			size_t i = dirty_pos(n, j->b[k].fblock);
+			struct dblock *nd = n->ndirty < n->dirtycap ? n->dirty :
+				realloc(n->dirty, (n->dirtycap = n->dirtycap * 2 + 16) * sizeof(*nd));
+			if (!nd) {
+				blk_free(v, j->b[k].buf);
+				continue;
+			}
+			n->dirty = nd;
+			memmove(&n->dirty[i + 1], &n->dirty[i], (n->ndirty - i) * sizeof(*nd));
+			n->dirty[i] = j->b[k];
+			n->ndirty++;
+		}
+	}
+	if (r < 0) {
+		vv_log(VV_LOG_ERR, "vault: write-back of inode %llu failed: %s (kept in memory, retried)",
+		       (unsigned long long)n->ino, vv_strerror(r));
+		n->seal_err = r;
+		n->data_dirty = true;
+	}
+	pthread_rwlock_unlock(&n->rw);
+	free(j->b);
+	free(j);
+	pthread_mutex_lock(&v->sealmu);
+	n->jobs--;
+	pthread_cond_broadcast(&v->sealdone);
+	pthread_mutex_unlock(&v->sealmu);
+	pthread_mutex_lock(&v->mu);
+	node_put(v, n);
+	pthread_mutex_unlock(&v->mu);
+}
+
+static void *sealer(void *arg)
+{
+	struct vv_vault *v = arg;
+
+	pthread_mutex_lock(&v->sealmu);
+	for (;;) {
+		struct seal_job *j;
+		while (!v->sq_head && v->seal_run)
+			pthread_cond_wait(&v->sealcv, &v->sealmu);
+		if (!v->sq_head)
+			break;
+		j = v->sq_head;
+		v->sq_head = j->next;
+		if (!v->sq_head)
+			v->sq_tail = NULL;
+		v->sq_len--;
+		v->seal_busy = true;
+		pthread_mutex_unlock(&v->sealmu);
+		seal_one(v, j);
+		pthread_mutex_lock(&v->sealmu);
+		v->seal_busy = false;
+		pthread_cond_broadcast(&v->sealdone);
+	}
+	pthread_mutex_unlock(&v->sealmu);
+	return NULL;
+}
+
+int data_sealer_start(struct vv_vault *v)
+{
+	v->pool = calloc(POOL_MAX, sizeof(*v->pool));
+	if (!v->pool)
+		return VV_ENOMEM;
+	v->seal_run = true;
+	if (pthread_create(&v->sealer, NULL, sealer, v) != 0) {
+		v->seal_run = false;
+		return VV_ENOMEM;
+	}
+	return 0;
+}
+
+void data_sealer_stop(struct vv_vault *v)
+{
+	if (v->seal_run) {
+		pthread_mutex_lock(&v->sealmu);
+		v->seal_run = false;
+		pthread_cond_broadcast(&v->sealcv);
+		pthread_cond_broadcast(&v->sealdone);
+		pthread_mutex_unlock(&v->sealmu);
+		pthread_join(v->sealer, NULL);    /* drains the queue first */
+	}
+	for (size_t i = 0; i < v->npool; i++)
+		free(v->pool[i]);
+	free(v->pool);
+	v->pool = NULL;
+	v->npool = 0;
 }
 
 int data_truncate(struct vv_vault *v, struct node *n, uint64_t size)
@@ -387,6 +590,12 @@ int data_truncate(struct vv_vault *v, struct node *n, uint64_t size)
 
 	if ((r = data_load(v, n)) < 0)
 		return r;
+	while (n->jobs) {
+		/* Blocks in flight could land past the new end: let them land. */
+		pthread_rwlock_unlock(&n->rw);
+		seal_wait(v, n);
+		pthread_rwlock_wrlock(&n->rw);
+	}
 	old = n->a.size;
 	if (n->is_inline && size <= VV_INLINE_MAX) {
 		if ((r = inl_reserve(n, size)) < 0)
@@ -405,7 +614,7 @@ int data_truncate(struct vv_vault *v, struct node *n, uint64_t size)
 	{
 		size_t i = dirty_pos(n, from);
 		for (size_t j = i; j < n->ndirty; j++)
-			free(n->dirty[j].buf);
+			blk_free(v, n->dirty[j].buf);
 		n->ndirty = i;
 	}
 	{
@@ -424,7 +633,7 @@ int data_truncate(struct vv_vault *v, struct node *n, uint64_t size)
 	}
 	if (within) {
 		struct dblock *d;
-		if ((r = node_key(v, n, &key)) < 0 || (r = get_dirty(v, n, key, size / BS, false, &d)) < 0)
+		if ((r = node_key(v, n, &key)) < 0 || (r = get_dirty(v, n, key, size / BS, 0, &d)) < 0)
 			return r;
 		memset(d->buf + within, 0, BS - within);
 		if (d->len > within)
@@ -595,7 +804,15 @@ ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 		return VV_EBADF;
 	if ((r = vault_audit_gate(v)) < 0)
 		return r;
+	seal_throttle(v);
 	pthread_rwlock_wrlock(&n->rw);
+	if (n->seal_err) {
+		/* An earlier write-back failed (the data is still buffered and
+		 * retried): report it, once, like a delayed write error. */
+		r = n->seal_err;
+		n->seal_err = 0;
+		goto out;
+	}
 	if ((r = data_load(v, n)) < 0)
 		goto out;
 	if (fh->flags & O_APPEND)
@@ -640,10 +857,8 @@ ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 			uint64_t fb = pos / BS, bstart = fb * BS;
 			uint32_t lo = (uint32_t)(pos - bstart);
 			uint32_t hi = (uint32_t)((end - bstart) < BS ? end - bstart : BS);
-			struct vv_extent *e = find_ext(n, fb);
 			struct dblock *d;
-			bool whole = lo == 0 && (!e || hi >= e->len);
-			if ((r = get_dirty(v, n, key, fb, whole, &d)) < 0)
+			if ((r = get_dirty(v, n, key, fb, lo == 0 ? hi : 0, &d)) < 0)
 				goto out;
 			memcpy(d->buf + lo, in + (pos - off), hi - lo);
 			if (d->len < hi)
@@ -671,14 +886,18 @@ out:
 	return (ssize_t)size;
 }
 
+/* Hand n's buffered data to the sealer and wait until it is in the extent
+ * map (or failed: the error is returned once). */
 static int flush_node(struct vv_vault *v, struct node *n)
 {
-	int r;
+	int r, e;
 
 	pthread_rwlock_wrlock(&n->rw);
 	r = data_flush(v, n);
 	pthread_rwlock_unlock(&n->rw);
-	return r;
+	seal_wait(v, n);
+	e = __atomic_exchange_n(&n->seal_err, 0, __ATOMIC_ACQ_REL);
+	return r < 0 ? r : e;
 }
 
 int vv_vault_flush(struct vv_vault *v, struct vv_file *fh)
@@ -708,8 +927,20 @@ int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
 	struct node *n = fh->n;
 	int r;
 
+	r = flush_node(v, n);
 	pthread_rwlock_wrlock(&n->rw);
-	r = data_flush(v, n);
+	if (r < 0 && n->ndirty && __atomic_load_n(&n->nopen, __ATOMIC_RELAXED) == 1) {
+		/* The last close of a file whose buffered data cannot be written
+		 * (the error is returned to close(2) now): drop it, as the kernel
+		 * drops pages it cannot write back, rather than hold it and
+		 * retry forever.  The unwritten ranges read as zeros. */
+		vv_log(VV_LOG_ERR, "vault: inode %llu: %zu buffered block(s) could not be written (%s) "
+		       "and are dropped", (unsigned long long)n->ino, n->ndirty, vv_strerror(r));
+		for (size_t i = 0; i < n->ndirty; i++)
+			blk_free(v, n->dirty[i].buf);
+		n->ndirty = 0;
+		n->data_dirty = false;
+	}
 	if (r == 0 && __atomic_load_n(&n->nopen, __ATOMIC_RELAXED) == 1)
 		data_unload(n);
 	pthread_rwlock_unlock(&n->rw);
@@ -774,7 +1005,7 @@ int vv_vault_lseek(struct vv_vault *v, struct vv_file *fh, int64_t off, int when
 		return 0;
 	}
 	for (fb = (uint64_t)off / BS; fb * BS < size; fb++) {
-		bool data = find_ext(n, fb) || find_dirty(n, fb);
+		bool data = find_ext(n, fb) || find_dirty(n, fb) || find_sealing(n, fb);
 		if (whence == SEEK_DATA && data)
 			break;
 		if (whence == SEEK_HOLE && !data)
@@ -785,6 +1016,9 @@ int vv_vault_lseek(struct vv_vault *v, struct vv_file *fh, int64_t off, int when
 			size_t i = dirty_pos(n, fb + 1);
 			if (i < n->ndirty)
 				next = n->dirty[i].fblock;
+			for (size_t j = 0; j < n->nsealing; j++)
+				if (n->sealing[j].fblock > fb && n->sealing[j].fblock < next)
+					next = n->sealing[j].fblock;
 			for (size_t j = 0; j < n->next; j++)
 				if (n->ext[j].fblock > fb) {
 					if (n->ext[j].fblock < next)
@@ -845,5 +1079,11 @@ done:
 		node_put(v, list[i]);
 	pthread_mutex_unlock(&v->mu);
 	free(list);
+	/* And whatever else is queued: after this, everything written is in
+	 * the extent maps of the open transaction. */
+	pthread_mutex_lock(&v->sealmu);
+	while (v->sq_head || v->seal_busy)
+		pthread_cond_wait(&v->sealdone, &v->sealmu);
+	pthread_mutex_unlock(&v->sealmu);
 	return r;
 }

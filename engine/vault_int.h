@@ -28,7 +28,8 @@
 #define VV_MAX_FILE_SIZE (1ULL << 62)
 #define VV_FLUSH_BLOCKS VV_CHUNK_MAX_BLOCKS   /* dirty blocks that trigger a flush */
 #define VV_MAX_LINKS 65000
-#define VV_RESERVE_BYTES (4u << 20)   /* released so deletes can commit on a full disk */
+#define VV_RESERVE_MAX (4u << 20)     /* released so deletes can commit on a full disk */
+#define VV_RESERVE_MIN (256u << 10)
 
 struct dblock {                      /* one dirty (buffered) block */
 	uint64_t fblock;
@@ -61,6 +62,11 @@ struct node {
 	size_t next, extcap;
 	struct dblock *dirty;            /* sorted by fblock */
 	size_t ndirty, dirtycap;
+	struct dblock *sealing;          /* handed to the sealer, not yet extents
+	                                    (insertion order: the last match is newest) */
+	size_t nsealing, sealcap;
+	uint32_t jobs;                   /* sealer jobs in flight (under v->sealmu) */
+	int seal_err;                    /* a failed seal, reported by the next write/flush */
 	bool data_dirty;                 /* size/inline/dirty blocks not yet in meta */
 	uint64_t data_gen;               /* bumps on every data change */
 	uint64_t open_gen;               /* data_gen at the last open */
@@ -79,6 +85,14 @@ struct vv_file {
 struct vv_dir {
 	struct node *n;
 	const struct vv_ctx *c;
+};
+
+/* Blocks of one node to seal into one chunk, off the request path. */
+struct seal_job {
+	struct seal_job *next;
+	struct node *n;                  /* pinned until the job is done */
+	struct dblock *b;                /* nb blocks; buffers owned by the job */
+	size_t nb;
 };
 
 struct pending_unlink {
@@ -123,8 +137,22 @@ struct vv_vault {
 	vv_inval_fn inval;
 	void *inval_ctx;
 
+	/* The sealer: encrypts and writes full write buffers while the request
+	 * threads take the next data (vault_data.c). */
+	pthread_t sealer;
+	bool seal_run;
+	pthread_mutex_t sealmu;
+	pthread_cond_t sealcv;           /* work queued / stop */
+	pthread_cond_t sealdone;         /* a job finished */
+	struct seal_job *sq_head, *sq_tail;
+	size_t sq_len;
+	bool seal_busy;                  /* the sealer is working on a job */
+	uint8_t **pool;                  /* free VV_BLOCK_SIZE buffers (under sealmu) */
+	size_t npool;
+
 	const char *purpose;             /* "mount", "fsck" ... for the audit log */
 	bool low_space;                  /* free space below the reserve: refuse growth */
+	uint32_t reserve;                /* reserve size: 1/32 of the file system, clamped */
 	int64_t space_checked;           /* when low_space was last computed (ns) */
 };
 
@@ -169,5 +197,7 @@ int data_flush(struct vv_vault *v, struct node *n);           /* under n->rw (wr
 int data_truncate(struct vv_vault *v, struct node *n, uint64_t size);  /* under n->rw (write), takes mu */
 int data_release_all(struct vv_vault *v, struct node *n);     /* under mu: drop extents of a deleted node */
 int vault_flush_all(struct vv_vault *v);                      /* not under mu */
+int data_sealer_start(struct vv_vault *v);
+void data_sealer_stop(struct vv_vault *v);                    /* after vault_flush_all */
 
 #endif

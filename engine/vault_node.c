@@ -97,6 +97,7 @@ static void node_free(struct node *n)
 	for (size_t i = 0; i < n->ndirty; i++)
 		free(n->dirty[i].buf);
 	free(n->dirty);
+	free(n->sealing);
 	free(n->ext);
 	free(n->inl);
 	free(n->acl);

@@ -183,16 +183,11 @@ AVX2 static void l2sq_avx2(const float *x, size_t xs, size_t nx, const float *q,
 	size_t dm = d & ~(size_t)7;
 	__m256i tm = tail_mask8(d - dm);
 
-	static int pfd = -1;
-	if (pfd < 0) pfd = getenv("VV_PF") ? atoi(getenv("VV_PF")) : 0;
 	for (size_t i = 0; i < nx; i++) {
 		const float *a = x + i * xs;
 		__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, t;
 		size_t k = 0;
 
-		if (pfd && i + pfd < nx)
-			for (size_t c = 0; c < d; c += 16)
-				_mm_prefetch((const char *)(a + pfd * xs + c), _MM_HINT_T0);
 		for (; k + 32 <= dm; k += 32) {
 			t = _mm256_sub_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(q + k));
 			s0 = _mm256_fmadd_ps(t, t, s0);
