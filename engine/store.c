@@ -186,7 +186,7 @@ static int take_lock(struct vv_store *s)
 	if (r < 0) {
 		vv_os_close(fd);
 		if (r == -EWOULDBLOCK) {
-			vv_log(VV_LOG_ERR, "store %s is locked by another process (a mounted daemon?)",
+			vv_log(VV_LOG_INFO, "store %s is locked by another process (a mounted daemon?)",
 			       s->dir);
 			return VV_EBUSY;
 		}

@@ -62,6 +62,7 @@ struct mount_args {
 	bool audit_required, accept_rollback, audit_lookups, no_audit;
 	struct vv_fs_opts fo;
 	char store_abs[PATH_MAX], mnt_abs[PATH_MAX];
+	char log_abs[PATH_MAX], pid_abs[PATH_MAX], audit_abs[PATH_MAX];
 	char fsname[PATH_MAX + 16];
 };
 
@@ -268,6 +269,22 @@ static int wait_child(pid_t pid, int fd, const char *mnt)
 	return 1;
 }
 
+/* Make *path (a file that may not exist yet) absolute, in buf. */
+static int absolute(const char **path, char buf[PATH_MAX])
+{
+	char cwd[PATH_MAX];
+
+	if (!*path || (*path)[0] == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)) ||
+	    snprintf(buf, PATH_MAX, "%s/%s", cwd, *path) >= PATH_MAX) {
+		die_msg("mount", "cannot make %s an absolute path", *path);
+		return -1;
+	}
+	*path = buf;
+	return 0;
+}
+
 int cmd_mount(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -334,6 +351,10 @@ int cmd_mount(int argc, char **argv)
 		return 1;
 	}
 	if (check_mountpoint(a.mnt, a.mnt_abs) < 0)
+		return 1;
+	/* The daemon changes to / after forking: relative paths would land there. */
+	if (absolute(&a.log, a.log_abs) < 0 || absolute(&a.pid_file, a.pid_abs) < 0 ||
+	    absolute(&a.audit_log, a.audit_abs) < 0)
 		return 1;
 	snprintf(a.fsname, sizeof(a.fsname), "vecvault:%s", a.store_abs);
 	a.fo.fsname = a.fsname;
