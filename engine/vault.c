@@ -820,23 +820,7 @@ int vv_vault_close(struct vv_vault *v)
 			pthread_mutex_unlock(&v->mu);
 		}
 	}
-	for (size_t i = 0; i < v->hsize; i++) {
-		struct node *n = v->htab[i], *next;
-		for (; n; n = next) {
-			next = n->hnext;
-			for (size_t j = 0; j < n->ndirty; j++)
-				free(n->dirty[j].buf);
-			free(n->dirty);
-			free(n->sealing);
-			free(n->ext);
-			free(n->inl);
-			free(n->acl);
-			free(n->lname);
-			pthread_rwlock_destroy(&n->rw);
-			free(n);
-		}
-	}
-	free(v->htab);
+	node_table_free(v);
 	{
 		int r2 = vv_meta_close(v->meta);
 		if (r == 0)

@@ -180,6 +180,7 @@ void vault_audit_file(struct vv_vault *v, const struct vv_ctx *c, const char *op
 /* node table (vault_node.c), all under mu */
 int node_get(struct vv_vault *v, uint64_t ino, struct node **out);
 void node_put(struct vv_vault *v, struct node *n);            /* drop a pin */
+void node_table_free(struct vv_vault *v);
 int node_save(struct vv_vault *v, struct node *n);            /* write attributes */
 int node_acl(struct vv_vault *v, struct node *n, const uint8_t **acl, size_t *len);
 void node_perm(struct vv_vault *v, struct node *n, struct vv_perm *p);

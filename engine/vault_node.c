@@ -106,6 +106,21 @@ static void node_free(struct node *n)
 	free(n);
 }
 
+/* Free every node (closing the vault: nothing is dirty any more). */
+void node_table_free(struct vv_vault *v)
+{
+	for (size_t i = 0; i < v->hsize; i++) {
+		struct node *n = v->htab[i], *next;
+		for (; n; n = next) {
+			next = n->hnext;
+			node_free(n);
+		}
+	}
+	free(v->htab);
+	v->htab = NULL;
+	v->hsize = v->nnodes = 0;
+}
+
 /* Drop the node from memory when nothing refers to it; delete it for good
  * when it has no links left. */
 void node_maybe_free(struct vv_vault *v, struct node *n)

@@ -191,6 +191,26 @@ static int set_acl(struct vv_vault *v, const struct vv_ctx *c, struct node *n, e
 	return 0;
 }
 
+/* XATTR_CREATE: VV_EEXIST if name exists; XATTR_REPLACE: VV_ENODATA if not. */
+static int check_flags(struct vv_vault *v, uint64_t ino, const char *name, int flags)
+{
+	uint8_t *old = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!(flags & (VV_XATTR_CREATE | VV_XATTR_REPLACE)))
+		return 0;
+	r = vv_meta_xattr_get(v->meta, ino, name, &old, &len);
+	free(old);
+	if (r < 0 && r != VV_ENODATA)
+		return r;
+	if ((flags & VV_XATTR_CREATE) && r == 0)
+		return VV_EEXIST;
+	if ((flags & VV_XATTR_REPLACE) && r == VV_ENODATA)
+		return VV_ENODATA;
+	return 0;
+}
+
 int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		      const char *name, const void *value, size_t size, int flags)
 {
@@ -198,8 +218,6 @@ int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	struct vv_segment_info si;
 	enum ns ns = classify(name);
 	char canon[64];
-	uint8_t *old = NULL;
-	size_t oldlen = 0;
 	int r;
 
 	if (strlen(name) > VV_XATTR_NAME_MAX)
@@ -212,17 +230,8 @@ int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	    (r = vault_space_ok(v)) < 0 || (r = vault_txn(v)) < 0)
 		goto out;
 	if (ns == NS_ACL_ACCESS || ns == NS_ACL_DEFAULT) {
-		if (flags & (VV_XATTR_CREATE | VV_XATTR_REPLACE)) {
-			r = vv_meta_xattr_get(v->meta, ino, name, &old, &oldlen);
-			if (r < 0 && r != VV_ENODATA)
-				goto out;
-			if ((flags & VV_XATTR_CREATE) && r == 0) {
-				r = VV_EEXIST;
-				goto out;
-			}
-			if ((flags & VV_XATTR_REPLACE) && r == VV_ENODATA)
-				goto out;
-		}
+		if ((r = check_flags(v, ino, name, flags)) < 0)
+			goto out;
 		r = set_acl(v, c, n, ns, value, size);
 		goto out;
 	}
@@ -255,16 +264,8 @@ int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 			goto out;
 		}
 	}
-	r = vv_meta_xattr_get(v->meta, ino, name, &old, &oldlen);
-	if (r < 0 && r != VV_ENODATA)
-		goto out;
-	if ((flags & VV_XATTR_CREATE) && r == 0) {
-		r = VV_EEXIST;
-		goto out;
-	}
-	if ((flags & VV_XATTR_REPLACE) && r == VV_ENODATA)
-		goto out;
-	if ((r = vv_meta_xattr_set(v->meta, ino, name, value, size)) < 0)
+	if ((r = check_flags(v, ino, name, flags)) < 0 ||
+	    (r = vv_meta_xattr_set(v->meta, ino, name, value, size)) < 0)
 		goto out;
 	n->xattrs = 1;
 	n->a.ctime = vault_now();
@@ -273,7 +274,6 @@ out:
 	if (n && r == 0 && (ns == NS_ACL_ACCESS || ns == NS_ACL_DEFAULT))
 		n->xattrs = 0;               /* stored or removed: ask again */
 	vault_audit(v, c, "setxattr", ino, 0, NULL, r, name);
-	free(old);
 	node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	return r;
