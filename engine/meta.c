@@ -18,7 +18,7 @@ enum {
 	S_KV_GET, S_KV_SET,
 	S_INO_GET, S_INO_PUT, S_INO_DATA_GET, S_INO_DATA_SET, S_INO_DEL,
 	S_INO_XDEL, S_INO_ITER,
-	S_DE_GET, S_DE_ADD, S_DE_DEL, S_DE_MOVE, S_DE_SETINO, S_DE_ANY, S_DE_LIST, S_DE_FIND, S_DE_ALL,
+	S_DE_GET, S_DE_ADD, S_DE_DEL, S_DE_MOVE, S_DE_SETINO, S_DE_ANY, S_DE_LIST, S_DE_LIST_PLUS, S_DE_FIND, S_DE_ALL,
 	S_X_GET, S_X_SET, S_X_DEL, S_X_LIST, S_X_ANY,
 	S_E_LOAD, S_E_PUT, S_E_TRIM_SEL, S_E_TRIM_DEL, S_E_ALL,
 	S_C_GET, S_C_INS, S_C_UPD, S_C_DEL, S_C_ITER, S_C_SETREFS, S_C_STATS,
@@ -54,6 +54,10 @@ static const char *const sql[S_NSTMT] = {
 	[S_DE_LIST] = "SELECT id, name, ino, mode FROM dirents WHERE parent=?1 AND id>?2"
 		      " ORDER BY id LIMIT ?3",
 	[S_DE_ALL] = "SELECT parent, name, ino FROM dirents",
+	[S_DE_LIST_PLUS] = "SELECT d.id, d.name, d.ino, d.mode, i.gen, i.mode, i.uid, i.gid, i.nlink,"
+			   " i.size, i.rdev, i.atime, i.mtime, i.ctime, i.parent, i.coll, i.objid,"
+			   " i.stored FROM dirents d LEFT JOIN inodes i ON i.ino=d.ino"
+			   " WHERE d.parent=?1 AND d.id>?2 ORDER BY d.id LIMIT ?3",
 	[S_DE_FIND] = "SELECT parent, name FROM dirents WHERE ino=?1 LIMIT 1",
 	[S_X_GET] = "SELECT value FROM xattrs WHERE ino=?1 AND name=?2",
 	[S_X_SET] = "INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES(?1, ?2, ?3)",
@@ -651,6 +655,40 @@ int vv_meta_dirent_iter_all(struct vv_meta *m,
 		name[n] = 0;
 		if ((r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name,
 			    (uint64_t)sqlite3_column_int64(s, 2))) != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	if (r)
+		return r;
+	return rc == SQLITE_DONE ? 0 : err(m, rc);
+}
+
+int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after, int max,
+			     int (*cb)(void *ctx, uint64_t cookie, const char *name,
+				       const struct vv_inode_row *r),
+			     void *ctx)
+{
+	struct vv_inode_row row;
+	char name[256];
+	int rc, r = 0;
+	STMT(m, S_DE_LIST_PLUS);
+
+	sqlite3_bind_int64(s, 1, i64(parent));
+	sqlite3_bind_int64(s, 2, i64(after));
+	sqlite3_bind_int(s, 3, max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int n = sqlite3_column_bytes(s, 1);
+		if (n <= 0 || n >= (int)sizeof(name) || sqlite3_column_type(s, 4) == SQLITE_NULL) {
+			vv_log(VV_LOG_ERR, "meta: entry in directory %llu is malformed or has no inode",
+			       (unsigned long long)parent);
+			r = VV_ECORRUPT;
+			break;
+		}
+		memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
+		name[n] = 0;
+		row.ino = (uint64_t)sqlite3_column_int64(s, 2);
+		if ((r = read_inode(s, 4, &row)) < 0 ||
+		    (r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name, &row)) != 0)
 			break;
 	}
 	sqlite3_reset(s);

@@ -93,6 +93,12 @@ int vv_meta_dir_empty(struct vv_meta *m, uint64_t parent, bool *empty);
 int vv_meta_dirent_list(struct vv_meta *m, uint64_t parent, uint64_t after, int max,
 			int (*cb)(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode),
 			void *ctx);
+/* Like vv_meta_dirent_list, with each entry's inode row (readdirplus: one
+ * query instead of one per entry).  An entry without inode: VV_ECORRUPT. */
+int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after, int max,
+			     int (*cb)(void *ctx, uint64_t cookie, const char *name,
+				       const struct vv_inode_row *r),
+			     void *ctx);
 /* Every entry (fsck). */
 int vv_meta_dirent_iter_all(struct vv_meta *m,
 			    int (*cb)(void *ctx, uint64_t parent, const char *name, uint64_t ino), void *ctx);

@@ -319,10 +319,8 @@ int vault_commit(struct vv_vault *v, bool durable)
 		return r;
 	}
 	/* The commit is durable (the WAL is synced): every chunk it released
-	 * may go now. */
-	for (size_t i = 0; i < v->nunl; i++)
-		vv_content_unlink(v->content, v->unl[i].id);
-	v->nunl = 0;
+	 * may go now (vault_unlink_freed, outside v->mu). */
+	v->unl_safe = v->nunl;
 	v->dirty_commit = true;             /* the anchor lags this commit */
 	if (!durable)
 		return 0;
@@ -333,6 +331,31 @@ int vault_commit(struct vv_vault *v, bool durable)
 	if (!(v->flags & VV_VAULT_READONLY))
 		reserve_make(v);
 	return 0;
+}
+
+/* Unlink the chunks that durable commits released.  Not under v->mu: an
+ * unlink can take milliseconds (a discard on the store's file system), and
+ * every request would wait.  locked: the caller holds v->mu (fsck). */
+void vault_unlink_freed(struct vv_vault *v, bool locked)
+{
+	struct pending_unlink *list;
+	size_t n;
+
+	if (!locked)
+		pthread_mutex_lock(&v->mu);
+	n = v->unl_safe;
+	list = n ? malloc(n * sizeof(*list)) : NULL;
+	if (list) {
+		memcpy(list, v->unl, n * sizeof(*list));
+		memmove(v->unl, v->unl + n, (v->nunl - n) * sizeof(*list));
+		v->nunl -= n;
+		v->unl_safe = 0;
+	}
+	if (!locked)
+		pthread_mutex_unlock(&v->mu);
+	for (size_t i = 0; list && i < n; i++)
+		vv_content_unlink(v->content, list[i].id);
+	free(list);
 }
 
 static void *ticker(void *arg)
@@ -363,6 +386,11 @@ static void *ticker(void *arg)
 		vault_commit(v, durable);
 		if (durable)
 			last_durable = now;
+		if (v->unl_safe) {
+			pthread_mutex_unlock(&v->mu);
+			vault_unlink_freed(v, false);
+			pthread_mutex_lock(&v->mu);
+		}
 	}
 	pthread_mutex_unlock(&v->mu);
 	return NULL;
@@ -809,6 +837,8 @@ int vv_vault_close(struct vv_vault *v)
 		pthread_mutex_unlock(&v->mu);
 	}
 	data_sealer_stop(v);                /* nothing queued after flush_all */
+	if (v->content)
+		vault_unlink_freed(v, false);
 	if (v->audit) {
 		vv_audit_close(v->audit);
 		v->audit = NULL;
@@ -849,6 +879,7 @@ int vv_vault_sync(struct vv_vault *v)
 	pthread_mutex_lock(&v->mu);
 	r2 = vault_commit(v, true);
 	pthread_mutex_unlock(&v->mu);
+	vault_unlink_freed(v, false);
 	return r < 0 ? r : r2;
 }
 

@@ -269,6 +269,7 @@ int vv_vault_fsck(struct vv_vault *v, bool repair, vv_report_fn fn, void *ctx,
 	pthread_mutex_lock(&v->mu);
 	if ((r = vault_commit(v, true)) < 0)
 		goto unlock;
+	vault_unlink_freed(v, true);        /* freed chunks are not orphans */
 	vv_meta_integrity(v->meta, integrity_line, &f);
 	if ((r = vv_meta_inode_iter(v->meta, collect_ino, &f)) < 0 ||
 	    (r = vv_meta_dirent_iter_all(v->meta, check_dirent, &f)) < 0)

@@ -162,6 +162,7 @@ int vault_coll_new(struct vv_vault *v, uint32_t *id);                    /* unde
 int vault_coll_drop(struct vv_vault *v, uint32_t id);                    /* under mu */
 void vault_unlink_later(struct vv_vault *v, const uint8_t id[VV_CHUNK_ID_BYTES]);  /* under mu */
 int vault_commit(struct vv_vault *v, bool durable);                      /* under mu */
+void vault_unlink_freed(struct vv_vault *v, bool locked);
 int vault_txn(struct vv_vault *v);                                       /* under mu */
 int64_t vault_now(void);
 /* VV_ENOSPC when the store's disk is too full for operations that grow
@@ -179,6 +180,7 @@ void vault_audit_file(struct vv_vault *v, const struct vv_ctx *c, const char *op
 
 /* node table (vault_node.c), all under mu */
 int node_get(struct vv_vault *v, uint64_t ino, struct node **out);
+int node_get_row(struct vv_vault *v, const struct vv_inode_row *row, struct node **out);
 void node_put(struct vv_vault *v, struct node *n);            /* drop a pin */
 void node_table_free(struct vv_vault *v);
 int node_save(struct vv_vault *v, struct node *n);            /* write attributes */

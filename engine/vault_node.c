@@ -51,8 +51,9 @@ static struct node *find(struct vv_vault *v, uint64_t ino)
 	return NULL;
 }
 
-/* Get the node for ino (loading it from meta.db) with one pin taken. */
-int node_get(struct vv_vault *v, uint64_t ino, struct node **out)
+/* Get the node for ino with one pin taken: from the table, else built from
+ * row when given (readdirplus has it already), else loaded from meta.db. */
+static int get(struct vv_vault *v, uint64_t ino, const struct vv_inode_row *row, struct node **out)
 {
 	struct node *n = find(v, ino);
 	int r;
@@ -67,7 +68,9 @@ int node_get(struct vv_vault *v, uint64_t ino, struct node **out)
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return VV_ENOMEM;
-	if ((r = vv_meta_inode_get(v->meta, ino, &n->a)) < 0) {
+	if (row) {
+		n->a = *row;
+	} else if ((r = vv_meta_inode_get(v->meta, ino, &n->a)) < 0) {
 		free(n);
 		return r;
 	}
@@ -79,6 +82,16 @@ int node_get(struct vv_vault *v, uint64_t ino, struct node **out)
 	v->nnodes++;
 	*out = n;
 	return 0;
+}
+
+int node_get(struct vv_vault *v, uint64_t ino, struct node **out)
+{
+	return get(v, ino, NULL, out);
+}
+
+int node_get_row(struct vv_vault *v, const struct vv_inode_row *row, struct node **out)
+{
+	return get(v, row->ino, row, out);
 }
 
 static void unhash(struct vv_vault *v, struct node *n)

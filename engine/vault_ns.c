@@ -893,7 +893,6 @@ out:
 struct rd {
 	struct vv_vault *v;
 	struct node *dir;
-	bool plus;
 	bool full;
 	vv_fill_fn fill;
 	void *ctx;
@@ -902,9 +901,10 @@ struct rd {
 	uint64_t last;               /* cookie of the last one */
 };
 
-static int rd_one(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode)
+/* One entry for the fill callback; row (readdirplus) gives its attributes. */
+static int rd_entry(struct rd *s, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode,
+		    const struct vv_inode_row *row)
 {
-	struct rd *s = ctx;
 	struct vv_dirent e = { .ino = ino, .mode = mode, .name = name, .next = cookie + 2 };
 	struct vv_attr a, *ap = NULL;
 	struct node *n = NULL;
@@ -912,8 +912,8 @@ static int rd_one(void *ctx, uint64_t cookie, const char *name, uint64_t ino, ui
 
 	s->count++;
 	s->last = cookie;
-	if (s->plus) {
-		if ((r = node_get(s->v, ino, &n)) < 0) {
+	if (row) {
+		if ((r = node_get_row(s->v, row, &n)) < 0) {
 			s->err = r;
 			return 1;
 		}
@@ -935,10 +935,20 @@ static int rd_one(void *ctx, uint64_t cookie, const char *name, uint64_t ino, ui
 	return 0;
 }
 
+static int rd_one(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode)
+{
+	return rd_entry(ctx, cookie, name, ino, mode, NULL);
+}
+
+static int rd_plus(void *ctx, uint64_t cookie, const char *name, const struct vv_inode_row *row)
+{
+	return rd_entry(ctx, cookie, name, row->ino, row->mode, row);
+}
+
 int vv_vault_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool plus,
 		     vv_fill_fn fill, void *ctx)
 {
-	struct rd s = { .v = v, .dir = dh->n, .plus = plus, .fill = fill, .ctx = ctx };
+	struct rd s = { .v = v, .dir = dh->n, .fill = fill, .ctx = ctx };
 	int r = 0;
 
 	pthread_mutex_lock(&v->mu);
@@ -962,7 +972,8 @@ int vv_vault_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool p
 	}
 	while (!s.full && !s.err) {
 		s.count = 0;
-		r = vv_meta_dirent_list(v->meta, dh->n->ino, off - 2, 256, rd_one, &s);
+		r = plus ? vv_meta_dirent_list_plus(v->meta, dh->n->ino, off - 2, 256, rd_plus, &s)
+			 : vv_meta_dirent_list(v->meta, dh->n->ino, off - 2, 256, rd_one, &s);
 		if (r < 0)
 			break;
 		r = 0;

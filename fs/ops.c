@@ -12,12 +12,13 @@
  * the timeout is 0 and every path walk asks the daemon, so a denial is both
  * enforced and audited.  Handlers that change something call
  * notifier_mark()/notifier_sync() around the engine call, so invalidations
- * the change caused are in force before the reply (notify.c).  Negative
- * lookups are never cached: whether everyone
- * may search the parent itself is not known here.
+ * the change caused are in force before the reply (notify.c).  A negative
+ * lookup is cached under the same rule: the engine says whether every user
+ * may search the parent and its ancestry.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -479,19 +480,56 @@ out:
 	ident_put(&rc);
 }
 
+/* Read buffers are per worker thread and kept: a read of 128 KiB or more
+ * is past malloc's mmap threshold, so a fresh buffer per request cost an
+ * mmap, a page fault and a zeroed page per 4 KiB, and a munmap - more than
+ * the copy of the data itself.  Freed when the worker thread exits. */
+static pthread_key_t rbuf_key;
+static pthread_once_t rbuf_once = PTHREAD_ONCE_INIT;
+
+struct rbuf {
+	size_t cap;
+	char data[];
+};
+
+static void rbuf_key_make(void)
+{
+	if (pthread_key_create(&rbuf_key, free) != 0)
+		abort();             /* only when the process is out of keys */
+}
+
+static char *rbuf_get(size_t size)
+{
+	struct rbuf *b;
+
+	pthread_once(&rbuf_once, rbuf_key_make);
+	b = pthread_getspecific(rbuf_key);
+	if (b && b->cap >= size)
+		return b->data;
+	free(b);
+	pthread_setspecific(rbuf_key, NULL);
+	/* At least max_read, so a thread allocates once. */
+	if (size < (1u << 20))
+		size = 1u << 20;
+	if (!(b = malloc(sizeof(*b) + size)))
+		return NULL;
+	b->cap = size;
+	pthread_setspecific(rbuf_key, b);
+	return b->data;
+}
+
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct vv_fs *fs = FS(req);
-	char *buf = NULL;
+	char *buf;
 	ssize_t n;
 
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	buf = malloc(size ? size : 1);
-	if (!buf) {
+	if (!(buf = rbuf_get(size))) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -500,7 +538,6 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		reply_err(req, (int)n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
 }
 
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
