@@ -410,13 +410,14 @@ void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uin
 	    (strcmp(op, "lookup") == 0 || strcmp(op, "getattr") == 0))
 		return;
 	if (name) {
-		char pp[4096];
-		if (parent == VV_ROOT_INO)
-			snprintf(path, sizeof(path), "/%s", name);
-		else {
-			node_path(v, parent, pp, sizeof(pp));
-			snprintf(path, sizeof(path), "%s/%s", pp, name);
+		size_t pl = 0, nl = strlen(name);
+		if (parent != VV_ROOT_INO) {
+			node_path(v, parent, path, 4096);
+			pl = strlen(path);
 		}
+		path[pl] = '/';
+		memcpy(path + pl + 1, name, nl < VV_NAME_MAX ? nl + 1 : VV_NAME_MAX + 1);
+		path[pl + 1 + (nl < VV_NAME_MAX ? nl : VV_NAME_MAX)] = 0;
 	} else {
 		node_path(v, ino, path, sizeof(path));
 	}

@@ -302,37 +302,40 @@ void node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct vv_att
 /* Canonical path of ino ("/coll/dir/file"), walking primary parents. */
 int node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap)
 {
-	char tmp[4096];
-	size_t pos = sizeof(tmp) - 1;
+	char tmp[4096], name[VV_NAME_MAX + 1];
+	size_t pos = sizeof(tmp) - 1, len;
 	uint64_t cur = ino;
 	int depth = 0;
 
 	tmp[pos] = 0;
 	while (cur != VV_ROOT_INO) {
-		char name[VV_NAME_MAX + 1];
 		struct node *n = find(v, cur);
+		const char *nm = name;
 		uint64_t parent;
 		size_t nl;
 		if (++depth > 512)
 			goto unknown;
 		if (n && n->lname && n->a.nlink) {
 			/* The name the kernel knows it by: no query needed. */
-			snprintf(name, sizeof(name), "%s", n->lname);
+			nm = n->lname;
 			parent = n->lparent;
 		} else if (vv_meta_dirent_find_ino(v->meta, cur, &parent, name, sizeof(name)) < 0) {
 			goto unknown;
 		}
-		nl = strlen(name);
+		nl = strlen(nm);
 		if (nl + 1 > pos)
 			goto unknown;
 		pos -= nl;
-		memcpy(tmp + pos, name, nl);
+		memcpy(tmp + pos, nm, nl);
 		tmp[--pos] = '/';
 		cur = parent;
 	}
 	if (pos == sizeof(tmp) - 1)
 		tmp[--pos] = '/';
-	snprintf(buf, cap, "%s", tmp + pos);
+	len = sizeof(tmp) - 1 - pos;
+	if (len + 1 > cap)
+		goto unknown;
+	memcpy(buf, tmp + pos, len + 1);
 	return 0;
 unknown:
 	snprintf(buf, cap, "<inode %llu>", (unsigned long long)ino);
