@@ -807,10 +807,9 @@ int vv_content_write_chunk(struct vv_content *c, const uint8_t coll_key[32],
 	/* Start writing the chunk to disk now, on this (the sealer's) thread:
 	 * vv_content_sync() runs before every commit, under the vault mutex,
 	 * and would otherwise push all the chunks of the last commit interval
-	 * through the disk while every request waits.  A hint only, so not in
-	 * the os layer: durability still comes from the fsync in
-	 * vv_content_sync(), and an error here changes nothing. */
-	(void)sync_file_range(fd, 0, (off64_t)total, SYNC_FILE_RANGE_WRITE);
+	 * through the disk while every request waits.  A hint only:
+	 * durability still comes from the fsync in vv_content_sync(). */
+	vv_os_writeback(fd, (off_t)total);
 	r = vv_os_close(fd);
 	fd = -1;
 	if (r < 0)   /* NFS and some others report ENOSPC only at close */

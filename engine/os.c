@@ -42,11 +42,17 @@ static int r_fallocate(int fd, int mode, off_t o, off_t l)
 	return fallocate(fd, mode, o, l) < 0 ? -errno : 0;
 }
 
+static void r_writeback(int fd, off_t len)
+{
+	(void)sync_file_range(fd, 0, len, SYNC_FILE_RANGE_WRITE);
+}
+
 const struct vv_os_ops vv_os_real = {
 	.open = r_open, .close = r_close, .pread = r_pread, .pwrite = r_pwrite,
 	.fsync = r_fsync, .ftruncate = r_ftruncate, .fstat = r_fstat,
 	.stat = r_stat, .unlink = r_unlink, .rename = r_rename, .mkdir = r_mkdir,
 	.rmdir = r_rmdir, .flock = r_flock, .fallocate = r_fallocate,
+	.writeback = r_writeback,
 };
 
 const struct vv_os_ops *vv_os = &vv_os_real;

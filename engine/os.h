@@ -33,6 +33,9 @@ struct vv_os_ops {
 	int (*rmdir)(const char *path);
 	int (*flock)(int fd, int op);
 	int (*fallocate)(int fd, int mode, off_t off, off_t len);
+	/* Start write-back of [0, len) now (sync_file_range WRITE): a hint
+	 * with no durability meaning; may be NULL in test tables. */
+	void (*writeback)(int fd, off_t len);
 };
 
 /* The table in force.  Tests may replace it with vv_os_set(); NULL restores
@@ -55,6 +58,7 @@ static inline int vv_os_mkdir(const char *p, mode_t m) { return vv_os->mkdir(p, 
 static inline int vv_os_rmdir(const char *p) { return vv_os->rmdir(p); }
 static inline int vv_os_flock(int fd, int op) { return vv_os->flock(fd, op); }
 static inline int vv_os_fallocate(int fd, int mode, off_t o, off_t l) { return vv_os->fallocate(fd, mode, o, l); }
+static inline void vv_os_writeback(int fd, off_t l) { if (vv_os->writeback) vv_os->writeback(fd, l); }
 
 /* Helpers built on the table. */
 
