@@ -244,23 +244,17 @@ void vault_unlink_later(struct vv_vault *v, const uint8_t id[VV_CHUNK_ID_BYTES])
 	memcpy(v->unl[v->nunl++].id, id, VV_CHUNK_ID_BYTES);
 }
 
-static struct {
-	pthread_mutex_t mu;
-	bool have;
-	uint64_t seq;
-	uint8_t mac[VV_AUDIT_MAC_BYTES];
-} ckpt = { PTHREAD_MUTEX_INITIALIZER, false, 0, { 0 } };
-
 /* Audit writer thread: remember the checkpoint; sealed at the next commit
  * (taking v->mu here could deadlock against a request logging a record). */
 static void audit_checkpoint(void *ctx, uint64_t seq, const uint8_t mac[VV_AUDIT_MAC_BYTES])
 {
-	(void)ctx;
-	pthread_mutex_lock(&ckpt.mu);
-	ckpt.have = true;
-	ckpt.seq = seq;
-	memcpy(ckpt.mac, mac, VV_AUDIT_MAC_BYTES);
-	pthread_mutex_unlock(&ckpt.mu);
+	struct vv_vault *v = ctx;
+
+	pthread_mutex_lock(&v->ckpt_mu);
+	v->ckpt_have = true;
+	v->ckpt_seq = seq;
+	memcpy(v->ckpt_mac, mac, VV_AUDIT_MAC_BYTES);
+	pthread_mutex_unlock(&v->ckpt_mu);
 }
 
 static int seal_checkpoint(struct vv_vault *v)
@@ -270,12 +264,12 @@ static int seal_checkpoint(struct vv_vault *v)
 	bool have;
 	int r;
 
-	pthread_mutex_lock(&ckpt.mu);
-	have = ckpt.have;
-	seq = ckpt.seq;
-	memcpy(mac, ckpt.mac, sizeof(mac));
-	ckpt.have = false;
-	pthread_mutex_unlock(&ckpt.mu);
+	pthread_mutex_lock(&v->ckpt_mu);
+	have = v->ckpt_have;
+	seq = v->ckpt_seq;
+	memcpy(mac, v->ckpt_mac, sizeof(mac));
+	v->ckpt_have = false;
+	pthread_mutex_unlock(&v->ckpt_mu);
 	if (!have)
 		return 0;
 	if ((r = vault_txn(v)) < 0 || (r = vv_meta_kv_set_u64(v->meta, "audit_seq", seq)) < 0 ||
@@ -684,6 +678,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	pthread_mutex_init(&v->mu, NULL);
 	pthread_cond_init(&v->tick_cv, NULL);
 	pthread_mutex_init(&v->sealmu, NULL);
+	pthread_mutex_init(&v->ckpt_mu, NULL);
 	pthread_cond_init(&v->sealcv, NULL);
 	pthread_cond_init(&v->sealdone, NULL);
 	v->flags = o->flags;
@@ -867,6 +862,7 @@ int vv_vault_close(struct vv_vault *v)
 	pthread_mutex_destroy(&v->mu);
 	pthread_cond_destroy(&v->tick_cv);
 	pthread_mutex_destroy(&v->sealmu);
+	pthread_mutex_destroy(&v->ckpt_mu);
 	pthread_cond_destroy(&v->sealcv);
 	pthread_cond_destroy(&v->sealdone);
 	free(v);

@@ -111,6 +111,10 @@ struct vv_vault {
 	struct vv_audit *audit;
 	bool audit_lookups;
 	bool audit_required;             /* refuse requests while the log cannot be written */
+	pthread_mutex_t ckpt_mu;         /* the audit writer's latest checkpoint, to seal */
+	bool ckpt_have;
+	uint64_t ckpt_seq;
+	uint8_t ckpt_mac[VV_AUDIT_MAC_BYTES];
 	unsigned flags;
 
 	pthread_mutex_t mu;
