@@ -1047,6 +1047,20 @@ out:
 
 /* ---- paths and the pre-authentication file ------------------------------ */
 
+void vv_audit_rec_self(struct vv_audit_rec *r, const char *op, int result, const char *detail)
+{
+	memset(r, 0, sizeof(*r));
+	r->op = op;
+	r->path = "/";
+	r->uid = (uint32_t)getuid();
+	r->gid = (uint32_t)getgid();
+	r->pid = (uint32_t)getpid();
+	r->comm = "vecvault";
+	r->client = "local";
+	r->result = result;
+	r->detail = detail;
+}
+
 int vv_audit_default_path(const char *store_id, char *out, size_t outlen)
 {
 	const char *env = getenv("VECVAULT_AUDIT_DIR");

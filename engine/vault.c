@@ -415,27 +415,23 @@ void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uin
 	} else {
 		node_path(v, ino, path, sizeof(path));
 	}
-	memset(&rec, 0, sizeof(rec));
-	rec.op = op;
-	rec.path = path;
-	rec.ino = ino;
 	if (c) {
+		memset(&rec, 0, sizeof(rec));
+		rec.op = op;
 		rec.uid = c->id.uid;
 		rec.gid = c->id.gid;
 		rec.pid = c->id.pid;
 		rec.comm = c->comm;
 		rec.user = c->user;
 		rec.client = c->client ? c->client : "local";
+		rec.result = result;
+		rec.detail = detail;
 	} else {
 		/* The daemon or CLI itself: mount, close, admin actions. */
-		rec.uid = (uint32_t)getuid();
-		rec.gid = (uint32_t)getgid();
-		rec.pid = (uint32_t)getpid();
-		rec.comm = "vecvault";
-		rec.client = "local";
+		vv_audit_rec_self(&rec, op, result, detail);
 	}
-	rec.result = result;
-	rec.detail = detail;
+	rec.path = path;
+	rec.ino = ino;
 	vv_audit_log(v->audit, &rec);
 }
 
@@ -539,16 +535,7 @@ static void audit_failed_unlock(struct vv_store *s, const struct vv_vault_opts *
 		snprintf(path, sizeof(path), "%s", o->audit_log);
 	else if (vv_audit_default_path(vv_store_id(s), path, sizeof(path)) < 0)
 		return;
-	memset(&rec, 0, sizeof(rec));
-	rec.op = "unlock";
-	rec.path = "/";
-	rec.uid = (uint32_t)getuid();
-	rec.gid = (uint32_t)getgid();
-	rec.pid = (uint32_t)getpid();
-	rec.comm = "vecvault";
-	rec.client = "local";
-	rec.result = result;
-	rec.detail = o->purpose ? o->purpose : "open";
+	vv_audit_rec_self(&rec, "unlock", result, o->purpose ? o->purpose : "open");
 	vv_audit_preauth_append(path, &rec);
 }
 

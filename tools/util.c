@@ -428,16 +428,7 @@ void tool_audit_admin(struct vv_store *s, const char *op, int result, const char
 
 	if (!s || vv_audit_default_path(vv_store_id(s), path, sizeof(path)) < 0)
 		return;
-	memset(&rec, 0, sizeof(rec));
-	rec.op = op;
-	rec.path = "/";
-	rec.uid = (uint32_t)getuid();
-	rec.gid = (uint32_t)getgid();
-	rec.pid = (uint32_t)getpid();
-	rec.comm = "vecvault";
-	rec.client = "local";
-	rec.result = result;
-	rec.detail = detail;
+	vv_audit_rec_self(&rec, op, result, detail);
 	if (!vv_store_is_unlocked(s)) {
 		if (vv_audit_preauth_append(path, &rec) < 0)
 			fprintf(stderr, "vecvault: warning: cannot record the failed unlock in %s.preauth\n",

@@ -83,6 +83,11 @@ int vv_audit_open(const struct vv_audit_opts *o, struct vv_audit **out)
  * be written (the record is still queued unless the queue is full). */
 int vv_audit_log(struct vv_audit *a, const struct vv_audit_rec *r);
 
+/* Fill r (zeroing it first) as a record of this process itself (mount,
+ * close, admin actions, failed unlocks): its uid, gid and pid, comm
+ * "vecvault", client "local", path "/". */
+void vv_audit_rec_self(struct vv_audit_rec *r, const char *op, int result, const char *detail);
+
 /* Write everything queued so far and fsync; 0 or the write error. */
 int vv_audit_flush(struct vv_audit *a);
 
