@@ -12,11 +12,6 @@
 S=$T/store
 M=$T/mnt
 
-# as_u1000 / as_u1001 CMD...: uid/gid 1000 (no supplementary groups) and
-# uid/gid 1001 with supplementary group 2000.
-as_u1000() { setpriv --reuid=1000 --regid=1000 --clear-groups -- "$@"; }
-as_u1001() { setpriv --reuid=1001 --regid=1001 --groups=2000 -- "$@"; }
-as_root() { "$@"; }
 
 # want WHO ERRNO OP ARGS...: run an errno_of operation as WHO (root, nobody,
 # u1000, u1001) and compare the result.

@@ -13,9 +13,6 @@
 S=$T/store
 M=$T/mnt
 
-as_u1000() { setpriv --reuid=1000 --regid=1000 --clear-groups -- "$@"; }
-as_u1001() { setpriv --reuid=1001 --regid=1001 --groups=2000 -- "$@"; }
-as_root() { "$@"; }
 USERS="root nobody u1000 u1001"
 
 # The oracle: a kernel file system that supports ACLs ($T is on /tmp).

@@ -14,8 +14,7 @@
 S=$T/store
 M=$T/mnt
 vv_init "$S" >/dev/null
-ID=$("$VV_BIN" info "$S" | awk '/^store id:/ { print $3 }')
-LOG=$T/.audit/$ID/audit.log
+LOG=$(vv_audit_log "$S")
 
 # q CMD FILTER...: query the log (count | seqs | FIELD) - see below.
 cat > "$T/q.py" <<'EOF'

@@ -9,8 +9,7 @@
 S=$T/store
 M=$T/mnt
 vv_init "$S" >/dev/null
-ID=$("$VV_BIN" info "$S" | awk '/^store id:/ { print $3 }')
-LOG=$T/.audit/$ID/audit.log
+LOG=$(vv_audit_log "$S")
 
 # A session: ~40 records of mixed operations.
 vv_mount "$S" "$M"

@@ -137,6 +137,17 @@ as_nobody() {
 	setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"
 }
 
+# as_u1000 / as_u1001 / as_root CMD...: uid/gid 1000 (no supplementary
+# groups); uid/gid 1001 with supplementary group 2000; root as is.
+as_u1000() { setpriv --reuid=1000 --regid=1000 --clear-groups -- "$@"; }
+as_u1001() { setpriv --reuid=1001 --regid=1001 --groups=2000 -- "$@"; }
+as_root() { "$@"; }
+
+# vv_audit_log STORE: the path of STORE's audit log under $VECVAULT_AUDIT_DIR.
+vv_audit_log() {
+	echo "$VECVAULT_AUDIT_DIR/$("$VV_BIN" info "$1" | awk '/^store id:/ { print $3 }')/audit.log"
+}
+
 # vv_init STORE [init options]
 vv_init() {
 	local store=$1
