@@ -13,17 +13,6 @@ S=$T/store
 M=$T/mnt
 
 
-# want WHO ERRNO OP ARGS...: run an errno_of operation as WHO (root, nobody,
-# u1000, u1001) and compare the result.
-want() {
-	local who=$1 exp=$2 got
-	shift 2
-	got=$("as_$who" "$PY" -c "$VV_PYOP" "$@" 2>&1) || true
-	if [ "$got" = "$exp" ]; then test_ok "$who: $* -> $exp"; else
-		echo "# expected $exp, got $got"
-		test_fail "$who: $* -> $exp"
-	fi
-}
 
 # rc_is WHO WANT_OK|WANT_FAIL NAME CMD...: shell command as WHO.
 as_ok() { local who=$1 name=$2; shift 2; check "$who: $name" "as_$who" "$@"; }

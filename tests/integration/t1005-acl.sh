@@ -35,16 +35,6 @@ fi
 case $O in "$T"/*) ;; *) trap 'rm -rf "$O"; vv_cleanup' EXIT ;; esac
 echo "# oracle: $O ($(stat -f -c %T "$O"))"
 
-# want WHO ERRNO OP ARGS...: an errno_of operation as WHO.
-want() {
-	local who=$1 exp=$2 got
-	shift 2
-	got=$("as_$who" "$PY" -c "$VV_PYOP" "$@" 2>&1) || true
-	if [ "$got" = "$exp" ]; then test_ok "$who: $* -> $exp"; else
-		echo "# expected $exp, got $got"
-		test_fail "$who: $* -> $exp"
-	fi
-}
 
 # both SCRIPT: run the shell SCRIPT twice, with $R set to the mount and to
 # the oracle; umask 022 unless the script sets another.

@@ -161,6 +161,22 @@ check "unmount" vv_umount "$M"
 
 # write_soon TEXT FILE: once space is back the vault notices within a
 # moment (it caches the free-space figure briefly): retry, bounded.
+# try_write FILE N BYTES: write N random chunks of BYTES each, then fsync;
+# prints NOERROR or the errno name (CRASH if Python died).
+try_write() {
+	"$PY" - "$@" <<'EOF' || echo "CRASH $?"
+import errno, os, sys
+try:
+    with open(sys.argv[1], "wb") as f:
+        for i in range(int(sys.argv[2])):
+            f.write(os.urandom(int(sys.argv[3])))
+        os.fsync(f.fileno())
+    print("NOERROR")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e.errno)))
+EOF
+}
+
 write_soon() {
 	local i=0
 	while ! (echo "$1" > "$2") 2>/dev/null; do
@@ -230,18 +246,7 @@ EOF
 	check "hog: keep a file" sh -c "echo before-hog > '$MF/pre'"
 	"$PY" -c "import os; f=os.open('$MF/pre', os.O_RDONLY); os.fsync(f)" 2>/dev/null || true
 	dd if=/dev/zero of="$FD/hog" bs=1M status=none 2>/dev/null || true
-	res=$("$PY" - "$MF" <<'EOF'
-import errno, os, sys
-try:
-    with open(os.path.join(sys.argv[1], "hogged"), "wb") as f:
-        for i in range(8):
-            f.write(os.urandom(1 << 20))
-        os.fsync(f.fileno())
-    print("NOERROR")
-except OSError as e:
-    print(errno.errorcode.get(e.errno, str(e.errno)))
-EOF
-	) || res="CRASH $?"
+	res=$(try_write "$MF/hogged" 8 $((1 << 20)))
 	check "hog: a write on the full disk gets ENOSPC (got $res)" test "$res" = ENOSPC
 	rmres=$(errno_of unlink "$MF/fill010")
 	check "hog: rm works on the full disk (got $rmres)" test "$rmres" = OK
@@ -262,17 +267,7 @@ EOF
 	hogk=$((avail - 10240))
 	[ "$hogk" -gt 0 ] && dd if=/dev/zero of="$FD/hog2" bs=1K count="$hogk" status=none 2>/dev/null
 	sleep 0.3   # let the vault's cached free-space figure expire (not an assertion)
-	res=$("$PY" - "$MF" <<'EOF'
-import errno, os, sys
-try:
-    with open(os.path.join(sys.argv[1], "toobig"), "wb") as f:
-        f.write(os.urandom(16 << 20))
-        os.fsync(f.fileno())
-    print("NOERROR")
-except OSError as e:
-    print(errno.errorcode.get(e.errno, str(e.errno)))
-EOF
-	) || res="CRASH $?"
+	res=$(try_write "$MF/toobig" 1 $((16 << 20)))
 	check "overflow: a write larger than the free space gets ENOSPC (got $res)" test "$res" = ENOSPC
 	rmres=$(errno_of unlink "$MF/victim")
 	check "overflow: rm works afterwards (got $rmres)" test "$rmres" = OK

@@ -143,6 +143,18 @@ as_u1000() { setpriv --reuid=1000 --regid=1000 --clear-groups -- "$@"; }
 as_u1001() { setpriv --reuid=1001 --regid=1001 --groups=2000 -- "$@"; }
 as_root() { "$@"; }
 
+# want WHO ERRNO OP ARGS...: like expect_errno, as WHO (root, nobody, u1000,
+# u1001).
+want() {
+	local who=$1 exp=$2 got
+	shift 2
+	got=$("as_$who" "$PY" -c "$VV_PYOP" "$@" 2>&1) || true
+	if [ "$got" = "$exp" ]; then test_ok "$who: $* -> $exp"; else
+		echo "# expected $exp, got $got"
+		test_fail "$who: $* -> $exp"
+	fi
+}
+
 # vv_audit_log STORE: the path of STORE's audit log under $VECVAULT_AUDIT_DIR.
 vv_audit_log() {
 	echo "$VECVAULT_AUDIT_DIR/$("$VV_BIN" info "$1" | awk '/^store id:/ { print $3 }')/audit.log"
