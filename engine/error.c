@@ -40,6 +40,8 @@ static const struct errent table[] = {
 	{ VV_ETXTBSY, ETXTBSY, "ETXTBSY", "text file busy" },
 	{ VV_E2BIG, E2BIG, "E2BIG", "argument list too long" },
 	{ VV_ENXIO, ENXIO, "ENXIO", "no such device or address" },
+	{ VV_ENOTTY, ENOTTY, "ENOTTY", "inappropriate ioctl for device" },
+	{ VV_EAGAIN, EAGAIN, "EAGAIN", "not ready yet, try again" },
 	{ VV_EBADPASS, EACCES, "EBADPASS", "wrong passphrase or key file" },
 	{ VV_ECORRUPT, EIO, "ECORRUPT", "stored data failed authentication or is malformed" },
 	{ VV_EFORMAT, EINVAL, "EFORMAT", "not a vecvault store, or unsupported format version" },

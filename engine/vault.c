@@ -772,6 +772,15 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		}
 		vv_audit_import_preauth(v->audit);
 	}
+	if (!o->knn_off) {
+		size_t cap = o->knn_cache_bytes;
+		if (!cap) {
+			long pages = sysconf(_SC_PHYS_PAGES), pg = sysconf(_SC_PAGESIZE);
+			cap = pages > 0 && pg > 0 ? (size_t)pages / 4 * (size_t)pg : (size_t)1 << 30;
+		}
+		if ((r = knn_cache_open(v, cap)) < 0)
+			goto fail;
+	}
 	v->purpose = o->purpose ? o->purpose : "open";
 	pthread_mutex_lock(&v->mu);
 	if (!(o->flags & VV_VAULT_READONLY))
@@ -797,6 +806,7 @@ int vv_vault_close(struct vv_vault *v)
 
 	if (!v)
 		return 0;
+	knn_cache_close(v);                 /* background fills stop first */
 	if (v->tick_run) {
 		pthread_mutex_lock(&v->mu);
 		v->tick_run = false;

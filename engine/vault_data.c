@@ -646,6 +646,7 @@ done:
 	n->a.size = size;
 	n->data_gen++;
 	pthread_mutex_unlock(&v->mu);
+	knn_cache_drop(v, n->ino);
 	n->data_dirty = true;
 	return data_flush(v, n);
 }
@@ -729,7 +730,7 @@ out:
 }
 
 /* Take the data lock for reading with the data loaded. */
-static int rdlock_loaded(struct vv_vault *v, struct node *n)
+int data_rdlock(struct vv_vault *v, struct node *n)
 {
 	int r = 0;
 
@@ -746,44 +747,51 @@ static int rdlock_loaded(struct vv_vault *v, struct node *n)
 	return 0;
 }
 
+/* Bytes [off, end) of n (end <= size) into out.  Under n->rw (read) with the
+ * data loaded. */
+int data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, uint64_t end)
+{
+	const uint8_t *key = NULL;
+	int r;
+
+	if (n->is_inline) {
+		if (n->inl)
+			memcpy(out, n->inl + off, end - off);
+		else
+			memset(out, 0, end - off);
+		return 0;
+	}
+	if (n->next && (r = node_key(v, n, &key)) < 0)
+		return r;
+	for (uint64_t pos = off; pos < end;) {
+		uint64_t fb = pos / BS, bstart = fb * BS;
+		uint32_t lo = (uint32_t)(pos - bstart);
+		uint32_t hi = (uint32_t)((end - bstart) < BS ? end - bstart : BS);
+		if ((r = read_block(v, n, key, fb, lo, hi, out + (pos - off))) < 0)
+			return r;
+		pos = bstart + hi;
+	}
+	return 0;
+}
+
 ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf, size_t size, uint64_t off)
 {
 	struct node *n = fh->n;
-	const uint8_t *key = NULL;
-	uint8_t *out = buf;
-	uint64_t end, pos;
+	uint64_t end;
 	int r;
 
 	if ((fh->flags & O_ACCMODE) == O_WRONLY)
 		return VV_EBADF;
 	if ((r = vault_audit_gate(v)) < 0)
 		return r;
-	if ((r = rdlock_loaded(v, n)) < 0)
+	if ((r = data_rdlock(v, n)) < 0)
 		return r;
 	if (off >= n->a.size) {
 		pthread_rwlock_unlock(&n->rw);
 		return 0;
 	}
 	end = off + size < n->a.size ? off + size : n->a.size;
-	if (n->is_inline) {
-		if (n->inl)
-			memcpy(out, n->inl + off, end - off);
-		else
-			memset(out, 0, end - off);
-	} else {
-		if (n->next && (r = node_key(v, n, &key)) < 0)
-			goto out;
-		for (pos = off; pos < end;) {
-			uint64_t fb = pos / BS, bstart = fb * BS;
-			uint32_t lo = (uint32_t)(pos - bstart);
-			uint32_t hi = (uint32_t)((end - bstart) < BS ? end - bstart : BS);
-			if ((r = read_block(v, n, key, fb, lo, hi, out + (pos - off))) < 0)
-				goto out;
-			pos = bstart + hi;
-		}
-	}
-	r = 0;
-out:
+	r = data_read(v, n, buf, off, end);
 	pthread_rwlock_unlock(&n->rw);
 	if (r < 0)
 		return r;
@@ -873,6 +881,7 @@ ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 	n->data_gen++;
 	n->data_dirty = true;
 	pthread_mutex_unlock(&v->mu);
+	knn_cache_drop(v, n->ino);
 	if (n->ndirty >= VV_FLUSH_BLOCKS)
 		r = data_flush(v, n);
 out:
@@ -992,7 +1001,7 @@ int vv_vault_lseek(struct vv_vault *v, struct vv_file *fh, int64_t off, int when
 
 	if (off < 0)
 		return VV_ENXIO;
-	if ((r = rdlock_loaded(v, n)) < 0)
+	if ((r = data_rdlock(v, n)) < 0)
 		return r;
 	size = n->a.size;
 	if ((uint64_t)off >= size) {

@@ -157,6 +157,7 @@ struct vv_vault {
 	const char *purpose;             /* "mount", "fsck" ... for the audit log */
 	bool low_space;                  /* free space below the reserve: refuse growth */
 	uint32_t reserve;                /* reserve size: 1/32 of the file system, clamped */
+	struct knn_cache *knn;           /* decrypted segments for the query offload, or NULL */
 	int64_t space_checked;           /* when low_space was last computed (ns) */
 };
 
@@ -200,11 +201,20 @@ int node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int m
 
 /* data (vault_data.c) */
 int data_load(struct vv_vault *v, struct node *n);            /* under n->rw (write) */
+int data_rdlock(struct vv_vault *v, struct node *n);          /* takes n->rw (read), loaded */
+int data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, uint64_t end);
+                                                              /* under n->rw (read) */
 int data_flush(struct vv_vault *v, struct node *n);           /* under n->rw (write), takes mu */
 int data_truncate(struct vv_vault *v, struct node *n, uint64_t size);  /* under n->rw (write), takes mu */
 int data_release_all(struct vv_vault *v, struct node *n);     /* under mu: drop extents of a deleted node */
 int vault_flush_all(struct vv_vault *v);                      /* not under mu */
 int data_sealer_start(struct vv_vault *v);
 void data_sealer_stop(struct vv_vault *v);                    /* after vault_flush_all */
+
+/* The query offload's cache of decrypted segments (vault_knn.c).  Its lock
+ * is a leaf: callable under mu and n->rw. */
+int knn_cache_open(struct vv_vault *v, size_t cap);           /* cap 0: offload off */
+void knn_cache_close(struct vv_vault *v);
+void knn_cache_drop(struct vv_vault *v, uint64_t ino);        /* the data changed or is gone */
 
 #endif

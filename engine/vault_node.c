@@ -146,6 +146,7 @@ void node_maybe_free(struct vv_vault *v, struct node *n)
 			r = data_release_all(v, n);
 		if (r == 0)
 			r = vv_meta_inode_del(v->meta, n->ino);
+		knn_cache_drop(v, n->ino);
 		if (r < 0)
 			vv_log(VV_LOG_ERR, "vault: cannot free inode %llu: %s (fsck will)",
 			       (unsigned long long)n->ino, vv_strerror(r));

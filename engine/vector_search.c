@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -34,6 +35,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "vecvault/knn_ioctl.h"
 #include "vecvault/log.h"
 #include "vector_int.h"
 
@@ -57,6 +59,7 @@ struct cseg {
 	bool ids_mapped;
 	uint64_t ids_off;
 	bool stream;             /* scan through pread(fd) instead of base */
+	bool offloaded;          /* this search: the daemon scanned it */
 	int fd;                  /* open when stream */
 };
 
@@ -736,6 +739,216 @@ static int dcand_cmp(const void *a, const void *b)
 	return x->row < y->row ? -1 : x->row > y->row;
 }
 
+/* Queries as the kernels take them: normalised for cosine; qn = |q|^2. */
+static int prep_queries(enum vv_metric m, const float *queries, size_t nq, size_t d,
+			float **qp, float **qn)
+{
+	*qp = malloc(nq * d * sizeof(float) + 1);
+	*qn = malloc(nq * sizeof(float) + 1);
+	if (!*qp || !*qn)
+		return VV_ENOMEM;
+	memcpy(*qp, queries, nq * d * sizeof(float));
+	for (size_t i = 0; i < nq; i++) {
+		float *q = *qp + i * d;
+		double s = 0;
+		for (size_t t = 0; t < d; t++)
+			s += (double)q[t] * q[t];
+		(*qn)[i] = (float)s;
+		if (m == VV_METRIC_COSINE && s > 0)
+			for (size_t t = 0; t < d; t++)
+				q[t] = (float)(q[t] / sqrt(s));
+	}
+	return 0;
+}
+
+static void job_free(struct job *j, struct worker *ws, size_t nws)
+{
+	if (ws)
+		for (size_t t = 0; t < nws; t++) {
+			free(ws[t].cand);
+			free(ws[t].tk);
+			free(ws[t].scratch);
+			free(ws[t].norms);
+			free(ws[t].inv);
+			free(ws[t].out);
+			free(ws[t].io);
+		}
+	free(ws);
+	free(j->units);
+	j->units = NULL;
+}
+
+/* Scan every segment of j->c that is not offloaded, with up to `threads`
+ * threads (0 = all CPUs).  On return ws[0 .. *started) hold one heap of the
+ * j->kk best candidates per query each; the caller checks job_errors() and
+ * frees with job_free(j, *ws, *nws). */
+static int job_run(struct job *j, unsigned threads, struct worker **wsp, size_t *nws,
+		   size_t *startedp)
+{
+	struct vv_collection *c = j->c;
+	struct worker *ws;
+	size_t d = j->d, nq = j->nq, nthreads, nunits = 0, maxstride = 0, started;
+
+	*wsp = NULL;
+	*nws = *startedp = 0;
+	for (size_t s = 0; s < c->nsegs; s++)
+		if (!c->segs[s].offloaded)
+			nunits += (size_t)((c->segs[s].pub.info.count + UNIT_ROWS - 1) / UNIT_ROWS);
+	if (!(j->units = calloc(nunits ? nunits : 1, sizeof(*j->units))))
+		return VV_ENOMEM;
+	for (size_t s = 0; s < c->nsegs; s++) {
+		uint64_t cnt = c->segs[s].pub.info.count;
+		if (c->segs[s].offloaded)
+			continue;
+		for (uint64_t r0 = 0; r0 < cnt; r0 += UNIT_ROWS) {
+			struct unit *u = &j->units[j->nunits++];
+			u->seg = (uint32_t)s;
+			u->row0 = r0;
+			u->nrows = cnt - r0 < UNIT_ROWS ? cnt - r0 : UNIT_ROWS;
+			j->total += u->nrows;
+		}
+		if (c->segs[s].stream && c->segs[s].pub.info.stride > maxstride)
+			maxstride = c->segs[s].pub.info.stride;
+	}
+	nthreads = threads ? threads : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
+	if (nthreads < 1)
+		nthreads = 1;
+	if (nthreads > j->nunits)
+		nthreads = j->nunits ? j->nunits : 1;
+	if (!(ws = calloc(nthreads, sizeof(*ws))))
+		return VV_ENOMEM;
+	*wsp = ws;
+	*nws = nthreads;
+	for (size_t t = 0; t < nthreads; t++) {
+		struct worker *w = &ws[t];
+		size_t qbmax = j->blas ? BLAS_QBLOCK : QBLOCK;
+		/* ~256 KiB of rows per block (half of L2), a multiple of the
+		 * kernel's 3-row tile */
+		size_t br = (256u << 10) / (d * 4);
+		br = br < 3 ? 3 : br > 384 ? 384 : br - br % 3;
+		if (j->blas) {
+			br = BLAS_RBYTES / (d * 4);
+			br = br < 16 ? 16 : br > 4096 ? 4096 : br;
+		}
+		w->j = j;
+		w->id = (int)t;
+		w->brows = br;
+		w->cand = malloc(nq * j->kk * sizeof(*w->cand));
+		w->tk = malloc(nq * sizeof(*w->tk));
+		w->scratch = malloc(br * d * sizeof(float));
+		w->norms = malloc(br * sizeof(float));
+		w->inv = malloc(br * sizeof(float));
+		w->out = malloc(br * (nq < qbmax ? nq : qbmax) * sizeof(float) + br * sizeof(float));
+		if (maxstride) {
+			size_t m = STREAM_BYTES / (br * maxstride);
+			w->iorows = (m ? m : 1) * br;
+			w->io = aligned_alloc(64, (w->iorows * maxstride + 63) & ~(size_t)63);
+		}
+		if (!w->cand || !w->tk || !w->scratch || !w->norms || !w->inv || !w->out ||
+		    (maxstride && !w->io))
+			return VV_ENOMEM;
+		for (size_t q = 0; q < nq; q++)
+			vv_topk_init(&w->tk[q], w->cand + q * j->kk, j->kk);
+	}
+	for (started = 1; started < nthreads; started++)
+		if (pthread_create(&ws[started].th, NULL, work, &ws[started]) != 0) {
+			vv_log(VV_LOG_WARN, "knn: could not start thread %zu; continuing with fewer",
+			       started);
+			break;
+		}
+	work(&ws[0]);
+	for (size_t t = 1; t < started; t++)
+		pthread_join(ws[t].th, NULL);
+	*startedp = started;
+	return 0;
+}
+
+/* A read error or a bad TEXMEX row anywhere fails the whole search: results
+ * may already hold rows from that segment.  The first by segment wins. */
+static int job_errors(const struct job *j, const struct worker *ws, size_t started,
+		      char *err, size_t errlen)
+{
+	const struct worker *bad = NULL, *ioe = NULL;
+	const struct vv_collection *c = j->c;
+
+	for (size_t t = 0; t < started; t++) {
+		if (ws[t].bad && (!bad || ws[t].bad_seg < bad->bad_seg ||
+				  (ws[t].bad_seg == bad->bad_seg && ws[t].bad_row < bad->bad_row)))
+			bad = &ws[t];
+		if (ws[t].ioerr && (!ioe || ws[t].ioerr_seg < ioe->ioerr_seg))
+			ioe = &ws[t];
+	}
+	if (ioe) {
+		seterr(err, errlen, "%s/%s: %s", c->dir, c->segs[ioe->ioerr_seg].name,
+		       strerror(ioe->ioerr));
+		return vv_err_from_errno(ioe->ioerr);
+	}
+	if (bad) {
+		seterr(err, errlen, "%s/%s: row %llu has dimension word %u, expected %zu",
+		       c->dir, c->segs[bad->bad_seg].name, (unsigned long long)bad->bad_row,
+		       bad->bad_dim, j->d);
+		return VV_ECORRUPT;
+	}
+	return 0;
+}
+
+/* ---- the query offload (knn_ioctl.h) ------------------------------------------ */
+
+static bool offload_allowed(const struct vv_search_opts *o)
+{
+	const char *e = getenv("VV_KNN_OFFLOAD");
+
+	return !o->no_offload && !(e && !strcmp(e, "0"));
+}
+
+/* Ask the daemon behind streamed segment s (a FUSE file we hold open for
+ * reading) to scan it: nq raw queries in, the kk best rows per query out as
+ * candidates of segment `seg` appended to oc[q * ocap + on[q]].  false (the
+ * caller scans the segment itself, and nothing was appended) when the file
+ * system does not answer, the request does not fit one ioctl, or the reply
+ * is not sane. */
+static bool offload_seg(const struct cseg *s, uint32_t seg, enum vv_metric m, const float *queries,
+			size_t nq, size_t d, uint32_t kk, unsigned threads, struct vv_knn_ioc *io,
+			struct vv_cand *oc, size_t ocap, size_t *on, bool *filling)
+{
+	if (nq * d > VV_KNN_MAX_FLOATS || nq * kk > VV_KNN_MAX_CANDS)
+		return false;
+	memset(&io->h, 0, sizeof(io->h));
+	io->h.magic = VV_KNN_MAGIC;
+	io->h.version = VV_KNN_VERSION;
+	io->h.metric = (uint32_t)m;
+	io->h.dim = (uint32_t)d;
+	io->h.nq = (uint32_t)nq;
+	io->h.kk = kk;
+	io->h.threads = threads;
+	io->h.format = (uint32_t)s->pub.info.format;
+	memcpy(io->u.q, queries, nq * d * sizeof(float));
+	if (ioctl(s->fd, VV_IOC_KNN, io) < 0) {
+		*filling = errno == EAGAIN;
+		vv_log(VV_LOG_DEBUG, "knn: %s: no offload: %s", s->name, strerror(errno));
+		return false;
+	}
+	if (io->h.magic != VV_KNN_MAGIC_REPLY || io->h.rows != s->pub.info.count) {
+		vv_log(VV_LOG_DEBUG, "knn: %s: no offload: unexpected reply", s->name);
+		return false;
+	}
+	for (size_t i = 0; i < nq * kk; i++)
+		if (io->u.c[i].row != VV_KNN_NO_ROW && io->u.c[i].row >= s->pub.info.count) {
+			vv_log(VV_LOG_WARN, "knn: %s: offload reply names row %llu of %llu; "
+			       "scanning locally", s->name, (unsigned long long)io->u.c[i].row,
+			       (unsigned long long)s->pub.info.count);
+			return false;
+		}
+	for (size_t q = 0; q < nq; q++)
+		for (size_t i = 0; i < kk; i++) {
+			const struct vv_knn_ioc_cand *c = &io->u.c[q * kk + i];
+			if (c->row == VV_KNN_NO_ROW)
+				continue;
+			oc[q * ocap + on[q]++] = (struct vv_cand){ c->d, seg, c->row };
+		}
+	return true;
+}
+
 int vv_collection_search(struct vv_collection *c, const float *queries, size_t nq,
 			 const struct vv_search_opts *o, struct vv_hit *hits,
 			 char *err, size_t errlen)
@@ -744,11 +957,17 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 	struct worker *ws = NULL;
 	float *qp = NULL, *qn = NULL, *rowbuf = NULL;
 	struct dcand *dc = NULL;
-	size_t d = c->schema.dim, nthreads, started = 0, nunits = 0, maxstride = 0;
+	struct vv_cand *oc = NULL;
+	struct vv_knn_ioc *io = NULL;
+	size_t d = c->schema.dim, nws = 0, started = 0, nstream = 0, ocap = 0, *on = NULL;
 	uint32_t k = o->k;
 	int r = 0;
 
 	memset(&j, 0, sizeof(j));
+	if (o->stats)
+		memset(o->stats, 0, sizeof(*o->stats));
+	for (size_t s = 0; s < c->nsegs; s++)
+		c->segs[s].offloaded = false;
 	if (k == 0 || k > VV_VEC_MAX_K || d == 0) {
 		r = VV_EINVAL;
 		if (d == 0)
@@ -769,134 +988,61 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 	j.d = d;
 	j.kk = k + SPARE;
 	j.blas = nq >= BLAS_MIN_Q && vv_blas_available();
-	if (!(qp = malloc(nq * d * sizeof(float))) || !(qn = malloc(nq * sizeof(float))) ||
+	if ((r = prep_queries(j.metric, queries, nq, d, &qp, &qn)) < 0 ||
 	    !(rowbuf = malloc(d * sizeof(float)))) {
 		r = VV_ENOMEM;
 		goto out;
 	}
-	memcpy(qp, queries, nq * d * sizeof(float));
-	for (size_t i = 0; i < nq; i++) {
-		double s = 0;
-		for (size_t t = 0; t < d; t++)
-			s += (double)qp[i * d + t] * qp[i * d + t];
-		qn[i] = (float)s;
-		if (j.metric == VV_METRIC_COSINE && s > 0)
-			for (size_t t = 0; t < d; t++)
-				qp[i * d + t] = (float)(qp[i * d + t] / sqrt(s));
-	}
 	j.q = qp;
 	j.qn = qn;
+
+	/* Segments on a vecvault mount: let the daemon scan them. */
 	for (size_t s = 0; s < c->nsegs; s++)
-		nunits += (size_t)((c->segs[s].pub.info.count + UNIT_ROWS - 1) / UNIT_ROWS);
-	if (!(j.units = calloc(nunits ? nunits : 1, sizeof(*j.units)))) {
-		r = VV_ENOMEM;
-		goto out;
-	}
-	for (size_t s = 0; s < c->nsegs; s++) {
-		uint64_t cnt = c->segs[s].pub.info.count;
-		for (uint64_t r0 = 0; r0 < cnt; r0 += UNIT_ROWS) {
-			struct unit *u = &j.units[j.nunits++];
-			u->seg = (uint32_t)s;
-			u->row0 = r0;
-			u->nrows = cnt - r0 < UNIT_ROWS ? cnt - r0 : UNIT_ROWS;
-			j.total += u->nrows;
-		}
-	}
-	for (size_t s = 0; s < c->nsegs; s++)
-		if (c->segs[s].stream && c->segs[s].pub.info.stride > maxstride)
-			maxstride = c->segs[s].pub.info.stride;
-	nthreads = o->threads ? o->threads : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
-	if (nthreads < 1)
-		nthreads = 1;
-	if (nthreads > j.nunits)
-		nthreads = j.nunits ? j.nunits : 1;
-	if (!(ws = calloc(nthreads, sizeof(*ws)))) {
-		r = VV_ENOMEM;
-		goto out;
-	}
-	for (size_t t = 0; t < nthreads; t++) {
-		struct worker *w = &ws[t];
-		/* ~256 KiB of rows per block (half of L2), a multiple of the
-		 * kernel's 3-row tile */
-		size_t br = (256u << 10) / (d * 4);
-		br = br < 3 ? 3 : br > 384 ? 384 : br - br % 3;
-		if (j.blas) {
-			br = BLAS_RBYTES / (d * 4);
-			br = br < 16 ? 16 : br > 4096 ? 4096 : br;
-		}
-		w->j = &j;
-		w->id = (int)t;
-		w->brows = br;
-		w->cand = malloc(nq * j.kk * sizeof(*w->cand));
-		w->tk = malloc(nq * sizeof(*w->tk));
-		w->scratch = malloc(br * d * sizeof(float));
-		w->norms = malloc(br * sizeof(float));
-		w->inv = malloc(br * sizeof(float));
-		{
-			size_t qbmax = j.blas ? BLAS_QBLOCK : QBLOCK;
-			w->out = malloc(br * (nq < qbmax ? nq : qbmax) * sizeof(float) + br * sizeof(float));
-		}
-		if (maxstride) {
-			size_t m = STREAM_BYTES / (br * maxstride);
-			w->iorows = (m ? m : 1) * br;
-			w->io = aligned_alloc(64, (w->iorows * maxstride + 63) & ~(size_t)63);
-		}
-		if (!w->cand || !w->tk || !w->scratch || !w->norms || !w->inv || !w->out ||
-		    (maxstride && !w->io)) {
+		nstream += c->segs[s].stream;
+	if (nstream && offload_allowed(o) && nq * d <= VV_KNN_MAX_FLOATS &&
+	    nq * j.kk <= VV_KNN_MAX_CANDS) {
+		ocap = nstream * j.kk;
+		if (!(io = malloc(sizeof(*io))) || !(oc = malloc(nq * ocap * sizeof(*oc))) ||
+		    !(on = calloc(nq, sizeof(*on)))) {
 			r = VV_ENOMEM;
 			goto out;
 		}
-		for (size_t q = 0; q < nq; q++)
-			vv_topk_init(&w->tk[q], w->cand + q * j.kk, j.kk);
-	}
-	for (started = 1; started < nthreads; started++)
-		if (pthread_create(&ws[started].th, NULL, work, &ws[started]) != 0) {
-			vv_log(VV_LOG_WARN, "knn: could not start thread %zu; continuing with fewer",
-			       started);
-			break;
-		}
-	work(&ws[0]);
-	for (size_t t = 1; t < started; t++)
-		pthread_join(ws[t].th, NULL);
-	/* a bad TEXMEX row anywhere fails the whole search: results may
-	 * already hold rows from that segment */
-	{
-		struct worker *bad = NULL;
-		for (size_t t = 0; t < started; t++)
-			if (ws[t].bad && (!bad || ws[t].bad_seg < bad->bad_seg ||
-					  (ws[t].bad_seg == bad->bad_seg && ws[t].bad_row < bad->bad_row)))
-				bad = &ws[t];
-		struct worker *ioe = NULL;
-		for (size_t t = 0; t < started; t++)
-			if (ws[t].ioerr && (!ioe || ws[t].ioerr_seg < ioe->ioerr_seg))
-				ioe = &ws[t];
-		if (ioe) {
-			r = vv_err_from_errno(ioe->ioerr);
-			seterr(err, errlen, "%s/%s: %s", c->dir, c->segs[ioe->ioerr_seg].name,
-			       strerror(ioe->ioerr));
-			goto out;
-		}
-		if (bad) {
-			r = VV_ECORRUPT;
-			seterr(err, errlen, "%s/%s: row %llu has dimension word %u, expected %zu",
-			       c->dir, c->segs[bad->bad_seg].name, (unsigned long long)bad->bad_row,
-			       bad->bad_dim, d);
-			goto out;
+		for (size_t s = 0; s < c->nsegs; s++) {
+			struct cseg *cs = &c->segs[s];
+			bool filling = false;
+			if (!cs->stream)
+				continue;
+			if (!offload_seg(cs, (uint32_t)s, j.metric, queries, nq, d, j.kk, o->threads, io,
+					 oc, ocap, on, &filling)) {
+				if (o->stats)
+					o->stats->segs_filling += filling;
+				continue;
+			}
+			cs->offloaded = true;
+			if (o->stats) {
+				o->stats->segs_offloaded++;
+				o->stats->rows_offloaded += cs->pub.info.count;
+			}
 		}
 	}
-	if (!(dc = malloc(started * j.kk * sizeof(*dc)))) {
+
+	if ((r = job_run(&j, o->threads, &ws, &nws, &started)) < 0 ||
+	    (r = job_errors(&j, ws, started, err, errlen)) < 0)
+		goto out;
+	if (!(dc = malloc((started * j.kk + ocap) * sizeof(*dc)))) {
 		r = VV_ENOMEM;
 		goto out;
 	}
 	for (size_t q = 0; q < nq; q++) {
 		size_t n = 0;
-		for (size_t t = 0; t < started; t++) {
-			struct vv_topk *tk = &ws[t].tk[q];
-			for (uint32_t i = 0; i < tk->n; i++) {
-				struct vv_cand *cd = &tk->c[i];
-				dc[n].seg = cd->seg;
-				dc[n].row = cd->row;
-				dc[n].d = exact_dist(c, j.metric, cd->seg, cd->row, queries + q * d, d, rowbuf);
+		for (size_t t = 0; t <= started; t++) {
+			const struct vv_cand *cd = t < started ? ws[t].tk[q].c : oc ? oc + q * ocap : NULL;
+			size_t m = t < started ? ws[t].tk[q].n : on ? on[q] : 0;
+			for (size_t i = 0; i < m; i++) {
+				dc[n].seg = cd[i].seg;
+				dc[n].row = cd[i].row;
+				dc[n].d = exact_dist(c, j.metric, cd[i].seg, cd[i].row, queries + q * d, d,
+						     rowbuf);
 				n++;
 			}
 		}
@@ -912,22 +1058,95 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		}
 	}
 out:
-	if (ws)
-		for (size_t t = 0; t < nthreads; t++) {
-			free(ws[t].cand);
-			free(ws[t].tk);
-			free(ws[t].scratch);
-			free(ws[t].norms);
-			free(ws[t].inv);
-			free(ws[t].out);
-			free(ws[t].io);
-		}
-	free(ws);
-	free(j.units);
+	job_free(&j, ws, nws);
 	free(dc);
 	free(qp);
 	free(qn);
 	free(rowbuf);
+	free(io);
+	free(oc);
+	free(on);
+	return r;
+}
+
+/* Merge the workers' heaps of one query into its kk best, best first. */
+static int cand_cmp(const void *a, const void *b)
+{
+	const struct vv_cand *x = a, *y = b;
+
+	return vv_cand_less(x, y) ? -1 : vv_cand_less(y, x) ? 1 : 0;
+}
+
+int vv_segment_knn(const uint8_t *base, size_t len, const struct vv_segment_info *si,
+		   enum vv_metric m, const float *queries, size_t nq, uint32_t kk,
+		   unsigned threads, struct vv_knn_ioc_cand *out)
+{
+	struct cseg seg;
+	struct vv_collection c;
+	struct vv_search_opts o;
+	struct job j;
+	struct worker *ws = NULL;
+	struct vv_cand *all = NULL;
+	float *qp = NULL, *qn = NULL;
+	size_t nws = 0, started = 0, d = si->dim;
+	int r;
+
+	/* the probe checked si against the file size; check it against len
+	 * (TEXMEX: data_off and stride include the next row's dim word) */
+	if (!nq || !kk || !d || (m != VV_METRIC_L2 && m != VV_METRIC_IP && m != VV_METRIC_COSINE) ||
+	    (si->count && si->data_off + (si->count - 1) * si->stride +
+			  (uint64_t)d * vv_dtype_size(si->dtype) > len))
+		return VV_EINVAL;
+	memset(&seg, 0, sizeof(seg));
+	memset(&c, 0, sizeof(c));
+	memset(&o, 0, sizeof(o));
+	memset(&j, 0, sizeof(j));
+	seg.name = (char *)"segment";
+	seg.pub.name = seg.name;
+	seg.pub.info = *si;
+	seg.base = (uint8_t *)base;
+	seg.len = len;
+	seg.fd = -1;
+	c.dir = (char *)"daemon";
+	c.segs = &seg;
+	c.nsegs = 1;
+	c.schema.dim = si->dim;
+	c.schema.dtype = si->dtype;
+	c.schema.metric = m;
+	j.c = &c;
+	j.o = &o;
+	j.kern = vv_kernels_get();
+	j.metric = m;
+	j.nq = nq;
+	j.d = d;
+	j.kk = kk;
+	j.blas = nq >= BLAS_MIN_Q && vv_blas_available();
+	if ((r = prep_queries(m, queries, nq, d, &qp, &qn)) < 0)
+		goto out;
+	j.q = qp;
+	j.qn = qn;
+	if ((r = job_run(&j, threads, &ws, &nws, &started)) < 0 ||
+	    (r = job_errors(&j, ws, started, NULL, 0)) < 0)
+		goto out;
+	if (!(all = malloc(started * kk * sizeof(*all) + 1))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	for (size_t q = 0; q < nq; q++) {
+		size_t n = 0;
+		for (size_t t = 0; t < started; t++)
+			for (uint32_t i = 0; i < ws[t].tk[q].n; i++)
+				all[n++] = ws[t].tk[q].c[i];
+		qsort(all, n, sizeof(*all), cand_cmp);
+		for (size_t i = 0; i < kk; i++)
+			out[q * kk + i] = i < n ? (struct vv_knn_ioc_cand){ all[i].d, 0, all[i].row }
+						: (struct vv_knn_ioc_cand){ INFINITY, 0, VV_KNN_NO_ROW };
+	}
+out:
+	job_free(&j, ws, nws);
+	free(all);
+	free(qp);
+	free(qn);
 	return r;
 }
 

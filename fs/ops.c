@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "vecvault/error.h"
+#include "vecvault/knn_ioctl.h"
 #include "vecvault/log.h"
 #include "fs_int.h"
 
@@ -540,6 +541,40 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, buf, (size_t)n);
 }
 
+/* The query offload (knn_ioctl.h): the only ioctl vecvault answers.  The
+ * kernel copies exactly sizeof(struct vv_knn_ioc) each way (a restricted
+ * ioctl: the size is in the command number). */
+static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+		     struct fuse_file_info *fi, unsigned flags, const void *in_buf,
+		     size_t in_bufsz, size_t out_bufsz)
+{
+	struct vv_fs *fs = FS(req);
+	struct vv_knn_ioc *io;
+	struct req_ctx rc;
+	int r;
+
+	(void)ino;
+	(void)arg;
+	if (cmd != (unsigned int)VV_IOC_KNN || (flags & (FUSE_IOCTL_COMPAT | FUSE_IOCTL_DIR)) ||
+	    in_bufsz != sizeof(*io) || out_bufsz != sizeof(*io)) {
+		fuse_reply_err(req, ENOTTY);
+		return;
+	}
+	if (!(io = malloc(sizeof(*io)))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(io, in_buf, sizeof(*io));
+	ident_get(&fs->ident, req, &rc);
+	r = vv_vault_knn(fs->v, &rc.c, FH(fi), io);
+	if (r < 0)
+		reply_err(req, r);
+	else
+		fuse_reply_ioctl(req, 0, io, sizeof(*io));
+	ident_put(&rc);
+	free(io);
+}
+
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
@@ -895,4 +930,5 @@ const struct fuse_lowlevel_ops vv_fs_ops = {
 	.create = fs_create,
 	.fallocate = fs_fallocate,
 	.lseek = fs_lseek,
+	.ioctl = fs_ioctl,
 };

@@ -15,6 +15,7 @@
  * daemon then closes the vault (a durable final commit) and exits.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -38,7 +39,7 @@ static const char usage[] =
 	"usage: vecvault mount STORE MNT [--passfile FILE | --extpass CMD] [-f] [-d]\n"
 	"                      [-o OPT[,OPT...]] [--audit-log PATH] [--audit-required]\n"
 	"                      [--accept-rollback] [--audit-lookups] [--no-audit]\n"
-	"                      [--log FILE] [--pid-file FILE]\n"
+	"                      [--log FILE] [--pid-file FILE] [--knn-cache SIZE]\n"
 	"Mount the vault in STORE at the directory MNT.\n"
 	"  -f, --foreground   stay in the foreground (log to stderr)\n"
 	"  -d, --debug        trace every FUSE request (implies -f)\n"
@@ -52,6 +53,9 @@ static const char usage[] =
 	"                     nothing is recorded, not even denials)\n"
 	"  --log FILE         daemon log (default: syslog)\n"
 	"  --pid-file FILE    write the daemon's pid (removed at exit)\n"
+	"  --knn-cache SIZE   memory for decrypted segments that `vecvault query`\n"
+	"                     has the daemon scan (K/M/G/T suffixes; default a\n"
+	"                     quarter of RAM; 0 turns the query offload off)\n"
 	"Unmount with: fusermount3 -u MNT\n";
 
 struct mount_args {
@@ -60,11 +64,38 @@ struct mount_args {
 	bool foreground, debug;
 	const char *audit_log, *log, *pid_file;
 	bool audit_required, accept_rollback, audit_lookups, no_audit;
+	bool knn_off;
+	size_t knn_cache;
 	struct vv_fs_opts fo;
 	char store_abs[PATH_MAX], mnt_abs[PATH_MAX];
 	char log_abs[PATH_MAX], pid_abs[PATH_MAX], audit_abs[PATH_MAX];
 	char fsname[PATH_MAX + 16];
 };
+
+/* "0", "4096", "512M", "8G", "1T" (powers of 1024). */
+static int parse_size(const char *s, size_t *out)
+{
+	unsigned long long v, mul = 1;
+	char *end;
+
+	errno = 0;
+	if (!s[0] || s[0] == '-')
+		return -1;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	switch (*end) {
+	case 'K': case 'k': mul = 1ull << 10; end++; break;
+	case 'M': case 'm': mul = 1ull << 20; end++; break;
+	case 'G': case 'g': mul = 1ull << 30; end++; break;
+	case 'T': case 't': mul = 1ull << 40; end++; break;
+	default: break;
+	}
+	if (*end || (v && mul > SIZE_MAX / v))
+		return -1;
+	*out = (size_t)(v * mul);
+	return 0;
+}
 
 static int parse_o(struct mount_args *a, const char *list)
 {
@@ -183,6 +214,8 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 	if (a->no_audit)
 		vo.flags |= VV_VAULT_NO_AUDIT;
 	vo.purpose = "mount";
+	vo.knn_off = a->knn_off;
+	vo.knn_cache_bytes = a->knn_cache;
 	if (a->accept_rollback)
 		vo.flags |= VV_VAULT_ACCEPT_ROLLBACK;
 	if (a->fo.ro)
@@ -299,6 +332,7 @@ int cmd_mount(int argc, char **argv)
 		{ "no-audit", no_argument, NULL, 'N' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "pid-file", required_argument, NULL, 'P' },
+		{ "knn-cache", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -324,6 +358,14 @@ int cmd_mount(int argc, char **argv)
 		case 'N': a.no_audit = true; break;
 		case 'l': a.log = optarg; break;
 		case 'P': a.pid_file = optarg; break;
+		case 'K':
+			if (parse_size(optarg, &a.knn_cache) < 0) {
+				die_msg("mount", "bad --knn-cache '%s' (a size such as 512M, 8G or 0)",
+					optarg);
+				return 2;
+			}
+			a.knn_off = a.knn_cache == 0;
+			break;
 		case 'o':
 			if (parse_o(&a, optarg) < 0)
 				return 2;

@@ -26,7 +26,8 @@
 static const char usage[] =
 	"usage: vecvault query DIR (-q QUERIES.{fvecs,npy} | --vector \"x,y,...\") [-k 10]\n"
 	"                      [--metric l2|ip|cosine] [--threads N]\n"
-	"                      [--format text|json|npy|ivecs] [-o OUT] [--skip-bad] [--stats]\n";
+	"                      [--format text|json|npy|ivecs] [-o OUT] [--skip-bad] [--stats]\n"
+	"                      [--no-offload]\n";
 
 enum fmt { F_TEXT, F_JSON, F_NPY, F_IVECS };
 
@@ -208,12 +209,14 @@ int cmd_query(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "skip-bad", no_argument, NULL, 'S' },
 		{ "stats", no_argument, NULL, 'T' },
+		{ "no-offload", no_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *qfile = NULL, *vec = NULL, *outpath = NULL, *dir;
 	struct vv_schema ov = { 0 };
 	struct vv_search_opts so = { .k = 10 };
+	struct vv_search_stats st;
 	struct vv_collection *c = NULL;
 	struct vv_hit *hits = NULL;
 	struct progress pr = { -1 };
@@ -237,6 +240,7 @@ int cmd_query(int argc, char **argv)
 		case 'o': outpath = optarg; break;
 		case 'S': skip_bad = true; break;
 		case 'T': stats = true; break;
+		case 'O': so.no_offload = true; break;
 		case 'k':
 		case 't':
 			errno = 0;
@@ -328,6 +332,8 @@ int cmd_query(int argc, char **argv)
 			so.progress_ctx = &pr;
 		}
 	}
+	if (stats)
+		so.stats = &st;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = vv_collection_search(c, q, nq, &so, hits, err, sizeof(err));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -339,6 +345,9 @@ int cmd_query(int argc, char **argv)
 			bytes += vv_collection_seg(c, i)->file_size;
 		fprintf(stderr, "vecvault query: stats: kernel %s search %.6f s, %.2f GB/s of segment bytes\n",
 			vv_knn_kernel_name(), s, s > 0 ? (double)bytes / s / 1e9 : 0.0);
+		fprintf(stderr, "vecvault query: stats: offload: %u of %zu segments scanned by the daemon, "
+			"%u still being decrypted there\n", st.segs_offloaded, vv_collection_nsegs(c),
+			st.segs_filling);
 	}
 	if (so.progress)
 		fputs("\n", stderr);

@@ -35,6 +35,8 @@ enum {
 	VV_ETXTBSY = -23,
 	VV_E2BIG = -24,         /* xattr value or list too large */
 	VV_ENXIO = -25,         /* lseek SEEK_DATA/SEEK_HOLE past the end */
+	VV_ENOTTY = -26,        /* ioctl not offered (query offload off) */
+	VV_EAGAIN = -27,        /* not ready yet: try again later */
 	VV_EBADPASS = -30,      /* wrong passphrase or key file */
 	VV_ECORRUPT = -31,      /* stored data failed authentication or is malformed */
 	VV_EFORMAT = -32,       /* not a vecvault store, or unsupported format version */

@@ -76,6 +76,9 @@ struct vv_vault_opts {
 	bool audit_lookups;          /* also record successful lookup/getattr */
 	const char *purpose;         /* recorded in the audit log at open and close:
 	                                "mount", "fsck", ...; NULL = "open" */
+	bool knn_off;                /* no query offload (vv_vault_knn) */
+	size_t knn_cache_bytes;      /* its decrypted-segment cache; 0 = default:
+	                                a quarter of physical memory */
 };
 
 /* Create a new vault in dir (must not exist, or be an empty directory):
@@ -189,6 +192,16 @@ int vv_vault_fallocate(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 /* SEEK_DATA / SEEK_HOLE. */
 int vv_vault_lseek(struct vv_vault *v, struct vv_file *fh, int64_t off, int whence,
 		   int64_t *out);
+/* The query offload (knn_ioctl.h): scan the segment open as fh (not
+ * write-only) for the request in io, replacing it with the reply.  The
+ * segment is decrypted into the offload cache on first use.  VV_ENOTTY when
+ * the offload is off, VV_EFBIG when the file exceeds the cache, VV_EINVAL /
+ * VV_E2BIG for a malformed request or a dimension that is not the
+ * segment's, VV_ECORRUPT / VV_EFORMAT... for a segment that does not parse.
+ * Audited as "scan"; the file's size counts as bytes read on fh. */
+struct vv_knn_ioc;
+int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
+		 struct vv_knn_ioc *io);
 
 /* --- directories ------------------------------------------------------------ */
 struct vv_dirent {

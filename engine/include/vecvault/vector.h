@@ -167,6 +167,14 @@ struct vv_search_opts {
 	/* Called now and then from one thread with rows done / total (may be NULL). */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
+	bool no_offload;         /* never ask the daemon to scan (knn_ioctl.h) */
+	struct vv_search_stats *stats;   /* filled if not NULL */
+};
+
+struct vv_search_stats {
+	uint32_t segs_offloaded;  /* segments the vecvault daemon scanned */
+	uint32_t segs_filling;    /* segments it was still decrypting (scanned here) */
+	uint64_t rows_offloaded;
 };
 
 /* Exact k-NN of nq queries (row-major float, dim = the schema's) over the
@@ -179,6 +187,18 @@ struct vv_search_opts {
 int vv_collection_search(struct vv_collection *c, const float *queries, size_t nq,
 			 const struct vv_search_opts *o, struct vv_hit *hits,
 			 char *err, size_t errlen);
+
+/* The daemon's side of the query offload (knn_ioctl.h): exact k-NN over one
+ * segment held in memory (base, len: the whole file; si: its probe).  For
+ * each of the nq raw queries, the kk best rows by float32 distance, best
+ * first by (distance, row), go to out[q*kk ...]; unused slots have row
+ * VV_KNN_NO_ROW.  threads 0 = all CPUs.  Returns 0, VV_EINVAL (bad
+ * arguments or si not within len), VV_ECORRUPT (a TEXMEX row whose dim word
+ * is wrong) or VV_ENOMEM. */
+struct vv_knn_ioc_cand;
+int vv_segment_knn(const uint8_t *base, size_t len, const struct vv_segment_info *si,
+		   enum vv_metric m, const float *queries, size_t nq, uint32_t kk,
+		   unsigned threads, struct vv_knn_ioc_cand *out);
 
 /* Load a query file (.fvecs or .npy of any supported dtype, or .bvecs/.ivecs)
  * into a malloc'd row-major float array (caller frees).  err as above. */

@@ -1,0 +1,77 @@
+/*
+ * knn_ioctl.h - the query offload: `vecvault query` asks the daemon to scan
+ * a segment it has open on the mount, and gets back the best candidates.
+ *
+ * Why: FUSE on current kernels keeps its page cache in 4 KiB pages, so a
+ * fresh process that reads or maps a warm 512 MB segment pays ~130k page
+ * copies or faults, about twice the scan itself; ext4 maps large folios.
+ * The daemon instead keeps decrypted segments in long-lived memory (huge
+ * pages where the kernel allows) and scans them there (docs/query.md).
+ *
+ * Access: the request is an ioctl on a file descriptor the caller opened
+ * through the mount for reading, so the kernel and the daemon have already
+ * checked access and the open is in the audit log; the daemon refuses a
+ * handle opened write-only, records a "scan" audit record and counts the
+ * segment's bytes in the handle's read total.
+ *
+ * The ioctl is "restricted" (its size is in the command number), so the
+ * kernel copies exactly VV_KNN_IOC_BYTES in and out.  Input: the header,
+ * then nq * dim floats.  Output: the header (status fields filled), then
+ * nq * kk candidates, query-major, best first by (distance, row); unused
+ * slots have row = VV_KNN_NO_ROW.  Distances are float32 in the engine's
+ * "smaller is better" form (vector.h); the caller re-ranks in double.
+ *
+ * Errors: EAGAIN while the daemon is still decrypting the segment (the
+ * first request starts that in the background), ENOTTY when the offload is
+ * off, EFBIG when the segment exceeds the daemon's offload cache, EINVAL /
+ * E2BIG for a request it cannot take.  On any error the caller scans the
+ * segment itself.
+ */
+#ifndef VECVAULT_KNN_IOCTL_H
+#define VECVAULT_KNN_IOCTL_H
+
+#include <stdint.h>
+#include <sys/ioctl.h>
+
+#define VV_KNN_MAGIC 0x4e4e4b56u          /* "VKNN": a request */
+#define VV_KNN_MAGIC_REPLY 0x524e4b56u    /* "VKNR": the daemon answered */
+#define VV_KNN_VERSION 1u
+#define VV_KNN_IOC_BYTES 16320u           /* < 16 KiB: fits _IOC_SIZE */
+#define VV_KNN_NO_ROW UINT64_MAX
+
+struct vv_knn_ioc_hdr {
+	uint32_t magic;          /* in: VV_KNN_MAGIC; out: VV_KNN_MAGIC_REPLY */
+	uint32_t version;        /* in: VV_KNN_VERSION */
+	uint32_t metric;         /* in: enum vv_metric, not NONE */
+	uint32_t dim;            /* in: must equal the segment's */
+	uint32_t nq;             /* in: queries that follow */
+	uint32_t kk;             /* in: candidates wanted per query */
+	uint32_t threads;        /* in: 0 = the daemon's choice */
+	uint32_t format;         /* in: enum vv_seg_format, as the caller parsed it */
+	uint64_t rows;           /* out: rows scanned */
+	uint32_t pad[2];
+};
+
+struct vv_knn_ioc_cand {
+	float d;
+	uint32_t pad;
+	uint64_t row;
+};
+
+#define VV_KNN_PAYLOAD (VV_KNN_IOC_BYTES - sizeof(struct vv_knn_ioc_hdr))
+#define VV_KNN_MAX_FLOATS (VV_KNN_PAYLOAD / sizeof(float))
+#define VV_KNN_MAX_CANDS (VV_KNN_PAYLOAD / sizeof(struct vv_knn_ioc_cand))
+
+struct vv_knn_ioc {
+	struct vv_knn_ioc_hdr h;
+	union {
+		float q[VV_KNN_MAX_FLOATS];
+		struct vv_knn_ioc_cand c[VV_KNN_MAX_CANDS];
+	} u;
+};
+
+_Static_assert(sizeof(struct vv_knn_ioc) == VV_KNN_IOC_BYTES, "knn ioctl size");
+
+#define VV_IOC_KNN _IOWR('v', 0x4b, struct vv_knn_ioc)
+
+#endif
