@@ -3,10 +3,13 @@
  * collection boundaries, open-unlinked files, readdir cookies, and failure
  * paths made by swapping the OS table (ENOSPC on chunk writes, EIO on the
  * metadata log): errors come back as codes, the vault never serves wrong
- * data, and what was committed survives a reopen.
+ * data, and what was committed survives a reopen.  Also the query offload
+ * (vv_vault_knn): the background fill, answers against a brute force, the
+ * cache dropped on writes and truncation, refusals, and close mid-fill.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +17,12 @@
 #include <unistd.h>
 
 #include "os.h"
+#include "knn_ref.h"
 #include "tap.h"
 #include "vecvault/error.h"
+#include "vecvault/knn_ioctl.h"
 #include "vecvault/vault.h"
+#include "vecvault/vector.h"
 
 #define PASS "vault unit test"
 
@@ -54,6 +60,18 @@ static struct vv_os_ops faulty;
 static struct vv_vault *open_vault(void)
 {
 	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT };
+	struct vv_vault *v = NULL;
+	int r = vv_vault_open(store, PASS, strlen(PASS), &o, &v);
+
+	if (r < 0)
+		printf("# open: %s\n", vv_strerror(r));
+	return v;
+}
+
+static struct vv_vault *open_vault_knn(bool off, size_t cap)
+{
+	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT, .knn_off = off,
+				   .knn_cache_bytes = cap };
 	struct vv_vault *v = NULL;
 	int r = vv_vault_open(store, PASS, strlen(PASS), &o, &v);
 
@@ -104,6 +122,372 @@ static int count_entry(void *ctx, const struct vv_dirent *e, const struct vv_att
 {
 	(*(int *)ctx)++;
 	return 0;
+}
+
+/* --- the query offload ---------------------------------------------------------- */
+#define KN 20000
+#define KD 16
+#define KHDR 128                   /* npy header of the segments below */
+
+static float frand(unsigned *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+/* An .npy file (format 1.0, '<f4', shape (n, d)) of the floats x; its data
+ * starts at KHDR. */
+static uint8_t *npy_f32(const float *x, size_t n, unsigned d, size_t *len)
+{
+	char dict[KHDR];
+	int hl = snprintf(dict, sizeof(dict), "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %u), }",
+			  n, d);
+	size_t h = KHDR - 10;
+	uint8_t *b = malloc(KHDR + n * d * 4);
+
+	memcpy(b, "\x93NUMPY\x01\x00", 8);
+	b[8] = (uint8_t)h;
+	b[9] = (uint8_t)(h >> 8);
+	memcpy(b + 10, dict, (size_t)hl);
+	memset(b + 10 + hl, ' ', h - (size_t)hl - 1);
+	b[KHDR - 1] = '\n';
+	memcpy(b + KHDR, x, n * d * 4);
+	*len = KHDR + n * d * 4;
+	return b;
+}
+
+static void knn_req(struct vv_knn_ioc *io, enum vv_metric m, uint32_t dim, uint32_t nq, uint32_t kk,
+		    const float *q)
+{
+	memset(io, 0, sizeof(*io));
+	io->h.magic = VV_KNN_MAGIC;
+	io->h.version = VV_KNN_VERSION;
+	io->h.metric = (uint32_t)m;
+	io->h.dim = dim;
+	io->h.nq = nq;
+	io->h.kk = kk;
+	io->h.threads = 2;
+	io->h.format = VV_SEG_NPY;
+	if (q)
+		memcpy(io->u.q, q, (size_t)nq * dim * sizeof(float));
+}
+
+/* Ask with req (copied into io each time) until the segment is no longer
+ * being filled: the first other answer, polling every 10 ms for ~10 s. */
+static int knn_wait(struct vv_vault *v, struct vv_file *fh, const struct vv_knn_ioc *req,
+		    struct vv_knn_ioc *io)
+{
+	int r = VV_EAGAIN;
+
+	for (int i = 0; i < 1000 && r == VV_EAGAIN; i++) {
+		*io = *req;
+		if ((r = vv_vault_knn(v, &root_c, fh, io)) == VV_EAGAIN)
+			usleep(10000);
+	}
+	return r;
+}
+
+static double kdist(enum vv_metric m, const float *x, const float *q)
+{
+	return knn_ref_dist(m, x, q, KD);
+}
+
+/* Problems in a reply's candidates against a double-precision brute force
+ * over x (n rows): per query the kk best by (distance, row), where a
+ * different row is allowed only if its exact distance ties the true one
+ * within 1e-5 (relative, floor 1); sorted; the float distance near the
+ * exact one; slots past n empty. */
+static int knn_bad(const struct vv_knn_ioc *io, enum vv_metric m, const float *q, uint32_t nq, uint32_t kk,
+		   const float *x, size_t n)
+{
+	double *d = malloc(n * sizeof(double));
+	int bad = 0;
+
+	for (uint32_t qi = 0; qi < nq; qi++) {
+		const struct vv_knn_ioc_cand *c = io->u.c + (size_t)qi * kk;
+		uint64_t prev = VV_KNN_NO_ROW;
+		double prevd = -INFINITY;
+		for (size_t i = 0; i < n; i++)
+			d[i] = kdist(m, x + i * KD, q + (size_t)qi * KD);
+		for (uint32_t s = 0; s < kk; s++) {
+			/* the true s-th: smallest (d, row) above the previous */
+			size_t best = n;
+			double dr;
+			for (size_t i = 0; i < n; i++)
+				if ((d[i] > prevd || (d[i] == prevd && prev != VV_KNN_NO_ROW && i > prev)) &&
+				    (best == n || d[i] < d[best]))
+					best = i;
+			if (best == n) {
+				bad += c[s].row != VV_KNN_NO_ROW;
+				continue;
+			}
+			prev = best;
+			prevd = d[best];
+			if (c[s].row >= n) {
+				bad++;
+				continue;
+			}
+			dr = d[c[s].row];
+			if (c[s].row != best)
+				bad += fabs(dr - d[best]) > 1e-5 * (1 + fabs(d[best]));
+			bad += fabs((double)c[s].d - dr) > 1e-4 * (1 + fabs(dr));
+			if (s)
+				bad += !(c[s - 1].d < c[s].d || (c[s - 1].d == c[s].d && c[s - 1].row < c[s].row));
+		}
+	}
+	free(d);
+	return bad;
+}
+
+static void test_knn(void)
+{
+	struct vv_vault *v;
+	struct vv_attr a, kc;
+	struct vv_file *rfh = NULL, *wfh = NULL;
+	struct vv_knn_ioc *req = malloc(sizeof(*req)), *io = malloc(sizeof(*io));
+	float *x = malloc((size_t)KN * KD * sizeof(float)), q[2 * KD];
+	uint64_t ino, ino2;
+	unsigned seed = 2024;
+	size_t len;
+	uint8_t *seg;
+	bool kc_;
+	int r, hits;
+
+	for (size_t i = 0; i < (size_t)KN * KD; i++)
+		x[i] = frand(&seed);
+	for (int t = 0; t < KD; t++) {
+		q[t] = x[4321 * KD + t] + 0.01f * frand(&seed);   /* near row 4321 */
+		q[KD + t] = frand(&seed);
+	}
+	seg = npy_f32(x, KN, KD, &len);
+
+	v = open_vault_knn(false, 0);
+	ok(v != NULL, "knn: open with the offload on (default cache)");
+	if (!v)
+		goto out;
+	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "kc", 0755, &kc), 0, "knn: mkdir a collection");
+	is_int(write_file(v, kc.ino, "seg.npy", seg, len, &ino), 0, "knn: write a 20000 x 16 f32 .npy");
+	is_int(vv_vault_open_file(v, &root_c, ino, O_RDONLY, &rfh, &kc_), 0, "knn: open it O_RDONLY");
+
+	/* first request: the fill starts in the background */
+	knn_req(req, VV_METRIC_L2, KD, 2, 10, q);
+	*io = *req;
+	is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EAGAIN, "knn: first request starts the fill: EAGAIN");
+	is_int(knn_wait(v, rfh, req, io), 0, "knn: answered once the segment is decrypted");
+	ok(io->h.magic == VV_KNN_MAGIC_REPLY && io->h.version == VV_KNN_VERSION && io->h.rows == KN &&
+	   io->h.dim == KD && io->h.nq == 2 && io->h.kk == 10 && io->h.metric == VV_METRIC_L2 &&
+	   io->h.format == VV_SEG_NPY, "knn: reply header (VKNR, rows = count, request echoed)");
+	is_int(knn_bad(io, VV_METRIC_L2, q, 2, 10, x, KN), 0, "knn: l2 candidates equal the brute force");
+	ok(io->u.c[0].row == 4321, "knn: the row the query was made near is the best");
+	*io = *req;
+	is_int(vv_vault_knn(v, &root_c, rfh, io), 0, "knn: a second request is answered from the cache at once");
+	knn_req(req, VV_METRIC_COSINE, KD, 2, 7, q);
+	*io = *req;
+	r = vv_vault_knn(v, &root_c, rfh, io);
+	ok(r == 0 && knn_bad(io, VV_METRIC_COSINE, q, 2, 7, x, KN) == 0, "knn: cosine, k 7 equal the brute force");
+	knn_req(req, VV_METRIC_IP, KD, 1, 1, q + KD);
+	*io = *req;
+	r = vv_vault_knn(v, &root_c, rfh, io);
+	ok(r == 0 && knn_bad(io, VV_METRIC_IP, q + KD, 1, 1, x, KN) == 0, "knn: ip, k 1 equals the brute force");
+	{
+		/* the largest request that fits: nq * dim = VV_KNN_MAX_FLOATS rounded down */
+		uint32_t nq = (uint32_t)(VV_KNN_MAX_FLOATS / KD);
+		knn_req(req, VV_METRIC_L2, KD, nq, 1, NULL);
+		for (uint32_t i = 0; i < nq; i++)
+			memcpy(req->u.q + (size_t)i * KD, x + (size_t)(i * 71) * KD, KD * sizeof(float));
+		*io = *req;
+		r = vv_vault_knn(v, &root_c, rfh, io);
+		hits = 0;
+		for (uint32_t i = 0; r == 0 && i < nq; i++)
+			hits += io->u.c[i].row == (uint64_t)i * 71 && fabsf(io->u.c[i].d) < 1e-4f;
+		ok(r == 0 && io->h.nq == nq && hits == (int)nq,
+		   "knn: 254 queries (the most that fit: batch path) answered, each by its own row");
+	}
+
+	/* a write through another handle drops the entry */
+	is_int(vv_vault_open_file(v, &root_c, ino, O_WRONLY, &wfh, &kc_), 0, "knn: open it O_WRONLY too");
+	memcpy(x + 17 * KD, q, KD * sizeof(float));
+	is_int(vv_vault_write(v, &root_c, wfh, q, KD * sizeof(float), KHDR + 17 * KD * sizeof(float)),
+	       KD * sizeof(float), "knn: rewrite row 17 as the first query");
+	knn_req(req, VV_METRIC_L2, KD, 2, 10, q);
+	*io = *req;
+	is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EAGAIN, "knn: after the write: EAGAIN (entry dropped)");
+	is_int(knn_wait(v, rfh, req, io), 0, "knn: answered again after the refill");
+	ok(io->u.c[0].row == 17 && io->u.c[0].d == 0 && io->u.c[1].row == 4321,
+	   "knn: the rewritten row is now the best, the old best second");
+	is_int(knn_bad(io, VV_METRIC_L2, q, 2, 10, x, KN), 0, "knn: and all candidates equal the new brute force");
+
+	/* refusals */
+	*io = *req;
+	is_int(vv_vault_knn(v, &root_c, wfh, io), VV_EBADF, "knn: on a write-only handle: EBADF");
+	knn_req(io, VV_METRIC_L2, KD - 1, 1, 5, q);
+	is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EINVAL, "knn: dim 15 on a dim 16 segment: EINVAL");
+	knn_req(io, VV_METRIC_L2, KD + 1, 1, 5, q);
+	is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EINVAL, "knn: dim 17 on a dim 16 segment: EINVAL");
+	knn_req(io, VV_METRIC_L2, KD, 1, 5, q);
+	io->h.magic = VV_KNN_MAGIC_REPLY;
+	is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EINVAL, "knn: bad magic: EINVAL");
+	knn_req(io, VV_METRIC_L2, KD, 1, 5, q);
+	io->h.version = VV_KNN_VERSION + 1;
+	is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EINVAL, "knn: unknown version: EINVAL");
+	knn_req(io, VV_METRIC_NONE, KD, 1, 5, q);
+	is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EINVAL, "knn: metric NONE: EINVAL");
+	knn_req(io, VV_METRIC_L2, KD, 1, 5, q);
+	io->h.format = VV_SEG_NONE;
+	is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EINVAL, "knn: format NONE: EINVAL");
+	knn_req(io, VV_METRIC_L2, KD, 0, 5, q);
+	is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EINVAL, "knn: nq 0: EINVAL");
+	knn_req(io, VV_METRIC_L2, KD, 1, 0, q);
+	is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EINVAL, "knn: kk 0: EINVAL");
+	knn_req(io, VV_METRIC_L2, KD, (uint32_t)(VV_KNN_MAX_FLOATS / KD) + 1, 1, NULL);
+	is_int(vv_vault_knn(v, &root_c, rfh, io), VV_E2BIG, "knn: nq * dim past the payload: E2BIG");
+	knn_req(io, VV_METRIC_L2, KD, 2, (uint32_t)(VV_KNN_MAX_CANDS / 2) + 1, q);
+	is_int(vv_vault_knn(v, &root_c, rfh, io), VV_E2BIG, "knn: nq * kk past the payload: E2BIG");
+	knn_req(io, VV_METRIC_L2, KD, 1, 5, q);
+	io->h.format = VV_SEG_FVECS;
+	r = vv_vault_knn(v, &root_c, rfh, io);
+	ok(r < 0 && r != VV_EAGAIN && io->h.magic == VV_KNN_MAGIC, "knn: an .npy asked for as fvecs: refused");
+
+	/* truncation drops the entry too: the short file no longer parses,
+	 * which the daemon finds from its header before decrypting anything;
+	 * extended back (the last row zeros) it is filled and answered again */
+	{
+		struct vv_setattr sa = { .valid = VV_SET_SIZE, .size = len - KD * sizeof(float) };
+		is_int(vv_vault_setattr(v, &root_c, ino, &sa, &a), 0, "knn: truncate one row off");
+		*io = *req;
+		is_int(vv_vault_knn(v, &root_c, rfh, io), VV_ECORRUPT,
+		       "knn: after the truncate: the npy no longer parses (no stale answer)");
+		sa.size = len;
+		is_int(vv_vault_setattr(v, &root_c, ino, &sa, &a), 0, "knn: extend it back");
+		*io = *req;
+		is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EAGAIN, "knn: extended: EAGAIN (refill)");
+		is_int(knn_wait(v, rfh, req, io), 0, "knn: extended: answered again");
+		ok(io->h.magic == VV_KNN_MAGIC_REPLY && io->h.rows == KN, "knn: extended: all rows scanned");
+	}
+	vv_vault_release(v, wfh);
+	vv_vault_release(v, rfh);
+
+	/* TEXMEX through the vault: a 3000 x 16 fvecs */
+	{
+		size_t n = 3000, stride = 4 + KD * 4;
+		uint8_t *fv = malloc(n * stride);
+		struct vv_file *fh;
+		for (size_t i = 0; i < n; i++) {
+			fv[i * stride] = KD;
+			fv[i * stride + 1] = fv[i * stride + 2] = fv[i * stride + 3] = 0;
+			memcpy(fv + i * stride + 4, x + i * KD, KD * 4);
+		}
+		is_int(write_file(v, kc.ino, "seg.fvecs", fv, n * stride, &ino2), 0, "knn: write a 3000 x 16 fvecs");
+		is_int(vv_vault_open_file(v, &root_c, ino2, O_RDONLY, &fh, &kc_), 0, "knn: open it");
+		knn_req(req, VV_METRIC_L2, KD, 2, 10, q);
+		req->h.format = VV_SEG_FVECS;
+		*io = *req;
+		is_int(vv_vault_knn(v, &root_c, fh, io), VV_EAGAIN, "knn: fvecs: first request EAGAIN");
+		r = knn_wait(v, fh, req, io);
+		is_int(r, 0, "knn: fvecs: answered once ready");
+		ok(r == 0 && io->h.rows == n && knn_bad(io, VV_METRIC_L2, q, 2, 10, x, n) == 0,
+		   "knn: fvecs: rows = 3000, candidates equal the brute force");
+		vv_vault_release(v, fh);
+		free(fv);
+	}
+	is_int(vv_vault_close(v), 0, "knn: close");
+
+	/* the cache is bounded: room for one segment, the idle one goes */
+	memcpy(x + 17 * KD, x + 18 * KD, KD * sizeof(float));
+	memcpy(seg + KHDR, x, (size_t)KN * KD * 4);
+	v = open_vault_knn(false, 2u << 20);
+	ok(v != NULL, "knn: open with a 2 MiB offload cache");
+	if (v) {
+		struct vv_file *fa, *fb;
+		uint64_t ia, ib;
+		write_file(v, kc.ino, "a.npy", seg, len, &ia);
+		write_file(v, kc.ino, "b.npy", seg, len, &ib);
+		vv_vault_open_file(v, &root_c, ia, O_RDONLY, &fa, &kc_);
+		vv_vault_open_file(v, &root_c, ib, O_RDONLY, &fb, &kc_);
+		knn_req(req, VV_METRIC_L2, KD, 1, 3, q);
+		*io = *req;
+		r = vv_vault_knn(v, &root_c, fa, io);
+		ok(r == VV_EAGAIN && knn_wait(v, fa, req, io) == 0, "knn: a.npy filled");
+		*io = *req;
+		r = vv_vault_knn(v, &root_c, fb, io);
+		ok(r == VV_EAGAIN && knn_wait(v, fb, req, io) == 0 && io->u.c[0].row == 4321,
+		   "knn: b.npy filled too (a.npy evicted to make room)");
+		*io = *req;
+		is_int(vv_vault_knn(v, &root_c, fb, io), 0, "knn: b.npy stays cached");
+		*io = *req;
+		is_int(vv_vault_knn(v, &root_c, fa, io), VV_EAGAIN, "knn: a.npy was evicted: EAGAIN");
+		vv_vault_release(v, fa);
+		vv_vault_release(v, fb);
+		/* closing with that fill of a.npy still running, or just done */
+		is_int(vv_vault_close(v), 0, "knn: close");
+	}
+
+	v = open_vault_knn(true, 0);
+	ok(v != NULL, "knn: open with the offload off");
+	if (v) {
+		vv_vault_open_file(v, &root_c, ino, O_RDONLY, &rfh, &kc_);
+		knn_req(io, VV_METRIC_L2, KD, 1, 5, q);
+		is_int(vv_vault_knn(v, &root_c, rfh, io), VV_ENOTTY, "knn: offload off: ENOTTY");
+		vv_vault_release(v, rfh);
+		vv_vault_close(v);
+	}
+	v = open_vault_knn(false, 64u << 10);
+	ok(v != NULL, "knn: open with a 64 KiB offload cache");
+	if (v) {
+		vv_vault_open_file(v, &root_c, ino, O_RDONLY, &rfh, &kc_);
+		knn_req(io, VV_METRIC_L2, KD, 1, 5, q);
+		is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EFBIG, "knn: 1.3 MB segment, 64 KiB cache: EFBIG");
+		knn_req(io, VV_METRIC_L2, KD, 1, 5, q);
+		is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EFBIG, "knn: and again EFBIG (no fill started)");
+		vv_vault_release(v, rfh);
+		vv_vault_close(v);
+	}
+
+	/* close while fills are in flight: a large file, and one unlinked meanwhile */
+	{
+		size_t big = (size_t)KN * 10;      /* 12.8 MB: two fill pieces */
+		float *bx = malloc(big * KD * sizeof(float));
+		uint8_t *bseg, *hd = malloc(KHDR);
+		size_t blen;
+		uint64_t i1, i2;
+		struct vv_file *f1, *f2;
+		for (size_t i = 0; i < big * KD; i++)
+			bx[i] = frand(&seed);
+		bseg = npy_f32(bx, big, KD, &blen);
+		v = open_vault_knn(false, 0);
+		ok(v != NULL, "knn: reopen");
+		if (v) {
+			is_int(write_file(v, kc.ino, "big1.npy", bseg, blen, &i1), 0, "knn: write a 12.8 MB segment");
+			is_int(write_file(v, kc.ino, "big2.npy", bseg, blen, &i2), 0, "knn: and another");
+			vv_vault_open_file(v, &root_c, i1, O_RDONLY, &f1, &kc_);
+			vv_vault_open_file(v, &root_c, i2, O_RDONLY, &f2, &kc_);
+			knn_req(io, VV_METRIC_L2, KD, 1, 5, q);
+			is_int(vv_vault_knn(v, &root_c, f1, io), VV_EAGAIN, "knn: fill of big1 started");
+			knn_req(io, VV_METRIC_L2, KD, 1, 5, q);
+			is_int(vv_vault_knn(v, &root_c, f2, io), VV_EAGAIN, "knn: fill of big2 started");
+			is_int(vv_vault_unlink(v, &root_c, kc.ino, "big2.npy"), 0, "knn: unlink big2 meanwhile");
+			vv_vault_release(v, f1);
+			vv_vault_release(v, f2);
+			vv_vault_forget(v, i2, 1);
+			is_int(vv_vault_close(v), 0, "knn: close with the fills in flight");
+		}
+		v = open_vault_knn(false, 0);
+		ok(v != NULL, "knn: reopen after that");
+		if (v) {
+			is_int(vv_vault_lookup(v, &root_c, kc.ino, "big1.npy", &a), 0, "knn: big1 is there");
+			ok(read_all(v, a.ino, hd, KHDR) == KHDR && memcmp(hd, bseg, KHDR) == 0, "knn: and reads back");
+			is_int(vv_vault_lookup(v, &root_c, kc.ino, "big2.npy", &a), VV_ENOENT, "knn: big2 is gone");
+			is_int(vv_vault_close(v), 0, "knn: close");
+		}
+		free(bx);
+		free(bseg);
+		free(hd);
+	}
+out:
+	free(seg);
+	free(x);
+	free(req);
+	free(io);
 }
 
 int main(void)
@@ -225,6 +609,8 @@ int main(void)
 		is_int(vv_vault_fsck(v, true, NULL, NULL, &rep), 0, "fsck is clean");
 	}
 	vv_vault_close(v);
+
+	test_knn();
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
 	if (system(cmd) != 0)

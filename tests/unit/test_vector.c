@@ -1,7 +1,8 @@
 /*
  * test_vector.c - segment parsers (good and hostile input), schema xattrs,
- * SIMD kernels against the scalar ones, top-k ordering, and collection
- * search against a double-precision brute force on files in a temp dir.
+ * SIMD kernels against the scalar ones, top-k ordering, collection
+ * search against a double-precision brute force on files in a temp dir, and
+ * the query offload's in-memory scan (vv_segment_knn) against the same.
  */
 #include <math.h>
 #include <stdint.h>
@@ -11,8 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "knn_ref.h"
 #include "tap.h"
 #include "buf.h"
+#include "vecvault/knn_ioctl.h"
 #include "vector_int.h"
 
 /* ---- helpers building files ----------------------------------------------- */
@@ -356,13 +359,7 @@ static void write_segments(void)
 
 static double bf(enum vv_metric m, const float *x, const float *q)
 {
-	double s = 0, xx = 0, qq = 0;
-	for (int i = 0; i < D; i++) {
-		s += m == VV_METRIC_L2 ? ((double)x[i] - q[i]) * ((double)x[i] - q[i]) : (double)x[i] * q[i];
-		xx += (double)x[i] * x[i];
-		qq += (double)q[i] * q[i];
-	}
-	return m == VV_METRIC_L2 ? s : m == VV_METRIC_IP ? -s : 1 - s / sqrt(xx * qq);
+	return knn_ref_dist(m, x, q, D);
 }
 
 static int dcmp(const void *a, const void *b)
@@ -492,6 +489,237 @@ static void test_search(void)
 	}
 }
 
+/* ---- vv_segment_knn: one segment in memory (the query offload) ------------ */
+
+#define KD 24
+#define KN 17000                 /* 3 work units of 8192 rows: threads split */
+#define KQ 3
+
+enum { KF_NPY_F32, KF_FVECS, KF_BVECS, KF_NPY_F16, KF_N };
+static const char *const kf_name[KF_N] = { "npy f32", "fvecs", "bvecs u8", "npy f16" };
+
+static float kvals[KN][KD];      /* the rows as the engine converts them */
+static uint8_t kseg[KN * (4 + KD * 4) + 4096];
+
+struct bfent {
+	double d;
+	uint64_t row;
+};
+
+static int bfent_cmp(const void *a, const void *b)
+{
+	const struct bfent *x = a, *y = b;
+
+	if (x->d != y->d)
+		return x->d < y->d ? -1 : 1;
+	return x->row < y->row ? -1 : x->row > y->row;
+}
+
+static double kbf(enum vv_metric m, const float *x, const float *q)
+{
+	return knn_ref_dist(m, x, q, KD);
+}
+
+/* Build segment f of n rows in kseg (values in kvals, as floats); rows 100,
+ * 8200 and 16900 are the same vector (a three-way tie across work units).
+ * Returns the file length. */
+static size_t kseg_make(int f, size_t n, unsigned seed)
+{
+	static uint8_t raw[KN * KD * 4];
+	char dict[128];
+	size_t len = 0;
+
+	for (size_t i = 0; i < n; i++)
+		for (int t = 0; t < KD; t++) {
+			uint8_t *p = raw + (i * KD + (size_t)t) * (f == KF_BVECS ? 1 : f == KF_NPY_F16 ? 2 : 4);
+			frand(&seed);
+			if (f == KF_BVECS) {
+				*p = (uint8_t)(seed >> 16);
+				kvals[i][t] = (float)*p;
+			} else if (f == KF_NPY_F16) {
+				/* sign, exponent 2^-5 .. 2^1, random mantissa */
+				uint16_t h = (uint16_t)(((seed >> 9) & 1) << 15 | (10 + (seed >> 10) % 7) << 10 |
+							((seed >> 16) & 0x3ff));
+				p[0] = (uint8_t)h;
+				p[1] = (uint8_t)(h >> 8);
+				kvals[i][t] = vv_f16_to_f32(h);
+			} else {
+				kvals[i][t] = frand(&seed);
+				memcpy(p, &kvals[i][t], 4);
+			}
+		}
+	if (n > 16900) {
+		size_t w = f == KF_BVECS ? 1 : f == KF_NPY_F16 ? 2 : 4;
+		memcpy(raw + 8200 * KD * w, raw + 100 * KD * w, KD * w);
+		memcpy(raw + 16900 * KD * w, raw + 100 * KD * w, KD * w);
+		memcpy(kvals[8200], kvals[100], sizeof(kvals[0]));
+		memcpy(kvals[16900], kvals[100], sizeof(kvals[0]));
+	}
+	if (f == KF_NPY_F32 || f == KF_NPY_F16) {
+		snprintf(dict, sizeof(dict), "{'descr': '%s', 'fortran_order': False, 'shape': (%zu, %d), }",
+			 f == KF_NPY_F32 ? "<f4" : "<f2", n, KD);
+		len = npy_make(kseg, 1, dict, raw, n * KD * (f == KF_NPY_F32 ? 4 : 2));
+	} else {
+		size_t w = f == KF_BVECS ? 1 : 4, stride = 4 + KD * w;
+		for (size_t i = 0; i < n; i++) {
+			vv_put_le32(kseg + i * stride, KD);
+			memcpy(kseg + i * stride + 4, raw + i * KD * w, KD * w);
+		}
+		len = n * stride;
+	}
+	return len;
+}
+
+/* Problems in one query's kk candidates against the sorted brute force bfr
+ * of n rows: each slot holds the true row of its rank, or one whose exact
+ * distance ties the true one within 1e-5 (relative, floor 1); no row twice;
+ * the float distance close to the exact one; sorted by (distance, row);
+ * slots past n empty. */
+static int knn_check(const struct vv_knn_ioc_cand *c, uint32_t kk, const struct bfent *bfr, size_t n,
+		     enum vv_metric m, const float *q)
+{
+	int bad = 0;
+
+	for (uint32_t i = 0; i < kk; i++) {
+		double dr;
+		if (i >= n) {
+			bad += c[i].row != VV_KNN_NO_ROW;
+			continue;
+		}
+		if (c[i].row >= n) {
+			bad++;
+			continue;
+		}
+		dr = kbf(m, kvals[c[i].row], q);
+		if (c[i].row != bfr[i].row)
+			bad += fabs(dr - bfr[i].d) > 1e-5 * (1 + fabs(bfr[i].d));
+		bad += fabs((double)c[i].d - dr) > 1e-4 * (1 + fabs(dr));
+		for (uint32_t a = 0; a < i; a++)
+			bad += c[a].row == c[i].row;
+		if (i)
+			bad += !(c[i - 1].d < c[i].d || (c[i - 1].d == c[i].d && c[i - 1].row < c[i].row));
+	}
+	return bad;
+}
+
+static void test_segment_knn(void)
+{
+	static struct bfent bfr[KQ][KN];
+	float q[KQ][KD];
+	struct vv_knn_ioc_cand out[KQ * 10 + 1];
+	struct vv_segment_info si;
+	const char *why = NULL;
+	char msg[160];
+
+	for (int f = 0; f < KF_N; f++) {
+		size_t len = kseg_make(f, KN, 1000u + (unsigned)f);
+		const char *fname = f == KF_FVECS ? "k.fvecs" : f == KF_BVECS ? "k.bvecs" : "k.npy";
+		unsigned seed = 99;
+		int r;
+
+		r = vv_segment_probe(fname, kseg, VV_VEC_PROBE_LEN, len, &si, &why);
+		if (r < 0 || si.count != KN || si.dim != KD) {
+			snprintf(msg, sizeof(msg), "%s: probe the in-memory segment", kf_name[f]);
+			ok(0, msg);
+			continue;
+		}
+		/* a row itself (ties rows 100, 8200, 16900), one near row 5000,
+		 * a mixture of two rows */
+		for (int t = 0; t < KD; t++) {
+			q[0][t] = kvals[100][t];
+			q[1][t] = kvals[5000][t] + frand(&seed) * 0.05f * (fabsf(kvals[5000][t]) + 1);
+			q[2][t] = 0.5f * kvals[7][t] + 0.5f * kvals[12345][t];
+		}
+		for (int m = VV_METRIC_L2; m <= VV_METRIC_COSINE; m++) {
+			for (int qi = 0; qi < KQ; qi++) {
+				for (size_t i = 0; i < KN; i++)
+					bfr[qi][i] = (struct bfent){ kbf((enum vv_metric)m, kvals[i], q[qi]), i };
+				qsort(bfr[qi], KN, sizeof(bfr[qi][0]), bfent_cmp);
+			}
+			for (unsigned th = 1; th <= 2; th++) {
+				int bad = 0, rbad = 0;
+				for (size_t nq = 1; nq <= KQ; nq += KQ - 1)
+					for (uint32_t kk = 1; kk <= 10; kk += 9) {
+						out[nq * kk].row = 12345678;       /* must stay */
+						r = vv_segment_knn(kseg, len, &si, (enum vv_metric)m, &q[0][0], nq,
+								   kk, th, out);
+						rbad += r != 0 || out[nq * kk].row != 12345678;
+						for (size_t qi = 0; r == 0 && qi < nq; qi++)
+							bad += knn_check(out + qi * kk, kk, bfr[qi], KN,
+									 (enum vv_metric)m, q[qi]);
+					}
+				snprintf(msg, sizeof(msg), "%s %s threads=%u: nq 1,3 x k 1,10 match brute force",
+					 kf_name[f], vv_metric_name((enum vv_metric)m), th);
+				if (!ok(r == 0 && rbad == 0 && bad == 0, msg))
+					printf("#   last r=%d (%s), %d bad returns, %d bad slots\n", r, vv_strerror(r),
+					       rbad, bad);
+			}
+		}
+		/* the exact three-way tie (distance 0) comes back in row order */
+		r = vv_segment_knn(kseg, len, &si, VV_METRIC_L2, &q[0][0], 1, 4, 2, out);
+		snprintf(msg, sizeof(msg), "%s: exact tie across work units ordered by row", kf_name[f]);
+		ok(r == 0 && out[0].d == 0 && out[1].d == 0 && out[2].d == 0 && out[3].d > 0 &&
+		   out[0].row == 100 && out[1].row == 8200 && out[2].row == 16900, msg);
+	}
+
+	/* fewer rows than kk: the rest of the slots are empty */
+	{
+		size_t len = kseg_make(KF_NPY_F32, 7, 5);
+		float qq[KD];
+		int bad = 0, r = 0;
+		unsigned seed = 3;
+		for (int t = 0; t < KD; t++)
+			qq[t] = frand(&seed);
+		is_int(vv_segment_probe("s.npy", kseg, len, len, &si, &why), 0, "probe a 7-row segment");
+		for (int m = VV_METRIC_L2; m <= VV_METRIC_COSINE; m++) {
+			for (size_t i = 0; i < 7; i++)
+				bfr[0][i] = (struct bfent){ kbf((enum vv_metric)m, kvals[i], qq), i };
+			qsort(bfr[0], 7, sizeof(bfr[0][0]), bfent_cmp);
+			memset(out, 0, sizeof(out));
+			r |= vv_segment_knn(kseg, len, &si, (enum vv_metric)m, qq, 1, 10, 2, out);
+			bad += knn_check(out, 10, bfr[0], 7, (enum vv_metric)m, qq);
+			bad += out[9].row != VV_KNN_NO_ROW;
+		}
+		ok(r == 0 && bad == 0, "k 10 over 7 rows: 7 best then VV_KNN_NO_ROW slots");
+	}
+
+	/* a TEXMEX row with a wrong dim word fails the scan */
+	for (int f = KF_FVECS; f <= KF_BVECS; f++) {
+		size_t len = kseg_make(f, KN, 77);
+		float qq[KD];
+		int r;
+		memcpy(qq, kvals[3], sizeof(qq));
+		vv_segment_probe(f == KF_FVECS ? "k.fvecs" : "k.bvecs", kseg, VV_VEC_PROBE_LEN, len, &si, &why);
+		r = vv_segment_knn(kseg, len, &si, VV_METRIC_L2, qq, 1, 5, 2, out);
+		snprintf(msg, sizeof(msg), "%s: intact segment scans (row 3 first)", kf_name[f]);
+		ok(r == 0 && out[0].row == 3 && out[0].d == 0, msg);
+		vv_put_le32(kseg + 9000 * si.stride, KD + 1);
+		r = vv_segment_knn(kseg, len, &si, VV_METRIC_L2, qq, 1, 5, 2, out);
+		snprintf(msg, sizeof(msg), "%s: dim word of row 9000 wrong: VV_ECORRUPT", kf_name[f]);
+		is_int(r, VV_ECORRUPT, msg);
+	}
+
+	/* bad arguments */
+	{
+		size_t len = kseg_make(KF_NPY_F32, 100, 11);
+		float qq[2 * KD] = { 0 };
+		struct vv_segment_info s2;
+		vv_segment_probe("s.npy", kseg, len, len, &si, &why);
+		is_int(vv_segment_knn(kseg, len, &si, VV_METRIC_L2, qq, 1, 1, 1, out), 0, "good arguments: 0");
+		is_int(vv_segment_knn(kseg, len, &si, VV_METRIC_L2, qq, 0, 1, 1, out), VV_EINVAL, "nq 0: EINVAL");
+		is_int(vv_segment_knn(kseg, len, &si, VV_METRIC_L2, qq, 1, 0, 1, out), VV_EINVAL, "kk 0: EINVAL");
+		is_int(vv_segment_knn(kseg, len, &si, VV_METRIC_NONE, qq, 1, 1, 1, out), VV_EINVAL,
+		       "metric NONE: EINVAL");
+		is_int(vv_segment_knn(kseg, len, &si, (enum vv_metric)7, qq, 1, 1, 1, out), VV_EINVAL,
+		       "unknown metric: EINVAL");
+		is_int(vv_segment_knn(kseg, len - 1, &si, VV_METRIC_L2, qq, 1, 1, 1, out), VV_EINVAL,
+		       "segment longer than the buffer: EINVAL");
+		s2 = si;
+		s2.dim = 0;
+		is_int(vv_segment_knn(kseg, len, &s2, VV_METRIC_L2, qq, 1, 1, 1, out), VV_EINVAL, "dim 0: EINVAL");
+	}
+}
+
 static void cleanup(void)
 {
 	char cmd[128];
@@ -512,6 +740,7 @@ int main(void)
 	test_topk();
 	test_offer_block();
 	test_search();
+	test_segment_knn();
 	cleanup();
 	return tap_done();
 }
