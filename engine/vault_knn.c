@@ -345,22 +345,30 @@ static int find_entry(struct knn_cache *c, uint64_t ino, struct kent **out)
 	return 0;
 }
 
-/* A referenced, ready entry for node n (under n->rw read, loaded), or
- * VV_EAGAIN while one is being filled (starting the fill if none is).
- * Lock order: v->mu and c->mu are never held together here, since
- * knn_cache_drop runs under v->mu. */
-static int get_entry(struct vv_vault *v, struct node *n, struct kent **out)
+/* The ready entry for node n, referenced, in *out (0), VV_EAGAIN while it
+ * is being filled, or VV_ENOENT. */
+static int lookup_entry(struct vv_vault *v, struct node *n, struct kent **out)
+{
+	int r;
+
+	*out = NULL;
+	pthread_mutex_lock(&v->knn->mu);
+	r = find_entry(v->knn, n->ino, out);
+	pthread_mutex_unlock(&v->knn->mu);
+	return r;
+}
+
+/* After lookup_entry found nothing: start filling an entry for node n
+ * (under n->rw read, loaded) and return VV_EAGAIN, or return the entry
+ * another request made ready meanwhile.  Lock order: v->mu and c->mu are
+ * never held together here, since knn_cache_drop runs under v->mu. */
+static int fill_entry(struct vv_vault *v, struct node *n, struct kent **out)
 {
 	struct knn_cache *c = v->knn;
 	bool pin_taken = false;
 	int r;
 
 	*out = NULL;
-	pthread_mutex_lock(&c->mu);
-	r = find_entry(c, n->ino, out);
-	pthread_mutex_unlock(&c->mu);
-	if (r != VV_ENOENT)
-		return r;
 	/* a filler needs the node pinned; pin before taking c->mu */
 	pthread_mutex_lock(&v->mu);
 	n->pins++;
@@ -435,22 +443,26 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 	}
 	memcpy(q, io->u.q, (size_t)h.nq * h.dim * sizeof(float));
 
-	/* The segment as the daemon reads it (the caller's format, our parse),
-	 * from its head before anything else is decrypted, and again from the
-	 * snapshot that is scanned. */
+	/* The segment as the daemon reads it (the caller's format, our parse):
+	 * from the ready copy that is scanned, or, while there is none, from
+	 * the file's head (so that nothing else is decrypted for a file that is
+	 * no such segment); only a ready copy is parsed without decrypting. */
 	snprintf(name, sizeof(name), "segment.%s", vv_seg_format_name((enum vv_seg_format)h.format));
 	if ((r = data_rdlock(v, n)) < 0)
 		goto out;
-	{
+	r = lookup_entry(v, n, &e);
+	if (r == VV_ENOENT || r == VV_EAGAIN) {
 		uint8_t head[VV_VEC_PROBE_LEN];
 		uint64_t hl = n->a.size < sizeof(head) ? n->a.size : sizeof(head);
-		if ((r = data_read(v, n, head, 0, hl)) == 0 &&
-		    (r = vv_segment_probe(name, head, (size_t)hl, n->a.size, &si, &why)) == 0 &&
+		int s = data_read(v, n, head, 0, hl);
+		if (s == 0 && (s = vv_segment_probe(name, head, (size_t)hl, n->a.size, &si, &why)) == 0 &&
 		    si.dim != h.dim)
-			r = VV_EINVAL;
+			s = VV_EINVAL;
+		if (s < 0)
+			r = s;
+		else if (r == VV_ENOENT)
+			r = fill_entry(v, n, &e);
 	}
-	if (r == 0)
-		r = get_entry(v, n, &e);
 	pthread_rwlock_unlock(&n->rw);
 	if (r < 0)
 		goto out;
