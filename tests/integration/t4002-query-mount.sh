@@ -10,7 +10,7 @@
 # permission gets EACCES from the query and the denial is audited.
 . "$(dirname "$0")/test-lib.sh"
 
-"$PY" -c 'import numpy' 2>/dev/null || { echo "1..0 # SKIP no numpy"; vv_done=1; exit 77; }
+vv_need_numpy
 
 S=$T/store
 M=$T/mnt

@@ -10,7 +10,7 @@
 # unmounting during a fill is clean.
 . "$(dirname "$0")/test-lib.sh"
 
-"$PY" -c 'import numpy' 2>/dev/null || { echo "1..0 # SKIP no numpy"; vv_done=1; exit 77; }
+vv_need_numpy
 
 S=$T/store
 M=$T/mnt

@@ -160,6 +160,14 @@ vv_audit_log() {
 	echo "$VECVAULT_AUDIT_DIR/$("$VV_BIN" info "$1" | awk '/^store id:/ { print $3 }')/audit.log"
 }
 
+# vv_need_numpy: skip the test (exit 77) when python3 has no numpy.
+vv_need_numpy() {
+	"$PY" -c 'import numpy' 2>/dev/null && return 0
+	echo "1..0 # SKIP no numpy"
+	vv_done=1
+	exit 77
+}
+
 # vv_init STORE [init options]
 vv_init() {
 	local store=$1
