@@ -392,6 +392,51 @@ static void *ticker(void *arg)
 
 /* --- audit hook ----------------------------------------------------------- */
 
+/* "/parent/path/name" of an entry into buf (4096 + VV_NAME_MAX + 2). */
+static void entry_path(struct vv_vault *v, uint64_t parent, const char *name, char *buf)
+{
+	size_t pl = 0, nl = strlen(name);
+
+	if (nl > VV_NAME_MAX)
+		nl = VV_NAME_MAX;
+	if (parent != VV_ROOT_INO) {
+		node_path(v, parent, buf, 4096);
+		pl = strlen(buf);
+	}
+	buf[pl] = '/';
+	memcpy(buf + pl + 1, name, nl);
+	buf[pl + 1 + nl] = 0;
+}
+
+/* The caller's fields of a record; c NULL: the daemon or CLI itself. */
+static void rec_from(struct vv_audit_rec *rec, const struct vv_ctx *c, const char *op,
+		     int result, const char *detail)
+{
+	if (c) {
+		memset(rec, 0, sizeof(*rec));
+		rec->op = op;
+		rec->uid = c->id.uid;
+		rec->gid = c->id.gid;
+		rec->pid = c->id.pid;
+		rec->comm = c->comm;
+		rec->user = c->user;
+		rec->client = c->client ? c->client : "local";
+		rec->result = result;
+		rec->detail = detail;
+	} else {
+		/* The daemon or CLI itself: mount, close, admin actions. */
+		vv_audit_rec_self(rec, op, result, detail);
+	}
+}
+
+/* The audit name of an open mode (open(2) flags plus VV_OPEN_EXEC). */
+static const char *mode_name(int flags)
+{
+	static const char *const names[4] = { "r", "w", "rw", "ioctl" };
+
+	return (flags & VV_OPEN_EXEC) ? "x" : names[flags & O_ACCMODE];
+}
+
 void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,
 		 uint64_t parent, const char *name, int result, const char *detail)
 {
@@ -403,35 +448,43 @@ void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uin
 	if (result == 0 && !v->audit_lookups &&
 	    (strcmp(op, "lookup") == 0 || strcmp(op, "getattr") == 0))
 		return;
-	if (name) {
-		size_t pl = 0, nl = strlen(name);
-		if (parent != VV_ROOT_INO) {
-			node_path(v, parent, path, 4096);
-			pl = strlen(path);
-		}
-		path[pl] = '/';
-		memcpy(path + pl + 1, name, nl < VV_NAME_MAX ? nl + 1 : VV_NAME_MAX + 1);
-		path[pl + 1 + (nl < VV_NAME_MAX ? nl : VV_NAME_MAX)] = 0;
-	} else {
+	if (name)
+		entry_path(v, parent, name, path);
+	else
 		node_path(v, ino, path, sizeof(path));
-	}
-	if (c) {
-		memset(&rec, 0, sizeof(rec));
-		rec.op = op;
-		rec.uid = c->id.uid;
-		rec.gid = c->id.gid;
-		rec.pid = c->id.pid;
-		rec.comm = c->comm;
-		rec.user = c->user;
-		rec.client = c->client ? c->client : "local";
-		rec.result = result;
-		rec.detail = detail;
-	} else {
-		/* The daemon or CLI itself: mount, close, admin actions. */
-		vv_audit_rec_self(&rec, op, result, detail);
-	}
+	rec_from(&rec, c, op, result, detail);
 	rec.path = path;
 	rec.ino = ino;
+	vv_audit_log(v->audit, &rec);
+}
+
+/* The path c opened (or tried to open) n by: the entry this thread looked
+ * up just before (for a file with several names, that tells which one),
+ * else the canonical path.  Never the name another user looked up last. */
+static void open_path(struct vv_vault *v, struct node *n, const struct vv_ctx *c, char *buf)
+{
+	if (n->lname && n->lpid && n->lpid == c->id.pid)
+		entry_path(v, n->lparent, n->lname, buf);
+	else
+		node_path(v, n->ino, buf, 4096);
+}
+
+void vault_audit_open_denied(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+			     struct node *n, int flags, int result)
+{
+	struct vv_audit_rec rec;
+	char path[4096 + VV_NAME_MAX + 2];
+
+	if (!v->audit)
+		return;
+	if (n)
+		open_path(v, n, c, path);
+	else
+		node_path(v, ino, path, sizeof(path));
+	rec_from(&rec, c, "open", result, NULL);
+	rec.path = path;
+	rec.ino = ino;
+	rec.mode = mode_name(flags);
 	vv_audit_log(v->audit, &rec);
 }
 
@@ -442,9 +495,10 @@ int vault_audit_gate(struct vv_vault *v)
 	return vv_audit_status(v->audit) < 0 ? VV_EAUDIT : 0;
 }
 
-/* Remember who opened fh: the release record names them. */
-void vault_file_owner(struct vv_file *fh, const struct vv_ctx *c)
+void vault_file_owner(struct vv_vault *v, struct vv_file *fh, const struct vv_ctx *c)
 {
+	char path[4096 + VV_NAME_MAX + 2];
+
 	if (!c)
 		return;
 	fh->who = *c;
@@ -455,39 +509,54 @@ void vault_file_owner(struct vv_file *fh, const struct vv_ctx *c)
 	fh->who.comm = fh->comm;
 	fh->who.client = fh->client;
 	fh->who.user = NULL;
+	open_path(v, fh->n, c, path);
+	fh->path = strdup(path);         /* NULL: records fall back to node_path */
 }
 
-void vault_audit_file(struct vv_vault *v, const struct vv_ctx *c, const char *op,
-		      struct vv_file *fh, int result)
+void vault_file_free(struct vv_file *fh)
 {
-	if (!c && fh->who.client)
-		c = &fh->who;
+	if (!fh)
+		return;
+	free(fh->path);
+	free(fh);
+}
+
+void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char *op,
+			  struct vv_file *fh, int result, const char *detail)
+{
 	struct vv_audit_rec rec;
 	char path[4096];
-	int acc = fh->flags & 3;
 
+	if (!c && fh->who.client)
+		c = &fh->who;
 	if (!v->audit)
 		return;
-	node_path(v, fh->n->ino, path, sizeof(path));
-	memset(&rec, 0, sizeof(rec));
-	rec.op = op;
-	rec.path = path;
-	rec.ino = fh->n->ino;
+	if (!fh->path)
+		node_path(v, fh->n->ino, path, sizeof(path));
 	if (c) {
-		rec.uid = c->id.uid;
-		rec.gid = c->id.gid;
-		rec.pid = c->id.pid;
-		rec.comm = c->comm;
-		rec.user = c->user;
+		rec_from(&rec, c, op, result, detail);
+	} else {
+		/* A handle with no opener (the xattr code's probe). */
+		memset(&rec, 0, sizeof(rec));
+		rec.op = op;
+		rec.client = "local";
+		rec.result = result;
+		rec.detail = detail;
 	}
-	rec.client = c && c->client ? c->client : "local";
-	rec.result = result;
-	rec.mode = (fh->flags & VV_OPEN_EXEC) ? "x" : acc == 0 ? "r" : acc == 1 ? "w" : "rw";
+	rec.path = fh->path ? fh->path : path;
+	rec.ino = fh->n->ino;
+	rec.mode = mode_name(fh->flags);
 	rec.rbytes = fh->rbytes;
 	rec.wbytes = fh->wbytes;
 	rec.rcount = fh->rcount;
 	rec.wcount = fh->wcount;
 	vv_audit_log(v->audit, &rec);
+}
+
+void vault_audit_file(struct vv_vault *v, const struct vv_ctx *c, const char *op,
+		      struct vv_file *fh, int result)
+{
+	vault_audit_file_why(v, c, op, fh, result, NULL);
 }
 
 void vv_vault_audit_admin(struct vv_vault *v, const char *op, int result, const char *detail)
@@ -885,16 +954,23 @@ void vv_vault_set_inval(struct vv_vault *v, vv_inval_fn fn, void *ctx)
 	pthread_mutex_unlock(&v->mu);
 }
 
-int vv_vault_statfs(struct vv_vault *v, struct vv_statfs *out)
+int vv_vault_statfs(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		    struct vv_statfs *out)
 {
 	struct statvfs sv;
 	uint64_t inodes = 0;
+	int r = 0;
 
 	if (statvfs(vv_store_dir(v->store), &sv) < 0)
-		return vv_err_from_errno(errno);
+		r = vv_err_from_errno(errno);
 	pthread_mutex_lock(&v->mu);
-	vv_meta_counts(v->meta, &inodes);
+	if (r == 0)
+		vv_meta_counts(v->meta, &inodes);
+	if (c)
+		vault_audit(v, c, "statfs", ino, 0, NULL, r, NULL);
 	pthread_mutex_unlock(&v->mu);
+	if (r < 0)
+		return r;
 	memset(out, 0, sizeof(*out));
 	out->bsize = sv.f_frsize;
 	out->blocks = sv.f_blocks;

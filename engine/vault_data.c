@@ -665,12 +665,17 @@ int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return VV_ENOMEM;
-	if (acc == O_RDONLY || acc == O_RDWR)
-		mask |= VV_MAY_READ;
-	if (acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC))
-		mask |= VV_MAY_WRITE;
-	if (flags & VV_OPEN_EXEC)
-		mask |= VV_MAY_EXEC;
+	/* The kernel's ACC_MODE(): mode 3 (ioctl-only) needs read and write
+	 * permission, like O_RDWR.  An exec open needs execute alone, as
+	 * do_open_execat() asks (ext4 runs a 0711 binary for anyone). */
+	if (flags & VV_OPEN_EXEC) {
+		mask = VV_MAY_EXEC;
+	} else {
+		if (acc != O_WRONLY)
+			mask |= VV_MAY_READ;
+		if (acc != O_RDONLY || (flags & O_TRUNC))
+			mask |= VV_MAY_WRITE;
+	}
 	pthread_mutex_lock(&v->mu);
 	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0)
 		goto out;
@@ -687,18 +692,18 @@ int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	n->nopen++;
 	f->n = n;
 	f->flags = flags;
-	vault_file_owner(f, c);
+	vault_file_owner(v, f, c);
 	*keep_cache = n->open_gen == n->data_gen;
 	n->open_gen = n->data_gen;
 out:
 	if (r < 0)
-		vault_audit(v, c, "open", ino, 0, NULL, r, NULL);
+		vault_audit_open_denied(v, c, ino, n, flags, r);
 	else if (!(flags & O_TRUNC) || !S_ISREG(n->a.mode))
 		vault_audit_file(v, c, "open", f, 0);
 	node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	if (r < 0) {
-		free(f);
+		vault_file_free(f);
 		return r;
 	}
 	if ((flags & O_TRUNC) && S_ISREG(n->a.mode)) {
@@ -780,7 +785,7 @@ ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf, size_t 
 	uint64_t end;
 	int r;
 
-	if ((fh->flags & O_ACCMODE) == O_WRONLY)
+	if (!file_may_read(fh))
 		return VV_EBADF;
 	if ((r = vault_audit_gate(v)) < 0)
 		return r;
@@ -808,7 +813,7 @@ ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 	uint64_t end, pos;
 	int r = 0;
 
-	if ((fh->flags & O_ACCMODE) == O_RDONLY)
+	if (!file_may_write(fh))
 		return VV_EBADF;
 	if ((r = vault_audit_gate(v)) < 0)
 		return r;
@@ -959,7 +964,7 @@ int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
 	n->nopen--;
 	node_maybe_free(v, n);
 	pthread_mutex_unlock(&v->mu);
-	free(fh);
+	vault_file_free(fh);
 	return r;
 }
 
@@ -975,7 +980,7 @@ int vv_vault_fallocate(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 		return VV_EINVAL;
 	if (off > VV_MAX_FILE_SIZE || len > VV_MAX_FILE_SIZE - off)
 		return VV_EFBIG;
-	if ((fh->flags & O_ACCMODE) == O_RDONLY)
+	if (!file_may_write(fh))
 		return VV_EBADF;
 	if (mode & FALLOC_FL_KEEP_SIZE)
 		return 0;           /* chunks are written on demand: nothing to reserve */

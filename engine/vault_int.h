@@ -14,6 +14,7 @@
 #ifndef VV_VAULT_INT_H
 #define VV_VAULT_INT_H
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -52,6 +53,7 @@ struct node {
 	uint64_t chain_gen;              /* v->perm_gen when chain_ok was computed */
 	uint64_t lparent;                /* the entry the kernel last looked it up by */
 	char *lname;
+	uint32_t lpid;                   /* the thread that looked it up so (0: other) */
 
 	pthread_rwlock_t rw;             /* data */
 	bool data_loaded;                /* ext/inl loaded from meta */
@@ -80,7 +82,33 @@ struct vv_file {
 	struct vv_ctx who;               /* the opener, for the summary at release */
 	char comm[32];
 	char client[64];
+	char *path;                      /* the path it was opened by, for audit records */
 };
+
+/* What a handle was opened for.  open(2) mode 3 (O_ACCMODE) is neither: the
+ * kernel allows it for ioctl-only use, after checking read and write
+ * permission, and it carries no read or write right of its own.  An exec
+ * open (VV_OPEN_EXEC) is the kernel reading a binary for execve, which
+ * needs only execute permission: it is no right to read for anyone else. */
+static inline bool file_may_read(const struct vv_file *f)
+{
+	int acc = f->flags & O_ACCMODE;
+
+	return acc == O_RDONLY || acc == O_RDWR;
+}
+
+static inline bool file_may_write(const struct vv_file *f)
+{
+	int acc = f->flags & O_ACCMODE;
+
+	return acc == O_WRONLY || acc == O_RDWR;
+}
+
+/* May the holder of f read through it on their own (ioctl offload)? */
+static inline bool file_user_readable(const struct vv_file *f)
+{
+	return file_may_read(f) && !(f->flags & VV_OPEN_EXEC);
+}
 
 struct vv_dir {
 	struct node *n;
@@ -175,13 +203,22 @@ int64_t vault_now(void);
 int vault_space_ok(struct vv_vault *v);
 void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,
 		 uint64_t parent, const char *name, int result, const char *detail);
-void vault_file_owner(struct vv_file *fh, const struct vv_ctx *c);
+/* Remember who opened fh and by which path, for its records: the entry
+ * the opening thread looked up just before, else the canonical path. */
+void vault_file_owner(struct vv_vault *v, struct vv_file *fh, const struct vv_ctx *c);
+void vault_file_free(struct vv_file *fh);                     /* NULL ok */
+/* A refused open: the record carries the mode that was asked for. */
+void vault_audit_open_denied(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+			     struct node *n, int flags, int result);          /* n NULL ok */
 /* VV_EAUDIT when the vault was opened with audit_required and the log
  * cannot be written right now: the request must be refused, not served
  * unlogged.  0 otherwise.  Any lock or none. */
 int vault_audit_gate(struct vv_vault *v);
 void vault_audit_file(struct vv_vault *v, const struct vv_ctx *c, const char *op,
 		      struct vv_file *fh, int result);
+/* The same with a detail (what was refused and why). */
+void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char *op,
+			  struct vv_file *fh, int result, const char *detail);
 
 /* node table (vault_node.c), all under mu */
 int node_get(struct vv_vault *v, uint64_t ino, struct node **out);
@@ -196,7 +233,7 @@ bool node_chain_ok(struct vv_vault *v, struct node *dir);
 void node_maybe_free(struct vv_vault *v, struct node *n);
 int node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap);
 void node_invalidate_all(struct vv_vault *v);
-void node_named(struct node *n, uint64_t parent, const char *name);
+void node_named(struct node *n, uint64_t parent, const char *name, uint32_t pid);
 int node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int mask);
 
 /* data (vault_data.c) */

@@ -393,6 +393,14 @@ static void put_entry(struct vv_vault *v, struct kent *e)
 	pthread_mutex_unlock(&v->knn->mu);
 }
 
+/* A file the parser refuses (VV_ECORRUPT from a header that is no segment
+ * of the format asked) is a bad request, not tampering: tampering shows up
+ * as a failed decryption, which data_read reports as VV_ECORRUPT itself. */
+static int not_segment(int r)
+{
+	return r == VV_ECORRUPT ? VV_EINVAL : r;
+}
+
 /* The request's fields, checked before anything is decrypted. */
 static int check_request(const struct vv_knn_ioc_hdr *h)
 {
@@ -427,7 +435,9 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		return VV_ENOTTY;
 	if ((r = vault_audit_gate(v)) < 0)
 		return r;
-	if ((fh->flags & O_ACCMODE) == O_WRONLY) {
+	/* Only a handle opened for reading by its holder: not write-only, not
+	 * mode 3 (ioctl-only, no read right), not the kernel's exec open. */
+	if (!file_user_readable(fh)) {
 		r = VV_EBADF;
 		goto out;
 	}
@@ -455,8 +465,8 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		uint8_t head[VV_VEC_PROBE_LEN];
 		uint64_t hl = n->a.size < sizeof(head) ? n->a.size : sizeof(head);
 		int s = data_read(v, n, head, 0, hl);
-		if (s == 0 && (s = vv_segment_probe(name, head, (size_t)hl, n->a.size, &si, &why)) == 0 &&
-		    si.dim != h.dim)
+		if (s == 0 && (s = not_segment(vv_segment_probe(name, head, (size_t)hl, n->a.size,
+								&si, &why))) == 0 && si.dim != h.dim)
 			s = VV_EINVAL;
 		if (s < 0)
 			r = s;
@@ -466,8 +476,8 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 	pthread_rwlock_unlock(&n->rw);
 	if (r < 0)
 		goto out;
-	if ((r = vv_segment_probe(name, e->base, e->size < VV_VEC_PROBE_LEN ? e->size : VV_VEC_PROBE_LEN,
-				  e->size, &si, &why)) < 0)
+	if ((r = not_segment(vv_segment_probe(name, e->base, e->size < VV_VEC_PROBE_LEN ? e->size :
+					      VV_VEC_PROBE_LEN, e->size, &si, &why))) < 0)
 		goto out;
 	if (si.dim != h.dim) {
 		r = VV_EINVAL;
@@ -499,7 +509,11 @@ out:
 	 * the file itself, as audited opens and reads */
 	if (r != VV_ENOTTY && r != VV_EFBIG && r != VV_EBUSY && r != VV_EAGAIN) {
 		pthread_mutex_lock(&v->mu);
-		vault_audit_file(v, c, "scan", fh, r);
+		char detail[160];
+		if (r == VV_EINVAL && why)
+			snprintf(detail, sizeof(detail), "not a %s segment: %s",
+				 vv_seg_format_name((enum vv_seg_format)h.format), why);
+		vault_audit_file_why(v, c, "scan", fh, r, r == VV_EINVAL && why ? detail : NULL);
 		pthread_mutex_unlock(&v->mu);
 	}
 	return r;

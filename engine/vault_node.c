@@ -297,7 +297,13 @@ void node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct vv_att
 	ts(n->a.atime, &out->atime);
 	ts(n->a.mtime, &out->mtime);
 	ts(n->a.ctime, &out->ctime);
-	out->cacheable = cacheable;
+	/* Never cached, whatever the ancestry: FIFOs and sockets, whose opens
+	 * and connects the kernel does not send us, so every path walk must
+	 * reach the lookup that decides them (vv_vault_lookup); and files with
+	 * several names, so that each open is preceded by the lookup that
+	 * tells which name it used (the audit path, vault_file_owner). */
+	out->cacheable = cacheable && !S_ISFIFO(n->a.mode) && !S_ISSOCK(n->a.mode) &&
+			 (S_ISDIR(n->a.mode) || n->a.nlink <= 1);
 }
 
 /* Canonical path of ino ("/coll/dir/file"), walking primary parents. */
@@ -316,8 +322,10 @@ int node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap)
 		size_t nl;
 		if (++depth > 512)
 			goto unknown;
-		if (n && n->lname && n->a.nlink) {
-			/* The name the kernel knows it by: no query needed. */
+		if (n && n->lname && n->a.nlink && (S_ISDIR(n->a.mode) || n->a.nlink == 1)) {
+			/* Its only name, as the kernel knows it: no query needed.
+			 * A file with several names is named by its oldest one,
+			 * never by whichever another user looked up last. */
 			nm = n->lname;
 			parent = n->lparent;
 		} else if (vv_meta_dirent_find_ino(v->meta, cur, &parent, name, sizeof(name)) < 0) {
@@ -359,9 +367,12 @@ void node_invalidate_all(struct vv_vault *v)
 			}
 }
 
-/* Remember the name the kernel knows n by, for invalidating its entry. */
-void node_named(struct node *n, uint64_t parent, const char *name)
+/* Remember the name the kernel knows n by, for invalidating its entry, and
+ * which thread looked it up by that name (0: not a lookup), for the audit
+ * path of the open that follows (vault_file_owner). */
+void node_named(struct node *n, uint64_t parent, const char *name, uint32_t pid)
 {
+	n->lpid = pid;
 	if (n->lname && n->lparent == parent && strcmp(n->lname, name) == 0)
 		return;
 	free(n->lname);

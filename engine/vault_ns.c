@@ -56,6 +56,24 @@ static uint32_t coll_for(struct vv_vault *v, struct node *dir, bool is_dir)
 	return dir->a.coll;
 }
 
+/*
+ * FIFOs and unix sockets: without default_permissions the kernel neither
+ * checks their modes nor sends us their opens and connects, so the only
+ * place the daemon can decide is the lookup that every path walk to them
+ * makes (their entries are never cached, node_attr; readdirplus never
+ * instantiates them, rd_plus).  The lookup needs read and write permission
+ * (or ownership: the owner may chmod anyway), as an open for either end
+ * could follow.  Stricter than POSIX: a user who may only read cannot open
+ * such a file at all, nor stat, rename or unlink it by its name
+ * (docs/access.md).
+ */
+static int special_lookup_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n)
+{
+	if (vv_access_owner_or_root(&c->id, n->a.uid))
+		return 0;
+	return node_check(v, c, n, VV_MAY_READ | VV_MAY_WRITE);
+}
+
 int vv_vault_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		    const char *name, struct vv_attr *out)
 {
@@ -83,8 +101,10 @@ int vv_vault_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	}
 	if ((r = node_get(v, ino, &n)) < 0)
 		goto out;
+	if ((S_ISFIFO(n->a.mode) || S_ISSOCK(n->a.mode)) && (r = special_lookup_check(v, c, n)) < 0)
+		goto out;
 	n->nlookup++;
-	node_named(n, parent, name);
+	node_named(n, parent, name, c->id.pid);
 	node_attr(v, n, node_chain_ok(v, d), out);
 out:
 	if (r != VV_ENOENT)
@@ -228,7 +248,7 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 			goto out;
 		}
 		/* ftruncate through a handle opened for writing needs no check. */
-		if (!(sa->fh && (sa->fh->flags & O_ACCMODE) != O_RDONLY) &&
+		if (!(sa->fh && file_may_write(sa->fh)) &&
 		    (r = vv_access_check(&c->id, &p, VV_MAY_WRITE)) < 0)
 			goto out;
 		pthread_mutex_unlock(&v->mu);
@@ -303,6 +323,7 @@ int vv_vault_readlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	memcpy(buf, data, len);
 	r = (int)len;
 out:
+	vault_audit(v, c, "readlink", ino, 0, NULL, r < 0 ? r : 0, NULL);
 	free(data);
 	node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
@@ -407,7 +428,7 @@ static int make(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, con
 	}
 	n->xattrs = (acc || def) ? 1 : -1;
 	n->nlookup++;
-	node_named(n, parent, name);
+	node_named(n, parent, name, c->id.pid);
 	node_attr(v, n, node_chain_ok(v, d), out);
 	*nout = n;
 	n = NULL;
@@ -480,7 +501,7 @@ int vv_vault_create(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	if (r == 0) {
 		f->n = n;
 		f->flags = flags;
-		vault_file_owner(f, c);
+		vault_file_owner(v, f, c);
 		n->nopen++;
 		n->open_gen = n->data_gen;
 		*fh = f;
@@ -489,7 +510,7 @@ int vv_vault_create(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	vault_audit(v, c, "create", n ? n->ino : 0, parent, name, r, NULL);
 	node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
-	free(f);
+	vault_file_free(f);
 	return r;
 }
 
@@ -507,6 +528,24 @@ static bool same_coll_ok(struct vv_vault *v, struct node *n, struct node *olddir
 	return n->a.coll == newdir->a.coll;
 }
 
+/*
+ * fs.protected_hardlinks (the kernel's may_linkat): the owner of the source,
+ * or root (CAP_FOWNER), may link anything; anyone else only a regular file
+ * that is neither setuid nor setgid-executable and that they may both read
+ * and write.  Otherwise a user could plant a name of their choosing for a
+ * file they cannot use, in any directory they can write.
+ */
+static int link_source_ok(struct vv_vault *v, const struct vv_ctx *c, struct node *n)
+{
+	uint32_t m = n->a.mode;
+
+	if (vv_access_owner_or_root(&c->id, n->a.uid))
+		return 0;
+	if (!S_ISREG(m) || (m & S_ISUID) || (m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		return VV_EPERM;
+	return node_check(v, c, n, VV_MAY_READ | VV_MAY_WRITE) < 0 ? VV_EPERM : 0;
+}
+
 int vv_vault_link(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		  uint64_t newparent, const char *newname, struct vv_attr *out)
 {
@@ -522,6 +561,9 @@ int vv_vault_link(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		r = VV_EPERM;
 		goto out;
 	}
+	/* The kernel's order: may_linkat() before the directory's check. */
+	if ((r = link_source_ok(v, c, n)) < 0)
+		goto out;
 	if ((r = node_check(v, c, d, VV_MAY_WRITE | VV_MAY_EXEC)) < 0 || (r = check_name(newname)) < 0)
 		goto out;
 	if (n->a.nlink == 0) {
@@ -555,7 +597,7 @@ int vv_vault_link(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	if ((r = node_save(v, n)) < 0 || (r = node_save(v, d)) < 0)
 		goto out;
 	n->nlookup++;
-	node_named(n, newparent, newname);
+	node_named(n, newparent, newname, 0);
 	node_attr(v, n, node_chain_ok(v, d), out);
 out:
 	vault_audit(v, c, "link", ino, newparent, newname, r, NULL);
@@ -808,7 +850,7 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		t->a.ctime = now;
 		if ((r = node_save(v, t)) < 0)
 			goto out;
-		node_named(t, parent, name);
+		node_named(t, parent, name, 0);
 	} else {
 		if (t) {
 			if (S_ISDIR(n->a.mode) && !S_ISDIR(t->a.mode)) {
@@ -845,7 +887,7 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	touch_dir(nd, now);
 	if ((r = node_save(v, n)) < 0 || (r = node_save(v, od)) < 0 || (r = node_save(v, nd)) < 0)
 		goto out;
-	node_named(n, newparent, newname);
+	node_named(n, newparent, newname, 0);
 	if (S_ISDIR(n->a.mode) && parent != newparent) {
 		/* Its ancestry changed: cached decisions below it may differ. */
 		v->perm_gen++;
@@ -923,7 +965,7 @@ static int rd_entry(struct rd *s, uint64_t cookie, const char *name, uint64_t in
 	r = s->fill(s->ctx, &e, ap);
 	if (r == 0 && n) {
 		n->nlookup++;
-		node_named(n, s->dir->ino, name);
+		node_named(n, s->dir->ino, name, 0);
 	}
 	node_put(s->v, n);
 	if (r < 0)
@@ -942,7 +984,11 @@ static int rd_one(void *ctx, uint64_t cookie, const char *name, uint64_t ino, ui
 
 static int rd_plus(void *ctx, uint64_t cookie, const char *name, const struct vv_inode_row *row)
 {
-	return rd_entry(ctx, cookie, name, row->ino, row->mode, row);
+	/* No attributes (so no kernel entry) for FIFOs and sockets: only a
+	 * lookup may let a caller reach them (special_lookup_check). */
+	bool special = S_ISFIFO(row->mode) || S_ISSOCK(row->mode);
+
+	return rd_entry(ctx, cookie, name, row->ino, row->mode, special ? NULL : row);
 }
 
 int vv_vault_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool plus,
@@ -1000,6 +1046,14 @@ int vv_vault_releasedir(struct vv_vault *v, struct vv_dir *dh)
 	return 0;
 }
 
+/* access(2)'s mask as the audit detail: "F", or some of "rwx". */
+static const char *mask_name(int mask)
+{
+	static const char *const names[8] = { "F", "x", "w", "wx", "r", "rx", "rw", "rwx" };
+
+	return names[mask & 7];
+}
+
 int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, int mask)
 {
 	struct node *n = NULL;
@@ -1014,8 +1068,7 @@ int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, in
 	pthread_mutex_lock(&v->mu);
 	if ((r = node_get(v, ino, &n)) == 0)
 		r = node_check(v, c, n, m);
-	if (r < 0)
-		vault_audit(v, c, "access", ino, 0, NULL, r, NULL);
+	vault_audit(v, c, "access", ino, 0, NULL, r, mask_name(mask));
 	node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	return r;

@@ -297,11 +297,16 @@ ssize_t vv_vault_getxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t i
 	enum ns ns = classify(name);
 	uint8_t *val = NULL;
 	size_t len = 0;
+	bool hidden = false;
 	ssize_t r;
 
 	pthread_mutex_lock(&v->mu);
-	if ((r = node_get(v, ino, &n)) < 0 || (r = xattr_perm(v, c, n, ns, false)) < 0)
+	if ((r = node_get(v, ino, &n)) < 0)
 		goto out;
+	if ((r = xattr_perm(v, c, n, ns, false)) < 0) {
+		hidden = r == VV_ENODATA && (ns == NS_SECURITY || ns == NS_TRUSTED);
+		goto out;
+	}
 	if (ns == NS_USER && strncmp(name, VEC_PREFIX, strlen(VEC_PREFIX)) == 0 &&
 	    computed(v, n, name, &si)) {
 		char cur[64];
@@ -334,8 +339,17 @@ ssize_t vv_vault_getxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t i
 		goto out;
 	r = give(val, len, buf, size);
 out:
-	if (r < 0 && r != VV_ENODATA && r != VV_ERANGE)
-		vault_audit(v, c, "getxattr", ino, 0, NULL, (int)r, name);
+	/* Recorded: every value (or size) served, ACLs and computed attributes
+	 * included, and every refusal; not a plain "no such attribute", which
+	 * ls -l asks of every file.  A root-only name answered ENODATA to
+	 * someone else is a refusal in disguise: recorded as such. */
+	if (hidden) {
+		char why[VV_XATTR_NAME_MAX + 32];
+		snprintf(why, sizeof(why), "%s (hidden from non-root)", name);
+		vault_audit(v, c, "getxattr", ino, 0, NULL, (int)r, why);
+	} else if (r >= 0 || (r != VV_ENODATA && r != VV_ERANGE)) {
+		vault_audit(v, c, "getxattr", ino, 0, NULL, r < 0 ? (int)r : 0, name);
+	}
 	free(val);
 	node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
@@ -387,11 +401,15 @@ ssize_t vv_vault_listxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t 
 	if (n->xattrs >= 0 && (r = vv_meta_xattr_list(v->meta, ino, lst_add, &l)) < 0)
 		goto out;
 	l.n = NULL;
-	if (!l.over && computed(v, n, NULL, &si))
+	/* The computed names say that the file decrypts to a valid segment:
+	 * listed only to those who may read it (getxattr's rule). */
+	if (!l.over && node_check(v, c, n, VV_MAY_READ) == 0 && computed(v, n, NULL, &si))
 		for (const char *const *p = vv_segment_xattr_names(); *p && !l.over; p++)
 			lst_add(&l, *p);
 	r = l.over ? VV_ERANGE : (ssize_t)l.len;
 out:
+	if (r != VV_ERANGE)
+		vault_audit(v, c, "listxattr", ino, 0, NULL, r < 0 ? (int)r : 0, NULL);
 	node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	return r;

@@ -771,10 +771,15 @@ static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct vv_fs *fs = FS(req);
 	struct vv_statfs s;
 	struct statvfs sv;
-	int r = vv_vault_statfs(FS(req)->v, &s);
+	struct req_ctx rc;
+	int r;
 
+	ident_get(&fs->ident, req, &rc);
+	r = vv_vault_statfs(fs->v, &rc.c, ino, &s);
+	ident_put(&rc);
 	if (r < 0) {
 		reply_err(req, r);
 		return;

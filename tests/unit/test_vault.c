@@ -355,8 +355,9 @@ static void test_knn(void)
 		struct vv_setattr sa = { .valid = VV_SET_SIZE, .size = len - KD * sizeof(float) };
 		is_int(vv_vault_setattr(v, &root_c, ino, &sa, &a), 0, "knn: truncate one row off");
 		*io = *req;
-		is_int(vv_vault_knn(v, &root_c, rfh, io), VV_ECORRUPT,
-		       "knn: after the truncate: the npy no longer parses (no stale answer)");
+		is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EINVAL,
+		       "knn: after the truncate: the npy no longer parses (no stale answer; "
+		       "EINVAL: not a segment, not tampering)");
 		sa.size = len;
 		is_int(vv_vault_setattr(v, &root_c, ino, &sa, &a), 0, "knn: extend it back");
 		*io = *req;
@@ -490,6 +491,82 @@ out:
 	free(io);
 }
 
+/* Handles hold what they were opened for; special files are decided at
+ * lookup; links follow protected_hardlinks (docs/access.md). */
+static void test_handles_and_links(void)
+{
+	struct vv_vault *v = open_vault();
+	struct vv_attr d, f, a;
+	struct vv_file *fh;
+	uint64_t sec, shared;
+	uint8_t b[8];
+	bool kc;
+
+	ok(v != NULL, "handles: open the vault");
+	if (!v)
+		return;
+	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "h", 01777, &d), 0, "handles: a collection");
+	{
+		struct vv_setattr sa = { .valid = VV_SET_MODE, .mode = S_IFDIR | 01777 };
+		is_int(vv_vault_setattr(v, &root_c, d.ino, &sa, &a), 0, "chmod 1777 (past the umask)");
+	}
+	is_int(write_file(v, d.ino, "secret", (const uint8_t *)"secret", 6, &sec), 0, "root's file");
+	is_int(write_file(v, d.ino, "shared", (const uint8_t *)"shared", 6, &shared), 0, "another");
+	{
+		struct vv_setattr sa = { .valid = VV_SET_MODE, .mode = S_IFREG | 0600 };
+		is_int(vv_vault_setattr(v, &root_c, sec, &sa, &a), 0, "chmod 600 secret");
+		sa.mode = S_IFREG | 0666;
+		is_int(vv_vault_setattr(v, &root_c, shared, &sa, &a), 0, "chmod 666 shared");
+	}
+	is_int(vv_vault_open_file(v, &nobody_c, sec, 3, &fh, &kc), VV_EACCES,
+	       "mode 3 needs read and write permission");
+	is_int(vv_vault_open_file(v, &nobody_c, shared, 3, &fh, &kc), 0, "mode 3 on a 0666 file opens");
+	is_int((int)vv_vault_read(v, fh, b, sizeof(b), 0), VV_EBADF, "a mode-3 handle does not read");
+	is_int((int)vv_vault_write(v, &nobody_c, fh, "x", 1, 0), VV_EBADF, "nor write");
+	is_int(vv_vault_fallocate(v, &nobody_c, fh, 0, 0, 100), VV_EBADF, "nor fallocate");
+	{
+		struct vv_setattr sa = { .valid = VV_SET_SIZE, .size = 0, .fh = fh };
+		struct vv_setattr sa2 = { .valid = VV_SET_MODE, .mode = S_IFREG | 0600 };
+		is_int(vv_vault_setattr(v, &root_c, shared, &sa2, &a), 0, "root: chmod 600 shared");
+		is_int(vv_vault_setattr(v, &nobody_c, shared, &sa, &a), VV_EACCES,
+		       "ftruncate through a mode-3 handle is checked like a path truncate");
+		sa2.mode = S_IFREG | 0666;
+		is_int(vv_vault_setattr(v, &root_c, shared, &sa2, &a), 0, "root: chmod 666 shared");
+	}
+	vv_vault_release(v, fh);
+	is_int(vv_vault_open_file(v, &nobody_c, sec, O_RDONLY | VV_OPEN_EXEC, &fh, &kc), VV_EACCES,
+	       "exec of a 0600 file: EACCES");
+	{
+		struct vv_setattr sa = { .valid = VV_SET_MODE, .mode = S_IFREG | 0711 };
+		is_int(vv_vault_setattr(v, &root_c, sec, &sa, &a), 0, "chmod 711");
+	}
+	is_int(vv_vault_open_file(v, &nobody_c, sec, O_RDONLY | VV_OPEN_EXEC, &fh, &kc), 0,
+	       "exec of a 0711 file needs execute alone");
+	if (fh)
+		vv_vault_release(v, fh);
+	is_int(vv_vault_open_file(v, &nobody_c, sec, O_RDONLY, &fh, &kc), VV_EACCES,
+	       "... and reading it is still refused");
+
+	/* protected_hardlinks */
+	is_int(vv_vault_link(v, &nobody_c, sec, d.ino, "mine", &a), VV_EPERM,
+	       "link to a file nobody cannot read and write: EPERM");
+	is_int(vv_vault_link(v, &nobody_c, shared, d.ino, "s2", &a), 0, "link to a 0666 file: allowed");
+	ok(!a.cacheable, "a file with two names is never cached (audit paths)");
+	is_int(vv_vault_link(v, &root_c, sec, d.ino, "r2", &a), 0, "root links anything");
+
+	/* FIFOs and sockets: lookup needs read and write, entries never cached */
+	is_int(vv_vault_mknod(v, &root_c, d.ino, "fifo", S_IFIFO | 0600, 0, &f), 0, "mkfifo 0600");
+	ok(!f.cacheable, "a FIFO's entry is never cached");
+	is_int(vv_vault_lookup(v, &nobody_c, d.ino, "fifo", &a), VV_EACCES, "nobody cannot look up root's FIFO");
+	is_int(vv_vault_lookup(v, &root_c, d.ino, "fifo", &a), 0, "root can");
+	is_int(vv_vault_mknod(v, &root_c, d.ino, "sock", S_IFSOCK | 0644, 0, &f), 0, "a 0644 socket");
+	is_int(vv_vault_lookup(v, &nobody_c, d.ino, "sock", &a), VV_EACCES,
+	       "nobody (read only) cannot look up the socket");
+	is_int(vv_vault_mknod(v, &nobody_c, d.ino, "own", S_IFIFO | 0600, 0, &f), 0, "nobody's own FIFO");
+	is_int(vv_vault_lookup(v, &nobody_c, d.ino, "own", &a), 0, "its owner can look it up");
+	vv_vault_close(v);
+}
+
 int main(void)
 {
 	struct vv_vault *v;
@@ -611,6 +688,7 @@ int main(void)
 	vv_vault_close(v);
 
 	test_knn();
+	test_handles_and_links();
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
 	if (system(cmd) != 0)

@@ -241,7 +241,9 @@ struct vv_statfs {
 	uint64_t bsize, blocks, bfree, bavail, files, ffree;
 	uint32_t namemax;
 };
-int vv_vault_statfs(struct vv_vault *v, struct vv_statfs *out);
+/* c: the caller, for the audit record (NULL: not recorded); ino: where asked. */
+int vv_vault_statfs(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		    struct vv_statfs *out);
 
 /* --- admin ------------------------------------------------------------------ */
 struct vv_fsck_report {
