@@ -17,50 +17,8 @@ vv_init "$S" >/dev/null
 LOG=$(vv_audit_log "$S")
 
 # q CMD FILTER...: query the log (count | seqs | FIELD) - see below.
-cat > "$T/q.py" <<'EOF'
-import json, re, sys
-# q.py LOG CMD [FILTER...]: CMD is count, seqs or a field name to print;
-# FILTER is key=value (exact; null/true/false spelled so), key!=value,
-# key~regex or key>=N.
-log, cmd, flt = sys.argv[1], sys.argv[2], sys.argv[3:]
-def s(v):
-    return "null" if v is None else ("true" if v is True else "false" if v is False else str(v))
-def ok(r):
-    for f in flt:
-        k, op, v = re.match(r"^(\w+)(>=|!=|=|~)(.*)$", f, re.S).groups()
-        x = r.get(k)
-        if op == "=" and s(x) != v: return False
-        if op == "!=" and s(x) == v: return False
-        if op == "~" and not re.search(v, s(x)): return False
-        if op == ">=" and not (isinstance(x, int) and x >= int(v)): return False
-    return True
-recs = []
-try:
-    with open(log, "rb") as fh:
-        for line in fh:
-            if line.endswith(b"\n"):
-                recs.append(json.loads(line))
-except FileNotFoundError:
-    pass
-m = [r for r in recs if ok(r)]
-if cmd == "count": print(len(m))
-elif cmd == "seqs": print(" ".join(str(r["seq"]) for r in m))
-else:
-    for r in m: print(s(r.get(cmd)))
-EOF
-q() { "$PY" "$T/q.py" "$LOG" "$@"; }
-
-# has FILTER...: at least one matching record (polls: the writer flushes
-# every second; generous cap, no timing asserted).
-has() {
-	local i
-	for i in $(seq 1 100); do
-		[ "$(q count "$@")" -ge 1 ] && return 0
-		sleep 0.1
-	done
-	echo "# no record matching: $*"
-	return 1
-}
+q() { vv_audit_q "$LOG" "$@"; }
+has() { vv_audit_has "$LOG" "$@"; }
 
 # nobody_pid PIDFILE CMD...: run CMD as uid 65534 with a known pid (exec
 # keeps it, and the comm becomes CMD's name).

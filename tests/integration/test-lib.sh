@@ -160,6 +160,26 @@ vv_audit_log() {
 	echo "$VECVAULT_AUDIT_DIR/$("$VV_BIN" info "$1" | awk '/^store id:/ { print $3 }')/audit.log"
 }
 
+# vv_audit_q LOG CMD [FILTER...]: query an audit log (lib/auditq.py: CMD is
+# count, seqs or a field to print; FILTER key=value, key!=value, key~regex,
+# key>=N).
+vv_audit_q() {
+	"$PY" "$VV_SRC/tests/integration/lib/auditq.py" "$@"
+}
+
+# vv_audit_has LOG FILTER...: at least one matching record (polls: the
+# writer flushes every second; generous cap, no timing asserted).
+vv_audit_has() {
+	local log=$1 i
+	shift
+	for i in $(seq 1 100); do
+		[ "$(vv_audit_q "$log" count "$@")" -ge 1 ] && return 0
+		sleep 0.1
+	done
+	echo "# no record matching: $*"
+	return 1
+}
+
 # vv_need_numpy: skip the test (exit 77) when python3 has no numpy.
 vv_need_numpy() {
 	"$PY" -c 'import numpy' 2>/dev/null && return 0
