@@ -27,7 +27,7 @@ check "init" vv_init "$S"
 fake_cmd() {
 	"$H" "$S" "$M" -f -o "$1" 2>&1 >/dev/null | sed -n 's/^mount.fuse.vecvault: //p'
 }
-got=$(fake_cmd "rw,nosuid,nodev,passfile=/etc/vecvault/p,allow_other,nofail,_netdev,x-systemd.automount,defaults,audit_log=/var/log/a,knn_cache=512M,log=/var/log/d,pid_file=/run/p,audit_required,noauto,user")
+got=$(fake_cmd "rw,nosuid,nodev,noatime,passfile=/etc/vecvault/p,allow_other,nofail,_netdev,x-systemd.automount,defaults,audit_log=/var/log/a,knn_cache=512M,log=/var/log/d,pid_file=/run/p,audit_required,noauto,user")
 want="$T/inst/bin/vecvault mount --passfile /etc/vecvault/p --audit-log /var/log/a --knn-cache 512M --log /var/log/d --pid-file /run/p --audit-required -o rw,allow_other -- $S $M"
 if [ "$got" = "$want" ]; then test_ok "vecvault options map to flags, fstab options are ignored"; else
 	echo "# got:  $got"; echo "# want: $want"
