@@ -24,12 +24,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vecvault/version.h"
+
 #define VV_BLOCK_SIZE 65536          /* max plaintext bytes per block */
 #define VV_CHUNK_ID_BYTES 32         /* random chunk id */
 #define VV_OBJID_BYTES 16            /* immutable file object id */
 #define VV_CHUNK_MAX_BLOCKS 64       /* blocks (slots) per chunk: chunk <= ~4 MiB */
 #define VV_CHUNK_HDR_BYTES 16        /* plaintext chunk header (version + reserved) */
-#define VV_CHUNK_VERSION 1
+#define VV_CHUNK_VERSION VV_FORMAT_CHUNK
 #define VV_CONTENT_DEFAULT_CACHE (64u << 20)
 
 struct vv_content;

@@ -88,6 +88,9 @@ static const char *const sql[S_NSTMT] = {
 	[S_COMMITS_INC] = "UPDATE kv SET v=v+1 WHERE k='commits'",
 };
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 static const char schema[] =
 	"CREATE TABLE kv(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
 	"CREATE TABLE inodes(ino INTEGER PRIMARY KEY, gen INTEGER NOT NULL,"
@@ -108,7 +111,7 @@ static const char schema[] =
 	"CREATE TABLE chunks(id BLOB PRIMARY KEY, coll INTEGER NOT NULL, refs INTEGER NOT NULL,"
 	" size INTEGER NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE colls(id INTEGER PRIMARY KEY, wrapped BLOB NOT NULL);"
-	"INSERT INTO kv VALUES('format', 1), ('next_ino', 2), ('commits', 0);";
+	"INSERT INTO kv VALUES('format', " STR(VV_META_FORMAT) "), ('next_ino', 2), ('commits', 0);";
 
 struct vv_meta {
 	sqlite3 *db;

@@ -25,8 +25,9 @@
 #include <stdint.h>
 
 #include "content_int.h"
+#include "vecvault/version.h"
 
-#define VV_META_FORMAT 1
+#define VV_META_FORMAT VV_FORMAT_META
 
 struct vv_meta;
 

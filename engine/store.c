@@ -58,10 +58,11 @@
 #include "vecvault/error.h"
 #include "vecvault/log.h"
 #include "vecvault/store.h"
+#include "vecvault/version.h"
 
 _Static_assert(VV_STORE_KEY_BYTES == VV_KEY_BYTES, "store key size");
 
-#define CONF_VERSION 1
+#define CONF_VERSION VV_FORMAT_CONF
 #define CONF_MAGIC "vecvault-conf"
 #define CONF_MAX (64 * 1024)
 #define LINE_MAX_LEN 1024

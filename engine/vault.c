@@ -741,6 +741,8 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	v->perm_gen = 1;
 	v->audit_lookups = o->audit_lookups;
 	v->audit_required = o->audit_required;
+	v->progress = o->progress;
+	v->progress_ctx = o->progress_ctx;
 	if ((r = vv_store_open(dir, (o->flags & VV_VAULT_ALLOW_TEST_KDF) ? VV_STORE_ALLOW_TEST_KDF : 0,
 			       &v->store)) < 0)
 		goto fail;

@@ -186,6 +186,8 @@ struct vv_vault {
 	bool low_space;                  /* free space below the reserve: refuse growth */
 	uint32_t reserve;                /* reserve size: 1/32 of the file system, clamped */
 	struct knn_cache *knn;           /* decrypted segments for the query offload, or NULL */
+	vv_progress_fn progress;         /* from vv_vault_opts; NULL = none */
+	void *progress_ctx;
 	int64_t space_checked;           /* when low_space was last computed (ns) */
 };
 

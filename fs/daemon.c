@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,6 +161,14 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	vv_log(VV_LOG_INFO, "fs: mounted on %s", mnt);
 
 	send_ready(ready_fd);
+	if (o->sd_notify) {
+		char st[PATH_MAX + 32];
+
+		/* The kernel queues requests until the loop below answers INIT,
+		 * so the mount is usable from here on. */
+		snprintf(st, sizeof(st), "READY=1\nSTATUS=serving %s", mnt);
+		sdnotify(st);
+	}
 	if (o->detach_stdio)
 		detach_stdio();
 
@@ -176,6 +185,10 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 		r = 0;
 	}
 	vv_log(VV_LOG_INFO, "fs: unmounting %s", mnt);
+	/* Before the final commit, which may take a while: systemd then
+	 * shows the unit as deactivating rather than hung. */
+	if (o->sd_notify)
+		sdnotify("STOPPING=1\nSTATUS=unmounting, closing the vault");
 out:
 	/* No handler runs any more: nobody calls the callback after this. */
 	vv_vault_set_inval(v, NULL, NULL);

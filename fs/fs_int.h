@@ -88,6 +88,14 @@ uint64_t notifier_mark(struct notifier *n);
  * is in force when the caller's syscall returns (see notify.c). */
 void notifier_sync(struct notifier *n, uint64_t mark);
 
+/* --- sdnotify.c: systemd readiness ------------------------------------------ */
+
+/* Send state ("READY=1", "STOPPING=1", with "STATUS=..." lines) to
+ * $NOTIFY_SOCKET.  0 also when the variable is unset (not under systemd);
+ * VV_EINVAL (an address that is not a unix socket) or VV_ESYS, logged as a
+ * warning: a lost notification never stops the daemon. */
+int sdnotify(const char *state);
+
 /* --- daemon.c / ops.c --------------------------------------------------- */
 
 struct vv_fs {

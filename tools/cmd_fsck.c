@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "progress.h"
 #include "util.h"
 #include "vecvault/error.h"
 #include "vecvault/vault.h"
@@ -23,8 +24,12 @@ static const char usage[] =
 	"inodes unless --dry-run.  Exit status: 0 clean, 1 problems found,\n"
 	"2 could not run.  The vault must not be mounted.\n";
 
+/* On a terminal; file scope so the finding printer can clear it. */
+static struct tool_progress prog;
+
 static void print_finding(void *ctx, const char *line)
 {
+	tool_progress_end(&prog);
 	printf("%s\n", line);
 }
 
@@ -78,7 +83,12 @@ int cmd_fsck(int argc, char **argv)
 		vo.flags |= VV_VAULT_READONLY;
 	if (tool_test_kdf_allowed())
 		vo.flags |= VV_VAULT_ALLOW_TEST_KDF;
+	tool_progress_start(&prog, "fsck", "checking blocks");
+	vo.progress = tool_progress_cb;
+	vo.progress_ctx = &prog;
+	tool_progress_note(&prog, "unlocking (key derivation)");
 	r = vv_vault_open(store, pass.buf, pass.len, &vo, &v);
+	tool_progress_end(&prog);
 	tool_pass_free(&pass);
 	if (r < 0) {
 		tool_open_error(store, r, msg, sizeof(msg));
@@ -87,6 +97,7 @@ int cmd_fsck(int argc, char **argv)
 	}
 	memset(&rep, 0, sizeof(rep));
 	r = vv_vault_fsck(v, !dry, print_finding, NULL, &rep);
+	tool_progress_end(&prog);
 	if (r < 0 && r != VV_ECORRUPT) {
 		die_msg("fsck", "check of %s stopped (%s)", store, vv_strerror(r));
 		goto out;

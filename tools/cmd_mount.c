@@ -406,6 +406,9 @@ int cmd_mount(int argc, char **argv)
 		return 1;
 
 	if (a.foreground) {
+		/* Only the process systemd started may say READY=1 (vecvault@.service
+		 * runs mount -f); a background daemon is not that process. */
+		a.fo.sd_notify = true;
 		if (a.log && tool_log_daemon("mount", a.log, a.debug) < 0)
 			goto out;
 		if (!a.log && a.debug) {

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "progress.h"
 #include "util.h"
 #include "vecvault/error.h"
 #include "vecvault/store.h"
@@ -46,6 +47,7 @@ int cmd_passwd(int argc, char **argv)
 	struct pass_src osrc = { 0 }, nsrc = { 0 };
 	enum vv_store_kdf kdf = VV_STORE_KDF_INTERACTIVE;
 	struct vv_store *s = NULL;
+	struct tool_progress prog;
 	unsigned flags = 0;
 	bool add = false;
 	long remove = -1;
@@ -103,6 +105,9 @@ int cmd_passwd(int argc, char **argv)
 		return 2;
 	}
 	store = argv[optind];
+	/* Each key derivation (Argon2id) takes seconds with the real profiles
+	 * and cannot report from inside: say what is running instead. */
+	tool_progress_start(&prog, "passwd", "");
 	if (tool_test_kdf_allowed())
 		flags |= VV_STORE_ALLOW_TEST_KDF;
 
@@ -115,7 +120,9 @@ int cmd_passwd(int argc, char **argv)
 	if (tool_get_pass("passwd", &osrc, remove >= 0 ? "passphrase" : "current passphrase",
 			  false, &old) < 0)
 		goto out;
+	tool_progress_note(&prog, "unlocking (key derivation)");
 	r = vv_store_unlock(s, old.buf, old.len, &slot);
+	tool_progress_end(&prog);
 	tool_pass_free(&old);
 	if (r < 0) {
 		if (r == VV_EBADPASS)
@@ -147,7 +154,10 @@ int cmd_passwd(int argc, char **argv)
 	if (add) {
 		int added = -1;
 
+		tool_progress_note(&prog, "wrapping the master key for the new passphrase "
+				   "(key derivation)");
 		r = vv_store_slot_add(s, new.buf, new.len, kdf, &added);
+		tool_progress_end(&prog);
 		snprintf(msg, sizeof(msg), "add key slot %d", added);
 		tool_audit_admin(s, "passwd", r, msg);
 		if (r < 0) {
@@ -156,7 +166,10 @@ int cmd_passwd(int argc, char **argv)
 		}
 		printf("added key slot %d\n", added);
 	} else {
+		tool_progress_note(&prog, "wrapping the master key for the new passphrase "
+				   "(key derivation)");
 		r = vv_store_slot_change(s, slot, new.buf, new.len);
+		tool_progress_end(&prog);
 		snprintf(msg, sizeof(msg), "change the passphrase of key slot %d", slot);
 		tool_audit_admin(s, "passwd", r, msg);
 		if (r < 0) {

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "progress.h"
 #include "vecvault/error.h"
 #include "vecvault/vector.h"
 
@@ -81,22 +82,6 @@ out:
 	*out = v;
 	*dim = (uint32_t)n;
 	return r;
-}
-
-struct progress {
-	int last;
-};
-
-static void show_progress(void *ctx, uint64_t done, uint64_t total)
-{
-	struct progress *pr = ctx;
-	int pct = total ? (int)(done * 100 / total) : 100;
-
-	if (pct != pr->last) {
-		pr->last = pct;
-		fprintf(stderr, "\rvecvault query: %3d%% of %llu rows", pct, (unsigned long long)total);
-		fflush(stderr);
-	}
 }
 
 static void json_str(FILE *f, const char *s)
@@ -219,7 +204,7 @@ int cmd_query(int argc, char **argv)
 	struct vv_search_stats st;
 	struct vv_collection *c = NULL;
 	struct vv_hit *hits = NULL;
-	struct progress pr = { -1 };
+	struct tool_progress pr;
 	enum fmt fmt = F_TEXT;
 	bool skip_bad = false, stats = false;
 	struct timespec t0, t1;
@@ -322,21 +307,20 @@ int cmd_query(int argc, char **argv)
 		die_msg("query", "out of memory for %zu x %u results", nq, so.k);
 		goto out;
 	}
-	if (isatty(2)) {
-		uint64_t rows = 0;
-		for (size_t i = 0; i < vv_collection_nsegs(c); i++)
-			rows += vv_collection_seg(c, i)->info.count;
-		/* only worth a progress line when the work is big */
-		if ((double)rows * (double)nq * qdim > 2e10) {
-			so.progress = show_progress;
-			so.progress_ctx = &pr;
-		}
+	/* On a terminal only, and only once the scan has taken a moment: a
+	 * big batch, or the first query on a mount, which reads and decrypts
+	 * every segment while the daemon fills its cache (docs/query.md). */
+	tool_progress_start(&pr, "query", "rows scanned");
+	if (pr.on) {
+		so.progress = tool_progress_cb;
+		so.progress_ctx = &pr;
 	}
 	if (stats)
 		so.stats = &st;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = vv_collection_search(c, q, nq, &so, hits, err, sizeof(err));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	tool_progress_end(&pr);
 	if (stats && r == 0) {
 		/* for the benchmark: time of the scan alone, and its byte rate */
 		double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
@@ -349,8 +333,6 @@ int cmd_query(int argc, char **argv)
 			"%u still being decrypted there\n", st.segs_offloaded, vv_collection_nsegs(c),
 			st.segs_filling);
 	}
-	if (so.progress)
-		fputs("\n", stderr);
 	if (r < 0) {
 		die_msg("query", "%s", err[0] ? err : vv_strerror(r));
 		goto out;

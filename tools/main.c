@@ -9,6 +9,8 @@
 
 #include "cmd.h"
 #include "util.h"
+#include "vecvault/knn_ioctl.h"
+#include "vecvault/version.h"
 
 #ifndef VV_VERSION
 #define VV_VERSION "0.1.0"
@@ -47,6 +49,21 @@ static void usage(FILE *f)
 		   "see vecvault(1).\n");
 }
 
+/* The formats matter more to an admin than the release: they say which
+ * stores, audit logs and daemons this binary can work with. */
+static void version(void)
+{
+	printf("vecvault %s\n"
+	       "formats (this build reads and writes exactly these versions):\n"
+	       "  store vecvault.conf and key slots  %d\n"
+	       "  store meta.db                      %d\n"
+	       "  store chunk objects                %d\n"
+	       "  audit log                          %d\n"
+	       "  query offload ioctl (VV_IOC_KNN)   %u\n",
+	       VV_VERSION, VV_FORMAT_CONF, VV_FORMAT_META, VV_FORMAT_CHUNK,
+	       VV_FORMAT_AUDIT, VV_KNN_VERSION);
+}
+
 static const struct verb *find(const char *name)
 {
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
@@ -78,7 +95,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
-		printf("vecvault %s\n", VV_VERSION);
+		version();
 		return 0;
 	}
 	if (!strcmp(argv[1], "help")) {

@@ -68,6 +68,10 @@ struct vv_attr {
 /* KDF profiles for new key slots. */
 enum { VV_KDF_PROFILE_INTERACTIVE = 0, VV_KDF_PROFILE_MODERATE = 1, VV_KDF_PROFILE_TEST = 2 };
 
+/* Progress of long vault-wide work: done of total units, total may grow
+ * while the work learns more (an estimate); called from the calling thread. */
+typedef void (*vv_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
 struct vv_vault_opts {
 	unsigned flags;
 	size_t cache_bytes;          /* decrypted block cache; 0 = default */
@@ -79,6 +83,9 @@ struct vv_vault_opts {
 	bool knn_off;                /* no query offload (vv_vault_knn) */
 	size_t knn_cache_bytes;      /* its decrypted-segment cache; 0 = default:
 	                                a quarter of physical memory */
+	vv_progress_fn progress;     /* long work reports here (vv_vault_fsck:
+	                                blocks checked); NULL = nobody asks */
+	void *progress_ctx;
 };
 
 /* Create a new vault in dir (must not exist, or be an empty directory):
