@@ -767,7 +767,11 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		r = vv_audit_open(&ao, &v->audit);
 		vv_memzero(akey, sizeof(akey));
 		if (r < 0) {
-			vv_log(VV_LOG_ERR, "vault: cannot open the audit log %s: %s", apath, vv_strerror(r));
+			/* A refused file's reason, naming it, is already the last
+			 * error logged: do not bury it under a vaguer one. */
+			if (r != VV_EUNSAFE)
+				vv_log(VV_LOG_ERR, "vault: cannot open the audit log %s: %s", apath,
+				       vv_strerror(r));
 			goto fail;
 		}
 		vv_audit_import_preauth(v->audit);
