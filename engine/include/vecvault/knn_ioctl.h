@@ -24,8 +24,8 @@
  * Errors: EAGAIN while the daemon is still decrypting the segment (the
  * first request starts that in the background), ENOTTY when the offload is
  * off, EFBIG when the segment exceeds the daemon's offload cache, EINVAL /
- * E2BIG for a request it cannot take.  On any error the caller scans the
- * segment itself.
+ * E2BIG for a request it cannot take (EINVAL also for a NaN or infinite
+ * query value).  On any error the caller scans the segment itself.
  */
 #ifndef VECVAULT_KNN_IOCTL_H
 #define VECVAULT_KNN_IOCTL_H
