@@ -418,6 +418,11 @@ void tool_open_error(const char *store, int r, char *buf, size_t buflen)
 		snprintf(buf, buflen, "%s: key slot parameters are below the allowed "
 			 "minimum (%s)", store, vv_strerror(r));
 		break;
+	case VV_EUNSAFE:
+		/* The engine's reason (which file, what is wrong) follows. */
+		snprintf(buf, buflen, "%s: refused an unsafe file outside the store "
+			 "(docs/security.md)", store);
+		break;
 	default:
 		snprintf(buf, buflen, "cannot open vault %s (%s)", store, vv_strerror(r));
 		break;
