@@ -49,6 +49,7 @@
 #include "vecvault/audit.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
+#include "vecvault/privfile.h"
 
 #define DEFAULT_QUEUE_MAX (64u << 20)
 #define KICK_BYTES (256u << 10)       /* wake the writer early past this */
@@ -564,13 +565,15 @@ static int dir_of(char *out, size_t n, const char *path)
 	return 0;
 }
 
+/* The log, like every file beside it, is opened under the rules of
+ * vecvault/privfile.h: a planted link or someone else's file is refused. */
 static int open_log(const char *path, int *fd_out)
 {
 	int fd, r;
 
-	fd = vv_os_open(path, O_RDWR | O_CREAT, 0600);
-	if (fd < 0)
-		return vv_err_from_errno(-fd);
+	if ((r = vv_privfile_open(path, O_RDWR | O_CREAT, 0600, VV_PRIVFILE_SECRET, &fd,
+				  NULL, 0)) < 0)
+		return r;
 	r = vv_os_flock(fd, LOCK_EX | LOCK_NB);
 	if (r < 0) {
 		vv_os_close(fd);
@@ -589,10 +592,15 @@ static int rotate(struct vv_audit *a)
 	unsigned top = 0;
 	int r, fd = -1;
 
+	/* Count our rotated files.  The first name that is not one (missing,
+	 * or a link or file someone planted) ends the run: the rename below
+	 * replaces it, so a planted name is dropped, never written through
+	 * or carried along. */
 	while (top < 100000) {
 		if ((r = numbered(from, sizeof(from), a->path, top + 1)) < 0)
 			goto out;
-		if (vv_os_stat(from, &st) < 0)
+		if (vv_os_lstat(from, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+		    st.st_nlink != 1)
 			break;
 		top++;
 	}
@@ -825,6 +833,7 @@ int vv_audit_close(struct vv_audit *a)
 
 /* ---- open: pick up the chain where the file left it ----------------------- */
 
+/* mkdir -p the directory holding path, and check it (privfile.h). */
 static int mkdirs(const char *path)
 {
 	char dir[PATH_MAX];
@@ -832,19 +841,7 @@ static int mkdirs(const char *path)
 
 	if ((r = dir_of(dir, sizeof(dir), path)) < 0)
 		return r;
-	for (char *p = dir + 1; ; p++) {
-		if (*p == '/' || *p == '\0') {
-			char c = *p;
-			*p = '\0';
-			r = vv_os_mkdir(dir, 0700);
-			if (r < 0 && r != -EEXIST)
-				return vv_err_from_errno(-r);
-			*p = c;
-			if (c == '\0')
-				break;
-		}
-	}
-	return 0;
+	return vv_privfile_mkdir(dir);
 }
 
 /* Find the last record of the open file at fd (cutting a torn last line:
@@ -921,9 +918,11 @@ static int find_tail(struct vv_audit *a, uint64_t *seq, uint8_t mac[VV_AUDIT_MAC
 		/* Nothing usable here (fresh file after rotation): look in LOG.1. */
 		if ((r = numbered(p1, sizeof(p1), a->path, 1)) < 0)
 			goto out;
-		fd1 = vv_os_open(p1, O_RDONLY, 0);
-		if (fd1 < 0)
+		r = vv_privfile_open(p1, O_RDONLY, 0, VV_PRIVFILE_SECRET, &fd1, NULL, 0);
+		if (r == VV_ENOENT)
 			break;
+		if (r < 0)
+			goto out;
 		fd = fd1;
 	}
 	*seq = 0;
@@ -1004,6 +1003,8 @@ int vv_audit_open(const struct vv_audit_opts *o, struct vv_audit **out)
 		memcpy(ck_mac, side_mac, sizeof(ck_mac));
 	} else if (r == VV_ECORRUPT) {
 		vv_log(VV_LOG_ERR, "audit: %s.checkpoint is not authentic; ignored", a->path);
+	} else if (r == VV_EUNSAFE) {
+		goto out;   /* planted or someone else's: the reason is logged */
 	}
 
 	a->seq = last_seq;
@@ -1109,11 +1110,9 @@ int vv_audit_preauth_append(const char *log_path, const struct vv_audit_rec *rec
 	if ((r = b.err) < 0)
 		goto out;
 	/* O_APPEND: concurrent failed attempts each land as a whole line. */
-	fd = vv_os_open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-	if (fd < 0) {
-		r = vv_err_from_errno(-fd);
+	if ((r = vv_privfile_open(path, O_WRONLY | O_CREAT | O_APPEND, 0600,
+				  VV_PRIVFILE_SECRET, &fd, NULL, 0)) < 0)
 		goto out;
-	}
 	if ((r = vv_os_pwrite_full(fd, b.p, b.len, 0)) < 0 || (r = vv_os_fsync(fd)) < 0)
 		r = vv_err_from_errno(-r);
 out:
@@ -1145,11 +1144,11 @@ int vv_audit_import_preauth(struct vv_audit *a)
 		return VV_EINVAL;
 	if (snprintf(path, sizeof(path), "%s.preauth", a->path) >= (int)sizeof(path))
 		return VV_ENAMETOOLONG;
-	r = vv_os_read_file(path, 16u << 20, &data, &len);
-	if (r == -ENOENT)
+	r = vv_privfile_read(path, 16u << 20, VV_PRIVFILE_SECRET, &data, &len);
+	if (r == VV_ENOENT)
 		return 0;
 	if (r < 0)
-		return vv_err_from_errno(-r);
+		return r;
 	while (pos < len) {
 		const char *line = (const char *)data + pos;
 		const char *nl = memchr(line, '\n', len - pos);

@@ -19,6 +19,7 @@
 #include "crypto_int.h"
 #include "os.h"
 #include "vecvault/error.h"
+#include "vecvault/privfile.h"
 
 #define MAX_LOG_FILE (1ull << 32)   /* 4 GiB per file read back */
 #define CK_DOMAIN "vvaudit-checkpoint"
@@ -243,8 +244,7 @@ int audit_sidecar_write(const char *log_path, const uint8_t *key, uint64_t seq,
 	vv_hex_encode(h2, ck, VV_AUDIT_MAC_BYTES);
 	n = snprintf(line, sizeof(line), "{\"seq\":%llu,\"mac\":\"%s\",\"ck\":\"%s\"}\n",
 		     (unsigned long long)seq, h1, h2);
-	r = vv_os_write_atomic(path, line, (size_t)n, 0600);
-	return r < 0 ? vv_err_from_errno(-r) : 0;
+	return vv_privfile_replace(path, line, (size_t)n, true);
 }
 
 int audit_sidecar_read(const char *log_path, const uint8_t *key, uint64_t *seq,
@@ -259,11 +259,8 @@ int audit_sidecar_read(const char *log_path, const uint8_t *key, uint64_t *seq,
 
 	if (snprintf(path, sizeof(path), "%s.checkpoint", log_path) >= (int)sizeof(path))
 		return VV_ENAMETOOLONG;
-	r = vv_os_read_file(path, 4096, &data, &len);
-	if (r == -ENOENT)
-		return VV_ENOENT;
-	if (r < 0)
-		return vv_err_from_errno(-r);
+	if ((r = vv_privfile_read(path, 4096, VV_PRIVFILE_SECRET, &data, &len)) < 0)
+		return r;
 	s = data;
 	r = VV_ECORRUPT;
 	/* Exactly: {"seq":N,"mac":"<64>","ck":"<64>"}\n */
@@ -419,7 +416,7 @@ int vv_audit_verify(const char *log_path, const uint8_t key[VV_AUDIT_KEY_BYTES],
 	bool have_at_ck = false;
 	uint64_t want = 1, side_seq;
 	size_t i;
-	int r;
+	int r, sr;
 
 	memset(res, 0, sizeof(*res));
 	memset(&L, 0, sizeof(L));
@@ -441,8 +438,10 @@ int vv_audit_verify(const char *log_path, const uint8_t key[VV_AUDIT_KEY_BYTES],
 	res->ck_seq = ck_seq;
 	if ((r = load(log_path, &L)) < 0)
 		goto out;
-	if (r == 0 && audit_sidecar_read(log_path, key, &side_seq, side) == VV_ECORRUPT) {
-		/* Someone wrote a checkpoint without the key. */
+	if (r == 0 && ((sr = audit_sidecar_read(log_path, key, &side_seq, side)) == VV_ECORRUPT ||
+		       sr == VV_EUNSAFE)) {
+		/* Someone wrote a checkpoint without the key, or put a link or a
+		 * file of theirs in its place (privfile.h). */
 		res->ok = false;
 		res->why = "bad checkpoint file";
 		snprintf(res->file, sizeof(res->file), "%s.checkpoint", log_path);

@@ -54,6 +54,8 @@ static const struct errent table[] = {
 	{ VV_ESYS, EIO, "ESYS", "system error" },
 	{ VV_ECANCELED, ECANCELED, "ECANCELED", "operation canceled" },
 	{ VV_ENOMETA, EIO, "ENOMETA", "meta.db is missing or empty: the vault's metadata is gone (restore it from a backup)" },
+	{ VV_EUNSAFE, EPERM, "EUNSAFE", "unsafe file outside the store refused (a link, someone "
+	  "else's, or open to others)" },
 };
 
 static const struct errent *find(int code)

@@ -186,19 +186,22 @@ static int64_t i64(uint64_t v)
 	return (int64_t)v;
 }
 
-int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, bool create,
+int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, unsigned flags,
 		 struct vv_meta **out)
 {
 	struct vv_meta *m;
 	char *emsg = NULL;
 	uint64_t fmt;
+	bool create = flags & VV_META_CREATE;
 	int r;
 
 	*out = NULL;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return VV_ENOMEM;
-	if ((r = vv_metavfs_open(path, key, page_size, create, &m->db)) < 0)
+	if ((r = vv_metavfs_open(path, key, page_size,
+				 (create ? VV_METAVFS_CREATE : 0) |
+				 ((flags & VV_META_READONLY) ? VV_METAVFS_READONLY : 0), &m->db)) < 0)
 		goto fail;
 	/* Every commit syncs the WAL.  The vault batches operations into one
 	 * commit per ticker period (or per fsync), so this costs a few fsyncs a

@@ -43,8 +43,12 @@ struct vv_inode_row {
 	uint64_t stored;                  /* bytes stored in chunks */
 };
 
-/* Open meta.db (create: a new one with the schema).  key: the meta subkey. */
-int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, bool create,
+/* Open meta.db.  flags: VV_META_CREATE a new one with the schema;
+ * VV_META_READONLY changes no byte of meta.db or its WAL (fsck --dry-run,
+ * ro mounts; meta_vfs_int.h).  key: the meta subkey. */
+#define VV_META_CREATE 0x1
+#define VV_META_READONLY 0x2
+int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, unsigned flags,
 		 struct vv_meta **out);
 /* WAL frames dropped at open because they did not authenticate. */
 int vv_meta_wal_discarded(struct vv_meta *m);

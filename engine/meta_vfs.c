@@ -74,6 +74,8 @@ struct binding {
 	uint32_t psz;
 	int discarded;          /* WAL frames recovery dropped as unauthentic */
 	sqlite3 *db;            /* set once open; found again by vv_metavfs_close */
+	bool readonly;          /* VV_METAVFS_READONLY */
+	bool wal_absent;        /* readonly, and no WAL before we opened */
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -915,6 +917,21 @@ out:
 	return r;
 }
 
+/* After a read-only connection closed: SQLite made an empty WAL to read
+ * through, and without the checkpoint at close nobody removes it.  Leave
+ * the store as we found it (an empty WAL holds nothing). */
+static void drop_new_wal(const struct binding *b)
+{
+	char *wal = NULL;
+	struct stat st;
+
+	if (!b || !b->readonly || !b->wal_absent || asprintf(&wal, "%s-wal", b->path) < 0)
+		return;
+	if (vv_os_stat(wal, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+		vv_os_unlink(wal);
+	free(wal);
+}
+
 /* Existence rules for create / open; see the header. */
 static int check_files(const char *full, bool create)
 {
@@ -950,11 +967,12 @@ out:
 }
 
 int vv_metavfs_open(const char *path, const uint8_t key[32], uint32_t page_size,
-		    bool create, sqlite3 **out)
+		    unsigned flags, sqlite3 **out)
 {
 	struct binding *b = NULL;
 	sqlite3 *db = NULL;
 	char *full = NULL, sql[64], ans[32];
+	bool create = flags & VV_METAVFS_CREATE, ro = flags & VV_METAVFS_READONLY;
 	int r = VV_EINVAL, rc, n;
 
 	if (out)
@@ -981,11 +999,30 @@ int vv_metavfs_open(const char *path, const uint8_t key[32], uint32_t page_size,
 		goto out;
 	if ((r = bind_key(full, key, page_size, &b)) < 0)
 		goto out;
+	if (ro && !create) {
+		char *wal = NULL;
+		struct stat st;
+		if (asprintf(&wal, "%s-wal", full) < 0) {
+			r = VV_ENOMEM;
+			goto out;
+		}
+		b->readonly = true;
+		b->wal_absent = vv_os_stat(wal, &st) == -ENOENT;
+		free(wal);
+	}
 
 	rc = sqlite3_open_v2(full, &db, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0),
 			     VV_METAVFS_NAME);
 	if (rc != SQLITE_OK)
 		goto sqlerr;
+	/* SQLite checkpoints the WAL into the database when the last
+	 * connection closes: not for a read-only open, which must leave a WAL
+	 * from a crash as it found it. */
+	if (b->readonly && sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL) !=
+	    SQLITE_OK) {
+		r = VV_EIO;
+		goto out;
+	}
 	if (create) {
 		/* Before anything is written: page size and the 40 bytes
 		 * SQLite must leave alone for nonce and tag.  journal_mode
@@ -1014,6 +1051,7 @@ int vv_metavfs_open(const char *path, const uint8_t key[32], uint32_t page_size,
 	    (rc = pragma(db, "PRAGMA cache_size=-65536", NULL, 0)) != SQLITE_OK ||
 	    (rc = pragma(db, "PRAGMA synchronous=NORMAL", NULL, 0)) != SQLITE_OK ||
 	    (rc = pragma(db, "PRAGMA foreign_keys=OFF", NULL, 0)) != SQLITE_OK ||
+	    (ro && (rc = pragma(db, "PRAGMA query_only=ON", NULL, 0)) != SQLITE_OK) ||
 	    (rc = pragma(db, "PRAGMA page_size", ans, sizeof(ans))) != SQLITE_OK)
 		goto sqlerr;
 	n = -1;
@@ -1039,6 +1077,7 @@ sqlerr:
 out:
 	if (db)
 		sqlite3_close_v2(db);
+	drop_new_wal(b);
 	unbind(b);
 	free(full);
 	return r;
@@ -1052,21 +1091,24 @@ int vv_metavfs_close(sqlite3 *db)
 
 	if (!db)
 		return 0;
-	rc = sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		vv_log(VV_LOG_ERR, "meta.db: final checkpoint: %s", sqlite3_errmsg(db));
-		r = vv_metavfs_err(db, rc);
+	pthread_mutex_lock(&reg_lock);
+	for (b = reg; b; b = b->next)
+		if (b->db == db)
+			found = b;
+	pthread_mutex_unlock(&reg_lock);
+	if (!found || !found->readonly) {
+		rc = sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			vv_log(VV_LOG_ERR, "meta.db: final checkpoint: %s", sqlite3_errmsg(db));
+			r = vv_metavfs_err(db, rc);
+		}
 	}
 	while ((st = sqlite3_next_stmt(db, NULL)) != NULL)
 		sqlite3_finalize(st);
 	rc = sqlite3_close(db);
 	if (rc != SQLITE_OK && r == 0)
 		r = VV_EIO;
-	pthread_mutex_lock(&reg_lock);
-	for (b = reg; b; b = b->next)
-		if (b->db == db)
-			found = b;
-	pthread_mutex_unlock(&reg_lock);
+	drop_new_wal(found);
 	unbind(found);
 	return r;
 }

@@ -41,12 +41,17 @@
  * path at a time (VV_EBUSY otherwise).
  * Returns 0, VV_EINVAL, VV_EEXIST, VV_EBUSY, VV_ECORRUPT, VV_EIO, VV_ENOMEM.
  */
+#define VV_METAVFS_CREATE 0x1     /* a new database (VV_EEXIST if one is there) */
+#define VV_METAVFS_READONLY 0x2   /* leave the files as found: query_only, no
+				   * checkpoint at close, and a WAL that did not
+				   * exist before is removed again if empty */
 int vv_metavfs_open(const char *path, const uint8_t key[32], uint32_t page_size,
-		    bool create, sqlite3 **out) __attribute__((warn_unused_result));
+		    unsigned flags, sqlite3 **out) __attribute__((warn_unused_result));
 
 /*
  * PRAGMA wal_checkpoint(TRUNCATE), then close the connection (SQLite then
- * removes the empty WAL) and unbind the key.  db may be NULL.  Returns 0 or
+ * removes the empty WAL) and unbind the key.  Read-only: no checkpoint (so
+ * a WAL left by a crash stays as it was), see VV_METAVFS_READONLY.  db may be NULL.  Returns 0 or
  * a VV_E* code (the connection is released either way; statements the
  * caller forgot to finalize are finalized here).
  */

@@ -32,6 +32,7 @@ static int r_fsync(int fd) { return fsync(fd) < 0 ? -errno : 0; }
 static int r_ftruncate(int fd, off_t l) { return ftruncate(fd, l) < 0 ? -errno : 0; }
 static int r_fstat(int fd, struct stat *st) { return fstat(fd, st) < 0 ? -errno : 0; }
 static int r_stat(const char *p, struct stat *st) { return stat(p, st) < 0 ? -errno : 0; }
+static int r_lstat(const char *p, struct stat *st) { return lstat(p, st) < 0 ? -errno : 0; }
 static int r_unlink(const char *p) { return unlink(p) < 0 ? -errno : 0; }
 static int r_rename(const char *a, const char *b) { return rename(a, b) < 0 ? -errno : 0; }
 static int r_mkdir(const char *p, mode_t m) { return mkdir(p, m) < 0 ? -errno : 0; }
@@ -50,7 +51,7 @@ static void r_writeback(int fd, off_t len)
 const struct vv_os_ops vv_os_real = {
 	.open = r_open, .close = r_close, .pread = r_pread, .pwrite = r_pwrite,
 	.fsync = r_fsync, .ftruncate = r_ftruncate, .fstat = r_fstat,
-	.stat = r_stat, .unlink = r_unlink, .rename = r_rename, .mkdir = r_mkdir,
+	.stat = r_stat, .lstat = r_lstat, .unlink = r_unlink, .rename = r_rename, .mkdir = r_mkdir,
 	.rmdir = r_rmdir, .flock = r_flock, .fallocate = r_fallocate,
 	.writeback = r_writeback,
 };
@@ -108,7 +109,25 @@ int vv_os_fsync_dir(const char *path)
 	return r;
 }
 
-int vv_os_write_atomic(const char *path, const void *buf, size_t n, mode_t mode)
+/* Create path's temporary sibling for writing.  O_EXCL|O_NOFOLLOW: a name
+ * someone planted there (a symbolic link to a victim, a file they own) is
+ * never opened, let alone truncated; it is unlinked (unlink does not follow
+ * links) and the create tried once more.  A stale file from a crash takes
+ * the same path.  If the name is taken again at once, fail: someone is
+ * racing us. */
+static int open_tmp(const char *tmp, mode_t mode)
+{
+	int fd = vv_os_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+
+	if (fd != -EEXIST)
+		return fd;
+	fd = vv_os_unlink(tmp);
+	if (fd < 0 && fd != -ENOENT)
+		return fd;
+	return vv_os_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+}
+
+int vv_os_write_replace(const char *path, const void *buf, size_t n, mode_t mode, bool sync_dir)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	char *slash;
@@ -116,7 +135,7 @@ int vv_os_write_atomic(const char *path, const void *buf, size_t n, mode_t mode)
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = vv_os_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	fd = open_tmp(tmp, mode);
 	if (fd < 0)
 		return fd;
 	r = vv_os_pwrite_full(fd, buf, n, 0);
@@ -129,6 +148,8 @@ int vv_os_write_atomic(const char *path, const void *buf, size_t n, mode_t mode)
 		vv_os_unlink(tmp);
 		return r;
 	}
+	if (!sync_dir)
+		return 0;
 	snprintf(dir, sizeof(dir), "%s", path);
 	slash = strrchr(dir, '/');
 	if (slash == dir)
@@ -140,6 +161,11 @@ int vv_os_write_atomic(const char *path, const void *buf, size_t n, mode_t mode)
 	return vv_os_fsync_dir(dir);
 }
 
+int vv_os_write_atomic(const char *path, const void *buf, size_t n, mode_t mode)
+{
+	return vv_os_write_replace(path, buf, n, mode, true);
+}
+
 int vv_os_read_file(const char *path, size_t max, void **out, size_t *outlen)
 {
 	struct stat st;
@@ -149,11 +175,17 @@ int vv_os_read_file(const char *path, size_t max, void **out, size_t *outlen)
 
 	*out = NULL;
 	*outlen = 0;
-	fd = vv_os_open(path, O_RDONLY, 0);
+	/* O_NOFOLLOW: a symbolic link planted under one of our names must not
+	 * make us read (and maybe show) a file of someone else's choosing. */
+	fd = vv_os_open(path, O_RDONLY | O_NOFOLLOW, 0);
 	if (fd < 0)
 		return fd;
 	if ((r = vv_os_fstat(fd, &st)) < 0)
 		goto out;
+	if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		goto out;
+	}
 	if ((size_t)st.st_size > max) {
 		r = -EFBIG;
 		goto out;

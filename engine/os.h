@@ -14,6 +14,7 @@
 #define VV_OS_H
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -27,6 +28,7 @@ struct vv_os_ops {
 	int (*ftruncate)(int fd, off_t len);
 	int (*fstat)(int fd, struct stat *st);
 	int (*stat)(const char *path, struct stat *st);
+	int (*lstat)(const char *path, struct stat *st);
 	int (*unlink)(const char *path);
 	int (*rename)(const char *from, const char *to);
 	int (*mkdir)(const char *path, mode_t mode);
@@ -52,6 +54,7 @@ static inline int vv_os_fsync(int fd) { return vv_os->fsync(fd); }
 static inline int vv_os_ftruncate(int fd, off_t l) { return vv_os->ftruncate(fd, l); }
 static inline int vv_os_fstat(int fd, struct stat *st) { return vv_os->fstat(fd, st); }
 static inline int vv_os_stat(const char *p, struct stat *st) { return vv_os->stat(p, st); }
+static inline int vv_os_lstat(const char *p, struct stat *st) { return vv_os->lstat(p, st); }
 static inline int vv_os_unlink(const char *p) { return vv_os->unlink(p); }
 static inline int vv_os_rename(const char *a, const char *b) { return vv_os->rename(a, b); }
 static inline int vv_os_mkdir(const char *p, mode_t m) { return vv_os->mkdir(p, m); }
@@ -69,10 +72,16 @@ ssize_t vv_os_pread_full(int fd, void *buf, size_t n, off_t off);
 int vv_os_pwrite_full(int fd, const void *buf, size_t n, off_t off);
 /* fsync the directory at path (after creating/renaming/unlinking in it). */
 int vv_os_fsync_dir(const char *path);
-/* Write a whole file atomically: tmp file, fsync, rename, fsync dir. */
+/* Write a whole file atomically: PATH.tmp (created O_EXCL|O_NOFOLLOW, so a
+ * planted link or file there is never written through), fsync, rename over
+ * path, and with sync_dir fsync the directory (without it the rename may be
+ * lost in a power cut: old or new content, never torn). */
+int vv_os_write_replace(const char *path, const void *buf, size_t n, mode_t mode, bool sync_dir);
+/* vv_os_write_replace with sync_dir. */
 int vv_os_write_atomic(const char *path, const void *buf, size_t n, mode_t mode);
-/* Read a whole small file (<= max bytes) into a malloc'd buffer (caller
- * frees).  -EFBIG if larger than max. */
+/* Read a whole small regular file (<= max bytes) into a malloc'd buffer
+ * (caller frees).  -EFBIG if larger than max; -ELOOP if path is a symbolic
+ * link (never followed), -EINVAL if not a regular file. */
 int vv_os_read_file(const char *path, size_t max, void **out, size_t *outlen);
 
 #endif

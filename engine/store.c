@@ -57,6 +57,7 @@
 #include "os.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
+#include "vecvault/privfile.h"
 #include "vecvault/store.h"
 #include "vecvault/version.h"
 
@@ -1023,29 +1024,6 @@ static int anchor_path(const struct vv_store *s, char *out, size_t outlen, char 
 	return 0;
 }
 
-/* mkdir -p with mode 0700 for every directory it creates. */
-static int mkdir_p(const char *path)
-{
-	char tmp[PATH_MAX];
-	size_t n = strlen(path);
-	int r;
-
-	if (n == 0 || n >= sizeof(tmp))
-		return VV_ENAMETOOLONG;
-	memcpy(tmp, path, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (tmp[i] != '/' && tmp[i] != '\0')
-			continue;
-		tmp[i] = '\0';
-		r = vv_os_mkdir(tmp, 0700);
-		if (r < 0 && r != -EEXIST)
-			return oserr(r);
-		if (i < n)
-			tmp[i] = '/';
-	}
-	return 0;
-}
-
 static int anchor_mac(const struct vv_store *s, const uint8_t *body, uint8_t out[VV_MAC_BYTES])
 {
 	uint8_t *k = vv_secure_alloc(VV_KEY_BYTES);
@@ -1078,15 +1056,15 @@ int vv_store_anchor_get(const struct vv_store *s, uint64_t *counter)
 	}
 	if ((r = anchor_path(s, path, sizeof(path), dir, sizeof(dir))) < 0)
 		goto out;
-	r = vv_os_read_file(path, 4096, &buf, &len);
-	if (r == -ENOENT) {
+	/* A link or someone else's file in our place is refused (privfile.h):
+	 * whoever can replace the anchor can roll the store back unnoticed. */
+	r = vv_privfile_read(path, 4096, VV_PRIVFILE_SECRET, &buf, &len);
+	if (r == VV_ENOENT) {
 		r = 0;   /* first mount on this machine */
 		goto out;
 	}
-	if (r < 0 && r != -EFBIG) {
-		r = oserr(r);
+	if (r < 0 && r != VV_EFBIG)
 		goto out;
-	}
 	r = VV_ECORRUPT;
 	vv_rbuf_init(&b, buf, len);
 	if (len != ANCHOR_BYTES || vv_rbuf_get_ptr(&b, &magic, 8) < 0 ||
@@ -1115,10 +1093,10 @@ out:
 
 int vv_store_anchor_put(const struct vv_store *s, uint64_t counter, bool durable)
 {
-	char path[PATH_MAX], dir[PATH_MAX], tmp[PATH_MAX + 8];
+	char path[PATH_MAX], dir[PATH_MAX];
 	uint8_t buf[ANCHOR_BYTES];
 	struct vv_wbuf w;
-	int fd, r;
+	int r;
 
 	if (!s->master) {
 		r = VV_EINVAL;
@@ -1126,8 +1104,8 @@ int vv_store_anchor_put(const struct vv_store *s, uint64_t counter, bool durable
 	}
 	if ((r = anchor_path(s, path, sizeof(path), dir, sizeof(dir))) < 0)
 		goto out;
-	if ((r = mkdir_p(dir)) < 0) {
-		vv_log(VV_LOG_ERR, "anchor directory %s: cannot create", dir);
+	if ((r = vv_privfile_mkdir(dir)) < 0) {
+		vv_log(VV_LOG_ERR, "anchor directory %s: cannot create or use it", dir);
 		goto out;
 	}
 	vv_wbuf_init(&w, buf, sizeof(buf));
@@ -1136,29 +1114,10 @@ int vv_store_anchor_put(const struct vv_store *s, uint64_t counter, bool durable
 	vv_wbuf_put_u64(&w, counter);
 	if ((r = anchor_mac(s, buf, buf + w.len)) < 0)
 		goto out;
-	if (durable) {
-		r = oserr(vv_os_write_atomic(path, buf, sizeof(buf), 0600));
-		goto out;
-	}
-	/* Cheaper variant: the file's bytes are fsync'd before the rename, so a
+	/* Not durable: the file's bytes are fsync'd before the rename, so a
 	 * power cut leaves the old or the new anchor, never a torn one; only
 	 * the rename itself may be lost (the anchor then lags, which is safe). */
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = vv_os_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0) {
-		r = oserr(fd);
-		goto out;
-	}
-	r = vv_os_pwrite_full(fd, buf, sizeof(buf), 0);
-	if (r == 0)
-		r = vv_os_fsync(fd);
-	vv_os_close(fd);
-	if (r == 0)
-		r = vv_os_rename(tmp, path);
-	if (r < 0) {
-		vv_os_unlink(tmp);
-		r = oserr(r);
-	}
+	r = vv_privfile_replace(path, buf, sizeof(buf), durable);
 out:
 	vv_memzero(buf, sizeof(buf));
 	return r;

@@ -643,7 +643,7 @@ int vv_vault_create_store(const char *dir, const char *pass, size_t passlen,
 	    (r = vv_store_subkey(v.store, 1, VV_SUBKEY_COLLWRAP, v.wrapkey)) < 0 ||
 	    (r = meta_path(v.store, path, sizeof(path))) < 0)
 		goto out;
-	r = vv_meta_open(path, mkey, vv_store_page_size(v.store), true, &v.meta);
+	r = vv_meta_open(path, mkey, vv_store_page_size(v.store), VV_META_CREATE, &v.meta);
 	vv_memzero(mkey, sizeof(mkey));
 	if (r < 0)
 		goto out;
@@ -770,7 +770,8 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 			goto fail;
 		}
 	}
-	r = vv_meta_open(path, mkey, vv_store_page_size(v->store), false, &v->meta);
+	r = vv_meta_open(path, mkey, vv_store_page_size(v->store),
+			 (o->flags & VV_VAULT_READONLY) ? VV_META_READONLY : 0, &v->meta);
 	vv_memzero(mkey, sizeof(mkey));
 	if (r < 0)
 		goto fail;
@@ -838,7 +839,11 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		r = vv_audit_open(&ao, &v->audit);
 		vv_memzero(akey, sizeof(akey));
 		if (r < 0) {
-			vv_log(VV_LOG_ERR, "vault: cannot open the audit log %s: %s", apath, vv_strerror(r));
+			/* A refused file's reason, naming it, is already the last
+			 * error logged: do not bury it under a vaguer one. */
+			if (r != VV_EUNSAFE)
+				vv_log(VV_LOG_ERR, "vault: cannot open the audit log %s: %s", apath,
+				       vv_strerror(r));
 			goto fail;
 		}
 		vv_audit_import_preauth(v->audit);

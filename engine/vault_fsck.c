@@ -303,8 +303,11 @@ int vv_vault_fsck(struct vv_vault *v, bool repair, vv_report_fn fn, void *ctx,
 			    (unsigned long long)n->ino, n->nlink, n->links);
 		}
 	}
+	/* The transaction holds the repairs of reference counts below; a dry
+	 * run (a read-only vault, where vault_txn says EROFS) changes nothing
+	 * and needs none. */
 	if ((r = vv_meta_extent_iter_all(v->meta, check_extent, &f)) < 0 ||
-	    (r = vault_txn(v)) < 0 ||
+	    (repair && (r = vault_txn(v)) < 0) ||
 	    (r = vv_meta_chunk_iter(v->meta, table_chunk, &f)) < 0)
 		goto report;
 	for (size_t i = 0; i < f.ncrefs; i++)

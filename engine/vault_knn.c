@@ -401,9 +401,15 @@ static int not_segment(int r)
 	return r == VV_ECORRUPT ? VV_EINVAL : r;
 }
 
-/* The request's fields, checked before anything is decrypted. */
-static int check_request(const struct vv_knn_ioc_hdr *h)
+/* The request's fields, checked before anything is decrypted; then the
+ * queries it announces (q: h->nq * h->dim floats, inside the ioctl's buffer
+ * once the header passed): a NaN or infinite query has no nearest
+ * neighbours, so it is refused rather than answered with nothing. */
+static int check_request(const struct vv_knn_ioc_hdr *h, const float *q)
 {
+	size_t row;
+	uint32_t col;
+
 	if (h->magic != VV_KNN_MAGIC || h->version != VV_KNN_VERSION)
 		return VV_EINVAL;
 	if (h->metric != VV_METRIC_L2 && h->metric != VV_METRIC_IP && h->metric != VV_METRIC_COSINE)
@@ -415,6 +421,8 @@ static int check_request(const struct vv_knn_ioc_hdr *h)
 		return VV_EINVAL;
 	if ((uint64_t)h->nq * h->dim > VV_KNN_MAX_FLOATS || (uint64_t)h->nq * h->kk > VV_KNN_MAX_CANDS)
 		return VV_E2BIG;
+	if (vv_vectors_nonfinite(q, h->nq, h->dim, &row, &col))
+		return VV_EINVAL;
 	return 0;
 }
 
@@ -441,7 +449,7 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		r = VV_EBADF;
 		goto out;
 	}
-	if ((r = check_request(&h)) < 0)
+	if ((r = check_request(&h, io->u.q)) < 0)
 		goto out;
 	if (!S_ISREG(n->a.mode)) {
 		r = VV_EINVAL;

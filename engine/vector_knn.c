@@ -443,7 +443,12 @@ void vv_topk_push(struct vv_topk *t, float d, uint32_t seg, uint64_t row)
 {
 	struct vv_cand x = { d, seg, row };
 
-	if (d != d)             /* NaN never enters results */
+	/* Neither NaN nor +-Inf ever enters results: a segment row holding a
+	 * NaN or an infinity (or values so large that the float32 distance
+	 * overflows) is skipped, the same way in every kernel, in the local
+	 * scan and in the daemon's (docs/query.md).  -Inf would otherwise
+	 * beat every real row under ip. */
+	if (!isfinite(d))
 		return;
 	if (t->n < t->k) {
 		uint32_t i = t->n++;

@@ -980,6 +980,17 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		hits[i] = (struct vv_hit){ INFINITY, UINT32_MAX, 0, -1 };
 	if (nq == 0)
 		goto out;
+	{
+		size_t qr;
+		uint32_t qc;
+		if (vv_vectors_nonfinite(queries, nq, (uint32_t)d, &qr, &qc)) {
+			r = VV_EINVAL;
+			seterr(err, errlen, "query row %zu column %u is %s: queries must be finite "
+			       "numbers (rows and columns count from 0)", qr, qc,
+			       isnan(queries[qr * d + qc]) ? "NaN" : "infinite");
+			goto out;
+		}
+	}
 	j.c = c;
 	j.o = o;
 	j.kern = vv_kernels_get();
@@ -1151,6 +1162,18 @@ out:
 }
 
 /* ---- query files ------------------------------------------------------------ */
+
+bool vv_vectors_nonfinite(const float *v, size_t n, uint32_t dim, size_t *row, uint32_t *col)
+{
+	for (size_t i = 0; i < n; i++)
+		for (uint32_t t = 0; t < dim; t++)
+			if (!isfinite(v[i * dim + t])) {
+				*row = i;
+				*col = t;
+				return true;
+			}
+	return false;
+}
 
 int vv_vectors_load(const char *path, float **out, size_t *n, uint32_t *dim,
 		    char *err, size_t errlen)

@@ -21,8 +21,8 @@
 static const char usage[] =
 	"usage: vecvault fsck STORE [--passfile FILE | --extpass CMD] [--dry-run]\n"
 	"Check every page, extent and chunk of the vault; free orphaned chunks and\n"
-	"inodes unless --dry-run.  Exit status: 0 clean, 1 problems found,\n"
-	"2 could not run.  The vault must not be mounted.\n";
+	"inodes unless --dry-run (which changes no byte of STORE).  Exit status:\n"
+	"0 clean, 1 problems found, 2 could not run.  The vault must not be mounted.\n";
 
 /* On a terminal; file scope so the finding printer can clear it. */
 static struct tool_progress prog;

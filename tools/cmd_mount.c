@@ -33,6 +33,7 @@
 #include "util.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
+#include "vecvault/privfile.h"
 #include "vecvault/vault.h"
 
 static const char usage[] =
@@ -162,17 +163,22 @@ static int check_mountpoint(const char *mnt, char *abs)
 	return 0;
 }
 
-static int write_pid_file(const char *path)
+/* Others may read the pid file, never write it: a stale one of ours is
+ * reused, a planted link or someone else's file refused (privfile.h), so
+ * nobody can make the daemon truncate a file of their choosing. */
+static int write_pid_file(const char *path, char *why, size_t whylen)
 {
 	char buf[32];
-	int fd, n, r = 0;
+	int fd, n, r;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return -errno;
+	if ((r = vv_privfile_open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644, VV_PRIVFILE_PUBLIC,
+				  &fd, why, whylen)) < 0)
+		return r;
 	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-	if (write(fd, buf, (size_t)n) != n)
-		r = -EIO;
+	if (write(fd, buf, (size_t)n) != n) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		r = VV_EIO;
+	}
 	close(fd);
 	return r;
 }
@@ -223,6 +229,16 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 	if (tool_test_kdf_allowed())
 		vo.flags |= VV_VAULT_ALLOW_TEST_KDF;
 
+	/* The pid file first: a refused one stops us before the vault is
+	 * unlocked or anything is recorded. */
+	if (a->pid_file) {
+		if (write_pid_file(a->pid_file, msg, sizeof(msg)) < 0) {
+			tool_pass_free(pass);
+			report(report_fd, "cannot write pid file: %s", msg);
+			goto out;
+		}
+		pidf = true;
+	}
 	tool_clear_last_error();
 	r = vv_vault_open(a->store_abs, pass->buf, pass->len, &vo, &v);
 	tool_pass_free(pass);
@@ -235,14 +251,6 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 		else
 			report(report_fd, "%s", msg);
 		goto out;
-	}
-	if (a->pid_file) {
-		if ((r = write_pid_file(a->pid_file)) < 0) {
-			report(report_fd, "cannot write pid file %s (%s)", a->pid_file,
-			       strerror(-r));
-			goto out;
-		}
-		pidf = true;
 	}
 	r = vv_fs_run(v, a->mnt_abs, &a->fo, report_fd);
 	if (r > 0) {
@@ -336,6 +344,7 @@ int cmd_mount(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	char why[512];
 	struct tool_pass pass = { 0 };
 	struct mount_args a;
 	int pfd[2], opt, ret = 1;
@@ -409,7 +418,7 @@ int cmd_mount(int argc, char **argv)
 		/* Only the process systemd started may say READY=1 (vecvault@.service
 		 * runs mount -f); a background daemon is not that process. */
 		a.fo.sd_notify = true;
-		if (a.log && tool_log_daemon("mount", a.log, a.debug) < 0)
+		if (a.log && tool_log_daemon("mount", a.log, a.debug, why, sizeof(why)) < 0)
 			goto out;
 		if (!a.log && a.debug) {
 			setenv("VECVAULT_DEBUG", "1", 1);
@@ -440,8 +449,8 @@ int cmd_mount(int argc, char **argv)
 		if (chdir("/") < 0) {
 			/* "/" always exists. */
 		}
-		if (tool_log_daemon("mount", a.log, a.debug) < 0) {
-			report(pfd[1], "cannot open log file %s", a.log);
+		if (tool_log_daemon("mount", a.log, a.debug, why, sizeof(why)) < 0) {
+			report(pfd[1], "cannot open log file: %s", why);
 			_exit(1);
 		}
 		a.fo.detach_stdio = true;

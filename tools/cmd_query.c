@@ -286,6 +286,16 @@ int cmd_query(int argc, char **argv)
 	} else if ((r = vv_vectors_load(qfile, &q, &nq, &qdim, err, sizeof(err))) < 0) {
 		die_msg("query", "queries %s", err);
 		goto out;
+	} else {
+		size_t qr;
+		uint32_t qc;
+		/* A NaN query matches nothing: say so instead of printing no hits. */
+		if (vv_vectors_nonfinite(q, nq, qdim, &qr, &qc)) {
+			die_msg("query", "queries %s: query row %zu column %u is %s; queries must be "
+				"finite numbers (rows and columns count from 0)", qfile, qr, qc,
+				isnan(q[qr * qdim + qc]) ? "NaN" : "infinite");
+			goto out;
+		}
 	}
 	if ((r = vv_collection_open(dir, &ov, skip_bad, &c, err, sizeof(err))) < 0) {
 		die_msg("query", "%s%s", err, skip_bad ? "" : (r == VV_EACCES || r == VV_ENOENT) ? "" :

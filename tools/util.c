@@ -25,6 +25,7 @@
 #include "vecvault/store.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
+#include "vecvault/privfile.h"
 
 void die_msg(const char *verb, const char *fmt, ...)
 {
@@ -361,7 +362,7 @@ static void sink_syslog(void *ctx, enum vv_log_level lvl, const char *msg)
 	syslog(prio[lvl], "%s", msg);
 }
 
-int tool_log_daemon(const char *verb, const char *path, bool debug)
+int tool_log_daemon(const char *verb, const char *path, bool debug, char *why, size_t whylen)
 {
 	enum vv_log_level max = env_level(debug ? VV_LOG_DEBUG : VV_LOG_INFO);
 	int fd;
@@ -371,11 +372,17 @@ int tool_log_daemon(const char *verb, const char *path, bool debug)
 		vv_log_set_sink(sink_syslog, NULL, max);
 		return 0;
 	}
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-	if (fd < 0 || !(logf = fdopen(fd, "a"))) {
-		die_msg(verb, "cannot open log file %s (%s)", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	/* The daemon's log names files and users: never a planted link or a
+	 * file someone else made (vecvault/privfile.h). */
+	if (vv_privfile_open(path, O_WRONLY | O_APPEND | O_CREAT, 0600, VV_PRIVFILE_SECRET, &fd,
+			     why, whylen) < 0) {
+		die_msg(verb, "cannot open log file %s (%s)", path, why);
+		return -1;
+	}
+	if (!(logf = fdopen(fd, "a"))) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		die_msg(verb, "cannot open log file %s (%s)", path, why);
+		close(fd);
 		return -1;
 	}
 	vv_log_set_sink(sink_file, NULL, max);
@@ -410,6 +417,11 @@ void tool_open_error(const char *store, int r, char *buf, size_t buflen)
 	case VV_EDOWNGRADE:
 		snprintf(buf, buflen, "%s: key slot parameters are below the allowed "
 			 "minimum (%s)", store, vv_strerror(r));
+		break;
+	case VV_EUNSAFE:
+		/* The engine's reason (which file, what is wrong) follows. */
+		snprintf(buf, buflen, "%s: refused an unsafe file outside the store "
+			 "(docs/security.md)", store);
 		break;
 	default:
 		snprintf(buf, buflen, "cannot open vault %s (%s)", store, vv_strerror(r));

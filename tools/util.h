@@ -34,8 +34,9 @@ void tool_pass_free(struct tool_pass *p);
  * everything with VECVAULT_DEBUG=1). */
 void tool_log_stderr(void);
 /* Daemon logging: to file (appended, 0600) when path != NULL, else syslog.
- * Returns 0 or -1 (message printed). */
-int tool_log_daemon(const char *verb, const char *path, bool debug);
+ * The file must pass vecvault/privfile.h's rules.  Returns 0 or -1 (message
+ * printed, and the reason copied to why[whylen]). */
+int tool_log_daemon(const char *verb, const char *path, bool debug, char *why, size_t whylen);
 
 /* The last engine error message logged through these sinks ("" if none),
  * and a reset before a call whose reason should be reported. */

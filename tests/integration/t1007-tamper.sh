@@ -12,7 +12,9 @@
 # still read back.  `vecvault fsck` exits non-zero and names the damaged file
 # or chunk (or meta.db page).  An untouched copy passes fsck; an orphan chunk
 # (a copy under a new valid name) is reported, freed, and a second fsck is
-# clean.
+# clean.  `fsck --dry-run` runs before each fsck: it exits 0 on the clean
+# store, non-zero naming the same damage on a damaged one, reports the
+# orphan without freeing it, and changes no byte (nor name) under STORE.
 #
 # Every copy shares the store id, so each case runs with its own fresh
 # VECVAULT_STATE_DIR (no rollback anchor): the cases must not see each
@@ -92,6 +94,32 @@ BIGCH=${BIGCH#"$S/"}
 A1=$(chunks_of_size "$S" "$ab_sz" | sed -n 1p); A1=${A1#"$S/"}
 A2=$(chunks_of_size "$S" "$ab_sz" | sed -n 2p); A2=${A2#"$S/"}
 
+# store_sum DIR: every name under DIR and every file's bytes, so a dry run
+# that creates, removes or changes anything shows.
+store_sum() {
+	(cd "$1" && find . | LC_ALL=C sort && find . -type f -print0 | LC_ALL=C sort -z |
+		xargs -0 sha256sum)
+}
+
+# dry_run NAME STORE: fsck --dry-run; its exit status in $rc, output in
+# $T/dry.out; checks that no byte of STORE changed.
+dry_run() {
+	local name=$1 st=$2
+	store_sum "$st" > "$T/sum.before"
+	rc=0
+	"$VV_BIN" fsck "$st" --passfile "$PASSFILE" --dry-run > "$T/dry.out" 2>&1 || rc=$?
+	store_sum "$st" > "$T/sum.after"
+	if cmp -s "$T/sum.before" "$T/sum.after"; then
+		test_ok "$name: fsck --dry-run changed no byte of the store"
+	else
+		diff "$T/sum.before" "$T/sum.after" | sed 's/^/#   /'
+		test_fail "$name: fsck --dry-run changed no byte of the store"
+	fi
+}
+
+dry_run "untouched" "$S"
+check "untouched: fsck --dry-run exits 0 (got $rc)" test "$rc" = 0
+check "untouched: fsck --dry-run says clean" grep -q ': clean$' "$T/dry.out"
 check "an untouched store passes fsck (exit 0)" "$VV_BIN" fsck "$S" --passfile "$PASSFILE"
 
 NCASE=0
@@ -150,6 +178,14 @@ run_case() {
 			fi
 		done
 		check "$CN: unmount" vv_umount "$cm"
+	fi
+	dry_run "$CN" "$C"
+	check "$CN: fsck --dry-run exits non-zero (got $rc)" test "$rc" -ne 0
+	if ! grep -Eq "$names" "$T/dry.out"; then
+		echo "# fsck --dry-run output (wanted /$names/):"; sed 's/^/#   /' "$T/dry.out"
+		test_fail "$CN: fsck --dry-run names the damage"
+	else
+		test_ok "$CN: fsck --dry-run names the damage"
 	fi
 	rc=0
 	"$VV_BIN" fsck "$C" --passfile "$PASSFILE" > "$T/fsck.out" 2>&1 || rc=$?
@@ -229,6 +265,11 @@ new_case "orphan chunk"
 orph=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 mkdir -p "$C/chunks/${orph:0:2}"
 cp "$C/$A1" "$C/chunks/${orph:0:2}/$orph"
+dry_run "orphan" "$C"
+check "orphan: fsck --dry-run exits 1 (got $rc)" test "$rc" = 1
+check "orphan: fsck --dry-run reports the orphan chunk" sh -c \
+	"grep -i orphan '$T/dry.out' | grep -q '${orph:0:16}'"
+check "orphan: fsck --dry-run left the chunk file" test -e "$C/chunks/${orph:0:2}/$orph"
 rc=0
 "$VV_BIN" fsck "$C" --passfile "$PASSFILE" > "$T/fsck.out" 2>&1 || rc=$?
 check "orphan: fsck exits 1 (found)" test "$rc" = 1

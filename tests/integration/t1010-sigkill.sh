@@ -7,7 +7,8 @@
 # each kill, `vecvault fsck` must find no damage (a first run may free
 # orphans, exit 1 "orphans freed"; a second run must then be clean, exit 0),
 # and after a remount every file holds the content of its last completed
-# fsync or of a write begun after it.
+# fsync or of a write begun after it.  Before that, `fsck --dry-run` finds no
+# damage and leaves every byte of the crashed store (its WAL too) as it was.
 #
 # VV_SIGKILL_ROUNDS (default 6), VV_SIGKILL_SEED (default: random, printed).
 . "$(dirname "$0")/test-lib.sh"
@@ -18,6 +19,11 @@ echo "# seed $SEED (VV_SIGKILL_SEED), $ROUNDS rounds (VV_SIGKILL_ROUNDS)"
 RANDOM=$SEED
 
 STORE=$T/store
+# sum_store: every name under the store and every file's bytes
+sum_store() {
+	(cd "$STORE" && find . | LC_ALL=C sort && find . -type f -print0 | LC_ALL=C sort -z |
+		xargs -0 sha256sum)
+}
 MNT=$T/mnt
 LOG=$T/fsync.log          # outside the mount: survives the daemon
 : > "$LOG"
@@ -139,6 +145,17 @@ for round in $(seq 1 "$ROUNDS"); do
 	n=$(( $(grep -c '^D ' "$LOG" || true) - before ))
 	total_done=$((total_done + n))
 	check "round $round: the writer completed fsyncs before the kill ($n)" test "$n" -gt 0
+
+	# A dry run first: it must judge the crashed store the same way and
+	# leave it exactly as the crash left it (meta.db's WAL included).
+	sum_store > "$T/sum.before"
+	out=$("$VV_BIN" fsck "$STORE" --passfile "$PASSFILE" --dry-run 2>&1) && rc=0 || rc=$?
+	if [ "$rc" -eq 1 ] && echo "$out" | grep -q 'orphans found'; then rc=0; fi
+	if [ "$rc" -ne 0 ]; then echo "$out" | sed 's/^/#   /'; fi
+	check "round $round: fsck --dry-run after SIGKILL finds no damage" test "$rc" -eq 0
+	sum_store > "$T/sum.after"
+	check "round $round: fsck --dry-run changed no byte of the store" \
+		cmp -s "$T/sum.before" "$T/sum.after"
 
 	out=$("$VV_BIN" fsck "$STORE" --passfile "$PASSFILE" 2>&1) && rc=0 || rc=$?
 	if [ "$rc" -eq 1 ] && echo "$out" | grep -q 'orphans freed$'; then rc=0; fi

@@ -636,6 +636,63 @@ static void bench(void)
 	tap_diag(msg);
 }
 
+/* Names planted beside a running log (a rotated file's next name, the
+ * checkpoint's temp file) are replaced by rename, never written through;
+ * a planted audit.log.1 before the first open is refused (the chain would
+ * continue from whatever it says). */
+static void test_planted(void)
+{
+	char dir[512], path[600], p[700], victim[600], buf[64];
+	struct vv_audit_verify_result res;
+	struct vv_audit *a = NULL;
+	struct vv_audit_opts o = { .key = key, .rotate_bytes = 4096 };
+	size_t len = 0;
+	char *v;
+	int r;
+
+	newdir(dir, sizeof(dir), "planted");
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	spit(victim, "victim\n", 7);
+	o.path = path;
+	r = vv_audit_open(&o, &a);
+	is_int(r, 0, "open a fresh log");
+	if (r < 0)
+		return;
+	snprintf(p, sizeof(p), "%s.2", path);
+	ok(symlink(victim, p) == 0, "plant audit.log.2 -> victim");
+	snprintf(p, sizeof(p), "%s.checkpoint.tmp", path);
+	ok(symlink(victim, p) == 0, "plant audit.log.checkpoint.tmp -> victim");
+	for (int i = 0; i < 60; i++) {
+		struct vv_audit_rec rec;
+		rec_n(&rec, i, buf, sizeof(buf));
+		vv_audit_log(a, &rec);
+		if (i % 5 == 0)
+			vv_audit_flush(a);
+	}
+	is_int(vv_audit_close(a), 0, "rotations past the planted names succeed");
+	v = slurp(victim, &len);
+	ok(v && len == 7 && memcmp(v, "victim\n", 7) == 0, "  the victim is untouched");
+	free(v);
+	verify(path, &res);
+	ok(res.ok, "  the chain verifies across the rotated files");
+	if (!res.ok)
+		printf("# why %s in %s\n", res.why ? res.why : "?", res.file);
+
+	newdir(dir, sizeof(dir), "planted1");
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	snprintf(p, sizeof(p), "%s.1", path);
+	spit(p, "{\"seq\":1000}\n", 14);
+	if (geteuid() == 0 && chown(p, 65534, 65534) == 0) {
+		o.path = path;
+		a = NULL;
+		is_int(vv_audit_open(&o, &a), VV_EUNSAFE, "someone else's audit.log.1: refused");
+		vv_audit_close(a);
+	} else {
+		ok(1, "# SKIP not root: cannot chown");
+	}
+}
+
 int main(void)
 {
 	char cmd[300];
@@ -651,6 +708,7 @@ int main(void)
 	test_escaping();
 	test_tamper();
 	test_reopen_rotate();
+	test_planted();
 	test_enospc();
 	test_preauth();
 	test_default_path();

@@ -409,6 +409,62 @@ int main(void)
 	/* Copy db + WAL while open: a crash image whose WAL recovery reads frames. */
 	copy_dir_db(dir, pathf("%s/walcopy", root), 1);
 
+	/* A read-only open of that crash image (fsck --dry-run) reads the
+	 * WAL's commits, refuses writes, and leaves both files byte for byte;
+	 * on a store without a WAL it leaves none behind. */
+	{
+		uint8_t *db0 = NULL, *wal0 = NULL, *db1 = NULL, *wal1 = NULL;
+		size_t ndb0 = 0, nwal0 = 0, ndb1 = 0, nwal1 = 0;
+		char ro[512], rodb[600], rowal[600];
+		sqlite3 *rdb = NULL;
+		struct stat st;
+		int r2;
+
+		snprintf(ro, sizeof(ro), "%s/rocopy", root);
+		snprintf(rodb, sizeof(rodb), "%s/meta.db", ro);
+		snprintf(rowal, sizeof(rowal), "%s/meta.db-wal", ro);
+		copy_dir_db(pathf("%s/walcopy", root), ro, 1);
+		read_all(rodb, &db0, &ndb0);
+		read_all(rowal, &wal0, &nwal0);
+		r2 = vv_metavfs_open(rodb, key, PSZ, VV_METAVFS_READONLY, &rdb);
+		is_int(r2, 0, "read-only open of a crash image with a WAL");
+		if (r2 == 0) {
+			digest(rdb, got, sizeof(got), &rc);
+			is_str(got, want, "  reads the WAL's commits");
+			ok(exec(rdb, "INSERT INTO t VALUES(7000, 'x', 'y')") != SQLITE_OK,
+			   "  refuses a write");
+			is_int(vv_metavfs_close(rdb), 0, "  closes");
+		}
+		read_all(rodb, &db1, &ndb1);
+		read_all(rowal, &wal1, &nwal1);
+		ok(ndb0 == ndb1 && memcmp(db0, db1, ndb0) == 0, "  meta.db unchanged");
+		ok(wal1 && nwal0 == nwal1 && memcmp(wal0, wal1, nwal0) == 0,
+		   "  the WAL still there and unchanged (not checkpointed)");
+		free(db0);
+		free(wal0);
+		free(db1);
+		free(wal1);
+		db0 = db1 = NULL;
+
+		/* A read-write open and close checkpoints and removes the WAL. */
+		r2 = vv_metavfs_open(rodb, key, PSZ, 0, &rdb);
+		if (r2 == 0)
+			vv_metavfs_close(rdb);
+		ok(r2 == 0 && stat(rowal, &st) != 0, "read-write close leaves no WAL");
+		read_all(rodb, &db0, &ndb0);
+		r2 = vv_metavfs_open(rodb, key, PSZ, VV_METAVFS_READONLY, &rdb);
+		if (r2 == 0) {
+			digest(rdb, got, sizeof(got), &rc);
+			vv_metavfs_close(rdb);
+		}
+		ok(r2 == 0 && strcmp(got, want) == 0, "read-only open without a WAL reads it all");
+		ok(stat(rowal, &st) != 0, "  and leaves no WAL behind");
+		read_all(rodb, &db1, &ndb1);
+		ok(ndb0 == ndb1 && memcmp(db0, db1, ndb0) == 0, "  meta.db unchanged");
+		free(db0);
+		free(db1);
+	}
+
 	/* vv_os is the only path to the files */
 	{
 		static struct vv_os_ops ops;

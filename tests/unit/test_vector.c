@@ -273,6 +273,28 @@ static void test_topk(void)
 	vv_topk_sort(&t);
 	ok(t.n == 3 && st[0].seg == 1 && st[0].row == 3 && st[1].seg == 1 && st[1].row == 4 &&
 	   st[2].seg == 2, "ties broken by (segment, row), NaN dropped");
+
+	/* Non-finite distances (a row with NaN or Inf) never enter, even with
+	 * room to spare: -Inf would otherwise win under ip. */
+	vv_topk_init(&t, st, 3);
+	vv_topk_push(&t, -INFINITY, 0, 1);
+	vv_topk_push(&t, INFINITY, 0, 2);
+	vv_topk_push(&t, NAN, 0, 3);
+	vv_topk_push(&t, 2, 0, 4);
+	vv_topk_sort(&t);
+	ok(t.n == 1 && st[0].row == 4, "-Inf, +Inf and NaN distances dropped, finite kept");
+	{
+		float v[6] = { 1, 2, 3, 4, NAN, 6 };
+		size_t row = 9;
+		uint32_t col = 9;
+		ok(!vv_vectors_nonfinite(v, 2, 2, &row, &col), "finite rows: none found");
+		ok(vv_vectors_nonfinite(v, 3, 2, &row, &col) && row == 2 && col == 0,
+		   "NaN found at row 2 column 0");
+		v[4] = 5;
+		v[3] = -INFINITY;
+		ok(vv_vectors_nonfinite(v, 3, 2, &row, &col) && row == 1 && col == 1,
+		   "-Inf found at row 1 column 1");
+	}
 }
 
 /* the batch path's filtered offer: the same kept set as pushing every value */

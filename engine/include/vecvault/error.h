@@ -49,7 +49,8 @@ enum {
 	VV_ESYS = -39,          /* other system error; see errno logged alongside */
 	VV_ECANCELED = -40,
 	VV_ENOMETA = -42,       /* meta.db missing or empty in an initialised store */
-	VV_EMIN = -43
+	VV_EUNSAFE = -43,       /* a file outside STORE is a link, not ours, or open to others */
+	VV_EMIN = -44
 };
 
 /* Human-readable text for a VV_E* code (never NULL; static storage). */

@@ -24,11 +24,12 @@
  * Errors: EAGAIN while the daemon is still decrypting the segment (the
  * first request starts that in the background), ENOTTY when the offload is
  * off, EFBIG when the segment exceeds the daemon's offload cache, EINVAL /
- * E2BIG for a request it cannot take (EINVAL also for a file that is no
- * segment of the format named: audited with the parser's reason, never as
- * ECORRUPT, which means tampering), EBADF for a handle its holder did not
- * open for reading (write-only, open mode 3, exec).  On any error the
- * caller scans the segment itself.
+ * E2BIG for a request it cannot take (EINVAL also for a NaN or infinite
+ * query value, and for a file that is no segment of the format named:
+ * audited with the parser's reason, never as ECORRUPT, which means
+ * tampering), EBADF for a handle its holder did not open for reading
+ * (write-only, open mode 3, exec).  On any error the caller scans the
+ * segment itself.
  */
 #ifndef VECVAULT_KNN_IOCTL_H
 #define VECVAULT_KNN_IOCTL_H

@@ -205,6 +205,12 @@ int vv_segment_knn(const uint8_t *base, size_t len, const struct vv_segment_info
 int vv_vectors_load(const char *path, float **out, size_t *n, uint32_t *dim,
 		    char *err, size_t errlen);
 
+/* Find the first non-finite value (NaN, +-Inf) in n row-major rows of dim
+ * floats: true with *row and *col (from 0) set, false if all are finite.
+ * Queries must be finite: every distance to a NaN query is NaN, so it has
+ * no neighbours (docs/query.md); the search and the daemon refuse one. */
+bool vv_vectors_nonfinite(const float *v, size_t n, uint32_t dim, size_t *row, uint32_t *col);
+
 /* Name of the kernel in use ("avx512", "avx2", "scalar").  VV_SIMD=scalar|
  * avx2|avx512 in the environment forces one (if the CPU has it). */
 const char *vv_knn_kernel_name(void);
