@@ -253,7 +253,7 @@ int vv_meta_close(struct vv_meta *m)
 	if (!m)
 		return 0;
 	if (m->txn)
-		r = vv_meta_commit(m, true);
+		r = vv_meta_commit(m);
 	if (m->reading && !m->txn) {
 		sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL);
 		m->reading = false;
@@ -292,18 +292,12 @@ bool vv_meta_in_txn(const struct vv_meta *m)
 	return m->txn;
 }
 
-int vv_meta_commit(struct vv_meta *m, bool durable)
+int vv_meta_commit(struct vv_meta *m)
 {
 	int r;
 
-	if (!m->txn) {
-		if (!durable)
-			return 0;
-		/* Nothing pending, but the caller wants what is committed durable:
-		 * an empty write transaction is not written; sync explicitly. */
-		if ((r = vv_meta_begin(m)) < 0)
-			return r;
-	}
+	if (!m->txn)
+		return 0;
 	{
 		STMT(m, S_COMMITS_INC);
 		if ((r = run(m, s)) < 0)

@@ -55,13 +55,13 @@ int vv_meta_wal_discarded(struct vv_meta *m);
 /* Commit what is pending, checkpoint and close.  NULL ok. */
 int vv_meta_close(struct vv_meta *m);
 
-/* Transactions.  begin is a no-op if one is open; commit increments the
- * commit counter (kv "commits") and syncs the WAL (synchronous=FULL), so a
- * commit that returned is durable.  durable=true commits even when nothing
- * is pending (used to make earlier work durable on request). */
+/* Transactions.  begin is a no-op if one is open; commit (a no-op without
+ * one) increments the commit counter (kv "commits") and syncs the WAL
+ * (synchronous=FULL), so a commit that returned is durable: the durability
+ * story is told once, in vault_commit.c. */
 int vv_meta_begin(struct vv_meta *m);
 bool vv_meta_in_txn(const struct vv_meta *m);
-int vv_meta_commit(struct vv_meta *m, bool durable);
+int vv_meta_commit(struct vv_meta *m);
 int vv_meta_rollback(struct vv_meta *m);
 
 /* kv */

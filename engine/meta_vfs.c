@@ -1049,7 +1049,6 @@ int vv_metavfs_open(const char *path, const uint8_t key[32], uint32_t page_size,
 	if ((rc = pragma(db, "PRAGMA temp_store=MEMORY", NULL, 0)) != SQLITE_OK ||
 	    (rc = pragma(db, "PRAGMA mmap_size=0", NULL, 0)) != SQLITE_OK ||
 	    (rc = pragma(db, "PRAGMA cache_size=-65536", NULL, 0)) != SQLITE_OK ||
-	    (rc = pragma(db, "PRAGMA synchronous=NORMAL", NULL, 0)) != SQLITE_OK ||
 	    (rc = pragma(db, "PRAGMA foreign_keys=OFF", NULL, 0)) != SQLITE_OK ||
 	    (ro && (rc = pragma(db, "PRAGMA query_only=ON", NULL, 0)) != SQLITE_OK) ||
 	    (rc = pragma(db, "PRAGMA page_size", ans, sizeof(ans))) != SQLITE_OK)

@@ -154,7 +154,9 @@ static int unref_cb(void *ctx, const struct vv_extent *e)
 	return unref(u->v, u->coll, e);
 }
 
-int data_release_all(struct vv_vault *v, struct node *n)
+/* The data layer's node listener: a deleted node's extents are released
+ * (their chunks freed when no longer referenced). */
+static int data_release_all(struct vv_vault *v, struct node *n)
 {
 	struct unref_ctx u = { v, n->a.coll, 0 };
 
@@ -553,6 +555,9 @@ static void *sealer(void *arg)
 
 int data_sealer_start(struct vv_vault *v)
 {
+	static const struct vault_listener data_listener = { .deleted = data_release_all };
+
+	vault_listen(v, &data_listener);
 	v->pool = calloc(POOL_MAX, sizeof(*v->pool));
 	if (!v->pool)
 		return VV_ENOMEM;
@@ -646,7 +651,7 @@ done:
 	n->a.size = size;
 	n->data_gen++;
 	pthread_mutex_unlock(&v->mu);
-	knn_cache_drop(v, n->ino);
+	vault_data_changed(v, n);
 	n->data_dirty = true;
 	return data_flush(v, n);
 }
@@ -886,7 +891,7 @@ ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 	n->data_gen++;
 	n->data_dirty = true;
 	pthread_mutex_unlock(&v->mu);
-	knn_cache_drop(v, n->ino);
+	vault_data_changed(v, n);
 	if (n->ndirty >= VV_FLUSH_BLOCKS)
 		r = data_flush(v, n);
 out:
@@ -931,7 +936,7 @@ int vv_vault_fsync(struct vv_vault *v, struct vv_file *fh, bool datasync)
 
 	(void)datasync;
 	pthread_mutex_lock(&v->mu);
-	r2 = vault_commit(v, true);
+	r2 = vault_commit_anchor(v);
 	pthread_mutex_unlock(&v->mu);
 	return r < 0 ? r : r2;
 }

@@ -282,7 +282,7 @@ int vv_vault_fsck(struct vv_vault *v, bool repair, vv_report_fn fn, void *ctx,
 	if ((r = vault_flush_all(v)) < 0)
 		goto out;
 	pthread_mutex_lock(&v->mu);
-	if ((r = vault_commit(v, true)) < 0)
+	if ((r = vault_commit_anchor(v)) < 0)
 		goto unlock;
 	vault_unlink_freed(v, true);        /* freed chunks are not orphans */
 	vv_meta_integrity(v->meta, integrity_line, &f);
@@ -332,7 +332,7 @@ int vv_vault_fsck(struct vv_vault *v, bool repair, vv_report_fn fn, void *ctx,
 			    (unsigned long long)f.crefs[i].refs);
 		}
 	if (repair)
-		r = vault_commit(v, true);
+		r = vault_commit_anchor(v);
 report:
 	if (r == 0 && (rep->damaged || rep->missing_chunks))
 		r = VV_ECORRUPT;

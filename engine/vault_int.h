@@ -132,6 +132,23 @@ struct collkey {
 	uint8_t *key;                    /* secure memory */
 };
 
+/*
+ * Node events, so that the node table and the data path never call up into
+ * the layers that keep state per node (the data layer's extents, the
+ * offload cache; later the trash and snapshots): those register a listener
+ * at open, and the lower layer announces.  Listeners run in registration
+ * order, must not block, and must not take v->mu.
+ */
+struct vault_listener {
+	/* n's bytes changed (write, truncate).  Under n->rw (write). */
+	void (*data_changed)(struct vv_vault *v, struct node *n);
+	/* n is deleted for good (no links, no users): release what is kept
+	 * for it.  Under v->mu, inside the open transaction; an error stops
+	 * the deletion (the inode row stays for fsck).  May be NULL. */
+	int (*deleted)(struct vv_vault *v, struct node *n);
+};
+#define VAULT_MAX_LISTENERS 4
+
 struct vv_vault {
 	struct vv_store *store;
 	struct vv_meta *meta;
@@ -159,7 +176,7 @@ struct vv_vault {
 	struct pending_unlink *unl;
 	size_t nunl, unlcap;
 	size_t unl_safe;                 /* entries [0, unl_safe) are durable-safe */
-	bool dirty_commit;               /* the rollback anchor lags the last commit */
+	bool anchor_lags;                /* the rollback anchor lags the last commit */
 
 	pthread_t tick;
 	bool tick_run;
@@ -188,21 +205,31 @@ struct vv_vault {
 	struct knn_cache *knn;           /* decrypted segments for the query offload, or NULL */
 	vv_progress_fn progress;         /* from vv_vault_opts; NULL = none */
 	void *progress_ctx;
+	struct vault_listener listeners[VAULT_MAX_LISTENERS];   /* node events (vault_node.c) */
+	size_t nlisteners;
 	int64_t space_checked;           /* when low_space was last computed (ns) */
 };
 
-/* vault.c */
+/* collection keys (vault_keys.c) */
 int vault_key(struct vv_vault *v, uint32_t coll, const uint8_t **key);  /* under mu */
 int vault_coll_new(struct vv_vault *v, uint32_t *id);                    /* under mu */
+int vault_coll_key_new(struct vv_meta *m, const uint8_t *wrapkey, uint32_t *id);
 int vault_coll_drop(struct vv_vault *v, uint32_t id);                    /* under mu */
-void vault_unlink_later(struct vv_vault *v, const uint8_t id[VV_CHUNK_ID_BYTES]);  /* under mu */
-int vault_commit(struct vv_vault *v, bool durable);                      /* under mu */
-void vault_unlink_freed(struct vv_vault *v, bool locked);
+
+/* transactions and commits (vault_commit.c: the durability story) */
 int vault_txn(struct vv_vault *v);                                       /* under mu */
+int vault_commit(struct vv_vault *v);                                    /* under mu */
+int vault_commit_anchor(struct vv_vault *v);   /* also the anchor; under mu */
+void vault_unlink_later(struct vv_vault *v, const uint8_t id[VV_CHUNK_ID_BYTES]);  /* under mu */
+void vault_unlink_freed(struct vv_vault *v, bool locked);
 int64_t vault_now(void);
 /* VV_ENOSPC when the store's disk is too full for operations that grow
  * the vault (creating, writing); deletes stay allowed.  Under mu. */
 int vault_space_ok(struct vv_vault *v);
+/* Seal the audit writer's latest checkpoint into the open transaction. */
+int vault_seal_checkpoint(struct vv_vault *v);                           /* under mu */
+
+/* audit records (vault_audit.c) */
 void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,
 		 uint64_t parent, const char *name, int result, const char *detail);
 /* Remember who opened fh and by which path, for its records: the entry
@@ -216,6 +243,10 @@ void vault_audit_open_denied(struct vv_vault *v, const struct vv_ctx *c, uint64_
  * cannot be written right now: the request must be refused, not served
  * unlogged.  0 otherwise.  Any lock or none. */
 int vault_audit_gate(struct vv_vault *v);
+/* The audit writer's checkpoint callback (vv_audit_opts.checkpoint). */
+void vault_audit_checkpoint(void *ctx, uint64_t seq, const uint8_t mac[VV_AUDIT_MAC_BYTES]);
+/* A failed unlock, to the pre-authentication file (no key yet). */
+void vault_audit_failed_unlock(struct vv_store *s, const struct vv_vault_opts *o, int result);
 void vault_audit_file(struct vv_vault *v, const struct vv_ctx *c, const char *op,
 		      struct vv_file *fh, int result);
 /* The same with a detail (what was refused and why). */
@@ -237,6 +268,9 @@ int node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap);
 void node_invalidate_all(struct vv_vault *v);
 void node_named(struct node *n, uint64_t parent, const char *name, uint32_t pid);
 int node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int mask);
+/* Node events (struct vault_listener): register at open, before requests. */
+void vault_listen(struct vv_vault *v, const struct vault_listener *l);
+void vault_data_changed(struct vv_vault *v, struct node *n);  /* under n->rw (write) */
 
 /* data (vault_data.c) */
 int data_load(struct vv_vault *v, struct node *n);            /* under n->rw (write) */
@@ -245,15 +279,16 @@ int data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, ui
                                                               /* under n->rw (read) */
 int data_flush(struct vv_vault *v, struct node *n);           /* under n->rw (write), takes mu */
 int data_truncate(struct vv_vault *v, struct node *n, uint64_t size);  /* under n->rw (write), takes mu */
-int data_release_all(struct vv_vault *v, struct node *n);     /* under mu: drop extents of a deleted node */
 int vault_flush_all(struct vv_vault *v);                      /* not under mu */
+/* The sealer thread, and the data layer's node listener (a deleted node's
+ * extents are released). */
 int data_sealer_start(struct vv_vault *v);
 void data_sealer_stop(struct vv_vault *v);                    /* after vault_flush_all */
 
-/* The query offload's cache of decrypted segments (vault_knn.c).  Its lock
- * is a leaf: callable under mu and n->rw. */
+/* The query offload's cache of decrypted segments (vault_knn.c): it
+ * listens for node events (an entry is dropped when its file changes or is
+ * deleted); its lock is a leaf. */
 int knn_cache_open(struct vv_vault *v, size_t cap);           /* cap 0: offload off */
 void knn_cache_close(struct vv_vault *v);
-void knn_cache_drop(struct vv_vault *v, uint64_t ino);        /* the data changed or is gone */
 
 #endif

@@ -22,8 +22,8 @@
  * lock, so a ready entry always matches the file.  A scan in progress keeps
  * its entry (a snapshot) alive by reference.
  *
- * Locking: c->mu is a leaf (knn_cache_drop is called under v->mu and
- * n->rw).  A filler pins its node and takes n->rw (read) per piece, then
+ * Locking: c->mu is a leaf (knn_cache_drop runs as a node listener, under
+ * v->mu or n->rw).  A filler pins its node and takes n->rw (read) per piece, then
  * c->mu inside it.
  */
 #include <errno.h>
@@ -128,8 +128,39 @@ static void ent_release(struct knn_cache *c, struct kent *e, bool evict, bool ow
 	free(e);
 }
 
+/* The file changed or is gone: its entry goes (node listener). */
+static void knn_cache_drop(struct vv_vault *v, uint64_t ino)
+{
+	struct knn_cache *c = v->knn;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	for (struct kent *e = c->head; e; e = e->next)
+		if (e->ino == ino) {
+			/* a filler still running notices and gives up */
+			ent_release(c, e, true, false);
+			break;
+		}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void knn_data_changed(struct vv_vault *v, struct node *n)
+{
+	knn_cache_drop(v, n->ino);
+}
+
+static int knn_deleted(struct vv_vault *v, struct node *n)
+{
+	knn_cache_drop(v, n->ino);
+	return 0;
+}
+
 int knn_cache_open(struct vv_vault *v, size_t cap)
 {
+	static const struct vault_listener knn_listener = {
+		.data_changed = knn_data_changed, .deleted = knn_deleted,
+	};
 	struct knn_cache *c;
 
 	if (!cap)
@@ -140,6 +171,7 @@ int knn_cache_open(struct vv_vault *v, size_t cap)
 	pthread_cond_init(&c->cv, NULL);
 	c->cap = cap;
 	v->knn = c;
+	vault_listen(v, &knn_listener);
 	return 0;
 }
 
@@ -163,21 +195,6 @@ void knn_cache_close(struct vv_vault *v)
 	v->knn = NULL;
 }
 
-void knn_cache_drop(struct vv_vault *v, uint64_t ino)
-{
-	struct knn_cache *c = v->knn;
-
-	if (!c)
-		return;
-	pthread_mutex_lock(&c->mu);
-	for (struct kent *e = c->head; e; e = e->next)
-		if (e->ino == ino) {
-			/* a filler still running notices and gives up */
-			ent_release(c, e, true, false);
-			break;
-		}
-	pthread_mutex_unlock(&c->mu);
-}
 
 /* Make room for len more bytes by evicting idle entries, oldest first.
  * Under c->mu. */

@@ -142,17 +142,36 @@ void node_maybe_free(struct vv_vault *v, struct node *n)
 		return;
 	if (n->a.nlink == 0) {
 		int r = vault_txn(v);
-		if (r == 0)
-			r = data_release_all(v, n);
+		bool vault_txn_ok = r == 0;
+		/* Every listener hears of it; the first error keeps the row. */
+		for (size_t i = 0; vault_txn_ok && i < v->nlisteners; i++) {
+			int e = v->listeners[i].deleted ? v->listeners[i].deleted(v, n) : 0;
+			if (r == 0)
+				r = e;
+		}
 		if (r == 0)
 			r = vv_meta_inode_del(v->meta, n->ino);
-		knn_cache_drop(v, n->ino);
 		if (r < 0)
 			vv_log(VV_LOG_ERR, "vault: cannot free inode %llu: %s (fsck will)",
 			       (unsigned long long)n->ino, vv_strerror(r));
 	}
 	unhash(v, n);
 	node_free(n);
+}
+
+void vault_listen(struct vv_vault *v, const struct vault_listener *l)
+{
+	/* A fixed, small set of layers: more is a programming error. */
+	if (v->nlisteners == VAULT_MAX_LISTENERS)
+		abort();
+	v->listeners[v->nlisteners++] = *l;
+}
+
+void vault_data_changed(struct vv_vault *v, struct node *n)
+{
+	for (size_t i = 0; i < v->nlisteners; i++)
+		if (v->listeners[i].data_changed)
+			v->listeners[i].data_changed(v, n);
 }
 
 void node_put(struct vv_vault *v, struct node *n)

@@ -14,7 +14,7 @@
 #include <fuse_lowlevel.h>
 
 #include "vecvault/vault.h"
-#include "fs.h"
+#include "vecvault/fs.h"
 
 /* --- ident.c: who sends a request --------------------------------------- */
 

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
-#include "fs.h"
+#include "vecvault/fs.h"
 #include "util.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"

@@ -1,0 +1,255 @@
+/*
+ * vault_commit.c - the metadata transaction and the commit pipeline
+ * (DESIGN invariant 4), chunks released by commits, the full-disk reserve
+ * (invariant 6).
+ *
+ * Durability, in one place.  Operations change meta.db inside one long
+ * transaction under v->mu.  Every commit is durable once it returns: meta.c
+ * runs SQLite with synchronous=FULL (the only place that sets it), so the
+ * WAL is fsync'd at each commit.  Commits are batched, not weakened: the ticker
+ * (vault.c) commits every COMMIT_MS, and fsync, sync and close commit at
+ * once.  Before every commit vv_content_sync() makes each chunk written so
+ * far durable, so no commit can reference a chunk a power cut could lose;
+ * chunks whose last reference a commit dropped are unlinked after it
+ * returns.  The rollback anchor outside STORE (a file written and fsync'd
+ * on its own) is what lags: it is caught up by vault_commit_anchor(), every
+ * few seconds from the ticker and at fsync, sync, open and close, so an
+ * older meta.db is caught at the next mount up to that lag.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#include "crypto_int.h"
+#include "os.h"
+#include "vault_int.h"
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+
+int64_t vault_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+int vault_txn(struct vv_vault *v)
+{
+	if (v->fatal)
+		return v->fatal;
+	if (v->flags & VV_VAULT_READONLY)
+		return VV_EROFS;
+	return vv_meta_begin(v->meta);
+}
+
+/* --- the full-disk reserve (DESIGN invariant 6) ------------------------------
+ *
+ * STORE/reserve holds v->reserve random bytes (1/32 of the file system,
+ * between 256 KiB and 4 MiB: a deletion's commit needs a few dozen KiB).
+ * When the disk's free space falls below twice that, growth is refused
+ * (VV_ENOSPC) and the reserve is released, so that deletions and their
+ * commits (WAL frames need space) still succeed; it is recreated once space
+ * is back. */
+
+static uint64_t free_bytes(struct vv_vault *v)
+{
+	struct statvfs sv;
+
+	if (statvfs(vv_store_dir(v->store), &sv) < 0)
+		return UINT64_MAX;
+	return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+static void reserve_path(struct vv_vault *v, char *buf, size_t cap)
+{
+	if (vv_store_path(v->store, "reserve", buf, cap) < 0)
+		buf[0] = 0;
+}
+
+static void reserve_release(struct vv_vault *v)
+{
+	char path[4096];
+
+	reserve_path(v, path, sizeof(path));
+	if (path[0] && vv_os_unlink(path) == 0)
+		vv_log(VV_LOG_WARN, "vault: disk nearly full; released the %u KiB reserve so deletions "
+		       "can proceed", v->reserve >> 10);
+}
+
+static void reserve_make(struct vv_vault *v)
+{
+	struct stat st;
+	char path[4096];
+	uint8_t *buf;
+	int fd, r = 0;
+
+	reserve_path(v, path, sizeof(path));
+	if (!path[0] || vv_os_stat(path, &st) == 0 || free_bytes(v) < 4ull * v->reserve)
+		return;
+	buf = malloc(1 << 20);
+	if (!buf)
+		return;
+	fd = vv_os_open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (fd < 0) {
+		free(buf);
+		return;
+	}
+	for (uint32_t off = 0; r == 0 && off < v->reserve; off += 1 << 20) {
+		uint32_t n = v->reserve - off < (1u << 20) ? v->reserve - off : 1u << 20;
+		vv_random_bytes(buf, n);
+		r = vv_os_pwrite_full(fd, buf, n, off);
+	}
+	if (r == 0)
+		r = vv_os_fsync(fd);
+	vv_os_close(fd);
+	if (r < 0)
+		vv_os_unlink(path);
+	free(buf);
+}
+
+int vault_space_ok(struct vv_vault *v)
+{
+	int64_t now = vault_now();
+
+	if (now - v->space_checked > 100000000LL) {
+		uint64_t fb = free_bytes(v);
+		v->space_checked = now;
+		v->low_space = fb < 2ull * v->reserve;
+		if (v->low_space)
+			reserve_release(v);
+	}
+	return v->low_space ? VV_ENOSPC : 0;
+}
+
+/* --- commits ---------------------------------------------------------------- */
+
+void vault_unlink_later(struct vv_vault *v, const uint8_t id[VV_CHUNK_ID_BYTES])
+{
+	if (v->nunl == v->unlcap) {
+		size_t nc = v->unlcap ? v->unlcap * 2 : 64;
+		struct pending_unlink *nu = realloc(v->unl, nc * sizeof(*nu));
+		if (!nu) {
+			vv_log(VV_LOG_WARN, "vault: out of memory; chunk left for fsck to free");
+			return;
+		}
+		v->unl = nu;
+		v->unlcap = nc;
+	}
+	memcpy(v->unl[v->nunl++].id, id, VV_CHUNK_ID_BYTES);
+}
+
+int vault_seal_checkpoint(struct vv_vault *v)
+{
+	uint8_t mac[VV_AUDIT_MAC_BYTES];
+	uint64_t seq;
+	bool have;
+	int r;
+
+	pthread_mutex_lock(&v->ckpt_mu);
+	have = v->ckpt_have;
+	seq = v->ckpt_seq;
+	memcpy(mac, v->ckpt_mac, sizeof(mac));
+	v->ckpt_have = false;
+	pthread_mutex_unlock(&v->ckpt_mu);
+	if (!have)
+		return 0;
+	if ((r = vault_txn(v)) < 0 || (r = vv_meta_kv_set_u64(v->meta, "audit_seq", seq)) < 0 ||
+	    (r = vv_meta_kv_set_blob(v->meta, "audit_mac", mac, sizeof(mac))) < 0)
+		return r;
+	return 0;
+}
+
+/* Copy the commit counter to the anchor outside STORE. */
+static void anchor_catch_up(struct vv_vault *v)
+{
+	uint64_t commits;
+
+	v->anchor_lags = false;
+	if (vv_meta_kv_get_u64(v->meta, "commits", &commits) == 0 &&
+	    vv_store_anchor_put(v->store, commits, false) < 0)
+		vv_log(VV_LOG_WARN, "vault: cannot update the rollback anchor");
+}
+
+/* Commit the open transaction, durably (see the top of this file); with
+ * anchor, also bring the rollback anchor up to date and recreate the
+ * full-disk reserve if it was released. */
+static int commit(struct vv_vault *v, bool anchor)
+{
+	int r;
+
+	if (v->fatal)
+		return v->fatal;
+	if (v->flags & VV_VAULT_READONLY)
+		return 0;
+	vault_seal_checkpoint(v);
+	if (!vv_meta_in_txn(v->meta)) {
+		/* Nothing to commit; at most the anchor lags. */
+		if (anchor && v->anchor_lags)
+			anchor_catch_up(v);
+		if (anchor)
+			reserve_make(v);
+		return 0;
+	}
+	v->space_checked = 0;
+	vault_space_ok(v);                  /* releases the reserve if needed */
+	if ((r = vv_content_sync(v->content)) < 0) {
+		vv_log(VV_LOG_ERR, "vault: cannot make chunks durable: %s", vv_strerror(r));
+		return r;
+	}
+	if ((r = vv_meta_commit(v->meta)) < 0) {
+		vv_log(VV_LOG_ERR, "vault: metadata commit failed: %s; refusing further writes",
+		       vv_strerror(r));
+		v->fatal = r;
+		return r;
+	}
+	/* The commit is durable (the WAL is synced): every chunk it released
+	 * may go now (vault_unlink_freed, outside v->mu). */
+	v->unl_safe = v->nunl;
+	v->anchor_lags = true;
+	if (!anchor)
+		return 0;
+	anchor_catch_up(v);
+	reserve_make(v);
+	return 0;
+}
+
+int vault_commit(struct vv_vault *v)
+{
+	return commit(v, false);
+}
+
+int vault_commit_anchor(struct vv_vault *v)
+{
+	return commit(v, true);
+}
+
+/* Unlink the chunks that durable commits released.  Not under v->mu: an
+ * unlink can take milliseconds (a discard on the store's file system), and
+ * every request would wait.  locked: the caller holds v->mu (fsck). */
+void vault_unlink_freed(struct vv_vault *v, bool locked)
+{
+	struct pending_unlink *list;
+	size_t n;
+
+	if (!locked)
+		pthread_mutex_lock(&v->mu);
+	n = v->unl_safe;
+	list = n ? malloc(n * sizeof(*list)) : NULL;
+	if (list) {
+		memcpy(list, v->unl, n * sizeof(*list));
+		memmove(v->unl, v->unl + n, (v->nunl - n) * sizeof(*list));
+		v->nunl -= n;
+		v->unl_safe = 0;
+	}
+	if (!locked)
+		pthread_mutex_unlock(&v->mu);
+	for (size_t i = 0; list && i < n; i++)
+		vv_content_unlink(v->content, list[i].id);
+	free(list);
+}
+

@@ -1,0 +1,115 @@
+/*
+ * vault_keys.c - collection data keys: each collection has its own random
+ * key, wrapped by the master key's wrapping subkey in meta.db (AD: the
+ * collection id) and unwrapped on first use into secure memory.  Dropping a
+ * collection's row destroys its data (crypto-shredding).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto_int.h"
+#include "vault_int.h"
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+
+static void coll_ad(uint32_t id, uint8_t ad[12])
+{
+	memcpy(ad, "vv-coll\0", 8);
+	ad[8] = (uint8_t)id;
+	ad[9] = (uint8_t)(id >> 8);
+	ad[10] = (uint8_t)(id >> 16);
+	ad[11] = (uint8_t)(id >> 24);
+}
+
+int vault_key(struct vv_vault *v, uint32_t coll, const uint8_t **key)
+{
+	uint8_t wrapped[VV_WRAPPED_BYTES], ad[12];
+	struct collkey *nc;
+	uint8_t *k;
+	size_t len;
+	int r;
+
+	for (size_t i = 0; i < v->ncolls; i++)
+		if (v->colls[i].id == coll) {
+			*key = v->colls[i].key;
+			return 0;
+		}
+	if ((r = vv_meta_coll_get(v->meta, coll, wrapped, sizeof(wrapped), &len)) < 0)
+		return r == VV_ENOENT ? VV_ECORRUPT : r;
+	if (len != VV_WRAPPED_BYTES)
+		return VV_ECORRUPT;
+	k = vv_secure_alloc(VV_KEY_BYTES);
+	if (!k)
+		return VV_ENOMEM;
+	coll_ad(coll, ad);
+	if ((r = vv_key_unwrap(k, wrapped, v->wrapkey, ad, sizeof(ad))) < 0) {
+		vv_log(VV_LOG_ERR, "vault: key of collection %u does not authenticate", coll);
+		vv_secure_free(k);
+		return VV_ECORRUPT;
+	}
+	nc = realloc(v->colls, (v->ncolls + 1) * sizeof(*nc));
+	if (!nc) {
+		vv_secure_free(k);
+		return VV_ENOMEM;
+	}
+	v->colls = nc;
+	v->colls[v->ncolls].id = coll;
+	v->colls[v->ncolls].key = k;
+	v->ncolls++;
+	*key = k;
+	return 0;
+}
+
+/* A new collection with a fresh random data key, wrapped under wrapkey in
+ * m's open transaction.  Shared by vault_coll_new and store creation (which
+ * has no open vault yet). */
+int vault_coll_key_new(struct vv_meta *m, const uint8_t *wrapkey, uint32_t *id)
+{
+	uint8_t wrapped[VV_WRAPPED_BYTES], ad[12], probe[VV_WRAPPED_BYTES];
+	uint8_t *k = vv_secure_alloc(VV_KEY_BYTES);
+	int r;
+
+	if (!k)
+		return VV_ENOMEM;
+	vv_random_bytes(k, VV_KEY_BYTES);
+	/* The id is assigned by the insert; wrap with AD naming it, so insert a
+	 * placeholder first, then store the real wrapping. */
+	memset(probe, 0, sizeof(probe));
+	if ((r = vv_meta_coll_add(m, probe, sizeof(probe), id)) < 0)
+		goto out;
+	coll_ad(*id, ad);
+	if ((r = vv_key_wrap(wrapped, k, wrapkey, ad, sizeof(ad))) < 0)
+		goto out;
+	if ((r = vv_meta_coll_del(m, *id)) < 0)
+		goto out;
+	{
+		uint32_t again;
+		if ((r = vv_meta_coll_add(m, wrapped, sizeof(wrapped), &again)) < 0)
+			goto out;
+		if (again != *id) {
+			r = VV_EIO;
+			goto out;
+		}
+	}
+out:
+	vv_secure_free(k);
+	return r;
+}
+
+int vault_coll_new(struct vv_vault *v, uint32_t *id)
+{
+	return vault_coll_key_new(v->meta, v->wrapkey, id);
+}
+
+/* Crypto-shredding: the collection's key is gone with its row. */
+int vault_coll_drop(struct vv_vault *v, uint32_t id)
+{
+	for (size_t i = 0; i < v->ncolls; i++)
+		if (v->colls[i].id == id) {
+			vv_secure_free(v->colls[i].key);
+			v->colls[i] = v->colls[--v->ncolls];
+			break;
+		}
+	return vv_meta_coll_del(v->meta, id);
+}
+
