@@ -204,6 +204,10 @@ int data_load(struct vv_vault *v, struct node *n);            /* under n->rw (wr
 int data_rdlock(struct vv_vault *v, struct node *n);          /* takes n->rw (read), loaded */
 int data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, uint64_t end);
                                                               /* under n->rw (read) */
+/* SEEK_DATA / SEEK_HOLE from off (< size) in whole blocks: the next byte
+ * of data (VV_ENXIO: none before the end) or of a hole (the size if none).
+ * Under n->rw (read) with the data loaded. */
+int data_seek(struct node *n, uint64_t off, int whence, uint64_t *out);
 int data_flush(struct vv_vault *v, struct node *n);           /* under n->rw (write), takes mu */
 int data_truncate(struct vv_vault *v, struct node *n, uint64_t size);  /* under n->rw (write), takes mu */
 int data_release_all(struct vv_vault *v, struct node *n);     /* under mu: drop extents of a deleted node */
