@@ -220,5 +220,18 @@ void data_sealer_stop(struct vv_vault *v);                    /* after vault_flu
 int knn_cache_open(struct vv_vault *v, size_t cap);           /* cap 0: offload off */
 void knn_cache_close(struct vv_vault *v);
 void knn_cache_drop(struct vv_vault *v, uint64_t ino);        /* the data changed or is gone */
+/* What the cache holds, for tests and logs. */
+struct knn_stats {
+	size_t entries, bytes;           /* listed entries and their mappings */
+	size_t locked, lock_cap;         /* bytes under mlock; the budget */
+	size_t chains;                   /* hash chains by inode */
+	uint64_t drop_probes;            /* entries compared by the last knn_cache_drop */
+	size_t queued;                   /* pool jobs waiting */
+	unsigned threads, fillers;       /* pool threads; fill jobs queued or running */
+};
+void knn_cache_stats(struct vv_vault *v, struct knn_stats *st);
+/* Tests: while held, the pool starts no job (queued ones wait), so a test
+ * can queue several and then watch the order they run in. */
+void knn_pool_hold(struct vv_vault *v, bool hold);
 
 #endif
