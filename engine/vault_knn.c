@@ -14,7 +14,7 @@
  * daemon queues them (vv_vault_knn_submit) on a small pool of low-priority
  * threads that take jobs from a queue fair between uids (fairq_int.h), a
  * few per uid at most; one request may cost at most KNN_WORK_MAX
- * multiply-adds (rows x dim x queries); each uid's entries count against
+ * (rows x queries x (dim + KNN_ROW_COST)); each uid's entries count against
  * its share of the cache, and against a lock budget before any mlock.
  *
  * Decrypting a large segment takes a while, so the first request for a
@@ -59,7 +59,10 @@
 #include "vecvault/vector.h"
 
 #define FILL_PIECE (8u << 20)        /* bytes decrypted per hold of n->rw, per turn */
-#define KNN_WORK_MAX (1ull << 31)    /* rows x dim x queries per request: ~0.5 s of one core */
+#define KNN_WORK_MAX (1ull << 31)    /* rows x queries x (dim + KNN_ROW_COST) per
+                                        request: ~0.5 s of one core here */
+#define KNN_ROW_COST 32              /* a row's cost per query beyond its dim (heap,
+                                        threshold, loop; measured ~6 ns) */
 #define KNN_SCAN_THREADS 1           /* threads per scan: the pool's size is the CPU bound */
 #define KNN_SCANS_PER_UID 4          /* a uid's scans queued or running; more: EBUSY */
 #define KNN_SLOTS_PER_UID 8          /* scans and fills together */
@@ -867,12 +870,14 @@ static void put_entry(struct vv_vault *v, struct kent *e)
 	pthread_mutex_unlock(&v->knn->mu);
 }
 
-/* The scan's cost, rows x dim x queries multiply-adds, is bounded per
+/* The scan's cost, rows x queries x (dim + KNN_ROW_COST), is bounded per
  * request: the offload serves single queries and small batches; a larger
- * one is refused (E2BIG) and scanned by the caller on its own CPU. */
+ * one is refused (E2BIG) and scanned by the caller on its own CPU.  The
+ * per-row term matters for small dims: 16M rows of dim 4 x 32 queries
+ * are only 2^31 multiply-adds but took 4.6 s. */
 static int check_work(const struct vv_segment_info *si, const struct vv_knn_ioc_hdr *h)
 {
-	uint64_t per_row = (uint64_t)h->nq * h->dim;
+	uint64_t per_row = (uint64_t)h->nq * (h->dim + KNN_ROW_COST);
 
 	return si->count && per_row > KNN_WORK_MAX / si->count ? VV_E2BIG : 0;
 }
