@@ -44,8 +44,9 @@ cleanup() {
 	if mountpoint -q "$M"; then
 		fusermount3 -u "$M" || fusermount3 -uz "$M"
 	fi
+	pid=$(cat "$T/pid" 2>/dev/null)
 	for i in $(seq 100); do
-		[ -s "$T/pid" ] && kill -0 "$(cat "$T/pid")" 2>/dev/null || break
+		[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
 	rm -rf --one-file-system "$T"
