@@ -1003,27 +1003,17 @@ int vv_vault_fallocate(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 	return r;
 }
 
-int vv_vault_lseek(struct vv_vault *v, struct vv_file *fh, int64_t off, int whence, int64_t *out)
+int data_seek(struct node *n, uint64_t off, int whence, uint64_t *out)
 {
-	struct node *n = fh->n;
-	uint64_t size, fb;
-	int r;
+	uint64_t size = n->a.size, fb;
 
-	if (off < 0)
+	if (off >= size)
 		return VV_ENXIO;
-	if ((r = data_rdlock(v, n)) < 0)
-		return r;
-	size = n->a.size;
-	if ((uint64_t)off >= size) {
-		pthread_rwlock_unlock(&n->rw);
-		return VV_ENXIO;
-	}
 	if (n->is_inline) {
-		*out = whence == SEEK_DATA ? off : (int64_t)size;
-		pthread_rwlock_unlock(&n->rw);
+		*out = whence == SEEK_DATA ? off : size;
 		return 0;
 	}
-	for (fb = (uint64_t)off / BS; fb * BS < size; fb++) {
+	for (fb = off / BS; fb * BS < size; fb++) {
 		bool data = find_ext(n, fb) || find_dirty(n, fb) || find_sealing(n, fb);
 		if (whence == SEEK_DATA && data)
 			break;
@@ -1051,15 +1041,31 @@ int vv_vault_lseek(struct vv_vault *v, struct vv_file *fh, int64_t off, int when
 			fb = next - 1;
 		}
 	}
-	pthread_rwlock_unlock(&n->rw);
 	if (fb * BS >= size) {
 		if (whence == SEEK_DATA)
 			return VV_ENXIO;
-		*out = (int64_t)size;
+		*out = size;
 		return 0;
 	}
-	*out = (int64_t)(fb * BS) > off ? (int64_t)(fb * BS) : off;
+	*out = fb * BS > off ? fb * BS : off;
 	return 0;
+}
+
+int vv_vault_lseek(struct vv_vault *v, struct vv_file *fh, int64_t off, int whence, int64_t *out)
+{
+	struct node *n = fh->n;
+	uint64_t pos;
+	int r;
+
+	if (off < 0)
+		return VV_ENXIO;
+	if ((r = data_rdlock(v, n)) < 0)
+		return r;
+	r = data_seek(n, (uint64_t)off, whence, &pos);
+	pthread_rwlock_unlock(&n->rw);
+	if (r == 0)
+		*out = (int64_t)pos;
+	return r;
 }
 
 int vault_flush_all(struct vv_vault *v)

@@ -277,6 +277,10 @@ int data_load(struct vv_vault *v, struct node *n);            /* under n->rw (wr
 int data_rdlock(struct vv_vault *v, struct node *n);          /* takes n->rw (read), loaded */
 int data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, uint64_t end);
                                                               /* under n->rw (read) */
+/* SEEK_DATA / SEEK_HOLE from off (< size) in whole blocks: the next byte
+ * of data (VV_ENXIO: none before the end) or of a hole (the size if none).
+ * Under n->rw (read) with the data loaded. */
+int data_seek(struct node *n, uint64_t off, int whence, uint64_t *out);
 int data_flush(struct vv_vault *v, struct node *n);           /* under n->rw (write), takes mu */
 int data_truncate(struct vv_vault *v, struct node *n, uint64_t size);  /* under n->rw (write), takes mu */
 int vault_flush_all(struct vv_vault *v);                      /* not under mu */
@@ -290,5 +294,20 @@ void data_sealer_stop(struct vv_vault *v);                    /* after vault_flu
  * deleted); its lock is a leaf. */
 int knn_cache_open(struct vv_vault *v, size_t cap);           /* cap 0: offload off */
 void knn_cache_close(struct vv_vault *v);
+/* Drop ino's entry (its node listener calls this; tests too). */
+void knn_cache_drop(struct vv_vault *v, uint64_t ino);
+/* What the cache holds, for tests and logs. */
+struct knn_stats {
+	size_t entries, bytes;           /* listed entries and their mappings */
+	size_t locked, lock_cap;         /* bytes under mlock; the budget */
+	size_t chains;                   /* hash chains by inode */
+	uint64_t drop_probes;            /* entries compared by the last knn_cache_drop */
+	size_t queued;                   /* pool jobs waiting */
+	unsigned threads, fillers;       /* pool threads; fill jobs queued or running */
+};
+void knn_cache_stats(struct vv_vault *v, struct knn_stats *st);
+/* Tests: while held, the pool starts no job (queued ones wait), so a test
+ * can queue several and then watch the order they run in. */
+void knn_pool_hold(struct vv_vault *v, bool hold);
 
 #endif

@@ -5,26 +5,38 @@
  * asks, by an ioctl on that descriptor, for the best candidates of its
  * queries.  Here the segment is decrypted once into long-lived anonymous
  * memory (transparent huge pages where the kernel allows, never in core
- * dumps, locked against swap when the limits allow) and scanned with the
+ * dumps, locked against swap within a fixed budget) and scanned with the
  * same code the tool uses (vv_segment_knn).
  *
- * Decrypting a large segment takes a while (on a VM, mostly the first touch
- * of fresh memory), so the first request for a segment starts a background
- * fill and is answered EAGAIN: the tool scans that segment itself, through
- * the page cache, and later requests find it ready.
+ * Who pays (docs/security.md "Offload limits"): any user who can read a
+ * file can ask, so nothing here may let one user take the daemon from
+ * others.  Requests therefore never run on the FUSE worker threads: the
+ * daemon queues them (vv_vault_knn_submit) on a small pool of low-priority
+ * threads that take jobs from a queue fair between uids (fairq_int.h), a
+ * few per uid at most; one request may cost at most KNN_WORK_MAX
+ * (rows x queries x (dim + KNN_ROW_COST)); each uid's entries count against
+ * its share of the cache, and against a lock budget before any mlock.
  *
- * Cache: one entry per inode, least recently used first out, bounded by the
- * vault option knn_cache_bytes.  An entry is dropped whenever its file's
- * data changes (write, truncate) or the file is deleted, by the writer,
- * which holds the node's data lock.  A fill reads the file in pieces under
- * that lock held for reading, and gives up if the data generation moved or
- * the entry was dropped in between; it turns the entry ready under the same
- * lock, so a ready entry always matches the file.  A scan in progress keeps
- * its entry (a snapshot) alive by reference.
+ * Decrypting a large segment takes a while, so the first request for a
+ * segment queues a fill job and is answered EAGAIN: the tool scans that
+ * segment itself, through the page cache, and later requests find it
+ * ready.  A fill runs in 8 MiB pieces, each a turn of the fair queue, and
+ * skips the file's holes (the fresh mapping reads as zeros already), so a
+ * sparse segment costs neither decryption nor memory for its holes.
  *
- * Locking: c->mu is a leaf (knn_cache_drop runs as a node listener, under
- * v->mu or n->rw).  A filler pins its node and takes n->rw (read) per piece, then
- * c->mu inside it.
+ * Cache: one entry per inode, hashed by inode (a write's drop is O(1)),
+ * least recently used first out, bounded by the vault option
+ * knn_cache_bytes.  An entry is dropped whenever its file's data changes
+ * (write, truncate) or the file is deleted, by the writer, which holds the
+ * node's data lock.  A fill reads the file in pieces under that lock held
+ * for reading, and gives up if the data generation moved or the entry was
+ * dropped in between; it turns the entry ready under the same lock, so a
+ * ready entry always matches the file.  A scan in progress keeps its entry
+ * (a snapshot) alive by reference.
+ *
+ * Locking: c->mu (cache, queue, pool) is a leaf (knn_cache_drop runs as a
+ * node listener, under v->mu or n->rw).  A fill job pins its node and takes n->rw (read)
+ * per piece, then c->mu inside it.  Done callbacks run with no lock held.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,45 +46,100 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fairq_int.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/knn_ioctl.h"
 #include "vecvault/log.h"
 #include "vecvault/vector.h"
 
-#define FILL_PIECE (8u << 20)        /* bytes decrypted per hold of n->rw */
+#define FILL_PIECE (8u << 20)        /* bytes decrypted per hold of n->rw, per turn */
+#define KNN_WORK_MAX (1ull << 31)    /* rows x queries x (dim + KNN_ROW_COST) per
+                                        request: ~0.5 s of one core here */
+#define KNN_ROW_COST 32              /* a row's cost per query beyond its dim (heap,
+                                        threshold, loop; measured ~6 ns) */
+#define KNN_SCAN_THREADS 1           /* threads per scan: the pool's size is the CPU bound */
+#define KNN_SCANS_PER_UID 4          /* a uid's scans queued or running; more: EBUSY */
+#define KNN_SLOTS_PER_UID 8          /* scans and fills together */
+#define KNN_SHARE_DIV 4              /* an unprivileged uid holds <= 1/4 of the cache */
+#define KNN_LOCK_UID (8u << 20)      /* bytes locked for one unprivileged uid (the
+                                        kernel's default RLIMIT_MEMLOCK) */
+#define KNN_POOL_NICE 10             /* pool threads yield to the FUSE workers */
+#define KNN_HASH_MIN_BITS 6
 
 enum kstate { K_FILLING, K_READY };
 
 struct kent {
 	struct kent *prev, *next;        /* LRU list, most recently used first */
+	struct kent *hnext;              /* hash chain (while listed) */
 	uint64_t ino;
+	uint32_t uid;                    /* whose share it is charged to */
 	uint64_t size;                   /* file size when the fill started */
 	uint64_t gen;                    /* the node's data_gen then */
 	uint8_t *base;                   /* PROT_READ, once ready */
 	size_t maplen;
 	uint32_t refs;                   /* the list's (while listed), the filler's, scans' */
 	bool listed;
+	bool locked;                     /* maplen counted in the lock budget */
 	enum kstate state;
+};
+
+/* What one uid holds in the cache (freed when nothing). */
+struct kuse {
+	struct kuse *next;
+	uint32_t uid;
+	size_t bytes, locked;
+};
+
+enum jtype { J_SCAN, J_FILL };
+
+/* One job of the pool.  qi first: the queue hands back its address. */
+struct kjob {
+	struct fairq_item qi;
+	enum jtype type;
+	struct kjob *sprev, *snext;      /* scans: queued, not yet running */
+	/* J_SCAN: vv_vault_knn_submit's arguments */
+	const struct vv_ctx *ctx;
+	struct vv_file *fh;
+	struct vv_knn_ioc *io;
+	vv_knn_done_fn done;
+	void *arg;
+	/* J_FILL */
+	struct node *n;                  /* pinned */
+	struct kent *e;                  /* referenced */
+	uint8_t *p;                      /* the mapping being filled */
+	uint64_t off;                    /* bytes done */
 };
 
 struct knn_cache {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;               /* a filler finished */
-	struct kent *head, *tail;
-	size_t bytes, cap;               /* listed entries' maplen; the bound */
-	unsigned fillers;                /* background fills running */
-	bool stopping;                   /* the vault is closing: fills give up */
-	bool warned_lock;
-};
-
-struct fill_job {
+	pthread_cond_t cv;               /* a job finished */
+	pthread_cond_t work;             /* a job was queued, hold lifted, or stop */
 	struct vv_vault *v;
-	struct node *n;                  /* pinned */
-	struct kent *e;
+	struct kent *head, *tail;
+	struct kent **htab;              /* 1 << hbits chains by inode */
+	unsigned hbits;
+	size_t nent;                     /* listed entries */
+	size_t bytes, cap;               /* listed entries' maplen; the bound */
+	size_t locked, lock_cap;         /* bytes under mlock; the budget */
+	uint32_t owner;                  /* the daemon's uid: privileged like root */
+	struct kuse *users;
+	struct fairq q;
+	struct kjob *scans;              /* queued scans, for cancel and drain */
+	unsigned running_scans;
+	unsigned fillers;                /* fill jobs queued or running */
+	pthread_t *threads;
+	unsigned nthreads;
+	bool stopping;                   /* the vault is closing: jobs give up */
+	bool scans_closed;               /* drained: no new scans */
+	bool hold;                       /* tests: the pool takes no job */
+	uint64_t drop_probes;            /* entries compared by the last drop */
+	bool warned_lock;
 };
 
 static size_t map_len(uint64_t size)
@@ -82,7 +149,89 @@ static size_t map_len(uint64_t size)
 	return size ? ((size_t)size + pg - 1) / pg * pg : pg;
 }
 
-static void unlink_ent(struct knn_cache *c, struct kent *e)
+/* ---- per-uid charges ------------------------------------------------------ */
+
+static bool privileged(const struct knn_cache *c, uint32_t uid)
+{
+	return uid == 0 || uid == c->owner;
+}
+
+static size_t share_of(const struct knn_cache *c, uint32_t uid)
+{
+	return privileged(c, uid) ? c->cap : c->cap / KNN_SHARE_DIV;
+}
+
+static struct kuse *use_find(struct knn_cache *c, uint32_t uid, bool make)
+{
+	struct kuse *u;
+
+	for (u = c->users; u; u = u->next)
+		if (u->uid == uid)
+			return u;
+	if (make && (u = calloc(1, sizeof(*u)))) {
+		u->uid = uid;
+		u->next = c->users;
+		c->users = u;
+	}
+	return u;
+}
+
+static void use_maybe_free(struct knn_cache *c, struct kuse *u)
+{
+	struct kuse **pp = &c->users;
+
+	if (u->bytes || u->locked)
+		return;
+	while (*pp != u)
+		pp = &(*pp)->next;
+	*pp = u->next;
+	free(u);
+}
+
+/* ---- the hash by inode and the LRU list ------------------------------------ */
+
+static size_t hslot(const struct knn_cache *c, uint64_t ino)
+{
+	return (size_t)((ino * 0x9e3779b97f4a7c15ull) >> (64 - c->hbits));
+}
+
+/* Double the table when it gets as many entries as chains (allocation
+ * failure leaves longer chains, never an error). */
+static void hash_grow(struct knn_cache *c)
+{
+	unsigned bits = c->hbits + 1;
+	struct kent **nt;
+	size_t old = (size_t)1 << c->hbits;
+
+	if (c->nent < old || !(nt = calloc((size_t)1 << bits, sizeof(*nt))))
+		return;
+	c->hbits = bits;
+	for (size_t i = 0; i < old; i++)
+		while (c->htab[i]) {
+			struct kent *e = c->htab[i];
+			size_t s = hslot(c, e->ino);
+			c->htab[i] = e->hnext;
+			e->hnext = nt[s];
+			nt[s] = e;
+		}
+	free(c->htab);
+	c->htab = nt;
+}
+
+/* The listed entry of ino or NULL; counts the entries compared. */
+static struct kent *hash_find(struct knn_cache *c, uint64_t ino, uint64_t *probes)
+{
+	struct kent *e = c->htab[hslot(c, ino)];
+
+	for (; e; e = e->hnext) {
+		(*probes)++;
+		if (e->ino == ino)
+			break;
+	}
+	return e;
+}
+
+static void lru_unlink(struct knn_cache *c, struct kent *e)
 {
 	if (e->prev)
 		e->prev->next = e->next;
@@ -93,11 +242,9 @@ static void unlink_ent(struct knn_cache *c, struct kent *e)
 	else
 		c->tail = e->prev;
 	e->prev = e->next = NULL;
-	e->listed = false;
-	c->bytes -= e->maplen;
 }
 
-static void push_front(struct knn_cache *c, struct kent *e)
+static void lru_push_front(struct knn_cache *c, struct kent *e)
 {
 	e->prev = NULL;
 	e->next = c->head;
@@ -106,46 +253,142 @@ static void push_front(struct knn_cache *c, struct kent *e)
 	else
 		c->tail = e;
 	c->head = e;
+}
+
+/* Put e in the hash and the list, charging its bytes to its uid (u). */
+static void ent_list(struct knn_cache *c, struct kent *e, struct kuse *u)
+{
+	size_t s = hslot(c, e->ino);
+
+	e->hnext = c->htab[s];
+	c->htab[s] = e;
+	lru_push_front(c, e);
 	e->listed = true;
+	c->nent++;
 	c->bytes += e->maplen;
+	u->bytes += e->maplen;
+	hash_grow(c);
+}
+
+static void ent_unlist(struct knn_cache *c, struct kent *e)
+{
+	struct kent **pp = &c->htab[hslot(c, e->ino)];
+	struct kuse *u = use_find(c, e->uid, false);
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	e->hnext = NULL;
+	lru_unlink(c, e);
+	e->listed = false;
+	c->nent--;
+	c->bytes -= e->maplen;
+	if (u) {
+		u->bytes -= e->maplen;
+		use_maybe_free(c, u);
+	}
 }
 
 /* Drop references: the list's if evict (taking e off the list), the
- * caller's own if own.  The memory goes with the last.  Under c->mu. */
+ * caller's own if own.  The memory, and its lock charge, go with the last.
+ * Under c->mu. */
 static void ent_release(struct knn_cache *c, struct kent *e, bool evict, bool own)
 {
 	uint32_t drop = own;
 
 	if (evict && e->listed) {
-		unlink_ent(c, e);
+		ent_unlist(c, e);
 		drop++;
 	}
 	e->refs -= drop;
 	if (e->refs)
 		return;
+	if (e->locked) {
+		struct kuse *u = use_find(c, e->uid, false);
+		c->locked -= e->maplen;
+		if (u) {
+			u->locked -= e->maplen;
+			use_maybe_free(c, u);
+		}
+	}
 	if (e->base)
 		munmap(e->base, e->maplen);
 	free(e);
 }
 
-/* The file changed or is gone: its entry goes (node listener). */
-static void knn_cache_drop(struct vv_vault *v, uint64_t ino)
-{
-	struct knn_cache *c = v->knn;
+/* ---- the pool ---------------------------------------------------------------- */
 
-	if (!c)
-		return;
-	pthread_mutex_lock(&c->mu);
-	for (struct kent *e = c->head; e; e = e->next)
-		if (e->ino == ino) {
-			/* a filler still running notices and gives up */
-			ent_release(c, e, true, false);
-			break;
-		}
-	pthread_mutex_unlock(&c->mu);
+static void scan_link(struct knn_cache *c, struct kjob *j)
+{
+	j->sprev = NULL;
+	j->snext = c->scans;
+	if (c->scans)
+		c->scans->sprev = j;
+	c->scans = j;
 }
 
-static void knn_data_changed(struct vv_vault *v, struct node *n)
+static void scan_unlink(struct knn_cache *c, struct kjob *j)
+{
+	if (j->sprev)
+		j->sprev->snext = j->snext;
+	else
+		c->scans = j->snext;
+	if (j->snext)
+		j->snext->sprev = j->sprev;
+	j->sprev = j->snext = NULL;
+}
+
+static void fill_finish(struct vv_vault *v, struct knn_cache *c, struct kjob *j, int r);
+static int fill_step(struct vv_vault *v, struct knn_cache *c, struct kjob *j);
+
+/* A pool thread: jobs in fair order until the vault closes.  Scans reply
+ * through their callback; fills run one piece per turn and queue again. */
+static void *pool_main(void *arg)
+{
+	struct knn_cache *c = arg;
+	struct vv_vault *v = c->v;
+
+	/* below the FUSE workers: a busy pool must not slow ordinary requests */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), KNN_POOL_NICE);
+	pthread_mutex_lock(&c->mu);
+	while (!c->stopping) {
+		struct fairq_item *it = c->hold ? NULL : fairq_pop(&c->q);
+		struct kjob *j = (struct kjob *)it;
+		int r;
+
+		if (!j) {
+			pthread_cond_wait(&c->work, &c->mu);
+			continue;
+		}
+		if (j->type == J_SCAN) {
+			scan_unlink(c, j);
+			c->running_scans++;
+			pthread_mutex_unlock(&c->mu);
+			r = vv_vault_knn(v, j->ctx, j->fh, j->io);
+			j->done(j->arg, r);
+			pthread_mutex_lock(&c->mu);
+			fairq_done(&c->q, &j->qi);
+			c->running_scans--;
+			pthread_cond_broadcast(&c->cv);
+			free(j);
+			continue;
+		}
+		pthread_mutex_unlock(&c->mu);
+		r = fill_step(v, c, j);
+		pthread_mutex_lock(&c->mu);
+		if (r == 1 && !c->stopping) {
+			fairq_requeue(&c->q, &j->qi);    /* next piece: back in line */
+			continue;
+		}
+		pthread_mutex_unlock(&c->mu);
+		fill_finish(v, c, j, r == 1 ? VV_ECANCELED : r);
+		pthread_mutex_lock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* Node listener: a file's entry goes when its bytes change or it is deleted. */static void knn_data_changed(struct vv_vault *v, struct node *n)
 {
 	knn_cache_drop(v, n->ino);
 }
@@ -162,6 +405,10 @@ int knn_cache_open(struct vv_vault *v, size_t cap)
 		.data_changed = knn_data_changed, .deleted = knn_deleted,
 	};
 	struct knn_cache *c;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	long pages = sysconf(_SC_PHYS_PAGES), pg = sysconf(_SC_PAGESIZE);
+	size_t phys = pages > 0 && pg > 0 ? (size_t)pages * (size_t)pg : cap;
+	int r = VV_ENOMEM;
 
 	if (!cap)
 		return 0;
@@ -169,46 +416,234 @@ int knn_cache_open(struct vv_vault *v, size_t cap)
 		return VV_ENOMEM;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	pthread_cond_init(&c->work, NULL);
+	c->v = v;
 	c->cap = cap;
+	/* locked memory: a fixed budget, however large the cache */
+	c->lock_cap = cap < phys / 8 ? cap : phys / 8;
+	c->owner = (uint32_t)geteuid();
+	c->hbits = KNN_HASH_MIN_BITS;
+	fairq_init(&c->q, KNN_SLOTS_PER_UID);
+	/* one scan thread on up to 3 CPUs, two from 4: the offload never
+	 * takes more than half the machine, whoever asks */
+	c->nthreads = ncpu >= 4 ? 2 : 1;
+	if (!(c->htab = calloc((size_t)1 << c->hbits, sizeof(*c->htab))) ||
+	    !(c->threads = calloc(c->nthreads, sizeof(*c->threads))))
+		goto fail;
 	v->knn = c;
+	for (unsigned i = 0; i < c->nthreads; i++)
+		if (pthread_create(&c->threads[i], NULL, pool_main, c) != 0) {
+			c->nthreads = i;
+			knn_cache_close(v);
+			return VV_ENOMEM;
+		}
 	vault_listen(v, &knn_listener);
 	return 0;
+fail:
+	free(c->htab);
+	free(c->threads);
+	pthread_cond_destroy(&c->work);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+	return r;
+}
+
+void vv_vault_knn_drain(struct vv_vault *v)
+{
+	struct knn_cache *c = v ? v->knn : NULL;
+	struct kjob *list = NULL, *j;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->scans_closed = true;
+	while ((j = c->scans)) {
+		scan_unlink(c, j);
+		fairq_remove(&c->q, &j->qi);
+		j->snext = list;
+		list = j;
+	}
+	pthread_mutex_unlock(&c->mu);
+	/* every queued request gets its one reply, outside the lock */
+	while ((j = list)) {
+		list = j->snext;
+		j->done(j->arg, VV_ECANCELED);
+		free(j);
+	}
+	pthread_mutex_lock(&c->mu);
+	while (c->running_scans)
+		pthread_cond_wait(&c->cv, &c->mu);
+	pthread_mutex_unlock(&c->mu);
 }
 
 void knn_cache_close(struct vv_vault *v)
 {
 	struct knn_cache *c = v->knn;
+	struct fairq_item *it;
 
 	if (!c)
 		return;
+	vv_vault_knn_drain(v);
 	pthread_mutex_lock(&c->mu);
 	c->stopping = true;
-	while (c->fillers)
-		pthread_cond_wait(&c->cv, &c->mu);
+	pthread_cond_broadcast(&c->work);
+	pthread_mutex_unlock(&c->mu);
+	for (unsigned i = 0; i < c->nthreads; i++)
+		pthread_join(c->threads[i], NULL);
+	/* no thread runs jobs any more: end the fills still queued */
+	pthread_mutex_lock(&c->mu);
+	while ((it = fairq_pop(&c->q))) {
+		pthread_mutex_unlock(&c->mu);
+		fill_finish(v, c, (struct kjob *)it, VV_ECANCELED);
+		pthread_mutex_lock(&c->mu);
+	}
 	/* no requests run any more: every entry holds only its list reference */
 	while (c->head)
 		ent_release(c, c->head, true, false);
 	pthread_mutex_unlock(&c->mu);
+	fairq_release(&c->q);
+	free(c->htab);
+	free(c->threads);
+	pthread_cond_destroy(&c->work);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 	v->knn = NULL;
 }
 
-
-/* Make room for len more bytes by evicting idle entries, oldest first.
- * Under c->mu. */
-static bool make_room(struct knn_cache *c, size_t len)
+int vv_vault_knn_submit(struct vv_vault *v, const struct vv_ctx *ctx, struct vv_file *fh,
+			struct vv_knn_ioc *io, vv_knn_done_fn done, void *arg)
 {
-	struct kent *e = c->tail;
+	struct knn_cache *c = v->knn;
+	struct kjob *j;
+	int r;
 
-	while (e && c->bytes + len > c->cap) {
-		struct kent *prev = e->prev;
+	if (!c)
+		return VV_ENOTTY;
+	if (!(j = calloc(1, sizeof(*j))))
+		return VV_ENOMEM;
+	j->type = J_SCAN;
+	j->ctx = ctx;
+	j->fh = fh;
+	j->io = io;
+	j->done = done;
+	j->arg = arg;
+	pthread_mutex_lock(&c->mu);
+	if (c->scans_closed)
+		r = VV_ECANCELED;
+	else if (fairq_slots(&c->q, ctx->id.uid) >= KNN_SCANS_PER_UID)
+		r = VV_EBUSY;                /* the caller scans itself */
+	else
+		r = fairq_push(&c->q, &j->qi, ctx->id.uid);
+	if (r == 0) {
+		scan_link(c, j);
+		pthread_cond_signal(&c->work);
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (r < 0)
+		free(j);
+	return r;
+}
+
+int vv_vault_knn_cancel(struct vv_vault *v, void *arg)
+{
+	struct knn_cache *c = v->knn;
+	struct kjob *j;
+
+	if (!c)
+		return VV_ENOENT;
+	pthread_mutex_lock(&c->mu);
+	for (j = c->scans; j && j->arg != arg; j = j->snext)
+		;
+	if (j) {
+		scan_unlink(c, j);
+		fairq_remove(&c->q, &j->qi);
+	}
+	pthread_mutex_unlock(&c->mu);
+	free(j);
+	return j ? 0 : VV_ENOENT;
+}
+
+void knn_pool_hold(struct vv_vault *v, bool hold)
+{
+	struct knn_cache *c = v->knn;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->hold = hold;
+	pthread_cond_broadcast(&c->work);
+	pthread_mutex_unlock(&c->mu);
+}
+
+void knn_cache_stats(struct vv_vault *v, struct knn_stats *st)
+{
+	struct knn_cache *c = v->knn;
+
+	memset(st, 0, sizeof(*st));
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	st->entries = c->nent;
+	st->bytes = c->bytes;
+	st->locked = c->locked;
+	st->lock_cap = c->lock_cap;
+	st->chains = (size_t)1 << c->hbits;
+	st->drop_probes = c->drop_probes;
+	st->queued = c->q.queued;
+	st->threads = c->nthreads;
+	st->fillers = c->fillers;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void knn_cache_drop(struct vv_vault *v, uint64_t ino)
+{
+	struct knn_cache *c = v->knn;
+	struct kent *e;
+	uint64_t probes = 0;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	/* a filler still running notices and gives up */
+	if ((e = hash_find(c, ino, &probes)))
+		ent_release(c, e, true, false);
+	c->drop_probes = probes;
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- fills ------------------------------------------------------------------- */
+
+/* Make room for len more bytes charged to uid by evicting idle entries,
+ * oldest first: uid's own while it is over its share, then anyone's while
+ * the cache is full.  0, VV_EFBIG (larger than uid's share: never fits) or
+ * VV_EBUSY (full of entries in use).  Under c->mu. */
+static int make_room(struct knn_cache *c, uint32_t uid, size_t len)
+{
+	struct kuse *u = use_find(c, uid, false);
+	size_t share = share_of(c, uid);
+	struct kent *e, *prev;
+
+	if (len > share)
+		return VV_EFBIG;
+	for (e = c->tail; e && u && u->bytes + len > share; e = prev) {
+		prev = e->prev;
+		if (e->uid == uid && e->refs == 1 && e->state == K_READY) {
+			bool last = u->bytes == e->maplen;
+			ent_release(c, e, true, false);
+			if (last)
+				u = NULL;            /* freed with its last byte */
+		}
+	}
+	if (u && u->bytes + len > share)
+		return VV_EBUSY;
+	for (e = c->tail; e && c->bytes + len > c->cap; e = prev) {
+		prev = e->prev;
 		if (e->refs == 1 && e->state == K_READY)
 			ent_release(c, e, true, false);
-		e = prev;
 	}
-	return c->bytes + len <= c->cap;
+	return c->bytes + len <= c->cap ? 0 : VV_EBUSY;
 }
 
 /* Still worth filling: the vault stays open, the entry listed, the data
@@ -223,50 +658,86 @@ static bool fill_valid(struct knn_cache *c, struct node *n, struct kent *e)
 	return ok;
 }
 
-/* The background fill: decrypt node n into a new mapping, piece by piece. */
-static void *filler(void *arg)
+/* The fill's mapping: huge pages if allowed, never in a core dump, locked
+ * against swap if the entry was granted part of the lock budget. */
+static int fill_map(struct knn_cache *c, struct kent *e, uint8_t **out)
 {
-	struct fill_job *j = arg;
-	struct vv_vault *v = j->v;
-	struct knn_cache *c = v->knn;
-	struct node *n = j->n;
-	struct kent *e = j->e;
-	uint8_t *p;
-	int r = 0;
+	uint8_t *p = mmap(NULL, e->maplen, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
-	free(j);
-	p = mmap(NULL, e->maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		 -1, 0);
-	if (p == MAP_FAILED) {
-		p = NULL;
-		r = VV_ENOMEM;
-	} else {
-		/* plaintext: huge pages if allowed, never in a core dump, not
-		 * swapped where the memlock limit allows */
-		madvise(p, e->maplen, MADV_HUGEPAGE);
-		madvise(p, e->maplen, MADV_DONTDUMP);
-		if (mlock2(p, e->maplen, MLOCK_ONFAULT) < 0 &&
-		    !__atomic_exchange_n(&c->warned_lock, true, __ATOMIC_RELAXED)) {
+	if (p == MAP_FAILED)
+		return VV_ENOMEM;
+	madvise(p, e->maplen, MADV_HUGEPAGE);
+	madvise(p, e->maplen, MADV_DONTDUMP);
+	if (e->locked && mlock2(p, e->maplen, MLOCK_ONFAULT) < 0) {
+		int err = errno;
+		struct kuse *u;
+		pthread_mutex_lock(&c->mu);
+		if ((u = use_find(c, e->uid, false)))
+			u->locked -= e->maplen;
+		c->locked -= e->maplen;
+		e->locked = false;
+		if (u)
+			use_maybe_free(c, u);
+		if (!c->warned_lock) {
+			c->warned_lock = true;
 			vv_log(VV_LOG_INFO, "knn: cannot lock the offload cache in memory (%s): with "
-			       "swap enabled, decrypted segments may be written to it", strerror(errno));
+			       "swap enabled, decrypted segments may be written to it", strerror(err));
 		}
+		pthread_mutex_unlock(&c->mu);
 	}
-	for (uint64_t off = 0; r == 0 && off < e->size; off += FILL_PIECE) {
-		uint64_t end = e->size - off < FILL_PIECE ? e->size : off + FILL_PIECE;
-		if ((r = data_rdlock(v, n)) < 0)
-			break;
-		r = fill_valid(c, n, e) ? data_read(v, n, p + off, off, end) : VV_ECANCELED;
-		pthread_rwlock_unlock(&n->rw);
+	*out = p;
+	return 0;
+}
+
+/* One turn of a fill: decrypt the next FILL_PIECE bytes of the file into
+ * the job's mapping, the data ranges only (holes stay the mapping's zero
+ * pages: no decryption, no memory).  1: more to do, 0: all read, or an
+ * error (VV_ECANCELED: the file changed or the vault closes). */
+static int fill_step(struct vv_vault *v, struct knn_cache *c, struct kjob *j)
+{
+	struct kent *e = j->e;
+	struct node *n = j->n;
+	uint64_t end;
+	int r;
+
+	if (!j->p && (r = fill_map(c, e, &j->p)) < 0)
+		return r;
+	if (j->off >= e->size)
+		return 0;
+	end = e->size - j->off < FILL_PIECE ? e->size : j->off + FILL_PIECE;
+	if ((r = data_rdlock(v, n)) < 0)
+		return r;
+	if (!fill_valid(c, n, e))
+		r = VV_ECANCELED;
+	for (uint64_t pos = j->off, d, h; r == 0 && pos < end; pos = h) {
+		if (data_seek(n, pos, SEEK_DATA, &d) < 0 || d >= end)
+			break;                   /* the rest of the piece is a hole */
+		if (data_seek(n, d, SEEK_HOLE, &h) < 0 || h > end)
+			h = end;
+		r = data_read(v, n, j->p + d, d, h);
 	}
+	pthread_rwlock_unlock(&n->rw);
+	j->off = end;
+	return r < 0 ? r : end < e->size;
+}
+
+/* End a fill job: with r == 0 the entry turns ready if the file is still
+ * what was read; otherwise it goes, so the next request tries again. */
+static void fill_finish(struct vv_vault *v, struct knn_cache *c, struct kjob *j, int r)
+{
+	struct kent *e = j->e;
+	struct node *n = j->n;
+
 	if (r == 0)
 		r = data_rdlock(v, n);
 	if (r == 0) {
 		/* ready only if nothing changed: a writer needs n->rw to */
 		if (fill_valid(c, n, e)) {
-			mprotect(p, e->maplen, PROT_READ);
+			mprotect(j->p, e->maplen, PROT_READ);
 			pthread_mutex_lock(&c->mu);
-			e->base = p;
-			p = NULL;
+			e->base = j->p;
+			j->p = NULL;
 			e->state = K_READY;
 			pthread_mutex_unlock(&c->mu);
 		} else {
@@ -277,86 +748,89 @@ static void *filler(void *arg)
 	if (r < 0 && r != VV_ECANCELED)
 		vv_log(VV_LOG_WARN, "knn: cannot decrypt inode %llu for the query offload: %s",
 		       (unsigned long long)e->ino, vv_strerror(r));
-	if (p)
-		munmap(p, e->maplen);
+	if (j->p)
+		munmap(j->p, e->maplen);
 	pthread_mutex_lock(&v->mu);
 	node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	pthread_mutex_lock(&c->mu);
-	/* failed: off the list, so the next request tries again */
 	ent_release(c, e, e->state != K_READY, true);
+	fairq_done(&c->q, &j->qi);
 	c->fillers--;
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mu);
-	return NULL;
+	free(j);
 }
 
-/* Start filling an entry for node n (under n->rw read, loaded; c->mu
- * held), handing the filler the caller's pin on n if it starts. */
-static int start_fill(struct vv_vault *v, struct knn_cache *c, struct node *n, bool *pin_taken)
+/* Start filling an entry for node n charged to uid (under n->rw read,
+ * loaded; c->mu held): queue a fill job, handing it the caller's pin on n.
+ * VV_EAGAIN when queued; VV_EFBIG / VV_EBUSY when it does not fit uid's
+ * share or the cache, or uid has too many jobs. */
+static int start_fill(struct knn_cache *c, uint32_t uid, struct node *n, bool *pin_taken)
 {
-	struct fill_job *j;
+	struct kjob *j;
 	struct kent *e;
-	pthread_attr_t at;
-	pthread_t th;
+	struct kuse *u;
 	int r = VV_ENOMEM;
 
-	if (!(e = calloc(1, sizeof(*e))) || !(j = malloc(sizeof(*j)))) {
+	if (!(e = calloc(1, sizeof(*e))) || !(j = calloc(1, sizeof(*j)))) {
 		free(e);
 		return VV_ENOMEM;
 	}
 	e->ino = n->ino;
+	e->uid = uid;
 	e->size = n->a.size;
 	e->gen = n->data_gen;
 	e->maplen = map_len(e->size);
 	e->state = K_FILLING;
-	if (e->maplen > c->cap || !make_room(c, e->maplen)) {
-		/* too big for the cache at all, or it is full of segments in use */
-		r = e->maplen > c->cap ? VV_EFBIG : VV_EBUSY;
-		vv_log(VV_LOG_DEBUG, "knn: inode %llu (%llu bytes): %s (offload cache %zu bytes)",
-		       (unsigned long long)n->ino, (unsigned long long)n->a.size,
-		       r == VV_EFBIG ? "larger than the cache" : "no idle entry to evict", c->cap);
+	/* the whole mapping counts, holes too: what it may come to hold */
+	if ((r = make_room(c, uid, e->maplen)) < 0 || !(u = use_find(c, uid, true)) ||
+	    (r = fairq_push(&c->q, &j->qi, uid)) < 0) {
+		if (r == 0)
+			r = VV_ENOMEM;
+		vv_log(VV_LOG_DEBUG, "knn: inode %llu (%llu bytes) for uid %u: %s (offload cache %zu "
+		       "bytes, share %zu)", (unsigned long long)n->ino, (unsigned long long)n->a.size,
+		       uid, vv_strerror(r), c->cap, share_of(c, uid));
+		if ((u = use_find(c, uid, false)))
+			use_maybe_free(c, u);
 		free(e);
 		free(j);
 		return r;
 	}
+	/* lock against swap within the budget, and for an unprivileged uid
+	 * no more than it could lock itself by default */
+	if (c->locked + e->maplen <= c->lock_cap &&
+	    (privileged(c, uid) || u->locked + e->maplen <= KNN_LOCK_UID)) {
+		e->locked = true;
+		c->locked += e->maplen;
+		u->locked += e->maplen;
+	}
 	e->refs = 2;                     /* the list's and the filler's */
-	push_front(c, e);
-	j->v = v;
+	ent_list(c, e, u);
+	j->type = J_FILL;
 	j->n = n;
 	j->e = e;
 	c->fillers++;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &at, filler, j) == 0) {
-		*pin_taken = true;
-		r = VV_EAGAIN;
-	} else {
-		c->fillers--;
-		ent_release(c, e, true, true);
-		free(j);
-	}
-	pthread_attr_destroy(&at);
-	return r;
+	*pin_taken = true;
+	pthread_cond_signal(&c->work);
+	return VV_EAGAIN;
 }
 
 /* Under c->mu: the ready entry for inode ino, referenced, in *out (0), or
  * VV_EAGAIN while it is being filled, or VV_ENOENT. */
 static int find_entry(struct knn_cache *c, uint64_t ino, struct kent **out)
 {
-	struct kent *e;
+	uint64_t probes = 0;
+	struct kent *e = hash_find(c, ino, &probes);
 
-	for (e = c->head; e; e = e->next)
-		if (e->ino == ino)
-			break;
 	if (!e)
 		return VV_ENOENT;
 	if (e->state != K_READY)
 		return VV_EAGAIN;
 	e->refs++;
 	if (e != c->head) {
-		unlink_ent(c, e);
-		push_front(c, e);
+		lru_unlink(c, e);
+		lru_push_front(c, e);
 	}
 	*out = e;
 	return 0;
@@ -376,24 +850,25 @@ static int lookup_entry(struct vv_vault *v, struct node *n, struct kent **out)
 }
 
 /* After lookup_entry found nothing: start filling an entry for node n
- * (under n->rw read, loaded) and return VV_EAGAIN, or return the entry
- * another request made ready meanwhile.  Lock order: v->mu and c->mu are
- * never held together here, since knn_cache_drop runs under v->mu. */
-static int fill_entry(struct vv_vault *v, struct node *n, struct kent **out)
+ * (under n->rw read, loaded) on uid's behalf and return VV_EAGAIN, or
+ * return the entry another request made ready meanwhile.  Lock order: v->mu
+ * and c->mu are never held together here, since knn_cache_drop runs under
+ * v->mu. */
+static int fill_entry(struct vv_vault *v, uint32_t uid, struct node *n, struct kent **out)
 {
 	struct knn_cache *c = v->knn;
 	bool pin_taken = false;
 	int r;
 
 	*out = NULL;
-	/* a filler needs the node pinned; pin before taking c->mu */
+	/* a fill job needs the node pinned; pin before taking c->mu */
 	pthread_mutex_lock(&v->mu);
 	n->pins++;
 	pthread_mutex_unlock(&v->mu);
 	pthread_mutex_lock(&c->mu);
 	r = find_entry(c, n->ino, out);
 	if (r == VV_ENOENT)
-		r = c->stopping ? VV_EAGAIN : start_fill(v, c, n, &pin_taken);
+		r = c->stopping ? VV_EAGAIN : start_fill(c, uid, n, &pin_taken);
 	pthread_mutex_unlock(&c->mu);
 	if (!pin_taken) {
 		pthread_mutex_lock(&v->mu);
@@ -416,6 +891,18 @@ static void put_entry(struct vv_vault *v, struct kent *e)
 static int not_segment(int r)
 {
 	return r == VV_ECORRUPT ? VV_EINVAL : r;
+}
+
+/* The scan's cost, rows x queries x (dim + KNN_ROW_COST), is bounded per
+ * request: the offload serves single queries and small batches; a larger
+ * one is refused (E2BIG) and scanned by the caller on its own CPU.  The
+ * per-row term matters for small dims: 16M rows of dim 4 x 32 queries
+ * are only 2^31 multiply-adds but took 4.6 s. */
+static int check_work(const struct vv_segment_info *si, const struct vv_knn_ioc_hdr *h)
+{
+	uint64_t per_row = (uint64_t)h->nq * (h->dim + KNN_ROW_COST);
+
+	return si->count && per_row > KNN_WORK_MAX / si->count ? VV_E2BIG : 0;
 }
 
 /* The request's fields, checked before anything is decrypted; then the
@@ -493,10 +980,12 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		if (s == 0 && (s = not_segment(vv_segment_probe(name, head, (size_t)hl, n->a.size,
 								&si, &why))) == 0 && si.dim != h.dim)
 			s = VV_EINVAL;
+		if (s == 0)
+			s = check_work(&si, &h);     /* before any fill for a request never served */
 		if (s < 0)
 			r = s;
 		else if (r == VV_ENOENT)
-			r = fill_entry(v, n, &e);
+			r = fill_entry(v, c->id.uid, n, &e);
 	}
 	pthread_rwlock_unlock(&n->rw);
 	if (r < 0)
@@ -508,8 +997,12 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		r = VV_EINVAL;
 		goto out;
 	}
+	if ((r = check_work(&si, &h)) < 0)
+		goto out;
 	if (ncpu < 1)
 		ncpu = 1;
+	if (ncpu > KNN_SCAN_THREADS)
+		ncpu = KNN_SCAN_THREADS;
 	r = vv_segment_knn(e->base, e->size, &si, (enum vv_metric)h.metric, q, h.nq, h.kk,
 			   h.threads && h.threads < (unsigned long)ncpu ? h.threads : (unsigned)ncpu,
 			   io->u.c);

@@ -190,6 +190,9 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	if (o->sd_notify)
 		sdnotify("STOPPING=1\nSTATUS=unmounting, closing the vault");
 out:
+	/* Offload requests still queued get their reply while the session
+	 * exists; running scans end (bounded) before it goes. */
+	vv_vault_knn_drain(v);
 	/* No handler runs any more: nobody calls the callback after this. */
 	vv_vault_set_inval(v, NULL, NULL);
 	if (mounted)

@@ -543,36 +543,85 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 /* The query offload (knn_ioctl.h): the only ioctl vecvault answers.  The
  * kernel copies exactly sizeof(struct vv_knn_ioc) each way (a restricted
- * ioctl: the size is in the command number). */
+ * ioctl: the size is in the command number).
+ *
+ * The scan never runs here: a FUSE worker that scanned would be one fewer
+ * for everyone's reads and lookups, and one user could occupy them all.
+ * fs_ioctl hands the request to the engine's scan pool and returns; the
+ * pool's thread replies (knn_done).  If the caller is interrupted while its
+ * request still waits in the queue, knn_interrupt takes it back and replies
+ * EINTR; a running scan is bounded and answers normally.  Exactly one of
+ * the two replies: the engine hands a request either to its pool or back to
+ * vv_vault_knn_cancel, never both.  At unmount daemon.c drains the pool
+ * before the session goes. */
+struct fs_knn {
+	fuse_req_t req;
+	struct req_ctx rc;
+	struct vv_knn_ioc io;
+};
+
+static void knn_free(struct fs_knn *k)
+{
+	ident_put(&k->rc);
+	free(k);
+}
+
+/* vv_knn_done_fn, on a pool thread (or the draining one). */
+static void knn_done(void *arg, int r)
+{
+	struct fs_knn *k = arg;
+
+	/* waits out a knn_interrupt running on this request; none runs after */
+	fuse_req_interrupt_func(k->req, NULL, NULL);
+	if (r < 0)
+		reply_err(k->req, r);
+	else
+		fuse_reply_ioctl(k->req, 0, &k->io, sizeof(k->io));
+	knn_free(k);
+}
+
+/* libfuse calls this, holding the request, when the kernel interrupts it.
+ * k is only compared, never read, unless the engine gave the request back. */
+static void knn_interrupt(fuse_req_t req, void *data)
+{
+	struct fs_knn *k = data;
+
+	if (vv_vault_knn_cancel(FS(req)->v, k) == 0) {
+		fuse_reply_err(req, EINTR);
+		knn_free(k);
+	}
+}
+
 static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		     struct fuse_file_info *fi, unsigned flags, const void *in_buf,
 		     size_t in_bufsz, size_t out_bufsz)
 {
 	struct vv_fs *fs = FS(req);
-	struct vv_knn_ioc *io;
-	struct req_ctx rc;
+	struct fs_knn *k;
 	int r;
 
 	(void)ino;
 	(void)arg;
 	if (cmd != (unsigned int)VV_IOC_KNN || (flags & (FUSE_IOCTL_COMPAT | FUSE_IOCTL_DIR)) ||
-	    in_bufsz != sizeof(*io) || out_bufsz != sizeof(*io)) {
+	    in_bufsz != sizeof(k->io) || out_bufsz != sizeof(k->io)) {
 		fuse_reply_err(req, ENOTTY);
 		return;
 	}
-	if (!(io = malloc(sizeof(*io)))) {
+	if (!(k = malloc(sizeof(*k)))) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	memcpy(io, in_buf, sizeof(*io));
-	ident_get(&fs->ident, req, &rc);
-	r = vv_vault_knn(fs->v, &rc.c, FH(fi), io);
-	if (r < 0)
+	k->req = req;
+	memcpy(&k->io, in_buf, sizeof(k->io));
+	ident_get(&fs->ident, req, &k->rc);
+	/* before submitting: once queued, the reply may come at any moment */
+	fuse_req_interrupt_func(req, knn_interrupt, k);
+	r = vv_vault_knn_submit(fs->v, &k->rc.c, FH(fi), &k->io, knn_done, k);
+	if (r < 0) {
+		fuse_req_interrupt_func(req, NULL, NULL);
 		reply_err(req, r);
-	else
-		fuse_reply_ioctl(req, 0, io, sizeof(*io));
-	ident_put(&rc);
-	free(io);
+		knn_free(k);
+	}
 }
 
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,

@@ -5,17 +5,22 @@
  * metadata log): errors come back as codes, the vault never serves wrong
  * data, and what was committed survives a reopen.  Also the query offload
  * (vv_vault_knn): the background fill, answers against a brute force, the
- * cache dropped on writes and truncation, refusals, and close mid-fill.
+ * cache dropped on writes and truncation, refusals, and close mid-fill;
+ * its scan pool (fair between uids, bounded per uid, cancel, drain), the
+ * per-request work budget, per-uid shares and lock budget, sparse fills
+ * that cost no memory, and O(1) drops among thousands of entries.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fairq_int.h"
 #include "os.h"
 #include "knn_ref.h"
 #include "tap.h"
@@ -23,6 +28,7 @@
 #include "vecvault/knn_ioctl.h"
 #include "vecvault/vault.h"
 #include "vecvault/vector.h"
+#include "vault_int.h"
 
 #define PASS "vault unit test"
 
@@ -567,6 +573,380 @@ static void test_handles_and_links(void)
 	vv_vault_close(v);
 }
 
+/* --- the offload's fair queue and scan pool ------------------------------------ */
+
+static void test_fairq(void)
+{
+	struct fairq q;
+	struct fairq_item a[12], b, c2[2], extra, *it;
+	int order[16], n = 0, okay = 1;
+
+	fairq_init(&q, 10);
+	for (int i = 0; i < 10; i++)
+		is_int(fairq_push(&q, &a[i], 1000), 0, i == 0 ? "fairq: uid 1000 queues 10 jobs" : "fairq: push");
+	is_int(fairq_push(&q, &a[10], 1000), VV_EBUSY, "fairq: the 11th of uid 1000 is refused: EBUSY");
+	is_int(fairq_push(&q, &b, 0), 0, "fairq: then uid 0 queues one");
+	is_int(fairq_push(&q, &c2[0], 7), 0, "fairq: and uid 7 two");
+	is_int(fairq_push(&q, &c2[1], 7), 0, "fairq: (second)");
+	while ((it = fairq_pop(&q)) && n < 16) {
+		order[n++] = it == &b ? 0 : it == &c2[0] || it == &c2[1] ? 7 : 1000;
+		fairq_done(&q, it);
+	}
+	is_int(n, 13, "fairq: all 13 popped");
+	/* round robin in order of first arrival: 1000, 0, 7, 1000, 7, 1000... */
+	okay = n == 13 && order[0] == 1000 && order[1] == 0 && order[2] == 7 && order[3] == 1000 &&
+	       order[4] == 7;
+	for (int i = 5; i < n; i++)
+		okay &= order[i] == 1000;
+	ok(okay, "fairq: uid 0 waits for one job of the flooding uid, not ten");
+	is_int(fairq_slots(&q, 1000), 0, "fairq: every slot given back");
+
+	/* a uid's FIFO order, requeue, remove */
+	fairq_push(&q, &a[0], 5);
+	fairq_push(&q, &a[1], 5);
+	fairq_push(&q, &extra, 6);
+	it = fairq_pop(&q);
+	ok(it == &a[0], "fairq: FIFO within a uid");
+	fairq_requeue(&q, it);               /* a fill's next piece */
+	is_int(fairq_slots(&q, 5), 2, "fairq: requeue keeps the slot, takes none");
+	ok(fairq_pop(&q) == &extra, "fairq: the requeued job waits behind uid 6");
+	fairq_done(&q, &extra);
+	ok(fairq_remove(&q, &a[1]), "fairq: remove a queued job");
+	ok(!fairq_remove(&q, &a[1]), "fairq: not twice");
+	is_int(fairq_slots(&q, 5), 1, "fairq: remove gives its slot back");
+	it = fairq_pop(&q);
+	ok(it == &a[0], "fairq: the requeued job runs");
+	ok(!fairq_remove(&q, it), "fairq: a running job cannot be removed");
+	fairq_done(&q, it);
+	ok(fairq_pop(&q) == NULL && q.queued == 0, "fairq: empty");
+	fairq_release(&q);
+}
+
+struct done_log {
+	pthread_mutex_t mu;
+	int n;
+	int who[16];                     /* uid of each answer, in order */
+	int res[16];
+	int calls[16];                   /* done calls per request */
+};
+
+struct pooled {
+	struct done_log *log;
+	int idx;
+	uint32_t uid;
+	struct vv_knn_ioc io;
+};
+
+static void pooled_done(void *arg, int r)
+{
+	struct pooled *p = arg;
+	struct done_log *l = p->log;
+
+	pthread_mutex_lock(&l->mu);
+	if (l->n < 16) {
+		l->who[l->n] = (int)p->uid;
+		l->res[l->n++] = r;
+	}
+	l->calls[p->idx]++;
+	pthread_mutex_unlock(&l->mu);
+}
+
+static int log_count(struct done_log *l)
+{
+	int n;
+
+	pthread_mutex_lock(&l->mu);
+	n = l->n;
+	pthread_mutex_unlock(&l->mu);
+	return n;
+}
+
+/* Wait until the pool has no fill left (polls; generous cap, no timing). */
+static int wait_fills(struct vv_vault *v)
+{
+	struct knn_stats st;
+
+	for (int i = 0; i < 200000; i++) {
+		knn_cache_stats(v, &st);
+		if (!st.fillers)
+			return 0;
+		usleep(50);
+	}
+	return -1;
+}
+
+/* The offload's mapping of a file of len bytes: whole pages. */
+static size_t map_len_test(size_t len)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+	return (len + pg - 1) / pg * pg;
+}
+
+static long rss_kib(void)
+{
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void test_knn_pool(void)
+{
+	struct vv_ctx u1000 = { .id = { .uid = 1000, .gid = 1000 }, .umask = 022, .comm = "test" };
+	struct vv_vault *v;
+	struct vv_attr a, kc;
+	struct vv_file *fh, *fh2;
+	struct vv_knn_ioc *req = malloc(sizeof(*req)), *io = malloc(sizeof(*io));
+	struct pooled *p = calloc(8, sizeof(*p));
+	struct done_log log;
+	struct knn_stats st;
+	float *x = malloc((size_t)KN * KD * sizeof(float)), q[KD];
+	unsigned seed = 77;
+	uint64_t ino, sino, bino;
+	size_t len;
+	uint8_t *seg;
+	bool kc_;
+	int r;
+
+	memset(&log, 0, sizeof(log));
+	pthread_mutex_init(&log.mu, NULL);
+	for (size_t i = 0; i < (size_t)KN * KD; i++)
+		x[i] = frand(&seed);
+	for (int t = 0; t < KD; t++)
+		q[t] = x[999 * KD + t];
+	seg = npy_f32(x, KN, KD, &len);
+	v = open_vault_knn(false, 1u << 30);
+	ok(v != NULL, "pool: open with a 1 GiB offload cache");
+	if (!v)
+		goto out;
+	vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "pc", 0755, &kc);
+	is_int(write_file(v, kc.ino, "p.npy", seg, len, &ino), 0, "pool: write a 20000 x 16 segment");
+	vv_vault_open_file(v, &root_c, ino, O_RDONLY, &fh, &kc_);
+	knn_req(req, VV_METRIC_L2, KD, 1, 4, q);
+	*io = *req;
+	ok(vv_vault_knn(v, &u1000, fh, io) == VV_EAGAIN && knn_wait(v, fh, req, io) == 0,
+	   "pool: filled on uid 1000's request");
+	knn_cache_stats(v, &st);
+	ok(st.threads >= 1 && st.threads <= 2, "pool: one or two scan threads");
+	ok(st.locked == map_len_test(len), "pool: uid 1000's 1.3 MB entry is locked (under its 8 MiB)");
+
+	/* fairness: uid 1000 queues four scans, root one; root's is answered
+	 * after at most one of uid 1000's per pool thread */
+	knn_pool_hold(v, true);
+	for (int i = 0; i < 5; i++) {
+		p[i].log = &log;
+		p[i].idx = i;
+		p[i].uid = i < 4 ? 1000 : 0;
+		p[i].io = *req;
+	}
+	for (int i = 0; i < 4; i++)
+		is_int(vv_vault_knn_submit(v, &u1000, fh, &p[i].io, pooled_done, &p[i]), 0,
+		       i == 0 ? "pool: uid 1000 queues four scans" : "pool: queued");
+	p[5] = p[0];
+	p[5].idx = 5;
+	is_int(vv_vault_knn_submit(v, &u1000, fh, &p[5].io, pooled_done, &p[5]), VV_EBUSY,
+	       "pool: a fifth from uid 1000 is refused: EBUSY (the tool scans itself)");
+	is_int(vv_vault_knn_submit(v, &root_c, fh, &p[4].io, pooled_done, &p[4]), 0, "pool: root queues one");
+	ok(log_count(&log) == 0, "pool: nothing ran while held (the FUSE thread returned at once)");
+	knn_pool_hold(v, false);
+	for (int i = 0; i < 100000 && log_count(&log) < 5; i++)
+		usleep(100);
+	is_int(log_count(&log), 5, "pool: all five answered");
+	{
+		int pos = -1, good = 0;
+		for (int i = 0; i < log.n; i++) {
+			if (log.who[i] == 0)
+				pos = i;
+			good += log.res[i] == 0;
+		}
+		ok(pos >= 0 && pos <= (int)st.threads, "pool: root's scan came after at most one of uid 1000's per thread");
+		is_int(good, 5, "pool: each answered ok");
+		ok(p[4].io.h.magic == VV_KNN_MAGIC_REPLY && p[4].io.u.c[0].row == 999 && p[0].io.u.c[0].row == 999,
+		   "pool: with the right rows");
+		for (int i = 0; i < 5; i++)
+			good += log.calls[i] == 1;
+		is_int(good, 10, "pool: each request got exactly one answer");
+	}
+
+	/* cancel: a queued request is taken back, never answered */
+	knn_pool_hold(v, true);
+	log.n = 0;
+	memset(log.calls, 0, sizeof(log.calls));
+	p[6] = p[0];
+	p[6].idx = 6;
+	is_int(vv_vault_knn_submit(v, &u1000, fh, &p[6].io, pooled_done, &p[6]), 0, "pool: queue one more");
+	is_int(vv_vault_knn_cancel(v, &p[6]), 0, "pool: cancel it while queued");
+	is_int(vv_vault_knn_cancel(v, &p[6]), VV_ENOENT, "pool: cancel again: ENOENT");
+	p[7] = p[0];
+	p[7].idx = 7;
+	is_int(vv_vault_knn_submit(v, &u1000, fh, &p[7].io, pooled_done, &p[7]), 0, "pool: and another");
+	knn_pool_hold(v, false);
+	for (int i = 0; i < 100000 && log_count(&log) < 1; i++)
+		usleep(100);
+	ok(log.calls[6] == 0 && log.calls[7] == 1, "pool: the canceled one never answered, the other once");
+
+	/* the work budget: rows x dim x queries above 2^31 is refused before
+	 * anything is filled; a sparse segment fills without touching memory
+	 * for its holes; an unprivileged uid gets a quarter of the cache */
+	{
+		uint64_t rows = (1u << 22), big = KHDR + rows * KD * 4;   /* 256 MiB, all holes */
+		uint8_t *hdr = npy_f32(x, 1, KD, &len);
+		struct vv_setattr sa = { .valid = VV_SET_SIZE, .size = big };
+		struct vv_file *wf;
+		char dict[KHDR];
+		int hl = snprintf(dict, sizeof(dict),
+				  "{'descr': '<f4', 'fortran_order': False, 'shape': (%llu, %u), }",
+				  (unsigned long long)rows, KD);
+		long before, after;
+		memcpy(hdr + 10, dict, (size_t)hl);
+		vv_vault_create(v, &root_c, kc.ino, "sparse.npy", 0644, O_WRONLY, &a, &wf);
+		sino = a.ino;
+		vv_vault_write(v, &root_c, wf, hdr, KHDR, 0);
+		vv_vault_release(v, wf);
+		is_int(vv_vault_setattr(v, &root_c, sino, &sa, &a), 0, "budget: a 256 MiB sparse segment (a hole after its header)");
+		vv_vault_open_file(v, &root_c, sino, O_RDONLY, &fh2, &kc_);
+		knn_req(io, VV_METRIC_L2, KD, 33, 1, NULL);
+		is_int(vv_vault_knn(v, &root_c, fh2, io), VV_E2BIG, "budget: 4M rows x 16 x 33 queries: E2BIG");
+		knn_cache_stats(v, &st);
+		is_int(st.fillers, 0, "budget: and no fill was started for it");
+		knn_req(io, VV_METRIC_L2, KD, 1, 3, q);
+		is_int(vv_vault_knn(v, &u1000, fh2, io), VV_EFBIG,
+		       "share: 256 MiB for uid 1000 (a quarter of 1 GiB is the limit): EFBIG");
+		before = rss_kib();
+		knn_req(req, VV_METRIC_L2, KD, 1, 3, q);
+		*io = *req;
+		r = vv_vault_knn(v, &root_c, fh2, io);
+		ok(r == VV_EAGAIN && wait_fills(v) == 0, "sparse: root's request starts the fill");
+		after = rss_kib();
+		/* the fill writes the header's block only; the scan then reads
+		 * the holes (fresh anonymous pages on this kernel: the reason the
+		 * whole mapping counts against the uid's share) */
+		ok(after - before < 64 * 1024, "sparse: filling it took < 64 MiB of memory (holes not written)");
+		if (after - before >= 64 * 1024)
+			printf("#   rss grew %ld KiB\n", after - before);
+		ok(knn_wait(v, fh2, req, io) == 0, "sparse: and it is answered");
+		ok(io->h.rows == rows && io->u.c[0].row == 0 && io->u.c[1].row == 1,
+		   "sparse: all 4M zero rows scanned, ties by row");
+		knn_cache_stats(v, &st);
+		ok(st.locked >= big && st.locked <= st.lock_cap, "lock: root's entry is locked, within the budget");
+		vv_vault_release(v, fh2);
+		free(hdr);
+	}
+	/* an unprivileged uid locks at most 8 MiB: a 12.8 MB entry is not */
+	{
+		size_t bn = (size_t)KN * 10, blen;
+		float *bx = malloc(bn * KD * sizeof(float));
+		uint8_t *bseg;
+		size_t locked0;
+		for (size_t i = 0; i < bn; i++)
+			memcpy(bx + i * KD, x + (i % KN) * KD, KD * sizeof(float));
+		bseg = npy_f32(bx, bn, KD, &blen);
+		write_file(v, kc.ino, "b.npy", bseg, blen, &bino);
+		knn_cache_stats(v, &st);
+		locked0 = st.locked;
+		vv_vault_open_file(v, &root_c, bino, O_RDONLY, &fh2, &kc_);
+		*io = *req;
+		ok(vv_vault_knn(v, &u1000, fh2, io) == VV_EAGAIN && wait_fills(v) == 0,
+		   "lock: uid 1000 fills a 12.8 MB segment");
+		*io = *req;
+		is_int(vv_vault_knn(v, &u1000, fh2, io), 0, "lock: and is answered from it");
+		knn_cache_stats(v, &st);
+		is_int(st.locked, locked0, "lock: but it is not locked (past uid 1000's 8 MiB)");
+		vv_vault_release(v, fh2);
+		free(bx);
+		free(bseg);
+	}
+
+	/* drain: queued requests are answered ECANCELED, once; new ones refused */
+	knn_pool_hold(v, true);
+	log.n = 0;
+	memset(log.calls, 0, sizeof(log.calls));
+	for (int i = 0; i < 2; i++) {
+		p[i].io = *req;
+		is_int(vv_vault_knn_submit(v, &u1000, fh, &p[i].io, pooled_done, &p[i]), 0, "drain: queued");
+	}
+	vv_vault_knn_drain(v);
+	ok(log.n == 2 && log.res[0] == VV_ECANCELED && log.res[1] == VV_ECANCELED &&
+	   log.calls[0] == 1 && log.calls[1] == 1, "drain: both answered ECANCELED, once each");
+	is_int(vv_vault_knn_submit(v, &u1000, fh, &p[2].io, pooled_done, &p[2]), VV_ECANCELED,
+	       "drain: a new request is refused");
+	knn_pool_hold(v, false);
+	vv_vault_release(v, fh);
+	is_int(vv_vault_close(v), 0, "pool: close");
+	ok(log.n == 2, "pool: close answered nothing twice");
+
+	/* O(1) drops: thousands of one-row segments cached, then a write
+	 * drops exactly its own entry, comparing only a handful */
+	{
+		const char *env = getenv("VV_TEST_KNN_SEGS");
+		int nseg = env ? atoi(env) : 3000, mid = nseg / 2, filled = 0;
+		uint64_t *inos = calloc((size_t)nseg, sizeof(*inos));
+		uint8_t one[4 + KD * 4];
+		char nm[32];
+		v = open_vault_knn(false, 1u << 30);
+		ok(v != NULL, "drop: reopen");
+		if (!v) {
+			free(inos);
+			goto out;
+		}
+		vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "many", 0755, &kc);
+		knn_req(req, VV_METRIC_L2, KD, 1, 1, q);
+		req->h.format = VV_SEG_FVECS;
+		one[0] = KD;
+		one[1] = one[2] = one[3] = 0;
+		for (int i = 0; i < nseg; i++) {
+			struct vv_file *f;
+			snprintf(nm, sizeof(nm), "s%05d.fvecs", i);
+			memcpy(one + 4, x + (size_t)(i % KN) * KD, KD * 4);
+			if (write_file(v, kc.ino, nm, one, sizeof(one), &inos[i]) < 0 ||
+			    vv_vault_open_file(v, &root_c, inos[i], O_RDONLY, &f, &kc_) < 0)
+				break;
+			*io = *req;
+			r = vv_vault_knn(v, &root_c, f, io);
+			if (r == VV_EAGAIN && wait_fills(v) == 0)
+				filled++;
+			vv_vault_release(v, f);
+		}
+		is_int(filled, nseg, "drop: every one-row segment was filled");
+		knn_cache_stats(v, &st);
+		ok(st.entries == (size_t)nseg && st.chains >= (size_t)nseg,
+		   "drop: all cached, the table grew with them");
+		vv_vault_open_file(v, &root_c, inos[mid], O_RDWR, &fh, &kc_);
+		is_int(vv_vault_write(v, &root_c, fh, one, sizeof(one), 0), (long)sizeof(one), "drop: write one of them");
+		knn_cache_stats(v, &st);
+		ok(st.entries == (size_t)nseg - 1, "drop: exactly one entry dropped");
+		ok(st.drop_probes >= 1 && st.drop_probes <= 8, "drop: found comparing a handful of entries, not thousands");
+		if (st.drop_probes > 8)
+			printf("#   %llu compared\n", (unsigned long long)st.drop_probes);
+		*io = *req;
+		is_int(vv_vault_knn(v, &root_c, fh, io), VV_EAGAIN, "drop: the written one is refilled");
+		vv_vault_release(v, fh);
+		r = 0;
+		for (int d = -1; d <= 1; d += 2) {
+			vv_vault_open_file(v, &root_c, inos[mid + d], O_RDONLY, &fh, &kc_);
+			*io = *req;
+			r += vv_vault_knn(v, &root_c, fh, io) == 0 && io->u.c[0].row == 0;
+			vv_vault_release(v, fh);
+		}
+		is_int(r, 2, "drop: its neighbours are still answered from the cache");
+		is_int(vv_vault_close(v), 0, "drop: close");
+		free(inos);
+	}
+out:
+	pthread_mutex_destroy(&log.mu);
+	free(seg);
+	free(x);
+	free(p);
+	free(req);
+	free(io);
+}
+
 int main(void)
 {
 	struct vv_vault *v;
@@ -689,6 +1069,8 @@ int main(void)
 
 	test_knn();
 	test_handles_and_links();
+	test_fairq();
+	test_knn_pool();
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
 	if (system(cmd) != 0)

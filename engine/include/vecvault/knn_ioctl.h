@@ -23,13 +23,17 @@
  *
  * Errors: EAGAIN while the daemon is still decrypting the segment (the
  * first request starts that in the background), ENOTTY when the offload is
- * off, EFBIG when the segment exceeds the daemon's offload cache, EINVAL /
- * E2BIG for a request it cannot take (EINVAL also for a NaN or infinite
- * query value, and for a file that is no segment of the format named:
- * audited with the parser's reason, never as ECORRUPT, which means
- * tampering), EBADF for a handle its holder did not open for reading
+ * off, EFBIG when the segment exceeds the caller's share of the daemon's
+ * offload cache, EBUSY when that share is full of segments in use or the
+ * caller's uid has too many requests queued, E2BIG for a request over the
+ * payload or over the per-request work budget (rows x queries x (dim +
+ * 32) <= 2^31), EINTR when the caller was interrupted while its request
+ * waited, ECANCELED at unmount, EINVAL for a request it cannot take (also
+ * a NaN or infinite query value, and a file that is no segment of the
+ * format named: audited with the parser's reason, never as ECORRUPT, which
+ * means tampering), EBADF for a handle its holder did not open for reading
  * (write-only, open mode 3, exec).  On any error the caller scans the
- * segment itself.
+ * segment itself (docs/query.md "Limits").
  */
 #ifndef VECVAULT_KNN_IOCTL_H
 #define VECVAULT_KNN_IOCTL_H

@@ -209,6 +209,29 @@ int vv_vault_lseek(struct vv_vault *v, struct vv_file *fh, int64_t off, int when
 struct vv_knn_ioc;
 int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		 struct vv_knn_ioc *io);
+/* The same, off the caller's thread: the daemon's FUSE workers must never
+ * scan (one user could hold them all).  The request joins the offload's
+ * scan pool, a queue fair between uids (c->id.uid) with a few requests per
+ * uid at most (docs/query.md "Limits").  Returns 0 when queued: done(arg,
+ * r) is then called exactly once, from a pool thread or from
+ * vv_vault_knn_drain(), with vv_vault_knn()'s result (io holds the reply
+ * when r is 0), unless vv_vault_knn_cancel(arg) took the request back
+ * first.  c, fh and io must stay valid until then.  Otherwise returns,
+ * without calling done: VV_ENOTTY (offload off), VV_EBUSY (this uid has
+ * too many requests queued: the caller scans itself), VV_ECANCELED
+ * (drained), VV_ENOMEM. */
+typedef void (*vv_knn_done_fn)(void *arg, int r);
+int vv_vault_knn_submit(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
+			struct vv_knn_ioc *io, vv_knn_done_fn done, void *arg);
+/* Take back a queued request (an interrupted caller): 0 when it was still
+ * queued (done will never be called: the caller replies), VV_ENOENT when
+ * it is running or finished (done is or was called). */
+int vv_vault_knn_cancel(struct vv_vault *v, void *arg);
+/* Refuse new requests, answer every queued one with VV_ECANCELED and wait
+ * for the running ones (a scan is bounded: docs/query.md), so each got its
+ * done before the caller's replies stop working.  vv_vault_close() does it
+ * too.  NULL ok. */
+void vv_vault_knn_drain(struct vv_vault *v);
 
 /* --- directories ------------------------------------------------------------ */
 struct vv_dirent {
