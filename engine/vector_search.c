@@ -233,7 +233,8 @@ struct scan_io {
 	int forced;              /* scan_io_forced() */
 	dev_t dir_dev;           /* the directory's device ... */
 	bool dir_fuse;           /* ... and whether it is a FUSE mount */
-	size_t fds, maxfds;      /* descriptors kept, and the budget */
+	atomic_size_t fds;       /* descriptors kept (segments load in parallel) */
+	size_t maxfds;           /* and the budget */
 };
 
 static void scan_io_init(struct scan_io *io, int dirfd)
@@ -252,6 +253,15 @@ static void scan_io_init(struct scan_io *io, int dirfd)
 		io->maxfds = (size_t)rl.rlim_cur - 96;
 	else
 		io->maxfds = rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : 32;
+}
+
+/* May one more descriptor be kept open? */
+static bool fd_take(struct scan_io *io)
+{
+	if (atomic_fetch_add(&io->fds, 1) < io->maxfds)
+		return true;
+	atomic_fetch_sub(&io->fds, 1);
+	return false;
 }
 
 /* Is fd (with fstat st) on a FUSE mount?  Same device as the directory:
@@ -309,7 +319,7 @@ static int seg_load(int dirfd, struct scan_io *io, char *const *idsv, size_t nid
 	hl = n < VV_VEC_PROBE_LEN ? n : VV_VEC_PROBE_LEN;
 	fuse = s->fuse = on_fuse(io, fd, &st);
 	small = io->forced >= 0 && n <= SMALL_SEG_BYTES;
-	if (io->fds < io->maxfds && io->forced != -1 && (small || fuse || io->forced == 1)) {
+	if (io->forced != -1 && (small || fuse || io->forced == 1) && fd_take(io)) {
 		/* scanned by pread through fd; large ones mapped for the rest */
 		if (!small && (r = load_fd(fd, n, 0, &s->base, &s->mapped, why)) < 0)
 			goto out;
@@ -323,7 +333,6 @@ static int seg_load(int dirfd, struct scan_io *io, char *const *idsv, size_t nid
 		s->stream = true;
 		s->fd = fd;
 		fd = -1;
-		io->fds++;
 	} else {
 		if ((r = load_fd(fd, n, small ? SMALL_SEG_BYTES : 0, &s->base, &s->mapped, why)) < 0)
 			goto out;
@@ -376,12 +385,55 @@ static void seg_release(struct cseg *s, struct scan_io *io)
 	if (s->fd >= 0) {
 		close(s->fd);
 		if (io)
-			io->fds--;
+			atomic_fetch_sub(&io->fds, 1);
 	}
 	s->stream = false;
 	s->fd = -1;
 	s->base = s->ids_base = NULL;
 	s->pub.has_ids = false;
+}
+
+/* Opening thousands of segments is a few syscalls each, most of the open's
+ * time for small ones: threads open and probe them in parallel, each taking
+ * the next name; the caller then checks them in name order. */
+#define LOAD_PER_THREAD 64u      /* fewer segments per thread: not worth one */
+#define LOAD_MAX_THREADS 8u
+
+struct loader {
+	int dirfd;
+	struct scan_io *io;
+	char *const *idsv;
+	size_t nids, n;
+	struct cseg *segs;
+	int *res;
+	const char **why;
+	atomic_size_t next;
+};
+
+static void *load_work(void *arg)
+{
+	struct loader *l = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&l->next, 1)) < l->n)
+		l->res[i] = seg_load(l->dirfd, l->io, l->idsv, l->nids, &l->segs[i], &l->why[i]);
+	return NULL;
+}
+
+static void load_all(struct loader *l)
+{
+	pthread_t th[LOAD_MAX_THREADS];
+	size_t nt = (size_t)sysconf(_SC_NPROCESSORS_ONLN), started;
+
+	nt = nt < 1 ? 1 : nt > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : nt;
+	if (nt > l->n / LOAD_PER_THREAD + 1)
+		nt = l->n / LOAD_PER_THREAD + 1;
+	for (started = 1; started < nt; started++)
+		if (pthread_create(&th[started], NULL, load_work, l) != 0)
+			break;
+	load_work(l);
+	for (size_t t = 1; t < started; t++)
+		pthread_join(th[t], NULL);
 }
 
 static int read_schema(const char *dir, struct vv_schema *s, char *err, size_t errlen)
@@ -433,7 +485,11 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 	DIR *d = NULL;
 	struct dirent *de;
 	char **names = NULL, **idsv = NULL;
-	size_t nnames = 0, cap = 0, kept = 0, nids = 0, idscap = 0;
+	size_t nnames = 0, cap = 0, kept = 0, nids = 0, idscap = 0, i = 0;
+	struct loader ld;
+	int *res = NULL;
+	const char **whys = NULL;
+	bool loaded = false;
 	uint64_t rows = 0;
 	int r = 0;
 
@@ -502,19 +558,35 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 	}
 	if (c->schema.metric == VV_METRIC_NONE)
 		c->schema.metric = VV_METRIC_L2;
-	if (!(c->segs = calloc(nnames ? nnames : 1, sizeof(*c->segs)))) {
+	if (!(c->segs = calloc(nnames ? nnames : 1, sizeof(*c->segs))) ||
+	    !(res = calloc(nnames ? nnames : 1, sizeof(*res))) ||
+	    !(whys = calloc(nnames ? nnames : 1, sizeof(*whys)))) {
 		r = VV_ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < nnames; i++) {
-		struct cseg *s = &c->segs[kept];
-		const char *why = NULL;
-		int e;
-
-		s->name = names[i];
+	for (i = 0; i < nnames; i++) {
+		c->segs[i].name = names[i];
+		c->segs[i].pub.name = names[i];
+		c->segs[i].fd = -1;
 		names[i] = NULL;
-		s->pub.name = s->name;
-		e = seg_load(dirfd(d), c->io, idsv, nids, s, &why);
+	}
+	memset(&ld, 0, sizeof(ld));
+	ld = (struct loader){ .dirfd = dirfd(d), .io = c->io, .idsv = idsv, .nids = nids, .n = nnames,
+			      .segs = c->segs, .res = res, .why = whys };
+	load_all(&ld);
+	loaded = true;
+	/* in name order: the first good segment fixes the schema, the first
+	 * bad one fails the open */
+	for (i = 0; i < nnames; i++) {
+		struct cseg *s = &c->segs[kept];
+		const char *why = whys[i];
+		int e = res[i];
+
+		if (kept != i) {
+			*s = c->segs[i];
+			memset(&c->segs[i], 0, sizeof(c->segs[i]));
+			c->segs[i].fd = -1;
+		}
 		if (e == 0) {
 			/* the first good segment fixes what the xattrs leave unset */
 			if (!c->schema.dim)
@@ -531,13 +603,18 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 				seg_release(s, c->io);
 				free(s->name);
 				s->name = NULL;
+				i++;
 				goto out;
 			}
-			if ((r = add_skipped(c, s->name, why ? why : vv_strerror(e))) < 0)
-				goto out;
+			r = add_skipped(c, s->name, why ? why : vv_strerror(e));
 			seg_release(s, c->io);
 			free(s->name);
 			memset(s, 0, sizeof(*s));
+			s->fd = -1;
+			if (r < 0) {
+				i++;
+				goto out;
+			}
 			continue;
 		}
 		s->pub.first_row = rows;
@@ -548,9 +625,16 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 	*out = c;
 	c = NULL;
 out:
+	/* segments loaded but not reached by the check above */
+	for (; loaded && c && i < nnames; i++) {
+		seg_release(&c->segs[i], c->io);
+		free(c->segs[i].name);
+	}
+	free(res);
+	free(whys);
 	if (d)
 		closedir(d);
-	for (size_t i = 0; i < nnames; i++)
+	for (i = 0; i < nnames; i++)
 		free(names[i]);
 	free(names);
 	for (size_t i = 0; i < nids; i++)
