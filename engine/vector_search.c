@@ -235,6 +235,8 @@ struct scan_io {
 	bool dir_fuse;           /* ... and whether it is a FUSE mount */
 	atomic_size_t fds;       /* descriptors kept (segments load in parallel) */
 	size_t maxfds;           /* and the budget */
+	int dirfd;               /* the directory: small segments past the budget
+				  * are opened again by the scan (O(1) at open) */
 };
 
 static void scan_io_init(struct scan_io *io, int dirfd)
@@ -245,6 +247,7 @@ static void scan_io_init(struct scan_io *io, int dirfd)
 
 	memset(io, 0, sizeof(*io));
 	io->forced = scan_io_forced();
+	io->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
 	if (fstat(dirfd, &st) == 0)
 		io->dir_dev = st.st_dev;
 	io->dir_fuse = fstatfs(dirfd, &sf) == 0 && (unsigned long)sf.f_type == FUSE_SUPER_MAGIC;
@@ -308,7 +311,7 @@ static int seg_load(int dirfd, struct scan_io *io, char *const *idsv, size_t nid
 	struct vv_segment_info ii;
 	size_t n, hl;
 	int fd = -1, r;
-	bool fuse, small;
+	bool fuse, small, keep = false, lazy = false;
 
 	s->fd = -1;
 	if ((fd = r = open_reg(dirfd, s->name, &st, why)) < 0)
@@ -319,7 +322,18 @@ static int seg_load(int dirfd, struct scan_io *io, char *const *idsv, size_t nid
 	hl = n < VV_VEC_PROBE_LEN ? n : VV_VEC_PROBE_LEN;
 	fuse = s->fuse = on_fuse(io, fd, &st);
 	small = io->forced >= 0 && n <= SMALL_SEG_BYTES;
-	if (io->forced != -1 && (small || fuse || io->forced == 1) && fd_take(io)) {
+	if (io->forced != -1 && (small || fuse || io->forced == 1)) {
+		keep = fd_take(io);
+		lazy = !keep && small && io->dirfd >= 0;
+	}
+	if (lazy) {
+		/* past the descriptor budget: probe now, reopen to scan, so
+		 * that opening (vecvault stats too) stays O(1) per segment */
+		if ((r = pread_full(fd, head, hl, 0, why)) < 0)
+			goto out;
+		hp = head;
+		s->stream = true;
+	} else if (keep) {
 		/* scanned by pread through fd; large ones mapped for the rest */
 		if (!small && (r = load_fd(fd, n, 0, &s->base, &s->mapped, why)) < 0)
 			goto out;
@@ -660,6 +674,8 @@ void vv_collection_free(struct vv_collection *c)
 	free(c->skipped);
 	free(c->segs);
 	free(c->dir);
+	if (c->io && c->io->dirfd >= 0)
+		close(c->io->dirfd);
 	free(c->io);
 	free(c);
 }
@@ -819,16 +835,26 @@ static const float *rows_f32(const struct cseg *s, const uint8_t *p, uint64_t r,
 	return buf;
 }
 
+/* Open again a small segment that the open probed but could not keep a
+ * descriptor for (past RLIMIT_NOFILE); the caller closes it.  The fd, or
+ * -errno. */
+static int seg_reopen(const struct vv_collection *c, const struct cseg *s)
+{
+	int fd = openat(c->io->dirfd, s->name, O_RDONLY | O_CLOEXEC);
+
+	return fd >= 0 ? fd : -errno;
+}
+
 /* Read rows r.. (n of them) of a streamed segment into w->io; returns where
  * row r's values start, NULL on error (w->ioerr set). */
-static const uint8_t *rows_read(struct worker *w, const struct cseg *s, uint64_t r, size_t n)
+static const uint8_t *rows_read(struct worker *w, const struct cseg *s, int fd, uint64_t r, size_t n)
 {
 	const struct vv_segment_info *si = &s->pub.info;
 	size_t pre = si->format != VV_SEG_NPY ? 4 : 0, len = n * si->stride, got = 0;
 	off_t off = (off_t)(si->data_off + r * si->stride - pre);
 
 	while (got < len) {
-		ssize_t k = pread(s->fd, w->io + got, len - got, off + (off_t)got);
+		ssize_t k = pread(fd, w->io + got, len - got, off + (off_t)got);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0) {
@@ -884,9 +910,15 @@ static void scan_piece(struct worker *w, const struct vv_piece *u)
 
 	size_t chunk = s->stream ? w->iorows : w->brows;
 	const uint8_t *cp = NULL;
+	int fd = s->fd;
 
 	if (w->ioerr)
 		return;
+	if (s->stream && fd < 0 && (fd = seg_reopen(j->c, s)) < 0) {
+		w->ioerr = -fd;
+		w->ioerr_seg = u->seg;
+		return;
+	}
 	for (uint64_t r0 = 0; r0 < u->nrows; r0 += w->brows) {
 		size_t n = (size_t)(u->nrows - r0 < w->brows ? u->nrows - r0 : w->brows), xs;
 		uint64_t row = u->row0 + r0;
@@ -901,9 +933,9 @@ static void scan_piece(struct worker *w, const struct vv_piece *u)
 			/* chunks of iorows (a multiple of brows) rows */
 			if (r0 % chunk == 0) {
 				size_t cn = (size_t)(u->nrows - r0 < chunk ? u->nrows - r0 : chunk);
-				if (!(cp = rows_read(w, s, row, cn))) {
+				if (!(cp = rows_read(w, s, fd, row, cn))) {
 					w->ioerr_seg = u->seg;
-					return;
+					goto out;
 				}
 			}
 			p = cp + (r0 % chunk) * s->pub.info.stride;
@@ -917,7 +949,7 @@ static void scan_piece(struct worker *w, const struct vv_piece *u)
 				w->bad_row = brow;
 				w->bad_dim = bdim;
 			}
-			return;
+			goto out;
 		}
 		if (j->blas) {
 			scan_blas(w, x, xs, n, u->seg, row);
@@ -958,6 +990,9 @@ static void scan_piece(struct worker *w, const struct vv_piece *u)
 			}
 		}
 	}
+out:
+	if (fd != s->fd)
+		close(fd);
 }
 
 static void *work(void *arg)
@@ -995,8 +1030,16 @@ static int exact_dist(const struct vv_collection *c, enum vv_metric m, uint32_t 
 	const char *why;
 	int e;
 
-	if (!s->base && (e = pread_full(s->fd, raw, d * vv_dtype_size(s->pub.info.dtype), off, &why)) < 0)
-		return e;
+	if (!s->base) {
+		int fd = s->fd >= 0 ? s->fd : seg_reopen(c, s);
+		if (fd < 0)
+			return vv_err_from_errno(-fd);
+		e = pread_full(fd, raw, d * vv_dtype_size(s->pub.info.dtype), off, &why);
+		if (fd != s->fd)
+			close(fd);
+		if (e < 0)
+			return e;
+	}
 	vv_convert_row(s->pub.info.dtype, p, d, buf);
 	for (size_t i = 0; i < d; i++) {
 		double a = buf[i], b = q[i];

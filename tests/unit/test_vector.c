@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -737,6 +738,36 @@ static void test_layouts(void)
 				ok(bad == 0, msg);
 			}
 		}
+	}
+
+	/* past the descriptor budget (RLIMIT_NOFILE less a reserve of 96),
+	 * small segments are probed, closed, and opened again by the scan and
+	 * the re-ranking: same results */
+	{
+		struct rlimit old, low;
+		struct vv_search_opts o = { .k = LK, .metric = VV_METRIC_L2, .threads = 2 };
+		bad = 0;
+		getrlimit(RLIMIT_NOFILE, &old);
+		low = old;
+		low.rlim_cur = 96 + 40;
+		for (int m = VV_METRIC_L2; m <= VV_METRIC_IP; m++) {
+			snprintf(dir, sizeof(dir), "%s/l1", tmpdir);
+			o.metric = (enum vv_metric)m;
+			r = vv_collection_open(dir, NULL, false, &c, err, sizeof(err));
+			bad += r < 0 || vv_collection_search(c, &q[0][0], LNQ, &o, ref, err, sizeof(err)) < 0;
+			vv_collection_free(c);
+			c = NULL;
+			snprintf(dir, sizeof(dir), "%s/ltiny", tmpdir);
+			setrlimit(RLIMIT_NOFILE, &low);
+			r = vv_collection_open(dir, NULL, false, &c, err, sizeof(err));
+			bad += r < 0 || vv_collection_search(c, &q[0][0], LNQ, &o, h, err, sizeof(err)) < 0;
+			vv_collection_free(c);
+			c = NULL;
+			setrlimit(RLIMIT_NOFILE, &old);
+			for (size_t i = 0; i < LNQ * LK; i++)
+				bad += h[i].id != ref[i].id || h[i].dist != ref[i].dist;
+		}
+		ok(bad == 0, "tiny segments past the descriptor budget (reopened to scan): same results");
 	}
 }
 
