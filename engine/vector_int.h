@@ -69,6 +69,45 @@ bool vv_blas_dots(const float *x, size_t xs, size_t nx, const float *q, size_t n
 void vv_topk_offer_block(struct vv_topk *t, const float *o, const float *a, const float *b,
 			 float c, size_t n, uint32_t seg, uint64_t row0);
 
+/* ---- work plan of a search (vector_search.c) ---------------------------------
+ * The rows of the whole collection are cut into work units of about the
+ * same number of bytes, whatever the segments' sizes: small segments are
+ * packed together, large ones split, a segment may span two units.  The
+ * scan threads take units from one shared counter in a single pass (no
+ * per-segment dispatch or wake-up).  A piece is one segment's rows
+ * row0 .. row0+nrows-1; unit u covers pieces[u.p0 .. u.p1).  Pieces are in
+ * (segment, row) order; segments with no rows or `skip` have none. */
+struct vv_plan_seg {
+	uint64_t rows, stride;   /* stride: bytes per row as the scan reads them */
+	bool skip;               /* scanned elsewhere (the daemon's offload) */
+};
+
+struct vv_piece {
+	uint32_t seg;
+	uint64_t row0, nrows;
+};
+
+struct vv_unit {
+	size_t p0, p1;
+	uint64_t rows, bytes;
+};
+
+struct vv_plan {
+	struct vv_piece *pieces;
+	size_t npieces;
+	struct vv_unit *units;
+	size_t nunits;
+	uint64_t rows, bytes;    /* totals */
+	uint64_t unit_bytes;     /* the target size of a unit */
+};
+
+/* Plan segs[0 .. n) for nthreads threads: units of unit_bytes (0 = the
+ * default: a fraction of the total per thread, within 256 KiB .. 4 MiB).
+ * Returns 0 or VV_ENOMEM; free with vv_plan_release (also after errors). */
+int vv_plan_build(const struct vv_plan_seg *segs, size_t n, size_t nthreads, uint64_t unit_bytes,
+		  struct vv_plan *p);
+void vv_plan_release(struct vv_plan *p);
+
 /* Convert n values of type t at src to float (TEXMEX/npy element types). */
 void vv_convert_row(enum vv_dtype t, const uint8_t *src, size_t n, float *dst);
 

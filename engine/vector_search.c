@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/xattr.h>
@@ -39,13 +40,14 @@
 #include "vecvault/log.h"
 #include "vector_int.h"
 
-#define UNIT_ROWS 8192u          /* rows per work unit */
 #define SPARE 16u                /* extra candidates kept past k */
 #define QBLOCK 128u              /* queries per kernel block */
 #define BLAS_MIN_Q 16u           /* batches from this size use BLAS sgemm */
 #define BLAS_QBLOCK 256u         /* queries per sgemm */
 #define BLAS_RBYTES (256u << 10) /* rows per sgemm: this many bytes of f32 */
 #define STREAM_BYTES (256u << 10) /* pread size of the streaming scan */
+#define SMALL_SEG_BYTES (4u << 20) /* segments up to this size are never mapped */
+#define OFFLOAD_MIN_BYTES (1u << 20) /* smaller segments are not offloaded */
 #define FUSE_SUPER_MAGIC 0x65735546
 
 struct cseg {
@@ -59,9 +61,12 @@ struct cseg {
 	bool ids_mapped;
 	uint64_t ids_off;
 	bool stream;             /* scan through pread(fd) instead of base */
+	bool fuse;               /* on a FUSE mount: the daemon may scan it */
 	bool offloaded;          /* this search: the daemon scanned it */
 	int fd;                  /* open when stream */
 };
+
+struct scan_io;
 
 struct vv_collection {
 	char *dir;
@@ -70,6 +75,7 @@ struct vv_collection {
 	size_t nsegs;
 	char **skipped;
 	size_t nskipped;
+	struct scan_io *io;
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -97,155 +103,276 @@ static void unmap(uint8_t *p, size_t len, bool mapped)
 		free(p);
 }
 
-/* Scan this file with pread(2) rather than through its mapping?  On a FUSE
- * mount the page cache holds order-0 folios, so faulting a mapping in (and
- * tearing it down) costs more than the scan itself: 4 KiB PTEs, fault-around
- * of 16 pages, per-page rmap work; a plain ext4 file maps large folios.
- * pread of a keep_cache'd FUSE file is served from the page cache without a
- * daemon round trip, into a small per-thread buffer that stays in L2.
- * $VV_SCAN_IO=mmap|read forces one way. */
-static bool scan_by_read(int fd)
+/* $VV_SCAN_IO: "read" scans every segment with pread(2), "mmap" every one
+ * through its mapping, anything else lets the size and file system decide
+ * (struct scan_io). */
+static int scan_io_forced(void)
 {
 	const char *e = getenv("VV_SCAN_IO");
-	struct statfs sf;
 
 	if (e && !strcmp(e, "read"))
-		return true;
+		return 1;
 	if (e && !strcmp(e, "mmap"))
-		return false;
-	return fstatfs(fd, &sf) == 0 && (unsigned long)sf.f_type == FUSE_SUPER_MAGIC;
+		return -1;
+	return 0;
 }
 
-/* Map (or read) a whole regular file.  *why gets strerror-style text. */
-static int load_file(const char *path, uint8_t **out, size_t *len, bool *mapped,
-		     int *keep_fd, const char **why)
+/* pread exactly n bytes at off; 0, or a VV_E* code with *why set. */
+static int pread_full(int fd, uint8_t *p, size_t n, uint64_t off, const char **why)
 {
-	int fd, r = 0;
-	struct stat st;
-	uint8_t *p = NULL;
-	size_t n;
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t k = pread(fd, p + got, n - got, (off_t)(off + got));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			*why = k < 0 ? strerror(errno) : "file shrank while reading";
+			return k < 0 ? vv_err_from_errno(errno) : VV_EIO;
+		}
+		got += (size_t)k;
+	}
+	return 0;
+}
+
+/* Map (or read) the whole open regular file fd of n bytes.  Files up to
+ * read_below bytes are read into malloc'd memory: for them mmap, madvise,
+ * the page faults and munmap cost more than copying the bytes (on this
+ * kind of VM a page-table update is a hypercall).  *why gets strerror-style
+ * text. */
+static int load_fd(int fd, size_t n, size_t read_below, uint8_t **out, bool *mapped,
+		   const char **why)
+{
+	uint8_t *p = MAP_FAILED;
+	int r;
 
 	*out = NULL;
-	*len = 0;
 	*mapped = false;
-	if (keep_fd)
-		*keep_fd = -1;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		r = vv_err_from_errno(errno);
-		*why = strerror(errno);
-		goto out;
-	}
-	if (fstat(fd, &st) < 0) {
-		r = vv_err_from_errno(errno);
-		*why = strerror(errno);
-		goto out_close;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = VV_EINVAL;
-		*why = "not a regular file";
-		goto out_close;
-	}
-	n = (size_t)st.st_size;
 	if (n == 0)
-		goto out_close;
-	p = mmap(NULL, n, PROT_READ, MAP_SHARED, fd, 0);
+		return 0;
+	if (n > read_below)
+		p = mmap(NULL, n, PROT_READ, MAP_SHARED, fd, 0);
 	if (p != MAP_FAILED) {
 		/* Sequential scans: ask for aggressive readahead when cold. */
 		madvise(p, n, MADV_SEQUENTIAL);
 		*mapped = true;
-		if (keep_fd && scan_by_read(fd)) {
-			*keep_fd = fd;
-			fd = -1;
-		}
-	} else {
-		/* e.g. a FUSE file opened with direct_io: read it instead */
-		size_t got = 0;
-		p = malloc(n);
-		if (!p) {
-			r = VV_ENOMEM;
-			*why = "out of memory";
-			goto out_close;
-		}
-		while (got < n) {
-			ssize_t k = pread(fd, p + got, n - got, (off_t)got);
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0) {
-				r = k < 0 ? vv_err_from_errno(errno) : VV_EIO;
-				*why = k < 0 ? strerror(errno) : "file shrank while reading";
-				free(p);
-				p = NULL;
-				goto out_close;
-			}
-			got += (size_t)k;
-		}
+		*out = p;
+		return 0;
+	}
+	/* small, or e.g. a FUSE file opened with direct_io: read it */
+	if (!(p = malloc(n))) {
+		*why = "out of memory";
+		return VV_ENOMEM;
+	}
+	if ((r = pread_full(fd, p, n, 0, why)) < 0) {
+		free(p);
+		return r;
 	}
 	*out = p;
-	*len = n;
-out_close:
-	if (fd >= 0)
+	return 0;
+}
+
+/* Open name relative to dirfd for reading; a regular file, its size in
+ * *size.  Returns the descriptor or a VV_E* code with *why set. */
+static int open_reg(int dirfd, const char *name, struct stat *st, const char **why)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0) {
+		*why = strerror(errno);
+		return vv_err_from_errno(errno);
+	}
+	if (fstat(fd, st) < 0) {
+		*why = strerror(errno);
+		r = vv_err_from_errno(errno);
 		close(fd);
-out:
+		return r;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		*why = "not a regular file";
+		close(fd);
+		return VV_EINVAL;
+	}
+	return fd;
+}
+
+/* Map (or read) a whole regular file (query files).  *why as above. */
+static int load_file(const char *path, uint8_t **out, size_t *len, bool *mapped, const char **why)
+{
+	struct stat st;
+	int fd, r;
+
+	*out = NULL;
+	*len = 0;
+	*mapped = false;
+	if ((fd = open_reg(AT_FDCWD, path, &st, why)) < 0)
+		return fd;
+	if ((r = load_fd(fd, (size_t)st.st_size, 0, out, mapped, why)) == 0)
+		*len = (size_t)st.st_size;
+	close(fd);
 	return r;
 }
 
-static char *path_join(const char *dir, const char *name)
+/* How the segments of one collection are reached, decided once per open:
+ *  - small segments (<= SMALL_SEG_BYTES) are never mapped: the open reads
+ *    their header with one pread, keeps the descriptor, and the scan
+ *    preads their rows into a per-thread buffer.  Mapping thousands of
+ *    small files costs an mmap, madvise, page faults and munmap each, far
+ *    more than their bytes: that made 500 segments of 1k rows scan at a
+ *    tenth of the rate of one 500k-row segment.
+ *  - large segments are mapped; on a FUSE mount they are still scanned by
+ *    pread (their mapping then serves only the header, the re-ranking rows
+ *    and ids): the FUSE page cache holds only 4 KiB folios, so faulting a
+ *    mapping in and tearing it down costs more than the scan (ext4 maps
+ *    large folios).  pread of a keep_cache'd FUSE file is served from the
+ *    page cache without a daemon round trip.
+ *  - descriptors are kept open for pread-scanned segments while the
+ *    RLIMIT_NOFILE budget allows; past it small segments are read whole
+ *    into memory at open and large ones scanned mapped. */
+struct scan_io {
+	int forced;              /* scan_io_forced() */
+	dev_t dir_dev;           /* the directory's device ... */
+	bool dir_fuse;           /* ... and whether it is a FUSE mount */
+	atomic_size_t fds;       /* descriptors kept (segments load in parallel) */
+	size_t maxfds;           /* and the budget */
+	int dirfd;               /* the directory: small segments past the budget
+				  * are opened again by the scan (O(1) at open) */
+};
+
+static void scan_io_init(struct scan_io *io, int dirfd)
 {
-	size_t a = strlen(dir), b = strlen(name);
-	char *p = malloc(a + b + 2);
+	struct stat st;
+	struct statfs sf;
+	struct rlimit rl;
+
+	memset(io, 0, sizeof(*io));
+	io->forced = scan_io_forced();
+	io->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (fstat(dirfd, &st) == 0)
+		io->dir_dev = st.st_dev;
+	io->dir_fuse = fstatfs(dirfd, &sf) == 0 && (unsigned long)sf.f_type == FUSE_SUPER_MAGIC;
+	/* leave room for the caller's own files, stdio, libraries */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
+		io->maxfds = (size_t)rl.rlim_cur - 96;
+	else
+		io->maxfds = rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : 32;
+}
+
+/* May one more descriptor be kept open? */
+static bool fd_take(struct scan_io *io)
+{
+	if (atomic_fetch_add(&io->fds, 1) < io->maxfds)
+		return true;
+	atomic_fetch_sub(&io->fds, 1);
+	return false;
+}
+
+/* Is fd (with fstat st) on a FUSE mount?  Same device as the directory:
+ * the directory's answer, without a statfs per segment. */
+static bool on_fuse(const struct scan_io *io, int fd, const struct stat *st)
+{
+	struct statfs sf;
+
+	if (st->st_dev == io->dir_dev)
+		return io->dir_fuse;
+	return fstatfs(fd, &sf) == 0 && (unsigned long)sf.f_type == FUSE_SUPER_MAGIC;
+}
+
+/* BASE.ids.npy for segment name BASE.EXT (malloc'd), or NULL. */
+static char *ids_name(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+	size_t b = dot ? (size_t)(dot - name) : strlen(name);
+	char *p = malloc(b + 9);
 
 	if (p) {
-		memcpy(p, dir, a);
-		p[a] = '/';
-		memcpy(p + a + 1, name, b + 1);
+		memcpy(p, name, b);
+		memcpy(p + b, ".ids.npy", 9);
 	}
 	return p;
 }
 
-/* Open one segment and its optional id sidecar; probe both. */
-#define MAX_STREAM_FDS 256          /* beyond this, segments are scanned mapped */
-
-static int seg_load(const char *dir, struct cseg *s, size_t *nstream, const char **why)
+static int name_cmp(const void *a, const void *b)
 {
-	char *path = NULL, *ids = NULL, *dot;
-	int r;
-	struct vv_segment_info ii;
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
-	if (!(path = path_join(dir, s->name))) {
+/* Open one segment and its id sidecar (when the listing has one, sorted
+ * idsv[0 .. nids)); probe both.  Costs a small segment openat, fstat,
+ * one pread of its head: no mapping, no statfs, no failed open of a
+ * sidecar that the directory does not list. */
+static int seg_load(int dirfd, struct scan_io *io, char *const *idsv, size_t nids, struct cseg *s,
+		    const char **why)
+{
+	uint8_t head[VV_VEC_PROBE_LEN];
+	const uint8_t *hp;
+	char *ids = NULL;
+	struct stat st;
+	struct vv_segment_info ii;
+	size_t n, hl;
+	int fd = -1, r;
+	bool fuse, small, keep = false, lazy = false;
+
+	s->fd = -1;
+	if ((fd = r = open_reg(dirfd, s->name, &st, why)) < 0)
+		goto out;
+	n = (size_t)st.st_size;
+	s->len = n;
+	s->pub.file_size = n;
+	hl = n < VV_VEC_PROBE_LEN ? n : VV_VEC_PROBE_LEN;
+	fuse = s->fuse = on_fuse(io, fd, &st);
+	small = io->forced >= 0 && n <= SMALL_SEG_BYTES;
+	if (io->forced != -1 && (small || fuse || io->forced == 1)) {
+		keep = fd_take(io);
+		lazy = !keep && small && io->dirfd >= 0;
+	}
+	if (lazy) {
+		/* past the descriptor budget: probe now, reopen to scan, so
+		 * that opening (vecvault stats too) stays O(1) per segment */
+		if ((r = pread_full(fd, head, hl, 0, why)) < 0)
+			goto out;
+		hp = head;
+		s->stream = true;
+	} else if (keep) {
+		/* scanned by pread through fd; large ones mapped for the rest */
+		if (!small && (r = load_fd(fd, n, 0, &s->base, &s->mapped, why)) < 0)
+			goto out;
+		if (s->base) {
+			hp = s->base;
+		} else {
+			if ((r = pread_full(fd, head, hl, 0, why)) < 0)
+				goto out;
+			hp = head;
+		}
+		s->stream = true;
+		s->fd = fd;
+		fd = -1;
+	} else {
+		if ((r = load_fd(fd, n, small ? SMALL_SEG_BYTES : 0, &s->base, &s->mapped, why)) < 0)
+			goto out;
+		hp = s->base;
+	}
+	if ((r = vv_segment_probe(s->name, hp, hl, n, &s->pub.info, why)) < 0)
+		goto out;
+	if (!(ids = ids_name(s->name))) {
 		r = VV_ENOMEM;
 		*why = "out of memory";
 		goto out;
 	}
-	if ((r = load_file(path, &s->base, &s->len, &s->mapped,
-			    *nstream < MAX_STREAM_FDS ? &s->fd : NULL, why)) < 0)
+	if (!nids || !bsearch(&ids, idsv, nids, sizeof(*idsv), name_cmp))
 		goto out;
-	s->stream = *nstream < MAX_STREAM_FDS && s->fd >= 0;
-	if (s->stream)
-		++*nstream;
-	else
-		s->fd = -1;
-	s->pub.file_size = s->len;
-	if ((r = vv_segment_probe(s->name, s->base, s->len < VV_VEC_PROBE_LEN ? s->len : VV_VEC_PROBE_LEN,
-				  s->len, &s->pub.info, why)) < 0)
-		goto out;
-	/* sidecar: BASE.ids.npy for BASE.EXT */
-	if (!(ids = malloc(strlen(path) + 9))) {
-		r = VV_ENOMEM;
-		goto out;
-	}
-	strcpy(ids, path);
-	dot = strrchr(ids, '.');
-	strcpy(dot, ".ids.npy");
-	r = load_file(ids, &s->ids_base, &s->ids_len, &s->ids_mapped, NULL, why);
-	if (r == VV_ENOENT) {
-		r = 0;
-		goto out;
-	}
-	if (r < 0) {
+	close(fd);
+	if ((fd = r = open_reg(dirfd, ids, &st, why)) < 0 ||
+	    (r = load_fd(fd, (size_t)st.st_size, SMALL_SEG_BYTES, &s->ids_base, &s->ids_mapped,
+			 why)) < 0) {
+		if (r == VV_ENOENT) {       /* removed since the listing */
+			r = 0;
+			goto out;
+		}
 		*why = "id sidecar unreadable";
 		goto out;
 	}
+	s->ids_len = (size_t)st.st_size;
 	if ((r = vv_segment_probe_ids(s->ids_base, s->ids_len < VV_VEC_PROBE_LEN ? s->ids_len : VV_VEC_PROBE_LEN,
 				      s->ids_len, &ii, why)) < 0) {
 		*why = "id sidecar (.ids.npy) is malformed or not int64";
@@ -259,26 +386,68 @@ static int seg_load(const char *dir, struct cseg *s, size_t *nstream, const char
 	s->ids_off = ii.data_off;
 	s->pub.has_ids = true;
 out:
-	free(path);
+	if (fd >= 0)
+		close(fd);
 	free(ids);
 	return r;
 }
 
-static void seg_release(struct cseg *s)
+static void seg_release(struct cseg *s, struct scan_io *io)
 {
 	unmap(s->base, s->len, s->mapped);
 	unmap(s->ids_base, s->ids_len, s->ids_mapped);
-	if (s->stream)
+	if (s->fd >= 0) {
 		close(s->fd);
+		if (io)
+			atomic_fetch_sub(&io->fds, 1);
+	}
 	s->stream = false;
 	s->fd = -1;
 	s->base = s->ids_base = NULL;
 	s->pub.has_ids = false;
 }
 
-static int name_cmp(const void *a, const void *b)
+/* Opening thousands of segments is a few syscalls each, most of the open's
+ * time for small ones: threads open and probe them in parallel, each taking
+ * the next name; the caller then checks them in name order. */
+#define LOAD_PER_THREAD 64u      /* fewer segments per thread: not worth one */
+#define LOAD_MAX_THREADS 8u
+
+struct loader {
+	int dirfd;
+	struct scan_io *io;
+	char *const *idsv;
+	size_t nids, n;
+	struct cseg *segs;
+	int *res;
+	const char **why;
+	atomic_size_t next;
+};
+
+static void *load_work(void *arg)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	struct loader *l = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&l->next, 1)) < l->n)
+		l->res[i] = seg_load(l->dirfd, l->io, l->idsv, l->nids, &l->segs[i], &l->why[i]);
+	return NULL;
+}
+
+static void load_all(struct loader *l)
+{
+	pthread_t th[LOAD_MAX_THREADS];
+	size_t nt = (size_t)sysconf(_SC_NPROCESSORS_ONLN), started;
+
+	nt = nt < 1 ? 1 : nt > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : nt;
+	if (nt > l->n / LOAD_PER_THREAD + 1)
+		nt = l->n / LOAD_PER_THREAD + 1;
+	for (started = 1; started < nt; started++)
+		if (pthread_create(&th[started], NULL, load_work, l) != 0)
+			break;
+	load_work(l);
+	for (size_t t = 1; t < started; t++)
+		pthread_join(th[t], NULL);
 }
 
 static int read_schema(const char *dir, struct vv_schema *s, char *err, size_t errlen)
@@ -326,17 +495,21 @@ static int add_skipped(struct vv_collection *c, const char *name, const char *wh
 int vv_collection_open(const char *dir, const struct vv_schema *override, bool skip_bad,
 		       struct vv_collection **out, char *err, size_t errlen)
 {
-	size_t nstream = 0;
 	struct vv_collection *c = NULL;
 	DIR *d = NULL;
 	struct dirent *de;
-	char **names = NULL;
-	size_t nnames = 0, cap = 0, kept = 0;
+	char **names = NULL, **idsv = NULL;
+	size_t nnames = 0, cap = 0, kept = 0, nids = 0, idscap = 0, i = 0;
+	struct loader ld;
+	int *res = NULL;
+	const char **whys = NULL;
+	bool loaded = false;
 	uint64_t rows = 0;
 	int r = 0;
 
 	*out = NULL;
-	if (!(c = calloc(1, sizeof(*c))) || !(c->dir = strdup(dir))) {
+	if (!(c = calloc(1, sizeof(*c))) || !(c->dir = strdup(dir)) ||
+	    !(c->io = calloc(1, sizeof(*c->io)))) {
 		r = VV_ENOMEM;
 		goto out;
 	}
@@ -345,7 +518,25 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 		seterr(err, errlen, "%s: %s", dir, strerror(errno));
 		goto out;
 	}
+	scan_io_init(c->io, dirfd(d));
 	while ((errno = 0, de = readdir(d))) {
+		if (vv_segment_name_is_ids(de->d_name)) {
+			/* listed here, so a segment without one costs no failed open */
+			if (nids == idscap) {
+				char **p = realloc(idsv, (idscap = idscap ? 2 * idscap : 16) * sizeof(*p));
+				if (!p) {
+					r = VV_ENOMEM;
+					goto out;
+				}
+				idsv = p;
+			}
+			if (!(idsv[nids] = strdup(de->d_name))) {
+				r = VV_ENOMEM;
+				goto out;
+			}
+			nids++;
+			continue;
+		}
 		if (!vv_segment_name_is_segment(de->d_name))
 			continue;
 		if (nnames == cap) {
@@ -368,6 +559,7 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 		goto out;
 	}
 	qsort(names, nnames, sizeof(*names), name_cmp);
+	qsort(idsv, nids, sizeof(*idsv), name_cmp);
 	if ((r = read_schema(dir, &c->schema, err, errlen)) < 0)
 		goto out;
 	if (override) {
@@ -380,19 +572,35 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 	}
 	if (c->schema.metric == VV_METRIC_NONE)
 		c->schema.metric = VV_METRIC_L2;
-	if (!(c->segs = calloc(nnames ? nnames : 1, sizeof(*c->segs)))) {
+	if (!(c->segs = calloc(nnames ? nnames : 1, sizeof(*c->segs))) ||
+	    !(res = calloc(nnames ? nnames : 1, sizeof(*res))) ||
+	    !(whys = calloc(nnames ? nnames : 1, sizeof(*whys)))) {
 		r = VV_ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < nnames; i++) {
-		struct cseg *s = &c->segs[kept];
-		const char *why = NULL;
-		int e;
-
-		s->name = names[i];
+	for (i = 0; i < nnames; i++) {
+		c->segs[i].name = names[i];
+		c->segs[i].pub.name = names[i];
+		c->segs[i].fd = -1;
 		names[i] = NULL;
-		s->pub.name = s->name;
-		e = seg_load(dir, s, &nstream, &why);
+	}
+	memset(&ld, 0, sizeof(ld));
+	ld = (struct loader){ .dirfd = dirfd(d), .io = c->io, .idsv = idsv, .nids = nids, .n = nnames,
+			      .segs = c->segs, .res = res, .why = whys };
+	load_all(&ld);
+	loaded = true;
+	/* in name order: the first good segment fixes the schema, the first
+	 * bad one fails the open */
+	for (i = 0; i < nnames; i++) {
+		struct cseg *s = &c->segs[kept];
+		const char *why = whys[i];
+		int e = res[i];
+
+		if (kept != i) {
+			*s = c->segs[i];
+			memset(&c->segs[i], 0, sizeof(c->segs[i]));
+			c->segs[i].fd = -1;
+		}
 		if (e == 0) {
 			/* the first good segment fixes what the xattrs leave unset */
 			if (!c->schema.dim)
@@ -406,16 +614,21 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 			if (!skip_bad) {
 				r = e;
 				seterr(err, errlen, "%s/%s: %s", dir, s->name, why ? why : vv_strerror(e));
-				seg_release(s);
+				seg_release(s, c->io);
 				free(s->name);
 				s->name = NULL;
+				i++;
 				goto out;
 			}
-			if ((r = add_skipped(c, s->name, why ? why : vv_strerror(e))) < 0)
-				goto out;
-			seg_release(s);
+			r = add_skipped(c, s->name, why ? why : vv_strerror(e));
+			seg_release(s, c->io);
 			free(s->name);
 			memset(s, 0, sizeof(*s));
+			s->fd = -1;
+			if (r < 0) {
+				i++;
+				goto out;
+			}
 			continue;
 		}
 		s->pub.first_row = rows;
@@ -426,11 +639,21 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 	*out = c;
 	c = NULL;
 out:
+	/* segments loaded but not reached by the check above */
+	for (; loaded && c && i < nnames; i++) {
+		seg_release(&c->segs[i], c->io);
+		free(c->segs[i].name);
+	}
+	free(res);
+	free(whys);
 	if (d)
 		closedir(d);
-	for (size_t i = 0; i < nnames; i++)
+	for (i = 0; i < nnames; i++)
 		free(names[i]);
 	free(names);
+	for (size_t i = 0; i < nids; i++)
+		free(idsv[i]);
+	free(idsv);
 	if (c) {
 		c->nsegs = kept;
 		vv_collection_free(c);
@@ -443,7 +666,7 @@ void vv_collection_free(struct vv_collection *c)
 	if (!c)
 		return;
 	for (size_t i = 0; i < c->nsegs; i++) {
-		seg_release(&c->segs[i]);
+		seg_release(&c->segs[i], c->io);
 		free(c->segs[i].name);
 	}
 	for (size_t i = 0; i < c->nskipped; i++)
@@ -451,6 +674,9 @@ void vv_collection_free(struct vv_collection *c)
 	free(c->skipped);
 	free(c->segs);
 	free(c->dir);
+	if (c->io && c->io->dirfd >= 0)
+		close(c->io->dirfd);
+	free(c->io);
 	free(c);
 }
 
@@ -468,10 +694,83 @@ const char *vv_collection_skipped(const struct vv_collection *c, size_t i)
 
 /* ---- search --------------------------------------------------------------- */
 
-struct unit {
-	uint32_t seg;
-	uint64_t row0, nrows;
-};
+#define UNIT_MIN_BYTES (256u << 10)
+#define UNIT_MAX_BYTES (4u << 20)
+#define UNITS_PER_THREAD 8u      /* enough units that threads finish together */
+
+static int plan_add(struct vv_plan *p, size_t *pcap, size_t *ucap, bool new_unit, uint32_t seg,
+		    uint64_t row0, uint64_t nrows, uint64_t stride)
+{
+	if (p->npieces == *pcap) {
+		struct vv_piece *x = realloc(p->pieces, (*pcap = *pcap ? 2 * *pcap : 64) * sizeof(*x));
+		if (!x)
+			return VV_ENOMEM;
+		p->pieces = x;
+	}
+	if (new_unit) {
+		if (p->nunits == *ucap) {
+			struct vv_unit *x = realloc(p->units, (*ucap = *ucap ? 2 * *ucap : 64) * sizeof(*x));
+			if (!x)
+				return VV_ENOMEM;
+			p->units = x;
+		}
+		p->units[p->nunits++] = (struct vv_unit){ p->npieces, p->npieces, 0, 0 };
+	}
+	p->pieces[p->npieces++] = (struct vv_piece){ seg, row0, nrows };
+	p->units[p->nunits - 1].p1 = p->npieces;
+	p->units[p->nunits - 1].rows += nrows;
+	p->units[p->nunits - 1].bytes += nrows * stride;
+	return 0;
+}
+
+int vv_plan_build(const struct vv_plan_seg *segs, size_t n, size_t nthreads, uint64_t unit_bytes,
+		  struct vv_plan *p)
+{
+	size_t pcap = 0, ucap = 0;
+	uint64_t total = 0, ub;
+	int r = 0;
+
+	memset(p, 0, sizeof(*p));
+	for (size_t i = 0; i < n; i++)
+		if (!segs[i].skip)
+			total += segs[i].rows * (segs[i].stride ? segs[i].stride : 1);
+	if (!unit_bytes) {
+		unit_bytes = total / ((nthreads ? nthreads : 1) * UNITS_PER_THREAD);
+		unit_bytes = unit_bytes < UNIT_MIN_BYTES ? UNIT_MIN_BYTES :
+			     unit_bytes > UNIT_MAX_BYTES ? UNIT_MAX_BYTES : unit_bytes;
+	}
+	p->unit_bytes = unit_bytes;
+	ub = unit_bytes;                 /* bytes in the open unit: none open yet */
+	for (size_t i = 0; i < n; i++) {
+		uint64_t st = segs[i].stride ? segs[i].stride : 1, rows = segs[i].rows;
+		if (segs[i].skip)
+			continue;
+		for (uint64_t r0 = 0; r0 < rows;) {
+			bool fresh = ub >= unit_bytes;
+			uint64_t want;
+			if (fresh)
+				ub = 0;
+			/* fill the open unit up to its size: a large segment
+			 * continues in the next unit */
+			want = (unit_bytes - ub + st - 1) / st;
+			want = want < 1 ? 1 : want > rows - r0 ? rows - r0 : want;
+			if ((r = plan_add(p, &pcap, &ucap, fresh, (uint32_t)i, r0, want, st)) < 0)
+				return r;
+			ub += want * st;
+			r0 += want;
+			p->rows += want;
+			p->bytes += want * st;
+		}
+	}
+	return r;
+}
+
+void vv_plan_release(struct vv_plan *p)
+{
+	free(p->pieces);
+	free(p->units);
+	memset(p, 0, sizeof(*p));
+}
 
 struct job {
 	struct vv_collection *c;
@@ -482,8 +781,7 @@ struct job {
 	size_t nq, d;
 	uint32_t kk;
 	bool blas;               /* batch path: sgemm + filtered top-k */
-	struct unit *units;
-	size_t nunits;
+	struct vv_plan plan;
 	atomic_size_t next;
 	atomic_uint_least64_t done;
 	uint64_t total;
@@ -537,16 +835,26 @@ static const float *rows_f32(const struct cseg *s, const uint8_t *p, uint64_t r,
 	return buf;
 }
 
+/* Open again a small segment that the open probed but could not keep a
+ * descriptor for (past RLIMIT_NOFILE); the caller closes it.  The fd, or
+ * -errno. */
+static int seg_reopen(const struct vv_collection *c, const struct cseg *s)
+{
+	int fd = openat(c->io->dirfd, s->name, O_RDONLY | O_CLOEXEC);
+
+	return fd >= 0 ? fd : -errno;
+}
+
 /* Read rows r.. (n of them) of a streamed segment into w->io; returns where
  * row r's values start, NULL on error (w->ioerr set). */
-static const uint8_t *rows_read(struct worker *w, const struct cseg *s, uint64_t r, size_t n)
+static const uint8_t *rows_read(struct worker *w, const struct cseg *s, int fd, uint64_t r, size_t n)
 {
 	const struct vv_segment_info *si = &s->pub.info;
 	size_t pre = si->format != VV_SEG_NPY ? 4 : 0, len = n * si->stride, got = 0;
 	off_t off = (off_t)(si->data_off + r * si->stride - pre);
 
 	while (got < len) {
-		ssize_t k = pread(s->fd, w->io + got, len - got, off + (off_t)got);
+		ssize_t k = pread(fd, w->io + got, len - got, off + (off_t)got);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0) {
@@ -593,7 +901,7 @@ static void scan_blas(struct worker *w, const float *x, size_t xs, size_t n, uin
 	}
 }
 
-static void scan_unit(struct worker *w, const struct unit *u)
+static void scan_piece(struct worker *w, const struct vv_piece *u)
 {
 	struct job *j = w->j;
 	const struct cseg *s = &j->c->segs[u->seg];
@@ -602,9 +910,15 @@ static void scan_unit(struct worker *w, const struct unit *u)
 
 	size_t chunk = s->stream ? w->iorows : w->brows;
 	const uint8_t *cp = NULL;
+	int fd = s->fd;
 
 	if (w->ioerr)
 		return;
+	if (s->stream && fd < 0 && (fd = seg_reopen(j->c, s)) < 0) {
+		w->ioerr = -fd;
+		w->ioerr_seg = u->seg;
+		return;
+	}
 	for (uint64_t r0 = 0; r0 < u->nrows; r0 += w->brows) {
 		size_t n = (size_t)(u->nrows - r0 < w->brows ? u->nrows - r0 : w->brows), xs;
 		uint64_t row = u->row0 + r0;
@@ -619,9 +933,9 @@ static void scan_unit(struct worker *w, const struct unit *u)
 			/* chunks of iorows (a multiple of brows) rows */
 			if (r0 % chunk == 0) {
 				size_t cn = (size_t)(u->nrows - r0 < chunk ? u->nrows - r0 : chunk);
-				if (!(cp = rows_read(w, s, row, cn))) {
+				if (!(cp = rows_read(w, s, fd, row, cn))) {
 					w->ioerr_seg = u->seg;
-					return;
+					goto out;
 				}
 			}
 			p = cp + (r0 % chunk) * s->pub.info.stride;
@@ -635,7 +949,7 @@ static void scan_unit(struct worker *w, const struct unit *u)
 				w->bad_row = brow;
 				w->bad_dim = bdim;
 			}
-			return;
+			goto out;
 		}
 		if (j->blas) {
 			scan_blas(w, x, xs, n, u->seg, row);
@@ -676,6 +990,9 @@ static void scan_unit(struct worker *w, const struct unit *u)
 			}
 		}
 	}
+out:
+	if (fd != s->fd)
+		close(fd);
 }
 
 static void *work(void *arg)
@@ -685,25 +1002,44 @@ static void *work(void *arg)
 
 	for (;;) {
 		size_t i = atomic_fetch_add(&j->next, 1);
+		const struct vv_unit *u;
 		uint64_t done;
-		if (i >= j->nunits)
+		if (i >= j->plan.nunits)
 			break;
-		scan_unit(w, &j->units[i]);
-		done = atomic_fetch_add(&j->done, j->units[i].nrows) + j->units[i].nrows;
+		u = &j->plan.units[i];
+		for (size_t p = u->p0; p < u->p1; p++)
+			scan_piece(w, &j->plan.pieces[p]);
+		done = atomic_fetch_add(&j->done, u->rows) + u->rows;
 		if (w->id == 0 && j->o->progress)
 			j->o->progress(j->o->progress_ctx, done, j->total);
 	}
 	return NULL;
 }
 
-/* Exact distance in double precision between row (seg, r) and query q. */
-static double exact_dist(const struct vv_collection *c, enum vv_metric m, uint32_t seg, uint64_t r,
-			 const float *q, size_t d, float *buf)
+/* Exact distance in double precision between row (seg, r) and query q into
+ * *out.  The row comes from the segment's mapping, or for a segment kept
+ * unmapped (small ones) by one pread into raw (d * 4 bytes); buf holds d
+ * floats.  0, or a read error's VV_E* code. */
+static int exact_dist(const struct vv_collection *c, enum vv_metric m, uint32_t seg, uint64_t r,
+		      const float *q, size_t d, uint8_t *raw, float *buf, double *out)
 {
 	const struct cseg *s = &c->segs[seg];
-	const uint8_t *p = s->base + s->pub.info.data_off + r * s->pub.info.stride;
+	uint64_t off = s->pub.info.data_off + r * s->pub.info.stride;
+	const uint8_t *p = s->base ? s->base + off : raw;
 	double acc = 0, xx = 0, qq = 0;
+	const char *why;
+	int e;
 
+	if (!s->base) {
+		int fd = s->fd >= 0 ? s->fd : seg_reopen(c, s);
+		if (fd < 0)
+			return vv_err_from_errno(-fd);
+		e = pread_full(fd, raw, d * vv_dtype_size(s->pub.info.dtype), off, &why);
+		if (fd != s->fd)
+			close(fd);
+		if (e < 0)
+			return e;
+	}
 	vv_convert_row(s->pub.info.dtype, p, d, buf);
 	for (size_t i = 0; i < d; i++) {
 		double a = buf[i], b = q[i];
@@ -716,10 +1052,12 @@ static double exact_dist(const struct vv_collection *c, enum vv_metric m, uint32
 		}
 	}
 	if (m == VV_METRIC_L2)
-		return acc;
-	if (m == VV_METRIC_IP)
-		return -acc;
-	return xx > 0 && qq > 0 ? 1 - acc / (sqrt(xx) * sqrt(qq)) : 1;
+		*out = acc;
+	else if (m == VV_METRIC_IP)
+		*out = -acc;
+	else
+		*out = xx > 0 && qq > 0 ? 1 - acc / (sqrt(xx) * sqrt(qq)) : 1;
+	return 0;
 }
 
 struct dcand {
@@ -774,8 +1112,7 @@ static void job_free(struct job *j, struct worker *ws, size_t nws)
 			free(ws[t].io);
 		}
 	free(ws);
-	free(j->units);
-	j->units = NULL;
+	vv_plan_release(&j->plan);
 }
 
 /* Scan every segment of j->c that is not offloaded, with up to `threads`
@@ -787,34 +1124,30 @@ static int job_run(struct job *j, unsigned threads, struct worker **wsp, size_t 
 {
 	struct vv_collection *c = j->c;
 	struct worker *ws;
-	size_t d = j->d, nq = j->nq, nthreads, nunits = 0, maxstride = 0, started;
+	struct vv_plan_seg *ps;
+	size_t d = j->d, nq = j->nq, nthreads, maxstride = 0, started;
+	int r;
 
 	*wsp = NULL;
 	*nws = *startedp = 0;
-	for (size_t s = 0; s < c->nsegs; s++)
-		if (!c->segs[s].offloaded)
-			nunits += (size_t)((c->segs[s].pub.info.count + UNIT_ROWS - 1) / UNIT_ROWS);
-	if (!(j->units = calloc(nunits ? nunits : 1, sizeof(*j->units))))
-		return VV_ENOMEM;
-	for (size_t s = 0; s < c->nsegs; s++) {
-		uint64_t cnt = c->segs[s].pub.info.count;
-		if (c->segs[s].offloaded)
-			continue;
-		for (uint64_t r0 = 0; r0 < cnt; r0 += UNIT_ROWS) {
-			struct unit *u = &j->units[j->nunits++];
-			u->seg = (uint32_t)s;
-			u->row0 = r0;
-			u->nrows = cnt - r0 < UNIT_ROWS ? cnt - r0 : UNIT_ROWS;
-			j->total += u->nrows;
-		}
-		if (c->segs[s].stream && c->segs[s].pub.info.stride > maxstride)
-			maxstride = c->segs[s].pub.info.stride;
-	}
 	nthreads = threads ? threads : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
 	if (nthreads < 1)
 		nthreads = 1;
-	if (nthreads > j->nunits)
-		nthreads = j->nunits ? j->nunits : 1;
+	if (!(ps = malloc((c->nsegs ? c->nsegs : 1) * sizeof(*ps))))
+		return VV_ENOMEM;
+	for (size_t s = 0; s < c->nsegs; s++) {
+		const struct cseg *cs = &c->segs[s];
+		ps[s] = (struct vv_plan_seg){ cs->pub.info.count, cs->pub.info.stride, cs->offloaded };
+		if (!cs->offloaded && cs->stream && cs->pub.info.count && cs->pub.info.stride > maxstride)
+			maxstride = cs->pub.info.stride;
+	}
+	r = vv_plan_build(ps, c->nsegs, nthreads, j->o->unit_bytes, &j->plan);
+	free(ps);
+	if (r < 0)
+		return r;
+	j->total = j->plan.rows;
+	if (nthreads > j->plan.nunits)
+		nthreads = j->plan.nunits ? j->plan.nunits : 1;
 	if (!(ws = calloc(nthreads, sizeof(*ws))))
 		return VV_ENOMEM;
 	*wsp = ws;
@@ -901,6 +1234,25 @@ static bool offload_allowed(const struct vv_search_opts *o)
 	return !o->no_offload && !(e && !strcmp(e, "0"));
 }
 
+/* Smallest segment worth an offload request.  Each request is a FUSE round
+ * trip in which the daemon starts its scan threads; below this size
+ * scanning the page-cache copy here is cheaper (docs/query.md gives the
+ * measured crossover).  $VV_KNN_OFFLOAD_MIN (bytes) overrides it. */
+static uint64_t offload_min_bytes(void)
+{
+	const char *e = getenv("VV_KNN_OFFLOAD_MIN");
+	char *end;
+	unsigned long long v;
+
+	if (e && *e) {
+		errno = 0;
+		v = strtoull(e, &end, 10);
+		if (!errno && !*end)
+			return v;
+	}
+	return OFFLOAD_MIN_BYTES;
+}
+
 /* Ask the daemon behind streamed segment s (a FUSE file we hold open for
  * reading) to scan it: nq raw queries in, the kk best rows per query out as
  * candidates of segment `seg` appended to oc[q * ocap + on[q]].  false (the
@@ -956,11 +1308,13 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 	struct job j;
 	struct worker *ws = NULL;
 	float *qp = NULL, *qn = NULL, *rowbuf = NULL;
+	uint8_t *rowraw = NULL;
 	struct dcand *dc = NULL;
 	struct vv_cand *oc = NULL;
 	struct vv_knn_ioc *io = NULL;
 	size_t d = c->schema.dim, nws = 0, started = 0, nstream = 0, ocap = 0, *on = NULL;
 	uint32_t k = o->k;
+	uint64_t omin;
 	int r = 0;
 
 	memset(&j, 0, sizeof(j));
@@ -1000,16 +1354,17 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 	j.kk = k + SPARE;
 	j.blas = nq >= BLAS_MIN_Q && vv_blas_available();
 	if ((r = prep_queries(j.metric, queries, nq, d, &qp, &qn)) < 0 ||
-	    !(rowbuf = malloc(d * sizeof(float)))) {
+	    !(rowbuf = malloc(d * sizeof(float))) || !(rowraw = malloc(d * sizeof(float)))) {
 		r = VV_ENOMEM;
 		goto out;
 	}
 	j.q = qp;
 	j.qn = qn;
 
-	/* Segments on a vecvault mount: let the daemon scan them. */
+	/* Segments on a vecvault mount: let the daemon scan the large ones. */
+	omin = offload_min_bytes();
 	for (size_t s = 0; s < c->nsegs; s++)
-		nstream += c->segs[s].stream;
+		nstream += c->segs[s].stream && c->segs[s].fuse && c->segs[s].len >= omin;
 	if (nstream && offload_allowed(o) && nq * d <= VV_KNN_MAX_FLOATS &&
 	    nq * j.kk <= VV_KNN_MAX_CANDS) {
 		ocap = nstream * j.kk;
@@ -1021,7 +1376,7 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		for (size_t s = 0; s < c->nsegs; s++) {
 			struct cseg *cs = &c->segs[s];
 			bool filling = false;
-			if (!cs->stream)
+			if (!cs->stream || !cs->fuse || cs->len < omin)
 				continue;
 			if (!offload_seg(cs, (uint32_t)s, j.metric, queries, nq, d, j.kk, o->threads, io,
 					 oc, ocap, on, &filling)) {
@@ -1052,8 +1407,12 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			for (size_t i = 0; i < m; i++) {
 				dc[n].seg = cd[i].seg;
 				dc[n].row = cd[i].row;
-				dc[n].d = exact_dist(c, j.metric, cd[i].seg, cd[i].row, queries + q * d, d,
-						     rowbuf);
+				if ((r = exact_dist(c, j.metric, cd[i].seg, cd[i].row, queries + q * d, d,
+						    rowraw, rowbuf, &dc[n].d)) < 0) {
+					seterr(err, errlen, "%s/%s: %s", c->dir, c->segs[cd[i].seg].name,
+					       vv_strerror(r));
+					goto out;
+				}
 				n++;
 			}
 		}
@@ -1074,6 +1433,7 @@ out:
 	free(qp);
 	free(qn);
 	free(rowbuf);
+	free(rowraw);
 	free(io);
 	free(oc);
 	free(on);
@@ -1188,7 +1548,7 @@ int vv_vectors_load(const char *path, float **out, size_t *n, uint32_t *dim,
 
 	*out = NULL;
 	name = name ? name + 1 : path;
-	if ((r = load_file(path, &base, &len, &mapped, NULL, &why)) < 0) {
+	if ((r = load_file(path, &base, &len, &mapped, &why)) < 0) {
 		seterr(err, errlen, "%s: %s", path, why);
 		goto out;
 	}

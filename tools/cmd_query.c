@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -182,6 +183,20 @@ static void write_text(FILE *f, const struct vv_collection *c, enum vv_metric m,
 		fputs("\n]}\n", f);
 }
 
+/* The search keeps one descriptor per small segment (pread scans, no
+ * mapping: docs/query.md); a collection of thousands of them needs more
+ * than the usual soft limit of 1024.  Nothing here uses select(2), so the
+ * soft limit may rise to the hard one. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int cmd_query(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -297,6 +312,7 @@ int cmd_query(int argc, char **argv)
 			goto out;
 		}
 	}
+	raise_nofile();
 	if ((r = vv_collection_open(dir, &ov, skip_bad, &c, err, sizeof(err))) < 0) {
 		die_msg("query", "%s%s", err, skip_bad ? "" : (r == VV_EACCES || r == VV_ENOENT) ? "" :
 			" (use --skip-bad to leave such segments out)");

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -511,10 +512,291 @@ static void test_search(void)
 	}
 }
 
+/* ---- work plan: units packed by bytes across segments ----------------------- */
+
+/* Every row of every non-skipped segment in exactly one piece, pieces in
+ * (segment, row) order, units contiguous over the pieces, each unit but the
+ * last at least target bytes and less than target plus one row. */
+static int plan_check(const struct vv_plan_seg *segs, size_t n, const struct vv_plan *p)
+{
+	size_t pi = 0;
+	uint64_t rows = 0;
+	int bad = 0;
+
+	for (size_t s = 0; s < n; s++) {
+		uint64_t next = 0;
+		if (segs[s].skip || !segs[s].rows)
+			continue;
+		for (; pi < p->npieces && p->pieces[pi].seg == s; pi++) {
+			bad += p->pieces[pi].row0 != next || !p->pieces[pi].nrows;
+			next = p->pieces[pi].row0 + p->pieces[pi].nrows;
+		}
+		bad += next != segs[s].rows;
+		rows += next;
+	}
+	bad += pi != p->npieces || rows != p->rows;
+	for (size_t u = 0; u < p->nunits; u++) {
+		const struct vv_unit *x = &p->units[u];
+		uint64_t b = 0, r = 0, maxst = 0;
+		bad += x->p0 != (u ? p->units[u - 1].p1 : 0) || x->p1 <= x->p0;
+		for (size_t i = x->p0; i < x->p1 && i < p->npieces; i++) {
+			uint64_t st = segs[p->pieces[i].seg].stride;
+			b += p->pieces[i].nrows * st;
+			r += p->pieces[i].nrows;
+			maxst = st > maxst ? st : maxst;
+		}
+		bad += b != x->bytes || r != x->rows;
+		if (u + 1 < p->nunits)
+			bad += b < p->unit_bytes || b >= p->unit_bytes + maxst;
+	}
+	bad += p->nunits && p->units[p->nunits - 1].p1 != p->npieces;
+	return bad;
+}
+
+static void test_plan(void)
+{
+	static struct vv_plan_seg segs[2000];
+	struct vv_plan p;
+	size_t n = 0, multi = 0, split = 0;
+	int r, bad = 0;
+
+	/* 1000 segments of 10 rows of 512 bytes: a 64 KiB unit holds 12.8 */
+	for (size_t i = 0; i < 1000; i++)
+		segs[i] = (struct vv_plan_seg){ 10, 512, false };
+	r = vv_plan_build(segs, 1000, 2, 64 << 10, &p);
+	ok(r == 0 && plan_check(segs, 1000, &p) == 0, "many small segments: every row once, in order");
+	for (size_t u = 0; u < p.nunits; u++)
+		multi += p.units[u].p1 - p.units[u].p0 > 1;
+	ok(p.nunits == (1000 * 10 * 512 + (64 << 10) - 1) / (64 << 10) && multi == p.nunits,
+	   "small segments are packed: each unit spans several segments, units by bytes");
+	for (size_t i = 1; i < p.npieces; i++)
+		split += p.pieces[i].seg == p.pieces[i - 1].seg;
+	ok(split > 0, "a small segment may continue in the next unit (split at the unit's size)");
+	vv_plan_release(&p);
+
+	/* mixed: empty and skipped (offloaded) segments, one large segment
+	 * split over many units, tiny ones between */
+	segs[n++] = (struct vv_plan_seg){ 0, 512, false };
+	segs[n++] = (struct vv_plan_seg){ 3, 512, false };
+	segs[n++] = (struct vv_plan_seg){ 100000, 512, false };
+	segs[n++] = (struct vv_plan_seg){ 5000, 512, true };
+	segs[n++] = (struct vv_plan_seg){ 1, 68, false };
+	segs[n++] = (struct vv_plan_seg){ 0, 68, false };
+	segs[n++] = (struct vv_plan_seg){ 7, 68, false };
+	r = vv_plan_build(segs, n, 2, 1 << 20, &p);
+	ok(r == 0 && plan_check(segs, n, &p) == 0, "mixed sizes: every row once, in order");
+	split = 0;
+	for (size_t i = 0; i < p.npieces; i++) {
+		bad += p.pieces[i].seg == 0 || p.pieces[i].seg == 3 || p.pieces[i].seg == 5;
+		split += p.pieces[i].seg == 2;
+	}
+	ok(bad == 0, "no piece for an empty or a skipped (offloaded) segment");
+	ok(split >= 48 && p.pieces[0].seg == 1 && p.pieces[1].seg == 2 &&
+	   p.units[0].p1 == 2 && p.pieces[1].row0 == 0 && p.pieces[1].nrows == (1u << 20) / 512 - 3,
+	   "the large segment fills the rest of the first unit, then spans units");
+	vv_plan_release(&p);
+
+	/* default size: about 8 units per thread, within 256 KiB .. 4 MiB */
+	for (size_t i = 0; i < 2000; i++)
+		segs[i] = (struct vv_plan_seg){ 100, 512, false };
+	r = vv_plan_build(segs, 800, 2, 0, &p);
+	ok(r == 0 && plan_check(segs, 800, &p) == 0 && p.unit_bytes == 800 * 100 * 512 / 16,
+	   "default unit size: total / (8 x threads)");
+	vv_plan_release(&p);
+	r = vv_plan_build(segs, 2000, 2, 0, &p);
+	ok(r == 0 && plan_check(segs, 2000, &p) == 0 && p.unit_bytes == 4 << 20,
+	   "large collections: units of 4 MiB");
+	vv_plan_release(&p);
+	r = vv_plan_build(segs, 3, 2, 0, &p);
+	ok(r == 0 && p.unit_bytes == 256 << 10 && p.nunits == 1, "small collections: one unit of 256 KiB");
+	vv_plan_release(&p);
+	r = vv_plan_build(segs, 0, 2, 0, &p);
+	ok(r == 0 && p.nunits == 0 && p.npieces == 0, "no segments: no units");
+	vv_plan_release(&p);
+}
+
+/* ---- the same rows split in different ways give the same results ------------ */
+
+#define LD 8
+#define LN 3000
+#define LK 10
+#define LNQ 20
+
+static float ldata[LN][LD];
+
+/* Write rows [r0, r0 + n) as segment NAME (npy, or fvecs when fv) in DIR. */
+static void lwrite(const char *dir, const char *name, size_t r0, size_t n, bool fv)
+{
+	static uint8_t buf[LN * (4 + LD * 4) + 4096];
+	char path[128], dict[128];
+	size_t len;
+
+	if (fv) {
+		for (size_t i = 0; i < n; i++) {
+			vv_put_le32(buf + i * (4 + LD * 4), LD);
+			memcpy(buf + i * (4 + LD * 4) + 4, ldata[r0 + i], LD * 4);
+		}
+		len = n * (4 + LD * 4);
+	} else {
+		snprintf(dict, sizeof(dict), "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %d), }",
+			 n, LD);
+		len = npy_make(buf, 1, dict, n ? ldata[r0] : NULL, n * LD * 4);
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	write_file(path, buf, len);
+}
+
+static void test_layouts(void)
+{
+	static const uint64_t dup[] = { 0, 7, 99, 100, 101, 1499, 1500, 2047, 2048, 2500, 2998, 2999 };
+	static float q[LNQ][LD];
+	static struct vv_hit ref[LNQ * LK], h[LNQ * LK];
+	static const char *const lay[] = { "l1", "l30", "ltiny" };
+	static const uint64_t ubytes[] = { 0, 1, 200, 4096 };
+	struct vv_collection *c = NULL;
+	char err[512], dir[256], name[64];
+	unsigned seed = 7;
+	size_t ntiny = 0, under_k = 0, empty = 0;
+	int r, bad;
+
+	for (size_t i = 0; i < LN; i++)
+		for (size_t t = 0; t < LD; t++)
+			ldata[i][t] = frand(&seed);
+	/* exact duplicates of row 0 across segment and unit boundaries: twelve
+	 * rows at distance 0 from query 0, reported in (segment, row) order */
+	for (size_t i = 1; i < sizeof(dup) / sizeof(dup[0]); i++)
+		memcpy(ldata[dup[i]], ldata[0], sizeof(ldata[0]));
+	for (size_t i = 0; i < LNQ; i++)
+		for (size_t t = 0; t < LD; t++)
+			q[i][t] = frand(&seed);
+	memcpy(q[0], ldata[0], sizeof(q[0]));
+	for (size_t l = 0; l < 3; l++) {
+		snprintf(name, sizeof(name), "%s/%s", tmpdir, lay[l]);
+		mkdir(name, 0755);
+	}
+	lwrite("l1", "all.npy", 0, LN, false);
+	for (size_t s = 0; s < 30; s++) {
+		snprintf(name, sizeof(name), "s%03zu.npy", s);
+		lwrite("l30", name, s * 100, 100, false);
+	}
+	/* tiny: 0 to 12 rows each (empty ones, most fewer than k), mixed formats */
+	for (size_t r0 = 0, s = 0; r0 < LN; s++) {
+		size_t n = (s * 7 + 3) % 13;
+		bool fv = s % 3 == 1 && n > 0;
+		n = n > LN - r0 ? LN - r0 : n;
+		snprintf(name, sizeof(name), "t%04zu.%s", s, fv ? "fvecs" : "npy");
+		lwrite("ltiny", name, r0, n, fv);
+		r0 += n;
+		ntiny++;
+		under_k += n < LK;
+		empty += n == 0;
+	}
+	ok(ntiny > 400 && empty > 20 && under_k > 300, "tiny layout: hundreds of segments, empty ones, most under k");
+
+	for (int m = VV_METRIC_L2; m <= VV_METRIC_COSINE; m++) {
+		for (size_t nq = 1; nq <= LNQ; nq = nq == 1 ? 3 : nq == 3 ? LNQ : LNQ + 1) {
+			bool have_ref = false;
+			char msg[160];
+			bad = 0;
+			for (size_t l = 0; l < 3; l++) {
+				snprintf(dir, sizeof(dir), "%s/%s", tmpdir, lay[l]);
+				if ((r = vv_collection_open(dir, NULL, false, &c, err, sizeof(err))) < 0) {
+					tap_diag(err);
+					bad++;
+					continue;
+				}
+				for (unsigned th = 1; th <= 3; th++)
+					for (size_t u = 0; u < sizeof(ubytes) / sizeof(ubytes[0]); u++) {
+						struct vv_search_opts o = { .k = LK, .metric = (enum vv_metric)m,
+									    .threads = th, .unit_bytes = ubytes[u] };
+						struct vv_hit *out = have_ref ? h : ref;
+						if (vv_collection_search(c, &q[0][0], nq, &o, out, err, sizeof(err)) < 0) {
+							tap_diag(err);
+							bad++;
+							continue;
+						}
+						if (!have_ref) {
+							have_ref = true;
+							continue;
+						}
+						/* same rows, same order, same double distances */
+						for (size_t i = 0; i < nq * LK; i++)
+							bad += h[i].id != ref[i].id || h[i].dist != ref[i].dist;
+					}
+				vv_collection_free(c);
+				c = NULL;
+			}
+			snprintf(msg, sizeof(msg), "%s nq=%zu: 1, 30 and %zu tiny segments, threads 1-3, "
+				 "4 unit sizes: identical results", vv_metric_name((enum vv_metric)m), nq, ntiny);
+			ok(bad == 0, msg);
+			/* and the reference run matches a float64 brute force */
+			bad = 0;
+			for (size_t qi = 0; qi < nq; qi++) {
+				static double dd[LN];
+				double kth;
+				for (size_t i = 0; i < LN; i++)
+					dd[i] = knn_ref_dist((enum vv_metric)m, ldata[i], q[qi], LD);
+				qsort(dd, LN, sizeof(double), dcmp);
+				kth = dd[LK - 1];
+				for (size_t a = 0; a < LK; a++) {
+					const struct vv_hit *x = &ref[qi * LK + a];
+					double e = x->id >= 0 && x->id < LN ?
+						   knn_ref_dist((enum vv_metric)m, ldata[x->id], q[qi], LD) : NAN;
+					bad += !(fabs(e - x->dist) <= 1e-9 * (1 + fabs(e)));
+					bad += x->dist > kth + 1e-6 * (1 + fabs(kth));
+					if (a)
+						bad += ref[qi * LK + a - 1].dist > x->dist;
+				}
+			}
+			snprintf(msg, sizeof(msg), "%s nq=%zu: results match a float64 brute force",
+				 vv_metric_name((enum vv_metric)m), nq);
+			ok(bad == 0, msg);
+			if (m == VV_METRIC_L2) {
+				bad = 0;
+				for (size_t a = 0; a < LK; a++)
+					bad += ref[a].dist != 0 || ref[a].id != (int64_t)dup[a];
+				snprintf(msg, sizeof(msg), "l2 nq=%zu: exact ties across segments and units "
+					 "in (segment, row) order", nq);
+				ok(bad == 0, msg);
+			}
+		}
+	}
+
+	/* past the descriptor budget (RLIMIT_NOFILE less a reserve of 96),
+	 * small segments are probed, closed, and opened again by the scan and
+	 * the re-ranking: same results */
+	{
+		struct rlimit old, low;
+		struct vv_search_opts o = { .k = LK, .metric = VV_METRIC_L2, .threads = 2 };
+		bad = 0;
+		getrlimit(RLIMIT_NOFILE, &old);
+		low = old;
+		low.rlim_cur = 96 + 40;
+		for (int m = VV_METRIC_L2; m <= VV_METRIC_IP; m++) {
+			snprintf(dir, sizeof(dir), "%s/l1", tmpdir);
+			o.metric = (enum vv_metric)m;
+			r = vv_collection_open(dir, NULL, false, &c, err, sizeof(err));
+			bad += r < 0 || vv_collection_search(c, &q[0][0], LNQ, &o, ref, err, sizeof(err)) < 0;
+			vv_collection_free(c);
+			c = NULL;
+			snprintf(dir, sizeof(dir), "%s/ltiny", tmpdir);
+			setrlimit(RLIMIT_NOFILE, &low);
+			r = vv_collection_open(dir, NULL, false, &c, err, sizeof(err));
+			bad += r < 0 || vv_collection_search(c, &q[0][0], LNQ, &o, h, err, sizeof(err)) < 0;
+			vv_collection_free(c);
+			c = NULL;
+			setrlimit(RLIMIT_NOFILE, &old);
+			for (size_t i = 0; i < LNQ * LK; i++)
+				bad += h[i].id != ref[i].id || h[i].dist != ref[i].dist;
+		}
+		ok(bad == 0, "tiny segments past the descriptor budget (reopened to scan): same results");
+	}
+}
+
 /* ---- vv_segment_knn: one segment in memory (the query offload) ------------ */
 
 #define KD 24
-#define KN 17000                 /* 3 work units of 8192 rows: threads split */
+#define KN 17000                 /* several work units: threads split */
 #define KQ 3
 
 enum { KF_NPY_F32, KF_FVECS, KF_BVECS, KF_NPY_F16, KF_N };
@@ -762,6 +1044,8 @@ int main(void)
 	test_topk();
 	test_offer_block();
 	test_search();
+	test_plan();
+	test_layouts();
 	test_segment_knn();
 	cleanup();
 	return tap_done();

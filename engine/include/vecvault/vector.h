@@ -168,6 +168,9 @@ struct vv_search_opts {
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
 	bool no_offload;         /* never ask the daemon to scan (knn_ioctl.h) */
+	/* Bytes of rows per work unit: 0 = sized from the collection (the
+	 * default); tests set it small to cut few rows into many units. */
+	uint64_t unit_bytes;
 	struct vv_search_stats *stats;   /* filled if not NULL */
 };
 

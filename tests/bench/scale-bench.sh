@@ -1,0 +1,66 @@
+#!/bin/bash
+# scale-bench.sh [DIR] - does `vecvault query` cost follow the bytes scanned,
+# not the number of segments?  The same float32 rows (ROWS x DIM, default
+# 500000 x 128) as 1 segment and as segments of 1000 rows, and 2*ROWS rows
+# as 1 segment and as segments of 100 rows (10,000 of them by default);
+# 1 query and 100 queries, k 10; on a plain directory DIR (default
+# /tmp/vv-scale) and, unless MOUNT=0, on a fresh vecvault mount holding
+# copies, with the query offload and without it (VV_KNN_OFFLOAD=0).
+# Prints median wall time, ns per byte of segments, and the split/unsplit
+# time ratio for the same bytes (goal: <= 1.3 for 1000-row segments, <= 2
+# for 100-row ones), and checks every layout reports the same ids.  Not part
+# of ctest: it needs ~3 GB of disk and RAM and several minutes (copying
+# 10,000 files into the mount dominates the first run).
+# At the end, tests/bench/scale-bench-dirs.sh runs if it exists and is
+# executable, with the same environment.
+#   env: VV_BIN (default: vecvault on PATH), THREADS (default: all CPUs),
+#        REPS (default 7), ROWS (500000), DIM (128), MOUNT (1),
+#        MNT_DIR (use this directory on an existing mount instead of making one)
+set -eu
+DIR=${1:-/tmp/vv-scale}
+VV=${VV_BIN:-$(command -v vecvault)}
+export VV_BIN=$VV THREADS=${THREADS:-$(nproc)} REPS=${REPS:-7} ROWS=${ROWS:-500000} DIM=${DIM:-128}
+MOUNT=${MOUNT:-1}
+PY=/usr/bin/python3
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+DATA=$DIR/r${ROWS}d$DIM
+$PY "$HERE/scale_bench.py" gen "$DATA" "$ROWS" "$DIM"
+LOCS=("plain:$DATA")
+
+T=
+cleanup() {
+	if [ -n "$T" ]; then
+		fusermount3 -u "$T/mnt" 2>/dev/null || true
+		for i in $(seq 100); do [ -e "$T/pid" ] || break; sleep 0.1; done
+		rm -rf --one-file-system "$T"
+	fi
+}
+trap cleanup EXIT
+
+if [ "$MOUNT" = 1 ]; then
+	if [ -n "${MNT_DIR:-}" ]; then
+		M=$MNT_DIR
+	else
+		T=$(mktemp -d /tmp/vv-scale-mnt.XXXXXX)
+		mkdir -m 700 "$T/state" "$T/audit"
+		export VECVAULT_STATE_DIR=$T/state VECVAULT_AUDIT_DIR=$T/audit VECVAULT_TEST_KDF=1
+		printf 'scale bench\n' > "$T/pass"
+		"$VV" init "$T/store" --passfile "$T/pass" --kdf test > /dev/null
+		"$VV" mount "$T/store" "$T/mnt" --passfile "$T/pass" --pid-file "$T/pid" --log "$T/log"
+		M=$T/mnt/scale
+		echo "# copying the data into a fresh mount ($T/mnt)"
+	fi
+	mkdir -p "$M"
+	for l in one split one2 tiny; do
+		[ -d "$M/$l" ] || cp -r "$DATA/$l" "$M/$l"
+	done
+	LOCS+=("mount:$M" "mount-nooffl:$M:VV_KNN_OFFLOAD=0")
+fi
+
+$PY "$HERE/scale_bench.py" run "$VV" "$REPS" "$THREADS" "$DATA" "${LOCS[@]}"
+
+if [ -x "$HERE/scale-bench-dirs.sh" ]; then
+	echo "# running $HERE/scale-bench-dirs.sh"
+	"$HERE/scale-bench-dirs.sh"
+fi

@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""scale_bench.py - the Python half of tests/bench/scale-bench.sh.
+
+  scale_bench.py gen DIR ROWS DIM
+        DIR/one (1 x ROWS), DIR/split (ROWS/1000 x 1000), DIR/one2 (1 x 2*ROWS),
+        DIR/tiny (2*ROWS/100 x 100): the same clustered float32 rows;
+        DIR/q1.npy, DIR/q100.npy
+  scale_bench.py run VV REPS THREADS LABEL:DIR[:ENV=VAL,...] ...
+        for each location (a plain directory, a directory on a mount, with
+        environment settings such as VV_KNN_OFFLOAD=0), runs `VV query` on
+        every layout with 1 and 100 queries, REPS rounds interleaved; prints
+        the median wall time, ns per byte of segments, the split/unsplit
+        ratios, and checks that every layout gives the same ids.
+"""
+import os, re, resource, statistics, subprocess, sys, tempfile, time
+import numpy as np
+
+LAYOUTS = (("one", "split"), ("one2", "tiny"))     # (unsplit, split) of the same rows
+
+
+def gen(d, rows, dim):
+    rng = np.random.default_rng(dim)
+    os.makedirs(d, exist_ok=True)
+    if os.path.exists(os.path.join(d, "q100.npy")):
+        return
+    c = rng.standard_normal((1000, dim)).astype(np.float32) * 4
+    x = np.empty((2 * rows, dim), np.float32)
+    for s in range(0, 2 * rows, 100000):
+        e = min(2 * rows, s + 100000)
+        x[s:e] = c[rng.integers(0, 1000, e - s)] + rng.standard_normal((e - s, dim), dtype=np.float32)
+    for name, total, per in (("one", rows, rows), ("split", rows, 1000), ("one2", 2 * rows, 2 * rows),
+                             ("tiny", 2 * rows, 100)):
+        os.makedirs(os.path.join(d, name), exist_ok=True)
+        for i in range(total // per):
+            np.save(os.path.join(d, name, "%05d.npy" % i), x[i * per:(i + 1) * per])
+    q = c[rng.integers(0, 1000, 100)] + rng.standard_normal((100, dim), dtype=np.float32)
+    np.save(os.path.join(d, "q1.npy"), q[:1])
+    np.save(os.path.join(d, "q100.npy"), q)
+
+
+def seg_bytes(d):
+    return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+
+
+def cpu_children():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_vv(vv, coll, qf, threads, out, env):
+    """Wall time and CPU time (user + system) of one `vv query` process:
+    on a shared machine CPU time is the steadier of the two."""
+    c = cpu_children()
+    t = time.perf_counter()
+    p = subprocess.run([vv, "query", coll, "-q", qf, "-k", "10", "--threads", str(threads),
+                        "--format", "npy", "-o", out, "--stats"], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t
+    run_vv.cpu = cpu_children() - c
+    if p.returncode != 0:
+        sys.exit("vecvault query %s failed: %s" % (coll, p.stderr))
+    o = re.search(r"offload: (\d+) of (\d+)", p.stderr)
+    return wall, (int(o.group(1)), int(o.group(2))) if o else (0, 0)
+
+
+def run(vv, reps, threads, locs, qdir):
+    tmp = tempfile.mkdtemp()
+    locations = []
+    for spec in locs:
+        label, d, *rest = spec.split(":")
+        env = dict(os.environ)
+        for kv in (rest[0].split(",") if rest and rest[0] else []):
+            k, v = kv.split("=", 1)
+            env[k] = v
+        locations.append((label, d, env))
+    layouts = [l for pair in LAYOUTS for l in pair]
+    nbytes = {l: seg_bytes(os.path.join(locations[0][1], l)) for l in layouts}
+    res, cpu, offl, ids = {}, {}, {}, {}
+    # warm-up: page cache, and the daemon's decrypted copies (first
+    # queries on a mount start the fill and scan locally)
+    for label, d, env in locations:
+        for l in layouts:
+            subprocess.run(["cat"] + [os.path.join(d, l, f) for f in os.listdir(os.path.join(d, l))],
+                           stdout=subprocess.DEVNULL)
+            for i in range(40):
+                _, o = run_vv(vv, os.path.join(d, l), os.path.join(qdir, "q1.npy"), threads,
+                              os.path.join(tmp, "w.npy"), env)
+                if i >= 2 and (env.get("VV_KNN_OFFLOAD") == "0" or o[0] == last[0]):
+                    break
+                last = o
+                time.sleep(0.3)
+    for r in range(reps):
+        for nq in (1, 100):
+            for label, d, env in locations:
+                for l in layouts:
+                    out = os.path.join(tmp, "%s.%s.%d.npy" % (label, l, nq))
+                    w, o = run_vv(vv, os.path.join(d, l), os.path.join(qdir, "q%d.npy" % nq), threads, out, env)
+                    res.setdefault((label, l, nq), []).append(w)
+                    cpu.setdefault((label, l, nq), []).append(run_vv.cpu)
+                    offl[(label, l, nq)] = o
+                    ids[(label, l, nq)] = np.load(out)
+    print("# vecvault %s, %d threads, medians of %d interleaved runs of the whole process:"
+          % (vv, threads, reps))
+    print("# wall ms, wall ns per byte of segments, split/unsplit wall ratio; the same for CPU time")
+    print("%-13s %-4s %-24s %9s %8s %7s %9s %7s %10s" % ("location", "nq", "layout", "wall ms", "ns/B",
+                                                         "split/", "cpu ms", "split/", "offloaded"))
+    for nq in (1, 100):
+        for label, d, env in locations:
+            for un, sp in LAYOUTS:
+                mu = statistics.median(res[(label, un, nq)])
+                cu = statistics.median(cpu[(label, un, nq)])
+                for l in (un, sp):
+                    m = statistics.median(res[(label, l, nq)])
+                    mc = statistics.median(cpu[(label, l, nq)])
+                    nseg = len(os.listdir(os.path.join(d, l)))
+                    o = offl[(label, l, nq)]
+                    print("%-13s %-4d %-24s %9.1f %8.3f %7s %9.1f %7s %10s" % (
+                        label, nq, "%s (%d x %d MB)" % (l, nseg, nbytes[l] >> 20), m * 1e3,
+                        m * 1e9 / nbytes[l], "%.2fx" % (m / mu) if l == sp else "", mc * 1e3,
+                        "%.2fx" % (mc / cu) if l == sp else "", "%d of %d" % o))
+    bad = 0
+    for nq in (1, 100):
+        for un, sp in LAYOUTS:
+            for label, _, _ in locations:
+                if not np.array_equal(ids[(label, un, nq)], ids[(locations[0][0], un, nq)]) or \
+                   not np.array_equal(ids[(label, sp, nq)], ids[(locations[0][0], un, nq)]):
+                    bad += 1
+                    print("# ids differ: %s %s/%s nq %d" % (label, un, sp, nq))
+    print("# ids of every layout and location equal: %s" % ("yes" if not bad else "NO"))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "gen":
+        gen(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        sys.exit(run(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[6:], sys.argv[5]))
