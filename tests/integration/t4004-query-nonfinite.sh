@@ -127,6 +127,9 @@ for metric in l2 ip; do
 done
 
 # Wait (bounded) until the daemon has the segment decrypted and scans it.
+# The segment is small: offload it anyway (by default only segments of
+# 1 MiB and more are, docs/query.md).
+export VV_KNN_OFFLOAD_MIN=0
 off=no
 for i in $(seq 100); do
 	"$VV_BIN" query "$C" -q "$T/q.npy" -k 5 --stats > /dev/null 2> "$T/stats" || break
