@@ -56,7 +56,8 @@ static const char *const sql[S_NSTMT] = {
 	[S_DE_ALL] = "SELECT parent, name, ino FROM dirents",
 	[S_DE_LIST_PLUS] = "SELECT d.id, d.name, d.ino, d.mode, i.gen, i.mode, i.uid, i.gid, i.nlink,"
 			   " i.size, i.rdev, i.atime, i.mtime, i.ctime, i.parent, i.coll, i.objid,"
-			   " i.stored FROM dirents d LEFT JOIN inodes i ON i.ino=d.ino"
+			   " i.stored, EXISTS(SELECT 1 FROM xattrs x WHERE x.ino=d.ino)"
+			   " FROM dirents d LEFT JOIN inodes i ON i.ino=d.ino"
 			   " WHERE d.parent=?1 AND d.id>?2 ORDER BY d.id LIMIT ?3",
 	[S_DE_FIND] = "SELECT parent, name FROM dirents WHERE ino=?1 LIMIT 1",
 	[S_X_GET] = "SELECT value FROM xattrs WHERE ino=?1 AND name=?2",
@@ -696,7 +697,7 @@ int vv_meta_dirent_iter_all(struct vv_meta *m,
 
 int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after, int max,
 			     int (*cb)(void *ctx, uint64_t cookie, const char *name,
-				       const struct vv_inode_row *r),
+				       const struct vv_inode_row *r, bool xattrs),
 			     void *ctx)
 {
 	struct vv_inode_row row;
@@ -719,7 +720,8 @@ int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after,
 		name[n] = 0;
 		row.ino = (uint64_t)sqlite3_column_int64(s, 2);
 		if ((r = read_inode(s, 4, &row)) < 0 ||
-		    (r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name, &row)) != 0)
+		    (r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name, &row,
+			    sqlite3_column_int(s, 18) != 0)) != 0)
 			break;
 	}
 	sqlite3_reset(s);

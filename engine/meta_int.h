@@ -100,10 +100,13 @@ int vv_meta_dirent_list(struct vv_meta *m, uint64_t parent, uint64_t after, int 
 			int (*cb)(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode),
 			void *ctx);
 /* Like vv_meta_dirent_list, with each entry's inode row (readdirplus: one
- * query instead of one per entry).  An entry without inode: VV_ECORRUPT. */
+ * query instead of one per entry) and whether the inode has any stored
+ * xattr (`ls -l` then asks each entry for security.* and its ACL: the
+ * answer is known without a query per entry).  An entry without inode:
+ * VV_ECORRUPT. */
 int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after, int max,
 			     int (*cb)(void *ctx, uint64_t cookie, const char *name,
-				       const struct vv_inode_row *r),
+				       const struct vv_inode_row *r, bool xattrs),
 			     void *ctx);
 /* Every entry (fsck). */
 int vv_meta_dirent_iter_all(struct vv_meta *m,

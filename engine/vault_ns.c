@@ -899,6 +899,7 @@ struct rd {
 	int err;
 	int count;                   /* entries listed in this page */
 	uint64_t last;               /* cookie of the last one */
+	bool xattrs;                 /* plus: the current entry has stored xattrs */
 };
 
 /* One entry for the fill callback; row (readdirplus) gives its attributes. */
@@ -917,6 +918,7 @@ static int rd_entry(struct rd *s, uint64_t cookie, const char *name, uint64_t in
 			s->err = r;
 			return 1;
 		}
+		node_xattrs_known(n, s->xattrs);
 		node_attr(s->v, n, node_chain_ok(s->v, s->dir), &a);
 		ap = &a;
 	}
@@ -940,9 +942,13 @@ static int rd_one(void *ctx, uint64_t cookie, const char *name, uint64_t ino, ui
 	return rd_entry(ctx, cookie, name, ino, mode, NULL);
 }
 
-static int rd_plus(void *ctx, uint64_t cookie, const char *name, const struct vv_inode_row *row)
+static int rd_plus(void *ctx, uint64_t cookie, const char *name, const struct vv_inode_row *row,
+		   bool xattrs)
 {
-	return rd_entry(ctx, cookie, name, row->ino, row->mode, row);
+	struct rd *s = ctx;
+
+	s->xattrs = xattrs;
+	return rd_entry(s, cookie, name, row->ino, row->mode, row);
 }
 
 int vv_vault_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool plus,
