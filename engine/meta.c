@@ -260,11 +260,20 @@ int vv_meta_upgrade(struct vv_meta *m)
 		return 0;
 	if (rc != SQLITE_DONE)
 		return err(m, rc);
+	/* In a commit of its own, and never fatal: the index only makes
+	 * listings faster, and a full disk must not stop a mount (that would
+	 * block deletions, invariant 6); the next writable open tries again. */
 	if ((r = vv_meta_begin(m)) < 0)
 		return r;
 	vv_log(VV_LOG_INFO, "meta: adding the directory-listing index (once per store)");
 	rc = sqlite3_exec(m->db, DIRENTS_DIR_INDEX, NULL, NULL, NULL);
-	return rc == SQLITE_OK ? 0 : err(m, rc);
+	r = rc == SQLITE_OK ? vv_meta_commit(m, false) : err(m, rc);
+	if (r < 0) {
+		vv_log(VV_LOG_WARN, "meta: cannot add the directory-listing index (%s); large "
+		       "directories list slowly until a later mount adds it", vv_strerror(r));
+		vv_meta_rollback(m);
+	}
+	return 0;
 }
 
 int vv_meta_wal_discarded(struct vv_meta *m)

@@ -47,9 +47,10 @@ struct vv_inode_row {
 int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, bool create,
 		 struct vv_meta **out);
 /* Bring a store written by an older build of the same format up to this
- * build's schema (today: the dirents_dir index), inside the open write
- * transaction; the caller commits.  Not called for read-only opens, which
- * work without it, only slower.  Idempotent. */
+ * build's schema (today: the dirents_dir index), in a commit of its own.
+ * Call with no write transaction pending.  A failure to add the index is
+ * logged and not returned (listings are then slower, not wrong).  Not
+ * called for read-only opens, which work without it.  Idempotent. */
 int vv_meta_upgrade(struct vv_meta *m);
 /* WAL frames dropped at open because they did not authenticate. */
 int vv_meta_wal_discarded(struct vv_meta *m);
