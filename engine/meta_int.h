@@ -11,7 +11,8 @@
  *   kv(k TEXT PRIMARY KEY, v)                       format, counters, checkpoints
  *   inodes(ino PK, gen, mode, uid, gid, nlink, size, rdev, atime, mtime,
  *          ctime, parent, coll, objid, stored, data) data: inline bytes / symlink
- *   dirents(id PK AUTOINCREMENT, parent, name, ino, mode)  UNIQUE(parent, name)
+ *   dirents(id PK AUTOINCREMENT, parent, name, ino, mode)  UNIQUE(parent, name),
+ *          INDEX(parent) (readdir by cookie; added to older stores by upgrade)
  *   xattrs(ino, name, value)                       PRIMARY KEY(ino, name)
  *   extents(ino, fblock, chunk, off, len, slot)   PRIMARY KEY(ino, fblock)
  *   chunks(id PK, coll, refs, size)
@@ -50,6 +51,12 @@ struct vv_inode_row {
 #define VV_META_READONLY 0x2
 int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, unsigned flags,
 		 struct vv_meta **out);
+/* Bring a store written by an older build of the same format up to this
+ * build's schema (today: the dirents_dir index), in a commit of its own.
+ * Call with no write transaction pending.  A failure to add the index is
+ * logged and not returned (listings are then slower, not wrong).  Not
+ * called for read-only opens, which work without it.  Idempotent. */
+int vv_meta_upgrade(struct vv_meta *m);
 /* WAL frames dropped at open because they did not authenticate. */
 int vv_meta_wal_discarded(struct vv_meta *m);
 /* Commit what is pending, checkpoint and close.  NULL ok. */
@@ -99,10 +106,13 @@ int vv_meta_dirent_list(struct vv_meta *m, uint64_t parent, uint64_t after, int 
 			int (*cb)(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode),
 			void *ctx);
 /* Like vv_meta_dirent_list, with each entry's inode row (readdirplus: one
- * query instead of one per entry).  An entry without inode: VV_ECORRUPT. */
+ * query instead of one per entry) and whether the inode has any stored
+ * xattr (`ls -l` then asks each entry for security.* and its ACL: the
+ * answer is known without a query per entry).  An entry without inode:
+ * VV_ECORRUPT. */
 int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after, int max,
 			     int (*cb)(void *ctx, uint64_t cookie, const char *name,
-				       const struct vv_inode_row *r),
+				       const struct vv_inode_row *r, bool xattrs),
 			     void *ctx);
 /* Every entry (fsck). */
 int vv_meta_dirent_iter_all(struct vv_meta *m,
@@ -147,6 +157,11 @@ int vv_meta_coll_gc(struct vv_meta *m, uint32_t keep, int *dropped);
 
 /* Counts for statfs. */
 int vv_meta_counts(struct vv_meta *m, uint64_t *inodes);
+
+/* Work SQLite did in this module's statements since the last call (virtual
+ * machine steps and sorts, summed; the counters restart).  For tests that
+ * guard query plans: work per row returned must not grow with table size. */
+void vv_meta_work(struct vv_meta *m, uint64_t *vm_steps, uint64_t *sorts);
 
 /* PRAGMA integrity_check: reads (so decrypts and authenticates) every page.
  * cb gets each problem line.  0 when clean, VV_ECORRUPT otherwise. */

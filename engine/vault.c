@@ -263,7 +263,8 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 				 &v->content)) < 0 || (r = data_sealer_start(v)) < 0)
 		goto fail;
 	if (!(o->flags & VV_VAULT_READONLY)) {
-		if ((r = recover_orphans(v)) < 0 || (r = vault_commit_anchor(v)) < 0)
+		if ((r = vv_meta_upgrade(v->meta)) < 0 || (r = recover_orphans(v)) < 0 ||
+		    (r = vault_commit_anchor(v)) < 0)
 			goto fail;
 	}
 	if (!(o->flags & VV_VAULT_NO_AUDIT)) {

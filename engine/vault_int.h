@@ -261,6 +261,7 @@ void node_table_free(struct vv_vault *v);
 int node_save(struct vv_vault *v, struct node *n);            /* write attributes */
 int node_acl(struct vv_vault *v, struct node *n, const uint8_t **acl, size_t *len);
 void node_perm(struct vv_vault *v, struct node *n, struct vv_perm *p);
+void node_xattrs_known(struct node *n, bool any);           /* readdirplus saw (no) xattrs */
 void node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct vv_attr *out);
 bool node_chain_ok(struct vv_vault *v, struct node *dir);
 void node_maybe_free(struct vv_vault *v, struct node *n);

@@ -207,6 +207,24 @@ int node_acl(struct vv_vault *v, struct node *n, const uint8_t **acl, size_t *le
 	return 0;
 }
 
+/* readdirplus read, in the same query as the entry, whether n has any
+ * stored xattr.  `ls -l` asks every entry it lists for security.selinux and
+ * system.posix_acl_access (the kernel caches neither); with this, both are
+ * answered from memory instead of one query each.  Only fills what is
+ * unknown: the answer is meta.db's under v->mu, the same a query would give
+ * now, and what the node knows already is at least as recent. */
+void node_xattrs_known(struct node *n, bool any)
+{
+	if (n->xattrs == 0)
+		n->xattrs = any ? 1 : -1;
+	if (!any && !n->acl_loaded) {
+		free(n->acl);
+		n->acl = NULL;
+		n->acl_len = 0;
+		n->acl_loaded = true;
+	}
+}
+
 void node_perm(struct vv_vault *v, struct node *n, struct vv_perm *p)
 {
 	const uint8_t *acl = NULL;

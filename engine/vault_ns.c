@@ -941,6 +941,7 @@ struct rd {
 	int err;
 	int count;                   /* entries listed in this page */
 	uint64_t last;               /* cookie of the last one */
+	bool xattrs;                 /* plus: the current entry has stored xattrs */
 };
 
 /* One entry for the fill callback; row (readdirplus) gives its attributes. */
@@ -959,6 +960,7 @@ static int rd_entry(struct rd *s, uint64_t cookie, const char *name, uint64_t in
 			s->err = r;
 			return 1;
 		}
+		node_xattrs_known(n, s->xattrs);
 		node_attr(s->v, n, node_chain_ok(s->v, s->dir), &a);
 		ap = &a;
 	}
@@ -982,13 +984,16 @@ static int rd_one(void *ctx, uint64_t cookie, const char *name, uint64_t ino, ui
 	return rd_entry(ctx, cookie, name, ino, mode, NULL);
 }
 
-static int rd_plus(void *ctx, uint64_t cookie, const char *name, const struct vv_inode_row *row)
+static int rd_plus(void *ctx, uint64_t cookie, const char *name, const struct vv_inode_row *row,
+		   bool xattrs)
 {
 	/* No attributes (so no kernel entry) for FIFOs and sockets: only a
 	 * lookup may let a caller reach them (special_lookup_check). */
 	bool special = S_ISFIFO(row->mode) || S_ISSOCK(row->mode);
+	struct rd *s = ctx;
 
-	return rd_entry(ctx, cookie, name, row->ino, row->mode, special ? NULL : row);
+	s->xattrs = xattrs;
+	return rd_entry(s, cookie, name, row->ino, row->mode, special ? NULL : row);
 }
 
 int vv_vault_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool plus,

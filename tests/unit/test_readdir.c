@@ -1,0 +1,340 @@
+/*
+ * test_readdir.c - listing a large directory in small pieces.
+ *
+ * The kernel lists a directory in replies of a few KiB and resumes each at
+ * the cookie of the last entry it got, while other processes create and
+ * remove entries.  Here 20000 entries are listed through vv_vault_readdir
+ * (plain and plus) a few entries per call, with entries created and removed
+ * between calls: every entry present throughout must come back exactly
+ * once, nothing twice, nothing that never existed.
+ *
+ * Entries listed by readdirplus carry whether they have xattrs, so that the
+ * getxattr calls of `ls -l` need no query: answers and access decisions
+ * stay the same.
+ *
+ * Then the cost: at meta level, listing a directory by cookie must do the
+ * same SQLite work per entry whether the directory holds 500 entries or
+ * 20000, without sorting (resuming by key through an index, not re-reading
+ * and sorting the whole directory for every piece).  Counted in virtual
+ * machine steps (vv_meta_work), never in time.
+ */
+#include <fcntl.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "meta_int.h"
+#include "tap.h"
+#include "vecvault/error.h"
+#include "vecvault/vault.h"
+
+#define PASS "readdir unit test"
+#define N 20000                     /* entries present at the start */
+#define NEW_MAX 4096                /* entries created during a listing */
+
+static struct vv_ctx root_c = { .id = { .uid = 0, .gid = 0 }, .umask = 022, .comm = "test" };
+
+/* What one listing saw. */
+struct seen {
+	int per_call;                  /* accept this many entries per call */
+	int taken;                     /* in the current call */
+	uint64_t next;                 /* resume offset */
+	int orig[N];                   /* times each original entry came back */
+	int fresh[NEW_MAX];            /* times each new entry came back */
+	int other;                     /* names that never existed, dots aside */
+	int dots;
+};
+
+static int fill(void *ctx, const struct vv_dirent *e, const struct vv_attr *a)
+{
+	struct seen *s = ctx;
+	int i;
+
+	(void)a;
+	if (s->taken == s->per_call)
+		return 1;                  /* the reply buffer is full */
+	s->taken++;
+	s->next = e->next;
+	if (strcmp(e->name, ".") == 0 || strcmp(e->name, "..") == 0)
+		s->dots++;
+	else if (sscanf(e->name, "f%d", &i) == 1 && i >= 0 && i < N)
+		s->orig[i]++;
+	else if (sscanf(e->name, "new%d", &i) == 1 && i >= 0 && i < NEW_MAX)
+		s->fresh[i]++;
+	else
+		s->other++;
+	return 0;
+}
+
+static int mkfile(struct vv_vault *v, uint64_t dir, const char *name)
+{
+	struct vv_attr a;
+
+	return vv_vault_mknod(v, &root_c, dir, name, S_IFREG | 0644, 0, &a);
+}
+
+/* List dir a few entries per call; between calls create two entries and
+ * remove one original (ahead of the cursor and behind it, alternately).
+ * removed[i] is set for originals removed during this listing. */
+static void list_while_changing(struct vv_vault *v, uint64_t dir, bool plus, int per_call,
+				const char *what, bool *removed, int *nnew)
+{
+	struct seen *s = calloc(1, sizeof(*s));
+	struct vv_dir *dh = NULL;
+	int calls = 0, r = 0, dup = 0, missing = 0, rm_next = 1;
+	char nm[32], msg[160];
+
+	s->per_call = per_call;
+	if (vv_vault_opendir(v, &root_c, dir, &dh) < 0) {
+		ok(0, "opendir");
+		free(s);
+		return;
+	}
+	for (;;) {
+		s->taken = 0;
+		r = vv_vault_readdir(v, dh, s->next, plus, fill, s);
+		calls++;
+		if (r < 0 || s->taken == 0)
+			break;
+		if (*nnew + 2 <= NEW_MAX) {
+			for (int k = 0; k < 2; k++) {
+				snprintf(nm, sizeof(nm), "new%d", (*nnew)++);
+				if ((r = mkfile(v, dir, nm)) < 0)
+					break;
+			}
+		}
+		/* Remove one original: alternately far ahead of where the
+		 * listing is and one it has probably passed. */
+		rm_next = (rm_next * 7919 + 13) % N;
+		if (!removed[rm_next]) {
+			snprintf(nm, sizeof(nm), "f%d", rm_next);
+			if (vv_vault_unlink(v, &root_c, dir, nm) == 0)
+				removed[rm_next] = true;
+		}
+	}
+	vv_vault_releasedir(v, dh);
+	snprintf(msg, sizeof(msg), "%s: listing ends without error (%d calls)", what, calls);
+	is_int(r, 0, msg);
+	for (int i = 0; i < N; i++) {
+		if (s->orig[i] > 1)
+			dup++;
+		if (!removed[i] && s->orig[i] != 1)
+			missing++;
+	}
+	for (int i = 0; i < NEW_MAX; i++)
+		if (s->fresh[i] > 1)
+			dup++;
+	snprintf(msg, sizeof(msg), "%s: every entry present throughout listed exactly once", what);
+	is_int(missing, 0, msg);
+	snprintf(msg, sizeof(msg), "%s: no entry listed twice", what);
+	is_int(dup, 0, msg);
+	snprintf(msg, sizeof(msg), "%s: no name that never existed; . and .. once each", what);
+	ok(s->other == 0 && s->dots == 2, msg);
+	free(s);
+}
+
+static int count_plus(void *ctx, const struct vv_dirent *e, const struct vv_attr *a)
+{
+	(void)e, (void)a;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* readdirplus tells the node table which entries have no xattrs, so the
+ * getxattr calls of `ls -l` are answered from memory: answers and access
+ * decisions must stay those of meta.db, also after later changes.  The
+ * vault is closed and reopened (cold, as after a mount) in between. */
+static struct vv_vault *xattrs_after_plus(struct vv_vault *v, const char *store, uint64_t coll)
+{
+	/* u::rw- u:1000:r-- g::r-- m::r-- o::--- (kernel xattr ACL blob) */
+	static const uint8_t acl[] = { 2, 0, 0, 0,  1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,
+				       2, 0, 4, 0, 0xe8, 3, 0, 0,  4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+				       0x10, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+				       0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff };
+	struct vv_ctx nobody = { .id = { .uid = 65534, .gid = 65534 }, .umask = 022, .comm = "test" };
+	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT };
+	struct vv_attr d, a1, a2, a3;
+	struct vv_dir *dh = NULL;
+	char buf[64];
+	int n = 0;
+
+	is_int(vv_vault_mkdir(v, &root_c, coll, "x", 0755, &d), 0, "xattrs: a directory");
+	vv_vault_mknod(v, &root_c, d.ino, "plain", S_IFREG | 0644, 0, &a1);
+	vv_vault_mknod(v, &root_c, d.ino, "user", S_IFREG | 0644, 0, &a2);
+	vv_vault_mknod(v, &root_c, d.ino, "acl", S_IFREG | 0644, 0, &a3);
+	is_int(vv_vault_setxattr(v, &root_c, a2.ino, "user.k", "v", 1, 0), 0, "xattrs: set user.k");
+	is_int(vv_vault_setxattr(v, &root_c, a3.ino, "system.posix_acl_access", acl, sizeof(acl), 0), 0,
+	       "xattrs: set an ACL that denies others");
+	vv_vault_close(v);
+	v = NULL;
+	is_int(vv_vault_open(store, PASS, strlen(PASS), &o, &v), 0, "xattrs: reopen (cold)");
+	if (!v)
+		return NULL;
+	is_int(vv_vault_opendir(v, &root_c, d.ino, &dh), 0, "xattrs: opendir");
+	is_int(vv_vault_readdir(v, dh, 0, true, count_plus, &n), 0, "xattrs: readdirplus");
+	is_int(n, 5, "xattrs: ., .. and three files");
+	vv_vault_releasedir(v, dh);
+
+	is_int(vv_vault_getxattr(v, &root_c, a1.ino, "security.selinux", buf, sizeof(buf)), VV_ENODATA,
+	       "xattrs: no security.selinux on a file without xattrs");
+	is_int(vv_vault_getxattr(v, &root_c, a1.ino, "system.posix_acl_access", buf, sizeof(buf)),
+	       VV_ENODATA, "xattrs: no ACL on it");
+	is_int(vv_vault_access(v, &nobody, a1.ino, R_OK), 0, "xattrs: others may read it (mode 0644)");
+	is_int(vv_vault_getxattr(v, &root_c, a2.ino, "user.k", buf, sizeof(buf)), 1,
+	       "xattrs: user.k read back after readdirplus");
+	is_int(vv_vault_getxattr(v, &root_c, a3.ino, "system.posix_acl_access", buf, sizeof(buf)),
+	       (int)sizeof(acl), "xattrs: the ACL read back after readdirplus");
+	is_int(vv_vault_access(v, &nobody, a3.ino, R_OK), VV_EACCES, "xattrs: and it still denies others");
+
+	/* Changes after the listing are seen. */
+	is_int(vv_vault_setxattr(v, &root_c, a1.ino, "user.k", "w", 1, 0), 0, "xattrs: set user.k later");
+	is_int(vv_vault_getxattr(v, &root_c, a1.ino, "user.k", buf, sizeof(buf)), 1, "xattrs: read back");
+	is_int(vv_vault_setxattr(v, &root_c, a1.ino, "system.posix_acl_access", acl, sizeof(acl), 0), 0,
+	       "xattrs: an ACL set later");
+	is_int(vv_vault_access(v, &nobody, a1.ino, R_OK), VV_EACCES, "xattrs: denies others at once");
+	return v;
+}
+
+/* Listing cost at meta level. */
+struct cursor {
+	uint64_t last;
+	int k;
+};
+
+static int cur_one(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode)
+{
+	struct cursor *c = ctx;
+
+	(void)name, (void)ino, (void)mode;
+	c->last = cookie;
+	c->k++;
+	return 0;
+}
+
+static int cur_plus(void *ctx, uint64_t cookie, const char *name, const struct vv_inode_row *r,
+		    bool xattrs)
+{
+	(void)xattrs;
+	return cur_one(ctx, cookie, name, r->ino, r->mode);
+}
+
+/* List parent in pieces of 8 (as the kernel's small replies do); return
+ * the entries listed, and the VM steps and sorts it took. */
+static int meta_list(struct vv_meta *m, uint64_t parent, bool plus, uint64_t *steps,
+		     uint64_t *sorts)
+{
+	struct cursor c = { 0, 0 };
+	uint64_t s0, t0;
+	int listed = 0, r;
+
+	vv_meta_work(m, &s0, &t0);         /* restart the counters */
+	do {
+		c.k = 0;
+		r = plus ? vv_meta_dirent_list_plus(m, parent, c.last, 8, cur_plus, &c)
+			 : vv_meta_dirent_list(m, parent, c.last, 8, cur_one, &c);
+		listed += c.k;
+	} while (r == 0 && c.k == 8);
+	vv_meta_work(m, steps, sorts);
+	return r < 0 ? r : listed;
+}
+
+/* Directories of 500 and 20000 entries (interleaved with a third, so the
+ * entries of one directory are not alone in the table): listing either
+ * must take about the same work per entry, and no sort. */
+static void meta_cost(const char *top)
+{
+	static const uint8_t key[32] = { 1, 2, 3 };
+	struct vv_meta *m = NULL;
+	struct vv_inode_row ir;
+	char path[400], nm[32];
+	int r = 0;
+
+	snprintf(path, sizeof(path), "%s/cost.db", top);
+	is_int(vv_meta_open(path, key, 4096, true, &m), 0, "meta: open a fresh meta.db");
+	if (!m)
+		return;
+	memset(&ir, 0, sizeof(ir));
+	ir.mode = S_IFREG | 0644;
+	ir.nlink = 1;
+	r = vv_meta_begin(m);
+	for (int i = 0; r == 0 && i < 20000; i++) {
+		ir.ino = 100 + (uint64_t)i;
+		ir.parent = i < 500 ? 10 : 11;
+		snprintf(nm, sizeof(nm), "seg-%09d.npy", i);
+		if ((r = vv_meta_inode_put(m, &ir)) == 0 &&
+		    (r = vv_meta_dirent_add(m, i < 500 ? 10 : 11, nm, ir.ino, ir.mode)) == 0 && i >= 500)
+			r = vv_meta_dirent_add(m, 12, nm, ir.ino, ir.mode);
+	}
+	if (r == 0)
+		r = vv_meta_commit(m);
+	is_int(r, 0, "meta: 500 entries in one directory, 19500 in two others");
+	for (int plus = 0; plus < 2; plus++) {
+		uint64_t st_small, so_small, st_big, so_big;
+		int n_small = meta_list(m, 10, plus, &st_small, &so_small);
+		int n_big = meta_list(m, 11, plus, &st_big, &so_big);
+		double per_small = n_small > 0 ? (double)st_small / n_small : 0;
+		double per_big = n_big > 0 ? (double)st_big / n_big : 0;
+		char msg[160];
+
+		printf("# %s: %.1f VM steps per entry at 500, %.1f at 19500; sorts %llu, %llu\n",
+		       plus ? "list_plus" : "list", per_small, per_big,
+		       (unsigned long long)so_small, (unsigned long long)so_big);
+		snprintf(msg, sizeof(msg), "meta %s: every entry listed in pieces of 8",
+			 plus ? "list_plus" : "list");
+		ok(n_small == 500 && n_big == 19500, msg);
+		snprintf(msg, sizeof(msg), "meta %s: resumes by key, no sort", plus ? "list_plus" : "list");
+		ok(so_small == 0 && so_big == 0, msg);
+		snprintf(msg, sizeof(msg), "meta %s: work per entry independent of the directory's size",
+			 plus ? "list_plus" : "list");
+		ok(per_big <= per_small * 1.2 + 2, msg);
+	}
+	vv_meta_close(m);
+}
+
+int main(void)
+{
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char top[256], store[300], cmd[600];
+	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT };
+	struct vv_vault *v = NULL;
+	struct vv_attr c1;
+	bool *removed = calloc(N, sizeof(bool));
+	int nnew = 0, made = 0;
+	char nm[32];
+
+	setenv("VECVAULT_TEST_KDF", "1", 1);
+	snprintf(top, sizeof(top), "%s/vv-readdir-XXXXXX", tmp);
+	if (!mkdtemp(top))
+		tap_skip_all("cannot make a temp dir");
+	snprintf(store, sizeof(store), "%s/store", top);
+	snprintf(cmd, sizeof(cmd), "%s/state", top);
+	setenv("VECVAULT_STATE_DIR", cmd, 1);
+
+	is_int(vv_vault_create_store(store, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
+				     VV_VAULT_ALLOW_TEST_KDF, 0, 0), 0, "create a store");
+	is_int(vv_vault_open(store, PASS, strlen(PASS), &o, &v), 0, "open it");
+	if (!v)
+		return tap_done();
+	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "c", 0755, &c1), 0, "mkdir a collection");
+	for (int i = 0; i < N; i++) {
+		snprintf(nm, sizeof(nm), "f%d", i);
+		if (mkfile(v, c1.ino, nm) == 0)
+			made++;
+	}
+	is_int(made, N, "20000 files");
+	is_int(vv_vault_sync(v), 0, "commit them");
+
+	list_while_changing(v, c1.ino, false, 7, "readdir, 7 per call", removed, &nnew);
+	list_while_changing(v, c1.ino, true, 5, "readdirplus, 5 per call", removed, &nnew);
+	v = xattrs_after_plus(v, store, c1.ino);
+
+	vv_vault_close(v);
+	meta_cost(top);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
+	if (system(cmd) != 0)
+		tap_diag("could not remove the temp dir");
+	free(removed);
+	return tap_done();
+}
