@@ -5,6 +5,7 @@
 # the daemon; a remount reads everything back; info and fsck on the result;
 # passwd changes the passphrase and the old one stops working.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 S=$T/store
 M=$T/mnt

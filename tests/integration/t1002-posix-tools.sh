@@ -11,6 +11,7 @@
 # compares everything again, inode numbers are unchanged, and files created
 # after deletions never get a previously used inode number.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 LIB=$(cd "$(dirname "$0")" && pwd)/lib
 S=$T/store

@@ -10,6 +10,7 @@
 # inheritance, O_APPEND/O_TRUNC, a write at 2^40, and a 64 MiB file's
 # sha256 through a remount.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 LIB=$(cd "$(dirname "$0")" && pwd)/lib
 S=$T/store

@@ -8,6 +8,7 @@
 # chmod of an ancestor takes effect at once for a path another user has just
 # looked up (no stale entry or attribute cache).
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 S=$T/store
 M=$T/mnt

@@ -9,6 +9,7 @@
 # non-owner, cp -a / rsync -A preserving ACLs, and a directory ACL denying
 # search to one user (with no stale kernel cache).
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 S=$T/store
 M=$T/mnt

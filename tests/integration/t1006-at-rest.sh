@@ -15,6 +15,7 @@
 # The audit log and daemon log live outside STORE by design and are not
 # checked here.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 S=$T/store
 M=$T/mnt

@@ -20,6 +20,7 @@
 # VECVAULT_STATE_DIR (no rollback anchor): the cases must not see each
 # other's commits as a rollback.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 S=$T/store
 M=$T/mnt

@@ -11,6 +11,7 @@
 # rollback on a machine that has seen the newer state; there is nothing to
 # compare with elsewhere.  That is the documented limit of this protection.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 S=$T/store
 M=$T/mnt

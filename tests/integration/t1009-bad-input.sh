@@ -13,6 +13,7 @@
 # not a crash); rm of files then still works and frees space; after a
 # remount fsck is clean and the files not deleted are intact.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 S=$T/store
 M=$T/mnt

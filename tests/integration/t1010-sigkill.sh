@@ -12,6 +12,7 @@
 #
 # VV_SIGKILL_ROUNDS (default 6), VV_SIGKILL_SEED (default: random, printed).
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 ROUNDS=${VV_SIGKILL_ROUNDS:-6}
 SEED=${VV_SIGKILL_SEED:-$$}

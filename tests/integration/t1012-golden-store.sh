@@ -3,6 +3,7 @@
 # tests/data/make-golden.sh, never regenerated) still opens, checks clean
 # and serves exactly what was written: guards on-disk format compatibility.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 tar -C "$T" -xzf "$VV_SRC/tests/data/golden-v1.tar.gz"
 S=$T/golden-v1

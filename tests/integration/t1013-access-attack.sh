@@ -15,6 +15,7 @@
 #     segment is EINVAL, not ECORRUPT.
 #  7. exec of a 0711 binary works for another user (execute alone).
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 S=$T/store
 M=$T/mnt

@@ -11,6 +11,7 @@
 # read-only overlay, so nothing is installed on the machine and the real
 # /etc/fstab is not read.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 VV_BUILD=${VV_BUILD:-$VV_SRC/build}
 S=$T/store

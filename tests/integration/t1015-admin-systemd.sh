@@ -10,6 +10,7 @@
 # fails without READY=1.  `systemd-analyze verify` accepts the unit when it
 # is installed.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 VV_BUILD=${VV_BUILD:-$VV_SRC/build}
 UNIT=$T/inst/lib/systemd/system/vecvault@.service

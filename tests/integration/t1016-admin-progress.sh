@@ -7,6 +7,7 @@
 # results; with stderr a file there is not one progress byte, even with
 # VECVAULT_PROGRESS_DELAY=0.  Results on stdout are the same both ways.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 S=$T/store
 M=$T/mnt

@@ -10,6 +10,7 @@
 # ownership for system.posix_acl_* itself, before FUSE sees a request), so the
 # daemon never sees it and it is NOT in the log.  The test asserts absence.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 S=$T/store
 M=$T/mnt

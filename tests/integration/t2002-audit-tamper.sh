@@ -5,6 +5,7 @@
 # with SIGKILL mid-load leaves a log that verifies (or reports only a torn
 # tail), and a remount continues the chain.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 S=$T/store
 M=$T/mnt

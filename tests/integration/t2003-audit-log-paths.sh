@@ -11,6 +11,7 @@
 # are byte for byte unchanged; for temporary files the planted name is
 # replaced, never written through.  A fresh log in the same directory works.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 S=$T/store
 M=$T/mnt

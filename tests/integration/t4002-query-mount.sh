@@ -9,6 +9,7 @@
 # copies query the same; computed xattrs refuse other values; a uid without
 # permission gets EACCES from the query and the denial is audited.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 vv_need_numpy
 

@@ -9,6 +9,7 @@
 # --knn-cache 0 and a cache smaller than the segments fall back cleanly;
 # unmounting during a fill is clean.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 vv_need_numpy
 

@@ -11,6 +11,7 @@
 # mount scanned locally (--no-offload) and on the mount scanned by the
 # daemon.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 vv_need_numpy
 

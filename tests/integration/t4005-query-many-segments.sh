@@ -11,6 +11,7 @@
 # mount the whole output (segment names and rows too) equals the plain
 # directory's byte for byte.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 vv_need_numpy
 

@@ -12,6 +12,7 @@
 # leaves a daemon that serves and unmounts cleanly.  And with many one-row
 # segments cached, a write drops exactly its own entry.
 . "$(dirname "$0")/test-lib.sh"
+vv_need_fuse
 
 S=$T/store
 M=$T/mnt

@@ -17,6 +17,7 @@
 #include "audit_int.h"
 #include "crypto_int.h"
 #include "os.h"
+#include "os_fault.h"
 #include "tap.h"
 #include "vecvault/audit.h"
 #include "vecvault/error.h"
@@ -462,22 +463,16 @@ static void test_reopen_rotate(void)
 
 /* ---- a failing disk --------------------------------------------------------- */
 
-static atomic_int disk_full;
-static struct vv_os_ops fake;
-
-static ssize_t f_pwrite(int fd, const void *b, size_t n, off_t o)
+/* A filling disk: writes get half in, then ENOSPC; fsync fails too. */
+static void disk_full(bool full)
 {
-	if (atomic_load(&disk_full)) {
-		if (n > 10)   /* write part of it, like a filling disk */
-			return vv_os_real.pwrite(fd, b, n / 2, o);
-		return -ENOSPC;
+	if (full) {
+		os_fault_set(OSF_PWRITE, (struct os_fault){ .err = ENOSPC, .partial = true });
+		os_fault_set(OSF_FSYNC, (struct os_fault){ .err = ENOSPC });
+	} else {
+		os_fault_clear(OSF_PWRITE);
+		os_fault_clear(OSF_FSYNC);
 	}
-	return vv_os_real.pwrite(fd, b, n, o);
-}
-
-static int f_fsync(int fd)
-{
-	return atomic_load(&disk_full) ? -ENOSPC : vv_os_real.fsync(fd);
 }
 
 static void test_enospc(void)
@@ -490,10 +485,7 @@ static void test_enospc(void)
 	struct vv_audit_rec r = { .op = "open", .path = "/p/x" };
 	int errs0;
 
-	fake = vv_os_real;
-	fake.pwrite = f_pwrite;
-	fake.fsync = f_fsync;
-	vv_os_set(&fake);
+	os_fault_install();
 
 	newdir(dir, sizeof(dir), "enospc");
 	snprintf(path, sizeof(path), "%s/audit.log", dir);
@@ -503,14 +495,14 @@ static void test_enospc(void)
 		vv_audit_log(a, &r);
 	is_int(vv_audit_flush(a), 0, "flush ok");
 	errs0 = atomic_load(&n_err);
-	atomic_store(&disk_full, 1);
+	disk_full(true);
 	for (int i = 0; i < 3; i++)
 		vv_audit_log(a, &r);
 	is_int(vv_audit_flush(a), VV_ENOSPC, "flush reports ENOSPC");
 	is_int(vv_audit_status(a), VV_ENOSPC, "status reports ENOSPC");
 	ok(atomic_load(&n_err) > errs0, "the writer logged an error");
 	is_int(vv_audit_log(a, &r), VV_EAUDIT, "required mode: vv_audit_log returns VV_EAUDIT");
-	atomic_store(&disk_full, 0);
+	disk_full(false);
 	is_int(vv_audit_flush(a), 0, "disk recovers: queued records written");
 	is_int(vv_audit_status(a), 0, "status back to 0");
 	is_int(vv_audit_log(a, &r), 0, "logging accepted again");
@@ -525,7 +517,7 @@ static void test_enospc(void)
 	o.required = false;
 	o.queue_max = 4096;
 	is_int(vv_audit_open(&o, &a), 0, "open with a 4 KiB queue");
-	atomic_store(&disk_full, 1);
+	disk_full(true);
 	{
 		int bad = 0;
 		for (int i = 0; i < 60; i++)
@@ -536,7 +528,7 @@ static void test_enospc(void)
 	vv_audit_flush(a);
 	vv_audit_get_stats(a, &st);
 	ok(st.dropped_total > 0, "records were dropped (queue full)");
-	atomic_store(&disk_full, 0);
+	disk_full(false);
 	vv_audit_flush(a);
 	vv_audit_log(a, &r);
 	vv_audit_close(a);
@@ -552,7 +544,7 @@ static void test_enospc(void)
 		is_int(res.records + st.dropped_total, 60 + 1 + 1, "written + dropped = logged + gap note");
 		free(buf);
 	}
-	vv_os_set(NULL);
+	os_fault_uninstall();
 }
 
 /* ---- pre-authentication file, default path ----------------------------------- */

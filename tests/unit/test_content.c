@@ -18,6 +18,7 @@
 #include "content_int.h"
 #include "crypto_int.h"
 #include "os.h"
+#include "os_fault.h"
 #include "tap.h"
 #include "vecvault/error.h"
 
@@ -98,71 +99,6 @@ static void expect_corrupt(struct vv_content *c, const uint8_t *key, const uint8
 	is_int(r, VV_ECORRUPT, m);
 	snprintf(m, sizeof(m), "%s -> output zeroed", msg);
 	ok(all_zero(out, e->len), m);
-}
-
-/* ---- recording / failing OS table ------------------------------------------ */
-
-#define MAXFD 4096
-static char *fd_path[MAXFD];
-struct rec { char path[4096]; int seq; };
-static struct rec fsyncs[4096];
-static int nfsync, seq;
-static int fail_fsync_err, fail_write_err;
-static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static int w_open(const char *p, int fl, mode_t m)
-{
-	int fd = vv_os_real.open(p, fl, m);
-	if (fd >= 0 && fd < MAXFD) {
-		pthread_mutex_lock(&rec_mu);
-		free(fd_path[fd]);
-		fd_path[fd] = strdup(p);
-		pthread_mutex_unlock(&rec_mu);
-	}
-	return fd;
-}
-
-static int w_fsync(int fd)
-{
-	if (fail_fsync_err)
-		return -fail_fsync_err;
-	pthread_mutex_lock(&rec_mu);
-	if (nfsync < 4096 && fd >= 0 && fd < MAXFD && fd_path[fd]) {
-		snprintf(fsyncs[nfsync].path, sizeof(fsyncs[0].path), "%s", fd_path[fd]);
-		fsyncs[nfsync++].seq = ++seq;
-	}
-	pthread_mutex_unlock(&rec_mu);
-	return vv_os_real.fsync(fd);
-}
-
-/* A full disk: writes to chunk files get half their bytes in, then ENOSPC. */
-static ssize_t w_pwrite(int fd, const void *b, size_t n, off_t o)
-{
-	if (fail_write_err && fd >= 0 && fd < MAXFD && fd_path[fd] && strstr(fd_path[fd], "/chunks/")) {
-		if (n > 1 && o == 0)
-			return vv_os_real.pwrite(fd, b, n / 2, o);
-		return -fail_write_err;
-	}
-	return vv_os_real.pwrite(fd, b, n, o);
-}
-
-static struct vv_os_ops rec_ops;
-
-static int fsync_count(const char *path)
-{
-	int k = 0;
-	for (int i = 0; i < nfsync; i++)
-		if (!strcmp(fsyncs[i].path, path))
-			k++;
-	return k;
-}
-
-static int fsync_seq(const char *path)
-{
-	for (int i = 0; i < nfsync; i++)
-		if (!strcmp(fsyncs[i].path, path))
-			return fsyncs[i].seq;
-	return 0;
 }
 
 /* ---- listing ------------------------------------------------------------------ */
@@ -438,12 +374,7 @@ static void test_sync(void)
 	char p1[4200], p2[4200], d1[4200], d2[4200], chunks[4200];
 	int before, after_dirs_ok;
 
-	rec_ops = vv_os_real;
-	rec_ops.open = w_open;
-	rec_ops.fsync = w_fsync;
-	rec_ops.pwrite = w_pwrite;
-	vv_os_set(&rec_ops);
-	nfsync = 0;
+	os_fault_install();
 
 	is_int(vv_content_open(store, VV_CONTENT_DEFAULT_CACHE, &c), 0, "open with recording OS");
 	write_sample(c, key1, e1);
@@ -453,42 +384,43 @@ static void test_sync(void)
 	snprintf(d1, sizeof(d1), "%.*s", (int)(strrchr(p1, '/') - p1), p1);
 	snprintf(d2, sizeof(d2), "%.*s", (int)(strrchr(p2, '/') - p2), p2);
 	snprintf(chunks, sizeof(chunks), "%s/chunks", store);
-	is_int(nfsync, 0, "write_chunk does not fsync");
-	before = nfsync;
+	is_int(os_fault_fsyncs(), 0, "write_chunk does not fsync");
+	before = os_fault_fsyncs();
 	is_int(vv_content_sync(c), 0, "sync");
-	is_int(fsync_count(p1), 1, "first chunk fsynced once");
-	is_int(fsync_count(p2), 1, "second chunk fsynced once");
-	is_int(fsync_count(d1), strcmp(d1, d2) ? 1 : 1, "its chunks/XX dir fsynced once");
-	is_int(fsync_count(d2), 1, "other chunks/XX dir fsynced once");
-	is_int(fsync_count(chunks), 1, "chunks/ fsynced (new subdirs)");
-	is_int(fsync_count(store), 1, "STORE fsynced (new chunks/)");
-	after_dirs_ok = fsync_seq(p1) < fsync_seq(d1) && fsync_seq(p2) < fsync_seq(d2) &&
-			fsync_seq(d1) < fsync_seq(chunks) && fsync_seq(chunks) < fsync_seq(store);
+	is_int(os_fault_fsync_count(p1), 1, "first chunk fsynced once");
+	is_int(os_fault_fsync_count(p2), 1, "second chunk fsynced once");
+	is_int(os_fault_fsync_count(d1), strcmp(d1, d2) ? 1 : 1, "its chunks/XX dir fsynced once");
+	is_int(os_fault_fsync_count(d2), 1, "other chunks/XX dir fsynced once");
+	is_int(os_fault_fsync_count(chunks), 1, "chunks/ fsynced (new subdirs)");
+	is_int(os_fault_fsync_count(store), 1, "STORE fsynced (new chunks/)");
+	after_dirs_ok = os_fault_fsync_seq(p1) < os_fault_fsync_seq(d1) && os_fault_fsync_seq(p2) < os_fault_fsync_seq(d2) &&
+			os_fault_fsync_seq(d1) < os_fault_fsync_seq(chunks) && os_fault_fsync_seq(chunks) < os_fault_fsync_seq(store);
 	ok(after_dirs_ok, "files before their dirs, dirs before parents");
-	before = nfsync;
+	before = os_fault_fsyncs();
 	is_int(vv_content_sync(c), 0, "second sync");
-	is_int(nfsync - before, 0, "nothing pending -> no fsync");
+	is_int(os_fault_fsyncs() - before, 0, "nothing pending -> no fsync");
 
 	/* A failed fsync keeps the chunk pending. */
 	write_sample(c, key1, e1);
 	path_of(p1, sizeof(p1), store, e1[0].chunk_id);
-	fail_fsync_err = EIO;
+	os_fault_set(OSF_FSYNC, (struct os_fault){ .err = EIO });
 	is_int(vv_content_sync(c), VV_EIO, "fsync EIO -> sync EIO");
-	fail_fsync_err = 0;
-	is_int(fsync_count(p1), 0, "(not recorded while failing)");
+	os_fault_clear(OSF_FSYNC);
+	is_int(os_fault_fsync_count(p1), 0, "(not recorded while failing)");
 	is_int(vv_content_sync(c), 0, "sync retried");
-	is_int(fsync_count(p1), 1, "chunk still pending after failure, fsynced on retry");
+	is_int(os_fault_fsync_count(p1), 1, "chunk still pending after failure, fsynced on retry");
 
 	/* Full disk. */
 	{
 		struct listing l;
 		struct vv_extent e[4];
 		int nbefore = count_files(store);
-		fail_write_err = ENOSPC;
+		/* writes to chunk files get half their bytes in, then ENOSPC */
+		os_fault_set(OSF_PWRITE, (struct os_fault){ .err = ENOSPC, .path_has = "/chunks/", .partial = true });
 		is_int(vv_content_write_chunk(c, key1,
 			(struct vv_block_in[]){ { obj_a, 0, blk[0], blen[0] }, { obj_a, 1, blk[3], blen[3] } },
 			2, e), VV_ENOSPC, "ENOSPC mid-chunk -> VV_ENOSPC");
-		fail_write_err = 0;
+		os_fault_clear(OSF_PWRITE);
 		is_int(count_files(store), nbefore, "no file left behind (final or temp)");
 		memset(&l, 0, sizeof(l));
 		is_int(vv_content_list_all(c, list_cb, junk_cb, &l), 0, "list after ENOSPC");
@@ -496,7 +428,7 @@ static void test_sync(void)
 		is_int(l.junk, 0, "no junk");
 	}
 	vv_content_close(c);
-	vv_os_set(NULL);
+	os_fault_uninstall();
 	rmrf(store);
 	free(store);
 }

@@ -23,6 +23,7 @@
 #include "crypto_int.h"
 #include "meta_vfs_int.h"
 #include "os.h"
+#include "os_fault.h"
 #include "tap.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -295,20 +296,6 @@ out:
 	free(f);
 }
 
-/* --- an os table that counts calls and can fail pwrite --------------------- */
-static int n_pwrite, n_fsync, fail_pwrite;
-static ssize_t c_pwrite(int fd, const void *b, size_t n, off_t o)
-{
-	n_pwrite++;
-	if (fail_pwrite)
-		return -ENOSPC;
-	return vv_os_real.pwrite(fd, b, n, o);
-}
-static int c_fsync(int fd)
-{
-	n_fsync++;
-	return vv_os_real.fsync(fd);
-}
 
 static double now(void)
 {
@@ -467,23 +454,21 @@ int main(void)
 
 	/* vv_os is the only path to the files */
 	{
-		static struct vv_os_ops ops;
-		ops = vv_os_real;
-		ops.pwrite = c_pwrite;
-		ops.fsync = c_fsync;
-		vv_os_set(&ops);
+		unsigned long fs0;
+
+		os_fault_install();
 		rc = fill(db, 5000, 5010, "plain");
-		ok(rc == 0 && n_pwrite > 0, "commit writes go through vv_os");
-		fail_pwrite = 1;
+		ok(rc == 0 && os_fault_calls(OSF_PWRITE) > 0, "commit writes go through vv_os");
+		os_fault_set(OSF_PWRITE, (struct os_fault){ .err = ENOSPC });
 		rc = exec(db, "INSERT INTO t VALUES(6000, 'x', randomblob(9000))");
-		fail_pwrite = 0;
+		os_fault_clear(OSF_PWRITE);
 		is_int(vv_metavfs_err(db, rc), VV_ENOSPC, "injected ENOSPC surfaces as VV_ENOSPC");
 		is_int(exec(db, "DELETE FROM t WHERE id >= 5000 AND id < 7000"), SQLITE_OK,
 		       "connection usable after the failed write");
-		n_fsync = 0;
+		fs0 = os_fault_calls(OSF_FSYNC);
 		is_int(exec(db, "PRAGMA wal_checkpoint(PASSIVE)"), SQLITE_OK, "checkpoint");
-		ok(n_fsync >= 2, "checkpoint fsyncs WAL and db through vv_os");
-		vv_os_set(NULL);
+		ok(os_fault_calls(OSF_FSYNC) - fs0 >= 2, "checkpoint fsyncs WAL and db through vv_os");
+		os_fault_uninstall();
 	}
 	digest(db, got, sizeof(got), &rc);
 	is_str(got, want, "data unchanged by the failed transaction");

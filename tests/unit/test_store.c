@@ -19,6 +19,7 @@
 
 #include "crypto_int.h"
 #include "os.h"
+#include "os_fault.h"
 #include "tap.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -463,9 +464,6 @@ static void test_tamper(void)
 
 /* ---- failure injection ------------------------------------------------ */
 
-static struct vv_os_ops failing;
-static ssize_t enospc_pwrite(int fd, const void *b, size_t n, off_t o) { return -ENOSPC; }
-static int eio_rename(const char *a, const char *b) { return -EIO; }
 
 static void test_os_failures(void)
 {
@@ -481,21 +479,19 @@ static void test_os_failures(void)
 	is_int(vv_store_unlock(s, "old", 3, NULL), 0, "unlock");
 	before = slurp(pathf("of/vecvault.conf"), &lb);
 
-	failing = vv_os_real;
-	failing.pwrite = enospc_pwrite;
-	vv_os_set(&failing);
+	os_fault_install();
+	os_fault_set(OSF_PWRITE, (struct os_fault){ .err = ENOSPC });
 	is_int(vv_store_slot_change(s, 0, "new", 3), VV_ENOSPC, "slot change with full disk: ENOSPC");
-	vv_os_set(NULL);
+	os_fault_uninstall();
 	after = slurp(pathf("of/vecvault.conf"), &la);
 	ok(la == lb && memcmp(before, after, lb) == 0, "conf byte-identical after failed change");
 	free(after);
 	ok(stat(pathf("of/vecvault.conf.tmp"), &st) != 0, "no tmp file left behind");
 
-	failing = vv_os_real;
-	failing.rename = eio_rename;
-	vv_os_set(&failing);
+	os_fault_install();
+	os_fault_set(OSF_RENAME, (struct os_fault){ .err = EIO });
 	is_int(vv_store_slot_add(s, "two", 3, VV_STORE_KDF_TEST, &slot), VV_EIO, "slot add with rename EIO");
-	vv_os_set(NULL);
+	os_fault_uninstall();
 	after = slurp(pathf("of/vecvault.conf"), &la);
 	ok(la == lb && memcmp(before, after, lb) == 0, "conf byte-identical after failed add");
 	free(after);
@@ -512,11 +508,10 @@ static void test_os_failures(void)
 	free(before);
 
 	/* A create that cannot write its conf leaves no directory behind. */
-	failing = vv_os_real;
-	failing.pwrite = enospc_pwrite;
-	vv_os_set(&failing);
+	os_fault_install();
+	os_fault_set(OSF_PWRITE, (struct os_fault){ .err = ENOSPC });
 	is_int(vv_store_create(pathf("cf"), "p", 1, &test_opts, T, &s2), VV_ENOSPC, "create on full disk");
-	vv_os_set(NULL);
+	os_fault_uninstall();
 	ok(stat(pathf("cf"), &st) != 0, "failed create removed its directory");
 }
 

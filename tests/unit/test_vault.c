@@ -22,6 +22,7 @@
 
 #include "fairq_int.h"
 #include "os.h"
+#include "os_fault.h"
 #include "knn_ref.h"
 #include "tap.h"
 #include "vecvault/error.h"
@@ -36,31 +37,6 @@ static char top[256], store[300];
 static struct vv_ctx root_c = { .id = { .uid = 0, .gid = 0 }, .umask = 022, .comm = "test" };
 static struct vv_ctx nobody_c = { .id = { .uid = 65534, .gid = 65534 }, .umask = 022, .comm = "test" };
 
-/* --- fault injection ------------------------------------------------------- */
-static int fail_chunk_writes;      /* -errno to return for pwrite on chunk files */
-static int fail_wal_writes;        /* -errno for pwrite on meta.db-wal */
-static char fdpath[1024][512];
-
-static int f_open(const char *p, int fl, mode_t m)
-{
-	int fd = vv_os_real.open(p, fl, m);
-	if (fd >= 0 && fd < 1024)
-		snprintf(fdpath[fd], sizeof(fdpath[fd]), "%s", p);
-	return fd;
-}
-
-static ssize_t f_pwrite(int fd, const void *b, size_t n, off_t o)
-{
-	if (fd >= 0 && fd < 1024) {
-		if (fail_chunk_writes && strstr(fdpath[fd], "/chunks/"))
-			return fail_chunk_writes;
-		if (fail_wal_writes && strstr(fdpath[fd], "meta.db-wal"))
-			return fail_wal_writes;
-	}
-	return vv_os_real.pwrite(fd, b, n, o);
-}
-
-static struct vv_os_ops faulty;
 
 /* --- helpers ------------------------------------------------------------------ */
 static struct vv_vault *open_vault(void)
@@ -966,9 +942,6 @@ int main(void)
 	snprintf(store, sizeof(store), "%s/store", top);
 	snprintf(cmd, sizeof(cmd), "%s/state", top);
 	setenv("VECVAULT_STATE_DIR", cmd, 1);
-	faulty = vv_os_real;
-	faulty.open = f_open;
-	faulty.pwrite = f_pwrite;
 
 	is_int(vv_vault_create_store(store, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
 				     VV_VAULT_ALLOW_TEST_KDF, 0, 0), 0, "create a store");
@@ -1021,10 +994,10 @@ int main(void)
 	/* ENOSPC on chunk writes: the write fails, nothing is lost, recovery works */
 	vv_vault_sync(v);
 	vv_vault_close(v);
-	vv_os_set(&faulty);
+	os_fault_install();
 	v = open_vault();
 	ok(v != NULL, "reopen with a failing disk table");
-	fail_chunk_writes = -ENOSPC;
+	os_fault_set(OSF_PWRITE, (struct os_fault){ .err = ENOSPC, .path_has = "/chunks/" });
 	r = vv_vault_create(v, &root_c, c1.ino, "full", 0644, O_WRONLY, &a, &fh);
 	is_int(r, 0, "create succeeds (metadata only)");
 	{
@@ -1038,19 +1011,19 @@ int main(void)
 		is_int(vv_vault_flush(v, fh), VV_ENOSPC, "flush reports ENOSPC from the write-back");
 		is_int(vv_vault_flush(v, fh), VV_ENOSPC, "again while the disk is full (retried)");
 	}
-	fail_chunk_writes = 0;
+	os_fault_clear(OSF_PWRITE);
 	is_int(vv_vault_fsync(v, fh, false), 0, "after space returns, fsync writes the buffered data");
 	vv_vault_release(v, fh);
 	is_int(read_all(v, small_ino, buf, 16), 5, "other files unaffected");
 
 	/* EIO on the metadata log: the commit fails and the vault refuses writes */
 	is_int(vv_vault_mkdir(v, &root_c, c1.ino, "d", 0755, &a), 0, "mkdir before the failure");
-	fail_wal_writes = -EIO;
+	os_fault_set(OSF_PWRITE, (struct os_fault){ .err = EIO, .path_has = "meta.db-wal" });
 	ok(vv_vault_sync(v) < 0, "a commit with a failing WAL reports an error");
 	is_int(vv_vault_mkdir(v, &root_c, c1.ino, "d2", 0755, &a), VV_EIO, "the vault then refuses changes");
-	fail_wal_writes = 0;
+	os_fault_clear(OSF_PWRITE);
 	vv_vault_close(v);
-	vv_os_set(NULL);
+	os_fault_uninstall();
 
 	v = open_vault();
 	ok(v != NULL, "reopen after the failed commit");
