@@ -105,13 +105,6 @@ static int oserr(int r)
 	return r < 0 ? vv_err_from_errno(-r) : r;
 }
 
-static bool allow_test_kdf(unsigned flags)
-{
-	const char *e = getenv("VECVAULT_TEST_KDF");
-
-	return (flags & VV_STORE_ALLOW_TEST_KDF) || (e && strcmp(e, "1") == 0);
-}
-
 static enum vv_kdf_profile profile_of(enum vv_store_kdf k)
 {
 	switch (k) {
@@ -137,7 +130,9 @@ static struct vv_store *store_new(const char *dir, unsigned flags)
 	if (!s)
 		return NULL;
 	s->lockfd = -1;
-	s->allow_test = allow_test_kdf(flags);
+	/* Only the caller's explicit flag: the engine reads no environment, so
+	 * no variable can lower the KDF floor behind a caller's back. */
+	s->allow_test = (flags & VV_STORE_ALLOW_TEST_KDF) != 0;
 	s->dir = strdup(dir);
 	if (!s->dir) {
 		free(s);
@@ -603,7 +598,7 @@ static int check_new_slot(const struct vv_store *s, const char *pass, size_t pas
 	vv_kdf_params_for(profile_of(kdf), p);
 	if (!vv_kdf_params_ok(p, s->allow_test)) {
 		vv_log(VV_LOG_ERR, "the test-only KDF profile needs VV_STORE_ALLOW_TEST_KDF "
-		       "or VECVAULT_TEST_KDF=1 (test suites only)");
+		       "(test suites only)");
 		return VV_EDOWNGRADE;
 	}
 	return 0;

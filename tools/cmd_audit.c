@@ -110,7 +110,9 @@ static int log_path_for(const char *verb, const char *store, const char *opt,
 {
 	int r;
 
-	if ((r = vv_store_open(store, VV_STORE_NOLOCK, sp)) < 0) {
+	/* verify unlocks this store: a test-KDF slot needs the explicit flag */
+	if ((r = vv_store_open(store, VV_STORE_NOLOCK |
+			       (tool_test_kdf_allowed() ? VV_STORE_ALLOW_TEST_KDF : 0), sp)) < 0) {
 		die_msg(verb, "cannot open %s (%s)", store, vv_strerror(r));
 		return -1;
 	}

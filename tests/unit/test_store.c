@@ -437,8 +437,20 @@ static void test_tamper(void)
 	/* Downgrade: a test-profile vault without the test allowance. */
 	unsetenv("VECVAULT_TEST_KDF");
 	is_int(try_unlock("tp", 0, "pw", NULL), VV_EDOWNGRADE, "test-KDF slot refused without allow: EDOWNGRADE");
+	/* The bypass that was: store.c also accepted VECVAULT_TEST_KDF=1 from
+	 * the environment, so any program on libvecvault (and the CLI verbs
+	 * that never asked, e.g. audit verify's unlock) took the test minimum
+	 * without the flag.  Only the flag counts now. */
 	setenv("VECVAULT_TEST_KDF", "1", 1);
-	is_int(try_unlock("tp", 0, "pw", NULL), 0, "VECVAULT_TEST_KDF=1 allows it");
+	is_int(try_unlock("tp", 0, "pw", NULL), VV_EDOWNGRADE,
+	       "VECVAULT_TEST_KDF=1 without the flag: still EDOWNGRADE");
+	{
+		struct vv_store *ts = NULL;
+		is_int(vv_store_create(pathf("tk-env"), "p", 1, &test_opts, 0, &ts), VV_EDOWNGRADE,
+		       "VECVAULT_TEST_KDF=1 without the flag: test-profile create refused");
+		vv_store_close(ts);
+	}
+	is_int(try_unlock("tp", T, "pw", NULL), 0, "the explicit flag allows it");
 	unsetenv("VECVAULT_TEST_KDF");
 	free(conf);
 

@@ -29,8 +29,9 @@
 
 /* Open/create flags. */
 #define VV_STORE_ALLOW_TEST_KDF 0x1  /* accept the test-only Argon2id minimum.
-				      * FOR TEST SUITES ONLY; the environment
-				      * variable VECVAULT_TEST_KDF=1 does the same */
+				      * FOR TEST SUITES ONLY.  The only way in:
+				      * the engine reads no environment (the CLI
+				      * sets it from VECVAULT_TEST_KDF=1) */
 #define VV_STORE_NOLOCK 0x2          /* read the conf without taking the lock
 				      * (vecvault info); unlock still works */
 
@@ -60,8 +61,8 @@ struct vv_store_create_opts {
  * (else VV_EEXIST; the parent must exist).  Creates dir (0700), chunks/ and
  * vecvault.conf with one key slot (index 0) for pass.  On success *out is
  * open, locked and unlocked; the caller closes it.  o may be NULL
- * (defaults).  A TEST profile without VV_STORE_ALLOW_TEST_KDF (or the env
- * variable) gives VV_EDOWNGRADE; an empty passphrase VV_EINVAL. */
+ * (defaults).  A TEST profile without VV_STORE_ALLOW_TEST_KDF gives
+ * VV_EDOWNGRADE; an empty passphrase VV_EINVAL. */
 int vv_store_create(const char *dir, const char *pass, size_t passlen,
 		    const struct vv_store_create_opts *o, unsigned flags, struct vv_store **out)
 	__attribute__((warn_unused_result));
