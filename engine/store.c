@@ -44,7 +44,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -977,39 +976,15 @@ int vv_store_subkey(const struct vv_store *s, uint64_t id, const char ctx[8],
 
 /* ---- anchors --------------------------------------------------------- */
 
-int vv_store_state_dir(char *out, size_t outlen)
+static int anchor_path(const struct vv_store *s, const char *state, char *out, size_t outlen,
+		       char *dir, size_t dirlen)
 {
-	const char *e = getenv("VECVAULT_STATE_DIR"), *home;
 	int n;
 
-	if (e && e[0])
-		n = snprintf(out, outlen, "%s", e);
-	else if (geteuid() == 0)
-		n = snprintf(out, outlen, "/var/lib/vecvault");
-	else if ((e = getenv("XDG_STATE_HOME")) && e[0] == '/')
-		n = snprintf(out, outlen, "%s/vecvault", e);
-	else {
-		home = getenv("HOME");
-		if (!home || home[0] != '/') {
-			struct passwd *pw = getpwuid(geteuid());
-			home = pw ? pw->pw_dir : NULL;
-		}
-		if (!home || home[0] != '/')
-			return VV_ENOENT;
-		n = snprintf(out, outlen, "%s/.local/state/vecvault", home);
+	if (!state || !state[0]) {
+		vv_log(VV_LOG_ERR, "store %s: no state directory for the rollback anchor", s->dir);
+		return VV_ENOENT;
 	}
-	if (n < 0 || (size_t)n >= outlen)
-		return VV_ENAMETOOLONG;
-	return 0;
-}
-
-static int anchor_path(const struct vv_store *s, char *out, size_t outlen, char *dir, size_t dirlen)
-{
-	char state[PATH_MAX];
-	int r, n;
-
-	if ((r = vv_store_state_dir(state, sizeof(state))) < 0)
-		return r;
 	n = snprintf(dir, dirlen, "%s/anchors", state);
 	if (n < 0 || (size_t)n >= dirlen)
 		return VV_ENAMETOOLONG;
@@ -1033,7 +1008,7 @@ static int anchor_mac(const struct vv_store *s, const uint8_t *body, uint8_t out
 	return r;
 }
 
-int vv_store_anchor_get(const struct vv_store *s, uint64_t *counter)
+int vv_store_anchor_get(const struct vv_store *s, const char *state_dir, uint64_t *counter)
 {
 	char path[PATH_MAX], dir[PATH_MAX];
 	void *buf = NULL;
@@ -1049,7 +1024,7 @@ int vv_store_anchor_get(const struct vv_store *s, uint64_t *counter)
 		r = VV_EINVAL;
 		goto out;
 	}
-	if ((r = anchor_path(s, path, sizeof(path), dir, sizeof(dir))) < 0)
+	if ((r = anchor_path(s, state_dir, path, sizeof(path), dir, sizeof(dir))) < 0)
 		goto out;
 	/* A link or someone else's file in our place is refused (privfile.h):
 	 * whoever can replace the anchor can roll the store back unnoticed. */
@@ -1086,7 +1061,8 @@ out:
 	return r;
 }
 
-int vv_store_anchor_put(const struct vv_store *s, uint64_t counter, bool durable)
+int vv_store_anchor_put(const struct vv_store *s, const char *state_dir, uint64_t counter,
+			bool durable)
 {
 	char path[PATH_MAX], dir[PATH_MAX];
 	uint8_t buf[ANCHOR_BYTES];
@@ -1097,7 +1073,7 @@ int vv_store_anchor_put(const struct vv_store *s, uint64_t counter, bool durable
 		r = VV_EINVAL;
 		goto out;
 	}
-	if ((r = anchor_path(s, path, sizeof(path), dir, sizeof(dir))) < 0)
+	if ((r = anchor_path(s, state_dir, path, sizeof(path), dir, sizeof(dir))) < 0)
 		goto out;
 	if ((r = vv_privfile_mkdir(dir)) < 0) {
 		vv_log(VV_LOG_ERR, "anchor directory %s: cannot create or use it", dir);

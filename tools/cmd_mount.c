@@ -30,6 +30,7 @@
 
 #include "cmd.h"
 #include "vecvault/fs.h"
+#include "env.h"
 #include "util.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -208,6 +209,7 @@ static void report(int fd, const char *fmt, ...)
 static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 {
 	struct vv_vault_opts vo;
+	struct tool_dirs dirs;
 	struct vv_vault *v = NULL;
 	char msg[1024];
 	int r, ret = 1;
@@ -226,8 +228,7 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 		vo.flags |= VV_VAULT_ACCEPT_ROLLBACK;
 	if (a->fo.ro)
 		vo.flags |= VV_VAULT_READONLY;
-	if (tool_test_kdf_allowed())
-		vo.flags |= VV_VAULT_ALLOW_TEST_KDF;
+	tool_env_vault_opts(&dirs, &vo);
 
 	/* The pid file first: a refused one stops us before the vault is
 	 * unlocked or anything is recorded. */

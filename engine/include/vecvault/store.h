@@ -137,20 +137,18 @@ int vv_store_subkey(const struct vv_store *s, uint64_t id, const char ctx[8],
 
 /* Rollback anchor: the highest metadata commit counter this machine has seen
  * for this store, in STATE_DIR/anchors/<store-id>, MAC'd with the anchor
- * subkey.  Both need an unlocked store.
+ * subkey.  Both need an unlocked store.  state_dir (borrowed) is the
+ * caller's per-user state directory; the engine has no default and reads
+ * no environment (the CLI's is tools/env.c: $VECVAULT_STATE_DIR, ...).
+ * NULL or "" -> VV_ENOENT.
  * get: missing file -> *counter = 0 (first mount here) and 0; a forged,
  *      truncated or foreign anchor -> VV_ECORRUPT.
  * put: writes counter (even if lower: the caller decides, e.g. an explicit
  *      restore); durable = fsync file and directory (vv_os_write_atomic),
  *      otherwise tmp+rename without fsync, for frequent updates. */
-int vv_store_anchor_get(const struct vv_store *s, uint64_t *counter)
+int vv_store_anchor_get(const struct vv_store *s, const char *state_dir, uint64_t *counter)
 	__attribute__((warn_unused_result));
-int vv_store_anchor_put(const struct vv_store *s, uint64_t counter, bool durable)
-	__attribute__((warn_unused_result));
-
-/* The per-user state directory (not created here): $VECVAULT_STATE_DIR if
- * set, else /var/lib/vecvault for root, else $XDG_STATE_HOME/vecvault, else
- * $HOME/.local/state/vecvault.  VV_ENAMETOOLONG / VV_ENOENT (no home). */
-int vv_store_state_dir(char *out, size_t outlen);
+int vv_store_anchor_put(const struct vv_store *s, const char *state_dir, uint64_t counter,
+			bool durable) __attribute__((warn_unused_result));
 
 #endif
