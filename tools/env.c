@@ -3,6 +3,7 @@
  * place (env.h says why).  Each function reads what it needs when called,
  * so tests that set a variable for one run of the CLI see it honoured.
  */
+#include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "env.h"
 #include "vecvault/error.h"
 #include "vecvault/vault.h"
+#include "vecvault/vector.h"
 
 bool tool_test_kdf_allowed(void)
 {
@@ -72,4 +74,39 @@ void tool_env_vault_opts(struct tool_dirs *d, struct vv_vault_opts *o)
 	o->audit_dir = tool_audit_dir(d->audit, sizeof(d->audit)) == 0 ? d->audit : NULL;
 	if (tool_test_kdf_allowed())
 		o->flags |= VV_VAULT_ALLOW_TEST_KDF;
+}
+
+void tool_env_vector_config(void)
+{
+	struct vv_vector_config c = { 0 };
+	const char *e;
+
+	c.simd = getenv("VV_SIMD");
+	e = getenv("VV_BLAS");
+	c.no_blas = e && !strcmp(e, "0");
+	e = getenv("VV_SCAN_IO");
+	if (e && !strcmp(e, "read"))
+		c.scan_io = VV_SCAN_IO_READ;
+	else if (e && !strcmp(e, "mmap"))
+		c.scan_io = VV_SCAN_IO_MMAP;
+	vv_vector_configure(&c);
+}
+
+void tool_env_search_opts(struct vv_search_opts *o)
+{
+	const char *e = getenv("VV_KNN_OFFLOAD");
+	unsigned long long v;
+	char *end;
+
+	if (e && !strcmp(e, "0"))
+		o->no_offload = true;
+	e = getenv("VV_KNN_OFFLOAD_MIN");
+	if (e && *e) {
+		errno = 0;
+		v = strtoull(e, &end, 10);
+		if (!errno && !*end) {
+			o->offload_min_set = true;
+			o->offload_min_bytes = v;
+		}
+	}
 }

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 struct vv_vault_opts;
+struct vv_search_opts;
 
 /* VECVAULT_TEST_KDF=1: let this run pass VV_VAULT_ALLOW_TEST_KDF /
  * VV_STORE_ALLOW_TEST_KDF (test suites only). */
@@ -44,5 +45,13 @@ struct tool_dirs {
  * home); add VV_VAULT_ALLOW_TEST_KDF to o->flags under VECVAULT_TEST_KDF=1.
  * Leaves every other field of o alone. */
 void tool_env_vault_opts(struct tool_dirs *d, struct vv_vault_opts *o);
+
+/* Process-wide vector choices, once, before any search or mount:
+ * $VV_SIMD (scalar|avx2|avx512), $VV_BLAS=0, $VV_SCAN_IO (read|mmap). */
+void tool_env_vector_config(void);
+
+/* Per-query choices: $VV_KNN_OFFLOAD=0 sets o->no_offload;
+ * $VV_KNN_OFFLOAD_MIN (bytes, a decimal number) sets the offload minimum. */
+void tool_env_search_opts(struct vv_search_opts *o);
 
 #endif

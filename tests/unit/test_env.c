@@ -14,6 +14,8 @@
 #include "vecvault/audit.h"
 #include "vecvault/error.h"
 #include "vecvault/vault.h"
+#include "vecvault/vector.h"
+#include "vector_int.h"
 
 static void clear(void)
 {
@@ -120,10 +122,57 @@ static void test_vault_opts(void)
 	clear();
 }
 
+static void test_search_opts(void)
+{
+	struct vv_search_opts o;
+
+	unsetenv("VV_KNN_OFFLOAD");
+	unsetenv("VV_KNN_OFFLOAD_MIN");
+	memset(&o, 0, sizeof(o));
+	tool_env_search_opts(&o);
+	ok(!o.no_offload && !o.offload_min_set, "unset: defaults");
+	setenv("VV_KNN_OFFLOAD", "1", 1);
+	setenv("VV_KNN_OFFLOAD_MIN", "12x", 1);
+	tool_env_search_opts(&o);
+	ok(!o.no_offload && !o.offload_min_set, "VV_KNN_OFFLOAD=1, a bad minimum: defaults");
+	setenv("VV_KNN_OFFLOAD", "0", 1);
+	setenv("VV_KNN_OFFLOAD_MIN", "0", 1);
+	tool_env_search_opts(&o);
+	ok(o.no_offload, "VV_KNN_OFFLOAD=0: no offload");
+	ok(o.offload_min_set && o.offload_min_bytes == 0, "VV_KNN_OFFLOAD_MIN=0: every segment");
+	unsetenv("VV_KNN_OFFLOAD");
+	unsetenv("VV_KNN_OFFLOAD_MIN");
+}
+
+static void test_vector_config(void)
+{
+	const char *best;
+
+	unsetenv("VV_SIMD");
+	unsetenv("VV_BLAS");
+	tool_env_vector_config();
+	best = vv_knn_kernel_name();
+	setenv("VV_SIMD", "scalar", 1);
+	tool_env_vector_config();
+	is_str(vv_knn_kernel_name(), "scalar", "VV_SIMD=scalar forces the scalar kernel");
+	setenv("VV_SIMD", "nonsense", 1);
+	tool_env_vector_config();
+	is_str(vv_knn_kernel_name(), best, "an unknown VV_SIMD: the best kernel");
+	unsetenv("VV_SIMD");
+	setenv("VV_BLAS", "0", 1);
+	tool_env_vector_config();
+	ok(!vv_blas_available(), "VV_BLAS=0: no BLAS batch path");
+	unsetenv("VV_BLAS");
+	tool_env_vector_config();
+	tap_diag(vv_blas_available() ? "BLAS: built in and on" : "BLAS: not built");
+}
+
 int main(void)
 {
 	test_state_dir();
 	test_audit_dir();
 	test_vault_opts();
+	test_search_opts();
+	test_vector_config();
 	return tap_done();
 }
