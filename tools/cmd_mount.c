@@ -418,7 +418,7 @@ int cmd_mount(int argc, char **argv)
 	if (a.foreground) {
 		/* Only the process systemd started may say READY=1 (vecvault@.service
 		 * runs mount -f); a background daemon is not that process. */
-		a.fo.sd_notify = true;
+		a.fo.notify_socket = tool_notify_socket();
 		if (a.log && tool_log_daemon("mount", a.log, a.debug, why, sizeof(why)) < 0)
 			goto out;
 		if (!a.log && a.debug) {

@@ -76,6 +76,13 @@ void tool_env_vault_opts(struct tool_dirs *d, struct vv_vault_opts *o)
 		o->flags |= VV_VAULT_ALLOW_TEST_KDF;
 }
 
+const char *tool_notify_socket(void)
+{
+	const char *e = getenv("NOTIFY_SOCKET");
+
+	return e && e[0] ? e : NULL;
+}
+
 void tool_env_vector_config(void)
 {
 	struct vv_vector_config c = { 0 };

@@ -54,4 +54,8 @@ void tool_env_vector_config(void);
  * $VV_KNN_OFFLOAD_MIN (bytes, a decimal number) sets the offload minimum. */
 void tool_env_search_opts(struct vv_search_opts *o);
 
+/* $NOTIFY_SOCKET (systemd's readiness socket), NULL when unset or empty:
+ * for vv_fs_opts.notify_socket (fs/ reads no environment either). */
+const char *tool_notify_socket(void);
+
 #endif
