@@ -4,7 +4,8 @@
  * The engine reads no environment (docs/design.md, "Where configuration
  * enters"): the CLI reads every variable that means something to the
  * engine here, in tools/env.c, and hands the values over as explicit
- * options.
+ * options.  The ctest checks layout/no-env-in-engine and layout/no-env-in-fs
+ * keep it that way.
  * The variables, their meanings and defaults are the ones the README and
  * the man pages list; only the place that reads them moved here.
  */
