@@ -1,6 +1,7 @@
 /*
  * test_env.c - tools/env.c: the CLI's environment, the one place the
- * variables that steer the engine are read (the engine reads none).  Each variable keeps
+ * variables that steer the engine are read (the engine reads none; the
+ * ctest check layout/no-env-in-engine keeps it so).  Each variable keeps
  * the name, meaning and default it had when the engine read it itself.
  */
 #include <pwd.h>
@@ -167,6 +168,17 @@ static void test_vector_config(void)
 	tap_diag(vv_blas_available() ? "BLAS: built in and on" : "BLAS: not built");
 }
 
+static void test_notify_socket(void)
+{
+	unsetenv("NOTIFY_SOCKET");
+	ok(tool_notify_socket() == NULL, "no NOTIFY_SOCKET: do not notify");
+	setenv("NOTIFY_SOCKET", "", 1);
+	ok(tool_notify_socket() == NULL, "empty NOTIFY_SOCKET: do not notify");
+	setenv("NOTIFY_SOCKET", "@/org/x", 1);
+	ok(tool_notify_socket() && !strcmp(tool_notify_socket(), "@/org/x"), "NOTIFY_SOCKET passed as is");
+	unsetenv("NOTIFY_SOCKET");
+}
+
 int main(void)
 {
 	test_state_dir();
@@ -174,5 +186,6 @@ int main(void)
 	test_vault_opts();
 	test_search_opts();
 	test_vector_config();
+	test_notify_socket();
 	return tap_done();
 }
