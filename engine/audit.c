@@ -1062,27 +1062,17 @@ void vv_audit_rec_self(struct vv_audit_rec *r, const char *op, int result, const
 	r->detail = detail;
 }
 
-int vv_audit_default_path(const char *store_id, char *out, size_t outlen)
+int vv_audit_default_path(const char *audit_dir, const char *store_id, char *out, size_t outlen)
 {
-	const char *env = getenv("VECVAULT_AUDIT_DIR");
-	const char *xdg = getenv("XDG_STATE_HOME");
-	const char *home = getenv("HOME");
 	int n;
 
 	if (!out || !outlen)
 		return VV_EINVAL;
 	if (!store_id || !*store_id || strchr(store_id, '/') || store_id[0] == '.')
 		return VV_EINVAL;
-	if (env && *env)
-		n = snprintf(out, outlen, "%s/%s/audit.log", env, store_id);
-	else if (geteuid() == 0)
-		n = snprintf(out, outlen, "/var/log/vecvault/%s/audit.log", store_id);
-	else if (xdg && *xdg == '/')
-		n = snprintf(out, outlen, "%s/vecvault/%s/audit.log", xdg, store_id);
-	else if (home && *home)
-		n = snprintf(out, outlen, "%s/.local/state/vecvault/%s/audit.log", home, store_id);
-	else
-		return VV_EINVAL;
+	if (!audit_dir || !*audit_dir)
+		return VV_EINVAL;   /* the host found no location (no home) */
+	n = snprintf(out, outlen, "%s/%s/audit.log", audit_dir, store_id);
 	return (n < 0 || (size_t)n >= outlen) ? VV_ENAMETOOLONG : 0;
 }
 

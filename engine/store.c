@@ -44,7 +44,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,13 +104,6 @@ static int oserr(int r)
 	return r < 0 ? vv_err_from_errno(-r) : r;
 }
 
-static bool allow_test_kdf(unsigned flags)
-{
-	const char *e = getenv("VECVAULT_TEST_KDF");
-
-	return (flags & VV_STORE_ALLOW_TEST_KDF) || (e && strcmp(e, "1") == 0);
-}
-
 static enum vv_kdf_profile profile_of(enum vv_store_kdf k)
 {
 	switch (k) {
@@ -137,7 +129,9 @@ static struct vv_store *store_new(const char *dir, unsigned flags)
 	if (!s)
 		return NULL;
 	s->lockfd = -1;
-	s->allow_test = allow_test_kdf(flags);
+	/* Only the caller's explicit flag: the engine reads no environment, so
+	 * no variable can lower the KDF floor behind a caller's back. */
+	s->allow_test = (flags & VV_STORE_ALLOW_TEST_KDF) != 0;
 	s->dir = strdup(dir);
 	if (!s->dir) {
 		free(s);
@@ -603,7 +597,7 @@ static int check_new_slot(const struct vv_store *s, const char *pass, size_t pas
 	vv_kdf_params_for(profile_of(kdf), p);
 	if (!vv_kdf_params_ok(p, s->allow_test)) {
 		vv_log(VV_LOG_ERR, "the test-only KDF profile needs VV_STORE_ALLOW_TEST_KDF "
-		       "or VECVAULT_TEST_KDF=1 (test suites only)");
+		       "(test suites only)");
 		return VV_EDOWNGRADE;
 	}
 	return 0;
@@ -982,39 +976,15 @@ int vv_store_subkey(const struct vv_store *s, uint64_t id, const char ctx[8],
 
 /* ---- anchors --------------------------------------------------------- */
 
-int vv_store_state_dir(char *out, size_t outlen)
+static int anchor_path(const struct vv_store *s, const char *state, char *out, size_t outlen,
+		       char *dir, size_t dirlen)
 {
-	const char *e = getenv("VECVAULT_STATE_DIR"), *home;
 	int n;
 
-	if (e && e[0])
-		n = snprintf(out, outlen, "%s", e);
-	else if (geteuid() == 0)
-		n = snprintf(out, outlen, "/var/lib/vecvault");
-	else if ((e = getenv("XDG_STATE_HOME")) && e[0] == '/')
-		n = snprintf(out, outlen, "%s/vecvault", e);
-	else {
-		home = getenv("HOME");
-		if (!home || home[0] != '/') {
-			struct passwd *pw = getpwuid(geteuid());
-			home = pw ? pw->pw_dir : NULL;
-		}
-		if (!home || home[0] != '/')
-			return VV_ENOENT;
-		n = snprintf(out, outlen, "%s/.local/state/vecvault", home);
+	if (!state || !state[0]) {
+		vv_log(VV_LOG_ERR, "store %s: no state directory for the rollback anchor", s->dir);
+		return VV_ENOENT;
 	}
-	if (n < 0 || (size_t)n >= outlen)
-		return VV_ENAMETOOLONG;
-	return 0;
-}
-
-static int anchor_path(const struct vv_store *s, char *out, size_t outlen, char *dir, size_t dirlen)
-{
-	char state[PATH_MAX];
-	int r, n;
-
-	if ((r = vv_store_state_dir(state, sizeof(state))) < 0)
-		return r;
 	n = snprintf(dir, dirlen, "%s/anchors", state);
 	if (n < 0 || (size_t)n >= dirlen)
 		return VV_ENAMETOOLONG;
@@ -1038,7 +1008,7 @@ static int anchor_mac(const struct vv_store *s, const uint8_t *body, uint8_t out
 	return r;
 }
 
-int vv_store_anchor_get(const struct vv_store *s, uint64_t *counter)
+int vv_store_anchor_get(const struct vv_store *s, const char *state_dir, uint64_t *counter)
 {
 	char path[PATH_MAX], dir[PATH_MAX];
 	void *buf = NULL;
@@ -1054,7 +1024,7 @@ int vv_store_anchor_get(const struct vv_store *s, uint64_t *counter)
 		r = VV_EINVAL;
 		goto out;
 	}
-	if ((r = anchor_path(s, path, sizeof(path), dir, sizeof(dir))) < 0)
+	if ((r = anchor_path(s, state_dir, path, sizeof(path), dir, sizeof(dir))) < 0)
 		goto out;
 	/* A link or someone else's file in our place is refused (privfile.h):
 	 * whoever can replace the anchor can roll the store back unnoticed. */
@@ -1091,7 +1061,8 @@ out:
 	return r;
 }
 
-int vv_store_anchor_put(const struct vv_store *s, uint64_t counter, bool durable)
+int vv_store_anchor_put(const struct vv_store *s, const char *state_dir, uint64_t counter,
+			bool durable)
 {
 	char path[PATH_MAX], dir[PATH_MAX];
 	uint8_t buf[ANCHOR_BYTES];
@@ -1102,7 +1073,7 @@ int vv_store_anchor_put(const struct vv_store *s, uint64_t counter, bool durable
 		r = VV_EINVAL;
 		goto out;
 	}
-	if ((r = anchor_path(s, path, sizeof(path), dir, sizeof(dir))) < 0)
+	if ((r = anchor_path(s, state_dir, path, sizeof(path), dir, sizeof(dir))) < 0)
 		goto out;
 	if ((r = vv_privfile_mkdir(dir)) < 0) {
 		vv_log(VV_LOG_ERR, "anchor directory %s: cannot create or use it", dir);

@@ -76,7 +76,8 @@ static int meta_path(struct vv_store *s, char *out, size_t cap)
 }
 
 int vv_vault_create_store(const char *dir, const char *pass, size_t passlen,
-			  int kdf_profile, unsigned flags, uint32_t uid, uint32_t gid)
+			  int kdf_profile, unsigned flags, uint32_t uid, uint32_t gid,
+			  const char *state_dir)
 {
 	struct vv_store_create_opts so = { .kdf = (enum vv_store_kdf)kdf_profile, .page_size = 4096 };
 	struct vv_store *store = NULL;
@@ -123,7 +124,7 @@ int vv_vault_create_store(const char *dir, const char *pass, size_t passlen,
 	if ((r = vv_meta_inode_put(meta, &root)) < 0 || (r = vv_meta_commit(meta)) < 0)
 		goto out;
 	if ((r = vv_meta_kv_get_u64(meta, "commits", &commits)) < 0 ||
-	    (r = vv_store_anchor_put(store, commits, true)) < 0)
+	    (r = vv_store_anchor_put(store, state_dir, commits, true)) < 0)
 		goto out;
 out:
 	r2 = vv_meta_close(meta);
@@ -197,6 +198,11 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	v->audit_required = o->audit_required;
 	v->progress = o->progress;
 	v->progress_ctx = o->progress_ctx;
+	if ((o->state_dir && !(v->state_dir = strdup(o->state_dir))) ||
+	    (o->audit_dir && !(v->audit_dir = strdup(o->audit_dir)))) {
+		r = VV_ENOMEM;
+		goto fail;
+	}
 	if ((r = vv_store_open(dir, (o->flags & VV_VAULT_ALLOW_TEST_KDF) ? VV_STORE_ALLOW_TEST_KDF : 0,
 			       &v->store)) < 0)
 		goto fail;
@@ -234,7 +240,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		       "dropped (a torn write at a crash, or tampering); the commit counter check "
 		       "below decides whether this is a rollback", vv_meta_wal_discarded(v->meta));
 	if ((r = vv_meta_kv_get_u64(v->meta, "commits", &commits)) < 0 ||
-	    (r = vv_store_anchor_get(v->store, &anchor)) < 0)
+	    (r = vv_store_anchor_get(v->store, v->state_dir, &anchor)) < 0)
 		goto fail;
 	if (commits < anchor) {
 		if (!(o->flags & VV_VAULT_ACCEPT_ROLLBACK)) {
@@ -247,7 +253,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		vv_log(VV_LOG_WARN, "vault: accepting metadata at commit %llu (anchor was %llu) as asked",
 		       (unsigned long long)commits, (unsigned long long)anchor);
 	}
-	if ((r = vv_store_anchor_put(v->store, commits, true)) < 0)
+	if ((r = vv_store_anchor_put(v->store, v->state_dir, commits, true)) < 0)
 		goto fail;
 	if ((r = vv_meta_kv_get_u64(v->meta, "root_coll", &rc64)) < 0)
 		goto fail;
@@ -275,7 +281,8 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		size_t ml = 0;
 		if (o->audit_log)
 			snprintf(apath, sizeof(apath), "%s", o->audit_log);
-		else if ((r = vv_audit_default_path(vv_store_id(v->store), apath, sizeof(apath))) < 0)
+		else if ((r = vv_audit_default_path(v->audit_dir, vv_store_id(v->store), apath,
+							   sizeof(apath))) < 0)
 			goto fail;
 		if (vv_meta_kv_get_u64(v->meta, "audit_seq", &sseq) < 0 ||
 		    vv_meta_kv_get_blob(v->meta, "audit_mac", smac, sizeof(smac), &ml) < 0 ||
@@ -385,6 +392,8 @@ int vv_vault_close(struct vv_vault *v)
 	free(v->unl);
 	vv_secure_free(v->wrapkey);
 	vv_store_close(v->store);
+	free(v->state_dir);
+	free(v->audit_dir);
 	pthread_mutex_destroy(&v->mu);
 	pthread_cond_destroy(&v->tick_cv);
 	pthread_mutex_destroy(&v->sealmu);

@@ -237,7 +237,7 @@ void vault_audit_failed_unlock(struct vv_store *s, const struct vv_vault_opts *o
 
 	if (o->audit_log)
 		snprintf(path, sizeof(path), "%s", o->audit_log);
-	else if (vv_audit_default_path(vv_store_id(s), path, sizeof(path)) < 0)
+	else if (vv_audit_default_path(o->audit_dir, vv_store_id(s), path, sizeof(path)) < 0)
 		return;
 	vv_audit_rec_self(&rec, "unlock", result, o->purpose ? o->purpose : "open");
 	vv_audit_preauth_append(path, &rec);

@@ -171,7 +171,7 @@ static void anchor_catch_up(struct vv_vault *v)
 
 	v->anchor_lags = false;
 	if (vv_meta_kv_get_u64(v->meta, "commits", &commits) == 0 &&
-	    vv_store_anchor_put(v->store, commits, false) < 0)
+	    vv_store_anchor_put(v->store, v->state_dir, commits, false) < 0)
 		vv_log(VV_LOG_WARN, "vault: cannot update the rollback anchor");
 }
 

@@ -161,6 +161,8 @@ struct vv_vault {
 	uint64_t ckpt_seq;
 	uint8_t ckpt_mac[VV_AUDIT_MAC_BYTES];
 	unsigned flags;
+	char *state_dir;                 /* vv_vault_opts copies (the anchors' home) */
+	char *audit_dir;
 
 	pthread_mutex_t mu;
 	struct node **htab;

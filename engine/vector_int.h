@@ -27,8 +27,11 @@ struct vv_kernels {
 	void (*norms)(const float *x, size_t xs, size_t nx, size_t d, float *out);
 };
 
-/* The kernels for this CPU (or $VV_SIMD), chosen once, thread-safe. */
+/* The kernels for this CPU (or the ones vv_vector_configure forced),
+ * thread-safe. */
 const struct vv_kernels *vv_kernels_get(void);
+/* vv_vector_configure's part for vector_knn.c: simd NULL/"" = the best. */
+void vv_kernels_configure(const char *simd, bool no_blas);
 /* Kernel sets by name ("scalar", "avx2", "avx512"), NULL if the CPU lacks
  * it; for tests comparing kernels. */
 const struct vv_kernels *vv_kernels_by_name(const char *name);

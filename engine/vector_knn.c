@@ -10,10 +10,13 @@
  *
  * The SIMD variants are compiled with target attributes so the library runs
  * on any x86-64; one is picked at first use from the CPU's feature bits
- * (AVX-512 only when the CPU has it).  VV_SIMD=scalar|avx2|avx512 forces one.
+ * (AVX-512 only when the CPU has it).  vv_vector_configure() forces one
+ * (the CLI's VV_SIMD=scalar|avx2|avx512).
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -340,28 +343,45 @@ const struct vv_kernels *vv_kernels_by_name(const char *name)
 	return NULL;
 }
 
-static const struct vv_kernels *chosen;
+/* The host's choice (vv_vector_configure) or, until it makes one, the best
+ * this CPU has, picked once. */
+static _Atomic(const struct vv_kernels *) chosen;
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
+static atomic_bool blas_off;
+
+static const struct vv_kernels *pick(const char *name)
+{
+	const struct vv_kernels *k = NULL;
+
+	if (name && *name)
+		k = vv_kernels_by_name(name);
+	if (!k)
+		k = vv_kernels_by_name("avx512");
+	if (!k)
+		k = vv_kernels_by_name("avx2");
+	if (!k)
+		k = &k_scalar;
+	return k;
+}
 
 static void choose(void)
 {
-	const char *env = getenv("VV_SIMD");
+	const struct vv_kernels *none = NULL;
 
-	chosen = NULL;
-	if (env && *env)
-		chosen = vv_kernels_by_name(env);
-	if (!chosen)
-		chosen = vv_kernels_by_name("avx512");
-	if (!chosen)
-		chosen = vv_kernels_by_name("avx2");
-	if (!chosen)
-		chosen = &k_scalar;
+	/* configured before the first search: keep the host's choice */
+	atomic_compare_exchange_strong(&chosen, &none, pick(NULL));
 }
 
 const struct vv_kernels *vv_kernels_get(void)
 {
 	pthread_once(&choose_once, choose);
-	return chosen;
+	return atomic_load(&chosen);
+}
+
+void vv_kernels_configure(const char *simd, bool no_blas)
+{
+	atomic_store(&chosen, pick(simd));
+	atomic_store(&blas_off, no_blas);
 }
 
 const char *vv_knn_kernel_name(void)
@@ -486,8 +506,7 @@ static void blas_init(void)
 bool vv_blas_available(void)
 {
 #ifdef VV_HAVE_OPENBLAS
-	const char *env = getenv("VV_BLAS");
-	return !(env && strcmp(env, "0") == 0);
+	return !atomic_load(&blas_off);
 #else
 	return false;
 #endif

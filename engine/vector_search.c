@@ -103,18 +103,32 @@ static void unmap(uint8_t *p, size_t len, bool mapped)
 		free(p);
 }
 
-/* $VV_SCAN_IO: "read" scans every segment with pread(2), "mmap" every one
- * through its mapping, anything else lets the size and file system decide
+/* vv_vector_config.scan_io: READ scans every segment with pread(2), MMAP
+ * every one through its mapping, AUTO lets the size and file system decide
  * (struct scan_io). */
+static atomic_int scan_io_mode;
+
+void vv_vector_configure(const struct vv_vector_config *c)
+{
+	struct vv_vector_config dflt = { 0 };
+
+	if (!c)
+		c = &dflt;
+	atomic_store(&scan_io_mode, (int)c->scan_io);
+	vv_kernels_configure(c->simd, c->no_blas);
+}
+
+/* 1 = pread every segment, -1 = map every one, 0 = decide per segment. */
 static int scan_io_forced(void)
 {
-	const char *e = getenv("VV_SCAN_IO");
-
-	if (e && !strcmp(e, "read"))
+	switch (atomic_load(&scan_io_mode)) {
+	case VV_SCAN_IO_READ:
 		return 1;
-	if (e && !strcmp(e, "mmap"))
+	case VV_SCAN_IO_MMAP:
 		return -1;
-	return 0;
+	default:
+		return 0;
+	}
 }
 
 /* pread exactly n bytes at off; 0, or a VV_E* code with *why set. */
@@ -1229,28 +1243,16 @@ static int job_errors(const struct job *j, const struct worker *ws, size_t start
 
 static bool offload_allowed(const struct vv_search_opts *o)
 {
-	const char *e = getenv("VV_KNN_OFFLOAD");
-
-	return !o->no_offload && !(e && !strcmp(e, "0"));
+	return !o->no_offload;
 }
 
 /* Smallest segment worth an offload request.  Each request is a FUSE round
  * trip in which the daemon starts its scan threads; below this size
  * scanning the page-cache copy here is cheaper (docs/query.md gives the
- * measured crossover).  $VV_KNN_OFFLOAD_MIN (bytes) overrides it. */
-static uint64_t offload_min_bytes(void)
+ * measured crossover).  o->offload_min_bytes overrides it. */
+static uint64_t offload_min_bytes(const struct vv_search_opts *o)
 {
-	const char *e = getenv("VV_KNN_OFFLOAD_MIN");
-	char *end;
-	unsigned long long v;
-
-	if (e && *e) {
-		errno = 0;
-		v = strtoull(e, &end, 10);
-		if (!errno && !*end)
-			return v;
-	}
-	return OFFLOAD_MIN_BYTES;
+	return o->offload_min_set ? o->offload_min_bytes : OFFLOAD_MIN_BYTES;
 }
 
 /* Ask the daemon behind streamed segment s (a FUSE file we hold open for
@@ -1362,7 +1364,7 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 	j.qn = qn;
 
 	/* Segments on a vecvault mount: let the daemon scan the large ones. */
-	omin = offload_min_bytes();
+	omin = offload_min_bytes(o);
 	for (size_t s = 0; s < c->nsegs; s++)
 		nstream += c->segs[s].stream && c->segs[s].fuse && c->segs[s].len >= omin;
 	if (nstream && offload_allowed(o) && nq * d <= VV_KNN_MAX_FLOATS &&

@@ -161,13 +161,13 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	vv_log(VV_LOG_INFO, "fs: mounted on %s", mnt);
 
 	send_ready(ready_fd);
-	if (o->sd_notify) {
+	if (o->notify_socket) {
 		char st[PATH_MAX + 32];
 
 		/* The kernel queues requests until the loop below answers INIT,
 		 * so the mount is usable from here on. */
 		snprintf(st, sizeof(st), "READY=1\nSTATUS=serving %s", mnt);
-		sdnotify(st);
+		sdnotify(o->notify_socket, st);
 	}
 	if (o->detach_stdio)
 		detach_stdio();
@@ -187,8 +187,8 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	vv_log(VV_LOG_INFO, "fs: unmounting %s", mnt);
 	/* Before the final commit, which may take a while: systemd then
 	 * shows the unit as deactivating rather than hung. */
-	if (o->sd_notify)
-		sdnotify("STOPPING=1\nSTATUS=unmounting, closing the vault");
+	if (o->notify_socket)
+		sdnotify(o->notify_socket, "STOPPING=1\nSTATUS=unmounting, closing the vault");
 out:
 	/* Offload requests still queued get their reply while the session
 	 * exists; running scans end (bounded) before it goes. */

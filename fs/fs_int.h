@@ -90,11 +90,12 @@ void notifier_sync(struct notifier *n, uint64_t mark);
 
 /* --- sdnotify.c: systemd readiness ------------------------------------------ */
 
-/* Send state ("READY=1", "STOPPING=1", with "STATUS=..." lines) to
- * $NOTIFY_SOCKET.  0 also when the variable is unset (not under systemd);
+/* Send state ("READY=1", "STOPPING=1", with "STATUS=..." lines) to the
+ * socket address name (systemd's $NOTIFY_SOCKET, which the CLI reads: fs/
+ * reads no environment).  0 also when name is NULL or "" (not under systemd);
  * VV_EINVAL (an address that is not a unix socket) or VV_ESYS, logged as a
  * warning: a lost notification never stops the daemon. */
-int sdnotify(const char *state);
+int sdnotify(const char *name, const char *state);
 
 /* --- daemon.c / ops.c --------------------------------------------------- */
 

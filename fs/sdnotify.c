@@ -3,11 +3,12 @@
  *
  * A service of Type=notify tells systemd it is ready (and later that it is
  * stopping) by sending a datagram of "KEY=VALUE\n" lines to the AF_UNIX
- * socket named in $NOTIFY_SOCKET: a path, or an abstract-namespace name
+ * socket named in $NOTIFY_SOCKET (read by the CLI, passed in
+ * vv_fs_opts.notify_socket): a path, or an abstract-namespace name
  * when it starts with '@' (the '@' becomes a NUL byte).  systemd learns the
  * sender's pid from the socket credentials and, by default
  * (NotifyAccess=main), accepts only the service's main process; that is
- * why only a foreground daemon notifies (vv_fs_opts.sd_notify).  The
+ * why only a foreground daemon notifies (vv_fs_opts.notify_socket).  The
  * protocol is small and stable (sd_notify(3)), so it is written here rather
  * than taking a library dependency for one sendto().
  */
@@ -23,9 +24,8 @@
 #include "vecvault/log.h"
 #include "fs_int.h"
 
-int sdnotify(const char *state)
+int sdnotify(const char *name, const char *state)
 {
-	const char *name = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sa;
 	size_t len, n = strlen(state);
 	ssize_t k;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "env.h"
 #include "util.h"
 #include "vecvault/audit.h"
 #include "vecvault/error.h"
@@ -108,9 +109,12 @@ static void put_safe(const char *s, int width)
 static int log_path_for(const char *verb, const char *store, const char *opt,
 			char *out, size_t n, struct vv_store **sp)
 {
+	char dir[PATH_MAX];
 	int r;
 
-	if ((r = vv_store_open(store, VV_STORE_NOLOCK, sp)) < 0) {
+	/* verify unlocks this store: a test-KDF slot needs the explicit flag */
+	if ((r = vv_store_open(store, VV_STORE_NOLOCK |
+			       (tool_test_kdf_allowed() ? VV_STORE_ALLOW_TEST_KDF : 0), sp)) < 0) {
 		die_msg(verb, "cannot open %s (%s)", store, vv_strerror(r));
 		return -1;
 	}
@@ -119,7 +123,8 @@ static int log_path_for(const char *verb, const char *store, const char *opt,
 			return -1;
 		return 0;
 	}
-	if ((r = vv_audit_default_path(vv_store_id(*sp), out, n)) < 0) {
+	if ((r = tool_audit_dir(dir, sizeof(dir))) < 0 ||
+	    (r = vv_audit_default_path(dir, vv_store_id(*sp), out, n)) < 0) {
 		die_msg(verb, "no default audit log location (%s); use --audit-log",
 			vv_strerror(r));
 		return -1;
@@ -167,13 +172,12 @@ static int do_verify(const char *store, const char *logopt, const struct pass_sr
 	{
 		struct vv_vault_opts vo = { .flags = VV_VAULT_READONLY | VV_VAULT_NO_AUDIT,
 					    .purpose = "audit verify" };
+		struct tool_dirs dirs;
 		struct vv_vault *v = NULL;
 		uint8_t smac[32];
 		uint64_t sseq = 0;
 		int vr;
-		const char *tk = getenv("VECVAULT_TEST_KDF");
-		if (tk && !strcmp(tk, "1"))
-			vo.flags |= VV_VAULT_ALLOW_TEST_KDF;
+		tool_env_vault_opts(&dirs, &vo);
 		vv_store_close(s);
 		s = NULL;
 		vr = vv_vault_open(store, pass.buf, pass.len, &vo, &v);

@@ -14,6 +14,7 @@
 
 #include "cmd.h"
 #include "progress.h"
+#include "env.h"
 #include "util.h"
 #include "vecvault/error.h"
 #include "vecvault/vault.h"
@@ -46,6 +47,7 @@ int cmd_fsck(int argc, char **argv)
 	struct pass_src src = { 0 };
 	struct vv_fsck_report rep;
 	struct vv_vault_opts vo;
+	struct tool_dirs dirs;
 	struct vv_vault *v = NULL;
 	bool dry = false, found;
 	const char *store;
@@ -81,8 +83,7 @@ int cmd_fsck(int argc, char **argv)
 	vo.purpose = "fsck";
 	if (dry)
 		vo.flags |= VV_VAULT_READONLY;
-	if (tool_test_kdf_allowed())
-		vo.flags |= VV_VAULT_ALLOW_TEST_KDF;
+	tool_env_vault_opts(&dirs, &vo);
 	tool_progress_start(&prog, "fsck", "checking blocks");
 	vo.progress = tool_progress_cb;
 	vo.progress_ctx = &prog;

@@ -6,7 +6,7 @@
  *
  * The root directory of the new vault belongs to the caller.  The "test"
  * KDF profile (Argon2id minimum) exists only so test suites run fast; it is
- * refused unless VECVAULT_TEST_KDF=1 is in the environment.
+ * refused unless VECVAULT_TEST_KDF=1 is in the environment (tools/env.c).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "env.h"
 #include "util.h"
 #include "vecvault/error.h"
 #include "vecvault/store.h"
@@ -42,6 +43,7 @@ int cmd_init(int argc, char **argv)
 	struct pass_src src = { 0 };
 	struct vv_store *s = NULL;
 	struct vv_store_info info;
+	char state[PATH_MAX];
 	int profile = VV_KDF_PROFILE_INTERACTIVE;
 	unsigned flags = 0;
 	const char *store;
@@ -97,7 +99,8 @@ int cmd_init(int argc, char **argv)
 	if (tool_get_pass("init", &src, "passphrase", true, &pass) < 0)
 		goto out;
 	r = vv_vault_create_store(store, pass.buf, pass.len, profile, flags,
-				  (uint32_t)getuid(), (uint32_t)getgid());
+				  (uint32_t)getuid(), (uint32_t)getgid(),
+				  tool_state_dir(state, sizeof(state)) == 0 ? state : NULL);
 	tool_pass_free(&pass);
 	if (r < 0) {
 		if (r == VV_EEXIST)

@@ -30,6 +30,7 @@
 
 #include "cmd.h"
 #include "vecvault/fs.h"
+#include "env.h"
 #include "util.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -208,6 +209,7 @@ static void report(int fd, const char *fmt, ...)
 static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 {
 	struct vv_vault_opts vo;
+	struct tool_dirs dirs;
 	struct vv_vault *v = NULL;
 	char msg[1024];
 	int r, ret = 1;
@@ -226,8 +228,7 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 		vo.flags |= VV_VAULT_ACCEPT_ROLLBACK;
 	if (a->fo.ro)
 		vo.flags |= VV_VAULT_READONLY;
-	if (tool_test_kdf_allowed())
-		vo.flags |= VV_VAULT_ALLOW_TEST_KDF;
+	tool_env_vault_opts(&dirs, &vo);
 
 	/* The pid file first: a refused one stops us before the vault is
 	 * unlocked or anything is recorded. */
@@ -417,7 +418,7 @@ int cmd_mount(int argc, char **argv)
 	if (a.foreground) {
 		/* Only the process systemd started may say READY=1 (vecvault@.service
 		 * runs mount -f); a background daemon is not that process. */
-		a.fo.sd_notify = true;
+		a.fo.notify_socket = tool_notify_socket();
 		if (a.log && tool_log_daemon("mount", a.log, a.debug, why, sizeof(why)) < 0)
 			goto out;
 		if (!a.log && a.debug) {

@@ -18,6 +18,7 @@
 
 #include "cmd.h"
 #include "progress.h"
+#include "env.h"
 #include "util.h"
 #include "vecvault/error.h"
 #include "vecvault/store.h"

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "env.h"
 #include "progress.h"
 #include "vecvault/error.h"
 #include "vecvault/vector.h"
@@ -329,6 +330,7 @@ int cmd_query(int argc, char **argv)
 		die_msg("query", "%s: no segments (nothing to search)", dir);
 		goto out;
 	}
+	tool_env_search_opts(&so);
 	if (!(hits = calloc(nq * so.k + 1, sizeof(*hits)))) {
 		die_msg("query", "out of memory for %zu x %u results", nq, so.k);
 		goto out;

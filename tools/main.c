@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "env.h"
 #include "util.h"
 #include "vecvault/knn_ioctl.h"
 #include "vecvault/version.h"
@@ -86,6 +87,7 @@ int main(int argc, char **argv)
 	const struct verb *vb;
 
 	tool_log_stderr();
+	tool_env_vector_config();   /* the daemon's offload scans use it too */
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "env.h"
 #include "util.h"
 #include "vecvault/audit.h"
 #include "vecvault/store.h"
@@ -47,13 +48,6 @@ bool tool_want_help(int argc, char **argv)
 			return true;
 	}
 	return false;
-}
-
-bool tool_test_kdf_allowed(void)
-{
-	const char *e = getenv("VECVAULT_TEST_KDF");
-
-	return e && !strcmp(e, "1");
 }
 
 /* ---- passphrases ------------------------------------------------------------ */
@@ -435,10 +429,11 @@ void tool_audit_admin(struct vv_store *s, const char *op, int result, const char
 	struct vv_audit_rec rec;
 	struct vv_audit *a = NULL;
 	uint8_t key[VV_STORE_KEY_BYTES];
-	char path[PATH_MAX];
+	char path[PATH_MAX], dir[PATH_MAX];
 	int r;
 
-	if (!s || vv_audit_default_path(vv_store_id(s), path, sizeof(path)) < 0)
+	if (!s || tool_audit_dir(dir, sizeof(dir)) < 0 ||
+	    vv_audit_default_path(dir, vv_store_id(s), path, sizeof(path)) < 0)
 		return;
 	vv_audit_rec_self(&rec, op, result, detail);
 	if (!vv_store_is_unlocked(s)) {

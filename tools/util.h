@@ -51,9 +51,6 @@ void tool_open_error(const char *store, int r, char *buf, size_t buflen);
 /* argv has -h/--help anywhere before "--"? */
 bool tool_want_help(int argc, char **argv);
 
-/* VECVAULT_TEST_KDF=1 in the environment. */
-bool tool_test_kdf_allowed(void);
-
 /* Record an admin action on a store in its audit log (default location).
  * With the store unlocked the record is chained with the audit key; when it
  * is not (a failed unlock), it goes to the pre-authentication file.  Prints

@@ -1100,12 +1100,12 @@ static bool check_cut(size_t K, uint64_t cseed)
 			tap_diag("VV_CRASH_SAVE: copy failed");
 	}
 
-	setenv("VECVAULT_STATE_DIR", state, 1);
+	o.state_dir = state;
 	r = vv_vault_open(store, PASS, strlen(PASS), &o, &v);
 	if (r < 0 && (r == VV_ECORRUPT || r == VV_EROLLBACK)) {
 		/* maybe the anchor: note it, then check the store on its own */
 		int r2;
-		setenv("VECVAULT_STATE_DIR", fresh, 1);
+		o.state_dir = fresh;
 		r2 = vv_vault_open(store, PASS, strlen(PASS), &o, &v);
 		if (r2 == 0) {
 			anchor_failures++;
@@ -1231,14 +1231,12 @@ int main(void)
 	snprintf(alog, sizeof(alog), "%s/audit.log", scratch);
 	mkdir(world, 0700);
 	mkdir(state, 0700);
-	setenv("VECVAULT_STATE_DIR", state, 1);
-	setenv("VECVAULT_TEST_KDF", "1", 1);
 	snprintf(line, sizeof(line), "seed %llu (VV_CRASH_SEED), %zu cuts (VV_CRASH_CUTS), %d steps",
 		 (unsigned long long)seed, ncuts, steps);
 	tap_diag(line);
 
 	r = vv_vault_create_store(store, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
-				  VV_VAULT_ALLOW_TEST_KDF, 0, 0);
+				  VV_VAULT_ALLOW_TEST_KDF, 0, 0, state);
 	is_int(r, 0, "create the store");
 	if (r < 0)
 		return tap_done();
@@ -1250,6 +1248,7 @@ int main(void)
 	rec_install();
 	recording = true;
 	o.audit_log = alog;
+	o.state_dir = state;
 	r = vv_vault_open(store, PASS, strlen(PASS), &o, &v);
 	is_int(r, 0, "open under the recording OS layer");
 	if (r == 0) {

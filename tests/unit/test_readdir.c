@@ -34,6 +34,8 @@
 #define N 20000                     /* entries present at the start */
 #define NEW_MAX 4096                /* entries created during a listing */
 
+static char state[600];             /* the rollback anchor's directory */
+
 static struct vv_ctx root_c = { .id = { .uid = 0, .gid = 0 }, .umask = 022, .comm = "test" };
 
 /* What one listing saw. */
@@ -154,7 +156,8 @@ static struct vv_vault *xattrs_after_plus(struct vv_vault *v, const char *store,
 				       0x10, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
 				       0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff };
 	struct vv_ctx nobody = { .id = { .uid = 65534, .gid = 65534 }, .umask = 022, .comm = "test" };
-	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT };
+	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT,
+				   .state_dir = state };
 	struct vv_attr d, a1, a2, a3;
 	struct vv_dir *dh = NULL;
 	char buf[64];
@@ -297,23 +300,22 @@ int main(void)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	char top[256], store[300], cmd[600];
-	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT };
+	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT,
+				   .state_dir = state };
 	struct vv_vault *v = NULL;
 	struct vv_attr c1;
 	bool *removed = calloc(N, sizeof(bool));
 	int nnew = 0, made = 0;
 	char nm[32];
 
-	setenv("VECVAULT_TEST_KDF", "1", 1);
 	snprintf(top, sizeof(top), "%s/vv-readdir-XXXXXX", tmp);
 	if (!mkdtemp(top))
 		tap_skip_all("cannot make a temp dir");
 	snprintf(store, sizeof(store), "%s/store", top);
-	snprintf(cmd, sizeof(cmd), "%s/state", top);
-	setenv("VECVAULT_STATE_DIR", cmd, 1);
+	snprintf(state, sizeof(state), "%s/state", top);
 
 	is_int(vv_vault_create_store(store, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
-				     VV_VAULT_ALLOW_TEST_KDF, 0, 0), 0, "create a store");
+				     VV_VAULT_ALLOW_TEST_KDF, 0, 0, state), 0, "create a store");
 	is_int(vv_vault_open(store, PASS, strlen(PASS), &o, &v), 0, "open it");
 	if (!v)
 		return tap_done();

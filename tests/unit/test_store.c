@@ -438,8 +438,20 @@ static void test_tamper(void)
 	/* Downgrade: a test-profile vault without the test allowance. */
 	unsetenv("VECVAULT_TEST_KDF");
 	is_int(try_unlock("tp", 0, "pw", NULL), VV_EDOWNGRADE, "test-KDF slot refused without allow: EDOWNGRADE");
+	/* The bypass that was: store.c also accepted VECVAULT_TEST_KDF=1 from
+	 * the environment, so any program on libvecvault (and the CLI verbs
+	 * that never asked, e.g. audit verify's unlock) took the test minimum
+	 * without the flag.  Only the flag counts now. */
 	setenv("VECVAULT_TEST_KDF", "1", 1);
-	is_int(try_unlock("tp", 0, "pw", NULL), 0, "VECVAULT_TEST_KDF=1 allows it");
+	is_int(try_unlock("tp", 0, "pw", NULL), VV_EDOWNGRADE,
+	       "VECVAULT_TEST_KDF=1 without the flag: still EDOWNGRADE");
+	{
+		struct vv_store *ts = NULL;
+		is_int(vv_store_create(pathf("tk-env"), "p", 1, &test_opts, 0, &ts), VV_EDOWNGRADE,
+		       "VECVAULT_TEST_KDF=1 without the flag: test-profile create refused");
+		vv_store_close(ts);
+	}
+	is_int(try_unlock("tp", T, "pw", NULL), 0, "the explicit flag allows it");
 	unsetenv("VECVAULT_TEST_KDF");
 	free(conf);
 
@@ -525,27 +537,33 @@ static void test_anchor(void)
 	uint64_t c = 99;
 	size_t len;
 
-	setenv("VECVAULT_STATE_DIR", pathf("state/deep"), 1);
-	is_int(vv_store_state_dir(dir, sizeof(dir)), 0, "state dir");
-	is_str(dir, pathf("state/deep"), "state dir from VECVAULT_STATE_DIR");
+	/* The state directory is the caller's (tools/env.c for the CLI; its
+	 * defaults are test_env's); the engine takes it as given. */
+	snprintf(dir, sizeof(dir), "%s", pathf("state/deep"));
 
 	is_int(mk("an", "pw"), 0, "create anchor store");
 	is_int(mk("an2", "pw"), 0, "create second store");
 	is_int(vv_store_open(pathf("an"), T, &s), 0, "setup: open");
-	is_int(vv_store_anchor_get(s, &c), VV_EINVAL, "anchor get needs unlock");
-	is_int(vv_store_anchor_put(s, 1, true), VV_EINVAL, "anchor put needs unlock");
+	is_int(vv_store_anchor_get(s, dir, &c), VV_EINVAL, "anchor get needs unlock");
+	is_int(vv_store_anchor_put(s, dir, 1, true), VV_EINVAL, "anchor put needs unlock");
 	is_int(vv_store_unlock(s, "pw", 2, NULL), 0, "setup: unlock");
-	is_int(vv_store_anchor_get(s, &c), 0, "missing anchor ok");
+	is_int(vv_store_anchor_get(s, NULL, &c), VV_ENOENT, "no state dir: ENOENT");
+	is_int(vv_store_anchor_put(s, "", 1, true), VV_ENOENT, "empty state dir: ENOENT");
+	setenv("VECVAULT_STATE_DIR", pathf("state/deep"), 1);
+	is_int(vv_store_anchor_put(s, NULL, 1, true), VV_ENOENT,
+	       "VECVAULT_STATE_DIR is no default: the engine reads no environment");
+	unsetenv("VECVAULT_STATE_DIR");
+	is_int(vv_store_anchor_get(s, dir, &c), 0, "missing anchor ok");
 	is_int(c, 0, "missing anchor = counter 0");
-	is_int(vv_store_anchor_put(s, 5, true), 0, "durable put");
+	is_int(vv_store_anchor_put(s, dir, 5, true), 0, "durable put");
 	snprintf(path, sizeof(path), "%s/anchors/%s", dir, vv_store_id(s));
 	ok(stat(path, &st) == 0 && st.st_size == 64 && (st.st_mode & 0777) == 0600, "anchor file 64 bytes 0600");
 	ok(stat(pathf("state/deep/anchors"), &st) == 0 && (st.st_mode & 0777) == 0700, "anchors dir 0700");
 	ok(stat(pathf("state/deep"), &st) == 0 && (st.st_mode & 0777) == 0700, "state dir created 0700");
-	is_int(vv_store_anchor_get(s, &c), 0, "get");
+	is_int(vv_store_anchor_get(s, dir, &c), 0, "get");
 	is_int(c, 5, "counter 5");
-	is_int(vv_store_anchor_put(s, (uint64_t)1 << 40, false), 0, "non-durable put");
-	is_int(vv_store_anchor_get(s, &c), 0, "get");
+	is_int(vv_store_anchor_put(s, dir, (uint64_t)1 << 40, false), 0, "non-durable put");
+	is_int(vv_store_anchor_get(s, dir, &c), 0, "get");
 	ok(c == (uint64_t)1 << 40, "counter 2^40");
 	ok(stat(pathf("state/deep/anchors/x"), &st) != 0, "(sanity)");
 
@@ -553,36 +571,30 @@ static void test_anchor(void)
 	b = slurp(path, &len);
 	b[24] ^= 1;
 	spit(path, b, len);
-	is_int(vv_store_anchor_get(s, &c), VV_ECORRUPT, "forged counter: ECORRUPT");
+	is_int(vv_store_anchor_get(s, dir, &c), VV_ECORRUPT, "forged counter: ECORRUPT");
 	b[24] ^= 1;
 	b[40] ^= 1;
 	spit(path, b, len);
-	is_int(vv_store_anchor_get(s, &c), VV_ECORRUPT, "forged mac: ECORRUPT");
+	is_int(vv_store_anchor_get(s, dir, &c), VV_ECORRUPT, "forged mac: ECORRUPT");
 	b[40] ^= 1;
 	spit(path, b, 63);
-	is_int(vv_store_anchor_get(s, &c), VV_ECORRUPT, "truncated anchor: ECORRUPT");
+	is_int(vv_store_anchor_get(s, dir, &c), VV_ECORRUPT, "truncated anchor: ECORRUPT");
 	spit(path, b, len);
-	is_int(vv_store_anchor_get(s, &c), 0, "restored anchor reads");
+	is_int(vv_store_anchor_get(s, dir, &c), 0, "restored anchor reads");
 
 	/* Another store's valid anchor under this store's name. */
 	is_int(vv_store_open(pathf("an2"), T, &o), 0, "setup: open");
 	is_int(vv_store_unlock(o, "pw", 2, NULL), 0, "setup: unlock");
-	is_int(vv_store_anchor_put(o, 3, true), 0, "second store anchor");
+	is_int(vv_store_anchor_put(o, dir, 3, true), 0, "second store anchor");
 	snprintf(opath, sizeof(opath), "%s/anchors/%s", dir, vv_store_id(o));
 	free(b);
 	b = slurp(opath, &len);
 	spit(path, b, len);
-	is_int(vv_store_anchor_get(s, &c), VV_ECORRUPT, "foreign store's anchor: ECORRUPT");
+	is_int(vv_store_anchor_get(s, dir, &c), VV_ECORRUPT, "foreign store's anchor: ECORRUPT");
 	free(b);
 	vv_store_close(o);
 	vv_store_close(s);
 
-	unsetenv("VECVAULT_STATE_DIR");
-	if (geteuid() == 0) {
-		is_int(vv_store_state_dir(dir, sizeof(dir)), 0, "root state dir");
-		is_str(dir, "/var/lib/vecvault", "root default is /var/lib/vecvault");
-	}
-	setenv("VECVAULT_STATE_DIR", pathf("state/deep"), 1);
 }
 
 int main(void)
@@ -596,7 +608,6 @@ int main(void)
 	snprintf(root, sizeof(root), "/tmp/vv-test-store.XXXXXX");
 	if (!mkdtemp(root))
 		tap_skip_all("mkdtemp failed");
-	setenv("VECVAULT_STATE_DIR", pathf("state/deep"), 1);
 
 	test_create_open();
 	test_create_errors();

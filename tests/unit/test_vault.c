@@ -33,7 +33,7 @@
 
 #define PASS "vault unit test"
 
-static char top[256], store[300];
+static char top[256], store[300], state[300];   /* state: the anchors (vv_vault_opts) */
 static struct vv_ctx root_c = { .id = { .uid = 0, .gid = 0 }, .umask = 022, .comm = "test" };
 static struct vv_ctx nobody_c = { .id = { .uid = 65534, .gid = 65534 }, .umask = 022, .comm = "test" };
 
@@ -41,7 +41,8 @@ static struct vv_ctx nobody_c = { .id = { .uid = 65534, .gid = 65534 }, .umask =
 /* --- helpers ------------------------------------------------------------------ */
 static struct vv_vault *open_vault(void)
 {
-	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT };
+	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT,
+				   .state_dir = state };
 	struct vv_vault *v = NULL;
 	int r = vv_vault_open(store, PASS, strlen(PASS), &o, &v);
 
@@ -53,7 +54,7 @@ static struct vv_vault *open_vault(void)
 static struct vv_vault *open_vault_knn(bool off, size_t cap)
 {
 	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT, .knn_off = off,
-				   .knn_cache_bytes = cap };
+				   .knn_cache_bytes = cap, .state_dir = state };
 	struct vv_vault *v = NULL;
 	int r = vv_vault_open(store, PASS, strlen(PASS), &o, &v);
 
@@ -935,16 +936,14 @@ int main(void)
 	bool kc;
 	int r, n;
 
-	setenv("VECVAULT_TEST_KDF", "1", 1);
 	snprintf(top, sizeof(top), "%s/vv-vault-XXXXXX", tmp);
 	if (!mkdtemp(top))
 		tap_skip_all("cannot make a temp dir");
 	snprintf(store, sizeof(store), "%s/store", top);
-	snprintf(cmd, sizeof(cmd), "%s/state", top);
-	setenv("VECVAULT_STATE_DIR", cmd, 1);
+	snprintf(state, sizeof(state), "%s/state", top);
 
 	is_int(vv_vault_create_store(store, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
-				     VV_VAULT_ALLOW_TEST_KDF, 0, 0), 0, "create a store");
+				     VV_VAULT_ALLOW_TEST_KDF, 0, 0, state), 0, "create a store");
 	v = open_vault();
 	ok(v != NULL, "open it");
 

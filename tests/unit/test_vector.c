@@ -426,7 +426,7 @@ static void test_search(void)
 	is_int(vv_collection_schema(c)->dim, D, "dim inferred");
 	/* both batch paths: BLAS sgemm (when built with it) and the SIMD kernel */
 	for (int blas = 1; blas >= 0; blas--) {
-	setenv("VV_BLAS", blas ? "1" : "0", 1);
+	vv_vector_configure(&(struct vv_vector_config){ .no_blas = !blas });
 	for (int m = VV_METRIC_L2; m <= VV_METRIC_COSINE; m++) {
 		for (unsigned th = 1; th <= 3; th += 2) {
 			for (size_t nq = 1; nq <= NQ; nq += NQ - 1) {
@@ -462,7 +462,7 @@ static void test_search(void)
 		}
 	}
 	}
-	unsetenv("VV_BLAS");
+	vv_vector_configure(NULL);   /* back to the defaults */
 	{
 		struct vv_search_opts o = { .k = 2, .metric = VV_METRIC_L2, .threads = 2 };
 		vv_collection_search(c, &q[0][0], 1, &o, h, err, sizeof(err));

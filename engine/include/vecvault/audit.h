@@ -108,11 +108,12 @@ struct vv_audit_stats {
 };
 void vv_audit_get_stats(struct vv_audit *a, struct vv_audit_stats *st);
 
-/* Default log path for a store: $VECVAULT_AUDIT_DIR/audit.log if set, else
- * /var/log/vecvault/STORE-ID/audit.log for root, else
- * $XDG_STATE_HOME/vecvault/STORE-ID/audit.log or
- * ~/.local/state/vecvault/STORE-ID/audit.log.  VV_ENAMETOOLONG, VV_EINVAL. */
-int vv_audit_default_path(const char *store_id, char *out, size_t outlen);
+/* Default log path for a store: AUDIT_DIR/STORE-ID/audit.log.  audit_dir
+ * (borrowed) is the host's choice; the engine reads no environment (the
+ * CLI's, in tools/env.c: $VECVAULT_AUDIT_DIR, else /var/log/vecvault for
+ * root, else $XDG_STATE_HOME/vecvault or ~/.local/state/vecvault).
+ * VV_ENAMETOOLONG; VV_EINVAL for a bad store id or a NULL/empty audit_dir. */
+int vv_audit_default_path(const char *audit_dir, const char *store_id, char *out, size_t outlen);
 
 /* Before unlock (no key yet): append r, unauthenticated, to LOG.preauth.
  * Used for failed passphrase attempts. */

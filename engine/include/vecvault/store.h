@@ -29,8 +29,9 @@
 
 /* Open/create flags. */
 #define VV_STORE_ALLOW_TEST_KDF 0x1  /* accept the test-only Argon2id minimum.
-				      * FOR TEST SUITES ONLY; the environment
-				      * variable VECVAULT_TEST_KDF=1 does the same */
+				      * FOR TEST SUITES ONLY.  The only way in:
+				      * the engine reads no environment (the CLI
+				      * sets it from VECVAULT_TEST_KDF=1) */
 #define VV_STORE_NOLOCK 0x2          /* read the conf without taking the lock
 				      * (vecvault info); unlock still works */
 
@@ -60,8 +61,8 @@ struct vv_store_create_opts {
  * (else VV_EEXIST; the parent must exist).  Creates dir (0700), chunks/ and
  * vecvault.conf with one key slot (index 0) for pass.  On success *out is
  * open, locked and unlocked; the caller closes it.  o may be NULL
- * (defaults).  A TEST profile without VV_STORE_ALLOW_TEST_KDF (or the env
- * variable) gives VV_EDOWNGRADE; an empty passphrase VV_EINVAL. */
+ * (defaults).  A TEST profile without VV_STORE_ALLOW_TEST_KDF gives
+ * VV_EDOWNGRADE; an empty passphrase VV_EINVAL. */
 int vv_store_create(const char *dir, const char *pass, size_t passlen,
 		    const struct vv_store_create_opts *o, unsigned flags, struct vv_store **out)
 	__attribute__((warn_unused_result));
@@ -136,20 +137,18 @@ int vv_store_subkey(const struct vv_store *s, uint64_t id, const char ctx[8],
 
 /* Rollback anchor: the highest metadata commit counter this machine has seen
  * for this store, in STATE_DIR/anchors/<store-id>, MAC'd with the anchor
- * subkey.  Both need an unlocked store.
+ * subkey.  Both need an unlocked store.  state_dir (borrowed) is the
+ * caller's per-user state directory; the engine has no default and reads
+ * no environment (the CLI's is tools/env.c: $VECVAULT_STATE_DIR, ...).
+ * NULL or "" -> VV_ENOENT.
  * get: missing file -> *counter = 0 (first mount here) and 0; a forged,
  *      truncated or foreign anchor -> VV_ECORRUPT.
  * put: writes counter (even if lower: the caller decides, e.g. an explicit
  *      restore); durable = fsync file and directory (vv_os_write_atomic),
  *      otherwise tmp+rename without fsync, for frequent updates. */
-int vv_store_anchor_get(const struct vv_store *s, uint64_t *counter)
+int vv_store_anchor_get(const struct vv_store *s, const char *state_dir, uint64_t *counter)
 	__attribute__((warn_unused_result));
-int vv_store_anchor_put(const struct vv_store *s, uint64_t counter, bool durable)
-	__attribute__((warn_unused_result));
-
-/* The per-user state directory (not created here): $VECVAULT_STATE_DIR if
- * set, else /var/lib/vecvault for root, else $XDG_STATE_HOME/vecvault, else
- * $HOME/.local/state/vecvault.  VV_ENAMETOOLONG / VV_ENOENT (no home). */
-int vv_store_state_dir(char *out, size_t outlen);
+int vv_store_anchor_put(const struct vv_store *s, const char *state_dir, uint64_t counter,
+			bool durable) __attribute__((warn_unused_result));
 
 #endif

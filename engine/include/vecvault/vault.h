@@ -75,7 +75,14 @@ typedef void (*vv_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 struct vv_vault_opts {
 	unsigned flags;
 	size_t cache_bytes;          /* decrypted block cache; 0 = default */
-	const char *audit_log;       /* NULL = default location outside STORE */
+	/* Where configuration enters: the engine reads no environment, so the
+	 * host passes its directories (the CLI gathers them in tools/env.c).
+	 * Strings are borrowed for the call; the vault keeps copies. */
+	const char *state_dir;       /* rollback anchors in STATE_DIR/anchors;
+	                                NULL/"" = VV_ENOENT at open */
+	const char *audit_dir;       /* default log AUDIT_DIR/STORE-ID/audit.log,
+	                                used when audit_log is NULL */
+	const char *audit_log;       /* NULL = the default above (outside STORE) */
 	bool audit_required;         /* refuse requests that cannot be audited */
 	bool audit_lookups;          /* also record successful lookup/getattr */
 	const char *purpose;         /* recorded in the audit log at open and close:
@@ -90,9 +97,12 @@ struct vv_vault_opts {
 
 /* Create a new vault in dir (must not exist, or be an empty directory):
  * conf with one key slot for pass, meta.db with the root directory owned by
- * (uid, gid). */
+ * (uid, gid), and the rollback anchor in state_dir (borrowed; as in
+ * vv_vault_opts).  flags: VV_VAULT_ALLOW_TEST_KDF, needed for
+ * VV_KDF_PROFILE_TEST (else VV_EDOWNGRADE). */
 int vv_vault_create_store(const char *dir, const char *pass, size_t passlen,
-			  int kdf_profile, unsigned flags, uint32_t uid, uint32_t gid);
+			  int kdf_profile, unsigned flags, uint32_t uid, uint32_t gid,
+			  const char *state_dir);
 
 /* Open, lock and unlock a vault.  Errors: VV_ENOENT/VV_ENOTINIT/VV_EFORMAT
  * (no vault there), VV_EBUSY (locked by a running daemon), VV_EBADPASS,

@@ -160,6 +160,27 @@ struct vv_hit {
 
 double vv_knn_score(enum vv_metric m, double dist);
 
+/* Process-wide choices of kernels and segment I/O, for the host to make
+ * once (the engine reads no environment; the CLI maps $VV_SIMD, $VV_BLAS
+ * and $VV_SCAN_IO onto these in tools/env.c).  A zeroed config is the
+ * default: the best kernels this CPU has, BLAS for large batches when
+ * built in, and I/O per segment by size and file system. */
+enum vv_scan_io {
+	VV_SCAN_IO_AUTO = 0,
+	VV_SCAN_IO_READ = 1,     /* every segment with pread(2) */
+	VV_SCAN_IO_MMAP = 2      /* every segment through its mapping */
+};
+struct vv_vector_config {
+	const char *simd;        /* "scalar", "avx2", "avx512": force that kernel
+	                            if the CPU has it; NULL/"" or unknown = best */
+	bool no_blas;            /* batches use the SIMD kernel, never BLAS */
+	enum vv_scan_io scan_io;
+};
+/* Apply c (copied; NULL = defaults).  Call before searches start: a search
+ * running meanwhile may use either choice.  The kernel choice also serves
+ * the daemon's offload scans (vv_segment_knn). */
+void vv_vector_configure(const struct vv_vector_config *c);
+
 struct vv_search_opts {
 	uint32_t k;
 	enum vv_metric metric;   /* NONE = the collection's */
@@ -168,6 +189,11 @@ struct vv_search_opts {
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
 	bool no_offload;         /* never ask the daemon to scan (knn_ioctl.h) */
+	/* Smallest segment worth an offload request (docs/query.md gives the
+	 * measured crossover): offload_min_bytes when offload_min_set (0 =
+	 * every segment), else 1 MiB. */
+	bool offload_min_set;
+	uint64_t offload_min_bytes;
 	/* Bytes of rows per work unit: 0 = sized from the collection (the
 	 * default); tests set it small to cut few rows into many units. */
 	uint64_t unit_bytes;
@@ -214,8 +240,8 @@ int vv_vectors_load(const char *path, float **out, size_t *n, uint32_t *dim,
  * no neighbours (docs/query.md); the search and the daemon refuse one. */
 bool vv_vectors_nonfinite(const float *v, size_t n, uint32_t dim, size_t *row, uint32_t *col);
 
-/* Name of the kernel in use ("avx512", "avx2", "scalar").  VV_SIMD=scalar|
- * avx2|avx512 in the environment forces one (if the CPU has it). */
+/* Name of the kernel in use ("avx512", "avx2", "scalar"); struct
+ * vv_vector_config.simd forces one (if the CPU has it). */
 const char *vv_knn_kernel_name(void);
 
 #endif

@@ -23,10 +23,12 @@ struct vv_fs_opts {
 	bool debug;                  /* libfuse request tracing to stderr */
 	bool detach_stdio;           /* after the ready byte: stdin/out/err ->
 	                                /dev/null (a daemon whose parent left) */
-	bool sd_notify;              /* the service's main process under systemd
+	const char *notify_socket;   /* the service's main process under systemd
 	                                (a foreground daemon): READY=1 once the
 	                                mount is live, STOPPING=1 when the loop
-	                                ends, to $NOTIFY_SOCKET if set */
+	                                ends, to this socket address (the
+	                                caller's $NOTIFY_SOCKET); NULL/"" = do
+	                                not notify.  Borrowed until return */
 	const char *fsname;          /* shown in /proc/mounts; NULL = "vecvault" */
 	unsigned max_idle_threads;   /* 0 = default (8) */
 };
@@ -35,7 +37,7 @@ struct vv_fs_opts {
  * Mount v at mnt and serve it until unmounted (fusermount3 -u) or
  * SIGINT/SIGTERM/SIGHUP.  Once the mount is live, writes one byte 'R' to
  * ready_fd (if >= 0; the fd stays open and owned by the caller) and, with
- * o->sd_notify, READY=1 to systemd; STOPPING=1 once the loop ends.  Always
+ * o->notify_socket, READY=1 to systemd; STOPPING=1 once the loop ends.  Always
  * mounts nosuid,nodev, subtype=vecvault, never default_permissions.
  * Returns 0 after a clean unmount; 1 if the loop ended with an error after
  * the mount went live (logged); a negative VV_E* code if it never mounted:
