@@ -599,17 +599,23 @@ bad:
 }
 
 /* Strings decoded for one entry: a small arena of malloc'd pieces, kept as a
- * NULL-terminated array in *store so the caller frees one pointer. */
-struct arena { char **v; size_t n; };
+ * NULL-terminated array in *store so the caller frees one pointer.  It grows
+ * geometrically: a hostile line may hold millions of tiny strings, and
+ * growing by one would copy the array once per string. */
+struct arena { char **v; size_t n, cap; };
 
 static int arena_add(struct arena *A, char *s)
 {
-	char **v = realloc(A->v, (A->n + 2) * sizeof(*v));
-	if (!v) {
-		free(s);
-		return VV_ENOMEM;
+	if (A->n + 2 > A->cap) {
+		size_t cap = A->cap ? 2 * A->cap : 16;
+		char **v = cap > SIZE_MAX / sizeof(*v) ? NULL : realloc(A->v, cap * sizeof(*v));
+		if (!v) {
+			free(s);
+			return VV_ENOMEM;
+		}
+		A->v = v;
+		A->cap = cap;
 	}
-	A->v = v;
 	A->v[A->n++] = s;
 	A->v[A->n] = NULL;
 	return 0;
