@@ -40,6 +40,11 @@ int audit_sidecar_read(const char *log_path, const uint8_t *key, uint64_t *seq,
 		       uint8_t mac[VV_AUDIT_MAC_BYTES]);
 int audit_sidecar_write(const char *log_path, const uint8_t *key, uint64_t seq,
 			const uint8_t mac[VV_AUDIT_MAC_BYTES]);
+/* The sidecar's one line, parsed without the key (audit_sidecar_read then
+ * checks ck): the sequence number, the record MAC and the checkpoint MAC.
+ * VV_ECORRUPT unless it is exactly what audit_sidecar_write prints. */
+int audit_checkpoint_parse(const char *s, size_t len, uint64_t *seq,
+			   uint8_t mac[VV_AUDIT_MAC_BYTES], uint8_t ck[VV_AUDIT_MAC_BYTES]);
 
 /* Decode one JSON line into e, with strings stored in *store (malloc'd,
  * caller frees *store, even on failure).  VV_ECORRUPT on malformed input. */

@@ -247,34 +247,43 @@ int audit_sidecar_write(const char *log_path, const uint8_t *key, uint64_t seq,
 	return vv_privfile_replace(path, line, (size_t)n, true);
 }
 
+/* Exactly: {"seq":N,"mac":"<64>","ck":"<64>"}\n (what audit_sidecar_write
+ * prints, N without leading zeros), nothing else. */
+int audit_checkpoint_parse(const char *s, size_t len, uint64_t *seq,
+			   uint8_t mac[VV_AUDIT_MAC_BYTES], uint8_t ck[VV_AUDIT_MAC_BYTES])
+{
+	size_t used;
+
+	if (audit_line_seq(s, len, seq) < 0)
+		return VV_ECORRUPT;
+	if (parse_u64(s + 7, len - 7, &used, seq) < 0)
+		return VV_ECORRUPT;
+	s += 7 + used;
+	len -= 7 + used;
+	if (len != 8 + 64 + 8 + 64 + 3 || memcmp(s, ",\"mac\":\"", 8) != 0 ||
+	    memcmp(s + 72, "\",\"ck\":\"", 8) != 0 || memcmp(s + 144, "\"}\n", 3) != 0)
+		return VV_ECORRUPT;
+	if (vv_hex_decode(mac, VV_AUDIT_MAC_BYTES, s + 8, 64) < 0 ||
+	    vv_hex_decode(ck, VV_AUDIT_MAC_BYTES, s + 80, 64) < 0)
+		return VV_ECORRUPT;
+	return 0;
+}
+
 int audit_sidecar_read(const char *log_path, const uint8_t *key, uint64_t *seq,
 		       uint8_t mac[VV_AUDIT_MAC_BYTES])
 {
 	char path[PATH_MAX];
 	uint8_t ck[VV_AUDIT_MAC_BYTES], want[VV_AUDIT_MAC_BYTES];
 	void *data = NULL;
-	const char *s;
-	size_t len, used;
+	size_t len;
 	int r;
 
 	if (snprintf(path, sizeof(path), "%s.checkpoint", log_path) >= (int)sizeof(path))
 		return VV_ENAMETOOLONG;
 	if ((r = vv_privfile_read(path, 4096, VV_PRIVFILE_SECRET, &data, &len)) < 0)
 		return r;
-	s = data;
 	r = VV_ECORRUPT;
-	/* Exactly: {"seq":N,"mac":"<64>","ck":"<64>"}\n */
-	if (audit_line_seq(s, len, seq) < 0)
-		goto out;
-	if (parse_u64(s + 7, len - 7, &used, seq) < 0)
-		goto out;
-	s += 7 + used;
-	len -= 7 + used;
-	if (len != 8 + 64 + 8 + 64 + 3 || memcmp(s, ",\"mac\":\"", 8) != 0 ||
-	    memcmp(s + 72, "\",\"ck\":\"", 8) != 0 || memcmp(s + 144, "\"}\n", 3) != 0)
-		goto out;
-	if (vv_hex_decode(mac, VV_AUDIT_MAC_BYTES, s + 8, 64) < 0 ||
-	    vv_hex_decode(ck, VV_AUDIT_MAC_BYTES, s + 80, 64) < 0)
+	if (audit_checkpoint_parse(data, len, seq, mac, ck) < 0)
 		goto out;
 	if (ck_mac(key, *seq, mac, want) < 0)
 		goto out;
@@ -590,17 +599,23 @@ bad:
 }
 
 /* Strings decoded for one entry: a small arena of malloc'd pieces, kept as a
- * NULL-terminated array in *store so the caller frees one pointer. */
-struct arena { char **v; size_t n; };
+ * NULL-terminated array in *store so the caller frees one pointer.  It grows
+ * geometrically: a hostile line may hold millions of tiny strings, and
+ * growing by one would copy the array once per string. */
+struct arena { char **v; size_t n, cap; };
 
 static int arena_add(struct arena *A, char *s)
 {
-	char **v = realloc(A->v, (A->n + 2) * sizeof(*v));
-	if (!v) {
-		free(s);
-		return VV_ENOMEM;
+	if (A->n + 2 > A->cap) {
+		size_t cap = A->cap ? 2 * A->cap : 16;
+		char **v = cap > SIZE_MAX / sizeof(*v) ? NULL : realloc(A->v, cap * sizeof(*v));
+		if (!v) {
+			free(s);
+			return VV_ENOMEM;
+		}
+		A->v = v;
+		A->cap = cap;
 	}
-	A->v = v;
 	A->v[A->n++] = s;
 	A->v[A->n] = NULL;
 	return 0;

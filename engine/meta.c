@@ -833,16 +833,31 @@ int vv_meta_xattr_list(struct vv_meta *m, uint64_t ino, int (*cb)(void *ctx, con
 	return rc == SQLITE_DONE ? 0 : err(m, rc);
 }
 
+int vv_meta_extent_decode(int64_t fblock, const void *chunk, size_t chunklen, int64_t off,
+			  int64_t len, int64_t slot, struct vv_extent *e)
+{
+	if (!chunk || chunklen != VV_CHUNK_ID_BYTES)
+		return VV_ECORRUPT;
+	/* Written from u32 fields: anything else is a damaged row, and a
+	 * truncated value would name other bytes of the chunk. */
+	if (off < 0 || off > UINT32_MAX || len < 0 || len > UINT32_MAX || slot < 0 || slot > UINT32_MAX)
+		return VV_ECORRUPT;
+	e->fblock = (uint64_t)fblock;
+	memcpy(e->chunk_id, chunk, VV_CHUNK_ID_BYTES);
+	e->off = (uint32_t)off;
+	e->len = (uint32_t)len;
+	e->slot = (uint32_t)slot;
+	return 0;
+}
+
 static int read_extent(sqlite3_stmt *s, int c0, struct vv_extent *e)
 {
-	e->fblock = (uint64_t)sqlite3_column_int64(s, c0);
-	if (sqlite3_column_bytes(s, c0 + 1) != VV_CHUNK_ID_BYTES)
-		return VV_ECORRUPT;
-	memcpy(e->chunk_id, sqlite3_column_blob(s, c0 + 1), VV_CHUNK_ID_BYTES);
-	e->off = (uint32_t)sqlite3_column_int64(s, c0 + 2);
-	e->len = (uint32_t)sqlite3_column_int64(s, c0 + 3);
-	e->slot = (uint32_t)sqlite3_column_int64(s, c0 + 4);
-	return 0;
+	const void *chunk = sqlite3_column_blob(s, c0 + 1);
+	int n = sqlite3_column_bytes(s, c0 + 1);
+
+	return vv_meta_extent_decode(sqlite3_column_int64(s, c0), chunk, n < 0 ? 0 : (size_t)n,
+				     sqlite3_column_int64(s, c0 + 2), sqlite3_column_int64(s, c0 + 3),
+				     sqlite3_column_int64(s, c0 + 4), e);
 }
 
 int vv_meta_extents_load(struct vv_meta *m, uint64_t ino,

@@ -129,6 +129,13 @@ int vv_meta_xattr_any(struct vv_meta *m, uint64_t ino, bool *any);
 int vv_meta_xattr_list(struct vv_meta *m, uint64_t ino, int (*cb)(void *ctx, const char *name), void *ctx);
 
 /* extents */
+/* One extents row's columns, as SQLite gives them, into *e: the chunk id
+ * must be VV_CHUNK_ID_BYTES and off, len, slot within u32 (VV_ECORRUPT
+ * otherwise, never truncated).  fblock is stored as its i64 bit pattern.
+ * The row is not checked against the chunk format here (content.c does
+ * that before any read).  Pure: the fuzzer runs it (tests/fuzz). */
+int vv_meta_extent_decode(int64_t fblock, const void *chunk, size_t chunklen, int64_t off,
+			  int64_t len, int64_t slot, struct vv_extent *e);
 int vv_meta_extents_load(struct vv_meta *m, uint64_t ino,
 			 int (*cb)(void *ctx, const struct vv_extent *e), void *ctx);
 int vv_meta_extent_put(struct vv_meta *m, uint64_t ino, const struct vv_extent *e);

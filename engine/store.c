@@ -410,6 +410,25 @@ out:
 	return r;
 }
 
+int vv_store_conf_parse(const void *buf, size_t len, struct vv_store_info *out, size_t *macoff)
+{
+	struct vv_store *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return VV_ENOMEM;
+	s->lockfd = -1;
+	if ((r = parse_conf(s, buf, len, VV_STORE_CONF_NAME)) < 0)
+		goto out;
+	if ((r = vv_store_info(s, out)) < 0)
+		goto out;
+	if (macoff)
+		*macoff = s->macoff;
+out:
+	vv_store_close(s);
+	return r;
+}
+
 static int read_conf(struct vv_store *s)
 {
 	char path[PATH_MAX];

@@ -13,8 +13,8 @@
  * others.  Requests therefore never run on the FUSE worker threads: the
  * daemon queues them (vv_vault_knn_submit) on a small pool of low-priority
  * threads that take jobs from a queue fair between uids (fairq_int.h), a
- * few per uid at most; one request may cost at most KNN_WORK_MAX
- * (rows x queries x (dim + KNN_ROW_COST)); each uid's entries count against
+ * few per uid at most; one request may cost at most VV_KNN_WORK_MAX
+ * (vv_knn_work_check, knn_ioctl.h); each uid's entries count against
  * its share of the cache, and against a lock budget before any mlock.
  *
  * Decrypting a large segment takes a while, so the first request for a
@@ -59,10 +59,6 @@
 #include "vecvault/vector.h"
 
 #define FILL_PIECE (8u << 20)        /* bytes decrypted per hold of n->rw, per turn */
-#define KNN_WORK_MAX (1ull << 31)    /* rows x queries x (dim + KNN_ROW_COST) per
-                                        request: ~0.5 s of one core here */
-#define KNN_ROW_COST 32              /* a row's cost per query beyond its dim (heap,
-                                        threshold, loop; measured ~6 ns) */
 #define KNN_SCAN_THREADS 1           /* threads per scan: the pool's size is the CPU bound */
 #define KNN_SCANS_PER_UID 4          /* a uid's scans queued or running; more: EBUSY */
 #define KNN_SLOTS_PER_UID 8          /* scans and fills together */
@@ -893,43 +889,6 @@ static int not_segment(int r)
 	return r == VV_ECORRUPT ? VV_EINVAL : r;
 }
 
-/* The scan's cost, rows x queries x (dim + KNN_ROW_COST), is bounded per
- * request: the offload serves single queries and small batches; a larger
- * one is refused (E2BIG) and scanned by the caller on its own CPU.  The
- * per-row term matters for small dims: 16M rows of dim 4 x 32 queries
- * are only 2^31 multiply-adds but took 4.6 s. */
-static int check_work(const struct vv_segment_info *si, const struct vv_knn_ioc_hdr *h)
-{
-	uint64_t per_row = (uint64_t)h->nq * (h->dim + KNN_ROW_COST);
-
-	return si->count && per_row > KNN_WORK_MAX / si->count ? VV_E2BIG : 0;
-}
-
-/* The request's fields, checked before anything is decrypted; then the
- * queries it announces (q: h->nq * h->dim floats, inside the ioctl's buffer
- * once the header passed): a NaN or infinite query has no nearest
- * neighbours, so it is refused rather than answered with nothing. */
-static int check_request(const struct vv_knn_ioc_hdr *h, const float *q)
-{
-	size_t row;
-	uint32_t col;
-
-	if (h->magic != VV_KNN_MAGIC || h->version != VV_KNN_VERSION)
-		return VV_EINVAL;
-	if (h->metric != VV_METRIC_L2 && h->metric != VV_METRIC_IP && h->metric != VV_METRIC_COSINE)
-		return VV_EINVAL;
-	if (h->format != VV_SEG_FVECS && h->format != VV_SEG_BVECS && h->format != VV_SEG_IVECS &&
-	    h->format != VV_SEG_NPY)
-		return VV_EINVAL;
-	if (!h->dim || !h->nq || !h->kk || h->kk > VV_VEC_MAX_K + 1024)
-		return VV_EINVAL;
-	if ((uint64_t)h->nq * h->dim > VV_KNN_MAX_FLOATS || (uint64_t)h->nq * h->kk > VV_KNN_MAX_CANDS)
-		return VV_E2BIG;
-	if (vv_vectors_nonfinite(q, h->nq, h->dim, &row, &col))
-		return VV_EINVAL;
-	return 0;
-}
-
 int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		 struct vv_knn_ioc *io)
 {
@@ -953,7 +912,7 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		r = VV_EBADF;
 		goto out;
 	}
-	if ((r = check_request(&h, io->u.q)) < 0)
+	if ((r = vv_knn_request_check(io)) < 0)
 		goto out;
 	if (!S_ISREG(n->a.mode)) {
 		r = VV_EINVAL;
@@ -981,7 +940,7 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 								&si, &why))) == 0 && si.dim != h.dim)
 			s = VV_EINVAL;
 		if (s == 0)
-			s = check_work(&si, &h);     /* before any fill for a request never served */
+			s = vv_knn_work_check(&h, si.count);     /* before any fill for a request never served */
 		if (s < 0)
 			r = s;
 		else if (r == VV_ENOENT)
@@ -997,7 +956,7 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		r = VV_EINVAL;
 		goto out;
 	}
-	if ((r = check_work(&si, &h)) < 0)
+	if ((r = vv_knn_work_check(&h, si.count)) < 0)
 		goto out;
 	if (ncpu < 1)
 		ncpu = 1;

@@ -80,6 +80,25 @@ struct vv_knn_ioc {
 
 _Static_assert(sizeof(struct vv_knn_ioc) == VV_KNN_IOC_BYTES, "knn ioctl size");
 
+/* Work budget of one request: rows x nq x (dim + VV_KNN_ROW_COST) at most
+ * VV_KNN_WORK_MAX (~0.5 s of one core); the row cost is the heap, threshold
+ * and loop beyond the dim's multiply-adds (measured ~6 ns). */
+#define VV_KNN_WORK_MAX (1ull << 31)
+#define VV_KNN_ROW_COST 32u
+
+/* The daemon's check of a request (engine/knn_ioc.c), before anything is
+ * read or decrypted; pure, so tools and fuzzers can run it.
+ * vv_knn_request_check: 0 iff magic and version match, metric and format
+ *   are known (not NONE), 1 <= dim, 1 <= nq, 1 <= kk <= VV_VEC_MAX_K + 1024
+ *   (VV_EINVAL otherwise), nq * dim <= VV_KNN_MAX_FLOATS and nq * kk <=
+ *   VV_KNN_MAX_CANDS (VV_E2BIG), and the nq * dim query floats are all
+ *   finite (VV_EINVAL).  Reads only io's VV_KNN_IOC_BYTES.
+ * vv_knn_work_check: VV_E2BIG if scanning rows rows for h is over the work
+ *   budget above, else 0 (h already passed vv_knn_request_check). */
+int vv_knn_request_check(const struct vv_knn_ioc *io) __attribute__((warn_unused_result));
+int vv_knn_work_check(const struct vv_knn_ioc_hdr *h, uint64_t rows)
+	__attribute__((warn_unused_result));
+
 #define VV_IOC_KNN _IOWR('v', 0x4b, struct vv_knn_ioc)
 
 #endif

@@ -120,6 +120,15 @@ struct vv_store_info {
  * unlock). */
 int vv_store_info(const struct vv_store *s, struct vv_store_info *out);
 
+/* Parse vecvault.conf bytes only: no file, no lock, no key; the parser
+ * vv_store_open runs, for tools and fuzzers (tests/fuzz/fuzz_conf.c).  On
+ * success *out is what vv_store_info would give and *macoff (may be NULL)
+ * the offset of the "mac = " line, i.e. how many leading bytes the MAC
+ * covers.  Nothing is authenticated.  Errors as vv_store_open's: VV_EFORMAT,
+ * VV_ECORRUPT; and VV_ENOMEM. */
+int vv_store_conf_parse(const void *buf, size_t len, struct vv_store_info *out, size_t *macoff)
+	__attribute__((warn_unused_result));
+
 /* Borrowed strings, valid until vv_store_close. */
 const char *vv_store_dir(const struct vv_store *s);
 const char *vv_store_id(const struct vv_store *s);       /* 32 hex digits */
