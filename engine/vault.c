@@ -34,7 +34,7 @@ static void *ticker(void *arg)
 	int64_t last_anchor = vault_now(), last_flush = vault_now();
 
 	pthread_mutex_lock(&v->mu);
-	while (v->tick_run) {
+	while (v->tick.run) {
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_nsec += COMMIT_MS * 1000000L;
@@ -42,8 +42,8 @@ static void *ticker(void *arg)
 			until.tv_sec++;
 			until.tv_nsec -= 1000000000L;
 		}
-		pthread_cond_timedwait(&v->tick_cv, &v->mu, &until);
-		if (!v->tick_run)
+		pthread_cond_timedwait(&v->tick.cv, &v->mu, &until);
+		if (!v->tick.run)
 			break;
 		int64_t now = vault_now();
 		if (now - last_flush > FLUSH_DATA_MS * 1000000LL) {
@@ -58,7 +58,7 @@ static void *ticker(void *arg)
 		} else {
 			vault_commit(v);
 		}
-		if (v->unl_safe) {
+		if (v->cm.unl_safe) {
 			pthread_mutex_unlock(&v->mu);
 			vault_unlink_freed(v, false);
 			pthread_mutex_lock(&v->mu);
@@ -187,15 +187,15 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	if (!v)
 		return VV_ENOMEM;
 	pthread_mutex_init(&v->mu, NULL);
-	pthread_cond_init(&v->tick_cv, NULL);
-	pthread_mutex_init(&v->sealmu, NULL);
-	pthread_mutex_init(&v->ckpt_mu, NULL);
-	pthread_cond_init(&v->sealcv, NULL);
-	pthread_cond_init(&v->sealdone, NULL);
+	pthread_cond_init(&v->tick.cv, NULL);
+	pthread_mutex_init(&v->seal.mu, NULL);
+	pthread_mutex_init(&v->aud.ckpt_mu, NULL);
+	pthread_cond_init(&v->seal.cv, NULL);
+	pthread_cond_init(&v->seal.done, NULL);
 	v->flags = o->flags;
-	v->perm_gen = 1;
-	v->audit_lookups = o->audit_lookups;
-	v->audit_required = o->audit_required;
+	v->nodes.perm_gen = 1;
+	v->aud.lookups = o->audit_lookups;
+	v->aud.required = o->audit_required;
 	v->progress = o->progress;
 	v->progress_ctx = o->progress_ctx;
 	if ((o->state_dir && !(v->state_dir = strdup(o->state_dir))) ||
@@ -211,13 +211,13 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 			vault_audit_failed_unlock(v->store, o, r);
 		goto fail;
 	}
-	v->wrapkey = vv_secure_alloc(VV_KEY_BYTES);
-	if (!v->wrapkey) {
+	v->keys.wrap = vv_secure_alloc(VV_KEY_BYTES);
+	if (!v->keys.wrap) {
 		r = VV_ENOMEM;
 		goto fail;
 	}
 	if ((r = vv_store_subkey(v->store, 1, VV_SUBKEY_META, mkey)) < 0 ||
-	    (r = vv_store_subkey(v->store, 1, VV_SUBKEY_COLLWRAP, v->wrapkey)) < 0 ||
+	    (r = vv_store_subkey(v->store, 1, VV_SUBKEY_COLLWRAP, v->keys.wrap)) < 0 ||
 	    (r = meta_path(v->store, path, sizeof(path))) < 0)
 		goto fail;
 	{
@@ -262,7 +262,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		struct statvfs sv;
 		uint64_t total = statvfs(dir, &sv) == 0 ? (uint64_t)sv.f_blocks * sv.f_frsize : 0;
 		uint64_t res = total / 32;
-		v->reserve = res > VV_RESERVE_MAX ? VV_RESERVE_MAX :
+		v->cm.reserve = res > VV_RESERVE_MAX ? VV_RESERVE_MAX :
 			     res < VV_RESERVE_MIN ? VV_RESERVE_MIN : (uint32_t)res;
 	}
 	if ((r = vv_content_open(dir, o->cache_bytes ? o->cache_bytes : VV_CONTENT_DEFAULT_CACHE,
@@ -298,7 +298,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		ao.ctx = v;
 		ao.sealed_seq = sseq;
 		ao.sealed_mac = sseq ? smac : NULL;
-		r = vv_audit_open(&ao, &v->audit);
+		r = vv_audit_open(&ao, &v->aud.log);
 		vv_memzero(akey, sizeof(akey));
 		if (r < 0) {
 			/* A refused file's reason, naming it, is already the last
@@ -308,7 +308,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 				       vv_strerror(r));
 			goto fail;
 		}
-		vv_audit_import_preauth(v->audit);
+		vv_audit_import_preauth(v->aud.log);
 	}
 	if (!o->knn_off) {
 		size_t cap = o->knn_cache_bytes;
@@ -323,9 +323,9 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	pthread_mutex_lock(&v->mu);
 	vault_audit(v, NULL, v->purpose, VV_ROOT_INO, 0, NULL, 0, dir);
 	pthread_mutex_unlock(&v->mu);
-	v->tick_run = true;
-	if (pthread_create(&v->tick, NULL, ticker, v) != 0) {
-		v->tick_run = false;
+	v->tick.run = true;
+	if (pthread_create(&v->tick.thread, NULL, ticker, v) != 0) {
+		v->tick.run = false;
 		r = VV_ENOMEM;
 		goto fail;
 	}
@@ -343,14 +343,14 @@ int vv_vault_close(struct vv_vault *v)
 	if (!v)
 		return 0;
 	knn_cache_close(v);                 /* background fills stop first */
-	if (v->tick_run) {
+	if (v->tick.run) {
 		pthread_mutex_lock(&v->mu);
-		v->tick_run = false;
-		pthread_cond_signal(&v->tick_cv);
+		v->tick.run = false;
+		pthread_cond_signal(&v->tick.cv);
 		pthread_mutex_unlock(&v->mu);
-		pthread_join(v->tick, NULL);
+		pthread_join(v->tick.thread, NULL);
 	}
-	if (v->audit && v->purpose) {
+	if (v->aud.log && v->purpose) {
 		pthread_mutex_lock(&v->mu);
 		vault_audit(v, NULL, "close", VV_ROOT_INO, 0, NULL, 0, v->purpose);
 		pthread_mutex_unlock(&v->mu);
@@ -368,9 +368,9 @@ int vv_vault_close(struct vv_vault *v)
 	data_sealer_stop(v);                /* nothing queued after flush_all */
 	if (v->content)
 		vault_unlink_freed(v, false);
-	if (v->audit) {
-		vv_audit_close(v->audit);
-		v->audit = NULL;
+	if (v->aud.log) {
+		vv_audit_close(v->aud.log);
+		v->aud.log = NULL;
 		/* The final checkpoint arrives from the writer at close. */
 		if (v->meta && !(v->flags & VV_VAULT_READONLY)) {
 			pthread_mutex_lock(&v->mu);
@@ -386,20 +386,20 @@ int vv_vault_close(struct vv_vault *v)
 			r = r2;
 	}
 	vv_content_close(v->content);
-	for (size_t i = 0; i < v->ncolls; i++)
-		vv_secure_free(v->colls[i].key);
-	free(v->colls);
-	free(v->unl);
-	vv_secure_free(v->wrapkey);
+	for (size_t i = 0; i < v->keys.n; i++)
+		vv_secure_free(v->keys.colls[i].key);
+	free(v->keys.colls);
+	free(v->cm.unl);
+	vv_secure_free(v->keys.wrap);
 	vv_store_close(v->store);
 	free(v->state_dir);
 	free(v->audit_dir);
 	pthread_mutex_destroy(&v->mu);
-	pthread_cond_destroy(&v->tick_cv);
-	pthread_mutex_destroy(&v->sealmu);
-	pthread_mutex_destroy(&v->ckpt_mu);
-	pthread_cond_destroy(&v->sealcv);
-	pthread_cond_destroy(&v->sealdone);
+	pthread_cond_destroy(&v->tick.cv);
+	pthread_mutex_destroy(&v->seal.mu);
+	pthread_mutex_destroy(&v->aud.ckpt_mu);
+	pthread_cond_destroy(&v->seal.cv);
+	pthread_cond_destroy(&v->seal.done);
 	free(v);
 	return r;
 }

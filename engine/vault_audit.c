@@ -20,11 +20,11 @@ void vault_audit_checkpoint(void *ctx, uint64_t seq, const uint8_t mac[VV_AUDIT_
 {
 	struct vv_vault *v = ctx;
 
-	pthread_mutex_lock(&v->ckpt_mu);
-	v->ckpt_have = true;
-	v->ckpt_seq = seq;
-	memcpy(v->ckpt_mac, mac, VV_AUDIT_MAC_BYTES);
-	pthread_mutex_unlock(&v->ckpt_mu);
+	pthread_mutex_lock(&v->aud.ckpt_mu);
+	v->aud.ckpt_have = true;
+	v->aud.ckpt_seq = seq;
+	memcpy(v->aud.ckpt_mac, mac, VV_AUDIT_MAC_BYTES);
+	pthread_mutex_unlock(&v->aud.ckpt_mu);
 }
 
 /* "/parent/path/name" of an entry into buf (4096 + VV_NAME_MAX + 2). */
@@ -78,9 +78,9 @@ void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uin
 	struct vv_audit_rec rec;
 	char path[4096 + VV_NAME_MAX + 2];
 
-	if (!v->audit)
+	if (!v->aud.log)
 		return;
-	if (result == 0 && !v->audit_lookups &&
+	if (result == 0 && !v->aud.lookups &&
 	    (strcmp(op, "lookup") == 0 || strcmp(op, "getattr") == 0))
 		return;
 	if (name)
@@ -90,7 +90,7 @@ void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uin
 	rec_from(&rec, c, op, result, detail);
 	rec.path = path;
 	rec.ino = ino;
-	vv_audit_log(v->audit, &rec);
+	vv_audit_log(v->aud.log, &rec);
 }
 
 /* The path c opened (or tried to open) n by: the entry this thread looked
@@ -110,7 +110,7 @@ void vault_audit_open_denied(struct vv_vault *v, const struct vv_ctx *c, uint64_
 	struct vv_audit_rec rec;
 	char path[4096 + VV_NAME_MAX + 2];
 
-	if (!v->audit)
+	if (!v->aud.log)
 		return;
 	if (n)
 		open_path(v, n, c, path);
@@ -120,14 +120,14 @@ void vault_audit_open_denied(struct vv_vault *v, const struct vv_ctx *c, uint64_
 	rec.path = path;
 	rec.ino = ino;
 	rec.mode = mode_name(flags);
-	vv_audit_log(v->audit, &rec);
+	vv_audit_log(v->aud.log, &rec);
 }
 
 int vault_audit_gate(struct vv_vault *v)
 {
-	if (!v->audit_required || !v->audit)
+	if (!v->aud.required || !v->aud.log)
 		return 0;
-	return vv_audit_status(v->audit) < 0 ? VV_EAUDIT : 0;
+	return vv_audit_status(v->aud.log) < 0 ? VV_EAUDIT : 0;
 }
 
 void vault_file_owner(struct vv_vault *v, struct vv_file *fh, const struct vv_ctx *c)
@@ -164,7 +164,7 @@ void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char
 
 	if (!c && fh->who.client)
 		c = &fh->who;
-	if (!v->audit)
+	if (!v->aud.log)
 		return;
 	if (!fh->path)
 		node_path(v, fh->n->ino, path, sizeof(path));
@@ -185,7 +185,7 @@ void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char
 	rec.wbytes = fh->wbytes;
 	rec.rcount = fh->rcount;
 	rec.wcount = fh->wcount;
-	vv_audit_log(v->audit, &rec);
+	vv_audit_log(v->aud.log, &rec);
 }
 
 void vault_audit_file(struct vv_vault *v, const struct vv_ctx *c, const char *op,

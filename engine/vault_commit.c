@@ -40,8 +40,8 @@ int64_t vault_now(void)
 
 int vault_txn(struct vv_vault *v)
 {
-	if (v->fatal)
-		return v->fatal;
+	if (v->cm.fatal)
+		return v->cm.fatal;
 	if (v->flags & VV_VAULT_READONLY)
 		return VV_EROFS;
 	return vv_meta_begin(v->meta);
@@ -49,7 +49,7 @@ int vault_txn(struct vv_vault *v)
 
 /* --- the full-disk reserve (DESIGN invariant 6) ------------------------------
  *
- * STORE/reserve holds v->reserve random bytes (1/32 of the file system,
+ * STORE/reserve holds v->cm.reserve random bytes (1/32 of the file system,
  * between 256 KiB and 4 MiB: a deletion's commit needs a few dozen KiB).
  * When the disk's free space falls below twice that, growth is refused
  * (VV_ENOSPC) and the reserve is released, so that deletions and their
@@ -78,7 +78,7 @@ static void reserve_release(struct vv_vault *v)
 	reserve_path(v, path, sizeof(path));
 	if (path[0] && vv_os_unlink(path) == 0)
 		vv_log(VV_LOG_WARN, "vault: disk nearly full; released the %u KiB reserve so deletions "
-		       "can proceed", v->reserve >> 10);
+		       "can proceed", v->cm.reserve >> 10);
 }
 
 static void reserve_make(struct vv_vault *v)
@@ -89,7 +89,7 @@ static void reserve_make(struct vv_vault *v)
 	int fd, r = 0;
 
 	reserve_path(v, path, sizeof(path));
-	if (!path[0] || vv_os_stat(path, &st) == 0 || free_bytes(v) < 4ull * v->reserve)
+	if (!path[0] || vv_os_stat(path, &st) == 0 || free_bytes(v) < 4ull * v->cm.reserve)
 		return;
 	buf = malloc(1 << 20);
 	if (!buf)
@@ -99,8 +99,8 @@ static void reserve_make(struct vv_vault *v)
 		free(buf);
 		return;
 	}
-	for (uint32_t off = 0; r == 0 && off < v->reserve; off += 1 << 20) {
-		uint32_t n = v->reserve - off < (1u << 20) ? v->reserve - off : 1u << 20;
+	for (uint32_t off = 0; r == 0 && off < v->cm.reserve; off += 1 << 20) {
+		uint32_t n = v->cm.reserve - off < (1u << 20) ? v->cm.reserve - off : 1u << 20;
 		vv_random_bytes(buf, n);
 		r = vv_os_pwrite_full(fd, buf, n, off);
 	}
@@ -116,31 +116,31 @@ int vault_space_ok(struct vv_vault *v)
 {
 	int64_t now = vault_now();
 
-	if (now - v->space_checked > 100000000LL) {
+	if (now - v->cm.space_checked > 100000000LL) {
 		uint64_t fb = free_bytes(v);
-		v->space_checked = now;
-		v->low_space = fb < 2ull * v->reserve;
-		if (v->low_space)
+		v->cm.space_checked = now;
+		v->cm.low_space = fb < 2ull * v->cm.reserve;
+		if (v->cm.low_space)
 			reserve_release(v);
 	}
-	return v->low_space ? VV_ENOSPC : 0;
+	return v->cm.low_space ? VV_ENOSPC : 0;
 }
 
 /* --- commits ---------------------------------------------------------------- */
 
 void vault_unlink_later(struct vv_vault *v, const uint8_t id[VV_CHUNK_ID_BYTES])
 {
-	if (v->nunl == v->unlcap) {
-		size_t nc = v->unlcap ? v->unlcap * 2 : 64;
-		struct pending_unlink *nu = realloc(v->unl, nc * sizeof(*nu));
+	if (v->cm.nunl == v->cm.unlcap) {
+		size_t nc = v->cm.unlcap ? v->cm.unlcap * 2 : 64;
+		struct pending_unlink *nu = realloc(v->cm.unl, nc * sizeof(*nu));
 		if (!nu) {
 			vv_log(VV_LOG_WARN, "vault: out of memory; chunk left for fsck to free");
 			return;
 		}
-		v->unl = nu;
-		v->unlcap = nc;
+		v->cm.unl = nu;
+		v->cm.unlcap = nc;
 	}
-	memcpy(v->unl[v->nunl++].id, id, VV_CHUNK_ID_BYTES);
+	memcpy(v->cm.unl[v->cm.nunl++].id, id, VV_CHUNK_ID_BYTES);
 }
 
 int vault_seal_checkpoint(struct vv_vault *v)
@@ -150,12 +150,12 @@ int vault_seal_checkpoint(struct vv_vault *v)
 	bool have;
 	int r;
 
-	pthread_mutex_lock(&v->ckpt_mu);
-	have = v->ckpt_have;
-	seq = v->ckpt_seq;
-	memcpy(mac, v->ckpt_mac, sizeof(mac));
-	v->ckpt_have = false;
-	pthread_mutex_unlock(&v->ckpt_mu);
+	pthread_mutex_lock(&v->aud.ckpt_mu);
+	have = v->aud.ckpt_have;
+	seq = v->aud.ckpt_seq;
+	memcpy(mac, v->aud.ckpt_mac, sizeof(mac));
+	v->aud.ckpt_have = false;
+	pthread_mutex_unlock(&v->aud.ckpt_mu);
 	if (!have)
 		return 0;
 	if ((r = vault_txn(v)) < 0 || (r = vv_meta_kv_set_u64(v->meta, "audit_seq", seq)) < 0 ||
@@ -169,7 +169,7 @@ static void anchor_catch_up(struct vv_vault *v)
 {
 	uint64_t commits;
 
-	v->anchor_lags = false;
+	v->cm.anchor_lags = false;
 	if (vv_meta_kv_get_u64(v->meta, "commits", &commits) == 0 &&
 	    vv_store_anchor_put(v->store, v->state_dir, commits, false) < 0)
 		vv_log(VV_LOG_WARN, "vault: cannot update the rollback anchor");
@@ -182,20 +182,20 @@ static int commit(struct vv_vault *v, bool anchor)
 {
 	int r;
 
-	if (v->fatal)
-		return v->fatal;
+	if (v->cm.fatal)
+		return v->cm.fatal;
 	if (v->flags & VV_VAULT_READONLY)
 		return 0;
 	vault_seal_checkpoint(v);
 	if (!vv_meta_in_txn(v->meta)) {
 		/* Nothing to commit; at most the anchor lags. */
-		if (anchor && v->anchor_lags)
+		if (anchor && v->cm.anchor_lags)
 			anchor_catch_up(v);
 		if (anchor)
 			reserve_make(v);
 		return 0;
 	}
-	v->space_checked = 0;
+	v->cm.space_checked = 0;
 	vault_space_ok(v);                  /* releases the reserve if needed */
 	if ((r = vv_content_sync(v->content)) < 0) {
 		vv_log(VV_LOG_ERR, "vault: cannot make chunks durable: %s", vv_strerror(r));
@@ -204,13 +204,13 @@ static int commit(struct vv_vault *v, bool anchor)
 	if ((r = vv_meta_commit(v->meta)) < 0) {
 		vv_log(VV_LOG_ERR, "vault: metadata commit failed: %s; refusing further writes",
 		       vv_strerror(r));
-		v->fatal = r;
+		v->cm.fatal = r;
 		return r;
 	}
 	/* The commit is durable (the WAL is synced): every chunk it released
 	 * may go now (vault_unlink_freed, outside v->mu). */
-	v->unl_safe = v->nunl;
-	v->anchor_lags = true;
+	v->cm.unl_safe = v->cm.nunl;
+	v->cm.anchor_lags = true;
 	if (!anchor)
 		return 0;
 	anchor_catch_up(v);
@@ -238,13 +238,13 @@ void vault_unlink_freed(struct vv_vault *v, bool locked)
 
 	if (!locked)
 		pthread_mutex_lock(&v->mu);
-	n = v->unl_safe;
+	n = v->cm.unl_safe;
 	list = n ? malloc(n * sizeof(*list)) : NULL;
 	if (list) {
-		memcpy(list, v->unl, n * sizeof(*list));
-		memmove(v->unl, v->unl + n, (v->nunl - n) * sizeof(*list));
-		v->nunl -= n;
-		v->unl_safe = 0;
+		memcpy(list, v->cm.unl, n * sizeof(*list));
+		memmove(v->cm.unl, v->cm.unl + n, (v->cm.nunl - n) * sizeof(*list));
+		v->cm.nunl -= n;
+		v->cm.unl_safe = 0;
 	}
 	if (!locked)
 		pthread_mutex_unlock(&v->mu);

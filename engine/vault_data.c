@@ -79,10 +79,10 @@ static uint8_t *blk_alloc(struct vv_vault *v)
 {
 	uint8_t *b = NULL;
 
-	pthread_mutex_lock(&v->sealmu);
-	if (v->npool)
-		b = v->pool[--v->npool];
-	pthread_mutex_unlock(&v->sealmu);
+	pthread_mutex_lock(&v->seal.mu);
+	if (v->seal.npool)
+		b = v->seal.pool[--v->seal.npool];
+	pthread_mutex_unlock(&v->seal.mu);
 	return b ? b : malloc(BS);
 }
 
@@ -90,12 +90,12 @@ static void blk_free(struct vv_vault *v, uint8_t *b)
 {
 	if (!b)
 		return;
-	pthread_mutex_lock(&v->sealmu);
-	if (v->npool < POOL_MAX) {
-		v->pool[v->npool++] = b;
+	pthread_mutex_lock(&v->seal.mu);
+	if (v->seal.npool < POOL_MAX) {
+		v->seal.pool[v->seal.npool++] = b;
 		b = NULL;
 	}
-	pthread_mutex_unlock(&v->sealmu);
+	pthread_mutex_unlock(&v->seal.mu);
 	free(b);
 }
 
@@ -356,34 +356,34 @@ static int uninline(struct vv_vault *v, struct node *n)
  * sealer needs; the throttle is seal_throttle(), taken before n->rw). */
 static void seal_enqueue(struct vv_vault *v, struct seal_job *j)
 {
-	pthread_mutex_lock(&v->sealmu);
+	pthread_mutex_lock(&v->seal.mu);
 	j->n->jobs++;
-	if (v->sq_tail)
-		v->sq_tail->next = j;
+	if (v->seal.tail)
+		v->seal.tail->next = j;
 	else
-		v->sq_head = j;
-	v->sq_tail = j;
-	v->sq_len++;
-	pthread_cond_signal(&v->sealcv);
-	pthread_mutex_unlock(&v->sealmu);
+		v->seal.head = j;
+	v->seal.tail = j;
+	v->seal.len++;
+	pthread_cond_signal(&v->seal.cv);
+	pthread_mutex_unlock(&v->seal.mu);
 }
 
 /* Wait while the sealer has too much queued: bounds the memory held. */
 static void seal_throttle(struct vv_vault *v)
 {
-	pthread_mutex_lock(&v->sealmu);
-	while (v->sq_len >= 4 && v->seal_run)
-		pthread_cond_wait(&v->sealdone, &v->sealmu);
-	pthread_mutex_unlock(&v->sealmu);
+	pthread_mutex_lock(&v->seal.mu);
+	while (v->seal.len >= 4 && v->seal.run)
+		pthread_cond_wait(&v->seal.done, &v->seal.mu);
+	pthread_mutex_unlock(&v->seal.mu);
 }
 
 /* Wait until n has no job in flight.  Not under n->rw. */
 static void seal_wait(struct vv_vault *v, struct node *n)
 {
-	pthread_mutex_lock(&v->sealmu);
+	pthread_mutex_lock(&v->seal.mu);
 	while (n->jobs)
-		pthread_cond_wait(&v->sealdone, &v->sealmu);
-	pthread_mutex_unlock(&v->sealmu);
+		pthread_cond_wait(&v->seal.done, &v->seal.mu);
+	pthread_mutex_unlock(&v->seal.mu);
 }
 
 int data_flush(struct vv_vault *v, struct node *n)
@@ -517,10 +517,10 @@ static void seal_one(struct vv_vault *v, struct seal_job *j)
 	pthread_rwlock_unlock(&n->rw);
 	free(j->b);
 	free(j);
-	pthread_mutex_lock(&v->sealmu);
+	pthread_mutex_lock(&v->seal.mu);
 	n->jobs--;
-	pthread_cond_broadcast(&v->sealdone);
-	pthread_mutex_unlock(&v->sealmu);
+	pthread_cond_broadcast(&v->seal.done);
+	pthread_mutex_unlock(&v->seal.mu);
 	pthread_mutex_lock(&v->mu);
 	node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
@@ -530,26 +530,26 @@ static void *sealer(void *arg)
 {
 	struct vv_vault *v = arg;
 
-	pthread_mutex_lock(&v->sealmu);
+	pthread_mutex_lock(&v->seal.mu);
 	for (;;) {
 		struct seal_job *j;
-		while (!v->sq_head && v->seal_run)
-			pthread_cond_wait(&v->sealcv, &v->sealmu);
-		if (!v->sq_head)
+		while (!v->seal.head && v->seal.run)
+			pthread_cond_wait(&v->seal.cv, &v->seal.mu);
+		if (!v->seal.head)
 			break;
-		j = v->sq_head;
-		v->sq_head = j->next;
-		if (!v->sq_head)
-			v->sq_tail = NULL;
-		v->sq_len--;
-		v->seal_busy = true;
-		pthread_mutex_unlock(&v->sealmu);
+		j = v->seal.head;
+		v->seal.head = j->next;
+		if (!v->seal.head)
+			v->seal.tail = NULL;
+		v->seal.len--;
+		v->seal.busy = true;
+		pthread_mutex_unlock(&v->seal.mu);
 		seal_one(v, j);
-		pthread_mutex_lock(&v->sealmu);
-		v->seal_busy = false;
-		pthread_cond_broadcast(&v->sealdone);
+		pthread_mutex_lock(&v->seal.mu);
+		v->seal.busy = false;
+		pthread_cond_broadcast(&v->seal.done);
 	}
-	pthread_mutex_unlock(&v->sealmu);
+	pthread_mutex_unlock(&v->seal.mu);
 	return NULL;
 }
 
@@ -558,12 +558,12 @@ int data_sealer_start(struct vv_vault *v)
 	static const struct vault_listener data_listener = { .deleted = data_release_all };
 
 	vault_listen(v, &data_listener);
-	v->pool = calloc(POOL_MAX, sizeof(*v->pool));
-	if (!v->pool)
+	v->seal.pool = calloc(POOL_MAX, sizeof(*v->seal.pool));
+	if (!v->seal.pool)
 		return VV_ENOMEM;
-	v->seal_run = true;
-	if (pthread_create(&v->sealer, NULL, sealer, v) != 0) {
-		v->seal_run = false;
+	v->seal.run = true;
+	if (pthread_create(&v->seal.thread, NULL, sealer, v) != 0) {
+		v->seal.run = false;
 		return VV_ENOMEM;
 	}
 	return 0;
@@ -571,19 +571,19 @@ int data_sealer_start(struct vv_vault *v)
 
 void data_sealer_stop(struct vv_vault *v)
 {
-	if (v->seal_run) {
-		pthread_mutex_lock(&v->sealmu);
-		v->seal_run = false;
-		pthread_cond_broadcast(&v->sealcv);
-		pthread_cond_broadcast(&v->sealdone);
-		pthread_mutex_unlock(&v->sealmu);
-		pthread_join(v->sealer, NULL);    /* drains the queue first */
+	if (v->seal.run) {
+		pthread_mutex_lock(&v->seal.mu);
+		v->seal.run = false;
+		pthread_cond_broadcast(&v->seal.cv);
+		pthread_cond_broadcast(&v->seal.done);
+		pthread_mutex_unlock(&v->seal.mu);
+		pthread_join(v->seal.thread, NULL);    /* drains the queue first */
 	}
-	for (size_t i = 0; i < v->npool; i++)
-		free(v->pool[i]);
-	free(v->pool);
-	v->pool = NULL;
-	v->npool = 0;
+	for (size_t i = 0; i < v->seal.npool; i++)
+		free(v->seal.pool[i]);
+	free(v->seal.pool);
+	v->seal.pool = NULL;
+	v->seal.npool = 0;
 }
 
 int data_truncate(struct vv_vault *v, struct node *n, uint64_t size)
@@ -1075,8 +1075,8 @@ int vault_flush_all(struct vv_vault *v)
 	int r = 0;
 
 	pthread_mutex_lock(&v->mu);
-	for (size_t i = 0; i < v->hsize; i++)
-		for (struct node *x = v->htab[i]; x; x = x->hnext) {
+	for (size_t i = 0; i < v->nodes.hsize; i++)
+		for (struct node *x = v->nodes.htab[i]; x; x = x->hnext) {
 			if (!x->data_dirty)
 				continue;
 			if (n == cap) {
@@ -1106,9 +1106,9 @@ done:
 	free(list);
 	/* And whatever else is queued: after this, everything written is in
 	 * the extent maps of the open transaction. */
-	pthread_mutex_lock(&v->sealmu);
-	while (v->sq_head || v->seal_busy)
-		pthread_cond_wait(&v->sealdone, &v->sealmu);
-	pthread_mutex_unlock(&v->sealmu);
+	pthread_mutex_lock(&v->seal.mu);
+	while (v->seal.head || v->seal.busy)
+		pthread_cond_wait(&v->seal.done, &v->seal.mu);
+	pthread_mutex_unlock(&v->seal.mu);
 	return r;
 }

@@ -2,8 +2,14 @@
  * vault_int.h - internals shared by vault*.c: the open vault, its node
  * cache, file and directory handles.
  *
+ * struct vv_vault is one part per concern (nodes, keys, cm, aud, tick,
+ * seal), each documented where it is declared below.
+ *
  * Locking: v->mu guards the metadata connection (meta.c is not
- * thread-safe), the node table and every node's attributes and ACL cache.
+ * thread-safe), the node table, collection keys, the commit state and
+ * every node's attributes and ACL cache; the sealer (v->seal.mu), the
+ * audit checkpoint (v->aud.ckpt_mu) and the offload cache have their own
+ * leaf locks.
  * n->rw guards a node's data (extent map, write buffer, inline bytes).
  * Order: n->rw before v->mu; never wait for n->rw while holding v->mu.
  * Nodes are kept alive by n->pins (lookup references count as nlookup,
@@ -67,7 +73,7 @@ struct node {
 	struct dblock *sealing;          /* handed to the sealer, not yet extents
 	                                    (insertion order: the last match is newest) */
 	size_t nsealing, sealcap;
-	uint32_t jobs;                   /* sealer jobs in flight (under v->sealmu) */
+	uint32_t jobs;                   /* sealer jobs in flight (under v->seal.mu) */
 	int seal_err;                    /* a failed seal, reported by the next write/flush */
 	bool data_dirty;                 /* size/inline/dirty blocks not yet in meta */
 	uint64_t data_gen;               /* bumps on every data change */
@@ -149,67 +155,91 @@ struct vault_listener {
 };
 #define VAULT_MAX_LISTENERS 4
 
+/* The audit log and the checkpoints its writer hands back (vault_audit.c). */
+struct vault_audit_state {
+	struct vv_audit *log;            /* NULL: not audited */
+	bool lookups;                    /* successful lookups are recorded too */
+	bool required;                   /* refuse requests while the log cannot be written */
+	pthread_mutex_t ckpt_mu;         /* the writer's latest checkpoint, to seal */
+	bool ckpt_have;
+	uint64_t ckpt_seq;
+	uint8_t ckpt_mac[VV_AUDIT_MAC_BYTES];
+};
+
+/* The node table (vault_node.c), under v->mu. */
+struct vault_nodes {
+	struct node **htab;
+	size_t hsize, n;
+	uint64_t perm_gen;               /* bumps when a directory's permissions change */
+};
+
+/* Collection keys (vault_keys.c), under v->mu. */
+struct vault_keys {
+	uint8_t *wrap;                   /* secure: wraps collection keys */
+	struct collkey *colls;
+	size_t n;
+};
+
+/* Commits, released chunks, the full-disk reserve (vault_commit.c), under v->mu. */
+struct vault_commits {
+	struct pending_unlink *unl;      /* chunks whose last reference was dropped */
+	size_t nunl, unlcap;
+	size_t unl_safe;                 /* entries [0, unl_safe) may be unlinked */
+	bool anchor_lags;                /* the rollback anchor lags the last commit */
+	int fatal;                       /* sticky error: metadata can no longer be committed */
+	bool low_space;                  /* free space below the reserve: refuse growth */
+	uint32_t reserve;                /* reserve size: 1/32 of the file system, clamped */
+	int64_t space_checked;           /* when low_space was last computed (ns) */
+};
+
+/* The ticker thread that batches commits (vault.c). */
+struct vault_ticker {
+	pthread_t thread;
+	bool run;
+	pthread_cond_t cv;               /* with v->mu */
+};
+
+/* The sealer: encrypts and writes full write buffers while the request
+ * threads take the next data (vault_data.c); its own lock. */
+struct vault_sealer {
+	pthread_t thread;
+	bool run;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;               /* work queued / stop */
+	pthread_cond_t done;             /* a job finished */
+	struct seal_job *head, *tail;
+	size_t len;
+	bool busy;                       /* the sealer is working on a job */
+	uint8_t **pool;                  /* free VV_BLOCK_SIZE buffers */
+	size_t npool;
+};
+
+/* An open vault: the store and its modules, then one part per concern. */
 struct vv_vault {
 	struct vv_store *store;
 	struct vv_meta *meta;
 	struct vv_content *content;
-	struct vv_audit *audit;
-	bool audit_lookups;
-	bool audit_required;             /* refuse requests while the log cannot be written */
-	pthread_mutex_t ckpt_mu;         /* the audit writer's latest checkpoint, to seal */
-	bool ckpt_have;
-	uint64_t ckpt_seq;
-	uint8_t ckpt_mac[VV_AUDIT_MAC_BYTES];
 	unsigned flags;
+	const char *purpose;             /* "mount", "fsck" ... for the audit log */
 	char *state_dir;                 /* vv_vault_opts copies (the anchors' home) */
 	char *audit_dir;
-
-	pthread_mutex_t mu;
-	struct node **htab;
-	size_t hsize, nnodes;
-	uint64_t perm_gen;               /* bumps when a directory's permissions change */
-	uint32_t root_coll;
-
-	uint8_t *wrapkey;                /* secure: wraps collection keys */
-	struct collkey *colls;
-	size_t ncolls;
-
-	/* chunks whose last reference was dropped: unlink after a durable commit */
-	struct pending_unlink *unl;
-	size_t nunl, unlcap;
-	size_t unl_safe;                 /* entries [0, unl_safe) are durable-safe */
-	bool anchor_lags;                /* the rollback anchor lags the last commit */
-
-	pthread_t tick;
-	bool tick_run;
-	pthread_cond_t tick_cv;
-	int fatal;                       /* sticky error: metadata can no longer be committed */
-
-	vv_inval_fn inval;
-	void *inval_ctx;
-
-	/* The sealer: encrypts and writes full write buffers while the request
-	 * threads take the next data (vault_data.c). */
-	pthread_t sealer;
-	bool seal_run;
-	pthread_mutex_t sealmu;
-	pthread_cond_t sealcv;           /* work queued / stop */
-	pthread_cond_t sealdone;         /* a job finished */
-	struct seal_job *sq_head, *sq_tail;
-	size_t sq_len;
-	bool seal_busy;                  /* the sealer is working on a job */
-	uint8_t **pool;                  /* free VV_BLOCK_SIZE buffers (under sealmu) */
-	size_t npool;
-
-	const char *purpose;             /* "mount", "fsck" ... for the audit log */
-	bool low_space;                  /* free space below the reserve: refuse growth */
-	uint32_t reserve;                /* reserve size: 1/32 of the file system, clamped */
-	struct knn_cache *knn;           /* decrypted segments for the query offload, or NULL */
 	vv_progress_fn progress;         /* from vv_vault_opts; NULL = none */
 	void *progress_ctx;
+
+	pthread_mutex_t mu;              /* meta, nodes, keys, commits (see the top) */
+	uint32_t root_coll;
+	struct vault_nodes nodes;
+	struct vault_keys keys;
+	struct vault_commits cm;
+	struct vault_audit_state aud;
+	struct vault_ticker tick;
+	struct vault_sealer seal;
+
+	vv_inval_fn inval;               /* kernel-cache invalidation (fs/) */
+	void *inval_ctx;
+	struct knn_cache *knn;           /* decrypted segments for the query offload, or NULL */
 	struct vault_listener listeners[VAULT_MAX_LISTENERS];   /* node events (vault_node.c) */
 	size_t nlisteners;
-	int64_t space_checked;           /* when low_space was last computed (ns) */
 };
 
 /* collection keys (vault_keys.c) */

@@ -29,9 +29,9 @@ int vault_key(struct vv_vault *v, uint32_t coll, const uint8_t **key)
 	size_t len;
 	int r;
 
-	for (size_t i = 0; i < v->ncolls; i++)
-		if (v->colls[i].id == coll) {
-			*key = v->colls[i].key;
+	for (size_t i = 0; i < v->keys.n; i++)
+		if (v->keys.colls[i].id == coll) {
+			*key = v->keys.colls[i].key;
 			return 0;
 		}
 	if ((r = vv_meta_coll_get(v->meta, coll, wrapped, sizeof(wrapped), &len)) < 0)
@@ -42,20 +42,20 @@ int vault_key(struct vv_vault *v, uint32_t coll, const uint8_t **key)
 	if (!k)
 		return VV_ENOMEM;
 	coll_ad(coll, ad);
-	if ((r = vv_key_unwrap(k, wrapped, v->wrapkey, ad, sizeof(ad))) < 0) {
+	if ((r = vv_key_unwrap(k, wrapped, v->keys.wrap, ad, sizeof(ad))) < 0) {
 		vv_log(VV_LOG_ERR, "vault: key of collection %u does not authenticate", coll);
 		vv_secure_free(k);
 		return VV_ECORRUPT;
 	}
-	nc = realloc(v->colls, (v->ncolls + 1) * sizeof(*nc));
+	nc = realloc(v->keys.colls, (v->keys.n + 1) * sizeof(*nc));
 	if (!nc) {
 		vv_secure_free(k);
 		return VV_ENOMEM;
 	}
-	v->colls = nc;
-	v->colls[v->ncolls].id = coll;
-	v->colls[v->ncolls].key = k;
-	v->ncolls++;
+	v->keys.colls = nc;
+	v->keys.colls[v->keys.n].id = coll;
+	v->keys.colls[v->keys.n].key = k;
+	v->keys.n++;
 	*key = k;
 	return 0;
 }
@@ -98,16 +98,16 @@ out:
 
 int vault_coll_new(struct vv_vault *v, uint32_t *id)
 {
-	return vault_coll_key_new(v->meta, v->wrapkey, id);
+	return vault_coll_key_new(v->meta, v->keys.wrap, id);
 }
 
 /* Crypto-shredding: the collection's key is gone with its row. */
 int vault_coll_drop(struct vv_vault *v, uint32_t id)
 {
-	for (size_t i = 0; i < v->ncolls; i++)
-		if (v->colls[i].id == id) {
-			vv_secure_free(v->colls[i].key);
-			v->colls[i] = v->colls[--v->ncolls];
+	for (size_t i = 0; i < v->keys.n; i++)
+		if (v->keys.colls[i].id == id) {
+			vv_secure_free(v->keys.colls[i].key);
+			v->keys.colls[i] = v->keys.colls[--v->keys.n];
 			break;
 		}
 	return vv_meta_coll_del(v->meta, id);

@@ -16,18 +16,18 @@
 
 static size_t hslot(const struct vv_vault *v, uint64_t ino)
 {
-	return (size_t)((ino * 0x9E3779B97F4A7C15ULL) >> 20) & (v->hsize - 1);
+	return (size_t)((ino * 0x9E3779B97F4A7C15ULL) >> 20) & (v->nodes.hsize - 1);
 }
 
 static int grow(struct vv_vault *v)
 {
-	size_t nsize = v->hsize ? v->hsize * 2 : 1024;
+	size_t nsize = v->nodes.hsize ? v->nodes.hsize * 2 : 1024;
 	struct node **nt = calloc(nsize, sizeof(*nt));
 
 	if (!nt)
 		return VV_ENOMEM;
-	for (size_t i = 0; i < v->hsize; i++) {
-		struct node *n = v->htab[i], *next;
+	for (size_t i = 0; i < v->nodes.hsize; i++) {
+		struct node *n = v->nodes.htab[i], *next;
 		for (; n; n = next) {
 			size_t h = (size_t)((n->ino * 0x9E3779B97F4A7C15ULL) >> 20) & (nsize - 1);
 			next = n->hnext;
@@ -35,17 +35,17 @@ static int grow(struct vv_vault *v)
 			nt[h] = n;
 		}
 	}
-	free(v->htab);
-	v->htab = nt;
-	v->hsize = nsize;
+	free(v->nodes.htab);
+	v->nodes.htab = nt;
+	v->nodes.hsize = nsize;
 	return 0;
 }
 
 static struct node *find(struct vv_vault *v, uint64_t ino)
 {
-	if (!v->hsize)
+	if (!v->nodes.hsize)
 		return NULL;
-	for (struct node *n = v->htab[hslot(v, ino)]; n; n = n->hnext)
+	for (struct node *n = v->nodes.htab[hslot(v, ino)]; n; n = n->hnext)
 		if (n->ino == ino)
 			return n;
 	return NULL;
@@ -63,7 +63,7 @@ static int get(struct vv_vault *v, uint64_t ino, const struct vv_inode_row *row,
 		*out = n;
 		return 0;
 	}
-	if (v->nnodes + 1 > v->hsize / 2 && (r = grow(v)) < 0)
+	if (v->nodes.n + 1 > v->nodes.hsize / 2 && (r = grow(v)) < 0)
 		return r;
 	n = calloc(1, sizeof(*n));
 	if (!n)
@@ -77,9 +77,9 @@ static int get(struct vv_vault *v, uint64_t ino, const struct vv_inode_row *row,
 	n->ino = ino;
 	n->pins = 1;
 	pthread_rwlock_init(&n->rw, NULL);
-	n->hnext = v->htab[hslot(v, ino)];
-	v->htab[hslot(v, ino)] = n;
-	v->nnodes++;
+	n->hnext = v->nodes.htab[hslot(v, ino)];
+	v->nodes.htab[hslot(v, ino)] = n;
+	v->nodes.n++;
 	*out = n;
 	return 0;
 }
@@ -96,13 +96,13 @@ int node_get_row(struct vv_vault *v, const struct vv_inode_row *row, struct node
 
 static void unhash(struct vv_vault *v, struct node *n)
 {
-	struct node **pp = &v->htab[hslot(v, n->ino)];
+	struct node **pp = &v->nodes.htab[hslot(v, n->ino)];
 
 	while (*pp && *pp != n)
 		pp = &(*pp)->hnext;
 	if (*pp)
 		*pp = n->hnext;
-	v->nnodes--;
+	v->nodes.n--;
 }
 
 static void node_free(struct node *n)
@@ -122,16 +122,16 @@ static void node_free(struct node *n)
 /* Free every node (closing the vault: nothing is dirty any more). */
 void node_table_free(struct vv_vault *v)
 {
-	for (size_t i = 0; i < v->hsize; i++) {
-		struct node *n = v->htab[i], *next;
+	for (size_t i = 0; i < v->nodes.hsize; i++) {
+		struct node *n = v->nodes.htab[i], *next;
 		for (; n; n = next) {
 			next = n->hnext;
 			node_free(n);
 		}
 	}
-	free(v->htab);
-	v->htab = NULL;
-	v->hsize = v->nnodes = 0;
+	free(v->nodes.htab);
+	v->nodes.htab = NULL;
+	v->nodes.hsize = v->nodes.n = 0;
 }
 
 /* Drop the node from memory when nothing refers to it; delete it for good
@@ -285,7 +285,7 @@ bool node_chain_ok(struct vv_vault *v, struct node *dir)
 {
 	bool ok;
 
-	if (dir->chain_gen == v->perm_gen && dir->chain_gen)
+	if (dir->chain_gen == v->nodes.perm_gen && dir->chain_gen)
 		return dir->chain_ok;
 	ok = searchable_by_all(v, dir);
 	if (ok && dir->ino != VV_ROOT_INO) {
@@ -298,7 +298,7 @@ bool node_chain_ok(struct vv_vault *v, struct node *dir)
 		}
 	}
 	dir->chain_ok = ok;
-	dir->chain_gen = v->perm_gen;
+	dir->chain_gen = v->nodes.perm_gen;
 	return ok;
 }
 
@@ -395,8 +395,8 @@ void node_invalidate_all(struct vv_vault *v)
 {
 	if (!v->inval)
 		return;
-	for (size_t i = 0; i < v->hsize; i++)
-		for (struct node *n = v->htab[i]; n; n = n->hnext)
+	for (size_t i = 0; i < v->nodes.hsize; i++)
+		for (struct node *n = v->nodes.htab[i]; n; n = n->hnext)
 			if (n->nlookup && n->ino != VV_ROOT_INO) {
 				if (n->lname)
 					v->inval(v->inval_ctx, n->lparent, n->lname);

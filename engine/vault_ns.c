@@ -172,7 +172,7 @@ static void perm_changed(struct vv_vault *v, struct node *n, bool was_ok)
 {
 	if (!S_ISDIR(n->a.mode))
 		return;
-	v->perm_gen++;
+	v->nodes.perm_gen++;
 	if (was_ok && !node_chain_ok(v, n))
 		node_invalidate_all(v);
 }
@@ -646,8 +646,8 @@ static int drop_entry(struct vv_vault *v, struct node *d, const char *name, stru
  * drop its key (crypto-shredding).  Otherwise mount-time GC does it. */
 static void maybe_drop_coll(struct vv_vault *v, uint32_t coll, uint64_t dir_ino)
 {
-	for (size_t i = 0; i < v->hsize; i++)
-		for (struct node *n = v->htab[i]; n; n = n->hnext)
+	for (size_t i = 0; i < v->nodes.hsize; i++)
+		for (struct node *n = v->nodes.htab[i]; n; n = n->hnext)
 			if (n->a.coll == coll && n->ino != dir_ino)
 				return;
 	vault_coll_drop(v, coll);
@@ -890,7 +890,7 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	node_named(n, newparent, newname, 0);
 	if (S_ISDIR(n->a.mode) && parent != newparent) {
 		/* Its ancestry changed: cached decisions below it may differ. */
-		v->perm_gen++;
+		v->nodes.perm_gen++;
 		node_invalidate_all(v);
 	}
 out:

@@ -184,7 +184,7 @@ static int set_acl(struct vv_vault *v, const struct vv_ctx *c, struct node *n, e
 	if ((r = node_save(v, n)) < 0)
 		return r;
 	if (S_ISDIR(n->a.mode)) {
-		v->perm_gen++;
+		v->nodes.perm_gen++;
 		if (was_ok && !node_chain_ok(v, n))
 			node_invalidate_all(v);
 	}
