@@ -549,22 +549,6 @@ static int numbered(char *out, size_t n, const char *path, unsigned k)
 	return (w < 0 || (size_t)w >= n) ? VV_ENAMETOOLONG : 0;
 }
 
-static int dir_of(char *out, size_t n, const char *path)
-{
-	char *slash;
-
-	if (snprintf(out, n, "%s", path) >= (int)n)
-		return VV_ENAMETOOLONG;
-	slash = strrchr(out, '/');
-	if (!slash)
-		snprintf(out, n, ".");
-	else if (slash == out)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	return 0;
-}
-
 /* The log, like every file beside it, is opened under the rules of
  * vecvault/privfile.h: a planted link or someone else's file is refused. */
 static int open_log(const char *path, int *fd_out)
@@ -615,7 +599,7 @@ static int rotate(struct vv_audit *a)
 	}
 	if ((r = open_log(a->path, &fd)) < 0)
 		goto out;
-	if ((r = dir_of(dir, sizeof(dir), a->path)) < 0)
+	if ((r = vv_privfile_dir_of(dir, sizeof(dir), a->path)) < 0)
 		goto out;
 	vv_os_fsync_dir(dir);
 	vv_os_close(a->fd);
@@ -839,7 +823,7 @@ static int mkdirs(const char *path)
 	char dir[PATH_MAX];
 	int r;
 
-	if ((r = dir_of(dir, sizeof(dir), path)) < 0)
+	if ((r = vv_privfile_dir_of(dir, sizeof(dir), path)) < 0)
 		return r;
 	return vv_privfile_mkdir(dir);
 }

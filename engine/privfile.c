@@ -38,7 +38,7 @@ static int refuse(char *why, size_t whylen, const char *fmt, ...)
 	return VV_EUNSAFE;
 }
 
-static int dir_of(char *out, size_t n, const char *path)
+int vv_privfile_dir_of(char *out, size_t n, const char *path)
 {
 	char *slash;
 
@@ -85,7 +85,7 @@ int vv_privfile_check_parent(const char *path, char *why, size_t whylen)
 	char dir[PATH_MAX];
 	int r;
 
-	if ((r = dir_of(dir, sizeof(dir), path)) < 0)
+	if ((r = vv_privfile_dir_of(dir, sizeof(dir), path)) < 0)
 		return r;
 	return check_dir(dir, why, whylen);
 }

@@ -54,6 +54,9 @@ int vv_privfile_replace(const char *path, const void *buf, size_t n, bool durabl
 
 /* mkdir -p dir (new directories mode 0700), then check dir itself. */
 int vv_privfile_mkdir(const char *dir) __attribute__((warn_unused_result));
+/* The directory part of path into out (n bytes): "." for a bare name, "/"
+ * for a file in the root.  0 or VV_ENAMETOOLONG. */
+int vv_privfile_dir_of(char *out, size_t n, const char *path);
 
 /* Check the directory that holds path (see the rules above). */
 int vv_privfile_check_parent(const char *path, char *why, size_t whylen)
