@@ -572,8 +572,11 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 		seterr(err, errlen, "%s: %s", dir, strerror(errno));
 		goto out;
 	}
-	qsort(names, nnames, sizeof(*names), name_cmp);
-	qsort(idsv, nids, sizeof(*idsv), name_cmp);
+	/* qsort's array must not be NULL, even for 0 elements (UBSan) */
+	if (nnames)
+		qsort(names, nnames, sizeof(*names), name_cmp);
+	if (nids)
+		qsort(idsv, nids, sizeof(*idsv), name_cmp);
 	if ((r = read_schema(dir, &c->schema, err, errlen)) < 0)
 		goto out;
 	if (override) {
