@@ -379,6 +379,7 @@ int vv_vault_close(struct vv_vault *v)
 			pthread_mutex_unlock(&v->mu);
 		}
 	}
+	data_files_free(v);
 	node_table_free(v);
 	{
 		int r2 = vv_meta_close(v->meta);

@@ -698,6 +698,7 @@ int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	f->n = n;
 	f->flags = flags;
 	vault_file_owner(v, f, c);
+	data_file_track(v, f);
 	*keep_cache = n->open_gen == n->data_gen;
 	n->open_gen = n->data_gen;
 out:
@@ -941,6 +942,30 @@ int vv_vault_fsync(struct vv_vault *v, struct vv_file *fh, bool datasync)
 	return r < 0 ? r : r2;
 }
 
+void data_file_track(struct vv_vault *v, struct vv_file *f)
+{
+	f->prev = NULL;
+	f->next = v->files;
+	if (v->files)
+		v->files->prev = f;
+	v->files = f;
+}
+
+void data_files_free(struct vv_vault *v)
+{
+	size_t n = 0;
+
+	while (v->files) {
+		struct vv_file *f = v->files;
+		v->files = f->next;
+		vault_file_free(f);
+		n++;
+	}
+	if (n)
+		vv_log(VV_LOG_INFO, "vault: %zu handle(s) were still open at close (unmounted "
+		       "with files open); their data was flushed", n);
+}
+
 int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
 {
 	struct node *n = fh->n;
@@ -966,6 +991,12 @@ int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
 
 	pthread_mutex_lock(&v->mu);
 	vault_audit_file(v, NULL, "close", fh, r);
+	if (fh->prev)
+		fh->prev->next = fh->next;
+	else
+		v->files = fh->next;
+	if (fh->next)
+		fh->next->prev = fh->prev;
 	n->nopen--;
 	node_maybe_free(v, n);
 	pthread_mutex_unlock(&v->mu);

@@ -89,6 +89,7 @@ struct vv_file {
 	char comm[32];
 	char client[64];
 	char *path;                      /* the path it was opened by, for audit records */
+	struct vv_file *prev, *next;     /* v->files, under v->mu */
 };
 
 /* What a handle was opened for.  open(2) mode 3 (O_ACCMODE) is neither: the
@@ -240,6 +241,7 @@ struct vv_vault {
 	struct knn_cache *knn;           /* decrypted segments for the query offload, or NULL */
 	struct vault_listener listeners[VAULT_MAX_LISTENERS];   /* node events (vault_node.c) */
 	size_t nlisteners;
+	struct vv_file *files;           /* open handles, under mu (vault_data.c) */
 };
 
 /* collection keys (vault_keys.c) */
@@ -317,6 +319,10 @@ int data_seek(struct node *n, uint64_t off, int whence, uint64_t *out);
 int data_flush(struct vv_vault *v, struct node *n);           /* under n->rw (write), takes mu */
 int data_truncate(struct vv_vault *v, struct node *n, uint64_t size);  /* under n->rw (write), takes mu */
 int vault_flush_all(struct vv_vault *v);                      /* not under mu */
+/* Open handles: tracked from open to release (under mu), so that those the
+ * kernel never released (an unmount with files open) are freed at close. */
+void data_file_track(struct vv_vault *v, struct vv_file *f);
+void data_files_free(struct vv_vault *v);                     /* at close, no requests */
 /* The sealer thread, and the data layer's node listener (a deleted node's
  * extents are released). */
 int data_sealer_start(struct vv_vault *v);

@@ -502,6 +502,7 @@ int vv_vault_create(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		f->n = n;
 		f->flags = flags;
 		vault_file_owner(v, f, c);
+		data_file_track(v, f);
 		n->nopen++;
 		n->open_gen = n->data_gen;
 		*fh = f;
