@@ -41,18 +41,9 @@ BENCH_FILES=${BENCH_FILES:-3000}
 BENCH_REPS=${BENCH_REPS:-5}
 BENCH_FS=${BENCH_FS:-"plain passthrough vecvault gocryptfs securefs"}
 HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=$(cd "$HERE/../.." && pwd)
-PY=/usr/bin/python3
-VV=${VV_BIN:-}
-if [ -z "$VV" ]; then
-	if [ -x "$SRC/build/vecvault" ]; then VV=$SRC/build/vecvault; else VV=$(command -v vecvault || true); fi
-fi
-
-die() { echo "fs-bench: $*" >&2; exit 1; }
-note() { echo "# $*"; }
-
-[ "$(id -u)" = 0 ] || die "run as root (cold reads drop the page cache)"
-[ -c /dev/fuse ] && command -v fusermount3 >/dev/null || die "needs /dev/fuse and fusermount3"
+BENCH_NAME=fs-bench
+. "$HERE/fs-lib.sh"
+bench_need_root "cold reads drop the page cache"
 for t in fio rsync tar dd; do command -v $t >/dev/null || die "needs $t"; done
 
 SIZE_B=$(numfmt --from=iec "$BENCH_SIZE") || die "bad BENCH_SIZE $BENCH_SIZE"
@@ -70,16 +61,12 @@ RES=$B/results.tsv                        # fs workload rep value
 
 # ---- file systems -----------------------------------------------------------
 # Each FS has a mount point $B/<fs>/mnt; fs_mount/fs_umount remount it
-# (plain: no-op).  fs_setup creates the store once.
+# (plain: no-op).  fs_setup creates the store once (fs-lib.sh).
 
-MNTS=""
 cleanup() {
-	local rc=$? m
+	local rc=$?
 	set +e
-	for m in $MNTS; do
-		if mountpoint -q "$m"; then fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m"; fi
-	done
-	vv_wait
+	unmount_all
 	[ -n "${PERF_PID:-}" ] && kill "$PERF_PID" 2>/dev/null
 	rm -rf "$SHM"
 	if [ -z "${BENCH_KEEP:-}" ]; then
@@ -97,91 +84,7 @@ trap 'exit 130' INT TERM HUP
 printf 'fs-bench passphrase\n' > "$B/pass"
 chmod 600 "$B/pass"
 
-wait_mounted() {   # MNT: poll up to 30 s for the mount to appear
-	local i=0
-	until mountpoint -q "$1"; do
-		i=$((i + 1)); [ $i -le 300 ] || return 1; sleep 0.1
-	done
-}
-
-vv_wait() {        # wait for an unmounted vecvault daemon to exit
-	local pid i=0
-	[ -s "$B/vecvault/pid" ] || return 0
-	pid=$(cat "$B/vecvault/pid" 2>/dev/null) || return 0
-	while kill -0 "$pid" 2>/dev/null; do
-		i=$((i + 1)); [ $i -le 600 ] || return 1; sleep 0.1
-	done
-}
-
-fs_available() {
-	case $1 in
-	plain) return 0 ;;
-	passthrough) command -v cc >/dev/null && pkg-config --exists fuse3 ;;
-	vecvault) [ -n "$VV" ] && [ -x "$VV" ] ;;
-	gocryptfs) command -v gocryptfs >/dev/null ;;
-	securefs) command -v securefs >/dev/null ;;
-	*) return 1 ;;
-	esac
-}
-
-fs_setup() {
-	local d=$B/$1
-	rm -rf "$d"; mkdir -p "$d/mnt" "$d/store"
-	MNTS="$MNTS $d/mnt"
-	case $1 in
-	passthrough)
-		cc -O2 -o "$B/pt" "$HERE/passthrough.c" $(pkg-config --cflags --libs fuse3) ;;
-	vecvault)
-		mkdir -p -m 700 "$B/vv-state" "$B/vv-audit"
-		VECVAULT_TEST_KDF=1 "$VV" init "$d/store" --passfile "$B/pass" --kdf test >/dev/null ;;
-	gocryptfs)
-		gocryptfs -init -q -nosyslog -scryptn 10 -passfile "$B/pass" "$d/store" >/dev/null ;;
-	securefs)
-		securefs create --keyfile "$B/pass" --pbkdf pkcs5-pbkdf2-hmac-sha256 -r 1000 \
-			"$d/store" >/dev/null 2>&1 ;;
-	esac
-}
-
-fs_mount() {
-	local d=$B/$1
-	case $1 in
-	plain) return 0 ;;
-	passthrough) "$B/pt" "$d/store" "$d/mnt" ;;
-	vecvault)
-		VECVAULT_TEST_KDF=1 VECVAULT_STATE_DIR=$B/vv-state VECVAULT_AUDIT_DIR=$B/vv-audit \
-			"$VV" mount "$d/store" "$d/mnt" --passfile "$B/pass" \
-			--pid-file "$d/pid" --log "$d/log" ;;
-	gocryptfs) gocryptfs -q -nosyslog -passfile "$B/pass" "$d/store" "$d/mnt" ;;
-	securefs) securefs mount -b --log "$d/log" --keyfile "$B/pass" "$d/store" "$d/mnt" \
-			>/dev/null 2>&1 ;;
-	esac
-	wait_mounted "$d/mnt" || die "$1 did not mount"
-}
-
-fs_umount() {
-	local d=$B/$1
-	[ "$1" = plain ] && return 0
-	if ! mountpoint -q "$d/mnt"; then
-		note "$1: mount vanished before unmount (daemon died?); remounting"
-		return 0
-	fi
-	fusermount3 -u "$d/mnt"
-	[ "$1" = vecvault ] && { vv_wait || die "vecvault daemon did not exit"; }
-	return 0
-}
-
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-
-# Cold: unmount, drop every cache (ours too: the daemon restarts), mount.
-cold() {
-	fs_umount "$1"
-	drop_caches
-	fs_mount "$1"
-}
-
 # ---- workloads ----------------------------------------------------------------
-now_us() { local t; t=$(date +%s%N); echo $((t / 1000)); }
-
 # timed FS WORKLOAD UNIT CMD...: run CMD, record seconds (UNIT s) or MB/s
 # of SIZE_MB (UNIT mbs).
 timed() {

@@ -28,33 +28,21 @@ SCALE_SIZES=${SCALE_SIZES:-1000 10000 80000 200000}
 SCALE_REPS=${SCALE_REPS:-3}
 SCALE_FS=${SCALE_FS:-vecvault plain gocryptfs}
 HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=$(cd "$HERE/../.." && pwd)
-PY=/usr/bin/python3
-VV=${VV_BIN:-}
-if [ -z "$VV" ]; then
-	if [ -x "$SRC/build/vecvault" ]; then VV=$SRC/build/vecvault; else VV=$(command -v vecvault || true); fi
-fi
-
-die() { echo "scale-bench-dirs: $*" >&2; exit 1; }
-note() { echo "# $*"; }
-
-[ "$(id -u)" = 0 ] || die "run as root (cold listings drop the page cache)"
-[ -c /dev/fuse ] && command -v fusermount3 >/dev/null || die "needs /dev/fuse and fusermount3"
+BENCH_NAME=scale-bench-dirs
+FS_STRICT=1                          # a vanished mount ends the run
+. "$HERE/fs-lib.sh"
+bench_need_root "cold listings drop the page cache"
 
 B=${BENCH_DIR:-/var/tmp/vv-scale-dirs.$$}
 mkdir -p "$B"
 B=$(cd "$B" && pwd)
 RES=$B/results.tsv                   # fs line size rep us_per_entry
 : > "$RES"
-MNTS=""
 
 cleanup() {
-	local rc=$? m
+	local rc=$?
 	set +e
-	for m in $MNTS; do
-		if mountpoint -q "$m"; then fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m"; fi
-	done
-	vv_wait
+	unmount_all
 	if [ -z "${BENCH_KEEP:-}" ]; then
 		rm -rf "$B"/plain "$B"/vecvault "$B"/gocryptfs "$B"/pass "$B"/results.tsv \
 			"$B"/vv-state "$B"/vv-audit
@@ -68,79 +56,15 @@ trap 'exit 130' INT TERM HUP
 printf 'scale-bench passphrase\n' > "$B/pass"
 chmod 600 "$B/pass"
 
-wait_mounted() {
-	local i=0
-	until mountpoint -q "$1"; do
-		i=$((i + 1)); [ $i -le 300 ] || return 1; sleep 0.1
-	done
-}
-
-vv_wait() {        # an unmounted vecvault daemon has exited
-	local pid i=0
-	[ -s "$B/vecvault/pid" ] || return 0
-	pid=$(cat "$B/vecvault/pid" 2>/dev/null) || return 0
-	while kill -0 "$pid" 2>/dev/null; do
-		i=$((i + 1)); [ $i -le 600 ] || return 1; sleep 0.1
-	done
-}
-
-fs_available() {
-	case $1 in
-	plain) return 0 ;;
-	vecvault) [ -n "$VV" ] && [ -x "$VV" ] ;;
-	gocryptfs) command -v gocryptfs >/dev/null ;;
-	*) return 1 ;;
-	esac
-}
-
-fs_setup() {
-	local d=$B/$1
-	rm -rf "$d"; mkdir -p "$d/mnt" "$d/store"
-	MNTS="$MNTS $d/mnt"
-	case $1 in
-	vecvault)
-		mkdir -p -m 700 "$B/vv-state" "$B/vv-audit"
-		VECVAULT_TEST_KDF=1 "$VV" init "$d/store" --passfile "$B/pass" --kdf test >/dev/null ;;
-	gocryptfs)
-		gocryptfs -init -q -nosyslog -scryptn 10 -passfile "$B/pass" "$d/store" >/dev/null ;;
-	esac
-}
-
-fs_mount() {
-	local d=$B/$1
-	case $1 in
-	plain) return 0 ;;
-	vecvault)
-		VECVAULT_TEST_KDF=1 VECVAULT_STATE_DIR=$B/vv-state VECVAULT_AUDIT_DIR=$B/vv-audit \
-			"$VV" mount "$d/store" "$d/mnt" --passfile "$B/pass" \
-			--pid-file "$d/pid" --log "$d/log" ;;
-	gocryptfs) gocryptfs -q -nosyslog -passfile "$B/pass" "$d/store" "$d/mnt" 2>> "$d/log" ;;
-	esac
-	wait_mounted "$d/mnt" || die "$1 did not mount"
-}
-
-fs_umount() {
-	local d=$B/$1
-	[ "$1" = plain ] && return 0
-	mountpoint -q "$d/mnt" || die "$1: mount vanished (daemon died?)"
-	fusermount3 -u "$d/mnt"
-	if [ "$1" = vecvault ]; then vv_wait || die "vecvault daemon did not exit"; fi
-	return 0
-}
-
-# Unmount, drop every cache (the daemon restarts too), mount; then load the
+# cold_list FS: cold (fs-lib.sh: unmount, drop every cache, mount); then load the
 # tools (ls, find and their libraries) and the mount's root again, so the
 # timed command pays for the directory only, not for exec from a cold disk.
-cold() {
+cold_list() {
 	local m=$B/$1/mnt
 	[ "$1" = plain ] && m=$B/$1/store
-	fs_umount "$1"
-	sync; echo 3 > /proc/sys/vm/drop_caches
-	fs_mount "$1"
+	cold "$1"
 	ls -l /dev/null > /dev/null; find /dev/null > /dev/null; stat "$m" > /dev/null
 }
-
-now_us() { local t; t=$(date +%s%N); echo $((t / 1000)); }
 
 # timed FS LINE N REP CMD...: run CMD (output discarded), record its µs.
 timed() {
@@ -195,16 +119,16 @@ for fs in $FSS; do
 	# every size's time before dividing by its entries.
 	for rep in $(seq 1 "$SCALE_REPS"); do
 		for n in 0 $SCALE_SIZES; do
-			cold "$fs"; timed "$fs" "readdir (ls -f)" "$n" "$rep" ls -f "$M/d$n"
-			cold "$fs"; timed "$fs" "ls -l" "$n" "$rep" ls -l "$M/d$n"
-			cold "$fs"; timed "$fs" "ls -lR" "$n" "$rep" ls -lR "$M/d$n"
-			cold "$fs"; timed "$fs" "find" "$n" "$rep" find "$M/d$n"
+			cold_list "$fs"; timed "$fs" "readdir (ls -f)" "$n" "$rep" ls -f "$M/d$n"
+			cold_list "$fs"; timed "$fs" "ls -l" "$n" "$rep" ls -l "$M/d$n"
+			cold_list "$fs"; timed "$fs" "ls -lR" "$n" "$rep" ls -lR "$M/d$n"
+			cold_list "$fs"; timed "$fs" "find" "$n" "$rep" find "$M/d$n"
 		done
 	done
 	total=0
 	for n in $SCALE_SIZES; do total=$((total + n)); done
 	for rep in $(seq 1 "$SCALE_REPS"); do
-		cold "$fs"; timed "$fs" "find, whole tree" "$total" "$rep" find "$M"
+		cold_list "$fs"; timed "$fs" "find, whole tree" "$total" "$rep" find "$M"
 	done
 	fs_umount "$fs"
 done

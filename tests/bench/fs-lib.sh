@@ -1,0 +1,125 @@
+# fs-lib.sh - what the file-system benchmarks share (fs-bench.sh,
+# scale-bench-dirs.sh): the vecvault binary, the peers' stores and mounts
+# under one scratch directory, cold remounts.  Source it after setting:
+#
+#   BENCH_NAME   the script's name, for messages
+#   B            the scratch directory (absolute); each FS lives in $B/<fs>
+#                with mnt/ and store/, the shared passphrase in $B/pass
+#   HERE         the script's directory (passthrough.c is built from it)
+#
+# File systems: plain (the store directory itself), passthrough (a
+# do-nothing FUSE, built here), vecvault, gocryptfs, securefs.  MNTS lists
+# the mount points fs_setup made, for the script's cleanup.  FS_STRICT=1:
+# a mount that vanished before unmount is an error (default: noted, and the
+# next fs_mount mounts it again).
+
+SRC=$(cd "$HERE/../.." && pwd)
+PY=/usr/bin/python3
+VV=${VV_BIN:-}
+if [ -z "$VV" ]; then
+	if [ -x "$SRC/build/vecvault" ]; then VV=$SRC/build/vecvault; else VV=$(command -v vecvault || true); fi
+fi
+MNTS=""
+
+die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
+note() { echo "# $*"; }
+
+# bench_need_root WHY: cold lines drop the page cache; FUSE is needed.
+bench_need_root() {
+	[ "$(id -u)" = 0 ] || die "run as root ($1)"
+	[ -c /dev/fuse ] && command -v fusermount3 >/dev/null || die "needs /dev/fuse and fusermount3"
+}
+
+wait_mounted() {   # MNT: poll up to 30 s for the mount to appear
+	local i=0
+	until mountpoint -q "$1"; do
+		i=$((i + 1)); [ $i -le 300 ] || return 1; sleep 0.1
+	done
+}
+
+vv_wait() {        # wait for an unmounted vecvault daemon to exit
+	local pid i=0
+	[ -s "$B/vecvault/pid" ] || return 0
+	pid=$(cat "$B/vecvault/pid" 2>/dev/null) || return 0
+	while kill -0 "$pid" 2>/dev/null; do
+		i=$((i + 1)); [ $i -le 600 ] || return 1; sleep 0.1
+	done
+}
+
+# unmount_all: every mount fs_setup made (for the script's cleanup).
+unmount_all() {
+	local m
+	for m in $MNTS; do
+		if mountpoint -q "$m"; then fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m"; fi
+	done
+	vv_wait
+}
+
+fs_available() {
+	case $1 in
+	plain) return 0 ;;
+	passthrough) command -v cc >/dev/null && pkg-config --exists fuse3 ;;
+	vecvault) [ -n "$VV" ] && [ -x "$VV" ] ;;
+	gocryptfs) command -v gocryptfs >/dev/null ;;
+	securefs) command -v securefs >/dev/null ;;
+	*) return 1 ;;
+	esac
+}
+
+fs_setup() {       # FS: a fresh store (once per run)
+	local d=$B/$1
+	rm -rf "$d"; mkdir -p "$d/mnt" "$d/store"
+	MNTS="$MNTS $d/mnt"
+	case $1 in
+	passthrough)
+		cc -O2 -o "$B/pt" "$HERE/passthrough.c" $(pkg-config --cflags --libs fuse3) ;;
+	vecvault)
+		mkdir -p -m 700 "$B/vv-state" "$B/vv-audit"
+		VECVAULT_TEST_KDF=1 "$VV" init "$d/store" --passfile "$B/pass" --kdf test >/dev/null ;;
+	gocryptfs)
+		gocryptfs -init -q -nosyslog -scryptn 10 -passfile "$B/pass" "$d/store" >/dev/null ;;
+	securefs)
+		securefs create --keyfile "$B/pass" --pbkdf pkcs5-pbkdf2-hmac-sha256 -r 1000 \
+			"$d/store" >/dev/null 2>&1 ;;
+	esac
+}
+
+fs_mount() {
+	local d=$B/$1
+	case $1 in
+	plain) return 0 ;;
+	passthrough) "$B/pt" "$d/store" "$d/mnt" ;;
+	vecvault)
+		VECVAULT_TEST_KDF=1 VECVAULT_STATE_DIR=$B/vv-state VECVAULT_AUDIT_DIR=$B/vv-audit \
+			"$VV" mount "$d/store" "$d/mnt" --passfile "$B/pass" \
+			--pid-file "$d/pid" --log "$d/log" ;;
+	gocryptfs) gocryptfs -q -nosyslog -passfile "$B/pass" "$d/store" "$d/mnt" 2>> "$d/log" ;;
+	securefs) securefs mount -b --log "$d/log" --keyfile "$B/pass" "$d/store" "$d/mnt" \
+			>/dev/null 2>&1 ;;
+	esac
+	wait_mounted "$d/mnt" || die "$1 did not mount"
+}
+
+fs_umount() {
+	local d=$B/$1
+	[ "$1" = plain ] && return 0
+	if ! mountpoint -q "$d/mnt"; then
+		[ "${FS_STRICT:-0}" = 1 ] && die "$1: mount vanished (daemon died?)"
+		note "$1: mount vanished before unmount (daemon died?); remounting"
+		return 0
+	fi
+	fusermount3 -u "$d/mnt"
+	[ "$1" = vecvault ] && { vv_wait || die "vecvault daemon did not exit"; }
+	return 0
+}
+
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+# Cold: unmount, drop every cache (ours too: the daemon restarts), mount.
+cold() {
+	fs_umount "$1"
+	drop_caches
+	fs_mount "$1"
+}
+
+now_us() { local t; t=$(date +%s%N); echo $((t / 1000)); }
