@@ -1,0 +1,301 @@
+/*
+ * vault_admin.c - the control plane's dispatcher: find the verb, decide
+ * whether the peer may run it, run it, audit it (admin.h, admin_int.h).
+ *
+ * The transports (fs/ctl.c) only move bytes and name the peer; everything
+ * that decides lives here and in the feature files' verb tables.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "admin_int.h"
+#include "vecvault/error.h"
+#include "vault_int.h"
+
+/* Every feature's table, in the order verbs are looked up. */
+static const struct vault_admin_verb *const tables[] = {
+	vault_admin_core_verbs,
+};
+
+void vv_admin_reply_init(struct vv_admin_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+void vv_admin_reply_release(struct vv_admin_reply *r)
+{
+	if (!r)
+		return;
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+const char *vault_admin_arg(const struct vv_admin_req *rq, const char *key)
+{
+	for (size_t i = 0; i < rq->nargs; i++)
+		if (strcmp(rq->args[i].key, key) == 0)
+			return rq->args[i].val;
+	return NULL;
+}
+
+size_t vault_admin_args(const struct vv_admin_req *rq, const char *key,
+			const char **out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < rq->nargs; i++) {
+		if (strcmp(rq->args[i].key, key) != 0)
+			continue;
+		if (n < max)
+			out[n] = rq->args[i].val;
+		n++;
+	}
+	return n;
+}
+
+bool vault_admin_flag(const struct vv_admin_req *rq, const char *key)
+{
+	const char *s = vault_admin_arg(rq, key);
+
+	return s && *s && strcmp(s, "0") != 0;
+}
+
+static int body_grow(struct vv_admin_reply *rep, size_t more)
+{
+	size_t need = rep->len + more + 1, cap = rep->cap ? rep->cap : 256;
+	char *p;
+
+	if (need <= rep->cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	p = realloc(rep->body, cap);
+	if (!p)
+		return VV_ENOMEM;
+	rep->body = p;
+	rep->cap = cap;
+	return 0;
+}
+
+int vault_admin_printf(struct vv_admin_reply *rep, const char *fmt, ...)
+{
+	va_list ap;
+	int n, r;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return VV_EINVAL;
+	if ((r = body_grow(rep, (size_t)n)) < 0)
+		return r;
+	va_start(ap, fmt);
+	vsnprintf(rep->body + rep->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	rep->len += (size_t)n;
+	return 0;
+}
+
+int vault_admin_json_str(struct vv_admin_reply *rep, const char *s)
+{
+	int r = vault_admin_printf(rep, "\"");
+
+	for (const unsigned char *p = (const unsigned char *)s; r == 0 && *p; p++) {
+		if (*p == '"' || *p == '\\')
+			r = vault_admin_printf(rep, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			r = vault_admin_printf(rep, "\\u%04x", *p);
+		else
+			r = vault_admin_printf(rep, "%c", *p);
+	}
+	if (r == 0)
+		r = vault_admin_printf(rep, "\"");
+	return r;
+}
+
+int vault_admin_fail(struct vv_admin_reply *rep, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rep->msg, sizeof(rep->msg), fmt, ap);
+	va_end(ap);
+	rep->status = code;
+	return code;
+}
+
+bool vault_admin_is_owner(struct vv_vault *v, const struct vv_ident *peer)
+{
+	struct vv_inode_row root;
+	bool ok = peer->uid == 0;
+
+	if (ok)
+		return true;
+	pthread_mutex_lock(&v->mu);
+	if (vv_meta_inode_get(v->meta, VV_ROOT_INO, &root) == 0)
+		ok = root.uid == peer->uid;
+	pthread_mutex_unlock(&v->mu);
+	return ok;
+}
+
+int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino)
+{
+	char name[256];
+	uint64_t cur = VV_ROOT_INO;
+	const char *p = path;
+	int r = 0;
+
+	if (!path || path[0] != '/' || strlen(path) >= 4096)
+		return VV_EINVAL;
+	while (*p) {
+		struct vv_inode_row row;
+		size_t n;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		n = strcspn(p, "/");
+		if (n >= sizeof(name))
+			return VV_ENAMETOOLONG;
+		memcpy(name, p, n);
+		name[n] = '\0';
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			return VV_EINVAL;
+		if ((r = vv_meta_inode_get(v->meta, cur, &row)) < 0)
+			return r;
+		if (!S_ISDIR(row.mode))
+			return VV_ENOTDIR;
+		if ((r = vv_meta_dirent_get(v->meta, cur, name, &cur)) < 0)
+			return r;
+		p += n;
+	}
+	*ino = cur;
+	return 0;
+}
+
+/* Until the roles feature answers it (vault_grant.c takes this over), no
+ * role administers anything. */
+bool vault_admin_coll_admin(struct vv_vault *v, const struct vv_ident *peer, uint64_t ino)
+{
+	(void)v;
+	(void)peer;
+	(void)ino;
+	return false;
+}
+
+static const struct vault_admin_verb *find_verb(const char *name)
+{
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (const struct vault_admin_verb *e = tables[t]; e->verb; e++)
+			if (strcmp(e->verb, name) == 0)
+				return e;
+	return NULL;
+}
+
+/* May rq's peer run e?  0, or a code with rep->msg set. */
+static int authorize(struct vv_vault *v, const struct vault_admin_verb *e,
+		     const struct vv_admin_req *rq, struct vv_admin_reply *rep)
+{
+	const char *paths[64];
+	size_t np;
+	int r = 0;
+
+	if (e->scope == ADMIN_ANYONE || vault_admin_is_owner(v, &rq->peer))
+		return 0;
+	if (e->scope == ADMIN_OWNER)
+		return vault_admin_fail(rep, VV_EACCES,
+					"%s: only root or the vault's owner may do this", e->verb);
+	np = vault_admin_args(rq, "path", paths, 64);
+	if (np == 0 || np > 64)
+		return vault_admin_fail(rep, VV_EACCES,
+					"%s: only root or the vault's owner may do this without a path "
+					"(or with more than 64)", e->verb);
+	pthread_mutex_lock(&v->mu);
+	for (size_t i = 0; i < np && r == 0; i++) {
+		uint64_t ino;
+
+		r = vault_admin_resolve(v, paths[i], &ino);
+		if (r < 0)
+			vault_admin_fail(rep, r, "%s: %s: %s", e->verb, paths[i], vv_strerror(r));
+		else if (!vault_admin_coll_admin(v, &rq->peer, ino))
+			r = vault_admin_fail(rep, VV_EACCES,
+					     "%s: %s: you hold no admin role on this collection",
+					     e->verb, paths[i]);
+	}
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+static void audit_call(struct vv_vault *v, const struct vv_admin_req *rq,
+		       const struct vault_admin_verb *e, int result)
+{
+	const char *target = e && e->target ? vault_admin_arg(rq, e->target) : NULL;
+	char detail[512];
+	struct vv_ctx c;
+
+	memset(&c, 0, sizeof(c));
+	c.id = rq->peer;
+	c.comm = "vecvault-admin";
+	c.client = rq->client ? rq->client : "local";
+	snprintf(detail, sizeof(detail), "%.64s%s%.400s", rq->verb ? rq->verb : "?",
+		 target ? " " : "", target ? target : "");
+	pthread_mutex_lock(&v->mu);
+	vault_audit(v, &c, "admin", VV_ROOT_INO, 0, NULL, result, detail);
+	pthread_mutex_unlock(&v->mu);
+}
+
+int vv_admin_call(struct vv_vault *v, const struct vv_admin_req *rq,
+		  struct vv_admin_reply *rep)
+{
+	const struct vault_admin_verb *e = NULL;
+	int r;
+
+	rep->status = 0;
+	rep->msg[0] = '\0';
+	if (rep->body)
+		rep->body[0] = '\0';
+	rep->len = 0;
+	if ((r = vault_audit_gate(v)) < 0) {
+		vault_admin_fail(rep, r, "the audit log cannot be written: refused");
+		goto out;
+	}
+	if (!rq->verb || !(e = find_verb(rq->verb))) {
+		r = vault_admin_fail(rep, VV_EINVAL, "unknown request '%.64s'",
+				     rq->verb ? rq->verb : "");
+		goto out;
+	}
+	if ((r = authorize(v, e, rq, rep)) < 0)
+		goto out;
+	r = e->run(v, rq, rep);
+	if (r < 0 && !rep->msg[0])
+		vault_admin_fail(rep, r, "%s: %s", e->verb, vv_strerror(r));
+out:
+	rep->status = r;
+	audit_call(v, rq, e, r);
+	return r;
+}
+
+/* ---- core verbs ------------------------------------------------------ */
+
+/* "vault.ping": which vault this is, and what the peer may do here. */
+static int run_ping(struct vv_vault *v, const struct vv_admin_req *rq,
+		    struct vv_admin_reply *rep)
+{
+	bool owner = vault_admin_is_owner(v, &rq->peer);
+	const char *id = vv_store_id(v->store);
+
+	if (vault_admin_json(rq))
+		return vault_admin_printf(rep, "{\"vault\":\"%s\",\"uid\":%u,\"owner\":%s}\n",
+					  id, rq->peer.uid, owner ? "true" : "false");
+	return vault_admin_printf(rep, "vault %s\nuid %u%s\n", id, rq->peer.uid,
+				  owner ? " (owner)" : "");
+}
+
+const struct vault_admin_verb vault_admin_core_verbs[] = {
+	{ "vault.ping", ADMIN_ANYONE, NULL, run_ping },
+	{ NULL, 0, NULL, NULL },
+};
