@@ -203,6 +203,13 @@ static int split(const char *path, char *mnt, size_t mntcap, char *vpath, size_t
 	return 0;
 }
 
+int admin_where(const char *mnt, const char *store, char *out, size_t cap)
+{
+	int n = store ? snprintf(out, cap, "store:%s", store) : snprintf(out, cap, "%s", mnt ? mnt : ".");
+
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
 int admin_vault_path(const char *path, char *mnt, size_t mntcap, char *vpath, size_t vpcap)
 {
 	return split(path, mnt, mntcap, vpath, vpcap) == 0 ? 0 : -1;

@@ -42,6 +42,11 @@ int admin_run(const char *where, const char *verb, const struct vv_admin_arg *ar
 int admin_call(const char *where, const char *verb, const struct vv_admin_arg *args,
 	       size_t nargs, struct vv_admin_reply *rep);
 
+/* The `where` of admin_run for a verb's MNT argument or --store STORE
+ * (STORE wins; neither: "." , the mount holding the working directory),
+ * into out.  0, or -1 when it does not fit. */
+int admin_where(const char *mnt, const char *store, char *out, size_t cap);
+
 /* Split a path under a mount (/vv/products/a.npy) into the mount point
  * (/vv) and the vault path (/products/a.npy).  0 or -1 with a message
  * printed. */
