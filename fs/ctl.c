@@ -337,8 +337,17 @@ static void accept_one(struct ctl *c)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl) < 0 || crl != sizeof(cr))
 		goto refuse;
 	if ((slot = take_slot(c, (uint32_t)cr.uid)) < 0) {
-		vv_log(VV_LOG_WARN, "ctl: too many control connections; refused uid %u pid %d",
-		       (unsigned)cr.uid, (int)cr.pid);
+		/* At most one line a second: refusals must not flood the log. */
+		int64_t now = now_ms();
+
+		c->refused++;
+		if (now - c->refused_logged >= 1000) {
+			vv_log(VV_LOG_WARN, "ctl: too many control connections; refused uid %u pid %d "
+			       "(%u refused since the last such message)",
+			       (unsigned)cr.uid, (int)cr.pid, c->refused);
+			c->refused_logged = now;
+			c->refused = 0;
+		}
 		goto refuse;
 	}
 	if (!(k = calloc(1, sizeof(*k))))

@@ -117,6 +117,8 @@ struct ctl {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;         /* nconn dropped */
 	unsigned nconn;
+	unsigned refused;            /* acceptor thread only: refusals not yet */
+	int64_t refused_logged;      /* logged, and when the last one was */
 	struct {
 		bool used;
 		uint32_t uid;
