@@ -68,40 +68,46 @@ static bool under(const char *abs, const char *mnt)
 	return strncmp(abs, mnt, n) == 0 && (abs[n] == '/' || abs[n] == '\0');
 }
 
-/* The innermost mount holding abs: its mount point and whether it is a
- * vecvault mount.  0, or -1 when mountinfo cannot be read. */
-static int innermost_mount(const char *abs, char *mnt, size_t mntcap, bool *vecvault)
+/* The innermost mount holding abs: its mount point, whether it is a
+ * vecvault mount, and for a FUSE mount the uid that mounted it
+ * (user_id=, else -1).  0, or -1 when mountinfo cannot be read. */
+static int innermost_mount(const char *abs, char *mnt, size_t mntcap, bool *vecvault,
+			   long *owner)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char *line = NULL;
 	size_t cap = 0, best = 0;
 
 	*vecvault = false;
+	*owner = -1;
 	mnt[0] = '\0';
 	if (!f)
 		return -1;
 	while (getline(&line, &cap, f) > 0) {
-		char *save = NULL, *tok, *point = NULL, *fstype = NULL;
-		int field = 0;
-		bool dash = false;
+		char *save = NULL, *tok, *point = NULL, *fstype = NULL, *super = NULL;
+		int field = 0, after = -1;
 
 		for (tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save), field++) {
 			if (field == 4)
 				point = tok;
-			else if (dash) {
+			else if (after < 0 && field > 5 && strcmp(tok, "-") == 0)
+				after = 0;
+			else if (after >= 0 && ++after == 1)
 				fstype = tok;
-				break;
-			} else if (field > 5 && strcmp(tok, "-") == 0)
-				dash = true;
+			else if (after == 3)
+				super = tok;
 		}
 		if (!point || !fstype)
 			continue;
 		unescape(point);
 		/* A later mount on the same point hides an earlier one: >=. */
 		if (under(abs, point) && strlen(point) >= best && strlen(point) < mntcap) {
+			const char *u = super ? strstr(super, "user_id=") : NULL;
+
 			best = strlen(point);
 			snprintf(mnt, mntcap, "%s", point);
 			*vecvault = strcmp(fstype, FSTYPE) == 0;
+			*owner = u ? strtol(u + 8, NULL, 10) : -1;
 		}
 	}
 	free(line);
@@ -147,48 +153,56 @@ static int lexical(const char *path, char *out, size_t cap)
 	return 0;
 }
 
-/* The absolute, resolved form of path: realpath when the path exists and
- * can be resolved, else its parent's realpath plus the last name, else the
- * lexical form. */
-static int absolute(const char *path, char *out, size_t cap)
+/* path with its parent directory resolved (realpath) and its last name
+ * as given, or the lexical form when the parent cannot be resolved.  The
+ * last name is not followed: a symbolic link inside a vault is a file of
+ * the vault, and a link planted there must not redirect an admin request
+ * elsewhere. */
+static int parent_resolved(const char *path, char *out, size_t cap)
 {
 	char tmp[PATH_MAX], *slash;
 
-	if (realpath(path, tmp) && strlen(tmp) < cap) {
-		snprintf(out, cap, "%s", tmp);
-		return 0;
-	}
 	if (lexical(path, tmp, sizeof(tmp)) < 0)
 		return -1;
 	slash = strrchr(tmp, '/');
 	if (slash && slash != tmp) {
-		char parent[PATH_MAX], rp[PATH_MAX];
+		char rp[PATH_MAX];
 
 		*slash = '\0';
-		snprintf(parent, sizeof(parent), "%s", tmp);
+		if (realpath(tmp, rp)) {
+			*slash = '/';
+			return (size_t)snprintf(out, cap, "%s/%s", strcmp(rp, "/") ? rp : "",
+						slash + 1) < cap ? 0 : -1;
+		}
 		*slash = '/';
-		if (realpath(parent, rp) &&
-		    (size_t)snprintf(out, cap, "%s/%s", strcmp(rp, "/") ? rp : "", slash + 1) < cap)
-			return 0;
 	}
-	if (strlen(tmp) >= cap)
-		return -1;
-	snprintf(out, cap, "%s", tmp);
-	return 0;
+	return (size_t)snprintf(out, cap, "%s", tmp) < cap ? 0 : -1;
 }
 
 /* 0 with the mount point and vault path, or 2 (message printed). */
 static int split(const char *path, char *mnt, size_t mntcap, char *vpath, size_t vpcap)
 {
-	char abs[PATH_MAX];
+	char abs[PATH_MAX], full[PATH_MAX];
 	bool vv;
+	long owner;
 
-	if (absolute(path, abs, sizeof(abs)) < 0) {
+	if (parent_resolved(path, abs, sizeof(abs)) < 0) {
 		say("%s: cannot make it an absolute path", path);
 		return ADMIN_EXIT_NODAEMON;
 	}
-	if (innermost_mount(abs, mnt, mntcap, &vv) < 0) {
+	if (innermost_mount(abs, mnt, mntcap, &vv, &owner) < 0) {
 		say("cannot read /proc/self/mountinfo (%s)", strerror(errno));
+		return ADMIN_EXIT_NODAEMON;
+	}
+	/* Outside any vault, the whole path may still be a link to a mount
+	 * point or into a vault (/data/vv -> /vv): follow it then. */
+	if (!vv && realpath(path, full) && strlen(full) < sizeof(abs)) {
+		snprintf(abs, sizeof(abs), "%s", full);
+		if (innermost_mount(abs, mnt, mntcap, &vv, &owner) < 0)
+			return ADMIN_EXIT_NODAEMON;
+	}
+	if (vv && owner != 0 && owner != (long)geteuid()) {
+		say("refusing the mount at %s: mounted by uid %ld, neither root nor you", mnt, owner);
 		return ADMIN_EXIT_NODAEMON;
 	}
 	if (!vv) {
