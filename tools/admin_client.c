@@ -283,25 +283,11 @@ static int vault_id(const char *where, char id[ID_LEN + 1], char *name, size_t n
 	}
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+/* Send (out) or receive all n bytes; -1 on an error or an early end. */
+static int io_all(int fd, uint8_t *p, size_t n, bool out)
 {
 	while (n) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int read_all(int fd, uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t k = recv(fd, p, n, 0);
+		ssize_t k = out ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
 
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -327,7 +313,8 @@ static int exchange(int fd, const char *sock, const char *verb, const struct vv_
 		    r == VV_E2BIG ? "more than 1 MiB of arguments" : vv_strerror(r));
 		return ADMIN_EXIT_FAILED;
 	}
-	if (write_all(fd, f, flen) < 0 || read_all(fd, hdr, sizeof(hdr)) < 0) {
+	errno = 0;
+	if (io_all(fd, f, flen, true) < 0 || io_all(fd, hdr, sizeof(hdr), false) < 0) {
 		say("the daemon at %s closed the connection (%s)", sock,
 		    errno ? strerror(errno) : "no reply");
 		goto out;
@@ -346,7 +333,7 @@ static int exchange(int fd, const char *sock, const char *verb, const struct vv_
 		say("out of memory");
 		goto out;
 	}
-	if (read_all(fd, body, blen) < 0 || vv_admin_wire_reply_decode(body, blen, rep) < 0) {
+	if (io_all(fd, body, blen, false) < 0 || vv_admin_wire_reply_decode(body, blen, rep) < 0) {
 		say("the daemon at %s sent a broken reply", sock);
 		goto out;
 	}
@@ -456,6 +443,21 @@ int admin_call(const char *where, const char *verb, const struct vv_admin_arg *a
 	return r;
 }
 
+/* Write s[0..n) to f; on a terminal, control bytes other than newline and
+ * tab as \xHH: replies carry names other users chose (paths, roles), which
+ * must not drive the admin's terminal. */
+static void put_text(FILE *f, const char *s, size_t n, bool tty)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (tty && ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f))
+			fprintf(f, "\\x%02x", c);
+		else
+			fputc(c, f);
+	}
+}
+
 int admin_run(const char *where, const char *verb, const struct vv_admin_arg *args, size_t nargs)
 {
 	struct vv_admin_reply rep;
@@ -465,12 +467,15 @@ int admin_run(const char *where, const char *verb, const struct vv_admin_arg *ar
 	if ((r = admin_call(where, verb, args, nargs, &rep)) != 0)
 		goto out;
 	if (rep.body && rep.len)
-		fwrite(rep.body, 1, rep.len, stdout);
+		put_text(stdout, rep.body, rep.len, isatty(STDOUT_FILENO));
 	fflush(stdout);
-	if (rep.status < 0)
-		say("%s", rep.msg[0] ? rep.msg : vv_strerror(rep.status));
-	else if (rep.msg[0])
-		say("%s", rep.msg);
+	if (rep.status < 0 || rep.msg[0]) {
+		const char *m = rep.msg[0] ? rep.msg : vv_strerror(rep.status);
+
+		fputs("vecvault: ", stderr);
+		put_text(stderr, m, strlen(m), true);
+		fputc('\n', stderr);
+	}
 	r = rep.status < 0 ? ADMIN_EXIT_FAILED : ADMIN_EXIT_OK;
 out:
 	vv_admin_reply_release(&rep);

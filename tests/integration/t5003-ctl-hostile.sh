@@ -12,7 +12,7 @@ vv_need_fuse
 S=$T/store
 M=$T/mnt
 vv_init "$S" >/dev/null
-ID=$("$VV_BIN" info "$S" | awk '/^store id:/ { print $3 }')
+ID=$(vv_store_id "$S")
 SOCK=/run/vecvault/$ID.sock
 check "mount" vv_mount "$S" "$M"
 echo hello > "$M/f"
