@@ -13,7 +13,7 @@ S=$T/store
 M=$T/mnt
 vv_init "$S" >/dev/null
 ID=$(vv_store_id "$S")
-SOCK=/run/vecvault/$ID.sock
+SOCK=$(vv_ctl_socket "$S")
 check "mount" vv_mount "$S" "$M"
 echo hello > "$M/f"
 

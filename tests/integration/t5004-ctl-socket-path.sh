@@ -15,7 +15,7 @@ S=$T/store
 M=$T/mnt
 vv_init "$S" >/dev/null
 ID=$(vv_store_id "$S")
-SOCK=/run/vecvault/$ID.sock
+SOCK=$(vv_ctl_socket "$S")
 mkdir -p /run/vecvault
 
 # --- a socket planted by another user -------------------------------------

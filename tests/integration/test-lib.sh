@@ -150,6 +150,12 @@ vv_store_id() {
 	"$VV_BIN" info "$1" | awk '/^store id:/ { print $3 }'
 }
 
+# vv_ctl_socket STORE: the control socket of STORE's vault when root's
+# daemon serves it (tools/env.c decides: /run/vecvault/ID.sock).
+vv_ctl_socket() {
+	echo "/run/vecvault/$(vv_store_id "$1").sock"
+}
+
 # vv_audit_log STORE: the path of STORE's audit log under $VECVAULT_AUDIT_DIR.
 vv_audit_log() {
 	echo "$VECVAULT_AUDIT_DIR/$(vv_store_id "$1")/audit.log"
