@@ -2,7 +2,6 @@
 # style).  Source it first from every tNNNN-area-what.sh:
 #
 #   . "$(dirname "$0")/test-lib.sh"
-vv_need_fuse
 #   vv_init "$T/store"
 #   vv_mount "$T/store" "$T/mnt"
 #   check "a file reads back" sh -c "echo hi > $T/mnt/f && test \"\$(cat $T/mnt/f)\" = hi"
