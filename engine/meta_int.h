@@ -17,6 +17,8 @@
  *   extents(ino, fblock, chunk, off, len, slot)   PRIMARY KEY(ino, fblock)
  *   chunks(id PK, coll, refs, size)
  *   colls(id PK, wrapped)                          per-collection data keys, wrapped
+ *   roles(name PK, gid UNIQUE, created)            (meta_role.c; feature tables live in
+ *                                                  meta_<feature>.c, see meta_sql_int.h)
  */
 #ifndef VV_META_INT_H
 #define VV_META_INT_H
@@ -173,5 +175,18 @@ void vv_meta_work(struct vv_meta *m, uint64_t *vm_steps, uint64_t *sorts);
 /* PRAGMA integrity_check: reads (so decrypts and authenticates) every page.
  * cb gets each problem line.  0 when clean, VV_ECORRUPT otherwise. */
 int vv_meta_integrity(struct vv_meta *m, void (*cb)(void *ctx, const char *line), void *ctx);
+
+/* Roles (meta_role.c): a role is a POSIX group registered in the vault.
+ * VV_EEXIST: name or gid already a role.  _get/_del: VV_ENOENT if absent. */
+int vv_meta_role_add(struct vv_meta *m, const char *name, uint32_t gid, int64_t created);
+int vv_meta_role_get(struct vv_meta *m, const char *name, uint32_t *gid);
+int vv_meta_role_del(struct vv_meta *m, const char *name);
+int vv_meta_role_iter(struct vv_meta *m,
+		      int (*cb)(void *ctx, const char *name, uint32_t gid, int64_t created),
+		      void *ctx);
+/* Every stored ACL blob (access and default), in no particular order. */
+int vv_meta_acl_iter(struct vv_meta *m,
+		     int (*cb)(void *ctx, uint64_t ino, bool dflt, const uint8_t *blob, size_t len),
+		     void *ctx);
 
 #endif

@@ -81,6 +81,8 @@ static int build_opts(const struct vv_fs_opts *o, char *out, size_t outlen)
 		goto out;
 	if (o->ro && (r = opt_append(out, outlen, ",ro", false)) < 0)
 		goto out;
+	if (o->noexec && (r = opt_append(out, outlen, ",noexec", false)) < 0)
+		goto out;
 	if (o->debug && (r = opt_append(out, outlen, ",debug", false)) < 0)
 		goto out;
 out:

@@ -45,7 +45,8 @@ static const char usage[] =
 	"Mount the vault in STORE at the directory MNT.\n"
 	"  -f, --foreground   stay in the foreground (log to stderr)\n"
 	"  -d, --debug        trace every FUSE request (implies -f)\n"
-	"  -o OPTS            allow_other (default as root), noallow_other, ro, rw\n"
+	"  -o OPTS            allow_other (default as root), noallow_other, ro, rw,\n"
+	"                     noexec, exec (the last of each pair wins)\n"
 	"  --audit-log PATH   audit log file (default: outside STORE, per store id)\n"
 	"  --audit-required   refuse requests that cannot be audited\n"
 	"  --accept-rollback  accept metadata older than this machine has seen\n"
@@ -115,11 +116,15 @@ static int parse_o(struct mount_args *a, const char *list)
 			a->fo.ro = true;
 		} else if (!strcmp(tok, "rw")) {
 			a->fo.ro = false;
+		} else if (!strcmp(tok, "noexec")) {
+			a->fo.noexec = true;
+		} else if (!strcmp(tok, "exec")) {
+			a->fo.noexec = false;
 		} else {
 			/* default_permissions, suid, dev, ... would undermine the
 			 * daemon's own checks; only known options pass. */
 			die_msg("mount", "unsupported mount option '%s' (allow_other, "
-				"noallow_other, ro, rw)", tok);
+				"noallow_other, ro, rw, noexec, exec)", tok);
 			r = -1;
 			break;
 		}

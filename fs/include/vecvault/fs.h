@@ -20,6 +20,8 @@ struct vv_fs_opts {
 	                                daemon, not the kernel, checks access) */
 	bool ro;                     /* mount read-only (open the vault with
 	                                VV_VAULT_READONLY as well) */
+	bool noexec;                 /* the kernel refuses execve of its files
+	                                (fstab's `user` implies it) */
 	bool debug;                  /* libfuse request tracing to stderr */
 	bool detach_stdio;           /* after the ready byte: stdin/out/err ->
 	                                /dev/null (a daemon whose parent left) */
