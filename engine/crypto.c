@@ -428,6 +428,13 @@ static void dummy_make(void)
 	sodium_memzero(pw, sizeof(pw));
 }
 
+static _Atomic uint64_t verify_count;
+
+uint64_t vv_pwhash_verify_count(void)
+{
+	return verify_count;
+}
+
 int vv_pwhash_verify(const char *str, const char *pass, size_t passlen)
 {
 	bool wellformed = str && strncmp(str, crypto_pwhash_argon2id_STRPREFIX,
@@ -440,6 +447,7 @@ int vv_pwhash_verify(const char *str, const char *pass, size_t passlen)
 		passlen = 0;
 		wellformed = false;
 	}
+	verify_count++;
 	if (!wellformed) {
 		pthread_once(&dummy_once, dummy_make);
 		if (dummy_hash[0] && crypto_pwhash_str_verify(dummy_hash, pass, passlen) == 0)

@@ -114,6 +114,9 @@ int vv_pwhash_str(char out[VV_PWHASH_STR_BYTES], const char *pass, size_t passle
 	__attribute__((warn_unused_result));
 int vv_pwhash_verify(const char *str, const char *pass, size_t passlen)
 	__attribute__((warn_unused_result));
+/* Argon2id evaluations vv_pwhash_verify has made in this process (tests
+ * check that every login attempt costs exactly one). */
+uint64_t vv_pwhash_verify_count(void);
 
 /* Base64 in the URL-safe alphabet without padding (RFC 4648 section 5),
  * for tokens shown to people.  encode: out holds VV_B64URL_LEN(n) + 1.
