@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "admin_int.h"
+#include "crypto_int.h"
 #include "vecvault/error.h"
 #include "vault_int.h"
 
@@ -31,6 +32,9 @@ void vv_admin_reply_release(struct vv_admin_reply *r)
 {
 	if (!r)
 		return;
+	/* Bodies may hold secrets shown once (key.create's token). */
+	if (r->body)
+		vv_memzero(r->body, r->cap);
 	free(r->body);
 	memset(r, 0, sizeof(*r));
 }
