@@ -9,7 +9,6 @@
 # the daemon's log.  A vault that is not mounted is said to be so (exit 2).
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
-command -v groupadd >/dev/null || { echo "1..0 # SKIP no groupadd"; vv_done=1; exit 77; }
 
 S=$T/store
 M=$T/mnt
@@ -18,16 +17,8 @@ G2=vvt5020b$$
 OUT=$T/cli-output          # everything the CLI printed, for the leak check
 PW1='t5020 first password, quite long'
 PW2='t5020 second password, longer still'
-cleanup_groups() {
-	local rc=$?
-	groupdel "$G" 2>/dev/null
-	groupdel "$G2" 2>/dev/null
-	( exit $rc )
-	vv_cleanup
-}
-trap cleanup_groups EXIT
-groupadd "$G"
-groupadd "$G2"
+vv_group "$G"
+vv_group "$G2"
 printf '%s\n' "$PW1" > "$T/pw1"
 printf '%s\n' "$PW2" > "$T/pw2"
 chmod 600 "$T/pw1" "$T/pw2"

@@ -9,19 +9,11 @@
 # The vault's owner (not root) may manage users.
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
-command -v groupadd >/dev/null || { echo "1..0 # SKIP no groupadd"; vv_done=1; exit 77; }
 
 S=$T/store
 M=$T/mnt
 G=vvt5021$$
-cleanup_groups() {
-	local rc=$?
-	groupdel "$G" 2>/dev/null
-	( exit $rc )
-	vv_cleanup
-}
-trap cleanup_groups EXIT
-groupadd -g 29121 "$G"
+vv_group "$G" 29121
 printf 'a long enough password\n' > "$T/pw"
 chmod 644 "$T/pw"          # other uids must read it to get as far as asking
 

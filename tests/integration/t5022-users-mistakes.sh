@@ -7,19 +7,11 @@
 # key ids, bad uid ranges, options that belong to another subcommand.
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
-command -v groupadd >/dev/null || { echo "1..0 # SKIP no groupadd"; vv_done=1; exit 77; }
 
 S=$T/store
 M=$T/mnt
 G=vvt5022$$
-cleanup_groups() {
-	local rc=$?
-	groupdel "$G" 2>/dev/null
-	( exit $rc )
-	vv_cleanup
-}
-trap cleanup_groups EXIT
-groupadd "$G"
+vv_group "$G"
 printf 'a long enough password\n' > "$T/pw"
 printf 'short\n' > "$T/short"
 : > "$T/empty"
