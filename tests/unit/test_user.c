@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin_int.h"
@@ -196,6 +197,40 @@ static void test_parsers(void)
 	p = peer6("2001:db8::5");
 	vault_peer_text(SA(p), buf, sizeof(buf));
 	is_str(buf, "[2001:db8::5]:40000", "peer text: IPv6");
+}
+
+static double secs(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Median seconds of n logins by password (user, pass): a measurement
+ * printed, never asserted (timings on a shared machine are noise). */
+static double median_login(struct vv_vault *v, const char *user, const char *pass, int n)
+{
+	double t[9];
+	struct vv_auth a;
+
+	for (int i = 0; i < n && i < 9; i++) {
+		double t0 = secs();
+
+		if (vv_vault_auth_password(v, user, pass, strlen(pass), NULL, &a)) {
+			/* refusals are what is timed too */
+		}
+		t[i] = secs() - t0;
+	}
+	qsort(t, (size_t)n, sizeof(t[0]), cmp_d);
+	return t[n / 2];
 }
 
 static size_t count(const char *hay, const char *needle)
@@ -502,6 +537,17 @@ int main(void)
 	       "auth: no password");
 	is_int((int)(vv_pwhash_verify_count() - before), 6,
 	       "every attempt, known user or not, cost exactly one Argon2id");
+	{
+		double known = median_login(v, "alice", "wrong password", 3);
+		double unknown = median_login(v, "nosuchuser", "wrong password", 3);
+		double nopw = median_login(v, "bob", "wrong password", 3);
+		char d[160];
+
+		snprintf(d, sizeof(d), "login medians of 3: wrong password %.3f s, unknown user "
+			 "%.3f s (x%.2f), user without password %.3f s (x%.2f)", known, unknown,
+			 unknown / known, nopw, nopw / known);
+		tap_diag(d);
+	}
 
 	is_int(call(v, 0, "user.passwd", ARGS({ "name", "alice" }, { "password", PW_ALICE2 }), &rep),
 	       0, "user.passwd alice");
