@@ -1052,6 +1052,32 @@ int vv_vault_auth_password(struct vv_vault *v, const char *user, const char *pas
 	return r;
 }
 
+struct admit {
+	const struct sockaddr *peer;
+	int64_t now;
+};
+
+static int admit_cb(void *ctx, const struct vv_key_row *k)
+{
+	struct admit *a = ctx;
+
+	/* Non-zero stops the walk: this key admits the peer. */
+	return key_live(k, a->now) && k->allow[0] && vault_cidr_list_match(k->allow, a->peer);
+}
+
+bool vv_vault_keys_admit(struct vv_vault *v, const struct sockaddr *peer)
+{
+	struct admit a = { peer, now() };
+	int r;
+
+	if (!peer)
+		return false;
+	pthread_mutex_lock(&v->mu);
+	r = vv_meta_key_iter(v->meta, -1, admit_cb, &a);
+	pthread_mutex_unlock(&v->mu);
+	return r == 1;
+}
+
 void vv_auth_ident(const struct vv_auth *a, uint32_t pid, struct vv_ident *id)
 {
 	memset(id, 0, sizeof(*id));

@@ -502,9 +502,23 @@ int main(void)
 	is_int(call(v, 0, "key.list", ARGS({ "user", "alice" }, { "json", "1" }), &rep), 0, "key.list");
 	ok(strstr(rep.body, "\"last_used\":\"2026-") != NULL, "last use recorded");
 
+	/* The listener's pre-TLS question: does some key's CIDR admit peer? */
+	{
+		struct sockaddr_storage v6in = peer6("2001:db8:1::9"), v6out = peer6("2001:db9::9");
+
+		ok(vv_vault_keys_admit(v, SA(in2)), "admit: 127.0.0.2 is in alice's key's CIDRs");
+		ok(vv_vault_keys_admit(v, SA(mapped)), "admit: so is ::ffff:127.0.0.2");
+		ok(vv_vault_keys_admit(v, SA(v6in)), "admit: 2001:db8:1::9 too");
+		ok(!vv_vault_keys_admit(v, SA(in3)), "admit: 127.0.0.3 is in none (a key without "
+		   "CIDRs widens nothing)");
+		ok(!vv_vault_keys_admit(v, SA(v6out)), "admit: nor 2001:db9::9");
+		ok(!vv_vault_keys_admit(v, NULL), "admit: no address, no");
+	}
+
 	/* Expiry: an hour later the first key is refused, the second is not. */
 	fake_ns += 3600LL * 1000000000LL;
 	is_int(vv_vault_auth_key(v, token, SA(in2), &a), VV_EACCES, "auth: expired key: EACCES");
+	ok(!vv_vault_keys_admit(v, SA(in2)), "admit: an expired key's CIDRs admit no one");
 	is_int(vv_vault_auth_key(v, token2, NULL, &a), 0, "auth: the key without expiry still works");
 	is_int(call(v, 0, "key.list", NULL, 0, &rep), 0, "key.list");
 	is_int((int)count(rep.body, "expired"), 1, "one key expired");

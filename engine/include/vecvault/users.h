@@ -29,6 +29,7 @@
 #ifndef VECVAULT_USERS_H
 #define VECVAULT_USERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -65,6 +66,16 @@ int vv_vault_auth_key(struct vv_vault *v, const char *token, const struct sockad
  * NUL-terminated).  Same contract as vv_vault_auth_key. */
 int vv_vault_auth_password(struct vv_vault *v, const char *user, const char *pass,
 			   size_t passlen, const struct sockaddr *peer, struct vv_auth *out);
+
+/*
+ * May a connection from peer proceed to the TLS handshake on the strength
+ * of an API key?  True when some active key (not revoked, not expired)
+ * lists a CIDR that holds peer: DESIGN.md's listener admits an address
+ * inside its --allow CIDRs "and the keys' own CIDRs" before reading a TLS
+ * byte.  A key without CIDRs widens nothing.  Not audited (the listener
+ * records what it closes); takes the vault's lock briefly.
+ */
+bool vv_vault_keys_admit(struct vv_vault *v, const struct sockaddr *peer);
 
 /* The identity for vv_access_check and the vault calls: id->groups
  * borrows a->groups, so a must outlive id. */
