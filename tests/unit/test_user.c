@@ -51,27 +51,23 @@ static int call(struct vv_vault *v, uint32_t uid, const char *verb,
 #define ARGS(...) (struct vv_admin_arg[]){ __VA_ARGS__ }, \
 	sizeof((struct vv_admin_arg[]){ __VA_ARGS__ }) / sizeof(struct vv_admin_arg)
 
-static struct sockaddr_storage peer4(const char *a)
+/* A TCP peer at address a (IPv4, or IPv6 when it holds a ':'), port 40000. */
+static struct sockaddr_storage peer(const char *a)
 {
 	struct sockaddr_storage ss;
 	struct sockaddr_in *in = (void *)&ss;
-
-	memset(&ss, 0, sizeof(ss));
-	in->sin_family = AF_INET;
-	in->sin_port = htons(40000);
-	inet_pton(AF_INET, a, &in->sin_addr);
-	return ss;
-}
-
-static struct sockaddr_storage peer6(const char *a)
-{
-	struct sockaddr_storage ss;
 	struct sockaddr_in6 *in6 = (void *)&ss;
 
 	memset(&ss, 0, sizeof(ss));
-	in6->sin6_family = AF_INET6;
-	in6->sin6_port = htons(40000);
-	inet_pton(AF_INET6, a, &in6->sin6_addr);
+	if (strchr(a, ':')) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(40000);
+		inet_pton(AF_INET6, a, &in6->sin6_addr);
+	} else {
+		in->sin_family = AF_INET;
+		in->sin_port = htons(40000);
+		inet_pton(AF_INET, a, &in->sin_addr);
+	}
 	return ss;
 }
 
@@ -156,28 +152,28 @@ static void test_parsers(void)
 	is_int(vault_cidr_parse("", &c), VV_EINVAL, "cidr: empty");
 
 	vault_cidr_parse("127.0.0.2/32", &c);
-	p = peer4("127.0.0.2");
+	p = peer("127.0.0.2");
 	ok(vault_cidr_match(&c, SA(p)), "match: IPv4 peer inside");
-	p = peer4("127.0.0.3");
+	p = peer("127.0.0.3");
 	ok(!vault_cidr_match(&c, SA(p)), "match: IPv4 peer outside");
-	p = peer6("::ffff:127.0.0.2");
+	p = peer("::ffff:127.0.0.2");
 	ok(vault_cidr_match(&c, SA(p)), "match: IPv4-mapped peer judged as IPv4");
-	p = peer6("::1");
+	p = peer("::1");
 	ok(!vault_cidr_match(&c, SA(p)), "match: IPv6 peer against an IPv4 net");
 	ok(!vault_cidr_match(&c, NULL), "match: no peer matches nothing");
 	vault_cidr_parse("10.64.0.0/10", &c);
-	p = peer4("10.127.255.255");
+	p = peer("10.127.255.255");
 	ok(vault_cidr_match(&c, SA(p)), "match: /10 upper edge");
-	p = peer4("10.128.0.0");
+	p = peer("10.128.0.0");
 	ok(!vault_cidr_match(&c, SA(p)), "match: /10 just outside");
 	vault_cidr_parse("2001:db8::/32", &c);
-	p = peer6("2001:db8:ffff::1");
+	p = peer("2001:db8:ffff::1");
 	ok(vault_cidr_match(&c, SA(p)), "match: IPv6 inside");
-	p = peer6("2001:db9::1");
+	p = peer("2001:db9::1");
 	ok(!vault_cidr_match(&c, SA(p)), "match: IPv6 outside");
-	p = peer6("::ffff:10.0.0.1");
+	p = peer("::ffff:10.0.0.1");
 	ok(!vault_cidr_match(&c, SA(p)), "match: mapped peer against an IPv6 net");
-	p = peer4("10.0.0.1");
+	p = peer("10.0.0.1");
 	ok(vault_cidr_list_match("", SA(p)), "list: empty allows all");
 	ok(vault_cidr_list_match("192.0.2.0/24,10.0.0.0/8", SA(p)), "list: second entry");
 	ok(!vault_cidr_list_match("192.0.2.0/24,junk", SA(p)), "list: no entry");
@@ -194,7 +190,7 @@ static void test_parsers(void)
 	is_int(vault_key_token_parse("vvk_0123456789abcdef-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
 				     id, sec), VV_EINVAL, "token: wrong separator refused");
 	is_int(vault_key_token_parse(NULL, id, sec), VV_EINVAL, "token: NULL refused");
-	p = peer6("2001:db8::5");
+	p = peer("2001:db8::5");
 	vault_peer_text(SA(p), buf, sizeof(buf));
 	is_str(buf, "[2001:db8::5]:40000", "peer text: IPv6");
 }
@@ -307,8 +303,8 @@ int main(void)
 					     "user.passwd", "user.role", "user.uids", "key.create",
 					     "key.list", "key.revoke" };
 	char token[128], token2[128], token3[128], secret[128], cmd[700], gidtxt[32];
-	struct sockaddr_storage in2 = peer4("127.0.0.2"), in3 = peer4("127.0.0.3");
-	struct sockaddr_storage mapped = peer6("::ffff:127.0.0.2");
+	struct sockaddr_storage in2 = peer("127.0.0.2"), in3 = peer("127.0.0.3");
+	struct sockaddr_storage mapped = peer("::ffff:127.0.0.2");
 	struct vv_admin_reply rep;
 	struct vv_vault *v = NULL;
 	struct vv_auth a;
@@ -504,7 +500,7 @@ int main(void)
 
 	/* The listener's pre-TLS question: does some key's CIDR admit peer? */
 	{
-		struct sockaddr_storage v6in = peer6("2001:db8:1::9"), v6out = peer6("2001:db9::9");
+		struct sockaddr_storage v6in = peer("2001:db8:1::9"), v6out = peer("2001:db9::9");
 
 		ok(vv_vault_keys_admit(v, SA(in2)), "admit: 127.0.0.2 is in alice's key's CIDRs");
 		ok(vv_vault_keys_admit(v, SA(mapped)), "admit: so is ::ffff:127.0.0.2");
