@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "admin_int.h"
+#include "crypto_int.h"
 #include "vecvault/error.h"
 #include "vault_int.h"
 
@@ -19,6 +20,7 @@
 static const struct vault_admin_verb *const tables[] = {
 	vault_admin_core_verbs,
 	vault_role_verbs,
+	vault_user_verbs,
 };
 
 void vv_admin_reply_init(struct vv_admin_reply *r)
@@ -30,6 +32,9 @@ void vv_admin_reply_release(struct vv_admin_reply *r)
 {
 	if (!r)
 		return;
+	/* Bodies may hold secrets shown once (key.create's token). */
+	if (r->body)
+		vv_memzero(r->body, r->cap);
 	free(r->body);
 	memset(r, 0, sizeof(*r));
 }
