@@ -78,8 +78,8 @@ int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino);
 
 /*
  * May peer administer the collection that holds ino (a role it is in
- * holds admin there)?  The roles/grants feature (vault_grant.c) owns the
- * answer; until a grant exists no one but the owner administers anything.
+ * holds admin there, and its entry is still on the collection directory)?
+ * Answered by vault_grant.c; never for the root and top-level files.
  * Under v->mu.
  */
 bool vault_admin_coll_admin(struct vv_vault *v, const struct vv_ident *peer, uint64_t ino);
@@ -91,5 +91,6 @@ int vault_role_gid(struct vv_vault *v, const char *name, uint32_t *gid);
 /* The verb tables, NULL-terminated (listed in vault_admin.c). */
 extern const struct vault_admin_verb vault_admin_core_verbs[];
 extern const struct vault_admin_verb vault_role_verbs[];
+extern const struct vault_admin_verb vault_grant_verbs[];
 
 #endif

@@ -19,6 +19,8 @@
  *   colls(id PK, wrapped)                          per-collection data keys, wrapped
  *   roles(name PK, gid UNIQUE, created)            (meta_role.c; feature tables live in
  *                                                  meta_<feature>.c, see meta_sql_int.h)
+ *   coll_admins(coll, gid)                         PRIMARY KEY(coll, gid): roles with admin
+ *                                                  on a collection (meta_grant.c)
  */
 #ifndef VV_META_INT_H
 #define VV_META_INT_H
@@ -188,5 +190,13 @@ int vv_meta_role_iter(struct vv_meta *m,
 int vv_meta_acl_iter(struct vv_meta *m,
 		     int (*cb)(void *ctx, uint64_t ino, bool dflt, const uint8_t *blob, size_t len),
 		     void *ctx);
+
+/* Grants (meta_grant.c): the roles holding the admin privilege on a
+ * collection (coll: inodes.coll of its directory).  _set inside the
+ * caller's transaction (VV_EROFS on a read-only open of a store without the
+ * table); _list: the gids in order, up to max into gids, *n how many exist
+ * (none without the table). */
+int vv_meta_admin_set(struct vv_meta *m, uint32_t coll, uint32_t gid, bool on);
+int vv_meta_admin_list(struct vv_meta *m, uint32_t coll, uint32_t *gids, size_t max, size_t *n);
 
 #endif

@@ -45,5 +45,7 @@ struct meta_feature {
 
 /* ---- roles (meta_role.c) ---- */
 int meta_role_schema(struct vv_meta *m);
+/* ---- grants (meta_grant.c) ---- */
+int meta_grant_schema(struct vv_meta *m);
 
 #endif

@@ -19,6 +19,7 @@
 static const struct vault_admin_verb *const tables[] = {
 	vault_admin_core_verbs,
 	vault_role_verbs,
+	vault_grant_verbs,
 };
 
 void vv_admin_reply_init(struct vv_admin_reply *r)
@@ -176,16 +177,6 @@ int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino)
 	}
 	*ino = cur;
 	return 0;
-}
-
-/* Until the roles feature answers it (vault_grant.c takes this over), no
- * role administers anything. */
-bool vault_admin_coll_admin(struct vv_vault *v, const struct vv_ident *peer, uint64_t ino)
-{
-	(void)v;
-	(void)peer;
-	(void)ino;
-	return false;
 }
 
 static const struct vault_admin_verb *find_verb(const char *name)
