@@ -199,7 +199,7 @@ static int apply(struct walk *w, struct vv_inode_row *row, bool xattrs)
 	w->visited++;
 	if (xattrs) {
 		r = vv_meta_xattr_get(v->meta, row->ino, ACL_ACCESS, &acc, &al);
-		if (r == 0 && dir)
+		if ((r == 0 || r == VV_ENODATA) && dir)
 			r = vv_meta_xattr_get(v->meta, row->ino, ACL_DEFAULT, &dfl, &dl);
 		if (r < 0 && r != VV_ENODATA)
 			goto out;
