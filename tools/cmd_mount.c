@@ -73,6 +73,7 @@ struct mount_args {
 	char store_abs[PATH_MAX], mnt_abs[PATH_MAX];
 	char log_abs[PATH_MAX], pid_abs[PATH_MAX], audit_abs[PATH_MAX];
 	char fsname[PATH_MAX + 16];
+	char ctl_path[PATH_MAX];
 };
 
 /* "0", "4096", "512M", "8G", "1T" (powers of 1024). */
@@ -258,6 +259,13 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 			report(report_fd, "%s", msg);
 		goto out;
 	}
+	/* The control socket is named after the vault id, which is known
+	 * once the store is open; tools/env.c picks its directory. */
+	if ((r = tool_ctl_socket(vv_vault_id(v), a->ctl_path, sizeof(a->ctl_path))) == 0)
+		a->fo.ctl_socket = a->ctl_path;
+	else
+		vv_log(VV_LOG_WARN, "no control socket (%s): admin requests unavailable",
+		       r == VV_ENOENT ? "$XDG_RUNTIME_DIR is not set" : vv_strerror(r));
 	r = vv_fs_run(v, a->mnt_abs, &a->fo, report_fd);
 	if (r > 0) {
 		/* Served, then the loop failed: already logged; the parent has

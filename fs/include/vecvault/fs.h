@@ -32,6 +32,12 @@ struct vv_fs_opts {
 	                                caller's $NOTIFY_SOCKET); NULL/"" = do
 	                                not notify.  Borrowed until return */
 	const char *fsname;          /* shown in /proc/mounts; NULL = "vecvault" */
+	const char *ctl_socket;      /* the control socket's path (the CLI
+	                                picks it: tools/env.c), bound once the
+	                                mount is live and removed at unmount;
+	                                NULL = no control socket.  A socket that
+	                                cannot be made is logged, the mount
+	                                still serves.  Borrowed until return */
 	unsigned max_idle_threads;   /* 0 = default (8) */
 };
 
