@@ -39,6 +39,9 @@ static const struct verb verbs[] = {
 	{ "collection", cmd_collection, "create and inspect collections" },
 	{ "audit", cmd_audit, "read and verify the audit log" },
 	{ "role", cmd_role, "manage roles (POSIX groups) of a mounted vault" },
+	{ "grant", cmd_grant, "give a role rights on a collection (ACL entries)" },
+	{ "revoke", cmd_revoke, "take a role's rights away below a path" },
+	{ "grants", cmd_grants, "show which roles have what on a path" },
 	{ "admin", cmd_admin, "send one request to a mounted vault's daemon" },
 };
 
