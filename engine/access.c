@@ -422,6 +422,11 @@ int vv_access_chmod(const struct vv_ident *id, const struct vv_perm *p,
 	m = (p->mode & S_IFMT) | (newmode & 07777);
 	if (!is_root(id) && !vv_access_in_group(id, p->gid))
 		m &= ~(uint32_t)S_ISGID;
+	/* A collection admin acting on someone else's file may keep its
+	 * setuid bit but not add one: that would make a program run as the
+	 * owner (defence in depth; mounts are nosuid). */
+	if (!vv_access_owner_or_root(id, p->uid) && !(p->mode & S_ISUID))
+		m &= ~(uint32_t)S_ISUID;
 	*mode_out = m;
 out:
 	return r;

@@ -3,7 +3,8 @@
  *
  *   coll_admins(coll INTEGER, gid INTEGER, PRIMARY KEY(coll, gid))
  *       the roles (POSIX gids) holding the admin privilege on a collection
- *       (coll: inodes.coll of the collection's directory)
+ *       (coll: the inode number of the collection's directory; inode
+ *       numbers are never reused, so a deleted collection's rows match nothing)
  *
  * The ACL entries a grant writes are ordinary xattrs rows; only the
  * privilege needs a table of its own.
@@ -17,7 +18,7 @@ int meta_grant_schema(struct vv_meta *m)
 			 " gid INTEGER NOT NULL, PRIMARY KEY(coll, gid)) WITHOUT ROWID");
 }
 
-int vv_meta_admin_set(struct vv_meta *m, uint32_t coll, uint32_t gid, bool on)
+int vv_meta_admin_set(struct vv_meta *m, uint64_t coll, uint32_t gid, bool on)
 {
 	sqlite3_stmt *s;
 
@@ -27,12 +28,12 @@ int vv_meta_admin_set(struct vv_meta *m, uint32_t coll, uint32_t gid, bool on)
 	       : meta_sql(m, "DELETE FROM coll_admins WHERE coll=?1 AND gid=?2");
 	if (!s)
 		return VV_EIO;
-	sqlite3_bind_int64(s, 1, coll);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)coll);
 	sqlite3_bind_int64(s, 2, gid);
 	return meta_run(m, s);
 }
 
-int vv_meta_admin_list(struct vv_meta *m, uint32_t coll, uint32_t *gids, size_t max, size_t *n)
+int vv_meta_admin_list(struct vv_meta *m, uint64_t coll, uint32_t *gids, size_t max, size_t *n)
 {
 	sqlite3_stmt *s;
 	int rc, r = 0;
@@ -42,7 +43,7 @@ int vv_meta_admin_list(struct vv_meta *m, uint32_t coll, uint32_t *gids, size_t 
 		return 0;
 	if (!(s = meta_sql(m, "SELECT gid FROM coll_admins WHERE coll=?1 ORDER BY gid")))
 		return VV_EIO;
-	sqlite3_bind_int64(s, 1, coll);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)coll);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (*n < max)
 			gids[*n] = (uint32_t)sqlite3_column_int64(s, 0);

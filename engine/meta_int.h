@@ -192,11 +192,11 @@ int vv_meta_acl_iter(struct vv_meta *m,
 		     void *ctx);
 
 /* Grants (meta_grant.c): the roles holding the admin privilege on a
- * collection (coll: inodes.coll of its directory).  _set inside the
+ * collection (coll: the inode number of its directory).  _set inside the
  * caller's transaction (VV_EROFS on a read-only open of a store without the
  * table); _list: the gids in order, up to max into gids, *n how many exist
  * (none without the table). */
-int vv_meta_admin_set(struct vv_meta *m, uint32_t coll, uint32_t gid, bool on);
-int vv_meta_admin_list(struct vv_meta *m, uint32_t coll, uint32_t *gids, size_t max, size_t *n);
+int vv_meta_admin_set(struct vv_meta *m, uint64_t coll, uint32_t gid, bool on);
+int vv_meta_admin_list(struct vv_meta *m, uint64_t coll, uint32_t *gids, size_t max, size_t *n);
 
 #endif

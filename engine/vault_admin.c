@@ -188,6 +188,23 @@ static const struct vault_admin_verb *find_verb(const char *name)
 	return NULL;
 }
 
+/* Does peer administer the collection named by path's first component? */
+static bool coll_of_path_admin(struct vv_vault *v, const struct vv_ident *peer, const char *path)
+{
+	char top[258];
+	uint64_t ino;
+	size_t n;
+
+	while (path && *path == '/')
+		path++;
+	if (!path || !*path || (n = strcspn(path, "/")) >= sizeof(top) - 1)
+		return false;
+	top[0] = '/';
+	memcpy(top + 1, path, n);
+	top[n + 1] = '\0';
+	return vault_admin_resolve(v, top, &ino) == 0 && vault_admin_coll_admin(v, peer, ino);
+}
+
 /* May rq's peer run e?  0, or a code with rep->msg set. */
 static int authorize(struct vv_vault *v, const struct vault_admin_verb *e,
 		     const struct vv_admin_req *rq, struct vv_admin_reply *rep)
@@ -211,7 +228,13 @@ static int authorize(struct vv_vault *v, const struct vault_admin_verb *e,
 		uint64_t ino;
 
 		r = vault_admin_resolve(v, paths[i], &ino);
-		if (r < 0)
+		/* Whether a path exists below a collection is told only to its
+		 * administrators: others learn nothing from ENOENT vs EACCES. */
+		if (r < 0 && !coll_of_path_admin(v, &rq->peer, paths[i]))
+			r = vault_admin_fail(rep, VV_EACCES,
+					     "%s: %s: you hold no admin role on this collection",
+					     e->verb, paths[i]);
+		else if (r < 0)
 			vault_admin_fail(rep, r, "%s: %s: %s", e->verb, paths[i], vv_strerror(r));
 		else if (!vault_admin_coll_admin(v, &rq->peer, ino))
 			r = vault_admin_fail(rep, VV_EACCES,

@@ -22,7 +22,8 @@
  * updated only after the commit.
  *
  * The admin privilege (grant ROLE admin COLLECTION) is a row of
- * coll_admins(dir, gid) (meta_grant.c) beside an rwX grant.  A member of
+ * coll_admins(coll, gid) (meta_grant.c; coll: the collection directory's
+ * inode) beside an rwX grant.  A member of
  * such a role may change modes, ACLs and grants inside the collection as
  * the owner may (vault_grant_admin, used by chmod, setfacl and the
  * ADMIN_COLL scope of the control plane), as long as the role's entry is
@@ -90,7 +91,7 @@ static bool admin_of(struct vv_vault *v, const struct vv_ident *id, uint64_t dir
 	uint32_t gids[MAX_ADMINS];
 	size_t n = 0;
 
-	if (!dir || vv_meta_admin_list(v->meta, (uint32_t)dir, gids, MAX_ADMINS, &n) < 0)
+	if (!dir || vv_meta_admin_list(v->meta, dir, gids, MAX_ADMINS, &n) < 0)
 		return false;
 	for (size_t i = 0; i < n && i < MAX_ADMINS; i++)
 		if (vv_access_in_group(id, gids[i]) && still_named(v, dir, gids[i]))
@@ -472,7 +473,7 @@ static int run_change(struct vv_vault *v, const struct vv_admin_req *rq,
 		/* The privilege is the collection's: set by an admin grant on
 		 * the collection, taken by any other grant or a revoke there. */
 		if (r == 0 && t[i].ino == t[i].coll)
-			r = vv_meta_admin_set(v->meta, (uint32_t)t[i].coll, sp.gid, sp.admin);
+			r = vv_meta_admin_set(v->meta, t[i].coll, sp.gid, sp.admin);
 	}
 	if (r < 0) {
 		vault_admin_fail(rep, r, "%s: %s; nothing was changed", rq->verb, vv_strerror(r));
@@ -620,7 +621,7 @@ static int run_grants(struct vv_vault *v, const struct vv_admin_req *rq, struct 
 	}
 	ndef = (size_t)k;
 	dir = coll_dir(v, ino);
-	if (dir == ino && (r = vv_meta_admin_list(v->meta, (uint32_t)dir, adm, MAX_ADMINS, &nadm)) < 0)
+	if (dir == ino && (r = vv_meta_admin_list(v->meta, dir, adm, MAX_ADMINS, &nadm)) < 0)
 		goto out;
 	if (nadm > MAX_ADMINS)
 		nadm = MAX_ADMINS;

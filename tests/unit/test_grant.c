@@ -382,6 +382,15 @@ int main(void)
 	       VV_EACCES, "but not on another collection");
 	is_int(call(v, 1001, 1, adm_groups, "role.create", (struct vv_admin_arg[]){
 		    { "name", "users" } }, 1, &rep), VV_EACCES, "nor vault-wide verbs");
+	is_int(call(v, 1001, 1, adm_groups, "grant", (struct vv_admin_arg[]){
+		    { "role", "bin" }, { "perms", "readonly" }, { "path", "/c1/nope" } }, 3, &rep),
+	       VV_ENOENT, "an admin is told a path is missing in her collection");
+	is_int(call(v, 1001, 1, adm_groups, "grant", (struct vv_admin_arg[]){
+		    { "role", "bin" }, { "perms", "readonly" }, { "path", "/c2/nope" } }, 3, &rep),
+	       VV_EACCES, "elsewhere missing and present paths look the same (EACCES)");
+	is_int(call(v, 65534, 0, NULL, "revoke", (struct vv_admin_arg[]){
+		    { "role", "bin" }, { "path", "/nosuchcoll/x" } }, 2, &rep),
+	       VV_EACCES, "nobody learns nothing from a missing collection either");
 	is_int(call(v, 1001, 1, none, "grant", (struct vv_admin_arg[]){
 		    { "role", "bin" }, { "perms", "readonly" }, { "path", "/c1" } }, 3, &rep),
 	       VV_EACCES, "a non-member may not grant");
@@ -405,6 +414,10 @@ int main(void)
 		       "nor may she outside her collection");
 		is_int(vv_vault_setattr(v, &carol, vino(v, "c1/f"), &ch, &a), VV_EPERM,
 		       "chown stays root's");
+		sa.mode = 04755;
+		is_int(vv_vault_setattr(v, &carol, vino(v, "c1/x"), &sa, &a), 0, "admin chmod 4755");
+		is_int((int)(a.mode & 07777), 0755, "but she cannot add a setuid bit to root's file");
+		sa.mode = 0600;
 		is_int(vv_acl_from_text("u::rw-,g::r--,g:4242:r--,m::r--,o::---", &blob, &bl), 0, "an ACL");
 		is_int(vv_vault_setxattr(v, &carol, vino(v, "c1/f"), "system.posix_acl_access", blob, bl, 0),
 		       0, "admin sets an ACL on a file she does not own");
