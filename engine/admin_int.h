@@ -75,6 +75,12 @@ bool vault_admin_is_owner(struct vv_vault *v, const struct vv_ident *peer);
  * VV_ENOTDIR if a non-directory is walked through.  Under v->mu.
  */
 int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino);
+/* The same as peer would reach it (ADMIN_ANYONE verbs): VV_EACCES unless
+ * peer may search every directory walked through, checked before each name
+ * is looked up, so a refusal tells nothing of what lies below.  peer NULL:
+ * no checks (vault_admin_resolve).  Under v->mu. */
+int vault_admin_resolve_as(struct vv_vault *v, const struct vv_ident *peer, const char *path,
+			   uint64_t *ino);
 
 /*
  * May peer administer the collection that holds ino (a role it is in

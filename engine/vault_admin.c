@@ -143,8 +143,10 @@ bool vault_admin_is_owner(struct vv_vault *v, const struct vv_ident *peer)
 	return ok;
 }
 
-int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino)
+int vault_admin_resolve_as(struct vv_vault *v, const struct vv_ident *peer, const char *path,
+			   uint64_t *ino)
 {
+	struct vv_ctx c = { .id = peer ? *peer : (struct vv_ident){ 0 } };
 	char name[256];
 	uint64_t cur = VV_ROOT_INO;
 	const char *p = path;
@@ -154,29 +156,41 @@ int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino)
 		return VV_EINVAL;
 	while (*p) {
 		struct vv_inode_row row;
-		size_t n;
+		struct node *n = NULL;
+		size_t len;
 
 		while (*p == '/')
 			p++;
 		if (!*p)
 			break;
-		n = strcspn(p, "/");
-		if (n >= sizeof(name))
+		len = strcspn(p, "/");
+		if (len >= sizeof(name))
 			return VV_ENAMETOOLONG;
-		memcpy(name, p, n);
-		name[n] = '\0';
+		memcpy(name, p, len);
+		name[len] = '\0';
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 			return VV_EINVAL;
 		if ((r = vv_meta_inode_get(v->meta, cur, &row)) < 0)
 			return r;
 		if (!S_ISDIR(row.mode))
 			return VV_ENOTDIR;
-		if ((r = vv_meta_dirent_get(v->meta, cur, name, &cur)) < 0)
+		/* As a lookup would: search permission on every directory
+		 * walked through, before the name is looked at. */
+		if (peer && (r = node_get(v, cur, &n)) == 0) {
+			r = node_check(v, &c, n, VV_MAY_EXEC);
+			node_put(v, n);
+		}
+		if (r < 0 || (r = vv_meta_dirent_get(v->meta, cur, name, &cur)) < 0)
 			return r;
-		p += n;
+		p += len;
 	}
 	*ino = cur;
 	return 0;
+}
+
+int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino)
+{
+	return vault_admin_resolve_as(v, NULL, path, ino);
 }
 
 static const struct vault_admin_verb *find_verb(const char *name)

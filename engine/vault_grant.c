@@ -488,8 +488,9 @@ static int run_change(struct vv_vault *v, const struct vv_admin_req *rq,
 	refresh(&w);
 	if (!revoke)
 		perm_text(sp.perm, ptext);
-	vv_log(VV_LOG_INFO, "%s %s (gid %u) %s on %zu path(s): %zu node(s) visited, %zu changed",
-	       rq->verb, role, sp.gid, ptext, nt, w.visited, w.changed);
+	vv_log(VV_LOG_INFO, "%s %s (gid %u)%s%s on %zu path(s): %zu node(s) visited, %zu changed",
+	       rq->verb, role, sp.gid, revoke ? "" : " ", revoke ? "" : sp.admin ? "admin" : ptext,
+	       nt, w.visited, w.changed);
 out:
 	pthread_mutex_unlock(&v->mu);
 	if (r == 0) {
@@ -503,11 +504,10 @@ out:
 						       revoke ? "" : sp.admin ? "admin" : ptext,
 						       sp.admin ? "true" : "false", w.visited, w.changed);
 		} else {
-			r = vault_admin_printf(rep, "%s %s %s%s: %zu node%s changed of %zu\n",
-					       revoke ? "revoked" : "granted", role,
-					       revoke ? "" : sp.admin ? "admin" : ptext,
-					       revoke ? "" : "", w.changed, w.changed == 1 ? "" : "s",
-					       w.visited);
+			r = vault_admin_printf(rep, "%s %s%s%s: %zu node%s changed of %zu\n",
+					       revoke ? "revoked" : "granted", role, revoke ? "" : " ",
+					       revoke ? "" : sp.admin ? "admin" : ptext, w.changed,
+					       w.changed == 1 ? "" : "s", w.visited);
 		}
 	}
 	free(w.dirs);
@@ -546,46 +546,6 @@ static int name_cb(void *ctx, const char *name, uint32_t gid, int64_t created)
 	return 0;
 }
 
-/* Resolve path for peer as a lookup would: search permission on every
- * directory walked through.  VV_EACCES, VV_ENOENT... Under v->mu. */
-static int resolve_as(struct vv_vault *v, const struct vv_ident *id, const char *path,
-		      uint64_t *ino)
-{
-	struct vv_ctx c = { .id = *id };
-	char name[VV_NAME_MAX + 1];
-	uint64_t cur = VV_ROOT_INO;
-	const char *p = path;
-	int r;
-
-	if (!path || path[0] != '/' || strlen(path) >= 4096)
-		return VV_EINVAL;
-	while (*p) {
-		struct node *n = NULL;
-		size_t len;
-
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		len = strcspn(p, "/");
-		if (len > VV_NAME_MAX)
-			return VV_ENAMETOOLONG;
-		memcpy(name, p, len);
-		name[len] = '\0';
-		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-			return VV_EINVAL;
-		if ((r = node_get(v, cur, &n)) < 0)
-			return r;
-		r = !S_ISDIR(n->a.mode) ? VV_ENOTDIR : node_check(v, &c, n, VV_MAY_EXEC);
-		node_put(v, n);
-		if (r < 0 || (r = vv_meta_dirent_get(v->meta, cur, name, &cur)) < 0)
-			return r;
-		p += len;
-	}
-	*ino = cur;
-	return 0;
-}
-
 static int run_grants(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
 {
 	const char *path = vault_admin_arg(rq, "path");
@@ -599,7 +559,7 @@ static int run_grants(struct vv_vault *v, const struct vv_admin_req *rq, struct 
 	int r, k;
 
 	pthread_mutex_lock(&v->mu);
-	if ((r = resolve_as(v, &rq->peer, path, &ino)) < 0) {
+	if ((r = vault_admin_resolve_as(v, &rq->peer, path, &ino)) < 0) {
 		vault_admin_fail(rep, r, "grants: %s: %s", path ? path : "(no path)", vv_strerror(r));
 		goto out;
 	}
