@@ -4,18 +4,21 @@
 #     `setfacl -R -m g:R:rX -d -m g:R:rX` on the same tree through the
 #     mount (each run undone by `vecvault revoke` before the next); the
 #     ratio setfacl/grant (goal >= 5).
-#  2. `ls -lR` of that tree and `vecvault query` over a collection of
-#     segments, as a member of a readonly role versus as the owner of the
-#     tree (warm, interleaved), with 1, 10 and 100 roles granted on both
-#     (the member is in the last one granted); the ratio member/owner (goal
-#     within 5%, not growing with the roles).
+#  2. `ls -lR` of a smaller tree (GRANT_LS_FILES) and `vecvault query` over
+#     a collection of segments, as a member of a readonly role versus as the
+#     owner of the trees (warm, interleaved, GRANT_READ_REPS), with 1, 10
+#     and 100 roles granted on both (the member's role first, so every
+#     check meets all the others too); the ratio member/owner (goal within
+#     5%, not growing with the roles).
 # Prints medians over GRANT_REPS and the ratios.  Not part of ctest; run by
 # hand as root (it makes users vvbown, vvbmem and groups vvbr1..vvbr100,
 # removed at exit).  See tests/bench/README.md.
 #
 #   env: VV_BIN       vecvault binary (default: build/vecvault, then PATH)
 #        GRANT_FILES  files in the tree (default 100000, in dirs of 1000)
-#        GRANT_REPS   repetitions (default 3)
+#        GRANT_REPS   repetitions of grant and setfacl (default 3)
+#        GRANT_LS_FILES  files of the ls -lR tree (default 5000)
+#        GRANT_READ_REPS repetitions of the reading lines (default 7)
 #        BENCH_DIR    scratch directory (default /var/tmp/vv-grant-bench.PID)
 #   --quick  GRANT_FILES=10000 unless set
 set -eu
@@ -23,12 +26,14 @@ set -eu
 for a in "$@"; do
 	case $a in
 	--quick) : "${GRANT_FILES:=10000}" ;;
-	-h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "grant-bench: unknown option $a" >&2; exit 2 ;;
 	esac
 done
 GRANT_FILES=${GRANT_FILES:-100000}
 GRANT_REPS=${GRANT_REPS:-3}
+GRANT_LS_FILES=${GRANT_LS_FILES:-5000}
+GRANT_READ_REPS=${GRANT_READ_REPS:-7}
 HERE=$(cd "$(dirname "$0")" && pwd)
 BENCH_NAME=grant-bench
 FS_STRICT=1
@@ -84,16 +89,21 @@ fs_mount vecvault
 M=$B/vecvault/mnt
 note "vecvault: $VV; files: $GRANT_FILES; reps: $GRANT_REPS; scratch: $B"
 
-# The tree: directories of 1000 empty files; a collection of segments.
-mkdir "$M/c"
-$PY - "$M/c" "$GRANT_FILES" <<'EOF'
+# The trees: directories of 1000 (c) and 100 (r) empty files; a collection
+# of segments (q).
+tree() {
+	mkdir "$1"
+	$PY - "$1" "$2" "$3" <<'EOF'
 import os, sys
-b, n = sys.argv[1], int(sys.argv[2])
+b, n, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for i in range(n):
-    if i % 1000 == 0:
-        os.mkdir(f"{b}/d{i // 1000}")
-    os.close(os.open(f"{b}/d{i // 1000}/f{i}", os.O_CREAT | os.O_WRONLY, 0o640))
+    if i % per == 0:
+        os.mkdir(f"{b}/d{i // per}")
+    os.close(os.open(f"{b}/d{i // per}/f{i}", os.O_CREAT | os.O_WRONLY, 0o640))
 EOF
+}
+tree "$M/c" "$GRANT_FILES" 1000
+tree "$M/r" "$GRANT_LS_FILES" 100
 vv collection create "$M/q" --dim 64 --metric l2 > /dev/null
 $PY - "$M/q" "$B/q.npy" <<'EOF'
 import numpy as np, sys
@@ -103,8 +113,8 @@ for s in range(8):
 np.save(sys.argv[2], rng.standard_normal((100, 64)).astype('<f4'))
 EOF
 chmod 644 "$B/q.npy"
-chown -R vvbown "$M/c" "$M/q"
-chmod -R o-rwx,g-w "$M/c" "$M/q"
+chown -R vvbown "$M/c" "$M/r" "$M/q"
+chmod -R o-rwx,g-w "$M/c" "$M/r" "$M/q"
 chmod 755 "$B" "$B/vecvault" "$M"
 sync
 for i in $(seq 1 $NROLES); do vv role create "vvbr$i" "$M" > /dev/null; done
@@ -120,22 +130,27 @@ done
 # ---- 2. reading as a member of a readonly role versus as the owner -----------------
 granted=0
 for roles in 1 10 100; do
-	# Roles vvbr100, vvbr99, ... so the member's (vvbr100) comes first and
-	# the others are added after it: every check walks all the entries.
+	# Roles vvbr100, vvbr99, ...: the member's (vvbr100) is granted first,
+	# so with more roles its entry has more entries around it.
 	while [ $granted -lt $roles ]; do
-		vv grant "vvbr$((NROLES - granted))" readonly "$M/c" "$M/q" > /dev/null
+		vv grant "vvbr$((NROLES - granted))" readonly "$M/r" "$M/q" > /dev/null
 		granted=$((granted + 1))
 	done
-	as vvbmem ls -lR "$M/c" > /dev/null; as vvbown ls -lR "$M/c" > /dev/null   # warm
-	for rep in $(seq 1 "$GRANT_REPS"); do
-		timed "ls -lR, owner" "$roles" "$rep" as vvbown ls -lR "$M/c"
-		timed "ls -lR, member" "$roles" "$rep" as vvbmem ls -lR "$M/c"
-		timed "query, owner" "$roles" "$rep" as vvbown env $VVENV "$VV" query "$M/q" -q "$B/q.npy" -k 10
-		timed "query, member" "$roles" "$rep" as vvbmem env $VVENV "$VV" query "$M/q" -q "$B/q.npy" -k 10
+	as vvbmem ls -lR "$M/r" > /dev/null; as vvbown ls -lR "$M/r" > /dev/null   # warm
+	as vvbmem "$VV" query "$M/q" -q "$B/q.npy" -k 10 > /dev/null
+	as vvbown "$VV" query "$M/q" -q "$B/q.npy" -k 10 > /dev/null
+	for rep in $(seq 1 "$GRANT_READ_REPS"); do
+		# Alternate who goes first, so drift does not favour one side.
+		if [ $((rep % 2)) = 1 ]; then a=owner b=member; else a=member b=owner; fi
+		for who in $a $b; do
+			u=vvbown; [ $who = member ] && u=vvbmem
+			timed "ls -lR, $who" "$roles" "$rep" as $u ls -lR "$M/r"
+			timed "query, $who" "$roles" "$rep" as $u "$VV" query "$M/q" -q "$B/q.npy" -k 10
+		done
 	done
 done
 
-$PY - "$RES" "$GRANT_FILES" <<'EOF'
+$PY - "$RES" "$GRANT_FILES" "$GRANT_LS_FILES" <<'EOF'
 import collections, statistics, sys
 t = collections.defaultdict(list)
 for line in open(sys.argv[1]):
@@ -144,10 +159,11 @@ for line in open(sys.argv[1]):
 med = {k: statistics.median(v) for k, v in t.items()}
 n = int(sys.argv[2])
 g, s = med[("grant readonly", 1)], med[("setfacl -R -m -d -m", 1)]
-print(f"grant readonly over {n} files: {g / 1e6:.2f} s (median)")
+print(f"grant readonly over {n} files (+{n // 1000} dirs): {g / 1e6:.2f} s (median)")
 print(f"setfacl -R -m g:R:rX -d -m g:R:rX on the mount: {s / 1e6:.2f} s (median)")
 print(f"ratio setfacl / grant: {s / g:.1f}x (goal >= 5)")
 print()
+print(f"ls -lR over {sys.argv[3]} files; query: 8 segments of 20000 x 64 f32, 100 queries, k 10")
 print(f"{'roles':>5}  {'line':<8} {'owner s':>9} {'member s':>9} {'member/owner':>13}")
 for roles in (1, 10, 100):
     for what in ("ls -lR", "query"):
