@@ -132,6 +132,7 @@ struct walk {
 	size_t nt, tcap;
 	size_t visited, changed;
 	bool dir_changed;
+	uint64_t bad;                    /* the node an error stopped at */
 };
 
 static int push_dir(struct walk *w, uint64_t ino)
@@ -247,6 +248,8 @@ static int apply(struct walk *w, struct vv_inode_row *row, bool xattrs)
 	if (n)
 		r = remember(w, row->ino, newmode);
 out:
+	if (r < 0 && !w->bad)
+		w->bad = row->ino;
 	free(acc);
 	free(dfl);
 	free(base);
@@ -476,7 +479,12 @@ static int run_change(struct vv_vault *v, const struct vv_admin_req *rq,
 			r = vv_meta_admin_set(v->meta, t[i].coll, sp.gid, sp.admin);
 	}
 	if (r < 0) {
-		vault_admin_fail(rep, r, "%s: %s; nothing was changed", rq->verb, vv_strerror(r));
+		char where[512] = "";
+
+		if (w.bad && node_path(v, w.bad, where, sizeof(where)) < 0)
+			snprintf(where, sizeof(where), "inode %llu", (unsigned long long)w.bad);
+		vault_admin_fail(rep, r, "%s: %.300s%s%s; nothing was changed", rq->verb, where,
+				 where[0] ? ": " : "", vv_strerror(r));
 		vv_meta_rollback(v->meta);
 		goto out;
 	}

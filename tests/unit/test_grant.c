@@ -368,6 +368,36 @@ int main(void)
 	ok(vv_vault_getxattr(v, &root_c, vino(v, "c1"), "system.posix_acl_access", NULL, 0) ==
 	   VV_ENODATA, "and nothing was changed on the good one");
 
+	/* A node that cannot be rewritten (a damaged stored ACL) stops the
+	 * grant, which names it and changes nothing anywhere. */
+	{
+		static const uint8_t bad[] = { 2, 0, 0, 0, 0x77, 0, 7, 0, 1, 0, 0, 0 };
+		uint64_t gi = vino(v, "c1/sub/g");
+		struct node *n;
+		pthread_mutex_lock(&v->mu);
+		is_int(vault_txn(v) | vv_meta_xattr_set(v->meta, gi, "system.posix_acl_access", bad,
+							 sizeof(bad)), 0, "damage c1/sub/g's stored ACL");
+		if ((n = node_find(v, gi)))
+			n->acl_loaded = false;
+		pthread_mutex_unlock(&v->mu);
+		is_int(call(v, 1000, 0, NULL, "grant", (struct vv_admin_arg[]){
+			    { "role", "daemon" }, { "perms", "readonly" }, { "path", "/c1" } }, 3, &rep),
+		       VV_EINVAL, "a grant over it fails");
+		ok(strstr(rep.msg, "/c1/sub/g") && strstr(rep.msg, "nothing was changed"),
+		   "naming the node, and saying nothing changed");
+		ok(vv_vault_getxattr(v, &root_c, vino(v, "c1"), "system.posix_acl_access", NULL, 0) ==
+		   VV_ENODATA && vv_vault_getxattr(v, &root_c, vino(v, "c1/f"),
+						   "system.posix_acl_access", NULL, 0) == VV_ENODATA,
+		   "and nodes before it in the walk are untouched");
+		pthread_mutex_lock(&v->mu);
+		is_int(vault_txn(v) | vv_meta_xattr_del(v->meta, gi, "system.posix_acl_access"), 0,
+		       "repair it");
+		if ((n = node_find(v, gi)))
+			n->acl_loaded = false;
+		pthread_mutex_unlock(&v->mu);
+		is_int(compare(v, "after a failed grant"), 0, "the trees are still equal");
+	}
+
 	/* The admin privilege: uid 1001 in group daemon. */
 	is_int(call(v, 1000, 0, NULL, "grant", (struct vv_admin_arg[]){
 		    { "role", "daemon" }, { "perms", "admin" }, { "path", "/c1" } }, 3, &rep), 0,
