@@ -310,18 +310,28 @@ out:
 
 /* ---- core verbs ------------------------------------------------------ */
 
-/* "vault.ping": which vault this is, and what the peer may do here. */
+/* "vault.ping": which vault this is (id, the instance that tells copies
+ * of one store apart, its store directory, as in /proc/mounts), and what
+ * the peer may do here. */
 static int run_ping(struct vv_vault *v, const struct vv_admin_req *rq,
 		    struct vv_admin_reply *rep)
 {
 	bool owner = vault_admin_is_owner(v, &rq->peer);
 	const char *id = vv_store_id(v->store);
+	int r;
 
-	if (vault_admin_json(rq))
-		return vault_admin_printf(rep, "{\"vault\":\"%s\",\"uid\":%u,\"owner\":%s}\n",
-					  id, rq->peer.uid, owner ? "true" : "false");
-	return vault_admin_printf(rep, "vault %s\nuid %u%s\n", id, rq->peer.uid,
-				  owner ? " (owner)" : "");
+	if (!vault_admin_json(rq))
+		return vault_admin_printf(rep, "vault %s\ninstance %s\nstore %s\nuid %u%s\n", id,
+					  v->instance, vv_store_dir(v->store), rq->peer.uid,
+					  owner ? " (owner)" : "");
+	r = vault_admin_printf(rep, "{\"vault\":\"%s\",\"instance\":\"%s\",\"store\":",
+			       id, v->instance);
+	if (r == 0)
+		r = vault_admin_json_str(rep, vv_store_dir(v->store));
+	if (r == 0)
+		r = vault_admin_printf(rep, ",\"uid\":%u,\"owner\":%s}\n", rq->peer.uid,
+				       owner ? "true" : "false");
+	return r;
 }
 
 static const char *scope_name(enum vault_admin_scope s)

@@ -24,6 +24,7 @@
 #include "vecvault/store.h"
 
 #define VAULT_ID_XATTR "user.vecvault.vault"
+#define INSTANCE_XATTR "user.vecvault.instance"
 #define FSTYPE "fuse.vecvault"
 #define ID_LEN (2 * VV_STORE_ID_BYTES)
 
@@ -68,40 +69,46 @@ static bool under(const char *abs, const char *mnt)
 	return strncmp(abs, mnt, n) == 0 && (abs[n] == '/' || abs[n] == '\0');
 }
 
-/* The innermost mount holding abs: its mount point and whether it is a
- * vecvault mount.  0, or -1 when mountinfo cannot be read. */
-static int innermost_mount(const char *abs, char *mnt, size_t mntcap, bool *vecvault)
+/* The innermost mount holding abs: its mount point, whether it is a
+ * vecvault mount, and for a FUSE mount the uid that mounted it
+ * (user_id=, else -1).  0, or -1 when mountinfo cannot be read. */
+static int innermost_mount(const char *abs, char *mnt, size_t mntcap, bool *vecvault,
+			   long *owner)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char *line = NULL;
 	size_t cap = 0, best = 0;
 
 	*vecvault = false;
+	*owner = -1;
 	mnt[0] = '\0';
 	if (!f)
 		return -1;
 	while (getline(&line, &cap, f) > 0) {
-		char *save = NULL, *tok, *point = NULL, *fstype = NULL;
-		int field = 0;
-		bool dash = false;
+		char *save = NULL, *tok, *point = NULL, *fstype = NULL, *super = NULL;
+		int field = 0, after = -1;
 
 		for (tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save), field++) {
 			if (field == 4)
 				point = tok;
-			else if (dash) {
+			else if (after < 0 && field > 5 && strcmp(tok, "-") == 0)
+				after = 0;
+			else if (after >= 0 && ++after == 1)
 				fstype = tok;
-				break;
-			} else if (field > 5 && strcmp(tok, "-") == 0)
-				dash = true;
+			else if (after == 3)
+				super = tok;
 		}
 		if (!point || !fstype)
 			continue;
 		unescape(point);
 		/* A later mount on the same point hides an earlier one: >=. */
 		if (under(abs, point) && strlen(point) >= best && strlen(point) < mntcap) {
+			const char *u = super ? strstr(super, "user_id=") : NULL;
+
 			best = strlen(point);
 			snprintf(mnt, mntcap, "%s", point);
 			*vecvault = strcmp(fstype, FSTYPE) == 0;
+			*owner = u ? strtol(u + 8, NULL, 10) : -1;
 		}
 	}
 	free(line);
@@ -147,48 +154,56 @@ static int lexical(const char *path, char *out, size_t cap)
 	return 0;
 }
 
-/* The absolute, resolved form of path: realpath when the path exists and
- * can be resolved, else its parent's realpath plus the last name, else the
- * lexical form. */
-static int absolute(const char *path, char *out, size_t cap)
+/* path with its parent directory resolved (realpath) and its last name
+ * as given, or the lexical form when the parent cannot be resolved.  The
+ * last name is not followed: a symbolic link inside a vault is a file of
+ * the vault, and a link planted there must not redirect an admin request
+ * elsewhere. */
+static int parent_resolved(const char *path, char *out, size_t cap)
 {
 	char tmp[PATH_MAX], *slash;
 
-	if (realpath(path, tmp) && strlen(tmp) < cap) {
-		snprintf(out, cap, "%s", tmp);
-		return 0;
-	}
 	if (lexical(path, tmp, sizeof(tmp)) < 0)
 		return -1;
 	slash = strrchr(tmp, '/');
 	if (slash && slash != tmp) {
-		char parent[PATH_MAX], rp[PATH_MAX];
+		char rp[PATH_MAX];
 
 		*slash = '\0';
-		snprintf(parent, sizeof(parent), "%s", tmp);
+		if (realpath(tmp, rp)) {
+			*slash = '/';
+			return (size_t)snprintf(out, cap, "%s/%s", strcmp(rp, "/") ? rp : "",
+						slash + 1) < cap ? 0 : -1;
+		}
 		*slash = '/';
-		if (realpath(parent, rp) &&
-		    (size_t)snprintf(out, cap, "%s/%s", strcmp(rp, "/") ? rp : "", slash + 1) < cap)
-			return 0;
 	}
-	if (strlen(tmp) >= cap)
-		return -1;
-	snprintf(out, cap, "%s", tmp);
-	return 0;
+	return (size_t)snprintf(out, cap, "%s", tmp) < cap ? 0 : -1;
 }
 
 /* 0 with the mount point and vault path, or 2 (message printed). */
 static int split(const char *path, char *mnt, size_t mntcap, char *vpath, size_t vpcap)
 {
-	char abs[PATH_MAX];
+	char abs[PATH_MAX], full[PATH_MAX];
 	bool vv;
+	long owner;
 
-	if (absolute(path, abs, sizeof(abs)) < 0) {
+	if (parent_resolved(path, abs, sizeof(abs)) < 0) {
 		say("%s: cannot make it an absolute path", path);
 		return ADMIN_EXIT_NODAEMON;
 	}
-	if (innermost_mount(abs, mnt, mntcap, &vv) < 0) {
+	if (innermost_mount(abs, mnt, mntcap, &vv, &owner) < 0) {
 		say("cannot read /proc/self/mountinfo (%s)", strerror(errno));
+		return ADMIN_EXIT_NODAEMON;
+	}
+	/* Outside any vault, the whole path may still be a link to a mount
+	 * point or into a vault (/data/vv -> /vv): follow it then. */
+	if (!vv && realpath(path, full) && strlen(full) < sizeof(abs)) {
+		snprintf(abs, sizeof(abs), "%s", full);
+		if (innermost_mount(abs, mnt, mntcap, &vv, &owner) < 0)
+			return ADMIN_EXIT_NODAEMON;
+	}
+	if (vv && owner != 0 && owner != (long)geteuid()) {
+		say("refusing the mount at %s: mounted by uid %ld, neither root nor you", mnt, owner);
 		return ADMIN_EXIT_NODAEMON;
 	}
 	if (!vv) {
@@ -222,9 +237,28 @@ static bool is_id(const char *s)
 	return strlen(s) == ID_LEN && strspn(s, "0123456789abcdef") == ID_LEN;
 }
 
-/* The vault id of where, and a name for it in messages. */
-static int vault_id(const char *where, char id[ID_LEN + 1], char *name, size_t namecap)
+/* What the daemon serving `where` must answer to vault.ping: the vault
+ * id, and either the instance the mount's root names (a copy of the same
+ * store mounted elsewhere has another) or the store directory. */
+struct target {
+	char id[ID_LEN + 1];
+	char instance[ID_LEN + 1];       /* "" when named by --store */
+	char store[PATH_MAX];            /* "" when named by a mount */
+	char name[PATH_MAX + 32];        /* "the vault at /vv", for messages */
+};
+
+/* A hex attribute of the mount's root, ID_LEN digits; 0 or -1. */
+static int root_attr(const char *mnt, const char *attr, char out[ID_LEN + 1])
 {
+	ssize_t n = getxattr(mnt, attr, out, ID_LEN + 1);
+
+	out[n >= 0 && n <= ID_LEN ? n : 0] = '\0';
+	return n < 0 ? -1 : 0;
+}
+
+static int find_target(const char *where, struct target *t)
+{
+	memset(t, 0, sizeof(*t));
 	if (strncmp(where, "store:", 6) == 0) {
 		const char *store = where + 6;
 		struct vv_store_info in;
@@ -232,7 +266,7 @@ static int vault_id(const char *where, char id[ID_LEN + 1], char *name, size_t n
 		char msg[1024];
 		int r;
 
-		snprintf(name, namecap, "the vault in %s", store);
+		snprintf(t->name, sizeof(t->name), "the vault in %s", store);
 		if ((r = vv_store_open(store, VV_STORE_NOLOCK, &s)) < 0) {
 			tool_open_error(store, r, msg, sizeof(msg));
 			say("%s", msg);
@@ -240,28 +274,26 @@ static int vault_id(const char *where, char id[ID_LEN + 1], char *name, size_t n
 		}
 		r = vv_store_info(s, &in);
 		vv_store_close(s);
-		if (r < 0 || !is_id(in.store_id)) {
+		if (r < 0 || !is_id(in.store_id) || !realpath(store, t->store)) {
 			say("%s: cannot read its store id (%s)", store, vv_strerror(r < 0 ? r : VV_EFORMAT));
 			return ADMIN_EXIT_NODAEMON;
 		}
-		memcpy(id, in.store_id, ID_LEN + 1);
+		memcpy(t->id, in.store_id, ID_LEN + 1);
 		return 0;
 	} else {
 		char mnt[PATH_MAX], vpath[PATH_MAX];
-		ssize_t n;
 		int r;
 
 		if ((r = split(where, mnt, sizeof(mnt), vpath, sizeof(vpath))) != 0)
 			return r;
-		snprintf(name, namecap, "the vault at %s", mnt);
-		n = getxattr(mnt, VAULT_ID_XATTR, id, ID_LEN + 1);
-		if (n < 0) {
+		snprintf(t->name, sizeof(t->name), "the vault at %s", mnt);
+		if (root_attr(mnt, VAULT_ID_XATTR, t->id) < 0 ||
+		    root_attr(mnt, INSTANCE_XATTR, t->instance) < 0) {
 			say("cannot ask the mount %s which vault it is (%s)%s", mnt, strerror(errno),
 			    errno == EACCES ? ": the mount is private to the user who mounted it" : "");
 			return ADMIN_EXIT_NODAEMON;
 		}
-		id[n >= 0 && n <= ID_LEN ? n : 0] = '\0';
-		if (!is_id(id)) {
+		if (!is_id(t->id) || !is_id(t->instance)) {
 			say("the mount %s does not name its vault (an older vecvault daemon?)", mnt);
 			return ADMIN_EXIT_NODAEMON;
 		}
@@ -269,25 +301,11 @@ static int vault_id(const char *where, char id[ID_LEN + 1], char *name, size_t n
 	}
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+/* Send (out) or receive all n bytes; -1 on an error or an early end. */
+static int io_all(int fd, uint8_t *p, size_t n, bool out)
 {
 	while (n) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int read_all(int fd, uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t k = recv(fd, p, n, 0);
+		ssize_t k = out ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
 
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -313,7 +331,8 @@ static int exchange(int fd, const char *sock, const char *verb, const struct vv_
 		    r == VV_E2BIG ? "more than 1 MiB of arguments" : vv_strerror(r));
 		return ADMIN_EXIT_FAILED;
 	}
-	if (write_all(fd, f, flen) < 0 || read_all(fd, hdr, sizeof(hdr)) < 0) {
+	errno = 0;
+	if (io_all(fd, f, flen, true) < 0 || io_all(fd, hdr, sizeof(hdr), false) < 0) {
 		say("the daemon at %s closed the connection (%s)", sock,
 		    errno ? strerror(errno) : "no reply");
 		goto out;
@@ -332,7 +351,7 @@ static int exchange(int fd, const char *sock, const char *verb, const struct vv_
 		say("out of memory");
 		goto out;
 	}
-	if (read_all(fd, body, blen) < 0 || vv_admin_wire_reply_decode(body, blen, rep) < 0) {
+	if (io_all(fd, body, blen, false) < 0 || vv_admin_wire_reply_decode(body, blen, rep) < 0) {
 		say("the daemon at %s sent a broken reply", sock);
 		goto out;
 	}
@@ -387,24 +406,56 @@ static int connect_sock(const char *path)
 	return fd;
 }
 
-/* Does the ping reply name vault id? */
-static bool ping_ok(const struct vv_admin_reply *rep, const char *id)
+/* Append s as a JSON string literal, as vault_admin_json_str writes it. */
+static void json_str(char *out, size_t cap, const char *s)
 {
-	char want[ID_LEN + 16];
+	size_t n = strlen(out);
 
-	snprintf(want, sizeof(want), "\"vault\":\"%s\"", id);
-	return rep->status == 0 && rep->body && strstr(rep->body, want);
+	for (n += (size_t)snprintf(out + n, cap - n, "\""); *s && n < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			n += (size_t)snprintf(out + n, cap - n, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+		else
+			n += (size_t)snprintf(out + n, cap - n, "%c", c);
+	}
+	if (n < cap)
+		snprintf(out + n, cap - n, "\"");
+}
+
+/* Does the ping reply name t's vault, and the same instance or store
+ * directory?  A copy of one store mounted twice has the same id. */
+static bool ping_ok(const struct vv_admin_reply *rep, const struct target *t)
+{
+	char want[2 * PATH_MAX + 64];
+
+	if (rep->status != 0 || !rep->body)
+		return false;
+	if (t->store[0]) {
+		snprintf(want, sizeof(want), "\"vault\":\"%s\",\"instance\":\"", t->id);
+		if (!strstr(rep->body, want))
+			return false;
+		snprintf(want, sizeof(want), "\"store\":");
+		json_str(want, sizeof(want), t->store);
+		return strstr(rep->body, want) != NULL;
+	}
+	snprintf(want, sizeof(want), "\"vault\":\"%s\",\"instance\":\"%s\"", t->id, t->instance);
+	return strstr(rep->body, want) != NULL;
 }
 
 int admin_call(const char *where, const char *verb, const struct vv_admin_arg *args,
 	       size_t nargs, struct vv_admin_reply *rep)
 {
 	static const struct vv_admin_arg ping_args[] = { { "json", "1" } };
-	char id[ID_LEN + 1], name[PATH_MAX + 32], dirs[2][PATH_MAX], path[PATH_MAX + 64];
+	char dirs[2][PATH_MAX], path[PATH_MAX + 64];
 	int nd = tool_ctl_dirs(dirs, 2), fd = -1, r;
 	bool refused = false;
+	struct target t;
+	const char *id = t.id, *name = t.name;
 
-	if ((r = vault_id(where, id, name, sizeof(name))) != 0)
+	if ((r = find_target(where, &t)) != 0)
 		return r;
 	for (int i = 0; i < nd && fd < 0; i++) {
 		if ((size_t)snprintf(path, sizeof(path), "%.*s/%s.sock", PATH_MAX - 1, dirs[i], id) >=
@@ -417,8 +468,9 @@ int admin_call(const char *where, const char *verb, const struct vv_admin_arg *a
 			continue;
 		vv_admin_reply_init(rep);
 		r = exchange(fd, path, "vault.ping", ping_args, 1, rep);
-		if (r == 0 && !ping_ok(rep, id)) {
-			say("refusing %s: it does not serve vault %s", path, id);
+		if (r == 0 && !ping_ok(rep, &t)) {
+			say("refusing %s: its daemon does not serve %s (another copy of "
+			    "vault %s, or not a vecvault daemon)", path, name, id);
 			refused = true;
 			r = ADMIN_EXIT_NODAEMON;
 		}
@@ -442,6 +494,21 @@ int admin_call(const char *where, const char *verb, const struct vv_admin_arg *a
 	return r;
 }
 
+/* Write s[0..n) to f; on a terminal, control bytes other than newline and
+ * tab as \xHH: replies carry names other users chose (paths, roles), which
+ * must not drive the admin's terminal. */
+static void put_text(FILE *f, const char *s, size_t n, bool tty)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (tty && ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f))
+			fprintf(f, "\\x%02x", c);
+		else
+			fputc(c, f);
+	}
+}
+
 int admin_run(const char *where, const char *verb, const struct vv_admin_arg *args, size_t nargs)
 {
 	struct vv_admin_reply rep;
@@ -451,12 +518,15 @@ int admin_run(const char *where, const char *verb, const struct vv_admin_arg *ar
 	if ((r = admin_call(where, verb, args, nargs, &rep)) != 0)
 		goto out;
 	if (rep.body && rep.len)
-		fwrite(rep.body, 1, rep.len, stdout);
+		put_text(stdout, rep.body, rep.len, isatty(STDOUT_FILENO));
 	fflush(stdout);
-	if (rep.status < 0)
-		say("%s", rep.msg[0] ? rep.msg : vv_strerror(rep.status));
-	else if (rep.msg[0])
-		say("%s", rep.msg);
+	if (rep.status < 0 || rep.msg[0]) {
+		const char *m = rep.msg[0] ? rep.msg : vv_strerror(rep.status);
+
+		fputs("vecvault: ", stderr);
+		put_text(stderr, m, strlen(m), true);
+		fputc('\n', stderr);
+	}
 	r = rep.status < 0 ? ADMIN_EXIT_FAILED : ADMIN_EXIT_OK;
 out:
 	vv_admin_reply_release(&rep);

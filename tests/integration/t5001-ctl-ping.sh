@@ -11,8 +11,8 @@ vv_need_fuse
 S=$T/store
 M=$T/mnt
 vv_init "$S" >/dev/null
-ID=$("$VV_BIN" info "$S" | awk '/^store id:/ { print $3 }')
-SOCK=/run/vecvault/$ID.sock
+ID=$(vv_store_id "$S")
+SOCK=$(vv_ctl_socket "$S")
 LOG=$(vv_audit_log "$S")
 
 check "mount" vv_mount "$S" "$M"
@@ -42,6 +42,8 @@ check "ping as nobody audited with uid 65534" vv_audit_has "$LOG" op=admin uid=6
 rc=0; err=$("$VV_BIN" admin "$M" no.such.verb 2>&1) || rc=$?
 check "unknown verb: exit 1" test "$rc" = 1
 check "unknown verb: named" grep -q "unknown request 'no.such.verb'" <<<"$err"
+rc=0; err=$("$VV_BIN" admin "$M" $'x\e[31my' 2>&1) || rc=$?
+check "control bytes in a message are shown escaped" grep -qF "unknown request 'x\x1b[31my'" <<<"$err"
 
 check "unmount" vv_umount "$M"
 check "the socket is gone after unmount" test ! -e "$SOCK"

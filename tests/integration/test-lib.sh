@@ -145,9 +145,20 @@ want() {
 	fi
 }
 
+# vv_store_id STORE: the store id (the vault id naming its control socket).
+vv_store_id() {
+	"$VV_BIN" info "$1" | awk '/^store id:/ { print $3 }'
+}
+
+# vv_ctl_socket STORE: the control socket of STORE's vault when root's
+# daemon serves it (tools/env.c decides: /run/vecvault/ID.sock).
+vv_ctl_socket() {
+	echo "/run/vecvault/$(vv_store_id "$1").sock"
+}
+
 # vv_audit_log STORE: the path of STORE's audit log under $VECVAULT_AUDIT_DIR.
 vv_audit_log() {
-	echo "$VECVAULT_AUDIT_DIR/$("$VV_BIN" info "$1" | awk '/^store id:/ { print $3 }')/audit.log"
+	echo "$VECVAULT_AUDIT_DIR/$(vv_store_id "$1")/audit.log"
 }
 
 # vv_audit_q LOG CMD [FILTER...]: query an audit log (lib/auditq.py: CMD is
