@@ -291,6 +291,8 @@ void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char
 
 /* node table (vault_node.c), all under mu */
 int node_get(struct vv_vault *v, uint64_t ino, struct node **out);
+/* The node for ino if the table holds it (no pin taken), else NULL. */
+struct node *node_find(struct vv_vault *v, uint64_t ino);
 int node_get_row(struct vv_vault *v, const struct vv_inode_row *row, struct node **out);
 void node_put(struct vv_vault *v, struct node *n);            /* drop a pin */
 void node_table_free(struct vv_vault *v);
@@ -308,6 +310,12 @@ int node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int m
 /* Node events (struct vault_listener): register at open, before requests. */
 void vault_listen(struct vv_vault *v, const struct vault_listener *l);
 void vault_data_changed(struct vv_vault *v, struct node *n);  /* under n->rw (write) */
+
+/* grants (vault_grant.c): does id hold the admin privilege on the
+ * collection that holds n (a role it is in was granted admin there, and
+ * still has its entry on the collection directory)?  Never for the root
+ * and top-level files.  Under mu. */
+bool vault_grant_admin(struct vv_vault *v, const struct vv_ident *id, const struct node *n);
 
 /* data (vault_data.c) */
 int data_load(struct vv_vault *v, struct node *n);            /* under n->rw (write) */

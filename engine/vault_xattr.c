@@ -5,9 +5,10 @@
  *
  * Rules follow the kernel's xattr_permission(): user.* only on regular files
  * and directories, read needs read permission and write needs write
- * permission; trusted.* and security.* are root's; ACLs are set by the owner
- * or root (the kernel refuses other callers before we are asked) and read by
- * anyone who can reach the node.
+ * permission; trusted.* and security.* are root's; ACLs are set by the owner,
+ * root or an administrator of the node's collection (vault_grant.c; the
+ * kernel itself refuses a local non-owner before we are asked, see
+ * docs/access.md) and read by anyone who can reach the node.
  *
  * Vector attributes: a collection directory (directly under the root) keeps
  * its schema as user.vecvault.{dim,dtype,metric}, validated and stored in
@@ -148,7 +149,8 @@ static int xattr_perm(struct vv_vault *v, const struct vv_ctx *c, struct node *n
 		return 0;
 	case NS_ACL_ACCESS:
 	case NS_ACL_DEFAULT:
-		if (write && !vv_access_owner_or_root(&c->id, n->a.uid))
+		if (write && !vv_access_owner_or_root(&c->id, n->a.uid) &&
+		    !vault_grant_admin(v, &c->id, n))
 			return VV_EPERM;
 		return 0;
 	default:
@@ -167,6 +169,7 @@ static int set_acl(struct vv_vault *v, const struct vv_ctx *c, struct node *n, e
 	int r;
 
 	node_perm(v, n, &p);
+	p.coll_admin = !vv_access_owner_or_root(&c->id, n->a.uid) && vault_grant_admin(v, &c->id, n);
 	/* A header-only value means "no ACL" (what the kernel sends for an
 	 * empty ACL). */
 	if (value && size == 4)
