@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -179,22 +180,31 @@ static int load_fd(int fd, size_t n, size_t read_below, uint8_t **out, bool *map
 	return 0;
 }
 
-/* Open name relative to dirfd for reading; a regular file, its size in
- * *size.  Returns the descriptor or a VV_E* code with *why set. */
+/* Open name relative to dirfd for reading; a regular file, its type, size
+ * and device in *st (nothing else is filled).  statx asks for just those:
+ * on a FUSE mount fstat also wants the atime, which the kernel forgets
+ * whenever the daemon served a read of the file, so after a cold read every
+ * segment cost a GETATTR round trip.  Returns the descriptor or a VV_E*
+ * code with *why set. */
 static int open_reg(int dirfd, const char *name, struct stat *st, const char **why)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC), r;
+	struct statx sx;
 
 	if (fd < 0) {
 		*why = strerror(errno);
 		return vv_err_from_errno(errno);
 	}
-	if (fstat(fd, st) < 0) {
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_TYPE | STATX_SIZE, &sx) < 0) {
 		*why = strerror(errno);
 		r = vv_err_from_errno(errno);
 		close(fd);
 		return r;
 	}
+	memset(st, 0, sizeof(*st));
+	st->st_mode = sx.stx_mode;
+	st->st_size = (off_t)sx.stx_size;
+	st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
 	if (!S_ISREG(st->st_mode)) {
 		*why = "not a regular file";
 		close(fd);
@@ -417,9 +427,13 @@ static void seg_release(struct cseg *s, struct scan_io *io)
 
 /* Opening thousands of segments is a few syscalls each, most of the open's
  * time for small ones: threads open and probe them in parallel, each taking
- * the next name; the caller then checks them in name order. */
+ * the next name; the caller then checks them in name order.  On a FUSE
+ * mount an open is a round trip to the daemon, where a thread mostly
+ * waits: twice as many threads as CPUs (at least LOAD_FUSE_MIN) keep the
+ * daemon's workers busy. */
 #define LOAD_PER_THREAD 64u      /* fewer segments per thread: not worth one */
 #define LOAD_MAX_THREADS 8u
+#define LOAD_FUSE_MIN 4u
 
 struct loader {
 	int dirfd;
@@ -447,6 +461,8 @@ static void load_all(struct loader *l)
 	pthread_t th[LOAD_MAX_THREADS];
 	size_t nt = (size_t)sysconf(_SC_NPROCESSORS_ONLN), started;
 
+	if (l->io->dir_fuse)
+		nt = 2 * nt < LOAD_FUSE_MIN ? LOAD_FUSE_MIN : 2 * nt;
 	nt = nt < 1 ? 1 : nt > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : nt;
 	if (nt > l->n / LOAD_PER_THREAD + 1)
 		nt = l->n / LOAD_PER_THREAD + 1;
