@@ -1,9 +1,12 @@
 /*
  * test_vector.c - segment parsers (good and hostile input), schema xattrs,
  * SIMD kernels against the scalar ones, top-k ordering, collection
- * search against a double-precision brute force on files in a temp dir, and
- * the query offload's in-memory scan (vv_segment_knn) against the same.
+ * search against a double-precision brute force on files in a temp dir,
+ * the query offload's in-memory scan (vv_segment_knn) against the same, and
+ * the scan both share (vv_scan_run) over each way of reading a segment.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1055,6 +1058,89 @@ static void test_segment_knn(void)
 	}
 }
 
+static int cand_order(const void *a, const void *b)
+{
+	const struct vv_cand *x = a, *y = b;
+
+	return vv_cand_less(x, y) ? -1 : vv_cand_less(y, x) ? 1 : 0;
+}
+
+/* The one scan (vv_scan_run) behind the tool's search and the daemon's
+ * offload reads a segment in memory, streamed from a descriptor and
+ * reopened by name alike: the same bytes three ways give each best row
+ * three times, in segment order, with the distances vv_segment_knn gives. */
+static void test_scan_sources(void)
+{
+	size_t len = kseg_make(KF_FVECS, KN, 4242);
+	struct vv_segment_view sv;
+	struct vv_scan_seg segs[3];
+	struct vv_knn_ioc_cand out[4];
+	struct vv_scan s;
+	const char *why = NULL;
+	char path[256];
+	float q[KD];
+	unsigned seed = 5;
+	int fd, dfd, r, bad = 0;
+
+	if (tmpdir[strlen(tmpdir) - 1] == 'X' && !mkdtemp(tmpdir)) {
+		ok(0, "scan sources: temporary directory");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/scan.fvecs", tmpdir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || dfd < 0 || write(fd, kseg, len) != (ssize_t)len ||
+	    vv_segment_view_init(&sv, kseg, len, VV_SEG_FVECS, &why) < 0) {
+		ok(0, "scan sources: write and probe the segment");
+		goto out;
+	}
+	for (int t = 0; t < KD; t++)
+		q[t] = kvals[5000][t] + frand(&seed) * 0.05f;
+	segs[0] = (struct vv_scan_seg){ .info = sv.info, .base = kseg, .fd = -1, .dirfd = -1 };
+	segs[1] = (struct vv_scan_seg){ .info = sv.info, .stream = true, .fd = fd, .dirfd = -1 };
+	segs[2] = (struct vv_scan_seg){ .info = sv.info, .stream = true, .fd = -1, .dirfd = dfd,
+					.name = "scan.fvecs" };
+	s = (struct vv_scan){ .segs = segs, .nsegs = 3, .metric = VV_METRIC_L2, .queries = q, .nq = 1,
+			      .d = KD, .kk = 12, .threads = 2, .unit_bytes = 64u << 10 };
+	r = vv_scan_run(&s);
+	is_int(vv_segment_knn(&sv, VV_METRIC_L2, q, 1, 4, 2, out), 0, "scan sources: offload scan");
+	if (!ok(r == 0 && s.ncand[0] >= 12, "scan sources: 3 segments scanned, 12+ candidates")) {
+		vv_scan_release(&s);
+		goto out;
+	}
+	ok(s.rows == 3 * (uint64_t)KN, "scan sources: every row of the three scanned");
+	qsort(s.cand, s.ncand[0], sizeof(*s.cand), cand_order);
+	for (uint32_t i = 0; i < 12; i++) {
+		const struct vv_cand *c = &s.cand[i];
+		const struct vv_knn_ioc_cand *o = &out[i / 3];
+		bad += c->seg != i % 3 || c->row != o->row || c->d != o->d;
+	}
+	ok(bad == 0, "scan sources: in memory, streamed and reopened give the offload's rows and distances");
+	vv_scan_release(&s);
+
+	/* a segment that cannot be read fails the scan, naming it */
+	segs[2].name = "missing.fvecs";
+	r = vv_scan_run(&s);
+	ok(r == VV_ENOENT && s.err_seg == 2 && s.err_errno == ENOENT && !s.cand,
+	   "scan sources: unreadable segment 2 fails the scan with its index and errno");
+	/* a bad TEXMEX row in the streamed copy only */
+	segs[2].name = "scan.fvecs";
+	{
+		uint8_t w[4];
+		vv_put_le32(w, KD + 1);
+		bad = pwrite(fd, w, 4, (off_t)(9000 * sv.info.stride)) != 4;
+	}
+	r = vv_scan_run(&s);
+	ok(!bad && r == VV_ECORRUPT && s.err_seg == 1 && s.err_row == 9000 && s.err_dim == KD + 1,
+	   "scan sources: wrong dim word in the streamed segment: VV_ECORRUPT, segment 1, row 9000");
+out:
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	unlink(path);
+}
+
 static void cleanup(void)
 {
 	char cmd[128];
@@ -1078,6 +1164,7 @@ int main(void)
 	test_plan();
 	test_layouts();
 	test_segment_knn();
+	test_scan_sources();
 	cleanup();
 	return tap_done();
 }
