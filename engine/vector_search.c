@@ -195,16 +195,17 @@ static int open_reg(int dirfd, const char *name, struct stat *st, const char **w
 		*why = strerror(errno);
 		return vv_err_from_errno(errno);
 	}
-	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_TYPE | STATX_SIZE, &sx) < 0) {
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_TYPE | STATX_SIZE, &sx) == 0) {
+		memset(st, 0, sizeof(*st));
+		st->st_mode = sx.stx_mode;
+		st->st_size = (off_t)sx.stx_size;
+		st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+	} else if (errno != ENOSYS || fstat(fd, st) < 0) {   /* no statx: a seccomp filter */
 		*why = strerror(errno);
 		r = vv_err_from_errno(errno);
 		close(fd);
 		return r;
 	}
-	memset(st, 0, sizeof(*st));
-	st->st_mode = sx.stx_mode;
-	st->st_size = (off_t)sx.stx_size;
-	st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
 	if (!S_ISREG(st->st_mode)) {
 		*why = "not a regular file";
 		close(fd);
