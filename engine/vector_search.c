@@ -428,13 +428,9 @@ static void seg_release(struct cseg *s, struct scan_io *io)
 
 /* Opening thousands of segments is a few syscalls each, most of the open's
  * time for small ones: threads open and probe them in parallel, each taking
- * the next name; the caller then checks them in name order.  On a FUSE
- * mount an open is a round trip to the daemon, where a thread mostly
- * waits: twice as many threads as CPUs (at least LOAD_FUSE_MIN) keep the
- * daemon's workers busy. */
+ * the next name; the caller then checks them in name order. */
 #define LOAD_PER_THREAD 64u      /* fewer segments per thread: not worth one */
 #define LOAD_MAX_THREADS 8u
-#define LOAD_FUSE_MIN 4u
 
 struct loader {
 	int dirfd;
@@ -462,8 +458,6 @@ static void load_all(struct loader *l)
 	pthread_t th[LOAD_MAX_THREADS];
 	size_t nt = (size_t)sysconf(_SC_NPROCESSORS_ONLN), started;
 
-	if (l->io->dir_fuse)
-		nt = 2 * nt < LOAD_FUSE_MIN ? LOAD_FUSE_MIN : 2 * nt;
 	nt = nt < 1 ? 1 : nt > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : nt;
 	if (nt > l->n / LOAD_PER_THREAD + 1)
 		nt = l->n / LOAD_PER_THREAD + 1;
