@@ -30,6 +30,7 @@
 #include "vecvault/audit.h"
 #include "vecvault/store.h"
 #include "vecvault/vault.h"
+#include "vecvault/vector.h"
 
 #define VV_INLINE_MAX 65536         /* files up to this size live in meta.db */
 #define VV_MAX_FILE_SIZE (1ULL << 62)
@@ -322,6 +323,12 @@ int data_load(struct vv_vault *v, struct node *n);            /* under n->rw (wr
 int data_rdlock(struct vv_vault *v, struct node *n);          /* takes n->rw (read), loaded */
 int data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, uint64_t end);
                                                               /* under n->rw (read) */
+/* The daemon's one parse of a segment's header: n's first bytes (only
+ * those are decrypted) probed as format f (vv_segment_probe, its errors and
+ * *why).  For the computed xattrs (vault_xattr.c) and the query offload
+ * (vault_knn.c).  Under n->rw (read) with the data loaded. */
+int data_segment_probe(struct vv_vault *v, struct node *n, enum vv_seg_format f,
+		       struct vv_segment_info *si, const char **why);
 /* SEEK_DATA / SEEK_HOLE from off (< size) in whole blocks: the next byte
  * of data (VV_ENXIO: none before the end) or of a hole (the size if none).
  * Under n->rw (read) with the data loaded. */

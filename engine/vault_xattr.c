@@ -84,17 +84,18 @@ static int node_name(struct vv_vault *v, struct node *n, char *buf, size_t cap)
 	return vv_meta_dirent_find_ino(v->meta, n->ino, &parent, buf, cap);
 }
 
-/* Probe a segment's header through the data path.  Called without v->mu. */
+/* Parse a segment's header (its format from its name), as the offload
+ * does.  Called without v->mu. */
 static int probe(struct vv_vault *v, struct node *n, const char *name, struct vv_segment_info *si)
 {
-	uint8_t head[VV_VEC_PROBE_LEN];
-	struct vv_file f = { .n = n, .flags = O_RDONLY };
 	const char *why = NULL;
-	ssize_t got = vv_vault_read(v, &f, head, sizeof(head), 0);
+	int r;
 
-	if (got < 0)
-		return (int)got;
-	return vv_segment_probe(name, head, (size_t)got, n->a.size, si, &why);
+	if ((r = vault_audit_gate(v)) < 0 || (r = data_rdlock(v, n)) < 0)
+		return r;
+	r = data_segment_probe(v, n, vv_segment_format_from_name(name), si, &why);
+	pthread_rwlock_unlock(&n->rw);
+	return r;
 }
 
 /* Is name a computed attribute of segment n?  Fills *si when it is.  Under
