@@ -119,7 +119,7 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	struct fuse_session *se = NULL;
 	static const struct vv_fs_opts defaults;
 	struct vv_fs fs;
-	char opts[4096];
+	char opts[4096], real_mnt[PATH_MAX];
 	bool mounted = false, handlers = false;
 	int r;
 
@@ -142,6 +142,9 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	    fuse_opt_add_arg(&args, opts))
 		goto out;
 
+	/* Before mounting: afterwards resolving it would ask this daemon. */
+	if (!realpath(mnt, real_mnt))
+		real_mnt[0] = '\0';
 	r = VV_ESYS;
 	se = fuse_session_new(&args, &vv_fs_ops, sizeof(vv_fs_ops), &fs);
 	if (!se)
@@ -155,6 +158,7 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 		goto out;
 	}
 	mounted = true;
+	ra_find(&fs, real_mnt[0] ? real_mnt : NULL);
 	if ((r = notifier_start(&fs.notify, se)) < 0)
 		goto out;
 	vv_vault_set_inval(v, notifier_queue, &fs.notify);
