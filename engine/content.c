@@ -415,6 +415,25 @@ static bool cache_get(struct vv_content *c, const uint8_t kfp[KFP_BYTES], const 
 	return hit;
 }
 
+/* A cache entry for extent e of objid under key fingerprint kfp, without
+ * data (calloc'd; NULL when out of memory). */
+static struct bent *bent_new(const uint8_t kfp[KFP_BYTES], const uint8_t *objid,
+			     const struct vv_extent *e)
+{
+	struct bent *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	memcpy(b->id, e->chunk_id, VV_CHUNK_ID_BYTES);
+	b->slot = e->slot;
+	memcpy(b->kfp, kfp, KFP_BYTES);
+	memcpy(b->objid, objid, VV_OBJID_BYTES);
+	b->fblock = e->fblock;
+	b->off = e->off;
+	b->len = e->len;
+	return b;
+}
+
 /* Insert freshly authenticated plaintext; takes ownership of data (freed if
  * not cached). */
 static void cache_put(struct vv_content *c, const uint8_t kfp[KFP_BYTES], const uint8_t *objid,
@@ -424,17 +443,10 @@ static void cache_put(struct vv_content *c, const uint8_t kfp[KFP_BYTES], const 
 	struct shard *s = shard_of(c, h);
 	struct bent *b = NULL, *old, *victims = NULL;
 
-	if (e->len > s->cap || !(b = calloc(1, sizeof(*b)))) {
+	if (e->len > s->cap || !(b = bent_new(kfp, objid, e))) {
 		buf_put(c, data);
 		return;
 	}
-	memcpy(b->id, e->chunk_id, VV_CHUNK_ID_BYTES);
-	b->slot = e->slot;
-	memcpy(b->kfp, kfp, KFP_BYTES);
-	memcpy(b->objid, objid, VV_OBJID_BYTES);
-	b->fblock = e->fblock;
-	b->off = e->off;
-	b->len = e->len;
 	b->data = data;
 
 	pthread_mutex_lock(&s->mu);
@@ -1262,16 +1274,9 @@ static int pf_queue_one(struct vv_content *c, struct pkey *pk, const uint8_t kfp
 	if (there)
 		return 0;
 	r = VV_ENOMEM;
-	if (!(j = calloc(1, sizeof(*j))) || !(b = calloc(1, sizeof(*b))) ||
+	if (!(j = calloc(1, sizeof(*j))) || !(b = bent_new(kfp, objid, e)) ||
 	    !(b->data = buf_get(c)))
 		goto fail;
-	memcpy(b->id, e->chunk_id, VV_CHUNK_ID_BYTES);
-	b->slot = e->slot;
-	memcpy(b->kfp, kfp, KFP_BYTES);
-	memcpy(b->objid, objid, VV_OBJID_BYTES);
-	b->fblock = e->fblock;
-	b->off = e->off;
-	b->len = e->len;
 	b->loading = true;
 	b->prev = b->next = b;   /* off the LRU list: lru_unlink is a no-op */
 	j->b = b;

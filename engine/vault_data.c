@@ -29,7 +29,8 @@
 #define RA_WINDOW (8u << 20)         /* bytes decrypted ahead of a sequential reader */
 #define RA_NEAR (2u << 20)           /* a read this close to the last one's end is sequential */
 
-static struct vv_extent *find_ext(struct node *n, uint64_t fb)
+/* Index of the first extent of n at or after block fb (the map is sorted). */
+static size_t ext_lower(struct node *n, uint64_t fb)
 {
 	size_t lo = 0, hi = n->next;
 
@@ -40,7 +41,14 @@ static struct vv_extent *find_ext(struct node *n, uint64_t fb)
 		else
 			hi = mid;
 	}
-	return lo < n->next && n->ext[lo].fblock == fb ? &n->ext[lo] : NULL;
+	return lo;
+}
+
+static struct vv_extent *find_ext(struct node *n, uint64_t fb)
+{
+	size_t i = ext_lower(n, fb);
+
+	return i < n->next && n->ext[i].fblock == fb ? &n->ext[i] : NULL;
 }
 
 static size_t dirty_pos(struct node *n, uint64_t fb)
@@ -791,19 +799,12 @@ int data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, ui
  * map is sorted by block). */
 static size_t ext_range(struct node *n, uint64_t lo, uint64_t hi, size_t *first)
 {
-	size_t a = 0, b = n->next, i;
+	size_t i;
 
-	while (a < b) {
-		size_t mid = (a + b) / 2;
-		if (n->ext[mid].fblock < lo)
-			a = mid + 1;
-		else
-			b = mid;
-	}
-	*first = a;
-	for (i = a; i < n->next && n->ext[i].fblock < hi; i++)
+	*first = ext_lower(n, lo);
+	for (i = *first; i < n->next && n->ext[i].fblock < hi; i++)
 		;
-	return i - a;
+	return i - *first;
 }
 
 /* Read-ahead for a read of [off, end) on fh (under n->rw, read, with the

@@ -529,7 +529,9 @@ static void *reader(void *arg)
 	return (void *)bad;
 }
 
-static void test_threads(void)
+/* Write the 512 blocks of cext (8 chunks) with a cache of cache bytes, run
+ * four threads of fn, and check that none counted a bad read. */
+static void run_readers(size_t cache, void *(*fn)(void *), const char *what)
 {
 	char *store = mktmp();
 	static uint8_t data[64][VV_BLOCK_SIZE];
@@ -538,8 +540,7 @@ static void test_threads(void)
 	uintptr_t bad = 0;
 	int wr = 0;
 
-	/* A small cache (4 MiB for 32 MiB of data) so eviction races too. */
-	is_int(vv_content_open(store, 4u << 20, &cc), 0, "open for threads");
+	is_int(vv_content_open(store, cache, &cc), 0, "open for threads");
 	for (int ch = 0; ch < CFILE_BLOCKS / 64; ch++) {
 		for (int i = 0; i < 64; i++) {
 			uint64_t fb = (uint64_t)ch * 64 + (uint64_t)i;
@@ -551,17 +552,23 @@ static void test_threads(void)
 	}
 	is_int(wr, 0, "write 512 blocks in 8 chunks");
 	for (uintptr_t i = 0; i < 4; i++)
-		pthread_create(&t[i], NULL, reader, (void *)i);
+		pthread_create(&t[i], NULL, fn, (void *)i);
 	for (int i = 0; i < 4; i++) {
 		void *rv;
 		pthread_join(t[i], &rv);
 		bad += (uintptr_t)rv;
 	}
-	is_int(bad, 0, "4 threads x 200 random reads, all correct");
+	is_int(bad, 0, what);
 	vv_content_close(cc);
 	cc = NULL;
 	rmrf(store);
 	free(store);
+}
+
+static void test_threads(void)
+{
+	/* A small cache (4 MiB for 32 MiB of data) so eviction races too. */
+	run_readers(4u << 20, reader, "4 threads x 200 random reads, all correct");
 }
 
 /* ---- read-ahead (vv_content_prefetch) ------------------------------------------------ */
@@ -683,37 +690,9 @@ static void *pf_reader(void *arg)
 
 static void test_prefetch_threads(void)
 {
-	char *store = mktmp();
-	static uint8_t data[64][VV_BLOCK_SIZE];
-	struct vv_block_in in[64];
-	pthread_t t[4];
-	uintptr_t bad = 0;
-	int wr = 0;
-
 	/* 2 MiB of cache for 32 MiB: loading entries meet eviction. */
-	is_int(vv_content_open(store, 2u << 20, &cc), 0, "open for prefetch threads");
-	for (int ch = 0; ch < CFILE_BLOCKS / 64; ch++) {
-		for (int i = 0; i < 64; i++) {
-			uint64_t fb = (uint64_t)ch * 64 + (uint64_t)i;
-			uint32_t len = fb % 13 == 12 ? (uint32_t)(fb * 31 % VV_BLOCK_SIZE + 1) : VV_BLOCK_SIZE;
-			fill(data[i], len, fb);
-			in[i] = (struct vv_block_in){ obj_a, fb, data[i], len };
-		}
-		wr |= vv_content_write_chunk(cc, key1, in, 64, &cext[ch * 64]);
-	}
-	is_int(wr, 0, "write 512 blocks for prefetch threads");
-	for (uintptr_t i = 0; i < 4; i++)
-		pthread_create(&t[i], NULL, pf_reader, (void *)i);
-	for (int i = 0; i < 4; i++) {
-		void *rv;
-		pthread_join(t[i], &rv);
-		bad += (uintptr_t)rv;
-	}
-	is_int(bad, 0, "4 prefetching readers, cache drops and eviction: all reads right");
-	vv_content_close(cc);
-	cc = NULL;
-	rmrf(store);
-	free(store);
+	run_readers(2u << 20, pf_reader,
+		    "4 prefetching readers, cache drops and eviction: all reads right");
 }
 
 /* ---- throughput (reported, never asserted) ------------------------------------------ */
