@@ -43,6 +43,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "content_int.h"
@@ -61,6 +63,15 @@
 #define EXTENT_BLOB_VERSION 1
 #define BUF_BYTES (VV_BLOCK_SIZE + VV_TAG_BYTES)
 #define FREE_MAX 64              /* block buffers kept for reuse */
+#define SLOT_BYTES (VV_BLOCK_SIZE + 4096)  /* arena stride: BUF_BYTES, page-rounded */
+#define ARENA_SPARE 128          /* arena slots beyond the cache: in-flight reads */
+#define HUGE_BYTES (2u << 20)    /* arena alignment, for transparent huge pages */
+#define PF_THREADS_MAX 4         /* read-ahead workers: at most, and at most the CPUs */
+#define PF_QUEUE_MAX 128         /* blocks queued or decrypting (8 MiB) */
+
+struct pjob;
+struct vv_content;
+static void pf_quiesce(struct vv_content *c, bool stop);
 
 /* ---- decrypted-block cache ---------------------------------------------- */
 
@@ -74,10 +85,17 @@ struct bent {
 	uint64_t fblock;
 	uint32_t off, len;
 	uint8_t *data;                           /* BUF_BYTES buffer (buf_get) */
+	/* Read-ahead: a worker is decrypting into data.  A loading entry is
+	 * in the hash (so nobody starts the same decrypt and readers wait on
+	 * the shard's cv) but not on the LRU list (never evicted); its bytes
+	 * are counted.  Taken out of the hash while loading (unlink, cache
+	 * drop, a newer copy), it is dead: its worker frees it. */
+	bool loading, dead;
 };
 
 struct shard {
 	pthread_mutex_t mu;
+	pthread_cond_t cv;                       /* a loading entry finished */
 	struct bent **tab;
 	size_t nb;                               /* buckets, power of two */
 	struct bent lru;                         /* sentinel */
@@ -125,6 +143,25 @@ struct vv_content {
 	pthread_mutex_t fmu;
 	uint8_t *freel[FREE_MAX];
 	int nfree;
+	/* Buffers are first taken from one arena sized for the cache, mapped
+	 * at open with transparent huge pages: a fresh mount otherwise faults
+	 * in every buffer 4 KiB at a time while the cache fills, which made
+	 * the first 64 MiB of a cold read 3-6x slower than the rest (page
+	 * faults are costly on virtual machines).  Not dumped. */
+	uint8_t *arena;                          /* HUGE_BYTES-aligned, nslots x SLOT_BYTES */
+	void *amap;                              /* the mapping, amaplen bytes */
+	size_t amaplen;
+	uint32_t *afree;                         /* free slot indices (a stack) */
+	uint32_t nslots, nafree;
+
+	/* Read-ahead workers (started at the first vv_content_prefetch). */
+	pthread_mutex_t pmu;                     /* the queue and counters */
+	pthread_cond_t pwork, pidle;
+	struct pjob *phead, *ptail;
+	size_t nqueued, nrunning;
+	bool pstop;
+	pthread_t pth[PF_THREADS_MAX];
+	int npth;
 };
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -218,12 +255,52 @@ static struct bent **bucket(struct shard *s, size_t h)
 	return &s->tab[h & (s->nb - 1)];
 }
 
+static bool in_arena(const struct vv_content *c, const uint8_t *p)
+{
+	return c->arena && p >= c->arena && p < c->arena + (size_t)c->nslots * SLOT_BYTES;
+}
+
+/* Map the buffer arena (best effort: without it buffers come from malloc). */
+static void arena_map(struct vv_content *c, size_t cache_bytes)
+{
+	size_t n = cache_bytes / VV_BLOCK_SIZE + ARENA_SPARE, len;
+	uintptr_t a;
+
+	if (!cache_bytes || n > UINT32_MAX)
+		return;
+	len = n * SLOT_BYTES + HUGE_BYTES;
+	c->amap = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (c->amap == MAP_FAILED) {
+		c->amap = NULL;
+		return;
+	}
+	if (!(c->afree = malloc(n * sizeof(*c->afree)))) {
+		munmap(c->amap, len);
+		c->amap = NULL;
+		return;
+	}
+	c->amaplen = len;
+	a = ((uintptr_t)c->amap + HUGE_BYTES - 1) & ~(uintptr_t)(HUGE_BYTES - 1);
+	c->arena = (uint8_t *)a;
+	c->nslots = (uint32_t)n;
+	/* Hints only: failures change speed, not behaviour. */
+	madvise(c->arena, n * SLOT_BYTES, MADV_HUGEPAGE);
+	madvise(c->arena, n * SLOT_BYTES, MADV_DONTDUMP);
+	/* Lowest slots on top: the first buffers share huge pages. */
+	for (uint32_t i = 0; i < c->nslots; i++)
+		c->afree[i] = c->nslots - 1 - i;
+	c->nafree = c->nslots;
+}
+
 static uint8_t *buf_get(struct vv_content *c)
 {
 	uint8_t *p = NULL;
 
 	pthread_mutex_lock(&c->fmu);
-	if (c->nfree > 0)
+	if (c->nafree > 0)
+		p = c->arena + (size_t)c->afree[--c->nafree] * SLOT_BYTES;
+	else if (c->nfree > 0)
 		p = c->freel[--c->nfree];
 	pthread_mutex_unlock(&c->fmu);
 	return p ? p : malloc(BUF_BYTES);
@@ -234,7 +311,10 @@ static void buf_put(struct vv_content *c, uint8_t *p)
 	if (!p)
 		return;
 	pthread_mutex_lock(&c->fmu);
-	if (c->nfree < FREE_MAX) {
+	if (in_arena(c, p)) {
+		c->afree[c->nafree++] = (uint32_t)((size_t)(p - c->arena) / SLOT_BYTES);
+		p = NULL;
+	} else if (c->nfree < FREE_MAX) {
 		c->freel[c->nfree++] = p;
 		p = NULL;
 	}
@@ -274,6 +354,39 @@ static struct bent *shard_find(struct shard *s, size_t h, const uint8_t id[VV_CH
 	return NULL;
 }
 
+/* Take b out of its shard (lock held) and add it to the victims list the
+ * caller frees; a loading entry is only marked dead (its worker frees it). */
+static struct bent *shard_take(struct shard *s, struct bent *b, size_t h, struct bent *victims)
+{
+	shard_remove(s, b, h);
+	if (b->loading) {
+		b->dead = true;
+		return victims;
+	}
+	b->hnext = victims;
+	return b;
+}
+
+/* Evict least recently used entries until len more bytes fit (lock held). */
+static struct bent *shard_make_room(struct shard *s, uint32_t len, struct bent *victims)
+{
+	while (s->bytes + len > s->cap && s->lru.prev != &s->lru) {
+		struct bent *old = s->lru.prev;
+		victims = shard_take(s, old, id_hash(old->id, old->slot), victims);
+	}
+	return victims;
+}
+
+/* free() outside the shard lock keeps the critical section short. */
+static void bents_free(struct vv_content *c, struct bent *victims)
+{
+	while (victims) {
+		struct bent *next = victims->hnext;
+		bent_free(c, victims);
+		victims = next;
+	}
+}
+
 /* Copy [from, from+n) of a cached block authenticated with exactly these
  * parameters into out; true on a hit. */
 static bool cache_get(struct vv_content *c, const uint8_t kfp[KFP_BYTES], const uint8_t *objid,
@@ -287,7 +400,10 @@ static bool cache_get(struct vv_content *c, const uint8_t kfp[KFP_BYTES], const 
 	if (!s->cap)
 		return false;
 	pthread_mutex_lock(&s->mu);
-	b = shard_find(s, h, e->chunk_id, e->slot);
+	/* A read-ahead worker is decrypting this block: wait for it rather
+	 * than decrypt it twice.  Re-found after each wake-up: it may be gone. */
+	while ((b = shard_find(s, h, e->chunk_id, e->slot)) && b->loading)
+		pthread_cond_wait(&s->cv, &s->mu);
 	if (b && b->len == e->len && b->off == e->off && b->fblock == e->fblock &&
 	    memcmp(b->kfp, kfp, KFP_BYTES) == 0 && memcmp(b->objid, objid, VV_OBJID_BYTES) == 0) {
 		memcpy(out, b->data + from, n);
@@ -299,6 +415,25 @@ static bool cache_get(struct vv_content *c, const uint8_t kfp[KFP_BYTES], const 
 	return hit;
 }
 
+/* A cache entry for extent e of objid under key fingerprint kfp, without
+ * data (calloc'd; NULL when out of memory). */
+static struct bent *bent_new(const uint8_t kfp[KFP_BYTES], const uint8_t *objid,
+			     const struct vv_extent *e)
+{
+	struct bent *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	memcpy(b->id, e->chunk_id, VV_CHUNK_ID_BYTES);
+	b->slot = e->slot;
+	memcpy(b->kfp, kfp, KFP_BYTES);
+	memcpy(b->objid, objid, VV_OBJID_BYTES);
+	b->fblock = e->fblock;
+	b->off = e->off;
+	b->len = e->len;
+	return b;
+}
+
 /* Insert freshly authenticated plaintext; takes ownership of data (freed if
  * not cached). */
 static void cache_put(struct vv_content *c, const uint8_t kfp[KFP_BYTES], const uint8_t *objid,
@@ -308,45 +443,24 @@ static void cache_put(struct vv_content *c, const uint8_t kfp[KFP_BYTES], const 
 	struct shard *s = shard_of(c, h);
 	struct bent *b = NULL, *old, *victims = NULL;
 
-	if (e->len > s->cap || !(b = calloc(1, sizeof(*b)))) {
+	if (e->len > s->cap || !(b = bent_new(kfp, objid, e))) {
 		buf_put(c, data);
 		return;
 	}
-	memcpy(b->id, e->chunk_id, VV_CHUNK_ID_BYTES);
-	b->slot = e->slot;
-	memcpy(b->kfp, kfp, KFP_BYTES);
-	memcpy(b->objid, objid, VV_OBJID_BYTES);
-	b->fblock = e->fblock;
-	b->off = e->off;
-	b->len = e->len;
 	b->data = data;
 
 	pthread_mutex_lock(&s->mu);
 	/* A different authenticated view of the same slot (or a racing reader's
 	 * copy) is replaced: the newest successful decrypt wins. */
-	if ((old = shard_find(s, h, b->id, b->slot))) {
-		shard_remove(s, old, h);
-		old->hnext = victims;
-		victims = old;
-	}
-	while (s->bytes + b->len > s->cap && s->lru.prev != &s->lru) {
-		old = s->lru.prev;
-		shard_remove(s, old, id_hash(old->id, old->slot));
-		old->hnext = victims;
-		victims = old;
-	}
+	if ((old = shard_find(s, h, b->id, b->slot)))
+		victims = shard_take(s, old, h, victims);
+	victims = shard_make_room(s, b->len, victims);
 	b->hnext = *bucket(s, h);
 	*bucket(s, h) = b;
 	lru_push(s, b);
 	s->bytes += b->len;
 	pthread_mutex_unlock(&s->mu);
-
-	/* free() outside the lock keeps the critical section short. */
-	while (victims) {
-		old = victims->hnext;
-		bent_free(c, victims);
-		victims = old;
-	}
+	bents_free(c, victims);
 }
 
 static void cache_drop_chunk(struct vv_content *c, const uint8_t id[VV_CHUNK_ID_BYTES])
@@ -360,7 +474,7 @@ static void cache_drop_chunk(struct vv_content *c, const uint8_t id[VV_CHUNK_ID_
 			continue;
 		pthread_mutex_lock(&s->mu);
 		if ((b = shard_find(s, h, id, slot)))
-			shard_remove(s, b, h);
+			b = shard_take(s, b, h, NULL);
 		pthread_mutex_unlock(&s->mu);
 		bent_free(c, b);
 	}
@@ -368,19 +482,14 @@ static void cache_drop_chunk(struct vv_content *c, const uint8_t id[VV_CHUNK_ID_
 
 static void shard_clear(struct vv_content *c, struct shard *s)
 {
-	struct bent *b, *next;
+	struct bent *victims = NULL;
 
 	pthread_mutex_lock(&s->mu);
-	b = s->lru.next;
-	s->lru.next = s->lru.prev = &s->lru;
-	if (s->tab)
-		memset(s->tab, 0, s->nb * sizeof(*s->tab));
-	s->bytes = 0;
+	for (size_t i = 0; s->tab && i < s->nb; i++)
+		while (s->tab[i])
+			victims = shard_take(s, s->tab[i], i, victims);
 	pthread_mutex_unlock(&s->mu);
-	for (; b != &s->lru; b = next) {
-		next = b->next;
-		bent_free(c, b);
-	}
+	bents_free(c, victims);
 }
 
 /* ---- open-chunk table ---------------------------------------------------- */
@@ -605,15 +714,20 @@ int vv_content_open(const char *store_dir, size_t cache_bytes, struct vv_content
 	/* About one bucket per cached full block, at least a few. */
 	for (nb = 16; nb < per / VV_BLOCK_SIZE * 2; nb <<= 1)
 		;
+	pthread_mutex_init(&c->pmu, NULL);
+	pthread_cond_init(&c->pwork, NULL);
+	pthread_cond_init(&c->pidle, NULL);
 	for (int i = 0; i < NSHARDS; i++) {
 		struct shard *s = &c->shards[i];
 		pthread_mutex_init(&s->mu, NULL);
+		pthread_cond_init(&s->cv, NULL);
 		s->lru.next = s->lru.prev = &s->lru;
 		s->cap = per;
 		s->nb = nb;
 		if (per && !(s->tab = calloc(nb, sizeof(*s->tab))))
 			goto out;
 	}
+	arena_map(c, cache_bytes);
 	if (!(c->store = strdup(store_dir)) ||
 	    asprintf(&c->chunks, "%s/chunks", store_dir) < 0) {
 		c->chunks = NULL;
@@ -642,16 +756,24 @@ void vv_content_close(struct vv_content *c)
 {
 	if (!c)
 		return;
+	pf_quiesce(c, true);
 	vv_content_cache_drop(c);
 	for (int i = 0; i < NSHARDS; i++) {
 		free(c->shards[i].tab);
 		pthread_mutex_destroy(&c->shards[i].mu);
+		pthread_cond_destroy(&c->shards[i].cv);
 	}
+	pthread_mutex_destroy(&c->pmu);
+	pthread_cond_destroy(&c->pwork);
+	pthread_cond_destroy(&c->pidle);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->cmu);
 	for (int i = 0; i < c->nfree; i++)
 		free(c->freel[i]);
 	pthread_mutex_destroy(&c->fmu);
+	if (c->amap)
+		munmap(c->amap, c->amaplen);
+	free(c->afree);
 	free(c->wbuf);
 	free(c->pending);
 	free(c->store);
@@ -661,6 +783,8 @@ void vv_content_close(struct vv_content *c)
 
 void vv_content_cache_drop(struct vv_content *c)
 {
+	/* No decrypt may outlive the drop (it follows a key's removal). */
+	pf_quiesce(c, false);
 	for (int i = 0; i < NSHARDS; i++)
 		shard_clear(c, &c->shards[i]);
 	ctx_drop(c, NULL);
@@ -967,6 +1091,269 @@ int vv_content_read_block(struct vv_content *c, const uint8_t coll_key[32],
 	if (!extent_ok(e))
 		return VV_EINVAL;
 	return vv_content_read_range(c, coll_key, objid, e, 0, e->len, out);
+}
+
+/* ---- read-ahead ------------------------------------------------------------
+ *
+ * vv_content_prefetch queues blocks for a few workers that decrypt them into
+ * the block cache ahead of the reader, so decryption runs on other CPUs while
+ * the request thread copies to the kernel, and a many-block read decrypts
+ * its blocks in parallel.  A queued block has a loading entry in the cache
+ * (see struct bent); its job holds an open chunk and a GCM context of its
+ * own.  What reaches a reader is only ever what vv_content_read_range would
+ * have decrypted itself: the entry is keyed and checked exactly like one a
+ * reader made, and a block that fails to authenticate leaves no entry, so
+ * the reader decrypts it again and gets the error. */
+
+/* The collection key of one vv_content_prefetch call, shared by its jobs:
+ * a copy in secure memory, freed with the last job.  The worker takes a
+ * pooled GCM context with it when it runs the job (holding one per queued
+ * job would create and free a key schedule per block). */
+struct pkey {
+	uint8_t *key;                            /* VV_KEY_BYTES, vv_secure_alloc */
+	int refs;                                /* under pmu */
+};
+
+struct pjob {
+	struct pjob *next;
+	struct pkey *pk;
+	struct bent *b;                          /* the loading entry (holds the extent) */
+};
+
+static void pkey_put(struct vv_content *c, struct pkey *pk)
+{
+	bool last;
+
+	if (!pk)
+		return;
+	pthread_mutex_lock(&c->pmu);
+	last = --pk->refs == 0;
+	pthread_mutex_unlock(&c->pmu);
+	if (last) {
+		vv_secure_free(pk->key);
+		free(pk);
+	}
+}
+
+/* Decrypt job j into its entry (nothing locked). */
+static int pjob_decrypt(struct vv_content *c, struct pjob *j)
+{
+	uint8_t nonce[VV_GCM_NONCE_BYTES], ad[AD_BYTES];
+	struct bent *b = j->b;
+	size_t clen = (size_t)b->len + VV_TAG_BYTES;
+	struct cent *ce;
+	struct vv_gcm *g;
+	ssize_t got;
+	int r;
+
+	if ((r = ctx_acquire(c, j->pk->key, b->kfp, b->id, &ce, &g)) < 0)
+		return r;
+	got = vv_os_pread_full(ce->fd, b->data, clen, b->off);
+	if (got < 0) {
+		r = vv_err_from_errno((int)-got);
+	} else if ((size_t)got != clen) {
+		r = VV_ECORRUPT;
+	} else {
+		make_nonce(nonce, b->slot);
+		make_ad(ad, b->objid, b->fblock, b->id, b->slot, b->len);
+		r = vv_gcm_open(g, nonce, ad, sizeof(ad), b->data, b->len, b->data + b->len,
+				b->data);
+	}
+	ctx_release(c, ce, g);
+	return r;
+}
+
+/* Finish job j with result r (0: the entry becomes a normal cache entry;
+ * otherwise it goes, and the reader that wanted it decrypts for itself). */
+static void pjob_finish(struct vv_content *c, struct pjob *j, int r)
+{
+	struct bent *b = j->b, *victims = NULL;
+	size_t h = id_hash(b->id, b->slot);
+	struct shard *s = shard_of(c, h);
+
+	pkey_put(c, j->pk);
+	pthread_mutex_lock(&s->mu);
+	if (b->dead) {
+		victims = b;             /* already out of the shard */
+	} else if (r < 0) {
+		shard_remove(s, b, h);
+		victims = b;
+	} else {
+		b->loading = false;
+		lru_push(s, b);
+	}
+	if (victims)
+		victims->hnext = NULL;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	if (victims)
+		vv_memzero(victims->data, victims->len);
+	bents_free(c, victims);
+	free(j);
+}
+
+static void *pf_worker(void *arg)
+{
+	struct vv_content *c = arg;
+	struct pjob *j;
+
+	pthread_mutex_lock(&c->pmu);
+	for (;;) {
+		while (!c->phead && !c->pstop)
+			pthread_cond_wait(&c->pwork, &c->pmu);
+		if (!(j = c->phead))
+			break;
+		if (!(c->phead = j->next))
+			c->ptail = NULL;
+		c->nqueued--;
+		c->nrunning++;
+		pthread_mutex_unlock(&c->pmu);
+		pjob_finish(c, j, pjob_decrypt(c, j));
+		pthread_mutex_lock(&c->pmu);
+		if (--c->nrunning == 0 && !c->phead)
+			pthread_cond_broadcast(&c->pidle);
+	}
+	pthread_mutex_unlock(&c->pmu);
+	return NULL;
+}
+
+/* Start the workers once (pmu held); false if none could be started. */
+static bool pf_start(struct vv_content *c)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int want = ncpu < 1 ? 1 : ncpu > PF_THREADS_MAX ? PF_THREADS_MAX : (int)ncpu;
+
+	while (c->npth < want && pthread_create(&c->pth[c->npth], NULL, pf_worker, c) == 0)
+		c->npth++;
+	return c->npth > 0;
+}
+
+/* Cancel what is queued and wait for the running jobs (nothing locked).
+ * stop: also end the workers. */
+static void pf_quiesce(struct vv_content *c, bool stop)
+{
+	struct pjob *q;
+
+	pthread_mutex_lock(&c->pmu);
+	q = c->phead;
+	c->phead = c->ptail = NULL;
+	c->nqueued = 0;
+	while (c->nrunning > 0)
+		pthread_cond_wait(&c->pidle, &c->pmu);
+	if (stop)
+		c->pstop = true;
+	pthread_cond_broadcast(&c->pwork);
+	pthread_mutex_unlock(&c->pmu);
+	while (q) {
+		struct pjob *next = q->next;
+		pjob_finish(c, q, VV_ECANCELED);
+		q = next;
+	}
+	if (stop) {
+		for (int i = 0; i < c->npth; i++)
+			pthread_join(c->pth[i], NULL);
+		c->npth = 0;
+	}
+}
+
+/* Queue one block (pmu not held).  1 if queued, 0 if it needs no work
+ * (cached or already loading), < 0 on failure. */
+static int pf_queue_one(struct vv_content *c, struct pkey *pk, const uint8_t kfp[KFP_BYTES],
+			const uint8_t *objid, const struct vv_extent *e)
+{
+	size_t h = id_hash(e->chunk_id, e->slot);
+	struct shard *s = shard_of(c, h);
+	struct bent *b = NULL, *victims = NULL;
+	struct pjob *j = NULL;
+	bool there;
+	int r;
+
+	pthread_mutex_lock(&s->mu);
+	there = shard_find(s, h, e->chunk_id, e->slot) != NULL;
+	pthread_mutex_unlock(&s->mu);
+	if (there)
+		return 0;
+	r = VV_ENOMEM;
+	if (!(j = calloc(1, sizeof(*j))) || !(b = bent_new(kfp, objid, e)) ||
+	    !(b->data = buf_get(c)))
+		goto fail;
+	b->loading = true;
+	b->prev = b->next = b;   /* off the LRU list: lru_unlink is a no-op */
+	j->b = b;
+
+	pthread_mutex_lock(&s->mu);
+	if (shard_find(s, h, e->chunk_id, e->slot)) {
+		pthread_mutex_unlock(&s->mu);   /* a reader was quicker */
+		r = 0;
+		goto fail;
+	}
+	victims = shard_make_room(s, b->len, NULL);
+	b->hnext = *bucket(s, h);
+	*bucket(s, h) = b;
+	s->bytes += b->len;
+	pthread_mutex_unlock(&s->mu);
+	bents_free(c, victims);
+
+	pthread_mutex_lock(&c->pmu);
+	j->pk = pk;
+	pk->refs++;
+	if (c->ptail)
+		c->ptail->next = j;
+	else
+		c->phead = j;
+	c->ptail = j;
+	c->nqueued++;
+	pthread_cond_signal(&c->pwork);
+	pthread_mutex_unlock(&c->pmu);
+	return 1;
+fail:
+	if (b)
+		buf_put(c, b->data);
+	free(b);
+	free(j);
+	return r;
+}
+
+int vv_content_prefetch(struct vv_content *c, const uint8_t coll_key[32],
+			const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n)
+{
+	uint8_t kfp[KFP_BYTES];
+	struct pkey *pk = NULL;
+	size_t queued = 0;
+	bool room;
+	int r;
+
+	if (!c || !coll_key || !objid || (!e && n))
+		return VV_EINVAL;
+	if (!n || !c->shards[0].cap)
+		return 0;
+	if ((r = key_fp(kfp, coll_key)) < 0)
+		return r;
+	r = VV_ENOMEM;
+	if (!(pk = calloc(1, sizeof(*pk))) || !(pk->key = vv_secure_alloc(VV_KEY_BYTES))) {
+		free(pk);
+		return r;
+	}
+	memcpy(pk->key, coll_key, VV_KEY_BYTES);
+	pk->refs = 1;                            /* ours, until the loop ends */
+	r = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!extent_ok(&e[i]) || e[i].len > c->shards[0].cap)
+			continue;
+		pthread_mutex_lock(&c->pmu);
+		room = !c->pstop && c->nqueued + c->nrunning < PF_QUEUE_MAX &&
+		       (c->npth > 0 || pf_start(c));
+		pthread_mutex_unlock(&c->pmu);
+		if (!room)
+			break;
+		if ((r = pf_queue_one(c, pk, kfp, objid, &e[i])) < 0)
+			break;
+		queued += (size_t)r;
+	}
+	pkey_put(c, pk);
+	if (r < 0)
+		return r;
+	return (int)(queued > INT32_MAX ? INT32_MAX : queued);
 }
 
 /* ---- unlink, list, size --------------------------------------------------- */

@@ -90,6 +90,19 @@ int vv_content_read_range(struct vv_content *c, const uint8_t coll_key[32],
 			  const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e,
 			  uint32_t from, uint32_t n, uint8_t *out);
 
+/* Read-ahead: queue blocks e[0..n) of file objid to be decrypted into the
+ * block cache by a few worker threads (started at the first call), so a
+ * later vv_content_read_range finds them there or waits for the one being
+ * decrypted instead of decrypting it again.  Blocks already cached or
+ * queued are skipped; at most a bounded number (8 MiB) are queued, the rest
+ * are left to the readers.  A block that fails to authenticate is not
+ * cached (the reader's own decrypt then reports it).  Returns the number
+ * of blocks queued, or a negative VV_E* code.  e is borrowed for the call.
+ * Nothing is prefetched when the cache is disabled.  vv_content_close and
+ * vv_content_cache_drop cancel queued blocks and wait for running ones. */
+int vv_content_prefetch(struct vv_content *c, const uint8_t coll_key[32],
+			const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n);
+
 /* Delete a chunk file and drop its cache entries.  Call only once the commit
  * that dropped its last reference is durable.  VV_ENOENT if it was not there.
  * The unlink itself is made durable by the next vv_content_sync(). */

@@ -26,8 +26,11 @@
 #include "vecvault/log.h"
 
 #define BS VV_BLOCK_SIZE
+#define RA_WINDOW (8u << 20)         /* bytes decrypted ahead of a sequential reader */
+#define RA_NEAR (2u << 20)           /* a read this close to the last one's end is sequential */
 
-static struct vv_extent *find_ext(struct node *n, uint64_t fb)
+/* Index of the first extent of n at or after block fb (the map is sorted). */
+static size_t ext_lower(struct node *n, uint64_t fb)
 {
 	size_t lo = 0, hi = n->next;
 
@@ -38,7 +41,14 @@ static struct vv_extent *find_ext(struct node *n, uint64_t fb)
 		else
 			hi = mid;
 	}
-	return lo < n->next && n->ext[lo].fblock == fb ? &n->ext[lo] : NULL;
+	return lo;
+}
+
+static struct vv_extent *find_ext(struct node *n, uint64_t fb)
+{
+	size_t i = ext_lower(n, fb);
+
+	return i < n->next && n->ext[i].fblock == fb ? &n->ext[i] : NULL;
 }
 
 static size_t dirty_pos(struct node *n, uint64_t fb)
@@ -797,6 +807,59 @@ int data_segment_probe(struct vv_vault *v, struct node *n, enum vv_seg_format f,
 	return vv_segment_probe(f, head, (size_t)hl, n->a.size, si, why);
 }
 
+/* Extents of blocks [lo, hi) of n: *first and the count (contiguous: the
+ * map is sorted by block). */
+static size_t ext_range(struct node *n, uint64_t lo, uint64_t hi, size_t *first)
+{
+	size_t i;
+
+	*first = ext_lower(n, lo);
+	for (i = *first; i < n->next && n->ext[i].fblock < hi; i++)
+		;
+	return i - *first;
+}
+
+/* Read-ahead for a read of [off, end) on fh (under n->rw, read, with the
+ * data loaded).  The request's blocks after its first are handed to the
+ * content module's workers, so they decrypt in parallel with the first;
+ * when fh reads sequentially (this read starts near where its previous one
+ * ended) the next RA_WINDOW bytes are queued as well, topped up once half
+ * of the window is consumed.  Only cache work: nothing is served or counted
+ * here, so the audit and the handle's rights are untouched, and a block
+ * that fails to decrypt is left for the reader, who reports it.  Requests
+ * of one handle may run concurrently: the two positions are hints, and a
+ * lost update costs a skipped or repeated (no-op) prefetch, never bytes. */
+static void read_ahead(struct vv_vault *v, struct vv_file *fh, struct node *n, uint64_t off,
+		      uint64_t end)
+{
+	uint64_t next = __atomic_load_n(&fh->ra_next, __ATOMIC_RELAXED);
+	uint64_t queued = __atomic_load_n(&fh->ra_end, __ATOMIC_RELAXED);
+	uint64_t lo = off / BS + 1, hi = (end + BS - 1) / BS, ra_to = 0;
+	bool seq = off + RA_NEAR >= next && off <= next + RA_NEAR;
+	const uint8_t *key = NULL;
+	size_t first, cnt;
+
+	__atomic_store_n(&fh->ra_next, end, __ATOMIC_RELAXED);
+	if (n->is_inline || !n->next)
+		return;
+	if (seq && end + RA_WINDOW / 2 > queued) {
+		ra_to = end + RA_WINDOW < n->a.size ? end + RA_WINDOW : n->a.size;
+		if (queued > end)
+			lo = queued / BS;        /* up to queued was queued before */
+		hi = (ra_to + BS - 1) / BS;
+	} else if (seq && queued >= end) {
+		return;                      /* this request's blocks were queued */
+	}
+	if (lo >= hi)
+		return;
+	cnt = ext_range(n, lo, hi, &first);
+	if (!cnt || node_key(v, n, &key) < 0)
+		return;
+	vv_content_prefetch(v->content, key, n->a.objid, &n->ext[first], cnt);
+	if (ra_to)
+		__atomic_store_n(&fh->ra_end, ra_to, __ATOMIC_RELAXED);
+}
+
 ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf, size_t size, uint64_t off)
 {
 	struct node *n = fh->n;
@@ -814,6 +877,7 @@ ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf, size_t 
 		return 0;
 	}
 	end = off + size < n->a.size ? off + size : n->a.size;
+	read_ahead(v, fh, n, off, end);
 	r = data_read(v, n, buf, off, end);
 	pthread_rwlock_unlock(&n->rw);
 	if (r < 0)

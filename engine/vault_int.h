@@ -85,6 +85,7 @@ struct vv_file {
 	struct node *n;
 	int flags;
 	uint64_t rbytes, wbytes, rcount, wcount;
+	uint64_t ra_next, ra_end;        /* read-ahead: where the last read ended, how far is queued */
 	int err;                         /* sticky write-back error for flush/fsync */
 	struct vv_ctx who;               /* the opener, for the summary at release */
 	char comm[32];

@@ -340,6 +340,17 @@ ssize_t vv_vault_getxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t i
 	}
 	if ((r = xattr_perm(v, c, n, ns, false)) < 0) {
 		hidden = r == VV_ENODATA && (ns == NS_SECURITY || ns == NS_TRUSTED);
+		/* Nothing is hidden from a node with no stored xattr at all
+		 * (root would get ENODATA too): a plain "no such attribute",
+		 * not recorded, as for root.  That is what ls -l by a non-root
+		 * user asks of nearly every file (security.selinux). */
+		if (hidden && n->xattrs == 0) {
+			bool any;
+			if (vv_meta_xattr_any(v->meta, ino, &any) == 0)
+				n->xattrs = any ? 1 : -1;
+		}
+		if (hidden && n->xattrs < 0)
+			hidden = false;
 		goto out;
 	}
 	if (ns == NS_USER && strncmp(name, VEC_PREFIX, strlen(VEC_PREFIX)) == 0 &&

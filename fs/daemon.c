@@ -122,7 +122,7 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	static const struct vv_fs_opts defaults;
 	struct vv_fs fs;
 	struct ctl ctl;
-	char opts[4096], why[512];
+	char opts[4096], why[512], real_mnt[PATH_MAX];
 	bool mounted = false, handlers = false;
 	int r;
 
@@ -146,6 +146,9 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	    fuse_opt_add_arg(&args, opts))
 		goto out;
 
+	/* Before mounting: afterwards resolving it would ask this daemon. */
+	if (!realpath(mnt, real_mnt))
+		real_mnt[0] = '\0';
 	r = VV_ESYS;
 	se = fuse_session_new(&args, &vv_fs_ops, sizeof(vv_fs_ops), &fs);
 	if (!se)
@@ -159,6 +162,7 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 		goto out;
 	}
 	mounted = true;
+	ra_find(&fs, real_mnt[0] ? real_mnt : NULL);
 	if ((r = notifier_start(&fs.notify, se)) < 0)
 		goto out;
 	vv_vault_set_inval(v, notifier_queue, &fs.notify);

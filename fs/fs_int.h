@@ -142,7 +142,17 @@ struct vv_fs {
 	struct ident_cache ident;
 	struct notifier notify;
 	const struct vv_fs_opts *o;
+	char bdi[32];                    /* "major:minor" of the mount, or "" */
+	bool ra_done;                    /* read-ahead set (or given up) */
 };
+
+/* readahead.c: the mount's kernel read-ahead window.  ra_find, after
+ * mount(2) and before the loop, records the mount's device from
+ * /proc/self/mountinfo (real_mnt: the mount point as realpath(3) gave it
+ * before mounting).  ra_apply, from a handler that follows INIT (fs_open),
+ * raises the window once; failures are logged only. */
+void ra_find(struct vv_fs *fs, const char *real_mnt);
+void ra_apply(struct vv_fs *fs);
 
 extern const struct fuse_lowlevel_ops vv_fs_ops;
 

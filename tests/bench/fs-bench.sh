@@ -256,10 +256,12 @@ for w, unit, label in lines:
     row.append("%.2f" % (speed(unit, vv) / speed(unit, pt)) if vv and pt else "-")
     tgt, ok = "-", None
     if vv:
-        if w == "seq_write" and best:
-            tgt, ok = ">=1.5 best", speed(unit, vv) >= 1.5 * speed(unit, pm[best])
+        # issue 9: writes within 0.8x of the plain directory, cold reads
+        # 1.5x the best peer, small-file lines at least the best peer.
+        if w == "seq_write" and pl:
+            tgt, ok = ">=0.8 plain", vv >= 0.8 * pl
         elif w in ("seq_read_cold",) and best:
-            tgt, ok = ">=1.0 best", speed(unit, vv) >= speed(unit, pm[best])
+            tgt, ok = ">=1.5 best", speed(unit, vv) >= 1.5 * speed(unit, pm[best])
         elif w in ("seq_read_warm", "rand4k_warm") and pl:
             tgt, ok = ">=0.5 plain", vv >= 0.5 * pl
         elif unit == "s" and best:

@@ -529,7 +529,9 @@ static void *reader(void *arg)
 	return (void *)bad;
 }
 
-static void test_threads(void)
+/* Write the 512 blocks of cext (8 chunks) with a cache of cache bytes, run
+ * four threads of fn, and check that none counted a bad read. */
+static void run_readers(size_t cache, void *(*fn)(void *), const char *what)
 {
 	char *store = mktmp();
 	static uint8_t data[64][VV_BLOCK_SIZE];
@@ -538,8 +540,7 @@ static void test_threads(void)
 	uintptr_t bad = 0;
 	int wr = 0;
 
-	/* A small cache (4 MiB for 32 MiB of data) so eviction races too. */
-	is_int(vv_content_open(store, 4u << 20, &cc), 0, "open for threads");
+	is_int(vv_content_open(store, cache, &cc), 0, "open for threads");
 	for (int ch = 0; ch < CFILE_BLOCKS / 64; ch++) {
 		for (int i = 0; i < 64; i++) {
 			uint64_t fb = (uint64_t)ch * 64 + (uint64_t)i;
@@ -551,17 +552,147 @@ static void test_threads(void)
 	}
 	is_int(wr, 0, "write 512 blocks in 8 chunks");
 	for (uintptr_t i = 0; i < 4; i++)
-		pthread_create(&t[i], NULL, reader, (void *)i);
+		pthread_create(&t[i], NULL, fn, (void *)i);
 	for (int i = 0; i < 4; i++) {
 		void *rv;
 		pthread_join(t[i], &rv);
 		bad += (uintptr_t)rv;
 	}
-	is_int(bad, 0, "4 threads x 200 random reads, all correct");
+	is_int(bad, 0, what);
 	vv_content_close(cc);
 	cc = NULL;
 	rmrf(store);
 	free(store);
+}
+
+static void test_threads(void)
+{
+	/* A small cache (4 MiB for 32 MiB of data) so eviction races too. */
+	run_readers(4u << 20, reader, "4 threads x 200 random reads, all correct");
+}
+
+/* ---- read-ahead (vv_content_prefetch) ------------------------------------------------ */
+
+/* Blocks read after a prefetch are exactly what a plain read gives, and a
+ * tampered block is an error, never other bytes, whether the worker or the
+ * reader met it first. */
+static void test_prefetch(void)
+{
+	char *store = mktmp(), path[4200];
+	static uint8_t data[64][VV_BLOCK_SIZE];
+	struct vv_block_in in[64];
+	struct vv_extent e[3][64];
+	uint8_t *out = malloc(VV_BLOCK_SIZE), *want = malloc(VV_BLOCK_SIZE);
+	struct vv_content *c = NULL;
+	int wr = 0, bad = 0, r;
+
+	is_int(vv_content_open(store, 16u << 20, &c), 0, "open for prefetch");
+	for (int ch = 0; ch < 3; ch++) {
+		for (int i = 0; i < 64; i++) {
+			uint64_t fb = (uint64_t)ch * 64 + (uint64_t)i;
+			uint32_t len = i == 63 ? 777 : VV_BLOCK_SIZE;
+			fill(data[i], len, fb + 500);
+			in[i] = (struct vv_block_in){ obj_a, fb, data[i], len };
+		}
+		wr |= vv_content_write_chunk(c, key1, in, 64, e[ch]);
+	}
+	is_int(wr, 0, "three chunks written");
+
+	r = vv_content_prefetch(c, key1, obj_a, e[0], 64);
+	ok(r > 0 && r <= 64, "prefetch queues the blocks of a chunk");
+	for (int i = 0; i < 64; i++) {
+		fill(want, e[0][i].len, (uint64_t)i + 500);
+		if (vv_content_read_block(c, key1, obj_a, &e[0][i], out) != 0 ||
+		    memcmp(out, want, e[0][i].len))
+			bad++;
+	}
+	is_int(bad, 0, "blocks read after prefetch are the written bytes");
+	is_int(vv_content_prefetch(c, key1, obj_a, e[0], 64), 0,
+	       "cached blocks are not queued again");
+
+	/* Prefetch under the wrong object id or key: nothing authenticates, nothing
+	 * is cached, and the right reader still gets the right bytes. */
+	vv_content_prefetch(c, key1, obj_b, e[1], 32);
+	vv_content_prefetch(c, key2, obj_a, e[1] + 32, 32);
+	bad = 0;
+	for (int i = 0; i < 64; i++) {
+		fill(want, e[1][i].len, 64 + (uint64_t)i + 500);
+		if (vv_content_read_block(c, key1, obj_a, &e[1][i], out) != 0 ||
+		    memcmp(out, want, e[1][i].len))
+			bad++;
+	}
+	is_int(bad, 0, "prefetch with a wrong object id or key leaves reads right");
+	expect_corrupt(c, key1, obj_b, &e[1][3], "read with the wrong object id after prefetch");
+
+	/* A tampered block in a prefetched chunk: EIO-class error and zeros for
+	 * that block, the others right; again after a second prefetch. */
+	path_of(path, sizeof(path), store, e[2][0].chunk_id);
+	flip(path, (off_t)e[2][10].off + 100);
+	vv_content_cache_drop(c);
+	for (int pass = 0; pass < 2; pass++) {
+		vv_content_prefetch(c, key1, obj_a, e[2], 64);
+		bad = 0;
+		for (int i = 0; i < 64; i++) {
+			if (i == 10)
+				continue;
+			fill(want, e[2][i].len, 128 + (uint64_t)i + 500);
+			if (vv_content_read_block(c, key1, obj_a, &e[2][i], out) != 0 ||
+			    memcmp(out, want, e[2][i].len))
+				bad++;
+		}
+		is_int(bad, 0, pass ? "untampered blocks right (second prefetch)"
+				    : "untampered blocks of a tampered chunk right after prefetch");
+		expect_corrupt(c, key1, obj_a, &e[2][10],
+			       pass ? "tampered block after a second prefetch"
+				    : "tampered block after prefetch");
+	}
+
+	/* Close with blocks still queued: they are cancelled (ASan checks the
+	 * rest), and unlinking a chunk while its blocks load is safe. */
+	vv_content_cache_drop(c);
+	vv_content_prefetch(c, key1, obj_a, e[0], 64);
+	vv_content_prefetch(c, key1, obj_a, e[1], 64);
+	is_int(vv_content_unlink(c, e[1][0].chunk_id), 0, "unlink a chunk while it is prefetched");
+	expect_corrupt(c, key1, obj_a, &e[2][10], "tampered block, with the queue busy");
+	vv_content_close(c);
+	ok(1, "close with prefetches queued");
+	rmrf(store);
+	free(store);
+	free(out);
+	free(want);
+}
+
+/* Readers that prefetch ahead of themselves while others drop the cache
+ * and unlink chunks: every read that succeeds has the written bytes. */
+static void *pf_reader(void *arg)
+{
+	uintptr_t id = (uintptr_t)arg, bad = 0;
+	uint8_t *out = malloc(VV_BLOCK_SIZE), *want = malloc(VV_BLOCK_SIZE);
+
+	for (int pass = 0; pass < 3; pass++) {
+		for (uint32_t b = (uint32_t)id * 37 % CFILE_BLOCKS, k = 0; k < 160; k++) {
+			uint32_t fb = (b + k) % CFILE_BLOCKS;
+			if (k % 16 == 0)
+				vv_content_prefetch(cc, key1, obj_a, &cext[fb],
+						    fb + 32 <= CFILE_BLOCKS ? 32 : CFILE_BLOCKS - fb);
+			fill(want, cext[fb].len, fb);
+			if (vv_content_read_block(cc, key1, obj_a, &cext[fb], out) != 0 ||
+			    memcmp(out, want, cext[fb].len))
+				bad++;
+		}
+		if (id == 0)
+			vv_content_cache_drop(cc);
+	}
+	free(out);
+	free(want);
+	return (void *)bad;
+}
+
+static void test_prefetch_threads(void)
+{
+	/* 2 MiB of cache for 32 MiB: loading entries meet eviction. */
+	run_readers(2u << 20, pf_reader,
+		    "4 prefetching readers, cache drops and eviction: all reads right");
 }
 
 /* ---- throughput (reported, never asserted) ------------------------------------------ */
@@ -637,6 +768,8 @@ int main(void)
 		fill(blk[i], VV_BLOCK_SIZE, 1000 + (uint64_t)i);
 	}
 	test_roundtrip_and_tamper();
+	test_prefetch();
+	test_prefetch_threads();
 	test_no_plaintext();
 	test_sync();
 	test_list_and_blobs();
