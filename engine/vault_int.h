@@ -242,6 +242,7 @@ struct vv_vault {
 	struct vault_listener listeners[VAULT_MAX_LISTENERS];   /* node events (vault_node.c) */
 	size_t nlisteners;
 	struct vv_file *files;           /* open handles, under mu (vault_data.c) */
+	struct vv_allow *allow;          /* remote listener's whitelist, or NULL; under mu (vault_remote.c) */
 };
 
 /* collection keys (vault_keys.c) */
