@@ -91,6 +91,7 @@ int vault_role_gid(struct vv_vault *v, const char *name, uint32_t *gid);
 /* The verb tables, NULL-terminated (listed in vault_admin.c). */
 extern const struct vault_admin_verb vault_admin_core_verbs[];
 extern const struct vault_admin_verb vault_role_verbs[];
+extern const struct vault_admin_verb vault_user_verbs[];
 extern const struct vault_admin_verb vault_remote_verbs[];
 
 #endif

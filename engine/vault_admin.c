@@ -19,6 +19,7 @@
 static const struct vault_admin_verb *const tables[] = {
 	vault_admin_core_verbs,
 	vault_role_verbs,
+	vault_user_verbs,
 	vault_remote_verbs,
 };
 
