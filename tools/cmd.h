@@ -19,6 +19,9 @@ int cmd_collection(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_admin(int argc, char **argv);
 int cmd_role(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_allow(int argc, char **argv);
+int cmd_tls(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 

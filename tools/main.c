@@ -41,6 +41,9 @@ static const struct verb verbs[] = {
 	{ "role", cmd_role, "manage roles (POSIX groups) of a mounted vault" },
 	{ "user", cmd_user, "manage the vault users remote clients log in as" },
 	{ "key", cmd_key, "create, list and revoke vault users' API keys" },
+	{ "serve", cmd_serve, "serve a vault to vv:// clients over TLS, without a mount" },
+	{ "allow", cmd_allow, "change a listening daemon's address whitelist" },
+	{ "tls", cmd_tls, "make a TLS key and certificate; show a fingerprint" },
 	{ "admin", cmd_admin, "send one request to a mounted vault's daemon" },
 };
 
