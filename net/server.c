@@ -298,6 +298,7 @@ static int authenticate(struct conn *c)
 	struct vv_rw_hdr h;
 	char detail[160];
 	const char *tried = NULL;
+	char keyid[20] = "", tried_buf[64];
 	int r;
 
 	if ((r = tls_read_full(c->t, hb, sizeof(hb), deadline)) < 0) {
@@ -344,9 +345,18 @@ static int authenticate(struct conn *c)
 		if (r == 0)
 			token_keep(c, m->s[1], m->slen[1]);
 	} else {
-		tried = m->s[0];
+		snprintf(tried_buf, sizeof(tried_buf), "%s", m->s[0]);
+		tried = tried_buf;
 		r = vv_vault_auth_password(s->v, m->s[0], m->s[1], m->slen[1],
 					   (const struct sockaddr *)&c->peer, &c->s.auth);
+	}
+	if (r < 0 && !tried && m->slen[1] >= 21 && !strncmp(m->s[1], "vvk_", 4)) {
+		/* the key's public id, never its secret */
+		memcpy(keyid, m->s[1] + 4, 16);
+		keyid[16] = 0;
+		for (int i = 0; i < 16; i++)
+			if (!strchr("0123456789abcdef", keyid[i]))
+				keyid[0] = 0;
 	}
 	explicit_bzero(body, h.len);
 	explicit_bzero(m->sbuf, sizeof(m->sbuf));
@@ -354,16 +364,7 @@ static int authenticate(struct conn *c)
 	memset(&rep, 0, sizeof(rep));
 	rep.h = (struct vv_rw_hdr){ .id = h.id, .op = VV_RW_AUTH, .flags = VV_RW_F_REPLY };
 	if (r < 0) {
-		char keyid[20] = "";
 		vv_allow_count(s->allow, VV_ALLOW_AUTH_FAILED);
-		if (!tried && m->slen[1] >= 21 && !strncmp(m->s[1], "vvk_", 4)) {
-			/* the key's public id, never its secret */
-			memcpy(keyid, m->s[1] + 4, 16);
-			keyid[16] = 0;
-			for (int i = 0; i < 16; i++)
-				if (!strchr("0123456789abcdef", keyid[i]))
-					keyid[0] = 0;
-		}
 		snprintf(detail, sizeof(detail), "%s refused%s%s",
 			 tried ? "password" : "API key", keyid[0] ? ": key " : "", keyid);
 		audit(c, tried ? tried : (keyid[0] ? keyid : NULL), "unauth", VV_EACCES, detail);
