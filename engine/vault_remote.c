@@ -70,7 +70,9 @@ static int cidr_arg(const struct vv_admin_req *rq, struct vv_admin_reply *rep, s
 	return 0;
 }
 
-static int run_add(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
+/* allow.add (add) or allow.remove. */
+static int change(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep,
+		  bool add)
 {
 	struct vv_allow *a = listener(v, rep);
 	struct vv_cidr c;
@@ -82,33 +84,26 @@ static int run_add(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_
 	if ((r = cidr_arg(rq, rep, &c)) < 0)
 		return r;
 	vv_cidr_format(&c, t);
-	r = vv_allow_add(a, &c);
+	r = add ? vv_allow_add(a, &c) : vv_allow_remove(a, &c);
 	if (r == VV_EEXIST)
 		return vault_admin_fail(rep, r, "%s is already allowed", t);
 	if (r == VV_ENOSPC)
 		return vault_admin_fail(rep, r, "the whitelist is full (%d CIDRs)", VV_ALLOW_MAX);
+	if (r == VV_ENOENT)
+		return vault_admin_fail(rep, r, "%s is not in the whitelist (see 'vecvault allow list')", t);
 	if (r < 0)
 		return vault_admin_fail(rep, r, "%s", vv_strerror(r));
-	return vault_admin_printf(rep, "allowed %s\n", t);
+	return vault_admin_printf(rep, "%s %s\n", add ? "allowed" : "removed", t);
+}
+
+static int run_add(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
+{
+	return change(v, rq, rep, true);
 }
 
 static int run_remove(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
 {
-	struct vv_allow *a = listener(v, rep);
-	struct vv_cidr c;
-	char t[VV_CIDR_TEXT];
-	int r;
-
-	if (!a)
-		return rep->status;
-	if ((r = cidr_arg(rq, rep, &c)) < 0)
-		return r;
-	vv_cidr_format(&c, t);
-	if ((r = vv_allow_remove(a, &c)) == VV_ENOENT)
-		return vault_admin_fail(rep, r, "%s is not in the whitelist (see 'vecvault allow list')", t);
-	if (r < 0)
-		return vault_admin_fail(rep, r, "%s", vv_strerror(r));
-	return vault_admin_printf(rep, "removed %s\n", t);
+	return change(v, rq, rep, false);
 }
 
 static int run_list(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
