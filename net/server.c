@@ -541,16 +541,20 @@ static void conn_end(struct conn *c)
 	}
 	sess_release(&c->s);
 	token_drop(c);
-	if (c->t)
-		tls_free(c->t);          /* closes fd */
-	else
-		close(c->fd);
+	/* Off the list before the fd is closed: vv_net_stop must never
+	 * shutdown() a descriptor number that was reused meanwhile. */
 	pthread_mutex_lock(&s->mu);
 	for (struct conn **p = &s->conns; *p; p = &(*p)->next)
 		if (*p == c) {
 			*p = c->next;
 			break;
 		}
+	pthread_mutex_unlock(&s->mu);
+	if (c->t)
+		tls_free(c->t);          /* closes fd */
+	else
+		close(c->fd);
+	pthread_mutex_lock(&s->mu);
 	s->nconn--;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->mu);
