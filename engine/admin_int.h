@@ -104,5 +104,6 @@ extern const struct vault_admin_verb vault_admin_core_verbs[];
 extern const struct vault_admin_verb vault_role_verbs[];
 extern const struct vault_admin_verb vault_user_verbs[];
 extern const struct vault_admin_verb vault_grant_verbs[];
+extern const struct vault_admin_verb vault_remote_verbs[];
 
 #endif

@@ -246,6 +246,7 @@ struct vv_vault {
 	struct vv_file *files;           /* open handles, under mu (vault_data.c) */
 	char instance[33];               /* random per open, hex: tells two copies
 	                                    of one store apart (vv_vault_instance) */
+	struct vv_allow *allow;          /* remote listener's whitelist, or NULL; under mu (vault_remote.c) */
 };
 
 /* collection keys (vault_keys.c) */

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,4 +222,40 @@ out:
 	fuse_opt_free_args(&args);
 	ident_cache_release(&fs.ident);
 	return r;
+}
+
+int vv_fs_run_headless(struct vv_vault *v, const struct vv_fs_opts *o, int ready_fd)
+{
+	static const struct vv_fs_opts defaults;
+	struct ctl ctl;
+	sigset_t set, old;
+	char why[512];
+	int sig = 0;
+
+	if (!o)
+		o = &defaults;
+	ctl_init(&ctl);
+	/* The signals that unmount a mount end this daemon: taken by
+	 * sigwait below, in this thread only (the others inherit the mask). */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	if (o->ctl_socket && ctl_start(&ctl, v, o->ctl_socket, why, sizeof(why)) < 0)
+		vv_log(VV_LOG_ERR, "fs: no control socket, admin requests unavailable: %s", why);
+	send_ready(ready_fd);
+	if (o->notify_socket)
+		sdnotify(o->notify_socket, "READY=1\nSTATUS=serving remote clients");
+	if (o->detach_stdio)
+		detach_stdio();
+	while (sigwait(&set, &sig) != 0)
+		;
+	vv_log(VV_LOG_INFO, "fs: signal %d: stopping", sig);
+	if (o->notify_socket)
+		sdnotify(o->notify_socket, "STOPPING=1\nSTATUS=closing the vault");
+	ctl_stop(&ctl);
+	vv_vault_knn_drain(v);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return 0;
 }

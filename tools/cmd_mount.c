@@ -13,6 +13,10 @@
  * live, or 'E' and the error text.  The parent prints that text and exits
  * non-zero, or exits 0 once mounted.  `fusermount3 -u MNT` unmounts; the
  * daemon then closes the vault (a durable final commit) and exits.
+ *
+ * With --listen the same daemon also serves vv:// clients over TLS 1.3
+ * (net/, docs/remote.md); `vecvault serve STORE --listen ...` does that
+ * without a local mount.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -34,6 +38,8 @@
 #include "util.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
+#include "vecvault/net.h"
+#include "vecvault/remote.h"
 #include "vecvault/privfile.h"
 #include "vecvault/vault.h"
 
@@ -59,7 +65,27 @@ static const char usage[] =
 	"  --knn-cache SIZE   memory for decrypted segments that `vecvault query`\n"
 	"                     has the daemon scan (K/M/G/T suffixes; default a\n"
 	"                     quarter of RAM; 0 turns the query offload off)\n"
+	"Remote clients (vv://, docs/remote.md):\n"
+	"  --listen ADDR:PORT also serve vv:// clients on this address over TLS 1.3\n"
+	"                     ([IPV6]:PORT for IPv6; one address = a private link)\n"
+	"  --tls-cert FILE    the server's certificate chain (PEM)\n"
+	"  --tls-key FILE     its private key (PEM; see 'vecvault tls selfsigned')\n"
+	"  --allow CIDR       admit clients from CIDR (repeatable); default: loopback\n"
+	"                     only (127.0.0.0/8, ::1); 0.0.0.0/0 and ::/0 must be\n"
+	"                     given explicitly; others are closed before TLS\n"
+	"  --client-ca FILE   also ask clients for a certificate signed by FILE\n"
 	"Unmount with: fusermount3 -u MNT\n";
+
+static const char serve_usage[] =
+	"usage: vecvault serve STORE --listen ADDR:PORT --tls-cert FILE --tls-key FILE\n"
+	"                      [--allow CIDR ...] [--client-ca FILE] [-f]\n"
+	"                      [--passfile FILE | --extpass CMD] [--log FILE] [--pid-file FILE]\n"
+	"                      [--audit-log PATH] [--audit-required] [--knn-cache SIZE]\n"
+	"Serve the vault in STORE to vv:// clients only, without a local mount.\n"
+	"Options as for 'vecvault mount' (see vecvault mount --help).  The daemon\n"
+	"stops on SIGTERM, SIGINT or SIGHUP.\n";
+
+#define MAX_ALLOW 64
 
 struct mount_args {
 	const char *store, *mnt;
@@ -74,6 +100,11 @@ struct mount_args {
 	char log_abs[PATH_MAX], pid_abs[PATH_MAX], audit_abs[PATH_MAX];
 	char fsname[PATH_MAX + 16];
 	char ctl_path[PATH_MAX];
+	bool headless;               /* `vecvault serve`: no mount */
+	const char *listen, *tls_cert, *tls_key, *client_ca;
+	const char *allow[MAX_ALLOW];
+	size_t nallow;
+	char cert_abs[PATH_MAX], key_abs[PATH_MAX], ca_abs[PATH_MAX];
 };
 
 /* "0", "4096", "512M", "8G", "1T" (powers of 1024). */
@@ -210,6 +241,40 @@ static void report(int fd, const char *fmt, ...)
 	}
 }
 
+/* The whitelist (--allow, else loopback only) and the TLS listener. */
+static int start_listener(struct mount_args *a, struct vv_vault *v, struct vv_allow **allow,
+			  struct vv_net_server **srv, char *why, size_t whylen)
+{
+	static const char *const loopback[] = { "127.0.0.0/8", "::1" };
+	struct vv_net_opts no;
+	struct vv_cidr c;
+	const char *const *list = a->nallow ? a->allow : loopback;
+	size_t n = a->nallow ? a->nallow : 2;
+	int r;
+
+	if ((r = vv_allow_new(allow)) < 0) {
+		snprintf(why, whylen, "%s", vv_strerror(r));
+		return r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (vv_cidr_parse(list[i], &c) < 0 || (r = vv_allow_add(*allow, &c)) == VV_ENOSPC) {
+			snprintf(why, whylen, "--allow '%s' is not a CIDR (ADDRESS or ADDRESS/BITS, "
+				 "host bits zero)", list[i]);
+			return VV_EINVAL;
+		}
+	}
+	memset(&no, 0, sizeof(no));
+	no.listen = a->listen;
+	no.cert = a->tls_cert;
+	no.key = a->tls_key;
+	no.client_ca = a->client_ca;
+	no.allow = *allow;
+	if ((r = vv_net_start(v, &no, srv, why, whylen)) < 0)
+		return r;
+	vv_log(VV_LOG_INFO, "remote: listening on %s (port %u)", a->listen, vv_net_port(*srv));
+	return 0;
+}
+
 /* Open the vault and serve it: the daemon's life.  report_fd < 0 in the
  * foreground.  Returns the exit status. */
 static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
@@ -217,6 +282,8 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 	struct vv_vault_opts vo;
 	struct tool_dirs dirs;
 	struct vv_vault *v = NULL;
+	struct vv_net_server *srv = NULL;
+	struct vv_allow *allow = NULL;
 	char msg[1024];
 	int r, ret = 1;
 	bool pidf = false;
@@ -266,7 +333,17 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 	else
 		vv_log(VV_LOG_WARN, "no control socket (%s): admin requests unavailable",
 		       r == VV_ENOENT ? "$XDG_RUNTIME_DIR is not set" : vv_strerror(r));
-	r = vv_fs_run(v, a->mnt_abs, &a->fo, report_fd);
+	if (a->listen && (r = start_listener(a, v, &allow, &srv, msg, sizeof(msg))) < 0) {
+		report(report_fd, "cannot listen for remote clients: %s", msg);
+		goto out;
+	}
+	if (a->headless)
+		r = vv_fs_run_headless(v, &a->fo, report_fd);
+	else
+		r = vv_fs_run(v, a->mnt_abs, &a->fo, report_fd);
+	/* Remote sessions end (their handles released) before the vault closes. */
+	vv_net_stop(srv);
+	srv = NULL;
 	if (r > 0) {
 		/* Served, then the loop failed: already logged; the parent has
 		 * long gone with "mounted". */
@@ -281,6 +358,8 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 	}
 	ret = 0;
 out:
+	vv_net_stop(srv);
+	vv_allow_free(allow);
 	if (v && (r = vv_vault_close(v)) < 0) {
 		vv_log(VV_LOG_ERR, "closing the vault %s: %s", a->store_abs, vv_strerror(r));
 		ret = 1;
@@ -340,7 +419,7 @@ static int absolute(const char **path, char buf[PATH_MAX])
 	return 0;
 }
 
-int cmd_mount(int argc, char **argv)
+static int mount_or_serve(int argc, char **argv, bool headless)
 {
 	static const struct option lopts[] = {
 		{ "passfile", required_argument, NULL, 'p' },
@@ -355,6 +434,11 @@ int cmd_mount(int argc, char **argv)
 		{ "log", required_argument, NULL, 'l' },
 		{ "pid-file", required_argument, NULL, 'P' },
 		{ "knn-cache", required_argument, NULL, 'K' },
+		{ "listen", required_argument, NULL, 1001 },
+		{ "tls-cert", required_argument, NULL, 1002 },
+		{ "tls-key", required_argument, NULL, 1003 },
+		{ "allow", required_argument, NULL, 1004 },
+		{ "client-ca", required_argument, NULL, 1005 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -365,6 +449,7 @@ int cmd_mount(int argc, char **argv)
 	pid_t pid;
 
 	memset(&a, 0, sizeof(a));
+	a.headless = headless;
 	/* As root the daemon serves every user, each checked by the daemon. */
 	a.fo.allow_other = geteuid() == 0;
 	optind = 0;
@@ -393,20 +478,58 @@ int cmd_mount(int argc, char **argv)
 			if (parse_o(&a, optarg) < 0)
 				return 2;
 			break;
+		case 1001: a.listen = optarg; break;
+		case 1002: a.tls_cert = optarg; break;
+		case 1003: a.tls_key = optarg; break;
+		case 1004:
+			if (a.nallow == MAX_ALLOW) {
+				die_msg("mount", "at most %d --allow (add more with 'vecvault allow add')",
+					MAX_ALLOW);
+				return 2;
+			}
+			a.allow[a.nallow++] = optarg;
+			break;
+		case 1005: a.client_ca = optarg; break;
 		case 'h':
-			fputs(usage, stdout);
+			fputs(headless ? serve_usage : usage, stdout);
 			return 0;
 		default:
 			fputs(usage, stderr);
 			return 2;
 		}
 	}
-	if (optind != argc - 2) {
-		fputs(usage, stderr);
+	if (optind != argc - (headless ? 1 : 2)) {
+		fputs(headless ? serve_usage : usage, stderr);
 		return 2;
 	}
 	a.store = argv[optind];
-	a.mnt = argv[optind + 1];
+	a.mnt = headless ? NULL : argv[optind + 1];
+	if (!headless && !strncmp(a.store, "vv://", 5)) {
+		die_msg("mount", "the vv:// client is not built yet (docs/remote.md, \"What is built\"); "
+			"the server side is: vecvault serve / mount --listen");
+		return 2;
+	}
+	if (headless && !a.listen) {
+		die_msg("serve", "--listen ADDR:PORT is required (what would it serve otherwise?)");
+		return 2;
+	}
+	if ((a.tls_cert || a.tls_key || a.nallow || a.client_ca) && !a.listen) {
+		die_msg("mount", "--tls-cert, --tls-key, --allow and --client-ca need --listen");
+		return 2;
+	}
+	if (a.listen && (!a.tls_cert || !a.tls_key)) {
+		die_msg("mount", "--listen needs --tls-cert and --tls-key "
+			"(a first pair: vecvault tls selfsigned --out DIR)");
+		return 2;
+	}
+	for (size_t i = 0; i < a.nallow; i++) {
+		struct vv_cidr c;
+		if (vv_cidr_parse(a.allow[i], &c) < 0) {
+			die_msg("mount", "--allow '%s' is not a CIDR (ADDRESS or ADDRESS/BITS with the "
+				"host bits zero, e.g. 10.0.0.0/8, fd00::/8, 0.0.0.0/0)", a.allow[i]);
+			return 2;
+		}
+	}
 	if (a.src.file && a.src.cmd) {
 		die_msg("mount", "--passfile and --extpass exclude each other");
 		return 2;
@@ -415,12 +538,24 @@ int cmd_mount(int argc, char **argv)
 		die_msg("mount", "store %s (%s)", a.store, strerror(errno));
 		return 1;
 	}
-	if (check_mountpoint(a.mnt, a.mnt_abs) < 0)
+	if (!headless && check_mountpoint(a.mnt, a.mnt_abs) < 0)
 		return 1;
 	/* The daemon changes to / after forking: relative paths would land there. */
 	if (absolute(&a.log, a.log_abs) < 0 || absolute(&a.pid_file, a.pid_abs) < 0 ||
-	    absolute(&a.audit_log, a.audit_abs) < 0)
+	    absolute(&a.audit_log, a.audit_abs) < 0 || absolute(&a.tls_cert, a.cert_abs) < 0 ||
+	    absolute(&a.tls_key, a.key_abs) < 0 || absolute(&a.client_ca, a.ca_abs) < 0)
 		return 1;
+	if (headless) {
+		/* SIGTERM and friends are taken by vv_fs_run_headless's sigwait:
+		 * blocked before any thread (the listener's) starts. */
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGHUP);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		snprintf(a.mnt_abs, sizeof(a.mnt_abs), "(no mount)");
+	}
 	snprintf(a.fsname, sizeof(a.fsname), "vecvault:%s", a.store_abs);
 	a.fo.fsname = a.fsname;
 	a.fo.debug = a.debug;
@@ -479,4 +614,14 @@ int cmd_mount(int argc, char **argv)
 out:
 	tool_pass_free(&pass);
 	return ret;
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	return mount_or_serve(argc, argv, false);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	return mount_or_serve(argc, argv, true);
 }

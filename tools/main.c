@@ -44,6 +44,9 @@ static const struct verb verbs[] = {
 	{ "grant", cmd_grant, "give a role rights on a collection (ACL entries)" },
 	{ "revoke", cmd_revoke, "take a role's rights away below a path" },
 	{ "grants", cmd_grants, "show which roles have what on a path" },
+	{ "serve", cmd_serve, "serve a vault to vv:// clients over TLS, without a mount" },
+	{ "allow", cmd_allow, "change a listening daemon's address whitelist" },
+	{ "tls", cmd_tls, "make a TLS key and certificate; show a fingerprint" },
 	{ "admin", cmd_admin, "send one request to a mounted vault's daemon" },
 };
 

@@ -55,6 +55,15 @@ struct vv_fs_opts {
 int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	      int ready_fd);
 
+/*
+ * Serve v without a mount (`vecvault serve`: remote clients only): the
+ * control socket (o->ctl_socket), ready_fd and o->notify_socket as
+ * vv_fs_run does, then wait for SIGINT/SIGTERM/SIGHUP (blocked in the
+ * calling thread and in threads it starts afterwards).  Returns 0.  Does
+ * not close v.
+ */
+int vv_fs_run_headless(struct vv_vault *v, const struct vv_fs_opts *o, int ready_fd);
+
 /* The last error libfuse reported in this process (static storage, "" if
  * none), so the CLI can show why a mount failed. */
 const char *vv_fs_last_error(void);

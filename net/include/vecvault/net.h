@@ -1,0 +1,60 @@
+/*
+ * net.h - the remote listener: serves an open vault to vv:// clients over
+ * TLS 1.3 (docs/remote.md).  The only public entry of net/.
+ *
+ * The daemon that holds the vault's keys starts it next to (or instead
+ * of) its FUSE mount.  Order of checks on every connection, each before
+ * the next is attempted:
+ *   1. the peer's address is in the whitelist (vecvault/remote.h), else
+ *      the socket is closed right after accept(), before a TLS byte is
+ *      read (audited: op "connect", EACCES, the address);
+ *   2. connection caps (in all, per address);
+ *   3. the TLS 1.3 handshake, within a deadline;
+ *   4. authentication: the first frame must be AUTH (an API key, or a
+ *      user and password; vecvault/users.h), within a deadline, after the
+ *      per-address backoff of earlier failures; anything else closes the
+ *      connection (audited "unauth");
+ *   5. requests, each run through the same vv_vault_* call and access
+ *      check as a local one, with the vault user's uid and role gids, and
+ *      audited with client "addr:port" and user "name/key-id".
+ */
+#ifndef VECVAULT_NET_H
+#define VECVAULT_NET_H
+
+#include <stddef.h>
+
+struct vv_vault;
+struct vv_allow;
+struct vv_net_server;
+
+struct vv_net_opts {
+	const char *listen;          /* "ADDR:PORT", "[V6ADDR]:PORT"; port 0 = any */
+	const char *cert, *key;      /* PEM files */
+	const char *client_ca;       /* request client certificates signed by it; NULL = none */
+	struct vv_allow *allow;      /* borrowed; must outlive the server */
+	unsigned auth_ms;            /* handshake + AUTH deadline; 0 = 10000 */
+	unsigned idle_ms;            /* an authenticated connection without a request; 0 = 600000 */
+	unsigned max_conn;           /* 0 = 64 */
+	unsigned max_per_addr;       /* 0 = 8 */
+};
+
+/* Bind, listen and start serving v (which must stay open until
+ * vv_net_stop returns).  0, or a VV_E* code with the reason in why (the
+ * address does not parse or cannot be bound, the certificate or key does
+ * not load).  *out owned by the caller: vv_net_stop. */
+int vv_net_start(struct vv_vault *v, const struct vv_net_opts *o, struct vv_net_server **out,
+		 char *why, size_t whylen);
+/* The port actually bound (for port 0). */
+unsigned vv_net_port(const struct vv_net_server *s);
+/* Stop accepting, end every connection (requests in flight finish and
+ * every handle a client left open is released), free.  NULL ok. */
+void vv_net_stop(struct vv_net_server *s);
+
+/* `vecvault tls selfsigned`: DIR/key.pem and DIR/cert.pem for name, and
+ * the certificate's SHA-256 fingerprint (64 hex digits) in fp.  Never
+ * overwrites (VV_EEXIST). */
+int vv_net_selfsigned(const char *dir, const char *name, char fp[65], char *why, size_t whylen);
+/* The SHA-256 fingerprint of a PEM certificate file. */
+int vv_net_fingerprint(const char *pem, char fp[65], char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,114 @@
+/*
+ * net_int.h - internals of the remote listener (net/): the TLS layer
+ * (tls.c, the only file that includes OpenSSL's libssl) and what the
+ * server's files share.
+ *
+ * TLS connections are used from several threads at once: one reads
+ * frames, several workers write replies.  OpenSSL allows one call on an
+ * SSL object at a time, so every call takes the connection's lock, and
+ * writers are serialized among themselves by a second lock (a write that
+ * must be retried must be retried with the same bytes, before any other
+ * write).  The socket is non-blocking: nobody holds the SSL lock while
+ * waiting for the network.
+ */
+#ifndef VV_NET_INT_H
+#define VV_NET_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct tls_ctx;
+struct tls_conn;
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+int64_t net_now_ms(void);
+
+/* A server context: TLS 1.3 only, the certificate chain and key from PEM
+ * files; with client_ca, a client certificate signed by it is requested
+ * (optional; its subject is recorded).  0, or VV_EINVAL / VV_ECRYPTO with
+ * the reason in why. */
+int tls_ctx_server(const char *cert, const char *key, const char *client_ca,
+		   struct tls_ctx **out, char *why, size_t whylen);
+void tls_ctx_free(struct tls_ctx *c);                    /* NULL ok */
+
+/* Run the server handshake on the connected socket fd (made
+ * non-blocking; *out owns it from then on, also on failure the caller
+ * closes fd only if *out is NULL).  deadline: net_now_ms() value.  0, or
+ * VV_EACCES with the peer's protocol error in why (TLS 1.2, garbage),
+ * VV_EAGAIN (deadline passed). */
+int tls_accept(struct tls_ctx *c, int fd, int64_t deadline, struct tls_conn **out,
+	       char *why, size_t whylen);
+
+/* Read up to n bytes: 0 with *got > 0; VV_ENODATA (the peer closed),
+ * VV_EAGAIN (deadline), VV_EIO (an error or a shut-down socket). */
+int tls_read(struct tls_conn *t, void *buf, size_t n, int64_t deadline, size_t *got);
+/* Read exactly n bytes (same codes; VV_ENODATA only before the first). */
+int tls_read_full(struct tls_conn *t, void *buf, size_t n, int64_t deadline);
+/* Write all n bytes before deadline: 0, VV_EAGAIN, VV_EIO. */
+int tls_write(struct tls_conn *t, const void *buf, size_t n, int64_t deadline);
+/* Wake every thread waiting on t (shutdown(2) of the socket). */
+void tls_abort(struct tls_conn *t);
+/* Send close_notify if possible, close the socket, free.  NULL ok. */
+void tls_free(struct tls_conn *t);
+
+/* Write DIR/key.pem (0600) and DIR/cert.pem (0644): a P-256 key and a
+ * self-signed certificate for name (CN and subjectAltName DNS, plus IP
+ * when name is an address), valid ten years.  fp gets the certificate's
+ * SHA-256 fingerprint as 64 hex digits.  0, VV_EEXIST (a file is there:
+ * nothing overwritten), VV_ESYS / VV_ECRYPTO with why. */
+int tls_selfsigned(const char *dir, const char *name, char fp[65], char *why, size_t whylen);
+/* The SHA-256 fingerprint of the first certificate in a PEM file. */
+int tls_fingerprint_file(const char *pem, char fp[65], char *why, size_t whylen);
+
+#endif
+
+/* --- server.c / serve_ops.c: one authenticated session --------------------- */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+
+#include "vecvault/remote_wire.h"
+#include "vecvault/users.h"
+#include "vecvault/vault.h"
+
+#define SESS_WORKERS 4               /* requests of one session run at once */
+#define SESS_MAX_HANDLES 4096        /* open files and directories of a session */
+#define SESS_MAX_INODES (1u << 20)   /* inodes a session may hold references on */
+
+enum { H_FREE = 0, H_FILE = 1, H_DIR = 2 };
+
+struct sess_handle {
+	int kind;
+	uint32_t gen;                /* bumped at each reuse: stale ids miss */
+	void *p;                     /* struct vv_file * or struct vv_dir * */
+};
+
+/* The inodes this session holds lookup references on: only those (and
+ * the root) may be named by its requests, as the kernel names only
+ * inodes it looked up.  Open addressing on ino; count 0 = free slot. */
+struct sess_ino {
+	uint64_t ino, count;
+};
+
+struct sess {
+	struct vv_vault *v;
+	struct vv_ctx ctx;           /* the vault user's identity (groups in auth) */
+	struct vv_auth auth;
+	char client[64];             /* "addr:port" */
+	char user[64];               /* "name/key-id" or "name" */
+	pthread_mutex_t mu;          /* handles and inodes */
+	struct sess_handle *h;
+	size_t nh;
+	struct sess_ino *ino;
+	size_t ino_cap, ino_used;
+	atomic_bool revoked;         /* the key stopped being valid: refuse all */
+};
+
+/* Run one decoded request of s; fill the reply message rep (its header's
+ * status and fields); data: a VV_RW_DATA_MAX scratch buffer for the
+ * reply's blob.  Never fails itself: errors go into rep->h.status. */
+void sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *rep, uint8_t *data);
+/* Release every handle and lookup reference s still holds. */
+void sess_release(struct sess *s);

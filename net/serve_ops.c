@@ -1,0 +1,544 @@
+/*
+ * serve_ops.c - one remote request, run as the vault call it mirrors.
+ *
+ * The vault decides and audits; this file only makes sure a remote peer
+ * can name nothing the kernel would not let a local process name:
+ *   - inodes: only the root and inodes this session was handed by a
+ *     lookup-like reply (lookup, mknod, mkdir, symlink, link, create,
+ *     readdirplus) and has not forgotten, so a client cannot skip the
+ *     directory search permission by guessing inode numbers; FORGET never
+ *     drops more references than the session holds;
+ *   - handles: ids into the session's own table (index + generation),
+ *     never pointers, and of the right kind;
+ *   - names: "." and ".." are refused (the kernel never sends them).
+ * Everything a session holds is released when it ends.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net_int.h"
+#include "vecvault/error.h"
+#include "vecvault/knn_ioctl.h"
+
+/* --- inodes ------------------------------------------------------------- */
+
+static size_t ino_slot(const struct sess *s, uint64_t ino)
+{
+	uint64_t h = ino * 0x9E3779B97F4A7C15ull;
+	size_t i = (size_t)(h >> 20) & (s->ino_cap - 1);
+
+	while (s->ino[i].count && s->ino[i].ino != ino)
+		i = (i + 1) & (s->ino_cap - 1);
+	return i;
+}
+
+static int ino_grow(struct sess *s)
+{
+	size_t cap = s->ino_cap ? s->ino_cap * 2 : 1024;
+	struct sess_ino *old = s->ino, *n = calloc(cap, sizeof(*n));
+	size_t ocap = s->ino_cap;
+
+	if (!n)
+		return VV_ENOMEM;
+	s->ino = n;
+	s->ino_cap = cap;
+	for (size_t i = 0; i < ocap; i++)
+		if (old[i].count)
+			s->ino[ino_slot(s, old[i].ino)] = old[i];
+	free(old);
+	return 0;
+}
+
+/* Record one more reference on ino (taken by the vault already).  On
+ * failure the reference is given back at once. */
+static void ino_ref(struct sess *s, uint64_t ino)
+{
+	size_t i;
+	int r = 0;
+
+	pthread_mutex_lock(&s->mu);
+	if ((s->ino_used + 1) * 2 > s->ino_cap)
+		r = s->ino_used >= SESS_MAX_INODES ? VV_ENOMEM : ino_grow(s);
+	if (r == 0) {
+		i = ino_slot(s, ino);
+		if (!s->ino[i].count) {
+			s->ino[i].ino = ino;
+			s->ino_used++;
+		}
+		s->ino[i].count++;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (r < 0)
+		vv_vault_forget(s->v, ino, 1);
+}
+
+static bool ino_known(struct sess *s, uint64_t ino)
+{
+	bool k;
+
+	if (ino == VV_ROOT_INO)
+		return true;
+	pthread_mutex_lock(&s->mu);
+	k = s->ino_cap && s->ino[ino_slot(s, ino)].count > 0;
+	pthread_mutex_unlock(&s->mu);
+	return k;
+}
+
+/* Drop up to n references; returns how many were held (and dropped). */
+static uint64_t ino_unref(struct sess *s, uint64_t ino, uint64_t n)
+{
+	uint64_t took = 0;
+	size_t i, j;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->ino_cap) {
+		i = ino_slot(s, ino);
+		if (s->ino[i].count) {
+			took = n < s->ino[i].count ? n : s->ino[i].count;
+			s->ino[i].count -= took;
+			if (s->ino[i].count == 0) {
+				/* backward-shift deletion keeps probe chains whole */
+				s->ino_used--;
+				j = i;
+				for (;;) {
+					size_t k, home;
+					j = (j + 1) & (s->ino_cap - 1);
+					if (!s->ino[j].count)
+						break;
+					k = j;
+					home = (size_t)((s->ino[k].ino * 0x9E3779B97F4A7C15ull) >> 20) &
+					       (s->ino_cap - 1);
+					if ((j > i && (home <= i || home > j)) ||
+					    (j < i && (home <= i && home > j))) {
+						s->ino[i] = s->ino[k];
+						s->ino[k].count = 0;
+						i = k;
+					}
+				}
+			}
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return took;
+}
+
+/* --- handles -------------------------------------------------------------- */
+
+static int h_new(struct sess *s, int kind, void *p, uint64_t *id)
+{
+	int r = VV_ENOMEM;
+
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < SESS_MAX_HANDLES; i++) {
+		if (i == s->nh) {
+			struct sess_handle *n = realloc(s->h, (s->nh + 16) * sizeof(*n));
+			if (!n)
+				break;
+			memset(n + s->nh, 0, 16 * sizeof(*n));
+			s->h = n;
+			s->nh += 16;
+		}
+		if (s->h[i].kind == H_FREE) {
+			s->h[i].kind = kind;
+			s->h[i].p = p;
+			s->h[i].gen++;
+			*id = ((uint64_t)s->h[i].gen << 32) | (uint64_t)(i + 1);
+			r = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return r;
+}
+
+/* The object of handle id if it is of kind; with take, the slot is freed. */
+static void *h_get(struct sess *s, uint64_t id, int kind, bool take)
+{
+	size_t i = (size_t)(id & 0xffffffffu);
+	uint32_t gen = (uint32_t)(id >> 32);
+	void *p = NULL;
+
+	pthread_mutex_lock(&s->mu);
+	if (i >= 1 && i <= s->nh && s->h[i - 1].kind == kind && s->h[i - 1].gen == gen) {
+		p = s->h[i - 1].p;
+		if (take) {
+			s->h[i - 1].kind = H_FREE;
+			s->h[i - 1].p = NULL;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return p;
+}
+
+void sess_release(struct sess *s)
+{
+	for (size_t i = 0; i < s->nh; i++) {
+		if (s->h[i].kind == H_FILE)
+			vv_vault_release(s->v, s->h[i].p);
+		else if (s->h[i].kind == H_DIR)
+			vv_vault_releasedir(s->v, s->h[i].p);
+		s->h[i].kind = H_FREE;
+	}
+	free(s->h);
+	s->h = NULL;
+	s->nh = 0;
+	for (size_t i = 0; i < s->ino_cap; i++)
+		if (s->ino[i].count)
+			vv_vault_forget(s->v, s->ino[i].ino, s->ino[i].count);
+	free(s->ino);
+	s->ino = NULL;
+	s->ino_cap = s->ino_used = 0;
+}
+
+/* --- requests ------------------------------------------------------------- */
+
+static bool dotname(const char *n)
+{
+	return !strcmp(n, ".") || !strcmp(n, "..");
+}
+
+struct fill_ctx {
+	uint8_t *buf;
+	size_t cap, len;
+	bool plus;
+};
+
+static int fill(void *ctx, const struct vv_dirent *e, const struct vv_attr *attr)
+{
+	struct fill_ctx *f = ctx;
+
+	return vv_rw_dirent_put(f->buf, f->cap, &f->len, e, f->plus ? attr : NULL);
+}
+
+/* A reply carrying an attribute record of a node that took a reference. */
+static int attr_ref(struct sess *s, struct vv_rw_msg *rep, int r)
+{
+	if (r == 0) {
+		rep->has_attr = true;
+		ino_ref(s, rep->attr.ino);
+	}
+	return r;
+}
+
+void sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *rep, uint8_t *data)
+{
+	struct vv_ctx c = s->ctx;
+	const uint64_t *u = rq->u;
+	struct vv_file *fh = NULL;
+	struct vv_dir *dh = NULL;
+	int r = 0;
+
+	memset(&rep->h, 0, sizeof(rep->h));
+	rep->h.op = rq->h.op;
+	rep->h.id = rq->h.id;
+	rep->h.flags = VV_RW_F_REPLY;
+	rep->nu = rep->ns = 0;
+	rep->has_blob = rep->has_attr = false;
+	rep->blob = NULL;
+	rep->bloblen = 0;
+	if (atomic_load(&s->revoked)) {
+		rep->h.status = VV_EACCES;
+		return;
+	}
+	/* Which ops name an inode first (u[0]) and which a handle. */
+	switch (rq->h.op) {
+	case VV_RW_LOOKUP: case VV_RW_GETATTR: case VV_RW_SETATTR: case VV_RW_READLINK:
+	case VV_RW_MKNOD: case VV_RW_MKDIR: case VV_RW_SYMLINK: case VV_RW_LINK:
+	case VV_RW_UNLINK: case VV_RW_RMDIR: case VV_RW_RENAME: case VV_RW_OPEN:
+	case VV_RW_CREATE: case VV_RW_OPENDIR: case VV_RW_SETXATTR: case VV_RW_GETXATTR:
+	case VV_RW_LISTXATTR: case VV_RW_REMOVEXATTR: case VV_RW_ACCESS: case VV_RW_STATFS:
+		if (!ino_known(s, u[0])) {
+			r = VV_ENOENT;
+			goto out;
+		}
+		break;
+	case VV_RW_READ: case VV_RW_WRITE: case VV_RW_FLUSH: case VV_RW_FSYNC:
+	case VV_RW_FALLOCATE: case VV_RW_LSEEK: case VV_RW_KNN:
+		if (!(fh = h_get(s, u[0], H_FILE, false))) {
+			r = VV_EBADF;
+			goto out;
+		}
+		break;
+	case VV_RW_READDIR:
+		if (!(dh = h_get(s, u[0], H_DIR, false))) {
+			r = VV_EBADF;
+			goto out;
+		}
+		break;
+	default:
+		break;
+	}
+	for (unsigned i = 0; i < rq->ns; i++)
+		if ((rq->h.op != VV_RW_SYMLINK || i == 0) && rq->h.op != VV_RW_SETXATTR &&
+		    rq->h.op != VV_RW_GETXATTR && rq->h.op != VV_RW_REMOVEXATTR && dotname(rq->s[i])) {
+			r = VV_EINVAL;
+			goto out;
+		}
+
+	switch (rq->h.op) {
+	case VV_RW_LOOKUP:
+		r = attr_ref(s, rep, vv_vault_lookup(s->v, &c, u[0], rq->s[0], &rep->attr));
+		break;
+	case VV_RW_FORGET: {
+		uint64_t n = ino_unref(s, u[0], u[1]);
+		if (n)
+			vv_vault_forget(s->v, u[0], n);
+		break;
+	}
+	case VV_RW_GETATTR:
+		r = vv_vault_getattr(s->v, &c, u[0], &rep->attr);
+		rep->has_attr = r == 0;
+		break;
+	case VV_RW_SETATTR: {
+		struct vv_setattr sa = { .valid = (unsigned)u[1], .mode = (uint32_t)u[2],
+					 .uid = (uint32_t)u[3], .gid = (uint32_t)u[4], .size = u[5] };
+		sa.atime.tv_sec = (time_t)(int64_t)u[6];
+		sa.atime.tv_nsec = (long)(u[7] % 1000000000u);
+		sa.mtime.tv_sec = (time_t)(int64_t)u[8];
+		sa.mtime.tv_nsec = (long)(u[9] % 1000000000u);
+		sa.valid &= VV_SET_MODE | VV_SET_UID | VV_SET_GID | VV_SET_SIZE | VV_SET_ATIME |
+			    VV_SET_MTIME | VV_SET_ATIME_NOW | VV_SET_MTIME_NOW | VV_SET_KILL_SUIDGID;
+		if (u[10] && !(sa.fh = h_get(s, u[10], H_FILE, false))) {
+			r = VV_EBADF;
+			break;
+		}
+		r = vv_vault_setattr(s->v, &c, u[0], &sa, &rep->attr);
+		rep->has_attr = r == 0;
+		break;
+	}
+	case VV_RW_READLINK: {
+		int n = vv_vault_readlink(s->v, &c, u[0], (char *)data, VV_SYMLINK_MAX + 1);
+		if (n < 0) {
+			r = n;
+		} else if (n > VV_RW_TEXT_MAX) {
+			r = VV_ENAMETOOLONG;
+		} else {
+			data[n] = 0;
+			rep->s[0] = (const char *)data;
+			rep->ns = 1;
+		}
+		break;
+	}
+	case VV_RW_MKNOD:
+		c.umask = (uint32_t)u[3] & 0777;
+		r = attr_ref(s, rep, vv_vault_mknod(s->v, &c, u[0], rq->s[0], (uint32_t)u[1], u[2],
+						    &rep->attr));
+		break;
+	case VV_RW_MKDIR:
+		c.umask = (uint32_t)u[2] & 0777;
+		r = attr_ref(s, rep, vv_vault_mkdir(s->v, &c, u[0], rq->s[0], (uint32_t)u[1], &rep->attr));
+		break;
+	case VV_RW_SYMLINK:
+		r = attr_ref(s, rep, vv_vault_symlink(s->v, &c, u[0], rq->s[0], rq->s[1], &rep->attr));
+		break;
+	case VV_RW_LINK:
+		if (!ino_known(s, u[1])) {
+			r = VV_ENOENT;
+			break;
+		}
+		r = attr_ref(s, rep, vv_vault_link(s->v, &c, u[0], u[1], rq->s[0], &rep->attr));
+		break;
+	case VV_RW_UNLINK:
+		r = vv_vault_unlink(s->v, &c, u[0], rq->s[0]);
+		break;
+	case VV_RW_RMDIR:
+		r = vv_vault_rmdir(s->v, &c, u[0], rq->s[0]);
+		break;
+	case VV_RW_RENAME:
+		if (!ino_known(s, u[1])) {
+			r = VV_ENOENT;
+			break;
+		}
+		if (u[2] & ~(uint64_t)(VV_RENAME_NOREPLACE | VV_RENAME_EXCHANGE)) {
+			r = VV_EINVAL;
+			break;
+		}
+		r = vv_vault_rename(s->v, &c, u[0], rq->s[0], u[1], rq->s[1], (unsigned)u[2]);
+		break;
+	case VV_RW_OPEN: {
+		bool keep = false;
+		int fl = (int)(u[1] & ~(uint64_t)VV_OPEN_EXEC);
+		if ((r = vv_vault_open_file(s->v, &c, u[0], fl, &fh, &keep)) < 0)
+			break;
+		if ((r = h_new(s, H_FILE, fh, &rep->u[0])) < 0) {
+			vv_vault_release(s->v, fh);
+			break;
+		}
+		rep->u[1] = keep;
+		rep->nu = 2;
+		break;
+	}
+	case VV_RW_CREATE:
+		c.umask = (uint32_t)u[3] & 0777;
+		r = vv_vault_create(s->v, &c, u[0], rq->s[0], (uint32_t)u[1],
+				    (int)(u[2] & ~(uint64_t)VV_OPEN_EXEC), &rep->attr, &fh);
+		if (r < 0)
+			break;
+		attr_ref(s, rep, 0);
+		if ((r = h_new(s, H_FILE, fh, &rep->u[0])) < 0) {
+			vv_vault_release(s->v, fh);
+			break;
+		}
+		rep->nu = 1;
+		break;
+	case VV_RW_READ: {
+		ssize_t n;
+		if (u[2] > VV_RW_DATA_MAX) {
+			r = VV_EINVAL;
+			break;
+		}
+		n = vv_vault_read(s->v, fh, data, (size_t)u[2], u[1]);
+		if (n < 0) {
+			r = (int)n;
+			break;
+		}
+		rep->blob = data;
+		rep->bloblen = (size_t)n;
+		break;
+	}
+	case VV_RW_WRITE: {
+		ssize_t n = vv_vault_write(s->v, &c, fh, rq->blob, rq->bloblen, u[1]);
+		if (n < 0) {
+			r = (int)n;
+			break;
+		}
+		rep->u[0] = (uint64_t)n;
+		rep->nu = 1;
+		break;
+	}
+	case VV_RW_FLUSH:
+		r = vv_vault_flush(s->v, fh);
+		break;
+	case VV_RW_FSYNC:
+		r = vv_vault_fsync(s->v, fh, u[1] != 0);
+		break;
+	case VV_RW_RELEASE:
+		if (!(fh = h_get(s, u[0], H_FILE, true))) {
+			r = VV_EBADF;
+			break;
+		}
+		r = vv_vault_release(s->v, fh);
+		break;
+	case VV_RW_OPENDIR:
+		if ((r = vv_vault_opendir(s->v, &c, u[0], &dh)) < 0)
+			break;
+		if ((r = h_new(s, H_DIR, dh, &rep->u[0])) < 0) {
+			vv_vault_releasedir(s->v, dh);
+			break;
+		}
+		rep->nu = 1;
+		break;
+	case VV_RW_READDIR: {
+		struct fill_ctx f = { .buf = data, .cap = u[3] < VV_RW_DATA_MAX ? (size_t)u[3] : VV_RW_DATA_MAX,
+				      .plus = u[2] != 0 };
+		r = vv_vault_readdir(s->v, dh, u[1], f.plus, fill, &f);
+		if (f.plus) {
+			/* the vault took a reference for every entry fill took,
+			 * also when it failed later */
+			struct vv_dirent e;
+			struct vv_attr a;
+			char nb[VV_NAME_MAX + 1];
+			size_t off = 0;
+			while (vv_rw_dirent_next(data, f.len, &off, true, &e, nb, &a) == 0)
+				if (!dotname(e.name))
+					ino_ref(s, e.ino);
+		}
+		if (r < 0)
+			break;
+		rep->blob = data;
+		rep->bloblen = f.len;
+		r = 0;
+		break;
+	}
+	case VV_RW_RELEASEDIR:
+		if (!(dh = h_get(s, u[0], H_DIR, true))) {
+			r = VV_EBADF;
+			break;
+		}
+		r = vv_vault_releasedir(s->v, dh);
+		break;
+	case VV_RW_SETXATTR:
+		r = vv_vault_setxattr(s->v, &c, u[0], rq->s[0], rq->blob, rq->bloblen, (int)u[1]);
+		break;
+	case VV_RW_GETXATTR:
+	case VV_RW_LISTXATTR: {
+		size_t want = (size_t)u[1];
+		ssize_t n;
+		if (want > VV_XATTR_SIZE_MAX)
+			want = VV_XATTR_SIZE_MAX;
+		n = rq->h.op == VV_RW_GETXATTR
+			    ? vv_vault_getxattr(s->v, &c, u[0], rq->s[0], data, want)
+			    : vv_vault_listxattr(s->v, &c, u[0], (char *)data, want);
+		if (n < 0) {
+			r = (int)n;
+			break;
+		}
+		rep->u[0] = (uint64_t)n;
+		rep->nu = 1;
+		rep->blob = data;
+		rep->bloblen = want ? (size_t)n : 0;
+		break;
+	}
+	case VV_RW_REMOVEXATTR:
+		r = vv_vault_removexattr(s->v, &c, u[0], rq->s[0]);
+		break;
+	case VV_RW_ACCESS:
+		r = vv_vault_access(s->v, &c, u[0], (int)(u[1] & 7));
+		break;
+	case VV_RW_STATFS: {
+		struct vv_statfs st;
+		if ((r = vv_vault_statfs(s->v, &c, u[0], &st)) < 0)
+			break;
+		rep->u[0] = st.bsize;
+		rep->u[1] = st.blocks;
+		rep->u[2] = st.bfree;
+		rep->u[3] = st.bavail;
+		rep->u[4] = st.files;
+		rep->u[5] = st.ffree;
+		rep->u[6] = st.namemax;
+		rep->nu = 7;
+		break;
+	}
+	case VV_RW_FALLOCATE:
+		r = vv_vault_fallocate(s->v, &c, fh, (int)u[1], u[2], u[3]);
+		break;
+	case VV_RW_LSEEK: {
+		int64_t out = 0;
+		if ((r = vv_vault_lseek(s->v, fh, (int64_t)u[1], (int)u[2], &out)) < 0)
+			break;
+		rep->u[0] = (uint64_t)out;
+		rep->nu = 1;
+		break;
+	}
+	case VV_RW_KNN: {
+		struct vv_knn_ioc *io;
+		if (rq->bloblen != VV_KNN_IOC_BYTES) {
+			r = VV_EINVAL;
+			break;
+		}
+		if (!(io = malloc(sizeof(*io)))) {
+			r = VV_ENOMEM;
+			break;
+		}
+		memcpy(io, rq->blob, sizeof(*io));
+		if ((r = vv_vault_knn(s->v, &c, fh, io)) == 0) {
+			memcpy(data, io, sizeof(*io));
+			rep->blob = data;
+			rep->bloblen = sizeof(*io);
+		}
+		free(io);
+		break;
+	}
+	default:
+		r = VV_EINVAL;
+		break;
+	}
+out:
+	if (r < 0) {
+		rep->h.status = r;
+		rep->nu = rep->ns = 0;
+		rep->has_attr = false;
+		rep->bloblen = 0;
+	}
+}

@@ -1,0 +1,803 @@
+/*
+ * server.c - the remote listener: sockets, threads, the order of checks
+ * (net.h), authentication with per-address backoff, and the request loop
+ * of an authenticated session.
+ *
+ * Threads: one acceptor; per connection one reader (handshake,
+ * authentication, then reading frames) and, once authenticated,
+ * SESS_WORKERS workers that run requests and write replies, so requests
+ * are answered out of order.  At most VV_RW_MAX_INFLIGHT requests of a
+ * connection are read and not yet answered: the reader stops reading
+ * until a worker is done (the peer's own window, not the server's memory).
+ *
+ * Bounds against a peer: whitelist before TLS; max_conn connections in
+ * all and max_per_addr per address; the handshake and the AUTH frame
+ * within auth_ms, an AUTH body of at most AUTH_BODY_MAX bytes; a failed
+ * authentication closes the connection and delays the address's next
+ * attempt (BACKOFF_MIN_MS doubling up to BACKOFF_MAX_MS, each attempt of
+ * an address taking the next slot, so parallel connections do not help);
+ * idle_ms without a request closes a session; a reply not taken within
+ * WRITE_MS closes it; a frame that does not parse closes it.
+ *
+ * Keys are checked again, at most once a second, before a request runs:
+ * a revoked or expired key fails the request with EACCES and ends the
+ * session.  Password sessions are not re-checked (docs/remote.md).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net_int.h"
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+#include "vecvault/net.h"
+#include "vecvault/remote.h"
+
+#define AUTH_BODY_MAX 8192
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 4000
+#define BACKOFF_SLOTS 1024
+#define WRITE_MS 30000
+#define RECHECK_MS 1000
+
+struct backoff {
+	uint8_t addr[16];            /* IPv4 mapped; IPv6 cut to its /64 */
+	bool used;
+	unsigned fails;
+	int64_t next_ms, last_ms;
+};
+
+struct vv_net_server {
+	struct vv_vault *v;
+	struct vv_allow *allow;
+	struct tls_ctx *tls;
+	int lfd, stop_pipe[2];
+	unsigned port;
+	unsigned auth_ms, idle_ms, max_conn, max_per_addr;
+	pthread_t acceptor;
+	bool started;
+	pthread_mutex_t mu;          /* below */
+	pthread_cond_t cond;         /* nconn dropped */
+	bool stopping;
+	unsigned nconn;
+	struct conn *conns;
+	struct backoff bo[BACKOFF_SLOTS];
+};
+
+struct job {
+	struct job *next;
+	uint8_t *body;
+	struct vv_rw_msg m;
+};
+
+struct conn {
+	struct vv_net_server *srv;
+	struct conn *next;
+	int fd;
+	struct tls_conn *t;
+	struct sockaddr_storage peer;
+	uint8_t key[16];             /* the peer's address for caps and backoff */
+	char client[64];
+	struct sess s;
+	char *token;                 /* the API key, kept to re-check it (locked memory) */
+	size_t token_cap;
+	int64_t checked_ms;
+	pthread_mutex_t qmu;
+	pthread_cond_t qcond;        /* a job queued, or one finished, or closing */
+	struct job *head, *tail;
+	unsigned queued, running;
+	bool closing;
+	pthread_t workers[SESS_WORKERS];
+	unsigned nworkers;
+};
+
+static void addr_key(const struct sockaddr *sa, uint8_t out[16])
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	memset(out, 0, 16);
+	if (sa->sa_family == AF_INET) {
+		memcpy(out, mapped, 12);
+		memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		if (memcmp(out, mapped, 12) != 0)
+			memset(out + 8, 0, 8);        /* one host owns a /64 */
+	}
+}
+
+/* --- listening ------------------------------------------------------------- */
+
+/* "ADDR:PORT" or "[V6]:PORT" into a sockaddr. */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon, *h = s;
+	size_t hl;
+	unsigned long port;
+	char *end;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':')
+			return VV_EINVAL;
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return VV_EINVAL;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return VV_EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno || *end || colon[1] == 0 || port > 65535)
+		return VV_EINVAL;
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] != '[' && inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in6);
+		return 0;
+	}
+	return VV_EINVAL;
+}
+
+/* --- backoff ---------------------------------------------------------------- */
+
+static struct backoff *bo_find(struct vv_net_server *s, const uint8_t key[16])
+{
+	struct backoff *old = &s->bo[0];
+
+	for (size_t i = 0; i < BACKOFF_SLOTS; i++) {
+		struct backoff *b = &s->bo[i];
+		if (b->used && memcmp(b->addr, key, 16) == 0)
+			return b;
+		if (!b->used || (old->used && b->last_ms < old->last_ms))
+			old = b;
+	}
+	memset(old, 0, sizeof(*old));
+	memcpy(old->addr, key, 16);
+	old->used = true;
+	return old;
+}
+
+static int64_t bo_delay(unsigned fails)
+{
+	int64_t d = BACKOFF_MIN_MS;
+
+	if (fails == 0)
+		return 0;
+	for (unsigned i = 1; i < fails && d < BACKOFF_MAX_MS; i++)
+		d *= 2;
+	return d < BACKOFF_MAX_MS ? d : BACKOFF_MAX_MS;
+}
+
+/* Reserve this address's next attempt slot and wait for it.  VV_ECANCELED
+ * if the server stops meanwhile. */
+static int bo_wait(struct conn *c)
+{
+	struct vv_net_server *s = c->srv;
+	int64_t at, now = net_now_ms();
+	struct backoff *b;
+
+	pthread_mutex_lock(&s->mu);
+	b = bo_find(s, c->key);
+	at = b->next_ms > now ? b->next_ms : now;
+	b->next_ms = at + bo_delay(b->fails);
+	b->last_ms = now;
+	pthread_mutex_unlock(&s->mu);
+	while (net_now_ms() < at) {
+		struct pollfd p = { .fd = s->stop_pipe[0], .events = POLLIN };
+		int64_t left = at - net_now_ms();
+		if (poll(&p, 1, left > 1000 ? 1000 : (int)(left > 0 ? left : 0)) > 0)
+			return VV_ECANCELED;
+	}
+	return 0;
+}
+
+static void bo_result(struct conn *c, bool ok)
+{
+	struct vv_net_server *s = c->srv;
+	struct backoff *b;
+
+	pthread_mutex_lock(&s->mu);
+	b = bo_find(s, c->key);
+	if (ok) {
+		b->fails = 0;
+		b->next_ms = 0;
+	} else {
+		int64_t t = net_now_ms() + bo_delay(++b->fails);
+		if (b->fails > 64)
+			b->fails = 64;
+		if (b->next_ms < t)
+			b->next_ms = t;
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* --- frames ------------------------------------------------------------------ */
+
+static int send_msg(struct conn *c, const struct vv_rw_msg *m, uint8_t *buf, size_t cap)
+{
+	long n = vv_rw_encode(&m->h, m, buf, cap);
+
+	if (n < 0) {
+		/* a reply we cannot frame: say so instead */
+		struct vv_rw_msg e = { .h = m->h };
+		e.h.status = VV_EIO;
+		n = vv_rw_encode(&e.h, &e, buf, cap);
+		if (n < 0)
+			return VV_EIO;
+	}
+	return tls_write(c->t, buf, (size_t)n, net_now_ms() + WRITE_MS);
+}
+
+static void audit(struct conn *c, const char *user, const char *op, int r, const char *detail)
+{
+	vv_vault_audit_remote(c->srv->v, c->client, user, op, r, detail);
+}
+
+/* --- authentication ----------------------------------------------------------- */
+
+static void token_keep(struct conn *c, const char *tok, size_t n)
+{
+	size_t cap = 4096;
+	char *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return;
+	(void)mlock(p, cap);
+	(void)madvise(p, cap, MADV_DONTDUMP);
+	memcpy(p, tok, n);
+	p[n] = 0;
+	c->token = p;
+	c->token_cap = cap;
+}
+
+static void token_drop(struct conn *c)
+{
+	if (!c->token)
+		return;
+	explicit_bzero(c->token, c->token_cap);
+	munmap(c->token, c->token_cap);
+	c->token = NULL;
+}
+
+/* The first frame: AUTH, or the connection ends.  0 when authenticated. */
+static int authenticate(struct conn *c)
+{
+	struct vv_net_server *s = c->srv;
+	int64_t deadline = net_now_ms() + s->auth_ms;
+	uint8_t hb[VV_RW_HDR], *body = NULL, out[VV_RW_HDR + 256];
+	struct vv_rw_msg *m = NULL, rep;
+	struct vv_rw_hdr h;
+	char detail[160];
+	const char *tried = NULL;
+	char keyid[20] = "", tried_buf[64];
+	int r;
+
+	if ((r = tls_read_full(c->t, hb, sizeof(hb), deadline)) < 0) {
+		audit(c, NULL, "unauth", VV_EACCES, r == VV_EAGAIN ? "no authentication in time"
+								   : "closed before authenticating");
+		return VV_EACCES;
+	}
+	if ((r = vv_rw_header(hb, &h)) < 0 || h.op != VV_RW_AUTH || (h.flags & VV_RW_F_REPLY)) {
+		snprintf(detail, sizeof(detail), "%s frame before authentication",
+			 r < 0 ? "a malformed" : vv_rw_op_name(h.op));
+		audit(c, NULL, "unauth", VV_EACCES, detail);
+		return VV_EACCES;
+	}
+	if (h.len > AUTH_BODY_MAX) {
+		audit(c, NULL, "unauth", VV_EACCES, "an oversized auth frame");
+		return VV_EACCES;
+	}
+	r = VV_ENOMEM;
+	if (!(body = malloc(h.len ? h.len : 1)) || !(m = malloc(sizeof(*m))))
+		goto out;
+	if ((r = tls_read_full(c->t, body, h.len, deadline)) < 0) {
+		audit(c, NULL, "unauth", VV_EACCES, "a truncated auth frame");
+		r = VV_EACCES;
+		goto out;
+	}
+	if ((r = vv_rw_decode(&h, body, h.len, m)) < 0 || m->u[0] != VV_RW_VERSION ||
+	    (m->u[1] != VV_RW_AUTH_KEY && m->u[1] != VV_RW_AUTH_PASSWORD)) {
+		snprintf(detail, sizeof(detail), r < 0 ? "a malformed auth frame"
+				 : m->u[0] != VV_RW_VERSION ? "protocol version %llu (this server speaks 1)"
+				 : "unknown auth method", (unsigned long long)m->u[0]);
+		audit(c, NULL, "unauth", VV_EACCES, detail);
+		memset(&rep, 0, sizeof(rep));
+		rep.h = (struct vv_rw_hdr){ .id = h.id, .op = VV_RW_AUTH, .flags = VV_RW_F_REPLY,
+					    .status = r < 0 ? VV_EINVAL : VV_ENOTSUP };
+		(void)send_msg(c, &rep, out, sizeof(out));
+		r = VV_EACCES;
+		goto out;
+	}
+	if ((r = bo_wait(c)) < 0)
+		goto out;
+	if (m->u[1] == VV_RW_AUTH_KEY) {
+		tried = NULL;
+		r = vv_vault_auth_key(s->v, m->s[1], (const struct sockaddr *)&c->peer, &c->s.auth);
+		if (r == 0)
+			token_keep(c, m->s[1], m->slen[1]);
+	} else {
+		snprintf(tried_buf, sizeof(tried_buf), "%s", m->s[0]);
+		tried = tried_buf;
+		r = vv_vault_auth_password(s->v, m->s[0], m->s[1], m->slen[1],
+					   (const struct sockaddr *)&c->peer, &c->s.auth);
+	}
+	if (r < 0 && !tried && m->slen[1] >= 21 && !strncmp(m->s[1], "vvk_", 4)) {
+		/* the key's public id, never its secret */
+		memcpy(keyid, m->s[1] + 4, 16);
+		keyid[16] = 0;
+		for (int i = 0; i < 16; i++)
+			if (!strchr("0123456789abcdef", keyid[i]))
+				keyid[0] = 0;
+	}
+	explicit_bzero(body, h.len);
+	explicit_bzero(m->sbuf, sizeof(m->sbuf));
+	bo_result(c, r == 0);
+	memset(&rep, 0, sizeof(rep));
+	rep.h = (struct vv_rw_hdr){ .id = h.id, .op = VV_RW_AUTH, .flags = VV_RW_F_REPLY };
+	if (r < 0) {
+		vv_allow_count(s->allow, VV_ALLOW_AUTH_FAILED);
+		snprintf(detail, sizeof(detail), "%s refused%s%s",
+			 tried ? "password" : "API key", keyid[0] ? ": key " : "", keyid);
+		audit(c, tried ? tried : (keyid[0] ? keyid : NULL), "unauth", VV_EACCES, detail);
+		rep.h.status = VV_EACCES;
+		(void)send_msg(c, &rep, out, sizeof(out));
+		r = VV_EACCES;
+		goto out;
+	}
+	vv_allow_count(s->allow, VV_ALLOW_AUTHENTICATED);
+	if (c->s.auth.key_id[0])
+		snprintf(c->s.user, sizeof(c->s.user), "%s/%s", c->s.auth.user, c->s.auth.key_id);
+	else
+		snprintf(c->s.user, sizeof(c->s.user), "%s", c->s.auth.user);
+	c->checked_ms = net_now_ms();
+	rep.u[0] = c->s.auth.uid;
+	rep.nu = 1;
+	rep.s[0] = c->s.auth.user;
+	rep.ns = 1;
+	r = send_msg(c, &rep, out, sizeof(out));
+out:
+	if (body)
+		explicit_bzero(body, h.len);
+	if (m)
+		explicit_bzero(m, sizeof(*m));
+	free(body);
+	free(m);
+	return r;
+}
+
+/* Is the session's key still valid?  At most once a second; a key that
+ * stopped being valid revokes the session for good. */
+static void recheck(struct conn *c)
+{
+	struct vv_auth a;
+	int64_t now = net_now_ms();
+	bool due;
+
+	if (!c->token)
+		return;
+	pthread_mutex_lock(&c->qmu);
+	due = now - c->checked_ms >= RECHECK_MS;
+	if (due)
+		c->checked_ms = now;
+	pthread_mutex_unlock(&c->qmu);
+	if (!due)
+		return;
+	if (vv_vault_auth_key(c->srv->v, c->token, (const struct sockaddr *)&c->peer, &a) < 0) {
+		if (!atomic_exchange(&c->s.revoked, true)) {
+			audit(c, c->s.user, "unauth", VV_EACCES,
+			      "API key no longer valid (revoked, expired or deleted): session ended");
+		}
+	}
+	explicit_bzero(&a, sizeof(a));
+}
+
+/* --- the session ------------------------------------------------------------- */
+
+static void *worker(void *arg)
+{
+	struct conn *c = arg;
+	uint8_t *data = malloc(VV_RW_DATA_MAX + 8), *frame = malloc(VV_RW_HDR + VV_RW_BODY_MAX);
+	struct vv_rw_msg *rep = malloc(sizeof(*rep));
+
+	for (;;) {
+		struct job *j;
+		int r;
+
+		pthread_mutex_lock(&c->qmu);
+		while (!c->head && !c->closing)
+			pthread_cond_wait(&c->qcond, &c->qmu);
+		if (!c->head) {
+			pthread_mutex_unlock(&c->qmu);
+			break;
+		}
+		j = c->head;
+		c->head = j->next;
+		if (!c->head)
+			c->tail = NULL;
+		c->queued--;
+		c->running++;
+		pthread_mutex_unlock(&c->qmu);
+
+		if (!data || !frame || !rep) {
+			r = VV_ENOMEM;
+		} else {
+			recheck(c);
+			sess_run(&c->s, &j->m, rep, data);
+			r = send_msg(c, rep, frame, VV_RW_HDR + VV_RW_BODY_MAX);
+		}
+		free(j->body);
+		free(j);
+		if (r < 0 || atomic_load(&c->s.revoked))
+			shutdown(c->fd, SHUT_RDWR);    /* the reader ends the session */
+		pthread_mutex_lock(&c->qmu);
+		c->running--;
+		pthread_cond_broadcast(&c->qcond);
+		pthread_mutex_unlock(&c->qmu);
+	}
+	free(data);
+	free(frame);
+	free(rep);
+	return NULL;
+}
+
+/* Read and queue requests until the peer leaves, misbehaves or idles. */
+static void serve(struct conn *c)
+{
+	struct vv_net_server *s = c->srv;
+	char detail[128] = "";
+
+	for (;;) {
+		uint8_t hb[VV_RW_HDR];
+		struct vv_rw_hdr h;
+		struct job *j;
+		int r;
+
+		pthread_mutex_lock(&c->qmu);
+		while (c->queued + c->running >= VV_RW_MAX_INFLIGHT && !c->closing)
+			pthread_cond_wait(&c->qcond, &c->qmu);
+		pthread_mutex_unlock(&c->qmu);
+		if ((r = tls_read_full(c->t, hb, sizeof(hb), net_now_ms() + s->idle_ms)) < 0) {
+			if (r == VV_EAGAIN)
+				snprintf(detail, sizeof(detail), "idle for %u s", s->idle_ms / 1000);
+			break;
+		}
+		if ((r = vv_rw_header(hb, &h)) < 0 || (h.flags & VV_RW_F_REPLY) || h.op == VV_RW_AUTH) {
+			snprintf(detail, sizeof(detail), "protocol error: %s",
+				 r < 0 ? "a malformed frame header" : "an unexpected frame");
+			break;
+		}
+		if (!(j = calloc(1, sizeof(*j))) || !(j->body = malloc(h.len ? h.len : 1))) {
+			free(j);
+			snprintf(detail, sizeof(detail), "out of memory");
+			break;
+		}
+		if ((r = tls_read_full(c->t, j->body, h.len, net_now_ms() + WRITE_MS)) < 0 ||
+		    (r = vv_rw_decode(&h, j->body, h.len, &j->m)) < 0) {
+			snprintf(detail, sizeof(detail), "protocol error: a %s %s request",
+				 r == VV_EAGAIN || r == VV_EIO || r == VV_ENODATA ? "truncated" : "malformed",
+				 vv_rw_op_name(h.op));
+			free(j->body);
+			free(j);
+			break;
+		}
+		pthread_mutex_lock(&c->qmu);
+		if (c->tail)
+			c->tail->next = j;
+		else
+			c->head = j;
+		c->tail = j;
+		c->queued++;
+		pthread_cond_signal(&c->qcond);
+		pthread_mutex_unlock(&c->qmu);
+	}
+	if (detail[0])
+		audit(c, c->s.user, "disconnect", VV_EIO, detail);
+}
+
+static void conn_end(struct conn *c)
+{
+	struct vv_net_server *s = c->srv;
+
+	pthread_mutex_lock(&c->qmu);
+	c->closing = true;
+	pthread_cond_broadcast(&c->qcond);
+	pthread_mutex_unlock(&c->qmu);
+	for (unsigned i = 0; i < c->nworkers; i++)
+		pthread_join(c->workers[i], NULL);
+	while (c->head) {
+		struct job *j = c->head;
+		c->head = j->next;
+		free(j->body);
+		free(j);
+	}
+	sess_release(&c->s);
+	token_drop(c);
+	/* Off the list before the fd is closed: vv_net_stop must never
+	 * shutdown() a descriptor number that was reused meanwhile. */
+	pthread_mutex_lock(&s->mu);
+	for (struct conn **p = &s->conns; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	pthread_mutex_unlock(&s->mu);
+	if (c->t)
+		tls_free(c->t);          /* closes fd */
+	else
+		close(c->fd);
+	pthread_mutex_lock(&s->mu);
+	s->nconn--;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_destroy(&c->s.mu);
+	pthread_mutex_destroy(&c->qmu);
+	pthread_cond_destroy(&c->qcond);
+	explicit_bzero(&c->s.auth, sizeof(c->s.auth));
+	free(c);
+}
+
+static void *conn_main(void *arg)
+{
+	struct conn *c = arg;
+	struct vv_net_server *s = c->srv;
+	char why[256];
+	int r;
+
+	vv_allow_count(s->allow, VV_ALLOW_HANDSHAKE);
+	if ((r = tls_accept(s->tls, c->fd, net_now_ms() + s->auth_ms, &c->t, why, sizeof(why))) < 0) {
+		audit(c, NULL, "connect", VV_EACCES, why);
+		goto out;
+	}
+	if (authenticate(c) < 0)
+		goto out;
+	c->s.v = s->v;
+	c->s.ctx.client = c->client;
+	c->s.ctx.user = c->s.user;
+	c->s.ctx.comm = "remote";
+	c->s.ctx.umask = 022;
+	vv_auth_ident(&c->s.auth, 0, &c->s.ctx.id);
+	for (; c->nworkers < SESS_WORKERS; c->nworkers++)
+		if (pthread_create(&c->workers[c->nworkers], NULL, worker, c) != 0)
+			break;
+	if (c->nworkers == 0)
+		goto out;
+	serve(c);
+out:
+	conn_end(c);
+	return NULL;
+}
+
+/* --- accepting ---------------------------------------------------------------- */
+
+static void refuse(struct vv_net_server *s, int fd, const char *client, int r, const char *why)
+{
+	close(fd);
+	vv_vault_audit_remote(s->v, client, NULL, "connect", r, why);
+}
+
+static void *acceptor(void *arg)
+{
+	struct vv_net_server *s = arg;
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = s->lfd, .events = POLLIN },
+				       { .fd = s->stop_pipe[0], .events = POLLIN } };
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		char client[64];
+		struct conn *c;
+		unsigned same = 0;
+		pthread_attr_t at;
+		pthread_t th;
+		int fd, one = 1;
+		uint8_t key[16];
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		if (!(p[0].revents & POLLIN))
+			continue;
+		fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		vv_allow_count(s->allow, VV_ALLOW_ACCEPTED);
+		vv_sockaddr_format((struct sockaddr *)&ss, client);
+		/* 1. the whitelist, before a byte is read */
+		if (!vv_allow_match(s->allow, (struct sockaddr *)&ss)) {
+			vv_allow_count(s->allow, VV_ALLOW_REFUSED);
+			refuse(s, fd, client, VV_EACCES, "address not in the whitelist: closed before TLS");
+			continue;
+		}
+		/* 2. connection caps */
+		addr_key((struct sockaddr *)&ss, key);
+		pthread_mutex_lock(&s->mu);
+		for (struct conn *o = s->conns; o; o = o->next)
+			same += memcmp(o->key, key, 16) == 0;
+		if (s->stopping || s->nconn >= s->max_conn || same >= s->max_per_addr) {
+			pthread_mutex_unlock(&s->mu);
+			refuse(s, fd, client, VV_EBUSY, same >= s->max_per_addr
+			       ? "too many connections from this address" : "too many connections");
+			continue;
+		}
+		if (!(c = calloc(1, sizeof(*c)))) {
+			pthread_mutex_unlock(&s->mu);
+			refuse(s, fd, client, VV_ENOMEM, "out of memory");
+			continue;
+		}
+		c->srv = s;
+		c->fd = fd;
+		c->peer = ss;
+		memcpy(c->key, key, 16);
+		snprintf(c->client, sizeof(c->client), "%s", client);
+		pthread_mutex_init(&c->s.mu, NULL);
+		pthread_mutex_init(&c->qmu, NULL);
+		pthread_cond_init(&c->qcond, NULL);
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->next = s->conns;
+		s->conns = c;
+		s->nconn++;
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&th, &at, conn_main, c) != 0) {
+			s->conns = c->next;
+			s->nconn--;
+			pthread_mutex_unlock(&s->mu);
+			pthread_mutex_destroy(&c->s.mu);
+			pthread_mutex_destroy(&c->qmu);
+			pthread_cond_destroy(&c->qcond);
+			free(c);
+			refuse(s, fd, client, VV_ENOMEM, "cannot start a thread");
+		} else {
+			pthread_mutex_unlock(&s->mu);
+		}
+		pthread_attr_destroy(&at);
+	}
+	return NULL;
+}
+
+int vv_net_start(struct vv_vault *v, const struct vv_net_opts *o, struct vv_net_server **out,
+		 char *why, size_t whylen)
+{
+	struct vv_net_server *s;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int r, one = 1;
+
+	*out = NULL;
+	if (!o->listen || parse_listen(o->listen, &ss, &sl) < 0) {
+		snprintf(why, whylen, "--listen '%s' is not ADDRESS:PORT or [IPV6]:PORT",
+			 o->listen ? o->listen : "");
+		return VV_EINVAL;
+	}
+	if (!o->cert || !o->key || !o->allow) {
+		snprintf(why, whylen, "a listener needs --tls-cert and --tls-key");
+		return VV_EINVAL;
+	}
+	if (!(s = calloc(1, sizeof(*s))))
+		return VV_ENOMEM;
+	/* A peer that hangs up must cost its connection, not the daemon:
+	 * writes to its socket return EPIPE instead of raising SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+	s->v = v;
+	s->allow = o->allow;
+	s->lfd = s->stop_pipe[0] = s->stop_pipe[1] = -1;
+	s->auth_ms = o->auth_ms ? o->auth_ms : 10000;
+	s->idle_ms = o->idle_ms ? o->idle_ms : 600000;
+	s->max_conn = o->max_conn ? o->max_conn : 64;
+	s->max_per_addr = o->max_per_addr ? o->max_per_addr : 8;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	if ((r = tls_ctx_server(o->cert, o->key, o->client_ca, &s->tls, why, whylen)) < 0)
+		goto fail;
+	r = VV_ESYS;
+	if (pipe2(s->stop_pipe, O_CLOEXEC) < 0 ||
+	    (s->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(why, whylen, "socket: %s", strerror(errno));
+		goto fail;
+	}
+	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6) {
+		/* "[::]:PORT" serves IPv4 too, as mapped addresses (judged as IPv4) */
+		int off = 0;
+		setsockopt(s->lfd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+	}
+	if (bind(s->lfd, (struct sockaddr *)&ss, sl) < 0 || listen(s->lfd, 64) < 0) {
+		snprintf(why, whylen, "cannot listen on %s: %s", o->listen, strerror(errno));
+		goto fail;
+	}
+	sl = sizeof(ss);
+	getsockname(s->lfd, (struct sockaddr *)&ss, &sl);
+	s->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+						: ((struct sockaddr_in6 *)&ss)->sin6_port);
+	if (pthread_create(&s->acceptor, NULL, acceptor, s) != 0) {
+		snprintf(why, whylen, "cannot start the listener thread");
+		goto fail;
+	}
+	s->started = true;
+	vv_vault_set_allow(v, s->allow);
+	*out = s;
+	return 0;
+fail:
+	vv_net_stop(s);
+	return r;
+}
+
+unsigned vv_net_port(const struct vv_net_server *s)
+{
+	return s->port;
+}
+
+void vv_net_stop(struct vv_net_server *s)
+{
+	if (!s)
+		return;
+	if (s->started) {
+		vv_vault_set_allow(s->v, NULL);
+		pthread_mutex_lock(&s->mu);
+		s->stopping = true;
+		pthread_mutex_unlock(&s->mu);
+		if (write(s->stop_pipe[1], "x", 1) != 1) {
+			/* the pipe is ours and empty: cannot fail */
+		}
+		pthread_join(s->acceptor, NULL);
+		pthread_mutex_lock(&s->mu);
+		for (struct conn *c = s->conns; c; c = c->next)
+			shutdown(c->fd, SHUT_RDWR);
+		while (s->nconn)
+			pthread_cond_wait(&s->cond, &s->mu);
+		pthread_mutex_unlock(&s->mu);
+	}
+	if (s->lfd >= 0)
+		close(s->lfd);
+	if (s->stop_pipe[0] >= 0) {
+		close(s->stop_pipe[0]);
+		close(s->stop_pipe[1]);
+	}
+	tls_ctx_free(s->tls);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+}
+
+int vv_net_selfsigned(const char *dir, const char *name, char fp[65], char *why, size_t whylen)
+{
+	return tls_selfsigned(dir, name, fp, why, whylen);
+}
+
+int vv_net_fingerprint(const char *pem, char fp[65], char *why, size_t whylen)
+{
+	return tls_fingerprint_file(pem, fp, why, whylen);
+}

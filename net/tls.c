@@ -1,0 +1,434 @@
+/*
+ * tls.c - TLS for the remote listener: the one file that includes libssl.
+ *
+ * Policy, fixed here and nowhere else: TLS 1.3 only (min = max = 1.3, so a
+ * TLS 1.2 ClientHello fails the handshake with a protocol_version alert),
+ * no session tickets or resumption (every connection is authenticated from
+ * scratch), no renegotiation (not in 1.3).  net_int.h says how a
+ * connection is shared between threads.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "net_int.h"
+#include "vecvault/error.h"
+
+struct tls_ctx {
+	SSL_CTX *ssl;
+};
+
+struct tls_conn {
+	SSL *ssl;
+	int fd;
+	pthread_mutex_t mu;          /* every SSL_* call */
+	pthread_mutex_t wmu;         /* one writer at a time */
+};
+
+int64_t net_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* OpenSSL's last error as text, for why. */
+static void ssl_why(char *why, size_t whylen, const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256];
+
+	if (e) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		snprintf(why, whylen, "%s: %s", what, buf);
+	} else {
+		snprintf(why, whylen, "%s", what);
+	}
+	ERR_clear_error();
+}
+
+int tls_ctx_server(const char *cert, const char *key, const char *client_ca,
+		   struct tls_ctx **out, char *why, size_t whylen)
+{
+	struct tls_ctx *c = calloc(1, sizeof(*c));
+	int r = VV_ECRYPTO;
+
+	*out = NULL;
+	if (!c)
+		return VV_ENOMEM;
+	if (!(c->ssl = SSL_CTX_new(TLS_server_method()))) {
+		ssl_why(why, whylen, "cannot make a TLS context");
+		goto fail;
+	}
+	if (!SSL_CTX_set_min_proto_version(c->ssl, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(c->ssl, TLS1_3_VERSION)) {
+		ssl_why(why, whylen, "cannot require TLS 1.3");
+		goto fail;
+	}
+	SSL_CTX_set_options(c->ssl, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_num_tickets(c->ssl, 0);
+	SSL_CTX_set_session_cache_mode(c->ssl, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_mode(c->ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (SSL_CTX_use_certificate_chain_file(c->ssl, cert) != 1) {
+		ssl_why(why, whylen, "cannot load the certificate (--tls-cert)");
+		r = VV_EINVAL;
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(c->ssl, key, SSL_FILETYPE_PEM) != 1) {
+		ssl_why(why, whylen, "cannot load the private key (--tls-key)");
+		r = VV_EINVAL;
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(c->ssl) != 1) {
+		ssl_why(why, whylen, "the private key (--tls-key) does not match the certificate");
+		r = VV_EINVAL;
+		goto fail;
+	}
+	if (client_ca) {
+		if (SSL_CTX_load_verify_locations(c->ssl, client_ca, NULL) != 1) {
+			ssl_why(why, whylen, "cannot load the client CA (--client-ca)");
+			r = VV_EINVAL;
+			goto fail;
+		}
+		SSL_CTX_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+	}
+	*out = c;
+	return 0;
+fail:
+	tls_ctx_free(c);
+	return r;
+}
+
+void tls_ctx_free(struct tls_ctx *c)
+{
+	if (!c)
+		return;
+	SSL_CTX_free(c->ssl);
+	free(c);
+}
+
+/* Wait for fd to be readable (want_write false) or writable, until
+ * deadline.  0, VV_EAGAIN, VV_EIO (hung up / error). */
+static int wait_fd(int fd, bool want_write, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = want_write ? POLLOUT : POLLIN };
+		int64_t left = deadline - net_now_ms();
+		int n;
+
+		if (left <= 0)
+			return VV_EAGAIN;
+		n = poll(&p, 1, left > 1000 ? 1000 : (int)left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return VV_EIO;
+		if (n == 0)
+			continue;
+		if (p.revents & (POLLERR | POLLNVAL))
+			return VV_EIO;
+		/* POLLHUP with data still to read: let SSL_read see the end */
+		return 0;
+	}
+}
+
+int tls_accept(struct tls_ctx *c, int fd, int64_t deadline, struct tls_conn **out,
+	       char *why, size_t whylen)
+{
+	struct tls_conn *t = calloc(1, sizeof(*t));
+	int r;
+
+	*out = NULL;
+	if (!t)
+		return VV_ENOMEM;
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	t->fd = fd;
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_mutex_init(&t->wmu, NULL);
+	if (!(t->ssl = SSL_new(c->ssl)) || SSL_set_fd(t->ssl, fd) != 1) {
+		ssl_why(why, whylen, "cannot start TLS");
+		r = VV_ECRYPTO;
+		goto fail;
+	}
+	for (;;) {
+		int k = SSL_accept(t->ssl), e;
+
+		if (k == 1)
+			break;
+		e = SSL_get_error(t->ssl, k);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			if ((r = wait_fd(fd, e == SSL_ERROR_WANT_WRITE, deadline)) < 0) {
+				snprintf(why, whylen, "TLS handshake %s",
+					 r == VV_EAGAIN ? "timed out" : "aborted");
+				goto fail;
+			}
+			continue;
+		}
+		ssl_why(why, whylen, "TLS handshake failed");
+		r = VV_EACCES;
+		goto fail;
+	}
+	*out = t;
+	return 0;
+fail:
+	/* The caller still owns fd. */
+	SSL_free(t->ssl);
+	pthread_mutex_destroy(&t->mu);
+	pthread_mutex_destroy(&t->wmu);
+	free(t);
+	return r;
+}
+
+int tls_read(struct tls_conn *t, void *buf, size_t n, int64_t deadline, size_t *got)
+{
+	for (;;) {
+		int k, e, r;
+
+		pthread_mutex_lock(&t->mu);
+		k = SSL_read(t->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+		e = k > 0 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, k);
+		if (e != SSL_ERROR_NONE)
+			ERR_clear_error();
+		pthread_mutex_unlock(&t->mu);
+		if (k > 0) {
+			*got = (size_t)k;
+			return 0;
+		}
+		if (e == SSL_ERROR_ZERO_RETURN)
+			return VV_ENODATA;
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+			return e == SSL_ERROR_SYSCALL && errno == 0 ? VV_ENODATA : VV_EIO;
+		if ((r = wait_fd(t->fd, e == SSL_ERROR_WANT_WRITE, deadline)) < 0)
+			return r;
+	}
+}
+
+int tls_read_full(struct tls_conn *t, void *buf, size_t n, int64_t deadline)
+{
+	size_t done = 0, got;
+	int r;
+
+	while (done < n) {
+		if ((r = tls_read(t, (char *)buf + done, n - done, deadline, &got)) < 0)
+			return r == VV_ENODATA && done ? VV_EIO : r;
+		done += got;
+	}
+	return 0;
+}
+
+int tls_write(struct tls_conn *t, const void *buf, size_t n, int64_t deadline)
+{
+	size_t done = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&t->wmu);
+	while (done < n) {
+		size_t chunk = n - done > (1u << 30) ? (1u << 30) : n - done;
+		int k, e;
+
+		pthread_mutex_lock(&t->mu);
+		k = SSL_write(t->ssl, (const char *)buf + done, (int)chunk);
+		e = k > 0 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, k);
+		if (e != SSL_ERROR_NONE)
+			ERR_clear_error();
+		pthread_mutex_unlock(&t->mu);
+		if (k > 0) {
+			done += (size_t)k;
+			continue;
+		}
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+			r = VV_EIO;
+			break;
+		}
+		if ((r = wait_fd(t->fd, e == SSL_ERROR_WANT_WRITE, deadline)) < 0)
+			break;
+	}
+	pthread_mutex_unlock(&t->wmu);
+	return r;
+}
+
+void tls_abort(struct tls_conn *t)
+{
+	shutdown(t->fd, SHUT_RDWR);
+}
+
+void tls_free(struct tls_conn *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->mu);
+	(void)SSL_shutdown(t->ssl);     /* best effort, non-blocking */
+	ERR_clear_error();
+	pthread_mutex_unlock(&t->mu);
+	SSL_free(t->ssl);
+	close(t->fd);
+	pthread_mutex_destroy(&t->mu);
+	pthread_mutex_destroy(&t->wmu);
+	free(t);
+}
+
+/* --- certificates ------------------------------------------------------- */
+
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+	static const char d[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = d[p[i] >> 4];
+		out[2 * i + 1] = d[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int fingerprint(X509 *x, char fp[65])
+{
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+
+	if (X509_digest(x, EVP_sha256(), md, &mdlen) != 1 || mdlen != 32)
+		return VV_ECRYPTO;
+	hex(md, 32, fp);
+	return 0;
+}
+
+int tls_fingerprint_file(const char *pem, char fp[65], char *why, size_t whylen)
+{
+	FILE *f = fopen(pem, "r");
+	X509 *x;
+	int r;
+
+	if (!f) {
+		snprintf(why, whylen, "%s: %s", pem, strerror(errno));
+		return VV_ESYS;
+	}
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!x) {
+		ssl_why(why, whylen, "not a PEM certificate");
+		return VV_EINVAL;
+	}
+	r = fingerprint(x, fp);
+	X509_free(x);
+	return r;
+}
+
+/* Create path exclusively with mode and write the PEM through fn. */
+static int write_pem(const char *path, mode_t mode, int (*fn)(FILE *, void *), void *obj,
+		     char *why, size_t whylen)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	FILE *f;
+	int ok;
+
+	if (fd < 0) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		return errno == EEXIST ? VV_EEXIST : VV_ESYS;
+	}
+	if (!(f = fdopen(fd, "w"))) {
+		close(fd);
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		return VV_ESYS;
+	}
+	ok = fn(f, obj);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+		ok = 0;
+	fclose(f);
+	if (!ok) {
+		unlink(path);
+		snprintf(why, whylen, "cannot write %s", path);
+		return VV_ESYS;
+	}
+	return 0;
+}
+
+static int put_key(FILE *f, void *k)
+{
+	return PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
+}
+
+static int put_cert(FILE *f, void *x)
+{
+	return PEM_write_X509(f, x);
+}
+
+int tls_selfsigned(const char *dir, const char *name, char fp[65], char *why, size_t whylen)
+{
+	char kpath[4096], cpath[4096], san[300];
+	EVP_PKEY *k = NULL;
+	X509 *x = NULL;
+	X509_NAME *nm;
+	X509_EXTENSION *ext = NULL;
+	X509V3_CTX v3;
+	uint8_t serial[16];
+	BIGNUM *bn = NULL;
+	unsigned char ip[16];
+	bool is_ip;
+	int r = VV_ECRYPTO;
+
+	if (snprintf(kpath, sizeof(kpath), "%s/key.pem", dir) >= (int)sizeof(kpath) ||
+	    snprintf(cpath, sizeof(cpath), "%s/cert.pem", dir) >= (int)sizeof(cpath)) {
+		snprintf(why, whylen, "directory name too long");
+		return VV_ENAMETOOLONG;
+	}
+	if (access(kpath, F_OK) == 0 || access(cpath, F_OK) == 0) {
+		snprintf(why, whylen, "%s or %s already exists: not overwritten", kpath, cpath);
+		return VV_EEXIST;
+	}
+	is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
+	snprintf(san, sizeof(san), "%s:%s", is_ip ? "IP" : "DNS", name);
+	if (!(k = EVP_EC_gen("P-256")) || !(x = X509_new()) ||
+	    RAND_bytes(serial, sizeof(serial)) != 1) {
+		ssl_why(why, whylen, "cannot make a key");
+		goto out;
+	}
+	serial[0] &= 0x7f;
+	if (!(bn = BN_bin2bn(serial, sizeof(serial), NULL)) ||
+	    !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) ||
+	    !X509_set_version(x, 2) ||
+	    !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 24 * 3600) ||
+	    !X509_set_pubkey(x, k) || !(nm = X509_get_subject_name(x)) ||
+	    !X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8, (const unsigned char *)name, -1, -1, 0) ||
+	    !X509_set_issuer_name(x, nm)) {
+		ssl_why(why, whylen, "cannot fill the certificate");
+		goto out;
+	}
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	if (!(ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san)) ||
+	    !X509_add_ext(x, ext, -1) || !X509_sign(x, k, EVP_sha256())) {
+		ssl_why(why, whylen, "cannot sign the certificate");
+		goto out;
+	}
+	if ((r = fingerprint(x, fp)) < 0)
+		goto out;
+	if ((r = write_pem(kpath, 0600, put_key, k, why, whylen)) < 0)
+		goto out;
+	if ((r = write_pem(cpath, 0644, put_cert, x, why, whylen)) < 0) {
+		unlink(kpath);
+		goto out;
+	}
+	r = 0;
+out:
+	X509_EXTENSION_free(ext);
+	BN_free(bn);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return r;
+}

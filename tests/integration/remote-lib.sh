@@ -1,0 +1,46 @@
+# remote-lib.sh - helpers of the t70xx remote tests, sourced after
+# test-lib.sh: a TLS pair, a listening mount, and the Python protocol
+# client (vvremote.py) run with the test's own code.
+
+RPY="$VV_SRC/tests/integration/vvremote.py"
+export PYTHONPATH="$VV_SRC/tests/integration${PYTHONPATH:+:$PYTHONPATH}"
+# The control socket lives under $XDG_RUNTIME_DIR for the CLI and the daemon.
+export XDG_RUNTIME_DIR="$T/run"
+mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+
+# vv_need_loopback_alias: 127.0.0.2 and 127.0.0.3 must be usable sources
+# (Linux routes all of 127.0.0.0/8 to lo).
+vv_need_loopback_alias() {
+	"$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.3',0))" 2>/dev/null && return 0
+	echo "1..0 # SKIP cannot bind 127.0.0.3"
+	vv_done=1
+	exit 77
+}
+
+# vv_tls DIR: a self-signed pair for 127.0.0.1; prints the fingerprint.
+vv_tls() {
+	"$VV_BIN" tls selfsigned --out "$1" --name 127.0.0.1 | sed -n 's/^sha256://p'
+}
+
+# vv_port LOG ADDR: the port the daemon logged for --listen ADDR:0.
+vv_port() {
+	local i p
+	for i in $(seq 1 100); do
+		p=$(grep -F "remote: listening on $2 " "$1" 2>/dev/null | tail -n 1 |
+		    sed -n 's/.*(port \([0-9]*\)).*/\1/p')
+		[ -n "$p" ] && { echo "$p"; return 0; }
+		sleep 0.1
+	done
+	return 1
+}
+
+# rpy CODE: run Python with vvremote imported as R (stdout/stderr kept).
+rpy() {
+	"$PY" -c "import sys, os, time; import vvremote as R
+$1"
+}
+
+# vv_allow_stat MNT FIELD: one counter of the listener.
+vv_allow_stat() {
+	"$VV_BIN" allow list "$1" | awk -v f="$2" '$1 == "#" && $2 == f { print $3 }'
+}
