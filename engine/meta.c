@@ -127,6 +127,8 @@ static const char schema[] =
  * vv_meta_upgrade() for older stores. */
 static const struct meta_feature features[] = {
 	{ "roles", meta_role_schema },
+	{ "users", meta_user_schema },
+	{ "coll_admins", meta_grant_schema },
 	{ NULL, NULL },
 };
 
