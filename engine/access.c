@@ -75,6 +75,13 @@ static bool is_root(const struct vv_ident *id)
 	return id->uid == 0;
 }
 
+/* May id change p's mode and ACLs?  The owner, root, or (the one extension
+ * to POSIX, docs/access.md) an administrator of the node's collection. */
+static bool may_admin(const struct vv_ident *id, const struct vv_perm *p)
+{
+	return vv_access_owner_or_root(id, p->uid) || p->coll_admin;
+}
+
 /* ---- parsing ------------------------------------------------------------- */
 
 static bool named(uint16_t tag)
@@ -408,13 +415,18 @@ int vv_access_chmod(const struct vv_ident *id, const struct vv_perm *p,
 	uint32_t m;
 	int r = 0;
 
-	if (!vv_access_owner_or_root(id, p->uid)) {
+	if (!may_admin(id, p)) {
 		r = VV_EPERM;
 		goto out;
 	}
 	m = (p->mode & S_IFMT) | (newmode & 07777);
 	if (!is_root(id) && !vv_access_in_group(id, p->gid))
 		m &= ~(uint32_t)S_ISGID;
+	/* A collection admin acting on someone else's file may keep its
+	 * setuid bit but not add one: that would make a program run as the
+	 * owner (defence in depth; mounts are nosuid). */
+	if (!vv_access_owner_or_root(id, p->uid) && !(p->mode & S_ISUID))
+		m &= ~(uint32_t)S_ISUID;
 	*mode_out = m;
 out:
 	return r;
@@ -504,7 +516,7 @@ int vv_acl_to_mode(const struct vv_ident *id, const struct vv_perm *p,
 	uint32_t perms, m;
 	int r;
 
-	if (!vv_access_owner_or_root(id, p->uid)) {
+	if (!may_admin(id, p)) {
 		r = VV_EPERM;
 		goto out;
 	}
@@ -525,7 +537,7 @@ int vv_acl_check_default(const struct vv_ident *id, const struct vv_perm *p,
 {
 	int r;
 
-	if (!vv_access_owner_or_root(id, p->uid))
+	if (!may_admin(id, p))
 		r = VV_EPERM;
 	else if (!S_ISDIR(p->mode))
 		r = VV_EACCES;
@@ -565,6 +577,122 @@ int vv_acl_chmod(uint8_t *blob, size_t len, uint32_t mode)
 out:
 	free(e);
 	return r;
+}
+
+/* ---- grants: setfacl -m / -x of one group entry ------------------------------ */
+
+int vv_acl_minimal(const uint8_t *from, size_t flen, uint32_t mode, uint8_t **out, size_t *outlen)
+{
+	struct ent base[3] = {
+		{ VV_ACL_USER_OBJ, (mode >> 6) & PERM_RWX, VV_ACL_UNDEFINED_ID },
+		{ VV_ACL_GROUP_OBJ, (mode >> 3) & PERM_RWX, VV_ACL_UNDEFINED_ID },
+		{ VV_ACL_OTHER, mode & PERM_RWX, VV_ACL_UNDEFINED_ID },
+	};
+	struct ent *e = NULL;
+	size_t n = 0;
+	int r = 0;
+
+	if (from && (r = parse(from, flen, &e, &n)) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		for (size_t b = 0; b < 3; b++)
+			if (e[i].tag == base[b].tag)
+				base[b].perm = e[i].perm;
+	r = serialize(base, 3, out, outlen);
+out:
+	free(e);
+	return r;
+}
+
+int vv_acl_set_group(const uint8_t *blob, size_t len, uint32_t gid, int perm,
+		     uint8_t **out, size_t *outlen, uint32_t *perms, bool *minimal)
+{
+	struct ent *e = NULL, *ne = NULL;
+	size_t n, k = 0, nnamed = 0;
+	uint16_t mask = 0;
+	int r;
+
+	if (perm > (int)PERM_RWX || gid == VV_ACL_UNDEFINED_ID) {
+		r = VV_EINVAL;
+		goto out;
+	}
+	if ((r = parse(blob, len, &e, &n)) < 0)
+		goto out;
+	/* Room for the entry and a mask that may be new. */
+	ne = calloc(n + 2, sizeof(*ne));
+	if (!ne) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (e[i].tag != VV_ACL_MASK && !(e[i].tag == VV_ACL_GROUP && e[i].id == gid))
+			ne[k++] = e[i];
+	if (perm >= 0)
+		ne[k++] = (struct ent){ VV_ACL_GROUP, (uint16_t)perm, gid };
+	if (k > VV_ACL_MAX_ENTRIES - 1) {
+		r = VV_E2BIG;
+		goto out;
+	}
+	/* The mask is recomputed as setfacl does (the union of the group
+	 * class), and dropped when no named entry needs it: then the ACL is
+	 * only its base entries, equivalent to the mode. */
+	for (size_t i = 0; i < k; i++) {
+		if (named(ne[i].tag))
+			nnamed++;
+		if (ne[i].tag != VV_ACL_USER_OBJ && ne[i].tag != VV_ACL_OTHER)
+			mask |= ne[i].perm;
+	}
+	if (nnamed)
+		ne[k++] = (struct ent){ VV_ACL_MASK, mask, VV_ACL_UNDEFINED_ID };
+	qsort(ne, k, sizeof(*ne), ent_qcmp);
+	if ((r = valid_sorted(ne, k)) < 0 || (r = serialize(ne, k, out, outlen)) < 0)
+		goto out;
+	*minimal = equiv_mode(ne, k, perms);
+out:
+	free(e);
+	free(ne);
+	return r;
+}
+
+int vv_acl_group_perm(const uint8_t *blob, size_t len, uint32_t gid)
+{
+	struct ent *e = NULL;
+	size_t n;
+	int r;
+
+	if (!blob || len == 0)
+		return VV_ENODATA;
+	if ((r = parse(blob, len, &e, &n)) < 0)
+		return r;
+	r = VV_ENODATA;
+	for (size_t i = 0; i < n; i++)
+		if (e[i].tag == VV_ACL_GROUP && e[i].id == gid)
+			r = e[i].perm;
+	free(e);
+	return r;
+}
+
+int vv_acl_groups(const uint8_t *blob, size_t len, uint32_t *gids, uint8_t *perms, size_t max)
+{
+	struct ent *e = NULL;
+	size_t n, k = 0;
+	int r;
+
+	if (!blob || len == 0)
+		return 0;
+	if ((r = parse(blob, len, &e, &n)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].tag != VV_ACL_GROUP)
+			continue;
+		if (k < max) {
+			gids[k] = e[i].id;
+			perms[k] = (uint8_t)e[i].perm;
+		}
+		k++;
+	}
+	free(e);
+	return (int)k;
 }
 
 int vv_acl_inherit(const uint8_t *parent_default, size_t plen, uint32_t mode, uint32_t umask,

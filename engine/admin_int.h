@@ -75,11 +75,17 @@ bool vault_admin_is_owner(struct vv_vault *v, const struct vv_ident *peer);
  * VV_ENOTDIR if a non-directory is walked through.  Under v->mu.
  */
 int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino);
+/* The same as peer would reach it (ADMIN_ANYONE verbs): VV_EACCES unless
+ * peer may search every directory walked through, checked before each name
+ * is looked up, so a refusal tells nothing of what lies below.  peer NULL:
+ * no checks (vault_admin_resolve).  Under v->mu. */
+int vault_admin_resolve_as(struct vv_vault *v, const struct vv_ident *peer, const char *path,
+			   uint64_t *ino);
 
 /*
  * May peer administer the collection that holds ino (a role it is in
- * holds admin there)?  The roles/grants feature (vault_grant.c) owns the
- * answer; until a grant exists no one but the owner administers anything.
+ * holds admin there, and its entry is still on the collection directory)?
+ * Answered by vault_grant.c; never for the root and top-level files.
  * Under v->mu.
  */
 bool vault_admin_coll_admin(struct vv_vault *v, const struct vv_ident *peer, uint64_t ino);
@@ -88,9 +94,15 @@ bool vault_admin_coll_admin(struct vv_vault *v, const struct vv_ident *peer, uin
  * Under v->mu (vault_role.c). */
 int vault_role_gid(struct vv_vault *v, const char *name, uint32_t *gid);
 
+/* The "revoke" verb's work {role, path...}, for callers that authorized
+ * the request already (role.delete --revoke-all).  Without v->mu. */
+int vault_grant_revoke(struct vv_vault *v, const struct vv_admin_req *rq,
+		       struct vv_admin_reply *rep);
+
 /* The verb tables, NULL-terminated (listed in vault_admin.c). */
 extern const struct vault_admin_verb vault_admin_core_verbs[];
 extern const struct vault_admin_verb vault_role_verbs[];
 extern const struct vault_admin_verb vault_user_verbs[];
+extern const struct vault_admin_verb vault_grant_verbs[];
 
 #endif

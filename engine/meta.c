@@ -128,6 +128,7 @@ static const char schema[] =
 static const struct meta_feature features[] = {
 	{ "roles", meta_role_schema },
 	{ "users", meta_user_schema },
+	{ "coll_admins", meta_grant_schema },
 	{ NULL, NULL },
 };
 

@@ -20,6 +20,8 @@
  *   users, user_roles, api_keys                    (meta_user.c) vault users and keys
  *   roles(name PK, gid UNIQUE, created)            (meta_role.c; feature tables live in
  *                                                  meta_<feature>.c, see meta_sql_int.h)
+ *   coll_admins(coll, gid)                         PRIMARY KEY(coll, gid): roles with admin
+ *                                                  on a collection (meta_grant.c)
  */
 #ifndef VV_META_INT_H
 #define VV_META_INT_H
@@ -249,5 +251,12 @@ int vv_meta_key_iter(struct vv_meta *m, int64_t user,
 /* VV_ENOENT if no such key; a revoked key keeps its first revocation time. */
 int vv_meta_key_revoke(struct vv_meta *m, const char *id, int64_t now);
 int vv_meta_key_used(struct vv_meta *m, const char *id, int64_t now);
+/* Grants (meta_grant.c): the roles holding the admin privilege on a
+ * collection (coll: the inode number of its directory).  _set inside the
+ * caller's transaction (VV_EROFS on a read-only open of a store without the
+ * table); _list: the gids in order, up to max into gids, *n how many exist
+ * (none without the table). */
+int vv_meta_admin_set(struct vv_meta *m, uint64_t coll, uint32_t gid, bool on);
+int vv_meta_admin_list(struct vv_meta *m, uint64_t coll, uint32_t *gids, size_t max, size_t *n);
 
 #endif

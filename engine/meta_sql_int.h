@@ -45,6 +45,8 @@ struct meta_feature {
 
 /* ---- roles (meta_role.c) ---- */
 int meta_role_schema(struct vv_meta *m);
+/* ---- grants (meta_grant.c) ---- */
+int meta_grant_schema(struct vv_meta *m);
 
 /* ---- vault users and API keys (meta_user.c) ---- */
 int meta_user_schema(struct vv_meta *m);

@@ -21,6 +21,7 @@ static const struct vault_admin_verb *const tables[] = {
 	vault_admin_core_verbs,
 	vault_role_verbs,
 	vault_user_verbs,
+	vault_grant_verbs,
 };
 
 void vv_admin_reply_init(struct vv_admin_reply *r)
@@ -147,8 +148,10 @@ bool vault_admin_is_owner(struct vv_vault *v, const struct vv_ident *peer)
 	return ok;
 }
 
-int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino)
+int vault_admin_resolve_as(struct vv_vault *v, const struct vv_ident *peer, const char *path,
+			   uint64_t *ino)
 {
+	struct vv_ctx c = { .id = peer ? *peer : (struct vv_ident){ 0 } };
 	char name[256];
 	uint64_t cur = VV_ROOT_INO;
 	const char *p = path;
@@ -158,39 +161,41 @@ int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino)
 		return VV_EINVAL;
 	while (*p) {
 		struct vv_inode_row row;
-		size_t n;
+		struct node *n = NULL;
+		size_t len;
 
 		while (*p == '/')
 			p++;
 		if (!*p)
 			break;
-		n = strcspn(p, "/");
-		if (n >= sizeof(name))
+		len = strcspn(p, "/");
+		if (len >= sizeof(name))
 			return VV_ENAMETOOLONG;
-		memcpy(name, p, n);
-		name[n] = '\0';
+		memcpy(name, p, len);
+		name[len] = '\0';
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 			return VV_EINVAL;
 		if ((r = vv_meta_inode_get(v->meta, cur, &row)) < 0)
 			return r;
 		if (!S_ISDIR(row.mode))
 			return VV_ENOTDIR;
-		if ((r = vv_meta_dirent_get(v->meta, cur, name, &cur)) < 0)
+		/* As a lookup would: search permission on every directory
+		 * walked through, before the name is looked at. */
+		if (peer && (r = node_get(v, cur, &n)) == 0) {
+			r = node_check(v, &c, n, VV_MAY_EXEC);
+			node_put(v, n);
+		}
+		if (r < 0 || (r = vv_meta_dirent_get(v->meta, cur, name, &cur)) < 0)
 			return r;
-		p += n;
+		p += len;
 	}
 	*ino = cur;
 	return 0;
 }
 
-/* Until the roles feature answers it (vault_grant.c takes this over), no
- * role administers anything. */
-bool vault_admin_coll_admin(struct vv_vault *v, const struct vv_ident *peer, uint64_t ino)
+int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino)
 {
-	(void)v;
-	(void)peer;
-	(void)ino;
-	return false;
+	return vault_admin_resolve_as(v, NULL, path, ino);
 }
 
 static const struct vault_admin_verb *find_verb(const char *name)
@@ -200,6 +205,23 @@ static const struct vault_admin_verb *find_verb(const char *name)
 			if (strcmp(e->verb, name) == 0)
 				return e;
 	return NULL;
+}
+
+/* Does peer administer the collection named by path's first component? */
+static bool coll_of_path_admin(struct vv_vault *v, const struct vv_ident *peer, const char *path)
+{
+	char top[258];
+	uint64_t ino;
+	size_t n;
+
+	while (path && *path == '/')
+		path++;
+	if (!path || !*path || (n = strcspn(path, "/")) >= sizeof(top) - 1)
+		return false;
+	top[0] = '/';
+	memcpy(top + 1, path, n);
+	top[n + 1] = '\0';
+	return vault_admin_resolve(v, top, &ino) == 0 && vault_admin_coll_admin(v, peer, ino);
 }
 
 /* May rq's peer run e?  0, or a code with rep->msg set. */
@@ -225,7 +247,13 @@ static int authorize(struct vv_vault *v, const struct vault_admin_verb *e,
 		uint64_t ino;
 
 		r = vault_admin_resolve(v, paths[i], &ino);
-		if (r < 0)
+		/* Whether a path exists below a collection is told only to its
+		 * administrators: others learn nothing from ENOENT vs EACCES. */
+		if (r < 0 && !coll_of_path_admin(v, &rq->peer, paths[i]))
+			r = vault_admin_fail(rep, VV_EACCES,
+					     "%s: %s: you hold no admin role on this collection",
+					     e->verb, paths[i]);
+		else if (r < 0)
 			vault_admin_fail(rep, r, "%s: %s: %s", e->verb, paths[i], vv_strerror(r));
 		else if (!vault_admin_coll_admin(v, &rq->peer, ino))
 			r = vault_admin_fail(rep, VV_EACCES,
@@ -288,26 +316,35 @@ out:
 /* ---- core verbs ------------------------------------------------------ */
 
 /* "vault.ping": which vault this is (id, the instance that tells copies
- * of one store apart, its store directory, as in /proc/mounts), and what
- * the peer may do here. */
+ * of one store apart, its store directory, as in /proc/mounts), who the
+ * daemon takes the peer for (uid, gid, supplementary groups as the
+ * transport reported them) and whether it owns the vault. */
 static int run_ping(struct vv_vault *v, const struct vv_admin_req *rq,
 		    struct vv_admin_reply *rep)
 {
-	bool owner = vault_admin_is_owner(v, &rq->peer);
+	const struct vv_ident *p = &rq->peer;
+	bool owner = vault_admin_is_owner(v, p), json = vault_admin_json(rq);
 	const char *id = vv_store_id(v->store);
 	int r;
 
-	if (!vault_admin_json(rq))
-		return vault_admin_printf(rep, "vault %s\ninstance %s\nstore %s\nuid %u%s\n", id,
-					  v->instance, vv_store_dir(v->store), rq->peer.uid,
-					  owner ? " (owner)" : "");
-	r = vault_admin_printf(rep, "{\"vault\":\"%s\",\"instance\":\"%s\",\"store\":",
-			       id, v->instance);
+	if (!json)
+		r = vault_admin_printf(rep, "vault %s\ninstance %s\nstore %s\nuid %u%s\ngid %u\ngroups",
+				       id, v->instance, vv_store_dir(v->store), p->uid,
+				       owner ? " (owner)" : "", p->gid);
+	else {
+		r = vault_admin_printf(rep, "{\"vault\":\"%s\",\"instance\":\"%s\",\"store\":",
+				       id, v->instance);
+		if (r == 0)
+			r = vault_admin_json_str(rep, vv_store_dir(v->store));
+		if (r == 0)
+			r = vault_admin_printf(rep, ",\"uid\":%u,\"owner\":%s,\"gid\":%u,\"groups\":[",
+					       p->uid, owner ? "true" : "false", p->gid);
+	}
+	for (uint32_t i = 0; r == 0 && i < p->ngroups; i++)
+		r = vault_admin_printf(rep, "%s%u", json ? (i ? "," : "") : " ",
+				       p->groups[i]);
 	if (r == 0)
-		r = vault_admin_json_str(rep, vv_store_dir(v->store));
-	if (r == 0)
-		r = vault_admin_printf(rep, ",\"uid\":%u,\"owner\":%s}\n", rq->peer.uid,
-				       owner ? "true" : "false");
+		r = vault_admin_printf(rep, json ? "]}\n" : "\n");
 	return r;
 }
 

@@ -785,6 +785,18 @@ int data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, ui
 	return 0;
 }
 
+int data_segment_probe(struct vv_vault *v, struct node *n, enum vv_seg_format f,
+		       struct vv_segment_info *si, const char **why)
+{
+	uint8_t head[VV_VEC_PROBE_LEN];
+	uint64_t hl = n->a.size < sizeof(head) ? n->a.size : sizeof(head);
+	int r;
+
+	if ((r = data_read(v, n, head, 0, hl)) < 0)
+		return r;
+	return vv_segment_probe(f, head, (size_t)hl, n->a.size, si, why);
+}
+
 ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf, size_t size, uint64_t off)
 {
 	struct node *n = fh->n;

@@ -30,6 +30,7 @@
 #include "vecvault/audit.h"
 #include "vecvault/store.h"
 #include "vecvault/vault.h"
+#include "vecvault/vector.h"
 
 #define VV_INLINE_MAX 65536         /* files up to this size live in meta.db */
 #define VV_MAX_FILE_SIZE (1ULL << 62)
@@ -291,6 +292,8 @@ void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char
 
 /* node table (vault_node.c), all under mu */
 int node_get(struct vv_vault *v, uint64_t ino, struct node **out);
+/* The node for ino if the table holds it (no pin taken), else NULL. */
+struct node *node_find(struct vv_vault *v, uint64_t ino);
 int node_get_row(struct vv_vault *v, const struct vv_inode_row *row, struct node **out);
 void node_put(struct vv_vault *v, struct node *n);            /* drop a pin */
 void node_table_free(struct vv_vault *v);
@@ -309,11 +312,23 @@ int node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int m
 void vault_listen(struct vv_vault *v, const struct vault_listener *l);
 void vault_data_changed(struct vv_vault *v, struct node *n);  /* under n->rw (write) */
 
+/* grants (vault_grant.c): does id hold the admin privilege on the
+ * collection that holds n (a role it is in was granted admin there, and
+ * still has its entry on the collection directory)?  Never for the root
+ * and top-level files.  Under mu. */
+bool vault_grant_admin(struct vv_vault *v, const struct vv_ident *id, const struct node *n);
+
 /* data (vault_data.c) */
 int data_load(struct vv_vault *v, struct node *n);            /* under n->rw (write) */
 int data_rdlock(struct vv_vault *v, struct node *n);          /* takes n->rw (read), loaded */
 int data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, uint64_t end);
                                                               /* under n->rw (read) */
+/* The daemon's one parse of a segment's header: n's first bytes (only
+ * those are decrypted) probed as format f (vv_segment_probe, its errors and
+ * *why).  For the computed xattrs (vault_xattr.c) and the query offload
+ * (vault_knn.c).  Under n->rw (read) with the data loaded. */
+int data_segment_probe(struct vv_vault *v, struct node *n, enum vv_seg_format f,
+		       struct vv_segment_info *si, const char **why);
 /* SEEK_DATA / SEEK_HOLE from off (< size) in whole blocks: the next byte
  * of data (VV_ENXIO: none before the end) or of a hole (the size if none).
  * Under n->rw (read) with the data loaded. */

@@ -6,7 +6,9 @@
  * queries.  Here the segment is decrypted once into long-lived anonymous
  * memory (transparent huge pages where the kernel allows, never in core
  * dumps, locked against swap within a fixed budget) and scanned with the
- * same code the tool uses (vv_segment_knn).
+ * scan the tool runs (vector_scan.c, through vv_segment_knn).  The header
+ * is parsed as the computed xattrs parse it (data_segment_probe), then
+ * again from the ready copy that is scanned (vv_segment_view_init).
  *
  * Who pays (docs/security.md "Offload limits"): any user who can read a
  * file can ask, so nothing here may let one user take the daemon from
@@ -894,11 +896,12 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 {
 	struct node *n = fh->n;
 	struct vv_knn_ioc_hdr h = io->h;
+	enum vv_seg_format fmt = (enum vv_seg_format)h.format;
 	struct vv_segment_info si;
+	struct vv_segment_view sv;
 	struct kent *e = NULL;
 	float *q = NULL;
 	const char *why = NULL;
-	char name[32];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int r;
 
@@ -928,16 +931,12 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 	 * from the ready copy that is scanned, or, while there is none, from
 	 * the file's head (so that nothing else is decrypted for a file that is
 	 * no such segment); only a ready copy is parsed without decrypting. */
-	snprintf(name, sizeof(name), "segment.%s", vv_seg_format_name((enum vv_seg_format)h.format));
 	if ((r = data_rdlock(v, n)) < 0)
 		goto out;
 	r = lookup_entry(v, n, &e);
 	if (r == VV_ENOENT || r == VV_EAGAIN) {
-		uint8_t head[VV_VEC_PROBE_LEN];
-		uint64_t hl = n->a.size < sizeof(head) ? n->a.size : sizeof(head);
-		int s = data_read(v, n, head, 0, hl);
-		if (s == 0 && (s = not_segment(vv_segment_probe(name, head, (size_t)hl, n->a.size,
-								&si, &why))) == 0 && si.dim != h.dim)
+		int s = not_segment(data_segment_probe(v, n, fmt, &si, &why));
+		if (s == 0 && si.dim != h.dim)
 			s = VV_EINVAL;
 		if (s == 0)
 			s = vv_knn_work_check(&h, si.count);     /* before any fill for a request never served */
@@ -949,20 +948,19 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 	pthread_rwlock_unlock(&n->rw);
 	if (r < 0)
 		goto out;
-	if ((r = not_segment(vv_segment_probe(name, e->base, e->size < VV_VEC_PROBE_LEN ? e->size :
-					      VV_VEC_PROBE_LEN, e->size, &si, &why))) < 0)
+	if ((r = not_segment(vv_segment_view_init(&sv, e->base, e->size, fmt, &why))) < 0)
 		goto out;
-	if (si.dim != h.dim) {
+	if (sv.info.dim != h.dim) {
 		r = VV_EINVAL;
 		goto out;
 	}
-	if ((r = vv_knn_work_check(&h, si.count)) < 0)
+	if ((r = vv_knn_work_check(&h, sv.info.count)) < 0)
 		goto out;
 	if (ncpu < 1)
 		ncpu = 1;
 	if (ncpu > KNN_SCAN_THREADS)
 		ncpu = KNN_SCAN_THREADS;
-	r = vv_segment_knn(e->base, e->size, &si, (enum vv_metric)h.metric, q, h.nq, h.kk,
+	r = vv_segment_knn(&sv, (enum vv_metric)h.metric, q, h.nq, h.kk,
 			   h.threads && h.threads < (unsigned long)ncpu ? h.threads : (unsigned)ncpu,
 			   io->u.c);
 	if (r < 0)
@@ -975,7 +973,7 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 	io->h.dim = h.dim;
 	io->h.nq = h.nq;
 	io->h.kk = h.kk;
-	io->h.rows = si.count;
+	io->h.rows = sv.info.count;
 	__atomic_fetch_add(&fh->rbytes, e->size, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&fh->rcount, 1, __ATOMIC_RELAXED);
 out:
@@ -988,8 +986,8 @@ out:
 		pthread_mutex_lock(&v->mu);
 		char detail[160];
 		if (r == VV_EINVAL && why)
-			snprintf(detail, sizeof(detail), "not a %s segment: %s",
-				 vv_seg_format_name((enum vv_seg_format)h.format), why);
+			snprintf(detail, sizeof(detail), "not a %s segment: %s", vv_seg_format_name(fmt),
+				 why);
 		vault_audit_file_why(v, c, "scan", fh, r, r == VV_EINVAL && why ? detail : NULL);
 		pthread_mutex_unlock(&v->mu);
 	}

@@ -84,6 +84,11 @@ static int get(struct vv_vault *v, uint64_t ino, const struct vv_inode_row *row,
 	return 0;
 }
 
+struct node *node_find(struct vv_vault *v, uint64_t ino)
+{
+	return find(v, ino);
+}
+
 int node_get(struct vv_vault *v, uint64_t ino, struct node **out)
 {
 	return get(v, ino, NULL, out);
@@ -242,6 +247,7 @@ void node_perm(struct vv_vault *v, struct node *n, struct vv_perm *p)
 	p->gid = n->a.gid;
 	p->acl = acl;
 	p->acl_len = len;
+	p->coll_admin = false;
 }
 
 int node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int mask)

@@ -204,11 +204,15 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		goto out;
 
 	if (sa->valid & VV_SET_MODE) {
+		/* An administrator of the collection may chmod as the owner
+		 * (docs/access.md "Grants"). */
+		if (!vv_access_owner_or_root(&c->id, n->a.uid))
+			p.coll_admin = vault_grant_admin(v, &c->id, n);
 		/* The kernel clears setuid/setgid after a non-owner's write or
 		 * truncate by sending that chmod in the writer's name (it does so
 		 * itself when HANDLE_KILLPRIV is not negotiated): allow a mode
 		 * change that only drops those bits to anyone who may write. */
-		if (!vv_access_owner_or_root(&c->id, n->a.uid) && S_ISREG(n->a.mode) &&
+		if (!vv_access_owner_or_root(&c->id, n->a.uid) && !p.coll_admin && S_ISREG(n->a.mode) &&
 		    only_drops_privs(n->a.mode, sa->mode)) {
 			if ((r = vv_access_check(&c->id, &p, VV_MAY_WRITE)) < 0)
 				goto out;

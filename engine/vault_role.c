@@ -11,12 +11,13 @@
  * LDAP, SSSD) that the group exists.
  *
  * Verbs: role.create {name, gid?}, role.list {json?}, role.delete {name,
- * revoke_all?}.
+ * revoke_all?}: --revoke-all revokes the role on every collection first.
  */
 #include <errno.h>
 #include <grp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "admin_int.h"
@@ -299,11 +300,74 @@ static int run_list(struct vv_vault *v, const struct vv_admin_req *rq,
 	return r;
 }
 
+/* The collection directories (children of the root) holding the nodes of
+ * g, as vault paths, unique, into paths (malloc'd strings); how many.
+ * Nodes outside any collection (the root, files in it) are skipped: the
+ * caller's rescan reports them.  Under v->mu. */
+static size_t grant_colls(struct vv_vault *v, const struct grant_scan *g, char **paths, size_t max)
+{
+	uint64_t seen[64];
+	size_t n = 0;
+
+	for (size_t i = 0; i < g->n && n < max; i++) {
+		struct vv_inode_row row;
+		uint64_t ino = g->inos[i];
+		bool dup = false;
+		char path[4096];
+
+		for (int depth = 0; ino != VV_ROOT_INO && depth < 4096; depth++) {
+			if (vv_meta_inode_get(v->meta, ino, &row) < 0)
+				break;
+			if (row.parent == VV_ROOT_INO)
+				break;
+			ino = row.parent;
+		}
+		if (ino == VV_ROOT_INO || vv_meta_inode_get(v->meta, ino, &row) < 0 ||
+		    !S_ISDIR(row.mode))
+			continue;
+		for (size_t k = 0; k < n; k++)
+			dup |= seen[k] == ino;
+		if (dup || node_path(v, ino, path, sizeof(path)) < 0 || !(paths[n] = strdup(path)))
+			continue;
+		seen[n++] = ino;
+	}
+	return n;
+}
+
+/* --revoke-all: revoke the role on every collection that names it, as
+ * `vecvault revoke ROLE /coll...` would (one transaction per batch of 64
+ * collections).  Called without v->mu. */
+static int revoke_everywhere(struct vv_vault *v, const struct vv_admin_req *rq, const char *name,
+			     char **paths, size_t n, struct vv_admin_reply *rep)
+{
+	struct vv_admin_arg args[65];
+	struct vv_admin_req sub = *rq;
+	int r;
+
+	args[0].key = "role";
+	args[0].val = name;
+	for (size_t i = 0; i < n; i++) {
+		args[1 + i].key = "path";
+		args[1 + i].val = paths[i];
+	}
+	sub.verb = "revoke";
+	sub.args = args;
+	sub.nargs = 1 + n;
+	r = vault_grant_revoke(v, &sub, rep);
+	rep->len = 0;                    /* the revoke's own summary is not ours */
+	if (rep->body)
+		rep->body[0] = '\0';
+	return r;
+}
+
 static int run_delete(struct vv_vault *v, const struct vv_admin_req *rq,
 		      struct vv_admin_reply *rep)
 {
 	const char *name = vault_admin_arg(rq, "name");
+	bool revoke_all = vault_admin_flag(rq, "revoke_all");
 	struct grant_scan g = { 0 };
+	char *paths[64];
+	size_t np = 0;
 	uint32_t gid;
 	int r;
 
@@ -311,24 +375,39 @@ static int run_delete(struct vv_vault *v, const struct vv_admin_req *rq,
 		return vault_admin_fail(rep, VV_EINVAL, "role name '%.64s' is not valid",
 					name ? name : "");
 	pthread_mutex_lock(&v->mu);
-	if ((r = vv_meta_role_get(v->meta, name, &gid)) < 0) {
-		if (r == VV_ENOENT)
-			vault_admin_fail(rep, r, "no role '%s'", name);
-		goto out;
-	}
-	if ((r = grant_scan(v, gid, &g)) < 0)
-		goto out;
-	if (g.n) {
-		char path[4096] = "?";
+	for (int round = 0;; round++) {
+		if ((r = vv_meta_role_get(v->meta, name, &gid)) < 0) {
+			if (r == VV_ENOENT)
+				vault_admin_fail(rep, r, "no role '%s'", name);
+			goto out;
+		}
+		free(g.inos);
+		if ((r = grant_scan(v, gid, &g)) < 0 || g.n == 0)
+			break;
+		if (revoke_all && round < 64 && (np = grant_colls(v, &g, paths, 64)) > 0) {
+			pthread_mutex_unlock(&v->mu);
+			r = revoke_everywhere(v, rq, name, paths, np, rep);
+			for (size_t i = 0; i < np; i++)
+				free(paths[i]);
+			pthread_mutex_lock(&v->mu);
+			if (r < 0)
+				goto out;
+			continue;
+		}
+		{
+			char path[4096] = "?";
 
-		node_path(v, g.inos[0], path, sizeof(path));
-		r = vault_admin_fail(rep, VV_EBUSY, "role '%s' is still granted on %zu node%s "
-				     "(e.g. %.200s): revoke it first%s", name, g.n,
-				     g.n == 1 ? "" : "s", path,
-				     vault_admin_flag(rq, "revoke_all") ?
-				     " (--revoke-all is not available yet)" : " or use --revoke-all");
+			node_path(v, g.inos[0], path, sizeof(path));
+			r = vault_admin_fail(rep, VV_EBUSY, "role '%s' is still granted on %zu node%s "
+					     "(e.g. %.200s): %s", name, g.n, g.n == 1 ? "" : "s", path,
+					     revoke_all ? "outside any collection, where revoke cannot "
+					     "reach: remove those ACL entries with setfacl -x" :
+					     "revoke it first or use --revoke-all");
+		}
 		goto out;
 	}
+	if (r < 0)
+		goto out;
 	if ((r = vault_txn(v)) < 0 || (r = vv_meta_role_del(v->meta, name)) < 0)
 		goto out;
 	r = vault_commit(v);

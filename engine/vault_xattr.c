@@ -5,9 +5,10 @@
  *
  * Rules follow the kernel's xattr_permission(): user.* only on regular files
  * and directories, read needs read permission and write needs write
- * permission; trusted.* and security.* are root's; ACLs are set by the owner
- * or root (the kernel refuses other callers before we are asked) and read by
- * anyone who can reach the node.
+ * permission; trusted.* and security.* are root's; ACLs are set by the owner,
+ * root or an administrator of the node's collection (vault_grant.c; the
+ * kernel itself refuses a local non-owner before we are asked, see
+ * docs/access.md) and read by anyone who can reach the node.
  *
  * Vector attributes: a collection directory (directly under the root) keeps
  * its schema as user.vecvault.{dim,dtype,metric}, validated and stored in
@@ -83,17 +84,18 @@ static int node_name(struct vv_vault *v, struct node *n, char *buf, size_t cap)
 	return vv_meta_dirent_find_ino(v->meta, n->ino, &parent, buf, cap);
 }
 
-/* Probe a segment's header through the data path.  Called without v->mu. */
+/* Parse a segment's header (its format from its name), as the offload
+ * does.  Called without v->mu. */
 static int probe(struct vv_vault *v, struct node *n, const char *name, struct vv_segment_info *si)
 {
-	uint8_t head[VV_VEC_PROBE_LEN];
-	struct vv_file f = { .n = n, .flags = O_RDONLY };
 	const char *why = NULL;
-	ssize_t got = vv_vault_read(v, &f, head, sizeof(head), 0);
+	int r;
 
-	if (got < 0)
-		return (int)got;
-	return vv_segment_probe(name, head, (size_t)got, n->a.size, si, &why);
+	if ((r = vault_audit_gate(v)) < 0 || (r = data_rdlock(v, n)) < 0)
+		return r;
+	r = data_segment_probe(v, n, vv_segment_format_from_name(name), si, &why);
+	pthread_rwlock_unlock(&n->rw);
+	return r;
 }
 
 /* Is name a computed attribute of segment n?  Fills *si when it is.  Under
@@ -148,7 +150,8 @@ static int xattr_perm(struct vv_vault *v, const struct vv_ctx *c, struct node *n
 		return 0;
 	case NS_ACL_ACCESS:
 	case NS_ACL_DEFAULT:
-		if (write && !vv_access_owner_or_root(&c->id, n->a.uid))
+		if (write && !vv_access_owner_or_root(&c->id, n->a.uid) &&
+		    !vault_grant_admin(v, &c->id, n))
 			return VV_EPERM;
 		return 0;
 	default:
@@ -167,6 +170,7 @@ static int set_acl(struct vv_vault *v, const struct vv_ctx *c, struct node *n, e
 	int r;
 
 	node_perm(v, n, &p);
+	p.coll_admin = !vv_access_owner_or_root(&c->id, n->a.uid) && vault_grant_admin(v, &c->id, n);
 	/* A header-only value means "no ACL" (what the kernel sends for an
 	 * empty ACL). */
 	if (value && size == 4)

@@ -504,11 +504,10 @@ static int probe_npy(const uint8_t *head, size_t headlen, uint64_t file_size,
 	return 0;
 }
 
-int vv_segment_probe(const char *name, const uint8_t *head, size_t headlen,
+int vv_segment_probe(enum vv_seg_format f, const uint8_t *head, size_t headlen,
 		     uint64_t file_size, struct vv_segment_info *out, const char **why)
 {
 	const char *dummy;
-	enum vv_seg_format f = vv_segment_format_from_name(name);
 	int r;
 
 	if (!why)
@@ -516,8 +515,8 @@ int vv_segment_probe(const char *name, const uint8_t *head, size_t headlen,
 	*why = NULL;
 	if (headlen > file_size)
 		headlen = (size_t)file_size;
-	if (f == VV_SEG_NONE) {
-		*why = "not a segment file name (.fvecs, .bvecs, .ivecs, .npy)";
+	if (f != VV_SEG_FVECS && f != VV_SEG_BVECS && f != VV_SEG_IVECS && f != VV_SEG_NPY) {
+		*why = "not a segment format (fvecs, bvecs, ivecs, npy)";
 		return VV_EINVAL;
 	}
 	memset(out, 0, sizeof(*out));
@@ -532,6 +531,20 @@ int vv_segment_probe(const char *name, const uint8_t *head, size_t headlen,
 		r = probe_texmex(f, head, headlen, file_size, out, why);
 	}
 	return r;
+}
+
+int vv_segment_view_init(struct vv_segment_view *sv, const uint8_t *base, size_t len,
+			 enum vv_seg_format f, const char **why)
+{
+	int r;
+
+	memset(sv, 0, sizeof(*sv));
+	if ((r = vv_segment_probe(f, base, len < VV_VEC_PROBE_LEN ? len : VV_VEC_PROBE_LEN, len,
+				  &sv->info, why)) < 0)
+		return r;
+	sv->base = base;
+	sv->len = len;
+	return 0;
 }
 
 int vv_segment_probe_ids(const uint8_t *head, size_t headlen, uint64_t file_size,

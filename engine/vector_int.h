@@ -1,7 +1,9 @@
 /*
  * vector_int.h - internals of the vector module shared by its files:
- * vector_format.c (parsers), vector_knn.c (SIMD kernels, top-k) and
- * vector_search.c (collections, threads).
+ * vector_format.c (parsers), vector_knn.c (SIMD kernels, top-k),
+ * vector_scan.c (the scan over segments: plan, threads, heaps; the tool's
+ * search and the daemon's offload both run it) and vector_search.c
+ * (collections: open, offload requests, re-ranking, query files).
  */
 #ifndef VV_VECTOR_INT_H
 #define VV_VECTOR_INT_H
@@ -72,7 +74,7 @@ bool vv_blas_dots(const float *x, size_t xs, size_t nx, const float *q, size_t n
 void vv_topk_offer_block(struct vv_topk *t, const float *o, const float *a, const float *b,
 			 float c, size_t n, uint32_t seg, uint64_t row0);
 
-/* ---- work plan of a search (vector_search.c) ---------------------------------
+/* ---- work plan of a scan (vector_scan.c) ---------------------------------
  * The rows of the whole collection are cut into work units of about the
  * same number of bytes, whatever the segments' sizes: small segments are
  * packed together, large ones split, a segment may span two units.  The
@@ -110,6 +112,56 @@ struct vv_plan {
 int vv_plan_build(const struct vv_plan_seg *segs, size_t n, size_t nthreads, uint64_t unit_bytes,
 		  struct vv_plan *p);
 void vv_plan_release(struct vv_plan *p);
+
+/* ---- the scan (vector_scan.c) ----------------------------------------------
+ * One segment as the scan reads it: its parsed header, and where its rows
+ * are.  In memory (base: the whole file, stream false), or streamed with
+ * pread(2) from fd, or, when fd < 0, from a descriptor the scan opens with
+ * openat(dirfd, name) for each unit (collections past RLIMIT_NOFILE).
+ * Borrowed by the scan, never closed or freed by it. */
+struct vv_scan_seg {
+	struct vv_segment_info info;
+	const uint8_t *base;
+	bool stream;
+	int fd;
+	int dirfd;
+	const char *name;
+	bool skip;               /* not scanned (the daemon scanned it) */
+};
+
+/* One scan: inputs first, then what vv_scan_run fills. */
+struct vv_scan {
+	const struct vv_scan_seg *segs;
+	size_t nsegs;
+	enum vv_metric metric;   /* L2, IP or COSINE */
+	const float *queries;    /* nq raw queries of d floats, finite */
+	size_t nq, d;            /* d: every segment's dim */
+	uint32_t kk;             /* candidates per query kept by each thread */
+	unsigned threads;        /* 0 = all online CPUs */
+	uint64_t unit_bytes;     /* vv_plan_build's; 0 = the default */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
+	/* out: query q's candidates, float distances, in no order, are
+	 * cand[q * ncap .. q * ncap + ncand[q]) (each thread's kk best: up to
+	 * ncap per query, no (seg, row) twice); rows scanned */
+	struct vv_cand *cand;
+	uint32_t *ncand;
+	size_t ncap;
+	uint64_t rows;
+	/* out, on VV_ECORRUPT: the first TEXMEX row (err_seg, err_row) whose dim
+	 * word (err_dim) is wrong; on a read error (VV_E* from err_errno): the
+	 * first segment that failed */
+	uint32_t err_seg;
+	uint64_t err_row;
+	uint32_t err_dim;
+	int err_errno;
+};
+
+/* Run scan s.  0 with s->cand and s->ncand allocated (free with
+ * vv_scan_release), or VV_EINVAL (no queries, k or dim; unknown metric),
+ * VV_ENOMEM, VV_ECORRUPT or a read error, with nothing to release. */
+int vv_scan_run(struct vv_scan *s);
+void vv_scan_release(struct vv_scan *s);
 
 /* Convert n values of type t at src to float (TEXMEX/npy element types). */
 void vv_convert_row(enum vv_dtype t, const uint8_t *src, size_t n, float *dst);

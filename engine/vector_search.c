@@ -7,15 +7,13 @@
  * checks and audit log see the query.  These are not STORE files, so they
  * do not go through vv_os_*.
  *
- * Search: the rows of all segments are cut into units; worker threads take
- * units from a shared counter and keep one top-k heap per query each.  A
- * unit is scanned in row blocks sized for L2; each row block is compared to
- * the queries in blocks sized for L1 (vector_knn.c's tiled kernel), so one
- * pass over the data serves every query.  Heaps keep a few spare candidates
- * past k; at the end their distances are recomputed in double precision from
- * the rows and re-sorted by (distance, segment, row), so float rounding can
- * only change which id is reported where distances tie within ~1e-6
- * relative (docs/query.md).
+ * Search: large segments on a vecvault mount are offered to the daemon
+ * (knn_ioctl.h); the rest go to the scan (vector_scan.c), the same one the
+ * daemon runs.  Each thread keeps a few spare candidates past k; at the end
+ * their distances are recomputed in double precision from the rows and
+ * re-sorted by (distance, segment, row), so float rounding can only change
+ * which id is reported where distances tie within ~1e-6 relative
+ * (docs/query.md).
  */
 #include <errno.h>
 #include <dirent.h>
@@ -31,6 +29,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -41,11 +40,6 @@
 #include "vector_int.h"
 
 #define SPARE 16u                /* extra candidates kept past k */
-#define QBLOCK 128u              /* queries per kernel block */
-#define BLAS_MIN_Q 16u           /* batches from this size use BLAS sgemm */
-#define BLAS_QBLOCK 256u         /* queries per sgemm */
-#define BLAS_RBYTES (256u << 10) /* rows per sgemm: this many bytes of f32 */
-#define STREAM_BYTES (256u << 10) /* pread size of the streaming scan */
 #define SMALL_SEG_BYTES (4u << 20) /* segments up to this size are never mapped */
 #define OFFLOAD_MIN_BYTES (1u << 20) /* smaller segments are not offloaded */
 #define FUSE_SUPER_MAGIC 0x65735546
@@ -186,17 +180,27 @@ static int load_fd(int fd, size_t n, size_t read_below, uint8_t **out, bool *map
 	return 0;
 }
 
-/* Open name relative to dirfd for reading; a regular file, its size in
- * *size.  Returns the descriptor or a VV_E* code with *why set. */
+/* Open name relative to dirfd for reading; a regular file, its type, size
+ * and device in *st (nothing else is filled).  statx asks for just those:
+ * on a FUSE mount fstat also wants the atime, which the kernel forgets
+ * whenever the daemon served a read of the file, so after a cold read every
+ * segment cost a GETATTR round trip.  Returns the descriptor or a VV_E*
+ * code with *why set. */
 static int open_reg(int dirfd, const char *name, struct stat *st, const char **why)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC), r;
+	struct statx sx;
 
 	if (fd < 0) {
 		*why = strerror(errno);
 		return vv_err_from_errno(errno);
 	}
-	if (fstat(fd, st) < 0) {
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_TYPE | STATX_SIZE, &sx) == 0) {
+		memset(st, 0, sizeof(*st));
+		st->st_mode = sx.stx_mode;
+		st->st_size = (off_t)sx.stx_size;
+		st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+	} else if (errno != ENOSYS || fstat(fd, st) < 0) {   /* no statx: a seccomp filter */
 		*why = strerror(errno);
 		r = vv_err_from_errno(errno);
 		close(fd);
@@ -366,7 +370,8 @@ static int seg_load(int dirfd, struct scan_io *io, char *const *idsv, size_t nid
 			goto out;
 		hp = s->base;
 	}
-	if ((r = vv_segment_probe(s->name, hp, hl, n, &s->pub.info, why)) < 0)
+	if ((r = vv_segment_probe(vv_segment_format_from_name(s->name), hp, hl, n, &s->pub.info,
+				  why)) < 0)
 		goto out;
 	if (!(ids = ids_name(s->name))) {
 		r = VV_ENOMEM;
@@ -711,328 +716,6 @@ const char *vv_collection_skipped(const struct vv_collection *c, size_t i)
 
 /* ---- search --------------------------------------------------------------- */
 
-#define UNIT_MIN_BYTES (256u << 10)
-#define UNIT_MAX_BYTES (4u << 20)
-#define UNITS_PER_THREAD 8u      /* enough units that threads finish together */
-
-static int plan_add(struct vv_plan *p, size_t *pcap, size_t *ucap, bool new_unit, uint32_t seg,
-		    uint64_t row0, uint64_t nrows, uint64_t stride)
-{
-	if (p->npieces == *pcap) {
-		struct vv_piece *x = realloc(p->pieces, (*pcap = *pcap ? 2 * *pcap : 64) * sizeof(*x));
-		if (!x)
-			return VV_ENOMEM;
-		p->pieces = x;
-	}
-	if (new_unit) {
-		if (p->nunits == *ucap) {
-			struct vv_unit *x = realloc(p->units, (*ucap = *ucap ? 2 * *ucap : 64) * sizeof(*x));
-			if (!x)
-				return VV_ENOMEM;
-			p->units = x;
-		}
-		p->units[p->nunits++] = (struct vv_unit){ p->npieces, p->npieces, 0, 0 };
-	}
-	p->pieces[p->npieces++] = (struct vv_piece){ seg, row0, nrows };
-	p->units[p->nunits - 1].p1 = p->npieces;
-	p->units[p->nunits - 1].rows += nrows;
-	p->units[p->nunits - 1].bytes += nrows * stride;
-	return 0;
-}
-
-int vv_plan_build(const struct vv_plan_seg *segs, size_t n, size_t nthreads, uint64_t unit_bytes,
-		  struct vv_plan *p)
-{
-	size_t pcap = 0, ucap = 0;
-	uint64_t total = 0, ub;
-	int r = 0;
-
-	memset(p, 0, sizeof(*p));
-	for (size_t i = 0; i < n; i++)
-		if (!segs[i].skip)
-			total += segs[i].rows * (segs[i].stride ? segs[i].stride : 1);
-	if (!unit_bytes) {
-		unit_bytes = total / ((nthreads ? nthreads : 1) * UNITS_PER_THREAD);
-		unit_bytes = unit_bytes < UNIT_MIN_BYTES ? UNIT_MIN_BYTES :
-			     unit_bytes > UNIT_MAX_BYTES ? UNIT_MAX_BYTES : unit_bytes;
-	}
-	p->unit_bytes = unit_bytes;
-	ub = unit_bytes;                 /* bytes in the open unit: none open yet */
-	for (size_t i = 0; i < n; i++) {
-		uint64_t st = segs[i].stride ? segs[i].stride : 1, rows = segs[i].rows;
-		if (segs[i].skip)
-			continue;
-		for (uint64_t r0 = 0; r0 < rows;) {
-			bool fresh = ub >= unit_bytes;
-			uint64_t want;
-			if (fresh)
-				ub = 0;
-			/* fill the open unit up to its size: a large segment
-			 * continues in the next unit */
-			want = (unit_bytes - ub + st - 1) / st;
-			want = want < 1 ? 1 : want > rows - r0 ? rows - r0 : want;
-			if ((r = plan_add(p, &pcap, &ucap, fresh, (uint32_t)i, r0, want, st)) < 0)
-				return r;
-			ub += want * st;
-			r0 += want;
-			p->rows += want;
-			p->bytes += want * st;
-		}
-	}
-	return r;
-}
-
-void vv_plan_release(struct vv_plan *p)
-{
-	free(p->pieces);
-	free(p->units);
-	memset(p, 0, sizeof(*p));
-}
-
-struct job {
-	struct vv_collection *c;
-	const struct vv_kernels *kern;
-	enum vv_metric metric;
-	const float *q;          /* prepared queries (cosine: normalised) */
-	const float *qn;         /* |q|^2 (l2) */
-	size_t nq, d;
-	uint32_t kk;
-	bool blas;               /* batch path: sgemm + filtered top-k */
-	struct vv_plan plan;
-	atomic_size_t next;
-	atomic_uint_least64_t done;
-	uint64_t total;
-	const struct vv_search_opts *o;
-};
-
-struct worker {
-	pthread_t th;
-	struct job *j;
-	int id;
-	struct vv_cand *cand;    /* nq * kk */
-	struct vv_topk *tk;      /* nq */
-	float *scratch, *norms, *inv, *out;
-	size_t brows;
-	/* first bad TEXMEX row seen */
-	int bad;
-	uint32_t bad_seg;
-	uint64_t bad_row;
-	uint32_t bad_dim;
-	/* streamed segments: read buffer, rows per read, first read error */
-	uint8_t *io;
-	size_t iorows;
-	int ioerr;
-	uint32_t ioerr_seg;
-};
-
-/* Rows r.. of segment s as floats, their bytes at p (the mapping or a
- * pread buffer; TEXMEX dim words 4 bytes before each row): p itself when the
- * layout allows, else converted into buf.  NULL on a bad TEXMEX dim word. */
-static const float *rows_f32(const struct cseg *s, const uint8_t *p, uint64_t r, size_t n,
-			     size_t d, float *buf, size_t *xs, uint64_t *bad_row, uint32_t *bad_dim)
-{
-	const struct vv_segment_info *si = &s->pub.info;
-
-	if (si->format != VV_SEG_NPY)
-		for (size_t i = 0; i < n; i++) {
-			uint32_t w = vv_get_le32(p + i * si->stride - 4);
-			if (w != si->dim) {
-				*bad_row = r + i;
-				*bad_dim = w;
-				return NULL;
-			}
-		}
-	if (si->dtype == VV_DT_F32 && ((uintptr_t)p & 3) == 0 && (si->stride & 3) == 0) {
-		*xs = si->stride / 4;
-		return (const float *)(const void *)p;
-	}
-	for (size_t i = 0; i < n; i++)
-		vv_convert_row(si->dtype, p + i * si->stride, d, buf + i * d);
-	*xs = d;
-	return buf;
-}
-
-/* Open again a small segment that the open probed but could not keep a
- * descriptor for (past RLIMIT_NOFILE); the caller closes it.  The fd, or
- * -errno. */
-static int seg_reopen(const struct vv_collection *c, const struct cseg *s)
-{
-	int fd = openat(c->io->dirfd, s->name, O_RDONLY | O_CLOEXEC);
-
-	return fd >= 0 ? fd : -errno;
-}
-
-/* Read rows r.. (n of them) of a streamed segment into w->io; returns where
- * row r's values start, NULL on error (w->ioerr set). */
-static const uint8_t *rows_read(struct worker *w, const struct cseg *s, int fd, uint64_t r, size_t n)
-{
-	const struct vv_segment_info *si = &s->pub.info;
-	size_t pre = si->format != VV_SEG_NPY ? 4 : 0, len = n * si->stride, got = 0;
-	off_t off = (off_t)(si->data_off + r * si->stride - pre);
-
-	while (got < len) {
-		ssize_t k = pread(fd, w->io + got, len - got, off + (off_t)got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			w->ioerr = k < 0 ? errno : EIO;
-			return NULL;
-		}
-		got += (size_t)k;
-	}
-	return w->io + pre;
-}
-
-/* The batch path: per query block, one sgemm gives alpha*q.x for the whole
- * row block (queries x rows, so each query's values are contiguous), then a
- * SIMD threshold filter per query adds the row terms and offers only values
- * that beat the query's current k+SPARE-th best.
- *   l2:     |x|^2 - 2 q.x + |q|^2   (alpha -2, a = |x|^2, c = |q|^2)
- *   ip:     -q.x                    (alpha -1)
- *   cosine: 1 - q.x / |x|           (alpha -1, b = 1/|x|, c = 1; q normalised) */
-static void scan_blas(struct worker *w, const float *x, size_t xs, size_t n, uint32_t seg,
-		      uint64_t row)
-{
-	struct job *j = w->j;
-	size_t d = j->d, nq = j->nq;
-	const float *a = NULL, *b = NULL;
-	float alpha = j->metric == VV_METRIC_L2 ? -2.0f : -1.0f;
-
-	if (j->metric == VV_METRIC_L2) {
-		j->kern->norms(x, xs, n, d, w->norms);
-		a = w->norms;
-	} else if (j->metric == VV_METRIC_COSINE) {
-		j->kern->norms(x, xs, n, d, w->norms);
-		for (size_t i = 0; i < n; i++)
-			w->inv[i] = w->norms[i] > 0 ? 1.0f / sqrtf(w->norms[i]) : 0.0f;
-		b = w->inv;
-	}
-	for (size_t q0 = 0; q0 < nq; q0 += BLAS_QBLOCK) {
-		size_t qb = nq - q0 < BLAS_QBLOCK ? nq - q0 : BLAS_QBLOCK;
-		vv_blas_dots(x, xs, n, j->q + q0 * d, qb, d, alpha, w->out, n);
-		for (size_t q = 0; q < qb; q++) {
-			float c = j->metric == VV_METRIC_L2 ? j->qn[q0 + q] :
-				  j->metric == VV_METRIC_COSINE ? 1.0f : 0.0f;
-			vv_topk_offer_block(&w->tk[q0 + q], w->out + q * n, a, b, c, n, seg, row);
-		}
-	}
-}
-
-static void scan_piece(struct worker *w, const struct vv_piece *u)
-{
-	struct job *j = w->j;
-	const struct cseg *s = &j->c->segs[u->seg];
-	size_t d = j->d, nq = j->nq;
-	bool direct = j->metric == VV_METRIC_L2 && nq < 4;
-
-	size_t chunk = s->stream ? w->iorows : w->brows;
-	const uint8_t *cp = NULL;
-	int fd = s->fd;
-
-	if (w->ioerr)
-		return;
-	if (s->stream && fd < 0 && (fd = seg_reopen(j->c, s)) < 0) {
-		w->ioerr = -fd;
-		w->ioerr_seg = u->seg;
-		return;
-	}
-	for (uint64_t r0 = 0; r0 < u->nrows; r0 += w->brows) {
-		size_t n = (size_t)(u->nrows - r0 < w->brows ? u->nrows - r0 : w->brows), xs;
-		uint64_t row = u->row0 + r0;
-		uint64_t brow = 0;
-		uint32_t bdim = 0;
-		const uint8_t *p;
-		const float *x;
-
-		if (!s->stream) {
-			p = s->base + s->pub.info.data_off + row * s->pub.info.stride;
-		} else {
-			/* chunks of iorows (a multiple of brows) rows */
-			if (r0 % chunk == 0) {
-				size_t cn = (size_t)(u->nrows - r0 < chunk ? u->nrows - r0 : chunk);
-				if (!(cp = rows_read(w, s, fd, row, cn))) {
-					w->ioerr_seg = u->seg;
-					goto out;
-				}
-			}
-			p = cp + (r0 % chunk) * s->pub.info.stride;
-		}
-		x = rows_f32(s, p, row, n, d, w->scratch, &xs, &brow, &bdim);
-
-		if (!x) {
-			if (!w->bad || u->seg < w->bad_seg || (u->seg == w->bad_seg && brow < w->bad_row)) {
-				w->bad = 1;
-				w->bad_seg = u->seg;
-				w->bad_row = brow;
-				w->bad_dim = bdim;
-			}
-			goto out;
-		}
-		if (j->blas) {
-			scan_blas(w, x, xs, n, u->seg, row);
-			continue;
-		}
-		if (direct) {
-			for (size_t q = 0; q < nq; q++) {
-				struct vv_topk *t = &w->tk[q];
-				j->kern->l2sq(x, xs, n, j->q + q * d, d, w->out);
-				for (size_t i = 0; i < n; i++)
-					if (w->out[i] <= t->thr)
-						vv_topk_push(t, w->out[i], u->seg, row + i);
-			}
-			continue;
-		}
-		if (j->metric != VV_METRIC_IP)
-			j->kern->norms(x, xs, n, d, w->norms);
-		for (size_t q0 = 0; q0 < nq; q0 += QBLOCK) {
-			size_t qb = nq - q0 < QBLOCK ? nq - q0 : QBLOCK;
-			j->kern->dots(x, xs, n, j->q + q0 * d, qb, d, w->out, qb);
-			for (size_t i = 0; i < n; i++) {
-				const float *o = w->out + i * qb;
-				float xn = w->norms[i], inv = 0;
-				if (j->metric == VV_METRIC_COSINE)
-					inv = xn > 0 ? 1.0f / sqrtf(xn) : 0;
-				for (size_t q = 0; q < qb; q++) {
-					struct vv_topk *t = &w->tk[q0 + q];
-					float v;
-					if (j->metric == VV_METRIC_L2)
-						v = xn + j->qn[q0 + q] - 2 * o[q];
-					else if (j->metric == VV_METRIC_IP)
-						v = -o[q];
-					else
-						v = 1 - o[q] * inv;
-					if (v <= t->thr)
-						vv_topk_push(t, v, u->seg, row + i);
-				}
-			}
-		}
-	}
-out:
-	if (fd != s->fd)
-		close(fd);
-}
-
-static void *work(void *arg)
-{
-	struct worker *w = arg;
-	struct job *j = w->j;
-
-	for (;;) {
-		size_t i = atomic_fetch_add(&j->next, 1);
-		const struct vv_unit *u;
-		uint64_t done;
-		if (i >= j->plan.nunits)
-			break;
-		u = &j->plan.units[i];
-		for (size_t p = u->p0; p < u->p1; p++)
-			scan_piece(w, &j->plan.pieces[p]);
-		done = atomic_fetch_add(&j->done, u->rows) + u->rows;
-		if (w->id == 0 && j->o->progress)
-			j->o->progress(j->o->progress_ctx, done, j->total);
-	}
-	return NULL;
-}
-
 /* Exact distance in double precision between row (seg, r) and query q into
  * *out.  The row comes from the segment's mapping, or for a segment kept
  * unmapped (small ones) by one pread into raw (d * 4 bytes); buf holds d
@@ -1048,9 +731,9 @@ static int exact_dist(const struct vv_collection *c, enum vv_metric m, uint32_t 
 	int e;
 
 	if (!s->base) {
-		int fd = s->fd >= 0 ? s->fd : seg_reopen(c, s);
+		int fd = s->fd >= 0 ? s->fd : openat(c->io->dirfd, s->name, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
-			return vv_err_from_errno(-fd);
+			return vv_err_from_errno(errno);
 		e = pread_full(fd, raw, d * vv_dtype_size(s->pub.info.dtype), off, &why);
 		if (fd != s->fd)
 			close(fd);
@@ -1092,154 +775,6 @@ static int dcand_cmp(const void *a, const void *b)
 	if (x->seg != y->seg)
 		return x->seg < y->seg ? -1 : 1;
 	return x->row < y->row ? -1 : x->row > y->row;
-}
-
-/* Queries as the kernels take them: normalised for cosine; qn = |q|^2. */
-static int prep_queries(enum vv_metric m, const float *queries, size_t nq, size_t d,
-			float **qp, float **qn)
-{
-	*qp = malloc(nq * d * sizeof(float) + 1);
-	*qn = malloc(nq * sizeof(float) + 1);
-	if (!*qp || !*qn)
-		return VV_ENOMEM;
-	memcpy(*qp, queries, nq * d * sizeof(float));
-	for (size_t i = 0; i < nq; i++) {
-		float *q = *qp + i * d;
-		double s = 0;
-		for (size_t t = 0; t < d; t++)
-			s += (double)q[t] * q[t];
-		(*qn)[i] = (float)s;
-		if (m == VV_METRIC_COSINE && s > 0)
-			for (size_t t = 0; t < d; t++)
-				q[t] = (float)(q[t] / sqrt(s));
-	}
-	return 0;
-}
-
-static void job_free(struct job *j, struct worker *ws, size_t nws)
-{
-	if (ws)
-		for (size_t t = 0; t < nws; t++) {
-			free(ws[t].cand);
-			free(ws[t].tk);
-			free(ws[t].scratch);
-			free(ws[t].norms);
-			free(ws[t].inv);
-			free(ws[t].out);
-			free(ws[t].io);
-		}
-	free(ws);
-	vv_plan_release(&j->plan);
-}
-
-/* Scan every segment of j->c that is not offloaded, with up to `threads`
- * threads (0 = all CPUs).  On return ws[0 .. *started) hold one heap of the
- * j->kk best candidates per query each; the caller checks job_errors() and
- * frees with job_free(j, *ws, *nws). */
-static int job_run(struct job *j, unsigned threads, struct worker **wsp, size_t *nws,
-		   size_t *startedp)
-{
-	struct vv_collection *c = j->c;
-	struct worker *ws;
-	struct vv_plan_seg *ps;
-	size_t d = j->d, nq = j->nq, nthreads, maxstride = 0, started;
-	int r;
-
-	*wsp = NULL;
-	*nws = *startedp = 0;
-	nthreads = threads ? threads : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
-	if (nthreads < 1)
-		nthreads = 1;
-	if (!(ps = malloc((c->nsegs ? c->nsegs : 1) * sizeof(*ps))))
-		return VV_ENOMEM;
-	for (size_t s = 0; s < c->nsegs; s++) {
-		const struct cseg *cs = &c->segs[s];
-		ps[s] = (struct vv_plan_seg){ cs->pub.info.count, cs->pub.info.stride, cs->offloaded };
-		if (!cs->offloaded && cs->stream && cs->pub.info.count && cs->pub.info.stride > maxstride)
-			maxstride = cs->pub.info.stride;
-	}
-	r = vv_plan_build(ps, c->nsegs, nthreads, j->o->unit_bytes, &j->plan);
-	free(ps);
-	if (r < 0)
-		return r;
-	j->total = j->plan.rows;
-	if (nthreads > j->plan.nunits)
-		nthreads = j->plan.nunits ? j->plan.nunits : 1;
-	if (!(ws = calloc(nthreads, sizeof(*ws))))
-		return VV_ENOMEM;
-	*wsp = ws;
-	*nws = nthreads;
-	for (size_t t = 0; t < nthreads; t++) {
-		struct worker *w = &ws[t];
-		size_t qbmax = j->blas ? BLAS_QBLOCK : QBLOCK;
-		/* ~256 KiB of rows per block (half of L2), a multiple of the
-		 * kernel's 3-row tile */
-		size_t br = (256u << 10) / (d * 4);
-		br = br < 3 ? 3 : br > 384 ? 384 : br - br % 3;
-		if (j->blas) {
-			br = BLAS_RBYTES / (d * 4);
-			br = br < 16 ? 16 : br > 4096 ? 4096 : br;
-		}
-		w->j = j;
-		w->id = (int)t;
-		w->brows = br;
-		w->cand = malloc(nq * j->kk * sizeof(*w->cand));
-		w->tk = malloc(nq * sizeof(*w->tk));
-		w->scratch = malloc(br * d * sizeof(float));
-		w->norms = malloc(br * sizeof(float));
-		w->inv = malloc(br * sizeof(float));
-		w->out = malloc(br * (nq < qbmax ? nq : qbmax) * sizeof(float) + br * sizeof(float));
-		if (maxstride) {
-			size_t m = STREAM_BYTES / (br * maxstride);
-			w->iorows = (m ? m : 1) * br;
-			w->io = aligned_alloc(64, (w->iorows * maxstride + 63) & ~(size_t)63);
-		}
-		if (!w->cand || !w->tk || !w->scratch || !w->norms || !w->inv || !w->out ||
-		    (maxstride && !w->io))
-			return VV_ENOMEM;
-		for (size_t q = 0; q < nq; q++)
-			vv_topk_init(&w->tk[q], w->cand + q * j->kk, j->kk);
-	}
-	for (started = 1; started < nthreads; started++)
-		if (pthread_create(&ws[started].th, NULL, work, &ws[started]) != 0) {
-			vv_log(VV_LOG_WARN, "knn: could not start thread %zu; continuing with fewer",
-			       started);
-			break;
-		}
-	work(&ws[0]);
-	for (size_t t = 1; t < started; t++)
-		pthread_join(ws[t].th, NULL);
-	*startedp = started;
-	return 0;
-}
-
-/* A read error or a bad TEXMEX row anywhere fails the whole search: results
- * may already hold rows from that segment.  The first by segment wins. */
-static int job_errors(const struct job *j, const struct worker *ws, size_t started,
-		      char *err, size_t errlen)
-{
-	const struct worker *bad = NULL, *ioe = NULL;
-	const struct vv_collection *c = j->c;
-
-	for (size_t t = 0; t < started; t++) {
-		if (ws[t].bad && (!bad || ws[t].bad_seg < bad->bad_seg ||
-				  (ws[t].bad_seg == bad->bad_seg && ws[t].bad_row < bad->bad_row)))
-			bad = &ws[t];
-		if (ws[t].ioerr && (!ioe || ws[t].ioerr_seg < ioe->ioerr_seg))
-			ioe = &ws[t];
-	}
-	if (ioe) {
-		seterr(err, errlen, "%s/%s: %s", c->dir, c->segs[ioe->ioerr_seg].name,
-		       strerror(ioe->ioerr));
-		return vv_err_from_errno(ioe->ioerr);
-	}
-	if (bad) {
-		seterr(err, errlen, "%s/%s: row %llu has dimension word %u, expected %zu",
-		       c->dir, c->segs[bad->bad_seg].name, (unsigned long long)bad->bad_row,
-		       bad->bad_dim, j->d);
-		return VV_ECORRUPT;
-	}
-	return 0;
 }
 
 /* ---- the query offload (knn_ioctl.h) ------------------------------------------ */
@@ -1310,19 +845,20 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			 const struct vv_search_opts *o, struct vv_hit *hits,
 			 char *err, size_t errlen)
 {
-	struct job j;
-	struct worker *ws = NULL;
-	float *qp = NULL, *qn = NULL, *rowbuf = NULL;
+	struct vv_scan sc;
+	struct vv_scan_seg *ss = NULL;
+	enum vv_metric metric;
+	float *rowbuf = NULL;
 	uint8_t *rowraw = NULL;
 	struct dcand *dc = NULL;
 	struct vv_cand *oc = NULL;
 	struct vv_knn_ioc *io = NULL;
-	size_t d = c->schema.dim, nws = 0, started = 0, nstream = 0, ocap = 0, *on = NULL;
-	uint32_t k = o->k;
+	size_t d = c->schema.dim, nstream = 0, ocap = 0, *on = NULL;
+	uint32_t k = o->k, kk = k + SPARE;
 	uint64_t omin;
 	int r = 0;
 
-	memset(&j, 0, sizeof(j));
+	memset(&sc, 0, sizeof(sc));
 	if (o->stats)
 		memset(o->stats, 0, sizeof(*o->stats));
 	for (size_t s = 0; s < c->nsegs; s++)
@@ -1350,29 +886,20 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			goto out;
 		}
 	}
-	j.c = c;
-	j.o = o;
-	j.kern = vv_kernels_get();
-	j.metric = o->metric != VV_METRIC_NONE ? o->metric : c->schema.metric;
-	j.nq = nq;
-	j.d = d;
-	j.kk = k + SPARE;
-	j.blas = nq >= BLAS_MIN_Q && vv_blas_available();
-	if ((r = prep_queries(j.metric, queries, nq, d, &qp, &qn)) < 0 ||
-	    !(rowbuf = malloc(d * sizeof(float))) || !(rowraw = malloc(d * sizeof(float)))) {
+	metric = o->metric != VV_METRIC_NONE ? o->metric : c->schema.metric;
+	if (!(rowbuf = malloc(d * sizeof(float))) || !(rowraw = malloc(d * sizeof(float))) ||
+	    !(ss = malloc((c->nsegs ? c->nsegs : 1) * sizeof(*ss)))) {
 		r = VV_ENOMEM;
 		goto out;
 	}
-	j.q = qp;
-	j.qn = qn;
 
 	/* Segments on a vecvault mount: let the daemon scan the large ones. */
 	omin = offload_min_bytes(o);
 	for (size_t s = 0; s < c->nsegs; s++)
 		nstream += c->segs[s].stream && c->segs[s].fuse && c->segs[s].len >= omin;
 	if (nstream && offload_allowed(o) && nq * d <= VV_KNN_MAX_FLOATS &&
-	    nq * j.kk <= VV_KNN_MAX_CANDS) {
-		ocap = nstream * j.kk;
+	    nq * kk <= VV_KNN_MAX_CANDS) {
+		ocap = nstream * kk;
 		if (!(io = malloc(sizeof(*io))) || !(oc = malloc(nq * ocap * sizeof(*oc))) ||
 		    !(on = calloc(nq, sizeof(*on)))) {
 			r = VV_ENOMEM;
@@ -1383,7 +910,7 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			bool filling = false;
 			if (!cs->stream || !cs->fuse || cs->len < omin)
 				continue;
-			if (!offload_seg(cs, (uint32_t)s, j.metric, queries, nq, d, j.kk, o->threads, io,
+			if (!offload_seg(cs, (uint32_t)s, metric, queries, nq, d, kk, o->threads, io,
 					 oc, ocap, on, &filling)) {
 				if (o->stats)
 					o->stats->segs_filling += filling;
@@ -1397,22 +924,39 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		}
 	}
 
-	if ((r = job_run(&j, o->threads, &ws, &nws, &started)) < 0 ||
-	    (r = job_errors(&j, ws, started, err, errlen)) < 0)
+	for (size_t s = 0; s < c->nsegs; s++) {
+		const struct cseg *cs = &c->segs[s];
+		ss[s] = (struct vv_scan_seg){ .info = cs->pub.info, .base = cs->base, .stream = cs->stream,
+					      .fd = cs->fd, .dirfd = c->io->dirfd, .name = cs->name,
+					      .skip = cs->offloaded };
+	}
+	sc = (struct vv_scan){ .segs = ss, .nsegs = c->nsegs, .metric = metric, .queries = queries,
+			       .nq = nq, .d = d, .kk = kk, .threads = o->threads,
+			       .unit_bytes = o->unit_bytes, .progress = o->progress,
+			       .progress_ctx = o->progress_ctx };
+	if ((r = vv_scan_run(&sc)) < 0) {
+		const char *name = c->nsegs ? c->segs[sc.err_seg].name : "";
+		if (r == VV_ECORRUPT)
+			seterr(err, errlen, "%s/%s: row %llu has dimension word %u, expected %zu",
+			       c->dir, name, (unsigned long long)sc.err_row, sc.err_dim, d);
+		else if (sc.err_errno)
+			seterr(err, errlen, "%s/%s: %s", c->dir, name, strerror(sc.err_errno));
 		goto out;
-	if (!(dc = malloc((started * j.kk + ocap) * sizeof(*dc)))) {
+	}
+	if (!(dc = malloc((sc.ncap + ocap) * sizeof(*dc) + 1))) {
 		r = VV_ENOMEM;
 		goto out;
 	}
 	for (size_t q = 0; q < nq; q++) {
 		size_t n = 0;
-		for (size_t t = 0; t <= started; t++) {
-			const struct vv_cand *cd = t < started ? ws[t].tk[q].c : oc ? oc + q * ocap : NULL;
-			size_t m = t < started ? ws[t].tk[q].n : on ? on[q] : 0;
+		/* the scan's candidates, then the daemon's: re-ranked in double */
+		for (int part = 0; part < 2; part++) {
+			const struct vv_cand *cd = part == 0 ? sc.cand + q * sc.ncap : oc ? oc + q * ocap : NULL;
+			size_t m = part == 0 ? sc.ncand[q] : on ? on[q] : 0;
 			for (size_t i = 0; i < m; i++) {
 				dc[n].seg = cd[i].seg;
 				dc[n].row = cd[i].row;
-				if ((r = exact_dist(c, j.metric, cd[i].seg, cd[i].row, queries + q * d, d,
+				if ((r = exact_dist(c, metric, cd[i].seg, cd[i].row, queries + q * d, d,
 						    rowraw, rowbuf, &dc[n].d)) < 0) {
 					seterr(err, errlen, "%s/%s: %s", c->dir, c->segs[cd[i].seg].name,
 					       vv_strerror(r));
@@ -1433,96 +977,14 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		}
 	}
 out:
-	job_free(&j, ws, nws);
+	vv_scan_release(&sc);
+	free(ss);
 	free(dc);
-	free(qp);
-	free(qn);
 	free(rowbuf);
 	free(rowraw);
 	free(io);
 	free(oc);
 	free(on);
-	return r;
-}
-
-/* Merge the workers' heaps of one query into its kk best, best first. */
-static int cand_cmp(const void *a, const void *b)
-{
-	const struct vv_cand *x = a, *y = b;
-
-	return vv_cand_less(x, y) ? -1 : vv_cand_less(y, x) ? 1 : 0;
-}
-
-int vv_segment_knn(const uint8_t *base, size_t len, const struct vv_segment_info *si,
-		   enum vv_metric m, const float *queries, size_t nq, uint32_t kk,
-		   unsigned threads, struct vv_knn_ioc_cand *out)
-{
-	struct cseg seg;
-	struct vv_collection c;
-	struct vv_search_opts o;
-	struct job j;
-	struct worker *ws = NULL;
-	struct vv_cand *all = NULL;
-	float *qp = NULL, *qn = NULL;
-	size_t nws = 0, started = 0, d = si->dim;
-	int r;
-
-	/* the probe checked si against the file size; check it against len
-	 * (TEXMEX: data_off and stride include the next row's dim word) */
-	if (!nq || !kk || !d || (m != VV_METRIC_L2 && m != VV_METRIC_IP && m != VV_METRIC_COSINE) ||
-	    (si->count && si->data_off + (si->count - 1) * si->stride +
-			  (uint64_t)d * vv_dtype_size(si->dtype) > len))
-		return VV_EINVAL;
-	memset(&seg, 0, sizeof(seg));
-	memset(&c, 0, sizeof(c));
-	memset(&o, 0, sizeof(o));
-	memset(&j, 0, sizeof(j));
-	seg.name = (char *)"segment";
-	seg.pub.name = seg.name;
-	seg.pub.info = *si;
-	seg.base = (uint8_t *)base;
-	seg.len = len;
-	seg.fd = -1;
-	c.dir = (char *)"daemon";
-	c.segs = &seg;
-	c.nsegs = 1;
-	c.schema.dim = si->dim;
-	c.schema.dtype = si->dtype;
-	c.schema.metric = m;
-	j.c = &c;
-	j.o = &o;
-	j.kern = vv_kernels_get();
-	j.metric = m;
-	j.nq = nq;
-	j.d = d;
-	j.kk = kk;
-	j.blas = nq >= BLAS_MIN_Q && vv_blas_available();
-	if ((r = prep_queries(m, queries, nq, d, &qp, &qn)) < 0)
-		goto out;
-	j.q = qp;
-	j.qn = qn;
-	if ((r = job_run(&j, threads, &ws, &nws, &started)) < 0 ||
-	    (r = job_errors(&j, ws, started, NULL, 0)) < 0)
-		goto out;
-	if (!(all = malloc(started * kk * sizeof(*all) + 1))) {
-		r = VV_ENOMEM;
-		goto out;
-	}
-	for (size_t q = 0; q < nq; q++) {
-		size_t n = 0;
-		for (size_t t = 0; t < started; t++)
-			for (uint32_t i = 0; i < ws[t].tk[q].n; i++)
-				all[n++] = ws[t].tk[q].c[i];
-		qsort(all, n, sizeof(*all), cand_cmp);
-		for (size_t i = 0; i < kk; i++)
-			out[q * kk + i] = i < n ? (struct vv_knn_ioc_cand){ all[i].d, 0, all[i].row }
-						: (struct vv_knn_ioc_cand){ INFINITY, 0, VV_KNN_NO_ROW };
-	}
-out:
-	job_free(&j, ws, nws);
-	free(all);
-	free(qp);
-	free(qn);
 	return r;
 }
 
@@ -1557,8 +1019,8 @@ int vv_vectors_load(const char *path, float **out, size_t *n, uint32_t *dim,
 		seterr(err, errlen, "%s: %s", path, why);
 		goto out;
 	}
-	if ((r = vv_segment_probe(name, base, len < VV_VEC_PROBE_LEN ? len : VV_VEC_PROBE_LEN, len,
-				  &si, &why)) < 0) {
+	if ((r = vv_segment_probe(vv_segment_format_from_name(name), base,
+				  len < VV_VEC_PROBE_LEN ? len : VV_VEC_PROBE_LEN, len, &si, &why)) < 0) {
 		seterr(err, errlen, "%s: %s", path, why);
 		goto out;
 	}

@@ -21,6 +21,9 @@ int cmd_admin(int argc, char **argv);
 int cmd_role(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_key(int argc, char **argv);
+int cmd_grant(int argc, char **argv);
+int cmd_revoke(int argc, char **argv);
+int cmd_grants(int argc, char **argv);
 
 /* Shared helpers (tools/util.c). */
 

@@ -41,6 +41,9 @@ static const struct verb verbs[] = {
 	{ "role", cmd_role, "manage roles (POSIX groups) of a mounted vault" },
 	{ "user", cmd_user, "manage the vault users remote clients log in as" },
 	{ "key", cmd_key, "create, list and revoke vault users' API keys" },
+	{ "grant", cmd_grant, "give a role rights on a collection (ACL entries)" },
+	{ "revoke", cmd_revoke, "take a role's rights away below a path" },
+	{ "grants", cmd_grants, "show which roles have what on a path" },
 	{ "admin", cmd_admin, "send one request to a mounted vault's daemon" },
 };
 

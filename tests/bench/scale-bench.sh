@@ -6,8 +6,9 @@
 # 1 query and 100 queries, k 10; on a plain directory DIR (default
 # /tmp/vv-scale) and, unless MOUNT=0, on a fresh vecvault mount holding
 # copies, with the query offload and without it (VV_KNN_OFFLOAD=0).
-# Prints median wall time, ns per byte of segments, and the split/unsplit
-# time ratio for the same bytes (goal: <= 1.3 for 1000-row segments, <= 2
+# Prints median wall time, ns per byte of segments, CPU time (the tool's,
+# and the tool's plus the daemon's), and the split/unsplit ratio of each
+# for the same bytes (goal: <= 1.3 for 1000-row segments, <= 2
 # for 100-row ones), and checks every layout reports the same ids.  Not part
 # of ctest: it needs ~3 GB of disk and RAM and several minutes (copying
 # 10,000 files into the mount dominates the first run).
@@ -15,7 +16,8 @@
 # executable, with the same environment.
 #   env: VV_BIN (default: vecvault on PATH), THREADS (default: all CPUs),
 #        REPS (default 7), ROWS (500000), DIM (128), MOUNT (1),
-#        MNT_DIR (use this directory on an existing mount instead of making one)
+#        MNT_DIR (use this directory on an existing mount instead of making one),
+#        DAEMON_PIDFILE (that mount's pid file: report the daemon's CPU time)
 set -eu
 DIR=${1:-/tmp/vv-scale}
 VV=${VV_BIN:-$(command -v vecvault)}
@@ -48,6 +50,7 @@ if [ "$MOUNT" = 1 ]; then
 		printf 'scale bench\n' > "$T/pass"
 		"$VV" init "$T/store" --passfile "$T/pass" --kdf test > /dev/null
 		"$VV" mount "$T/store" "$T/mnt" --passfile "$T/pass" --pid-file "$T/pid" --log "$T/log"
+		export DAEMON_PIDFILE=${DAEMON_PIDFILE:-$T/pid}
 		M=$T/mnt/scale
 		echo "# copying the data into a fresh mount ($T/mnt)"
 	fi

@@ -10,7 +10,10 @@
         environment settings such as VV_KNN_OFFLOAD=0), runs `VV query` on
         every layout with 1 and 100 queries, REPS rounds interleaved; prints
         the median wall time, ns per byte of segments, the split/unsplit
-        ratios, and checks that every layout gives the same ids.
+        ratios, and checks that every layout gives the same ids.  With
+        DAEMON_PIDFILE set (scale-bench.sh sets it for its own mount), the
+        CPU time the vecvault daemon spent per query is reported too: on a
+        mount with many small segments that is where their cost goes.
 """
 import os, re, resource, statistics, subprocess, sys, tempfile, time
 import numpy as np
@@ -47,15 +50,27 @@ def cpu_children():
     return r.ru_utime + r.ru_stime
 
 
+def cpu_daemon():
+    """CPU seconds the daemon named by $DAEMON_PIDFILE used so far, or 0."""
+    try:
+        pid = open(os.environ["DAEMON_PIDFILE"]).read().split()[0]
+        f = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (KeyError, OSError, IndexError, ValueError):
+        return 0.0
+
+
 def run_vv(vv, coll, qf, threads, out, env):
     """Wall time and CPU time (user + system) of one `vv query` process:
     on a shared machine CPU time is the steadier of the two."""
     c = cpu_children()
+    dc = cpu_daemon()
     t = time.perf_counter()
     p = subprocess.run([vv, "query", coll, "-q", qf, "-k", "10", "--threads", str(threads),
                         "--format", "npy", "-o", out, "--stats"], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     run_vv.cpu = cpu_children() - c
+    run_vv.dcpu = cpu_daemon() - dc
     if p.returncode != 0:
         sys.exit("vecvault query %s failed: %s" % (coll, p.stderr))
     o = re.search(r"offload: (\d+) of (\d+)", p.stderr)
@@ -74,7 +89,7 @@ def run(vv, reps, threads, locs, qdir):
         locations.append((label, d, env))
     layouts = [l for pair in LAYOUTS for l in pair]
     nbytes = {l: seg_bytes(os.path.join(locations[0][1], l)) for l in layouts}
-    res, cpu, offl, ids = {}, {}, {}, {}
+    res, cpu, dcpu, offl, ids = {}, {}, {}, {}, {}
     # warm-up: page cache, and the daemon's decrypted copies (first
     # queries on a mount start the fill and scan locally)
     for label, d, env in locations:
@@ -96,27 +111,35 @@ def run(vv, reps, threads, locs, qdir):
                     w, o = run_vv(vv, os.path.join(d, l), os.path.join(qdir, "q%d.npy" % nq), threads, out, env)
                     res.setdefault((label, l, nq), []).append(w)
                     cpu.setdefault((label, l, nq), []).append(run_vv.cpu)
+                    dcpu.setdefault((label, l, nq), []).append(run_vv.dcpu)
                     offl[(label, l, nq)] = o
                     ids[(label, l, nq)] = np.load(out)
     print("# vecvault %s, %d threads, medians of %d interleaved runs of the whole process:"
           % (vv, threads, reps))
-    print("# wall ms, wall ns per byte of segments, split/unsplit wall ratio; the same for CPU time")
-    print("%-13s %-4s %-24s %9s %8s %7s %9s %7s %10s" % ("location", "nq", "layout", "wall ms", "ns/B",
-                                                         "split/", "cpu ms", "split/", "offloaded"))
+    print("# wall ms, wall ns per byte of segments, split/unsplit wall ratio; the same for the")
+    print("# tool's CPU time, and for the tool's plus the daemon's (mount, with DAEMON_PIDFILE)")
+    print("%-13s %-4s %-24s %9s %8s %7s %9s %7s %9s %7s %10s" % (
+        "location", "nq", "layout", "wall ms", "ns/B", "split/", "cpu ms", "split/", "+daemon", "split/",
+        "offloaded"))
     for nq in (1, 100):
         for label, d, env in locations:
             for un, sp in LAYOUTS:
+                def both(l):
+                    return [a + b for a, b in zip(cpu[(label, l, nq)], dcpu[(label, l, nq)])]
                 mu = statistics.median(res[(label, un, nq)])
                 cu = statistics.median(cpu[(label, un, nq)])
+                bu = statistics.median(both(un))
                 for l in (un, sp):
                     m = statistics.median(res[(label, l, nq)])
                     mc = statistics.median(cpu[(label, l, nq)])
+                    mb = statistics.median(both(l))
                     nseg = len(os.listdir(os.path.join(d, l)))
                     o = offl[(label, l, nq)]
-                    print("%-13s %-4d %-24s %9.1f %8.3f %7s %9.1f %7s %10s" % (
+                    print("%-13s %-4d %-24s %9.1f %8.3f %7s %9.1f %7s %9.1f %7s %10s" % (
                         label, nq, "%s (%d x %d MB)" % (l, nseg, nbytes[l] >> 20), m * 1e3,
                         m * 1e9 / nbytes[l], "%.2fx" % (m / mu) if l == sp else "", mc * 1e3,
-                        "%.2fx" % (mc / cu) if l == sp else "", "%d of %d" % o))
+                        "%.2fx" % (mc / cu) if l == sp else "", mb * 1e3,
+                        "%.2fx" % (mb / bu) if l == sp and bu > 0 else "", "%d of %d" % o))
     bad = 0
     for nq in (1, 100):
         for un, sp in LAYOUTS:

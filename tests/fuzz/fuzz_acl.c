@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (r == 0) {
 		struct vv_ident id = { 1000, 1000, 1, 0, NULL };
-		struct vv_perm p = { S_IFREG | 0770, 0, 0, norm, nlen };
+		struct vv_perm p = { S_IFREG | 0770, 0, 0, norm, nlen, false };
 		uint32_t m;
 
 		if (vv_acl_normalize(norm, nlen, &again, &alen) != 0 || alen != nlen ||
@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		/* Unnormalised input straight into the check: must fail closed. */
 		struct vv_ident id = { 1000, 1000, 1, 0, NULL };
-		struct vv_perm p = { S_IFREG | 0777, 0, 0, data, size };
+		struct vv_perm p = { S_IFREG | 0777, 0, 0, data, size, false };
 
 		if (size > 0 && vv_access_check(&id, &p, VV_MAY_READ) != VV_EACCES)
 			abort();

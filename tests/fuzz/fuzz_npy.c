@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t sizes[3] = { size, size + 64, size > 8 ? size - 8 : 0 };
 
 	for (int i = 0; i < 3; i++) {
-		if (vv_segment_probe("x.npy", data, head, sizes[i], &si, &why) == 0) {
+		if (vv_segment_probe(VV_SEG_NPY, data, head, sizes[i], &si, &why) == 0) {
 			/* invariants the scan relies on */
 			if (si.dim == 0 || si.dim > VV_VEC_MAX_DIM || si.data_off > sizes[i] ||
 			    si.count * si.stride + si.data_off != sizes[i])

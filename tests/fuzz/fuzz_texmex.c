@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *name = names[data[0] % 3];
 	data++;
 	size--;
-	if (vv_segment_probe(name, data, size < VV_VEC_PROBE_LEN ? size : VV_VEC_PROBE_LEN, size, &si, &why) == 0) {
+	if (vv_segment_probe(vv_segment_format_from_name(name), data, size < VV_VEC_PROBE_LEN ? size : VV_VEC_PROBE_LEN, size, &si, &why) == 0) {
 		if (si.dim == 0 || si.dim > VV_VEC_MAX_DIM || si.count * si.stride != size || si.data_off != 4)
 			abort();
 	} else if (!why) {

@@ -33,6 +33,12 @@ check "ping as root names the vault" grep -q "^vault $ID" <<<"$out"
 check "ping as root: owner" grep -q "(owner)" <<<"$out"
 out=$(as_nobody "$VV_BIN" admin "$M" vault.ping --json)
 check "ping as nobody through the socket" grep -q "\"uid\":65534,\"owner\":false" <<<"$out"
+check "nobody: no supplementary groups" grep -q '"gid":65534,"groups":\[\]' <<<"$out"
+out=$(as_u1001 "$VV_BIN" admin "$M" vault.ping --json)
+check "u1001's supplementary group reaches the daemon (SO_PEERGROUPS)" \
+	grep -q '"uid":1001,"owner":false,"gid":1001,"groups":\[2000\]' <<<"$out"
+out=$(setpriv --reuid=1000 --regid=1000 --groups=2000,2001,2002 -- "$VV_BIN" admin "$M" vault.ping)
+check "several groups, text form" grep -q "^groups 2000 2001 2002$" <<<"$out"
 mkdir "$M/products" && echo x > "$M/products/a"
 check "found from a path inside the mount" "$VV_BIN" admin "$M/products/a" vault.ping
 check "found from --store" "$VV_BIN" admin --store "$S" vault.ping

@@ -122,7 +122,7 @@ static void test_checks(void)
 	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
 		const struct check_case *c = &checks[i];
 		struct vv_ident id = { c->uid, c->gid, 1, c->ngroups, c->groups };
-		struct vv_perm p = { c->mode, c->fuid, c->fgid, NULL, 0 };
+		struct vv_perm p = { c->mode, c->fuid, c->fgid, NULL, 0, false };
 		uint8_t *b = NULL;
 		size_t len = 0;
 
@@ -292,7 +292,7 @@ static void test_text(void)
 static void test_to_mode(void)
 {
 	struct vv_ident root = { 0, 0, 1, 0, NULL }, owner = { 1000, 1000, 1, 0, NULL }, other = { 1001, 1001, 1, 0, NULL };
-	struct vv_perm p = { REG | 02755, 1000, 0, NULL, 0 };
+	struct vv_perm p = { REG | 02755, 1000, 0, NULL, 0, false };
 	uint32_t m = 0;
 	bool store = false;
 	uint8_t *b;
@@ -429,8 +429,8 @@ static void test_setattr(void)
 	uint32_t m;
 
 	/* sticky */
-	struct vv_perm tmp = { DIR_ | 01777, 0, 0, NULL, 0 }, plain = { DIR_ | 0777, 0, 0, NULL, 0 },
-		       mine = { REG | 0644, 1000, 1000, NULL, 0 }, owned_dir = { DIR_ | 01777, 1001, 1001, NULL, 0 };
+	struct vv_perm tmp = { DIR_ | 01777, 0, 0, NULL, 0, false }, plain = { DIR_ | 0777, 0, 0, NULL, 0, false },
+		       mine = { REG | 0644, 1000, 1000, NULL, 0, false }, owned_dir = { DIR_ | 01777, 1001, 1001, NULL, 0, false };
 	is_int(vv_access_sticky(&u1000, &tmp, &mine), 0, "sticky: file owner may delete");
 	is_int(vv_access_sticky(&u1001, &tmp, &mine), VV_EPERM, "sticky: stranger may not");
 	is_int(vv_access_sticky(&u1001, &owned_dir, &mine), 0, "sticky: dir owner may");
@@ -445,7 +445,7 @@ static void test_setattr(void)
 	is_int(vv_access_may_delete(&u1001, &plain, &mine), VV_EACCES, "may_delete: write without search");
 
 	/* chmod */
-	p = (struct vv_perm){ REG | 0644, 1000, 0, NULL, 0 };
+	p = (struct vv_perm){ REG | 0644, 1000, 0, NULL, 0, false };
 	is_int(vv_access_chmod(&u1000, &p, 02755, &m), 0, "owner chmod");
 	is_int(m, REG | 0755, "owner not in group loses sgid (ext4)");
 	p.gid = 1000;
@@ -457,7 +457,7 @@ static void test_setattr(void)
 	is_int(m, REG | 02755, "root keeps sgid; file type kept, not taken from newmode");
 
 	/* chown */
-	p = (struct vv_perm){ REG | 06755, 1000, 1000, NULL, 0 };
+	p = (struct vv_perm){ REG | 06755, 1000, 1000, NULL, 0, false };
 	is_int(vv_access_chown(&root, &p, VV_ID_NONE, VV_ID_NONE, &m), 0, "root chown -1 -1");
 	is_int(m, REG | 0755, "root chown clears suid and sgid with g+x (ext4)");
 	p.mode = REG | 06745;
@@ -480,7 +480,7 @@ static void test_setattr(void)
 	is_int(m, DIR_ | 06755, "directories keep suid/sgid");
 
 	/* utimes */
-	p = (struct vv_perm){ REG | 0666, 1000, 1000, NULL, 0 };
+	p = (struct vv_perm){ REG | 0666, 1000, 1000, NULL, 0, false };
 	is_int(vv_access_utimes(&u1002, &p, false), 0, "touch now with write permission (ext4)");
 	is_int(vv_access_utimes(&u1002, &p, true), VV_EPERM, "explicit times need owner (ext4)");
 	is_int(vv_access_utimes(&u1000, &p, true), 0, "owner explicit times");
@@ -505,7 +505,7 @@ static void test_setattr(void)
 		{ "directory untouched", 1, DIR_ | 02775, 0, DIR_ | 02775 },
 	};
 	for (size_t i = 0; i < sizeof(kp) / sizeof(kp[0]); i++) {
-		struct vv_perm q = { kp[i].mode, 1000, kp[i].gid, NULL, 0 };
+		struct vv_perm q = { kp[i].mode, 1000, kp[i].gid, NULL, 0, false };
 		is_int(vv_access_killpriv(kp[i].who ? &u1000 : &root, &q), kp[i].want, kp[i].name);
 	}
 

@@ -1,9 +1,12 @@
 /*
  * test_vector.c - segment parsers (good and hostile input), schema xattrs,
  * SIMD kernels against the scalar ones, top-k ordering, collection
- * search against a double-precision brute force on files in a temp dir, and
- * the query offload's in-memory scan (vv_segment_knn) against the same.
+ * search against a double-precision brute force on files in a temp dir,
+ * the query offload's in-memory scan (vv_segment_knn) against the same, and
+ * the scan both share (vv_scan_run) over each way of reading a segment.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,7 +55,7 @@ static int probe_npy(const char *dict, int major, size_t dlen, long adjust, stru
 	static uint8_t buf[1 << 16];
 	static uint8_t zero[1 << 15];
 	size_t n = npy_make(buf, major, dict, zero, dlen);
-	return vv_segment_probe("x.npy", buf, n, (uint64_t)((long)n + adjust), si, why);
+	return vv_segment_probe(VV_SEG_NPY, buf, n, (uint64_t)((long)n + adjust), si, why);
 }
 
 static void test_names(void)
@@ -76,24 +79,27 @@ static void test_texmex(void)
 
 	vv_put_le32(b, 3);
 	vv_put_le32(b + 16, 3);
-	is_int(vv_segment_probe("a.fvecs", b, sizeof(b), sizeof(b), &si, &why), 0, "fvecs good");
+	is_int(vv_segment_probe(VV_SEG_FVECS, b, sizeof(b), sizeof(b), &si, &why), 0, "fvecs good");
 	ok(si.dim == 3 && si.count == 2 && si.stride == 16 && si.data_off == 4 && si.dtype == VV_DT_F32,
 	   "fvecs fields");
-	is_int(vv_segment_probe("a.fvecs", b, sizeof(b), sizeof(b) - 1, &si, &why), VV_ECORRUPT, "fvecs truncated");
+	is_int(vv_segment_probe(VV_SEG_FVECS, b, sizeof(b), sizeof(b) - 1, &si, &why), VV_ECORRUPT, "fvecs truncated");
 	ok(why && strstr(why, "truncated"), "reason says truncated");
-	is_int(vv_segment_probe("a.fvecs", b, 0, 0, &si, &why), VV_ECORRUPT, "empty fvecs");
-	is_int(vv_segment_probe("a.fvecs", b, 2, 2, &si, &why), VV_ECORRUPT, "2-byte fvecs");
+	is_int(vv_segment_probe(VV_SEG_FVECS, b, 0, 0, &si, &why), VV_ECORRUPT, "empty fvecs");
+	is_int(vv_segment_probe(VV_SEG_FVECS, b, 2, 2, &si, &why), VV_ECORRUPT, "2-byte fvecs");
 	vv_put_le32(b, 0);
-	is_int(vv_segment_probe("a.fvecs", b, sizeof(b), sizeof(b), &si, &why), VV_ECORRUPT, "dim 0");
+	is_int(vv_segment_probe(VV_SEG_FVECS, b, sizeof(b), sizeof(b), &si, &why), VV_ECORRUPT, "dim 0");
 	vv_put_le32(b, 0xffffffffu);
-	is_int(vv_segment_probe("a.fvecs", b, sizeof(b), sizeof(b), &si, &why), VV_ECORRUPT, "dim -1");
+	is_int(vv_segment_probe(VV_SEG_FVECS, b, sizeof(b), sizeof(b), &si, &why), VV_ECORRUPT, "dim -1");
 	vv_put_le32(b, 12);
-	is_int(vv_segment_probe("a.bvecs", b, sizeof(b), 32, &si, &why), 0, "bvecs dim 12 = 2 rows of 16");
+	is_int(vv_segment_probe(VV_SEG_BVECS, b, sizeof(b), 32, &si, &why), 0, "bvecs dim 12 = 2 rows of 16");
 	ok(si.count == 2 && si.dtype == VV_DT_U8, "bvecs fields");
 	vv_put_le32(b, 3);
-	is_int(vv_segment_probe("a.ivecs", b, 16, 16, &si, &why), 0, "ivecs");
+	is_int(vv_segment_probe(VV_SEG_IVECS, b, 16, 16, &si, &why), 0, "ivecs");
 	ok(si.dtype == VV_DT_I32, "ivecs is i32");
-	is_int(vv_segment_probe("a.txt", b, 16, 16, &si, &why), VV_EINVAL, "unknown extension");
+	is_int(vv_segment_probe(vv_segment_format_from_name("a.txt"), b, 16, 16, &si, &why), VV_EINVAL,
+	       "unknown extension: no format");
+	is_int(vv_segment_probe((enum vv_seg_format)99, b, 16, 16, &si, &why), VV_EINVAL,
+	       "unknown format number: EINVAL");
 }
 
 static void test_npy(void)
@@ -143,22 +149,41 @@ static void test_npy(void)
 	       VV_ECORRUPT, "junk after dict");
 	{
 		uint8_t b[16] = "\x93NUMPX\x01\x00";
-		is_int(vv_segment_probe("a.npy", b, 16, 16, &si, &why), VV_ECORRUPT, "bad magic");
+		is_int(vv_segment_probe(VV_SEG_NPY, b, 16, 16, &si, &why), VV_ECORRUPT, "bad magic");
 		memcpy(b, "\x93NUMPY\x04\x00", 8);
-		is_int(vv_segment_probe("a.npy", b, 16, 16, &si, &why), VV_ENOTSUP, "version 4 refused");
+		is_int(vv_segment_probe(VV_SEG_NPY, b, 16, 16, &si, &why), VV_ENOTSUP, "version 4 refused");
 		memcpy(b, "\x93NUMPY\x01\x00\xff\x00", 10);
-		is_int(vv_segment_probe("a.npy", b, 16, 16, &si, &why), VV_ECORRUPT, "header past the end");
+		is_int(vv_segment_probe(VV_SEG_NPY, b, 16, 16, &si, &why), VV_ECORRUPT, "header past the end");
 		memcpy(b, "\x93NUMPY\x02\x00\xff\xff\xff\xff", 12);
-		is_int(vv_segment_probe("a.npy", b, 16, 1u << 30, &si, &why), VV_ECORRUPT, "4 GiB header");
+		is_int(vv_segment_probe(VV_SEG_NPY, b, 16, 1u << 30, &si, &why), VV_ECORRUPT, "4 GiB header");
 	}
 	{
 		static uint8_t buf[4096];
 		size_t n = npy_make(buf, 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", NULL, 16);
 		is_int(vv_segment_probe_ids(buf, n, n, &si, &why), 0, "ids sidecar (N,)");
 		ok(si.count == 2, "ids count");
-		is_int(vv_segment_probe("a.npy", buf, n, n, &si, &why), VV_ENOTSUP, "ids are not a segment");
+		is_int(vv_segment_probe(VV_SEG_NPY, buf, n, n, &si, &why), VV_ENOTSUP, "ids are not a segment");
 		n = npy_make(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1), }", NULL, 8);
 		is_int(vv_segment_probe_ids(buf, n, n, &si, &why), VV_ENOTSUP, "f4 sidecar refused");
+	}
+	{
+		/* the format is the caller's word, not the bytes' or a name's:
+		 * the same npy bytes as each format */
+		static uint8_t buf[4096];
+		struct vv_segment_view sv;
+		size_t n = npy_make(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 5), }",
+				    NULL, 60);
+		is_int(vv_segment_view_init(&sv, buf, n, VV_SEG_NPY, &why), 0, "view of an npy as npy");
+		ok(sv.base == buf && sv.len == n && sv.info.format == VV_SEG_NPY && sv.info.count == 3 &&
+		   sv.info.dim == 5, "view fields");
+		is_int(vv_segment_view_init(&sv, buf, n, VV_SEG_FVECS, &why), VV_ECORRUPT,
+		       "the same bytes as fvecs: refused by the fvecs parser");
+		ok(why && strstr(why, "dimension word"), "reason from the fvecs parser");
+		is_int(vv_segment_view_init(&sv, buf, n, VV_SEG_NONE, &why), VV_EINVAL, "no format: EINVAL");
+		ok(sv.base == NULL, "failed view is empty");
+		is_int(vv_segment_format_from_name("a.npy"), VV_SEG_NPY, "name map: .npy");
+		is_int(vv_segment_format_from_name("a.bvecs"), VV_SEG_BVECS, "name map: .bvecs");
+		is_int(vv_segment_format_from_name("npy"), VV_SEG_NONE, "name map: no extension");
 	}
 }
 
@@ -906,6 +931,15 @@ static int knn_check(const struct vv_knn_ioc_cand *c, uint32_t kk, const struct 
 	return bad;
 }
 
+/* The shared kseg buffer (len bytes) as a segment view with header si. */
+static const struct vv_segment_view *kv(size_t len, const struct vv_segment_info *si)
+{
+	static struct vv_segment_view v;
+
+	v = (struct vv_segment_view){ kseg, len, *si };
+	return &v;
+}
+
 static void test_segment_knn(void)
 {
 	static struct bfent bfr[KQ][KN];
@@ -921,7 +955,7 @@ static void test_segment_knn(void)
 		unsigned seed = 99;
 		int r;
 
-		r = vv_segment_probe(fname, kseg, VV_VEC_PROBE_LEN, len, &si, &why);
+		r = vv_segment_probe(vv_segment_format_from_name(fname), kseg, VV_VEC_PROBE_LEN, len, &si, &why);
 		if (r < 0 || si.count != KN || si.dim != KD) {
 			snprintf(msg, sizeof(msg), "%s: probe the in-memory segment", kf_name[f]);
 			ok(0, msg);
@@ -945,7 +979,7 @@ static void test_segment_knn(void)
 				for (size_t nq = 1; nq <= KQ; nq += KQ - 1)
 					for (uint32_t kk = 1; kk <= 10; kk += 9) {
 						out[nq * kk].row = 12345678;       /* must stay */
-						r = vv_segment_knn(kseg, len, &si, (enum vv_metric)m, &q[0][0], nq,
+						r = vv_segment_knn(kv(len, &si), (enum vv_metric)m, &q[0][0], nq,
 								   kk, th, out);
 						rbad += r != 0 || out[nq * kk].row != 12345678;
 						for (size_t qi = 0; r == 0 && qi < nq; qi++)
@@ -960,7 +994,7 @@ static void test_segment_knn(void)
 			}
 		}
 		/* the exact three-way tie (distance 0) comes back in row order */
-		r = vv_segment_knn(kseg, len, &si, VV_METRIC_L2, &q[0][0], 1, 4, 2, out);
+		r = vv_segment_knn(kv(len, &si), VV_METRIC_L2, &q[0][0], 1, 4, 2, out);
 		snprintf(msg, sizeof(msg), "%s: exact tie across work units ordered by row", kf_name[f]);
 		ok(r == 0 && out[0].d == 0 && out[1].d == 0 && out[2].d == 0 && out[3].d > 0 &&
 		   out[0].row == 100 && out[1].row == 8200 && out[2].row == 16900, msg);
@@ -974,13 +1008,13 @@ static void test_segment_knn(void)
 		unsigned seed = 3;
 		for (int t = 0; t < KD; t++)
 			qq[t] = frand(&seed);
-		is_int(vv_segment_probe("s.npy", kseg, len, len, &si, &why), 0, "probe a 7-row segment");
+		is_int(vv_segment_probe(VV_SEG_NPY, kseg, len, len, &si, &why), 0, "probe a 7-row segment");
 		for (int m = VV_METRIC_L2; m <= VV_METRIC_COSINE; m++) {
 			for (size_t i = 0; i < 7; i++)
 				bfr[0][i] = (struct bfent){ kbf((enum vv_metric)m, kvals[i], qq), i };
 			qsort(bfr[0], 7, sizeof(bfr[0][0]), bfent_cmp);
 			memset(out, 0, sizeof(out));
-			r |= vv_segment_knn(kseg, len, &si, (enum vv_metric)m, qq, 1, 10, 2, out);
+			r |= vv_segment_knn(kv(len, &si), (enum vv_metric)m, qq, 1, 10, 2, out);
 			bad += knn_check(out, 10, bfr[0], 7, (enum vv_metric)m, qq);
 			bad += out[9].row != VV_KNN_NO_ROW;
 		}
@@ -993,12 +1027,12 @@ static void test_segment_knn(void)
 		float qq[KD];
 		int r;
 		memcpy(qq, kvals[3], sizeof(qq));
-		vv_segment_probe(f == KF_FVECS ? "k.fvecs" : "k.bvecs", kseg, VV_VEC_PROBE_LEN, len, &si, &why);
-		r = vv_segment_knn(kseg, len, &si, VV_METRIC_L2, qq, 1, 5, 2, out);
+		vv_segment_probe(f == KF_FVECS ? VV_SEG_FVECS : VV_SEG_BVECS, kseg, VV_VEC_PROBE_LEN, len, &si, &why);
+		r = vv_segment_knn(kv(len, &si), VV_METRIC_L2, qq, 1, 5, 2, out);
 		snprintf(msg, sizeof(msg), "%s: intact segment scans (row 3 first)", kf_name[f]);
 		ok(r == 0 && out[0].row == 3 && out[0].d == 0, msg);
 		vv_put_le32(kseg + 9000 * si.stride, KD + 1);
-		r = vv_segment_knn(kseg, len, &si, VV_METRIC_L2, qq, 1, 5, 2, out);
+		r = vv_segment_knn(kv(len, &si), VV_METRIC_L2, qq, 1, 5, 2, out);
 		snprintf(msg, sizeof(msg), "%s: dim word of row 9000 wrong: VV_ECORRUPT", kf_name[f]);
 		is_int(r, VV_ECORRUPT, msg);
 	}
@@ -1008,20 +1042,103 @@ static void test_segment_knn(void)
 		size_t len = kseg_make(KF_NPY_F32, 100, 11);
 		float qq[2 * KD] = { 0 };
 		struct vv_segment_info s2;
-		vv_segment_probe("s.npy", kseg, len, len, &si, &why);
-		is_int(vv_segment_knn(kseg, len, &si, VV_METRIC_L2, qq, 1, 1, 1, out), 0, "good arguments: 0");
-		is_int(vv_segment_knn(kseg, len, &si, VV_METRIC_L2, qq, 0, 1, 1, out), VV_EINVAL, "nq 0: EINVAL");
-		is_int(vv_segment_knn(kseg, len, &si, VV_METRIC_L2, qq, 1, 0, 1, out), VV_EINVAL, "kk 0: EINVAL");
-		is_int(vv_segment_knn(kseg, len, &si, VV_METRIC_NONE, qq, 1, 1, 1, out), VV_EINVAL,
+		vv_segment_probe(VV_SEG_NPY, kseg, len, len, &si, &why);
+		is_int(vv_segment_knn(kv(len, &si), VV_METRIC_L2, qq, 1, 1, 1, out), 0, "good arguments: 0");
+		is_int(vv_segment_knn(kv(len, &si), VV_METRIC_L2, qq, 0, 1, 1, out), VV_EINVAL, "nq 0: EINVAL");
+		is_int(vv_segment_knn(kv(len, &si), VV_METRIC_L2, qq, 1, 0, 1, out), VV_EINVAL, "kk 0: EINVAL");
+		is_int(vv_segment_knn(kv(len, &si), VV_METRIC_NONE, qq, 1, 1, 1, out), VV_EINVAL,
 		       "metric NONE: EINVAL");
-		is_int(vv_segment_knn(kseg, len, &si, (enum vv_metric)7, qq, 1, 1, 1, out), VV_EINVAL,
+		is_int(vv_segment_knn(kv(len, &si), (enum vv_metric)7, qq, 1, 1, 1, out), VV_EINVAL,
 		       "unknown metric: EINVAL");
-		is_int(vv_segment_knn(kseg, len - 1, &si, VV_METRIC_L2, qq, 1, 1, 1, out), VV_EINVAL,
+		is_int(vv_segment_knn(kv(len - 1, &si), VV_METRIC_L2, qq, 1, 1, 1, out), VV_EINVAL,
 		       "segment longer than the buffer: EINVAL");
 		s2 = si;
 		s2.dim = 0;
-		is_int(vv_segment_knn(kseg, len, &s2, VV_METRIC_L2, qq, 1, 1, 1, out), VV_EINVAL, "dim 0: EINVAL");
+		is_int(vv_segment_knn(kv(len, &s2), VV_METRIC_L2, qq, 1, 1, 1, out), VV_EINVAL, "dim 0: EINVAL");
 	}
+}
+
+static int cand_order(const void *a, const void *b)
+{
+	const struct vv_cand *x = a, *y = b;
+
+	return vv_cand_less(x, y) ? -1 : vv_cand_less(y, x) ? 1 : 0;
+}
+
+/* The one scan (vv_scan_run) behind the tool's search and the daemon's
+ * offload reads a segment in memory, streamed from a descriptor and
+ * reopened by name alike: the same bytes three ways give each best row
+ * three times, in segment order, with the distances vv_segment_knn gives. */
+static void test_scan_sources(void)
+{
+	size_t len = kseg_make(KF_FVECS, KN, 4242);
+	struct vv_segment_view sv;
+	struct vv_scan_seg segs[3];
+	struct vv_knn_ioc_cand out[4];
+	struct vv_scan s;
+	const char *why = NULL;
+	char path[256];
+	float q[KD];
+	unsigned seed = 5;
+	int fd, dfd, r, bad = 0;
+
+	if (tmpdir[strlen(tmpdir) - 1] == 'X' && !mkdtemp(tmpdir)) {
+		ok(0, "scan sources: temporary directory");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/scan.fvecs", tmpdir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || dfd < 0 || write(fd, kseg, len) != (ssize_t)len ||
+	    vv_segment_view_init(&sv, kseg, len, VV_SEG_FVECS, &why) < 0) {
+		ok(0, "scan sources: write and probe the segment");
+		goto out;
+	}
+	for (int t = 0; t < KD; t++)
+		q[t] = kvals[5000][t] + frand(&seed) * 0.05f;
+	segs[0] = (struct vv_scan_seg){ .info = sv.info, .base = kseg, .fd = -1, .dirfd = -1 };
+	segs[1] = (struct vv_scan_seg){ .info = sv.info, .stream = true, .fd = fd, .dirfd = -1 };
+	segs[2] = (struct vv_scan_seg){ .info = sv.info, .stream = true, .fd = -1, .dirfd = dfd,
+					.name = "scan.fvecs" };
+	s = (struct vv_scan){ .segs = segs, .nsegs = 3, .metric = VV_METRIC_L2, .queries = q, .nq = 1,
+			      .d = KD, .kk = 12, .threads = 2, .unit_bytes = 64u << 10 };
+	r = vv_scan_run(&s);
+	is_int(vv_segment_knn(&sv, VV_METRIC_L2, q, 1, 4, 2, out), 0, "scan sources: offload scan");
+	if (!ok(r == 0 && s.ncand[0] >= 12, "scan sources: 3 segments scanned, 12+ candidates")) {
+		vv_scan_release(&s);
+		goto out;
+	}
+	ok(s.rows == 3 * (uint64_t)KN, "scan sources: every row of the three scanned");
+	qsort(s.cand, s.ncand[0], sizeof(*s.cand), cand_order);
+	for (uint32_t i = 0; i < 12; i++) {
+		const struct vv_cand *c = &s.cand[i];
+		const struct vv_knn_ioc_cand *o = &out[i / 3];
+		bad += c->seg != i % 3 || c->row != o->row || c->d != o->d;
+	}
+	ok(bad == 0, "scan sources: in memory, streamed and reopened give the offload's rows and distances");
+	vv_scan_release(&s);
+
+	/* a segment that cannot be read fails the scan, naming it */
+	segs[2].name = "missing.fvecs";
+	r = vv_scan_run(&s);
+	ok(r == VV_ENOENT && s.err_seg == 2 && s.err_errno == ENOENT && !s.cand,
+	   "scan sources: unreadable segment 2 fails the scan with its index and errno");
+	/* a bad TEXMEX row in the streamed copy only */
+	segs[2].name = "scan.fvecs";
+	{
+		uint8_t w[4];
+		vv_put_le32(w, KD + 1);
+		bad = pwrite(fd, w, 4, (off_t)(9000 * sv.info.stride)) != 4;
+	}
+	r = vv_scan_run(&s);
+	ok(!bad && r == VV_ECORRUPT && s.err_seg == 1 && s.err_row == 9000 && s.err_dim == KD + 1,
+	   "scan sources: wrong dim word in the streamed segment: VV_ECORRUPT, segment 1, row 9000");
+out:
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	unlink(path);
 }
 
 static void cleanup(void)
@@ -1047,6 +1164,7 @@ int main(void)
 	test_plan();
 	test_layouts();
 	test_segment_knn();
+	test_scan_sources();
 	cleanup();
 	return tap_done();
 }

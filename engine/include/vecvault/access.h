@@ -47,6 +47,12 @@ struct vv_perm {
 	uint32_t uid, gid;
 	const uint8_t *acl;
 	size_t acl_len;
+	/* The caller administers the node's collection (a role it is in holds
+	 * admin there; the vault decides, vault_grant.c): it may change the
+	 * node's mode and ACLs as the owner may (chmod, vv_acl_to_mode,
+	 * vv_acl_check_default), nothing else.  The one extension to POSIX
+	 * (docs/access.md). */
+	bool coll_admin;
 };
 
 enum { VV_MAY_EXEC = 1, VV_MAY_WRITE = 2, VV_MAY_READ = 4 };
@@ -177,6 +183,35 @@ int vv_acl_chmod(uint8_t *blob, size_t len, uint32_t mode);
 int vv_acl_inherit(const uint8_t *parent_default, size_t plen, uint32_t mode, uint32_t umask,
 		   bool is_dir, uint32_t *mode_out, uint8_t **acc_out, size_t *acc_len,
 		   uint8_t **def_out, size_t *def_len);
+
+/* ---- grants (setfacl -m / -x of one group entry, docs/access.md) ------- */
+
+/* The ACL of only the three base entries: user_obj, group_obj and other
+ * taken from blob `from` when given (how setfacl seeds a new default ACL
+ * from the access ACL), else from mode's permission bits (a node without an
+ * ACL).  *out malloc'd.  VV_EINVAL for a bad `from`, VV_ENOMEM. */
+int vv_acl_minimal(const uint8_t *from, size_t flen, uint32_t mode, uint8_t **out, size_t *outlen);
+
+/*
+ * Set group:gid to perm (0..7), or remove it (perm -1), recomputing the
+ * mask as the union of the group class the way setfacl does; when no named
+ * entry remains the mask goes too (unlike setfacl -x, which keeps it), so
+ * the result is the base entries alone and *minimal is true: the node then
+ * carries no ACL of that kind.  *perms: the u/g/o permission bits the result
+ * implies (group: mask, or group_obj without one), for an access ACL's mode.
+ * *out malloc'd, normalised.  VV_EINVAL (bad blob or perm), VV_E2BIG (no
+ * room for another entry), VV_ENOMEM.
+ */
+int vv_acl_set_group(const uint8_t *blob, size_t len, uint32_t gid, int perm,
+		     uint8_t **out, size_t *outlen, uint32_t *perms, bool *minimal);
+
+/* The permissions of the group:gid entry (0..7), VV_ENODATA if there is
+ * none (or no ACL), VV_EINVAL for a bad blob. */
+int vv_acl_group_perm(const uint8_t *blob, size_t len, uint32_t gid);
+
+/* The named group entries, in gid order: up to max into gids/perms; returns
+ * how many exist, or VV_EINVAL. */
+int vv_acl_groups(const uint8_t *blob, size_t len, uint32_t *gids, uint8_t *perms, size_t max);
 
 /* getfacl-like text "user::rw-,user:1000:r--,group::r--,mask::r--,other::---",
  * numeric ids, in blob order.  *out malloc'd, caller frees. */

@@ -58,19 +58,35 @@ bool vv_segment_name_is_segment(const char *name);
 /* Is this name an id sidecar (BASE.ids.npy)? */
 bool vv_segment_name_is_ids(const char *name);
 
-/* Format implied by a segment's name extension (VV_SEG_NONE if none). */
+/* Format implied by a segment's name extension (VV_SEG_NONE if none): the
+ * one place where a file name picks a format.  The tool maps its segment
+ * and query files through it, the daemon its segments' computed xattrs. */
 enum vv_seg_format vv_segment_format_from_name(const char *name);
 
-/* Parse a segment's header.  head holds the file's first headlen bytes
- * (VV_VEC_PROBE_LEN, or the whole file when it is smaller); file_size is the
- * file's total size.  The format comes from name's extension.  On success
- * fills *out and returns 0.  On failure returns VV_ECORRUPT (malformed,
- * truncated, trailing bytes), VV_ENOTSUP (valid but unsupported: Fortran
- * order, big-endian, other dtypes, 3-D) or VV_EINVAL (not a segment name),
- * and sets *why (if why != NULL) to a static message.  For TEXMEX files only
- * the first row's dim word is seen here; the scan checks the others. */
-int vv_segment_probe(const char *name, const uint8_t *head, size_t headlen,
+/* Parse the header of a segment of format f.  head holds the file's first
+ * headlen bytes (VV_VEC_PROBE_LEN, or the whole file when it is smaller);
+ * file_size is the file's total size.  On success fills *out and returns 0.
+ * On failure returns VV_ECORRUPT (malformed, truncated, trailing bytes),
+ * VV_ENOTSUP (valid but unsupported: Fortran order, big-endian, other
+ * dtypes, 3-D) or VV_EINVAL (f is not a segment format), and sets *why (if
+ * why != NULL) to a static message.  For TEXMEX files only the first row's
+ * dim word is seen here; the scan checks the others. */
+int vv_segment_probe(enum vv_seg_format f, const uint8_t *head, size_t headlen,
 		     uint64_t file_size, struct vv_segment_info *out, const char **why);
+
+/* A segment held whole in memory, with its parsed header: what a scan
+ * reads (the tool's mapped segments, the daemon's decrypted copies).  The
+ * bytes are borrowed. */
+struct vv_segment_view {
+	const uint8_t *base;     /* the whole file */
+	size_t len;
+	struct vv_segment_info info;
+};
+
+/* Probe base[0 .. len) as a segment of format f (vv_segment_probe, with
+ * file_size = len) into *sv.  0, or its errors and *why. */
+int vv_segment_view_init(struct vv_segment_view *sv, const uint8_t *base, size_t len,
+			 enum vv_seg_format f, const char **why);
 
 /* Same, for an id sidecar: an npy of int64 ('<i8'), shape (N,) or (N, 1). */
 int vv_segment_probe_ids(const uint8_t *head, size_t headlen, uint64_t file_size,
@@ -218,16 +234,15 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			 char *err, size_t errlen);
 
 /* The daemon's side of the query offload (knn_ioctl.h): exact k-NN over one
- * segment held in memory (base, len: the whole file; si: its probe).  For
- * each of the nq raw queries, the kk best rows by float32 distance, best
- * first by (distance, row), go to out[q*kk ...]; unused slots have row
- * VV_KNN_NO_ROW.  threads 0 = all CPUs.  Returns 0, VV_EINVAL (bad
- * arguments or si not within len), VV_ECORRUPT (a TEXMEX row whose dim word
- * is wrong) or VV_ENOMEM. */
+ * segment held in memory (sv, from vv_segment_view_init), by the same scan
+ * as vv_collection_search.  For each of the nq raw queries, the kk best
+ * rows by float32 distance, best first by (distance, row), go to
+ * out[q*kk ...]; unused slots have row VV_KNN_NO_ROW.  threads 0 = all
+ * CPUs.  Returns 0, VV_EINVAL (bad arguments), VV_ECORRUPT (a TEXMEX row
+ * whose dim word is wrong) or VV_ENOMEM. */
 struct vv_knn_ioc_cand;
-int vv_segment_knn(const uint8_t *base, size_t len, const struct vv_segment_info *si,
-		   enum vv_metric m, const float *queries, size_t nq, uint32_t kk,
-		   unsigned threads, struct vv_knn_ioc_cand *out);
+int vv_segment_knn(const struct vv_segment_view *sv, enum vv_metric m, const float *queries,
+		   size_t nq, uint32_t kk, unsigned threads, struct vv_knn_ioc_cand *out);
 
 /* Load a query file (.fvecs or .npy of any supported dtype, or .bvecs/.ivecs)
  * into a malloc'd row-major float array (caller frees).  err as above. */

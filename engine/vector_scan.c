@@ -1,0 +1,611 @@
+/*
+ * vector_scan.c - the exact k-NN scan over segments, the one engine behind
+ * both sides of the query offload: the query tool's collection search
+ * (vector_search.c) and the daemon's offload (vv_segment_knn, called by
+ * engine/vault_knn.c).  Neither side dresses up as the other: both hand in
+ * an array of struct vv_scan_seg (a parsed header and where the rows are).
+ *
+ * The rows of all segments are cut into units of about the same number of
+ * bytes (vv_plan_build: small segments packed together into one unit, large
+ * ones split); worker threads take units from a shared counter and keep one
+ * top-k heap per query each.  A unit is scanned in row blocks sized for L2;
+ * each row block is compared to the queries in blocks sized for L1
+ * (vector_knn.c's tiled kernel), so one pass over the data serves every
+ * query.  Segments held in memory are read in place; streamed ones are
+ * read with pread(2) into a per-thread buffer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "vecvault/knn_ioctl.h"
+#include "vecvault/log.h"
+#include "vector_int.h"
+
+#define QBLOCK 128u              /* queries per kernel block */
+#define BLAS_MIN_Q 16u           /* batches from this size use BLAS sgemm */
+#define BLAS_QBLOCK 256u         /* queries per sgemm */
+#define BLAS_RBYTES (256u << 10) /* rows per sgemm: this many bytes of f32 */
+#define STREAM_BYTES (256u << 10) /* pread size of the streaming scan */
+/* ---- the work plan ------------------------------------------------------------ */
+
+#define UNIT_MIN_BYTES (256u << 10)
+#define UNIT_MAX_BYTES (4u << 20)
+#define UNITS_PER_THREAD 8u      /* enough units that threads finish together */
+
+static int plan_add(struct vv_plan *p, size_t *pcap, size_t *ucap, bool new_unit, uint32_t seg,
+		    uint64_t row0, uint64_t nrows, uint64_t stride)
+{
+	if (p->npieces == *pcap) {
+		struct vv_piece *x = realloc(p->pieces, (*pcap = *pcap ? 2 * *pcap : 64) * sizeof(*x));
+		if (!x)
+			return VV_ENOMEM;
+		p->pieces = x;
+	}
+	if (new_unit) {
+		if (p->nunits == *ucap) {
+			struct vv_unit *x = realloc(p->units, (*ucap = *ucap ? 2 * *ucap : 64) * sizeof(*x));
+			if (!x)
+				return VV_ENOMEM;
+			p->units = x;
+		}
+		p->units[p->nunits++] = (struct vv_unit){ p->npieces, p->npieces, 0, 0 };
+	}
+	p->pieces[p->npieces++] = (struct vv_piece){ seg, row0, nrows };
+	p->units[p->nunits - 1].p1 = p->npieces;
+	p->units[p->nunits - 1].rows += nrows;
+	p->units[p->nunits - 1].bytes += nrows * stride;
+	return 0;
+}
+
+int vv_plan_build(const struct vv_plan_seg *segs, size_t n, size_t nthreads, uint64_t unit_bytes,
+		  struct vv_plan *p)
+{
+	size_t pcap = 0, ucap = 0;
+	uint64_t total = 0, ub;
+	int r = 0;
+
+	memset(p, 0, sizeof(*p));
+	for (size_t i = 0; i < n; i++)
+		if (!segs[i].skip)
+			total += segs[i].rows * (segs[i].stride ? segs[i].stride : 1);
+	if (!unit_bytes) {
+		unit_bytes = total / ((nthreads ? nthreads : 1) * UNITS_PER_THREAD);
+		unit_bytes = unit_bytes < UNIT_MIN_BYTES ? UNIT_MIN_BYTES :
+			     unit_bytes > UNIT_MAX_BYTES ? UNIT_MAX_BYTES : unit_bytes;
+	}
+	p->unit_bytes = unit_bytes;
+	ub = unit_bytes;                 /* bytes in the open unit: none open yet */
+	for (size_t i = 0; i < n; i++) {
+		uint64_t st = segs[i].stride ? segs[i].stride : 1, rows = segs[i].rows;
+		if (segs[i].skip)
+			continue;
+		for (uint64_t r0 = 0; r0 < rows;) {
+			bool fresh = ub >= unit_bytes;
+			uint64_t want;
+			if (fresh)
+				ub = 0;
+			/* fill the open unit up to its size: a large segment
+			 * continues in the next unit */
+			want = (unit_bytes - ub + st - 1) / st;
+			want = want < 1 ? 1 : want > rows - r0 ? rows - r0 : want;
+			if ((r = plan_add(p, &pcap, &ucap, fresh, (uint32_t)i, r0, want, st)) < 0)
+				return r;
+			ub += want * st;
+			r0 += want;
+			p->rows += want;
+			p->bytes += want * st;
+		}
+	}
+	return r;
+}
+
+void vv_plan_release(struct vv_plan *p)
+{
+	free(p->pieces);
+	free(p->units);
+	memset(p, 0, sizeof(*p));
+}
+
+/* ---- the scan ----------------------------------------------------------------- */
+
+struct job {
+	struct vv_scan *s;
+	const struct vv_kernels *kern;
+	const float *q;          /* prepared queries (cosine: normalised) */
+	const float *qn;         /* |q|^2 (l2) */
+	size_t nq, d;
+	uint32_t kk;
+	bool blas;               /* batch path: sgemm + filtered top-k */
+	struct vv_plan plan;
+	atomic_size_t next;
+	atomic_uint_least64_t done;
+	uint64_t total;
+};
+
+struct worker {
+	pthread_t th;
+	struct job *j;
+	int id;
+	struct vv_cand *cand;    /* nq * kk */
+	struct vv_topk *tk;      /* nq */
+	float *scratch, *norms, *inv, *out;
+	size_t brows;
+	/* first bad TEXMEX row seen */
+	int bad;
+	uint32_t bad_seg;
+	uint64_t bad_row;
+	uint32_t bad_dim;
+	/* streamed segments: read buffer, rows per read, first read error */
+	uint8_t *io;
+	size_t iorows;
+	int ioerr;
+	uint32_t ioerr_seg;
+};
+
+/* Rows r.. of segment s as floats, their bytes at p (the mapping or a
+ * pread buffer; TEXMEX dim words 4 bytes before each row): p itself when the
+ * layout allows, else converted into buf.  NULL on a bad TEXMEX dim word. */
+static const float *rows_f32(const struct vv_scan_seg *s, const uint8_t *p, uint64_t r, size_t n,
+			     size_t d, float *buf, size_t *xs, uint64_t *bad_row, uint32_t *bad_dim)
+{
+	const struct vv_segment_info *si = &s->info;
+
+	if (si->format != VV_SEG_NPY)
+		for (size_t i = 0; i < n; i++) {
+			uint32_t w = vv_get_le32(p + i * si->stride - 4);
+			if (w != si->dim) {
+				*bad_row = r + i;
+				*bad_dim = w;
+				return NULL;
+			}
+		}
+	if (si->dtype == VV_DT_F32 && ((uintptr_t)p & 3) == 0 && (si->stride & 3) == 0) {
+		*xs = si->stride / 4;
+		return (const float *)(const void *)p;
+	}
+	for (size_t i = 0; i < n; i++)
+		vv_convert_row(si->dtype, p + i * si->stride, d, buf + i * d);
+	*xs = d;
+	return buf;
+}
+
+/* Open a streamed segment whose descriptor the caller could not keep
+ * (past RLIMIT_NOFILE); the caller closes it.  The fd, or -errno. */
+static int seg_reopen(const struct vv_scan_seg *s)
+{
+	int fd = s->dirfd >= 0 && s->name ? openat(s->dirfd, s->name, O_RDONLY | O_CLOEXEC) : -1;
+
+	return fd >= 0 ? fd : s->dirfd >= 0 && s->name ? -errno : -EBADF;
+}
+
+/* Read rows r.. (n of them) of a streamed segment into w->io; returns where
+ * row r's values start, NULL on error (w->ioerr set). */
+static const uint8_t *rows_read(struct worker *w, const struct vv_scan_seg *s, int fd, uint64_t r,
+			       size_t n)
+{
+	const struct vv_segment_info *si = &s->info;
+	size_t pre = si->format != VV_SEG_NPY ? 4 : 0, len = n * si->stride, got = 0;
+	off_t off = (off_t)(si->data_off + r * si->stride - pre);
+
+	while (got < len) {
+		ssize_t k = pread(fd, w->io + got, len - got, off + (off_t)got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			w->ioerr = k < 0 ? errno : EIO;
+			return NULL;
+		}
+		got += (size_t)k;
+	}
+	return w->io + pre;
+}
+
+/* The batch path: per query block, one sgemm gives alpha*q.x for the whole
+ * row block (queries x rows, so each query's values are contiguous), then a
+ * SIMD threshold filter per query adds the row terms and offers only values
+ * that beat the query's current k+SPARE-th best.
+ *   l2:     |x|^2 - 2 q.x + |q|^2   (alpha -2, a = |x|^2, c = |q|^2)
+ *   ip:     -q.x                    (alpha -1)
+ *   cosine: 1 - q.x / |x|           (alpha -1, b = 1/|x|, c = 1; q normalised) */
+static void scan_blas(struct worker *w, const float *x, size_t xs, size_t n, uint32_t seg,
+		      uint64_t row)
+{
+	struct job *j = w->j;
+	size_t d = j->d, nq = j->nq;
+	const float *a = NULL, *b = NULL;
+	enum vv_metric m = j->s->metric;
+	float alpha = m == VV_METRIC_L2 ? -2.0f : -1.0f;
+
+	if (m == VV_METRIC_L2) {
+		j->kern->norms(x, xs, n, d, w->norms);
+		a = w->norms;
+	} else if (m == VV_METRIC_COSINE) {
+		j->kern->norms(x, xs, n, d, w->norms);
+		for (size_t i = 0; i < n; i++)
+			w->inv[i] = w->norms[i] > 0 ? 1.0f / sqrtf(w->norms[i]) : 0.0f;
+		b = w->inv;
+	}
+	for (size_t q0 = 0; q0 < nq; q0 += BLAS_QBLOCK) {
+		size_t qb = nq - q0 < BLAS_QBLOCK ? nq - q0 : BLAS_QBLOCK;
+		vv_blas_dots(x, xs, n, j->q + q0 * d, qb, d, alpha, w->out, n);
+		for (size_t q = 0; q < qb; q++) {
+			float c = m == VV_METRIC_L2 ? j->qn[q0 + q] : m == VV_METRIC_COSINE ? 1.0f : 0.0f;
+			vv_topk_offer_block(&w->tk[q0 + q], w->out + q * n, a, b, c, n, seg, row);
+		}
+	}
+}
+
+static void scan_piece(struct worker *w, const struct vv_piece *u)
+{
+	struct job *j = w->j;
+	const struct vv_scan_seg *s = &j->s->segs[u->seg];
+	enum vv_metric m = j->s->metric;
+	size_t d = j->d, nq = j->nq;
+	bool direct = m == VV_METRIC_L2 && nq < 4;
+	size_t chunk = s->stream ? w->iorows : w->brows;
+	const uint8_t *cp = NULL;
+	int fd = s->fd;
+
+	if (w->ioerr)
+		return;
+	if (s->stream && fd < 0 && (fd = seg_reopen(s)) < 0) {
+		w->ioerr = -fd;
+		w->ioerr_seg = u->seg;
+		return;
+	}
+	for (uint64_t r0 = 0; r0 < u->nrows; r0 += w->brows) {
+		size_t n = (size_t)(u->nrows - r0 < w->brows ? u->nrows - r0 : w->brows), xs;
+		uint64_t row = u->row0 + r0;
+		uint64_t brow = 0;
+		uint32_t bdim = 0;
+		const uint8_t *p;
+		const float *x;
+
+		if (!s->stream) {
+			p = s->base + s->info.data_off + row * s->info.stride;
+		} else {
+			/* chunks of iorows (a multiple of brows) rows */
+			if (r0 % chunk == 0) {
+				size_t cn = (size_t)(u->nrows - r0 < chunk ? u->nrows - r0 : chunk);
+				if (!(cp = rows_read(w, s, fd, row, cn))) {
+					w->ioerr_seg = u->seg;
+					goto out;
+				}
+			}
+			p = cp + (r0 % chunk) * s->info.stride;
+		}
+		x = rows_f32(s, p, row, n, d, w->scratch, &xs, &brow, &bdim);
+
+		if (!x) {
+			if (!w->bad || u->seg < w->bad_seg || (u->seg == w->bad_seg && brow < w->bad_row)) {
+				w->bad = 1;
+				w->bad_seg = u->seg;
+				w->bad_row = brow;
+				w->bad_dim = bdim;
+			}
+			goto out;
+		}
+		if (j->blas) {
+			scan_blas(w, x, xs, n, u->seg, row);
+			continue;
+		}
+		if (direct) {
+			for (size_t q = 0; q < nq; q++) {
+				struct vv_topk *t = &w->tk[q];
+				j->kern->l2sq(x, xs, n, j->q + q * d, d, w->out);
+				for (size_t i = 0; i < n; i++)
+					if (w->out[i] <= t->thr)
+						vv_topk_push(t, w->out[i], u->seg, row + i);
+			}
+			continue;
+		}
+		if (m != VV_METRIC_IP)
+			j->kern->norms(x, xs, n, d, w->norms);
+		for (size_t q0 = 0; q0 < nq; q0 += QBLOCK) {
+			size_t qb = nq - q0 < QBLOCK ? nq - q0 : QBLOCK;
+			j->kern->dots(x, xs, n, j->q + q0 * d, qb, d, w->out, qb);
+			for (size_t i = 0; i < n; i++) {
+				const float *o = w->out + i * qb;
+				float xn = w->norms[i], inv = 0;
+				if (m == VV_METRIC_COSINE)
+					inv = xn > 0 ? 1.0f / sqrtf(xn) : 0;
+				for (size_t q = 0; q < qb; q++) {
+					struct vv_topk *t = &w->tk[q0 + q];
+					float v;
+					if (m == VV_METRIC_L2)
+						v = xn + j->qn[q0 + q] - 2 * o[q];
+					else if (m == VV_METRIC_IP)
+						v = -o[q];
+					else
+						v = 1 - o[q] * inv;
+					if (v <= t->thr)
+						vv_topk_push(t, v, u->seg, row + i);
+				}
+			}
+		}
+	}
+out:
+	if (fd != s->fd)
+		close(fd);
+}
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	struct job *j = w->j;
+
+	for (;;) {
+		size_t i = atomic_fetch_add(&j->next, 1);
+		const struct vv_unit *u;
+		uint64_t done;
+		if (i >= j->plan.nunits)
+			break;
+		u = &j->plan.units[i];
+		for (size_t p = u->p0; p < u->p1; p++)
+			scan_piece(w, &j->plan.pieces[p]);
+		done = atomic_fetch_add(&j->done, u->rows) + u->rows;
+		if (w->id == 0 && j->s->progress)
+			j->s->progress(j->s->progress_ctx, done, j->total);
+	}
+	return NULL;
+}
+
+/* Queries as the kernels take them: normalised for cosine; qn = |q|^2. */
+static int prep_queries(enum vv_metric m, const float *queries, size_t nq, size_t d,
+			float **qp, float **qn)
+{
+	*qp = malloc(nq * d * sizeof(float) + 1);
+	*qn = malloc(nq * sizeof(float) + 1);
+	if (!*qp || !*qn)
+		return VV_ENOMEM;
+	memcpy(*qp, queries, nq * d * sizeof(float));
+	for (size_t i = 0; i < nq; i++) {
+		float *q = *qp + i * d;
+		double s = 0;
+		for (size_t t = 0; t < d; t++)
+			s += (double)q[t] * q[t];
+		(*qn)[i] = (float)s;
+		if (m == VV_METRIC_COSINE && s > 0)
+			for (size_t t = 0; t < d; t++)
+				q[t] = (float)(q[t] / sqrt(s));
+	}
+	return 0;
+}
+
+
+static void job_free(struct job *j, struct worker *ws, size_t nws)
+{
+	if (ws)
+		for (size_t t = 0; t < nws; t++) {
+			free(ws[t].cand);
+			free(ws[t].tk);
+			free(ws[t].scratch);
+			free(ws[t].norms);
+			free(ws[t].inv);
+			free(ws[t].out);
+			free(ws[t].io);
+		}
+	free(ws);
+	vv_plan_release(&j->plan);
+}
+
+/* Scan every segment of j->s not marked skip, with up to `threads` threads
+ * (0 = all CPUs).  On return ws[0 .. *started) hold one heap of the j->kk
+ * best candidates per query each; the caller frees with
+ * job_free(j, *ws, *nws). */
+static int job_run(struct job *j, unsigned threads, struct worker **wsp, size_t *nws,
+		   size_t *startedp)
+{
+	const struct vv_scan *s = j->s;
+	struct worker *ws;
+	struct vv_plan_seg *ps;
+	size_t d = j->d, nq = j->nq, nthreads, maxstride = 0, started;
+	int r;
+
+	*wsp = NULL;
+	*nws = *startedp = 0;
+	nthreads = threads ? threads : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
+	if (nthreads < 1)
+		nthreads = 1;
+	if (!(ps = malloc((s->nsegs ? s->nsegs : 1) * sizeof(*ps))))
+		return VV_ENOMEM;
+	for (size_t i = 0; i < s->nsegs; i++) {
+		const struct vv_scan_seg *g = &s->segs[i];
+		ps[i] = (struct vv_plan_seg){ g->info.count, g->info.stride, g->skip };
+		if (!g->skip && g->stream && g->info.count && g->info.stride > maxstride)
+			maxstride = g->info.stride;
+	}
+	r = vv_plan_build(ps, s->nsegs, nthreads, s->unit_bytes, &j->plan);
+	free(ps);
+	if (r < 0)
+		return r;
+	j->total = j->plan.rows;
+	if (nthreads > j->plan.nunits)
+		nthreads = j->plan.nunits ? j->plan.nunits : 1;
+	if (!(ws = calloc(nthreads, sizeof(*ws))))
+		return VV_ENOMEM;
+	*wsp = ws;
+	*nws = nthreads;
+	for (size_t t = 0; t < nthreads; t++) {
+		struct worker *w = &ws[t];
+		size_t qbmax = j->blas ? BLAS_QBLOCK : QBLOCK;
+		/* ~256 KiB of rows per block (half of L2), a multiple of the
+		 * kernel's 3-row tile */
+		size_t br = (256u << 10) / (d * 4);
+		br = br < 3 ? 3 : br > 384 ? 384 : br - br % 3;
+		if (j->blas) {
+			br = BLAS_RBYTES / (d * 4);
+			br = br < 16 ? 16 : br > 4096 ? 4096 : br;
+		}
+		w->j = j;
+		w->id = (int)t;
+		w->brows = br;
+		w->cand = malloc(nq * j->kk * sizeof(*w->cand));
+		w->tk = malloc(nq * sizeof(*w->tk));
+		w->scratch = malloc(br * d * sizeof(float));
+		w->norms = malloc(br * sizeof(float));
+		w->inv = malloc(br * sizeof(float));
+		w->out = malloc(br * (nq < qbmax ? nq : qbmax) * sizeof(float) + br * sizeof(float));
+		if (maxstride) {
+			size_t m = STREAM_BYTES / (br * maxstride);
+			w->iorows = (m ? m : 1) * br;
+			w->io = aligned_alloc(64, (w->iorows * maxstride + 63) & ~(size_t)63);
+		}
+		if (!w->cand || !w->tk || !w->scratch || !w->norms || !w->inv || !w->out ||
+		    (maxstride && !w->io))
+			return VV_ENOMEM;
+		for (size_t q = 0; q < nq; q++)
+			vv_topk_init(&w->tk[q], w->cand + q * j->kk, j->kk);
+	}
+	for (started = 1; started < nthreads; started++)
+		if (pthread_create(&ws[started].th, NULL, work, &ws[started]) != 0) {
+			vv_log(VV_LOG_WARN, "knn: could not start thread %zu; continuing with fewer",
+			       started);
+			break;
+		}
+	work(&ws[0]);
+	for (size_t t = 1; t < started; t++)
+		pthread_join(ws[t].th, NULL);
+	*startedp = started;
+	return 0;
+}
+
+/* A read error or a bad TEXMEX row anywhere fails the whole scan: results
+ * may already hold rows from that segment.  The first by segment wins, a
+ * read error before a bad row. */
+static int job_errors(struct vv_scan *s, const struct worker *ws, size_t started)
+{
+	const struct worker *bad = NULL, *ioe = NULL;
+
+	for (size_t t = 0; t < started; t++) {
+		if (ws[t].bad && (!bad || ws[t].bad_seg < bad->bad_seg ||
+				  (ws[t].bad_seg == bad->bad_seg && ws[t].bad_row < bad->bad_row)))
+			bad = &ws[t];
+		if (ws[t].ioerr && (!ioe || ws[t].ioerr_seg < ioe->ioerr_seg))
+			ioe = &ws[t];
+	}
+	if (ioe) {
+		s->err_seg = ioe->ioerr_seg;
+		s->err_errno = ioe->ioerr;
+		return vv_err_from_errno(ioe->ioerr);
+	}
+	if (bad) {
+		s->err_seg = bad->bad_seg;
+		s->err_row = bad->bad_row;
+		s->err_dim = bad->bad_dim;
+		return VV_ECORRUPT;
+	}
+	return 0;
+}
+
+int vv_scan_run(struct vv_scan *s)
+{
+	struct job j;
+	struct worker *ws = NULL;
+	float *qp = NULL, *qn = NULL;
+	size_t nws = 0, started = 0;
+	int r;
+
+	memset(&j, 0, sizeof(j));
+	s->cand = NULL;
+	s->ncand = NULL;
+	s->ncap = 0;
+	s->rows = 0;
+	s->err_seg = 0;
+	s->err_row = 0;
+	s->err_dim = 0;
+	s->err_errno = 0;
+	if (!s->nq || !s->kk || !s->d ||
+	    (s->metric != VV_METRIC_L2 && s->metric != VV_METRIC_IP && s->metric != VV_METRIC_COSINE))
+		return VV_EINVAL;
+	j.s = s;
+	j.kern = vv_kernels_get();
+	j.nq = s->nq;
+	j.d = s->d;
+	j.kk = s->kk;
+	j.blas = s->nq >= BLAS_MIN_Q && vv_blas_available();
+	if ((r = prep_queries(s->metric, s->queries, s->nq, s->d, &qp, &qn)) < 0)
+		goto out;
+	j.q = qp;
+	j.qn = qn;
+	if ((r = job_run(&j, s->threads, &ws, &nws, &started)) < 0 ||
+	    (r = job_errors(s, ws, started)) < 0)
+		goto out;
+	/* each query's candidates: the workers' heaps side by side */
+	s->ncap = started * j.kk;
+	if (!(s->cand = malloc(s->nq * s->ncap * sizeof(*s->cand) + 1)) ||
+	    !(s->ncand = calloc(s->nq, sizeof(*s->ncand)))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	for (size_t q = 0; q < s->nq; q++)
+		for (size_t t = 0; t < started; t++) {
+			memcpy(s->cand + q * s->ncap + s->ncand[q], ws[t].tk[q].c,
+			       ws[t].tk[q].n * sizeof(*s->cand));
+			s->ncand[q] += ws[t].tk[q].n;
+		}
+	s->rows = j.plan.rows;
+out:
+	if (r < 0)
+		vv_scan_release(s);
+	job_free(&j, ws, nws);
+	free(qp);
+	free(qn);
+	return r;
+}
+
+void vv_scan_release(struct vv_scan *s)
+{
+	free(s->cand);
+	free(s->ncand);
+	s->cand = NULL;
+	s->ncand = NULL;
+	s->ncap = 0;
+}
+
+/* ---- the daemon's offload ------------------------------------------------------- */
+
+static int cand_cmp(const void *a, const void *b)
+{
+	const struct vv_cand *x = a, *y = b;
+
+	return vv_cand_less(x, y) ? -1 : vv_cand_less(y, x) ? 1 : 0;
+}
+
+int vv_segment_knn(const struct vv_segment_view *sv, enum vv_metric m, const float *queries,
+		   size_t nq, uint32_t kk, unsigned threads, struct vv_knn_ioc_cand *out)
+{
+	const struct vv_segment_info *si = &sv->info;
+	struct vv_scan_seg seg = { .info = *si, .base = sv->base, .fd = -1, .dirfd = -1 };
+	struct vv_scan s = { .segs = &seg, .nsegs = 1, .metric = m, .queries = queries, .nq = nq,
+			     .d = si->dim, .kk = kk, .threads = threads };
+	int r;
+
+	/* the view's probe checked si against its length; check again here,
+	 * as the scan reads within it (TEXMEX: data_off and stride include
+	 * the next row's dim word) */
+	if (!sv->base || (si->count && si->data_off + (si->count - 1) * si->stride +
+				       (uint64_t)si->dim * vv_dtype_size(si->dtype) > sv->len))
+		return VV_EINVAL;
+	if ((r = vv_scan_run(&s)) < 0)
+		return r;
+	/* the workers' kk best each: the kk best of all, best first */
+	for (size_t q = 0; q < nq; q++) {
+		struct vv_cand *c = s.cand + q * s.ncap;
+		size_t n = s.ncand[q];
+		if (n)
+			qsort(c, n, sizeof(*c), cand_cmp);
+		for (size_t i = 0; i < kk; i++)
+			out[q * kk + i] = i < n ? (struct vv_knn_ioc_cand){ c[i].d, 0, c[i].row }
+						: (struct vv_knn_ioc_cand){ INFINITY, 0, VV_KNN_NO_ROW };
+	}
+	vv_scan_release(&s);
+	return 0;
+}
