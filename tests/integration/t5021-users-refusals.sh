@@ -13,7 +13,8 @@ vv_need_fuse
 S=$T/store
 M=$T/mnt
 G=vvt5021$$
-vv_group "$G" 29121
+vv_group "$G"
+GID=$(getent group "$G" | cut -d: -f3)
 printf 'a long enough password\n' > "$T/pw"
 chmod 644 "$T/pw"          # other uids must read it to get as far as asking
 
@@ -27,7 +28,7 @@ check "alice" "$VV_BIN" user add alice --uid 5000 --role "$G" --password-file "$
 TOKEN=$("$VV_BIN" key create alice "$M" 2>/dev/null)
 KID=${TOKEN:4:16}
 # u1001 in the role's group; a collection admin too when grants exist.
-as_u1001g() { setpriv --reuid=1001 --regid=1001 --groups=2000,29121 -- "$@"; }
+as_u1001g() { setpriv --reuid=1001 --regid=1001 --groups="2000,$GID" -- "$@"; }
 if "$VV_BIN" help 2>&1 | grep -q '^ *grant '; then
 	check "grant admin on /products to $G" "$VV_BIN" grant "$G" admin "$M/products" >/dev/null
 	COLL_ADMIN=1
