@@ -127,6 +127,10 @@ struct vv_meta {
 	sqlite3_stmt *st[S_NSTMT];
 	bool txn;                        /* a write transaction is pending */
 	bool reading;                    /* a BEGIN is open (reads run inside it) */
+	struct {                         /* vv_meta_stmt's cache (meta_<feature>.c) */
+		const char *sql;
+		sqlite3_stmt *s;
+	} xst[VV_META_XSTMT_MAX];
 };
 
 /* Keep a deferred transaction open between commits: every query then runs
@@ -185,6 +189,41 @@ static int row(struct vv_meta *m, sqlite3_stmt *s)
 
 #define STMT(m, id) sqlite3_stmt *s = stmt((m), (id)); if (!s) return VV_EIO
 
+sqlite3_stmt *vv_meta_stmt(struct vv_meta *m, const char *sql)
+{
+	int i;
+
+	for (i = 0; i < VV_META_XSTMT_MAX && m->xst[i].sql; i++)
+		if (m->xst[i].sql == sql) {
+			sqlite3_reset(m->xst[i].s);
+			sqlite3_clear_bindings(m->xst[i].s);
+			return m->xst[i].s;
+		}
+	if (i == VV_META_XSTMT_MAX) {
+		vv_log(VV_LOG_ERR, "meta: more than %d feature statements", VV_META_XSTMT_MAX);
+		return NULL;
+	}
+	if (sqlite3_prepare_v3(m->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &m->xst[i].s, NULL) !=
+	    SQLITE_OK) {
+		vv_log(VV_LOG_ERR, "meta: cannot prepare '%.60s': %s", sql, sqlite3_errmsg(m->db));
+		return NULL;
+	}
+	m->xst[i].sql = sql;
+	return m->xst[i].s;
+}
+
+int vv_meta_sqlerr(struct vv_meta *m, int rc)
+{
+	return err(m, rc);
+}
+
+int vv_meta_exec(struct vv_meta *m, const char *sql)
+{
+	int rc = sqlite3_exec(m->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : err(m, rc);
+}
+
 static void bind_name(sqlite3_stmt *s, int i, const char *name)
 {
 	sqlite3_bind_blob(s, i, name, (int)strlen(name), SQLITE_STATIC);
@@ -231,6 +270,8 @@ int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, un
 			goto fail;
 		}
 	}
+	if (create && (r = vv_meta_trash_schema(m)) < 0)
+		goto fail;
 	if ((r = vv_meta_kv_get_u64(m, "format", &fmt)) < 0) {
 		vv_log(VV_LOG_ERR, "meta: %s has no format record", path);
 		r = r == VV_ENOENT ? VV_ECORRUPT : r;
@@ -255,6 +296,7 @@ int vv_meta_upgrade(struct vv_meta *m)
 	sqlite3_stmt *s = NULL;
 	int rc, r;
 
+	vv_meta_trash_upgrade(m);
 	rc = sqlite3_prepare_v2(m->db, "SELECT 1 FROM sqlite_master WHERE type='index'"
 				" AND name='dirents_dir'", -1, &s, NULL);
 	if (rc != SQLITE_OK)
@@ -300,6 +342,8 @@ int vv_meta_close(struct vv_meta *m)
 	}
 	for (int i = 0; i < S_NSTMT; i++)
 		sqlite3_finalize(m->st[i]);
+	for (int i = 0; i < VV_META_XSTMT_MAX; i++)
+		sqlite3_finalize(m->xst[i].s);
 	if (m->db) {
 		int r2 = vv_metavfs_close(m->db);
 		if (r == 0)

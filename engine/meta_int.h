@@ -17,6 +17,8 @@
  *   extents(ino, fblock, chunk, off, len, slot)   PRIMARY KEY(ino, fblock)
  *   chunks(id PK, coll, refs, size)
  *   colls(id PK, wrapped)                          per-collection data keys, wrapped
+ *   trash(id PK AUTOINCREMENT, ino, name, path, oparent, oname, deleted,
+ *         uid, coll, size, gate)  INDEX(oparent), INDEX(deleted)   (meta_trash.c)
  */
 #ifndef VV_META_INT_H
 #define VV_META_INT_H
@@ -29,6 +31,7 @@
 #include "vecvault/version.h"
 
 #define VV_META_FORMAT VV_FORMAT_META
+#define VV_META_XSTMT_MAX 48         /* statements of the meta_<feature>.c files */
 
 struct vv_meta;
 
@@ -173,5 +176,58 @@ void vv_meta_work(struct vv_meta *m, uint64_t *vm_steps, uint64_t *sorts);
 /* PRAGMA integrity_check: reads (so decrypts and authenticates) every page.
  * cb gets each problem line.  0 when clean, VV_ECORRUPT otherwise. */
 int vv_meta_integrity(struct vv_meta *m, void (*cb)(void *ctx, const char *line), void *ctx);
+
+/* --- for the meta_<feature>.c files of this module ---------------------- */
+struct sqlite3_stmt;
+/* The prepared statement for sql (a string constant: cached by its
+ * address for the connection's life), reset with bindings cleared; NULL
+ * (logged) if it does not prepare. */
+struct sqlite3_stmt *vv_meta_stmt(struct vv_meta *m, const char *sql);
+/* An SQLite result code as a VV_E* code (VV_ENOSPC, VV_EIO, ...). */
+int vv_meta_sqlerr(struct vv_meta *m, int rc);
+/* Run SQL without results (inside the caller's transaction, if any). */
+int vv_meta_exec(struct vv_meta *m, const char *sql);
+
+/* --- the recycle bin's table (meta_trash.c) ------------------------------ */
+/* One trashed item: a tree (a file, or a directory with everything that
+ * was removed from under it in the same removal) that sits in .trash/files
+ * under name.  gate: the permissions of the directories that led to it
+ * when it was removed (vault_trash.c says how they are used). */
+struct vv_trash_row {
+	uint64_t id;                      /* its .trashinfo is VV_TRASH_INFO_FIRST + id */
+	uint64_t ino;                     /* the item's own inode (kept) */
+	char name[256];                   /* in .trash/files (VV_NAME_MAX + 1) */
+	char path[4096];                  /* original vault path */
+	uint64_t oparent;                 /* original parent directory */
+	char oname[256];                  /* original name */
+	int64_t deleted;                  /* ns since the epoch */
+	uint32_t uid;                     /* who removed it */
+	uint32_t coll;
+	uint64_t size;                    /* bytes of the files of the tree */
+	uint8_t gate[1024];
+	size_t gatelen;
+};
+/* Tables for a new store (in the creating transaction). */
+int vv_meta_trash_schema(struct vv_meta *m);
+/* Add the tables to an older store, in a commit of its own; never fatal
+ * (logged: the vault then runs with the trash off, vv_meta_trash_ready). */
+void vv_meta_trash_upgrade(struct vv_meta *m);
+bool vv_meta_trash_ready(struct vv_meta *m);
+/* Insert r (r->id is set). */
+int vv_meta_trash_add(struct vv_meta *m, struct vv_trash_row *r);
+int vv_meta_trash_get(struct vv_meta *m, uint64_t id, struct vv_trash_row *r);  /* VV_ENOENT */
+int vv_meta_trash_get_ino(struct vv_meta *m, uint64_t ino, struct vv_trash_row *r);
+int vv_meta_trash_del(struct vv_meta *m, uint64_t id);
+/* Items with id > after in id order, at most max (0: all); cb returns
+ * non-zero to stop (returned).  r is only valid during the call. */
+typedef int (*vv_trash_cb)(void *ctx, const struct vv_trash_row *r);
+int vv_meta_trash_list(struct vv_meta *m, uint64_t after, int max, vv_trash_cb cb, void *ctx);
+/* Items whose original parent was oparent, newest first. */
+int vv_meta_trash_by_parent(struct vv_meta *m, uint64_t oparent, vv_trash_cb cb, void *ctx);
+/* Items removed before `before` (ns), oldest first. */
+int vv_meta_trash_older(struct vv_meta *m, int64_t before, vv_trash_cb cb, void *ctx);
+int vv_meta_trash_stats(struct vv_meta *m, uint64_t *items, uint64_t *bytes);
+/* Does any inode still belong to coll? */
+int vv_meta_coll_used(struct vv_meta *m, uint32_t coll, bool *used);
 
 #endif

@@ -359,7 +359,11 @@ int node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap)
 		size_t nl;
 		if (++depth > 512)
 			goto unknown;
-		if (n && n->lname && n->a.nlink && (S_ISDIR(n->a.mode) || n->a.nlink == 1)) {
+		if (trash_virt_path(cur)) {
+			/* The trash's directories: "/.trash/files/NAME..." */
+			nm = trash_virt_path(cur) + 1;
+			parent = VV_ROOT_INO;
+		} else if (n && n->lname && n->a.nlink && (S_ISDIR(n->a.mode) || n->a.nlink == 1)) {
 			/* Its only name, as the kernel knows it: no query needed.
 			 * A file with several names is named by its oldest one,
 			 * never by whichever another user looked up last. */

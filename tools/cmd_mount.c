@@ -42,6 +42,7 @@ static const char usage[] =
 	"                      [-o OPT[,OPT...]] [--audit-log PATH] [--audit-required]\n"
 	"                      [--accept-rollback] [--audit-lookups] [--no-audit]\n"
 	"                      [--log FILE] [--pid-file FILE] [--knn-cache SIZE]\n"
+	"                      [--trash-days N]\n"
 	"Mount the vault in STORE at the directory MNT.\n"
 	"  -f, --foreground   stay in the foreground (log to stderr)\n"
 	"  -d, --debug        trace every FUSE request (implies -f)\n"
@@ -58,6 +59,9 @@ static const char usage[] =
 	"  --knn-cache SIZE   memory for decrypted segments that `vecvault query`\n"
 	"                     has the daemon scan (K/M/G/T suffixes; default a\n"
 	"                     quarter of RAM; 0 turns the query offload off)\n"
+	"  --trash-days N     keep removed files in MNT/.trash for N days (default\n"
+	"                     30; 0: removals are final).  N with an 's' suffix\n"
+	"                     counts seconds (for tests only)\n"
 	"Unmount with: fusermount3 -u MNT\n";
 
 struct mount_args {
@@ -68,6 +72,7 @@ struct mount_args {
 	bool audit_required, accept_rollback, audit_lookups, no_audit;
 	bool knn_off;
 	size_t knn_cache;
+	int64_t trash_secs;
 	struct vv_fs_opts fo;
 	char store_abs[PATH_MAX], mnt_abs[PATH_MAX];
 	char log_abs[PATH_MAX], pid_abs[PATH_MAX], audit_abs[PATH_MAX];
@@ -224,6 +229,7 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 	vo.purpose = "mount";
 	vo.knn_off = a->knn_off;
 	vo.knn_cache_bytes = a->knn_cache;
+	vo.trash_secs = a->trash_secs;
 	if (a->accept_rollback)
 		vo.flags |= VV_VAULT_ACCEPT_ROLLBACK;
 	if (a->fo.ro)
@@ -342,6 +348,7 @@ int cmd_mount(int argc, char **argv)
 		{ "log", required_argument, NULL, 'l' },
 		{ "pid-file", required_argument, NULL, 'P' },
 		{ "knn-cache", required_argument, NULL, 'K' },
+		{ "trash-days", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -352,6 +359,7 @@ int cmd_mount(int argc, char **argv)
 	pid_t pid;
 
 	memset(&a, 0, sizeof(a));
+	a.trash_secs = 30LL * 86400;
 	/* As root the daemon serves every user, each checked by the daemon. */
 	a.fo.allow_other = geteuid() == 0;
 	optind = 0;
@@ -376,6 +384,18 @@ int cmd_mount(int argc, char **argv)
 			}
 			a.knn_off = a.knn_cache == 0;
 			break;
+		case 'T': {
+			char *end;
+			unsigned long long n = strtoull(optarg, &end, 10);
+			bool secs = *end == 's' && end[1] == '\0';
+			if (!*optarg || *optarg == '-' || (*end && !secs) || n > 36500ULL * (secs ? 86400 : 1)) {
+				die_msg("mount", "bad --trash-days '%s' (whole days, 0 to 36500; 0 "
+					"turns the trash off)", optarg);
+				return 2;
+			}
+			a.trash_secs = (int64_t)n * (secs ? 1 : 86400);
+			break;
+		}
 		case 'o':
 			if (parse_o(&a, optarg) < 0)
 				return 2;
