@@ -19,6 +19,8 @@
  *   colls(id PK, wrapped)                          per-collection data keys, wrapped
  *   trash(id PK AUTOINCREMENT, ino, name, path, oparent, oname, deleted,
  *         uid, coll, size, gate)  INDEX(oparent), INDEX(deleted)   (meta_trash.c)
+ *   roles(name PK, gid UNIQUE, created)            (meta_role.c; feature tables live in
+ *                                                  meta_<feature>.c, see meta_sql_int.h)
  */
 #ifndef VV_META_INT_H
 #define VV_META_INT_H
@@ -31,7 +33,6 @@
 #include "vecvault/version.h"
 
 #define VV_META_FORMAT VV_FORMAT_META
-#define VV_META_XSTMT_MAX 48         /* statements of the meta_<feature>.c files */
 
 struct vv_meta;
 
@@ -177,16 +178,18 @@ void vv_meta_work(struct vv_meta *m, uint64_t *vm_steps, uint64_t *sorts);
  * cb gets each problem line.  0 when clean, VV_ECORRUPT otherwise. */
 int vv_meta_integrity(struct vv_meta *m, void (*cb)(void *ctx, const char *line), void *ctx);
 
-/* --- for the meta_<feature>.c files of this module ---------------------- */
-struct sqlite3_stmt;
-/* The prepared statement for sql (a string constant: cached by its
- * address for the connection's life), reset with bindings cleared; NULL
- * (logged) if it does not prepare. */
-struct sqlite3_stmt *vv_meta_stmt(struct vv_meta *m, const char *sql);
-/* An SQLite result code as a VV_E* code (VV_ENOSPC, VV_EIO, ...). */
-int vv_meta_sqlerr(struct vv_meta *m, int rc);
-/* Run SQL without results (inside the caller's transaction, if any). */
-int vv_meta_exec(struct vv_meta *m, const char *sql);
+/* Roles (meta_role.c): a role is a POSIX group registered in the vault.
+ * VV_EEXIST: name or gid already a role.  _get/_del: VV_ENOENT if absent. */
+int vv_meta_role_add(struct vv_meta *m, const char *name, uint32_t gid, int64_t created);
+int vv_meta_role_get(struct vv_meta *m, const char *name, uint32_t *gid);
+int vv_meta_role_del(struct vv_meta *m, const char *name);
+int vv_meta_role_iter(struct vv_meta *m,
+		      int (*cb)(void *ctx, const char *name, uint32_t gid, int64_t created),
+		      void *ctx);
+/* Every stored ACL blob (access and default), in no particular order. */
+int vv_meta_acl_iter(struct vv_meta *m,
+		     int (*cb)(void *ctx, uint64_t ino, bool dflt, const uint8_t *blob, size_t len),
+		     void *ctx);
 
 /* --- the recycle bin's table (meta_trash.c) ------------------------------ */
 /* One trashed item: a tree (a file, or a directory with everything that
@@ -207,11 +210,8 @@ struct vv_trash_row {
 	uint8_t gate[1024];
 	size_t gatelen;
 };
-/* Tables for a new store (in the creating transaction). */
-int vv_meta_trash_schema(struct vv_meta *m);
-/* Add the tables to an older store, in a commit of its own; never fatal
- * (logged: the vault then runs with the trash off, vv_meta_trash_ready). */
-void vv_meta_trash_upgrade(struct vv_meta *m);
+/* Has this store the trash table?  (A read-only open of an older store
+ * has none: the trash is then empty and off.) */
 bool vv_meta_trash_ready(struct vv_meta *m);
 /* Insert r (r->id is set). */
 int vv_meta_trash_add(struct vv_meta *m, struct vv_trash_row *r);

@@ -26,15 +26,13 @@
  *   INDEX trash_oparent(oparent), INDEX trash_deleted(deleted)
  *
  * Stores made before the trash existed gain the table at their next
- * read-write open (vv_meta_trash_upgrade); the format number stays.
+ * read-write open (meta.c's feature table); the format number stays.
  */
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "meta_int.h"
+#include "meta_sql_int.h"
 #include "vecvault/error.h"
-#include "vecvault/log.h"
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS trash(id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -47,7 +45,6 @@ static const char schema[] =
 
 #define COLS "id, ino, name, path, oparent, oname, deleted, uid, coll, size, gate"
 
-static const char q_ready[] = "SELECT 1 FROM sqlite_master WHERE type='table' AND name='trash'";
 static const char q_add[] =
 	"INSERT INTO trash(ino, name, path, oparent, oname, deleted, uid, coll, size, gate)"
 	" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
@@ -61,44 +58,16 @@ static const char q_older[] = "SELECT " COLS " FROM trash WHERE deleted<?1 ORDER
 static const char q_stats[] = "SELECT count(*), coalesce(sum(size), 0) FROM trash";
 static const char q_coll_used[] = "SELECT 1 FROM inodes WHERE coll=?1 LIMIT 1";
 
-#define XSTMT(m, q) sqlite3_stmt *s = vv_meta_stmt((m), (q)); if (!s) return VV_EIO
+#define XSTMT(m, q) sqlite3_stmt *s = meta_sql((m), (q)); if (!s) return VV_EIO
 
-int vv_meta_trash_schema(struct vv_meta *m)
+int meta_trash_schema(struct vv_meta *m)
 {
-	return vv_meta_exec(m, schema);
+	return meta_exec(m, schema);
 }
 
 bool vv_meta_trash_ready(struct vv_meta *m)
 {
-	sqlite3_stmt *s = vv_meta_stmt(m, q_ready);
-	bool yes;
-
-	if (!s)
-		return false;
-	yes = sqlite3_step(s) == SQLITE_ROW;
-	sqlite3_reset(s);
-	return yes;
-}
-
-void vv_meta_trash_upgrade(struct vv_meta *m)
-{
-	int r;
-
-	if (vv_meta_trash_ready(m))
-		return;
-	if ((r = vv_meta_begin(m)) < 0)
-		goto fail;
-	vv_log(VV_LOG_INFO, "meta: adding the recycle bin's table (once per store)");
-	if ((r = vv_meta_trash_schema(m)) < 0 || (r = vv_meta_commit(m)) < 0) {
-		vv_meta_rollback(m);
-		goto fail;
-	}
-	return;
-fail:
-	/* Never fatal: a full disk must not stop a mount (deletions must stay
-	 * possible); deletes are final until a later mount adds the table. */
-	vv_log(VV_LOG_WARN, "meta: cannot add the recycle bin's table (%s); deletes are final "
-	       "until a later mount adds it", vv_strerror(r));
+	return meta_has_table(m, "trash");
 }
 
 static void blob_str(sqlite3_stmt *s, int col, char *out, size_t cap)
@@ -159,7 +128,7 @@ int vv_meta_trash_add(struct vv_meta *m, struct vv_trash_row *r)
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
-		return vv_meta_sqlerr(m, rc);
+		return meta_err(m, rc);
 	r->id = (uint64_t)sqlite3_last_insert_rowid(sqlite3_db_handle(s));
 	return 0;
 }
@@ -173,7 +142,7 @@ static int get_one(struct vv_meta *m, sqlite3_stmt *s, struct vv_trash_row *r)
 	sqlite3_reset(s);
 	if (rc == SQLITE_ROW)
 		return 0;
-	return rc == SQLITE_DONE ? VV_ENOENT : vv_meta_sqlerr(m, rc);
+	return rc == SQLITE_DONE ? VV_ENOENT : meta_err(m, rc);
 }
 
 int vv_meta_trash_get(struct vv_meta *m, uint64_t id, struct vv_trash_row *r)
@@ -200,7 +169,7 @@ int vv_meta_trash_del(struct vv_meta *m, uint64_t id)
 	sqlite3_bind_int64(s, 1, (int64_t)id);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : vv_meta_sqlerr(m, rc);
+	return rc == SQLITE_DONE ? 0 : meta_err(m, rc);
 }
 
 /* Rows of s to cb, one heap row reused (a row is ~5 KiB).  The callback
@@ -222,7 +191,7 @@ static int each(struct vv_meta *m, sqlite3_stmt *s, vv_trash_cb cb, void *ctx)
 			break;
 	}
 	if (ret == 0 && rc != SQLITE_DONE)
-		ret = vv_meta_sqlerr(m, rc);
+		ret = meta_err(m, rc);
 	sqlite3_reset(s);
 	free(r);
 	return ret;
@@ -265,7 +234,7 @@ int vv_meta_trash_stats(struct vv_meta *m, uint64_t *items, uint64_t *bytes)
 		*bytes = (uint64_t)sqlite3_column_int64(s, 1);
 	}
 	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 0 : vv_meta_sqlerr(m, rc);
+	return rc == SQLITE_ROW ? 0 : meta_err(m, rc);
 }
 
 int vv_meta_coll_used(struct vv_meta *m, uint32_t coll, bool *used)
@@ -277,5 +246,5 @@ int vv_meta_coll_used(struct vv_meta *m, uint32_t coll, bool *used)
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	*used = rc == SQLITE_ROW;
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : vv_meta_sqlerr(m, rc);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : meta_err(m, rc);
 }

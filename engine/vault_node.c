@@ -319,6 +319,11 @@ void node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct vv_att
 	out->gen = n->a.gen;
 	out->mode = n->a.mode;
 	out->nlink = n->a.nlink;
+	/* A removed file in the trash has no name in the tree any more: its
+	 * handles see nlink 0, as after unlink (the trash entry is not a
+	 * link the file's users made). */
+	if (!S_ISDIR(n->a.mode) && n->a.parent == VV_TRASH_FILES_INO)
+		out->nlink = 0;
 	out->uid = n->a.uid;
 	out->gid = n->a.gid;
 	out->size = n->a.size;
