@@ -45,7 +45,8 @@ expect_errno EROFS write "$M/.trash/info/part-3.npy.trashinfo"
 echo x > "$M/products/live"
 expect_errno EROFS rename "$M/products/live" "$M/.trash/files/live"
 expect_errno EROFS link "$M/products/live" "$M/.trash/files/live"
-expect_errno EEXIST rename "$M/products/live" "$M/.trash"
+mkdir "$M/products/dir"
+expect_errno EEXIST rename "$M/products/dir" "$M/.trash"
 
 # restore by mv; into another collection is EXDEV (mv then copies: use rename)
 mkdir "$M/other"
