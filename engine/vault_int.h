@@ -273,6 +273,9 @@ int64_t vault_now(void);
 /* VV_ENOSPC when the store's disk is too full for operations that grow
  * the vault (creating, writing); deletes stay allowed.  Under mu. */
 int vault_space_ok(struct vv_vault *v);
+/* Too full to keep what is deleted (the trash then deletes at once): at
+ * the reserve, or without room for one more chunk beyond it.  Under mu. */
+bool vault_space_tight(struct vv_vault *v);
 /* Seal the audit writer's latest checkpoint into the open transaction. */
 int vault_seal_checkpoint(struct vv_vault *v);                           /* under mu */
 

@@ -672,7 +672,7 @@ bool trash_wanted(struct vv_vault *v, struct node *n)
 	if (!S_ISDIR(n->a.mode) && n->a.nlink > 1)
 		return false;                        /* not the last name */
 	/* A full disk: delete at once so that the space comes back. */
-	return vault_space_ok(v) == 0;
+	return !vault_space_tight(v);
 }
 
 int trash_move(struct vv_vault *v, const struct vv_ctx *c, struct node *d, const char *name,
