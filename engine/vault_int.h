@@ -382,7 +382,11 @@ static inline bool trash_virt(uint64_t ino)
  * onto or remove. */
 bool trash_reserved(uint64_t parent, const char *name);
 /* "/.trash", "/.trash/files", "/.trash/info", or NULL (node_path). */
-const char *trash_virt_path(uint64_t ino);
+static inline const char *trash_virt_path(uint64_t ino)
+{
+	return ino == VV_TRASH_INO ? "/.trash" : ino == VV_TRASH_FILES_INO ? "/.trash/files" :
+	       ino == VV_TRASH_INFO_INO ? "/.trash/info" : NULL;
+}
 /* Is n an item of the trash or inside one?  (Read-only there: EROFS.) */
 bool trash_in(struct vv_vault *v, struct node *n);
 /* Should removing n (its last name) move it to the trash? */

@@ -64,20 +64,6 @@ bool trash_reserved(uint64_t parent, const char *name)
 	return parent == VV_ROOT_INO && (strcmp(name, ".trash") == 0 || strcmp(name, ".snapshots") == 0);
 }
 
-const char *trash_virt_path(uint64_t ino)
-{
-	switch (ino) {
-	case VV_TRASH_INO:
-		return "/.trash";
-	case VV_TRASH_FILES_INO:
-		return "/.trash/files";
-	case VV_TRASH_INFO_INO:
-		return "/.trash/info";
-	default:
-		return NULL;
-	}
-}
-
 /* Is n inside the trash (an item, or below a trashed directory)? */
 bool trash_in(struct vv_vault *v, struct node *n)
 {

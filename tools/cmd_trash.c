@@ -14,6 +14,7 @@
  * have removed.
  */
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,28 @@ static int parse_age(const char *s, char *out, size_t cap)
 		return -1;
 	snprintf(out, cap, "%llu", n * mul);
 	return 0;
+}
+
+int trash_summary(const char *where, uint64_t *items, uint64_t *bytes)
+{
+	static const struct vv_admin_arg json[] = { { "json", "1" } };
+	struct vv_admin_reply rep;
+	int r;
+
+	*items = *bytes = 0;
+	vv_admin_reply_init(&rep);
+	r = admin_call(where, "trash.list", json, 1, &rep);
+	if (r == 0 && rep.status == 0 && rep.body) {
+		/* The daemon's own JSON: one "size": per item. */
+		for (const char *p = rep.body; (p = strstr(p, "\"size\":")); p += 7) {
+			(*items)++;
+			*bytes += strtoull(p + 7, NULL, 10);
+		}
+	} else if (r == 0) {
+		r = 1;
+	}
+	vv_admin_reply_release(&rep);
+	return r;
 }
 
 int cmd_trash(int argc, char **argv)

@@ -73,6 +73,7 @@ check "a replaced or truncated file is not in the trash" sh -c "! ls '$M/.trash/
 # the CLI
 check "trash list names the original paths" sh -c "'$VV_BIN' trash list '$M' | grep -q '/products/part-3.npy'"
 check "trash list --json" sh -c "'$VV_BIN' trash list '$M' --json | $PY -c 'import json,sys; d=json.load(sys.stdin); assert len(d)==2 and d[0][\"path\"]==\"/products/part-3.npy\" and d[0][\"expires\"]'"
+check "vecvault stats shows the trash's size" sh -c "'$VV_BIN' stats '$M' | grep -Eq '^\.trash +items 2  bytes 300004'"
 check "trash restore MNT PATH (the newest)" "$VV_BIN" trash restore "$M" /products/part-3.npy
 check "restored where it came from" test "$(cat "$M/products/part-3.npy")" = two
 expect_fail "restore onto an existing name is refused" "$VV_BIN" trash restore "$M" /products/part-3.npy
