@@ -865,7 +865,7 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	}
 	/* Nothing moves into the trash or within it (out of a trashed tree
 	 * is allowed, with the checks of any rename). */
-	if (trash_in(v, nd)) {
+	if (trash_in(v, nd) || ((flags & VV_RENAME_EXCHANGE) && trash_in(v, od))) {
 		r = VV_EROFS;
 		goto out;
 	}

@@ -58,6 +58,14 @@
 #define INFO_SUFFIX ".trashinfo"
 #define SWEEP_MAX_NS (3600LL * 1000000000LL)
 #define GATE_DENY 0xff                /* a gate too deep to record: root and the remover only */
+/* item_by_name: the item exists but the caller may not see it.  Answered
+ * as VV_ENOENT (hidden_enoent), audited as a refusal. */
+#define VV_EHIDDEN (-100000)
+
+static int hidden_enoent(int r)
+{
+	return r == VV_EHIDDEN ? VV_ENOENT : r;
+}
 
 bool trash_reserved(uint64_t parent, const char *name)
 {
@@ -271,7 +279,7 @@ static int item_by_name(struct vv_vault *v, const struct vv_ident *id, const cha
 	if (!visible(v, id, row, *out)) {
 		node_put(v, *out);
 		*out = NULL;
-		return VV_ENOENT;
+		return VV_EHIDDEN;
 	}
 	return 0;
 }
@@ -355,13 +363,15 @@ int trash_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, co
 		r = VV_ENOENT;
 	}
 out:
-	/* A hidden item is an ENOENT like a missing one: audited only when
-	 * something existed, so the log shows who probed for what. */
-	if (r != VV_ENOENT || ino)
+	/* A hidden item is an ENOENT like a missing one, to the caller; the
+	 * log records it as the refusal it is. */
+	if (r == VV_EHIDDEN)
+		vault_audit(v, c, "lookup", 0, parent, name, VV_ENOENT, "hidden: a removed item this user could not read");
+	else if (r != VV_ENOENT)
 		vault_audit(v, c, "lookup", ino, parent, name, r, NULL);
 	node_put(v, n);
 	free(row);
-	return r;
+	return hidden_enoent(r);
 }
 
 int trash_getattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, struct vv_attr *out)
@@ -396,8 +406,7 @@ int trash_open_info(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, in
 
 	*fh = NULL;
 	if (ino < VV_TRASH_INFO_FIRST) {
-		r = trash_virt_path(ino) ? ((flags & O_ACCMODE) == O_RDONLY ? VV_EISDIR : VV_EISDIR)
-					 : VV_ENOENT;
+		r = trash_virt_path(ino) ? VV_EISDIR : VV_ENOENT;
 		goto out;
 	}
 	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | VV_OPEN_EXEC))) {
@@ -419,7 +428,13 @@ int trash_open_info(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, in
 	*fh = f;
 	f = NULL;
 out:
-	vault_audit(v, c, "open", ino, r == 0 ? 0 : 0, NULL, r, "trashinfo");
+	if (n) {
+		char nm[VV_NAME_MAX + sizeof(INFO_SUFFIX)];
+		snprintf(nm, sizeof(nm), "%s%s", row->name, INFO_SUFFIX);
+		vault_audit(v, c, "open", ino, VV_TRASH_INFO_INO, nm, r, "r");
+	} else {
+		vault_audit(v, c, "open", ino, 0, NULL, r, NULL);
+	}
 	node_put(v, n);
 	free(row);
 	free(buf);
@@ -842,6 +857,7 @@ int trash_unlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, co
 	if (!(row = malloc(sizeof(*row))))
 		return VV_ENOMEM;
 	if ((r = item_by_name(v, &c->id, name, row, &n)) < 0) {
+		r = hidden_enoent(r);
 		vault_audit(v, c, dir ? "rmdir" : "unlink", 0, parent, name, r, NULL);
 		goto out;
 	}
@@ -952,6 +968,7 @@ int trash_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, co
 	if (!(row = malloc(sizeof(*row))))
 		return VV_ENOMEM;
 	if ((r = item_by_name(v, &c->id, name, row, &n)) < 0) {
+		r = hidden_enoent(r);
 		vault_audit(v, c, "rename", 0, parent, name, r, newname);
 		goto out;
 	}

@@ -12,6 +12,7 @@ export -f as_u1000 as_u1001 as_nobody
 S=$T/store
 M=$T/mnt
 vv_init "$S" >/dev/null 2>&1
+LOG=$(vv_audit_log "$S")
 vv_mount "$S" "$M"
 
 mkdir -m 755 "$M/c"
@@ -56,6 +57,7 @@ PY
 for how in path mode3 rdonly; do
 	check "u1001: open(O_$how) of the trashed secret fails" bash -c "test \"\$(as_u1001 $PY '$T/open.py' '$M/.trash/files/secret' $how)\" = ENOENT"
 done
+check "the probes are audited as refused lookups" vv_audit_has "$LOG" op=lookup uid=1001 result=ENOENT path=/.trash/files/secret 'detail~hidden'
 check "u1000 reads its secret in the trash" bash -c "test \"\$(as_u1000 cat '$M/.trash/files/secret')\" = top-secret"
 
 # the trash is read-only for everyone

@@ -285,6 +285,10 @@ int main(void)
 	}
 	is_int(list(v, &root_c, VV_TRASH_FILES_INO, &s), 0, "list");
 	ok(strstr(s.buf, "sub") && !strstr(s.buf, "big") && !strstr(s.buf, " f"), "one item: sub, the tree");
+	is_int(vv_vault_rename(v, &u1000, prod.ino, "p2", deep, "f", VV_RENAME_EXCHANGE), VV_EROFS,
+	       "exchange into a trashed tree: EROFS");
+	is_int(vv_vault_rename(v, &u1000, deep, "f", prod.ino, "p2", VV_RENAME_EXCHANGE), VV_EROFS,
+	       "exchange out of a trashed tree: EROFS");
 	is_int(lk(v, &u1000, VV_TRASH_FILES_INO, "sub", NULL), 0, "1000 finds sub");
 	is_int(lk(v, &u1000, sub, "deep", NULL), 0, "and sub/deep inside");
 	is_int(vv_vault_unlink(v, &u1001, VV_TRASH_FILES_INO, "sub"), VV_ENOENT, "1001 cannot see sub (0750)");
