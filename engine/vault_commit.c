@@ -119,7 +119,6 @@ int vault_space_ok(struct vv_vault *v)
 	if (now - v->cm.space_checked > 100000000LL) {
 		uint64_t fb = free_bytes(v);
 		v->cm.space_checked = now;
-		v->cm.free = fb;
 		v->cm.low_space = fb < 2ull * v->cm.reserve;
 		if (v->cm.low_space)
 			reserve_release(v);
@@ -132,9 +131,10 @@ bool vault_space_tight(struct vv_vault *v)
 	if (vault_space_ok(v) < 0)
 		return true;
 	/* Room for one more chunk beyond the reserve, else writes are
-	 * failing already (a chunk is written whole).  Free space as
-	 * vault_space_ok last measured it (at most 100 ms ago). */
-	return v->cm.free < 2ull * v->cm.reserve +
+	 * failing already (a chunk is written whole).  Measured now: the
+	 * sealer may have filled the disk since vault_space_ok looked (one
+	 * statvfs per removal). */
+	return free_bytes(v) < 2ull * v->cm.reserve +
 			       (uint64_t)VV_CHUNK_MAX_BLOCKS * (VV_BLOCK_SIZE + 64);
 }
 

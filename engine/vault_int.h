@@ -195,7 +195,6 @@ struct vault_commits {
 	bool low_space;                  /* free space below the reserve: refuse growth */
 	uint32_t reserve;                /* reserve size: 1/32 of the file system, clamped */
 	int64_t space_checked;           /* when low_space was last computed (ns) */
-	uint64_t free;                   /* the store's free bytes then */
 };
 
 /* The ticker thread that batches commits (vault.c). */
