@@ -101,6 +101,7 @@ int vault_grant_revoke(struct vv_vault *v, const struct vv_admin_req *rq,
 
 /* The verb tables, NULL-terminated (listed in vault_admin.c). */
 extern const struct vault_admin_verb vault_admin_core_verbs[];
+extern const struct vault_admin_verb vault_trash_verbs[];
 extern const struct vault_admin_verb vault_role_verbs[];
 extern const struct vault_admin_verb vault_user_verbs[];
 extern const struct vault_admin_verb vault_grant_verbs[];

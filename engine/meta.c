@@ -129,6 +129,7 @@ static const struct meta_feature features[] = {
 	{ "roles", meta_role_schema },
 	{ "users", meta_user_schema },
 	{ "coll_admins", meta_grant_schema },
+	{ "trash", meta_trash_schema },
 	{ NULL, NULL },
 };
 

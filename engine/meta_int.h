@@ -18,6 +18,8 @@
  *   chunks(id PK, coll, refs, size)
  *   colls(id PK, wrapped)                          per-collection data keys, wrapped
  *   users, user_roles, api_keys                    (meta_user.c) vault users and keys
+ *   trash(id PK AUTOINCREMENT, ino, name, path, oparent, oname, deleted,
+ *         uid, coll, size, gate)  INDEX(oparent), INDEX(deleted)   (meta_trash.c)
  *   roles(name PK, gid UNIQUE, created)            (meta_role.c; feature tables live in
  *                                                  meta_<feature>.c, see meta_sql_int.h)
  *   coll_admins(coll, gid)                         PRIMARY KEY(coll, gid): roles with admin
@@ -258,5 +260,43 @@ int vv_meta_key_used(struct vv_meta *m, const char *id, int64_t now);
  * (none without the table). */
 int vv_meta_admin_set(struct vv_meta *m, uint64_t coll, uint32_t gid, bool on);
 int vv_meta_admin_list(struct vv_meta *m, uint64_t coll, uint32_t *gids, size_t max, size_t *n);
+/* --- the recycle bin's table (meta_trash.c) ------------------------------ */
+/* One trashed item: a tree (a file, or a directory with everything that
+ * was removed from under it in the same removal) that sits in .trash/files
+ * under name.  gate: the permissions of the directories that led to it
+ * when it was removed (vault_trash.c says how they are used). */
+struct vv_trash_row {
+	uint64_t id;                      /* its .trashinfo is VV_TRASH_INFO_FIRST + id */
+	uint64_t ino;                     /* the item's own inode (kept) */
+	char name[256];                   /* in .trash/files (VV_NAME_MAX + 1) */
+	char path[4096];                  /* original vault path */
+	uint64_t oparent;                 /* original parent directory */
+	char oname[256];                  /* original name */
+	int64_t deleted;                  /* ns since the epoch */
+	uint32_t uid;                     /* who removed it */
+	uint32_t coll;
+	uint64_t size;                    /* bytes of the files of the tree */
+	uint8_t gate[1024];
+	size_t gatelen;
+};
+/* Has this store the trash table?  (A read-only open of an older store
+ * has none: the trash is then empty and off.) */
+bool vv_meta_trash_ready(struct vv_meta *m);
+/* Insert r (r->id is set). */
+int vv_meta_trash_add(struct vv_meta *m, struct vv_trash_row *r);
+int vv_meta_trash_get(struct vv_meta *m, uint64_t id, struct vv_trash_row *r);  /* VV_ENOENT */
+int vv_meta_trash_get_ino(struct vv_meta *m, uint64_t ino, struct vv_trash_row *r);
+int vv_meta_trash_del(struct vv_meta *m, uint64_t id);
+/* Items with id > after in id order, at most max (0: all); cb returns
+ * non-zero to stop (returned).  r is only valid during the call. */
+typedef int (*vv_trash_cb)(void *ctx, const struct vv_trash_row *r);
+int vv_meta_trash_list(struct vv_meta *m, uint64_t after, int max, vv_trash_cb cb, void *ctx);
+/* Items whose original parent was oparent, newest first. */
+int vv_meta_trash_by_parent(struct vv_meta *m, uint64_t oparent, vv_trash_cb cb, void *ctx);
+/* Items removed before `before` (ns), oldest first. */
+int vv_meta_trash_older(struct vv_meta *m, int64_t before, vv_trash_cb cb, void *ctx);
+int vv_meta_trash_stats(struct vv_meta *m, uint64_t *items, uint64_t *bytes);
+/* Does any inode still belong to coll? */
+int vv_meta_coll_used(struct vv_meta *m, uint32_t coll, bool *used);
 
 #endif

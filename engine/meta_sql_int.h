@@ -50,5 +50,7 @@ int meta_grant_schema(struct vv_meta *m);
 
 /* ---- vault users and API keys (meta_user.c) ---- */
 int meta_user_schema(struct vv_meta *m);
+/* ---- trash (meta_trash.c) ---- */
+int meta_trash_schema(struct vv_meta *m);
 
 #endif

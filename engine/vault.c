@@ -52,6 +52,7 @@ static void *ticker(void *arg)
 			pthread_mutex_lock(&v->mu);
 			last_flush = now;
 		}
+		trash_tick(v, now);
 		if (now - last_anchor > ANCHOR_MS * 1000000LL) {
 			vault_commit_anchor(v);
 			last_anchor = now;
@@ -283,6 +284,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		    (r = vault_commit_anchor(v)) < 0)
 			goto fail;
 	}
+
 	if (!(o->flags & VV_VAULT_NO_AUDIT)) {
 		struct vv_audit_opts ao = { 0 };
 		uint8_t akey[VV_KEY_BYTES], smac[VV_AUDIT_MAC_BYTES];
@@ -333,6 +335,9 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	pthread_mutex_lock(&v->mu);
 	vault_audit(v, NULL, v->purpose, VV_ROOT_INO, 0, NULL, 0, dir);
 	pthread_mutex_unlock(&v->mu);
+	/* After the open record: purges of expired items are audited. */
+	if ((r = trash_open(v, o->trash_secs > 0 ? o->trash_secs * 1000000000LL : 0)) < 0)
+		goto fail;
 	v->tick.run = true;
 	if (pthread_create(&v->tick.thread, NULL, ticker, v) != 0) {
 		v->tick.run = false;

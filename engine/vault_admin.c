@@ -19,6 +19,7 @@
 /* Every feature's table, in the order verbs are looked up. */
 static const struct vault_admin_verb *const tables[] = {
 	vault_admin_core_verbs,
+	vault_trash_verbs,
 	vault_role_verbs,
 	vault_user_verbs,
 	vault_grant_verbs,

@@ -126,6 +126,18 @@ int vault_space_ok(struct vv_vault *v)
 	return v->cm.low_space ? VV_ENOSPC : 0;
 }
 
+bool vault_space_tight(struct vv_vault *v)
+{
+	if (vault_space_ok(v) < 0)
+		return true;
+	/* Room for one more chunk beyond the reserve, else writes are
+	 * failing already (a chunk is written whole).  Measured now: the
+	 * sealer may have filled the disk since vault_space_ok looked (one
+	 * statvfs per removal). */
+	return free_bytes(v) < 2ull * v->cm.reserve +
+			       (uint64_t)VV_CHUNK_MAX_BLOCKS * (VV_BLOCK_SIZE + 64);
+}
+
 /* --- commits ---------------------------------------------------------------- */
 
 void vault_unlink_later(struct vv_vault *v, const uint8_t id[VV_CHUNK_ID_BYTES])

@@ -692,8 +692,19 @@ int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 			mask |= VV_MAY_WRITE;
 	}
 	pthread_mutex_lock(&v->mu);
+	if (trash_virt(ino)) {
+		free(f);
+		if ((r = vault_audit_gate(v)) == 0)
+			r = trash_open_info(v, c, ino, flags, fh);   /* audits itself */
+		pthread_mutex_unlock(&v->mu);
+		return r;
+	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0)
 		goto out;
+	if ((mask & VV_MAY_WRITE) && trash_in(v, n)) {
+		r = VV_EROFS;                            /* the trash is read-only */
+		goto out;
+	}
 	if (S_ISDIR(n->a.mode) && (mask & VV_MAY_WRITE)) {
 		r = VV_EISDIR;
 		goto out;
@@ -870,6 +881,13 @@ ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf, size_t 
 		return VV_EBADF;
 	if ((r = vault_audit_gate(v)) < 0)
 		return r;
+	if (!n) {                                    /* a virtual file (.trashinfo) */
+		if (off >= fh->virt_len)
+			return 0;
+		end = off + size < fh->virt_len ? off + size : fh->virt_len;
+		memcpy(buf, fh->virt + off, end - off);
+		return (ssize_t)(end - off);
+	}
 	if ((r = data_rdlock(v, n)) < 0)
 		return r;
 	if (off >= n->a.size) {
@@ -895,7 +913,7 @@ ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 	uint64_t end, pos;
 	int r = 0;
 
-	if (!file_may_write(fh))
+	if (!file_may_write(fh) || !n)
 		return VV_EBADF;
 	if ((r = vault_audit_gate(v)) < 0)
 		return r;
@@ -998,7 +1016,7 @@ static int flush_node(struct vv_vault *v, struct node *n)
 
 int vv_vault_flush(struct vv_vault *v, struct vv_file *fh)
 {
-	int r = flush_node(v, fh->n);
+	int r = fh->n ? flush_node(v, fh->n) : 0;
 
 	if (r == 0 && fh->err) {
 		r = fh->err;
@@ -1009,7 +1027,7 @@ int vv_vault_flush(struct vv_vault *v, struct vv_file *fh)
 
 int vv_vault_fsync(struct vv_vault *v, struct vv_file *fh, bool datasync)
 {
-	int r = flush_node(v, fh->n), r2;
+	int r = fh->n ? flush_node(v, fh->n) : 0, r2;
 
 	(void)datasync;
 	pthread_mutex_lock(&v->mu);
@@ -1047,6 +1065,11 @@ int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
 	struct node *n = fh->n;
 	int r;
 
+	if (!n) {                                    /* a virtual file: nothing kept */
+		free(fh->virt);
+		free(fh);
+		return 0;
+	}
 	r = flush_node(v, n);
 	pthread_rwlock_wrlock(&n->rw);
 	if (r < 0 && n->ndirty && __atomic_load_n(&n->nopen, __ATOMIC_RELAXED) == 1) {
@@ -1164,8 +1187,12 @@ int vv_vault_lseek(struct vv_vault *v, struct vv_file *fh, int64_t off, int when
 	uint64_t pos;
 	int r;
 
-	if (off < 0)
+	if (off < 0 || (!n && (uint64_t)off >= fh->virt_len))
 		return VV_ENXIO;
+	if (!n) {                                    /* a virtual file: all data */
+		*out = whence == SEEK_DATA ? off : (int64_t)fh->virt_len;
+		return 0;
+	}
 	if ((r = data_rdlock(v, n)) < 0)
 		return r;
 	r = data_seek(n, (uint64_t)off, whence, &pos);

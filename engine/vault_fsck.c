@@ -130,7 +130,8 @@ static int check_dirent(void *ctx, uint64_t parent, const char *name, uint64_t i
 	struct fsck *f = ctx;
 	struct ino_info *p = find_ino(f, parent), *i = find_ino(f, ino);
 
-	if (!p || !S_ISDIR(p->mode)) {
+	/* Trashed items: entries of the virtual .trash/files (vault_trash.c). */
+	if ((!p && parent != VV_TRASH_FILES_INO) || (p && !S_ISDIR(p->mode))) {
 		f->rep->errors++;
 		say(f, "error: entry '%s' in missing directory inode %llu", name, (unsigned long long)parent);
 	}

@@ -92,6 +92,8 @@ struct vv_file {
 	char client[64];
 	char *path;                      /* the path it was opened by, for audit records */
 	struct vv_file *prev, *next;     /* v->files, under v->mu */
+	char *virt;                      /* n == NULL: a virtual file's bytes (.trashinfo) */
+	size_t virt_len;
 };
 
 /* What a handle was opened for.  open(2) mode 3 (O_ACCMODE) is neither: the
@@ -120,8 +122,10 @@ static inline bool file_user_readable(const struct vv_file *f)
 }
 
 struct vv_dir {
-	struct node *n;
+	struct node *n;                  /* NULL for a virtual directory */
 	const struct vv_ctx *c;
+	uint64_t virt;                   /* the virtual directory's inode (.trash) */
+	struct vv_ident id;              /* its opener, whose view it lists (groups owned) */
 };
 
 /* Blocks of one node to seal into one chunk, off the request path. */
@@ -217,6 +221,14 @@ struct vault_sealer {
 	size_t npool;
 };
 
+/* The recycle bin (vault_trash.c), under v->mu. */
+struct vault_trash {
+	int64_t keep_ns;                 /* retention; 0: removals are final */
+	bool ready;                      /* meta.db has the trash table */
+	int64_t opened;                  /* times of the virtual directories */
+	int64_t swept;                   /* the last retention sweep */
+};
+
 /* An open vault: the store and its modules, then one part per concern. */
 struct vv_vault {
 	struct vv_store *store;
@@ -237,6 +249,7 @@ struct vv_vault {
 	struct vault_audit_state aud;
 	struct vault_ticker tick;
 	struct vault_sealer seal;
+	struct vault_trash trash;
 
 	vv_inval_fn inval;               /* kernel-cache invalidation (fs/) */
 	void *inval_ctx;
@@ -265,6 +278,9 @@ int64_t vault_now(void);
 /* VV_ENOSPC when the store's disk is too full for operations that grow
  * the vault (creating, writing); deletes stay allowed.  Under mu. */
 int vault_space_ok(struct vv_vault *v);
+/* Too full to keep what is deleted (the trash then deletes at once): at
+ * the reserve, or without room for one more chunk beyond it.  Under mu. */
+bool vault_space_tight(struct vv_vault *v);
 /* Seal the audit writer's latest checkpoint into the open transaction. */
 int vault_seal_checkpoint(struct vv_vault *v);                           /* under mu */
 
@@ -367,5 +383,51 @@ void knn_cache_stats(struct vv_vault *v, struct knn_stats *st);
 /* Tests: while held, the pool starts no job (queued ones wait), so a test
  * can queue several and then watch the order they run in. */
 void knn_pool_hold(struct vv_vault *v, bool hold);
+
+/* The recycle bin (vault_trash.c): hooks for vault_ns.c, vault_data.c,
+ * vault_xattr.c and vault.c, all under v->mu.  Virtual inode numbers for
+ * its directories and .trashinfo files: [2^60, 2^60 + 2^32) (the store's
+ * counter never gets there; snapshots use 2^61 and up). */
+#define VV_TRASH_INO        (1ULL << 60)             /* /.trash */
+#define VV_TRASH_FILES_INO  (VV_TRASH_INO + 1)        /* /.trash/files */
+#define VV_TRASH_INFO_INO   (VV_TRASH_INO + 2)        /* /.trash/info */
+#define VV_TRASH_INFO_FIRST (VV_TRASH_INO + 16)       /* + item id: its .trashinfo */
+#define VV_TRASH_INO_END    (VV_TRASH_INO + (1ULL << 32))
+static inline bool trash_virt(uint64_t ino)
+{
+	return ino >= VV_TRASH_INO && ino < VV_TRASH_INO_END;
+}
+/* ".trash" and ".snapshots" in the root: names no one may create, rename
+ * onto or remove. */
+bool trash_reserved(uint64_t parent, const char *name);
+/* "/.trash", "/.trash/files", "/.trash/info", or NULL (node_path). */
+static inline const char *trash_virt_path(uint64_t ino)
+{
+	return ino == VV_TRASH_INO ? "/.trash" : ino == VV_TRASH_FILES_INO ? "/.trash/files" :
+	       ino == VV_TRASH_INFO_INO ? "/.trash/info" : NULL;
+}
+/* Is n an item of the trash or inside one?  (Read-only there: EROFS.) */
+bool trash_in(struct vv_vault *v, struct node *n);
+/* Should removing n (its last name) move it to the trash? */
+bool trash_wanted(struct vv_vault *v, struct node *n);
+/* Move n, entry name of d, to the trash (checks done); tname: its name
+ * in .trash/files (VV_NAME_MAX + 1 bytes). */
+int trash_move(struct vv_vault *v, const struct vv_ctx *c, struct node *d, const char *name,
+	       struct node *n, int64_t now, char *tname);
+/* Requests on the virtual entries; each audits itself. */
+int trash_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
+		 struct vv_attr *out);
+int trash_getattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, struct vv_attr *out);
+int trash_open_info(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, int flags,
+		    struct vv_file **fh);
+int trash_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool plus,
+		  vv_fill_fn fill, void *ctx);
+int trash_unlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
+		 bool dir);
+int trash_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
+		 uint64_t newparent, const char *newname, unsigned flags);
+/* At open (purges what expired; takes v->mu) and from the ticker. */
+int trash_open(struct vv_vault *v, int64_t keep_ns);
+void trash_tick(struct vv_vault *v, int64_t now);
 
 #endif

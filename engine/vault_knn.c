@@ -517,8 +517,8 @@ int vv_vault_knn_submit(struct vv_vault *v, const struct vv_ctx *ctx, struct vv_
 	struct kjob *j;
 	int r;
 
-	if (!c)
-		return VV_ENOTTY;
+	if (!c || !fh->n)
+		return VV_ENOTTY;                   /* off, or a virtual file (.trashinfo) */
 	if (!(j = calloc(1, sizeof(*j))))
 		return VV_ENOMEM;
 	j->type = J_SCAN;
@@ -905,7 +905,7 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int r;
 
-	if (!v->knn)
+	if (!v->knn || !n)
 		return VV_ENOTTY;
 	if ((r = vault_audit_gate(v)) < 0)
 		return r;

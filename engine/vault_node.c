@@ -325,6 +325,11 @@ void node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct vv_att
 	out->gen = n->a.gen;
 	out->mode = n->a.mode;
 	out->nlink = n->a.nlink;
+	/* A removed file in the trash has no name in the tree any more: its
+	 * handles see nlink 0, as after unlink (the trash entry is not a
+	 * link the file's users made). */
+	if (!S_ISDIR(n->a.mode) && n->a.parent == VV_TRASH_FILES_INO)
+		out->nlink = 0;
 	out->uid = n->a.uid;
 	out->gid = n->a.gid;
 	out->size = n->a.size;
@@ -365,7 +370,11 @@ int node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap)
 		size_t nl;
 		if (++depth > 512)
 			goto unknown;
-		if (n && n->lname && n->a.nlink && (S_ISDIR(n->a.mode) || n->a.nlink == 1)) {
+		if (trash_virt_path(cur)) {
+			/* The trash's directories: "/.trash/files/NAME..." */
+			nm = trash_virt_path(cur) + 1;
+			parent = VV_ROOT_INO;
+		} else if (n && n->lname && n->a.nlink && (S_ISDIR(n->a.mode) || n->a.nlink == 1)) {
 			/* Its only name, as the kernel knows it: no query needed.
 			 * A file with several names is named by its oldest one,
 			 * never by whichever another user looked up last. */

@@ -82,6 +82,13 @@ int vv_vault_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	int r;
 
 	pthread_mutex_lock(&v->mu);
+	if (trash_virt(parent)) {
+		r = vault_audit_gate(v);
+		if (r == 0)
+			r = trash_lookup(v, c, parent, name, out);
+		pthread_mutex_unlock(&v->mu);
+		return r;
+	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = get_dir(v, parent, &d)) < 0)
 		goto out;
 	if ((r = node_check(v, c, d, VV_MAY_EXEC)) < 0)
@@ -93,10 +100,20 @@ int vv_vault_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	else if (strcmp(name, "..") == 0)
 		ino = d->a.parent;
 	else if ((r = vv_meta_dirent_get(v->meta, parent, name, &ino)) < 0) {
+		/* .trash: found by lookup, never listed (a real entry of that
+		 * name, made by an older build, hides it). */
+		if (r == VV_ENOENT && parent == VV_ROOT_INO && strcmp(name, ".trash") == 0) {
+			r = trash_lookup(v, c, parent, name, out);
+			goto out;
+		}
 		if (r == VV_ENOENT) {
 			memset(out, 0, sizeof(*out));
 			out->cacheable = node_chain_ok(v, d);
 		}
+		goto out;
+	}
+	if (trash_virt(ino)) {                       /* ".." of a trashed directory */
+		r = trash_lookup(v, c, VV_TRASH_FILES_INO, ".", out);
 		goto out;
 	}
 	if ((r = node_get(v, ino, &n)) < 0)
@@ -151,7 +168,9 @@ int vv_vault_getattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	int r;
 
 	pthread_mutex_lock(&v->mu);
-	if ((r = node_get(v, ino, &n)) == 0)
+	if (trash_virt(ino))
+		r = trash_getattr(v, c, ino, out);
+	else if ((r = node_get(v, ino, &n)) == 0)
 		node_attr(v, n, cacheable(v, n), out);
 	node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
@@ -188,8 +207,16 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	int r;
 
 	pthread_mutex_lock(&v->mu);
+	if (trash_virt(ino)) {
+		r = VV_EROFS;
+		goto out;
+	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0)
 		goto out;
+	if (trash_in(v, n)) {
+		r = VV_EROFS;                            /* the trash is read-only */
+		goto out;
+	}
 	if (sa->valid & VV_SET_SIZE) {
 		/* Data lock first (lock order), then re-take the metadata lock. */
 		pthread_mutex_unlock(&v->mu);
@@ -312,6 +339,10 @@ int vv_vault_readlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	int r;
 
 	pthread_mutex_lock(&v->mu);
+	if (trash_virt(ino)) {
+		r = VV_EINVAL;
+		goto out;
+	}
 	if ((r = node_get(v, ino, &n)) < 0)
 		goto out;
 	if (!S_ISLNK(n->a.mode)) {
@@ -352,12 +383,24 @@ static int make(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, con
 	int r;
 
 	*nout = NULL;
+	if (trash_virt(parent)) {
+		r = VV_EROFS;
+		goto out;
+	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = get_dir(v, parent, &d)) < 0)
 		goto out;
 	if ((r = node_check(v, c, d, VV_MAY_WRITE | VV_MAY_EXEC)) < 0)
 		goto out;
 	if ((r = check_name(name)) < 0)
 		goto out;
+	if (trash_reserved(parent, name)) {
+		r = VV_EEXIST;                           /* .trash, .snapshots */
+		goto out;
+	}
+	if (trash_in(v, d)) {
+		r = VV_EROFS;
+		goto out;
+	}
 	if (d->a.nlink == 0) {
 		r = VV_ENOENT;               /* creating in a removed directory */
 		goto out;
@@ -559,11 +602,24 @@ int vv_vault_link(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	int r;
 
 	pthread_mutex_lock(&v->mu);
+	if (trash_virt(ino) || trash_virt(newparent)) {
+		r = trash_virt(newparent) ? VV_EROFS : VV_EPERM;
+		goto out;
+	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
 	    (r = get_dir(v, newparent, &d)) < 0)
 		goto out;
 	if (S_ISDIR(n->a.mode)) {
 		r = VV_EPERM;
+		goto out;
+	}
+	/* No second name for a trashed file (restore is mv), none in the trash. */
+	if (trash_in(v, n) || trash_in(v, d)) {
+		r = trash_in(v, d) ? VV_EROFS : VV_EPERM;
+		goto out;
+	}
+	if (trash_reserved(newparent, newname)) {
+		r = VV_EEXIST;
 		goto out;
 	}
 	/* The kernel's order: may_linkat() before the directory's check. */
@@ -663,10 +719,20 @@ static int remove_op(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent
 {
 	struct node *d = NULL, *n = NULL;
 	struct vv_perm pd, pn;
+	const char *op = dir ? "rmdir" : "unlink";
+	char tname[VV_NAME_MAX + 1] = "";
 	uint64_t ino = 0;
+	bool intrash = false;
 	int r;
 
 	pthread_mutex_lock(&v->mu);
+	if (trash_virt(parent)) {
+		r = vault_audit_gate(v);
+		if (r == 0)
+			r = trash_unlink(v, c, parent, name, dir);
+		pthread_mutex_unlock(&v->mu);
+		return r;
+	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = get_dir(v, parent, &d)) < 0 ||
 	    (r = check_name(name)) < 0)
 		goto out;
@@ -676,7 +742,12 @@ static int remove_op(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent
 	}
 	if ((r = node_check(v, c, d, VV_MAY_EXEC)) < 0)
 		goto out;
-	if ((r = vv_meta_dirent_get(v->meta, parent, name, &ino)) < 0 || (r = node_get(v, ino, &n)) < 0)
+	if ((r = vv_meta_dirent_get(v->meta, parent, name, &ino)) < 0) {
+		if (r == VV_ENOENT && trash_reserved(parent, name))
+			r = VV_EPERM;                    /* rm -r /vv/.trash */
+		goto out;
+	}
+	if ((r = node_get(v, ino, &n)) < 0)
 		goto out;
 	node_perm(v, d, &pd);
 	node_perm(v, n, &pn);
@@ -698,12 +769,22 @@ static int remove_op(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent
 		r = VV_EISDIR;
 		goto out;
 	}
+	/* Inside a trashed tree, removal is the purge; elsewhere the last
+	 * name goes to the trash, unless the trash is off or the disk full. */
+	intrash = trash_in(v, d);
+	if (!intrash && trash_wanted(v, n)) {
+		op = "trash";
+		r = trash_move(v, c, d, name, n, vault_now(), tname);
+		goto out;
+	}
+	if (intrash || (v->trash.keep_ns > 0 && (dir || n->a.nlink <= 1)))
+		op = "purge";
 	if ((r = drop_entry(v, d, name, n, vault_now())) < 0)
 		goto out;
 	if (dir && parent == VV_ROOT_INO)
 		maybe_drop_coll(v, n->a.coll, n->ino);
 out:
-	vault_audit(v, c, dir ? "rmdir" : "unlink", ino, parent, name, r, NULL);
+	vault_audit(v, c, op, ino, parent, name, r, tname[0] ? tname : NULL);
 	node_put(v, n);
 	node_put(v, d);
 	pthread_mutex_unlock(&v->mu);
@@ -756,6 +837,18 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	int r;
 
 	pthread_mutex_lock(&v->mu);
+	if (trash_virt(parent) || trash_virt(newparent)) {
+		/* Out of .trash/files is a restore; into the trash, never. */
+		r = vault_audit_gate(v);
+		if (r == 0 && trash_virt(parent))
+			r = trash_rename(v, c, parent, name, newparent, newname, flags);
+		else if (r == 0)
+			r = VV_EROFS;
+		if (r == VV_EROFS && !trash_virt(parent))
+			vault_audit(v, c, "rename", 0, parent, name, r, newname);
+		pthread_mutex_unlock(&v->mu);
+		return r;
+	}
 	if ((r = vault_audit_gate(v)) < 0)
 		goto out;
 	if ((flags & ~(VV_RENAME_NOREPLACE | VV_RENAME_EXCHANGE)) ||
@@ -768,6 +861,16 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		goto out;
 	if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(newname, ".") || !strcmp(newname, "..")) {
 		r = VV_EBUSY;
+		goto out;
+	}
+	if (trash_reserved(newparent, newname) || trash_reserved(parent, name)) {
+		r = trash_reserved(newparent, newname) ? VV_EEXIST : VV_EPERM;
+		goto out;
+	}
+	/* Nothing moves into the trash or within it (out of a trashed tree
+	 * is allowed, with the checks of any rename). */
+	if (trash_in(v, nd) || ((flags & VV_RENAME_EXCHANGE) && trash_in(v, od))) {
+		r = VV_EROFS;
 		goto out;
 	}
 	if ((r = node_check(v, c, od, VV_MAY_EXEC)) < 0 || (r = node_check(v, c, nd, VV_MAY_EXEC)) < 0)
@@ -921,6 +1024,30 @@ int vv_vault_opendir(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, s
 	if (!d)
 		return VV_ENOMEM;
 	pthread_mutex_lock(&v->mu);
+	if (trash_virt(ino)) {
+		/* The view is the opener's: keep who it is for readdir. */
+		if ((r = vault_audit_gate(v)) < 0)
+			goto out;
+		if (!trash_virt_path(ino)) {
+			r = VV_ENOTDIR;
+			goto out;
+		}
+		d->virt = ino;
+		d->id = c->id;
+		d->id.groups = NULL;
+		if (c->id.ngroups) {
+			uint32_t *g = malloc(c->id.ngroups * sizeof(*g));
+			if (!g) {
+				r = VV_ENOMEM;
+				goto out;
+			}
+			memcpy(g, c->id.groups, c->id.ngroups * sizeof(*g));
+			d->id.groups = g;
+		}
+		*dh = d;
+		d = NULL;
+		goto out;
+	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = get_dir(v, ino, &n)) < 0)
 		goto out;
 	if ((r = node_check(v, c, n, VV_MAY_READ)) < 0)
@@ -1008,6 +1135,10 @@ int vv_vault_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool p
 	int r = 0;
 
 	pthread_mutex_lock(&v->mu);
+	if (dh->virt) {
+		r = trash_readdir(v, dh, off, plus, fill, ctx);
+		goto out;
+	}
 	if (off == 0) {
 		struct vv_dirent e = { .ino = dh->n->ino, .mode = S_IFDIR, .name = ".", .next = 1 };
 		struct vv_attr a;
@@ -1048,10 +1179,13 @@ int vv_vault_releasedir(struct vv_vault *v, struct vv_dir *dh)
 {
 	if (!dh)
 		return 0;
-	pthread_mutex_lock(&v->mu);
-	dh->n->nopen--;
-	node_maybe_free(v, dh->n);
-	pthread_mutex_unlock(&v->mu);
+	if (dh->n) {
+		pthread_mutex_lock(&v->mu);
+		dh->n->nopen--;
+		node_maybe_free(v, dh->n);
+		pthread_mutex_unlock(&v->mu);
+	}
+	free((void *)dh->id.groups);
 	free(dh);
 	return 0;
 }
@@ -1076,8 +1210,18 @@ int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, in
 	if (mask & X_OK)
 		m |= VV_MAY_EXEC;
 	pthread_mutex_lock(&v->mu);
-	if ((r = node_get(v, ino, &n)) == 0)
+	if (trash_virt(ino)) {
+		struct vv_attr a;
+		r = trash_getattr(v, c, ino, &a);
+		if (r == 0 && (m & VV_MAY_WRITE))
+			r = VV_EROFS;
+		else if (r == 0 && (m & VV_MAY_EXEC) && !S_ISDIR(a.mode))
+			r = VV_EACCES;
+	} else if ((r = node_get(v, ino, &n)) == 0) {
 		r = node_check(v, c, n, m);
+		if (r == 0 && (m & VV_MAY_WRITE) && trash_in(v, n))
+			r = VV_EROFS;
+	}
 	vault_audit(v, c, "access", ino, 0, NULL, r, mask_name(mask));
 	node_put(v, n);
 	pthread_mutex_unlock(&v->mu);

@@ -250,9 +250,18 @@ int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	if (size > VV_XATTR_SIZE_MAX)
 		return VV_E2BIG;
 	pthread_mutex_lock(&v->mu);
+	if (trash_virt(ino)) {
+		r = VV_EROFS;
+		goto out;
+	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
-	    (r = xattr_perm(v, c, n, ns, true)) < 0 ||
-	    (r = vault_space_ok(v)) < 0 || (r = vault_txn(v)) < 0)
+	    (r = xattr_perm(v, c, n, ns, true)) < 0)
+		goto out;
+	if (trash_in(v, n)) {
+		r = VV_EROFS;                            /* the trash is read-only */
+		goto out;
+	}
+	if ((r = vault_space_ok(v)) < 0 || (r = vault_txn(v)) < 0)
 		goto out;
 	if (ns == NS_ACL_ACCESS || ns == NS_ACL_DEFAULT) {
 		if ((r = check_flags(v, ino, name, flags)) < 0)
@@ -331,6 +340,10 @@ ssize_t vv_vault_getxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t i
 	ssize_t r;
 
 	pthread_mutex_lock(&v->mu);
+	if (trash_virt(ino)) {
+		r = VV_ENODATA;                          /* the trash's own entries have none */
+		goto out;
+	}
 	if ((r = node_get(v, ino, &n)) < 0)
 		goto out;
 	if (is_vault_id(ino, name)) {
@@ -440,6 +453,10 @@ ssize_t vv_vault_listxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t 
 	ssize_t r;
 
 	pthread_mutex_lock(&v->mu);
+	if (trash_virt(ino)) {
+		r = 0;
+		goto out;
+	}
 	if ((r = node_get(v, ino, &n)) < 0)
 		goto out;
 	l.v = v;
@@ -469,8 +486,18 @@ int vv_vault_removexattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t in
 	int r;
 
 	pthread_mutex_lock(&v->mu);
+	if (trash_virt(ino)) {
+		r = VV_EROFS;
+		goto out;
+	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
-	    (r = xattr_perm(v, c, n, ns, true)) < 0 || (r = vault_txn(v)) < 0)
+	    (r = xattr_perm(v, c, n, ns, true)) < 0)
+		goto out;
+	if (trash_in(v, n)) {
+		r = VV_EROFS;
+		goto out;
+	}
+	if ((r = vault_txn(v)) < 0)
 		goto out;
 	if (ns == NS_ACL_ACCESS || ns == NS_ACL_DEFAULT) {
 		r = set_acl(v, c, n, ns, NULL, 0);

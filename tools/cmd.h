@@ -7,6 +7,7 @@
 #define VV_TOOLS_CMD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 int cmd_init(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
@@ -27,6 +28,10 @@ int cmd_key(int argc, char **argv);
 int cmd_grant(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
 int cmd_grants(int argc, char **argv);
+int cmd_trash(int argc, char **argv);
+/* The trash of the mounted vault at where, as the caller sees it (items
+ * and bytes of files): 0, or non-zero when no daemon answered. */
+int trash_summary(const char *where, uint64_t *items, uint64_t *bytes);
 
 /* Shared helpers (tools/util.c). */
 

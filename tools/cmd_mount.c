@@ -48,6 +48,7 @@ static const char usage[] =
 	"                      [-o OPT[,OPT...]] [--audit-log PATH] [--audit-required]\n"
 	"                      [--accept-rollback] [--audit-lookups] [--no-audit]\n"
 	"                      [--log FILE] [--pid-file FILE] [--knn-cache SIZE]\n"
+	"                      [--trash-days N]\n"
 	"Mount the vault in STORE at the directory MNT.\n"
 	"  -f, --foreground   stay in the foreground (log to stderr)\n"
 	"  -d, --debug        trace every FUSE request (implies -f)\n"
@@ -65,6 +66,9 @@ static const char usage[] =
 	"  --knn-cache SIZE   memory for decrypted segments that `vecvault query`\n"
 	"                     has the daemon scan (K/M/G/T suffixes; default a\n"
 	"                     quarter of RAM; 0 turns the query offload off)\n"
+	"  --trash-days N     keep removed files in MNT/.trash for N days (default\n"
+	"                     30; 0: removals are final).  N with an 's' suffix\n"
+	"                     counts seconds (for tests only)\n"
 	"Remote clients (vv://, docs/remote.md):\n"
 	"  --listen ADDR:PORT also serve vv:// clients on this address over TLS 1.3\n"
 	"                     ([IPV6]:PORT for IPv6; one address = a private link)\n"
@@ -95,6 +99,7 @@ struct mount_args {
 	bool audit_required, accept_rollback, audit_lookups, no_audit;
 	bool knn_off;
 	size_t knn_cache;
+	int64_t trash_secs;
 	struct vv_fs_opts fo;
 	char store_abs[PATH_MAX], mnt_abs[PATH_MAX];
 	char log_abs[PATH_MAX], pid_abs[PATH_MAX], audit_abs[PATH_MAX];
@@ -297,6 +302,7 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 	vo.purpose = "mount";
 	vo.knn_off = a->knn_off;
 	vo.knn_cache_bytes = a->knn_cache;
+	vo.trash_secs = a->trash_secs;
 	if (a->accept_rollback)
 		vo.flags |= VV_VAULT_ACCEPT_ROLLBACK;
 	if (a->fo.ro)
@@ -439,6 +445,7 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 		{ "tls-key", required_argument, NULL, 1003 },
 		{ "allow", required_argument, NULL, 1004 },
 		{ "client-ca", required_argument, NULL, 1005 },
+		{ "trash-days", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -450,6 +457,7 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 
 	memset(&a, 0, sizeof(a));
 	a.headless = headless;
+	a.trash_secs = 30LL * 86400;
 	/* As root the daemon serves every user, each checked by the daemon. */
 	a.fo.allow_other = geteuid() == 0;
 	optind = 0;
@@ -474,6 +482,18 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 			}
 			a.knn_off = a.knn_cache == 0;
 			break;
+		case 'T': {
+			char *end;
+			unsigned long long n = strtoull(optarg, &end, 10);
+			bool secs = *end == 's' && end[1] == '\0';
+			if (!*optarg || *optarg == '-' || (*end && !secs) || n > 36500ULL * (secs ? 86400 : 1)) {
+				die_msg("mount", "bad --trash-days '%s' (whole days, 0 to 36500; 0 "
+					"turns the trash off)", optarg);
+				return 2;
+			}
+			a.trash_secs = (int64_t)n * (secs ? 1 : 86400);
+			break;
+		}
 		case 'o':
 			if (parse_o(&a, optarg) < 0)
 				return 2;

@@ -47,6 +47,7 @@ static const struct verb verbs[] = {
 	{ "serve", cmd_serve, "serve a vault to vv:// clients over TLS, without a mount" },
 	{ "allow", cmd_allow, "change a listening daemon's address whitelist" },
 	{ "tls", cmd_tls, "make a TLS key and certificate; show a fingerprint" },
+	{ "trash", cmd_trash, "list, restore or purge what was removed from a mounted vault" },
 	{ "admin", cmd_admin, "send one request to a mounted vault's daemon" },
 };
 

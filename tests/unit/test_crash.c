@@ -7,6 +7,9 @@
  * O_CREAT, O_TRUNC), pwrite (with payload), ftruncate, fsync, rename,
  * unlink, mkdir, rmdir, close.  A workload drives the engine through vault.h
  * and remembers, per file, every content version and every completed fsync.
+ * It runs with the trash on: removals move files to .trash, and some are
+ * restored by rename (their content must survive) or purged (their chunks
+ * freed, nothing still referenced: fsck finds no missing chunk).
  *
  * Then, for random cut points K, an in-memory model replays operations
  * 0..K-1 from a snapshot of WORLD taken before recording began, and
@@ -671,9 +674,17 @@ struct wfile {
 	size_t nfs;
 	uint64_t ino;
 	bool live;
+	int name;                     /* in the trash: its original name ... */
+	char tname[32];               /* ... and its name in .trash/files */
 };
 static struct wfile wf[MAXF];
 static int nwf;
+/* Files in the trash (the workload runs with it on), by wf index. */
+static int trashed[MAXF];
+static int ntrashed;
+static int n_trash, n_restore, n_purge;   /* what the workload did, for the log */
+/* .trash/files (docs/format.md, "The trash"): a virtual directory. */
+#define TRASH_FILES_INO ((1ULL << 60) + 1)
 
 /* namespace of the collection: name -> file id (-1 none) */
 static int ns_cur[MAXNAMES];
@@ -761,6 +772,29 @@ static int run_workload(struct vv_vault *v, uint64_t seed, int steps)
 		struct vv_file *fh = NULL;
 
 		name_of(name, nm, sizeof(nm));
+		if (what >= 94 && ntrashed > 0) {
+			/* the trash: restore a removed file under its old name, or
+			 * purge it (its chunks must then go, and no others) */
+			int k = (int)rng_below(&rs, (uint64_t)ntrashed), tf = trashed[k];
+			if (what >= 97) {
+				r = vv_vault_unlink(v, &root_ctx, TRASH_FILES_INO, wf[tf].tname);
+				CHECKW(r == 0, "purge");
+				n_purge++;
+			} else {
+				char on[16];
+				if (ns_cur[wf[tf].name] >= 0)
+					continue;
+				name_of(wf[tf].name, on, sizeof(on));
+				ns_event(wf[tf].name, start);
+				r = vv_vault_rename(v, &root_ctx, TRASH_FILES_INO, wf[tf].tname, coll_ino, on, 0);
+				CHECKW(r == 0, "restore");
+				n_restore++;
+				wf[tf].live = true;
+				ns_cur[wf[tf].name] = tf;
+			}
+			trashed[k] = trashed[--ntrashed];
+			continue;
+		}
 		if (f < 0 || what < 12) {
 			/* create (or replace by O_TRUNC) with fresh content */
 			if (f < 0) {
@@ -850,6 +884,25 @@ static int run_workload(struct vv_vault *v, uint64_t seed, int steps)
 			CHECKW(r == 0, "unlink");
 			wf[f].live = false;
 			ns_cur[name] = -1;
+			/* It went to the trash: under which name? */
+			for (int k = 1; k < 100; k++) {
+				char tn[32];
+				struct vv_attr ta;
+				if (k == 1)
+					snprintf(tn, sizeof(tn), "%s", nm);
+				else
+					snprintf(tn, sizeof(tn), "%s.%d", nm, k);
+				if (vv_vault_lookup(v, &root_ctx, TRASH_FILES_INO, tn, &ta) != 0)
+					continue;
+				vv_vault_forget(v, ta.ino, 1);
+				if (ta.ino != wf[f].ino)
+					continue;
+				wf[f].name = name;
+				snprintf(wf[f].tname, sizeof(wf[f].tname), "%s", tn);
+				trashed[ntrashed++] = f;
+				n_trash++;
+				break;
+			}
 		} else if (what < 80) {
 			r = vv_vault_sync(v);
 			CHECKW(r == 0, "sync");
@@ -1249,10 +1302,14 @@ int main(void)
 	recording = true;
 	o.audit_log = alog;
 	o.state_dir = state;
+	o.trash_secs = 30 * 86400;      /* removals go to the trash; restores and purges */
 	r = vv_vault_open(store, PASS, strlen(PASS), &o, &v);
 	is_int(r, 0, "open under the recording OS layer");
 	if (r == 0) {
 		ok(run_workload(v, seed, steps) == 0, "workload ran without errors");
+		snprintf(line, sizeof(line), "workload: %d removals to the trash, %d restored, %d purged",
+			 n_trash, n_restore, n_purge);
+		tap_diag(line);
 		is_int(vv_vault_close(v), 0, "close");
 		durable_point(-1, log_len());   /* close: everything durable */
 	}

@@ -90,6 +90,9 @@ struct vv_vault_opts {
 	bool knn_off;                /* no query offload (vv_vault_knn) */
 	size_t knn_cache_bytes;      /* its decrypted-segment cache; 0 = default:
 	                                a quarter of physical memory */
+	int64_t trash_secs;          /* how long removed files and directories stay
+	                                in MNT/.trash (seconds); 0: removals are
+	                                final (the CLI's default is 30 days) */
 	vv_progress_fn progress;     /* long work reports here (vv_vault_fsck:
 	                                blocks checked); NULL = nobody asks */
 	void *progress_ctx;
@@ -284,6 +287,10 @@ ssize_t vv_vault_listxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t 
 			   char *buf, size_t size);
 int vv_vault_removexattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 			 const char *name);
+
+/* The recycle bin's content: items and bytes of their files (counted as
+ * used space: their chunks stay until the purge). */
+int vv_vault_trash_stats(struct vv_vault *v, uint64_t *items, uint64_t *bytes);
 
 /* access(2); mask: F_OK (0) or R_OK|W_OK|X_OK. */
 int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, int mask);

@@ -1,0 +1,1365 @@
+/*
+ * vault_trash.c - the recycle bin (.trash).
+ *
+ * Removing the last name of a file, or a directory, moves it into the
+ * trash instead: metadata only.  Its inode, xattrs, ACLs and extents stay
+ * as they were (so its chunks keep their references, and its collection
+ * its key); its directory entry moves under the virtual directory
+ * .trash/files (the dirents table's parent VV_TRASH_FILES_INO) and a row
+ * in the trash table (meta_trash.c) says where it came from, when, and who
+ * removed it.
+ *
+ * `rm -rf` removes bottom up, one entry at a time: when a directory is
+ * trashed, the items that were removed from it by the same uid just before
+ * (each at most GROUP_GAP_NS before the next removal in that directory)
+ * are put back under it, so the directory's item is the whole removed
+ * tree and restoring it restores everything, with the same inodes.
+ *
+ * The view, in the FreeDesktop shape, uses virtual inode numbers in
+ * [2^60, 2^60 + 2^32) (the store's counter never gets there):
+ *   /.trash            VV_TRASH_INO         r-x, not listed by the root's readdir
+ *   /.trash/files      VV_TRASH_FILES_INO   the items (their own inodes)
+ *   /.trash/info       VV_TRASH_INFO_INO    NAME.trashinfo per item
+ *   NAME.trashinfo     VV_TRASH_INFO_FIRST + item id
+ *
+ * Who sees what: an item is listed and found only for root and for users
+ * who could have read it when it was removed: search permission on every
+ * directory that led to it, as they were then (the row's "gate"), and
+ * read permission on the item (whose attributes cannot change in the
+ * trash).  Everything in the trash is read-only (EROFS) except `mv` out
+ * (restore: the mover must be able to have removed the item, and to
+ * create in the destination, in the same collection, else EXDEV) and
+ * removal (purge, by someone who could have removed it).  Inside a
+ * restored... removed tree the ordinary checks apply to reads.
+ *
+ * Items older than the retention are purged at open and periodically; a
+ * purge deletes for good through the ordinary path (nlink 0: the data
+ * layer drops the extents, chunks are unlinked after the commit).  When the
+ * store's disk is at its reserve (vault_space_ok), removals are final at
+ * once and audited as purges, so a full disk can always be emptied.
+ *
+ * Everything here runs under v->mu.
+ */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "admin_int.h"
+#include "buf.h"
+#include "vault_int.h"
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+
+#define GROUP_GAP_NS (60LL * 1000000000LL)
+#define INFO_SUFFIX ".trashinfo"
+#define SWEEP_MAX_NS (3600LL * 1000000000LL)
+#define GATE_DENY 0xff                /* a gate too deep to record: root and the remover only */
+/* item_by_name: the item exists but the caller may not see it.  Answered
+ * as VV_ENOENT (hidden_enoent), audited as a refusal. */
+#define VV_EHIDDEN (-100000)
+
+static int hidden_enoent(int r)
+{
+	return r == VV_EHIDDEN ? VV_ENOENT : r;
+}
+
+bool trash_reserved(uint64_t parent, const char *name)
+{
+	return parent == VV_ROOT_INO && (strcmp(name, ".trash") == 0 || strcmp(name, ".snapshots") == 0);
+}
+
+/* Is n inside the trash (an item, or below a trashed directory)? */
+bool trash_in(struct vv_vault *v, struct node *n)
+{
+	uint64_t cur = n->a.parent;
+	int depth = 0;
+
+	if (n->ino == VV_ROOT_INO)
+		return false;
+	while (cur != VV_ROOT_INO) {
+		struct node *p;
+		uint64_t next;
+		if (cur == VV_TRASH_FILES_INO)
+			return true;
+		if (trash_virt(cur) || ++depth > 4096 || node_get(v, cur, &p) < 0)
+			return false;
+		next = p->a.parent;
+		node_put(v, p);
+		if (next == cur)
+			return false;
+		cur = next;
+	}
+	return false;
+}
+
+/* --- the gate: permissions of the directories above an item ------------- */
+
+/* Record the directories from the root down to d (inclusive). */
+static void gate_make(struct vv_vault *v, struct node *d, struct vv_trash_row *row)
+{
+	struct node *chain[64];
+	size_t n = 0;
+	struct vv_wbuf w;
+	uint64_t cur = d->ino;
+
+	d->pins++;
+	chain[n++] = d;
+	while (cur != VV_ROOT_INO && n < 64) {
+		struct node *p;
+		cur = chain[n - 1]->a.parent;
+		if (trash_virt(cur) || node_get(v, cur, &p) < 0)
+			break;
+		chain[n++] = p;
+		if (p->ino == VV_ROOT_INO)
+			break;
+	}
+	vv_wbuf_init(&w, row->gate, sizeof(row->gate));
+	if (chain[n - 1]->ino != VV_ROOT_INO)
+		w.err = VV_E2BIG;
+	for (size_t i = n; i-- > 0 && !w.err;) {
+		struct vv_perm p;
+		node_perm(v, chain[i], &p);
+		vv_wbuf_put_u32(&w, p.mode);
+		vv_wbuf_put_u32(&w, p.uid);
+		vv_wbuf_put_u32(&w, p.gid);
+		vv_wbuf_put_u32(&w, (uint32_t)p.acl_len);
+		vv_wbuf_put_bytes(&w, p.acl, p.acl_len);
+	}
+	if (w.err) {
+		row->gate[0] = GATE_DENY;
+		row->gatelen = 1;
+	} else {
+		row->gatelen = w.len;
+	}
+	for (size_t i = 0; i < n; i++)
+		node_put(v, chain[i]);
+}
+
+/* Could id search every directory of the gate?  *parent: the last one
+ * (the item's directory), for the deletion rule.  0 or VV_EACCES. */
+static int gate_pass(const struct vv_ident *id, const struct vv_trash_row *row, struct vv_perm *parent)
+{
+	struct vv_rbuf b;
+	bool any = false;
+
+	vv_rbuf_init(&b, row->gate, row->gatelen);
+	while (vv_rbuf_left(&b)) {
+		struct vv_perm p;
+		uint32_t al;
+		const uint8_t *acl = NULL;
+		if (vv_rbuf_get_u32(&b, &p.mode) < 0 || vv_rbuf_get_u32(&b, &p.uid) < 0 ||
+		    vv_rbuf_get_u32(&b, &p.gid) < 0 || vv_rbuf_get_u32(&b, &al) < 0 ||
+		    (al && vv_rbuf_get_ptr(&b, &acl, al) < 0))
+			return VV_EACCES;              /* GATE_DENY or damage: fail closed */
+		p.acl = acl;
+		p.acl_len = al;
+		if (vv_access_check(id, &p, VV_MAY_EXEC) < 0)
+			return VV_EACCES;
+		if (parent)
+			*parent = p;
+		any = true;
+	}
+	return any ? 0 : VV_EACCES;
+}
+
+/* Could c have read the item when it was removed?  Root sees all. */
+static bool visible(struct vv_vault *v, const struct vv_ident *id, const struct vv_trash_row *row,
+		    struct node *n)
+{
+	struct vv_perm p;
+
+	if (id->uid == 0)
+		return true;
+	if (gate_pass(id, row, NULL) < 0)
+		return false;
+	node_perm(v, n, &p);
+	return vv_access_check(id, &p, VV_MAY_READ) == 0;
+}
+
+/* Could id have removed the item (the rules of rm, as things were then)?
+ * The remover could; so can root.  0, VV_EACCES or VV_EPERM. */
+static int may_remove(struct vv_vault *v, const struct vv_ident *id, const struct vv_trash_row *row,
+		      struct node *n)
+{
+	struct vv_perm dir, p;
+	int r;
+
+	if (id->uid == 0 || id->uid == row->uid)
+		return 0;
+	if ((r = gate_pass(id, row, &dir)) < 0)
+		return r;
+	node_perm(v, n, &p);
+	return vv_access_may_delete(id, &dir, &p);
+}
+
+/* --- the virtual entries --------------------------------------------------- */
+
+static void ts(int64_t ns, struct timespec *t)
+{
+	t->tv_sec = ns / 1000000000LL;
+	t->tv_nsec = ns % 1000000000LL;
+}
+
+static void virt_dir_attr(struct vv_vault *v, uint64_t ino, struct vv_attr *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->ino = ino;
+	out->gen = 1;
+	out->mode = S_IFDIR | 0555;
+	out->nlink = 2;
+	out->blocks = 0;
+	ts(v->trash.opened, &out->atime);
+	out->mtime = out->ctime = out->atime;
+	out->cacheable = false;
+}
+
+/* The .trashinfo text (FreeDesktop: Path percent-encoded, local time). */
+static size_t info_text(const struct vv_trash_row *row, char *buf, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+	time_t t = (time_t)(row->deleted / 1000000000LL);
+	struct tm tm;
+	char date[32];
+
+	n += (size_t)snprintf(buf, cap, "[Trash Info]\nPath=");
+	for (const unsigned char *p = (const unsigned char *)row->path; *p && n + 4 < cap; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr("/-._~", *p)) {
+			buf[n++] = (char)*p;
+		} else {
+			buf[n++] = '%';
+			buf[n++] = hex[*p >> 4];
+			buf[n++] = hex[*p & 15];
+		}
+	}
+	localtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (n < cap)
+		n += (size_t)snprintf(buf + n, cap - n, "\nDeletionDate=%s\n", date);
+	return n < cap ? n : cap - 1;
+}
+
+static void info_attr(struct vv_vault *v, const struct vv_trash_row *row, struct node *n,
+		      struct vv_attr *out)
+{
+	char buf[4096 * 3 + 128];
+
+	(void)v;
+	memset(out, 0, sizeof(*out));
+	out->ino = VV_TRASH_INFO_FIRST + row->id;
+	out->gen = 1;
+	out->mode = S_IFREG | 0444;
+	out->nlink = 1;
+	out->uid = n->a.uid;
+	out->gid = n->a.gid;
+	out->size = info_text(row, buf, sizeof(buf));
+	out->blocks = (out->size + 511) / 512;
+	ts(row->deleted, &out->mtime);
+	out->atime = out->ctime = out->mtime;
+	out->cacheable = false;
+}
+
+/* The item called name in .trash/files, if id may see it: *row filled and
+ * *out its node, pinned.  VV_ENOENT for a hidden one too. */
+static int item_by_name(struct vv_vault *v, const struct vv_ident *id, const char *name,
+			struct vv_trash_row *row, struct node **out)
+{
+	uint64_t ino;
+	int r;
+
+	*out = NULL;
+	if ((r = vv_meta_dirent_get(v->meta, VV_TRASH_FILES_INO, name, &ino)) < 0 ||
+	    (r = vv_meta_trash_get_ino(v->meta, ino, row)) < 0 || (r = node_get(v, ino, out)) < 0)
+		return r;
+	if (!visible(v, id, row, *out)) {
+		node_put(v, *out);
+		*out = NULL;
+		return VV_EHIDDEN;
+	}
+	return 0;
+}
+
+static int item_by_id(struct vv_vault *v, const struct vv_ident *id, uint64_t tid,
+		      struct vv_trash_row *row, struct node **out)
+{
+	int r;
+
+	*out = NULL;
+	if ((r = vv_meta_trash_get(v->meta, tid, row)) < 0 || (r = node_get(v, row->ino, out)) < 0)
+		return r;
+	if (!visible(v, id, row, *out)) {
+		node_put(v, *out);
+		*out = NULL;
+		return VV_ENOENT;
+	}
+	return 0;
+}
+
+int trash_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
+		 struct vv_attr *out)
+{
+	struct vv_trash_row *row = NULL;
+	struct node *n = NULL;
+	uint64_t ino = 0;
+	int r = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (strcmp(name, ".") == 0) {
+		virt_dir_attr(v, parent, out);
+		return 0;
+	}
+	if (strcmp(name, "..") == 0) {
+		if (parent == VV_TRASH_INO) {
+			if ((r = node_get(v, VV_ROOT_INO, &n)) == 0) {
+				n->nlookup++;
+				node_attr(v, n, false, out);
+				node_put(v, n);
+			}
+			return r;
+		}
+		virt_dir_attr(v, VV_TRASH_INO, out);
+		return 0;
+	}
+	if (parent == VV_ROOT_INO || parent == VV_TRASH_INO) {
+		if (parent == VV_ROOT_INO && strcmp(name, ".trash") == 0)
+			ino = VV_TRASH_INO;
+		else if (parent == VV_TRASH_INO && strcmp(name, "files") == 0)
+			ino = VV_TRASH_FILES_INO;
+		else if (parent == VV_TRASH_INO && strcmp(name, "info") == 0)
+			ino = VV_TRASH_INFO_INO;
+		if (!ino)
+			return VV_ENOENT;
+		virt_dir_attr(v, ino, out);
+		return 0;
+	}
+	if (!(row = malloc(sizeof(*row))))
+		return VV_ENOMEM;
+	if (parent == VV_TRASH_FILES_INO) {
+		if ((r = item_by_name(v, &c->id, name, row, &n)) < 0)
+			goto out;
+		n->nlookup++;
+		node_named(n, parent, name, c->id.pid);
+		node_attr(v, n, false, out);
+		ino = n->ino;
+	} else if (parent == VV_TRASH_INFO_INO) {
+		size_t nl = strlen(name), sl = strlen(INFO_SUFFIX);
+		char stem[VV_NAME_MAX + 1];
+		if (nl <= sl || strcmp(name + nl - sl, INFO_SUFFIX) != 0) {
+			r = VV_ENOENT;
+			goto out;
+		}
+		memcpy(stem, name, nl - sl);
+		stem[nl - sl] = '\0';
+		if ((r = item_by_name(v, &c->id, stem, row, &n)) < 0)
+			goto out;
+		info_attr(v, row, n, out);
+		ino = out->ino;
+	} else {
+		r = VV_ENOENT;
+	}
+out:
+	/* A hidden item is an ENOENT like a missing one, to the caller; the
+	 * log records it as the refusal it is. */
+	if (r == VV_EHIDDEN)
+		vault_audit(v, c, "lookup", 0, parent, name, VV_ENOENT, "hidden: a removed item this user could not read");
+	else if (r != VV_ENOENT)
+		vault_audit(v, c, "lookup", ino, parent, name, r, NULL);
+	node_put(v, n);
+	free(row);
+	return hidden_enoent(r);
+}
+
+int trash_getattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, struct vv_attr *out)
+{
+	struct vv_trash_row *row;
+	struct node *n = NULL;
+	int r;
+
+	if (ino < VV_TRASH_INFO_FIRST) {
+		if (!trash_virt_path(ino))
+			return VV_ENOENT;
+		virt_dir_attr(v, ino, out);
+		return 0;
+	}
+	if (!(row = malloc(sizeof(*row))))
+		return VV_ENOMEM;
+	if ((r = item_by_id(v, &c->id, ino - VV_TRASH_INFO_FIRST, row, &n)) == 0)
+		info_attr(v, row, n, out);
+	node_put(v, n);
+	free(row);
+	return r;
+}
+
+int trash_open_info(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, int flags,
+		    struct vv_file **fh)
+{
+	struct vv_trash_row *row = NULL;
+	struct vv_file *f = NULL;
+	struct node *n = NULL;
+	char *buf = NULL;
+	int r;
+
+	*fh = NULL;
+	if (ino < VV_TRASH_INFO_FIRST) {
+		r = trash_virt_path(ino) ? VV_EISDIR : VV_ENOENT;
+		goto out;
+	}
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | VV_OPEN_EXEC))) {
+		r = VV_EROFS;
+		goto out;
+	}
+	if (!(row = malloc(sizeof(*row))) || !(buf = malloc(4096 * 3 + 128)) ||
+	    !(f = calloc(1, sizeof(*f)))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	if ((r = item_by_id(v, &c->id, ino - VV_TRASH_INFO_FIRST, row, &n)) < 0)
+		goto out;
+	f->virt_len = info_text(row, buf, 4096 * 3 + 128);
+	f->virt = buf;
+	buf = NULL;
+	f->flags = flags;
+	f->who = *c;
+	*fh = f;
+	f = NULL;
+out:
+	if (n) {
+		char nm[VV_NAME_MAX + sizeof(INFO_SUFFIX)];
+		snprintf(nm, sizeof(nm), "%s%s", row->name, INFO_SUFFIX);
+		vault_audit(v, c, "open", ino, VV_TRASH_INFO_INO, nm, r, "r");
+	} else {
+		vault_audit(v, c, "open", ino, 0, NULL, r, NULL);
+	}
+	node_put(v, n);
+	free(row);
+	free(buf);
+	free(f);
+	return r;
+}
+
+/* --- listing the virtual directories ---------------------------------------- */
+
+struct tl {
+	struct vv_vault *v;
+	struct vv_dir *dh;
+	bool plus, full;
+	vv_fill_fn fill;
+	void *ctx;
+	int err;
+	uint64_t last;
+};
+
+static int tl_one(void *ctx, const struct vv_trash_row *row)
+{
+	struct tl *s = ctx;
+	struct node *n = NULL;
+	struct vv_attr a;
+	char name[VV_NAME_MAX + sizeof(INFO_SUFFIX)];
+	struct vv_dirent e = { .name = name, .next = row->id + 2 };
+	bool files = s->dh->virt == VV_TRASH_FILES_INO;
+	int r;
+
+	s->last = row->id;
+	if (node_get(s->v, row->ino, &n) < 0)
+		return 0;                        /* fsck names it; skip */
+	if (!visible(s->v, &s->dh->id, row, n)) {
+		node_put(s->v, n);
+		return 0;
+	}
+	snprintf(name, sizeof(name), "%s%s", row->name, files ? "" : INFO_SUFFIX);
+	if (files) {
+		e.ino = n->ino;
+		e.mode = n->a.mode;
+		node_attr(s->v, n, false, &a);
+	} else {
+		info_attr(s->v, row, n, &a);
+		e.ino = a.ino;
+		e.mode = a.mode;
+	}
+	/* Like rd_plus: FIFOs and sockets get no attributes. */
+	if (files && (S_ISFIFO(n->a.mode) || S_ISSOCK(n->a.mode)))
+		r = s->fill(s->ctx, &e, NULL);
+	else
+		r = s->fill(s->ctx, &e, s->plus ? &a : NULL);
+	if (r == 0 && s->plus && files && !S_ISFIFO(n->a.mode) && !S_ISSOCK(n->a.mode)) {
+		n->nlookup++;
+		node_named(n, VV_TRASH_FILES_INO, row->name, 0);
+	}
+	node_put(s->v, n);
+	if (r < 0)
+		s->err = r;
+	if (r != 0) {
+		s->full = true;
+		return 1;
+	}
+	return 0;
+}
+
+int trash_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool plus,
+		  vv_fill_fn fill, void *ctx)
+{
+	struct tl s = { .v = v, .dh = dh, .plus = plus, .fill = fill, .ctx = ctx };
+	struct vv_attr a;
+	int r = 0;
+
+	if (off == 0) {
+		struct vv_dirent e = { .ino = dh->virt, .mode = S_IFDIR, .name = ".", .next = 1 };
+		virt_dir_attr(v, dh->virt, &a);
+		if (fill(ctx, &e, plus ? &a : NULL) != 0)
+			return 0;
+		off = 1;
+	}
+	if (off == 1) {
+		uint64_t up = dh->virt == VV_TRASH_INO ? VV_ROOT_INO : VV_TRASH_INO;
+		struct vv_dirent e = { .ino = up, .mode = S_IFDIR, .name = "..", .next = 2 };
+		memset(&a, 0, sizeof(a));
+		a.ino = up;
+		a.mode = S_IFDIR;
+		if (fill(ctx, &e, plus ? &a : NULL) != 0)
+			return 0;
+		off = 2;
+	}
+	if (dh->virt == VV_TRASH_INO) {
+		static const char *const names[] = { "files", "info" };
+		for (; off < 4; off++) {
+			uint64_t ino = off == 2 ? VV_TRASH_FILES_INO : VV_TRASH_INFO_INO;
+			struct vv_dirent e = { .ino = ino, .mode = S_IFDIR, .name = names[off - 2],
+					       .next = off + 1 };
+			virt_dir_attr(v, ino, &a);
+			if (fill(ctx, &e, plus ? &a : NULL) != 0)
+				return 0;
+		}
+		return 0;
+	}
+	if (!v->trash.ready)
+		return 0;
+	while (!s.full && !s.err) {
+		uint64_t before = s.last;
+		r = vv_meta_trash_list(v->meta, off - 2, 256, tl_one, &s);
+		if (r < 0)
+			return r;
+		if (s.last == before || s.full)
+			break;
+		off = s.last + 2;
+	}
+	return s.err < 0 ? s.err : 0;
+}
+
+/* --- trashing ----------------------------------------------------------------- */
+
+/* A name for .trash/files: name itself, else FreeDesktop style
+ * "stem.2.ext", "stem.3.ext", ... */
+static int unique_name(struct vv_vault *v, const char *name, char *out)
+{
+	const char *dot = strrchr(name, '.');
+	size_t stem = dot && dot != name ? (size_t)(dot - name) : strlen(name);
+	const char *ext = dot && dot != name ? dot : "";
+	uint64_t ino;
+	int r;
+
+	snprintf(out, VV_NAME_MAX + 1, "%s", name);
+	for (unsigned i = 2;; i++) {
+		char num[32];
+		size_t room;
+		if ((r = vv_meta_dirent_get(v->meta, VV_TRASH_FILES_INO, out, &ino)) == VV_ENOENT)
+			return 0;
+		if (r < 0)
+			return r;
+		/* After a hundred tries, a number that is new anyway. */
+		if (i < 100)
+			snprintf(num, sizeof(num), ".%u", i);
+		else
+			snprintf(num, sizeof(num), ".%llu", (unsigned long long)vault_now() + i);
+		if (strlen(ext) + strlen(num) >= VV_NAME_MAX)
+			return VV_ENAMETOOLONG;
+		room = VV_NAME_MAX - strlen(num) - strlen(ext);
+		if (stem > room)
+			stem = room;
+		memcpy(out, name, stem);
+		memcpy(out + stem, num, strlen(num));
+		memcpy(out + stem + strlen(num), ext, strlen(ext) + 1);
+	}
+}
+
+struct adopt {
+	uint64_t id, ino, size;
+	uint32_t uid;
+	int64_t deleted;
+	char name[VV_NAME_MAX + 1], oname[VV_NAME_MAX + 1];
+};
+
+struct adopt_list {
+	struct adopt *a;
+	size_t n, cap;
+	int64_t prev;
+	uint32_t uid;
+};
+
+static int adopt_cb(void *ctx, const struct vv_trash_row *row)
+{
+	struct adopt_list *l = ctx;
+
+	if (l->prev - row->deleted > GROUP_GAP_NS)
+		return 1;                            /* older than the removal: stop */
+	if (row->uid != l->uid)
+		return 0;
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 64;
+		struct adopt *na = realloc(l->a, nc * sizeof(*na));
+		if (!na)
+			return VV_ENOMEM;
+		l->a = na;
+		l->cap = nc;
+	}
+	l->a[l->n].id = row->id;
+	l->a[l->n].ino = row->ino;
+	l->a[l->n].size = row->size;
+	l->a[l->n].uid = row->uid;
+	l->a[l->n].deleted = row->deleted;
+	snprintf(l->a[l->n].name, sizeof(l->a[0].name), "%s", row->name);
+	snprintf(l->a[l->n].oname, sizeof(l->a[0].oname), "%s", row->oname);
+	l->n++;
+	l->prev = row->deleted;
+	return 0;
+}
+
+/* Put back under the trashed directory dir the items just removed from it
+ * (rm -rf): they become part of its tree.  Adds their sizes to *size. */
+static int adopt(struct vv_vault *v, struct node *dir, uint32_t uid, int64_t now, uint64_t *size)
+{
+	struct adopt_list l = { .prev = now, .uid = uid };
+	int r;
+
+	r = vv_meta_trash_by_parent(v->meta, dir->ino, adopt_cb, &l);
+	if (r > 0)
+		r = 0;
+	for (size_t i = 0; r == 0 && i < l.n; i++) {
+		struct adopt *a = &l.a[i];
+		struct node *c;
+		uint64_t existing;
+		/* Two items once called the same: the newest joins, the older
+		 * stays an item of its own. */
+		if (vv_meta_dirent_get(v->meta, dir->ino, a->oname, &existing) == 0)
+			continue;
+		if ((r = node_get(v, a->ino, &c)) < 0)
+			break;
+		if ((r = vv_meta_dirent_move(v->meta, VV_TRASH_FILES_INO, a->name, dir->ino, a->oname)) == 0 &&
+		    (r = vv_meta_trash_del(v->meta, a->id)) == 0) {
+			c->a.parent = dir->ino;
+			if (S_ISDIR(c->a.mode))
+				dir->a.nlink++;
+			if (c->lname) {
+				free(c->lname);
+				c->lname = NULL;
+			}
+			r = node_save(v, c);
+			*size += a->size;
+		}
+		node_put(v, c);
+	}
+	free(l.a);
+	return r;
+}
+
+bool trash_wanted(struct vv_vault *v, struct node *n)
+{
+	if (v->trash.keep_ns <= 0 || !v->trash.ready)
+		return false;
+	if (!S_ISDIR(n->a.mode) && n->a.nlink > 1)
+		return false;                        /* not the last name */
+	/* A full disk: delete at once so that the space comes back. */
+	return !vault_space_tight(v);
+}
+
+int trash_move(struct vv_vault *v, const struct vv_ctx *c, struct node *d, const char *name,
+	       struct node *n, int64_t now, char *tname)
+{
+	struct vv_trash_row *row = calloc(1, sizeof(*row));
+	char dpath[4096];
+	int r;
+
+	if (!row)
+		return VV_ENOMEM;
+	row->ino = n->ino;
+	row->oparent = d->ino;
+	snprintf(row->oname, sizeof(row->oname), "%s", name);
+	row->deleted = now;
+	row->uid = c->id.uid;
+	row->coll = n->a.coll;
+	row->size = S_ISREG(n->a.mode) ? n->a.size : 0;
+	if (d->ino == VV_ROOT_INO)
+		dpath[0] = '\0';
+	else if ((r = node_path(v, d->ino, dpath, sizeof(dpath))) < 0)
+		goto out;
+	if (strlen(dpath) + 1 + strlen(name) >= sizeof(row->path)) {
+		r = VV_ENAMETOOLONG;
+		goto out;
+	}
+	{
+		size_t dl = strlen(dpath);
+		memcpy(row->path, dpath, dl);
+		row->path[dl] = '/';
+		memcpy(row->path + dl + 1, name, strlen(name) + 1);
+	}
+	gate_make(v, d, row);
+	if ((r = vault_txn(v)) < 0 || (r = unique_name(v, name, row->name)) < 0 ||
+	    (r = vv_meta_dirent_move(v->meta, d->ino, name, VV_TRASH_FILES_INO, row->name)) < 0)
+		goto out;
+	if (S_ISDIR(n->a.mode)) {
+		if ((r = adopt(v, n, c->id.uid, now, &row->size)) < 0)
+			goto out;
+		if (d->a.nlink > 2)
+			d->a.nlink--;
+	}
+	if (n->lname) {
+		free(n->lname);
+		n->lname = NULL;
+	}
+	n->a.parent = VV_TRASH_FILES_INO;
+	n->a.ctime = now;
+	d->a.mtime = d->a.ctime = now;
+	if ((r = node_save(v, d)) < 0 || (r = node_save(v, n)) < 0 ||
+	    (r = vv_meta_trash_add(v->meta, row)) < 0)
+		goto out;
+	/* Its ancestry changed: what was cached below it may differ. */
+	if (S_ISDIR(n->a.mode))
+		v->nodes.perm_gen++;
+	snprintf(tname, VV_NAME_MAX + 1, "%s", row->name);
+out:
+	free(row);
+	return r;
+}
+
+/* --- purging ------------------------------------------------------------------ */
+
+struct kids {
+	struct kid { uint64_t ino; char name[VV_NAME_MAX + 1]; } *k;
+	size_t n, cap;
+};
+
+static int kid_cb(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode)
+{
+	struct kids *l = ctx;
+
+	(void)cookie;
+	(void)mode;
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 64;
+		struct kid *nk = realloc(l->k, nc * sizeof(*nk));
+		if (!nk)
+			return VV_ENOMEM;
+		l->k = nk;
+		l->cap = nc;
+	}
+	l->k[l->n].ino = ino;
+	snprintf(l->k[l->n].name, sizeof(l->k[0].name), "%s", name);
+	l->n++;
+	return 0;
+}
+
+/* Delete the tree at top for good (its own entry is already gone): every
+ * inode below loses its entries and links and is freed, through the
+ * node events, when nothing uses it any more (an open file lives on until
+ * its last close, as after unlink).  *bytes: file bytes freed. */
+static int free_tree(struct vv_vault *v, uint64_t top, int64_t now, uint64_t *files)
+{
+	struct kids l = { 0 };
+	size_t done = 0;
+	int r;
+
+	/* Breadth first: l lists every inode of the tree, parents first. */
+	if ((r = kid_cb(&l, 0, "", top, 0)) < 0)
+		return r;
+	while (r == 0 && done < l.n) {
+		uint64_t ino = l.k[done++].ino;
+		struct node *n;
+		if ((r = node_get(v, ino, &n)) < 0)
+			break;
+		if (S_ISDIR(n->a.mode)) {
+			size_t first = l.n;
+			r = vv_meta_dirent_list(v->meta, ino, 0, 0x7fffffff, kid_cb, &l);
+			for (size_t i = first; r == 0 && i < l.n; i++)
+				r = vv_meta_dirent_del(v->meta, ino, l.k[i].name);
+			n->a.nlink = 0;
+		} else if (n->a.nlink > 0) {
+			n->a.nlink--;
+		}
+		n->a.ctime = now;
+		if (r == 0) {
+			if (n->lname) {
+				free(n->lname);
+				n->lname = NULL;
+			}
+			r = node_save(v, n);
+			(*files)++;
+		}
+		node_put(v, n);                   /* freed now unless in use */
+	}
+	free(l.k);
+	return r;
+}
+
+/* Purge one item (checks done): entry, row, tree.  Audited by the caller. */
+static int purge_item(struct vv_vault *v, const struct vv_trash_row *row)
+{
+	uint64_t files = 0;
+	struct node *n;
+	bool coll_dir = false, used = true;
+	int r;
+
+	if ((r = vault_txn(v)) < 0)
+		return r;
+	if ((r = node_get(v, row->ino, &n)) == 0) {
+		coll_dir = S_ISDIR(n->a.mode) && row->oparent == VV_ROOT_INO;
+		node_put(v, n);
+	}
+	if ((r = vv_meta_dirent_del(v->meta, VV_TRASH_FILES_INO, row->name)) < 0 && r != VV_ENOENT)
+		return r;
+	if ((r = vv_meta_trash_del(v->meta, row->id)) < 0 ||
+	    (r = free_tree(v, row->ino, vault_now(), &files)) < 0)
+		return r;
+	/* The collection's key goes with its last inode (crypto-shredding
+	 * waits for the purge, not the rmdir); one still open keeps it until
+	 * the mount-time collection GC. */
+	if (coll_dir && row->coll != v->root_coll &&
+	    vv_meta_coll_used(v->meta, row->coll, &used) == 0 && !used)
+		r = vault_coll_drop(v, row->coll);
+	return r;
+}
+
+static void audit_item(struct vv_vault *v, const struct vv_ctx *c, const char *op,
+		       const struct vv_trash_row *row, int r, const char *why)
+{
+	char detail[4200];
+
+	snprintf(detail, sizeof(detail), "%s%s%s", row->path, why ? " " : "", why ? why : "");
+	vault_audit(v, c, op, row->ino, VV_TRASH_FILES_INO, row->name, r, detail);
+}
+
+/* rm / rmdir of .trash/files/NAME: purge now, if c could have removed it. */
+int trash_unlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
+		 bool dir)
+{
+	struct vv_trash_row *row = NULL;
+	struct node *n = NULL;
+	int r;
+
+	if (parent != VV_TRASH_FILES_INO) {
+		r = VV_EROFS;
+		vault_audit(v, c, dir ? "rmdir" : "unlink", 0, parent, name, r, NULL);
+		return r;
+	}
+	if (!(row = malloc(sizeof(*row))))
+		return VV_ENOMEM;
+	if ((r = item_by_name(v, &c->id, name, row, &n)) < 0) {
+		r = hidden_enoent(r);
+		vault_audit(v, c, dir ? "rmdir" : "unlink", 0, parent, name, r, NULL);
+		goto out;
+	}
+	if (dir != S_ISDIR(n->a.mode))
+		r = dir ? VV_ENOTDIR : VV_EISDIR;
+	else if ((r = may_remove(v, &c->id, row, n)) == 0)
+		r = purge_item(v, row);
+	audit_item(v, c, "purge", row, r, NULL);
+out:
+	node_put(v, n);
+	free(row);
+	return r;
+}
+
+/* --- restoring ---------------------------------------------------------------- */
+
+/* May an item of collection coll, a collection itself or not, go into
+ * directory nd?  The rule of rename (vault_ns.c same_coll_ok). */
+static bool coll_ok(struct vv_vault *v, struct node *n, bool was_coll, struct node *nd)
+{
+	if (nd->ino == VV_ROOT_INO)
+		return S_ISDIR(n->a.mode) ? was_coll : n->a.coll == v->root_coll;
+	return !was_coll && n->a.coll == nd->a.coll;
+}
+
+/* Move the item (checks on the item done) to newparent/newname. */
+static int restore_to(struct vv_vault *v, const struct vv_ctx *c, const struct vv_trash_row *row,
+		      struct node *n, uint64_t newparent, const char *newname)
+{
+	struct node *nd = NULL;
+	uint64_t existing;
+	int64_t now = vault_now();
+	int r;
+
+	if (trash_virt(newparent)) {
+		r = VV_EROFS;
+		goto out;
+	}
+	if ((r = node_get(v, newparent, &nd)) < 0)
+		goto out;
+	if (!S_ISDIR(nd->a.mode)) {
+		r = VV_ENOTDIR;
+		goto out;
+	}
+	if (nd->a.nlink == 0 || trash_in(v, nd)) {
+		r = nd->a.nlink == 0 ? VV_ENOENT : VV_EROFS;
+		goto out;
+	}
+	if ((r = node_check(v, c, nd, VV_MAY_WRITE | VV_MAY_EXEC)) < 0)
+		goto out;
+	if (strlen(newname) > VV_NAME_MAX || !*newname || strchr(newname, '/')) {
+		r = VV_EINVAL;
+		goto out;
+	}
+	if (trash_reserved(newparent, newname)) {
+		r = VV_EEXIST;
+		goto out;
+	}
+	if (!coll_ok(v, n, row->oparent == VV_ROOT_INO && S_ISDIR(n->a.mode), nd)) {
+		r = VV_EXDEV;
+		goto out;
+	}
+	r = vv_meta_dirent_get(v->meta, newparent, newname, &existing);
+	if (r == 0) {
+		r = VV_EEXIST;                       /* a restore never replaces */
+		goto out;
+	}
+	if (r != VV_ENOENT)
+		goto out;
+	if (S_ISDIR(n->a.mode) && nd->a.nlink >= VV_MAX_LINKS) {
+		r = VV_EMLINK;
+		goto out;
+	}
+	if ((r = vault_txn(v)) < 0 ||
+	    (r = vv_meta_dirent_move(v->meta, VV_TRASH_FILES_INO, row->name, newparent, newname)) < 0 ||
+	    (r = vv_meta_trash_del(v->meta, row->id)) < 0)
+		goto out;
+	n->a.parent = newparent;
+	n->a.ctime = now;
+	if (S_ISDIR(n->a.mode))
+		nd->a.nlink++;
+	nd->a.mtime = nd->a.ctime = now;
+	if ((r = node_save(v, n)) < 0 || (r = node_save(v, nd)) < 0)
+		goto out;
+	node_named(n, newparent, newname, 0);
+	if (S_ISDIR(n->a.mode)) {
+		v->nodes.perm_gen++;
+		node_invalidate_all(v);
+	}
+out:
+	node_put(v, nd);
+	return r;
+}
+
+/* mv .trash/files/NAME DIR/NEWNAME */
+int trash_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
+		 uint64_t newparent, const char *newname, unsigned flags)
+{
+	struct vv_trash_row *row = NULL;
+	struct node *n = NULL;
+	int r;
+
+	if (parent != VV_TRASH_FILES_INO || (flags & VV_RENAME_EXCHANGE)) {
+		r = parent != VV_TRASH_FILES_INO ? VV_EROFS : VV_EINVAL;
+		vault_audit(v, c, "rename", 0, parent, name, r, newname);
+		return r;
+	}
+	if (!(row = malloc(sizeof(*row))))
+		return VV_ENOMEM;
+	if ((r = item_by_name(v, &c->id, name, row, &n)) < 0) {
+		r = hidden_enoent(r);
+		vault_audit(v, c, "rename", 0, parent, name, r, newname);
+		goto out;
+	}
+	if ((r = may_remove(v, &c->id, row, n)) == 0)
+		r = restore_to(v, c, row, n, newparent, newname);
+	vault_audit(v, c, "restore", row->ino, newparent, newname, r, row->path);
+out:
+	node_put(v, n);
+	free(row);
+	return r;
+}
+
+/* --- retention ------------------------------------------------------------------ */
+
+struct ids {
+	uint64_t *id;
+	size_t n, cap;
+};
+
+static int id_cb(void *ctx, const struct vv_trash_row *row)
+{
+	struct ids *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 64;
+		uint64_t *ni = realloc(l->id, nc * sizeof(*ni));
+		if (!ni)
+			return VV_ENOMEM;
+		l->id = ni;
+		l->cap = nc;
+	}
+	l->id[l->n++] = row->id;
+	return 0;
+}
+
+/* Purge every item removed before `before` (the daemon's own sweep). */
+static int sweep(struct vv_vault *v, int64_t before)
+{
+	struct ids l = { 0 };
+	struct vv_trash_row *row = malloc(sizeof(*row));
+	size_t done = 0;
+	int r;
+
+	if (!row)
+		return VV_ENOMEM;
+	r = vv_meta_trash_older(v->meta, before, id_cb, &l);
+	for (size_t i = 0; r >= 0 && i < l.n; i++) {
+		if (vv_meta_trash_get(v->meta, l.id[i], row) < 0)
+			continue;
+		r = purge_item(v, row);
+		audit_item(v, NULL, "purge", row, r, "(expired)");
+		if (r == 0)
+			done++;
+	}
+	if (done)
+		vv_log(VV_LOG_INFO, "trash: purged %zu expired item(s)", done);
+	free(l.id);
+	free(row);
+	return r < 0 ? r : 0;
+}
+
+int trash_open(struct vv_vault *v, int64_t keep_ns)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&v->mu);
+	v->trash.keep_ns = keep_ns;
+	v->trash.opened = vault_now();
+	v->trash.ready = vv_meta_trash_ready(v->meta);
+	v->trash.swept = v->trash.opened;
+	if (v->trash.ready && keep_ns > 0 && !(v->flags & VV_VAULT_READONLY))
+		r = sweep(v, v->trash.opened - keep_ns);
+	pthread_mutex_unlock(&v->mu);
+	/* Never fatal: a mount must work to free space by hand. */
+	if (r < 0)
+		vv_log(VV_LOG_WARN, "trash: cannot purge expired items at open: %s (retried "
+		       "while mounted)", vv_strerror(r));
+	return 0;
+}
+
+void trash_tick(struct vv_vault *v, int64_t now)
+{
+	int64_t every = v->trash.keep_ns / 4;
+
+	if (every > SWEEP_MAX_NS)
+		every = SWEEP_MAX_NS;
+	if (every < 1000000000LL)
+		every = 1000000000LL;
+	if (v->trash.keep_ns <= 0 || !v->trash.ready || (v->flags & VV_VAULT_READONLY) ||
+	    now - v->trash.swept < every)
+		return;
+	v->trash.swept = now;
+	if (sweep(v, now - v->trash.keep_ns) < 0)
+		vv_log(VV_LOG_WARN, "trash: the periodic purge failed; it is retried");
+}
+
+/* --- sizes, for statfs, info and stats -------------------------------------- */
+
+int vv_vault_trash_stats(struct vv_vault *v, uint64_t *items, uint64_t *bytes)
+{
+	int r = 0;
+
+	*items = *bytes = 0;
+	pthread_mutex_lock(&v->mu);
+	if (v->trash.ready)
+		r = vv_meta_trash_stats(v->meta, items, bytes);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+/* --- control-plane verbs ------------------------------------------------------ */
+
+struct all {
+	struct vv_trash_row *r;
+	size_t n, cap;
+};
+
+static int all_cb(void *ctx, const struct vv_trash_row *row)
+{
+	struct all *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 16;
+		struct vv_trash_row *nr = realloc(l->r, nc * sizeof(*nr));
+		if (!nr)
+			return VV_ENOMEM;
+		l->r = nr;
+		l->cap = nc;
+	}
+	l->r[l->n++] = *row;
+	return 0;
+}
+
+/* Every item (rows copied: the caller may then change the table). */
+static int all_items(struct vv_vault *v, struct all *l)
+{
+	memset(l, 0, sizeof(*l));
+	if (!v->trash.ready)
+		return 0;
+	return vv_meta_trash_list(v->meta, 0, 0, all_cb, l);
+}
+
+static void utc(int64_t ns, char *buf, size_t cap)
+{
+	time_t t = (time_t)(ns / 1000000000LL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static struct vv_ctx peer_ctx(const struct vv_admin_req *rq)
+{
+	struct vv_ctx c;
+
+	memset(&c, 0, sizeof(c));
+	c.id = rq->peer;
+	c.comm = "vecvault-admin";
+	c.client = rq->client ? rq->client : "local";
+	return c;
+}
+
+/* "trash.list": what the peer may see, oldest first. */
+static int run_list(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
+{
+	bool json = vault_admin_json(rq);
+	struct all l;
+	size_t shown = 0;
+	int r;
+
+	pthread_mutex_lock(&v->mu);
+	r = all_items(v, &l);
+	if (r == 0 && json)
+		r = vault_admin_printf(rep, "[");
+	for (size_t i = 0; r == 0 && i < l.n; i++) {
+		struct vv_trash_row *t = &l.r[i];
+		char del[32], exp[32];
+		struct node *n;
+		bool dir;
+		if (node_get(v, t->ino, &n) < 0)
+			continue;
+		dir = S_ISDIR(n->a.mode);
+		if (!visible(v, &rq->peer, t, n)) {
+			node_put(v, n);
+			continue;
+		}
+		node_put(v, n);
+		utc(t->deleted, del, sizeof(del));
+		if (v->trash.keep_ns > 0)
+			utc(t->deleted + v->trash.keep_ns, exp, sizeof(exp));
+		else
+			snprintf(exp, sizeof(exp), "never");
+		if (json) {
+			r = vault_admin_printf(rep, "%s{\"path\":", shown ? "," : "");
+			if (r == 0)
+				r = vault_admin_json_str(rep, t->path);
+			if (r == 0)
+				r = vault_admin_printf(rep, ",\"name\":");
+			if (r == 0)
+				r = vault_admin_json_str(rep, t->name);
+			if (r == 0)
+				r = vault_admin_printf(rep, ",\"type\":\"%s\",\"size\":%llu,\"uid\":%u,"
+						       "\"deleted\":\"%s\",\"expires\":\"%s\"}",
+						       dir ? "dir" : "file", (unsigned long long)t->size,
+						       t->uid, del, exp);
+		} else {
+			if (shown == 0)
+				r = vault_admin_printf(rep, "%-20s  %12s  %6s  %-20s  %s\n", "DELETED",
+						       "SIZE", "BY", "EXPIRES", "PATH");
+			if (r == 0)
+				r = vault_admin_printf(rep, "%-20s  %12llu  %6u  %-20s  %s%s (.trash/files/%s)\n",
+						       del, (unsigned long long)t->size, t->uid, exp, t->path,
+						       dir ? "/" : "", t->name);
+		}
+		shown++;
+	}
+	if (r == 0 && json)
+		r = vault_admin_printf(rep, "]\n");
+	pthread_mutex_unlock(&v->mu);
+	free(l.r);
+	if (r < 0)
+		return vault_admin_fail(rep, r, "trash.list: %s", vv_strerror(r));
+	return 0;
+}
+
+/* The newest item with original path p that rq's peer may see, in l. */
+static struct vv_trash_row *find_path(struct vv_vault *v, const struct vv_ident *id, struct all *l,
+				      const char *p, bool *inside)
+{
+	size_t pl = strlen(p);
+
+	while (pl > 1 && p[pl - 1] == '/')
+		pl--;
+	*inside = false;
+	for (size_t i = l->n; i-- > 0;) {
+		struct vv_trash_row *t = &l->r[i];
+		struct node *n;
+		bool vis, same = strlen(t->path) == pl && strncmp(t->path, p, pl) == 0;
+		bool under = !same && strlen(t->path) < pl && strncmp(t->path, p, strlen(t->path)) == 0 &&
+			     p[strlen(t->path)] == '/';
+		if ((!same && !under) || t->id == 0 || node_get(v, t->ino, &n) < 0)
+			continue;
+		vis = visible(v, id, t, n);
+		node_put(v, n);
+		if (!vis)
+			continue;
+		if (same)
+			return t;
+		*inside = true;
+	}
+	return NULL;
+}
+
+/* "trash.restore": each "path" (original path) or "name" (in .trash/files)
+ * back to where it was. */
+static int run_restore(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
+{
+	const char *paths[256], *names[256];
+	size_t np = vault_admin_args(rq, "path", paths, 256), nn = vault_admin_args(rq, "name", names, 256);
+	struct vv_ctx c = peer_ctx(rq);
+	struct all l;
+	int r = 0;
+
+	if (np + nn == 0 || np > 256 || nn > 256)
+		return vault_admin_fail(rep, VV_EINVAL, "trash.restore: name 1 to 256 paths to restore");
+	pthread_mutex_lock(&v->mu);
+	if ((r = all_items(v, &l)) < 0) {
+		vault_admin_fail(rep, r, "trash.restore: %s", vv_strerror(r));
+		goto out;
+	}
+	for (size_t i = 0; r == 0 && i < np + nn; i++) {
+		const char *p = i < np ? paths[i] : names[i - np];
+		struct vv_trash_row *t = NULL;
+		struct node *n = NULL;
+		bool inside = false;
+		if (i < np) {
+			t = find_path(v, &rq->peer, &l, p, &inside);
+		} else {
+			for (size_t k = 0; k < l.n && !t; k++)
+				if (l.r[k].id && strcmp(l.r[k].name, p) == 0)
+					t = &l.r[k];
+			if (t && node_get(v, t->ino, &n) == 0) {
+				if (!visible(v, &rq->peer, t, n))
+					t = NULL;
+				node_put(v, n);
+				n = NULL;
+			}
+		}
+		if (!t) {
+			r = vault_admin_fail(rep, VV_ENOENT, inside ?
+					     "trash.restore: %s was removed with a directory above it: "
+					     "restore that directory (see trash list)" :
+					     "trash.restore: %s is not in the trash (or not yours to see)", p);
+			break;
+		}
+		if ((r = node_get(v, t->ino, &n)) < 0) {
+			vault_admin_fail(rep, r, "trash.restore: %s: %s", p, vv_strerror(r));
+			break;
+		}
+		if ((r = may_remove(v, &rq->peer, t, n)) < 0)
+			vault_admin_fail(rep, r, "trash.restore: %s: you could not have removed it", t->path);
+		else if ((r = restore_to(v, &c, t, n, t->oparent, t->oname)) < 0)
+			vault_admin_fail(rep, r, r == VV_ENOENT ?
+					 "trash.restore: %s: the directory it was in is gone (in the trash "
+					 "too? restore it first, or mv it out of .trash/files)" :
+					 r == VV_EROFS ? "trash.restore: %s: the directory it was in is in "
+					 "the trash: restore that first" :
+					 r == VV_EEXIST ? "trash.restore: %s: that name exists again; move "
+					 "it away or mv .trash/files/... to another name" :
+					 "trash.restore: %s: %s", t->path, vv_strerror(r));
+		vault_audit(v, &c, "restore", t->ino, t->oparent, t->oname, r, t->path);
+		node_put(v, n);
+		if (r == 0) {
+			vault_admin_printf(rep, "restored %s%s\n", t->path,
+					   t->size ? "" : "");
+			t->id = 0;                   /* gone from the trash */
+		}
+	}
+out:
+	pthread_mutex_unlock(&v->mu);
+	free(l.r);
+	return r;
+}
+
+/* "trash.purge": each "path", or "older" (seconds), or "all"; only what
+ * the peer could have removed (others are counted in the message). */
+static int run_purge(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
+{
+	const char *paths[256], *older = vault_admin_arg(rq, "older");
+	size_t np = vault_admin_args(rq, "path", paths, 256);
+	bool all = vault_admin_flag(rq, "all");
+	struct vv_ctx c = peer_ctx(rq);
+	int64_t before = INT64_MIN;
+	size_t purged = 0, kept = 0;
+	struct all l;
+	int r = 0;
+
+	if (older) {
+		char *end;
+		unsigned long long s = strtoull(older, &end, 10);
+		if (!*older || *end || s > 100ULL * 365 * 86400)
+			return vault_admin_fail(rep, VV_EINVAL, "trash.purge: older=%s: want seconds", older);
+		before = vault_now() - (int64_t)s * 1000000000LL;
+	}
+	if ((np > 0) + (older != NULL) + all != 1 || np > 256)
+		return vault_admin_fail(rep, VV_EINVAL,
+					"trash.purge: name the paths, or older=SECONDS, or all (one of them)");
+	pthread_mutex_lock(&v->mu);
+	if ((r = all_items(v, &l)) < 0) {
+		vault_admin_fail(rep, r, "trash.purge: %s", vv_strerror(r));
+		goto out;
+	}
+	for (size_t i = 0; r == 0 && i < l.n; i++) {
+		struct vv_trash_row *t = &l.r[i];
+		struct node *n;
+		bool want = all || (older && t->deleted < before), vis;
+		for (size_t k = 0; !want && k < np; k++)
+			want = strcmp(t->path, paths[k]) == 0;
+		if (!want || node_get(v, t->ino, &n) < 0)
+			continue;
+		vis = visible(v, &rq->peer, t, n);
+		if (vis && may_remove(v, &rq->peer, t, n) == 0) {
+			node_put(v, n);
+			r = purge_item(v, t);
+			audit_item(v, &c, "purge", t, r, NULL);
+			if (r < 0)
+				vault_admin_fail(rep, r, "trash.purge: %s: %s", t->path, vv_strerror(r));
+			else if ((r = vault_admin_printf(rep, "purged %s\n", t->path)) == 0)
+				purged++;
+		} else {
+			node_put(v, n);
+			if (vis)
+				kept++;
+		}
+	}
+	if (r == 0 && np && purged == 0)
+		r = vault_admin_fail(rep, VV_ENOENT, kept ?
+				     "trash.purge: you could not have removed %s: kept" :
+				     "trash.purge: %s is not in the trash (or not yours to see)", paths[0]);
+	else if (r == 0)
+		snprintf(rep->msg, sizeof(rep->msg), "%zu item(s) purged%s", purged,
+			 kept ? "; some you could not have removed were kept" : "");
+out:
+	pthread_mutex_unlock(&v->mu);
+	free(l.r);
+	return r;
+}
+
+const struct vault_admin_verb vault_trash_verbs[] = {
+	{ "trash.list", ADMIN_ANYONE, NULL, run_list },
+	{ "trash.restore", ADMIN_ANYONE, "path", run_restore },
+	{ "trash.purge", ADMIN_ANYONE, "path", run_purge },
+	{ NULL, 0, NULL, NULL },
+};
