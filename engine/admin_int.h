@@ -86,5 +86,6 @@ bool vault_admin_coll_admin(struct vv_vault *v, const struct vv_ident *peer, uin
 
 /* The verb tables, NULL-terminated (listed in vault_admin.c). */
 extern const struct vault_admin_verb vault_admin_core_verbs[];
+extern const struct vault_admin_verb vault_snap_verbs[];      /* vault_snap.c */
 
 #endif

@@ -82,7 +82,8 @@ static const char *const sql[S_NSTMT] = {
 	[S_COLL_ADD] = "INSERT INTO colls(wrapped) VALUES(?1)",
 	[S_COLL_DEL] = "DELETE FROM colls WHERE id=?1",
 	[S_COUNT_INO] = "SELECT count(*) FROM inodes",
-	[S_COLL_GC] = "DELETE FROM colls WHERE id<>?1 AND id NOT IN (SELECT DISTINCT coll FROM inodes)",
+	[S_COLL_GC] = "DELETE FROM colls WHERE id<>?1 AND id NOT IN (SELECT DISTINCT coll FROM inodes)"
+		      " AND id NOT IN (SELECT coll FROM snap_colls)",
 	[S_BEGIN] = "BEGIN",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
@@ -122,9 +123,16 @@ static const char schema[] =
 	"CREATE TABLE colls(id INTEGER PRIMARY KEY, wrapped BLOB NOT NULL);"
 	"INSERT INTO kv VALUES('format', " STR(VV_META_FORMAT) "), ('next_ino', 2), ('commits', 0);";
 
+#define META_XSTMT_MAX 64
+
 struct vv_meta {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_NSTMT];
+	struct {                         /* meta_<feature>.c statements (meta_xstmt) */
+		const char *sql;
+		sqlite3_stmt *s;
+	} xst[META_XSTMT_MAX];
+	size_t nxst;
 	bool txn;                        /* a write transaction is pending */
 	bool reading;                    /* a BEGIN is open (reads run inside it) */
 };
@@ -185,6 +193,44 @@ static int row(struct vv_meta *m, sqlite3_stmt *s)
 
 #define STMT(m, id) sqlite3_stmt *s = stmt((m), (id)); if (!s) return VV_EIO
 
+sqlite3_stmt *meta_xstmt(struct vv_meta *m, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+
+	for (size_t i = 0; i < m->nxst; i++)
+		if (m->xst[i].sql == sql) {
+			s = m->xst[i].s;
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+			return s;
+		}
+	if (sqlite3_prepare_v3(m->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+		/* A store from an older build, opened read-only, may lack a
+		 * feature's tables: the feature then has nothing to show. */
+		if (!strstr(sqlite3_errmsg(m->db), "no such table"))
+			vv_log(VV_LOG_ERR, "meta: cannot prepare \"%.60s\": %s", sql, sqlite3_errmsg(m->db));
+		return NULL;
+	}
+	if (m->nxst == META_XSTMT_MAX) {
+		sqlite3_finalize(s);
+		vv_log(VV_LOG_ERR, "meta: too many feature statements");
+		return NULL;
+	}
+	m->xst[m->nxst].sql = sql;
+	m->xst[m->nxst++].s = s;
+	return s;
+}
+
+int meta_err(struct vv_meta *m, int rc)
+{
+	return err(m, rc);
+}
+
+sqlite3 *meta_db(struct vv_meta *m)
+{
+	return m->db;
+}
+
 static void bind_name(sqlite3_stmt *s, int i, const char *name)
 {
 	sqlite3_bind_blob(s, i, name, (int)strlen(name), SQLITE_STATIC);
@@ -224,7 +270,8 @@ int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, un
 		goto fail;
 	}
 	if (create) {
-		if (sqlite3_exec(m->db, schema, NULL, NULL, &emsg) != SQLITE_OK) {
+		if (sqlite3_exec(m->db, schema, NULL, NULL, &emsg) != SQLITE_OK ||
+		    vv_meta_snap_schema(m) < 0) {
 			vv_log(VV_LOG_ERR, "meta: cannot create schema: %s", emsg ? emsg : "?");
 			sqlite3_free(emsg);
 			r = VV_EIO;
@@ -254,6 +301,9 @@ int vv_meta_upgrade(struct vv_meta *m)
 {
 	sqlite3_stmt *s = NULL;
 	int rc, r;
+
+	if ((r = vv_meta_snap_schema(m)) < 0)
+		return r;
 
 	rc = sqlite3_prepare_v2(m->db, "SELECT 1 FROM sqlite_master WHERE type='index'"
 				" AND name='dirents_dir'", -1, &s, NULL);
@@ -300,6 +350,8 @@ int vv_meta_close(struct vv_meta *m)
 	}
 	for (int i = 0; i < S_NSTMT; i++)
 		sqlite3_finalize(m->st[i]);
+	for (size_t i = 0; i < m->nxst; i++)
+		sqlite3_finalize(m->xst[i].s);
 	if (m->db) {
 		int r2 = vv_metavfs_close(m->db);
 		if (r == 0)
@@ -423,7 +475,7 @@ int vv_meta_kv_set_blob(struct vv_meta *m, const char *k, const void *buf, size_
 }
 
 /* Columns gen.. in the order of S_INO_GET, starting at column c0. */
-static int read_inode(sqlite3_stmt *s, int c0, struct vv_inode_row *r)
+int meta_read_inode(sqlite3_stmt *s, int c0, struct vv_inode_row *r)
 {
 	const void *oid;
 
@@ -451,12 +503,14 @@ int vv_meta_inode_get(struct vv_meta *m, uint64_t ino, struct vv_inode_row *r)
 {
 	int rc;
 	STMT(m, S_INO_GET);
+	if (vv_snap_ino(ino))
+		return meta_snap_inode_get(m, ino, r);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	if ((rc = row(m, s)) < 0)
 		return rc;
 	r->ino = ino;
-	rc = read_inode(s, 0, r);
+	rc = meta_read_inode(s, 0, r);
 	sqlite3_reset(s);
 	if (rc < 0)
 		vv_log(VV_LOG_ERR, "meta: inode %llu has a malformed object id", (unsigned long long)ino);
@@ -465,6 +519,8 @@ int vv_meta_inode_get(struct vv_meta *m, uint64_t ino, struct vv_inode_row *r)
 
 int vv_meta_inode_put(struct vv_meta *m, const struct vv_inode_row *r)
 {
+	if (vv_snap_ino(r->ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	STMT(m, S_INO_PUT);
 
 	sqlite3_bind_int64(s, 1, i64(r->ino));
@@ -489,6 +545,8 @@ int vv_meta_inode_get_data(struct vv_meta *m, uint64_t ino, uint8_t **data, size
 {
 	int r, n;
 	STMT(m, S_INO_DATA_GET);
+	if (vv_snap_ino(ino))
+		return meta_snap_inode_get_data(m, ino, data, len);
 
 	*data = NULL;
 	*len = 0;
@@ -512,6 +570,8 @@ int vv_meta_inode_get_data(struct vv_meta *m, uint64_t ino, uint8_t **data, size
 
 int vv_meta_inode_set_data(struct vv_meta *m, uint64_t ino, const void *data, size_t len)
 {
+	if (vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	STMT(m, S_INO_DATA_SET);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
@@ -524,6 +584,8 @@ int vv_meta_inode_set_data(struct vv_meta *m, uint64_t ino, const void *data, si
 
 int vv_meta_inode_del(struct vv_meta *m, uint64_t ino)
 {
+	if (vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	int r;
 	{
 		STMT(m, S_INO_XDEL);
@@ -557,7 +619,7 @@ int vv_meta_inode_iter(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_i
 
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		ir.ino = (uint64_t)sqlite3_column_int64(s, 0);
-		if ((r = read_inode(s, 1, &ir)) < 0 || (r = cb(ctx, &ir)) != 0)
+		if ((r = meta_read_inode(s, 1, &ir)) < 0 || (r = cb(ctx, &ir)) != 0)
 			break;
 	}
 	sqlite3_reset(s);
@@ -568,13 +630,21 @@ int vv_meta_inode_iter(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_i
 
 int vv_meta_dirent_get(struct vv_meta *m, uint64_t parent, const char *name, uint64_t *ino)
 {
+	if (vv_snap_ino(parent))
+		return meta_snap_dirent_get(m, parent, name, ino);
 	int r;
 	STMT(m, S_DE_GET);
 
 	sqlite3_bind_int64(s, 1, i64(parent));
 	bind_name(s, 2, name);
-	if ((r = row(m, s)) < 0)
+	if ((r = row(m, s)) < 0) {
+		/* Hidden (not listed), but found by name: `ls /vv/.snapshots/`. */
+		if (r == VV_ENOENT && parent == 1 && strcmp(name, VV_SNAPDIR_NAME) == 0) {
+			*ino = VV_SNAPDIR_INO;
+			return 0;
+		}
 		return r;
+	}
 	*ino = (uint64_t)sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
 	return 0;
@@ -582,6 +652,8 @@ int vv_meta_dirent_get(struct vv_meta *m, uint64_t parent, const char *name, uin
 
 int vv_meta_dirent_add(struct vv_meta *m, uint64_t parent, const char *name, uint64_t ino, uint32_t mode)
 {
+	if (vv_snap_ino(parent) || vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	int rc;
 	STMT(m, S_DE_ADD);
 
@@ -600,6 +672,8 @@ int vv_meta_dirent_add(struct vv_meta *m, uint64_t parent, const char *name, uin
 
 int vv_meta_dirent_del(struct vv_meta *m, uint64_t parent, const char *name)
 {
+	if (vv_snap_ino(parent))
+		return VV_EROFS;             /* snapshots are read-only */
 	STMT(m, S_DE_DEL);
 
 	sqlite3_bind_int64(s, 1, i64(parent));
@@ -609,6 +683,8 @@ int vv_meta_dirent_del(struct vv_meta *m, uint64_t parent, const char *name)
 
 int vv_meta_dirent_move(struct vv_meta *m, uint64_t parent, const char *name, uint64_t nparent, const char *nname)
 {
+	if (vv_snap_ino(parent) || vv_snap_ino(nparent))
+		return VV_EROFS;             /* snapshots are read-only */
 	STMT(m, S_DE_MOVE);
 
 	sqlite3_bind_int64(s, 1, i64(parent));
@@ -620,6 +696,8 @@ int vv_meta_dirent_move(struct vv_meta *m, uint64_t parent, const char *name, ui
 
 int vv_meta_dirent_set_ino(struct vv_meta *m, uint64_t parent, const char *name, uint64_t ino, uint32_t mode)
 {
+	if (vv_snap_ino(parent) || vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	STMT(m, S_DE_SETINO);
 
 	sqlite3_bind_int64(s, 1, i64(parent));
@@ -652,6 +730,8 @@ int vv_meta_dirent_list(struct vv_meta *m, uint64_t parent, uint64_t after, int 
 			int (*cb)(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode),
 			void *ctx)
 {
+	if (vv_snap_ino(parent))
+		return meta_snap_dirent_list(m, parent, after, max, cb, ctx);
 	char name[256];
 	int rc, r = 0;
 	STMT(m, S_DE_LIST);
@@ -708,6 +788,8 @@ int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after,
 				       const struct vv_inode_row *r, bool xattrs),
 			     void *ctx)
 {
+	if (vv_snap_ino(parent))
+		return meta_snap_dirent_list_plus(m, parent, after, max, cb, ctx);
 	struct vv_inode_row row;
 	char name[256];
 	int rc, r = 0;
@@ -727,7 +809,7 @@ int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after,
 		memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
 		name[n] = 0;
 		row.ino = (uint64_t)sqlite3_column_int64(s, 2);
-		if ((r = read_inode(s, 4, &row)) < 0 ||
+		if ((r = meta_read_inode(s, 4, &row)) < 0 ||
 		    (r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name, &row,
 			    sqlite3_column_int(s, 18) != 0)) != 0)
 			break;
@@ -742,6 +824,8 @@ int vv_meta_dirent_find_ino(struct vv_meta *m, uint64_t ino, uint64_t *parent, c
 {
 	int r, n;
 	STMT(m, S_DE_FIND);
+	if (vv_snap_ino(ino))
+		return meta_snap_dirent_find_ino(m, ino, parent, name, cap);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	if ((r = row(m, s)) < 0)
@@ -762,6 +846,8 @@ int vv_meta_xattr_get(struct vv_meta *m, uint64_t ino, const char *name, uint8_t
 {
 	int r, n;
 	STMT(m, S_X_GET);
+	if (vv_snap_ino(ino))
+		return meta_snap_xattr_get(m, ino, name, val, len);
 
 	*val = NULL;
 	*len = 0;
@@ -784,6 +870,8 @@ int vv_meta_xattr_get(struct vv_meta *m, uint64_t ino, const char *name, uint8_t
 
 int vv_meta_xattr_set(struct vv_meta *m, uint64_t ino, const char *name, const void *val, size_t len)
 {
+	if (vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	static const uint8_t empty;
 	STMT(m, S_X_SET);
 
@@ -795,6 +883,8 @@ int vv_meta_xattr_set(struct vv_meta *m, uint64_t ino, const char *name, const v
 
 int vv_meta_xattr_del(struct vv_meta *m, uint64_t ino, const char *name)
 {
+	if (vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	int r;
 	STMT(m, S_X_DEL);
 
@@ -809,6 +899,8 @@ int vv_meta_xattr_any(struct vv_meta *m, uint64_t ino, bool *any)
 {
 	int r;
 	STMT(m, S_X_ANY);
+	if (vv_snap_ino(ino))
+		return meta_snap_xattr_any(m, ino, any);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	r = row(m, s);
@@ -822,6 +914,8 @@ int vv_meta_xattr_list(struct vv_meta *m, uint64_t ino, int (*cb)(void *ctx, con
 {
 	int rc, r = 0;
 	STMT(m, S_X_LIST);
+	if (vv_snap_ino(ino))
+		return meta_snap_xattr_list(m, ino, cb, ctx);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
@@ -850,7 +944,7 @@ int vv_meta_extent_decode(int64_t fblock, const void *chunk, size_t chunklen, in
 	return 0;
 }
 
-static int read_extent(sqlite3_stmt *s, int c0, struct vv_extent *e)
+int meta_read_extent(sqlite3_stmt *s, int c0, struct vv_extent *e)
 {
 	const void *chunk = sqlite3_column_blob(s, c0 + 1);
 	int n = sqlite3_column_bytes(s, c0 + 1);
@@ -863,13 +957,15 @@ static int read_extent(sqlite3_stmt *s, int c0, struct vv_extent *e)
 int vv_meta_extents_load(struct vv_meta *m, uint64_t ino,
 			 int (*cb)(void *ctx, const struct vv_extent *e), void *ctx)
 {
+	if (vv_snap_ino(ino))
+		return meta_snap_extents_load(m, ino, cb, ctx);
 	struct vv_extent e;
 	int rc, r = 0;
 	STMT(m, S_E_LOAD);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if ((r = read_extent(s, 0, &e)) < 0 || (r = cb(ctx, &e)) != 0)
+		if ((r = meta_read_extent(s, 0, &e)) < 0 || (r = cb(ctx, &e)) != 0)
 			break;
 	sqlite3_reset(s);
 	if (r)
@@ -879,6 +975,8 @@ int vv_meta_extents_load(struct vv_meta *m, uint64_t ino,
 
 int vv_meta_extent_put(struct vv_meta *m, uint64_t ino, const struct vv_extent *e)
 {
+	if (vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	STMT(m, S_E_PUT);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
@@ -893,6 +991,8 @@ int vv_meta_extent_put(struct vv_meta *m, uint64_t ino, const struct vv_extent *
 int vv_meta_extents_trim(struct vv_meta *m, uint64_t ino, uint64_t from,
 			 int (*cb)(void *ctx, const struct vv_extent *e), void *ctx)
 {
+	if (vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	struct vv_extent e;
 	int rc, r = 0;
 
@@ -901,7 +1001,7 @@ int vv_meta_extents_trim(struct vv_meta *m, uint64_t ino, uint64_t from,
 		sqlite3_bind_int64(s, 1, i64(ino));
 		sqlite3_bind_int64(s, 2, i64(from));
 		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-			if ((r = read_extent(s, 0, &e)) < 0 || (r = cb(ctx, &e)) != 0)
+			if ((r = meta_read_extent(s, 0, &e)) < 0 || (r = cb(ctx, &e)) != 0)
 				break;
 		sqlite3_reset(s);
 		if (r)
@@ -923,7 +1023,7 @@ int vv_meta_extent_iter_all(struct vv_meta *m,
 	STMT(m, S_E_ALL);
 
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if ((r = read_extent(s, 1, &e)) < 0 ||
+		if ((r = meta_read_extent(s, 1, &e)) < 0 ||
 		    (r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), &e)) != 0)
 			break;
 	sqlite3_reset(s);

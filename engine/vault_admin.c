@@ -18,6 +18,7 @@
 /* Every feature's table, in the order verbs are looked up. */
 static const struct vault_admin_verb *const tables[] = {
 	vault_admin_core_verbs,
+	vault_snap_verbs,
 };
 
 void vv_admin_reply_init(struct vv_admin_reply *r)

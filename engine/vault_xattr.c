@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "snap_int.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -51,7 +52,7 @@ static enum ns classify(const char *name)
 
 static bool is_collection(struct node *n)
 {
-	return S_ISDIR(n->a.mode) && n->a.parent == VV_ROOT_INO && n->ino != VV_ROOT_INO;
+	return S_ISDIR(n->a.mode) && vault_snap_is_root(n->a.parent) && !vault_snap_is_root(n->ino);
 }
 
 /* The primary name of n, for recognising segment files. */
@@ -226,7 +227,7 @@ int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		return VV_E2BIG;
 	pthread_mutex_lock(&v->mu);
 	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
-	    (r = xattr_perm(v, c, n, ns, true)) < 0 ||
+	    (r = vault_snap_ro(ino)) < 0 || (r = xattr_perm(v, c, n, ns, true)) < 0 ||
 	    (r = vault_space_ok(v)) < 0 || (r = vault_txn(v)) < 0)
 		goto out;
 	if (ns == NS_ACL_ACCESS || ns == NS_ACL_DEFAULT) {
@@ -424,7 +425,8 @@ int vv_vault_removexattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t in
 
 	pthread_mutex_lock(&v->mu);
 	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
-	    (r = xattr_perm(v, c, n, ns, true)) < 0 || (r = vault_txn(v)) < 0)
+	    (r = vault_snap_ro(ino)) < 0 || (r = xattr_perm(v, c, n, ns, true)) < 0 ||
+	    (r = vault_txn(v)) < 0)
 		goto out;
 	if (ns == NS_ACL_ACCESS || ns == NS_ACL_DEFAULT) {
 		r = set_acl(v, c, n, ns, NULL, 0);

@@ -90,6 +90,12 @@ struct vv_vault_opts {
 	bool knn_off;                /* no query offload (vv_vault_knn) */
 	size_t knn_cache_bytes;      /* its decrypted-segment cache; 0 = default:
 	                                a quarter of physical memory */
+	/* Scheduled snapshots (docs/design.md "Snapshots"): every snap_every
+	 * seconds the daemon takes one (0: never); after each, retention
+	 * deletes scheduled ones (never those made by hand) in the shape of
+	 * restic forget --keep-hourly/daily/weekly/monthly (all 0: keep all). */
+	uint32_t snap_every;
+	uint32_t snap_keep_hourly, snap_keep_daily, snap_keep_weekly, snap_keep_monthly;
 	vv_progress_fn progress;     /* long work reports here (vv_vault_fsck:
 	                                blocks checked); NULL = nobody asks */
 	void *progress_ctx;
@@ -293,6 +299,8 @@ struct vv_fsck_report {
 	uint64_t orphan_chunks, orphan_chunks_freed;
 	uint64_t orphan_inodes, orphan_inodes_freed;
 	uint64_t errors;             /* structural problems */
+	uint64_t snapshots;          /* snapshots checked */
+	uint64_t snapshot_refs;      /* chunk references they hold (one per chunk each) */
 };
 /* Report sink for fsck findings: one line each, e.g.
  * "damaged: /coll/seg.fvecs block 3 (chunk ab12..): authentication failed". */
