@@ -42,6 +42,8 @@ static const char usage[] =
 	"                      [-o OPT[,OPT...]] [--audit-log PATH] [--audit-required]\n"
 	"                      [--accept-rollback] [--audit-lookups] [--no-audit]\n"
 	"                      [--log FILE] [--pid-file FILE] [--knn-cache SIZE]\n"
+	"                      [--snapshot-every DUR [--keep-hourly N] [--keep-daily N]\n"
+	"                       [--keep-weekly N] [--keep-monthly N]]\n"
 	"Mount the vault in STORE at the directory MNT.\n"
 	"  -f, --foreground   stay in the foreground (log to stderr)\n"
 	"  -d, --debug        trace every FUSE request (implies -f)\n"
@@ -58,6 +60,13 @@ static const char usage[] =
 	"  --knn-cache SIZE   memory for decrypted segments that `vecvault query`\n"
 	"                     has the daemon scan (K/M/G/T suffixes; default a\n"
 	"                     quarter of RAM; 0 turns the query offload off)\n"
+	"  --snapshot-every DUR  take a snapshot every DUR (30s, 15m, 1h, 1d; default\n"
+	"                     never), visible under MNT/.snapshots/\n"
+	"  --keep-hourly N, --keep-daily N, --keep-weekly N, --keep-monthly N\n"
+	"                     after each scheduled snapshot, keep the newest scheduled\n"
+	"                     one of each of the last N hours/days/weeks/months (UTC)\n"
+	"                     and delete the other scheduled ones, like restic forget;\n"
+	"                     none given: keep all.  Snapshots made by hand are kept\n"
 	"Unmount with: fusermount3 -u MNT\n";
 
 struct mount_args {
@@ -68,11 +77,51 @@ struct mount_args {
 	bool audit_required, accept_rollback, audit_lookups, no_audit;
 	bool knn_off;
 	size_t knn_cache;
+	uint32_t snap_every, keep[4];    /* seconds; hourly, daily, weekly, monthly */
 	struct vv_fs_opts fo;
 	char store_abs[PATH_MAX], mnt_abs[PATH_MAX];
 	char log_abs[PATH_MAX], pid_abs[PATH_MAX], audit_abs[PATH_MAX];
 	char fsname[PATH_MAX + 16];
 };
+
+/* "90", "30s", "15m", "1h", "1d", "1w": seconds, at least 1, at most a year. */
+static int parse_dur(const char *s, uint32_t *out)
+{
+	unsigned long long v, mul = 1;
+	char *end;
+
+	if (!*s || *s < '0' || *s > '9')
+		return -1;
+	v = strtoull(s, &end, 10);
+	if (*end && end[1])
+		return -1;
+	switch (*end) {
+	case 0: case 's': break;
+	case 'm': mul = 60; break;
+	case 'h': mul = 3600; break;
+	case 'd': mul = 86400; break;
+	case 'w': mul = 7 * 86400; break;
+	default: return -1;
+	}
+	if (v == 0 || v > 366ULL * 86400 / mul)
+		return -1;
+	*out = (uint32_t)(v * mul);
+	return 0;
+}
+
+static int parse_count(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!*s || *s < '0' || *s > '9')
+		return -1;
+	v = strtoul(s, &end, 10);
+	if (*end || v > 100000)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
 
 /* "0", "4096", "512M", "8G", "1T" (powers of 1024). */
 static int parse_size(const char *s, size_t *out)
@@ -224,6 +273,11 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 	vo.purpose = "mount";
 	vo.knn_off = a->knn_off;
 	vo.knn_cache_bytes = a->knn_cache;
+	vo.snap_every = a->snap_every;
+	vo.snap_keep_hourly = a->keep[0];
+	vo.snap_keep_daily = a->keep[1];
+	vo.snap_keep_weekly = a->keep[2];
+	vo.snap_keep_monthly = a->keep[3];
 	if (a->accept_rollback)
 		vo.flags |= VV_VAULT_ACCEPT_ROLLBACK;
 	if (a->fo.ro)
@@ -342,6 +396,11 @@ int cmd_mount(int argc, char **argv)
 		{ "log", required_argument, NULL, 'l' },
 		{ "pid-file", required_argument, NULL, 'P' },
 		{ "knn-cache", required_argument, NULL, 'K' },
+		{ "snapshot-every", required_argument, NULL, 'S' },
+		{ "keep-hourly", required_argument, NULL, '1' },
+		{ "keep-daily", required_argument, NULL, '2' },
+		{ "keep-weekly", required_argument, NULL, '3' },
+		{ "keep-monthly", required_argument, NULL, '4' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -376,6 +435,20 @@ int cmd_mount(int argc, char **argv)
 			}
 			a.knn_off = a.knn_cache == 0;
 			break;
+		case 'S':
+			if (parse_dur(optarg, &a.snap_every) < 0) {
+				die_msg("mount", "bad --snapshot-every '%s' (a duration such as 30s, "
+					"15m, 1h, 1d or 1w, at most a year)", optarg);
+				return 2;
+			}
+			break;
+		case '1': case '2': case '3': case '4':
+			if (parse_count(optarg, &a.keep[opt - '1']) < 0) {
+				die_msg("mount", "bad --%s '%s' (a count, 0 to 100000)",
+					lopts[12 + opt - '0'].name, optarg);
+				return 2;
+			}
+			break;
 		case 'o':
 			if (parse_o(&a, optarg) < 0)
 				return 2;
@@ -394,6 +467,10 @@ int cmd_mount(int argc, char **argv)
 	}
 	a.store = argv[optind];
 	a.mnt = argv[optind + 1];
+	if (!a.snap_every && (a.keep[0] || a.keep[1] || a.keep[2] || a.keep[3])) {
+		die_msg("mount", "--keep-* applies to scheduled snapshots: give --snapshot-every too");
+		return 2;
+	}
 	if (a.src.file && a.src.cmd) {
 		die_msg("mount", "--passfile and --extpass exclude each other");
 		return 2;
