@@ -84,8 +84,13 @@ int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino);
  */
 bool vault_admin_coll_admin(struct vv_vault *v, const struct vv_ident *peer, uint64_t ino);
 
+/* The gid of a registered role: 0, or VV_ENOENT if name is not a role.
+ * Under v->mu (vault_role.c). */
+int vault_role_gid(struct vv_vault *v, const char *name, uint32_t *gid);
+
 /* The verb tables, NULL-terminated (listed in vault_admin.c). */
 extern const struct vault_admin_verb vault_admin_core_verbs[];
+extern const struct vault_admin_verb vault_role_verbs[];
 extern const struct vault_admin_verb vault_snap_verbs[];      /* vault_snap.c */
 
 #endif

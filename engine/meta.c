@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "meta_int.h"
+#include "meta_sql_int.h"
 #include "meta_vfs_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -123,16 +124,21 @@ static const char schema[] =
 	"CREATE TABLE colls(id INTEGER PRIMARY KEY, wrapped BLOB NOT NULL);"
 	"INSERT INTO kv VALUES('format', " STR(VV_META_FORMAT) "), ('next_ino', 2), ('commits', 0);";
 
-#define META_XSTMT_MAX 64
+/* Feature files' tables (meta_sql_int.h), created at create and by
+ * vv_meta_upgrade() for older stores. */
+static const struct meta_feature features[] = {
+	{ "roles", meta_role_schema },
+	{ "snap_colls", meta_snap_schema },
+	{ NULL, NULL },
+};
+
+#define META_XSTMT_MAX 96             /* feature statements per connection */
 
 struct vv_meta {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_NSTMT];
-	struct {                         /* meta_<feature>.c statements (meta_xstmt) */
-		const char *sql;
-		sqlite3_stmt *s;
-	} xst[META_XSTMT_MAX];
-	size_t nxst;
+	struct { const char *sql; sqlite3_stmt *s; } x[META_XSTMT_MAX];
+	size_t nx;
 	bool txn;                        /* a write transaction is pending */
 	bool reading;                    /* a BEGIN is open (reads run inside it) */
 };
@@ -193,44 +199,6 @@ static int row(struct vv_meta *m, sqlite3_stmt *s)
 
 #define STMT(m, id) sqlite3_stmt *s = stmt((m), (id)); if (!s) return VV_EIO
 
-sqlite3_stmt *meta_xstmt(struct vv_meta *m, const char *sql)
-{
-	sqlite3_stmt *s = NULL;
-
-	for (size_t i = 0; i < m->nxst; i++)
-		if (m->xst[i].sql == sql) {
-			s = m->xst[i].s;
-			sqlite3_reset(s);
-			sqlite3_clear_bindings(s);
-			return s;
-		}
-	if (sqlite3_prepare_v3(m->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
-		/* A store from an older build, opened read-only, may lack a
-		 * feature's tables: the feature then has nothing to show. */
-		if (!strstr(sqlite3_errmsg(m->db), "no such table"))
-			vv_log(VV_LOG_ERR, "meta: cannot prepare \"%.60s\": %s", sql, sqlite3_errmsg(m->db));
-		return NULL;
-	}
-	if (m->nxst == META_XSTMT_MAX) {
-		sqlite3_finalize(s);
-		vv_log(VV_LOG_ERR, "meta: too many feature statements");
-		return NULL;
-	}
-	m->xst[m->nxst].sql = sql;
-	m->xst[m->nxst++].s = s;
-	return s;
-}
-
-int meta_err(struct vv_meta *m, int rc)
-{
-	return err(m, rc);
-}
-
-sqlite3 *meta_db(struct vv_meta *m)
-{
-	return m->db;
-}
-
 static void bind_name(sqlite3_stmt *s, int i, const char *name)
 {
 	sqlite3_bind_blob(s, i, name, (int)strlen(name), SQLITE_STATIC);
@@ -239,6 +207,89 @@ static void bind_name(sqlite3_stmt *s, int i, const char *name)
 static int64_t i64(uint64_t v)
 {
 	return (int64_t)v;
+}
+
+sqlite3_stmt *meta_sql(struct vv_meta *m, const char *text)
+{
+	sqlite3_stmt *s = NULL;
+
+	for (size_t i = 0; i < m->nx; i++) {
+		if (m->x[i].sql == text) {
+			s = m->x[i].s;
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+			return s;
+		}
+	}
+	if (m->nx == META_XSTMT_MAX) {
+		vv_log(VV_LOG_ERR, "meta: more than %d feature statements", META_XSTMT_MAX);
+		return NULL;
+	}
+	if (sqlite3_prepare_v3(m->db, text, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+		vv_log(VV_LOG_ERR, "meta: cannot prepare \"%.60s\": %s", text, sqlite3_errmsg(m->db));
+		return NULL;
+	}
+	m->x[m->nx].sql = text;
+	m->x[m->nx].s = s;
+	m->nx++;
+	return s;
+}
+
+int meta_run(struct vv_meta *m, sqlite3_stmt *s)
+{
+	return run(m, s);
+}
+
+int meta_row(struct vv_meta *m, sqlite3_stmt *s)
+{
+	return row(m, s);
+}
+
+int meta_err(struct vv_meta *m, int rc)
+{
+	return err(m, rc);
+}
+
+int meta_exec(struct vv_meta *m, const char *text)
+{
+	char *emsg = NULL;
+	int rc = sqlite3_exec(m->db, text, NULL, NULL, &emsg);
+
+	if (rc != SQLITE_OK) {
+		vv_log(VV_LOG_ERR, "meta: \"%.60s\": %s", text, emsg ? emsg : "?");
+		sqlite3_free(emsg);
+		return err(m, rc);
+	}
+	return 0;
+}
+
+bool meta_has_table(struct vv_meta *m, const char *name)
+{
+	sqlite3_stmt *s = NULL;
+	bool have;
+
+	if (sqlite3_prepare_v2(m->db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1",
+			       -1, &s, NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	have = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return have;
+}
+
+/* Create the tables of every feature whose first table is missing. */
+static int feature_schemas(struct vv_meta *m, bool *ran)
+{
+	int r = 0;
+
+	*ran = false;
+	for (const struct meta_feature *f = features; f->schema && r == 0; f++) {
+		if (meta_has_table(m, f->first_table))
+			continue;
+		r = f->schema(m);
+		*ran = true;
+	}
+	return r;
 }
 
 int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, unsigned flags,
@@ -270,13 +321,14 @@ int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, un
 		goto fail;
 	}
 	if (create) {
-		if (sqlite3_exec(m->db, schema, NULL, NULL, &emsg) != SQLITE_OK ||
-		    vv_meta_snap_schema(m) < 0) {
+		if (sqlite3_exec(m->db, schema, NULL, NULL, &emsg) != SQLITE_OK) {
 			vv_log(VV_LOG_ERR, "meta: cannot create schema: %s", emsg ? emsg : "?");
 			sqlite3_free(emsg);
 			r = VV_EIO;
 			goto fail;
 		}
+		if ((r = feature_schemas(m, &(bool){ false })) < 0)
+			goto fail;
 	}
 	if ((r = vv_meta_kv_get_u64(m, "format", &fmt)) < 0) {
 		vv_log(VV_LOG_ERR, "meta: %s has no format record", path);
@@ -297,14 +349,13 @@ fail:
 	return r;
 }
 
-int vv_meta_upgrade(struct vv_meta *m)
+/* The directory-listing index, for stores made before it existed. */
+static int upgrade_dirents_dir(struct vv_meta *m, bool *ran)
 {
 	sqlite3_stmt *s = NULL;
-	int rc, r;
+	int rc;
 
-	if ((r = vv_meta_snap_schema(m)) < 0)
-		return r;
-
+	*ran = false;
 	rc = sqlite3_prepare_v2(m->db, "SELECT 1 FROM sqlite_master WHERE type='index'"
 				" AND name='dirents_dir'", -1, &s, NULL);
 	if (rc != SQLITE_OK)
@@ -315,17 +366,31 @@ int vv_meta_upgrade(struct vv_meta *m)
 		return 0;
 	if (rc != SQLITE_DONE)
 		return err(m, rc);
-	/* In a commit of its own, and never fatal: the index only makes
-	 * listings faster, and a full disk must not stop a mount (that would
-	 * block deletions, invariant 6); the next writable open tries again. */
+	vv_log(VV_LOG_INFO, "meta: adding the directory-listing index (once per store)");
+	*ran = true;
+	rc = sqlite3_exec(m->db, DIRENTS_DIR_INDEX, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : err(m, rc);
+}
+
+int vv_meta_upgrade(struct vv_meta *m)
+{
+	bool idx = false, feat = false;
+	int r;
+
+	/* In a commit of its own, and never fatal: a full disk must not stop a
+	 * mount (that would block deletions, invariant 6); the next writable
+	 * open tries again.  Features read a missing table as empty. */
 	if ((r = vv_meta_begin(m)) < 0)
 		return r;
-	vv_log(VV_LOG_INFO, "meta: adding the directory-listing index (once per store)");
-	rc = sqlite3_exec(m->db, DIRENTS_DIR_INDEX, NULL, NULL, NULL);
-	r = rc == SQLITE_OK ? vv_meta_commit(m) : err(m, rc);
+	if ((r = upgrade_dirents_dir(m, &idx)) == 0)
+		r = feature_schemas(m, &feat);
+	if (r == 0 && (idx || feat))
+		r = vv_meta_commit(m);
+	else if (r == 0)
+		r = vv_meta_rollback(m);
 	if (r < 0) {
-		vv_log(VV_LOG_WARN, "meta: cannot add the directory-listing index (%s); large "
-		       "directories list slowly until a later mount adds it", vv_strerror(r));
+		vv_log(VV_LOG_WARN, "meta: cannot upgrade the store's schema (%s); the next "
+		       "writable mount tries again", vv_strerror(r));
 		vv_meta_rollback(m);
 	}
 	return 0;
@@ -350,8 +415,8 @@ int vv_meta_close(struct vv_meta *m)
 	}
 	for (int i = 0; i < S_NSTMT; i++)
 		sqlite3_finalize(m->st[i]);
-	for (size_t i = 0; i < m->nxst; i++)
-		sqlite3_finalize(m->xst[i].s);
+	for (size_t i = 0; i < m->nx; i++)
+		sqlite3_finalize(m->x[i].s);
 	if (m->db) {
 		int r2 = vv_metavfs_close(m->db);
 		if (r == 0)
@@ -501,10 +566,10 @@ int meta_read_inode(sqlite3_stmt *s, int c0, struct vv_inode_row *r)
 
 int vv_meta_inode_get(struct vv_meta *m, uint64_t ino, struct vv_inode_row *r)
 {
-	int rc;
-	STMT(m, S_INO_GET);
 	if (vv_snap_ino(ino))
 		return meta_snap_inode_get(m, ino, r);
+	int rc;
+	STMT(m, S_INO_GET);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	if ((rc = row(m, s)) < 0)
@@ -543,10 +608,10 @@ int vv_meta_inode_put(struct vv_meta *m, const struct vv_inode_row *r)
 
 int vv_meta_inode_get_data(struct vv_meta *m, uint64_t ino, uint8_t **data, size_t *len)
 {
-	int r, n;
-	STMT(m, S_INO_DATA_GET);
 	if (vv_snap_ino(ino))
 		return meta_snap_inode_get_data(m, ino, data, len);
+	int r, n;
+	STMT(m, S_INO_DATA_GET);
 
 	*data = NULL;
 	*len = 0;
@@ -822,10 +887,10 @@ int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after,
 
 int vv_meta_dirent_find_ino(struct vv_meta *m, uint64_t ino, uint64_t *parent, char *name, size_t cap)
 {
-	int r, n;
-	STMT(m, S_DE_FIND);
 	if (vv_snap_ino(ino))
 		return meta_snap_dirent_find_ino(m, ino, parent, name, cap);
+	int r, n;
+	STMT(m, S_DE_FIND);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	if ((r = row(m, s)) < 0)
@@ -844,10 +909,10 @@ int vv_meta_dirent_find_ino(struct vv_meta *m, uint64_t ino, uint64_t *parent, c
 
 int vv_meta_xattr_get(struct vv_meta *m, uint64_t ino, const char *name, uint8_t **val, size_t *len)
 {
-	int r, n;
-	STMT(m, S_X_GET);
 	if (vv_snap_ino(ino))
 		return meta_snap_xattr_get(m, ino, name, val, len);
+	int r, n;
+	STMT(m, S_X_GET);
 
 	*val = NULL;
 	*len = 0;
@@ -897,10 +962,10 @@ int vv_meta_xattr_del(struct vv_meta *m, uint64_t ino, const char *name)
 
 int vv_meta_xattr_any(struct vv_meta *m, uint64_t ino, bool *any)
 {
-	int r;
-	STMT(m, S_X_ANY);
 	if (vv_snap_ino(ino))
 		return meta_snap_xattr_any(m, ino, any);
+	int r;
+	STMT(m, S_X_ANY);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	r = row(m, s);
@@ -912,10 +977,10 @@ int vv_meta_xattr_any(struct vv_meta *m, uint64_t ino, bool *any)
 
 int vv_meta_xattr_list(struct vv_meta *m, uint64_t ino, int (*cb)(void *ctx, const char *name), void *ctx)
 {
-	int rc, r = 0;
-	STMT(m, S_X_LIST);
 	if (vv_snap_ino(ino))
 		return meta_snap_xattr_list(m, ino, cb, ctx);
+	int rc, r = 0;
+	STMT(m, S_X_LIST);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)

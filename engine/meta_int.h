@@ -17,6 +17,8 @@
  *   extents(ino, fblock, chunk, off, len, slot)   PRIMARY KEY(ino, fblock)
  *   chunks(id PK, coll, refs, size)
  *   colls(id PK, wrapped)                          per-collection data keys, wrapped
+ *   roles(name PK, gid UNIQUE, created)            (meta_role.c; feature tables live in
+ *                                                  meta_<feature>.c, see meta_sql_int.h)
  */
 #ifndef VV_META_INT_H
 #define VV_META_INT_H
@@ -174,6 +176,19 @@ void vv_meta_work(struct vv_meta *m, uint64_t *vm_steps, uint64_t *sorts);
  * cb gets each problem line.  0 when clean, VV_ECORRUPT otherwise. */
 int vv_meta_integrity(struct vv_meta *m, void (*cb)(void *ctx, const char *line), void *ctx);
 
+/* Roles (meta_role.c): a role is a POSIX group registered in the vault.
+ * VV_EEXIST: name or gid already a role.  _get/_del: VV_ENOENT if absent. */
+int vv_meta_role_add(struct vv_meta *m, const char *name, uint32_t gid, int64_t created);
+int vv_meta_role_get(struct vv_meta *m, const char *name, uint32_t *gid);
+int vv_meta_role_del(struct vv_meta *m, const char *name);
+int vv_meta_role_iter(struct vv_meta *m,
+		      int (*cb)(void *ctx, const char *name, uint32_t gid, int64_t created),
+		      void *ctx);
+/* Every stored ACL blob (access and default), in no particular order. */
+int vv_meta_acl_iter(struct vv_meta *m,
+		     int (*cb)(void *ctx, uint64_t ino, bool dflt, const uint8_t *blob, size_t len),
+		     void *ctx);
+
 /* --- snapshots (meta_snap.c) -------------------------------------------------
  *
  * A snapshot is a copy, taken inside one transaction, of the rows of
@@ -235,8 +250,6 @@ struct vv_snap_row {
 	uint64_t inodes, bytes;              /* files and their sizes, summed */
 };
 
-/* Create the snapshot tables if missing (vv_meta_upgrade and new stores). */
-int vv_meta_snap_schema(struct vv_meta *m);
 /* Copy the current state (the open transaction's) into a new snapshot.
  * Takes one reference on each distinct chunk the snapshot's extents name.
  * VV_EEXIST: the name is taken; VV_EOVERFLOW: ids or inode numbers past
@@ -291,17 +304,5 @@ int meta_snap_xattr_list(struct vv_meta *m, uint64_t vino, int (*cb)(void *ctx, 
 int meta_snap_xattr_any(struct vv_meta *m, uint64_t vino, bool *any);
 int meta_snap_extents_load(struct vv_meta *m, uint64_t vino,
 			   int (*cb)(void *ctx, const struct vv_extent *e), void *ctx);
-
-/* Internals shared by meta.c and the feature files meta_<feature>.c (they
- * include <sqlite3.h>): a statement prepared once per connection for sql
- * (keyed by the string's address, so pass a static string), reset and
- * with bindings cleared, or NULL (logged); a row's inode and extent
- * columns from c0 on, in the order of the inodes/extents tables; SQLite
- * result codes to VV_E*. */
-struct sqlite3_stmt *meta_xstmt(struct vv_meta *m, const char *sql);
-int meta_read_inode(struct sqlite3_stmt *s, int c0, struct vv_inode_row *r);
-int meta_read_extent(struct sqlite3_stmt *s, int c0, struct vv_extent *e);
-int meta_err(struct vv_meta *m, int rc);
-struct sqlite3 *meta_db(struct vv_meta *m);
 
 #endif

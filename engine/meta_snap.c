@@ -23,12 +23,11 @@
  * exports exactly that set (plus the chunks it names and the wrapped keys
  * of its collections) as a sealed unit.
  */
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "meta_int.h"
+#include "meta_sql_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
 
@@ -58,7 +57,6 @@ static const char schema_sql[] =
 
 #define INODE_COLS "gen, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, parent, coll, objid, stored"
 
-static const char q_have[] = "SELECT 1 FROM sqlite_master WHERE type='table' AND name='snap_colls'";
 static const char q_name[] = "SELECT id FROM snaps WHERE name=?1";
 static const char q_get[] = "SELECT id, name, created, commit_no, uid, flags, inodes, bytes FROM snaps WHERE id=?1";
 static const char q_list[] = "SELECT id, name, created, commit_no, uid, flags, inodes, bytes FROM snaps ORDER BY id";
@@ -106,7 +104,7 @@ static const char q_chk_e[] = "SELECT DISTINCT e.ino FROM snap_extents e WHERE e
 			      " (SELECT 1 FROM snap_inodes i WHERE i.snap=?1 AND i.ino=e.ino)";
 
 /* Bind the common first parameter. */
-#define XSTMT(m, q) sqlite3_stmt *s = meta_xstmt((m), (q))
+#define XSTMT(m, q) sqlite3_stmt *s = meta_sql((m), (q))
 
 static int step_done(struct vv_meta *m, sqlite3_stmt *s)
 {
@@ -120,16 +118,14 @@ static int step_done(struct vv_meta *m, sqlite3_stmt *s)
  * snapshot operation that fails half-way undoes only its own rows. */
 static int sp_begin(struct vv_meta *m)
 {
-	int rc = sqlite3_exec(meta_db(m), "SAVEPOINT snap_op", NULL, NULL, NULL);
-
-	return rc == SQLITE_OK ? 0 : meta_err(m, rc);
+	return meta_exec(m, "SAVEPOINT snap_op");
 }
 
 static int sp_end(struct vv_meta *m, int r)
 {
 	if (r < 0)
-		sqlite3_exec(meta_db(m), "ROLLBACK TO snap_op", NULL, NULL, NULL);
-	sqlite3_exec(meta_db(m), "RELEASE snap_op", NULL, NULL, NULL);
+		meta_exec(m, "ROLLBACK TO snap_op");
+	meta_exec(m, "RELEASE snap_op");
 	return r;
 }
 
@@ -143,39 +139,16 @@ static int exec_id(struct vv_meta *m, const char *q, uint32_t id)
 	return step_done(m, s);
 }
 
-int vv_meta_snap_schema(struct vv_meta *m)
+int meta_snap_schema(struct vv_meta *m)
 {
-	sqlite3 *db = meta_db(m);
-	char *emsg = NULL;
-	int rc, r;
-	XSTMT(m, q_have);
+	return meta_exec(m, schema_sql);
+}
 
-	if (s && sqlite3_step(s) == SQLITE_ROW) {
-		sqlite3_reset(s);
-		return 0;
-	}
-	if (s)
-		sqlite3_reset(s);
-	/* A new store (autocommit, before the vault's read transaction) or an
-	 * older store at its first writable open (in a commit of its own). */
-	if (sqlite3_get_autocommit(db)) {
-		rc = sqlite3_exec(db, schema_sql, NULL, NULL, &emsg);
-		r = rc == SQLITE_OK ? 0 : meta_err(m, rc);
-	} else {
-		if ((r = vv_meta_begin(m)) < 0)
-			return r;
-		rc = sqlite3_exec(db, schema_sql, NULL, NULL, &emsg);
-		r = rc == SQLITE_OK ? vv_meta_commit(m) : meta_err(m, rc);
-		if (r < 0)
-			vv_meta_rollback(m);
-	}
-	if (r < 0)
-		vv_log(VV_LOG_ERR, "meta: cannot create the snapshot tables: %s",
-		       emsg ? emsg : vv_strerror(r));
-	else
-		vv_log(VV_LOG_INFO, "meta: snapshot tables ready");
-	sqlite3_free(emsg);
-	return r;
+/* A store from an older build opened read-only has no snapshot tables:
+ * it has no snapshots. */
+static bool have(struct vv_meta *m)
+{
+	return meta_has_table(m, "snap_colls");
 }
 
 static int read_snap(sqlite3_stmt *s, struct vv_snap_row *o)
@@ -199,8 +172,10 @@ static int read_snap(sqlite3_stmt *s, struct vv_snap_row *o)
 int vv_meta_snap_get_id(struct vv_meta *m, uint32_t id, struct vv_snap_row *out)
 {
 	int rc, r;
-	XSTMT(m, q_get);
 
+	if (!have(m))
+		return VV_ENOENT;
+	sqlite3_stmt *s = meta_sql(m, q_get);
 	if (!s)
 		return VV_ENOENT;
 	sqlite3_bind_int64(s, 1, id);
@@ -213,8 +188,10 @@ int vv_meta_snap_get_id(struct vv_meta *m, uint32_t id, struct vv_snap_row *out)
 static int name_to_id(struct vv_meta *m, const char *name, uint32_t *id)
 {
 	int rc;
-	XSTMT(m, q_name);
 
+	if (!have(m))
+		return VV_ENOENT;
+	sqlite3_stmt *s = meta_sql(m, q_name);
 	if (!s)
 		return VV_ENOENT;
 	sqlite3_bind_blob(s, 1, name, (int)strlen(name), SQLITE_STATIC);
@@ -237,8 +214,10 @@ int vv_meta_snap_list(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_sn
 {
 	struct vv_snap_row row;
 	int rc, r = 0;
-	XSTMT(m, q_list);
 
+	if (!have(m))
+		return 0;
+	sqlite3_stmt *s = meta_sql(m, q_list);
 	if (!s)
 		return 0;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
@@ -372,9 +351,11 @@ static int snap_delete(struct vv_meta *m, uint32_t id,
 int vv_meta_snap_uses_coll(struct vv_meta *m, uint32_t coll, bool *used)
 {
 	int rc;
-	XSTMT(m, q_uses);
 
 	*used = false;
+	if (!have(m))
+		return 0;
+	sqlite3_stmt *s = meta_sql(m, q_uses);
 	if (!s)
 		return 0;
 	sqlite3_bind_int64(s, 1, coll);
@@ -388,8 +369,10 @@ int vv_meta_snap_chunk_iter(struct vv_meta *m, int (*cb)(void *ctx, uint32_t sid
 			    void *ctx)
 {
 	int rc, r = 0;
-	XSTMT(m, q_all_chunks);
 
+	if (!have(m))
+		return 0;
+	sqlite3_stmt *s = meta_sql(m, q_all_chunks);
 	if (!s)
 		return 0;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -478,7 +461,7 @@ int vv_meta_snap_restore_inode(struct vv_meta *m, uint32_t sid, uint64_t real, u
 			sqlite3_bind_int64(s, 5, (int64_t)parent);
 		}
 		r = step_done(m, s);
-		if (r == 0 && i == 0 && sqlite3_changes(meta_db(m)) != 1)
+		if (r == 0 && i == 0 && sqlite3_changes(sqlite3_db_handle(s)) != 1)
 			r = VV_ENOENT;
 	}
 	return r;

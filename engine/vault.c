@@ -415,6 +415,11 @@ int vv_vault_close(struct vv_vault *v)
 	return r;
 }
 
+const char *vv_vault_id(const struct vv_vault *v)
+{
+	return vv_store_id(v->store);
+}
+
 int vv_vault_sync(struct vv_vault *v)
 {
 	int r = vault_flush_all(v), r2;

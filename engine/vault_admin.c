@@ -18,6 +18,7 @@
 /* Every feature's table, in the order verbs are looked up. */
 static const struct vault_admin_verb *const tables[] = {
 	vault_admin_core_verbs,
+	vault_role_verbs,
 	vault_snap_verbs,
 };
 
@@ -296,7 +297,39 @@ static int run_ping(struct vv_vault *v, const struct vv_admin_req *rq,
 				  owner ? " (owner)" : "");
 }
 
+static const char *scope_name(enum vault_admin_scope s)
+{
+	return s == ADMIN_OWNER ? "owner" : s == ADMIN_COLL ? "collection" : "anyone";
+}
+
+/* "vault.verbs": every verb this daemon knows and who may run it (tests
+ * loop over it; the CLI's `vecvault admin MNT vault.verbs`). */
+static int run_verbs(struct vv_vault *v, const struct vv_admin_req *rq,
+		     struct vv_admin_reply *rep)
+{
+	bool json = vault_admin_json(rq), first = true;
+	int r = json ? vault_admin_printf(rep, "[") : 0;
+
+	for (size_t t = 0; r == 0 && t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (const struct vault_admin_verb *e = tables[t]; r == 0 && e->verb; e++) {
+			if (!json) {
+				r = vault_admin_printf(rep, "%s %s\n", e->verb, scope_name(e->scope));
+				continue;
+			}
+			r = vault_admin_printf(rep, "%s{\"verb\":", first ? "" : ",");
+			if (r == 0)
+				r = vault_admin_json_str(rep, e->verb);
+			if (r == 0)
+				r = vault_admin_printf(rep, ",\"scope\":\"%s\"}", scope_name(e->scope));
+			first = false;
+		}
+	if (r == 0 && json)
+		r = vault_admin_printf(rep, "]\n");
+	return r;
+}
+
 const struct vault_admin_verb vault_admin_core_verbs[] = {
 	{ "vault.ping", ADMIN_ANYONE, NULL, run_ping },
+	{ "vault.verbs", ADMIN_ANYONE, NULL, run_verbs },
 	{ NULL, 0, NULL, NULL },
 };

@@ -15,6 +15,12 @@
  * user.vecvault.{format,dtype,dim,count} from its header.  Writing a
  * computed attribute's current value back (cp -a, rsync -X) is accepted
  * silently; any other value is refused.
+ *
+ * The root directory answers user.vecvault.vault with the store id, to
+ * anyone who can reach the root (no read permission needed): that is how
+ * the CLI finds the control socket of a mount (tools/admin_client.c).  It
+ * is not listed (rsync -X of the root would copy it into another vault)
+ * and cannot be set or removed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +38,7 @@
 #define ACL_ACCESS "system.posix_acl_access"
 #define ACL_DEFAULT "system.posix_acl_default"
 #define VEC_PREFIX "user.vecvault."
+#define VAULT_ID_XATTR "user.vecvault.vault"
 
 enum ns { NS_USER, NS_TRUSTED, NS_SECURITY, NS_ACL_ACCESS, NS_ACL_DEFAULT, NS_OTHER };
 
@@ -48,6 +55,11 @@ static enum ns classify(const char *name)
 	if (strcmp(name, ACL_DEFAULT) == 0)
 		return NS_ACL_DEFAULT;
 	return NS_OTHER;
+}
+
+static bool is_vault_id(uint64_t ino, const char *name)
+{
+	return ino == VV_ROOT_INO && strcmp(name, VAULT_ID_XATTR) == 0;
 }
 
 static bool is_collection(struct node *n)
@@ -236,6 +248,11 @@ int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		r = set_acl(v, c, n, ns, value, size);
 		goto out;
 	}
+	if (is_vault_id(ino, name)) {
+		const char *id = vv_store_id(v->store);
+		r = size == strlen(id) && memcmp(value, id, size) == 0 ? 0 : VV_EPERM;
+		goto out;
+	}
 	if (strncmp(name, VEC_PREFIX, strlen(VEC_PREFIX)) == 0) {
 		if (is_collection(n)) {
 			r = vv_schema_check_xattr(name, value, size, canon, sizeof(canon));
@@ -304,6 +321,11 @@ ssize_t vv_vault_getxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t i
 	pthread_mutex_lock(&v->mu);
 	if ((r = node_get(v, ino, &n)) < 0)
 		goto out;
+	if (is_vault_id(ino, name)) {
+		const char *id = vv_store_id(v->store);
+		r = give(id, strlen(id), buf, size);
+		goto out;
+	}
 	if ((r = xattr_perm(v, c, n, ns, false)) < 0) {
 		hidden = r == VV_ENODATA && (ns == NS_SECURITY || ns == NS_TRUSTED);
 		goto out;
@@ -432,7 +454,8 @@ int vv_vault_removexattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t in
 		r = set_acl(v, c, n, ns, NULL, 0);
 		goto out;
 	}
-	if (strncmp(name, VEC_PREFIX, strlen(VEC_PREFIX)) == 0 && computed(v, n, name, &si)) {
+	if (is_vault_id(ino, name) ||
+	    (strncmp(name, VEC_PREFIX, strlen(VEC_PREFIX)) == 0 && computed(v, n, name, &si))) {
 		r = VV_EPERM;
 		goto out;
 	}

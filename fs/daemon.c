@@ -81,6 +81,8 @@ static int build_opts(const struct vv_fs_opts *o, char *out, size_t outlen)
 		goto out;
 	if (o->ro && (r = opt_append(out, outlen, ",ro", false)) < 0)
 		goto out;
+	if (o->noexec && (r = opt_append(out, outlen, ",noexec", false)) < 0)
+		goto out;
 	if (o->debug && (r = opt_append(out, outlen, ",debug", false)) < 0)
 		goto out;
 out:
@@ -119,7 +121,8 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	struct fuse_session *se = NULL;
 	static const struct vv_fs_opts defaults;
 	struct vv_fs fs;
-	char opts[4096];
+	struct ctl ctl;
+	char opts[4096], why[512];
 	bool mounted = false, handlers = false;
 	int r;
 
@@ -130,6 +133,7 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	fs.o = o;
 	ident_cache_init(&fs.ident);
 	notifier_init(&fs.notify);
+	ctl_init(&ctl);
 	last_err[0] = '\0';
 	fuse_set_log_func(fuse_log_sink);
 
@@ -159,6 +163,11 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 		goto out;
 	vv_vault_set_inval(v, notifier_queue, &fs.notify);
 	vv_log(VV_LOG_INFO, "fs: mounted on %s", mnt);
+	/* Admin requests need a live mount (they may invalidate its caches);
+	 * without the socket the files are still served, and the log says
+	 * why administration is unavailable. */
+	if (o->ctl_socket && ctl_start(&ctl, v, o->ctl_socket, why, sizeof(why)) < 0)
+		vv_log(VV_LOG_ERR, "fs: no control socket, admin requests unavailable: %s", why);
 
 	send_ready(ready_fd);
 	if (o->notify_socket) {
@@ -190,6 +199,9 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	if (o->notify_socket)
 		sdnotify(o->notify_socket, "STOPPING=1\nSTATUS=unmounting, closing the vault");
 out:
+	/* Requests in flight on the control socket finish while the vault and
+	 * the session are whole; the socket goes before the mount does. */
+	ctl_stop(&ctl);
 	/* Offload requests still queued get their reply while the session
 	 * exists; running scans end (bounded) before it goes. */
 	vv_vault_knn_drain(v);

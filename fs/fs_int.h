@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <fuse_lowlevel.h>
 
@@ -96,6 +97,43 @@ void notifier_sync(struct notifier *n, uint64_t mark);
  * VV_EINVAL (an address that is not a unix socket) or VV_ESYS, logged as a
  * warning: a lost notification never stops the daemon. */
 int sdnotify(const char *name, const char *state);
+
+/* --- ctl.c: the control socket ---------------------------------------------- */
+
+#define CTL_MAX_CONN 32
+
+/* The daemon's control socket (ctl.c says how it is bounded).  Started
+ * once the mount is live, stopped before the vault closes. */
+struct ctl {
+	struct vv_vault *v;
+	char path[108];              /* sizeof(sun_path) */
+	int lfd, stop_pipe[2];
+	uint32_t euid;               /* the daemon's uid: not subject to per-uid caps */
+	dev_t dev;                   /* the socket we bound: removed only if */
+	ino_t ino;                   /* it is still that one */
+	pthread_t acceptor;
+	bool started;
+	atomic_bool stopping;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;         /* nconn dropped */
+	unsigned nconn;
+	unsigned refused;            /* acceptor thread only: refusals not yet */
+	int64_t refused_logged;      /* logged, and when the last one was */
+	struct {
+		bool used;
+		uint32_t uid;
+	} slots[CTL_MAX_CONN];
+};
+
+void ctl_init(struct ctl *c);
+/* Bind path (mode 0666, in a directory of ours made 0755 if missing; a
+ * stale socket of ours is replaced; a link, a live socket or anything not
+ * ours is refused) and serve admin requests on v.  0, or a VV_E* code with
+ * the reason in why. */
+int ctl_start(struct ctl *c, struct vv_vault *v, const char *path, char *why, size_t whylen);
+/* Stop accepting, end every connection (waiting for requests in flight),
+ * remove the socket if it is still ours, free.  Safe if never started. */
+void ctl_stop(struct ctl *c);
 
 /* --- daemon.c / ops.c --------------------------------------------------- */
 

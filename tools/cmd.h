@@ -17,6 +17,8 @@ int cmd_query(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_collection(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_admin(int argc, char **argv);
+int cmd_role(int argc, char **argv);
 
 /* Shared helpers (tools/util.c). */
 

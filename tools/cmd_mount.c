@@ -47,7 +47,8 @@ static const char usage[] =
 	"Mount the vault in STORE at the directory MNT.\n"
 	"  -f, --foreground   stay in the foreground (log to stderr)\n"
 	"  -d, --debug        trace every FUSE request (implies -f)\n"
-	"  -o OPTS            allow_other (default as root), noallow_other, ro, rw\n"
+	"  -o OPTS            allow_other (default as root), noallow_other, ro, rw,\n"
+	"                     noexec, exec (the last of each pair wins)\n"
 	"  --audit-log PATH   audit log file (default: outside STORE, per store id)\n"
 	"  --audit-required   refuse requests that cannot be audited\n"
 	"  --accept-rollback  accept metadata older than this machine has seen\n"
@@ -82,6 +83,7 @@ struct mount_args {
 	char store_abs[PATH_MAX], mnt_abs[PATH_MAX];
 	char log_abs[PATH_MAX], pid_abs[PATH_MAX], audit_abs[PATH_MAX];
 	char fsname[PATH_MAX + 16];
+	char ctl_path[PATH_MAX];
 };
 
 /* "90", "30s", "15m", "1h", "1d", "1w": seconds, at least 1, at most a year. */
@@ -164,11 +166,15 @@ static int parse_o(struct mount_args *a, const char *list)
 			a->fo.ro = true;
 		} else if (!strcmp(tok, "rw")) {
 			a->fo.ro = false;
+		} else if (!strcmp(tok, "noexec")) {
+			a->fo.noexec = true;
+		} else if (!strcmp(tok, "exec")) {
+			a->fo.noexec = false;
 		} else {
 			/* default_permissions, suid, dev, ... would undermine the
 			 * daemon's own checks; only known options pass. */
 			die_msg("mount", "unsupported mount option '%s' (allow_other, "
-				"noallow_other, ro, rw)", tok);
+				"noallow_other, ro, rw, noexec, exec)", tok);
 			r = -1;
 			break;
 		}
@@ -307,6 +313,13 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 			report(report_fd, "%s", msg);
 		goto out;
 	}
+	/* The control socket is named after the vault id, which is known
+	 * once the store is open; tools/env.c picks its directory. */
+	if ((r = tool_ctl_socket(vv_vault_id(v), a->ctl_path, sizeof(a->ctl_path))) == 0)
+		a->fo.ctl_socket = a->ctl_path;
+	else
+		vv_log(VV_LOG_WARN, "no control socket (%s): admin requests unavailable",
+		       r == VV_ENOENT ? "$XDG_RUNTIME_DIR is not set" : vv_strerror(r));
 	r = vv_fs_run(v, a->mnt_abs, &a->fo, report_fd);
 	if (r > 0) {
 		/* Served, then the loop failed: already logged; the parent has

@@ -117,3 +117,44 @@ void tool_env_search_opts(struct vv_search_opts *o)
 		}
 	}
 }
+
+#define CTL_ROOT_DIR "/run/vecvault"
+
+/* $XDG_RUNTIME_DIR/vecvault, or VV_ENOENT. */
+static int user_ctl_dir(char *out, size_t outlen)
+{
+	const char *e = getenv("XDG_RUNTIME_DIR");
+	int n;
+
+	if (!e || e[0] != '/')
+		return VV_ENOENT;
+	n = snprintf(out, outlen, "%s/vecvault", e);
+	return (n < 0 || (size_t)n >= outlen) ? VV_ENAMETOOLONG : 0;
+}
+
+int tool_ctl_socket(const char *vault_id, char *out, size_t outlen)
+{
+	char dir[PATH_MAX];
+	int n, r = 0;
+
+	if (geteuid() == 0)
+		snprintf(dir, sizeof(dir), "%s", CTL_ROOT_DIR);
+	else if ((r = user_ctl_dir(dir, sizeof(dir))) < 0)
+		return r;
+	n = snprintf(out, outlen, "%s/%s.sock", dir, vault_id);
+	/* sun_path holds 108 bytes with the NUL */
+	if (n < 0 || (size_t)n >= outlen || n > 107)
+		return VV_ENAMETOOLONG;
+	return 0;
+}
+
+int tool_ctl_dirs(char (*out)[PATH_MAX], int max)
+{
+	int n = 0;
+
+	if (n < max)
+		snprintf(out[n++], PATH_MAX, "%s", CTL_ROOT_DIR);
+	if (n < max && user_ctl_dir(out[n], PATH_MAX) == 0 && strcmp(out[n], CTL_ROOT_DIR) != 0)
+		n++;
+	return n;
+}

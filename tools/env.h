@@ -59,4 +59,16 @@ void tool_env_search_opts(struct vv_search_opts *o);
  * for vv_fs_opts.notify_socket (fs/ reads no environment either). */
 const char *tool_notify_socket(void);
 
+/* The control socket of a daemon this process starts for vault_id (a
+ * store id): /run/vecvault/ID.sock as root, else
+ * $XDG_RUNTIME_DIR/vecvault/ID.sock ($XDG_RUNTIME_DIR absolute only).
+ * 0, VV_ENOENT (a user without $XDG_RUNTIME_DIR: no control socket) or
+ * VV_ENAMETOOLONG (past a socket address's 107 bytes). */
+int tool_ctl_socket(const char *vault_id, char *out, size_t outlen);
+
+/* The directories the CLI looks in for a daemon's socket, in order: the
+ * root daemons' /run/vecvault, then this user's $XDG_RUNTIME_DIR/vecvault.
+ * Fills up to max of out (PATH_MAX each); returns how many. */
+int tool_ctl_dirs(char (*out)[PATH_MAX], int max);
+
 #endif

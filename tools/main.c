@@ -38,6 +38,8 @@ static const struct verb verbs[] = {
 	{ "stats", cmd_stats, "describe the segments of a collection" },
 	{ "collection", cmd_collection, "create and inspect collections" },
 	{ "audit", cmd_audit, "read and verify the audit log" },
+	{ "role", cmd_role, "manage roles (POSIX groups) of a mounted vault" },
+	{ "admin", cmd_admin, "send one request to a mounted vault's daemon" },
 };
 
 static void usage(FILE *f)

@@ -36,6 +36,8 @@ if [ "$got" = "$want" ]; then test_ok "vecvault options map to flags, fstab opti
 fi
 check "ro reaches -o, the last of ro/rw wins" \
 	test "$(fake_cmd rw,ro)" = "$T/inst/bin/vecvault mount -o rw,ro -- $S $M"
+check "noexec and exec reach -o (fstab's user implies noexec)" \
+	test "$(fake_cmd user,noexec,nosuid,nodev)" = "$T/inst/bin/vecvault mount -o noexec -- $S $M"
 check "-o given twice accumulates" \
 	sh -c "'$H' '$S' '$M' -f -o ro -o passfile=/p 2>&1 | grep -q -- 'mount --passfile /p -o ro -- '"
 
@@ -67,6 +69,15 @@ check "it is a vecvault FUSE mount with allow_other" \
 	sh -c "grep ' $M fuse.vecvault ' /proc/mounts | grep -q allow_other"
 check "write through the helper's mount" sh -c "echo helper > '$M/f'"
 check "umount (as root, not fusermount3) unmounts" umount "$M"
+check "the daemon exits after umount" vv_wait_daemon "$PIDF"
+check "helper mounts with noexec" \
+	"$H" "$S" "$M" -o "rw,passfile=$PASSFILE,noexec,user,pid_file=$PIDF,log=$T/daemon.log"
+printf '%s\t%s\n' "$M" "$PIDF" >> "$VV_MOUNTS"
+check "the mount is noexec" sh -c "grep ' $M fuse.vecvault ' /proc/mounts | grep -q noexec"
+check "a script with x bits is written" sh -c "printf '#!/bin/sh\necho ran\n' > '$M/s.sh' && chmod 755 '$M/s.sh'"
+check "but the kernel refuses to execute it (EACCES)" sh -c "! '$M/s.sh' 2>/dev/null"
+check "and it still reads" sh -c "grep -q ran '$M/s.sh'"
+check "umount the noexec mount" umount "$M"
 check "the daemon exits after umount" vv_wait_daemon "$PIDF"
 check "no longer mounted" sh -c "! grep -q ' $M ' /proc/mounts"
 check "the audit log ends with the vault's clean close" \

@@ -129,6 +129,11 @@ void vv_vault_audit_admin(struct vv_vault *v, const char *op, int result, const 
 /* Make everything written so far durable (like syncfs). */
 int vv_vault_sync(struct vv_vault *v);
 
+/* The store id (32 hex digits) that names this vault: its control socket
+ * (fs/ctl.c) and the root's user.vecvault.vault attribute.  Borrowed,
+ * valid until vv_vault_close. */
+const char *vv_vault_id(const struct vv_vault *v);
+
 /* Kernel-cache invalidation requests: the vault calls fn (from any thread,
  * possibly while holding internal locks: fn must only queue the request)
  * when a cached entry or inode must be dropped, e.g. after a chmod makes a

@@ -20,6 +20,8 @@ struct vv_fs_opts {
 	                                daemon, not the kernel, checks access) */
 	bool ro;                     /* mount read-only (open the vault with
 	                                VV_VAULT_READONLY as well) */
+	bool noexec;                 /* the kernel refuses execve of its files
+	                                (fstab's `user` implies it) */
 	bool debug;                  /* libfuse request tracing to stderr */
 	bool detach_stdio;           /* after the ready byte: stdin/out/err ->
 	                                /dev/null (a daemon whose parent left) */
@@ -30,6 +32,12 @@ struct vv_fs_opts {
 	                                caller's $NOTIFY_SOCKET); NULL/"" = do
 	                                not notify.  Borrowed until return */
 	const char *fsname;          /* shown in /proc/mounts; NULL = "vecvault" */
+	const char *ctl_socket;      /* the control socket's path (the CLI
+	                                picks it: tools/env.c), bound once the
+	                                mount is live and removed at unmount;
+	                                NULL = no control socket.  A socket that
+	                                cannot be made is logged, the mount
+	                                still serves.  Borrowed until return */
 	unsigned max_idle_threads;   /* 0 = default (8) */
 };
 

@@ -1,0 +1,57 @@
+/*
+ * meta_sql_int.h - for the meta module's feature files (meta_<feature>.c).
+ *
+ * meta.c owns the connection and the core schema.  Features that keep
+ * tables of their own (roles, grants, users and keys, trash, snapshots)
+ * put their SQL in a file of the meta module and reach the connection
+ * through these helpers, so only meta*.c include <sqlite3.h>.
+ *
+ * Each feature's tables are created by one schema function listed in
+ * meta.c's feature table: run at create and, for older stores, by
+ * vv_meta_upgrade() at the next read-write open, in a commit of its own,
+ * only when the feature's first table is missing.  A read-only open of an
+ * older store has no such tables: readers check meta_has_table() and treat
+ * a missing table as empty.
+ */
+#ifndef VV_META_SQL_INT_H
+#define VV_META_SQL_INT_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+
+#include "meta_int.h"
+
+/* A statement prepared once per connection for this sql text (the
+ * pointer is the key: pass a string literal or a static), reset and with
+ * its bindings cleared; NULL after logging if it cannot be prepared. */
+sqlite3_stmt *meta_sql(struct vv_meta *m, const char *sql);
+/* Step a statement that returns no rows (or ignore them): 0 or VV_E*. */
+int meta_run(struct vv_meta *m, sqlite3_stmt *s);
+/* Step expecting a row: 0 (row ready), VV_ENOENT (none), or VV_E*.  After
+ * 0 the caller reads columns and, for one-row queries, sqlite3_reset()s. */
+int meta_row(struct vv_meta *m, sqlite3_stmt *s);
+/* An SQLite result code as a VV_E* code (I/O, corruption, full disk...). */
+int meta_err(struct vv_meta *m, int rc);
+/* Run schema text (CREATE TABLE IF NOT EXISTS ...): 0 or VV_E*. */
+int meta_exec(struct vv_meta *m, const char *sql);
+/* Does the table exist in this store? */
+bool meta_has_table(struct vv_meta *m, const char *name);
+
+/* A feature's schema: its tables, created inside the caller's transaction. */
+struct meta_feature {
+	const char *first_table;          /* present once the schema has run */
+	int (*schema)(struct vv_meta *m);
+};
+
+/* A row's inode columns (gen, mode, ... stored, in the inodes table's
+ * order) and extent columns (fblock, chunk, off, len, slot) from c0 on. */
+int meta_read_inode(sqlite3_stmt *s, int c0, struct vv_inode_row *r);
+int meta_read_extent(sqlite3_stmt *s, int c0, struct vv_extent *e);
+
+/* ---- roles (meta_role.c) ---- */
+int meta_role_schema(struct vv_meta *m);
+
+/* ---- snapshots (meta_snap.c) ---- */
+int meta_snap_schema(struct vv_meta *m);
+
+#endif
