@@ -19,6 +19,7 @@ int cmd_collection(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_admin(int argc, char **argv);
 int cmd_role(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
 
 /* Shared helpers (tools/util.c). */
 
