@@ -378,8 +378,8 @@ static int list_children(struct vv_vault *v, uint64_t dir, struct children *l)
 
 /* Copy snapshot inode vino (and below) as entry name of live directory
  * parent.  Under v->mu, inside the savepoint. */
-static int copy_tree(struct vv_vault *v, struct links *m, uint64_t vino, uint32_t mode,
-		     uint64_t parent, const char *name, int depth)
+static int copy_tree(struct vv_vault *v, struct links *m, uint64_t vino, uint64_t parent,
+		     const char *name, int depth)
 {
 	struct children kids = { 0 };
 	struct vv_inode_row row;
@@ -416,11 +416,10 @@ static int copy_tree(struct vv_vault *v, struct links *m, uint64_t vino, uint32_
 	}
 	if (!S_ISDIR(row.mode))
 		return 0;
-	(void)mode;
 	if ((r = list_children(v, vino, &kids)) < 0)
 		goto out;
 	for (size_t i = 0; i < kids.n && r == 0; i++) {
-		r = copy_tree(v, m, kids.c[i].ino, kids.c[i].mode, ino, kids.c[i].name, depth + 1);
+		r = copy_tree(v, m, kids.c[i].ino, ino, kids.c[i].name, depth + 1);
 		if (S_ISDIR(kids.c[i].mode))
 			subdirs++;
 	}
@@ -490,7 +489,7 @@ static int restore_one(struct restore *rs, const char *spath)
 	struct node *d = NULL, *y = NULL;
 	char ppath[4096], base[VV_NAME_MAX + 1], aside[VV_NAME_MAX + 1];
 	const char *slash;
-	uint64_t sino, lp, yino;
+	uint64_t sino, lp, yino, other;
 	bool moved = false;
 	int r;
 
@@ -528,7 +527,7 @@ static int restore_one(struct restore *rs, const char *spath)
 				snprintf(aside, sizeof(aside), "%.200s.pre-restore-%s", base, rs->stamp);
 			else
 				snprintf(aside, sizeof(aside), "%.200s.pre-restore-%s-%d", base, rs->stamp, k);
-			r = vv_meta_dirent_get(v->meta, lp, aside, &sino) == 0 ? VV_EEXIST : 0;
+			r = vv_meta_dirent_get(v->meta, lp, aside, &other) == 0 ? VV_EEXIST : 0;
 		} while (r == VV_EEXIST && ++k < 1000);
 		if (r < 0 || (r = vv_meta_dirent_move(v->meta, lp, base, lp, aside)) < 0)
 			return vault_admin_fail(rs->rep, r, "snapshot.restore: cannot move %s aside: %s",
@@ -544,9 +543,7 @@ static int restore_one(struct restore *rs, const char *spath)
 		return vault_admin_fail(rs->rep, r, "snapshot.restore: %s: %s", spath, vv_strerror(r));
 	}
 	inval_name(v, lp, base);
-	/* walk() put sino to the snapshot item; it may have been reused above */
-	if ((r = walk(v, vv_snap_mkino(rs->sr->id, 1), spath, &sino)) < 0 ||
-	    (r = copy_tree(v, &rs->links, sino, item.mode, lp, base, 0)) < 0)
+	if ((r = copy_tree(v, &rs->links, sino, lp, base, 0)) < 0)
 		return vault_admin_fail(rs->rep, r, "snapshot.restore: %s: %s (nothing restored)", spath,
 					vv_strerror(r));
 	if ((r = node_get(v, lp, &d)) < 0)
