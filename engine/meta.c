@@ -199,6 +199,52 @@ static int row(struct vv_meta *m, sqlite3_stmt *s)
 
 #define STMT(m, id) sqlite3_stmt *s = stmt((m), (id)); if (!s) return VV_EIO
 
+/*
+ * Reads of a number under .snapshots run the same query on the snapshot's
+ * tables (meta_snap.c: the same columns, the snapshot id bound to ?9),
+ * with the stored number in place of the virtual one; *sid says which
+ * snapshot (0: the live tree) for translating the numbers in the rows.
+ */
+static sqlite3_stmt *rd(struct vv_meta *m, int id, const char *snap_sql, uint64_t *ino, uint32_t *sid)
+{
+	sqlite3_stmt *s;
+
+	*sid = 0;
+	if (!vv_snap_ino(*ino))
+		return stmt(m, id);
+	*sid = vv_snap_sid(*ino);
+	*ino = vv_snap_real(*ino);
+	if ((s = meta_sql(m, snap_sql)))
+		sqlite3_bind_int64(s, 9, *sid);
+	return s;
+}
+
+static const char *const meta_snap_sql[S_NSTMT] = {
+	[S_INO_GET] = meta_snap_q_ino_get, [S_INO_DATA_GET] = meta_snap_q_data_get,
+	[S_DE_GET] = meta_snap_q_de_get, [S_DE_LIST] = meta_snap_q_de_list,
+	[S_DE_LIST_PLUS] = meta_snap_q_de_plus, [S_DE_FIND] = meta_snap_q_de_find,
+	[S_X_GET] = meta_snap_q_x_get, [S_X_LIST] = meta_snap_q_x_list, [S_X_ANY] = meta_snap_q_x_any,
+	[S_E_LOAD] = meta_snap_q_e_load,
+};
+
+#define RD(m, id, ino, sid) sqlite3_stmt *s = rd((m), (id), meta_snap_sql[id], &(ino), &(sid)); \
+	if (!s) return VV_EIO
+
+/* A stored inode number of snapshot sid (0: live) as the view shows it. */
+static uint64_t xino(uint32_t sid, uint64_t ino)
+{
+	return sid ? vv_snap_mkino(sid, ino) : ino;
+}
+
+void meta_xlate_row(uint32_t sid, struct vv_inode_row *r)
+{
+	if (!sid)
+		return;
+	/* the snapshot's root sits in .snapshots */
+	r->parent = r->ino == VV_META_ROOT_INO ? VV_SNAPDIR_INO : vv_snap_mkino(sid, r->parent);
+	r->ino = vv_snap_mkino(sid, r->ino);
+}
+
 static void bind_name(sqlite3_stmt *s, int i, const char *name)
 {
 	sqlite3_bind_blob(s, i, name, (int)strlen(name), SQLITE_STATIC);
@@ -566,11 +612,12 @@ int meta_read_inode(sqlite3_stmt *s, int c0, struct vv_inode_row *r)
 
 int vv_meta_inode_get(struct vv_meta *m, uint64_t ino, struct vv_inode_row *r)
 {
-	if (vv_snap_ino(ino))
-		return meta_snap_inode_get(m, ino, r);
+	uint32_t sid;
 	int rc;
-	STMT(m, S_INO_GET);
 
+	if (ino == VV_SNAPDIR_INO)
+		return meta_snap_dir_row(m, r);
+	RD(m, S_INO_GET, ino, sid);
 	sqlite3_bind_int64(s, 1, i64(ino));
 	if ((rc = row(m, s)) < 0)
 		return rc;
@@ -578,7 +625,9 @@ int vv_meta_inode_get(struct vv_meta *m, uint64_t ino, struct vv_inode_row *r)
 	rc = meta_read_inode(s, 0, r);
 	sqlite3_reset(s);
 	if (rc < 0)
-		vv_log(VV_LOG_ERR, "meta: inode %llu has a malformed object id", (unsigned long long)ino);
+		vv_log(VV_LOG_ERR, "meta: inode %llu (snapshot %u) has a malformed object id",
+		       (unsigned long long)ino, sid);
+	meta_xlate_row(sid, r);
 	return rc;
 }
 
@@ -608,10 +657,9 @@ int vv_meta_inode_put(struct vv_meta *m, const struct vv_inode_row *r)
 
 int vv_meta_inode_get_data(struct vv_meta *m, uint64_t ino, uint8_t **data, size_t *len)
 {
-	if (vv_snap_ino(ino))
-		return meta_snap_inode_get_data(m, ino, data, len);
+	uint32_t sid;
 	int r, n;
-	STMT(m, S_INO_DATA_GET);
+	RD(m, S_INO_DATA_GET, ino, sid);
 
 	*data = NULL;
 	*len = 0;
@@ -695,22 +743,24 @@ int vv_meta_inode_iter(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_i
 
 int vv_meta_dirent_get(struct vv_meta *m, uint64_t parent, const char *name, uint64_t *ino)
 {
-	if (vv_snap_ino(parent))
-		return meta_snap_dirent_get(m, parent, name, ino);
+	uint32_t sid;
 	int r;
-	STMT(m, S_DE_GET);
+
+	if (parent == VV_SNAPDIR_INO)
+		return meta_snap_dir_lookup(m, name, ino);
+	RD(m, S_DE_GET, parent, sid);
 
 	sqlite3_bind_int64(s, 1, i64(parent));
 	bind_name(s, 2, name);
 	if ((r = row(m, s)) < 0) {
 		/* Hidden (not listed), but found by name: `ls /vv/.snapshots/`. */
-		if (r == VV_ENOENT && parent == 1 && strcmp(name, VV_SNAPDIR_NAME) == 0) {
+		if (r == VV_ENOENT && parent == VV_META_ROOT_INO && !sid && strcmp(name, VV_SNAPDIR_NAME) == 0) {
 			*ino = VV_SNAPDIR_INO;
 			return 0;
 		}
 		return r;
 	}
-	*ino = (uint64_t)sqlite3_column_int64(s, 0);
+	*ino = xino(sid, (uint64_t)sqlite3_column_int64(s, 0));
 	sqlite3_reset(s);
 	return 0;
 }
@@ -795,11 +845,13 @@ int vv_meta_dirent_list(struct vv_meta *m, uint64_t parent, uint64_t after, int 
 			int (*cb)(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode),
 			void *ctx)
 {
-	if (vv_snap_ino(parent))
-		return meta_snap_dirent_list(m, parent, after, max, cb, ctx);
 	char name[256];
+	uint32_t sid;
 	int rc, r = 0;
-	STMT(m, S_DE_LIST);
+
+	if (parent == VV_SNAPDIR_INO)
+		return meta_snap_dir_list(m, after, max, cb, NULL, ctx);
+	RD(m, S_DE_LIST, parent, sid);
 
 	sqlite3_bind_int64(s, 1, i64(parent));
 	sqlite3_bind_int64(s, 2, i64(after));
@@ -813,7 +865,7 @@ int vv_meta_dirent_list(struct vv_meta *m, uint64_t parent, uint64_t after, int 
 		memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
 		name[n] = 0;
 		r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name,
-		       (uint64_t)sqlite3_column_int64(s, 2), (uint32_t)sqlite3_column_int64(s, 3));
+		       xino(sid, (uint64_t)sqlite3_column_int64(s, 2)), (uint32_t)sqlite3_column_int64(s, 3));
 		if (r)
 			break;
 	}
@@ -853,12 +905,14 @@ int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after,
 				       const struct vv_inode_row *r, bool xattrs),
 			     void *ctx)
 {
-	if (vv_snap_ino(parent))
-		return meta_snap_dirent_list_plus(m, parent, after, max, cb, ctx);
 	struct vv_inode_row row;
 	char name[256];
+	uint32_t sid;
 	int rc, r = 0;
-	STMT(m, S_DE_LIST_PLUS);
+
+	if (parent == VV_SNAPDIR_INO)
+		return meta_snap_dir_list(m, after, max, NULL, cb, ctx);
+	RD(m, S_DE_LIST_PLUS, parent, sid);
 
 	sqlite3_bind_int64(s, 1, i64(parent));
 	sqlite3_bind_int64(s, 2, i64(after));
@@ -866,16 +920,18 @@ int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after,
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		int n = sqlite3_column_bytes(s, 1);
 		if (n <= 0 || n >= (int)sizeof(name) || sqlite3_column_type(s, 4) == SQLITE_NULL) {
-			vv_log(VV_LOG_ERR, "meta: entry in directory %llu is malformed or has no inode",
-			       (unsigned long long)parent);
+			vv_log(VV_LOG_ERR, "meta: entry in directory %llu (snapshot %u) is malformed or "
+			       "has no inode", (unsigned long long)parent, sid);
 			r = VV_ECORRUPT;
 			break;
 		}
 		memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
 		name[n] = 0;
 		row.ino = (uint64_t)sqlite3_column_int64(s, 2);
-		if ((r = meta_read_inode(s, 4, &row)) < 0 ||
-		    (r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name, &row,
+		if ((r = meta_read_inode(s, 4, &row)) < 0)
+			break;
+		meta_xlate_row(sid, &row);
+		if ((r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name, &row,
 			    sqlite3_column_int(s, 18) != 0)) != 0)
 			break;
 	}
@@ -887,15 +943,17 @@ int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after,
 
 int vv_meta_dirent_find_ino(struct vv_meta *m, uint64_t ino, uint64_t *parent, char *name, size_t cap)
 {
-	if (vv_snap_ino(ino))
-		return meta_snap_dirent_find_ino(m, ino, parent, name, cap);
+	uint32_t sid;
 	int r, n;
-	STMT(m, S_DE_FIND);
+
+	if (ino == VV_SNAPDIR_INO || (vv_snap_ino(ino) && vv_snap_real(ino) == VV_META_ROOT_INO))
+		return meta_snap_root_name(m, ino, parent, name, cap);
+	RD(m, S_DE_FIND, ino, sid);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	if ((r = row(m, s)) < 0)
 		return r;
-	*parent = (uint64_t)sqlite3_column_int64(s, 0);
+	*parent = xino(sid, (uint64_t)sqlite3_column_int64(s, 0));
 	n = sqlite3_column_bytes(s, 1);
 	if (n <= 0 || (size_t)n >= cap) {
 		sqlite3_reset(s);
@@ -909,10 +967,9 @@ int vv_meta_dirent_find_ino(struct vv_meta *m, uint64_t ino, uint64_t *parent, c
 
 int vv_meta_xattr_get(struct vv_meta *m, uint64_t ino, const char *name, uint8_t **val, size_t *len)
 {
-	if (vv_snap_ino(ino))
-		return meta_snap_xattr_get(m, ino, name, val, len);
 	int r, n;
-	STMT(m, S_X_GET);
+	uint32_t sid;
+	RD(m, S_X_GET, ino, sid);
 
 	*val = NULL;
 	*len = 0;
@@ -962,10 +1019,9 @@ int vv_meta_xattr_del(struct vv_meta *m, uint64_t ino, const char *name)
 
 int vv_meta_xattr_any(struct vv_meta *m, uint64_t ino, bool *any)
 {
-	if (vv_snap_ino(ino))
-		return meta_snap_xattr_any(m, ino, any);
 	int r;
-	STMT(m, S_X_ANY);
+	uint32_t sid;
+	RD(m, S_X_ANY, ino, sid);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	r = row(m, s);
@@ -977,10 +1033,9 @@ int vv_meta_xattr_any(struct vv_meta *m, uint64_t ino, bool *any)
 
 int vv_meta_xattr_list(struct vv_meta *m, uint64_t ino, int (*cb)(void *ctx, const char *name), void *ctx)
 {
-	if (vv_snap_ino(ino))
-		return meta_snap_xattr_list(m, ino, cb, ctx);
 	int rc, r = 0;
-	STMT(m, S_X_LIST);
+	uint32_t sid;
+	RD(m, S_X_LIST, ino, sid);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
@@ -1022,11 +1077,10 @@ int meta_read_extent(sqlite3_stmt *s, int c0, struct vv_extent *e)
 int vv_meta_extents_load(struct vv_meta *m, uint64_t ino,
 			 int (*cb)(void *ctx, const struct vv_extent *e), void *ctx)
 {
-	if (vv_snap_ino(ino))
-		return meta_snap_extents_load(m, ino, cb, ctx);
 	struct vv_extent e;
 	int rc, r = 0;
-	STMT(m, S_E_LOAD);
+	uint32_t sid;
+	RD(m, S_E_LOAD, ino, sid);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)

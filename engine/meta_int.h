@@ -211,6 +211,7 @@ int vv_meta_acl_iter(struct vv_meta *m,
  * come from a counter (kv "next_snap") and are never reused, so a stale
  * kernel inode can never name a later snapshot's file.
  */
+#define VV_META_ROOT_INO 1              /* = VV_ROOT_INO (vault.h) */
 #define VV_SNAP_BIT (1ULL << 61)
 #define VV_SNAPDIR_INO VV_SNAP_BIT
 #define VV_SNAP_ID_MAX ((1u << 20) - 1)
@@ -285,24 +286,5 @@ int vv_meta_snap_restore_inode(struct vv_meta *m, uint32_t sid, uint64_t real, u
  * rolls back to it first when r < 0; returns r. */
 int vv_meta_savepoint(struct vv_meta *m);
 int vv_meta_savepoint_end(struct vv_meta *m, int r);
-
-/* meta_snap.c's side of the read functions (called by meta.c for virtual
- * inode numbers only). */
-int meta_snap_inode_get(struct vv_meta *m, uint64_t vino, struct vv_inode_row *r);
-int meta_snap_inode_get_data(struct vv_meta *m, uint64_t vino, uint8_t **data, size_t *len);
-int meta_snap_dirent_get(struct vv_meta *m, uint64_t vparent, const char *name, uint64_t *ino);
-int meta_snap_dirent_list(struct vv_meta *m, uint64_t vparent, uint64_t after, int max,
-			  int (*cb)(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode),
-			  void *ctx);
-int meta_snap_dirent_list_plus(struct vv_meta *m, uint64_t vparent, uint64_t after, int max,
-			       int (*cb)(void *ctx, uint64_t cookie, const char *name,
-					 const struct vv_inode_row *r, bool xattrs),
-			       void *ctx);
-int meta_snap_dirent_find_ino(struct vv_meta *m, uint64_t vino, uint64_t *parent, char *name, size_t cap);
-int meta_snap_xattr_get(struct vv_meta *m, uint64_t vino, const char *name, uint8_t **val, size_t *len);
-int meta_snap_xattr_list(struct vv_meta *m, uint64_t vino, int (*cb)(void *ctx, const char *name), void *ctx);
-int meta_snap_xattr_any(struct vv_meta *m, uint64_t vino, bool *any);
-int meta_snap_extents_load(struct vv_meta *m, uint64_t vino,
-			   int (*cb)(void *ctx, const struct vv_extent *e), void *ctx);
 
 #endif

@@ -80,24 +80,6 @@ static const char q_del_x[] = "DELETE FROM snap_xattrs WHERE snap=?1";
 static const char q_del_e[] = "DELETE FROM snap_extents WHERE snap=?1";
 static const char q_del_c[] = "DELETE FROM snap_colls WHERE snap=?1";
 static const char q_uses[] = "SELECT 1 FROM snap_colls WHERE coll=?1 LIMIT 1";
-static const char q_ino[] = "SELECT " INODE_COLS " FROM snap_inodes WHERE snap=?1 AND ino=?2";
-static const char q_data[] = "SELECT data FROM snap_inodes WHERE snap=?1 AND ino=?2";
-static const char q_de_get[] = "SELECT ino FROM snap_dirents WHERE snap=?1 AND parent=?2 AND name=?3";
-static const char q_de_list[] = "SELECT id, name, ino, mode FROM snap_dirents WHERE snap=?1 AND parent=?2"
-				" AND id>?3 ORDER BY id LIMIT ?4";
-static const char q_de_plus[] =
-	"SELECT d.id, d.name, d.ino, d.mode, i.gen, i.mode, i.uid, i.gid, i.nlink, i.size, i.rdev,"
-	" i.atime, i.mtime, i.ctime, i.parent, i.coll, i.objid, i.stored,"
-	" EXISTS(SELECT 1 FROM snap_xattrs x WHERE x.snap=d.snap AND x.ino=d.ino)"
-	" FROM snap_dirents d LEFT JOIN snap_inodes i ON i.snap=d.snap AND i.ino=d.ino"
-	" WHERE d.snap=?1 AND d.parent=?2 AND d.id>?3 ORDER BY d.id LIMIT ?4";
-static const char q_de_find[] = "SELECT parent, name FROM snap_dirents WHERE snap=?1 AND ino=?2 LIMIT 1";
-static const char q_x_get[] = "SELECT value FROM snap_xattrs WHERE snap=?1 AND ino=?2 AND name=?3";
-static const char q_x_list[] = "SELECT name FROM snap_xattrs WHERE snap=?1 AND ino=?2 ORDER BY name";
-static const char q_x_any[] = "SELECT 1 FROM snap_xattrs WHERE snap=?1 AND ino=?2 LIMIT 1";
-static const char q_e_load[] = "SELECT fblock, chunk, off, len, slot FROM snap_extents"
-			       " WHERE snap=?1 AND ino=?2 ORDER BY fblock";
-static const char q_root_ino[] = "SELECT " INODE_COLS " FROM inodes WHERE ino=1";
 static const char q_chk_de[] = "SELECT d.parent, d.ino FROM snap_dirents d WHERE d.snap=?1 AND NOT EXISTS"
 			       " (SELECT 1 FROM snap_inodes i WHERE i.snap=?1 AND i.ino=d.ino)";
 static const char q_chk_e[] = "SELECT DISTINCT e.ino FROM snap_extents e WHERE e.snap=?1 AND NOT EXISTS"
@@ -479,38 +461,35 @@ int vv_meta_savepoint_end(struct vv_meta *m, int r)
 
 /* --- the view: rows of a snapshot under virtual inode numbers ---------------- */
 
-/* A stored inode number (or parent) of snapshot sid as the view shows it:
- * the snapshot's root's parent is the .snapshots directory. */
-static uint64_t vnum(uint32_t sid, uint64_t ino, bool parent_of_root)
-{
-	if (parent_of_root)
-		return VV_SNAPDIR_INO;
-	return vv_snap_mkino(sid, ino);
-}
-
-static void translate(uint32_t sid, struct vv_inode_row *r, uint64_t real)
-{
-	r->ino = vv_snap_mkino(sid, real);
-	r->parent = vnum(sid, r->parent, real == 1);
-}
+/* The live read queries of meta.c on the snapshot tables: the same
+ * columns, the same parameters, plus the snapshot id as ?9 (meta.c's rd()
+ * picks these for a virtual number and translates the numbers in the
+ * rows). */
+const char meta_snap_q_ino_get[] = "SELECT " INODE_COLS " FROM snap_inodes WHERE snap=?9 AND ino=?1";
+const char meta_snap_q_data_get[] = "SELECT data FROM snap_inodes WHERE snap=?9 AND ino=?1";
+const char meta_snap_q_de_get[] = "SELECT ino FROM snap_dirents WHERE snap=?9 AND parent=?1 AND name=?2";
+const char meta_snap_q_de_list[] = "SELECT id, name, ino, mode FROM snap_dirents WHERE snap=?9 AND parent=?1"
+				   " AND id>?2 ORDER BY id LIMIT ?3";
+const char meta_snap_q_de_plus[] =
+	"SELECT d.id, d.name, d.ino, d.mode, i.gen, i.mode, i.uid, i.gid, i.nlink, i.size, i.rdev,"
+	" i.atime, i.mtime, i.ctime, i.parent, i.coll, i.objid, i.stored,"
+	" EXISTS(SELECT 1 FROM snap_xattrs x WHERE x.snap=d.snap AND x.ino=d.ino)"
+	" FROM snap_dirents d LEFT JOIN snap_inodes i ON i.snap=d.snap AND i.ino=d.ino"
+	" WHERE d.snap=?9 AND d.parent=?1 AND d.id>?2 ORDER BY d.id LIMIT ?3";
+const char meta_snap_q_de_find[] = "SELECT parent, name FROM snap_dirents WHERE snap=?9 AND ino=?1 LIMIT 1";
+const char meta_snap_q_x_get[] = "SELECT value FROM snap_xattrs WHERE snap=?9 AND ino=?1 AND name=?2";
+const char meta_snap_q_x_list[] = "SELECT name FROM snap_xattrs WHERE snap=?9 AND ino=?1 ORDER BY name";
+const char meta_snap_q_x_any[] = "SELECT 1 FROM snap_xattrs WHERE snap=?9 AND ino=?1 LIMIT 1";
+const char meta_snap_q_e_load[] = "SELECT fblock, chunk, off, len, slot FROM snap_extents"
+				  " WHERE snap=?9 AND ino=?1 ORDER BY fblock";
 
 /* The .snapshots directory: read and search for everyone (names of
  * snapshots are not secret; what is inside each is guarded by that
  * snapshot's own modes and ACLs), owned like the root, never writable. */
-static int snapdir_row(struct vv_meta *m, struct vv_inode_row *r)
+int meta_snap_dir_row(struct vv_meta *m, struct vv_inode_row *r)
 {
-	int rc, e;
-	XSTMT(m, q_root_ino);
+	int e = vv_meta_inode_get(m, VV_META_ROOT_INO, r);
 
-	if (!s)
-		return VV_EIO;
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? VV_ECORRUPT : meta_err(m, rc);
-	}
-	e = meta_read_inode(s, 0, r);
-	sqlite3_reset(s);
 	if (e < 0)
 		return e;
 	r->ino = VV_SNAPDIR_INO;
@@ -519,115 +498,20 @@ static int snapdir_row(struct vv_meta *m, struct vv_inode_row *r)
 	r->nlink = 2;
 	r->size = 0;
 	r->rdev = 0;
-	r->parent = 1;
+	r->parent = VV_META_ROOT_INO;
 	r->stored = 0;
 	memset(r->objid, 0, sizeof(r->objid));
 	return 0;
 }
 
-/* Split a virtual number; VV_ENOENT for a malformed one (ids past those
- * made, or bits a snapshot number never has). */
-static int split(uint64_t vino, uint32_t *sid, uint64_t *real)
-{
-	*sid = vv_snap_sid(vino);
-	*real = vv_snap_real(vino);
-	if (*sid == 0 || *real == 0)
-		return VV_ENOENT;
-	return 0;
-}
-
-int meta_snap_inode_get(struct vv_meta *m, uint64_t vino, struct vv_inode_row *r)
+int meta_snap_dir_lookup(struct vv_meta *m, const char *name, uint64_t *ino)
 {
 	uint32_t sid;
-	uint64_t real;
-	int rc, e;
+	int e = name_to_id(m, name, &sid);
 
-	if (vino == VV_SNAPDIR_INO)
-		return snapdir_row(m, r);
-	if ((e = split(vino, &sid, &real)) < 0)
-		return e;
-	XSTMT(m, q_ino);
-	if (!s)
-		return VV_ENOENT;
-	sqlite3_bind_int64(s, 1, sid);
-	sqlite3_bind_int64(s, 2, (int64_t)real);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? VV_ENOENT : meta_err(m, rc);
-	}
-	e = meta_read_inode(s, 0, r);
-	sqlite3_reset(s);
-	if (e < 0) {
-		vv_log(VV_LOG_ERR, "meta: snapshot %u inode %llu is malformed", sid, (unsigned long long)real);
-		return e;
-	}
-	translate(sid, r, real);
-	return 0;
-}
-
-int meta_snap_inode_get_data(struct vv_meta *m, uint64_t vino, uint8_t **data, size_t *len)
-{
-	uint32_t sid;
-	uint64_t real;
-	int rc, n, e;
-
-	*data = NULL;
-	*len = 0;
-	if (vino == VV_SNAPDIR_INO)
-		return 0;
-	if ((e = split(vino, &sid, &real)) < 0)
-		return e;
-	XSTMT(m, q_data);
-	if (!s)
-		return VV_ENOENT;
-	sqlite3_bind_int64(s, 1, sid);
-	sqlite3_bind_int64(s, 2, (int64_t)real);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? VV_ENOENT : meta_err(m, rc);
-	}
-	n = sqlite3_column_bytes(s, 0);
-	if (n > 0) {
-		*data = malloc((size_t)n + 1);
-		if (!*data) {
-			sqlite3_reset(s);
-			return VV_ENOMEM;
-		}
-		memcpy(*data, sqlite3_column_blob(s, 0), (size_t)n);
-		(*data)[n] = 0;
-		*len = (size_t)n;
-	}
-	sqlite3_reset(s);
-	return 0;
-}
-
-int meta_snap_dirent_get(struct vv_meta *m, uint64_t vparent, const char *name, uint64_t *ino)
-{
-	uint32_t sid;
-	uint64_t real;
-	int rc, e;
-
-	if (vparent == VV_SNAPDIR_INO) {
-		if ((e = name_to_id(m, name, &sid)) < 0)
-			return e;
-		*ino = vv_snap_mkino(sid, 1);
-		return 0;
-	}
-	if ((e = split(vparent, &sid, &real)) < 0)
-		return e;
-	XSTMT(m, q_de_get);
-	if (!s)
-		return VV_ENOENT;
-	sqlite3_bind_int64(s, 1, sid);
-	sqlite3_bind_int64(s, 2, (int64_t)real);
-	sqlite3_bind_blob(s, 3, name, (int)strlen(name), SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*ino = vv_snap_mkino(sid, (uint64_t)sqlite3_column_int64(s, 0));
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? VV_ENOENT : meta_err(m, rc);
+	if (e == 0)
+		*ino = vv_snap_mkino(sid, VV_META_ROOT_INO);
+	return e;
 }
 
 /* .snapshots lists the snapshots, cookie = id. */
@@ -644,7 +528,7 @@ static int snapdir_one(void *ctx, const struct vv_snap_row *sr)
 {
 	struct snapdir_ls *l = ctx;
 	struct vv_inode_row row;
-	uint64_t vino = vv_snap_mkino(sr->id, 1);
+	uint64_t vino = vv_snap_mkino(sr->id, VV_META_ROOT_INO);
 	bool any = false;
 	int r;
 
@@ -654,249 +538,38 @@ static int snapdir_one(void *ctx, const struct vv_snap_row *sr)
 		return 1;
 	if (l->cb)
 		return l->cb(l->ctx, sr->id, sr->name, vino, 0040000);
-	if ((r = meta_snap_inode_get(l->m, vino, &row)) < 0 || (r = meta_snap_xattr_any(l->m, vino, &any)) < 0)
+	if ((r = vv_meta_inode_get(l->m, vino, &row)) < 0 || (r = vv_meta_xattr_any(l->m, vino, &any)) < 0)
 		return r;
 	return l->cbp(l->ctx, sr->id, sr->name, &row, any);
 }
 
-static int snapdir_list(struct snapdir_ls *l)
+int meta_snap_dir_list(struct vv_meta *m, uint64_t after, int max,
+		       int (*cb)(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode),
+		       int (*cbp)(void *ctx, uint64_t cookie, const char *name,
+				  const struct vv_inode_row *r, bool xattrs),
+		       void *ctx)
 {
-	int r = vv_meta_snap_list(l->m, snapdir_one, l);
+	struct snapdir_ls l = { .m = m, .after = after, .max = max, .cb = cb, .cbp = cbp, .ctx = ctx };
+	int r = vv_meta_snap_list(m, snapdir_one, &l);
 
 	return r == 1 ? 0 : r;
 }
 
-int meta_snap_dirent_list(struct vv_meta *m, uint64_t vparent, uint64_t after, int max,
-			  int (*cb)(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode),
-			  void *ctx)
-{
-	char name[VV_SNAP_NAME_MAX + 1];
-	uint32_t sid;
-	uint64_t real;
-	int rc, r = 0;
-
-	if (vparent == VV_SNAPDIR_INO) {
-		struct snapdir_ls l = { .m = m, .after = after, .max = max, .cb = cb, .ctx = ctx };
-		return snapdir_list(&l);
-	}
-	if ((r = split(vparent, &sid, &real)) < 0)
-		return r;
-	XSTMT(m, q_de_list);
-	if (!s)
-		return VV_ENOENT;
-	sqlite3_bind_int64(s, 1, sid);
-	sqlite3_bind_int64(s, 2, (int64_t)real);
-	sqlite3_bind_int64(s, 3, (int64_t)after);
-	sqlite3_bind_int(s, 4, max);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int n = sqlite3_column_bytes(s, 1);
-		if (n <= 0 || n >= (int)sizeof(name)) {
-			r = VV_ECORRUPT;
-			break;
-		}
-		memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
-		name[n] = 0;
-		r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name,
-		       vv_snap_mkino(sid, (uint64_t)sqlite3_column_int64(s, 2)),
-		       (uint32_t)sqlite3_column_int64(s, 3));
-		if (r)
-			break;
-	}
-	sqlite3_reset(s);
-	if (r)
-		return r;
-	return rc == SQLITE_DONE ? 0 : meta_err(m, rc);
-}
-
-int meta_snap_dirent_list_plus(struct vv_meta *m, uint64_t vparent, uint64_t after, int max,
-			       int (*cb)(void *ctx, uint64_t cookie, const char *name,
-					 const struct vv_inode_row *r, bool xattrs),
-			       void *ctx)
-{
-	struct vv_inode_row row;
-	char name[VV_SNAP_NAME_MAX + 1];
-	uint32_t sid;
-	uint64_t real;
-	int rc, r = 0;
-
-	if (vparent == VV_SNAPDIR_INO) {
-		struct snapdir_ls l = { .m = m, .after = after, .max = max, .cbp = cb, .ctx = ctx };
-		return snapdir_list(&l);
-	}
-	if ((r = split(vparent, &sid, &real)) < 0)
-		return r;
-	XSTMT(m, q_de_plus);
-	if (!s)
-		return VV_ENOENT;
-	sqlite3_bind_int64(s, 1, sid);
-	sqlite3_bind_int64(s, 2, (int64_t)real);
-	sqlite3_bind_int64(s, 3, (int64_t)after);
-	sqlite3_bind_int(s, 4, max);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int n = sqlite3_column_bytes(s, 1);
-		uint64_t cino = (uint64_t)sqlite3_column_int64(s, 2);
-		if (n <= 0 || n >= (int)sizeof(name) || sqlite3_column_type(s, 4) == SQLITE_NULL) {
-			vv_log(VV_LOG_ERR, "meta: snapshot %u: entry in directory %llu is malformed or has no inode",
-			       sid, (unsigned long long)real);
-			r = VV_ECORRUPT;
-			break;
-		}
-		memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
-		name[n] = 0;
-		if ((r = meta_read_inode(s, 4, &row)) < 0)
-			break;
-		translate(sid, &row, cino);
-		if ((r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name, &row,
-			    sqlite3_column_int(s, 18) != 0)) != 0)
-			break;
-	}
-	sqlite3_reset(s);
-	if (r)
-		return r;
-	return rc == SQLITE_DONE ? 0 : meta_err(m, rc);
-}
-
-int meta_snap_dirent_find_ino(struct vv_meta *m, uint64_t vino, uint64_t *parent, char *name, size_t cap)
+int meta_snap_root_name(struct vv_meta *m, uint64_t vino, uint64_t *parent, char *name, size_t cap)
 {
 	struct vv_snap_row sr;
-	uint32_t sid;
-	uint64_t real;
-	int rc, n, r;
+	int r;
 
 	if (vino == VV_SNAPDIR_INO) {
-		*parent = 1;
+		*parent = VV_META_ROOT_INO;
 		snprintf(name, cap, "%s", VV_SNAPDIR_NAME);
 		return 0;
 	}
-	if ((r = split(vino, &sid, &real)) < 0)
+	if ((r = vv_meta_snap_get_id(m, vv_snap_sid(vino), &sr)) < 0)
 		return r;
-	if (real == 1) {
-		if ((r = vv_meta_snap_get_id(m, sid, &sr)) < 0)
-			return r;
-		if (strlen(sr.name) >= cap)
-			return VV_ECORRUPT;
-		*parent = VV_SNAPDIR_INO;
-		memcpy(name, sr.name, strlen(sr.name) + 1);
-		return 0;
-	}
-	XSTMT(m, q_de_find);
-	if (!s)
-		return VV_ENOENT;
-	sqlite3_bind_int64(s, 1, sid);
-	sqlite3_bind_int64(s, 2, (int64_t)real);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? VV_ENOENT : meta_err(m, rc);
-	}
-	*parent = vv_snap_mkino(sid, (uint64_t)sqlite3_column_int64(s, 0));
-	n = sqlite3_column_bytes(s, 1);
-	if (n <= 0 || (size_t)n >= cap) {
-		sqlite3_reset(s);
+	if (strlen(sr.name) >= cap)
 		return VV_ECORRUPT;
-	}
-	memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
-	name[n] = 0;
-	sqlite3_reset(s);
+	*parent = VV_SNAPDIR_INO;
+	memcpy(name, sr.name, strlen(sr.name) + 1);
 	return 0;
-}
-
-int meta_snap_xattr_get(struct vv_meta *m, uint64_t vino, const char *name, uint8_t **val, size_t *len)
-{
-	uint32_t sid;
-	uint64_t real;
-	int rc, n;
-
-	*val = NULL;
-	*len = 0;
-	if (split(vino, &sid, &real) < 0)
-		return VV_ENODATA;           /* .snapshots itself has none */
-	XSTMT(m, q_x_get);
-	if (!s)
-		return VV_ENODATA;
-	sqlite3_bind_int64(s, 1, sid);
-	sqlite3_bind_int64(s, 2, (int64_t)real);
-	sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? VV_ENODATA : meta_err(m, rc);
-	}
-	n = sqlite3_column_bytes(s, 0);
-	*val = malloc((size_t)n + 1);
-	if (!*val) {
-		sqlite3_reset(s);
-		return VV_ENOMEM;
-	}
-	if (n)
-		memcpy(*val, sqlite3_column_blob(s, 0), (size_t)n);
-	*len = (size_t)n;
-	sqlite3_reset(s);
-	return 0;
-}
-
-int meta_snap_xattr_list(struct vv_meta *m, uint64_t vino, int (*cb)(void *ctx, const char *name), void *ctx)
-{
-	uint32_t sid;
-	uint64_t real;
-	int rc, r = 0;
-
-	if (split(vino, &sid, &real) < 0)
-		return 0;
-	XSTMT(m, q_x_list);
-	if (!s)
-		return 0;
-	sqlite3_bind_int64(s, 1, sid);
-	sqlite3_bind_int64(s, 2, (int64_t)real);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if ((r = cb(ctx, (const char *)sqlite3_column_text(s, 0))) != 0)
-			break;
-	sqlite3_reset(s);
-	if (r)
-		return r;
-	return rc == SQLITE_DONE ? 0 : meta_err(m, rc);
-}
-
-int meta_snap_xattr_any(struct vv_meta *m, uint64_t vino, bool *any)
-{
-	uint32_t sid;
-	uint64_t real;
-	int rc;
-
-	*any = false;
-	if (split(vino, &sid, &real) < 0)
-		return 0;
-	XSTMT(m, q_x_any);
-	if (!s)
-		return 0;
-	sqlite3_bind_int64(s, 1, sid);
-	sqlite3_bind_int64(s, 2, (int64_t)real);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	*any = rc == SQLITE_ROW;
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : meta_err(m, rc);
-}
-
-int meta_snap_extents_load(struct vv_meta *m, uint64_t vino,
-			   int (*cb)(void *ctx, const struct vv_extent *e), void *ctx)
-{
-	struct vv_extent e;
-	uint32_t sid;
-	uint64_t real;
-	int rc, r = 0;
-
-	if (split(vino, &sid, &real) < 0)
-		return 0;
-	XSTMT(m, q_e_load);
-	if (!s)
-		return 0;
-	sqlite3_bind_int64(s, 1, sid);
-	sqlite3_bind_int64(s, 2, (int64_t)real);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if ((r = meta_read_extent(s, 0, &e)) < 0 || (r = cb(ctx, &e)) != 0)
-			break;
-	sqlite3_reset(s);
-	if (r)
-		return r;
-	return rc == SQLITE_DONE ? 0 : meta_err(m, rc);
 }
