@@ -75,6 +75,8 @@ bool vault_admin_is_owner(struct vv_vault *v, const struct vv_ident *peer);
  * VV_ENOTDIR if a non-directory is walked through.  Under v->mu.
  */
 int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino);
+/* The same from directory start (a snapshot's root, for restore). */
+int vault_admin_resolve_at(struct vv_vault *v, uint64_t start, const char *path, uint64_t *ino);
 
 /*
  * May peer administer the collection that holds ino (a role it is in

@@ -145,8 +145,13 @@ bool vault_admin_is_owner(struct vv_vault *v, const struct vv_ident *peer)
 
 int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino)
 {
+	return vault_admin_resolve_at(v, VV_ROOT_INO, path, ino);
+}
+
+int vault_admin_resolve_at(struct vv_vault *v, uint64_t start, const char *path, uint64_t *ino)
+{
 	char name[256];
-	uint64_t cur = VV_ROOT_INO;
+	uint64_t cur = start;
 	const char *p = path;
 	int r = 0;
 

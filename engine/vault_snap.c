@@ -435,41 +435,6 @@ out:
 	return r;
 }
 
-/* Walk path ("/a/b", "" or "/" = start itself) from directory start by
- * the stored entries. */
-static int walk(struct vv_vault *v, uint64_t start, const char *path, uint64_t *ino)
-{
-	char name[VV_NAME_MAX + 1];
-	const char *p = path;
-	uint64_t cur = start;
-	int r;
-
-	while (*p) {
-		struct vv_inode_row row;
-		size_t n;
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		n = strcspn(p, "/");
-		if (n > VV_NAME_MAX)
-			return VV_ENAMETOOLONG;
-		memcpy(name, p, n);
-		name[n] = 0;
-		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-			return VV_EINVAL;
-		if ((r = vv_meta_inode_get(v->meta, cur, &row)) < 0)
-			return r;
-		if (!S_ISDIR(row.mode))
-			return VV_ENOTDIR;
-		if ((r = vv_meta_dirent_get(v->meta, cur, name, &cur)) < 0)
-			return r;
-		p += n;
-	}
-	*ino = cur;
-	return 0;
-}
-
 struct restore {
 	struct vv_vault *v;
 	const struct vv_snap_row *sr;
@@ -501,10 +466,10 @@ static int restore_one(struct restore *rs, const char *spath)
 	if (strlen(slash + 1) > VV_NAME_MAX)
 		return vault_admin_fail(rs->rep, VV_ENAMETOOLONG, "snapshot.restore: %s: name too long", spath);
 	snprintf(base, sizeof(base), "%s", slash + 1);
-	if ((r = walk(v, vv_snap_mkino(rs->sr->id, 1), spath, &sino)) < 0)
+	if ((r = vault_admin_resolve_at(v, vv_snap_mkino(rs->sr->id, VV_ROOT_INO), spath, &sino)) < 0)
 		return vault_admin_fail(rs->rep, r, "snapshot.restore: %s is not in snapshot %s (%s)",
 					spath, rs->sr->name, vv_strerror(r));
-	if ((r = walk(v, VV_ROOT_INO, ppath, &lp)) < 0 || (r = vv_meta_inode_get(v->meta, lp, &lrow)) < 0)
+	if ((r = vault_admin_resolve_at(v, VV_ROOT_INO, ppath[0] ? ppath : "/", &lp)) < 0 || (r = vv_meta_inode_get(v->meta, lp, &lrow)) < 0)
 		return vault_admin_fail(rs->rep, r, "snapshot.restore: the directory %s is not in the "
 					"vault now (%s): restore it first", ppath[0] ? ppath : "/",
 					vv_strerror(r));
