@@ -39,9 +39,9 @@ chunks() { find "$S/chunks" -type f ! -name '.tmp-*' | wc -l; }
 
 note "data: 1 GiB file + $((DATA_GIB - 1)) GiB in 64 MiB files"
 mkdir -p "$M/data"
-head -c 1073741824 /dev/urandom > "$M/data/big.bin"
+dd if=/dev/urandom of="$M/data/big.bin" bs=1M count=1024 status=none
 for i in $(seq 1 $(((DATA_GIB - 1) * 16))); do
-	head -c 67108864 /dev/urandom > "$M/data/part-$i.bin"
+	dd if=/dev/urandom of="$M/data/part-$i.bin" bs=1M count=64 status=none
 done
 sync "$M/data/big.bin"
 
