@@ -64,7 +64,10 @@ static bool is_vault_id(uint64_t ino, const char *name)
 
 static bool is_collection(struct node *n)
 {
-	return S_ISDIR(n->a.mode) && vault_snap_is_root(n->a.parent) && !vault_snap_is_root(n->ino);
+	/* a directory in the root of the vault or of a snapshot (not
+	 * .snapshots itself) */
+	return S_ISDIR(n->a.mode) && vault_snap_is_root(n->a.parent) && !vault_snap_is_root(n->ino) &&
+	       n->ino != VV_SNAPDIR_INO;
 }
 
 /* The primary name of n, for recognising segment files. */
