@@ -94,5 +94,6 @@ int vault_role_gid(struct vv_vault *v, const char *name, uint32_t *gid);
 extern const struct vault_admin_verb vault_admin_core_verbs[];
 extern const struct vault_admin_verb vault_role_verbs[];
 extern const struct vault_admin_verb vault_snap_verbs[];      /* vault_snap.c */
+extern const struct vault_admin_verb vault_user_verbs[];
 
 #endif

@@ -13,6 +13,8 @@
  */
 #include <assert.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -386,6 +388,104 @@ int vv_hex_decode(uint8_t *out, size_t n, const char *hex, size_t hexlen)
 		return VV_ECORRUPT;
 	}
 	return 0;
+}
+
+/* ---- password hashes ------------------------------------------------- */
+
+static_assert(VV_PWHASH_STR_BYTES >= crypto_pwhash_STRBYTES, "pwhash string size");
+
+int vv_pwhash_str(char out[VV_PWHASH_STR_BYTES], const char *pass, size_t passlen)
+{
+	memset(out, 0, VV_PWHASH_STR_BYTES);
+	if (passlen > VV_PWHASH_PASS_MAX)
+		return VV_EINVAL;
+	/* Interactive limits (64 MiB, 2 passes): a login costs ~0.1 s of one
+	 * core, which is what online guessing has to pay per attempt. */
+	if (crypto_pwhash_str_alg(out, pass, passlen, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+				  crypto_pwhash_MEMLIMIT_INTERACTIVE,
+				  crypto_pwhash_ALG_ARGON2ID13) != 0) {
+		vv_log(VV_LOG_ERR, "crypto: cannot get memory for a password hash");
+		return VV_ENOMEM;
+	}
+	return 0;
+}
+
+/* A well-formed hash of a random password, made once: what an unknown user
+ * or a damaged row is checked against, so every verification costs the same. */
+static char dummy_hash[crypto_pwhash_STRBYTES];
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+
+static void dummy_make(void)
+{
+	uint8_t pw[16];
+
+	randombytes_buf(pw, sizeof(pw));
+	if (crypto_pwhash_str_alg(dummy_hash, (const char *)pw, sizeof(pw),
+				  crypto_pwhash_OPSLIMIT_INTERACTIVE,
+				  crypto_pwhash_MEMLIMIT_INTERACTIVE,
+				  crypto_pwhash_ALG_ARGON2ID13) != 0)
+		dummy_hash[0] = '\0';
+	sodium_memzero(pw, sizeof(pw));
+}
+
+static _Atomic uint64_t verify_count;
+
+uint64_t vv_pwhash_verify_count(void)
+{
+	return verify_count;
+}
+
+int vv_pwhash_verify(const char *str, const char *pass, size_t passlen)
+{
+	bool wellformed = str && strncmp(str, crypto_pwhash_argon2id_STRPREFIX,
+					 strlen(crypto_pwhash_argon2id_STRPREFIX)) == 0 &&
+			  strnlen(str, VV_PWHASH_STR_BYTES) < VV_PWHASH_STR_BYTES;
+	int rc;
+
+	if (passlen > VV_PWHASH_PASS_MAX) {
+		pass = "";
+		passlen = 0;
+		wellformed = false;
+	}
+	verify_count++;
+	if (!wellformed) {
+		pthread_once(&dummy_once, dummy_make);
+		if (dummy_hash[0] && crypto_pwhash_str_verify(dummy_hash, pass, passlen) == 0)
+			vv_log(VV_LOG_WARN, "crypto: a password matched the dummy hash");
+		return VV_EINVAL;
+	}
+	rc = crypto_pwhash_str_verify(str, pass, passlen);
+	return rc == 0 ? 0 : VV_EBADPASS;
+}
+
+/* ---- base64url ------------------------------------------------------- */
+
+void vv_b64url_encode(char *out, const uint8_t *in, size_t n)
+{
+	sodium_bin2base64(out, VV_B64URL_LEN(n) + 1, in, n,
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+int vv_b64url_decode(uint8_t *out, size_t n, const char *text, size_t textlen)
+{
+	size_t got = 0;
+	const char *end = NULL;
+	char back[VV_B64URL_LEN(64) + 1];
+
+	/* One spelling per value: the length must be exact and re-encoding
+	 * must give the same text (no stray bits in the last character). */
+	if (textlen != VV_B64URL_LEN(n) || n > 64 ||
+	    sodium_base642bin(out, n, text, textlen, NULL, &got, &end,
+			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    got != n || end != text + textlen)
+		goto bad;
+	vv_b64url_encode(back, out, n);
+	if (memcmp(back, text, textlen) != 0)
+		goto bad;
+	return 0;
+bad:
+	vv_memzero(out, n);
+	return VV_EINVAL;
 }
 
 /* ---- process hardening ----------------------------------------------- */

@@ -99,6 +99,34 @@ int vv_key_unwrap(uint8_t key[VV_KEY_BYTES], const uint8_t in[VV_WRAPPED_BYTES],
 void vv_hex_encode(char *out, const uint8_t *in, size_t n);   /* out: 2n+1 */
 int vv_hex_decode(uint8_t *out, size_t n, const char *hex, size_t hexlen);
 
+/* Password hashes for vault users: Argon2id in libsodium's self-describing
+ * string form ("$argon2id$v=19$m=...,t=...,p=1$salt$hash", < VV_PWHASH_STR_BYTES
+ * with its NUL), at least the interactive limits.  vv_pwhash_str fills out
+ * or returns VV_ENOMEM (the memory limit could not be had) / VV_EINVAL
+ * (password longer than VV_PWHASH_PASS_MAX).  vv_pwhash_verify costs one
+ * Argon2id evaluation whatever the outcome: 0 when pass matches,
+ * VV_EBADPASS when it does not, VV_EINVAL for a string that is no Argon2id
+ * hash (it then still spends the time on a dummy hash, so callers cannot be
+ * timed into telling a broken row from a wrong password). */
+#define VV_PWHASH_STR_BYTES 128
+#define VV_PWHASH_PASS_MAX 4096
+int vv_pwhash_str(char out[VV_PWHASH_STR_BYTES], const char *pass, size_t passlen)
+	__attribute__((warn_unused_result));
+int vv_pwhash_verify(const char *str, const char *pass, size_t passlen)
+	__attribute__((warn_unused_result));
+/* Argon2id evaluations vv_pwhash_verify has made in this process (tests
+ * check that every login attempt costs exactly one). */
+uint64_t vv_pwhash_verify_count(void);
+
+/* Base64 in the URL-safe alphabet without padding (RFC 4648 section 5),
+ * for tokens shown to people.  encode: out holds VV_B64URL_LEN(n) + 1.
+ * decode: exactly n bytes from exactly the canonical text, else VV_EINVAL
+ * (out zeroed). */
+#define VV_B64URL_LEN(n) (((n) * 4 + 2) / 3)
+void vv_b64url_encode(char *out, const uint8_t *in, size_t n);
+int vv_b64url_decode(uint8_t *out, size_t n, const char *text, size_t textlen)
+	__attribute__((warn_unused_result));
+
 /* Process hardening for the daemon: no core dumps, no ptrace by others. */
 int vv_crypto_harden_process(void);
 

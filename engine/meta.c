@@ -129,6 +129,7 @@ static const char schema[] =
 static const struct meta_feature features[] = {
 	{ "roles", meta_role_schema },
 	{ "snap_colls", meta_snap_schema },
+	{ "users", meta_user_schema },
 	{ NULL, NULL },
 };
 

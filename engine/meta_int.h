@@ -17,6 +17,7 @@
  *   extents(ino, fblock, chunk, off, len, slot)   PRIMARY KEY(ino, fblock)
  *   chunks(id PK, coll, refs, size)
  *   colls(id PK, wrapped)                          per-collection data keys, wrapped
+ *   users, user_roles, api_keys                    (meta_user.c) vault users and keys
  *   roles(name PK, gid UNIQUE, created)            (meta_role.c; feature tables live in
  *                                                  meta_<feature>.c, see meta_sql_int.h)
  */
@@ -286,5 +287,64 @@ int vv_meta_snap_restore_inode(struct vv_meta *m, uint32_t sid, uint64_t real, u
  * rolls back to it first when r < 0; returns r. */
 int vv_meta_savepoint(struct vv_meta *m);
 int vv_meta_savepoint_end(struct vv_meta *m, int r);
+/* Vault users and API keys (meta_user.c; tables in docs/format.md).  Ids
+ * are never reused (AUTOINCREMENT), so a key of a deleted user can never
+ * belong to a later user of the same name.  pwhash: libsodium's Argon2id
+ * string; a key's hash: SHA-256 of its secret.  Times: ns since the epoch;
+ * expires, last_used and revoked 0 for "never".  A read-only open of an
+ * older store has no tables: lookups answer VV_ENOENT, iterators nothing. */
+#define VV_USER_NAME_MAX 32
+#define VV_KEY_ID_CHARS 16
+#define VV_KEY_LABEL_MAX 128
+#define VV_KEY_ALLOW_MAX 2048             /* the CIDR list, comma-separated */
+
+struct vv_user_row {
+	int64_t id;
+	char name[VV_USER_NAME_MAX + 1];
+	uint32_t uid;
+	bool has_password;
+	int64_t created, changed;
+};
+
+struct vv_key_row {
+	char id[VV_KEY_ID_CHARS + 1];
+	int64_t user;                     /* users.id */
+	char uname[VV_USER_NAME_MAX + 1]; /* the user's name when it was made */
+	uint8_t hash[32];
+	char label[VV_KEY_LABEL_MAX + 1];
+	int64_t created, expires, last_used, revoked;
+	char allow[VV_KEY_ALLOW_MAX];
+};
+
+bool vv_meta_user_ready(struct vv_meta *m);
+int vv_meta_user_get(struct vv_meta *m, const char *name, struct vv_user_row *r);
+/* The stored password hash into buf; VV_ENOENT if the user has none. */
+int vv_meta_user_pwhash(struct vv_meta *m, int64_t id, char *buf, size_t cap);
+/* Add a user with its roles, all or nothing; sets r->id.  VV_EEXIST if
+ * the name is taken.  pwhash may be NULL (keys only). */
+int vv_meta_user_add(struct vv_meta *m, struct vv_user_row *r, const char *pwhash,
+		     const char *const *roles, size_t nroles);
+/* Delete the user and its roles, and revoke (at now) its keys, which stay
+ * listed for the record; all or nothing.  VV_ENOENT if no such user. */
+int vv_meta_user_del(struct vv_meta *m, int64_t id, int64_t now);
+int vv_meta_user_set_pw(struct vv_meta *m, int64_t id, const char *pwhash, int64_t now);
+/* Add (VV_EEXIST if held) or remove (VV_ENOENT if not held) one role. */
+int vv_meta_user_role(struct vv_meta *m, int64_t id, const char *role, bool add, int64_t now);
+/* The user's roles by name; cb returns non-zero to stop (returned). */
+int vv_meta_user_roles(struct vv_meta *m, int64_t id,
+		       int (*cb)(void *ctx, const char *role), void *ctx);
+/* Every user by name. */
+int vv_meta_user_iter(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_user_row *r),
+		      void *ctx);
+int vv_meta_user_uid_taken(struct vv_meta *m, uint32_t uid, bool *taken);
+/* VV_EEXIST if the id is taken (the caller draws another). */
+int vv_meta_key_add(struct vv_meta *m, const struct vv_key_row *k);
+int vv_meta_key_get(struct vv_meta *m, const char *id, struct vv_key_row *k);   /* VV_ENOENT */
+/* Keys of user (every key with user < 0) by (user name, creation). */
+int vv_meta_key_iter(struct vv_meta *m, int64_t user,
+		     int (*cb)(void *ctx, const struct vv_key_row *k), void *ctx);
+/* VV_ENOENT if no such key; a revoked key keeps its first revocation time. */
+int vv_meta_key_revoke(struct vv_meta *m, const char *id, int64_t now);
+int vv_meta_key_used(struct vv_meta *m, const char *id, int64_t now);
 
 #endif

@@ -71,5 +71,7 @@ int meta_snap_dir_list(struct vv_meta *m, uint64_t after, int max,
 				  const struct vv_inode_row *r, bool xattrs),
 		       void *ctx);
 int meta_snap_root_name(struct vv_meta *m, uint64_t vino, uint64_t *parent, char *name, size_t cap);
+/* ---- vault users and API keys (meta_user.c) ---- */
+int meta_user_schema(struct vv_meta *m);
 
 #endif

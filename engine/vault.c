@@ -199,6 +199,16 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	pthread_cond_init(&v->seal.cv, NULL);
 	pthread_cond_init(&v->seal.done, NULL);
 	v->flags = o->flags;
+	{
+		static const char hex[] = "0123456789abcdef";
+		uint8_t rnd[16];
+
+		vv_random_bytes(rnd, sizeof(rnd));
+		for (size_t i = 0; i < sizeof(rnd); i++) {
+			v->instance[2 * i] = hex[rnd[i] >> 4];
+			v->instance[2 * i + 1] = hex[rnd[i] & 15];
+		}
+	}
 	v->nodes.perm_gen = 1;
 	v->aud.lookups = o->audit_lookups;
 	v->aud.required = o->audit_required;
@@ -418,6 +428,11 @@ int vv_vault_close(struct vv_vault *v)
 const char *vv_vault_id(const struct vv_vault *v)
 {
 	return vv_store_id(v->store);
+}
+
+const char *vv_vault_instance(const struct vv_vault *v)
+{
+	return v->instance;
 }
 
 int vv_vault_sync(struct vv_vault *v)

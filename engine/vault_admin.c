@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "admin_int.h"
+#include "crypto_int.h"
 #include "vecvault/error.h"
 #include "vault_int.h"
 
@@ -20,6 +21,7 @@ static const struct vault_admin_verb *const tables[] = {
 	vault_admin_core_verbs,
 	vault_role_verbs,
 	vault_snap_verbs,
+	vault_user_verbs,
 };
 
 void vv_admin_reply_init(struct vv_admin_reply *r)
@@ -31,6 +33,9 @@ void vv_admin_reply_release(struct vv_admin_reply *r)
 {
 	if (!r)
 		return;
+	/* Bodies may hold secrets shown once (key.create's token). */
+	if (r->body)
+		vv_memzero(r->body, r->cap);
 	free(r->body);
 	memset(r, 0, sizeof(*r));
 }
@@ -288,18 +293,37 @@ out:
 
 /* ---- core verbs ------------------------------------------------------ */
 
-/* "vault.ping": which vault this is, and what the peer may do here. */
+/* "vault.ping": which vault this is (id, the instance that tells copies
+ * of one store apart, its store directory, as in /proc/mounts), who the
+ * daemon takes the peer for (uid, gid, supplementary groups as the
+ * transport reported them) and whether it owns the vault. */
 static int run_ping(struct vv_vault *v, const struct vv_admin_req *rq,
 		    struct vv_admin_reply *rep)
 {
-	bool owner = vault_admin_is_owner(v, &rq->peer);
+	const struct vv_ident *p = &rq->peer;
+	bool owner = vault_admin_is_owner(v, p), json = vault_admin_json(rq);
 	const char *id = vv_store_id(v->store);
+	int r;
 
-	if (vault_admin_json(rq))
-		return vault_admin_printf(rep, "{\"vault\":\"%s\",\"uid\":%u,\"owner\":%s}\n",
-					  id, rq->peer.uid, owner ? "true" : "false");
-	return vault_admin_printf(rep, "vault %s\nuid %u%s\n", id, rq->peer.uid,
-				  owner ? " (owner)" : "");
+	if (!json)
+		r = vault_admin_printf(rep, "vault %s\ninstance %s\nstore %s\nuid %u%s\ngid %u\ngroups",
+				       id, v->instance, vv_store_dir(v->store), p->uid,
+				       owner ? " (owner)" : "", p->gid);
+	else {
+		r = vault_admin_printf(rep, "{\"vault\":\"%s\",\"instance\":\"%s\",\"store\":",
+				       id, v->instance);
+		if (r == 0)
+			r = vault_admin_json_str(rep, vv_store_dir(v->store));
+		if (r == 0)
+			r = vault_admin_printf(rep, ",\"uid\":%u,\"owner\":%s,\"gid\":%u,\"groups\":[",
+					       p->uid, owner ? "true" : "false", p->gid);
+	}
+	for (uint32_t i = 0; r == 0 && i < p->ngroups; i++)
+		r = vault_admin_printf(rep, "%s%u", json ? (i ? "," : "") : " ",
+				       p->groups[i]);
+	if (r == 0)
+		r = vault_admin_printf(rep, json ? "]}\n" : "\n");
+	return r;
 }
 
 static const char *scope_name(enum vault_admin_scope s)

@@ -251,6 +251,8 @@ struct vv_vault {
 	struct vault_listener listeners[VAULT_MAX_LISTENERS];   /* node events (vault_node.c) */
 	size_t nlisteners;
 	struct vv_file *files;           /* open handles, under mu (vault_data.c) */
+	char instance[33];               /* random per open, hex: tells two copies
+	                                    of one store apart (vv_vault_instance) */
 };
 
 /* collection keys (vault_keys.c) */

@@ -16,10 +16,11 @@
  * computed attribute's current value back (cp -a, rsync -X) is accepted
  * silently; any other value is refused.
  *
- * The root directory answers user.vecvault.vault with the store id, to
- * anyone who can reach the root (no read permission needed): that is how
- * the CLI finds the control socket of a mount (tools/admin_client.c).  It
- * is not listed (rsync -X of the root would copy it into another vault)
+ * The root directory answers user.vecvault.vault with the store id and
+ * user.vecvault.instance with vv_vault_instance(), to anyone who can reach
+ * the root (no read permission needed): that is how the CLI finds the
+ * control socket of a mount and makes sure it is this mount's daemon
+ * (tools/admin_client.c).  They are not listed (rsync -X of the root would copy it into another vault)
  * and cannot be set or removed.
  */
 #include <errno.h>
@@ -39,6 +40,7 @@
 #define ACL_DEFAULT "system.posix_acl_default"
 #define VEC_PREFIX "user.vecvault."
 #define VAULT_ID_XATTR "user.vecvault.vault"
+#define INSTANCE_XATTR "user.vecvault.instance"
 
 enum ns { NS_USER, NS_TRUSTED, NS_SECURITY, NS_ACL_ACCESS, NS_ACL_DEFAULT, NS_OTHER };
 
@@ -59,7 +61,14 @@ static enum ns classify(const char *name)
 
 static bool is_vault_id(uint64_t ino, const char *name)
 {
-	return ino == VV_ROOT_INO && strcmp(name, VAULT_ID_XATTR) == 0;
+	return ino == VV_ROOT_INO &&
+	       (strcmp(name, VAULT_ID_XATTR) == 0 || strcmp(name, INSTANCE_XATTR) == 0);
+}
+
+/* The value of a vault id attribute (is_vault_id). */
+static const char *vault_id_value(struct vv_vault *v, const char *name)
+{
+	return strcmp(name, VAULT_ID_XATTR) == 0 ? vv_store_id(v->store) : v->instance;
 }
 
 static bool is_collection(struct node *n)
@@ -252,7 +261,7 @@ int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		goto out;
 	}
 	if (is_vault_id(ino, name)) {
-		const char *id = vv_store_id(v->store);
+		const char *id = vault_id_value(v, name);
 		r = size == strlen(id) && memcmp(value, id, size) == 0 ? 0 : VV_EPERM;
 		goto out;
 	}
@@ -325,7 +334,7 @@ ssize_t vv_vault_getxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t i
 	if ((r = node_get(v, ino, &n)) < 0)
 		goto out;
 	if (is_vault_id(ino, name)) {
-		const char *id = vv_store_id(v->store);
+		const char *id = vault_id_value(v, name);
 		r = give(id, strlen(id), buf, size);
 		goto out;
 	}

@@ -246,17 +246,20 @@ static void conn_loop(struct conn *k)
 	}
 }
 
-static void conn_free(struct conn *k)
+static void release_slot(struct ctl *c, int slot)
 {
-	struct ctl *c = k->ctl;
-
-	close(k->fd);
-	free(k->groups);
 	pthread_mutex_lock(&c->mu);
-	c->slots[k->slot].used = false;
+	c->slots[slot].used = false;
 	c->nconn--;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->mu);
+}
+
+static void conn_free(struct conn *k)
+{
+	close(k->fd);
+	free(k->groups);
+	release_slot(k->ctl, k->slot);
 	free(k);
 }
 
@@ -332,8 +335,17 @@ static void accept_one(struct ctl *c)
 	int fd, slot = -1;
 
 	fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (fd < 0)
+	if (fd < 0) {
+		/* Out of descriptors or memory: the pending connection stays
+		 * queued and poll() would report it again at once; wait a
+		 * little instead of spinning. */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			struct timespec ts = { 0, 100 * 1000 * 1000 };
+
+			nanosleep(&ts, NULL);
+		}
 		return;
+	}
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl) < 0 || crl != sizeof(cr))
 		goto refuse;
 	if ((slot = take_slot(c, (uint32_t)cr.uid)) < 0) {
@@ -375,13 +387,8 @@ refuse:
 		free(k->groups);
 		free(k);
 	}
-	if (slot >= 0) {
-		pthread_mutex_lock(&c->mu);
-		c->slots[slot].used = false;
-		c->nconn--;
-		pthread_cond_broadcast(&c->cond);
-		pthread_mutex_unlock(&c->mu);
-	}
+	if (slot >= 0)
+		release_slot(c, slot);
 	close(fd);
 }
 

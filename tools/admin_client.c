@@ -24,6 +24,7 @@
 #include "vecvault/store.h"
 
 #define VAULT_ID_XATTR "user.vecvault.vault"
+#define INSTANCE_XATTR "user.vecvault.instance"
 #define FSTYPE "fuse.vecvault"
 #define ID_LEN (2 * VV_STORE_ID_BYTES)
 
@@ -236,9 +237,28 @@ static bool is_id(const char *s)
 	return strlen(s) == ID_LEN && strspn(s, "0123456789abcdef") == ID_LEN;
 }
 
-/* The vault id of where, and a name for it in messages. */
-static int vault_id(const char *where, char id[ID_LEN + 1], char *name, size_t namecap)
+/* What the daemon serving `where` must answer to vault.ping: the vault
+ * id, and either the instance the mount's root names (a copy of the same
+ * store mounted elsewhere has another) or the store directory. */
+struct target {
+	char id[ID_LEN + 1];
+	char instance[ID_LEN + 1];       /* "" when named by --store */
+	char store[PATH_MAX];            /* "" when named by a mount */
+	char name[PATH_MAX + 32];        /* "the vault at /vv", for messages */
+};
+
+/* A hex attribute of the mount's root, ID_LEN digits; 0 or -1. */
+static int root_attr(const char *mnt, const char *attr, char out[ID_LEN + 1])
 {
+	ssize_t n = getxattr(mnt, attr, out, ID_LEN + 1);
+
+	out[n >= 0 && n <= ID_LEN ? n : 0] = '\0';
+	return n < 0 ? -1 : 0;
+}
+
+static int find_target(const char *where, struct target *t)
+{
+	memset(t, 0, sizeof(*t));
 	if (strncmp(where, "store:", 6) == 0) {
 		const char *store = where + 6;
 		struct vv_store_info in;
@@ -246,7 +266,7 @@ static int vault_id(const char *where, char id[ID_LEN + 1], char *name, size_t n
 		char msg[1024];
 		int r;
 
-		snprintf(name, namecap, "the vault in %s", store);
+		snprintf(t->name, sizeof(t->name), "the vault in %s", store);
 		if ((r = vv_store_open(store, VV_STORE_NOLOCK, &s)) < 0) {
 			tool_open_error(store, r, msg, sizeof(msg));
 			say("%s", msg);
@@ -254,28 +274,26 @@ static int vault_id(const char *where, char id[ID_LEN + 1], char *name, size_t n
 		}
 		r = vv_store_info(s, &in);
 		vv_store_close(s);
-		if (r < 0 || !is_id(in.store_id)) {
+		if (r < 0 || !is_id(in.store_id) || !realpath(store, t->store)) {
 			say("%s: cannot read its store id (%s)", store, vv_strerror(r < 0 ? r : VV_EFORMAT));
 			return ADMIN_EXIT_NODAEMON;
 		}
-		memcpy(id, in.store_id, ID_LEN + 1);
+		memcpy(t->id, in.store_id, ID_LEN + 1);
 		return 0;
 	} else {
 		char mnt[PATH_MAX], vpath[PATH_MAX];
-		ssize_t n;
 		int r;
 
 		if ((r = split(where, mnt, sizeof(mnt), vpath, sizeof(vpath))) != 0)
 			return r;
-		snprintf(name, namecap, "the vault at %s", mnt);
-		n = getxattr(mnt, VAULT_ID_XATTR, id, ID_LEN + 1);
-		if (n < 0) {
+		snprintf(t->name, sizeof(t->name), "the vault at %s", mnt);
+		if (root_attr(mnt, VAULT_ID_XATTR, t->id) < 0 ||
+		    root_attr(mnt, INSTANCE_XATTR, t->instance) < 0) {
 			say("cannot ask the mount %s which vault it is (%s)%s", mnt, strerror(errno),
 			    errno == EACCES ? ": the mount is private to the user who mounted it" : "");
 			return ADMIN_EXIT_NODAEMON;
 		}
-		id[n >= 0 && n <= ID_LEN ? n : 0] = '\0';
-		if (!is_id(id)) {
+		if (!is_id(t->id) || !is_id(t->instance)) {
 			say("the mount %s does not name its vault (an older vecvault daemon?)", mnt);
 			return ADMIN_EXIT_NODAEMON;
 		}
@@ -283,25 +301,11 @@ static int vault_id(const char *where, char id[ID_LEN + 1], char *name, size_t n
 	}
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+/* Send (out) or receive all n bytes; -1 on an error or an early end. */
+static int io_all(int fd, uint8_t *p, size_t n, bool out)
 {
 	while (n) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int read_all(int fd, uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t k = recv(fd, p, n, 0);
+		ssize_t k = out ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
 
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -327,7 +331,8 @@ static int exchange(int fd, const char *sock, const char *verb, const struct vv_
 		    r == VV_E2BIG ? "more than 1 MiB of arguments" : vv_strerror(r));
 		return ADMIN_EXIT_FAILED;
 	}
-	if (write_all(fd, f, flen) < 0 || read_all(fd, hdr, sizeof(hdr)) < 0) {
+	errno = 0;
+	if (io_all(fd, f, flen, true) < 0 || io_all(fd, hdr, sizeof(hdr), false) < 0) {
 		say("the daemon at %s closed the connection (%s)", sock,
 		    errno ? strerror(errno) : "no reply");
 		goto out;
@@ -346,7 +351,7 @@ static int exchange(int fd, const char *sock, const char *verb, const struct vv_
 		say("out of memory");
 		goto out;
 	}
-	if (read_all(fd, body, blen) < 0 || vv_admin_wire_reply_decode(body, blen, rep) < 0) {
+	if (io_all(fd, body, blen, false) < 0 || vv_admin_wire_reply_decode(body, blen, rep) < 0) {
 		say("the daemon at %s sent a broken reply", sock);
 		goto out;
 	}
@@ -401,24 +406,56 @@ static int connect_sock(const char *path)
 	return fd;
 }
 
-/* Does the ping reply name vault id? */
-static bool ping_ok(const struct vv_admin_reply *rep, const char *id)
+/* Append s as a JSON string literal, as vault_admin_json_str writes it. */
+static void json_str(char *out, size_t cap, const char *s)
 {
-	char want[ID_LEN + 16];
+	size_t n = strlen(out);
 
-	snprintf(want, sizeof(want), "\"vault\":\"%s\"", id);
-	return rep->status == 0 && rep->body && strstr(rep->body, want);
+	for (n += (size_t)snprintf(out + n, cap - n, "\""); *s && n < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			n += (size_t)snprintf(out + n, cap - n, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+		else
+			n += (size_t)snprintf(out + n, cap - n, "%c", c);
+	}
+	if (n < cap)
+		snprintf(out + n, cap - n, "\"");
+}
+
+/* Does the ping reply name t's vault, and the same instance or store
+ * directory?  A copy of one store mounted twice has the same id. */
+static bool ping_ok(const struct vv_admin_reply *rep, const struct target *t)
+{
+	char want[2 * PATH_MAX + 64];
+
+	if (rep->status != 0 || !rep->body)
+		return false;
+	if (t->store[0]) {
+		snprintf(want, sizeof(want), "\"vault\":\"%s\",\"instance\":\"", t->id);
+		if (!strstr(rep->body, want))
+			return false;
+		snprintf(want, sizeof(want), "\"store\":");
+		json_str(want, sizeof(want), t->store);
+		return strstr(rep->body, want) != NULL;
+	}
+	snprintf(want, sizeof(want), "\"vault\":\"%s\",\"instance\":\"%s\"", t->id, t->instance);
+	return strstr(rep->body, want) != NULL;
 }
 
 int admin_call(const char *where, const char *verb, const struct vv_admin_arg *args,
 	       size_t nargs, struct vv_admin_reply *rep)
 {
 	static const struct vv_admin_arg ping_args[] = { { "json", "1" } };
-	char id[ID_LEN + 1], name[PATH_MAX + 32], dirs[2][PATH_MAX], path[PATH_MAX + 64];
+	char dirs[2][PATH_MAX], path[PATH_MAX + 64];
 	int nd = tool_ctl_dirs(dirs, 2), fd = -1, r;
 	bool refused = false;
+	struct target t;
+	const char *id = t.id, *name = t.name;
 
-	if ((r = vault_id(where, id, name, sizeof(name))) != 0)
+	if ((r = find_target(where, &t)) != 0)
 		return r;
 	for (int i = 0; i < nd && fd < 0; i++) {
 		if ((size_t)snprintf(path, sizeof(path), "%.*s/%s.sock", PATH_MAX - 1, dirs[i], id) >=
@@ -431,8 +468,9 @@ int admin_call(const char *where, const char *verb, const struct vv_admin_arg *a
 			continue;
 		vv_admin_reply_init(rep);
 		r = exchange(fd, path, "vault.ping", ping_args, 1, rep);
-		if (r == 0 && !ping_ok(rep, id)) {
-			say("refusing %s: it does not serve vault %s", path, id);
+		if (r == 0 && !ping_ok(rep, &t)) {
+			say("refusing %s: its daemon does not serve %s (another copy of "
+			    "vault %s, or not a vecvault daemon)", path, name, id);
 			refused = true;
 			r = ADMIN_EXIT_NODAEMON;
 		}
@@ -456,6 +494,21 @@ int admin_call(const char *where, const char *verb, const struct vv_admin_arg *a
 	return r;
 }
 
+/* Write s[0..n) to f; on a terminal, control bytes other than newline and
+ * tab as \xHH: replies carry names other users chose (paths, roles), which
+ * must not drive the admin's terminal. */
+static void put_text(FILE *f, const char *s, size_t n, bool tty)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (tty && ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f))
+			fprintf(f, "\\x%02x", c);
+		else
+			fputc(c, f);
+	}
+}
+
 int admin_run(const char *where, const char *verb, const struct vv_admin_arg *args, size_t nargs)
 {
 	struct vv_admin_reply rep;
@@ -465,12 +518,15 @@ int admin_run(const char *where, const char *verb, const struct vv_admin_arg *ar
 	if ((r = admin_call(where, verb, args, nargs, &rep)) != 0)
 		goto out;
 	if (rep.body && rep.len)
-		fwrite(rep.body, 1, rep.len, stdout);
+		put_text(stdout, rep.body, rep.len, isatty(STDOUT_FILENO));
 	fflush(stdout);
-	if (rep.status < 0)
-		say("%s", rep.msg[0] ? rep.msg : vv_strerror(rep.status));
-	else if (rep.msg[0])
-		say("%s", rep.msg);
+	if (rep.status < 0 || rep.msg[0]) {
+		const char *m = rep.msg[0] ? rep.msg : vv_strerror(rep.status);
+
+		fputs("vecvault: ", stderr);
+		put_text(stderr, m, strlen(m), true);
+		fputc('\n', stderr);
+	}
 	r = rep.status < 0 ? ADMIN_EXIT_FAILED : ADMIN_EXIT_OK;
 out:
 	vv_admin_reply_release(&rep);

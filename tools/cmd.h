@@ -20,6 +20,8 @@ int cmd_audit(int argc, char **argv);
 int cmd_admin(int argc, char **argv);
 int cmd_role(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+int cmd_user(int argc, char **argv);
+int cmd_key(int argc, char **argv);
 
 /* Shared helpers (tools/util.c). */
 

@@ -40,6 +40,8 @@ static const struct verb verbs[] = {
 	{ "audit", cmd_audit, "read and verify the audit log" },
 	{ "role", cmd_role, "manage roles (POSIX groups) of a mounted vault" },
 	{ "snapshot", cmd_snapshot, "create, list, delete and restore snapshots of a mounted vault" },
+	{ "user", cmd_user, "manage the vault users remote clients log in as" },
+	{ "key", cmd_key, "create, list and revoke vault users' API keys" },
 	{ "admin", cmd_admin, "send one request to a mounted vault's daemon" },
 };
 

@@ -11,8 +11,8 @@ vv_need_fuse
 S=$T/store
 M=$T/mnt
 vv_init "$S" >/dev/null
-ID=$("$VV_BIN" info "$S" | awk '/^store id:/ { print $3 }')
-SOCK=/run/vecvault/$ID.sock
+ID=$(vv_store_id "$S")
+SOCK=$(vv_ctl_socket "$S")
 LOG=$(vv_audit_log "$S")
 
 check "mount" vv_mount "$S" "$M"
@@ -33,6 +33,12 @@ check "ping as root names the vault" grep -q "^vault $ID" <<<"$out"
 check "ping as root: owner" grep -q "(owner)" <<<"$out"
 out=$(as_nobody "$VV_BIN" admin "$M" vault.ping --json)
 check "ping as nobody through the socket" grep -q "\"uid\":65534,\"owner\":false" <<<"$out"
+check "nobody: no supplementary groups" grep -q '"gid":65534,"groups":\[\]' <<<"$out"
+out=$(as_u1001 "$VV_BIN" admin "$M" vault.ping --json)
+check "u1001's supplementary group reaches the daemon (SO_PEERGROUPS)" \
+	grep -q '"uid":1001,"owner":false,"gid":1001,"groups":\[2000\]' <<<"$out"
+out=$(setpriv --reuid=1000 --regid=1000 --groups=2000,2001,2002 -- "$VV_BIN" admin "$M" vault.ping)
+check "several groups, text form" grep -q "^groups 2000 2001 2002$" <<<"$out"
 mkdir "$M/products" && echo x > "$M/products/a"
 check "found from a path inside the mount" "$VV_BIN" admin "$M/products/a" vault.ping
 check "found from --store" "$VV_BIN" admin --store "$S" vault.ping
@@ -42,6 +48,8 @@ check "ping as nobody audited with uid 65534" vv_audit_has "$LOG" op=admin uid=6
 rc=0; err=$("$VV_BIN" admin "$M" no.such.verb 2>&1) || rc=$?
 check "unknown verb: exit 1" test "$rc" = 1
 check "unknown verb: named" grep -q "unknown request 'no.such.verb'" <<<"$err"
+rc=0; err=$("$VV_BIN" admin "$M" $'x\e[31my' 2>&1) || rc=$?
+check "control bytes in a message are shown escaped" grep -qF "unknown request 'x\x1b[31my'" <<<"$err"
 
 check "unmount" vv_umount "$M"
 check "the socket is gone after unmount" test ! -e "$SOCK"

@@ -12,8 +12,8 @@ vv_need_fuse
 S=$T/store
 M=$T/mnt
 vv_init "$S" >/dev/null
-ID=$("$VV_BIN" info "$S" | awk '/^store id:/ { print $3 }')
-SOCK=/run/vecvault/$ID.sock
+ID=$(vv_store_id "$S")
+SOCK=$(vv_ctl_socket "$S")
 check "mount" vv_mount "$S" "$M"
 echo hello > "$M/f"
 

@@ -14,8 +14,8 @@ vv_need_fuse
 S=$T/store
 M=$T/mnt
 vv_init "$S" >/dev/null
-ID=$("$VV_BIN" info "$S" | awk '/^store id:/ { print $3 }')
-SOCK=/run/vecvault/$ID.sock
+ID=$(vv_store_id "$S")
+SOCK=$(vv_ctl_socket "$S")
 mkdir -p /run/vecvault
 
 # --- a socket planted by another user -------------------------------------

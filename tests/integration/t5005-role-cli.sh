@@ -43,19 +43,27 @@ check "nobody: create --create refused, exit 1" test "$rc" = 1
 check "nobody: the message says who may" grep -q "only root or the vault's owner" <<<"$err"
 check "nobody: no group was made" sh -c "! getent group '$G' >/dev/null"
 
-check "root: create --create --gid" "$VV_BIN" role create "$G" --create --gid 29051 "$M"
-check "the system group exists with that gid" test "$(getent group "$G" | cut -d: -f3)" = 29051
+# Two gids no group holds (other tests on this machine make groups too).
+free_gid() {
+	local g=$1
+	while getent group "$g" >/dev/null; do g=$((g + 1)); done
+	echo "$g"
+}
+GID1=$(free_gid 29051)
+GID2=$(free_gid $((GID1 + 1)))
+check "root: create --create --gid" "$VV_BIN" role create "$G" --create --gid "$GID1" "$M"
+check "the system group exists with that gid" test "$(getent group "$G" | cut -d: -f3)" = "$GID1"
 out=$("$VV_BIN" role list "$M")
-check "list shows it" grep -Eq "^$G +29051 +-$" <<<"$out"
+check "list shows it" grep -Eq "^$G +$GID1 +-$" <<<"$out"
 out=$(as_nobody "$VV_BIN" role list "$M" --json)
-check "nobody may list roles (JSON)" grep -q "{\"role\":\"$G\",\"gid\":29051,\"granted\":\[\]}" <<<"$out"
+check "nobody may list roles (JSON)" grep -q "{\"role\":\"$G\",\"gid\":$GID1,\"granted\":\[\]}" <<<"$out"
 check "from a path inside the mount" sh -c "mkdir -p '$M/c' && '$VV_BIN' role list '$M/c' | grep -q '^$G '"
 check "from the working directory" sh -c "cd '$M/c' && '$VV_BIN' role list | grep -q '^$G '"
 
-groupadd -g 29052 "$G2"
+groupadd -g "$GID2" "$G2"
 rc=0; err=$("$VV_BIN" role create "$G2" --gid 29999 "$M" 2>&1) || rc=$?
 check "a wrong --gid: exit 1" test "$rc" = 1
-check "a wrong --gid: names both" grep -q "has gid 29052, not 29999" <<<"$err"
+check "a wrong --gid: names both" grep -q "has gid $GID2, not 29999" <<<"$err"
 check "an existing group without --create" "$VV_BIN" role create "$G2" --store "$S"
 rc=0; err=$("$VV_BIN" role create "$G2" "$M" 2>&1) || rc=$?
 check "twice: exit 1, exists" sh -c "test $rc = 1 && echo '$err' | grep -q 'exists already'"

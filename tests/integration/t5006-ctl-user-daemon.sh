@@ -34,7 +34,7 @@ uenv() {
 		VECVAULT_AUDIT_DIR="$U/audit" VECVAULT_TEST_KDF=1 HOME="$U" "$@"
 }
 check "u1000 makes a vault" uenv "$VV_BIN" init "$U/store" --passfile "$U/pass" --kdf test
-ID=$("$VV_BIN" info "$U/store" | awk '/^store id:/ { print $3 }')
+ID=$(vv_store_id "$U/store")
 check "u1000 mounts it" uenv "$VV_BIN" mount "$U/store" "$U/mnt" --passfile "$U/pass" \
 	--pid-file "$U/pid" --log "$U/log"
 printf '%s\t%s\n' "$U/mnt" "$U/pid" >> "$VV_MOUNTS"

@@ -2,7 +2,7 @@
 # style).  Source it first from every tNNNN-area-what.sh:
 #
 #   . "$(dirname "$0")/test-lib.sh"
-vv_need_fuse
+#   vv_need_fuse
 #   vv_init "$T/store"
 #   vv_mount "$T/store" "$T/mnt"
 #   check "a file reads back" sh -c "echo hi > $T/mnt/f && test \"\$(cat $T/mnt/f)\" = hi"
@@ -145,9 +145,20 @@ want() {
 	fi
 }
 
+# vv_store_id STORE: the store id (the vault id naming its control socket).
+vv_store_id() {
+	"$VV_BIN" info "$1" | awk '/^store id:/ { print $3 }'
+}
+
+# vv_ctl_socket STORE: the control socket of STORE's vault when root's
+# daemon serves it (tools/env.c decides: /run/vecvault/ID.sock).
+vv_ctl_socket() {
+	echo "/run/vecvault/$(vv_store_id "$1").sock"
+}
+
 # vv_audit_log STORE: the path of STORE's audit log under $VECVAULT_AUDIT_DIR.
 vv_audit_log() {
-	echo "$VECVAULT_AUDIT_DIR/$("$VV_BIN" info "$1" | awk '/^store id:/ { print $3 }')/audit.log"
+	echo "$VECVAULT_AUDIT_DIR/$(vv_store_id "$1")/audit.log"
 }
 
 # vv_audit_q LOG CMD [FILTER...]: query an audit log (lib/auditq.py: CMD is
@@ -184,6 +195,18 @@ vv_need_numpy() {
 	echo "1..0 # SKIP no numpy"
 	vv_done=1
 	exit 77
+}
+
+# vv_group NAME [GID]: make a system group for the test (groupadd), removed
+# at exit even when the test fails.  Skips the test without groupadd.
+vv_group() {
+	if ! command -v groupadd >/dev/null; then
+		echo "1..0 # SKIP no groupadd"
+		vv_done=1
+		exit 77
+	fi
+	groupadd ${2:+-g "$2"} "$1" || return $?
+	echo "$1" >> "$T/.groups"
 }
 
 # vv_init STORE [init options]
@@ -271,6 +294,8 @@ vv_cleanup() {
 		echo "# daemon log (last 30 lines):"
 		tail -n 30 "$T/daemon.log" | sed 's/^/#   /'
 	fi
+	# System groups vv_group made.
+	[ -s "$T/.groups" ] && while read -r g; do groupdel "$g" 2>/dev/null; done < "$T/.groups"
 	# --one-file-system: never descend into a mount that is somehow left.
 	rm -rf --one-file-system "$T"
 	exit "$rc"

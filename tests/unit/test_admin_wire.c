@@ -35,7 +35,7 @@ int main(void)
 	struct vv_admin_arg args[3] = { { "path", "/products/a.npy" }, { "json", "1" }, { "empty", "" } };
 	struct vv_admin_wire_req *rq = NULL;
 	struct vv_admin_reply rep;
-	uint8_t *f = NULL, body[64];
+	uint8_t *f = NULL;
 	size_t len = 0;
 	int type, ver;
 	uint32_t bl;
@@ -101,66 +101,33 @@ int main(void)
 	}
 	free(f);
 
-	/* hand-made bodies */
+	/* hand-made bodies, one defect each (sizeof - 1: the literal's NUL) */
 	{
-		struct vv_wbuf w;
-
-		vv_wbuf_init(&w, body, sizeof(body));
-		vv_wbuf_put_u8(&w, 4);
-		vv_wbuf_put_bytes(&w, "a\0bc", 4);
-		vv_wbuf_put_u16(&w, 0);
-		is_int(vv_admin_wire_req_decode(body, w.len, &rq), VV_ECORRUPT, "NUL in the verb");
-
-		vv_wbuf_init(&w, body, sizeof(body));
-		vv_wbuf_put_u8(&w, 1);
-		vv_wbuf_put_bytes(&w, "v", 1);
-		vv_wbuf_put_u16(&w, 1);
-		vv_wbuf_put_u16(&w, 6);
-		vv_wbuf_put_bytes(&w, "path\0x", 6);
-		vv_wbuf_put_u32(&w, 0);
-		is_int(vv_admin_wire_req_decode(body, w.len, &rq), VV_ECORRUPT, "NUL in a key");
-
-		vv_wbuf_init(&w, body, sizeof(body));
-		vv_wbuf_put_u8(&w, 1);
-		vv_wbuf_put_bytes(&w, "v", 1);
-		vv_wbuf_put_u16(&w, 1);
-		vv_wbuf_put_u16(&w, 1);
-		vv_wbuf_put_bytes(&w, "k", 1);
-		vv_wbuf_put_u32(&w, 3);
-		vv_wbuf_put_bytes(&w, "a\0b", 3);
-		is_int(vv_admin_wire_req_decode(body, w.len, &rq), VV_ECORRUPT, "NUL in a value");
-
-		vv_wbuf_init(&w, body, sizeof(body));
-		vv_wbuf_put_u8(&w, 1);
-		vv_wbuf_put_bytes(&w, "v", 1);
-		vv_wbuf_put_u16(&w, 1);
-		vv_wbuf_put_u16(&w, 1);
-		vv_wbuf_put_bytes(&w, "k", 1);
-		vv_wbuf_put_u32(&w, 0xfffffff0u);
-		is_int(vv_admin_wire_req_decode(body, w.len, &rq), VV_ECORRUPT, "value length past the body");
-
-		vv_wbuf_init(&w, body, sizeof(body));
-		vv_wbuf_put_u8(&w, 1);
-		vv_wbuf_put_bytes(&w, "v", 1);
-		vv_wbuf_put_u16(&w, 0xffff);
-		is_int(vv_admin_wire_req_decode(body, w.len, &rq), VV_ECORRUPT, "65535 arguments claimed");
-
-		vv_wbuf_init(&w, body, sizeof(body));
-		vv_wbuf_put_u8(&w, 0);
-		vv_wbuf_put_u16(&w, 0);
-		is_int(vv_admin_wire_req_decode(body, w.len, &rq), VV_ECORRUPT, "empty verb");
-
-		vv_wbuf_init(&w, body, sizeof(body));
-		vv_wbuf_put_u8(&w, 200);
-		is_int(vv_admin_wire_req_decode(body, w.len, &rq), VV_ECORRUPT, "verb longer than 64");
-
-		vv_wbuf_init(&w, body, sizeof(body));
-		vv_wbuf_put_u8(&w, 1);
-		vv_wbuf_put_bytes(&w, "v", 1);
-		vv_wbuf_put_u16(&w, 1);
-		vv_wbuf_put_u16(&w, 0);
-		vv_wbuf_put_u32(&w, 0);
-		is_int(vv_admin_wire_req_decode(body, w.len, &rq), VV_ECORRUPT, "empty key");
+#define BODY(s) (const uint8_t *)(s), sizeof(s) - 1
+		static const struct {
+			const uint8_t *b;
+			size_t len;
+			const char *what;
+		} bad[] = {
+			{ BODY("\x04" "a\0bc" "\0\0"), "NUL in the verb" },
+			{ BODY("\x01v" "\x01\0" "\x06\0" "path\0x" "\0\0\0\0"), "NUL in a key" },
+			{ BODY("\x01v" "\x01\0" "\x01\0k" "\x03\0\0\0" "a\0b"), "NUL in a value" },
+			{ BODY("\x01v" "\x01\0" "\x01\0k" "\xf0\xff\xff\xff"), "value length past the body" },
+			{ BODY("\x01v" "\xff\xff"), "65535 arguments claimed" },
+			{ BODY("\x00" "\0\0"), "empty verb" },
+			{ BODY("\xc8"), "verb longer than 64" },
+			{ BODY("\x01v" "\x01\0" "\0\0" "\0\0\0\0"), "empty key" },
+			{ BODY("\x01v" "\0\0" "x"), "trailing byte after the arguments" },
+		};
+#undef BODY
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			rq = NULL;
+			is_int(vv_admin_wire_req_decode(bad[i].b, bad[i].len, &rq), VV_ECORRUPT, bad[i].what);
+			ok(rq == NULL, "and nothing is returned");
+		}
+		is_int(vv_admin_wire_req_decode((const uint8_t *)"\x01v\0\0", 4, &rq), 0,
+		       "the same shape without the defect decodes");
+		vv_admin_wire_req_free(rq);
 	}
 
 	/* encoder limits */

@@ -282,6 +282,65 @@ static void test_misc(void)
 	is_int(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0, "process no longer dumpable");
 }
 
+/* Vault-user password hashes: a hash made elsewhere (libsodium's string
+ * form, as other Argon2id implementations write it) verifies, ours round
+ * trip, and nothing else passes. */
+static void test_pwhash(void)
+{
+	/* Argon2id, m=32 MiB, t=4, p=1, password "lol" (a libsodium string
+	 * from an interoperability suite): the known answer. */
+	static const char kat[] =
+		"$argon2id$v=19$m=32768,t=4,p=1$hpzXc4WKvufO8pLbVp5SAQ$"
+		"9PnUVB2tJVKyPTKDUkq+vqKxvK7QEkR0K8zDnu62hSI";
+	char h1[VV_PWHASH_STR_BYTES], h2[VV_PWHASH_STR_BYTES], bad[sizeof(kat)];
+
+	is_int(vv_pwhash_verify(kat, "lol", 3), 0, "pwhash: known answer verifies");
+	is_int(vv_pwhash_verify(kat, "lol!", 4), VV_EBADPASS, "pwhash: known answer, other password");
+	memcpy(bad, kat, sizeof(kat));
+	bad[sizeof(kat) - 3] ^= 1;
+	is_int(vv_pwhash_verify(bad, "lol", 3), VV_EBADPASS, "pwhash: a changed hash fails");
+
+	is_int(vv_pwhash_str(h1, "correct horse", 13), 0, "pwhash: hash");
+	is_int(vv_pwhash_str(h2, "correct horse", 13), 0, "pwhash: hash again");
+	ok(strncmp(h1, "$argon2id$v=19$m=65536,t=2,p=1$", 31) == 0,
+	   "pwhash: Argon2id with at least the interactive limits");
+	ok(strcmp(h1, h2) != 0, "pwhash: salted (two hashes differ)");
+	is_int(vv_pwhash_verify(h1, "correct horse", 13), 0, "pwhash: round trip");
+	is_int(vv_pwhash_verify(h1, "correct hors", 12), VV_EBADPASS, "pwhash: prefix refused");
+	is_int(vv_pwhash_verify(h1, "correct horse!", 14), VV_EBADPASS, "pwhash: longer refused");
+	is_int(vv_pwhash_verify("$argon2i$v=19$m=4096,t=3,p=1$MzE4ODFiZWFlMjAzOWUAAA$"
+				"FWUV6tsyJ32qThiLi1cCsLIbf3dIOG/RwXcTzt536KY", "password", 8),
+	       VV_EINVAL, "pwhash: Argon2i (not id) refused");
+	is_int(vv_pwhash_verify("", "x", 1), VV_EINVAL, "pwhash: empty string refused");
+	is_int(vv_pwhash_verify(NULL, "x", 1), VV_EINVAL, "pwhash: no hash refused");
+	is_int(vv_pwhash_str(h2, "x", VV_PWHASH_PASS_MAX + 1), VV_EINVAL, "pwhash: over-long password");
+}
+
+static void test_b64url(void)
+{
+	uint8_t in[32], out[32];
+	char t[VV_B64URL_LEN(32) + 1];
+
+	for (int i = 0; i < 32; i++)
+		in[i] = (uint8_t)(0xfb + i * 7);
+	vv_b64url_encode(t, (const uint8_t *)"\xfb\xff\xbf", 3);
+	is_str(t, "-_-_", "b64url: URL-safe alphabet known answer");
+	vv_b64url_encode(t, (const uint8_t *)"ab", 2);
+	is_str(t, "YWI", "b64url: no padding");
+	vv_b64url_encode(t, in, 32);
+	is_int(strlen(t), 43, "b64url: 32 bytes -> 43 characters");
+	is_int(vv_b64url_decode(out, 32, t, 43), 0, "b64url: round trip");
+	ok(memcmp(in, out, 32) == 0, "b64url: same bytes");
+	is_int(vv_b64url_decode(out, 32, t, 42), VV_EINVAL, "b64url: short refused");
+	ok(all_zero(out, 32), "b64url: failure zeroes");
+	t[42] = t[42] == 'A' ? 'B' : 'A';
+	ok(vv_b64url_decode(out, 32, t, 43) == VV_EINVAL || memcmp(in, out, 32) != 0,
+	   "b64url: a changed last character is refused or decodes differently");
+	is_int(vv_b64url_decode(out, 2, "YWJ", 3), VV_EINVAL, "b64url: stray low bits refused");
+	is_int(vv_b64url_decode(out, 2, "YW+", 3), VV_EINVAL, "b64url: '+' is not URL-safe");
+	is_int(vv_b64url_decode(out, 2, "YWI=", 4), VV_EINVAL, "b64url: padding refused");
+}
+
 int main(void)
 {
 	is_int(vv_crypto_init(), 0, "crypto init");
@@ -293,5 +352,7 @@ int main(void)
 	test_xchacha();
 	test_wrap();
 	test_misc();
+	test_pwhash();
+	test_b64url();
 	return tap_done();
 }

@@ -134,6 +134,12 @@ int vv_vault_sync(struct vv_vault *v);
  * valid until vv_vault_close. */
 const char *vv_vault_id(const struct vv_vault *v);
 
+/* 32 hex digits drawn at random when this vault was opened: two copies of
+ * one store (same id) mounted at once answer with different instances, on
+ * the root's user.vecvault.instance attribute and in vault.ping, so the
+ * CLI never sends a request meant for one to the other.  Borrowed. */
+const char *vv_vault_instance(const struct vv_vault *v);
+
 /* Kernel-cache invalidation requests: the vault calls fn (from any thread,
  * possibly while holding internal locks: fn must only queue the request)
  * when a cached entry or inode must be dropped, e.g. after a chmod makes a

@@ -1,0 +1,84 @@
+/*
+ * users.h - vault users and API keys: who a remote client is.
+ *
+ * A vault user (DESIGN.md "Identities, roles and privileges") is a name,
+ * the uid it acts as, the roles (registered POSIX groups) it holds, an
+ * optional Argon2id password hash and any number of API keys.  Users and
+ * keys are managed through the control plane (admin verbs user.* and key.*,
+ * vault_user.c); this header is what the remote server calls to turn a
+ * client's credentials into an identity for the one access check.
+ *
+ * An API key is shown once as
+ *
+ *   vvk_<id>_<secret>      id: 16 lower-case hex digits (public, 64 random bits)
+ *                          secret: 32 random bytes, base64url without padding
+ *                          (43 characters); 64 characters in all
+ *
+ * and only the id and SHA-256 of the secret are stored (meta.db, encrypted
+ * at rest), with a label, creation time, optional expiry, last use and an
+ * optional list of CIDRs the key may be used from.
+ *
+ * Both calls answer VV_EACCES for every refusal (unknown user or key, wrong
+ * password or secret, expired, revoked, address outside the key's CIDRs,
+ * no password set, malformed token), so a client learns nothing from the
+ * answer; the audit record (op "auth") says which it was.  Secrets are
+ * compared in constant time and an unknown user costs the same Argon2id
+ * evaluation as a known one.  Never logged: the password, the secret.
+ * Thread-safe; the password hash runs without the vault's lock held.
+ */
+#ifndef VECVAULT_USERS_H
+#define VECVAULT_USERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "vecvault/access.h"
+
+struct vv_vault;
+
+#define VV_AUTH_MAX_GROUPS 64        /* roles a user may hold */
+#define VV_KEY_TOKEN_CHARS 64        /* "vvk_" + 16 + "_" + 43 */
+
+/* An authenticated identity, owning its group list (no pointers inside:
+ * copy it freely, keep it for the session). */
+struct vv_auth {
+	char user[33];               /* the vault user's name */
+	char key_id[17];             /* the API key's id, "" after a password login */
+	uint32_t uid;                /* the uid the user acts as */
+	uint32_t gid;                /* its local account's primary group, else 65534 */
+	uint32_t ngroups;            /* the gids of its roles registered now */
+	uint32_t groups[VV_AUTH_MAX_GROUPS];
+};
+
+/*
+ * Authenticate an API key token from a client at peer (the TCP peer's
+ * sockaddr_in/sockaddr_in6; IPv4-mapped IPv6 is judged as IPv4; NULL or
+ * another family matches no CIDR, so a key with CIDRs is then refused).
+ * 0 with *out filled and the key's last use updated, or VV_EACCES.  Other
+ * codes only for failures of the vault itself (VV_EIO, VV_EAUDIT...).
+ */
+int vv_vault_auth_key(struct vv_vault *v, const char *token, const struct sockaddr *peer,
+		      struct vv_auth *out);
+
+/* Authenticate a user by password (passlen bytes, need not be
+ * NUL-terminated).  Same contract as vv_vault_auth_key. */
+int vv_vault_auth_password(struct vv_vault *v, const char *user, const char *pass,
+			   size_t passlen, const struct sockaddr *peer, struct vv_auth *out);
+
+/*
+ * May a connection from peer proceed to the TLS handshake on the strength
+ * of an API key?  True when some active key (not revoked, not expired)
+ * lists a CIDR that holds peer: DESIGN.md's listener admits an address
+ * inside its --allow CIDRs "and the keys' own CIDRs" before reading a TLS
+ * byte.  A key without CIDRs widens nothing.  Not audited (the listener
+ * records what it closes); takes the vault's lock briefly.
+ */
+bool vv_vault_keys_admit(struct vv_vault *v, const struct sockaddr *peer);
+
+/* The identity for vv_access_check and the vault calls: id->groups
+ * borrows a->groups, so a must outlive id. */
+void vv_auth_ident(const struct vv_auth *a, uint32_t pid, struct vv_ident *id);
+
+#endif
