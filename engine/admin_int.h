@@ -81,6 +81,8 @@ int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino);
  * no checks (vault_admin_resolve).  Under v->mu. */
 int vault_admin_resolve_as(struct vv_vault *v, const struct vv_ident *peer, const char *path,
 			   uint64_t *ino);
+/* The same from directory start (a snapshot's root, for restore). */
+int vault_admin_resolve_at(struct vv_vault *v, uint64_t start, const char *path, uint64_t *ino);
 
 /*
  * May peer administer the collection that holds ino (a role it is in
@@ -103,6 +105,7 @@ int vault_grant_revoke(struct vv_vault *v, const struct vv_admin_req *rq,
 extern const struct vault_admin_verb vault_admin_core_verbs[];
 extern const struct vault_admin_verb vault_trash_verbs[];
 extern const struct vault_admin_verb vault_role_verbs[];
+extern const struct vault_admin_verb vault_snap_verbs[];      /* vault_snap.c */
 extern const struct vault_admin_verb vault_user_verbs[];
 extern const struct vault_admin_verb vault_grant_verbs[];
 extern const struct vault_admin_verb vault_remote_verbs[];

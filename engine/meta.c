@@ -83,7 +83,8 @@ static const char *const sql[S_NSTMT] = {
 	[S_COLL_ADD] = "INSERT INTO colls(wrapped) VALUES(?1)",
 	[S_COLL_DEL] = "DELETE FROM colls WHERE id=?1",
 	[S_COUNT_INO] = "SELECT count(*) FROM inodes",
-	[S_COLL_GC] = "DELETE FROM colls WHERE id<>?1 AND id NOT IN (SELECT DISTINCT coll FROM inodes)",
+	[S_COLL_GC] = "DELETE FROM colls WHERE id<>?1 AND id NOT IN (SELECT DISTINCT coll FROM inodes)"
+		      " AND id NOT IN (SELECT coll FROM snap_colls)",
 	[S_BEGIN] = "BEGIN",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
@@ -127,6 +128,7 @@ static const char schema[] =
  * vv_meta_upgrade() for older stores. */
 static const struct meta_feature features[] = {
 	{ "roles", meta_role_schema },
+	{ "snap_colls", meta_snap_schema },
 	{ "users", meta_user_schema },
 	{ "coll_admins", meta_grant_schema },
 	{ "trash", meta_trash_schema },
@@ -199,6 +201,52 @@ static int row(struct vv_meta *m, sqlite3_stmt *s)
 }
 
 #define STMT(m, id) sqlite3_stmt *s = stmt((m), (id)); if (!s) return VV_EIO
+
+/*
+ * Reads of a number under .snapshots run the same query on the snapshot's
+ * tables (meta_snap.c: the same columns, the snapshot id bound to ?9),
+ * with the stored number in place of the virtual one; *sid says which
+ * snapshot (0: the live tree) for translating the numbers in the rows.
+ */
+static sqlite3_stmt *rd(struct vv_meta *m, int id, const char *snap_sql, uint64_t *ino, uint32_t *sid)
+{
+	sqlite3_stmt *s;
+
+	*sid = 0;
+	if (!vv_snap_ino(*ino))
+		return stmt(m, id);
+	*sid = vv_snap_sid(*ino);
+	*ino = vv_snap_real(*ino);
+	if ((s = meta_sql(m, snap_sql)))
+		sqlite3_bind_int64(s, 9, *sid);
+	return s;
+}
+
+static const char *const meta_snap_sql[S_NSTMT] = {
+	[S_INO_GET] = meta_snap_q_ino_get, [S_INO_DATA_GET] = meta_snap_q_data_get,
+	[S_DE_GET] = meta_snap_q_de_get, [S_DE_LIST] = meta_snap_q_de_list,
+	[S_DE_LIST_PLUS] = meta_snap_q_de_plus, [S_DE_FIND] = meta_snap_q_de_find,
+	[S_X_GET] = meta_snap_q_x_get, [S_X_LIST] = meta_snap_q_x_list, [S_X_ANY] = meta_snap_q_x_any,
+	[S_E_LOAD] = meta_snap_q_e_load,
+};
+
+#define RD(m, id, ino, sid) sqlite3_stmt *s = rd((m), (id), meta_snap_sql[id], &(ino), &(sid)); \
+	if (!s) return VV_EIO
+
+/* A stored inode number of snapshot sid (0: live) as the view shows it. */
+static uint64_t xino(uint32_t sid, uint64_t ino)
+{
+	return sid ? vv_snap_mkino(sid, ino) : ino;
+}
+
+void meta_xlate_row(uint32_t sid, struct vv_inode_row *r)
+{
+	if (!sid)
+		return;
+	/* the snapshot's root sits in .snapshots */
+	r->parent = r->ino == VV_META_ROOT_INO ? VV_SNAPDIR_INO : vv_snap_mkino(sid, r->parent);
+	r->ino = vv_snap_mkino(sid, r->ino);
+}
 
 static void bind_name(sqlite3_stmt *s, int i, const char *name)
 {
@@ -541,7 +589,7 @@ int vv_meta_kv_set_blob(struct vv_meta *m, const char *k, const void *buf, size_
 }
 
 /* Columns gen.. in the order of S_INO_GET, starting at column c0. */
-static int read_inode(sqlite3_stmt *s, int c0, struct vv_inode_row *r)
+int meta_read_inode(sqlite3_stmt *s, int c0, struct vv_inode_row *r)
 {
 	const void *oid;
 
@@ -567,22 +615,29 @@ static int read_inode(sqlite3_stmt *s, int c0, struct vv_inode_row *r)
 
 int vv_meta_inode_get(struct vv_meta *m, uint64_t ino, struct vv_inode_row *r)
 {
+	uint32_t sid;
 	int rc;
-	STMT(m, S_INO_GET);
 
+	if (ino == VV_SNAPDIR_INO)
+		return meta_snap_dir_row(m, r);
+	RD(m, S_INO_GET, ino, sid);
 	sqlite3_bind_int64(s, 1, i64(ino));
 	if ((rc = row(m, s)) < 0)
 		return rc;
 	r->ino = ino;
-	rc = read_inode(s, 0, r);
+	rc = meta_read_inode(s, 0, r);
 	sqlite3_reset(s);
 	if (rc < 0)
-		vv_log(VV_LOG_ERR, "meta: inode %llu has a malformed object id", (unsigned long long)ino);
+		vv_log(VV_LOG_ERR, "meta: inode %llu (snapshot %u) has a malformed object id",
+		       (unsigned long long)ino, sid);
+	meta_xlate_row(sid, r);
 	return rc;
 }
 
 int vv_meta_inode_put(struct vv_meta *m, const struct vv_inode_row *r)
 {
+	if (vv_snap_ino(r->ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	STMT(m, S_INO_PUT);
 
 	sqlite3_bind_int64(s, 1, i64(r->ino));
@@ -605,8 +660,9 @@ int vv_meta_inode_put(struct vv_meta *m, const struct vv_inode_row *r)
 
 int vv_meta_inode_get_data(struct vv_meta *m, uint64_t ino, uint8_t **data, size_t *len)
 {
+	uint32_t sid;
 	int r, n;
-	STMT(m, S_INO_DATA_GET);
+	RD(m, S_INO_DATA_GET, ino, sid);
 
 	*data = NULL;
 	*len = 0;
@@ -630,6 +686,8 @@ int vv_meta_inode_get_data(struct vv_meta *m, uint64_t ino, uint8_t **data, size
 
 int vv_meta_inode_set_data(struct vv_meta *m, uint64_t ino, const void *data, size_t len)
 {
+	if (vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	STMT(m, S_INO_DATA_SET);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
@@ -642,6 +700,8 @@ int vv_meta_inode_set_data(struct vv_meta *m, uint64_t ino, const void *data, si
 
 int vv_meta_inode_del(struct vv_meta *m, uint64_t ino)
 {
+	if (vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	int r;
 	{
 		STMT(m, S_INO_XDEL);
@@ -675,7 +735,7 @@ int vv_meta_inode_iter(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_i
 
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		ir.ino = (uint64_t)sqlite3_column_int64(s, 0);
-		if ((r = read_inode(s, 1, &ir)) < 0 || (r = cb(ctx, &ir)) != 0)
+		if ((r = meta_read_inode(s, 1, &ir)) < 0 || (r = cb(ctx, &ir)) != 0)
 			break;
 	}
 	sqlite3_reset(s);
@@ -686,20 +746,32 @@ int vv_meta_inode_iter(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_i
 
 int vv_meta_dirent_get(struct vv_meta *m, uint64_t parent, const char *name, uint64_t *ino)
 {
+	uint32_t sid;
 	int r;
-	STMT(m, S_DE_GET);
+
+	if (parent == VV_SNAPDIR_INO)
+		return meta_snap_dir_lookup(m, name, ino);
+	RD(m, S_DE_GET, parent, sid);
 
 	sqlite3_bind_int64(s, 1, i64(parent));
 	bind_name(s, 2, name);
-	if ((r = row(m, s)) < 0)
+	if ((r = row(m, s)) < 0) {
+		/* Hidden (not listed), but found by name: `ls /vv/.snapshots/`. */
+		if (r == VV_ENOENT && parent == VV_META_ROOT_INO && !sid && strcmp(name, VV_SNAPDIR_NAME) == 0) {
+			*ino = VV_SNAPDIR_INO;
+			return 0;
+		}
 		return r;
-	*ino = (uint64_t)sqlite3_column_int64(s, 0);
+	}
+	*ino = xino(sid, (uint64_t)sqlite3_column_int64(s, 0));
 	sqlite3_reset(s);
 	return 0;
 }
 
 int vv_meta_dirent_add(struct vv_meta *m, uint64_t parent, const char *name, uint64_t ino, uint32_t mode)
 {
+	if (vv_snap_ino(parent) || vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	int rc;
 	STMT(m, S_DE_ADD);
 
@@ -718,6 +790,8 @@ int vv_meta_dirent_add(struct vv_meta *m, uint64_t parent, const char *name, uin
 
 int vv_meta_dirent_del(struct vv_meta *m, uint64_t parent, const char *name)
 {
+	if (vv_snap_ino(parent))
+		return VV_EROFS;             /* snapshots are read-only */
 	STMT(m, S_DE_DEL);
 
 	sqlite3_bind_int64(s, 1, i64(parent));
@@ -727,6 +801,8 @@ int vv_meta_dirent_del(struct vv_meta *m, uint64_t parent, const char *name)
 
 int vv_meta_dirent_move(struct vv_meta *m, uint64_t parent, const char *name, uint64_t nparent, const char *nname)
 {
+	if (vv_snap_ino(parent) || vv_snap_ino(nparent))
+		return VV_EROFS;             /* snapshots are read-only */
 	STMT(m, S_DE_MOVE);
 
 	sqlite3_bind_int64(s, 1, i64(parent));
@@ -738,6 +814,8 @@ int vv_meta_dirent_move(struct vv_meta *m, uint64_t parent, const char *name, ui
 
 int vv_meta_dirent_set_ino(struct vv_meta *m, uint64_t parent, const char *name, uint64_t ino, uint32_t mode)
 {
+	if (vv_snap_ino(parent) || vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	STMT(m, S_DE_SETINO);
 
 	sqlite3_bind_int64(s, 1, i64(parent));
@@ -771,8 +849,12 @@ int vv_meta_dirent_list(struct vv_meta *m, uint64_t parent, uint64_t after, int 
 			void *ctx)
 {
 	char name[256];
+	uint32_t sid;
 	int rc, r = 0;
-	STMT(m, S_DE_LIST);
+
+	if (parent == VV_SNAPDIR_INO)
+		return meta_snap_dir_list(m, after, max, cb, NULL, ctx);
+	RD(m, S_DE_LIST, parent, sid);
 
 	sqlite3_bind_int64(s, 1, i64(parent));
 	sqlite3_bind_int64(s, 2, i64(after));
@@ -786,7 +868,7 @@ int vv_meta_dirent_list(struct vv_meta *m, uint64_t parent, uint64_t after, int 
 		memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
 		name[n] = 0;
 		r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name,
-		       (uint64_t)sqlite3_column_int64(s, 2), (uint32_t)sqlite3_column_int64(s, 3));
+		       xino(sid, (uint64_t)sqlite3_column_int64(s, 2)), (uint32_t)sqlite3_column_int64(s, 3));
 		if (r)
 			break;
 	}
@@ -828,8 +910,12 @@ int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after,
 {
 	struct vv_inode_row row;
 	char name[256];
+	uint32_t sid;
 	int rc, r = 0;
-	STMT(m, S_DE_LIST_PLUS);
+
+	if (parent == VV_SNAPDIR_INO)
+		return meta_snap_dir_list(m, after, max, NULL, cb, ctx);
+	RD(m, S_DE_LIST_PLUS, parent, sid);
 
 	sqlite3_bind_int64(s, 1, i64(parent));
 	sqlite3_bind_int64(s, 2, i64(after));
@@ -837,16 +923,18 @@ int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after,
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		int n = sqlite3_column_bytes(s, 1);
 		if (n <= 0 || n >= (int)sizeof(name) || sqlite3_column_type(s, 4) == SQLITE_NULL) {
-			vv_log(VV_LOG_ERR, "meta: entry in directory %llu is malformed or has no inode",
-			       (unsigned long long)parent);
+			vv_log(VV_LOG_ERR, "meta: entry in directory %llu (snapshot %u) is malformed or "
+			       "has no inode", (unsigned long long)parent, sid);
 			r = VV_ECORRUPT;
 			break;
 		}
 		memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
 		name[n] = 0;
 		row.ino = (uint64_t)sqlite3_column_int64(s, 2);
-		if ((r = read_inode(s, 4, &row)) < 0 ||
-		    (r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name, &row,
+		if ((r = meta_read_inode(s, 4, &row)) < 0)
+			break;
+		meta_xlate_row(sid, &row);
+		if ((r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name, &row,
 			    sqlite3_column_int(s, 18) != 0)) != 0)
 			break;
 	}
@@ -858,13 +946,17 @@ int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after,
 
 int vv_meta_dirent_find_ino(struct vv_meta *m, uint64_t ino, uint64_t *parent, char *name, size_t cap)
 {
+	uint32_t sid;
 	int r, n;
-	STMT(m, S_DE_FIND);
+
+	if (ino == VV_SNAPDIR_INO || (vv_snap_ino(ino) && vv_snap_real(ino) == VV_META_ROOT_INO))
+		return meta_snap_root_name(m, ino, parent, name, cap);
+	RD(m, S_DE_FIND, ino, sid);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	if ((r = row(m, s)) < 0)
 		return r;
-	*parent = (uint64_t)sqlite3_column_int64(s, 0);
+	*parent = xino(sid, (uint64_t)sqlite3_column_int64(s, 0));
 	n = sqlite3_column_bytes(s, 1);
 	if (n <= 0 || (size_t)n >= cap) {
 		sqlite3_reset(s);
@@ -879,7 +971,8 @@ int vv_meta_dirent_find_ino(struct vv_meta *m, uint64_t ino, uint64_t *parent, c
 int vv_meta_xattr_get(struct vv_meta *m, uint64_t ino, const char *name, uint8_t **val, size_t *len)
 {
 	int r, n;
-	STMT(m, S_X_GET);
+	uint32_t sid;
+	RD(m, S_X_GET, ino, sid);
 
 	*val = NULL;
 	*len = 0;
@@ -902,6 +995,8 @@ int vv_meta_xattr_get(struct vv_meta *m, uint64_t ino, const char *name, uint8_t
 
 int vv_meta_xattr_set(struct vv_meta *m, uint64_t ino, const char *name, const void *val, size_t len)
 {
+	if (vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	static const uint8_t empty;
 	STMT(m, S_X_SET);
 
@@ -913,6 +1008,8 @@ int vv_meta_xattr_set(struct vv_meta *m, uint64_t ino, const char *name, const v
 
 int vv_meta_xattr_del(struct vv_meta *m, uint64_t ino, const char *name)
 {
+	if (vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	int r;
 	STMT(m, S_X_DEL);
 
@@ -926,7 +1023,8 @@ int vv_meta_xattr_del(struct vv_meta *m, uint64_t ino, const char *name)
 int vv_meta_xattr_any(struct vv_meta *m, uint64_t ino, bool *any)
 {
 	int r;
-	STMT(m, S_X_ANY);
+	uint32_t sid;
+	RD(m, S_X_ANY, ino, sid);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	r = row(m, s);
@@ -939,7 +1037,8 @@ int vv_meta_xattr_any(struct vv_meta *m, uint64_t ino, bool *any)
 int vv_meta_xattr_list(struct vv_meta *m, uint64_t ino, int (*cb)(void *ctx, const char *name), void *ctx)
 {
 	int rc, r = 0;
-	STMT(m, S_X_LIST);
+	uint32_t sid;
+	RD(m, S_X_LIST, ino, sid);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
@@ -968,7 +1067,7 @@ int vv_meta_extent_decode(int64_t fblock, const void *chunk, size_t chunklen, in
 	return 0;
 }
 
-static int read_extent(sqlite3_stmt *s, int c0, struct vv_extent *e)
+int meta_read_extent(sqlite3_stmt *s, int c0, struct vv_extent *e)
 {
 	const void *chunk = sqlite3_column_blob(s, c0 + 1);
 	int n = sqlite3_column_bytes(s, c0 + 1);
@@ -983,11 +1082,12 @@ int vv_meta_extents_load(struct vv_meta *m, uint64_t ino,
 {
 	struct vv_extent e;
 	int rc, r = 0;
-	STMT(m, S_E_LOAD);
+	uint32_t sid;
+	RD(m, S_E_LOAD, ino, sid);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if ((r = read_extent(s, 0, &e)) < 0 || (r = cb(ctx, &e)) != 0)
+		if ((r = meta_read_extent(s, 0, &e)) < 0 || (r = cb(ctx, &e)) != 0)
 			break;
 	sqlite3_reset(s);
 	if (r)
@@ -997,6 +1097,8 @@ int vv_meta_extents_load(struct vv_meta *m, uint64_t ino,
 
 int vv_meta_extent_put(struct vv_meta *m, uint64_t ino, const struct vv_extent *e)
 {
+	if (vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	STMT(m, S_E_PUT);
 
 	sqlite3_bind_int64(s, 1, i64(ino));
@@ -1011,6 +1113,8 @@ int vv_meta_extent_put(struct vv_meta *m, uint64_t ino, const struct vv_extent *
 int vv_meta_extents_trim(struct vv_meta *m, uint64_t ino, uint64_t from,
 			 int (*cb)(void *ctx, const struct vv_extent *e), void *ctx)
 {
+	if (vv_snap_ino(ino))
+		return VV_EROFS;             /* snapshots are read-only */
 	struct vv_extent e;
 	int rc, r = 0;
 
@@ -1019,7 +1123,7 @@ int vv_meta_extents_trim(struct vv_meta *m, uint64_t ino, uint64_t from,
 		sqlite3_bind_int64(s, 1, i64(ino));
 		sqlite3_bind_int64(s, 2, i64(from));
 		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-			if ((r = read_extent(s, 0, &e)) < 0 || (r = cb(ctx, &e)) != 0)
+			if ((r = meta_read_extent(s, 0, &e)) < 0 || (r = cb(ctx, &e)) != 0)
 				break;
 		sqlite3_reset(s);
 		if (r)
@@ -1041,7 +1145,7 @@ int vv_meta_extent_iter_all(struct vv_meta *m,
 	STMT(m, S_E_ALL);
 
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if ((r = read_extent(s, 1, &e)) < 0 ||
+		if ((r = meta_read_extent(s, 1, &e)) < 0 ||
 		    (r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), &e)) != 0)
 			break;
 	sqlite3_reset(s);

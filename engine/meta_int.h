@@ -194,6 +194,103 @@ int vv_meta_acl_iter(struct vv_meta *m,
 		     int (*cb)(void *ctx, uint64_t ino, bool dflt, const uint8_t *blob, size_t len),
 		     void *ctx);
 
+/* --- snapshots (meta_snap.c) -------------------------------------------------
+ *
+ * A snapshot is a copy, taken inside one transaction, of the rows of
+ * inodes, dirents, xattrs and extents, tagged with its id (tables snaps,
+ * snap_inodes, snap_dirents, snap_xattrs, snap_extents, snap_colls; see
+ * docs/format.md).  Its files are served read-only under virtual inode
+ * numbers (DESIGN "shared namespace decisions"):
+ *
+ *   2^61 | sid << 40 | ino     sid in 1..2^20-1, ino the inode number then
+ *   2^61                       the `.snapshots` directory itself
+ *
+ * so the snapshot of the root is 2^61 | sid << 40 | 1 (the NAME
+ * directory).  The read functions above (inode_get, inode_get_data,
+ * dirent_get, dirent_list(_plus), dirent_find_ino, xattr_get/any/list,
+ * extents_load) answer for such numbers from the snapshot tables, with
+ * every inode number in the rows they return translated; the write
+ * functions return VV_EROFS for them.  vv_meta_dirent_get(root,
+ * ".snapshots") finds the virtual directory when no stored entry has that
+ * name (a store from an older build that has one keeps it).  Snapshot ids
+ * come from a counter (kv "next_snap") and are never reused, so a stale
+ * kernel inode can never name a later snapshot's file.
+ */
+#define VV_META_ROOT_INO 1              /* = VV_ROOT_INO (vault.h) */
+#define VV_SNAP_BIT (1ULL << 61)
+#define VV_SNAPDIR_INO VV_SNAP_BIT
+#define VV_SNAP_ID_MAX ((1u << 20) - 1)
+#define VV_SNAP_INO_MAX ((1ULL << 40) - 1)
+#define VV_SNAPDIR_NAME ".snapshots"
+#define VV_SNAP_NAME_MAX 255
+
+static inline bool vv_snap_ino(uint64_t ino)
+{
+	return (ino >> 61) == 1;
+}
+
+static inline uint64_t vv_snap_mkino(uint32_t sid, uint64_t ino)
+{
+	return VV_SNAP_BIT | (uint64_t)sid << 40 | ino;
+}
+
+static inline uint32_t vv_snap_sid(uint64_t vino)
+{
+	return (uint32_t)((vino >> 40) & VV_SNAP_ID_MAX);
+}
+
+static inline uint64_t vv_snap_real(uint64_t vino)
+{
+	return vino & VV_SNAP_INO_MAX;
+}
+
+#define VV_SNAP_AUTO 0x1                 /* made by the schedule (retention may delete it) */
+
+struct vv_snap_row {
+	uint32_t id;
+	char name[VV_SNAP_NAME_MAX + 1];
+	int64_t created;                     /* ns since the epoch */
+	uint64_t commit;                     /* the commit that holds it */
+	uint32_t uid;                        /* who made it (0 for the schedule) */
+	uint32_t flags;                      /* VV_SNAP_AUTO */
+	uint64_t inodes, bytes;              /* files and their sizes, summed */
+};
+
+/* Copy the current state (the open transaction's) into a new snapshot.
+ * Takes one reference on each distinct chunk the snapshot's extents name.
+ * VV_EEXIST: the name is taken; VV_EOVERFLOW: ids or inode numbers past
+ * the virtual-number scheme.  Inside the caller's transaction. */
+int vv_meta_snap_create(struct vv_meta *m, const char *name, int64_t now, uint32_t uid,
+			uint32_t flags, struct vv_snap_row *out);
+/* Delete snapshot id and drop its chunk references; freed(ctx, chunk) for
+ * each chunk whose count reached zero (the caller unlinks it after the
+ * commit).  Inside the caller's transaction. */
+int vv_meta_snap_delete(struct vv_meta *m, uint32_t id,
+			void (*freed)(void *ctx, const uint8_t *chunk), void *ctx);
+int vv_meta_snap_get(struct vv_meta *m, const char *name, struct vv_snap_row *out);   /* VV_ENOENT */
+int vv_meta_snap_get_id(struct vv_meta *m, uint32_t id, struct vv_snap_row *out);
+/* Every snapshot in id (= creation) order; cb non-zero stops. */
+int vv_meta_snap_list(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_snap_row *r), void *ctx);
+/* Is collection coll used by any snapshot (its key must stay)? */
+int vv_meta_snap_uses_coll(struct vv_meta *m, uint32_t coll, bool *used);
+/* fsck: each snapshot's references, one per (snapshot, distinct chunk). */
+int vv_meta_snap_chunk_iter(struct vv_meta *m, int (*cb)(void *ctx, uint32_t sid, const uint8_t *chunk),
+			    void *ctx);
+/* fsck: structural problems of snapshot sid (entries without inodes,
+ * extents of missing inodes), one line each to cb; returns how many. */
+int vv_meta_snap_check(struct vv_meta *m, uint32_t sid, void (*cb)(void *ctx, const char *line),
+		       void *ctx, uint64_t *problems);
+
+/* Restore: insert snapshot sid's inode real as live inode ino (new, from
+ * vv_meta_next_ino) with nlink and parent, with its xattrs and extents,
+ * taking the live tree's references on its chunks.  The entry naming it
+ * is the caller's (vv_meta_dirent_add). */
+int vv_meta_snap_restore_inode(struct vv_meta *m, uint32_t sid, uint64_t real, uint64_t ino,
+			       uint32_t nlink, uint64_t parent);
+/* A savepoint inside the open transaction: _end(m, r) releases it, or
+ * rolls back to it first when r < 0; returns r. */
+int vv_meta_savepoint(struct vv_meta *m);
+int vv_meta_savepoint_end(struct vv_meta *m, int r);
 /* Vault users and API keys (meta_user.c; tables in docs/format.md).  Ids
  * are never reused (AUTOINCREMENT), so a key of a deleted user can never
  * belong to a later user of the same name.  pwhash: libsodium's Argon2id

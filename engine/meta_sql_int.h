@@ -43,11 +43,36 @@ struct meta_feature {
 	int (*schema)(struct vv_meta *m);
 };
 
+/* A row's inode columns (gen, mode, ... stored, in the inodes table's
+ * order) and extent columns (fblock, chunk, off, len, slot) from c0 on. */
+int meta_read_inode(sqlite3_stmt *s, int c0, struct vv_inode_row *r);
+int meta_read_extent(sqlite3_stmt *s, int c0, struct vv_extent *e);
+
 /* ---- roles (meta_role.c) ---- */
 int meta_role_schema(struct vv_meta *m);
 /* ---- grants (meta_grant.c) ---- */
 int meta_grant_schema(struct vv_meta *m);
 
+/* ---- snapshots (meta_snap.c) ---- */
+int meta_snap_schema(struct vv_meta *m);
+/* meta.c's read queries on the snapshot tables (same columns and
+ * parameters, the snapshot id as ?9), and the rows a snapshot's view
+ * translates: sid 0 leaves r alone. */
+extern const char meta_snap_q_ino_get[], meta_snap_q_data_get[], meta_snap_q_de_get[],
+	meta_snap_q_de_list[], meta_snap_q_de_plus[], meta_snap_q_de_find[], meta_snap_q_x_get[],
+	meta_snap_q_x_list[], meta_snap_q_x_any[], meta_snap_q_e_load[];
+void meta_xlate_row(uint32_t sid, struct vv_inode_row *r);
+/* What meta.c cannot read from the snapshot tables: the .snapshots
+ * directory (its attributes, its entries: one per snapshot, cookie = id)
+ * and the names of .snapshots and of each snapshot's root. */
+int meta_snap_dir_row(struct vv_meta *m, struct vv_inode_row *r);
+int meta_snap_dir_lookup(struct vv_meta *m, const char *name, uint64_t *ino);
+int meta_snap_dir_list(struct vv_meta *m, uint64_t after, int max,
+		       int (*cb)(void *ctx, uint64_t cookie, const char *name, uint64_t ino, uint32_t mode),
+		       int (*cbp)(void *ctx, uint64_t cookie, const char *name,
+				  const struct vv_inode_row *r, bool xattrs),
+		       void *ctx);
+int meta_snap_root_name(struct vv_meta *m, uint64_t vino, uint64_t *parent, char *name, size_t cap);
 /* ---- vault users and API keys (meta_user.c) ---- */
 int meta_user_schema(struct vv_meta *m);
 /* ---- trash (meta_trash.c) ---- */

@@ -19,6 +19,7 @@
 
 #include "crypto_int.h"
 #include "os.h"
+#include "snap_int.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -53,6 +54,11 @@ static void *ticker(void *arg)
 			last_flush = now;
 		}
 		trash_tick(v, now);
+		if (v->snaps.every && now >= v->snaps.next) {
+			pthread_mutex_unlock(&v->mu);
+			vault_snap_tick(v);
+			pthread_mutex_lock(&v->mu);
+		}
 		if (now - last_anchor > ANCHOR_MS * 1000000LL) {
 			vault_commit_anchor(v);
 			last_anchor = now;
@@ -283,6 +289,10 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		if ((r = vv_meta_upgrade(v->meta)) < 0 || (r = recover_orphans(v)) < 0 ||
 		    (r = vault_commit_anchor(v)) < 0)
 			goto fail;
+		v->snaps = (struct vault_snap_sched){ .every = o->snap_every,
+			.keep_hourly = o->snap_keep_hourly, .keep_daily = o->snap_keep_daily,
+			.keep_weekly = o->snap_keep_weekly, .keep_monthly = o->snap_keep_monthly };
+		vault_snap_schedule_init(v);
 	}
 
 	if (!(o->flags & VV_VAULT_NO_AUDIT)) {

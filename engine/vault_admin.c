@@ -21,6 +21,7 @@ static const struct vault_admin_verb *const tables[] = {
 	vault_admin_core_verbs,
 	vault_trash_verbs,
 	vault_role_verbs,
+	vault_snap_verbs,
 	vault_user_verbs,
 	vault_grant_verbs,
 	vault_remote_verbs,
@@ -150,12 +151,14 @@ bool vault_admin_is_owner(struct vv_vault *v, const struct vv_ident *peer)
 	return ok;
 }
 
-int vault_admin_resolve_as(struct vv_vault *v, const struct vv_ident *peer, const char *path,
-			   uint64_t *ino)
+/* The walk of vault_admin_resolve_as/_at: from start, with peer's search
+ * checks when peer is not NULL. */
+static int resolve_from(struct vv_vault *v, const struct vv_ident *peer, uint64_t start,
+			const char *path, uint64_t *ino)
 {
 	struct vv_ctx c = { .id = peer ? *peer : (struct vv_ident){ 0 } };
 	char name[256];
-	uint64_t cur = VV_ROOT_INO;
+	uint64_t cur = start;
 	const char *p = path;
 	int r = 0;
 
@@ -195,9 +198,20 @@ int vault_admin_resolve_as(struct vv_vault *v, const struct vv_ident *peer, cons
 	return 0;
 }
 
+int vault_admin_resolve_as(struct vv_vault *v, const struct vv_ident *peer, const char *path,
+			   uint64_t *ino)
+{
+	return resolve_from(v, peer, VV_ROOT_INO, path, ino);
+}
+
+int vault_admin_resolve_at(struct vv_vault *v, uint64_t start, const char *path, uint64_t *ino)
+{
+	return resolve_from(v, NULL, start, path, ino);
+}
+
 int vault_admin_resolve(struct vv_vault *v, const char *path, uint64_t *ino)
 {
-	return vault_admin_resolve_as(v, NULL, path, ino);
+	return resolve_from(v, NULL, VV_ROOT_INO, path, ino);
 }
 
 static const struct vault_admin_verb *find_verb(const char *name)

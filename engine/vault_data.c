@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "crypto_int.h"
+#include "snap_int.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -709,6 +710,8 @@ int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		r = VV_EISDIR;
 		goto out;
 	}
+	if ((mask & VV_MAY_WRITE) && (r = vault_snap_ro(ino)) < 0)
+		goto out;
 	if ((flags & VV_OPEN_EXEC) && !S_ISREG(n->a.mode)) {
 		r = VV_EACCES;
 		goto out;

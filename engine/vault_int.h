@@ -229,6 +229,14 @@ struct vault_trash {
 	int64_t swept;                   /* the last retention sweep */
 };
 
+/* Scheduled snapshots and their retention (vault_snap.c): set at open from
+ * vv_vault_opts; next is touched by the ticker thread only. */
+struct vault_snap_sched {
+	uint32_t every;                  /* seconds between snapshots; 0 = off */
+	uint32_t keep_hourly, keep_daily, keep_weekly, keep_monthly;
+	int64_t next;                    /* when the next one is due (ns) */
+};
+
 /* An open vault: the store and its modules, then one part per concern. */
 struct vv_vault {
 	struct vv_store *store;
@@ -250,6 +258,7 @@ struct vv_vault {
 	struct vault_ticker tick;
 	struct vault_sealer seal;
 	struct vault_trash trash;
+	struct vault_snap_sched snaps;
 
 	vv_inval_fn inval;               /* kernel-cache invalidation (fs/) */
 	void *inval_ctx;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "crypto_int.h"
+#include "snap_int.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -104,6 +105,12 @@ int vault_coll_new(struct vv_vault *v, uint32_t *id)
 /* Crypto-shredding: the collection's key is gone with its row. */
 int vault_coll_drop(struct vv_vault *v, uint32_t id)
 {
+	bool kept = false;
+
+	/* A snapshot still holds files of the collection: its key stays
+	 * until the last such snapshot is deleted (vault_snap_delete). */
+	if (vv_meta_snap_uses_coll(v->meta, id, &kept) < 0 || kept)
+		return 0;
 	for (size_t i = 0; i < v->keys.n; i++)
 		if (v->keys.colls[i].id == id) {
 			vv_secure_free(v->keys.colls[i].key);

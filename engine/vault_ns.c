@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "crypto_int.h"
+#include "snap_int.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -108,7 +109,8 @@ int vv_vault_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		}
 		if (r == VV_ENOENT) {
 			memset(out, 0, sizeof(*out));
-			out->cacheable = node_chain_ok(v, d);
+			/* .snapshots gains names without a request there */
+			out->cacheable = parent != VV_SNAPDIR_INO && node_chain_ok(v, d);
 		}
 		goto out;
 	}
@@ -211,7 +213,8 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		r = VV_EROFS;
 		goto out;
 	}
-	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0)
+	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
+	    (r = vault_snap_ro(ino)) < 0)
 		goto out;
 	if (trash_in(v, n)) {
 		r = VV_EROFS;                            /* the trash is read-only */
@@ -387,7 +390,8 @@ static int make(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, con
 		r = VV_EROFS;
 		goto out;
 	}
-	if ((r = vault_audit_gate(v)) < 0 || (r = get_dir(v, parent, &d)) < 0)
+	if ((r = vault_audit_gate(v)) < 0 || (r = get_dir(v, parent, &d)) < 0 ||
+	    (r = vault_snap_ro(parent)) < 0)
 		goto out;
 	if ((r = node_check(v, c, d, VV_MAY_WRITE | VV_MAY_EXEC)) < 0)
 		goto out;
@@ -607,7 +611,8 @@ int vv_vault_link(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		goto out;
 	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
-	    (r = get_dir(v, newparent, &d)) < 0)
+	    (r = get_dir(v, newparent, &d)) < 0 || (r = vault_snap_ro(ino)) < 0 ||
+	    (r = vault_snap_ro(newparent)) < 0)
 		goto out;
 	if (S_ISDIR(n->a.mode)) {
 		r = VV_EPERM;
@@ -734,7 +739,7 @@ static int remove_op(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent
 		return r;
 	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = get_dir(v, parent, &d)) < 0 ||
-	    (r = check_name(name)) < 0)
+	    (r = vault_snap_ro(parent)) < 0 || (r = check_name(name)) < 0)
 		goto out;
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
 		r = dir ? (strcmp(name, ".") == 0 ? VV_EINVAL : VV_ENOTEMPTY) : VV_EISDIR;
@@ -749,6 +754,10 @@ static int remove_op(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent
 	}
 	if ((r = node_get(v, ino, &n)) < 0)
 		goto out;
+	if (vv_snap_ino(ino)) {
+		r = VV_EPERM;                /* the root's .snapshots: docs/design.md "Snapshots" */
+		goto out;
+	}
 	node_perm(v, d, &pd);
 	node_perm(v, n, &pn);
 	if ((r = vv_access_may_delete(&c->id, &pd, &pn)) < 0)
@@ -857,6 +866,7 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		goto out;
 	}
 	if ((r = get_dir(v, parent, &od)) < 0 || (r = get_dir(v, newparent, &nd)) < 0 ||
+	    (r = vault_snap_ro(parent)) < 0 || (r = vault_snap_ro(newparent)) < 0 ||
 	    (r = check_name(name)) < 0 || (r = check_name(newname)) < 0)
 		goto out;
 	if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(newname, ".") || !strcmp(newname, "..")) {
@@ -885,6 +895,10 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		goto out;
 	}
 	r = 0;
+	if (vv_snap_ino(ino) || (t && vv_snap_ino(tino))) {
+		r = VV_EPERM;                /* the root's .snapshots */
+		goto out;
+	}
 	if ((flags & VV_RENAME_EXCHANGE) && !t) {
 		r = VV_ENOENT;
 		goto out;
@@ -1217,7 +1231,8 @@ int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, in
 			r = VV_EROFS;
 		else if (r == 0 && (m & VV_MAY_EXEC) && !S_ISDIR(a.mode))
 			r = VV_EACCES;
-	} else if ((r = node_get(v, ino, &n)) == 0) {
+	} else if ((r = node_get(v, ino, &n)) == 0 &&
+		   (!(m & VV_MAY_WRITE) || (r = vault_snap_ro(ino)) == 0)) {
 		r = node_check(v, c, n, m);
 		if (r == 0 && (m & VV_MAY_WRITE) && trash_in(v, n))
 			r = VV_EROFS;

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "snap_int.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -73,7 +74,10 @@ static const char *vault_id_value(struct vv_vault *v, const char *name)
 
 static bool is_collection(struct node *n)
 {
-	return S_ISDIR(n->a.mode) && n->a.parent == VV_ROOT_INO && n->ino != VV_ROOT_INO;
+	/* a directory in the root of the vault or of a snapshot (not
+	 * .snapshots itself) */
+	return S_ISDIR(n->a.mode) && vault_snap_is_root(n->a.parent) && !vault_snap_is_root(n->ino) &&
+	       n->ino != VV_SNAPDIR_INO;
 }
 
 /* The primary name of n, for recognising segment files. */
@@ -255,7 +259,7 @@ int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		goto out;
 	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
-	    (r = xattr_perm(v, c, n, ns, true)) < 0)
+	    (r = vault_snap_ro(ino)) < 0 || (r = xattr_perm(v, c, n, ns, true)) < 0)
 		goto out;
 	if (trash_in(v, n)) {
 		r = VV_EROFS;                            /* the trash is read-only */
@@ -491,7 +495,7 @@ int vv_vault_removexattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t in
 		goto out;
 	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
-	    (r = xattr_perm(v, c, n, ns, true)) < 0)
+	    (r = vault_snap_ro(ino)) < 0 || (r = xattr_perm(v, c, n, ns, true)) < 0)
 		goto out;
 	if (trash_in(v, n)) {
 		r = VV_EROFS;

@@ -107,6 +107,10 @@ int cmd_fsck(int argc, char **argv)
 	       "%llu blocks checked\n", store, (unsigned long long)rep.inodes,
 	       (unsigned long long)rep.dirs, (unsigned long long)rep.files,
 	       (unsigned long long)rep.chunks, (unsigned long long)rep.blocks_checked);
+	if (rep.snapshots)
+		printf("%s: %llu snapshots holding %llu chunk references (counted with the live "
+		       "tree's)\n", store, (unsigned long long)rep.snapshots,
+		       (unsigned long long)rep.snapshot_refs);
 	printf("%s: %llu damaged, %llu missing chunks, %llu errors, "
 	       "%llu orphan chunks (%llu freed), %llu orphan inodes (%llu freed)\n",
 	       store, (unsigned long long)rep.damaged,

@@ -49,6 +49,8 @@ static const char usage[] =
 	"                      [--accept-rollback] [--audit-lookups] [--no-audit]\n"
 	"                      [--log FILE] [--pid-file FILE] [--knn-cache SIZE]\n"
 	"                      [--trash-days N]\n"
+	"                      [--snapshot-every DUR [--keep-hourly N] [--keep-daily N]\n"
+	"                       [--keep-weekly N] [--keep-monthly N]]\n"
 	"Mount the vault in STORE at the directory MNT.\n"
 	"  -f, --foreground   stay in the foreground (log to stderr)\n"
 	"  -d, --debug        trace every FUSE request (implies -f)\n"
@@ -69,6 +71,13 @@ static const char usage[] =
 	"  --trash-days N     keep removed files in MNT/.trash for N days (default\n"
 	"                     30; 0: removals are final).  N with an 's' suffix\n"
 	"                     counts seconds (for tests only)\n"
+	"  --snapshot-every DUR  take a snapshot every DUR (30s, 15m, 1h, 1d; default\n"
+	"                     never), visible under MNT/.snapshots/\n"
+	"  --keep-hourly N, --keep-daily N, --keep-weekly N, --keep-monthly N\n"
+	"                     after each scheduled snapshot, keep the newest scheduled\n"
+	"                     one of each of the last N hours/days/weeks/months (UTC)\n"
+	"                     and delete the other scheduled ones, like restic forget;\n"
+	"                     none given: keep all.  Snapshots made by hand are kept\n"
 	"Remote clients (vv://, docs/remote.md):\n"
 	"  --listen ADDR:PORT also serve vv:// clients on this address over TLS 1.3\n"
 	"                     ([IPV6]:PORT for IPv6; one address = a private link)\n"
@@ -100,6 +109,7 @@ struct mount_args {
 	bool knn_off;
 	size_t knn_cache;
 	int64_t trash_secs;
+	uint32_t snap_every, keep[4];    /* seconds; hourly, daily, weekly, monthly */
 	struct vv_fs_opts fo;
 	char store_abs[PATH_MAX], mnt_abs[PATH_MAX];
 	char log_abs[PATH_MAX], pid_abs[PATH_MAX], audit_abs[PATH_MAX];
@@ -111,6 +121,45 @@ struct mount_args {
 	size_t nallow;
 	char cert_abs[PATH_MAX], key_abs[PATH_MAX], ca_abs[PATH_MAX];
 };
+
+/* "90", "30s", "15m", "1h", "1d", "1w": seconds, at least 1, at most a year. */
+static int parse_dur(const char *s, uint32_t *out)
+{
+	unsigned long long v, mul = 1;
+	char *end;
+
+	if (!*s || *s < '0' || *s > '9')
+		return -1;
+	v = strtoull(s, &end, 10);
+	if (*end && end[1])
+		return -1;
+	switch (*end) {
+	case 0: case 's': break;
+	case 'm': mul = 60; break;
+	case 'h': mul = 3600; break;
+	case 'd': mul = 86400; break;
+	case 'w': mul = 7 * 86400; break;
+	default: return -1;
+	}
+	if (v == 0 || v > 366ULL * 86400 / mul)
+		return -1;
+	*out = (uint32_t)(v * mul);
+	return 0;
+}
+
+static int parse_count(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!*s || *s < '0' || *s > '9')
+		return -1;
+	v = strtoul(s, &end, 10);
+	if (*end || v > 100000)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
 
 /* "0", "4096", "512M", "8G", "1T" (powers of 1024). */
 static int parse_size(const char *s, size_t *out)
@@ -303,6 +352,11 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 	vo.knn_off = a->knn_off;
 	vo.knn_cache_bytes = a->knn_cache;
 	vo.trash_secs = a->trash_secs;
+	vo.snap_every = a->snap_every;
+	vo.snap_keep_hourly = a->keep[0];
+	vo.snap_keep_daily = a->keep[1];
+	vo.snap_keep_weekly = a->keep[2];
+	vo.snap_keep_monthly = a->keep[3];
 	if (a->accept_rollback)
 		vo.flags |= VV_VAULT_ACCEPT_ROLLBACK;
 	if (a->fo.ro)
@@ -446,6 +500,11 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 		{ "allow", required_argument, NULL, 1004 },
 		{ "client-ca", required_argument, NULL, 1005 },
 		{ "trash-days", required_argument, NULL, 'T' },
+		{ "snapshot-every", required_argument, NULL, 'S' },
+		{ "keep-hourly", required_argument, NULL, '1' },
+		{ "keep-daily", required_argument, NULL, '2' },
+		{ "keep-weekly", required_argument, NULL, '3' },
+		{ "keep-monthly", required_argument, NULL, '4' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -494,6 +553,20 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 			a.trash_secs = (int64_t)n * (secs ? 1 : 86400);
 			break;
 		}
+		case 'S':
+			if (parse_dur(optarg, &a.snap_every) < 0) {
+				die_msg("mount", "bad --snapshot-every '%s' (a duration such as 30s, "
+					"15m, 1h, 1d or 1w, at most a year)", optarg);
+				return 2;
+			}
+			break;
+		case '1': case '2': case '3': case '4':
+			if (parse_count(optarg, &a.keep[opt - '1']) < 0) {
+				die_msg("mount", "bad --%s '%s' (a count, 0 to 100000)",
+					(const char *[]){ "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly" }[opt - '1'], optarg);
+				return 2;
+			}
+			break;
 		case 'o':
 			if (parse_o(&a, optarg) < 0)
 				return 2;
@@ -549,6 +622,10 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 				"host bits zero, e.g. 10.0.0.0/8, fd00::/8, 0.0.0.0/0)", a.allow[i]);
 			return 2;
 		}
+	}
+	if (!a.snap_every && (a.keep[0] || a.keep[1] || a.keep[2] || a.keep[3])) {
+		die_msg("mount", "--keep-* applies to scheduled snapshots: give --snapshot-every too");
+		return 2;
 	}
 	if (a.src.file && a.src.cmd) {
 		die_msg("mount", "--passfile and --extpass exclude each other");

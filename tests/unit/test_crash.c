@@ -29,7 +29,9 @@
  * newer one (byte-wise: each byte comes from the fsync'd version or a later
  * one, zero only where a later version left a hole; size is the size of one
  * of those versions).  Namespace: names untouched since the last completed
- * fsync/sync exist exactly as then.
+ * fsync/sync exist exactly as then.  The workload also takes and deletes
+ * snapshots: every cut must fsck clean with them (their chunk references
+ * counted, nothing they name missing).
  *
  * Env: VV_CRASH_SEED (default fixed), VV_CRASH_CUTS (default 200),
  * VV_CRASH_STEPS (workload steps, default 70), VV_CRASH_KEEP=1 keeps the
@@ -53,6 +55,7 @@
 #include <unistd.h>
 
 #include "os.h"
+#include "snap_int.h"
 #include "tap.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -749,6 +752,8 @@ static void fill_pattern(uint8_t *b, size_t n, uint64_t *rs)
 #define CHECKW(cond, what) do { if (!(cond)) { fprintf(stderr, "workload: %s failed (%d)\n", what, (int)(r)); return -1; } } while (0)
 
 /* One workload step on file slot/name.  Returns 0 or -1 (unexpected error). */
+static int snaps_made, snaps_deleted;
+
 static int run_workload(struct vv_vault *v, uint64_t seed, int steps)
 {
 	uint64_t rs = seed ^ 0x1234567;
@@ -907,6 +912,22 @@ static int run_workload(struct vv_vault *v, uint64_t seed, int steps)
 			r = vv_vault_sync(v);
 			CHECKW(r == 0, "sync");
 			durable_point(-1, log_len());
+			continue;
+		} else if (what >= 94) {
+			/* snapshots: create (flushes and commits; not counted as a
+			 * durable point here), or delete the oldest, whose chunks
+			 * may be freed; every cut must still fsck clean, with no
+			 * chunk missing that a snapshot or file names */
+			char sn[32];
+			if (what >= 98 && snaps_deleted < snaps_made) {
+				snprintf(sn, sizeof(sn), "s%d", snaps_deleted++);
+				r = vault_snap_delete(v, sn);
+				CHECKW(r == 0, "snapshot delete");
+			} else {
+				snprintf(sn, sizeof(sn), "s%d", snaps_made++);
+				r = vault_snap_create(v, sn, 0, 0, NULL);
+				CHECKW(r == 0, "snapshot create");
+			}
 			continue;
 		} else {
 			/* fsync only */
@@ -1316,9 +1337,10 @@ int main(void)
 	recording = false;
 	vv_os_set(NULL);
 	size_t total = nops;
-	snprintf(line, sizeof(line), "%zu recorded operations, %d files, %zu durable points",
-		 total, nwf, ncps);
+	snprintf(line, sizeof(line), "%zu recorded operations, %d files, %zu durable points, "
+		 "%d snapshots taken, %d deleted", total, nwf, ncps, snaps_made, snaps_deleted);
 	tap_diag(line);
+	ok(snaps_made > 0, "the workload took snapshots");
 	ok(total > 100, "the workload recorded operations");
 
 	if (getenv("VV_CRASH_DUMP")) {

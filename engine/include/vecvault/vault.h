@@ -93,6 +93,12 @@ struct vv_vault_opts {
 	int64_t trash_secs;          /* how long removed files and directories stay
 	                                in MNT/.trash (seconds); 0: removals are
 	                                final (the CLI's default is 30 days) */
+	/* Scheduled snapshots (docs/design.md "Snapshots"): every snap_every
+	 * seconds the daemon takes one (0: never); after each, retention
+	 * deletes scheduled ones (never those made by hand) in the shape of
+	 * restic forget --keep-hourly/daily/weekly/monthly (all 0: keep all). */
+	uint32_t snap_every;
+	uint32_t snap_keep_hourly, snap_keep_daily, snap_keep_weekly, snap_keep_monthly;
 	vv_progress_fn progress;     /* long work reports here (vv_vault_fsck:
 	                                blocks checked); NULL = nobody asks */
 	void *progress_ctx;
@@ -311,6 +317,8 @@ struct vv_fsck_report {
 	uint64_t orphan_chunks, orphan_chunks_freed;
 	uint64_t orphan_inodes, orphan_inodes_freed;
 	uint64_t errors;             /* structural problems */
+	uint64_t snapshots;          /* snapshots checked */
+	uint64_t snapshot_refs;      /* chunk references they hold (one per chunk each) */
 };
 /* Report sink for fsck findings: one line each, e.g.
  * "damaged: /coll/seg.fvecs block 3 (chunk ab12..): authentication failed". */
