@@ -874,7 +874,7 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		goto out;
 	}
 	if (trash_reserved(newparent, newname) || trash_reserved(parent, name)) {
-		r = trash_reserved(newparent, newname) ? VV_EEXIST : VV_EPERM;
+		r = VV_EPERM;                /* .trash, .snapshots: never replaced or moved */
 		goto out;
 	}
 	/* Nothing moves into the trash or within it (out of a trashed tree

@@ -46,7 +46,7 @@ echo x > "$M/products/live"
 expect_errno EROFS rename "$M/products/live" "$M/.trash/files/live"
 expect_errno EROFS link "$M/products/live" "$M/.trash/files/live"
 mkdir "$M/products/dir"
-expect_errno EEXIST rename "$M/products/dir" "$M/.trash"
+expect_errno EPERM rename "$M/products/dir" "$M/.trash"
 
 # restore by mv; into another collection is EXDEV (mv then copies: use rename)
 mkdir "$M/other"

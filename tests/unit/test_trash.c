@@ -225,8 +225,8 @@ int main(void)
 	       "rename into the trash: EROFS");
 	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, ".trash", 0755, &a), VV_EEXIST, "mkdir /.trash: EEXIST");
 	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, ".snapshots", 0755, &a), VV_EEXIST, "mkdir /.snapshots: EEXIST");
-	is_int(vv_vault_rename(v, &root_c, prod.ino, "p2", VV_ROOT_INO, ".trash", 0), VV_EEXIST,
-	       "rename onto /.trash: EEXIST");
+	is_int(vv_vault_rename(v, &root_c, prod.ino, "p2", VV_ROOT_INO, ".trash", 0), VV_EPERM,
+	       "rename onto /.trash: EPERM");
 	is_int(vv_vault_rmdir(v, &root_c, VV_ROOT_INO, ".trash"), VV_EPERM, "rmdir /.trash: EPERM");
 
 	/* --- restore by mv, collisions -------------------------------------- */
