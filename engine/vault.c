@@ -53,7 +53,7 @@ static void *ticker(void *arg)
 			pthread_mutex_lock(&v->mu);
 			last_flush = now;
 		}
-		trash_tick(v, now);
+		vault_trash_tick(v, now);
 		if (v->snaps.every && now >= v->snaps.next) {
 			pthread_mutex_unlock(&v->mu);
 			vault_snap_tick(v);
@@ -165,8 +165,8 @@ static int recover_orphans(struct vv_vault *v)
 	r = vv_meta_inode_iter(v->meta, free_orphan, ctx);
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		struct node *nd;
-		if ((r = node_get(v, list[i], &nd)) == 0)
-			node_put(v, nd);      /* no links, no users: deleted */
+		if ((r = vault_node_get(v, list[i], &nd)) == 0)
+			vault_node_put(v, nd);      /* no links, no users: deleted */
 	}
 	if (r == 0 && n)
 		vv_log(VV_LOG_INFO, "vault: freed %zu unlinked inode(s) left by a crash", n);
@@ -283,7 +283,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 			     res < VV_RESERVE_MIN ? VV_RESERVE_MIN : (uint32_t)res;
 	}
 	if ((r = vv_content_open(dir, o->cache_bytes ? o->cache_bytes : VV_CONTENT_DEFAULT_CACHE,
-				 &v->content)) < 0 || (r = data_sealer_start(v)) < 0)
+				 &v->content)) < 0 || (r = vault_data_sealer_start(v)) < 0)
 		goto fail;
 	if (!(o->flags & VV_VAULT_READONLY)) {
 		if ((r = vv_meta_upgrade(v->meta)) < 0 || (r = recover_orphans(v)) < 0 ||
@@ -338,7 +338,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 			long pages = sysconf(_SC_PHYS_PAGES), pg = sysconf(_SC_PAGESIZE);
 			cap = pages > 0 && pg > 0 ? (size_t)pages / 4 * (size_t)pg : (size_t)1 << 30;
 		}
-		if ((r = knn_cache_open(v, cap)) < 0)
+		if ((r = vault_knn_cache_open(v, cap)) < 0)
 			goto fail;
 	}
 	v->purpose = o->purpose ? o->purpose : "open";
@@ -346,7 +346,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	vault_audit(v, NULL, v->purpose, VV_ROOT_INO, 0, NULL, 0, dir);
 	pthread_mutex_unlock(&v->mu);
 	/* After the open record: purges of expired items are audited. */
-	if ((r = trash_open(v, o->trash_secs > 0 ? o->trash_secs * 1000000000LL : 0)) < 0)
+	if ((r = vault_trash_open(v, o->trash_secs > 0 ? o->trash_secs * 1000000000LL : 0)) < 0)
 		goto fail;
 	v->tick.run = true;
 	if (pthread_create(&v->tick.thread, NULL, ticker, v) != 0) {
@@ -367,7 +367,7 @@ int vv_vault_close(struct vv_vault *v)
 
 	if (!v)
 		return 0;
-	knn_cache_close(v);                 /* background fills stop first */
+	vault_knn_cache_close(v);                 /* background fills stop first */
 	if (v->tick.run) {
 		pthread_mutex_lock(&v->mu);
 		v->tick.run = false;
@@ -390,7 +390,7 @@ int vv_vault_close(struct vv_vault *v)
 		}
 		pthread_mutex_unlock(&v->mu);
 	}
-	data_sealer_stop(v);                /* nothing queued after flush_all */
+	vault_data_sealer_stop(v);                /* nothing queued after flush_all */
 	if (v->content)
 		vault_unlink_freed(v, false);
 	if (v->aud.log) {
@@ -404,8 +404,8 @@ int vv_vault_close(struct vv_vault *v)
 			pthread_mutex_unlock(&v->mu);
 		}
 	}
-	data_files_free(v);
-	node_table_free(v);
+	vault_data_files_free(v);
+	vault_node_table_free(v);
 	{
 		int r2 = vv_meta_close(v->meta);
 		if (r == 0)

@@ -186,9 +186,9 @@ static int resolve_from(struct vv_vault *v, const struct vv_ident *peer, uint64_
 			return VV_ENOTDIR;
 		/* As a lookup would: search permission on every directory
 		 * walked through, before the name is looked at. */
-		if (peer && (r = node_get(v, cur, &n)) == 0) {
-			r = node_check(v, &c, n, VV_MAY_EXEC);
-			node_put(v, n);
+		if (peer && (r = vault_node_get(v, cur, &n)) == 0) {
+			r = vault_node_check(v, &c, n, VV_MAY_EXEC);
+			vault_node_put(v, n);
 		}
 		if (r < 0 || (r = vv_meta_dirent_get(v->meta, cur, name, &cur)) < 0)
 			return r;

@@ -35,7 +35,7 @@ static void entry_path(struct vv_vault *v, uint64_t parent, const char *name, ch
 	if (nl > VV_NAME_MAX)
 		nl = VV_NAME_MAX;
 	if (parent != VV_ROOT_INO) {
-		node_path(v, parent, buf, 4096);
+		vault_node_path(v, parent, buf, 4096);
 		pl = strlen(buf);
 	}
 	buf[pl] = '/';
@@ -86,7 +86,7 @@ void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uin
 	if (name)
 		entry_path(v, parent, name, path);
 	else
-		node_path(v, ino, path, sizeof(path));
+		vault_node_path(v, ino, path, sizeof(path));
 	rec_from(&rec, c, op, result, detail);
 	rec.path = path;
 	rec.ino = ino;
@@ -101,7 +101,7 @@ static void open_path(struct vv_vault *v, struct node *n, const struct vv_ctx *c
 	if (n->lname && n->lpid && n->lpid == c->id.pid)
 		entry_path(v, n->lparent, n->lname, buf);
 	else
-		node_path(v, n->ino, buf, 4096);
+		vault_node_path(v, n->ino, buf, 4096);
 }
 
 void vault_audit_open_denied(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
@@ -115,7 +115,7 @@ void vault_audit_open_denied(struct vv_vault *v, const struct vv_ctx *c, uint64_
 	if (n)
 		open_path(v, n, c, path);
 	else
-		node_path(v, ino, path, sizeof(path));
+		vault_node_path(v, ino, path, sizeof(path));
 	rec_from(&rec, c, "open", result, NULL);
 	rec.path = path;
 	rec.ino = ino;
@@ -145,7 +145,7 @@ void vault_file_owner(struct vv_vault *v, struct vv_file *fh, const struct vv_ct
 	fh->who.client = fh->client;
 	fh->who.user = NULL;
 	open_path(v, fh->n, c, path);
-	fh->path = strdup(path);         /* NULL: records fall back to node_path */
+	fh->path = strdup(path);         /* NULL: records fall back to vault_node_path */
 }
 
 void vault_file_free(struct vv_file *fh)
@@ -167,7 +167,7 @@ void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char
 	if (!v->aud.log)
 		return;
 	if (!fh->path)
-		node_path(v, fh->n->ino, path, sizeof(path));
+		vault_node_path(v, fh->n->ino, path, sizeof(path));
 	if (c) {
 		rec_from(&rec, c, op, result, detail);
 	} else {

@@ -220,7 +220,7 @@ static int load_ext_cb(void *ctx, const struct vv_extent *e)
 	return ext_set(ctx, e);
 }
 
-int data_load(struct vv_vault *v, struct node *n)
+int vault_data_load(struct vv_vault *v, struct node *n)
 {
 	uint8_t *data = NULL;
 	size_t len = 0;
@@ -397,7 +397,7 @@ static void seal_wait(struct vv_vault *v, struct node *n)
 	pthread_mutex_unlock(&v->seal.mu);
 }
 
-int data_flush(struct vv_vault *v, struct node *n)
+int vault_data_flush(struct vv_vault *v, struct node *n)
 {
 	int r = 0;
 
@@ -408,7 +408,7 @@ int data_flush(struct vv_vault *v, struct node *n)
 		n->a.stored = 0;
 		if ((r = vault_txn(v)) == 0 &&
 		    (r = vv_meta_inode_set_data(v->meta, n->ino, n->inl, n->a.size)) == 0 &&
-		    (r = node_save(v, n)) == 0)
+		    (r = vault_node_save(v, n)) == 0)
 			n->data_dirty = false;
 		pthread_mutex_unlock(&v->mu);
 		return r;
@@ -446,7 +446,7 @@ int data_flush(struct vv_vault *v, struct node *n)
 	/* Size and times now (the blocks' extents when their job is done). */
 	pthread_mutex_lock(&v->mu);
 	if ((r = vault_txn(v)) == 0 && (r = vv_meta_inode_set_data(v->meta, n->ino, NULL, 0)) == 0 &&
-	    (r = node_save(v, n)) == 0)
+	    (r = vault_node_save(v, n)) == 0)
 		n->data_dirty = false;
 	pthread_mutex_unlock(&v->mu);
 	return r;
@@ -490,7 +490,7 @@ static void seal_one(struct vv_vault *v, struct seal_job *j)
 			n->a.stored += ext[k].len;
 		}
 		if (r == 0)
-			r = node_save(v, n);
+			r = vault_node_save(v, n);
 		pthread_mutex_unlock(&v->mu);
 	}
 	/* The job's blocks leave the sealing list; on failure they go back to
@@ -533,7 +533,7 @@ static void seal_one(struct vv_vault *v, struct seal_job *j)
 	pthread_cond_broadcast(&v->seal.done);
 	pthread_mutex_unlock(&v->seal.mu);
 	pthread_mutex_lock(&v->mu);
-	node_put(v, n);
+	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 }
 
@@ -564,7 +564,7 @@ static void *sealer(void *arg)
 	return NULL;
 }
 
-int data_sealer_start(struct vv_vault *v)
+int vault_data_sealer_start(struct vv_vault *v)
 {
 	static const struct vault_listener data_listener = { .deleted = data_release_all };
 
@@ -580,7 +580,7 @@ int data_sealer_start(struct vv_vault *v)
 	return 0;
 }
 
-void data_sealer_stop(struct vv_vault *v)
+void vault_data_sealer_stop(struct vv_vault *v)
 {
 	if (v->seal.run) {
 		pthread_mutex_lock(&v->seal.mu);
@@ -597,14 +597,14 @@ void data_sealer_stop(struct vv_vault *v)
 	v->seal.npool = 0;
 }
 
-int data_truncate(struct vv_vault *v, struct node *n, uint64_t size)
+int vault_data_truncate(struct vv_vault *v, struct node *n, uint64_t size)
 {
 	const uint8_t *key = NULL;
 	uint64_t old, from;
 	uint32_t within;
 	int r;
 
-	if ((r = data_load(v, n)) < 0)
+	if ((r = vault_data_load(v, n)) < 0)
 		return r;
 	while (n->jobs) {
 		/* Blocks in flight could land past the new end: let them land. */
@@ -664,7 +664,7 @@ done:
 	pthread_mutex_unlock(&v->mu);
 	vault_data_changed(v, n);
 	n->data_dirty = true;
-	return data_flush(v, n);
+	return vault_data_flush(v, n);
 }
 
 /* --- handles ---------------------------------------------------------------- */
@@ -696,13 +696,13 @@ int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	if (trash_virt(ino)) {
 		free(f);
 		if ((r = vault_audit_gate(v)) == 0)
-			r = trash_open_info(v, c, ino, flags, fh);   /* audits itself */
+			r = vault_trash_open_info(v, c, ino, flags, fh);   /* audits itself */
 		pthread_mutex_unlock(&v->mu);
 		return r;
 	}
-	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0)
+	if ((r = vault_audit_gate(v)) < 0 || (r = vault_node_get(v, ino, &n)) < 0)
 		goto out;
-	if ((mask & VV_MAY_WRITE) && trash_in(v, n)) {
+	if ((mask & VV_MAY_WRITE) && vault_trash_in(v, n)) {
 		r = VV_EROFS;                            /* the trash is read-only */
 		goto out;
 	}
@@ -716,13 +716,13 @@ int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		r = VV_EACCES;
 		goto out;
 	}
-	if ((r = node_check(v, c, n, mask)) < 0)
+	if ((r = vault_node_check(v, c, n, mask)) < 0)
 		goto out;
 	n->nopen++;
 	f->n = n;
 	f->flags = flags;
 	vault_file_owner(v, f, c);
-	data_file_track(v, f);
+	vault_data_file_track(v, f);
 	*keep_cache = n->open_gen == n->data_gen;
 	n->open_gen = n->data_gen;
 out:
@@ -730,7 +730,7 @@ out:
 		vault_audit_open_denied(v, c, ino, n, flags, r);
 	else if (!(flags & O_TRUNC) || !S_ISREG(n->a.mode))
 		vault_audit_file(v, c, "open", f, 0);
-	node_put(v, n);
+	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	if (r < 0) {
 		vault_file_free(f);
@@ -739,17 +739,17 @@ out:
 	if ((flags & O_TRUNC) && S_ISREG(n->a.mode)) {
 		struct vv_perm p;
 		pthread_rwlock_wrlock(&n->rw);
-		r = n->a.size ? data_truncate(v, n, 0) : 0;
+		r = n->a.size ? vault_data_truncate(v, n, 0) : 0;
 		pthread_mutex_lock(&v->mu);
 		if (r == 0) {
 			uint32_t mode;
-			node_perm(v, n, &p);
+			vault_node_perm(v, n, &p);
 			mode = vv_access_killpriv(&c->id, &p);
 			if (mode != n->a.mode && v->inval)
 				v->inval(v->inval_ctx, n->ino, NULL);
 			n->a.mode = mode;
 			n->a.mtime = n->a.ctime = vault_now();
-			r = node_save(v, n);
+			r = vault_node_save(v, n);
 		}
 		vault_audit_file(v, c, "open", f, r);
 		pthread_mutex_unlock(&v->mu);
@@ -765,7 +765,7 @@ out:
 }
 
 /* Take the data lock for reading with the data loaded. */
-int data_rdlock(struct vv_vault *v, struct node *n)
+int vault_data_rdlock(struct vv_vault *v, struct node *n)
 {
 	int r = 0;
 
@@ -774,7 +774,7 @@ int data_rdlock(struct vv_vault *v, struct node *n)
 		return 0;
 	pthread_rwlock_unlock(&n->rw);
 	pthread_rwlock_wrlock(&n->rw);
-	r = data_load(v, n);
+	r = vault_data_load(v, n);
 	pthread_rwlock_unlock(&n->rw);
 	if (r < 0)
 		return r;
@@ -784,7 +784,7 @@ int data_rdlock(struct vv_vault *v, struct node *n)
 
 /* Bytes [off, end) of n (end <= size) into out.  Under n->rw (read) with the
  * data loaded. */
-int data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, uint64_t end)
+int vault_data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, uint64_t end)
 {
 	const uint8_t *key = NULL;
 	int r;
@@ -809,14 +809,14 @@ int data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, ui
 	return 0;
 }
 
-int data_segment_probe(struct vv_vault *v, struct node *n, enum vv_seg_format f,
+int vault_data_segment_probe(struct vv_vault *v, struct node *n, enum vv_seg_format f,
 		       struct vv_segment_info *si, const char **why)
 {
 	uint8_t head[VV_VEC_PROBE_LEN];
 	uint64_t hl = n->a.size < sizeof(head) ? n->a.size : sizeof(head);
 	int r;
 
-	if ((r = data_read(v, n, head, 0, hl)) < 0)
+	if ((r = vault_data_read(v, n, head, 0, hl)) < 0)
 		return r;
 	return vv_segment_probe(f, head, (size_t)hl, n->a.size, si, why);
 }
@@ -891,7 +891,7 @@ ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf, size_t 
 		memcpy(buf, fh->virt + off, end - off);
 		return (ssize_t)(end - off);
 	}
-	if ((r = data_rdlock(v, n)) < 0)
+	if ((r = vault_data_rdlock(v, n)) < 0)
 		return r;
 	if (off >= n->a.size) {
 		pthread_rwlock_unlock(&n->rw);
@@ -899,7 +899,7 @@ ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf, size_t 
 	}
 	end = off + size < n->a.size ? off + size : n->a.size;
 	read_ahead(v, fh, n, off, end);
-	r = data_read(v, n, buf, off, end);
+	r = vault_data_read(v, n, buf, off, end);
 	pthread_rwlock_unlock(&n->rw);
 	if (r < 0)
 		return r;
@@ -929,7 +929,7 @@ ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 		n->seal_err = 0;
 		goto out;
 	}
-	if ((r = data_load(v, n)) < 0)
+	if ((r = vault_data_load(v, n)) < 0)
 		goto out;
 	if (fh->flags & O_APPEND)
 		off = n->a.size;
@@ -949,7 +949,7 @@ ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 		struct vv_perm p;
 		uint32_t mode;
 		pthread_mutex_lock(&v->mu);
-		node_perm(v, n, &p);
+		vault_node_perm(v, n, &p);
 		mode = vv_access_killpriv(&c->id, &p);
 		if (mode != n->a.mode) {
 			n->a.mode = mode;
@@ -991,7 +991,7 @@ ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 	pthread_mutex_unlock(&v->mu);
 	vault_data_changed(v, n);
 	if (n->ndirty >= VV_FLUSH_BLOCKS)
-		r = data_flush(v, n);
+		r = vault_data_flush(v, n);
 out:
 	pthread_rwlock_unlock(&n->rw);
 	if (r < 0) {
@@ -1010,7 +1010,7 @@ static int flush_node(struct vv_vault *v, struct node *n)
 	int r, e;
 
 	pthread_rwlock_wrlock(&n->rw);
-	r = data_flush(v, n);
+	r = vault_data_flush(v, n);
 	pthread_rwlock_unlock(&n->rw);
 	seal_wait(v, n);
 	e = __atomic_exchange_n(&n->seal_err, 0, __ATOMIC_ACQ_REL);
@@ -1039,7 +1039,7 @@ int vv_vault_fsync(struct vv_vault *v, struct vv_file *fh, bool datasync)
 	return r < 0 ? r : r2;
 }
 
-void data_file_track(struct vv_vault *v, struct vv_file *f)
+void vault_data_file_track(struct vv_vault *v, struct vv_file *f)
 {
 	f->prev = NULL;
 	f->next = v->files;
@@ -1048,7 +1048,7 @@ void data_file_track(struct vv_vault *v, struct vv_file *f)
 	v->files = f;
 }
 
-void data_files_free(struct vv_vault *v)
+void vault_data_files_free(struct vv_vault *v)
 {
 	size_t n = 0;
 
@@ -1100,7 +1100,7 @@ int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
 	if (fh->next)
 		fh->next->prev = fh->prev;
 	n->nopen--;
-	node_maybe_free(v, n);
+	vault_node_maybe_free(v, n);
 	pthread_mutex_unlock(&v->mu);
 	vault_file_free(fh);
 	return r;
@@ -1124,11 +1124,11 @@ int vv_vault_fallocate(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 		return 0;           /* chunks are written on demand: nothing to reserve */
 	pthread_rwlock_wrlock(&n->rw);
 	if (off + len > n->a.size) {
-		r = data_truncate(v, n, off + len);
+		r = vault_data_truncate(v, n, off + len);
 		if (r == 0) {
 			pthread_mutex_lock(&v->mu);
 			n->a.ctime = vault_now();
-			r = node_save(v, n);
+			r = vault_node_save(v, n);
 			pthread_mutex_unlock(&v->mu);
 		}
 	}
@@ -1136,7 +1136,7 @@ int vv_vault_fallocate(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 	return r;
 }
 
-int data_seek(struct node *n, uint64_t off, int whence, uint64_t *out)
+int vault_data_seek(struct node *n, uint64_t off, int whence, uint64_t *out)
 {
 	uint64_t size = n->a.size, fb;
 
@@ -1196,9 +1196,9 @@ int vv_vault_lseek(struct vv_vault *v, struct vv_file *fh, int64_t off, int when
 		*out = whence == SEEK_DATA ? off : (int64_t)fh->virt_len;
 		return 0;
 	}
-	if ((r = data_rdlock(v, n)) < 0)
+	if ((r = vault_data_rdlock(v, n)) < 0)
 		return r;
-	r = data_seek(n, (uint64_t)off, whence, &pos);
+	r = vault_data_seek(n, (uint64_t)off, whence, &pos);
 	pthread_rwlock_unlock(&n->rw);
 	if (r == 0)
 		*out = (int64_t)pos;
@@ -1238,7 +1238,7 @@ done:
 	}
 	pthread_mutex_lock(&v->mu);
 	for (size_t i = 0; i < n; i++)
-		node_put(v, list[i]);
+		vault_node_put(v, list[i]);
 	pthread_mutex_unlock(&v->mu);
 	free(list);
 	/* And whatever else is queued: after this, everything written is in

@@ -194,7 +194,7 @@ static int check_extent(void *ctx, uint64_t ino, const struct vv_extent *e)
 	}
 	r = vv_content_read_block(f->v->content, key, i->objid, e, f->buf);
 	if (r < 0) {
-		node_path(f->v, ino, path, sizeof(path));
+		vault_node_path(f->v, ino, path, sizeof(path));
 		f->rep->damaged++;
 		say(f, "damaged: %s block %llu (chunk %s...): %s", path, (unsigned long long)e->fblock,
 		    hex, r == VV_ECORRUPT ? "authentication failed" : vv_strerror(r));

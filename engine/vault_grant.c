@@ -58,7 +58,7 @@ static uint64_t coll_dir(struct vv_vault *v, uint64_t ino)
 	struct vv_inode_row row;
 
 	for (int depth = 0; ino != VV_ROOT_INO && depth < 4096; depth++) {
-		struct node *n = node_find(v, ino);
+		struct node *n = vault_node_find(v, ino);
 
 		if (n)
 			row = n->a;
@@ -188,7 +188,7 @@ static int store(struct vv_vault *v, uint64_t ino, const char *name, const uint8
 static int apply(struct walk *w, struct vv_inode_row *row, bool xattrs)
 {
 	struct vv_vault *v = w->v;
-	struct node *n = node_find(v, row->ino);
+	struct node *n = vault_node_find(v, row->ino);
 	uint32_t mode = n ? n->a.mode : row->mode, newmode = mode, perms;
 	uint32_t gid = w->sp->gid;
 	bool dir = S_ISDIR(mode), minimal, changed = false;
@@ -330,7 +330,7 @@ static void refresh(struct walk *w)
 	struct vv_vault *v = w->v;
 
 	for (size_t i = 0; i < w->nt; i++) {
-		struct node *n = node_find(v, w->t[i].ino);
+		struct node *n = vault_node_find(v, w->t[i].ino);
 
 		if (!n)
 			continue;
@@ -345,7 +345,7 @@ static void refresh(struct walk *w)
 	 * can also make a directory no longer searchable by all (r without
 	 * x), and a revoke takes rights away. */
 	if (w->changed)
-		node_invalidate_all(v);
+		vault_node_invalidate_all(v);
 }
 
 /* ---- arguments ----------------------------------------------------------------- */
@@ -481,7 +481,7 @@ static int run_change(struct vv_vault *v, const struct vv_admin_req *rq,
 	if (r < 0) {
 		char where[512] = "";
 
-		if (w.bad && node_path(v, w.bad, where, sizeof(where)) < 0)
+		if (w.bad && vault_node_path(v, w.bad, where, sizeof(where)) < 0)
 			snprintf(where, sizeof(where), "inode %llu", (unsigned long long)w.bad);
 		vault_admin_fail(rep, r, "%s: %.300s%s%s; nothing was changed", rq->verb, where,
 				 where[0] ? ": " : "", vv_strerror(r));

@@ -318,23 +318,23 @@ void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char
 			  struct vv_file *fh, int result, const char *detail);
 
 /* node table (vault_node.c), all under mu */
-int node_get(struct vv_vault *v, uint64_t ino, struct node **out);
+int vault_node_get(struct vv_vault *v, uint64_t ino, struct node **out);
 /* The node for ino if the table holds it (no pin taken), else NULL. */
-struct node *node_find(struct vv_vault *v, uint64_t ino);
-int node_get_row(struct vv_vault *v, const struct vv_inode_row *row, struct node **out);
-void node_put(struct vv_vault *v, struct node *n);            /* drop a pin */
-void node_table_free(struct vv_vault *v);
-int node_save(struct vv_vault *v, struct node *n);            /* write attributes */
-int node_acl(struct vv_vault *v, struct node *n, const uint8_t **acl, size_t *len);
-void node_perm(struct vv_vault *v, struct node *n, struct vv_perm *p);
-void node_xattrs_known(struct node *n, bool any);           /* readdirplus saw (no) xattrs */
-void node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct vv_attr *out);
-bool node_chain_ok(struct vv_vault *v, struct node *dir);
-void node_maybe_free(struct vv_vault *v, struct node *n);
-int node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap);
-void node_invalidate_all(struct vv_vault *v);
-void node_named(struct node *n, uint64_t parent, const char *name, uint32_t pid);
-int node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int mask);
+struct node *vault_node_find(struct vv_vault *v, uint64_t ino);
+int vault_node_get_row(struct vv_vault *v, const struct vv_inode_row *row, struct node **out);
+void vault_node_put(struct vv_vault *v, struct node *n);            /* drop a pin */
+void vault_node_table_free(struct vv_vault *v);
+int vault_node_save(struct vv_vault *v, struct node *n);            /* write attributes */
+int vault_node_acl(struct vv_vault *v, struct node *n, const uint8_t **acl, size_t *len);
+void vault_node_perm(struct vv_vault *v, struct node *n, struct vv_perm *p);
+void vault_node_xattrs_known(struct node *n, bool any);           /* readdirplus saw (no) xattrs */
+void vault_node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct vv_attr *out);
+bool vault_node_chain_ok(struct vv_vault *v, struct node *dir);
+void vault_node_maybe_free(struct vv_vault *v, struct node *n);
+int vault_node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap);
+void vault_node_invalidate_all(struct vv_vault *v);
+void vault_node_named(struct node *n, uint64_t parent, const char *name, uint32_t pid);
+int vault_node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int mask);
 /* Node events (struct vault_listener): register at open, before requests. */
 void vault_listen(struct vv_vault *v, const struct vault_listener *l);
 void vault_data_changed(struct vv_vault *v, struct node *n);  /* under n->rw (write) */
@@ -346,52 +346,52 @@ void vault_data_changed(struct vv_vault *v, struct node *n);  /* under n->rw (wr
 bool vault_grant_admin(struct vv_vault *v, const struct vv_ident *id, const struct node *n);
 
 /* data (vault_data.c) */
-int data_load(struct vv_vault *v, struct node *n);            /* under n->rw (write) */
-int data_rdlock(struct vv_vault *v, struct node *n);          /* takes n->rw (read), loaded */
-int data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, uint64_t end);
+int vault_data_load(struct vv_vault *v, struct node *n);            /* under n->rw (write) */
+int vault_data_rdlock(struct vv_vault *v, struct node *n);          /* takes n->rw (read), loaded */
+int vault_data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, uint64_t end);
                                                               /* under n->rw (read) */
 /* The daemon's one parse of a segment's header: n's first bytes (only
  * those are decrypted) probed as format f (vv_segment_probe, its errors and
  * *why).  For the computed xattrs (vault_xattr.c) and the query offload
  * (vault_knn.c).  Under n->rw (read) with the data loaded. */
-int data_segment_probe(struct vv_vault *v, struct node *n, enum vv_seg_format f,
+int vault_data_segment_probe(struct vv_vault *v, struct node *n, enum vv_seg_format f,
 		       struct vv_segment_info *si, const char **why);
 /* SEEK_DATA / SEEK_HOLE from off (< size) in whole blocks: the next byte
  * of data (VV_ENXIO: none before the end) or of a hole (the size if none).
  * Under n->rw (read) with the data loaded. */
-int data_seek(struct node *n, uint64_t off, int whence, uint64_t *out);
-int data_flush(struct vv_vault *v, struct node *n);           /* under n->rw (write), takes mu */
-int data_truncate(struct vv_vault *v, struct node *n, uint64_t size);  /* under n->rw (write), takes mu */
+int vault_data_seek(struct node *n, uint64_t off, int whence, uint64_t *out);
+int vault_data_flush(struct vv_vault *v, struct node *n);           /* under n->rw (write), takes mu */
+int vault_data_truncate(struct vv_vault *v, struct node *n, uint64_t size);  /* under n->rw (write), takes mu */
 int vault_flush_all(struct vv_vault *v);                      /* not under mu */
 /* Open handles: tracked from open to release (under mu), so that those the
  * kernel never released (an unmount with files open) are freed at close. */
-void data_file_track(struct vv_vault *v, struct vv_file *f);
-void data_files_free(struct vv_vault *v);                     /* at close, no requests */
+void vault_data_file_track(struct vv_vault *v, struct vv_file *f);
+void vault_data_files_free(struct vv_vault *v);                     /* at close, no requests */
 /* The sealer thread, and the data layer's node listener (a deleted node's
  * extents are released). */
-int data_sealer_start(struct vv_vault *v);
-void data_sealer_stop(struct vv_vault *v);                    /* after vault_flush_all */
+int vault_data_sealer_start(struct vv_vault *v);
+void vault_data_sealer_stop(struct vv_vault *v);                    /* after vault_flush_all */
 
 /* The query offload's cache of decrypted segments (vault_knn.c): it
  * listens for node events (an entry is dropped when its file changes or is
  * deleted); its lock is a leaf. */
-int knn_cache_open(struct vv_vault *v, size_t cap);           /* cap 0: offload off */
-void knn_cache_close(struct vv_vault *v);
+int vault_knn_cache_open(struct vv_vault *v, size_t cap);           /* cap 0: offload off */
+void vault_knn_cache_close(struct vv_vault *v);
 /* Drop ino's entry (its node listener calls this; tests too). */
-void knn_cache_drop(struct vv_vault *v, uint64_t ino);
+void vault_knn_cache_drop(struct vv_vault *v, uint64_t ino);
 /* What the cache holds, for tests and logs. */
 struct knn_stats {
 	size_t entries, bytes;           /* listed entries and their mappings */
 	size_t locked, lock_cap;         /* bytes under mlock; the budget */
 	size_t chains;                   /* hash chains by inode */
-	uint64_t drop_probes;            /* entries compared by the last knn_cache_drop */
+	uint64_t drop_probes;            /* entries compared by the last vault_knn_cache_drop */
 	size_t queued;                   /* pool jobs waiting */
 	unsigned threads, fillers;       /* pool threads; fill jobs queued or running */
 };
-void knn_cache_stats(struct vv_vault *v, struct knn_stats *st);
+void vault_knn_cache_stats(struct vv_vault *v, struct knn_stats *st);
 /* Tests: while held, the pool starts no job (queued ones wait), so a test
  * can queue several and then watch the order they run in. */
-void knn_pool_hold(struct vv_vault *v, bool hold);
+void vault_knn_pool_hold(struct vv_vault *v, bool hold);
 
 /* The recycle bin (vault_trash.c): hooks for vault_ns.c, vault_data.c,
  * vault_xattr.c and vault.c, all under v->mu.  Virtual inode numbers for
@@ -408,35 +408,35 @@ static inline bool trash_virt(uint64_t ino)
 }
 /* ".trash" and ".snapshots" in the root: names no one may create, rename
  * onto or remove. */
-bool trash_reserved(uint64_t parent, const char *name);
-/* "/.trash", "/.trash/files", "/.trash/info", or NULL (node_path). */
+bool vault_trash_reserved(uint64_t parent, const char *name);
+/* "/.trash", "/.trash/files", "/.trash/info", or NULL (vault_node_path). */
 static inline const char *trash_virt_path(uint64_t ino)
 {
 	return ino == VV_TRASH_INO ? "/.trash" : ino == VV_TRASH_FILES_INO ? "/.trash/files" :
 	       ino == VV_TRASH_INFO_INO ? "/.trash/info" : NULL;
 }
 /* Is n an item of the trash or inside one?  (Read-only there: EROFS.) */
-bool trash_in(struct vv_vault *v, struct node *n);
+bool vault_trash_in(struct vv_vault *v, struct node *n);
 /* Should removing n (its last name) move it to the trash? */
-bool trash_wanted(struct vv_vault *v, struct node *n);
+bool vault_trash_wanted(struct vv_vault *v, struct node *n);
 /* Move n, entry name of d, to the trash (checks done); tname: its name
  * in .trash/files (VV_NAME_MAX + 1 bytes). */
-int trash_move(struct vv_vault *v, const struct vv_ctx *c, struct node *d, const char *name,
+int vault_trash_move(struct vv_vault *v, const struct vv_ctx *c, struct node *d, const char *name,
 	       struct node *n, int64_t now, char *tname);
 /* Requests on the virtual entries; each audits itself. */
-int trash_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
+int vault_trash_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
 		 struct vv_attr *out);
-int trash_getattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, struct vv_attr *out);
-int trash_open_info(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, int flags,
+int vault_trash_getattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, struct vv_attr *out);
+int vault_trash_open_info(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, int flags,
 		    struct vv_file **fh);
-int trash_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool plus,
+int vault_trash_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool plus,
 		  vv_fill_fn fill, void *ctx);
-int trash_unlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
+int vault_trash_unlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
 		 bool dir);
-int trash_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
+int vault_trash_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
 		 uint64_t newparent, const char *newname, unsigned flags);
 /* At open (purges what expired; takes v->mu) and from the ticker. */
-int trash_open(struct vv_vault *v, int64_t keep_ns);
-void trash_tick(struct vv_vault *v, int64_t now);
+int vault_trash_open(struct vv_vault *v, int64_t keep_ns);
+void vault_trash_tick(struct vv_vault *v, int64_t now);
 
 #endif

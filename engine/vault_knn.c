@@ -7,7 +7,7 @@
  * memory (transparent huge pages where the kernel allows, never in core
  * dumps, locked against swap within a fixed budget) and scanned with the
  * scan the tool runs (vector_scan.c, through vv_segment_knn).  The header
- * is parsed as the computed xattrs parse it (data_segment_probe), then
+ * is parsed as the computed xattrs parse it (vault_data_segment_probe), then
  * again from the ready copy that is scanned (vv_segment_view_init).
  *
  * Who pays (docs/security.md "Offload limits"): any user who can read a
@@ -36,7 +36,7 @@
  * ready entry always matches the file.  A scan in progress keeps its entry
  * (a snapshot) alive by reference.
  *
- * Locking: c->mu (cache, queue, pool) is a leaf (knn_cache_drop runs as a
+ * Locking: c->mu (cache, queue, pool) is a leaf (vault_knn_cache_drop runs as a
  * node listener, under v->mu or n->rw).  A fill job pins its node and takes n->rw (read)
  * per piece, then c->mu inside it.  Done callbacks run with no lock held.
  */
@@ -388,16 +388,16 @@ static void *pool_main(void *arg)
 
 /* Node listener: a file's entry goes when its bytes change or it is deleted. */static void knn_data_changed(struct vv_vault *v, struct node *n)
 {
-	knn_cache_drop(v, n->ino);
+	vault_knn_cache_drop(v, n->ino);
 }
 
 static int knn_deleted(struct vv_vault *v, struct node *n)
 {
-	knn_cache_drop(v, n->ino);
+	vault_knn_cache_drop(v, n->ino);
 	return 0;
 }
 
-int knn_cache_open(struct vv_vault *v, size_t cap)
+int vault_knn_cache_open(struct vv_vault *v, size_t cap)
 {
 	static const struct vault_listener knn_listener = {
 		.data_changed = knn_data_changed, .deleted = knn_deleted,
@@ -432,7 +432,7 @@ int knn_cache_open(struct vv_vault *v, size_t cap)
 	for (unsigned i = 0; i < c->nthreads; i++)
 		if (pthread_create(&c->threads[i], NULL, pool_main, c) != 0) {
 			c->nthreads = i;
-			knn_cache_close(v);
+			vault_knn_cache_close(v);
 			return VV_ENOMEM;
 		}
 	vault_listen(v, &knn_listener);
@@ -475,7 +475,7 @@ void vv_vault_knn_drain(struct vv_vault *v)
 	pthread_mutex_unlock(&c->mu);
 }
 
-void knn_cache_close(struct vv_vault *v)
+void vault_knn_cache_close(struct vv_vault *v)
 {
 	struct knn_cache *c = v->knn;
 	struct fairq_item *it;
@@ -563,7 +563,7 @@ int vv_vault_knn_cancel(struct vv_vault *v, void *arg)
 	return j ? 0 : VV_ENOENT;
 }
 
-void knn_pool_hold(struct vv_vault *v, bool hold)
+void vault_knn_pool_hold(struct vv_vault *v, bool hold)
 {
 	struct knn_cache *c = v->knn;
 
@@ -575,7 +575,7 @@ void knn_pool_hold(struct vv_vault *v, bool hold)
 	pthread_mutex_unlock(&c->mu);
 }
 
-void knn_cache_stats(struct vv_vault *v, struct knn_stats *st)
+void vault_knn_cache_stats(struct vv_vault *v, struct knn_stats *st)
 {
 	struct knn_cache *c = v->knn;
 
@@ -595,7 +595,7 @@ void knn_cache_stats(struct vv_vault *v, struct knn_stats *st)
 	pthread_mutex_unlock(&c->mu);
 }
 
-void knn_cache_drop(struct vv_vault *v, uint64_t ino)
+void vault_knn_cache_drop(struct vv_vault *v, uint64_t ino)
 {
 	struct knn_cache *c = v->knn;
 	struct kent *e;
@@ -704,16 +704,16 @@ static int fill_step(struct vv_vault *v, struct knn_cache *c, struct kjob *j)
 	if (j->off >= e->size)
 		return 0;
 	end = e->size - j->off < FILL_PIECE ? e->size : j->off + FILL_PIECE;
-	if ((r = data_rdlock(v, n)) < 0)
+	if ((r = vault_data_rdlock(v, n)) < 0)
 		return r;
 	if (!fill_valid(c, n, e))
 		r = VV_ECANCELED;
 	for (uint64_t pos = j->off, d, h; r == 0 && pos < end; pos = h) {
-		if (data_seek(n, pos, SEEK_DATA, &d) < 0 || d >= end)
+		if (vault_data_seek(n, pos, SEEK_DATA, &d) < 0 || d >= end)
 			break;                   /* the rest of the piece is a hole */
-		if (data_seek(n, d, SEEK_HOLE, &h) < 0 || h > end)
+		if (vault_data_seek(n, d, SEEK_HOLE, &h) < 0 || h > end)
 			h = end;
-		r = data_read(v, n, j->p + d, d, h);
+		r = vault_data_read(v, n, j->p + d, d, h);
 	}
 	pthread_rwlock_unlock(&n->rw);
 	j->off = end;
@@ -728,7 +728,7 @@ static void fill_finish(struct vv_vault *v, struct knn_cache *c, struct kjob *j,
 	struct node *n = j->n;
 
 	if (r == 0)
-		r = data_rdlock(v, n);
+		r = vault_data_rdlock(v, n);
 	if (r == 0) {
 		/* ready only if nothing changed: a writer needs n->rw to */
 		if (fill_valid(c, n, e)) {
@@ -749,7 +749,7 @@ static void fill_finish(struct vv_vault *v, struct knn_cache *c, struct kjob *j,
 	if (j->p)
 		munmap(j->p, e->maplen);
 	pthread_mutex_lock(&v->mu);
-	node_put(v, n);
+	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	pthread_mutex_lock(&c->mu);
 	ent_release(c, e, e->state != K_READY, true);
@@ -850,7 +850,7 @@ static int lookup_entry(struct vv_vault *v, struct node *n, struct kent **out)
 /* After lookup_entry found nothing: start filling an entry for node n
  * (under n->rw read, loaded) on uid's behalf and return VV_EAGAIN, or
  * return the entry another request made ready meanwhile.  Lock order: v->mu
- * and c->mu are never held together here, since knn_cache_drop runs under
+ * and c->mu are never held together here, since vault_knn_cache_drop runs under
  * v->mu. */
 static int fill_entry(struct vv_vault *v, uint32_t uid, struct node *n, struct kent **out)
 {
@@ -870,7 +870,7 @@ static int fill_entry(struct vv_vault *v, uint32_t uid, struct node *n, struct k
 	pthread_mutex_unlock(&c->mu);
 	if (!pin_taken) {
 		pthread_mutex_lock(&v->mu);
-		node_put(v, n);
+		vault_node_put(v, n);
 		pthread_mutex_unlock(&v->mu);
 	}
 	return r;
@@ -885,7 +885,7 @@ static void put_entry(struct vv_vault *v, struct kent *e)
 
 /* A file the parser refuses (VV_ECORRUPT from a header that is no segment
  * of the format asked) is a bad request, not tampering: tampering shows up
- * as a failed decryption, which data_read reports as VV_ECORRUPT itself. */
+ * as a failed decryption, which vault_data_read reports as VV_ECORRUPT itself. */
 static int not_segment(int r)
 {
 	return r == VV_ECORRUPT ? VV_EINVAL : r;
@@ -931,11 +931,11 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 	 * from the ready copy that is scanned, or, while there is none, from
 	 * the file's head (so that nothing else is decrypted for a file that is
 	 * no such segment); only a ready copy is parsed without decrypting. */
-	if ((r = data_rdlock(v, n)) < 0)
+	if ((r = vault_data_rdlock(v, n)) < 0)
 		goto out;
 	r = lookup_entry(v, n, &e);
 	if (r == VV_ENOENT || r == VV_EAGAIN) {
-		int s = not_segment(data_segment_probe(v, n, fmt, &si, &why));
+		int s = not_segment(vault_data_segment_probe(v, n, fmt, &si, &why));
 		if (s == 0 && si.dim != h.dim)
 			s = VV_EINVAL;
 		if (s == 0)

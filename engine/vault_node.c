@@ -84,17 +84,17 @@ static int get(struct vv_vault *v, uint64_t ino, const struct vv_inode_row *row,
 	return 0;
 }
 
-struct node *node_find(struct vv_vault *v, uint64_t ino)
+struct node *vault_node_find(struct vv_vault *v, uint64_t ino)
 {
 	return find(v, ino);
 }
 
-int node_get(struct vv_vault *v, uint64_t ino, struct node **out)
+int vault_node_get(struct vv_vault *v, uint64_t ino, struct node **out)
 {
 	return get(v, ino, NULL, out);
 }
 
-int node_get_row(struct vv_vault *v, const struct vv_inode_row *row, struct node **out)
+int vault_node_get_row(struct vv_vault *v, const struct vv_inode_row *row, struct node **out)
 {
 	return get(v, row->ino, row, out);
 }
@@ -125,7 +125,7 @@ static void node_free(struct node *n)
 }
 
 /* Free every node (closing the vault: nothing is dirty any more). */
-void node_table_free(struct vv_vault *v)
+void vault_node_table_free(struct vv_vault *v)
 {
 	for (size_t i = 0; i < v->nodes.hsize; i++) {
 		struct node *n = v->nodes.htab[i], *next;
@@ -141,7 +141,7 @@ void node_table_free(struct vv_vault *v)
 
 /* Drop the node from memory when nothing refers to it; delete it for good
  * when it has no links left. */
-void node_maybe_free(struct vv_vault *v, struct node *n)
+void vault_node_maybe_free(struct vv_vault *v, struct node *n)
 {
 	if (n->pins || n->nlookup || n->nopen || n->data_dirty)
 		return;
@@ -179,22 +179,22 @@ void vault_data_changed(struct vv_vault *v, struct node *n)
 			v->listeners[i].data_changed(v, n);
 }
 
-void node_put(struct vv_vault *v, struct node *n)
+void vault_node_put(struct vv_vault *v, struct node *n)
 {
 	if (!n)
 		return;
 	n->pins--;
-	node_maybe_free(v, n);
+	vault_node_maybe_free(v, n);
 }
 
-int node_save(struct vv_vault *v, struct node *n)
+int vault_node_save(struct vv_vault *v, struct node *n)
 {
 	int r = vault_txn(v);
 
 	return r < 0 ? r : vv_meta_inode_put(v->meta, &n->a);
 }
 
-int node_acl(struct vv_vault *v, struct node *n, const uint8_t **acl, size_t *len)
+int vault_node_acl(struct vv_vault *v, struct node *n, const uint8_t **acl, size_t *len)
 {
 	if (!n->acl_loaded) {
 		uint8_t *b = NULL;
@@ -218,7 +218,7 @@ int node_acl(struct vv_vault *v, struct node *n, const uint8_t **acl, size_t *le
  * answered from memory instead of one query each.  Only fills what is
  * unknown: the answer is meta.db's under v->mu, the same a query would give
  * now, and what the node knows already is at least as recent. */
-void node_xattrs_known(struct node *n, bool any)
+void vault_node_xattrs_known(struct node *n, bool any)
 {
 	if (n->xattrs == 0)
 		n->xattrs = any ? 1 : -1;
@@ -230,12 +230,12 @@ void node_xattrs_known(struct node *n, bool any)
 	}
 }
 
-void node_perm(struct vv_vault *v, struct node *n, struct vv_perm *p)
+void vault_node_perm(struct vv_vault *v, struct node *n, struct vv_perm *p)
 {
 	const uint8_t *acl = NULL;
 	size_t len = 0;
 
-	if (node_acl(v, n, &acl, &len) < 0) {
+	if (vault_node_acl(v, n, &acl, &len) < 0) {
 		/* Fail closed: an unreadable ACL is treated as denying all but
 		 * the owner class, through an invalid blob the check refuses. */
 		static const uint8_t bad[1];
@@ -250,11 +250,11 @@ void node_perm(struct vv_vault *v, struct node *n, struct vv_perm *p)
 	p->coll_admin = false;
 }
 
-int node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int mask)
+int vault_node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int mask)
 {
 	struct vv_perm p;
 
-	node_perm(v, n, &p);
+	vault_node_perm(v, n, &p);
 	return vv_access_check(&c->id, &p, mask);
 }
 
@@ -266,7 +266,7 @@ static bool searchable_by_all(struct vv_vault *v, struct node *d)
 
 	if ((d->a.mode & 0111) != 0111)
 		return false;
-	if (node_acl(v, d, &acl, &len) < 0)
+	if (vault_node_acl(v, d, &acl, &len) < 0)
 		return false;
 	if (acl) {
 		uint32_t mask = 7;
@@ -287,7 +287,7 @@ static bool searchable_by_all(struct vv_vault *v, struct node *d)
 }
 
 /* Every directory from the root down to dir may be searched by everyone. */
-bool node_chain_ok(struct vv_vault *v, struct node *dir)
+bool vault_node_chain_ok(struct vv_vault *v, struct node *dir)
 {
 	bool ok;
 
@@ -296,11 +296,11 @@ bool node_chain_ok(struct vv_vault *v, struct node *dir)
 	ok = searchable_by_all(v, dir);
 	if (ok && dir->ino != VV_ROOT_INO) {
 		struct node *p;
-		if (dir->a.parent == 0 || dir->a.parent == dir->ino || node_get(v, dir->a.parent, &p) < 0) {
+		if (dir->a.parent == 0 || dir->a.parent == dir->ino || vault_node_get(v, dir->a.parent, &p) < 0) {
 			ok = false;
 		} else {
-			ok = node_chain_ok(v, p);
-			node_put(v, p);
+			ok = vault_node_chain_ok(v, p);
+			vault_node_put(v, p);
 		}
 	}
 	dir->chain_ok = ok;
@@ -318,7 +318,7 @@ static void ts(int64_t ns, struct timespec *t)
 	}
 }
 
-void node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct vv_attr *out)
+void vault_node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct vv_attr *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->ino = n->ino;
@@ -355,7 +355,7 @@ void node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct vv_att
 }
 
 /* Canonical path of ino ("/coll/dir/file"), walking primary parents. */
-int node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap)
+int vault_node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap)
 {
 	char tmp[4096], name[VV_NAME_MAX + 1];
 	size_t pos = sizeof(tmp) - 1, len;
@@ -406,7 +406,7 @@ unknown:
 /* A directory stopped being searchable by everyone: the kernel may hold
  * entries below it that it would serve without asking us, so drop every
  * entry and attribute it may have cached. */
-void node_invalidate_all(struct vv_vault *v)
+void vault_node_invalidate_all(struct vv_vault *v)
 {
 	if (!v->inval)
 		return;
@@ -422,7 +422,7 @@ void node_invalidate_all(struct vv_vault *v)
 /* Remember the name the kernel knows n by, for invalidating its entry, and
  * which thread looked it up by that name (0: not a lookup), for the audit
  * path of the open that follows (vault_file_owner). */
-void node_named(struct node *n, uint64_t parent, const char *name, uint32_t pid)
+void vault_node_named(struct node *n, uint64_t parent, const char *name, uint32_t pid)
 {
 	n->lpid = pid;
 	if (n->lname && n->lparent == parent && strcmp(n->lname, name) == 0)

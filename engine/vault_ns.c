@@ -33,10 +33,10 @@ static int check_name(const char *name)
 /* Pinned directory node for ino, or VV_ENOTDIR. */
 static int get_dir(struct vv_vault *v, uint64_t ino, struct node **out)
 {
-	int r = node_get(v, ino, out);
+	int r = vault_node_get(v, ino, out);
 
 	if (r == 0 && !S_ISDIR((*out)->a.mode)) {
-		node_put(v, *out);
+		vault_node_put(v, *out);
 		*out = NULL;
 		r = VV_ENOTDIR;
 	}
@@ -61,7 +61,7 @@ static uint32_t coll_for(struct vv_vault *v, struct node *dir, bool is_dir)
  * FIFOs and unix sockets: without default_permissions the kernel neither
  * checks their modes nor sends us their opens and connects, so the only
  * place the daemon can decide is the lookup that every path walk to them
- * makes (their entries are never cached, node_attr; readdirplus never
+ * makes (their entries are never cached, vault_node_attr; readdirplus never
  * instantiates them, rd_plus).  The lookup needs read and write permission
  * (or ownership: the owner may chmod anyway), as an open for either end
  * could follow.  Stricter than POSIX: a user who may only read cannot open
@@ -72,7 +72,7 @@ static int special_lookup_check(struct vv_vault *v, const struct vv_ctx *c, stru
 {
 	if (vv_access_owner_or_root(&c->id, n->a.uid))
 		return 0;
-	return node_check(v, c, n, VV_MAY_READ | VV_MAY_WRITE);
+	return vault_node_check(v, c, n, VV_MAY_READ | VV_MAY_WRITE);
 }
 
 int vv_vault_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
@@ -86,13 +86,13 @@ int vv_vault_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	if (trash_virt(parent)) {
 		r = vault_audit_gate(v);
 		if (r == 0)
-			r = trash_lookup(v, c, parent, name, out);
+			r = vault_trash_lookup(v, c, parent, name, out);
 		pthread_mutex_unlock(&v->mu);
 		return r;
 	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = get_dir(v, parent, &d)) < 0)
 		goto out;
-	if ((r = node_check(v, c, d, VV_MAY_EXEC)) < 0)
+	if ((r = vault_node_check(v, c, d, VV_MAY_EXEC)) < 0)
 		goto out;
 	if ((r = check_name(name)) < 0)
 		goto out;
@@ -104,32 +104,32 @@ int vv_vault_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		/* .trash: found by lookup, never listed (a real entry of that
 		 * name, made by an older build, hides it). */
 		if (r == VV_ENOENT && parent == VV_ROOT_INO && strcmp(name, ".trash") == 0) {
-			r = trash_lookup(v, c, parent, name, out);
+			r = vault_trash_lookup(v, c, parent, name, out);
 			goto out;
 		}
 		if (r == VV_ENOENT) {
 			memset(out, 0, sizeof(*out));
 			/* .snapshots gains names without a request there */
-			out->cacheable = parent != VV_SNAPDIR_INO && node_chain_ok(v, d);
+			out->cacheable = parent != VV_SNAPDIR_INO && vault_node_chain_ok(v, d);
 		}
 		goto out;
 	}
 	if (trash_virt(ino)) {                       /* ".." of a trashed directory */
-		r = trash_lookup(v, c, VV_TRASH_FILES_INO, ".", out);
+		r = vault_trash_lookup(v, c, VV_TRASH_FILES_INO, ".", out);
 		goto out;
 	}
-	if ((r = node_get(v, ino, &n)) < 0)
+	if ((r = vault_node_get(v, ino, &n)) < 0)
 		goto out;
 	if ((S_ISFIFO(n->a.mode) || S_ISSOCK(n->a.mode)) && (r = special_lookup_check(v, c, n)) < 0)
 		goto out;
 	n->nlookup++;
-	node_named(n, parent, name, c->id.pid);
-	node_attr(v, n, node_chain_ok(v, d), out);
+	vault_node_named(n, parent, name, c->id.pid);
+	vault_node_attr(v, n, vault_node_chain_ok(v, d), out);
 out:
 	if (r != VV_ENOENT)
 		vault_audit(v, c, "lookup", ino, parent, name, r, NULL);
-	node_put(v, n);
-	node_put(v, d);
+	vault_node_put(v, n);
+	vault_node_put(v, d);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
@@ -141,9 +141,9 @@ void vv_vault_forget(struct vv_vault *v, uint64_t ino, uint64_t nlookup)
 	if (ino == VV_ROOT_INO)
 		return;
 	pthread_mutex_lock(&v->mu);
-	if (node_get(v, ino, &n) == 0) {
+	if (vault_node_get(v, ino, &n) == 0) {
 		n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
-		node_put(v, n);
+		vault_node_put(v, n);
 	}
 	pthread_mutex_unlock(&v->mu);
 }
@@ -156,10 +156,10 @@ static bool cacheable(struct vv_vault *v, struct node *n)
 
 	if (n->ino == VV_ROOT_INO)
 		return true;
-	if (node_get(v, n->a.parent, &p) < 0)
+	if (vault_node_get(v, n->a.parent, &p) < 0)
 		return false;
-	ok = S_ISDIR(p->a.mode) && node_chain_ok(v, p);
-	node_put(v, p);
+	ok = S_ISDIR(p->a.mode) && vault_node_chain_ok(v, p);
+	vault_node_put(v, p);
 	return ok;
 }
 
@@ -171,10 +171,10 @@ int vv_vault_getattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 
 	pthread_mutex_lock(&v->mu);
 	if (trash_virt(ino))
-		r = trash_getattr(v, c, ino, out);
-	else if ((r = node_get(v, ino, &n)) == 0)
-		node_attr(v, n, cacheable(v, n), out);
-	node_put(v, n);
+		r = vault_trash_getattr(v, c, ino, out);
+	else if ((r = vault_node_get(v, ino, &n)) == 0)
+		vault_node_attr(v, n, cacheable(v, n), out);
+	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
@@ -194,8 +194,8 @@ static void perm_changed(struct vv_vault *v, struct node *n, bool was_ok)
 	if (!S_ISDIR(n->a.mode))
 		return;
 	v->nodes.perm_gen++;
-	if (was_ok && !node_chain_ok(v, n))
-		node_invalidate_all(v);
+	if (was_ok && !vault_node_chain_ok(v, n))
+		vault_node_invalidate_all(v);
 }
 
 int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
@@ -213,10 +213,10 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		r = VV_EROFS;
 		goto out;
 	}
-	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
+	if ((r = vault_audit_gate(v)) < 0 || (r = vault_node_get(v, ino, &n)) < 0 ||
 	    (r = vault_snap_ro(ino)) < 0)
 		goto out;
-	if (trash_in(v, n)) {
+	if (vault_trash_in(v, n)) {
 		r = VV_EROFS;                            /* the trash is read-only */
 		goto out;
 	}
@@ -228,8 +228,8 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		pthread_mutex_lock(&v->mu);
 	}
 	if (S_ISDIR(n->a.mode))
-		was_ok = node_chain_ok(v, n);
-	node_perm(v, n, &p);
+		was_ok = vault_node_chain_ok(v, n);
+	vault_node_perm(v, n, &p);
 	if ((r = vault_txn(v)) < 0)
 		goto out;
 
@@ -257,7 +257,7 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		}
 		n->a.mode = mode;
 		n->a.ctime = now;
-		node_perm(v, n, &p);
+		vault_node_perm(v, n, &p);
 	}
 	if (sa->valid & (VV_SET_UID | VV_SET_GID)) {
 		uint32_t nu = (sa->valid & VV_SET_UID) ? sa->uid : VV_ID_NONE;
@@ -270,7 +270,7 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 			n->a.gid = ng;
 		n->a.mode = mode;
 		n->a.ctime = now;
-		node_perm(v, n, &p);
+		vault_node_perm(v, n, &p);
 	}
 	if (sa->valid & VV_SET_SIZE) {
 		if (!S_ISREG(n->a.mode)) {
@@ -286,7 +286,7 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		    (r = vv_access_check(&c->id, &p, VV_MAY_WRITE)) < 0)
 			goto out;
 		pthread_mutex_unlock(&v->mu);
-		r = data_truncate(v, n, sa->size);
+		r = vault_data_truncate(v, n, sa->size);
 		pthread_mutex_lock(&v->mu);
 		if (r < 0)
 			goto out;
@@ -313,11 +313,11 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		n->a.ctime = (int64_t)sa->ctime.tv_sec * 1000000000LL + sa->ctime.tv_nsec;
 	if ((sa->valid & VV_SET_KILL_SUIDGID) && !(sa->valid & VV_SET_MODE))
 		n->a.mode = vv_access_killpriv(&c->id, &p);
-	if ((r = node_save(v, n)) < 0)
+	if ((r = vault_node_save(v, n)) < 0)
 		goto out;
 	if (sa->valid & (VV_SET_MODE | VV_SET_UID | VV_SET_GID))
 		perm_changed(v, n, was_ok);
-	node_attr(v, n, cacheable(v, n), out);
+	vault_node_attr(v, n, cacheable(v, n), out);
 out:
 	vault_audit(v, c, (sa->valid & VV_SET_SIZE) ? "truncate" :
 		    (sa->valid & VV_SET_MODE) ? "chmod" :
@@ -328,7 +328,7 @@ out:
 		pthread_rwlock_unlock(&n->rw);
 		pthread_mutex_lock(&v->mu);
 	}
-	node_put(v, n);
+	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
@@ -346,7 +346,7 @@ int vv_vault_readlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		r = VV_EINVAL;
 		goto out;
 	}
-	if ((r = node_get(v, ino, &n)) < 0)
+	if ((r = vault_node_get(v, ino, &n)) < 0)
 		goto out;
 	if (!S_ISLNK(n->a.mode)) {
 		r = VV_EINVAL;
@@ -363,7 +363,7 @@ int vv_vault_readlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 out:
 	vault_audit(v, c, "readlink", ino, 0, NULL, r < 0 ? r : 0, NULL);
 	free(data);
-	node_put(v, n);
+	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
@@ -393,15 +393,15 @@ static int make(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, con
 	if ((r = vault_audit_gate(v)) < 0 || (r = get_dir(v, parent, &d)) < 0 ||
 	    (r = vault_snap_ro(parent)) < 0)
 		goto out;
-	if ((r = node_check(v, c, d, VV_MAY_WRITE | VV_MAY_EXEC)) < 0)
+	if ((r = vault_node_check(v, c, d, VV_MAY_WRITE | VV_MAY_EXEC)) < 0)
 		goto out;
 	if ((r = check_name(name)) < 0)
 		goto out;
-	if (trash_reserved(parent, name)) {
+	if (vault_trash_reserved(parent, name)) {
 		r = VV_EEXIST;                           /* .trash, .snapshots */
 		goto out;
 	}
-	if (trash_in(v, d)) {
+	if (vault_trash_in(v, d)) {
 		r = VV_EROFS;
 		goto out;
 	}
@@ -469,9 +469,9 @@ static int make(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, con
 	if (is_dir)
 		d->a.nlink++;
 	touch_dir(d, now);
-	if ((r = node_save(v, d)) < 0)
+	if ((r = vault_node_save(v, d)) < 0)
 		goto out;
-	if ((r = node_get(v, ino, &n)) < 0)
+	if ((r = vault_node_get(v, ino, &n)) < 0)
 		goto out;
 	if (S_ISREG(m)) {
 		n->data_loaded = true;
@@ -479,16 +479,16 @@ static int make(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, con
 	}
 	n->xattrs = (acc || def) ? 1 : -1;
 	n->nlookup++;
-	node_named(n, parent, name, c->id.pid);
-	node_attr(v, n, node_chain_ok(v, d), out);
+	vault_node_named(n, parent, name, c->id.pid);
+	vault_node_attr(v, n, vault_node_chain_ok(v, d), out);
 	*nout = n;
 	n = NULL;
 out:
 	free(pdef);
 	free(acc);
 	free(def);
-	node_put(v, n);
-	node_put(v, d);
+	vault_node_put(v, n);
+	vault_node_put(v, d);
 	return r;
 }
 
@@ -502,7 +502,7 @@ static int make_op(struct vv_vault *v, const struct vv_ctx *c, const char *op, u
 	pthread_mutex_lock(&v->mu);
 	r = make(v, c, parent, name, mode, rdev, target, out, &n);
 	vault_audit(v, c, op, n ? n->ino : 0, parent, name, r, NULL);
-	node_put(v, n);
+	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
@@ -553,14 +553,14 @@ int vv_vault_create(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		f->n = n;
 		f->flags = flags;
 		vault_file_owner(v, f, c);
-		data_file_track(v, f);
+		vault_data_file_track(v, f);
 		n->nopen++;
 		n->open_gen = n->data_gen;
 		*fh = f;
 		f = NULL;
 	}
 	vault_audit(v, c, "create", n ? n->ino : 0, parent, name, r, NULL);
-	node_put(v, n);
+	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	vault_file_free(f);
 	return r;
@@ -595,7 +595,7 @@ static int link_source_ok(struct vv_vault *v, const struct vv_ctx *c, struct nod
 		return 0;
 	if (!S_ISREG(m) || (m & S_ISUID) || (m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
 		return VV_EPERM;
-	return node_check(v, c, n, VV_MAY_READ | VV_MAY_WRITE) < 0 ? VV_EPERM : 0;
+	return vault_node_check(v, c, n, VV_MAY_READ | VV_MAY_WRITE) < 0 ? VV_EPERM : 0;
 }
 
 int vv_vault_link(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
@@ -610,7 +610,7 @@ int vv_vault_link(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		r = trash_virt(newparent) ? VV_EROFS : VV_EPERM;
 		goto out;
 	}
-	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
+	if ((r = vault_audit_gate(v)) < 0 || (r = vault_node_get(v, ino, &n)) < 0 ||
 	    (r = get_dir(v, newparent, &d)) < 0 || (r = vault_snap_ro(ino)) < 0 ||
 	    (r = vault_snap_ro(newparent)) < 0)
 		goto out;
@@ -619,18 +619,18 @@ int vv_vault_link(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		goto out;
 	}
 	/* No second name for a trashed file (restore is mv), none in the trash. */
-	if (trash_in(v, n) || trash_in(v, d)) {
-		r = trash_in(v, d) ? VV_EROFS : VV_EPERM;
+	if (vault_trash_in(v, n) || vault_trash_in(v, d)) {
+		r = vault_trash_in(v, d) ? VV_EROFS : VV_EPERM;
 		goto out;
 	}
-	if (trash_reserved(newparent, newname)) {
+	if (vault_trash_reserved(newparent, newname)) {
 		r = VV_EEXIST;
 		goto out;
 	}
 	/* The kernel's order: may_linkat() before the directory's check. */
 	if ((r = link_source_ok(v, c, n)) < 0)
 		goto out;
-	if ((r = node_check(v, c, d, VV_MAY_WRITE | VV_MAY_EXEC)) < 0 || (r = check_name(newname)) < 0)
+	if ((r = vault_node_check(v, c, d, VV_MAY_WRITE | VV_MAY_EXEC)) < 0 || (r = check_name(newname)) < 0)
 		goto out;
 	if (n->a.nlink == 0) {
 		r = VV_ENOENT;
@@ -642,7 +642,7 @@ int vv_vault_link(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	}
 	if ((r = vault_space_ok(v)) < 0)
 		goto out;
-	if ((r = node_get(v, n->a.parent, &od)) < 0)
+	if ((r = vault_node_get(v, n->a.parent, &od)) < 0)
 		goto out;
 	if (!same_coll_ok(v, n, od, d)) {
 		r = VV_EXDEV;
@@ -660,16 +660,16 @@ int vv_vault_link(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	n->a.nlink++;
 	n->a.ctime = vault_now();
 	touch_dir(d, n->a.ctime);
-	if ((r = node_save(v, n)) < 0 || (r = node_save(v, d)) < 0)
+	if ((r = vault_node_save(v, n)) < 0 || (r = vault_node_save(v, d)) < 0)
 		goto out;
 	n->nlookup++;
-	node_named(n, newparent, newname, 0);
-	node_attr(v, n, node_chain_ok(v, d), out);
+	vault_node_named(n, newparent, newname, 0);
+	vault_node_attr(v, n, vault_node_chain_ok(v, d), out);
 out:
 	vault_audit(v, c, "link", ino, newparent, newname, r, NULL);
-	node_put(v, od);
-	node_put(v, d);
-	node_put(v, n);
+	vault_node_put(v, od);
+	vault_node_put(v, d);
+	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
@@ -694,7 +694,7 @@ static int drop_entry(struct vv_vault *v, struct node *d, const char *name, stru
 	}
 	n->a.ctime = now;
 	touch_dir(d, now);
-	if ((r = node_save(v, d)) < 0 || (r = node_save(v, n)) < 0)
+	if ((r = vault_node_save(v, d)) < 0 || (r = vault_node_save(v, n)) < 0)
 		return r;
 	if (n->a.parent == d->ino && n->a.nlink > 0) {
 		/* Hard link: keep the primary parent pointing at a live entry. */
@@ -702,7 +702,7 @@ static int drop_entry(struct vv_vault *v, struct node *d, const char *name, stru
 		char nm[VV_NAME_MAX + 1];
 		if (vv_meta_dirent_find_ino(v->meta, n->ino, &p, nm, sizeof(nm)) == 0) {
 			n->a.parent = p;
-			r = node_save(v, n);
+			r = vault_node_save(v, n);
 		}
 	}
 	return r;
@@ -734,7 +734,7 @@ static int remove_op(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent
 	if (trash_virt(parent)) {
 		r = vault_audit_gate(v);
 		if (r == 0)
-			r = trash_unlink(v, c, parent, name, dir);
+			r = vault_trash_unlink(v, c, parent, name, dir);
 		pthread_mutex_unlock(&v->mu);
 		return r;
 	}
@@ -745,21 +745,21 @@ static int remove_op(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent
 		r = dir ? (strcmp(name, ".") == 0 ? VV_EINVAL : VV_ENOTEMPTY) : VV_EISDIR;
 		goto out;
 	}
-	if ((r = node_check(v, c, d, VV_MAY_EXEC)) < 0)
+	if ((r = vault_node_check(v, c, d, VV_MAY_EXEC)) < 0)
 		goto out;
 	if ((r = vv_meta_dirent_get(v->meta, parent, name, &ino)) < 0) {
-		if (r == VV_ENOENT && trash_reserved(parent, name))
+		if (r == VV_ENOENT && vault_trash_reserved(parent, name))
 			r = VV_EPERM;                    /* rm -r /vv/.trash */
 		goto out;
 	}
-	if ((r = node_get(v, ino, &n)) < 0)
+	if ((r = vault_node_get(v, ino, &n)) < 0)
 		goto out;
 	if (vv_snap_ino(ino)) {
 		r = VV_EPERM;                /* the root's .snapshots: docs/design.md "Snapshots" */
 		goto out;
 	}
-	node_perm(v, d, &pd);
-	node_perm(v, n, &pn);
+	vault_node_perm(v, d, &pd);
+	vault_node_perm(v, n, &pn);
 	if ((r = vv_access_may_delete(&c->id, &pd, &pn)) < 0)
 		goto out;
 	if (dir) {
@@ -780,10 +780,10 @@ static int remove_op(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent
 	}
 	/* Inside a trashed tree, removal is the purge; elsewhere the last
 	 * name goes to the trash, unless the trash is off or the disk full. */
-	intrash = trash_in(v, d);
-	if (!intrash && trash_wanted(v, n)) {
+	intrash = vault_trash_in(v, d);
+	if (!intrash && vault_trash_wanted(v, n)) {
 		op = "trash";
-		r = trash_move(v, c, d, name, n, vault_now(), tname);
+		r = vault_trash_move(v, c, d, name, n, vault_now(), tname);
 		goto out;
 	}
 	if (intrash || (v->trash.keep_ns > 0 && (dir || n->a.nlink <= 1)))
@@ -794,8 +794,8 @@ static int remove_op(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent
 		maybe_drop_coll(v, n->a.coll, n->ino);
 out:
 	vault_audit(v, c, op, ino, parent, name, r, tname[0] ? tname : NULL);
-	node_put(v, n);
-	node_put(v, d);
+	vault_node_put(v, n);
+	vault_node_put(v, d);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
@@ -828,10 +828,10 @@ static int is_ancestor(struct vv_vault *v, uint64_t a, uint64_t b, bool *yes)
 			return 0;
 		if (++depth > 4096)
 			return VV_ELOOP;
-		if ((r = node_get(v, cur, &n)) < 0)
+		if ((r = vault_node_get(v, cur, &n)) < 0)
 			return r;
 		cur = n->a.parent;
-		node_put(v, n);
+		vault_node_put(v, n);
 	}
 }
 
@@ -850,7 +850,7 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		/* Out of .trash/files is a restore; into the trash, never. */
 		r = vault_audit_gate(v);
 		if (r == 0 && trash_virt(parent))
-			r = trash_rename(v, c, parent, name, newparent, newname, flags);
+			r = vault_trash_rename(v, c, parent, name, newparent, newname, flags);
 		else if (r == 0)
 			r = VV_EROFS;
 		if (r == VV_EROFS && !trash_virt(parent))
@@ -873,23 +873,23 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		r = VV_EBUSY;
 		goto out;
 	}
-	if (trash_reserved(newparent, newname) || trash_reserved(parent, name)) {
+	if (vault_trash_reserved(newparent, newname) || vault_trash_reserved(parent, name)) {
 		r = VV_EPERM;                /* .trash, .snapshots: never replaced or moved */
 		goto out;
 	}
 	/* Nothing moves into the trash or within it (out of a trashed tree
 	 * is allowed, with the checks of any rename). */
-	if (trash_in(v, nd) || ((flags & VV_RENAME_EXCHANGE) && trash_in(v, od))) {
+	if (vault_trash_in(v, nd) || ((flags & VV_RENAME_EXCHANGE) && vault_trash_in(v, od))) {
 		r = VV_EROFS;
 		goto out;
 	}
-	if ((r = node_check(v, c, od, VV_MAY_EXEC)) < 0 || (r = node_check(v, c, nd, VV_MAY_EXEC)) < 0)
+	if ((r = vault_node_check(v, c, od, VV_MAY_EXEC)) < 0 || (r = vault_node_check(v, c, nd, VV_MAY_EXEC)) < 0)
 		goto out;
-	if ((r = vv_meta_dirent_get(v->meta, parent, name, &ino)) < 0 || (r = node_get(v, ino, &n)) < 0)
+	if ((r = vv_meta_dirent_get(v->meta, parent, name, &ino)) < 0 || (r = vault_node_get(v, ino, &n)) < 0)
 		goto out;
 	r = vv_meta_dirent_get(v->meta, newparent, newname, &tino);
 	if (r == 0) {
-		if ((r = node_get(v, tino, &t)) < 0)
+		if ((r = vault_node_get(v, tino, &t)) < 0)
 			goto out;
 	} else if (r != VV_ENOENT) {
 		goto out;
@@ -907,13 +907,13 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		r = VV_EEXIST;
 		goto out;
 	}
-	node_perm(v, od, &pod);
-	node_perm(v, nd, &pnd);
-	node_perm(v, n, &pn);
+	vault_node_perm(v, od, &pod);
+	vault_node_perm(v, nd, &pnd);
+	vault_node_perm(v, n, &pn);
 	if ((r = vv_access_may_delete(&c->id, &pod, &pn)) < 0)
 		goto out;
 	if (t) {
-		node_perm(v, t, &pt);
+		vault_node_perm(v, t, &pt);
 		if ((r = vv_access_may_delete(&c->id, &pnd, &pt)) < 0)
 			goto out;
 	} else if ((r = vv_access_check(&c->id, &pnd, VV_MAY_WRITE | VV_MAY_EXEC)) < 0) {
@@ -970,9 +970,9 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		if (t->a.parent == newparent)
 			t->a.parent = parent;
 		t->a.ctime = now;
-		if ((r = node_save(v, t)) < 0)
+		if ((r = vault_node_save(v, t)) < 0)
 			goto out;
-		node_named(t, parent, name, 0);
+		vault_node_named(t, parent, name, 0);
 	} else {
 		if (t) {
 			if (S_ISDIR(n->a.mode) && !S_ISDIR(t->a.mode)) {
@@ -1007,20 +1007,20 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	n->a.ctime = now;
 	touch_dir(od, now);
 	touch_dir(nd, now);
-	if ((r = node_save(v, n)) < 0 || (r = node_save(v, od)) < 0 || (r = node_save(v, nd)) < 0)
+	if ((r = vault_node_save(v, n)) < 0 || (r = vault_node_save(v, od)) < 0 || (r = vault_node_save(v, nd)) < 0)
 		goto out;
-	node_named(n, newparent, newname, 0);
+	vault_node_named(n, newparent, newname, 0);
 	if (S_ISDIR(n->a.mode) && parent != newparent) {
 		/* Its ancestry changed: cached decisions below it may differ. */
 		v->nodes.perm_gen++;
-		node_invalidate_all(v);
+		vault_node_invalidate_all(v);
 	}
 out:
 	vault_audit(v, c, "rename", ino, parent, name, r, newname);
-	node_put(v, t);
-	node_put(v, n);
-	node_put(v, nd);
-	node_put(v, od);
+	vault_node_put(v, t);
+	vault_node_put(v, n);
+	vault_node_put(v, nd);
+	vault_node_put(v, od);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
@@ -1064,7 +1064,7 @@ int vv_vault_opendir(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, s
 	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = get_dir(v, ino, &n)) < 0)
 		goto out;
-	if ((r = node_check(v, c, n, VV_MAY_READ)) < 0)
+	if ((r = vault_node_check(v, c, n, VV_MAY_READ)) < 0)
 		goto out;
 	n->nopen++;
 	d->n = n;
@@ -1072,7 +1072,7 @@ int vv_vault_opendir(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, s
 	d = NULL;
 out:
 	vault_audit(v, c, "opendir", ino, 0, NULL, r, NULL);
-	node_put(v, n);
+	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	free(d);
 	return r;
@@ -1102,20 +1102,20 @@ static int rd_entry(struct rd *s, uint64_t cookie, const char *name, uint64_t in
 	s->count++;
 	s->last = cookie;
 	if (row) {
-		if ((r = node_get_row(s->v, row, &n)) < 0) {
+		if ((r = vault_node_get_row(s->v, row, &n)) < 0) {
 			s->err = r;
 			return 1;
 		}
-		node_xattrs_known(n, s->xattrs);
-		node_attr(s->v, n, node_chain_ok(s->v, s->dir), &a);
+		vault_node_xattrs_known(n, s->xattrs);
+		vault_node_attr(s->v, n, vault_node_chain_ok(s->v, s->dir), &a);
 		ap = &a;
 	}
 	r = s->fill(s->ctx, &e, ap);
 	if (r == 0 && n) {
 		n->nlookup++;
-		node_named(n, s->dir->ino, name, 0);
+		vault_node_named(n, s->dir->ino, name, 0);
 	}
-	node_put(s->v, n);
+	vault_node_put(s->v, n);
 	if (r < 0)
 		s->err = r;
 	if (r != 0) {
@@ -1150,13 +1150,13 @@ int vv_vault_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool p
 
 	pthread_mutex_lock(&v->mu);
 	if (dh->virt) {
-		r = trash_readdir(v, dh, off, plus, fill, ctx);
+		r = vault_trash_readdir(v, dh, off, plus, fill, ctx);
 		goto out;
 	}
 	if (off == 0) {
 		struct vv_dirent e = { .ino = dh->n->ino, .mode = S_IFDIR, .name = ".", .next = 1 };
 		struct vv_attr a;
-		node_attr(v, dh->n, false, &a);
+		vault_node_attr(v, dh->n, false, &a);
 		if (fill(ctx, &e, plus ? &a : NULL) != 0)
 			goto out;
 		off = 1;
@@ -1196,7 +1196,7 @@ int vv_vault_releasedir(struct vv_vault *v, struct vv_dir *dh)
 	if (dh->n) {
 		pthread_mutex_lock(&v->mu);
 		dh->n->nopen--;
-		node_maybe_free(v, dh->n);
+		vault_node_maybe_free(v, dh->n);
 		pthread_mutex_unlock(&v->mu);
 	}
 	free((void *)dh->id.groups);
@@ -1226,19 +1226,19 @@ int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, in
 	pthread_mutex_lock(&v->mu);
 	if (trash_virt(ino)) {
 		struct vv_attr a;
-		r = trash_getattr(v, c, ino, &a);
+		r = vault_trash_getattr(v, c, ino, &a);
 		if (r == 0 && (m & VV_MAY_WRITE))
 			r = VV_EROFS;
 		else if (r == 0 && (m & VV_MAY_EXEC) && !S_ISDIR(a.mode))
 			r = VV_EACCES;
-	} else if ((r = node_get(v, ino, &n)) == 0 &&
+	} else if ((r = vault_node_get(v, ino, &n)) == 0 &&
 		   (!(m & VV_MAY_WRITE) || (r = vault_snap_ro(ino)) == 0)) {
-		r = node_check(v, c, n, m);
-		if (r == 0 && (m & VV_MAY_WRITE) && trash_in(v, n))
+		r = vault_node_check(v, c, n, m);
+		if (r == 0 && (m & VV_MAY_WRITE) && vault_trash_in(v, n))
 			r = VV_EROFS;
 	}
 	vault_audit(v, c, "access", ino, 0, NULL, r, mask_name(mask));
-	node_put(v, n);
+	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }

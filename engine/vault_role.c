@@ -239,7 +239,7 @@ static int list_where(struct list_ctx *l, uint32_t gid)
 			continue;
 		if (g.inos[i] != VV_ROOT_INO && scan_has(&g, row.parent))
 			continue;
-		if (node_path(v, g.inos[i], path, sizeof(path)) < 0)
+		if (vault_node_path(v, g.inos[i], path, sizeof(path)) < 0)
 			continue;
 		if (json) {
 			r = vault_admin_printf(l->rep, "%s", shown ? "," : "");
@@ -327,7 +327,7 @@ static size_t grant_colls(struct vv_vault *v, const struct grant_scan *g, char *
 			continue;
 		for (size_t k = 0; k < n; k++)
 			dup |= seen[k] == ino;
-		if (dup || node_path(v, ino, path, sizeof(path)) < 0 || !(paths[n] = strdup(path)))
+		if (dup || vault_node_path(v, ino, path, sizeof(path)) < 0 || !(paths[n] = strdup(path)))
 			continue;
 		seen[n++] = ino;
 	}
@@ -397,7 +397,7 @@ static int run_delete(struct vv_vault *v, const struct vv_admin_req *rq,
 		{
 			char path[4096] = "?";
 
-			node_path(v, g.inos[0], path, sizeof(path));
+			vault_node_path(v, g.inos[0], path, sizeof(path));
 			r = vault_admin_fail(rep, VV_EBUSY, "role '%s' is still granted on %zu node%s "
 					     "(e.g. %.200s): %s", name, g.n, g.n == 1 ? "" : "s", path,
 					     revoke_all ? "outside any collection, where revoke cannot "

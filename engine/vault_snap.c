@@ -497,9 +497,9 @@ static int restore_one(struct restore *rs, const char *spath)
 		if (r < 0 || (r = vv_meta_dirent_move(v->meta, lp, base, lp, aside)) < 0)
 			return vault_admin_fail(rs->rep, r, "snapshot.restore: cannot move %s aside: %s",
 						spath, vv_strerror(r));
-		if (node_get(v, yino, &y) == 0) {
-			node_named(y, lp, aside, 0);
-			node_put(v, y);
+		if (vault_node_get(v, yino, &y) == 0) {
+			vault_node_named(y, lp, aside, 0);
+			vault_node_put(v, y);
 		}
 		moved = true;
 	} else if (r == 0) {
@@ -511,13 +511,13 @@ static int restore_one(struct restore *rs, const char *spath)
 	if ((r = copy_tree(v, &rs->links, sino, lp, base, 0)) < 0)
 		return vault_admin_fail(rs->rep, r, "snapshot.restore: %s: %s (nothing restored)", spath,
 					vv_strerror(r));
-	if ((r = node_get(v, lp, &d)) < 0)
+	if ((r = vault_node_get(v, lp, &d)) < 0)
 		return r;
 	if (S_ISDIR(item.mode))
 		d->a.nlink++;
 	d->a.mtime = d->a.ctime = vault_now();
-	r = node_save(v, d);
-	node_put(v, d);
+	r = vault_node_save(v, d);
+	vault_node_put(v, d);
 	if (r < 0)
 		return r;
 	if (rs->json) {
@@ -720,7 +720,7 @@ static int run_restore(struct vv_vault *v, const struct vv_admin_req *rq, struct
 		vault_admin_fail(rep, r, "snapshot.restore: %s (nothing restored)", vv_strerror(r));
 	if (r == 0) {
 		v->nodes.perm_gen++;
-		node_invalidate_all(v);
+		vault_node_invalidate_all(v);
 	}
 out:
 	free(rs.links.e);

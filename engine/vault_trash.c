@@ -67,13 +67,13 @@ static int hidden_enoent(int r)
 	return r == VV_EHIDDEN ? VV_ENOENT : r;
 }
 
-bool trash_reserved(uint64_t parent, const char *name)
+bool vault_trash_reserved(uint64_t parent, const char *name)
 {
 	return parent == VV_ROOT_INO && (strcmp(name, ".trash") == 0 || strcmp(name, ".snapshots") == 0);
 }
 
 /* Is n inside the trash (an item, or below a trashed directory)? */
-bool trash_in(struct vv_vault *v, struct node *n)
+bool vault_trash_in(struct vv_vault *v, struct node *n)
 {
 	uint64_t cur = n->a.parent;
 	int depth = 0;
@@ -85,10 +85,10 @@ bool trash_in(struct vv_vault *v, struct node *n)
 		uint64_t next;
 		if (cur == VV_TRASH_FILES_INO)
 			return true;
-		if (trash_virt(cur) || ++depth > 4096 || node_get(v, cur, &p) < 0)
+		if (trash_virt(cur) || ++depth > 4096 || vault_node_get(v, cur, &p) < 0)
 			return false;
 		next = p->a.parent;
-		node_put(v, p);
+		vault_node_put(v, p);
 		if (next == cur)
 			return false;
 		cur = next;
@@ -111,7 +111,7 @@ static void gate_make(struct vv_vault *v, struct node *d, struct vv_trash_row *r
 	while (cur != VV_ROOT_INO && n < 64) {
 		struct node *p;
 		cur = chain[n - 1]->a.parent;
-		if (trash_virt(cur) || node_get(v, cur, &p) < 0)
+		if (trash_virt(cur) || vault_node_get(v, cur, &p) < 0)
 			break;
 		chain[n++] = p;
 		if (p->ino == VV_ROOT_INO)
@@ -122,7 +122,7 @@ static void gate_make(struct vv_vault *v, struct node *d, struct vv_trash_row *r
 		w.err = VV_E2BIG;
 	for (size_t i = n; i-- > 0 && !w.err;) {
 		struct vv_perm p;
-		node_perm(v, chain[i], &p);
+		vault_node_perm(v, chain[i], &p);
 		vv_wbuf_put_u32(&w, p.mode);
 		vv_wbuf_put_u32(&w, p.uid);
 		vv_wbuf_put_u32(&w, p.gid);
@@ -136,7 +136,7 @@ static void gate_make(struct vv_vault *v, struct node *d, struct vv_trash_row *r
 		row->gatelen = w.len;
 	}
 	for (size_t i = 0; i < n; i++)
-		node_put(v, chain[i]);
+		vault_node_put(v, chain[i]);
 }
 
 /* Could id search every directory of the gate?  *parent: the last one
@@ -176,7 +176,7 @@ static bool visible(struct vv_vault *v, const struct vv_ident *id, const struct 
 		return true;
 	if (gate_pass(id, row, NULL) < 0)
 		return false;
-	node_perm(v, n, &p);
+	vault_node_perm(v, n, &p);
 	return vv_access_check(id, &p, VV_MAY_READ) == 0;
 }
 
@@ -192,7 +192,7 @@ static int may_remove(struct vv_vault *v, const struct vv_ident *id, const struc
 		return 0;
 	if ((r = gate_pass(id, row, &dir)) < 0)
 		return r;
-	node_perm(v, n, &p);
+	vault_node_perm(v, n, &p);
 	return vv_access_may_delete(id, &dir, &p);
 }
 
@@ -274,10 +274,10 @@ static int item_by_name(struct vv_vault *v, const struct vv_ident *id, const cha
 
 	*out = NULL;
 	if ((r = vv_meta_dirent_get(v->meta, VV_TRASH_FILES_INO, name, &ino)) < 0 ||
-	    (r = vv_meta_trash_get_ino(v->meta, ino, row)) < 0 || (r = node_get(v, ino, out)) < 0)
+	    (r = vv_meta_trash_get_ino(v->meta, ino, row)) < 0 || (r = vault_node_get(v, ino, out)) < 0)
 		return r;
 	if (!visible(v, id, row, *out)) {
-		node_put(v, *out);
+		vault_node_put(v, *out);
 		*out = NULL;
 		return VV_EHIDDEN;
 	}
@@ -290,17 +290,17 @@ static int item_by_id(struct vv_vault *v, const struct vv_ident *id, uint64_t ti
 	int r;
 
 	*out = NULL;
-	if ((r = vv_meta_trash_get(v->meta, tid, row)) < 0 || (r = node_get(v, row->ino, out)) < 0)
+	if ((r = vv_meta_trash_get(v->meta, tid, row)) < 0 || (r = vault_node_get(v, row->ino, out)) < 0)
 		return r;
 	if (!visible(v, id, row, *out)) {
-		node_put(v, *out);
+		vault_node_put(v, *out);
 		*out = NULL;
 		return VV_ENOENT;
 	}
 	return 0;
 }
 
-int trash_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
+int vault_trash_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
 		 struct vv_attr *out)
 {
 	struct vv_trash_row *row = NULL;
@@ -315,10 +315,10 @@ int trash_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, co
 	}
 	if (strcmp(name, "..") == 0) {
 		if (parent == VV_TRASH_INO) {
-			if ((r = node_get(v, VV_ROOT_INO, &n)) == 0) {
+			if ((r = vault_node_get(v, VV_ROOT_INO, &n)) == 0) {
 				n->nlookup++;
-				node_attr(v, n, false, out);
-				node_put(v, n);
+				vault_node_attr(v, n, false, out);
+				vault_node_put(v, n);
 			}
 			return r;
 		}
@@ -343,8 +343,8 @@ int trash_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, co
 		if ((r = item_by_name(v, &c->id, name, row, &n)) < 0)
 			goto out;
 		n->nlookup++;
-		node_named(n, parent, name, c->id.pid);
-		node_attr(v, n, false, out);
+		vault_node_named(n, parent, name, c->id.pid);
+		vault_node_attr(v, n, false, out);
 		ino = n->ino;
 	} else if (parent == VV_TRASH_INFO_INO) {
 		size_t nl = strlen(name), sl = strlen(INFO_SUFFIX);
@@ -369,12 +369,12 @@ out:
 		vault_audit(v, c, "lookup", 0, parent, name, VV_ENOENT, "hidden: a removed item this user could not read");
 	else if (r != VV_ENOENT)
 		vault_audit(v, c, "lookup", ino, parent, name, r, NULL);
-	node_put(v, n);
+	vault_node_put(v, n);
 	free(row);
 	return hidden_enoent(r);
 }
 
-int trash_getattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, struct vv_attr *out)
+int vault_trash_getattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, struct vv_attr *out)
 {
 	struct vv_trash_row *row;
 	struct node *n = NULL;
@@ -390,12 +390,12 @@ int trash_getattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, stru
 		return VV_ENOMEM;
 	if ((r = item_by_id(v, &c->id, ino - VV_TRASH_INFO_FIRST, row, &n)) == 0)
 		info_attr(v, row, n, out);
-	node_put(v, n);
+	vault_node_put(v, n);
 	free(row);
 	return r;
 }
 
-int trash_open_info(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, int flags,
+int vault_trash_open_info(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, int flags,
 		    struct vv_file **fh)
 {
 	struct vv_trash_row *row = NULL;
@@ -435,7 +435,7 @@ out:
 	} else {
 		vault_audit(v, c, "open", ino, 0, NULL, r, NULL);
 	}
-	node_put(v, n);
+	vault_node_put(v, n);
 	free(row);
 	free(buf);
 	free(f);
@@ -465,17 +465,17 @@ static int tl_one(void *ctx, const struct vv_trash_row *row)
 	int r;
 
 	s->last = row->id;
-	if (node_get(s->v, row->ino, &n) < 0)
+	if (vault_node_get(s->v, row->ino, &n) < 0)
 		return 0;                        /* fsck names it; skip */
 	if (!visible(s->v, &s->dh->id, row, n)) {
-		node_put(s->v, n);
+		vault_node_put(s->v, n);
 		return 0;
 	}
 	snprintf(name, sizeof(name), "%s%s", row->name, files ? "" : INFO_SUFFIX);
 	if (files) {
 		e.ino = n->ino;
 		e.mode = n->a.mode;
-		node_attr(s->v, n, false, &a);
+		vault_node_attr(s->v, n, false, &a);
 	} else {
 		info_attr(s->v, row, n, &a);
 		e.ino = a.ino;
@@ -488,9 +488,9 @@ static int tl_one(void *ctx, const struct vv_trash_row *row)
 		r = s->fill(s->ctx, &e, s->plus ? &a : NULL);
 	if (r == 0 && s->plus && files && !S_ISFIFO(n->a.mode) && !S_ISSOCK(n->a.mode)) {
 		n->nlookup++;
-		node_named(n, VV_TRASH_FILES_INO, row->name, 0);
+		vault_node_named(n, VV_TRASH_FILES_INO, row->name, 0);
 	}
-	node_put(s->v, n);
+	vault_node_put(s->v, n);
 	if (r < 0)
 		s->err = r;
 	if (r != 0) {
@@ -500,7 +500,7 @@ static int tl_one(void *ctx, const struct vv_trash_row *row)
 	return 0;
 }
 
-int trash_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool plus,
+int vault_trash_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool plus,
 		  vv_fill_fn fill, void *ctx)
 {
 	struct tl s = { .v = v, .dh = dh, .plus = plus, .fill = fill, .ctx = ctx };
@@ -646,7 +646,7 @@ static int adopt(struct vv_vault *v, struct node *dir, uint32_t uid, int64_t now
 		 * stays an item of its own. */
 		if (vv_meta_dirent_get(v->meta, dir->ino, a->oname, &existing) == 0)
 			continue;
-		if ((r = node_get(v, a->ino, &c)) < 0)
+		if ((r = vault_node_get(v, a->ino, &c)) < 0)
 			break;
 		if ((r = vv_meta_dirent_move(v->meta, VV_TRASH_FILES_INO, a->name, dir->ino, a->oname)) == 0 &&
 		    (r = vv_meta_trash_del(v->meta, a->id)) == 0) {
@@ -657,16 +657,16 @@ static int adopt(struct vv_vault *v, struct node *dir, uint32_t uid, int64_t now
 				free(c->lname);
 				c->lname = NULL;
 			}
-			r = node_save(v, c);
+			r = vault_node_save(v, c);
 			*size += a->size;
 		}
-		node_put(v, c);
+		vault_node_put(v, c);
 	}
 	free(l.a);
 	return r;
 }
 
-bool trash_wanted(struct vv_vault *v, struct node *n)
+bool vault_trash_wanted(struct vv_vault *v, struct node *n)
 {
 	if (v->trash.keep_ns <= 0 || !v->trash.ready)
 		return false;
@@ -676,7 +676,7 @@ bool trash_wanted(struct vv_vault *v, struct node *n)
 	return !vault_space_tight(v);
 }
 
-int trash_move(struct vv_vault *v, const struct vv_ctx *c, struct node *d, const char *name,
+int vault_trash_move(struct vv_vault *v, const struct vv_ctx *c, struct node *d, const char *name,
 	       struct node *n, int64_t now, char *tname)
 {
 	struct vv_trash_row *row = calloc(1, sizeof(*row));
@@ -694,7 +694,7 @@ int trash_move(struct vv_vault *v, const struct vv_ctx *c, struct node *d, const
 	row->size = S_ISREG(n->a.mode) ? n->a.size : 0;
 	if (d->ino == VV_ROOT_INO)
 		dpath[0] = '\0';
-	else if ((r = node_path(v, d->ino, dpath, sizeof(dpath))) < 0)
+	else if ((r = vault_node_path(v, d->ino, dpath, sizeof(dpath))) < 0)
 		goto out;
 	if (strlen(dpath) + 1 + strlen(name) >= sizeof(row->path)) {
 		r = VV_ENAMETOOLONG;
@@ -723,7 +723,7 @@ int trash_move(struct vv_vault *v, const struct vv_ctx *c, struct node *d, const
 	n->a.parent = VV_TRASH_FILES_INO;
 	n->a.ctime = now;
 	d->a.mtime = d->a.ctime = now;
-	if ((r = node_save(v, d)) < 0 || (r = node_save(v, n)) < 0 ||
+	if ((r = vault_node_save(v, d)) < 0 || (r = vault_node_save(v, n)) < 0 ||
 	    (r = vv_meta_trash_add(v->meta, row)) < 0)
 		goto out;
 	/* Its ancestry changed: what was cached below it may differ. */
@@ -778,7 +778,7 @@ static int free_tree(struct vv_vault *v, uint64_t top, int64_t now, uint64_t *fi
 	while (r == 0 && done < l.n) {
 		uint64_t ino = l.k[done++].ino;
 		struct node *n;
-		if ((r = node_get(v, ino, &n)) < 0)
+		if ((r = vault_node_get(v, ino, &n)) < 0)
 			break;
 		if (S_ISDIR(n->a.mode)) {
 			size_t first = l.n;
@@ -795,10 +795,10 @@ static int free_tree(struct vv_vault *v, uint64_t top, int64_t now, uint64_t *fi
 				free(n->lname);
 				n->lname = NULL;
 			}
-			r = node_save(v, n);
+			r = vault_node_save(v, n);
 			(*files)++;
 		}
-		node_put(v, n);                   /* freed now unless in use */
+		vault_node_put(v, n);                   /* freed now unless in use */
 	}
 	free(l.k);
 	return r;
@@ -814,9 +814,9 @@ static int purge_item(struct vv_vault *v, const struct vv_trash_row *row)
 
 	if ((r = vault_txn(v)) < 0)
 		return r;
-	if ((r = node_get(v, row->ino, &n)) == 0) {
+	if ((r = vault_node_get(v, row->ino, &n)) == 0) {
 		coll_dir = S_ISDIR(n->a.mode) && row->oparent == VV_ROOT_INO;
-		node_put(v, n);
+		vault_node_put(v, n);
 	}
 	if ((r = vv_meta_dirent_del(v->meta, VV_TRASH_FILES_INO, row->name)) < 0 && r != VV_ENOENT)
 		return r;
@@ -842,7 +842,7 @@ static void audit_item(struct vv_vault *v, const struct vv_ctx *c, const char *o
 }
 
 /* rm / rmdir of .trash/files/NAME: purge now, if c could have removed it. */
-int trash_unlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
+int vault_trash_unlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
 		 bool dir)
 {
 	struct vv_trash_row *row = NULL;
@@ -867,7 +867,7 @@ int trash_unlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, co
 		r = purge_item(v, row);
 	audit_item(v, c, "purge", row, r, NULL);
 out:
-	node_put(v, n);
+	vault_node_put(v, n);
 	free(row);
 	return r;
 }
@@ -896,23 +896,23 @@ static int restore_to(struct vv_vault *v, const struct vv_ctx *c, const struct v
 		r = VV_EROFS;
 		goto out;
 	}
-	if ((r = node_get(v, newparent, &nd)) < 0)
+	if ((r = vault_node_get(v, newparent, &nd)) < 0)
 		goto out;
 	if (!S_ISDIR(nd->a.mode)) {
 		r = VV_ENOTDIR;
 		goto out;
 	}
-	if (nd->a.nlink == 0 || trash_in(v, nd)) {
+	if (nd->a.nlink == 0 || vault_trash_in(v, nd)) {
 		r = nd->a.nlink == 0 ? VV_ENOENT : VV_EROFS;
 		goto out;
 	}
-	if ((r = node_check(v, c, nd, VV_MAY_WRITE | VV_MAY_EXEC)) < 0)
+	if ((r = vault_node_check(v, c, nd, VV_MAY_WRITE | VV_MAY_EXEC)) < 0)
 		goto out;
 	if (strlen(newname) > VV_NAME_MAX || !*newname || strchr(newname, '/')) {
 		r = VV_EINVAL;
 		goto out;
 	}
-	if (trash_reserved(newparent, newname)) {
+	if (vault_trash_reserved(newparent, newname)) {
 		r = VV_EEXIST;
 		goto out;
 	}
@@ -940,20 +940,20 @@ static int restore_to(struct vv_vault *v, const struct vv_ctx *c, const struct v
 	if (S_ISDIR(n->a.mode))
 		nd->a.nlink++;
 	nd->a.mtime = nd->a.ctime = now;
-	if ((r = node_save(v, n)) < 0 || (r = node_save(v, nd)) < 0)
+	if ((r = vault_node_save(v, n)) < 0 || (r = vault_node_save(v, nd)) < 0)
 		goto out;
-	node_named(n, newparent, newname, 0);
+	vault_node_named(n, newparent, newname, 0);
 	if (S_ISDIR(n->a.mode)) {
 		v->nodes.perm_gen++;
-		node_invalidate_all(v);
+		vault_node_invalidate_all(v);
 	}
 out:
-	node_put(v, nd);
+	vault_node_put(v, nd);
 	return r;
 }
 
 /* mv .trash/files/NAME DIR/NEWNAME */
-int trash_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
+int vault_trash_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
 		 uint64_t newparent, const char *newname, unsigned flags)
 {
 	struct vv_trash_row *row = NULL;
@@ -976,7 +976,7 @@ int trash_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, co
 		r = restore_to(v, c, row, n, newparent, newname);
 	vault_audit(v, c, "restore", row->ino, newparent, newname, r, row->path);
 out:
-	node_put(v, n);
+	vault_node_put(v, n);
 	free(row);
 	return r;
 }
@@ -1030,7 +1030,7 @@ static int sweep(struct vv_vault *v, int64_t before)
 	return r < 0 ? r : 0;
 }
 
-int trash_open(struct vv_vault *v, int64_t keep_ns)
+int vault_trash_open(struct vv_vault *v, int64_t keep_ns)
 {
 	int r = 0;
 
@@ -1049,7 +1049,7 @@ int trash_open(struct vv_vault *v, int64_t keep_ns)
 	return 0;
 }
 
-void trash_tick(struct vv_vault *v, int64_t now)
+void vault_trash_tick(struct vv_vault *v, int64_t now)
 {
 	int64_t every = v->trash.keep_ns / 4;
 
@@ -1148,14 +1148,14 @@ static int run_list(struct vv_vault *v, const struct vv_admin_req *rq, struct vv
 		char del[32], exp[32];
 		struct node *n;
 		bool dir;
-		if (node_get(v, t->ino, &n) < 0)
+		if (vault_node_get(v, t->ino, &n) < 0)
 			continue;
 		dir = S_ISDIR(n->a.mode);
 		if (!visible(v, &rq->peer, t, n)) {
-			node_put(v, n);
+			vault_node_put(v, n);
 			continue;
 		}
-		node_put(v, n);
+		vault_node_put(v, n);
 		utc(t->deleted, del, sizeof(del));
 		if (v->trash.keep_ns > 0)
 			utc(t->deleted + v->trash.keep_ns, exp, sizeof(exp));
@@ -1209,10 +1209,10 @@ static struct vv_trash_row *find_path(struct vv_vault *v, const struct vv_ident 
 		bool vis, same = strlen(t->path) == pl && strncmp(t->path, p, pl) == 0;
 		bool under = !same && strlen(t->path) < pl && strncmp(t->path, p, strlen(t->path)) == 0 &&
 			     p[strlen(t->path)] == '/';
-		if ((!same && !under) || t->id == 0 || node_get(v, t->ino, &n) < 0)
+		if ((!same && !under) || t->id == 0 || vault_node_get(v, t->ino, &n) < 0)
 			continue;
 		vis = visible(v, id, t, n);
-		node_put(v, n);
+		vault_node_put(v, n);
 		if (!vis)
 			continue;
 		if (same)
@@ -1250,10 +1250,10 @@ static int run_restore(struct vv_vault *v, const struct vv_admin_req *rq, struct
 			for (size_t k = 0; k < l.n && !t; k++)
 				if (l.r[k].id && strcmp(l.r[k].name, p) == 0)
 					t = &l.r[k];
-			if (t && node_get(v, t->ino, &n) == 0) {
+			if (t && vault_node_get(v, t->ino, &n) == 0) {
 				if (!visible(v, &rq->peer, t, n))
 					t = NULL;
-				node_put(v, n);
+				vault_node_put(v, n);
 				n = NULL;
 			}
 		}
@@ -1264,7 +1264,7 @@ static int run_restore(struct vv_vault *v, const struct vv_admin_req *rq, struct
 					     "trash.restore: %s is not in the trash (or not yours to see)", p);
 			break;
 		}
-		if ((r = node_get(v, t->ino, &n)) < 0) {
+		if ((r = vault_node_get(v, t->ino, &n)) < 0) {
 			vault_admin_fail(rep, r, "trash.restore: %s: %s", p, vv_strerror(r));
 			break;
 		}
@@ -1280,7 +1280,7 @@ static int run_restore(struct vv_vault *v, const struct vv_admin_req *rq, struct
 					 "it away or mv .trash/files/... to another name" :
 					 "trash.restore: %s: %s", t->path, vv_strerror(r));
 		vault_audit(v, &c, "restore", t->ino, t->oparent, t->oname, r, t->path);
-		node_put(v, n);
+		vault_node_put(v, n);
 		if (r == 0) {
 			vault_admin_printf(rep, "restored %s%s\n", t->path,
 					   t->size ? "" : "");
@@ -1327,11 +1327,11 @@ static int run_purge(struct vv_vault *v, const struct vv_admin_req *rq, struct v
 		bool want = all || (older && t->deleted < before), vis;
 		for (size_t k = 0; !want && k < np; k++)
 			want = strcmp(t->path, paths[k]) == 0;
-		if (!want || node_get(v, t->ino, &n) < 0)
+		if (!want || vault_node_get(v, t->ino, &n) < 0)
 			continue;
 		vis = visible(v, &rq->peer, t, n);
 		if (vis && may_remove(v, &rq->peer, t, n) == 0) {
-			node_put(v, n);
+			vault_node_put(v, n);
 			r = purge_item(v, t);
 			audit_item(v, &c, "purge", t, r, NULL);
 			if (r < 0)
@@ -1339,7 +1339,7 @@ static int run_purge(struct vv_vault *v, const struct vv_admin_req *rq, struct v
 			else if ((r = vault_admin_printf(rep, "purged %s\n", t->path)) == 0)
 				purged++;
 		} else {
-			node_put(v, n);
+			vault_node_put(v, n);
 			if (vis)
 				kept++;
 		}

@@ -95,9 +95,9 @@ static int probe(struct vv_vault *v, struct node *n, const char *name, struct vv
 	const char *why = NULL;
 	int r;
 
-	if ((r = vault_audit_gate(v)) < 0 || (r = data_rdlock(v, n)) < 0)
+	if ((r = vault_audit_gate(v)) < 0 || (r = vault_data_rdlock(v, n)) < 0)
 		return r;
-	r = data_segment_probe(v, n, vv_segment_format_from_name(name), si, &why);
+	r = vault_data_segment_probe(v, n, vv_segment_format_from_name(name), si, &why);
 	pthread_rwlock_unlock(&n->rw);
 	return r;
 }
@@ -146,7 +146,7 @@ static int xattr_perm(struct vv_vault *v, const struct vv_ctx *c, struct node *n
 		if (write && S_ISDIR(n->a.mode) && (n->a.mode & S_ISVTX) &&
 		    c->id.uid != 0 && c->id.uid != n->a.uid)
 			return VV_EPERM;
-		return node_check(v, c, n, write ? VV_MAY_WRITE : VV_MAY_READ);
+		return vault_node_check(v, c, n, write ? VV_MAY_WRITE : VV_MAY_READ);
 	case NS_TRUSTED:
 	case NS_SECURITY:
 		if (c->id.uid != 0)
@@ -170,10 +170,10 @@ static int set_acl(struct vv_vault *v, const struct vv_ctx *c, struct node *n, e
 	struct vv_perm p;
 	uint8_t *norm = NULL;
 	size_t nlen = 0;
-	bool was_ok = S_ISDIR(n->a.mode) && node_chain_ok(v, n);
+	bool was_ok = S_ISDIR(n->a.mode) && vault_node_chain_ok(v, n);
 	int r;
 
-	node_perm(v, n, &p);
+	vault_node_perm(v, n, &p);
 	p.coll_admin = !vv_access_owner_or_root(&c->id, n->a.uid) && vault_grant_admin(v, &c->id, n);
 	/* A header-only value means "no ACL" (what the kernel sends for an
 	 * empty ACL). */
@@ -210,12 +210,12 @@ static int set_acl(struct vv_vault *v, const struct vv_ctx *c, struct node *n, e
 		return r;
 	n->acl_loaded = false;
 	n->a.ctime = vault_now();
-	if ((r = node_save(v, n)) < 0)
+	if ((r = vault_node_save(v, n)) < 0)
 		return r;
 	if (S_ISDIR(n->a.mode)) {
 		v->nodes.perm_gen++;
-		if (was_ok && !node_chain_ok(v, n))
-			node_invalidate_all(v);
+		if (was_ok && !vault_node_chain_ok(v, n))
+			vault_node_invalidate_all(v);
 	}
 	return 0;
 }
@@ -258,10 +258,10 @@ int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		r = VV_EROFS;
 		goto out;
 	}
-	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
+	if ((r = vault_audit_gate(v)) < 0 || (r = vault_node_get(v, ino, &n)) < 0 ||
 	    (r = vault_snap_ro(ino)) < 0 || (r = xattr_perm(v, c, n, ns, true)) < 0)
 		goto out;
-	if (trash_in(v, n)) {
+	if (vault_trash_in(v, n)) {
 		r = VV_EROFS;                            /* the trash is read-only */
 		goto out;
 	}
@@ -312,12 +312,12 @@ int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		goto out;
 	n->xattrs = 1;
 	n->a.ctime = vault_now();
-	r = node_save(v, n);
+	r = vault_node_save(v, n);
 out:
 	if (n && r == 0 && (ns == NS_ACL_ACCESS || ns == NS_ACL_DEFAULT))
 		n->xattrs = 0;               /* stored or removed: ask again */
 	vault_audit(v, c, "setxattr", ino, 0, NULL, r, name);
-	node_put(v, n);
+	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
@@ -348,7 +348,7 @@ ssize_t vv_vault_getxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t i
 		r = VV_ENODATA;                          /* the trash's own entries have none */
 		goto out;
 	}
-	if ((r = node_get(v, ino, &n)) < 0)
+	if ((r = vault_node_get(v, ino, &n)) < 0)
 		goto out;
 	if (is_vault_id(ino, name)) {
 		const char *id = vault_id_value(v, name);
@@ -381,7 +381,7 @@ ssize_t vv_vault_getxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t i
 		/* Served from the node's ACL cache (loaded for access checks). */
 		const uint8_t *acl;
 		size_t al;
-		if ((r = node_acl(v, n, &acl, &al)) < 0)
+		if ((r = vault_node_acl(v, n, &acl, &al)) < 0)
 			goto out;
 		r = acl ? give(acl, al, buf, size) : VV_ENODATA;
 		goto out;
@@ -414,7 +414,7 @@ out:
 		vault_audit(v, c, "getxattr", ino, 0, NULL, r < 0 ? (int)r : 0, name);
 	}
 	free(val);
-	node_put(v, n);
+	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
@@ -461,7 +461,7 @@ ssize_t vv_vault_listxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t 
 		r = 0;
 		goto out;
 	}
-	if ((r = node_get(v, ino, &n)) < 0)
+	if ((r = vault_node_get(v, ino, &n)) < 0)
 		goto out;
 	l.v = v;
 	l.n = n;
@@ -470,14 +470,14 @@ ssize_t vv_vault_listxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t 
 	l.n = NULL;
 	/* The computed names say that the file decrypts to a valid segment:
 	 * listed only to those who may read it (getxattr's rule). */
-	if (!l.over && node_check(v, c, n, VV_MAY_READ) == 0 && computed(v, n, NULL, &si))
+	if (!l.over && vault_node_check(v, c, n, VV_MAY_READ) == 0 && computed(v, n, NULL, &si))
 		for (const char *const *p = vv_segment_xattr_names(); *p && !l.over; p++)
 			lst_add(&l, *p);
 	r = l.over ? VV_ERANGE : (ssize_t)l.len;
 out:
 	if (r != VV_ERANGE)
 		vault_audit(v, c, "listxattr", ino, 0, NULL, r < 0 ? (int)r : 0, NULL);
-	node_put(v, n);
+	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
@@ -494,10 +494,10 @@ int vv_vault_removexattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t in
 		r = VV_EROFS;
 		goto out;
 	}
-	if ((r = vault_audit_gate(v)) < 0 || (r = node_get(v, ino, &n)) < 0 ||
+	if ((r = vault_audit_gate(v)) < 0 || (r = vault_node_get(v, ino, &n)) < 0 ||
 	    (r = vault_snap_ro(ino)) < 0 || (r = xattr_perm(v, c, n, ns, true)) < 0)
 		goto out;
-	if (trash_in(v, n)) {
+	if (vault_trash_in(v, n)) {
 		r = VV_EROFS;
 		goto out;
 	}
@@ -515,12 +515,12 @@ int vv_vault_removexattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t in
 	if ((r = vv_meta_xattr_del(v->meta, ino, name)) < 0)
 		goto out;
 	n->a.ctime = vault_now();
-	r = node_save(v, n);
+	r = vault_node_save(v, n);
 out:
 	if (n)
 		n->xattrs = 0;               /* maybe none left: ask again */
 	vault_audit(v, c, "removexattr", ino, 0, NULL, r, name);
-	node_put(v, n);
+	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }

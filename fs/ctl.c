@@ -23,7 +23,7 @@
  *     error reply where one can be framed, then the connection is closed.
  * One thread accepts; each connection has its own thread, which runs its
  * requests one after the other, so a verb that takes long delays only its
- * own connection.  ctl_stop() wakes every thread, waits for the requests
+ * own connection.  fs_ctl_stop() wakes every thread, waits for the requests
  * in flight, and removes the socket (only if it is still the one we made).
  */
 #include <errno.h>
@@ -492,7 +492,7 @@ static int clear_path(struct ctl *c, const char *path, char *why, size_t whylen)
 	return 0;
 }
 
-void ctl_init(struct ctl *c)
+void fs_ctl_init(struct ctl *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->lfd = c->stop_pipe[0] = c->stop_pipe[1] = -1;
@@ -501,7 +501,7 @@ void ctl_init(struct ctl *c)
 	atomic_init(&c->stopping, false);
 }
 
-int ctl_start(struct ctl *c, struct vv_vault *v, const char *path, char *why, size_t whylen)
+int fs_ctl_start(struct ctl *c, struct vv_vault *v, const char *path, char *why, size_t whylen)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -553,7 +553,7 @@ fail:
 	return r;
 }
 
-void ctl_stop(struct ctl *c)
+void fs_ctl_stop(struct ctl *c)
 {
 	struct stat st;
 

@@ -132,9 +132,9 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	memset(&fs, 0, sizeof(fs));
 	fs.v = v;
 	fs.o = o;
-	ident_cache_init(&fs.ident);
-	notifier_init(&fs.notify);
-	ctl_init(&ctl);
+	fs_ident_cache_init(&fs.ident);
+	fs_notifier_init(&fs.notify);
+	fs_ctl_init(&ctl);
 	last_err[0] = '\0';
 	fuse_set_log_func(fuse_log_sink);
 
@@ -163,15 +163,15 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 		goto out;
 	}
 	mounted = true;
-	ra_find(&fs, real_mnt[0] ? real_mnt : NULL);
-	if ((r = notifier_start(&fs.notify, se)) < 0)
+	fs_ra_find(&fs, real_mnt[0] ? real_mnt : NULL);
+	if ((r = fs_notifier_start(&fs.notify, se)) < 0)
 		goto out;
-	vv_vault_set_inval(v, notifier_queue, &fs.notify);
+	vv_vault_set_inval(v, fs_notifier_queue, &fs.notify);
 	vv_log(VV_LOG_INFO, "fs: mounted on %s", mnt);
 	/* Admin requests need a live mount (they may invalidate its caches);
 	 * without the socket the files are still served, and the log says
 	 * why administration is unavailable. */
-	if (o->ctl_socket && ctl_start(&ctl, v, o->ctl_socket, why, sizeof(why)) < 0)
+	if (o->ctl_socket && fs_ctl_start(&ctl, v, o->ctl_socket, why, sizeof(why)) < 0)
 		vv_log(VV_LOG_ERR, "fs: no control socket, admin requests unavailable: %s", why);
 
 	send_ready(ready_fd);
@@ -181,7 +181,7 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 		/* The kernel queues requests until the loop below answers INIT,
 		 * so the mount is usable from here on. */
 		snprintf(st, sizeof(st), "READY=1\nSTATUS=serving %s", mnt);
-		sdnotify(o->notify_socket, st);
+		fs_sdnotify(o->notify_socket, st);
 	}
 	if (o->detach_stdio)
 		detach_stdio();
@@ -202,11 +202,11 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	/* Before the final commit, which may take a while: systemd then
 	 * shows the unit as deactivating rather than hung. */
 	if (o->notify_socket)
-		sdnotify(o->notify_socket, "STOPPING=1\nSTATUS=unmounting, closing the vault");
+		fs_sdnotify(o->notify_socket, "STOPPING=1\nSTATUS=unmounting, closing the vault");
 out:
 	/* Requests in flight on the control socket finish while the vault and
 	 * the session are whole; the socket goes before the mount does. */
-	ctl_stop(&ctl);
+	fs_ctl_stop(&ctl);
 	/* Offload requests still queued get their reply while the session
 	 * exists; running scans end (bounded) before it goes. */
 	vv_vault_knn_drain(v);
@@ -214,13 +214,13 @@ out:
 	vv_vault_set_inval(v, NULL, NULL);
 	if (mounted)
 		fuse_session_unmount(se);
-	notifier_release(&fs.notify);
+	fs_notifier_release(&fs.notify);
 	if (handlers)
 		fuse_remove_signal_handlers(se);
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
-	ident_cache_release(&fs.ident);
+	fs_ident_cache_release(&fs.ident);
 	return r;
 }
 
@@ -234,7 +234,7 @@ int vv_fs_run_headless(struct vv_vault *v, const struct vv_fs_opts *o, int ready
 
 	if (!o)
 		o = &defaults;
-	ctl_init(&ctl);
+	fs_ctl_init(&ctl);
 	/* The signals that unmount a mount end this daemon: taken by
 	 * sigwait below, in this thread only (the others inherit the mask). */
 	sigemptyset(&set);
@@ -242,19 +242,19 @@ int vv_fs_run_headless(struct vv_vault *v, const struct vv_fs_opts *o, int ready
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
-	if (o->ctl_socket && ctl_start(&ctl, v, o->ctl_socket, why, sizeof(why)) < 0)
+	if (o->ctl_socket && fs_ctl_start(&ctl, v, o->ctl_socket, why, sizeof(why)) < 0)
 		vv_log(VV_LOG_ERR, "fs: no control socket, admin requests unavailable: %s", why);
 	send_ready(ready_fd);
 	if (o->notify_socket)
-		sdnotify(o->notify_socket, "READY=1\nSTATUS=serving remote clients");
+		fs_sdnotify(o->notify_socket, "READY=1\nSTATUS=serving remote clients");
 	if (o->detach_stdio)
 		detach_stdio();
 	while (sigwait(&set, &sig) != 0)
 		;
 	vv_log(VV_LOG_INFO, "fs: signal %d: stopping", sig);
 	if (o->notify_socket)
-		sdnotify(o->notify_socket, "STOPPING=1\nSTATUS=closing the vault");
-	ctl_stop(&ctl);
+		fs_sdnotify(o->notify_socket, "STOPPING=1\nSTATUS=closing the vault");
+	fs_ctl_stop(&ctl);
 	vv_vault_knn_drain(v);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return 0;

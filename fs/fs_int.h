@@ -46,11 +46,11 @@ struct req_ctx {
 	struct ident_entry *ent;     /* NULL when nothing could be cached */
 };
 
-void ident_cache_init(struct ident_cache *ic);
-void ident_cache_release(struct ident_cache *ic);
+void fs_ident_cache_init(struct ident_cache *ic);
+void fs_ident_cache_release(struct ident_cache *ic);
 /* Fill rc for req; never fails (without /proc data: no groups, no name). */
-void ident_get(struct ident_cache *ic, fuse_req_t req, struct req_ctx *rc);
-void ident_put(struct req_ctx *rc);
+void fs_ident_get(struct ident_cache *ic, fuse_req_t req, struct req_ctx *rc);
+void fs_ident_put(struct req_ctx *rc);
 
 /* --- notify.c: kernel-cache invalidation ---------------------------------- */
 
@@ -74,20 +74,20 @@ struct notifier {
 	pthread_t thread;
 };
 
-void notifier_init(struct notifier *n);
+void fs_notifier_init(struct notifier *n);
 /* Start the thread for session se (after mount).  0 or VV_ESYS. */
-int notifier_start(struct notifier *n, struct fuse_session *se);
+int fs_notifier_start(struct notifier *n, struct fuse_session *se);
 /* Stop the thread (drops what is still queued) and free everything.
  * Safe if never started. */
-void notifier_release(struct notifier *n);
+void fs_notifier_release(struct notifier *n);
 /* vv_inval_fn: queue one request (ctx = struct notifier *). */
-void notifier_queue(void *ctx, uint64_t ino, const char *name);
+void fs_notifier_queue(void *ctx, uint64_t ino, const char *name);
 /* Count of requests queued so far (read before an engine call). */
-uint64_t notifier_mark(struct notifier *n);
+uint64_t fs_notifier_mark(struct notifier *n);
 /* Call after an engine call, BEFORE replying: if anything was queued since
  * mark, make every cached dentry of the mount stale at once, so the change
  * is in force when the caller's syscall returns (see notify.c). */
-void notifier_sync(struct notifier *n, uint64_t mark);
+void fs_notifier_sync(struct notifier *n, uint64_t mark);
 
 /* --- sdnotify.c: systemd readiness ------------------------------------------ */
 
@@ -96,7 +96,7 @@ void notifier_sync(struct notifier *n, uint64_t mark);
  * reads no environment).  0 also when name is NULL or "" (not under systemd);
  * VV_EINVAL (an address that is not a unix socket) or VV_ESYS, logged as a
  * warning: a lost notification never stops the daemon. */
-int sdnotify(const char *name, const char *state);
+int fs_sdnotify(const char *name, const char *state);
 
 /* --- ctl.c: the control socket ---------------------------------------------- */
 
@@ -125,15 +125,15 @@ struct ctl {
 	} slots[CTL_MAX_CONN];
 };
 
-void ctl_init(struct ctl *c);
+void fs_ctl_init(struct ctl *c);
 /* Bind path (mode 0666, in a directory of ours made 0755 if missing; a
  * stale socket of ours is replaced; a link, a live socket or anything not
  * ours is refused) and serve admin requests on v.  0, or a VV_E* code with
  * the reason in why. */
-int ctl_start(struct ctl *c, struct vv_vault *v, const char *path, char *why, size_t whylen);
+int fs_ctl_start(struct ctl *c, struct vv_vault *v, const char *path, char *why, size_t whylen);
 /* Stop accepting, end every connection (waiting for requests in flight),
  * remove the socket if it is still ours, free.  Safe if never started. */
-void ctl_stop(struct ctl *c);
+void fs_ctl_stop(struct ctl *c);
 
 /* --- daemon.c / ops.c --------------------------------------------------- */
 
@@ -146,13 +146,13 @@ struct vv_fs {
 	bool ra_done;                    /* read-ahead set (or given up) */
 };
 
-/* readahead.c: the mount's kernel read-ahead window.  ra_find, after
+/* readahead.c: the mount's kernel read-ahead window.  fs_ra_find, after
  * mount(2) and before the loop, records the mount's device from
  * /proc/self/mountinfo (real_mnt: the mount point as realpath(3) gave it
- * before mounting).  ra_apply, from a handler that follows INIT (fs_open),
+ * before mounting).  fs_ra_apply, from a handler that follows INIT (fs_open),
  * raises the window once; failures are logged only. */
-void ra_find(struct vv_fs *fs, const char *real_mnt);
-void ra_apply(struct vv_fs *fs);
+void fs_ra_find(struct vv_fs *fs, const char *real_mnt);
+void fs_ra_apply(struct vv_fs *fs);
 
 extern const struct fuse_lowlevel_ops vv_fs_ops;
 

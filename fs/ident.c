@@ -96,13 +96,13 @@ out:
 	return e;
 }
 
-void ident_cache_init(struct ident_cache *ic)
+void fs_ident_cache_init(struct ident_cache *ic)
 {
 	memset(ic, 0, sizeof(*ic));
 	pthread_mutex_init(&ic->lock, NULL);
 }
 
-void ident_cache_release(struct ident_cache *ic)
+void fs_ident_cache_release(struct ident_cache *ic)
 {
 	if (!ic)
 		return;
@@ -119,7 +119,7 @@ static bool fresh_match(const struct ident_entry *e, const struct fuse_ctx *fc)
 	       e->gid == (uint32_t)fc->gid && age_ns(&e->born) < IDENT_TTL_NS;
 }
 
-void ident_get(struct ident_cache *ic, fuse_req_t req, struct req_ctx *rc)
+void fs_ident_get(struct ident_cache *ic, fuse_req_t req, struct req_ctx *rc)
 {
 	const struct fuse_ctx *fc = fuse_req_ctx(req);
 	size_t b = (size_t)fc->pid % IDENT_BUCKETS;
@@ -162,7 +162,7 @@ found:
 	rc->c.comm = e->comm[0] ? e->comm : NULL;
 }
 
-void ident_put(struct req_ctx *rc)
+void fs_ident_put(struct req_ctx *rc)
 {
 	entry_put(rc->ent);
 	rc->ent = NULL;

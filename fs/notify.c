@@ -27,7 +27,7 @@
 #include "vecvault/log.h"
 #include "fs_int.h"
 
-void notifier_init(struct notifier *n)
+void fs_notifier_init(struct notifier *n)
 {
 	memset(n, 0, sizeof(*n));
 	atomic_init(&n->queued, 0);
@@ -36,7 +36,7 @@ void notifier_init(struct notifier *n)
 	pthread_cond_init(&n->cond, NULL);
 }
 
-void notifier_queue(void *ctx, uint64_t ino, const char *name)
+void fs_notifier_queue(void *ctx, uint64_t ino, const char *name)
 {
 	struct notifier *n = ctx;
 	struct inval_item *it = calloc(1, sizeof(*it));
@@ -112,7 +112,7 @@ static void *notifier_main(void *arg)
 	return NULL;
 }
 
-int notifier_start(struct notifier *n, struct fuse_session *se)
+int fs_notifier_start(struct notifier *n, struct fuse_session *se)
 {
 	int r;
 
@@ -126,7 +126,7 @@ int notifier_start(struct notifier *n, struct fuse_session *se)
 	return 0;
 }
 
-void notifier_release(struct notifier *n)
+void fs_notifier_release(struct notifier *n)
 {
 	struct inval_item *it;
 
@@ -150,7 +150,7 @@ void notifier_release(struct notifier *n)
 	pthread_mutex_destroy(&n->lock);
 }
 
-uint64_t notifier_mark(struct notifier *n)
+uint64_t fs_notifier_mark(struct notifier *n)
 {
 	return atomic_load(&n->queued);
 }
@@ -164,7 +164,7 @@ struct notify_hdr {
 };
 #define NOTIFY_INC_EPOCH 8
 
-void notifier_sync(struct notifier *n, uint64_t mark)
+void fs_notifier_sync(struct notifier *n, uint64_t mark)
 {
 	struct notify_hdr h = { sizeof(h), NOTIFY_INC_EPOCH, 0 };
 	ssize_t w;

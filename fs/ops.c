@@ -11,7 +11,7 @@
  * says attr.cacheable (every user may search its whole ancestry); otherwise
  * the timeout is 0 and every path walk asks the daemon, so a denial is both
  * enforced and audited.  Handlers that change something call
- * notifier_mark()/notifier_sync() around the engine call, so invalidations
+ * fs_notifier_mark()/fs_notifier_sync() around the engine call, so invalidations
  * the change caused are in force before the reply (notify.c).  A negative
  * lookup is cached under the same rule: the engine says whether every user
  * may search the parent and its ancestry.
@@ -151,7 +151,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct vv_attr a;
 	int r;
 
-	ident_get(&fs->ident, req, &rc);
+	fs_ident_get(&fs->ident, req, &rc);
 	memset(&a, 0, sizeof(a));
 	r = vv_vault_lookup(fs->v, &rc.c, parent, name, &a);
 	if (r == VV_ENOENT && a.cacheable) {
@@ -167,7 +167,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	} else {
 		reply_entry_ref(req, fs->v, &a);
 	}
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -193,7 +193,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	int r;
 
-	ident_get(&fs->ident, req, &rc);
+	fs_ident_get(&fs->ident, req, &rc);
 	r = vv_vault_getattr(fs->v, &rc.c, ino, &a);
 	if (r < 0) {
 		reply_err(req, r);
@@ -201,7 +201,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		attr_to_stat(&a, &st);
 		fuse_reply_attr(req, &st, timeout_of(&a));
 	}
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *in, int to_set,
@@ -255,17 +255,17 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *in, int to_s
 	vv_log(VV_LOG_DEBUG, "fs: setattr ino %llu to_set 0x%x mode 0%o",
 	       (unsigned long long)ino, (unsigned)to_set, (unsigned)in->st_mode);
 
-	ident_get(&fs->ident, req, &rc);
-	mark = notifier_mark(&fs->notify);
+	fs_ident_get(&fs->ident, req, &rc);
+	mark = fs_notifier_mark(&fs->notify);
 	r = vv_vault_setattr(fs->v, &rc.c, ino, &sa, &a);
-	notifier_sync(&fs->notify, mark);
+	fs_notifier_sync(&fs->notify, mark);
 	if (r < 0) {
 		reply_err(req, r);
 	} else {
 		attr_to_stat(&a, &st);
 		fuse_reply_attr(req, &st, timeout_of(&a));
 	}
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -275,7 +275,7 @@ static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct req_ctx rc;
 	int r;
 
-	ident_get(&fs->ident, req, &rc);
+	fs_ident_get(&fs->ident, req, &rc);
 	r = vv_vault_readlink(fs->v, &rc.c, ino, buf, sizeof(buf) - 1);
 	if (r < 0) {
 		reply_err(req, r);
@@ -283,7 +283,7 @@ static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 		buf[r] = '\0';
 		fuse_reply_readlink(req, buf);
 	}
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -295,15 +295,15 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct vv_attr a;
 	int r;
 
-	ident_get(&fs->ident, req, &rc);
-	mark = notifier_mark(&fs->notify);
+	fs_ident_get(&fs->ident, req, &rc);
+	mark = fs_notifier_mark(&fs->notify);
 	r = vv_vault_mknod(fs->v, &rc.c, parent, name, mode, rdev, &a);
-	notifier_sync(&fs->notify, mark);
+	fs_notifier_sync(&fs->notify, mark);
 	if (r < 0)
 		reply_err(req, r);
 	else
 		reply_entry_ref(req, fs->v, &a);
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -314,15 +314,15 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct vv_attr a;
 	int r;
 
-	ident_get(&fs->ident, req, &rc);
-	mark = notifier_mark(&fs->notify);
+	fs_ident_get(&fs->ident, req, &rc);
+	mark = fs_notifier_mark(&fs->notify);
 	r = vv_vault_mkdir(fs->v, &rc.c, parent, name, mode, &a);
-	notifier_sync(&fs->notify, mark);
+	fs_notifier_sync(&fs->notify, mark);
 	if (r < 0)
 		reply_err(req, r);
 	else
 		reply_entry_ref(req, fs->v, &a);
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 static void fs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
@@ -334,15 +334,15 @@ static void fs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 	struct vv_attr a;
 	int r;
 
-	ident_get(&fs->ident, req, &rc);
-	mark = notifier_mark(&fs->notify);
+	fs_ident_get(&fs->ident, req, &rc);
+	mark = fs_notifier_mark(&fs->notify);
 	r = vv_vault_symlink(fs->v, &rc.c, parent, name, target, &a);
-	notifier_sync(&fs->notify, mark);
+	fs_notifier_sync(&fs->notify, mark);
 	if (r < 0)
 		reply_err(req, r);
 	else
 		reply_entry_ref(req, fs->v, &a);
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -354,15 +354,15 @@ static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	struct vv_attr a;
 	int r;
 
-	ident_get(&fs->ident, req, &rc);
-	mark = notifier_mark(&fs->notify);
+	fs_ident_get(&fs->ident, req, &rc);
+	mark = fs_notifier_mark(&fs->notify);
 	r = vv_vault_link(fs->v, &rc.c, ino, newparent, newname, &a);
-	notifier_sync(&fs->notify, mark);
+	fs_notifier_sync(&fs->notify, mark);
 	if (r < 0)
 		reply_err(req, r);
 	else
 		reply_entry_ref(req, fs->v, &a);
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -372,12 +372,12 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	uint64_t mark;
 	int r;
 
-	ident_get(&fs->ident, req, &rc);
-	mark = notifier_mark(&fs->notify);
+	fs_ident_get(&fs->ident, req, &rc);
+	mark = fs_notifier_mark(&fs->notify);
 	r = vv_vault_unlink(fs->v, &rc.c, parent, name);
-	notifier_sync(&fs->notify, mark);
+	fs_notifier_sync(&fs->notify, mark);
 	reply_err(req, r);
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -387,12 +387,12 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	uint64_t mark;
 	int r;
 
-	ident_get(&fs->ident, req, &rc);
-	mark = notifier_mark(&fs->notify);
+	fs_ident_get(&fs->ident, req, &rc);
+	mark = fs_notifier_mark(&fs->notify);
 	r = vv_vault_rmdir(fs->v, &rc.c, parent, name);
-	notifier_sync(&fs->notify, mark);
+	fs_notifier_sync(&fs->notify, mark);
 	reply_err(req, r);
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -413,12 +413,12 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		vf |= VV_RENAME_NOREPLACE;
 	if (flags & RENAME_EXCHANGE)
 		vf |= VV_RENAME_EXCHANGE;
-	ident_get(&fs->ident, req, &rc);
-	mark = notifier_mark(&fs->notify);
+	fs_ident_get(&fs->ident, req, &rc);
+	mark = fs_notifier_mark(&fs->notify);
 	r = vv_vault_rename(fs->v, &rc.c, parent, name, newparent, newname, vf);
-	notifier_sync(&fs->notify, mark);
+	fs_notifier_sync(&fs->notify, mark);
 	reply_err(req, r);
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 /* ---- files ------------------------------------------------------------------ */
@@ -434,8 +434,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (flags & FMODE_EXEC_FLAG)
 		flags = (flags & ~FMODE_EXEC_FLAG) | VV_OPEN_EXEC;
-	ra_apply(fs);
-	ident_get(&fs->ident, req, &rc);
+	fs_ra_apply(fs);
+	fs_ident_get(&fs->ident, req, &rc);
 	r = vv_vault_open_file(fs->v, &rc.c, ino, flags, &fh, &keep);
 	if (r < 0) {
 		reply_err(req, r);
@@ -453,7 +453,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		vv_vault_release(fs->v, fh);
 out:
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -467,10 +467,10 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct vv_attr a;
 	int r;
 
-	ident_get(&fs->ident, req, &rc);
-	mark = notifier_mark(&fs->notify);
+	fs_ident_get(&fs->ident, req, &rc);
+	mark = fs_notifier_mark(&fs->notify);
 	r = vv_vault_create(fs->v, &rc.c, parent, name, mode, fi->flags, &a, &fh);
-	notifier_sync(&fs->notify, mark);
+	fs_notifier_sync(&fs->notify, mark);
 	if (r < 0) {
 		reply_err(req, r);
 		goto out;
@@ -484,7 +484,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		vv_vault_forget(fs->v, a.ino, 1);
 	}
 out:
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 /* Read buffers are per worker thread and kept: a read of 128 KiB or more
@@ -568,7 +568,7 @@ struct fs_knn {
 
 static void knn_free(struct fs_knn *k)
 {
-	ident_put(&k->rc);
+	fs_ident_put(&k->rc);
 	free(k);
 }
 
@@ -619,7 +619,7 @@ static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 	}
 	k->req = req;
 	memcpy(&k->io, in_buf, sizeof(k->io));
-	ident_get(&fs->ident, req, &k->rc);
+	fs_ident_get(&fs->ident, req, &k->rc);
 	/* before submitting: once queued, the reply may come at any moment */
 	fuse_req_interrupt_func(req, knn_interrupt, k);
 	r = vv_vault_knn_submit(fs->v, &k->rc.c, FH(fi), &k->io, knn_done, k);
@@ -641,13 +641,13 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	ident_get(&fs->ident, req, &rc);
+	fs_ident_get(&fs->ident, req, &rc);
 	n = vv_vault_write(fs->v, &rc.c, FH(fi), buf, size, (uint64_t)off);
 	if (n < 0)
 		reply_err(req, (int)n);
 	else
 		fuse_reply_write(req, (size_t)n);
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -682,10 +682,10 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	ident_get(&fs->ident, req, &rc);
+	fs_ident_get(&fs->ident, req, &rc);
 	reply_err(req, vv_vault_fallocate(fs->v, &rc.c, FH(fi), mode,
 					  (uint64_t)off, (uint64_t)len));
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
@@ -709,7 +709,7 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct req_ctx rc;
 	int r;
 
-	ident_get(&fs->ident, req, &rc);
+	fs_ident_get(&fs->ident, req, &rc);
 	r = vv_vault_opendir(fs->v, &rc.c, ino, &dh);
 	if (r < 0) {
 		reply_err(req, r);
@@ -718,7 +718,7 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		if (fuse_reply_open(req, fi) == -ENOENT)
 			vv_vault_releasedir(fs->v, dh);
 	}
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 /* One readdir reply being assembled. */
@@ -832,9 +832,9 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct req_ctx rc;
 	int r;
 
-	ident_get(&fs->ident, req, &rc);
+	fs_ident_get(&fs->ident, req, &rc);
 	r = vv_vault_statfs(fs->v, &rc.c, ino, &s);
-	ident_put(&rc);
+	fs_ident_put(&rc);
 	if (r < 0) {
 		reply_err(req, r);
 		return;
@@ -871,12 +871,12 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		vf |= VV_XATTR_CREATE;
 	if (flags & XATTR_REPLACE)
 		vf |= VV_XATTR_REPLACE;
-	ident_get(&fs->ident, req, &rc);
-	mark = notifier_mark(&fs->notify);
+	fs_ident_get(&fs->ident, req, &rc);
+	mark = fs_notifier_mark(&fs->notify);
 	r = vv_vault_setxattr(fs->v, &rc.c, ino, name, value, size, vf);
-	notifier_sync(&fs->notify, mark);
+	fs_notifier_sync(&fs->notify, mark);
 	reply_err(req, r);
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -892,7 +892,7 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ident_get(&fs->ident, req, &rc);
+	fs_ident_get(&fs->ident, req, &rc);
 	n = vv_vault_getxattr(fs->v, &rc.c, ino, name, buf, size);
 	if (n < 0)
 		reply_err(req, (int)n);
@@ -900,7 +900,7 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_xattr(req, (size_t)n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
-	ident_put(&rc);
+	fs_ident_put(&rc);
 	free(buf);
 }
 
@@ -917,7 +917,7 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ident_get(&fs->ident, req, &rc);
+	fs_ident_get(&fs->ident, req, &rc);
 	n = vv_vault_listxattr(fs->v, &rc.c, ino, buf, size);
 	if (n < 0)
 		reply_err(req, (int)n);
@@ -925,7 +925,7 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_xattr(req, (size_t)n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
-	ident_put(&rc);
+	fs_ident_put(&rc);
 	free(buf);
 }
 
@@ -936,12 +936,12 @@ static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	uint64_t mark;
 	int r;
 
-	ident_get(&fs->ident, req, &rc);
-	mark = notifier_mark(&fs->notify);
+	fs_ident_get(&fs->ident, req, &rc);
+	mark = fs_notifier_mark(&fs->notify);
 	r = vv_vault_removexattr(fs->v, &rc.c, ino, name);
-	notifier_sync(&fs->notify, mark);
+	fs_notifier_sync(&fs->notify, mark);
 	reply_err(req, r);
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 static void fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
@@ -949,9 +949,9 @@ static void fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	struct vv_fs *fs = FS(req);
 	struct req_ctx rc;
 
-	ident_get(&fs->ident, req, &rc);
+	fs_ident_get(&fs->ident, req, &rc);
 	reply_err(req, vv_vault_access(fs->v, &rc.c, ino, mask));
-	ident_put(&rc);
+	fs_ident_put(&rc);
 }
 
 const struct fuse_lowlevel_ops vv_fs_ops = {

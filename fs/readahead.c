@@ -44,7 +44,7 @@ static void unescape(char *s)
 	*o = '\0';
 }
 
-void ra_find(struct vv_fs *fs, const char *real_mnt)
+void fs_ra_find(struct vv_fs *fs, const char *real_mnt)
 {
 	char line[PATH_MAX * 2 + 256], mp[PATH_MAX * 2];
 	unsigned maj, min;
@@ -64,7 +64,7 @@ void ra_find(struct vv_fs *fs, const char *real_mnt)
 	fclose(f);
 }
 
-void ra_apply(struct vv_fs *fs)
+void fs_ra_apply(struct vv_fs *fs)
 {
 	char path[96];
 	FILE *f;

@@ -24,7 +24,7 @@
 #include "vecvault/log.h"
 #include "fs_int.h"
 
-int sdnotify(const char *name, const char *state)
+int fs_sdnotify(const char *name, const char *state)
 {
 	struct sockaddr_un sa;
 	size_t len, n = strlen(state);

@@ -28,38 +28,38 @@ int64_t net_now_ms(void);
  * files; with client_ca, a client certificate signed by it is requested
  * (optional; its subject is recorded).  0, or VV_EINVAL / VV_ECRYPTO with
  * the reason in why. */
-int tls_ctx_server(const char *cert, const char *key, const char *client_ca,
+int net_tls_ctx_server(const char *cert, const char *key, const char *client_ca,
 		   struct tls_ctx **out, char *why, size_t whylen);
-void tls_ctx_free(struct tls_ctx *c);                    /* NULL ok */
+void net_tls_ctx_free(struct tls_ctx *c);                    /* NULL ok */
 
 /* Run the server handshake on the connected socket fd (made
  * non-blocking; *out owns it from then on, also on failure the caller
  * closes fd only if *out is NULL).  deadline: net_now_ms() value.  0, or
  * VV_EACCES with the peer's protocol error in why (TLS 1.2, garbage),
  * VV_EAGAIN (deadline passed). */
-int tls_accept(struct tls_ctx *c, int fd, int64_t deadline, struct tls_conn **out,
+int net_tls_accept(struct tls_ctx *c, int fd, int64_t deadline, struct tls_conn **out,
 	       char *why, size_t whylen);
 
 /* Read up to n bytes: 0 with *got > 0; VV_ENODATA (the peer closed),
  * VV_EAGAIN (deadline), VV_EIO (an error or a shut-down socket). */
-int tls_read(struct tls_conn *t, void *buf, size_t n, int64_t deadline, size_t *got);
+int net_tls_read(struct tls_conn *t, void *buf, size_t n, int64_t deadline, size_t *got);
 /* Read exactly n bytes (same codes; VV_ENODATA only before the first). */
-int tls_read_full(struct tls_conn *t, void *buf, size_t n, int64_t deadline);
+int net_tls_read_full(struct tls_conn *t, void *buf, size_t n, int64_t deadline);
 /* Write all n bytes before deadline: 0, VV_EAGAIN, VV_EIO. */
-int tls_write(struct tls_conn *t, const void *buf, size_t n, int64_t deadline);
+int net_tls_write(struct tls_conn *t, const void *buf, size_t n, int64_t deadline);
 /* Wake every thread waiting on t (shutdown(2) of the socket). */
-void tls_abort(struct tls_conn *t);
+void net_tls_abort(struct tls_conn *t);
 /* Send close_notify if possible, close the socket, free.  NULL ok. */
-void tls_free(struct tls_conn *t);
+void net_tls_free(struct tls_conn *t);
 
 /* Write DIR/key.pem (0600) and DIR/cert.pem (0644): a P-256 key and a
  * self-signed certificate for name (CN and subjectAltName DNS, plus IP
  * when name is an address), valid ten years.  fp gets the certificate's
  * SHA-256 fingerprint as 64 hex digits.  0, VV_EEXIST (a file is there:
  * nothing overwritten), VV_ESYS / VV_ECRYPTO with why. */
-int tls_selfsigned(const char *dir, const char *name, char fp[65], char *why, size_t whylen);
+int net_tls_selfsigned(const char *dir, const char *name, char fp[65], char *why, size_t whylen);
 /* The SHA-256 fingerprint of the first certificate in a PEM file. */
-int tls_fingerprint_file(const char *pem, char fp[65], char *why, size_t whylen);
+int net_tls_fingerprint_file(const char *pem, char fp[65], char *why, size_t whylen);
 
 #endif
 
@@ -109,6 +109,6 @@ struct sess {
 /* Run one decoded request of s; fill the reply message rep (its header's
  * status and fields); data: a VV_RW_DATA_MAX scratch buffer for the
  * reply's blob.  Never fails itself: errors go into rep->h.status. */
-void sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *rep, uint8_t *data);
+void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *rep, uint8_t *data);
 /* Release every handle and lookup reference s still holds. */
-void sess_release(struct sess *s);
+void net_sess_release(struct sess *s);

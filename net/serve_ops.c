@@ -171,7 +171,7 @@ static void *h_get(struct sess *s, uint64_t id, int kind, bool take)
 	return p;
 }
 
-void sess_release(struct sess *s)
+void net_sess_release(struct sess *s)
 {
 	for (size_t i = 0; i < s->nh; i++) {
 		if (s->h[i].kind == H_FILE)
@@ -221,7 +221,7 @@ static int attr_ref(struct sess *s, struct vv_rw_msg *rep, int r)
 	return r;
 }
 
-void sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *rep, uint8_t *data)
+void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *rep, uint8_t *data)
 {
 	struct vv_ctx c = s->ctx;
 	const uint64_t *u = rq->u;

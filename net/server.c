@@ -254,7 +254,7 @@ static int send_msg(struct conn *c, const struct vv_rw_msg *m, uint8_t *buf, siz
 		if (n < 0)
 			return VV_EIO;
 	}
-	return tls_write(c->t, buf, (size_t)n, net_now_ms() + WRITE_MS);
+	return net_tls_write(c->t, buf, (size_t)n, net_now_ms() + WRITE_MS);
 }
 
 static void audit(struct conn *c, const char *user, const char *op, int r, const char *detail)
@@ -301,7 +301,7 @@ static int authenticate(struct conn *c)
 	char keyid[20] = "", tried_buf[64];
 	int r;
 
-	if ((r = tls_read_full(c->t, hb, sizeof(hb), deadline)) < 0) {
+	if ((r = net_tls_read_full(c->t, hb, sizeof(hb), deadline)) < 0) {
 		audit(c, NULL, "unauth", VV_EACCES, r == VV_EAGAIN ? "no authentication in time"
 								   : "closed before authenticating");
 		return VV_EACCES;
@@ -319,7 +319,7 @@ static int authenticate(struct conn *c)
 	r = VV_ENOMEM;
 	if (!(body = malloc(h.len ? h.len : 1)) || !(m = malloc(sizeof(*m))))
 		goto out;
-	if ((r = tls_read_full(c->t, body, h.len, deadline)) < 0) {
+	if ((r = net_tls_read_full(c->t, body, h.len, deadline)) < 0) {
 		audit(c, NULL, "unauth", VV_EACCES, "a truncated auth frame");
 		r = VV_EACCES;
 		goto out;
@@ -451,7 +451,7 @@ static void *worker(void *arg)
 			r = VV_ENOMEM;
 		} else {
 			recheck(c);
-			sess_run(&c->s, &j->m, rep, data);
+			net_sess_run(&c->s, &j->m, rep, data);
 			r = send_msg(c, rep, frame, VV_RW_HDR + VV_RW_BODY_MAX);
 		}
 		free(j->body);
@@ -485,7 +485,7 @@ static void serve(struct conn *c)
 		while (c->queued + c->running >= VV_RW_MAX_INFLIGHT && !c->closing)
 			pthread_cond_wait(&c->qcond, &c->qmu);
 		pthread_mutex_unlock(&c->qmu);
-		if ((r = tls_read_full(c->t, hb, sizeof(hb), net_now_ms() + s->idle_ms)) < 0) {
+		if ((r = net_tls_read_full(c->t, hb, sizeof(hb), net_now_ms() + s->idle_ms)) < 0) {
 			if (r == VV_EAGAIN)
 				snprintf(detail, sizeof(detail), "idle for %u s", s->idle_ms / 1000);
 			break;
@@ -500,7 +500,7 @@ static void serve(struct conn *c)
 			snprintf(detail, sizeof(detail), "out of memory");
 			break;
 		}
-		if ((r = tls_read_full(c->t, j->body, h.len, net_now_ms() + WRITE_MS)) < 0 ||
+		if ((r = net_tls_read_full(c->t, j->body, h.len, net_now_ms() + WRITE_MS)) < 0 ||
 		    (r = vv_rw_decode(&h, j->body, h.len, &j->m)) < 0) {
 			snprintf(detail, sizeof(detail), "protocol error: a %s %s request",
 				 r == VV_EAGAIN || r == VV_EIO || r == VV_ENODATA ? "truncated" : "malformed",
@@ -539,7 +539,7 @@ static void conn_end(struct conn *c)
 		free(j->body);
 		free(j);
 	}
-	sess_release(&c->s);
+	net_sess_release(&c->s);
 	token_drop(c);
 	/* Off the list before the fd is closed: vv_net_stop must never
 	 * shutdown() a descriptor number that was reused meanwhile. */
@@ -551,7 +551,7 @@ static void conn_end(struct conn *c)
 		}
 	pthread_mutex_unlock(&s->mu);
 	if (c->t)
-		tls_free(c->t);          /* closes fd */
+		net_tls_free(c->t);          /* closes fd */
 	else
 		close(c->fd);
 	pthread_mutex_lock(&s->mu);
@@ -573,7 +573,7 @@ static void *conn_main(void *arg)
 	int r;
 
 	vv_allow_count(s->allow, VV_ALLOW_HANDSHAKE);
-	if ((r = tls_accept(s->tls, c->fd, net_now_ms() + s->auth_ms, &c->t, why, sizeof(why))) < 0) {
+	if ((r = net_tls_accept(s->tls, c->fd, net_now_ms() + s->auth_ms, &c->t, why, sizeof(why))) < 0) {
 		audit(c, NULL, "connect", VV_EACCES, why);
 		goto out;
 	}
@@ -720,7 +720,7 @@ int vv_net_start(struct vv_vault *v, const struct vv_net_opts *o, struct vv_net_
 	s->max_per_addr = o->max_per_addr ? o->max_per_addr : 8;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cond, NULL);
-	if ((r = tls_ctx_server(o->cert, o->key, o->client_ca, &s->tls, why, whylen)) < 0)
+	if ((r = net_tls_ctx_server(o->cert, o->key, o->client_ca, &s->tls, why, whylen)) < 0)
 		goto fail;
 	r = VV_ESYS;
 	if (pipe2(s->stop_pipe, O_CLOEXEC) < 0 ||
@@ -786,7 +786,7 @@ void vv_net_stop(struct vv_net_server *s)
 		close(s->stop_pipe[0]);
 		close(s->stop_pipe[1]);
 	}
-	tls_ctx_free(s->tls);
+	net_tls_ctx_free(s->tls);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cond);
 	free(s);
@@ -794,10 +794,10 @@ void vv_net_stop(struct vv_net_server *s)
 
 int vv_net_selfsigned(const char *dir, const char *name, char fp[65], char *why, size_t whylen)
 {
-	return tls_selfsigned(dir, name, fp, why, whylen);
+	return net_tls_selfsigned(dir, name, fp, why, whylen);
 }
 
 int vv_net_fingerprint(const char *pem, char fp[65], char *why, size_t whylen)
 {
-	return tls_fingerprint_file(pem, fp, why, whylen);
+	return net_tls_fingerprint_file(pem, fp, why, whylen);
 }

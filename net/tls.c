@@ -64,7 +64,7 @@ static void ssl_why(char *why, size_t whylen, const char *what)
 	ERR_clear_error();
 }
 
-int tls_ctx_server(const char *cert, const char *key, const char *client_ca,
+int net_tls_ctx_server(const char *cert, const char *key, const char *client_ca,
 		   struct tls_ctx **out, char *why, size_t whylen)
 {
 	struct tls_ctx *c = calloc(1, sizeof(*c));
@@ -112,11 +112,11 @@ int tls_ctx_server(const char *cert, const char *key, const char *client_ca,
 	*out = c;
 	return 0;
 fail:
-	tls_ctx_free(c);
+	net_tls_ctx_free(c);
 	return r;
 }
 
-void tls_ctx_free(struct tls_ctx *c)
+void net_tls_ctx_free(struct tls_ctx *c)
 {
 	if (!c)
 		return;
@@ -149,7 +149,7 @@ static int wait_fd(int fd, bool want_write, int64_t deadline)
 	}
 }
 
-int tls_accept(struct tls_ctx *c, int fd, int64_t deadline, struct tls_conn **out,
+int net_tls_accept(struct tls_ctx *c, int fd, int64_t deadline, struct tls_conn **out,
 	       char *why, size_t whylen)
 {
 	struct tls_conn *t = calloc(1, sizeof(*t));
@@ -196,7 +196,7 @@ fail:
 	return r;
 }
 
-int tls_read(struct tls_conn *t, void *buf, size_t n, int64_t deadline, size_t *got)
+int net_tls_read(struct tls_conn *t, void *buf, size_t n, int64_t deadline, size_t *got)
 {
 	for (;;) {
 		int k, e, r;
@@ -220,20 +220,20 @@ int tls_read(struct tls_conn *t, void *buf, size_t n, int64_t deadline, size_t *
 	}
 }
 
-int tls_read_full(struct tls_conn *t, void *buf, size_t n, int64_t deadline)
+int net_tls_read_full(struct tls_conn *t, void *buf, size_t n, int64_t deadline)
 {
 	size_t done = 0, got;
 	int r;
 
 	while (done < n) {
-		if ((r = tls_read(t, (char *)buf + done, n - done, deadline, &got)) < 0)
+		if ((r = net_tls_read(t, (char *)buf + done, n - done, deadline, &got)) < 0)
 			return r == VV_ENODATA && done ? VV_EIO : r;
 		done += got;
 	}
 	return 0;
 }
 
-int tls_write(struct tls_conn *t, const void *buf, size_t n, int64_t deadline)
+int net_tls_write(struct tls_conn *t, const void *buf, size_t n, int64_t deadline)
 {
 	size_t done = 0;
 	int r = 0;
@@ -264,12 +264,12 @@ int tls_write(struct tls_conn *t, const void *buf, size_t n, int64_t deadline)
 	return r;
 }
 
-void tls_abort(struct tls_conn *t)
+void net_tls_abort(struct tls_conn *t)
 {
 	shutdown(t->fd, SHUT_RDWR);
 }
 
-void tls_free(struct tls_conn *t)
+void net_tls_free(struct tls_conn *t)
 {
 	if (!t)
 		return;
@@ -308,7 +308,7 @@ static int fingerprint(X509 *x, char fp[65])
 	return 0;
 }
 
-int tls_fingerprint_file(const char *pem, char fp[65], char *why, size_t whylen)
+int net_tls_fingerprint_file(const char *pem, char fp[65], char *why, size_t whylen)
 {
 	FILE *f = fopen(pem, "r");
 	X509 *x;
@@ -368,7 +368,7 @@ static int put_cert(FILE *f, void *x)
 	return PEM_write_X509(f, x);
 }
 
-int tls_selfsigned(const char *dir, const char *name, char fp[65], char *why, size_t whylen)
+int net_tls_selfsigned(const char *dir, const char *name, char fp[65], char *why, size_t whylen)
 {
 	char kpath[4096], cpath[4096], san[300];
 	EVP_PKEY *k = NULL;

@@ -377,7 +377,7 @@ int main(void)
 		pthread_mutex_lock(&v->mu);
 		is_int(vault_txn(v) | vv_meta_xattr_set(v->meta, gi, "system.posix_acl_access", bad,
 							 sizeof(bad)), 0, "damage c1/sub/g's stored ACL");
-		if ((n = node_find(v, gi)))
+		if ((n = vault_node_find(v, gi)))
 			n->acl_loaded = false;
 		pthread_mutex_unlock(&v->mu);
 		is_int(call(v, 1000, 0, NULL, "grant", (struct vv_admin_arg[]){
@@ -392,7 +392,7 @@ int main(void)
 		pthread_mutex_lock(&v->mu);
 		is_int(vault_txn(v) | vv_meta_xattr_del(v->meta, gi, "system.posix_acl_access"), 0,
 		       "repair it");
-		if ((n = node_find(v, gi)))
+		if ((n = vault_node_find(v, gi)))
 			n->acl_loaded = false;
 		pthread_mutex_unlock(&v->mu);
 		is_int(compare(v, "after a failed grant"), 0, "the trees are still equal");

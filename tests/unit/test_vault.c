@@ -647,7 +647,7 @@ static int wait_fills(struct vv_vault *v)
 	struct knn_stats st;
 
 	for (int i = 0; i < 200000; i++) {
-		knn_cache_stats(v, &st);
+		vault_knn_cache_stats(v, &st);
 		if (!st.fillers)
 			return 0;
 		usleep(50);
@@ -712,13 +712,13 @@ static void test_knn_pool(void)
 	*io = *req;
 	ok(vv_vault_knn(v, &u1000, fh, io) == VV_EAGAIN && knn_wait(v, fh, req, io) == 0,
 	   "pool: filled on uid 1000's request");
-	knn_cache_stats(v, &st);
+	vault_knn_cache_stats(v, &st);
 	ok(st.threads >= 1 && st.threads <= 2, "pool: one or two scan threads");
 	ok(st.locked == map_len_test(len), "pool: uid 1000's 1.3 MB entry is locked (under its 8 MiB)");
 
 	/* fairness: uid 1000 queues four scans, root one; root's is answered
 	 * after at most one of uid 1000's per pool thread */
-	knn_pool_hold(v, true);
+	vault_knn_pool_hold(v, true);
 	for (int i = 0; i < 5; i++) {
 		p[i].log = &log;
 		p[i].idx = i;
@@ -734,7 +734,7 @@ static void test_knn_pool(void)
 	       "pool: a fifth from uid 1000 is refused: EBUSY (the tool scans itself)");
 	is_int(vv_vault_knn_submit(v, &root_c, fh, &p[4].io, pooled_done, &p[4]), 0, "pool: root queues one");
 	ok(log_count(&log) == 0, "pool: nothing ran while held (the FUSE thread returned at once)");
-	knn_pool_hold(v, false);
+	vault_knn_pool_hold(v, false);
 	for (int i = 0; i < 100000 && log_count(&log) < 5; i++)
 		usleep(100);
 	is_int(log_count(&log), 5, "pool: all five answered");
@@ -755,7 +755,7 @@ static void test_knn_pool(void)
 	}
 
 	/* cancel: a queued request is taken back, never answered */
-	knn_pool_hold(v, true);
+	vault_knn_pool_hold(v, true);
 	log.n = 0;
 	memset(log.calls, 0, sizeof(log.calls));
 	p[6] = p[0];
@@ -766,7 +766,7 @@ static void test_knn_pool(void)
 	p[7] = p[0];
 	p[7].idx = 7;
 	is_int(vv_vault_knn_submit(v, &u1000, fh, &p[7].io, pooled_done, &p[7]), 0, "pool: and another");
-	knn_pool_hold(v, false);
+	vault_knn_pool_hold(v, false);
 	for (int i = 0; i < 100000 && log_count(&log) < 1; i++)
 		usleep(100);
 	ok(log.calls[6] == 0 && log.calls[7] == 1, "pool: the canceled one never answered, the other once");
@@ -793,7 +793,7 @@ static void test_knn_pool(void)
 		vv_vault_open_file(v, &root_c, sino, O_RDONLY, &fh2, &kc_);
 		knn_req(io, VV_METRIC_L2, KD, 33, 1, NULL);
 		is_int(vv_vault_knn(v, &root_c, fh2, io), VV_E2BIG, "budget: 4M rows x 16 x 33 queries: E2BIG");
-		knn_cache_stats(v, &st);
+		vault_knn_cache_stats(v, &st);
 		is_int(st.fillers, 0, "budget: and no fill was started for it");
 		knn_req(io, VV_METRIC_L2, KD, 1, 3, q);
 		is_int(vv_vault_knn(v, &u1000, fh2, io), VV_EFBIG,
@@ -813,7 +813,7 @@ static void test_knn_pool(void)
 		ok(knn_wait(v, fh2, req, io) == 0, "sparse: and it is answered");
 		ok(io->h.rows == rows && io->u.c[0].row == 0 && io->u.c[1].row == 1,
 		   "sparse: all 4M zero rows scanned, ties by row");
-		knn_cache_stats(v, &st);
+		vault_knn_cache_stats(v, &st);
 		ok(st.locked >= big && st.locked <= st.lock_cap, "lock: root's entry is locked, within the budget");
 		vv_vault_release(v, fh2);
 		free(hdr);
@@ -828,7 +828,7 @@ static void test_knn_pool(void)
 			memcpy(bx + i * KD, x + (i % KN) * KD, KD * sizeof(float));
 		bseg = npy_f32(bx, bn, KD, &blen);
 		write_file(v, kc.ino, "b.npy", bseg, blen, &bino);
-		knn_cache_stats(v, &st);
+		vault_knn_cache_stats(v, &st);
 		locked0 = st.locked;
 		vv_vault_open_file(v, &root_c, bino, O_RDONLY, &fh2, &kc_);
 		*io = *req;
@@ -836,7 +836,7 @@ static void test_knn_pool(void)
 		   "lock: uid 1000 fills a 12.8 MB segment");
 		*io = *req;
 		is_int(vv_vault_knn(v, &u1000, fh2, io), 0, "lock: and is answered from it");
-		knn_cache_stats(v, &st);
+		vault_knn_cache_stats(v, &st);
 		is_int(st.locked, locked0, "lock: but it is not locked (past uid 1000's 8 MiB)");
 		vv_vault_release(v, fh2);
 		free(bx);
@@ -844,7 +844,7 @@ static void test_knn_pool(void)
 	}
 
 	/* drain: queued requests are answered ECANCELED, once; new ones refused */
-	knn_pool_hold(v, true);
+	vault_knn_pool_hold(v, true);
 	log.n = 0;
 	memset(log.calls, 0, sizeof(log.calls));
 	for (int i = 0; i < 2; i++) {
@@ -856,7 +856,7 @@ static void test_knn_pool(void)
 	   log.calls[0] == 1 && log.calls[1] == 1, "drain: both answered ECANCELED, once each");
 	is_int(vv_vault_knn_submit(v, &u1000, fh, &p[2].io, pooled_done, &p[2]), VV_ECANCELED,
 	       "drain: a new request is refused");
-	knn_pool_hold(v, false);
+	vault_knn_pool_hold(v, false);
 	vv_vault_release(v, fh);
 	is_int(vv_vault_close(v), 0, "pool: close");
 	ok(log.n == 2, "pool: close answered nothing twice");
@@ -894,12 +894,12 @@ static void test_knn_pool(void)
 			vv_vault_release(v, f);
 		}
 		is_int(filled, nseg, "drop: every one-row segment was filled");
-		knn_cache_stats(v, &st);
+		vault_knn_cache_stats(v, &st);
 		ok(st.entries == (size_t)nseg && st.chains >= (size_t)nseg,
 		   "drop: all cached, the table grew with them");
 		vv_vault_open_file(v, &root_c, inos[mid], O_RDWR, &fh, &kc_);
 		is_int(vv_vault_write(v, &root_c, fh, one, sizeof(one), 0), (long)sizeof(one), "drop: write one of them");
-		knn_cache_stats(v, &st);
+		vault_knn_cache_stats(v, &st);
 		ok(st.entries == (size_t)nseg - 1, "drop: exactly one entry dropped");
 		ok(st.drop_probes >= 1 && st.drop_probes <= 8, "drop: found comparing a handful of entries, not thousands");
 		if (st.drop_probes > 8)
