@@ -153,6 +153,7 @@ int vv_admin_wire_req_decode(const void *body, size_t len, struct vv_admin_wire_
 {
 	struct vv_admin_wire_req *rq = NULL;
 	struct vv_rbuf b;
+	size_t alloc;
 	uint8_t vl;
 	uint16_t na;
 	char *s;
@@ -170,9 +171,11 @@ int vv_admin_wire_req_decode(const void *body, size_t len, struct vv_admin_wire_
 	if (vv_rbuf_skip(&b, vl) < 0 || vv_rbuf_get_u16(&b, &na) < 0 ||
 	    na > VV_ADMIN_MAX_ARGS || (size_t)na * 7 > vv_rbuf_left(&b))
 		return VV_ECORRUPT;
-	rq = malloc(sizeof(*rq) + (size_t)na * sizeof(rq->args[0]) + len + 1 + 2 * (size_t)na);
+	alloc = sizeof(*rq) + (size_t)na * sizeof(rq->args[0]) + len + 1 + 2 * (size_t)na;
+	rq = malloc(alloc);
 	if (!rq)
 		return VV_ENOMEM;
+	rq->alloc = alloc;
 	rq->nargs = na;
 	rq->args = (struct vv_admin_arg *)(rq + 1);
 	s = (char *)(rq->args + na);
@@ -201,12 +204,15 @@ int vv_admin_wire_req_decode(const void *body, size_t len, struct vv_admin_wire_
 	rq = NULL;
 	r = 0;
 out:
-	free(rq);
+	vv_admin_wire_req_free(rq);
 	return r;
 }
 
 void vv_admin_wire_req_free(struct vv_admin_wire_req *r)
 {
+	if (!r)
+		return;
+	explicit_bzero(r, r->alloc);
 	free(r);
 }
 

@@ -236,6 +236,8 @@ static void conn_loop(struct conn *k)
 			snprintf(msg, sizeof(msg), "malformed request: %s", vv_strerror(r));
 			send_reply(c, k->fd, r, msg, NULL, 0);
 		}
+		if (body)
+			explicit_bzero(body, blen);      /* may hold a password */
 		free(body);
 		if (r < 0)
 			break;

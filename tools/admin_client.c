@@ -358,6 +358,8 @@ static int exchange(int fd, const char *sock, const char *verb, const struct vv_
 	ret = 0;
 out:
 	free(body);
+	if (f)
+		explicit_bzero(f, flen);         /* the request may carry a password */
 	free(f);
 	return ret;
 }

@@ -126,7 +126,7 @@ vv_umount "$M"
 
 # One chunk tampered: flip a byte in the middle of the largest chunk of f
 # (rewriting above left several).  Reads are the original bytes or EIO.
-vv_mount "$S" "$M"
+vv_mount "$S" "$M" --trash-days 0     # rm frees the old chunks (no trash)
 rm -f "$M/f"
 cp "$T/orig" "$M/f"
 vv_umount "$M"

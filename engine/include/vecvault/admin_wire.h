@@ -49,6 +49,8 @@ struct vv_admin_wire_req {
 	const char *verb;
 	size_t nargs;
 	struct vv_admin_arg *args;
+	size_t alloc;                    /* bytes of this block, wiped when freed
+	                                    (requests carry passwords) */
 };
 
 /* Encode a whole request frame (header + body) into a new malloc'd buffer
