@@ -39,16 +39,8 @@ int cmd_tls(int argc, char **argv)
 	char host[256], fp[65], why[512];
 	int opt, r;
 
-	if (tool_want_help(argc, argv)) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	if (argc < 2) {
-		fputs(usage, stderr);
-		return 2;
-	}
-	sub = argv[1];
-	optind = 2;
+	if ((opt = tool_sub_start(argc, argv, usage, &sub)) >= 0)
+		return opt;
 	while ((opt = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
 		switch (opt) {
 		case 'o': out = optarg; break;

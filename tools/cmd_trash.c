@@ -109,16 +109,8 @@ int cmd_trash(int argc, char **argv)
 	size_t n = 0, np;
 	int opt, ret = 2;
 
-	if (tool_want_help(argc, argv)) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	if (argc < 2) {
-		fputs(usage, stderr);
-		return 2;
-	}
-	sub = argv[1];
-	optind = 2;
+	if ((opt = tool_sub_start(argc, argv, usage, &sub)) >= 0)
+		return opt;
 	while ((opt = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
 		switch (opt) {
 		case 's': store = optarg; break;

@@ -50,6 +50,21 @@ bool tool_want_help(int argc, char **argv)
 	return false;
 }
 
+int tool_sub_start(int argc, char **argv, const char *usage, const char **sub)
+{
+	if (tool_want_help(argc, argv)) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	*sub = argv[1];
+	optind = 2;
+	return -1;
+}
+
 /* ---- passphrases ------------------------------------------------------------ */
 
 static int pass_alloc(struct tool_pass *p)

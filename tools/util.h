@@ -50,6 +50,11 @@ void tool_open_error(const char *store, int r, char *buf, size_t buflen);
 
 /* argv has -h/--help anywhere before "--"? */
 bool tool_want_help(int argc, char **argv);
+/* The start of `vecvault NOUN SUB [options]`: --help anywhere prints
+ * usage on stdout (returns 0), no SUB prints it on stderr (returns 2);
+ * otherwise *sub = argv[1], optind points past it for getopt, and -1 means
+ * go on.  Callers: if ((r = tool_sub_start(...)) >= 0) return r; */
+int tool_sub_start(int argc, char **argv, const char *usage, const char **sub);
 
 /* Record an admin action on a store in its audit log (default location).
  * With the store unlocked the record is chained with the audit key; when it
