@@ -215,6 +215,9 @@ static void data_unload(struct node *n)
 	n->data_loaded = false;
 }
 
+static int get_dirty(struct vv_vault *v, struct node *n, const uint8_t *key, uint64_t fb,
+		     uint32_t cover, struct dblock **out);
+
 static int load_ext_cb(void *ctx, const struct vv_extent *e)
 {
 	return ext_set(ctx, e);
@@ -230,16 +233,40 @@ int vault_data_load(struct vv_vault *v, struct node *n)
 		return 0;
 	pthread_mutex_lock(&v->mu);
 	n->next = 0;
+	n->row_inl = false;
 	r = vv_meta_extents_load(v->meta, n->ino, load_ext_cb, n);
-	if (r == 0 && n->next == 0 && n->a.size <= VV_INLINE_MAX) {
+	if (r == 0 && !find_ext(n, 0) && S_ISREG(n->a.mode))
 		r = vv_meta_inode_get_data(v->meta, n->ino, &data, &len);
-		if (r == 0 && (r = inl_reserve(n, n->a.size)) == 0) {
+	if (r == 0 && n->next == 0 && n->a.size <= VV_INLINE_MAX) {
+		if ((r = inl_reserve(n, n->a.size)) == 0) {
 			if (data)
 				memcpy(n->inl, data, len < n->a.size ? len : n->a.size);
 			n->is_inline = true;
+			n->row_inl = len > 0;
 		}
 	}
 	pthread_mutex_unlock(&v->mu);
+	if (r == 0 && !n->is_inline && data && len > 0 && n->a.size > 0) {
+		/* A file that grew past VV_INLINE_MAX, cut off (a crash) after
+		 * a commit saved its new size but before block 0's chunk was
+		 * durable: the row's inline bytes are still block 0's last
+		 * committed content (vault_data_flush keeps them until then).
+		 * They become block 0's write buffer, sealed at the next flush
+		 * (nothing is written by a read-only open). */
+		struct dblock *d;
+		size_t keep = len < n->a.size ? len : (size_t)n->a.size;
+		if (keep > BS)
+			keep = BS;
+		if ((r = get_dirty(v, n, NULL, 0, (uint32_t)keep, &d)) == 0) {
+			memcpy(d->buf, data, keep);
+			d->len = (uint32_t)keep;
+			n->row_inl = true;
+			n->data_dirty = !(v->flags & VV_VAULT_READONLY);
+			vv_log(VV_LOG_WARN, "vault: inode %llu: block 0 recovered from its inline bytes "
+			       "(a crash while the file grew past %u bytes)", (unsigned long long)n->ino,
+			       (unsigned)VV_INLINE_MAX);
+		}
+	}
 	free(data);
 	if (r == 0)
 		n->data_loaded = true;
@@ -408,8 +435,10 @@ int vault_data_flush(struct vv_vault *v, struct node *n)
 		n->a.stored = 0;
 		if ((r = vault_txn(v)) == 0 &&
 		    (r = vv_meta_inode_set_data(v->meta, n->ino, n->inl, n->a.size)) == 0 &&
-		    (r = vault_node_save(v, n)) == 0)
+		    (r = vault_node_save(v, n)) == 0) {
 			n->data_dirty = false;
+			n->row_inl = n->a.size > 0;
+		}
 		pthread_mutex_unlock(&v->mu);
 		return r;
 	}
@@ -443,10 +472,18 @@ int vault_data_flush(struct vv_vault *v, struct node *n)
 		pthread_mutex_unlock(&v->mu);
 		seal_enqueue(v, j);
 	}
-	/* Size and times now (the blocks' extents when their job is done). */
+	/* Size and times now (the blocks' extents when their job is done).
+	 * Inline bytes still in the row stay there while block 0 is in
+	 * flight: a commit before its chunk is durable must not lose them
+	 * (the sealer drops them with block 0's extent; vault_data_load
+	 * reads them as block 0 after a crash).  Otherwise block 0 is an
+	 * extent or a hole now, and the row's bytes go. */
 	pthread_mutex_lock(&v->mu);
-	if ((r = vault_txn(v)) == 0 && (r = vv_meta_inode_set_data(v->meta, n->ino, NULL, 0)) == 0 &&
-	    (r = vault_node_save(v, n)) == 0)
+	r = vault_txn(v);
+	if (r == 0 && n->row_inl && !find_sealing(n, 0) &&
+	    (r = vv_meta_inode_set_data(v->meta, n->ino, NULL, 0)) == 0)
+		n->row_inl = false;
+	if (r == 0 && (r = vault_node_save(v, n)) == 0)
 		n->data_dirty = false;
 	pthread_mutex_unlock(&v->mu);
 	return r;
@@ -485,6 +522,9 @@ static void seal_one(struct vv_vault *v, struct seal_job *j)
 			}
 			if (r == 0)
 				r = vv_meta_extent_put(v->meta, n->ino, &ext[k]);
+			if (r == 0 && ext[k].fblock == 0 && n->row_inl &&
+			    (r = vv_meta_inode_set_data(v->meta, n->ino, NULL, 0)) == 0)
+				n->row_inl = false;     /* block 0 has its extent: same commit */
 			if (r == 0)
 				r = ext_set(n, &ext[k]);
 			n->a.stored += ext[k].len;

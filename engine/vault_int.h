@@ -65,6 +65,8 @@ struct node {
 	pthread_rwlock_t rw;             /* data */
 	bool data_loaded;                /* ext/inl loaded from meta */
 	bool is_inline;                  /* bytes in inl, no extents */
+	bool row_inl;                    /* meta.db's row still holds inline bytes: they
+	                                    are block 0 until block 0 has an extent */
 	uint8_t *inl;                    /* inline bytes (inlcap allocated, zero past size) */
 	size_t inlcap;
 	struct vv_extent *ext;           /* sorted by fblock */
