@@ -183,10 +183,27 @@ vv_audit_has() {
 
 # vv_need_fuse: skip the test (exit 77) without /dev/fuse or fusermount3.
 vv_need_fuse() {
-	[ -c /dev/fuse ] && command -v fusermount3 >/dev/null 2>&1 && return 0
+	if [ -c /dev/fuse ] && command -v fusermount3 >/dev/null 2>&1; then
+		vv_guard_start
+		return 0
+	fi
 	echo "1..0 # SKIP no /dev/fuse or fusermount3"
 	vv_done=1
 	exit 77
+}
+
+# vv_guard_start: once per test, before its first mount, start
+# lib/guard.sh, which unmounts and removes $T if this script dies without
+# running its EXIT trap (SIGKILL from ctest's timeout).  Double fork and
+# setsid: the guard is no job of this shell (a bare `wait` in a test must
+# not wait for it), not in its process group (a kill of the group spares
+# it), and holds none of its output pipes (ctest reads them to EOF).
+vv_guard_pid_file="$T/.guard"
+vv_guard_start() {
+	[ -e "$vv_guard_pid_file" ] && return 0
+	: > "$vv_guard_pid_file"
+	( setsid sh "$VV_SRC/tests/integration/lib/guard.sh" "$$" "$T" \
+		</dev/null >/dev/null 2>&1 & )
 }
 
 # vv_need_numpy: skip the test (exit 77) when python3 has no numpy.
