@@ -6,9 +6,15 @@
 # the mount), SIGKILL the daemon at a random moment, lazily unmount.  After
 # each kill, `vecvault fsck` must find no damage (a first run may free
 # orphans, exit 1 "orphans freed"; a second run must then be clean, exit 0),
-# and after a remount every file holds the content of its last completed
-# fsync or of a write begun after it.  Before that, `fsck --dry-run` finds no
-# damage and leaves every byte of the crashed store (its WAL too) as it was.
+# and after a remount every file holds its last completed fsync's content,
+# or what the writes begun after it may leave when cut short: each byte
+# from that fsync-ed version or a later one (a write reaches the daemon in
+# pieces, and the daemon commits what it has every 200 ms), zero where a
+# later version left a hole or a truncation (O_TRUNC) was committed
+# before the data, and a size no larger than the largest of them (no
+# smaller than the fsync-ed one unless a later write truncated).  Before
+# that, `fsck --dry-run` finds no damage and leaves every byte of the
+# crashed store (its WAL too) as it was.
 #
 # VV_SIGKILL_ROUNDS (default 6), VV_SIGKILL_SEED (default: random, printed).
 . "$(dirname "$0")/test-lib.sh"
@@ -27,22 +33,29 @@ sum_store() {
 }
 MNT=$T/mnt
 LOG=$T/fsync.log          # outside the mount: survives the daemon
+VERS=$T/versions          # each logged version's bytes, by sha256
 : > "$LOG"
+mkdir -p "$VERS"
 
 vv_init "$STORE" >/dev/null
 
 # Writer: loops until the mount goes away.  Log lines:
-#   B name sha256 size   write of that content begun
-#   D name sha256 size   ... and fsync'd (close follows)
+#   B name sha256 size trunc   write of that content begun (trunc: O_TRUNC)
+#   D name sha256 size trunc   ... and fsync'd (close follows)
+# The bytes of each version go to VERS/sha256 (outside the mount) first.
 WRITER='
 import hashlib, os, random, sys
-mnt, log, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mnt, log, seed, vers = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 rnd = random.Random(seed)
 d = os.path.join(mnt, "coll")
 lf = open(log, "a", buffering=1)
 cur = {}
-def rec(kind, name, data):
-    lf.write("%s %s %s %d\n" % (kind, name, hashlib.sha256(data).hexdigest(), len(data)))
+def rec(kind, name, data, trunc):
+    h = hashlib.sha256(data).hexdigest()
+    if kind == "B":
+        with open(os.path.join(vers, h), "wb") as vf:
+            vf.write(data)
+    lf.write("%s %s %s %d %d\n" % (kind, name, h, len(data), trunc))
     lf.flush()
 try:
     os.makedirs(d, exist_ok=True)
@@ -72,45 +85,79 @@ try:
             off = len(old)
             data = old + chunk
             trunc = False
-        rec("B", name, data)
+        rec("B", name, data, int(trunc))
         fd = os.open(p, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if trunc else 0), 0o644)
         try:
             os.pwrite(fd, chunk, off)
             os.fsync(fd)
         finally:
             os.close(fd)
-        rec("D", name, data)
+        rec("D", name, data, int(trunc))
 except OSError as e:
     # ENOTCONN / ECONNABORTED / EIO once the daemon is gone
     print("writer stopped: %s" % e, file=sys.stderr)
 '
 
-# Verify: each file named in a D line holds its last D content or the content
-# of a B line written after that D.
+# Verify: each file named in a D line holds what its last D and the B
+# lines after it allow (see the top): byte-wise, each byte from one of
+# those versions, or zero past the shortest of them or after a truncating
+# B.  Version files no longer needed are removed.
 VERIFY='
 import hashlib, os, sys
-mnt, log = sys.argv[1], sys.argv[2]
+mnt, log, vers = sys.argv[1], sys.argv[2], sys.argv[3]
 d = os.path.join(mnt, "coll")
-ok = {}      # name -> set of acceptable hashes (last D and later Bs)
+ok = {}      # name -> [fsync-ed sha, size, later shas, any later truncation]
 for line in open(log):
     parts = line.split()
-    if len(parts) != 4:
+    if len(parts) != 5:
         continue            # a torn last line cannot happen (writer flushes), but be lenient
-    k, name, h, n = parts
+    k, name, h, n, t = parts
     if k == "D":
-        ok[name] = {h}
+        ok[name] = [h, int(n), [], False]
     elif name in ok:
-        ok[name].add(h)
+        ok[name][2].append(h)
+        ok[name][3] = ok[name][3] or t == "1"
+def load(h):
+    with open(os.path.join(vers, h), "rb") as f:
+        return f.read()
 bad = 0
-for name, hs in sorted(ok.items()):
+for name, (dh, dn, later, trunc) in sorted(ok.items()):
     try:
         with open(os.path.join(d, name), "rb") as f:
-            h = hashlib.sha256(f.read()).hexdigest()
+            x = f.read()
     except OSError as e:
         print("# %s: %s" % (name, e)); bad += 1; continue
-    if h not in hs:
-        print("# %s: content is neither its last fsync-ed version nor a later one" % name); bad += 1
+    h = hashlib.sha256(x).hexdigest()
+    if h == dh or h in later:
+        continue
+    vs = [load(dh)] + [load(v) for v in later]
+    why = None
+    if len(x) > max(len(v) for v in vs):
+        why = "size %d is larger than every version since the fsync" % len(x)
+    elif len(x) < dn and not trunc:
+        why = "size %d is smaller than the fsync-ed %d and nothing truncated" % (len(x), dn)
+    else:
+        minlen = 0 if trunc else min(len(v) for v in vs)
+        for p in range(len(x)):
+            if x[p] == 0 and p >= minlen:
+                continue
+            if not any(p < len(v) and v[p] == x[p] for v in vs):
+                why = "byte %d (0x%02x) is from no version since the fsync (fsync-ed: %s)" % (
+                    p, x[p], "0x%02x" % vs[0][p] if p < len(vs[0]) else "none")
+                break
+    if why:
+        print("# %s: content is neither its last fsync-ed version nor what a later write "
+              "cut short may leave: %s" % (name, why)); bad += 1
+    else:
+        print("# %s: a write cut short (%d bytes; fsync-ed %d): allowed" % (name, len(x), dn))
 print("# %d fsync-ed files checked, %d bad" % (len(ok), bad))
+# keep only the versions a later check can need
+need = set()
+for dh, dn, later, trunc in ok.values():
+    need.add(dh); need.update(later)
+for f in os.listdir(vers):
+    if f not in need:
+        os.unlink(os.path.join(vers, f))
 sys.exit(1 if bad else 0)
 '
 
@@ -127,7 +174,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	vv_mount "$STORE" "$MNT"
 	pid=$(daemon_pid)
 	before=$(grep -c '^D ' "$LOG" || true)
-	"$PY" -c "$WRITER" "$MNT" "$LOG" "$((SEED * 100 + round))" 2>>"$T/writer.err" &
+	"$PY" -c "$WRITER" "$MNT" "$LOG" "$((SEED * 100 + round))" "$VERS" 2>>"$T/writer.err" &
 	wpid=$!
 	# wait (bounded) until the writer has completed at least one fsync,
 	# then a random extra 0.1-1.5 s
@@ -168,7 +215,7 @@ for round in $(seq 1 "$ROUNDS"); do
 
 	vv_mount "$STORE" "$MNT"
 	check "round $round: every fsync-ed file holds its content after remount" \
-		"$PY" -c "$VERIFY" "$MNT" "$LOG"
+		"$PY" -c "$VERIFY" "$MNT" "$LOG" "$VERS"
 	vv_umount "$MNT"
 done
 echo "# $total_done fsyncs completed in $ROUNDS rounds"

@@ -777,6 +777,14 @@ static int run_workload(struct vv_vault *v, uint64_t seed, int steps)
 		struct vv_file *fh = NULL;
 
 		name_of(name, nm, sizeof(nm));
+		if (step == steps / 2 && snaps_made == 0) {
+			/* every seed takes at least one snapshot (some draw none) */
+			char sn[32];
+			snprintf(sn, sizeof(sn), "s%d", snaps_made++);
+			r = vault_snap_create(v, sn, 0, 0, NULL);
+			CHECKW(r == 0, "snapshot create");
+			continue;
+		}
 		if (what >= 94 && ntrashed > 0) {
 			/* the trash: restore a removed file under its old name, or
 			 * purge it (its chunks must then go, and no others) */
