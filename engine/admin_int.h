@@ -35,12 +35,23 @@ enum vault_admin_scope {
 struct vault_admin_verb {
 	const char *verb;                /* "role.create" */
 	enum vault_admin_scope scope;
-	const char *target;              /* argument named in the audit record, or NULL */
+	/* Argument named in the audit record, or NULL.  Never one that carries
+	 * a secret (a password, a key token): the audit log keeps it forever.
+	 * "key:ARG" names an API key: only its public id is recorded, taken
+	 * from an id or a full token; anything else as "(not a key id)".  The
+	 * dispatcher also withholds anything token-shaped ("vvk_<id>_...") in
+	 * other targets and an unknown verb's name, keeping only the key id. */
+	const char *target;
 	/* Run the request; fill rep's body; return 0 or a VV_E* code with
 	 * rep->msg set (vault_admin_fail).  Called without v->mu held. */
 	int (*run)(struct vv_vault *v, const struct vv_admin_req *rq,
 		   struct vv_admin_reply *rep);
 };
+
+/* Copy text to out (cap bytes, truncated) with the secret of every API key
+ * token in it withheld: "vvk_<id>_<secret>" becomes "vvk_<id>_(secret
+ * withheld)".  For anything that reaches a log from a request. */
+void vault_admin_redact(const char *text, char *out, size_t cap);
 
 /* The first value of key, or NULL. */
 const char *vault_admin_arg(const struct vv_admin_req *rq, const char *key);

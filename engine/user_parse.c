@@ -242,6 +242,29 @@ int vault_key_token_parse(const char *tok, char id[VV_KEY_ID_CHARS + 1], uint8_t
 	return 0;
 }
 
+int vault_key_id_of(const char *s, char id[VV_KEY_ID_CHARS + 1])
+{
+	size_t n = s ? strnlen(s, 128) : 0;
+
+	id[0] = '\0';
+	if (n >= 4 && memcmp(s, "vvk_", 4) == 0) {
+		s += 4;
+		n -= 4;
+		if (n > VV_KEY_ID_CHARS && s[VV_KEY_ID_CHARS] != '_')
+			return VV_EINVAL;
+	} else if (n != VV_KEY_ID_CHARS) {
+		return VV_EINVAL;
+	}
+	if (n < VV_KEY_ID_CHARS)
+		return VV_EINVAL;
+	for (size_t i = 0; i < VV_KEY_ID_CHARS; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return VV_EINVAL;
+	memcpy(id, s, VV_KEY_ID_CHARS);
+	id[VV_KEY_ID_CHARS] = '\0';
+	return 0;
+}
+
 void vault_peer_text(const struct sockaddr *peer, char *buf, size_t cap)
 {
 	char a[INET6_ADDRSTRLEN] = "?";

@@ -13,6 +13,7 @@
 
 #include "admin_int.h"
 #include "crypto_int.h"
+#include "user_int.h"
 #include "vecvault/error.h"
 #include "vault_int.h"
 
@@ -280,19 +281,76 @@ static int authorize(struct vv_vault *v, const struct vault_admin_verb *e,
 	return r;
 }
 
+static bool is_hex_lower(char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+}
+
+void vault_admin_redact(const char *text, char *out, size_t cap)
+{
+	static const char held[] = "_(secret withheld)";
+	size_t o = 0;
+
+	if (!cap)
+		return;
+	for (const char *p = text; *p && o + 1 < cap;) {
+		if (strncmp(p, "vvk_", 4) == 0) {
+			size_t n = 4;
+			while (n < 4 + VV_KEY_ID_CHARS && is_hex_lower(p[n]))
+				n++;
+			if (p[n] && p[n] != ' ' && p[n] != ',') {
+				/* more after the id: the secret, or part of it */
+				while (n && o + 1 < cap) {
+					out[o++] = *p++;
+					n--;
+				}
+				for (size_t i = 0; held[i] && o + 1 < cap; i++)
+					out[o++] = held[i];
+				while (*p && *p != ' ' && *p != ',')
+					p++;
+				continue;
+			}
+		}
+		out[o++] = *p++;
+	}
+	out[o] = '\0';
+}
+
+/* The audit record's target for e (struct vault_admin_verb's target). */
+static void audit_target(const struct vault_admin_verb *e, const struct vv_admin_req *rq,
+			 char *out, size_t cap)
+{
+	bool key = e && e->target && strncmp(e->target, "key:", 4) == 0;
+	const char *t = e && e->target ? vault_admin_arg(rq, e->target + (key ? 4 : 0)) : NULL;
+	char id[VV_KEY_ID_CHARS + 1];
+
+	out[0] = '\0';
+	if (!t)
+		return;
+	if (key) {
+		if (vault_key_id_of(t, id) == 0)
+			snprintf(out, cap, "%s", id);
+		else
+			snprintf(out, cap, "(not a key id)");
+		return;
+	}
+	vault_admin_redact(t, out, cap);
+}
+
 static void audit_call(struct vv_vault *v, const struct vv_admin_req *rq,
 		       const struct vault_admin_verb *e, int result)
 {
-	const char *target = e && e->target ? vault_admin_arg(rq, e->target) : NULL;
-	char detail[512];
+	char detail[512], verb[80], target[416];
 	struct vv_ctx c;
 
 	memset(&c, 0, sizeof(c));
 	c.id = rq->peer;
 	c.comm = "vecvault-admin";
 	c.client = rq->client ? rq->client : "local";
-	snprintf(detail, sizeof(detail), "%.64s%s%.400s", rq->verb ? rq->verb : "?",
-		 target ? " " : "", target ? target : "");
+	/* An unknown verb is the peer's text too: withhold tokens there. */
+	vault_admin_redact(rq->verb ? rq->verb : "?", verb, sizeof(verb));
+	audit_target(e, rq, target, sizeof(target));
+	snprintf(detail, sizeof(detail), "%.64s%s%.400s", verb, target[0] ? " " : "", target);
 	pthread_mutex_lock(&v->mu);
 	vault_audit(v, &c, "admin", VV_ROOT_INO, 0, NULL, result, detail);
 	pthread_mutex_unlock(&v->mu);

@@ -810,25 +810,17 @@ static int run_key_list(struct vv_vault *v, const struct vv_admin_req *rq,
 	return r;
 }
 
-static bool key_id_ok(const char *id)
-{
-	if (!id || strlen(id) != VV_KEY_ID_CHARS)
-		return false;
-	for (const char *p = id; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			return false;
-	return true;
-}
-
 static int run_key_revoke(struct vv_vault *v, const struct vv_admin_req *rq,
 			  struct vv_admin_reply *rep)
 {
-	const char *id = vault_admin_arg(rq, "id");
+	char id[VV_KEY_ID_CHARS + 1];
 	struct vv_key_row *k;
 	char b[32];
 	int r;
 
-	if (!key_id_ok(id))
+	/* A pasted full token (a leaked key) revokes its key too; only the id
+	 * is ever echoed or audited. */
+	if (vault_key_id_of(vault_admin_arg(rq, "id"), id) < 0)
 		return vault_admin_fail(rep, VV_EINVAL, "a key id is the %d hex digits after "
 					"'vvk_' (see key list)", VV_KEY_ID_CHARS);
 	if (!(k = calloc(1, sizeof(*k))))
@@ -863,7 +855,7 @@ const struct vault_admin_verb vault_user_verbs[] = {
 	{ "user.uids", ADMIN_OWNER, "first", run_uids },
 	{ "key.create", ADMIN_OWNER, "user", run_key_create },
 	{ "key.list", ADMIN_OWNER, "user", run_key_list },
-	{ "key.revoke", ADMIN_OWNER, "id", run_key_revoke },
+	{ "key.revoke", ADMIN_OWNER, "key:id", run_key_revoke },
 	{ NULL, 0, NULL, NULL },
 };
 

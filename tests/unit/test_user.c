@@ -302,7 +302,7 @@ int main(void)
 	static const char *const verbs[] = { "user.add", "user.list", "user.show", "user.delete",
 					     "user.passwd", "user.role", "user.uids", "key.create",
 					     "key.list", "key.revoke" };
-	char token[128], token2[128], token3[128], secret[128], cmd[700], gidtxt[32];
+	char token[128], token2[128], token3[128], token4[128], secret[128], cmd[700], gidtxt[32];
 	struct sockaddr_storage in2 = peer("127.0.0.2"), in3 = peer("127.0.0.3");
 	struct sockaddr_storage mapped = peer("::ffff:127.0.0.2");
 	struct vv_admin_reply rep;
@@ -526,8 +526,46 @@ int main(void)
 	       "key.revoke of an unknown id: ENOENT");
 	is_int(call(v, 0, "key.revoke", ARGS({ "id", "vvk_x" }), &rep), VV_EINVAL,
 	       "key.revoke of a malformed id: EINVAL");
-	/* (A whole token as the id would reach the audit record as the
-	 * request's target: the CLI sends only the id part.) */
+	/* A whole token as the id (a leaked key pasted to revoke it) revokes
+	 * its key; the audit record names only the id, and no verb's target
+	 * nor an unknown verb's name keeps a token's secret. */
+	is_int(call(v, 0, "key.create", ARGS({ "user", "bob" }), &rep), 0, "key.create: a 4th key");
+	snprintf(token4, sizeof(token4), "%.*s", VV_KEY_TOKEN_CHARS, rep.body ? rep.body : "");
+	is_int(call(v, 0, "key.revoke", ARGS({ "id", token4 }), &rep), 0, "key.revoke id=<full token>");
+	ok(!strstr(rep.body, token4 + 21) && strstr(rep.body, "revoked"), "the reply names only the id");
+	is_int(vv_vault_auth_key(v, token4, NULL, &a), VV_EACCES, "auth: that key is revoked");
+	{
+		char junk[160];
+		snprintf(junk, sizeof(junk), "%.20sZZ%s", token4, token4 + 20);
+		is_int(call(v, 0, "key.revoke", ARGS({ "id", junk }), &rep), VV_EINVAL,
+		       "key.revoke of a token-like id with a bad id part: EINVAL");
+		ok(!strstr(rep.msg, token4 + 21), "the refusal does not echo it");
+	}
+	is_int(call(v, 0, "user.show", ARGS({ "name", token4 }), &rep), VV_EINVAL,
+	       "user.show name=<token>: EINVAL");
+	is_int(call(v, 0, "key.list", ARGS({ "user", token4 }), &rep) < 0, 1,
+	       "key.list user=<token>: refused");
+	is_int(call(v, 0, "role.create", ARGS({ "name", token4 }), &rep) < 0, 1,
+	       "role.create name=<token>: refused");
+	is_int(call(v, 0, token4, NULL, 0, &rep), VV_EINVAL, "a token as the verb: EINVAL");
+	is_int(call(v, 0, "user.passwd", ARGS({ "name", "alice" }, { "password", token4 }), &rep), 0,
+	       "user.passwd with a token as the password");
+	is_int(call(v, 0, "user.passwd", ARGS({ "name", "alice" }, { "password", PW_ALICE }), &rep), 0,
+	       "and back");
+	{
+		char *au = slurp(alog);
+		ok(au && !strstr(au, token4 + 21), "no part of the 4th key's secret in the audit log");
+		ok(au && strstr(au, "key.revoke ") && strstr(au, token4 + 4) == NULL,
+		   "(not even the id with its separator)");
+		{
+			char idrec[64];
+			snprintf(idrec, sizeof(idrec), "key.revoke %.16s", token4 + 4);
+			ok(au && strstr(au, idrec), "key.revoke is recorded with the key id");
+		}
+		ok(au && strstr(au, "key.revoke (not a key id)"), "a bad id is recorded as such");
+		ok(au && strstr(au, "(secret withheld)"), "other targets keep the id, withhold the secret");
+		free(au);
+	}
 
 	/* Authentication by password: every failure costs one Argon2id. */
 	before = vv_pwhash_verify_count();
