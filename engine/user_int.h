@@ -63,8 +63,8 @@ bool vault_cidr_list_match(const char *list, const struct sockaddr *peer);
 int vault_key_token_parse(const char *tok, char id[VV_KEY_ID_CHARS + 1], uint8_t secret[32]);
 
 /* The public id of an API key named by its id (16 lower-case hex digits),
- * "vvk_<id>" or its full token "vvk_<id>_<secret>" (the secret is neither
- * checked nor kept).  0, or VV_EINVAL for anything else (id is then ""). */
+ * "vvk_<id>" or its well-formed full token "vvk_<id>_<secret>" (the secret
+ * is not kept).  0, or VV_EINVAL for anything else (id is then ""). */
 int vault_key_id_of(const char *s, char id[VV_KEY_ID_CHARS + 1]);
 
 /* "addr:port" / "[addr]:port" of a peer for audit records; "-" for none. */

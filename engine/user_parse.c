@@ -247,15 +247,16 @@ int vault_key_id_of(const char *s, char id[VV_KEY_ID_CHARS + 1])
 	size_t n = s ? strnlen(s, 128) : 0;
 
 	id[0] = '\0';
-	if (n >= 4 && memcmp(s, "vvk_", 4) == 0) {
-		s += 4;
-		n -= 4;
-		if (n > VV_KEY_ID_CHARS && s[VV_KEY_ID_CHARS] != '_')
-			return VV_EINVAL;
-	} else if (n != VV_KEY_ID_CHARS) {
-		return VV_EINVAL;
+	if (n > 4 + VV_KEY_ID_CHARS) {
+		uint8_t secret[32];
+		int r = vault_key_token_parse(s, id, secret);
+
+		vv_memzero(secret, sizeof(secret));
+		return r;
 	}
-	if (n < VV_KEY_ID_CHARS)
+	if (n == 4 + VV_KEY_ID_CHARS && memcmp(s, "vvk_", 4) == 0)
+		s += 4;
+	else if (n != VV_KEY_ID_CHARS)
 		return VV_EINVAL;
 	for (size_t i = 0; i < VV_KEY_ID_CHARS; i++)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
