@@ -337,6 +337,13 @@ int vv_meta_user_role(struct vv_meta *m, int64_t id, const char *role, bool add,
 /* The user's roles by name; cb returns non-zero to stop (returned). */
 int vv_meta_user_roles(struct vv_meta *m, int64_t id,
 		       int (*cb)(void *ctx, const char *role), void *ctx);
+/* How many vault users hold role; the first by name into first (cap
+ * bytes, "" when none). */
+int vv_meta_role_holders(struct vv_meta *m, const char *role, uint64_t *n, char *first,
+			 size_t cap);
+/* Delete role and take it from every vault user, all or nothing
+ * (role.delete).  VV_ENOENT if no such role. */
+int vv_meta_role_del_held(struct vv_meta *m, const char *role);
 /* Every user by name. */
 int vv_meta_user_iter(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_user_row *r),
 		      void *ctx);

@@ -260,6 +260,55 @@ int vv_meta_user_roles(struct vv_meta *m, int64_t id,
 	return ret;
 }
 
+int vv_meta_role_holders(struct vv_meta *m, const char *role, uint64_t *n, char *first,
+			 size_t cap)
+{
+	sqlite3_stmt *s;
+	int rc, ret = 0;
+
+	*n = 0;
+	if (cap)
+		first[0] = '\0';
+	if (!vv_meta_user_ready(m))
+		return 0;
+	if (!(s = meta_sql(m, "SELECT u.name FROM user_roles r JOIN users u ON u.id = r.user "
+			   "WHERE r.role = ?1 ORDER BY u.name")))
+		return VV_EIO;
+	sqlite3_bind_text(s, 1, role, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(s, 0);
+
+		if (*n == 0 && cap)
+			snprintf(first, cap, "%s", t ? (const char *)t : "");
+		(*n)++;
+	}
+	if (rc != SQLITE_DONE)
+		ret = meta_err(m, rc);
+	sqlite3_reset(s);
+	return ret;
+}
+
+int vv_meta_role_del_held(struct vv_meta *m, const char *role)
+{
+	sqlite3_stmt *s;
+	int ret;
+
+	if ((ret = meta_exec(m, "SAVEPOINT role_del")) < 0)
+		return ret;
+	if (vv_meta_user_ready(m)) {
+		if (!(s = meta_sql(m, "DELETE FROM user_roles WHERE role = ?1"))) {
+			ret = VV_EIO;
+			goto out;
+		}
+		sqlite3_bind_text(s, 1, role, -1, SQLITE_TRANSIENT);
+		if ((ret = meta_run(m, s)) < 0)
+			goto out;
+	}
+	ret = vv_meta_role_del(m, role);
+out:
+	return sp(m, "role_del", ret);
+}
+
 int vv_meta_user_iter(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_user_row *r),
 		      void *ctx)
 {

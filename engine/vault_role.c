@@ -366,6 +366,8 @@ static int run_delete(struct vv_vault *v, const struct vv_admin_req *rq,
 	const char *name = vault_admin_arg(rq, "name");
 	bool revoke_all = vault_admin_flag(rq, "revoke_all");
 	struct grant_scan g = { 0 };
+	uint64_t holders = 0;
+	char holder[64];
 	char *paths[64];
 	size_t np = 0;
 	uint32_t gid;
@@ -408,15 +410,32 @@ static int run_delete(struct vv_vault *v, const struct vv_admin_req *rq,
 	}
 	if (r < 0)
 		goto out;
-	if ((r = vault_txn(v)) < 0 || (r = vv_meta_role_del(v->meta, name)) < 0)
+	/* Vault users holding it: a role of the same name created later must
+	 * not silently give it back to them. */
+	if ((r = vv_meta_role_holders(v->meta, name, &holders, holder, sizeof(holder))) < 0)
+		goto out;
+	if (holders && !revoke_all) {
+		r = vault_admin_fail(rep, VV_EBUSY, "role '%s' is held by %llu vault user%s (e.g. "
+				     "%s): take it with 'vecvault user role USER --remove %s' "
+				     "or use --revoke-all", name, (unsigned long long)holders,
+				     holders == 1 ? "" : "s", holder, name);
+		goto out;
+	}
+	/* One transaction: the role and every vault user's hold on it. */
+	if ((r = vault_txn(v)) < 0 || (r = vv_meta_role_del_held(v->meta, name)) < 0)
 		goto out;
 	r = vault_commit(v);
 out:
 	pthread_mutex_unlock(&v->mu);
 	free(g.inos);
-	if (r == 0)
-		r = vault_admin_printf(rep, vault_admin_json(rq) ? "{\"deleted\":\"%s\"}\n" :
-				       "role %s deleted\n", name);
+	if (r == 0 && vault_admin_json(rq))
+		r = vault_admin_printf(rep, "{\"deleted\":\"%s\",\"users\":%llu}\n", name,
+				       (unsigned long long)holders);
+	else if (r == 0 && holders)
+		r = vault_admin_printf(rep, "role %s deleted (taken from %llu vault user%s)\n", name,
+				       (unsigned long long)holders, holders == 1 ? "" : "s");
+	else if (r == 0)
+		r = vault_admin_printf(rep, "role %s deleted\n", name);
 	return r;
 }
 

@@ -38,8 +38,8 @@ static const char usage[] =
 	"    --create       run 'groupadd [-g N] NAME' first if the group does not exist\n"
 	"    --gid N        the group must have gid N (with --create: make it so)\n"
 	"  list             the roles, their gids and where they are granted\n"
-	"  delete NAME      unregister a role that is no longer granted anywhere\n"
-	"    --revoke-all   also revoke its grants\n"
+	"  delete NAME      unregister a role no longer granted nor held by vault users\n"
+	"    --revoke-all   also revoke its grants and take it from vault users\n"
 	"  --json           machine-readable output\n"
 	"Exit status: 0 done, 1 refused or failed, 2 no daemon serves the vault.\n";
 

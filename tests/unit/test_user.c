@@ -632,6 +632,26 @@ int main(void)
 	is_int(a.ngroups, 1, "one role now");
 	ok(a.groups[0] != gid, "not 'users'");
 
+	/* Deleting a role that vault users hold: refused, naming who, unless
+	 * revoke_all; then taken from them with the role, so a role of the
+	 * same name created later gives nothing back. */
+	is_int(call(v, 0, "role.delete", ARGS({ "name", "adm" }), &rep), VV_EBUSY,
+	       "role.delete of a role alice and bob hold: EBUSY");
+	ok(strstr(rep.msg, "held by 2 vault users (e.g. alice)") && strstr(rep.msg, "--revoke-all"),
+	   "the message names the holder and the way out");
+	is_int(call(v, 0, "user.show", ARGS({ "name", "alice" }, { "json", "1" }), &rep), 0, "show");
+	ok(strstr(rep.body, "\"roles\":[\"adm\"]") != NULL, "the refusal changed nothing");
+	is_int(call(v, 0, "role.delete", ARGS({ "name", "adm" }, { "revoke_all", "1" }), &rep), 0,
+	       "role.delete adm revoke_all");
+	ok(strstr(rep.body, "taken from 2 vault users") != NULL, "says it was taken from both");
+	is_int(call(v, 0, "role.create", ARGS({ "name", "adm" }), &rep), 0, "role adm created again");
+	is_int(call(v, 0, "user.show", ARGS({ "name", "alice" }, { "json", "1" }), &rep), 0, "show");
+	ok(strstr(rep.body, "\"roles\":[]") != NULL, "alice holds no role: the new adm is not hers");
+	is_int(vv_vault_auth_password(v, "alice", PW_ALICE2, strlen(PW_ALICE2), NULL, &a), 0, "auth");
+	is_int(a.ngroups, 0, "her login carries no role's gid");
+	is_int(call(v, 0, "user.role", ARGS({ "name", "alice" }, { "add", "adm" }), &rep), 0,
+	       "given back explicitly, it counts again");
+
 	/* Delete: keys revoked with the user, and a new user of the same name
 	 * does not inherit them. */
 	is_int(call(v, 0, "user.delete", ARGS({ "name", "bob" }), &rep), 0, "user.delete bob");
