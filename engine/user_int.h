@@ -70,6 +70,13 @@ int vault_key_id_of(const char *s, char id[VV_KEY_ID_CHARS + 1]);
 /* "addr:port" / "[addr]:port" of a peer for audit records; "-" for none. */
 void vault_peer_text(const struct sockaddr *peer, char *buf, size_t cap);
 
+/* The process-wide cap on concurrent password checks (vault_user.c, "the
+ * Argon2id gate"): at most max at once, at most queue waiting, each for
+ * wait_ms.  Defaults 2, 64, 10000; tests change them.  peak: the most that
+ * ran at once since the last set. */
+void vault_auth_gate_set(unsigned max, unsigned queue, unsigned wait_ms);
+unsigned vault_auth_gate_peak(void);
+
 /* Tests: the clock that decides key expiry and stamps times (NULL: the
  * real one). */
 void vault_user_clock(int64_t (*now)(void));

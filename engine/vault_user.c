@@ -991,6 +991,90 @@ out:
 	return r;
 }
 
+/* ---- the Argon2id gate -------------------------------------------------------
+ *
+ * Each password check is one Argon2id evaluation at the interactive limits:
+ * 64 MiB and ~0.1 s of a core.  Unbounded, N clients sending AUTH at once
+ * (each connection has its own thread) cost N x 64 MiB.  One process-wide
+ * gate lets GATE_MAX checks run at once; others wait up to GATE_WAIT_MS,
+ * at most GATE_QUEUE of them (more are refused at once), then are refused with
+ * VV_EBUSY (audited).  Process-wide, not per vault: memory is the
+ * process's. */
+#define GATE_MAX 2
+#define GATE_QUEUE 64
+#define GATE_WAIT_MS 10000
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned max, queue, wait_ms;
+	unsigned running, waiting, peak;
+} gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, GATE_MAX, GATE_QUEUE,
+	   GATE_WAIT_MS, 0, 0, 0 };
+
+void vault_auth_gate_set(unsigned max, unsigned queue, unsigned wait_ms)
+{
+	pthread_mutex_lock(&gate.mu);
+	gate.max = max;
+	gate.queue = queue;
+	gate.wait_ms = wait_ms;
+	gate.peak = 0;
+	pthread_cond_broadcast(&gate.cv);
+	pthread_mutex_unlock(&gate.mu);
+}
+
+unsigned vault_auth_gate_peak(void)
+{
+	unsigned p;
+
+	pthread_mutex_lock(&gate.mu);
+	p = gate.peak;
+	pthread_mutex_unlock(&gate.mu);
+	return p;
+}
+
+/* Take a place among the running checks: 0, or VV_EBUSY when the queue is
+ * full or the wait ran out.  (CLOCK_REALTIME for the condition variable's
+ * deadline: a clock step only lengthens or shortens one bounded wait.) */
+static int gate_enter(void)
+{
+	struct timespec dl;
+	int r = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += gate.wait_ms / 1000;
+	dl.tv_nsec += (long)(gate.wait_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&gate.mu);
+	if (gate.running >= gate.max && gate.waiting >= gate.queue) {
+		pthread_mutex_unlock(&gate.mu);
+		return VV_EBUSY;
+	}
+	gate.waiting++;
+	while (gate.running >= gate.max)
+		if (pthread_cond_timedwait(&gate.cv, &gate.mu, &dl) == ETIMEDOUT &&
+		    gate.running >= gate.max) {
+			r = VV_EBUSY;
+			break;
+		}
+	gate.waiting--;
+	if (r == 0 && ++gate.running > gate.peak)
+		gate.peak = gate.running;
+	pthread_mutex_unlock(&gate.mu);
+	return r;
+}
+
+static void gate_leave(void)
+{
+	pthread_mutex_lock(&gate.mu);
+	gate.running--;
+	pthread_cond_signal(&gate.cv);
+	pthread_mutex_unlock(&gate.mu);
+}
+
 int vv_vault_auth_password(struct vv_vault *v, const char *user, const char *pass,
 			   size_t passlen, const struct sockaddr *peer, struct vv_auth *out)
 {
@@ -998,7 +1082,7 @@ int vv_vault_auth_password(struct vv_vault *v, const char *user, const char *pas
 	bool valid = vault_user_name_ok(user), have = false;
 	struct vv_user_row u = { .id = -1 }, again;
 	const char *why = NULL;
-	int r, pv;
+	int r, pv = VV_EBADPASS, busy;
 
 	memset(out, 0, sizeof(*out));
 	if ((r = vault_audit_gate(v)) < 0)
@@ -1011,11 +1095,19 @@ int vv_vault_auth_password(struct vv_vault *v, const char *user, const char *pas
 		pthread_mutex_unlock(&v->mu);
 	}
 	/* One Argon2id evaluation whatever happened above: an unknown user or
-	 * one without a password costs what a wrong password costs. */
-	pv = vv_pwhash_verify(have ? hash : NULL, pass ? pass : "", pass ? passlen : 0);
+	 * one without a password costs what a wrong password costs.  Through
+	 * the gate: a flood of attempts waits, or is refused, in memory
+	 * bounded by GATE_MAX evaluations. */
+	if ((busy = gate_enter()) == 0) {
+		pv = vv_pwhash_verify(have ? hash : NULL, pass ? pass : "", pass ? passlen : 0);
+		gate_leave();
+	}
 	vv_memzero(hash, sizeof(hash));
 	pthread_mutex_lock(&v->mu);
-	if (!valid)
+	if (busy) {
+		why = "too many password checks at once: refused, try again";
+		r = busy;
+	} else if (!valid)
 		why = "invalid user name";
 	else if (r < 0 && r != VV_ENOENT)
 		why = "cannot read the user";

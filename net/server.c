@@ -365,10 +365,12 @@ static int authenticate(struct conn *c)
 	rep.h = (struct vv_rw_hdr){ .id = h.id, .op = VV_RW_AUTH, .flags = VV_RW_F_REPLY };
 	if (r < 0) {
 		vv_allow_count(s->allow, VV_ALLOW_AUTH_FAILED);
-		snprintf(detail, sizeof(detail), "%s refused%s%s",
-			 tried ? "password" : "API key", keyid[0] ? ": key " : "", keyid);
+		snprintf(detail, sizeof(detail), "%s refused%s%s%s",
+			 tried ? "password" : "API key", keyid[0] ? ": key " : "", keyid,
+			 r == VV_EBUSY ? ": too many password checks at once" : "");
 		audit(c, tried ? tried : (keyid[0] ? keyid : NULL), "unauth", VV_EACCES, detail);
-		rep.h.status = VV_EACCES;
+		/* busy says nothing about the credentials: the client may retry */
+		rep.h.status = r == VV_EBUSY ? VV_EBUSY : VV_EACCES;
 		(void)send_msg(c, &rep, out, sizeof(out));
 		r = VV_EACCES;
 		goto out;

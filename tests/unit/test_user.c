@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,41 @@ static struct sockaddr_storage peer(const char *a)
 }
 
 #define SA(ss) ((const struct sockaddr *)&(ss))
+
+struct pw_try {
+	struct vv_vault *v;
+	const char *user, *pw;
+	int r;
+};
+
+static void *pw_thread(void *arg)
+{
+	struct pw_try *t = arg;
+	struct vv_auth a;
+
+	t->r = vv_vault_auth_password(t->v, t->user, t->pw, strlen(t->pw), NULL, &a);
+	return NULL;
+}
+
+/* n password checks at once (user, pw); how many returned want. */
+static int pw_flood(struct vv_vault *v, int n, const char *user, const char *pw, int want)
+{
+	pthread_t th[32];
+	struct pw_try t[32];
+	int got = 0;
+
+	for (int i = 0; i < n && i < 32; i++) {
+		t[i] = (struct pw_try){ v, user, pw, 1 };
+		if (pthread_create(&th[i], NULL, pw_thread, &t[i]) != 0)
+			t[i].v = NULL;
+	}
+	for (int i = 0; i < n && i < 32; i++)
+		if (t[i].v) {
+			pthread_join(th[i], NULL);
+			got += t[i].r == want;
+		}
+	return got;
+}
 
 static void test_parsers(void)
 {
@@ -662,6 +698,31 @@ int main(void)
 	is_int(call(v, 0, "user.delete", ARGS({ "name", "bob" }), &rep), 0, "user.delete bob again");
 	is_int(call(v, 0, "user.delete", ARGS({ "name", "bob" }), &rep), VV_ENOENT,
 	       "user.delete of an unknown user: ENOENT");
+
+	/* The Argon2id gate: at most 2 checks at once (each 64 MiB); a flood
+	 * waits its turn, or is refused with EBUSY (audited) when the queue
+	 * is full or the wait runs out; a login afterwards works. */
+	vault_auth_gate_set(2, 64, 120000);
+	is_int(pw_flood(v, 12, "alice", PW_ALICE2, 0), 12, "12 logins at once all succeed (they wait)");
+	ok(vault_auth_gate_peak() >= 1 && vault_auth_gate_peak() <= 2,
+	   "never more than 2 Argon2id evaluations at once");
+	is_int(pw_flood(v, 12, "alice", "wrong password", VV_EACCES), 12,
+	       "12 wrong passwords at once: each EACCES");
+	ok(vault_auth_gate_peak() <= 2, "still at most 2 at once");
+	vault_auth_gate_set(0, 0, 0);
+	is_int(vv_vault_auth_password(v, "alice", PW_ALICE2, strlen(PW_ALICE2), NULL, &a), VV_EBUSY,
+	       "queue full: EBUSY at once");
+	vault_auth_gate_set(0, 8, 50);
+	is_int(pw_flood(v, 6, "alice", PW_ALICE2, VV_EBUSY), 6, "no room within the wait: EBUSY");
+	vault_auth_gate_set(2, 64, 10000);
+	is_int(vv_vault_auth_password(v, "alice", PW_ALICE2, strlen(PW_ALICE2), NULL, &a), 0,
+	       "then a legitimate login succeeds");
+	{
+		char *au = slurp(alog);
+		ok(au && strstr(au, "too many password checks at once") && strstr(au, "EBUSY"),
+		   "the refusals are audited as EBUSY");
+		free(au);
+	}
 
 	/* Reopen: everything persisted; read-only: verbs refuse, auth works. */
 	is_int(vv_vault_close(v), 0, "close");

@@ -21,7 +21,10 @@
  * Both calls answer VV_EACCES for every refusal (unknown user or key, wrong
  * password or secret, expired, revoked, address outside the key's CIDRs,
  * no password set, malformed token), so a client learns nothing from the
- * answer; the audit record (op "auth") says which it was.  Secrets are
+ * answer; the audit record (op "auth") says which it was.  A password
+ * check is one Argon2id evaluation (64 MiB): at most 2 run at once in the
+ * process; others wait (up to 10 s, at most 64 waiting) and are otherwise
+ * refused with VV_EBUSY, audited, whatever the credentials.  Secrets are
  * compared in constant time and an unknown user costs the same Argon2id
  * evaluation as a known one.  Never logged: the password, the secret.
  * Thread-safe; the password hash runs without the vault's lock held.
