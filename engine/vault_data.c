@@ -252,7 +252,8 @@ int vault_data_load(struct vv_vault *v, struct node *n)
 		 * durable: the row's inline bytes are still block 0's last
 		 * committed content (vault_data_flush keeps them until then).
 		 * They become block 0's write buffer, sealed at the next flush
-		 * (nothing is written by a read-only open). */
+		 * (nothing is written by a read-only open, nor for a file seen
+		 * in a snapshot, whose copy can hold the same state). */
 		struct dblock *d;
 		size_t keep = len < n->a.size ? len : (size_t)n->a.size;
 		if (keep > BS)
@@ -261,7 +262,7 @@ int vault_data_load(struct vv_vault *v, struct node *n)
 			memcpy(d->buf, data, keep);
 			d->len = (uint32_t)keep;
 			n->row_inl = true;
-			n->data_dirty = !(v->flags & VV_VAULT_READONLY);
+			n->data_dirty = !(v->flags & VV_VAULT_READONLY) && vault_snap_ro(n->ino) == 0;
 			vv_log(VV_LOG_WARN, "vault: inode %llu: block 0 recovered from its inline bytes "
 			       "(a crash while the file grew past %u bytes)", (unsigned long long)n->ino,
 			       (unsigned)VV_INLINE_MAX);

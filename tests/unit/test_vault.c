@@ -973,7 +973,20 @@ static void test_inline_growth_crash(void)
 		ok(n >= 3000 && memcmp(buf, old, 3000) == 0, "its fsync'd 3000 bytes survived (not zeros)");
 		ok(n != 103000 || memcmp(buf + 3000, more, 100000) == 0 ||
 		   buf[3000] == 0, "the unsynced append is there or a hole");
+		{
+			struct vv_fsck_report rep;
+			is_int(vv_vault_fsck(v2, true, NULL, NULL, &rep), 0, "fsck of the cut");
+			ok(!rep.damaged && !rep.missing_chunks && !rep.errors, "finds no damage");
+		}
 		vv_vault_close(v2);
+		v2 = NULL;
+		is_int(vv_vault_open(store2, PASS, strlen(PASS), &o, &v2), 0, "the cut reopens");
+		if (v2) {
+			n = read_all(v2, a.ino, buf, 200000);
+			ok(n >= 3000 && memcmp(buf, old, 3000) == 0,
+			   "the recovered bytes were sealed at close: still there");
+			vv_vault_close(v2);
+		}
 	}
 	os_fault_clear(OSF_PWRITE);
 	is_int(vv_vault_fsync(v, fh, false), 0, "space back: fsync writes the data");
