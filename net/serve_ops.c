@@ -207,7 +207,15 @@ struct fill_ctx {
 static int fill(void *ctx, const struct vv_dirent *e, const struct vv_attr *attr)
 {
 	struct fill_ctx *f = ctx;
+	struct vv_attr none;
 
+	/* An entry the vault gives no attributes (a FIFO or socket, or any
+	 * entry of a directory the caller may not search) still carries an
+	 * attribute record in a plus reply: ino 0, no reference taken. */
+	if (f->plus && !attr) {
+		memset(&none, 0, sizeof(none));
+		attr = &none;
+	}
 	return vv_rw_dirent_put(f->buf, f->cap, &f->len, e, f->plus ? attr : NULL);
 }
 
@@ -441,7 +449,7 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 			char nb[VV_NAME_MAX + 1];
 			size_t off = 0;
 			while (vv_rw_dirent_next(data, f.len, &off, true, &e, nb, &a) == 0)
-				if (!dotname(e.name))
+				if (!dotname(e.name) && a.ino)
 					ino_ref(s, e.ino);
 		}
 		if (r < 0)

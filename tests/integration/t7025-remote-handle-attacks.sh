@@ -1,0 +1,95 @@
+#!/bin/bash
+# t7025-remote-handle-attacks: an authenticated remote user (uid 1000)
+# names objects it may not reach through what the protocol lets it name:
+#   - readdirplus of a directory it may read but not search (mode 744)
+#     hands back inode numbers: GETATTR/OPEN/SETATTR/xattrs by those inodes
+#     must fail as a local lookup would (the kernel walk needs search);
+#   - SETATTR (truncate) of a file it may not write, carrying the handle of
+#     another file it opened for writing (ftruncate's "handle opened for
+#     writing" must be a handle of that very file);
+#   - readdirplus over a FIFO (no attributes from the vault) must keep the
+#     entries framed, and take no reference the session would later forget;
+#   - every refusal is in the audit log.
+. "$(dirname "$0")/test-lib.sh"
+. "$(dirname "$0")/remote-lib.sh"
+vv_need_fuse
+
+S=$T/store
+M=$T/mnt
+LOG=$T/daemon.log
+vv_tls "$T/tls" >/dev/null
+vv_init "$S" >/dev/null
+AUD=$(vv_audit_log "$S")
+check "mount --listen" vv_mount "$S" "$M" --listen 127.0.0.1:0 \
+	--tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem"
+P=$(vv_port "$LOG" 127.0.0.1:0)
+mkdir "$M/c" "$M/c/home" "$M/c/listonly"
+chown 1000:1000 "$M/c/home"
+echo "mine" > "$M/c/home/mine"
+chown 1000:1000 "$M/c/home/mine"
+echo "hidden behind a search bit" > "$M/c/listonly/secret"
+chmod 644 "$M/c/listonly/secret"
+chmod 744 "$M/c/listonly"
+mkfifo "$M/c/home/fifo"
+echo "after the fifo" > "$M/c/home/zz"
+echo "root's precious data" > "$M/c/victim"
+chmod 644 "$M/c/victim"
+"$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null
+TA=$("$VV_BIN" key create alice "$M" 2>/dev/null)
+
+# locally, uid 1000 can list the directory but reach nothing in it
+want u1000 OK listdir "$M/c/listonly"
+want u1000 EACCES stat "$M/c/listonly/secret"
+want u1000 EACCES read "$M/c/listonly/secret"
+
+check "readdirplus of a list-only directory gives no inode to use" rpy "
+c = R.Client('127.0.0.1', $P)
+c.auth_key('$TA')
+def err(op, *a):
+    try:
+        c.call(op, *a)
+    except R.Error as e:
+        return e.status
+    return 0
+d = c.walk('/c/listonly')
+assert err('lookup', d, 'secret') == -5
+dh = c.call('opendir', d)[0]
+ents = R.dirents(c.call('readdir', dh, 0, 1, 65536)[0], True)
+c.call('releasedir', dh)
+inos = [e[1] for e in ents if e[0] == 'secret']
+assert inos, ents
+ino = inos[0]
+bad = []
+for op, args in [('getattr', (ino,)), ('open', (ino, 0)), ('access', (ino, 4)),
+                 ('getxattr', (ino, 'user.x', 10)), ('listxattr', (ino, 100)),
+                 ('setattr', (ino, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0))]:
+    if err(op, *args) == 0:
+        bad.append(op)
+assert not bad, 'served by a guessed-through-readdirplus inode: %s' % bad
+print('ok')"
+check "the secret is untouched" test "$(cat "$M/c/listonly/secret")" = "hidden behind a search bit"
+
+check "readdirplus over a FIFO keeps the reply parseable" rpy "
+c = R.Client('127.0.0.1', $P)
+c.auth_key('$TA')
+names = c.listdir('/c/home', plus=True)
+assert sorted(names) == ['.', '..', 'fifo', 'mine', 'zz'], names
+c.call('getattr', c.walk('/c/home/zz'))
+print('ok')"
+
+check "truncate another file with the handle of one's own" rpy "
+c = R.Client('127.0.0.1', $P)
+c.auth_key('$TA')
+mine = c.walk('/c/home/mine')
+victim = c.walk('/c/victim')
+fh = c.call('open', mine, os.O_WRONLY)[0]
+try:
+    c.call('setattr', victim, 0x8, 0, 0, 0, 0, 0, 0, 0, 0, fh)
+    sys.exit('truncated a file it may not write')
+except R.Error as e:
+    assert e.status in (-5, -21), e.status
+c.call('release', fh)
+print('ok')"
+check "the victim is untouched" test "$(cat "$M/c/victim")" = "root's precious data"
+check "the refused truncate is audited" vv_audit_has "$AUD" op=truncate uid=1000 result=EACCES "user~^alice/"
+test_done
