@@ -406,6 +406,12 @@ static int make(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, con
 		r = VV_EROFS;
 		goto out;
 	}
+	/* vfs_mknod's CAP_MKNOD: the kernel refuses a local caller before we
+	 * see it, a remote one only reaches here. */
+	if ((S_ISCHR(mode) || S_ISBLK(mode)) && c->id.uid != 0) {
+		r = VV_EPERM;
+		goto out;
+	}
 	if (d->a.nlink == 0) {
 		r = VV_ENOENT;               /* creating in a removed directory */
 		goto out;

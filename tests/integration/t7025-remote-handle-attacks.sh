@@ -9,6 +9,10 @@
 #     writing" must be a handle of that very file);
 #   - readdirplus over a FIFO (no attributes from the vault) must keep the
 #     entries framed, and take no reference the session would later forget;
+#   - MKNOD of character and block devices (the kernel's CAP_MKNOD, which
+#     only local callers meet): EPERM, audited; FIFOs still allowed;
+#   - RENAME and LINK across collections (EXDEV), setgid of a group one is
+#     not in dropped as locally;
 #   - every refusal is in the audit log.
 . "$(dirname "$0")/test-lib.sh"
 . "$(dirname "$0")/remote-lib.sh"
@@ -23,10 +27,11 @@ AUD=$(vv_audit_log "$S")
 check "mount --listen" vv_mount "$S" "$M" --listen 127.0.0.1:0 \
 	--tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem"
 P=$(vv_port "$LOG" 127.0.0.1:0)
-mkdir "$M/c" "$M/c/home" "$M/c/listonly"
+mkdir "$M/c" "$M/c/home" "$M/c/listonly" "$M/other"
+chmod 777 "$M/other"
 chown 1000:1000 "$M/c/home"
 echo "mine" > "$M/c/home/mine"
-chown 1000:1000 "$M/c/home/mine"
+chown 1000:4242 "$M/c/home/mine"
 echo "hidden behind a search bit" > "$M/c/listonly/secret"
 chmod 644 "$M/c/listonly/secret"
 chmod 744 "$M/c/listonly"
@@ -90,6 +95,29 @@ except R.Error as e:
     assert e.status in (-5, -21), e.status
 c.call('release', fh)
 print('ok')"
+check "no device nodes, other collections, foreign setgid" rpy "
+import stat
+c = R.Client('127.0.0.1', $P)
+c.auth_key('$TA')
+def err(op, *a):
+    try:
+        c.call(op, *a)
+    except R.Error as e:
+        return e.status
+    return 0
+h = c.walk('/c/home')
+assert err('mknod', h, 'mem', stat.S_IFCHR | 0o666, os.makedev(1, 1), 0) == -1
+assert err('mknod', h, 'sda', stat.S_IFBLK | 0o666, os.makedev(8, 0), 0) == -1
+assert err('mknod', h, 'p2', stat.S_IFIFO | 0o600, 0, 0) == 0
+o = c.walk('/other')
+assert err('rename', h, 'mine', o, 'mine', 0) == -7
+assert err('link', c.walk('/c/home/mine'), o, 'hard') == -7
+m = c.walk('/c/home/mine')
+a = c.call('setattr', m, 0x1, 0o2755, 0, 0, 0, 0, 0, 0, 0, 0)[0]
+assert not a['mode'] & 0o2000, oct(a['mode'])
+print('ok')"
+check "no device node exists" sh -c "! ls '$M/c/home/mem' '$M/c/home/sda' 2>/dev/null"
+check "the refused mknod is audited" vv_audit_has "$AUD" op=mknod uid=1000 result=EPERM "user~^alice/"
 check "the victim is untouched" test "$(cat "$M/c/victim")" = "root's precious data"
 check "the refused truncate is audited" vv_audit_has "$AUD" op=truncate uid=1000 result=EACCES "user~^alice/"
 test_done
