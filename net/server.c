@@ -416,6 +416,15 @@ static void recheck(struct conn *c)
 			audit(c, c->s.user, "unauth", VV_EACCES,
 			      "API key no longer valid (revoked, expired or deleted): session ended");
 		}
+	} else if (a.uid != c->s.auth.uid || a.ngroups != c->s.auth.ngroups ||
+		   memcmp(a.groups, c->s.auth.groups, a.ngroups * sizeof(a.groups[0])) != 0) {
+		/* The session's identity is fixed at AUTH; a role taken away
+		 * (or a uid changed) must not live on in it: end it, and the
+		 * client's next AUTH gets the user as it is now. */
+		if (!atomic_exchange(&c->s.revoked, true)) {
+			audit(c, c->s.user, "unauth", VV_EACCES,
+			      "the key's user changed (uid or roles): session ended");
+		}
 	}
 	explicit_bzero(&a, sizeof(a));
 }
