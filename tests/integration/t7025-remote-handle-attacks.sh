@@ -13,7 +13,9 @@
 #     only local callers meet): EPERM, audited; FIFOs still allowed;
 #   - RENAME and LINK across collections (EXDEV), setgid of a group one is
 #     not in dropped as locally;
-#   - every refusal is in the audit log.
+#   - every refusal is in the audit log, also those the session itself
+#     makes before any vault call (a guessed inode, a handle it does not
+#     hold, "." and ".."), as the session's uid.
 . "$(dirname "$0")/test-lib.sh"
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
@@ -118,6 +120,20 @@ assert not a['mode'] & 0o2000, oct(a['mode'])
 print('ok')"
 check "no device node exists" sh -c "! ls '$M/c/home/mem' '$M/c/home/sda' 2>/dev/null"
 check "the refused mknod is audited" vv_audit_has "$AUD" op=mknod uid=1000 result=EPERM "user~^alice/"
+INO_VICTIM=$(stat -c %i "$M/c/victim")
+check "guesses and foreign handles refused" rpy "
+c = R.Client('127.0.0.1', $P)
+c.auth_key('$TA')
+for op, a, st in [('getattr', ($INO_VICTIM,), -2), ('read', ((7 << 32) | 3, 0, 10), -21),
+                  ('readdir', (12345, 0, 0, 100), -21), ('lookup', (1, '..'), -10)]:
+    try:
+        c.call(op, *a); sys.exit(op + ' served')
+    except R.Error as e:
+        assert e.status == st, (op, e.status)
+print('ok')"
+check "a guessed inode is audited" vv_audit_has "$AUD" op=getattr uid=1000 result=ENOENT ino=$INO_VICTIM "user~^alice/" "detail~not handed"
+check "a foreign handle is audited" vv_audit_has "$AUD" op=read uid=1000 result=EBADF "user~^alice/"
+check "a dot name is audited" vv_audit_has "$AUD" op=lookup uid=1000 result=EINVAL "user~^alice/"
 check "the victim is untouched" test "$(cat "$M/c/victim")" = "root's precious data"
 check "the refused truncate is audited" vv_audit_has "$AUD" op=truncate uid=1000 result=EACCES "user~^alice/"
 test_done
