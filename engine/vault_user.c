@@ -139,9 +139,36 @@ static int alloc_uid(struct vv_vault *v, uint32_t from, uint32_t *uid, struct vv
 				(unsigned long long)first, (unsigned long long)last);
 }
 
-/* Are all roles registered?  Under v->mu.  0 or a code with rep->msg set. */
-static int roles_known(struct vv_vault *v, const char *const *roles, size_t n,
-		       struct vv_admin_reply *rep)
+/* Does peer hold the keys anyway (root, or the uid the daemon runs as)?
+ * Only they may make a vault user act as someone else. */
+static bool keyholder(const struct vv_ident *peer)
+{
+	return peer->uid == 0 || peer->uid == (uint32_t)getuid();
+}
+
+/* May peer give a vault user roles with gid?  A vault owner who is not a
+ * keyholder gives only groups she is in herself (chgrp's rule): a remote
+ * session must not reach what the owner's own groups cannot. */
+static bool may_give_gid(const struct vv_ident *peer, uint32_t gid)
+{
+	return keyholder(peer) || vv_access_in_group(peer, gid);
+}
+
+/* May peer make a vault user act as uid?  Not a keyholder: only her own
+ * uid or one no local account has (the vault users' range). */
+static int may_give_uid(const struct vv_ident *peer, uint32_t uid, struct vv_admin_reply *rep)
+{
+	if (keyholder(peer) || uid == peer->uid || !local_uid(uid, NULL))
+		return 0;
+	return vault_admin_fail(rep, VV_EPERM, "uid %u is another local account's: only root "
+				"may map a vault user onto it (a vault owner may give her own uid "
+				"or one of the vault users' range)", uid);
+}
+
+/* Are all roles registered, and may peer give them?  Under v->mu.  0 or
+ * a code with rep->msg set. */
+static int roles_known(struct vv_vault *v, const struct vv_ident *peer, const char *const *roles,
+		       size_t n, struct vv_admin_reply *rep)
 {
 	for (size_t i = 0; i < n; i++) {
 		uint32_t gid;
@@ -153,6 +180,9 @@ static int roles_known(struct vv_vault *v, const char *const *roles, size_t n,
 		if (r < 0)
 			return vault_admin_fail(rep, r, "cannot look up role '%.64s': %s", roles[i],
 						vv_strerror(r));
+		if (!may_give_gid(peer, gid))
+			return vault_admin_fail(rep, VV_EPERM, "role '%.64s' (gid %u): you are not "
+						"in that group; only root may give it", roles[i], gid);
 	}
 	return 0;
 }
@@ -223,12 +253,14 @@ static int run_add(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_
 		return vault_admin_fail(rep, VV_EINVAL, "more than %d roles", VV_AUTH_MAX_GROUPS);
 	if ((r = password_arg(rq, &pass, &passlen, rep)) < 0)
 		return r;
+	if (uidarg && (r = may_give_uid(&rq->peer, uid, rep)) < 0)
+		return r;
 	/* Cheap checks first, so a mistake costs no password hash. */
 	pthread_mutex_lock(&v->mu);
 	if ((r = vv_meta_user_get(v->meta, name, &u)) == 0)
 		r = vault_admin_fail(rep, VV_EEXIST, "a vault user named '%s' exists already", name);
 	else if (r == VV_ENOENT)
-		r = roles_known(v, roles, nroles, rep);
+		r = roles_known(v, &rq->peer, roles, nroles, rep);
 	pthread_mutex_unlock(&v->mu);
 	if (r < 0)
 		return r;
@@ -245,7 +277,7 @@ static int run_add(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_
 		taken = false;
 		if (!uidarg)
 			r = vv_meta_user_uid_taken(v->meta, uid, &taken);
-		if (r == 0 && !taken && (r = roles_known(v, roles, nroles, rep)) == 0) {
+		if (r == 0 && !taken && (r = roles_known(v, &rq->peer, roles, nroles, rep)) == 0) {
 			if ((r = vault_txn(v)) < 0)
 				r = txn_fail(r, rep);
 			else if ((r = vv_meta_user_add(v->meta, &u, pass ? hash : NULL, roles,
@@ -619,7 +651,7 @@ static int run_role(struct vv_vault *v, const struct vv_admin_req *rq, struct vv
 	pthread_mutex_lock(&v->mu);
 	if ((r = user_get(v, name, &u, rep)) < 0 ||
 	    (r = vv_meta_user_roles(v->meta, u.id, collect_cb, have)) < 0 ||
-	    (r = roles_known(v, add, nadd, rep)) < 0)
+	    (r = roles_known(v, &rq->peer, add, nadd, rep)) < 0)
 		goto out;
 	/* Check everything first, so a request changes all it names or nothing. */
 	total = have->n;
