@@ -230,6 +230,38 @@ static int txn_fail(int r, struct vv_admin_reply *rep)
 	return r;
 }
 
+static int fill(struct vv_vault *v, const struct vv_user_row *u, struct vv_auth *out);
+
+/* May peer hand out credentials of user name (an API key, a password)?
+ * Whoever holds them acts as its uid with its roles, so a non-keyholder
+ * may do it only for users she could have made (may_give_uid/_gid).
+ * Not under v->mu. */
+static int may_speak_for(struct vv_vault *v, const struct vv_ident *peer, const char *name,
+			 struct vv_admin_reply *rep)
+{
+	struct vv_user_row u;
+	struct vv_auth *a;
+	int r;
+
+	if (keyholder(peer))
+		return 0;
+	if (!(a = calloc(1, sizeof(*a))))
+		return VV_ENOMEM;
+	pthread_mutex_lock(&v->mu);
+	if ((r = user_get(v, name, &u, rep)) == 0)
+		r = fill(v, &u, a);
+	pthread_mutex_unlock(&v->mu);
+	if (r == 0)
+		r = may_give_uid(peer, a->uid, rep);
+	for (uint32_t i = 0; r == 0 && i < a->ngroups; i++)
+		if (!may_give_gid(peer, a->groups[i]))
+			r = vault_admin_fail(rep, VV_EPERM, "user '%s' holds a role of gid %u, a group "
+					     "you are not in: only root may give its credentials",
+					     name, a->groups[i]);
+	free(a);
+	return r;
+}
+
 /* ---- user.add ------------------------------------------------------------- */
 
 static int run_add(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
@@ -581,6 +613,8 @@ static int run_passwd(struct vv_vault *v, const struct vv_admin_req *rq,
 		return r;
 	if (!pass)
 		return vault_admin_fail(rep, VV_EINVAL, "no password given");
+	if ((r = may_speak_for(v, &rq->peer, name, rep)) < 0)
+		return r;
 	pthread_mutex_lock(&v->mu);
 	r = user_get(v, name, &u, rep);
 	pthread_mutex_unlock(&v->mu);
@@ -757,6 +791,8 @@ static int run_key_create(struct vv_vault *v, const struct vv_admin_req *rq,
 					"12h, 30m, 45s or 2w (at most ten years)", exp);
 	if (ncidr > VV_KEY_MAX_CIDRS)
 		return vault_admin_fail(rep, VV_EINVAL, "more than %d CIDRs", VV_KEY_MAX_CIDRS);
+	if ((r = may_speak_for(v, &rq->peer, name, rep)) < 0)
+		return r;
 	if (!(k = calloc(1, sizeof(*k))))
 		return VV_ENOMEM;
 	for (size_t i = 0; i < ncidr; i++) {

@@ -7,6 +7,9 @@
 #     her own uid and an allocated one (no local account) are fine;
 #   - a role whose group she is not in, at user add and user role --add:
 #     EPERM, nothing changed; a group she is in is fine;
+#   - credentials of a user root mapped onto another account, or gave a
+#     role she is not in (key create, user passwd): EPERM, no key made;
+#     keys of users she could have made are fine;
 #   - root does all of it.
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
@@ -52,4 +55,17 @@ check "owner: user role --add of a group she is not in refused" test "$rc" != 0
 check "  fresh holds no role" sh -c "'$VV_BIN' user show fresh '$M' | grep -q '^roles *-\$'"
 check "root: --uid of another account" "$VV_BIN" user add svc --uid "$OTHER" --no-password "$M"
 check "root: any role" "$VV_BIN" user role fresh --add "$G1" "$M"
+keys0=$("$VV_BIN" key list --json "$M")
+for u in svc fresh; do
+	rc=0; as_u1000 "$VV_BIN" key create $u "$M" > "$T/out" 2>&1 || rc=$?
+	check "owner: key create for $u refused" test "$rc" != 0
+	check "  no token shown" sh -c "! grep -q vvk_ '$T/out'"
+	printf 'a long enough password\n' > "$T/pw"; chmod 644 "$T/pw"
+	rc=0; as_u1000 "$VV_BIN" user passwd $u --password-file "$T/pw" "$M" > "$T/out" 2>&1 || rc=$?
+	check "owner: user passwd of $u refused" test "$rc" != 0
+done
+check "  no key was made" test "$("$VV_BIN" key list --json "$M")" = "$keys0"
+check "owner: key create for her own user" sh -c "setpriv --reuid=1000 --regid=1000 --clear-groups -- \
+	'$VV_BIN' key create me '$M' 2>/dev/null | grep -q '^vvk_'"
+check "root: key create for svc" sh -c "'$VV_BIN' key create svc '$M' 2>/dev/null | grep -q '^vvk_'"
 test_done
