@@ -232,6 +232,15 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	vault_node_perm(v, n, &p);
 	if ((r = vault_txn(v)) < 0)
 		goto out;
+	/* "Kill setuid/setgid" on its own is what the kernel sends after a
+	 * writer's write: a remote peer may send it bare, so it needs what a
+	 * write needs (with a size or an owner change, their checks decide). */
+	if ((sa->valid & VV_SET_KILL_SUIDGID) &&
+	    !(sa->valid & (VV_SET_MODE | VV_SET_UID | VV_SET_GID | VV_SET_SIZE)) &&
+	    !vv_access_owner_or_root(&c->id, n->a.uid) &&
+	    !(sa->fh && sa->fh->n == n && file_may_write(sa->fh)) &&
+	    (r = vv_access_check(&c->id, &p, VV_MAY_WRITE)) < 0)
+		goto out;
 
 	if (sa->valid & VV_SET_MODE) {
 		/* An administrator of the collection may chmod as the owner

@@ -13,6 +13,8 @@
 #     only local callers meet): EPERM, audited; FIFOs still allowed;
 #   - RENAME and LINK across collections (EXDEV), setgid of a group one is
 #     not in dropped as locally;
+#   - SETATTR with only "kill setuid/setgid" (which the kernel sends after
+#     a writer's write or truncate) on a file one may not write;
 #   - every refusal is in the audit log, also those the session itself
 #     makes before any vault call (a guessed inode, a handle it does not
 #     hold, "." and ".."), as the session's uid.
@@ -40,6 +42,8 @@ chmod 744 "$M/c/listonly"
 mkfifo "$M/c/home/fifo"
 echo "after the fifo" > "$M/c/home/zz"
 echo "root's precious data" > "$M/c/victim"
+printf '#!/bin/sh\n' > "$M/c/suid"
+chmod 4755 "$M/c/suid"
 chmod 644 "$M/c/victim"
 "$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null
 TA=$("$VV_BIN" key create alice "$M" 2>/dev/null)
@@ -134,6 +138,20 @@ print('ok')"
 check "a guessed inode is audited" vv_audit_has "$AUD" op=getattr uid=1000 result=ENOENT ino=$INO_VICTIM "user~^alice/" "detail~not handed"
 check "a foreign handle is audited" vv_audit_has "$AUD" op=read uid=1000 result=EBADF "user~^alice/"
 check "a dot name is audited" vv_audit_has "$AUD" op=lookup uid=1000 result=EINVAL "user~^alice/"
+check "KILL_SUIDGID alone on a file one may not write" rpy "
+c = R.Client('127.0.0.1', $P)
+c.auth_key('$TA')
+try:
+    c.call('setattr', c.walk('/c/suid'), 0x200, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    sys.exit('stripped the setuid bit of root\'s file')
+except R.Error as e:
+    assert e.status == -5, e.status
+print('ok')"
+check "the setuid bit is still there" rpy "
+c = R.Client('127.0.0.1', $P)
+c.auth_key('$TA')
+assert c.call('getattr', c.walk('/c/suid'))[0]['mode'] & 0o7777 == 0o4755
+print('ok')"
 check "the victim is untouched" test "$(cat "$M/c/victim")" = "root's precious data"
 check "the refused truncate is audited" vv_audit_has "$AUD" op=truncate uid=1000 result=EACCES "user~^alice/"
 test_done
