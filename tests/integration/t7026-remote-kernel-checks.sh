@@ -6,6 +6,9 @@
 #     directory unlinked, a file rmdir'ed, a directory renamed over a file
 #     and a file over a directory, a hard link to a directory;
 #   - names with '/' or NUL, and too long;
+#   - OPEN of a directory (the kernel uses OPENDIR), a symlink (the kernel
+#     follows it) or a FIFO, then READ: no bytes beyond what readdir and
+#     readlink give anyone;
 #   - trusted.* xattrs and security.capability by a non-root user, an ACL
 #     set on a file one does not own.
 . "$(dirname "$0")/test-lib.sh"
@@ -76,6 +79,32 @@ for name in ['x/y', 'x\\0y', 'n' * 256, '.', '..', '']:
     c.close()
 print('ok')"
 check "nothing new in /c" test "$(ls -A "$M/c" | tr '\n' ' ')" = "a rootfile "
+
+check "OPEN of a directory, symlink or FIFO by inode" rpy "
+import stat
+c = R.Client('127.0.0.1', $P)
+c.auth_key('$TA')
+A = c.walk('/c/a')
+c.call('symlink', A, 'ln', 'b/d/f')
+c.call('mknod', A, 'fifo', stat.S_IFIFO | 0o644, 0, 0)
+out = {}
+for name in ['b', 'ln', 'fifo']:
+    ino = c.walk('/c/a/' + name)
+    try:
+        fh = c.call('open', ino, 0)[0]
+    except R.Error as e:
+        out[name] = e.status
+        continue
+    try:
+        out[name] = ('opened', c.call('read', fh, 0, 100))
+    except R.Error as e:
+        out[name] = ('opened', e.status)
+print(out)
+# nothing beyond what readdir and readlink tell anyone who may look
+assert out['b'] in (-9, ('opened', -9), ('opened', [b''])), out
+assert out['ln'] in (-14, -10, ('opened', -10), ('opened', [b'b/d/f'])), out
+assert out['fifo'] in (-10, -5, -17, ('opened', -17), ('opened', [b''])), out
+print('ok')"
 
 check "xattrs the kernel keeps from non-root" rpy "
 c = R.Client('127.0.0.1', $P)
