@@ -287,6 +287,17 @@ static int run_add(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_
 		return r;
 	if (uidarg && (r = may_give_uid(&rq->peer, uid, rep)) < 0)
 		return r;
+	if (uidarg && !keyholder(&rq->peer) && uid != rq->peer.uid) {
+		/* nor onto another vault user's uid (that user's files) */
+		pthread_mutex_lock(&v->mu);
+		r = vv_meta_user_uid_taken(v->meta, uid, &taken);
+		pthread_mutex_unlock(&v->mu);
+		if (r < 0)
+			return r;
+		if (taken)
+			return vault_admin_fail(rep, VV_EPERM, "uid %u is another vault user's: only "
+						"root may give it to a second user", uid);
+	}
 	/* Cheap checks first, so a mistake costs no password hash. */
 	pthread_mutex_lock(&v->mu);
 	if ((r = vv_meta_user_get(v->meta, name, &u)) == 0)

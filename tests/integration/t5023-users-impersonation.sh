@@ -5,6 +5,7 @@
 # with a group she is not in, would reach files her own identity cannot.
 #   - user add --uid of another local account: EPERM, named, nothing added;
 #     her own uid and an allocated one (no local account) are fine;
+#   - --uid of another vault user (that user's files): EPERM;
 #   - a role whose group she is not in, at user add and user role --add:
 #     EPERM, nothing changed; a group she is in is fine;
 #   - credentials of a user root mapped onto another account, or gave a
@@ -49,6 +50,10 @@ check "  refusals are audited" vv_audit_has "$AUD" op=admin uid=1000 result=EPER
 
 check "owner: her own uid" as_u1000 "$VV_BIN" user add me --uid 1000 --no-password "$M"
 check "owner: an allocated uid" as_u1000 "$VV_BIN" user add fresh --no-password "$M"
+FRESH_UID=$("$VV_BIN" user show fresh "$M" | awk '$1 == "uid" { print $2 }')
+rc=0; as_u1000 "$VV_BIN" user add twin --uid "$FRESH_UID" --no-password "$M" > "$T/out" 2>&1 || rc=$?
+check "owner: another vault user's uid refused" test "$rc" != 0
+check "  the message names why" grep -q "another vault user" "$T/out"
 check "owner in G2: role G2" u1000g "$VV_BIN" user add g2user --role "$G2" --no-password "$M"
 rc=0; as_u1000 "$VV_BIN" user role fresh --add "$G1" "$M" > "$T/out" 2>&1 || rc=$?
 check "owner: user role --add of a group she is not in refused" test "$rc" != 0
