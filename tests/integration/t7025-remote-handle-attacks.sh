@@ -25,12 +25,7 @@ vv_need_fuse
 S=$T/store
 M=$T/mnt
 LOG=$T/daemon.log
-vv_tls "$T/tls" >/dev/null
-vv_init "$S" >/dev/null
-AUD=$(vv_audit_log "$S")
-check "mount --listen" vv_mount "$S" "$M" --listen 127.0.0.1:0 \
-	--tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem"
-P=$(vv_port "$LOG" 127.0.0.1:0)
+vv_listen_mount
 mkdir "$M/c" "$M/c/home" "$M/c/listonly" "$M/other"
 chmod 777 "$M/other"
 chown 1000:1000 "$M/c/home"
@@ -53,15 +48,7 @@ want u1000 OK listdir "$M/c/listonly"
 want u1000 EACCES stat "$M/c/listonly/secret"
 want u1000 EACCES read "$M/c/listonly/secret"
 
-check "readdirplus of a list-only directory gives no inode to use" rpy "
-c = R.Client('127.0.0.1', $P)
-c.auth_key('$TA')
-def err(op, *a):
-    try:
-        c.call(op, *a)
-    except R.Error as e:
-        return e.status
-    return 0
+check "readdirplus of a list-only directory gives no inode to use" rkey "$TA" "
 d = c.walk('/c/listonly')
 assert err('lookup', d, 'secret') == -5
 dh = c.call('opendir', d)[0]
@@ -80,17 +67,13 @@ assert not bad, 'served by a guessed-through-readdirplus inode: %s' % bad
 print('ok')"
 check "the secret is untouched" test "$(cat "$M/c/listonly/secret")" = "hidden behind a search bit"
 
-check "readdirplus over a FIFO keeps the reply parseable" rpy "
-c = R.Client('127.0.0.1', $P)
-c.auth_key('$TA')
+check "readdirplus over a FIFO keeps the reply parseable" rkey "$TA" "
 names = c.listdir('/c/home', plus=True)
 assert sorted(names) == ['.', '..', 'fifo', 'mine', 'zz'], names
 c.call('getattr', c.walk('/c/home/zz'))
 print('ok')"
 
-check "truncate another file with the handle of one's own" rpy "
-c = R.Client('127.0.0.1', $P)
-c.auth_key('$TA')
+check "truncate another file with the handle of one's own" rkey "$TA" "
 mine = c.walk('/c/home/mine')
 victim = c.walk('/c/victim')
 fh = c.call('open', mine, os.O_WRONLY)[0]
@@ -101,16 +84,8 @@ except R.Error as e:
     assert e.status in (-5, -21), e.status
 c.call('release', fh)
 print('ok')"
-check "no device nodes, other collections, foreign setgid" rpy "
+check "no device nodes, other collections, foreign setgid" rkey "$TA" "
 import stat
-c = R.Client('127.0.0.1', $P)
-c.auth_key('$TA')
-def err(op, *a):
-    try:
-        c.call(op, *a)
-    except R.Error as e:
-        return e.status
-    return 0
 h = c.walk('/c/home')
 assert err('mknod', h, 'mem', stat.S_IFCHR | 0o666, os.makedev(1, 1), 0) == -1
 assert err('mknod', h, 'sda', stat.S_IFBLK | 0o666, os.makedev(8, 0), 0) == -1
@@ -125,9 +100,7 @@ print('ok')"
 check "no device node exists" sh -c "! ls '$M/c/home/mem' '$M/c/home/sda' 2>/dev/null"
 check "the refused mknod is audited" vv_audit_has "$AUD" op=mknod uid=1000 result=EPERM "user~^alice/"
 INO_VICTIM=$(stat -c %i "$M/c/victim")
-check "guesses and foreign handles refused" rpy "
-c = R.Client('127.0.0.1', $P)
-c.auth_key('$TA')
+check "guesses and foreign handles refused" rkey "$TA" "
 for op, a, st in [('getattr', ($INO_VICTIM,), -2), ('read', ((7 << 32) | 3, 0, 10), -21),
                   ('readdir', (12345, 0, 0, 100), -21), ('lookup', (1, '..'), -10)]:
     try:
@@ -138,18 +111,14 @@ print('ok')"
 check "a guessed inode is audited" vv_audit_has "$AUD" op=getattr uid=1000 result=ENOENT ino=$INO_VICTIM "user~^alice/" "detail~not handed"
 check "a foreign handle is audited" vv_audit_has "$AUD" op=read uid=1000 result=EBADF "user~^alice/"
 check "a dot name is audited" vv_audit_has "$AUD" op=lookup uid=1000 result=EINVAL "user~^alice/"
-check "KILL_SUIDGID alone on a file one may not write" rpy "
-c = R.Client('127.0.0.1', $P)
-c.auth_key('$TA')
+check "KILL_SUIDGID alone on a file one may not write" rkey "$TA" "
 try:
     c.call('setattr', c.walk('/c/suid'), 0x200, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     sys.exit('stripped the setuid bit of root\'s file')
 except R.Error as e:
     assert e.status == -5, e.status
 print('ok')"
-check "the setuid bit is still there" rpy "
-c = R.Client('127.0.0.1', $P)
-c.auth_key('$TA')
+check "the setuid bit is still there" rkey "$TA" "
 assert c.call('getattr', c.walk('/c/suid'))[0]['mode'] & 0o7777 == 0o4755
 print('ok')"
 check "the victim is untouched" test "$(cat "$M/c/victim")" = "root's precious data"

@@ -18,12 +18,7 @@ G=vvt7027r$$
 trap 'rc=$?; groupdel "$G" 2>/dev/null; (exit $rc); vv_cleanup' EXIT
 groupadd "$G"
 GID=$(getent group "$G" | cut -d: -f3)
-vv_tls "$T/tls" >/dev/null
-vv_init "$S" >/dev/null
-AUD=$(vv_audit_log "$S")
-check "mount --listen" vv_mount "$S" "$M" --listen 127.0.0.1:0 \
-	--tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem"
-P=$(vv_port "$LOG" 127.0.0.1:0)
+vv_listen_mount
 mkdir "$M/prod"
 echo "role data" > "$M/prod/a.txt"
 chmod 750 "$M/prod"
@@ -33,9 +28,7 @@ chgrp "$GID" "$M/prod" "$M/prod/a.txt"
 "$VV_BIN" user add bob --uid 3100 --role "$G" --no-password "$M" >/dev/null
 TB=$("$VV_BIN" key create bob "$M" 2>/dev/null)
 
-rpy "
-c = R.Client('127.0.0.1', $P)
-c.auth_key('$TB')
+rkey "$TB" "
 assert c.read_file('/prod/a.txt') == b'role data\n'
 open('$T/ready', 'w').close()
 while not os.path.exists('$T/removed'):
@@ -63,9 +56,7 @@ touch "$T/removed"
 wait $RP || true
 check "the open session loses the role" sh -c "grep -qx 'EACCES\|closed' '$T/out' || { cat '$T/out'; false; }"
 check "the end is audited" vv_audit_has "$AUD" op=unauth "user~^bob/" result=EACCES
-check "a new session is bob without the role" rpy "
-c = R.Client('127.0.0.1', $P)
-c.auth_key('$TB')
+check "a new session is bob without the role" rkey "$TB" "
 try:
     c.walk('/prod/a.txt'); sys.exit('still in the role')
 except R.Error as e:
