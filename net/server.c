@@ -20,8 +20,8 @@
  * WRITE_MS closes it; a frame that does not parse closes it.
  *
  * Keys are checked again, at most once a second, before a request runs:
- * a revoked or expired key fails the request with EACCES and ends the
- * session.  Password sessions are not re-checked (docs/remote.md).
+ * a revoked or expired key, or one whose user's uid or roles changed,
+ * fails the request with EACCES and ends the session.  Password sessions are not re-checked (docs/remote.md).
  */
 #include <arpa/inet.h>
 #include <errno.h>
