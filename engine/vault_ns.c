@@ -232,6 +232,15 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	vault_node_perm(v, n, &p);
 	if ((r = vault_txn(v)) < 0)
 		goto out;
+	/* "Kill setuid/setgid" on its own is what the kernel sends after a
+	 * writer's write: a remote peer may send it bare, so it needs what a
+	 * write needs (with a size or an owner change, their checks decide). */
+	if ((sa->valid & VV_SET_KILL_SUIDGID) &&
+	    !(sa->valid & (VV_SET_MODE | VV_SET_UID | VV_SET_GID | VV_SET_SIZE)) &&
+	    !vv_access_owner_or_root(&c->id, n->a.uid) &&
+	    !(sa->fh && sa->fh->n == n && file_may_write(sa->fh)) &&
+	    (r = vv_access_check(&c->id, &p, VV_MAY_WRITE)) < 0)
+		goto out;
 
 	if (sa->valid & VV_SET_MODE) {
 		/* An administrator of the collection may chmod as the owner
@@ -281,8 +290,9 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 			r = VV_EFBIG;
 			goto out;
 		}
-		/* ftruncate through a handle opened for writing needs no check. */
-		if (!(sa->fh && file_may_write(sa->fh)) &&
+		/* ftruncate through a handle opened for writing needs no check:
+		 * a handle of this very file (a remote peer names both). */
+		if (!(sa->fh && sa->fh->n == n && file_may_write(sa->fh)) &&
 		    (r = vv_access_check(&c->id, &p, VV_MAY_WRITE)) < 0)
 			goto out;
 		pthread_mutex_unlock(&v->mu);
@@ -403,6 +413,12 @@ static int make(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, con
 	}
 	if (vault_trash_in(v, d)) {
 		r = VV_EROFS;
+		goto out;
+	}
+	/* vfs_mknod's CAP_MKNOD: the kernel refuses a local caller before we
+	 * see it, a remote one only reaches here. */
+	if ((S_ISCHR(mode) || S_ISBLK(mode)) && c->id.uid != 0) {
+		r = VV_EPERM;
 		goto out;
 	}
 	if (d->a.nlink == 0) {
@@ -1037,9 +1053,22 @@ int vv_vault_opendir(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, s
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return VV_ENOMEM;
+	/* Keep who opened it: the trash view is the opener's, and readdirplus
+	 * hands out attributes (lookup references) only to an opener who may
+	 * search the directory (vv_vault_readdir). */
+	d->id = c->id;
+	d->id.groups = NULL;
+	if (c->id.ngroups) {
+		uint32_t *g = malloc(c->id.ngroups * sizeof(*g));
+		if (!g) {
+			free(d);
+			return VV_ENOMEM;
+		}
+		memcpy(g, c->id.groups, c->id.ngroups * sizeof(*g));
+		d->id.groups = g;
+	}
 	pthread_mutex_lock(&v->mu);
 	if (trash_virt(ino)) {
-		/* The view is the opener's: keep who it is for readdir. */
 		if ((r = vault_audit_gate(v)) < 0)
 			goto out;
 		if (!trash_virt_path(ino)) {
@@ -1047,17 +1076,6 @@ int vv_vault_opendir(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, s
 			goto out;
 		}
 		d->virt = ino;
-		d->id = c->id;
-		d->id.groups = NULL;
-		if (c->id.ngroups) {
-			uint32_t *g = malloc(c->id.ngroups * sizeof(*g));
-			if (!g) {
-				r = VV_ENOMEM;
-				goto out;
-			}
-			memcpy(g, c->id.groups, c->id.ngroups * sizeof(*g));
-			d->id.groups = g;
-		}
 		*dh = d;
 		d = NULL;
 		goto out;
@@ -1074,6 +1092,8 @@ out:
 	vault_audit(v, c, "opendir", ino, 0, NULL, r, NULL);
 	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
+	if (d)
+		free((void *)d->id.groups);
 	free(d);
 	return r;
 }
@@ -1146,6 +1166,8 @@ int vv_vault_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool p
 		     vv_fill_fn fill, void *ctx)
 {
 	struct rd s = { .v = v, .dir = dh->n, .fill = fill, .ctx = ctx };
+	struct vv_ctx opener = { .id = dh->id };
+	bool attrs = plus;
 	int r = 0;
 
 	pthread_mutex_lock(&v->mu);
@@ -1153,6 +1175,11 @@ int vv_vault_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool p
 		r = vault_trash_readdir(v, dh, off, plus, fill, ctx);
 		goto out;
 	}
+	/* Entries' attributes are what a lookup would give: none to an opener
+	 * who may read the names but not search the directory (a remote
+	 * session could otherwise use the inodes without the walk). */
+	if (plus && vault_node_check(v, &opener, dh->n, VV_MAY_EXEC) < 0)
+		attrs = false;
 	if (off == 0) {
 		struct vv_dirent e = { .ino = dh->n->ino, .mode = S_IFDIR, .name = ".", .next = 1 };
 		struct vv_attr a;
@@ -1173,7 +1200,7 @@ int vv_vault_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool p
 	}
 	while (!s.full && !s.err) {
 		s.count = 0;
-		r = plus ? vv_meta_dirent_list_plus(v->meta, dh->n->ino, off - 2, 256, rd_plus, &s)
+		r = attrs ? vv_meta_dirent_list_plus(v->meta, dh->n->ino, off - 2, 256, rd_plus, &s)
 			 : vv_meta_dirent_list(v->meta, dh->n->ino, off - 2, 256, rd_one, &s);
 		if (r < 0)
 			break;

@@ -44,6 +44,14 @@ void vv_vault_audit_remote(struct vv_vault *v, const char *client, const char *u
 	pthread_mutex_unlock(&v->mu);
 }
 
+void vv_vault_audit_refused(struct vv_vault *v, const struct vv_ctx *c, const char *op,
+			    uint64_t ino, int result, const char *detail)
+{
+	pthread_mutex_lock(&v->mu);
+	vault_audit(v, c, op, ino, 0, NULL, result, detail);
+	pthread_mutex_unlock(&v->mu);
+}
+
 /* The listener's list, or a failure naming why there is none. */
 static struct vv_allow *listener(struct vv_vault *v, struct vv_admin_reply *rep)
 {

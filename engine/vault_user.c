@@ -139,9 +139,36 @@ static int alloc_uid(struct vv_vault *v, uint32_t from, uint32_t *uid, struct vv
 				(unsigned long long)first, (unsigned long long)last);
 }
 
-/* Are all roles registered?  Under v->mu.  0 or a code with rep->msg set. */
-static int roles_known(struct vv_vault *v, const char *const *roles, size_t n,
-		       struct vv_admin_reply *rep)
+/* Does peer hold the keys anyway (root, or the uid the daemon runs as)?
+ * Only they may make a vault user act as someone else. */
+static bool keyholder(const struct vv_ident *peer)
+{
+	return peer->uid == 0 || peer->uid == (uint32_t)getuid();
+}
+
+/* May peer give a vault user roles with gid?  A vault owner who is not a
+ * keyholder gives only groups she is in herself (chgrp's rule): a remote
+ * session must not reach what the owner's own groups cannot. */
+static bool may_give_gid(const struct vv_ident *peer, uint32_t gid)
+{
+	return keyholder(peer) || vv_access_in_group(peer, gid);
+}
+
+/* May peer make a vault user act as uid?  Not a keyholder: only her own
+ * uid or one no local account has (the vault users' range). */
+static int may_give_uid(const struct vv_ident *peer, uint32_t uid, struct vv_admin_reply *rep)
+{
+	if (keyholder(peer) || uid == peer->uid || !local_uid(uid, NULL))
+		return 0;
+	return vault_admin_fail(rep, VV_EPERM, "uid %u is another local account's: only root "
+				"may map a vault user onto it (a vault owner may give her own uid "
+				"or one of the vault users' range)", uid);
+}
+
+/* Are all roles registered, and may peer give them?  Under v->mu.  0 or
+ * a code with rep->msg set. */
+static int roles_known(struct vv_vault *v, const struct vv_ident *peer, const char *const *roles,
+		       size_t n, struct vv_admin_reply *rep)
 {
 	for (size_t i = 0; i < n; i++) {
 		uint32_t gid;
@@ -153,6 +180,9 @@ static int roles_known(struct vv_vault *v, const char *const *roles, size_t n,
 		if (r < 0)
 			return vault_admin_fail(rep, r, "cannot look up role '%.64s': %s", roles[i],
 						vv_strerror(r));
+		if (!may_give_gid(peer, gid))
+			return vault_admin_fail(rep, VV_EPERM, "role '%.64s' (gid %u): you are not "
+						"in that group; only root may give it", roles[i], gid);
 	}
 	return 0;
 }
@@ -200,6 +230,38 @@ static int txn_fail(int r, struct vv_admin_reply *rep)
 	return r;
 }
 
+static int fill(struct vv_vault *v, const struct vv_user_row *u, struct vv_auth *out);
+
+/* May peer hand out credentials of user name (an API key, a password)?
+ * Whoever holds them acts as its uid with its roles, so a non-keyholder
+ * may do it only for users she could have made (may_give_uid/_gid).
+ * Not under v->mu. */
+static int may_speak_for(struct vv_vault *v, const struct vv_ident *peer, const char *name,
+			 struct vv_admin_reply *rep)
+{
+	struct vv_user_row u;
+	struct vv_auth *a;
+	int r;
+
+	if (keyholder(peer))
+		return 0;
+	if (!(a = calloc(1, sizeof(*a))))
+		return VV_ENOMEM;
+	pthread_mutex_lock(&v->mu);
+	if ((r = user_get(v, name, &u, rep)) == 0)
+		r = fill(v, &u, a);
+	pthread_mutex_unlock(&v->mu);
+	if (r == 0)
+		r = may_give_uid(peer, a->uid, rep);
+	for (uint32_t i = 0; r == 0 && i < a->ngroups; i++)
+		if (!may_give_gid(peer, a->groups[i]))
+			r = vault_admin_fail(rep, VV_EPERM, "user '%s' holds a role of gid %u, a group "
+					     "you are not in: only root may give its credentials",
+					     name, a->groups[i]);
+	free(a);
+	return r;
+}
+
 /* ---- user.add ------------------------------------------------------------- */
 
 static int run_add(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
@@ -223,12 +285,25 @@ static int run_add(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_
 		return vault_admin_fail(rep, VV_EINVAL, "more than %d roles", VV_AUTH_MAX_GROUPS);
 	if ((r = password_arg(rq, &pass, &passlen, rep)) < 0)
 		return r;
+	if (uidarg && (r = may_give_uid(&rq->peer, uid, rep)) < 0)
+		return r;
+	if (uidarg && !keyholder(&rq->peer) && uid != rq->peer.uid) {
+		/* nor onto another vault user's uid (that user's files) */
+		pthread_mutex_lock(&v->mu);
+		r = vv_meta_user_uid_taken(v->meta, uid, &taken);
+		pthread_mutex_unlock(&v->mu);
+		if (r < 0)
+			return r;
+		if (taken)
+			return vault_admin_fail(rep, VV_EPERM, "uid %u is another vault user's: only "
+						"root may give it to a second user", uid);
+	}
 	/* Cheap checks first, so a mistake costs no password hash. */
 	pthread_mutex_lock(&v->mu);
 	if ((r = vv_meta_user_get(v->meta, name, &u)) == 0)
 		r = vault_admin_fail(rep, VV_EEXIST, "a vault user named '%s' exists already", name);
 	else if (r == VV_ENOENT)
-		r = roles_known(v, roles, nroles, rep);
+		r = roles_known(v, &rq->peer, roles, nroles, rep);
 	pthread_mutex_unlock(&v->mu);
 	if (r < 0)
 		return r;
@@ -245,7 +320,7 @@ static int run_add(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_
 		taken = false;
 		if (!uidarg)
 			r = vv_meta_user_uid_taken(v->meta, uid, &taken);
-		if (r == 0 && !taken && (r = roles_known(v, roles, nroles, rep)) == 0) {
+		if (r == 0 && !taken && (r = roles_known(v, &rq->peer, roles, nroles, rep)) == 0) {
 			if ((r = vault_txn(v)) < 0)
 				r = txn_fail(r, rep);
 			else if ((r = vv_meta_user_add(v->meta, &u, pass ? hash : NULL, roles,
@@ -549,6 +624,8 @@ static int run_passwd(struct vv_vault *v, const struct vv_admin_req *rq,
 		return r;
 	if (!pass)
 		return vault_admin_fail(rep, VV_EINVAL, "no password given");
+	if ((r = may_speak_for(v, &rq->peer, name, rep)) < 0)
+		return r;
 	pthread_mutex_lock(&v->mu);
 	r = user_get(v, name, &u, rep);
 	pthread_mutex_unlock(&v->mu);
@@ -619,7 +696,7 @@ static int run_role(struct vv_vault *v, const struct vv_admin_req *rq, struct vv
 	pthread_mutex_lock(&v->mu);
 	if ((r = user_get(v, name, &u, rep)) < 0 ||
 	    (r = vv_meta_user_roles(v->meta, u.id, collect_cb, have)) < 0 ||
-	    (r = roles_known(v, add, nadd, rep)) < 0)
+	    (r = roles_known(v, &rq->peer, add, nadd, rep)) < 0)
 		goto out;
 	/* Check everything first, so a request changes all it names or nothing. */
 	total = have->n;
@@ -725,6 +802,8 @@ static int run_key_create(struct vv_vault *v, const struct vv_admin_req *rq,
 					"12h, 30m, 45s or 2w (at most ten years)", exp);
 	if (ncidr > VV_KEY_MAX_CIDRS)
 		return vault_admin_fail(rep, VV_EINVAL, "more than %d CIDRs", VV_KEY_MAX_CIDRS);
+	if ((r = may_speak_for(v, &rq->peer, name, rep)) < 0)
+		return r;
 	if (!(k = calloc(1, sizeof(*k))))
 		return VV_ENOMEM;
 	for (size_t i = 0; i < ncidr; i++) {

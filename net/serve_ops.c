@@ -20,6 +20,7 @@
 #include "net_int.h"
 #include "vecvault/error.h"
 #include "vecvault/knn_ioctl.h"
+#include "vecvault/remote.h"
 
 /* --- inodes ------------------------------------------------------------- */
 
@@ -207,7 +208,15 @@ struct fill_ctx {
 static int fill(void *ctx, const struct vv_dirent *e, const struct vv_attr *attr)
 {
 	struct fill_ctx *f = ctx;
+	struct vv_attr none;
 
+	/* An entry the vault gives no attributes (a FIFO or socket, or any
+	 * entry of a directory the caller may not search) still carries an
+	 * attribute record in a plus reply: ino 0, no reference taken. */
+	if (f->plus && !attr) {
+		memset(&none, 0, sizeof(none));
+		attr = &none;
+	}
 	return vv_rw_dirent_put(f->buf, f->cap, &f->len, e, f->plus ? attr : NULL);
 }
 
@@ -227,6 +236,7 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 	const uint64_t *u = rq->u;
 	struct vv_file *fh = NULL;
 	struct vv_dir *dh = NULL;
+	const char *why = NULL;          /* a refusal of this file's own */
 	int r = 0;
 
 	memset(&rep->h, 0, sizeof(rep->h));
@@ -250,6 +260,7 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 	case VV_RW_LISTXATTR: case VV_RW_REMOVEXATTR: case VV_RW_ACCESS: case VV_RW_STATFS:
 		if (!ino_known(s, u[0])) {
 			r = VV_ENOENT;
+			why = "inode not handed to this session";
 			goto out;
 		}
 		break;
@@ -257,12 +268,14 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 	case VV_RW_FALLOCATE: case VV_RW_LSEEK: case VV_RW_KNN:
 		if (!(fh = h_get(s, u[0], H_FILE, false))) {
 			r = VV_EBADF;
+			why = "no such file handle in this session";
 			goto out;
 		}
 		break;
 	case VV_RW_READDIR:
 		if (!(dh = h_get(s, u[0], H_DIR, false))) {
 			r = VV_EBADF;
+			why = "no such directory handle in this session";
 			goto out;
 		}
 		break;
@@ -273,6 +286,7 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		if ((rq->h.op != VV_RW_SYMLINK || i == 0) && rq->h.op != VV_RW_SETXATTR &&
 		    rq->h.op != VV_RW_GETXATTR && rq->h.op != VV_RW_REMOVEXATTR && dotname(rq->s[i])) {
 			r = VV_EINVAL;
+			why = "name \".\" or \"..\"";
 			goto out;
 		}
 
@@ -301,6 +315,7 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 			    VV_SET_MTIME | VV_SET_ATIME_NOW | VV_SET_MTIME_NOW | VV_SET_KILL_SUIDGID;
 		if (u[10] && !(sa.fh = h_get(s, u[10], H_FILE, false))) {
 			r = VV_EBADF;
+			why = "no such file handle in this session";
 			break;
 		}
 		r = vv_vault_setattr(s->v, &c, u[0], &sa, &rep->attr);
@@ -335,6 +350,7 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 	case VV_RW_LINK:
 		if (!ino_known(s, u[1])) {
 			r = VV_ENOENT;
+			why = "new parent inode not handed to this session";
 			break;
 		}
 		r = attr_ref(s, rep, vv_vault_link(s->v, &c, u[0], u[1], rq->s[0], &rep->attr));
@@ -348,6 +364,7 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 	case VV_RW_RENAME:
 		if (!ino_known(s, u[1])) {
 			r = VV_ENOENT;
+			why = "new parent inode not handed to this session";
 			break;
 		}
 		if (u[2] & ~(uint64_t)(VV_RENAME_NOREPLACE | VV_RENAME_EXCHANGE)) {
@@ -416,6 +433,7 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 	case VV_RW_RELEASE:
 		if (!(fh = h_get(s, u[0], H_FILE, true))) {
 			r = VV_EBADF;
+			why = "no such file handle in this session";
 			break;
 		}
 		r = vv_vault_release(s->v, fh);
@@ -441,7 +459,7 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 			char nb[VV_NAME_MAX + 1];
 			size_t off = 0;
 			while (vv_rw_dirent_next(data, f.len, &off, true, &e, nb, &a) == 0)
-				if (!dotname(e.name))
+				if (!dotname(e.name) && a.ino)
 					ino_ref(s, e.ino);
 		}
 		if (r < 0)
@@ -454,6 +472,7 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 	case VV_RW_RELEASEDIR:
 		if (!(dh = h_get(s, u[0], H_DIR, true))) {
 			r = VV_EBADF;
+			why = "no such directory handle in this session";
 			break;
 		}
 		r = vv_vault_releasedir(s->v, dh);
@@ -535,6 +554,12 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		break;
 	}
 out:
+	if (why) {
+		/* refused here, before the vault saw it: audit it as the vault
+		 * audits its own refusals */
+		const char *op = vv_rw_op_name(rq->h.op);
+		vv_vault_audit_refused(s->v, &c, op ? op : "?", u[0], r, why);
+	}
 	if (r < 0) {
 		rep->h.status = r;
 		rep->nu = rep->ns = 0;

@@ -20,8 +20,8 @@
  * WRITE_MS closes it; a frame that does not parse closes it.
  *
  * Keys are checked again, at most once a second, before a request runs:
- * a revoked or expired key fails the request with EACCES and ends the
- * session.  Password sessions are not re-checked (docs/remote.md).
+ * a revoked or expired key, or one whose user's uid or roles changed,
+ * fails the request with EACCES and ends the session.  Password sessions are not re-checked (docs/remote.md).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -417,6 +417,15 @@ static void recheck(struct conn *c)
 		if (!atomic_exchange(&c->s.revoked, true)) {
 			audit(c, c->s.user, "unauth", VV_EACCES,
 			      "API key no longer valid (revoked, expired or deleted): session ended");
+		}
+	} else if (a.uid != c->s.auth.uid || a.ngroups != c->s.auth.ngroups ||
+		   memcmp(a.groups, c->s.auth.groups, a.ngroups * sizeof(a.groups[0])) != 0) {
+		/* The session's identity is fixed at AUTH; a role taken away
+		 * (or a uid changed) must not live on in it: end it, and the
+		 * client's next AUTH gets the user as it is now. */
+		if (!atomic_exchange(&c->s.revoked, true)) {
+			audit(c, c->s.user, "unauth", VV_EACCES,
+			      "the key's user changed (uid or roles): session ended");
 		}
 	}
 	explicit_bzero(&a, sizeof(a));

@@ -44,3 +44,24 @@ $1"
 vv_allow_stat() {
 	"$VV_BIN" allow list "$1" | awk -v f="$2" '$1 == "#" && $2 == f { print $3 }'
 }
+
+# vv_listen_mount: the usual remote test vault: a TLS pair in $T/tls, a new
+# store $S mounted on $M listening on 127.0.0.1 (daemon log $LOG); sets
+# AUD (the audit log) and P (the port).  One check "mount --listen".
+vv_listen_mount() {
+	vv_tls "$T/tls" >/dev/null
+	vv_init "$S" >/dev/null
+	AUD=$(vv_audit_log "$S")
+	check "mount --listen" vv_mount "$S" "$M" --listen 127.0.0.1:0 \
+		--tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem"
+	P=$(vv_port "$LOG" 127.0.0.1:0)
+}
+
+# rkey TOKEN CODE: rpy with c, a Client authenticated with TOKEN, and
+# err(op, *args), the request's status (0 when it succeeded).
+rkey() {
+	rpy "c = R.Client('127.0.0.1', $P)
+c.auth_key('$1')
+err = c.err
+$2"
+}

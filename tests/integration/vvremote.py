@@ -141,6 +141,14 @@ class Client:
             raise Error(st)
         return parse(o, body)
 
+    def err(self, op, *fields):
+        """The status of one request: 0 when it succeeded, else the VV_E* code."""
+        try:
+            self.call(op, *fields)
+        except Error as e:
+            return e.status
+        return 0
+
     def auth_key(self, token):
         return self.call('auth', 1, 1, '', token)
 

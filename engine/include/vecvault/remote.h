@@ -84,4 +84,12 @@ void vv_vault_set_allow(struct vv_vault *v, struct vv_allow *a);
 void vv_vault_audit_remote(struct vv_vault *v, const char *client, const char *user,
 			   const char *op, int result, const char *detail);
 
+struct vv_ctx;
+
+/* One audit record of a session's request refused before any vault call
+ * (an inode the session was never handed, a handle it does not hold, a
+ * bad name): as the session's identity c, on ino. */
+void vv_vault_audit_refused(struct vv_vault *v, const struct vv_ctx *c, const char *op,
+			    uint64_t ino, int result, const char *detail);
+
 #endif

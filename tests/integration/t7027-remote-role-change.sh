@@ -1,0 +1,65 @@
+#!/bin/bash
+# t7027-remote-role-change: a vault user's session keeps the identity it
+# authenticated with; when an admin takes a role away from the user (or
+# deletes the role's grant) while a key session is open, the session must
+# not keep the role: the next request after the once-a-second recheck
+# fails with EACCES, the session ends (audited), and a new session has the
+# user as it is now.  Grants are ACLs, checked at every request anyway.
+. "$(dirname "$0")/test-lib.sh"
+. "$(dirname "$0")/remote-lib.sh"
+vv_need_fuse
+command -v groupadd >/dev/null ||
+	{ echo "1..0 # SKIP needs groupadd"; vv_done=1; exit 77; }
+
+S=$T/store
+M=$T/mnt
+LOG=$T/daemon.log
+G=vvt7027r$$
+trap 'rc=$?; groupdel "$G" 2>/dev/null; (exit $rc); vv_cleanup' EXIT
+groupadd "$G"
+GID=$(getent group "$G" | cut -d: -f3)
+vv_listen_mount
+mkdir "$M/prod"
+echo "role data" > "$M/prod/a.txt"
+chmod 750 "$M/prod"
+chmod 640 "$M/prod/a.txt"
+chgrp "$GID" "$M/prod" "$M/prod/a.txt"
+"$VV_BIN" role create "$G" "$M" >/dev/null
+"$VV_BIN" user add bob --uid 3100 --role "$G" --no-password "$M" >/dev/null
+TB=$("$VV_BIN" key create bob "$M" 2>/dev/null)
+
+rkey "$TB" "
+assert c.read_file('/prod/a.txt') == b'role data\n'
+open('$T/ready', 'w').close()
+while not os.path.exists('$T/removed'):
+    time.sleep(0.05)
+# every request after the recheck (at most a second old) must fail
+deadline = time.time() + 30
+res = 'served'
+while time.time() < deadline:
+    time.sleep(0.2)
+    try:
+        c.read_file('/prod/a.txt')
+    except R.Error as e:
+        res = 'EACCES' if e.status == -5 else str(e.status)
+        break
+    except (EOFError, ConnectionError, OSError):
+        res = 'closed'
+        break
+print(res)
+" > "$T/out" 2>&1 &
+RP=$!
+for i in $(seq 1 200); do [ -e "$T/ready" ] && break; sleep 0.1; done
+check "the session reads with the role" test -e "$T/ready"
+check "role removed from bob" "$VV_BIN" user role bob --remove "$G" "$M"
+touch "$T/removed"
+wait $RP || true
+check "the open session loses the role" sh -c "grep -qx 'EACCES\|closed' '$T/out' || { cat '$T/out'; false; }"
+check "the end is audited" vv_audit_has "$AUD" op=unauth "user~^bob/" result=EACCES
+check "a new session is bob without the role" rkey "$TB" "
+try:
+    c.walk('/prod/a.txt'); sys.exit('still in the role')
+except R.Error as e:
+    assert e.status == -5, e.status
+print('ok')"
+test_done
