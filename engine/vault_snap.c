@@ -150,6 +150,10 @@ int vault_snap_create(struct vv_vault *v, const char *name, uint32_t uid, uint32
 	if ((r = vault_flush_all(v)) < 0)
 		return r;
 	pthread_mutex_lock(&v->mu);
+	/* Every page the copy touches stays in the cache until the commit:
+	 * a spill would write pages to the WAL twice (and SQLite then
+	 * rewrites every later frame's header at commit). */
+	vv_meta_bulk_cache(v->meta, true);
 	if ((r = vault_txn(v)) < 0 ||
 	    (r = vv_meta_snap_create(v->meta, name, now, uid, flags, &row)) < 0)
 		goto out;
@@ -159,6 +163,7 @@ int vault_snap_create(struct vv_vault *v, const char *name, uint32_t uid, uint32
 	if (out)
 		*out = row;
 out:
+	vv_meta_bulk_cache(v->meta, false);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
