@@ -274,6 +274,10 @@ int vv_meta_snap_list(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_sn
 /* Is collection coll used by any snapshot (its key must stay)? */
 int vv_meta_snap_uses_coll(struct vv_meta *m, uint32_t coll, bool *used);
 /* fsck: each snapshot's references, one per (snapshot, distinct chunk). */
+/* What snapshots hold: how many, the file bytes they name (shared with
+ * the live tree where unchanged), and the bytes of the chunk objects that
+ * only snapshots still reference (what deleting them all would free). */
+int vv_meta_snap_space(struct vv_meta *m, uint64_t *count, uint64_t *bytes, uint64_t *only);
 int vv_meta_snap_chunk_iter(struct vv_meta *m, int (*cb)(void *ctx, uint32_t sid, const uint8_t *chunk),
 			    void *ctx);
 /* fsck: structural problems of snapshot sid (entries without inodes,

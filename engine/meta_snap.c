@@ -83,6 +83,9 @@ static const char q_del_d[] = "DELETE FROM snap_dirents WHERE snap=?1";
 static const char q_del_x[] = "DELETE FROM snap_xattrs WHERE snap=?1";
 static const char q_del_e[] = "DELETE FROM snap_extents WHERE snap=?1";
 static const char q_del_c[] = "DELETE FROM snap_colls WHERE snap=?1";
+static const char q_space[] = "SELECT count(*), coalesce(sum(bytes), 0) FROM snaps";
+static const char q_space_only[] = "SELECT coalesce(sum(size), 0) FROM chunks WHERE refs > 0 AND id IN"
+				   " (SELECT chunk FROM snap_extents) AND id NOT IN (SELECT chunk FROM extents)";
 static const char q_uses[] = "SELECT 1 FROM snap_colls WHERE coll=?1 LIMIT 1";
 static const char q_chk_de[] = "SELECT d.parent, d.ino FROM snap_dirents d WHERE d.snap=?1 AND NOT EXISTS"
 			       " (SELECT 1 FROM snap_inodes i WHERE i.snap=?1 AND i.ino=d.ino)";
@@ -332,6 +335,30 @@ static int snap_delete(struct vv_meta *m, uint32_t id,
 		r = exec_id(m, dels[i], id);
 	free(l.ids);
 	return r;
+}
+
+int vv_meta_snap_space(struct vv_meta *m, uint64_t *count, uint64_t *bytes, uint64_t *only)
+{
+	int rc = SQLITE_DONE;
+
+	*count = *bytes = *only = 0;
+	if (!have(m))
+		return 0;
+	for (int i = 0; i < 2 && (rc == SQLITE_DONE || rc == SQLITE_ROW); i++) {
+		sqlite3_stmt *s = meta_sql(m, i ? q_space_only : q_space);
+		if (!s)
+			return VV_EIO;
+		if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			if (i) {
+				*only = (uint64_t)sqlite3_column_int64(s, 0);
+			} else {
+				*count = (uint64_t)sqlite3_column_int64(s, 0);
+				*bytes = (uint64_t)sqlite3_column_int64(s, 1);
+			}
+		}
+		sqlite3_reset(s);
+	}
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : meta_err(m, rc);
 }
 
 int vv_meta_snap_uses_coll(struct vv_meta *m, uint32_t coll, bool *used)

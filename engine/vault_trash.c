@@ -790,6 +790,11 @@ static int free_tree(struct vv_vault *v, uint64_t top, int64_t now, uint64_t *fi
 			n->a.nlink--;
 		}
 		n->a.ctime = now;
+		/* Purged is gone now, also for a handle opened before (an
+		 * unlink would let it read on): reads and scans fail EIO and
+		 * the offload drops its copy at once. */
+		if (n->a.nlink == 0 && n->nopen > 0)
+			vault_node_revoke(v, n);
 		if (r == 0) {
 			if (n->lname) {
 				free(n->lname);
