@@ -297,7 +297,7 @@ int vv_meta_savepoint(struct vv_meta *m);
 /* A bulk copy (snapshot create) keeps every page it touches in SQLite's
  * cache until its commit: on, the cache may grow to VV_META_BULK_CACHE_KIB
  * (no spill into the WAL mid-transaction, so no page is written twice);
- * off, back to the normal size and the memory released. */
+ * off, back to the normal size (the pages beyond it are freed). */
 #define VV_META_BULK_CACHE_KIB (1024 * 1024)
 void vv_meta_bulk_cache(struct vv_meta *m, bool on);
 int vv_meta_savepoint_end(struct vv_meta *m, int r);

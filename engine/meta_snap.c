@@ -484,10 +484,10 @@ void vv_meta_bulk_cache(struct vv_meta *m, bool on)
 {
 	char q[64];
 
+	/* Lowering the size trims the cache to it (SQLite frees the pages
+	 * beyond): the live tree's hot pages stay. */
 	snprintf(q, sizeof(q), "PRAGMA cache_size=-%d", on ? VV_META_BULK_CACHE_KIB : VV_METAVFS_CACHE_KIB);
 	meta_exec(m, q);
-	if (!on)
-		meta_exec(m, "PRAGMA shrink_memory");
 }
 
 int vv_meta_savepoint(struct vv_meta *m)
