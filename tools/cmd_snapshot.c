@@ -69,28 +69,6 @@ static int restore_path(const char *arg, const char *mnt, const char *name, char
 	return 0;
 }
 
-int snap_summary(const char *where, uint64_t *count, uint64_t *bytes)
-{
-	static const struct vv_admin_arg json[] = { { "json", "1" } };
-	struct vv_admin_reply rep;
-	int r;
-
-	*count = *bytes = 0;
-	vv_admin_reply_init(&rep);
-	r = admin_call(where, "snapshot.list", json, 1, &rep);
-	if (r == 0 && rep.status == 0 && rep.body) {
-		/* The daemon's own JSON: one "bytes": per snapshot. */
-		for (const char *p = rep.body; (p = strstr(p, "\"bytes\":")); p += 8) {
-			(*count)++;
-			*bytes += strtoull(p + 8, NULL, 10);
-		}
-	} else if (r == 0) {
-		r = 1;
-	}
-	vv_admin_reply_release(&rep);
-	return r;
-}
-
 int cmd_snapshot(int argc, char **argv)
 {
 	static const struct option lopts[] = {

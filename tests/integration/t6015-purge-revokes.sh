@@ -23,19 +23,9 @@ vv_init "$S" >/dev/null 2>&1
 LOG=$(vv_audit_log "$S")
 check "mount" vv_mount "$S" "$M"
 mkdir -m 755 "$M/c"
-# Two segments of real rows (a hole reads as zeros, so rows of 1.0 show
-# whether data came back).
-"$PY" - "$M/c" <<'PYEOF'
-import struct, sys
-def npy(path, rows):
-    d = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, 4), }" % rows
-    d += " " * (128 - 10 - len(d) - 1) + "\n"
-    with open(path, "wb") as f:
-        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(d)) + d.encode())
-        f.write(struct.pack("<4f", 1, 1, 1, 1) * rows)
-npy(sys.argv[1] + "/live.npy", 4096)
-npy(sys.argv[1] + "/trashed.npy", 4096)
-PYEOF
+# Two segments of real rows (rows of 1.0 show whether data came back).
+"$PY" "$IOC" ones "$M/c/live.npy" 4096
+"$PY" "$IOC" ones "$M/c/trashed.npy" 4096
 sync -f "$M"
 
 # The Python side: open handles, fill the offload's cache, remove and
