@@ -274,6 +274,10 @@ int vv_meta_snap_list(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_sn
 /* Is collection coll used by any snapshot (its key must stay)? */
 int vv_meta_snap_uses_coll(struct vv_meta *m, uint32_t coll, bool *used);
 /* fsck: each snapshot's references, one per (snapshot, distinct chunk). */
+/* What snapshots hold: how many, the file bytes they name (shared with
+ * the live tree where unchanged), and the bytes of the chunk objects that
+ * only snapshots still reference (what deleting them all would free). */
+int vv_meta_snap_space(struct vv_meta *m, uint64_t *count, uint64_t *bytes, uint64_t *only);
 int vv_meta_snap_chunk_iter(struct vv_meta *m, int (*cb)(void *ctx, uint32_t sid, const uint8_t *chunk),
 			    void *ctx);
 /* fsck: structural problems of snapshot sid (entries without inodes,
@@ -290,6 +294,12 @@ int vv_meta_snap_restore_inode(struct vv_meta *m, uint32_t sid, uint64_t real, u
 /* A savepoint inside the open transaction: _end(m, r) releases it, or
  * rolls back to it first when r < 0; returns r. */
 int vv_meta_savepoint(struct vv_meta *m);
+/* A bulk copy (snapshot create) keeps every page it touches in SQLite's
+ * cache until its commit: on, the cache may grow to VV_META_BULK_CACHE_KIB
+ * (no spill into the WAL mid-transaction, so no page is written twice);
+ * off, back to the normal size (the pages beyond it are freed). */
+#define VV_META_BULK_CACHE_KIB (1024 * 1024)
+void vv_meta_bulk_cache(struct vv_meta *m, bool on);
 int vv_meta_savepoint_end(struct vv_meta *m, int r);
 /* Vault users and API keys (meta_user.c; tables in docs/format.md).  Ids
  * are never reused (AUTOINCREMENT), so a key of a deleted user can never

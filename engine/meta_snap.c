@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "meta_sql_int.h"
+#include "meta_vfs_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
 
@@ -61,14 +62,17 @@ static const char q_name[] = "SELECT id FROM snaps WHERE name=?1";
 static const char q_get[] = "SELECT id, name, created, commit_no, uid, flags, inodes, bytes FROM snaps WHERE id=?1";
 static const char q_list[] = "SELECT id, name, created, commit_no, uid, flags, inodes, bytes FROM snaps ORDER BY id";
 static const char q_add[] = "INSERT INTO snaps(id, name, created, commit_no, uid, flags, inodes, bytes)"
-			    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, count(*), coalesce(sum(size), 0)"
-			    " FROM inodes WHERE mode & 61440 = 32768";
+			    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 0, 0)";
+/* Counted from the copy just made (its pages are in the cache), not from
+ * a second scan of the live inodes. */
+static const char q_count[] = "UPDATE snaps SET (inodes, bytes) = (SELECT count(*), coalesce(sum(size), 0)"
+			      " FROM snap_inodes WHERE snap=?1 AND mode & 61440 = 32768) WHERE id=?1";
 static const char q_cp_ino[] = "INSERT INTO snap_inodes SELECT ?1, ino, " INODE_COLS ", data FROM inodes";
 static const char q_cp_de[] = "INSERT INTO snap_dirents(snap, parent, name, id, ino, mode)"
-			      " SELECT ?1, parent, name, id, ino, mode FROM dirents";
+			      " SELECT ?1, parent, name, id, ino, mode FROM dirents ORDER BY parent, name";
 static const char q_cp_x[] = "INSERT INTO snap_xattrs SELECT ?1, ino, name, value FROM xattrs";
 static const char q_cp_e[] = "INSERT INTO snap_extents SELECT ?1, ino, fblock, chunk, off, len, slot FROM extents";
-static const char q_cp_c[] = "INSERT INTO snap_colls SELECT DISTINCT ?1, coll FROM inodes";
+static const char q_cp_c[] = "INSERT INTO snap_colls SELECT DISTINCT ?1, coll FROM snap_inodes WHERE snap=?1";
 static const char q_ref[] = "UPDATE chunks SET refs=refs+1 WHERE id IN"
 			    " (SELECT DISTINCT chunk FROM snap_extents WHERE snap=?1)";
 static const char q_chunks[] = "SELECT DISTINCT chunk FROM snap_extents WHERE snap=?1";
@@ -79,6 +83,9 @@ static const char q_del_d[] = "DELETE FROM snap_dirents WHERE snap=?1";
 static const char q_del_x[] = "DELETE FROM snap_xattrs WHERE snap=?1";
 static const char q_del_e[] = "DELETE FROM snap_extents WHERE snap=?1";
 static const char q_del_c[] = "DELETE FROM snap_colls WHERE snap=?1";
+static const char q_space[] = "SELECT count(*), coalesce(sum(bytes), 0) FROM snaps";
+static const char q_space_only[] = "SELECT coalesce(sum(size), 0) FROM chunks WHERE refs > 0 AND id IN"
+				   " (SELECT chunk FROM snap_extents) AND id NOT IN (SELECT chunk FROM extents)";
 static const char q_uses[] = "SELECT 1 FROM snap_colls WHERE coll=?1 LIMIT 1";
 static const char q_chk_de[] = "SELECT d.parent, d.ino FROM snap_dirents d WHERE d.snap=?1 AND NOT EXISTS"
 			       " (SELECT 1 FROM snap_inodes i WHERE i.snap=?1 AND i.ino=d.ino)";
@@ -225,7 +232,7 @@ int vv_meta_snap_create(struct vv_meta *m, const char *name, int64_t now, uint32
 static int snap_create(struct vv_meta *m, const char *name, int64_t now, uint32_t uid,
 		       uint32_t flags, struct vv_snap_row *out)
 {
-	static const char *const copies[] = { q_cp_ino, q_cp_de, q_cp_x, q_cp_e, q_cp_c, q_ref };
+	static const char *const copies[] = { q_cp_ino, q_count, q_cp_de, q_cp_x, q_cp_e, q_cp_c, q_ref };
 	uint64_t next = 1, next_ino = 0, commits = 0;
 	uint32_t id, old;
 	int r;
@@ -328,6 +335,30 @@ static int snap_delete(struct vv_meta *m, uint32_t id,
 		r = exec_id(m, dels[i], id);
 	free(l.ids);
 	return r;
+}
+
+int vv_meta_snap_space(struct vv_meta *m, uint64_t *count, uint64_t *bytes, uint64_t *only)
+{
+	int rc = SQLITE_DONE;
+
+	*count = *bytes = *only = 0;
+	if (!have(m))
+		return 0;
+	for (int i = 0; i < 2 && (rc == SQLITE_DONE || rc == SQLITE_ROW); i++) {
+		sqlite3_stmt *s = meta_sql(m, i ? q_space_only : q_space);
+		if (!s)
+			return VV_EIO;
+		if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			if (i) {
+				*only = (uint64_t)sqlite3_column_int64(s, 0);
+			} else {
+				*count = (uint64_t)sqlite3_column_int64(s, 0);
+				*bytes = (uint64_t)sqlite3_column_int64(s, 1);
+			}
+		}
+		sqlite3_reset(s);
+	}
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : meta_err(m, rc);
 }
 
 int vv_meta_snap_uses_coll(struct vv_meta *m, uint32_t coll, bool *used)
@@ -447,6 +478,16 @@ int vv_meta_snap_restore_inode(struct vv_meta *m, uint32_t sid, uint64_t real, u
 			r = VV_ENOENT;
 	}
 	return r;
+}
+
+void vv_meta_bulk_cache(struct vv_meta *m, bool on)
+{
+	char q[64];
+
+	/* Lowering the size trims the cache to it (SQLite frees the pages
+	 * beyond): the live tree's hot pages stay. */
+	snprintf(q, sizeof(q), "PRAGMA cache_size=-%d", on ? VV_META_BULK_CACHE_KIB : VV_METAVFS_CACHE_KIB);
+	meta_exec(m, q);
 }
 
 int vv_meta_savepoint(struct vv_meta *m)

@@ -59,6 +59,8 @@
 #define WAL_HDR 32
 #define FRAME_HDR 24
 #define KDF_CTX "vvmetavf"
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* Layout of the secure key block each binding and file holds. */
 enum { K_DB = 0, K_WAL = 1, K_PAD = 2, NKEYS = 3 };
@@ -410,6 +412,45 @@ static bool zero_reserve(const uint8_t *p)
 	return acc == 0;
 }
 
+/*
+ * SQLite writes the frames that follow a frame overwritten in place (a page
+ * changed again after the pager spilled it, in the same transaction) with
+ * provisional headers: salts and checksums zero.  At commit,
+ * walRewriteChecksums() reads those frames back and writes their headers
+ * again with the real salts.  The page was sealed under the provisional
+ * header's salts (they are in its AD), so before the real header replaces
+ * it the page is opened with the old AD and sealed again with the new one:
+ * otherwise every such page would fail authentication once committed.  Only
+ * a header with zero salts over one for the same page number is such a
+ * rewrite; a new frame over an earlier WAL generation's leaves it alone (its
+ * page is written next).  The page's bytes never change, so a power cut
+ * between the page and the header write leaves an uncommitted frame that
+ * recovery drops, as SQLite's own checksums would.
+ */
+static int reseal_provisional(struct mfile *f, int64_t fo, const uint8_t nh[FRAME_HDR])
+{
+	static const uint8_t zero[8];
+	struct region r = { .kind = R_PAGE, .start = fo + FRAME_HDR, .len = f->psz, .frame = fo };
+	uint8_t oh[FRAME_HDR];
+	bool present;
+	int rc, e;
+
+	if (!f->wal || memcmp(nh + 8, zero, 8) == 0)
+		return SQLITE_OK;
+	if ((rc = load_hdr(f, fo, oh, &present)) != SQLITE_OK)
+		return rc;
+	if (!present || memcmp(oh + 8, zero, 8) != 0 || memcmp(oh, nh, 4) != 0)
+		return SQLITE_OK;
+	r.pgno = vv_get_be32(oh);
+	if ((rc = load_page(f, &r, &present)) != SQLITE_OK || !present)
+		return rc == SQLITE_IOERR_AUTH ? SQLITE_OK : rc;   /* not a page of ours: left alone */
+	if (seal_page(f, f->pg, &r, nh) < 0)
+		return SQLITE_IOERR_WRITE;
+	if ((e = vv_os_pwrite_full(f->fd, f->pg, f->psz, r.start)) < 0)
+		return write_err(f, e);
+	return SQLITE_OK;
+}
+
 static int x_write(sqlite3_file *sf, const void *in, int amt, sqlite3_int64 off)
 {
 	struct mfile *f = (struct mfile *)sf;
@@ -439,6 +480,8 @@ static int x_write(sqlite3_file *sf, const void *in, int amt, sqlite3_int64 off)
 			    (rc = load_hdr(f, r.start, h, &present)) != SQLITE_OK)
 				goto out;
 			memcpy(h + skip, src + (pos - off), (size_t)n);
+			if (n == FRAME_HDR && (rc = reseal_provisional(f, r.start, h)) != SQLITE_OK)
+				goto out;
 			memcpy(f->hdr, h, FRAME_HDR);
 			f->hoff = r.start;
 			if (mask_hdr(f, r.start, h) < 0) {
@@ -1048,7 +1091,7 @@ int vv_metavfs_open(const char *path, const uint8_t key[32], uint32_t page_size,
 	}
 	if ((rc = pragma(db, "PRAGMA temp_store=MEMORY", NULL, 0)) != SQLITE_OK ||
 	    (rc = pragma(db, "PRAGMA mmap_size=0", NULL, 0)) != SQLITE_OK ||
-	    (rc = pragma(db, "PRAGMA cache_size=-65536", NULL, 0)) != SQLITE_OK ||
+	    (rc = pragma(db, "PRAGMA cache_size=-" STR(VV_METAVFS_CACHE_KIB), NULL, 0)) != SQLITE_OK ||
 	    (rc = pragma(db, "PRAGMA foreign_keys=OFF", NULL, 0)) != SQLITE_OK ||
 	    (ro && (rc = pragma(db, "PRAGMA query_only=ON", NULL, 0)) != SQLITE_OK) ||
 	    (rc = pragma(db, "PRAGMA page_size", ans, sizeof(ans))) != SQLITE_OK)

@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #define VV_METAVFS_NAME "vecvault"
+#define VV_METAVFS_CACHE_KIB 65536 /* SQLite page cache (PRAGMA cache_size=-N) */
 #define VV_METAVFS_RESERVE 40    /* nonce(24) + tag(16) at the end of every page */
 
 /*

@@ -743,6 +743,10 @@ int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = vault_node_get(v, ino, &n)) < 0)
 		goto out;
+	if (__atomic_load_n(&n->revoked, __ATOMIC_ACQUIRE)) {
+		r = VV_ENOENT;                           /* purged: reopened via /proc/PID/fd */
+		goto out;
+	}
 	if ((mask & VV_MAY_WRITE) && vault_trash_in(v, n)) {
 		r = VV_EROFS;                            /* the trash is read-only */
 		goto out;
@@ -811,6 +815,11 @@ int vault_data_rdlock(struct vv_vault *v, struct node *n)
 	int r = 0;
 
 	pthread_rwlock_rdlock(&n->rw);
+	/* Purged from the trash while open: the handle reads nothing more. */
+	if (__atomic_load_n(&n->revoked, __ATOMIC_ACQUIRE)) {
+		pthread_rwlock_unlock(&n->rw);
+		return VV_EIO;
+	}
 	if (n->data_loaded)
 		return 0;
 	pthread_rwlock_unlock(&n->rw);

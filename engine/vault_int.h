@@ -81,6 +81,7 @@ struct node {
 	bool data_dirty;                 /* size/inline/dirty blocks not yet in meta */
 	uint64_t data_gen;               /* bumps on every data change */
 	uint64_t open_gen;               /* data_gen at the last open */
+	bool revoked;                    /* purged while open: no more reads (atomic; vault_node_revoke) */
 };
 
 struct vv_file {
@@ -161,6 +162,14 @@ struct vault_listener {
 	 * for it.  Under v->mu, inside the open transaction; an error stops
 	 * the deletion (the inode row stays for fsck).  May be NULL. */
 	int (*deleted)(struct vv_vault *v, struct node *n);
+	/* n was purged while open (trash purge): its handles may read no more
+	 * (n->revoked is set; reads and scans fail EIO), so what is kept of
+	 * its bytes goes now, not at the last close.  Under v->mu.  May be NULL. */
+	void (*revoked)(struct vv_vault *v, struct node *n);
+	/* Every inode number in [lo, hi) is gone for good (a deleted
+	 * snapshot's virtual numbers), whether or not a node exists for it:
+	 * drop what is kept for them.  Under v->mu.  May be NULL. */
+	void (*gone)(struct vv_vault *v, uint64_t lo, uint64_t hi);
 };
 #define VAULT_MAX_LISTENERS 4
 
@@ -339,6 +348,9 @@ void vault_node_named(struct node *n, uint64_t parent, const char *name, uint32_
 int vault_node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int mask);
 /* Node events (struct vault_listener): register at open, before requests. */
 void vault_listen(struct vv_vault *v, const struct vault_listener *l);
+/* Announce the revoked / gone events (vault_node.c); under v->mu. */
+void vault_node_revoke(struct vv_vault *v, struct node *n);
+void vault_nodes_gone(struct vv_vault *v, uint64_t lo, uint64_t hi);
 void vault_data_changed(struct vv_vault *v, struct node *n);  /* under n->rw (write) */
 
 /* grants (vault_grant.c): does id hold the admin privilege on the

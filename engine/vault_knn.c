@@ -397,10 +397,34 @@ static int knn_deleted(struct vv_vault *v, struct node *n)
 	return 0;
 }
 
+static void knn_revoked(struct vv_vault *v, struct node *n)
+{
+	vault_knn_cache_drop(v, n->ino);
+}
+
+/* A deleted snapshot's files: every entry in the range goes at once (the
+ * numbers are never reused, so they would otherwise only age out). */
+static void knn_gone(struct vv_vault *v, uint64_t lo, uint64_t hi)
+{
+	struct knn_cache *c = v->knn;
+	struct kent *e, *next;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	for (e = c->head; e; e = next) {
+		next = e->next;
+		if (e->ino >= lo && e->ino < hi && e->listed)
+			ent_release(c, e, true, false);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
 int vault_knn_cache_open(struct vv_vault *v, size_t cap)
 {
 	static const struct vault_listener knn_listener = {
 		.data_changed = knn_data_changed, .deleted = knn_deleted,
+		.revoked = knn_revoked, .gone = knn_gone,
 	};
 	struct knn_cache *c;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

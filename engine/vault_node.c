@@ -172,6 +172,24 @@ void vault_listen(struct vv_vault *v, const struct vault_listener *l)
 	v->listeners[v->nlisteners++] = *l;
 }
 
+void vault_node_revoke(struct vv_vault *v, struct node *n)
+{
+	__atomic_store_n(&n->revoked, true, __ATOMIC_RELEASE);
+	for (size_t i = 0; i < v->nlisteners; i++)
+		if (v->listeners[i].revoked)
+			v->listeners[i].revoked(v, n);
+	/* and the kernel's page cache of it: reads must reach the daemon */
+	if (v->inval)
+		v->inval(v->inval_ctx, n->ino, NULL);
+}
+
+void vault_nodes_gone(struct vv_vault *v, uint64_t lo, uint64_t hi)
+{
+	for (size_t i = 0; i < v->nlisteners; i++)
+		if (v->listeners[i].gone)
+			v->listeners[i].gone(v, lo, hi);
+}
+
 void vault_data_changed(struct vv_vault *v, struct node *n)
 {
 	for (size_t i = 0; i < v->nlisteners; i++)

@@ -150,6 +150,10 @@ int vault_snap_create(struct vv_vault *v, const char *name, uint32_t uid, uint32
 	if ((r = vault_flush_all(v)) < 0)
 		return r;
 	pthread_mutex_lock(&v->mu);
+	/* Every page the copy touches stays in the cache until the commit:
+	 * a spill would write pages to the WAL twice (and SQLite then
+	 * rewrites every later frame's header at commit). */
+	vv_meta_bulk_cache(v->meta, true);
 	if ((r = vault_txn(v)) < 0 ||
 	    (r = vv_meta_snap_create(v->meta, name, now, uid, flags, &row)) < 0)
 		goto out;
@@ -159,6 +163,7 @@ int vault_snap_create(struct vv_vault *v, const char *name, uint32_t uid, uint32
 	if (out)
 		*out = row;
 out:
+	vv_meta_bulk_cache(v->meta, false);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
@@ -191,6 +196,8 @@ int vault_snap_delete(struct vv_vault *v, const char *name)
 	if ((r = vault_commit(v)) < 0)
 		goto out;
 	inval_name(v, VV_SNAPDIR_INO, name);
+	/* What the offload cache keeps of its files goes now. */
+	vault_nodes_gone(v, vv_snap_mkino(row.id, 0), vv_snap_mkino(row.id, 0) + ((uint64_t)1 << 40));
 	for (size_t i = 0; i < v->nodes.hsize; i++)
 		for (struct node *n = v->nodes.htab[i]; n; n = n->hnext)
 			if (vv_snap_ino(n->ino) && vv_snap_sid(n->ino) == row.id && v->inval)
@@ -728,6 +735,27 @@ out:
 	return r;
 }
 
+/* "vault.space": what the trash and the snapshots keep on the disk (the
+ * whole vault's totals: the owner's; `vecvault info`, `vecvault stats`). */
+static int run_space(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
+{
+	uint64_t ti = 0, tb = 0, sn = 0, sb = 0, so = 0;
+	int r;
+
+	(void)rq;
+	if ((r = vv_vault_trash_stats(v, &ti, &tb)) == 0) {
+		pthread_mutex_lock(&v->mu);
+		r = vv_meta_snap_space(v->meta, &sn, &sb, &so);
+		pthread_mutex_unlock(&v->mu);
+	}
+	if (r < 0)
+		return vault_admin_fail(rep, r, "vault.space: %s", vv_strerror(r));
+	return vault_admin_printf(rep, "{\"trash_items\":%llu,\"trash_bytes\":%llu,\"snapshots\":%llu,"
+				  "\"snapshot_file_bytes\":%llu,\"snapshot_only_bytes\":%llu}\n",
+				  (unsigned long long)ti, (unsigned long long)tb, (unsigned long long)sn,
+				  (unsigned long long)sb, (unsigned long long)so);
+}
+
 const struct vault_admin_verb vault_snap_verbs[] = {
 	{ "snapshot.create", ADMIN_OWNER, "name", run_create },
 	/* Names and times only: the .snapshots directory shows as much to
@@ -735,5 +763,6 @@ const struct vault_admin_verb vault_snap_verbs[] = {
 	{ "snapshot.list", ADMIN_ANYONE, NULL, run_list },
 	{ "snapshot.delete", ADMIN_OWNER, "name", run_delete },
 	{ "snapshot.restore", ADMIN_OWNER, "name", run_restore },
+	{ "vault.space", ADMIN_OWNER, NULL, run_space },
 	{ NULL, 0, NULL, NULL },
 };

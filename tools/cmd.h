@@ -33,6 +33,10 @@ int cmd_trash(int argc, char **argv);
 /* The trash of the mounted vault at where, as the caller sees it (items
  * and bytes of files): 0, or non-zero when no daemon answered. */
 int trash_summary(const char *where, uint64_t *items, uint64_t *bytes);
+/* The snapshots of the vault at where (a mount): how many, and the file
+ * bytes they name (tools/cmd_trash.c, beside trash_summary).  0, or nonzero (nothing printed
+ * but admin_call's reason). */
+int snap_summary(const char *where, uint64_t *count, uint64_t *bytes);
 
 /* Shared helpers (tools/util.c). */
 

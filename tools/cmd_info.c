@@ -12,10 +12,12 @@
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include "admin_client.h"
 #include "cmd.h"
 #include "util.h"
 #include "vecvault/error.h"
@@ -25,7 +27,43 @@ static const char usage[] =
 	"usage: vecvault info STORE\n"
 	"Show the store's format, id, page size, key slots (KDF parameters) and the\n"
 	"sizes of its metadata and chunk objects.  Needs no passphrase; the values\n"
-	"are not authenticated until the vault is unlocked.\n";
+	"are not authenticated until the vault is unlocked.  When the vault is\n"
+	"mounted and you own it, also what its trash and snapshots keep (asked of\n"
+	"the daemon; both are encrypted in meta.db).\n";
+
+/* The number after "key": in the daemon's JSON reply, or 0. */
+static unsigned long long jnum(const char *body, const char *key)
+{
+	char k[64];
+	const char *p;
+
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = body ? strstr(body, k) : NULL;
+	return p ? strtoull(p + strlen(k), NULL, 10) : 0;
+}
+
+/* Trash and snapshots live in the encrypted meta.db: only the daemon
+ * serving the store can say (vault.space, the owner's verb). */
+static void print_space(const char *store)
+{
+	struct vv_admin_reply rep;
+	char where[4200];
+
+	snprintf(where, sizeof(where), "store:%s", store);
+	vv_admin_reply_init(&rep);
+	if (admin_call(where, "vault.space", NULL, 0, &rep) != 0) {
+		printf("%-14s%s\n", "trash:", "? (not mounted: the daemon knows)");
+	} else if (rep.status != 0) {
+		printf("%-14s? (%s)\n", "trash:", rep.msg);
+	} else {
+		printf("%-14s%llu items, %llu bytes\n", "trash:", jnum(rep.body, "trash_items"),
+		       jnum(rep.body, "trash_bytes"));
+		printf("%-14s%llu, naming %llu file bytes, %llu bytes held by them alone\n", "snapshots:",
+		       jnum(rep.body, "snapshots"), jnum(rep.body, "snapshot_file_bytes"),
+		       jnum(rep.body, "snapshot_only_bytes"));
+	}
+	vv_admin_reply_release(&rep);
+}
 
 /* nftw has no context argument; info runs once per process. */
 static uint64_t nchunks, chunk_bytes;
@@ -102,6 +140,7 @@ int cmd_info(int argc, char **argv)
 			printf("%-14s%llu objects, %llu bytes\n", "chunks:",
 			       (unsigned long long)nchunks, (unsigned long long)chunk_bytes);
 	}
+	print_space(store);
 	ret = 0;
 out:
 	vv_store_close(s);

@@ -153,6 +153,9 @@ int cmd_stats(int argc, char **argv)
 		    trash_summary(dir, &items, &bytes) == 0)
 			printf("%-24s items %llu  bytes %llu\n", ".trash", (unsigned long long)items,
 			       (unsigned long long)bytes);
+		if ((unsigned long)sf.f_type == 0x65735546UL && snap_summary(dir, &items, &bytes) == 0)
+			printf("%-24s count %llu  file bytes %llu\n", ".snapshots", (unsigned long long)items,
+			       (unsigned long long)bytes);
 	}
 	return status;
 }

@@ -70,26 +70,39 @@ static int parse_age(const char *s, char *out, size_t cap)
 	return 0;
 }
 
-int trash_summary(const char *where, uint64_t *items, uint64_t *bytes)
+/* Ask verb (with json=1) of the daemon at where; count the objects of the
+ * reply and add up their key's numbers (the daemon's own JSON: one key per
+ * object; a name holding the key is escaped, so never matches). */
+static int json_sum(const char *where, const char *verb, const char *key, uint64_t *n, uint64_t *sum)
 {
 	static const struct vv_admin_arg json[] = { { "json", "1" } };
 	struct vv_admin_reply rep;
+	size_t kl = strlen(key);
 	int r;
 
-	*items = *bytes = 0;
+	*n = *sum = 0;
 	vv_admin_reply_init(&rep);
-	r = admin_call(where, "trash.list", json, 1, &rep);
+	r = admin_call(where, verb, json, 1, &rep);
 	if (r == 0 && rep.status == 0 && rep.body) {
-		/* The daemon's own JSON: one "size": per item. */
-		for (const char *p = rep.body; (p = strstr(p, "\"size\":")); p += 7) {
-			(*items)++;
-			*bytes += strtoull(p + 7, NULL, 10);
+		for (const char *p = rep.body; (p = strstr(p, key)); p += kl) {
+			(*n)++;
+			*sum += strtoull(p + kl, NULL, 10);
 		}
 	} else if (r == 0) {
 		r = 1;
 	}
 	vv_admin_reply_release(&rep);
 	return r;
+}
+
+int trash_summary(const char *where, uint64_t *items, uint64_t *bytes)
+{
+	return json_sum(where, "trash.list", "\"size\":", items, bytes);
+}
+
+int snap_summary(const char *where, uint64_t *count, uint64_t *bytes)
+{
+	return json_sum(where, "snapshot.list", "\"bytes\":", count, bytes);
 }
 
 int cmd_trash(int argc, char **argv)

@@ -29,6 +29,7 @@
 #include "vecvault/knn_ioctl.h"
 #include "vecvault/vault.h"
 #include "vecvault/vector.h"
+#include "snap_int.h"
 #include "vault_int.h"
 
 #define PASS "vault unit test"
@@ -350,6 +351,27 @@ static void test_knn(void)
 	}
 	vv_vault_release(v, wfh);
 	vv_vault_release(v, rfh);
+
+	/* A snapshot's copy in the cache goes when the snapshot is deleted
+	 * (the node event 'gone'), not when it ages out. */
+	{
+		struct vv_attr sd, sdir, sc, sf;
+		struct knn_stats st0, st1;
+		struct vv_file *sfh = NULL;
+		is_int(vault_snap_create(v, "k", 0, 0, NULL), 0, "knn: snapshot the vault");
+		is_int(vv_vault_lookup(v, &root_c, VV_ROOT_INO, ".snapshots", &sd), 0, "knn: .snapshots");
+		is_int(vv_vault_lookup(v, &root_c, sd.ino, "k", &sdir), 0, "knn: .snapshots/k");
+		is_int(vv_vault_lookup(v, &root_c, sdir.ino, "kc", &sc), 0, "knn: .snapshots/k/kc");
+		is_int(vv_vault_lookup(v, &root_c, sc.ino, "seg.npy", &sf), 0, "knn: .snapshots/k/kc/seg.npy");
+		is_int(vv_vault_open_file(v, &root_c, sf.ino, O_RDONLY, &sfh, &kc_), 0, "knn: open the snapshot's copy");
+		knn_req(req, VV_METRIC_L2, KD, 2, 10, q);
+		is_int(knn_wait(v, sfh, req, io), 0, "knn: the snapshot's copy is scanned (and cached)");
+		vv_vault_release(v, sfh);
+		vault_knn_cache_stats(v, &st0);
+		is_int(vault_snap_delete(v, "k"), 0, "knn: delete the snapshot");
+		vault_knn_cache_stats(v, &st1);
+		ok(st0.entries >= 1 && st1.entries == st0.entries - 1, "knn: its cached copy went with it at once");
+	}
 
 	/* TEXMEX through the vault: a 3000 x 16 fvecs */
 	{

@@ -9,6 +9,8 @@ numpy, for t4006-offload-fairness.sh and tests/bench/offload-stall-bench.sh.
                                     once a scan was answered
   knn_ioc.py many DIR N             N one-row .fvecs, each cached by the
                                     daemon; a write to one must drop exactly it
+  knn_ioc.py ones PATH ROWS         an .npy (ROWS, 4) f32 of 1.0 (real bytes:
+                                    a hole would read as zeros)
 """
 import errno, fcntl, json, os, struct, sys, time
 SIZE = 16320
@@ -33,6 +35,10 @@ if cmd == "sparse":                 # sparse PATH BYTES: npy (rows, 4) of holes
     with open(path, "wb") as f:
         f.write(npy_header((size - 128) // 16, 4))
         f.truncate(size)
+elif cmd == "ones":                 # ones PATH ROWS: npy (rows, 4) of 1.0
+    path, rows = sys.argv[2], int(sys.argv[3])
+    with open(path, "wb") as f:
+        f.write(npy_header(rows, 4) + struct.pack("<4f", 1, 1, 1, 1) * rows)
 elif cmd == "attack":               # attack SEG STOP OUT: flood until STOP exists
     seg, stop, out = sys.argv[2:5]
     rows = (os.path.getsize(seg) - 128) // 16
