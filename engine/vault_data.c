@@ -751,16 +751,20 @@ int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		r = VV_EROFS;                            /* the trash is read-only */
 		goto out;
 	}
-	if (S_ISDIR(n->a.mode) && (mask & VV_MAY_WRITE)) {
-		r = VV_EISDIR;
-		goto out;
-	}
-	if ((mask & VV_MAY_WRITE) && (r = vault_snap_ro(ino)) < 0)
-		goto out;
+	/* Only regular files have a data path.  The kernel sends OPENDIR for
+	 * directories, follows symlinks and opens FIFOs and devices itself; a
+	 * remote peer sends OPEN by inode as it likes, and a handle on any
+	 * other type would read bytes no readdir or readlink gives (t7026). */
 	if ((flags & VV_OPEN_EXEC) && !S_ISREG(n->a.mode)) {
 		r = VV_EACCES;
 		goto out;
 	}
+	if (!S_ISREG(n->a.mode)) {
+		r = S_ISDIR(n->a.mode) ? VV_EISDIR : S_ISLNK(n->a.mode) ? VV_ELOOP : VV_ENOTSUP;
+		goto out;
+	}
+	if ((mask & VV_MAY_WRITE) && (r = vault_snap_ro(ino)) < 0)
+		goto out;
 	if ((r = vault_node_check(v, c, n, mask)) < 0)
 		goto out;
 	n->nopen++;
