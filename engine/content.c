@@ -32,7 +32,9 @@
  * with, and a lookup that differs in any of them decrypts again, so the cache
  * never turns a wrong extent into right data.  (2) open chunk fds with a small
  * pool of GCM contexts (key schedules) each, so a cold read costs one pread
- * and one decrypt, not an open and a key derivation.
+ * and one decrypt, not an open and a key derivation.  Read-ahead (the queue
+ * and its workers) is content_ra.c; it reaches the cache only through
+ * loads (content_ra_int.h), which are cache entries this file makes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -48,6 +50,7 @@
 
 #include "buf.h"
 #include "content_int.h"
+#include "content_ra_int.h"
 #include "crypto_int.h"
 #include "os.h"
 #include "vecvault/error.h"
@@ -55,7 +58,7 @@
 
 #define AD_DOMAIN "vecvault-block/1"
 #define AD_BYTES (16 + VV_OBJID_BYTES + 8 + VV_CHUNK_ID_BYTES + 4 + 4)
-#define KFP_BYTES 16             /* key fingerprint kept in cache entries */
+#define KFP_BYTES CONTENT_KFP_BYTES
 #define NSHARDS 16
 #define CTX_MAX 64               /* open chunk fds kept */
 #define CTX_POOL 4               /* GCM contexts kept per open chunk */
@@ -64,14 +67,10 @@
 #define BUF_BYTES (VV_BLOCK_SIZE + VV_TAG_BYTES)
 #define FREE_MAX 64              /* block buffers kept for reuse */
 #define SLOT_BYTES (VV_BLOCK_SIZE + 4096)  /* arena stride: BUF_BYTES, page-rounded */
+#define DIO_ALIGN 4096           /* O_DIRECT: buffer, offset and length multiple */
+#define DIO_MIN (256u << 10)     /* smaller chunks go through the page cache */
 #define ARENA_SPARE 128          /* arena slots beyond the cache: in-flight reads */
 #define HUGE_BYTES (2u << 20)    /* arena alignment, for transparent huge pages */
-#define PF_THREADS_MAX 4         /* read-ahead workers: at most, and at most the CPUs */
-#define PF_QUEUE_MAX 128         /* blocks queued or decrypting (8 MiB) */
-
-struct pjob;
-struct vv_content;
-static void pf_quiesce(struct vv_content *c, bool stop);
 
 /* ---- decrypted-block cache ---------------------------------------------- */
 
@@ -126,9 +125,10 @@ struct vv_content {
 	bool dir_ok[256];                        /* chunks/XX known to exist */
 	bool chunks_dirty;                       /* chunks/ gained an entry */
 	bool store_dirty;                        /* STORE gained chunks/ */
-	uint8_t *wbuf;                           /* reused chunk image */
+	uint8_t *wbuf;                           /* reused chunk image, DIO_ALIGN-aligned */
 	size_t wcap;
 	bool wbusy;
+	bool direct;                             /* write chunks with O_DIRECT (until refused) */
 
 	pthread_mutex_t cmu;                     /* ctx table */
 	struct cent *ctx[CTX_MAX];
@@ -154,14 +154,7 @@ struct vv_content {
 	uint32_t *afree;                         /* free slot indices (a stack) */
 	uint32_t nslots, nafree;
 
-	/* Read-ahead workers (started at the first vv_content_prefetch). */
-	pthread_mutex_t pmu;                     /* the queue and counters */
-	pthread_cond_t pwork, pidle;
-	struct pjob *phead, *ptail;
-	size_t nqueued, nrunning;
-	bool pstop;
-	pthread_t pth[PF_THREADS_MAX];
-	int npth;
+	struct content_ra *ra;                   /* read-ahead (content_ra.c) */
 };
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -714,9 +707,6 @@ int vv_content_open(const char *store_dir, size_t cache_bytes, struct vv_content
 	/* About one bucket per cached full block, at least a few. */
 	for (nb = 16; nb < per / VV_BLOCK_SIZE * 2; nb <<= 1)
 		;
-	pthread_mutex_init(&c->pmu, NULL);
-	pthread_cond_init(&c->pwork, NULL);
-	pthread_cond_init(&c->pidle, NULL);
 	for (int i = 0; i < NSHARDS; i++) {
 		struct shard *s = &c->shards[i];
 		pthread_mutex_init(&s->mu, NULL);
@@ -727,6 +717,9 @@ int vv_content_open(const char *store_dir, size_t cache_bytes, struct vv_content
 		if (per && !(s->tab = calloc(nb, sizeof(*s->tab))))
 			goto out;
 	}
+	if (!(c->ra = content_ra_new(c)))
+		goto out;
+	c->direct = true;
 	arena_map(c, cache_bytes);
 	if (!(c->store = strdup(store_dir)) ||
 	    asprintf(&c->chunks, "%s/chunks", store_dir) < 0) {
@@ -756,16 +749,14 @@ void vv_content_close(struct vv_content *c)
 {
 	if (!c)
 		return;
-	pf_quiesce(c, true);
+	content_ra_free(c->ra);   /* no load may outlive the cache */
+	c->ra = NULL;
 	vv_content_cache_drop(c);
 	for (int i = 0; i < NSHARDS; i++) {
 		free(c->shards[i].tab);
 		pthread_mutex_destroy(&c->shards[i].mu);
 		pthread_cond_destroy(&c->shards[i].cv);
 	}
-	pthread_mutex_destroy(&c->pmu);
-	pthread_cond_destroy(&c->pwork);
-	pthread_cond_destroy(&c->pidle);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->cmu);
 	for (int i = 0; i < c->nfree; i++)
@@ -784,7 +775,7 @@ void vv_content_close(struct vv_content *c)
 void vv_content_cache_drop(struct vv_content *c)
 {
 	/* No decrypt may outlive the drop (it follows a key's removal). */
-	pf_quiesce(c, false);
+	content_ra_quiesce(c->ra, false);
 	for (int i = 0; i < NSHARDS; i++)
 		shard_clear(c, &c->shards[i]);
 	ctx_drop(c, NULL);
@@ -838,6 +829,21 @@ out:
 	return r;
 }
 
+/* A chunk image buffer aligned for O_DIRECT (NULL when out of memory).
+ * Images of a huge page or more are huge-page aligned with a THP hint: an
+ * O_DIRECT write pins the buffer's pages, which costs per page. */
+static uint8_t *img_alloc(size_t need)
+{
+	size_t align = need >= HUGE_BYTES ? HUGE_BYTES : DIO_ALIGN;
+	void *p = NULL;
+
+	if (posix_memalign(&p, align, need) != 0)
+		return NULL;
+	if (align == HUGE_BYTES)
+		madvise(p, need & ~(size_t)(HUGE_BYTES - 1), MADV_HUGEPAGE);   /* a hint */
+	return p;
+}
+
 /* Borrow the shared chunk image buffer, or a private one if it is in use. */
 static uint8_t *wbuf_get(struct vv_content *c, size_t need)
 {
@@ -847,7 +853,7 @@ static uint8_t *wbuf_get(struct vv_content *c, size_t need)
 	if (!c->wbusy) {
 		if (c->wcap < need) {
 			free(c->wbuf);
-			c->wbuf = malloc(need);
+			c->wbuf = img_alloc(need);
 			c->wcap = c->wbuf ? need : 0;
 		}
 		if (c->wbuf) {
@@ -856,7 +862,87 @@ static uint8_t *wbuf_get(struct vv_content *c, size_t need)
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
-	return p ? p : malloc(need);
+	return p ? p : img_alloc(need);
+}
+
+bool vv_content_direct_io(struct vv_content *c)
+{
+	bool d;
+
+	pthread_mutex_lock(&c->mu);
+	d = c->direct;
+	pthread_mutex_unlock(&c->mu);
+	return d;
+}
+
+/* The STORE's file system refused O_DIRECT: write through the page cache
+ * from now on (said once). */
+static void direct_refused(struct vv_content *c, const char *what)
+{
+	bool was;
+
+	pthread_mutex_lock(&c->mu);
+	was = c->direct;
+	c->direct = false;
+	pthread_mutex_unlock(&c->mu);
+	if (was)
+		vv_log(VV_LOG_INFO, "content: the store's file system refuses O_DIRECT (%s): "
+		       "chunks are written through the page cache", what);
+}
+
+/* Write a chunk image of total bytes to the new file tmp (created here,
+ * O_EXCL).  Its largest DIO_ALIGN multiple goes with O_DIRECT from the
+ * aligned image, so the kernel copies nothing into the page cache (perf:
+ * that copy was half of the daemon's time in a sequential write); the
+ * tail, and small or refused chunks, through the page cache.  Neither is
+ * durable before vv_content_sync's fsync (O_DIRECT only bypasses the page
+ * cache: the device's cache and the file's size and extents still need
+ * it), so invariant 4 is unchanged.  0 or -errno; on failure tmp may exist
+ * (the caller unlinks it). */
+static int chunk_put(struct vv_content *c, const char *tmp, const uint8_t *img, size_t total)
+{
+	size_t dlen = total & ~(size_t)(DIO_ALIGN - 1), done = 0;
+	bool created = false;
+	int fd, r, rc;
+
+	if (dlen >= DIO_MIN && vv_content_direct_io(c)) {
+		fd = vv_os_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_DIRECT, 0600);
+		if (fd == -EINVAL) {
+			/* Refused at open (the file may exist by then). */
+			direct_refused(c, "open");
+			if ((r = vv_os_unlink(tmp)) < 0 && r != -ENOENT)
+				return r;
+		} else if (fd < 0) {
+			return fd;
+		} else {
+			created = true;
+			r = vv_os_pwrite_full(fd, img, dlen, 0);
+			if (r == 0)
+				done = dlen;
+			else if (r == -EINVAL)   /* refused at write: all goes below */
+				direct_refused(c, "write");
+			rc = vv_os_close(fd);
+			if (r < 0 && r != -EINVAL)
+				return r;
+			if (rc < 0)
+				return rc;
+		}
+	}
+	if (done == total)
+		return 0;
+	fd = vv_os_open(tmp, O_WRONLY | O_NOFOLLOW | (created ? 0 : O_CREAT | O_EXCL), 0600);
+	if (fd < 0)
+		return fd;
+	r = vv_os_pwrite_full(fd, img + done, total - done, (off_t)done);
+	/* Start writing it to disk now, on this (the sealer's) thread:
+	 * vv_content_sync() runs before every commit, under the vault mutex,
+	 * and would otherwise push all the chunks of the last commit interval
+	 * through the disk while every request waits.  A hint only:
+	 * durability still comes from the fsync in vv_content_sync(). */
+	if (r == 0)
+		vv_os_writeback(fd, (off_t)total);
+	rc = vv_os_close(fd);   /* NFS and some others report ENOSPC only at close */
+	return r < 0 ? r : rc;
 }
 
 static void wbuf_put(struct vv_content *c, uint8_t *p)
@@ -878,7 +964,7 @@ int vv_content_write_chunk(struct vv_content *c, const uint8_t coll_key[32],
 	uint8_t *key = NULL, *img = NULL;
 	struct vv_gcm *g = NULL;
 	size_t total = VV_CHUNK_HDR_BYTES, off;
-	int fd = -1, r = VV_EINVAL;
+	int r = VV_EINVAL;
 
 	if (!c || !coll_key || !blocks || !ext || n == 0 || n > VV_CHUNK_MAX_BLOCKS)
 		goto out;
@@ -921,22 +1007,7 @@ int vv_content_write_chunk(struct vv_content *c, const uint8_t coll_key[32],
 		goto out;
 	chunk_path(c, id, tmp, sizeof(tmp), true);
 	chunk_path(c, id, path, sizeof(path), false);
-	fd = vv_os_open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
-	if (fd < 0) {
-		r = vv_err_from_errno(-fd);
-		goto out;
-	}
-	if ((r = vv_os_pwrite_full(fd, img, total, 0)) < 0)
-		goto out_unlink;
-	/* Start writing the chunk to disk now, on this (the sealer's) thread:
-	 * vv_content_sync() runs before every commit, under the vault mutex,
-	 * and would otherwise push all the chunks of the last commit interval
-	 * through the disk while every request waits.  A hint only:
-	 * durability still comes from the fsync in vv_content_sync(). */
-	vv_os_writeback(fd, (off_t)total);
-	r = vv_os_close(fd);
-	fd = -1;
-	if (r < 0)   /* NFS and some others report ENOSPC only at close */
+	if ((r = chunk_put(c, tmp, img, total)) < 0)
 		goto out_unlink;
 	if ((r = vv_os_rename(tmp, path)) < 0)
 		goto out_unlink;
@@ -944,9 +1015,6 @@ int vv_content_write_chunk(struct vv_content *c, const uint8_t coll_key[32],
 	goto out;
 out_unlink:
 	vv_log(VV_LOG_ERR, "content: writing chunk %s failed: %s", tmp, strerror(-r));
-	if (fd >= 0)
-		vv_os_close(fd);
-	fd = -1;
 	vv_os_unlink(tmp);
 	r = vv_err_from_errno(-r);
 out:
@@ -1022,16 +1090,43 @@ int vv_content_sync(struct vv_content *c)
 
 /* ---- read ----------------------------------------------------------------- */
 
+/* One pread of a block's ciphertext||tag from its chunk into buf (BUF_BYTES),
+ * then an AES-GCM open in place.  Shared by readers and read-ahead loads, so
+ * both authenticate a block exactly alike.  Nothing locked. */
+static int block_decrypt(struct vv_content *c, const uint8_t coll_key[32],
+			 const uint8_t kfp[KFP_BYTES], const uint8_t *objid,
+			 const uint8_t id[VV_CHUNK_ID_BYTES], uint32_t slot, uint64_t fblock,
+			 uint32_t off, uint32_t len, uint8_t *buf)
+{
+	uint8_t nonce[VV_GCM_NONCE_BYTES], ad[AD_BYTES];
+	size_t clen = (size_t)len + VV_TAG_BYTES;
+	struct cent *ce = NULL;
+	struct vv_gcm *g = NULL;
+	ssize_t got;
+	int r;
+
+	if ((r = ctx_acquire(c, coll_key, kfp, id, &ce, &g)) < 0)
+		return r;
+	got = vv_os_pread_full(ce->fd, buf, clen, off);
+	if (got < 0) {
+		r = vv_err_from_errno((int)-got);
+	} else if ((size_t)got != clen) {
+		r = VV_ECORRUPT;         /* the chunk was truncated */
+	} else {
+		make_nonce(nonce, slot);
+		make_ad(ad, objid, fblock, id, slot, len);
+		r = vv_gcm_open(g, nonce, ad, sizeof(ad), buf, len, buf + len, buf);
+	}
+	ctx_release(c, ce, g);
+	return r;
+}
+
 int vv_content_read_range(struct vv_content *c, const uint8_t coll_key[32],
 			  const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e,
 			  uint32_t from, uint32_t n, uint8_t *out)
 {
-	uint8_t kfp[KFP_BYTES], nonce[VV_GCM_NONCE_BYTES], ad[AD_BYTES];
-	struct cent *ce = NULL;
-	struct vv_gcm *g = NULL;
+	uint8_t kfp[KFP_BYTES];
 	uint8_t *buf = NULL;
-	size_t clen;
-	ssize_t got;
 	bool zero = false;
 	int r = VV_EINVAL;
 
@@ -1047,24 +1142,11 @@ int vv_content_read_range(struct vv_content *c, const uint8_t coll_key[32],
 		goto out;
 	}
 
-	clen = (size_t)e->len + VV_TAG_BYTES;
 	r = VV_ENOMEM;
 	if (!(buf = buf_get(c)))
 		goto out;
-	if ((r = ctx_acquire(c, coll_key, kfp, e->chunk_id, &ce, &g)) < 0)
-		goto out;
-	/* One pread of ciphertext||tag, then decrypt in place. */
-	got = vv_os_pread_full(ce->fd, buf, clen, e->off);
-	if (got < 0) {
-		r = vv_err_from_errno((int)-got);
-	} else if ((size_t)got != clen) {
-		r = VV_ECORRUPT;         /* the chunk was truncated */
-	} else {
-		make_nonce(nonce, e->slot);
-		make_ad(ad, objid, e->fblock, e->chunk_id, e->slot, e->len);
-		r = vv_gcm_open(g, nonce, ad, sizeof(ad), buf, e->len, buf + e->len, buf);
-	}
-	ctx_release(c, ce, g);
+	r = block_decrypt(c, coll_key, kfp, objid, e->chunk_id, e->slot, e->fblock, e->off,
+			  e->len, buf);
 	if (r < 0) {
 		char hex[HEX_ID + 1];
 		vv_hex_encode(hex, e->chunk_id, VV_CHUNK_ID_BYTES);
@@ -1093,85 +1175,80 @@ int vv_content_read_block(struct vv_content *c, const uint8_t coll_key[32],
 	return vv_content_read_range(c, coll_key, objid, e, 0, e->len, out);
 }
 
-/* ---- read-ahead ------------------------------------------------------------
- *
- * vv_content_prefetch queues blocks for a few workers that decrypt them into
- * the block cache ahead of the reader, so decryption runs on other CPUs while
- * the request thread copies to the kernel, and a many-block read decrypts
- * its blocks in parallel.  A queued block has a loading entry in the cache
- * (see struct bent); its job holds an open chunk and a GCM context of its
- * own.  What reaches a reader is only ever what vv_content_read_range would
- * have decrypted itself: the entry is keyed and checked exactly like one a
- * reader made, and a block that fails to authenticate leaves no entry, so
- * the reader decrypts it again and gets the error. */
+/* ---- loads: the block cache's side of read-ahead (content_ra_int.h) ------- */
 
-/* The collection key of one vv_content_prefetch call, shared by its jobs:
- * a copy in secure memory, freed with the last job.  The worker takes a
- * pooled GCM context with it when it runs the job (holding one per queued
- * job would create and free a key schedule per block). */
-struct pkey {
-	uint8_t *key;                            /* VV_KEY_BYTES, vv_secure_alloc */
-	int refs;                                /* under pmu */
-};
-
-struct pjob {
-	struct pjob *next;
-	struct pkey *pk;
+struct content_load {
 	struct bent *b;                          /* the loading entry (holds the extent) */
 };
 
-static void pkey_put(struct vv_content *c, struct pkey *pk)
+int content_key_fp(uint8_t fp[CONTENT_KFP_BYTES], const uint8_t coll_key[32])
 {
-	bool last;
-
-	if (!pk)
-		return;
-	pthread_mutex_lock(&c->pmu);
-	last = --pk->refs == 0;
-	pthread_mutex_unlock(&c->pmu);
-	if (last) {
-		vv_secure_free(pk->key);
-		free(pk);
-	}
+	return key_fp(fp, coll_key);
 }
 
-/* Decrypt job j into its entry (nothing locked). */
-static int pjob_decrypt(struct vv_content *c, struct pjob *j)
+int content_load_begin(struct vv_content *c, const uint8_t kfp[CONTENT_KFP_BYTES],
+		       const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e,
+		       struct content_load **out)
 {
-	uint8_t nonce[VV_GCM_NONCE_BYTES], ad[AD_BYTES];
-	struct bent *b = j->b;
-	size_t clen = (size_t)b->len + VV_TAG_BYTES;
-	struct cent *ce;
-	struct vv_gcm *g;
-	ssize_t got;
+	size_t h = id_hash(e->chunk_id, e->slot);
+	struct shard *s = shard_of(c, h);
+	struct bent *b = NULL, *victims = NULL;
+	struct content_load *l = NULL;
+	bool there;
 	int r;
 
-	if ((r = ctx_acquire(c, j->pk->key, b->kfp, b->id, &ce, &g)) < 0)
-		return r;
-	got = vv_os_pread_full(ce->fd, b->data, clen, b->off);
-	if (got < 0) {
-		r = vv_err_from_errno((int)-got);
-	} else if ((size_t)got != clen) {
-		r = VV_ECORRUPT;
-	} else {
-		make_nonce(nonce, b->slot);
-		make_ad(ad, b->objid, b->fblock, b->id, b->slot, b->len);
-		r = vv_gcm_open(g, nonce, ad, sizeof(ad), b->data, b->len, b->data + b->len,
-				b->data);
+	*out = NULL;
+	if (!extent_ok(e) || e->len > s->cap)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	there = shard_find(s, h, e->chunk_id, e->slot) != NULL;
+	pthread_mutex_unlock(&s->mu);
+	if (there)
+		return 0;
+	r = VV_ENOMEM;
+	if (!(l = calloc(1, sizeof(*l))) || !(b = bent_new(kfp, objid, e)) ||
+	    !(b->data = buf_get(c)))
+		goto fail;
+	b->loading = true;
+	b->prev = b->next = b;   /* off the LRU list: lru_unlink is a no-op */
+
+	pthread_mutex_lock(&s->mu);
+	if (shard_find(s, h, e->chunk_id, e->slot)) {
+		pthread_mutex_unlock(&s->mu);   /* a reader was quicker */
+		r = 0;
+		goto fail;
 	}
-	ctx_release(c, ce, g);
+	victims = shard_make_room(s, b->len, NULL);
+	b->hnext = *bucket(s, h);
+	*bucket(s, h) = b;
+	s->bytes += b->len;
+	pthread_mutex_unlock(&s->mu);
+	bents_free(c, victims);
+	l->b = b;
+	*out = l;
+	return 1;
+fail:
+	if (b)
+		buf_put(c, b->data);
+	free(b);
+	free(l);
 	return r;
 }
 
-/* Finish job j with result r (0: the entry becomes a normal cache entry;
- * otherwise it goes, and the reader that wanted it decrypts for itself). */
-static void pjob_finish(struct vv_content *c, struct pjob *j, int r)
+int content_load_run(struct vv_content *c, const uint8_t coll_key[32], struct content_load *l)
 {
-	struct bent *b = j->b, *victims = NULL;
+	struct bent *b = l->b;
+
+	return block_decrypt(c, coll_key, b->kfp, b->objid, b->id, b->slot, b->fblock, b->off,
+			     b->len, b->data);
+}
+
+void content_load_end(struct vv_content *c, struct content_load *l, int r)
+{
+	struct bent *b = l->b, *victims = NULL;
 	size_t h = id_hash(b->id, b->slot);
 	struct shard *s = shard_of(c, h);
 
-	pkey_put(c, j->pk);
 	pthread_mutex_lock(&s->mu);
 	if (b->dead) {
 		victims = b;             /* already out of the shard */
@@ -1189,171 +1266,17 @@ static void pjob_finish(struct vv_content *c, struct pjob *j, int r)
 	if (victims)
 		vv_memzero(victims->data, victims->len);
 	bents_free(c, victims);
-	free(j);
-}
-
-static void *pf_worker(void *arg)
-{
-	struct vv_content *c = arg;
-	struct pjob *j;
-
-	pthread_mutex_lock(&c->pmu);
-	for (;;) {
-		while (!c->phead && !c->pstop)
-			pthread_cond_wait(&c->pwork, &c->pmu);
-		if (!(j = c->phead))
-			break;
-		if (!(c->phead = j->next))
-			c->ptail = NULL;
-		c->nqueued--;
-		c->nrunning++;
-		pthread_mutex_unlock(&c->pmu);
-		pjob_finish(c, j, pjob_decrypt(c, j));
-		pthread_mutex_lock(&c->pmu);
-		if (--c->nrunning == 0 && !c->phead)
-			pthread_cond_broadcast(&c->pidle);
-	}
-	pthread_mutex_unlock(&c->pmu);
-	return NULL;
-}
-
-/* Start the workers once (pmu held); false if none could be started. */
-static bool pf_start(struct vv_content *c)
-{
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int want = ncpu < 1 ? 1 : ncpu > PF_THREADS_MAX ? PF_THREADS_MAX : (int)ncpu;
-
-	while (c->npth < want && pthread_create(&c->pth[c->npth], NULL, pf_worker, c) == 0)
-		c->npth++;
-	return c->npth > 0;
-}
-
-/* Cancel what is queued and wait for the running jobs (nothing locked).
- * stop: also end the workers. */
-static void pf_quiesce(struct vv_content *c, bool stop)
-{
-	struct pjob *q;
-
-	pthread_mutex_lock(&c->pmu);
-	q = c->phead;
-	c->phead = c->ptail = NULL;
-	c->nqueued = 0;
-	while (c->nrunning > 0)
-		pthread_cond_wait(&c->pidle, &c->pmu);
-	if (stop)
-		c->pstop = true;
-	pthread_cond_broadcast(&c->pwork);
-	pthread_mutex_unlock(&c->pmu);
-	while (q) {
-		struct pjob *next = q->next;
-		pjob_finish(c, q, VV_ECANCELED);
-		q = next;
-	}
-	if (stop) {
-		for (int i = 0; i < c->npth; i++)
-			pthread_join(c->pth[i], NULL);
-		c->npth = 0;
-	}
-}
-
-/* Queue one block (pmu not held).  1 if queued, 0 if it needs no work
- * (cached or already loading), < 0 on failure. */
-static int pf_queue_one(struct vv_content *c, struct pkey *pk, const uint8_t kfp[KFP_BYTES],
-			const uint8_t *objid, const struct vv_extent *e)
-{
-	size_t h = id_hash(e->chunk_id, e->slot);
-	struct shard *s = shard_of(c, h);
-	struct bent *b = NULL, *victims = NULL;
-	struct pjob *j = NULL;
-	bool there;
-	int r;
-
-	pthread_mutex_lock(&s->mu);
-	there = shard_find(s, h, e->chunk_id, e->slot) != NULL;
-	pthread_mutex_unlock(&s->mu);
-	if (there)
-		return 0;
-	r = VV_ENOMEM;
-	if (!(j = calloc(1, sizeof(*j))) || !(b = bent_new(kfp, objid, e)) ||
-	    !(b->data = buf_get(c)))
-		goto fail;
-	b->loading = true;
-	b->prev = b->next = b;   /* off the LRU list: lru_unlink is a no-op */
-	j->b = b;
-
-	pthread_mutex_lock(&s->mu);
-	if (shard_find(s, h, e->chunk_id, e->slot)) {
-		pthread_mutex_unlock(&s->mu);   /* a reader was quicker */
-		r = 0;
-		goto fail;
-	}
-	victims = shard_make_room(s, b->len, NULL);
-	b->hnext = *bucket(s, h);
-	*bucket(s, h) = b;
-	s->bytes += b->len;
-	pthread_mutex_unlock(&s->mu);
-	bents_free(c, victims);
-
-	pthread_mutex_lock(&c->pmu);
-	j->pk = pk;
-	pk->refs++;
-	if (c->ptail)
-		c->ptail->next = j;
-	else
-		c->phead = j;
-	c->ptail = j;
-	c->nqueued++;
-	pthread_cond_signal(&c->pwork);
-	pthread_mutex_unlock(&c->pmu);
-	return 1;
-fail:
-	if (b)
-		buf_put(c, b->data);
-	free(b);
-	free(j);
-	return r;
+	free(l);
 }
 
 int vv_content_prefetch(struct vv_content *c, const uint8_t coll_key[32],
 			const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n)
 {
-	uint8_t kfp[KFP_BYTES];
-	struct pkey *pk = NULL;
-	size_t queued = 0;
-	bool room;
-	int r;
-
 	if (!c || !coll_key || !objid || (!e && n))
 		return VV_EINVAL;
 	if (!n || !c->shards[0].cap)
 		return 0;
-	if ((r = key_fp(kfp, coll_key)) < 0)
-		return r;
-	r = VV_ENOMEM;
-	if (!(pk = calloc(1, sizeof(*pk))) || !(pk->key = vv_secure_alloc(VV_KEY_BYTES))) {
-		free(pk);
-		return r;
-	}
-	memcpy(pk->key, coll_key, VV_KEY_BYTES);
-	pk->refs = 1;                            /* ours, until the loop ends */
-	r = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (!extent_ok(&e[i]) || e[i].len > c->shards[0].cap)
-			continue;
-		pthread_mutex_lock(&c->pmu);
-		room = !c->pstop && c->nqueued + c->nrunning < PF_QUEUE_MAX &&
-		       (c->npth > 0 || pf_start(c));
-		pthread_mutex_unlock(&c->pmu);
-		if (!room)
-			break;
-		if ((r = pf_queue_one(c, pk, kfp, objid, &e[i])) < 0)
-			break;
-		queued += (size_t)r;
-	}
-	pkey_put(c, pk);
-	if (r < 0)
-		return r;
-	return (int)(queued > INT32_MAX ? INT32_MAX : queued);
+	return content_ra_queue(c->ra, coll_key, objid, e, n);
 }
 
 /* ---- unlink, list, size --------------------------------------------------- */

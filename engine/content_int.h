@@ -21,6 +21,7 @@
 #ifndef VV_CONTENT_INT_H
 #define VV_CONTENT_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,6 +69,13 @@ struct vv_extent {
  * VV_EINVAL on bad arguments, VV_ENOSPC on a full disk (nothing left behind). */
 int vv_content_write_chunk(struct vv_content *c, const uint8_t coll_key[32],
 			   const struct vv_block_in *blocks, size_t n, struct vv_extent *ext);
+
+/* Whether chunks are written with O_DIRECT (true from open until the
+ * STORE's file system refuses it once, at open or at write; then every chunk
+ * goes through the page cache, which is also how chunks under 256 KiB and
+ * each chunk's last partial 4 KiB are written).  Either way a chunk is
+ * durable only after vv_content_sync(). */
+bool vv_content_direct_io(struct vv_content *c);
 
 /* fsync every chunk written (by this handle) since the last successful sync,
  * then each chunks/XX directory touched, then chunks/ and STORE if a directory

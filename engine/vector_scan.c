@@ -473,6 +473,11 @@ static int job_run(struct job *j, unsigned threads, struct worker **wsp, size_t 
 	work(&ws[0]);
 	for (size_t t = 1; t < started; t++)
 		pthread_join(ws[t].th, NULL);
+	/* Worker 0 reports as it goes, but the last unit may have been another
+	 * worker's: say where the scan ended (one thread again here), so a
+	 * progress line reaches 100% whichever worker finished. */
+	if (j->s->progress)
+		j->s->progress(j->s->progress_ctx, atomic_load(&j->done), j->total);
 	*startedp = started;
 	return 0;
 }

@@ -17,12 +17,14 @@ static struct vv_os_ops table;
 static struct os_fault faults[OSF_NOPS];
 static unsigned long calls[OSF_NOPS];
 static char *fd_path[MAXFD];
+static int fd_flags[MAXFD];
 static struct { char *path; int seq; } fsync_log[MAXLOG];
 static int nlog;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* -err when a fault of kind op applies to path, else 0; counts the call. */
-static int fault_for(enum os_fault_op op, const char *path)
+/* -err when a fault of kind op applies to path (and open flags fl), else
+ * 0; counts the call. */
+static int fault_for(enum os_fault_op op, const char *path, int fl)
 {
 	struct os_fault f;
 
@@ -30,7 +32,8 @@ static int fault_for(enum os_fault_op op, const char *path)
 	calls[op]++;
 	f = faults[op];
 	pthread_mutex_unlock(&mu);
-	if (!f.err || (f.path_has && (!path || !strstr(path, f.path_has))))
+	if (!f.err || (f.path_has && (!path || !strstr(path, f.path_has))) ||
+	    (fl & f.flags_has) != f.flags_has)
 		return 0;
 	return -f.err;
 }
@@ -40,10 +43,21 @@ static const char *path_of(int fd)
 	return fd >= 0 && fd < MAXFD ? fd_path[fd] : NULL;
 }
 
+static int flags_of(int fd)
+{
+	return fd >= 0 && fd < MAXFD ? fd_flags[fd] : 0;
+}
+
 static int t_open(const char *p, int fl, mode_t m)
 {
-	int fd, r = fault_for(OSF_OPEN, p);
+	int fd, r = fault_for(OSF_OPEN, p, fl);
 
+	if (r < 0 && faults[OSF_OPEN].after) {
+		/* Like the kernel: the file is created, then the open fails. */
+		fd = vv_os_real.open(p, fl & ~faults[OSF_OPEN].flags_has, m);
+		if (fd >= 0)
+			vv_os_real.close(fd);
+	}
 	if (r < 0)
 		return r;
 	fd = vv_os_real.open(p, fl, m);
@@ -51,6 +65,7 @@ static int t_open(const char *p, int fl, mode_t m)
 		pthread_mutex_lock(&mu);
 		free(fd_path[fd]);
 		fd_path[fd] = strdup(p);
+		fd_flags[fd] = fl;
 		pthread_mutex_unlock(&mu);
 	}
 	return fd;
@@ -58,7 +73,7 @@ static int t_open(const char *p, int fl, mode_t m)
 
 static ssize_t t_pwrite(int fd, const void *b, size_t n, off_t o)
 {
-	int r = fault_for(OSF_PWRITE, path_of(fd));
+	int r = fault_for(OSF_PWRITE, path_of(fd), flags_of(fd));
 
 	if (r < 0 && faults[OSF_PWRITE].partial && n > 1)
 		return vv_os_real.pwrite(fd, b, n / 2, o);
@@ -70,7 +85,7 @@ static ssize_t t_pwrite(int fd, const void *b, size_t n, off_t o)
 static int t_fsync(int fd)
 {
 	const char *p = path_of(fd);
-	int r = fault_for(OSF_FSYNC, p);
+	int r = fault_for(OSF_FSYNC, p, 0);
 
 	if (r < 0 || (r = vv_os_real.fsync(fd)) < 0)
 		return r;
@@ -86,7 +101,7 @@ static int t_fsync(int fd)
 
 static int t_rename(const char *a, const char *b)
 {
-	int r = fault_for(OSF_RENAME, a);
+	int r = fault_for(OSF_RENAME, a, 0);
 
 	return r < 0 ? r : vv_os_real.rename(a, b);
 }

@@ -5,7 +5,8 @@
  * real one, except where a fault is set: a call of that kind, on a file
  * whose path contains the fault's substring (NULL: any file), returns
  * -err; a partial pwrite fault first writes half of any request longer
- * than one byte (a filling disk), so only the last byte fails.  It also
+ * than one byte (a filling disk), so only the last byte fails; flags_has
+ * narrows a fault to opens with those flags and writes through them.  It also
  * counts calls by kind, remembers which path each descriptor was opened
  * by, and logs successful fsyncs in order (crash-ordering checks).
  * test_crash keeps its own recording table: it replays power cuts.
@@ -24,6 +25,11 @@ struct os_fault {
 	int err;                     /* positive errno; 0: no fault */
 	const char *path_has;        /* only paths containing this; NULL: all */
 	bool partial;                /* pwrite: half of a larger request gets in */
+	int flags_has;               /* only opens with all these flags, and pwrites on
+				      * descriptors so opened (O_DIRECT); 0: any */
+	bool after;                  /* open: the file is opened (created) first, then
+				      * the call fails, as open(O_CREAT|O_DIRECT) does
+				      * where O_DIRECT is refused */
 };
 
 void os_fault_install(void);     /* resets faults, counters and the fsync log */

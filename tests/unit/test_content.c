@@ -433,6 +433,108 @@ static void test_sync(void)
 	free(store);
 }
 
+/* ---- O_DIRECT chunk writes ------------------------------------------------- */
+
+/* Write a full chunk (64 blocks, so an unaligned tail follows the O_DIRECT
+ * part), read every block back and check the file's exact size. */
+static void direct_roundtrip(struct vv_content *c, const char *store, const char *what)
+{
+	struct vv_block_in in[VV_CHUNK_MAX_BLOCKS];
+	struct vv_extent e[VV_CHUNK_MAX_BLOCKS];
+	static uint8_t out[VV_BLOCK_SIZE];
+	uint64_t want = VV_CHUNK_HDR_BYTES, size = 0;
+	char m[200], p[4200];
+	struct stat st;
+	int bad = 0;
+
+	for (int i = 0; i < VV_CHUNK_MAX_BLOCKS; i++) {
+		in[i] = (struct vv_block_in){ obj_a, (uint64_t)i, blk[i % 4], blen[i % 4] };
+		want += blen[i % 4] + 16;
+	}
+	snprintf(m, sizeof(m), "%s: write a 64-block chunk", what);
+	is_int(vv_content_write_chunk(c, key1, in, VV_CHUNK_MAX_BLOCKS, e), 0, m);
+	vv_content_cache_drop(c);                /* read from the file, not the cache */
+	for (int i = 0; i < VV_CHUNK_MAX_BLOCKS; i++)
+		if (vv_content_read_block(c, key1, obj_a, &e[i], out) != 0 ||
+		    memcmp(out, blk[i % 4], blen[i % 4]) != 0)
+			bad++;
+	snprintf(m, sizeof(m), "%s: every block reads back (the tail too)", what);
+	is_int(bad, 0, m);
+	path_of(p, sizeof(p), store, e[0].chunk_id);
+	if (stat(p, &st) == 0)
+		size = (uint64_t)st.st_size;
+	snprintf(m, sizeof(m), "%s: the chunk file is exactly its image (no padding)", what);
+	is_int((long long)size, (long long)want, m);
+	is_int((long long)vv_content_extent_end(&e[VV_CHUNK_MAX_BLOCKS - 1]), (long long)want,
+	       "(its last extent ends there)");
+	snprintf(m, sizeof(m), "%s: sync", what);
+	is_int(vv_content_sync(c), 0, m);
+}
+
+static void test_direct(void)
+{
+	char *store = mktmp();
+	struct vv_content *c = NULL;
+	struct vv_extent e[2];
+	int nbefore;
+
+	/* The store's file system takes O_DIRECT (ext4, tmpfs since 6.6). */
+	os_fault_install();
+	is_int(vv_content_open(store, VV_CONTENT_DEFAULT_CACHE, &c), 0, "open");
+	ok(vv_content_direct_io(c), "O_DIRECT wanted at open");
+	direct_roundtrip(c, store, "O_DIRECT");
+	if (!vv_content_direct_io(c))
+		tap_diag("(this store's file system refuses O_DIRECT: the fallback ran)");
+	is_int(vv_content_write_chunk(c, key1, (struct vv_block_in[]){ { obj_b, 0, blk[1], blen[1] } },
+				      1, e), 0, "a small chunk (page cache only)");
+	vv_content_close(c);
+	c = NULL;
+
+	/* Refused at open, after the file was created (what the kernel does
+	 * on file systems without direct I/O): the chunk is written through the
+	 * page cache, the refusal is remembered, no temp file stays. */
+	is_int(vv_content_open(store, VV_CONTENT_DEFAULT_CACHE, &c), 0, "open again");
+	os_fault_set(OSF_OPEN, (struct os_fault){ .err = EINVAL, .flags_has = O_DIRECT, .after = true });
+	direct_roundtrip(c, store, "open refuses O_DIRECT");
+	ok(!vv_content_direct_io(c), "the refusal is remembered");
+	/* Any O_DIRECT open would now fail the write: none is tried. */
+	os_fault_set(OSF_OPEN, (struct os_fault){ .err = EIO, .flags_has = O_DIRECT });
+	direct_roundtrip(c, store, "after the refusal (no O_DIRECT open tried)");
+	os_fault_clear(OSF_OPEN);
+	vv_content_close(c);
+	c = NULL;
+
+	/* Refused at the first write (open accepted it). */
+	is_int(vv_content_open(store, VV_CONTENT_DEFAULT_CACHE, &c), 0, "open again");
+	os_fault_set(OSF_PWRITE, (struct os_fault){ .err = EINVAL, .flags_has = O_DIRECT });
+	direct_roundtrip(c, store, "write refuses O_DIRECT");
+	ok(!vv_content_direct_io(c), "the refusal is remembered");
+	os_fault_clear(OSF_PWRITE);
+	vv_content_close(c);
+	c = NULL;
+
+	/* A real error on the O_DIRECT write is the chunk's error: nothing
+	 * falls back, nothing stays behind, O_DIRECT stays on. */
+	is_int(vv_content_open(store, VV_CONTENT_DEFAULT_CACHE, &c), 0, "open again");
+	nbefore = count_files(store);
+	os_fault_set(OSF_PWRITE, (struct os_fault){ .err = ENOSPC, .flags_has = O_DIRECT });
+	{
+		struct vv_block_in in[VV_CHUNK_MAX_BLOCKS];
+		struct vv_extent ee[VV_CHUNK_MAX_BLOCKS];
+		for (int i = 0; i < VV_CHUNK_MAX_BLOCKS; i++)
+			in[i] = (struct vv_block_in){ obj_a, (uint64_t)i, blk[0], VV_BLOCK_SIZE };
+		is_int(vv_content_write_chunk(c, key1, in, VV_CHUNK_MAX_BLOCKS, ee), VV_ENOSPC,
+		       "ENOSPC on the O_DIRECT write -> VV_ENOSPC");
+	}
+	os_fault_clear(OSF_PWRITE);
+	is_int(count_files(store), nbefore, "no file left behind (final or temp)");
+	ok(vv_content_direct_io(c), "ENOSPC is not a refusal of O_DIRECT");
+	vv_content_close(c);
+	os_fault_uninstall();
+	rmrf(store);
+	free(store);
+}
+
 static void test_list_and_blobs(void)
 {
 	char *store = mktmp();
@@ -772,6 +874,7 @@ int main(void)
 	test_prefetch_threads();
 	test_no_plaintext();
 	test_sync();
+	test_direct();
 	test_list_and_blobs();
 	test_threads();
 	bench();
