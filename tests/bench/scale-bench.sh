@@ -15,7 +15,7 @@
 # At the end, tests/bench/scale-bench-dirs.sh runs if it exists and is
 # executable, with the same environment (DIRS=0 leaves it out).
 #   env: VV_BIN (default: vecvault on PATH), THREADS (default: all CPUs),
-#        REPS (default 7), ROWS (500000), DIM (128), MOUNT (1),
+#        REPS (default 7), ROWS (500000), DIM (128), MOUNT (1), DIRS (1),
 #        MNT_DIR (use this directory on an existing mount instead of making one),
 #        DAEMON_PIDFILE (that mount's pid file: report the daemon's CPU time)
 set -eu
