@@ -378,10 +378,34 @@ const struct vv_kernels *vv_kernels_get(void)
 	return atomic_load(&chosen);
 }
 
+#ifdef VV_HAVE_OPENBLAS
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+/* OpenBLAS's own pool: in its pthread and OpenMP builds, not in its
+ * public headers, absent from the serial build (weak: NULL there). */
+extern void blas_thread_shutdown_(void) __attribute__((weak));
+
+/* Our threads split the data; OpenBLAS must not start its own per call.
+ * Its pthread build also starts a pool of ncpu - 1 threads when it is
+ * loaded, before main, and they spin on sched_yield for ~2^28 cycles
+ * waiting for work (the 1,000-2,400 sched_yield that strace counted in every
+ * `vecvault query`, whatever the batch): with one thread set, no call ever
+ * uses them, so stop them. */
+static void blas_init(void)
+{
+	openblas_set_num_threads(1);
+	if (blas_thread_shutdown_)
+		blas_thread_shutdown_();
+}
+#endif
+
 void vv_kernels_configure(const char *simd, bool no_blas)
 {
 	atomic_store(&chosen, pick(simd));
 	atomic_store(&blas_off, no_blas);
+#ifdef VV_HAVE_OPENBLAS
+	pthread_once(&blas_once, blas_init);   /* early: stop the idle pool */
+#endif
 }
 
 const char *vv_knn_kernel_name(void)
@@ -493,15 +517,6 @@ void vv_topk_push(struct vv_topk *t, float d, uint32_t seg, uint64_t row)
 
 /* ---- batch path: BLAS sgemm + filtered top-k -------------------------------- */
 
-#ifdef VV_HAVE_OPENBLAS
-static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
-
-/* Our threads split the data; OpenBLAS must not start its own per call. */
-static void blas_init(void)
-{
-	openblas_set_num_threads(1);
-}
-#endif
 
 bool vv_blas_available(void)
 {

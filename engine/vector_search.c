@@ -427,46 +427,71 @@ static void seg_release(struct cseg *s, struct scan_io *io)
 }
 
 /* Opening thousands of segments is a few syscalls each, most of the open's
- * time for small ones: threads open and probe them in parallel, each taking
- * the next name; the caller then checks them in name order. */
+ * time for small ones, and closing them is one more each: threads open and
+ * probe them in parallel (the caller then checks them in name order), and
+ * release them in parallel, each thread taking the next index. */
 #define LOAD_PER_THREAD 64u      /* fewer segments per thread: not worth one */
 #define LOAD_MAX_THREADS 8u
+
+struct par {
+	void (*fn)(void *ctx, size_t i);
+	void *ctx;
+	size_t n;
+	atomic_size_t next;
+};
+
+static void *par_work(void *arg)
+{
+	struct par *p = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&p->next, 1)) < p->n)
+		p->fn(p->ctx, i);
+	return NULL;
+}
+
+/* fn(ctx, i) for every i < n, on up to LOAD_MAX_THREADS threads. */
+static void par_run(size_t n, void (*fn)(void *, size_t), void *ctx)
+{
+	pthread_t th[LOAD_MAX_THREADS];
+	struct par p = { .fn = fn, .ctx = ctx, .n = n };
+	size_t nt = (size_t)sysconf(_SC_NPROCESSORS_ONLN), started;
+
+	nt = nt < 1 ? 1 : nt > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : nt;
+	if (nt > n / LOAD_PER_THREAD + 1)
+		nt = n / LOAD_PER_THREAD + 1;
+	for (started = 1; started < nt; started++)
+		if (pthread_create(&th[started], NULL, par_work, &p) != 0)
+			break;
+	par_work(&p);
+	for (size_t t = 1; t < started; t++)
+		pthread_join(th[t], NULL);
+}
 
 struct loader {
 	int dirfd;
 	struct scan_io *io;
 	char *const *idsv;
-	size_t nids, n;
+	size_t nids;
 	struct cseg *segs;
 	int *res;
 	const char **why;
-	atomic_size_t next;
 };
 
-static void *load_work(void *arg)
+static void load_one(void *arg, size_t i)
 {
 	struct loader *l = arg;
-	size_t i;
 
-	while ((i = atomic_fetch_add(&l->next, 1)) < l->n)
-		l->res[i] = seg_load(l->dirfd, l->io, l->idsv, l->nids, &l->segs[i], &l->why[i]);
-	return NULL;
+	l->res[i] = seg_load(l->dirfd, l->io, l->idsv, l->nids, &l->segs[i], &l->why[i]);
 }
 
-static void load_all(struct loader *l)
+static void release_one(void *arg, size_t i)
 {
-	pthread_t th[LOAD_MAX_THREADS];
-	size_t nt = (size_t)sysconf(_SC_NPROCESSORS_ONLN), started;
+	struct vv_collection *c = arg;
 
-	nt = nt < 1 ? 1 : nt > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : nt;
-	if (nt > l->n / LOAD_PER_THREAD + 1)
-		nt = l->n / LOAD_PER_THREAD + 1;
-	for (started = 1; started < nt; started++)
-		if (pthread_create(&th[started], NULL, load_work, l) != 0)
-			break;
-	load_work(l);
-	for (size_t t = 1; t < started; t++)
-		pthread_join(th[t], NULL);
+	seg_release(&c->segs[i], c->io);
+	free(c->segs[i].name);
+	c->segs[i].name = NULL;
 }
 
 static int read_schema(const char *dir, struct vv_schema *s, char *err, size_t errlen)
@@ -607,9 +632,9 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 		names[i] = NULL;
 	}
 	memset(&ld, 0, sizeof(ld));
-	ld = (struct loader){ .dirfd = dirfd(d), .io = c->io, .idsv = idsv, .nids = nids, .n = nnames,
+	ld = (struct loader){ .dirfd = dirfd(d), .io = c->io, .idsv = idsv, .nids = nids,
 			      .segs = c->segs, .res = res, .why = whys };
-	load_all(&ld);
+	par_run(nnames, load_one, &ld);
 	loaded = true;
 	/* in name order: the first good segment fixes the schema, the first
 	 * bad one fails the open */
@@ -687,10 +712,7 @@ void vv_collection_free(struct vv_collection *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->nsegs; i++) {
-		seg_release(&c->segs[i], c->io);
-		free(c->segs[i].name);
-	}
+	par_run(c->nsegs, release_one, c);
 	for (size_t i = 0; i < c->nskipped; i++)
 		free(c->skipped[i]);
 	free(c->skipped);

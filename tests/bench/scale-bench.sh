@@ -13,9 +13,9 @@
 # of ctest: it needs ~3 GB of disk and RAM and several minutes (copying
 # 10,000 files into the mount dominates the first run).
 # At the end, tests/bench/scale-bench-dirs.sh runs if it exists and is
-# executable, with the same environment.
+# executable, with the same environment (DIRS=0 leaves it out).
 #   env: VV_BIN (default: vecvault on PATH), THREADS (default: all CPUs),
-#        REPS (default 7), ROWS (500000), DIM (128), MOUNT (1),
+#        REPS (default 7), ROWS (500000), DIM (128), MOUNT (1), DIRS (1),
 #        MNT_DIR (use this directory on an existing mount instead of making one),
 #        DAEMON_PIDFILE (that mount's pid file: report the daemon's CPU time)
 set -eu
@@ -63,7 +63,7 @@ fi
 
 $PY "$HERE/scale_bench.py" run "$VV" "$REPS" "$THREADS" "$DATA" "${LOCS[@]}"
 
-if [ -x "$HERE/scale-bench-dirs.sh" ]; then
+if [ "${DIRS:-1}" != 0 ] && [ -x "$HERE/scale-bench-dirs.sh" ]; then
 	echo "# running $HERE/scale-bench-dirs.sh"
 	"$HERE/scale-bench-dirs.sh"
 fi

@@ -5,6 +5,7 @@
  * the query offload's in-memory scan (vv_segment_knn) against the same, and
  * the scan both share (vv_scan_run) over each way of reading a segment.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -940,6 +941,53 @@ static const struct vv_segment_view *kv(size_t len, const struct vv_segment_info
 	return &v;
 }
 
+/* Entries of /proc/self/DIR (fd, task), or -1. */
+static int proc_count(const char *what)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *de;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/%s", what);
+	if (!(d = opendir(path)))
+		return -1;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Opening and freeing a collection of hundreds of segments (released in
+ * parallel) leaves no descriptor behind, and the process runs no thread
+ * but its own between searches: not the scan's, not the loader's, not
+ * OpenBLAS's idle pool (stopped when the kernels are configured; it spun
+ * on sched_yield beside every query). */
+static void test_release(void)
+{
+	struct vv_collection *c = NULL;
+	char err[512], dir[256];
+	int fds0, fds1 = -2, tasks;
+
+	vv_vector_configure(NULL);
+	snprintf(dir, sizeof(dir), "%s/ltiny", tmpdir);
+	fds0 = proc_count("fd");
+	for (int i = 0; i < 3; i++) {
+		if (vv_collection_open(dir, NULL, false, &c, err, sizeof(err)) < 0) {
+			tap_diag(err);
+			break;
+		}
+		vv_collection_free(c);
+		c = NULL;
+		fds1 = proc_count("fd");
+	}
+	ok(fds0 > 0 && fds1 == fds0, "open and free of hundreds of segments, 3 times: no descriptor left");
+	tasks = proc_count("task");
+	if (tasks != 1)
+		tap_diag("threads running between searches: more than the test's own");
+	ok(tasks == 1, "no thread left running between searches (OpenBLAS's idle pool stopped)");
+}
+
 static void test_segment_knn(void)
 {
 	static struct bfent bfr[KQ][KN];
@@ -1163,6 +1211,7 @@ int main(void)
 	test_search();
 	test_plan();
 	test_layouts();
+	test_release();
 	test_segment_knn();
 	test_scan_sources();
 	cleanup();
