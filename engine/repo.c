@@ -394,9 +394,24 @@ static int take_lock(struct vv_repo *r)
 	size_t len = 0;
 	int n;
 
-	r->lockfd = openat(r->dfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	struct stat st;
+
+	/* Never O_CREAT on a name that may exist: a hard link planted there
+	 * (to a file of root's) must be refused, not truncated or chowned. */
+	r->lockfd = openat(r->dfd, "lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (r->lockfd < 0 && errno == ENOENT) {
+		r->lockfd = openat(r->dfd, "lock", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (r->lockfd >= 0)
+			give(r, r->lockfd);
+	}
 	if (r->lockfd < 0)
 		return errno == ELOOP ? VV_EUNSAFE : oserr(errno);
+	if (fstat(r->lockfd, &st) < 0)
+		return oserr(errno);
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		vv_log(VV_LOG_ERR, "backup: the lock file is not a plain file with one link: refused");
+		return VV_EUNSAFE;
+	}
 	if (owned_ok(r, r->lockfd, "lock") < 0)
 		return VV_EUNSAFE;
 	if (flock(r->lockfd, LOCK_EX | LOCK_NB) < 0) {
@@ -411,7 +426,6 @@ static int take_lock(struct vv_repo *r)
 	}
 	/* The lock dies with its holder (flock), so a pid left by a killed
 	 * writer is stale by construction: overwrite it. */
-	give(r, r->lockfd);
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(r->lockfd, 0) < 0 || vv_os_pwrite_full(r->lockfd, pid, (size_t)n, 0) < 0)
 		vv_log(VV_LOG_WARN, "backup: cannot record the pid in the lock file");
