@@ -564,6 +564,11 @@ int vv_repo_objfd(const struct vv_repo *r)
 	return r->objfd;
 }
 
+int vv_repo_manfd(const struct vv_repo *r)
+{
+	return r->manfd;
+}
+
 void vv_repo_owner(const struct vv_repo *r, uint32_t *uid, uint32_t *gid)
 {
 	*uid = r->uid;

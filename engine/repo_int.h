@@ -148,6 +148,8 @@ void vv_repo_index_free(struct vv_repo_index *ix);
 const uint8_t *vv_repo_id(const struct vv_repo *r);
 /* DEST/objects, borrowed (verify walks it). */
 int vv_repo_objfd(const struct vv_repo *r);
+/* DEST/manifests, borrowed (forget unlinks there). */
+int vv_repo_manfd(const struct vv_repo *r);
 /* The uid/gid new files in DEST get (DEST's owner). */
 void vv_repo_owner(const struct vv_repo *r, uint32_t *uid, uint32_t *gid);
 

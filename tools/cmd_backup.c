@@ -8,6 +8,7 @@
  *   vecvault backup list DEST [--passfile F] [--json]
  *   vecvault backup verify DEST [--read-data] [--passfile F]
  *   vecvault backup restore DEST ID NEWSTORE [--repo-passfile F] [--passfile F]
+ *   vecvault backup forget DEST --keep-daily N ... [--prune] [--dry-run] [--passfile F]
  *
  * create runs in the daemon serving MNT (it holds the collection keys):
  * the CLI sends DEST and the repository passphrase over the control
@@ -36,6 +37,8 @@ static const char usage[] =
 	"       vecvault backup list DEST [--passfile F] [--json]\n"
 	"       vecvault backup verify DEST [--read-data] [--passfile F]\n"
 	"       vecvault backup restore DEST ID NEWSTORE [--repo-passfile F] [--passfile F]\n"
+	"       vecvault backup forget DEST [--keep-hourly N] [--keep-daily N] [--keep-weekly N]\n"
+	"                              [--keep-monthly N] [--prune] [--dry-run] [--passfile F]\n"
 	"Encrypted, incremental backups of a vault into a repository directory DEST\n"
 	"(local disk, NFS, USB; copy it anywhere with rsync -a).  A backup restores\n"
 	"with DEST's passphrase alone, after the vault and its passphrase are gone.\n"
@@ -51,6 +54,10 @@ static const char usage[] =
 	"  restore DEST ID NEWSTORE\n"
 	"                   a new vault from backup ID (or a unique prefix of it),\n"
 	"                   with a new passphrase; mount it like any vault\n"
+	"  forget DEST      forget the backups the --keep-* policy does not keep (as\n"
+	"                   restic forget: per hour/day/ISO week/month, newest first;\n"
+	"                   no policy keeps all); --prune then deletes the objects no\n"
+	"                   backup names; --dry-run only shows the verdicts\n"
 	"  --passfile F     the repository's passphrase = first line of F; for\n"
 	"                   restore, the NEW vault's passphrase (as for init)\n"
 	"  --repo-passfile F  restore: the repository's passphrase\n"
@@ -61,8 +68,9 @@ static const char usage[] =
 
 struct opts {
 	const char *passfile, *repo_passfile, *snapshot, *tag;
-	bool json, read_data;
+	bool json, read_data, prune, dry_run;
 	int kdf;
+	struct vv_backup_keep keep;
 };
 
 static unsigned repo_flags(void)
@@ -70,7 +78,8 @@ static unsigned repo_flags(void)
 	return tool_test_kdf_allowed() ? VV_REPO_ALLOW_TEST_KDF : 0;
 }
 
-static int open_repo(const char *dest, const char *passfile, struct vv_repo **out)
+static int open_repo_flags(const char *dest, const char *passfile, unsigned flags,
+			   struct vv_repo **out)
 {
 	struct pass_src src = { .file = passfile };
 	struct tool_pass pass = { 0 };
@@ -78,9 +87,12 @@ static int open_repo(const char *dest, const char *passfile, struct vv_repo **ou
 
 	if (tool_get_pass("backup", &src, "repository passphrase", false, &pass) < 0)
 		return 1;
-	r = vv_repo_open(dest, pass.buf, pass.len, repo_flags(), 0, out);
+	r = vv_repo_open(dest, pass.buf, pass.len, repo_flags() | flags, 0, out);
 	tool_pass_free(&pass);
-	if (r == VV_EBADPASS)
+	if (r == VV_EBUSY)
+		die_msg("backup", "%s is locked by a backup that is running now; wait for it to finish",
+			dest);
+	else if (r == VV_EBADPASS)
 		die_msg("backup", "wrong passphrase for the repository %s", dest);
 	else if (r == VV_ENOTINIT || r == VV_ENOENT)
 		die_msg("backup", "%s is not a backup repository (vecvault backup init makes one)", dest);
@@ -92,6 +104,11 @@ static int open_repo(const char *dest, const char *passfile, struct vv_repo **ou
 	else if (r < 0)
 		die_msg("backup", "cannot open the repository %s: %s", dest, vv_strerror(r));
 	return r < 0 ? 1 : 0;
+}
+
+static int open_repo(const char *dest, const char *passfile, struct vv_repo **out)
+{
+	return open_repo_flags(dest, passfile, 0, out);
 }
 
 static int do_init(const char *dest, const struct opts *o)
@@ -351,6 +368,54 @@ out:
 	return ret;
 }
 
+static int forget_one(void *ctx, const struct vv_backup_info *b, bool kept)
+{
+	char t[32];
+
+	(void)ctx;
+	when(b->created, t, sizeof(t));
+	printf("%-6s %s  %s  %s\n", kept ? "keep" : "forget", b->id, t, b->snapshot);
+	return 0;
+}
+
+static int do_forget(const char *dest, const struct opts *o)
+{
+	struct vv_repo *repo = NULL;
+	uint64_t forgotten = 0, pruned = 0, bytes = 0;
+	int r;
+
+	if (open_repo_flags(dest, o->passfile, VV_REPO_WRITE, &repo))
+		return 1;
+	r = vv_repo_forget(repo, &o->keep, o->prune, o->dry_run, forget_one, NULL, &forgotten, &pruned,
+			   &bytes);
+	vv_repo_close(repo);
+	if (r < 0) {
+		die_msg("backup", "forget in %s failed: %s%s", dest, vv_strerror(r),
+			r == VV_ECORRUPT ? " (a manifest does not read: prune refused, nothing deleted; "
+			"vecvault backup verify names it)" : "");
+		return 1;
+	}
+	printf("%s%llu backups forgotten", o->dry_run ? "dry run: " : "", (unsigned long long)forgotten);
+	if (o->prune)
+		printf(", %llu objects (%llu bytes) pruned", (unsigned long long)pruned,
+		       (unsigned long long)bytes);
+	printf("\n");
+	return 0;
+}
+
+static int keep_arg(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (!*s || *end || v > 1000000) {
+		die_msg("backup", "'%s' is not a count (0 to 1000000)", s);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
 int cmd_backup(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -361,6 +426,12 @@ int cmd_backup(int argc, char **argv)
 		{ "kdf", required_argument, NULL, 'k' },
 		{ "read-data", no_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "keep-hourly", required_argument, NULL, '1' },
+		{ "keep-daily", required_argument, NULL, '2' },
+		{ "keep-weekly", required_argument, NULL, '3' },
+		{ "keep-monthly", required_argument, NULL, '4' },
+		{ "prune", no_argument, NULL, 'x' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -378,6 +449,12 @@ int cmd_backup(int argc, char **argv)
 		case 't': o.tag = optarg; break;
 		case 'r': o.read_data = true; break;
 		case 'j': o.json = true; break;
+		case 'x': o.prune = true; break;
+		case 'n': o.dry_run = true; break;
+		case '1': if (keep_arg(optarg, &o.keep.hourly) < 0) return 2; break;
+		case '2': if (keep_arg(optarg, &o.keep.daily) < 0) return 2; break;
+		case '3': if (keep_arg(optarg, &o.keep.weekly) < 0) return 2; break;
+		case '4': if (keep_arg(optarg, &o.keep.monthly) < 0) return 2; break;
 		case 'k':
 			if (!strcmp(optarg, "interactive"))
 				o.kdf = VV_KDF_PROFILE_INTERACTIVE;
@@ -396,9 +473,10 @@ int cmd_backup(int argc, char **argv)
 		}
 	}
 	want = !strcmp(sub, "create") ? 2 : !strcmp(sub, "restore") ? 3 :
-	       (!strcmp(sub, "init") || !strcmp(sub, "list") || !strcmp(sub, "verify")) ? 1 : -1;
+	       (!strcmp(sub, "init") || !strcmp(sub, "list") || !strcmp(sub, "verify") ||
+		!strcmp(sub, "forget")) ? 1 : -1;
 	if (want < 0) {
-		die_msg("backup", "unknown subcommand '%s' (init, create, list, verify, restore)", sub);
+		die_msg("backup", "unknown subcommand '%s' (init, create, list, verify, restore, forget)", sub);
 		return 2;
 	}
 	while (optind < argc && np < 3)
@@ -416,6 +494,8 @@ int cmd_backup(int argc, char **argv)
 		return do_list(pos[0], &o);
 	if (!strcmp(sub, "verify"))
 		return do_verify(pos[0], &o);
+	if (!strcmp(sub, "forget"))
+		return do_forget(pos[0], &o);
 	if (!o.repo_passfile) {
 		/* One passfile for both is no secret kept apart: say which is which. */
 		if (o.passfile) {

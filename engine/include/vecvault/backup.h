@@ -118,4 +118,25 @@ int vv_repo_restore_store(struct vv_repo *r, const char *id_hex, const char *new
 			  const char *state_dir, vv_repo_problem_fn problem,
 			  vv_repo_progress_fn progress, void *ctx);
 
+/* Retention in the shape of `restic forget` (the snapshot schedule's rule,
+ * vv_snap_retain in snap_int.h, applied to the backups' times): going from
+ * the newest backup to the oldest, each policy keeps a backup when its hour
+ * (day, ISO week, month; UTC) differs from the previous one's and the policy
+ * has count left; all counts zero keeps everything. */
+struct vv_backup_keep {
+	uint32_t hourly, daily, weekly, monthly;
+};
+
+/* Forget the backups the policy does not keep (their manifests are
+ * deleted; objects stay until a prune).  prune: then delete every object
+ * no remaining manifest names (and temp files of interrupted runs); it is
+ * refused (VV_ECORRUPT, nothing deleted) while any manifest does not
+ * read, since what it names is unknown.  Needs VV_REPO_WRITE.  Crash-safe:
+ * manifests go first, durably; an interrupted prune leaves only objects
+ * the next prune removes.  cb sees each backup with its verdict before
+ * anything is deleted; dry_run deletes nothing. */
+int vv_repo_forget(struct vv_repo *r, const struct vv_backup_keep *k, bool prune, bool dry_run,
+		   int (*cb)(void *ctx, const struct vv_backup_info *b, bool kept), void *ctx,
+		   uint64_t *forgotten, uint64_t *pruned, uint64_t *pruned_bytes);
+
 #endif
