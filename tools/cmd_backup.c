@@ -29,6 +29,7 @@
 #include "util.h"
 #include "vecvault/backup.h"
 #include "vecvault/error.h"
+#include "vecvault/store.h"
 #include "vecvault/vault.h"
 
 static const char usage[] =
@@ -354,12 +355,24 @@ static int do_restore(const char *dest, const char *id, const char *newstore, co
 				  tool_state_dir(state, sizeof(state)) == 0 ? state : NULL, on_problem,
 				  on_progress, &c);
 	tool_progress_end(&c.p);
-	tool_pass_free(&pass);
 	if (r < 0) {
+		tool_pass_free(&pass);
 		die_msg("backup", "restore of %s into %s failed: %s%s", full, newstore, vv_strerror(r),
 			r == VV_EEXIST ? " (NEWSTORE must not exist or be empty)" : " (nothing was kept)");
 		goto out;
 	}
+	/* The new vault's log starts with where it came from. */
+	{
+		struct vv_store *s = NULL;
+		char detail[PATH_MAX + 64];
+		if (vv_store_open(newstore, tool_test_kdf_allowed() ? VV_STORE_ALLOW_TEST_KDF : 0, &s) == 0 &&
+		    vv_store_unlock(s, pass.buf, pass.len, NULL) == 0) {
+			snprintf(detail, sizeof(detail), "backup.restore %s from %s", full, dest);
+			tool_audit_admin(s, "admin", 0, detail);
+		}
+		vv_store_close(s);
+	}
+	tool_pass_free(&pass);
 	summary("restore", &c);
 	printf("restored backup %s into %s\n", full, newstore);
 	ret = 0;

@@ -85,6 +85,7 @@ check "a query on the restored vault answers" test -n "$q1"
 check "and as on the original" test "$q1" = "$q2"
 check "the restored vault's new files work" sh -c "echo more > '$T/m2/products/new.txt' && cat '$T/m2/products/new.txt' | grep -q more"
 vv_umount "$T/m2"
+check "the restore is the first record of the new vault's log" sh -c "grep -q 'backup.restore $ID from $D' '$(vv_audit_log "$T/s2")'"
 check "fsck: the restored store is clean" sh -c "'$VV_BIN' fsck '$T/s2' --passfile '$NP' 2>&1 | grep -q clean"
 
 # The vault and its passphrase gone: DEST alone restores.
