@@ -8,17 +8,23 @@
  *   vecvault backup list DEST [--passfile F] [--json]
  *   vecvault backup verify DEST [--read-data] [--passfile F]
  *   vecvault backup restore DEST ID NEWSTORE [--repo-passfile F] [--passfile F]
+ *   vecvault backup restore DEST ID --into DIR [--path /products] [--passfile F]
  *   vecvault backup forget DEST --keep-daily N ... [--prune] [--dry-run] [--passfile F]
  *
  * create runs in the daemon serving MNT (it holds the collection keys):
  * the CLI sends DEST and the repository passphrase over the control
  * socket.  Everything else needs only DEST and its passphrase.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +44,7 @@ static const char usage[] =
 	"       vecvault backup list DEST [--passfile F] [--json]\n"
 	"       vecvault backup verify DEST [--read-data] [--passfile F]\n"
 	"       vecvault backup restore DEST ID NEWSTORE [--repo-passfile F] [--passfile F]\n"
+	"       vecvault backup restore DEST ID --into DIR [--path /products] [--passfile F]\n"
 	"       vecvault backup forget DEST [--keep-hourly N] [--keep-daily N] [--keep-weekly N]\n"
 	"                              [--keep-monthly N] [--prune] [--dry-run] [--passfile F]\n"
 	"Encrypted, incremental backups of a vault into a repository directory DEST\n"
@@ -55,6 +62,11 @@ static const char usage[] =
 	"  restore DEST ID NEWSTORE\n"
 	"                   a new vault from backup ID (or a unique prefix of it),\n"
 	"                   with a new passphrase; mount it like any vault\n"
+	"  restore DEST ID --into DIR\n"
+	"                   write the backup's files (or those below --path) into DIR,\n"
+	"                   e.g. a directory of a mounted vault, as the user running\n"
+	"                   it (so the vault's access checks and audit apply); never\n"
+	"                   overwrites; owners are kept only when run as root\n"
 	"  forget DEST      forget the backups the --keep-* policy does not keep (as\n"
 	"                   restic forget: per hour/day/ISO week/month, newest first;\n"
 	"                   no policy keeps all); --prune then deletes the objects no\n"
@@ -68,7 +80,7 @@ static const char usage[] =
 	"Exit status: 0 done, 1 failed (the message says why), 2 usage or no daemon.\n";
 
 struct opts {
-	const char *passfile, *repo_passfile, *snapshot, *tag;
+	const char *passfile, *repo_passfile, *snapshot, *tag, *into, *path;
 	bool json, read_data, prune, dry_run;
 	int kdf;
 	struct vv_backup_keep keep;
@@ -381,6 +393,181 @@ out:
 	return ret;
 }
 
+/* ---- restore --into: the files through a mount ---- */
+
+struct into {
+	int dfd;                          /* DIR */
+	int fd;                           /* the file being written */
+	const char *dir;
+	struct pctx pc;
+	uint64_t files, bytes;
+};
+
+static const char *rel(const char *p)
+{
+	return *p ? p : ".";
+}
+
+static void attrs(struct into *t, const struct vv_rt_entry *e, int fd)
+{
+	const char *p = rel(e->path);
+	struct timespec ts[2] = { { (time_t)(e->atime / 1000000000LL), (long)(e->atime % 1000000000LL) },
+				  { (time_t)(e->mtime / 1000000000LL), (long)(e->mtime % 1000000000LL) } };
+	bool lnk = S_ISLNK(e->mode);
+
+	if (geteuid() == 0 && fchownat(t->dfd, p, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		fprintf(stderr, "vecvault backup: warning: %s/%s: cannot set the owner: %s\n", t->dir, p,
+			strerror(errno));
+	if (!lnk && (fd >= 0 ? fchmod(fd, e->mode & 07777) : fchmodat(t->dfd, p, e->mode & 07777, 0)) < 0)
+		fprintf(stderr, "vecvault backup: warning: %s/%s: cannot set the mode: %s\n", t->dir, p,
+			strerror(errno));
+	for (size_t i = 0; i < e->nxattrs && !lnk; i++) {
+		int r;
+		if (fd >= 0) {
+			r = fsetxattr(fd, e->xattrs[i].name, e->xattrs[i].value, e->xattrs[i].len, 0);
+		} else {
+			int dfd = openat(t->dfd, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			r = dfd < 0 ? -1 : fsetxattr(dfd, e->xattrs[i].name, e->xattrs[i].value,
+						     e->xattrs[i].len, 0);
+			if (dfd >= 0)
+				close(dfd);
+		}
+		if (r < 0)
+			fprintf(stderr, "vecvault backup: warning: %s/%s: cannot set %s: %s\n", t->dir, p,
+				e->xattrs[i].name, strerror(errno));
+	}
+	/* Times last (setting the rest changed ctime, not mtime); best
+	 * effort: a mount refuses them to non-owners. */
+	if ((fd >= 0 ? futimens(fd, ts) : utimensat(t->dfd, p, ts, AT_SYMLINK_NOFOLLOW)) < 0 && !lnk)
+		fprintf(stderr, "vecvault backup: warning: %s/%s: cannot set the times: %s\n", t->dir, p,
+			strerror(errno));
+}
+
+static int into_entry(void *ctx, const struct vv_rt_entry *e)
+{
+	struct into *t = ctx;
+	const char *p = rel(e->path);
+
+	switch (e->kind) {
+	case VV_RT_DIR:
+		if (!*e->path)
+			return 0;
+		if (mkdirat(t->dfd, p, 0700) < 0)
+			goto fail;
+		return 0;
+	case VV_RT_DIR_END:
+		attrs(t, e, -1);
+		return 0;
+	case VV_RT_FILE:
+		t->fd = openat(t->dfd, p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (t->fd < 0)
+			goto fail;
+		t->files++;
+		return 0;
+	case VV_RT_FILE_END:
+		if (ftruncate(t->fd, (off_t)e->size) < 0)
+			goto fail;
+		attrs(t, e, t->fd);
+		if (close(t->fd) < 0) {
+			t->fd = -1;
+			goto fail;
+		}
+		t->fd = -1;
+		return 0;
+	case VV_RT_SYMLINK:
+		if (symlinkat(e->target, t->dfd, p) < 0)
+			goto fail;
+		attrs(t, e, -1);
+		return 0;
+	case VV_RT_LINK:
+		if (linkat(t->dfd, e->link_to, t->dfd, p, 0) < 0)
+			goto fail;
+		return 0;
+	case VV_RT_OTHER:
+		if (mknodat(t->dfd, p, e->mode, (dev_t)e->rdev) < 0)
+			goto fail;
+		attrs(t, e, -1);
+		return 0;
+	}
+	return 0;
+fail:
+	die_msg("backup", "%s/%s: %s%s", t->dir, p, strerror(errno),
+		errno == EEXIST ? " (restore --into never overwrites: restore into an empty directory)" : "");
+	return VV_EIO;
+}
+
+static int into_data(void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	struct into *t = ctx;
+	const char *b = buf;
+
+	while (len) {
+		ssize_t w = pwrite(t->fd, b, len, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			die_msg("backup", "writing into %s: %s", t->dir, strerror(errno));
+			return VV_EIO;
+		}
+		b += w;
+		off += (uint64_t)w;
+		len -= (size_t)w;
+		t->bytes += (uint64_t)w;
+	}
+	return 0;
+}
+
+static void into_problem(void *ctx, const char *line)
+{
+	on_problem(&((struct into *)ctx)->pc, line);
+}
+
+static void into_progress(void *ctx, const struct vv_repo_progress *p)
+{
+	on_progress(&((struct into *)ctx)->pc, p);
+}
+
+static int do_restore_into(const char *dest, const char *id, const struct opts *o)
+{
+	struct into t = { .fd = -1, .dir = o->into };
+	struct vv_rt_ops ops = { .entry = into_entry, .data = into_data, .problem = into_problem,
+				 .progress = into_progress, .ctx = &t };
+	char full[VV_BACKUP_ID_HEX + 1];
+	struct vv_repo *repo = NULL;
+	int r, ret = 1;
+
+	if (open_repo(dest, o->passfile ? o->passfile : o->repo_passfile, &repo))
+		return 1;
+	if ((r = vv_repo_find(repo, id, full)) < 0) {
+		die_msg("backup", "no such backup in the repository (vecvault backup list)");
+		goto out;
+	}
+	t.dfd = open(o->into, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (t.dfd < 0) {
+		die_msg("backup", "%s: %s", o->into, strerror(errno));
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t.pc.t0);
+	tool_progress_start(&t.pc.p, "backup", "restoring");
+	r = vv_repo_restore_tree(repo, full, o->path ? o->path : "/", &ops);
+	tool_progress_end(&t.pc.p);
+	if (t.fd >= 0)
+		close(t.fd);
+	close(t.dfd);
+	if (r != 0) {
+		die_msg("backup", "restore of %s into %s stopped: %s (what was written stays; no file "
+			"holds wrong bytes)", full, o->into, vv_strerror(r));
+		goto out;
+	}
+	fprintf(stderr, "vecvault backup: restore: %llu files, %llu bytes\n", (unsigned long long)t.files,
+		(unsigned long long)t.bytes);
+	printf("restored %s of backup %s into %s\n", o->path ? o->path : "/", full, o->into);
+	ret = 0;
+out:
+	vv_repo_close(repo);
+	return ret;
+}
+
 static int forget_one(void *ctx, const struct vv_backup_info *b, bool kept)
 {
 	char t[32];
@@ -445,6 +632,8 @@ int cmd_backup(int argc, char **argv)
 		{ "keep-monthly", required_argument, NULL, '4' },
 		{ "prune", no_argument, NULL, 'x' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "into", required_argument, NULL, 'I' },
+		{ "path", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -464,6 +653,8 @@ int cmd_backup(int argc, char **argv)
 		case 'j': o.json = true; break;
 		case 'x': o.prune = true; break;
 		case 'n': o.dry_run = true; break;
+		case 'I': o.into = optarg; break;
+		case 'T': o.path = optarg; break;
 		case '1': if (keep_arg(optarg, &o.keep.hourly) < 0) return 2; break;
 		case '2': if (keep_arg(optarg, &o.keep.daily) < 0) return 2; break;
 		case '3': if (keep_arg(optarg, &o.keep.weekly) < 0) return 2; break;
@@ -485,7 +676,7 @@ int cmd_backup(int argc, char **argv)
 			return 2;
 		}
 	}
-	want = !strcmp(sub, "create") ? 2 : !strcmp(sub, "restore") ? 3 :
+	want = !strcmp(sub, "create") ? 2 : !strcmp(sub, "restore") ? (o.into ? 2 : 3) :
 	       (!strcmp(sub, "init") || !strcmp(sub, "list") || !strcmp(sub, "verify") ||
 		!strcmp(sub, "forget")) ? 1 : -1;
 	if (want < 0) {
@@ -495,8 +686,8 @@ int cmd_backup(int argc, char **argv)
 	while (optind < argc && np < 3)
 		pos[np++] = argv[optind++];
 	if (np != want || optind < argc) {
-		die_msg("backup", "%s takes %s", sub, want == 1 ? "DEST" : want == 2 ? "MNT DEST" :
-			"DEST ID NEWSTORE");
+		die_msg("backup", "%s takes %s", sub, want == 1 ? "DEST" : o.into ? "DEST ID --into DIR" :
+			want == 2 ? "MNT DEST" : "DEST ID NEWSTORE");
 		return 2;
 	}
 	if (!strcmp(sub, "init"))
@@ -509,6 +700,12 @@ int cmd_backup(int argc, char **argv)
 		return do_verify(pos[0], &o);
 	if (!strcmp(sub, "forget"))
 		return do_forget(pos[0], &o);
+	if (o.path && !o.into) {
+		die_msg("backup", "--path goes with --into");
+		return 2;
+	}
+	if (o.into)
+		return do_restore_into(pos[0], pos[1], &o);
 	if (!o.repo_passfile) {
 		/* One passfile for both is no secret kept apart: say which is which. */
 		if (o.passfile) {

@@ -118,6 +118,48 @@ int vv_repo_restore_store(struct vv_repo *r, const char *id_hex, const char *new
 			  const char *state_dir, vv_repo_problem_fn problem,
 			  vv_repo_progress_fn progress, void *ctx);
 
+/* Restore into a directory (a mounted vault, through its access checks):
+ * the tree of backup id below path ("/" or "/products") is walked depth
+ * first, entries of a directory in their readdir order.  Per entry:
+ *   VV_RT_DIR      begin a directory (create it; its children follow)
+ *   VV_RT_DIR_END  its children are done (now apply mode/owner/times/xattrs)
+ *   VV_RT_FILE     a regular file: data(ctx, off, buf, len) calls follow in
+ *                  offset order (holes skipped), then VV_RT_FILE_END
+ *   VV_RT_SYMLINK  target in e->target
+ *   VV_RT_LINK     another name of a file met before (e->link_to, relative)
+ *   VV_RT_OTHER    a device, FIFO or socket (e->rdev)
+ * Paths are relative to path ("" is path itself, which comes first as a
+ * VV_RT_DIR when it is a directory).  Every block is decrypted and
+ * authenticated before data() sees it; a problem stops the walk
+ * (VV_ECORRUPT) after naming the object to problem(). */
+enum vv_rt_kind { VV_RT_DIR, VV_RT_DIR_END, VV_RT_FILE, VV_RT_FILE_END, VV_RT_SYMLINK, VV_RT_LINK,
+		  VV_RT_OTHER };
+struct vv_rt_xattr {
+	const char *name;
+	const void *value;
+	size_t len;
+};
+struct vv_rt_entry {
+	enum vv_rt_kind kind;
+	const char *path;
+	uint32_t mode, uid, gid;
+	uint64_t size, rdev;
+	int64_t atime, mtime;             /* ns */
+	const char *target;               /* VV_RT_SYMLINK */
+	const char *link_to;              /* VV_RT_LINK */
+	const struct vv_rt_xattr *xattrs; /* on *_END, SYMLINK, OTHER */
+	size_t nxattrs;
+};
+struct vv_rt_ops {
+	int (*entry)(void *ctx, const struct vv_rt_entry *e);
+	int (*data)(void *ctx, uint64_t off, const void *buf, size_t len);
+	vv_repo_problem_fn problem;
+	vv_repo_progress_fn progress;
+	void *ctx;
+};
+int vv_repo_restore_tree(struct vv_repo *r, const char *id_hex, const char *path,
+			 const struct vv_rt_ops *ops);
+
 /* Retention in the shape of `restic forget` (the snapshot schedule's rule,
  * vv_snap_retain in snap_int.h, applied to the backups' times): going from
  * the newest backup to the oldest, each policy keeps a backup when its hour
