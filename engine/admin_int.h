@@ -120,5 +120,6 @@ extern const struct vault_admin_verb vault_snap_verbs[];      /* vault_snap.c */
 extern const struct vault_admin_verb vault_user_verbs[];
 extern const struct vault_admin_verb vault_grant_verbs[];
 extern const struct vault_admin_verb vault_remote_verbs[];
+extern const struct vault_admin_verb vault_backup_verbs[];    /* vault_backup.c */
 
 #endif

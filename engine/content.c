@@ -222,6 +222,36 @@ uint64_t vv_content_extent_end(const struct vv_extent *e)
 	return (uint64_t)e->off + e->len + VV_TAG_BYTES;
 }
 
+int vv_content_open_mem(const uint8_t coll_key[32], const uint8_t objid[VV_OBJID_BYTES],
+			const struct vv_extent *e, const uint8_t *chunk, size_t chunklen,
+			uint8_t *out)
+{
+	uint8_t nonce[VV_GCM_NONCE_BYTES], ad[AD_BYTES], key[VV_KEY_BYTES];
+	struct vv_gcm *g = NULL;
+	int r;
+
+	if (!extent_ok(e))
+		return VV_EINVAL;
+	if (chunklen < VV_CHUNK_HDR_BYTES || chunk[0] != VV_CHUNK_VERSION ||
+	    vv_content_extent_end(e) > chunklen)
+		return VV_ECORRUPT;
+	for (int i = 1; i < VV_CHUNK_HDR_BYTES; i++)
+		if (chunk[i])
+			return VV_ECORRUPT;
+	if ((r = vv_chunk_key(key, coll_key, e->chunk_id, VV_CHUNK_ID_BYTES)) < 0 ||
+	    (r = vv_gcm_new(key, &g)) < 0)
+		goto out;
+	make_nonce(nonce, e->slot);
+	make_ad(ad, objid, e->fblock, e->chunk_id, e->slot, e->len);
+	r = vv_gcm_open(g, nonce, ad, sizeof(ad), chunk + e->off, e->len, chunk + e->off + e->len, out);
+out:
+	vv_gcm_free(g);
+	vv_memzero(key, sizeof(key));
+	if (r < 0)
+		memset(out, 0, e->len);
+	return r;
+}
+
 /* ---- block cache ---------------------------------------------------------- */
 
 static struct shard *shard_of(struct vv_content *c, size_t h)

@@ -98,6 +98,14 @@ int vv_content_read_range(struct vv_content *c, const uint8_t coll_key[32],
 			  const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e,
 			  uint32_t from, uint32_t n, uint8_t *out);
 
+/* Decrypt the block described by e from a chunk's bytes held in memory
+ * (a copy outside STORE: backup verify and restore), checking its header
+ * and bounds first.  Errors as vv_content_read_block's (VV_ECORRUPT: out
+ * zeroed).  Uses no cache; thread-safe. */
+int vv_content_open_mem(const uint8_t coll_key[32], const uint8_t objid[VV_OBJID_BYTES],
+			const struct vv_extent *e, const uint8_t *chunk, size_t chunklen,
+			uint8_t *out);
+
 /* Read-ahead: queue blocks e[0..n) of file objid to be decrypted into the
  * block cache by a few worker threads (started at the first call), so a
  * later vv_content_read_range finds them there or waits for the one being

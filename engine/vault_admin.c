@@ -26,6 +26,7 @@ static const struct vault_admin_verb *const tables[] = {
 	vault_user_verbs,
 	vault_grant_verbs,
 	vault_remote_verbs,
+	vault_backup_verbs,
 };
 
 void vv_admin_reply_init(struct vv_admin_reply *r)

@@ -286,6 +286,7 @@ struct vv_vault {
 int vault_key(struct vv_vault *v, uint32_t coll, const uint8_t **key);  /* under mu */
 int vault_coll_new(struct vv_vault *v, uint32_t *id);                    /* under mu */
 int vault_coll_key_new(struct vv_meta *m, const uint8_t *wrapkey, uint32_t *id);
+int vault_coll_key_put(struct vv_meta *m, const uint8_t *wrapkey, const uint8_t *k, uint32_t *id);
 int vault_coll_drop(struct vv_vault *v, uint32_t id);                    /* under mu */
 
 /* transactions and commits (vault_commit.c: the durability story) */

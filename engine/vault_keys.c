@@ -61,38 +61,40 @@ int vault_key(struct vv_vault *v, uint32_t coll, const uint8_t **key)
 	return 0;
 }
 
+/* A new collection holding data key k, wrapped under wrapkey in m's open
+ * transaction.  Shared by vault_coll_key_new and backup restore (which
+ * brings the keys of its collections). */
+int vault_coll_key_put(struct vv_meta *m, const uint8_t *wrapkey, const uint8_t *k, uint32_t *id)
+{
+	uint8_t wrapped[VV_WRAPPED_BYTES], ad[12], probe[VV_WRAPPED_BYTES];
+	uint32_t again;
+	int r;
+
+	/* The id is assigned by the insert; wrap with AD naming it, so insert a
+	 * placeholder first, then store the real wrapping. */
+	memset(probe, 0, sizeof(probe));
+	if ((r = vv_meta_coll_add(m, probe, sizeof(probe), id)) < 0)
+		return r;
+	coll_ad(*id, ad);
+	if ((r = vv_key_wrap(wrapped, k, wrapkey, ad, sizeof(ad))) < 0 ||
+	    (r = vv_meta_coll_del(m, *id)) < 0 ||
+	    (r = vv_meta_coll_add(m, wrapped, sizeof(wrapped), &again)) < 0)
+		return r;
+	return again == *id ? 0 : VV_EIO;
+}
+
 /* A new collection with a fresh random data key, wrapped under wrapkey in
  * m's open transaction.  Shared by vault_coll_new and store creation (which
  * has no open vault yet). */
 int vault_coll_key_new(struct vv_meta *m, const uint8_t *wrapkey, uint32_t *id)
 {
-	uint8_t wrapped[VV_WRAPPED_BYTES], ad[12], probe[VV_WRAPPED_BYTES];
 	uint8_t *k = vv_secure_alloc(VV_KEY_BYTES);
 	int r;
 
 	if (!k)
 		return VV_ENOMEM;
 	vv_random_bytes(k, VV_KEY_BYTES);
-	/* The id is assigned by the insert; wrap with AD naming it, so insert a
-	 * placeholder first, then store the real wrapping. */
-	memset(probe, 0, sizeof(probe));
-	if ((r = vv_meta_coll_add(m, probe, sizeof(probe), id)) < 0)
-		goto out;
-	coll_ad(*id, ad);
-	if ((r = vv_key_wrap(wrapped, k, wrapkey, ad, sizeof(ad))) < 0)
-		goto out;
-	if ((r = vv_meta_coll_del(m, *id)) < 0)
-		goto out;
-	{
-		uint32_t again;
-		if ((r = vv_meta_coll_add(m, wrapped, sizeof(wrapped), &again)) < 0)
-			goto out;
-		if (again != *id) {
-			r = VV_EIO;
-			goto out;
-		}
-	}
-out:
+	r = vault_coll_key_put(m, wrapkey, k, id);
 	vv_secure_free(k);
 	return r;
 }

@@ -24,6 +24,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_allow(int argc, char **argv);
 int cmd_tls(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_grant(int argc, char **argv);

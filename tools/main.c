@@ -40,6 +40,7 @@ static const struct verb verbs[] = {
 	{ "audit", cmd_audit, "read and verify the audit log" },
 	{ "role", cmd_role, "manage roles (POSIX groups) of a mounted vault" },
 	{ "snapshot", cmd_snapshot, "create, list, delete and restore snapshots of a mounted vault" },
+	{ "backup", cmd_backup, "back up a mounted vault into an encrypted repository; list, verify, restore" },
 	{ "user", cmd_user, "manage the vault users remote clients log in as" },
 	{ "key", cmd_key, "create, list and revoke vault users' API keys" },
 	{ "grant", cmd_grant, "give a role rights on a collection (ACL entries)" },

@@ -1,0 +1,1421 @@
+/*
+ * repo.c - backup repositories (vecvault/backup.h, repo_int.h): config and
+ * key slots, the writer lock, immutable objects, sealed manifests.
+ *
+ * DEST/config (plaintext, every integer little-endian):
+ *
+ *   offset  size   field
+ *   0       8      magic "VVBKREPO"
+ *   8       4      version = 1
+ *   12      16     repo id (random)
+ *   28      8      created, unix seconds
+ *   36      4      nslots (1..16)
+ *   40      108*n  key slots: u32 index, u64 opslimit, u64 memlimit,
+ *                  16 salt, 72 wrapped repo key (vv_key_wrap under
+ *                  Argon2id(passphrase, salt); AD "vvbk-slot" || repo id ||
+ *                  index u32)
+ *   ...     32     MAC: keyed BLAKE2b-256 of every byte before it, key
+ *                  vv_subkey(repo key, 1, "vvbkconf")
+ *
+ * DEST/objects/XX/<64 hex> (XX: its first two digits): a store chunk file,
+ * byte for byte; the name is keyed BLAKE2b-256 of its bytes with
+ * vv_subkey(repo key, 1, "vvbkobjn"), so it neither repeats the chunk's
+ * store name nor lets anyone without the key confirm a guess.
+ *
+ * DEST/manifests/<32 hex backup id>:
+ *
+ *   0       8      magic "VVBKMAN1"
+ *   8       4      version = 1
+ *   12      16     repo id
+ *   28      16     backup id (= the file name)
+ *   44      24     nonce (random)
+ *   68      n      body, XChaCha20-Poly1305 under vv_subkey(repo key, 1,
+ *                  "vvbkmani"), AD = bytes 0..67
+ *   68+n    16     tag
+ *
+ * Body (plaintext inside the seal; n a multiple of 4096, zero padded):
+ *
+ *   8  magic "VVBKBODY"           16 backup id       16 store id
+ *   8  created ns                 8  snapshot created ns
+ *   2+ snapshot name (u16 len)    2+ tag (u16 len)
+ *   8  files                      8  bytes           4  root collection id
+ *   4  ncolls,    each: u32 id, 72 data key wrapped under vv_subkey(repo
+ *                 key, 1, "vvbkcoll"), AD "vvbk-coll" || backup id || id
+ *   8  nobjects,  each: 32 chunk id, 32 object name, u64 size
+ *   8  ninodes,   each: u64 ino, u64 gen, u32 mode, u32 uid, u32 gid,
+ *                 u32 nlink, u64 size, u64 rdev, i64 atime, mtime, ctime,
+ *                 u64 parent, u32 coll, 16 objid, u64 stored, u32 len, data
+ *   8  ndirents,  each: u64 parent, u64 id, u64 ino, u32 mode, u16 len, name
+ *   8  nxattrs,   each: u64 ino, u16 len, name, u32 len, value
+ *   8  nextents,  each: u64 ino, u64 fblock, 32 chunk, u32 off, len, slot
+ *   4  "END!"  then zeros
+ *
+ * Every directory and file is opened relative to DEST without following a
+ * symbolic link (O_NOFOLLOW on each step), so a link planted in DEST never
+ * redirects a write.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "crypto_int.h"
+#include "os.h"
+#include "repo_int.h"
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+#include "vecvault/vault.h"
+
+#define CONF_MAGIC "VVBKREPO"
+#define MAN_MAGIC "VVBKMAN1"
+#define BODY_MAGIC "VVBKBODY"
+#define REPO_VERSION 1
+#define SLOT_BYTES (4 + 8 + 8 + VV_SALT_BYTES + VV_WRAPPED_BYTES)
+#define CONF_HDR 40
+#define CONF_MAX (CONF_HDR + 16 * SLOT_BYTES + VV_MAC_BYTES)
+#define MAN_HDR 68
+#define BODY_PAD 4096
+#define MAX_SLOTS 16
+
+struct vv_repo {
+	int dfd, objfd, manfd, lockfd;
+	bool check;                        /* VV_REPO_CHECK_OWNER */
+	uint32_t uid, gid;                 /* DEST's owner: new files get it */
+	uint8_t id[VV_REPO_ID_BYTES];
+	uint8_t *key;                      /* secure: repo key */
+	uint8_t *kman, *kobj, *kcoll;      /* secure: subkeys */
+	bool dirty[256], objdirty;         /* objects/XX and objects/ to fsync */
+};
+
+static int oserr(int e)
+{
+	return vv_err_from_errno(e < 0 ? -e : e);
+}
+
+/* ---- safe opens inside DEST ----------------------------------------------- */
+
+/* Refuse what another user could have planted or may change. */
+static int owned_ok(const struct vv_repo *r, int fd, const char *what)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return oserr(errno);
+	if (!r->check)
+		return 0;
+	if (st.st_uid != r->uid || (st.st_mode & 022)) {
+		vv_log(VV_LOG_ERR, "backup: %s belongs to uid %u or may be written by others "
+		       "(mode %04o): refused", what, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		return VV_EUNSAFE;
+	}
+	return 0;
+}
+
+static void give(const struct vv_repo *r, int fd)
+{
+	struct stat st;
+
+	if (geteuid() == 0 && fstat(fd, &st) == 0 && (st.st_uid != r->uid || st.st_gid != r->gid))
+		if (fchown(fd, r->uid, r->gid) < 0)
+			vv_log(VV_LOG_WARN, "backup: cannot give a file to uid %u: %s",
+			       (unsigned)r->uid, strerror(errno));
+}
+
+/* Open (creating with mkdir) directory name under dirfd. */
+static int subdir(struct vv_repo *r, int dirfd, const char *name, bool create, int *out)
+{
+	int fd, e;
+
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && create) {
+		if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+			return oserr(errno);
+		fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			give(r, fd);
+			if (fsync(dirfd) < 0) {
+				e = errno;
+				close(fd);
+				return oserr(e);
+			}
+		}
+	}
+	if (fd < 0)
+		return errno == ELOOP || errno == ENOTDIR ? VV_EUNSAFE : oserr(errno);
+	if ((e = owned_ok(r, fd, name)) < 0) {
+		close(fd);
+		return e;
+	}
+	*out = fd;
+	return 0;
+}
+
+static int read_at(int dirfd, const char *name, size_t max, uint8_t **out, size_t *len)
+{
+	struct stat st;
+	uint8_t *b = NULL;
+	ssize_t got;
+	int fd, r = 0;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? VV_EUNSAFE : oserr(errno);
+	if (fstat(fd, &st) < 0) {
+		r = oserr(errno);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = VV_EUNSAFE;
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		r = VV_EFBIG;
+		goto out;
+	}
+	if (!(b = malloc(st.st_size ? (size_t)st.st_size : 1))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	got = vv_os_pread_full(fd, b, (size_t)st.st_size, 0);
+	if (got < 0) {
+		r = oserr((int)got);
+		goto out;
+	}
+	*len = (size_t)got;
+	*out = b;
+	b = NULL;
+out:
+	free(b);
+	close(fd);
+	return r;
+}
+
+/* tmp + write + fsync + rename in dirfd; the directory is not synced. */
+static int write_at(struct vv_repo *r, int dirfd, const char *name, const void *buf, size_t len)
+{
+	char tmp[128];
+	int fd, e = 0;
+
+	snprintf(tmp, sizeof(tmp), ".tmp-%s", name);
+	unlinkat(dirfd, tmp, 0);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return oserr(errno);
+	give(r, fd);
+	if ((e = vv_os_pwrite_full(fd, buf, len, 0)) < 0 || (e = vv_os_fsync(fd)) < 0)
+		e = oserr(e);
+	close(fd);
+	if (e == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		e = oserr(errno);
+	if (e < 0)
+		unlinkat(dirfd, tmp, 0);
+	return e;
+}
+
+/* ---- keys and config -------------------------------------------------------- */
+
+static void slot_ad(const uint8_t id[VV_REPO_ID_BYTES], uint32_t idx, uint8_t ad[29])
+{
+	memcpy(ad, "vvbk-slot", 9);
+	memcpy(ad + 9, id, VV_REPO_ID_BYTES);
+	vv_put_le32(ad + 25, idx);
+}
+
+static int subkeys(struct vv_repo *r)
+{
+	if (!(r->kman = vv_secure_alloc(VV_KEY_BYTES)) || !(r->kobj = vv_secure_alloc(VV_KEY_BYTES)) ||
+	    !(r->kcoll = vv_secure_alloc(VV_KEY_BYTES)))
+		return VV_ENOMEM;
+	if (vv_subkey(r->kman, r->key, 1, "vvbkmani") < 0 || vv_subkey(r->kobj, r->key, 1, "vvbkobjn") < 0 ||
+	    vv_subkey(r->kcoll, r->key, 1, "vvbkcoll") < 0)
+		return VV_ECRYPTO;
+	return 0;
+}
+
+static int conf_mac(const uint8_t *key, const uint8_t *buf, size_t len, uint8_t mac[VV_MAC_BYTES])
+{
+	uint8_t k[VV_KEY_BYTES];
+	int r;
+
+	if ((r = vv_subkey(k, key, 1, "vvbkconf")) == 0)
+		r = vv_mac(mac, k, buf, len);
+	vv_memzero(k, sizeof(k));
+	return r;
+}
+
+int vv_repo_config_parse(const uint8_t *buf, size_t len, uint8_t repo_id[VV_REPO_ID_BYTES], int *nslots)
+{
+	struct vv_rbuf b;
+	uint8_t magic[8];
+	uint32_t ver, n;
+
+	vv_rbuf_init(&b, buf, len);
+	if (vv_rbuf_get_bytes(&b, magic, 8) < 0 || memcmp(magic, CONF_MAGIC, 8) != 0)
+		return VV_EFORMAT;
+	if (vv_rbuf_get_u32(&b, &ver) < 0 || ver != REPO_VERSION)
+		return VV_EFORMAT;
+	if (vv_rbuf_get_bytes(&b, repo_id, VV_REPO_ID_BYTES) < 0 || vv_rbuf_skip(&b, 8) < 0 ||
+	    vv_rbuf_get_u32(&b, &n) < 0 || n < 1 || n > MAX_SLOTS)
+		return VV_ECORRUPT;
+	if (vv_rbuf_left(&b) != (size_t)n * SLOT_BYTES + VV_MAC_BYTES)
+		return VV_ECORRUPT;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t idx;
+		uint64_t ops, mem;
+		if (vv_rbuf_get_u32(&b, &idx) < 0 || vv_rbuf_get_u64(&b, &ops) < 0 ||
+		    vv_rbuf_get_u64(&b, &mem) < 0 || vv_rbuf_skip(&b, VV_SALT_BYTES + VV_WRAPPED_BYTES) < 0)
+			return VV_ECORRUPT;
+		if (idx >= MAX_SLOTS || ops == 0 || ops > (1u << 20) || mem == 0 || mem > (1ULL << 42))
+			return VV_ECORRUPT;
+	}
+	*nslots = (int)n;
+	return 0;
+}
+
+static int kdf_of(int profile, struct vv_kdf_params *p, bool allow_test)
+{
+	switch (profile) {
+	case VV_KDF_PROFILE_INTERACTIVE: vv_kdf_params_for(VV_KDF_INTERACTIVE, p); return 0;
+	case VV_KDF_PROFILE_MODERATE: vv_kdf_params_for(VV_KDF_MODERATE, p); return 0;
+	case VV_KDF_PROFILE_TEST:
+		if (!allow_test)
+			return VV_EDOWNGRADE;
+		vv_kdf_params_for(VV_KDF_TEST, p);
+		return 0;
+	}
+	return VV_EINVAL;
+}
+
+int vv_repo_init(const char *dest, const char *pass, size_t passlen, int kdf_profile,
+		 unsigned flags, char id_hex[2 * VV_REPO_ID_BYTES + 1])
+{
+	struct vv_repo r = { .dfd = -1, .objfd = -1, .manfd = -1, .lockfd = -1 };
+	uint8_t conf[CONF_MAX], salt[VV_SALT_BYTES], ad[29];
+	uint8_t *kek = NULL, *key = NULL;
+	struct vv_kdf_params p;
+	struct vv_wbuf w;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int e, fd;
+
+	if ((e = vv_crypto_init()) < 0)
+		return e;
+	if (!passlen)
+		return VV_EINVAL;
+	if ((e = kdf_of(kdf_profile, &p, flags & VV_REPO_ALLOW_TEST_KDF)) < 0)
+		return e;
+	if (mkdir(dest, 0700) < 0 && errno != EEXIST)
+		return oserr(errno);
+	r.dfd = open(dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (r.dfd < 0)
+		return errno == ELOOP ? VV_EUNSAFE : oserr(errno);
+	if (fstat(r.dfd, &st) < 0) {
+		e = oserr(errno);
+		goto out;
+	}
+	r.uid = st.st_uid;
+	r.gid = st.st_gid;
+	if ((fd = dup(r.dfd)) < 0 || !(d = fdopendir(fd))) {
+		e = oserr(errno);
+		goto out;
+	}
+	e = 0;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			e = VV_EEXIST;
+	closedir(d);
+	if (e < 0)
+		goto out;
+	if (!(kek = vv_secure_alloc(VV_KEY_BYTES)) || !(key = vv_secure_alloc(VV_KEY_BYTES))) {
+		e = VV_ENOMEM;
+		goto out;
+	}
+	vv_random_bytes(r.id, sizeof(r.id));
+	vv_random_bytes(key, VV_KEY_BYTES);
+	vv_random_bytes(salt, sizeof(salt));
+	if ((e = vv_kdf_derive(kek, pass, passlen, salt, &p)) < 0)
+		goto out;
+	vv_wbuf_init(&w, conf, sizeof(conf));
+	vv_wbuf_put_bytes(&w, CONF_MAGIC, 8);
+	vv_wbuf_put_u32(&w, REPO_VERSION);
+	vv_wbuf_put_bytes(&w, r.id, VV_REPO_ID_BYTES);
+	vv_wbuf_put_u64(&w, (uint64_t)time(NULL));
+	vv_wbuf_put_u32(&w, 1);
+	vv_wbuf_put_u32(&w, 0);
+	vv_wbuf_put_u64(&w, p.opslimit);
+	vv_wbuf_put_u64(&w, p.memlimit);
+	vv_wbuf_put_bytes(&w, salt, sizeof(salt));
+	slot_ad(r.id, 0, ad);
+	if (w.len + VV_WRAPPED_BYTES + VV_MAC_BYTES > sizeof(conf)) {
+		e = VV_EIO;
+		goto out;
+	}
+	if ((e = vv_key_wrap(conf + w.len, key, kek, ad, sizeof(ad))) < 0)
+		goto out;
+	w.len += VV_WRAPPED_BYTES;
+	if ((e = conf_mac(key, conf, w.len, conf + w.len)) < 0)
+		goto out;
+	w.len += VV_MAC_BYTES;
+	if ((e = subdir(&r, r.dfd, "objects", true, &r.objfd)) < 0 ||
+	    (e = subdir(&r, r.dfd, "manifests", true, &r.manfd)) < 0)
+		goto out;
+	/* The config last: a directory without it is no repository yet. */
+	if ((e = write_at(&r, r.dfd, "config", conf, w.len)) < 0)
+		goto out;
+	if (fsync(r.dfd) < 0) {
+		e = oserr(errno);
+		goto out;
+	}
+	if (id_hex)
+		vv_hex_encode(id_hex, r.id, VV_REPO_ID_BYTES);
+out:
+	vv_secure_free(kek);
+	vv_secure_free(key);
+	if (r.objfd >= 0)
+		close(r.objfd);
+	if (r.manfd >= 0)
+		close(r.manfd);
+	close(r.dfd);
+	return e;
+}
+
+static int take_lock(struct vv_repo *r)
+{
+	char pid[32];
+	uint8_t *old = NULL;
+	size_t len = 0;
+	int n;
+
+	struct stat st;
+
+	/* Never O_CREAT on a name that may exist: a hard link planted there
+	 * (to a file of root's) must be refused, not truncated or chowned. */
+	r->lockfd = openat(r->dfd, "lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (r->lockfd < 0 && errno == ENOENT) {
+		r->lockfd = openat(r->dfd, "lock", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (r->lockfd >= 0)
+			give(r, r->lockfd);
+	}
+	if (r->lockfd < 0)
+		return errno == ELOOP ? VV_EUNSAFE : oserr(errno);
+	if (fstat(r->lockfd, &st) < 0)
+		return oserr(errno);
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		vv_log(VV_LOG_ERR, "backup: the lock file is not a plain file with one link: refused");
+		return VV_EUNSAFE;
+	}
+	if (owned_ok(r, r->lockfd, "lock") < 0)
+		return VV_EUNSAFE;
+	if (flock(r->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK)
+			return oserr(errno);
+		if (read_at(r->dfd, "lock", 64, &old, &len) == 0)
+			vv_log(VV_LOG_ERR, "backup: the repository is being written by another "
+			       "backup (pid %.*s); wait for it to finish",
+			       (int)(len && old[len - 1] == '\n' ? len - 1 : len), (const char *)old);
+		free(old);
+		return VV_EBUSY;
+	}
+	/* The lock dies with its holder (flock), so a pid left by a killed
+	 * writer is stale by construction: overwrite it. */
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(r->lockfd, 0) < 0 || vv_os_pwrite_full(r->lockfd, pid, (size_t)n, 0) < 0)
+		vv_log(VV_LOG_WARN, "backup: cannot record the pid in the lock file");
+	return 0;
+}
+
+static int unlock_conf(struct vv_repo *r, const uint8_t *conf, size_t len, const char *pass,
+		       size_t passlen, bool allow_test)
+{
+	struct vv_rbuf b;
+	uint8_t *kek = NULL, mac[VV_MAC_BYTES], ad[29];
+	bool weak = false;
+	uint32_t n = 0;
+	int e = VV_EBADPASS;
+
+	if (!(kek = vv_secure_alloc(VV_KEY_BYTES)) || !(r->key = vv_secure_alloc(VV_KEY_BYTES))) {
+		vv_secure_free(kek);
+		return VV_ENOMEM;
+	}
+	vv_rbuf_init(&b, conf, len);
+	vv_rbuf_skip(&b, 36);
+	vv_rbuf_get_u32(&b, &n);
+	for (uint32_t i = 0; i < n; i++) {
+		struct vv_kdf_params p;
+		const uint8_t *salt, *wr;
+		uint32_t idx;
+		if (vv_rbuf_get_u32(&b, &idx) < 0 || vv_rbuf_get_u64(&b, &p.opslimit) < 0 ||
+		    vv_rbuf_get_u64(&b, &p.memlimit) < 0 || vv_rbuf_get_ptr(&b, &salt, VV_SALT_BYTES) < 0 ||
+		    vv_rbuf_get_ptr(&b, &wr, VV_WRAPPED_BYTES) < 0) {
+			e = VV_ECORRUPT;
+			break;
+		}
+		if (!vv_kdf_params_ok(&p, allow_test)) {
+			weak = true;
+			continue;
+		}
+		if (vv_kdf_derive(kek, pass, passlen, salt, &p) < 0)
+			continue;
+		slot_ad(r->id, idx, ad);
+		if (vv_key_unwrap(r->key, wr, kek, ad, sizeof(ad)) == 0) {
+			e = 0;
+			break;
+		}
+	}
+	vv_secure_free(kek);
+	if (e == VV_EBADPASS && weak)
+		e = VV_EDOWNGRADE;
+	if (e < 0)
+		return e;
+	if ((e = conf_mac(r->key, conf, len - VV_MAC_BYTES, mac)) < 0)
+		return e;
+	if (!vv_memeq_ct(mac, conf + len - VV_MAC_BYTES, VV_MAC_BYTES)) {
+		vv_log(VV_LOG_ERR, "backup: the repository config does not authenticate (altered)");
+		return VV_ECORRUPT;
+	}
+	return subkeys(r);
+}
+
+int vv_repo_open(const char *dest, const char *pass, size_t passlen, unsigned flags, uint32_t uid,
+		 struct vv_repo **out)
+{
+	struct vv_repo *r = calloc(1, sizeof(*r));
+	uint8_t *conf = NULL;
+	size_t len = 0;
+	struct stat st;
+	int e, nslots;
+
+	if (!r)
+		return VV_ENOMEM;
+	r->dfd = r->objfd = r->manfd = r->lockfd = -1;
+	r->check = flags & VV_REPO_CHECK_OWNER;
+	r->uid = uid;
+	if ((e = vv_crypto_init()) < 0)
+		goto out;
+	r->dfd = open(dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (r->dfd < 0) {
+		e = errno == ELOOP ? VV_EUNSAFE : oserr(errno);
+		goto out;
+	}
+	if ((e = owned_ok(r, r->dfd, dest)) < 0)
+		goto out;
+	if (fstat(r->dfd, &st) < 0) {
+		e = oserr(errno);
+		goto out;
+	}
+	r->uid = st.st_uid;
+	r->gid = st.st_gid;
+	if ((e = read_at(r->dfd, "config", CONF_MAX, &conf, &len)) < 0) {
+		if (e == VV_ENOENT)
+			e = VV_ENOTINIT;
+		goto out;
+	}
+	if ((e = vv_repo_config_parse(conf, len, r->id, &nslots)) < 0)
+		goto out;
+	if ((e = subdir(r, r->dfd, "objects", flags & VV_REPO_WRITE, &r->objfd)) < 0 ||
+	    (e = subdir(r, r->dfd, "manifests", flags & VV_REPO_WRITE, &r->manfd)) < 0)
+		goto out;
+	if ((flags & VV_REPO_WRITE) && (e = take_lock(r)) < 0)
+		goto out;
+	e = unlock_conf(r, conf, len, pass, passlen, flags & VV_REPO_ALLOW_TEST_KDF);
+out:
+	free(conf);
+	if (e < 0)
+		vv_repo_close(r);
+	else
+		*out = r;
+	return e;
+}
+
+void vv_repo_close(struct vv_repo *r)
+{
+	if (!r)
+		return;
+	if (r->lockfd >= 0)
+		close(r->lockfd);
+	if (r->objfd >= 0)
+		close(r->objfd);
+	if (r->manfd >= 0)
+		close(r->manfd);
+	if (r->dfd >= 0)
+		close(r->dfd);
+	vv_secure_free(r->key);
+	vv_secure_free(r->kman);
+	vv_secure_free(r->kobj);
+	vv_secure_free(r->kcoll);
+	free(r);
+}
+
+const uint8_t *vv_repo_id(const struct vv_repo *r)
+{
+	return r->id;
+}
+
+int vv_repo_objfd(const struct vv_repo *r)
+{
+	return r->objfd;
+}
+
+int vv_repo_manfd(const struct vv_repo *r)
+{
+	return r->manfd;
+}
+
+void vv_repo_owner(const struct vv_repo *r, uint32_t *uid, uint32_t *gid)
+{
+	*uid = r->uid;
+	*gid = r->gid;
+}
+
+static void coll_ad(const uint8_t bid[VV_BACKUP_ID_BYTES], uint32_t coll, uint8_t ad[29])
+{
+	memcpy(ad, "vvbk-coll", 9);
+	memcpy(ad + 9, bid, VV_BACKUP_ID_BYTES);
+	vv_put_le32(ad + 25, coll);
+}
+
+int vv_repo_coll_wrap(struct vv_repo *r, const uint8_t bid[VV_BACKUP_ID_BYTES], uint32_t coll,
+		      const uint8_t key[VV_KEY_BYTES], uint8_t out[VV_WRAPPED_BYTES])
+{
+	uint8_t ad[29];
+
+	coll_ad(bid, coll, ad);
+	return vv_key_wrap(out, key, r->kcoll, ad, sizeof(ad));
+}
+
+int vv_repo_coll_unwrap(struct vv_repo *r, const uint8_t bid[VV_BACKUP_ID_BYTES], uint32_t coll,
+			const uint8_t in[VV_WRAPPED_BYTES], uint8_t key[VV_KEY_BYTES])
+{
+	uint8_t ad[29];
+
+	coll_ad(bid, coll, ad);
+	return vv_key_unwrap(key, in, r->kcoll, ad, sizeof(ad));
+}
+
+/* ---- objects ---------------------------------------------------------------- */
+
+int vv_repo_object_name(struct vv_repo *r, const void *bytes, size_t len,
+			uint8_t name[VV_REPO_NAME_BYTES])
+{
+	return vv_mac(name, r->kobj, bytes, len);
+}
+
+static void obj_names(const uint8_t name[VV_REPO_NAME_BYTES], char xx[3], char hex[65])
+{
+	vv_hex_encode(hex, name, VV_REPO_NAME_BYTES);
+	xx[0] = hex[0];
+	xx[1] = hex[1];
+	xx[2] = 0;
+}
+
+bool vv_repo_object_have(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES], uint64_t size)
+{
+	char xx[3], hex[65], rel[80];
+	struct stat st;
+
+	obj_names(name, xx, hex);
+	snprintf(rel, sizeof(rel), "%s/%s", xx, hex);
+	return fstatat(r->objfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+	       (uint64_t)st.st_size == size;
+}
+
+int vv_repo_object_put(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES], const void *bytes,
+		       size_t len)
+{
+	char xx[3], hex[65];
+	int fd, e;
+
+	obj_names(name, xx, hex);
+	if ((e = subdir(r, r->objfd, xx, true, &fd)) < 0)
+		return e;
+	e = write_at(r, fd, hex, bytes, len);
+	close(fd);
+	if (e == 0) {
+		r->dirty[name[0]] = true;
+		r->objdirty = true;
+	}
+	return e;
+}
+
+int vv_repo_objects_sync(struct vv_repo *r)
+{
+	char xx[3], hex[65];
+	uint8_t nm[VV_REPO_NAME_BYTES] = { 0 };
+	int fd, e;
+
+	for (int i = 0; i < 256; i++) {
+		if (!r->dirty[i])
+			continue;
+		nm[0] = (uint8_t)i;
+		obj_names(nm, xx, hex);
+		if ((e = subdir(r, r->objfd, xx, false, &fd)) < 0)
+			return e;
+		e = fsync(fd) < 0 ? oserr(errno) : 0;
+		close(fd);
+		if (e < 0)
+			return e;
+		r->dirty[i] = false;
+	}
+	if (r->objdirty && fsync(r->objfd) < 0)
+		return oserr(errno);
+	r->objdirty = false;
+	return 0;
+}
+
+int vv_repo_object_read(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES], uint8_t **out,
+			size_t *len)
+{
+	char xx[3], hex[65];
+	uint8_t got[VV_REPO_NAME_BYTES];
+	int fd, e;
+
+	obj_names(name, xx, hex);
+	if ((e = subdir(r, r->objfd, xx, false, &fd)) < 0)
+		return e;
+	e = read_at(fd, hex, VV_REPO_OBJECT_MAX, out, len);
+	close(fd);
+	if (e < 0)
+		return e;
+	if ((e = vv_repo_object_name(r, *out, *len, got)) < 0 || !vv_memeq_ct(got, name, sizeof(got))) {
+		free(*out);
+		*out = NULL;
+		return e < 0 ? e : VV_ECORRUPT;
+	}
+	return 0;
+}
+
+/* ---- manifests: the in-memory form ------------------------------------------ */
+
+void vv_manifest_free(struct vv_manifest *m)
+{
+	for (size_t i = 0; i < m->ninodes; i++)
+		free(m->inodes[i].data);
+	for (size_t i = 0; i < m->ndirents; i++)
+		free(m->dirents[i].name);
+	for (size_t i = 0; i < m->nxattrs; i++) {
+		free(m->xattrs[i].name);
+		free(m->xattrs[i].val);
+	}
+	if (m->colls)
+		vv_memzero(m->colls, m->ncolls * sizeof(*m->colls));
+	free(m->colls);
+	free(m->objs);
+	free(m->inodes);
+	free(m->dirents);
+	free(m->xattrs);
+	free(m->extents);
+	memset(m, 0, sizeof(*m));
+}
+
+static int grow(void **p, size_t *cap, size_t n, size_t sz)
+{
+	void *np;
+	size_t nc;
+
+	if (n < *cap)
+		return 0;
+	nc = *cap ? *cap * 2 : 64;
+	if (nc > SIZE_MAX / sz || !(np = realloc(*p, nc * sz)))
+		return VV_ENOMEM;
+	*p = np;
+	*cap = nc;
+	return 0;
+}
+
+#define GROW(m, arr, n, cap) grow((void **)&(m)->arr, &(m)->cap, (m)->n, sizeof(*(m)->arr))
+
+static void *dupmem(const void *p, size_t n, bool nul)
+{
+	uint8_t *d = malloc(n + (nul ? 1 : 0) + (n == 0));
+
+	if (d) {
+		if (n)
+			memcpy(d, p, n);
+		if (nul)
+			d[n] = 0;
+	}
+	return d;
+}
+
+int vv_manifest_add_inode(struct vv_manifest *m, const struct vv_inode_row *r, const void *data,
+			  size_t len)
+{
+	struct vv_bk_inode *in;
+
+	if (len > UINT32_MAX)
+		return VV_EFBIG;
+	if (GROW(m, inodes, ninodes, capi) < 0)
+		return VV_ENOMEM;
+	in = &m->inodes[m->ninodes];
+	in->r = *r;
+	in->datalen = (uint32_t)len;
+	in->data = NULL;
+	if (len && !(in->data = dupmem(data, len, false)))
+		return VV_ENOMEM;
+	m->ninodes++;
+	return 0;
+}
+
+int vv_manifest_add_dirent(struct vv_manifest *m, uint64_t parent, const char *name, uint64_t id,
+			   uint64_t ino, uint32_t mode)
+{
+	struct vv_bk_dirent *d;
+	size_t nl = strlen(name);
+
+	if (nl == 0 || nl > 255)
+		return VV_ECORRUPT;
+	if (GROW(m, dirents, ndirents, capd) < 0)
+		return VV_ENOMEM;
+	d = &m->dirents[m->ndirents];
+	*d = (struct vv_bk_dirent){ .parent = parent, .id = id, .ino = ino, .mode = mode };
+	if (!(d->name = dupmem(name, nl, true)))
+		return VV_ENOMEM;
+	m->ndirents++;
+	return 0;
+}
+
+int vv_manifest_add_xattr(struct vv_manifest *m, uint64_t ino, const char *name, const void *val,
+			  size_t len)
+{
+	struct vv_bk_xattr *x;
+	size_t nl = strlen(name);
+
+	if (nl == 0 || nl > 255 || len > UINT32_MAX)
+		return VV_ECORRUPT;
+	if (GROW(m, xattrs, nxattrs, capx) < 0)
+		return VV_ENOMEM;
+	x = &m->xattrs[m->nxattrs];
+	*x = (struct vv_bk_xattr){ .ino = ino, .vlen = (uint32_t)len };
+	if (!(x->name = dupmem(name, nl, true)) || !(x->val = dupmem(val, len, false))) {
+		free(x->name);
+		return VV_ENOMEM;
+	}
+	m->nxattrs++;
+	return 0;
+}
+
+int vv_manifest_add_extent(struct vv_manifest *m, uint64_t ino, const struct vv_extent *e)
+{
+	if (GROW(m, extents, nextents, cape) < 0)
+		return VV_ENOMEM;
+	m->extents[m->nextents++] = (struct vv_bk_extent){ .ino = ino, .e = *e };
+	return 0;
+}
+
+int vv_manifest_add_coll(struct vv_manifest *m, uint32_t id, const uint8_t wrapped[VV_WRAPPED_BYTES])
+{
+	if (GROW(m, colls, ncolls, capc) < 0)
+		return VV_ENOMEM;
+	m->colls[m->ncolls].id = id;
+	memcpy(m->colls[m->ncolls].wrapped, wrapped, VV_WRAPPED_BYTES);
+	m->ncolls++;
+	return 0;
+}
+
+int vv_manifest_add_object(struct vv_manifest *m, const uint8_t *chunk, const uint8_t *name,
+			   uint64_t size)
+{
+	struct vv_bk_object *o;
+
+	if (GROW(m, objs, nobjs, capo) < 0)
+		return VV_ENOMEM;
+	o = &m->objs[m->nobjs++];
+	memcpy(o->chunk, chunk, VV_CHUNK_ID_BYTES);
+	memcpy(o->name, name, VV_REPO_NAME_BYTES);
+	o->size = size;
+	return 0;
+}
+
+/* ---- manifests: the body's bytes --------------------------------------------- */
+
+/* A growing output buffer; err sticks. */
+struct obuf {
+	uint8_t *p;
+	size_t len, cap;
+	int err;
+};
+
+static void ob_put(struct obuf *o, const void *v, size_t n)
+{
+	if (o->err)
+		return;
+	if (n > o->cap - o->len) {
+		size_t nc = o->cap ? o->cap : 65536;
+		uint8_t *np;
+		while (nc - o->len < n) {
+			if (nc > VV_REPO_MANIFEST_MAX) {
+				o->err = VV_EFBIG;
+				return;
+			}
+			nc *= 2;
+		}
+		if (!(np = realloc(o->p, nc))) {
+			o->err = VV_ENOMEM;
+			return;
+		}
+		o->p = np;
+		o->cap = nc;
+	}
+	if (n)
+		memcpy(o->p + o->len, v, n);
+	o->len += n;
+}
+
+static void ob_u16(struct obuf *o, uint16_t v)
+{
+	uint8_t b[2] = { (uint8_t)v, (uint8_t)(v >> 8) };
+
+	ob_put(o, b, 2);
+}
+
+static void ob_u32(struct obuf *o, uint32_t v)
+{
+	uint8_t b[4];
+
+	vv_put_le32(b, v);
+	ob_put(o, b, 4);
+}
+
+static void ob_u64(struct obuf *o, uint64_t v)
+{
+	uint8_t b[8];
+
+	vv_put_le64(b, v);
+	ob_put(o, b, 8);
+}
+
+static void ob_str(struct obuf *o, const char *s)
+{
+	size_t n = strnlen(s, 255);
+
+	ob_u16(o, (uint16_t)n);
+	ob_put(o, s, n);
+}
+
+int vv_manifest_encode(const struct vv_manifest *m, uint8_t **out, size_t *outlen)
+{
+	struct obuf o = { 0 };
+	static const uint8_t zero[BODY_PAD];
+
+	ob_put(&o, BODY_MAGIC, 8);
+	ob_put(&o, m->id, VV_BACKUP_ID_BYTES);
+	ob_put(&o, m->store_id, 16);
+	ob_u64(&o, (uint64_t)m->info.created);
+	ob_u64(&o, (uint64_t)m->info.snap_created);
+	ob_str(&o, m->info.snapshot);
+	ob_str(&o, m->info.tag);
+	ob_u64(&o, m->info.files);
+	ob_u64(&o, m->info.bytes);
+	ob_u32(&o, m->root_coll);
+	ob_u32(&o, (uint32_t)m->ncolls);
+	for (size_t i = 0; i < m->ncolls; i++) {
+		ob_u32(&o, m->colls[i].id);
+		ob_put(&o, m->colls[i].wrapped, VV_WRAPPED_BYTES);
+	}
+	ob_u64(&o, m->nobjs);
+	for (size_t i = 0; i < m->nobjs; i++) {
+		ob_put(&o, m->objs[i].chunk, VV_CHUNK_ID_BYTES);
+		ob_put(&o, m->objs[i].name, VV_REPO_NAME_BYTES);
+		ob_u64(&o, m->objs[i].size);
+	}
+	ob_u64(&o, m->ninodes);
+	for (size_t i = 0; i < m->ninodes; i++) {
+		const struct vv_inode_row *r = &m->inodes[i].r;
+		ob_u64(&o, r->ino);
+		ob_u64(&o, r->gen);
+		ob_u32(&o, r->mode);
+		ob_u32(&o, r->uid);
+		ob_u32(&o, r->gid);
+		ob_u32(&o, r->nlink);
+		ob_u64(&o, r->size);
+		ob_u64(&o, r->rdev);
+		ob_u64(&o, (uint64_t)r->atime);
+		ob_u64(&o, (uint64_t)r->mtime);
+		ob_u64(&o, (uint64_t)r->ctime);
+		ob_u64(&o, r->parent);
+		ob_u32(&o, r->coll);
+		ob_put(&o, r->objid, VV_OBJID_BYTES);
+		ob_u64(&o, r->stored);
+		ob_u32(&o, m->inodes[i].datalen);
+		ob_put(&o, m->inodes[i].data, m->inodes[i].datalen);
+	}
+	ob_u64(&o, m->ndirents);
+	for (size_t i = 0; i < m->ndirents; i++) {
+		const struct vv_bk_dirent *d = &m->dirents[i];
+		ob_u64(&o, d->parent);
+		ob_u64(&o, d->id);
+		ob_u64(&o, d->ino);
+		ob_u32(&o, d->mode);
+		ob_str(&o, d->name);
+	}
+	ob_u64(&o, m->nxattrs);
+	for (size_t i = 0; i < m->nxattrs; i++) {
+		const struct vv_bk_xattr *x = &m->xattrs[i];
+		ob_u64(&o, x->ino);
+		ob_str(&o, x->name);
+		ob_u32(&o, x->vlen);
+		ob_put(&o, x->val, x->vlen);
+	}
+	ob_u64(&o, m->nextents);
+	for (size_t i = 0; i < m->nextents; i++) {
+		const struct vv_bk_extent *e = &m->extents[i];
+		ob_u64(&o, e->ino);
+		ob_u64(&o, e->e.fblock);
+		ob_put(&o, e->e.chunk_id, VV_CHUNK_ID_BYTES);
+		ob_u32(&o, e->e.off);
+		ob_u32(&o, e->e.len);
+		ob_u32(&o, e->e.slot);
+	}
+	ob_put(&o, "END!", 4);
+	/* Pad, so the sealed size tells only the metadata's size to 4 KiB. */
+	ob_put(&o, zero, (BODY_PAD - o.len % BODY_PAD) % BODY_PAD);
+	if (o.err) {
+		free(o.p);
+		return o.err;
+	}
+	*out = o.p;
+	*outlen = o.len;
+	return 0;
+}
+
+static int get_str(struct vv_rbuf *b, char *out, size_t cap, bool need)
+{
+	uint16_t n;
+
+	if (vv_rbuf_get_u16(b, &n) < 0 || n >= cap || (need && n == 0))
+		return VV_ECORRUPT;
+	if (vv_rbuf_get_bytes(b, out, n) < 0 || memchr(out, 0, n))
+		return VV_ECORRUPT;
+	out[n] = 0;
+	return 0;
+}
+
+/* A count of entries of at least min bytes each that the rest can hold. */
+static int get_count(struct vv_rbuf *b, size_t min, size_t *n)
+{
+	uint64_t v;
+
+	if (vv_rbuf_get_u64(b, &v) < 0 || v > vv_rbuf_left(b) / min)
+		return VV_ECORRUPT;
+	*n = (size_t)v;
+	return 0;
+}
+
+static int decode(struct vv_rbuf *b, struct vv_manifest *m)
+{
+	uint8_t magic[8];
+	char name[256];
+	uint32_t u32;
+	uint64_t u64;
+	size_t n;
+	int e;
+
+	if (vv_rbuf_get_bytes(b, magic, 8) < 0 || memcmp(magic, BODY_MAGIC, 8) != 0 ||
+	    vv_rbuf_get_bytes(b, m->id, VV_BACKUP_ID_BYTES) < 0 || vv_rbuf_get_bytes(b, m->store_id, 16) < 0)
+		return VV_ECORRUPT;
+	vv_hex_encode(m->info.id, m->id, VV_BACKUP_ID_BYTES);
+	vv_hex_encode(m->info.store_id, m->store_id, 16);
+	if (vv_rbuf_get_u64(b, &u64) < 0)
+		return VV_ECORRUPT;
+	m->info.created = (int64_t)u64;
+	if (vv_rbuf_get_u64(b, &u64) < 0)
+		return VV_ECORRUPT;
+	m->info.snap_created = (int64_t)u64;
+	if (get_str(b, m->info.snapshot, sizeof(m->info.snapshot), false) < 0 ||
+	    get_str(b, m->info.tag, sizeof(m->info.tag), false) < 0 ||
+	    vv_rbuf_get_u64(b, &m->info.files) < 0 || vv_rbuf_get_u64(b, &m->info.bytes) < 0 ||
+	    vv_rbuf_get_u32(b, &m->root_coll) < 0 || vv_rbuf_get_u32(b, &u32) < 0 ||
+	    u32 > vv_rbuf_left(b) / (4 + VV_WRAPPED_BYTES))
+		return VV_ECORRUPT;
+	for (uint32_t i = 0; i < u32; i++) {
+		uint8_t w[VV_WRAPPED_BYTES];
+		uint32_t id;
+		if (vv_rbuf_get_u32(b, &id) < 0 || vv_rbuf_get_bytes(b, w, sizeof(w)) < 0)
+			return VV_ECORRUPT;
+		if ((e = vv_manifest_add_coll(m, id, w)) < 0)
+			return e;
+	}
+	if (get_count(b, VV_CHUNK_ID_BYTES + VV_REPO_NAME_BYTES + 8, &n) < 0)
+		return VV_ECORRUPT;
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *c, *nm;
+		if (vv_rbuf_get_ptr(b, &c, VV_CHUNK_ID_BYTES) < 0 || vv_rbuf_get_ptr(b, &nm, VV_REPO_NAME_BYTES) < 0 ||
+		    vv_rbuf_get_u64(b, &u64) < 0 || u64 > VV_REPO_OBJECT_MAX)
+			return VV_ECORRUPT;
+		if ((e = vv_manifest_add_object(m, c, nm, u64)) < 0)
+			return e;
+	}
+	m->info.objects = m->nobjs;
+	for (size_t i = 0; i < m->nobjs; i++)
+		m->info.stored += m->objs[i].size;
+	if (get_count(b, 120, &n) < 0)
+		return VV_ECORRUPT;
+	for (size_t i = 0; i < n; i++) {
+		struct vv_inode_row r;
+		const uint8_t *data;
+		if (vv_rbuf_get_u64(b, &r.ino) < 0 || vv_rbuf_get_u64(b, &r.gen) < 0 ||
+		    vv_rbuf_get_u32(b, &r.mode) < 0 || vv_rbuf_get_u32(b, &r.uid) < 0 ||
+		    vv_rbuf_get_u32(b, &r.gid) < 0 || vv_rbuf_get_u32(b, &r.nlink) < 0 ||
+		    vv_rbuf_get_u64(b, &r.size) < 0 || vv_rbuf_get_u64(b, &r.rdev) < 0 ||
+		    vv_rbuf_get_u64(b, (uint64_t *)&r.atime) < 0 || vv_rbuf_get_u64(b, (uint64_t *)&r.mtime) < 0 ||
+		    vv_rbuf_get_u64(b, (uint64_t *)&r.ctime) < 0 || vv_rbuf_get_u64(b, &r.parent) < 0 ||
+		    vv_rbuf_get_u32(b, &r.coll) < 0 || vv_rbuf_get_bytes(b, r.objid, VV_OBJID_BYTES) < 0 ||
+		    vv_rbuf_get_u64(b, &r.stored) < 0 || vv_rbuf_get_u32(b, &u32) < 0 ||
+		    vv_rbuf_get_ptr(b, &data, u32) < 0)
+			return VV_ECORRUPT;
+		if (r.ino == 0 || r.ino > VV_SNAP_INO_MAX)
+			return VV_ECORRUPT;
+		if ((e = vv_manifest_add_inode(m, &r, data, u32)) < 0)
+			return e;
+	}
+	if (get_count(b, 31, &n) < 0)
+		return VV_ECORRUPT;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t parent, id, ino;
+		uint32_t mode;
+		if (vv_rbuf_get_u64(b, &parent) < 0 || vv_rbuf_get_u64(b, &id) < 0 ||
+		    vv_rbuf_get_u64(b, &ino) < 0 || vv_rbuf_get_u32(b, &mode) < 0 ||
+		    get_str(b, name, sizeof(name), true) < 0 || strchr(name, '/') ||
+		    !strcmp(name, ".") || !strcmp(name, ".."))
+			return VV_ECORRUPT;
+		if ((e = vv_manifest_add_dirent(m, parent, name, id, ino, mode)) < 0)
+			return e;
+	}
+	if (get_count(b, 15, &n) < 0)
+		return VV_ECORRUPT;
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *val;
+		uint64_t ino;
+		if (vv_rbuf_get_u64(b, &ino) < 0 || get_str(b, name, sizeof(name), true) < 0 ||
+		    vv_rbuf_get_u32(b, &u32) < 0 || vv_rbuf_get_ptr(b, &val, u32) < 0)
+			return VV_ECORRUPT;
+		if ((e = vv_manifest_add_xattr(m, ino, name, val, u32)) < 0)
+			return e;
+	}
+	if (get_count(b, 60, &n) < 0)
+		return VV_ECORRUPT;
+	for (size_t i = 0; i < n; i++) {
+		struct vv_extent x;
+		uint64_t ino;
+		if (vv_rbuf_get_u64(b, &ino) < 0 || vv_rbuf_get_u64(b, &x.fblock) < 0 ||
+		    vv_rbuf_get_bytes(b, x.chunk_id, VV_CHUNK_ID_BYTES) < 0 || vv_rbuf_get_u32(b, &x.off) < 0 ||
+		    vv_rbuf_get_u32(b, &x.len) < 0 || vv_rbuf_get_u32(b, &x.slot) < 0)
+			return VV_ECORRUPT;
+		if ((e = vv_manifest_add_extent(m, ino, &x)) < 0)
+			return e;
+	}
+	if (vv_rbuf_get_bytes(b, magic, 4) < 0 || memcmp(magic, "END!", 4) != 0)
+		return VV_ECORRUPT;
+	while (vv_rbuf_left(b)) {
+		uint8_t z;
+		if (vv_rbuf_get_u8(b, &z) < 0 || z)
+			return VV_ECORRUPT;
+	}
+	return 0;
+}
+
+int vv_manifest_decode(const uint8_t *buf, size_t len, struct vv_manifest *m)
+{
+	struct vv_rbuf b;
+	int e;
+
+	memset(m, 0, sizeof(*m));
+	vv_rbuf_init(&b, buf, len);
+	if ((e = decode(&b, m)) < 0)
+		vv_manifest_free(m);
+	return e;
+}
+
+/* ---- manifests: sealed files -------------------------------------------------- */
+
+int vv_repo_manifest_store(struct vv_repo *r, const struct vv_manifest *m)
+{
+	uint8_t *body = NULL, *file = NULL;
+	char hex[VV_BACKUP_ID_HEX + 1];
+	struct vv_wbuf w;
+	size_t blen = 0, flen;
+	int e;
+
+	if ((e = vv_manifest_encode(m, &body, &blen)) < 0)
+		return e;
+	flen = MAN_HDR + blen + VV_TAG_BYTES;
+	if (!(file = malloc(flen))) {
+		e = VV_ENOMEM;
+		goto out;
+	}
+	vv_wbuf_init(&w, file, MAN_HDR);
+	vv_wbuf_put_bytes(&w, MAN_MAGIC, 8);
+	vv_wbuf_put_u32(&w, REPO_VERSION);
+	vv_wbuf_put_bytes(&w, r->id, VV_REPO_ID_BYTES);
+	vv_wbuf_put_bytes(&w, m->id, VV_BACKUP_ID_BYTES);
+	vv_random_bytes(file + 44, VV_XNONCE_BYTES);
+	if ((e = vv_xchacha_seal(file + MAN_HDR, file + MAN_HDR + blen, body, blen, file, MAN_HDR,
+				 file + 44, r->kman)) < 0)
+		goto out;
+	/* Every object it names is durable first (the caller wrote them). */
+	if ((e = vv_repo_objects_sync(r)) < 0)
+		goto out;
+	vv_hex_encode(hex, m->id, VV_BACKUP_ID_BYTES);
+	if ((e = write_at(r, r->manfd, hex, file, flen)) < 0)
+		goto out;
+	if (fsync(r->manfd) < 0)
+		e = oserr(errno);
+out:
+	if (body)
+		vv_memzero(body, blen);
+	free(body);
+	free(file);
+	return e;
+}
+
+static bool is_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return s[n] == 0;
+}
+
+int vv_repo_manifest_load(struct vv_repo *r, const char *id_hex, struct vv_manifest *m)
+{
+	uint8_t *file = NULL, *body = NULL, bid[VV_BACKUP_ID_BYTES];
+	struct vv_rbuf b;
+	uint8_t magic[8], rid[VV_REPO_ID_BYTES], fid[VV_BACKUP_ID_BYTES];
+	uint32_t ver;
+	size_t len = 0, blen;
+	int e;
+
+	memset(m, 0, sizeof(*m));
+	if (!is_hex(id_hex, VV_BACKUP_ID_HEX) || vv_hex_decode(bid, sizeof(bid), id_hex, VV_BACKUP_ID_HEX) < 0)
+		return VV_EINVAL;
+	if ((e = read_at(r->manfd, id_hex, VV_REPO_MANIFEST_MAX, &file, &len)) < 0)
+		return e;
+	vv_rbuf_init(&b, file, len);
+	if (len < MAN_HDR + VV_TAG_BYTES || vv_rbuf_get_bytes(&b, magic, 8) < 0 ||
+	    memcmp(magic, MAN_MAGIC, 8) != 0 || vv_rbuf_get_u32(&b, &ver) < 0) {
+		e = VV_ECORRUPT;
+		goto out;
+	}
+	if (ver != REPO_VERSION) {
+		e = VV_EFORMAT;
+		goto out;
+	}
+	vv_rbuf_get_bytes(&b, rid, sizeof(rid));
+	vv_rbuf_get_bytes(&b, fid, sizeof(fid));
+	/* A manifest of another repository, or renamed: not this backup. */
+	if (memcmp(rid, r->id, sizeof(rid)) != 0 || memcmp(fid, bid, sizeof(fid)) != 0) {
+		e = VV_ECORRUPT;
+		goto out;
+	}
+	blen = len - MAN_HDR - VV_TAG_BYTES;
+	if (!(body = malloc(blen ? blen : 1))) {
+		e = VV_ENOMEM;
+		goto out;
+	}
+	if ((e = vv_xchacha_open(body, file + MAN_HDR, blen, file + MAN_HDR + blen, file, MAN_HDR,
+				 file + 44, r->kman)) < 0) {
+		e = VV_ECORRUPT;
+		goto out;
+	}
+	if ((e = vv_manifest_decode(body, blen, m)) < 0)
+		goto out;
+	if (memcmp(m->id, bid, sizeof(bid)) != 0) {
+		vv_manifest_free(m);
+		e = VV_ECORRUPT;
+	}
+out:
+	if (body)
+		vv_memzero(body, blen);
+	free(body);
+	free(file);
+	return e;
+}
+
+void vv_repo_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int vv_repo_manifest_names(struct vv_repo *r, char ***out, size_t *nout)
+{
+	char **names = NULL, **nn;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int fd, e = 0;
+
+	if ((fd = dup(r->manfd)) < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return oserr(errno);
+	}
+	rewinddir(d);
+	while ((de = readdir(d))) {
+		if (!is_hex(de->d_name, VV_BACKUP_ID_HEX))
+			continue;       /* ., .., .tmp-* of an interrupted run */
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			if (!(nn = realloc(names, cap * sizeof(*nn)))) {
+				e = VV_ENOMEM;
+				break;
+			}
+			names = nn;
+		}
+		if (!(names[n] = strdup(de->d_name))) {
+			e = VV_ENOMEM;
+			break;
+		}
+		n++;
+	}
+	closedir(d);
+	if (e < 0) {
+		vv_repo_names_free(names, n);
+		return e;
+	}
+	qsort(names, n, sizeof(*names), cmp_str);
+	*out = names;
+	*nout = n;
+	return 0;
+}
+
+static int cmp_info(const void *a, const void *b)
+{
+	const struct vv_backup_info *x = a, *y = b;
+
+	return x->created < y->created ? -1 : x->created > y->created ? 1 : strcmp(x->id, y->id);
+}
+
+int vv_repo_list(struct vv_repo *r, int (*cb)(void *ctx, const struct vv_backup_info *b),
+		 void (*bad)(void *ctx, const char *manifest, int code), void *ctx)
+{
+	struct vv_backup_info *infos = NULL;
+	struct vv_manifest m;
+	char **names = NULL;
+	size_t n = 0, k = 0;
+	int e, ret = 0;
+
+	if ((e = vv_repo_manifest_names(r, &names, &n)) < 0)
+		return e;
+	if (n && !(infos = calloc(n, sizeof(*infos)))) {
+		e = VV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if ((e = vv_repo_manifest_load(r, names[i], &m)) < 0) {
+			if (bad)
+				bad(ctx, names[i], e);
+			ret = VV_ECORRUPT;
+			continue;
+		}
+		infos[k++] = m.info;
+		vv_manifest_free(&m);
+	}
+	qsort(infos, k, sizeof(*infos), cmp_info);
+	e = 0;
+	for (size_t i = 0; i < k && e == 0; i++)
+		e = cb(ctx, &infos[i]);
+	if (e == 0)
+		e = ret;
+out:
+	free(infos);
+	vv_repo_names_free(names, n);
+	return e;
+}
+
+int vv_repo_find(struct vv_repo *r, const char *prefix, char id_hex[VV_BACKUP_ID_HEX + 1])
+{
+	char **names = NULL;
+	size_t n = 0, pl = strlen(prefix), hits = 0;
+	int e;
+
+	if (pl < 4 || pl > VV_BACKUP_ID_HEX)
+		return VV_EINVAL;
+	if ((e = vv_repo_manifest_names(r, &names, &n)) < 0)
+		return e;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(names[i], prefix, pl) == 0) {
+			if (hits++ == 0)
+				memcpy(id_hex, names[i], VV_BACKUP_ID_HEX + 1);
+		}
+	vv_repo_names_free(names, n);
+	return hits == 0 ? VV_ENOENT : hits > 1 ? VV_EEXIST : 0;
+}
+
+/* ---- the index of what is there ------------------------------------------------ */
+
+static int cmp_obj(const void *a, const void *b)
+{
+	return memcmp(((const struct vv_bk_object *)a)->chunk, ((const struct vv_bk_object *)b)->chunk,
+		      VV_CHUNK_ID_BYTES);
+}
+
+int vv_repo_index_load(struct vv_repo *r, struct vv_repo_index *ix)
+{
+	struct vv_manifest m;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int e;
+
+	memset(ix, 0, sizeof(*ix));
+	if ((e = vv_repo_manifest_names(r, &names, &n)) < 0)
+		return e;
+	for (size_t i = 0; i < n; i++) {
+		/* A manifest that does not read adds nothing: its objects are
+		 * then hashed and checked again. */
+		if (vv_repo_manifest_load(r, names[i], &m) < 0)
+			continue;
+		for (size_t j = 0; j < m.nobjs; j++) {
+			if (ix->n == cap) {
+				struct vv_bk_object *no;
+				cap = cap ? cap * 2 : 1024;
+				if (!(no = realloc(ix->o, cap * sizeof(*no)))) {
+					vv_manifest_free(&m);
+					e = VV_ENOMEM;
+					goto out;
+				}
+				ix->o = no;
+			}
+			ix->o[ix->n++] = m.objs[j];
+		}
+		vv_manifest_free(&m);
+	}
+	if (ix->n)
+		qsort(ix->o, ix->n, sizeof(*ix->o), cmp_obj);
+out:
+	vv_repo_names_free(names, n);
+	if (e < 0)
+		vv_repo_index_free(ix);
+	return e;
+}
+
+const struct vv_bk_object *vv_repo_index_find(const struct vv_repo_index *ix,
+					      const uint8_t chunk[VV_CHUNK_ID_BYTES])
+{
+	struct vv_bk_object key;
+
+	if (!ix->n)
+		return NULL;
+	memcpy(key.chunk, chunk, VV_CHUNK_ID_BYTES);
+	return bsearch(&key, ix->o, ix->n, sizeof(*ix->o), cmp_obj);
+}
+
+void vv_repo_index_free(struct vv_repo_index *ix)
+{
+	free(ix->o);
+	memset(ix, 0, sizeof(*ix));
+}

@@ -1,0 +1,156 @@
+/*
+ * repo_int.h - the backup repository format module (repo.c), as the
+ * vault's backup code (vault_backup.c) and the fuzzer see it.
+ *
+ * A manifest is one backup: the rows WHERE snap = ID of the snapshot
+ * tables (read through meta_backup.c), the objects they name and the data
+ * keys of their collections wrapped under the repository key.  repo.c owns
+ * its bytes (the table at the top of repo.c, docs/format.md); this header
+ * gives the decoded form.  Ownership: a struct vv_manifest owns every
+ * array and string in it; vv_manifest_free releases them.  Nothing here is
+ * thread-safe; one struct vv_repo is used by one thread.
+ */
+#ifndef VV_REPO_INT_H
+#define VV_REPO_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "content_int.h"
+#include "crypto_int.h"
+#include "meta_int.h"
+#include "vecvault/backup.h"
+
+#define VV_REPO_NAME_BYTES 32              /* object name: keyed BLAKE2b-256 */
+#define VV_REPO_OBJECT_MAX (16u << 20)     /* larger objects are refused */
+#define VV_REPO_MANIFEST_MAX (1u << 30)
+
+struct vv_bk_inode {
+	struct vv_inode_row r;
+	uint8_t *data;                     /* inline bytes / symlink target, or NULL */
+	uint32_t datalen;
+};
+
+struct vv_bk_dirent {
+	uint64_t parent, id, ino;
+	uint32_t mode;
+	char *name;                        /* NUL-terminated, 1..255 bytes */
+};
+
+struct vv_bk_xattr {
+	uint64_t ino;
+	char *name;
+	uint8_t *val;
+	uint32_t vlen;
+};
+
+struct vv_bk_extent {
+	uint64_t ino;
+	struct vv_extent e;
+};
+
+struct vv_bk_coll {
+	uint32_t id;
+	uint8_t wrapped[VV_WRAPPED_BYTES]; /* under the repo's key-wrap subkey */
+};
+
+struct vv_bk_object {
+	uint8_t chunk[VV_CHUNK_ID_BYTES];  /* its name in the store */
+	uint8_t name[VV_REPO_NAME_BYTES];  /* its name in the repository */
+	uint64_t size;
+};
+
+struct vv_manifest {
+	uint8_t id[VV_BACKUP_ID_BYTES];
+	uint8_t store_id[16];
+	struct vv_backup_info info;        /* id, times, names, counts */
+	uint32_t root_coll;                /* kv root_coll of the vault */
+	struct vv_bk_coll *colls;
+	struct vv_bk_object *objs;
+	struct vv_bk_inode *inodes;
+	struct vv_bk_dirent *dirents;
+	struct vv_bk_xattr *xattrs;
+	struct vv_bk_extent *extents;
+	size_t ncolls, nobjs, ninodes, ndirents, nxattrs, nextents;
+	size_t capc, capo, capi, capd, capx, cape;
+};
+
+void vv_manifest_free(struct vv_manifest *m);
+/* Append one element (copies the strings and bytes): 0 or VV_ENOMEM. */
+int vv_manifest_add_inode(struct vv_manifest *m, const struct vv_inode_row *r,
+			  const void *data, size_t len);
+int vv_manifest_add_dirent(struct vv_manifest *m, uint64_t parent, const char *name,
+			   uint64_t id, uint64_t ino, uint32_t mode);
+int vv_manifest_add_xattr(struct vv_manifest *m, uint64_t ino, const char *name,
+			  const void *val, size_t len);
+int vv_manifest_add_extent(struct vv_manifest *m, uint64_t ino, const struct vv_extent *e);
+int vv_manifest_add_coll(struct vv_manifest *m, uint32_t id,
+			 const uint8_t wrapped[VV_WRAPPED_BYTES]);
+int vv_manifest_add_object(struct vv_manifest *m, const uint8_t *chunk, const uint8_t *name,
+			   uint64_t size);
+
+/* The plaintext body (repo.c's table), padded to a multiple of 4096.
+ * encode: *out malloc'd.  decode: untrusted bytes into a zeroed *m (freed
+ * again on failure); VV_ECORRUPT on anything malformed, VV_ENOMEM.  Pure:
+ * the fuzzer runs decode (tests/fuzz/fuzz_backup_manifest.c). */
+int vv_manifest_encode(const struct vv_manifest *m, uint8_t **out, size_t *outlen);
+int vv_manifest_decode(const uint8_t *buf, size_t len, struct vv_manifest *m);
+/* The config's bytes, parsed without a key (fuzz target, repo info):
+ * VV_EFORMAT (not a repository config / unknown version), VV_ECORRUPT. */
+int vv_repo_config_parse(const uint8_t *buf, size_t len, uint8_t repo_id[VV_REPO_ID_BYTES],
+			 int *nslots);
+
+/* Keys. */
+int vv_repo_coll_wrap(struct vv_repo *r, const uint8_t backup_id[VV_BACKUP_ID_BYTES],
+		      uint32_t coll, const uint8_t key[VV_KEY_BYTES],
+		      uint8_t out[VV_WRAPPED_BYTES]);
+int vv_repo_coll_unwrap(struct vv_repo *r, const uint8_t backup_id[VV_BACKUP_ID_BYTES],
+			uint32_t coll, const uint8_t in[VV_WRAPPED_BYTES],
+			uint8_t key[VV_KEY_BYTES]) __attribute__((warn_unused_result));
+
+/* Objects. */
+int vv_repo_object_name(struct vv_repo *r, const void *bytes, size_t len,
+			uint8_t name[VV_REPO_NAME_BYTES]);
+/* Is the object there with this size (a complete earlier copy)? */
+bool vv_repo_object_have(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES],
+			 uint64_t size);
+/* Write it (tmp + fsync + rename); its directory is synced by
+ * vv_repo_objects_sync, which must run before a manifest names it. */
+int vv_repo_object_put(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES],
+		       const void *bytes, size_t len);
+int vv_repo_objects_sync(struct vv_repo *r);
+/* Read a whole object (malloc'd) and check it against its name:
+ * VV_ENOENT (missing), VV_ECORRUPT (other bytes). */
+int vv_repo_object_read(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES],
+			uint8_t **out, size_t *len);
+
+/* Manifests. */
+int vv_repo_manifest_load(struct vv_repo *r, const char *id_hex, struct vv_manifest *m);
+/* Seal and publish m (tmp + fsync + rename + dir fsync). */
+int vv_repo_manifest_store(struct vv_repo *r, const struct vv_manifest *m);
+/* Every manifest name (32 hex), sorted; *names malloc'd array of
+ * malloc'd strings (vv_repo_names_free). */
+int vv_repo_manifest_names(struct vv_repo *r, char ***names, size_t *n);
+void vv_repo_names_free(char **names, size_t n);
+
+/* What the repository already holds, from every manifest: chunk id ->
+ * object, for incremental runs (a chunk named there is not read again). */
+struct vv_repo_index {
+	struct vv_bk_object *o;            /* sorted by chunk id */
+	size_t n;
+};
+int vv_repo_index_load(struct vv_repo *r, struct vv_repo_index *ix);
+const struct vv_bk_object *vv_repo_index_find(const struct vv_repo_index *ix,
+					      const uint8_t chunk[VV_CHUNK_ID_BYTES]);
+void vv_repo_index_free(struct vv_repo_index *ix);
+
+const uint8_t *vv_repo_id(const struct vv_repo *r);
+/* DEST/objects, borrowed (verify walks it). */
+int vv_repo_objfd(const struct vv_repo *r);
+/* DEST/manifests, borrowed (forget unlinks there). */
+int vv_repo_manfd(const struct vv_repo *r);
+/* The uid/gid new files in DEST get (DEST's owner). */
+void vv_repo_owner(const struct vv_repo *r, uint32_t *uid, uint32_t *gid);
+
+#endif

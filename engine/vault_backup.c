@@ -1,0 +1,740 @@
+/*
+ * vault_backup.c - backups of a vault (docs/design.md "Backups"): the
+ * daemon's verb backup.create, which exports a snapshot into a repository
+ * (repo.c), and restore of a backup into a new store.
+ *
+ * create: the rows of the snapshot (meta_backup.c) and the data keys of
+ * its collections, re-wrapped under the repository key, go into one
+ * manifest; every chunk its extents name is copied byte for byte as an
+ * object, unless the repository holds it already: a chunk some earlier
+ * manifest names is not even read (chunks are immutable, so its id says
+ * it all), and a chunk a killed run copied is read and hashed but not
+ * sent again.  Objects are durable before the manifest is written; the
+ * manifest is the commit.  Only v->mu is taken, and only to read the
+ * rows and keys: the copying runs unlocked, while the snapshot's
+ * references keep its chunks in STORE.
+ *
+ * restore: a new store (vv_vault_create_store's steps), the collections
+ * with their backed-up keys, the rows of everything reachable from the
+ * root, and each chunk checked against its object name and each block
+ * decrypted before the one commit that makes the store.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin_int.h"
+#include "backup_int.h"
+#include "crypto_int.h"
+#include "os.h"
+#include "repo_int.h"
+#include "snap_int.h"
+#include "vault_int.h"
+#include "vecvault/error.h"
+#include "vecvault/log.h"
+
+#define NS 1000000000LL
+
+/* ---- create --------------------------------------------------------------------- */
+
+struct bsink {
+	struct vv_manifest *m;
+	uint32_t *colls;
+	size_t ncolls, capcolls;
+};
+
+static int s_inode(void *ctx, const struct vv_inode_row *r, const void *data, size_t len)
+{
+	return vv_manifest_add_inode(((struct bsink *)ctx)->m, r, data, len);
+}
+
+static int s_dirent(void *ctx, uint64_t parent, const char *name, uint64_t id, uint64_t ino, uint32_t mode)
+{
+	return vv_manifest_add_dirent(((struct bsink *)ctx)->m, parent, name, id, ino, mode);
+}
+
+static int s_xattr(void *ctx, uint64_t ino, const char *name, const void *val, size_t len)
+{
+	return vv_manifest_add_xattr(((struct bsink *)ctx)->m, ino, name, val, len);
+}
+
+static int s_extent(void *ctx, uint64_t ino, const struct vv_extent *e)
+{
+	return vv_manifest_add_extent(((struct bsink *)ctx)->m, ino, e);
+}
+
+static int s_coll(void *ctx, uint32_t coll)
+{
+	struct bsink *b = ctx;
+
+	if (b->ncolls == b->capcolls) {
+		size_t nc = b->capcolls ? b->capcolls * 2 : 16;
+		uint32_t *n = realloc(b->colls, nc * sizeof(*n));
+		if (!n)
+			return VV_ENOMEM;
+		b->colls = n;
+		b->capcolls = nc;
+	}
+	b->colls[b->ncolls++] = coll;
+	return 0;
+}
+
+static int cmp_chunk(const void *a, const void *b)
+{
+	return memcmp(a, b, VV_CHUNK_ID_BYTES);
+}
+
+/* The rows and keys of snapshot sr into m, under v->mu. */
+static int gather(struct vv_vault *v, const struct vv_snap_row *sr, struct vv_repo *repo,
+		  struct vv_manifest *m)
+{
+	struct bsink b = { .m = m };
+	struct vv_meta_bk_sink k = { .ctx = &b, .inode = s_inode, .dirent = s_dirent,
+				     .xattr = s_xattr, .extent = s_extent, .coll = s_coll };
+	uint8_t wrapped[VV_WRAPPED_BYTES];
+	bool have_root = false;
+	const uint8_t *key;
+	int r;
+
+	if ((r = vv_meta_backup_read(v->meta, sr->id, &k)) < 0)
+		goto out;
+	for (size_t i = 0; i <= b.ncolls; i++) {
+		/* Every collection of the snapshot, and the root collection
+		 * (top-level files; a restore needs its key even when the
+		 * snapshot holds none). */
+		uint32_t c = i < b.ncolls ? b.colls[i] : v->root_coll;
+		if (i < b.ncolls && c == v->root_coll)
+			have_root = true;
+		if (i == b.ncolls && have_root)
+			break;
+		if ((r = vault_key(v, c, &key)) < 0 || (r = vv_repo_coll_wrap(repo, m->id, c, key, wrapped)) < 0 ||
+		    (r = vv_manifest_add_coll(m, c, wrapped)) < 0)
+			goto out;
+	}
+	m->root_coll = v->root_coll;
+out:
+	free(b.colls);
+	return r;
+}
+
+struct cstats {
+	uint64_t objects, sent, bytes_sent, stored, skipped_known;
+};
+
+/* Copy the chunks m's extents name into repo, adding m's object list. */
+static int copy_chunks(struct vv_vault *v, struct vv_repo *repo, struct vv_manifest *m,
+		       struct cstats *st, char *why, size_t whycap)
+{
+	struct vv_repo_index ix;
+	uint8_t (*ids)[VV_CHUNK_ID_BYTES] = NULL;
+	uint8_t name[VV_REPO_NAME_BYTES];
+	size_t n = 0;
+	int r;
+
+	if ((r = vv_repo_index_load(repo, &ix)) < 0) {
+		snprintf(why, whycap, "cannot read the repository's manifests");
+		return r;
+	}
+	if (m->nextents && !(ids = malloc(m->nextents * sizeof(*ids)))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < m->nextents; i++)
+		memcpy(ids[i], m->extents[i].e.chunk_id, VV_CHUNK_ID_BYTES);
+	if (m->nextents)
+		qsort(ids, m->nextents, sizeof(*ids), cmp_chunk);
+	for (size_t i = 0; i < m->nextents; i++)
+		if (n == 0 || memcmp(ids[n - 1], ids[i], VV_CHUNK_ID_BYTES) != 0)
+			memmove(ids[n++], ids[i], VV_CHUNK_ID_BYTES);
+	for (size_t i = 0; i < n; i++) {
+		const struct vv_bk_object *known = vv_repo_index_find(&ix, ids[i]);
+		char hex[2 * VV_CHUNK_ID_BYTES + 1], rel[96], path[4096];
+		void *buf = NULL;
+		size_t len = 0;
+
+		if (known && vv_repo_object_have(repo, known->name, known->size)) {
+			r = vv_manifest_add_object(m, ids[i], known->name, known->size);
+			st->skipped_known++;
+			st->stored += known->size;
+			if (r < 0)
+				goto out;
+			continue;
+		}
+		vv_hex_encode(hex, ids[i], VV_CHUNK_ID_BYTES);
+		snprintf(rel, sizeof(rel), "%s/%.2s/%s", VV_STORE_CHUNKS_DIR, hex, hex);
+		if ((r = vv_store_path(v->store, rel, path, sizeof(path))) < 0)
+			goto out;
+		if ((r = vv_os_read_file(path, VV_REPO_OBJECT_MAX, &buf, &len)) < 0) {
+			r = vv_err_from_errno(-r);
+			snprintf(why, whycap, "cannot read chunk %.16s... of the snapshot: %s", hex,
+				 vv_strerror(r));
+			goto out;
+		}
+		if ((r = vv_repo_object_name(repo, buf, len, name)) == 0 &&
+		    !vv_repo_object_have(repo, name, len)) {
+			if ((r = vv_repo_object_put(repo, name, buf, len)) < 0)
+				snprintf(why, whycap, "cannot write an object into the repository: %s%s",
+					 vv_strerror(r), r == VV_ENOSPC ? " (the destination is full; "
+					 "what arrived stays and is not sent again)" : "");
+			st->sent++;
+			st->bytes_sent += len;
+		}
+		free(buf);
+		if (r < 0 || (r = vv_manifest_add_object(m, ids[i], name, len)) < 0)
+			goto out;
+		st->stored += len;
+	}
+	st->objects = n;
+out:
+	free(ids);
+	vv_repo_index_free(&ix);
+	return r;
+}
+
+static bool tag_ok(const char *t)
+{
+	size_t n = strlen(t);
+
+	if (n > VV_BACKUP_TAG_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f)
+			return false;
+	return true;
+}
+
+static int run_create(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
+{
+	const char *dest = vault_admin_arg(rq, "dest"), *pass = vault_admin_arg(rq, "pass");
+	const char *snap = vault_admin_arg(rq, "snapshot"), *tag = vault_admin_arg(rq, "tag");
+	char auto_name[64] = "", hex[VV_BACKUP_ID_HEX + 1], why[256] = "";
+	unsigned flags = VV_REPO_WRITE | VV_REPO_CHECK_OWNER;
+	struct vv_manifest m;
+	struct vv_snap_row sr;
+	struct vv_repo *repo = NULL;
+	struct cstats st = { 0 };
+	int r;
+
+	memset(&m, 0, sizeof(m));
+	if (!dest || dest[0] != '/')
+		return vault_admin_fail(rep, VV_EINVAL, "backup.create: DEST must be an absolute path");
+	if (!pass || !*pass)
+		return vault_admin_fail(rep, VV_EINVAL, "backup.create: the repository's passphrase is missing");
+	if (tag && !tag_ok(tag))
+		return vault_admin_fail(rep, VV_EINVAL, "backup.create: a tag is at most 255 bytes "
+					"without control characters");
+	if (v->flags & VV_VAULT_READONLY)
+		return vault_admin_fail(rep, VV_EROFS, "backup.create: the vault is mounted read-only "
+					"(a backup exports a snapshot, which it cannot take)");
+	if (v->flags & VV_VAULT_ALLOW_TEST_KDF)
+		flags |= VV_REPO_ALLOW_TEST_KDF;
+	r = vv_repo_open(dest, pass, strlen(pass), flags, rq->peer.uid, &repo);
+	if (r == VV_EBUSY)
+		return vault_admin_fail(rep, r, "backup.create: %s is locked by another backup that is "
+					"running now; wait for it to finish", dest);
+	if (r == VV_EUNSAFE)
+		return vault_admin_fail(rep, r, "backup.create: %s (or a file in it) is a symbolic link, "
+					"is not owned by uid %u or may be written by others: refused", dest,
+					(unsigned)rq->peer.uid);
+	if (r == VV_ENOTINIT || r == VV_ENOENT)
+		return vault_admin_fail(rep, r, "backup.create: %s is not a backup repository (make one "
+					"with vecvault backup init)", dest);
+	if (r == VV_EBADPASS)
+		return vault_admin_fail(rep, r, "backup.create: wrong passphrase for the repository %s", dest);
+	if (r < 0)
+		return vault_admin_fail(rep, r, "backup.create: cannot open the repository %s: %s", dest,
+					vv_strerror(r));
+	if (!snap || !*snap) {
+		time_t now = (time_t)(vault_now() / NS);
+		uint8_t rnd[3];
+		char hx[7];
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		vv_random_bytes(rnd, sizeof(rnd));
+		vv_hex_encode(hx, rnd, sizeof(rnd));
+		strftime(auto_name, sizeof(auto_name), "backup-%Y%m%dT%H%M%SZ-", &tm);
+		strncat(auto_name, hx, sizeof(auto_name) - strlen(auto_name) - 1);
+		if ((r = vault_snap_create(v, auto_name, rq->peer.uid, 0, &sr)) < 0) {
+			vault_admin_fail(rep, r, "backup.create: cannot take a snapshot to back up: %s",
+					 vv_strerror(r));
+			auto_name[0] = 0;
+			goto out;
+		}
+		snap = auto_name;
+	}
+	vv_random_bytes(m.id, sizeof(m.id));
+	if ((r = vv_hex_decode(m.store_id, sizeof(m.store_id), vv_store_id(v->store), 32)) < 0)
+		goto out;
+	pthread_mutex_lock(&v->mu);
+	r = vv_meta_snap_get(v->meta, snap, &sr);
+	if (r == 0)
+		r = gather(v, &sr, repo, &m);
+	pthread_mutex_unlock(&v->mu);
+	if (r == VV_ENOENT) {
+		vault_admin_fail(rep, r, "backup.create: no snapshot named '%s'", snap);
+		goto out;
+	}
+	if (r < 0) {
+		vault_admin_fail(rep, r, "backup.create: cannot read snapshot '%s': %s", snap, vv_strerror(r));
+		goto out;
+	}
+	if ((r = copy_chunks(v, repo, &m, &st, why, sizeof(why))) < 0) {
+		vault_admin_fail(rep, r, "backup.create: %s (the repository still holds every complete "
+				 "backup; run it again to resume)", why[0] ? why : vv_strerror(r));
+		goto out;
+	}
+	m.info.created = vault_now();
+	m.info.snap_created = sr.created;
+	snprintf(m.info.snapshot, sizeof(m.info.snapshot), "%s", sr.name);
+	snprintf(m.info.tag, sizeof(m.info.tag), "%s", tag ? tag : "");
+	m.info.files = sr.inodes;
+	m.info.bytes = sr.bytes;
+	if ((r = vv_repo_manifest_store(repo, &m)) < 0) {
+		vault_admin_fail(rep, r, "backup.create: cannot write the manifest: %s (the repository "
+				 "still holds every complete backup; run it again to resume)", vv_strerror(r));
+		goto out;
+	}
+	vv_hex_encode(hex, m.id, VV_BACKUP_ID_BYTES);
+	vv_log(VV_LOG_INFO, "backup: %s to %s: %llu objects, %llu sent (%llu bytes)", hex, dest,
+	       (unsigned long long)st.objects, (unsigned long long)st.sent,
+	       (unsigned long long)st.bytes_sent);
+	if (vault_admin_json(rq))
+		r = vault_admin_printf(rep, "{\"id\":\"%s\",\"snapshot\":", hex) < 0 ||
+		    vault_admin_json_str(rep, sr.name) < 0 ||
+		    vault_admin_printf(rep, ",\"files\":%llu,\"bytes\":%llu,\"objects\":%llu,"
+				       "\"objects_sent\":%llu,\"bytes_sent\":%llu,\"stored\":%llu}\n",
+				       (unsigned long long)sr.inodes, (unsigned long long)sr.bytes,
+				       (unsigned long long)st.objects, (unsigned long long)st.sent,
+				       (unsigned long long)st.bytes_sent, (unsigned long long)st.stored) < 0
+			    ? VV_ENOMEM : 0;
+	else
+		r = vault_admin_printf(rep, "backup %s: %llu files, %llu bytes; %llu objects, %llu sent "
+				       "(%llu bytes), %llu already there\n", hex,
+				       (unsigned long long)sr.inodes, (unsigned long long)sr.bytes,
+				       (unsigned long long)st.objects, (unsigned long long)st.sent,
+				       (unsigned long long)st.bytes_sent,
+				       (unsigned long long)(st.objects - st.sent));
+out:
+	/* The snapshot taken for this backup only: the manifest holds it now
+	 * (or the backup failed; a rerun takes a fresh one). */
+	if (auto_name[0] && vault_snap_delete(v, auto_name) < 0)
+		vv_log(VV_LOG_WARN, "backup: cannot delete the snapshot %s taken for it", auto_name);
+	vv_manifest_free(&m);
+	vv_repo_close(repo);
+	return r;
+}
+
+const struct vault_admin_verb vault_backup_verbs[] = {
+	/* Owner only: a backup holds every collection's key. */
+	{ "backup.create", ADMIN_OWNER, "dest", run_create },
+	{ NULL, 0, NULL, NULL },
+};
+
+/* ---- restore into a new store ---------------------------------------------------- */
+
+struct rst {
+	struct vv_repo *repo;
+	struct vv_manifest *m;
+	vv_repo_problem_fn problem;
+	vv_repo_progress_fn progress;
+	void *ctx;
+	struct vv_repo_progress p;
+	uint8_t **keys;                    /* per m->colls[i], secure */
+	uint32_t *newcoll;                 /* per m->colls[i] */
+	bool *reach;                       /* per m->inodes[i] (sorted by ino) */
+	uint32_t *links;                   /* per m->inodes[i]: entries naming it */
+};
+
+static void rsay(struct rst *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rsay(struct rst *s, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (s->problem)
+		s->problem(s->ctx, line);
+}
+
+static int r_cmp_ino(const void *a, const void *b)
+{
+	uint64_t x = ((const struct vv_bk_inode *)a)->r.ino, y = ((const struct vv_bk_inode *)b)->r.ino;
+
+	return x < y ? -1 : x > y;
+}
+
+static int r_cmp_de(const void *a, const void *b)
+{
+	const struct vv_bk_dirent *x = a, *y = b;
+
+	if (x->parent != y->parent)
+		return x->parent < y->parent ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int r_cmp_obj(const void *a, const void *b)
+{
+	return memcmp(((const struct vv_bk_object *)a)->chunk, ((const struct vv_bk_object *)b)->chunk,
+		      VV_CHUNK_ID_BYTES);
+}
+
+static int r_cmp_ext(const void *a, const void *b)
+{
+	return memcmp(((const struct vv_bk_extent *)a)->e.chunk_id, ((const struct vv_bk_extent *)b)->e.chunk_id,
+		      VV_CHUNK_ID_BYTES);
+}
+
+static long ino_index(const struct vv_manifest *m, uint64_t ino)
+{
+	struct vv_bk_inode k;
+	const struct vv_bk_inode *f;
+
+	k.r.ino = ino;
+	f = m->ninodes ? bsearch(&k, m->inodes, m->ninodes, sizeof(k), r_cmp_ino) : NULL;
+	return f ? (long)(f - m->inodes) : -1;
+}
+
+static long coll_index(const struct vv_manifest *m, uint32_t coll)
+{
+	for (size_t i = 0; i < m->ncolls; i++)
+		if (m->colls[i].id == coll)
+			return (long)i;
+	return -1;
+}
+
+/* What is reachable from the root through the entries (a snapshot also
+ * holds trashed inodes, which a new store has no trash rows for), and how
+ * many entries name each inode.  Untrusted input: a cycle or an entry
+ * under a non-directory is corruption. */
+static int reach(struct rst *s)
+{
+	struct vv_manifest *m = s->m;
+	uint64_t *queue = NULL;
+	size_t qh = 0, qt = 0;
+	long root = ino_index(m, VV_ROOT_INO);
+	int r = 0;
+
+	if (root < 0 || !S_ISDIR(m->inodes[root].r.mode)) {
+		rsay(s, "backup %s: no root directory", m->info.id);
+		return VV_ECORRUPT;
+	}
+	if (!(queue = malloc((m->ninodes + 1) * sizeof(*queue))))
+		return VV_ENOMEM;
+	s->reach[root] = true;
+	queue[qt++] = VV_ROOT_INO;
+	while (qh < qt) {
+		uint64_t dir = queue[qh++];
+		struct vv_bk_dirent k = { .parent = dir, .id = 0 };
+		size_t lo = 0, hi = m->ndirents;
+		/* First entry of dir (sorted by parent, id). */
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (r_cmp_de(&m->dirents[mid], &k) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (size_t i = lo; i < m->ndirents && m->dirents[i].parent == dir; i++) {
+			long x = ino_index(m, m->dirents[i].ino);
+			if (x < 0) {
+				rsay(s, "backup %s: an entry names inode %llu, which it does not hold",
+				     m->info.id, (unsigned long long)m->dirents[i].ino);
+				r = VV_ECORRUPT;
+				goto out;
+			}
+			s->links[x]++;
+			if (S_ISDIR(m->inodes[x].r.mode)) {
+				if (s->reach[x]) {
+					rsay(s, "backup %s: directory %llu is entered twice", m->info.id,
+					     (unsigned long long)m->inodes[x].r.ino);
+					r = VV_ECORRUPT;
+					goto out;
+				}
+				queue[qt++] = m->inodes[x].r.ino;
+			}
+			s->reach[x] = true;
+		}
+	}
+out:
+	free(queue);
+	return r;
+}
+
+static int put_chunk(struct vv_store *store, const uint8_t *id, const uint8_t *buf, size_t len,
+		     bool *dirs)
+{
+	char hex[2 * VV_CHUNK_ID_BYTES + 1], rel[128], path[4096];
+	int r;
+
+	vv_hex_encode(hex, id, VV_CHUNK_ID_BYTES);
+	snprintf(rel, sizeof(rel), "%s/%.2s", VV_STORE_CHUNKS_DIR, hex);
+	if ((r = vv_store_path(store, rel, path, sizeof(path))) < 0)
+		return r;
+	if (!dirs[id[0]]) {
+		r = vv_os_mkdir(path, 0700);
+		if (r < 0 && r != -EEXIST)
+			return vv_err_from_errno(-r);
+		dirs[id[0]] = true;
+	}
+	snprintf(rel, sizeof(rel), "%s/%.2s/%s", VV_STORE_CHUNKS_DIR, hex, hex);
+	if ((r = vv_store_path(store, rel, path, sizeof(path))) < 0)
+		return r;
+	r = vv_os_write_replace(path, buf, len, 0600, false);
+	return r < 0 ? vv_err_from_errno(-r) : 0;
+}
+
+/* Copy every object the reachable extents name into STORE/chunks (each
+ * checked against its name, each block decrypted), taking the live
+ * references; then sync the chunk directories. */
+static int restore_chunks(struct rst *s, struct vv_store *store, struct vv_meta *meta)
+{
+	struct vv_manifest *m = s->m;
+	uint8_t *obj = NULL, *plain = malloc(VV_BLOCK_SIZE);
+	const struct vv_bk_object *cur = NULL;
+	bool dirs[256] = { false };
+	size_t olen = 0;
+	char nhex[65], path[4096];
+	int r = 0;
+
+	if (!plain)
+		return VV_ENOMEM;
+	qsort(m->objs, m->nobjs, sizeof(*m->objs), r_cmp_obj);
+	qsort(m->extents, m->nextents, sizeof(*m->extents), r_cmp_ext);
+	for (size_t i = 0; i < m->nextents; i++) {
+		const struct vv_bk_extent *x = &m->extents[i];
+		long in = ino_index(m, x->ino), ci;
+		const struct vv_bk_object *o;
+		struct vv_bk_object k;
+
+		if (in < 0 || !s->reach[in])
+			continue;
+		memcpy(k.chunk, x->e.chunk_id, VV_CHUNK_ID_BYTES);
+		o = m->nobjs ? bsearch(&k, m->objs, m->nobjs, sizeof(k), r_cmp_obj) : NULL;
+		ci = coll_index(m, m->inodes[in].r.coll);
+		if (!o || ci < 0) {
+			rsay(s, "backup %s: block %llu of inode %llu names %s", m->info.id,
+			     (unsigned long long)x->e.fblock, (unsigned long long)x->ino,
+			     o ? "a collection without a key" : "an object the backup does not list");
+			r = VV_ECORRUPT;
+			goto out;
+		}
+		if (o != cur) {
+			free(obj);
+			obj = NULL;
+			cur = o;
+			vv_hex_encode(nhex, o->name, VV_REPO_NAME_BYTES);
+			if ((r = vv_repo_object_read(s->repo, o->name, &obj, &olen)) < 0 || olen != o->size) {
+				rsay(s, "object %s: %s; nothing restored", nhex,
+				     r == VV_ENOENT ? "missing" : r == VV_ECORRUPT || r == 0 ?
+				     "altered: its bytes do not match its name" : vv_strerror(r));
+				r = r < 0 && r != VV_ECORRUPT && r != VV_ENOENT ? r : VV_ECORRUPT;
+				goto out;
+			}
+			if ((r = put_chunk(store, o->chunk, obj, olen, dirs)) < 0) {
+				rsay(s, "cannot write a chunk into the new store: %s", vv_strerror(r));
+				goto out;
+			}
+			s->p.objects_done++;
+			s->p.bytes_done += olen;
+			if (s->progress)
+				s->progress(s->ctx, &s->p);
+		}
+		if (vv_content_open_mem(s->keys[ci], m->inodes[in].r.objid, &x->e, obj, olen, plain) < 0) {
+			rsay(s, "object %s: block %llu of inode %llu does not decrypt; nothing restored", nhex,
+			     (unsigned long long)x->e.fblock, (unsigned long long)x->ino);
+			r = VV_ECORRUPT;
+			goto out;
+		}
+		if ((r = vv_meta_chunk_ref(meta, x->e.chunk_id, s->newcoll[ci], 1, olen, NULL)) < 0 ||
+		    (r = vv_meta_extent_put(meta, x->ino, &x->e)) < 0)
+			goto out;
+	}
+	/* The chunks and their directories are durable before the commit
+	 * that names them (DESIGN invariant 4). */
+	for (int i = 0; i < 256 && r == 0; i++) {
+		char rel[16];
+		if (!dirs[i])
+			continue;
+		snprintf(rel, sizeof(rel), "%s/%02x", VV_STORE_CHUNKS_DIR, i);
+		if ((r = vv_store_path(store, rel, path, sizeof(path))) == 0 && (r = vv_os_fsync_dir(path)) < 0)
+			r = vv_err_from_errno(-r);
+	}
+	if (r == 0 && (r = vv_store_path(store, VV_STORE_CHUNKS_DIR, path, sizeof(path))) == 0 &&
+	    (r = vv_os_fsync_dir(path)) < 0)
+		r = vv_err_from_errno(-r);
+out:
+	free(obj);
+	free(plain);
+	return r;
+}
+
+static int restore_rows(struct rst *s, struct vv_meta *meta)
+{
+	struct vv_manifest *m = s->m;
+	uint64_t maxino = 1;
+	int r;
+
+	for (size_t i = 0; i < m->ninodes; i++) {
+		struct vv_inode_row row = m->inodes[i].r;
+		long ci;
+
+		if (!s->reach[i])
+			continue;
+		if ((ci = coll_index(m, row.coll)) < 0) {
+			rsay(s, "backup %s: inode %llu's collection %u has no key in the backup", m->info.id,
+			     (unsigned long long)row.ino, row.coll);
+			return VV_ECORRUPT;
+		}
+		row.coll = s->newcoll[ci];
+		if (!S_ISDIR(row.mode))
+			row.nlink = s->links[i];
+		if (row.ino > maxino)
+			maxino = row.ino;
+		if ((r = vv_meta_inode_put(meta, &row)) < 0)
+			return r;
+		if (m->inodes[i].datalen &&
+		    (r = vv_meta_inode_set_data(meta, row.ino, m->inodes[i].data, m->inodes[i].datalen)) < 0)
+			return r;
+	}
+	for (size_t i = 0; i < m->ndirents; i++) {
+		const struct vv_bk_dirent *d = &m->dirents[i];
+		long p = ino_index(m, d->parent);
+		if (p < 0 || !s->reach[p] || !S_ISDIR(m->inodes[p].r.mode))
+			continue;
+		if ((r = vv_meta_dirent_add(meta, d->parent, d->name, d->ino, d->mode)) < 0)
+			return r;
+	}
+	for (size_t i = 0; i < m->nxattrs; i++) {
+		long x = ino_index(m, m->xattrs[i].ino);
+		if (x < 0 || !s->reach[x])
+			continue;
+		if ((r = vv_meta_xattr_set(meta, m->xattrs[i].ino, m->xattrs[i].name, m->xattrs[i].val,
+					   m->xattrs[i].vlen)) < 0)
+			return r;
+	}
+	return vv_meta_kv_set_u64(meta, "next_ino", maxino + 1);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)f;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+int vv_repo_restore_store(struct vv_repo *repo, const char *id_hex, const char *newstore,
+			  const char *pass, size_t passlen, int kdf_profile, unsigned vflags,
+			  const char *state_dir, vv_repo_problem_fn problem,
+			  vv_repo_progress_fn progress, void *ctx)
+{
+	struct vv_store_create_opts so = { .kdf = (enum vv_store_kdf)kdf_profile, .page_size = 4096 };
+	struct rst s = { .repo = repo, .problem = problem, .progress = progress, .ctx = ctx };
+	struct vv_store *store = NULL;
+	struct vv_meta *meta = NULL;
+	struct vv_manifest m;
+	uint8_t mkey[VV_KEY_BYTES], *wrapkey = NULL;
+	char path[4096];
+	uint64_t commits;
+	bool made = false;
+	long rc;
+	int r, r2;
+
+	s.m = &m;
+	if ((r = vv_repo_manifest_load(repo, id_hex, &m)) < 0) {
+		rsay(&s, "manifest %s: %s", id_hex, r == VV_ECORRUPT ? "altered, truncated or not of this "
+		     "repository (does not authenticate)" : vv_strerror(r));
+		return r;
+	}
+	qsort(m.inodes, m.ninodes, sizeof(*m.inodes), r_cmp_ino);
+	qsort(m.dirents, m.ndirents, sizeof(*m.dirents), r_cmp_de);
+	for (size_t i = 1; i < m.ninodes; i++)
+		if (m.inodes[i].r.ino == m.inodes[i - 1].r.ino) {
+			rsay(&s, "backup %s: inode %llu twice", m.info.id, (unsigned long long)m.inodes[i].r.ino);
+			r = VV_ECORRUPT;
+			goto out;
+		}
+	if (!(s.keys = calloc(m.ncolls + 1, sizeof(*s.keys))) ||
+	    !(s.newcoll = calloc(m.ncolls + 1, sizeof(*s.newcoll))) ||
+	    !(s.reach = calloc(m.ninodes + 1, sizeof(*s.reach))) ||
+	    !(s.links = calloc(m.ninodes + 1, sizeof(*s.links)))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < m.ncolls; i++) {
+		if (!(s.keys[i] = vv_secure_alloc(VV_KEY_BYTES))) {
+			r = VV_ENOMEM;
+			goto out;
+		}
+		if ((r = vv_repo_coll_unwrap(repo, m.id, m.colls[i].id, m.colls[i].wrapped, s.keys[i])) < 0) {
+			rsay(&s, "backup %s: the key of collection %u does not authenticate", m.info.id,
+			     m.colls[i].id);
+			r = VV_ECORRUPT;
+			goto out;
+		}
+	}
+	if ((r = reach(&s)) < 0)
+		goto out;
+	for (size_t i = 0; i < m.nobjs; i++)
+		s.p.bytes_total += m.objs[i].size;
+	s.p.objects_total = m.nobjs;
+	if ((r = vv_store_create(newstore, pass, passlen, &so,
+				 (vflags & VV_VAULT_ALLOW_TEST_KDF) ? VV_STORE_ALLOW_TEST_KDF : 0, &store)) < 0) {
+		rsay(&s, "cannot create a vault in %s: %s", newstore, vv_strerror(r));
+		goto out;
+	}
+	made = true;
+	if (!(wrapkey = vv_secure_alloc(VV_KEY_BYTES))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	if ((r = vv_store_subkey(store, 1, VV_SUBKEY_META, mkey)) < 0 ||
+	    (r = vv_store_subkey(store, 1, VV_SUBKEY_COLLWRAP, wrapkey)) < 0 ||
+	    (r = vv_store_path(store, "meta.db", path, sizeof(path))) < 0)
+		goto out;
+	r = vv_meta_open(path, mkey, vv_store_page_size(store), VV_META_CREATE, &meta);
+	vv_memzero(mkey, sizeof(mkey));
+	if (r < 0 || (r = vv_meta_begin(meta)) < 0)
+		goto out;
+	for (size_t i = 0; i < m.ncolls; i++)
+		if ((r = vault_coll_key_put(meta, wrapkey, s.keys[i], &s.newcoll[i])) < 0)
+			goto out;
+	if ((rc = coll_index(&m, m.root_coll)) < 0) {
+		rsay(&s, "backup %s: the root collection has no key in the backup", m.info.id);
+		r = VV_ECORRUPT;
+		goto out;
+	}
+	if ((r = vv_meta_kv_set_u64(meta, "root_coll", s.newcoll[rc])) < 0 ||
+	    (r = restore_rows(&s, meta)) < 0 || (r = restore_chunks(&s, store, meta)) < 0 ||
+	    (r = vv_meta_commit(meta)) < 0)
+		goto out;
+	/* A new vault: its own anchor from its first commit on, so opening it
+	 * is no rollback. */
+	if ((r = vv_meta_kv_get_u64(meta, "commits", &commits)) < 0 ||
+	    (r = vv_store_anchor_put(store, state_dir, commits, true)) < 0)
+		goto out;
+out:
+	r2 = vv_meta_close(meta);
+	if (r == 0)
+		r = r2;
+	vv_secure_free(wrapkey);
+	vv_store_close(store);
+	if (r < 0 && made && nftw(newstore, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
+		vv_log(VV_LOG_WARN, "backup: cannot remove the half-made %s", newstore);
+	for (size_t i = 0; s.keys && i < m.ncolls; i++)
+		vv_secure_free(s.keys[i]);
+	free(s.keys);
+	free(s.newcoll);
+	free(s.reach);
+	free(s.links);
+	vv_manifest_free(&m);
+	return r;
+}

@@ -1,0 +1,101 @@
+#!/bin/bash
+# backup-bench.sh - what `vecvault backup` costs (docs/design.md "Backups"),
+# against restic backing up the plaintext mount when restic is installed
+# (Debian `restic`; without it that half is skipped with a note).
+#
+#   sudo tests/bench/backup-bench.sh [SCRATCH_DIR]
+#
+# On a vault holding DATA_MIB MiB of segments (default 2048, in 64 MiB
+# files) and FILES small files (default 2000, 1-8 KiB), in one run:
+#   1. first backup           (vecvault backup create / restic backup MNT)
+#   2. a no-change re-run
+#   3. a run after rewriting 1% of the small files and one segment
+#   4. a full restore         (backup restore to a new store / restic restore)
+# Prints each time (median of REPS, default 1, fresh repositories each rep
+# for 1 and 4), the repository sizes, and the ratios restic/vecvault.
+# Goals: first backup >= 3x faster than restic, no-change re-run >= 10x,
+# restore >= 2x, repository no larger than restic's + 5%.  Ratios are of
+# numbers measured in the same run; absolute times here are noisy.
+set -eu
+BENCH_NAME=backup-bench
+HERE=$(cd "$(dirname "$0")" && pwd)
+B=${1:-/tmp/vv-backup-bench}
+DATA_MIB=${DATA_MIB:-2048}
+FILES=${FILES:-2000}
+REPS=${REPS:-1}
+mkdir -p "$B"
+B=$(cd "$B" && pwd)
+. "$HERE/fs-lib.sh"
+bench_need_root "mounts FUSE"
+trap unmount_all EXIT
+printf 'backup bench passphrase\n' > "$B/pass"
+printf 'backup bench repository\n' > "$B/rpass"
+chmod 600 "$B/pass" "$B/rpass"
+export RESTIC_PASSWORD_FILE=$B/rpass
+fs_setup vecvault
+fs_mount vecvault
+M=$B/vecvault/mnt
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e6 }'; }
+timed() { local t0 t1; t0=$(now_us); "$@" >/dev/null 2>&1; t1=$(now_us); secs "$t0" "$t1"; }
+size() { du -sb "$1" | awk '{ print $1 }'; }
+
+note "data: $DATA_MIB MiB of segments in 64 MiB files + $FILES small files"
+mkdir -p "$M/segs" "$M/small"
+for i in $(seq 1 $((DATA_MIB / 64))); do head -c $((64 << 20)) /dev/urandom > "$M/segs/s$i.bin"; done
+$PY - "$M/small" "$FILES" <<'PY'
+import os, sys, random
+d, n = sys.argv[1], int(sys.argv[2]); r = random.Random(1)
+for i in range(n):
+    os.makedirs(f"{d}/{i // 100}", exist_ok=True)
+    open(f"{d}/{i // 100}/f{i}", "wb").write(os.urandom(r.randint(1024, 8192)))
+PY
+sync -f "$M"
+
+change() {   # rewrite 1% of the small files and one segment
+	$PY - "$M/small" "$FILES" <<'PY'
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+for i in range(0, n, 100):
+    open(f"{d}/{i // 100}/f{i}", "wb").write(os.urandom(4096))
+PY
+	head -c $((64 << 20)) /dev/urandom > "$M/segs/s1.bin"
+	sync -f "$M"
+}
+
+declare -A T
+for rep in $(seq 1 "$REPS"); do
+	rm -rf "$B/vrepo" "$B/vrestore"
+	"$VV" backup init "$B/vrepo" --passfile "$B/rpass" >/dev/null
+	T[v1]+="$(timed "$VV" backup create "$M" "$B/vrepo" --passfile "$B/rpass") "
+	T[v2]+="$(timed "$VV" backup create "$M" "$B/vrepo" --passfile "$B/rpass") "
+	change
+	T[v3]+="$(timed "$VV" backup create "$M" "$B/vrepo" --passfile "$B/rpass") "
+	id=$("$VV" backup list "$B/vrepo" --passfile "$B/rpass" | tail -1 | awk '{ print $1 }')
+	T[v4]+="$(timed "$VV" backup restore "$B/vrepo" "$id" "$B/vrestore" --repo-passfile "$B/rpass" --passfile "$B/pass") "
+done
+vsize=$(size "$B/vrepo")
+m() { echo "${T[$1]}" | tr ' ' '\n' | grep . | median; }
+note "vecvault: first $(m v1) s, no-change $(m v2) s, after 1% change $(m v3) s, restore $(m v4) s, repository $vsize bytes"
+note "vecvault: no-change re-run / first backup = $(awk -v a="$(m v2)" -v b="$(m v1)" 'BEGIN { printf "%.3f", a / b }')"
+
+if ! command -v restic >/dev/null; then
+	note "restic is not installed (Debian: restic): the comparison is skipped"
+	exit 0
+fi
+for rep in $(seq 1 "$REPS"); do
+	rm -rf "$B/rrepo" "$B/rrestore"
+	restic init --repo "$B/rrepo" >/dev/null 2>&1
+	T[r1]+="$(timed restic --repo "$B/rrepo" backup "$M" --exclude "$M/.snapshots") "
+	T[r2]+="$(timed restic --repo "$B/rrepo" backup "$M" --exclude "$M/.snapshots") "
+	change
+	T[r3]+="$(timed restic --repo "$B/rrepo" backup "$M" --exclude "$M/.snapshots") "
+	T[r4]+="$(timed restic --repo "$B/rrepo" restore latest --target "$B/rrestore") "
+done
+rsize=$(size "$B/rrepo")
+note "restic: first $(m r1) s, no-change $(m r2) s, after 1% change $(m r3) s, restore $(m r4) s, repository $rsize bytes"
+for k in 1 2 3 4; do
+	note "restic/vecvault step $k: $(awk -v a="$(m r$k)" -v b="$(m v$k)" 'BEGIN { printf "%.2fx", a / b }')"
+done
+note "repository size vecvault/restic: $(awk -v a="$vsize" -v b="$rsize" 'BEGIN { printf "%.3f", a / b }')"

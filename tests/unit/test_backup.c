@@ -1,0 +1,319 @@
+/*
+ * test_backup.c - backup repositories (engine/repo*.c, vault_backup.c):
+ * the manifest body round trip and its rejections, config and key slots
+ * (wrong passphrase, the test-KDF flag, a non-empty DEST), objects
+ * (altered, missing, a failed write leaves nothing), the writer lock,
+ * forget/prune with a fake clock, and backup.create through the control
+ * plane (refused to non-owners) restored into a new store whose files read
+ * back byte for byte.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "admin_int.h"
+#include "os_fault.h"
+#include "repo_int.h"
+#include "tap.h"
+#include "vault_int.h"
+#include "vecvault/backup.h"
+#include "vecvault/error.h"
+#include "vecvault/vault.h"
+
+#define PASS "backup unit test"
+#define RPASS "repository pass"
+#define DAY (86400LL * 1000000000LL)
+
+static char top[256];
+static struct vv_ctx root_c = { .id = { .uid = 0, .gid = 0, .pid = 1 }, .umask = 022, .comm = "test" };
+
+static void sample(struct vv_manifest *m, int64_t created)
+{
+	struct vv_inode_row r;
+	struct vv_extent e;
+	uint8_t w[VV_WRAPPED_BYTES], c[32], n[32];
+
+	memset(m, 0, sizeof(*m));
+	vv_random_bytes(m->id, sizeof(m->id));
+	m->info.created = created;
+	snprintf(m->info.snapshot, sizeof(m->info.snapshot), "snap");
+	snprintf(m->info.tag, sizeof(m->info.tag), "tag");
+	m->root_coll = 1;
+	memset(&r, 0, sizeof(r));
+	r.ino = 1;
+	r.mode = 040755;
+	vv_manifest_add_inode(m, &r, NULL, 0);
+	r.ino = 2;
+	r.mode = 0100644;
+	r.size = 5;
+	vv_manifest_add_inode(m, &r, "hello", 5);
+	vv_manifest_add_dirent(m, 1, "f", 1, 2, 0100644);
+	vv_manifest_add_xattr(m, 2, "user.x", "\0\1", 2);
+	memset(&e, 0, sizeof(e));
+	e.off = 16;
+	e.len = 10;
+	vv_manifest_add_extent(m, 2, &e);
+	memset(w, 7, sizeof(w));
+	vv_manifest_add_coll(m, 1, w);
+	memset(c, 1, sizeof(c));
+	memset(n, 2, sizeof(n));
+	vv_manifest_add_object(m, c, n, 42);
+}
+
+static void test_body(void)
+{
+	struct vv_manifest m, d;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	sample(&m, 123);
+	is_int(vv_manifest_encode(&m, &buf, &len), 0, "encode a manifest body");
+	ok(len % 4096 == 0, "the body is padded to 4 KiB");
+	is_int(vv_manifest_decode(buf, len, &d), 0, "decode it");
+	ok(d.ninodes == 2 && d.ndirents == 1 && d.nxattrs == 1 && d.nextents == 1 && d.ncolls == 1 &&
+	   d.nobjs == 1, "every row comes back");
+	ok(d.inodes[1].datalen == 5 && memcmp(d.inodes[1].data, "hello", 5) == 0, "with inline bytes");
+	ok(strcmp(d.dirents[0].name, "f") == 0 && d.xattrs[0].vlen == 2, "names and values");
+	ok(d.info.created == 123 && strcmp(d.info.tag, "tag") == 0 && d.info.stored == 42, "and the header");
+	vv_manifest_free(&d);
+	is_int(vv_manifest_decode(buf, len - 4096 + 100, &d), VV_ECORRUPT, "a truncated body is corrupt");
+	buf[len - 1] = 1;
+	is_int(vv_manifest_decode(buf, len, &d), VV_ECORRUPT, "non-zero padding is corrupt");
+	buf[len - 1] = 0;
+	buf[0] ^= 1;
+	is_int(vv_manifest_decode(buf, len, &d), VV_ECORRUPT, "a wrong magic is corrupt");
+	free(buf);
+	vv_manifest_free(&m);
+}
+
+static int count_files(const char *dir)
+{
+	char cmd[600];
+	FILE *f;
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "find '%s' -type f | wc -l", dir);
+	if ((f = popen(cmd, "r"))) {
+		if (fscanf(f, "%d", &n) != 1)
+			n = -1;
+		pclose(f);
+	}
+	return n;
+}
+
+struct fctx {
+	int kept, forgot;
+};
+
+static int verdict(void *ctx, const struct vv_backup_info *b, bool kept)
+{
+	struct fctx *f = ctx;
+
+	(void)b;
+	if (kept)
+		f->kept++;
+	else
+		f->forgot++;
+	return 0;
+}
+
+static void test_repo(void)
+{
+	char dest[300], other[300], id[33];
+	struct vv_repo *r = NULL, *r2 = NULL;
+	uint8_t name[32], *got = NULL;
+	struct vv_manifest m;
+	struct vv_backup_keep k = { .daily = 2 };
+	struct fctx fc = { 0 };
+	uint64_t forgotten, pruned, pbytes, problems = 1, unref;
+	size_t len;
+	char path[700];
+	int fd;
+
+	snprintf(dest, sizeof(dest), "%s/repo", top);
+	is_int(vv_repo_init(dest, RPASS, strlen(RPASS), VV_KDF_PROFILE_TEST, 0, id), VV_EDOWNGRADE,
+	       "the test KDF needs its flag");
+	is_int(vv_repo_init(dest, RPASS, strlen(RPASS), VV_KDF_PROFILE_TEST, VV_REPO_ALLOW_TEST_KDF, id), 0,
+	       "init a repository");
+	is_int(vv_repo_init(dest, RPASS, strlen(RPASS), VV_KDF_PROFILE_TEST, VV_REPO_ALLOW_TEST_KDF, id),
+	       VV_EEXIST, "init refuses a non-empty DEST");
+	is_int(vv_repo_open(dest, "wrong", 5, VV_REPO_ALLOW_TEST_KDF, 0, &r), VV_EBADPASS, "a wrong passphrase");
+	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), 0, 0, &r), VV_EDOWNGRADE,
+	       "a test-KDF slot is not tried without the flag");
+	snprintf(other, sizeof(other), "%s/nothing", top);
+	is_int(vv_repo_open(other, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF, 0, &r), VV_ENOENT,
+	       "no directory: ENOENT");
+	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r), 0,
+	       "open it for writing");
+	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r2),
+	       VV_EBUSY, "a second writer is refused (lock)");
+
+	/* Objects. */
+	is_int(vv_repo_object_name(r, "abc", 3, name), 0, "name an object");
+	is_int(vv_repo_object_put(r, name, "abc", 3), 0, "put it");
+	ok(vv_repo_object_have(r, name, 3) && !vv_repo_object_have(r, name, 4), "have: by name and size");
+	is_int(vv_repo_object_read(r, name, &got, &len), 0, "read it back");
+	ok(got && len == 3 && memcmp(got, "abc", 3) == 0, "same bytes");
+	free(got);
+	{
+		char hex[65];
+		vv_hex_encode(hex, name, 32);
+		snprintf(path, sizeof(path), "%s/objects/%.2s/%s", dest, hex, hex);
+	}
+	fd = open(path, O_WRONLY);
+	if (fd >= 0) {
+		ok(pwrite(fd, "x", 1, 1) == 1, "alter the object");
+		close(fd);
+	}
+	got = NULL;
+	is_int(vv_repo_object_read(r, name, &got, &len), VV_ECORRUPT, "an altered object is refused");
+	unlink(path);
+	is_int(vv_repo_object_read(r, name, &got, &len), VV_ENOENT, "a missing one is ENOENT");
+	os_fault_install();
+	os_fault_set(OSF_PWRITE, (struct os_fault){ .err = ENOSPC });
+	is_int(vv_repo_object_put(r, name, "abc", 3), VV_ENOSPC, "a full disk fails the put");
+	os_fault_uninstall();
+	ok(!vv_repo_object_have(r, name, 3), "and leaves no object");
+	ok(count_files(dest) == 2, "nor a temp file (config, lock)");
+
+	/* Forget with a fake clock: one backup a day for 5 days, two a day
+	 * on the last; keep-daily 2 keeps the newest of the last two days. */
+	for (int i = 0; i < 6; i++) {
+		int64_t t = 10 * DAY + (i < 5 ? i : 4) * DAY + (i == 5 ? 3600LL * 1000000000LL : 0);
+		sample(&m, t);
+		vv_repo_object_name(r, &i, sizeof(i), m.objs[0].name);
+		m.objs[0].size = sizeof(i);
+		vv_repo_object_put(r, m.objs[0].name, &i, sizeof(i));
+		ok(vv_repo_manifest_store(r, &m) == 0, "store a manifest");
+		vv_manifest_free(&m);
+	}
+	is_int(vv_repo_forget(r, &k, true, true, verdict, &fc, &forgotten, &pruned, &pbytes), 0, "dry run");
+	ok(fc.kept == 2 && fc.forgot == 4 && forgotten == 4 && pruned == 4, "keep-daily 2: 2 kept, 4 go");
+	printf("# kept %d forgot %d forgotten %llu pruned %llu\n", fc.kept, fc.forgot,
+	       (unsigned long long)forgotten, (unsigned long long)pruned);
+	ok(count_files(dest) == 2 + 6 + 6, "a dry run deletes nothing");
+	is_int(vv_repo_forget(r, &k, true, false, NULL, NULL, &forgotten, &pruned, &pbytes), 0, "forget --prune");
+	ok(count_files(dest) == 2 + 2 + 2, "4 manifests and their 4 objects are gone");
+	vv_repo_close(r);
+	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF, 0, &r), 0, "reopen");
+	/* The sample manifests name fake extents: structure problems, but
+	 * every object they list is there. */
+	vv_repo_verify(r, false, NULL, NULL, NULL, &problems, &unref);
+	is_int((int)unref, 0, "no unreferenced object after prune");
+	vv_repo_close(r);
+}
+
+static int write_file(struct vv_vault *v, uint64_t dir, const char *name, const uint8_t *data,
+		      size_t n, uint64_t *ino)
+{
+	struct vv_attr a;
+	struct vv_file *fh;
+	int r = vv_vault_create(v, &root_c, dir, name, 0644, O_WRONLY, &a, &fh);
+	ssize_t w;
+
+	if (r < 0)
+		return r;
+	*ino = a.ino;
+	w = vv_vault_write(v, &root_c, fh, data, n, 0);
+	r = vv_vault_release(v, fh);
+	return w < 0 ? (int)w : r;
+}
+
+static void test_vault(void)
+{
+	char store[300], state[300], dest[300], store2[300], id[33];
+	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT, .knn_off = true };
+	struct vv_admin_arg args[2];
+	struct vv_admin_reply rep;
+	struct vv_vault *v = NULL;
+	struct vv_repo *r = NULL;
+	struct vv_attr c1, a;
+	struct vv_file *fh;
+	uint8_t *data = malloc(1 << 20), *back = malloc(1 << 20);
+	uint64_t ino, problems = 0;
+	bool kc;
+
+	snprintf(store, sizeof(store), "%s/store", top);
+	snprintf(state, sizeof(state), "%s/state", top);
+	snprintf(dest, sizeof(dest), "%s/vdest", top);
+	snprintf(store2, sizeof(store2), "%s/store2", top);
+	o.state_dir = state;
+	for (size_t i = 0; i < (1 << 20); i++)
+		data[i] = (uint8_t)(i * 2654435761u >> 13);
+	is_int(vv_vault_create_store(store, PASS, strlen(PASS), VV_KDF_PROFILE_TEST, VV_VAULT_ALLOW_TEST_KDF,
+				     0, 0, state), 0, "a vault owned by root");
+	is_int(vv_vault_open(store, PASS, strlen(PASS), &o, &v), 0, "open it");
+	if (!v)
+		return;
+	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "c1", 0755, &c1), 0, "mkdir /c1");
+	is_int(write_file(v, c1.ino, "big", data, 1 << 20, &ino), 0, "write /c1/big");
+	is_int(vv_repo_init(dest, RPASS, strlen(RPASS), VV_KDF_PROFILE_TEST, VV_REPO_ALLOW_TEST_KDF, id), 0,
+	       "a repository");
+	args[0] = (struct vv_admin_arg){ "dest", dest };
+	args[1] = (struct vv_admin_arg){ "pass", RPASS };
+	vv_admin_reply_init(&rep);
+	{
+		struct vv_admin_req rq = { .peer = { .uid = 1000, .gid = 1000, .pid = 1 }, .client = "local",
+					   .verb = "backup.create", .nargs = 2, .args = args };
+		is_int(vv_admin_call(v, &rq, &rep), VV_EACCES, "uid 1000 may not run backup.create");
+		rq.peer.uid = rq.peer.gid = 0;
+		is_int(vv_admin_call(v, &rq, &rep), 0, "root may");
+		tap_diag(rep.body ? rep.body : "");
+		args[1].val = "wrong";
+		is_int(vv_admin_call(v, &rq, &rep), VV_EBADPASS, "a wrong repository passphrase is refused");
+	}
+	vv_admin_reply_release(&rep);
+	vv_vault_close(v);
+	v = NULL;
+	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF, 0, &r), 0, "open the repository");
+	is_int(vv_repo_verify(r, true, NULL, NULL, NULL, &problems, NULL), 0, "verify --read-data: clean");
+	{
+		char **names = NULL;
+		size_t n = 0;
+		vv_repo_manifest_names(r, &names, &n);
+		is_int((int)n, 1, "one backup");
+		if (n == 1)
+			is_int(vv_repo_restore_store(r, names[0], store2, "new", 3, VV_KDF_PROFILE_TEST,
+						     VV_VAULT_ALLOW_TEST_KDF, state, NULL, NULL, NULL), 0,
+			       "restore it into a new store");
+		vv_repo_names_free(names, n);
+	}
+	vv_repo_close(r);
+	is_int(vv_vault_open(store2, "new", 3, &o, &v), 0, "the new store opens with the new passphrase");
+	if (!v)
+		return;
+	is_int(vv_vault_lookup(v, &root_c, VV_ROOT_INO, "c1", &c1), 0, "/c1 is there");
+	is_int(vv_vault_lookup(v, &root_c, c1.ino, "big", &a), 0, "/c1/big is there");
+	if (vv_vault_open_file(v, &root_c, a.ino, O_RDONLY, &fh, &kc) == 0) {
+		ok(vv_vault_read(v, fh, back, 1 << 20, 0) == (1 << 20) && memcmp(back, data, 1 << 20) == 0,
+		   "with the same bytes");
+		vv_vault_release(v, fh);
+	}
+	vv_vault_close(v);
+	free(data);
+	free(back);
+}
+
+int main(void)
+{
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char cmd[300];
+
+	if (vv_crypto_init() < 0)
+		tap_skip_all("no crypto");
+	snprintf(top, sizeof(top), "%s/vv-backup-XXXXXX", tmp);
+	if (!mkdtemp(top))
+		tap_skip_all("cannot make a temp dir");
+	test_body();
+	test_repo();
+	test_vault();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
+	if (system(cmd) != 0)
+		tap_diag("cannot remove the temp dir");
+	return tap_done();
+}
