@@ -22,6 +22,7 @@
 #define VECVAULT_NET_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct vv_vault;
 struct vv_allow;
@@ -49,6 +50,46 @@ unsigned vv_net_port(const struct vv_net_server *s);
 /* Stop accepting, end every connection (requests in flight finish and
  * every handle a client left open is released), free.  NULL ok. */
 void vv_net_stop(struct vv_net_server *s);
+
+/* --- the client side (the vv:// FUSE daemon, fs/remote.c) ----------------- */
+
+struct vv_net_client;
+struct vv_rw_msg;
+
+struct vv_net_client_opts {
+	const char *host;            /* name or address */
+	unsigned port;
+	const char *bind;            /* source address, or NULL */
+	const char *ca;              /* verify the chain and the name by this CA */
+	const char *pin;             /* else: the certificate's SHA-256, 64 hex digits */
+	const char *known_hosts;     /* else: trust on first use, recorded in this file */
+	const char *user;            /* password login: the vault user */
+	const char *secret;          /* the API key token, or the password */
+	unsigned timeout_ms;         /* a request not answered in time: the
+	                                connection is declared dead; 0 = 30000 */
+};
+
+/*
+ * Connect, verify the server (CA, pin, or known_hosts: a changed
+ * certificate is refused, naming both fingerprints), authenticate.  No
+ * thread is started yet (the caller may fork): vv_net_client_start does.
+ * 0, or a VV_E* code with why (VV_EACCES: refused by the server or the
+ * certificate check; VV_EIO: unreachable).  *uid: the vault user's uid.
+ */
+int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_client **out,
+			  unsigned *uid, char *why, size_t whylen);
+/* Start the thread that reads replies (after a fork). */
+int vv_net_client_start(struct vv_net_client *c);
+/*
+ * One request: rq's header op and fields (id and flags are set here);
+ * blocks until the reply, decoded into rep (its blob points into *hold,
+ * owned by the caller, free() it), or until the connection fails or the
+ * timeout passes (VV_ENOTCONN; every later call too).  Returns the reply's
+ * status.  Thread-safe: many calls are in flight at once.
+ */
+int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, struct vv_rw_msg *rep,
+		       uint8_t **hold);
+void vv_net_client_close(struct vv_net_client *c);       /* NULL ok */
 
 /* `vecvault tls selfsigned`: DIR/key.pem and DIR/cert.pem for name, and
  * the certificate's SHA-256 fingerprint (64 hex digits) in fp.  Never

@@ -1,0 +1,377 @@
+/*
+ * client.c - the client side of a vv:// connection: connect, verify the
+ * server, authenticate, then many requests in flight on one TLS
+ * connection, matched to their replies by request id (net.h).
+ *
+ * A reply that does not arrive within the timeout, a frame that does not
+ * parse or a reply to no request declares the connection dead: every
+ * waiting and later call fails with VV_ENOTCONN, never hangs.  The server
+ * is untrusted too: its frames go through the same decoder as requests do
+ * on the server.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "net_int.h"
+#include "vecvault/error.h"
+#include "vecvault/net.h"
+
+struct slot {
+	bool busy, done;
+	uint32_t id;
+	uint8_t hdr[VV_RW_HDR];
+	uint8_t *body;
+};
+
+struct vv_net_client {
+	struct tls_conn *t;
+	unsigned timeout_ms;
+	pthread_t reader;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;         /* a slot finished or freed, or dead */
+	bool dead;
+	uint32_t next_id;
+	struct slot slots[VV_RW_MAX_INFLIGHT];
+	uint8_t *out;                /* one encoded request at a time (wmu) */
+	pthread_mutex_t wmu;
+};
+
+static int dial(const struct vv_net_client_opts *o, char *why, size_t whylen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
+	char port[8];
+	int fd = -1, e, one = 1;
+
+	snprintf(port, sizeof(port), "%u", o->port);
+	if ((e = getaddrinfo(o->host, port, &hints, &res)) != 0) {
+		snprintf(why, whylen, "cannot resolve %s: %s", o->host, gai_strerror(e));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+			continue;
+		if (o->bind) {
+			struct addrinfo bh = { .ai_family = ai->ai_family, .ai_flags = AI_NUMERICHOST },
+					*br = NULL;
+			if (getaddrinfo(o->bind, NULL, &bh, &br) != 0 ||
+			    bind(fd, br->ai_addr, br->ai_addrlen) < 0) {
+				snprintf(why, whylen, "cannot bind the source address %s: %s", o->bind,
+					 br ? strerror(errno) : "not an address of this family");
+				if (br)
+					freeaddrinfo(br);
+				close(fd);
+				fd = -1;
+				continue;
+			}
+			freeaddrinfo(br);
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		snprintf(why, whylen, "cannot connect to %s:%u: %s", o->host, o->port, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+/* known_hosts: "HOST:PORT sha256HEX" lines.  0 trusted (recorded now if
+ * new), VV_EACCES changed. */
+static int known_host(const char *file, const char *host, unsigned port, const char *fp,
+		      char *why, size_t whylen)
+{
+	char key[300], line[512], want[80];
+	FILE *f = fopen(file, "r");
+	int fd;
+
+	snprintf(key, sizeof(key), "%s:%u", host, port);
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			char k[300];
+
+			if (sscanf(line, "%299s %79s", k, want) != 2 || strcmp(k, key) != 0)
+				continue;
+			fclose(f);
+			if (strcmp(want + (strncmp(want, "sha256:", 7) ? 0 : 7), fp) == 0)
+				return 0;
+			snprintf(why, whylen, "THE CERTIFICATE OF %s HAS CHANGED: known_hosts (%s) "
+				 "has sha256:%.64s, the server shows sha256:%s.  Someone may be "
+				 "intercepting the connection; refused.  If the server's certificate "
+				 "was replaced on purpose, remove its line from %s.",
+				 key, file, want + (strncmp(want, "sha256:", 7) ? 0 : 7), fp, file);
+			return VV_EACCES;
+		}
+		fclose(f);
+	}
+	fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(why, whylen, "cannot record %s in %s: %s", key, file, strerror(errno));
+		return VV_EACCES;
+	}
+	snprintf(line, sizeof(line), "%s sha256:%s\n", key, fp);
+	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
+		close(fd);
+		snprintf(why, whylen, "cannot record %s in %s", key, file);
+		return VV_EACCES;
+	}
+	close(fd);
+	fprintf(stderr, "vecvault: trusting %s on first use: sha256:%s (recorded in %s)\n", key, fp,
+		file);
+	return 0;
+}
+
+static int write_frame(struct vv_net_client *c, const struct vv_rw_msg *m)
+{
+	long n;
+	int r;
+
+	pthread_mutex_lock(&c->wmu);
+	n = vv_rw_encode(&m->h, m, c->out, VV_RW_HDR + VV_RW_BODY_MAX);
+	r = n < 0 ? (int)n : tls_write(c->t, c->out, (size_t)n, net_now_ms() + c->timeout_ms);
+	pthread_mutex_unlock(&c->wmu);
+	return r;
+}
+
+int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_client **out,
+			  unsigned *uid, char *why, size_t whylen)
+{
+	struct vv_net_client *c = calloc(1, sizeof(*c));
+	struct vv_rw_msg *m = calloc(1, sizeof(*m));
+	uint8_t hb[VV_RW_HDR], body[512];
+	struct vv_rw_hdr h;
+	char fp[65];
+	int fd = -1, r = VV_ENOMEM;
+
+	*out = NULL;
+	if (!c || !m || !(c->out = malloc(VV_RW_HDR + VV_RW_BODY_MAX)))
+		goto fail;
+	c->timeout_ms = o->timeout_ms ? o->timeout_ms : 30000;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->wmu, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	r = VV_EIO;
+	if ((fd = dial(o, why, whylen)) < 0)
+		goto fail;
+	if ((r = tls_connect(fd, o->host, o->ca, net_now_ms() + c->timeout_ms, &c->t, fp, why,
+			     whylen)) < 0) {
+		close(fd);
+		goto fail;
+	}
+	if (o->pin) {
+		const char *p = strncmp(o->pin, "sha256:", 7) ? o->pin : o->pin + 7;
+		if (strcasecmp(p, fp) != 0) {
+			snprintf(why, whylen, "the server's certificate is sha256:%s, not the pinned "
+				 "sha256:%.64s: refused", fp, p);
+			r = VV_EACCES;
+			goto fail;
+		}
+	} else if (!o->ca && o->known_hosts) {
+		if ((r = known_host(o->known_hosts, o->host, o->port, fp, why, whylen)) < 0)
+			goto fail;
+	} else if (!o->ca) {
+		snprintf(why, whylen, "no way to verify the server (give --ca or --pin)");
+		r = VV_EACCES;
+		goto fail;
+	}
+	/* AUTH */
+	m->h = (struct vv_rw_hdr){ .id = 1, .op = VV_RW_AUTH };
+	m->u[0] = VV_RW_VERSION;
+	m->u[1] = o->user ? VV_RW_AUTH_PASSWORD : VV_RW_AUTH_KEY;
+	m->nu = 2;
+	m->s[0] = o->user ? o->user : "";
+	m->s[1] = o->secret;
+	m->ns = 2;
+	r = write_frame(c, m);
+	explicit_bzero(c->out, VV_RW_HDR + VV_RW_TEXT_MAX * 2 + 64);
+	if (r < 0 || (r = tls_read_full(c->t, hb, sizeof(hb), net_now_ms() + c->timeout_ms)) < 0) {
+		snprintf(why, whylen, "the server closed the connection during authentication");
+		r = VV_EIO;
+		goto fail;
+	}
+	if ((r = vv_rw_header(hb, &h)) < 0 || h.op != VV_RW_AUTH || !(h.flags & VV_RW_F_REPLY) ||
+	    h.len > sizeof(body) || (r = tls_read_full(c->t, body, h.len, net_now_ms() + c->timeout_ms)) < 0 ||
+	    (r = vv_rw_decode(&h, body, h.len, m)) < 0) {
+		snprintf(why, whylen, "not a vecvault server (a malformed reply to AUTH)");
+		r = VV_EIO;
+		goto fail;
+	}
+	if (h.status < 0) {
+		snprintf(why, whylen, "%s", h.status == VV_EACCES
+			 ? "authentication refused (wrong, revoked or expired key or password, or "
+			   "this address is not allowed for the key)"
+			 : vv_strerror(h.status));
+		r = h.status;
+		goto fail;
+	}
+	*uid = (unsigned)m->u[0];
+	c->next_id = 2;
+	free(m);
+	*out = c;
+	return 0;
+fail:
+	free(m);
+	vv_net_client_close(c);
+	return r;
+}
+
+static void die(struct vv_net_client *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->dead = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->mu);
+	tls_abort(c->t);
+}
+
+static void *reader(void *arg)
+{
+	struct vv_net_client *c = arg;
+
+	for (;;) {
+		uint8_t hb[VV_RW_HDR], *body;
+		struct vv_rw_hdr h;
+		struct slot *s = NULL;
+
+		/* idle waits are fine: a timeout is judged by the callers */
+		if (tls_read_full(c->t, hb, sizeof(hb), INT64_MAX / 2) < 0 ||
+		    vv_rw_header(hb, &h) < 0 || !(h.flags & VV_RW_F_REPLY))
+			break;
+		if (!(body = malloc(h.len ? h.len : 1)))
+			break;
+		if (tls_read_full(c->t, body, h.len, net_now_ms() + c->timeout_ms) < 0) {
+			free(body);
+			break;
+		}
+		pthread_mutex_lock(&c->mu);
+		for (size_t i = 0; i < VV_RW_MAX_INFLIGHT; i++)
+			if (c->slots[i].busy && !c->slots[i].done && c->slots[i].id == h.id)
+				s = &c->slots[i];
+		if (s) {
+			memcpy(s->hdr, hb, sizeof(hb));
+			s->body = body;
+			s->done = true;
+			pthread_cond_broadcast(&c->cond);
+		}
+		pthread_mutex_unlock(&c->mu);
+		if (!s) {
+			free(body);      /* a reply to nothing: the server is broken */
+			break;
+		}
+	}
+	die(c);
+	return NULL;
+}
+
+int vv_net_client_start(struct vv_net_client *c)
+{
+	if (pthread_create(&c->reader, NULL, reader, c) != 0)
+		return VV_ENOMEM;
+	c->started = true;
+	return 0;
+}
+
+int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, struct vv_rw_msg *rep,
+		       uint8_t **hold)
+{
+	struct vv_rw_msg m;
+	struct slot *s = NULL;
+	struct timespec ts;
+	struct vv_rw_hdr h;
+	int r = 0;
+
+	*hold = NULL;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += c->timeout_ms / 1000;
+	ts.tv_nsec += (long)(c->timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&c->mu);
+	while (!c->dead && !s) {
+		for (size_t i = 0; i < VV_RW_MAX_INFLIGHT && !s; i++)
+			if (!c->slots[i].busy)
+				s = &c->slots[i];
+		if (!s && pthread_cond_timedwait(&c->cond, &c->mu, &ts) == ETIMEDOUT)
+			break;
+	}
+	if (c->dead || !s) {
+		pthread_mutex_unlock(&c->mu);
+		return VV_ENOTCONN;
+	}
+	s->busy = true;
+	s->done = false;
+	s->id = c->next_id++;
+	if (c->next_id == 0)
+		c->next_id = 2;
+	pthread_mutex_unlock(&c->mu);
+
+	m = *rq;
+	m.h.id = s->id;
+	m.h.flags = 0;
+	m.h.status = 0;
+	if (write_frame(c, &m) < 0) {
+		die(c);
+		r = VV_ENOTCONN;
+	}
+	pthread_mutex_lock(&c->mu);
+	while (r == 0 && !s->done && !c->dead)
+		if (pthread_cond_timedwait(&c->cond, &c->mu, &ts) == ETIMEDOUT)
+			break;
+	if (r == 0 && !s->done) {
+		r = VV_ENOTCONN;
+		c->dead = true;
+		pthread_cond_broadcast(&c->cond);
+	}
+	if (r == 0) {
+		*hold = s->body;
+		memcpy(&h, s->hdr, sizeof(h));
+		if (vv_rw_header(s->hdr, &h) < 0 || h.op != rq->h.op ||
+		    vv_rw_decode(&h, s->body, h.len, rep) < 0) {
+			r = VV_ENOTCONN;      /* a server that answers garbage is gone */
+			c->dead = true;
+			pthread_cond_broadcast(&c->cond);
+		} else {
+			r = h.status;
+		}
+	}
+	s->busy = s->done = false;
+	s->body = NULL;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->mu);
+	if (c->dead)
+		tls_abort(c->t);
+	return r;
+}
+
+void vv_net_client_close(struct vv_net_client *c)
+{
+	if (!c)
+		return;
+	if (c->t)
+		tls_abort(c->t);
+	if (c->started)
+		pthread_join(c->reader, NULL);
+	for (size_t i = 0; i < VV_RW_MAX_INFLIGHT; i++)
+		free(c->slots[i].body);
+	tls_free(c->t);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->wmu);
+	pthread_cond_destroy(&c->cond);
+	free(c->out);
+	free(c);
+}
