@@ -13,6 +13,7 @@
  * with ENOTCONN, and so does every later one (no reconnection yet).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,10 +33,54 @@
 
 #define REMOTE_TIMEOUT 1.0
 
+/* The data generation (remote_wire.c, OPEN) each inode had at its last
+ * open here: the page cache is kept at the next open only when the server
+ * reports the same one, so a change by another client or on the server's
+ * own mount is seen on the next open.  A small direct-mapped table: a
+ * collision forgets the older inode, which only costs a re-read. */
+#define GEN_SLOTS 4096
+
+struct gen_slot {
+	uint64_t ino, gen;
+};
+
 struct rfs {
 	struct vv_net_client *c;
 	uint64_t root;               /* the server's inode shown as 1 */
+	pthread_mutex_t gmu;
+	struct gen_slot gens[GEN_SLOTS];
 };
+
+static struct gen_slot *gen_slot(struct rfs *f, uint64_t ino)
+{
+	return &f->gens[(ino * 0x9E3779B97F4A7C15ull) >> 52];
+}
+
+/* Record gen as ino's generation; true when it was already that. */
+static bool gen_same(struct rfs *f, uint64_t ino, uint64_t gen)
+{
+	struct gen_slot *g;
+	bool same;
+
+	pthread_mutex_lock(&f->gmu);
+	g = gen_slot(f, ino);
+	same = g->ino == ino && g->gen == gen;
+	g->ino = ino;
+	g->gen = gen;
+	pthread_mutex_unlock(&f->gmu);
+	return same;
+}
+
+static void gen_drop(struct rfs *f, uint64_t ino)
+{
+	struct gen_slot *g;
+
+	pthread_mutex_lock(&f->gmu);
+	g = gen_slot(f, ino);
+	if (g->ino == ino)
+		g->ino = g->gen = 0;
+	pthread_mutex_unlock(&f->gmu);
+}
 
 #define RFS(req) ((struct rfs *)fuse_req_userdata(req))
 
@@ -158,6 +203,8 @@ static void r_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 		U(k, nlookup);
 		(void)run(req, k);
 	}
+	/* the kernel dropped the inode and its pages with it */
+	gen_drop(RFS(req), to_srv(RFS(req), ino));
 	call_free(k);
 	fuse_reply_none(req);
 }
@@ -331,9 +378,11 @@ static void r_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		U(k, to_srv(RFS(req), ino));
 		U(k, (uint32_t)fi->flags);
 	}
-	if ((r = run(req, k)) == 0 && k->rep.nu == 2) {
+	if ((r = run(req, k)) == 0 && k->rep.nu == 3) {
 		fi->fh = k->rep.u[0];
-		fi->keep_cache = k->rep.u[1] != 0;
+		/* the server's own keep_cache (u[1]) is about any open of
+		 * the file; only our last one counts here */
+		fi->keep_cache = gen_same(RFS(req), to_srv(RFS(req), ino), k->rep.u[2]);
 		if (fuse_reply_open(req, fi) == -ENOENT) {
 			/* interrupted: the kernel will not release it */
 			struct call *rel = call_new(VV_RW_RELEASE);
@@ -466,6 +515,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 	size_t len = 0, boff = 0;
 	struct vv_dirent e;
 	struct vv_attr a;
+	bool full = false;
 	int r;
 
 	if (size > VV_RW_DATA_MAX)
@@ -498,9 +548,12 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			struct stat st = { .st_ino = to_krn(f, e.ino), .st_mode = e.mode };
 			n = fuse_add_direntry(req, buf + len, size - len, nb, &st, (off_t)e.next);
 		}
-		if (n > size - len) {
-			/* the server sent more than fits: with plus its reference
-			 * on this entry is given back */
+		if (full || n > size - len) {
+			/* the server sent more than fits: this entry and every
+			 * later one are left for the next call (from the offset
+			 * of the last one added); with plus the server's
+			 * reference on each is given back */
+			full = true;
 			if (plus && strcmp(nb, ".") && strcmp(nb, "..")) {
 				struct call *fg = call_new(VV_RW_FORGET);
 				if (fg) {
@@ -741,10 +794,16 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, const char *mnt,
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config cfg;
 	struct fuse_session *se = NULL;
-	struct rfs f = { .c = c, .root = root };
+	struct rfs *fp = calloc(1, sizeof(*fp));
 	char opts[1024];
 	bool mounted = false, handlers = false;
 	int r = VV_ENOMEM;
+
+	if (!fp)
+		return VV_ENOMEM;
+	fp->c = c;
+	fp->root = root;
+	pthread_mutex_init(&fp->gmu, NULL);
 
 	snprintf(opts, sizeof(opts), "fsname=%s,subtype=vecvault,nosuid,nodev%s%s%s",
 		 o->fsname ? o->fsname : "vv", o->allow_other ? ",allow_other" : "",
@@ -757,7 +816,7 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, const char *mnt,
 	    fuse_opt_add_arg(&args, opts))
 		goto out;
 	r = VV_ESYS;
-	if (!(se = fuse_session_new(&args, &rops, sizeof(rops), &f)))
+	if (!(se = fuse_session_new(&args, &rops, sizeof(rops), fp)))
 		goto out;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
@@ -793,5 +852,7 @@ out:
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
+	pthread_mutex_destroy(&fp->gmu);
+	free(fp);
 	return r;
 }

@@ -26,9 +26,14 @@
 #include "net_int.h"
 #include "vecvault/error.h"
 #include "vecvault/net.h"
+#include "vecvault/remote_wire.h"
+#include "vecvault/vault.h"
 
+/* A slot whose caller gave up (its timeout passed) stays busy, abandoned,
+ * until its late reply arrives: a stalled server (SIGSTOP, a congested
+ * link) costs the requests that waited too long, not the connection. */
 struct slot {
-	bool busy, done;
+	bool busy, done, abandoned;
 	uint32_t id;
 	uint8_t hdr[VV_RW_HDR];
 	uint8_t *body;
@@ -46,6 +51,10 @@ struct vv_net_client {
 	struct slot slots[VV_RW_MAX_INFLIGHT];
 	uint8_t *out;                /* one encoded request at a time (wmu) */
 	pthread_mutex_t wmu;
+	char user[VV_RW_TEXT_MAX + 1];   /* the vault user the server logged us in as */
+	pthread_t pinger;
+	bool pinging, stop;
+	int64_t last_ms;             /* the last request sent (mu) */
 };
 
 static int dial(const struct vv_net_client_opts *o, char *why, size_t whylen)
@@ -141,7 +150,7 @@ static int write_frame(struct vv_net_client *c, const struct vv_rw_msg *m)
 
 	pthread_mutex_lock(&c->wmu);
 	n = vv_rw_encode(&m->h, m, c->out, VV_RW_HDR + VV_RW_BODY_MAX);
-	r = n < 0 ? (int)n : tls_write(c->t, c->out, (size_t)n, net_now_ms() + c->timeout_ms);
+	r = n < 0 ? (int)n : net_tls_write(c->t, c->out, (size_t)n, net_now_ms() + c->timeout_ms);
 	pthread_mutex_unlock(&c->wmu);
 	return r;
 }
@@ -151,7 +160,7 @@ int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_clie
 {
 	struct vv_net_client *c = calloc(1, sizeof(*c));
 	struct vv_rw_msg *m = calloc(1, sizeof(*m));
-	uint8_t hb[VV_RW_HDR], body[512];
+	uint8_t hb[VV_RW_HDR], body[2 + VV_RW_TEXT_MAX + 8];
 	struct vv_rw_hdr h;
 	char fp[65];
 	int fd = -1, r = VV_ENOMEM;
@@ -162,11 +171,17 @@ int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_clie
 	c->timeout_ms = o->timeout_ms ? o->timeout_ms : 30000;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->wmu, NULL);
-	pthread_cond_init(&c->cond, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&c->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	r = VV_EIO;
 	if ((fd = dial(o, why, whylen)) < 0)
 		goto fail;
-	if ((r = tls_connect(fd, o->host, o->ca, net_now_ms() + c->timeout_ms, &c->t, fp, why,
+	if ((r = net_tls_connect(fd, o->host, o->ca, net_now_ms() + c->timeout_ms, &c->t, fp, why,
 			     whylen)) < 0) {
 		close(fd);
 		goto fail;
@@ -197,13 +212,13 @@ int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_clie
 	m->ns = 2;
 	r = write_frame(c, m);
 	explicit_bzero(c->out, VV_RW_HDR + VV_RW_TEXT_MAX * 2 + 64);
-	if (r < 0 || (r = tls_read_full(c->t, hb, sizeof(hb), net_now_ms() + c->timeout_ms)) < 0) {
+	if (r < 0 || (r = net_tls_read_full(c->t, hb, sizeof(hb), net_now_ms() + c->timeout_ms)) < 0) {
 		snprintf(why, whylen, "the server closed the connection during authentication");
 		r = VV_EIO;
 		goto fail;
 	}
 	if ((r = vv_rw_header(hb, &h)) < 0 || h.op != VV_RW_AUTH || !(h.flags & VV_RW_F_REPLY) ||
-	    h.len > sizeof(body) || (r = tls_read_full(c->t, body, h.len, net_now_ms() + c->timeout_ms)) < 0 ||
+	    h.len > sizeof(body) || (r = net_tls_read_full(c->t, body, h.len, net_now_ms() + c->timeout_ms)) < 0 ||
 	    (r = vv_rw_decode(&h, body, h.len, m)) < 0) {
 		snprintf(why, whylen, "not a vecvault server (a malformed reply to AUTH)");
 		r = VV_EIO;
@@ -218,6 +233,7 @@ int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_clie
 		goto fail;
 	}
 	*uid = (unsigned)m->u[0];
+	snprintf(c->user, sizeof(c->user), "%s", m->s[0]);
 	c->next_id = 2;
 	free(m);
 	*out = c;
@@ -234,7 +250,7 @@ static void die(struct vv_net_client *c)
 	c->dead = true;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->mu);
-	tls_abort(c->t);
+	net_tls_abort(c->t);
 }
 
 static void *reader(void *arg)
@@ -247,12 +263,12 @@ static void *reader(void *arg)
 		struct slot *s = NULL;
 
 		/* idle waits are fine: a timeout is judged by the callers */
-		if (tls_read_full(c->t, hb, sizeof(hb), INT64_MAX / 2) < 0 ||
+		if (net_tls_read_full(c->t, hb, sizeof(hb), INT64_MAX / 2) < 0 ||
 		    vv_rw_header(hb, &h) < 0 || !(h.flags & VV_RW_F_REPLY))
 			break;
 		if (!(body = malloc(h.len ? h.len : 1)))
 			break;
-		if (tls_read_full(c->t, body, h.len, net_now_ms() + c->timeout_ms) < 0) {
+		if (net_tls_read_full(c->t, body, h.len, net_now_ms() + c->timeout_ms) < 0) {
 			free(body);
 			break;
 		}
@@ -260,7 +276,11 @@ static void *reader(void *arg)
 		for (size_t i = 0; i < VV_RW_MAX_INFLIGHT; i++)
 			if (c->slots[i].busy && !c->slots[i].done && c->slots[i].id == h.id)
 				s = &c->slots[i];
-		if (s) {
+		if (s && s->abandoned) {
+			free(body);      /* late: its caller has given up */
+			s->busy = s->abandoned = false;
+			pthread_cond_broadcast(&c->cond);
+		} else if (s) {
 			memcpy(s->hdr, hb, sizeof(hb));
 			s->body = body;
 			s->done = true;
@@ -276,12 +296,71 @@ static void *reader(void *arg)
 	return NULL;
 }
 
+/* Keep an idle connection alive: the server ends one that sends nothing
+ * for its idle time (10 minutes by default), so a quiet mount asks for the
+ * root's attributes (not audited) after a minute without a request. */
+#define PING_MS 60000
+
+static void *pinger(void *arg)
+{
+	struct vv_net_client *c = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&c->mu);
+	while (!c->stop && !c->dead) {
+		int64_t due = c->last_ms + PING_MS, now = net_now_ms();
+
+		if (now < due) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (due - now) / 1000 + 1;
+			pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+			continue;
+		}
+		pthread_mutex_unlock(&c->mu);
+		{
+			struct vv_rw_msg *rq = calloc(1, sizeof(*rq)), *rep = calloc(1, sizeof(*rep));
+			uint8_t *hold = NULL;
+
+			if (rq && rep) {
+				rq->h.op = VV_RW_GETATTR;
+				rq->u[0] = VV_ROOT_INO;
+				rq->nu = 1;
+				(void)vv_net_client_call(c, rq, rep, &hold);
+			}
+			free(hold);
+			free(rq);
+			free(rep);
+		}
+		pthread_mutex_lock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
 int vv_net_client_start(struct vv_net_client *c)
 {
 	if (pthread_create(&c->reader, NULL, reader, c) != 0)
 		return VV_ENOMEM;
 	c->started = true;
+	c->last_ms = net_now_ms();
+	if (pthread_create(&c->pinger, NULL, pinger, c) == 0)
+		c->pinging = true;
 	return 0;
+}
+
+const char *vv_net_client_user(const struct vv_net_client *c)
+{
+	return c->user;
+}
+
+bool vv_net_client_alive(struct vv_net_client *c)
+{
+	bool alive;
+
+	pthread_mutex_lock(&c->mu);
+	alive = !c->dead;
+	pthread_mutex_unlock(&c->mu);
+	return alive;
 }
 
 int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, struct vv_rw_msg *rep,
@@ -291,10 +370,11 @@ int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, stru
 	struct slot *s = NULL;
 	struct timespec ts;
 	struct vv_rw_hdr h;
+	bool dead;
 	int r = 0;
 
 	*hold = NULL;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += c->timeout_ms / 1000;
 	ts.tv_nsec += (long)(c->timeout_ms % 1000) * 1000000L;
 	if (ts.tv_nsec >= 1000000000L) {
@@ -315,6 +395,7 @@ int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, stru
 	}
 	s->busy = true;
 	s->done = false;
+	c->last_ms = net_now_ms();
 	s->id = c->next_id++;
 	if (c->next_id == 0)
 		c->next_id = 2;
@@ -332,11 +413,15 @@ int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, stru
 	while (r == 0 && !s->done && !c->dead)
 		if (pthread_cond_timedwait(&c->cond, &c->mu, &ts) == ETIMEDOUT)
 			break;
-	if (r == 0 && !s->done) {
-		r = VV_ENOTCONN;
-		c->dead = true;
+	if (r == 0 && !s->done && !c->dead) {
+		/* timed out: the slot waits for the late reply (struct slot) */
+		s->abandoned = true;
 		pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->mu);
+		return VV_ENOTCONN;
 	}
+	if (r == 0 && !s->done)
+		r = VV_ENOTCONN;
 	if (r == 0) {
 		*hold = s->body;
 		memcpy(&h, s->hdr, sizeof(h));
@@ -349,12 +434,13 @@ int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, stru
 			r = h.status;
 		}
 	}
-	s->busy = s->done = false;
+	s->busy = s->done = s->abandoned = false;
 	s->body = NULL;
 	pthread_cond_broadcast(&c->cond);
+	dead = c->dead;
 	pthread_mutex_unlock(&c->mu);
-	if (c->dead)
-		tls_abort(c->t);
+	if (dead)
+		net_tls_abort(c->t);
 	return r;
 }
 
@@ -362,13 +448,21 @@ void vv_net_client_close(struct vv_net_client *c)
 {
 	if (!c)
 		return;
+	if (c->pinging) {
+		pthread_mutex_lock(&c->mu);
+		c->stop = true;
+		pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->mu);
+	}
 	if (c->t)
-		tls_abort(c->t);
+		net_tls_abort(c->t);
+	if (c->pinging)
+		pthread_join(c->pinger, NULL);
 	if (c->started)
 		pthread_join(c->reader, NULL);
 	for (size_t i = 0; i < VV_RW_MAX_INFLIGHT; i++)
 		free(c->slots[i].body);
-	tls_free(c->t);
+	net_tls_free(c->t);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->wmu);
 	pthread_cond_destroy(&c->cond);

@@ -435,7 +435,7 @@ out:
 
 /* --- the client side ------------------------------------------------------ */
 
-int tls_connect(int fd, const char *host, const char *ca, int64_t deadline,
+int net_tls_connect(int fd, const char *host, const char *ca, int64_t deadline,
 		struct tls_conn **out, char fp[65], char *why, size_t whylen)
 {
 	struct tls_conn *t = calloc(1, sizeof(*t));

@@ -44,3 +44,13 @@ $1"
 vv_allow_stat() {
 	"$VV_BIN" allow list "$1" | awk -v f="$2" '$1 == "#" && $2 == f { print $3 }'
 }
+
+# vv_rmount URL MNT [client options]: mount a vv:// URL (the client daemon
+# logs to $T/client.log) and record it for cleanup.
+vv_rmount() {
+	local url=$1 mnt=$2
+	shift 2
+	mkdir -p "$mnt"
+	"$VV_BIN" mount "$url" "$mnt" --log "$T/client.log" "$@" || return $?
+	printf '%s\t%s\n' "$mnt" "" >> "$VV_MOUNTS"
+}

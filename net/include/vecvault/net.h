@@ -21,6 +21,7 @@
 #ifndef VECVAULT_NET_H
 #define VECVAULT_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -89,6 +90,10 @@ int vv_net_client_start(struct vv_net_client *c);
  */
 int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, struct vv_rw_msg *rep,
 		       uint8_t **hold);
+/* The vault user the server logged this client in as. */
+const char *vv_net_client_user(const struct vv_net_client *c);
+/* false once the connection failed (closed, garbage, a write timed out). */
+bool vv_net_client_alive(struct vv_net_client *c);
 void vv_net_client_close(struct vv_net_client *c);       /* NULL ok */
 
 /* `vecvault tls selfsigned`: DIR/key.pem and DIR/cert.pem for name, and
