@@ -90,6 +90,7 @@ struct vv_file {
 	struct vv_ctx who;               /* the opener, for the summary at release */
 	char comm[32];
 	char client[64];
+	char user[64];                   /* the vault user/key of a remote opener */
 	char *path;                      /* the path it was opened by, for audit records */
 	struct vv_file *prev, *next;     /* v->files, under v->mu */
 	char *virt;                      /* n == NULL: a virtual file's bytes (.trashinfo) */

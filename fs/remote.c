@@ -47,6 +47,7 @@ struct gen_slot {
 struct rfs {
 	struct vv_net_client *c;
 	uint64_t root;               /* the server's inode shown as 1 */
+	struct fuse_session *se;
 	pthread_mutex_t gmu;
 	struct gen_slot gens[GEN_SLOTS];
 };
@@ -383,6 +384,11 @@ static void r_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* the server's own keep_cache (u[1]) is about any open of
 		 * the file; only our last one counts here */
 		fi->keep_cache = gen_same(RFS(req), to_srv(RFS(req), ino), k->rep.u[2]);
+		/* changed elsewhere: the cached size and times are stale too.
+		 * Attributes only (offset -1) take no inode lock in the kernel,
+		 * so this is safe from inside the handler. */
+		if (!fi->keep_cache)
+			fuse_lowlevel_notify_inval_inode(RFS(req)->se, ino, -1, 0);
 		if (fuse_reply_open(req, fi) == -ENOENT) {
 			/* interrupted: the kernel will not release it */
 			struct call *rel = call_new(VV_RW_RELEASE);
@@ -818,6 +824,7 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, const char *mnt,
 	r = VV_ESYS;
 	if (!(se = fuse_session_new(&args, &rops, sizeof(rops), fp)))
 		goto out;
+	fp->se = se;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
 	handlers = true;
