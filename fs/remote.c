@@ -44,13 +44,274 @@ struct gen_slot {
 	uint64_t ino, gen;
 };
 
+/*
+ * Reconnecting.  A new connection is a new server session: it holds no
+ * lookup reference and no handle of the old one.  So the client remembers
+ * for every inode the kernel holds where it was found (parent, name,
+ * generation) and on which connection (epoch); a request naming an inode
+ * of an older connection first looks it up again from its parent
+ * (recursively up to the root), and it must come back as the same inode
+ * and generation, else ESTALE.  Open files and directories are opened
+ * again by inode with their original flags (minus O_CREAT, O_EXCL,
+ * O_TRUNC).  A request that failed because the connection died is sent
+ * once more on the new connection.
+ */
+#define IREC_BUCKETS 65536
+
+struct irec {
+	struct irec *next;
+	uint64_t ino, parent, gen, nlookup;
+	uint64_t srefs;              /* references the current session holds */
+	unsigned epoch;
+	char name[VV_NAME_MAX + 1];
+};
+
+struct rhandle {
+	uint64_t srv;                /* the server's handle on connection epoch */
+	uint64_t ino;                /* server inode */
+	int flags;
+	unsigned epoch;
+	bool dir;
+};
+
 struct rfs {
 	struct vv_net_client *c;
 	uint64_t root;               /* the server's inode shown as 1 */
 	struct fuse_session *se;
 	pthread_mutex_t gmu;
 	struct gen_slot gens[GEN_SLOTS];
+	pthread_mutex_t imu;         /* irecs, and handle re-opens */
+	struct irec **irecs;
 };
+
+static struct irec **irec_at(struct rfs *f, uint64_t ino)
+{
+	struct irec **p = &f->irecs[(ino * 0x9E3779B97F4A7C15ull) >> 48];
+
+	while (*p && (*p)->ino != ino)
+		p = &(*p)->next;
+	return p;
+}
+
+/* One more kernel reference on ino, found as parent/name on epoch. */
+static void irec_add(struct rfs *f, uint64_t parent, const char *name, const struct vv_attr *a,
+		     unsigned epoch)
+{
+	struct irec **p, *r;
+
+	if (a->ino == VV_ROOT_INO || !name || strlen(name) > VV_NAME_MAX)
+		return;
+	pthread_mutex_lock(&f->imu);
+	p = irec_at(f, a->ino);
+	if (!(r = *p) && (r = calloc(1, sizeof(*r)))) {
+		r->ino = a->ino;
+		*p = r;
+	}
+	if (r) {
+		r->srefs = r->epoch == epoch ? r->srefs + 1 : 1;
+		r->parent = parent;
+		r->gen = a->gen;
+		r->epoch = epoch;
+		r->nlookup++;
+		snprintf(r->name, sizeof(r->name), "%s", name);
+	}
+	pthread_mutex_unlock(&f->imu);
+}
+
+/* The kernel forgot n references: how many the current session's
+ * references (on epoch *ep) to give back; all once the kernel holds none. */
+static uint64_t irec_forget(struct rfs *f, uint64_t ino, uint64_t n, unsigned *ep)
+{
+	struct irec **p, *r;
+	uint64_t give = n;
+
+	pthread_mutex_lock(&f->imu);
+	p = irec_at(f, ino);
+	if ((r = *p) && ino != f->root) {
+		*ep = r->epoch;
+		r->nlookup = n < r->nlookup ? r->nlookup - n : 0;
+		if (!r->nlookup) {
+			give = r->srefs;
+			*p = r->next;
+			free(r);
+		} else {
+			give = n < r->srefs ? n : r->srefs - 1;
+			r->srefs -= give;
+		}
+	} else if (r) {
+		give = 0;
+	} else {
+		*ep = vv_net_client_epoch(f->c);
+	}
+	pthread_mutex_unlock(&f->imu);
+	return give;
+}
+
+/* After a rename the moved inode is found under its new name. */
+static void irec_moved(struct rfs *f, uint64_t parent, const char *name, uint64_t newparent,
+		       const char *newname)
+{
+	pthread_mutex_lock(&f->imu);
+	for (size_t i = 0; i < IREC_BUCKETS; i++)
+		for (struct irec *r = f->irecs[i]; r; r = r->next)
+			if (r->parent == parent && !strcmp(r->name, name)) {
+				r->parent = newparent;
+				snprintf(r->name, sizeof(r->name), "%s", newname);
+			}
+	pthread_mutex_unlock(&f->imu);
+}
+
+static int lookup_raw(struct rfs *f, uint64_t parent, const char *name, struct vv_attr *a)
+{
+	struct vv_rw_msg *rq = calloc(1, sizeof(*rq)), *rep = calloc(1, sizeof(*rep));
+	uint8_t *hold = NULL;
+	int r = VV_ENOMEM;
+
+	if (rq && rep) {
+		rq->h.op = VV_RW_LOOKUP;
+		rq->u[0] = parent;
+		rq->nu = 1;
+		rq->s[0] = name;
+		rq->ns = 1;
+		r = vv_net_client_call(f->c, rq, rep, &hold);
+		if (r == 0 && rep->has_attr)
+			*a = rep->attr;
+		else if (r == 0)
+			r = VV_EIO;
+	}
+	free(hold);
+	free(rq);
+	free(rep);
+	return r;
+}
+
+static void forget_raw(struct rfs *f, uint64_t ino)
+{
+	struct vv_rw_msg *rq = calloc(1, sizeof(*rq)), *rep = calloc(1, sizeof(*rep));
+	uint8_t *hold = NULL;
+
+	if (rq && rep) {
+		rq->h.op = VV_RW_FORGET;
+		rq->u[0] = ino;
+		rq->u[1] = 1;
+		rq->nu = 2;
+		(void)vv_net_client_call(f->c, rq, rep, &hold);
+	}
+	free(hold);
+	free(rq);
+	free(rep);
+}
+
+/* Make ino known to the session of epoch (see above): 0, VV_ESTALE, or
+ * the failure of a lookup. */
+static int revive(struct rfs *f, uint64_t ino, unsigned epoch, int depth)
+{
+	struct irec *r;
+	struct vv_attr a = { 0 };
+	uint64_t parent, gen;
+	char name[VV_NAME_MAX + 1];
+	int e;
+
+	if (ino == VV_ROOT_INO)
+		return 0;
+	pthread_mutex_lock(&f->imu);
+	r = *irec_at(f, ino);
+	if (!r || depth > 4096) {
+		pthread_mutex_unlock(&f->imu);
+		return r ? VV_ESTALE : (epoch == 0 ? 0 : VV_ESTALE);
+	}
+	if (r->epoch == epoch) {
+		pthread_mutex_unlock(&f->imu);
+		return 0;
+	}
+	parent = r->parent;
+	gen = r->gen;
+	memcpy(name, r->name, sizeof(name));
+	pthread_mutex_unlock(&f->imu);
+	if ((e = revive(f, parent, epoch, depth + 1)) < 0)
+		return e;
+	if ((e = lookup_raw(f, parent, name, &a)) < 0)
+		return e == VV_ENOENT ? VV_ESTALE : e;
+	if (a.ino != ino || a.gen != gen) {
+		forget_raw(f, a.ino);
+		return VV_ESTALE;
+	}
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, ino)) && r->epoch != epoch) {
+		r->epoch = epoch;
+		r->srefs = 1;
+	} else
+		forget_raw(f, ino);          /* revived twice at once: one ref is enough */
+	pthread_mutex_unlock(&f->imu);
+	return 0;
+}
+
+/* A handle of an older connection is opened again on this one. */
+static int reopen(struct rfs *f, struct rhandle *h, unsigned epoch)
+{
+	struct vv_rw_msg *rq, *rep;
+	uint8_t *hold = NULL;
+	int r;
+
+	if (h->epoch == epoch)
+		return 0;
+	if ((r = revive(f, h->ino, epoch, 0)) < 0)
+		return r;
+	rq = calloc(1, sizeof(*rq));
+	rep = calloc(1, sizeof(*rep));
+	r = VV_ENOMEM;
+	if (rq && rep) {
+		rq->h.op = h->dir ? VV_RW_OPENDIR : VV_RW_OPEN;
+		rq->u[0] = h->ino;
+		rq->u[1] = (uint32_t)(h->flags & ~(O_CREAT | O_EXCL | O_TRUNC));
+		rq->nu = h->dir ? 1 : 2;
+		pthread_mutex_lock(&f->imu);
+		if (h->epoch == epoch) {
+			r = 0;
+		} else if ((r = vv_net_client_call(f->c, rq, rep, &hold)) == 0) {
+			h->srv = rep->u[0];
+			h->epoch = epoch;
+		}
+		pthread_mutex_unlock(&f->imu);
+	}
+	free(hold);
+	free(rq);
+	free(rep);
+	return r;
+}
+
+static struct rhandle *rh_new(uint64_t srv, uint64_t ino, int flags, unsigned epoch, bool dir)
+{
+	struct rhandle *h = calloc(1, sizeof(*h));
+
+	if (h)
+		*h = (struct rhandle){ .srv = srv, .ino = ino, .flags = flags, .epoch = epoch,
+				       .dir = dir };
+	return h;
+}
+
+#define RH(fi) ((struct rhandle *)(uintptr_t)(fi)->fh)
+
+/* Give back a server handle of connection epoch (gone with an older one). */
+static void release_raw(struct rfs *f, unsigned op, uint64_t srv, unsigned epoch)
+{
+	struct vv_rw_msg *rq, *rep;
+	uint8_t *hold = NULL;
+
+	if (epoch != vv_net_client_epoch(f->c))
+		return;
+	rq = calloc(1, sizeof(*rq));
+	rep = calloc(1, sizeof(*rep));
+	if (rq && rep) {
+		rq->h.op = (uint16_t)op;
+		rq->u[0] = srv;
+		rq->nu = 1;
+		(void)vv_net_client_call(f->c, rq, rep, &hold);
+	}
+	free(hold);
+	free(rq);
+	free(rep);
+}
 
 static struct gen_slot *gen_slot(struct rfs *f, uint64_t ino)
 {
@@ -121,10 +382,13 @@ static void to_entry(struct rfs *f, const struct vv_attr *a, struct fuse_entry_p
 	e->attr_timeout = e->entry_timeout = a->cacheable ? REMOTE_TIMEOUT : 0.0;
 }
 
-/* A request being built: header op, fields in order. */
+/* A request being built: header op, fields in order.  Inodes are the
+ * server's; a handle field holds the struct rhandle pointer until run()
+ * puts the server's handle of the current connection in its place. */
 struct call {
 	struct vv_rw_msg rq, rep;
 	uint8_t *hold;
+	unsigned epoch;              /* the connection that answered */
 };
 
 static struct call *call_new(unsigned op)
@@ -153,12 +417,75 @@ static void Bl(struct call *k, const void *p, size_t n)
 	k->rq.bloblen = n;
 }
 
-/* Send and wait: 0 or a VV_E* code. */
+/* The request as sent on connection epoch: inodes revived, handles
+ * re-opened and replaced by the server's. */
+static int prepare(struct rfs *f, const struct vv_rw_msg *rq, struct vv_rw_msg *out, unsigned epoch)
+{
+	int r = 0;
+
+	*out = *rq;
+	switch (rq->h.op) {
+	case VV_RW_READ: case VV_RW_WRITE: case VV_RW_FLUSH: case VV_RW_FSYNC:
+	case VV_RW_RELEASE: case VV_RW_FALLOCATE: case VV_RW_LSEEK: case VV_RW_KNN:
+	case VV_RW_READDIR: case VV_RW_RELEASEDIR: {
+		struct rhandle *h = (struct rhandle *)(uintptr_t)rq->u[0];
+		if ((r = reopen(f, h, epoch)) == 0)
+			out->u[0] = h->srv;
+		return r;
+	}
+	case VV_RW_SETATTR:
+		if (rq->u[10]) {
+			struct rhandle *h = (struct rhandle *)(uintptr_t)rq->u[10];
+			if ((r = reopen(f, h, epoch)) < 0)
+				return r;
+			out->u[10] = h->srv;
+		}
+		return revive(f, rq->u[0], epoch, 0);
+	case VV_RW_FORGET:
+		return 0;
+	case VV_RW_LINK:
+		if ((r = revive(f, rq->u[1], epoch, 0)) < 0)
+			return r;
+		return revive(f, rq->u[0], epoch, 0);
+	case VV_RW_RENAME:
+		if ((r = revive(f, rq->u[2], epoch, 0)) < 0)
+			return r;
+		return revive(f, rq->u[0], epoch, 0);
+	default:
+		return revive(f, rq->u[0], epoch, 0);
+	}
+}
+
+/* Send and wait: 0 or a VV_E* code.  A connection found dead is connected
+ * again (with backoff) and the request sent once more. */
 static int run(fuse_req_t req, struct call *k)
 {
-	if (!k)
+	struct rfs *f = RFS(req);
+	struct vv_rw_msg *sent;
+	char why[512];
+	int r = VV_ENOMEM;
+
+	if (!k || !(sent = malloc(sizeof(*sent))))
 		return VV_ENOMEM;
-	return vv_net_client_call(RFS(req)->c, &k->rq, &k->rep, &k->hold);
+	for (int attempt = 0;; attempt++) {
+		unsigned ep = vv_net_client_epoch(f->c), nep;
+
+		free(k->hold);
+		k->hold = NULL;
+		if ((r = prepare(f, &k->rq, sent, ep)) == 0)
+			r = vv_net_client_call(f->c, sent, &k->rep, &k->hold);
+		k->epoch = ep;
+		if (r != VV_ENOTCONN || vv_net_client_alive(f->c) || attempt == 1)
+			break;
+		if (vv_net_client_reconnect(f->c, &nep, why, sizeof(why)) < 0) {
+			vv_log(VV_LOG_WARN, "remote: reconnecting: %s", why);
+			break;
+		}
+		if (nep != ep)
+			vv_log(VV_LOG_INFO, "remote: reconnected (connection %u)", nep);
+	}
+	free(sent);
+	return r;
 }
 
 static void reply_err(fuse_req_t req, int r)
@@ -171,11 +498,12 @@ static void reply_err(fuse_req_t req, int r)
 }
 
 /* Reply an entry (or the error) and free k. */
-static void reply_entry(fuse_req_t req, struct call *k, int r)
+static void reply_entry(fuse_req_t req, struct call *k, int r, uint64_t parent, const char *name)
 {
 	struct fuse_entry_param e;
 
 	if (r == 0 && k->rep.has_attr) {
+		irec_add(RFS(req), parent, name, &k->rep.attr, k->epoch);
 		to_entry(RFS(req), &k->rep.attr, &e);
 		fuse_reply_entry(req, &e);
 	} else {
@@ -192,21 +520,26 @@ static void r_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		U(k, to_srv(RFS(req), parent));
 		S(k, name);
 	}
-	reply_entry(req, k, run(req, k));
+	reply_entry(req, k, run(req, k), to_srv(RFS(req), parent), name);
 }
 
 static void r_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	struct call *k = call_new(VV_RW_FORGET);
+	struct rfs *f = RFS(req);
+	unsigned ep = 0;
+	uint64_t give = irec_forget(f, to_srv(f, ino), nlookup, &ep);
+	struct call *k;
 
-	if (k && ino != FUSE_ROOT_ID) {
-		U(k, to_srv(RFS(req), ino));
-		U(k, nlookup);
+	/* references of an older connection went with its session */
+	if (ino != FUSE_ROOT_ID && give && ep == vv_net_client_epoch(f->c) &&
+	    (k = call_new(VV_RW_FORGET))) {
+		U(k, to_srv(f, ino));
+		U(k, give);
 		(void)run(req, k);
+		call_free(k);
 	}
 	/* the kernel dropped the inode and its pages with it */
-	gen_drop(RFS(req), to_srv(RFS(req), ino));
-	call_free(k);
+	gen_drop(f, to_srv(f, ino));
 	fuse_reply_none(req);
 }
 
@@ -291,7 +624,7 @@ static void r_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
 		U(k, rdev);
 		U(k, cx->umask);
 	}
-	reply_entry(req, k, run(req, k));
+	reply_entry(req, k, run(req, k), to_srv(RFS(req), parent), name);
 }
 
 static void r_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -305,7 +638,7 @@ static void r_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
 		U(k, mode);
 		U(k, cx->umask);
 	}
-	reply_entry(req, k, run(req, k));
+	reply_entry(req, k, run(req, k), to_srv(RFS(req), parent), name);
 }
 
 static void r_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
@@ -317,7 +650,7 @@ static void r_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, con
 		S(k, name);
 		S(k, target);
 	}
-	reply_entry(req, k, run(req, k));
+	reply_entry(req, k, run(req, k), to_srv(RFS(req), parent), name);
 }
 
 static void r_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -329,7 +662,7 @@ static void r_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const c
 		U(k, to_srv(RFS(req), newparent));
 		S(k, newname);
 	}
-	reply_entry(req, k, run(req, k));
+	reply_entry(req, k, run(req, k), to_srv(RFS(req), newparent), newname);
 }
 
 static void name_op(fuse_req_t req, unsigned op, fuse_ino_t parent, const char *name)
@@ -358,6 +691,7 @@ static void r_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_i
 		     const char *newname, unsigned int flags)
 {
 	struct call *k = call_new(VV_RW_RENAME);
+	int r;
 
 	if (k) {
 		U(k, to_srv(RFS(req), parent));
@@ -366,7 +700,18 @@ static void r_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_i
 		S(k, newname);
 		U(k, flags);
 	}
-	reply_err(req, run(req, k));
+	if ((r = run(req, k)) == 0) {
+		struct rfs *f = RFS(req);
+		uint64_t p = to_srv(f, parent), np = to_srv(f, newparent);
+		if (flags & VV_RENAME_EXCHANGE) {
+			irec_moved(f, p, name, 0, "\x01");
+			irec_moved(f, np, newname, p, name);
+			irec_moved(f, 0, "\x01", np, newname);
+		} else {
+			irec_moved(f, p, name, np, newname);
+		}
+	}
+	reply_err(req, r);
 	call_free(k);
 }
 
@@ -380,7 +725,15 @@ static void r_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		U(k, (uint32_t)fi->flags);
 	}
 	if ((r = run(req, k)) == 0 && k->rep.nu == 3) {
-		fi->fh = k->rep.u[0];
+		struct rhandle *h = rh_new(k->rep.u[0], to_srv(RFS(req), ino), fi->flags, k->epoch,
+					   false);
+		if (!h) {
+			release_raw(RFS(req), VV_RW_RELEASE, k->rep.u[0], k->epoch);
+			reply_err(req, VV_ENOMEM);
+			call_free(k);
+			return;
+		}
+		fi->fh = (uintptr_t)h;
 		/* the server's own keep_cache (u[1]) is about any open of
 		 * the file; only our last one counts here */
 		fi->keep_cache = gen_same(RFS(req), to_srv(RFS(req), ino), k->rep.u[2]);
@@ -391,12 +744,8 @@ static void r_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fuse_lowlevel_notify_inval_inode(RFS(req)->se, ino, -1, 0);
 		if (fuse_reply_open(req, fi) == -ENOENT) {
 			/* interrupted: the kernel will not release it */
-			struct call *rel = call_new(VV_RW_RELEASE);
-			if (rel) {
-				U(rel, fi->fh);
-				(void)run(req, rel);
-			}
-			call_free(rel);
+			release_raw(RFS(req), VV_RW_RELEASE, h->srv, h->epoch);
+			free(h);
 		}
 	} else {
 		reply_err(req, r ? r : VV_EIO);
@@ -420,9 +769,21 @@ static void r_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		U(k, cx->umask);
 	}
 	if ((r = run(req, k)) == 0 && k->rep.has_attr && k->rep.nu == 1) {
+		struct rhandle *h = rh_new(k->rep.u[0], k->rep.attr.ino, fi->flags, k->epoch, false);
+		irec_add(RFS(req), to_srv(RFS(req), parent), name, &k->rep.attr, k->epoch);
 		to_entry(RFS(req), &k->rep.attr, &e);
-		fi->fh = k->rep.u[0];
-		fuse_reply_create(req, &e, fi);
+		if (!h) {
+			/* the entry exists now; only the handle is missing */
+			release_raw(RFS(req), VV_RW_RELEASE, k->rep.u[0], k->epoch);
+			fuse_reply_entry(req, &e);
+			call_free(k);
+			return;
+		}
+		fi->fh = (uintptr_t)h;
+		if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+			release_raw(RFS(req), VV_RW_RELEASE, h->srv, h->epoch);
+			free(h);
+		}
 	} else {
 		reply_err(req, r ? r : VV_EIO);
 	}
@@ -493,7 +854,11 @@ static void r_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_fi
 
 static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fh_op(req, VV_RW_RELEASE, fi->fh, 0, false);
+	struct rhandle *h = RH(fi);
+
+	release_raw(RFS(req), h->dir ? VV_RW_RELEASEDIR : VV_RW_RELEASE, h->srv, h->epoch);
+	free(h);
+	fuse_reply_err(req, 0);
 }
 
 static void r_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -504,8 +869,18 @@ static void r_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (k)
 		U(k, to_srv(RFS(req), ino));
 	if ((r = run(req, k)) == 0 && k->rep.nu == 1) {
-		fi->fh = k->rep.u[0];
-		fuse_reply_open(req, fi);
+		struct rhandle *h = rh_new(k->rep.u[0], to_srv(RFS(req), ino), 0, k->epoch, true);
+		if (!h) {
+			release_raw(RFS(req), VV_RW_RELEASEDIR, k->rep.u[0], k->epoch);
+			reply_err(req, VV_ENOMEM);
+			call_free(k);
+			return;
+		}
+		fi->fh = (uintptr_t)h;
+		if (fuse_reply_open(req, fi) == -ENOENT) {
+			release_raw(RFS(req), VV_RW_RELEASEDIR, h->srv, h->epoch);
+			free(h);
+		}
 	} else {
 		reply_err(req, r ? r : VV_EIO);
 	}
@@ -550,6 +925,8 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 				to_entry(f, &a, &ep);
 			}
 			n = fuse_add_direntry_plus(req, buf + len, size - len, nb, &ep, (off_t)e.next);
+			if (!dot && !full && n <= size - len)
+				irec_add(f, RH(fi)->ino, nb, &a, k->epoch);
 		} else {
 			struct stat st = { .st_ino = to_krn(f, e.ino), .st_mode = e.mode };
 			n = fuse_add_direntry(req, buf + len, size - len, nb, &st, (off_t)e.next);
@@ -560,7 +937,8 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			 * of the last one added); with plus the server's
 			 * reference on each is given back */
 			full = true;
-			if (plus && strcmp(nb, ".") && strcmp(nb, "..")) {
+			if (plus && strcmp(nb, ".") && strcmp(nb, "..") &&
+			    k->epoch == vv_net_client_epoch(f->c)) {
 				struct call *fg = call_new(VV_RW_FORGET);
 				if (fg) {
 					U(fg, e.ino);
@@ -595,7 +973,7 @@ static void r_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
 
 static void r_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fh_op(req, VV_RW_RELEASEDIR, fi->fh, 0, false);
+	r_release(req, ino, fi);
 }
 
 static void r_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
@@ -794,8 +1172,8 @@ static const struct fuse_lowlevel_ops rops = {
 	.ioctl = r_ioctl,
 };
 
-int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, const char *mnt,
-		     const struct vv_fs_opts *o, int ready_fd)
+int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
+		     const char *root_name, const char *mnt, const struct vv_fs_opts *o, int ready_fd)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config cfg;
@@ -810,6 +1188,15 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, const char *mnt,
 	fp->c = c;
 	fp->root = root;
 	pthread_mutex_init(&fp->gmu, NULL);
+	pthread_mutex_init(&fp->imu, NULL);
+	if (!(fp->irecs = calloc(IREC_BUCKETS, sizeof(*fp->irecs)))) {
+		free(fp);
+		return VV_ENOMEM;
+	}
+	if (root != VV_ROOT_INO && root_name) {
+		struct vv_attr ra = { .ino = root, .gen = root_gen };
+		irec_add(fp, VV_ROOT_INO, root_name, &ra, vv_net_client_epoch(c));
+	}
 
 	snprintf(opts, sizeof(opts), "fsname=%s,subtype=vecvault,nosuid,nodev%s%s%s",
 		 o->fsname ? o->fsname : "vv", o->allow_other ? ",allow_other" : "",
@@ -860,6 +1247,14 @@ out:
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
 	pthread_mutex_destroy(&fp->gmu);
+	pthread_mutex_destroy(&fp->imu);
+	for (size_t i = 0; i < IREC_BUCKETS; i++)
+		while (fp->irecs[i]) {
+			struct irec *r = fp->irecs[i];
+			fp->irecs[i] = r->next;
+			free(r);
+		}
+	free(fp->irecs);
 	free(fp);
 	return r;
 }

@@ -54,6 +54,13 @@ struct vv_net_client {
 	char user[VV_RW_TEXT_MAX + 1];   /* the vault user the server logged us in as */
 	pthread_t pinger;
 	bool pinging, stop;
+	bool inited;                 /* the locks are initialised */
+	struct vv_net_client_opts o; /* owned copies, for reconnecting */
+	unsigned uid;
+	pthread_mutex_t rmu;         /* one reconnect at a time */
+	unsigned epoch;              /* bumped by each reconnect (mu) */
+	int64_t next_try_ms;         /* backoff: no reconnect before (rmu) */
+	unsigned backoff_ms;
 	int64_t last_ms;             /* the last request sent (mu) */
 };
 
@@ -155,36 +162,26 @@ static int write_frame(struct vv_net_client *c, const struct vv_rw_msg *m)
 	return r;
 }
 
-int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_client **out,
-			  unsigned *uid, char *why, size_t whylen)
+/* Dial, verify the server, log in: c->t is the new connection.  0, or a
+ * VV_E* code with why. */
+static int session(struct vv_net_client *c, const struct vv_net_client_opts *o, unsigned *uid,
+		   char *why, size_t whylen)
 {
-	struct vv_net_client *c = calloc(1, sizeof(*c));
 	struct vv_rw_msg *m = calloc(1, sizeof(*m));
 	uint8_t hb[VV_RW_HDR], body[2 + VV_RW_TEXT_MAX + 8];
 	struct vv_rw_hdr h;
 	char fp[65];
-	int fd = -1, r = VV_ENOMEM;
+	int fd = -1, r;
 
-	*out = NULL;
-	if (!c || !m || !(c->out = malloc(VV_RW_HDR + VV_RW_BODY_MAX)))
-		goto fail;
-	c->timeout_ms = o->timeout_ms ? o->timeout_ms : 30000;
-	pthread_mutex_init(&c->mu, NULL);
-	pthread_mutex_init(&c->wmu, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&c->cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	if (!m)
+		return VV_ENOMEM;
 	r = VV_EIO;
 	if ((fd = dial(o, why, whylen)) < 0)
-		goto fail;
+		goto out;
 	if ((r = net_tls_connect(fd, o->host, o->ca, net_now_ms() + c->timeout_ms, &c->t, fp, why,
 			     whylen)) < 0) {
 		close(fd);
-		goto fail;
+		goto out;
 	}
 	if (o->pin) {
 		const char *p = strncmp(o->pin, "sha256:", 7) ? o->pin : o->pin + 7;
@@ -192,15 +189,15 @@ int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_clie
 			snprintf(why, whylen, "the server's certificate is sha256:%s, not the pinned "
 				 "sha256:%.64s: refused", fp, p);
 			r = VV_EACCES;
-			goto fail;
+			goto out;
 		}
 	} else if (!o->ca && o->known_hosts) {
 		if ((r = known_host(o->known_hosts, o->host, o->port, fp, why, whylen)) < 0)
-			goto fail;
+			goto out;
 	} else if (!o->ca) {
 		snprintf(why, whylen, "no way to verify the server (give --ca or --pin)");
 		r = VV_EACCES;
-		goto fail;
+		goto out;
 	}
 	/* AUTH */
 	m->h = (struct vv_rw_hdr){ .id = 1, .op = VV_RW_AUTH };
@@ -215,14 +212,14 @@ int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_clie
 	if (r < 0 || (r = net_tls_read_full(c->t, hb, sizeof(hb), net_now_ms() + c->timeout_ms)) < 0) {
 		snprintf(why, whylen, "the server closed the connection during authentication");
 		r = VV_EIO;
-		goto fail;
+		goto out;
 	}
 	if ((r = vv_rw_header(hb, &h)) < 0 || h.op != VV_RW_AUTH || !(h.flags & VV_RW_F_REPLY) ||
 	    h.len > sizeof(body) || (r = net_tls_read_full(c->t, body, h.len, net_now_ms() + c->timeout_ms)) < 0 ||
 	    (r = vv_rw_decode(&h, body, h.len, m)) < 0) {
 		snprintf(why, whylen, "not a vecvault server (a malformed reply to AUTH)");
 		r = VV_EIO;
-		goto fail;
+		goto out;
 	}
 	if (h.status < 0) {
 		snprintf(why, whylen, "%s", h.status == VV_EACCES
@@ -230,16 +227,72 @@ int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_clie
 			   "this address is not allowed for the key)"
 			 : vv_strerror(h.status));
 		r = h.status;
-		goto fail;
+		goto out;
 	}
 	*uid = (unsigned)m->u[0];
 	snprintf(c->user, sizeof(c->user), "%s", m->s[0]);
-	c->next_id = 2;
+	r = 0;
+out:
+	if (r < 0 && c->t) {
+		net_tls_free(c->t);
+		c->t = NULL;
+	}
 	free(m);
+	return r;
+}
+
+static char *dup_or_null(const char *s, bool *fail)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	if (!(d = strdup(s)))
+		*fail = true;
+	return d;
+}
+
+int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_client **out,
+			  unsigned *uid, char *why, size_t whylen)
+{
+	struct vv_net_client *c = calloc(1, sizeof(*c));
+	bool oom = false;
+	int r = VV_ENOMEM;
+
+	*out = NULL;
+	if (!c || !(c->out = malloc(VV_RW_HDR + VV_RW_BODY_MAX)))
+		goto fail;
+	c->timeout_ms = o->timeout_ms ? o->timeout_ms : 30000;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->wmu, NULL);
+	pthread_mutex_init(&c->rmu, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&c->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	c->inited = true;
+	/* kept for reconnecting (the secret too: a mount that outlives a
+	 * server restart must log in again; wiped at close) */
+	c->o = *o;
+	c->o.host = dup_or_null(o->host, &oom);
+	c->o.bind = dup_or_null(o->bind, &oom);
+	c->o.ca = dup_or_null(o->ca, &oom);
+	c->o.pin = dup_or_null(o->pin, &oom);
+	c->o.known_hosts = dup_or_null(o->known_hosts, &oom);
+	c->o.user = dup_or_null(o->user, &oom);
+	c->o.secret = dup_or_null(o->secret, &oom);
+	if (oom)
+		goto fail;
+	if ((r = session(c, o, uid, why, whylen)) < 0)
+		goto fail;
+	c->uid = *uid;
+	c->next_id = 2;
 	*out = c;
 	return 0;
 fail:
-	free(m);
 	vv_net_client_close(c);
 	return r;
 }
@@ -248,9 +301,9 @@ static void die(struct vv_net_client *c)
 {
 	pthread_mutex_lock(&c->mu);
 	c->dead = true;
+	net_tls_abort(c->t);
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->mu);
-	net_tls_abort(c->t);
 }
 
 static void *reader(void *arg)
@@ -307,10 +360,12 @@ static void *pinger(void *arg)
 	struct timespec ts;
 
 	pthread_mutex_lock(&c->mu);
-	while (!c->stop && !c->dead) {
+	while (!c->stop) {
 		int64_t due = c->last_ms + PING_MS, now = net_now_ms();
 
-		if (now < due) {
+		if (now < due || c->dead) {   /* dead: the next request reconnects */
+			if (c->dead)
+				due = now + 1000;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_sec += (due - now) / 1000 + 1;
 			pthread_cond_timedwait(&c->cond, &c->mu, &ts);
@@ -346,6 +401,105 @@ int vv_net_client_start(struct vv_net_client *c)
 	if (pthread_create(&c->pinger, NULL, pinger, c) == 0)
 		c->pinging = true;
 	return 0;
+}
+
+/* Backoff between reconnect attempts: 0.5 s doubling to 30 s. */
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+
+int vv_net_client_reconnect(struct vv_net_client *c, unsigned *epoch, char *why, size_t whylen)
+{
+	struct tls_conn *old;
+	unsigned uid = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&c->rmu);
+	pthread_mutex_lock(&c->mu);
+	if (!c->dead || c->stop) {
+		r = c->stop ? VV_ENOTCONN : 0;
+		*epoch = c->epoch;
+		pthread_mutex_unlock(&c->mu);
+		pthread_mutex_unlock(&c->rmu);
+		if (r == 0)
+			snprintf(why, whylen, "connected");
+		return r;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (net_now_ms() < c->next_try_ms) {
+		pthread_mutex_unlock(&c->rmu);
+		snprintf(why, whylen, "waiting before the next reconnect attempt");
+		return VV_ENOTCONN;
+	}
+	/* the old reader has ended (die) or ends now */
+	net_tls_abort(c->t);
+	if (c->started) {
+		pthread_join(c->reader, NULL);
+		c->started = false;
+	}
+	old = c->t;
+	c->t = NULL;
+	/* every caller of the old connection has seen it dead and left, or is
+	 * leaving; abandoned slots are freed */
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		bool busy = false;
+		for (size_t i = 0; i < VV_RW_MAX_INFLIGHT; i++) {
+			struct slot *sl = &c->slots[i];
+			if (sl->busy && sl->abandoned) {
+				free(sl->body);
+				sl->body = NULL;
+				sl->busy = sl->abandoned = sl->done = false;
+			} else if (sl->busy) {
+				busy = true;
+			}
+		}
+		if (!busy)
+			break;
+		pthread_cond_wait(&c->cond, &c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	net_tls_free(old);
+	r = session(c, &c->o, &uid, why, whylen);
+	if (r == 0 && uid != c->uid) {
+		snprintf(why, whylen, "the server now maps this login to uid %u, not %u: refused", uid,
+			 c->uid);
+		net_tls_free(c->t);
+		c->t = NULL;
+		r = VV_EACCES;
+	}
+	if (r == 0 && pthread_create(&c->reader, NULL, reader, c) != 0) {
+		net_tls_free(c->t);
+		c->t = NULL;
+		r = VV_ENOMEM;
+	}
+	if (r < 0) {
+		c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
+		if (c->backoff_ms > BACKOFF_MAX_MS)
+			c->backoff_ms = BACKOFF_MAX_MS;
+		c->next_try_ms = net_now_ms() + c->backoff_ms;
+		pthread_mutex_unlock(&c->rmu);
+		return r == VV_EACCES ? VV_EACCES : VV_ENOTCONN;
+	}
+	c->started = true;
+	c->backoff_ms = 0;
+	pthread_mutex_lock(&c->mu);
+	c->dead = false;
+	*epoch = ++c->epoch;
+	c->last_ms = net_now_ms();
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->rmu);
+	return 0;
+}
+
+unsigned vv_net_client_epoch(struct vv_net_client *c)
+{
+	unsigned e;
+
+	pthread_mutex_lock(&c->mu);
+	e = c->epoch;
+	pthread_mutex_unlock(&c->mu);
+	return e;
 }
 
 const char *vv_net_client_user(const struct vv_net_client *c)
@@ -434,13 +588,13 @@ int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, stru
 			r = h.status;
 		}
 	}
+	dead = c->dead;
+	if (dead)
+		net_tls_abort(c->t);  /* before the slot is free: no reconnect yet */
 	s->busy = s->done = s->abandoned = false;
 	s->body = NULL;
 	pthread_cond_broadcast(&c->cond);
-	dead = c->dead;
 	pthread_mutex_unlock(&c->mu);
-	if (dead)
-		net_tls_abort(c->t);
 	return r;
 }
 
@@ -463,9 +617,21 @@ void vv_net_client_close(struct vv_net_client *c)
 	for (size_t i = 0; i < VV_RW_MAX_INFLIGHT; i++)
 		free(c->slots[i].body);
 	net_tls_free(c->t);
-	pthread_mutex_destroy(&c->mu);
-	pthread_mutex_destroy(&c->wmu);
-	pthread_cond_destroy(&c->cond);
+	if (c->inited) {
+		pthread_mutex_destroy(&c->mu);
+		pthread_mutex_destroy(&c->wmu);
+		pthread_mutex_destroy(&c->rmu);
+		pthread_cond_destroy(&c->cond);
+	}
+	if (c->o.secret)
+		explicit_bzero((char *)c->o.secret, strlen(c->o.secret));
+	free((char *)c->o.host);
+	free((char *)c->o.bind);
+	free((char *)c->o.ca);
+	free((char *)c->o.pin);
+	free((char *)c->o.known_hosts);
+	free((char *)c->o.user);
+	free((char *)c->o.secret);
 	free(c->out);
 	free(c);
 }

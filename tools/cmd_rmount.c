@@ -185,14 +185,15 @@ static void report(int fd, const char *fmt, ...)
 }
 
 /* The server's inode of the collection (a directory), or the root. */
-static int find_root(struct vv_net_client *c, const char *coll, uint64_t *root, char *why,
-		     size_t whylen)
+static int find_root(struct vv_net_client *c, const char *coll, uint64_t *root, uint64_t *gen,
+		     char *why, size_t whylen)
 {
 	struct vv_rw_msg *rq = calloc(1, sizeof(*rq)), *rep = calloc(1, sizeof(*rep));
 	uint8_t *hold = NULL;
 	int r = VV_ENOMEM;
 
 	*root = VV_ROOT_INO;
+	*gen = 0;
 	if (!coll[0]) {
 		r = 0;
 		goto out;
@@ -214,6 +215,7 @@ static int find_root(struct vv_net_client *c, const char *coll, uint64_t *root, 
 		goto out;
 	}
 	*root = rep->attr.ino;
+	*gen = rep->attr.gen;
 out:
 	free(hold);
 	free(rq);
@@ -227,7 +229,7 @@ static int run_client(struct rargs *a, struct tool_pass *secret, int report_fd)
 	struct vv_net_client_opts o;
 	struct vv_net_client *c = NULL;
 	char why[1024];
-	uint64_t root;
+	uint64_t root, gen;
 	unsigned uid = 0;
 	int r, ret = 1;
 
@@ -253,7 +255,7 @@ static int run_client(struct rargs *a, struct tool_pass *secret, int report_fd)
 		       "refused", a->host, a->port, a->key_file, vv_net_client_user(c), a->user);
 		goto out;
 	}
-	if ((r = vv_net_client_start(c)) < 0 || (r = find_root(c, a->coll, &root, why,
+	if ((r = vv_net_client_start(c)) < 0 || (r = find_root(c, a->coll, &root, &gen, why,
 								 sizeof(why))) < 0) {
 		report(report_fd, "vv://%s:%u: %s", a->host, a->port, r == VV_ENOMEM ?
 		       vv_strerror(r) : why);
@@ -261,7 +263,8 @@ static int run_client(struct rargs *a, struct tool_pass *secret, int report_fd)
 	}
 	vv_log(VV_LOG_INFO, "vv://%s:%u%s%s: logged in as %s (uid %u)", a->host, a->port,
 	       a->coll[0] ? "/" : "", a->coll, vv_net_client_user(c), uid);
-	r = vv_fs_run_remote(c, root, a->mnt_abs, &a->fo, report_fd);
+	r = vv_fs_run_remote(c, root, gen, a->coll[0] ? a->coll : NULL, a->mnt_abs, &a->fo,
+			     report_fd);
 	if (r < 0) {
 		report(report_fd, "cannot mount vv://%s:%u on %s: %s", a->host, a->port,
 		       a->mnt_abs, vv_fs_last_error()[0] ? vv_fs_last_error() : vv_strerror(r));

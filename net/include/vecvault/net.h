@@ -90,6 +90,18 @@ int vv_net_client_start(struct vv_net_client *c);
  */
 int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, struct vv_rw_msg *rep,
 		       uint8_t **hold);
+/*
+ * After the connection failed (vv_net_client_alive false): connect and log
+ * in again with the same options, at most once per backoff interval (0.5 s
+ * doubling to 30 s; sooner: VV_ENOTCONN at once).  The new session holds
+ * no inode reference or handle of the old one: the caller re-establishes
+ * them (fs/remote.c).  0 with *epoch the new connection's number (also
+ * when another thread reconnected already), VV_ENOTCONN, or VV_EACCES
+ * (the login is refused now, or maps to another uid), with why.
+ */
+int vv_net_client_reconnect(struct vv_net_client *c, unsigned *epoch, char *why, size_t whylen);
+/* The current connection's number (0 for the first). */
+unsigned vv_net_client_epoch(struct vv_net_client *c);
 /* The vault user the server logged this client in as. */
 const char *vv_net_client_user(const struct vv_net_client *c);
 /* false once the connection failed (closed, garbage, a write timed out). */
