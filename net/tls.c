@@ -266,7 +266,8 @@ int net_tls_write(struct tls_conn *t, const void *buf, size_t n, int64_t deadlin
 
 void net_tls_abort(struct tls_conn *t)
 {
-	shutdown(t->fd, SHUT_RDWR);
+	if (t)                       /* NULL: a client between connections */
+		shutdown(t->fd, SHUT_RDWR);
 }
 
 void net_tls_free(struct tls_conn *t)
