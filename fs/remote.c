@@ -463,7 +463,7 @@ static int run(fuse_req_t req, struct call *k)
 	struct rfs *f = RFS(req);
 	struct vv_rw_msg *sent;
 	char why[512];
-	int r = VV_ENOMEM;
+	int r = VV_ENOMEM, e;
 
 	if (!k || !(sent = malloc(sizeof(*sent))))
 		return VV_ENOMEM;
@@ -477,8 +477,10 @@ static int run(fuse_req_t req, struct call *k)
 		k->epoch = ep;
 		if (r != VV_ENOTCONN || vv_net_client_alive(f->c) || attempt == 1)
 			break;
-		if (vv_net_client_reconnect(f->c, &nep, why, sizeof(why)) < 0) {
+		if ((e = vv_net_client_reconnect(f->c, &nep, why, sizeof(why))) < 0) {
 			vv_log(VV_LOG_WARN, "remote: reconnecting: %s", why);
+			if (e == VV_EACCES)
+				r = e;       /* the login is refused now (a revoked key) */
 			break;
 		}
 		if (nep != ep)

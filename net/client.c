@@ -60,6 +60,7 @@ struct vv_net_client {
 	pthread_mutex_t rmu;         /* one reconnect at a time */
 	unsigned epoch;              /* bumped by each reconnect (mu) */
 	int64_t next_try_ms;         /* backoff: no reconnect before (rmu) */
+	bool refused;                /* the last attempt's login was refused (rmu) */
 	unsigned backoff_ms;
 	int64_t last_ms;             /* the last request sent (mu) */
 };
@@ -426,9 +427,10 @@ int vv_net_client_reconnect(struct vv_net_client *c, unsigned *epoch, char *why,
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (net_now_ms() < c->next_try_ms) {
+		r = c->refused ? VV_EACCES : VV_ENOTCONN;
 		pthread_mutex_unlock(&c->rmu);
 		snprintf(why, whylen, "waiting before the next reconnect attempt");
-		return VV_ENOTCONN;
+		return r;
 	}
 	/* the old reader has ended (die) or ends now */
 	net_tls_abort(c->t);
@@ -477,11 +479,13 @@ int vv_net_client_reconnect(struct vv_net_client *c, unsigned *epoch, char *why,
 		if (c->backoff_ms > BACKOFF_MAX_MS)
 			c->backoff_ms = BACKOFF_MAX_MS;
 		c->next_try_ms = net_now_ms() + c->backoff_ms;
+		c->refused = r == VV_EACCES;
 		pthread_mutex_unlock(&c->rmu);
 		return r == VV_EACCES ? VV_EACCES : VV_ENOTCONN;
 	}
 	c->started = true;
 	c->backoff_ms = 0;
+	c->refused = false;
 	pthread_mutex_lock(&c->mu);
 	c->dead = false;
 	*epoch = ++c->epoch;
