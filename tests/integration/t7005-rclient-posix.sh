@@ -105,8 +105,8 @@ check "listxattr" sh -c "getfattr -d '$R/d/b' | grep -q 'user.color=\"blue\"'"
 setfattr -x user.color "$R/d/b"
 want root ENODATA getxattr "$R/d/b" user.color
 setfacl -m u:1001:r "$R/d/b"
-check "setfacl: the ACL is on the server" sh -c "getfacl -p '$M/coll/d/b' | grep -q '^user:1001:r--'"
-check "getfacl through vv://" sh -c "getfacl -p '$R/d/b' | grep -q '^user:1001:r--'"
+check "setfacl: the ACL is on the server" sh -c "getfacl -pn '$M/coll/d/b' | grep -q '^user:1001:r--'"
+check "getfacl through vv://" sh -c "getfacl -pn '$R/d/b' | grep -q '^user:1001:r--'"
 check "statfs" sh -c "stat -f -c '%b %S' '$R' | awk '\$1 > 0 && \$2 > 0 { ok = 1 } END { exit !ok }'"
 want root ENOENT stat "$R/../other"                # the collection is the root
 
@@ -154,7 +154,7 @@ check "rsync -aAXH out of vv://" rsync -aAXH --no-owner --no-group "$R/rs/" "$T/
 check "round trip: same tree and bytes" diff -r "$SRC" "$T/back"
 check "round trip: hard link kept" test "$(stat -c %i "$T/back/a/s")" = "$(stat -c %i "$T/back/a/s2")"
 check "round trip: xattr kept" test "$(getfattr --only-values -n user.k "$T/back/a/s")" = v
-check "round trip: ACL kept" sh -c "getfacl -p '$T/back/a/b/data' | grep -q '^user:1001:rw-'"
+check "round trip: ACL kept" sh -c "getfacl -pn '$T/back/a/b/data' | grep -q '^user:1001:rw-'"
 check "round trip: modes kept" test "$(stat -c %a "$T/back/a/b")" = 750
 check "rsync -a again: nothing to send" sh -c "test -z \"\$(rsync -aAXH --no-owner --no-group -i '$SRC/' '$R/rs/')\""
 
