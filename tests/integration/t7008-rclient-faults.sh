@@ -18,7 +18,10 @@ M=$T/mnt
 R=$T/r
 LOG=$T/daemon.log
 PIDF="$T/.pids/$(echo "$M" | tr / _)"
-trap 'rc=$?; [ -s "$PIDF" ] && kill -CONT "$(cat "$PIDF")" 2>/dev/null; (exit $rc); vv_cleanup' EXIT
+# (exit $rc) as an if condition: errexit must not stop the trap before
+# vv_cleanup, which reads the status from $?
+trap 'rc=$?; [ -s "$PIDF" ] && kill -CONT "$(cat "$PIDF")" 2>/dev/null
+	if (exit $rc); then vv_cleanup; else vv_cleanup; fi' EXIT
 FP=$(vv_tls "$T/tls")
 vv_init "$S" >/dev/null
 P=$("$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
