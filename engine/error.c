@@ -56,6 +56,8 @@ static const struct errent table[] = {
 	{ VV_ENOMETA, EIO, "ENOMETA", "meta.db is missing or empty: the vault's metadata is gone (restore it from a backup)" },
 	{ VV_EUNSAFE, EPERM, "EUNSAFE", "unsafe file outside the store refused (a link, someone "
 	  "else's, or open to others)" },
+	{ VV_ENOTCONN, ENOTCONN, "ENOTCONN", "the remote vault server is gone or stopped answering" },
+	{ VV_ESTALE, ESTALE, "ESTALE", "the remote file was removed or replaced while the connection was down" },
 };
 
 static const struct errent *find(int code)

@@ -194,6 +194,8 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	if (!v)
 		return VV_ENOMEM;
 	pthread_mutex_init(&v->mu, NULL);
+	vv_random_bytes(&v->gen_seq, 4);
+	v->gen_seq <<= 32;
 	pthread_cond_init(&v->tick.cv, NULL);
 	pthread_mutex_init(&v->seal.mu, NULL);
 	pthread_mutex_init(&v->aud.ckpt_mu, NULL);
@@ -457,6 +459,12 @@ void vv_vault_set_inval(struct vv_vault *v, vv_inval_fn fn, void *ctx)
 	v->inval = fn;
 	v->inval_ctx = ctx;
 	pthread_mutex_unlock(&v->mu);
+}
+
+void vv_vault_inval(struct vv_vault *v, uint64_t parent_or_ino, const char *name)
+{
+	if (v->inval)
+		v->inval(v->inval_ctx, parent_or_ino, name);
 }
 
 int vv_vault_statfs(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,

@@ -143,7 +143,9 @@ void vault_file_owner(struct vv_vault *v, struct vv_file *fh, const struct vv_ct
 	snprintf(fh->client, sizeof(fh->client), "%s", c->client ? c->client : "local");
 	fh->who.comm = fh->comm;
 	fh->who.client = fh->client;
-	fh->who.user = NULL;
+	/* a remote opener's close record names it too (net/: "name/key-id") */
+	snprintf(fh->user, sizeof(fh->user), "%s", c->user ? c->user : "");
+	fh->who.user = c->user ? fh->user : NULL;
 	open_path(v, fh->n, c, path);
 	fh->path = strdup(path);         /* NULL: records fall back to vault_node_path */
 }

@@ -701,7 +701,7 @@ int vault_data_truncate(struct vv_vault *v, struct node *n, uint64_t size)
 done:
 	pthread_mutex_lock(&v->mu);
 	n->a.size = size;
-	n->data_gen++;
+	n->data_gen = vault_gen_next(v);
 	pthread_mutex_unlock(&v->mu);
 	vault_data_changed(v, n);
 	n->data_dirty = true;
@@ -709,6 +709,21 @@ done:
 }
 
 /* --- handles ---------------------------------------------------------------- */
+
+uint64_t vv_vault_file_ino(const struct vv_file *fh)
+{
+	return fh->n->ino;
+}
+
+uint64_t vv_vault_file_gen(struct vv_vault *v, const struct vv_file *fh)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&v->mu);
+	g = fh->n->data_gen;
+	pthread_mutex_unlock(&v->mu);
+	return g;
+}
 
 int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		       int flags, struct vv_file **fh, bool *keep_cache)
@@ -1040,7 +1055,7 @@ ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 	if (end > n->a.size)
 		n->a.size = end;
 	n->a.mtime = n->a.ctime = vault_now();
-	n->data_gen++;
+	n->data_gen = vault_gen_next(v);
 	n->data_dirty = true;
 	pthread_mutex_unlock(&v->mu);
 	vault_data_changed(v, n);

@@ -79,7 +79,7 @@ struct node {
 	uint32_t jobs;                   /* sealer jobs in flight (under v->seal.mu) */
 	int seal_err;                    /* a failed seal, reported by the next write/flush */
 	bool data_dirty;                 /* size/inline/dirty blocks not yet in meta */
-	uint64_t data_gen;               /* bumps on every data change */
+	uint64_t data_gen;               /* new (vault_gen_next) on every data change */
 	uint64_t open_gen;               /* data_gen at the last open */
 	bool revoked;                    /* purged while open: no more reads (atomic; vault_node_revoke) */
 };
@@ -93,6 +93,7 @@ struct vv_file {
 	struct vv_ctx who;               /* the opener, for the summary at release */
 	char comm[32];
 	char client[64];
+	char user[64];                   /* the vault user/key of a remote opener */
 	char *path;                      /* the path it was opened by, for audit records */
 	struct vv_file *prev, *next;     /* v->files, under v->mu */
 	char *virt;                      /* n == NULL: a virtual file's bytes (.trashinfo) */
@@ -251,6 +252,11 @@ struct vault_snap_sched {
 /* An open vault: the store and its modules, then one part per concern. */
 struct vv_vault {
 	struct vv_store *store;
+	/* the last data_gen handed out: a node gets a fresh one when loaded
+	 * and at every data change, so a generation names one version of one
+	 * node's data for the vault's life (random high half: across opens
+	 * too); remote clients keep their page cache while it is unchanged */
+	uint64_t gen_seq;
 	struct vv_meta *meta;
 	struct vv_content *content;
 	unsigned flags;
@@ -453,5 +459,11 @@ int vault_trash_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t pare
 /* At open (purges what expired; takes v->mu) and from the ticker. */
 int vault_trash_open(struct vv_vault *v, int64_t keep_ns);
 void vault_trash_tick(struct vv_vault *v, int64_t now);
+
+/* A fresh data generation (struct vv_vault's gen_seq). */
+static inline uint64_t vault_gen_next(struct vv_vault *v)
+{
+	return __atomic_add_fetch(&v->gen_seq, 1, __ATOMIC_RELAXED);
+}
 
 #endif

@@ -75,6 +75,7 @@ static int get(struct vv_vault *v, uint64_t ino, const struct vv_inode_row *row,
 		return r;
 	}
 	n->ino = ino;
+	n->data_gen = n->open_gen = vault_gen_next(v);
 	n->pins = 1;
 	pthread_rwlock_init(&n->rw, NULL);
 	n->hnext = v->nodes.htab[hslot(v, ino)];

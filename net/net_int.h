@@ -52,6 +52,13 @@ void net_tls_abort(struct tls_conn *t);
 /* Send close_notify if possible, close the socket, free.  NULL ok. */
 void net_tls_free(struct tls_conn *t);
 
+/* Client handshake on the connected socket fd (the caller still owns fd
+ * on failure): TLS 1.3 only; with ca, the chain must verify and name host.
+ * fp gets the server certificate's SHA-256 fingerprint (the caller checks
+ * a pin or known_hosts).  0, VV_EACCES with why, VV_EAGAIN. */
+int net_tls_connect(int fd, const char *host, const char *ca, int64_t deadline,
+		struct tls_conn **out, char fp[65], char *why, size_t whylen);
+
 /* Write DIR/key.pem (0600) and DIR/cert.pem (0644): a P-256 key and a
  * self-signed certificate for name (CN and subjectAltName DNS, plus IP
  * when name is an address), valid ten years.  fp gets the certificate's

@@ -230,6 +230,42 @@ static int attr_ref(struct sess *s, struct vv_rw_msg *rep, int r)
 	return r;
 }
 
+/* The server's own FUSE mount, if any, caches attributes and entries for
+ * long (fs/ops.c) and keeps page caches across opens that see no change of
+ * its own: a change made by a remote session must drop them there, as a
+ * local change would. */
+static void inval_local(struct sess *s, const struct vv_rw_msg *rq, struct vv_file *fh)
+{
+	const uint64_t *u = rq->u;
+
+	switch (rq->h.op) {
+	case VV_RW_SETATTR: case VV_RW_SETXATTR: case VV_RW_REMOVEXATTR:
+		vv_vault_inval(s->v, u[0], NULL);
+		break;
+	case VV_RW_WRITE: case VV_RW_FALLOCATE:
+		vv_vault_inval(s->v, vv_vault_file_ino(fh), NULL);
+		break;
+	case VV_RW_MKNOD: case VV_RW_MKDIR: case VV_RW_SYMLINK: case VV_RW_CREATE:
+	case VV_RW_UNLINK: case VV_RW_RMDIR:
+		vv_vault_inval(s->v, u[0], rq->s[0]);
+		vv_vault_inval(s->v, u[0], NULL);
+		break;
+	case VV_RW_LINK:
+		vv_vault_inval(s->v, u[1], rq->s[0]);
+		vv_vault_inval(s->v, u[1], NULL);
+		vv_vault_inval(s->v, u[0], NULL);
+		break;
+	case VV_RW_RENAME:
+		vv_vault_inval(s->v, u[0], rq->s[0]);
+		vv_vault_inval(s->v, u[1], rq->s[1]);
+		vv_vault_inval(s->v, u[0], NULL);
+		vv_vault_inval(s->v, u[1], NULL);
+		break;
+	default:
+		break;
+	}
+}
+
 void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *rep, uint8_t *data)
 {
 	struct vv_ctx c = s->ctx;
@@ -383,7 +419,8 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 			break;
 		}
 		rep->u[1] = keep;
-		rep->nu = 2;
+		rep->u[2] = vv_vault_file_gen(s->v, fh);
+		rep->nu = 3;
 		break;
 	}
 	case VV_RW_CREATE:
@@ -553,6 +590,8 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		r = VV_EINVAL;
 		break;
 	}
+	if (r == 0)
+		inval_local(s, rq, fh);
 out:
 	if (why) {
 		/* refused here, before the vault saw it: audit it as the vault

@@ -266,7 +266,8 @@ int net_tls_write(struct tls_conn *t, const void *buf, size_t n, int64_t deadlin
 
 void net_tls_abort(struct tls_conn *t)
 {
-	shutdown(t->fd, SHUT_RDWR);
+	if (t)                       /* NULL: a client between connections */
+		shutdown(t->fd, SHUT_RDWR);
 }
 
 void net_tls_free(struct tls_conn *t)
@@ -430,5 +431,86 @@ out:
 	BN_free(bn);
 	X509_free(x);
 	EVP_PKEY_free(k);
+	return r;
+}
+
+/* --- the client side ------------------------------------------------------ */
+
+int net_tls_connect(int fd, const char *host, const char *ca, int64_t deadline,
+		struct tls_conn **out, char fp[65], char *why, size_t whylen)
+{
+	struct tls_conn *t = calloc(1, sizeof(*t));
+	SSL_CTX *ctx = NULL;
+	X509 *peer = NULL;
+	int r = VV_ECRYPTO;
+
+	*out = NULL;
+	if (!t)
+		return VV_ENOMEM;
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	t->fd = fd;
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_mutex_init(&t->wmu, NULL);
+	if (!(ctx = SSL_CTX_new(TLS_client_method())) ||
+	    !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION)) {
+		ssl_why(why, whylen, "cannot make a TLS context");
+		goto fail;
+	}
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (ca) {
+		if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+			ssl_why(why, whylen, "cannot load the CA (--ca)");
+			r = VV_EINVAL;
+			goto fail;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	}
+	if (!(t->ssl = SSL_new(ctx)) || SSL_set_fd(t->ssl, fd) != 1 ||
+	    SSL_set_tlsext_host_name(t->ssl, host) != 1 ||
+	    (ca && SSL_set1_host(t->ssl, host) != 1)) {
+		ssl_why(why, whylen, "cannot start TLS");
+		goto fail;
+	}
+	for (;;) {
+		int k = SSL_connect(t->ssl), e;
+
+		if (k == 1)
+			break;
+		e = SSL_get_error(t->ssl, k);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			if ((r = wait_fd(fd, e == SSL_ERROR_WANT_WRITE, deadline)) < 0) {
+				snprintf(why, whylen, "TLS handshake with %s %s", host,
+					 r == VV_EAGAIN ? "timed out" : "failed");
+				goto fail;
+			}
+			continue;
+		}
+		if (ca && SSL_get_verify_result(t->ssl) != X509_V_OK)
+			snprintf(why, whylen, "the server's certificate is not valid for %s under "
+				 "the CA %s: %s", host, ca,
+				 X509_verify_cert_error_string(SSL_get_verify_result(t->ssl)));
+		else
+			ssl_why(why, whylen, "TLS handshake failed (the server closed the "
+				"connection: is this address on its whitelist?)");
+		r = VV_EACCES;
+		goto fail;
+	}
+	if (!(peer = SSL_get1_peer_certificate(t->ssl)) || fingerprint(peer, fp) < 0) {
+		snprintf(why, whylen, "the server sent no certificate");
+		r = VV_EACCES;
+		goto fail;
+	}
+	X509_free(peer);
+	SSL_CTX_free(ctx);      /* the SSL keeps its own reference */
+	*out = t;
+	return 0;
+fail:
+	X509_free(peer);
+	SSL_free(t->ssl);
+	SSL_CTX_free(ctx);
+	pthread_mutex_destroy(&t->mu);
+	pthread_mutex_destroy(&t->wmu);
+	free(t);
 	return r;
 }

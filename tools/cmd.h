@@ -11,6 +11,7 @@
 
 int cmd_init(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
+int cmd_mount_remote(int argc, char **argv);      /* vv://, from cmd_mount */
 int cmd_passwd(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_info(int argc, char **argv);

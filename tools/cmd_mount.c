@@ -87,7 +87,9 @@ static const char usage[] =
 	"                     only (127.0.0.0/8, ::1); 0.0.0.0/0 and ::/0 must be\n"
 	"                     given explicitly; others are closed before TLS\n"
 	"  --client-ca FILE   also ask clients for a certificate signed by FILE\n"
-	"Unmount with: fusermount3 -u MNT\n";
+	"Unmount with: fusermount3 -u MNT\n"
+	"A remote vault: vecvault mount vv://[USER@]HOST:PORT[/COLLECTION] MNT ...\n"
+	"                (vecvault mount vv:// --help)\n";
 
 static const char serve_usage[] =
 	"usage: vecvault serve STORE --listen ADDR:PORT --tls-cert FILE --tls-key FILE\n"
@@ -514,6 +516,10 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 	int pfd[2], opt, ret = 1;
 	pid_t pid;
 
+	/* vv://...: the remote client (cmd_rmount.c), its own options */
+	for (int i = 1; !headless && i < argc; i++)
+		if (!strncmp(argv[i], "vv://", 5))
+			return cmd_mount_remote(argc, argv);
 	memset(&a, 0, sizeof(a));
 	a.headless = headless;
 	a.trash_secs = 30LL * 86400;
@@ -597,11 +603,6 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 	}
 	a.store = argv[optind];
 	a.mnt = headless ? NULL : argv[optind + 1];
-	if (!headless && !strncmp(a.store, "vv://", 5)) {
-		die_msg("mount", "the vv:// client is not built yet (docs/remote.md, \"What is built\"); "
-			"the server side is: vecvault serve / mount --listen");
-		return 2;
-	}
 	if (headless && !a.listen) {
 		die_msg("serve", "--listen ADDR:PORT is required (what would it serve otherwise?)");
 		return 2;

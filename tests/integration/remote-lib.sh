@@ -65,3 +65,13 @@ c.auth_key('$1')
 err = c.err
 $2"
 }
+
+# vv_rmount URL MNT [client options]: mount a vv:// URL (the client daemon
+# logs to $T/client.log) and record it for cleanup.
+vv_rmount() {
+	local url=$1 mnt=$2
+	shift 2
+	mkdir -p "$mnt"
+	"$VV_BIN" mount "$url" "$mnt" --log "$T/client.log" "$@" || return $?
+	printf '%s\t%s\n' "$mnt" "" >> "$VV_MOUNTS"
+}

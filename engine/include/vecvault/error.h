@@ -50,7 +50,9 @@ enum {
 	VV_ECANCELED = -40,
 	VV_ENOMETA = -42,       /* meta.db missing or empty in an initialised store */
 	VV_EUNSAFE = -43,       /* a file outside STORE is a link, not ours, or open to others */
-	VV_EMIN = -44
+	VV_ENOTCONN = -44,      /* the remote server is gone or stopped answering (vv://) */
+	VV_ESTALE = -45,        /* a remote inode is no longer what it was (vv:// reconnect) */
+	VV_EMIN = -46
 };
 
 /* Human-readable text for a VV_E* code (never NULL; static storage). */

@@ -149,6 +149,10 @@ const char *vv_vault_instance(const struct vv_vault *v);
  * directory no longer searchable by everyone.  name == NULL: inode only. */
 typedef void (*vv_inval_fn)(void *ctx, uint64_t parent_or_ino, const char *name);
 void vv_vault_set_inval(struct vv_vault *v, vv_inval_fn fn, void *ctx);
+/* Ask for that invalidation from outside the vault: a change made through
+ * another path (a remote session, net/) must drop what the local mount's
+ * kernel cached.  No-op without a local mount. */
+void vv_vault_inval(struct vv_vault *v, uint64_t parent_or_ino, const char *name);
 
 /* --- namespace ----------------------------------------------------------- */
 /* On VV_ENOENT, out->ino is 0 and out->cacheable says whether the kernel may
@@ -223,6 +227,13 @@ int vv_vault_flush(struct vv_vault *v, struct vv_file *fh);
 int vv_vault_fsync(struct vv_vault *v, struct vv_file *fh, bool datasync);
 /* Writes the per-handle audit summary (bytes and counts). */
 int vv_vault_release(struct vv_vault *v, struct vv_file *fh);
+/* The generation of the data of the file open as fh: a value that names
+ * this version of its contents for the vault's life (a change by anyone
+ * gives a new one), so a remote client keeps its page cache exactly while
+ * it is unchanged. */
+uint64_t vv_vault_file_gen(struct vv_vault *v, const struct vv_file *fh);
+/* The inode of the file open as fh. */
+uint64_t vv_vault_file_ino(const struct vv_file *fh);
 /* mode: 0 or FALLOC_FL_KEEP_SIZE (others: VV_ENOTSUP). */
 int vv_vault_fallocate(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		       int mode, uint64_t off, uint64_t len);

@@ -12,6 +12,7 @@
 #define VV_FS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct vv_vault;
 
@@ -63,6 +64,20 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
  * not close v.
  */
 int vv_fs_run_headless(struct vv_vault *v, const struct vv_fs_opts *o, int ready_fd);
+
+/*
+ * The vv:// client (fs/remote.c): mount at mnt a FUSE file system that
+ * forwards every request over the connected, authenticated client c
+ * (vecvault/net.h; its reader thread started), with the server's inode
+ * root shown as the mount's root (root_name, generation root_gen: the
+ * collection's name under the server's root, to find it again after a
+ * reconnect; NULL for the server's root).  o: allow_other, ro, noexec, fsname,
+ * detach_stdio.  Ready byte and return values as vv_fs_run.  Does not
+ * close c.
+ */
+struct vv_net_client;
+int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
+		     const char *root_name, const char *mnt, const struct vv_fs_opts *o, int ready_fd);
 
 /* The last error libfuse reported in this process (static storage, "" if
  * none), so the CLI can show why a mount failed. */

@@ -21,7 +21,9 @@
 #ifndef VECVAULT_NET_H
 #define VECVAULT_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct vv_vault;
 struct vv_allow;
@@ -49,6 +51,62 @@ unsigned vv_net_port(const struct vv_net_server *s);
 /* Stop accepting, end every connection (requests in flight finish and
  * every handle a client left open is released), free.  NULL ok. */
 void vv_net_stop(struct vv_net_server *s);
+
+/* --- the client side (the vv:// FUSE daemon, fs/remote.c) ----------------- */
+
+struct vv_net_client;
+struct vv_rw_msg;
+
+struct vv_net_client_opts {
+	const char *host;            /* name or address */
+	unsigned port;
+	const char *bind;            /* source address, or NULL */
+	const char *ca;              /* verify the chain and the name by this CA */
+	const char *pin;             /* else: the certificate's SHA-256, 64 hex digits */
+	const char *known_hosts;     /* else: trust on first use, recorded in this file */
+	const char *user;            /* password login: the vault user */
+	const char *secret;          /* the API key token, or the password */
+	unsigned timeout_ms;         /* a request not answered in time: the
+	                                connection is declared dead; 0 = 30000 */
+};
+
+/*
+ * Connect, verify the server (CA, pin, or known_hosts: a changed
+ * certificate is refused, naming both fingerprints), authenticate.  No
+ * thread is started yet (the caller may fork): vv_net_client_start does.
+ * 0, or a VV_E* code with why (VV_EACCES: refused by the server or the
+ * certificate check; VV_EIO: unreachable).  *uid: the vault user's uid.
+ */
+int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_client **out,
+			  unsigned *uid, char *why, size_t whylen);
+/* Start the thread that reads replies (after a fork). */
+int vv_net_client_start(struct vv_net_client *c);
+/*
+ * One request: rq's header op and fields (id and flags are set here);
+ * blocks until the reply, decoded into rep (its blob points into *hold,
+ * owned by the caller, free() it), or until the connection fails or the
+ * timeout passes (VV_ENOTCONN; every later call too).  Returns the reply's
+ * status.  Thread-safe: many calls are in flight at once.
+ */
+int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, struct vv_rw_msg *rep,
+		       uint8_t **hold);
+/*
+ * After the connection failed (vv_net_client_alive false): connect and log
+ * in again with the same options, at most once per backoff interval (0.5 s
+ * doubling to 30 s; sooner: VV_ENOTCONN at once).  The new session holds
+ * no inode reference or handle of the old one: the caller re-establishes
+ * them (fs/remote.c).  0 with *epoch the new connection's number (also
+ * when another thread reconnected already), VV_ENOTCONN, or VV_EACCES
+ * (the login is refused now, or maps to another uid), with why.
+ */
+int vv_net_client_reconnect(struct vv_net_client *c, unsigned *epoch, char *why, size_t whylen);
+/* The current connection's number (0 for the first). */
+unsigned vv_net_client_epoch(struct vv_net_client *c);
+/* The vault user the server logged this client in as. */
+const char *vv_net_client_user(const struct vv_net_client *c);
+/* false once the connection failed (closed, garbage, a write timed out). */
+bool vv_net_client_alive(struct vv_net_client *c);
+void vv_net_client_close(struct vv_net_client *c);       /* NULL ok */
 
 /* `vecvault tls selfsigned`: DIR/key.pem and DIR/cert.pem for name, and
  * the certificate's SHA-256 fingerprint (64 hex digits) in fp.  Never

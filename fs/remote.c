@@ -1,0 +1,1262 @@
+/*
+ * remote.c - the vv:// client: a FUSE daemon that forwards every request
+ * to a remote vault server (net.h, docs/remote.md).  It holds no vault
+ * key; the server decides every access for the vault user the client
+ * logged in as, and audits it.
+ *
+ * Inode numbers are the server's, except that the server's inode of the
+ * mounted collection is the kernel's root (1) and back.  File and
+ * directory handles are the server's ids.  Attributes and entries are
+ * cached for REMOTE_TIMEOUT seconds when the server says the node is
+ * cacheable (another client may change it: short), else not at all.  A
+ * request the server does not answer within the client's timeout fails
+ * with ENOTCONN, and so does every later one (no reconnection yet).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fs_int.h"
+#include "vecvault/error.h"
+#include "vecvault/knn_ioctl.h"
+#include "vecvault/log.h"
+#include "vecvault/net.h"
+#include "vecvault/remote_wire.h"
+
+#define REMOTE_TIMEOUT 1.0
+
+/* The data generation (remote_wire.c, OPEN) each inode had at its last
+ * open here: the page cache is kept at the next open only when the server
+ * reports the same one, so a change by another client or on the server's
+ * own mount is seen on the next open.  A small direct-mapped table: a
+ * collision forgets the older inode, which only costs a re-read. */
+#define GEN_SLOTS 4096
+
+struct gen_slot {
+	uint64_t ino, gen;
+};
+
+/*
+ * Reconnecting.  A new connection is a new server session: it holds no
+ * lookup reference and no handle of the old one.  So the client remembers
+ * for every inode the kernel holds where it was found (parent, name,
+ * generation) and on which connection (epoch); a request naming an inode
+ * of an older connection first looks it up again from its parent
+ * (recursively up to the root), and it must come back as the same inode
+ * and generation, else ESTALE.  Open files and directories are opened
+ * again by inode with their original flags (minus O_CREAT, O_EXCL,
+ * O_TRUNC).  A request that failed because the connection died is sent
+ * once more on the new connection.
+ */
+#define IREC_BUCKETS 65536
+
+struct irec {
+	struct irec *next;
+	uint64_t ino, parent, gen, nlookup;
+	uint64_t srefs;              /* references the current session holds */
+	unsigned epoch;
+	char name[VV_NAME_MAX + 1];
+};
+
+struct rhandle {
+	uint64_t srv;                /* the server's handle on connection epoch */
+	uint64_t ino;                /* server inode */
+	int flags;
+	unsigned epoch;
+	bool dir;
+};
+
+struct rfs {
+	struct vv_net_client *c;
+	uint64_t root;               /* the server's inode shown as 1 */
+	struct fuse_session *se;
+	pthread_mutex_t gmu;
+	struct gen_slot gens[GEN_SLOTS];
+	pthread_mutex_t imu;         /* irecs, and handle re-opens */
+	struct irec **irecs;
+};
+
+static struct irec **irec_at(struct rfs *f, uint64_t ino)
+{
+	struct irec **p = &f->irecs[(ino * 0x9E3779B97F4A7C15ull) >> 48];
+
+	while (*p && (*p)->ino != ino)
+		p = &(*p)->next;
+	return p;
+}
+
+/* One more kernel reference on ino, found as parent/name on epoch. */
+static void irec_add(struct rfs *f, uint64_t parent, const char *name, const struct vv_attr *a,
+		     unsigned epoch)
+{
+	struct irec **p, *r;
+
+	if (a->ino == VV_ROOT_INO || !name || strlen(name) > VV_NAME_MAX)
+		return;
+	pthread_mutex_lock(&f->imu);
+	p = irec_at(f, a->ino);
+	if (!(r = *p) && (r = calloc(1, sizeof(*r)))) {
+		r->ino = a->ino;
+		*p = r;
+	}
+	if (r) {
+		r->srefs = r->epoch == epoch ? r->srefs + 1 : 1;
+		r->parent = parent;
+		r->gen = a->gen;
+		r->epoch = epoch;
+		r->nlookup++;
+		snprintf(r->name, sizeof(r->name), "%s", name);
+	}
+	pthread_mutex_unlock(&f->imu);
+}
+
+/* The kernel forgot n references: how many the current session's
+ * references (on epoch *ep) to give back; all once the kernel holds none. */
+static uint64_t irec_forget(struct rfs *f, uint64_t ino, uint64_t n, unsigned *ep)
+{
+	struct irec **p, *r;
+	uint64_t give = n;
+
+	pthread_mutex_lock(&f->imu);
+	p = irec_at(f, ino);
+	if ((r = *p) && ino != f->root) {
+		*ep = r->epoch;
+		r->nlookup = n < r->nlookup ? r->nlookup - n : 0;
+		if (!r->nlookup) {
+			give = r->srefs;
+			*p = r->next;
+			free(r);
+		} else {
+			give = n < r->srefs ? n : r->srefs - 1;
+			r->srefs -= give;
+		}
+	} else if (r) {
+		give = 0;
+	} else {
+		*ep = vv_net_client_epoch(f->c);
+	}
+	pthread_mutex_unlock(&f->imu);
+	return give;
+}
+
+/* After a rename the moved inode is found under its new name. */
+static void irec_moved(struct rfs *f, uint64_t parent, const char *name, uint64_t newparent,
+		       const char *newname)
+{
+	pthread_mutex_lock(&f->imu);
+	for (size_t i = 0; i < IREC_BUCKETS; i++)
+		for (struct irec *r = f->irecs[i]; r; r = r->next)
+			if (r->parent == parent && !strcmp(r->name, name)) {
+				r->parent = newparent;
+				snprintf(r->name, sizeof(r->name), "%s", newname);
+			}
+	pthread_mutex_unlock(&f->imu);
+}
+
+static int lookup_raw(struct rfs *f, uint64_t parent, const char *name, struct vv_attr *a)
+{
+	struct vv_rw_msg *rq = calloc(1, sizeof(*rq)), *rep = calloc(1, sizeof(*rep));
+	uint8_t *hold = NULL;
+	int r = VV_ENOMEM;
+
+	if (rq && rep) {
+		rq->h.op = VV_RW_LOOKUP;
+		rq->u[0] = parent;
+		rq->nu = 1;
+		rq->s[0] = name;
+		rq->ns = 1;
+		r = vv_net_client_call(f->c, rq, rep, &hold);
+		if (r == 0 && rep->has_attr)
+			*a = rep->attr;
+		else if (r == 0)
+			r = VV_EIO;
+	}
+	free(hold);
+	free(rq);
+	free(rep);
+	return r;
+}
+
+static void forget_raw(struct rfs *f, uint64_t ino)
+{
+	struct vv_rw_msg *rq = calloc(1, sizeof(*rq)), *rep = calloc(1, sizeof(*rep));
+	uint8_t *hold = NULL;
+
+	if (rq && rep) {
+		rq->h.op = VV_RW_FORGET;
+		rq->u[0] = ino;
+		rq->u[1] = 1;
+		rq->nu = 2;
+		(void)vv_net_client_call(f->c, rq, rep, &hold);
+	}
+	free(hold);
+	free(rq);
+	free(rep);
+}
+
+/* Make ino known to the session of epoch (see above): 0, VV_ESTALE, or
+ * the failure of a lookup. */
+static int revive(struct rfs *f, uint64_t ino, unsigned epoch, int depth)
+{
+	struct irec *r;
+	struct vv_attr a = { 0 };
+	uint64_t parent, gen;
+	char name[VV_NAME_MAX + 1];
+	int e;
+
+	if (ino == VV_ROOT_INO)
+		return 0;
+	pthread_mutex_lock(&f->imu);
+	r = *irec_at(f, ino);
+	if (!r || depth > 4096) {
+		pthread_mutex_unlock(&f->imu);
+		return r ? VV_ESTALE : (epoch == 0 ? 0 : VV_ESTALE);
+	}
+	if (r->epoch == epoch) {
+		pthread_mutex_unlock(&f->imu);
+		return 0;
+	}
+	parent = r->parent;
+	gen = r->gen;
+	memcpy(name, r->name, sizeof(name));
+	pthread_mutex_unlock(&f->imu);
+	if ((e = revive(f, parent, epoch, depth + 1)) < 0)
+		return e;
+	if ((e = lookup_raw(f, parent, name, &a)) < 0)
+		return e == VV_ENOENT ? VV_ESTALE : e;
+	if (a.ino != ino || a.gen != gen) {
+		forget_raw(f, a.ino);
+		return VV_ESTALE;
+	}
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, ino)) && r->epoch != epoch) {
+		r->epoch = epoch;
+		r->srefs = 1;
+	} else
+		forget_raw(f, ino);          /* revived twice at once: one ref is enough */
+	pthread_mutex_unlock(&f->imu);
+	return 0;
+}
+
+/* A handle of an older connection is opened again on this one. */
+static int reopen(struct rfs *f, struct rhandle *h, unsigned epoch)
+{
+	struct vv_rw_msg *rq, *rep;
+	uint8_t *hold = NULL;
+	int r;
+
+	if (h->epoch == epoch)
+		return 0;
+	if ((r = revive(f, h->ino, epoch, 0)) < 0)
+		return r;
+	rq = calloc(1, sizeof(*rq));
+	rep = calloc(1, sizeof(*rep));
+	r = VV_ENOMEM;
+	if (rq && rep) {
+		rq->h.op = h->dir ? VV_RW_OPENDIR : VV_RW_OPEN;
+		rq->u[0] = h->ino;
+		rq->u[1] = (uint32_t)(h->flags & ~(O_CREAT | O_EXCL | O_TRUNC));
+		rq->nu = h->dir ? 1 : 2;
+		pthread_mutex_lock(&f->imu);
+		if (h->epoch == epoch) {
+			r = 0;
+		} else if ((r = vv_net_client_call(f->c, rq, rep, &hold)) == 0) {
+			h->srv = rep->u[0];
+			h->epoch = epoch;
+		}
+		pthread_mutex_unlock(&f->imu);
+	}
+	free(hold);
+	free(rq);
+	free(rep);
+	return r;
+}
+
+static struct rhandle *rh_new(uint64_t srv, uint64_t ino, int flags, unsigned epoch, bool dir)
+{
+	struct rhandle *h = calloc(1, sizeof(*h));
+
+	if (h)
+		*h = (struct rhandle){ .srv = srv, .ino = ino, .flags = flags, .epoch = epoch,
+				       .dir = dir };
+	return h;
+}
+
+#define RH(fi) ((struct rhandle *)(uintptr_t)(fi)->fh)
+
+/* Give back a server handle of connection epoch (gone with an older one). */
+static void release_raw(struct rfs *f, unsigned op, uint64_t srv, unsigned epoch)
+{
+	struct vv_rw_msg *rq, *rep;
+	uint8_t *hold = NULL;
+
+	if (epoch != vv_net_client_epoch(f->c))
+		return;
+	rq = calloc(1, sizeof(*rq));
+	rep = calloc(1, sizeof(*rep));
+	if (rq && rep) {
+		rq->h.op = (uint16_t)op;
+		rq->u[0] = srv;
+		rq->nu = 1;
+		(void)vv_net_client_call(f->c, rq, rep, &hold);
+	}
+	free(hold);
+	free(rq);
+	free(rep);
+}
+
+static struct gen_slot *gen_slot(struct rfs *f, uint64_t ino)
+{
+	return &f->gens[(ino * 0x9E3779B97F4A7C15ull) >> 52];
+}
+
+/* Record gen as ino's generation; true when it was already that. */
+static bool gen_same(struct rfs *f, uint64_t ino, uint64_t gen)
+{
+	struct gen_slot *g;
+	bool same;
+
+	pthread_mutex_lock(&f->gmu);
+	g = gen_slot(f, ino);
+	same = g->ino == ino && g->gen == gen;
+	g->ino = ino;
+	g->gen = gen;
+	pthread_mutex_unlock(&f->gmu);
+	return same;
+}
+
+static void gen_drop(struct rfs *f, uint64_t ino)
+{
+	struct gen_slot *g;
+
+	pthread_mutex_lock(&f->gmu);
+	g = gen_slot(f, ino);
+	if (g->ino == ino)
+		g->ino = g->gen = 0;
+	pthread_mutex_unlock(&f->gmu);
+}
+
+#define RFS(req) ((struct rfs *)fuse_req_userdata(req))
+
+static uint64_t to_srv(struct rfs *f, fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? f->root : ino;
+}
+
+static fuse_ino_t to_krn(struct rfs *f, uint64_t ino)
+{
+	return ino == f->root ? FUSE_ROOT_ID : ino;
+}
+
+static void to_stat(struct rfs *f, const struct vv_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = to_krn(f, a->ino);
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_size = (off_t)a->size;
+	st->st_blocks = (blkcnt_t)a->blocks;
+	st->st_blksize = 65536;
+	st->st_rdev = a->rdev;
+	st->st_atim = a->atime;
+	st->st_mtim = a->mtime;
+	st->st_ctim = a->ctime;
+}
+
+static void to_entry(struct rfs *f, const struct vv_attr *a, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = to_krn(f, a->ino);
+	e->generation = a->gen;
+	to_stat(f, a, &e->attr);
+	e->attr_timeout = e->entry_timeout = a->cacheable ? REMOTE_TIMEOUT : 0.0;
+}
+
+/* A request being built: header op, fields in order.  Inodes are the
+ * server's; a handle field holds the struct rhandle pointer until run()
+ * puts the server's handle of the current connection in its place. */
+struct call {
+	struct vv_rw_msg rq, rep;
+	uint8_t *hold;
+	unsigned epoch;              /* the connection that answered */
+};
+
+static struct call *call_new(unsigned op)
+{
+	struct call *k = calloc(1, sizeof(*k));
+
+	if (k)
+		k->rq.h.op = (uint16_t)op;
+	return k;
+}
+
+static void call_free(struct call *k)
+{
+	if (!k)
+		return;
+	free(k->hold);
+	free(k);
+}
+
+static void U(struct call *k, uint64_t v) { k->rq.u[k->rq.nu++] = v; }
+static void S(struct call *k, const char *s) { k->rq.s[k->rq.ns++] = s; }
+
+static void Bl(struct call *k, const void *p, size_t n)
+{
+	k->rq.blob = p;
+	k->rq.bloblen = n;
+}
+
+/* The request as sent on connection epoch: inodes revived, handles
+ * re-opened and replaced by the server's. */
+static int prepare(struct rfs *f, const struct vv_rw_msg *rq, struct vv_rw_msg *out, unsigned epoch)
+{
+	int r = 0;
+
+	*out = *rq;
+	switch (rq->h.op) {
+	case VV_RW_READ: case VV_RW_WRITE: case VV_RW_FLUSH: case VV_RW_FSYNC:
+	case VV_RW_RELEASE: case VV_RW_FALLOCATE: case VV_RW_LSEEK: case VV_RW_KNN:
+	case VV_RW_READDIR: case VV_RW_RELEASEDIR: {
+		struct rhandle *h = (struct rhandle *)(uintptr_t)rq->u[0];
+		if ((r = reopen(f, h, epoch)) == 0)
+			out->u[0] = h->srv;
+		return r;
+	}
+	case VV_RW_SETATTR:
+		if (rq->u[10]) {
+			struct rhandle *h = (struct rhandle *)(uintptr_t)rq->u[10];
+			if ((r = reopen(f, h, epoch)) < 0)
+				return r;
+			out->u[10] = h->srv;
+		}
+		return revive(f, rq->u[0], epoch, 0);
+	case VV_RW_FORGET:
+		return 0;
+	case VV_RW_LINK:
+		if ((r = revive(f, rq->u[1], epoch, 0)) < 0)
+			return r;
+		return revive(f, rq->u[0], epoch, 0);
+	case VV_RW_RENAME:
+		if ((r = revive(f, rq->u[2], epoch, 0)) < 0)
+			return r;
+		return revive(f, rq->u[0], epoch, 0);
+	default:
+		return revive(f, rq->u[0], epoch, 0);
+	}
+}
+
+/* Send and wait: 0 or a VV_E* code.  A connection found dead is connected
+ * again (with backoff) and the request sent once more. */
+static int run(fuse_req_t req, struct call *k)
+{
+	struct rfs *f = RFS(req);
+	struct vv_rw_msg *sent;
+	char why[512];
+	int r = VV_ENOMEM, e;
+
+	if (!k || !(sent = malloc(sizeof(*sent))))
+		return VV_ENOMEM;
+	for (int attempt = 0;; attempt++) {
+		unsigned ep = vv_net_client_epoch(f->c), nep;
+
+		free(k->hold);
+		k->hold = NULL;
+		if ((r = prepare(f, &k->rq, sent, ep)) == 0)
+			r = vv_net_client_call(f->c, sent, &k->rep, &k->hold);
+		k->epoch = ep;
+		if (r != VV_ENOTCONN || vv_net_client_alive(f->c) || attempt == 1)
+			break;
+		if ((e = vv_net_client_reconnect(f->c, &nep, why, sizeof(why))) < 0) {
+			vv_log(VV_LOG_WARN, "remote: reconnecting: %s", why);
+			if (e == VV_EACCES)
+				r = e;       /* the login is refused now (a revoked key) */
+			break;
+		}
+		if (nep != ep)
+			vv_log(VV_LOG_INFO, "remote: reconnected (connection %u)", nep);
+	}
+	free(sent);
+	return r;
+}
+
+static void reply_err(fuse_req_t req, int r)
+{
+	int e = r < 0 ? vv_errno(r) : 0;
+
+	if (r < 0 && e <= 0)
+		e = EIO;
+	fuse_reply_err(req, e);
+}
+
+/* Reply an entry (or the error) and free k. */
+static void reply_entry(fuse_req_t req, struct call *k, int r, uint64_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+
+	if (r == 0 && k->rep.has_attr) {
+		irec_add(RFS(req), parent, name, &k->rep.attr, k->epoch);
+		to_entry(RFS(req), &k->rep.attr, &e);
+		fuse_reply_entry(req, &e);
+	} else {
+		reply_err(req, r ? r : VV_EIO);
+	}
+	call_free(k);
+}
+
+static void r_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct call *k = call_new(VV_RW_LOOKUP);
+
+	if (k) {
+		U(k, to_srv(RFS(req), parent));
+		S(k, name);
+	}
+	reply_entry(req, k, run(req, k), to_srv(RFS(req), parent), name);
+}
+
+static void r_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct rfs *f = RFS(req);
+	unsigned ep = 0;
+	uint64_t give = irec_forget(f, to_srv(f, ino), nlookup, &ep);
+	struct call *k;
+
+	/* references of an older connection went with its session */
+	if (ino != FUSE_ROOT_ID && give && ep == vv_net_client_epoch(f->c) &&
+	    (k = call_new(VV_RW_FORGET))) {
+		U(k, to_srv(f, ino));
+		U(k, give);
+		(void)run(req, k);
+		call_free(k);
+	}
+	/* the kernel dropped the inode and its pages with it */
+	gen_drop(f, to_srv(f, ino));
+	fuse_reply_none(req);
+}
+
+static void reply_attr(fuse_req_t req, struct call *k, int r)
+{
+	struct stat st;
+
+	if (r == 0 && k->rep.has_attr) {
+		to_stat(RFS(req), &k->rep.attr, &st);
+		fuse_reply_attr(req, &st, k->rep.attr.cacheable ? REMOTE_TIMEOUT : 0.0);
+	} else {
+		reply_err(req, r ? r : VV_EIO);
+	}
+	call_free(k);
+}
+
+static void r_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct call *k = call_new(VV_RW_GETATTR);
+
+	if (k)
+		U(k, to_srv(RFS(req), ino));
+	reply_attr(req, k, run(req, k));
+}
+
+static void r_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st, int to_set,
+		      struct fuse_file_info *fi)
+{
+	struct call *k = call_new(VV_RW_SETATTR);
+	unsigned v = 0;
+
+	if (to_set & FUSE_SET_ATTR_MODE) v |= VV_SET_MODE;
+	if (to_set & FUSE_SET_ATTR_UID) v |= VV_SET_UID;
+	if (to_set & FUSE_SET_ATTR_GID) v |= VV_SET_GID;
+	if (to_set & FUSE_SET_ATTR_SIZE) v |= VV_SET_SIZE;
+	if (to_set & FUSE_SET_ATTR_ATIME) v |= VV_SET_ATIME;
+	if (to_set & FUSE_SET_ATTR_MTIME) v |= VV_SET_MTIME;
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW) v |= VV_SET_ATIME_NOW;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW) v |= VV_SET_MTIME_NOW;
+#ifdef FUSE_SET_ATTR_KILL_SUIDGID
+	if (to_set & FUSE_SET_ATTR_KILL_SUIDGID) v |= VV_SET_KILL_SUIDGID;
+#endif
+	if (k) {
+		U(k, to_srv(RFS(req), ino));
+		U(k, v);
+		U(k, st->st_mode & 07777);
+		U(k, st->st_uid);
+		U(k, st->st_gid);
+		U(k, (uint64_t)st->st_size);
+		U(k, (uint64_t)(int64_t)st->st_atim.tv_sec);
+		U(k, (uint64_t)st->st_atim.tv_nsec);
+		U(k, (uint64_t)(int64_t)st->st_mtim.tv_sec);
+		U(k, (uint64_t)st->st_mtim.tv_nsec);
+		U(k, fi ? fi->fh : 0);
+	}
+	reply_attr(req, k, run(req, k));
+}
+
+static void r_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct call *k = call_new(VV_RW_READLINK);
+	int r;
+
+	if (k)
+		U(k, to_srv(RFS(req), ino));
+	if ((r = run(req, k)) == 0 && k->rep.ns == 1)
+		fuse_reply_readlink(req, k->rep.s[0]);
+	else
+		reply_err(req, r ? r : VV_EIO);
+	call_free(k);
+}
+
+static void r_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct call *k = call_new(VV_RW_MKNOD);
+	const struct fuse_ctx *cx = fuse_req_ctx(req);
+
+	if (k) {
+		U(k, to_srv(RFS(req), parent));
+		S(k, name);
+		U(k, mode);
+		U(k, rdev);
+		U(k, cx->umask);
+	}
+	reply_entry(req, k, run(req, k), to_srv(RFS(req), parent), name);
+}
+
+static void r_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct call *k = call_new(VV_RW_MKDIR);
+	const struct fuse_ctx *cx = fuse_req_ctx(req);
+
+	if (k) {
+		U(k, to_srv(RFS(req), parent));
+		S(k, name);
+		U(k, mode);
+		U(k, cx->umask);
+	}
+	reply_entry(req, k, run(req, k), to_srv(RFS(req), parent), name);
+}
+
+static void r_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+{
+	struct call *k = call_new(VV_RW_SYMLINK);
+
+	if (k) {
+		U(k, to_srv(RFS(req), parent));
+		S(k, name);
+		S(k, target);
+	}
+	reply_entry(req, k, run(req, k), to_srv(RFS(req), parent), name);
+}
+
+static void r_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct call *k = call_new(VV_RW_LINK);
+
+	if (k) {
+		U(k, to_srv(RFS(req), ino));
+		U(k, to_srv(RFS(req), newparent));
+		S(k, newname);
+	}
+	reply_entry(req, k, run(req, k), to_srv(RFS(req), newparent), newname);
+}
+
+static void name_op(fuse_req_t req, unsigned op, fuse_ino_t parent, const char *name)
+{
+	struct call *k = call_new(op);
+
+	if (k) {
+		U(k, to_srv(RFS(req), parent));
+		S(k, name);
+	}
+	reply_err(req, run(req, k));
+	call_free(k);
+}
+
+static void r_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	name_op(req, VV_RW_UNLINK, parent, name);
+}
+
+static void r_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	name_op(req, VV_RW_RMDIR, parent, name);
+}
+
+static void r_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		     const char *newname, unsigned int flags)
+{
+	struct call *k = call_new(VV_RW_RENAME);
+	int r;
+
+	if (k) {
+		U(k, to_srv(RFS(req), parent));
+		S(k, name);
+		U(k, to_srv(RFS(req), newparent));
+		S(k, newname);
+		U(k, flags);
+	}
+	if ((r = run(req, k)) == 0) {
+		struct rfs *f = RFS(req);
+		uint64_t p = to_srv(f, parent), np = to_srv(f, newparent);
+		if (flags & VV_RENAME_EXCHANGE) {
+			irec_moved(f, p, name, 0, "\x01");
+			irec_moved(f, np, newname, p, name);
+			irec_moved(f, 0, "\x01", np, newname);
+		} else {
+			irec_moved(f, p, name, np, newname);
+		}
+	}
+	reply_err(req, r);
+	call_free(k);
+}
+
+static void r_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct call *k = call_new(VV_RW_OPEN);
+	int r;
+
+	if (k) {
+		U(k, to_srv(RFS(req), ino));
+		U(k, (uint32_t)fi->flags);
+	}
+	if ((r = run(req, k)) == 0 && k->rep.nu == 3) {
+		struct rhandle *h = rh_new(k->rep.u[0], to_srv(RFS(req), ino), fi->flags, k->epoch,
+					   false);
+		if (!h) {
+			release_raw(RFS(req), VV_RW_RELEASE, k->rep.u[0], k->epoch);
+			reply_err(req, VV_ENOMEM);
+			call_free(k);
+			return;
+		}
+		fi->fh = (uintptr_t)h;
+		/* the server's own keep_cache (u[1]) is about any open of
+		 * the file; only our last one counts here */
+		fi->keep_cache = gen_same(RFS(req), to_srv(RFS(req), ino), k->rep.u[2]);
+		/* changed elsewhere: the cached size and times are stale too.
+		 * Attributes only (offset -1) take no inode lock in the kernel,
+		 * so this is safe from inside the handler. */
+		if (!fi->keep_cache)
+			fuse_lowlevel_notify_inval_inode(RFS(req)->se, ino, -1, 0);
+		if (fuse_reply_open(req, fi) == -ENOENT) {
+			/* interrupted: the kernel will not release it */
+			release_raw(RFS(req), VV_RW_RELEASE, h->srv, h->epoch);
+			free(h);
+		}
+	} else {
+		reply_err(req, r ? r : VV_EIO);
+	}
+	call_free(k);
+}
+
+static void r_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     struct fuse_file_info *fi)
+{
+	struct call *k = call_new(VV_RW_CREATE);
+	const struct fuse_ctx *cx = fuse_req_ctx(req);
+	struct fuse_entry_param e;
+	int r;
+
+	if (k) {
+		U(k, to_srv(RFS(req), parent));
+		S(k, name);
+		U(k, mode);
+		U(k, (uint32_t)fi->flags);
+		U(k, cx->umask);
+	}
+	if ((r = run(req, k)) == 0 && k->rep.has_attr && k->rep.nu == 1) {
+		struct rhandle *h = rh_new(k->rep.u[0], k->rep.attr.ino, fi->flags, k->epoch, false);
+		irec_add(RFS(req), to_srv(RFS(req), parent), name, &k->rep.attr, k->epoch);
+		to_entry(RFS(req), &k->rep.attr, &e);
+		if (!h) {
+			/* the entry exists now; only the handle is missing */
+			release_raw(RFS(req), VV_RW_RELEASE, k->rep.u[0], k->epoch);
+			fuse_reply_entry(req, &e);
+			call_free(k);
+			return;
+		}
+		fi->fh = (uintptr_t)h;
+		if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+			release_raw(RFS(req), VV_RW_RELEASE, h->srv, h->epoch);
+			free(h);
+		}
+	} else {
+		reply_err(req, r ? r : VV_EIO);
+	}
+	call_free(k);
+}
+
+static void r_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct call *k = call_new(VV_RW_READ);
+	int r;
+
+	if (size > VV_RW_DATA_MAX)
+		size = VV_RW_DATA_MAX;
+	if (k) {
+		U(k, fi->fh);
+		U(k, (uint64_t)off);
+		U(k, size);
+	}
+	if ((r = run(req, k)) == 0 && k->rep.has_blob && k->rep.bloblen <= size)
+		fuse_reply_buf(req, (const char *)k->rep.blob, k->rep.bloblen);
+	else
+		reply_err(req, r ? r : VV_EIO);
+	call_free(k);
+}
+
+static void r_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct call *k = call_new(VV_RW_WRITE);
+	int r;
+
+	if (size > VV_RW_DATA_MAX)
+		size = VV_RW_DATA_MAX;       /* a short write; the kernel sends the rest */
+	if (k) {
+		U(k, fi->fh);
+		U(k, (uint64_t)off);
+		Bl(k, buf, size);
+	}
+	if ((r = run(req, k)) == 0 && k->rep.nu == 1 && k->rep.u[0] <= size)
+		fuse_reply_write(req, (size_t)k->rep.u[0]);
+	else
+		reply_err(req, r ? r : VV_EIO);
+	call_free(k);
+}
+
+static void fh_op(fuse_req_t req, unsigned op, uint64_t fh, int extra, bool with_extra)
+{
+	struct call *k = call_new(op);
+
+	if (k) {
+		U(k, fh);
+		if (with_extra)
+			U(k, (uint32_t)extra);
+	}
+	reply_err(req, run(req, k));
+	call_free(k);
+}
+
+static void r_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fh_op(req, VV_RW_FLUSH, fi->fh, 0, false);
+}
+
+static void r_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	fh_op(req, VV_RW_FSYNC, fi->fh, datasync, true);
+}
+
+static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct rhandle *h = RH(fi);
+
+	release_raw(RFS(req), h->dir ? VV_RW_RELEASEDIR : VV_RW_RELEASE, h->srv, h->epoch);
+	free(h);
+	fuse_reply_err(req, 0);
+}
+
+static void r_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct call *k = call_new(VV_RW_OPENDIR);
+	int r;
+
+	if (k)
+		U(k, to_srv(RFS(req), ino));
+	if ((r = run(req, k)) == 0 && k->rep.nu == 1) {
+		struct rhandle *h = rh_new(k->rep.u[0], to_srv(RFS(req), ino), 0, k->epoch, true);
+		if (!h) {
+			release_raw(RFS(req), VV_RW_RELEASEDIR, k->rep.u[0], k->epoch);
+			reply_err(req, VV_ENOMEM);
+			call_free(k);
+			return;
+		}
+		fi->fh = (uintptr_t)h;
+		if (fuse_reply_open(req, fi) == -ENOENT) {
+			release_raw(RFS(req), VV_RW_RELEASEDIR, h->srv, h->epoch);
+			free(h);
+		}
+	} else {
+		reply_err(req, r ? r : VV_EIO);
+	}
+	call_free(k);
+}
+
+static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
+			   bool plus)
+{
+	struct call *k = call_new(VV_RW_READDIR);
+	struct rfs *f = RFS(req);
+	char *buf = NULL, nb[VV_NAME_MAX + 1];
+	size_t len = 0, boff = 0;
+	struct vv_dirent e;
+	struct vv_attr a;
+	bool full = false;
+	int r;
+
+	if (size > VV_RW_DATA_MAX)
+		size = VV_RW_DATA_MAX;
+	if (k) {
+		U(k, fi->fh);
+		U(k, (uint64_t)off);
+		U(k, plus);
+		U(k, size);
+	}
+	if ((r = run(req, k)) < 0 || !(buf = malloc(size ? size : 1))) {
+		reply_err(req, r < 0 ? r : VV_ENOMEM);
+		call_free(k);
+		return;
+	}
+	while ((r = vv_rw_dirent_next(k->rep.blob, k->rep.bloblen, &boff, plus, &e, nb, &a)) == 0) {
+		size_t n;
+		if (plus) {
+			struct fuse_entry_param ep;
+			bool dot = !strcmp(nb, ".") || !strcmp(nb, "..");
+			if (dot) {
+				memset(&ep, 0, sizeof(ep));
+				ep.attr.st_ino = to_krn(f, e.ino);
+				ep.attr.st_mode = e.mode;
+			} else {
+				to_entry(f, &a, &ep);
+			}
+			n = fuse_add_direntry_plus(req, buf + len, size - len, nb, &ep, (off_t)e.next);
+			if (!dot && !full && n <= size - len)
+				irec_add(f, RH(fi)->ino, nb, &a, k->epoch);
+		} else {
+			struct stat st = { .st_ino = to_krn(f, e.ino), .st_mode = e.mode };
+			n = fuse_add_direntry(req, buf + len, size - len, nb, &st, (off_t)e.next);
+		}
+		if (full || n > size - len) {
+			/* the server sent more than fits: this entry and every
+			 * later one are left for the next call (from the offset
+			 * of the last one added); with plus the server's
+			 * reference on each is given back */
+			full = true;
+			if (plus && strcmp(nb, ".") && strcmp(nb, "..") &&
+			    k->epoch == vv_net_client_epoch(f->c)) {
+				struct call *fg = call_new(VV_RW_FORGET);
+				if (fg) {
+					U(fg, e.ino);
+					U(fg, 1);
+					(void)run(req, fg);
+				}
+				call_free(fg);
+			}
+			continue;
+		}
+		len += n;
+	}
+	if (r < 0)
+		reply_err(req, VV_EIO);
+	else
+		fuse_reply_buf(req, buf, len);
+	free(buf);
+	call_free(k);
+}
+
+static void r_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		      struct fuse_file_info *fi)
+{
+	readdir_common(req, size, off, fi, false);
+}
+
+static void r_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			  struct fuse_file_info *fi)
+{
+	readdir_common(req, size, off, fi, true);
+}
+
+static void r_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	r_release(req, ino, fi);
+}
+
+static void r_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		       size_t size, int flags)
+{
+	struct call *k = call_new(VV_RW_SETXATTR);
+
+	if (k) {
+		U(k, to_srv(RFS(req), ino));
+		S(k, name);
+		Bl(k, value, size);
+		U(k, (uint32_t)flags);
+	}
+	reply_err(req, run(req, k));
+	call_free(k);
+}
+
+static void xattr_reply(fuse_req_t req, struct call *k, int r, size_t size)
+{
+	if (r < 0 || k->rep.nu != 1)
+		reply_err(req, r < 0 ? r : VV_EIO);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)k->rep.u[0]);
+	else if (k->rep.bloblen <= size)
+		fuse_reply_buf(req, (const char *)k->rep.blob, k->rep.bloblen);
+	else
+		reply_err(req, VV_EIO);
+	call_free(k);
+}
+
+static void r_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct call *k = call_new(VV_RW_GETXATTR);
+
+	if (k) {
+		U(k, to_srv(RFS(req), ino));
+		S(k, name);
+		U(k, size);
+	}
+	xattr_reply(req, k, run(req, k), size);
+}
+
+static void r_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct call *k = call_new(VV_RW_LISTXATTR);
+
+	if (k) {
+		U(k, to_srv(RFS(req), ino));
+		U(k, size);
+	}
+	xattr_reply(req, k, run(req, k), size);
+}
+
+static void r_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	name_op(req, VV_RW_REMOVEXATTR, ino, name);
+}
+
+static void r_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct call *k = call_new(VV_RW_ACCESS);
+
+	if (k) {
+		U(k, to_srv(RFS(req), ino));
+		U(k, (uint32_t)mask);
+	}
+	reply_err(req, run(req, k));
+	call_free(k);
+}
+
+static void r_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct call *k = call_new(VV_RW_STATFS);
+	struct statvfs sv;
+	int r;
+
+	if (k)
+		U(k, to_srv(RFS(req), ino));
+	if ((r = run(req, k)) == 0 && k->rep.nu == 7) {
+		memset(&sv, 0, sizeof(sv));
+		sv.f_bsize = sv.f_frsize = k->rep.u[0];
+		sv.f_blocks = k->rep.u[1];
+		sv.f_bfree = k->rep.u[2];
+		sv.f_bavail = k->rep.u[3];
+		sv.f_files = k->rep.u[4];
+		sv.f_ffree = sv.f_favail = k->rep.u[5];
+		sv.f_namemax = k->rep.u[6];
+		fuse_reply_statfs(req, &sv);
+	} else {
+		reply_err(req, r ? r : VV_EIO);
+	}
+	call_free(k);
+}
+
+static void r_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			struct fuse_file_info *fi)
+{
+	struct call *k = call_new(VV_RW_FALLOCATE);
+
+	if (k) {
+		U(k, fi->fh);
+		U(k, (uint32_t)mode);
+		U(k, (uint64_t)off);
+		U(k, (uint64_t)len);
+	}
+	reply_err(req, run(req, k));
+	call_free(k);
+}
+
+static void r_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	struct call *k = call_new(VV_RW_LSEEK);
+	int r;
+
+	if (k) {
+		U(k, fi->fh);
+		U(k, (uint64_t)off);
+		U(k, (uint32_t)whence);
+	}
+	if ((r = run(req, k)) == 0 && k->rep.nu == 1)
+		fuse_reply_lseek(req, (off_t)k->rep.u[0]);
+	else
+		reply_err(req, r ? r : VV_EIO);
+	call_free(k);
+}
+
+static void r_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+		    struct fuse_file_info *fi, unsigned flags, const void *in_buf,
+		    size_t in_bufsz, size_t out_bufsz)
+{
+	struct call *k;
+	int r;
+
+	if (cmd != (unsigned)VV_IOC_KNN || (flags & FUSE_IOCTL_COMPAT)) {
+		fuse_reply_err(req, ENOTTY);
+		return;
+	}
+	if (in_bufsz != VV_KNN_IOC_BYTES || out_bufsz != VV_KNN_IOC_BYTES) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	k = call_new(VV_RW_KNN);
+	if (k) {
+		U(k, fi->fh);
+		Bl(k, in_buf, in_bufsz);
+	}
+	if ((r = run(req, k)) == 0 && k->rep.bloblen == VV_KNN_IOC_BYTES)
+		fuse_reply_ioctl(req, 0, k->rep.blob, k->rep.bloblen);
+	else
+		reply_err(req, r ? r : VV_EIO);
+	call_free(k);
+}
+
+static void r_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* The server keeps the page cache valid per open (keep_cache). */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->max_write = VV_RW_DATA_MAX;
+}
+
+static const struct fuse_lowlevel_ops rops = {
+	.init = r_init,
+	.lookup = r_lookup,
+	.forget = r_forget,
+	.getattr = r_getattr,
+	.setattr = r_setattr,
+	.readlink = r_readlink,
+	.mknod = r_mknod,
+	.mkdir = r_mkdir,
+	.symlink = r_symlink,
+	.link = r_link,
+	.unlink = r_unlink,
+	.rmdir = r_rmdir,
+	.rename = r_rename,
+	.open = r_open,
+	.create = r_create,
+	.read = r_read,
+	.write = r_write,
+	.flush = r_flush,
+	.fsync = r_fsync,
+	.release = r_release,
+	.opendir = r_opendir,
+	.readdir = r_readdir,
+	.readdirplus = r_readdirplus,
+	.releasedir = r_releasedir,
+	.setxattr = r_setxattr,
+	.getxattr = r_getxattr,
+	.listxattr = r_listxattr,
+	.removexattr = r_removexattr,
+	.access = r_access,
+	.statfs = r_statfs,
+	.fallocate = r_fallocate,
+	.lseek = r_lseek,
+	.ioctl = r_ioctl,
+};
+
+int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
+		     const char *root_name, const char *mnt, const struct vv_fs_opts *o, int ready_fd)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_loop_config cfg;
+	struct fuse_session *se = NULL;
+	struct rfs *fp = calloc(1, sizeof(*fp));
+	char opts[1024];
+	bool mounted = false, handlers = false;
+	int r = VV_ENOMEM;
+
+	if (!fp)
+		return VV_ENOMEM;
+	fp->c = c;
+	fp->root = root;
+	pthread_mutex_init(&fp->gmu, NULL);
+	pthread_mutex_init(&fp->imu, NULL);
+	if (!(fp->irecs = calloc(IREC_BUCKETS, sizeof(*fp->irecs)))) {
+		free(fp);
+		return VV_ENOMEM;
+	}
+	if (root != VV_ROOT_INO && root_name) {
+		struct vv_attr ra = { .ino = root, .gen = root_gen };
+		irec_add(fp, VV_ROOT_INO, root_name, &ra, vv_net_client_epoch(c));
+	}
+
+	snprintf(opts, sizeof(opts), "fsname=%s,subtype=vecvault,nosuid,nodev%s%s%s",
+		 o->fsname ? o->fsname : "vv", o->allow_other ? ",allow_other" : "",
+		 o->ro ? ",ro" : "", o->noexec ? ",noexec" : "");
+	if (strchr(o->fsname ? o->fsname : "", ',')) {
+		r = VV_EINVAL;
+		goto out;
+	}
+	if (fuse_opt_add_arg(&args, "vecvault") || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, opts))
+		goto out;
+	r = VV_ESYS;
+	if (!(se = fuse_session_new(&args, &rops, sizeof(rops), fp)))
+		goto out;
+	fp->se = se;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out;
+	handlers = true;
+	if (fuse_session_mount(se, mnt) != 0)
+		goto out;
+	mounted = true;
+	if (ready_fd >= 0) {
+		ssize_t n;
+		do
+			n = write(ready_fd, "R", 1);
+		while (n < 0 && errno == EINTR);
+	}
+	if (o->detach_stdio) {
+		int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (fd >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+			dup2(fd, 2);
+			if (fd > 2)
+				close(fd);
+		}
+	}
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.clone_fd = 1;
+	cfg.max_idle_threads = 16;
+	r = fuse_session_loop_mt(se, &cfg) < 0 ? 1 : 0;
+out:
+	if (mounted)
+		fuse_session_unmount(se);
+	if (handlers)
+		fuse_remove_signal_handlers(se);
+	if (se)
+		fuse_session_destroy(se);
+	fuse_opt_free_args(&args);
+	pthread_mutex_destroy(&fp->gmu);
+	pthread_mutex_destroy(&fp->imu);
+	for (size_t i = 0; i < IREC_BUCKETS; i++)
+		while (fp->irecs[i]) {
+			struct irec *r = fp->irecs[i];
+			fp->irecs[i] = r->next;
+			free(r);
+		}
+	free(fp->irecs);
+	free(fp);
+	return r;
+}

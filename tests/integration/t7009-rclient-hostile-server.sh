@@ -1,0 +1,93 @@
+#!/bin/bash
+# t7009-rclient-hostile-server: the vv:// client against a server that
+# lies (a Python TLS 1.3 server speaking the frame format, run by the
+# test).  It accepts the login, then answers the first request with:
+# garbage bytes, a header past the size limit, an unknown op, a reply with
+# another request id, a reply to another op, a body that does not parse
+# (an attribute with nanoseconds >= 10^9), trailing bytes, or nothing at
+# all.  Each time the request fails with an error (EIO/ENOTCONN), within
+# the client's --timeout, and the client daemon neither crashes nor hangs:
+# it is still running and answers the next request.
+. "$(dirname "$0")/test-lib.sh"
+. "$(dirname "$0")/remote-lib.sh"
+vv_need_fuse
+
+FP=$(vv_tls "$T/tls")
+printf 'vv1.0000000000000000.secret\n' > "$T/key"
+chmod 600 "$T/key"
+cat > "$T/evil.py" <<'PY'
+import socket, ssl, struct, sys, threading
+mode, cert, key, portfile = sys.argv[1:5]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+ctx.load_cert_chain(cert, key)
+ls = socket.socket(); ls.bind(('127.0.0.1', 0)); ls.listen(8)
+open(portfile, 'w').write(str(ls.getsockname()[1]))
+def rd(c, n):
+    b = b''
+    while len(b) < n:
+        x = c.recv(n - len(b))
+        if not x: raise EOFError
+        b += x
+    return b
+def hdr(n, rid, op, flags=1, status=0): return struct.pack('<IIHHi', n, rid, op, flags, status)
+def serve(c):
+    try:
+        h = rd(c, 16); n, rid, op, fl, st = struct.unpack('<IIHHi', h); rd(c, n)
+        body = struct.pack('<I', 1000) + struct.pack('<H', 5) + b'alice'
+        c.sendall(hdr(len(body), rid, 1) + body)
+        served = 0
+        while True:
+            h = rd(c, 16); n, rid, op, fl, st = struct.unpack('<IIHHi', h); rd(c, n)
+            served += 1
+            if served > 1 or mode == 'silent':
+                if mode == 'silent':
+                    continue
+                # later requests: a plain error reply
+                c.sendall(hdr(0, rid, op, 1, -5)); continue
+            if mode == 'garbage': c.sendall(b'\xff' * 64)
+            elif mode == 'oversize': c.sendall(hdr(0x7fffffff, rid, op))
+            elif mode == 'badop': c.sendall(hdr(0, rid, 999))
+            elif mode == 'wrongid': c.sendall(hdr(0, rid + 1000, op, 1, -2))
+            elif mode == 'wrongop': c.sendall(hdr(0, rid, 29 if op != 29 else 4, 1, 0))
+            elif mode == 'badattr':
+                a = struct.pack('<QQIIIIQQQ', 5, 1, 0o100644, 1, 0, 0, 0, 0, 0) + \
+                    struct.pack('<qI', 0, 2000000000) * 3 + b'\x00'
+                c.sendall(hdr(len(a), rid, op) + a)
+            elif mode == 'trailing':
+                c.sendall(hdr(4, rid, op, 1, -2) + b'abcd')
+    except Exception:
+        pass
+    finally:
+        c.close()
+while True:
+    s, _ = ls.accept()
+    try:
+        c = ctx.wrap_socket(s, server_side=True)
+    except Exception:
+        s.close(); continue
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+
+for mode in garbage oversize badop wrongid wrongop badattr trailing silent; do
+	rm -f "$T/port"
+	"$PY" "$T/evil.py" "$mode" "$T/tls/cert.pem" "$T/tls/key.pem" "$T/port" &
+	EVIL=$!
+	for i in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
+	P=$(cat "$T/port")
+	R=$T/r-$mode
+	check "$mode: mounted (login accepted by the fake server)" vv_rmount "vv://127.0.0.1:$P" "$R" \
+		--key-file "$T/key" --pin "$FP" --timeout 2
+	got=$(timeout 60 "$PY" -c "$VV_PYOP" stat "$R/x" 2>&1)
+	check "$mode: the request fails with an error (got $got), no hang" \
+		sh -c "case '$got' in EIO|ENOTCONN|ENOENT) exit 0;; *) exit 1;; esac"
+	CPID=$(ps -eo pid,args | awk -v u="vv://127.0.0.1:$P" '$0 ~ "vecvault mount " u " " { print $1 }')
+	check "$mode: the client daemon is still running" sh -c "[ -n '$CPID' ] && kill -0 $CPID"
+	got=$(timeout 60 "$PY" -c "$VV_PYOP" stat "$R/y" 2>&1)
+	check "$mode: and answers the next request (got $got)" \
+		sh -c "case '$got' in EIO|ENOTCONN|ENOENT) exit 0;; *) exit 1;; esac"
+	fusermount3 -u "$R"
+	kill "$EVIL"
+	wait "$EVIL" 2>/dev/null || true
+done
+test_done
