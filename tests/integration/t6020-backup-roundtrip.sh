@@ -55,8 +55,8 @@ check "create works" test $? -eq 0
 echo "# $out"
 ID=$(printf '%s\n' "$out" | awk '/^backup /{print $2}' | tr -d :)
 check "create prints the backup id" sh -c "printf '%s' '$ID' | grep -Eq '^[0-9a-f]{32}$'"
-check "create is audited in the vault log" vv_audit_has "$LOG" op=admin result=ok
-check "the audit record names backup.create and DEST" sh -c "grep -q '\"detail\":\"backup.create $D\"' '$LOG'"
+check "create is audited in the vault log, naming backup.create and DEST" \
+	vv_audit_has "$LOG" op=admin result=ok "detail=backup.create $D"
 check "the auto snapshot is gone again" sh -c "! ls '$M/.snapshots' | grep -q backup-"
 lst=$("$VV_BIN" backup list "$D" --passfile "$RP")
 check "list shows the id first" sh -c "printf '%s\n' '$lst' | grep -q '^$ID '"
