@@ -16,7 +16,10 @@ S=$T/store
 M=$T/mnt
 LOG=$T/daemon.log
 G=vvt7003ro$$
-trap 'rc=$?; groupdel "$G" 2>/dev/null; (exit $rc); vv_cleanup' EXIT
+# (exit $rc) as an if condition: errexit must not stop the trap before
+# vv_cleanup, which reads the status from $?
+trap 'rc=$?; groupdel "$G" 2>/dev/null
+	if (exit $rc); then vv_cleanup; else vv_cleanup; fi' EXIT
 groupadd "$G"
 GID=$(getent group "$G" | cut -d: -f3)
 vv_tls "$T/tls" >/dev/null
