@@ -369,8 +369,10 @@ static int authenticate(struct conn *c)
 			 tried ? "password" : "API key", keyid[0] ? ": key " : "", keyid,
 			 r == VV_EBUSY ? ": too many password checks at once" : "");
 		audit(c, tried ? tried : (keyid[0] ? keyid : NULL), "unauth", VV_EACCES, detail);
-		/* busy says nothing about the credentials: the client may retry */
-		rep.h.status = r == VV_EBUSY ? VV_EBUSY : VV_EACCES;
+		/* Only a verdict on the credentials is EACCES; busy, or a
+		 * failure to read them, says nothing about them: the client
+		 * may retry. */
+		rep.h.status = r == VV_EACCES ? VV_EACCES : r;
 		(void)send_msg(c, &rep, out, sizeof(out));
 		r = VV_EACCES;
 		goto out;
@@ -403,6 +405,7 @@ static void recheck(struct conn *c)
 	struct vv_auth a;
 	int64_t now = net_now_ms();
 	bool due;
+	int r;
 
 	if (!c->token)
 		return;
@@ -413,8 +416,14 @@ static void recheck(struct conn *c)
 	pthread_mutex_unlock(&c->qmu);
 	if (!due)
 		return;
-	if (vv_vault_auth_key(c->srv->v, c->token, (const struct sockaddr *)&c->peer, &a) < 0) {
-		if (!atomic_exchange(&c->s.revoked, true)) {
+	if ((r = vv_vault_auth_key(c->srv->v, c->token, (const struct sockaddr *)&c->peer, &a)) < 0) {
+		/* Only the key's verdict ends the session; a failure to read
+		 * it (EIO, ENOMEM, the audit log down) is tried again in a
+		 * second, and requests meanwhile meet the same failure. */
+		if (r != VV_EACCES)
+			vv_log(VV_LOG_WARN, "remote: %s: re-checking the session's key: %s",
+			       c->client, vv_strerror(r));
+		else if (!atomic_exchange(&c->s.revoked, true)) {
 			audit(c, c->s.user, "unauth", VV_EACCES,
 			      "API key no longer valid (revoked, expired or deleted): session ended");
 		}

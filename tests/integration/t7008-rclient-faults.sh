@@ -83,6 +83,7 @@ check "the copy ended (did not hang)" test -s "$T/cp.rc"
 if [ "$(cat "$T/cp.rc" 2>/dev/null)" = 0 ]; then
 	check "the copy completed: same bytes" cmp "$T/big" "$R/big"
 else
+	grep -E "remote:" "$T/client.log" 2>/dev/null | tail -5 | sed 's/^/# client: /'
 	check "the copy failed with a clear error ($(head -c 200 "$T/cp.err"))" \
 		grep -Eq "Transport endpoint is not connected|Input/output error|Stale file handle" "$T/cp.err"
 fi
