@@ -131,7 +131,7 @@ static void give(const struct vv_repo *r, int fd)
 /* Open (creating with mkdir) directory name under dirfd. */
 static int subdir(struct vv_repo *r, int dirfd, const char *name, bool create, int *out)
 {
-	int fd, e;
+	int fd = -1, e;
 
 	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT && create) {
@@ -631,7 +631,7 @@ int vv_repo_object_put(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES]
 		       size_t len)
 {
 	char xx[3], hex[65];
-	int fd, e;
+	int fd = -1, e;
 
 	obj_names(name, xx, hex);
 	if ((e = subdir(r, r->objfd, xx, true, &fd)) < 0)
@@ -649,7 +649,7 @@ int vv_repo_objects_sync(struct vv_repo *r)
 {
 	char xx[3], hex[65];
 	uint8_t nm[VV_REPO_NAME_BYTES] = { 0 };
-	int fd, e;
+	int fd = -1, e;
 
 	for (int i = 0; i < 256; i++) {
 		if (!r->dirty[i])
@@ -675,7 +675,7 @@ int vv_repo_object_read(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES
 {
 	char xx[3], hex[65];
 	uint8_t got[VV_REPO_NAME_BYTES];
-	int fd, e;
+	int fd = -1, e;
 
 	obj_names(name, xx, hex);
 	if ((e = subdir(r, r->objfd, xx, false, &fd)) < 0)
