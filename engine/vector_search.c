@@ -238,15 +238,20 @@ static int load_file(const char *path, uint8_t **out, size_t *len, bool *mapped,
  *    small files costs an mmap, madvise, page faults and munmap each, far
  *    more than their bytes: that made 500 segments of 1k rows scan at a
  *    tenth of the rate of one 500k-row segment.
- *  - large segments are mapped; on a FUSE mount they are still scanned by
- *    pread (their mapping then serves only the header, the re-ranking rows
- *    and ids): the FUSE page cache holds only 4 KiB folios, so faulting a
- *    mapping in and tearing it down costs more than the scan (ext4 maps
- *    large folios).  pread of a keep_cache'd FUSE file is served from the
- *    page cache without a daemon round trip.
+ *  - large segments are mapped, but scanned by pread too (the mapping
+ *    serves only the header, the re-ranking rows and ids).  A scan through
+ *    a mapping of 4 KiB pages is TLB-bound on this kind of VM (nested page
+ *    walks: 3-7 GB/s for 488 MB on ext4, most of it user time, and
+ *    MADV_POPULATE_READ does not help), while pread into an L2-sized
+ *    buffer runs at 15-20 GB/s whatever the page cache's folio sizes; only
+ *    a file the kernel happens to map with huge folios scanned faster
+ *    mapped.  The FUSE page cache holds only 4 KiB folios anyway, and
+ *    pread of a keep_cache'd FUSE file is served from the page cache
+ *    without a daemon round trip.
  *  - descriptors are kept open for pread-scanned segments while the
- *    RLIMIT_NOFILE budget allows; past it small segments are read whole
- *    into memory at open and large ones scanned mapped. */
+ *    RLIMIT_NOFILE budget allows; past it small segments are opened again
+ *    by the scan and large ones scanned mapped.
+ * VV_SCAN_IO=mmap (forced -1) maps and scans every segment mapped. */
 struct scan_io {
 	int forced;              /* scan_io_forced() */
 	dev_t dir_dev;           /* the directory's device ... */
@@ -329,7 +334,7 @@ static int seg_load(int dirfd, struct scan_io *io, char *const *idsv, size_t nid
 	struct vv_segment_info ii;
 	size_t n, hl;
 	int fd = -1, r;
-	bool fuse, small, keep = false, lazy = false;
+	bool small, keep = false, lazy = false;
 
 	s->fd = -1;
 	if ((fd = r = open_reg(dirfd, s->name, &st, why)) < 0)
@@ -338,9 +343,9 @@ static int seg_load(int dirfd, struct scan_io *io, char *const *idsv, size_t nid
 	s->len = n;
 	s->pub.file_size = n;
 	hl = n < VV_VEC_PROBE_LEN ? n : VV_VEC_PROBE_LEN;
-	fuse = s->fuse = on_fuse(io, fd, &st);
+	s->fuse = on_fuse(io, fd, &st);
 	small = io->forced >= 0 && n <= SMALL_SEG_BYTES;
-	if (io->forced != -1 && (small || fuse || io->forced == 1)) {
+	if (io->forced != -1) {
 		keep = fd_take(io);
 		lazy = !keep && small && io->dirfd >= 0;
 	}

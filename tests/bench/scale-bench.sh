@@ -9,7 +9,9 @@
 # Prints median wall time, ns per byte of segments, CPU time (the tool's,
 # and the tool's plus the daemon's), and the split/unsplit ratio of each
 # for the same bytes (goal: <= 1.3 for 1000-row segments, <= 2
-# for 100-row ones), and checks every layout reports the same ids.  Not part
+# for 100-row ones), checks every layout reports the same ids and that
+# they are the float64 nearest rows, and times the bare per-file system
+# calls over the 100-row segments (scale_floor.c) against the same query.  Not part
 # of ctest: it needs ~3 GB of disk and RAM and several minutes (copying
 # 10,000 files into the mount dominates the first run).
 # At the end, tests/bench/scale-bench-dirs.sh runs if it exists and is
@@ -30,6 +32,12 @@ DATA=$DIR/r${ROWS}d$DIM
 $PY "$HERE/scale_bench.py" gen "$DATA" "$ROWS" "$DIM"
 LOCS=("plain:$DATA")
 
+# the kernel's per-file floor over tiny/ (scale_floor.c), timed in the same
+# rounds; left out when there is no C compiler
+if cc -O2 -o "$DIR/scale_floor" "$HERE/scale_floor.c" -lpthread 2>/dev/null; then
+	export SCALE_FLOOR=$DIR/scale_floor
+fi
+
 T=
 cleanup() {
 	if [ -n "$T" ]; then
@@ -45,9 +53,9 @@ if [ "$MOUNT" = 1 ]; then
 		M=$MNT_DIR
 	else
 		T=$(mktemp -d /tmp/vv-scale-mnt.XXXXXX)
-		mkdir -m 700 "$T/state" "$T/audit"
+		mkdir -m 700 "$T/state" "$T/audit" "$T/mnt"
 		export VECVAULT_STATE_DIR=$T/state VECVAULT_AUDIT_DIR=$T/audit VECVAULT_TEST_KDF=1
-		printf 'scale bench\n' > "$T/pass"
+		(umask 077; printf 'scale bench\n' > "$T/pass")
 		"$VV" init "$T/store" --passfile "$T/pass" --kdf test > /dev/null
 		"$VV" mount "$T/store" "$T/mnt" --passfile "$T/pass" --pid-file "$T/pid" --log "$T/log"
 		export DAEMON_PIDFILE=${DAEMON_PIDFILE:-$T/pid}

@@ -14,6 +14,12 @@
         DAEMON_PIDFILE set (scale-bench.sh sets it for its own mount), the
         CPU time the vecvault daemon spent per query is reported too: on a
         mount with many small segments that is where their cost goes.
+        Every layout's ids are also checked against a float64 brute-force
+        reference (distances of the returned rows equal the reference's k
+        best, so ties may come back in either order).  With SCALE_FLOOR set
+        to the scale_floor binary (scale-bench.sh builds it), the bare
+        per-file system calls over DIR/tiny are timed in the same rounds and
+        compared with the single-segment query (docs/design.md).
 """
 import os, re, resource, statistics, subprocess, sys, tempfile, time
 import numpy as np
@@ -77,6 +83,40 @@ def run_vv(vv, coll, qf, threads, out, env):
     return wall, (int(o.group(1)), int(o.group(2))) if o else (0, 0)
 
 
+def ref_topk(rows, q, k=10):
+    """float64 distances of the k nearest of rows (n x d) to each of q."""
+    q = q.astype(np.float64)
+    best = np.full((len(q), k), np.inf)
+    for s in range(0, len(rows), 65536):
+        x = np.asarray(rows[s:s + 65536], dtype=np.float64)
+        d = (x * x).sum(1)[None, :] - 2 * q @ x.T + (q * q).sum(1)[:, None]
+        best = np.sort(np.concatenate([best, np.partition(d, k - 1, 1)[:, :k]], 1), 1)[:, :k]
+    return best
+
+
+def ref_check(qdir, ids):
+    """Count (layout, nq) results whose rows are not at the float64 k-nearest
+    distances: exact recomputation of each returned row's distance."""
+    bad = 0
+    for un, _ in LAYOUTS:
+        seg = os.path.join(qdir, un)
+        rows = np.load(os.path.join(seg, sorted(os.listdir(seg))[0]), mmap_mode="r")
+        q = np.load(os.path.join(qdir, "q100.npy")).astype(np.float64)
+        ref = ref_topk(rows, q)
+        for (label, l, nq), got in ids.items():
+            if l not in (un, dict(LAYOUTS)[un]):
+                continue
+            got = np.asarray(got, dtype=np.int64).reshape(nq, -1)
+            for i in range(nq):
+                x = np.asarray(rows[got[i]], dtype=np.float64)
+                d = np.sort(((x - q[i]) ** 2).sum(1))
+                if not np.allclose(d, ref[i, :len(d)], rtol=1e-9, atol=1e-9):
+                    bad += 1
+                    print("# %s %s nq %d query %d: not the float64 nearest rows" % (label, l, nq, i))
+                    break
+    return bad
+
+
 def run(vv, reps, threads, locs, qdir):
     tmp = tempfile.mkdtemp()
     locations = []
@@ -90,6 +130,8 @@ def run(vv, reps, threads, locs, qdir):
     layouts = [l for pair in LAYOUTS for l in pair]
     nbytes = {l: seg_bytes(os.path.join(locations[0][1], l)) for l in layouts}
     res, cpu, dcpu, offl, ids = {}, {}, {}, {}, {}
+    floor = os.environ.get("SCALE_FLOOR")
+    fl = {0: [], 1: []}
     # warm-up: page cache, and the daemon's decrypted copies (first
     # queries on a mount start the fill and scan locally)
     for label, d, env in locations:
@@ -104,6 +146,12 @@ def run(vv, reps, threads, locs, qdir):
                 last = o
                 time.sleep(0.3)
     for r in range(reps):
+        if floor:
+            for mode in (0, 1):
+                p = subprocess.run([floor, os.path.join(qdir, "tiny"), str(threads), str(mode)],
+                                   capture_output=True, text=True)
+                if p.returncode == 0:
+                    fl[mode].append(float(p.stdout) / 1e3)
         for nq in (1, 100):
             for label, d, env in locations:
                 for l in layouts:
@@ -140,6 +188,16 @@ def run(vv, reps, threads, locs, qdir):
                         m * 1e9 / nbytes[l], "%.2fx" % (m / mu) if l == sp else "", mc * 1e3,
                         "%.2fx" % (mc / cu) if l == sp else "", mb * 1e3,
                         "%.2fx" % (mb / bu) if l == sp and bu > 0 else "", "%d of %d" % o))
+    if fl[0] and fl[1]:
+        one = statistics.median(res[(locations[0][0], "one2", 1)])
+        for mode, what in ((0, "openat, statx, 2 preads, close (as the query)"),
+                           (1, "openat, 1 pread, close (the least)")):
+            m = statistics.median(fl[mode])
+            print("# floor over tiny, per file %s, no arithmetic: %.1f ms = %.2fx the %s one2 "
+                  "single query" % (what, m * 1e3, m / one, locations[0][0]))
+    refbad = ref_check(qdir, ids)
+    print("# every layout and location at the float64 reference distances: %s"
+          % ("yes" if not refbad else "NO"))
     bad = 0
     for nq in (1, 100):
         for un, sp in LAYOUTS:
@@ -149,7 +207,7 @@ def run(vv, reps, threads, locs, qdir):
                     bad += 1
                     print("# ids differ: %s %s/%s nq %d" % (label, un, sp, nq))
     print("# ids of every layout and location equal: %s" % ("yes" if not bad else "NO"))
-    return 1 if bad else 0
+    return 1 if bad or refbad else 0
 
 
 if __name__ == "__main__":

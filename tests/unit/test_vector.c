@@ -1197,6 +1197,51 @@ static void cleanup(void)
 		(void)!system(cmd);
 }
 
+/* A large segment (past the 4 MiB below which segments are never mapped)
+ * on a plain directory is scanned by pread, not through its mapping: a file
+ * cut short under an open collection fails the search with an I/O error
+ * naming it.  Scanned through the mapping, the same search died of SIGBUS. */
+static void test_big_shrink(void)
+{
+	enum { BR = 9000, BD = 128 };
+	static float rows[BR][BD];
+	struct vv_collection *c = NULL;
+	struct vv_hit h[5];
+	char err[512] = "", dir[256], path[300];
+	uint8_t *buf = malloc(sizeof(rows) + 256);
+	float q[BD];
+	size_t n;
+	int r = -1;
+
+	vv_vector_configure(NULL);
+	for (size_t i = 0; i < BR; i++)
+		for (size_t t = 0; t < BD; t++)
+			rows[i][t] = (float)((i * 31 + t * 7) % 97);
+	for (size_t t = 0; t < BD; t++)
+		q[t] = 96.0f;
+	snprintf(dir, sizeof(dir), "%s/lbig", tmpdir);
+	mkdir(dir, 0755);
+	n = buf ? npy_make(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (9000, 128), }",
+			   rows, sizeof(rows)) : 0;
+	ok(n > (4u << 20), "segment larger than 4 MiB");
+	write_file("lbig/big.npy", buf, n);
+	free(buf);
+	snprintf(path, sizeof(path), "%s/big.npy", dir);
+	if (vv_collection_open(dir, NULL, false, &c, err, sizeof(err)) == 0) {
+		struct vv_search_opts o = { .k = 5, .metric = VV_METRIC_L2, .threads = 2 };
+		r = vv_collection_search(c, q, 1, &o, h, err, sizeof(err));
+		ok(r == 0 && h[0].seg == 0, "large segment searched");
+		if (truncate(path, 1u << 20) == 0)
+			r = vv_collection_search(c, q, 1, &o, h, err, sizeof(err));
+		vv_collection_free(c);
+	} else {
+		tap_diag(err);
+		ok(0, "large segment searched");
+	}
+	is_int(r, VV_EIO, "segment cut short under an open collection: I/O error, no SIGBUS");
+	ok(strstr(err, "big.npy") != NULL, "the error names the file");
+}
+
 int main(void)
 {
 	printf("# kernel in use: %s\n", vv_knn_kernel_name());
@@ -1214,6 +1259,7 @@ int main(void)
 	test_release();
 	test_segment_knn();
 	test_scan_sources();
+	test_big_shrink();
 	cleanup();
 	return tap_done();
 }
