@@ -54,6 +54,7 @@ static void *ticker(void *arg)
 			last_flush = now;
 		}
 		vault_trash_tick(v, now);
+		vault_backup_tick(v, now);
 		if (v->snaps.every && now >= v->snaps.next) {
 			pthread_mutex_unlock(&v->mu);
 			vault_snap_tick(v);
@@ -356,6 +357,8 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		r = VV_ENOMEM;
 		goto fail;
 	}
+	if (!(o->flags & VV_VAULT_READONLY) && (r = vault_backup_sched_start(v, o)) < 0)
+		goto fail;
 	*out = v;
 	return 0;
 fail:
@@ -370,6 +373,7 @@ int vv_vault_close(struct vv_vault *v)
 	if (!v)
 		return 0;
 	vault_knn_cache_close(v);                 /* background fills stop first */
+	vault_backup_sched_stop(v);               /* a run ends between two objects */
 	if (v->tick.run) {
 		pthread_mutex_lock(&v->mu);
 		v->tick.run = false;
