@@ -351,14 +351,15 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	/* After the open record: purges of expired items are audited. */
 	if ((r = vault_trash_open(v, o->trash_secs > 0 ? o->trash_secs * 1000000000LL : 0)) < 0)
 		goto fail;
+	/* Before the ticker, which reads bk.running to mark runs due. */
+	if (!(o->flags & VV_VAULT_READONLY) && (r = vault_backup_sched_start(v, o)) < 0)
+		goto fail;
 	v->tick.run = true;
 	if (pthread_create(&v->tick.thread, NULL, ticker, v) != 0) {
 		v->tick.run = false;
 		r = VV_ENOMEM;
 		goto fail;
 	}
-	if (!(o->flags & VV_VAULT_READONLY) && (r = vault_backup_sched_start(v, o)) < 0)
-		goto fail;
 	*out = v;
 	return 0;
 fail:

@@ -358,8 +358,9 @@ static int create(struct vv_vault *v, const struct bk_job *j, struct vv_admin_re
 				       (unsigned long long)st.bytes_sent,
 				       (unsigned long long)(st.objects - st.sent));
 out:
-	if (r < 0 && rep->status < 0)
-		audit_bk(v, "create", r, "to %s failed: %s", dest, rep->msg);
+	if (r < 0)
+		audit_bk(v, "create", r, "to %s failed: %s", dest,
+			 rep->status < 0 && rep->msg[0] ? rep->msg : vv_strerror(r));
 	/* The snapshot taken for this backup only: the manifest holds it now
 	 * (or the backup failed; a rerun takes a fresh one). */
 	if (auto_name[0] && vault_snap_delete(v, auto_name) < 0)

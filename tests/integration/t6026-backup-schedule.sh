@@ -68,6 +68,10 @@ check "keep-daily 2 leaves at most 2 backups" test "$(nbk)" -le 2
 check "backup list shows the last success" sh -c "'$VV_BIN' backup list '$D' --passfile '$RP' 2>&1 >/dev/null | grep -q '^last success: '"
 check "the scheduler leaves no snapshot behind" sh -c "! ls '$M/.snapshots' | grep -q '^backup-'"
 
+# A create from the CLI is the same kind of record, with the id it printed.
+id=$("$VV_BIN" backup create "$M" "$D" --passfile "$RP" | awk '{ print $2 }' | tr -d :)
+check "CLI backup create is audited with its id" vv_audit_has "$LOG" op=backup "detail~^create $id to $D: " result=ok
+
 # Secrets: not in the daemon's argv, its log, or the audit log.
 pid=$(cat "$T/.pids/$(echo "$M" | tr / _)")
 check "passphrase not in the daemon's argv" sh -c "! tr '\\0' ' ' < /proc/$pid/cmdline | grep -q 'repository passphrase'"
