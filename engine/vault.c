@@ -54,6 +54,7 @@ static void *ticker(void *arg)
 			last_flush = now;
 		}
 		vault_trash_tick(v, now);
+		vault_backup_tick(v, now);
 		if (v->snaps.every && now >= v->snaps.next) {
 			pthread_mutex_unlock(&v->mu);
 			vault_snap_tick(v);
@@ -350,6 +351,9 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	/* After the open record: purges of expired items are audited. */
 	if ((r = vault_trash_open(v, o->trash_secs > 0 ? o->trash_secs * 1000000000LL : 0)) < 0)
 		goto fail;
+	/* Before the ticker, which reads bk.running to mark runs due. */
+	if (!(o->flags & VV_VAULT_READONLY) && (r = vault_backup_sched_start(v, o)) < 0)
+		goto fail;
 	v->tick.run = true;
 	if (pthread_create(&v->tick.thread, NULL, ticker, v) != 0) {
 		v->tick.run = false;
@@ -370,6 +374,7 @@ int vv_vault_close(struct vv_vault *v)
 	if (!v)
 		return 0;
 	vault_knn_cache_close(v);                 /* background fills stop first */
+	vault_backup_sched_stop(v);               /* a run ends between two objects */
 	if (v->tick.run) {
 		pthread_mutex_lock(&v->mu);
 		v->tick.run = false;

@@ -159,6 +159,13 @@ static int copy_chunks(struct vv_vault *v, struct vv_repo *repo, struct vv_manif
 		void *buf = NULL;
 		size_t len = 0;
 
+		if (__atomic_load_n(&v->bk.stop, __ATOMIC_RELAXED)) {
+			/* The vault is closing: stop between two objects, as a
+			 * kill would (what arrived stays; no manifest names it yet). */
+			r = VV_ECANCELED;
+			snprintf(why, whycap, "stopped by the unmount");
+			goto out;
+		}
 		if (known && vv_repo_object_have(repo, known->name, known->size)) {
 			r = vv_manifest_add_object(m, ids[i], known->name, known->size);
 			st->skipped_known++;
@@ -210,10 +217,41 @@ static bool tag_ok(const char *t)
 	return true;
 }
 
-static int run_create(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
+/* What one backup run is asked to do (the verb's arguments, or the
+ * schedule's settings). */
+struct bk_job {
+	const char *dest, *pass, *snap, *tag;
+	size_t passlen;
+	uint32_t uid;                      /* DEST must be this user's (or root's) */
+	bool json;
+	const char *who;                   /* "backup.create" or "scheduled backup" */
+};
+
+static int audit_bk(struct vv_vault *v, const char *what, int r, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* One record per backup operation, with its outcome (op "backup"). */
+static int audit_bk(struct vv_vault *v, const char *what, int r, const char *fmt, ...)
 {
-	const char *dest = vault_admin_arg(rq, "dest"), *pass = vault_admin_arg(rq, "pass");
-	const char *snap = vault_admin_arg(rq, "snapshot"), *tag = vault_admin_arg(rq, "tag");
+	char detail[768];
+	int n;
+	va_list ap;
+
+	n = snprintf(detail, sizeof(detail), "%s ", what);
+	va_start(ap, fmt);
+	vsnprintf(detail + n, sizeof(detail) - (size_t)n, fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&v->mu);
+	vault_audit(v, NULL, "backup", VV_ROOT_INO, 0, NULL, r, detail);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}
+
+/* Export a snapshot (a fresh one unless j->snap) into j->dest; the
+ * outcome goes to rep (status and message) and to the audit log. */
+static int create(struct vv_vault *v, const struct bk_job *j, struct vv_admin_reply *rep,
+		  char id_out[VV_BACKUP_ID_HEX + 1])
+{
+	const char *dest = j->dest, *snap = j->snap, *tag = j->tag, *who = j->who;
 	char auto_name[64] = "", hex[VV_BACKUP_ID_HEX + 1], why[256] = "";
 	unsigned flags = VV_REPO_WRITE | VV_REPO_CHECK_OWNER;
 	struct vv_manifest m;
@@ -223,34 +261,26 @@ static int run_create(struct vv_vault *v, const struct vv_admin_req *rq, struct 
 	int r;
 
 	memset(&m, 0, sizeof(m));
-	if (!dest || dest[0] != '/')
-		return vault_admin_fail(rep, VV_EINVAL, "backup.create: DEST must be an absolute path");
-	if (!pass || !*pass)
-		return vault_admin_fail(rep, VV_EINVAL, "backup.create: the repository's passphrase is missing");
-	if (tag && !tag_ok(tag))
-		return vault_admin_fail(rep, VV_EINVAL, "backup.create: a tag is at most 255 bytes "
-					"without control characters");
-	if (v->flags & VV_VAULT_READONLY)
-		return vault_admin_fail(rep, VV_EROFS, "backup.create: the vault is mounted read-only "
-					"(a backup exports a snapshot, which it cannot take)");
 	if (v->flags & VV_VAULT_ALLOW_TEST_KDF)
 		flags |= VV_REPO_ALLOW_TEST_KDF;
-	r = vv_repo_open(dest, pass, strlen(pass), flags, rq->peer.uid, &repo);
+	r = vv_repo_open(dest, j->pass, j->passlen, flags, j->uid, &repo);
 	if (r == VV_EBUSY)
-		return vault_admin_fail(rep, r, "backup.create: %s is locked by another backup that is "
-					"running now; wait for it to finish", dest);
-	if (r == VV_EUNSAFE)
-		return vault_admin_fail(rep, r, "backup.create: %s (or a file in it) is a symbolic link, "
-					"is not owned by uid %u or may be written by others: refused", dest,
-					(unsigned)rq->peer.uid);
-	if (r == VV_ENOTINIT || r == VV_ENOENT)
-		return vault_admin_fail(rep, r, "backup.create: %s is not a backup repository (make one "
-					"with vecvault backup init)", dest);
-	if (r == VV_EBADPASS)
-		return vault_admin_fail(rep, r, "backup.create: wrong passphrase for the repository %s", dest);
+		vault_admin_fail(rep, r, "%s: %s is locked by another backup that is "
+				 "running now; wait for it to finish", who, dest);
+	else if (r == VV_EUNSAFE)
+		vault_admin_fail(rep, r, "%s: %s (or a file in it) is a symbolic link, "
+				 "is not owned by uid %u or may be written by others: refused", who, dest,
+				 (unsigned)j->uid);
+	else if (r == VV_ENOTINIT || r == VV_ENOENT)
+		vault_admin_fail(rep, r, "%s: %s is not a backup repository (make one "
+				 "with vecvault backup init)", who, dest);
+	else if (r == VV_EBADPASS)
+		vault_admin_fail(rep, r, "%s: wrong passphrase for the repository %s", who, dest);
+	else if (r < 0)
+		vault_admin_fail(rep, r, "%s: cannot open the repository %s: %s", who, dest,
+				 vv_strerror(r));
 	if (r < 0)
-		return vault_admin_fail(rep, r, "backup.create: cannot open the repository %s: %s", dest,
-					vv_strerror(r));
+		goto out;
 	if (!snap || !*snap) {
 		time_t now = (time_t)(vault_now() / NS);
 		uint8_t rnd[3];
@@ -261,8 +291,8 @@ static int run_create(struct vv_vault *v, const struct vv_admin_req *rq, struct 
 		vv_hex_encode(hx, rnd, sizeof(rnd));
 		strftime(auto_name, sizeof(auto_name), "backup-%Y%m%dT%H%M%SZ-", &tm);
 		strncat(auto_name, hx, sizeof(auto_name) - strlen(auto_name) - 1);
-		if ((r = vault_snap_create(v, auto_name, rq->peer.uid, 0, &sr)) < 0) {
-			vault_admin_fail(rep, r, "backup.create: cannot take a snapshot to back up: %s",
+		if ((r = vault_snap_create(v, auto_name, j->uid, 0, &sr)) < 0) {
+			vault_admin_fail(rep, r, "%s: cannot take a snapshot to back up: %s", who,
 					 vv_strerror(r));
 			auto_name[0] = 0;
 			goto out;
@@ -278,16 +308,16 @@ static int run_create(struct vv_vault *v, const struct vv_admin_req *rq, struct 
 		r = gather(v, &sr, repo, &m);
 	pthread_mutex_unlock(&v->mu);
 	if (r == VV_ENOENT) {
-		vault_admin_fail(rep, r, "backup.create: no snapshot named '%s'", snap);
+		vault_admin_fail(rep, r, "%s: no snapshot named '%s'", who, snap);
 		goto out;
 	}
 	if (r < 0) {
-		vault_admin_fail(rep, r, "backup.create: cannot read snapshot '%s': %s", snap, vv_strerror(r));
+		vault_admin_fail(rep, r, "%s: cannot read snapshot '%s': %s", who, snap, vv_strerror(r));
 		goto out;
 	}
 	if ((r = copy_chunks(v, repo, &m, &st, why, sizeof(why))) < 0) {
-		vault_admin_fail(rep, r, "backup.create: %s (the repository still holds every complete "
-				 "backup; run it again to resume)", why[0] ? why : vv_strerror(r));
+		vault_admin_fail(rep, r, "%s: %s (the repository still holds every complete "
+				 "backup; run it again to resume)", who, why[0] ? why : vv_strerror(r));
 		goto out;
 	}
 	m.info.created = vault_now();
@@ -297,15 +327,21 @@ static int run_create(struct vv_vault *v, const struct vv_admin_req *rq, struct 
 	m.info.files = sr.inodes;
 	m.info.bytes = sr.bytes;
 	if ((r = vv_repo_manifest_store(repo, &m)) < 0) {
-		vault_admin_fail(rep, r, "backup.create: cannot write the manifest: %s (the repository "
-				 "still holds every complete backup; run it again to resume)", vv_strerror(r));
+		vault_admin_fail(rep, r, "%s: cannot write the manifest: %s (the repository "
+				 "still holds every complete backup; run it again to resume)", who, vv_strerror(r));
 		goto out;
 	}
 	vv_hex_encode(hex, m.id, VV_BACKUP_ID_BYTES);
+	if (id_out)
+		memcpy(id_out, hex, sizeof(hex));
+	audit_bk(v, "create", 0, "%s to %s: snapshot %s, %llu files, %llu bytes, %llu objects, "
+		 "%llu sent (%llu bytes)", hex, dest, sr.name, (unsigned long long)sr.inodes,
+		 (unsigned long long)sr.bytes, (unsigned long long)st.objects,
+		 (unsigned long long)st.sent, (unsigned long long)st.bytes_sent);
 	vv_log(VV_LOG_INFO, "backup: %s to %s: %llu objects, %llu sent (%llu bytes)", hex, dest,
 	       (unsigned long long)st.objects, (unsigned long long)st.sent,
 	       (unsigned long long)st.bytes_sent);
-	if (vault_admin_json(rq))
+	if (j->json)
 		r = vault_admin_printf(rep, "{\"id\":\"%s\",\"snapshot\":", hex) < 0 ||
 		    vault_admin_json_str(rep, sr.name) < 0 ||
 		    vault_admin_printf(rep, ",\"files\":%llu,\"bytes\":%llu,\"objects\":%llu,"
@@ -322,6 +358,9 @@ static int run_create(struct vv_vault *v, const struct vv_admin_req *rq, struct 
 				       (unsigned long long)st.bytes_sent,
 				       (unsigned long long)(st.objects - st.sent));
 out:
+	if (r < 0)
+		audit_bk(v, "create", r, "to %s failed: %s", dest,
+			 rep->status < 0 && rep->msg[0] ? rep->msg : vv_strerror(r));
 	/* The snapshot taken for this backup only: the manifest holds it now
 	 * (or the backup failed; a rerun takes a fresh one). */
 	if (auto_name[0] && vault_snap_delete(v, auto_name) < 0)
@@ -331,11 +370,199 @@ out:
 	return r;
 }
 
+static int run_create(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
+{
+	struct bk_job j = { .dest = vault_admin_arg(rq, "dest"), .pass = vault_admin_arg(rq, "pass"),
+			    .snap = vault_admin_arg(rq, "snapshot"), .tag = vault_admin_arg(rq, "tag"),
+			    .uid = rq->peer.uid, .json = vault_admin_json(rq), .who = "backup.create" };
+
+	if (!j.dest || j.dest[0] != '/')
+		return vault_admin_fail(rep, VV_EINVAL, "backup.create: DEST must be an absolute path");
+	if (!j.pass || !*j.pass)
+		return vault_admin_fail(rep, VV_EINVAL, "backup.create: the repository's passphrase is missing");
+	if (j.tag && !tag_ok(j.tag))
+		return vault_admin_fail(rep, VV_EINVAL, "backup.create: a tag is at most 255 bytes "
+					"without control characters");
+	if (v->flags & VV_VAULT_READONLY)
+		return vault_admin_fail(rep, VV_EROFS, "backup.create: the vault is mounted read-only "
+					"(a backup exports a snapshot, which it cannot take)");
+	j.passlen = strlen(j.pass);
+	return create(v, &j, rep, NULL);
+}
+
 const struct vault_admin_verb vault_backup_verbs[] = {
 	/* Owner only: a backup holds every collection's key. */
 	{ "backup.create", ADMIN_OWNER, "dest", run_create },
 	{ NULL, 0, NULL, NULL },
 };
+
+/* ---- the schedule ---------------------------------------------------------------- */
+
+/*
+ * vecvault mount --backup-to DEST --backup-every DUR: the ticker (vault.c)
+ * marks a run due every `every` seconds; this thread runs it: create (a
+ * fresh snapshot, exported, then deleted), then, when a keep policy was
+ * given, forget (manifests only; pruning objects stays a deliberate
+ * `vecvault backup forget --prune`).  A failure is logged and audited
+ * with its reason and waits for the next tick: there is no retry loop.
+ * The schedule continues across remounts: the first run is due one period
+ * after this vault's newest backup in DEST (at once when there is none).
+ */
+
+struct newest {
+	const char *store_id;
+	int64_t t;
+};
+
+static int newest_cb(void *ctx, const struct vv_backup_info *b)
+{
+	struct newest *n = ctx;
+
+	if (!strcmp(b->store_id, n->store_id) && b->created > n->t)
+		n->t = b->created;
+	return 0;
+}
+
+static int64_t first_due(struct vv_vault *v)
+{
+	struct vault_backup_sched *s = &v->bk;
+	struct newest n = { vv_store_id(v->store), 0 };
+	unsigned flags = (v->flags & VV_VAULT_ALLOW_TEST_KDF) ? VV_REPO_ALLOW_TEST_KDF : 0;
+	struct vv_repo *repo = NULL;
+	int64_t now = vault_now();
+
+	if (vv_repo_open(s->dest, s->pass, s->passlen, flags, 0, &repo) == 0)
+		vv_repo_list(repo, newest_cb, NULL, &n);
+	vv_repo_close(repo);
+	if (n.t && n.t + (int64_t)s->every * NS > now)
+		return n.t + (int64_t)s->every * NS;
+	return now;
+}
+
+static void sched_forget(struct vv_vault *v)
+{
+	struct vault_backup_sched *s = &v->bk;
+	struct vv_backup_keep k = { s->keep_hourly, s->keep_daily, s->keep_weekly, s->keep_monthly };
+	unsigned flags = VV_REPO_WRITE | VV_REPO_CHECK_OWNER |
+			 ((v->flags & VV_VAULT_ALLOW_TEST_KDF) ? VV_REPO_ALLOW_TEST_KDF : 0);
+	uint64_t forgotten = 0, pruned = 0, pruned_bytes = 0;
+	struct vv_repo *repo = NULL;
+	int r;
+
+	if (!k.hourly && !k.daily && !k.weekly && !k.monthly)
+		return;
+	if ((r = vv_repo_open(s->dest, s->pass, s->passlen, flags, geteuid(), &repo)) == 0)
+		r = vv_repo_forget(repo, &k, false, false, NULL, NULL, &forgotten, &pruned, &pruned_bytes);
+	vv_repo_close(repo);
+	audit_bk(v, "forget", r, "in %s (scheduled; keep hourly %u daily %u weekly %u monthly %u): "
+		 "%llu forgotten%s%s", s->dest, k.hourly, k.daily, k.weekly, k.monthly,
+		 (unsigned long long)forgotten, r < 0 ? ", failed: " : "", r < 0 ? vv_strerror(r) : "");
+	if (r < 0)
+		vv_log(VV_LOG_ERR, "scheduled backup: forget in %s failed: %s", s->dest, vv_strerror(r));
+}
+
+static void sched_run(struct vv_vault *v)
+{
+	struct vault_backup_sched *s = &v->bk;
+	struct bk_job j = { .dest = s->dest, .pass = s->pass, .passlen = s->passlen,
+			    .uid = geteuid(), .who = "scheduled backup" };
+	char id[VV_BACKUP_ID_HEX + 1] = "";
+	struct vv_admin_reply rep;
+	int r;
+
+	vv_admin_reply_init(&rep);
+	r = create(v, &j, &rep, id);
+	if (r < 0)
+		vv_log(VV_LOG_ERR, "%s; next try in %u s", rep.msg, s->every);
+	else
+		sched_forget(v);
+	vv_admin_reply_release(&rep);
+}
+
+static void *sched_main(void *arg)
+{
+	struct vv_vault *v = arg;
+	struct vault_backup_sched *s = &v->bk;
+	int64_t due = first_due(v);
+
+	pthread_mutex_lock(&v->mu);
+	s->next = due;
+	for (;;) {
+		while (!s->stop && !s->due)
+			pthread_cond_wait(&s->cv, &v->mu);
+		if (s->stop)
+			break;
+		s->due = false;
+		pthread_mutex_unlock(&v->mu);
+		sched_run(v);
+		pthread_mutex_lock(&v->mu);
+	}
+	pthread_mutex_unlock(&v->mu);
+	return NULL;
+}
+
+void vault_backup_tick(struct vv_vault *v, int64_t now)
+{
+	struct vault_backup_sched *s = &v->bk;
+
+	if (!s->running || now < s->next)
+		return;
+	s->next = now + (int64_t)s->every * NS;
+	s->due = true;
+	pthread_cond_signal(&s->cv);
+}
+
+int vault_backup_sched_start(struct vv_vault *v, const struct vv_vault_opts *o)
+{
+	struct vault_backup_sched *s = &v->bk;
+
+	if (!o->backup_every || !o->backup_dest || !o->backup_pass)
+		return 0;
+	s->every = o->backup_every;
+	s->keep_hourly = o->backup_keep_hourly;
+	s->keep_daily = o->backup_keep_daily;
+	s->keep_weekly = o->backup_keep_weekly;
+	s->keep_monthly = o->backup_keep_monthly;
+	s->next = INT64_MAX;             /* first_due() sets it */
+	if (!(s->dest = strdup(o->backup_dest)) || !(s->pass = vv_secure_alloc(o->backup_passlen + 1)))
+		goto nomem;
+	memcpy(s->pass, o->backup_pass, o->backup_passlen);
+	s->pass[o->backup_passlen] = 0;
+	s->passlen = o->backup_passlen;
+	pthread_cond_init(&s->cv, NULL);
+	if (pthread_create(&s->thread, NULL, sched_main, v) != 0) {
+		pthread_cond_destroy(&s->cv);
+		goto nomem;
+	}
+	s->running = true;
+	vv_log(VV_LOG_INFO, "scheduled backup: every %u s to %s", s->every, s->dest);
+	return 0;
+nomem:
+	free(s->dest);
+	s->dest = NULL;
+	vv_secure_free(s->pass);
+	s->pass = NULL;
+	return VV_ENOMEM;
+}
+
+void vault_backup_sched_stop(struct vv_vault *v)
+{
+	struct vault_backup_sched *s = &v->bk;
+
+	if (s->running) {
+		pthread_mutex_lock(&v->mu);
+		__atomic_store_n(&s->stop, true, __ATOMIC_RELAXED);
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&v->mu);
+		pthread_join(s->thread, NULL);
+		pthread_cond_destroy(&s->cv);
+		s->running = false;
+	}
+	free(s->dest);
+	s->dest = NULL;
+	vv_secure_free(s->pass);
+	s->pass = NULL;
+}
 
 /* ---- restore into a new store ---------------------------------------------------- */
 

@@ -249,6 +249,22 @@ struct vault_snap_sched {
 	int64_t next;                    /* when the next one is due (ns) */
 };
 
+/* Scheduled backups (vault_backup.c): set at open from vv_vault_opts.
+ * The ticker marks a run due (next, due under v->mu); the backup thread
+ * runs it unlocked, so a long export never holds up commits.  stop is
+ * read by the copy loop between objects (atomic). */
+struct vault_backup_sched {
+	uint32_t every;                  /* seconds between backups; 0 = off */
+	uint32_t keep_hourly, keep_daily, keep_weekly, keep_monthly;
+	char *dest;                      /* owned */
+	char *pass;                      /* secure memory, owned */
+	size_t passlen;
+	int64_t next;                    /* when the next one is due (ns) */
+	bool due, running, stop;
+	pthread_cond_t cv;               /* with v->mu */
+	pthread_t thread;
+};
+
 /* An open vault: the store and its modules, then one part per concern. */
 struct vv_vault {
 	struct vv_store *store;
@@ -276,6 +292,7 @@ struct vv_vault {
 	struct vault_sealer seal;
 	struct vault_trash trash;
 	struct vault_snap_sched snaps;
+	struct vault_backup_sched bk;
 
 	vv_inval_fn inval;               /* kernel-cache invalidation (fs/) */
 	void *inval_ctx;
@@ -459,6 +476,14 @@ int vault_trash_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t pare
 /* At open (purges what expired; takes v->mu) and from the ticker. */
 int vault_trash_open(struct vv_vault *v, int64_t keep_ns);
 void vault_trash_tick(struct vv_vault *v, int64_t now);
+/* Scheduled backups (vault_backup.c): start the thread at open (0, or
+ * VV_ENOMEM), mark a run due from the ticker (under v->mu), and stop at
+ * close: a run in progress ends between two objects, leaving the
+ * repository as a kill would (valid, resumable).  stop accepts a vault
+ * whose thread never started. */
+int vault_backup_sched_start(struct vv_vault *v, const struct vv_vault_opts *o);
+void vault_backup_tick(struct vv_vault *v, int64_t now);
+void vault_backup_sched_stop(struct vv_vault *v);
 
 /* A fresh data generation (struct vv_vault's gen_seq). */
 static inline uint64_t vault_gen_next(struct vv_vault *v)

@@ -215,6 +215,8 @@ static void json_str(const char *s)
 struct lctx {
 	bool json;
 	int n;
+	int64_t last;                     /* the newest backup: the last success */
+	char last_id[VV_BACKUP_ID_HEX + 1];
 };
 
 static int list_one(void *ctx, const struct vv_backup_info *b)
@@ -223,6 +225,10 @@ static int list_one(void *ctx, const struct vv_backup_info *b)
 	char t[32];
 
 	when(b->created, t, sizeof(t));
+	if (b->created >= l->last) {
+		l->last = b->created;
+		memcpy(l->last_id, b->id, sizeof(l->last_id));
+	}
 	if (!l->json) {
 		printf("%s  %s  %-28s %-12s %8llu files %14llu bytes %8llu objects %14llu stored\n", b->id,
 		       t, b->snapshot, b->tag[0] ? b->tag : "-", (unsigned long long)b->files,
@@ -265,6 +271,14 @@ static int do_list(const char *dest, const struct opts *o)
 		printf("]\n");
 	else if (l.n == 0 && r == 0)
 		printf("no backups in %s\n", dest);
+	if (!l.json && l.n) {
+		/* On stderr: stdout stays one backup a line.  Failures of the
+		 * daemon's schedule are not in DEST (it may be what failed):
+		 * they are in the vault's audit log (op "backup"). */
+		char t[32];
+		when(l.last, t, sizeof(t));
+		fprintf(stderr, "last success: %s, backup %s\n", t, l.last_id);
+	}
 	vv_repo_close(repo);
 	return r < 0 ? 1 : 0;
 }

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "vecvault/backup.h"
 #include "vecvault/fs.h"
 #include "env.h"
 #include "util.h"
@@ -51,6 +52,7 @@ static const char usage[] =
 	"                      [--trash-days N]\n"
 	"                      [--snapshot-every DUR [--keep-hourly N] [--keep-daily N]\n"
 	"                       [--keep-weekly N] [--keep-monthly N]]\n"
+	"                      [--backup-to DEST --backup-every DUR --backup-passfile F]\n"
 	"Mount the vault in STORE at the directory MNT.\n"
 	"  -f, --foreground   stay in the foreground (log to stderr)\n"
 	"  -d, --debug        trace every FUSE request (implies -f)\n"
@@ -77,7 +79,15 @@ static const char usage[] =
 	"                     after each scheduled snapshot, keep the newest scheduled\n"
 	"                     one of each of the last N hours/days/weeks/months (UTC)\n"
 	"                     and delete the other scheduled ones, like restic forget;\n"
-	"                     none given: keep all.  Snapshots made by hand are kept\n"
+	"                     none given: keep all.  Snapshots made by hand are kept.\n"
+	"                     With --backup-to the same policy forgets backups in DEST\n"
+	"  --backup-to DEST   back up into the repository DEST (vecvault backup init;\n"
+	"                     owned by this user, written by no one else)\n"
+	"  --backup-every DUR  ... every DUR (as --snapshot-every); the first run is\n"
+	"                     due one DUR after this vault's newest backup in DEST\n"
+	"  --backup-passfile F  DEST's passphrase (first line of F), read once now;\n"
+	"                     failures go to the log and the audit log (op backup)\n"
+	"                     and are retried at the next DUR\n"
 	"Remote clients (vv://, docs/remote.md):\n"
 	"  --listen ADDR:PORT also serve vv:// clients on this address over TLS 1.3\n"
 	"                     ([IPV6]:PORT for IPv6; one address = a private link)\n"
@@ -96,6 +106,7 @@ static const char serve_usage[] =
 	"                      [--allow CIDR ...] [--client-ca FILE] [-f]\n"
 	"                      [--passfile FILE | --extpass CMD] [--log FILE] [--pid-file FILE]\n"
 	"                      [--audit-log PATH] [--audit-required] [--knn-cache SIZE]\n"
+	"                      [--backup-to DEST --backup-every DUR --backup-passfile F [--keep-* N]]\n"
 	"Serve the vault in STORE to vv:// clients only, without a local mount.\n"
 	"Options as for 'vecvault mount' (see vecvault mount --help).  The daemon\n"
 	"stops on SIGTERM, SIGINT or SIGHUP.\n";
@@ -112,6 +123,10 @@ struct mount_args {
 	size_t knn_cache;
 	int64_t trash_secs;
 	uint32_t snap_every, keep[4];    /* seconds; hourly, daily, weekly, monthly */
+	const char *backup_to, *backup_passfile;
+	uint32_t backup_every;           /* seconds */
+	struct tool_pass bk_pass;        /* DEST's passphrase, read once here */
+	char backup_abs[PATH_MAX];
 	struct vv_fs_opts fo;
 	char store_abs[PATH_MAX], mnt_abs[PATH_MAX];
 	char log_abs[PATH_MAX], pid_abs[PATH_MAX], audit_abs[PATH_MAX];
@@ -277,6 +292,45 @@ static int write_pid_file(const char *path, char *why, size_t whylen)
 	return r;
 }
 
+/* --backup-to DEST: refused now, with the reason, rather than at the
+ * first tick in the daemon log: DEST must be a repository owned by us and
+ * written by no one else, and the passphrase must open it.  The
+ * passphrase is read once (never from argv) and handed to the vault. */
+static int check_backup_dest(struct mount_args *a)
+{
+	struct pass_src src = { .file = a->backup_passfile };
+	unsigned flags = VV_REPO_CHECK_OWNER;
+	struct vv_repo *repo = NULL;
+	int r;
+
+	if (!realpath(a->backup_to, a->backup_abs)) {
+		die_msg("mount", "--backup-to %s (%s)", a->backup_to, strerror(errno));
+		return -1;
+	}
+	if (tool_get_pass("mount", &src, "backup repository passphrase", false, &a->bk_pass) < 0)
+		return -1;
+	if (tool_test_kdf_allowed())
+		flags |= VV_REPO_ALLOW_TEST_KDF;
+	r = vv_repo_open(a->backup_abs, a->bk_pass.buf, a->bk_pass.len, flags, geteuid(), &repo);
+	vv_repo_close(repo);
+	if (r == 0)
+		return 0;
+	if (r == VV_ENOTINIT || r == VV_ENOENT)
+		die_msg("mount", "--backup-to %s is not a backup repository (make one with "
+			"vecvault backup init)", a->backup_abs);
+	else if (r == VV_EBADPASS)
+		die_msg("mount", "--backup-passfile: wrong passphrase for the repository %s",
+			a->backup_abs);
+	else if (r == VV_EUNSAFE)
+		die_msg("mount", "--backup-to %s (or a file in it) is a symbolic link, is not owned "
+			"by uid %u or may be written by others: refused", a->backup_abs,
+			(unsigned)geteuid());
+	else
+		die_msg("mount", "--backup-to %s: %s", a->backup_abs, vv_strerror(r));
+	tool_pass_free(&a->bk_pass);
+	return -1;
+}
+
 /* Report an error to the waiting parent ('E' + text), or print it. */
 static void report(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void report(int fd, const char *fmt, ...)
@@ -359,6 +413,16 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 	vo.snap_keep_daily = a->keep[1];
 	vo.snap_keep_weekly = a->keep[2];
 	vo.snap_keep_monthly = a->keep[3];
+	if (a->backup_every) {
+		vo.backup_dest = a->backup_abs;
+		vo.backup_pass = a->bk_pass.buf;
+		vo.backup_passlen = a->bk_pass.len;
+		vo.backup_every = a->backup_every;
+		vo.backup_keep_hourly = a->keep[0];
+		vo.backup_keep_daily = a->keep[1];
+		vo.backup_keep_weekly = a->keep[2];
+		vo.backup_keep_monthly = a->keep[3];
+	}
 	if (a->accept_rollback)
 		vo.flags |= VV_VAULT_ACCEPT_ROLLBACK;
 	if (a->fo.ro)
@@ -378,6 +442,7 @@ static int serve(struct mount_args *a, struct tool_pass *pass, int report_fd)
 	tool_clear_last_error();
 	r = vv_vault_open(a->store_abs, pass->buf, pass->len, &vo, &v);
 	tool_pass_free(pass);
+	tool_pass_free(&a->bk_pass);     /* the vault keeps a copy in secure memory */
 	if (r < 0) {
 		tool_open_error(a->store, r, msg, sizeof(msg));
 		/* In the background the engine's reason went to the daemon log;
@@ -507,6 +572,9 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 		{ "keep-daily", required_argument, NULL, '2' },
 		{ "keep-weekly", required_argument, NULL, '3' },
 		{ "keep-monthly", required_argument, NULL, '4' },
+		{ "backup-to", required_argument, NULL, 1006 },
+		{ "backup-every", required_argument, NULL, 1007 },
+		{ "backup-passfile", required_argument, NULL, 1008 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -589,6 +657,15 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 			a.allow[a.nallow++] = optarg;
 			break;
 		case 1005: a.client_ca = optarg; break;
+		case 1006: a.backup_to = optarg; break;
+		case 1007:
+			if (parse_dur(optarg, &a.backup_every) < 0) {
+				die_msg("mount", "bad --backup-every '%s' (a duration such as 30s, "
+					"15m, 1h, 1d or 1w, at most a year)", optarg);
+				return 2;
+			}
+			break;
+		case 1008: a.backup_passfile = optarg; break;
 		case 'h':
 			fputs(headless ? serve_usage : usage, stdout);
 			return 0;
@@ -624,10 +701,28 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 			return 2;
 		}
 	}
-	if (!a.snap_every && (a.keep[0] || a.keep[1] || a.keep[2] || a.keep[3])) {
-		die_msg("mount", "--keep-* applies to scheduled snapshots: give --snapshot-every too");
+	if (!a.snap_every && !a.backup_to && (a.keep[0] || a.keep[1] || a.keep[2] || a.keep[3])) {
+		die_msg("mount", "--keep-* applies to scheduled snapshots or backups: give "
+			"--snapshot-every or --backup-to too");
 		return 2;
 	}
+	if ((a.backup_to || a.backup_passfile) && !a.backup_every) {
+		die_msg("mount", "--backup-to and --backup-passfile need --backup-every DUR "
+			"(how often to back up)");
+		return 2;
+	}
+	if (a.backup_every && (!a.backup_to || !a.backup_passfile)) {
+		die_msg("mount", "--backup-every needs --backup-to DEST and --backup-passfile F "
+			"(the repository's passphrase, read once at mount time)");
+		return 2;
+	}
+	if (a.backup_every && a.fo.ro) {
+		die_msg("mount", "--backup-every needs a writable mount (a backup exports a snapshot, "
+			"which a read-only mount cannot take)");
+		return 2;
+	}
+	if (a.backup_every && check_backup_dest(&a) < 0)
+		return 1;
 	if (a.src.file && a.src.cmd) {
 		die_msg("mount", "--passfile and --extpass exclude each other");
 		return 2;
@@ -707,10 +802,12 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 	}
 	close(pfd[1]);
 	tool_pass_free(&pass);
+	tool_pass_free(&a.bk_pass);
 	ret = wait_child(pid, pfd[0], a.mnt_abs);
 	close(pfd[0]);
 out:
 	tool_pass_free(&pass);
+	tool_pass_free(&a.bk_pass);
 	return ret;
 }
 

@@ -99,6 +99,17 @@ struct vv_vault_opts {
 	 * restic forget --keep-hourly/daily/weekly/monthly (all 0: keep all). */
 	uint32_t snap_every;
 	uint32_t snap_keep_hourly, snap_keep_daily, snap_keep_weekly, snap_keep_monthly;
+	/* Scheduled backups (docs/design.md "Scheduled backups"): every
+	 * backup_every seconds (0: never) a thread of the vault exports a fresh
+	 * snapshot into the repository backup_dest (absolute; owned by the
+	 * daemon's euid, written by no one else), then forgets the backups of
+	 * this vault the keep policy does not keep (all 0: keep all; no prune).
+	 * backup_pass is copied into secure memory at open. */
+	const char *backup_dest;
+	const char *backup_pass;
+	size_t backup_passlen;
+	uint32_t backup_every;
+	uint32_t backup_keep_hourly, backup_keep_daily, backup_keep_weekly, backup_keep_monthly;
 	vv_progress_fn progress;     /* long work reports here (vv_vault_fsck:
 	                                blocks checked); NULL = nobody asks */
 	void *progress_ctx;
