@@ -56,8 +56,14 @@ void net_tls_free(struct tls_conn *t);
  * on failure): TLS 1.3 only; with ca, the chain must verify and name host.
  * fp gets the server certificate's SHA-256 fingerprint (the caller checks
  * a pin or known_hosts).  0, VV_EACCES with why, VV_EAGAIN. */
-int net_tls_connect(int fd, const char *host, const char *ca, int64_t deadline,
+int net_tls_connect(int fd, const char *host, const char *ca, const char *cert,
+		const char *cert_key, int64_t deadline,
 		struct tls_conn **out, char fp[65], char *why, size_t whylen);
+/* The verified client certificate of a server-side connection (--client-ca):
+ * its single subject CN (printable ASCII, shorter than cnlen) and SHA-256.
+ * 0, or VV_EACCES when there is none, it did not verify, or the CN is
+ * missing, repeated or odd. */
+int net_tls_peer(struct tls_conn *t, char *cn, size_t cnlen, char fp[65]);
 
 /* Write DIR/key.pem (0600) and DIR/cert.pem (0644): a P-256 key and a
  * self-signed certificate for name (CN and subjectAltName DNS, plus IP

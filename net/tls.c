@@ -107,7 +107,18 @@ int net_tls_ctx_server(const char *cert, const char *key, const char *client_ca,
 			r = VV_EINVAL;
 			goto fail;
 		}
-		SSL_CTX_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+		/* Required, checked in the handshake (chain, dates); no
+		 * post-handshake authentication, no fallback without one. */
+		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca);
+
+		if (!names) {
+			ssl_why(why, whylen, "the client CA (--client-ca) holds no certificate");
+			r = VV_EINVAL;
+			goto fail;
+		}
+		SSL_CTX_set_client_CA_list(c->ssl, names);
+		SSL_CTX_set_verify(c->ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		SSL_CTX_set_verify_depth(c->ssl, 4);
 	}
 	*out = c;
 	return 0;
@@ -181,7 +192,12 @@ int net_tls_accept(struct tls_ctx *c, int fd, int64_t deadline, struct tls_conn 
 			}
 			continue;
 		}
-		ssl_why(why, whylen, "TLS handshake failed");
+		if (SSL_get_verify_result(t->ssl) != X509_V_OK)
+			snprintf(why, whylen, "TLS handshake failed: client certificate refused: %s",
+				 X509_verify_cert_error_string(SSL_get_verify_result(t->ssl)));
+		else
+			ssl_why(why, whylen, "TLS handshake failed");
+		ERR_clear_error();
 		r = VV_EACCES;
 		goto fail;
 	}
@@ -434,9 +450,44 @@ out:
 	return r;
 }
 
+int net_tls_peer(struct tls_conn *t, char *cn, size_t cnlen, char fp[65])
+{
+	X509 *x = SSL_get1_peer_certificate(t->ssl);
+	X509_NAME *n;
+	int r = VV_EACCES, i, len;
+	const unsigned char *p;
+	ASN1_STRING *d;
+
+	cn[0] = 0;
+	fp[0] = 0;
+	if (!x || SSL_get_verify_result(t->ssl) != X509_V_OK)
+		goto out;
+	if (fingerprint(x, fp) < 0 || !(n = X509_get_subject_name(x)))
+		goto out;
+	/* exactly one CN, printable, no NUL inside */
+	if ((i = X509_NAME_get_index_by_NID(n, NID_commonName, -1)) < 0 ||
+	    X509_NAME_get_index_by_NID(n, NID_commonName, i) >= 0)
+		goto out;
+	d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i));
+	p = ASN1_STRING_get0_data(d);
+	len = ASN1_STRING_length(d);
+	if (len <= 0 || (size_t)len >= cnlen)
+		goto out;
+	for (int k = 0; k < len; k++)
+		if (p[k] < 0x21 || p[k] > 0x7e)
+			goto out;
+	memcpy(cn, p, (size_t)len);
+	cn[len] = 0;
+	r = 0;
+out:
+	X509_free(x);
+	return r;
+}
+
 /* --- the client side ------------------------------------------------------ */
 
-int net_tls_connect(int fd, const char *host, const char *ca, int64_t deadline,
+int net_tls_connect(int fd, const char *host, const char *ca, const char *cert,
+		const char *cert_key, int64_t deadline,
 		struct tls_conn **out, char fp[65], char *why, size_t whylen)
 {
 	struct tls_conn *t = calloc(1, sizeof(*t));
@@ -465,6 +516,20 @@ int net_tls_connect(int fd, const char *host, const char *ca, int64_t deadline,
 			goto fail;
 		}
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	}
+	if (cert) {
+		if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+			ssl_why(why, whylen, "cannot load the client certificate (--cert)");
+			r = VV_EINVAL;
+			goto fail;
+		}
+		if (SSL_CTX_use_PrivateKey_file(ctx, cert_key ? cert_key : cert, SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_check_private_key(ctx) != 1) {
+			ssl_why(why, whylen, "cannot load the client certificate's key (--cert-key), "
+				"or it does not match --cert");
+			r = VV_EINVAL;
+			goto fail;
+		}
 	}
 	if (!(t->ssl = SSL_new(ctx)) || SSL_set_fd(t->ssl, fd) != 1 ||
 	    SSL_set_tlsext_host_name(t->ssl, host) != 1 ||

@@ -65,7 +65,10 @@ struct vv_net_client_opts {
 	const char *pin;             /* else: the certificate's SHA-256, 64 hex digits */
 	const char *known_hosts;     /* else: trust on first use, recorded in this file */
 	const char *user;            /* password login: the vault user */
-	const char *secret;          /* the API key token, or the password */
+	const char *secret;          /* the API key token, or the password; NULL: log in
+	                                by the client certificate (cert) alone */
+	const char *cert;            /* mutual TLS: a PEM client certificate (chain) */
+	const char *cert_key;        /* its PEM private key (NULL: in cert) */
 	unsigned timeout_ms;         /* a request not answered in time: the
 	                                connection is declared dead; 0 = 30000 */
 };
