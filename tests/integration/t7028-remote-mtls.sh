@@ -256,6 +256,28 @@ try:
 except (EOFError, OSError, R.Error):
     pass
 "
+# KeyUpdate flood (each asks the server to update its keys too) on a
+# certificate connection that has not sent AUTH; TLS 1.3 has no
+# renegotiation, and the server never asks for post-handshake auth
+check "a KeyUpdate flood before AUTH: the connection just ends" sh -c "
+	for i in \$(seq 1 3000); do echo K; done |
+	timeout 120 openssl s_client -tls1_3 -connect 127.0.0.1:$P -cert '$C/alice.pem' \
+		-key '$C/alice.key' > '$T/ku.out' 2>&1; grep -q 'KEYUPDATE' '$T/ku.out'"
+check "post-handshake auth offered by the client: still no AUTH, no service" rpy "
+import ssl, socket
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+ctx.post_handshake_auth = True
+try:
+    t = ctx.wrap_socket(socket.create_connection(('127.0.0.1', $P)))
+    t.settimeout(30)
+    t.sendall(R.frame(R.OPS['auth'], (1, 3, '', ''), 1))
+    assert not t.recv(16), 'answered without a certificate'
+except OSError as e:
+    print('# refused:', e)
+"
 check "TLS 1.2 with a valid certificate: refused" sh -c "! openssl s_client -tls1_2 \
 	-connect 127.0.0.1:$P -cert '$C/alice.pem' -key '$C/alice.key' </dev/null 2>&1 |
 	grep -q 'Cipher is [A-Z]'"
