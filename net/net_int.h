@@ -70,7 +70,14 @@ int net_tls_peer(struct tls_conn *t, char *cn, size_t cnlen, char fp[65]);
  * when name is an address), valid ten years.  fp gets the certificate's
  * SHA-256 fingerprint as 64 hex digits.  0, VV_EEXIST (a file is there:
  * nothing overwritten), VV_ESYS / VV_ECRYPTO with why. */
-int net_tls_selfsigned(const char *dir, const char *name, char fp[65], char *why, size_t whylen);
+enum { NET_CERT_SERVER, NET_CERT_CA, NET_CERT_CLIENT };
+/* Make DIR/key.pem (0600) and DIR/cert.pem: NET_CERT_SERVER self-signed
+ * for a host name or address (CN and subjectAltName), NET_CERT_CA a
+ * self-signed CA for client certificates, NET_CERT_CLIENT a clientAuth
+ * certificate with CN name signed by the CA in ca_dir (its cert.pem and
+ * key.pem).  Valid days.  fp: the SHA-256; never overwrites. */
+int net_tls_make(const char *dir, const char *name, int kind, const char *ca_dir, unsigned days,
+		 char fp[65], char *why, size_t whylen);
 /* The SHA-256 fingerprint of the first certificate in a PEM file. */
 int net_tls_fingerprint_file(const char *pem, char fp[65], char *why, size_t whylen);
 

@@ -854,7 +854,18 @@ void vv_net_stop(struct vv_net_server *s)
 
 int vv_net_selfsigned(const char *dir, const char *name, char fp[65], char *why, size_t whylen)
 {
-	return net_tls_selfsigned(dir, name, fp, why, whylen);
+	return net_tls_make(dir, name, NET_CERT_SERVER, NULL, 3650, fp, why, whylen);
+}
+
+int vv_net_client_ca(const char *dir, const char *name, char fp[65], char *why, size_t whylen)
+{
+	return net_tls_make(dir, name, NET_CERT_CA, NULL, 3650, fp, why, whylen);
+}
+
+int vv_net_client_cert(const char *dir, const char *user, const char *ca_dir, unsigned days,
+		       char fp[65], char *why, size_t whylen)
+{
+	return net_tls_make(dir, user, NET_CERT_CLIENT, ca_dir, days, fp, why, whylen);
 }
 
 int vv_net_fingerprint(const char *pem, char fp[65], char *why, size_t whylen)

@@ -1,5 +1,6 @@
 #!/bin/bash
-# t7028-remote-mtls: mutual TLS (--client-ca).  A client certificate
+# t7028-remote-mtls: mutual TLS (--client-ca).  'vecvault tls client-ca'
+# and 'tls client' make a CA and a clientAuth certificate.  A client certificate
 # signed by the CA whose CN names a vault user logs in as that user on a
 # real vv:// mount (--cert/--cert-key, no key or password), audited as
 # user "NAME/cert:FP16"; no certificate, a certificate of another CA, an
@@ -41,9 +42,25 @@ leaf() {        # leaf CA CN FILE [openssl ca dates...]: a client certificate
 	openssl ca -batch -notext -config "$C/db-$ca/cnf" -cert "$C/$ca.pem" -keyfile "$C/$ca.key" \
 		-in "$C/$f.csr" -out "$C/$f.pem" "$@" >/dev/null 2>&1
 }
-ca clientca
+# the client CA and alice's certificate by 'vecvault tls client-ca|client'
+check "tls client-ca" sh -c "'$VV_BIN' tls client-ca --out '$C/vca' | grep -q '^sha256:'"
+check "tls client" sh -c "'$VV_BIN' tls client alice --ca '$C/vca' --out '$C/valice' \
+	--days 30 | grep -q '^sha256:'"
+check "tls client: a clientAuth certificate for CN=alice under the CA" sh -c "
+	openssl verify -CAfile '$C/vca/cert.pem' -purpose sslclient '$C/valice/cert.pem' &&
+	openssl x509 -in '$C/valice/cert.pem' -noout -subject | grep -q 'CN *= *alice\$'"
+check "tls client: the key is 0600" test "$(stat -c %a "$C/valice/key.pem")" = 600
+expect_fail "tls client: a non-CA as --ca is refused" "$VV_BIN" tls client bob \
+	--ca "$C/valice" --out "$C/x"
+expect_fail "tls client: never overwrites" "$VV_BIN" tls client alice --ca "$C/vca" \
+	--out "$C/valice"
+expect_fail "tls client: a bad user name is refused" "$VV_BIN" tls client "a/b" \
+	--ca "$C/vca" --out "$C/y"
+cp "$C/vca/cert.pem" "$C/clientca.pem"
+cp "$C/vca/key.pem" "$C/clientca.key"
+cp "$C/valice/cert.pem" "$C/alice.pem"
+cp "$C/valice/key.pem" "$C/alice.key"
 ca otherca
-leaf clientca alice alice
 leaf clientca reader reader
 leaf clientca bob bob
 leaf clientca dave dave
