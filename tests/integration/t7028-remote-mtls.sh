@@ -104,19 +104,6 @@ URL="vv://127.0.0.1:$P/coll"
 same() { [ "$("${@:2}")" = "$1" ]; }    # same EXPECTED CMD...: CMD prints EXPECTED
 cert() { echo --cert "$C/$1.pem" --cert-key "$C/$1.key"; }
 
-refused() {     # refused PATTERN ARGS...: mount fails naming PATTERN, mounts nothing
-	local pat=$1 rc=0
-	shift
-	mkdir -p "$R"
-	"$VV_BIN" mount "$@" > "$T/out" 2>&1 || rc=$?
-	if [ "$rc" -eq 0 ]; then
-		fusermount3 -u "$R" 2>/dev/null
-		echo "# mounted: $*"
-		return 1
-	fi
-	grep -q "$R" /proc/mounts && { echo "# left a mount"; return 1; }
-	grep -Eq "$pat" "$T/out" || { echo "# wanted /$pat/, got:"; sed 's/^/#   /' "$T/out"; return 1; }
-}
 
 # --- a good certificate on a real vv:// mount ---
 # shellcheck disable=SC2046
