@@ -1250,3 +1250,42 @@ void vv_auth_ident(const struct vv_auth *a, uint32_t pid, struct vv_ident *id)
 	id->ngroups = a->ngroups;
 	id->groups = a->ngroups ? a->groups : NULL;
 }
+
+int vv_vault_auth_cert(struct vv_vault *v, const char *user, const char *fp,
+		       const struct sockaddr *peer, bool quiet, struct vv_auth *out)
+{
+	struct vv_user_row u = { .id = -1 };
+	bool valid = user && vault_user_name_ok(user);
+	const char *why = NULL;
+	char detail[128];
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = vault_audit_gate(v)) < 0)
+		return r;
+	pthread_mutex_lock(&v->mu);
+	if (!valid)
+		why = "the certificate's CN is not a valid vault user name";
+	else if ((r = vv_meta_user_get(v->meta, user, &u)) == VV_ENOENT)
+		why = "the certificate's CN names no vault user";
+	else if (r < 0)
+		why = "cannot read the user";
+	else if ((r = fill(v, &u, out)) < 0)
+		why = "cannot read the user's roles";
+	if (!why)
+		r = 0;
+	else if (r == 0 || r == VV_ENOENT)
+		r = VV_EACCES;
+	if (why || !quiet) {
+		snprintf(detail, sizeof(detail), "certificate sha256:%.16s: %s", fp ? fp : "?",
+			 why ? why : "ok");
+		audit_auth(v, peer, valid && u.id >= 0 ? u.name : NULL,
+			   why ? VV_ID_NONE : out->uid, r, detail);
+	}
+	pthread_mutex_unlock(&v->mu);
+	if (r == 0)
+		primary_gid(out);
+	else
+		memset(out, 0, sizeof(*out));
+	return r;
+}

@@ -179,7 +179,7 @@ static int session(struct vv_net_client *c, const struct vv_net_client_opts *o, 
 	r = VV_EIO;
 	if ((fd = dial(o, why, whylen)) < 0)
 		goto out;
-	if ((r = net_tls_connect(fd, o->host, o->ca, net_now_ms() + c->timeout_ms, &c->t, fp, why,
+	if ((r = net_tls_connect(fd, o->host, o->ca, o->cert, o->cert_key, net_now_ms() + c->timeout_ms, &c->t, fp, why,
 			     whylen)) < 0) {
 		close(fd);
 		goto out;
@@ -203,15 +203,19 @@ static int session(struct vv_net_client *c, const struct vv_net_client_opts *o, 
 	/* AUTH */
 	m->h = (struct vv_rw_hdr){ .id = 1, .op = VV_RW_AUTH };
 	m->u[0] = VV_RW_VERSION;
-	m->u[1] = o->user ? VV_RW_AUTH_PASSWORD : VV_RW_AUTH_KEY;
+	m->u[1] = !o->secret ? VV_RW_AUTH_CERT : o->user ? VV_RW_AUTH_PASSWORD : VV_RW_AUTH_KEY;
 	m->nu = 2;
-	m->s[0] = o->user ? o->user : "";
-	m->s[1] = o->secret;
+	m->s[0] = o->user && o->secret ? o->user : "";
+	m->s[1] = o->secret ? o->secret : "";
 	m->ns = 2;
 	r = write_frame(c, m);
 	explicit_bzero(c->out, VV_RW_HDR + VV_RW_TEXT_MAX * 2 + 64);
 	if (r < 0 || (r = net_tls_read_full(c->t, hb, sizeof(hb), net_now_ms() + c->timeout_ms)) < 0) {
-		snprintf(why, whylen, "the server closed the connection during authentication");
+		snprintf(why, whylen, "the server closed the connection during authentication%s",
+			 o->cert ? " (was the client certificate (--cert) refused: another CA, "
+				   "expired, or its CN names no vault user? the server's audit log "
+				   "says which)"
+				 : " (does the server require a client certificate (--cert)?)");
 		r = VV_EIO;
 		goto out;
 	}
@@ -224,8 +228,11 @@ static int session(struct vv_net_client *c, const struct vv_net_client_opts *o, 
 	}
 	if (h.status < 0) {
 		snprintf(why, whylen, "%s", h.status == VV_EACCES
-			 ? "authentication refused (wrong, revoked or expired key or password, or "
-			   "this address is not allowed for the key)"
+			 ? (!o->secret ? "authentication refused (the client certificate's user)"
+			    : o->cert ? "authentication refused (wrong, revoked or expired key or "
+					"password, or it is not the client certificate's user)"
+			    : "authentication refused (wrong, revoked or expired key or password, or "
+			      "this address is not allowed for the key)")
 			 : vv_strerror(h.status));
 		r = h.status;
 		goto out;
@@ -285,6 +292,8 @@ int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_clie
 	c->o.known_hosts = dup_or_null(o->known_hosts, &oom);
 	c->o.user = dup_or_null(o->user, &oom);
 	c->o.secret = dup_or_null(o->secret, &oom);
+	c->o.cert = dup_or_null(o->cert, &oom);
+	c->o.cert_key = dup_or_null(o->cert_key, &oom);
 	if (oom)
 		goto fail;
 	if ((r = session(c, o, uid, why, whylen)) < 0)
@@ -636,6 +645,8 @@ void vv_net_client_close(struct vv_net_client *c)
 	free((char *)c->o.known_hosts);
 	free((char *)c->o.user);
 	free((char *)c->o.secret);
+	free((char *)c->o.cert);
+	free((char *)c->o.cert_key);
 	free(c->out);
 	free(c);
 }

@@ -56,15 +56,28 @@ void net_tls_free(struct tls_conn *t);
  * on failure): TLS 1.3 only; with ca, the chain must verify and name host.
  * fp gets the server certificate's SHA-256 fingerprint (the caller checks
  * a pin or known_hosts).  0, VV_EACCES with why, VV_EAGAIN. */
-int net_tls_connect(int fd, const char *host, const char *ca, int64_t deadline,
+int net_tls_connect(int fd, const char *host, const char *ca, const char *cert,
+		const char *cert_key, int64_t deadline,
 		struct tls_conn **out, char fp[65], char *why, size_t whylen);
+/* The verified client certificate of a server-side connection (--client-ca):
+ * its single subject CN (printable ASCII, shorter than cnlen) and SHA-256.
+ * 0, or VV_EACCES when there is none, it did not verify, or the CN is
+ * missing, repeated or odd. */
+int net_tls_peer(struct tls_conn *t, char *cn, size_t cnlen, char fp[65]);
 
 /* Write DIR/key.pem (0600) and DIR/cert.pem (0644): a P-256 key and a
  * self-signed certificate for name (CN and subjectAltName DNS, plus IP
  * when name is an address), valid ten years.  fp gets the certificate's
  * SHA-256 fingerprint as 64 hex digits.  0, VV_EEXIST (a file is there:
  * nothing overwritten), VV_ESYS / VV_ECRYPTO with why. */
-int net_tls_selfsigned(const char *dir, const char *name, char fp[65], char *why, size_t whylen);
+enum { NET_CERT_SERVER, NET_CERT_CA, NET_CERT_CLIENT };
+/* Make DIR/key.pem (0600) and DIR/cert.pem: NET_CERT_SERVER self-signed
+ * for a host name or address (CN and subjectAltName), NET_CERT_CA a
+ * self-signed CA for client certificates, NET_CERT_CLIENT a clientAuth
+ * certificate with CN name signed by the CA in ca_dir (its cert.pem and
+ * key.pem).  Valid days.  fp: the SHA-256; never overwrites. */
+int net_tls_make(const char *dir, const char *name, int kind, const char *ca_dir, unsigned days,
+		 char fp[65], char *why, size_t whylen);
 /* The SHA-256 fingerprint of the first certificate in a PEM file. */
 int net_tls_fingerprint_file(const char *pem, char fp[65], char *why, size_t whylen);
 

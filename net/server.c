@@ -67,6 +67,7 @@ struct vv_net_server {
 	int lfd, stop_pipe[2];
 	unsigned port;
 	unsigned auth_ms, idle_ms, max_conn, max_per_addr;
+	bool mtls;                   /* --client-ca: a client certificate is required */
 	pthread_t acceptor;
 	bool started;
 	pthread_mutex_t mu;          /* below */
@@ -94,6 +95,8 @@ struct conn {
 	struct sess s;
 	char *token;                 /* the API key, kept to re-check it (locked memory) */
 	size_t token_cap;
+	char cert_user[33];          /* mTLS: the verified certificate's CN, a vault user */
+	char cert_fp[65];            /* and its SHA-256 */
 	int64_t checked_ms;
 	pthread_mutex_t qmu;
 	pthread_cond_t qcond;        /* a job queued, or one finished, or closing */
@@ -325,9 +328,12 @@ static int authenticate(struct conn *c)
 		goto out;
 	}
 	if ((r = vv_rw_decode(&h, body, h.len, m)) < 0 || m->u[0] != VV_RW_VERSION ||
-	    (m->u[1] != VV_RW_AUTH_KEY && m->u[1] != VV_RW_AUTH_PASSWORD)) {
+	    (m->u[1] != VV_RW_AUTH_KEY && m->u[1] != VV_RW_AUTH_PASSWORD &&
+	     (m->u[1] != VV_RW_AUTH_CERT || !c->cert_user[0]))) {
 		snprintf(detail, sizeof(detail), r < 0 ? "a malformed auth frame"
 				 : m->u[0] != VV_RW_VERSION ? "protocol version %llu (this server speaks 1)"
+				 : m->u[1] == VV_RW_AUTH_CERT ? "certificate login without a client "
+								"certificate (the server has no --client-ca)"
 				 : "unknown auth method", (unsigned long long)m->u[0]);
 		audit(c, NULL, "unauth", VV_EACCES, detail);
 		memset(&rep, 0, sizeof(rep));
@@ -339,7 +345,12 @@ static int authenticate(struct conn *c)
 	}
 	if ((r = bo_wait(c)) < 0)
 		goto out;
-	if (m->u[1] == VV_RW_AUTH_KEY) {
+	if (m->u[1] == VV_RW_AUTH_CERT) {
+		snprintf(tried_buf, sizeof(tried_buf), "%s", c->cert_user);
+		tried = tried_buf;
+		r = vv_vault_auth_cert(s->v, c->cert_user, c->cert_fp,
+				       (const struct sockaddr *)&c->peer, false, &c->s.auth);
+	} else if (m->u[1] == VV_RW_AUTH_KEY) {
 		tried = NULL;
 		r = vv_vault_auth_key(s->v, m->s[1], (const struct sockaddr *)&c->peer, &c->s.auth);
 		if (r == 0)
@@ -358,6 +369,17 @@ static int authenticate(struct conn *c)
 			if (!strchr("0123456789abcdef", keyid[i]))
 				keyid[0] = 0;
 	}
+	if (r == 0 && c->cert_user[0] && strcmp(c->s.auth.user, c->cert_user) != 0) {
+		/* mTLS precedes the key or password: they may only log in as
+		 * the certificate's own user */
+		snprintf(detail, sizeof(detail), "%s of user %s refused: the client certificate "
+			 "is %s's", m->u[1] == VV_RW_AUTH_KEY ? "API key" : "password",
+			 c->s.auth.user, c->cert_user);
+		audit(c, c->s.auth.user, "unauth", VV_EACCES, detail);
+		explicit_bzero(&c->s.auth, sizeof(c->s.auth));
+		token_drop(c);
+		r = VV_EPERM;
+	}
 	explicit_bzero(body, h.len);
 	explicit_bzero(m->sbuf, sizeof(m->sbuf));
 	bo_result(c, r == 0);
@@ -366,13 +388,15 @@ static int authenticate(struct conn *c)
 	if (r < 0) {
 		vv_allow_count(s->allow, VV_ALLOW_AUTH_FAILED);
 		snprintf(detail, sizeof(detail), "%s refused%s%s%s",
-			 tried ? "password" : "API key", keyid[0] ? ": key " : "", keyid,
+			 m->u[1] == VV_RW_AUTH_CERT ? "client certificate" : tried ? "password" : "API key",
+			 keyid[0] ? ": key " : "", keyid,
 			 r == VV_EBUSY ? ": too many password checks at once" : "");
-		audit(c, tried ? tried : (keyid[0] ? keyid : NULL), "unauth", VV_EACCES, detail);
-		/* Only a verdict on the credentials is EACCES; busy, or a
-		 * failure to read them, says nothing about them: the client
-		 * may retry. */
-		rep.h.status = r == VV_EACCES ? VV_EACCES : r;
+		if (r != VV_EPERM)   /* a user mismatch is audited above */
+			audit(c, tried ? tried : (keyid[0] ? keyid : NULL), "unauth", VV_EACCES, detail);
+		/* Only a verdict on the credentials is EACCES (a certificate's
+		 * user mismatch too); busy, or a failure to read them, says
+		 * nothing about them: the client may retry. */
+		rep.h.status = r == VV_EACCES || r == VV_EPERM ? VV_EACCES : r;
 		(void)send_msg(c, &rep, out, sizeof(out));
 		r = VV_EACCES;
 		goto out;
@@ -380,6 +404,8 @@ static int authenticate(struct conn *c)
 	vv_allow_count(s->allow, VV_ALLOW_AUTHENTICATED);
 	if (c->s.auth.key_id[0])
 		snprintf(c->s.user, sizeof(c->s.user), "%s/%s", c->s.auth.user, c->s.auth.key_id);
+	else if (m->u[1] == VV_RW_AUTH_CERT)
+		snprintf(c->s.user, sizeof(c->s.user), "%s/cert:%.16s", c->s.auth.user, c->cert_fp);
 	else
 		snprintf(c->s.user, sizeof(c->s.user), "%s", c->s.auth.user);
 	c->checked_ms = net_now_ms();
@@ -407,7 +433,7 @@ static void recheck(struct conn *c)
 	bool due;
 	int r;
 
-	if (!c->token)
+	if (!c->token && !c->cert_user[0])
 		return;
 	pthread_mutex_lock(&c->qmu);
 	due = now - c->checked_ms >= RECHECK_MS;
@@ -416,16 +442,21 @@ static void recheck(struct conn *c)
 	pthread_mutex_unlock(&c->qmu);
 	if (!due)
 		return;
-	if ((r = vv_vault_auth_key(c->srv->v, c->token, (const struct sockaddr *)&c->peer, &a)) < 0) {
-		/* Only the key's verdict ends the session; a failure to read
-		 * it (EIO, ENOMEM, the audit log down) is tried again in a
-		 * second, and requests meanwhile meet the same failure. */
+	r = c->token ? vv_vault_auth_key(c->srv->v, c->token, (const struct sockaddr *)&c->peer, &a)
+		     : vv_vault_auth_cert(c->srv->v, c->cert_user, c->cert_fp,
+					  (const struct sockaddr *)&c->peer, true, &a);
+	if (r < 0) {
+		/* Only the verdict on the key or certificate ends the session;
+		 * a failure to read it (EIO, ENOMEM, the audit log down) is
+		 * tried again in a second, and requests meanwhile meet the
+		 * same failure. */
 		if (r != VV_EACCES)
-			vv_log(VV_LOG_WARN, "remote: %s: re-checking the session's key: %s",
+			vv_log(VV_LOG_WARN, "remote: %s: re-checking the session's login: %s",
 			       c->client, vv_strerror(r));
 		else if (!atomic_exchange(&c->s.revoked, true)) {
-			audit(c, c->s.user, "unauth", VV_EACCES,
-			      "API key no longer valid (revoked, expired or deleted): session ended");
+			audit(c, c->s.user, "unauth", VV_EACCES, c->token
+			      ? "API key no longer valid (revoked, expired or deleted): session ended"
+			      : "the client certificate's user no longer exists: session ended");
 		}
 	} else if (a.uid != c->s.auth.uid || a.ngroups != c->s.auth.ngroups ||
 		   memcmp(a.groups, c->s.auth.groups, a.ngroups * sizeof(a.groups[0])) != 0) {
@@ -434,7 +465,8 @@ static void recheck(struct conn *c)
 		 * client's next AUTH gets the user as it is now. */
 		if (!atomic_exchange(&c->s.revoked, true)) {
 			audit(c, c->s.user, "unauth", VV_EACCES,
-			      "the key's user changed (uid or roles): session ended");
+			      c->token ? "the key's user changed (uid or roles): session ended"
+				       : "the certificate's user changed (uid or roles): session ended");
 		}
 	}
 	explicit_bzero(&a, sizeof(a));
@@ -597,6 +629,24 @@ static void *conn_main(void *arg)
 		audit(c, NULL, "connect", VV_EACCES, why);
 		goto out;
 	}
+	if (s->mtls) {
+		struct vv_auth a;
+
+		if (net_tls_peer(c->t, c->cert_user, sizeof(c->cert_user), c->cert_fp) < 0) {
+			audit(c, NULL, "unauth", VV_EACCES,
+			      "client certificate without a single printable CN: refused");
+			goto out;
+		}
+		/* a certificate naming no vault user goes no further (audited) */
+		r = vv_vault_auth_cert(s->v, c->cert_user, c->cert_fp,
+				       (const struct sockaddr *)&c->peer, true, &a);
+		explicit_bzero(&a, sizeof(a));
+		if (r < 0) {
+			audit(c, c->cert_user, "unauth", VV_EACCES,
+			      "client certificate names no vault user: refused");
+			goto out;
+		}
+	}
 	if (authenticate(c) < 0)
 		goto out;
 	c->s.v = s->v;
@@ -742,6 +792,7 @@ int vv_net_start(struct vv_vault *v, const struct vv_net_opts *o, struct vv_net_
 	pthread_cond_init(&s->cond, NULL);
 	if ((r = net_tls_ctx_server(o->cert, o->key, o->client_ca, &s->tls, why, whylen)) < 0)
 		goto fail;
+	s->mtls = o->client_ca != NULL;
 	r = VV_ESYS;
 	if (pipe2(s->stop_pipe, O_CLOEXEC) < 0 ||
 	    (s->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
@@ -814,7 +865,18 @@ void vv_net_stop(struct vv_net_server *s)
 
 int vv_net_selfsigned(const char *dir, const char *name, char fp[65], char *why, size_t whylen)
 {
-	return net_tls_selfsigned(dir, name, fp, why, whylen);
+	return net_tls_make(dir, name, NET_CERT_SERVER, NULL, 3650, fp, why, whylen);
+}
+
+int vv_net_client_ca(const char *dir, const char *name, char fp[65], char *why, size_t whylen)
+{
+	return net_tls_make(dir, name, NET_CERT_CA, NULL, 3650, fp, why, whylen);
+}
+
+int vv_net_client_cert(const char *dir, const char *user, const char *ca_dir, unsigned days,
+		       char fp[65], char *why, size_t whylen)
+{
+	return net_tls_make(dir, user, NET_CERT_CLIENT, ca_dir, days, fp, why, whylen);
 }
 
 int vv_net_fingerprint(const char *pem, char fp[65], char *why, size_t whylen)

@@ -107,7 +107,18 @@ int net_tls_ctx_server(const char *cert, const char *key, const char *client_ca,
 			r = VV_EINVAL;
 			goto fail;
 		}
-		SSL_CTX_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+		/* Required, checked in the handshake (chain, dates); no
+		 * post-handshake authentication, no fallback without one. */
+		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca);
+
+		if (!names) {
+			ssl_why(why, whylen, "the client CA (--client-ca) holds no certificate");
+			r = VV_EINVAL;
+			goto fail;
+		}
+		SSL_CTX_set_client_CA_list(c->ssl, names);
+		SSL_CTX_set_verify(c->ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		SSL_CTX_set_verify_depth(c->ssl, 4);
 	}
 	*out = c;
 	return 0;
@@ -181,7 +192,12 @@ int net_tls_accept(struct tls_ctx *c, int fd, int64_t deadline, struct tls_conn 
 			}
 			continue;
 		}
-		ssl_why(why, whylen, "TLS handshake failed");
+		if (SSL_get_verify_result(t->ssl) != X509_V_OK)
+			snprintf(why, whylen, "TLS handshake failed: client certificate refused: %s",
+				 X509_verify_cert_error_string(SSL_get_verify_result(t->ssl)));
+		else
+			ssl_why(why, whylen, "TLS handshake failed");
+		ERR_clear_error();
 		r = VV_EACCES;
 		goto fail;
 	}
@@ -369,18 +385,58 @@ static int put_cert(FILE *f, void *x)
 	return PEM_write_X509(f, x);
 }
 
-int net_tls_selfsigned(const char *dir, const char *name, char fp[65], char *why, size_t whylen)
+static int add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *val)
+{
+	X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, v3, nid, val);
+	int ok = e && X509_add_ext(x, e, -1);
+
+	X509_EXTENSION_free(e);
+	return ok;
+}
+
+/* Load DIR/cert.pem and DIR/key.pem of the issuing CA (tls client-ca). */
+static int load_ca(const char *dir, X509 **x, EVP_PKEY **k, char *why, size_t whylen)
+{
+	char path[4096];
+	FILE *f;
+
+	*x = NULL;
+	*k = NULL;
+	snprintf(path, sizeof(path), "%s/cert.pem", dir);
+	if ((f = fopen(path, "re"))) {
+		*x = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s/key.pem", dir);
+	if (*x && (f = fopen(path, "re"))) {
+		*k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (!*x || !*k || X509_check_private_key(*x, *k) != 1 || X509_check_ca(*x) < 1) {
+		ERR_clear_error();
+		snprintf(why, whylen, "%s/cert.pem and key.pem are not a CA's certificate and key "
+			 "('vecvault tls client-ca' makes them)", dir);
+		X509_free(*x);
+		EVP_PKEY_free(*k);
+		*x = NULL;
+		*k = NULL;
+		return VV_EINVAL;
+	}
+	return 0;
+}
+
+int net_tls_make(const char *dir, const char *name, int kind, const char *ca_dir, unsigned days,
+		 char fp[65], char *why, size_t whylen)
 {
 	char kpath[4096], cpath[4096], san[300];
-	EVP_PKEY *k = NULL;
-	X509 *x = NULL;
+	EVP_PKEY *k = NULL, *ik = NULL;
+	X509 *x = NULL, *ix = NULL;
 	X509_NAME *nm;
-	X509_EXTENSION *ext = NULL;
 	X509V3_CTX v3;
 	uint8_t serial[16];
 	BIGNUM *bn = NULL;
 	unsigned char ip[16];
-	bool is_ip;
+	bool is_ip, ok;
 	int r = VV_ECRYPTO;
 
 	if (snprintf(kpath, sizeof(kpath), "%s/key.pem", dir) >= (int)sizeof(kpath) ||
@@ -392,6 +448,9 @@ int net_tls_selfsigned(const char *dir, const char *name, char fp[65], char *why
 		snprintf(why, whylen, "%s or %s already exists: not overwritten", kpath, cpath);
 		return VV_EEXIST;
 	}
+	if (kind == NET_CERT_CLIENT && (r = load_ca(ca_dir, &ix, &ik, why, whylen)) < 0)
+		return r;
+	r = VV_ECRYPTO;
 	is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
 	snprintf(san, sizeof(san), "%s:%s", is_ip ? "IP" : "DNS", name);
 	if (!(k = EVP_EC_gen("P-256")) || !(x = X509_new()) ||
@@ -404,16 +463,26 @@ int net_tls_selfsigned(const char *dir, const char *name, char fp[65], char *why
 	    !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) ||
 	    !X509_set_version(x, 2) ||
 	    !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
-	    !X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 24 * 3600) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(x), (long)days * 24 * 3600) ||
 	    !X509_set_pubkey(x, k) || !(nm = X509_get_subject_name(x)) ||
 	    !X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8, (const unsigned char *)name, -1, -1, 0) ||
-	    !X509_set_issuer_name(x, nm)) {
+	    !X509_set_issuer_name(x, ix ? X509_get_subject_name(ix) : nm)) {
 		ssl_why(why, whylen, "cannot fill the certificate");
 		goto out;
 	}
-	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-	if (!(ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san)) ||
-	    !X509_add_ext(x, ext, -1) || !X509_sign(x, k, EVP_sha256())) {
+	X509V3_set_ctx(&v3, ix ? ix : x, x, NULL, NULL, 0);
+	if (kind == NET_CERT_SERVER)
+		ok = add_ext(x, &v3, NID_subject_alt_name, san);
+	else if (kind == NET_CERT_CA)
+		ok = add_ext(x, &v3, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") &&
+		     add_ext(x, &v3, NID_key_usage, "critical,keyCertSign,cRLSign") &&
+		     add_ext(x, &v3, NID_subject_key_identifier, "hash");
+	else
+		ok = add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE") &&
+		     add_ext(x, &v3, NID_key_usage, "critical,digitalSignature") &&
+		     add_ext(x, &v3, NID_ext_key_usage, "clientAuth") &&
+		     add_ext(x, &v3, NID_authority_key_identifier, "keyid:always");
+	if (!ok || !X509_sign(x, ik ? ik : k, EVP_sha256())) {
 		ssl_why(why, whylen, "cannot sign the certificate");
 		goto out;
 	}
@@ -427,16 +496,52 @@ int net_tls_selfsigned(const char *dir, const char *name, char fp[65], char *why
 	}
 	r = 0;
 out:
-	X509_EXTENSION_free(ext);
 	BN_free(bn);
 	X509_free(x);
+	X509_free(ix);
 	EVP_PKEY_free(k);
+	EVP_PKEY_free(ik);
+	return r;
+}
+
+int net_tls_peer(struct tls_conn *t, char *cn, size_t cnlen, char fp[65])
+{
+	X509 *x = SSL_get1_peer_certificate(t->ssl);
+	X509_NAME *n;
+	int r = VV_EACCES, i, len;
+	const unsigned char *p;
+	ASN1_STRING *d;
+
+	cn[0] = 0;
+	fp[0] = 0;
+	if (!x || SSL_get_verify_result(t->ssl) != X509_V_OK)
+		goto out;
+	if (fingerprint(x, fp) < 0 || !(n = X509_get_subject_name(x)))
+		goto out;
+	/* exactly one CN, printable, no NUL inside */
+	if ((i = X509_NAME_get_index_by_NID(n, NID_commonName, -1)) < 0 ||
+	    X509_NAME_get_index_by_NID(n, NID_commonName, i) >= 0)
+		goto out;
+	d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i));
+	p = ASN1_STRING_get0_data(d);
+	len = ASN1_STRING_length(d);
+	if (len <= 0 || (size_t)len >= cnlen)
+		goto out;
+	for (int k = 0; k < len; k++)
+		if (p[k] < 0x21 || p[k] > 0x7e)
+			goto out;
+	memcpy(cn, p, (size_t)len);
+	cn[len] = 0;
+	r = 0;
+out:
+	X509_free(x);
 	return r;
 }
 
 /* --- the client side ------------------------------------------------------ */
 
-int net_tls_connect(int fd, const char *host, const char *ca, int64_t deadline,
+int net_tls_connect(int fd, const char *host, const char *ca, const char *cert,
+		const char *cert_key, int64_t deadline,
 		struct tls_conn **out, char fp[65], char *why, size_t whylen)
 {
 	struct tls_conn *t = calloc(1, sizeof(*t));
@@ -465,6 +570,20 @@ int net_tls_connect(int fd, const char *host, const char *ca, int64_t deadline,
 			goto fail;
 		}
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	}
+	if (cert) {
+		if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+			ssl_why(why, whylen, "cannot load the client certificate (--cert)");
+			r = VV_EINVAL;
+			goto fail;
+		}
+		if (SSL_CTX_use_PrivateKey_file(ctx, cert_key ? cert_key : cert, SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_check_private_key(ctx) != 1) {
+			ssl_why(why, whylen, "cannot load the client certificate's key (--cert-key), "
+				"or it does not match --cert");
+			r = VV_EINVAL;
+			goto fail;
+		}
 	}
 	if (!(t->ssl = SSL_new(ctx)) || SSL_set_fd(t->ssl, fd) != 1 ||
 	    SSL_set_tlsext_host_name(t->ssl, host) != 1 ||

@@ -96,7 +96,8 @@ static const char usage[] =
 	"  --allow CIDR       admit clients from CIDR (repeatable); default: loopback\n"
 	"                     only (127.0.0.0/8, ::1); 0.0.0.0/0 and ::/0 must be\n"
 	"                     given explicitly; others are closed before TLS\n"
-	"  --client-ca FILE   also ask clients for a certificate signed by FILE\n"
+	"  --client-ca FILE   mutual TLS: require a client certificate signed by FILE\n"
+	"                     whose CN names a vault user (it logs in as that user)\n"
 	"Unmount with: fusermount3 -u MNT\n"
 	"A remote vault: vecvault mount vv://[USER@]HOST:PORT[/COLLECTION] MNT ...\n"
 	"                (vecvault mount vv:// --help)\n";

@@ -36,7 +36,8 @@
 
 static const char usage[] =
 	"usage: vecvault mount vv://[USER@]HOST:PORT[/COLLECTION] MNT\n"
-	"                      (--key-file FILE | --password-file FILE)\n"
+	"                      (--key-file FILE | --password-file FILE |\n"
+	"                       --cert FILE [--cert-key FILE])\n"
 	"                      [--ca FILE | --pin SHA256] [--known-hosts FILE]\n"
 	"                      [--bind ADDR] [--timeout SECONDS] [-o OPT[,OPT...]]\n"
 	"                      [-f] [-d] [--log FILE]\n"
@@ -45,6 +46,11 @@ static const char usage[] =
 	"  --key-file FILE    log in with the API key in FILE ('vecvault key create');\n"
 	"                     with USER@, the key must be USER's\n"
 	"  --password-file FILE  log in as USER (required) with the password in FILE\n"
+	"  --cert FILE        mutual TLS: present this client certificate (PEM), for a\n"
+	"                     server with --client-ca; its CN names the vault user.\n"
+	"                     Alone it logs in as that user; with --key-file or\n"
+	"                     --password-file, those must be the same user's\n"
+	"  --cert-key FILE    the certificate's private key (default: in --cert)\n"
 	"  --ca FILE          verify the server's certificate and name by this CA\n"
 	"  --pin SHA256       accept only the certificate with this SHA-256\n"
 	"                     fingerprint ('vecvault tls selfsigned' prints it)\n"
@@ -64,10 +70,12 @@ struct rargs {
 	char user[256], host[256], coll[VV_NAME_MAX + 1];
 	unsigned port;
 	const char *mnt, *key_file, *pw_file, *ca, *pin, *known_hosts, *bind, *log;
+	const char *cert, *cert_key;
 	unsigned timeout_s;
 	bool foreground, debug;
 	struct vv_fs_opts fo;
 	char mnt_abs[PATH_MAX], ca_abs[PATH_MAX], kh_abs[PATH_MAX], log_abs[PATH_MAX];
+	char cert_abs[PATH_MAX], ckey_abs[PATH_MAX];
 	char fsname[1100];
 };
 
@@ -241,7 +249,9 @@ static int run_client(struct rargs *a, struct tool_pass *secret, int report_fd)
 	o.pin = a->pin;
 	o.known_hosts = a->known_hosts;
 	o.user = a->pw_file ? a->user : NULL;
-	o.secret = secret->buf;
+	o.secret = a->key_file || a->pw_file ? secret->buf : NULL;
+	o.cert = a->cert;
+	o.cert_key = a->cert_key;
 	o.timeout_ms = a->timeout_s * 1000;
 	why[0] = '\0';
 	r = vv_net_client_connect(&o, &c, &uid, why, sizeof(why));
@@ -250,9 +260,11 @@ static int run_client(struct rargs *a, struct tool_pass *secret, int report_fd)
 		report(report_fd, "vv://%s:%u: %s", a->host, a->port, why[0] ? why : vv_strerror(r));
 		goto out;
 	}
-	if (a->key_file && a->user[0] && strcmp(a->user, vv_net_client_user(c)) != 0) {
-		report(report_fd, "vv://%s:%u: the key in %s belongs to the vault user %s, not %s: "
-		       "refused", a->host, a->port, a->key_file, vv_net_client_user(c), a->user);
+	if ((a->key_file || !a->pw_file) && a->user[0] &&
+	    strcmp(a->user, vv_net_client_user(c)) != 0) {
+		report(report_fd, "vv://%s:%u: the %s %s belongs to the vault user %s, not %s: "
+		       "refused", a->host, a->port, a->key_file ? "key in" : "client certificate",
+		       a->key_file ? a->key_file : a->cert, vv_net_client_user(c), a->user);
 		goto out;
 	}
 	if ((r = vv_net_client_start(c)) < 0 || (r = find_root(c, a->coll, &root, &gen, why,
@@ -348,6 +360,8 @@ int cmd_mount_remote(int argc, char **argv)
 		{ "key-file", required_argument, NULL, 'k' },
 		{ "password-file", required_argument, NULL, 'w' },
 		{ "ca", required_argument, NULL, 'c' },
+		{ "cert", required_argument, NULL, 'C' },
+		{ "cert-key", required_argument, NULL, 'X' },
 		{ "pin", required_argument, NULL, 'P' },
 		{ "known-hosts", required_argument, NULL, 'K' },
 		{ "bind", required_argument, NULL, 'b' },
@@ -374,6 +388,8 @@ int cmd_mount_remote(int argc, char **argv)
 		case 'k': a.key_file = optarg; break;
 		case 'w': a.pw_file = optarg; break;
 		case 'c': a.ca = optarg; break;
+		case 'C': a.cert = optarg; break;
+		case 'X': a.cert_key = optarg; break;
 		case 'P': a.pin = optarg; break;
 		case 'K': a.known_hosts = optarg; break;
 		case 'b': a.bind = optarg; break;
@@ -416,9 +432,23 @@ int cmd_mount_remote(int argc, char **argv)
 		return 2;
 	}
 	a.mnt = argv[optind + 1];
-	if (!a.key_file == !a.pw_file) {
-		die_msg("mount", "give exactly one of --key-file and --password-file");
+	if (a.key_file && a.pw_file) {
+		die_msg("mount", "give only one of --key-file and --password-file");
 		return 2;
+	}
+	if (!a.key_file && !a.pw_file && !a.cert) {
+		die_msg("mount", "give --key-file, --password-file or --cert (a client certificate)");
+		return 2;
+	}
+	if (a.cert_key && !a.cert) {
+		die_msg("mount", "--cert-key needs --cert");
+		return 2;
+	}
+	if ((a.cert && access(a.cert, R_OK) < 0) || (a.cert_key && access(a.cert_key, R_OK) < 0)) {
+		die_msg("mount", "%s %s (%s)", a.cert_key && access(a.cert_key, R_OK) < 0 ?
+			"--cert-key" : "--cert", a.cert_key && access(a.cert_key, R_OK) < 0 ?
+			a.cert_key : a.cert, strerror(errno));
+		return 1;
 	}
 	if (a.pw_file && !a.user[0]) {
 		die_msg("mount", "--password-file needs the vault user: vv://USER@%s:%u", a.host,
@@ -452,7 +482,8 @@ int cmd_mount_remote(int argc, char **argv)
 		a.known_hosts = a.kh_abs;
 	}
 	if (absolute(&a.ca, a.ca_abs) < 0 || absolute(&a.known_hosts, a.kh_abs) < 0 ||
-	    absolute(&a.log, a.log_abs) < 0)
+	    absolute(&a.log, a.log_abs) < 0 || absolute(&a.cert, a.cert_abs) < 0 ||
+	    absolute(&a.cert_key, a.ckey_abs) < 0)
 		return 1;
 	snprintf(a.fsname, sizeof(a.fsname), "vv://%s%s%s:%u%s%s", a.user, a.user[0] ? "@" : "",
 		 a.host, a.port, a.coll[0] ? "/" : "", a.coll);
@@ -462,7 +493,8 @@ int cmd_mount_remote(int argc, char **argv)
 	a.fo.fsname = a.fsname;
 	a.fo.debug = a.debug;
 	src.file = a.key_file ? a.key_file : a.pw_file;
-	if (tool_get_pass("mount", &src, a.key_file ? "API key" : "password", false, &secret) < 0)
+	if (src.file &&
+	    tool_get_pass("mount", &src, a.key_file ? "API key" : "password", false, &secret) < 0)
 		return 1;
 	/* A server gone mid-write must not kill the client with SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);

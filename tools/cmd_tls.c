@@ -1,13 +1,17 @@
 /*
- * cmd_tls.c - `vecvault tls selfsigned|fingerprint`: a first key and
- * certificate for `vecvault serve` / `mount --listen`, and the SHA-256
- * fingerprint that clients pin (docs/remote.md).
+ * cmd_tls.c - `vecvault tls selfsigned|fingerprint|client-ca|client`: a
+ * first key and certificate for `vecvault serve` / `mount --listen`, the
+ * SHA-256 fingerprint that clients pin, and a CA and client certificates
+ * for mutual TLS (docs/remote.md).
  *
  *   vecvault tls selfsigned --out DIR [--name HOST]
  *   vecvault tls fingerprint CERT
+ *   vecvault tls client-ca --out DIR [--name NAME]
+ *   vecvault tls client USER --ca DIR --out DIR [--days N]
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,21 +25,34 @@
 static const char usage[] =
 	"usage: vecvault tls selfsigned --out DIR [--name HOST]\n"
 	"       vecvault tls fingerprint CERT\n"
+	"       vecvault tls client-ca --out DIR [--name NAME]\n"
+	"       vecvault tls client USER --ca DIR --out DIR [--days N]\n"
 	"  selfsigned   write DIR/key.pem (mode 0600) and DIR/cert.pem: a P-256 key\n"
 	"               and a certificate for HOST (default: this host's name), valid\n"
 	"               ten years; print its SHA-256 fingerprint for clients' --pin.\n"
 	"               Existing files are never overwritten.\n"
-	"  fingerprint  print the SHA-256 fingerprint of a PEM certificate\n";
+	"  fingerprint  print the SHA-256 fingerprint of a PEM certificate\n"
+	"  client-ca    mutual TLS: write DIR/key.pem (0600) and DIR/cert.pem, a CA for\n"
+	"               client certificates (default NAME vecvault-client-ca), ten\n"
+	"               years; give DIR/cert.pem to the server as --client-ca\n"
+	"  client       write DIR/key.pem (0600) and DIR/cert.pem: a client\n"
+	"               certificate whose CN is the vault user USER, signed by the CA\n"
+	"               in --ca DIR, valid N days (default 365); the client mounts\n"
+	"               with --cert DIR/cert.pem --cert-key DIR/key.pem\n";
 
 int cmd_tls(int argc, char **argv)
 {
 	static const struct option lopts[] = {
 		{ "out", required_argument, NULL, 'o' },
 		{ "name", required_argument, NULL, 'n' },
+		{ "ca", required_argument, NULL, 'c' },
+		{ "days", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *sub, *out = NULL, *name = NULL;
+	const char *sub, *out = NULL, *name = NULL, *ca = NULL;
+	unsigned long days = 365;
+	char *end;
 	char host[256], fp[65], why[512];
 	int opt, r;
 
@@ -45,6 +62,16 @@ int cmd_tls(int argc, char **argv)
 		switch (opt) {
 		case 'o': out = optarg; break;
 		case 'n': name = optarg; break;
+		case 'c': ca = optarg; break;
+		case 'd':
+			errno = 0;
+			days = strtoul(optarg, &end, 10);
+			if (errno || *end || optarg[0] < '0' || optarg[0] > '9' || days == 0 ||
+			    days > 36500) {
+				die_msg("tls", "bad --days '%s' (1 to 36500)", optarg);
+				return 2;
+			}
+			break;
 		default:
 			fputs(usage, stderr);
 			return 2;
@@ -62,8 +89,43 @@ int cmd_tls(int argc, char **argv)
 		printf("sha256:%s\n", fp);
 		return 0;
 	}
+	if (!strcmp(sub, "client-ca") || !strcmp(sub, "client")) {
+		bool client = !strcmp(sub, "client");
+
+		if (!out || optind != argc - (client ? 1 : 0) || (client && (!ca || name)) ||
+		    (!client && ca)) {
+			die_msg("tls", client ? "usage: tls client USER --ca DIR --out DIR [--days N]"
+					      : "usage: tls client-ca --out DIR [--name NAME]");
+			return 2;
+		}
+		name = client ? argv[optind] : name ? name : "vecvault-client-ca";
+		if (strlen(name) == 0 || strlen(name) > 64 || strspn(name,
+		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != strlen(name)) {
+			die_msg("tls", "'%s' is not a %s (letters, digits, _ - ., up to 64)", name,
+				client ? "vault user name" : "CA name");
+			return 2;
+		}
+		if (mkdir(out, 0700) < 0 && errno != EEXIST) {
+			die_msg("tls", "cannot make %s (%s)", out, strerror(errno));
+			return 1;
+		}
+		r = client ? vv_net_client_cert(out, name, ca, (unsigned)days, fp, why, sizeof(why))
+			   : vv_net_client_ca(out, name, fp, why, sizeof(why));
+		if (r < 0) {
+			die_msg("tls", "%s", why);
+			return 1;
+		}
+		printf("wrote %s/key.pem and %s/cert.pem: %s %s\nsha256:%s\n", out, out,
+		       client ? "a client certificate for the vault user" : "the client CA", name, fp);
+		return 0;
+	}
 	if (strcmp(sub, "selfsigned") != 0) {
-		die_msg("tls", "unknown subcommand '%s' (selfsigned, fingerprint)", sub);
+		die_msg("tls", "unknown subcommand '%s' (selfsigned, fingerprint, client-ca, "
+			"client)", sub);
+		return 2;
+	}
+	if (ca || days != 365) {
+		fputs(usage, stderr);
 		return 2;
 	}
 	if (!out || optind != argc) {

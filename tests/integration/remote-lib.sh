@@ -75,3 +75,19 @@ vv_rmount() {
 	"$VV_BIN" mount "$url" "$mnt" --log "$T/client.log" "$@" || return $?
 	printf '%s\t%s\n' "$mnt" "" >> "$VV_MOUNTS"
 }
+
+# refused PATTERN ARGS...: 'vecvault mount ARGS' (a vv:// mount on $R)
+# fails, prints PATTERN (grep -E; output in $T/out) and leaves no mount.
+refused() {
+	local pat=$1 rc=0
+	shift
+	mkdir -p "$R"
+	"$VV_BIN" mount "$@" > "$T/out" 2>&1 || rc=$?
+	if [ "$rc" -eq 0 ]; then
+		fusermount3 -u "$R" 2>/dev/null
+		echo "# mounted: $*"
+		return 1
+	fi
+	grep -q "$R" /proc/mounts && { echo "# left a mount"; return 1; }
+	grep -Eq "$pat" "$T/out" || { echo "# wanted /$pat/, got:"; sed 's/^/#   /' "$T/out"; return 1; }
+}

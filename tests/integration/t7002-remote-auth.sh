@@ -137,6 +137,20 @@ except R.Error:
     sys.exit(0)
 sys.exit('authenticated')"
 
+# a certificate login (mTLS, AUTH method 3) on a server without --client-ca
+check "certificate login without --client-ca: refused, nothing served" rpy "
+c = R.Client('127.0.0.1', $P)
+try:
+    c.auth_cert(); sys.exit('logged in')
+except R.Error as e:
+    print('# refused:', e)
+try:
+    c.call('getattr', 1); sys.exit('served')
+except (EOFError, OSError, R.Error):
+    pass"
+check "audited: certificate login without a certificate" vv_audit_has "$AUD" op=unauth \
+	result=EACCES "detail~certificate login without a client certificate"
+
 check "the secret is in no audit record" sh -c "! grep -qF -- '$SECRET' '$AUD'"
 check "the password is in no audit record" sh -c "! grep -qF 'not it' '$AUD' && ! grep -qF 'long enough' '$AUD'"
 check "the secret is not in the daemon log" sh -c "! grep -qF -- '$SECRET' '$LOG'"

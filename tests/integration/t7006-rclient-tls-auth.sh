@@ -49,20 +49,6 @@ URL="vv://127.0.0.1:$P/coll"
 export HOME=$T/home
 mkdir -p -m 700 "$HOME"
 
-# refused: mount MNT URL ARGS... fails, prints PATTERN (grep -E), mounts nothing
-refused() {
-	local pat=$1 rc=0
-	shift
-	mkdir -p "$R"
-	"$VV_BIN" mount "$@" > "$T/out" 2>&1 || rc=$?
-	if [ "$rc" -eq 0 ]; then
-		fusermount3 -u "$R" 2>/dev/null
-		echo "# mounted: $*"
-		return 1
-	fi
-	grep -q "$R" /proc/mounts && { echo "# left a mount"; return 1; }
-	grep -Eq "$pat" "$T/out" || { echo "# wanted /$pat/, got:"; sed 's/^/#   /' "$T/out"; return 1; }
-}
 mounted() {
 	vv_rmount "$@" || return 1
 	test "$(cat "$R/f")" = data || return 1

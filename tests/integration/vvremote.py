@@ -93,8 +93,10 @@ def tcp(host, port, bind=None, timeout=20):
     return s
 
 
-def tls(sock, fingerprint=None, version=ssl.TLSVersion.TLSv1_3):
+def tls(sock, fingerprint=None, version=ssl.TLSVersion.TLSv1_3, cert=None, key=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cert:
+        ctx.load_cert_chain(cert, key)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE      # checked below by the pinned fingerprint
     ctx.minimum_version = version
@@ -118,8 +120,8 @@ def recv_exact(t, n):
 
 
 class Client:
-    def __init__(self, host, port, bind=None, fingerprint=None, timeout=20):
-        self.t = tls(tcp(host, port, bind, timeout), fingerprint)
+    def __init__(self, host, port, bind=None, fingerprint=None, timeout=20, cert=None, key=None):
+        self.t = tls(tcp(host, port, bind, timeout), fingerprint, cert=cert, key=key)
         self.rid = 0
 
     def send(self, op, *fields):
@@ -154,6 +156,10 @@ class Client:
 
     def auth_password(self, user, pw):
         return self.call('auth', 1, 2, user, pw)
+
+    def auth_cert(self):
+        """Log in as the client certificate's user (mutual TLS)."""
+        return self.call('auth', 1, 3, '', '')
 
     def walk(self, path):
         ino = 1

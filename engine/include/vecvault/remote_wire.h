@@ -83,7 +83,7 @@ enum vv_rw_op {
 };
 
 /* AUTH methods (first u32 of an AUTH request after the version). */
-enum { VV_RW_AUTH_KEY = 1, VV_RW_AUTH_PASSWORD = 2 };
+enum { VV_RW_AUTH_KEY = 1, VV_RW_AUTH_PASSWORD = 2, VV_RW_AUTH_CERT = 3 };
 
 struct vv_rw_hdr {
 	uint32_t len;                /* body bytes, <= VV_RW_BODY_MAX */

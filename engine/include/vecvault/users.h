@@ -71,6 +71,17 @@ int vv_vault_auth_password(struct vv_vault *v, const char *user, const char *pas
 			   size_t passlen, const struct sockaddr *peer, struct vv_auth *out);
 
 /*
+ * Authenticate a client certificate the TLS layer already verified
+ * against the server's --client-ca: its subject CN (user) must name an
+ * existing vault user, who is then the identity (uid, roles) exactly as
+ * after a key login.  fp: the certificate's SHA-256 (hex), for the audit
+ * record.  quiet: audit only a refusal (the server's once-a-second
+ * recheck of a live session).  Same contract as vv_vault_auth_key.
+ */
+int vv_vault_auth_cert(struct vv_vault *v, const char *user, const char *fp,
+		       const struct sockaddr *peer, bool quiet, struct vv_auth *out);
+
+/*
  * May a connection from peer proceed to the TLS handshake on the strength
  * of an API key?  True when some active key (not revoked, not expired)
  * lists a CIDR that holds peer: DESIGN.md's listener admits an address

@@ -65,7 +65,10 @@ struct vv_net_client_opts {
 	const char *pin;             /* else: the certificate's SHA-256, 64 hex digits */
 	const char *known_hosts;     /* else: trust on first use, recorded in this file */
 	const char *user;            /* password login: the vault user */
-	const char *secret;          /* the API key token, or the password */
+	const char *secret;          /* the API key token, or the password; NULL: log in
+	                                by the client certificate (cert) alone */
+	const char *cert;            /* mutual TLS: a PEM client certificate (chain) */
+	const char *cert_key;        /* its PEM private key (NULL: in cert) */
 	unsigned timeout_ms;         /* a request not answered in time: the
 	                                connection is declared dead; 0 = 30000 */
 };
@@ -112,6 +115,13 @@ void vv_net_client_close(struct vv_net_client *c);       /* NULL ok */
  * the certificate's SHA-256 fingerprint (64 hex digits) in fp.  Never
  * overwrites (VV_EEXIST). */
 int vv_net_selfsigned(const char *dir, const char *name, char fp[65], char *why, size_t whylen);
+/* `vecvault tls client-ca`: DIR/key.pem and DIR/cert.pem of a CA for
+ * client certificates (the server's --client-ca is DIR/cert.pem), ten
+ * years.  `vecvault tls client`: DIR/key.pem and DIR/cert.pem of a client
+ * certificate with CN user, signed by the CA in ca_dir, valid days. */
+int vv_net_client_ca(const char *dir, const char *name, char fp[65], char *why, size_t whylen);
+int vv_net_client_cert(const char *dir, const char *user, const char *ca_dir, unsigned days,
+		       char fp[65], char *why, size_t whylen);
 /* The SHA-256 fingerprint of a PEM certificate file. */
 int vv_net_fingerprint(const char *pem, char fp[65], char *why, size_t whylen);
 
