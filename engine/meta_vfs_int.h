@@ -69,6 +69,17 @@ int vv_metavfs_close(sqlite3 *db);
 int vv_metavfs_wal_discarded(sqlite3 *db);
 
 /*
+ * The WAL's file descriptor, for a WAL sync made outside the connection
+ * (vv_meta_wal_fd, the vault's group commit): SQLite runs synchronous=NORMAL,
+ * so a commit writes its frames without syncing them.  The descriptor stays
+ * open until vv_metavfs_close (locking_mode=EXCLUSIVE keeps the WAL open).
+ * Syncs the WAL's directory first if this connection created the WAL and
+ * has not synced it yet.  Call from the thread that owns db; the fsync of
+ * the returned descriptor may run on any thread.  VV_EIO if db has no WAL.
+ */
+int vv_metavfs_wal_fd(sqlite3 *db);
+
+/*
  * Map an SQLite result code (rc from a call on db; db may be NULL) to a
  * VV_E* code: authentication failures and malformed files -> VV_ECORRUPT,
  * SQLITE_FULL -> VV_ENOSPC, other I/O -> VV_EIO, SQLITE_NOMEM -> VV_ENOMEM,
