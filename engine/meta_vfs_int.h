@@ -33,8 +33,8 @@
  * from the file: a file written with another page size or key fails with
  * VV_ECORRUPT.  Sets, in this order: page size + reserve bytes (create),
  * locking_mode=EXCLUSIVE, journal_mode=WAL (checked), temp_store=MEMORY,
- * mmap_size=0, cache_size=-65536, synchronous=NORMAL, foreign_keys=OFF; then
- * checks page size and reserve.
+ * mmap_size=0, cache_size=-65536, foreign_keys=OFF; then checks page size
+ * and reserve.  synchronous is meta.c's (the durability story).
  *
  * key (VV_KEY_BYTES) is copied into secure memory; the caller may wipe its
  * copy at once.  On success *out is a connection the caller owns and must

@@ -4,17 +4,22 @@
  * (invariant 6).
  *
  * Durability, in one place.  Operations change meta.db inside one long
- * transaction under v->mu.  Every commit is durable once it returns: meta.c
- * runs SQLite with synchronous=FULL (the only place that sets it), so the
- * WAL is fsync'd at each commit.  Commits are batched, not weakened: the ticker
- * (vault.c) commits every COMMIT_MS, and fsync, sync and close commit at
- * once.  Before every commit vv_content_sync() makes each chunk written so
- * far durable, so no commit can reference a chunk a power cut could lose;
- * chunks whose last reference a commit dropped are unlinked after it
- * returns.  The rollback anchor outside STORE (a file written and fsync'd
- * on its own) is what lags: it is caught up by vault_commit_anchor(), every
- * few seconds from the ticker and at fsync, sync, open and close, so an
- * older meta.db is caught at the next mount up to that lag.
+ * transaction under v->mu.  Every commit is durable once it returns, in two
+ * steps: SQLite writes the WAL frames (synchronous=NORMAL, set in meta.c,
+ * the only place that sets it), then this file fsyncs the WAL.  Commits are
+ * batched, not weakened: the ticker (vault.c) commits every COMMIT_MS, and
+ * fsync, sync and close commit at once.  The ticker, fsync and sync use the
+ * group commit (vault_commit_group): the WAL fsync runs outside v->mu and
+ * covers every commit written before it; docs/design.md, "Commit pipeline".
+ * Before every commit vv_content_sync() makes each chunk written so far
+ * durable, so no commit can reference a chunk a power cut could lose;
+ * chunks whose last reference a commit dropped are unlinked once every
+ * written commit is durable.  The rollback anchor outside STORE (a file
+ * written and fsync'd on its own) is what lags: it is caught up by
+ * vault_commit_anchor() and the group commit with anchor, every few seconds
+ * from the ticker and at fsync, sync, open and close, only when no written
+ * commit awaits its sync, so an older meta.db is caught at the next mount
+ * up to that lag.
  */
 #include <errno.h>
 #include <fcntl.h>
