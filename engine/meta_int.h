@@ -70,12 +70,17 @@ int vv_meta_wal_discarded(struct vv_meta *m);
 int vv_meta_close(struct vv_meta *m);
 
 /* Transactions.  begin is a no-op if one is open; commit (a no-op without
- * one) increments the commit counter (kv "commits") and syncs the WAL
- * (synchronous=FULL), so a commit that returned is durable: the durability
- * story is told once, in vault_commit.c. */
+ * one) increments the commit counter (kv "commits"), writes the WAL frames
+ * and syncs the WAL, so a commit that returned is durable: the durability
+ * story is told once, in vault_commit.c.  commit_written stops before the
+ * sync (SQLite runs synchronous=NORMAL): the commit is visible and survives
+ * a process kill, but not a power cut, until the descriptor wal_fd returns
+ * is fsync'd (by any thread; see vv_metavfs_wal_fd). */
 int vv_meta_begin(struct vv_meta *m);
 bool vv_meta_in_txn(const struct vv_meta *m);
 int vv_meta_commit(struct vv_meta *m);
+int vv_meta_commit_written(struct vv_meta *m);
+int vv_meta_wal_fd(struct vv_meta *m);          /* >= 0, or VV_EIO */
 int vv_meta_rollback(struct vv_meta *m);
 
 /* kv */

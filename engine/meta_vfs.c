@@ -573,32 +573,37 @@ static int x_truncate(sqlite3_file *sf, sqlite3_int64 size)
 	return vv_os_ftruncate(f->fd, size) < 0 ? SQLITE_IOERR_TRUNCATE : SQLITE_OK;
 }
 
+/* A file we created is durable only once its directory entry is: fsync the
+ * directory at the file's first sync. */
+static int sync_dir_once(struct mfile *f)
+{
+	char *slash;
+	int e;
+
+	if (!f->dirsync)
+		return 0;
+	slash = strrchr(f->name, '/');
+	if (slash) {
+		*slash = '\0';
+		e = vv_os_fsync_dir(slash == f->name ? "/" : f->name);
+		*slash = '/';
+		if (e < 0)
+			return e;
+	}
+	f->dirsync = false;
+	return 0;
+}
+
 static int x_sync(sqlite3_file *sf, int flags)
 {
 	struct mfile *f = (struct mfile *)sf;
 	int rc = SQLITE_OK;
 
-	if (vv_os_fsync(f->fd) < 0) {
+	(void)flags;
+	if (vv_os_fsync(f->fd) < 0)
 		rc = SQLITE_IOERR_FSYNC;
-		goto out;
-	}
-	if (f->dirsync) {
-		/* A file we created is durable only once its entry is. */
-		char *slash = strrchr(f->name, '/');
-		int e;
-
-		if (slash) {
-			*slash = '\0';
-			e = vv_os_fsync_dir(slash == f->name ? "/" : f->name);
-			*slash = '/';
-			if (e < 0) {
-				rc = SQLITE_IOERR_DIR_FSYNC;
-				goto out;
-			}
-		}
-		f->dirsync = false;
-	}
-out:
+	else if (sync_dir_once(f) < 0)
+		rc = SQLITE_IOERR_DIR_FSYNC;
 	if (rc != SQLITE_OK)
 		vv_log(VV_LOG_ERR, "meta.db: fsync %s failed", f->name);
 	return rc;
@@ -1165,4 +1170,22 @@ int vv_metavfs_wal_discarded(sqlite3 *db)
 			n = b->discarded;
 	pthread_mutex_unlock(&reg_lock);
 	return n;
+}
+
+int vv_metavfs_wal_fd(sqlite3 *db)
+{
+	sqlite3_file *jf = NULL;
+	struct mfile *f;
+
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &jf) != SQLITE_OK ||
+	    !jf || jf->pMethods != &io_methods)
+		return VV_EIO;
+	f = (struct mfile *)jf;
+	if (!f->wal || f->fd < 0)
+		return VV_EIO;
+	if (sync_dir_once(f) < 0) {
+		vv_log(VV_LOG_ERR, "meta.db: fsync of the directory of %s failed", f->name);
+		return VV_EIO;
+	}
+	return f->fd;
 }

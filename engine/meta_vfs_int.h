@@ -33,8 +33,8 @@
  * from the file: a file written with another page size or key fails with
  * VV_ECORRUPT.  Sets, in this order: page size + reserve bytes (create),
  * locking_mode=EXCLUSIVE, journal_mode=WAL (checked), temp_store=MEMORY,
- * mmap_size=0, cache_size=-65536, synchronous=NORMAL, foreign_keys=OFF; then
- * checks page size and reserve.
+ * mmap_size=0, cache_size=-65536, foreign_keys=OFF; then checks page size
+ * and reserve.  synchronous is meta.c's (the durability story).
  *
  * key (VV_KEY_BYTES) is copied into secure memory; the caller may wipe its
  * copy at once.  On success *out is a connection the caller owns and must
@@ -67,6 +67,17 @@ int vv_metavfs_close(sqlite3 *db);
  * already accepted, and every main-db page, fail with VV_ECORRUPT instead.
  */
 int vv_metavfs_wal_discarded(sqlite3 *db);
+
+/*
+ * The WAL's file descriptor, for a WAL sync made outside the connection
+ * (vv_meta_wal_fd, the vault's group commit): SQLite runs synchronous=NORMAL,
+ * so a commit writes its frames without syncing them.  The descriptor stays
+ * open until vv_metavfs_close (locking_mode=EXCLUSIVE keeps the WAL open).
+ * Syncs the WAL's directory first if this connection created the WAL and
+ * has not synced it yet.  Call from the thread that owns db; the fsync of
+ * the returned descriptor may run on any thread.  VV_EIO if db has no WAL.
+ */
+int vv_metavfs_wal_fd(sqlite3 *db);
 
 /*
  * Map an SQLite result code (rc from a call on db; db may be NULL) to a

@@ -60,12 +60,10 @@ static void *ticker(void *arg)
 			vault_snap_tick(v);
 			pthread_mutex_lock(&v->mu);
 		}
-		if (now - last_anchor > ANCHOR_MS * 1000000LL) {
-			vault_commit_anchor(v);
+		/* The WAL sync runs outside v->mu: requests go on meanwhile. */
+		vault_commit_group(v, now - last_anchor > ANCHOR_MS * 1000000LL);
+		if (now - last_anchor > ANCHOR_MS * 1000000LL)
 			last_anchor = now;
-		} else {
-			vault_commit(v);
-		}
 		if (v->cm.unl_safe) {
 			pthread_mutex_unlock(&v->mu);
 			vault_unlink_freed(v, false);
@@ -198,6 +196,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	vv_random_bytes(&v->gen_seq, 4);
 	v->gen_seq <<= 32;
 	pthread_cond_init(&v->tick.cv, NULL);
+	pthread_cond_init(&v->cm.synced, NULL);
 	pthread_mutex_init(&v->seal.mu, NULL);
 	pthread_mutex_init(&v->aud.ckpt_mu, NULL);
 	pthread_cond_init(&v->seal.cv, NULL);
@@ -413,6 +412,9 @@ int vv_vault_close(struct vv_vault *v)
 	}
 	vault_data_files_free(v);
 	vault_node_table_free(v);
+	pthread_mutex_lock(&v->mu);
+	vault_commit_quiesce(v);                  /* no WAL sync outside mu remains */
+	pthread_mutex_unlock(&v->mu);
 	{
 		int r2 = vv_meta_close(v->meta);
 		if (r == 0)
@@ -429,6 +431,7 @@ int vv_vault_close(struct vv_vault *v)
 	free(v->audit_dir);
 	pthread_mutex_destroy(&v->mu);
 	pthread_cond_destroy(&v->tick.cv);
+	pthread_cond_destroy(&v->cm.synced);
 	pthread_mutex_destroy(&v->seal.mu);
 	pthread_mutex_destroy(&v->aud.ckpt_mu);
 	pthread_cond_destroy(&v->seal.cv);
@@ -452,7 +455,7 @@ int vv_vault_sync(struct vv_vault *v)
 	int r = vault_flush_all(v), r2;
 
 	pthread_mutex_lock(&v->mu);
-	r2 = vault_commit_anchor(v);
+	r2 = vault_commit_group(v, true);
 	pthread_mutex_unlock(&v->mu);
 	vault_unlink_freed(v, false);
 	return r < 0 ? r : r2;

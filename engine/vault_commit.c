@@ -4,17 +4,22 @@
  * (invariant 6).
  *
  * Durability, in one place.  Operations change meta.db inside one long
- * transaction under v->mu.  Every commit is durable once it returns: meta.c
- * runs SQLite with synchronous=FULL (the only place that sets it), so the
- * WAL is fsync'd at each commit.  Commits are batched, not weakened: the ticker
- * (vault.c) commits every COMMIT_MS, and fsync, sync and close commit at
- * once.  Before every commit vv_content_sync() makes each chunk written so
- * far durable, so no commit can reference a chunk a power cut could lose;
- * chunks whose last reference a commit dropped are unlinked after it
- * returns.  The rollback anchor outside STORE (a file written and fsync'd
- * on its own) is what lags: it is caught up by vault_commit_anchor(), every
- * few seconds from the ticker and at fsync, sync, open and close, so an
- * older meta.db is caught at the next mount up to that lag.
+ * transaction under v->mu.  Every commit is durable once it returns, in two
+ * steps: SQLite writes the WAL frames (synchronous=NORMAL, set in meta.c,
+ * the only place that sets it), then this file fsyncs the WAL.  Commits are
+ * batched, not weakened: the ticker (vault.c) commits every COMMIT_MS, and
+ * fsync, sync and close commit at once.  The ticker, fsync and sync use the
+ * group commit (vault_commit_group): the WAL fsync runs outside v->mu and
+ * covers every commit written before it; docs/design.md, "Commit pipeline".
+ * Before every commit vv_content_sync() makes each chunk written so far
+ * durable, so no commit can reference a chunk a power cut could lose;
+ * chunks whose last reference a commit dropped are unlinked once every
+ * written commit is durable.  The rollback anchor outside STORE (a file
+ * written and fsync'd on its own) is what lags: it is caught up by
+ * vault_commit_anchor() and the group commit with anchor, every few seconds
+ * from the ticker and at fsync, sync, open and close, only when no written
+ * commit awaits its sync, so an older meta.db is caught at the next mount
+ * up to that lag.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -176,21 +181,74 @@ int vault_seal_checkpoint(struct vv_vault *v)
 	return 0;
 }
 
-/* Copy the commit counter to the anchor outside STORE. */
+/* Copy the commit counter to the anchor outside STORE.  Only once every
+ * written commit is durable: the counter meta.db holds is the last written
+ * one, and an anchor ahead of the durable meta.db would look like a
+ * rollback after a power cut.  Otherwise the anchor keeps lagging (the
+ * next catch-up brings it). */
 static void anchor_catch_up(struct vv_vault *v)
 {
 	uint64_t commits;
 
+	if (v->cm.durable != v->cm.written)
+		return;
 	v->cm.anchor_lags = false;
 	if (vv_meta_kv_get_u64(v->meta, "commits", &commits) == 0 &&
 	    vv_store_anchor_put(v->store, v->state_dir, commits, false) < 0)
 		vv_log(VV_LOG_WARN, "vault: cannot update the rollback anchor");
 }
 
+/* Make commit `seq` durable: fsync the WAL, which covers every commit
+ * written before the fsync starts.  With unlock, v->mu is released during
+ * the fsync and only one such sync runs at a time; a caller whose commit an
+ * earlier sync did not cover waits for it, then starts the next one (group
+ * commit).  Without unlock the fsync runs under mu (callers that hold state
+ * across the commit), possibly beside an unlocked one: fsync is safe on one
+ * descriptor from two threads. */
+static int sync_to(struct vv_vault *v, uint64_t seq, bool unlock)
+{
+	while (v->cm.durable < seq && !v->cm.fatal) {
+		uint64_t target = v->cm.written;
+		int fd, e;
+
+		if (unlock && v->cm.syncing) {
+			pthread_cond_wait(&v->cm.synced, &v->mu);
+			continue;
+		}
+		if ((fd = vv_meta_wal_fd(v->meta)) < 0) {
+			e = fd;
+		} else if (unlock) {
+			v->cm.syncing = true;
+			pthread_mutex_unlock(&v->mu);
+			e = vv_os_fsync(fd);
+			pthread_mutex_lock(&v->mu);
+			v->cm.syncing = false;
+			pthread_cond_broadcast(&v->cm.synced);
+		} else {
+			e = vv_os_fsync(fd);
+		}
+		if (e < 0) {
+			vv_log(VV_LOG_ERR, "vault: cannot sync the metadata WAL; refusing further writes");
+			v->cm.fatal = VV_EIO;
+			break;
+		}
+		if (target > v->cm.durable)
+			v->cm.durable = target;
+		/* The chunks released by commits up to the last written one may
+		 * go once that one is durable (vault_unlink_freed, outside mu);
+		 * when a later commit was written during an unlocked sync, its
+		 * own sync releases them. */
+		if (v->cm.durable == v->cm.written)
+			v->cm.unl_safe = v->cm.unl_written;
+	}
+	return v->cm.fatal;
+}
+
 /* Commit the open transaction, durably (see the top of this file); with
  * anchor, also bring the rollback anchor up to date and recreate the
- * full-disk reserve if it was released. */
-static int commit(struct vv_vault *v, bool anchor)
+ * full-disk reserve if it was released; with unlock, the WAL sync runs
+ * outside v->mu (sync_to). */
+static int commit(struct vv_vault *v, bool anchor, bool unlock)
 {
 	int r;
 
@@ -199,45 +257,54 @@ static int commit(struct vv_vault *v, bool anchor)
 	if (v->flags & VV_VAULT_READONLY)
 		return 0;
 	vault_seal_checkpoint(v);
-	if (!vv_meta_in_txn(v->meta)) {
-		/* Nothing to commit; at most the anchor lags. */
-		if (anchor && v->cm.anchor_lags)
-			anchor_catch_up(v);
-		if (anchor)
-			reserve_make(v);
-		return 0;
+	if (vv_meta_in_txn(v->meta)) {
+		v->cm.space_checked = 0;
+		vault_space_ok(v);                  /* releases the reserve if needed */
+		if ((r = vv_content_sync(v->content)) < 0) {
+			vv_log(VV_LOG_ERR, "vault: cannot make chunks durable: %s", vv_strerror(r));
+			return r;
+		}
+		if ((r = vv_meta_commit_written(v->meta)) < 0) {
+			vv_log(VV_LOG_ERR, "vault: metadata commit failed: %s; refusing further writes",
+			       vv_strerror(r));
+			v->cm.fatal = r;
+			return r;
+		}
+		v->cm.written++;
+		v->cm.unl_written = v->cm.nunl;
+		v->cm.anchor_lags = true;
 	}
-	v->cm.space_checked = 0;
-	vault_space_ok(v);                  /* releases the reserve if needed */
-	if ((r = vv_content_sync(v->content)) < 0) {
-		vv_log(VV_LOG_ERR, "vault: cannot make chunks durable: %s", vv_strerror(r));
+	/* Also when nothing was pending: what this caller changed may be in a
+	 * commit another thread wrote and is still syncing. */
+	if ((r = sync_to(v, v->cm.written, unlock)) < 0)
 		return r;
-	}
-	if ((r = vv_meta_commit(v->meta)) < 0) {
-		vv_log(VV_LOG_ERR, "vault: metadata commit failed: %s; refusing further writes",
-		       vv_strerror(r));
-		v->cm.fatal = r;
-		return r;
-	}
-	/* The commit is durable (the WAL is synced): every chunk it released
-	 * may go now (vault_unlink_freed, outside v->mu). */
-	v->cm.unl_safe = v->cm.nunl;
-	v->cm.anchor_lags = true;
 	if (!anchor)
 		return 0;
-	anchor_catch_up(v);
+	if (v->cm.anchor_lags)
+		anchor_catch_up(v);
 	reserve_make(v);
 	return 0;
 }
 
 int vault_commit(struct vv_vault *v)
 {
-	return commit(v, false);
+	return commit(v, false, false);
 }
 
 int vault_commit_anchor(struct vv_vault *v)
 {
-	return commit(v, true);
+	return commit(v, true, false);
+}
+
+int vault_commit_group(struct vv_vault *v, bool anchor)
+{
+	return commit(v, anchor, true);
+}
+
+void vault_commit_quiesce(struct vv_vault *v)
+{
+	while (v->cm.syncing)
+		pthread_cond_wait(&v->cm.synced, &v->mu);
 }
 
 /* Unlink the chunks that durable commits released.  Not under v->mu: an
@@ -256,6 +323,7 @@ void vault_unlink_freed(struct vv_vault *v, bool locked)
 		memcpy(list, v->cm.unl, n * sizeof(*list));
 		memmove(v->cm.unl, v->cm.unl + n, (v->cm.nunl - n) * sizeof(*list));
 		v->cm.nunl -= n;
+		v->cm.unl_written -= n;
 		v->cm.unl_safe = 0;
 	}
 	if (!locked)

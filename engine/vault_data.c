@@ -1103,7 +1103,7 @@ int vv_vault_fsync(struct vv_vault *v, struct vv_file *fh, bool datasync)
 
 	(void)datasync;
 	pthread_mutex_lock(&v->mu);
-	r2 = vault_commit_anchor(v);
+	r2 = vault_commit_group(v, true);
 	pthread_mutex_unlock(&v->mu);
 	return r < 0 ? r : r2;
 }

@@ -209,6 +209,12 @@ struct vault_commits {
 	bool low_space;                  /* free space below the reserve: refuse growth */
 	uint32_t reserve;                /* reserve size: 1/32 of the file system, clamped */
 	int64_t space_checked;           /* when low_space was last computed (ns) */
+	/* group commit (vault_commit.c): commits are numbered as their WAL
+	 * frames are written; durable is the last one whose WAL sync returned */
+	uint64_t written, durable;
+	size_t unl_written;              /* nunl when commit `written` was made */
+	bool syncing;                    /* a WAL sync runs outside mu */
+	pthread_cond_t synced;           /* with mu: a sync ended */
 };
 
 /* The ticker thread that batches commits (vault.c). */
@@ -316,6 +322,13 @@ int vault_coll_drop(struct vv_vault *v, uint32_t id);                    /* unde
 int vault_txn(struct vv_vault *v);                                       /* under mu */
 int vault_commit(struct vv_vault *v);                                    /* under mu */
 int vault_commit_anchor(struct vv_vault *v);   /* also the anchor; under mu */
+/* Like vault_commit_anchor (anchor) or vault_commit, but v->mu is released
+ * while the WAL is synced, and one sync serves every commit written before
+ * it (group commit): for callers that keep no state across the call (the
+ * ticker, fsync, sync).  Under mu (released and retaken). */
+int vault_commit_group(struct vv_vault *v, bool anchor);
+/* Wait until no WAL sync runs outside mu (before closing meta).  Under mu. */
+void vault_commit_quiesce(struct vv_vault *v);
 void vault_unlink_later(struct vv_vault *v, const uint8_t id[VV_CHUNK_ID_BYTES]);  /* under mu */
 void vault_unlink_freed(struct vv_vault *v, bool locked);
 int64_t vault_now(void);

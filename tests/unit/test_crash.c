@@ -33,6 +33,12 @@
  * snapshots: every cut must fsck clean with them (their chunk references
  * counted, nothing they name missing).
  *
+ * With the argument "group" the workload is instead GROUP_THREADS threads
+ * each creating small files (GROUP_FILES each, names g00..g63) and fsyncing
+ * every one, so that fsyncs meet the ticker's and each other's group
+ * commits (vault_commit.c); each cut must keep every file whose fsync had
+ * returned, with its content.
+ *
  * Env: VV_CRASH_SEED (default fixed), VV_CRASH_CUTS (default 200),
  * VV_CRASH_STEPS (workload steps, default 70), VV_CRASH_KEEP=1 keeps the
  * scratch dir, VV_CRASH_VERBOSE=1 prints every cut.
@@ -1142,6 +1148,135 @@ static bool check_namespace(struct vv_vault *v, size_t K, char *why, size_t whyc
 	return true;
 }
 
+/* ---- group mode: concurrent creates with fsync ---------------------------- */
+
+#define GROUP_THREADS 4
+#define GROUP_FILES 16                 /* per thread: GROUP_THREADS * GROUP_FILES <= MAXF */
+static bool group_mode;
+static pthread_mutex_t wf_mu = PTHREAD_MUTEX_INITIALIZER;
+static int group_errors;
+
+struct group_arg { struct vv_vault *v; int t; uint64_t seed; };
+
+static void *group_thread(void *p)
+{
+	struct group_arg *g = p;
+	uint64_t rs = g->seed ^ (0x51ed270b7ULL * (uint64_t)(g->t + 1));
+	uint8_t buf[4096];
+
+	for (int i = 0; i < GROUP_FILES; i++) {
+		int f = g->t * GROUP_FILES + i, r;
+		size_t len = 1 + rng_below(&rs, sizeof(buf) - 1);
+		struct vv_file *fh = NULL;
+		struct vv_attr a;
+		char nm[16];
+
+		snprintf(nm, sizeof(nm), "g%02d", f);
+		fill_pattern(buf, len, &rs);
+		pthread_mutex_lock(&wf_mu);
+		version_add(f, log_len(), NULL, 0);
+		version_add(f, log_len(), buf, len);
+		pthread_mutex_unlock(&wf_mu);
+		r = vv_vault_create(g->v, &root_ctx, coll_ino, nm, 0644, O_RDWR | O_CREAT | O_EXCL, &a, &fh);
+		if (r == 0) {
+			wf[f].ino = a.ino;
+			ssize_t w = vv_vault_write(g->v, &root_ctx, fh, buf, len, 0);
+			r = w == (ssize_t)len ? 0 : (w < 0 ? (int)w : VV_EIO);
+		}
+		if (r == 0)
+			r = vv_vault_fsync(g->v, fh, false);
+		if (r == 0) {
+			pthread_mutex_lock(&wf_mu);
+			struct wfile *w = &wf[f];
+			w->fs_end = xrealloc(w->fs_end, sizeof(size_t));
+			w->fs_ver = xrealloc(w->fs_ver, sizeof(size_t));
+			w->fs_end[0] = log_len();
+			w->fs_ver[0] = 1;
+			w->nfs = 1;
+			pthread_mutex_unlock(&wf_mu);
+		}
+		if (fh)
+			vv_vault_release(g->v, fh);
+		if (r == 0)
+			vv_vault_forget(g->v, a.ino, 1);
+		if (r < 0) {
+			fprintf(stderr, "group workload: %s: %s\n", nm, vv_strerror(r));
+			__atomic_add_fetch(&group_errors, 1, __ATOMIC_RELAXED);
+			break;
+		}
+		if (rng_below(&rs, 4) == 0)
+			usleep((useconds_t)rng_below(&rs, 3000));   /* let the ticker's commits interleave */
+	}
+	return NULL;
+}
+
+static int run_group(struct vv_vault *v, uint64_t seed)
+{
+	struct group_arg ga[GROUP_THREADS];
+	pthread_t th[GROUP_THREADS];
+	struct vv_attr a;
+	int r;
+
+	r = vv_vault_mkdir(v, &root_ctx, VV_ROOT_INO, "c", 0755, &a);
+	CHECKW(r == 0, "mkdir");
+	coll_ino = a.ino;
+	r = vv_vault_sync(v);
+	CHECKW(r == 0, "sync");
+	nwf = GROUP_THREADS * GROUP_FILES;
+	for (int t = 0; t < GROUP_THREADS; t++) {
+		ga[t] = (struct group_arg){ v, t, seed };
+		pthread_create(&th[t], NULL, group_thread, &ga[t]);
+	}
+	for (int t = 0; t < GROUP_THREADS; t++)
+		pthread_join(th[t], NULL);
+	return group_errors ? -1 : 0;
+}
+
+/* Every file whose fsync returned before op K exists with its content. */
+static bool check_group(struct vv_vault *v, size_t K, char *why, size_t whycap)
+{
+	struct vv_attr a;
+	uint64_t cino;
+	int r;
+
+	if ((r = vv_vault_lookup(v, &root_ctx, VV_ROOT_INO, "c", &a)) < 0) {
+		for (int f = 0; f < nwf; f++)
+			if (wf[f].nfs && wf[f].fs_end[0] <= K) {
+				snprintf(why, whycap, "collection missing: %s", vv_strerror(r));
+				return false;
+			}
+		return true;
+	}
+	vv_vault_forget(v, a.ino, 1);
+	cino = a.ino;
+	for (int f = 0; f < nwf; f++) {
+		char n[16], w2[256];
+		uint8_t *x;
+		size_t xl;
+		bool good;
+
+		if (!wf[f].nfs || wf[f].fs_end[0] > K)
+			continue;
+		snprintf(n, sizeof(n), "g%02d", f);
+		if ((r = vv_vault_lookup(v, &root_ctx, cino, n, &a)) < 0) {
+			snprintf(why, whycap, "%s missing (%s) though its fsync returned", n, vv_strerror(r));
+			return false;
+		}
+		vv_vault_forget(v, a.ino, 1);
+		if ((r = read_all(v, a.ino, &x, &xl)) < 0) {
+			snprintf(why, whycap, "%s: read: %s", n, vv_strerror(r));
+			return false;
+		}
+		good = content_ok(f, K, x, xl, w2, sizeof(w2));
+		free(x);
+		if (!good) {
+			snprintf(why, whycap, "%s (file %d): %s", n, f, w2);
+			return false;
+		}
+	}
+	return true;
+}
+
 static void rmrf(const char *p)
 {
 	char cmd[PATH_MAX + 32];
@@ -1213,7 +1348,8 @@ static bool check_cut(size_t K, uint64_t cseed)
 		vv_vault_close(v);
 		return false;
 	}
-	bool good = check_namespace(v, K, failmsg, sizeof(failmsg));
+	bool good = group_mode ? check_group(v, K, failmsg, sizeof(failmsg))
+			       : check_namespace(v, K, failmsg, sizeof(failmsg));
 	fail_kind = F_DATA;
 	r = vv_vault_close(v);
 	if (good && r < 0) {
@@ -1284,7 +1420,7 @@ static int cmp_size(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	uint64_t seed = env_u64("VV_CRASH_SEED", 20240611);
 	size_t ncuts = (size_t)env_u64("VV_CRASH_CUTS", 200);
@@ -1296,6 +1432,7 @@ int main(void)
 	int r;
 
 	verbose = getenv("VV_CRASH_VERBOSE") != NULL;
+	group_mode = argc > 1 && !strcmp(argv[1], "group");
 	vv_log_set_sink(log_sink, NULL, VV_LOG_WARN);
 	root_ctx.client = "local";
 	root_ctx.comm = "test_crash";
@@ -1335,7 +1472,10 @@ int main(void)
 	r = vv_vault_open(store, PASS, strlen(PASS), &o, &v);
 	is_int(r, 0, "open under the recording OS layer");
 	if (r == 0) {
-		ok(run_workload(v, seed, steps) == 0, "workload ran without errors");
+		if (group_mode)
+			ok(run_group(v, seed) == 0, "group workload: concurrent creates with fsync");
+		else
+			ok(run_workload(v, seed, steps) == 0, "workload ran without errors");
 		snprintf(line, sizeof(line), "workload: %d removals to the trash, %d restored, %d purged",
 			 n_trash, n_restore, n_purge);
 		tap_diag(line);
@@ -1348,7 +1488,8 @@ int main(void)
 	snprintf(line, sizeof(line), "%zu recorded operations, %d files, %zu durable points, "
 		 "%d snapshots taken, %d deleted", total, nwf, ncps, snaps_made, snaps_deleted);
 	tap_diag(line);
-	ok(snaps_made > 0, "the workload took snapshots");
+	if (!group_mode)
+		ok(snaps_made > 0, "the workload took snapshots");
 	ok(total > 100, "the workload recorded operations");
 
 	if (getenv("VV_CRASH_DUMP")) {
