@@ -59,10 +59,11 @@ CPID=$(ps -eo pid,args | awk -v u="vv://127.0.0.1:$P/coll" '$0 ~ "vecvault mount
 
 TARGETS="local:$M/coll vv:$R"
 if command -v sshfs >/dev/null && [ -x /usr/sbin/sshd ]; then
+	SP=$("$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
 	mkdir -p "$W/ssh" && ssh-keygen -q -t ed25519 -N '' -f "$W/ssh/id" &&
 	ssh-keygen -q -t ed25519 -N '' -f "$W/ssh/host" &&
 	cat > "$W/ssh/sshd_config" <<EOF
-Port 2222
+Port $SP
 ListenAddress 127.0.0.1
 HostKey $W/ssh/host
 AuthorizedKeysFile $W/ssh/id.pub
@@ -71,13 +72,14 @@ PidFile $W/ssh/pid
 StrictModes no
 Subsystem sftp internal-sftp
 EOF
+	mkdir -p /run/sshd   # its privilege separation directory
 	/usr/sbin/sshd -f "$W/ssh/sshd_config" -D & SSHD_PID=$!
 	sleep 1
-	if sshfs -o IdentityFile="$W/ssh/id",StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,port=2222 \
+	if sshfs -o IdentityFile="$W/ssh/id",StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,port=$SP \
 		"root@127.0.0.1:$M/coll" "$S" 2>/dev/null; then
 		TARGETS="$TARGETS sshfs:$S"
 	else
-		echo "# sshfs: could not mount over 127.0.0.1:2222; skipped"
+		echo "# sshfs: could not mount over 127.0.0.1:$SP; skipped"
 	fi
 else
 	echo "# sshfs or openssh-server not installed: the sshfs column is skipped"
