@@ -81,40 +81,74 @@ static int meta_path(struct vv_store *s, char *out, size_t cap)
 	return vv_store_path(s, "meta.db", out, cap);
 }
 
-int vv_vault_create_store(const char *dir, const char *pass, size_t passlen,
-			  int kdf_profile, unsigned flags, uint32_t uid, uint32_t gid,
-			  const char *state_dir)
+int vault_new_begin(const char *dir, const char *pass, size_t passlen, int kdf_profile,
+		    unsigned flags, struct vault_new *nv)
 {
 	struct vv_store_create_opts so = { .kdf = (enum vv_store_kdf)kdf_profile, .page_size = 4096 };
-	struct vv_store *store = NULL;
-	struct vv_meta *meta = NULL;
-	struct vv_inode_row root;
-	uint8_t mkey[VV_KEY_BYTES], *wrapkey = NULL;
+	uint8_t mkey[VV_KEY_BYTES];
 	char path[4096];
-	uint64_t commits;
-	uint32_t coll;
-	int r, r2;
+	int r;
 
+	memset(nv, 0, sizeof(*nv));
 	if ((r = vv_crypto_init()) < 0)
 		return r;
 	if ((r = vv_store_create(dir, pass, passlen, &so,
 				 (flags & VV_VAULT_ALLOW_TEST_KDF) ? VV_STORE_ALLOW_TEST_KDF : 0,
-				 &store)) < 0)
+				 &nv->store)) < 0)
 		return r;
-	if (!(wrapkey = vv_secure_alloc(VV_KEY_BYTES))) {
+	nv->made = true;
+	if (!(nv->wrapkey = vv_secure_alloc(VV_KEY_BYTES))) {
 		r = VV_ENOMEM;
-		goto out;
+		goto fail;
 	}
-	if ((r = vv_store_subkey(store, 1, VV_SUBKEY_META, mkey)) < 0 ||
-	    (r = vv_store_subkey(store, 1, VV_SUBKEY_COLLWRAP, wrapkey)) < 0 ||
-	    (r = meta_path(store, path, sizeof(path))) < 0)
-		goto out;
-	r = vv_meta_open(path, mkey, vv_store_page_size(store), VV_META_CREATE, &meta);
+	if ((r = vv_store_subkey(nv->store, 1, VV_SUBKEY_META, mkey)) < 0 ||
+	    (r = vv_store_subkey(nv->store, 1, VV_SUBKEY_COLLWRAP, nv->wrapkey)) < 0 ||
+	    (r = meta_path(nv->store, path, sizeof(path))) < 0)
+		goto fail;
+	r = vv_meta_open(path, mkey, vv_store_page_size(nv->store), VV_META_CREATE, &nv->meta);
 	vv_memzero(mkey, sizeof(mkey));
-	if (r < 0)
-		goto out;
-	if ((r = vv_meta_begin(meta)) < 0 || (r = vault_coll_key_new(meta, wrapkey, &coll)) < 0 ||
-	    (r = vv_meta_kv_set_u64(meta, "root_coll", coll)) < 0)
+	if (r < 0 || (r = vv_meta_begin(nv->meta)) < 0)
+		goto fail;
+	return 0;
+fail:
+	vault_new_end(nv, r, NULL);
+	return r;
+}
+
+int vault_new_end(struct vault_new *nv, int r, const char *state_dir)
+{
+	uint64_t commits;
+	int r2;
+
+	/* A new vault: its own anchor from its first commit on, so opening
+	 * it is no rollback. */
+	if (r == 0 && (r = vv_meta_commit(nv->meta)) == 0 &&
+	    (r = vv_meta_kv_get_u64(nv->meta, "commits", &commits)) == 0)
+		r = vv_store_anchor_put(nv->store, state_dir, commits, true);
+	r2 = vv_meta_close(nv->meta);
+	if (r == 0)
+		r = r2;
+	vv_secure_free(nv->wrapkey);
+	vv_store_close(nv->store);
+	nv->meta = NULL;
+	nv->wrapkey = NULL;
+	nv->store = NULL;
+	return r;
+}
+
+int vv_vault_create_store(const char *dir, const char *pass, size_t passlen,
+			  int kdf_profile, unsigned flags, uint32_t uid, uint32_t gid,
+			  const char *state_dir)
+{
+	struct vault_new nv;
+	struct vv_inode_row root;
+	uint32_t coll;
+	int r;
+
+	if ((r = vault_new_begin(dir, pass, passlen, kdf_profile, flags, &nv)) < 0)
+		return r;
+	if ((r = vault_coll_key_new(nv.meta, nv.wrapkey, &coll)) < 0 ||
+	    (r = vv_meta_kv_set_u64(nv.meta, "root_coll", coll)) < 0)
 		goto out;
 	memset(&root, 0, sizeof(root));
 	root.ino = VV_ROOT_INO;
@@ -127,18 +161,9 @@ int vv_vault_create_store(const char *dir, const char *pass, size_t passlen,
 	root.parent = VV_ROOT_INO;
 	root.coll = coll;
 	vv_random_bytes(root.objid, sizeof(root.objid));
-	if ((r = vv_meta_inode_put(meta, &root)) < 0 || (r = vv_meta_commit(meta)) < 0)
-		goto out;
-	if ((r = vv_meta_kv_get_u64(meta, "commits", &commits)) < 0 ||
-	    (r = vv_store_anchor_put(store, state_dir, commits, true)) < 0)
-		goto out;
+	r = vv_meta_inode_put(nv.meta, &root);
 out:
-	r2 = vv_meta_close(meta);
-	if (r == 0)
-		r = r2;
-	vv_secure_free(wrapkey);
-	vv_store_close(store);
-	return r;
+	return vault_new_end(&nv, r, state_dir);
 }
 
 /* Inodes left with no links by a crash while they were open. */

@@ -863,17 +863,11 @@ int vv_repo_restore_store(struct vv_repo *repo, const char *id_hex, const char *
 			  const char *state_dir, vv_repo_problem_fn problem,
 			  vv_repo_progress_fn progress, void *ctx)
 {
-	struct vv_store_create_opts so = { .kdf = (enum vv_store_kdf)kdf_profile, .page_size = 4096 };
 	struct rst s = { .repo = repo, .problem = problem, .progress = progress, .ctx = ctx };
-	struct vv_store *store = NULL;
-	struct vv_meta *meta = NULL;
+	struct vault_new nv = { 0 };
 	struct vv_manifest m;
-	uint8_t mkey[VV_KEY_BYTES], *wrapkey = NULL;
-	char path[4096];
-	uint64_t commits;
-	bool made = false;
 	long rc;
-	int r, r2;
+	int r;
 
 	s.m = &m;
 	if ((r = vv_repo_manifest_load(repo, id_hex, &m)) < 0) {
@@ -913,48 +907,27 @@ int vv_repo_restore_store(struct vv_repo *repo, const char *id_hex, const char *
 	for (size_t i = 0; i < m.nobjs; i++)
 		s.p.bytes_total += m.objs[i].size;
 	s.p.objects_total = m.nobjs;
-	if ((r = vv_store_create(newstore, pass, passlen, &so,
-				 (vflags & VV_VAULT_ALLOW_TEST_KDF) ? VV_STORE_ALLOW_TEST_KDF : 0, &store)) < 0) {
-		rsay(&s, "cannot create a vault in %s: %s", newstore, vv_strerror(r));
+	if ((r = vault_new_begin(newstore, pass, passlen, kdf_profile, vflags, &nv)) < 0) {
+		if (!nv.made)
+			rsay(&s, "cannot create a vault in %s: %s", newstore, vv_strerror(r));
 		goto out;
 	}
-	made = true;
-	if (!(wrapkey = vv_secure_alloc(VV_KEY_BYTES))) {
-		r = VV_ENOMEM;
-		goto out;
-	}
-	if ((r = vv_store_subkey(store, 1, VV_SUBKEY_META, mkey)) < 0 ||
-	    (r = vv_store_subkey(store, 1, VV_SUBKEY_COLLWRAP, wrapkey)) < 0 ||
-	    (r = vv_store_path(store, "meta.db", path, sizeof(path))) < 0)
-		goto out;
-	r = vv_meta_open(path, mkey, vv_store_page_size(store), VV_META_CREATE, &meta);
-	vv_memzero(mkey, sizeof(mkey));
-	if (r < 0 || (r = vv_meta_begin(meta)) < 0)
-		goto out;
 	for (size_t i = 0; i < m.ncolls; i++)
-		if ((r = vault_coll_key_put(meta, wrapkey, s.keys[i], &s.newcoll[i])) < 0)
-			goto out;
+		if ((r = vault_coll_key_put(nv.meta, nv.wrapkey, s.keys[i], &s.newcoll[i])) < 0)
+			goto done;
 	if ((rc = coll_index(&m, m.root_coll)) < 0) {
 		rsay(&s, "backup %s: the root collection has no key in the backup", m.info.id);
 		r = VV_ECORRUPT;
-		goto out;
+		goto done;
 	}
-	if ((r = vv_meta_kv_set_u64(meta, "root_coll", s.newcoll[rc])) < 0 ||
-	    (r = restore_rows(&s, meta)) < 0 || (r = restore_chunks(&s, store, meta)) < 0 ||
-	    (r = vv_meta_commit(meta)) < 0)
-		goto out;
-	/* A new vault: its own anchor from its first commit on, so opening it
-	 * is no rollback. */
-	if ((r = vv_meta_kv_get_u64(meta, "commits", &commits)) < 0 ||
-	    (r = vv_store_anchor_put(store, state_dir, commits, true)) < 0)
-		goto out;
+	if ((r = vv_meta_kv_set_u64(nv.meta, "root_coll", s.newcoll[rc])) < 0 ||
+	    (r = restore_rows(&s, nv.meta)) < 0)
+		goto done;
+	r = restore_chunks(&s, nv.store, nv.meta);
+done:
+	r = vault_new_end(&nv, r, state_dir);
 out:
-	r2 = vv_meta_close(meta);
-	if (r == 0)
-		r = r2;
-	vv_secure_free(wrapkey);
-	vv_store_close(store);
-	if (r < 0 && made && nftw(newstore, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
+	if (r < 0 && nv.made && nftw(newstore, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
 		vv_log(VV_LOG_WARN, "backup: cannot remove the half-made %s", newstore);
 	for (size_t i = 0; s.keys && i < m.ncolls; i++)
 		vv_secure_free(s.keys[i]);

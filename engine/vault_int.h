@@ -316,6 +316,24 @@ int vault_key(struct vv_vault *v, uint32_t coll, const uint8_t **key);  /* under
 int vault_coll_new(struct vv_vault *v, uint32_t *id);                    /* under mu */
 int vault_coll_key_new(struct vv_meta *m, const uint8_t *wrapkey, uint32_t *id);
 int vault_coll_key_put(struct vv_meta *m, const uint8_t *wrapkey, const uint8_t *k, uint32_t *id);
+
+/* A new vault (vault.c), made by `vecvault init` and by a backup restore:
+ * vault_new_begin creates the store in dir and an empty meta.db with an
+ * open transaction, and hands out the collection wrapping key; the caller
+ * fills meta.db; vault_new_end(nv, r, state_dir) makes the first commit and
+ * the vault's own rollback anchor when r is 0, and closes and frees
+ * everything either way.  Returns r, or the first commit's error.  made:
+ * the store directory was created (kept on failure, for the caller to
+ * remove). */
+struct vault_new {
+	struct vv_store *store;
+	struct vv_meta *meta;
+	uint8_t *wrapkey;                /* secure memory */
+	bool made;
+};
+int vault_new_begin(const char *dir, const char *pass, size_t passlen, int kdf_profile,
+		    unsigned flags, struct vault_new *nv);
+int vault_new_end(struct vault_new *nv, int r, const char *state_dir);
 int vault_coll_drop(struct vv_vault *v, uint32_t id);                    /* under mu */
 
 /* transactions and commits (vault_commit.c: the durability story) */
