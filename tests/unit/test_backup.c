@@ -20,6 +20,7 @@
 #include "os_fault.h"
 #include "repo_int.h"
 #include "tap.h"
+#include "vault_files.h"
 #include "vault_int.h"
 #include "vecvault/backup.h"
 #include "vecvault/error.h"
@@ -208,21 +209,6 @@ static void test_repo(void)
 	vv_repo_close(r);
 }
 
-static int write_file(struct vv_vault *v, uint64_t dir, const char *name, const uint8_t *data,
-		      size_t n, uint64_t *ino)
-{
-	struct vv_attr a;
-	struct vv_file *fh;
-	int r = vv_vault_create(v, &root_c, dir, name, 0644, O_WRONLY, &a, &fh);
-	ssize_t w;
-
-	if (r < 0)
-		return r;
-	*ino = a.ino;
-	w = vv_vault_write(v, &root_c, fh, data, n, 0);
-	r = vv_vault_release(v, fh);
-	return w < 0 ? (int)w : r;
-}
 
 static void test_vault(void)
 {
@@ -251,7 +237,8 @@ static void test_vault(void)
 	if (!v)
 		return;
 	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "c1", 0755, &c1), 0, "mkdir /c1");
-	is_int(write_file(v, c1.ino, "big", data, 1 << 20, &ino), 0, "write /c1/big");
+	is_int(vt_write_file(v, &root_c, c1.ino, "big", data, 1 << 20, 0644, &ino), 0,
+	       "write /c1/big");
 	is_int(vv_repo_init(dest, RPASS, strlen(RPASS), VV_KDF_PROFILE_TEST, VV_REPO_ALLOW_TEST_KDF, id), 0,
 	       "a repository");
 	args[0] = (struct vv_admin_arg){ "dest", dest };

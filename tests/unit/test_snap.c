@@ -17,6 +17,7 @@
 #include "admin_int.h"
 #include "snap_int.h"
 #include "tap.h"
+#include "vault_files.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/vault.h"
@@ -49,30 +50,7 @@ static struct vv_vault *open_vault(void)
 	return v;
 }
 
-static uint8_t *pattern(size_t n, unsigned seed)
-{
-	uint8_t *b = malloc(n);
 
-	for (size_t i = 0; i < n; i++)
-		b[i] = (uint8_t)((i * 2654435761u + seed) >> 13);
-	return b;
-}
-
-static int write_file(struct vv_vault *v, uint64_t dir, const char *name, const uint8_t *data,
-		      size_t n, uint32_t mode, uint64_t *ino)
-{
-	struct vv_attr a;
-	struct vv_file *fh;
-	int r = vv_vault_create(v, &root_c, dir, name, mode, O_WRONLY, &a, &fh);
-	ssize_t w;
-
-	if (r < 0)
-		return r;
-	*ino = a.ino;
-	w = vv_vault_write(v, &root_c, fh, data, n, 0);
-	r = vv_vault_release(v, fh);
-	return w < 0 ? (int)w : r;
-}
 
 /* Read all of ino as c: bytes read or an error. */
 static ssize_t read_as(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, uint8_t *buf, size_t n)
@@ -263,7 +241,7 @@ int main(void)
 	struct vv_setattr sa = { .valid = VV_SET_MODE, .mode = 0777 };
 	struct names l;
 	struct vv_file *fh;
-	uint8_t *data = pattern(big, 1), *buf = malloc(big), *small = pattern(1000, 2);
+	uint8_t *data = vt_pattern(big, 1), *buf = malloc(big), *small = vt_pattern(1000, 2);
 	uint64_t bino, sino, secret, snapdir, s1, sc1, sbig, ssecret;
 	int chunks0, err;
 	bool kc;
@@ -281,9 +259,12 @@ int main(void)
 	v = open_vault();
 	ok(v != NULL, "open it");
 	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "c1", 0755, &c1), 0, "mkdir /c1");
-	is_int(write_file(v, c1.ino, "big", data, big, 0644, &bino), 0, "write /c1/big (3 MiB: chunks)");
-	is_int(write_file(v, c1.ino, "small", small, 1000, 0644, &sino), 0, "write /c1/small (inline)");
-	is_int(write_file(v, c1.ino, "secret", small, 1000, 0600, &secret), 0, "write /c1/secret, 0600 root");
+	is_int(vt_write_file(v, &root_c, c1.ino, "big", data, big, 0644, &bino), 0,
+	       "write /c1/big (3 MiB: chunks)");
+	is_int(vt_write_file(v, &root_c, c1.ino, "small", small, 1000, 0644, &sino), 0,
+	       "write /c1/small (inline)");
+	is_int(vt_write_file(v, &root_c, c1.ino, "secret", small, 1000, 0600, &secret), 0,
+	       "write /c1/secret, 0600 root");
 	is_int(vv_vault_sync(v), 0, "sync");
 	chunks0 = count_chunks();
 	ok(chunks0 > 0, "the big file is in chunk objects");
@@ -379,7 +360,8 @@ int main(void)
 	is_int((long long)read_as(v, &root_c, bino, buf, big), (long long)big, "read it");
 	ok(memcmp(buf, data, big) == 0, "same bytes as before the unlink");
 	is_int(count_chunks(), chunks0, "restore copied no chunk");
-	is_int(write_file(v, c1.ino, "extra", small, 10, 0644, &a.ino), 0, "a file made after s1");
+	is_int(vt_write_file(v, &root_c, c1.ino, "extra", small, 10, 0644, &a.ino), 0,
+	       "a file made after s1");
 	is_int(call(v, 1000, "snapshot.restore",
 		    (struct vv_admin_arg[]){ { "name", "s1" }, { "path", "/c1" } }, 2, &rep), 0,
 	       "restore the collection /c1");

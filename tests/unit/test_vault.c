@@ -25,6 +25,7 @@
 #include "os_fault.h"
 #include "knn_ref.h"
 #include "tap.h"
+#include "vault_files.h"
 #include "vecvault/error.h"
 #include "vecvault/knn_ioctl.h"
 #include "vecvault/vault.h"
@@ -64,29 +65,7 @@ static struct vv_vault *open_vault_knn(bool off, size_t cap)
 	return v;
 }
 
-static uint8_t *pattern(size_t n, unsigned seed)
-{
-	uint8_t *b = malloc(n);
-	for (size_t i = 0; i < n; i++)
-		b[i] = (uint8_t)((i * 2654435761u + seed) >> 13);
-	return b;
-}
 
-static int write_file(struct vv_vault *v, uint64_t dir, const char *name, const uint8_t *data,
-		      size_t n, uint64_t *ino)
-{
-	struct vv_attr a;
-	struct vv_file *fh;
-	int r = vv_vault_create(v, &root_c, dir, name, 0644, O_WRONLY, &a, &fh);
-	ssize_t w;
-
-	if (r < 0)
-		return r;
-	*ino = a.ino;
-	w = vv_vault_write(v, &root_c, fh, data, n, 0);
-	r = vv_vault_release(v, fh);
-	return w < 0 ? (int)w : r;
-}
 
 static int read_all(struct vv_vault *v, uint64_t ino, uint8_t *buf, size_t n)
 {
@@ -250,7 +229,8 @@ static void test_knn(void)
 	if (!v)
 		goto out;
 	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "kc", 0755, &kc), 0, "knn: mkdir a collection");
-	is_int(write_file(v, kc.ino, "seg.npy", seg, len, &ino), 0, "knn: write a 20000 x 16 f32 .npy");
+	is_int(vt_write_file(v, &root_c, kc.ino, "seg.npy", seg, len, 0644, &ino), 0,
+	       "knn: write a 20000 x 16 f32 .npy");
 	is_int(vv_vault_open_file(v, &root_c, ino, O_RDONLY, &rfh, &kc_), 0, "knn: open it O_RDONLY");
 
 	/* first request: the fill starts in the background */
@@ -383,7 +363,8 @@ static void test_knn(void)
 			fv[i * stride + 1] = fv[i * stride + 2] = fv[i * stride + 3] = 0;
 			memcpy(fv + i * stride + 4, x + i * KD, KD * 4);
 		}
-		is_int(write_file(v, kc.ino, "seg.fvecs", fv, n * stride, &ino2), 0, "knn: write a 3000 x 16 fvecs");
+		is_int(vt_write_file(v, &root_c, kc.ino, "seg.fvecs", fv, n * stride, 0644, &ino2), 0,
+		       "knn: write a 3000 x 16 fvecs");
 		is_int(vv_vault_open_file(v, &root_c, ino2, O_RDONLY, &fh, &kc_), 0, "knn: open it");
 		knn_req(req, VV_METRIC_L2, KD, 2, 10, q);
 		req->h.format = VV_SEG_FVECS;
@@ -406,8 +387,8 @@ static void test_knn(void)
 	if (v) {
 		struct vv_file *fa, *fb;
 		uint64_t ia, ib;
-		write_file(v, kc.ino, "a.npy", seg, len, &ia);
-		write_file(v, kc.ino, "b.npy", seg, len, &ib);
+		vt_write_file(v, &root_c, kc.ino, "a.npy", seg, len, 0644, &ia);
+		vt_write_file(v, &root_c, kc.ino, "b.npy", seg, len, 0644, &ib);
 		vv_vault_open_file(v, &root_c, ia, O_RDONLY, &fa, &kc_);
 		vv_vault_open_file(v, &root_c, ib, O_RDONLY, &fb, &kc_);
 		knn_req(req, VV_METRIC_L2, KD, 1, 3, q);
@@ -463,8 +444,10 @@ static void test_knn(void)
 		v = open_vault_knn(false, 0);
 		ok(v != NULL, "knn: reopen");
 		if (v) {
-			is_int(write_file(v, kc.ino, "big1.npy", bseg, blen, &i1), 0, "knn: write a 12.8 MB segment");
-			is_int(write_file(v, kc.ino, "big2.npy", bseg, blen, &i2), 0, "knn: and another");
+			is_int(vt_write_file(v, &root_c, kc.ino, "big1.npy", bseg, blen, 0644, &i1), 0,
+			       "knn: write a 12.8 MB segment");
+			is_int(vt_write_file(v, &root_c, kc.ino, "big2.npy", bseg, blen, 0644, &i2), 0,
+			       "knn: and another");
 			vv_vault_open_file(v, &root_c, i1, O_RDONLY, &f1, &kc_);
 			vv_vault_open_file(v, &root_c, i2, O_RDONLY, &f2, &kc_);
 			knn_req(io, VV_METRIC_L2, KD, 1, 5, q);
@@ -515,8 +498,10 @@ static void test_handles_and_links(void)
 		struct vv_setattr sa = { .valid = VV_SET_MODE, .mode = S_IFDIR | 01777 };
 		is_int(vv_vault_setattr(v, &root_c, d.ino, &sa, &a), 0, "chmod 1777 (past the umask)");
 	}
-	is_int(write_file(v, d.ino, "secret", (const uint8_t *)"secret", 6, &sec), 0, "root's file");
-	is_int(write_file(v, d.ino, "shared", (const uint8_t *)"shared", 6, &shared), 0, "another");
+	is_int(vt_write_file(v, &root_c, d.ino, "secret", (const uint8_t *)"secret", 6, 0644, &sec), 0,
+	       "root's file");
+	is_int(vt_write_file(v, &root_c, d.ino, "shared", (const uint8_t *)"shared", 6, 0644, &shared), 0,
+	       "another");
 	{
 		struct vv_setattr sa = { .valid = VV_SET_MODE, .mode = S_IFREG | 0600 };
 		is_int(vv_vault_setattr(v, &root_c, sec, &sa, &a), 0, "chmod 600 secret");
@@ -728,7 +713,8 @@ static void test_knn_pool(void)
 	if (!v)
 		goto out;
 	vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "pc", 0755, &kc);
-	is_int(write_file(v, kc.ino, "p.npy", seg, len, &ino), 0, "pool: write a 20000 x 16 segment");
+	is_int(vt_write_file(v, &root_c, kc.ino, "p.npy", seg, len, 0644, &ino), 0,
+	       "pool: write a 20000 x 16 segment");
 	vv_vault_open_file(v, &root_c, ino, O_RDONLY, &fh, &kc_);
 	knn_req(req, VV_METRIC_L2, KD, 1, 4, q);
 	*io = *req;
@@ -849,7 +835,7 @@ static void test_knn_pool(void)
 		for (size_t i = 0; i < bn; i++)
 			memcpy(bx + i * KD, x + (i % KN) * KD, KD * sizeof(float));
 		bseg = npy_f32(bx, bn, KD, &blen);
-		write_file(v, kc.ino, "b.npy", bseg, blen, &bino);
+		vt_write_file(v, &root_c, kc.ino, "b.npy", bseg, blen, 0644, &bino);
 		vault_knn_cache_stats(v, &st);
 		locked0 = st.locked;
 		vv_vault_open_file(v, &root_c, bino, O_RDONLY, &fh2, &kc_);
@@ -906,7 +892,7 @@ static void test_knn_pool(void)
 			struct vv_file *f;
 			snprintf(nm, sizeof(nm), "s%05d.fvecs", i);
 			memcpy(one + 4, x + (size_t)(i % KN) * KD, KD * 4);
-			if (write_file(v, kc.ino, nm, one, sizeof(one), &inos[i]) < 0 ||
+			if (vt_write_file(v, &root_c, kc.ino, nm, one, sizeof(one), 0644, &inos[i]) < 0 ||
 			    vv_vault_open_file(v, &root_c, inos[i], O_RDONLY, &f, &kc_) < 0)
 				break;
 			*io = *req;
@@ -957,7 +943,7 @@ out:
 static void test_inline_growth_crash(void)
 {
 	char cmd[2048], store2[320], state2[320];
-	uint8_t *old = pattern(3000, 7), *more = pattern(100000, 8), *buf = malloc(200000);
+	uint8_t *old = vt_pattern(3000, 7), *more = vt_pattern(100000, 8), *buf = malloc(200000);
 	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT };
 	struct vv_vault *v, *v2 = NULL;
 	struct vv_file *fh;
@@ -968,7 +954,8 @@ static void test_inline_growth_crash(void)
 
 	v = open_vault();
 	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "grow", 0755, &d), 0, "inline growth: collection");
-	is_int(write_file(v, d.ino, "g", old, 3000, &ino), 0, "a 3000-byte (inline) file");
+	is_int(vt_write_file(v, &root_c, d.ino, "g", old, 3000, 0644, &ino), 0,
+	       "a 3000-byte (inline) file");
 	is_int(vv_vault_sync(v), 0, "made durable");
 	vv_vault_close(v);
 
@@ -1032,7 +1019,7 @@ int main(void)
 	struct vv_attr a, c1, c2;
 	struct vv_file *fh;
 	uint64_t ino, big_ino, small_ino;
-	uint8_t *big = pattern(4 << 20, 1), *buf = malloc(4 << 20);
+	uint8_t *big = vt_pattern(4 << 20, 1), *buf = malloc(4 << 20);
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	char cmd[600];
 	bool kc;
@@ -1053,11 +1040,13 @@ int main(void)
 	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "c1", 0755, &c1), 0, "mkdir collection c1");
 	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "c2", 0755, &c2), 0, "mkdir collection c2");
 	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "c1", 0755, &a), VV_EEXIST, "mkdir twice: EEXIST");
-	is_int(write_file(v, c1.ino, "big", big, 3 << 20, &big_ino), 0, "write 3 MiB");
+	is_int(vt_write_file(v, &root_c, c1.ino, "big", big, 3 << 20, 0644, &big_ino), 0,
+	       "write 3 MiB");
 	memset(buf, 0, 4 << 20);
 	is_int(read_all(v, big_ino, buf, 4 << 20), 3 << 20, "read it back: full length");
 	ok(memcmp(buf, big, 3 << 20) == 0, "read it back: same bytes");
-	is_int(write_file(v, c1.ino, "small", (const uint8_t *)"hello", 5, &small_ino), 0, "small inline file");
+	is_int(vt_write_file(v, &root_c, c1.ino, "small", (const uint8_t *)"hello", 5, 0644, &small_ino), 0,
+	       "small inline file");
 	is_int(vv_vault_rename(v, &root_c, c1.ino, "small", c2.ino, "small", 0), VV_EXDEV,
 	       "rename across collections: EXDEV");
 	is_int(vv_vault_link(v, &root_c, small_ino, c2.ino, "l", &a), VV_EXDEV, "link across collections: EXDEV");
@@ -1083,7 +1072,7 @@ int main(void)
 		char nm[16];
 		for (int i = 0; i < 300; i++) {
 			snprintf(nm, sizeof(nm), "f%03d", i);
-			write_file(v, c1.ino, nm, (const uint8_t *)"x", 1, &ino);
+			vt_write_file(v, &root_c, c1.ino, nm, (const uint8_t *)"x", 1, 0644, &ino);
 		}
 		is_int(vv_vault_opendir(v, &root_c, c1.ino, &dh), 0, "opendir");
 		n = 0;
