@@ -6,18 +6,10 @@
 # it answers as on the original; the vault can be deleted and restored from
 # DEST alone; every create is an audit record.
 . "$(dirname "$0")/test-lib.sh"
+. "$(dirname "$0")/lib/backup.sh"
 vv_need_fuse
 
-S=$T/store
-M=$T/mnt
-D=$T/dest
-RP=$T/.rpass
-NP=$T/.npass
-printf 'repository passphrase\n' > "$RP"
-printf 'new vault passphrase\n' > "$NP"
-chmod 600 "$RP" "$NP"
-vv_init "$S" >/dev/null 2>&1
-LOG=$(vv_audit_log "$S")
+vv_backup_vault
 vv_mount "$S" "$M"
 
 mkdir "$M/products" "$M/docs"

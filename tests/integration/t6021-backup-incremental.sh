@@ -7,15 +7,10 @@
 # a clear message, a stale lock of a dead writer is taken over; rsync -a of
 # DEST (also while a backup is being written) verifies.
 . "$(dirname "$0")/test-lib.sh"
+. "$(dirname "$0")/lib/backup.sh"
 vv_need_fuse
 
-S=$T/store
-M=$T/mnt
-D=$T/dest
-RP=$T/.rpass
-printf 'repository passphrase\n' > "$RP"
-chmod 600 "$RP"
-vv_init "$S" >/dev/null 2>&1
+vv_backup_vault
 vv_mount "$S" "$M"
 objs() { find "$1/objects" -type f ! -name '.tmp-*' | wc -l; }
 sent() { sed -n 's/.* objects, \([0-9]*\) sent .*/\1/p'; }

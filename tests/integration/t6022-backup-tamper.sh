@@ -3,17 +3,10 @@
 # renamed or foreign manifest, and an altered config are found by verify
 # and refused by restore, which names what is wrong and leaves no store.
 . "$(dirname "$0")/test-lib.sh"
+. "$(dirname "$0")/lib/backup.sh"
 vv_need_fuse
 
-S=$T/store
-M=$T/mnt
-D=$T/dest
-RP=$T/.rpass
-NP=$T/.npass
-printf 'repository passphrase\n' > "$RP"
-printf 'new vault passphrase\n' > "$NP"
-chmod 600 "$RP" "$NP"
-vv_init "$S" >/dev/null 2>&1
+vv_backup_vault
 vv_mount "$S" "$M"
 mkdir "$M/c"
 for i in 1 2 3; do head -c 300000 /dev/urandom > "$M/c/f$i"; done

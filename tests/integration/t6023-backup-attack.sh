@@ -6,16 +6,11 @@
 # never followed (nothing is written where it points); nothing in DEST is
 # plaintext: no file or collection name, no known file bytes.
 . "$(dirname "$0")/test-lib.sh"
+. "$(dirname "$0")/lib/backup.sh"
 vv_need_fuse
 
-S=$T/store
-M=$T/mnt
-D=$T/dest
-RP=$T/.rpass
-printf 'repository passphrase\n' > "$RP"
-chmod 644 "$RP"
+vv_backup_vault 644
 chmod 755 "$T"
-vv_init "$S" >/dev/null 2>&1
 vv_mount "$S" "$M"
 mkdir "$M/secretcollection"
 python3 -c 'import sys; sys.stdout.buffer.write(b"KNOWNVECTORBYTES" * 40000)' > "$M/secretcollection/plaintextname.bin"

@@ -6,17 +6,11 @@
 # is refused, named, and audited as a denial); it never overwrites; a
 # tampered object stops it, naming the object, with no wrong byte written.
 . "$(dirname "$0")/test-lib.sh"
+. "$(dirname "$0")/lib/backup.sh"
 vv_need_fuse
 
-S=$T/store
-M=$T/mnt
-D=$T/dest
-RP=$T/.rpass
-printf 'repository passphrase\n' > "$RP"
-chmod 644 "$RP"
+vv_backup_vault 644
 chmod 755 "$T"
-vv_init "$S" >/dev/null 2>&1
-LOG=$(vv_audit_log "$S")
 vv_mount "$S" "$M"
 mkdir -p "$M/products/sub"
 head -c 900000 /dev/urandom > "$M/products/big.bin"

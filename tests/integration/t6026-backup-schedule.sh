@@ -8,17 +8,11 @@
 # that verifies; the passphrase is never in argv, the log or the audit
 # log; other users get nothing from DEST or from the schedule.
 . "$(dirname "$0")/test-lib.sh"
+. "$(dirname "$0")/lib/backup.sh"
 vv_need_fuse
 
-S=$T/store
-M=$T/mnt
-D=$T/dest
-RP=$T/.rpass
-printf 'repository passphrase\n' > "$RP"
-chmod 600 "$RP"
-vv_init "$S" >/dev/null 2>&1
+vv_backup_vault
 "$VV_BIN" backup init "$D" --passfile "$RP" --kdf test >/dev/null
-LOG=$(vv_audit_log "$S")
 nbk() { "$VV_BIN" backup list "$D" --passfile "$RP" | wc -l; }
 ncreated() { vv_audit_q "$LOG" count op=backup 'detail~^create [0-9a-f]{32} ' result=ok; }
 # wait_for N CMD...: poll (bounded, generous) until CMD prints >= N.
