@@ -962,6 +962,7 @@ static int fill(struct vv_vault *v, const struct vv_user_row *u, struct vv_auth 
 	struct gids g = { v, out };
 
 	snprintf(out->user, sizeof(out->user), "%s", u->name);
+	out->user_id = u->id;
 	out->uid = u->uid;
 	out->gid = NOGROUP;
 	out->ngroups = 0;
@@ -1158,6 +1159,7 @@ int vv_vault_auth_password(struct vv_vault *v, const char *user, const char *pas
 			   size_t passlen, const struct sockaddr *peer, struct vv_auth *out)
 {
 	char hash[VV_PWHASH_STR_BYTES] = "", detail[96];
+	uint8_t stamp[VV_SHA256_BYTES];
 	bool valid = vault_user_name_ok(user), have = false;
 	struct vv_user_row u = { .id = -1 }, again;
 	const char *why = NULL;
@@ -1181,6 +1183,7 @@ int vv_vault_auth_password(struct vv_vault *v, const char *user, const char *pas
 		pv = vv_pwhash_verify(have ? hash : NULL, pass ? pass : "", pass ? passlen : 0);
 		gate_leave();
 	}
+	vv_sha256(stamp, hash, strlen(hash));
 	vv_memzero(hash, sizeof(hash));
 	pthread_mutex_lock(&v->mu);
 	if (busy) {
@@ -1201,6 +1204,9 @@ int vv_vault_auth_password(struct vv_vault *v, const char *user, const char *pas
 	else if ((r = fill(v, &u, out)) < 0)
 		why = "cannot read the user's roles";
 	if (!why)
+		memcpy(out->pw_stamp, stamp, sizeof(stamp));
+	vv_memzero(stamp, sizeof(stamp));
+	if (!why)
 		r = 0;
 	else if (r == 0 || r == VV_ENOENT)
 		r = VV_EACCES;
@@ -1212,6 +1218,52 @@ int vv_vault_auth_password(struct vv_vault *v, const char *user, const char *pas
 		primary_gid(out);
 	else
 		memset(out, 0, sizeof(*out));
+	return r;
+}
+
+int vv_vault_auth_password_recheck(struct vv_vault *v, const struct vv_auth *was,
+				   const struct sockaddr *peer, struct vv_auth *out)
+{
+	char hash[VV_PWHASH_STR_BYTES] = "", detail[96];
+	uint8_t stamp[VV_SHA256_BYTES];
+	struct vv_user_row u = { .id = -1 };
+	const char *why = NULL;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = vault_audit_gate(v)) < 0)
+		return r;
+	pthread_mutex_lock(&v->mu);
+	if ((r = vv_meta_user_get(v->meta, was->user, &u)) == VV_ENOENT || (r == 0 && u.id != was->user_id))
+		why = "the user was deleted";
+	else if (r < 0)
+		why = "cannot read the user";
+	else if (!u.has_password)
+		why = "the user's password was removed";
+	else if ((r = vv_meta_user_pwhash(v->meta, u.id, hash, sizeof(hash))) < 0)
+		why = "cannot read the user's password";
+	else if (vv_sha256(stamp, hash, strlen(hash)),
+		 !vv_memeq_ct(stamp, was->pw_stamp, sizeof(stamp)))
+		why = "the user's password was changed";
+	else if ((r = fill(v, &u, out)) < 0)
+		why = "cannot read the user's roles";
+	vv_memzero(hash, sizeof(hash));
+	vv_memzero(stamp, sizeof(stamp));
+	if (!why)
+		r = 0;
+	else if (r == 0 || r == VV_ENOENT)
+		r = VV_EACCES;
+	if (r == VV_EACCES) {
+		snprintf(detail, sizeof(detail), "password session: %s", why);
+		audit_auth(v, peer, was->user, VV_ID_NONE, r, detail);
+	}
+	pthread_mutex_unlock(&v->mu);
+	if (r == 0) {
+		memcpy(out->pw_stamp, was->pw_stamp, sizeof(out->pw_stamp));
+		primary_gid(out);
+	} else {
+		memset(out, 0, sizeof(*out));
+	}
 	return r;
 }
 

@@ -21,7 +21,9 @@
  *
  * Keys are checked again, at most once a second, before a request runs:
  * a revoked or expired key, or one whose user's uid or roles changed,
- * fails the request with EACCES and ends the session.  Password sessions are not re-checked (docs/remote.md).
+ * fails the request with EACCES and ends the session.  Password sessions
+ * are re-checked the same way without evaluating the password again: the
+ * same user row with the same stored hash (docs/remote.md).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -96,6 +98,7 @@ struct conn {
 	char *token;                 /* the API key, kept to re-check it (locked memory) */
 	size_t token_cap;
 	char cert_user[33];          /* mTLS: the verified certificate's CN, a vault user */
+	bool pw_session;             /* logged in by password (re-checked like a key) */
 	char cert_fp[65];            /* and its SHA-256 */
 	int64_t checked_ms;
 	pthread_mutex_t qmu;
@@ -402,6 +405,7 @@ static int authenticate(struct conn *c)
 		goto out;
 	}
 	vv_allow_count(s->allow, VV_ALLOW_AUTHENTICATED);
+	c->pw_session = m->u[1] == VV_RW_AUTH_PASSWORD;
 	if (c->s.auth.key_id[0])
 		snprintf(c->s.user, sizeof(c->s.user), "%s/%s", c->s.auth.user, c->s.auth.key_id);
 	else if (m->u[1] == VV_RW_AUTH_CERT)
@@ -424,8 +428,10 @@ out:
 	return r;
 }
 
-/* Is the session's key still valid?  At most once a second; a key that
- * stopped being valid revokes the session for good. */
+/* Is the session's login still valid (its API key; its password: the
+ * same user with the same password; its certificate's user)?  At most
+ * once a second; a login that stopped being valid revokes the session for
+ * good. */
 static void recheck(struct conn *c)
 {
 	struct vv_auth a;
@@ -433,7 +439,7 @@ static void recheck(struct conn *c)
 	bool due;
 	int r;
 
-	if (!c->token && !c->cert_user[0])
+	if (!c->token && !c->pw_session && !c->cert_user[0])
 		return;
 	pthread_mutex_lock(&c->qmu);
 	due = now - c->checked_ms >= RECHECK_MS;
@@ -443,8 +449,10 @@ static void recheck(struct conn *c)
 	if (!due)
 		return;
 	r = c->token ? vv_vault_auth_key(c->srv->v, c->token, (const struct sockaddr *)&c->peer, &a)
-		     : vv_vault_auth_cert(c->srv->v, c->cert_user, c->cert_fp,
-					  (const struct sockaddr *)&c->peer, true, &a);
+	    : c->pw_session ? vv_vault_auth_password_recheck(c->srv->v, &c->s.auth,
+							     (const struct sockaddr *)&c->peer, &a)
+	    : vv_vault_auth_cert(c->srv->v, c->cert_user, c->cert_fp,
+				 (const struct sockaddr *)&c->peer, true, &a);
 	if (r < 0) {
 		/* Only the verdict on the key or certificate ends the session;
 		 * a failure to read it (EIO, ENOMEM, the audit log down) is
@@ -456,6 +464,9 @@ static void recheck(struct conn *c)
 		else if (!atomic_exchange(&c->s.revoked, true)) {
 			audit(c, c->s.user, "unauth", VV_EACCES, c->token
 			      ? "API key no longer valid (revoked, expired or deleted): session ended"
+			      : c->pw_session
+			      ? "password login no longer valid (user deleted or password changed): "
+				"session ended"
 			      : "the client certificate's user no longer exists: session ended");
 		}
 	} else if (a.uid != c->s.auth.uid || a.ngroups != c->s.auth.ngroups ||
@@ -466,7 +477,8 @@ static void recheck(struct conn *c)
 		if (!atomic_exchange(&c->s.revoked, true)) {
 			audit(c, c->s.user, "unauth", VV_EACCES,
 			      c->token ? "the key's user changed (uid or roles): session ended"
-				       : "the certificate's user changed (uid or roles): session ended");
+			      : c->pw_session ? "the user changed (uid or roles): session ended"
+			      : "the certificate's user changed (uid or roles): session ended");
 		}
 	}
 	explicit_bzero(&a, sizeof(a));

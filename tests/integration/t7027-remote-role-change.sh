@@ -5,6 +5,8 @@
 # not keep the role: the next request after the once-a-second recheck
 # fails with EACCES, the session ends (audited), and a new session has the
 # user as it is now.  Grants are ACLs, checked at every request anyway.
+# A password session ends the same way when the user's password is
+# changed or the user is deleted.
 . "$(dirname "$0")/test-lib.sh"
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
@@ -62,4 +64,52 @@ try:
 except R.Error as e:
     assert e.status == -5, e.status
 print('ok')"
+
+# A password session is re-checked the same way (without Argon2id): a
+# passwd ends it, and so does deleting the user.
+PW='a password for dora, long enough'
+printf '%s\n' "$PW" > "$T/pw"
+printf '%s, the second\n' "$PW" > "$T/pw2"
+"$VV_BIN" user add dora --uid 3101 --role "$G" --password-file "$T/pw" "$M" >/dev/null
+# pwsession STEP: a password session that reads, signals ready-STEP, waits
+# for done-STEP and then prints what its next requests meet.
+pwsession() {
+	rpy "c = R.Client('127.0.0.1', $P)
+c.auth_password('dora', '$PW')
+assert c.read_file('/prod/a.txt') == b'role data\n'
+open('$T/ready-$1', 'w').close()
+while not os.path.exists('$T/done-$1'):
+    time.sleep(0.05)
+deadline = time.time() + 30
+res = 'served'
+while time.time() < deadline:
+    time.sleep(0.2)
+    try:
+        c.read_file('/prod/a.txt')
+    except R.Error as e:
+        res = 'EACCES' if e.status == -5 else str(e.status)
+        break
+    except (EOFError, ConnectionError, OSError):
+        res = 'closed'
+        break
+print(res)" > "$T/out-$1" 2>&1 &
+	RP=$!
+	for i in $(seq 1 200); do [ -e "$T/ready-$1" ] && break; sleep 0.1; done
+}
+pwsession passwd
+check "a password session reads" test -e "$T/ready-passwd"
+check "dora's password changed" "$VV_BIN" user passwd dora --password-file "$T/pw2" "$M"
+touch "$T/done-passwd"
+wait $RP || true
+check "the password session ends after the passwd" sh -c "grep -qx 'EACCES\|closed' '$T/out-passwd' || { cat '$T/out-passwd'; false; }"
+check "audited with the reason" vv_audit_has "$AUD" op=auth user=dora result=EACCES "detail~password was changed"
+cp "$T/pw2" "$T/pw"
+PW="$PW, the second"
+pwsession delete
+check "a new password session reads" test -e "$T/ready-delete"
+check "dora deleted" "$VV_BIN" user delete dora "$M"
+touch "$T/done-delete"
+wait $RP || true
+check "the password session ends with the user" sh -c "grep -qx 'EACCES\|closed' '$T/out-delete' || { cat '$T/out-delete'; false; }"
+check "audited with the reason" vv_audit_has "$AUD" op=auth user=dora result=EACCES "detail~user was deleted"
 test_done

@@ -642,6 +642,46 @@ int main(void)
 		tap_diag(d);
 	}
 
+	/* A password session is re-checked without Argon2id: same user row,
+	 * same stored hash; a passwd ends it. */
+	{
+		struct vv_auth was, now_;
+
+		is_int(vv_vault_auth_password(v, "alice", PW_ALICE, strlen(PW_ALICE), NULL, &was), 0,
+		       "auth for a session");
+		before = vv_pwhash_verify_count();
+		is_int(vv_vault_auth_password_recheck(v, &was, NULL, &now_), 0,
+		       "recheck: the session's login still holds");
+		is_int((int)(vv_pwhash_verify_count() - before), 0, "recheck costs no Argon2id");
+		is_int(now_.uid, was.uid, "recheck: the user as now");
+		ok(now_.user_id == was.user_id && now_.user_id > 0, "recheck: the same user row");
+		is_int(call(v, 0, "user.passwd", ARGS({ "name", "alice" }, { "password", PW_ALICE2 }),
+			    &rep), 0, "user.passwd alice");
+		is_int(vv_vault_auth_password_recheck(v, &was, NULL, &now_), VV_EACCES,
+		       "recheck after passwd: EACCES");
+		ok(strstr(slurp_audit(v), "password session: the user's password was changed") != NULL,
+		   "the end is audited with its reason");
+		is_int(call(v, 0, "user.passwd", ARGS({ "name", "alice" }, { "password", PW_ALICE }),
+			    &rep), 0, "user.passwd back to the first password");
+		is_int(vv_vault_auth_password_recheck(v, &was, NULL, &now_), VV_EACCES,
+		       "recheck after a passwd to the same password: EACCES (salted anew)");
+		is_int(call(v, 0, "user.add", ARGS({ "name", "carol" }, { "password", PW_ALICE }),
+			    &rep), 0, "user.add carol with a password");
+		is_int(vv_vault_auth_password(v, "carol", PW_ALICE, strlen(PW_ALICE), NULL, &was), 0,
+		       "carol's session");
+		is_int(call(v, 0, "user.delete", ARGS({ "name", "carol" }), &rep), 0, "carol deleted");
+		is_int(vv_vault_auth_password_recheck(v, &was, NULL, &now_), VV_EACCES,
+		       "recheck after the user's delete: EACCES");
+		is_int(call(v, 0, "user.add", ARGS({ "name", "carol" }, { "password", PW_ALICE }),
+			    &rep), 0, "a new carol, same name and password");
+		is_int(vv_vault_auth_password_recheck(v, &was, NULL, &now_), VV_EACCES,
+		       "the old session is not the new carol's: EACCES");
+		is_int(call(v, 0, "user.delete", ARGS({ "name", "carol" }), &rep), 0, "carol gone");
+		memset(&now_, 0, sizeof(now_));
+		snprintf(now_.user, sizeof(now_.user), "nosuchuser");
+		is_int(vv_vault_auth_password_recheck(v, &now_, NULL, &now_), VV_EACCES,
+		       "recheck of an unknown user: EACCES");
+	}
 	is_int(call(v, 0, "user.passwd", ARGS({ "name", "alice" }, { "password", PW_ALICE2 }), &rep),
 	       0, "user.passwd alice");
 	is_int(vv_vault_auth_password(v, "alice", PW_ALICE, strlen(PW_ALICE), NULL, &a), VV_EACCES,

@@ -53,6 +53,10 @@ struct vv_auth {
 	uint32_t gid;                /* its local account's primary group, else 65534 */
 	uint32_t ngroups;            /* the gids of its roles registered now */
 	uint32_t groups[VV_AUTH_MAX_GROUPS];
+	int64_t user_id;             /* the user's row: a user deleted and made
+				      * again under the same name is another */
+	uint8_t pw_stamp[32];        /* after a password login: a digest of the
+				      * stored hash (salted), to notice a change */
 };
 
 /*
@@ -69,6 +73,20 @@ int vv_vault_auth_key(struct vv_vault *v, const char *token, const struct sockad
  * NUL-terminated).  Same contract as vv_vault_auth_key. */
 int vv_vault_auth_password(struct vv_vault *v, const char *user, const char *pass,
 			   size_t passlen, const struct sockaddr *peer, struct vv_auth *out);
+
+/*
+ * Is a password session's login still good?  was: what
+ * vv_vault_auth_password gave at the session's start.  The user must
+ * still exist (the same row, not a new user of that name) with the same
+ * password (a `vecvault user passwd` since, even to the same password,
+ * ends it); the password itself is not evaluated again.  0 with *out the
+ * user as now (uid, roles: the caller compares), VV_EACCES with an audit
+ * record when the login no longer holds, other codes when the vault
+ * cannot tell (VV_EIO...: try again later).  For the remote server's
+ * once-a-second recheck; quiet when the answer is yes.
+ */
+int vv_vault_auth_password_recheck(struct vv_vault *v, const struct vv_auth *was,
+				   const struct sockaddr *peer, struct vv_auth *out);
 
 /*
  * Authenticate a client certificate the TLS layer already verified
