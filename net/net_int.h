@@ -41,7 +41,9 @@ int net_tls_accept(struct tls_ctx *c, int fd, int64_t deadline, struct tls_conn 
 	       char *why, size_t whylen);
 
 /* Read up to n bytes: 0 with *got > 0; VV_ENODATA (the peer closed),
- * VV_EAGAIN (deadline), VV_EIO (an error or a shut-down socket). */
+ * VV_EAGAIN (deadline), VV_EIO (an error or a shut-down socket),
+ * VV_ECANCELED (on a server connection: the peer sent more than 32 TLS
+ * KeyUpdates within a minute; end it). */
 int net_tls_read(struct tls_conn *t, void *buf, size_t n, int64_t deadline, size_t *got);
 /* Read exactly n bytes (same codes; VV_ENODATA only before the first). */
 int net_tls_read_full(struct tls_conn *t, void *buf, size_t n, int64_t deadline);

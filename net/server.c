@@ -309,7 +309,8 @@ static int authenticate(struct conn *c)
 
 	if ((r = net_tls_read_full(c->t, hb, sizeof(hb), deadline)) < 0) {
 		audit(c, NULL, "unauth", VV_EACCES, r == VV_EAGAIN ? "no authentication in time"
-								   : "closed before authenticating");
+			    : r == VV_ECANCELED ? "a TLS KeyUpdate flood before authenticating"
+			    : "closed before authenticating");
 		return VV_EACCES;
 	}
 	if ((r = vv_rw_header(hb, &h)) < 0 || h.op != VV_RW_AUTH || (h.flags & VV_RW_F_REPLY)) {
@@ -552,6 +553,8 @@ static void serve(struct conn *c)
 		if ((r = net_tls_read_full(c->t, hb, sizeof(hb), net_now_ms() + s->idle_ms)) < 0) {
 			if (r == VV_EAGAIN)
 				snprintf(detail, sizeof(detail), "idle for %u s", s->idle_ms / 1000);
+			else if (r == VV_ECANCELED)
+				snprintf(detail, sizeof(detail), "protocol error: a TLS KeyUpdate flood");
 			break;
 		}
 		if ((r = vv_rw_header(hb, &h)) < 0 || (h.flags & VV_RW_F_REPLY) || h.op == VV_RW_AUTH) {
@@ -567,8 +570,9 @@ static void serve(struct conn *c)
 		if ((r = net_tls_read_full(c->t, j->body, h.len, net_now_ms() + WRITE_MS)) < 0 ||
 		    (r = vv_rw_decode(&h, j->body, h.len, &j->m)) < 0) {
 			snprintf(detail, sizeof(detail), "protocol error: a %s %s request",
-				 r == VV_EAGAIN || r == VV_EIO || r == VV_ENODATA ? "truncated" : "malformed",
-				 vv_rw_op_name(h.op));
+				 r == VV_ECANCELED ? "TLS KeyUpdate flood in a"
+				 : r == VV_EAGAIN || r == VV_EIO || r == VV_ENODATA ? "truncated"
+				 : "malformed", vv_rw_op_name(h.op));
 			free(j->body);
 			free(j);
 			break;

@@ -34,9 +34,19 @@ struct tls_ctx {
 	SSL_CTX *ssl;
 };
 
+/* A peer's TLS 1.3 KeyUpdate asks this side to update its keys too; each
+ * costs both directions a key derivation and a record.  A client has no
+ * reason to send many (ours sends none), so more than KU_MAX within
+ * KU_WINDOW_MS ends the connection (net_tls_read: VV_ECANCELED). */
+#define KU_MAX 32
+#define KU_WINDOW_MS 60000
+
 struct tls_conn {
 	SSL *ssl;
 	int fd;
+	int64_t ku_since;            /* start of the current KeyUpdate window */
+	unsigned ku_count;           /* KeyUpdates received in it */
+	bool ku_flood;               /* more than KU_MAX: the connection ends */
 	pthread_mutex_t mu;          /* every SSL_* call */
 	pthread_mutex_t wmu;         /* one writer at a time */
 };
@@ -160,6 +170,28 @@ static int wait_fd(int fd, bool want_write, int64_t deadline)
 	}
 }
 
+/* OpenSSL's message callback, under t->mu (inside SSL_read): count the
+ * peer's KeyUpdate handshake messages. */
+static void on_msg(int write_p, int version, int content_type, const void *buf, size_t len,
+		   SSL *ssl, void *arg)
+{
+	struct tls_conn *t = arg;
+	int64_t now;
+
+	(void)version;
+	(void)ssl;
+	if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 1 ||
+	    ((const uint8_t *)buf)[0] != SSL3_MT_KEY_UPDATE)
+		return;
+	now = net_now_ms();
+	if (now - t->ku_since >= KU_WINDOW_MS) {
+		t->ku_since = now;
+		t->ku_count = 0;
+	}
+	if (++t->ku_count > KU_MAX)
+		t->ku_flood = true;
+}
+
 int net_tls_accept(struct tls_ctx *c, int fd, int64_t deadline, struct tls_conn **out,
 	       char *why, size_t whylen)
 {
@@ -178,6 +210,9 @@ int net_tls_accept(struct tls_ctx *c, int fd, int64_t deadline, struct tls_conn 
 		r = VV_ECRYPTO;
 		goto fail;
 	}
+	t->ku_since = net_now_ms();
+	SSL_set_msg_callback(t->ssl, on_msg);
+	SSL_set_msg_callback_arg(t->ssl, t);
 	for (;;) {
 		int k = SSL_accept(t->ssl), e;
 
@@ -222,6 +257,10 @@ int net_tls_read(struct tls_conn *t, void *buf, size_t n, int64_t deadline, size
 		e = k > 0 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, k);
 		if (e != SSL_ERROR_NONE)
 			ERR_clear_error();
+		if (t->ku_flood) {
+			pthread_mutex_unlock(&t->mu);
+			return VV_ECANCELED;
+		}
 		pthread_mutex_unlock(&t->mu);
 		if (k > 0) {
 			*got = (size_t)k;

@@ -262,11 +262,24 @@ except (EOFError, OSError, R.Error):
 "
 # KeyUpdate flood (each asks the server to update its keys too) on a
 # certificate connection that has not sent AUTH; TLS 1.3 has no
-# renegotiation, and the server never asks for post-handshake auth
-check "a KeyUpdate flood before AUTH: the connection just ends" sh -c "
-	for i in \$(seq 1 3000); do echo K; done |
+# renegotiation, and the server never asks for post-handshake auth.
+# More than 32 KeyUpdates in a minute end the connection (audited).
+# (s_client acts on one command per read of stdin, hence the pauses.)
+check "a KeyUpdate flood before AUTH: the connection ends" sh -c "
+	for i in \$(seq 1 300); do echo K; sleep 0.01; done |
 	timeout 120 openssl s_client -tls1_3 -connect 127.0.0.1:$P -cert '$C/alice.pem' \
-		-key '$C/alice.key' > '$T/ku.out' 2>&1; grep -q 'KEYUPDATE' '$T/ku.out'"
+		-key '$C/alice.key' > '$T/ku.out' 2>&1
+	n=\$(grep -c KEYUPDATE '$T/ku.out'); echo \"# \$n KeyUpdates sent\"
+	test \$n -gt 32 && test \$n -lt 300"
+check "the flood is cut short and audited" vv_audit_has "$AUD" op=unauth \
+	"detail=a TLS KeyUpdate flood before authenticating"
+check "a few KeyUpdates are answered, not cut" sh -c "
+	{ sleep 1; for i in \$(seq 1 5); do echo K; sleep 0.1; done; sleep 1; } |
+	timeout 60 openssl s_client -tls1_3 -connect 127.0.0.1:$P -cert '$C/alice.pem' \
+		-key '$C/alice.key' > '$T/ku5.out' 2>&1; grep -q KEYUPDATE '$T/ku5.out' &&
+	grep -qx DONE '$T/ku5.out' && ! grep -qx closed '$T/ku5.out'"
+check "and the connection ends by its own end, not as a flood" test \
+	"$(vv_audit_q "$AUD" count op=unauth "detail=a TLS KeyUpdate flood before authenticating")" = 1
 check "post-handshake auth offered by the client: still no AUTH, no service" rpy "
 import ssl, socket
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
