@@ -25,11 +25,13 @@ struct tls_conn;
 int64_t net_now_ms(void);
 
 /* A server context: TLS 1.3 only, the certificate chain and key from PEM
- * files; with client_ca, a client certificate signed by it is requested
- * (optional; its subject is recorded).  0, or VV_EINVAL / VV_ECRYPTO with
- * the reason in why. */
+ * files; with client_ca, a client certificate signed by it is required;
+ * with client_crl (needs client_ca), a PEM CRL signed by a CA of
+ * client_ca: the certificates it lists are refused (the file is read
+ * again when it changes).  0, or VV_EINVAL / VV_ECRYPTO / VV_ESYS with the
+ * reason in why. */
 int net_tls_ctx_server(const char *cert, const char *key, const char *client_ca,
-		   struct tls_ctx **out, char *why, size_t whylen);
+		   const char *client_crl, struct tls_ctx **out, char *why, size_t whylen);
 void net_tls_ctx_free(struct tls_ctx *c);                    /* NULL ok */
 
 /* Run the server handshake on the connected socket fd (made
@@ -66,6 +68,12 @@ int net_tls_connect(int fd, const char *host, const char *ca, const char *cert,
  * 0, or VV_EACCES when there is none, it did not verify, or the CN is
  * missing, repeated or odd. */
 int net_tls_peer(struct tls_conn *t, char *cn, size_t cnlen, char fp[65]);
+/* Is the client certificate of t listed in c's --client-crl?  The file is
+ * read again when it changed (looked at most once a second; one that no
+ * longer reads or verifies leaves the CRL before in force).  The
+ * handshake checks new connections the same way (VV_EACCES, "certificate
+ * revoked"); this is for the once-a-second recheck of open sessions. */
+bool net_tls_peer_revoked(struct tls_ctx *c, struct tls_conn *t);
 
 /* Write DIR/key.pem (0600) and DIR/cert.pem (0644): a P-256 key and a
  * self-signed certificate for name (CN and subjectAltName DNS, plus IP
@@ -80,6 +88,12 @@ enum { NET_CERT_SERVER, NET_CERT_CA, NET_CERT_CLIENT };
  * key.pem).  Valid days.  fp: the SHA-256; never overwrites. */
 int net_tls_make(const char *dir, const char *name, int kind, const char *ca_dir, unsigned days,
 		 char fp[65], char *why, size_t whylen);
+/* Add the certificates (PEM files, each issued by the CA in ca_dir) to
+ * ca_dir/crl.pem, signed by that CA, next update in days; the entries of
+ * the CRL already there are kept.  Written to a temporary file and
+ * renamed.  *added: newly listed; *total: listed now. */
+int net_tls_revoke(const char *ca_dir, const char *const *certs, size_t n, unsigned days,
+		   size_t *added, size_t *total, char *why, size_t whylen);
 /* The SHA-256 fingerprint of the first certificate in a PEM file. */
 int net_tls_fingerprint_file(const char *pem, char fp[65], char *why, size_t whylen);
 

@@ -449,6 +449,14 @@ static void recheck(struct conn *c)
 	pthread_mutex_unlock(&c->qmu);
 	if (!due)
 		return;
+	/* A certificate revoked since the handshake ends the session, whatever
+	 * the login on top of it (--client-crl). */
+	if (c->cert_user[0] && net_tls_peer_revoked(c->srv->tls, c->t)) {
+		if (!atomic_exchange(&c->s.revoked, true))
+			audit(c, c->s.user, "unauth", VV_EACCES,
+			      "the client certificate was revoked (--client-crl): session ended");
+		return;
+	}
 	r = c->token ? vv_vault_auth_key(c->srv->v, c->token, (const struct sockaddr *)&c->peer, &a)
 	    : c->pw_session ? vv_vault_auth_password_recheck(c->srv->v, &c->s.auth,
 							     (const struct sockaddr *)&c->peer, &a)
@@ -806,7 +814,8 @@ int vv_net_start(struct vv_vault *v, const struct vv_net_opts *o, struct vv_net_
 	s->max_per_addr = o->max_per_addr ? o->max_per_addr : 8;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cond, NULL);
-	if ((r = net_tls_ctx_server(o->cert, o->key, o->client_ca, &s->tls, why, whylen)) < 0)
+	if ((r = net_tls_ctx_server(o->cert, o->key, o->client_ca, o->client_crl, &s->tls, why,
+				    whylen)) < 0)
 		goto fail;
 	s->mtls = o->client_ca != NULL;
 	r = VV_ESYS;
@@ -893,6 +902,12 @@ int vv_net_client_cert(const char *dir, const char *user, const char *ca_dir, un
 		       char fp[65], char *why, size_t whylen)
 {
 	return net_tls_make(dir, user, NET_CERT_CLIENT, ca_dir, days, fp, why, whylen);
+}
+
+int vv_net_client_revoke(const char *ca_dir, const char *const *certs, size_t n, unsigned days,
+			 size_t *added, size_t *total, char *why, size_t whylen)
+{
+	return net_tls_revoke(ca_dir, certs, n, days, added, total, why, whylen);
 }
 
 int vv_net_fingerprint(const char *pem, char fp[65], char *why, size_t whylen)

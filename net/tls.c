@@ -29,9 +29,16 @@
 
 #include "net_int.h"
 #include "vecvault/error.h"
+#include "vecvault/log.h"
 
 struct tls_ctx {
 	SSL_CTX *ssl;
+	char *ca_path;               /* --client-ca: the CRL's signer is one of these */
+	char *crl_path;              /* --client-crl, NULL = none */
+	pthread_mutex_t crl_mu;      /* crl and crl_st */
+	X509_CRL *crl;               /* the CRL in force (verified) */
+	struct stat crl_st;          /* the file it was read from, to notice a change */
+	int64_t crl_looked;          /* net_now_ms() of the last stat */
 };
 
 /* A peer's TLS 1.3 KeyUpdate asks this side to update its keys too; each
@@ -74,8 +81,145 @@ static void ssl_why(char *why, size_t whylen, const char *what)
 	ERR_clear_error();
 }
 
+/* --- client certificate revocation (--client-crl) -------------------------- */
+
+/* Read the CRL at path and check it is signed by a CA in ca_path.  A new
+ * reference in *out, or VV_EINVAL / VV_ESYS with why. */
+static int crl_read(const char *path, const char *ca_path, X509_CRL **out, char *why,
+		    size_t whylen)
+{
+	X509_CRL *crl = NULL;
+	X509 *ca;
+	FILE *f;
+	bool signed_ok = false;
+
+	*out = NULL;
+	if (!(f = fopen(path, "re"))) {
+		snprintf(why, whylen, "cannot read the CRL %s: %s", path, strerror(errno));
+		return VV_ESYS;
+	}
+	crl = PEM_read_X509_CRL(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!crl) {
+		char what[4200];
+
+		snprintf(what, sizeof(what), "the CRL %s (--client-crl) is not a PEM X.509 CRL", path);
+		ssl_why(why, whylen, what);
+		return VV_EINVAL;
+	}
+	if ((f = fopen(ca_path, "re"))) {
+		while (!signed_ok && (ca = PEM_read_X509(f, NULL, NULL, NULL))) {
+			signed_ok = X509_NAME_cmp(X509_get_subject_name(ca),
+						  X509_CRL_get_issuer(crl)) == 0 &&
+				    X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1;
+			X509_free(ca);
+		}
+		fclose(f);
+	}
+	ERR_clear_error();
+	if (!signed_ok) {
+		snprintf(why, whylen, "the CRL %s is not signed by a CA of --client-ca %s", path,
+			 ca_path);
+		X509_CRL_free(crl);
+		return VV_EINVAL;
+	}
+	*out = crl;
+	return 0;
+}
+
+/* Load the CRL again when its file changed (looked at most once a
+ * second).  A file that no longer reads or verifies leaves the CRL in
+ * force as it was (revocations only ever stay), with a warning. */
+static void crl_refresh(struct tls_ctx *c)
+{
+	struct stat st;
+	X509_CRL *crl, *old = NULL;
+	char why[512];
+	int64_t now = net_now_ms();
+
+	if (!c->crl_path)
+		return;
+	pthread_mutex_lock(&c->crl_mu);
+	if (now - c->crl_looked < 1000) {
+		pthread_mutex_unlock(&c->crl_mu);
+		return;
+	}
+	c->crl_looked = now;
+	if (stat(c->crl_path, &st) == 0 && st.st_ino == c->crl_st.st_ino &&
+	    st.st_dev == c->crl_st.st_dev && st.st_size == c->crl_st.st_size &&
+	    st.st_mtim.tv_sec == c->crl_st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == c->crl_st.st_mtim.tv_nsec) {
+		pthread_mutex_unlock(&c->crl_mu);
+		return;
+	}
+	pthread_mutex_unlock(&c->crl_mu);
+	if (crl_read(c->crl_path, c->ca_path, &crl, why, sizeof(why)) < 0) {
+		pthread_mutex_lock(&c->crl_mu);
+		if (stat(c->crl_path, &c->crl_st) != 0)
+			memset(&c->crl_st, 0, sizeof(c->crl_st));
+		pthread_mutex_unlock(&c->crl_mu);
+		vv_log(VV_LOG_WARN, "remote: %s; the CRL read before stays in force", why);
+		return;
+	}
+	pthread_mutex_lock(&c->crl_mu);
+	old = c->crl;
+	c->crl = crl;
+	if (stat(c->crl_path, &c->crl_st) != 0)
+		memset(&c->crl_st, 0, sizeof(c->crl_st));
+	pthread_mutex_unlock(&c->crl_mu);
+	X509_CRL_free(old);
+	vv_log(VV_LOG_INFO, "remote: client CRL %s loaded (%d revoked)", c->crl_path,
+	       crl && X509_CRL_get_REVOKED(crl) ? sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)) : 0);
+}
+
+/* Is x listed in the CRL in force? */
+static bool crl_lists(struct tls_ctx *c, X509 *x)
+{
+	X509_REVOKED *rev;
+	bool hit;
+
+	pthread_mutex_lock(&c->crl_mu);
+	hit = c->crl && X509_NAME_cmp(X509_get_issuer_name(x), X509_CRL_get_issuer(c->crl)) == 0 &&
+	      X509_CRL_get0_by_serial(c->crl, &rev, (ASN1_INTEGER *)X509_get0_serialNumber(x)) == 1;
+	pthread_mutex_unlock(&c->crl_mu);
+	return hit;
+}
+
+/* The handshake's verify callback: OpenSSL's chain verdict, then the
+ * leaf against the CRL. */
+static int verify_cb(int ok, X509_STORE_CTX *xs)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct tls_ctx *c = ssl ? SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)) : NULL;
+	X509 *x = X509_STORE_CTX_get_current_cert(xs);
+
+	if (!ok || !c || X509_STORE_CTX_get_error_depth(xs) != 0 || !x)
+		return ok;
+	if (crl_lists(c, x)) {
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REVOKED);
+		return 0;
+	}
+	return 1;
+}
+
+bool net_tls_peer_revoked(struct tls_ctx *c, struct tls_conn *t)
+{
+	X509 *x;
+	bool hit;
+
+	if (!c->crl_path)
+		return false;
+	crl_refresh(c);
+	pthread_mutex_lock(&t->mu);
+	x = SSL_get1_peer_certificate(t->ssl);
+	pthread_mutex_unlock(&t->mu);
+	hit = x && crl_lists(c, x);
+	X509_free(x);
+	return hit;
+}
+
 int net_tls_ctx_server(const char *cert, const char *key, const char *client_ca,
-		   struct tls_ctx **out, char *why, size_t whylen)
+		   const char *client_crl, struct tls_ctx **out, char *why, size_t whylen)
 {
 	struct tls_ctx *c = calloc(1, sizeof(*c));
 	int r = VV_ECRYPTO;
@@ -83,6 +227,7 @@ int net_tls_ctx_server(const char *cert, const char *key, const char *client_ca,
 	*out = NULL;
 	if (!c)
 		return VV_ENOMEM;
+	pthread_mutex_init(&c->crl_mu, NULL);
 	if (!(c->ssl = SSL_CTX_new(TLS_server_method()))) {
 		ssl_why(why, whylen, "cannot make a TLS context");
 		goto fail;
@@ -127,8 +272,31 @@ int net_tls_ctx_server(const char *cert, const char *key, const char *client_ca,
 			goto fail;
 		}
 		SSL_CTX_set_client_CA_list(c->ssl, names);
-		SSL_CTX_set_verify(c->ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		SSL_CTX_set_app_data(c->ssl, c);
+		SSL_CTX_set_verify(c->ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+				   verify_cb);
 		SSL_CTX_set_verify_depth(c->ssl, 4);
+		if (!(c->ca_path = strdup(client_ca))) {
+			r = VV_ENOMEM;
+			goto fail;
+		}
+	}
+	if (client_crl) {
+		if (!client_ca) {
+			snprintf(why, whylen, "--client-crl needs --client-ca");
+			r = VV_EINVAL;
+			goto fail;
+		}
+		if (!(c->crl_path = strdup(client_crl))) {
+			r = VV_ENOMEM;
+			goto fail;
+		}
+		/* At start a CRL that does not read or verify is an error. */
+		if ((r = crl_read(client_crl, client_ca, &c->crl, why, whylen)) < 0)
+			goto fail;
+		if (stat(client_crl, &c->crl_st) != 0)
+			memset(&c->crl_st, 0, sizeof(c->crl_st));
+		c->crl_looked = net_now_ms();
 	}
 	*out = c;
 	return 0;
@@ -142,6 +310,10 @@ void net_tls_ctx_free(struct tls_ctx *c)
 	if (!c)
 		return;
 	SSL_CTX_free(c->ssl);
+	X509_CRL_free(c->crl);
+	free(c->ca_path);
+	free(c->crl_path);
+	pthread_mutex_destroy(&c->crl_mu);
 	free(c);
 }
 
@@ -210,6 +382,7 @@ int net_tls_accept(struct tls_ctx *c, int fd, int64_t deadline, struct tls_conn 
 		r = VV_ECRYPTO;
 		goto fail;
 	}
+	crl_refresh(c);
 	t->ku_since = net_now_ms();
 	SSL_set_msg_callback(t->ssl, on_msg);
 	SSL_set_msg_callback_arg(t->ssl, t);
@@ -539,6 +712,127 @@ out:
 	X509_free(x);
 	X509_free(ix);
 	EVP_PKEY_free(k);
+	EVP_PKEY_free(ik);
+	return r;
+}
+
+static int put_crl(FILE *f, void *crl)
+{
+	return PEM_write_X509_CRL(f, crl);
+}
+
+int net_tls_revoke(const char *ca_dir, const char *const *certs, size_t n, unsigned days,
+		   size_t *added, size_t *total, char *why, size_t whylen)
+{
+	char path[4096], tmp[4112];
+	X509_CRL *crl = NULL, *old = NULL;
+	EVP_PKEY *ik = NULL;
+	X509 *ix = NULL, *x = NULL;
+	ASN1_TIME *now = NULL, *next = NULL;
+	FILE *f;
+	int r;
+
+	*added = *total = 0;
+	if (snprintf(path, sizeof(path), "%s/crl.pem", ca_dir) >= (int)sizeof(path) ||
+	    snprintf(tmp, sizeof(tmp), "%s/.crl.pem.%ld", ca_dir, (long)getpid()) >= (int)sizeof(tmp)) {
+		snprintf(why, whylen, "directory name too long");
+		return VV_ENAMETOOLONG;
+	}
+	if ((r = load_ca(ca_dir, &ix, &ik, why, whylen)) < 0)
+		return r;
+	r = VV_ECRYPTO;
+	/* The entries of the CRL there, if it is this CA's. */
+	if ((f = fopen(path, "re"))) {
+		old = PEM_read_X509_CRL(f, NULL, NULL, NULL);
+		fclose(f);
+		if (!old || X509_CRL_verify(old, X509_get0_pubkey(ix)) != 1) {
+			ERR_clear_error();
+			snprintf(why, whylen, "%s is not a CRL of this CA: not overwritten", path);
+			r = VV_EINVAL;
+			goto out;
+		}
+	} else if (errno != ENOENT) {
+		snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
+		r = VV_ESYS;
+		goto out;
+	}
+	if (!(crl = X509_CRL_new()) || !X509_CRL_set_version(crl, 1) ||
+	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ix)) ||
+	    !(now = X509_gmtime_adj(NULL, 0)) ||
+	    !(next = X509_gmtime_adj(NULL, (long)days * 24 * 3600)) ||
+	    !X509_CRL_set1_lastUpdate(crl, now) || !X509_CRL_set1_nextUpdate(crl, next)) {
+		ssl_why(why, whylen, "cannot make a CRL");
+		goto out;
+	}
+	for (int i = 0; old && i < sk_X509_REVOKED_num(X509_CRL_get_REVOKED(old)); i++) {
+		X509_REVOKED *rv = X509_REVOKED_dup(sk_X509_REVOKED_value(X509_CRL_get_REVOKED(old), i));
+
+		if (!rv || !X509_CRL_add0_revoked(crl, rv)) {
+			X509_REVOKED_free(rv);
+			ssl_why(why, whylen, "cannot copy the CRL's entries");
+			goto out;
+		}
+		++*total;
+	}
+	for (size_t i = 0; i < n; i++) {
+		X509_REVOKED *rv, *had;
+
+		x = NULL;
+		if ((f = fopen(certs[i], "re"))) {
+			x = PEM_read_X509(f, NULL, NULL, NULL);
+			fclose(f);
+		}
+		if (!x) {
+			ERR_clear_error();
+			snprintf(why, whylen, "%s: not a PEM certificate", certs[i]);
+			r = VV_EINVAL;
+			goto out;
+		}
+		if (X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(ix)) != 0 ||
+		    X509_verify(x, X509_get0_pubkey(ix)) != 1) {
+			ERR_clear_error();
+			snprintf(why, whylen, "%s was not issued by the CA in %s: nothing revoked",
+				 certs[i], ca_dir);
+			r = VV_EINVAL;
+			goto out;
+		}
+		if (X509_CRL_get0_by_serial(crl, &had, (ASN1_INTEGER *)X509_get0_serialNumber(x)) == 1) {
+			X509_free(x);
+			continue;                   /* already listed */
+		}
+		if (!(rv = X509_REVOKED_new()) ||
+		    !X509_REVOKED_set_serialNumber(rv, (ASN1_INTEGER *)X509_get0_serialNumber(x)) ||
+		    !X509_REVOKED_set_revocationDate(rv, now) || !X509_CRL_add0_revoked(crl, rv)) {
+			X509_REVOKED_free(rv);
+			ssl_why(why, whylen, "cannot add to the CRL");
+			goto out;
+		}
+		X509_free(x);
+		x = NULL;
+		++*added;
+		++*total;
+	}
+	if (!X509_CRL_sort(crl) || !X509_CRL_sign(crl, ik, EVP_sha256())) {
+		ssl_why(why, whylen, "cannot sign the CRL");
+		goto out;
+	}
+	/* Whole or not at all: a server re-reads the file when it changes. */
+	if ((r = write_pem(tmp, 0644, put_crl, crl, why, whylen)) < 0)
+		goto out;
+	if (rename(tmp, path) < 0) {
+		snprintf(why, whylen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+		unlink(tmp);
+		r = VV_ESYS;
+		goto out;
+	}
+	r = 0;
+out:
+	X509_free(x);
+	X509_CRL_free(crl);
+	X509_CRL_free(old);
+	ASN1_TIME_free(now);
+	ASN1_TIME_free(next);
+	X509_free(ix);
 	EVP_PKEY_free(ik);
 	return r;
 }

@@ -98,13 +98,16 @@ static const char usage[] =
 	"                     given explicitly; others are closed before TLS\n"
 	"  --client-ca FILE   mutual TLS: require a client certificate signed by FILE\n"
 	"                     whose CN names a vault user (it logs in as that user)\n"
+	"  --client-crl FILE  refuse the client certificates this CRL of --client-ca\n"
+	"                     lists (see 'vecvault tls revoke'); re-read when it\n"
+	"                     changes, open sessions of a revoked one end\n"
 	"Unmount with: fusermount3 -u MNT\n"
 	"A remote vault: vecvault mount vv://[USER@]HOST:PORT[/COLLECTION] MNT ...\n"
 	"                (vecvault mount vv:// --help)\n";
 
 static const char serve_usage[] =
 	"usage: vecvault serve STORE --listen ADDR:PORT --tls-cert FILE --tls-key FILE\n"
-	"                      [--allow CIDR ...] [--client-ca FILE] [-f]\n"
+	"                      [--allow CIDR ...] [--client-ca FILE [--client-crl FILE]] [-f]\n"
 	"                      [--passfile FILE | --extpass CMD] [--log FILE] [--pid-file FILE]\n"
 	"                      [--audit-log PATH] [--audit-required] [--knn-cache SIZE]\n"
 	"                      [--backup-to DEST --backup-every DUR --backup-passfile F [--keep-* N]]\n"
@@ -134,10 +137,10 @@ struct mount_args {
 	char fsname[PATH_MAX + 16];
 	char ctl_path[PATH_MAX];
 	bool headless;               /* `vecvault serve`: no mount */
-	const char *listen, *tls_cert, *tls_key, *client_ca;
+	const char *listen, *tls_cert, *tls_key, *client_ca, *client_crl;
 	const char *allow[MAX_ALLOW];
 	size_t nallow;
-	char cert_abs[PATH_MAX], key_abs[PATH_MAX], ca_abs[PATH_MAX];
+	char cert_abs[PATH_MAX], key_abs[PATH_MAX], ca_abs[PATH_MAX], crl_abs[PATH_MAX];
 };
 
 /* "90", "30s", "15m", "1h", "1d", "1w": seconds, at least 1, at most a year. */
@@ -379,6 +382,7 @@ static int start_listener(struct mount_args *a, struct vv_vault *v, struct vv_al
 	no.cert = a->tls_cert;
 	no.key = a->tls_key;
 	no.client_ca = a->client_ca;
+	no.client_crl = a->client_crl;
 	no.allow = *allow;
 	if ((r = vv_net_start(v, &no, srv, why, whylen)) < 0)
 		return r;
@@ -567,6 +571,7 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 		{ "tls-key", required_argument, NULL, 1003 },
 		{ "allow", required_argument, NULL, 1004 },
 		{ "client-ca", required_argument, NULL, 1005 },
+		{ "client-crl", required_argument, NULL, 1020 },
 		{ "trash-days", required_argument, NULL, 'T' },
 		{ "snapshot-every", required_argument, NULL, 'S' },
 		{ "keep-hourly", required_argument, NULL, '1' },
@@ -658,6 +663,7 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 			a.allow[a.nallow++] = optarg;
 			break;
 		case 1005: a.client_ca = optarg; break;
+		case 1020: a.client_crl = optarg; break;
 		case 1006: a.backup_to = optarg; break;
 		case 1007:
 			if (parse_dur(optarg, &a.backup_every) < 0) {
@@ -685,8 +691,14 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 		die_msg("serve", "--listen ADDR:PORT is required (what would it serve otherwise?)");
 		return 2;
 	}
-	if ((a.tls_cert || a.tls_key || a.nallow || a.client_ca) && !a.listen) {
-		die_msg("mount", "--tls-cert, --tls-key, --allow and --client-ca need --listen");
+	if ((a.tls_cert || a.tls_key || a.nallow || a.client_ca || a.client_crl) && !a.listen) {
+		die_msg("mount", "--tls-cert, --tls-key, --allow, --client-ca and --client-crl "
+			"need --listen");
+		return 2;
+	}
+	if (a.client_crl && !a.client_ca) {
+		die_msg("mount", "--client-crl needs --client-ca (the CA whose certificates it "
+			"revokes)");
 		return 2;
 	}
 	if (a.listen && (!a.tls_cert || !a.tls_key)) {
@@ -737,7 +749,8 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 	/* The daemon changes to / after forking: relative paths would land there. */
 	if (absolute(&a.log, a.log_abs) < 0 || absolute(&a.pid_file, a.pid_abs) < 0 ||
 	    absolute(&a.audit_log, a.audit_abs) < 0 || absolute(&a.tls_cert, a.cert_abs) < 0 ||
-	    absolute(&a.tls_key, a.key_abs) < 0 || absolute(&a.client_ca, a.ca_abs) < 0)
+	    absolute(&a.tls_key, a.key_abs) < 0 || absolute(&a.client_ca, a.ca_abs) < 0 ||
+	    absolute(&a.client_crl, a.crl_abs) < 0)
 		return 1;
 	if (headless) {
 		/* SIGTERM and friends are taken by vv_fs_run_headless's sigwait:

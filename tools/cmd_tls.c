@@ -1,13 +1,14 @@
 /*
- * cmd_tls.c - `vecvault tls selfsigned|fingerprint|client-ca|client`: a
+ * cmd_tls.c - `vecvault tls selfsigned|fingerprint|client-ca|client|revoke`: a
  * first key and certificate for `vecvault serve` / `mount --listen`, the
  * SHA-256 fingerprint that clients pin, and a CA and client certificates
- * for mutual TLS (docs/remote.md).
+ * for mutual TLS and their revocation list (docs/remote.md).
  *
  *   vecvault tls selfsigned --out DIR [--name HOST]
  *   vecvault tls fingerprint CERT
  *   vecvault tls client-ca --out DIR [--name NAME]
  *   vecvault tls client USER --ca DIR --out DIR [--days N]
+ *   vecvault tls revoke [CERT ...] --ca DIR [--days N]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +28,7 @@ static const char usage[] =
 	"       vecvault tls fingerprint CERT\n"
 	"       vecvault tls client-ca --out DIR [--name NAME]\n"
 	"       vecvault tls client USER --ca DIR --out DIR [--days N]\n"
+	"       vecvault tls revoke [CERT ...] --ca DIR [--days N]\n"
 	"  selfsigned   write DIR/key.pem (mode 0600) and DIR/cert.pem: a P-256 key\n"
 	"               and a certificate for HOST (default: this host's name), valid\n"
 	"               ten years; print its SHA-256 fingerprint for clients' --pin.\n"
@@ -38,7 +40,13 @@ static const char usage[] =
 	"  client       write DIR/key.pem (0600) and DIR/cert.pem: a client\n"
 	"               certificate whose CN is the vault user USER, signed by the CA\n"
 	"               in --ca DIR, valid N days (default 365); the client mounts\n"
-	"               with --cert DIR/cert.pem --cert-key DIR/key.pem\n";
+	"               with --cert DIR/cert.pem --cert-key DIR/key.pem\n"
+	"  revoke       list the client certificates CERT (issued by the CA in --ca\n"
+	"               DIR) in DIR/crl.pem, keeping those listed before, signed by\n"
+	"               the CA, next update in N days (default 365; run it with no\n"
+	"               CERT to renew); give DIR/crl.pem to the server as\n"
+	"               --client-crl: it re-reads the file when it changes and ends\n"
+	"               the open sessions of a revoked certificate\n";
 
 int cmd_tls(int argc, char **argv)
 {
@@ -89,6 +97,23 @@ int cmd_tls(int argc, char **argv)
 		printf("sha256:%s\n", fp);
 		return 0;
 	}
+	if (!strcmp(sub, "revoke")) {
+		size_t added, total;
+
+		if (!ca || out || name) {
+			die_msg("tls", "usage: tls revoke [CERT ...] --ca DIR [--days N]");
+			return 2;
+		}
+		if (vv_net_client_revoke(ca, (const char *const *)argv + optind,
+					 (size_t)(argc - optind), (unsigned)days, &added, &total,
+					 why, sizeof(why)) < 0) {
+			die_msg("tls", "%s", why);
+			return 1;
+		}
+		printf("wrote %s/crl.pem: %zu certificate(s) newly revoked, %zu listed, next "
+		       "update in %lu days\n", ca, added, total, days);
+		return 0;
+	}
 	if (!strcmp(sub, "client-ca") || !strcmp(sub, "client")) {
 		bool client = !strcmp(sub, "client");
 
@@ -121,7 +146,7 @@ int cmd_tls(int argc, char **argv)
 	}
 	if (strcmp(sub, "selfsigned") != 0) {
 		die_msg("tls", "unknown subcommand '%s' (selfsigned, fingerprint, client-ca, "
-			"client)", sub);
+			"client, revoke)", sub);
 		return 2;
 	}
 	if (ca || days != 365) {

@@ -33,6 +33,7 @@ struct vv_net_opts {
 	const char *listen;          /* "ADDR:PORT", "[V6ADDR]:PORT"; port 0 = any */
 	const char *cert, *key;      /* PEM files */
 	const char *client_ca;       /* request client certificates signed by it; NULL = none */
+	const char *client_crl;      /* with client_ca: a CRL of it, re-read on change; NULL = none */
 	struct vv_allow *allow;      /* borrowed; must outlive the server */
 	unsigned auth_ms;            /* handshake + AUTH deadline; 0 = 10000 */
 	unsigned idle_ms;            /* an authenticated connection without a request; 0 = 600000 */
@@ -122,6 +123,12 @@ int vv_net_selfsigned(const char *dir, const char *name, char fp[65], char *why,
 int vv_net_client_ca(const char *dir, const char *name, char fp[65], char *why, size_t whylen);
 int vv_net_client_cert(const char *dir, const char *user, const char *ca_dir, unsigned days,
 		       char fp[65], char *why, size_t whylen);
+/* `vecvault tls revoke`: list the client certificates (PEM files issued
+ * by the CA in ca_dir) in ca_dir/crl.pem, the server's --client-crl,
+ * keeping what it listed; the CRL is valid days (run it again, with no
+ * certificate, to renew it).  *added: newly listed; *total: listed now. */
+int vv_net_client_revoke(const char *ca_dir, const char *const *certs, size_t n, unsigned days,
+			 size_t *added, size_t *total, char *why, size_t whylen);
 /* The SHA-256 fingerprint of a PEM certificate file. */
 int vv_net_fingerprint(const char *pem, char fp[65], char *why, size_t whylen);
 
