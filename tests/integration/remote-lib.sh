@@ -66,6 +66,44 @@ err = c.err
 $2"
 }
 
+# rwatch NAME CLIENT LOGIN PATH: a protocol session in the background (pid
+# in RP): c = CLIENT (a Python expression, e.g. "R.Client('127.0.0.1', $P)"),
+# LOGIN (statements on c, e.g. "c.auth_key('TOKEN')"), then it reads PATH
+# and creates $T/NAME.ready (waited for here, bounded); once $T/NAME.go
+# exists it reads PATH every 0.2 s for up to 30 s and prints to $T/NAME.out
+# what the first failure was: EACCES, closed, another status, or served.
+# rwatch_end NAME: create NAME.go, wait, and succeed when the session was
+# refused (EACCES) or closed (the output is shown otherwise).
+rwatch() {
+	rpy "c = $2
+$3
+c.read_file('$4')
+open('$T/$1.ready', 'w').close()
+while not os.path.exists('$T/$1.go'):
+    time.sleep(0.05)
+deadline = time.time() + 30
+res = 'served'
+while time.time() < deadline:
+    time.sleep(0.2)
+    try:
+        c.read_file('$4')
+    except R.Error as e:
+        res = 'EACCES' if e.status == -5 else str(e.status)
+        break
+    except (EOFError, ConnectionError, OSError):
+        res = 'closed'
+        break
+print(res)" > "$T/$1.out" 2>&1 &
+	RP=$!
+	local i
+	for i in $(seq 1 200); do [ -e "$T/$1.ready" ] && break; sleep 0.1; done
+}
+rwatch_end() {
+	touch "$T/$1.go"
+	wait "$RP" || true
+	grep -qx 'EACCES\|closed' "$T/$1.out" || { sed 's/^/# /' "$T/$1.out"; false; }
+}
+
 # vv_rmount URL MNT [client options]: mount a vv:// URL (the client daemon
 # logs to $T/client.log) and record it for cleanup.
 vv_rmount() {

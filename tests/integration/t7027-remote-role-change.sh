@@ -30,33 +30,10 @@ chgrp "$GID" "$M/prod" "$M/prod/a.txt"
 "$VV_BIN" user add bob --uid 3100 --role "$G" --no-password "$M" >/dev/null
 TB=$("$VV_BIN" key create bob "$M" 2>/dev/null)
 
-rkey "$TB" "
-assert c.read_file('/prod/a.txt') == b'role data\n'
-open('$T/ready', 'w').close()
-while not os.path.exists('$T/removed'):
-    time.sleep(0.05)
-# every request after the recheck (at most a second old) must fail
-deadline = time.time() + 30
-res = 'served'
-while time.time() < deadline:
-    time.sleep(0.2)
-    try:
-        c.read_file('/prod/a.txt')
-    except R.Error as e:
-        res = 'EACCES' if e.status == -5 else str(e.status)
-        break
-    except (EOFError, ConnectionError, OSError):
-        res = 'closed'
-        break
-print(res)
-" > "$T/out" 2>&1 &
-RP=$!
-for i in $(seq 1 200); do [ -e "$T/ready" ] && break; sleep 0.1; done
-check "the session reads with the role" test -e "$T/ready"
+rwatch key "R.Client('127.0.0.1', $P)" "c.auth_key('$TB')" /prod/a.txt
+check "the session reads with the role" test -e "$T/key.ready"
 check "role removed from bob" "$VV_BIN" user role bob --remove "$G" "$M"
-touch "$T/removed"
-wait $RP || true
-check "the open session loses the role" sh -c "grep -qx 'EACCES\|closed' '$T/out' || { cat '$T/out'; false; }"
+check "the open session loses the role" rwatch_end key
 check "the end is audited" vv_audit_has "$AUD" op=unauth "user~^bob/" result=EACCES
 check "a new session is bob without the role" rkey "$TB" "
 try:
@@ -71,45 +48,15 @@ PW='a password for dora, long enough'
 printf '%s\n' "$PW" > "$T/pw"
 printf '%s, the second\n' "$PW" > "$T/pw2"
 "$VV_BIN" user add dora --uid 3101 --role "$G" --password-file "$T/pw" "$M" >/dev/null
-# pwsession STEP: a password session that reads, signals ready-STEP, waits
-# for done-STEP and then prints what its next requests meet.
-pwsession() {
-	rpy "c = R.Client('127.0.0.1', $P)
-c.auth_password('dora', '$PW')
-assert c.read_file('/prod/a.txt') == b'role data\n'
-open('$T/ready-$1', 'w').close()
-while not os.path.exists('$T/done-$1'):
-    time.sleep(0.05)
-deadline = time.time() + 30
-res = 'served'
-while time.time() < deadline:
-    time.sleep(0.2)
-    try:
-        c.read_file('/prod/a.txt')
-    except R.Error as e:
-        res = 'EACCES' if e.status == -5 else str(e.status)
-        break
-    except (EOFError, ConnectionError, OSError):
-        res = 'closed'
-        break
-print(res)" > "$T/out-$1" 2>&1 &
-	RP=$!
-	for i in $(seq 1 200); do [ -e "$T/ready-$1" ] && break; sleep 0.1; done
-}
-pwsession passwd
-check "a password session reads" test -e "$T/ready-passwd"
+rwatch passwd "R.Client('127.0.0.1', $P)" "c.auth_password('dora', '$PW')" /prod/a.txt
+check "a password session reads" test -e "$T/passwd.ready"
 check "dora's password changed" "$VV_BIN" user passwd dora --password-file "$T/pw2" "$M"
-touch "$T/done-passwd"
-wait $RP || true
-check "the password session ends after the passwd" sh -c "grep -qx 'EACCES\|closed' '$T/out-passwd' || { cat '$T/out-passwd'; false; }"
+check "the password session ends after the passwd" rwatch_end passwd
 check "audited with the reason" vv_audit_has "$AUD" op=auth user=dora result=EACCES "detail~password was changed"
-cp "$T/pw2" "$T/pw"
 PW="$PW, the second"
-pwsession delete
-check "a new password session reads" test -e "$T/ready-delete"
+rwatch delete "R.Client('127.0.0.1', $P)" "c.auth_password('dora', '$PW')" /prod/a.txt
+check "a new password session reads" test -e "$T/delete.ready"
 check "dora deleted" "$VV_BIN" user delete dora "$M"
-touch "$T/done-delete"
-wait $RP || true
-check "the password session ends with the user" sh -c "grep -qx 'EACCES\|closed' '$T/out-delete' || { cat '$T/out-delete'; false; }"
+check "the password session ends with the user" rwatch_end delete
 check "audited with the reason" vv_audit_has "$AUD" op=auth user=dora result=EACCES "detail~user was deleted"
 test_done
