@@ -996,11 +996,37 @@ static void audit_auth(struct vv_vault *v, const struct sockaddr *peer, const ch
 	vault_audit(v, &c, "auth", VV_ROOT_INO, 0, NULL, result, detail);
 }
 
+/* The end of every login check, entered under v->mu and leaving it: why
+ * NULL is a yes (r becomes 0); a verdict (r 0 or VV_ENOENT with a why)
+ * becomes VV_EACCES, any other r is the vault's own failure and stays.
+ * Audited "WHAT: why|ok" (only refusals when quiet).  out keeps the user,
+ * with the primary group, on a yes, and is zeroed otherwise. */
+static int auth_end(struct vv_vault *v, const struct sockaddr *peer, const char *user,
+		    const char *what, const char *why, int r, bool quiet, struct vv_auth *out)
+{
+	char detail[128];
+
+	if (!why)
+		r = 0;
+	else if (r == 0 || r == VV_ENOENT)
+		r = VV_EACCES;
+	if (why || !quiet) {
+		snprintf(detail, sizeof(detail), "%s: %s", what, why ? why : "ok");
+		audit_auth(v, peer, user, why ? VV_ID_NONE : out->uid, r, detail);
+	}
+	pthread_mutex_unlock(&v->mu);
+	if (r == 0)
+		primary_gid(out);
+	else
+		memset(out, 0, sizeof(*out));
+	return r;
+}
+
 int vv_vault_auth_key(struct vv_vault *v, const char *token, const struct sockaddr *peer,
 		      struct vv_auth *out)
 {
 	static const uint8_t nohash[VV_SHA256_BYTES];
-	char id[VV_KEY_ID_CHARS + 1], detail[96];
+	char id[VV_KEY_ID_CHARS + 1], what[24];
 	uint8_t *secret = vv_secure_alloc(32), h[VV_SHA256_BYTES];
 	struct vv_key_row *k = calloc(1, sizeof(*k));
 	struct vv_user_row u;
@@ -1051,15 +1077,9 @@ int vv_vault_auth_key(struct vv_vault *v, const char *token, const struct sockad
 		 * mount just does not record it. */
 		if (vault_txn(v) == 0)
 			(void)vv_meta_key_used(v->meta, id, now());
-		r = 0;
-	} else if (r == 0 || r == VV_ENOENT) {
-		r = VV_EACCES;
 	}
-	snprintf(detail, sizeof(detail), "key %s: %s", id, why ? why : "ok");
-	audit_auth(v, peer, found ? k->uname : NULL, why ? VV_ID_NONE : out->uid, r, detail);
-	pthread_mutex_unlock(&v->mu);
-	if (r == 0)
-		primary_gid(out);
+	snprintf(what, sizeof(what), "key %s", id);
+	r = auth_end(v, peer, found ? k->uname : NULL, what, why, r, false, out);
 out:
 	if (r < 0)
 		memset(out, 0, sizeof(*out));
@@ -1158,7 +1178,7 @@ static void gate_leave(void)
 int vv_vault_auth_password(struct vv_vault *v, const char *user, const char *pass,
 			   size_t passlen, const struct sockaddr *peer, struct vv_auth *out)
 {
-	char hash[VV_PWHASH_STR_BYTES] = "", detail[96];
+	char hash[VV_PWHASH_STR_BYTES] = "";
 	uint8_t stamp[VV_SHA256_BYTES];
 	bool valid = vault_user_name_ok(user), have = false;
 	struct vv_user_row u = { .id = -1 }, again;
@@ -1206,25 +1226,13 @@ int vv_vault_auth_password(struct vv_vault *v, const char *user, const char *pas
 	if (!why)
 		memcpy(out->pw_stamp, stamp, sizeof(stamp));
 	vv_memzero(stamp, sizeof(stamp));
-	if (!why)
-		r = 0;
-	else if (r == 0 || r == VV_ENOENT)
-		r = VV_EACCES;
-	snprintf(detail, sizeof(detail), "password: %s", why ? why : "ok");
-	audit_auth(v, peer, valid && u.id >= 0 ? u.name : NULL, why ? VV_ID_NONE : out->uid, r,
-		   detail);
-	pthread_mutex_unlock(&v->mu);
-	if (r == 0)
-		primary_gid(out);
-	else
-		memset(out, 0, sizeof(*out));
-	return r;
+	return auth_end(v, peer, valid && u.id >= 0 ? u.name : NULL, "password", why, r, false, out);
 }
 
 int vv_vault_auth_password_recheck(struct vv_vault *v, const struct vv_auth *was,
 				   const struct sockaddr *peer, struct vv_auth *out)
 {
-	char hash[VV_PWHASH_STR_BYTES] = "", detail[96];
+	char hash[VV_PWHASH_STR_BYTES] = "";
 	uint8_t stamp[VV_SHA256_BYTES];
 	struct vv_user_row u = { .id = -1 };
 	const char *why = NULL;
@@ -1250,21 +1258,8 @@ int vv_vault_auth_password_recheck(struct vv_vault *v, const struct vv_auth *was
 	vv_memzero(hash, sizeof(hash));
 	vv_memzero(stamp, sizeof(stamp));
 	if (!why)
-		r = 0;
-	else if (r == 0 || r == VV_ENOENT)
-		r = VV_EACCES;
-	if (r == VV_EACCES) {
-		snprintf(detail, sizeof(detail), "password session: %s", why);
-		audit_auth(v, peer, was->user, VV_ID_NONE, r, detail);
-	}
-	pthread_mutex_unlock(&v->mu);
-	if (r == 0) {
 		memcpy(out->pw_stamp, was->pw_stamp, sizeof(out->pw_stamp));
-		primary_gid(out);
-	} else {
-		memset(out, 0, sizeof(*out));
-	}
-	return r;
+	return auth_end(v, peer, was->user, "password session", why, r, true, out);
 }
 
 struct admit {
@@ -1309,7 +1304,7 @@ int vv_vault_auth_cert(struct vv_vault *v, const char *user, const char *fp,
 	struct vv_user_row u = { .id = -1 };
 	bool valid = user && vault_user_name_ok(user);
 	const char *why = NULL;
-	char detail[128];
+	char what[40];
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -1324,20 +1319,6 @@ int vv_vault_auth_cert(struct vv_vault *v, const char *user, const char *fp,
 		why = "cannot read the user";
 	else if ((r = fill(v, &u, out)) < 0)
 		why = "cannot read the user's roles";
-	if (!why)
-		r = 0;
-	else if (r == 0 || r == VV_ENOENT)
-		r = VV_EACCES;
-	if (why || !quiet) {
-		snprintf(detail, sizeof(detail), "certificate sha256:%.16s: %s", fp ? fp : "?",
-			 why ? why : "ok");
-		audit_auth(v, peer, valid && u.id >= 0 ? u.name : NULL,
-			   why ? VV_ID_NONE : out->uid, r, detail);
-	}
-	pthread_mutex_unlock(&v->mu);
-	if (r == 0)
-		primary_gid(out);
-	else
-		memset(out, 0, sizeof(*out));
-	return r;
+	snprintf(what, sizeof(what), "certificate sha256:%.16s", fp ? fp : "?");
+	return auth_end(v, peer, valid && u.id >= 0 ? u.name : NULL, what, why, r, quiet, out);
 }
