@@ -40,8 +40,8 @@ setfacl -d -m g:2000:rx "$C/d03"
 setfattr -n user.coll -v yes "$C"
 snap() {
 	(cd "$M" && find products -printf '%p %i %m %u %g %s %y %l\n' | sort) > "$T/$1.stat"
-	(cd "$M" && getfacl -R -p products 2>/dev/null) > "$T/$1.acl"
-	(cd "$M" && getfattr -R -d -m - products 2>/dev/null | grep -v '^user.vecvault') > "$T/$1.xattr"
+	(cd "$M" && getfacl -R -p products 2>"$T/$1.acl.err") > "$T/$1.acl"
+	(cd "$M" && getfattr -R -d -m - products 2>"$T/$1.xattr.err" | grep -v '^user.vecvault') > "$T/$1.xattr"
 }
 snap before
 cp -a "$C" "$T/copy"
@@ -57,8 +57,16 @@ check "still there after a remount" test -d "$M/.trash/files/products/d49"
 check "trash restore MNT /products" "$VV_BIN" trash restore "$M" /products
 snap after
 check "names, inode numbers, modes, owners, sizes, types are the same" cmp "$T/before.stat" "$T/after.stat"
-check "ACLs (getfacl -R) are the same" cmp "$T/before.acl" "$T/after.acl"
-check "xattrs (getfattr -R -d -m -) are the same" cmp "$T/before.xattr" "$T/after.xattr"
+# same FILE: the before and after listings match (else the difference and
+# what getfacl/getfattr said on stderr, to tell a real loss from a failed read)
+same() {
+	cmp -s "$T/before.$1" "$T/after.$1" && return 0
+	diff "$T/before.$1" "$T/after.$1" | head -20 | sed 's/^/# /'
+	cat "$T/before.$1.err" "$T/after.$1.err" 2>/dev/null | head -10 | sed 's/^/# stderr: /'
+	return 1
+}
+check "ACLs (getfacl -R) are the same" same acl
+check "xattrs (getfattr -R -d -m -) are the same" same xattr
 check "every byte is the same" diff -r "$T/copy" "$C"
 check "the trash is empty" test -z "$(ls "$M/.trash/files")"
 vv_umount "$M"
