@@ -40,7 +40,7 @@ setfacl -d -m g:2000:rx "$C/d03"
 setfattr -n user.coll -v yes "$C"
 snap() {
 	(cd "$M" && find products -printf '%p %i %m %u %g %s %y %l\n' | sort) > "$T/$1.stat"
-	(cd "$M" && getfacl -R -p products 2>"$T/$1.acl.err") > "$T/$1.acl"
+	(cd "$M" && getfacl -R -p -n products 2>"$T/$1.acl.err") > "$T/$1.acl"
 	(cd "$M" && getfattr -R -d -m - products 2>"$T/$1.xattr.err" | grep -v '^user.vecvault') > "$T/$1.xattr"
 }
 snap before
