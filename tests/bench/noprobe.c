@@ -12,34 +12,31 @@
 #include <string.h>
 #include <sys/types.h>
 
-static int probe(const char *name)
+typedef ssize_t (*getx_fn)(const char *, const char *, void *, size_t);
+
+/* The probe names fail at once; anything else goes to libc's sym. */
+static ssize_t pass(const char *sym, getx_fn *real, const char *path, const char *name,
+		    void *value, size_t size)
 {
-	return strcmp(name, "security.selinux") == 0 ||
-	       strncmp(name, "system.posix_acl_", 17) == 0;
+	if (strcmp(name, "security.selinux") == 0 || strncmp(name, "system.posix_acl_", 17) == 0) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	if (!*real)
+		*real = (getx_fn)dlsym(RTLD_NEXT, sym);
+	return (*real)(path, name, value, size);
 }
 
 ssize_t getxattr(const char *path, const char *name, void *value, size_t size)
 {
-	static ssize_t (*real)(const char *, const char *, void *, size_t);
+	static getx_fn real;
 
-	if (probe(name)) {
-		errno = ENOTSUP;
-		return -1;
-	}
-	if (!real)
-		real = (ssize_t (*)(const char *, const char *, void *, size_t))dlsym(RTLD_NEXT, "getxattr");
-	return real(path, name, value, size);
+	return pass("getxattr", &real, path, name, value, size);
 }
 
 ssize_t lgetxattr(const char *path, const char *name, void *value, size_t size)
 {
-	static ssize_t (*real)(const char *, const char *, void *, size_t);
+	static getx_fn real;
 
-	if (probe(name)) {
-		errno = ENOTSUP;
-		return -1;
-	}
-	if (!real)
-		real = (ssize_t (*)(const char *, const char *, void *, size_t))dlsym(RTLD_NEXT, "lgetxattr");
-	return real(path, name, value, size);
+	return pass("lgetxattr", &real, path, name, value, size);
 }
