@@ -42,6 +42,7 @@
 #define VEC_PREFIX "user.vecvault."
 #define VAULT_ID_XATTR "user.vecvault.vault"
 #define INSTANCE_XATTR "user.vecvault.instance"
+#define SELINUX_XATTR "security.selinux"
 
 enum ns { NS_USER, NS_TRUSTED, NS_SECURITY, NS_ACL_ACCESS, NS_ACL_DEFAULT, NS_OTHER };
 
@@ -134,6 +135,34 @@ static bool reserved(struct vv_vault *v, struct node *n, const char *name)
 		if (strcmp(*p, name) == 0)
 			return true;
 	return false;
+}
+
+/* security.selinux is not supported: a vault stores no SELinux labels
+ * (where SELinux runs, the kernel answers the name itself from the
+ * policy's label for the mount and never asks us).  get, set and remove
+ * answer EOPNOTSUPP, which is also what makes `ls -l` stop asking it of
+ * every file it lists: coreutils remembers per device that labels are not
+ * supported, where ENODATA costs a FUSE round trip per file.  A value an
+ * older version stored is kept: root reads and removes it; anyone else
+ * gets the same EOPNOTSUPP (recorded as withheld).  The stored value in
+ * *val (caller frees), or NULL; no query when the node is known to hold no
+ * xattr.  Under v->mu. */
+static int selinux_stored(struct vv_vault *v, struct node *n, uint8_t **val, size_t *len)
+{
+	bool any;
+	int r;
+
+	*val = NULL;
+	*len = 0;
+	if (n->xattrs == 0) {
+		if ((r = vv_meta_xattr_any(v->meta, n->ino, &any)) < 0)
+			return r;
+		n->xattrs = any ? 1 : -1;
+	}
+	if (n->xattrs < 0)
+		return 0;
+	r = vv_meta_xattr_get(v->meta, n->ino, SELINUX_XATTR, val, len);
+	return r == VV_ENODATA ? 0 : r;
 }
 
 /* Access rules shared by get/set/remove.  write: changing. */
@@ -258,8 +287,13 @@ int vv_vault_setxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		r = VV_EROFS;
 		goto out;
 	}
-	if ((r = vault_audit_gate(v)) < 0 || (r = vault_node_get(v, ino, &n)) < 0 ||
-	    (r = vault_snap_ro(ino)) < 0 || (r = xattr_perm(v, c, n, ns, true)) < 0)
+	if ((r = vault_audit_gate(v)) < 0 || (r = vault_node_get(v, ino, &n)) < 0)
+		goto out;
+	if (strcmp(name, SELINUX_XATTR) == 0) {
+		r = VV_ENOTSUP;                          /* selinux_stored */
+		goto out;
+	}
+	if ((r = vault_snap_ro(ino)) < 0 || (r = xattr_perm(v, c, n, ns, true)) < 0)
 		goto out;
 	if (vault_trash_in(v, n)) {
 		r = VV_EROFS;                            /* the trash is read-only */
@@ -338,6 +372,7 @@ ssize_t vv_vault_getxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t i
 	struct node *n = NULL;
 	struct vv_segment_info si;
 	enum ns ns = classify(name);
+	bool selinux = strcmp(name, SELINUX_XATTR) == 0;
 	uint8_t *val = NULL;
 	size_t len = 0;
 	bool hidden = false;
@@ -345,11 +380,25 @@ ssize_t vv_vault_getxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t i
 
 	pthread_mutex_lock(&v->mu);
 	if (trash_virt(ino)) {
-		r = VV_ENODATA;                          /* the trash's own entries have none */
+		/* the trash's own entries have none */
+		r = selinux ? VV_ENOTSUP : VV_ENODATA;
 		goto out;
 	}
 	if ((r = vault_node_get(v, ino, &n)) < 0)
 		goto out;
+	if (selinux) {
+		/* Not a supported name (selinux_stored): a constant answer,
+		 * not recorded, unless a stored value is withheld. */
+		if ((r = selinux_stored(v, n, &val, &len)) < 0)
+			goto out;
+		if (val && c->id.uid == 0) {
+			r = give(val, len, buf, size);
+		} else {
+			hidden = val != NULL;
+			r = VV_ENOTSUP;
+		}
+		goto out;
+	}
 	if (is_vault_id(ino, name)) {
 		const char *id = vault_id_value(v, name);
 		r = give(id, strlen(id), buf, size);
@@ -410,7 +459,7 @@ out:
 		char why[VV_XATTR_NAME_MAX + 32];
 		snprintf(why, sizeof(why), "%s (hidden from non-root)", name);
 		vault_audit(v, c, "getxattr", ino, 0, NULL, (int)r, why);
-	} else if (r >= 0 || (r != VV_ENODATA && r != VV_ERANGE)) {
+	} else if (r >= 0 || (r != VV_ENODATA && r != VV_ERANGE && !(selinux && r == VV_ENOTSUP))) {
 		vault_audit(v, c, "getxattr", ino, 0, NULL, r < 0 ? (int)r : 0, name);
 	}
 	free(val);
@@ -512,8 +561,12 @@ int vv_vault_removexattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t in
 		r = VV_EPERM;
 		goto out;
 	}
-	if ((r = vv_meta_xattr_del(v->meta, ino, name)) < 0)
+	if ((r = vv_meta_xattr_del(v->meta, ino, name)) < 0) {
+		/* no stored label: the name is not supported (selinux_stored) */
+		if (r == VV_ENODATA && strcmp(name, SELINUX_XATTR) == 0)
+			r = VV_ENOTSUP;
 		goto out;
+	}
 	n->a.ctime = vault_now();
 	r = vault_node_save(v, n);
 out:

@@ -5,6 +5,10 @@
 # every listing) with `ls -f`, `ls -l`, `ls -lR` and `find`; every line
 # prints the cost per entry (µs/entry, median over reps) at each size and
 # the growth ratio (per-entry cost at the largest size / at the smallest).
+# "ls -l, no probes" is `ls -l` with an LD_PRELOAD shim (noprobe.c, built
+# here when cc is present) that answers its per-file getxattr probes
+# (security.selinux, system.posix_acl_*) ENOTSUP without a system call:
+# the difference to "ls -l" is what those probes cost.
 # A flat cost means ratio ~1.  Run on a vecvault mount, a plain directory,
 # and gocryptfs when installed (skipped with a note otherwise).  Not part
 # of ctest; run by hand, as root.  See tests/bench/README.md.
@@ -20,7 +24,7 @@ set -eu
 for a in "$@"; do
 	case $a in
 	--quick) : "${SCALE_SIZES:=1000 10000 40000}" ;;
-	-h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "scale-bench-dirs: unknown option $a" >&2; exit 2 ;;
 	esac
 done
@@ -44,7 +48,7 @@ cleanup() {
 	set +e
 	unmount_all
 	if [ -z "${BENCH_KEEP:-}" ]; then
-		rm -rf "$B"/plain "$B"/vecvault "$B"/gocryptfs "$B"/pass "$B"/results.tsv \
+		rm -rf "$B"/plain "$B"/vecvault "$B"/gocryptfs "$B"/pass "$B"/results.tsv "$B"/noprobe.so \
 			"$B"/vv-state "$B"/vv-audit
 		rmdir "$B" 2>/dev/null
 	fi
@@ -93,6 +97,12 @@ print(int((time.perf_counter() - t0) * 1e6))
 }
 
 # ---- run --------------------------------------------------------------------
+NOPROBE=""
+if command -v cc >/dev/null && cc -O2 -shared -fPIC -o "$B/noprobe.so" "$HERE/noprobe.c" -ldl 2>/dev/null; then
+	NOPROBE=$B/noprobe.so
+else
+	note "no cc: the \"ls -l, no probes\" line is skipped"
+fi
 FSS=""
 for fs in $SCALE_FS; do
 	if fs_available "$fs"; then FSS="$FSS $fs"; else note "$fs: not installed, skipped"; fi
@@ -121,6 +131,10 @@ for fs in $FSS; do
 		for n in 0 $SCALE_SIZES; do
 			cold_list "$fs"; timed "$fs" "readdir (ls -f)" "$n" "$rep" ls -f "$M/d$n"
 			cold_list "$fs"; timed "$fs" "ls -l" "$n" "$rep" ls -l "$M/d$n"
+			if [ -n "$NOPROBE" ]; then
+				cold_list "$fs"
+				timed "$fs" "ls -l, no probes" "$n" "$rep" env LD_PRELOAD="$NOPROBE" ls -l "$M/d$n"
+			fi
 			cold_list "$fs"; timed "$fs" "ls -lR" "$n" "$rep" ls -lR "$M/d$n"
 			cold_list "$fs"; timed "$fs" "find" "$n" "$rep" find "$M/d$n"
 		done
@@ -149,12 +163,12 @@ def label(n):
 print("# µs per entry = (median cold time at N - median cold time of an empty directory) / N;")
 print("# create: time to create the N files / N.  growth = per-entry cost at %s / at %s."
       % (label(sizes[-1]), label(sizes[0])))
-print("%-10s %-16s" % ("fs", "line") + "".join("%9s" % label(n) for n in sizes) + "%9s" % "growth")
+print("%-10s %-17s" % ("fs", "line") + "".join("%9s" % label(n) for n in sizes) + "%9s" % "growth")
 for fs, line in order:
     if line == "find, whole tree":
         n = [k[2] for k in med if k[:2] == (fs, line)][0]
         us = med[(fs, line, n)]
-        print("%-10s %-16s %.2f s for %d entries (%.1f µs/entry, median, cold)"
+        print("%-10s %-17s %.2f s for %d entries (%.1f µs/entry, median, cold)"
               % (fs, line, us / 1e6, n, us / n))
         continue
     base = 0 if line == "create" else med.get((fs, line, 0), 0)
@@ -166,5 +180,5 @@ for fs, line in order:
     g = "-"
     if per[0] and per[-1] is not None:
         g = "%.2fx" % (per[-1] / per[0])
-    print("%-10s %-16s%s%9s" % (fs, line, cells, g))
+    print("%-10s %-17s%s%9s" % (fs, line, cells, g))
 EOF

@@ -218,7 +218,7 @@ check "a granted access(2) is recorded" has op=access path=/c/attrs uid=65534 re
 stat -f "$C" >/dev/null
 check "statfs is recorded" has op=statfs result=ok
 check "security.* hidden from nobody as ENODATA" \
-	test "$(as_nobody "$PY" -c "$VV_PYOP" getxattr "$C/attrs" security.selinux)" = ENODATA
+	test "$(as_nobody "$PY" -c "$VV_PYOP" getxattr "$C/attrs" security.ima)" = ENODATA
 check "... and that is recorded as hidden" \
 	has op=getxattr path=/c/attrs uid=65534 result=ENODATA detail~hidden
 # A file with no stored xattr hides nothing: root gets ENODATA too, so
@@ -228,7 +228,7 @@ check "... and that is recorded as hidden" \
 touch "$C/noxattr"
 chmod 644 "$C/noxattr"
 check "security.* of a file without xattrs: ENODATA for nobody" \
-	test "$(as_nobody "$PY" -c "$VV_PYOP" getxattr "$C/noxattr" security.selinux)" = ENODATA
+	test "$(as_nobody "$PY" -c "$VV_PYOP" getxattr "$C/noxattr" security.ima)" = ENODATA
 as_nobody "$PY" -c 'import os, sys; os.access(sys.argv[1], os.R_OK)' "$C/noxattr"
 nothing_hidden() { has op=access path=/c/noxattr uid=65534 && hasnt op=getxattr path=/c/noxattr; }
 check "... and not recorded: nothing was withheld" nothing_hidden

@@ -10,7 +10,10 @@
  *
  * Entries listed by readdirplus carry whether they have xattrs, so that the
  * getxattr calls of `ls -l` need no query: answers and access decisions
- * stay the same.
+ * stay the same.  security.selinux, which `ls -l` asks of every file, is
+ * not supported (EOPNOTSUPP, so that ls stops asking): nothing can set it,
+ * and a value an older version stored is still read and removed by root,
+ * withheld from anyone else with the same answer.
  *
  * Then the cost: at meta level, listing a directory by cookie must do the
  * same SQLite work per entry whether the directory holds 500 entries or
@@ -27,6 +30,7 @@
 
 #include "meta_int.h"
 #include "tap.h"
+#include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/vault.h"
 
@@ -148,6 +152,40 @@ static int count_plus(void *ctx, const struct vv_dirent *e, const struct vv_attr
  * getxattr calls of `ls -l` are answered from memory: answers and access
  * decisions must stay those of meta.db, also after later changes.  The
  * vault is closed and reopened (cold, as after a mount) in between. */
+/* security.selinux: refused to everyone; a value stored by an older
+ * version (written here below the API) stays root's to read and remove. */
+static void selinux_legacy(struct vv_vault *v, uint64_t ino)
+{
+	static const struct vv_ctx nobody = { .id = { .uid = 65534, .gid = 65534 }, .umask = 022,
+					      .comm = "test" };
+	static const char label[] = "system_u:object_r:etc_t:s0";
+	char buf[64];
+	int r;
+
+	is_int(vv_vault_setxattr(v, &root_c, ino, "security.selinux", label, sizeof(label), 0),
+	       VV_ENOTSUP, "selinux: root cannot set a label");
+	is_int(vv_vault_removexattr(v, &root_c, ino, "security.selinux"), VV_ENOTSUP,
+	       "selinux: nor remove one that is not there");
+	pthread_mutex_lock(&v->mu);
+	r = vault_txn(v);
+	if (r == 0)
+		r = vv_meta_xattr_set(v->meta, ino, "security.selinux", label, sizeof(label));
+	pthread_mutex_unlock(&v->mu);
+	is_int(r, 0, "selinux: a label stored by an older version");
+	is_int(vv_vault_sync(v), 0, "selinux: committed");
+	is_int(vv_vault_getxattr(v, &root_c, ino, "security.selinux", buf, sizeof(buf)),
+	       (int)sizeof(label), "selinux: root reads the stored label");
+	is_int(vv_vault_getxattr(v, &nobody, ino, "security.selinux", buf, sizeof(buf)), VV_ENOTSUP,
+	       "selinux: another uid gets the same answer as for no label");
+	is_int(vv_vault_removexattr(v, &nobody, ino, "security.selinux"), VV_EPERM,
+	       "selinux: another uid cannot remove it");
+	is_int(vv_vault_removexattr(v, &root_c, ino, "security.selinux"), 0, "selinux: root removes it");
+	is_int(vv_vault_getxattr(v, &root_c, ino, "security.selinux", buf, sizeof(buf)), VV_ENOTSUP,
+	       "selinux: gone");
+	is_int(vv_vault_getxattr(v, &root_c, ino, "user.k", buf, sizeof(buf)), 1,
+	       "selinux: the file's other xattrs stay");
+}
+
 static struct vv_vault *xattrs_after_plus(struct vv_vault *v, const char *store, uint64_t coll)
 {
 	/* u::rw- u:1000:r-- g::r-- m::r-- o::--- (kernel xattr ACL blob) */
@@ -180,8 +218,14 @@ static struct vv_vault *xattrs_after_plus(struct vv_vault *v, const char *store,
 	is_int(n, 5, "xattrs: ., .. and three files");
 	vv_vault_releasedir(v, dh);
 
-	is_int(vv_vault_getxattr(v, &root_c, a1.ino, "security.selinux", buf, sizeof(buf)), VV_ENODATA,
-	       "xattrs: no security.selinux on a file without xattrs");
+	is_int(vv_vault_getxattr(v, &root_c, a1.ino, "security.selinux", buf, sizeof(buf)), VV_ENOTSUP,
+	       "xattrs: security.selinux not supported (file without xattrs)");
+	is_int(vv_vault_getxattr(v, &root_c, a2.ino, "security.selinux", buf, sizeof(buf)), VV_ENOTSUP,
+	       "xattrs: ... nor on a file with user.* xattrs");
+	is_int(vv_vault_getxattr(v, &nobody, a3.ino, "security.selinux", NULL, 0), VV_ENOTSUP,
+	       "xattrs: ... nor for another uid");
+	is_int(vv_vault_getxattr(v, &root_c, a1.ino, "security.other", buf, sizeof(buf)), VV_ENODATA,
+	       "xattrs: another security.* name is a plain ENODATA");
 	is_int(vv_vault_getxattr(v, &root_c, a1.ino, "system.posix_acl_access", buf, sizeof(buf)),
 	       VV_ENODATA, "xattrs: no ACL on it");
 	is_int(vv_vault_access(v, &nobody, a1.ino, R_OK), 0, "xattrs: others may read it (mode 0644)");
@@ -197,6 +241,7 @@ static struct vv_vault *xattrs_after_plus(struct vv_vault *v, const char *store,
 	is_int(vv_vault_setxattr(v, &root_c, a1.ino, "system.posix_acl_access", acl, sizeof(acl), 0), 0,
 	       "xattrs: an ACL set later");
 	is_int(vv_vault_access(v, &nobody, a1.ino, R_OK), VV_EACCES, "xattrs: denies others at once");
+	selinux_legacy(v, a2.ino);
 	return v;
 }
 
