@@ -7,10 +7,15 @@
  * Inode numbers are the server's, except that the server's inode of the
  * mounted collection is the kernel's root (1) and back.  File and
  * directory handles are the server's ids.  Attributes and entries are
- * cached for REMOTE_TIMEOUT seconds when the server says the node is
- * cacheable (another client may change it: short), else not at all.  A
- * request the server does not answer within the client's timeout fails
- * with ENOTCONN, and so does every later one (no reconnection yet).
+ * cached for --attr-timeout (o->attr_timeout_ms) when the server says the
+ * node is cacheable, else not at all: a cached one only delays what stat
+ * shows, since the server checks every open, read, write and xattr read
+ * with the permissions of the moment, the search permission of the
+ * directories above included (vv_vault_reach).  Within the same bound the
+ * client answers the xattr probes of ls -l (security.*, trusted.*,
+ * system.posix_acl_*) of a node the server said has no xattr at all with
+ * ENODATA itself, as the server would.  A request the server does not
+ * answer within the client's timeout fails with ENOTCONN.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs_int.h"
@@ -31,7 +37,6 @@
 #include "vecvault/net.h"
 #include "vecvault/remote_wire.h"
 
-#define REMOTE_TIMEOUT 1.0
 
 /* The data generation (remote_wire.c, OPEN) each inode had at its last
  * open here: the page cache is kept at the next open only when the server
@@ -63,6 +68,8 @@ struct irec {
 	uint64_t ino, parent, gen, nlookup;
 	uint64_t srefs;              /* references the current session holds */
 	unsigned epoch;
+	int64_t noxattr_until;       /* CLOCK_MONOTONIC ns: until then the node
+	                                has no xattr (vv_attr.noxattr) */
 	char name[VV_NAME_MAX + 1];
 };
 
@@ -72,6 +79,8 @@ struct rhandle {
 	int flags;
 	unsigned epoch;
 	bool dir;
+	bool eof;                    /* dir: the server said it ends at eof_off */
+	uint64_t eof_off;
 };
 
 struct rfs {
@@ -82,7 +91,22 @@ struct rfs {
 	struct gen_slot gens[GEN_SLOTS];
 	pthread_mutex_t imu;         /* irecs, and handle re-opens */
 	struct irec **irecs;
+	double ttl;                  /* seconds the kernel caches a cacheable node */
 };
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Until when a node of these attributes may be said to have no xattr. */
+static int64_t noxattr_until(const struct rfs *f, const struct vv_attr *a)
+{
+	return a->noxattr && a->cacheable && f->ttl > 0 ? mono_ns() + (int64_t)(f->ttl * 1e9) : 0;
+}
 
 static struct irec **irec_at(struct rfs *f, uint64_t ino)
 {
@@ -113,6 +137,7 @@ static void irec_add(struct rfs *f, uint64_t parent, const char *name, const str
 		r->gen = a->gen;
 		r->epoch = epoch;
 		r->nlookup++;
+		r->noxattr_until = noxattr_until(f, a);
 		snprintf(r->name, sizeof(r->name), "%s", name);
 	}
 	pthread_mutex_unlock(&f->imu);
@@ -158,6 +183,46 @@ static void irec_moved(struct rfs *f, uint64_t parent, const char *name, uint64_
 				r->parent = newparent;
 				snprintf(r->name, sizeof(r->name), "%s", newname);
 			}
+	pthread_mutex_unlock(&f->imu);
+}
+
+/* Fresh attributes of a node the kernel holds (getattr, setattr). */
+static void irec_seen(struct rfs *f, const struct vv_attr *a)
+{
+	struct irec *r;
+
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, a->ino)))
+		r->noxattr_until = noxattr_until(f, a);
+	pthread_mutex_unlock(&f->imu);
+}
+
+/* The xattr probe name of ino may be answered ENODATA here: a name only
+ * stored xattrs have (never user.*, which has computed ones) and a node the
+ * server said, within the attribute bound, has none. */
+static bool irec_noxattr(struct rfs *f, uint64_t ino, const char *name)
+{
+	struct irec *r;
+	bool none = false;
+
+	if (strncmp(name, "security.", 9) && strncmp(name, "trusted.", 8) &&
+	    strcmp(name, "system.posix_acl_access") && strcmp(name, "system.posix_acl_default"))
+		return false;
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, ino)))
+		none = r->noxattr_until > mono_ns();
+	pthread_mutex_unlock(&f->imu);
+	return none;
+}
+
+/* This client changed ino's xattrs: ask the server again. */
+static void irec_xattr_changed(struct rfs *f, uint64_t ino)
+{
+	struct irec *r;
+
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, ino)))
+		r->noxattr_until = 0;
 	pthread_mutex_unlock(&f->imu);
 }
 
@@ -379,7 +444,7 @@ static void to_entry(struct rfs *f, const struct vv_attr *a, struct fuse_entry_p
 	e->ino = to_krn(f, a->ino);
 	e->generation = a->gen;
 	to_stat(f, a, &e->attr);
-	e->attr_timeout = e->entry_timeout = a->cacheable ? REMOTE_TIMEOUT : 0.0;
+	e->attr_timeout = e->entry_timeout = a->cacheable ? f->ttl : 0.0;
 }
 
 /* A request being built: header op, fields in order.  Inodes are the
@@ -550,8 +615,9 @@ static void reply_attr(fuse_req_t req, struct call *k, int r)
 	struct stat st;
 
 	if (r == 0 && k->rep.has_attr) {
+		irec_seen(RFS(req), &k->rep.attr);
 		to_stat(RFS(req), &k->rep.attr, &st);
-		fuse_reply_attr(req, &st, k->rep.attr.cacheable ? REMOTE_TIMEOUT : 0.0);
+		fuse_reply_attr(req, &st, k->rep.attr.cacheable ? RFS(req)->ttl : 0.0);
 	} else {
 		reply_err(req, r ? r : VV_EIO);
 	}
@@ -857,10 +923,17 @@ static void r_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_fi
 static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rhandle *h = RH(fi);
+	struct rfs *f = RFS(req);
 
-	release_raw(RFS(req), h->dir ? VV_RW_RELEASEDIR : VV_RW_RELEASE, h->srv, h->epoch);
+	/* A directory's release cannot fail and nothing waits on it: closedir
+	 * returns before the round trip.  A file's stays in order (its last
+	 * writes and the audit's byte count are settled there). */
+	if (h->dir)
+		fuse_reply_err(req, 0);
+	release_raw(f, h->dir ? VV_RW_RELEASEDIR : VV_RW_RELEASE, h->srv, h->epoch);
+	if (!h->dir)
+		fuse_reply_err(req, 0);
 	free(h);
-	fuse_reply_err(req, 0);
 }
 
 static void r_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -898,9 +971,18 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 	size_t len = 0, boff = 0;
 	struct vv_dirent e;
 	struct vv_attr a;
+	struct rhandle *h = RH(fi);
+	uint64_t last = (uint64_t)off;
 	bool full = false;
 	int r;
 
+	if (h->eof && h->eof_off == (uint64_t)off) {
+		/* the last reply said the directory ends here */
+		fuse_reply_buf(req, NULL, 0);
+		call_free(k);
+		return;
+	}
+	h->eof = false;
 	if (size > VV_RW_DATA_MAX)
 		size = VV_RW_DATA_MAX;
 	if (k) {
@@ -911,6 +993,15 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 	}
 	if ((r = run(req, k)) < 0 || !(buf = malloc(size ? size : 1))) {
 		reply_err(req, r < 0 ? r : VV_ENOMEM);
+		call_free(k);
+		return;
+	}
+	if (k->rep.nu != 1 || k->rep.u[0] > 1) {
+		vv_log(VV_LOG_WARN, "remote: the server's readdir reply has a bad end flag "
+		       "(%u fields, value %llu): refused", k->rep.nu,
+		       (unsigned long long)(k->rep.nu ? k->rep.u[0] : 0));
+		reply_err(req, VV_EIO);
+		free(buf);
 		call_free(k);
 		return;
 	}
@@ -933,6 +1024,8 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			struct stat st = { .st_ino = to_krn(f, e.ino), .st_mode = e.mode };
 			n = fuse_add_direntry(req, buf + len, size - len, nb, &st, (off_t)e.next);
 		}
+		if (!full && n <= size - len)
+			last = e.next;
 		if (full || n > size - len) {
 			/* the server sent more than fits: this entry and every
 			 * later one are left for the next call (from the offset
@@ -953,10 +1046,17 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 		}
 		len += n;
 	}
-	if (r < 0)
+	if (r < 0) {
+		vv_log(VV_LOG_WARN, "remote: the server's readdir reply does not parse "
+			       "(an entry past the end, a bad name or attribute record): refused");
 		reply_err(req, VV_EIO);
-	else
+	} else {
+		if (!full && k->rep.u[0] == 1) {
+			h->eof = true;
+			h->eof_off = last;
+		}
 		fuse_reply_buf(req, buf, len);
+	}
 	free(buf);
 	call_free(k);
 }
@@ -989,6 +1089,7 @@ static void r_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const c
 		Bl(k, value, size);
 		U(k, (uint32_t)flags);
 	}
+	irec_xattr_changed(RFS(req), to_srv(RFS(req), ino));
 	reply_err(req, run(req, k));
 	call_free(k);
 }
@@ -1008,7 +1109,13 @@ static void xattr_reply(fuse_req_t req, struct call *k, int r, size_t size)
 
 static void r_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct call *k = call_new(VV_RW_GETXATTR);
+	struct call *k;
+
+	if (irec_noxattr(RFS(req), to_srv(RFS(req), ino), name)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	k = call_new(VV_RW_GETXATTR);
 
 	if (k) {
 		U(k, to_srv(RFS(req), ino));
@@ -1031,6 +1138,7 @@ static void r_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void r_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	irec_xattr_changed(RFS(req), to_srv(RFS(req), ino));
 	name_op(req, VV_RW_REMOVEXATTR, ino, name);
 }
 
@@ -1189,6 +1297,7 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 		return VV_ENOMEM;
 	fp->c = c;
 	fp->root = root;
+	fp->ttl = o->attr_timeout_ms / 1000.0;
 	pthread_mutex_init(&fp->gmu, NULL);
 	pthread_mutex_init(&fp->imu, NULL);
 	if (!(fp->irecs = calloc(IREC_BUCKETS, sizeof(*fp->irecs)))) {
@@ -1200,9 +1309,9 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 		irec_add(fp, VV_ROOT_INO, root_name, &ra, vv_net_client_epoch(c));
 	}
 
-	snprintf(opts, sizeof(opts), "fsname=%s,subtype=vecvault,nosuid,nodev%s%s%s",
+	snprintf(opts, sizeof(opts), "fsname=%s,subtype=vecvault,nosuid,nodev%s%s%s%s",
 		 o->fsname ? o->fsname : "vv", o->allow_other ? ",allow_other" : "",
-		 o->ro ? ",ro" : "", o->noexec ? ",noexec" : "");
+		 o->ro ? ",ro" : "", o->noexec ? ",noexec" : "", o->debug ? ",debug" : "");
 	if (strchr(o->fsname ? o->fsname : "", ',')) {
 		r = VV_EINVAL;
 		goto out;
