@@ -1,0 +1,87 @@
+#!/bin/bash
+# t7030-rclient-attr-cache: what the vv:// client's attribute and entry
+# cache (--attr-timeout, docs/remote.md "Caching on the client") may and
+# may not do.  A permission change on the server shows in stat on the
+# client within the bound; before that, cached entries and attributes
+# never let the client read, list, write or read xattrs of anything the
+# server now refuses: a file chmod'ed 600, a file under a directory
+# chmod'ed 700 (its entry still cached: the server checks the search
+# permission of every directory above, vv_vault_reach), two levels up, a
+# directory whose ACL now denies the user.  A file opened before the change
+# stays readable through its handle (as locally).  The xattr probes of
+# ls -l are answered by the client only for nodes without xattrs: an ACL
+# set on the server is seen by getfacl within the bound.  Bad
+# --attr-timeout values are refused.
+. "$(dirname "$0")/test-lib.sh"
+. "$(dirname "$0")/remote-lib.sh"
+vv_need_fuse
+
+S=$T/store
+M=$T/mnt
+R=$T/r
+LOG=$T/daemon.log
+TTL=3
+vv_listen_mount
+FP=$("$VV_BIN" tls fingerprint "$T/tls/cert.pem" | sed -n 's/^sha256://p')
+mkdir -p "$M/c/d" "$M/c/a/b" "$M/c/acl"
+for f in d/f d/g a/b/f acl/f top; do echo "data $f" > "$M/c/$f"; done
+chmod 755 "$M/c" "$M/c/d" "$M/c/a" "$M/c/a/b" "$M/c/acl"
+chmod 644 "$M/c/d/f" "$M/c/d/g" "$M/c/a/b/f" "$M/c/acl/f" "$M/c/top"
+"$VV_BIN" user add carol --uid 3200 --no-password "$M" >/dev/null
+"$VV_BIN" key create carol "$M" > "$T/key" 2>/dev/null
+chmod 600 "$T/key"
+
+check "--attr-timeout refused" refused 'bad --attr-timeout' "vv://127.0.0.1:$P/c" "$R" --key-file "$T/key" --pin "$FP" --attr-timeout -1
+check "--attr-timeout refused" refused 'bad --attr-timeout' "vv://127.0.0.1:$P/c" "$R" --key-file "$T/key" --pin "$FP" --attr-timeout 3601
+check "--attr-timeout refused" refused 'bad --attr-timeout' "vv://127.0.0.1:$P/c" "$R" --key-file "$T/key" --pin "$FP" --attr-timeout 2x
+check "mounted with --attr-timeout $TTL" vv_rmount "vv://127.0.0.1:$P/c" "$R" --key-file "$T/key" \
+	--pin "$FP" --attr-timeout "$TTL"
+
+# Everything readable, entries and attributes now cached on the client.
+check "read d/f" grep -q "data d/f" "$R/d/f"
+check "read a/b/f" grep -q "data a/b/f" "$R/a/b/f"
+check "read acl/f" grep -q "data acl/f" "$R/acl/f"
+ls -lR "$R" >/dev/null
+check "getfacl: no ACL on acl yet" sh -c "! getfacl -c '$R/acl' 2>/dev/null | grep -q '^user:3200'"
+exec 7< "$R/d/g"                  # opened before the change
+
+T0=$(date +%s.%N)
+chmod 600 "$M/c/top"
+chmod 700 "$M/c/d" "$M/c/a"
+setfacl -m u:3200:--- "$M/c/acl" "$M/c/acl/f"
+
+# At once, whatever the client's kernel still caches: the server refuses.
+want root EACCES read "$R/top"
+want root EACCES read "$R/d/f"
+want root EACCES read "$R/a/b/f"
+want root EACCES read "$R/acl/f"
+want root EACCES listdir "$R/d"
+want root EACCES listdir "$R/a/b"
+want root EACCES write "$R/d/f" x
+want root EACCES getxattr "$R/d/f" user.x
+want root EACCES create "$R/a/b/new"
+check "the refusals are audited (a directory above may not be searched)" \
+	vv_audit_has "$AUD" result=EACCES "detail~may not be searched"
+check "a file opened before the change still reads through its handle" \
+	sh -c "head -c 100 <&7 | grep -q 'data d/g'"
+exec 7<&-
+
+# stat: the old mode at most TTL seconds, then the new one.
+seen=
+for i in $(seq 1 $((TTL * 10 + 20))); do
+	m=$(stat -c %a "$R/top" 2>/dev/null)
+	[ "$m" = 600 ] && { seen=$(echo "$(date +%s.%N) - $T0" | bc); break; }
+	sleep 0.1
+done
+check "chmod on the server shows in stat within the bound (${seen:-never} s, bound $TTL s + 1)" \
+	sh -c "[ -n '$seen' ] && [ \$(echo '$seen <= $TTL + 1' | bc) = 1 ]"
+check "the ACL set on the server shows in getfacl within the bound" \
+	sh -c "getfacl -c '$R/acl' 2>/dev/null | grep -q '^user:3200:---'"
+check "stat of d/f after the bound: refused" sh -c "! stat '$R/d/f' 2>/dev/null"
+
+# Undo: readable again (a new walk).
+chmod 755 "$M/c/d" "$M/c/a"
+chmod 644 "$M/c/top"
+check "readable again after chmod back" grep -q "data d/f" "$R/d/f"
+check "and a/b/f" grep -q "data a/b/f" "$R/a/b/f"
+test_done
