@@ -45,7 +45,8 @@
  *   12  rmdir        Q parent, N                            -
  *   13  rename       Q parent, N, Q newparent, N, I flags   -
  *   14  open         Q ino, I flags                         Q handle, I keep_cache,
- *                                                           Q data generation
+ *                                                           Q data generation, A (as
+ *                                                           of the open)
  *   15  create       Q parent, N, I mode, I flags, I umask  A, Q handle
  *   16  read         Q handle, Q offset, I size (<= 1 MiB)  B data
  *   17  write        Q handle, Q offset, B data             I written
@@ -96,7 +97,7 @@ static const struct row rows[VV_RW_OP_MAX] = {
 	[VV_RW_UNLINK] = { "unlink", "QN", "" },
 	[VV_RW_RMDIR] = { "rmdir", "QN", "" },
 	[VV_RW_RENAME] = { "rename", "QNQNI", "" },
-	[VV_RW_OPEN] = { "open", "QI", "QIQ" },
+	[VV_RW_OPEN] = { "open", "QI", "QIQA" },
 	[VV_RW_CREATE] = { "create", "QNIII", "AQ" },
 	[VV_RW_READ] = { "read", "QQI", "B" },
 	[VV_RW_WRITE] = { "write", "QQB", "I" },

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,11 @@ struct irec {
 	unsigned epoch;
 	int64_t noxattr_until;       /* CLOCK_MONOTONIC ns: until then the node
 	                                has no xattr (vv_attr.noxattr) */
+	int64_t attr_until;          /* CLOCK_MONOTONIC ns: until then attr may
+	                                answer a GETATTR (a cacheable node) ... */
+	uint64_t attr_mut;           /* ... if no change went through this client
+	                                since (rfs.mut) */
+	struct vv_attr attr;
 	char name[VV_NAME_MAX + 1];
 };
 
@@ -92,6 +98,9 @@ struct rfs {
 	pthread_mutex_t imu;         /* irecs, and handle re-opens */
 	struct irec **irecs;
 	double ttl;                  /* seconds the kernel caches a cacheable node */
+	_Atomic uint64_t mut;        /* changes sent through this client: each one
+	                                retires every cached attribute (the kernel
+	                                drops its own then, and asks again) */
 };
 
 static int64_t mono_ns(void)
@@ -108,6 +117,15 @@ static int64_t noxattr_until(const struct rfs *f, const struct vv_attr *a)
 	return a->noxattr && a->cacheable && f->ttl > 0 ? mono_ns() + (int64_t)(f->ttl * 1e9) : 0;
 }
 
+/* Attributes a of r's node, just received (before the reply was sent on). */
+static void irec_attr(struct rfs *f, struct irec *r, const struct vv_attr *a, uint64_t mut)
+{
+	r->noxattr_until = noxattr_until(f, a);
+	r->attr = *a;
+	r->attr_mut = mut;
+	r->attr_until = a->cacheable && f->ttl > 0 ? mono_ns() + (int64_t)(f->ttl * 1e9) : 0;
+}
+
 static struct irec **irec_at(struct rfs *f, uint64_t ino)
 {
 	struct irec **p = &f->irecs[(ino * 0x9E3779B97F4A7C15ull) >> 48];
@@ -117,9 +135,10 @@ static struct irec **irec_at(struct rfs *f, uint64_t ino)
 	return p;
 }
 
-/* One more kernel reference on ino, found as parent/name on epoch. */
+/* One more kernel reference on ino, found as parent/name on epoch, with
+ * attributes a asked for when f->mut was mut. */
 static void irec_add(struct rfs *f, uint64_t parent, const char *name, const struct vv_attr *a,
-		     unsigned epoch)
+		     unsigned epoch, uint64_t mut)
 {
 	struct irec **p, *r;
 
@@ -137,7 +156,7 @@ static void irec_add(struct rfs *f, uint64_t parent, const char *name, const str
 		r->gen = a->gen;
 		r->epoch = epoch;
 		r->nlookup++;
-		r->noxattr_until = noxattr_until(f, a);
+		irec_attr(f, r, a, mut);
 		snprintf(r->name, sizeof(r->name), "%s", name);
 	}
 	pthread_mutex_unlock(&f->imu);
@@ -186,15 +205,34 @@ static void irec_moved(struct rfs *f, uint64_t parent, const char *name, uint64_
 	pthread_mutex_unlock(&f->imu);
 }
 
-/* Fresh attributes of a node the kernel holds (getattr, setattr). */
-static void irec_seen(struct rfs *f, const struct vv_attr *a)
+/* Fresh attributes of a node the kernel holds (getattr, setattr), asked
+ * for when f->mut was mut. */
+static void irec_seen(struct rfs *f, const struct vv_attr *a, uint64_t mut)
 {
 	struct irec *r;
 
 	pthread_mutex_lock(&f->imu);
 	if ((r = *irec_at(f, a->ino)))
-		r->noxattr_until = noxattr_until(f, a);
+		irec_attr(f, r, a, mut);
 	pthread_mutex_unlock(&f->imu);
+}
+
+/* ino's attributes as received within the bound, with no change through
+ * this client since: true and *a, *left (seconds of the bound left). */
+static bool irec_cached_attr(struct rfs *f, uint64_t ino, struct vv_attr *a, double *left)
+{
+	struct irec *r;
+	int64_t now = mono_ns();
+	bool ok = false;
+
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, ino)) && r->attr_until > now && r->attr_mut == atomic_load(&f->mut)) {
+		*a = r->attr;
+		*left = (double)(r->attr_until - now) / 1e9;
+		ok = true;
+	}
+	pthread_mutex_unlock(&f->imu);
+	return ok;
 }
 
 /* The xattr probe name of ino may be answered ENODATA here: a name only
@@ -454,6 +492,7 @@ struct call {
 	struct vv_rw_msg rq, rep;
 	uint8_t *hold;
 	unsigned epoch;              /* the connection that answered */
+	uint64_t mut;                /* rfs.mut when it was sent */
 };
 
 static struct call *call_new(unsigned op)
@@ -521,17 +560,44 @@ static int prepare(struct rfs *f, const struct vv_rw_msg *rq, struct vv_rw_msg *
 	}
 }
 
+/* May rq change what a GETATTR answers (of any node)? */
+static bool mutates(const struct vv_rw_msg *rq)
+{
+	const struct rhandle *h;
+
+	switch (rq->h.op) {
+	case VV_RW_SETATTR: case VV_RW_MKNOD: case VV_RW_MKDIR: case VV_RW_SYMLINK:
+	case VV_RW_LINK: case VV_RW_UNLINK: case VV_RW_RMDIR: case VV_RW_RENAME:
+	case VV_RW_CREATE: case VV_RW_WRITE: case VV_RW_SETXATTR: case VV_RW_REMOVEXATTR:
+	case VV_RW_FALLOCATE:
+		return true;
+	case VV_RW_OPEN:
+		return (rq->u[1] & O_ACCMODE) != O_RDONLY || (rq->u[1] & O_TRUNC);
+	case VV_RW_FLUSH: case VV_RW_FSYNC: case VV_RW_RELEASE:
+		h = (const struct rhandle *)(uintptr_t)rq->u[0];
+		return h && (h->flags & O_ACCMODE) != O_RDONLY;
+	default:
+		return false;
+	}
+}
+
 /* Send and wait: 0 or a VV_E* code.  A connection found dead is connected
- * again (with backoff) and the request sent once more. */
+ * again (with backoff) and the request sent once more.  A change retires
+ * the attributes cached before it and those that crossed it in flight
+ * (f->mut moves before and after). */
 static int run(fuse_req_t req, struct call *k)
 {
 	struct rfs *f = RFS(req);
 	struct vv_rw_msg *sent;
 	char why[512];
+	bool mut;
 	int r = VV_ENOMEM, e;
 
 	if (!k || !(sent = malloc(sizeof(*sent))))
 		return VV_ENOMEM;
+	if ((mut = mutates(&k->rq)))
+		atomic_fetch_add(&f->mut, 1);
+	k->mut = atomic_load(&f->mut);
 	for (int attempt = 0;; attempt++) {
 		unsigned ep = vv_net_client_epoch(f->c), nep;
 
@@ -551,6 +617,8 @@ static int run(fuse_req_t req, struct call *k)
 		if (nep != ep)
 			vv_log(VV_LOG_INFO, "remote: reconnected (connection %u)", nep);
 	}
+	if (mut)
+		atomic_fetch_add(&f->mut, 1);
 	free(sent);
 	return r;
 }
@@ -570,7 +638,7 @@ static void reply_entry(fuse_req_t req, struct call *k, int r, uint64_t parent, 
 	struct fuse_entry_param e;
 
 	if (r == 0 && k->rep.has_attr) {
-		irec_add(RFS(req), parent, name, &k->rep.attr, k->epoch);
+		irec_add(RFS(req), parent, name, &k->rep.attr, k->epoch, k->mut);
 		to_entry(RFS(req), &k->rep.attr, &e);
 		fuse_reply_entry(req, &e);
 	} else {
@@ -615,7 +683,7 @@ static void reply_attr(fuse_req_t req, struct call *k, int r)
 	struct stat st;
 
 	if (r == 0 && k->rep.has_attr) {
-		irec_seen(RFS(req), &k->rep.attr);
+		irec_seen(RFS(req), &k->rep.attr, k->mut);
 		to_stat(RFS(req), &k->rep.attr, &st);
 		fuse_reply_attr(req, &st, k->rep.attr.cacheable ? RFS(req)->ttl : 0.0);
 	} else {
@@ -626,7 +694,19 @@ static void reply_attr(fuse_req_t req, struct call *k, int r)
 
 static void r_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct call *k = call_new(VV_RW_GETATTR);
+	struct call *k;
+	struct vv_attr a;
+	struct stat st;
+	double left;
+
+	/* The kernel drops its attributes after every read (atime) and asks
+	 * again: within the bound they are what it had (sshfs does the same). */
+	if (irec_cached_attr(RFS(req), to_srv(RFS(req), ino), &a, &left)) {
+		to_stat(RFS(req), &a, &st);
+		fuse_reply_attr(req, &st, left);
+		return;
+	}
+	k = call_new(VV_RW_GETATTR);
 
 	if (k)
 		U(k, to_srv(RFS(req), ino));
@@ -792,7 +872,8 @@ static void r_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		U(k, to_srv(RFS(req), ino));
 		U(k, (uint32_t)fi->flags);
 	}
-	if ((r = run(req, k)) == 0 && k->rep.nu == 3) {
+	if ((r = run(req, k)) == 0 && k->rep.nu == 3 && k->rep.has_attr &&
+	    k->rep.attr.ino == to_srv(RFS(req), ino)) {
 		struct rhandle *h = rh_new(k->rep.u[0], to_srv(RFS(req), ino), fi->flags, k->epoch,
 					   false);
 		if (!h) {
@@ -808,8 +889,10 @@ static void r_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* changed elsewhere: the cached size and times are stale too.
 		 * Attributes only (offset -1) take no inode lock in the kernel,
 		 * so this is safe from inside the handler. */
-		if (!fi->keep_cache)
+		if (!fi->keep_cache) {
+			irec_seen(RFS(req), &k->rep.attr, k->mut);
 			fuse_lowlevel_notify_inval_inode(RFS(req)->se, ino, -1, 0);
+		}
 		if (fuse_reply_open(req, fi) == -ENOENT) {
 			/* interrupted: the kernel will not release it */
 			release_raw(RFS(req), VV_RW_RELEASE, h->srv, h->epoch);
@@ -838,7 +921,7 @@ static void r_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	}
 	if ((r = run(req, k)) == 0 && k->rep.has_attr && k->rep.nu == 1) {
 		struct rhandle *h = rh_new(k->rep.u[0], k->rep.attr.ino, fi->flags, k->epoch, false);
-		irec_add(RFS(req), to_srv(RFS(req), parent), name, &k->rep.attr, k->epoch);
+		irec_add(RFS(req), to_srv(RFS(req), parent), name, &k->rep.attr, k->epoch, k->mut);
 		to_entry(RFS(req), &k->rep.attr, &e);
 		if (!h) {
 			/* the entry exists now; only the handle is missing */
@@ -1019,7 +1102,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			}
 			n = fuse_add_direntry_plus(req, buf + len, size - len, nb, &ep, (off_t)e.next);
 			if (!dot && !full && n <= size - len)
-				irec_add(f, RH(fi)->ino, nb, &a, k->epoch);
+				irec_add(f, RH(fi)->ino, nb, &a, k->epoch, k->mut);
 		} else {
 			struct stat st = { .st_ino = to_krn(f, e.ino), .st_mode = e.mode };
 			n = fuse_add_direntry(req, buf + len, size - len, nb, &st, (off_t)e.next);
@@ -1306,7 +1389,7 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 	}
 	if (root != VV_ROOT_INO && root_name) {
 		struct vv_attr ra = { .ino = root, .gen = root_gen };
-		irec_add(fp, VV_ROOT_INO, root_name, &ra, vv_net_client_epoch(c));
+		irec_add(fp, VV_ROOT_INO, root_name, &ra, vv_net_client_epoch(c), 0);
 	}
 
 	snprintf(opts, sizeof(opts), "fsname=%s,subtype=vecvault,nosuid,nodev%s%s%s%s",

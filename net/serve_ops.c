@@ -445,6 +445,14 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		rep->u[1] = keep;
 		rep->u[2] = vv_vault_file_gen(s->v, fh);
 		rep->nu = 3;
+		/* the attributes as of the open: the client's cache of them
+		 * starts again from here (a file changed elsewhere) */
+		if ((r = vv_vault_getattr(s->v, &c, u[0], &rep->attr)) < 0) {
+			h_get(s, rep->u[0], H_FILE, true);
+			vv_vault_release(s->v, fh);
+			break;
+		}
+		rep->has_attr = true;
 		break;
 	}
 	case VV_RW_CREATE:

@@ -122,7 +122,7 @@ for rep in $(seq 1 "$REPS"); do
 		[ "$n" = vv ] && { CPU_TICKS=$((CPU_TICKS + $(cpu) - c0)); CPU_BYTES=$((CPU_BYTES + 2 * SIZE_MIB)); }
 		a=$(now); dd if="$d/big" of=/dev/null bs=1M status=none; b=$(now)
 		RES[$n.warm.$rep]=$(echo "$SIZE_MIB / ($b - $a)" | bc -l)
-		a=$(now); tar -xf "$W/tree.tar" -C "$d"; b=$(now)
+		a=$(now); tar --no-same-owner -xf "$W/tree.tar" -C "$d"; b=$(now)
 		RES[$n.tar.$rep]=$(echo "$b - $a" | bc -l)
 		drop
 		a=$(now); ls -lR "$d/t" > /dev/null; b=$(now)
