@@ -21,22 +21,10 @@ FP=$(vv_tls "$T/tls")
 printf 'vv1.0000000000000000.secret\n' > "$T/key"
 chmod 600 "$T/key"
 cat > "$T/evil.py" <<'PY'
-import socket, ssl, struct, sys, threading
+import struct, sys
+from vvfake import hdr, request, serve_forever
 mode, cert, key, portfile, countfile = sys.argv[1:6]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-ctx.load_cert_chain(cert, key)
-ls = socket.socket(); ls.bind(('127.0.0.1', 0)); ls.listen(8)
-open(portfile, 'w').write(str(ls.getsockname()[1]))
 seen = {}
-def rd(c, n):
-    b = b''
-    while len(b) < n:
-        x = c.recv(n - len(b))
-        if not x: raise EOFError
-        b += x
-    return b
-def hdr(n, rid, op, flags=1, status=0): return struct.pack('<IIHHi', n, rid, op, flags, status)
 def attr(ino, mode, flags):
     return struct.pack('<QQIIIIQQQ', ino, 1, mode, 2, 0, 0, 0, 0, 0) + \
         struct.pack('<qI', 0, 0) * 3 + bytes([flags])
@@ -55,41 +43,27 @@ def readdir_reply(rid, plus):
     if mode == 'slash': return blob(ent(7, 3, b'a/b', a)) + struct.pack('<I', 1)
     return blob(good) + struct.pack('<I', 1)          # 'good' and 'noxattr'
 def serve(c):
-    try:
-        h = rd(c, 16); n, rid, op, fl, st = struct.unpack('<IIHHi', h); rd(c, n)
-        body = struct.pack('<I', 1000) + struct.pack('<H', 5) + b'alice'
-        c.sendall(hdr(len(body), rid, 1) + body)
-        while True:
-            h = rd(c, 16); n, rid, op, fl, st = struct.unpack('<IIHHi', h); b = rd(c, n)
-            seen[op] = seen.get(op, 0) + 1
-            open(countfile, 'w').write(' '.join('%d:%d' % kv for kv in sorted(seen.items())))
-            if op == 4:                                   # getattr
-                fl = 0x80 if mode == 'badgetattr' else (3 if mode == 'noxattr' else 1)
-                a = attr(1, 0o40755, fl)
-                c.sendall(hdr(len(a), rid, op) + a)
-            elif op == 21:                                # opendir
-                c.sendall(hdr(8, rid, op) + struct.pack('<Q', 9))
-            elif op == 22:                                # readdir
-                off, plus = struct.unpack_from('<QI', b, 8)
-                r = readdir_reply(rid, plus) if off == 0 else blob(b'') + struct.pack('<I', 1)
-                c.sendall(hdr(len(r), rid, op) + r)
-            elif op == 25:                                # getxattr
-                c.sendall(hdr(0, rid, op, 1, -15))        # VV_ENODATA
-            elif op in (23, 3):                           # releasedir, forget
-                c.sendall(hdr(0, rid, op))
-            else:
-                c.sendall(hdr(0, rid, op, 1, -2))
-    except Exception:
-        pass
-    finally:
-        c.close()
-while True:
-    s, _ = ls.accept()
-    try:
-        c = ctx.wrap_socket(s, server_side=True)
-    except Exception:
-        s.close(); continue
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
+    while True:
+        rid, op, b = request(c)
+        seen[op] = seen.get(op, 0) + 1
+        open(countfile, 'w').write(' '.join('%d:%d' % kv for kv in sorted(seen.items())))
+        if op == 4:                                   # getattr
+            fl = 0x80 if mode == 'badgetattr' else (3 if mode == 'noxattr' else 1)
+            a = attr(1, 0o40755, fl)
+            c.sendall(hdr(len(a), rid, op) + a)
+        elif op == 21:                                # opendir
+            c.sendall(hdr(8, rid, op) + struct.pack('<Q', 9))
+        elif op == 22:                                # readdir
+            off, plus = struct.unpack_from('<QI', b, 8)
+            r = readdir_reply(rid, plus) if off == 0 else blob(b'') + struct.pack('<I', 1)
+            c.sendall(hdr(len(r), rid, op) + r)
+        elif op == 25:                                # getxattr
+            c.sendall(hdr(0, rid, op, 1, -15))        # VV_ENODATA
+        elif op in (23, 3):                           # releasedir, forget
+            c.sendall(hdr(0, rid, op))
+        else:
+            c.sendall(hdr(0, rid, op, 1, -2))
+serve_forever(cert, key, portfile, serve)
 PY
 
 EVIL=
