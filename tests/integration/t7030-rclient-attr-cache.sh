@@ -10,8 +10,9 @@
 # directory whose ACL now denies the user.  A file opened before the change
 # stays readable through its handle (as locally).  The xattr probes of
 # ls -l are answered by the client only for nodes without xattrs: an ACL
-# set on the server is seen by getfacl within the bound.  Bad
-# --attr-timeout values are refused.
+# set on the server is seen by getfacl within the bound.  The search check
+# does not stand in the way of snapshots and the trash (their parents are
+# virtual).  Bad --attr-timeout values are refused.
 . "$(dirname "$0")/test-lib.sh"
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
@@ -95,4 +96,18 @@ chmod 755 "$M/c/d" "$M/c/a"
 chmod 644 "$M/c/top"
 check "readable again after chmod back" grep -q "data d/f" "$R/d/f"
 check "and a/b/f" grep -q "data a/b/f" "$R/a/b/f"
+
+# Snapshots and the trash through a mount of the whole vault (carol owns
+# her files; root's vault is searchable by all).
+mkdir "$M/own"
+chown 3200 "$M/own"
+echo "snap data" > "$M/own/s.txt"
+chown 3200 "$M/own/s.txt"
+check "snapshot taken" "$VV_BIN" snapshot create "$M" s1
+rm "$M/own/s.txt"
+R2=$T/r2
+check "the whole vault mounted" vv_rmount "vv://127.0.0.1:$P" "$R2" --key-file "$T/key" --pin "$FP"
+check "a snapshot's file reads through vv://" grep -q "snap data" "$R2/.snapshots/s1/own/s.txt"
+check "the trash lists the removed file" sh -c "ls '$R2/.trash/files' | grep -q s.txt"
+check "and it reads" grep -q "snap data" "$R2/.trash/files/s.txt"
 test_done
