@@ -21,7 +21,8 @@
  *   A  93 an attribute record: u64 ino, u64 gen, u32 mode, u32 nlink,
  *         u32 uid, u32 gid, u64 size, u64 blocks, u64 rdev, then atime,
  *         mtime, ctime each as i64 seconds + u32 nanoseconds (< 10^9),
- *         u8 cacheable (0 or 1)
+ *         u8 flags: bit 0 cacheable, bit 1 no stored xattr (security.*,
+ *         trusted.*, system.posix_acl_* are ENODATA); other bits 0
  *
  * A reply whose status is not 0 has an empty body.  The version travels
  * in the AUTH request (the first frame of a connection), so the header
@@ -44,7 +45,8 @@
  *   12  rmdir        Q parent, N                            -
  *   13  rename       Q parent, N, Q newparent, N, I flags   -
  *   14  open         Q ino, I flags                         Q handle, I keep_cache,
- *                                                           Q data generation
+ *                                                           Q data generation, A (as
+ *                                                           of the open)
  *   15  create       Q parent, N, I mode, I flags, I umask  A, Q handle
  *   16  read         Q handle, Q offset, I size (<= 1 MiB)  B data
  *   17  write        Q handle, Q offset, B data             I written
@@ -52,7 +54,8 @@
  *   19  fsync        Q handle, I datasync                   -
  *   20  release      Q handle                               -
  *   21  opendir      Q ino                                  Q handle
- *   22  readdir      Q handle, Q offset, I plus, I max      B entries
+ *   22  readdir      Q handle, Q offset, I plus, I max      B entries, I eof (0 or 1:
+ *                                                           the directory ends here)
  *   23  releasedir   Q handle                               -
  *   24  setxattr     Q ino, T name, B value, I flags        -
  *   25  getxattr     Q ino, T name, I size                  I size, B value
@@ -94,7 +97,7 @@ static const struct row rows[VV_RW_OP_MAX] = {
 	[VV_RW_UNLINK] = { "unlink", "QN", "" },
 	[VV_RW_RMDIR] = { "rmdir", "QN", "" },
 	[VV_RW_RENAME] = { "rename", "QNQNI", "" },
-	[VV_RW_OPEN] = { "open", "QI", "QIQ" },
+	[VV_RW_OPEN] = { "open", "QI", "QIQA" },
 	[VV_RW_CREATE] = { "create", "QNIII", "AQ" },
 	[VV_RW_READ] = { "read", "QQI", "B" },
 	[VV_RW_WRITE] = { "write", "QQB", "I" },
@@ -102,7 +105,7 @@ static const struct row rows[VV_RW_OP_MAX] = {
 	[VV_RW_FSYNC] = { "fsync", "QI", "" },
 	[VV_RW_RELEASE] = { "release", "Q", "" },
 	[VV_RW_OPENDIR] = { "opendir", "Q", "Q" },
-	[VV_RW_READDIR] = { "readdir", "QQII", "B" },
+	[VV_RW_READDIR] = { "readdir", "QQII", "BI" },
 	[VV_RW_RELEASEDIR] = { "releasedir", "Q", "" },
 	[VV_RW_SETXATTR] = { "setxattr", "QTBI", "" },
 	[VV_RW_GETXATTR] = { "getxattr", "QTI", "IB" },
@@ -178,9 +181,10 @@ static int get_attr(struct vv_rbuf *b, struct vv_attr *a)
 	    vv_rbuf_get_u64(b, &a->size) < 0 || vv_rbuf_get_u64(b, &a->blocks) < 0 ||
 	    vv_rbuf_get_u64(b, &a->rdev) < 0 || get_time(b, &a->atime) < 0 ||
 	    get_time(b, &a->mtime) < 0 || get_time(b, &a->ctime) < 0 ||
-	    vv_rbuf_get_u8(b, &c) < 0 || c > 1)
+	    vv_rbuf_get_u8(b, &c) < 0 || (c & ~3u))
 		return VV_ECORRUPT;
-	a->cacheable = c;
+	a->cacheable = c & 1;
+	a->noxattr = (c & 2) != 0;
 	return 0;
 }
 
@@ -208,7 +212,7 @@ static int put_attr(struct vv_wbuf *w, const struct vv_attr *a)
 	put_time(w, &a->atime);
 	put_time(w, &a->mtime);
 	put_time(w, &a->ctime);
-	vv_wbuf_put_u8(w, a->cacheable ? 1 : 0);
+	vv_wbuf_put_u8(w, (uint8_t)((a->cacheable ? 1 : 0) | (a->noxattr ? 2 : 0)));
 	return 0;
 }
 

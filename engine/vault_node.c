@@ -369,6 +369,7 @@ void vault_node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct 
 	 * reach the lookup that decides them (vv_vault_lookup); and files with
 	 * several names, so that each open is preceded by the lookup that
 	 * tells which name it used (the audit path, vault_file_owner). */
+	out->noxattr = n->xattrs < 0;
 	out->cacheable = cacheable && !S_ISFIFO(n->a.mode) && !S_ISSOCK(n->a.mode) &&
 			 (S_ISDIR(n->a.mode) || n->a.nlink <= 1);
 }

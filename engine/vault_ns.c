@@ -1269,3 +1269,36 @@ int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, in
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
+
+int vv_vault_reach(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino)
+{
+	struct node *n = NULL, *d;
+	int r = 0;
+
+	if (ino == VV_ROOT_INO || trash_virt(ino))
+		return 0;
+	pthread_mutex_lock(&v->mu);
+	if ((r = vault_node_get(v, ino, &n)) < 0)
+		goto out;
+	if (!S_ISDIR(n->a.mode) && n->a.nlink > 1)
+		goto out;
+	for (int depth = 0; n->ino != VV_ROOT_INO; depth++) {
+		uint64_t p = n->a.parent;
+		if (depth > 4096 || p == 0 || p == n->ino || trash_virt(p)) {
+			r = trash_virt(p) ? 0 : VV_EACCES;
+			break;
+		}
+		if ((r = vault_node_get(v, p, &d)) < 0)
+			break;
+		vault_node_put(v, n);
+		n = d;
+		if (vault_node_chain_ok(v, n))
+			break;                       /* every user may search from here up */
+		if ((r = vault_node_check(v, c, n, VV_MAY_EXEC)) < 0)
+			break;
+	}
+out:
+	vault_node_put(v, n);
+	pthread_mutex_unlock(&v->mu);
+	return r;
+}

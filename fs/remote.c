@@ -7,14 +7,20 @@
  * Inode numbers are the server's, except that the server's inode of the
  * mounted collection is the kernel's root (1) and back.  File and
  * directory handles are the server's ids.  Attributes and entries are
- * cached for REMOTE_TIMEOUT seconds when the server says the node is
- * cacheable (another client may change it: short), else not at all.  A
- * request the server does not answer within the client's timeout fails
- * with ENOTCONN, and so does every later one (no reconnection yet).
+ * cached for --attr-timeout (o->attr_timeout_ms) when the server says the
+ * node is cacheable, else not at all: a cached one only delays what stat
+ * shows, since the server checks every open, read, write and xattr read
+ * with the permissions of the moment, the search permission of the
+ * directories above included (vv_vault_reach).  Within the same bound the
+ * client answers the xattr probes of ls -l (security.*, trusted.*,
+ * system.posix_acl_*) of a node the server said has no xattr at all with
+ * ENODATA itself, as the server would.  A request the server does not
+ * answer within the client's timeout fails with ENOTCONN.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +28,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs_int.h"
@@ -31,7 +38,6 @@
 #include "vecvault/net.h"
 #include "vecvault/remote_wire.h"
 
-#define REMOTE_TIMEOUT 1.0
 
 /* The data generation (remote_wire.c, OPEN) each inode had at its last
  * open here: the page cache is kept at the next open only when the server
@@ -63,6 +69,13 @@ struct irec {
 	uint64_t ino, parent, gen, nlookup;
 	uint64_t srefs;              /* references the current session holds */
 	unsigned epoch;
+	int64_t noxattr_until;       /* CLOCK_MONOTONIC ns: until then the node
+	                                has no xattr (vv_attr.noxattr) */
+	int64_t attr_until;          /* CLOCK_MONOTONIC ns: until then attr may
+	                                answer a GETATTR (a cacheable node) ... */
+	uint64_t attr_mut;           /* ... if no change went through this client
+	                                since (rfs.mut) */
+	struct vv_attr attr;
 	char name[VV_NAME_MAX + 1];
 };
 
@@ -72,6 +85,8 @@ struct rhandle {
 	int flags;
 	unsigned epoch;
 	bool dir;
+	bool eof;                    /* dir: the server said it ends at eof_off */
+	uint64_t eof_off;
 };
 
 struct rfs {
@@ -82,7 +97,34 @@ struct rfs {
 	struct gen_slot gens[GEN_SLOTS];
 	pthread_mutex_t imu;         /* irecs, and handle re-opens */
 	struct irec **irecs;
+	double ttl;                  /* seconds the kernel caches a cacheable node */
+	_Atomic uint64_t mut;        /* changes sent through this client: each one
+	                                retires every cached attribute (the kernel
+	                                drops its own then, and asks again) */
 };
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Until when a node of these attributes may be said to have no xattr. */
+static int64_t noxattr_until(const struct rfs *f, const struct vv_attr *a)
+{
+	return a->noxattr && a->cacheable && f->ttl > 0 ? mono_ns() + (int64_t)(f->ttl * 1e9) : 0;
+}
+
+/* Attributes a of r's node, just received (before the reply was sent on). */
+static void irec_attr(struct rfs *f, struct irec *r, const struct vv_attr *a, uint64_t mut)
+{
+	r->noxattr_until = noxattr_until(f, a);
+	r->attr = *a;
+	r->attr_mut = mut;
+	r->attr_until = a->cacheable && f->ttl > 0 ? mono_ns() + (int64_t)(f->ttl * 1e9) : 0;
+}
 
 static struct irec **irec_at(struct rfs *f, uint64_t ino)
 {
@@ -93,9 +135,10 @@ static struct irec **irec_at(struct rfs *f, uint64_t ino)
 	return p;
 }
 
-/* One more kernel reference on ino, found as parent/name on epoch. */
+/* One more kernel reference on ino, found as parent/name on epoch, with
+ * attributes a asked for when f->mut was mut. */
 static void irec_add(struct rfs *f, uint64_t parent, const char *name, const struct vv_attr *a,
-		     unsigned epoch)
+		     unsigned epoch, uint64_t mut)
 {
 	struct irec **p, *r;
 
@@ -113,6 +156,7 @@ static void irec_add(struct rfs *f, uint64_t parent, const char *name, const str
 		r->gen = a->gen;
 		r->epoch = epoch;
 		r->nlookup++;
+		irec_attr(f, r, a, mut);
 		snprintf(r->name, sizeof(r->name), "%s", name);
 	}
 	pthread_mutex_unlock(&f->imu);
@@ -158,6 +202,65 @@ static void irec_moved(struct rfs *f, uint64_t parent, const char *name, uint64_
 				r->parent = newparent;
 				snprintf(r->name, sizeof(r->name), "%s", newname);
 			}
+	pthread_mutex_unlock(&f->imu);
+}
+
+/* Fresh attributes of a node the kernel holds (getattr, setattr), asked
+ * for when f->mut was mut. */
+static void irec_seen(struct rfs *f, const struct vv_attr *a, uint64_t mut)
+{
+	struct irec *r;
+
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, a->ino)))
+		irec_attr(f, r, a, mut);
+	pthread_mutex_unlock(&f->imu);
+}
+
+/* ino's attributes as received within the bound, with no change through
+ * this client since: true and *a, *left (seconds of the bound left). */
+static bool irec_cached_attr(struct rfs *f, uint64_t ino, struct vv_attr *a, double *left)
+{
+	struct irec *r;
+	int64_t now = mono_ns();
+	bool ok = false;
+
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, ino)) && r->attr_until > now && r->attr_mut == atomic_load(&f->mut)) {
+		*a = r->attr;
+		*left = (double)(r->attr_until - now) / 1e9;
+		ok = true;
+	}
+	pthread_mutex_unlock(&f->imu);
+	return ok;
+}
+
+/* The xattr probe name of ino may be answered ENODATA here: a name only
+ * stored xattrs have (never user.*, which has computed ones) and a node the
+ * server said, within the attribute bound, has none. */
+static bool irec_noxattr(struct rfs *f, uint64_t ino, const char *name)
+{
+	struct irec *r;
+	bool none = false;
+
+	if (strncmp(name, "security.", 9) && strncmp(name, "trusted.", 8) &&
+	    strcmp(name, "system.posix_acl_access") && strcmp(name, "system.posix_acl_default"))
+		return false;
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, ino)))
+		none = r->noxattr_until > mono_ns();
+	pthread_mutex_unlock(&f->imu);
+	return none;
+}
+
+/* This client changed ino's xattrs: ask the server again. */
+static void irec_xattr_changed(struct rfs *f, uint64_t ino)
+{
+	struct irec *r;
+
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, ino)))
+		r->noxattr_until = 0;
 	pthread_mutex_unlock(&f->imu);
 }
 
@@ -379,7 +482,7 @@ static void to_entry(struct rfs *f, const struct vv_attr *a, struct fuse_entry_p
 	e->ino = to_krn(f, a->ino);
 	e->generation = a->gen;
 	to_stat(f, a, &e->attr);
-	e->attr_timeout = e->entry_timeout = a->cacheable ? REMOTE_TIMEOUT : 0.0;
+	e->attr_timeout = e->entry_timeout = a->cacheable ? f->ttl : 0.0;
 }
 
 /* A request being built: header op, fields in order.  Inodes are the
@@ -389,6 +492,7 @@ struct call {
 	struct vv_rw_msg rq, rep;
 	uint8_t *hold;
 	unsigned epoch;              /* the connection that answered */
+	uint64_t mut;                /* rfs.mut when it was sent */
 };
 
 static struct call *call_new(unsigned op)
@@ -456,17 +560,44 @@ static int prepare(struct rfs *f, const struct vv_rw_msg *rq, struct vv_rw_msg *
 	}
 }
 
+/* May rq change what a GETATTR answers (of any node)? */
+static bool mutates(const struct vv_rw_msg *rq)
+{
+	const struct rhandle *h;
+
+	switch (rq->h.op) {
+	case VV_RW_SETATTR: case VV_RW_MKNOD: case VV_RW_MKDIR: case VV_RW_SYMLINK:
+	case VV_RW_LINK: case VV_RW_UNLINK: case VV_RW_RMDIR: case VV_RW_RENAME:
+	case VV_RW_CREATE: case VV_RW_WRITE: case VV_RW_SETXATTR: case VV_RW_REMOVEXATTR:
+	case VV_RW_FALLOCATE:
+		return true;
+	case VV_RW_OPEN:
+		return (rq->u[1] & O_ACCMODE) != O_RDONLY || (rq->u[1] & O_TRUNC);
+	case VV_RW_FLUSH: case VV_RW_FSYNC: case VV_RW_RELEASE:
+		h = (const struct rhandle *)(uintptr_t)rq->u[0];
+		return h && (h->flags & O_ACCMODE) != O_RDONLY;
+	default:
+		return false;
+	}
+}
+
 /* Send and wait: 0 or a VV_E* code.  A connection found dead is connected
- * again (with backoff) and the request sent once more. */
+ * again (with backoff) and the request sent once more.  A change retires
+ * the attributes cached before it and those that crossed it in flight
+ * (f->mut moves before and after). */
 static int run(fuse_req_t req, struct call *k)
 {
 	struct rfs *f = RFS(req);
 	struct vv_rw_msg *sent;
 	char why[512];
+	bool mut;
 	int r = VV_ENOMEM, e;
 
 	if (!k || !(sent = malloc(sizeof(*sent))))
 		return VV_ENOMEM;
+	if ((mut = mutates(&k->rq)))
+		atomic_fetch_add(&f->mut, 1);
+	k->mut = atomic_load(&f->mut);
 	for (int attempt = 0;; attempt++) {
 		unsigned ep = vv_net_client_epoch(f->c), nep;
 
@@ -486,6 +617,8 @@ static int run(fuse_req_t req, struct call *k)
 		if (nep != ep)
 			vv_log(VV_LOG_INFO, "remote: reconnected (connection %u)", nep);
 	}
+	if (mut)
+		atomic_fetch_add(&f->mut, 1);
 	free(sent);
 	return r;
 }
@@ -505,7 +638,7 @@ static void reply_entry(fuse_req_t req, struct call *k, int r, uint64_t parent, 
 	struct fuse_entry_param e;
 
 	if (r == 0 && k->rep.has_attr) {
-		irec_add(RFS(req), parent, name, &k->rep.attr, k->epoch);
+		irec_add(RFS(req), parent, name, &k->rep.attr, k->epoch, k->mut);
 		to_entry(RFS(req), &k->rep.attr, &e);
 		fuse_reply_entry(req, &e);
 	} else {
@@ -550,8 +683,9 @@ static void reply_attr(fuse_req_t req, struct call *k, int r)
 	struct stat st;
 
 	if (r == 0 && k->rep.has_attr) {
+		irec_seen(RFS(req), &k->rep.attr, k->mut);
 		to_stat(RFS(req), &k->rep.attr, &st);
-		fuse_reply_attr(req, &st, k->rep.attr.cacheable ? REMOTE_TIMEOUT : 0.0);
+		fuse_reply_attr(req, &st, k->rep.attr.cacheable ? RFS(req)->ttl : 0.0);
 	} else {
 		reply_err(req, r ? r : VV_EIO);
 	}
@@ -560,7 +694,19 @@ static void reply_attr(fuse_req_t req, struct call *k, int r)
 
 static void r_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct call *k = call_new(VV_RW_GETATTR);
+	struct call *k;
+	struct vv_attr a;
+	struct stat st;
+	double left;
+
+	/* The kernel drops its attributes after every read (atime) and asks
+	 * again: within the bound they are what it had (sshfs does the same). */
+	if (irec_cached_attr(RFS(req), to_srv(RFS(req), ino), &a, &left)) {
+		to_stat(RFS(req), &a, &st);
+		fuse_reply_attr(req, &st, left);
+		return;
+	}
+	k = call_new(VV_RW_GETATTR);
 
 	if (k)
 		U(k, to_srv(RFS(req), ino));
@@ -726,7 +872,8 @@ static void r_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		U(k, to_srv(RFS(req), ino));
 		U(k, (uint32_t)fi->flags);
 	}
-	if ((r = run(req, k)) == 0 && k->rep.nu == 3) {
+	if ((r = run(req, k)) == 0 && k->rep.nu == 3 && k->rep.has_attr &&
+	    k->rep.attr.ino == to_srv(RFS(req), ino)) {
 		struct rhandle *h = rh_new(k->rep.u[0], to_srv(RFS(req), ino), fi->flags, k->epoch,
 					   false);
 		if (!h) {
@@ -742,8 +889,10 @@ static void r_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* changed elsewhere: the cached size and times are stale too.
 		 * Attributes only (offset -1) take no inode lock in the kernel,
 		 * so this is safe from inside the handler. */
-		if (!fi->keep_cache)
+		if (!fi->keep_cache) {
+			irec_seen(RFS(req), &k->rep.attr, k->mut);
 			fuse_lowlevel_notify_inval_inode(RFS(req)->se, ino, -1, 0);
+		}
 		if (fuse_reply_open(req, fi) == -ENOENT) {
 			/* interrupted: the kernel will not release it */
 			release_raw(RFS(req), VV_RW_RELEASE, h->srv, h->epoch);
@@ -772,7 +921,7 @@ static void r_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	}
 	if ((r = run(req, k)) == 0 && k->rep.has_attr && k->rep.nu == 1) {
 		struct rhandle *h = rh_new(k->rep.u[0], k->rep.attr.ino, fi->flags, k->epoch, false);
-		irec_add(RFS(req), to_srv(RFS(req), parent), name, &k->rep.attr, k->epoch);
+		irec_add(RFS(req), to_srv(RFS(req), parent), name, &k->rep.attr, k->epoch, k->mut);
 		to_entry(RFS(req), &k->rep.attr, &e);
 		if (!h) {
 			/* the entry exists now; only the handle is missing */
@@ -857,10 +1006,17 @@ static void r_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_fi
 static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rhandle *h = RH(fi);
+	struct rfs *f = RFS(req);
 
-	release_raw(RFS(req), h->dir ? VV_RW_RELEASEDIR : VV_RW_RELEASE, h->srv, h->epoch);
+	/* A directory's release cannot fail and nothing waits on it: closedir
+	 * returns before the round trip.  A file's stays in order (its last
+	 * writes and the audit's byte count are settled there). */
+	if (h->dir)
+		fuse_reply_err(req, 0);
+	release_raw(f, h->dir ? VV_RW_RELEASEDIR : VV_RW_RELEASE, h->srv, h->epoch);
+	if (!h->dir)
+		fuse_reply_err(req, 0);
 	free(h);
-	fuse_reply_err(req, 0);
 }
 
 static void r_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -898,9 +1054,18 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 	size_t len = 0, boff = 0;
 	struct vv_dirent e;
 	struct vv_attr a;
+	struct rhandle *h = RH(fi);
+	uint64_t last = (uint64_t)off;
 	bool full = false;
 	int r;
 
+	if (h->eof && h->eof_off == (uint64_t)off) {
+		/* the last reply said the directory ends here */
+		fuse_reply_buf(req, NULL, 0);
+		call_free(k);
+		return;
+	}
+	h->eof = false;
 	if (size > VV_RW_DATA_MAX)
 		size = VV_RW_DATA_MAX;
 	if (k) {
@@ -911,6 +1076,15 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 	}
 	if ((r = run(req, k)) < 0 || !(buf = malloc(size ? size : 1))) {
 		reply_err(req, r < 0 ? r : VV_ENOMEM);
+		call_free(k);
+		return;
+	}
+	if (k->rep.nu != 1 || k->rep.u[0] > 1) {
+		vv_log(VV_LOG_WARN, "remote: the server's readdir reply has a bad end flag "
+		       "(%u fields, value %llu): refused", k->rep.nu,
+		       (unsigned long long)(k->rep.nu ? k->rep.u[0] : 0));
+		reply_err(req, VV_EIO);
+		free(buf);
 		call_free(k);
 		return;
 	}
@@ -928,11 +1102,13 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			}
 			n = fuse_add_direntry_plus(req, buf + len, size - len, nb, &ep, (off_t)e.next);
 			if (!dot && !full && n <= size - len)
-				irec_add(f, RH(fi)->ino, nb, &a, k->epoch);
+				irec_add(f, RH(fi)->ino, nb, &a, k->epoch, k->mut);
 		} else {
 			struct stat st = { .st_ino = to_krn(f, e.ino), .st_mode = e.mode };
 			n = fuse_add_direntry(req, buf + len, size - len, nb, &st, (off_t)e.next);
 		}
+		if (!full && n <= size - len)
+			last = e.next;
 		if (full || n > size - len) {
 			/* the server sent more than fits: this entry and every
 			 * later one are left for the next call (from the offset
@@ -953,10 +1129,17 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 		}
 		len += n;
 	}
-	if (r < 0)
+	if (r < 0) {
+		vv_log(VV_LOG_WARN, "remote: the server's readdir reply does not parse "
+			       "(an entry past the end, a bad name or attribute record): refused");
 		reply_err(req, VV_EIO);
-	else
+	} else {
+		if (!full && k->rep.u[0] == 1) {
+			h->eof = true;
+			h->eof_off = last;
+		}
 		fuse_reply_buf(req, buf, len);
+	}
 	free(buf);
 	call_free(k);
 }
@@ -989,6 +1172,7 @@ static void r_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const c
 		Bl(k, value, size);
 		U(k, (uint32_t)flags);
 	}
+	irec_xattr_changed(RFS(req), to_srv(RFS(req), ino));
 	reply_err(req, run(req, k));
 	call_free(k);
 }
@@ -1008,7 +1192,13 @@ static void xattr_reply(fuse_req_t req, struct call *k, int r, size_t size)
 
 static void r_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct call *k = call_new(VV_RW_GETXATTR);
+	struct call *k;
+
+	if (irec_noxattr(RFS(req), to_srv(RFS(req), ino), name)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	k = call_new(VV_RW_GETXATTR);
 
 	if (k) {
 		U(k, to_srv(RFS(req), ino));
@@ -1031,6 +1221,7 @@ static void r_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void r_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	irec_xattr_changed(RFS(req), to_srv(RFS(req), ino));
 	name_op(req, VV_RW_REMOVEXATTR, ino, name);
 }
 
@@ -1189,6 +1380,7 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 		return VV_ENOMEM;
 	fp->c = c;
 	fp->root = root;
+	fp->ttl = o->attr_timeout_ms / 1000.0;
 	pthread_mutex_init(&fp->gmu, NULL);
 	pthread_mutex_init(&fp->imu, NULL);
 	if (!(fp->irecs = calloc(IREC_BUCKETS, sizeof(*fp->irecs)))) {
@@ -1197,12 +1389,12 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 	}
 	if (root != VV_ROOT_INO && root_name) {
 		struct vv_attr ra = { .ino = root, .gen = root_gen };
-		irec_add(fp, VV_ROOT_INO, root_name, &ra, vv_net_client_epoch(c));
+		irec_add(fp, VV_ROOT_INO, root_name, &ra, vv_net_client_epoch(c), 0);
 	}
 
-	snprintf(opts, sizeof(opts), "fsname=%s,subtype=vecvault,nosuid,nodev%s%s%s",
+	snprintf(opts, sizeof(opts), "fsname=%s,subtype=vecvault,nosuid,nodev%s%s%s%s",
 		 o->fsname ? o->fsname : "vv", o->allow_other ? ",allow_other" : "",
-		 o->ro ? ",ro" : "", o->noexec ? ",noexec" : "");
+		 o->ro ? ",ro" : "", o->noexec ? ",noexec" : "", o->debug ? ",debug" : "");
 	if (strchr(o->fsname ? o->fsname : "", ',')) {
 		r = VV_EINVAL;
 		goto out;

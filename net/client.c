@@ -25,6 +25,7 @@
 
 #include "net_int.h"
 #include "vecvault/error.h"
+#include "vecvault/log.h"
 #include "vecvault/net.h"
 #include "vecvault/remote_wire.h"
 #include "vecvault/vault.h"
@@ -594,6 +595,10 @@ int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, stru
 		memcpy(&h, s->hdr, sizeof(h));
 		if (vv_rw_header(s->hdr, &h) < 0 || h.op != rq->h.op ||
 		    vv_rw_decode(&h, s->body, h.len, rep) < 0) {
+			const char *op = vv_rw_op_name(rq->h.op);
+			vv_log(VV_LOG_WARN, "remote: the server's %s reply does not parse (another op, "
+			       "a field or length beyond the frame, a bad name or attribute record): "
+			       "connection closed", op ? op : "?");
 			r = VV_ENOTCONN;      /* a server that answers garbage is gone */
 			c->dead = true;
 			pthread_cond_broadcast(&c->cond);

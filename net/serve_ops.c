@@ -203,6 +203,7 @@ struct fill_ctx {
 	uint8_t *buf;
 	size_t cap, len;
 	bool plus;
+	bool full;                       /* an entry did not fit: no eof */
 };
 
 static int fill(void *ctx, const struct vv_dirent *e, const struct vv_attr *attr)
@@ -217,7 +218,11 @@ static int fill(void *ctx, const struct vv_dirent *e, const struct vv_attr *attr
 		memset(&none, 0, sizeof(none));
 		attr = &none;
 	}
-	return vv_rw_dirent_put(f->buf, f->cap, &f->len, e, f->plus ? attr : NULL);
+	int r = vv_rw_dirent_put(f->buf, f->cap, &f->len, e, f->plus ? attr : NULL);
+
+	if (r != 0)
+		f->full = true;
+	return r;
 }
 
 /* A reply carrying an attribute record of a node that took a reference. */
@@ -297,6 +302,17 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		if (!ino_known(s, u[0])) {
 			r = VV_ENOENT;
 			why = "inode not handed to this session";
+			goto out;
+		}
+		/* The client's kernel caches entries for a while (docs/remote.md,
+		 * --attr-timeout) and then skips the walk: the search permission
+		 * of every directory above is checked here as the walk would,
+		 * with the permissions as they are now.  GETATTR is left to the
+		 * attribute cache's bound (fstat of an open file must work);
+		 * STATFS names no file. */
+		if (rq->h.op != VV_RW_GETATTR && rq->h.op != VV_RW_STATFS &&
+		    (r = vv_vault_reach(s->v, &c, u[0])) < 0) {
+			why = "a directory above it may not be searched";
 			goto out;
 		}
 		break;
@@ -389,6 +405,10 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 			why = "new parent inode not handed to this session";
 			break;
 		}
+		if ((r = vv_vault_reach(s->v, &c, u[1])) < 0) {
+			why = "a directory above the new parent may not be searched";
+			break;
+		}
 		r = attr_ref(s, rep, vv_vault_link(s->v, &c, u[0], u[1], rq->s[0], &rep->attr));
 		break;
 	case VV_RW_UNLINK:
@@ -401,6 +421,10 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		if (!ino_known(s, u[1])) {
 			r = VV_ENOENT;
 			why = "new parent inode not handed to this session";
+			break;
+		}
+		if ((r = vv_vault_reach(s->v, &c, u[1])) < 0) {
+			why = "a directory above the new parent may not be searched";
 			break;
 		}
 		if (u[2] & ~(uint64_t)(VV_RENAME_NOREPLACE | VV_RENAME_EXCHANGE)) {
@@ -421,6 +445,14 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		rep->u[1] = keep;
 		rep->u[2] = vv_vault_file_gen(s->v, fh);
 		rep->nu = 3;
+		/* the attributes as of the open: the client's cache of them
+		 * starts again from here (a file changed elsewhere) */
+		if ((r = vv_vault_getattr(s->v, &c, u[0], &rep->attr)) < 0) {
+			h_get(s, rep->u[0], H_FILE, true);
+			vv_vault_release(s->v, fh);
+			break;
+		}
+		rep->has_attr = true;
 		break;
 	}
 	case VV_RW_CREATE:
@@ -503,6 +535,10 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 			break;
 		rep->blob = data;
 		rep->bloblen = f.len;
+		/* the vault listed to the end and every entry fitted: the
+		 * client need not ask once more to learn that */
+		rep->u[0] = !f.full;
+		rep->nu = 1;
 		r = 0;
 		break;
 	}

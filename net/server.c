@@ -335,7 +335,7 @@ static int authenticate(struct conn *c)
 	    (m->u[1] != VV_RW_AUTH_KEY && m->u[1] != VV_RW_AUTH_PASSWORD &&
 	     (m->u[1] != VV_RW_AUTH_CERT || !c->cert_user[0]))) {
 		snprintf(detail, sizeof(detail), r < 0 ? "a malformed auth frame"
-				 : m->u[0] != VV_RW_VERSION ? "protocol version %llu (this server speaks 1)"
+				 : m->u[0] != VV_RW_VERSION ? "protocol version %llu (this server speaks " VV_RW_VERSION_S ")"
 				 : m->u[1] == VV_RW_AUTH_CERT ? "certificate login without a client "
 								"certificate (the server has no --client-ca)"
 				 : "unknown auth method", (unsigned long long)m->u[0]);

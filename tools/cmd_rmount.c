@@ -60,6 +60,12 @@ static const char usage[] =
 	"  --bind ADDR        connect from this source address\n"
 	"  --timeout SECONDS  a request the server does not answer in time fails\n"
 	"                     with ENOTCONN (default 30)\n"
+	"  --attr-timeout SECONDS  how long the kernel may cache names and\n"
+	"                     attributes (what stat shows; 0 to 3600, decimals\n"
+	"                     allowed, default 10, 0 = ask the server each time).\n"
+	"                     A change on the server shows within this bound;\n"
+	"                     opens, reads, writes and xattr reads are always\n"
+	"                     decided by the server with its current permissions\n"
 	"  -o OPTS            ro, rw, allow_other (every local user acts as the vault\n"
 	"                     user), noallow_other (default), noexec, exec\n"
 	"  -f, --foreground   stay in the foreground;  -d, --debug  trace requests\n"
@@ -366,6 +372,7 @@ int cmd_mount_remote(int argc, char **argv)
 		{ "known-hosts", required_argument, NULL, 'K' },
 		{ "bind", required_argument, NULL, 'b' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "attr-timeout", required_argument, NULL, 'A' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "log", required_argument, NULL, 'l' },
@@ -382,6 +389,7 @@ int cmd_mount_remote(int argc, char **argv)
 
 	memset(&a, 0, sizeof(a));
 	a.timeout_s = 30;
+	a.fo.attr_timeout_ms = 10000;
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "fdo:h", lopts, NULL)) != -1) {
 		switch (opt) {
@@ -405,6 +413,19 @@ int cmd_mount_remote(int argc, char **argv)
 				return 2;
 			}
 			a.timeout_s = (unsigned)v;
+			break;
+		}
+		case 'A': {
+			char *end;
+			double v;
+			errno = 0;
+			v = strtod(optarg, &end);
+			if (errno || *end || end == optarg || optarg[0] < '0' || optarg[0] > '9' ||
+			    !(v >= 0 && v <= 3600)) {
+				die_msg("mount", "bad --attr-timeout '%s' (seconds, 0 to 3600)", optarg);
+				return 2;
+			}
+			a.fo.attr_timeout_ms = (unsigned)(v * 1000 + 0.5);
 			break;
 		}
 		case 'f': a.foreground = true; break;

@@ -16,57 +16,31 @@ FP=$(vv_tls "$T/tls")
 printf 'vv1.0000000000000000.secret\n' > "$T/key"
 chmod 600 "$T/key"
 cat > "$T/evil.py" <<'PY'
-import socket, ssl, struct, sys, threading
+import struct, sys
+from vvfake import hdr, request, serve_forever
 mode, cert, key, portfile = sys.argv[1:5]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-ctx.load_cert_chain(cert, key)
-ls = socket.socket(); ls.bind(('127.0.0.1', 0)); ls.listen(8)
-open(portfile, 'w').write(str(ls.getsockname()[1]))
-def rd(c, n):
-    b = b''
-    while len(b) < n:
-        x = c.recv(n - len(b))
-        if not x: raise EOFError
-        b += x
-    return b
-def hdr(n, rid, op, flags=1, status=0): return struct.pack('<IIHHi', n, rid, op, flags, status)
 def serve(c):
-    try:
-        h = rd(c, 16); n, rid, op, fl, st = struct.unpack('<IIHHi', h); rd(c, n)
-        body = struct.pack('<I', 1000) + struct.pack('<H', 5) + b'alice'
-        c.sendall(hdr(len(body), rid, 1) + body)
-        served = 0
-        while True:
-            h = rd(c, 16); n, rid, op, fl, st = struct.unpack('<IIHHi', h); rd(c, n)
-            served += 1
-            if served > 1 or mode == 'silent':
-                if mode == 'silent':
-                    continue
-                # later requests: a plain error reply
-                c.sendall(hdr(0, rid, op, 1, -5)); continue
-            if mode == 'garbage': c.sendall(b'\xff' * 64)
-            elif mode == 'oversize': c.sendall(hdr(0x7fffffff, rid, op))
-            elif mode == 'badop': c.sendall(hdr(0, rid, 999))
-            elif mode == 'wrongid': c.sendall(hdr(0, rid + 1000, op, 1, -2))
-            elif mode == 'wrongop': c.sendall(hdr(0, rid, 29 if op != 29 else 4, 1, 0))
-            elif mode == 'badattr':
-                a = struct.pack('<QQIIIIQQQ', 5, 1, 0o100644, 1, 0, 0, 0, 0, 0) + \
-                    struct.pack('<qI', 0, 2000000000) * 3 + b'\x00'
-                c.sendall(hdr(len(a), rid, op) + a)
-            elif mode == 'trailing':
-                c.sendall(hdr(4, rid, op, 1, -2) + b'abcd')
-    except Exception:
-        pass
-    finally:
-        c.close()
-while True:
-    s, _ = ls.accept()
-    try:
-        c = ctx.wrap_socket(s, server_side=True)
-    except Exception:
-        s.close(); continue
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
+    served = 0
+    while True:
+        rid, op, body = request(c)
+        served += 1
+        if served > 1 or mode == 'silent':
+            if mode == 'silent':
+                continue
+            # later requests: a plain error reply
+            c.sendall(hdr(0, rid, op, 1, -5)); continue
+        if mode == 'garbage': c.sendall(b'\xff' * 64)
+        elif mode == 'oversize': c.sendall(hdr(0x7fffffff, rid, op))
+        elif mode == 'badop': c.sendall(hdr(0, rid, 999))
+        elif mode == 'wrongid': c.sendall(hdr(0, rid + 1000, op, 1, -2))
+        elif mode == 'wrongop': c.sendall(hdr(0, rid, 29 if op != 29 else 4, 1, 0))
+        elif mode == 'badattr':
+            a = struct.pack('<QQIIIIQQQ', 5, 1, 0o100644, 1, 0, 0, 0, 0, 0) + \
+                struct.pack('<qI', 0, 2000000000) * 3 + b'\x00'
+            c.sendall(hdr(len(a), rid, op) + a)
+        elif mode == 'trailing':
+            c.sendall(hdr(4, rid, op, 1, -2) + b'abcd')
+serve_forever(cert, key, portfile, serve)
 PY
 
 # The fake server holds the test's output: stop it however the test ends

@@ -16,13 +16,14 @@ OPS = {'auth': 1, 'lookup': 2, 'forget': 3, 'getattr': 4, 'setattr': 5, 'readlin
 ROWS = {1: ('IITT', 'IT'), 2: ('QN', 'A'), 3: ('QQ', ''), 4: ('Q', 'A'),
         5: ('QIIIIQQIQIQ', 'A'), 6: ('Q', 'T'), 7: ('QNIQI', 'A'), 8: ('QNII', 'A'),
         9: ('QNT', 'A'), 10: ('QQN', 'A'), 11: ('QN', ''), 12: ('QN', ''), 13: ('QNQNI', ''),
-        14: ('QI', 'QIQ'), 15: ('QNIII', 'AQ'), 16: ('QQI', 'B'), 17: ('QQB', 'I'), 18: ('Q', ''),
-        19: ('QI', ''), 20: ('Q', ''), 21: ('Q', 'Q'), 22: ('QQII', 'B'), 23: ('Q', ''),
+        14: ('QI', 'QIQA'), 15: ('QNIII', 'AQ'), 16: ('QQI', 'B'), 17: ('QQB', 'I'), 18: ('Q', ''),
+        19: ('QI', ''), 20: ('Q', ''), 21: ('Q', 'Q'), 22: ('QQII', 'BI'), 23: ('Q', ''),
         24: ('QTBI', ''), 25: ('QTI', 'IB'), 26: ('QI', 'IB'), 27: ('QT', ''), 28: ('QI', ''),
         29: ('Q', 'QQQQQQI'), 30: ('QIQQ', ''), 31: ('QQI', 'Q'), 32: ('QB', 'B')}
 ERRNO = {-1: 'EPERM', -2: 'ENOENT', -5: 'EACCES', -6: 'EEXIST', -9: 'EISDIR', -10: 'EINVAL',
          -13: 'ENOTEMPTY', -21: 'EBADF', -22: 'EROFS', -17: 'ENOTSUP', -24: 'E2BIG'}
 ATTR = struct.Struct('<QQIIIIQQQqIqIqIB')
+VERSION = 2                              # remote_wire.h VV_RW_VERSION
 
 
 class Error(Exception):
@@ -152,14 +153,14 @@ class Client:
         return 0
 
     def auth_key(self, token):
-        return self.call('auth', 1, 1, '', token)
+        return self.call('auth', VERSION, 1, '', token)
 
     def auth_password(self, user, pw):
-        return self.call('auth', 1, 2, user, pw)
+        return self.call('auth', VERSION, 2, user, pw)
 
     def auth_cert(self):
         """Log in as the client certificate's user (mutual TLS)."""
-        return self.call('auth', 1, 3, '', '')
+        return self.call('auth', VERSION, 3, '', '')
 
     def walk(self, path):
         ino = 1

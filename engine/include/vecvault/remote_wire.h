@@ -32,7 +32,9 @@
 
 #include "vecvault/vault.h"
 
-#define VV_RW_VERSION 1
+#define VV_RW_VERSION 2                    /* 2: attribute flags byte, readdir eof,
+                                              attributes in the open reply */
+#define VV_RW_VERSION_S "2"
 #define VV_RW_HDR 16                       /* bytes of a frame header */
 #define VV_RW_DATA_MAX (1u << 20)          /* bytes of data in one read/write */
 #define VV_RW_BODY_MAX (VV_RW_DATA_MAX + 4096)   /* bytes of a frame body */

@@ -57,6 +57,10 @@ struct vv_attr {
 	struct timespec atime, mtime, ctime;
 	bool cacheable;              /* every user may search the whole ancestry:
 	                                the kernel may cache this entry/attr */
+	bool noxattr;                /* no stored xattr, so no ACL: security.*,
+	                                trusted.* and system.posix_acl_* are
+	                                ENODATA for everyone (a remote client
+	                                answers those probes itself) */
 };
 
 /* Flags for vv_vault_create_store()/vv_vault_open(). */
@@ -322,6 +326,15 @@ int vv_vault_trash_stats(struct vv_vault *v, uint64_t *items, uint64_t *bytes);
 
 /* access(2); mask: F_OK (0) or R_OK|W_OK|X_OK. */
 int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, int mask);
+
+/* May c still reach ino by its path: search permission on every directory
+ * from its parent up to the root (stopping early where every user may
+ * search the rest).  For a remote session, whose client caches entries and
+ * attributes for a while: a walk it skips must not outlive a chmod or ACL
+ * change above the node.  0 for the root, the trash's own inodes and a
+ * file with several names (never cached, so always looked up by the path
+ * used); VV_EACCES naming nothing else; not recorded (the caller audits). */
+int vv_vault_reach(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino);
 
 struct vv_statfs {
 	uint64_t bsize, blocks, bfree, bavail, files, ffree;

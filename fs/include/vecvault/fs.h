@@ -40,6 +40,10 @@ struct vv_fs_opts {
 	                                cannot be made is logged, the mount
 	                                still serves.  Borrowed until return */
 	unsigned max_idle_threads;   /* 0 = default (8) */
+	unsigned attr_timeout_ms;    /* vv:// client only: how long the kernel may
+	                                cache a cacheable entry's attributes and
+	                                name (0 = not at all); the local mount
+	                                ignores it */
 };
 
 /*
