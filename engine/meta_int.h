@@ -410,8 +410,28 @@ int vv_meta_trash_del(struct vv_meta *m, uint64_t id);
  * non-zero to stop (returned).  r is only valid during the call. */
 typedef int (*vv_trash_cb)(void *ctx, const struct vv_trash_row *r);
 int vv_meta_trash_list(struct vv_meta *m, uint64_t after, int max, vv_trash_cb cb, void *ctx);
-/* Items whose original parent was oparent, newest first. */
-int vv_meta_trash_by_parent(struct vv_meta *m, uint64_t oparent, vv_trash_cb cb, void *ctx);
+/* An item seen by a directory's rmdir (the rm -rf grouping): its row's
+ * narrow part and its entry's mode in .trash/files (entry false: the row
+ * has no entry there, damage fsck names). */
+struct vv_trash_kid {
+	uint64_t id, ino, size;
+	int64_t deleted;
+	uint32_t uid, mode;
+	bool entry;
+	char name[256], oname[256];
+};
+typedef int (*vv_trash_kid_cb)(void *ctx, const struct vv_trash_kid *k);
+/* Items whose original parent was oparent, newest first (deleted, then
+ * id); files: the parent of the items' entries (.trash/files).  cb returns
+ * non-zero to stop (returned); k is only valid during the call. */
+int vv_meta_trash_kids(struct vv_meta *m, uint64_t oparent, uint64_t files, vv_trash_kid_cb cb, void *ctx);
+/* Put back under oparent, in three statements, every item of uid removed
+ * from it at or after `since`: their entries leave files for oparent under
+ * their original names, their inodes' parent becomes oparent, their rows
+ * go.  The caller has checked that those items have entries and distinct
+ * original names, and that oparent holds none of them; *n: entries moved. */
+int vv_meta_trash_adopt(struct vv_meta *m, uint64_t oparent, uint32_t uid, int64_t since, uint64_t files,
+			uint64_t *n);
 /* Items removed before `before` (ns), oldest first. */
 int vv_meta_trash_older(struct vv_meta *m, int64_t before, vv_trash_cb cb, void *ctx);
 int vv_meta_trash_stats(struct vv_meta *m, uint64_t *items, uint64_t *bytes);

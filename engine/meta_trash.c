@@ -52,8 +52,19 @@ static const char q_get[] = "SELECT " COLS " FROM trash WHERE id=?1";
 static const char q_get_ino[] = "SELECT " COLS " FROM trash WHERE ino=?1";
 static const char q_del[] = "DELETE FROM trash WHERE id=?1";
 static const char q_list[] = "SELECT " COLS " FROM trash WHERE id>?1 ORDER BY id LIMIT ?2";
-static const char q_by_parent[] =
-	"SELECT " COLS " FROM trash WHERE oparent=?1 ORDER BY deleted DESC, id DESC";
+static const char q_kids[] =
+	"SELECT t.id, t.ino, t.name, t.oname, t.deleted, t.uid, t.size, d.mode FROM trash t"
+	" LEFT JOIN dirents d ON d.parent=?2 AND d.name=t.name"
+	" WHERE t.oparent=?1 ORDER BY t.deleted DESC, t.id DESC";
+/* rm -rf's grouping (vv_meta_trash_adopt): one statement per table, not
+ * four per item.  The set is the rows of trash_oparent's range for ?1
+ * with the remover's uid ?2 and a time from ?3 on. */
+#define ADOPTED "FROM trash WHERE oparent=?1 AND uid=?2 AND deleted>=?3"
+static const char q_adopt_ino[] = "UPDATE inodes SET parent=?1 WHERE ino IN (SELECT ino " ADOPTED ")";
+static const char q_adopt_ent[] =
+	"UPDATE dirents SET parent=?1, name=t.oname FROM (SELECT name, oname " ADOPTED ") AS t"
+	" WHERE dirents.parent=?4 AND dirents.name=t.name";
+static const char q_adopt_del[] = "DELETE " ADOPTED;
 static const char q_older[] = "SELECT " COLS " FROM trash WHERE deleted<?1 ORDER BY deleted, id";
 static const char q_stats[] = "SELECT count(*), coalesce(sum(size), 0) FROM trash";
 static const char q_coll_used[] = "SELECT 1 FROM inodes WHERE coll=?1 LIMIT 1";
@@ -206,12 +217,64 @@ int vv_meta_trash_list(struct vv_meta *m, uint64_t after, int max, vv_trash_cb c
 	return each(m, s, cb, ctx);
 }
 
-int vv_meta_trash_by_parent(struct vv_meta *m, uint64_t oparent, vv_trash_cb cb, void *ctx)
+int vv_meta_trash_kids(struct vv_meta *m, uint64_t oparent, uint64_t files, vv_trash_kid_cb cb, void *ctx)
 {
-	XSTMT(m, q_by_parent);
+	struct vv_trash_kid k;
+	int rc, ret = 0;
+	XSTMT(m, q_kids);
 
 	sqlite3_bind_int64(s, 1, (int64_t)oparent);
-	return each(m, s, cb, ctx);
+	sqlite3_bind_int64(s, 2, (int64_t)files);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		k.id = (uint64_t)sqlite3_column_int64(s, 0);
+		k.ino = (uint64_t)sqlite3_column_int64(s, 1);
+		blob_str(s, 2, k.name, sizeof(k.name));
+		blob_str(s, 3, k.oname, sizeof(k.oname));
+		k.deleted = sqlite3_column_int64(s, 4);
+		k.uid = (uint32_t)sqlite3_column_int64(s, 5);
+		k.size = (uint64_t)sqlite3_column_int64(s, 6);
+		k.entry = sqlite3_column_type(s, 7) != SQLITE_NULL;
+		k.mode = (uint32_t)sqlite3_column_int64(s, 7);
+		if ((ret = cb(ctx, &k)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = meta_err(m, rc);
+	sqlite3_reset(s);
+	return ret;
+}
+
+static int adopt_step(struct vv_meta *m, const char *q, uint64_t oparent, uint32_t uid, int64_t since,
+		      uint64_t files, uint64_t *changed)
+{
+	int rc;
+	XSTMT(m, q);
+
+	sqlite3_bind_int64(s, 1, (int64_t)oparent);
+	sqlite3_bind_int64(s, 2, uid);
+	sqlite3_bind_int64(s, 3, since);
+	if (files)
+		sqlite3_bind_int64(s, 4, (int64_t)files);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return meta_err(m, rc);
+	if (changed)
+		*changed = (uint64_t)sqlite3_changes(sqlite3_db_handle(s));
+	return 0;
+}
+
+int vv_meta_trash_adopt(struct vv_meta *m, uint64_t oparent, uint32_t uid, int64_t since, uint64_t files,
+			uint64_t *n)
+{
+	int r;
+
+	*n = 0;
+	/* Entries first: the inodes' and the rows' statements read the rows. */
+	if ((r = adopt_step(m, q_adopt_ent, oparent, uid, since, files, n)) < 0 ||
+	    (r = adopt_step(m, q_adopt_ino, oparent, uid, since, 0, NULL)) < 0)
+		return r;
+	return adopt_step(m, q_adopt_del, oparent, uid, since, 0, NULL);
 }
 
 int vv_meta_trash_older(struct vv_meta *m, int64_t before, vv_trash_cb cb, void *ctx)

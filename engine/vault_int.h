@@ -58,6 +58,9 @@ struct node {
 	size_t acl_len;
 	bool chain_ok;                   /* dirs: every user may search the ancestry */
 	uint64_t chain_gen;              /* v->perm_gen when chain_ok was computed */
+	uint8_t *gate;                   /* dirs: the trash's gate for items removed from */
+	size_t gate_len;                 /* it (vault_trash.c gate_make), valid while */
+	uint64_t gate_gen;               /* gate_gen == v->perm_gen */
 	uint64_t lparent;                /* the entry the kernel last looked it up by */
 	char *lname;
 	uint32_t lpid;                   /* the thread that looked it up so (0: other) */
@@ -209,6 +212,8 @@ struct vault_commits {
 	bool low_space;                  /* free space below the reserve: refuse growth */
 	uint32_t reserve;                /* reserve size: 1/32 of the file system, clamped */
 	int64_t space_checked;           /* when low_space was last computed (ns) */
+	int64_t tight_checked;           /* vault_space_tight: when it last found room to */
+	uint64_t tight_free;             /* spare, and how much (free bytes then) */
 	/* group commit (vault_commit.c): commits are numbered as their WAL
 	 * frames are written; durable is the last one whose WAL sync returned */
 	uint64_t written, durable;

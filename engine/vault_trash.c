@@ -98,7 +98,10 @@ bool vault_trash_in(struct vv_vault *v, struct node *n)
 
 /* --- the gate: permissions of the directories above an item ------------- */
 
-/* Record the directories from the root down to d (inclusive). */
+/* Record the directories from the root down to d (inclusive).  rm -rf
+ * removes many entries from one directory: d keeps the last gate made for
+ * it while no directory's permissions or place changed (every such change
+ * bumps perm_gen, as for vault_node_chain_ok). */
 static void gate_make(struct vv_vault *v, struct node *d, struct vv_trash_row *row)
 {
 	struct node *chain[64];
@@ -106,6 +109,11 @@ static void gate_make(struct vv_vault *v, struct node *d, struct vv_trash_row *r
 	struct vv_wbuf w;
 	uint64_t cur = d->ino;
 
+	if (d->gate && d->gate_gen == v->nodes.perm_gen && d->gate_len <= sizeof(row->gate)) {
+		memcpy(row->gate, d->gate, d->gate_len);
+		row->gatelen = d->gate_len;
+		return;
+	}
 	d->pins++;
 	chain[n++] = d;
 	while (cur != VV_ROOT_INO && n < 64) {
@@ -137,6 +145,14 @@ static void gate_make(struct vv_vault *v, struct node *d, struct vv_trash_row *r
 	}
 	for (size_t i = 0; i < n; i++)
 		vault_node_put(v, chain[i]);
+	/* Without memory for the copy, the next removal makes it again. */
+	free(d->gate);
+	d->gate = malloc(row->gatelen);
+	if (d->gate) {
+		memcpy(d->gate, row->gate, row->gatelen);
+		d->gate_len = row->gatelen;
+		d->gate_gen = v->nodes.perm_gen;
+	}
 }
 
 /* Could id search every directory of the gate?  *parent: the last one
@@ -586,60 +602,70 @@ static int unique_name(struct vv_vault *v, const char *name, char *out)
 	}
 }
 
-struct adopt {
-	uint64_t id, ino, size;
-	uint32_t uid;
-	int64_t deleted;
-	char name[VV_NAME_MAX + 1], oname[VV_NAME_MAX + 1];
-};
-
 struct adopt_list {
-	struct adopt *a;
+	struct vv_trash_kid *a;
 	size_t n, cap;
 	int64_t prev;
 	uint32_t uid;
 };
 
-static int adopt_cb(void *ctx, const struct vv_trash_row *row)
+static int adopt_cb(void *ctx, const struct vv_trash_kid *k)
 {
 	struct adopt_list *l = ctx;
 
-	if (l->prev - row->deleted > GROUP_GAP_NS)
+	if (l->prev - k->deleted > GROUP_GAP_NS)
 		return 1;                            /* older than the removal: stop */
-	if (row->uid != l->uid)
+	if (k->uid != l->uid)
 		return 0;
 	if (l->n == l->cap) {
 		size_t nc = l->cap ? l->cap * 2 : 64;
-		struct adopt *na = realloc(l->a, nc * sizeof(*na));
+		struct vv_trash_kid *na = realloc(l->a, nc * sizeof(*na));
 		if (!na)
 			return VV_ENOMEM;
 		l->a = na;
 		l->cap = nc;
 	}
-	l->a[l->n].id = row->id;
-	l->a[l->n].ino = row->ino;
-	l->a[l->n].size = row->size;
-	l->a[l->n].uid = row->uid;
-	l->a[l->n].deleted = row->deleted;
-	snprintf(l->a[l->n].name, sizeof(l->a[0].name), "%s", row->name);
-	snprintf(l->a[l->n].oname, sizeof(l->a[0].oname), "%s", row->oname);
-	l->n++;
-	l->prev = row->deleted;
+	l->a[l->n++] = *k;
+	l->prev = k->deleted;
 	return 0;
 }
 
-/* Put back under the trashed directory dir the items just removed from it
- * (rm -rf): they become part of its tree.  Adds their sizes to *size. */
-static int adopt(struct vv_vault *v, struct node *dir, uint32_t uid, int64_t now, uint64_t *size)
+static int by_oname(const void *a, const void *b)
 {
-	struct adopt_list l = { .prev = now, .uid = uid };
-	int r;
+	return strcmp((*(const struct vv_trash_kid *const *)a)->oname,
+		      (*(const struct vv_trash_kid *const *)b)->oname);
+}
 
-	r = vv_meta_trash_by_parent(v->meta, dir->ino, adopt_cb, &l);
-	if (r > 0)
-		r = 0;
-	for (size_t i = 0; r == 0 && i < l.n; i++) {
-		struct adopt *a = &l.a[i];
+/* Can the items of l go back in one set of statements: each with its
+ * entry in .trash/files and no two once named alike?  (Otherwise the
+ * rare case: item by item, the newest of a name joining.) */
+static int adopt_plain(const struct adopt_list *l, bool *plain)
+{
+	const struct vv_trash_kid **p;
+
+	*plain = true;
+	for (size_t i = 0; i < l->n && *plain; i++)
+		*plain = l->a[i].entry;
+	if (!*plain || l->n < 2)
+		return 0;
+	if (!(p = malloc(l->n * sizeof(*p))))
+		return VV_ENOMEM;
+	for (size_t i = 0; i < l->n; i++)
+		p[i] = &l->a[i];
+	qsort(p, l->n, sizeof(*p), by_oname);
+	for (size_t i = 1; i < l->n && *plain; i++)
+		*plain = strcmp(p[i - 1]->oname, p[i]->oname) != 0;
+	free(p);
+	return 0;
+}
+
+/* The rare case of adopt: one item at a time, newest first. */
+static int adopt_each(struct vv_vault *v, struct node *dir, const struct adopt_list *l, uint64_t *size)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < l->n; i++) {
+		const struct vv_trash_kid *a = &l->a[i];
 		struct node *c;
 		uint64_t existing;
 		/* Two items once called the same: the newest joins, the older
@@ -662,6 +688,54 @@ static int adopt(struct vv_vault *v, struct node *dir, uint32_t uid, int64_t now
 		}
 		vault_node_put(v, c);
 	}
+	return r;
+}
+
+/* Put back under the trashed directory dir the items just removed from it
+ * (rm -rf): they become part of its tree.  Adds their sizes to *size.
+ * dir is empty (rmdir checked), so only the items' own names can meet.
+ * The usual case is three statements for the whole directory; the nodes
+ * still in memory learn their parent here (those that are not are read
+ * from their rows, which the statements changed). */
+static int adopt(struct vv_vault *v, struct node *dir, uint32_t uid, int64_t now, uint64_t *size)
+{
+	struct adopt_list l = { .prev = now, .uid = uid };
+	uint64_t moved;
+	bool plain;
+	int r;
+
+	r = vv_meta_trash_kids(v->meta, dir->ino, VV_TRASH_FILES_INO, adopt_cb, &l);
+	if (r > 0)
+		r = 0;
+	if (r < 0 || l.n == 0 || (r = adopt_plain(&l, &plain)) < 0)
+		goto out;
+	if (!plain) {
+		r = adopt_each(v, dir, &l, size);
+		goto out;
+	}
+	if ((r = vv_meta_trash_adopt(v->meta, dir->ino, uid, l.a[l.n - 1].deleted, VV_TRASH_FILES_INO,
+				     &moved)) < 0)
+		goto out;
+	if (moved != l.n) {
+		/* The rows and the entries disagree: the transaction already
+		 * holds the moves; refuse (EIO) rather than guess. */
+		vv_log(VV_LOG_ERR, "trash: rmdir of inode %llu: %llu of %zu removed entries found",
+		       (unsigned long long)dir->ino, (unsigned long long)moved, l.n);
+		r = VV_EIO;
+		goto out;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		struct node *c = vault_node_find(v, l.a[i].ino);
+		if (S_ISDIR(l.a[i].mode))
+			dir->a.nlink++;
+		*size += l.a[i].size;
+		if (!c)
+			continue;
+		c->a.parent = dir->ino;
+		free(c->lname);
+		c->lname = NULL;
+	}
+out:
 	free(l.a);
 	return r;
 }
