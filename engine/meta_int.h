@@ -425,13 +425,21 @@ typedef int (*vv_trash_kid_cb)(void *ctx, const struct vv_trash_kid *k);
  * id); files: the parent of the items' entries (.trash/files).  cb returns
  * non-zero to stop (returned); k is only valid during the call. */
 int vv_meta_trash_kids(struct vv_meta *m, uint64_t oparent, uint64_t files, vv_trash_kid_cb cb, void *ctx);
-/* Put back under oparent, in three statements, every item of uid removed
- * from it at or after `since`: their entries leave files for oparent under
- * their original names, their inodes' parent becomes oparent, their rows
- * go.  The caller has checked that those items have entries and distinct
- * original names, and that oparent holds none of them; *n: entries moved. */
-int vv_meta_trash_adopt(struct vv_meta *m, uint64_t oparent, uint32_t uid, int64_t since, uint64_t files,
-			uint64_t *n);
+/* rm -rf's grouping: every item of uid removed from oparent at or after
+ * `since` becomes a part of oparent's tree (trash_kids): no longer an item
+ * of its own, its entry still in .trash/files until
+ * vv_meta_trash_settle.  The caller has checked that those items have
+ * entries and distinct original names.  *n: items grouped. */
+int vv_meta_trash_adopt(struct vv_meta *m, uint64_t oparent, uint32_t uid, int64_t since, uint64_t *n);
+/* The parts of dir's tree whose entries still sit in files, by id. */
+int vv_meta_trash_parts(struct vv_meta *m, uint64_t dir, uint64_t files, vv_trash_kid_cb cb, void *ctx);
+/* Move them under dir: entries (by their original names), their inodes'
+ * parent, rows; and drop the markers in [lo, hi] (their ids) whose rows
+ * are gone.  *n: entries moved. */
+int vv_meta_trash_settle(struct vv_meta *m, uint64_t dir, uint64_t files, uint64_t lo, uint64_t hi,
+			 uint64_t *n);
+/* Directories with parts still to settle, at most max. */
+int vv_meta_trash_pending(struct vv_meta *m, uint64_t *dirs, size_t max, size_t *n);
 /* Items removed before `before` (ns), oldest first. */
 int vv_meta_trash_older(struct vv_meta *m, int64_t before, vv_trash_cb cb, void *ctx);
 int vv_meta_trash_stats(struct vv_meta *m, uint64_t *items, uint64_t *bytes);

@@ -491,6 +491,13 @@ static inline const char *trash_virt_path(uint64_t ino)
 }
 /* Is n an item of the trash or inside one?  (Read-only there: EROFS.) */
 bool vault_trash_in(struct vv_vault *v, struct node *n);
+/* Move the parts of d's removed tree (rm -rf) that still sit in
+ * .trash/files under d and its directories, as real entries: before
+ * anyone reads below a trashed directory (vault_ns.c get_dir), restores
+ * or purges it.  A no-op for other directories and read-only opens. */
+int vault_trash_settle(struct vv_vault *v, struct node *d);
+/* Settle every tree (at open and close). */
+void vault_trash_settle_all(struct vv_vault *v);
 /* Should removing n (its last name) move it to the trash? */
 bool vault_trash_wanted(struct vv_vault *v, struct node *n);
 /* Move n, entry name of d, to the trash (checks done); tname: its name
