@@ -12,8 +12,11 @@
  * `rm -rf` removes bottom up, one entry at a time: when a directory is
  * trashed, the items that were removed from it by the same uid just before
  * (each at most GROUP_GAP_NS before the next removal in that directory)
- * are put back under it, so the directory's item is the whole removed
- * tree and restoring it restores everything, with the same inodes.
+ * become parts of its tree (adopt: their rows marked, no entry moved), so
+ * the directory's item is the whole removed tree and restoring it restores
+ * everything, with the same inodes.  The parts' entries move under the
+ * directory when it settles (vault_trash_settle: before anything reads
+ * below it, restores or purges it; every tree at close and open).
  *
  * The view, in the FreeDesktop shape, uses virtual inode numbers in
  * [2^60, 2^60 + 2^32) (the store's counter never gets there):
