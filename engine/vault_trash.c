@@ -698,6 +698,11 @@ static int adopt_each(struct vv_vault *v, struct node *dir, const struct adopt_l
 			}
 			r = vault_node_save(v, c);
 			*size += a->size;
+			/* A directory with parts waiting is always an item or a
+			 * part itself (vault_trash_settle follows only those):
+			 * one that becomes an entry here settles now. */
+			if (r == 0 && S_ISDIR(c->a.mode))
+				r = vault_trash_settle(v, c);
 		}
 		vault_node_put(v, c);
 	}

@@ -426,6 +426,35 @@ int main(void)
 		is_int(lk(v, &root_c, g, "h", &y), 0, "g/h is inside the trashed g");
 		is_int(get(v, &root_c, y, buf, sizeof(buf)), 2, "reads");
 		is_str(buf, "hh", "the old one");
+		/* two items once named alike make the rmdir move its chain
+		 * item by item: a subdirectory with parts of its own settles
+		 * then, so restoring the top brings them back too */
+		{
+			uint64_t p, sd;
+			is_int(vv_vault_mkdir(v, &u1000, rr, "p", 0755, &a), 0, "mkdir /rr/p");
+			p = a.ino;
+			vv_vault_forget(v, p, 1);
+			is_int(vv_vault_mkdir(v, &u1000, p, "s", 0755, &a), 0, "mkdir p/s");
+			sd = a.ino;
+			vv_vault_forget(v, sd, 1);
+			is_int(put(v, &u1000, sd, "k", "kk", 2, 0644, NULL), 0, "p/s/k");
+			is_int(vv_vault_unlink(v, &u1000, sd, "k"), 0, "rm p/s/k");
+			is_int(vv_vault_rmdir(v, &u1000, p, "s"), 0, "rmdir p/s (k is its part)");
+			is_int(put(v, &u1000, p, "x", "x1", 2, 0644, NULL), 0, "p/x");
+			is_int(vv_vault_unlink(v, &u1000, p, "x"), 0, "rm p/x");
+			is_int(put(v, &u1000, p, "x", "x2", 2, 0644, NULL), 0, "p/x again");
+			is_int(vv_vault_unlink(v, &u1000, p, "x"), 0, "rm p/x again");
+			is_int(vv_vault_rmdir(v, &u1000, rr, "p"), 0, "rmdir p");
+			is_int(verb(v, 1000, "trash.restore", (struct vv_admin_arg[]){ { "path", "/rr/p" } }, 1,
+				    &rep), 0, "restore /rr/p");
+			is_int(lk(v, &root_c, sd, "k", &y), 0, "p/s/k is back");
+			is_int(get(v, &root_c, y, buf, sizeof(buf)), 2, "reads");
+			is_int(lk(v, &root_c, p, "x", &y), 0, "p/x is back");
+			is_int(get(v, &root_c, y, buf, sizeof(buf)), 2, "reads");
+			is_str(buf, "x2", "the newer x joined");
+			is_int(verb(v, 0, "trash.list", NULL, 0, &rep), 0, "trash.list");
+			ok(rep.body && strstr(rep.body, "/rr/p/x"), "the older x stays an item of its own");
+		}
 		{
 			char out[64];
 			int r = vv_vault_fsck(v, false, NULL, NULL, &(struct vv_fsck_report){ 0 });
