@@ -48,8 +48,8 @@ setfacl -m u:1001:r "$M/c/t/d2/f002"
 setfacl -d -m g:2000:rx "$M/c/t/d0"
 check "u1000 makes shared/x" as_u1000 "$PY" -c "open('$M/c/t/shared/x', 'w').write('mine')"
 snap() {
-	(cd "$M/c" && find t -printf '%p %i %m %u %g %s %y\n' | sort) > "$T/$1.stat"
-	(cd "$M/c" && getfacl -R -p t 2>/dev/null) > "$T/$1.acl"
+	(cd "$M/c" && find t -printf '%p %i %m %U %G %s %y\n' | sort) > "$T/$1.stat"
+	(cd "$M/c" && getfacl -R -n -p t 2>/dev/null) > "$T/$1.acl"
 	(cd "$M/c" && getfattr -R -d -m - t 2>/dev/null | grep -v '^user.vecvault') > "$T/$1.xattr"
 }
 cp -a "$M/c/t" "$T/copy"
@@ -107,8 +107,8 @@ check "u1000's x is not in the tree" test ! -e "$M/c/t/shared/x"
 check "u1000 restores its x" as_u1000 "$VV_BIN" trash restore "$M" /c/t/shared/x
 check "x reads" test "$(cat "$M/c/t/shared/x")" = mine
 check "d1/f001 kept its owner" test "$(stat -c %u "$M/c/t/d1/f001")" = 1000
-check "d2/f002 kept its ACL" sh -c "getfacl -p '$M/c/t/d2/f002' 2>/dev/null | grep -q '^user:1001:r--'"
-check "d0 kept its default ACL" sh -c "getfacl -p '$M/c/t/d0' 2>/dev/null | grep -q '^default:group:2000:r-x'"
+check "d2/f002 kept its ACL" sh -c "getfacl -n -p '$M/c/t/d2/f002' 2>/dev/null | grep -q '^user:1001:r--'"
+check "d0 kept its default ACL" sh -c "getfacl -n -p '$M/c/t/d0' 2>/dev/null | grep -q '^default:group:2000:r-x'"
 check "f007 kept its xattr" test "$(getfattr --only-values -n user.tag "$M/c/t/d0/f007")" = t7
 
 # Inode numbers and the whole listing across rm -rf + restore (no crash).
