@@ -410,8 +410,36 @@ int vv_meta_trash_del(struct vv_meta *m, uint64_t id);
  * non-zero to stop (returned).  r is only valid during the call. */
 typedef int (*vv_trash_cb)(void *ctx, const struct vv_trash_row *r);
 int vv_meta_trash_list(struct vv_meta *m, uint64_t after, int max, vv_trash_cb cb, void *ctx);
-/* Items whose original parent was oparent, newest first. */
-int vv_meta_trash_by_parent(struct vv_meta *m, uint64_t oparent, vv_trash_cb cb, void *ctx);
+/* An item seen by a directory's rmdir (the rm -rf grouping): its row's
+ * narrow part and its entry's mode in .trash/files (entry false: the row
+ * has no entry there, damage fsck names). */
+struct vv_trash_kid {
+	uint64_t id, ino, size;
+	int64_t deleted;
+	uint32_t uid, mode;
+	bool entry;
+	char name[256], oname[256];
+};
+typedef int (*vv_trash_kid_cb)(void *ctx, const struct vv_trash_kid *k);
+/* Items whose original parent was oparent, newest first (deleted, then
+ * id); files: the parent of the items' entries (.trash/files).  cb returns
+ * non-zero to stop (returned); k is only valid during the call. */
+int vv_meta_trash_kids(struct vv_meta *m, uint64_t oparent, uint64_t files, vv_trash_kid_cb cb, void *ctx);
+/* rm -rf's grouping: every item of uid removed from oparent at or after
+ * `since` becomes a part of oparent's tree (trash_kids): no longer an item
+ * of its own, its entry still in .trash/files until
+ * vv_meta_trash_settle.  The caller has checked that those items have
+ * entries and distinct original names.  *n: items grouped. */
+int vv_meta_trash_adopt(struct vv_meta *m, uint64_t oparent, uint32_t uid, int64_t since, uint64_t *n);
+/* The parts of dir's tree whose entries still sit in files, by id. */
+int vv_meta_trash_parts(struct vv_meta *m, uint64_t dir, uint64_t files, vv_trash_kid_cb cb, void *ctx);
+/* Move them under dir: entries (by their original names), their inodes'
+ * parent, rows; and drop the markers in [lo, hi] (their ids) whose rows
+ * are gone.  *n: entries moved. */
+int vv_meta_trash_settle(struct vv_meta *m, uint64_t dir, uint64_t files, uint64_t lo, uint64_t hi,
+			 uint64_t *n);
+/* Directories with parts still to settle, at most max. */
+int vv_meta_trash_pending(struct vv_meta *m, uint64_t *dirs, size_t max, size_t *n);
 /* Items removed before `before` (ns), oldest first. */
 int vv_meta_trash_older(struct vv_meta *m, int64_t before, vv_trash_cb cb, void *ctx);
 int vv_meta_trash_stats(struct vv_meta *m, uint64_t *items, uint64_t *bytes);

@@ -414,6 +414,7 @@ int vv_vault_close(struct vv_vault *v)
 	if (v->meta && !(v->flags & VV_VAULT_READONLY)) {
 		r = vault_flush_all(v);
 		pthread_mutex_lock(&v->mu);
+		vault_trash_settle_all(v);            /* the next open need not */
 		{
 			int r2 = vault_commit_anchor(v);
 			if (r == 0)

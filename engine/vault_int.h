@@ -58,6 +58,9 @@ struct node {
 	size_t acl_len;
 	bool chain_ok;                   /* dirs: every user may search the ancestry */
 	uint64_t chain_gen;              /* v->perm_gen when chain_ok was computed */
+	uint8_t *gate;                   /* dirs: the trash's gate for items removed from */
+	size_t gate_len;                 /* it (vault_trash.c gate_make), valid while */
+	uint64_t gate_gen;               /* gate_gen == v->perm_gen */
 	uint64_t lparent;                /* the entry the kernel last looked it up by */
 	char *lname;
 	uint32_t lpid;                   /* the thread that looked it up so (0: other) */
@@ -209,6 +212,8 @@ struct vault_commits {
 	bool low_space;                  /* free space below the reserve: refuse growth */
 	uint32_t reserve;                /* reserve size: 1/32 of the file system, clamped */
 	int64_t space_checked;           /* when low_space was last computed (ns) */
+	int64_t tight_checked;           /* vault_space_tight: when it last found room to */
+	uint64_t tight_free;             /* spare, and how much (free bytes then) */
 	/* group commit (vault_commit.c): commits are numbered as their WAL
 	 * frames are written; durable is the last one whose WAL sync returned */
 	uint64_t written, durable;
@@ -486,6 +491,13 @@ static inline const char *trash_virt_path(uint64_t ino)
 }
 /* Is n an item of the trash or inside one?  (Read-only there: EROFS.) */
 bool vault_trash_in(struct vv_vault *v, struct node *n);
+/* Move the parts of d's removed tree (rm -rf) that still sit in
+ * .trash/files under d and its directories, as real entries: before
+ * anyone reads below a trashed directory (vault_ns.c get_dir), restores
+ * or purges it.  A no-op for other directories and read-only opens. */
+int vault_trash_settle(struct vv_vault *v, struct node *d);
+/* Settle every tree (at open and close). */
+void vault_trash_settle_all(struct vv_vault *v);
 /* Should removing n (its last name) move it to the trash? */
 bool vault_trash_wanted(struct vv_vault *v, struct node *n);
 /* Move n, entry name of d, to the trash (checks done); tname: its name

@@ -120,6 +120,7 @@ static void node_free(struct node *n)
 	free(n->ext);
 	free(n->inl);
 	free(n->acl);
+	free(n->gate);
 	free(n->lname);
 	pthread_rwlock_destroy(&n->rw);
 	free(n);

@@ -40,6 +40,11 @@ static int get_dir(struct vv_vault *v, uint64_t ino, struct node **out)
 		*out = NULL;
 		r = VV_ENOTDIR;
 	}
+	/* A removed tree's parts join it before anyone looks inside. */
+	if (r == 0 && (*out)->a.parent == VV_TRASH_FILES_INO && (r = vault_trash_settle(v, *out)) < 0) {
+		vault_node_put(v, *out);
+		*out = NULL;
+	}
 	return r;
 }
 

@@ -12,8 +12,11 @@
  * `rm -rf` removes bottom up, one entry at a time: when a directory is
  * trashed, the items that were removed from it by the same uid just before
  * (each at most GROUP_GAP_NS before the next removal in that directory)
- * are put back under it, so the directory's item is the whole removed
- * tree and restoring it restores everything, with the same inodes.
+ * become parts of its tree (adopt: their rows marked, no entry moved), so
+ * the directory's item is the whole removed tree and restoring it restores
+ * everything, with the same inodes.  The parts' entries move under the
+ * directory when it settles (vault_trash_settle: before anything reads
+ * below it, restores or purges it; every tree at close and open).
  *
  * The view, in the FreeDesktop shape, uses virtual inode numbers in
  * [2^60, 2^60 + 2^32) (the store's counter never gets there):
@@ -98,7 +101,10 @@ bool vault_trash_in(struct vv_vault *v, struct node *n)
 
 /* --- the gate: permissions of the directories above an item ------------- */
 
-/* Record the directories from the root down to d (inclusive). */
+/* Record the directories from the root down to d (inclusive).  rm -rf
+ * removes many entries from one directory: d keeps the last gate made for
+ * it while no directory's permissions or place changed (every such change
+ * bumps perm_gen, as for vault_node_chain_ok). */
 static void gate_make(struct vv_vault *v, struct node *d, struct vv_trash_row *row)
 {
 	struct node *chain[64];
@@ -106,6 +112,11 @@ static void gate_make(struct vv_vault *v, struct node *d, struct vv_trash_row *r
 	struct vv_wbuf w;
 	uint64_t cur = d->ino;
 
+	if (d->gate && d->gate_gen == v->nodes.perm_gen && d->gate_len <= sizeof(row->gate)) {
+		memcpy(row->gate, d->gate, d->gate_len);
+		row->gatelen = d->gate_len;
+		return;
+	}
 	d->pins++;
 	chain[n++] = d;
 	while (cur != VV_ROOT_INO && n < 64) {
@@ -137,6 +148,14 @@ static void gate_make(struct vv_vault *v, struct node *d, struct vv_trash_row *r
 	}
 	for (size_t i = 0; i < n; i++)
 		vault_node_put(v, chain[i]);
+	/* Without memory for the copy, the next removal makes it again. */
+	free(d->gate);
+	d->gate = malloc(row->gatelen);
+	if (d->gate) {
+		memcpy(d->gate, row->gate, row->gatelen);
+		d->gate_len = row->gatelen;
+		d->gate_gen = v->nodes.perm_gen;
+	}
 }
 
 /* Could id search every directory of the gate?  *parent: the last one
@@ -586,60 +605,80 @@ static int unique_name(struct vv_vault *v, const char *name, char *out)
 	}
 }
 
-struct adopt {
-	uint64_t id, ino, size;
-	uint32_t uid;
-	int64_t deleted;
-	char name[VV_NAME_MAX + 1], oname[VV_NAME_MAX + 1];
-};
-
 struct adopt_list {
-	struct adopt *a;
+	struct vv_trash_kid *a;
 	size_t n, cap;
 	int64_t prev;
 	uint32_t uid;
 };
 
-static int adopt_cb(void *ctx, const struct vv_trash_row *row)
+/* Every row to l (settle_one: a tree's parts). */
+static int list_cb(void *ctx, const struct vv_trash_kid *k)
 {
 	struct adopt_list *l = ctx;
 
-	if (l->prev - row->deleted > GROUP_GAP_NS)
-		return 1;                            /* older than the removal: stop */
-	if (row->uid != l->uid)
-		return 0;
 	if (l->n == l->cap) {
 		size_t nc = l->cap ? l->cap * 2 : 64;
-		struct adopt *na = realloc(l->a, nc * sizeof(*na));
+		struct vv_trash_kid *na = realloc(l->a, nc * sizeof(*na));
 		if (!na)
 			return VV_ENOMEM;
 		l->a = na;
 		l->cap = nc;
 	}
-	l->a[l->n].id = row->id;
-	l->a[l->n].ino = row->ino;
-	l->a[l->n].size = row->size;
-	l->a[l->n].uid = row->uid;
-	l->a[l->n].deleted = row->deleted;
-	snprintf(l->a[l->n].name, sizeof(l->a[0].name), "%s", row->name);
-	snprintf(l->a[l->n].oname, sizeof(l->a[0].oname), "%s", row->oname);
-	l->n++;
-	l->prev = row->deleted;
+	l->a[l->n++] = *k;
 	return 0;
 }
 
-/* Put back under the trashed directory dir the items just removed from it
- * (rm -rf): they become part of its tree.  Adds their sizes to *size. */
-static int adopt(struct vv_vault *v, struct node *dir, uint32_t uid, int64_t now, uint64_t *size)
+/* The chain of rm -rf (adopt): the remover's items, newest first, each
+ * at most GROUP_GAP_NS older than the one before. */
+static int adopt_cb(void *ctx, const struct vv_trash_kid *k)
 {
-	struct adopt_list l = { .prev = now, .uid = uid };
-	int r;
+	struct adopt_list *l = ctx;
 
-	r = vv_meta_trash_by_parent(v->meta, dir->ino, adopt_cb, &l);
-	if (r > 0)
-		r = 0;
-	for (size_t i = 0; r == 0 && i < l.n; i++) {
-		struct adopt *a = &l.a[i];
+	if (l->prev - k->deleted > GROUP_GAP_NS)
+		return 1;                            /* older than the removal: stop */
+	if (k->uid != l->uid)
+		return 0;
+	l->prev = k->deleted;
+	return list_cb(ctx, k);
+}
+
+static int by_oname(const void *a, const void *b)
+{
+	return strcmp((*(const struct vv_trash_kid *const *)a)->oname,
+		      (*(const struct vv_trash_kid *const *)b)->oname);
+}
+
+/* Can the items of l go back in one set of statements: each with its
+ * entry in .trash/files and no two once named alike?  (Otherwise the
+ * rare case: item by item, the newest of a name joining.) */
+static int adopt_plain(const struct adopt_list *l, bool *plain)
+{
+	const struct vv_trash_kid **p;
+
+	*plain = true;
+	for (size_t i = 0; i < l->n && *plain; i++)
+		*plain = l->a[i].entry;
+	if (!*plain || l->n < 2)
+		return 0;
+	if (!(p = malloc(l->n * sizeof(*p))))
+		return VV_ENOMEM;
+	for (size_t i = 0; i < l->n; i++)
+		p[i] = &l->a[i];
+	qsort(p, l->n, sizeof(*p), by_oname);
+	for (size_t i = 1; i < l->n && *plain; i++)
+		*plain = strcmp(p[i - 1]->oname, p[i]->oname) != 0;
+	free(p);
+	return 0;
+}
+
+/* The rare case of adopt: one item at a time, newest first. */
+static int adopt_each(struct vv_vault *v, struct node *dir, const struct adopt_list *l, uint64_t *size)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < l->n; i++) {
+		const struct vv_trash_kid *a = &l->a[i];
 		struct node *c;
 		uint64_t existing;
 		/* Two items once called the same: the newest joins, the older
@@ -659,11 +698,171 @@ static int adopt(struct vv_vault *v, struct node *dir, uint32_t uid, int64_t now
 			}
 			r = vault_node_save(v, c);
 			*size += a->size;
+			/* A directory with parts waiting is always an item or a
+			 * part itself (vault_trash_settle follows only those):
+			 * one that becomes an entry here settles now. */
+			if (r == 0 && S_ISDIR(c->a.mode))
+				r = vault_trash_settle(v, c);
 		}
 		vault_node_put(v, c);
 	}
+	return r;
+}
+
+/* Make the items just removed from the trashed directory dir (rm -rf)
+ * part of its tree, so that restoring dir restores them.  Adds their
+ * sizes to *size.  dir is empty (rmdir checked), so only the items' own
+ * names can meet.  The usual case is one statement for the whole
+ * directory that marks their rows (trash_kids): their entries stay in
+ * .trash/files, hidden, until vault_trash_settle moves them under dir
+ * (when anyone looks inside it, restores or purges it, at close and at
+ * the next open).  So rm -rf pays no move back per file. */
+static int adopt(struct vv_vault *v, struct node *dir, uint32_t uid, int64_t now, uint64_t *size)
+{
+	struct adopt_list l = { .prev = now, .uid = uid };
+	uint64_t marked;
+	bool plain;
+	int r;
+
+	r = vv_meta_trash_kids(v->meta, dir->ino, VV_TRASH_FILES_INO, adopt_cb, &l);
+	if (r > 0)
+		r = 0;
+	if (r < 0 || l.n == 0 || (r = adopt_plain(&l, &plain)) < 0)
+		goto out;
+	if (!plain) {
+		r = adopt_each(v, dir, &l, size);
+		goto out;
+	}
+	if ((r = vv_meta_trash_adopt(v->meta, dir->ino, uid, l.a[l.n - 1].deleted, &marked)) < 0)
+		goto out;
+	if (marked != l.n) {
+		/* The scan and the statement disagree: the transaction holds
+		 * the marks already; refuse (EIO) rather than guess. */
+		vv_log(VV_LOG_ERR, "trash: rmdir of inode %llu: %llu of %zu removed items grouped",
+		       (unsigned long long)dir->ino, (unsigned long long)marked, l.n);
+		r = VV_EIO;
+		goto out;
+	}
+	/* Its subdirectories count in its nlink at once, as when they are
+	 * entries (which settling makes them). */
+	for (size_t i = 0; i < l.n; i++) {
+		*size += l.a[i].size;
+		if (S_ISDIR(l.a[i].mode))
+			dir->a.nlink++;
+	}
+out:
 	free(l.a);
 	return r;
+}
+
+/* --- settling: the parts of a tree move under their directory ------------ */
+
+struct inos {
+	uint64_t *ino;
+	size_t n, cap;
+};
+
+static int inos_add(struct inos *q, uint64_t ino)
+{
+	if (q->n == q->cap) {
+		size_t nc = q->cap ? q->cap * 2 : 64;
+		uint64_t *ni = realloc(q->ino, nc * sizeof(*ni));
+		if (!ni)
+			return VV_ENOMEM;
+		q->ino = ni;
+		q->cap = nc;
+	}
+	q->ino[q->n++] = ino;
+	return 0;
+}
+
+/* The parts of dir's tree (adopt) move under it by their original names;
+ * their directories go on *sub (to settle in turn). */
+static int settle_one(struct vv_vault *v, struct node *dir, struct inos *sub)
+{
+	struct adopt_list l = { 0 };
+	uint64_t moved, lo = UINT64_MAX, hi = 0;
+	int r;
+
+	if ((r = vv_meta_trash_parts(v->meta, dir->ino, VV_TRASH_FILES_INO, list_cb, &l)) < 0 || l.n == 0)
+		goto out;
+	for (size_t i = 0; i < l.n; i++) {
+		lo = l.a[i].id < lo ? l.a[i].id : lo;
+		hi = l.a[i].id > hi ? l.a[i].id : hi;
+	}
+	if ((r = vault_txn(v)) < 0 ||
+	    (r = vv_meta_trash_settle(v->meta, dir->ino, VV_TRASH_FILES_INO, lo, hi, &moved)) < 0)
+		goto out;
+	if (moved != l.n) {
+		vv_log(VV_LOG_ERR, "trash: inode %llu: %llu of its tree's %zu parts have their entry "
+		       "(fsck names the rest)", (unsigned long long)dir->ino, (unsigned long long)moved, l.n);
+		r = VV_EIO;
+		goto out;
+	}
+	for (size_t i = 0; i < l.n && r == 0; i++) {
+		struct node *c = vault_node_find(v, l.a[i].ino);
+		if (S_ISDIR(l.a[i].mode))
+			r = inos_add(sub, l.a[i].ino);   /* counted in dir's nlink by adopt */
+		if (c) {
+			c->a.parent = dir->ino;
+			free(c->lname);
+			c->lname = NULL;
+		}
+	}
+	/* The tree's shape changed: what was decided below it may differ. */
+	v->nodes.perm_gen++;
+out:
+	free(l.a);
+	return r;
+}
+
+int vault_trash_settle(struct vv_vault *v, struct node *d)
+{
+	struct inos q = { 0 };
+	size_t done = 0;
+	int r;
+
+	if (!v->trash.ready || (v->flags & VV_VAULT_READONLY) || !S_ISDIR(d->a.mode))
+		return 0;
+	if ((r = inos_add(&q, d->ino)) < 0)
+		return r;
+	while (r == 0 && done < q.n) {
+		struct node *n;
+		if ((r = vault_node_get(v, q.ino[done++], &n)) < 0)
+			break;
+		r = settle_one(v, n, &q);
+		vault_node_put(v, n);
+	}
+	free(q.ino);
+	return r;
+}
+
+void vault_trash_settle_all(struct vv_vault *v)
+{
+	uint64_t dirs[256];
+	size_t n, total = 0;
+	int r = 0;
+
+	if (!v->trash.ready || (v->flags & VV_VAULT_READONLY))
+		return;
+	while (r == 0 && (r = vv_meta_trash_pending(v->meta, dirs, 256, &n)) == 0 && n > 0) {
+		for (size_t i = 0; r == 0 && i < n; i++) {
+			struct inos sub = { 0 };
+			struct node *d;
+			if ((r = vault_node_get(v, dirs[i], &d)) < 0)
+				break;
+			r = settle_one(v, d, &sub);       /* its subdirectories come up too */
+			vault_node_put(v, d);
+			free(sub.ino);
+		}
+		total += n;
+	}
+	if (r < 0)
+		vv_log(VV_LOG_WARN, "trash: cannot settle removed trees (%s); the next open tries again",
+		       vv_strerror(r));
+	else if (total)
+		vv_log(VV_LOG_DEBUG, "trash: settled the parts of %zu removed director%s", total,
+		       total == 1 ? "y" : "ies");
 }
 
 bool vault_trash_wanted(struct vv_vault *v, struct node *n)
@@ -821,7 +1020,10 @@ static int purge_item(struct vv_vault *v, const struct vv_trash_row *row)
 		return r;
 	if ((r = vault_node_get(v, row->ino, &n)) == 0) {
 		coll_dir = S_ISDIR(n->a.mode) && row->oparent == VV_ROOT_INO;
+		r = vault_trash_settle(v, n);        /* free_tree walks entries */
 		vault_node_put(v, n);
+		if (r < 0)
+			return r;
 	}
 	if ((r = vv_meta_dirent_del(v->meta, VV_TRASH_FILES_INO, row->name)) < 0 && r != VV_ENOENT)
 		return r;
@@ -936,7 +1138,9 @@ static int restore_to(struct vv_vault *v, const struct vv_ctx *c, const struct v
 		r = VV_EMLINK;
 		goto out;
 	}
-	if ((r = vault_txn(v)) < 0 ||
+	/* The whole tree goes back as real entries (adopt left its parts
+	 * in .trash/files). */
+	if ((r = vault_trash_settle(v, n)) < 0 || (r = vault_txn(v)) < 0 ||
 	    (r = vv_meta_dirent_move(v->meta, VV_TRASH_FILES_INO, row->name, newparent, newname)) < 0 ||
 	    (r = vv_meta_trash_del(v->meta, row->id)) < 0)
 		goto out;
@@ -1048,6 +1252,8 @@ int vault_trash_open(struct vv_vault *v, int64_t keep_ns)
 	v->trash.opened = vault_now();
 	v->trash.ready = vv_meta_trash_ready(v->meta);
 	v->trash.swept = v->trash.opened;
+	/* Trees a crash left unsettled (vault_trash_settle_all at close). */
+	vault_trash_settle_all(v);
 	if (v->trash.ready && keep_ns > 0 && !(v->flags & VV_VAULT_READONLY))
 		r = sweep(v, v->trash.opened - keep_ns);
 	pthread_mutex_unlock(&v->mu);

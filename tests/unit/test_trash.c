@@ -354,6 +354,115 @@ int main(void)
 		is_int(get(v, &root_c, x, buf, sizeof(buf)), 10, "which still decrypts (key kept)");
 	}
 
+	/* --- rm -rf marks the parts of a tree; they settle when looked at ----- */
+	{
+		uint64_t rr, dd, e, g, y;
+		is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "rr", 0777, &a), 0, "mkdir /rr");
+		rr = a.ino;
+		vv_vault_forget(v, rr, 1);
+		is_int(vv_vault_mkdir(v, &root_c, rr, "dd", 0777, &a), 0, "mkdir /rr/dd (0777)");
+		dd = a.ino;
+		vv_vault_forget(v, dd, 1);
+		is_int(put(v, &u1000, dd, "a", "aa", 2, 0644, NULL), 0, "dd/a");
+		is_int(put(v, &u1000, dd, "b", "bb", 2, 0644, NULL), 0, "dd/b");
+		is_int(put(v, &u1001, dd, "c", "cc", 2, 0644, NULL), 0, "1001: dd/c");
+		is_int(vv_vault_unlink(v, &u1000, dd, "a"), 0, "1000 removes dd/a");
+		is_int(vv_vault_unlink(v, &u1001, dd, "c"), 0, "1001 removes dd/c in between");
+		is_int(vv_vault_unlink(v, &u1000, dd, "b"), 0, "1000 removes dd/b");
+		is_int(vv_vault_rmdir(v, &u1000, rr, "dd"), 0, "1000 removes dd (rm -rf)");
+		is_int(lk(v, &root_c, VV_TRASH_FILES_INO, "a", NULL), VV_ENOENT, "a part of the tree is no item");
+		is_int(lk(v, &root_c, VV_TRASH_INFO_INO, "b.trashinfo", NULL), VV_ENOENT, "and has no .trashinfo");
+		is_int(list(v, &root_c, VV_TRASH_FILES_INO, &s), 0, "list .trash/files");
+		ok(strstr(s.buf, "dd") && strstr(s.buf, "c") && !strstr(s.buf, " a") && !strstr(s.buf, " b"),
+		   "dd, and 1001's c (not swallowed by 1000's rm -rf); not a or b");
+		is_int(verb(v, 0, "trash.list", NULL, 0, &rep), 0, "trash.list");
+		ok(rep.body && strstr(rep.body, "/rr/dd/c") && !strstr(rep.body, "/rr/dd/a") &&
+		   !strstr(rep.body, "/rr/dd/b"), "lists /rr/dd and /rr/dd/c, not the parts");
+		is_int(vv_vault_getattr(v, &root_c, dd, &a), 0, "getattr dd");
+		is_int((int)a.nlink, 2, "nlink 2");
+		is_int(lk(v, &u1000, dd, "a", &y), 0, "lookup dd/a in the trashed tree (settles it)");
+		is_int(get(v, &u1000, y, buf, sizeof(buf)), 2, "reads");
+		is_str(buf, "aa", "its bytes");
+		is_int(list(v, &u1000, dd, &s), 0, "list the trashed dd");
+		is_str(s.buf, "a b", "a and b");
+		is_int(verb(v, 1000, "trash.restore", (struct vv_admin_arg[]){ { "path", "/rr/dd" } }, 1, &rep), 0,
+		       "restore /rr/dd");
+		is_int(lk(v, &root_c, dd, "b", NULL), 0, "dd/b is back");
+
+		/* a part restored alone before the rmdir; the directory renamed
+		 * after its file was removed */
+		is_int(vv_vault_mkdir(v, &u1000, rr, "e", 0755, &a), 0, "mkdir /rr/e");
+		e = a.ino;
+		vv_vault_forget(v, e, 1);
+		is_int(put(v, &u1000, e, "f", "ff", 2, 0644, NULL), 0, "e/f");
+		is_int(vv_vault_unlink(v, &u1000, e, "f"), 0, "rm e/f");
+		is_int(vv_vault_rename(v, &u1000, VV_TRASH_FILES_INO, "f", e, "f", 0), 0, "mv it back alone");
+		is_int(vv_vault_unlink(v, &u1000, e, "f"), 0, "rm e/f again");
+		is_int(vv_vault_rename(v, &u1000, rr, "e", rr, "e2", 0), 0, "mv e e2");
+		is_int(vv_vault_rmdir(v, &u1000, rr, "e2"), 0, "rmdir e2");
+		is_int(verb(v, 0, "trash.list", NULL, 0, &rep), 0, "trash.list");
+		ok(rep.body && strstr(rep.body, "/rr/e2") && !strstr(rep.body, "/rr/e/f"), "one item: /rr/e2");
+		is_int(verb(v, 1000, "trash.restore", (struct vv_admin_arg[]){ { "path", "/rr/e2" } }, 1, &rep), 0,
+		       "restore /rr/e2");
+		is_int(lk(v, &root_c, e, "f", &y), 0, "e2/f is back");
+		is_int(get(v, &root_c, y, buf, sizeof(buf)), 2, "and reads");
+
+		/* parts left at close are settled by then: their names in
+		 * .trash/files are free again */
+		is_int(vv_vault_mkdir(v, &u1000, rr, "g", 0755, &a), 0, "mkdir /rr/g");
+		g = a.ino;
+		vv_vault_forget(v, g, 1);
+		is_int(put(v, &u1000, g, "h", "hh", 2, 0644, NULL), 0, "g/h");
+		is_int(vv_vault_unlink(v, &u1000, g, "h"), 0, "rm g/h");
+		is_int(vv_vault_rmdir(v, &u1000, rr, "g"), 0, "rmdir g");
+		is_int(vv_vault_close(v), 0, "close with a tree's part unsettled");
+		v = open_v(30 * 86400);
+		ok(v != NULL, "reopen");
+		is_int(put(v, &u1000, rr, "h", "h2", 2, 0644, NULL), 0, "a new /rr/h");
+		is_int(vv_vault_unlink(v, &u1000, rr, "h"), 0, "rm /rr/h");
+		is_int(lk(v, &root_c, VV_TRASH_FILES_INO, "h", &y), 0, "it is .trash/files/h (g's part left it free)");
+		is_int(get(v, &root_c, y, buf, sizeof(buf)), 2, "reads");
+		is_str(buf, "h2", "the new one");
+		is_int(lk(v, &root_c, g, "h", &y), 0, "g/h is inside the trashed g");
+		is_int(get(v, &root_c, y, buf, sizeof(buf)), 2, "reads");
+		is_str(buf, "hh", "the old one");
+		/* two items once named alike make the rmdir move its chain
+		 * item by item: a subdirectory with parts of its own settles
+		 * then, so restoring the top brings them back too */
+		{
+			uint64_t p, sd;
+			is_int(vv_vault_mkdir(v, &u1000, rr, "p", 0755, &a), 0, "mkdir /rr/p");
+			p = a.ino;
+			vv_vault_forget(v, p, 1);
+			is_int(vv_vault_mkdir(v, &u1000, p, "s", 0755, &a), 0, "mkdir p/s");
+			sd = a.ino;
+			vv_vault_forget(v, sd, 1);
+			is_int(put(v, &u1000, sd, "k", "kk", 2, 0644, NULL), 0, "p/s/k");
+			is_int(vv_vault_unlink(v, &u1000, sd, "k"), 0, "rm p/s/k");
+			is_int(vv_vault_rmdir(v, &u1000, p, "s"), 0, "rmdir p/s (k is its part)");
+			is_int(put(v, &u1000, p, "x", "x1", 2, 0644, NULL), 0, "p/x");
+			is_int(vv_vault_unlink(v, &u1000, p, "x"), 0, "rm p/x");
+			is_int(put(v, &u1000, p, "x", "x2", 2, 0644, NULL), 0, "p/x again");
+			is_int(vv_vault_unlink(v, &u1000, p, "x"), 0, "rm p/x again");
+			is_int(vv_vault_rmdir(v, &u1000, rr, "p"), 0, "rmdir p");
+			is_int(verb(v, 1000, "trash.restore", (struct vv_admin_arg[]){ { "path", "/rr/p" } }, 1,
+				    &rep), 0, "restore /rr/p");
+			is_int(lk(v, &root_c, sd, "k", &y), 0, "p/s/k is back");
+			is_int(get(v, &root_c, y, buf, sizeof(buf)), 2, "reads");
+			is_int(lk(v, &root_c, p, "x", &y), 0, "p/x is back");
+			is_int(get(v, &root_c, y, buf, sizeof(buf)), 2, "reads");
+			is_str(buf, "x2", "the newer x joined");
+			is_int(verb(v, 0, "trash.list", NULL, 0, &rep), 0, "trash.list");
+			ok(rep.body && strstr(rep.body, "/rr/p/x"), "the older x stays an item of its own");
+		}
+		{
+			char out[64];
+			int r = vv_vault_fsck(v, false, NULL, NULL, &(struct vv_fsck_report){ 0 });
+			snprintf(out, sizeof(out), "fsck clean with trees in the trash (%s)", vv_strerror(r));
+			is_int(r, 0, out);
+		}
+	}
+
 	/* --- retention at open ------------------------------------------------ */
 	is_int(vv_vault_close(v), 0, "close");
 	sleep(2);
