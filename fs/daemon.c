@@ -163,7 +163,6 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 		goto out;
 	}
 	mounted = true;
-	fs_killpriv_install(se);
 	fs_ra_find(&fs, real_mnt[0] ? real_mnt : NULL);
 	if ((r = fs_notifier_start(&fs.notify, se)) < 0)
 		goto out;

@@ -89,15 +89,6 @@ uint64_t fs_notifier_mark(struct notifier *n);
  * is in force when the caller's syscall returns (see notify.c). */
 void fs_notifier_sync(struct notifier *n, uint64_t mark);
 
-/* --- killpriv.c: FUSE_HANDLE_KILLPRIV_V2 with libfuse 3.14 ------------------ */
-
-/* After fuse_session_mount: route the session's I/O through a filter that
- * asks for FUSE_HANDLE_KILLPRIV_V2 in the INIT reply when the kernel offers
- * it (one security.capability GETXATTR per file instead of one per write).
- * Logged and skipped if libfuse refuses; nothing with a libfuse that has
- * FUSE_CAP_HANDLE_KILLPRIV_V2 (fs_init asks for it). */
-void fs_killpriv_install(struct fuse_session *se);
-
 /* --- sdnotify.c: systemd readiness ------------------------------------------ */
 
 /* Send state ("READY=1", "STOPPING=1", with "STATUS=..." lines) to the

@@ -108,10 +108,6 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	want(conn, FUSE_CAP_DONT_MASK);
 	/* Setuid/setgid clearing on write/truncate/chown is the engine's job. */
 	want(conn, FUSE_CAP_HANDLE_KILLPRIV);
-#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
-	/* One security.capability check per file, not per write (killpriv.c). */
-	want(conn, FUSE_CAP_HANDLE_KILLPRIV_V2);
-#endif
 	want(conn, FUSE_CAP_ATOMIC_O_TRUNC);
 	want(conn, FUSE_CAP_ASYNC_READ);
 	want(conn, FUSE_CAP_PARALLEL_DIROPS);
