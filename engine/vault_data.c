@@ -425,55 +425,6 @@ static void seal_wait(struct vv_vault *v, struct node *n)
 	pthread_mutex_unlock(&v->seal.mu);
 }
 
-static void seal_one(struct vv_vault *v, struct seal_job *j);
-
-/* Run n's queued jobs on this (the flushing) thread instead of waiting for
- * the sealer: a close after writing a file over 64 KiB otherwise costs two
- * thread hand-offs (to the sealer and back), each a scheduler wake-up, which
- * on a busy machine is most of the close.  Only when none of n's jobs is
- * running (the sealer is on another file or idle): jobs of one file repoint
- * its extents in order, and all of them are taken, in queue order.  Not
- * under n->rw (seal_one takes it). */
-static void seal_steal(struct vv_vault *v, struct node *n)
-{
-	struct seal_job *mine = NULL, **tail = &mine, **pp, *prev = NULL;
-	size_t k = 0;
-
-	pthread_mutex_lock(&v->seal.mu);
-	for (struct seal_job *j = v->seal.head; j; j = j->next)
-		k += j->n == n;
-	if (k == 0 || k != n->jobs) {
-		pthread_mutex_unlock(&v->seal.mu);
-		return;
-	}
-	for (pp = &v->seal.head; *pp;) {
-		struct seal_job *j = *pp;
-		if (j->n != n) {
-			prev = j;
-			pp = &j->next;
-			continue;
-		}
-		*pp = j->next;
-		j->next = NULL;
-		*tail = j;
-		tail = &j->next;
-	}
-	v->seal.tail = prev;
-	v->seal.len -= k;
-	v->seal.stolen += k;
-	pthread_cond_broadcast(&v->seal.done);      /* seal_throttle: room */
-	pthread_mutex_unlock(&v->seal.mu);
-	while (mine) {
-		struct seal_job *j = mine;
-		mine = j->next;
-		seal_one(v, j);
-		pthread_mutex_lock(&v->seal.mu);
-		v->seal.stolen--;
-		pthread_cond_broadcast(&v->seal.done);
-		pthread_mutex_unlock(&v->seal.mu);
-	}
-}
-
 int vault_data_flush(struct vv_vault *v, struct node *n)
 {
 	int r = 0;
@@ -1130,7 +1081,6 @@ static int flush_node(struct vv_vault *v, struct node *n)
 	pthread_rwlock_wrlock(&n->rw);
 	r = vault_data_flush(v, n);
 	pthread_rwlock_unlock(&n->rw);
-	seal_steal(v, n);
 	seal_wait(v, n);
 	e = __atomic_exchange_n(&n->seal_err, 0, __ATOMIC_ACQ_REL);
 	return r < 0 ? r : e;
@@ -1363,7 +1313,7 @@ done:
 	/* And whatever else is queued: after this, everything written is in
 	 * the extent maps of the open transaction. */
 	pthread_mutex_lock(&v->seal.mu);
-	while (v->seal.head || v->seal.busy || v->seal.stolen)
+	while (v->seal.head || v->seal.busy)
 		pthread_cond_wait(&v->seal.done, &v->seal.mu);
 	pthread_mutex_unlock(&v->seal.mu);
 	return r;

@@ -236,7 +236,6 @@ struct vault_sealer {
 	struct seal_job *head, *tail;
 	size_t len;
 	bool busy;                       /* the sealer is working on a job */
-	size_t stolen;                   /* jobs a flushing thread runs itself (vault_data.c) */
 	uint8_t **pool;                  /* free VV_BLOCK_SIZE buffers */
 	size_t npool;
 };
