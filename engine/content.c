@@ -125,6 +125,7 @@ struct vv_content {
 	bool dir_ok[256];                        /* chunks/XX known to exist */
 	bool chunks_dirty;                       /* chunks/ gained an entry */
 	bool store_dirty;                        /* STORE gained chunks/ */
+	struct vv_content_batch *flight;         /* batches synced outside locks */
 	uint8_t *wbuf;                           /* reused chunk image, DIO_ALIGN-aligned */
 	size_t wcap;
 	bool wbusy;
@@ -1059,30 +1060,65 @@ out:
 
 /* ---- sync ----------------------------------------------------------------- */
 
-int vv_content_sync(struct vv_content *c)
-{
+/* A set of chunks to make durable: chunk files, then the chunks/XX
+ * directories naming them, then chunks/ and STORE if a directory was
+ * created.  Taken from the pending set under c->mu; while a batch is synced
+ * outside the caller's locks it is *in flight* (c->flight), and a sync
+ * started meanwhile (vv_content_sync, under the vault mutex, before a
+ * commit) fsyncs its chunks too, so no commit can name a chunk only the
+ * other thread's fsync will make durable. */
+struct vv_content_batch {
+	struct vv_content_batch *next;           /* c->flight list */
 	uint8_t (*ids)[VV_CHUNK_ID_BYTES];
-	bool dirty[256], chunks_dirty, store_dirty;
-	char path[PATH_MAX];
 	size_t n;
-	int r = 0, fd;
+	bool dirty[256];
+	bool chunks_dirty, store_dirty;
+};
 
-	pthread_mutex_lock(&c->mu);
-	ids = c->pending;
-	n = c->npending;
+/* Move the pending set into b (c->mu held). */
+static void batch_take(struct vv_content *c, struct vv_content_batch *b)
+{
+	b->ids = c->pending;
+	b->n = c->npending;
 	c->pending = NULL;
 	c->npending = c->cappending = 0;
-	memcpy(dirty, c->dirty, sizeof(dirty));
+	memcpy(b->dirty, c->dirty, sizeof(b->dirty));
 	memset(c->dirty, 0, sizeof(c->dirty));
-	chunks_dirty = c->chunks_dirty;
-	store_dirty = c->store_dirty;
+	b->chunks_dirty = c->chunks_dirty;
+	b->store_dirty = c->store_dirty;
 	c->chunks_dirty = c->store_dirty = false;
-	pthread_mutex_unlock(&c->mu);
+}
 
-	/* Files first, then the directories naming them, then their parents. */
-	for (size_t i = 0; i < n && r == 0; i++) {
-		chunk_path(c, ids[i], path, sizeof(path), false);
+/* Put b's chunks and directories back into the pending set: after a failed
+ * sync nothing of it may be assumed durable. */
+static void batch_restore(struct vv_content *c, const struct vv_content_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		(void)pending_add(c, b->ids[i]);
+	pthread_mutex_lock(&c->mu);
+	for (int x = 0; x < 256; x++)
+		c->dirty[x] |= b->dirty[x];
+	c->chunks_dirty |= b->chunks_dirty;
+	c->store_dirty |= b->store_dirty;
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* fsync b's chunks (and extra, n2 more ids: another thread's batch in
+ * flight), then the directories.  Nothing locked.  0 or a VV_E* code.  A
+ * chunk file that is gone (ENOENT) needs no sync: chunks are unlinked only
+ * after a durable commit released their last reference, so no metadata
+ * can name it. */
+static int batch_fsync(struct vv_content *c, const struct vv_content_batch *b,
+		       uint8_t (*extra)[VV_CHUNK_ID_BYTES], size_t n2)
+{
+	char path[PATH_MAX];
+	int r = 0, fd;
+
+	for (size_t i = 0; i < b->n + n2 && r == 0; i++) {
+		chunk_path(c, i < b->n ? b->ids[i] : extra[i - b->n], path, sizeof(path), false);
 		fd = vv_os_open(path, O_RDONLY, 0);
+		if (fd == -ENOENT)
+			continue;
 		if (fd < 0) {
 			r = fd;
 			break;
@@ -1091,30 +1127,98 @@ int vv_content_sync(struct vv_content *c)
 		vv_os_close(fd);
 	}
 	for (int x = 0; x < 256 && r == 0; x++) {
-		if (!dirty[x])
+		if (!b->dirty[x])
 			continue;
 		snprintf(path, sizeof(path), "%s/%02x", c->chunks, x);
 		r = vv_os_fsync_dir(path);
 	}
-	if (r == 0 && chunks_dirty)
+	if (r == 0 && b->chunks_dirty)
 		r = vv_os_fsync_dir(c->chunks);
-	if (r == 0 && store_dirty)
+	if (r == 0 && b->store_dirty)
 		r = vv_os_fsync_dir(c->store);
-
 	if (r < 0) {
 		vv_log(VV_LOG_ERR, "content: sync failed: %s", strerror(-r));
 		r = vv_err_from_errno(-r);
-		/* Put everything back: nothing may be assumed durable. */
-		for (size_t i = 0; i < n; i++)
-			(void)pending_add(c, ids[i]);
-		pthread_mutex_lock(&c->mu);
-		for (int x = 0; x < 256; x++)
-			c->dirty[x] |= dirty[x];
-		c->chunks_dirty |= chunks_dirty;
-		c->store_dirty |= store_dirty;
-		pthread_mutex_unlock(&c->mu);
 	}
-	free(ids);
+	return r;
+}
+
+int vv_content_sync(struct vv_content *c)
+{
+	struct vv_content_batch b = { 0 };
+	uint8_t (*extra)[VV_CHUNK_ID_BYTES] = NULL;
+	size_t n2 = 0;
+	int r;
+
+	pthread_mutex_lock(&c->mu);
+	batch_take(c, &b);
+	for (const struct vv_content_batch *f = c->flight; f; f = f->next)
+		n2 += f->n;
+	if (n2 && (extra = malloc(n2 * VV_CHUNK_ID_BYTES))) {
+		size_t k = 0;
+		for (const struct vv_content_batch *f = c->flight; f; f = f->next) {
+			memcpy(extra + k, f->ids, f->n * VV_CHUNK_ID_BYTES);
+			k += f->n;
+			for (int x = 0; x < 256; x++)
+				b.dirty[x] |= f->dirty[x];
+			b.chunks_dirty |= f->chunks_dirty;
+			b.store_dirty |= f->store_dirty;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (n2 && !extra) {
+		r = VV_ENOMEM;
+		vv_log(VV_LOG_ERR, "content: sync failed: out of memory");
+	} else {
+		r = batch_fsync(c, &b, extra, extra ? n2 : 0);
+	}
+	if (r < 0)
+		batch_restore(c, &b);
+	free(extra);
+	free(b.ids);
+	return r;
+}
+
+int vv_content_sync_begin(struct vv_content *c, struct vv_content_batch **out)
+{
+	struct vv_content_batch *b;
+
+	*out = NULL;
+	if (!(b = calloc(1, sizeof(*b))))
+		return VV_ENOMEM;
+	pthread_mutex_lock(&c->mu);
+	batch_take(c, b);
+	if (b->n == 0 && !b->chunks_dirty && !b->store_dirty &&
+	    !memchr(b->dirty, true, sizeof(b->dirty))) {
+		pthread_mutex_unlock(&c->mu);
+		free(b);
+		return 0;
+	}
+	b->next = c->flight;
+	c->flight = b;
+	pthread_mutex_unlock(&c->mu);
+	*out = b;
+	return 0;
+}
+
+int vv_content_sync_end(struct vv_content *c, struct vv_content_batch *b)
+{
+	struct vv_content_batch **pp;
+	int r;
+
+	if (!b)
+		return 0;
+	r = batch_fsync(c, b, NULL, 0);
+	pthread_mutex_lock(&c->mu);
+	for (pp = &c->flight; *pp && *pp != b; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = b->next;
+	pthread_mutex_unlock(&c->mu);
+	if (r < 0)
+		batch_restore(c, b);
+	free(b->ids);
+	free(b);
 	return r;
 }
 

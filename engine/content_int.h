@@ -83,6 +83,17 @@ bool vv_content_direct_io(struct vv_content *c);
  * is returned (treat it as fatal for the pending commit). */
 int vv_content_sync(struct vv_content *c);
 
+/* The same sync in two steps, so that its fsyncs can run outside the
+ * caller's locks (the group commit, vault_commit.c): _begin takes the
+ * chunks pending so far (*out NULL when there are none), _end fsyncs them
+ * and frees the batch.  Until _end returns the batch is in flight: a
+ * vv_content_sync() meanwhile fsyncs its chunks as well, so a commit that
+ * names them after that sync is safe.  On failure _end puts them back as
+ * pending and returns the error. */
+struct vv_content_batch;
+int vv_content_sync_begin(struct vv_content *c, struct vv_content_batch **out);
+int vv_content_sync_end(struct vv_content *c, struct vv_content_batch *b);
+
 /* Decrypt the block described by e, written for file objid, into out (at
  * least e->len bytes).  VV_ECORRUPT if anything does not authenticate (wrong
  * key, file, position, chunk, slot, truncated or altered bytes): out is then

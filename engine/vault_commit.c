@@ -12,7 +12,8 @@
  * group commit (vault_commit_group): the WAL fsync runs outside v->mu and
  * covers every commit written before it; docs/design.md, "Commit pipeline".
  * Before every commit vv_content_sync() makes each chunk written so far
- * durable, so no commit can reference a chunk a power cut could lose;
+ * durable, so no commit can reference a chunk a power cut could lose (the
+ * group commit fsyncs most of them outside v->mu first);
  * chunks whose last reference a commit dropped are unlinked once every
  * written commit is durable.  The rollback anchor outside STORE (a file
  * written and fsync'd on its own) is what lags: it is caught up by
@@ -259,10 +260,36 @@ static int sync_to(struct vv_vault *v, uint64_t seq, bool unlock)
 	return v->cm.fatal;
 }
 
+/* Make the chunks written so far durable with v->mu released (group
+ * commits only): the chunk fsyncs of a tar -x of many files over 64 KiB
+ * held every request for tens of milliseconds per commit.  One such sync
+ * at a time; the commit that follows still calls vv_content_sync() under
+ * mu for the chunks sealed meanwhile (and those of a batch another thread
+ * is still syncing), so no commit can name a chunk that is not durable. */
+static int chunks_sync_unlocked(struct vv_vault *v)
+{
+	struct vv_content_batch *b;
+	int r;
+
+	while (v->cm.chunk_syncing)
+		pthread_cond_wait(&v->cm.synced, &v->mu);
+	if ((r = vv_content_sync_begin(v->content, &b)) < 0 || !b)
+		return r;
+	v->cm.chunk_syncing = true;
+	pthread_mutex_unlock(&v->mu);
+	r = vv_content_sync_end(v->content, b);
+	pthread_mutex_lock(&v->mu);
+	v->cm.chunk_syncing = false;
+	pthread_cond_broadcast(&v->cm.synced);
+	if (r < 0)
+		vv_log(VV_LOG_ERR, "vault: cannot make chunks durable: %s", vv_strerror(r));
+	return r;
+}
+
 /* Commit the open transaction, durably (see the top of this file); with
  * anchor, also bring the rollback anchor up to date and recreate the
- * full-disk reserve if it was released; with unlock, the WAL sync runs
- * outside v->mu (sync_to). */
+ * full-disk reserve if it was released; with unlock, the chunk fsyncs
+ * (chunks_sync_unlocked) and the WAL sync (sync_to) run outside v->mu. */
 static int commit(struct vv_vault *v, bool anchor, bool unlock)
 {
 	int r;
@@ -272,6 +299,12 @@ static int commit(struct vv_vault *v, bool anchor, bool unlock)
 	if (v->flags & VV_VAULT_READONLY)
 		return 0;
 	vault_seal_checkpoint(v);
+	if (unlock && vv_meta_in_txn(v->meta)) {
+		if ((r = chunks_sync_unlocked(v)) < 0)
+			return r;
+		if (v->cm.fatal)            /* set by another commit meanwhile */
+			return v->cm.fatal;
+	}
 	if (vv_meta_in_txn(v->meta)) {
 		v->cm.space_checked = 0;
 		vault_space_ok(v);                  /* releases the reserve if needed */
@@ -318,7 +351,7 @@ int vault_commit_group(struct vv_vault *v, bool anchor)
 
 void vault_commit_quiesce(struct vv_vault *v)
 {
-	while (v->cm.syncing)
+	while (v->cm.syncing || v->cm.chunk_syncing)
 		pthread_cond_wait(&v->cm.synced, &v->mu);
 }
 

@@ -219,7 +219,8 @@ struct vault_commits {
 	uint64_t written, durable;
 	size_t unl_written;              /* nunl when commit `written` was made */
 	bool syncing;                    /* a WAL sync runs outside mu */
-	pthread_cond_t synced;           /* with mu: a sync ended */
+	bool chunk_syncing;              /* a chunk sync runs outside mu */
+	pthread_cond_t synced;           /* with mu: a WAL or chunk sync ended */
 };
 
 /* The ticker thread that batches commits (vault.c). */

@@ -34,8 +34,8 @@
  * counted, nothing they name missing).
  *
  * With the argument "group" the workload is instead GROUP_THREADS threads
- * each creating small files (GROUP_FILES each, names g00..g63) and fsyncing
- * every one, so that fsyncs meet the ticker's and each other's group
+ * each creating files (GROUP_FILES each, names g00..g63; a third of them
+ * over 64 KiB, so in chunks) and fsyncing every one, so that fsyncs meet the ticker's and each other's group
  * commits (vault_commit.c); each cut must keep every file whose fsync had
  * returned, with its content.
  *
@@ -1152,6 +1152,7 @@ static bool check_namespace(struct vv_vault *v, size_t K, char *why, size_t whyc
 
 #define GROUP_THREADS 4
 #define GROUP_FILES 16                 /* per thread: GROUP_THREADS * GROUP_FILES <= MAXF */
+#define GROUP_BIG (200 * 1024)         /* largest file */
 static bool group_mode;
 static pthread_mutex_t wf_mu = PTHREAD_MUTEX_INITIALIZER;
 static int group_errors;
@@ -1162,11 +1163,15 @@ static void *group_thread(void *p)
 {
 	struct group_arg *g = p;
 	uint64_t rs = g->seed ^ (0x51ed270b7ULL * (uint64_t)(g->t + 1));
-	uint8_t buf[4096];
+	uint8_t *buf = xmalloc(GROUP_BIG);
 
 	for (int i = 0; i < GROUP_FILES; i++) {
 		int f = g->t * GROUP_FILES + i, r;
-		size_t len = 1 + rng_below(&rs, sizeof(buf) - 1);
+		/* Two in three inline (at most 4 KiB), one in three in chunks
+		 * (over 64 KiB): their chunk fsyncs run in the group commit,
+		 * outside the vault mutex, beside other threads' commits. */
+		size_t len = rng_below(&rs, 3) ? 1 + rng_below(&rs, 4095)
+					       : 65537 + rng_below(&rs, GROUP_BIG - 65537);
 		struct vv_file *fh = NULL;
 		struct vv_attr a;
 		char nm[16];
@@ -1207,6 +1212,7 @@ static void *group_thread(void *p)
 		if (rng_below(&rs, 4) == 0)
 			usleep((useconds_t)rng_below(&rs, 3000));   /* let the ticker's commits interleave */
 	}
+	free(buf);
 	return NULL;
 }
 
