@@ -128,9 +128,35 @@ struct cstats {
 	uint64_t objects, sent, bytes_sent, stored, skipped_known;
 };
 
+/* Where create reports how far it has come (the verb's peer), or NULL. */
+struct bk_prog {
+	void (*fn)(void *ctx, const struct vv_admin_progress *p);
+	void *ctx;
+	struct vv_admin_progress p;
+};
+
+static void bk_tick(struct bk_prog *g)
+{
+	if (g && g->fn)
+		g->fn(g->ctx, &g->p);
+}
+
+/* The bytes of chunk id in STORE (for the progress total), 0 unknown. */
+static uint64_t chunk_size(struct vv_vault *v, const uint8_t *id)
+{
+	char hex[2 * VV_CHUNK_ID_BYTES + 1], rel[96], path[4096];
+	struct stat sb;
+
+	vv_hex_encode(hex, id, VV_CHUNK_ID_BYTES);
+	snprintf(rel, sizeof(rel), "%s/%.2s/%s", VV_STORE_CHUNKS_DIR, hex, hex);
+	if (vv_store_path(v->store, rel, path, sizeof(path)) < 0 || vv_os_stat(path, &sb) < 0)
+		return 0;
+	return (uint64_t)sb.st_size;
+}
+
 /* Copy the chunks m's extents name into repo, adding m's object list. */
 static int copy_chunks(struct vv_vault *v, struct vv_repo *repo, struct vv_manifest *m,
-		       struct cstats *st, char *why, size_t whycap)
+		       struct cstats *st, struct bk_prog *g, char *why, size_t whycap)
 {
 	struct vv_repo_index ix;
 	uint8_t (*ids)[VV_CHUNK_ID_BYTES] = NULL;
@@ -153,6 +179,16 @@ static int copy_chunks(struct vv_vault *v, struct vv_repo *repo, struct vv_manif
 	for (size_t i = 0; i < m->nextents; i++)
 		if (n == 0 || memcmp(ids[n - 1], ids[i], VV_CHUNK_ID_BYTES) != 0)
 			memmove(ids[n++], ids[i], VV_CHUNK_ID_BYTES);
+	if (g && g->fn) {
+		/* Totals first, so the peer sees a rate and an ETA: a known
+		 * object's size is in the index, the others' a stat away. */
+		g->p.objects_total = n;
+		for (size_t i = 0; i < n; i++) {
+			const struct vv_bk_object *known = vv_repo_index_find(&ix, ids[i]);
+			g->p.bytes_total += known ? known->size : chunk_size(v, ids[i]);
+		}
+		bk_tick(g);
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct vv_bk_object *known = vv_repo_index_find(&ix, ids[i]);
 		char hex[2 * VV_CHUNK_ID_BYTES + 1], rel[96], path[4096];
@@ -172,6 +208,11 @@ static int copy_chunks(struct vv_vault *v, struct vv_repo *repo, struct vv_manif
 			st->stored += known->size;
 			if (r < 0)
 				goto out;
+			if (g) {
+				g->p.objects_done++;
+				g->p.bytes_done += known->size;
+				bk_tick(g);
+			}
 			continue;
 		}
 		vv_hex_encode(hex, ids[i], VV_CHUNK_ID_BYTES);
@@ -197,7 +238,16 @@ static int copy_chunks(struct vv_vault *v, struct vv_repo *repo, struct vv_manif
 		if (r < 0 || (r = vv_manifest_add_object(m, ids[i], name, len)) < 0)
 			goto out;
 		st->stored += len;
+		if (g) {
+			g->p.objects_done++;
+			g->p.bytes_done += len;
+			/* A chunk that changed size since the stat: keep done <= total. */
+			if (g->p.bytes_done > g->p.bytes_total)
+				g->p.bytes_total = g->p.bytes_done;
+			bk_tick(g);
+		}
 	}
+
 	st->objects = n;
 out:
 	free(ids);
@@ -225,6 +275,7 @@ struct bk_job {
 	uint32_t uid;                      /* DEST must be this user's (or root's) */
 	bool json;
 	const char *who;                   /* "backup.create" or "scheduled backup" */
+	struct bk_prog *prog;              /* the peer's progress, or NULL */
 };
 
 static int audit_bk(struct vv_vault *v, const char *what, int r, const char *fmt, ...)
@@ -315,7 +366,7 @@ static int create(struct vv_vault *v, const struct bk_job *j, struct vv_admin_re
 		vault_admin_fail(rep, r, "%s: cannot read snapshot '%s': %s", who, snap, vv_strerror(r));
 		goto out;
 	}
-	if ((r = copy_chunks(v, repo, &m, &st, why, sizeof(why))) < 0) {
+	if ((r = copy_chunks(v, repo, &m, &st, j->prog, why, sizeof(why))) < 0) {
 		vault_admin_fail(rep, r, "%s: %s (the repository still holds every complete "
 				 "backup; run it again to resume)", who, why[0] ? why : vv_strerror(r));
 		goto out;
@@ -375,6 +426,7 @@ static int run_create(struct vv_vault *v, const struct vv_admin_req *rq, struct 
 	struct bk_job j = { .dest = vault_admin_arg(rq, "dest"), .pass = vault_admin_arg(rq, "pass"),
 			    .snap = vault_admin_arg(rq, "snapshot"), .tag = vault_admin_arg(rq, "tag"),
 			    .uid = rq->peer.uid, .json = vault_admin_json(rq), .who = "backup.create" };
+	struct bk_prog g = { .fn = rq->progress, .ctx = rq->pctx };
 
 	if (!j.dest || j.dest[0] != '/')
 		return vault_admin_fail(rep, VV_EINVAL, "backup.create: DEST must be an absolute path");
@@ -387,6 +439,8 @@ static int run_create(struct vv_vault *v, const struct vv_admin_req *rq, struct 
 		return vault_admin_fail(rep, VV_EROFS, "backup.create: the vault is mounted read-only "
 					"(a backup exports a snapshot, which it cannot take)");
 	j.passlen = strlen(j.pass);
+	if (rq->progress)
+		j.prog = &g;
 	return create(v, &j, rep, NULL);
 }
 
@@ -785,6 +839,11 @@ static int restore_chunks(struct rst *s, struct vv_store *store, struct vv_meta 
 		    (r = vv_meta_extent_put(meta, x->ino, &x->e)) < 0)
 			goto out;
 	}
+	/* Done (the totals counted unreachable objects too: an upper bound). */
+	s->p.objects_total = s->p.objects_done;
+	s->p.bytes_total = s->p.bytes_done;
+	if (s->progress)
+		s->progress(s->ctx, &s->p);
 	/* The chunks and their directories are durable before the commit
 	 * that names them (DESIGN invariant 4). */
 	for (int i = 0; i < 256 && r == 0; i++) {

@@ -319,7 +319,7 @@ static int io_all(int fd, uint8_t *p, size_t n, bool out)
 
 /* One request on fd, its reply into rep.  0, or 2 with the reason printed. */
 static int exchange(int fd, const char *sock, const char *verb, const struct vv_admin_arg *args,
-		    size_t nargs, struct vv_admin_reply *rep)
+		    size_t nargs, struct vv_admin_reply *rep, admin_progress_fn fn, void *ctx)
 {
 	uint8_t hdr[VV_ADMIN_WIRE_HDR], *f = NULL, *body = NULL;
 	size_t flen = 0;
@@ -332,12 +332,33 @@ static int exchange(int fd, const char *sock, const char *verb, const struct vv_
 		return ADMIN_EXIT_FAILED;
 	}
 	errno = 0;
-	if (io_all(fd, f, flen, true) < 0 || io_all(fd, hdr, sizeof(hdr), false) < 0) {
+	if (io_all(fd, f, flen, true) < 0) {
+		say("the daemon at %s closed the connection (%s)", sock,
+		    errno ? strerror(errno) : "no reply");
+		goto out;
+	}
+next:
+	errno = 0;
+	if (io_all(fd, hdr, sizeof(hdr), false) < 0) {
 		say("the daemon at %s closed the connection (%s)", sock,
 		    errno ? strerror(errno) : "no reply");
 		goto out;
 	}
 	r = vv_admin_wire_header(hdr, &type, &blen, &ver);
+	if (r == 0 && type == VV_ADMIN_WIRE_PROGRESS) {
+		/* How far the verb has come: any number before the reply. */
+		uint8_t pb[VV_ADMIN_WIRE_PROGRESS_BODY];
+		struct vv_admin_progress p;
+
+		if (blen != sizeof(pb) || io_all(fd, pb, sizeof(pb), false) < 0 ||
+		    vv_admin_wire_progress_decode(pb, sizeof(pb), &p) < 0) {
+			say("the daemon at %s sent a broken progress frame", sock);
+			goto out;
+		}
+		if (fn)
+			fn(ctx, &p);
+		goto next;
+	}
 	if (r == VV_ENOTSUP) {
 		say("the daemon at %s speaks control protocol version %d, this vecvault %d: "
 		    "use the vecvault that runs the daemon", sock, ver, VV_ADMIN_WIRE_VERSION);
@@ -450,6 +471,12 @@ static bool ping_ok(const struct vv_admin_reply *rep, const struct target *t)
 int admin_call(const char *where, const char *verb, const struct vv_admin_arg *args,
 	       size_t nargs, struct vv_admin_reply *rep)
 {
+	return admin_call_progress(where, verb, args, nargs, rep, NULL, NULL);
+}
+
+int admin_call_progress(const char *where, const char *verb, const struct vv_admin_arg *args,
+			size_t nargs, struct vv_admin_reply *rep, admin_progress_fn fn, void *ctx)
+{
 	static const struct vv_admin_arg ping_args[] = { { "json", "1" } };
 	char dirs[2][PATH_MAX], path[PATH_MAX + 64];
 	int nd = tool_ctl_dirs(dirs, 2), fd = -1, r;
@@ -469,7 +496,7 @@ int admin_call(const char *where, const char *verb, const struct vv_admin_arg *a
 		if (fd < 0)
 			continue;
 		vv_admin_reply_init(rep);
-		r = exchange(fd, path, "vault.ping", ping_args, 1, rep);
+		r = exchange(fd, path, "vault.ping", ping_args, 1, rep, NULL, NULL);
 		if (r == 0 && !ping_ok(rep, &t)) {
 			say("refusing %s: its daemon does not serve %s (another copy of "
 			    "vault %s, or not a vecvault daemon)", path, name, id);
@@ -491,7 +518,7 @@ int admin_call(const char *where, const char *verb, const struct vv_admin_arg *a
 		return ADMIN_EXIT_NODAEMON;
 	}
 	vv_admin_reply_init(rep);
-	r = exchange(fd, path, verb, args, nargs, rep);
+	r = exchange(fd, path, verb, args, nargs, rep, fn, ctx);
 	close(fd);
 	return r;
 }
@@ -513,11 +540,20 @@ static void put_text(FILE *f, const char *s, size_t n, bool tty)
 
 int admin_run(const char *where, const char *verb, const struct vv_admin_arg *args, size_t nargs)
 {
+	return admin_run_progress(where, verb, args, nargs, NULL, NULL, NULL);
+}
+
+int admin_run_progress(const char *where, const char *verb, const struct vv_admin_arg *args,
+		       size_t nargs, admin_progress_fn fn, void (*before)(void *ctx), void *ctx)
+{
 	struct vv_admin_reply rep;
 	int r;
 
 	vv_admin_reply_init(&rep);
-	if ((r = admin_call(where, verb, args, nargs, &rep)) != 0)
+	r = admin_call_progress(where, verb, args, nargs, &rep, fn, ctx);
+	if (before)
+		before(ctx);
+	if (r != 0)
 		goto out;
 	if (rep.body && rep.len)
 		put_text(stdout, rep.body, rep.len, isatty(STDOUT_FILENO));

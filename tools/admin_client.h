@@ -42,6 +42,21 @@ int admin_run(const char *where, const char *verb, const struct vv_admin_arg *ar
 int admin_call(const char *where, const char *verb, const struct vv_admin_arg *args,
 	       size_t nargs, struct vv_admin_reply *rep);
 
+/* How far a long verb has come (progress frames, admin_wire.h). */
+typedef void (*admin_progress_fn)(void *ctx, const struct vv_admin_progress *p);
+
+/* admin_call for a verb that reports progress: the request must carry
+ * ("progress", "1"); fn(ctx, p) sees every progress frame before the
+ * reply.  fn NULL: frames are read and dropped. */
+int admin_call_progress(const char *where, const char *verb, const struct vv_admin_arg *args,
+			size_t nargs, struct vv_admin_reply *rep, admin_progress_fn fn, void *ctx);
+
+/* admin_run with progress: fn as above; before(ctx) (may be NULL) runs
+ * once the reply is in, before anything is printed (to clear a progress
+ * line). */
+int admin_run_progress(const char *where, const char *verb, const struct vv_admin_arg *args,
+		       size_t nargs, admin_progress_fn fn, void (*before)(void *ctx), void *ctx);
+
 /* The `where` of admin_run for a verb's MNT argument or --store STORE
  * (STORE wins; neither: "." , the mount holding the working directory),
  * into out.  0, or -1 when it does not fit. */

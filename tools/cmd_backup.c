@@ -152,11 +152,55 @@ static int do_init(const char *dest, const struct opts *o)
 	return 0;
 }
 
+struct pctx {
+	struct tool_progress p;
+	struct vv_repo_progress last;
+};
+
+static void on_problem(void *ctx, const char *line)
+{
+	struct pctx *c = ctx;
+
+	tool_progress_end(&c->p);
+	die_msg("backup", "%s", line);
+}
+
+static void on_progress(void *ctx, const struct vv_repo_progress *p)
+{
+	struct pctx *c = ctx;
+
+	c->last = *p;
+	tool_progress_xfer(&c->p, p->objects_done, p->objects_total, p->bytes_done, p->bytes_total);
+}
+
+static void summary(const char *what, const struct pctx *c)
+{
+	tool_progress_summary(&c->p, what, c->last.objects_done, c->last.bytes_done);
+}
+
+/* backup.create's progress frames (the copy runs in the daemon). */
+static void create_progress(void *ctx, const struct vv_admin_progress *p)
+{
+	struct pctx *c = ctx;
+
+	c->last.objects_done = p->objects_done;
+	c->last.objects_total = p->objects_total;
+	c->last.bytes_done = p->bytes_done;
+	c->last.bytes_total = p->bytes_total;
+	tool_progress_xfer(&c->p, p->objects_done, p->objects_total, p->bytes_done, p->bytes_total);
+}
+
+static void create_done(void *ctx)
+{
+	tool_progress_end(&((struct pctx *)ctx)->p);
+}
+
 static int do_create(const char *mnt, const char *dest, const struct opts *o)
 {
 	struct pass_src src = { .file = o->passfile };
 	struct tool_pass pass = { 0 };
-	struct vv_admin_arg args[6];
+	struct vv_admin_arg args[7];
+	struct pctx c = { 0 };
 	char abs[PATH_MAX + 1], where[PATH_MAX + 16];
 	size_t n = 0;
 	int r;
@@ -183,8 +227,12 @@ static int do_create(const char *mnt, const char *dest, const struct opts *o)
 		args[n++] = (struct vv_admin_arg){ "tag", o->tag };
 	if (o->json)
 		args[n++] = (struct vv_admin_arg){ "json", "1" };
-	r = admin_run(where, "backup.create", args, n);
+	args[n++] = (struct vv_admin_arg){ "progress", "1" };
+	tool_progress_start(&c.p, "backup", "creating");
+	r = admin_run_progress(where, "backup.create", args, n, create_progress, create_done, &c);
 	tool_pass_free(&pass);
+	if (r == 0)
+		summary("create", &c);
 	return r;
 }
 
@@ -283,45 +331,6 @@ static int do_list(const char *dest, const struct opts *o)
 	return r < 0 ? 1 : 0;
 }
 
-struct pctx {
-	struct tool_progress p;
-	struct timespec t0;
-	struct vv_repo_progress last;
-};
-
-static void on_problem(void *ctx, const char *line)
-{
-	struct pctx *c = ctx;
-
-	tool_progress_end(&c->p);
-	die_msg("backup", "%s", line);
-}
-
-static void on_progress(void *ctx, const struct vv_repo_progress *p)
-{
-	struct pctx *c = ctx;
-
-	c->last = *p;
-	tool_progress_update(&c->p, p->objects_done, p->objects_total);
-}
-
-static double since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-static void summary(const char *what, const struct pctx *c)
-{
-	double s = since(&c->t0);
-
-	fprintf(stderr, "vecvault backup: %s: %llu objects, %llu bytes in %.1f s (%.1f MB/s)\n", what,
-		(unsigned long long)c->last.objects_done, (unsigned long long)c->last.bytes_done, s,
-		s > 0 ? (double)c->last.bytes_done / s / 1e6 : 0.0);
-}
-
 static int do_verify(const char *dest, const struct opts *o)
 {
 	struct vv_repo *repo = NULL;
@@ -331,7 +340,6 @@ static int do_verify(const char *dest, const struct opts *o)
 
 	if (open_repo(dest, o->passfile, &repo))
 		return 1;
-	clock_gettime(CLOCK_MONOTONIC, &c.t0);
 	tool_progress_start(&c.p, "backup", o->read_data ? "verifying (reading data)" : "verifying");
 	r = vv_repo_verify(repo, o->read_data, on_problem, on_progress, &c, &problems, &unref);
 	tool_progress_end(&c.p);
@@ -374,7 +382,6 @@ static int do_restore(const char *dest, const char *id, const char *newstore, co
 	}
 	if (tool_get_pass("backup", &src, "passphrase for the new vault", true, &pass) < 0)
 		goto out;
-	clock_gettime(CLOCK_MONOTONIC, &c.t0);
 	tool_progress_start(&c.p, "backup", "restoring");
 	r = vv_repo_restore_store(repo, full, newstore, pass.buf, pass.len, o->kdf,
 				  tool_test_kdf_allowed() ? VV_VAULT_ALLOW_TEST_KDF : 0,
@@ -561,7 +568,6 @@ static int do_restore_into(const char *dest, const char *id, const struct opts *
 		die_msg("backup", "%s: %s", o->into, strerror(errno));
 		goto out;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t.pc.t0);
 	tool_progress_start(&t.pc.p, "backup", "restoring");
 	r = vv_repo_restore_tree(repo, full, o->path ? o->path : "/", &ops);
 	tool_progress_end(&t.pc.p);
@@ -573,6 +579,7 @@ static int do_restore_into(const char *dest, const char *id, const struct opts *
 			"holds wrong bytes)", full, o->into, vv_strerror(r));
 		goto out;
 	}
+	summary("restore", &t.pc);
 	fprintf(stderr, "vecvault backup: restore: %llu files, %llu bytes\n", (unsigned long long)t.files,
 		(unsigned long long)t.bytes);
 	printf("restored %s of backup %s into %s\n", o->path ? o->path : "/", full, o->into);
