@@ -444,9 +444,190 @@ static int run_create(struct vv_vault *v, const struct vv_admin_req *rq, struct 
 	return create(v, &j, rep, NULL);
 }
 
+/* ---- forget and prune ----------------------------------------------------------- */
+
+/* What one forget is asked to do (backup.forget's arguments, or the
+ * schedule's policy). */
+struct fg_job {
+	const char *dest, *pass;
+	size_t passlen;
+	uint32_t uid;                      /* DEST must be this user's (or root's) */
+	const struct vv_backup_keep *keep;
+	bool prune, dry_run;
+	const char *who;                   /* "scheduled", or "by uid N" */
+	struct vv_admin_reply *body;       /* the verdicts, one a line, or NULL */
+};
+
+static int verdict(void *ctx, const struct vv_backup_info *b, bool kept)
+{
+	struct fg_job *f = ctx;
+	time_t t = (time_t)(b->created / NS);
+	char when[32];
+	struct tm tm;
+
+	if (!f->body)
+		return 0;
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return vault_admin_printf(f->body, "%-6s %s  %s  %s\n", kept ? "keep" : "forget", b->id, when,
+				  b->snapshot);
+}
+
+/* Forget (and prune) in f->dest; one audit record for the forget and one
+ * for the prune, with their counts and outcome (a dry run: one, saying
+ * so).  The outcome goes to rep too. */
+static int forget(struct vv_vault *v, struct fg_job *f, struct vv_admin_reply *rep)
+{
+	const struct vv_backup_keep *k = f->keep;
+	unsigned flags = VV_REPO_WRITE | VV_REPO_CHECK_OWNER |
+			 ((v->flags & VV_VAULT_ALLOW_TEST_KDF) ? VV_REPO_ALLOW_TEST_KDF : 0);
+	uint64_t forgotten = 0, pruned = 0, pruned_bytes = 0;
+	struct vv_repo *repo = NULL;
+	int r;
+
+	r = vv_repo_open(f->dest, f->pass, f->passlen, flags, f->uid, &repo);
+	if (r == 0)
+		r = vv_repo_forget(repo, k, f->prune, f->dry_run, verdict, f, &forgotten, &pruned,
+				   &pruned_bytes);
+	vv_repo_close(repo);
+	if (r == VV_EBUSY)
+		vault_admin_fail(rep, r, "forget: %s is locked by a backup that is running now; try "
+				 "again when it is done", f->dest);
+	else if (r == VV_EUNSAFE)
+		vault_admin_fail(rep, r, "forget: %s (or a file in it) is a symbolic link, is not owned "
+				 "by uid %u or may be written by others: refused", f->dest, (unsigned)f->uid);
+	else if (r == VV_ENOTINIT || r == VV_ENOENT)
+		vault_admin_fail(rep, r, "forget: %s is not a backup repository", f->dest);
+	else if (r == VV_EBADPASS)
+		vault_admin_fail(rep, r, "forget: wrong passphrase for the repository %s", f->dest);
+	else if (r == VV_ECORRUPT)
+		vault_admin_fail(rep, r, "forget in %s: a manifest does not read: prune refused, nothing "
+				 "deleted (vecvault backup verify names it)", f->dest);
+	else if (r < 0)
+		vault_admin_fail(rep, r, "forget in %s failed: %s", f->dest, vv_strerror(r));
+	audit_bk(v, "forget", r, "in %s (%s%s; keep hourly %u daily %u weekly %u monthly %u): "
+		 "%llu forgotten%s%s", f->dest, f->who, f->dry_run ? ", dry run: nothing deleted" : "",
+		 k->hourly, k->daily, k->weekly, k->monthly, (unsigned long long)forgotten,
+		 r < 0 ? ", failed: " : "", r < 0 ? vv_strerror(r) : "");
+	if (f->prune && !f->dry_run)
+		audit_bk(v, "prune", r, "in %s (%s): %llu objects, %llu bytes deleted%s%s", f->dest, f->who,
+			 (unsigned long long)pruned, (unsigned long long)pruned_bytes,
+			 r < 0 ? ", failed: " : "", r < 0 ? vv_strerror(r) : "");
+	if (r < 0)
+		return r;
+	r = vault_admin_printf(rep, "%s%llu backups forgotten", f->dry_run ? "dry run: " : "",
+			       (unsigned long long)forgotten);
+	if (r == 0 && f->prune)
+		r = vault_admin_printf(rep, ", %llu objects (%llu bytes) pruned", (unsigned long long)pruned,
+				       (unsigned long long)pruned_bytes);
+	if (r == 0)
+		r = vault_admin_printf(rep, "\n");
+	return r;
+}
+
+static int keep_arg(const struct vv_admin_req *rq, const char *key, uint32_t *out,
+		    struct vv_admin_reply *rep)
+{
+	const char *s = vault_admin_arg(rq, key);
+	char *end;
+	unsigned long n;
+
+	*out = 0;
+	if (!s)
+		return 0;
+	n = strtoul(s, &end, 10);
+	if (!*s || *end || s[0] == '-' || n > 1000000)
+		return vault_admin_fail(rep, VV_EINVAL, "backup.forget: %s '%.32s' is not a count "
+					"(0 to 1000000)", key, s);
+	*out = (uint32_t)n;
+	return 0;
+}
+
+/* backup.forget {dest, pass, keep_hourly..keep_monthly, prune, dry_run}:
+ * the CLI's `vecvault backup forget` while a vault of the repository is
+ * mounted, so that the forget and the prune are in that vault's audit log
+ * (docs/design.md "Backups"). */
+static int run_forget(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
+{
+	struct vv_backup_keep k;
+	char who[32];
+	struct fg_job f = { .dest = vault_admin_arg(rq, "dest"), .pass = vault_admin_arg(rq, "pass"),
+			    .uid = rq->peer.uid, .keep = &k, .prune = vault_admin_flag(rq, "prune"),
+			    .dry_run = vault_admin_flag(rq, "dry_run"), .who = who, .body = rep };
+	int r;
+
+	if (!f.dest || f.dest[0] != '/')
+		return vault_admin_fail(rep, VV_EINVAL, "backup.forget: DEST must be an absolute path");
+	if (!f.pass || !*f.pass)
+		return vault_admin_fail(rep, VV_EINVAL, "backup.forget: the repository's passphrase is missing");
+	if ((r = keep_arg(rq, "keep_hourly", &k.hourly, rep)) < 0 ||
+	    (r = keep_arg(rq, "keep_daily", &k.daily, rep)) < 0 ||
+	    (r = keep_arg(rq, "keep_weekly", &k.weekly, rep)) < 0 ||
+	    (r = keep_arg(rq, "keep_monthly", &k.monthly, rep)) < 0)
+		return r;
+	f.passlen = strlen(f.pass);
+	snprintf(who, sizeof(who), "by uid %u", (unsigned)rq->peer.uid);
+	return forget(v, &f, rep);
+}
+
+/* backup.restore {dest, id, into, path, phase, files, bytes, why}: what
+ * `vecvault backup restore --into DIR` tells the daemon of the vault DIR
+ * is in, before it writes (phase "start") and after ("done", "failed"),
+ * so the restore is in the vault's audit log around the writes, which
+ * are audited as any.  The CLI does the work, as the user, through the
+ * mount; so the record says it is the client's report.  Anyone who may
+ * write into DIR (checked as a lookup and a write would be) may report. */
+static int run_restore_note(struct vv_vault *v, const struct vv_admin_req *rq,
+			    struct vv_admin_reply *rep)
+{
+	const char *dest = vault_admin_arg(rq, "dest"), *id = vault_admin_arg(rq, "id"),
+		   *into = vault_admin_arg(rq, "into"), *path = vault_admin_arg(rq, "path"),
+		   *phase = vault_admin_arg(rq, "phase"), *files = vault_admin_arg(rq, "files"),
+		   *bytes = vault_admin_arg(rq, "bytes"), *why = vault_admin_arg(rq, "why");
+	struct vv_ctx c = { .id = rq->peer };
+	struct node *n = NULL;
+	uint64_t ino;
+	int r, res;
+
+	if (!dest || !id || !into || !phase || (strcmp(phase, "start") && strcmp(phase, "done") &&
+						strcmp(phase, "failed")))
+		return vault_admin_fail(rep, VV_EINVAL, "backup.restore: needs dest, id, into and phase "
+					"(start, done or failed)");
+	if (strlen(id) > VV_BACKUP_ID_HEX || strspn(id, "0123456789abcdef") != strlen(id) ||
+	    (files && strspn(files, "0123456789") != strlen(files)) ||
+	    (bytes && strspn(bytes, "0123456789") != strlen(bytes)) || !tag_ok(dest) ||
+	    (path && !tag_ok(path)) || (why && !tag_ok(why)))
+		return vault_admin_fail(rep, VV_EINVAL, "backup.restore: an argument is malformed");
+	pthread_mutex_lock(&v->mu);
+	r = vault_admin_resolve_as(v, &rq->peer, into, &ino);
+	if (r == 0 && (r = vault_node_get(v, ino, &n)) == 0) {
+		r = vault_node_check(v, &c, n, VV_MAY_WRITE | VV_MAY_EXEC);
+		vault_node_put(v, n);
+	}
+	pthread_mutex_unlock(&v->mu);
+	if (r < 0)
+		return vault_admin_fail(rep, r, "backup.restore: you may not write into %.200s: %s", into,
+					vv_strerror(r));
+	res = !strcmp(phase, "failed") ? VV_EIO : 0;
+	if (!strcmp(phase, "start"))
+		audit_bk(v, "restore", 0, "%s from %s (%s) into %s: starting (reported by uid %u, "
+			 "pid %u)", id, dest, path ? path : "/", into, (unsigned)rq->peer.uid,
+			 (unsigned)rq->peer.pid);
+	else
+		audit_bk(v, "restore", res, "%s from %s (%s) into %s: %s, %s files, %s bytes%s%s "
+			 "(reported by uid %u, pid %u)", id, dest, path ? path : "/", into, phase,
+			 files ? files : "?", bytes ? bytes : "?", why ? ": " : "", why ? why : "",
+			 (unsigned)rq->peer.uid, (unsigned)rq->peer.pid);
+	return 0;
+}
+
 const struct vault_admin_verb vault_backup_verbs[] = {
 	/* Owner only: a backup holds every collection's key. */
 	{ "backup.create", ADMIN_OWNER, "dest", run_create },
+	/* Owner only: it deletes backups (and DEST must be the peer's). */
+	{ "backup.forget", ADMIN_OWNER, "dest", run_forget },
+	/* A note around restore --into: anyone who may write there. */
+	{ "backup.restore", ADMIN_ANYONE, "into", run_restore_note },
 	{ NULL, 0, NULL, NULL },
 };
 
@@ -497,22 +678,16 @@ static void sched_forget(struct vv_vault *v)
 {
 	struct vault_backup_sched *s = &v->bk;
 	struct vv_backup_keep k = { s->keep_hourly, s->keep_daily, s->keep_weekly, s->keep_monthly };
-	unsigned flags = VV_REPO_WRITE | VV_REPO_CHECK_OWNER |
-			 ((v->flags & VV_VAULT_ALLOW_TEST_KDF) ? VV_REPO_ALLOW_TEST_KDF : 0);
-	uint64_t forgotten = 0, pruned = 0, pruned_bytes = 0;
-	struct vv_repo *repo = NULL;
-	int r;
+	struct fg_job f = { .dest = s->dest, .pass = s->pass, .passlen = s->passlen, .uid = geteuid(),
+			    .keep = &k, .who = "scheduled" };
+	struct vv_admin_reply rep;
 
 	if (!k.hourly && !k.daily && !k.weekly && !k.monthly)
 		return;
-	if ((r = vv_repo_open(s->dest, s->pass, s->passlen, flags, geteuid(), &repo)) == 0)
-		r = vv_repo_forget(repo, &k, false, false, NULL, NULL, &forgotten, &pruned, &pruned_bytes);
-	vv_repo_close(repo);
-	audit_bk(v, "forget", r, "in %s (scheduled; keep hourly %u daily %u weekly %u monthly %u): "
-		 "%llu forgotten%s%s", s->dest, k.hourly, k.daily, k.weekly, k.monthly,
-		 (unsigned long long)forgotten, r < 0 ? ", failed: " : "", r < 0 ? vv_strerror(r) : "");
-	if (r < 0)
-		vv_log(VV_LOG_ERR, "scheduled backup: forget in %s failed: %s", s->dest, vv_strerror(r));
+	vv_admin_reply_init(&rep);
+	if (forget(v, &f, &rep) < 0)
+		vv_log(VV_LOG_ERR, "scheduled backup: %s", rep.msg);
+	vv_admin_reply_release(&rep);
 }
 
 static void sched_run(struct vv_vault *v)

@@ -230,6 +230,20 @@ int admin_vault_path(const char *path, char *mnt, size_t mntcap, char *vpath, si
 	return split(path, mnt, mntcap, vpath, vpcap) == 0 ? 0 : -1;
 }
 
+bool admin_in_vault(const char *path)
+{
+	char abs[PATH_MAX], full[PATH_MAX], mnt[PATH_MAX];
+	bool vv = false;
+	long owner;
+
+	if (parent_resolved(path, abs, sizeof(abs)) < 0 ||
+	    innermost_mount(abs, mnt, sizeof(mnt), &vv, &owner) < 0)
+		return false;
+	if (!vv && realpath(path, full) && innermost_mount(full, mnt, sizeof(mnt), &vv, &owner) < 0)
+		return false;
+	return vv;
+}
+
 /* ---- which vault, which socket ------------------------------------------ */
 
 static bool is_id(const char *s)
@@ -259,6 +273,16 @@ static int root_attr(const char *mnt, const char *attr, char out[ID_LEN + 1])
 static int find_target(const char *where, struct target *t)
 {
 	memset(t, 0, sizeof(*t));
+	if (strncmp(where, "id:", 3) == 0) {
+		/* Any daemon of ours or root's serving that vault id. */
+		if (!is_id(where + 3)) {
+			say("%s is not a vault id", where + 3);
+			return ADMIN_EXIT_NODAEMON;
+		}
+		memcpy(t->id, where + 3, ID_LEN + 1);
+		snprintf(t->name, sizeof(t->name), "vault %s", t->id);
+		return 0;
+	}
 	if (strncmp(where, "store:", 6) == 0) {
 		const char *store = where + 6;
 		struct vv_store_info in;
@@ -456,6 +480,10 @@ static bool ping_ok(const struct vv_admin_reply *rep, const struct target *t)
 
 	if (rep->status != 0 || !rep->body)
 		return false;
+	if (!t->store[0] && !t->instance[0]) {
+		snprintf(want, sizeof(want), "\"vault\":\"%s\",\"instance\":\"", t->id);
+		return strstr(rep->body, want) != NULL;
+	}
 	if (t->store[0]) {
 		snprintf(want, sizeof(want), "\"vault\":\"%s\",\"instance\":\"", t->id);
 		if (!strstr(rep->body, want))
@@ -569,4 +597,19 @@ int admin_run_progress(const char *where, const char *verb, const struct vv_admi
 out:
 	vv_admin_reply_release(&rep);
 	return r;
+}
+
+bool admin_id_served(const char *id)
+{
+	char dirs[2][PATH_MAX], path[PATH_MAX + 64];
+	int nd = tool_ctl_dirs(dirs, 2);
+	struct stat st;
+
+	if (!is_id(id))
+		return false;
+	for (int i = 0; i < nd; i++)
+		if ((size_t)snprintf(path, sizeof(path), "%.*s/%s.sock", PATH_MAX - 1, dirs[i], id) <
+		    sizeof(path) && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+			return true;
+	return false;
 }

@@ -10,6 +10,8 @@
  *     xattr user.vecvault.vault, readable by anyone who reaches the root);
  *   - from "store:STORE": the store id in STORE/vecvault.conf (public, no
  *     passphrase);
+ *   - from "id:ID": any daemon serving vault ID (backup forget finds the
+ *     vaults of a repository's backups so);
  * then the socket ID.sock in /run/vecvault (root's daemons), then in
  * $XDG_RUNTIME_DIR/vecvault (this user's).  A socket is used only when it
  * is owned by root or by the caller, and only after its daemon answers
@@ -19,6 +21,7 @@
 #ifndef VV_TOOLS_ADMIN_CLIENT_H
 #define VV_TOOLS_ADMIN_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "vecvault/admin.h"
@@ -66,5 +69,14 @@ int admin_where(const char *mnt, const char *store, char *out, size_t cap);
  * (/vv) and the vault path (/products/a.npy).  0 or -1 with a message
  * printed. */
 int admin_vault_path(const char *path, char *mnt, size_t mntcap, char *vpath, size_t vpcap);
+
+/* Is path in a mounted vault (a fuse.vecvault mount at or above it)?
+ * Quiet: for commands that only add something when it is. */
+bool admin_in_vault(const char *path);
+
+/* Is there a control socket for vault id (32 hex) in /run/vecvault or
+ * $XDG_RUNTIME_DIR/vecvault?  Only a hint that a daemon may serve it:
+ * admin_call("id:" ID) checks the socket and its daemon. */
+bool admin_id_served(const char *id);
 
 #endif

@@ -47,6 +47,7 @@ static const char usage[] =
 	"       vecvault backup restore DEST ID --into DIR [--path /products] [--passfile F]\n"
 	"       vecvault backup forget DEST [--keep-hourly N] [--keep-daily N] [--keep-weekly N]\n"
 	"                              [--keep-monthly N] [--prune] [--dry-run] [--passfile F]\n"
+	"                              [--vault MNT | --without-vault]\n"
 	"Encrypted, incremental backups of a vault into a repository directory DEST\n"
 	"(local disk, NFS, USB; copy it anywhere with rsync -a).  A backup restores\n"
 	"with DEST's passphrase alone, after the vault and its passphrase are gone.\n"
@@ -70,7 +71,11 @@ static const char usage[] =
 	"  forget DEST      forget the backups the --keep-* policy does not keep (as\n"
 	"                   restic forget: per hour/day/ISO week/month, newest first;\n"
 	"                   no policy keeps all); --prune then deletes the objects no\n"
-	"                   backup names; --dry-run only shows the verdicts\n"
+	"                   backup names; --dry-run only shows the verdicts.  It runs in\n"
+	"                   the daemon of a mounted vault whose backups DEST holds (or\n"
+	"                   --vault MNT), which records it in its audit log; with none\n"
+	"                   mounted it is refused unless --without-vault (the vault is\n"
+	"                   gone): then no audit log records it\n"
 	"  --passfile F     the repository's passphrase = first line of F; for\n"
 	"                   restore, the NEW vault's passphrase (as for init)\n"
 	"  --repo-passfile F  restore: the repository's passphrase\n"
@@ -81,7 +86,8 @@ static const char usage[] =
 
 struct opts {
 	const char *passfile, *repo_passfile, *snapshot, *tag, *into, *path;
-	bool json, read_data, prune, dry_run;
+	const char *vault;
+	bool json, read_data, prune, dry_run, without_vault;
 	int kdf;
 	struct vv_backup_keep keep;
 };
@@ -91,17 +97,12 @@ static unsigned repo_flags(void)
 	return tool_test_kdf_allowed() ? VV_REPO_ALLOW_TEST_KDF : 0;
 }
 
-static int open_repo_flags(const char *dest, const char *passfile, unsigned flags,
-			   struct vv_repo **out)
+/* Open dest with pass; the reason printed on failure.  0 or 1. */
+static int open_repo_pass(const char *dest, const struct tool_pass *pass, unsigned flags,
+			  struct vv_repo **out)
 {
-	struct pass_src src = { .file = passfile };
-	struct tool_pass pass = { 0 };
-	int r;
+	int r = vv_repo_open(dest, pass->buf, pass->len, repo_flags() | flags, 0, out);
 
-	if (tool_get_pass("backup", &src, "repository passphrase", false, &pass) < 0)
-		return 1;
-	r = vv_repo_open(dest, pass.buf, pass.len, repo_flags() | flags, 0, out);
-	tool_pass_free(&pass);
 	if (r == VV_EBUSY)
 		die_msg("backup", "%s is locked by a backup that is running now; wait for it to finish",
 			dest);
@@ -117,6 +118,35 @@ static int open_repo_flags(const char *dest, const char *passfile, unsigned flag
 	else if (r < 0)
 		die_msg("backup", "cannot open the repository %s: %s", dest, vv_strerror(r));
 	return r < 0 ? 1 : 0;
+}
+
+static int open_repo_flags(const char *dest, const char *passfile, unsigned flags,
+			   struct vv_repo **out)
+{
+	struct pass_src src = { .file = passfile };
+	struct tool_pass pass = { 0 };
+	int r;
+
+	if (tool_get_pass("backup", &src, "repository passphrase", false, &pass) < 0)
+		return 1;
+	r = open_repo_pass(dest, &pass, flags, out);
+	tool_pass_free(&pass);
+	return r;
+}
+
+/* dest as an absolute path (the daemon and the audit log need one) into
+ * buf; dest itself when it is one, NULL (message printed) when too long. */
+static const char *absolute(const char *dest, char *buf, size_t cap)
+{
+	char cwd[PATH_MAX];
+
+	if (dest[0] == '/')
+		return dest;
+	if (!getcwd(cwd, sizeof(cwd)) || (size_t)snprintf(buf, cap, "%s/%s", cwd, dest) >= cap) {
+		die_msg("backup", "%s: path too long", dest);
+		return NULL;
+	}
+	return buf;
 }
 
 static int open_repo(const char *dest, const char *passfile, struct vv_repo **out)
@@ -205,14 +235,8 @@ static int do_create(const char *mnt, const char *dest, const struct opts *o)
 	size_t n = 0;
 	int r;
 
-	if (dest[0] != '/') {
-		char cwd[PATH_MAX];
-		if (!getcwd(cwd, sizeof(cwd)) || snprintf(abs, sizeof(abs), "%s/%s", cwd, dest) >= (int)sizeof(abs)) {
-			die_msg("backup", "path too long");
-			return 2;
-		}
-		dest = abs;
-	}
+	if (!(dest = absolute(dest, abs, sizeof(abs))))
+		return 2;
 	if (admin_where(mnt, NULL, where, sizeof(where)) < 0) {
 		die_msg("backup", "path too long");
 		return 2;
@@ -548,13 +572,52 @@ static void into_progress(void *ctx, const struct vv_repo_progress *p)
 	on_progress(&((struct into *)ctx)->pc, p);
 }
 
+/* Tell the daemon of the vault DIR is in about this restore (verb
+ * backup.restore: a record of its audit log).  t: the counts at the end.
+ * 0, or -1 with the reason printed. */
+static int note(const char *into, const char *dest, const char *id, const char *vpath,
+		const char *path, const char *phase, const struct into *t)
+{
+	struct vv_admin_arg args[8];
+	struct vv_admin_reply rep;
+	char files[24], bytes[24];
+	size_t n = 0;
+	int r;
+
+	args[n++] = (struct vv_admin_arg){ "dest", dest };
+	args[n++] = (struct vv_admin_arg){ "id", id };
+	args[n++] = (struct vv_admin_arg){ "into", vpath };
+	args[n++] = (struct vv_admin_arg){ "phase", phase };
+	if (path)
+		args[n++] = (struct vv_admin_arg){ "path", path };
+	if (t) {
+		snprintf(files, sizeof(files), "%llu", (unsigned long long)t->files);
+		snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)t->bytes);
+		args[n++] = (struct vv_admin_arg){ "files", files };
+		args[n++] = (struct vv_admin_arg){ "bytes", bytes };
+	}
+	vv_admin_reply_init(&rep);
+	r = admin_call(into, "backup.restore", args, n, &rep);
+	if (r == 0 && rep.status < 0) {
+		die_msg("backup", "%s", rep.msg[0] ? rep.msg : vv_strerror(rep.status));
+		r = 1;
+	}
+	vv_admin_reply_release(&rep);
+	if (r && !strcmp(phase, "start"))
+		die_msg("backup", "the vault at %s cannot record this restore in its audit log: not "
+			"restoring", into);
+	return r ? -1 : 0;
+}
+
 static int do_restore_into(const char *dest, const char *id, const struct opts *o)
 {
 	struct into t = { .fd = -1, .dir = o->into };
 	struct vv_rt_ops ops = { .entry = into_entry, .data = into_data, .problem = into_problem,
 				 .progress = into_progress, .ctx = &t };
-	char full[VV_BACKUP_ID_HEX + 1];
+	char full[VV_BACKUP_ID_HEX + 1], mnt[PATH_MAX], vpath[PATH_MAX], abs[PATH_MAX + 1];
+	const char *absdest = NULL;
 	struct vv_repo *repo = NULL;
+	bool noted = false;
 	int r, ret = 1;
 
 	if (open_repo(dest, o->passfile ? o->passfile : o->repo_passfile, &repo))
@@ -568,12 +631,24 @@ static int do_restore_into(const char *dest, const char *id, const struct opts *
 		die_msg("backup", "%s: %s", o->into, strerror(errno));
 		goto out;
 	}
+	/* Into a vault: its audit log gets the restore around the writes. */
+	if (admin_in_vault(o->into)) {
+		if (admin_vault_path(o->into, mnt, sizeof(mnt), vpath, sizeof(vpath)) < 0 ||
+		    !(absdest = absolute(dest, abs, sizeof(abs))) ||
+		    note(o->into, absdest, full, vpath, o->path, "start", NULL) < 0) {
+			close(t.dfd);
+			goto out;
+		}
+		noted = true;
+	}
 	tool_progress_start(&t.pc.p, "backup", "restoring");
 	r = vv_repo_restore_tree(repo, full, o->path ? o->path : "/", &ops);
 	tool_progress_end(&t.pc.p);
 	if (t.fd >= 0)
 		close(t.fd);
 	close(t.dfd);
+	if (noted)
+		note(o->into, absdest, full, vpath, o->path, r ? "failed" : "done", &t);
 	if (r != 0) {
 		die_msg("backup", "restore of %s into %s stopped: %s (what was written stays; no file "
 			"holds wrong bytes)", full, o->into, vv_strerror(r));
@@ -599,7 +674,8 @@ static int forget_one(void *ctx, const struct vv_backup_info *b, bool kept)
 	return 0;
 }
 
-static int do_forget(const char *dest, const struct opts *o)
+/* The local forget: no vault involved (--without-vault). */
+static int forget_here(const char *dest, const struct opts *o)
 {
 	struct vv_repo *repo = NULL;
 	uint64_t forgotten = 0, pruned = 0, bytes = 0;
@@ -621,7 +697,92 @@ static int do_forget(const char *dest, const struct opts *o)
 		printf(", %llu objects (%llu bytes) pruned", (unsigned long long)pruned,
 		       (unsigned long long)bytes);
 	printf("\n");
+	fprintf(stderr, "vecvault backup: note: --without-vault: no vault's audit log records this %s\n",
+		o->prune ? "forget and prune" : "forget");
 	return 0;
+}
+
+struct ids {
+	char id[16][33];
+	int n;
+};
+
+static int id_of(void *ctx, const struct vv_backup_info *b)
+{
+	struct ids *x = ctx;
+
+	for (int i = 0; i < x->n; i++)
+		if (!strcmp(x->id[i], b->store_id))
+			return 0;
+	if (x->n < 16)
+		snprintf(x->id[x->n++], sizeof(x->id[0]), "%s", b->store_id);
+	return 0;
+}
+
+/*
+ * forget runs in the daemon of a mounted vault (verb backup.forget), so
+ * that the forget and the prune are records of its audit log: the vault
+ * named by --vault MNT, else the first vault whose backups DEST holds and
+ * whose daemon runs here.  With none, it is refused unless --without-vault
+ * says to do it here, unrecorded (the vault is gone, or elsewhere).
+ */
+static int do_forget(const char *dest, const struct opts *o)
+{
+	struct pass_src src = { .file = o->passfile };
+	struct tool_pass pass = { 0 };
+	struct vv_admin_arg args[9];
+	char abs[PATH_MAX + 1], where[PATH_MAX + 16], kh[4][16];
+	struct vv_repo *repo = NULL;
+	struct ids x = { .n = 0 };
+	size_t n = 0;
+	int r = 1;
+
+	if (o->without_vault)
+		return forget_here(dest, o);
+	if (!(dest = absolute(dest, abs, sizeof(abs))))
+		return 2;
+	if (tool_get_pass("backup", &src, "repository passphrase", false, &pass) < 0)
+		return 1;
+	if (o->vault) {
+		if (admin_where(o->vault, NULL, where, sizeof(where)) < 0) {
+			die_msg("backup", "path too long");
+			goto out;
+		}
+	} else {
+		if (open_repo_pass(dest, &pass, 0, &repo))
+			goto out;
+		vv_repo_list(repo, id_of, NULL, &x);
+		vv_repo_close(repo);
+		where[0] = 0;
+		for (int i = 0; i < x.n && !where[0]; i++)
+			if (admin_id_served(x.id[i]))
+				snprintf(where, sizeof(where), "id:%s", x.id[i]);
+		if (!where[0]) {
+			die_msg("backup", "no vault whose backups %s holds is mounted here, so no audit log "
+				"would record this forget: mount it (or name a mounted vault with --vault MNT), "
+				"or give --without-vault when the vault is gone", dest);
+			r = 2;
+			goto out;
+		}
+	}
+	args[n++] = (struct vv_admin_arg){ "dest", dest };
+	args[n++] = (struct vv_admin_arg){ "pass", pass.buf };
+	snprintf(kh[0], sizeof(kh[0]), "%u", o->keep.hourly);
+	snprintf(kh[1], sizeof(kh[1]), "%u", o->keep.daily);
+	snprintf(kh[2], sizeof(kh[2]), "%u", o->keep.weekly);
+	snprintf(kh[3], sizeof(kh[3]), "%u", o->keep.monthly);
+	args[n++] = (struct vv_admin_arg){ "keep_hourly", kh[0] };
+	args[n++] = (struct vv_admin_arg){ "keep_daily", kh[1] };
+	args[n++] = (struct vv_admin_arg){ "keep_weekly", kh[2] };
+	args[n++] = (struct vv_admin_arg){ "keep_monthly", kh[3] };
+	if (o->prune)
+		args[n++] = (struct vv_admin_arg){ "prune", "1" };
+	if (o->dry_run)
+		args[n++] = (struct vv_admin_arg){ "dry_run", "1" };
+	r = admin_run(where, "backup.forget", args, n);
+out:
+	tool_pass_free(&pass);
+	return r;
 }
 
 static int keep_arg(const char *s, uint32_t *out)
@@ -655,6 +816,8 @@ int cmd_backup(int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "into", required_argument, NULL, 'I' },
 		{ "path", required_argument, NULL, 'T' },
+		{ "vault", required_argument, NULL, 'V' },
+		{ "without-vault", no_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -676,6 +839,8 @@ int cmd_backup(int argc, char **argv)
 		case 'n': o.dry_run = true; break;
 		case 'I': o.into = optarg; break;
 		case 'T': o.path = optarg; break;
+		case 'V': o.vault = optarg; break;
+		case 'W': o.without_vault = true; break;
 		case '1': if (keep_arg(optarg, &o.keep.hourly) < 0) return 2; break;
 		case '2': if (keep_arg(optarg, &o.keep.daily) < 0) return 2; break;
 		case '3': if (keep_arg(optarg, &o.keep.weekly) < 0) return 2; break;
