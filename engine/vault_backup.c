@@ -948,6 +948,142 @@ static int put_chunk(struct vv_store *store, const uint8_t *id, const uint8_t *b
 	return r < 0 ? vv_err_from_errno(-r) : 0;
 }
 
+/*
+ * The reader of a restore: a thread that reads the objects in the order
+ * restore_chunks will want them, each checked against its name
+ * (vv_repo_object_read), one ahead of the writer, so that reading and
+ * hashing one object overlaps writing and decrypting the one before (two
+ * cores instead of one; restore was slower than restic's).  Slots hold
+ * what was read, or the error, until the writer takes it.
+ */
+#define PF_SLOTS 2
+
+struct prefetch {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct vv_repo *repo;
+	const struct vv_bk_object **need;  /* the objects, in order */
+	size_t n;
+	struct {
+		uint8_t *buf;
+		size_t len;
+		int r;
+		bool full;
+	} slot[PF_SLOTS];
+	bool stop;
+	bool started;
+	pthread_t thread;
+};
+
+static void *pf_main(void *arg)
+{
+	struct prefetch *f = arg;
+
+	for (size_t i = 0; i < f->n; i++) {
+		size_t k = i % PF_SLOTS, len = 0;
+		uint8_t *buf = NULL;
+		int r;
+
+		pthread_mutex_lock(&f->mu);
+		while (f->slot[k].full && !f->stop)
+			pthread_cond_wait(&f->cv, &f->mu);
+		if (f->stop) {
+			pthread_mutex_unlock(&f->mu);
+			break;
+		}
+		pthread_mutex_unlock(&f->mu);
+		r = vv_repo_object_read(f->repo, f->need[i]->name, &buf, &len);
+		pthread_mutex_lock(&f->mu);
+		f->slot[k].buf = buf;
+		f->slot[k].len = len;
+		f->slot[k].r = r;
+		f->slot[k].full = true;
+		pthread_cond_broadcast(&f->cv);
+		pthread_mutex_unlock(&f->mu);
+	}
+	return NULL;
+}
+
+/* Object number i of f->need (as vv_repo_object_read returns it; *buf is
+ * the caller's). */
+static int pf_take(struct prefetch *f, size_t i, uint8_t **buf, size_t *len)
+{
+	size_t k = i % PF_SLOTS;
+	int r;
+
+	pthread_mutex_lock(&f->mu);
+	while (!f->slot[k].full)
+		pthread_cond_wait(&f->cv, &f->mu);
+	*buf = f->slot[k].buf;
+	*len = f->slot[k].len;
+	r = f->slot[k].r;
+	f->slot[k].buf = NULL;
+	f->slot[k].full = false;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	return r;
+}
+
+static void pf_stop(struct prefetch *f)
+{
+	if (f->started) {
+		pthread_mutex_lock(&f->mu);
+		f->stop = true;
+		pthread_cond_broadcast(&f->cv);
+		pthread_mutex_unlock(&f->mu);
+		pthread_join(f->thread, NULL);
+		pthread_cond_destroy(&f->cv);
+		pthread_mutex_destroy(&f->mu);
+	}
+	for (size_t k = 0; k < PF_SLOTS; k++)
+		free(f->slot[k].buf);
+	free(f->need);
+}
+
+/* The object of extent x, or NULL when it is not restored (unreachable)
+ * or does not resolve (restore_chunks names that problem). */
+static const struct vv_bk_object *ext_obj(struct rst *s, const struct vv_bk_extent *x, long *in,
+					  long *ci)
+{
+	struct vv_manifest *m = s->m;
+	struct vv_bk_object k;
+
+	*in = ino_index(m, x->ino);
+	*ci = -1;
+	if (*in < 0 || !s->reach[*in])
+		return NULL;
+	memcpy(k.chunk, x->e.chunk_id, VV_CHUNK_ID_BYTES);
+	*ci = coll_index(m, m->inodes[*in].r.coll);
+	return m->nobjs ? bsearch(&k, m->objs, m->nobjs, sizeof(k), r_cmp_obj) : NULL;
+}
+
+/* Start the reader on the distinct objects the extents name, in order. */
+static int pf_start(struct rst *s, struct prefetch *f)
+{
+	struct vv_manifest *m = s->m;
+	const struct vv_bk_object *last = NULL;
+
+	memset(f, 0, sizeof(*f));
+	f->repo = s->repo;
+	if (m->nextents && !(f->need = malloc(m->nextents * sizeof(*f->need))))
+		return VV_ENOMEM;
+	for (size_t i = 0; i < m->nextents; i++) {
+		long in, ci;
+		const struct vv_bk_object *o = ext_obj(s, &m->extents[i], &in, &ci);
+		if (o && ci >= 0 && o != last)
+			f->need[f->n++] = last = o;
+	}
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	if (pthread_create(&f->thread, NULL, pf_main, f) != 0) {
+		pthread_cond_destroy(&f->cv);
+		pthread_mutex_destroy(&f->mu);
+		return VV_ENOMEM;
+	}
+	f->started = true;
+	return 0;
+}
+
 /* Copy every object the reachable extents name into STORE/chunks (each
  * checked against its name, each block decrypted), taking the live
  * references; then sync the chunk directories. */
@@ -956,26 +1092,26 @@ static int restore_chunks(struct rst *s, struct vv_store *store, struct vv_meta 
 	struct vv_manifest *m = s->m;
 	uint8_t *obj = NULL, *plain = malloc(VV_BLOCK_SIZE);
 	const struct vv_bk_object *cur = NULL;
+	struct prefetch pf;
 	bool dirs[256] = { false };
-	size_t olen = 0;
+	size_t olen = 0, next = 0;
 	char nhex[65], path[4096];
 	int r = 0;
 
+	memset(&pf, 0, sizeof(pf));
 	if (!plain)
 		return VV_ENOMEM;
 	qsort(m->objs, m->nobjs, sizeof(*m->objs), r_cmp_obj);
 	qsort(m->extents, m->nextents, sizeof(*m->extents), r_cmp_ext);
+	if ((r = pf_start(s, &pf)) < 0)
+		goto out;
 	for (size_t i = 0; i < m->nextents; i++) {
 		const struct vv_bk_extent *x = &m->extents[i];
-		long in = ino_index(m, x->ino), ci;
-		const struct vv_bk_object *o;
-		struct vv_bk_object k;
+		long in, ci;
+		const struct vv_bk_object *o = ext_obj(s, x, &in, &ci);
 
 		if (in < 0 || !s->reach[in])
 			continue;
-		memcpy(k.chunk, x->e.chunk_id, VV_CHUNK_ID_BYTES);
-		o = m->nobjs ? bsearch(&k, m->objs, m->nobjs, sizeof(k), r_cmp_obj) : NULL;
-		ci = coll_index(m, m->inodes[in].r.coll);
 		if (!o || ci < 0) {
 			rsay(s, "backup %s: block %llu of inode %llu names %s", m->info.id,
 			     (unsigned long long)x->e.fblock, (unsigned long long)x->ino,
@@ -988,7 +1124,13 @@ static int restore_chunks(struct rst *s, struct vv_store *store, struct vv_meta 
 			obj = NULL;
 			cur = o;
 			vv_hex_encode(nhex, o->name, VV_REPO_NAME_BYTES);
-			if ((r = vv_repo_object_read(s->repo, o->name, &obj, &olen)) < 0 || olen != o->size) {
+			/* The reader's next object is this one: both walk the
+			 * same sorted extents and skip the same ones. */
+			if (next >= pf.n || pf.need[next] != o) {
+				r = VV_EIO;
+				goto out;
+			}
+			if ((r = pf_take(&pf, next++, &obj, &olen)) < 0 || olen != o->size) {
 				rsay(s, "object %s: %s; nothing restored", nhex,
 				     r == VV_ENOENT ? "missing" : r == VV_ECORRUPT || r == 0 ?
 				     "altered: its bytes do not match its name" : vv_strerror(r));
@@ -1033,6 +1175,7 @@ static int restore_chunks(struct rst *s, struct vv_store *store, struct vv_meta 
 	    (r = vv_os_fsync_dir(path)) < 0)
 		r = vv_err_from_errno(-r);
 out:
+	pf_stop(&pf);
 	free(obj);
 	free(plain);
 	return r;
@@ -1095,7 +1238,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 int vv_repo_restore_store(struct vv_repo *repo, const char *id_hex, const char *newstore,
 			  const char *pass, size_t passlen, int kdf_profile, unsigned vflags,
 			  const char *state_dir, vv_repo_problem_fn problem,
-			  vv_repo_progress_fn progress, void *ctx)
+			  vv_repo_progress_fn progress, vv_repo_made_fn made, void *ctx)
 {
 	struct rst s = { .repo = repo, .problem = problem, .progress = progress, .ctx = ctx };
 	struct vault_new nv = { 0 };
@@ -1146,6 +1289,8 @@ int vv_repo_restore_store(struct vv_repo *repo, const char *id_hex, const char *
 			rsay(&s, "cannot create a vault in %s: %s", newstore, vv_strerror(r));
 		goto out;
 	}
+	nv.committed = made;
+	nv.committed_ctx = ctx;
 	for (size_t i = 0; i < m.ncolls; i++)
 		if ((r = vault_coll_key_put(nv.meta, nv.wrapkey, s.keys[i], &s.newcoll[i])) < 0)
 			goto done;

@@ -386,13 +386,29 @@ static int do_verify(const char *dest, const struct opts *o)
 	return 0;
 }
 
+/* The restored vault's first audit record: where it came from. */
+struct made_ctx {
+	struct pctx pc;                   /* first: the progress callbacks' ctx */
+	const char *dest, *id;
+};
+
+static void made(void *ctx, struct vv_store *s)
+{
+	struct made_ctx *m = ctx;
+	char detail[PATH_MAX + 64];
+
+	snprintf(detail, sizeof(detail), "backup.restore %s from %s", m->id, m->dest);
+	tool_audit_admin(s, "admin", 0, detail);
+}
+
 static int do_restore(const char *dest, const char *id, const char *newstore, const struct opts *o)
 {
 	struct pass_src src = { .file = o->passfile };
 	struct tool_pass pass = { 0 };
 	struct vv_repo *repo = NULL;
 	char full[VV_BACKUP_ID_HEX + 1], state[PATH_MAX];
-	struct pctx c = { 0 };
+	struct made_ctx mc = { .dest = dest, .id = full };
+	struct pctx *c = &mc.pc;
 	int r, ret = 1;
 
 	if (open_repo(dest, o->repo_passfile, &repo))
@@ -406,31 +422,20 @@ static int do_restore(const char *dest, const char *id, const char *newstore, co
 	}
 	if (tool_get_pass("backup", &src, "passphrase for the new vault", true, &pass) < 0)
 		goto out;
-	tool_progress_start(&c.p, "backup", "restoring");
+	tool_progress_start(&c->p, "backup", "restoring");
 	r = vv_repo_restore_store(repo, full, newstore, pass.buf, pass.len, o->kdf,
 				  tool_test_kdf_allowed() ? VV_VAULT_ALLOW_TEST_KDF : 0,
 				  tool_state_dir(state, sizeof(state)) == 0 ? state : NULL, on_problem,
-				  on_progress, &c);
-	tool_progress_end(&c.p);
+				  on_progress, made, &mc);
+	tool_progress_end(&c->p);
 	if (r < 0) {
 		tool_pass_free(&pass);
 		die_msg("backup", "restore of %s into %s failed: %s%s", full, newstore, vv_strerror(r),
 			r == VV_EEXIST ? " (NEWSTORE must not exist or be empty)" : " (nothing was kept)");
 		goto out;
 	}
-	/* The new vault's log starts with where it came from. */
-	{
-		struct vv_store *s = NULL;
-		char detail[PATH_MAX + 64];
-		if (vv_store_open(newstore, tool_test_kdf_allowed() ? VV_STORE_ALLOW_TEST_KDF : 0, &s) == 0 &&
-		    vv_store_unlock(s, pass.buf, pass.len, NULL) == 0) {
-			snprintf(detail, sizeof(detail), "backup.restore %s from %s", full, dest);
-			tool_audit_admin(s, "admin", 0, detail);
-		}
-		vv_store_close(s);
-	}
 	tool_pass_free(&pass);
-	summary("restore", &c);
+	summary("restore", c);
 	printf("restored backup %s into %s\n", full, newstore);
 	ret = 0;
 out:
