@@ -88,40 +88,23 @@ check "the daemon logs the schedule" grep -q "scheduled backup: every 86400 s to
 check "umount" umount "$M"
 check "its daemon exits" vv_wait_daemon "$PIDF"
 
-# --- an fstab line through mount(8) ------------------------------------------------------
-SBIN=$(readlink -f /sbin)
-if unshare -m --propagation private sh -c \
-	"mount -t overlay overlay -o 'lowerdir=$T/inst/sbin:$SBIN' '$SBIN' && test -x /sbin/mount.fuse.vecvault" 2>/dev/null; then
+# --- an fstab line through mount(8) (lib/mountns.sh) ---------------------------------------
+. "$(dirname "$0")/lib/mountns.sh"
+if vv_mountns_ok "$T/inst/sbin"; then
 	cat > "$T/fstab" <<FSTAB
 $S  $M  fuse.vecvault  defaults,passfile=$PASSFILE,backup_to=$D,backup_every=12h,backup_passfile=$RP,keep_daily=7,nofail,pid_file=$T/.pids/ns,log=$T/daemon.log  0  0
 $S  $T/mnt2  fuse.vecvault  defaults,passfile=$PASSFILE,backup_to=$D,backup_every=soon,backup_passfile=$RP,noauto  0  0
 FSTAB
 	mkdir -p "$T/mnt2"
-	cat > "$T/ns.sh" <<NS
-set -u
-cleanup() {
-	umount "$M" 2>/dev/null
-	pid=\$(cat "$T/.pids/ns" 2>/dev/null) && kill -TERM "\$pid" 2>/dev/null
-	i=0; while [ -n "\${pid:-}" ] && kill -0 "\$pid" 2>/dev/null && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i+1)); done
-}
-trap cleanup EXIT
-mount -t overlay overlay -o "lowerdir=$T/inst/sbin:$SBIN" "$SBIN" || exit 90
-step() { n=\$1; shift; if "\$@"; then echo "OK \$n"; else echo "FAIL \$n"; fi; }
+	vv_mountns_run "$T/inst/sbin" "$T/.pids/ns" "$M" 6 "$(cat <<NS
 step "mount --fstab with backup options" mount --fstab "$T/fstab" "$M"
 step "it is mounted" sh -c "findmnt -n -o FSTYPE '$M' | grep -qx fuse.vecvault"
 step "the daemon took the schedule" sh -c "grep -q 'scheduled backup: every 43200 s to $D' '$T/daemon.log'"
 step "umount" umount "$M"
+step "its daemon exits" daemon_gone
 step "a bad backup_every in fstab: mount(8) fails with the CLI's message" sh -c "! mount --fstab '$T/fstab' '$T/mnt2' 2> '$T/ns2.err' && grep -q \"bad --backup-every 'soon'\" '$T/ns2.err' && ! grep -q ' $T/mnt2 ' /proc/mounts"
 NS
-	unshare -m --propagation private sh "$T/ns.sh" > "$T/ns.out" 2>&1 || true
-	while read -r st name; do
-		case $st in
-		OK) test_ok "$name" ;;
-		FAIL) test_fail "$name" ;;
-		esac
-	done < "$T/ns.out"
-	check "all mount(8) steps ran" test "$(grep -cE '^(OK|FAIL) ' "$T/ns.out")" -eq 5
-	grep -vE '^(OK|FAIL) ' "$T/ns.out" | sed 's/^/# ns: /'
+)"
 else
 	test_ok "mount(8) tests # SKIP no private mount namespace with an overlay /sbin here"
 fi
