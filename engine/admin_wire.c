@@ -6,7 +6,7 @@
  *   offset  size  field
  *   0       4     magic "VVCP"
  *   4       1     version (1)
- *   5       1     type: 1 request, 2 reply
+ *   5       1     type: 1 request, 2 reply, 3 progress
  *   6       2     reserved, 0
  *   8       4     body length N (0..1048576)
  *   12      N     body
@@ -31,6 +31,15 @@
  *   M     message (no NUL)
  *   4     body length B
  *   B     body: text, or JSON when the request asked for it (no NUL)
+ *
+ * Progress body (sent by the daemon before the reply of a long verb,
+ * only when the request carried progress=1; any number, then the reply):
+ *
+ *   size  field
+ *   8     objects done
+ *   8     objects in all (0: none to do)
+ *   8     bytes done
+ *   8     bytes in all (0: none, or not known)
  *
  * A body must be consumed exactly: trailing bytes are an error, like a
  * short one.  Limits are checked before anything is allocated, and the
@@ -57,7 +66,8 @@ int vv_admin_wire_header(const void *hdr, int *type, uint32_t *bodylen, int *ver
 		*version = h[4];
 	if (h[4] != VV_ADMIN_WIRE_VERSION)
 		return VV_ENOTSUP;
-	if ((h[5] != VV_ADMIN_WIRE_REQ && h[5] != VV_ADMIN_WIRE_REPLY) || h[6] || h[7])
+	if ((h[5] != VV_ADMIN_WIRE_REQ && h[5] != VV_ADMIN_WIRE_REPLY &&
+	     h[5] != VV_ADMIN_WIRE_PROGRESS) || h[6] || h[7])
 		return VV_EFORMAT;
 	n = vv_get_le32(h + 8);
 	if (n > VV_ADMIN_WIRE_MAX)
@@ -294,5 +304,28 @@ int vv_admin_wire_reply_decode(const void *body, size_t len, struct vv_admin_rep
 		rep->cap = (size_t)bl + 1;
 	}
 	rep->status = status;
+	return 0;
+}
+
+void vv_admin_wire_progress_encode(const struct vv_admin_progress *p,
+				   uint8_t frame[VV_ADMIN_WIRE_PROGRESS_FRAME])
+{
+	put_header(frame, VV_ADMIN_WIRE_PROGRESS, VV_ADMIN_WIRE_PROGRESS_BODY);
+	vv_put_le64(frame + VV_ADMIN_WIRE_HDR, p->objects_done);
+	vv_put_le64(frame + VV_ADMIN_WIRE_HDR + 8, p->objects_total);
+	vv_put_le64(frame + VV_ADMIN_WIRE_HDR + 16, p->bytes_done);
+	vv_put_le64(frame + VV_ADMIN_WIRE_HDR + 24, p->bytes_total);
+}
+
+int vv_admin_wire_progress_decode(const void *body, size_t len, struct vv_admin_progress *p)
+{
+	const uint8_t *b = body;
+
+	if (len != VV_ADMIN_WIRE_PROGRESS_BODY)
+		return VV_ECORRUPT;
+	p->objects_done = vv_get_le64(b);
+	p->objects_total = vv_get_le64(b + 8);
+	p->bytes_done = vv_get_le64(b + 16);
+	p->bytes_total = vv_get_le64(b + 24);
 	return 0;
 }

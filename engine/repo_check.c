@@ -279,6 +279,8 @@ int vv_repo_verify(struct vv_repo *r, bool read_data, vv_repo_problem_fn problem
 	nall = k;
 	{
 		c.p.objects_total = nall;
+		for (size_t i = 0; i < nall; i++)
+			c.p.bytes_total += all[i].size;
 		for (size_t i = 0; i < nall; i++) {
 			uint8_t *buf = NULL;
 			size_t len = 0;
@@ -296,6 +298,9 @@ int vv_repo_verify(struct vv_repo *r, bool read_data, vv_repo_problem_fn problem
 			c.p.bytes_done += len;
 			tick(&c);
 		}
+		/* The end, also of a repository with no object. */
+		c.p.bytes_total = c.p.bytes_done;
+		tick(&c);
 	}
 	if (unreferenced)
 		*unreferenced = count_unreferenced(vv_repo_objfd(r), all, nall);

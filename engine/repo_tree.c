@@ -351,7 +351,10 @@ int vv_repo_restore_tree(struct vv_repo *r, const char *id_hex, const char *path
 		e = VV_ECORRUPT;
 		goto out;
 	}
+	/* The totals are the whole backup's: an upper bound below a --path. */
 	w.p.objects_total = m.nobjs;
+	for (size_t i = 0; i < m.nobjs; i++)
+		w.p.bytes_total += m.objs[i].size;
 	if (!S_ISDIR(m.inodes[x].r.mode)) {
 		/* A single file (symlink...): its own name under the target. */
 		const char *base = strrchr(path, '/');
@@ -359,6 +362,12 @@ int vv_repo_restore_tree(struct vv_repo *r, const char *id_hex, const char *path
 		e = one(&w, x, buf, strlen(buf), 0);
 	} else {
 		e = one(&w, x, buf, 0, 0);
+	}
+	if (e == 0 && w.ops->progress) {
+		/* Done: what was to restore is all there, whatever the bound said. */
+		w.p.objects_total = w.p.objects_done;
+		w.p.bytes_total = w.p.bytes_done;
+		w.ops->progress(w.ops->ctx, &w.p);
 	}
 out:
 	for (size_t i = 0; w.keys && i < m.ncolls; i++)

@@ -128,6 +128,8 @@ int vault_new_end(struct vault_new *nv, int r, const char *state_dir)
 	r2 = vv_meta_close(nv->meta);
 	if (r == 0)
 		r = r2;
+	if (r == 0 && nv->committed)
+		nv->committed(nv->committed_ctx, nv->store);
 	vv_secure_free(nv->wrapkey);
 	vv_store_close(nv->store);
 	nv->meta = NULL;

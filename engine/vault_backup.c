@@ -128,9 +128,35 @@ struct cstats {
 	uint64_t objects, sent, bytes_sent, stored, skipped_known;
 };
 
+/* Where create reports how far it has come (the verb's peer), or NULL. */
+struct bk_prog {
+	void (*fn)(void *ctx, const struct vv_admin_progress *p);
+	void *ctx;
+	struct vv_admin_progress p;
+};
+
+static void bk_tick(struct bk_prog *g)
+{
+	if (g && g->fn)
+		g->fn(g->ctx, &g->p);
+}
+
+/* The bytes of chunk id in STORE (for the progress total), 0 unknown. */
+static uint64_t chunk_size(struct vv_vault *v, const uint8_t *id)
+{
+	char hex[2 * VV_CHUNK_ID_BYTES + 1], rel[96], path[4096];
+	struct stat sb;
+
+	vv_hex_encode(hex, id, VV_CHUNK_ID_BYTES);
+	snprintf(rel, sizeof(rel), "%s/%.2s/%s", VV_STORE_CHUNKS_DIR, hex, hex);
+	if (vv_store_path(v->store, rel, path, sizeof(path)) < 0 || vv_os_stat(path, &sb) < 0)
+		return 0;
+	return (uint64_t)sb.st_size;
+}
+
 /* Copy the chunks m's extents name into repo, adding m's object list. */
 static int copy_chunks(struct vv_vault *v, struct vv_repo *repo, struct vv_manifest *m,
-		       struct cstats *st, char *why, size_t whycap)
+		       struct cstats *st, struct bk_prog *g, char *why, size_t whycap)
 {
 	struct vv_repo_index ix;
 	uint8_t (*ids)[VV_CHUNK_ID_BYTES] = NULL;
@@ -153,6 +179,16 @@ static int copy_chunks(struct vv_vault *v, struct vv_repo *repo, struct vv_manif
 	for (size_t i = 0; i < m->nextents; i++)
 		if (n == 0 || memcmp(ids[n - 1], ids[i], VV_CHUNK_ID_BYTES) != 0)
 			memmove(ids[n++], ids[i], VV_CHUNK_ID_BYTES);
+	if (g && g->fn) {
+		/* Totals first, so the peer sees a rate and an ETA: a known
+		 * object's size is in the index, the others' a stat away. */
+		g->p.objects_total = n;
+		for (size_t i = 0; i < n; i++) {
+			const struct vv_bk_object *known = vv_repo_index_find(&ix, ids[i]);
+			g->p.bytes_total += known ? known->size : chunk_size(v, ids[i]);
+		}
+		bk_tick(g);
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct vv_bk_object *known = vv_repo_index_find(&ix, ids[i]);
 		char hex[2 * VV_CHUNK_ID_BYTES + 1], rel[96], path[4096];
@@ -172,6 +208,11 @@ static int copy_chunks(struct vv_vault *v, struct vv_repo *repo, struct vv_manif
 			st->stored += known->size;
 			if (r < 0)
 				goto out;
+			if (g) {
+				g->p.objects_done++;
+				g->p.bytes_done += known->size;
+				bk_tick(g);
+			}
 			continue;
 		}
 		vv_hex_encode(hex, ids[i], VV_CHUNK_ID_BYTES);
@@ -197,7 +238,16 @@ static int copy_chunks(struct vv_vault *v, struct vv_repo *repo, struct vv_manif
 		if (r < 0 || (r = vv_manifest_add_object(m, ids[i], name, len)) < 0)
 			goto out;
 		st->stored += len;
+		if (g) {
+			g->p.objects_done++;
+			g->p.bytes_done += len;
+			/* A chunk that changed size since the stat: keep done <= total. */
+			if (g->p.bytes_done > g->p.bytes_total)
+				g->p.bytes_total = g->p.bytes_done;
+			bk_tick(g);
+		}
 	}
+
 	st->objects = n;
 out:
 	free(ids);
@@ -225,6 +275,7 @@ struct bk_job {
 	uint32_t uid;                      /* DEST must be this user's (or root's) */
 	bool json;
 	const char *who;                   /* "backup.create" or "scheduled backup" */
+	struct bk_prog *prog;              /* the peer's progress, or NULL */
 };
 
 static int audit_bk(struct vv_vault *v, const char *what, int r, const char *fmt, ...)
@@ -315,7 +366,7 @@ static int create(struct vv_vault *v, const struct bk_job *j, struct vv_admin_re
 		vault_admin_fail(rep, r, "%s: cannot read snapshot '%s': %s", who, snap, vv_strerror(r));
 		goto out;
 	}
-	if ((r = copy_chunks(v, repo, &m, &st, why, sizeof(why))) < 0) {
+	if ((r = copy_chunks(v, repo, &m, &st, j->prog, why, sizeof(why))) < 0) {
 		vault_admin_fail(rep, r, "%s: %s (the repository still holds every complete "
 				 "backup; run it again to resume)", who, why[0] ? why : vv_strerror(r));
 		goto out;
@@ -375,6 +426,7 @@ static int run_create(struct vv_vault *v, const struct vv_admin_req *rq, struct 
 	struct bk_job j = { .dest = vault_admin_arg(rq, "dest"), .pass = vault_admin_arg(rq, "pass"),
 			    .snap = vault_admin_arg(rq, "snapshot"), .tag = vault_admin_arg(rq, "tag"),
 			    .uid = rq->peer.uid, .json = vault_admin_json(rq), .who = "backup.create" };
+	struct bk_prog g = { .fn = rq->progress, .ctx = rq->pctx };
 
 	if (!j.dest || j.dest[0] != '/')
 		return vault_admin_fail(rep, VV_EINVAL, "backup.create: DEST must be an absolute path");
@@ -387,12 +439,195 @@ static int run_create(struct vv_vault *v, const struct vv_admin_req *rq, struct 
 		return vault_admin_fail(rep, VV_EROFS, "backup.create: the vault is mounted read-only "
 					"(a backup exports a snapshot, which it cannot take)");
 	j.passlen = strlen(j.pass);
+	if (rq->progress)
+		j.prog = &g;
 	return create(v, &j, rep, NULL);
+}
+
+/* ---- forget and prune ----------------------------------------------------------- */
+
+/* What one forget is asked to do (backup.forget's arguments, or the
+ * schedule's policy). */
+struct fg_job {
+	const char *dest, *pass;
+	size_t passlen;
+	uint32_t uid;                      /* DEST must be this user's (or root's) */
+	const struct vv_backup_keep *keep;
+	bool prune, dry_run;
+	const char *who;                   /* "scheduled", or "by uid N" */
+	struct vv_admin_reply *body;       /* the verdicts, one a line, or NULL */
+};
+
+static int verdict(void *ctx, const struct vv_backup_info *b, bool kept)
+{
+	struct fg_job *f = ctx;
+	time_t t = (time_t)(b->created / NS);
+	char when[32];
+	struct tm tm;
+
+	if (!f->body)
+		return 0;
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return vault_admin_printf(f->body, "%-6s %s  %s  %s\n", kept ? "keep" : "forget", b->id, when,
+				  b->snapshot);
+}
+
+/* Forget (and prune) in f->dest; one audit record for the forget and one
+ * for the prune, with their counts and outcome (a dry run: one, saying
+ * so).  The outcome goes to rep too. */
+static int forget(struct vv_vault *v, struct fg_job *f, struct vv_admin_reply *rep)
+{
+	const struct vv_backup_keep *k = f->keep;
+	unsigned flags = VV_REPO_WRITE | VV_REPO_CHECK_OWNER |
+			 ((v->flags & VV_VAULT_ALLOW_TEST_KDF) ? VV_REPO_ALLOW_TEST_KDF : 0);
+	uint64_t forgotten = 0, pruned = 0, pruned_bytes = 0;
+	struct vv_repo *repo = NULL;
+	int r;
+
+	r = vv_repo_open(f->dest, f->pass, f->passlen, flags, f->uid, &repo);
+	if (r == 0)
+		r = vv_repo_forget(repo, k, f->prune, f->dry_run, verdict, f, &forgotten, &pruned,
+				   &pruned_bytes);
+	vv_repo_close(repo);
+	if (r == VV_EBUSY)
+		vault_admin_fail(rep, r, "forget: %s is locked by a backup that is running now; try "
+				 "again when it is done", f->dest);
+	else if (r == VV_EUNSAFE)
+		vault_admin_fail(rep, r, "forget: %s (or a file in it) is a symbolic link, is not owned "
+				 "by uid %u or may be written by others: refused", f->dest, (unsigned)f->uid);
+	else if (r == VV_ENOTINIT || r == VV_ENOENT)
+		vault_admin_fail(rep, r, "forget: %s is not a backup repository", f->dest);
+	else if (r == VV_EBADPASS)
+		vault_admin_fail(rep, r, "forget: wrong passphrase for the repository %s", f->dest);
+	else if (r == VV_ECORRUPT)
+		vault_admin_fail(rep, r, "forget in %s: a manifest does not read: prune refused, nothing "
+				 "deleted (vecvault backup verify names it)", f->dest);
+	else if (r < 0)
+		vault_admin_fail(rep, r, "forget in %s failed: %s", f->dest, vv_strerror(r));
+	audit_bk(v, "forget", r, "in %s (%s%s; keep hourly %u daily %u weekly %u monthly %u): "
+		 "%llu forgotten%s%s", f->dest, f->who, f->dry_run ? ", dry run: nothing deleted" : "",
+		 k->hourly, k->daily, k->weekly, k->monthly, (unsigned long long)forgotten,
+		 r < 0 ? ", failed: " : "", r < 0 ? vv_strerror(r) : "");
+	if (f->prune && !f->dry_run)
+		audit_bk(v, "prune", r, "in %s (%s): %llu objects, %llu bytes deleted%s%s", f->dest, f->who,
+			 (unsigned long long)pruned, (unsigned long long)pruned_bytes,
+			 r < 0 ? ", failed: " : "", r < 0 ? vv_strerror(r) : "");
+	if (r < 0)
+		return r;
+	r = vault_admin_printf(rep, "%s%llu backups forgotten", f->dry_run ? "dry run: " : "",
+			       (unsigned long long)forgotten);
+	if (r == 0 && f->prune)
+		r = vault_admin_printf(rep, ", %llu objects (%llu bytes) pruned", (unsigned long long)pruned,
+				       (unsigned long long)pruned_bytes);
+	if (r == 0)
+		r = vault_admin_printf(rep, "\n");
+	return r;
+}
+
+static int keep_arg(const struct vv_admin_req *rq, const char *key, uint32_t *out,
+		    struct vv_admin_reply *rep)
+{
+	const char *s = vault_admin_arg(rq, key);
+	char *end;
+	unsigned long n;
+
+	*out = 0;
+	if (!s)
+		return 0;
+	n = strtoul(s, &end, 10);
+	if (!*s || *end || s[0] == '-' || n > 1000000)
+		return vault_admin_fail(rep, VV_EINVAL, "backup.forget: %s '%.32s' is not a count "
+					"(0 to 1000000)", key, s);
+	*out = (uint32_t)n;
+	return 0;
+}
+
+/* backup.forget {dest, pass, keep_hourly..keep_monthly, prune, dry_run}:
+ * the CLI's `vecvault backup forget` while a vault of the repository is
+ * mounted, so that the forget and the prune are in that vault's audit log
+ * (docs/design.md "Backups"). */
+static int run_forget(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
+{
+	struct vv_backup_keep k;
+	char who[32];
+	struct fg_job f = { .dest = vault_admin_arg(rq, "dest"), .pass = vault_admin_arg(rq, "pass"),
+			    .uid = rq->peer.uid, .keep = &k, .prune = vault_admin_flag(rq, "prune"),
+			    .dry_run = vault_admin_flag(rq, "dry_run"), .who = who, .body = rep };
+	int r;
+
+	if (!f.dest || f.dest[0] != '/')
+		return vault_admin_fail(rep, VV_EINVAL, "backup.forget: DEST must be an absolute path");
+	if (!f.pass || !*f.pass)
+		return vault_admin_fail(rep, VV_EINVAL, "backup.forget: the repository's passphrase is missing");
+	if ((r = keep_arg(rq, "keep_hourly", &k.hourly, rep)) < 0 ||
+	    (r = keep_arg(rq, "keep_daily", &k.daily, rep)) < 0 ||
+	    (r = keep_arg(rq, "keep_weekly", &k.weekly, rep)) < 0 ||
+	    (r = keep_arg(rq, "keep_monthly", &k.monthly, rep)) < 0)
+		return r;
+	f.passlen = strlen(f.pass);
+	snprintf(who, sizeof(who), "by uid %u", (unsigned)rq->peer.uid);
+	return forget(v, &f, rep);
+}
+
+/* backup.restore {dest, id, into, path, phase, files, bytes, why}: what
+ * `vecvault backup restore --into DIR` tells the daemon of the vault DIR
+ * is in, before it writes (phase "start") and after ("done", "failed"),
+ * so the restore is in the vault's audit log around the writes, which
+ * are audited as any.  The CLI does the work, as the user, through the
+ * mount; so the record says it is the client's report.  Anyone who may
+ * write into DIR (checked as a lookup and a write would be) may report. */
+static int run_restore_note(struct vv_vault *v, const struct vv_admin_req *rq,
+			    struct vv_admin_reply *rep)
+{
+	const char *dest = vault_admin_arg(rq, "dest"), *id = vault_admin_arg(rq, "id"),
+		   *into = vault_admin_arg(rq, "into"), *path = vault_admin_arg(rq, "path"),
+		   *phase = vault_admin_arg(rq, "phase"), *files = vault_admin_arg(rq, "files"),
+		   *bytes = vault_admin_arg(rq, "bytes"), *why = vault_admin_arg(rq, "why");
+	struct vv_ctx c = { .id = rq->peer };
+	struct node *n = NULL;
+	uint64_t ino;
+	int r, res;
+
+	if (!dest || !id || !into || !phase || (strcmp(phase, "start") && strcmp(phase, "done") &&
+						strcmp(phase, "failed")))
+		return vault_admin_fail(rep, VV_EINVAL, "backup.restore: needs dest, id, into and phase "
+					"(start, done or failed)");
+	if (strlen(id) > VV_BACKUP_ID_HEX || strspn(id, "0123456789abcdef") != strlen(id) ||
+	    (files && strspn(files, "0123456789") != strlen(files)) ||
+	    (bytes && strspn(bytes, "0123456789") != strlen(bytes)) || !tag_ok(dest) ||
+	    (path && !tag_ok(path)) || (why && !tag_ok(why)))
+		return vault_admin_fail(rep, VV_EINVAL, "backup.restore: an argument is malformed");
+	pthread_mutex_lock(&v->mu);
+	r = vault_admin_resolve_as(v, &rq->peer, into, &ino);
+	if (r == 0 && (r = vault_node_get(v, ino, &n)) == 0) {
+		r = vault_node_check(v, &c, n, VV_MAY_WRITE | VV_MAY_EXEC);
+		vault_node_put(v, n);
+	}
+	pthread_mutex_unlock(&v->mu);
+	if (r < 0)
+		return vault_admin_fail(rep, r, "backup.restore: you may not write into %.200s: %s", into,
+					vv_strerror(r));
+	res = !strcmp(phase, "failed") ? VV_EIO : 0;
+	if (!strcmp(phase, "start"))
+		audit_bk(v, "restore", 0, "%s from %s (%s) into %s: starting (reported by uid %u, "
+			 "pid %u)", id, dest, path ? path : "/", into, (unsigned)rq->peer.uid,
+			 (unsigned)rq->peer.pid);
+	else
+		audit_bk(v, "restore", res, "%s from %s (%s) into %s: %s, %s files, %s bytes%s%s "
+			 "(reported by uid %u, pid %u)", id, dest, path ? path : "/", into, phase,
+			 files ? files : "?", bytes ? bytes : "?", why ? ": " : "", why ? why : "",
+			 (unsigned)rq->peer.uid, (unsigned)rq->peer.pid);
+	return 0;
 }
 
 const struct vault_admin_verb vault_backup_verbs[] = {
 	/* Owner only: a backup holds every collection's key. */
 	{ "backup.create", ADMIN_OWNER, "dest", run_create },
+	/* Owner only: it deletes backups (and DEST must be the peer's). */
+	{ "backup.forget", ADMIN_OWNER, "dest", run_forget },
+	/* A note around restore --into: anyone who may write there. */
+	{ "backup.restore", ADMIN_ANYONE, "into", run_restore_note },
 	{ NULL, 0, NULL, NULL },
 };
 
@@ -443,22 +678,16 @@ static void sched_forget(struct vv_vault *v)
 {
 	struct vault_backup_sched *s = &v->bk;
 	struct vv_backup_keep k = { s->keep_hourly, s->keep_daily, s->keep_weekly, s->keep_monthly };
-	unsigned flags = VV_REPO_WRITE | VV_REPO_CHECK_OWNER |
-			 ((v->flags & VV_VAULT_ALLOW_TEST_KDF) ? VV_REPO_ALLOW_TEST_KDF : 0);
-	uint64_t forgotten = 0, pruned = 0, pruned_bytes = 0;
-	struct vv_repo *repo = NULL;
-	int r;
+	struct fg_job f = { .dest = s->dest, .pass = s->pass, .passlen = s->passlen, .uid = geteuid(),
+			    .keep = &k, .who = "scheduled" };
+	struct vv_admin_reply rep;
 
 	if (!k.hourly && !k.daily && !k.weekly && !k.monthly)
 		return;
-	if ((r = vv_repo_open(s->dest, s->pass, s->passlen, flags, geteuid(), &repo)) == 0)
-		r = vv_repo_forget(repo, &k, false, false, NULL, NULL, &forgotten, &pruned, &pruned_bytes);
-	vv_repo_close(repo);
-	audit_bk(v, "forget", r, "in %s (scheduled; keep hourly %u daily %u weekly %u monthly %u): "
-		 "%llu forgotten%s%s", s->dest, k.hourly, k.daily, k.weekly, k.monthly,
-		 (unsigned long long)forgotten, r < 0 ? ", failed: " : "", r < 0 ? vv_strerror(r) : "");
-	if (r < 0)
-		vv_log(VV_LOG_ERR, "scheduled backup: forget in %s failed: %s", s->dest, vv_strerror(r));
+	vv_admin_reply_init(&rep);
+	if (forget(v, &f, &rep) < 0)
+		vv_log(VV_LOG_ERR, "scheduled backup: %s", rep.msg);
+	vv_admin_reply_release(&rep);
 }
 
 static void sched_run(struct vv_vault *v)
@@ -719,6 +948,142 @@ static int put_chunk(struct vv_store *store, const uint8_t *id, const uint8_t *b
 	return r < 0 ? vv_err_from_errno(-r) : 0;
 }
 
+/*
+ * The reader of a restore: a thread that reads the objects in the order
+ * restore_chunks will want them, each checked against its name
+ * (vv_repo_object_read), one ahead of the writer, so that reading and
+ * hashing one object overlaps writing and decrypting the one before (two
+ * cores instead of one; restore was slower than restic's).  Slots hold
+ * what was read, or the error, until the writer takes it.
+ */
+#define PF_SLOTS 2
+
+struct prefetch {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct vv_repo *repo;
+	const struct vv_bk_object **need;  /* the objects, in order */
+	size_t n;
+	struct {
+		uint8_t *buf;
+		size_t len;
+		int r;
+		bool full;
+	} slot[PF_SLOTS];
+	bool stop;
+	bool started;
+	pthread_t thread;
+};
+
+static void *pf_main(void *arg)
+{
+	struct prefetch *f = arg;
+
+	for (size_t i = 0; i < f->n; i++) {
+		size_t k = i % PF_SLOTS, len = 0;
+		uint8_t *buf = NULL;
+		int r;
+
+		pthread_mutex_lock(&f->mu);
+		while (f->slot[k].full && !f->stop)
+			pthread_cond_wait(&f->cv, &f->mu);
+		if (f->stop) {
+			pthread_mutex_unlock(&f->mu);
+			break;
+		}
+		pthread_mutex_unlock(&f->mu);
+		r = vv_repo_object_read(f->repo, f->need[i]->name, &buf, &len);
+		pthread_mutex_lock(&f->mu);
+		f->slot[k].buf = buf;
+		f->slot[k].len = len;
+		f->slot[k].r = r;
+		f->slot[k].full = true;
+		pthread_cond_broadcast(&f->cv);
+		pthread_mutex_unlock(&f->mu);
+	}
+	return NULL;
+}
+
+/* Object number i of f->need (as vv_repo_object_read returns it; *buf is
+ * the caller's). */
+static int pf_take(struct prefetch *f, size_t i, uint8_t **buf, size_t *len)
+{
+	size_t k = i % PF_SLOTS;
+	int r;
+
+	pthread_mutex_lock(&f->mu);
+	while (!f->slot[k].full)
+		pthread_cond_wait(&f->cv, &f->mu);
+	*buf = f->slot[k].buf;
+	*len = f->slot[k].len;
+	r = f->slot[k].r;
+	f->slot[k].buf = NULL;
+	f->slot[k].full = false;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	return r;
+}
+
+static void pf_stop(struct prefetch *f)
+{
+	if (f->started) {
+		pthread_mutex_lock(&f->mu);
+		f->stop = true;
+		pthread_cond_broadcast(&f->cv);
+		pthread_mutex_unlock(&f->mu);
+		pthread_join(f->thread, NULL);
+		pthread_cond_destroy(&f->cv);
+		pthread_mutex_destroy(&f->mu);
+	}
+	for (size_t k = 0; k < PF_SLOTS; k++)
+		free(f->slot[k].buf);
+	free(f->need);
+}
+
+/* The object of extent x, or NULL when it is not restored (unreachable)
+ * or does not resolve (restore_chunks names that problem). */
+static const struct vv_bk_object *ext_obj(struct rst *s, const struct vv_bk_extent *x, long *in,
+					  long *ci)
+{
+	struct vv_manifest *m = s->m;
+	struct vv_bk_object k;
+
+	*in = ino_index(m, x->ino);
+	*ci = -1;
+	if (*in < 0 || !s->reach[*in])
+		return NULL;
+	memcpy(k.chunk, x->e.chunk_id, VV_CHUNK_ID_BYTES);
+	*ci = coll_index(m, m->inodes[*in].r.coll);
+	return m->nobjs ? bsearch(&k, m->objs, m->nobjs, sizeof(k), r_cmp_obj) : NULL;
+}
+
+/* Start the reader on the distinct objects the extents name, in order. */
+static int pf_start(struct rst *s, struct prefetch *f)
+{
+	struct vv_manifest *m = s->m;
+	const struct vv_bk_object *last = NULL;
+
+	memset(f, 0, sizeof(*f));
+	f->repo = s->repo;
+	if (m->nextents && !(f->need = malloc(m->nextents * sizeof(*f->need))))
+		return VV_ENOMEM;
+	for (size_t i = 0; i < m->nextents; i++) {
+		long in, ci;
+		const struct vv_bk_object *o = ext_obj(s, &m->extents[i], &in, &ci);
+		if (o && ci >= 0 && o != last)
+			f->need[f->n++] = last = o;
+	}
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	if (pthread_create(&f->thread, NULL, pf_main, f) != 0) {
+		pthread_cond_destroy(&f->cv);
+		pthread_mutex_destroy(&f->mu);
+		return VV_ENOMEM;
+	}
+	f->started = true;
+	return 0;
+}
+
 /* Copy every object the reachable extents name into STORE/chunks (each
  * checked against its name, each block decrypted), taking the live
  * references; then sync the chunk directories. */
@@ -727,26 +1092,26 @@ static int restore_chunks(struct rst *s, struct vv_store *store, struct vv_meta 
 	struct vv_manifest *m = s->m;
 	uint8_t *obj = NULL, *plain = malloc(VV_BLOCK_SIZE);
 	const struct vv_bk_object *cur = NULL;
+	struct prefetch pf;
 	bool dirs[256] = { false };
-	size_t olen = 0;
+	size_t olen = 0, next = 0;
 	char nhex[65], path[4096];
 	int r = 0;
 
+	memset(&pf, 0, sizeof(pf));
 	if (!plain)
 		return VV_ENOMEM;
 	qsort(m->objs, m->nobjs, sizeof(*m->objs), r_cmp_obj);
 	qsort(m->extents, m->nextents, sizeof(*m->extents), r_cmp_ext);
+	if ((r = pf_start(s, &pf)) < 0)
+		goto out;
 	for (size_t i = 0; i < m->nextents; i++) {
 		const struct vv_bk_extent *x = &m->extents[i];
-		long in = ino_index(m, x->ino), ci;
-		const struct vv_bk_object *o;
-		struct vv_bk_object k;
+		long in, ci;
+		const struct vv_bk_object *o = ext_obj(s, x, &in, &ci);
 
 		if (in < 0 || !s->reach[in])
 			continue;
-		memcpy(k.chunk, x->e.chunk_id, VV_CHUNK_ID_BYTES);
-		o = m->nobjs ? bsearch(&k, m->objs, m->nobjs, sizeof(k), r_cmp_obj) : NULL;
-		ci = coll_index(m, m->inodes[in].r.coll);
 		if (!o || ci < 0) {
 			rsay(s, "backup %s: block %llu of inode %llu names %s", m->info.id,
 			     (unsigned long long)x->e.fblock, (unsigned long long)x->ino,
@@ -759,7 +1124,13 @@ static int restore_chunks(struct rst *s, struct vv_store *store, struct vv_meta 
 			obj = NULL;
 			cur = o;
 			vv_hex_encode(nhex, o->name, VV_REPO_NAME_BYTES);
-			if ((r = vv_repo_object_read(s->repo, o->name, &obj, &olen)) < 0 || olen != o->size) {
+			/* The reader's next object is this one: both walk the
+			 * same sorted extents and skip the same ones. */
+			if (next >= pf.n || pf.need[next] != o) {
+				r = VV_EIO;
+				goto out;
+			}
+			if ((r = pf_take(&pf, next++, &obj, &olen)) < 0 || olen != o->size) {
 				rsay(s, "object %s: %s; nothing restored", nhex,
 				     r == VV_ENOENT ? "missing" : r == VV_ECORRUPT || r == 0 ?
 				     "altered: its bytes do not match its name" : vv_strerror(r));
@@ -785,6 +1156,11 @@ static int restore_chunks(struct rst *s, struct vv_store *store, struct vv_meta 
 		    (r = vv_meta_extent_put(meta, x->ino, &x->e)) < 0)
 			goto out;
 	}
+	/* Done (the totals counted unreachable objects too: an upper bound). */
+	s->p.objects_total = s->p.objects_done;
+	s->p.bytes_total = s->p.bytes_done;
+	if (s->progress)
+		s->progress(s->ctx, &s->p);
 	/* The chunks and their directories are durable before the commit
 	 * that names them (DESIGN invariant 4). */
 	for (int i = 0; i < 256 && r == 0; i++) {
@@ -799,6 +1175,7 @@ static int restore_chunks(struct rst *s, struct vv_store *store, struct vv_meta 
 	    (r = vv_os_fsync_dir(path)) < 0)
 		r = vv_err_from_errno(-r);
 out:
+	pf_stop(&pf);
 	free(obj);
 	free(plain);
 	return r;
@@ -861,7 +1238,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 int vv_repo_restore_store(struct vv_repo *repo, const char *id_hex, const char *newstore,
 			  const char *pass, size_t passlen, int kdf_profile, unsigned vflags,
 			  const char *state_dir, vv_repo_problem_fn problem,
-			  vv_repo_progress_fn progress, void *ctx)
+			  vv_repo_progress_fn progress, vv_repo_made_fn made, void *ctx)
 {
 	struct rst s = { .repo = repo, .problem = problem, .progress = progress, .ctx = ctx };
 	struct vault_new nv = { 0 };
@@ -912,6 +1289,8 @@ int vv_repo_restore_store(struct vv_repo *repo, const char *id_hex, const char *
 			rsay(&s, "cannot create a vault in %s: %s", newstore, vv_strerror(r));
 		goto out;
 	}
+	nv.committed = made;
+	nv.committed_ctx = ctx;
 	for (size_t i = 0; i < m.ncolls; i++)
 		if ((r = vault_coll_key_put(nv.meta, nv.wrapkey, s.keys[i], &s.newcoll[i])) < 0)
 			goto done;

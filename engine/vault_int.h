@@ -336,6 +336,12 @@ struct vault_new {
 	struct vv_meta *meta;
 	uint8_t *wrapkey;                /* secure memory */
 	bool made;
+	/* Set by the caller after begin, or NULL: called by end once the
+	 * first commit and anchor are made, with the store still unlocked
+	 * (the new vault's first audit record, without another key
+	 * derivation). */
+	void (*committed)(void *ctx, struct vv_store *s);
+	void *committed_ctx;
 };
 int vault_new_begin(const char *dir, const char *pass, size_t passlen, int kdf_profile,
 		    unsigned flags, struct vault_new *nv);

@@ -33,11 +33,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "fs_int.h"
 #include "vecvault/admin_wire.h"
@@ -165,9 +167,52 @@ static int send_reply(struct ctl *c, int fd, int status, const char *msg,
 	return r;
 }
 
+/* Progress frames of one request (vv_admin_req.progress).  The verb
+ * must not wait on a peer that does not read: a frame is sent only when
+ * the socket has room for it (SIOCOUTQ: what the peer has not taken is
+ * under CTL_PROGRESS_QUEUE), at most every CTL_PROGRESS_MS but always for
+ * the last step; one the socket cannot take whole is finished within the
+ * frame deadline, and if even that fails no more are tried (the reply
+ * will fail the same way and close the connection). */
+#define CTL_PROGRESS_MS 200
+#define CTL_PROGRESS_QUEUE 4096
+
+struct prog {
+	struct conn *k;
+	int64_t last;                    /* ms of the last frame sent */
+	bool dead;
+};
+
+static void send_progress(void *pctx, const struct vv_admin_progress *p)
+{
+	struct prog *g = pctx;
+	uint8_t f[VV_ADMIN_WIRE_PROGRESS_FRAME];
+	bool last = p->objects_done >= p->objects_total && p->bytes_done >= p->bytes_total;
+	int64_t t = now_ms();
+	int queued = 0;
+	ssize_t k;
+
+	if (g->dead || (!last && t - g->last < CTL_PROGRESS_MS))
+		return;
+	if (ioctl(g->k->fd, SIOCOUTQ, &queued) < 0 || queued > CTL_PROGRESS_QUEUE)
+		return;
+	vv_admin_wire_progress_encode(p, f);
+	k = send(g->k->fd, f, sizeof(f), MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;                  /* nothing went: skip this one */
+	if (k < 0 || ((size_t)k < sizeof(f) &&
+		      write_full(g->k->ctl, g->k->fd, f + k, sizeof(f) - (size_t)k,
+				 now_ms() + CTL_FRAME_MS) < 0)) {
+		g->dead = true;
+		return;
+	}
+	g->last = t;
+}
+
 /* Run one decoded request as the connection's peer and answer it. */
 static int serve_one(struct conn *k, const struct vv_admin_wire_req *wr)
 {
+	struct prog g = { .k = k };
 	struct vv_admin_reply rep;
 	struct vv_admin_req rq;
 	int r;
@@ -182,6 +227,11 @@ static int serve_one(struct conn *k, const struct vv_admin_wire_req *wr)
 	rq.verb = wr->verb;
 	rq.nargs = wr->nargs;
 	rq.args = wr->args;
+	for (size_t i = 0; i < wr->nargs; i++)
+		if (!strcmp(wr->args[i].key, "progress") && !strcmp(wr->args[i].val, "1")) {
+			rq.progress = send_progress;
+			rq.pctx = &g;
+		}
 	vv_admin_reply_init(&rep);
 	vv_admin_call(k->ctl->v, &rq, &rep);
 	r = send_reply(k->ctl, k->fd, rep.status, rep.msg, rep.body, rep.len);

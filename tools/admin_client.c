@@ -230,6 +230,20 @@ int admin_vault_path(const char *path, char *mnt, size_t mntcap, char *vpath, si
 	return split(path, mnt, mntcap, vpath, vpcap) == 0 ? 0 : -1;
 }
 
+bool admin_in_vault(const char *path)
+{
+	char abs[PATH_MAX], full[PATH_MAX], mnt[PATH_MAX];
+	bool vv = false;
+	long owner;
+
+	if (parent_resolved(path, abs, sizeof(abs)) < 0 ||
+	    innermost_mount(abs, mnt, sizeof(mnt), &vv, &owner) < 0)
+		return false;
+	if (!vv && realpath(path, full) && innermost_mount(full, mnt, sizeof(mnt), &vv, &owner) < 0)
+		return false;
+	return vv;
+}
+
 /* ---- which vault, which socket ------------------------------------------ */
 
 static bool is_id(const char *s)
@@ -259,6 +273,16 @@ static int root_attr(const char *mnt, const char *attr, char out[ID_LEN + 1])
 static int find_target(const char *where, struct target *t)
 {
 	memset(t, 0, sizeof(*t));
+	if (strncmp(where, "id:", 3) == 0) {
+		/* Any daemon of ours or root's serving that vault id. */
+		if (!is_id(where + 3)) {
+			say("%s is not a vault id", where + 3);
+			return ADMIN_EXIT_NODAEMON;
+		}
+		memcpy(t->id, where + 3, ID_LEN + 1);
+		snprintf(t->name, sizeof(t->name), "vault %s", t->id);
+		return 0;
+	}
 	if (strncmp(where, "store:", 6) == 0) {
 		const char *store = where + 6;
 		struct vv_store_info in;
@@ -319,7 +343,7 @@ static int io_all(int fd, uint8_t *p, size_t n, bool out)
 
 /* One request on fd, its reply into rep.  0, or 2 with the reason printed. */
 static int exchange(int fd, const char *sock, const char *verb, const struct vv_admin_arg *args,
-		    size_t nargs, struct vv_admin_reply *rep)
+		    size_t nargs, struct vv_admin_reply *rep, admin_progress_fn fn, void *ctx)
 {
 	uint8_t hdr[VV_ADMIN_WIRE_HDR], *f = NULL, *body = NULL;
 	size_t flen = 0;
@@ -332,12 +356,33 @@ static int exchange(int fd, const char *sock, const char *verb, const struct vv_
 		return ADMIN_EXIT_FAILED;
 	}
 	errno = 0;
-	if (io_all(fd, f, flen, true) < 0 || io_all(fd, hdr, sizeof(hdr), false) < 0) {
+	if (io_all(fd, f, flen, true) < 0) {
+		say("the daemon at %s closed the connection (%s)", sock,
+		    errno ? strerror(errno) : "no reply");
+		goto out;
+	}
+next:
+	errno = 0;
+	if (io_all(fd, hdr, sizeof(hdr), false) < 0) {
 		say("the daemon at %s closed the connection (%s)", sock,
 		    errno ? strerror(errno) : "no reply");
 		goto out;
 	}
 	r = vv_admin_wire_header(hdr, &type, &blen, &ver);
+	if (r == 0 && type == VV_ADMIN_WIRE_PROGRESS) {
+		/* How far the verb has come: any number before the reply. */
+		uint8_t pb[VV_ADMIN_WIRE_PROGRESS_BODY];
+		struct vv_admin_progress p;
+
+		if (blen != sizeof(pb) || io_all(fd, pb, sizeof(pb), false) < 0 ||
+		    vv_admin_wire_progress_decode(pb, sizeof(pb), &p) < 0) {
+			say("the daemon at %s sent a broken progress frame", sock);
+			goto out;
+		}
+		if (fn)
+			fn(ctx, &p);
+		goto next;
+	}
 	if (r == VV_ENOTSUP) {
 		say("the daemon at %s speaks control protocol version %d, this vecvault %d: "
 		    "use the vecvault that runs the daemon", sock, ver, VV_ADMIN_WIRE_VERSION);
@@ -435,6 +480,10 @@ static bool ping_ok(const struct vv_admin_reply *rep, const struct target *t)
 
 	if (rep->status != 0 || !rep->body)
 		return false;
+	if (!t->store[0] && !t->instance[0]) {
+		snprintf(want, sizeof(want), "\"vault\":\"%s\",\"instance\":\"", t->id);
+		return strstr(rep->body, want) != NULL;
+	}
 	if (t->store[0]) {
 		snprintf(want, sizeof(want), "\"vault\":\"%s\",\"instance\":\"", t->id);
 		if (!strstr(rep->body, want))
@@ -449,6 +498,12 @@ static bool ping_ok(const struct vv_admin_reply *rep, const struct target *t)
 
 int admin_call(const char *where, const char *verb, const struct vv_admin_arg *args,
 	       size_t nargs, struct vv_admin_reply *rep)
+{
+	return admin_call_progress(where, verb, args, nargs, rep, NULL, NULL);
+}
+
+int admin_call_progress(const char *where, const char *verb, const struct vv_admin_arg *args,
+			size_t nargs, struct vv_admin_reply *rep, admin_progress_fn fn, void *ctx)
 {
 	static const struct vv_admin_arg ping_args[] = { { "json", "1" } };
 	char dirs[2][PATH_MAX], path[PATH_MAX + 64];
@@ -469,7 +524,7 @@ int admin_call(const char *where, const char *verb, const struct vv_admin_arg *a
 		if (fd < 0)
 			continue;
 		vv_admin_reply_init(rep);
-		r = exchange(fd, path, "vault.ping", ping_args, 1, rep);
+		r = exchange(fd, path, "vault.ping", ping_args, 1, rep, NULL, NULL);
 		if (r == 0 && !ping_ok(rep, &t)) {
 			say("refusing %s: its daemon does not serve %s (another copy of "
 			    "vault %s, or not a vecvault daemon)", path, name, id);
@@ -491,7 +546,7 @@ int admin_call(const char *where, const char *verb, const struct vv_admin_arg *a
 		return ADMIN_EXIT_NODAEMON;
 	}
 	vv_admin_reply_init(rep);
-	r = exchange(fd, path, verb, args, nargs, rep);
+	r = exchange(fd, path, verb, args, nargs, rep, fn, ctx);
 	close(fd);
 	return r;
 }
@@ -513,11 +568,20 @@ static void put_text(FILE *f, const char *s, size_t n, bool tty)
 
 int admin_run(const char *where, const char *verb, const struct vv_admin_arg *args, size_t nargs)
 {
+	return admin_run_progress(where, verb, args, nargs, NULL, NULL, NULL);
+}
+
+int admin_run_progress(const char *where, const char *verb, const struct vv_admin_arg *args,
+		       size_t nargs, admin_progress_fn fn, void (*before)(void *ctx), void *ctx)
+{
 	struct vv_admin_reply rep;
 	int r;
 
 	vv_admin_reply_init(&rep);
-	if ((r = admin_call(where, verb, args, nargs, &rep)) != 0)
+	r = admin_call_progress(where, verb, args, nargs, &rep, fn, ctx);
+	if (before)
+		before(ctx);
+	if (r != 0)
 		goto out;
 	if (rep.body && rep.len)
 		put_text(stdout, rep.body, rep.len, isatty(STDOUT_FILENO));
@@ -533,4 +597,19 @@ int admin_run(const char *where, const char *verb, const struct vv_admin_arg *ar
 out:
 	vv_admin_reply_release(&rep);
 	return r;
+}
+
+bool admin_id_served(const char *id)
+{
+	char dirs[2][PATH_MAX], path[PATH_MAX + 64];
+	int nd = tool_ctl_dirs(dirs, 2);
+	struct stat st;
+
+	if (!is_id(id))
+		return false;
+	for (int i = 0; i < nd; i++)
+		if ((size_t)snprintf(path, sizeof(path), "%.*s/%s.sock", PATH_MAX - 1, dirs[i], id) <
+		    sizeof(path) && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+			return true;
+	return false;
 }

@@ -10,6 +10,8 @@
  *     xattr user.vecvault.vault, readable by anyone who reaches the root);
  *   - from "store:STORE": the store id in STORE/vecvault.conf (public, no
  *     passphrase);
+ *   - from "id:ID": any daemon serving vault ID (backup forget finds the
+ *     vaults of a repository's backups so);
  * then the socket ID.sock in /run/vecvault (root's daemons), then in
  * $XDG_RUNTIME_DIR/vecvault (this user's).  A socket is used only when it
  * is owned by root or by the caller, and only after its daemon answers
@@ -19,6 +21,7 @@
 #ifndef VV_TOOLS_ADMIN_CLIENT_H
 #define VV_TOOLS_ADMIN_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "vecvault/admin.h"
@@ -42,6 +45,21 @@ int admin_run(const char *where, const char *verb, const struct vv_admin_arg *ar
 int admin_call(const char *where, const char *verb, const struct vv_admin_arg *args,
 	       size_t nargs, struct vv_admin_reply *rep);
 
+/* How far a long verb has come (progress frames, admin_wire.h). */
+typedef void (*admin_progress_fn)(void *ctx, const struct vv_admin_progress *p);
+
+/* admin_call for a verb that reports progress: the request must carry
+ * ("progress", "1"); fn(ctx, p) sees every progress frame before the
+ * reply.  fn NULL: frames are read and dropped. */
+int admin_call_progress(const char *where, const char *verb, const struct vv_admin_arg *args,
+			size_t nargs, struct vv_admin_reply *rep, admin_progress_fn fn, void *ctx);
+
+/* admin_run with progress: fn as above; before(ctx) (may be NULL) runs
+ * once the reply is in, before anything is printed (to clear a progress
+ * line). */
+int admin_run_progress(const char *where, const char *verb, const struct vv_admin_arg *args,
+		       size_t nargs, admin_progress_fn fn, void (*before)(void *ctx), void *ctx);
+
 /* The `where` of admin_run for a verb's MNT argument or --store STORE
  * (STORE wins; neither: "." , the mount holding the working directory),
  * into out.  0, or -1 when it does not fit. */
@@ -51,5 +69,14 @@ int admin_where(const char *mnt, const char *store, char *out, size_t cap);
  * (/vv) and the vault path (/products/a.npy).  0 or -1 with a message
  * printed. */
 int admin_vault_path(const char *path, char *mnt, size_t mntcap, char *vpath, size_t vpcap);
+
+/* Is path in a mounted vault (a fuse.vecvault mount at or above it)?
+ * Quiet: for commands that only add something when it is. */
+bool admin_in_vault(const char *path);
+
+/* Is there a control socket for vault id (32 hex) in /run/vecvault or
+ * $XDG_RUNTIME_DIR/vecvault?  Only a hint that a daemon may serve it:
+ * admin_call("id:" ID) checks the socket and its daemon. */
+bool admin_id_served(const char *id);
 
 #endif

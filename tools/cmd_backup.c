@@ -47,6 +47,7 @@ static const char usage[] =
 	"       vecvault backup restore DEST ID --into DIR [--path /products] [--passfile F]\n"
 	"       vecvault backup forget DEST [--keep-hourly N] [--keep-daily N] [--keep-weekly N]\n"
 	"                              [--keep-monthly N] [--prune] [--dry-run] [--passfile F]\n"
+	"                              [--vault MNT | --without-vault]\n"
 	"Encrypted, incremental backups of a vault into a repository directory DEST\n"
 	"(local disk, NFS, USB; copy it anywhere with rsync -a).  A backup restores\n"
 	"with DEST's passphrase alone, after the vault and its passphrase are gone.\n"
@@ -70,7 +71,11 @@ static const char usage[] =
 	"  forget DEST      forget the backups the --keep-* policy does not keep (as\n"
 	"                   restic forget: per hour/day/ISO week/month, newest first;\n"
 	"                   no policy keeps all); --prune then deletes the objects no\n"
-	"                   backup names; --dry-run only shows the verdicts\n"
+	"                   backup names; --dry-run only shows the verdicts.  It runs in\n"
+	"                   the daemon of a mounted vault whose backups DEST holds (or\n"
+	"                   --vault MNT), which records it in its audit log; with none\n"
+	"                   mounted it is refused unless --without-vault (the vault is\n"
+	"                   gone): then no audit log records it\n"
 	"  --passfile F     the repository's passphrase = first line of F; for\n"
 	"                   restore, the NEW vault's passphrase (as for init)\n"
 	"  --repo-passfile F  restore: the repository's passphrase\n"
@@ -81,7 +86,8 @@ static const char usage[] =
 
 struct opts {
 	const char *passfile, *repo_passfile, *snapshot, *tag, *into, *path;
-	bool json, read_data, prune, dry_run;
+	const char *vault;
+	bool json, read_data, prune, dry_run, without_vault;
 	int kdf;
 	struct vv_backup_keep keep;
 };
@@ -91,17 +97,12 @@ static unsigned repo_flags(void)
 	return tool_test_kdf_allowed() ? VV_REPO_ALLOW_TEST_KDF : 0;
 }
 
-static int open_repo_flags(const char *dest, const char *passfile, unsigned flags,
-			   struct vv_repo **out)
+/* Open dest with pass; the reason printed on failure.  0 or 1. */
+static int open_repo_pass(const char *dest, const struct tool_pass *pass, unsigned flags,
+			  struct vv_repo **out)
 {
-	struct pass_src src = { .file = passfile };
-	struct tool_pass pass = { 0 };
-	int r;
+	int r = vv_repo_open(dest, pass->buf, pass->len, repo_flags() | flags, 0, out);
 
-	if (tool_get_pass("backup", &src, "repository passphrase", false, &pass) < 0)
-		return 1;
-	r = vv_repo_open(dest, pass.buf, pass.len, repo_flags() | flags, 0, out);
-	tool_pass_free(&pass);
 	if (r == VV_EBUSY)
 		die_msg("backup", "%s is locked by a backup that is running now; wait for it to finish",
 			dest);
@@ -117,6 +118,35 @@ static int open_repo_flags(const char *dest, const char *passfile, unsigned flag
 	else if (r < 0)
 		die_msg("backup", "cannot open the repository %s: %s", dest, vv_strerror(r));
 	return r < 0 ? 1 : 0;
+}
+
+static int open_repo_flags(const char *dest, const char *passfile, unsigned flags,
+			   struct vv_repo **out)
+{
+	struct pass_src src = { .file = passfile };
+	struct tool_pass pass = { 0 };
+	int r;
+
+	if (tool_get_pass("backup", &src, "repository passphrase", false, &pass) < 0)
+		return 1;
+	r = open_repo_pass(dest, &pass, flags, out);
+	tool_pass_free(&pass);
+	return r;
+}
+
+/* dest as an absolute path (the daemon and the audit log need one) into
+ * buf; dest itself when it is one, NULL (message printed) when too long. */
+static const char *absolute(const char *dest, char *buf, size_t cap)
+{
+	char cwd[PATH_MAX];
+
+	if (dest[0] == '/')
+		return dest;
+	if (!getcwd(cwd, sizeof(cwd)) || (size_t)snprintf(buf, cap, "%s/%s", cwd, dest) >= cap) {
+		die_msg("backup", "%s: path too long", dest);
+		return NULL;
+	}
+	return buf;
 }
 
 static int open_repo(const char *dest, const char *passfile, struct vv_repo **out)
@@ -152,23 +182,61 @@ static int do_init(const char *dest, const struct opts *o)
 	return 0;
 }
 
+struct pctx {
+	struct tool_progress p;
+	struct vv_repo_progress last;
+};
+
+static void on_problem(void *ctx, const char *line)
+{
+	struct pctx *c = ctx;
+
+	tool_progress_end(&c->p);
+	die_msg("backup", "%s", line);
+}
+
+static void on_progress(void *ctx, const struct vv_repo_progress *p)
+{
+	struct pctx *c = ctx;
+
+	c->last = *p;
+	tool_progress_xfer(&c->p, p->objects_done, p->objects_total, p->bytes_done, p->bytes_total);
+}
+
+static void summary(const char *what, const struct pctx *c)
+{
+	tool_progress_summary(&c->p, what, c->last.objects_done, c->last.bytes_done);
+}
+
+/* backup.create's progress frames (the copy runs in the daemon). */
+static void create_progress(void *ctx, const struct vv_admin_progress *p)
+{
+	struct pctx *c = ctx;
+
+	c->last.objects_done = p->objects_done;
+	c->last.objects_total = p->objects_total;
+	c->last.bytes_done = p->bytes_done;
+	c->last.bytes_total = p->bytes_total;
+	tool_progress_xfer(&c->p, p->objects_done, p->objects_total, p->bytes_done, p->bytes_total);
+}
+
+static void create_done(void *ctx)
+{
+	tool_progress_end(&((struct pctx *)ctx)->p);
+}
+
 static int do_create(const char *mnt, const char *dest, const struct opts *o)
 {
 	struct pass_src src = { .file = o->passfile };
 	struct tool_pass pass = { 0 };
-	struct vv_admin_arg args[6];
+	struct vv_admin_arg args[7];
+	struct pctx c = { 0 };
 	char abs[PATH_MAX + 1], where[PATH_MAX + 16];
 	size_t n = 0;
 	int r;
 
-	if (dest[0] != '/') {
-		char cwd[PATH_MAX];
-		if (!getcwd(cwd, sizeof(cwd)) || snprintf(abs, sizeof(abs), "%s/%s", cwd, dest) >= (int)sizeof(abs)) {
-			die_msg("backup", "path too long");
-			return 2;
-		}
-		dest = abs;
-	}
+	if (!(dest = absolute(dest, abs, sizeof(abs))))
+		return 2;
 	if (admin_where(mnt, NULL, where, sizeof(where)) < 0) {
 		die_msg("backup", "path too long");
 		return 2;
@@ -183,8 +251,12 @@ static int do_create(const char *mnt, const char *dest, const struct opts *o)
 		args[n++] = (struct vv_admin_arg){ "tag", o->tag };
 	if (o->json)
 		args[n++] = (struct vv_admin_arg){ "json", "1" };
-	r = admin_run(where, "backup.create", args, n);
+	args[n++] = (struct vv_admin_arg){ "progress", "1" };
+	tool_progress_start(&c.p, "backup", "creating");
+	r = admin_run_progress(where, "backup.create", args, n, create_progress, create_done, &c);
 	tool_pass_free(&pass);
+	if (r == 0)
+		summary("create", &c);
 	return r;
 }
 
@@ -283,45 +355,6 @@ static int do_list(const char *dest, const struct opts *o)
 	return r < 0 ? 1 : 0;
 }
 
-struct pctx {
-	struct tool_progress p;
-	struct timespec t0;
-	struct vv_repo_progress last;
-};
-
-static void on_problem(void *ctx, const char *line)
-{
-	struct pctx *c = ctx;
-
-	tool_progress_end(&c->p);
-	die_msg("backup", "%s", line);
-}
-
-static void on_progress(void *ctx, const struct vv_repo_progress *p)
-{
-	struct pctx *c = ctx;
-
-	c->last = *p;
-	tool_progress_update(&c->p, p->objects_done, p->objects_total);
-}
-
-static double since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-static void summary(const char *what, const struct pctx *c)
-{
-	double s = since(&c->t0);
-
-	fprintf(stderr, "vecvault backup: %s: %llu objects, %llu bytes in %.1f s (%.1f MB/s)\n", what,
-		(unsigned long long)c->last.objects_done, (unsigned long long)c->last.bytes_done, s,
-		s > 0 ? (double)c->last.bytes_done / s / 1e6 : 0.0);
-}
-
 static int do_verify(const char *dest, const struct opts *o)
 {
 	struct vv_repo *repo = NULL;
@@ -331,7 +364,6 @@ static int do_verify(const char *dest, const struct opts *o)
 
 	if (open_repo(dest, o->passfile, &repo))
 		return 1;
-	clock_gettime(CLOCK_MONOTONIC, &c.t0);
 	tool_progress_start(&c.p, "backup", o->read_data ? "verifying (reading data)" : "verifying");
 	r = vv_repo_verify(repo, o->read_data, on_problem, on_progress, &c, &problems, &unref);
 	tool_progress_end(&c.p);
@@ -354,13 +386,29 @@ static int do_verify(const char *dest, const struct opts *o)
 	return 0;
 }
 
+/* The restored vault's first audit record: where it came from. */
+struct made_ctx {
+	struct pctx pc;                   /* first: the progress callbacks' ctx */
+	const char *dest, *id;
+};
+
+static void made(void *ctx, struct vv_store *s)
+{
+	struct made_ctx *m = ctx;
+	char detail[PATH_MAX + 64];
+
+	snprintf(detail, sizeof(detail), "backup.restore %s from %s", m->id, m->dest);
+	tool_audit_admin(s, "admin", 0, detail);
+}
+
 static int do_restore(const char *dest, const char *id, const char *newstore, const struct opts *o)
 {
 	struct pass_src src = { .file = o->passfile };
 	struct tool_pass pass = { 0 };
 	struct vv_repo *repo = NULL;
 	char full[VV_BACKUP_ID_HEX + 1], state[PATH_MAX];
-	struct pctx c = { 0 };
+	struct made_ctx mc = { .dest = dest, .id = full };
+	struct pctx *c = &mc.pc;
 	int r, ret = 1;
 
 	if (open_repo(dest, o->repo_passfile, &repo))
@@ -374,32 +422,20 @@ static int do_restore(const char *dest, const char *id, const char *newstore, co
 	}
 	if (tool_get_pass("backup", &src, "passphrase for the new vault", true, &pass) < 0)
 		goto out;
-	clock_gettime(CLOCK_MONOTONIC, &c.t0);
-	tool_progress_start(&c.p, "backup", "restoring");
+	tool_progress_start(&c->p, "backup", "restoring");
 	r = vv_repo_restore_store(repo, full, newstore, pass.buf, pass.len, o->kdf,
 				  tool_test_kdf_allowed() ? VV_VAULT_ALLOW_TEST_KDF : 0,
 				  tool_state_dir(state, sizeof(state)) == 0 ? state : NULL, on_problem,
-				  on_progress, &c);
-	tool_progress_end(&c.p);
+				  on_progress, made, &mc);
+	tool_progress_end(&c->p);
 	if (r < 0) {
 		tool_pass_free(&pass);
 		die_msg("backup", "restore of %s into %s failed: %s%s", full, newstore, vv_strerror(r),
 			r == VV_EEXIST ? " (NEWSTORE must not exist or be empty)" : " (nothing was kept)");
 		goto out;
 	}
-	/* The new vault's log starts with where it came from. */
-	{
-		struct vv_store *s = NULL;
-		char detail[PATH_MAX + 64];
-		if (vv_store_open(newstore, tool_test_kdf_allowed() ? VV_STORE_ALLOW_TEST_KDF : 0, &s) == 0 &&
-		    vv_store_unlock(s, pass.buf, pass.len, NULL) == 0) {
-			snprintf(detail, sizeof(detail), "backup.restore %s from %s", full, dest);
-			tool_audit_admin(s, "admin", 0, detail);
-		}
-		vv_store_close(s);
-	}
 	tool_pass_free(&pass);
-	summary("restore", &c);
+	summary("restore", c);
 	printf("restored backup %s into %s\n", full, newstore);
 	ret = 0;
 out:
@@ -541,13 +577,52 @@ static void into_progress(void *ctx, const struct vv_repo_progress *p)
 	on_progress(&((struct into *)ctx)->pc, p);
 }
 
+/* Tell the daemon of the vault DIR is in about this restore (verb
+ * backup.restore: a record of its audit log).  t: the counts at the end.
+ * 0, or -1 with the reason printed. */
+static int note(const char *into, const char *dest, const char *id, const char *vpath,
+		const char *path, const char *phase, const struct into *t)
+{
+	struct vv_admin_arg args[8];
+	struct vv_admin_reply rep;
+	char files[24], bytes[24];
+	size_t n = 0;
+	int r;
+
+	args[n++] = (struct vv_admin_arg){ "dest", dest };
+	args[n++] = (struct vv_admin_arg){ "id", id };
+	args[n++] = (struct vv_admin_arg){ "into", vpath };
+	args[n++] = (struct vv_admin_arg){ "phase", phase };
+	if (path)
+		args[n++] = (struct vv_admin_arg){ "path", path };
+	if (t) {
+		snprintf(files, sizeof(files), "%llu", (unsigned long long)t->files);
+		snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)t->bytes);
+		args[n++] = (struct vv_admin_arg){ "files", files };
+		args[n++] = (struct vv_admin_arg){ "bytes", bytes };
+	}
+	vv_admin_reply_init(&rep);
+	r = admin_call(into, "backup.restore", args, n, &rep);
+	if (r == 0 && rep.status < 0) {
+		die_msg("backup", "%s", rep.msg[0] ? rep.msg : vv_strerror(rep.status));
+		r = 1;
+	}
+	vv_admin_reply_release(&rep);
+	if (r && !strcmp(phase, "start"))
+		die_msg("backup", "the vault at %s cannot record this restore in its audit log: not "
+			"restoring", into);
+	return r ? -1 : 0;
+}
+
 static int do_restore_into(const char *dest, const char *id, const struct opts *o)
 {
 	struct into t = { .fd = -1, .dir = o->into };
 	struct vv_rt_ops ops = { .entry = into_entry, .data = into_data, .problem = into_problem,
 				 .progress = into_progress, .ctx = &t };
-	char full[VV_BACKUP_ID_HEX + 1];
+	char full[VV_BACKUP_ID_HEX + 1], mnt[PATH_MAX], vpath[PATH_MAX], abs[PATH_MAX + 1];
+	const char *absdest = NULL;
 	struct vv_repo *repo = NULL;
+	bool noted = false;
 	int r, ret = 1;
 
 	if (open_repo(dest, o->passfile ? o->passfile : o->repo_passfile, &repo))
@@ -561,18 +636,30 @@ static int do_restore_into(const char *dest, const char *id, const struct opts *
 		die_msg("backup", "%s: %s", o->into, strerror(errno));
 		goto out;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t.pc.t0);
+	/* Into a vault: its audit log gets the restore around the writes. */
+	if (admin_in_vault(o->into)) {
+		if (admin_vault_path(o->into, mnt, sizeof(mnt), vpath, sizeof(vpath)) < 0 ||
+		    !(absdest = absolute(dest, abs, sizeof(abs))) ||
+		    note(o->into, absdest, full, vpath, o->path, "start", NULL) < 0) {
+			close(t.dfd);
+			goto out;
+		}
+		noted = true;
+	}
 	tool_progress_start(&t.pc.p, "backup", "restoring");
 	r = vv_repo_restore_tree(repo, full, o->path ? o->path : "/", &ops);
 	tool_progress_end(&t.pc.p);
 	if (t.fd >= 0)
 		close(t.fd);
 	close(t.dfd);
+	if (noted)
+		note(o->into, absdest, full, vpath, o->path, r ? "failed" : "done", &t);
 	if (r != 0) {
 		die_msg("backup", "restore of %s into %s stopped: %s (what was written stays; no file "
 			"holds wrong bytes)", full, o->into, vv_strerror(r));
 		goto out;
 	}
+	summary("restore", &t.pc);
 	fprintf(stderr, "vecvault backup: restore: %llu files, %llu bytes\n", (unsigned long long)t.files,
 		(unsigned long long)t.bytes);
 	printf("restored %s of backup %s into %s\n", o->path ? o->path : "/", full, o->into);
@@ -592,7 +679,8 @@ static int forget_one(void *ctx, const struct vv_backup_info *b, bool kept)
 	return 0;
 }
 
-static int do_forget(const char *dest, const struct opts *o)
+/* The local forget: no vault involved (--without-vault). */
+static int forget_here(const char *dest, const struct opts *o)
 {
 	struct vv_repo *repo = NULL;
 	uint64_t forgotten = 0, pruned = 0, bytes = 0;
@@ -614,7 +702,92 @@ static int do_forget(const char *dest, const struct opts *o)
 		printf(", %llu objects (%llu bytes) pruned", (unsigned long long)pruned,
 		       (unsigned long long)bytes);
 	printf("\n");
+	fprintf(stderr, "vecvault backup: note: --without-vault: no vault's audit log records this %s\n",
+		o->prune ? "forget and prune" : "forget");
 	return 0;
+}
+
+struct ids {
+	char id[16][33];
+	int n;
+};
+
+static int id_of(void *ctx, const struct vv_backup_info *b)
+{
+	struct ids *x = ctx;
+
+	for (int i = 0; i < x->n; i++)
+		if (!strcmp(x->id[i], b->store_id))
+			return 0;
+	if (x->n < 16)
+		snprintf(x->id[x->n++], sizeof(x->id[0]), "%s", b->store_id);
+	return 0;
+}
+
+/*
+ * forget runs in the daemon of a mounted vault (verb backup.forget), so
+ * that the forget and the prune are records of its audit log: the vault
+ * named by --vault MNT, else the first vault whose backups DEST holds and
+ * whose daemon runs here.  With none, it is refused unless --without-vault
+ * says to do it here, unrecorded (the vault is gone, or elsewhere).
+ */
+static int do_forget(const char *dest, const struct opts *o)
+{
+	struct pass_src src = { .file = o->passfile };
+	struct tool_pass pass = { 0 };
+	struct vv_admin_arg args[9];
+	char abs[PATH_MAX + 1], where[PATH_MAX + 16], kh[4][16];
+	struct vv_repo *repo = NULL;
+	struct ids x = { .n = 0 };
+	size_t n = 0;
+	int r = 1;
+
+	if (o->without_vault)
+		return forget_here(dest, o);
+	if (!(dest = absolute(dest, abs, sizeof(abs))))
+		return 2;
+	if (tool_get_pass("backup", &src, "repository passphrase", false, &pass) < 0)
+		return 1;
+	if (o->vault) {
+		if (admin_where(o->vault, NULL, where, sizeof(where)) < 0) {
+			die_msg("backup", "path too long");
+			goto out;
+		}
+	} else {
+		if (open_repo_pass(dest, &pass, 0, &repo))
+			goto out;
+		vv_repo_list(repo, id_of, NULL, &x);
+		vv_repo_close(repo);
+		where[0] = 0;
+		for (int i = 0; i < x.n && !where[0]; i++)
+			if (admin_id_served(x.id[i]))
+				snprintf(where, sizeof(where), "id:%s", x.id[i]);
+		if (!where[0]) {
+			die_msg("backup", "no vault whose backups %s holds is mounted here, so no audit log "
+				"would record this forget: mount it (or name a mounted vault with --vault MNT), "
+				"or give --without-vault when the vault is gone", dest);
+			r = 2;
+			goto out;
+		}
+	}
+	args[n++] = (struct vv_admin_arg){ "dest", dest };
+	args[n++] = (struct vv_admin_arg){ "pass", pass.buf };
+	snprintf(kh[0], sizeof(kh[0]), "%u", o->keep.hourly);
+	snprintf(kh[1], sizeof(kh[1]), "%u", o->keep.daily);
+	snprintf(kh[2], sizeof(kh[2]), "%u", o->keep.weekly);
+	snprintf(kh[3], sizeof(kh[3]), "%u", o->keep.monthly);
+	args[n++] = (struct vv_admin_arg){ "keep_hourly", kh[0] };
+	args[n++] = (struct vv_admin_arg){ "keep_daily", kh[1] };
+	args[n++] = (struct vv_admin_arg){ "keep_weekly", kh[2] };
+	args[n++] = (struct vv_admin_arg){ "keep_monthly", kh[3] };
+	if (o->prune)
+		args[n++] = (struct vv_admin_arg){ "prune", "1" };
+	if (o->dry_run)
+		args[n++] = (struct vv_admin_arg){ "dry_run", "1" };
+	r = admin_run(where, "backup.forget", args, n);
+out:
+	tool_pass_free(&pass);
+	return r;
 }
 
 static int keep_arg(const char *s, uint32_t *out)
@@ -648,6 +821,8 @@ int cmd_backup(int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "into", required_argument, NULL, 'I' },
 		{ "path", required_argument, NULL, 'T' },
+		{ "vault", required_argument, NULL, 'V' },
+		{ "without-vault", no_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -669,6 +844,8 @@ int cmd_backup(int argc, char **argv)
 		case 'n': o.dry_run = true; break;
 		case 'I': o.into = optarg; break;
 		case 'T': o.path = optarg; break;
+		case 'V': o.vault = optarg; break;
+		case 'W': o.without_vault = true; break;
 		case '1': if (keep_arg(optarg, &o.keep.hourly) < 0) return 2; break;
 		case '2': if (keep_arg(optarg, &o.keep.daily) < 0) return 2; break;
 		case '3': if (keep_arg(optarg, &o.keep.weekly) < 0) return 2; break;

@@ -85,37 +85,14 @@ check "the audit log ends with the vault's clean close" \
 check "a wrong passphrase file: mount failure status 32" \
 	sh -c "echo wrong > '$T/wrong' && '$H' '$S' '$M' -o passfile='$T/wrong' 2>/dev/null; test \$? -eq 32"
 
-# --- mount(8) itself, in a private mount namespace -------------------------
-# mount(8) looks for helpers only in /sbin (/sbin/fs.d, /sbin/fs).  Inside
-# the namespace a read-only overlay adds the helper to the real /sbin
-# directory; the overlay, the vault mounts and the namespace go away with
-# the script (its trap unmounts and stops any daemon it started first).
-SBIN=$(readlink -f /sbin)
-NS_OK=0
-if unshare -m --propagation private sh -c \
-	"mount -t overlay overlay -o 'lowerdir=$T/inst/sbin:$SBIN' '$SBIN' && test -x /sbin/mount.fuse.vecvault" \
-	2>/dev/null; then
-	NS_OK=1
-fi
+# --- mount(8) itself, in a private mount namespace (lib/mountns.sh) -----------
+. "$(dirname "$0")/lib/mountns.sh"
 cat > "$T/fstab" <<FSTAB
 # test fstab: not /etc/fstab
 $S  $M  fuse.vecvault  defaults,passfile=$PASSFILE,allow_other,nofail,_netdev,x-systemd.requires=network.target,pid_file=$T/.pids/ns,log=$T/daemon.log  0  0
 FSTAB
-cat > "$T/ns.sh" <<NS
-set -u
-cleanup() {
-	umount "$M" 2>/dev/null
-	pid=\$(cat "$T/.pids/ns" 2>/dev/null) && kill -TERM "\$pid" 2>/dev/null
-	i=0; while [ -n "\${pid:-}" ] && kill -0 "\$pid" 2>/dev/null && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i+1)); done
-}
-trap cleanup EXIT
-mount -t overlay overlay -o "lowerdir=$T/inst/sbin:$SBIN" "$SBIN" || exit 90
-# step NAME CMD...: one TAP-like line per step for the outer script.
-step() { n=\$1; shift; if "\$@"; then echo "OK \$n"; else echo "FAIL \$n"; fi; }
-daemon_gone() {
-	pid=\$(cat "$T/.pids/ns" 2>/dev/null) || return 0
-	i=0; while kill -0 "\$pid" 2>/dev/null; do i=\$((i+1)); [ \$i -le 300 ] || return 1; sleep 0.1; done
-}
+if vv_mountns_ok "$T/inst/sbin"; then
+	vv_mountns_run "$T/inst/sbin" "$T/.pids/ns" "$M" 10 "$(cat <<NS
 step "mount -t fuse.vecvault" mount -t fuse.vecvault "$S" "$M" -o "passfile=$PASSFILE,allow_other,pid_file=$T/.pids/ns,log=$T/daemon.log"
 step "the file written earlier reads back" test "\$(cat "$M/f" 2>/dev/null)" = helper
 step "findmnt shows type fuse.vecvault" sh -c "findmnt -n -o FSTYPE '$M' | grep -qx fuse.vecvault"
@@ -127,16 +104,7 @@ step "the fstab mount serves the vault" test "\$(cat "$M/f" 2>/dev/null)" = help
 step "umount after the fstab mount" umount "$M"
 step "its daemon exits too" daemon_gone
 NS
-if [ "$NS_OK" = 1 ]; then
-	unshare -m --propagation private sh "$T/ns.sh" > "$T/ns.out" 2>&1 || true
-	while read -r st name; do
-		case $st in
-		OK) test_ok "$name" ;;
-		FAIL) test_fail "$name" ;;
-		esac
-	done < "$T/ns.out"
-	check "all mount(8) steps ran" test "$(grep -cE '^(OK|FAIL) ' "$T/ns.out")" -eq 10
-	grep -vE '^(OK|FAIL) ' "$T/ns.out" | sed 's/^/# ns: /'
+)"
 else
 	test_ok "mount(8) tests # SKIP no private mount namespace with an overlay /sbin here"
 fi

@@ -86,8 +86,10 @@ int main(void)
 		is_int(vv_admin_wire_header(h, &type, &bl, &ver), VV_ENOTSUP, "version 2: not supported");
 		is_int(ver, 2, "and the peer's version is reported");
 		memcpy(h, f, sizeof(h));
-		h[5] = 3;
+		h[5] = 4;
 		is_int(vv_admin_wire_header(h, &type, &bl, NULL), VV_EFORMAT, "unknown type");
+		h[5] = 0;
+		is_int(vv_admin_wire_header(h, &type, &bl, NULL), VV_EFORMAT, "type 0");
 		memcpy(h, f, sizeof(h));
 		h[6] = 1;
 		is_int(vv_admin_wire_header(h, &type, &bl, NULL), VV_EFORMAT, "reserved bytes must be 0");
@@ -196,5 +198,21 @@ int main(void)
 		free(f);
 	}
 	vv_admin_reply_release(&rep);
+
+	/* progress frames */
+	{
+		struct vv_admin_progress p = { 3, 7, 3000, UINT64_MAX }, q;
+		uint8_t pf[VV_ADMIN_WIRE_PROGRESS_FRAME];
+		vv_admin_wire_progress_encode(&p, pf);
+		is_int(vv_admin_wire_header(pf, &type, &bl, NULL), 0, "progress: header checks");
+		is_int(type, VV_ADMIN_WIRE_PROGRESS, "type 3");
+		is_int((int)bl, 32, "body of 32 bytes");
+		is_int(vv_admin_wire_progress_decode(pf + VV_ADMIN_WIRE_HDR, 32, &q), 0, "decodes");
+		ok(q.objects_done == 3 && q.objects_total == 7 && q.bytes_done == 3000 &&
+		   q.bytes_total == UINT64_MAX, "every field survives");
+		is_int(vv_admin_wire_progress_decode(pf + VV_ADMIN_WIRE_HDR, 31, &q), VV_ECORRUPT, "short: refused");
+		is_int(vv_admin_wire_progress_decode(pf + VV_ADMIN_WIRE_HDR, 33, &q), VV_ECORRUPT,
+		       "trailing byte: refused");
+	}
 	return tap_done();
 }

@@ -266,7 +266,7 @@ static void test_vault(void)
 		is_int((int)n, 1, "one backup");
 		if (n == 1)
 			is_int(vv_repo_restore_store(r, names[0], store2, "new", 3, VV_KDF_PROFILE_TEST,
-						     VV_VAULT_ALLOW_TEST_KDF, state, NULL, NULL, NULL), 0,
+						     VV_VAULT_ALLOW_TEST_KDF, state, NULL, NULL, NULL, NULL), 0,
 			       "restore it into a new store");
 		vv_repo_names_free(names, n);
 	}

@@ -36,12 +36,26 @@ struct vv_admin_arg {
 	const char *val;
 };
 
+/* How far a long verb (backup.create) has come. */
+struct vv_admin_progress {
+	uint64_t objects_done, objects_total;
+	uint64_t bytes_done, bytes_total;     /* bytes_total 0: nothing, or not known */
+};
+
 struct vv_admin_req {
 	struct vv_ident peer;             /* who asks: uid, gid, pid, groups */
 	const char *client;               /* "local" or "addr:port", for audit */
 	const char *verb;
 	size_t nargs;
 	const struct vv_admin_arg *args;  /* all borrowed for the call */
+	/* Where a long verb reports how far it has come, or NULL (no one
+	 * listens).  Set by the transport only when the peer asked (fs/ctl.c:
+	 * the argument progress=1, answered with progress frames); called
+	 * from the verb's thread, as often as it likes: the transport
+	 * throttles and drops what the peer does not read.  It tells the
+	 * peer nothing the verb's reply would not. */
+	void (*progress)(void *pctx, const struct vv_admin_progress *p);
+	void *pctx;
 };
 
 struct vv_admin_reply {

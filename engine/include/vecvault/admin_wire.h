@@ -34,7 +34,11 @@
 enum vv_admin_wire_type {
 	VV_ADMIN_WIRE_REQ = 1,
 	VV_ADMIN_WIRE_REPLY = 2,
+	VV_ADMIN_WIRE_PROGRESS = 3,      /* daemon -> CLI, before a reply */
 };
+
+#define VV_ADMIN_WIRE_PROGRESS_BODY 32
+#define VV_ADMIN_WIRE_PROGRESS_FRAME (VV_ADMIN_WIRE_HDR + VV_ADMIN_WIRE_PROGRESS_BODY)
 
 /*
  * Check a frame header (VV_ADMIN_WIRE_HDR bytes).  On success *type is
@@ -75,6 +79,15 @@ int vv_admin_wire_reply_encode(int status, const char *msg, const char *body, si
  * a new NUL-terminated buffer, or NULL when empty).  status must be 0 or a
  * negative code in the VV_E* range. */
 int vv_admin_wire_reply_decode(const void *body, size_t len, struct vv_admin_reply *rep)
+	__attribute__((warn_unused_result));
+
+/* A progress frame (header + 4 x u64): sent by the daemon, any number of
+ * them, between a request that carried ("progress", "1") and its reply. */
+void vv_admin_wire_progress_encode(const struct vv_admin_progress *p,
+				   uint8_t frame[VV_ADMIN_WIRE_PROGRESS_FRAME]);
+/* Decode a progress body (after the header): exactly 32 bytes, else
+ * VV_ECORRUPT. */
+int vv_admin_wire_progress_decode(const void *body, size_t len, struct vv_admin_progress *p)
 	__attribute__((warn_unused_result));
 
 #endif

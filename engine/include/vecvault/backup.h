@@ -113,10 +113,15 @@ int vv_repo_find(struct vv_repo *r, const char *prefix, char id_hex[VV_BACKUP_ID
  * checked against its name before it is written; any mismatch stops the
  * restore with the object named to problem, and newstore is removed.
  * vflags: VV_VAULT_ALLOW_TEST_KDF. */
+struct vv_store;
+/* Called once the restored vault is committed, with its store (borrowed,
+ * still unlocked: its subkeys work) for its first audit record without a
+ * second key derivation. */
+typedef void (*vv_repo_made_fn)(void *ctx, struct vv_store *s);
 int vv_repo_restore_store(struct vv_repo *r, const char *id_hex, const char *newstore,
 			  const char *pass, size_t passlen, int kdf_profile, unsigned vflags,
 			  const char *state_dir, vv_repo_problem_fn problem,
-			  vv_repo_progress_fn progress, void *ctx);
+			  vv_repo_progress_fn progress, vv_repo_made_fn made, void *ctx);
 
 /* Restore into a directory (a mounted vault, through its access checks):
  * the tree of backup id below path ("/" or "/products") is walked depth
