@@ -807,6 +807,7 @@ out:
 		pthread_mutex_lock(&v->mu);
 		if (r == 0) {
 			uint32_t mode;
+			vault_xattr_killcap(v, c, n);
 			vault_node_perm(v, n, &p);
 			mode = vv_access_killpriv(&c->id, &p);
 			if (mode != n->a.mode && v->inval)
@@ -1011,6 +1012,8 @@ ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 		goto out;
 	pthread_mutex_lock(&v->mu);
 	r = vault_space_ok(v);
+	if (r == 0 && c)
+		vault_xattr_killcap(v, c, n);
 	pthread_mutex_unlock(&v->mu);
 	if (r < 0)
 		goto out;
@@ -1189,6 +1192,9 @@ int vv_vault_fallocate(struct vv_vault *v, const struct vv_ctx *c, struct vv_fil
 		return VV_EFBIG;
 	if (!file_may_write(fh))
 		return VV_EBADF;
+	pthread_mutex_lock(&v->mu);
+	vault_xattr_killcap(v, c, n);      /* a change of the file, like a write */
+	pthread_mutex_unlock(&v->mu);
 	if (mode & FALLOC_FL_KEEP_SIZE)
 		return 0;           /* chunks are written on demand: nothing to reserve */
 	pthread_rwlock_wrlock(&n->rw);

@@ -305,6 +305,7 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		pthread_mutex_lock(&v->mu);
 		if (r < 0)
 			goto out;
+		vault_xattr_killcap(v, c, n);
 		n->a.mode = vv_access_killpriv(&c->id, &p);
 		n->a.mtime = n->a.ctime = now;
 	}

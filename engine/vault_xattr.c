@@ -165,6 +165,45 @@ static int selinux_stored(struct vv_vault *v, struct node *n, uint8_t **val, siz
 	return r == VV_ENODATA ? 0 : r;
 }
 
+#define CAPS_XATTR "security.capability"
+
+/* The kernel removes a file's capabilities when its data changes
+ * (file_remove_privs), but for a writer other than root it cannot see
+ * them here: security.* is hidden from non-root, so it is told there are
+ * none, and its removexattr would be refused anyway.  So the daemon drops
+ * them itself, whoever writes (a no-op for root, whose write the kernel
+ * already cleared).  Cheap for nearly every file: a node known to hold no
+ * xattr is skipped, else one point lookup.  A failure is logged and the
+ * write goes on (a capability left is what happened before this check). */
+void vault_xattr_killcap(struct vv_vault *v, const struct vv_ctx *c, struct node *n)
+{
+	uint8_t *val = NULL;
+	size_t len;
+	bool any;
+	int r;
+
+	if (n->xattrs == 0) {
+		if (vv_meta_xattr_any(v->meta, n->ino, &any) < 0)
+			return;
+		n->xattrs = any ? 1 : -1;
+	}
+	if (n->xattrs < 0)
+		return;
+	r = vv_meta_xattr_get(v->meta, n->ino, CAPS_XATTR, &val, &len);
+	free(val);
+	if (r == VV_ENODATA)
+		return;
+	if (r == 0 && (r = vault_txn(v)) == 0 && (r = vv_meta_xattr_del(v->meta, n->ino, CAPS_XATTR)) == 0) {
+		n->xattrs = 0;               /* maybe none left: ask again */
+		n->a.ctime = vault_now();
+		r = vault_node_save(v, n);
+	}
+	if (r < 0)
+		vv_log(VV_LOG_WARN, "vault: inode %llu: cannot drop its security.capability on a "
+		       "write: %s", (unsigned long long)n->ino, vv_strerror(r));
+	vault_audit(v, c, "removexattr", n->ino, 0, NULL, r, CAPS_XATTR " (dropped by a write)");
+}
+
 /* Access rules shared by get/set/remove.  write: changing. */
 static int xattr_perm(struct vv_vault *v, const struct vv_ctx *c, struct node *n, enum ns ns, bool write)
 {

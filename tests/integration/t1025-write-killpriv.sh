@@ -7,7 +7,10 @@
 # u+s (as owner, as another user with write access, after an fchmod on a
 # second handle), at truncate, fallocate and chown; a security.capability
 # set while a handle is open goes at that handle's next write, and at the
-# first write of a new one.
+# first write of a new one; and at a write (through a handle opened before
+# it was set), truncate or fallocate by a user who is not root, which the
+# kernel cannot see (security.* is hidden from non-root): the daemon drops
+# it and audits that.
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
 
@@ -80,6 +83,54 @@ fd2 = os.open(p, os.O_WRONLY)
 os.write(fd2, b"d")
 if "security.capability" in os.listxattr(p): sys.exit("kept after a write on a new handle")'
 check "a capability goes at the next write (open handle and new one)" "$PY" -c "$CAP" "$M/c/cap"
+
+# The same for a writer who is not root: the kernel cannot see the
+# capability then (security.* is hidden from non-root), so the daemon
+# drops it itself, at a write, a truncate and a fallocate, also through a
+# handle opened before root set it.
+SETCAP='
+import os, struct, sys
+os.setxattr(sys.argv[1], "security.capability", struct.pack("<IIIII", 0x02000001, 1 << 10, 0, 0, 0))'
+hascap='import os, sys
+sys.exit(0 if "security.capability" in os.listxattr(sys.argv[1]) else 1)'
+nocap='import os, sys
+sys.exit(1 if "security.capability" in os.listxattr(sys.argv[1]) else 0)'
+LOG=$(vv_audit_log "$S")
+for how in write truncate fallocate; do
+	f=$M/c/cap-$how
+	echo x > "$f"
+	chmod 666 "$f"
+	"$PY" -c "$SETCAP" "$f"
+	check "root set a capability on cap-$how" "$PY" -c "$hascap" "$f"
+	case $how in
+	write)
+		# u1001 opens first; root sets the capability again while
+		# that handle is open; then u1001 writes through it
+		as_u1001 /usr/bin/python3 -c 'import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY)
+open(sys.argv[2], "w").close()
+while os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+os.write(fd, b"y")' "$f" "$M/c/go" &
+		wp=$!
+		for i in $(seq 1 100); do [ -e "$M/c/go" ] && break; sleep 0.05; done
+		"$PY" -c "$SETCAP" "$f"
+		rm -f "$M/c/go"
+		wait $wp || true ;;
+	truncate) as_u1001 truncate -s 100 "$f" || true ;;
+	fallocate) as_u1001 /usr/bin/python3 -c 'import os, sys
+os.posix_fallocate(os.open(sys.argv[1], os.O_WRONLY), 0, 200)' "$f" || true ;;
+	esac
+	check "u1001's $how drops it" "$PY" -c "$nocap" "$f"
+	check "  audited as a removexattr by u1001" vv_audit_has "$LOG" op=removexattr uid=1001 \
+		"path=/c/cap-$how" "detail~^security.capability \\(dropped by a write\\)"
+done
+echo z > "$M/c/plain"
+chmod 666 "$M/c/plain"
+as_u1001 sh -c "echo w >> '$M/c/plain'"
+vv_audit_has "$LOG" op=write path=/c/plain >/dev/null || vv_audit_has "$LOG" path=/c/plain uid=1001 >/dev/null || true
+check "a write to a file without xattrs records no such removal" \
+	test "$(vv_audit_q "$LOG" count op=removexattr path=/c/plain)" = 0
 
 vv_umount "$M"
 check "fsck is clean" sh -c "'$VV_BIN' fsck '$S' --passfile '$PASSFILE' >/dev/null"
