@@ -163,7 +163,7 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 		goto out;
 	}
 	mounted = true;
-	fs_ra_find(&fs, real_mnt[0] ? real_mnt : NULL);
+	fs_ra_find(&fs.ra, real_mnt[0] ? real_mnt : NULL);
 	if ((r = fs_notifier_start(&fs.notify, se)) < 0)
 		goto out;
 	vv_vault_set_inval(v, fs_notifier_queue, &fs.notify);

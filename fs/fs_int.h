@@ -137,22 +137,27 @@ void fs_ctl_stop(struct ctl *c);
 
 /* --- daemon.c / ops.c --------------------------------------------------- */
 
+struct fs_ra {
+	char bdi[32];                    /* "major:minor" of the mount, or "" */
+	bool done;                       /* read-ahead set (or given up) */
+};
+
 struct vv_fs {
 	struct vv_vault *v;
 	struct ident_cache ident;
 	struct notifier notify;
 	const struct vv_fs_opts *o;
-	char bdi[32];                    /* "major:minor" of the mount, or "" */
-	bool ra_done;                    /* read-ahead set (or given up) */
+	struct fs_ra ra;                 /* the mount's read-ahead window */
 };
 
-/* readahead.c: the mount's kernel read-ahead window.  fs_ra_find, after
- * mount(2) and before the loop, records the mount's device from
- * /proc/self/mountinfo (real_mnt: the mount point as realpath(3) gave it
- * before mounting).  fs_ra_apply, from a handler that follows INIT (fs_open),
- * raises the window once; failures are logged only. */
-void fs_ra_find(struct vv_fs *fs, const char *real_mnt);
-void fs_ra_apply(struct vv_fs *fs);
+/* readahead.c: the mount's kernel read-ahead window (a local mount's and
+ * a vv:// client's).  fs_ra_find, after mount(2) and before the loop,
+ * records the mount's device from /proc/self/mountinfo (real_mnt: the
+ * mount point as realpath(3) gave it before mounting).  fs_ra_apply, from
+ * a handler that follows INIT (open), raises the window once; failures are
+ * logged only. */
+void fs_ra_find(struct fs_ra *ra, const char *real_mnt);
+void fs_ra_apply(struct fs_ra *ra);
 
 extern const struct fuse_lowlevel_ops vv_fs_ops;
 

@@ -434,7 +434,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (flags & FMODE_EXEC_FLAG)
 		flags = (flags & ~FMODE_EXEC_FLAG) | VV_OPEN_EXEC;
-	fs_ra_apply(fs);
+	fs_ra_apply(&fs->ra);
 	fs_ident_get(&fs->ident, req, &rc);
 	r = vv_vault_open_file(fs->v, &rc.c, ino, flags, &fh, &keep);
 	if (r < 0) {

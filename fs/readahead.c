@@ -44,13 +44,13 @@ static void unescape(char *s)
 	*o = '\0';
 }
 
-void fs_ra_find(struct vv_fs *fs, const char *real_mnt)
+void fs_ra_find(struct fs_ra *ra, const char *real_mnt)
 {
 	char line[PATH_MAX * 2 + 256], mp[PATH_MAX * 2];
 	unsigned maj, min;
 	FILE *f;
 
-	fs->bdi[0] = '\0';
+	ra->bdi[0] = '\0';
 	if (!real_mnt || !(f = fopen("/proc/self/mountinfo", "re")))
 		return;
 	/* The last line for the mount point is the newest mount: ours. */
@@ -59,24 +59,24 @@ void fs_ra_find(struct vv_fs *fs, const char *real_mnt)
 			continue;
 		unescape(mp);
 		if (strcmp(mp, real_mnt) == 0)
-			snprintf(fs->bdi, sizeof(fs->bdi), "%u:%u", maj, min);
+			snprintf(ra->bdi, sizeof(ra->bdi), "%u:%u", maj, min);
 	}
 	fclose(f);
 }
 
-void fs_ra_apply(struct vv_fs *fs)
+void fs_ra_apply(struct fs_ra *ra)
 {
 	char path[96];
 	FILE *f;
 
-	if (__atomic_exchange_n(&fs->ra_done, true, __ATOMIC_ACQ_REL) || !fs->bdi[0])
+	if (__atomic_exchange_n(&ra->done, true, __ATOMIC_ACQ_REL) || !ra->bdi[0])
 		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", fs->bdi);
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", ra->bdi);
 	if (!(f = fopen(path, "we")) || fprintf(f, "%d\n", RA_KB) < 0 || fclose(f) != 0) {
 		if (f)
 			fclose(f);
 		vv_log(VV_LOG_INFO, "fs: cannot raise read-ahead (%s): kernel default stays", path);
 		return;
 	}
-	vv_log(VV_LOG_INFO, "fs: read-ahead %d KiB (bdi %s)", RA_KB, fs->bdi);
+	vv_log(VV_LOG_INFO, "fs: read-ahead %d KiB (bdi %s)", RA_KB, ra->bdi);
 }

@@ -44,6 +44,19 @@ N0=$(cached_closes)
 check "re-read: same bytes" cmp "$T/v1" "$R/f"
 check "re-read: served from the page cache (a close with rbytes=0)" \
 	sh -c "for i in \$(seq 1 50); do [ \$($PY $VV_SRC/tests/integration/lib/auditq.py '$AUD' count op=close path=/coll/f user=alice/$KID rbytes=0) -gt $N0 ] && exit 0; sleep 0.1; done; exit 1"
+# The client raises its mount's read-ahead window at the first open, as a
+# local mount does (fs/readahead.c): 1 MiB reads, several in flight.
+bdi=$(mountpoint -d "$R")
+if [ -w "/sys/class/bdi/$bdi/read_ahead_kb" ]; then
+	check "the vv:// mount's read-ahead window was raised" \
+		test "$(cat "/sys/class/bdi/$bdi/read_ahead_kb")" -ge 1024
+fi
+head -c 9437185 /dev/urandom > "$T/big"
+cp "$T/big" "$M/coll/big"
+chown 1000:1000 "$M/coll/big"
+sync
+echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+check "9 MiB + 1 read cold through vv:// in large requests: the file" cmp "$T/big" "$R/big"
 
 # changed on the server's mount: seen on the next open, also a shorter file
 head -c 100000 /dev/urandom > "$T/v2"
