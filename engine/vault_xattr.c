@@ -137,6 +137,21 @@ static bool reserved(struct vv_vault *v, struct node *n, const char *name)
 	return false;
 }
 
+/* Learn, once per node, whether it holds any stored xattr (n->xattrs 1 or
+ * -1; a change sets it back to 0, unknown).  Under v->mu. */
+static int xattrs_learn(struct vv_vault *v, struct node *n)
+{
+	bool any;
+	int r;
+
+	if (n->xattrs != 0)
+		return 0;
+	if ((r = vv_meta_xattr_any(v->meta, n->ino, &any)) < 0)
+		return r;
+	n->xattrs = any ? 1 : -1;
+	return 0;
+}
+
 /* security.selinux is not supported: a vault stores no SELinux labels
  * (where SELinux runs, the kernel answers the name itself from the
  * policy's label for the mount and never asks us).  get, set and remove
@@ -149,16 +164,12 @@ static bool reserved(struct vv_vault *v, struct node *n, const char *name)
  * xattr.  Under v->mu. */
 static int selinux_stored(struct vv_vault *v, struct node *n, uint8_t **val, size_t *len)
 {
-	bool any;
 	int r;
 
 	*val = NULL;
 	*len = 0;
-	if (n->xattrs == 0) {
-		if ((r = vv_meta_xattr_any(v->meta, n->ino, &any)) < 0)
-			return r;
-		n->xattrs = any ? 1 : -1;
-	}
+	if ((r = xattrs_learn(v, n)) < 0)
+		return r;
 	if (n->xattrs < 0)
 		return 0;
 	r = vv_meta_xattr_get(v->meta, n->ino, SELINUX_XATTR, val, len);
@@ -179,15 +190,9 @@ void vault_xattr_killcap(struct vv_vault *v, const struct vv_ctx *c, struct node
 {
 	uint8_t *val = NULL;
 	size_t len;
-	bool any;
 	int r;
 
-	if (n->xattrs == 0) {
-		if (vv_meta_xattr_any(v->meta, n->ino, &any) < 0)
-			return;
-		n->xattrs = any ? 1 : -1;
-	}
-	if (n->xattrs < 0)
+	if (xattrs_learn(v, n) < 0 || n->xattrs < 0)
 		return;
 	r = vv_meta_xattr_get(v->meta, n->ino, CAPS_XATTR, &val, &len);
 	free(val);
@@ -449,11 +454,8 @@ ssize_t vv_vault_getxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t i
 		 * (root would get ENODATA too): a plain "no such attribute",
 		 * not recorded, as for root.  That is what ls -l by a non-root
 		 * user asks of nearly every file (security.selinux). */
-		if (hidden && n->xattrs == 0) {
-			bool any;
-			if (vv_meta_xattr_any(v->meta, ino, &any) == 0)
-				n->xattrs = any ? 1 : -1;
-		}
+		if (hidden)
+			(void)xattrs_learn(v, n);
 		if (hidden && n->xattrs < 0)
 			hidden = false;
 		goto out;
@@ -476,12 +478,8 @@ ssize_t vv_vault_getxattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t i
 	}
 	/* ls -l asks every file for security.* and ACLs: most have no
 	 * xattrs at all, which is remembered per node. */
-	if (n->xattrs == 0) {
-		bool any;
-		if ((r = vv_meta_xattr_any(v->meta, ino, &any)) < 0)
-			goto out;
-		n->xattrs = any ? 1 : -1;
-	}
+	if ((r = xattrs_learn(v, n)) < 0)
+		goto out;
 	if (n->xattrs < 0) {
 		r = VV_ENODATA;
 		goto out;
