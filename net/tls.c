@@ -145,27 +145,25 @@ static void crl_refresh(struct tls_ctx *c)
 		return;
 	}
 	c->crl_looked = now;
-	if (stat(c->crl_path, &st) == 0 && st.st_ino == c->crl_st.st_ino &&
-	    st.st_dev == c->crl_st.st_dev && st.st_size == c->crl_st.st_size &&
-	    st.st_mtim.tv_sec == c->crl_st.st_mtim.tv_sec &&
+	if (stat(c->crl_path, &st) != 0)
+		memset(&st, 0, sizeof(st));
+	if (st.st_ino == c->crl_st.st_ino && st.st_dev == c->crl_st.st_dev &&
+	    st.st_size == c->crl_st.st_size && st.st_mtim.tv_sec == c->crl_st.st_mtim.tv_sec &&
 	    st.st_mtim.tv_nsec == c->crl_st.st_mtim.tv_nsec) {
 		pthread_mutex_unlock(&c->crl_mu);
 		return;
 	}
+	/* This version is dealt with, read or not: the one stat'ed before
+	 * the read, so a change during the read is seen next time. */
+	c->crl_st = st;
 	pthread_mutex_unlock(&c->crl_mu);
 	if (crl_read(c->crl_path, c->ca_path, &crl, why, sizeof(why)) < 0) {
-		pthread_mutex_lock(&c->crl_mu);
-		if (stat(c->crl_path, &c->crl_st) != 0)
-			memset(&c->crl_st, 0, sizeof(c->crl_st));
-		pthread_mutex_unlock(&c->crl_mu);
 		vv_log(VV_LOG_WARN, "remote: %s; the CRL read before stays in force", why);
 		return;
 	}
 	pthread_mutex_lock(&c->crl_mu);
 	old = c->crl;
 	c->crl = crl;
-	if (stat(c->crl_path, &c->crl_st) != 0)
-		memset(&c->crl_st, 0, sizeof(c->crl_st));
 	pthread_mutex_unlock(&c->crl_mu);
 	X509_CRL_free(old);
 	vv_log(VV_LOG_INFO, "remote: client CRL %s loaded (%d revoked)", c->crl_path,
@@ -292,10 +290,10 @@ int net_tls_ctx_server(const char *cert, const char *key, const char *client_ca,
 			goto fail;
 		}
 		/* At start a CRL that does not read or verify is an error. */
-		if ((r = crl_read(client_crl, client_ca, &c->crl, why, whylen)) < 0)
-			goto fail;
 		if (stat(client_crl, &c->crl_st) != 0)
 			memset(&c->crl_st, 0, sizeof(c->crl_st));
+		if ((r = crl_read(client_crl, client_ca, &c->crl, why, whylen)) < 0)
+			goto fail;
 		c->crl_looked = net_now_ms();
 	}
 	*out = c;
