@@ -146,6 +146,7 @@ struct vv_meta {
 	size_t nx;
 	bool txn;                        /* a write transaction is pending */
 	bool reading;                    /* a BEGIN is open (reads run inside it) */
+	bool ro;                         /* VV_META_READONLY */
 };
 
 /* Keep a deferred transaction open between commits: every query then runs
@@ -314,6 +315,11 @@ int meta_exec(struct vv_meta *m, const char *text)
 	return 0;
 }
 
+bool meta_readonly(struct vv_meta *m)
+{
+	return m->ro;
+}
+
 bool meta_has_table(struct vv_meta *m, const char *name)
 {
 	sqlite3_stmt *s = NULL;
@@ -356,6 +362,7 @@ int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, un
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return VV_ENOMEM;
+	m->ro = flags & VV_META_READONLY;
 	if ((r = vv_metavfs_open(path, key, page_size,
 				 (create ? VV_METAVFS_CREATE : 0) |
 				 ((flags & VV_META_READONLY) ? VV_METAVFS_READONLY : 0), &m->db)) < 0)
@@ -369,6 +376,13 @@ int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, un
 			 NULL, NULL, &emsg) != SQLITE_OK) {
 		vv_log(VV_LOG_ERR, "meta: cannot set synchronous=NORMAL: %s", emsg ? emsg : "?");
 		sqlite3_free(emsg);
+		r = VV_EIO;
+		goto fail;
+	}
+	/* A read-only open may hold a stand-in table in its temp schema
+	 * (vv_meta_trash_ready); the VFS opens no temporary files, and the
+	 * setting cannot change once a transaction is open. */
+	if (m->ro && sqlite3_exec(m->db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL) != SQLITE_OK) {
 		r = VV_EIO;
 		goto fail;
 	}

@@ -36,6 +36,8 @@ int meta_err(struct vv_meta *m, int rc);
 int meta_exec(struct vv_meta *m, const char *sql);
 /* Does the table exist in this store? */
 bool meta_has_table(struct vv_meta *m, const char *name);
+/* Is this a read-only open (no schema can be added to the store)? */
+bool meta_readonly(struct vv_meta *m);
 
 /* A feature's schema: its tables, created inside the caller's transaction. */
 struct meta_feature {

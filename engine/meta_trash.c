@@ -108,11 +108,23 @@ int meta_trash_kids_schema(struct vv_meta *m)
 	return meta_exec(m, kids_schema);
 }
 
+/* For a read-only open of a store whose last read-write open was by a
+ * build before trash_kids: such a store holds no parts, and every item
+ * query names the table, so an empty one in the connection's own temp
+ * schema (in memory, vv_meta_open: never in the store) stands in for it.
+ * query_only (meta_vfs.c) is off for that one statement; the VFS refuses
+ * every write to the store's files regardless. */
+static const char kids_temp[] =
+	"PRAGMA query_only=OFF; CREATE TEMP TABLE IF NOT EXISTS trash_kids(id INTEGER PRIMARY KEY);"
+	" PRAGMA query_only=ON;";
+
 bool vv_meta_trash_ready(struct vv_meta *m)
 {
-	/* A read-only open of a store whose last read-write open was by an
-	 * older build may lack trash_kids: its trash then shows empty. */
-	return meta_has_table(m, "trash") && meta_has_table(m, "trash_kids");
+	if (!meta_has_table(m, "trash"))
+		return false;
+	if (meta_has_table(m, "trash_kids"))
+		return true;
+	return meta_readonly(m) && meta_exec(m, kids_temp) == 0;
 }
 
 static void blob_str(sqlite3_stmt *s, int col, char *out, size_t cap)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "admin_int.h"
+#include "meta_sql_int.h"
 #include "tap.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
@@ -27,9 +28,9 @@ static struct vv_ctx root_c = { .id = { .uid = 0, .gid = 0 }, .umask = 0, .comm 
 static struct vv_ctx u1000 = { .id = { .uid = 1000, .gid = 1000 }, .umask = 022, .comm = "test" };
 static struct vv_ctx u1001 = { .id = { .uid = 1001, .gid = 1001 }, .umask = 022, .comm = "test" };
 
-static struct vv_vault *open_v(int64_t secs)
+static struct vv_vault *open_flags(int64_t secs, unsigned flags)
 {
-	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT,
+	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT | flags,
 				   .state_dir = state, .trash_secs = secs, .knn_off = true };
 	struct vv_vault *v = NULL;
 	int r = vv_vault_open(store, PASS, strlen(PASS), &o, &v);
@@ -37,6 +38,39 @@ static struct vv_vault *open_v(int64_t secs)
 	if (r < 0)
 		printf("# open: %s\n", vv_strerror(r));
 	return v;
+}
+
+static struct vv_vault *open_v(int64_t secs)
+{
+	return open_flags(secs, 0);
+}
+
+/* The bytes of STORE/meta.db and its WAL, to compare. */
+static char *store_bytes(size_t *n)
+{
+	char cmd[700];
+	FILE *f;
+	char *buf = NULL;
+	size_t cap = 0;
+
+	snprintf(cmd, sizeof(cmd), "cat '%s/meta.db' '%s/meta.db-wal' 2>/dev/null", store, store);
+	*n = 0;
+	if (!(f = popen(cmd, "r")))
+		return NULL;
+	for (;;) {
+		if (*n == cap) {
+			char *nb = realloc(buf, cap = cap ? cap * 2 : 1 << 20);
+			if (!nb)
+				break;
+			buf = nb;
+		}
+		size_t got = fread(buf + *n, 1, cap - *n, f);
+		if (got == 0)
+			break;
+		*n += got;
+	}
+	pclose(f);
+	return buf;
 }
 
 static int put(struct vv_vault *v, const struct vv_ctx *c, uint64_t dir, const char *name,
@@ -486,6 +520,50 @@ int main(void)
 	is_int(s.n, 0, "nothing in the trash");
 	vv_admin_reply_release(&rep);
 	is_int(vv_vault_close(v), 0, "close");
+
+	/* --- a read-only open of a store from before trash_kids --------------
+	 * (its last read-write open was by an older build: the table is
+	 * missing and cannot be added; the items must still show). */
+	v = open_v(30 * 86400);
+	is_int(put(v, &root_c, prod.ino, "old", "o", 1, 0644, NULL), 0, "a file");
+	is_int(vv_vault_unlink(v, &root_c, prod.ino, "old"), 0, "rm: an item");
+	is_int(vault_txn(v), 0, "a transaction");
+	is_int(meta_exec(v->meta, "DROP TABLE trash_kids"), 0, "drop trash_kids, as an older build's store");
+	is_int(vv_vault_close(v), 0, "close");
+	{
+		size_t n0, n1;
+		char *b0 = store_bytes(&n0), *b1;
+		v = open_flags(30 * 86400, VV_VAULT_READONLY);
+		ok(v != NULL, "open read-only");
+		if (v)
+			is_int(list(v, &root_c, VV_TRASH_FILES_INO, &s), 0, "list");
+		if (v)
+			is_int(vv_vault_close(v), 0, "close");
+		b1 = store_bytes(&n1);
+		ok(b0 && b1 && n0 > 0 && n0 == n1 && memcmp(b0, b1, n0) == 0,
+		   "the read-only open left meta.db and its WAL byte for byte as they were");
+		free(b0);
+		free(b1);
+	}
+	v = open_flags(30 * 86400, VV_VAULT_READONLY);
+	ok(v != NULL, "open read-only");
+	if (v) {
+		is_int(list(v, &root_c, VV_TRASH_FILES_INO, &s), 0, "list .trash/files");
+		is_str(s.buf, "old", "the item shows (was: an empty trash)");
+		is_int(lk(v, &root_c, VV_TRASH_INFO_INO, "old.trashinfo", NULL), 0, "its .trashinfo too");
+		is_int(verb(v, 0, "trash.list", NULL, 0, &rep), 0, "trash.list");
+		ok(rep.body && strstr(rep.body, "/products/old"), "lists it");
+		vv_admin_reply_release(&rep);
+		is_int(vv_vault_close(v), 0, "close");
+	}
+	v = open_v(30 * 86400);
+	ok(v != NULL, "a read-write open adds the table back");
+	if (v) {
+		ok(meta_has_table(v->meta, "trash_kids"), "trash_kids is in the store again");
+		is_int(list(v, &root_c, VV_TRASH_FILES_INO, &s), 0, "list");
+		is_str(s.buf, "old", "the item is there");
+		is_int(vv_vault_close(v), 0, "close");
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
 	if (system(cmd) != 0)
 		printf("# cannot remove %s\n", top);
