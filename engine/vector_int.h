@@ -169,7 +169,7 @@ void vv_convert_row(enum vv_dtype t, const uint8_t *src, size_t n, float *dst);
 
 /* ---- batched file I/O (vector_uring.c) ------------------------------------
  * io_uring where liburing was built in and the kernel allows it: a ring per
- * thread, used by one thread.  vv_uring_new fails (VV_ENOSYS without
+ * thread, used by one thread.  vv_uring_new fails (VV_ENOTSUP without
  * liburing, else the errno of io_uring_setup) and the caller does the
  * system calls one by one. */
 struct vv_uring;

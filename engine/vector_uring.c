@@ -199,7 +199,7 @@ int vv_uring_new(unsigned entries, struct vv_uring **out)
 {
 	(void)entries;
 	*out = NULL;
-	return VV_ENOSYS;
+	return VV_ENOTSUP;
 }
 
 void vv_uring_free(struct vv_uring *u)
@@ -213,7 +213,7 @@ int vv_uring_open_batch(struct vv_uring *u, int dirfd, struct vv_uring_file *f, 
 	(void)dirfd;
 	(void)f;
 	(void)n;
-	return VV_ENOSYS;
+	return VV_ENOTSUP;
 }
 
 int vv_uring_close_fds(struct vv_uring *u, const int *fds, size_t n)
@@ -221,7 +221,7 @@ int vv_uring_close_fds(struct vv_uring *u, const int *fds, size_t n)
 	(void)u;
 	(void)fds;
 	(void)n;
-	return VV_ENOSYS;
+	return VV_ENOTSUP;
 }
 
 #endif
