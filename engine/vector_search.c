@@ -300,6 +300,20 @@ static bool fd_take(struct scan_io *io)
 	return false;
 }
 
+/* Take up to n descriptors of the budget at once (a batch holds them all
+ * open together); how many were taken. */
+static size_t fd_take_n(struct scan_io *io, size_t n)
+{
+	size_t cur = atomic_load(&io->fds), k;
+
+	do {
+		k = cur >= io->maxfds ? 0 : io->maxfds - cur < n ? io->maxfds - cur : n;
+		if (!k)
+			return 0;
+	} while (!atomic_compare_exchange_weak(&io->fds, &cur, cur + k));
+	return k;
+}
+
 /* Is fd (with fstat st) on a FUSE mount?  Same device as the directory:
  * the directory's answer, without a statfs per segment. */
 static bool on_fuse(const struct scan_io *io, int fd, const struct stat *st)
@@ -605,9 +619,10 @@ static void load_one(void *arg, size_t i)
 	l->res[i] = seg_load(l->dirfd, l->io, l->idsv, l->nids, &l->segs[i], &l->why[i]);
 }
 
-/* Segment s as the batch opened it (f): kept when it is a small regular
- * file on the directory's device whose head came whole and whose
- * descriptor fits the budget, otherwise closed and loaded one by one. */
+/* Segment s as the batch opened it (f), its descriptor already counted in
+ * the budget: kept when it is a small regular file on the directory's
+ * device whose head came whole, otherwise closed (and uncounted) and
+ * loaded one by one. */
 static int seg_batched(struct loader *l, struct cseg *s, struct vv_uring_file *f, const char **why)
 {
 	size_t n = (size_t)f->sx.stx_size, hl = n < VV_VEC_PROBE_LEN ? n : VV_VEC_PROBE_LEN;
@@ -615,11 +630,11 @@ static int seg_batched(struct loader *l, struct cseg *s, struct vv_uring_file *f
 	s->fd = -1;
 	if (f->fd < 0 || f->statx_err || !S_ISREG(f->sx.stx_mode) ||
 	    makedev(f->sx.stx_dev_major, f->sx.stx_dev_minor) != l->io->dir_dev ||
-	    f->sx.stx_size > SMALL_SEG_BYTES || f->headlen < 0 || (size_t)f->headlen != hl ||
-	    !fd_take(l->io)) {
+	    f->sx.stx_size > SMALL_SEG_BYTES || f->headlen < 0 || (size_t)f->headlen != hl) {
 		if (f->fd >= 0)
 			close(f->fd);
 		f->fd = -1;
+		atomic_fetch_sub(&l->io->fds, 1);
 		return seg_load(l->dirfd, l->io, l->idsv, l->nids, s, why);
 	}
 	s->len = n;
@@ -632,28 +647,32 @@ static int seg_batched(struct loader *l, struct cseg *s, struct vv_uring_file *f
 	return seg_head(l->dirfd, l->idsv, l->nids, s, f->head, hl, n, why);
 }
 
+/* Segments i0 .. i1: as many in one batch as the descriptor budget still
+ * holds (each thread's batch keeps all its files open at once; past the
+ * budget the one-by-one path probes and closes), the rest one by one. */
 static void load_batch(void *arg, struct batch_tls *t, size_t i0, size_t i1)
 {
 	struct loader *l = arg;
 	struct vv_uring *u = batch_ring(t, true);
-	size_t n = i1 - i0;
+	size_t n = i1 - i0, nb = u ? fd_take_n(l->io, n) : 0;
 
-	if (u) {
-		for (size_t k = 0; k < n; k++)
+	if (nb) {
+		for (size_t k = 0; k < nb; k++)
 			t->f[k] = (struct vv_uring_file){ .name = l->segs[i0 + k].name,
 							  .head = t->heads + k * VV_VEC_PROBE_LEN,
 							  .headcap = VV_VEC_PROBE_LEN, .fd = -1 };
-		if (vv_uring_open_batch(u, l->dirfd, t->f, n) < 0) {
+		if (vv_uring_open_batch(u, l->dirfd, t->f, nb) < 0) {
 			vv_log(VV_LOG_DEBUG, "query: io_uring failed: opening segments one by one");
 			vv_uring_free(t->u);
 			t->u = NULL;
-			u = NULL;
+			atomic_fetch_sub(&l->io->fds, nb);
+			nb = 0;
 		}
 	}
 	for (size_t k = 0; k < n; k++)
-		l->res[i0 + k] = u ? seg_batched(l, &l->segs[i0 + k], &t->f[k], &l->why[i0 + k])
-				   : seg_load(l->dirfd, l->io, l->idsv, l->nids, &l->segs[i0 + k],
-					      &l->why[i0 + k]);
+		l->res[i0 + k] = k < nb ? seg_batched(l, &l->segs[i0 + k], &t->f[k], &l->why[i0 + k])
+					: seg_load(l->dirfd, l->io, l->idsv, l->nids, &l->segs[i0 + k],
+						   &l->why[i0 + k]);
 }
 
 static void release_one(void *arg, size_t i)

@@ -343,6 +343,8 @@ int main(void)
 		setrlimit(RLIMIT_NOFILE, &low);
 		run(true, &x);
 		setrlimit(RLIMIT_NOFILE, &old);
+		if (x.r != 0)
+			tap_diag(x.err);
 		ok(x.r == 0 && same_hits(&x, &s), "io_uring past the descriptor budget: same hits");
 		if (have)
 			ok(x.nbatched > 0 && x.nbatched <= 40, "only what the budget allows is kept from the batch");
