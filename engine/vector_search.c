@@ -499,22 +499,33 @@ static void *par_work(void *arg)
 	return NULL;
 }
 
-/* fn(ctx, i) for every i < n, on up to LOAD_MAX_THREADS threads. */
-static void par_run(size_t n, void (*fn)(void *, size_t), void *ctx)
+/* work(arg) on this thread and on up to LOAD_MAX_THREADS - 1 more, as
+ * many as n items are worth (at most max_nt in all); returns when all are
+ * done. */
+static void par_threads(size_t n, size_t max_nt, void *(*work)(void *), void *arg)
 {
 	pthread_t th[LOAD_MAX_THREADS];
-	struct par p = { .fn = fn, .ctx = ctx, .n = n };
 	size_t nt = (size_t)sysconf(_SC_NPROCESSORS_ONLN), started;
 
 	nt = nt < 1 ? 1 : nt > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : nt;
 	if (nt > n / LOAD_PER_THREAD + 1)
 		nt = n / LOAD_PER_THREAD + 1;
+	if (nt > max_nt)
+		nt = max_nt ? max_nt : 1;
 	for (started = 1; started < nt; started++)
-		if (pthread_create(&th[started], NULL, par_work, &p) != 0)
+		if (pthread_create(&th[started], NULL, work, arg) != 0)
 			break;
-	par_work(&p);
+	work(arg);
 	for (size_t t = 1; t < started; t++)
 		pthread_join(th[t], NULL);
+}
+
+/* fn(ctx, i) for every i < n, on up to LOAD_MAX_THREADS threads. */
+static void par_run(size_t n, void (*fn)(void *, size_t), void *ctx)
+{
+	struct par p = { .fn = fn, .ctx = ctx, .n = n };
+
+	par_threads(n, LOAD_MAX_THREADS, par_work, &p);
 }
 
 /* Many segments are opened, and released, in batches through io_uring
@@ -561,21 +572,9 @@ static void *pbatch_work(void *arg)
 /* fn(ctx, tls, i0, i1) for batches covering 0 .. n, threads as par_run. */
 static void pbatch_run(size_t n, void (*fn)(void *, struct batch_tls *, size_t, size_t), void *ctx)
 {
-	pthread_t th[LOAD_MAX_THREADS];
 	struct pbatch p = { .fn = fn, .ctx = ctx, .n = n };
-	size_t nt = (size_t)sysconf(_SC_NPROCESSORS_ONLN), started;
 
-	nt = nt < 1 ? 1 : nt > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : nt;
-	if (nt > n / LOAD_PER_THREAD + 1)
-		nt = n / LOAD_PER_THREAD + 1;
-	if (nt > (n + URING_BATCH - 1) / URING_BATCH)
-		nt = n ? (n + URING_BATCH - 1) / URING_BATCH : 1;
-	for (started = 1; started < nt; started++)
-		if (pthread_create(&th[started], NULL, pbatch_work, &p) != 0)
-			break;
-	pbatch_work(&p);
-	for (size_t t = 1; t < started; t++)
-		pthread_join(th[t], NULL);
+	par_threads(n, (n + URING_BATCH - 1) / URING_BATCH, pbatch_work, &p);
 }
 
 /* The thread's ring (made at its first call; heads too when asked), or

@@ -63,6 +63,20 @@ static void write_file(const char *name, const void *p, size_t n)
 	}
 }
 
+/* An npy 1.0 header with dict, padded to 64 bytes, at buf; its length. */
+static size_t npy_head(uint8_t *buf, const char *dict)
+{
+	size_t hl = strlen(dict), pad = (64 - (10 + hl + 1) % 64) % 64, h = hl + pad + 1;
+
+	memcpy(buf, "\x93NUMPY\x01\x00", 8);
+	buf[8] = (uint8_t)h;
+	buf[9] = (uint8_t)(h >> 8);
+	memcpy(buf + 10, dict, hl);
+	memset(buf + 10 + hl, ' ', pad);
+	buf[10 + hl + pad] = '\n';
+	return 10 + h;
+}
+
 /* rows r0 .. r0+n as an npy f32 segment or an fvecs one */
 static void write_seg(const char *name, size_t r0, size_t n, bool fvecs)
 {
@@ -77,16 +91,9 @@ static void write_seg(const char *name, size_t r0, size_t n, bool fvecs)
 		len = n * (4 + D * 4);
 	} else {
 		char dict[128];
-		int hl = snprintf(dict, sizeof(dict),
-				  "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %d), }", n, D);
-		size_t pad = (64 - (10 + (size_t)hl + 1) % 64) % 64, h = (size_t)hl + pad + 1;
-		memcpy(buf, "\x93NUMPY\x01\x00", 8);
-		buf[8] = (uint8_t)h;
-		buf[9] = (uint8_t)(h >> 8);
-		memcpy(buf + 10, dict, (size_t)hl);
-		memset(buf + 10 + hl, ' ', pad);
-		buf[10 + (size_t)hl + pad] = '\n';
-		len = 10 + h;
+		snprintf(dict, sizeof(dict), "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %d), }",
+			 n, D);
+		len = npy_head(buf, dict);
 		memcpy(buf + len, rows[r0], n * D * 4);
 		len += n * D * 4;
 	}
@@ -98,18 +105,13 @@ static void write_ids(const char *name, size_t r0, size_t n)
 {
 	static uint8_t buf[4096 + 12 * 8];
 	char dict[128];
-	int hl = snprintf(dict, sizeof(dict), "{'descr': '<i8', 'fortran_order': False, 'shape': (%zu,), }", n);
-	size_t pad = (64 - (10 + (size_t)hl + 1) % 64) % 64, h = (size_t)hl + pad + 1;
+	size_t h;
 
-	memcpy(buf, "\x93NUMPY\x01\x00", 8);
-	buf[8] = (uint8_t)h;
-	buf[9] = (uint8_t)(h >> 8);
-	memcpy(buf + 10, dict, (size_t)hl);
-	memset(buf + 10 + hl, ' ', pad);
-	buf[10 + (size_t)hl + pad] = '\n';
+	snprintf(dict, sizeof(dict), "{'descr': '<i8', 'fortran_order': False, 'shape': (%zu,), }", n);
+	h = npy_head(buf, dict);
 	for (size_t i = 0; i < n; i++)
-		vv_put_le64(buf + 10 + h + 8 * i, 1000000000ull + r0 + i);
-	write_file(name, buf, 10 + h + 8 * n);
+		vv_put_le64(buf + h + 8 * i, 1000000000ull + r0 + i);
+	write_file(name, buf, h + 8 * n);
 }
 
 static void build(void)
