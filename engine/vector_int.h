@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "vecvault/error.h"
 #include "vecvault/vector.h"
@@ -165,5 +166,39 @@ void vv_scan_release(struct vv_scan *s);
 
 /* Convert n values of type t at src to float (TEXMEX/npy element types). */
 void vv_convert_row(enum vv_dtype t, const uint8_t *src, size_t n, float *dst);
+
+/* ---- batched file I/O (vector_uring.c) ------------------------------------
+ * io_uring where liburing was built in and the kernel allows it: a ring per
+ * thread, used by one thread.  vv_uring_new fails (VV_ENOTSUP without
+ * liburing, else the errno of io_uring_setup) and the caller does the
+ * system calls one by one. */
+struct vv_uring;
+
+struct vv_uring_file {
+	const char *name;        /* in: relative to dirfd */
+	uint8_t *head;           /* in: where the head goes, headcap bytes */
+	size_t headcap;
+	int fd;                  /* out: the open descriptor (O_RDONLY|O_CLOEXEC), or -1 */
+	int open_err;            /* out: openat's errno, or 0 */
+	int statx_err;           /* out, fd >= 0: statx's errno, or 0 ... */
+	struct statx sx;         /* ... and its type, size and device */
+	int headlen;             /* out, a regular file: the read's bytes (of
+				    min(size, headcap)), or -errno; else 0 */
+};
+
+int vv_uring_new(unsigned entries, struct vv_uring **out);
+void vv_uring_free(struct vv_uring *u);
+/* Open f[0 .. n) (n <= entries) relative to dirfd, statx each open one,
+ * and read the first min(size, headcap) bytes of the regular files: two
+ * submissions and n statx calls for the batch.
+ * 0 with each file's outcome in f[], or a VV_E* code when the ring itself
+ * failed: then no descriptor is left open, and the caller must free the
+ * ring (which waits for reads still writing into head) before reusing
+ * f[] or head. */
+int vv_uring_open_batch(struct vv_uring *u, int dirfd, struct vv_uring_file *f, size_t n);
+/* Close fds[0 .. n), entries at a time.  0, or VV_EIO when the ring
+ * failed (the descriptors of the batch in flight are left open, the rest
+ * closed one by one). */
+int vv_uring_close_fds(struct vv_uring *u, const int *fds, size_t n);
 
 #endif

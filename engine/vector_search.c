@@ -70,6 +70,7 @@ struct vv_collection {
 	char **skipped;
 	size_t nskipped;
 	struct scan_io *io;
+	atomic_size_t nbatched;  /* segments opened and released through io_uring */
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -101,6 +102,9 @@ static void unmap(uint8_t *p, size_t len, bool mapped)
  * every one through its mapping, AUTO lets the size and file system decide
  * (struct scan_io). */
 static atomic_int scan_io_mode;
+/* vv_vector_config.no_uring: open, read and close segments one system call
+ * at a time even where io_uring works */
+static atomic_bool uring_off;
 
 void vv_vector_configure(const struct vv_vector_config *c)
 {
@@ -109,6 +113,7 @@ void vv_vector_configure(const struct vv_vector_config *c)
 	if (!c)
 		c = &dflt;
 	atomic_store(&scan_io_mode, (int)c->scan_io);
+	atomic_store(&uring_off, c->no_uring);
 	vv_kernels_configure(c->simd, c->no_blas);
 }
 
@@ -260,6 +265,7 @@ struct scan_io {
 	size_t maxfds;           /* and the budget */
 	int dirfd;               /* the directory: small segments past the budget
 				  * are opened again by the scan (O(1) at open) */
+	bool batched;            /* open and release in io_uring batches */
 };
 
 static void scan_io_init(struct scan_io *io, int dirfd)
@@ -279,6 +285,10 @@ static void scan_io_init(struct scan_io *io, int dirfd)
 		io->maxfds = (size_t)rl.rlim_cur - 96;
 	else
 		io->maxfds = rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : 32;
+	/* on a FUSE mount each open is a round trip to the daemon, which a
+	 * ring would only move to its worker threads */
+	io->batched = !io->dir_fuse && io->forced != -1 && io->dirfd >= 0 &&
+		      !atomic_load(&uring_off);
 }
 
 /* May one more descriptor be kept open? */
@@ -288,6 +298,20 @@ static bool fd_take(struct scan_io *io)
 		return true;
 	atomic_fetch_sub(&io->fds, 1);
 	return false;
+}
+
+/* Take up to n descriptors of the budget at once (a batch holds them all
+ * open together); how many were taken. */
+static size_t fd_take_n(struct scan_io *io, size_t n)
+{
+	size_t cur = atomic_load(&io->fds), k;
+
+	do {
+		k = cur >= io->maxfds ? 0 : io->maxfds - cur < n ? io->maxfds - cur : n;
+		if (!k)
+			return 0;
+	} while (!atomic_compare_exchange_weak(&io->fds, &cur, cur + k));
+	return k;
 }
 
 /* Is fd (with fstat st) on a FUSE mount?  Same device as the directory:
@@ -320,6 +344,56 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Probe segment s (n bytes, its head hp[0 .. hl)), then open and probe its
+ * id sidecar when the sorted listing idsv[0 .. nids) has one. */
+static int seg_head(int dirfd, char *const *idsv, size_t nids, struct cseg *s, const uint8_t *hp,
+		    size_t hl, size_t n, const char **why)
+{
+	struct vv_segment_info ii;
+	struct stat st;
+	char *ids = NULL;
+	int fd = -1, r;
+
+	if ((r = vv_segment_probe(vv_segment_format_from_name(s->name), hp, hl, n, &s->pub.info,
+				  why)) < 0)
+		goto out;
+	if (!(ids = ids_name(s->name))) {
+		r = VV_ENOMEM;
+		*why = "out of memory";
+		goto out;
+	}
+	if (!nids || !bsearch(&ids, idsv, nids, sizeof(*idsv), name_cmp))
+		goto out;
+	if ((fd = r = open_reg(dirfd, ids, &st, why)) < 0 ||
+	    (r = load_fd(fd, (size_t)st.st_size, SMALL_SEG_BYTES, &s->ids_base, &s->ids_mapped,
+			 why)) < 0) {
+		if (r == VV_ENOENT) {       /* removed since the listing */
+			r = 0;
+			goto out;
+		}
+		*why = "id sidecar unreadable";
+		goto out;
+	}
+	s->ids_len = (size_t)st.st_size;
+	if ((r = vv_segment_probe_ids(s->ids_base, s->ids_len < VV_VEC_PROBE_LEN ? s->ids_len : VV_VEC_PROBE_LEN,
+				      s->ids_len, &ii, why)) < 0) {
+		*why = "id sidecar (.ids.npy) is malformed or not int64";
+		goto out;
+	}
+	if (ii.count != s->pub.info.count) {
+		r = VV_ESCHEMA;
+		*why = "id sidecar (.ids.npy) row count differs from the segment's";
+		goto out;
+	}
+	s->ids_off = ii.data_off;
+	s->pub.has_ids = true;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(ids);
+	return r;
+}
+
 /* Open one segment and its id sidecar (when the listing has one, sorted
  * idsv[0 .. nids)); probe both.  Costs a small segment openat, fstat,
  * one pread of its head: no mapping, no statfs, no failed open of a
@@ -329,9 +403,7 @@ static int seg_load(int dirfd, struct scan_io *io, char *const *idsv, size_t nid
 {
 	uint8_t head[VV_VEC_PROBE_LEN];
 	const uint8_t *hp;
-	char *ids = NULL;
 	struct stat st;
-	struct vv_segment_info ii;
 	size_t n, hl;
 	int fd = -1, r;
 	bool small, keep = false, lazy = false;
@@ -375,44 +447,16 @@ static int seg_load(int dirfd, struct scan_io *io, char *const *idsv, size_t nid
 			goto out;
 		hp = s->base;
 	}
-	if ((r = vv_segment_probe(vv_segment_format_from_name(s->name), hp, hl, n, &s->pub.info,
-				  why)) < 0)
-		goto out;
-	if (!(ids = ids_name(s->name))) {
-		r = VV_ENOMEM;
-		*why = "out of memory";
-		goto out;
+	/* hp is the head buffer or the segment in memory: fd is no longer
+	 * needed (one descriptor at a time while the sidecar opens) */
+	if (fd >= 0) {
+		close(fd);
+		fd = -1;
 	}
-	if (!nids || !bsearch(&ids, idsv, nids, sizeof(*idsv), name_cmp))
-		goto out;
-	close(fd);
-	if ((fd = r = open_reg(dirfd, ids, &st, why)) < 0 ||
-	    (r = load_fd(fd, (size_t)st.st_size, SMALL_SEG_BYTES, &s->ids_base, &s->ids_mapped,
-			 why)) < 0) {
-		if (r == VV_ENOENT) {       /* removed since the listing */
-			r = 0;
-			goto out;
-		}
-		*why = "id sidecar unreadable";
-		goto out;
-	}
-	s->ids_len = (size_t)st.st_size;
-	if ((r = vv_segment_probe_ids(s->ids_base, s->ids_len < VV_VEC_PROBE_LEN ? s->ids_len : VV_VEC_PROBE_LEN,
-				      s->ids_len, &ii, why)) < 0) {
-		*why = "id sidecar (.ids.npy) is malformed or not int64";
-		goto out;
-	}
-	if (ii.count != s->pub.info.count) {
-		r = VV_ESCHEMA;
-		*why = "id sidecar (.ids.npy) row count differs from the segment's";
-		goto out;
-	}
-	s->ids_off = ii.data_off;
-	s->pub.has_ids = true;
+	r = seg_head(dirfd, idsv, nids, s, hp, hl, n, why);
 out:
 	if (fd >= 0)
 		close(fd);
-	free(ids);
 	return r;
 }
 
@@ -455,22 +499,105 @@ static void *par_work(void *arg)
 	return NULL;
 }
 
-/* fn(ctx, i) for every i < n, on up to LOAD_MAX_THREADS threads. */
-static void par_run(size_t n, void (*fn)(void *, size_t), void *ctx)
+/* work(arg) on this thread and on up to LOAD_MAX_THREADS - 1 more, as
+ * many as n items are worth (at most max_nt in all); returns when all are
+ * done. */
+static void par_threads(size_t n, size_t max_nt, void *(*work)(void *), void *arg)
 {
 	pthread_t th[LOAD_MAX_THREADS];
-	struct par p = { .fn = fn, .ctx = ctx, .n = n };
 	size_t nt = (size_t)sysconf(_SC_NPROCESSORS_ONLN), started;
 
 	nt = nt < 1 ? 1 : nt > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : nt;
 	if (nt > n / LOAD_PER_THREAD + 1)
 		nt = n / LOAD_PER_THREAD + 1;
+	if (nt > max_nt)
+		nt = max_nt ? max_nt : 1;
 	for (started = 1; started < nt; started++)
-		if (pthread_create(&th[started], NULL, par_work, &p) != 0)
+		if (pthread_create(&th[started], NULL, work, arg) != 0)
 			break;
-	par_work(&p);
+	work(arg);
 	for (size_t t = 1; t < started; t++)
 		pthread_join(th[t], NULL);
+}
+
+/* fn(ctx, i) for every i < n, on up to LOAD_MAX_THREADS threads. */
+static void par_run(size_t n, void (*fn)(void *, size_t), void *ctx)
+{
+	struct par p = { .fn = fn, .ctx = ctx, .n = n };
+
+	par_threads(n, LOAD_MAX_THREADS, par_work, &p);
+}
+
+/* Many segments are opened, and released, in batches through io_uring
+ * (vector_uring.c): per batch of URING_BATCH files, one submission opens
+ * them, one reads their heads, one closes them, and each costs one statx;
+ * one by one they cost four system calls each.  Each thread has its
+ * ring, made at its first batch; where no ring can be made (no liburing,
+ * a seccomp filter, io_uring disabled) or one fails, the thread goes on
+ * one segment at a time, and so does any segment the batch cannot take
+ * whole (not a small regular file on the directory's device, a short head,
+ * past the descriptor budget, an error): seg_load then does exactly what it
+ * always did, error text included. */
+#define URING_BATCH 128u
+
+struct batch_tls {
+	bool tried;
+	struct vv_uring *u;
+	struct vv_uring_file *f;
+	uint8_t *heads;          /* URING_BATCH heads of VV_VEC_PROBE_LEN */
+};
+
+struct pbatch {
+	void (*fn)(void *ctx, struct batch_tls *t, size_t i0, size_t i1);
+	void *ctx;
+	size_t n;
+	atomic_size_t next;
+};
+
+static void *pbatch_work(void *arg)
+{
+	struct pbatch *p = arg;
+	struct batch_tls t = { 0 };
+	size_t i;
+
+	while ((i = atomic_fetch_add(&p->next, URING_BATCH)) < p->n)
+		p->fn(p->ctx, &t, i, p->n - i < URING_BATCH ? p->n : i + URING_BATCH);
+	/* the ring first: it waits for reads still writing into heads */
+	vv_uring_free(t.u);
+	free(t.f);
+	free(t.heads);
+	return NULL;
+}
+
+/* fn(ctx, tls, i0, i1) for batches covering 0 .. n, threads as par_run. */
+static void pbatch_run(size_t n, void (*fn)(void *, struct batch_tls *, size_t, size_t), void *ctx)
+{
+	struct pbatch p = { .fn = fn, .ctx = ctx, .n = n };
+
+	par_threads(n, (n + URING_BATCH - 1) / URING_BATCH, pbatch_work, &p);
+}
+
+/* The thread's ring (made at its first call; heads too when asked), or
+ * NULL: then one system call at a time. */
+static struct vv_uring *batch_ring(struct batch_tls *t, bool heads)
+{
+	int r;
+
+	if (!t->tried) {
+		t->tried = true;
+		if ((r = vv_uring_new(URING_BATCH, &t->u)) < 0)
+			vv_log(VV_LOG_DEBUG, "query: no io_uring (%s): opening segments one by one",
+			       vv_strerror(r));
+	}
+	if (t->u && heads && !t->f) {
+		t->f = calloc(URING_BATCH, sizeof(*t->f));
+		t->heads = aligned_alloc(64, (size_t)URING_BATCH * VV_VEC_PROBE_LEN);
+		if (!t->f || !t->heads) {
+			vv_uring_free(t->u);
+			t->u = NULL;
+		}
+	}
+	return t->u;
 }
 
 struct loader {
@@ -481,6 +608,7 @@ struct loader {
 	struct cseg *segs;
 	int *res;
 	const char **why;
+	atomic_size_t *nbatched;
 };
 
 static void load_one(void *arg, size_t i)
@@ -490,6 +618,62 @@ static void load_one(void *arg, size_t i)
 	l->res[i] = seg_load(l->dirfd, l->io, l->idsv, l->nids, &l->segs[i], &l->why[i]);
 }
 
+/* Segment s as the batch opened it (f), its descriptor already counted in
+ * the budget: kept when it is a small regular file on the directory's
+ * device whose head came whole, otherwise closed (and uncounted) and
+ * loaded one by one. */
+static int seg_batched(struct loader *l, struct cseg *s, struct vv_uring_file *f, const char **why)
+{
+	size_t n = (size_t)f->sx.stx_size, hl = n < VV_VEC_PROBE_LEN ? n : VV_VEC_PROBE_LEN;
+
+	s->fd = -1;
+	if (f->fd < 0 || f->statx_err || !S_ISREG(f->sx.stx_mode) ||
+	    makedev(f->sx.stx_dev_major, f->sx.stx_dev_minor) != l->io->dir_dev ||
+	    f->sx.stx_size > SMALL_SEG_BYTES || f->headlen < 0 || (size_t)f->headlen != hl) {
+		if (f->fd >= 0)
+			close(f->fd);
+		f->fd = -1;
+		atomic_fetch_sub(&l->io->fds, 1);
+		return seg_load(l->dirfd, l->io, l->idsv, l->nids, s, why);
+	}
+	s->len = n;
+	s->pub.file_size = n;
+	s->fuse = false;         /* the directory's device, which is not FUSE */
+	s->stream = true;
+	s->fd = f->fd;
+	f->fd = -1;
+	atomic_fetch_add(l->nbatched, 1);
+	return seg_head(l->dirfd, l->idsv, l->nids, s, f->head, hl, n, why);
+}
+
+/* Segments i0 .. i1: as many in one batch as the descriptor budget still
+ * holds (each thread's batch keeps all its files open at once; past the
+ * budget the one-by-one path probes and closes), the rest one by one. */
+static void load_batch(void *arg, struct batch_tls *t, size_t i0, size_t i1)
+{
+	struct loader *l = arg;
+	struct vv_uring *u = batch_ring(t, true);
+	size_t n = i1 - i0, nb = u ? fd_take_n(l->io, n) : 0;
+
+	if (nb) {
+		for (size_t k = 0; k < nb; k++)
+			t->f[k] = (struct vv_uring_file){ .name = l->segs[i0 + k].name,
+							  .head = t->heads + k * VV_VEC_PROBE_LEN,
+							  .headcap = VV_VEC_PROBE_LEN, .fd = -1 };
+		if (vv_uring_open_batch(u, l->dirfd, t->f, nb) < 0) {
+			vv_log(VV_LOG_DEBUG, "query: io_uring failed: opening segments one by one");
+			vv_uring_free(t->u);
+			t->u = NULL;
+			atomic_fetch_sub(&l->io->fds, nb);
+			nb = 0;
+		}
+	}
+	for (size_t k = 0; k < n; k++)
+		l->res[i0 + k] = k < nb ? seg_batched(l, &l->segs[i0 + k], &t->f[k], &l->why[i0 + k])
+					: seg_load(l->dirfd, l->io, l->idsv, l->nids, &l->segs[i0 + k],
+						   &l->why[i0 + k]);
+}
+
 static void release_one(void *arg, size_t i)
 {
 	struct vv_collection *c = arg;
@@ -497,6 +681,30 @@ static void release_one(void *arg, size_t i)
 	seg_release(&c->segs[i], c->io);
 	free(c->segs[i].name);
 	c->segs[i].name = NULL;
+}
+
+/* Release segments i0 .. i1, their descriptors closed in one submission. */
+static void release_batch(void *arg, struct batch_tls *t, size_t i0, size_t i1)
+{
+	struct vv_collection *c = arg;
+	struct vv_uring *u = batch_ring(t, false);
+	int fds[URING_BATCH];
+	size_t nf = 0;
+
+	for (size_t i = i0; i < i1; i++) {
+		struct cseg *s = &c->segs[i];
+		if (u && s->fd >= 0) {
+			fds[nf++] = s->fd;
+			s->fd = -1;
+			atomic_fetch_sub(&c->io->fds, 1);
+		}
+		release_one(c, i);
+	}
+	if (nf && vv_uring_close_fds(u, fds, nf) < 0) {
+		vv_log(VV_LOG_WARN, "query: io_uring failed closing segments; closing one by one");
+		vv_uring_free(t->u);
+		t->u = NULL;
+	}
 }
 
 static int read_schema(const char *dir, struct vv_schema *s, char *err, size_t errlen)
@@ -638,8 +846,11 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 	}
 	memset(&ld, 0, sizeof(ld));
 	ld = (struct loader){ .dirfd = dirfd(d), .io = c->io, .idsv = idsv, .nids = nids,
-			      .segs = c->segs, .res = res, .why = whys };
-	par_run(nnames, load_one, &ld);
+			      .segs = c->segs, .res = res, .why = whys, .nbatched = &c->nbatched };
+	if (c->io->batched)
+		pbatch_run(nnames, load_batch, &ld);
+	else
+		par_run(nnames, load_one, &ld);
 	loaded = true;
 	/* in name order: the first good segment fixes the schema, the first
 	 * bad one fails the open */
@@ -717,7 +928,10 @@ void vv_collection_free(struct vv_collection *c)
 {
 	if (!c)
 		return;
-	par_run(c->nsegs, release_one, c);
+	if (c->io && c->io->batched)
+		pbatch_run(c->nsegs, release_batch, c);
+	else
+		par_run(c->nsegs, release_one, c);
 	for (size_t i = 0; i < c->nskipped; i++)
 		free(c->skipped[i]);
 	free(c->skipped);
@@ -736,6 +950,7 @@ const struct vv_collection_seg *vv_collection_seg(const struct vv_collection *c,
 	return i < c->nsegs ? &c->segs[i].pub : NULL;
 }
 size_t vv_collection_nskipped(const struct vv_collection *c) { return c->nskipped; }
+size_t vv_collection_nbatched(const struct vv_collection *c) { return atomic_load(&c->nbatched); }
 const char *vv_collection_skipped(const struct vv_collection *c, size_t i)
 {
 	return i < c->nskipped ? c->skipped[i] : NULL;

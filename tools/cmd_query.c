@@ -360,6 +360,8 @@ int cmd_query(int argc, char **argv)
 		fprintf(stderr, "vecvault query: stats: offload: %u of %zu segments scanned by the daemon, "
 			"%u still being decrypted there\n", st.segs_offloaded, vv_collection_nsegs(c),
 			st.segs_filling);
+		fprintf(stderr, "vecvault query: stats: io: %zu of %zu segments opened in io_uring batches\n",
+			vv_collection_nbatched(c), vv_collection_nsegs(c));
 	}
 	if (r < 0) {
 		die_msg("query", "%s", err[0] ? err : vv_strerror(r));

@@ -8,7 +8,7 @@ set -eu
 
 VV_PACKAGES="build-essential cmake pkg-config
 	libfuse3-dev fuse3 libsodium-dev libsqlite3-dev libssl-dev libacl1-dev
-	acl attr rsync python3 python3-numpy libopenblas-dev"
+	acl attr rsync python3 python3-numpy libopenblas-dev liburing-dev"
 # Optional: benchmarks and extra checks (peers, references, sanitizers).
 VV_PACKAGES_BENCH="python3-faiss gocryptfs securefs fio clang libclang-rt-14-dev valgrind"
 

@@ -33,8 +33,10 @@ $PY "$HERE/scale_bench.py" gen "$DATA" "$ROWS" "$DIM"
 LOCS=("plain:$DATA")
 
 # the kernel's per-file floor over tiny/ (scale_floor.c), timed in the same
-# rounds; left out when there is no C compiler
-if cc -O2 -o "$DIR/scale_floor" "$HERE/scale_floor.c" -lpthread 2>/dev/null; then
+# rounds, with io_uring's modes where liburing-dev is installed; left out
+# when there is no C compiler
+if cc -O2 -DHAVE_URING -o "$DIR/scale_floor" "$HERE/scale_floor.c" -lpthread -luring 2>/dev/null ||
+	cc -O2 -o "$DIR/scale_floor" "$HERE/scale_floor.c" -lpthread 2>/dev/null; then
 	export SCALE_FLOOR=$DIR/scale_floor
 fi
 

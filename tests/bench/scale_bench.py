@@ -131,7 +131,7 @@ def run(vv, reps, threads, locs, qdir):
     nbytes = {l: seg_bytes(os.path.join(locations[0][1], l)) for l in layouts}
     res, cpu, dcpu, offl, ids = {}, {}, {}, {}, {}
     floor = os.environ.get("SCALE_FLOOR")
-    fl = {0: [], 1: []}
+    fl = {0: [], 1: [], 2: [], 3: []}
     # warm-up: page cache, and the daemon's decrypted copies (first
     # queries on a mount start the fill and scan locally)
     for label, d, env in locations:
@@ -147,11 +147,12 @@ def run(vv, reps, threads, locs, qdir):
                 time.sleep(0.3)
     for r in range(reps):
         if floor:
-            for mode in (0, 1):
+            for mode in (0, 1, 2, 3):
                 p = subprocess.run([floor, os.path.join(qdir, "tiny"), str(threads), str(mode)],
                                    capture_output=True, text=True)
                 if p.returncode == 0:
-                    fl[mode].append(float(p.stdout) / 1e3)
+                    w = p.stdout.split()
+                    fl[mode].append((float(w[0]) / 1e3, float(w[-1]) / 1e3))
         for nq in (1, 100):
             for label, d, env in locations:
                 for l in layouts:
@@ -190,11 +191,19 @@ def run(vv, reps, threads, locs, qdir):
                         "%.2fx" % (mb / bu) if l == sp and bu > 0 else "", "%d of %d" % o))
     if fl[0] and fl[1]:
         one = statistics.median(res[(locations[0][0], "one2", 1)])
-        for mode, what in ((0, "openat, statx, 2 preads, close (as the query)"),
-                           (1, "openat, 1 pread, close (the least)")):
-            m = statistics.median(fl[mode])
-            print("# floor over tiny, per file %s, no arithmetic: %.1f ms = %.2fx the %s one2 "
-                  "single query" % (what, m * 1e3, m / one, locations[0][0]))
+        onec = statistics.median(cpu[(locations[0][0], "one2", 1)])
+        for mode, what in ((0, "openat, statx, 2 preads, close (the query, VV_IO_URING=0)"),
+                           (1, "openat, 1 pread, close (the least, one by one)"),
+                           (2, "io_uring batches of openat, head read, close + statx, pread "
+                               "(the query)"),
+                           (3, "io_uring batches of openat, 1 read, close (the least)")):
+            if not fl[mode]:
+                continue
+            m = statistics.median(x[0] for x in fl[mode])
+            mc = statistics.median(x[1] for x in fl[mode])
+            print("# floor over tiny, per file %s, no arithmetic: %.1f ms wall, %.1f ms CPU "
+                  "= %.2fx wall, %.2fx CPU of the %s one2 single query"
+                  % (what, m * 1e3, mc * 1e3, m / one, mc / onec, locations[0][0]))
     refbad = ref_check(qdir, ids)
     print("# every layout and location at the float64 reference distances: %s"
           % ("yes" if not refbad else "NO"))

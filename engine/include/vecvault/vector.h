@@ -162,6 +162,9 @@ const struct vv_collection_seg *vv_collection_seg(const struct vv_collection *c,
 /* Skipped segments ("FILE: problem" strings; borrowed, valid until free). */
 size_t vv_collection_nskipped(const struct vv_collection *c);
 const char *vv_collection_skipped(const struct vv_collection *c, size_t i);
+/* How many segments the open opened in io_uring batches (small segments
+ * of a plain directory, where io_uring works), for --stats and tests. */
+size_t vv_collection_nbatched(const struct vv_collection *c);
 
 /* A result.  Ordered by (dist, seg, row) with dist "smaller is better":
  * l2 = squared euclidean distance, ip = -dot, cosine = 1 - cos.  The value
@@ -178,7 +181,7 @@ double vv_knn_score(enum vv_metric m, double dist);
 
 /* Process-wide choices of kernels and segment I/O, for the host to make
  * once (the engine reads no environment; the CLI maps $VV_SIMD, $VV_BLAS
- * and $VV_SCAN_IO onto these in tools/env.c).  A zeroed config is the
+ * $VV_SCAN_IO and $VV_IO_URING onto these in tools/env.c).  A zeroed config is the
  * default: the best kernels this CPU has, BLAS for large batches when
  * built in, and I/O per segment by size and file system. */
 enum vv_scan_io {
@@ -191,6 +194,8 @@ struct vv_vector_config {
 	                            if the CPU has it; NULL/"" or unknown = best */
 	bool no_blas;            /* batches use the SIMD kernel, never BLAS */
 	enum vv_scan_io scan_io;
+	bool no_uring;           /* open, read and close segments one system
+	                            call at a time, never through io_uring */
 };
 /* Apply c (copied; NULL = defaults).  Call before searches start: a search
  * running meanwhile may use either choice.  The kernel choice also serves
