@@ -57,6 +57,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,9 +433,111 @@ static int take_lock(struct vv_repo *r)
 	return 0;
 }
 
-static int unlock_conf(struct vv_repo *r, const uint8_t *conf, size_t len, const char *pass,
-		       size_t passlen, bool allow_test)
+/*
+ * The daemon's key cache (VV_REPO_KEY_CACHE; docs/security.md "Backup
+ * repository keys in the daemon").  A backup run used to pay one Argon2id
+ * of the repository's slot per run: most of a run that has nothing to
+ * send.  An entry holds, in secure memory, a repository key that a slot
+ * unlocked in this process, the slot's exact bytes, and a verifier of the
+ * passphrase that unlocked it: keyed BLAKE2b under a key drawn at random
+ * per process (never stored, never leaves secure memory).  A later open
+ * with the same passphrase (verifier equal, compared in constant time)
+ * and the same slot bytes (a changed or removed slot: no hit) takes the
+ * key without a second Argon2id; the config MAC then checks the key as
+ * before.  Any other passphrase misses and pays the full Argon2id, so a
+ * wrong guess costs what it did.  Cleared when the vault closes.
+ */
+#define KC_MAX 4
+
+struct kc_ent {
+	bool used;
+	uint64_t last;                     /* kc_tick at the last use: the oldest goes */
+	uint8_t id[VV_REPO_ID_BYTES];
+	uint8_t slot[SLOT_BYTES];          /* the slot's bytes as it was unlocked */
+	uint8_t *sec;                      /* secure: verifier || repo key */
+};
+
+static pthread_mutex_t kc_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct kc_ent kc[KC_MAX];
+static uint8_t *kc_key;                    /* secure, random: keys the verifiers */
+static uint64_t kc_tick;
+
+/* The verifier of pass, under kc_mu.  VV_ENOMEM without a key. */
+static int kc_verifier(const char *pass, size_t passlen, uint8_t ver[VV_MAC_BYTES])
 {
+	if (!kc_key) {
+		if (!(kc_key = vv_secure_alloc(VV_KEY_BYTES)))
+			return VV_ENOMEM;
+		vv_random_bytes(kc_key, VV_KEY_BYTES);
+	}
+	return vv_mac(ver, kc_key, pass, passlen);
+}
+
+/* The cached key of this slot for this passphrase into key: true if any. */
+static bool kc_find(const uint8_t id[VV_REPO_ID_BYTES], const uint8_t *slot,
+		    const uint8_t ver[VV_MAC_BYTES], uint8_t *key)
+{
+	bool hit = false;
+
+	pthread_mutex_lock(&kc_mu);
+	for (int i = 0; i < KC_MAX && !hit; i++) {
+		struct kc_ent *e = &kc[i];
+		if (!e->used || memcmp(e->id, id, VV_REPO_ID_BYTES) != 0 ||
+		    memcmp(e->slot, slot, SLOT_BYTES) != 0 || !vv_memeq_ct(e->sec, ver, VV_MAC_BYTES))
+			continue;
+		memcpy(key, e->sec + VV_MAC_BYTES, VV_KEY_BYTES);
+		e->last = ++kc_tick;
+		hit = true;
+	}
+	pthread_mutex_unlock(&kc_mu);
+	return hit;
+}
+
+/* Remember key as unlocked by this slot and passphrase (best effort). */
+static void kc_put(const uint8_t id[VV_REPO_ID_BYTES], const uint8_t *slot,
+		   const uint8_t ver[VV_MAC_BYTES], const uint8_t *key)
+{
+	struct kc_ent *e = NULL;
+
+	pthread_mutex_lock(&kc_mu);
+	for (int i = 0; i < KC_MAX; i++) {
+		/* One entry per repository: a new passphrase or slot replaces it. */
+		if (kc[i].used && memcmp(kc[i].id, id, VV_REPO_ID_BYTES) == 0) {
+			e = &kc[i];
+			break;
+		}
+		if (!e || !kc[i].used || (e->used && kc[i].last < e->last))
+			e = &kc[i];
+	}
+	if (!e->sec && !(e->sec = vv_secure_alloc(VV_MAC_BYTES + VV_KEY_BYTES))) {
+		pthread_mutex_unlock(&kc_mu);
+		return;
+	}
+	e->used = true;
+	e->last = ++kc_tick;
+	memcpy(e->id, id, VV_REPO_ID_BYTES);
+	memcpy(e->slot, slot, SLOT_BYTES);
+	memcpy(e->sec, ver, VV_MAC_BYTES);
+	memcpy(e->sec + VV_MAC_BYTES, key, VV_KEY_BYTES);
+	pthread_mutex_unlock(&kc_mu);
+}
+
+void vv_repo_key_cache_clear(void)
+{
+	pthread_mutex_lock(&kc_mu);
+	for (int i = 0; i < KC_MAX; i++) {
+		vv_secure_free(kc[i].sec);
+		memset(&kc[i], 0, sizeof(kc[i]));
+	}
+	vv_secure_free(kc_key);
+	kc_key = NULL;
+	pthread_mutex_unlock(&kc_mu);
+}
+
+static int unlock_conf(struct vv_repo *r, const uint8_t *conf, size_t len, const char *pass,
+		       size_t passlen, bool allow_test, bool cache)
+{
+	uint8_t ver[VV_MAC_BYTES];
 	struct vv_rbuf b;
 	uint8_t *kek = NULL, mac[VV_MAC_BYTES], ad[29];
 	bool weak = false;
@@ -444,6 +547,16 @@ static int unlock_conf(struct vv_repo *r, const uint8_t *conf, size_t len, const
 	if (!(kek = vv_secure_alloc(VV_KEY_BYTES)) || !(r->key = vv_secure_alloc(VV_KEY_BYTES))) {
 		vv_secure_free(kek);
 		return VV_ENOMEM;
+	}
+	if (cache) {
+		pthread_mutex_lock(&kc_mu);
+		e = kc_verifier(pass, passlen, ver);
+		pthread_mutex_unlock(&kc_mu);
+		if (e < 0) {
+			vv_secure_free(kek);
+			return e;
+		}
+		e = VV_EBADPASS;
 	}
 	vv_rbuf_init(&b, conf, len);
 	vv_rbuf_skip(&b, 36);
@@ -462,15 +575,22 @@ static int unlock_conf(struct vv_repo *r, const uint8_t *conf, size_t len, const
 			weak = true;
 			continue;
 		}
+		if (cache && kc_find(r->id, conf + CONF_HDR + (size_t)i * SLOT_BYTES, ver, r->key)) {
+			e = 0;
+			break;
+		}
 		if (vv_kdf_derive(kek, pass, passlen, salt, &p) < 0)
 			continue;
 		slot_ad(r->id, idx, ad);
 		if (vv_key_unwrap(r->key, wr, kek, ad, sizeof(ad)) == 0) {
+			if (cache)
+				kc_put(r->id, conf + CONF_HDR + (size_t)i * SLOT_BYTES, ver, r->key);
 			e = 0;
 			break;
 		}
 	}
 	vv_secure_free(kek);
+	vv_memzero(ver, sizeof(ver));
 	if (e == VV_EBADPASS && weak)
 		e = VV_EDOWNGRADE;
 	if (e < 0)
@@ -525,7 +645,8 @@ int vv_repo_open(const char *dest, const char *pass, size_t passlen, unsigned fl
 		goto out;
 	if ((flags & VV_REPO_WRITE) && (e = take_lock(r)) < 0)
 		goto out;
-	e = unlock_conf(r, conf, len, pass, passlen, flags & VV_REPO_ALLOW_TEST_KDF);
+	e = unlock_conf(r, conf, len, pass, passlen, flags & VV_REPO_ALLOW_TEST_KDF,
+			flags & VV_REPO_KEY_CACHE);
 out:
 	free(conf);
 	if (e < 0)

@@ -26,6 +26,13 @@
 #define VV_REPO_OBJECT_MAX (16u << 20)     /* larger objects are refused */
 #define VV_REPO_MANIFEST_MAX (1u << 30)
 
+/* vv_repo_open flag, the daemon's only: keep the repository key a slot
+ * unlocked (with a keyed verifier of the passphrase) for later opens with
+ * the same passphrase in this process (repo.c "the daemon's key cache").
+ * vv_repo_key_cache_clear forgets every key (the vault's close). */
+#define VV_REPO_KEY_CACHE 0x100
+void vv_repo_key_cache_clear(void);
+
 struct vv_bk_inode {
 	struct vv_inode_row r;
 	uint8_t *data;                     /* inline bytes / symlink target, or NULL */
