@@ -90,6 +90,7 @@
 struct vv_repo {
 	int dfd, objfd, manfd, lockfd;
 	bool check;                        /* VV_REPO_CHECK_OWNER */
+	bool cache;                        /* VV_REPO_KEY_CACHE: also the manifest cache */
 	uint32_t uid, gid;                 /* DEST's owner: new files get it */
 	uint8_t id[VV_REPO_ID_BYTES];
 	uint8_t *key;                      /* secure: repo key */
@@ -534,9 +535,115 @@ static void kc_put(const uint8_t id[VV_REPO_ID_BYTES], const uint8_t *slot,
 	pthread_mutex_unlock(&kc_mu);
 }
 
+/*
+ * The daemon's manifest cache (with the key cache, VV_REPO_KEY_CACHE): the
+ * object list of each manifest of a repository it read or wrote, by name.
+ * An incremental run needs every manifest's objects (vv_repo_index_load)
+ * and decrypted all of them each time: a repository with a month of daily
+ * backups cost a month of manifests per run.  A manifest never changes
+ * (its name is its backup id, bound into its AEAD), so one read once
+ * stays valid until it is gone from the listing (then dropped here).
+ * Objects are still checked present at their size before being trusted.
+ * Under kc_mu; at most KC_MAX repositories, the oldest replaced.
+ */
+struct mc_man {
+	char name[VV_BACKUP_ID_HEX + 1];
+	struct vv_bk_object *o;
+	size_t n;
+};
+
+static struct mc_repo {
+	bool used;
+	uint64_t last;
+	uint8_t id[VV_REPO_ID_BYTES];
+	struct mc_man *man;
+	size_t n, cap;
+} mc[KC_MAX];
+
+static void mc_drop(struct mc_repo *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->man[i].o);
+	free(c->man);
+	memset(c, 0, sizeof(*c));
+}
+
+/* The cache of repository id (made when absent), under kc_mu. */
+static struct mc_repo *mc_of(const uint8_t id[VV_REPO_ID_BYTES])
+{
+	struct mc_repo *c = NULL;
+
+	for (int i = 0; i < KC_MAX; i++) {
+		if (mc[i].used && memcmp(mc[i].id, id, VV_REPO_ID_BYTES) == 0) {
+			mc[i].last = ++kc_tick;
+			return &mc[i];
+		}
+		if (!c || !mc[i].used || (c->used && mc[i].last < c->last))
+			c = &mc[i];
+	}
+	mc_drop(c);
+	c->used = true;
+	c->last = ++kc_tick;
+	memcpy(c->id, id, VV_REPO_ID_BYTES);
+	return c;
+}
+
+static struct mc_man *mc_find(struct mc_repo *c, const char *name)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (strcmp(c->man[i].name, name) == 0)
+			return &c->man[i];
+	return NULL;
+}
+
+/* Remember manifest name's objects (best effort: no memory, no entry). */
+static void mc_add(struct mc_repo *c, const char *name, const struct vv_bk_object *o, size_t n)
+{
+	struct mc_man *e;
+
+	if (mc_find(c, name))
+		return;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 16;
+		struct mc_man *nm = realloc(c->man, cap * sizeof(*nm));
+		if (!nm)
+			return;
+		c->man = nm;
+		c->cap = cap;
+	}
+	e = &c->man[c->n];
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->n = n;
+	e->o = NULL;
+	if (n && !(e->o = malloc(n * sizeof(*o))))
+		return;
+	if (n)
+		memcpy(e->o, o, n * sizeof(*o));
+	c->n++;
+}
+
+/* Keep only the manifests named in names (sorted). */
+static void mc_keep(struct mc_repo *c, char **names, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < c->n; i++) {
+		bool listed = false;
+		for (size_t j = 0; j < n && !listed; j++)
+			listed = strcmp(names[j], c->man[i].name) == 0;
+		if (listed)
+			c->man[k++] = c->man[i];
+		else
+			free(c->man[i].o);
+	}
+	c->n = k;
+}
+
 void vv_repo_key_cache_clear(void)
 {
 	pthread_mutex_lock(&kc_mu);
+	for (int i = 0; i < KC_MAX; i++)
+		mc_drop(&mc[i]);
 	for (int i = 0; i < KC_MAX; i++) {
 		vv_secure_free(kc[i].sec);
 		memset(&kc[i], 0, sizeof(kc[i]));
@@ -631,6 +738,7 @@ int vv_repo_open(const char *dest, const char *pass, size_t passlen, unsigned fl
 	pthread_mutex_init(&r->pmu, NULL);
 	r->pinit = true;
 	r->check = flags & VV_REPO_CHECK_OWNER;
+	r->cache = flags & VV_REPO_KEY_CACHE;
 	r->uid = uid;
 	if ((e = vv_crypto_init()) < 0)
 		goto out;
@@ -1387,6 +1495,12 @@ int vv_repo_manifest_store(struct vv_repo *r, const struct vv_manifest *m)
 		goto out;
 	if (fsync(r->manfd) < 0)
 		e = oserr(errno);
+	else if (r->cache) {
+		/* The next run's index need not read it back. */
+		pthread_mutex_lock(&kc_mu);
+		mc_add(mc_of(r->id), hex, m->objs, m->nobjs);
+		pthread_mutex_unlock(&kc_mu);
+	}
 out:
 	if (body)
 		vv_memzero(body, blen);
@@ -1583,6 +1697,25 @@ static int cmp_obj(const void *a, const void *b)
 		      VV_CHUNK_ID_BYTES);
 }
 
+/* Append n objects to ix (capacity *cap). */
+static int ix_add(struct vv_repo_index *ix, size_t *cap, const struct vv_bk_object *o, size_t n)
+{
+	if (ix->n + n > *cap) {
+		size_t nc = *cap ? *cap : 1024;
+		struct vv_bk_object *no;
+		while (nc < ix->n + n)
+			nc *= 2;
+		if (!(no = realloc(ix->o, nc * sizeof(*no))))
+			return VV_ENOMEM;
+		ix->o = no;
+		*cap = nc;
+	}
+	if (n)
+		memcpy(ix->o + ix->n, o, n * sizeof(*o));
+	ix->n += n;
+	return 0;
+}
+
 int vv_repo_index_load(struct vv_repo *r, struct vv_repo_index *ix)
 {
 	struct vv_manifest m;
@@ -1594,24 +1727,39 @@ int vv_repo_index_load(struct vv_repo *r, struct vv_repo_index *ix)
 	if ((e = vv_repo_manifest_names(r, &names, &n)) < 0)
 		return e;
 	for (size_t i = 0; i < n; i++) {
+		if (r->cache) {
+			struct mc_man *f;
+			bool hit = false;
+			pthread_mutex_lock(&kc_mu);
+			if ((f = mc_find(mc_of(r->id), names[i]))) {
+				e = ix_add(ix, &cap, f->o, f->n);
+				hit = true;
+			}
+			pthread_mutex_unlock(&kc_mu);
+			if (e < 0)
+				goto out;
+			if (hit)
+				continue;
+		}
 		/* A manifest that does not read adds nothing: its objects are
 		 * then hashed and checked again. */
 		if (vv_repo_manifest_load(r, names[i], &m) < 0)
 			continue;
-		for (size_t j = 0; j < m.nobjs; j++) {
-			if (ix->n == cap) {
-				struct vv_bk_object *no;
-				cap = cap ? cap * 2 : 1024;
-				if (!(no = realloc(ix->o, cap * sizeof(*no)))) {
-					vv_manifest_free(&m);
-					e = VV_ENOMEM;
-					goto out;
-				}
-				ix->o = no;
-			}
-			ix->o[ix->n++] = m.objs[j];
+		e = ix_add(ix, &cap, m.objs, m.nobjs);
+		if (e == 0 && r->cache) {
+			pthread_mutex_lock(&kc_mu);
+			mc_add(mc_of(r->id), names[i], m.objs, m.nobjs);
+			pthread_mutex_unlock(&kc_mu);
 		}
 		vv_manifest_free(&m);
+		if (e < 0)
+			goto out;
+	}
+	if (r->cache) {
+		/* Forgotten manifests leave the cache too. */
+		pthread_mutex_lock(&kc_mu);
+		mc_keep(mc_of(r->id), names, n);
+		pthread_mutex_unlock(&kc_mu);
 	}
 	if (ix->n)
 		qsort(ix->o, ix->n, sizeof(*ix->o), cmp_obj);
