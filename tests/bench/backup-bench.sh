@@ -113,7 +113,7 @@ note "restic: first $(m r1) s, no-change $(m r2) s, after 1% change $(m r3) s, r
 note "restic CPU (with the daemon serving its reads): first $(m r1 cpu) s, no-change $(m r2 cpu) s, after 1% change $(m r3 cpu) s, restore $(m r4 cpu) s"
 names=(x "first backup" "no-change re-run" "after 1% change" "restore")
 for k in 1 2 3 4; do
-	note "restic/vecvault ${names[$k]}: wall $(awk -v a="$(m r$k)" -v b="$(m v$k)" 'BEGIN { printf "%.2fx", a / b }'), CPU $(awk -v a="$(m r$k cpu)" -v b="$(m v$k cpu)" 'BEGIN { printf "%.2fx", b > 0 ? a / b : 0 }')"
+	note "restic/vecvault ${names[$k]}: wall $(awk -v a="$(m r$k)" -v b="$(m v$k)" 'BEGIN { printf "%.2fx", a / b }'), CPU $(awk -v a="$(m r$k cpu)" -v b="$(m v$k cpu)" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }')"
 done
 note "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 note "repository size vecvault/restic: $(awk -v a="$vsize" -v b="$rsize" 'BEGIN { printf "%.3f", a / b }')"
