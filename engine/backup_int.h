@@ -29,5 +29,8 @@ struct vv_meta_bk_sink {
 /* Every row of snapshot sid, table by table (inodes, dirents, xattrs,
  * extents, collections).  Under the vault's lock; reads only. */
 int vv_meta_backup_read(struct vv_meta *m, uint32_t sid, const struct vv_meta_bk_sink *k);
+/* The same rows from the live tables, as a snapshot taken
+ * now would hold them.  Under the vault's lock; reads only. */
+int vv_meta_backup_read_live(struct vv_meta *m, const struct vv_meta_bk_sink *k);
 
 #endif

@@ -57,6 +57,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,15 +84,28 @@
 #define MAN_HDR 68
 #define BODY_PAD 4096
 #define MAX_SLOTS 16
+#define PEND_MAX 32                        /* objects synced and renamed together */
+#define PEND_BYTES (128u << 20)            /* ... or that many bytes of them */
 
 struct vv_repo {
 	int dfd, objfd, manfd, lockfd;
 	bool check;                        /* VV_REPO_CHECK_OWNER */
+	bool cache;                        /* VV_REPO_KEY_CACHE: also the manifest cache */
 	uint32_t uid, gid;                 /* DEST's owner: new files get it */
 	uint8_t id[VV_REPO_ID_BYTES];
 	uint8_t *key;                      /* secure: repo key */
 	uint8_t *kman, *kobj, *kcoll;      /* secure: subkeys */
 	bool dirty[256], objdirty;         /* objects/XX and objects/ to fsync */
+	/* Objects written under their tmp name, write-back started, not yet
+	 * synced nor renamed (vv_repo_object_put, flush_pending); under pmu. */
+	pthread_mutex_t pmu;
+	bool pinit;
+	struct pend {
+		int dfd, fd;                   /* objects/XX, the tmp file */
+		uint8_t name[VV_REPO_NAME_BYTES];
+	} pend[PEND_MAX];
+	int npend;
+	uint64_t pbytes;
 };
 
 static int oserr(int e)
@@ -432,9 +446,217 @@ static int take_lock(struct vv_repo *r)
 	return 0;
 }
 
-static int unlock_conf(struct vv_repo *r, const uint8_t *conf, size_t len, const char *pass,
-		       size_t passlen, bool allow_test)
+/*
+ * The daemon's key cache (VV_REPO_KEY_CACHE; docs/security.md "Backup
+ * repository keys in the daemon").  A backup run used to pay one Argon2id
+ * of the repository's slot per run: most of a run that has nothing to
+ * send.  An entry holds, in secure memory, a repository key that a slot
+ * unlocked in this process, the slot's exact bytes, and a verifier of the
+ * passphrase that unlocked it: keyed BLAKE2b under a key drawn at random
+ * per process (never stored, never leaves secure memory).  A later open
+ * with the same passphrase (verifier equal, compared in constant time)
+ * and the same slot bytes (a changed or removed slot: no hit) takes the
+ * key without a second Argon2id; the config MAC then checks the key as
+ * before.  Any other passphrase misses and pays the full Argon2id, so a
+ * wrong guess costs what it did.  Cleared when the vault closes.
+ */
+#define KC_MAX 4
+
+struct kc_ent {
+	bool used;
+	uint64_t last;                     /* kc_tick at the last use: the oldest goes */
+	uint8_t id[VV_REPO_ID_BYTES];
+	uint8_t slot[SLOT_BYTES];          /* the slot's bytes as it was unlocked */
+	uint8_t *sec;                      /* secure: verifier || repo key */
+};
+
+static pthread_mutex_t kc_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct kc_ent kc[KC_MAX];
+static uint8_t *kc_key;                    /* secure, random: keys the verifiers */
+static uint64_t kc_tick;
+
+/* The verifier of pass, under kc_mu.  VV_ENOMEM without a key. */
+static int kc_verifier(const char *pass, size_t passlen, uint8_t ver[VV_MAC_BYTES])
 {
+	if (!kc_key) {
+		if (!(kc_key = vv_secure_alloc(VV_KEY_BYTES)))
+			return VV_ENOMEM;
+		vv_random_bytes(kc_key, VV_KEY_BYTES);
+	}
+	return vv_mac(ver, kc_key, pass, passlen);
+}
+
+/* The cached key of this slot for this passphrase into key: true if any. */
+static bool kc_find(const uint8_t id[VV_REPO_ID_BYTES], const uint8_t *slot,
+		    const uint8_t ver[VV_MAC_BYTES], uint8_t *key)
+{
+	bool hit = false;
+
+	pthread_mutex_lock(&kc_mu);
+	for (int i = 0; i < KC_MAX && !hit; i++) {
+		struct kc_ent *e = &kc[i];
+		if (!e->used || memcmp(e->id, id, VV_REPO_ID_BYTES) != 0 ||
+		    memcmp(e->slot, slot, SLOT_BYTES) != 0 || !vv_memeq_ct(e->sec, ver, VV_MAC_BYTES))
+			continue;
+		memcpy(key, e->sec + VV_MAC_BYTES, VV_KEY_BYTES);
+		e->last = ++kc_tick;
+		hit = true;
+	}
+	pthread_mutex_unlock(&kc_mu);
+	return hit;
+}
+
+/* Remember key as unlocked by this slot and passphrase (best effort). */
+static void kc_put(const uint8_t id[VV_REPO_ID_BYTES], const uint8_t *slot,
+		   const uint8_t ver[VV_MAC_BYTES], const uint8_t *key)
+{
+	struct kc_ent *e = NULL;
+
+	pthread_mutex_lock(&kc_mu);
+	for (int i = 0; i < KC_MAX; i++) {
+		/* One entry per repository: a new passphrase or slot replaces it. */
+		if (kc[i].used && memcmp(kc[i].id, id, VV_REPO_ID_BYTES) == 0) {
+			e = &kc[i];
+			break;
+		}
+		if (!e || !kc[i].used || (e->used && kc[i].last < e->last))
+			e = &kc[i];
+	}
+	if (!e->sec && !(e->sec = vv_secure_alloc(VV_MAC_BYTES + VV_KEY_BYTES))) {
+		pthread_mutex_unlock(&kc_mu);
+		return;
+	}
+	e->used = true;
+	e->last = ++kc_tick;
+	memcpy(e->id, id, VV_REPO_ID_BYTES);
+	memcpy(e->slot, slot, SLOT_BYTES);
+	memcpy(e->sec, ver, VV_MAC_BYTES);
+	memcpy(e->sec + VV_MAC_BYTES, key, VV_KEY_BYTES);
+	pthread_mutex_unlock(&kc_mu);
+}
+
+/*
+ * The daemon's manifest cache (with the key cache, VV_REPO_KEY_CACHE): the
+ * object list of each manifest of a repository it read or wrote, by name.
+ * An incremental run needs every manifest's objects (vv_repo_index_load)
+ * and decrypted all of them each time: a repository with a month of daily
+ * backups cost a month of manifests per run.  A manifest never changes
+ * (its name is its backup id, bound into its AEAD), so one read once
+ * stays valid until it is gone from the listing (then dropped here).
+ * Objects are still checked present at their size before being trusted.
+ * Under kc_mu; at most KC_MAX repositories, the oldest replaced.
+ */
+struct mc_man {
+	char name[VV_BACKUP_ID_HEX + 1];
+	struct vv_bk_object *o;
+	size_t n;
+};
+
+static struct mc_repo {
+	bool used;
+	uint64_t last;
+	uint8_t id[VV_REPO_ID_BYTES];
+	struct mc_man *man;
+	size_t n, cap;
+} mc[KC_MAX];
+
+static void mc_drop(struct mc_repo *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->man[i].o);
+	free(c->man);
+	memset(c, 0, sizeof(*c));
+}
+
+/* The cache of repository id (made when absent), under kc_mu. */
+static struct mc_repo *mc_of(const uint8_t id[VV_REPO_ID_BYTES])
+{
+	struct mc_repo *c = NULL;
+
+	for (int i = 0; i < KC_MAX; i++) {
+		if (mc[i].used && memcmp(mc[i].id, id, VV_REPO_ID_BYTES) == 0) {
+			mc[i].last = ++kc_tick;
+			return &mc[i];
+		}
+		if (!c || !mc[i].used || (c->used && mc[i].last < c->last))
+			c = &mc[i];
+	}
+	mc_drop(c);
+	c->used = true;
+	c->last = ++kc_tick;
+	memcpy(c->id, id, VV_REPO_ID_BYTES);
+	return c;
+}
+
+static struct mc_man *mc_find(struct mc_repo *c, const char *name)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (strcmp(c->man[i].name, name) == 0)
+			return &c->man[i];
+	return NULL;
+}
+
+/* Remember manifest name's objects (best effort: no memory, no entry). */
+static void mc_add(struct mc_repo *c, const char *name, const struct vv_bk_object *o, size_t n)
+{
+	struct mc_man *e;
+
+	if (mc_find(c, name))
+		return;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 16;
+		struct mc_man *nm = realloc(c->man, cap * sizeof(*nm));
+		if (!nm)
+			return;
+		c->man = nm;
+		c->cap = cap;
+	}
+	e = &c->man[c->n];
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->n = n;
+	e->o = NULL;
+	if (n && !(e->o = malloc(n * sizeof(*o))))
+		return;
+	if (n)
+		memcpy(e->o, o, n * sizeof(*o));
+	c->n++;
+}
+
+/* Keep only the manifests named in names (sorted). */
+static void mc_keep(struct mc_repo *c, char **names, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < c->n; i++) {
+		bool listed = false;
+		for (size_t j = 0; j < n && !listed; j++)
+			listed = strcmp(names[j], c->man[i].name) == 0;
+		if (listed)
+			c->man[k++] = c->man[i];
+		else
+			free(c->man[i].o);
+	}
+	c->n = k;
+}
+
+void vv_repo_key_cache_clear(void)
+{
+	pthread_mutex_lock(&kc_mu);
+	for (int i = 0; i < KC_MAX; i++)
+		mc_drop(&mc[i]);
+	for (int i = 0; i < KC_MAX; i++) {
+		vv_secure_free(kc[i].sec);
+		memset(&kc[i], 0, sizeof(kc[i]));
+	}
+	vv_secure_free(kc_key);
+	kc_key = NULL;
+	pthread_mutex_unlock(&kc_mu);
+}
+
+static int unlock_conf(struct vv_repo *r, const uint8_t *conf, size_t len, const char *pass,
+		       size_t passlen, bool allow_test, bool cache)
+{
+	uint8_t ver[VV_MAC_BYTES];
 	struct vv_rbuf b;
 	uint8_t *kek = NULL, mac[VV_MAC_BYTES], ad[29];
 	bool weak = false;
@@ -444,6 +666,16 @@ static int unlock_conf(struct vv_repo *r, const uint8_t *conf, size_t len, const
 	if (!(kek = vv_secure_alloc(VV_KEY_BYTES)) || !(r->key = vv_secure_alloc(VV_KEY_BYTES))) {
 		vv_secure_free(kek);
 		return VV_ENOMEM;
+	}
+	if (cache) {
+		pthread_mutex_lock(&kc_mu);
+		e = kc_verifier(pass, passlen, ver);
+		pthread_mutex_unlock(&kc_mu);
+		if (e < 0) {
+			vv_secure_free(kek);
+			return e;
+		}
+		e = VV_EBADPASS;
 	}
 	vv_rbuf_init(&b, conf, len);
 	vv_rbuf_skip(&b, 36);
@@ -462,15 +694,22 @@ static int unlock_conf(struct vv_repo *r, const uint8_t *conf, size_t len, const
 			weak = true;
 			continue;
 		}
+		if (cache && kc_find(r->id, conf + CONF_HDR + (size_t)i * SLOT_BYTES, ver, r->key)) {
+			e = 0;
+			break;
+		}
 		if (vv_kdf_derive(kek, pass, passlen, salt, &p) < 0)
 			continue;
 		slot_ad(r->id, idx, ad);
 		if (vv_key_unwrap(r->key, wr, kek, ad, sizeof(ad)) == 0) {
+			if (cache)
+				kc_put(r->id, conf + CONF_HDR + (size_t)i * SLOT_BYTES, ver, r->key);
 			e = 0;
 			break;
 		}
 	}
 	vv_secure_free(kek);
+	vv_memzero(ver, sizeof(ver));
 	if (e == VV_EBADPASS && weak)
 		e = VV_EDOWNGRADE;
 	if (e < 0)
@@ -496,7 +735,10 @@ int vv_repo_open(const char *dest, const char *pass, size_t passlen, unsigned fl
 	if (!r)
 		return VV_ENOMEM;
 	r->dfd = r->objfd = r->manfd = r->lockfd = -1;
+	pthread_mutex_init(&r->pmu, NULL);
+	r->pinit = true;
 	r->check = flags & VV_REPO_CHECK_OWNER;
+	r->cache = flags & VV_REPO_KEY_CACHE;
 	r->uid = uid;
 	if ((e = vv_crypto_init()) < 0)
 		goto out;
@@ -525,7 +767,8 @@ int vv_repo_open(const char *dest, const char *pass, size_t passlen, unsigned fl
 		goto out;
 	if ((flags & VV_REPO_WRITE) && (e = take_lock(r)) < 0)
 		goto out;
-	e = unlock_conf(r, conf, len, pass, passlen, flags & VV_REPO_ALLOW_TEST_KDF);
+	e = unlock_conf(r, conf, len, pass, passlen, flags & VV_REPO_ALLOW_TEST_KDF,
+			flags & VV_REPO_KEY_CACHE);
 out:
 	free(conf);
 	if (e < 0)
@@ -535,10 +778,19 @@ out:
 	return e;
 }
 
+static int flush_pending(struct vv_repo *r);
+
 void vv_repo_close(struct vv_repo *r)
 {
 	if (!r)
 		return;
+	if (r->pinit) {
+		/* A failed or stopped run: what arrived complete stays. */
+		if (flush_pending(r) < 0)
+			vv_log(VV_LOG_WARN, "backup: objects of the last batch could not be synced "
+			       "(removed; a rerun sends them again)");
+		pthread_mutex_destroy(&r->pmu);
+	}
 	if (r->lockfd >= 0)
 		close(r->lockfd);
 	if (r->objfd >= 0)
@@ -627,21 +879,91 @@ bool vv_repo_object_have(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTE
 	       (uint64_t)st.st_size == size;
 }
 
+/*
+ * Objects are made durable in batches: each is written under its tmp name
+ * and its write-back started at once (vv_os_writeback); every PEND_MAX
+ * objects or PEND_BYTES bytes, and before a manifest or at close, the
+ * batch is fdatasync'ed and only then renamed to its name.  So a file
+ * under an object's name is always complete and durable (what a kill or
+ * power cut leaves under a name is never torn, and a rerun trusts its
+ * size), while the disk writes of a batch overlap each other and the
+ * hashing of the next chunks: one fsync per object, each waited for in
+ * turn, cost more than the copy itself.  Under r->pmu.
+ */
+static int flush_pending(struct vv_repo *r)
+{
+	char tmp[80], hex[65], xx[3];
+	int e = 0;
+
+	for (int i = 0; i < r->npend; i++) {
+		struct pend *p = &r->pend[i];
+		int f = 0;
+		obj_names(p->name, xx, hex);
+		snprintf(tmp, sizeof(tmp), ".tmp-%s", hex);
+		if ((f = vv_os_fsync(p->fd)) < 0)
+			f = oserr(-f);
+		close(p->fd);
+		if (f == 0 && renameat(p->dfd, tmp, p->dfd, hex) < 0)
+			f = oserr(errno);
+		if (f < 0) {
+			unlinkat(p->dfd, tmp, 0);
+			if (e == 0)
+				e = f;
+		} else {
+			r->dirty[p->name[0]] = true;
+			r->objdirty = true;
+		}
+		close(p->dfd);
+	}
+	r->npend = 0;
+	r->pbytes = 0;
+	return e;
+}
+
 int vv_repo_object_put(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES], const void *bytes,
 		       size_t len)
 {
-	char xx[3], hex[65];
-	int fd = -1, e;
+	char xx[3], hex[65], tmp[80];
+	int dfd = -1, fd, e;
 
 	obj_names(name, xx, hex);
-	if ((e = subdir(r, r->objfd, xx, true, &fd)) < 0)
+	pthread_mutex_lock(&r->pmu);
+	for (int i = 0; i < r->npend; i++)
+		if (memcmp(r->pend[i].name, name, VV_REPO_NAME_BYTES) == 0) {
+			/* The same bytes twice in one batch: written once. */
+			pthread_mutex_unlock(&r->pmu);
+			return 0;
+		}
+	pthread_mutex_unlock(&r->pmu);
+	if ((e = subdir(r, r->objfd, xx, true, &dfd)) < 0)
 		return e;
-	e = write_at(r, fd, hex, bytes, len);
-	close(fd);
-	if (e == 0) {
-		r->dirty[name[0]] = true;
-		r->objdirty = true;
+	snprintf(tmp, sizeof(tmp), ".tmp-%s", hex);
+	unlinkat(dfd, tmp, 0);
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		e = oserr(errno);
+		close(dfd);
+		return e;
 	}
+	give(r, fd);
+	if ((e = vv_os_pwrite_full(fd, bytes, len, 0)) < 0) {
+		e = oserr(-e);
+		close(fd);
+		unlinkat(dfd, tmp, 0);
+		close(dfd);
+		return e;
+	}
+	vv_os_writeback(fd, (off_t)len);
+	pthread_mutex_lock(&r->pmu);
+	r->pend[r->npend].dfd = dfd;
+	r->pend[r->npend].fd = fd;
+	memcpy(r->pend[r->npend].name, name, VV_REPO_NAME_BYTES);
+	r->npend++;
+	r->pbytes += len;
+	e = 0;
+	if (r->npend == PEND_MAX || r->pbytes >= PEND_BYTES)
+		e = flush_pending(r);
+	pthread_mutex_unlock(&r->pmu);
 	return e;
 }
 
@@ -651,6 +973,11 @@ int vv_repo_objects_sync(struct vv_repo *r)
 	uint8_t nm[VV_REPO_NAME_BYTES] = { 0 };
 	int fd = -1, e;
 
+	pthread_mutex_lock(&r->pmu);
+	e = flush_pending(r);
+	pthread_mutex_unlock(&r->pmu);
+	if (e < 0)
+		return e;
 	for (int i = 0; i < 256; i++) {
 		if (!r->dirty[i])
 			continue;
@@ -1168,6 +1495,12 @@ int vv_repo_manifest_store(struct vv_repo *r, const struct vv_manifest *m)
 		goto out;
 	if (fsync(r->manfd) < 0)
 		e = oserr(errno);
+	else if (r->cache) {
+		/* The next run's index need not read it back. */
+		pthread_mutex_lock(&kc_mu);
+		mc_add(mc_of(r->id), hex, m->objs, m->nobjs);
+		pthread_mutex_unlock(&kc_mu);
+	}
 out:
 	if (body)
 		vv_memzero(body, blen);
@@ -1364,6 +1697,25 @@ static int cmp_obj(const void *a, const void *b)
 		      VV_CHUNK_ID_BYTES);
 }
 
+/* Append n objects to ix (capacity *cap). */
+static int ix_add(struct vv_repo_index *ix, size_t *cap, const struct vv_bk_object *o, size_t n)
+{
+	if (ix->n + n > *cap) {
+		size_t nc = *cap ? *cap : 1024;
+		struct vv_bk_object *no;
+		while (nc < ix->n + n)
+			nc *= 2;
+		if (!(no = realloc(ix->o, nc * sizeof(*no))))
+			return VV_ENOMEM;
+		ix->o = no;
+		*cap = nc;
+	}
+	if (n)
+		memcpy(ix->o + ix->n, o, n * sizeof(*o));
+	ix->n += n;
+	return 0;
+}
+
 int vv_repo_index_load(struct vv_repo *r, struct vv_repo_index *ix)
 {
 	struct vv_manifest m;
@@ -1375,24 +1727,39 @@ int vv_repo_index_load(struct vv_repo *r, struct vv_repo_index *ix)
 	if ((e = vv_repo_manifest_names(r, &names, &n)) < 0)
 		return e;
 	for (size_t i = 0; i < n; i++) {
+		if (r->cache) {
+			struct mc_man *f;
+			bool hit = false;
+			pthread_mutex_lock(&kc_mu);
+			if ((f = mc_find(mc_of(r->id), names[i]))) {
+				e = ix_add(ix, &cap, f->o, f->n);
+				hit = true;
+			}
+			pthread_mutex_unlock(&kc_mu);
+			if (e < 0)
+				goto out;
+			if (hit)
+				continue;
+		}
 		/* A manifest that does not read adds nothing: its objects are
 		 * then hashed and checked again. */
 		if (vv_repo_manifest_load(r, names[i], &m) < 0)
 			continue;
-		for (size_t j = 0; j < m.nobjs; j++) {
-			if (ix->n == cap) {
-				struct vv_bk_object *no;
-				cap = cap ? cap * 2 : 1024;
-				if (!(no = realloc(ix->o, cap * sizeof(*no)))) {
-					vv_manifest_free(&m);
-					e = VV_ENOMEM;
-					goto out;
-				}
-				ix->o = no;
-			}
-			ix->o[ix->n++] = m.objs[j];
+		e = ix_add(ix, &cap, m.objs, m.nobjs);
+		if (e == 0 && r->cache) {
+			pthread_mutex_lock(&kc_mu);
+			mc_add(mc_of(r->id), names[i], m.objs, m.nobjs);
+			pthread_mutex_unlock(&kc_mu);
 		}
 		vv_manifest_free(&m);
+		if (e < 0)
+			goto out;
+	}
+	if (r->cache) {
+		/* Forgotten manifests leave the cache too. */
+		pthread_mutex_lock(&kc_mu);
+		mc_keep(mc_of(r->id), names, n);
+		pthread_mutex_unlock(&kc_mu);
 	}
 	if (ix->n)
 		qsort(ix->o, ix->n, sizeof(*ix->o), cmp_obj);

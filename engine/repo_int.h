@@ -7,8 +7,9 @@
  * keys of their collections wrapped under the repository key.  repo.c owns
  * its bytes (the table at the top of repo.c, docs/format.md); this header
  * gives the decoded form.  Ownership: a struct vv_manifest owns every
- * array and string in it; vv_manifest_free releases them.  Nothing here is
- * thread-safe; one struct vv_repo is used by one thread.
+ * array and string in it; vv_manifest_free releases them.  A struct vv_repo
+ * is used by one thread, except that vv_repo_object_name, _have and _put
+ * may run in several at once (the copy threads of a backup).
  */
 #ifndef VV_REPO_INT_H
 #define VV_REPO_INT_H
@@ -25,6 +26,13 @@
 #define VV_REPO_NAME_BYTES 32              /* object name: keyed BLAKE2b-256 */
 #define VV_REPO_OBJECT_MAX (16u << 20)     /* larger objects are refused */
 #define VV_REPO_MANIFEST_MAX (1u << 30)
+
+/* vv_repo_open flag, the daemon's only: keep the repository key a slot
+ * unlocked (with a keyed verifier of the passphrase) for later opens with
+ * the same passphrase in this process (repo.c "the daemon's key cache").
+ * vv_repo_key_cache_clear forgets every key (the vault's close). */
+#define VV_REPO_KEY_CACHE 0x100
+void vv_repo_key_cache_clear(void);
 
 struct vv_bk_inode {
 	struct vv_inode_row r;
@@ -115,7 +123,11 @@ int vv_repo_object_name(struct vv_repo *r, const void *bytes, size_t len,
 /* Is the object there with this size (a complete earlier copy)? */
 bool vv_repo_object_have(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES],
 			 uint64_t size);
-/* Write it (tmp + fsync + rename); its directory is synced by
+/* Write it under a tmp name and start its write-back; it is fdatasync'ed
+ * and renamed to its name with the other objects of its batch (repo.c:
+ * every 32 objects or 128 MiB, in vv_repo_objects_sync, and at close), so
+ * a file under an object's name is always complete.  Until then _have
+ * and _read do not see it.  Its directory is synced by
  * vv_repo_objects_sync, which must run before a manifest names it. */
 int vv_repo_object_put(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES],
 		       const void *bytes, size_t len);

@@ -12,7 +12,8 @@
 #   3. a run after rewriting 1% of the small files and one segment
 #   4. a full restore         (backup restore to a new store / restic restore)
 # Prints each time (median of REPS, default 1, fresh repositories each rep
-# for 1 and 4), the repository sizes, and the ratios restic/vecvault.
+# for 1 and 4), wall and CPU (the command's plus the daemon's), the
+# repository sizes, and the ratios restic/vecvault of both.
 # Goals: first backup >= 3x faster than restic, no-change re-run >= 10x,
 # restore >= 2x, repository no larger than restic's + 5%.  Ratios are of
 # numbers measured in the same run; absolute times here are noisy.
@@ -38,7 +39,19 @@ M=$B/vecvault/mnt
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e6 }'; }
-timed() { local t0 t1; t0=$(now_us); "$@" >/dev/null 2>&1; t1=$(now_us); secs "$t0" "$t1"; }
+# timed CMD...: "WALL CPU" seconds; CPU = the command's user + system time
+# plus the vecvault daemon's over the same interval (a vecvault create runs
+# in the daemon; restic reads the mount, which the daemon serves): CPU time
+# is steadier than wall time on a loaded machine.
+dcpu() { awk '{ print $14 + $15 }' "/proc/$(cat "$B/vecvault/pid")/stat"; }
+timed() {
+	local t0 t1 c0 c1 cc
+	c0=$(dcpu); t0=$(now_us)
+	/usr/bin/time -f '%U %S' -o "$B/cpu" "$@" >/dev/null 2>&1
+	t1=$(now_us); c1=$(dcpu)
+	cc=$(awk -v d=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", $1 + $2 + d / hz }' "$B/cpu")
+	echo "$(secs "$t0" "$t1")/$cc"
+}
 size() { du -sb "$1" | awk '{ print $1 }'; }
 
 note "data: $DATA_MIB MiB of segments in 64 MiB files + $FILES small files"
@@ -76,8 +89,10 @@ for rep in $(seq 1 "$REPS"); do
 	T[v4]+="$(timed "$VV" backup restore "$B/vrepo" "$id" "$B/vrestore" --repo-passfile "$B/rpass" --passfile "$B/pass") "
 done
 vsize=$(size "$B/vrepo")
-m() { echo "${T[$1]}" | tr ' ' '\n' | grep . | median; }
+# m KEY [cpu]: the median wall (or CPU) seconds of a line.
+m() { echo "${T[$1]}" | tr ' ' '\n' | grep . | awk -F/ -v f=$([ "${2:-}" = cpu ] && echo 2 || echo 1) '{ print $f }' | median; }
 note "vecvault: first $(m v1) s, no-change $(m v2) s, after 1% change $(m v3) s, restore $(m v4) s, repository $vsize bytes"
+note "vecvault CPU: first $(m v1 cpu) s, no-change $(m v2 cpu) s, after 1% change $(m v3 cpu) s, restore $(m v4 cpu) s"
 note "vecvault: no-change re-run / first backup = $(awk -v a="$(m v2)" -v b="$(m v1)" 'BEGIN { printf "%.3f", a / b }')"
 
 if ! command -v restic >/dev/null; then
@@ -95,7 +110,10 @@ for rep in $(seq 1 "$REPS"); do
 done
 rsize=$(size "$B/rrepo")
 note "restic: first $(m r1) s, no-change $(m r2) s, after 1% change $(m r3) s, restore $(m r4) s, repository $rsize bytes"
+note "restic CPU (with the daemon serving its reads): first $(m r1 cpu) s, no-change $(m r2 cpu) s, after 1% change $(m r3 cpu) s, restore $(m r4 cpu) s"
+names=(x "first backup" "no-change re-run" "after 1% change" "restore")
 for k in 1 2 3 4; do
-	note "restic/vecvault step $k: $(awk -v a="$(m r$k)" -v b="$(m v$k)" 'BEGIN { printf "%.2fx", a / b }')"
+	note "restic/vecvault ${names[$k]}: wall $(awk -v a="$(m r$k)" -v b="$(m v$k)" 'BEGIN { printf "%.2fx", a / b }'), CPU $(awk -v a="$(m r$k cpu)" -v b="$(m v$k cpu)" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }')"
 done
+note "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 note "repository size vecvault/restic: $(awk -v a="$vsize" -v b="$rsize" 'BEGIN { printf "%.3f", a / b }')"

@@ -157,6 +157,8 @@ static void test_repo(void)
 	/* Objects. */
 	is_int(vv_repo_object_name(r, "abc", 3, name), 0, "name an object");
 	is_int(vv_repo_object_put(r, name, "abc", 3), 0, "put it");
+	ok(!vv_repo_object_have(r, name, 3), "not under its name before the batch is synced");
+	is_int(vv_repo_objects_sync(r), 0, "sync the batch");
 	ok(vv_repo_object_have(r, name, 3) && !vv_repo_object_have(r, name, 4), "have: by name and size");
 	is_int(vv_repo_object_read(r, name, &got, &len), 0, "read it back");
 	ok(got && len == 3 && memcmp(got, "abc", 3) == 0, "same bytes");
