@@ -261,15 +261,38 @@ struct vv_snap_row {
 	uint64_t inodes, bytes;              /* files and their sizes, summed */
 };
 
-/* Copy the current state (the open transaction's) into a new snapshot.
- * Takes one reference on each distinct chunk the snapshot's extents name.
- * VV_EEXIST: the name is taken; VV_EOVERFLOW: ids or inode numbers past
- * the virtual-number scheme.  Inside the caller's transaction. */
+/* A snapshot is made in three steps (vault_snap_create; meta_snap.c
+ * "snapshots kept as files"):
+ * 1. vv_meta_snap_create, inside the caller's transaction: a pending
+ *    snapshot (hidden from get/list) with one reference on each distinct
+ *    chunk the live extents name (snap_chunks).  VV_EEXIST: the name is
+ *    taken (pending ones too); VV_ENOSPC: ids or inode numbers past the
+ *    virtual-number scheme.  out gets id, name, times (no counts yet).
+ * 2. after that commit, with no transaction open: vv_meta_snap_copy
+ *    checkpoints the WAL and copies meta.db to snapshots/ID.db (mac: its
+ *    keyed hash).  The caller fsyncs the file and the directory
+ *    (vv_meta_snap_file_path; id 0: the directory).
+ * 3. vv_meta_snap_ready, in a transaction: records the mac, makes the
+ *    snapshot visible, and its file counts and collections; out: its row.
+ * A crash before 3's commit leaves a pending snapshot: vv_meta_snap_recover
+ * (read-write open, in a transaction) drops it and its references
+ * (freed as in delete), and after that commit vv_meta_snap_sweep removes
+ * every file under snapshots/ that no ready snapshot owns. */
 int vv_meta_snap_create(struct vv_meta *m, const char *name, int64_t now, uint32_t uid,
 			uint32_t flags, struct vv_snap_row *out);
+int vv_meta_snap_copy(struct vv_meta *m, uint32_t id, uint8_t mac[32]);
+int vv_meta_snap_file_path(struct vv_meta *m, uint32_t id, char *buf, size_t cap);
+int vv_meta_snap_ready(struct vv_meta *m, uint32_t id, const uint8_t mac[32], struct vv_snap_row *out);
+int vv_meta_snap_recover(struct vv_meta *m, void (*freed)(void *ctx, const uint8_t *chunk), void *ctx,
+			 uint32_t *dropped);
+int vv_meta_snap_sweep(struct vv_meta *m);
+/* After the commit of a delete: close and remove snapshot id's file (if it
+ * has one; a failure is logged, and the next sweep removes it). */
+int vv_meta_snap_unlink_file(struct vv_meta *m, uint32_t id);
 /* Delete snapshot id and drop its chunk references; freed(ctx, chunk) for
  * each chunk whose count reached zero (the caller unlinks it after the
- * commit).  Inside the caller's transaction. */
+ * commit, and then the snapshot's file: vv_meta_snap_unlink_file).  Inside
+ * the caller's transaction. */
 int vv_meta_snap_delete(struct vv_meta *m, uint32_t id,
 			void (*freed)(void *ctx, const uint8_t *chunk), void *ctx);
 int vv_meta_snap_get(struct vv_meta *m, const char *name, struct vv_snap_row *out);   /* VV_ENOENT */

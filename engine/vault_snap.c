@@ -10,6 +10,7 @@
  * is refused with EROFS (vault_snap_ro, called by each changing
  * operation; the meta write functions refuse virtual numbers as well).
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,8 @@
 #include <time.h>
 
 #include "admin_int.h"
+#include "crypto_int.h"
+#include "os.h"
 #include "snap_int.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
@@ -129,12 +132,48 @@ static void inval_name(struct vv_vault *v, uint64_t parent, const char *name)
 		v->inval(v->inval_ctx, parent, name);
 }
 
+static void freed_chunk(void *ctx, const uint8_t *chunk);
+
+/* Make snapshot id's file durable: the file, then its directory (the name). */
+static int sync_file(struct vv_vault *v, uint32_t id)
+{
+	char path[4096];
+	int fd, r;
+
+	pthread_mutex_lock(&v->mu);
+	r = vv_meta_snap_file_path(v->meta, id, path, sizeof(path));
+	pthread_mutex_unlock(&v->mu);
+	if (r < 0)
+		return r;
+	if ((fd = vv_os_open(path, O_RDONLY | O_NOFOLLOW, 0)) < 0)
+		return VV_EIO;
+	r = vv_os_fsync(fd) < 0 ? VV_EIO : 0;
+	vv_os_close(fd);
+	*strrchr(path, '/') = 0;
+	if (r == 0 && vv_os_fsync_dir(path) < 0)
+		r = VV_EIO;
+	if (r < 0)
+		vv_log(VV_LOG_ERR, "snapshot: cannot sync the file of snapshot %u", id);
+	return r;
+}
+
+/*
+ * Three steps (meta_int.h): the pending snapshot and its chunk references
+ * in one commit; the checkpoint and byte copy of meta.db into
+ * snapshots/ID.db, still under v->mu (the copy is exactly that commit's
+ * state); then, with the vault free again, the file's fsync, and last
+ * the commit that makes it ready.  A failure after the first commit
+ * drops the pending snapshot again (or, after a crash, the next
+ * read-write open does).
+ */
 int vault_snap_create(struct vv_vault *v, const char *name, uint32_t uid, uint32_t flags,
 		      struct vv_snap_row *out)
 {
 	struct vv_snap_row row;
+	uint8_t mac[32];
 	char tname[64];
 	int64_t now = vault_now();
+	bool made = false;
 	int r;
 
 	if (!name) {
@@ -145,26 +184,61 @@ int vault_snap_create(struct vv_vault *v, const char *name, uint32_t uid, uint32
 		return r;
 	/* Write buffers first: each write that returned before the snapshot
 	 * was asked for is in it.  Writes racing with it land before or after
-	 * as a whole file state: the copy below is one transaction under
-	 * v->mu, where every file's size and extents agree. */
+	 * as a whole file state: the commit below is taken under v->mu, where
+	 * every file's size and extents agree, and the copy is that commit. */
 	if ((r = vault_flush_all(v)) < 0)
 		return r;
 	pthread_mutex_lock(&v->mu);
-	/* Every page the copy touches stays in the cache until the commit:
-	 * a spill would write pages to the WAL twice (and SQLite then
-	 * rewrites every later frame's header at commit). */
-	vv_meta_bulk_cache(v->meta, true);
-	if ((r = vault_txn(v)) < 0 ||
+	if ((r = vault_txn(v)) < 0 || (r = vault_space_ok(v)) < 0 ||
 	    (r = vv_meta_snap_create(v->meta, name, now, uid, flags, &row)) < 0)
 		goto out;
 	if ((r = vault_commit(v)) < 0)
 		goto out;
-	inval_name(v, VV_SNAPDIR_INO, name);
-	if (out)
-		*out = row;
-out:
-	vv_meta_bulk_cache(v->meta, false);
+	made = true;
+	r = vv_meta_snap_copy(v->meta, row.id, mac);
 	pthread_mutex_unlock(&v->mu);
+	if (r == 0)
+		r = sync_file(v, row.id);
+	pthread_mutex_lock(&v->mu);
+	if (r == 0 && (r = vault_txn(v)) == 0 && (r = vv_meta_snap_ready(v->meta, row.id, mac, &row)) == 0)
+		r = vault_commit(v);
+	if (r == 0) {
+		inval_name(v, VV_SNAPDIR_INO, name);
+		if (out)
+			*out = row;
+	}
+out:
+	if (r < 0 && made) {
+		/* Undo: its references go, and the file if it was made. */
+		int e;
+		if ((e = vault_txn(v)) < 0 || (e = vv_meta_snap_delete(v->meta, row.id, freed_chunk, v)) < 0 ||
+		    (e = vault_commit(v)) < 0)
+			vv_log(VV_LOG_ERR, "snapshot: cannot drop the failed snapshot %s (%s); the next "
+			       "mount does", name, vv_strerror(e));
+		else
+			vv_meta_snap_unlink_file(v->meta, row.id);
+	}
+	vv_memzero(mac, sizeof(mac));
+	pthread_mutex_unlock(&v->mu);
+	if (r < 0 && made)
+		vault_unlink_freed(v, false);
+	return r;
+}
+
+int vault_snap_recover(struct vv_vault *v)
+{
+	uint32_t dropped = 0;
+	int r;
+
+	pthread_mutex_lock(&v->mu);
+	if ((r = vault_txn(v)) == 0 && (r = vv_meta_snap_recover(v->meta, freed_chunk, v, &dropped)) == 0 &&
+	    dropped && (r = vault_commit(v)) == 0)
+		vv_log(VV_LOG_INFO, "snapshot: dropped %u snapshot(s) a crash left unfinished", dropped);
+	if (r == 0)
+		r = vv_meta_snap_sweep(v->meta);
+	pthread_mutex_unlock(&v->mu);
+	if (r == 0 && dropped)
+		vault_unlink_freed(v, false);
 	return r;
 }
 
@@ -195,6 +269,7 @@ int vault_snap_delete(struct vv_vault *v, const char *name)
 		vv_log(VV_LOG_WARN, "snapshot: cannot drop unused collection keys (kept)");
 	if ((r = vault_commit(v)) < 0)
 		goto out;
+	vv_meta_snap_unlink_file(v->meta, row.id);
 	inval_name(v, VV_SNAPDIR_INO, name);
 	/* What the offload cache keeps of its files goes now. */
 	vault_nodes_gone(v, vv_snap_mkino(row.id, 0), vv_snap_mkino(row.id, 0) + ((uint64_t)1 << 40));
