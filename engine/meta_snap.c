@@ -985,7 +985,11 @@ int vv_meta_snap_copy(struct vv_meta *m, uint32_t id, uint8_t mac[VV_MAC_BYTES])
 
 	if ((r = vv_meta_snap_file_path(m, 0, path, sizeof(path))) < 0)
 		return r;
-	if (vv_os_stat(path, &st) == -ENOENT) {
+	if ((r = vv_os_lstat(path, &st)) == 0 && !S_ISDIR(st.st_mode)) {
+		vv_log(VV_LOG_ERR, "meta: %s is not a directory (a link or file put there?)", path);
+		return VV_EIO;
+	}
+	if (r == -ENOENT) {
 		/* made once per store; its name made durable in STORE now, the
 		 * file's below by the caller's sync of this directory */
 		if ((r = vv_os_mkdir(path, 0700)) < 0 && r != -EEXIST) {

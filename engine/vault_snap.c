@@ -173,7 +173,7 @@ int vault_snap_create(struct vv_vault *v, const char *name, uint32_t uid, uint32
 	uint8_t mac[32];
 	char tname[64];
 	int64_t now = vault_now();
-	bool made = false;
+	bool made = false, copied = false;
 	int r;
 
 	if (!name) {
@@ -195,7 +195,11 @@ int vault_snap_create(struct vv_vault *v, const char *name, uint32_t uid, uint32
 	if ((r = vault_commit(v)) < 0)
 		goto out;
 	made = true;
-	r = vv_meta_snap_copy(v->meta, row.id, mac);
+	/* A file already at its path (planted: ids are never reused) is
+	 * neither written through nor removed: an I/O error, named in the log. */
+	if ((r = vv_meta_snap_copy(v->meta, row.id, mac)) == VV_EEXIST)
+		r = VV_EIO;
+	copied = r == 0;
 	pthread_mutex_unlock(&v->mu);
 	if (r == 0)
 		r = sync_file(v, row.id);
@@ -215,7 +219,7 @@ out:
 		    (e = vault_commit(v)) < 0)
 			vv_log(VV_LOG_ERR, "snapshot: cannot drop the failed snapshot %s (%s); the next "
 			       "mount does", name, vv_strerror(e));
-		else
+		else if (copied)
 			vv_meta_snap_unlink_file(v->meta, row.id);
 	}
 	vv_memzero(mac, sizeof(mac));
@@ -694,6 +698,9 @@ static int run_create(struct vv_vault *v, const struct vv_admin_req *rq, struct 
 					"the snapshot numbering (2^20 ids, 2^40 inodes), or the disk is full");
 	if (r == VV_EROFS)
 		return vault_admin_fail(rep, r, "snapshot.create: the vault is mounted read-only");
+	if (r == VV_EIO)
+		return vault_admin_fail(rep, r, "snapshot.create: cannot write the snapshot's file under "
+					"STORE/snapshots/ (the daemon's log says why); no snapshot was made");
 	if (r < 0)
 		return vault_admin_fail(rep, r, "snapshot.create: %s", vv_strerror(r));
 	if (vault_admin_json(rq)) {
