@@ -201,10 +201,10 @@ int vv_meta_acl_iter(struct vv_meta *m,
 
 /* --- snapshots (meta_snap.c) -------------------------------------------------
  *
- * A snapshot is a copy, taken inside one transaction, of the rows of
- * inodes, dirents, xattrs and extents, tagged with its id (tables snaps,
- * snap_inodes, snap_dirents, snap_xattrs, snap_extents, snap_colls; see
- * docs/format.md).  Its files are served read-only under virtual inode
+ * A snapshot is the state of one commit: a byte copy of meta.db in
+ * STORE/snapshots/ID.db (or, made by an older build, a copy of the rows of
+ * inodes, dirents, xattrs and extents in snap_* tables tagged with its id;
+ * see docs/format.md and meta_snap.c).  Its files are served read-only under virtual inode
  * numbers (DESIGN "shared namespace decisions"):
  *
  *   2^61 | sid << 40 | ino     sid in 1..2^20-1, ino the inode number then
@@ -213,7 +213,7 @@ int vv_meta_acl_iter(struct vv_meta *m,
  * so the snapshot of the root is 2^61 | sid << 40 | 1 (the NAME
  * directory).  The read functions above (inode_get, inode_get_data,
  * dirent_get, dirent_list(_plus), dirent_find_ino, xattr_get/any/list,
- * extents_load) answer for such numbers from the snapshot tables, with
+ * extents_load) answer for such numbers from the snapshot's rows, with
  * every inode number in the rows they return translated; the write
  * functions return VV_EROFS for them.  vv_meta_dirent_get(root,
  * ".snapshots") finds the virtual directory when no stored entry has that

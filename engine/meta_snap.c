@@ -1,27 +1,35 @@
 /*
- * meta_snap.c - the snapshot tables of meta.db and the read-only view of
- * a snapshot's rows under virtual inode numbers (meta_int.h, "snapshots").
+ * meta_snap.c - the snapshot tables of meta.db, the snapshot files, and the
+ * read-only view of a snapshot's rows under virtual inode numbers
+ * (meta_int.h, "snapshots"; docs/design.md "Snapshots").
  *
- * A snapshot is a copy of the rows of inodes, dirents, xattrs and extents
- * made inside the vault's one open transaction, so it is exactly the state
- * of one commit.  Nothing is decrypted or copied in STORE/chunks: the
- * snapshot takes one reference on each distinct chunk its extents name,
- * and the chunk is unlinked only when the live tree and every snapshot
- * have dropped theirs (DESIGN invariant 2).  The rows are in meta.db, so
- * they are encrypted and authenticated page by page like everything else:
- * a tampered page reads as VV_ECORRUPT / EIO.
+ * A snapshot made by this build is a byte copy of the checkpointed meta.db
+ * (STORE/snapshots/ID.db, made by vv_metavfs_copy right after the commit
+ * that took its references), so it is exactly the state of one commit; its
+ * rows are the live tables of that file, read on a connection of its own
+ * with the live queries ("snapshots kept as files", below).  A snapshot of
+ * an older build is a copy of the rows of inodes, dirents, xattrs and
+ * extents in the snap_* tables, tagged with its id; both kinds are read,
+ * restored, backed up, checked and deleted.  Nothing is decrypted or
+ * copied in STORE/chunks: the snapshot takes one reference on each
+ * distinct chunk it names, and the chunk is unlinked only when the live
+ * tree and every snapshot have dropped theirs (DESIGN invariant 2).
+ * Everything is encrypted and authenticated page by page like meta.db,
+ * and a snapshot file is bound to its record by a keyed hash: a tampered
+ * page or file reads as VV_ECORRUPT / EIO.
  *
  * Tables (docs/format.md, "meta.db schema"; created by vv_meta_upgrade):
  *   snaps(id PK, name UNIQUE, created, commit_no, uid, flags, inodes, bytes)
+ *   snap_files(snap PK, state, mac)                   file snapshots
+ *   snap_chunks(snap, chunk)                          PK; their references
+ *   snap_colls(snap, coll)                            PK; INDEX(coll): keys kept
+ * and, for snapshots of older builds:
  *   snap_inodes(snap, <every inodes column>)          PK(snap, ino)
  *   snap_dirents(snap, parent, name, id, ino, mode)   PK(snap, parent, name),
  *                INDEX(snap, parent, id) readdir, INDEX(snap, ino) names
  *   snap_xattrs(snap, ino, name, value)               PK(snap, ino, name)
  *   snap_extents(snap, ino, fblock, chunk, off, len, slot)  PK(snap, ino, fblock)
- *   snap_colls(snap, coll)                            PK; INDEX(coll): keys kept
- * The rows WHERE snap = ID of these six tables are one snapshot: a backup
- * exports exactly that set (plus the chunks it names and the wrapped keys
- * of its collections) as a sealed unit.
+ * A backup exports one snapshot's rows (meta_backup.c) as a sealed unit.
  */
 #include <dirent.h>
 #include <errno.h>
