@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "admin_int.h"
@@ -165,6 +166,25 @@ static int sync_file(struct vv_vault *v, uint32_t id)
 	return r;
 }
 
+/* Room for the copy of meta.db (its size now, plus the WAL it may be
+ * checkpointed with) above the full-disk reserve: a copy that filled the
+ * disk would leave the commit that drops it again no room. */
+static int room_for_copy(struct vv_vault *v)
+{
+	struct statvfs sv;
+	struct stat st;
+	char path[4096];
+	uint64_t need = 2ull * v->cm.reserve;
+
+	if (vv_store_path(v->store, "meta.db", path, sizeof(path)) == 0 && vv_os_stat(path, &st) == 0)
+		need += (uint64_t)st.st_size;
+	if (vv_store_path(v->store, "meta.db-wal", path, sizeof(path)) == 0 && vv_os_stat(path, &st) == 0)
+		need += (uint64_t)st.st_size;
+	if (statvfs(vv_store_dir(v->store), &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < need)
+		return VV_ENOSPC;
+	return 0;
+}
+
 /*
  * Three steps (meta_int.h): the pending snapshot and its chunk references
  * in one commit; the checkpoint and byte copy of meta.db into
@@ -199,7 +219,7 @@ int vault_snap_create(struct vv_vault *v, const char *name, uint32_t uid, uint32
 		return r;
 	t[0] = mono_us();
 	pthread_mutex_lock(&v->mu);
-	if ((r = vault_txn(v)) < 0 || (r = vault_space_ok(v)) < 0 ||
+	if ((r = vault_txn(v)) < 0 || (r = vault_space_ok(v)) < 0 || (r = room_for_copy(v)) < 0 ||
 	    (r = vv_meta_snap_create(v->meta, name, now, uid, flags, &row)) < 0)
 		goto out;
 	if ((r = vault_commit(v)) < 0)
@@ -712,8 +732,10 @@ static int run_create(struct vv_vault *v, const struct vv_admin_req *rq, struct 
 		return vault_admin_fail(rep, r, "snapshot.create: '%s' cannot name a snapshot (1 to 255 "
 					"bytes, no '/', no control characters, not . or ..)", name);
 	if (r == VV_ENOSPC)
-		return vault_admin_fail(rep, r, "snapshot.create: no snapshot id or inode number left in "
-					"the snapshot numbering (2^20 ids, 2^40 inodes), or the disk is full");
+		return vault_admin_fail(rep, r, "snapshot.create: no room on the store's disk for the "
+					"snapshot's copy of the metadata (the size of meta.db, above the "
+					"full-disk reserve), or no snapshot id or inode number left in the "
+					"snapshot numbering (2^20 ids, 2^40 inodes)");
 	if (r == VV_EROFS)
 		return vault_admin_fail(rep, r, "snapshot.create: the vault is mounted read-only");
 	if (r == VV_EIO)

@@ -7,6 +7,8 @@
 # (create fails naming the problem, loses nothing, and the next create
 # works); a SIGKILL of the daemon right after a create, or while one runs,
 # leaves either a whole snapshot or none, and a store fsck finds clean.
+# On a disk without room for the copy of meta.db (above the full-disk
+# reserve) create fails saying so, before anything is written.
 # (Power cuts at every write of a create: tests/unit/test_crash.c.)
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
@@ -80,11 +82,49 @@ if "$VV_BIN" snapshot list "$M" | grep -q '^s4 '; then
 	check "s4 is whole" test "$(cat "$M/.snapshots/s4/c/f01999")" = "file 1999"
 else
 	echo "# s4 was not made"
-	check "no file without a snapshot" test "$(ls "$S/snapshots" | wc -l)" = 3
+	check "no file without a snapshot" test "$(ls "$S/snapshots" | grep -c "\.db$")" = 3
 fi
 check "the other snapshots read" sh -c "test \"\$(cat '$M/.snapshots/s1/c/f00001')\" = 'file 1' && test \"\$(cat '$M/.snapshots/s2/c/more')\" = more"
 check "unmount" vv_umount "$M"
 out=$("$VV_BIN" fsck "$S" --passfile "$PASSFILE" 2>&1) || true
 echo "$out" | sed 's/^/# /'
 check "fsck: clean" grep -q "clean" <<<"$out"
+
+# no room for the copy: a small tmpfs, meta.db of some MiB, data up to it
+[ "$(id -u)" = 0 ] || { test_done; exit; }
+FS=$T/fs
+mkdir "$FS"
+mount -t tmpfs -o size=40m tmpfs "$FS" || { test_done; exit; }
+S3=$FS/store
+M3=$T/m3
+vv_init "$S3" >/dev/null 2>&1
+check "small disk: mount" vv_mount "$S3" "$M3"
+mkdir "$M3/c"
+"$PY" - "$M3/c" <<'PY'
+import sys
+for i in range(12000):
+    open("%s/f%05d" % (sys.argv[1], i), "wb").write(b"y" * 512)
+PY
+check "small disk: a first snapshot" sh -c "'$VV_BIN' snapshot create '$M3' a >/dev/null"
+free_kb() { df -k --output=avail "$FS" | tail -1 | tr -d ' '; }
+meta_kb=$(( $(stat -c %s "$S3/meta.db") / 1024 ))
+echo "# meta.db $meta_kb KiB, $(free_kb) KiB free"
+i=0
+while [ "$(free_kb)" -gt $((meta_kb + 2048)) ] && [ $i -lt 40 ]; do
+	head -c 1048576 /dev/urandom > "$M3/c/d$i" 2>/dev/null && sync -f "$M3" || break
+	i=$((i + 1))
+done
+echo "# wrote $i MiB, $(free_kb) KiB free"
+rc=0; err=$("$VV_BIN" snapshot create "$M3" b 2>&1) || rc=$?
+echo "# $err"
+check "small disk: create without room fails" test "$rc" = 1
+check "small disk: the message says why" grep -q "no room on the store's disk" <<<"$err"
+check "small disk: no file was left" test "$(ls "$S3/snapshots" | grep -c "\.db$")" = 1
+check "small disk: snapshot a still reads" test "$(head -c 3 "$M3/.snapshots/a/c/f00007")" = yyy
+for j in $(seq 0 $((i - 1))); do rm -f "$M3/c/d$j"; done
+"$VV_BIN" trash purge "$M3" --all >/dev/null 2>&1 || true
+for k in $(seq 1 300); do [ "$(free_kb)" -gt $((meta_kb * 2 + 4096)) ] && break; sleep 0.2; done
+check "small disk: with room again, create works" sh -c "'$VV_BIN' snapshot create '$M3' b >/dev/null"
+check "small disk: unmount" vv_umount "$M3"
+umount "$FS"
 test_done
