@@ -1018,13 +1018,61 @@ int vv_meta_snap_copy(struct vv_meta *m, uint32_t id, uint8_t mac[VV_MAC_BYTES])
 	return vv_metavfs_copy(meta_db(m), path, id, mac);
 }
 
+void vv_meta_snap_scan_free(struct vv_snap_scan *sc)
+{
+	if (sc) {
+		free(sc->colls);
+		memset(sc, 0, sizeof(*sc));
+	}
+}
+
+/* Only the keys of m's connection are used (the VFS's registry), never
+ * the connection: this runs without the vault's lock. */
+int vv_meta_snap_scan(struct vv_meta *m, uint32_t id, const char *path, struct vv_snap_scan *out)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *f = NULL;
+	size_t cap = 0;
+	int r, rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = vv_metavfs_open_copy(meta_db(m), path, id, NULL, &db)) < 0)
+		return r;
+	if (sqlite3_exec(db, SNAPC_CACHE, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, q_ff_sum, -1, &f, NULL) != SQLITE_OK) {
+		r = VV_EIO;
+		goto out;
+	}
+	while ((rc = sqlite3_step(f)) == SQLITE_ROW) {
+		if (out->ncolls == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			void *p = realloc(out->colls, nc * sizeof(*out->colls));
+			if (!p) {
+				r = VV_ENOMEM;
+				goto out;
+			}
+			out->colls = p;
+			cap = nc;
+		}
+		out->colls[out->ncolls++] = (uint32_t)sqlite3_column_int64(f, 0);
+		out->files += (uint64_t)sqlite3_column_int64(f, 1);
+		out->bytes += (uint64_t)sqlite3_column_int64(f, 2);
+	}
+	if (rc != SQLITE_DONE)
+		r = vv_metavfs_err(db, rc);
+out:
+	sqlite3_finalize(f);
+	vv_metavfs_close(db);
+	if (r < 0)
+		vv_meta_snap_scan_free(out);
+	return r;
+}
+
 int vv_meta_snap_ready(struct vv_meta *m, uint32_t id, const uint8_t mac[VV_MAC_BYTES],
-		       struct vv_snap_row *out)
+		       const struct vv_snap_scan *scan, struct vv_snap_row *out)
 {
 	struct meta_snapc *sc;
-	struct snapc_conn *c;
-	uint64_t files = 0, bytes = 0;
-	int r, rc;
+	int r;
 
 	if ((r = sp_begin(m)) < 0)
 		return r;
@@ -1047,29 +1095,17 @@ int vv_meta_snap_ready(struct vv_meta *m, uint32_t id, const uint8_t mac[VV_MAC_
 		}
 		*meta_snapc_of(m) = sc;
 	}
-	if ((r = set_verified(sc, id)) < 0 || (r = conn_get(m, id, false, &c)) < 0 ||
-	    (r = exec_id(m, q_del_c, id)) < 0)
+	if ((r = set_verified(sc, id)) < 0 || (r = exec_id(m, q_del_c, id)) < 0)
 		goto out;
-	{
-		sqlite3_stmt *f = conn_sql(c, q_ff_sum);
-		sqlite3_stmt *ins = meta_sql(m, q_f_coll_one);
-		if (!f || !ins) {
+	for (size_t i = 0; i < scan->ncolls; i++) {
+		XSTMT(m, q_f_coll_one);
+		if (!s) {
 			r = VV_EIO;
 			goto out;
 		}
-		while ((rc = sqlite3_step(f)) == SQLITE_ROW) {
-			files += (uint64_t)sqlite3_column_int64(f, 1);
-			bytes += (uint64_t)sqlite3_column_int64(f, 2);
-			sqlite3_reset(ins);
-			sqlite3_bind_int64(ins, 1, id);
-			sqlite3_bind_int64(ins, 2, sqlite3_column_int64(f, 0));
-			if ((r = step_done(m, ins)) < 0)
-				break;
-		}
-		sqlite3_reset(f);
-		if (r == 0 && rc != SQLITE_DONE)
-			r = meta_err(m, rc);
-		if (r < 0)
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int64(s, 2, scan->colls[i]);
+		if ((r = step_done(m, s)) < 0)
 			goto out;
 	}
 	{
@@ -1079,8 +1115,8 @@ int vv_meta_snap_ready(struct vv_meta *m, uint32_t id, const uint8_t mac[VV_MAC_
 			goto out;
 		}
 		sqlite3_bind_int64(s, 1, id);
-		sqlite3_bind_int64(s, 2, (int64_t)files);
-		sqlite3_bind_int64(s, 3, (int64_t)bytes);
+		sqlite3_bind_int64(s, 2, (int64_t)scan->files);
+		sqlite3_bind_int64(s, 3, (int64_t)scan->bytes);
 		r = step_done(m, s);
 	}
 out:

@@ -143,17 +143,14 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Make snapshot id's file durable: the file, then its directory (the name). */
-static int sync_file(struct vv_vault *v, uint32_t id)
+/* Make snapshot id's file at path durable: the file, then its directory
+ * (the name). */
+static int sync_file(uint32_t id, const char *file)
 {
 	char path[4096];
 	int fd, r;
 
-	pthread_mutex_lock(&v->mu);
-	r = vv_meta_snap_file_path(v->meta, id, path, sizeof(path));
-	pthread_mutex_unlock(&v->mu);
-	if (r < 0)
-		return r;
+	snprintf(path, sizeof(path), "%s", file);
 	if ((fd = vv_os_open(path, O_RDONLY | O_NOFOLLOW, 0)) < 0)
 		return VV_EIO;
 	r = vv_os_fsync(fd) < 0 ? VV_EIO : 0;
@@ -199,8 +196,9 @@ int vault_snap_create(struct vv_vault *v, const char *name, uint32_t uid, uint32
 {
 	struct vv_snap_row row;
 	uint8_t mac[32];
-	int64_t t[4] = { 0 };
-	char tname[64];
+	struct vv_snap_scan scan = { 0 };
+	int64_t t[5] = { 0 };
+	char tname[64], path[4096];
 	int64_t now = vault_now();
 	bool made = false, copied = false;
 	int r;
@@ -231,20 +229,29 @@ int vault_snap_create(struct vv_vault *v, const char *name, uint32_t uid, uint32
 	if ((r = vv_meta_snap_copy(v->meta, row.id, mac)) == VV_EEXIST)
 		r = VV_EIO;
 	copied = r == 0;
+	if (r == 0)
+		r = vv_meta_snap_file_path(v->meta, row.id, path, sizeof(path));
 	pthread_mutex_unlock(&v->mu);
+	/* The vault is free again: the counts, then the fsync (its disk
+	 * writes began during the copy). */
 	t[2] = mono_us();
 	if (r == 0)
-		r = sync_file(v, row.id);
+		r = vv_meta_snap_scan(v->meta, row.id, path, &scan);
 	t[3] = mono_us();
+	if (r == 0)
+		r = sync_file(row.id, path);
+	t[4] = mono_us();
 	pthread_mutex_lock(&v->mu);
-	if (r == 0 && (r = vault_txn(v)) == 0 && (r = vv_meta_snap_ready(v->meta, row.id, mac, &row)) == 0)
+	if (r == 0 && (r = vault_txn(v)) == 0 &&
+	    (r = vv_meta_snap_ready(v->meta, row.id, mac, &scan, &row)) == 0)
 		r = vault_commit(v);
 	if (r == 0) {
 		/* What each step costs (docs/design.md "Snapshots"). */
 		vv_log(VV_LOG_INFO, "snapshot %s: %llu files; commit %lld ms, checkpoint and copy %lld ms "
-		       "(vault held), fsync %lld ms, ready %lld ms", name, (unsigned long long)row.inodes,
-		       (long long)(t[1] - t[0]) / 1000, (long long)(t[2] - t[1]) / 1000,
-		       (long long)(t[3] - t[2]) / 1000, (long long)(mono_us() - t[3]) / 1000);
+		       "(vault held), count %lld ms, fsync %lld ms, ready %lld ms", name,
+		       (unsigned long long)row.inodes, (long long)(t[1] - t[0]) / 1000,
+		       (long long)(t[2] - t[1]) / 1000, (long long)(t[3] - t[2]) / 1000,
+		       (long long)(t[4] - t[3]) / 1000, (long long)(mono_us() - t[4]) / 1000);
 		inval_name(v, VV_SNAPDIR_INO, name);
 		if (out)
 			*out = row;
@@ -261,6 +268,7 @@ out:
 			vv_meta_snap_unlink_file(v->meta, row.id);
 	}
 	vv_memzero(mac, sizeof(mac));
+	vv_meta_snap_scan_free(&scan);
 	pthread_mutex_unlock(&v->mu);
 	if (r < 0 && made)
 		vault_unlink_freed(v, false);
