@@ -318,6 +318,8 @@ int vv_meta_snap_uses_coll(struct vv_meta *m, uint32_t coll, bool *used);
  * the live tree where unchanged), and the bytes of the chunk objects that
  * only snapshots still reference (what deleting them all would free). */
 int vv_meta_snap_space(struct vv_meta *m, uint64_t *count, uint64_t *bytes, uint64_t *only);
+/* The disk the snapshot files take (each a copy of meta.db then). */
+int vv_meta_snap_file_bytes(struct vv_meta *m, uint64_t *bytes);
 int vv_meta_snap_chunk_iter(struct vv_meta *m, int (*cb)(void *ctx, uint32_t sid, const uint8_t *chunk),
 			    void *ctx);
 /* fsck: structural problems of snapshot sid (entries without inodes,

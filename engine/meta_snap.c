@@ -1284,6 +1284,26 @@ out:
 	return r;
 }
 
+int vv_meta_snap_file_bytes(struct vv_meta *m, uint64_t *bytes)
+{
+	char path[4096];
+	struct stat st;
+	int r;
+
+	*bytes = 0;
+	if (!have_files(m))
+		return 0;
+	XSTMT(m, q_f_ready_list);
+	if (!s)
+		return VV_EIO;
+	while ((r = meta_row(m, s)) == 0)
+		if (vv_meta_snap_file_path(m, (uint32_t)sqlite3_column_int64(s, 0), path, sizeof(path)) == 0 &&
+		    vv_os_stat(path, &st) == 0)
+			*bytes += (uint64_t)st.st_size;
+	sqlite3_reset(s);
+	return r == VV_ENOENT ? 0 : r;
+}
+
 /* fsck of a file snapshot: its MAC against the whole file, the structure
  * of its rows, and that snap_chunks holds a reference for every chunk
  * its extents name. */

@@ -869,21 +869,23 @@ out:
  * whole vault's totals: the owner's; `vecvault info`, `vecvault stats`). */
 static int run_space(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
 {
-	uint64_t ti = 0, tb = 0, sn = 0, sb = 0, so = 0;
+	uint64_t ti = 0, tb = 0, sn = 0, sb = 0, so = 0, sm = 0;
 	int r;
 
 	(void)rq;
 	if ((r = vv_vault_trash_stats(v, &ti, &tb)) == 0) {
 		pthread_mutex_lock(&v->mu);
-		r = vv_meta_snap_space(v->meta, &sn, &sb, &so);
+		if ((r = vv_meta_snap_space(v->meta, &sn, &sb, &so)) == 0)
+			r = vv_meta_snap_file_bytes(v->meta, &sm);
 		pthread_mutex_unlock(&v->mu);
 	}
 	if (r < 0)
 		return vault_admin_fail(rep, r, "vault.space: %s", vv_strerror(r));
 	return vault_admin_printf(rep, "{\"trash_items\":%llu,\"trash_bytes\":%llu,\"snapshots\":%llu,"
-				  "\"snapshot_file_bytes\":%llu,\"snapshot_only_bytes\":%llu}\n",
+				  "\"snapshot_file_bytes\":%llu,\"snapshot_only_bytes\":%llu,"
+				  "\"snapshot_meta_bytes\":%llu}\n",
 				  (unsigned long long)ti, (unsigned long long)tb, (unsigned long long)sn,
-				  (unsigned long long)sb, (unsigned long long)so);
+				  (unsigned long long)sb, (unsigned long long)so, (unsigned long long)sm);
 }
 
 const struct vault_admin_verb vault_snap_verbs[] = {
