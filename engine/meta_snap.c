@@ -326,21 +326,33 @@ int vv_meta_snap_delete(struct vv_meta *m, uint32_t id,
 	return r < 0 ? r : sp_end(m, snap_delete(m, id, freed, ctx));
 }
 
+/* Drop the references of the chunks qchunks lists for id, then run each
+ * of dels for id (the rows of one kind of snapshot). */
+static int drop_refs_rows(struct vv_meta *m, uint32_t id, const char *qchunks, const char *const *dels,
+			  size_t ndels, void (*freed)(void *ctx, const uint8_t *chunk), void *ctx);
+
 static int snap_delete(struct vv_meta *m, uint32_t id,
 		       void (*freed)(void *ctx, const uint8_t *chunk), void *ctx)
 {
 	static const char *const dels[] = { q_del_i, q_del_d, q_del_x, q_del_e, q_del_c, q_del_s };
-	struct idlist l = { 0 };
 	uint8_t mac[VV_MAC_BYTES];
-	int rc, r = 0, state;
+	int r, state;
 
 	if ((r = file_kind(m, id, &state, mac)) != 0)
 		return r < 0 ? r : file_delete(m, id, freed, ctx);
+	return drop_refs_rows(m, id, q_chunks, dels, sizeof(dels) / sizeof(dels[0]), freed, ctx);
+}
+
+static int drop_refs_rows(struct vv_meta *m, uint32_t id, const char *qchunks, const char *const *dels,
+			  size_t ndels, void (*freed)(void *ctx, const uint8_t *chunk), void *ctx)
+{
+	struct idlist l = { 0 };
+	int rc, r = 0;
 
 	/* The chunk ids first: the references are dropped while no statement
 	 * reads snap_extents. */
 	{
-		XSTMT(m, q_chunks);
+		XSTMT(m, qchunks);
 		if (!s)
 			return VV_ENOENT;
 		sqlite3_bind_int64(s, 1, id);
@@ -372,7 +384,7 @@ static int snap_delete(struct vv_meta *m, uint32_t id,
 		if (refs == 0 && freed)
 			freed(ctx, l.ids[i]);
 	}
-	for (size_t i = 0; r == 0 && i < sizeof(dels) / sizeof(dels[0]); i++)
+	for (size_t i = 0; r == 0 && i < ndels; i++)
 		r = exec_id(m, dels[i], id);
 	free(l.ids);
 	return r;
@@ -1130,47 +1142,9 @@ static int file_delete(struct vv_meta *m, uint32_t id, void (*freed)(void *ctx, 
 		       void *ctx)
 {
 	static const char *const dels[] = { q_f_del_ch, q_f_del_f, q_del_c, q_del_s };
-	struct idlist l = { 0 };
-	int r = 0;
 
 	conn_drop(m, id);
-	{
-		XSTMT(m, q_f_chunk_list);
-		if (!s)
-			return VV_EIO;
-		sqlite3_bind_int64(s, 1, id);
-		while ((r = meta_row(m, s)) == 0) {
-			if (sqlite3_column_bytes(s, 0) != VV_CHUNK_ID_BYTES) {
-				r = VV_ECORRUPT;
-				break;
-			}
-			if (l.n == l.cap) {
-				size_t nc = l.cap ? l.cap * 2 : 64;
-				void *p = realloc(l.ids, nc * sizeof(*l.ids));
-				if (!p) {
-					r = VV_ENOMEM;
-					break;
-				}
-				l.ids = p;
-				l.cap = nc;
-			}
-			memcpy(l.ids[l.n++], sqlite3_column_blob(s, 0), VV_CHUNK_ID_BYTES);
-		}
-		sqlite3_reset(s);
-		if (r == VV_ENOENT)
-			r = 0;
-	}
-	for (size_t i = 0; r == 0 && i < l.n; i++) {
-		uint64_t refs = 0;
-		if ((r = vv_meta_chunk_ref(m, l.ids[i], 0, -1, 0, &refs)) < 0)
-			break;
-		if (refs == 0 && freed)
-			freed(ctx, l.ids[i]);
-	}
-	for (size_t i = 0; r == 0 && i < sizeof(dels) / sizeof(dels[0]); i++)
-		r = exec_id(m, dels[i], id);
-	free(l.ids);
-	return r;
+	return drop_refs_rows(m, id, q_f_chunk_list, dels, sizeof(dels) / sizeof(dels[0]), freed, ctx);
 }
 
 int vv_meta_snap_unlink_file(struct vv_meta *m, uint32_t id)
