@@ -130,6 +130,7 @@ static const char schema[] =
 static const struct meta_feature features[] = {
 	{ "roles", meta_role_schema },
 	{ "snap_colls", meta_snap_schema },
+	{ "snap_files", meta_snap_file_schema },
 	{ "users", meta_user_schema },
 	{ "coll_admins", meta_grant_schema },
 	{ "trash", meta_trash_schema },
@@ -147,6 +148,7 @@ struct vv_meta {
 	bool txn;                        /* a write transaction is pending */
 	bool reading;                    /* a BEGIN is open (reads run inside it) */
 	bool ro;                         /* VV_META_READONLY */
+	struct meta_snapc *snapc;        /* snapshot files' connections (meta_snap.c) */
 };
 
 /* Keep a deferred transaction open between commits: every query then runs
@@ -220,6 +222,10 @@ static sqlite3_stmt *rd(struct vv_meta *m, int id, const char *snap_sql, uint64_
 		return stmt(m, id);
 	*sid = vv_snap_sid(*ino);
 	*ino = vv_snap_real(*ino);
+	/* A snapshot kept as a file of its own: the live query on its
+	 * connection. */
+	if (meta_snap_file_sql(m, *sid, sql[id], &s))
+		return s;
 	if ((s = meta_sql(m, snap_sql)))
 		sqlite3_bind_int64(s, 9, *sid);
 	return s;
@@ -285,6 +291,44 @@ sqlite3_stmt *meta_sql(struct vv_meta *m, const char *text)
 	m->x[m->nx].s = s;
 	m->nx++;
 	return s;
+}
+
+sqlite3 *meta_db(struct vv_meta *m)
+{
+	return m->db;
+}
+
+struct meta_snapc **meta_snapc_of(struct vv_meta *m)
+{
+	return &m->snapc;
+}
+
+int meta_checkpoint(struct vv_meta *m)
+{
+	int rc, busy = 1;
+	sqlite3_stmt *s = NULL;
+
+	if (m->txn)
+		return VV_EBUSY;
+	/* The deferred read transaction would hold the WAL's frames. */
+	if (m->reading) {
+		sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL);
+		m->reading = false;
+	}
+	rc = sqlite3_prepare_v2(m->db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &s, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		busy = sqlite3_column_int(s, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(s);
+	read_txn(m);
+	if (rc != SQLITE_OK)
+		return err(m, rc);
+	if (busy) {
+		vv_log(VV_LOG_ERR, "meta: the WAL could not be checkpointed (busy)");
+		return VV_EBUSY;
+	}
+	return 0;
 }
 
 int meta_run(struct vv_meta *m, sqlite3_stmt *s)
@@ -479,6 +523,7 @@ int vv_meta_close(struct vv_meta *m)
 		sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL);
 		m->reading = false;
 	}
+	meta_snap_files_close(m);
 	for (int i = 0; i < S_NSTMT; i++)
 		sqlite3_finalize(m->st[i]);
 	for (size_t i = 0; i < m->nx; i++)

@@ -17,14 +17,25 @@ static const char q_x[] = "SELECT ino, name, value FROM snap_xattrs WHERE snap=?
 static const char q_e[] = "SELECT ino, fblock, chunk, off, len, slot FROM snap_extents WHERE snap=?1"
 			  " ORDER BY ino, fblock";
 static const char q_c[] = "SELECT coll FROM snap_colls WHERE snap=?1 ORDER BY coll";
+/* The same rows of a snapshot kept as a file (meta_snap.c): its live
+ * tables, on its own connection. */
+static const char qf_ino[] = "SELECT ino, gen, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime,"
+			     " parent, coll, objid, stored, data FROM inodes ORDER BY ino";
+static const char qf_de[] = "SELECT parent, name, id, ino, mode FROM dirents ORDER BY parent, id";
+static const char qf_x[] = "SELECT ino, name, value FROM xattrs ORDER BY ino, name";
+static const char qf_e[] = "SELECT ino, fblock, chunk, off, len, slot FROM extents ORDER BY ino, fblock";
 
 /* Step through s (bound to sid), calling row(m, s, k) per row. */
 static int each(struct vv_meta *m, const char *q, uint32_t sid, const struct vv_meta_bk_sink *k,
 		int (*row)(sqlite3_stmt *s, const struct vv_meta_bk_sink *k))
 {
-	sqlite3_stmt *s = meta_sql(m, q);
+	sqlite3_stmt *s;
 	int r;
 
+	/* A file snapshot's rows come from its file (q is then the qf_ text);
+	 * its collections, like every snapshot's, from snap_colls. */
+	if (q == q_c || !meta_snap_file_sql(m, sid, q, &s))
+		s = meta_sql(m, q);
 	if (!s)
 		return VV_EIO;
 	sqlite3_bind_int64(s, 1, sid);
@@ -93,8 +104,15 @@ int vv_meta_backup_read(struct vv_meta *m, uint32_t sid, const struct vv_meta_bk
 
 	if (!meta_has_table(m, "snap_colls"))
 		return VV_ENOENT;
-	if ((r = each(m, q_ino, sid, k, row_ino)) < 0 || (r = each(m, q_de, sid, k, row_de)) < 0 ||
-	    (r = each(m, q_x, sid, k, row_x)) < 0 || (r = each(m, q_e, sid, k, row_e)) < 0)
+	sqlite3_stmt *probe;
+	bool file = meta_snap_file_sql(m, sid, qf_ino, &probe);
+
+	if (file && !probe)
+		return VV_ECORRUPT;              /* its file is missing or fails its check */
+	if ((r = each(m, file ? qf_ino : q_ino, sid, k, row_ino)) < 0 ||
+	    (r = each(m, file ? qf_de : q_de, sid, k, row_de)) < 0 ||
+	    (r = each(m, file ? qf_x : q_x, sid, k, row_x)) < 0 ||
+	    (r = each(m, file ? qf_e : q_e, sid, k, row_e)) < 0)
 		return r;
 	return each(m, q_c, sid, k, row_c);
 }

@@ -201,10 +201,10 @@ int vv_meta_acl_iter(struct vv_meta *m,
 
 /* --- snapshots (meta_snap.c) -------------------------------------------------
  *
- * A snapshot is a copy, taken inside one transaction, of the rows of
- * inodes, dirents, xattrs and extents, tagged with its id (tables snaps,
- * snap_inodes, snap_dirents, snap_xattrs, snap_extents, snap_colls; see
- * docs/format.md).  Its files are served read-only under virtual inode
+ * A snapshot is the state of one commit: a byte copy of meta.db in
+ * STORE/snapshots/ID.db (or, made by an older build, a copy of the rows of
+ * inodes, dirents, xattrs and extents in snap_* tables tagged with its id;
+ * see docs/format.md and meta_snap.c).  Its files are served read-only under virtual inode
  * numbers (DESIGN "shared namespace decisions"):
  *
  *   2^61 | sid << 40 | ino     sid in 1..2^20-1, ino the inode number then
@@ -213,7 +213,7 @@ int vv_meta_acl_iter(struct vv_meta *m,
  * so the snapshot of the root is 2^61 | sid << 40 | 1 (the NAME
  * directory).  The read functions above (inode_get, inode_get_data,
  * dirent_get, dirent_list(_plus), dirent_find_ino, xattr_get/any/list,
- * extents_load) answer for such numbers from the snapshot tables, with
+ * extents_load) answer for such numbers from the snapshot's rows, with
  * every inode number in the rows they return translated; the write
  * functions return VV_EROFS for them.  vv_meta_dirent_get(root,
  * ".snapshots") finds the virtual directory when no stored entry has that
@@ -261,15 +261,50 @@ struct vv_snap_row {
 	uint64_t inodes, bytes;              /* files and their sizes, summed */
 };
 
-/* Copy the current state (the open transaction's) into a new snapshot.
- * Takes one reference on each distinct chunk the snapshot's extents name.
- * VV_EEXIST: the name is taken; VV_EOVERFLOW: ids or inode numbers past
- * the virtual-number scheme.  Inside the caller's transaction. */
+/* A snapshot is made in three steps (vault_snap_create; meta_snap.c
+ * "snapshots kept as files"):
+ * 1. vv_meta_snap_create, inside the caller's transaction: a pending
+ *    snapshot (hidden from get/list) with one reference on each distinct
+ *    chunk the live extents name (snap_chunks).  VV_EEXIST: the name is
+ *    taken (pending ones too); VV_ENOSPC: ids or inode numbers past the
+ *    virtual-number scheme.  out gets id, name, times (no counts yet).
+ * 2. after that commit, with no transaction open: vv_meta_snap_copy
+ *    checkpoints the WAL and copies meta.db to snapshots/ID.db (mac: its
+ *    keyed hash).  The caller fsyncs the file and the directory
+ *    (vv_meta_snap_file_path; id 0: the directory).
+ * 3. vv_meta_snap_scan (no lock), then vv_meta_snap_ready in a
+ *    transaction: records the mac, makes the snapshot visible, with its
+ *    file counts and collections; out: its row.
+ * A crash before 3's commit leaves a pending snapshot: vv_meta_snap_recover
+ * (read-write open, in a transaction) drops it and its references
+ * (freed as in delete), and after that commit vv_meta_snap_sweep removes
+ * every file under snapshots/ that no ready snapshot owns. */
 int vv_meta_snap_create(struct vv_meta *m, const char *name, int64_t now, uint32_t uid,
 			uint32_t flags, struct vv_snap_row *out);
+int vv_meta_snap_copy(struct vv_meta *m, uint32_t id, uint8_t mac[32]);
+int vv_meta_snap_file_path(struct vv_meta *m, uint32_t id, char *buf, size_t cap);
+/* 3a, without the vault's lock: the file counts, bytes and collections of
+ * snapshot id's file at path (vv_meta_snap_file_path), read on a
+ * connection of its own; free with vv_meta_snap_scan_free. */
+struct vv_snap_scan {
+	uint64_t files, bytes;
+	uint32_t *colls;
+	size_t ncolls;
+};
+int vv_meta_snap_scan(struct vv_meta *m, uint32_t id, const char *path, struct vv_snap_scan *out);
+void vv_meta_snap_scan_free(struct vv_snap_scan *sc);
+int vv_meta_snap_ready(struct vv_meta *m, uint32_t id, const uint8_t mac[32],
+		       const struct vv_snap_scan *scan, struct vv_snap_row *out);
+int vv_meta_snap_recover(struct vv_meta *m, void (*freed)(void *ctx, const uint8_t *chunk), void *ctx,
+			 uint32_t *dropped);
+int vv_meta_snap_sweep(struct vv_meta *m);
+/* After the commit of a delete: close and remove snapshot id's file (if it
+ * has one; a failure is logged, and the next sweep removes it). */
+int vv_meta_snap_unlink_file(struct vv_meta *m, uint32_t id);
 /* Delete snapshot id and drop its chunk references; freed(ctx, chunk) for
  * each chunk whose count reached zero (the caller unlinks it after the
- * commit).  Inside the caller's transaction. */
+ * commit, and then the snapshot's file: vv_meta_snap_unlink_file).  Inside
+ * the caller's transaction. */
 int vv_meta_snap_delete(struct vv_meta *m, uint32_t id,
 			void (*freed)(void *ctx, const uint8_t *chunk), void *ctx);
 int vv_meta_snap_get(struct vv_meta *m, const char *name, struct vv_snap_row *out);   /* VV_ENOENT */
@@ -283,6 +318,8 @@ int vv_meta_snap_uses_coll(struct vv_meta *m, uint32_t coll, bool *used);
  * the live tree where unchanged), and the bytes of the chunk objects that
  * only snapshots still reference (what deleting them all would free). */
 int vv_meta_snap_space(struct vv_meta *m, uint64_t *count, uint64_t *bytes, uint64_t *only);
+/* The disk the snapshot files take (each a copy of meta.db then). */
+int vv_meta_snap_file_bytes(struct vv_meta *m, uint64_t *bytes);
 int vv_meta_snap_chunk_iter(struct vv_meta *m, int (*cb)(void *ctx, uint32_t sid, const uint8_t *chunk),
 			    void *ctx);
 /* fsck: structural problems of snapshot sid (entries without inodes,

@@ -55,8 +55,27 @@ int meta_role_schema(struct vv_meta *m);
 /* ---- grants (meta_grant.c) ---- */
 int meta_grant_schema(struct vv_meta *m);
 
+/* The connection itself (meta_snap.c: a snapshot file is copied and
+ * opened under its keys), and the snapshot files' connections it owns. */
+sqlite3 *meta_db(struct vv_meta *m);
+struct meta_snapc;
+struct meta_snapc **meta_snapc_of(struct vv_meta *m);
+/* With no write transaction open: PRAGMA wal_checkpoint(TRUNCATE), the
+ * WAL then empty and meta.db whole.  VV_EBUSY if a transaction is open. */
+int meta_checkpoint(struct vv_meta *m);
+
 /* ---- snapshots (meta_snap.c) ---- */
 int meta_snap_schema(struct vv_meta *m);
+int meta_snap_file_schema(struct vv_meta *m);
+/* Snapshot sid is a file of its own (snapshots/ID.db, made by this build):
+ * true, with *s the statement for the live query text sql prepared on the
+ * file's connection (NULL if the file cannot be opened or fails its
+ * check: the caller answers VV_EIO).  false: sid keeps its rows in the
+ * snap_* tables (a store from an older build), or there is no such
+ * snapshot.  The statement is the caller's until it resets it. */
+bool meta_snap_file_sql(struct vv_meta *m, uint32_t sid, const char *sql, sqlite3_stmt **s);
+/* Close every snapshot file's connection (vv_meta_close). */
+void meta_snap_files_close(struct vv_meta *m);
 /* meta.c's read queries on the snapshot tables (same columns and
  * parameters, the snapshot id as ?9), and the rows a snapshot's view
  * translates: sid 0 leaves r alone. */

@@ -35,7 +35,7 @@
  *   pad = BLAKE2b(subkey 3, "walck" || salts (8) || frame offset (u64 LE))[0..8)
  *
  * Subkeys: vv_subkey(key, id, "vvmetavf"), id 1 main pages, 2 WAL pages,
- * 3 checksum pad.  The pad depends only on bytes of the same frame header,
+ * 3 checksum pad, 4 the MAC of a snapshot file (vv_metavfs_copy).  The pad depends only on bytes of the same frame header,
  * so header-only reads and writes (walRewriteChecksums) can apply it.
  */
 #include <errno.h>
@@ -63,7 +63,7 @@
 #define STR(x) STR_(x)
 
 /* Layout of the secure key block each binding and file holds. */
-enum { K_DB = 0, K_WAL = 1, K_PAD = 2, NKEYS = 3 };
+enum { K_DB = 0, K_WAL = 1, K_PAD = 2, K_SNAP = 3, NKEYS = 4 };
 
 static const char AD_DB[] = "vecvault meta.db page";
 static const char AD_WAL[] = "vecvault meta.db wal frame";
@@ -929,7 +929,10 @@ static void unbind(struct binding *b)
 	free(b);
 }
 
-static int bind_key(const char *full, const uint8_t key[32], uint32_t psz, struct binding **out)
+/* key: the store's meta key (subkeys derived here); or NULL and keys: a
+ * block of NKEYS subkeys to copy (a snapshot file under the same keys). */
+static int bind_key(const char *full, const uint8_t key[32], const uint8_t *keys, uint32_t psz,
+		    struct binding **out)
 {
 	struct binding *b = calloc(1, sizeof(*b));
 	int r = VV_ENOMEM;
@@ -942,7 +945,9 @@ static int bind_key(const char *full, const uint8_t key[32], uint32_t psz, struc
 	b->psz = psz;
 	if (!b->path || !b->keys)
 		goto out;
-	for (int i = 0; i < NKEYS; i++)
+	if (keys)
+		memcpy(b->keys, keys, NKEYS * VV_KEY_BYTES);
+	for (int i = 0; !keys && i < NKEYS; i++)
 		if ((r = vv_subkey(b->keys + i * VV_KEY_BYTES, key, (uint64_t)i + 1, KDF_CTX)) < 0)
 			goto out;
 	pthread_mutex_lock(&reg_lock);
@@ -1014,8 +1019,21 @@ out:
 	return r;
 }
 
+static int open_with(const char *path, const uint8_t key[32], const uint8_t *keys, uint32_t page_size,
+		     unsigned flags, sqlite3 **out);
+
 int vv_metavfs_open(const char *path, const uint8_t key[32], uint32_t page_size,
 		    unsigned flags, sqlite3 **out)
+{
+	if (out)
+		*out = NULL;
+	if (!key)
+		return VV_EINVAL;
+	return open_with(path, key, NULL, page_size, flags, out);
+}
+
+static int open_with(const char *path, const uint8_t key[32], const uint8_t *keys, uint32_t page_size,
+		     unsigned flags, sqlite3 **out)
 {
 	struct binding *b = NULL;
 	sqlite3 *db = NULL;
@@ -1025,7 +1043,7 @@ int vv_metavfs_open(const char *path, const uint8_t key[32], uint32_t page_size,
 
 	if (out)
 		*out = NULL;
-	if (!path || !key || !out || page_size < 1024 || page_size > 65536 ||
+	if (!path || (!key && !keys) || !out || page_size < 1024 || page_size > 65536 ||
 	    (page_size & (page_size - 1)))
 		goto out;
 	if ((r = vv_crypto_init()) < 0)
@@ -1045,7 +1063,7 @@ int vv_metavfs_open(const char *path, const uint8_t key[32], uint32_t page_size,
 	}
 	if ((r = check_files(full, create)) < 0)
 		goto out;
-	if ((r = bind_key(full, key, page_size, &b)) < 0)
+	if ((r = bind_key(full, key, keys, page_size, &b)) < 0)
 		goto out;
 	if (ro && !create) {
 		char *wal = NULL;
@@ -1188,4 +1206,175 @@ int vv_metavfs_wal_fd(sqlite3 *db)
 		return VV_EIO;
 	}
 	return f->fd;
+}
+
+/* --- snapshot files (vv_metavfs_copy) ------------------------------------------ */
+
+/* The binding of an open connection (its path, keys, page size), copied
+ * out under the registry lock: keys into secure memory the caller frees. */
+static int binding_of(sqlite3 *db, char **path, uint8_t **keys, uint32_t *psz)
+{
+	int r = VV_EINVAL;
+
+	*path = NULL;
+	*keys = NULL;
+	pthread_mutex_lock(&reg_lock);
+	for (struct binding *b = reg; b; b = b->next) {
+		if (b->db != db)
+			continue;
+		*path = strdup(b->path);
+		*keys = vv_secure_alloc(NKEYS * VV_KEY_BYTES);
+		*psz = b->psz;
+		r = *path && *keys ? 0 : VV_ENOMEM;
+		if (r == 0)
+			memcpy(*keys, b->keys, NKEYS * VV_KEY_BYTES);
+		break;
+	}
+	pthread_mutex_unlock(&reg_lock);
+	if (r < 0) {
+		free(*path);
+		vv_secure_free(*keys);
+		*path = NULL;
+		*keys = NULL;
+	}
+	return r;
+}
+
+#define COPY_BUF (1u << 20)
+static const char MAC_CTX[] = "vecvault snapshot file";
+
+static void mac_start(struct vv_mac_state *st, const uint8_t *keys, uint32_t tag)
+{
+	uint8_t t[4];
+
+	vv_put_le32(t, tag);
+	vv_mac_init(st, keys + (size_t)K_SNAP * VV_KEY_BYTES);
+	vv_mac_update(st, MAC_CTX, sizeof(MAC_CTX));
+	vv_mac_update(st, t, sizeof(t));
+}
+
+static void mac_end(struct vv_mac_state *st, uint64_t size, uint8_t mac[VV_MAC_BYTES])
+{
+	uint8_t z[8];
+
+	vv_put_le64(z, size);
+	vv_mac_update(st, z, sizeof(z));
+	vv_mac_final(st, mac);
+}
+
+/* Read fd from 0 to its end into the MAC, writing each piece to out (>= 0). */
+static int pump(int fd, int out, struct vv_mac_state *st, uint64_t *size, const char *name)
+{
+	uint8_t *buf = malloc(COPY_BUF);
+	int64_t off = 0;
+	ssize_t n;
+	int r = 0;
+
+	if (!buf)
+		return VV_ENOMEM;
+	while ((n = vv_os_pread_full(fd, buf, COPY_BUF, off)) > 0) {
+		vv_mac_update(st, buf, (size_t)n);
+		if (out >= 0 && (r = vv_os_pwrite_full(out, buf, (size_t)n, off)) < 0) {
+			vv_log(VV_LOG_ERR, "meta.db: write %s: %s", name, strerror(-r));
+			r = r == -ENOSPC ? VV_ENOSPC : VV_EIO;
+			break;
+		}
+		off += n;
+		/* Start the disk writes while copying: the caller's fsync
+		 * then waits for less. */
+		if (out >= 0 && off % (8 * COPY_BUF) == 0)
+			vv_os_writeback(out, off);
+	}
+	if (n < 0 && r == 0) {
+		vv_log(VV_LOG_ERR, "meta.db: read for a snapshot file: %s", strerror((int)-n));
+		r = VV_EIO;
+	}
+	*size = (uint64_t)off;
+	free(buf);
+	return r;
+}
+
+int vv_metavfs_copy(sqlite3 *db, const char *dst, uint32_t tag, uint8_t mac[VV_MAC_BYTES])
+{
+	struct vv_mac_state st;
+	uint8_t *keys = NULL;
+	char *src = NULL;
+	uint32_t psz;
+	uint64_t size = 0;
+	int in = -1, out = -1, r;
+
+	if ((r = binding_of(db, &src, &keys, &psz)) < 0)
+		return r;
+	if ((in = vv_os_open(src, O_RDONLY | O_NOFOLLOW, 0)) < 0) {
+		vv_log(VV_LOG_ERR, "meta.db: open %s: %s", src, strerror(-in));
+		r = VV_EIO;
+		goto out;
+	}
+	if ((out = vv_os_open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600)) < 0) {
+		vv_log(VV_LOG_ERR, "meta.db: create %s: %s", dst, strerror(-out));
+		r = out == -EEXIST ? VV_EEXIST : out == -ENOSPC ? VV_ENOSPC : VV_EIO;
+		goto out;
+	}
+	mac_start(&st, keys, tag);
+	if ((r = pump(in, out, &st, &size, dst)) < 0)
+		goto out;
+	if (size == 0 || size % psz) {
+		vv_log(VV_LOG_ERR, "meta.db: %s is %llu bytes, not whole pages: not checkpointed?", src,
+		       (unsigned long long)size);
+		r = VV_EIO;
+		goto out;
+	}
+	mac_end(&st, size, mac);
+out:
+	vv_memzero(&st, sizeof(st));
+	if (in >= 0)
+		vv_os_close(in);
+	if (out >= 0)
+		vv_os_close(out);
+	if (r < 0 && out >= 0)
+		vv_os_unlink(dst);
+	vv_secure_free(keys);
+	free(src);
+	return r;
+}
+
+int vv_metavfs_open_copy(sqlite3 *db, const char *path, uint32_t tag, const uint8_t mac[VV_MAC_BYTES],
+			 sqlite3 **out)
+{
+	struct vv_mac_state st;
+	uint8_t got[VV_MAC_BYTES], *keys = NULL;
+	char *src = NULL;
+	uint32_t psz;
+	uint64_t size = 0;
+	int fd = -1, r;
+
+	*out = NULL;
+	if ((r = binding_of(db, &src, &keys, &psz)) < 0)
+		return r;
+	if (mac) {
+		if ((fd = vv_os_open(path, O_RDONLY | O_NOFOLLOW, 0)) < 0) {
+			vv_log(VV_LOG_ERR, "meta.db: snapshot file %s: %s", path, strerror(-fd));
+			r = fd == -ENOENT ? VV_ECORRUPT : VV_EIO;
+			goto out;
+		}
+		mac_start(&st, keys, tag);
+		if ((r = pump(fd, -1, &st, &size, path)) < 0)
+			goto out;
+		mac_end(&st, size, got);
+		if (!vv_memeq_ct(got, mac, VV_MAC_BYTES)) {
+			vv_log(VV_LOG_ERR, "meta.db: snapshot file %s does not match its record (tampered, "
+			       "swapped or truncated)", path);
+			r = VV_ECORRUPT;
+			goto out;
+		}
+	}
+	r = open_with(path, NULL, keys, psz, VV_METAVFS_READONLY, out);
+out:
+	vv_memzero(&st, sizeof(st));
+	vv_memzero(got, sizeof(got));
+	if (fd >= 0)
+		vv_os_close(fd);
+	vv_secure_free(keys);
+	free(src);
+	return r;
 }

@@ -80,6 +80,26 @@ int vv_metavfs_wal_discarded(sqlite3 *db);
 int vv_metavfs_wal_fd(sqlite3 *db);
 
 /*
+ * Snapshot files (meta_snap.c).  vv_metavfs_copy copies the main file of
+ * db, which the caller has checkpointed (wal_checkpoint(TRUNCATE): the WAL
+ * holds nothing), byte for byte to dst (created 0600, O_EXCL; removed
+ * again on failure; not synced: the caller fsyncs it and its directory).
+ * Nothing is decrypted or sealed again: the pages keep their AD (page
+ * number) under the same key, so the copy is a database of its own.  mac
+ * receives the keyed BLAKE2b (subkey 4) of "vecvault snapshot file" || tag
+ * (u32 LE) || the bytes || their length (u64 LE), which binds the file to
+ * its tag (the snapshot id) and store: the caller records it in meta.db.
+ * vv_metavfs_open_copy opens such a file read-only under db's keys, after
+ * checking mac against the file's bytes (mac NULL: already checked in this
+ * process); a mismatch or a missing file is VV_ECORRUPT.  Release the
+ * connection with vv_metavfs_close.
+ */
+int vv_metavfs_copy(sqlite3 *db, const char *dst, uint32_t tag, uint8_t mac[32])
+	__attribute__((warn_unused_result));
+int vv_metavfs_open_copy(sqlite3 *db, const char *path, uint32_t tag, const uint8_t mac[32],
+			 sqlite3 **out) __attribute__((warn_unused_result));
+
+/*
  * Map an SQLite result code (rc from a call on db; db may be NULL) to a
  * VV_E* code: authentication failures and malformed files -> VV_ECORRUPT,
  * SQLITE_FULL -> VV_ENOSPC, other I/O -> VV_EIO, SQLITE_NOMEM -> VV_ENOMEM,

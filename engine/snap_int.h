@@ -53,6 +53,9 @@ void vv_snap_retain(const int64_t *times, size_t n, const struct vv_snap_keep *k
  * durably before it returns. */
 int vault_snap_create(struct vv_vault *v, const char *name, uint32_t uid, uint32_t flags,
 		      struct vv_snap_row *out);
+/* Read-write open: drop snapshots a crash left pending (their references
+ * and files) and files under snapshots/ no snapshot owns. */
+int vault_snap_recover(struct vv_vault *v);
 /* VV_EBUSY while a file of the snapshot is open. */
 int vault_snap_delete(struct vv_vault *v, const char *name);
 

@@ -316,6 +316,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		goto fail;
 	if (!(o->flags & VV_VAULT_READONLY)) {
 		if ((r = vv_meta_upgrade(v->meta)) < 0 || (r = recover_orphans(v)) < 0 ||
+		    (r = vault_snap_recover(v)) < 0 ||
 		    (r = vault_commit_anchor(v)) < 0)
 			goto fail;
 		v->snaps = (struct vault_snap_sched){ .every = o->snap_every,

@@ -58,9 +58,10 @@ static void print_space(const char *store)
 	} else {
 		printf("%-14s%llu items, %llu bytes\n", "trash:", jnum(rep.body, "trash_items"),
 		       jnum(rep.body, "trash_bytes"));
-		printf("%-14s%llu, naming %llu file bytes, %llu bytes held by them alone\n", "snapshots:",
+		printf("%-14s%llu, naming %llu file bytes, %llu bytes held by them alone, %llu bytes of "
+		       "metadata copies\n", "snapshots:",
 		       jnum(rep.body, "snapshots"), jnum(rep.body, "snapshot_file_bytes"),
-		       jnum(rep.body, "snapshot_only_bytes"));
+		       jnum(rep.body, "snapshot_only_bytes"), jnum(rep.body, "snapshot_meta_bytes"));
 	}
 	vv_admin_reply_release(&rep);
 }

@@ -16,6 +16,7 @@
 
 #include "admin_int.h"
 #include "snap_int.h"
+#include "vecvault/log.h"
 #include "tap.h"
 #include "vault_files.h"
 #include "vault_int.h"
@@ -230,10 +231,20 @@ static void test_retention(void)
 	free(k2);
 }
 
+/* Engine errors on stderr (TAP ignores it): a failure says why. */
+static void log_sink(void *ctx, enum vv_log_level lvl, const char *msg)
+{
+	(void)ctx;
+	(void)lvl;
+	fprintf(stderr, "# log: %s\n", msg);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	const size_t big = 3 << 20;
+
+	vv_log_set_sink(log_sink, NULL, VV_LOG_WARN);
 	struct vv_admin_reply rep;
 	struct vv_fsck_report fr;
 	struct vv_vault *v;
