@@ -607,7 +607,7 @@ int meta_snap_dir_row(struct vv_meta *m, struct vv_inode_row *r)
 
 int meta_snap_dir_lookup(struct vv_meta *m, const char *name, uint64_t *ino)
 {
-	uint32_t sid;
+	uint32_t sid = 0;
 	int e = name_to_id(m, name, &sid);
 
 	if (e == 0)
