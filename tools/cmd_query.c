@@ -360,6 +360,11 @@ int cmd_query(int argc, char **argv)
 		fprintf(stderr, "vecvault query: stats: offload: %u of %zu segments scanned by the daemon, "
 			"%u still being decrypted there\n", st.segs_offloaded, vv_collection_nsegs(c),
 			st.segs_filling);
+		/* rows read back = segment bytes this process read to re-rank */
+		fprintf(stderr, "vecvault query: stats: re-ranking: %llu candidates ranked exactly by the "
+			"daemon in %u requests, %llu candidate rows read back here\n",
+			(unsigned long long)st.cands_exact, st.offload_requests,
+			(unsigned long long)st.rows_read_back);
 	}
 	if (r < 0) {
 		die_msg("query", "%s", err[0] ? err : vv_strerror(r));
