@@ -1298,6 +1298,33 @@ static void r_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struc
 	call_free(k);
 }
 
+/* The server's k-NN reply must answer the request it was sent for: the
+ * reply magic, version 1, or version 2 (exact distances) only when asked,
+ * and the request's metric, format, dim, nq and kk.  The tool checks the
+ * candidates themselves (vector_search.c); a reply that fails here is EIO
+ * (the tool then scans the segment itself), logged. */
+static int knn_reply_check(const void *in, const void *out)
+{
+	struct vv_knn_ioc_hdr q, a;
+	const char *why = NULL;
+
+	memcpy(&q, in, sizeof(q));
+	memcpy(&a, out, sizeof(a));
+	if (a.magic != VV_KNN_MAGIC_REPLY)
+		why = "no reply magic";
+	else if (a.version == VV_KNN_VERSION_EXACT ? !(q.flags & VV_KNN_F_EXACT) ||
+		 a.flags != VV_KNN_F_EXACT : a.version != VV_KNN_VERSION || a.flags)
+		why = "a version or flags the request did not ask for";
+	else if (a.metric != q.metric || a.format != q.format || a.dim != q.dim || a.nq != q.nq ||
+		 a.kk != q.kk)
+		why = "a header that does not echo the request";
+	if (!why)
+		return 0;
+	vv_log(VV_LOG_WARN, "remote: the server's knn reply has %s (version %u, flags %#x); "
+	       "the query scans the segment itself", why, a.version, a.flags);
+	return VV_EIO;
+}
+
 static void r_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		    struct fuse_file_info *fi, unsigned flags, const void *in_buf,
 		    size_t in_bufsz, size_t out_bufsz)
@@ -1318,7 +1345,8 @@ static void r_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		U(k, fi->fh);
 		Bl(k, in_buf, in_bufsz);
 	}
-	if ((r = run(req, k)) == 0 && k->rep.bloblen == VV_KNN_IOC_BYTES)
+	if ((r = run(req, k)) == 0 && k->rep.bloblen == VV_KNN_IOC_BYTES &&
+	    (r = knn_reply_check(in_buf, k->rep.blob)) == 0)
 		fuse_reply_ioctl(req, 0, k->rep.blob, k->rep.bloblen);
 	else
 		reply_err(req, r ? r : VV_EIO);
