@@ -358,8 +358,13 @@ static int seg_load(int dirfd, struct scan_io *io, char *const *idsv, size_t nid
 		hp = head;
 		s->stream = true;
 	} else if (keep) {
-		/* scanned by pread through fd; large ones mapped for the rest */
-		if (!small && (r = load_fd(fd, n, 0, &s->base, &s->mapped, why)) < 0)
+		/* scanned by pread through fd; large ones mapped for the rest,
+		 * except on a FUSE mount: there the daemon's exact offload
+		 * replies leave the mapping only the header, and its first
+		 * fault (read-ahead of a sequential mapping) cost a vv://
+		 * mount a round trip of megabytes; a fallback re-ranking
+		 * preads its few rows */
+		if (!small && !s->fuse && (r = load_fd(fd, n, 0, &s->base, &s->mapped, why)) < 0)
 			goto out;
 		if (s->base) {
 			hp = s->base;
