@@ -42,7 +42,7 @@
 #define SPARE 16u                /* extra candidates kept past k */
 #define SMALL_SEG_BYTES (4u << 20) /* segments up to this size are never mapped */
 #define OFFLOAD_MIN_BYTES (1u << 20) /* smaller segments are not offloaded */
-#define OFFLOAD_MAX_REQS 8u      /* a batch needing more requests per segment is scanned here */
+#define OFFLOAD_MAX_REQS 8u      /* vv://: a batch needing more requests per segment is scanned here */
 #define FUSE_SUPER_MAGIC 0x65735546
 
 struct cseg {
@@ -257,11 +257,36 @@ struct scan_io {
 	int forced;              /* scan_io_forced() */
 	dev_t dir_dev;           /* the directory's device ... */
 	bool dir_fuse;           /* ... and whether it is a FUSE mount */
+	bool dir_remote;         /* ... a vv:// mount (mount_is_remote) */
 	atomic_size_t fds;       /* descriptors kept (segments load in parallel) */
 	size_t maxfds;           /* and the budget */
 	int dirfd;               /* the directory: small segments past the budget
 				  * are opened again by the scan (O(1) at open) */
 };
+
+/* Is device dev a vv:// client mount?  Its mountinfo line (matched by
+ * major:minor) names a fuse file system whose source is the vv:// URL.
+ * Only decides how a large batch is offloaded (offload_group). */
+static bool mount_is_remote(dev_t dev)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], want[32];
+	bool remote = false;
+
+	if (!f)
+		return false;
+	snprintf(want, sizeof(want), " %u:%u ", major(dev), minor(dev));
+	while (fgets(line, sizeof(line), f)) {
+		const char *sep = strstr(line, " - "), *src;
+		if (!sep || !strstr(line, want) || strstr(line, want) > sep)
+			continue;
+		src = strchr(sep + 3, ' ');
+		remote = !strncmp(sep + 3, "fuse", 4) && src && !strncmp(src + 1, "vv://", 5);
+		break;
+	}
+	fclose(f);
+	return remote;
+}
 
 static void scan_io_init(struct scan_io *io, int dirfd)
 {
@@ -275,6 +300,7 @@ static void scan_io_init(struct scan_io *io, int dirfd)
 	if (fstat(dirfd, &st) == 0)
 		io->dir_dev = st.st_dev;
 	io->dir_fuse = fstatfs(dirfd, &sf) == 0 && (unsigned long)sf.f_type == FUSE_SUPER_MAGIC;
+	io->dir_remote = io->dir_fuse && mount_is_remote(io->dir_dev);
 	/* leave room for the caller's own files, stdio, libraries */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
 		io->maxfds = (size_t)rl.rlim_cur - 96;
@@ -935,9 +961,13 @@ static bool offload_seg(const struct cseg *s, uint32_t seg, enum vv_metric m, co
 
 /* Queries per offload request for segment s, 0 when none fits: the
  * request's floats, the reply's candidates and the daemon's work budget
- * (knn_ioctl.h) bound it; a batch is split into requests of about equal
- * size, at most OFFLOAD_MAX_REQS of them per segment. */
-static size_t offload_group(const struct cseg *s, size_t nq, size_t d, uint32_t kk)
+ * (knn_ioctl.h) bound it.  On a vv:// mount (remote) a batch is split into
+ * requests of about equal size, at most OFFLOAD_MAX_REQS of them per
+ * segment: a local scan would pull every byte over the network.  On a
+ * local mount a batch that does not fit one request is scanned here: the
+ * daemon's single-threaded passes (one per request) cost more than the
+ * tool's own threads and BLAS over the page cache (docs/query.md). */
+static size_t offload_group(const struct cseg *s, size_t nq, size_t d, uint32_t kk, bool remote)
 {
 	uint64_t rows = s->pub.info.count, g = VV_KNN_MAX_FLOATS / d, nreq;
 
@@ -948,7 +978,7 @@ static size_t offload_group(const struct cseg *s, size_t nq, size_t d, uint32_t 
 	if (g == 0)
 		return 0;
 	nreq = (nq + g - 1) / g;
-	if (nreq > OFFLOAD_MAX_REQS)
+	if (nreq > (remote ? OFFLOAD_MAX_REQS : 1))
 		return 0;
 	return (size_t)((nq + nreq - 1) / nreq);
 }
@@ -1023,7 +1053,7 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			struct cseg *cs = &c->segs[s];
 			bool filling = false, exact = false, ok = true;
 			size_t g, q0, nreq = 0;
-			if (!cs->stream || !cs->fuse || cs->len < omin || !(g = offload_group(cs, nq, d, kk)))
+			if (!cs->stream || !cs->fuse || cs->len < omin || !(g = offload_group(cs, nq, d, kk, c->io->dir_remote)))
 				continue;
 			memcpy(on0, on, nq * sizeof(*on));
 			for (q0 = 0; ok && q0 < nq; q0 += g, nreq++) {
