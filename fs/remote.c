@@ -103,6 +103,8 @@ struct rfs {
 	                                retires every cached attribute (the kernel
 	                                drops its own then, and asks again) */
 	struct fs_ra ra;             /* the kernel's read-ahead window (readahead.c) */
+	int ready_fd;                /* the mount command's pipe until INIT passed, else -1 */
+	uint32_t init_missing;       /* capabilities INIT asked for that the kernel lacks */
 };
 
 static int64_t mono_ns(void)
@@ -1353,14 +1355,41 @@ static void r_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 	call_free(k);
 }
 
+/* The mount command waits for the ready byte; it is sent here, once INIT
+ * is known to pass, so a daemon that fails INIT fails the mount command
+ * with its reason instead of leaving a dead mount behind a success. */
+static void send_ready(struct rfs *fp)
+{
+	ssize_t n;
+
+	if (fp->ready_fd < 0)
+		return;
+	do
+		n = write(fp->ready_fd, "R", 1);
+	while (n < 0 && errno == EINTR);
+	fp->ready_fd = -1;
+}
+
 static void r_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct rfs *fp = userdata;
+	const char *t = getenv("VECVAULT_TEST_INIT_FAIL");
+
 	/* The server keeps the page cache valid per open (keep_cache). */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->max_write = VV_RW_DATA_MAX;
 	conn->max_read = VV_RW_DATA_MAX;     /* as the max_read mount option says */
+	/* tests: ask for a capability the kernel lacks, as a daemon built
+	 * for a newer kernel would: libfuse then fails INIT (EPROTO) */
+	if (t && !strcmp(t, "1") && ~conn->capable)
+		conn->want |= ~conn->capable & (0u - ~conn->capable);
+	/* libfuse refuses INIT after this callback when want asks for more
+	 * than the kernel offers; anything else and INIT passes */
+	fp->init_missing = conn->want & ~conn->capable;
+	if (!fp->init_missing)
+		send_ready(fp);
 }
 
 static const struct fuse_lowlevel_ops rops = {
@@ -1413,6 +1442,7 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 	if (!fp)
 		return VV_ENOMEM;
 	fp->c = c;
+	fp->ready_fd = -1;
 	fp->root = root;
 	fp->ttl = o->attr_timeout_ms / 1000.0;
 	pthread_mutex_init(&fp->gmu, NULL);
@@ -1449,12 +1479,7 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 		goto out;
 	mounted = true;
 	fs_ra_find(&fp->ra, real_mnt[0] ? real_mnt : NULL);
-	if (ready_fd >= 0) {
-		ssize_t n;
-		do
-			n = write(ready_fd, "R", 1);
-		while (n < 0 && errno == EINTR);
-	}
+	fp->ready_fd = ready_fd;          /* the ready byte follows INIT (r_init) */
 	if (o->detach_stdio) {
 		int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (fd >= 0) {
@@ -1469,6 +1494,23 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 	cfg.clone_fd = 1;
 	cfg.max_idle_threads = 16;
 	r = fuse_session_loop_mt(se, &cfg) < 0 ? 1 : 0;
+	if (fp->ready_fd >= 0) {
+		/* the session ended before INIT passed: the mount command
+		 * reports this and exits 1 (the mount is undone below) */
+		char msg[256];
+		if (fp->init_missing)
+			snprintf(msg, sizeof(msg), "Ethe kernel refused the FUSE INIT: the client asked "
+				 "for capabilities %#x that this kernel does not offer", fp->init_missing);
+		else
+			snprintf(msg, sizeof(msg), "Ethe FUSE session ended before INIT completed "
+				 "(the mount was undone; the client log may say more)");
+		vv_log(VV_LOG_ERR, "remote: %s", msg + 1);
+		if (write(fp->ready_fd, msg, strlen(msg)) < 0) {
+			/* the mount command is gone */
+		}
+		fp->ready_fd = -1;
+		r = 1;                       /* reported: the caller adds nothing */
+	}
 out:
 	if (mounted)
 		fuse_session_unmount(se);
