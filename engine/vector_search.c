@@ -43,6 +43,8 @@
 #define SMALL_SEG_BYTES (4u << 20) /* segments up to this size are never mapped */
 #define OFFLOAD_MIN_BYTES (1u << 20) /* smaller segments are not offloaded */
 #define OFFLOAD_MAX_REQS 8u      /* vv://: a batch needing more requests per segment is scanned here */
+#define OFFLOAD_CAND_BYTES (64u << 20) /* the daemon's candidates kept at once; more segments
+					  than fit are scanned here */
 #define FUSE_SUPER_MAGIC 0x65735546
 
 struct cseg {
@@ -996,7 +998,7 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 	struct dcand *oc = NULL;
 	struct vv_knn_ioc *io = NULL;
 	uint64_t *xrows = NULL;
-	size_t d = c->schema.dim, nstream = 0, ocap = 0, *on = NULL, *on0 = NULL;
+	size_t d = c->schema.dim, nstream = 0, ocap = 0, *on = NULL, *on0 = NULL, omax = 0, noff = 0;
 	uint32_t k = o->k, kk = k + SPARE;
 	uint64_t omin;
 	int r = 0;
@@ -1041,8 +1043,16 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 	omin = offload_min_bytes(o);
 	for (size_t s = 0; s < c->nsegs; s++)
 		nstream += c->segs[s].stream && c->segs[s].fuse && c->segs[s].len >= omin;
-	if (nstream && offload_allowed(o)) {
-		ocap = nstream * kk;
+	/* a batch beyond what the requests of one segment may carry, or
+	 * candidates beyond OFFLOAD_CAND_BYTES, are not (all) offloaded */
+	if (nstream && offload_allowed(o) &&
+	    nq <= (c->io->dir_remote ? OFFLOAD_MAX_REQS : 1) *
+			  (VV_KNN_MAX_FLOATS / d < VV_KNN_MAX_CANDS / kk ? VV_KNN_MAX_FLOATS / d
+									: VV_KNN_MAX_CANDS / kk) &&
+	    (omax = OFFLOAD_CAND_BYTES / (nq * kk * sizeof(*oc))) > 0) {
+		if (omax > nstream)
+			omax = nstream;
+		ocap = omax * kk;
 		if (!(io = malloc(sizeof(*io))) || !(oc = malloc(nq * ocap * sizeof(*oc))) ||
 		    !(on = calloc(nq, sizeof(*on))) || !(on0 = malloc(nq * sizeof(*on0))) ||
 		    !(xrows = malloc(kk * sizeof(*xrows)))) {
@@ -1053,7 +1063,10 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			struct cseg *cs = &c->segs[s];
 			bool filling = false, exact = false, ok = true;
 			size_t g, q0, nreq = 0;
-			if (!cs->stream || !cs->fuse || cs->len < omin || !(g = offload_group(cs, nq, d, kk, c->io->dir_remote)))
+			if (noff == omax)
+				break;           /* the rest are scanned here */
+			if (!cs->stream || !cs->fuse || cs->len < omin ||
+			    !(g = offload_group(cs, nq, d, kk, c->io->dir_remote)))
 				continue;
 			memcpy(on0, on, nq * sizeof(*on));
 			for (q0 = 0; ok && q0 < nq; q0 += g, nreq++) {
@@ -1069,6 +1082,7 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 				continue;
 			}
 			cs->offloaded = true;
+			noff++;
 			if (o->stats) {
 				o->stats->segs_offloaded++;
 				o->stats->rows_offloaded += cs->pub.info.count;
