@@ -105,6 +105,7 @@ struct rfs {
 	struct fs_ra ra;             /* the kernel's read-ahead window (readahead.c) */
 	int ready_fd;                /* the mount command's pipe until INIT passed, else -1 */
 	uint32_t init_missing;       /* capabilities INIT asked for that the kernel lacks */
+	bool test_init_fail;         /* vv_fs_opts.test_init_fail */
 };
 
 static int64_t mono_ns(void)
@@ -1373,7 +1374,6 @@ static void send_ready(struct rfs *fp)
 static void r_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct rfs *fp = userdata;
-	const char *t = getenv("VECVAULT_TEST_INIT_FAIL");
 
 	/* The server keeps the page cache valid per open (keep_cache). */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
@@ -1383,7 +1383,7 @@ static void r_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_read = VV_RW_DATA_MAX;     /* as the max_read mount option says */
 	/* tests: ask for a capability the kernel lacks, as a daemon built
 	 * for a newer kernel would: libfuse then fails INIT (EPROTO) */
-	if (t && !strcmp(t, "1") && ~conn->capable)
+	if (fp->test_init_fail && ~conn->capable)
 		conn->want |= ~conn->capable & (0u - ~conn->capable);
 	/* libfuse refuses INIT after this callback when want asks for more
 	 * than the kernel offers; anything else and INIT passes */
@@ -1443,6 +1443,7 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 		return VV_ENOMEM;
 	fp->c = c;
 	fp->ready_fd = -1;
+	fp->test_init_fail = o->test_init_fail;
 	fp->root = root;
 	fp->ttl = o->attr_timeout_ms / 1000.0;
 	pthread_mutex_init(&fp->gmu, NULL);
