@@ -24,6 +24,10 @@ int vv_knn_request_check(const struct vv_knn_ioc *io)
 
 	if (h->magic != VV_KNN_MAGIC || h->version != VV_KNN_VERSION)
 		return VV_EINVAL;
+	/* unknown flags are refused, so a later flag is never silently ignored
+	 * by this daemon (version 1 daemons ignored the whole field) */
+	if ((h->flags & ~VV_KNN_F_EXACT) || h->pad)
+		return VV_EINVAL;
 	if (h->metric != VV_METRIC_L2 && h->metric != VV_METRIC_IP && h->metric != VV_METRIC_COSINE)
 		return VV_EINVAL;
 	if (h->format != VV_SEG_FVECS && h->format != VV_SEG_BVECS && h->format != VV_SEG_IVECS &&

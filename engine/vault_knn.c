@@ -984,14 +984,21 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		ncpu = 1;
 	if (ncpu > KNN_SCAN_THREADS)
 		ncpu = KNN_SCAN_THREADS;
-	r = vv_segment_knn(&sv, (enum vv_metric)h.metric, q, h.nq, h.kk,
-			   h.threads && h.threads < (unsigned long)ncpu ? h.threads : (unsigned)ncpu,
-			   io->u.c);
+	ncpu = h.threads && h.threads < (unsigned long)ncpu ? h.threads : ncpu;
+	/* exact: the candidates' double distances too, so the caller need not
+	 * read their rows back (through a vv:// mount each is a round trip) */
+	if (h.flags & VV_KNN_F_EXACT)
+		r = vv_segment_knn_exact(&sv, (enum vv_metric)h.metric, q, h.nq, h.kk,
+					 (unsigned)ncpu, io->u.x);
+	else
+		r = vv_segment_knn(&sv, (enum vv_metric)h.metric, q, h.nq, h.kk, (unsigned)ncpu,
+				   io->u.c);
 	if (r < 0)
 		goto out;
 	memset(&io->h, 0, sizeof(io->h));
 	io->h.magic = VV_KNN_MAGIC_REPLY;
-	io->h.version = VV_KNN_VERSION;
+	io->h.version = h.flags & VV_KNN_F_EXACT ? VV_KNN_VERSION_EXACT : VV_KNN_VERSION;
+	io->h.flags = h.flags & VV_KNN_F_EXACT;
 	io->h.metric = h.metric;
 	io->h.format = h.format;
 	io->h.dim = h.dim;

@@ -164,6 +164,13 @@ struct vv_scan {
 int vv_scan_run(struct vv_scan *s);
 void vv_scan_release(struct vv_scan *s);
 
+/* The exact double-precision distance of one row (raw, dtype t) to query
+ * q of d floats, smaller is better; buf holds d floats.  Both re-rankings
+ * use it: the tool's (vector_search.c) and the daemon's exact offload
+ * replies (vv_segment_knn_exact), so their results are byte-identical. */
+double vv_row_dist(enum vv_metric m, enum vv_dtype t, const uint8_t *row, const float *q, size_t d,
+		   float *buf);
+
 /* Convert n values of type t at src to float (TEXMEX/npy element types). */
 void vv_convert_row(enum vv_dtype t, const uint8_t *src, size_t n, float *dst);
 

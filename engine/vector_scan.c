@@ -584,13 +584,54 @@ static int cand_cmp(const void *a, const void *b)
 	return vv_cand_less(x, y) ? -1 : vv_cand_less(y, x) ? 1 : 0;
 }
 
-int vv_segment_knn(const struct vv_segment_view *sv, enum vv_metric m, const float *queries,
-		   size_t nq, uint32_t kk, unsigned threads, struct vv_knn_ioc_cand *out)
+/* Exact distance in double precision between one row (raw bytes of dtype
+ * t) and query q, both of d values, in the "smaller is better" form; buf
+ * holds d floats.  The one function both re-rankings use (the tool's,
+ * vector_search.c, and the daemon's exact replies below), so that an
+ * offloaded answer is byte-identical to a local one. */
+double vv_row_dist(enum vv_metric m, enum vv_dtype t, const uint8_t *row, const float *q, size_t d,
+		   float *buf)
+{
+	double acc = 0, xx = 0, qq = 0;
+
+	vv_convert_row(t, row, d, buf);
+	for (size_t i = 0; i < d; i++) {
+		double a = buf[i], b = q[i];
+		if (m == VV_METRIC_L2) {
+			acc += (a - b) * (a - b);
+		} else {
+			acc += a * b;
+			xx += a * a;
+			qq += b * b;
+		}
+	}
+	if (m == VV_METRIC_L2)
+		return acc;
+	if (m == VV_METRIC_IP)
+		return -acc;
+	return xx > 0 && qq > 0 ? 1 - acc / (sqrt(xx) * sqrt(qq)) : 1;
+}
+
+static int xcand_cmp(const void *a, const void *b)
+{
+	const struct vv_knn_ioc_xcand *x = a, *y = b;
+
+	if (x->d != y->d)
+		return x->d < y->d ? -1 : 1;
+	return x->row < y->row ? -1 : x->row > y->row;
+}
+
+/* The scan of one in-memory segment; its kk best per query, best first by
+ * float distance, go to out (v1) or, with exact distances, to xout. */
+static int segment_knn(const struct vv_segment_view *sv, enum vv_metric m, const float *queries,
+		       size_t nq, uint32_t kk, unsigned threads, struct vv_knn_ioc_cand *out,
+		       struct vv_knn_ioc_xcand *xout)
 {
 	const struct vv_segment_info *si = &sv->info;
 	struct vv_scan_seg seg = { .info = *si, .base = sv->base, .fd = -1, .dirfd = -1 };
 	struct vv_scan s = { .segs = &seg, .nsegs = 1, .metric = m, .queries = queries, .nq = nq,
 			     .d = si->dim, .kk = kk, .threads = threads };
+	float *buf = NULL;
 	int r;
 
 	/* the view's probe checked si against its length; check again here,
@@ -599,18 +640,48 @@ int vv_segment_knn(const struct vv_segment_view *sv, enum vv_metric m, const flo
 	if (!sv->base || (si->count && si->data_off + (si->count - 1) * si->stride +
 				       (uint64_t)si->dim * vv_dtype_size(si->dtype) > sv->len))
 		return VV_EINVAL;
-	if ((r = vv_scan_run(&s)) < 0)
+	if (xout && !(buf = malloc((si->dim ? si->dim : 1) * sizeof(float))))
+		return VV_ENOMEM;
+	if ((r = vv_scan_run(&s)) < 0) {
+		free(buf);
 		return r;
+	}
 	/* the workers' kk best each: the kk best of all, best first */
 	for (size_t q = 0; q < nq; q++) {
 		struct vv_cand *c = s.cand + q * s.ncap;
 		size_t n = s.ncand[q];
 		if (n)
 			qsort(c, n, sizeof(*c), cand_cmp);
+		if (!xout) {
+			for (size_t i = 0; i < kk; i++)
+				out[q * kk + i] = i < n ? (struct vv_knn_ioc_cand){ c[i].d, 0, c[i].row }
+							: (struct vv_knn_ioc_cand){ INFINITY, 0, VV_KNN_NO_ROW };
+			continue;
+		}
+		struct vv_knn_ioc_xcand *x = xout + q * kk;
+		size_t nx = n < kk ? n : kk;
 		for (size_t i = 0; i < kk; i++)
-			out[q * kk + i] = i < n ? (struct vv_knn_ioc_cand){ c[i].d, 0, c[i].row }
-						: (struct vv_knn_ioc_cand){ INFINITY, 0, VV_KNN_NO_ROW };
+			x[i] = i < nx ? (struct vv_knn_ioc_xcand){
+						vv_row_dist(m, si->dtype, sv->base + si->data_off +
+							    c[i].row * si->stride, queries + q * si->dim,
+							    si->dim, buf), c[i].row }
+				      : (struct vv_knn_ioc_xcand){ INFINITY, VV_KNN_NO_ROW };
+		if (nx)
+			qsort(x, nx, sizeof(*x), xcand_cmp);
 	}
 	vv_scan_release(&s);
+	free(buf);
 	return 0;
+}
+
+int vv_segment_knn(const struct vv_segment_view *sv, enum vv_metric m, const float *queries,
+		   size_t nq, uint32_t kk, unsigned threads, struct vv_knn_ioc_cand *out)
+{
+	return segment_knn(sv, m, queries, nq, kk, threads, out, NULL);
+}
+
+int vv_segment_knn_exact(const struct vv_segment_view *sv, enum vv_metric m, const float *queries,
+			 size_t nq, uint32_t kk, unsigned threads, struct vv_knn_ioc_xcand *out)
+{
+	return segment_knn(sv, m, queries, nq, kk, threads, NULL, out);
 }

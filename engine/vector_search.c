@@ -42,6 +42,9 @@
 #define SPARE 16u                /* extra candidates kept past k */
 #define SMALL_SEG_BYTES (4u << 20) /* segments up to this size are never mapped */
 #define OFFLOAD_MIN_BYTES (1u << 20) /* smaller segments are not offloaded */
+#define OFFLOAD_MAX_REQS 8u      /* vv://: a batch needing more requests per segment is scanned here */
+#define OFFLOAD_CAND_BYTES (64u << 20) /* the daemon's candidates kept at once; more segments
+					  than fit are scanned here */
 #define FUSE_SUPER_MAGIC 0x65735546
 
 struct cseg {
@@ -261,12 +264,37 @@ struct scan_io {
 	int forced;              /* scan_io_forced() */
 	dev_t dir_dev;           /* the directory's device ... */
 	bool dir_fuse;           /* ... and whether it is a FUSE mount */
+	bool dir_remote;         /* ... a vv:// mount (mount_is_remote) */
 	atomic_size_t fds;       /* descriptors kept (segments load in parallel) */
 	size_t maxfds;           /* and the budget */
 	int dirfd;               /* the directory: small segments past the budget
 				  * are opened again by the scan (O(1) at open) */
 	bool batched;            /* open and release in io_uring batches */
 };
+
+/* Is device dev a vv:// client mount?  Its mountinfo line (matched by
+ * major:minor) names a fuse file system whose source is the vv:// URL.
+ * Only decides how a large batch is offloaded (offload_group). */
+static bool mount_is_remote(dev_t dev)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], want[32];
+	bool remote = false;
+
+	if (!f)
+		return false;
+	snprintf(want, sizeof(want), " %u:%u ", major(dev), minor(dev));
+	while (fgets(line, sizeof(line), f)) {
+		const char *sep = strstr(line, " - "), *src;
+		if (!sep || !strstr(line, want) || strstr(line, want) > sep)
+			continue;
+		src = strchr(sep + 3, ' ');
+		remote = !strncmp(sep + 3, "fuse", 4) && src && !strncmp(src + 1, "vv://", 5);
+		break;
+	}
+	fclose(f);
+	return remote;
+}
 
 static void scan_io_init(struct scan_io *io, int dirfd)
 {
@@ -280,6 +308,7 @@ static void scan_io_init(struct scan_io *io, int dirfd)
 	if (fstat(dirfd, &st) == 0)
 		io->dir_dev = st.st_dev;
 	io->dir_fuse = fstatfs(dirfd, &sf) == 0 && (unsigned long)sf.f_type == FUSE_SUPER_MAGIC;
+	io->dir_remote = io->dir_fuse && mount_is_remote(io->dir_dev);
 	/* leave room for the caller's own files, stdio, libraries */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
 		io->maxfds = (size_t)rl.rlim_cur - 96;
@@ -429,8 +458,13 @@ static int seg_load(int dirfd, struct scan_io *io, char *const *idsv, size_t nid
 		hp = head;
 		s->stream = true;
 	} else if (keep) {
-		/* scanned by pread through fd; large ones mapped for the rest */
-		if (!small && (r = load_fd(fd, n, 0, &s->base, &s->mapped, why)) < 0)
+		/* scanned by pread through fd; large ones mapped for the rest,
+		 * except on a FUSE mount: there the daemon's exact offload
+		 * replies leave the mapping only the header, and its first
+		 * fault (read-ahead of a sequential mapping) cost a vv://
+		 * mount a round trip of megabytes; a fallback re-ranking
+		 * preads its few rows */
+		if (!small && !s->fuse && (r = load_fd(fd, n, 0, &s->base, &s->mapped, why)) < 0)
 			goto out;
 		if (s->base) {
 			hp = s->base;
@@ -959,16 +993,16 @@ const char *vv_collection_skipped(const struct vv_collection *c, size_t i)
 /* ---- search --------------------------------------------------------------- */
 
 /* Exact distance in double precision between row (seg, r) and query q into
- * *out.  The row comes from the segment's mapping, or for a segment kept
- * unmapped (small ones) by one pread into raw (d * 4 bytes); buf holds d
- * floats.  0, or a read error's VV_E* code. */
+ * *out (vv_row_dist, the daemon's exact replies use it too).  The row comes
+ * from the segment's mapping, or for a segment kept unmapped (small ones)
+ * by one pread into raw (d * 4 bytes); buf holds d floats.  0, or a read
+ * error's VV_E* code. */
 static int exact_dist(const struct vv_collection *c, enum vv_metric m, uint32_t seg, uint64_t r,
 		      const float *q, size_t d, uint8_t *raw, float *buf, double *out)
 {
 	const struct cseg *s = &c->segs[seg];
 	uint64_t off = s->pub.info.data_off + r * s->pub.info.stride;
 	const uint8_t *p = s->base ? s->base + off : raw;
-	double acc = 0, xx = 0, qq = 0;
 	const char *why;
 	int e;
 
@@ -982,23 +1016,7 @@ static int exact_dist(const struct vv_collection *c, enum vv_metric m, uint32_t 
 		if (e < 0)
 			return e;
 	}
-	vv_convert_row(s->pub.info.dtype, p, d, buf);
-	for (size_t i = 0; i < d; i++) {
-		double a = buf[i], b = q[i];
-		if (m == VV_METRIC_L2) {
-			acc += (a - b) * (a - b);
-		} else {
-			acc += a * b;
-			xx += a * a;
-			qq += b * b;
-		}
-	}
-	if (m == VV_METRIC_L2)
-		*out = acc;
-	else if (m == VV_METRIC_IP)
-		*out = -acc;
-	else
-		*out = xx > 0 && qq > 0 ? 1 - acc / (sqrt(xx) * sqrt(qq)) : 1;
+	*out = vv_row_dist(m, s->pub.info.dtype, p, q, d, buf);
 	return 0;
 }
 
@@ -1019,6 +1037,13 @@ static int dcand_cmp(const void *a, const void *b)
 	return x->row < y->row ? -1 : x->row > y->row;
 }
 
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /* ---- the query offload (knn_ioctl.h) ------------------------------------------ */
 
 static bool offload_allowed(const struct vv_search_opts *o)
@@ -1035,28 +1060,77 @@ static uint64_t offload_min_bytes(const struct vv_search_opts *o)
 	return o->offload_min_set ? o->offload_min_bytes : OFFLOAD_MIN_BYTES;
 }
 
-/* Ask the daemon behind streamed segment s (a FUSE file we hold open for
- * reading) to scan it: nq raw queries in, the kk best rows per query out as
- * candidates of segment `seg` appended to oc[q * ocap + on[q]].  false (the
- * caller scans the segment itself, and nothing was appended) when the file
- * system does not answer, the request does not fit one ioctl, or the reply
- * is not sane. */
-static bool offload_seg(const struct cseg *s, uint32_t seg, enum vv_metric m, const float *queries,
-			size_t nq, size_t d, uint32_t kk, unsigned threads, struct vv_knn_ioc *io,
-			struct vv_cand *oc, size_t ocap, size_t *on, bool *filling)
+/* Is the exact reply io (version 2) for segment s sane?  Per query: rows
+ * within the segment, each at most once; finite distances in the metric's
+ * range; sorted by (distance, row); unused slots only after the used ones.
+ * NULL, or what is wrong.  A daemon or vv:// server that fails this gets
+ * its reply thrown away: the segment is scanned here. */
+static const char *exact_reply_bad(const struct cseg *s, enum vv_metric m, const struct vv_knn_ioc *io,
+				   size_t nq, uint32_t kk, uint64_t *rows)
 {
+	uint64_t count = s->pub.info.count;
+
+	for (size_t q = 0; q < nq; q++) {
+		const struct vv_knn_ioc_xcand *x = io->u.x + q * kk;
+		size_t n = 0;
+		while (n < kk && x[n].row != VV_KNN_NO_ROW)
+			n++;
+		for (size_t i = n; i < kk; i++)
+			if (x[i].row != VV_KNN_NO_ROW)
+				return "a candidate after an unused slot";
+		for (size_t i = 0; i < n; i++) {
+			double d = x[i].d;
+			if (x[i].row >= count)
+				return "a row past the segment's end";
+			if (!isfinite(d))
+				return "a distance that is not a finite number";
+			if ((m == VV_METRIC_L2 && d < 0) ||
+			    (m == VV_METRIC_COSINE && (d < -1e-6 || d > 2 + 1e-6)))
+				return "a distance out of the metric's range";
+			if (i && (x[i - 1].d > d || (x[i - 1].d == d && x[i - 1].row >= x[i].row)))
+				return "candidates not sorted by (distance, row)";
+			rows[i] = x[i].row;
+		}
+		/* no row twice (sorted by distance, a row could repeat apart) */
+		if (n > 1) {
+			qsort(rows, n, sizeof(*rows), u64_cmp);
+			for (size_t i = 1; i < n; i++)
+				if (rows[i] == rows[i - 1])
+					return "a row named twice";
+		}
+	}
+	return NULL;
+}
+
+/* Ask the daemon behind streamed segment s (a FUSE file we hold open for
+ * reading) to scan it for queries q0 .. q0+nq: the kk best rows per query
+ * come back as candidates of segment `seg` appended to oc[q * ocap +
+ * on[q]], with their exact distance when the daemon computed it (reply
+ * version 2), else NAN (re-ranked here from the row).  false (the caller
+ * scans the segment itself; what this call appended must be dropped) when
+ * the file system does not answer, the request does not fit one ioctl, or
+ * the reply is not sane. */
+static bool offload_seg(const struct cseg *s, uint32_t seg, enum vv_metric m, const float *queries,
+			size_t q0, size_t nq, size_t d, uint32_t kk, unsigned threads,
+			struct vv_knn_ioc *io, uint64_t *rows, struct dcand *oc, size_t ocap, size_t *on,
+			bool *filling, bool *exact)
+{
+	const char *bad = NULL;
+
+	*exact = false;
 	if (nq * d > VV_KNN_MAX_FLOATS || nq * kk > VV_KNN_MAX_CANDS)
 		return false;
 	memset(&io->h, 0, sizeof(io->h));
 	io->h.magic = VV_KNN_MAGIC;
 	io->h.version = VV_KNN_VERSION;
+	io->h.flags = VV_KNN_F_EXACT;
 	io->h.metric = (uint32_t)m;
 	io->h.dim = (uint32_t)d;
 	io->h.nq = (uint32_t)nq;
 	io->h.kk = kk;
 	io->h.threads = threads;
 	io->h.format = (uint32_t)s->pub.info.format;
-	memcpy(io->u.q, queries, nq * d * sizeof(float));
+	memcpy(io->u.q, queries + q0 * d, nq * d * sizeof(float));
 	if (ioctl(s->fd, VV_IOC_KNN, io) < 0) {
 		*filling = errno == EAGAIN;
 		vv_log(VV_LOG_DEBUG, "knn: %s: no offload: %s", s->name, strerror(errno));
@@ -1066,21 +1140,64 @@ static bool offload_seg(const struct cseg *s, uint32_t seg, enum vv_metric m, co
 		vv_log(VV_LOG_DEBUG, "knn: %s: no offload: unexpected reply", s->name);
 		return false;
 	}
-	for (size_t i = 0; i < nq * kk; i++)
-		if (io->u.c[i].row != VV_KNN_NO_ROW && io->u.c[i].row >= s->pub.info.count) {
-			vv_log(VV_LOG_WARN, "knn: %s: offload reply names row %llu of %llu; "
-			       "scanning locally", s->name, (unsigned long long)io->u.c[i].row,
-			       (unsigned long long)s->pub.info.count);
-			return false;
-		}
+	/* version 2 (exact) only as asked; version 1: a daemon that predates
+	 * exact replies ignored the flag, and we re-rank from the rows */
+	*exact = io->h.version == VV_KNN_VERSION_EXACT;
+	if (*exact ? io->h.flags != VV_KNN_F_EXACT || io->h.nq != nq || io->h.kk != kk
+		   : io->h.version != VV_KNN_VERSION)
+		bad = "a reply header that does not match the request";
+	else if (*exact)
+		bad = exact_reply_bad(s, m, io, nq, kk, rows);
+	else
+		for (size_t i = 0; i < nq * kk && !bad; i++)
+			if (io->u.c[i].row != VV_KNN_NO_ROW && io->u.c[i].row >= s->pub.info.count)
+				bad = "a row past the segment's end";
+	if (bad) {
+		vv_log(VV_LOG_WARN, "knn: %s: the daemon's offload reply has %s; scanning it here "
+		       "instead", s->name, bad);
+		return false;
+	}
 	for (size_t q = 0; q < nq; q++)
 		for (size_t i = 0; i < kk; i++) {
-			const struct vv_knn_ioc_cand *c = &io->u.c[q * kk + i];
-			if (c->row == VV_KNN_NO_ROW)
-				continue;
-			oc[q * ocap + on[q]++] = (struct vv_cand){ c->d, seg, c->row };
+			struct dcand *o = &oc[(q0 + q) * ocap + on[q0 + q]];
+			if (*exact) {
+				const struct vv_knn_ioc_xcand *x = &io->u.x[q * kk + i];
+				if (x->row == VV_KNN_NO_ROW)
+					break;
+				*o = (struct dcand){ x->d, seg, x->row };
+			} else {
+				const struct vv_knn_ioc_cand *c = &io->u.c[q * kk + i];
+				if (c->row == VV_KNN_NO_ROW)
+					continue;
+				*o = (struct dcand){ NAN, seg, c->row };
+			}
+			on[q0 + q]++;
 		}
 	return true;
+}
+
+/* Queries per offload request for segment s, 0 when none fits: the
+ * request's floats, the reply's candidates and the daemon's work budget
+ * (knn_ioctl.h) bound it.  On a vv:// mount (remote) a batch is split into
+ * requests of about equal size, at most OFFLOAD_MAX_REQS of them per
+ * segment: a local scan would pull every byte over the network.  On a
+ * local mount a batch that does not fit one request is scanned here: the
+ * daemon's single-threaded passes (one per request) cost more than the
+ * tool's own threads and BLAS over the page cache (docs/query.md). */
+static size_t offload_group(const struct cseg *s, size_t nq, size_t d, uint32_t kk, bool remote)
+{
+	uint64_t rows = s->pub.info.count, g = VV_KNN_MAX_FLOATS / d, nreq;
+
+	if (VV_KNN_MAX_CANDS / kk < g)
+		g = VV_KNN_MAX_CANDS / kk;
+	if (rows && VV_KNN_WORK_MAX / (rows * (d + VV_KNN_ROW_COST)) < g)
+		g = VV_KNN_WORK_MAX / (rows * (d + VV_KNN_ROW_COST));
+	if (g == 0)
+		return 0;
+	nreq = (nq + g - 1) / g;
+	if (nreq > (remote ? OFFLOAD_MAX_REQS : 1))
+		return 0;
+	return (size_t)((nq + nreq - 1) / nreq);
 }
 
 int vv_collection_search(struct vv_collection *c, const float *queries, size_t nq,
@@ -1093,9 +1210,10 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 	float *rowbuf = NULL;
 	uint8_t *rowraw = NULL;
 	struct dcand *dc = NULL;
-	struct vv_cand *oc = NULL;
+	struct dcand *oc = NULL;
 	struct vv_knn_ioc *io = NULL;
-	size_t d = c->schema.dim, nstream = 0, ocap = 0, *on = NULL;
+	uint64_t *xrows = NULL;
+	size_t d = c->schema.dim, nstream = 0, ocap = 0, *on = NULL, *on0 = NULL, omax = 0, noff = 0;
 	uint32_t k = o->k, kk = k + SPARE;
 	uint64_t omin;
 	int r = 0;
@@ -1135,33 +1253,55 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		goto out;
 	}
 
-	/* Segments on a vecvault mount: let the daemon scan the large ones. */
+	/* Segments on a vecvault mount: let the daemon scan the large ones,
+	 * a batch in as many requests as it takes (offload_group). */
 	omin = offload_min_bytes(o);
 	for (size_t s = 0; s < c->nsegs; s++)
 		nstream += c->segs[s].stream && c->segs[s].fuse && c->segs[s].len >= omin;
-	if (nstream && offload_allowed(o) && nq * d <= VV_KNN_MAX_FLOATS &&
-	    nq * kk <= VV_KNN_MAX_CANDS) {
-		ocap = nstream * kk;
+	/* a batch beyond what the requests of one segment may carry, or
+	 * candidates beyond OFFLOAD_CAND_BYTES, are not (all) offloaded */
+	if (nstream && offload_allowed(o) &&
+	    nq <= (c->io->dir_remote ? OFFLOAD_MAX_REQS : 1) *
+			  (VV_KNN_MAX_FLOATS / d < VV_KNN_MAX_CANDS / kk ? VV_KNN_MAX_FLOATS / d
+									: VV_KNN_MAX_CANDS / kk) &&
+	    (omax = OFFLOAD_CAND_BYTES / (nq * kk * sizeof(*oc))) > 0) {
+		if (omax > nstream)
+			omax = nstream;
+		ocap = omax * kk;
 		if (!(io = malloc(sizeof(*io))) || !(oc = malloc(nq * ocap * sizeof(*oc))) ||
-		    !(on = calloc(nq, sizeof(*on)))) {
+		    !(on = calloc(nq, sizeof(*on))) || !(on0 = malloc(nq * sizeof(*on0))) ||
+		    !(xrows = malloc(kk * sizeof(*xrows)))) {
 			r = VV_ENOMEM;
 			goto out;
 		}
 		for (size_t s = 0; s < c->nsegs; s++) {
 			struct cseg *cs = &c->segs[s];
-			bool filling = false;
-			if (!cs->stream || !cs->fuse || cs->len < omin)
+			bool filling = false, exact = false, ok = true;
+			size_t g, q0, nreq = 0;
+			if (noff == omax)
+				break;           /* the rest are scanned here */
+			if (!cs->stream || !cs->fuse || cs->len < omin ||
+			    !(g = offload_group(cs, nq, d, kk, c->io->dir_remote)))
 				continue;
-			if (!offload_seg(cs, (uint32_t)s, metric, queries, nq, d, kk, o->threads, io,
-					 oc, ocap, on, &filling)) {
+			memcpy(on0, on, nq * sizeof(*on));
+			for (q0 = 0; ok && q0 < nq; q0 += g, nreq++) {
+				size_t gn = nq - q0 < g ? nq - q0 : g;
+				ok = offload_seg(cs, (uint32_t)s, metric, queries, q0, gn, d, kk, o->threads,
+						 io, xrows, oc, ocap, on, &filling, &exact);
+			}
+			if (!ok) {
+				/* scanned here for all its queries: drop what came */
+				memcpy(on, on0, nq * sizeof(*on));
 				if (o->stats)
 					o->stats->segs_filling += filling;
 				continue;
 			}
 			cs->offloaded = true;
+			noff++;
 			if (o->stats) {
 				o->stats->segs_offloaded++;
 				o->stats->rows_offloaded += cs->pub.info.count;
+				o->stats->offload_requests += (uint32_t)nreq;
 			}
 		}
 	}
@@ -1190,22 +1330,31 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		goto out;
 	}
 	for (size_t q = 0; q < nq; q++) {
-		size_t n = 0;
-		/* the scan's candidates, then the daemon's: re-ranked in double */
-		for (int part = 0; part < 2; part++) {
-			const struct vv_cand *cd = part == 0 ? sc.cand + q * sc.ncap : oc ? oc + q * ocap : NULL;
-			size_t m = part == 0 ? sc.ncand[q] : on ? on[q] : 0;
-			for (size_t i = 0; i < m; i++) {
-				dc[n].seg = cd[i].seg;
-				dc[n].row = cd[i].row;
-				if ((r = exact_dist(c, metric, cd[i].seg, cd[i].row, queries + q * d, d,
-						    rowraw, rowbuf, &dc[n].d)) < 0) {
-					seterr(err, errlen, "%s/%s: %s", c->dir, c->segs[cd[i].seg].name,
-					       vv_strerror(r));
-					goto out;
-				}
-				n++;
+		size_t n = 0, m = on ? on[q] : 0;
+		/* the scan's candidates, then the daemon's: re-ranked in double
+		 * (the daemon's exact ones came with their distance) */
+		for (size_t i = 0; i < sc.ncand[q]; i++) {
+			const struct vv_cand *cd = sc.cand + q * sc.ncap + i;
+			dc[n] = (struct dcand){ NAN, cd->seg, cd->row };
+			n++;
+		}
+		if (m)
+			memcpy(dc + n, oc + q * ocap, m * sizeof(*dc));
+		n += m;
+		for (size_t i = 0; i < n; i++) {
+			if (!isnan(dc[i].d)) {
+				if (o->stats)
+					o->stats->cands_exact++;
+				continue;
 			}
+			if ((r = exact_dist(c, metric, dc[i].seg, dc[i].row, queries + q * d, d,
+					    rowraw, rowbuf, &dc[i].d)) < 0) {
+				seterr(err, errlen, "%s/%s: %s", c->dir, c->segs[dc[i].seg].name,
+				       vv_strerror(r));
+				goto out;
+			}
+			if (o->stats)
+				o->stats->rows_read_back++;
 		}
 		qsort(dc, n, sizeof(*dc), dcand_cmp);
 		for (size_t i = 0; i < n && i < k; i++) {
@@ -1227,6 +1376,8 @@ out:
 	free(io);
 	free(oc);
 	free(on);
+	free(on0);
+	free(xrows);
 	return r;
 }
 

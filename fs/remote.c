@@ -103,6 +103,9 @@ struct rfs {
 	                                retires every cached attribute (the kernel
 	                                drops its own then, and asks again) */
 	struct fs_ra ra;             /* the kernel's read-ahead window (readahead.c) */
+	int ready_fd;                /* the mount command's pipe until INIT passed, else -1 */
+	uint32_t init_missing;       /* capabilities INIT asked for that the kernel lacks */
+	bool test_init_fail;         /* vv_fs_opts.test_init_fail */
 };
 
 static int64_t mono_ns(void)
@@ -1298,6 +1301,33 @@ static void r_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struc
 	call_free(k);
 }
 
+/* The server's k-NN reply must answer the request it was sent for: the
+ * reply magic, version 1, or version 2 (exact distances) only when asked,
+ * and the request's metric, format, dim, nq and kk.  The tool checks the
+ * candidates themselves (vector_search.c); a reply that fails here is EIO
+ * (the tool then scans the segment itself), logged. */
+static int knn_reply_check(const void *in, const void *out)
+{
+	struct vv_knn_ioc_hdr q, a;
+	const char *why = NULL;
+
+	memcpy(&q, in, sizeof(q));
+	memcpy(&a, out, sizeof(a));
+	if (a.magic != VV_KNN_MAGIC_REPLY)
+		why = "no reply magic";
+	else if (a.version == VV_KNN_VERSION_EXACT ? !(q.flags & VV_KNN_F_EXACT) ||
+		 a.flags != VV_KNN_F_EXACT : a.version != VV_KNN_VERSION || a.flags)
+		why = "a version or flags the request did not ask for";
+	else if (a.metric != q.metric || a.format != q.format || a.dim != q.dim || a.nq != q.nq ||
+		 a.kk != q.kk)
+		why = "a header that does not echo the request";
+	if (!why)
+		return 0;
+	vv_log(VV_LOG_WARN, "remote: the server's knn reply has %s (version %u, flags %#x); "
+	       "the query scans the segment itself", why, a.version, a.flags);
+	return VV_EIO;
+}
+
 static void r_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		    struct fuse_file_info *fi, unsigned flags, const void *in_buf,
 		    size_t in_bufsz, size_t out_bufsz)
@@ -1318,21 +1348,48 @@ static void r_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		U(k, fi->fh);
 		Bl(k, in_buf, in_bufsz);
 	}
-	if ((r = run(req, k)) == 0 && k->rep.bloblen == VV_KNN_IOC_BYTES)
+	if ((r = run(req, k)) == 0 && k->rep.bloblen == VV_KNN_IOC_BYTES &&
+	    (r = knn_reply_check(in_buf, k->rep.blob)) == 0)
 		fuse_reply_ioctl(req, 0, k->rep.blob, k->rep.bloblen);
 	else
 		reply_err(req, r ? r : VV_EIO);
 	call_free(k);
 }
 
+/* The mount command waits for the ready byte; it is sent here, once INIT
+ * is known to pass, so a daemon that fails INIT fails the mount command
+ * with its reason instead of leaving a dead mount behind a success. */
+static void send_ready(struct rfs *fp)
+{
+	ssize_t n;
+
+	if (fp->ready_fd < 0)
+		return;
+	do
+		n = write(fp->ready_fd, "R", 1);
+	while (n < 0 && errno == EINTR);
+	fp->ready_fd = -1;
+}
+
 static void r_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct rfs *fp = userdata;
+
 	/* The server keeps the page cache valid per open (keep_cache). */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->max_write = VV_RW_DATA_MAX;
 	conn->max_read = VV_RW_DATA_MAX;     /* as the max_read mount option says */
+	/* tests: ask for a capability the kernel lacks, as a daemon built
+	 * for a newer kernel would: libfuse then fails INIT (EPROTO) */
+	if (fp->test_init_fail && ~conn->capable)
+		conn->want |= ~conn->capable & (0u - ~conn->capable);
+	/* libfuse refuses INIT after this callback when want asks for more
+	 * than the kernel offers; anything else and INIT passes */
+	fp->init_missing = conn->want & ~conn->capable;
+	if (!fp->init_missing)
+		send_ready(fp);
 }
 
 static const struct fuse_lowlevel_ops rops = {
@@ -1385,6 +1442,8 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 	if (!fp)
 		return VV_ENOMEM;
 	fp->c = c;
+	fp->ready_fd = -1;
+	fp->test_init_fail = o->test_init_fail;
 	fp->root = root;
 	fp->ttl = o->attr_timeout_ms / 1000.0;
 	pthread_mutex_init(&fp->gmu, NULL);
@@ -1421,12 +1480,7 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 		goto out;
 	mounted = true;
 	fs_ra_find(&fp->ra, real_mnt[0] ? real_mnt : NULL);
-	if (ready_fd >= 0) {
-		ssize_t n;
-		do
-			n = write(ready_fd, "R", 1);
-		while (n < 0 && errno == EINTR);
-	}
+	fp->ready_fd = ready_fd;          /* the ready byte follows INIT (r_init) */
 	if (o->detach_stdio) {
 		int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (fd >= 0) {
@@ -1441,6 +1495,23 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 	cfg.clone_fd = 1;
 	cfg.max_idle_threads = 16;
 	r = fuse_session_loop_mt(se, &cfg) < 0 ? 1 : 0;
+	if (fp->ready_fd >= 0) {
+		/* the session ended before INIT passed: the mount command
+		 * reports this and exits 1 (the mount is undone below) */
+		char msg[256];
+		if (fp->init_missing)
+			snprintf(msg, sizeof(msg), "Ethe kernel refused the FUSE INIT: the client asked "
+				 "for capabilities %#x that this kernel does not offer", fp->init_missing);
+		else
+			snprintf(msg, sizeof(msg), "Ethe FUSE session ended before INIT completed "
+				 "(the mount was undone; the client log may say more)");
+		vv_log(VV_LOG_ERR, "remote: %s", msg + 1);
+		if (write(fp->ready_fd, msg, strlen(msg)) < 0) {
+			/* the mount command is gone */
+		}
+		fp->ready_fd = -1;
+		r = 1;                       /* reported: the caller adds nothing */
+	}
 out:
 	if (mounted)
 		fuse_session_unmount(se);

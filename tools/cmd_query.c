@@ -362,6 +362,11 @@ int cmd_query(int argc, char **argv)
 			st.segs_filling);
 		fprintf(stderr, "vecvault query: stats: io: %zu of %zu segments opened in io_uring batches\n",
 			vv_collection_nbatched(c), vv_collection_nsegs(c));
+		/* rows read back = segment bytes this process read to re-rank */
+		fprintf(stderr, "vecvault query: stats: re-ranking: %llu candidates ranked exactly by the "
+			"daemon in %u requests, %llu candidate rows read back here\n",
+			(unsigned long long)st.cands_exact, st.offload_requests,
+			(unsigned long long)st.rows_read_back);
 	}
 	if (r < 0) {
 		die_msg("query", "%s", err[0] ? err : vv_strerror(r));

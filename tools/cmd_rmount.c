@@ -390,6 +390,11 @@ int cmd_mount_remote(int argc, char **argv)
 	memset(&a, 0, sizeof(a));
 	a.timeout_s = 30;
 	a.fo.attr_timeout_ms = 10000;
+	{
+		/* tests (t7033): a daemon whose FUSE INIT fails */
+		const char *t = getenv("VECVAULT_TEST_INIT_FAIL");
+		a.fo.test_init_fail = t && !strcmp(t, "1");
+	}
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "fdo:h", lopts, NULL)) != -1) {
 		switch (opt) {

@@ -38,6 +38,8 @@ static int model(const struct vv_knn_ioc *io)
 
 	if (h->magic != VV_KNN_MAGIC || h->version != VV_KNN_VERSION)
 		return VV_EINVAL;
+	if (h->flags > VV_KNN_F_EXACT || h->pad != 0)
+		return VV_EINVAL;
 	if (h->metric < 1 || h->metric > 3 || h->format < 1 || h->format > 4)
 		return VV_EINVAL;
 	if (h->dim == 0 || h->nq == 0 || h->kk == 0 || h->kk > VV_VEC_MAX_K + 1024)

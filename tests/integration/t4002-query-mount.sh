@@ -44,38 +44,10 @@ np.save(G + "/Q.npy", q.astype(np.float64))
 PY
 
 # cmp_ref OUT METRIC K: text output OUT equals the float64 brute force
-# (scores within 1e-5 relative; an id may differ only at a distance tie).
+# (lib/knn_ref.py: scores within 1e-5 relative; an id may differ only at a
+# distance tie).
 cmp_ref() {
-	"$PY" - "$G" "$1" "$2" "$3" <<'PY'
-import numpy as np, sys
-G, out, m, k = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-X, ids, Q = np.load(G + "/X.npy"), np.load(G + "/ids.npy"), np.load(G + "/Q.npy")
-if m == "l2": D = ((Q[:, None, :] - X[None]) ** 2).sum(2); key = D
-elif m == "ip": D = Q @ X.T; key = -D
-else:
-    D = 1 - (Q @ X.T) / np.linalg.norm(Q, axis=1)[:, None] / np.linalg.norm(X, axis=1)[None]; key = D
-got = {}
-for line in open(out):
-    qi, rank, i, s, seg, row = line.rstrip("\n").split("\t")
-    got.setdefault(int(qi), []).append((int(i), float(s)))
-TOL, bad = 1e-5, 0
-pos = {int(v): j for j, v in enumerate(ids)}
-for qi in range(len(Q)):
-    order = np.lexsort((np.arange(len(X)), key[qi]))
-    kth = key[qi][order[k - 1]]
-    g = got.get(qi, [])
-    if len(g) != k:
-        bad += 1; print("# q%d: %d results" % (qi, len(g))); continue
-    for r, (i, s) in enumerate(g):
-        j = pos.get(i)
-        if j is None:
-            bad += 1; print("# q%d: unknown id %d" % (qi, i)); continue
-        if abs(D[qi][j] - s) > TOL * (1 + abs(s)) or key[qi][j] > kth + TOL * (1 + abs(kth)):
-            bad += 1; print("# q%d rank %d id %d score %r ref %r kth %r" % (qi, r, i, s, D[qi][j], kth))
-        if i != ids[order[r]] and abs(key[qi][order[r]] - key[qi][j]) > TOL * (1 + abs(key[qi][j])):
-            bad += 1; print("# q%d rank %d id %d want %d" % (qi, r, i, ids[order[r]]))
-sys.exit(1 if bad else 0)
-PY
+	"$PY" "$VV_SRC/tests/integration/lib/knn_ref.py" "$G/X.npy" "$G/ids.npy" "$G/Q.npy" "$1" "$2" "$3"
 }
 
 # xattr_is FILE NAME VALUE: getfattr -d on FILE lists NAME="VALUE" exactly once.

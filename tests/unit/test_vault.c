@@ -253,6 +253,41 @@ static void test_knn(void)
 	*io = *req;
 	r = vv_vault_knn(v, &root_c, rfh, io);
 	ok(r == 0 && knn_bad(io, VV_METRIC_IP, q + KD, 1, 1, x, KN) == 0, "knn: ip, k 1 equals the brute force");
+	/* exact replies (version 2): the same candidates as version 1, each
+	 * with its double distance, sorted by (distance, row) */
+	for (int mi = 0; mi < 3; mi++) {
+		static const enum vv_metric ms[3] = { VV_METRIC_L2, VV_METRIC_IP, VV_METRIC_COSINE };
+		struct vv_knn_ioc *xo = malloc(sizeof(*xo));
+		int same = 0, near = 0, sorted = 0, r1, r2;
+		knn_req(req, ms[mi], KD, 2, 12, q);
+		*io = *req;
+		r1 = vv_vault_knn(v, &root_c, rfh, io);
+		*xo = *req;
+		xo->h.flags = VV_KNN_F_EXACT;
+		r2 = vv_vault_knn(v, &root_c, rfh, xo);
+		for (uint32_t qi = 0; r1 == 0 && r2 == 0 && qi < 2; qi++)
+			for (uint32_t s = 0; s < 12; s++) {
+				const struct vv_knn_ioc_xcand *c = &xo->u.x[qi * 12 + s];
+				double dr = c->row < KN ? kdist(ms[mi], x + c->row * KD, q + qi * KD) : NAN;
+				for (uint32_t t = 0; t < 12; t++)
+					same += io->u.c[qi * 12 + t].row == c->row;
+				near += fabs(c->d - dr) <= 1e-9 * (1 + fabs(dr));
+				sorted += !s || c[-1].d < c->d || (c[-1].d == c->d && c[-1].row < c->row);
+			}
+		ok(r1 == 0 && r2 == 0 && xo->h.magic == VV_KNN_MAGIC_REPLY &&
+		   xo->h.version == VV_KNN_VERSION_EXACT && xo->h.flags == VV_KNN_F_EXACT &&
+		   io->h.version == VV_KNN_VERSION && io->h.flags == 0 && same == 24 && near == 24 &&
+		   sorted == 24, mi == 0 ? "knn: exact reply (l2): version 2, the version 1 candidates, "
+		   "double distances equal the brute force's, sorted" : mi == 1 ? "knn: exact reply (ip)"
+		   : "knn: exact reply (cosine)");
+		free(xo);
+	}
+	knn_req(io, VV_METRIC_L2, KD, 1, 5, q);
+	io->h.flags = 2;
+	is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EINVAL, "knn: an unknown flag: EINVAL");
+	knn_req(io, VV_METRIC_L2, KD, 1, 5, q);
+	io->h.pad = 1;
+	is_int(vv_vault_knn(v, &root_c, rfh, io), VV_EINVAL, "knn: pad not 0: EINVAL");
 	{
 		/* the largest request that fits: nq * dim = VV_KNN_MAX_FLOATS rounded down */
 		uint32_t nq = (uint32_t)(VV_KNN_MAX_FLOATS / KD);

@@ -18,8 +18,19 @@
  * kernel copies exactly VV_KNN_IOC_BYTES in and out.  Input: the header,
  * then nq * dim floats.  Output: the header (status fields filled), then
  * nq * kk candidates, query-major, best first by (distance, row); unused
- * slots have row = VV_KNN_NO_ROW.  Distances are float32 in the engine's
- * "smaller is better" form (vector.h); the caller re-ranks in double.
+ * slots (the segment has fewer usable rows) come last, with row =
+ * VV_KNN_NO_ROW.  Distances are in the engine's "smaller is better" form
+ * (vector.h).  Two reply layouts:
+ *  - version 1 (struct vv_knn_ioc_cand): the scan's float32 distances; the
+ *    caller re-ranks the candidates in double from its own copy of the rows.
+ *  - version 2, when the request set VV_KNN_F_EXACT (struct
+ *    vv_knn_ioc_xcand): the same candidates (the kk best by float32
+ *    distance), each with its exact double-precision distance computed by
+ *    the daemon with the caller's re-ranking function (vv_row_dist in
+ *    vector_scan.c), sorted by (distance, row): the caller merges them
+ *    without reading a byte of the segment.  A daemon that predates the
+ *    flag ignores it (version 1 daemons never read flags) and answers
+ *    version 1, so old and new callers and daemons work in any pairing.
  *
  * Errors: EAGAIN while the daemon is still decrypting the segment (the
  * first request starts that in the background), ENOTTY when the offload is
@@ -43,7 +54,9 @@
 
 #define VV_KNN_MAGIC 0x4e4e4b56u          /* "VKNN": a request */
 #define VV_KNN_MAGIC_REPLY 0x524e4b56u    /* "VKNR": the daemon answered */
-#define VV_KNN_VERSION 1u
+#define VV_KNN_VERSION 1u                 /* requests (and version 1 replies) */
+#define VV_KNN_VERSION_EXACT 2u           /* replies to a VV_KNN_F_EXACT request */
+#define VV_KNN_F_EXACT 1u                 /* flags: answer with exact distances */
 #define VV_KNN_IOC_BYTES 16320u           /* < 16 KiB: fits _IOC_SIZE */
 #define VV_KNN_NO_ROW UINT64_MAX
 
@@ -57,7 +70,8 @@ struct vv_knn_ioc_hdr {
 	uint32_t threads;        /* in: 0 = the daemon's choice */
 	uint32_t format;         /* in: enum vv_seg_format, as the caller parsed it */
 	uint64_t rows;           /* out: rows scanned */
-	uint32_t pad[2];
+	uint32_t flags;          /* in: VV_KNN_F_*, other bits 0; out: as served */
+	uint32_t pad;            /* 0 */
 };
 
 struct vv_knn_ioc_cand {
@@ -65,6 +79,16 @@ struct vv_knn_ioc_cand {
 	uint32_t pad;
 	uint64_t row;
 };
+
+/* A version 2 reply's candidate: the exact distance (finite; l2 >= 0,
+ * cosine within [0, 2]). */
+struct vv_knn_ioc_xcand {
+	double d;
+	uint64_t row;
+};
+
+_Static_assert(sizeof(struct vv_knn_ioc_xcand) == sizeof(struct vv_knn_ioc_cand),
+	       "both reply layouts carry as many candidates");
 
 #define VV_KNN_PAYLOAD (VV_KNN_IOC_BYTES - sizeof(struct vv_knn_ioc_hdr))
 #define VV_KNN_MAX_FLOATS (VV_KNN_PAYLOAD / sizeof(float))
@@ -75,6 +99,7 @@ struct vv_knn_ioc {
 	union {
 		float q[VV_KNN_MAX_FLOATS];
 		struct vv_knn_ioc_cand c[VV_KNN_MAX_CANDS];
+		struct vv_knn_ioc_xcand x[VV_KNN_MAX_CANDS];
 	} u;
 };
 
@@ -88,7 +113,8 @@ _Static_assert(sizeof(struct vv_knn_ioc) == VV_KNN_IOC_BYTES, "knn ioctl size");
 
 /* The daemon's check of a request (engine/knn_ioc.c), before anything is
  * read or decrypted; pure, so tools and fuzzers can run it.
- * vv_knn_request_check: 0 iff magic and version match, metric and format
+ * vv_knn_request_check: 0 iff magic and version match, flags hold only
+ *   VV_KNN_F_EXACT and pad is 0, metric and format
  *   are known (not NONE), 1 <= dim, 1 <= nq, 1 <= kk <= VV_VEC_MAX_K + 1024
  *   (VV_EINVAL otherwise), nq * dim <= VV_KNN_MAX_FLOATS and nq * kk <=
  *   VV_KNN_MAX_CANDS (VV_E2BIG), and the nq * dim query floats are all

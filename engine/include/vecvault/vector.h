@@ -225,6 +225,9 @@ struct vv_search_stats {
 	uint32_t segs_offloaded;  /* segments the vecvault daemon scanned */
 	uint32_t segs_filling;    /* segments it was still decrypting (scanned here) */
 	uint64_t rows_offloaded;
+	uint32_t offload_requests;  /* requests answered (a batch may take several) */
+	uint64_t rows_read_back;    /* candidate rows read here to re-rank them */
+	uint64_t cands_exact;       /* candidates the daemon ranked exactly */
 };
 
 /* Exact k-NN of nq queries (row-major float, dim = the schema's) over the
@@ -248,6 +251,15 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 struct vv_knn_ioc_cand;
 int vv_segment_knn(const struct vv_segment_view *sv, enum vv_metric m, const float *queries,
 		   size_t nq, uint32_t kk, unsigned threads, struct vv_knn_ioc_cand *out);
+/* The same candidates (the kk best by float32 distance), each with its
+ * exact double-precision distance, computed from sv's row by the function
+ * vv_collection_search re-ranks with (so the caller can merge them without
+ * reading the rows, with byte-identical results), sorted by (distance,
+ * row); unused slots last, row VV_KNN_NO_ROW and d +inf (knn_ioctl.h,
+ * version 2 replies).  Returns as vv_segment_knn. */
+struct vv_knn_ioc_xcand;
+int vv_segment_knn_exact(const struct vv_segment_view *sv, enum vv_metric m, const float *queries,
+			 size_t nq, uint32_t kk, unsigned threads, struct vv_knn_ioc_xcand *out);
 
 /* Load a query file (.fvecs or .npy of any supported dtype, or .bvecs/.ivecs)
  * into a malloc'd row-major float array (caller frees).  err as above. */

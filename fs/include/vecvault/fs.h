@@ -44,6 +44,9 @@ struct vv_fs_opts {
 	                                cache a cacheable entry's attributes and
 	                                name (0 = not at all); the local mount
 	                                ignores it */
+	bool test_init_fail;         /* vv:// client, tests only (VECVAULT_TEST_INIT_FAIL=1
+					in the mount command's environment): ask the kernel
+					for a capability it lacks, so INIT fails */
 };
 
 /*
