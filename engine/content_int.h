@@ -108,6 +108,17 @@ int vv_content_read_block(struct vv_content *c, const uint8_t coll_key[32],
 int vv_content_read_range(struct vv_content *c, const uint8_t coll_key[32],
 			  const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e,
 			  uint32_t from, uint32_t n, uint8_t *out);
+/* Same, but when the block was decrypted by read-ahead and this read
+ * reaches its end (the block's use-once point, when the cache would drop
+ * it), the block's buffer is handed over instead of copied: *taken is set,
+ * the bytes are (*taken)[from, from + n), nothing is written to out, and the
+ * caller owns the buffer until vv_content_buf_put.  Otherwise *taken is
+ * NULL and out is filled as by vv_content_read_range (errors alike). */
+int vv_content_read_take(struct vv_content *c, const uint8_t coll_key[32],
+			 const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e,
+			 uint32_t from, uint32_t n, uint8_t *out, uint8_t **taken);
+/* Give back a buffer from vv_content_read_take (NULL ok). */
+void vv_content_buf_put(struct vv_content *c, uint8_t *buf);
 
 /* Decrypt the block described by e from a chunk's bytes held in memory
  * (a copy outside STORE: backup verify and restore), checking its header

@@ -709,8 +709,62 @@ static void test_prefetch(void)
 			bad++;
 	}
 	is_int(bad, 0, "blocks read after prefetch are the written bytes");
+	/* Use-once: a prefetched block read to its end leaves the cache (its
+	 * buffer is reused); one read only in part stays, and is not queued
+	 * again. */
+	is_int(vv_content_prefetch(c, key1, obj_a, e[0], 64), 64,
+	       "prefetched blocks read to their end are dropped (queued again)");
+	bad = 0;
+	for (int i = 0; i < 64; i++) {
+		uint32_t half = e[0][i].len / 2;
+		fill(want, e[0][i].len, (uint64_t)i + 500);
+		if (vv_content_read_range(c, key1, obj_a, &e[0][i], 0, half, out) != 0 ||
+		    memcmp(out, want, half))
+			bad++;
+	}
+	is_int(bad, 0, "first halves of prefetched blocks right");
 	is_int(vv_content_prefetch(c, key1, obj_a, e[0], 64), 0,
-	       "cached blocks are not queued again");
+	       "blocks read in part stay cached and are not queued again");
+
+	/* vv_content_read_take: at the use-once point the block's buffer is
+	 * handed over (no copy), with the right bytes; elsewhere it copies. */
+	{
+		uint8_t *tk = NULL;
+		int taken = 0, copied = 0;
+		bad = 0;
+		for (int i = 0; i < 64; i++) {
+			uint32_t half = e[0][i].len / 2, rest = e[0][i].len - half;
+			fill(want, e[0][i].len, (uint64_t)i + 500);
+			memset(out, 0xAA, VV_BLOCK_SIZE);
+			if (vv_content_read_take(c, key1, obj_a, &e[0][i], half, rest, out, &tk) != 0) {
+				bad++;
+				continue;
+			}
+			if (tk) {
+				taken++;
+				bad += memcmp(tk + half, want + half, rest) != 0;
+				vv_content_buf_put(c, tk);
+			} else {
+				bad += memcmp(out, want + half, rest) != 0;
+			}
+		}
+		is_int(bad, 0, "read_take: second halves right, handed over or copied");
+		is_int(taken, 64, "read_take: prefetched blocks read to their end are handed over");
+		/* Now gone from the cache: a take decrypts and copies. */
+		fill(want, e[0][5].len, 5 + 500);
+		r = vv_content_read_take(c, key1, obj_a, &e[0][5], 0, e[0][5].len, out, &tk);
+		ok(r == 0 && !tk && memcmp(out, want, e[0][5].len) == 0,
+		   "read_take of a block not prefetched copies (nothing handed over)");
+		r = vv_content_read_take(c, key1, obj_a, &e[0][5], 0, e[0][5].len, out, &tk);
+		ok(r == 0 && !tk && memcmp(out, want, e[0][5].len) == 0,
+		   "read_take of a block a reader cached copies and keeps it");
+		copied = vv_content_prefetch(c, key1, obj_a, &e[0][5], 1);
+		is_int(copied, 0, "a block a reader decrypted stays cached after reads to its end");
+		/* Wrong object id: an error, zeros, nothing handed over. */
+		vv_content_prefetch(c, key1, obj_a, &e[0][7], 1);
+		r = vv_content_read_take(c, key1, obj_b, &e[0][7], 0, e[0][7].len, out, &tk);
+		ok(r == VV_ECORRUPT && !tk, "read_take with the wrong object id: VV_ECORRUPT, nothing handed over");
+	}
 
 	/* Prefetch under the wrong object id or key: nothing authenticates, nothing
 	 * is cached, and the right reader still gets the right bytes. */
