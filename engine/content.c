@@ -1455,13 +1455,16 @@ void content_load_end(struct vv_content *c, struct content_load *l, int r)
 }
 
 int vv_content_prefetch(struct vv_content *c, const uint8_t coll_key[32],
-			const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n)
+			const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n,
+			size_t *covered)
 {
+	if (covered)
+		*covered = 0;
 	if (!c || !coll_key || !objid || (!e && n))
 		return VV_EINVAL;
 	if (!n || !c->shards[0].cap)
 		return 0;
-	return content_ra_queue(c->ra, coll_key, objid, e, n);
+	return content_ra_queue(c->ra, coll_key, objid, e, n, covered);
 }
 
 /* ---- unlink, list, size --------------------------------------------------- */

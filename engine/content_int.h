@@ -135,11 +135,15 @@ int vv_content_open_mem(const uint8_t coll_key[32], const uint8_t objid[VV_OBJID
  * queued are skipped; at most a bounded number (8 MiB) are queued, the rest
  * are left to the readers.  A block that fails to authenticate is not
  * cached (the reader's own decrypt then reports it).  Returns the number
- * of blocks queued, or a negative VV_E* code.  e is borrowed for the call.
- * Nothing is prefetched when the cache is disabled.  vv_content_close and
- * vv_content_cache_drop cancel queued blocks and wait for running ones. */
+ * of blocks queued, or a negative VV_E* code; *covered (may be NULL): how
+ * many of e[0..n), from the first, are now queued, loading or cached (less
+ * than n when the queue was full: the caller may ask again for the rest).
+ * e is borrowed for the call.  Nothing is prefetched when the cache is
+ * disabled.  vv_content_close and vv_content_cache_drop cancel queued
+ * blocks and wait for running ones. */
 int vv_content_prefetch(struct vv_content *c, const uint8_t coll_key[32],
-			const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n);
+			const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n,
+			size_t *covered);
 
 /* Delete a chunk file and drop its cache entries.  Call only once the commit
  * that dropped its last reference is durable.  VV_ENOENT if it was not there.

@@ -242,14 +242,17 @@ static int queue_one(struct content_ra *ra, struct pkey *pk,
 }
 
 int content_ra_queue(struct content_ra *ra, const uint8_t coll_key[32],
-		     const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n)
+		     const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n,
+		     size_t *covered)
 {
 	uint8_t kfp[CONTENT_KFP_BYTES];
 	struct pkey *pk = NULL;
-	size_t queued = 0;
+	size_t queued = 0, i = 0;
 	bool room;
 	int r;
 
+	if (covered)
+		*covered = 0;
 	if (!ra || !coll_key || !objid || (!e && n))
 		return VV_EINVAL;
 	if (!n)
@@ -259,7 +262,7 @@ int content_ra_queue(struct content_ra *ra, const uint8_t coll_key[32],
 	if (!(pk = pkey_get(ra, kfp, coll_key)))  /* ours, until the loop ends */
 		return VV_ENOMEM;
 	r = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (; i < n; i++) {
 		pthread_mutex_lock(&ra->mu);
 		room = !ra->stop && ra->nqueued + ra->nrunning < CONTENT_RA_QUEUE_MAX &&
 		       (ra->nth > 0 || start(ra));
@@ -273,5 +276,7 @@ int content_ra_queue(struct content_ra *ra, const uint8_t coll_key[32],
 	pkey_put(ra, pk);
 	if (r < 0)
 		return r;
+	if (covered)
+		*covered = i;
 	return (int)(queued > INT32_MAX ? INT32_MAX : queued);
 }

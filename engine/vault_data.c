@@ -956,7 +956,7 @@ static void read_ahead(struct vv_vault *v, struct vv_file *fh, struct node *n, u
 	uint64_t lo = off / BS + 1, hi = (end + BS - 1) / BS, ra_to = 0;
 	bool seq = off + RA_NEAR >= next && off <= next + RA_NEAR;
 	const uint8_t *key = NULL;
-	size_t first, cnt;
+	size_t first, cnt, covered = 0;
 
 	__atomic_store_n(&fh->ra_next, end, __ATOMIC_RELAXED);
 	if (n->is_inline || !n->next)
@@ -974,7 +974,14 @@ static void read_ahead(struct vv_vault *v, struct vv_file *fh, struct node *n, u
 	cnt = ext_range(n, lo, hi, &first);
 	if (!cnt || node_key(v, n, &key) < 0)
 		return;
-	vv_content_prefetch(v->content, key, n->a.objid, &n->ext[first], cnt);
+	vv_content_prefetch(v->content, key, n->a.objid, &n->ext[first], cnt, &covered);
+	/* The queue may be full (other readers, or the window's previous half
+	 * still decrypting): the window then ends where queueing stopped, and
+	 * the next request queues the rest.  Recording ra_to regardless left
+	 * those blocks to the reader's own thread, one after another (13% of
+	 * a cold 512 MiB read). */
+	if (ra_to && covered < cnt)
+		ra_to = n->ext[first + covered].fblock * BS;
 	if (ra_to)
 		__atomic_store_n(&fh->ra_end, ra_to, __ATOMIC_RELAXED);
 }
