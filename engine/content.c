@@ -838,6 +838,8 @@ void vv_content_close(struct vv_content *c)
 
 void vv_content_cache_drop(struct vv_content *c)
 {
+	if (!c)
+		return;
 	/* No decrypt may outlive the drop (it follows a key's removal). */
 	content_ra_quiesce(c->ra, false);
 	for (int i = 0; i < NSHARDS; i++)
