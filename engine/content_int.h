@@ -133,7 +133,9 @@ int vv_content_open_mem(const uint8_t coll_key[32], const uint8_t objid[VV_OBJID
  * later vv_content_read_range finds them there or waits for the one being
  * decrypted instead of decrypting it again.  Blocks already cached or
  * queued are skipped; at most a bounded number (8 MiB) are queued, the rest
- * are left to the readers.  A block that fails to authenticate is not
+ * are left to the readers.  A prefetched block is dropped from the cache
+ * once a read reaches its end (use-once: see vv_content_read_take).  A
+ * block that fails to authenticate is not
  * cached (the reader's own decrypt then reports it).  Returns the number
  * of blocks queued, or a negative VV_E* code; *covered (may be NULL): how
  * many of e[0..n), from the first, are now queued, loading or cached (less
