@@ -90,6 +90,9 @@ struct bent {
 	 * are counted.  Taken out of the hash while loading (unlink, cache
 	 * drop, a newer copy), it is dead: its worker frees it. */
 	bool loading, dead;
+	/* Decrypted by read-ahead and not yet read to its end: the first read
+	 * that reaches the block's end drops it (use-once, see cache_get). */
+	bool ra;
 };
 
 struct shard {
@@ -132,6 +135,12 @@ struct vv_content {
 	bool direct;                             /* write chunks with O_DIRECT (until refused) */
 
 	pthread_mutex_t cmu;                     /* ctx table */
+	/* A chunk key while its GCM context is made (VV_KEY_BYTES, secure
+	 * memory, zeroed after each use): one buffer for the vault, where a
+	 * secure allocation per context (mmap, mprotect, munmap) cost more
+	 * than the key schedule. */
+	pthread_mutex_t kmu;
+	uint8_t *kscratch;
 	struct cent *ctx[CTX_MAX];
 	int nctx;
 	uint64_t clock;
@@ -412,13 +421,15 @@ static void bents_free(struct vv_content *c, struct bent *victims)
 }
 
 /* Copy [from, from+n) of a cached block authenticated with exactly these
- * parameters into out; true on a hit. */
+ * parameters into out; true on a hit.  taken (may be NULL): at the block's
+ * use-once point its buffer is handed over in *taken instead of copied. */
 static bool cache_get(struct vv_content *c, const uint8_t kfp[KFP_BYTES], const uint8_t *objid,
-		      const struct vv_extent *e, uint32_t from, uint32_t n, uint8_t *out)
+		      const struct vv_extent *e, uint32_t from, uint32_t n, uint8_t *out,
+		      uint8_t **taken)
 {
 	size_t h = id_hash(e->chunk_id, e->slot);
 	struct shard *s = shard_of(c, h);
-	struct bent *b;
+	struct bent *b, *victim = NULL;
 	bool hit = false;
 
 	if (!s->cap)
@@ -430,12 +441,32 @@ static bool cache_get(struct vv_content *c, const uint8_t kfp[KFP_BYTES], const 
 		pthread_cond_wait(&s->cv, &s->mu);
 	if (b && b->len == e->len && b->off == e->off && b->fblock == e->fblock &&
 	    memcmp(b->kfp, kfp, KFP_BYTES) == 0 && memcmp(b->objid, objid, VV_OBJID_BYTES) == 0) {
-		memcpy(out, b->data + from, n);
-		lru_unlink(b);
-		lru_push(s, b);
 		hit = true;
+		if (taken && b->ra && from + n == b->len) {
+			shard_remove(s, b, h);   /* handed over whole: no copy */
+			*taken = b->data;
+			b->data = NULL;
+			victim = b;
+		} else if (b->ra && from + n == b->len) {
+			memcpy(out, b->data + from, n);
+			/* Use-once: a block decrypted ahead of a sequential
+			 * reader and now read to its end is dropped, and its
+			 * buffer is the next one handed out.  Kept, a stream
+			 * pushed every other block out and touched the whole
+			 * arena, fresh memory the kernel zeroes on first use
+			 * (a quarter of a cold read's CPU); the reader's pages
+			 * are in the kernel's page cache now anyway. */
+			shard_remove(s, b, h);
+			b->hnext = NULL;
+			victim = b;
+		} else {
+			memcpy(out, b->data + from, n);
+			lru_unlink(b);
+			lru_push(s, b);
+		}
 	}
 	pthread_mutex_unlock(&s->mu);
+	bent_free(c, victim);
 	return hit;
 }
 
@@ -601,7 +632,6 @@ static int ctx_acquire(struct vv_content *c, const uint8_t coll_key[VV_KEY_BYTES
 {
 	struct cent *ce, *fresh = NULL, *victim = NULL;
 	struct vv_gcm *g = NULL;
-	uint8_t *key = NULL;
 	int fd = -1, r = 0;
 
 	pthread_mutex_lock(&c->cmu);
@@ -654,13 +684,12 @@ static int ctx_acquire(struct vv_content *c, const uint8_t coll_key[VV_KEY_BYTES
 		pthread_mutex_unlock(&c->cmu);
 	}
 	if (!g) {
-		if (!(key = vv_secure_alloc(VV_KEY_BYTES))) {
-			r = VV_ENOMEM;
-			goto out_release;
-		}
-		if ((r = vv_chunk_key(key, coll_key, id, VV_CHUNK_ID_BYTES)) < 0)
-			goto out_release;
-		if ((r = vv_gcm_new(key, &g)) < 0)
+		pthread_mutex_lock(&c->kmu);
+		if ((r = vv_chunk_key(c->kscratch, coll_key, id, VV_CHUNK_ID_BYTES)) >= 0)
+			r = vv_gcm_new(c->kscratch, &g);
+		vv_memzero(c->kscratch, VV_KEY_BYTES);
+		pthread_mutex_unlock(&c->kmu);
+		if (r < 0)
 			goto out_release;
 	}
 	*ceout = ce;
@@ -674,7 +703,6 @@ out_release:
 	pthread_mutex_unlock(&c->cmu);
 	cent_free(ce);
 out:
-	vv_secure_free(key);
 	cent_free(fresh);
 	cent_free(victim);
 	return r;
@@ -733,7 +761,10 @@ int vv_content_open(const char *store_dir, size_t cache_bytes, struct vv_content
 		goto out;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->cmu, NULL);
+	pthread_mutex_init(&c->kmu, NULL);
 	pthread_mutex_init(&c->fmu, NULL);
+	if (!(c->kscratch = vv_secure_alloc(VV_KEY_BYTES)))
+		goto out;
 	per = cache_bytes / NSHARDS;
 	/* About one bucket per cached full block, at least a few. */
 	for (nb = 16; nb < per / VV_BLOCK_SIZE * 2; nb <<= 1)
@@ -790,6 +821,8 @@ void vv_content_close(struct vv_content *c)
 	}
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->cmu);
+	vv_secure_free(c->kscratch);
+	pthread_mutex_destroy(&c->kmu);
 	for (int i = 0; i < c->nfree; i++)
 		free(c->freel[i]);
 	pthread_mutex_destroy(&c->fmu);
@@ -805,6 +838,8 @@ void vv_content_close(struct vv_content *c)
 
 void vv_content_cache_drop(struct vv_content *c)
 {
+	if (!c)
+		return;
 	/* No decrypt may outlive the drop (it follows a key's removal). */
 	content_ra_quiesce(c->ra, false);
 	for (int i = 0; i < NSHARDS; i++)
@@ -1255,15 +1290,17 @@ static int block_decrypt(struct vv_content *c, const uint8_t coll_key[32],
 	return r;
 }
 
-int vv_content_read_range(struct vv_content *c, const uint8_t coll_key[32],
-			  const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e,
-			  uint32_t from, uint32_t n, uint8_t *out)
+int vv_content_read_take(struct vv_content *c, const uint8_t coll_key[32],
+			 const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e,
+			 uint32_t from, uint32_t n, uint8_t *out, uint8_t **taken)
 {
 	uint8_t kfp[KFP_BYTES];
 	uint8_t *buf = NULL;
 	bool zero = false;
 	int r = VV_EINVAL;
 
+	if (taken)
+		*taken = NULL;
 	if (!c || !coll_key || !objid || !e || !out)
 		goto out;
 	zero = true;
@@ -1271,7 +1308,7 @@ int vv_content_read_range(struct vv_content *c, const uint8_t coll_key[32],
 		goto out;
 	if ((r = key_fp(kfp, coll_key)) < 0)
 		goto out;
-	if (cache_get(c, kfp, objid, e, from, n, out)) {
+	if (cache_get(c, kfp, objid, e, from, n, out, taken)) {
 		r = 0;
 		goto out;
 	}
@@ -1296,6 +1333,21 @@ out:
 		vv_memzero(out, n);
 	buf_put(c, buf);
 	return r;
+}
+
+int vv_content_read_range(struct vv_content *c, const uint8_t coll_key[32],
+			  const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e,
+			  uint32_t from, uint32_t n, uint8_t *out)
+{
+	return vv_content_read_take(c, coll_key, objid, e, from, n, out, NULL);
+}
+
+void vv_content_buf_put(struct vv_content *c, uint8_t *buf)
+{
+	if (c)
+		buf_put(c, buf);
+	else
+		free(buf);
 }
 
 int vv_content_read_block(struct vv_content *c, const uint8_t coll_key[32],
@@ -1391,6 +1443,7 @@ void content_load_end(struct vv_content *c, struct content_load *l, int r)
 		victims = b;
 	} else {
 		b->loading = false;
+		b->ra = true;
 		lru_push(s, b);
 	}
 	if (victims)
@@ -1404,13 +1457,16 @@ void content_load_end(struct vv_content *c, struct content_load *l, int r)
 }
 
 int vv_content_prefetch(struct vv_content *c, const uint8_t coll_key[32],
-			const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n)
+			const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n,
+			size_t *covered)
 {
+	if (covered)
+		*covered = 0;
 	if (!c || !coll_key || !objid || (!e && n))
 		return VV_EINVAL;
 	if (!n || !c->shards[0].cap)
 		return 0;
-	return content_ra_queue(c->ra, coll_key, objid, e, n);
+	return content_ra_queue(c->ra, coll_key, objid, e, n, covered);
 }
 
 /* ---- unlink, list, size --------------------------------------------------- */

@@ -108,6 +108,17 @@ int vv_content_read_block(struct vv_content *c, const uint8_t coll_key[32],
 int vv_content_read_range(struct vv_content *c, const uint8_t coll_key[32],
 			  const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e,
 			  uint32_t from, uint32_t n, uint8_t *out);
+/* Same, but when the block was decrypted by read-ahead and this read
+ * reaches its end (the block's use-once point, when the cache would drop
+ * it), the block's buffer is handed over instead of copied: *taken is set,
+ * the bytes are (*taken)[from, from + n), nothing is written to out, and the
+ * caller owns the buffer until vv_content_buf_put.  Otherwise *taken is
+ * NULL and out is filled as by vv_content_read_range (errors alike). */
+int vv_content_read_take(struct vv_content *c, const uint8_t coll_key[32],
+			 const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e,
+			 uint32_t from, uint32_t n, uint8_t *out, uint8_t **taken);
+/* Give back a buffer from vv_content_read_take (NULL ok). */
+void vv_content_buf_put(struct vv_content *c, uint8_t *buf);
 
 /* Decrypt the block described by e from a chunk's bytes held in memory
  * (a copy outside STORE: backup verify and restore), checking its header
@@ -122,13 +133,19 @@ int vv_content_open_mem(const uint8_t coll_key[32], const uint8_t objid[VV_OBJID
  * later vv_content_read_range finds them there or waits for the one being
  * decrypted instead of decrypting it again.  Blocks already cached or
  * queued are skipped; at most a bounded number (8 MiB) are queued, the rest
- * are left to the readers.  A block that fails to authenticate is not
+ * are left to the readers.  A prefetched block is dropped from the cache
+ * once a read reaches its end (use-once: see vv_content_read_take).  A
+ * block that fails to authenticate is not
  * cached (the reader's own decrypt then reports it).  Returns the number
- * of blocks queued, or a negative VV_E* code.  e is borrowed for the call.
- * Nothing is prefetched when the cache is disabled.  vv_content_close and
- * vv_content_cache_drop cancel queued blocks and wait for running ones. */
+ * of blocks queued, or a negative VV_E* code; *covered (may be NULL): how
+ * many of e[0..n), from the first, are now queued, loading or cached (less
+ * than n when the queue was full: the caller may ask again for the rest).
+ * e is borrowed for the call.  Nothing is prefetched when the cache is
+ * disabled.  vv_content_close and vv_content_cache_drop cancel queued
+ * blocks and wait for running ones. */
 int vv_content_prefetch(struct vv_content *c, const uint8_t coll_key[32],
-			const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n);
+			const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n,
+			size_t *covered);
 
 /* Delete a chunk file and drop its cache entries.  Call only once the commit
  * that dropped its last reference is durable.  VV_ENOENT if it was not there.

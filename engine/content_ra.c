@@ -38,11 +38,27 @@ struct content_ra {
 	pthread_mutex_t mu;                      /* the queue and counters */
 	pthread_cond_t work, idle;
 	struct pjob *head, *tail;
+	/* The key of the latest content_ra_queue call, kept (one reference)
+	 * for the next one: a call per read request, each allocating secure
+	 * memory (mmap, mprotect, munmap) cost more CPU than a block's
+	 * AES-GCM.  Dropped by content_ra_quiesce (which follows a key's
+	 * removal, vv_content_cache_drop) and when another key comes. */
+	struct pkey *last;
+	uint8_t last_kfp[CONTENT_KFP_BYTES];
+	uint64_t gen;                            /* content_ra_quiesce calls */
 	size_t nqueued, nrunning;
 	bool stop;
 	pthread_t th[CONTENT_RA_THREADS_MAX];
 	int nth;
 };
+
+static void pkey_free(struct pkey *pk)
+{
+	if (pk) {
+		vv_secure_free(pk->key);
+		free(pk);
+	}
+}
 
 static void pkey_put(struct content_ra *ra, struct pkey *pk)
 {
@@ -53,10 +69,45 @@ static void pkey_put(struct content_ra *ra, struct pkey *pk)
 	pthread_mutex_lock(&ra->mu);
 	last = --pk->refs == 0;
 	pthread_mutex_unlock(&ra->mu);
-	if (last) {
-		vv_secure_free(pk->key);
-		free(pk);
+	if (last)
+		pkey_free(pk);
+}
+
+/* The kept key for fingerprint kfp with a reference for the caller, or a
+ * new one (kept in its place); NULL when out of memory. */
+static struct pkey *pkey_get(struct content_ra *ra, const uint8_t kfp[CONTENT_KFP_BYTES],
+			     const uint8_t coll_key[VV_KEY_BYTES])
+{
+	struct pkey *pk = NULL, *old = NULL;
+	uint64_t gen;
+
+	pthread_mutex_lock(&ra->mu);
+	if (ra->last && memcmp(ra->last_kfp, kfp, CONTENT_KFP_BYTES) == 0) {
+		pk = ra->last;
+		pk->refs++;
 	}
+	gen = ra->gen;
+	pthread_mutex_unlock(&ra->mu);
+	if (pk)
+		return pk;
+	if (!(pk = calloc(1, sizeof(*pk))) || !(pk->key = vv_secure_alloc(VV_KEY_BYTES))) {
+		free(pk);
+		return NULL;
+	}
+	memcpy(pk->key, coll_key, VV_KEY_BYTES);
+	pk->refs = 2;                            /* the caller's and the kept one */
+	pthread_mutex_lock(&ra->mu);
+	if (ra->stop || ra->gen != gen) {
+		pk->refs = 1;                    /* stopped or dropped meanwhile: keep nothing */
+	} else {
+		if (ra->last && --ra->last->refs == 0)
+			old = ra->last;
+		ra->last = pk;
+		memcpy(ra->last_kfp, kfp, CONTENT_KFP_BYTES);
+	}
+	pthread_mutex_unlock(&ra->mu);
+	pkey_free(old);
+	return pk;
 }
 
 /* End job j with result r and free it (nothing locked). */
@@ -119,11 +170,16 @@ struct content_ra *content_ra_new(struct vv_content *c)
 
 void content_ra_quiesce(struct content_ra *ra, bool stop)
 {
+	struct pkey *kept = NULL;
 	struct pjob *q;
 
 	if (!ra)
 		return;
 	pthread_mutex_lock(&ra->mu);
+	if (ra->last && --ra->last->refs == 0)
+		kept = ra->last;
+	ra->last = NULL;
+	ra->gen++;
 	q = ra->head;
 	ra->head = ra->tail = NULL;
 	ra->nqueued = 0;
@@ -133,6 +189,7 @@ void content_ra_quiesce(struct content_ra *ra, bool stop)
 		ra->stop = true;
 	pthread_cond_broadcast(&ra->work);
 	pthread_mutex_unlock(&ra->mu);
+	pkey_free(kept);
 	while (q) {
 		struct pjob *next = q->next;
 		job_end(ra, q, VV_ECANCELED);
@@ -185,29 +242,27 @@ static int queue_one(struct content_ra *ra, struct pkey *pk,
 }
 
 int content_ra_queue(struct content_ra *ra, const uint8_t coll_key[32],
-		     const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n)
+		     const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n,
+		     size_t *covered)
 {
 	uint8_t kfp[CONTENT_KFP_BYTES];
 	struct pkey *pk = NULL;
-	size_t queued = 0;
+	size_t queued = 0, i = 0;
 	bool room;
 	int r;
 
+	if (covered)
+		*covered = 0;
 	if (!ra || !coll_key || !objid || (!e && n))
 		return VV_EINVAL;
 	if (!n)
 		return 0;
 	if ((r = content_key_fp(kfp, coll_key)) < 0)
 		return r;
-	r = VV_ENOMEM;
-	if (!(pk = calloc(1, sizeof(*pk))) || !(pk->key = vv_secure_alloc(VV_KEY_BYTES))) {
-		free(pk);
-		return r;
-	}
-	memcpy(pk->key, coll_key, VV_KEY_BYTES);
-	pk->refs = 1;                            /* ours, until the loop ends */
+	if (!(pk = pkey_get(ra, kfp, coll_key)))  /* ours, until the loop ends */
+		return VV_ENOMEM;
 	r = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (; i < n; i++) {
 		pthread_mutex_lock(&ra->mu);
 		room = !ra->stop && ra->nqueued + ra->nrunning < CONTENT_RA_QUEUE_MAX &&
 		       (ra->nth > 0 || start(ra));
@@ -221,5 +276,7 @@ int content_ra_queue(struct content_ra *ra, const uint8_t coll_key[32],
 	pkey_put(ra, pk);
 	if (r < 0)
 		return r;
+	if (covered)
+		*covered = i;
 	return (int)(queued > INT32_MAX ? INT32_MAX : queued);
 }

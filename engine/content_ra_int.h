@@ -61,7 +61,8 @@ struct content_ra *content_ra_new(struct vv_content *c);
 /* vv_content_prefetch's work (see content_int.h); at most
  * CONTENT_RA_QUEUE_MAX blocks queued or decrypting at once. */
 int content_ra_queue(struct content_ra *ra, const uint8_t coll_key[32],
-		     const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n);
+		     const uint8_t objid[VV_OBJID_BYTES], const struct vv_extent *e, size_t n,
+		     size_t *covered);
 /* Cancel every queued block (each load ended VV_ECANCELED) and wait for
  * the running ones; stop: also end the workers (no block is queued after
  * that).  NULL ok. */

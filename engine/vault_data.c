@@ -286,8 +286,11 @@ static int node_key(struct vv_vault *v, struct node *n, const uint8_t **key)
 }
 
 /* Read plaintext bytes [lo, hi) of block fb into out. */
+/* Bytes [lo, hi) of block fb into out.  taken (may be NULL): the block
+ * cache may hand over the block's buffer instead (vv_content_read_take);
+ * then *taken is set and out is not written. */
 static int read_block(struct vv_vault *v, struct node *n, const uint8_t *key, uint64_t fb,
-		      uint32_t lo, uint32_t hi, uint8_t *out)
+		      uint32_t lo, uint32_t hi, uint8_t *out, uint8_t **taken)
 {
 	struct dblock *d;
 	struct vv_extent *e;
@@ -303,7 +306,9 @@ static int read_block(struct vv_vault *v, struct node *n, const uint8_t *key, ui
 	}
 	{
 		uint32_t end = hi < e->len ? hi : e->len;
-		if ((r = vv_content_read_range(v->content, key, n->a.objid, e, lo, end - lo, out)) < 0) {
+		/* Handed over only when the block holds every byte asked. */
+		if ((r = vv_content_read_take(v->content, key, n->a.objid, e, lo, end - lo, out,
+					      end == hi ? taken : NULL)) < 0) {
 			vv_log(VV_LOG_ERR, "vault: inode %llu block %llu: %s",
 			       (unsigned long long)n->ino, (unsigned long long)fb, vv_strerror(r));
 			return r == VV_ECORRUPT ? VV_EIO : r;
@@ -349,7 +354,7 @@ static int get_dirty(struct vv_vault *v, struct node *n, const uint8_t *key, uin
 	if (cover < len) {
 		if (sb) {
 			memcpy(nd.buf, sb->buf, len);
-		} else if ((r = read_block(v, n, key, fb, 0, len, nd.buf)) < 0) {
+		} else if ((r = read_block(v, n, key, fb, 0, len, nd.buf, NULL)) < 0) {
 			blk_free(v, nd.buf);
 			return r;
 		}
@@ -852,9 +857,25 @@ int vault_data_rdlock(struct vv_vault *v, struct node *n)
 	return 0;
 }
 
-/* Bytes [off, end) of n (end <= size) into out.  Under n->rw (read) with the
- * data loaded. */
-int vault_data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, uint64_t end)
+/* Append len bytes at p (own: a handed-over block behind them, or NULL: p
+ * is in the caller's buffer, merged with a preceding piece of it). */
+static void rvec_add(struct vv_read_vec *rv, uint8_t *p, size_t len, uint8_t *own)
+{
+	struct iovec *last = rv->n ? &rv->iov[rv->n - 1] : NULL;
+
+	if (!own && last && !rv->own[rv->n - 1] && (uint8_t *)last->iov_base + last->iov_len == p) {
+		last->iov_len += len;
+		return;
+	}
+	rv->iov[rv->n].iov_base = p;
+	rv->iov[rv->n].iov_len = len;
+	rv->own[rv->n++] = own;
+}
+
+/* vault_data_read; rv (may be NULL): also list the bytes as segments, which
+ * may be blocks handed over by the cache instead of copied into out. */
+static int data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off,
+		     uint64_t end, struct vv_read_vec *rv)
 {
 	const uint8_t *key = NULL;
 	int r;
@@ -864,6 +885,8 @@ int vault_data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t o
 			memcpy(out, n->inl + off, end - off);
 		else
 			memset(out, 0, end - off);
+		if (rv)
+			rvec_add(rv, out, end - off, NULL);
 		return 0;
 	}
 	if (n->next && (r = node_key(v, n, &key)) < 0)
@@ -872,11 +895,23 @@ int vault_data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t o
 		uint64_t fb = pos / BS, bstart = fb * BS;
 		uint32_t lo = (uint32_t)(pos - bstart);
 		uint32_t hi = (uint32_t)((end - bstart) < BS ? end - bstart : BS);
-		if ((r = read_block(v, n, key, fb, lo, hi, out + (pos - off))) < 0)
+		uint8_t *tk = NULL, *o = out + (pos - off);
+		/* Room for this piece and one more (the rest, copied). */
+		bool take = rv && rv->n + 2 < VV_READ_VEC_MAX;
+		if ((r = read_block(v, n, key, fb, lo, hi, o, take ? &tk : NULL)) < 0)
 			return r;
+		if (rv)
+			rvec_add(rv, tk ? tk + lo : o, hi - lo, tk);
 		pos = bstart + hi;
 	}
 	return 0;
+}
+
+/* Bytes [off, end) of n (end <= size) into out.  Under n->rw (read) with the
+ * data loaded. */
+int vault_data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t off, uint64_t end)
+{
+	return data_read(v, n, out, off, end, NULL);
 }
 
 int vault_data_segment_probe(struct vv_vault *v, struct node *n, enum vv_seg_format f,
@@ -921,7 +956,7 @@ static void read_ahead(struct vv_vault *v, struct vv_file *fh, struct node *n, u
 	uint64_t lo = off / BS + 1, hi = (end + BS - 1) / BS, ra_to = 0;
 	bool seq = off + RA_NEAR >= next && off <= next + RA_NEAR;
 	const uint8_t *key = NULL;
-	size_t first, cnt;
+	size_t first, cnt, covered = 0;
 
 	__atomic_store_n(&fh->ra_next, end, __ATOMIC_RELAXED);
 	if (n->is_inline || !n->next)
@@ -939,12 +974,20 @@ static void read_ahead(struct vv_vault *v, struct vv_file *fh, struct node *n, u
 	cnt = ext_range(n, lo, hi, &first);
 	if (!cnt || node_key(v, n, &key) < 0)
 		return;
-	vv_content_prefetch(v->content, key, n->a.objid, &n->ext[first], cnt);
+	vv_content_prefetch(v->content, key, n->a.objid, &n->ext[first], cnt, &covered);
+	/* The queue may be full (other readers, or the window's previous half
+	 * still decrypting): the window then ends where queueing stopped, and
+	 * the next request queues the rest.  Recording ra_to regardless left
+	 * those blocks to the reader's own thread, one after another (13% of
+	 * a cold 512 MiB read). */
+	if (ra_to && covered < cnt)
+		ra_to = n->ext[first + covered].fblock * BS;
 	if (ra_to)
 		__atomic_store_n(&fh->ra_end, ra_to, __ATOMIC_RELAXED);
 }
 
-ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf, size_t size, uint64_t off)
+static ssize_t file_read(struct vv_vault *v, struct vv_file *fh, void *buf, size_t size,
+			 uint64_t off, struct vv_read_vec *rv)
 {
 	struct node *n = fh->n;
 	uint64_t end;
@@ -959,6 +1002,8 @@ ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf, size_t 
 			return 0;
 		end = off + size < fh->virt_len ? off + size : fh->virt_len;
 		memcpy(buf, fh->virt + off, end - off);
+		if (rv)
+			rvec_add(rv, buf, end - off, NULL);
 		return (ssize_t)(end - off);
 	}
 	if ((r = vault_data_rdlock(v, n)) < 0)
@@ -969,13 +1014,37 @@ ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf, size_t 
 	}
 	end = off + size < n->a.size ? off + size : n->a.size;
 	read_ahead(v, fh, n, off, end);
-	r = vault_data_read(v, n, buf, off, end);
+	r = data_read(v, n, buf, off, end, rv);
 	pthread_rwlock_unlock(&n->rw);
 	if (r < 0)
 		return r;
 	__atomic_fetch_add(&fh->rbytes, end - off, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&fh->rcount, 1, __ATOMIC_RELAXED);
 	return (ssize_t)(end - off);
+}
+
+ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf, size_t size, uint64_t off)
+{
+	return file_read(v, fh, buf, size, off, NULL);
+}
+
+ssize_t vv_vault_read_vec(struct vv_vault *v, struct vv_file *fh, void *buf, size_t size,
+			  uint64_t off, struct vv_read_vec *rv)
+{
+	ssize_t r;
+
+	rv->n = 0;
+	r = file_read(v, fh, buf, size, off, rv);
+	if (r < 0)
+		vv_vault_read_vec_done(v, rv);  /* nothing of a failed read is sent */
+	return r;
+}
+
+void vv_vault_read_vec_done(struct vv_vault *v, struct vv_read_vec *rv)
+{
+	for (int i = 0; i < rv->n; i++)
+		vv_content_buf_put(v->content, rv->own[i]);
+	rv->n = 0;
 }
 
 ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,

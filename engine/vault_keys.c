@@ -117,6 +117,10 @@ int vault_coll_drop(struct vv_vault *v, uint32_t id)
 		if (v->keys.colls[i].id == id) {
 			vv_secure_free(v->keys.colls[i].key);
 			v->keys.colls[i] = v->keys.colls[--v->keys.n];
+			/* Nothing derived from the key outlives it: the block
+			 * cache's plaintext and chunk-key contexts, and the copy
+			 * read-ahead keeps between requests. */
+			vv_content_cache_drop(v->content);
 			break;
 		}
 	return vv_meta_coll_del(v->meta, id);

@@ -529,6 +529,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct vv_fs *fs = FS(req);
+	struct vv_read_vec rv;
 	char *buf;
 	ssize_t n;
 
@@ -540,11 +541,15 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = vv_vault_read(fs->v, FH(fi), buf, size, (uint64_t)off);
+	/* A gather reply: blocks decrypted ahead of a sequential reader go
+	 * to the kernel from the block cache's buffers, without a copy into
+	 * buf (vv_vault_read_vec). */
+	n = vv_vault_read_vec(fs->v, FH(fi), buf, size, (uint64_t)off, &rv);
 	if (n < 0)
 		reply_err(req, (int)n);
 	else
-		fuse_reply_buf(req, buf, (size_t)n);
+		fuse_reply_iov(req, rv.iov, rv.n);
+	vv_vault_read_vec_done(fs->v, &rv);
 }
 
 /* The query offload (knn_ioctl.h): the only ioctl vecvault answers.  The

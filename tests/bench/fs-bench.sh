@@ -17,6 +17,10 @@
 #        BENCH_FS     file systems to run (default
 #                     "plain passthrough vecvault gocryptfs securefs")
 #        BENCH_PERF_DIR  with --perf: where perf data goes
+#        VV_REF       a second vecvault binary (say main's Release build) run
+#                     as file system "vvref" when BENCH_FS names it: old and
+#                     new interleaved in one run, column vv:ref = speed factor
+#                     of VV_BIN over VV_REF (>1: VV_BIN faster)
 #   --quick  BENCH_SIZE=128M BENCH_FILES=600 BENCH_REPS=3 unless set
 #   --perf   after the timed reps, run every workload once more on vecvault
 #            under `perf record -a -g` (reported for the daemon's pid) and print the hottest
@@ -72,7 +76,7 @@ cleanup() {
 	if [ -z "${BENCH_KEEP:-}" ]; then
 		# BENCH_DIR given by the user: remove only what we made.
 		rm -rf "$B"/plain "$B"/passthrough "$B"/vecvault "$B"/gocryptfs \
-			"$B"/securefs "$B"/src-tree "$B"/tree.tar "$B"/pt "$B"/pass \
+			"$B"/securefs "$B"/vvref "$B"/src-tree "$B"/tree.tar "$B"/pt "$B"/pass \
 			"$B"/results.tsv "$B"/vv-state "$B"/vv-audit
 		rmdir "$B" 2>/dev/null
 	fi
@@ -159,7 +163,7 @@ ALL=${ALL# }
 [ -n "$ALL" ] || die "no file system to test"
 
 note "fs-bench: size $BENCH_SIZE ($SIZE_MB MiB), random reads $((RR_B >> 20)) MiB, $BENCH_FILES files, $BENCH_REPS reps"
-note "scratch $B ($(df -P "$B" | awk 'NR==2 { print $1 }')), vecvault $VV"
+note "scratch $B ($(df -P "$B" | awk 'NR==2 { print $1 }')), vecvault $VV""${VV_REF:+, vvref $VV_REF}"
 note "$(uname -r), $(nproc) CPUs, $(free -g | awk '/Mem:/ { print $2 }') GiB RAM"
 head -c "$SIZE_B" /dev/urandom > "$SHM/data"
 
@@ -225,7 +229,7 @@ lines = [("seq_write", "MB/s", "seq write %s MiB + fsync" % size_mb),
          ("rsync", "s", "rsync -a into mount"),
          ("rsync_nochange", "s", "rsync -a, no change")]
 peers = [f for f in fss if f in ("gocryptfs", "securefs")]
-short = {"plain": "plain", "passthrough": "passthru", "vecvault": "vecvault",
+short = {"plain": "plain", "passthrough": "passthru", "vecvault": "vecvault", "vvref": "vvref",
          "gocryptfs": "gocryptfs", "securefs": "securefs"}
 
 def fmt(vals):
@@ -240,7 +244,8 @@ def speed(unit, v):          # bigger is better
     return v if unit == "MB/s" else 1.0 / v
 
 hdr = ["workload", "unit"] + [short[f] for f in fss] + \
-      ["vv/plain", "best peer", "vv:best", "vv:pt", "target", ""]
+      ["vv/plain", "best peer", "vv:best", "vv:pt"] + (["vv:ref"] if "vvref" in fss else []) + \
+      ["target", ""]
 rows = []
 for w, unit, label in lines:
     med = {f: statistics.median(data[(w, f)]) for f in fss if data.get((w, f))}
@@ -254,6 +259,9 @@ for w, unit, label in lines:
     # vv:best and vv:pt are speed factors: > 1 means vecvault is faster
     row.append("%.2f" % (speed(unit, vv) / speed(unit, pm[best])) if vv and best else "-")
     row.append("%.2f" % (speed(unit, vv) / speed(unit, pt)) if vv and pt else "-")
+    if "vvref" in fss:
+        rf = med.get("vvref")
+        row.append("%.2f" % (speed(unit, vv) / speed(unit, rf)) if vv and rf else "-")
     tgt, ok = "-", None
     if vv:
         # issue 9: writes within 0.8x of the plain directory, cold reads

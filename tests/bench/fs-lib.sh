@@ -37,10 +37,10 @@ wait_mounted() {   # MNT: poll up to 30 s for the mount to appear
 	done
 }
 
-vv_wait() {        # wait for an unmounted vecvault daemon to exit
-	local pid i=0
-	[ -s "$B/vecvault/pid" ] || return 0
-	pid=$(cat "$B/vecvault/pid" 2>/dev/null) || return 0
+vv_wait() {        # [FS]: wait for an unmounted vecvault daemon to exit
+	local pid i=0 d=$B/${1:-vecvault}
+	[ -s "$d/pid" ] || return 0
+	pid=$(cat "$d/pid" 2>/dev/null) || return 0
 	while kill -0 "$pid" 2>/dev/null; do
 		i=$((i + 1)); [ $i -le 600 ] || return 1; sleep 0.1
 	done
@@ -53,6 +53,7 @@ unmount_all() {
 		if mountpoint -q "$m"; then fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m"; fi
 	done
 	vv_wait
+	vv_wait vvref
 }
 
 fs_available() {
@@ -60,6 +61,7 @@ fs_available() {
 	plain) return 0 ;;
 	passthrough) command -v cc >/dev/null && pkg-config --exists fuse3 ;;
 	vecvault) [ -n "$VV" ] && [ -x "$VV" ] ;;
+	vvref) [ -n "${VV_REF:-}" ] && [ -x "$VV_REF" ] ;;
 	gocryptfs) command -v gocryptfs >/dev/null ;;
 	securefs) command -v securefs >/dev/null ;;
 	*) return 1 ;;
@@ -76,6 +78,9 @@ fs_setup() {       # FS: a fresh store (once per run)
 	vecvault)
 		mkdir -p -m 700 "$B/vv-state" "$B/vv-audit"
 		VECVAULT_TEST_KDF=1 "$VV" init "$d/store" --passfile "$B/pass" --kdf test >/dev/null ;;
+	vvref)
+		mkdir -p -m 700 "$d/vv-state" "$d/vv-audit"
+		VECVAULT_TEST_KDF=1 "$VV_REF" init "$d/store" --passfile "$B/pass" --kdf test >/dev/null ;;
 	gocryptfs)
 		gocryptfs -init -q -nosyslog -scryptn 10 -passfile "$B/pass" "$d/store" >/dev/null ;;
 	securefs)
@@ -93,6 +98,10 @@ fs_mount() {
 		VECVAULT_TEST_KDF=1 VECVAULT_STATE_DIR=$B/vv-state VECVAULT_AUDIT_DIR=$B/vv-audit \
 			"$VV" mount "$d/store" "$d/mnt" --passfile "$B/pass" \
 			--pid-file "$d/pid" --log "$d/log" ;;
+	vvref)
+		VECVAULT_TEST_KDF=1 VECVAULT_STATE_DIR=$d/vv-state VECVAULT_AUDIT_DIR=$d/vv-audit \
+			"$VV_REF" mount "$d/store" "$d/mnt" --passfile "$B/pass" \
+			--pid-file "$d/pid" --log "$d/log" ;;
 	gocryptfs) gocryptfs -q -nosyslog -passfile "$B/pass" "$d/store" "$d/mnt" 2>> "$d/log" ;;
 	securefs) securefs mount -b --log "$d/log" --keyfile "$B/pass" "$d/store" "$d/mnt" \
 			>/dev/null 2>&1 ;;
@@ -109,7 +118,7 @@ fs_umount() {
 		return 0
 	fi
 	fusermount3 -u "$d/mnt"
-	[ "$1" = vecvault ] && { vv_wait || die "vecvault daemon did not exit"; }
+	case $1 in vecvault | vvref) vv_wait "$1" || die "$1 daemon did not exit" ;; esac
 	return 0
 }
 

@@ -700,7 +700,7 @@ static void test_prefetch(void)
 	}
 	is_int(wr, 0, "three chunks written");
 
-	r = vv_content_prefetch(c, key1, obj_a, e[0], 64);
+	r = vv_content_prefetch(c, key1, obj_a, e[0], 64, NULL);
 	ok(r > 0 && r <= 64, "prefetch queues the blocks of a chunk");
 	for (int i = 0; i < 64; i++) {
 		fill(want, e[0][i].len, (uint64_t)i + 500);
@@ -709,13 +709,67 @@ static void test_prefetch(void)
 			bad++;
 	}
 	is_int(bad, 0, "blocks read after prefetch are the written bytes");
-	is_int(vv_content_prefetch(c, key1, obj_a, e[0], 64), 0,
-	       "cached blocks are not queued again");
+	/* Use-once: a prefetched block read to its end leaves the cache (its
+	 * buffer is reused); one read only in part stays, and is not queued
+	 * again. */
+	is_int(vv_content_prefetch(c, key1, obj_a, e[0], 64, NULL), 64,
+	       "prefetched blocks read to their end are dropped (queued again)");
+	bad = 0;
+	for (int i = 0; i < 64; i++) {
+		uint32_t half = e[0][i].len / 2;
+		fill(want, e[0][i].len, (uint64_t)i + 500);
+		if (vv_content_read_range(c, key1, obj_a, &e[0][i], 0, half, out) != 0 ||
+		    memcmp(out, want, half))
+			bad++;
+	}
+	is_int(bad, 0, "first halves of prefetched blocks right");
+	is_int(vv_content_prefetch(c, key1, obj_a, e[0], 64, NULL), 0,
+	       "blocks read in part stay cached and are not queued again");
+
+	/* vv_content_read_take: at the use-once point the block's buffer is
+	 * handed over (no copy), with the right bytes; elsewhere it copies. */
+	{
+		uint8_t *tk = NULL;
+		int taken = 0, copied = 0;
+		bad = 0;
+		for (int i = 0; i < 64; i++) {
+			uint32_t half = e[0][i].len / 2, rest = e[0][i].len - half;
+			fill(want, e[0][i].len, (uint64_t)i + 500);
+			memset(out, 0xAA, VV_BLOCK_SIZE);
+			if (vv_content_read_take(c, key1, obj_a, &e[0][i], half, rest, out, &tk) != 0) {
+				bad++;
+				continue;
+			}
+			if (tk) {
+				taken++;
+				bad += memcmp(tk + half, want + half, rest) != 0;
+				vv_content_buf_put(c, tk);
+			} else {
+				bad += memcmp(out, want + half, rest) != 0;
+			}
+		}
+		is_int(bad, 0, "read_take: second halves right, handed over or copied");
+		is_int(taken, 64, "read_take: prefetched blocks read to their end are handed over");
+		/* Now gone from the cache: a take decrypts and copies. */
+		fill(want, e[0][5].len, 5 + 500);
+		r = vv_content_read_take(c, key1, obj_a, &e[0][5], 0, e[0][5].len, out, &tk);
+		ok(r == 0 && !tk && memcmp(out, want, e[0][5].len) == 0,
+		   "read_take of a block not prefetched copies (nothing handed over)");
+		r = vv_content_read_take(c, key1, obj_a, &e[0][5], 0, e[0][5].len, out, &tk);
+		ok(r == 0 && !tk && memcmp(out, want, e[0][5].len) == 0,
+		   "read_take of a block a reader cached copies and keeps it");
+		copied = vv_content_prefetch(c, key1, obj_a, &e[0][5], 1, NULL);
+		is_int(copied, 0, "a block a reader decrypted stays cached after reads to its end");
+		/* Wrong object id: an error, zeros, nothing handed over. */
+		vv_content_prefetch(c, key1, obj_a, &e[0][7], 1, NULL);
+		r = vv_content_read_take(c, key1, obj_b, &e[0][7], 0, e[0][7].len, out, &tk);
+		ok(r == VV_ECORRUPT && !tk, "read_take with the wrong object id: VV_ECORRUPT, nothing handed over");
+	}
 
 	/* Prefetch under the wrong object id or key: nothing authenticates, nothing
 	 * is cached, and the right reader still gets the right bytes. */
-	vv_content_prefetch(c, key1, obj_b, e[1], 32);
-	vv_content_prefetch(c, key2, obj_a, e[1] + 32, 32);
+	vv_content_prefetch(c, key1, obj_b, e[1], 32, NULL);
+	vv_content_prefetch(c, key2, obj_a, e[1] + 32, 32, NULL);
 	bad = 0;
 	for (int i = 0; i < 64; i++) {
 		fill(want, e[1][i].len, 64 + (uint64_t)i + 500);
@@ -732,7 +786,7 @@ static void test_prefetch(void)
 	flip(path, (off_t)e[2][10].off + 100);
 	vv_content_cache_drop(c);
 	for (int pass = 0; pass < 2; pass++) {
-		vv_content_prefetch(c, key1, obj_a, e[2], 64);
+		vv_content_prefetch(c, key1, obj_a, e[2], 64, NULL);
 		bad = 0;
 		for (int i = 0; i < 64; i++) {
 			if (i == 10)
@@ -749,11 +803,29 @@ static void test_prefetch(void)
 				    : "tampered block after prefetch");
 	}
 
+	/* More blocks than the queue holds: *covered says how far it got (a
+	 * prefix), never more than was asked, at least what was queued. */
+	{
+		static struct vv_extent all[192];
+		size_t covered = 999;
+		memcpy(all, e[0], sizeof(e[0]));
+		memcpy(all + 64, e[1], sizeof(e[1]));
+		memcpy(all + 128, e[2], sizeof(e[2]));
+		vv_content_cache_drop(c);
+		r = vv_content_prefetch(c, key1, obj_a, all, 192, &covered);
+		ok(r >= 0 && covered <= 192 && (size_t)r <= covered && covered >= 1,
+		   "prefetch past the queue's bound: covered is a prefix, at least the queued");
+		vv_content_cache_drop(c);
+		covered = 999;
+		is_int(vv_content_prefetch(c, key1, obj_a, all, 0, &covered), 0, "prefetch of nothing");
+		is_int((int)covered, 0, "prefetch of nothing covers nothing");
+	}
+
 	/* Close with blocks still queued: they are cancelled (ASan checks the
 	 * rest), and unlinking a chunk while its blocks load is safe. */
 	vv_content_cache_drop(c);
-	vv_content_prefetch(c, key1, obj_a, e[0], 64);
-	vv_content_prefetch(c, key1, obj_a, e[1], 64);
+	vv_content_prefetch(c, key1, obj_a, e[0], 64, NULL);
+	vv_content_prefetch(c, key1, obj_a, e[1], 64, NULL);
 	is_int(vv_content_unlink(c, e[1][0].chunk_id), 0, "unlink a chunk while it is prefetched");
 	expect_corrupt(c, key1, obj_a, &e[2][10], "tampered block, with the queue busy");
 	vv_content_close(c);
@@ -776,7 +848,7 @@ static void *pf_reader(void *arg)
 			uint32_t fb = (b + k) % CFILE_BLOCKS;
 			if (k % 16 == 0)
 				vv_content_prefetch(cc, key1, obj_a, &cext[fb],
-						    fb + 32 <= CFILE_BLOCKS ? 32 : CFILE_BLOCKS - fb);
+						    fb + 32 <= CFILE_BLOCKS ? 32 : CFILE_BLOCKS - fb, NULL);
 			fill(want, cext[fb].len, fb);
 			if (vv_content_read_block(cc, key1, obj_a, &cext[fb], out) != 0 ||
 			    memcmp(out, want, cext[fb].len))

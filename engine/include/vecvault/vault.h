@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "vecvault/access.h"
@@ -235,6 +236,21 @@ int vv_vault_create(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 /* Returns bytes read (short only at EOF) or error. */
 ssize_t vv_vault_read(struct vv_vault *v, struct vv_file *fh, void *buf,
 		      size_t size, uint64_t off);
+/* The same read, for a caller that replies with a gather list (the FUSE
+ * read): the bytes are the concatenation of rv->iov[0..rv->n), pointing
+ * into buf or at blocks handed over by the block cache instead of copied
+ * (blocks decrypted ahead of a sequential reader, read to their end).
+ * Always end with vv_vault_read_vec_done (also after an error), which gives
+ * the blocks back; buf must stay valid until then. */
+#define VV_READ_VEC_MAX 20           /* segments: a 1 MiB read spans at most 17 blocks */
+struct vv_read_vec {
+	struct iovec iov[VV_READ_VEC_MAX];
+	void *own[VV_READ_VEC_MAX];       /* a handed-over block behind iov[i], or NULL */
+	int n;
+};
+ssize_t vv_vault_read_vec(struct vv_vault *v, struct vv_file *fh, void *buf,
+			  size_t size, uint64_t off, struct vv_read_vec *rv);
+void vv_vault_read_vec_done(struct vv_vault *v, struct vv_read_vec *rv);
 /* Returns bytes written or error.  O_APPEND handles write at EOF. */
 ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		       const void *buf, size_t size, uint64_t off);
