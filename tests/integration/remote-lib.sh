@@ -114,6 +114,38 @@ vv_rmount() {
 	printf '%s\t%s\n' "$mnt" "" >> "$VV_MOUNTS"
 }
 
+# A fake server the test wrote as $T/evil.py (argv: MODE CERT KEY PORTFILE
+# ARGS...; it writes its port to PORTFILE), mounted at R=$T/r-MODE with
+# $T/key and the pin $FP.  vv_evil_start MODE TIMEOUT [ARGS...] sets EVIL,
+# P and R; vv_evil_stop unmounts and ends it; vv_evil_trap makes the EXIT
+# trap end it too.
+EVIL=
+vv_evil_trap() {
+	trap 'rc=$?; [ -n "$EVIL" ] && { kill "$EVIL" 2>/dev/null || true; }
+		if (exit $rc); then vv_cleanup; else vv_cleanup; fi' EXIT
+}
+vv_evil_start() {
+	local mode=$1 timeout=$2 i
+	shift 2
+	rm -f "$T/port"
+	"$PY" "$T/evil.py" "$mode" "$T/tls/cert.pem" "$T/tls/key.pem" "$T/port" "$@" &
+	EVIL=$!
+	for i in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
+	P=$(cat "$T/port")
+	R=$T/r-$mode
+	rm -f "$T/client.log"
+	check "$mode: mounted (login accepted by the fake server)" vv_rmount "vv://127.0.0.1:$P" "$R" \
+		--key-file "$T/key" --pin "$FP" --timeout "$timeout"
+}
+vv_evil_stop() {
+	local i
+	for i in 1 2 3 4 5; do fusermount3 -u "$R" 2>/dev/null && break; sleep 1; done
+	grep -q " $R " /proc/mounts && fusermount3 -uz "$R"
+	kill "$EVIL"
+	wait "$EVIL" 2>/dev/null || true
+	EVIL=
+}
+
 # refused PATTERN ARGS...: 'vecvault mount ARGS' (a vv:// mount on $R)
 # fails, prints PATTERN (grep -E; output in $T/out) and leaves no mount.
 refused() {

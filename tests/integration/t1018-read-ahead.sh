@@ -19,12 +19,7 @@ vv_init "$S" >/dev/null
 SIZE=$((21 * 1048576 + 12345))
 head -c "$SIZE" /dev/urandom > "$T/orig"
 
-cold() {   # remount and drop the page cache: the next reads reach the daemon
-	vv_umount "$M"
-	sync
-	echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-	vv_mount "$S" "$M"
-}
+cold() { vv_cold "$S" "$M"; }   # the next reads reach the daemon
 
 vv_mount "$S" "$M"
 cp "$T/orig" "$M/f"

@@ -20,12 +20,7 @@ SIZE=$((9 * 1048576 + 4321))
 head -c "$SIZE" /dev/urandom > "$T/orig"
 H=$(sha256sum < "$T/orig" | cut -c1-64)
 
-cold() {   # remount and drop the page cache: the next reads reach the daemon
-	vv_umount "$M"
-	sync
-	echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-	vv_mount "$S" "$M"
-}
+cold() { vv_cold "$S" "$M"; }   # the next reads reach the daemon
 
 # hash_of PATH: sha256 of a sequential read in 1 MiB pieces, or the errno.
 HASHPY='

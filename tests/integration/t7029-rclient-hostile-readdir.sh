@@ -66,26 +66,10 @@ def serve(c):
 serve_forever(cert, key, portfile, serve)
 PY
 
-EVIL=
-trap 'rc=$?; [ -n "$EVIL" ] && { kill "$EVIL" 2>/dev/null || true; }
-	if (exit $rc); then vv_cleanup; else vv_cleanup; fi' EXIT
-start_evil() {
-	rm -f "$T/port" "$T/count"
-	"$PY" "$T/evil.py" "$1" "$T/tls/cert.pem" "$T/tls/key.pem" "$T/port" "$T/count" &
-	EVIL=$!
-	for i in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
-	P=$(cat "$T/port")
-	R=$T/r-$1
-	rm -f "$T/client.log"
-	check "$1: mounted (login accepted by the fake server)" vv_rmount "vv://127.0.0.1:$P" "$R" \
-		--key-file "$T/key" --pin "$FP" --timeout 2
-}
-stop_evil() {
-	for i in 1 2 3 4 5; do fusermount3 -u "$R" 2>/dev/null && break; sleep 1; done
-	grep -q " $R " /proc/mounts && fusermount3 -uz "$R"
-	kill "$EVIL"
-	wait "$EVIL" 2>/dev/null || true
-	EVIL=
+vv_evil_trap
+start_evil() {   # MODE: the fake server also counts requests by type in $T/count
+	rm -f "$T/count"
+	vv_evil_start "$1" 2 "$T/count"
 }
 
 declare -A WHY=(
@@ -104,7 +88,7 @@ for mode in badflag longname pastblob bloblen badeof noeof slash; do
 	got=$(timeout 60 "$PY" -c "$VV_PYOP" stat "$R/y" 2>&1)
 	check "$mode: and answers the next request (got $got)" \
 		sh -c "case '$got' in ENOENT|EIO|ENOTCONN) exit 0;; *) exit 1;; esac"
-	stop_evil
+	vv_evil_stop
 done
 cat "$T/client.log" >> "$T/all-client.log" 2>/dev/null || true
 
@@ -114,14 +98,14 @@ got=$(timeout 60 "$PY" -c "$VV_PYOP" stat "$R" 2>&1)
 check "badgetattr: stat fails with an error (got $got)" \
 	sh -c "case '$got' in EIO|ENOTCONN) exit 0;; *) exit 1;; esac"
 check "badgetattr: the client log says what was wrong" grep -q "getattr reply does not parse" "$T/client.log"
-stop_evil
+vv_evil_stop
 
 # Well formed: the end flag spares the second READDIR.
 start_evil good
 got=$(timeout 60 "$PY" -c "import os; print(sorted(os.listdir('$R')))" 2>&1)
 check "good: listed (got $got)" test "$got" = "['ok']"
 check "good: one READDIR for the whole listing ($(cat "$T/count"))" grep -qE '(^| )22:1( |$)' "$T/count"
-stop_evil
+vv_evil_stop
 
 # A root said to have no xattr: the ACL and security probes are answered
 # by the client (as the server would), user.* still asked.
@@ -137,5 +121,5 @@ check "noxattr: ACL and security probes answered without a request ($n0 -> $n1)"
 want root ENODATA getxattr "$R/ok" user.x
 n2=$(sed -n 's/.*25:\([0-9]*\).*/\1/p' "$T/count"); n2=${n2:-0}
 check "noxattr: user.* is asked of the server ($n1 -> $n2)" test "$n2" -gt "$n1"
-stop_evil
+vv_evil_stop
 test_done

@@ -97,26 +97,9 @@ def serve(c):
 serve_forever(cert, key, portfile, serve)
 PY
 
-EVIL=
-trap 'rc=$?; [ -n "$EVIL" ] && { kill "$EVIL" 2>/dev/null || true; }
-	if (exit $rc); then vv_cleanup; else vv_cleanup; fi' EXIT
-start_evil() {
-	rm -f "$T/port"
-	"$PY" "$T/evil.py" "$1" "$T/tls/cert.pem" "$T/tls/key.pem" "$T/port" "$T/plain/seg.npy" &
-	EVIL=$!
-	for i in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
-	P=$(cat "$T/port")
-	R=$T/r-$1
-	rm -f "$T/client.log"
-	check "$1: mounted (login accepted by the fake server)" vv_rmount "vv://127.0.0.1:$P" "$R" \
-		--key-file "$T/key" --pin "$FP" --timeout 5
-}
-stop_evil() {
-	for i in 1 2 3 4 5; do fusermount3 -u "$R" 2>/dev/null && break; sleep 1; done
-	grep -q " $R " /proc/mounts && fusermount3 -uz "$R"
-	kill "$EVIL"
-	wait "$EVIL" 2>/dev/null || true
-	EVIL=
+vv_evil_trap
+start_evil() {   # MODE: the fake server answers for $T/plain/seg.npy
+	vv_evil_start "$1" 5 "$T/plain/seg.npy"
 }
 # segments this small are offloaded only when asked to
 export VV_KNN_OFFLOAD_MIN=0
@@ -136,7 +119,7 @@ check "good: the server scanned the segment" grep -q 'offload: 1 of 1 segments s
 check "good: 30 candidates came exact, no row was read back to re-rank" \
 	grep -q 'ranked exactly by the daemon in 1 requests, 0 candidate rows read back' "$T/good.err"
 check "good: output identical to the plain directory's" cmp -s "$T/good.out" "$T/plain.out"
-stop_evil
+vv_evil_stop
 
 start_evil v1
 timeout 120 "$VV_BIN" query "$R" -q "$T/q.npy" -k 10 --stats > "$T/v1.out" 2> "$T/v1.err"
@@ -145,7 +128,7 @@ check "v1 server: offloaded, the tool re-ranks from the rows" \
 	      grep -q " 0 candidates ranked exactly" "$T/v1.err" &&
 	      ! grep -q " 0 candidate rows read back" "$T/v1.err"'
 check "v1 server: output identical to the plain directory's" cmp -s "$T/v1.out" "$T/plain.out"
-stop_evil
+vv_evil_stop
 
 for mode in rowpast nan negative unsorted dup gap badecho flagless; do
 	start_evil $mode
@@ -157,6 +140,6 @@ for mode in rowpast nan negative unsorted dup gap badecho flagless; do
 	check "$mode: output identical to the plain directory's (no garbage)" cmp -s "$T/$mode.out" "$T/plain.out"
 	check "$mode: a message says what was wrong (${WHY[$mode]})" \
 		eval 'grep -q "${WHY[$mode]}" "$T/$mode.err" "$T/client.log"'
-	stop_evil
+	vv_evil_stop
 done
 test_done

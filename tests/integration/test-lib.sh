@@ -273,6 +273,15 @@ vv_umount() {
 	return "$rc"
 }
 
+# vv_cold STORE MNT: unmount, drop the page cache and mount again, so the
+# next reads reach the daemon cold.
+vv_cold() {
+	vv_umount "$2"
+	sync
+	echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+	vv_mount "$1" "$2"
+}
+
 # test_done: print the summary and exit (non-zero if anything failed).
 test_done() {
 	vv_done=1
