@@ -34,6 +34,11 @@ cleanup() {
 	for m in "$R" "$S" "$M"; do fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null; done
 	[ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null
 	sleep 1
+	# The daemons write their anchors as they exit, after the unmount.
+	local p i
+	for p in ${CPID:-} ${SPID:-}; do
+		for i in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	done
 	rm -rf --one-file-system "$W"
 }
 trap cleanup EXIT
