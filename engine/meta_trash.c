@@ -115,16 +115,23 @@ int meta_trash_kids_schema(struct vv_meta *m)
  * query_only (meta_vfs.c) is off for that one statement; the VFS refuses
  * every write to the store's files regardless. */
 static const char kids_temp[] =
-	"PRAGMA query_only=OFF; CREATE TEMP TABLE IF NOT EXISTS trash_kids(id INTEGER PRIMARY KEY);"
-	" PRAGMA query_only=ON;";
+	"PRAGMA query_only=OFF; CREATE TEMP TABLE IF NOT EXISTS trash_kids(id INTEGER PRIMARY KEY);";
 
 bool vv_meta_trash_ready(struct vv_meta *m)
 {
+	int r;
+
 	if (!meta_has_table(m, "trash"))
 		return false;
 	if (meta_has_table(m, "trash_kids"))
 		return true;
-	return meta_readonly(m) && meta_exec(m, kids_temp) == 0;
+	if (!meta_readonly(m))
+		return false;
+	r = meta_exec(m, kids_temp);
+	/* query_only back on whatever happened above. */
+	if (meta_exec(m, "PRAGMA query_only=ON") < 0)
+		r = VV_EIO;
+	return r == 0;
 }
 
 static void blob_str(sqlite3_stmt *s, int col, char *out, size_t cap)
