@@ -41,11 +41,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -133,6 +135,10 @@ struct vv_content {
 	size_t wcap;
 	bool wbusy;
 	bool direct;                             /* write chunks with O_DIRECT (until refused) */
+	/* The full-disk floor (vv_content_set_floor): free bytes every chunk
+	 * write leaves on the store's file system; busy counts the bytes of
+	 * chunk writes in progress, which statvfs may not show yet. */
+	_Atomic uint64_t floor, busy;
 
 	pthread_mutex_t cmu;                     /* ctx table */
 	/* A chunk key while its GCM context is made (VV_KEY_BYTES, secure
@@ -1022,6 +1028,34 @@ static void wbuf_put(struct vv_content *c, uint8_t *p)
 	free(p);
 }
 
+void vv_content_set_floor(struct vv_content *c, uint64_t bytes)
+{
+	if (c)
+		atomic_store(&c->floor, bytes);
+}
+
+/* Claim room for a chunk of total bytes: VV_ENOSPC, before a byte is
+ * written, when the free space less the chunk writes in progress (this
+ * one included) would fall below the floor.  On success the caller gives
+ * the claim back (c->busy) once the chunk is written or has failed.  A
+ * chunk write that fails half way holds its space until it is unlinked;
+ * checking before writing is what keeps the sealer's writes, retried
+ * while the disk is full, out of the space the vault released for its
+ * commits (vault_commit.c, the full-disk reserve). */
+static int room_take(struct vv_content *c, size_t total)
+{
+	uint64_t floor = atomic_load(&c->floor), busy;
+	struct statvfs sv;
+
+	busy = atomic_fetch_add(&c->busy, total) + total;
+	if (!floor || statvfs(c->store, &sv) < 0)
+		return 0;                           /* unknown: the write itself will tell */
+	if ((uint64_t)sv.f_bavail * sv.f_frsize >= floor + busy)
+		return 0;
+	atomic_fetch_sub(&c->busy, total);
+	return VV_ENOSPC;
+}
+
 int vv_content_write_chunk(struct vv_content *c, const uint8_t coll_key[32],
 			   const struct vv_block_in *blocks, size_t n, struct vv_extent *ext)
 {
@@ -1029,7 +1063,7 @@ int vv_content_write_chunk(struct vv_content *c, const uint8_t coll_key[32],
 	char hex[HEX_ID + 1], tmp[PATH_MAX], path[PATH_MAX];
 	uint8_t *key = NULL, *img = NULL;
 	struct vv_gcm *g = NULL;
-	size_t total = VV_CHUNK_HDR_BYTES, off;
+	size_t total = VV_CHUNK_HDR_BYTES, off, claim = 0;
 	int r = VV_EINVAL;
 
 	if (!c || !coll_key || !blocks || !ext || n == 0 || n > VV_CHUNK_MAX_BLOCKS)
@@ -1069,6 +1103,9 @@ int vv_content_write_chunk(struct vv_content *c, const uint8_t coll_key[32],
 		off += (size_t)len + VV_TAG_BYTES;
 	}
 
+	if ((r = room_take(c, total)) < 0)
+		goto out;
+	claim = total;
 	if ((r = ensure_dir(c, id[0], hex)) < 0)
 		goto out;
 	chunk_path(c, id, tmp, sizeof(tmp), true);
@@ -1084,6 +1121,8 @@ out_unlink:
 	vv_os_unlink(tmp);
 	r = vv_err_from_errno(-r);
 out:
+	if (claim)                               /* written, or unlinked again */
+		atomic_fetch_sub(&c->busy, claim);
 	if (r < 0 && ext && n <= VV_CHUNK_MAX_BLOCKS)
 		memset(ext, 0, n * sizeof(*ext));
 	if (img)

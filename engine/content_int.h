@@ -70,6 +70,14 @@ struct vv_extent {
 int vv_content_write_chunk(struct vv_content *c, const uint8_t coll_key[32],
 			   const struct vv_block_in *blocks, size_t n, struct vv_extent *ext);
 
+/* Keep at least `bytes` free on the store's file system: from then on a
+ * chunk write that would leave less (counting the other chunk writes in
+ * progress) fails with VV_ENOSPC before it writes anything.  The vault sets
+ * it to twice its full-disk reserve, so that its own write-back never
+ * takes the room its commits need (DESIGN invariant 6).  0 (the default):
+ * no floor. */
+void vv_content_set_floor(struct vv_content *c, uint64_t bytes);
+
 /* Whether chunks are written with O_DIRECT (true from open until the
  * STORE's file system refuses it once, at open or at write; then every chunk
  * goes through the page cache, which is also how chunks under 256 KiB and

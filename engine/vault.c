@@ -314,6 +314,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	if ((r = vv_content_open(dir, o->cache_bytes ? o->cache_bytes : VV_CONTENT_DEFAULT_CACHE,
 				 &v->content)) < 0 || (r = vault_data_sealer_start(v)) < 0)
 		goto fail;
+	vv_content_set_floor(v->content, 2ull * v->cm.reserve);
 	if (!(o->flags & VV_VAULT_READONLY)) {
 		if ((r = vv_meta_upgrade(v->meta)) < 0 || (r = recover_orphans(v)) < 0 ||
 		    (r = vault_snap_recover(v)) < 0 ||

@@ -159,6 +159,31 @@ bool vault_space_tight(struct vv_vault *v)
 	return v->cm.tight_free < need;
 }
 
+/* Room for the next commits inside the WAL file itself: at least
+ * v->cm.reserve bytes allocated past its end (fallocate KEEP_SIZE, so
+ * SQLite sees the same size), topped up after a durable commit once less
+ * than half is left.  Frames written there need no free space, so a
+ * commit still fits when the disk filled while the reserve file was
+ * already released and not yet made again (nobody else can take this
+ * room; a commit that fails is rolled back by SQLite and the vault then
+ * refuses further writes).  When the disk is full the top-up fails
+ * quietly and the next commits use what is left.  SQLite's
+ * journal_size_limit truncation frees it with the file's tail; the next
+ * commit allocates it again. */
+static void wal_headroom(struct vv_vault *v)
+{
+	struct stat st;
+	uint64_t alloc;
+	int fd;
+
+	if ((fd = vv_meta_wal_fd(v->meta)) < 0 || vv_os_fstat(fd, &st) < 0)
+		return;
+	alloc = (uint64_t)st.st_blocks * 512;
+	if (alloc >= (uint64_t)st.st_size + v->cm.reserve / 2)
+		return;
+	vv_os_fallocate(fd, FALLOC_FL_KEEP_SIZE, st.st_size, v->cm.reserve);
+}
+
 /* --- commits ---------------------------------------------------------------- */
 
 void vault_unlink_later(struct vv_vault *v, const uint8_t id[VV_CHUNK_ID_BYTES])
@@ -326,6 +351,7 @@ static int commit(struct vv_vault *v, bool anchor, bool unlock)
 	 * commit another thread wrote and is still syncing. */
 	if ((r = sync_to(v, v->cm.written, unlock)) < 0)
 		return r;
+	wal_headroom(v);
 	if (!anchor)
 		return 0;
 	if (v->cm.anchor_lags)

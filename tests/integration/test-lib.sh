@@ -291,11 +291,18 @@ test_done() {
 	exit 1
 }
 
+# Where errexit stopped a script: vv_cleanup prints it (CI shows only the
+# test's output, so a bare "stopped early" named no cause).
+vv_errat=
+set -E
+trap 'vv_errat="line $LINENO (status $?): $BASH_COMMAND"' ERR
+
 vv_cleanup() {
 	local rc=$? mnt pidf pid
 	set +e
 	if [ "$vv_done" -eq 0 ]; then
 		echo "# test script stopped early (exit status $rc)"
+		[ -n "$vv_errat" ] && echo "# errexit at $vv_errat"
 		vv_failed=$((vv_failed + 1))
 		echo "1..$((vv_passed + vv_failed))"
 		echo "# $vv_passed passed, $vv_failed failed"

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -426,6 +427,31 @@ static void test_sync(void)
 		is_int(vv_content_list_all(c, list_cb, junk_cb, &l), 0, "list after ENOSPC");
 		is_int(l.n, 3, "only the 3 complete chunks listed");
 		is_int(l.junk, 0, "no junk");
+	}
+	/* The full-disk floor: a chunk that would leave less free than the
+	 * floor is refused before a byte is written (no write call at all:
+	 * a write that failed half way would hold the space the vault's
+	 * commits need until it is unlinked). */
+	{
+		struct statvfs sv;
+		struct vv_extent e[1];
+		struct vv_block_in one = { obj_a, 0, blk[0], blen[0] };
+		uint64_t fb = statvfs(store, &sv) == 0 ? (uint64_t)sv.f_bavail * sv.f_frsize : 0;
+		int nbefore = count_files(store);
+
+		ok(fb > 0, "statvfs of the store");
+		vv_content_set_floor(c, fb + (1ull << 30));
+		os_fault_set(OSF_PWRITE, (struct os_fault){ .err = EIO, .path_has = "/chunks/" });
+		is_int(vv_content_write_chunk(c, key1, &one, 1, e), VV_ENOSPC,
+		       "free space below the floor -> VV_ENOSPC");
+		os_fault_clear(OSF_PWRITE);
+		is_int(count_files(store), nbefore, "floor: no file left behind");
+		ok(all_zero((uint8_t *)e, sizeof(e)), "floor: extent zeroed");
+		vv_content_set_floor(c, fb > (64ull << 20) ? fb - (64ull << 20) : 1);
+		is_int(vv_content_write_chunk(c, key1, &one, 1, e), fb > (64ull << 20) ? 0 : VV_ENOSPC,
+		       "free space above floor + chunk -> written");
+		vv_content_set_floor(c, 0);
+		is_int(vv_content_write_chunk(c, key1, &one, 1, e), 0, "floor 0: no check");
 	}
 	vv_content_close(c);
 	os_fault_uninstall();
