@@ -73,7 +73,7 @@ done
 SP=$(cat "$PIDF")
 kill -9 "$SP"
 for i in $(seq 1 100); do kill -0 "$SP" 2>/dev/null || break; sleep 0.1; done
-fusermount3 -uz "$M"
+fusermount3 -uz "$M" || umount -l "$M"
 awk -F '\t' -v m="$M" '$1 != m' "$VV_MOUNTS" > "$VV_MOUNTS.new" && mv "$VV_MOUNTS.new" "$VV_MOUNTS"
 sleep 1
 check "server restarted on the same port" server
@@ -91,7 +91,8 @@ wait "$CP" 2>/dev/null
 check "fsync'ed data intact through the reconnected mount" cmp "$T/a" "$R/a"
 check "... and on the server" cmp "$T/a" "$M/coll/a"
 touch "$T/held.go"
-wait "$HELD"
+# its verdict is in held.out (a reader that died leaves none: the check fails)
+wait "$HELD" || echo "# the held reader exited with status $?"
 check "a file open across the restart still reads the same bytes" test "$(cat "$T/held.out")" = same
 check "a path deep in the tree after the reconnect" test "$(cat "$R/d/e/f")" = deep
 check "new files after the reconnect" sh -c "echo new > '$R/d/new' && test \"\$(cat '$M/coll/d/new')\" = new"
@@ -100,7 +101,7 @@ check "the client logged the reconnect" grep -q "remote: reconnected" "$T/client
 # --- SIGSTOP: fail within the timeout, recover after SIGCONT ---
 SP=$(cat "$PIDF")
 kill -STOP "$SP"
-got=$(timeout 120 "$PY" -c "$VV_PYOP" listdir "$R/d/e" 2>&1)
+got=$(timeout 120 "$PY" -c "$VV_PYOP" listdir "$R/d/e" 2>&1) || got="$got (exit $?)"
 check "server stopped: a request fails with ENOTCONN (got $got), not a hang" test "$got" = ENOTCONN
 kill -CONT "$SP"
 check "after SIGCONT the mount works again" sh -c "
@@ -111,7 +112,7 @@ check "... and writes" sh -c "echo after > '$R/after' && test \"\$(cat '$M/coll/
 check "key revoke while mounted" "$VV_BIN" key revoke "$KID" "$M"
 got=ENOTCONN
 for i in $(seq 1 100); do
-	got=$("$PY" -c "$VV_PYOP" create "$R/after-revoke$i")
+	got=$("$PY" -c "$VV_PYOP" create "$R/after-revoke$i") || got="$got (exit $?)"
 	[ "$got" = EACCES ] && break
 	sleep 0.1
 done
