@@ -423,6 +423,13 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /* ---- files ------------------------------------------------------------------ */
 
+/* A write-only handle bypasses the page cache (FOPEN_DIRECT_IO); see
+ * docs/design.md "Small files: requests per file". */
+static int write_only(int flags)
+{
+	return (flags & O_ACCMODE) == O_WRONLY;
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct vv_fs *fs = FS(req);
@@ -443,7 +450,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	fi->keep_cache = keep;
-	fi->direct_io = 0;
+	fi->direct_io = write_only(flags);
 	/* No FLUSH at close of a read-only handle: it has no data or write
 	 * error of its own to hand over, and a round trip per close was a
 	 * third of the cost of a query over many small segments (docs/query.md
@@ -478,7 +485,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	attr_to_entry(&a, &e);
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	fi->keep_cache = 0;
-	fi->direct_io = 0;
+	fi->direct_io = write_only(fi->flags);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		vv_vault_release(fs->v, fh);
 		vv_vault_forget(fs->v, a.ino, 1);
