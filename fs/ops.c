@@ -423,8 +423,14 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /* ---- files ------------------------------------------------------------------ */
 
-/* A write-only handle bypasses the page cache (FOPEN_DIRECT_IO); see
- * docs/design.md "Small files: requests per file". */
+/* A write-only handle bypasses the page cache (FOPEN_DIRECT_IO): the
+ * kernel's cached write path asks the daemon for security.capability
+ * before every write(2) (file_remove_privs), the direct path does not, and
+ * the engine drops setuid/setgid and capabilities at each write itself.
+ * Such a handle can neither read nor be mapped; the kernel invalidates
+ * the written range of other handles' cached pages.  Not O_RDWR: direct
+ * I/O would refuse its shared mappings (docs/design.md "Small files:
+ * requests per file"). */
 static int write_only(int flags)
 {
 	return (flags & O_ACCMODE) == O_WRONLY;
