@@ -57,6 +57,34 @@ if sorted(int(x) for x in lines) != list(range(300)): sys.exit("appends lost or 
 print("ok")'
 check "O_APPEND through three write-only handles loses nothing" "$PY" -c "$APP" "$M/c/app"
 
+# --- other ways into a write-only handle: writev, pwritev, sendfile,
+# copy_file_range ------------------------------------------------------------
+WAYS='
+import os, sys
+d, src = sys.argv[1], sys.argv[2]
+data = open(src, "rb").read()
+def wo(n): return os.open(os.path.join(d, n), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+fd = wo("writev"); os.writev(fd, [data[:5000], data[5000:70000], data[70000:]]); os.close(fd)
+fd = wo("pwritev"); os.pwritev(fd, [data[:100], data[100:]], 0); os.close(fd)
+s = os.open(src, os.O_RDONLY)
+fd = wo("sendfile"); off = 0
+while off < len(data): off += os.sendfile(fd, s, off, len(data) - off)
+os.close(fd)
+with open(os.path.join(d, "src"), "wb") as f: f.write(data)
+s2 = os.open(os.path.join(d, "src"), os.O_RDONLY)     # same mount: no EXDEV
+fd = wo("cfr"); off = 0
+while off < len(data):
+    n = os.copy_file_range(s2, fd, len(data) - off, off, off)
+    if n == 0: break
+    off += n
+os.close(fd)
+bad = [n for n in ("writev", "pwritev", "sendfile", "cfr") if open(os.path.join(d, n), "rb").read() != data]
+sys.exit("differ: " + " ".join(bad) if bad else 0)'
+head -c 300001 /dev/urandom > "$T/ways.src"
+mkdir "$M/c/ways"
+check "writev, pwritev, sendfile and copy_file_range into write-only handles" \
+	"$PY" -c "$WAYS" "$M/c/ways" "$T/ways.src"
+
 # --- odd sizes, read back warm and cold --------------------------------------
 SIZES="0 1 4095 4097 65535 65536 65537 200001 1048577 4194305"
 MK='
