@@ -5,7 +5,8 @@
 # What must not change: readers holding cached pages (read handle, shared
 # mapping) see a write-only handle's bytes at once; O_APPEND from several
 # writers loses nothing; odd sizes across the inline limit and 64 KiB
-# blocks read back exactly, warm and cold; setuid/setgid and a capability
+# blocks read back exactly, warm and cold; writev, pwritev, sendfile and
+# copy_file_range write the same bytes; setuid/setgid and a capability
 # still go at a write by another user through such a handle (the daemon's
 # job, the kernel no longer asks); an O_WRONLY handle cannot be mapped or
 # read, also when passed to nobody; and the FUSE requests of a tar -x are
