@@ -670,6 +670,13 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	}
 	fs_ident_get(&fs->ident, req, &rc);
 	n = vv_vault_write(fs->v, &rc.c, FH(fi), buf, size, (uint64_t)off);
+	if (n > 0 && fi->direct_io && vv_vault_file_shared(fs->v, FH(fi))) {
+		/* The kernel dropped other handles' cached pages of the range
+		 * before sending this write, but a read racing it may have
+		 * cached the old bytes again meanwhile: drop them once more
+		 * (the notifier thread sends it, never a handler). */
+		fs_notifier_queue(&fs->notify, ino, NULL);
+	}
 	if (n < 0)
 		reply_err(req, (int)n);
 	else
