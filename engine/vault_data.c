@@ -1047,6 +1047,18 @@ void vv_vault_read_vec_done(struct vv_vault *v, struct vv_read_vec *rv)
 	rv->n = 0;
 }
 
+bool vv_vault_file_shared(struct vv_vault *v, const struct vv_file *fh)
+{
+	bool shared;
+
+	if (!fh || !fh->n)
+		return false;
+	pthread_mutex_lock(&v->mu);
+	shared = fh->n->nopen > 1;
+	pthread_mutex_unlock(&v->mu);
+	return shared;
+}
+
 ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		       const void *buf, size_t size, uint64_t off)
 {

@@ -148,6 +148,8 @@ struct vv_fs {
 	struct notifier notify;
 	const struct vv_fs_opts *o;
 	struct fs_ra ra;                 /* the mount's read-ahead window */
+	bool wo_direct;                  /* write-only handles bypass the page
+					  * cache (ops.c write_only) */
 };
 
 /* readahead.c: the mount's kernel read-ahead window (a local mount's and

@@ -104,6 +104,8 @@ static void want(struct fuse_conn_info *conn, unsigned cap)
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct vv_fs *fs = userdata;
+
 	/* The engine applies the umask itself (default ACLs override it). */
 	want(conn, FUSE_CAP_DONT_MASK);
 	/* Setuid/setgid clearing on write/truncate/chown is the engine's job. */
@@ -127,10 +129,17 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->max_readahead > (1u << 20) || conn->max_readahead == 0)
 		conn->max_readahead = 1u << 20;
 	conn->time_gran = 1;
+	/* Direct writes invalidate other handles' cached pages of the range
+	 * since FUSE 7.39 (Linux 6.6); before, a reader would keep stale
+	 * pages, so write-only handles stay in the page cache there. */
+	fs->wo_direct = conn->proto_major > 7 || (conn->proto_major == 7 && conn->proto_minor >= 39);
+	if (!fs->wo_direct)
+		vv_log(VV_LOG_INFO, "fs: FUSE %u.%u: write-only handles use the page cache "
+		       "(direct writes need 7.39 to keep readers' pages right)",
+		       conn->proto_major, conn->proto_minor);
 	vv_log(VV_LOG_INFO, "fs: FUSE %u.%u, capable 0x%x, want 0x%x, max_write %u, "
 	       "max_readahead %u", conn->proto_major, conn->proto_minor, conn->capable,
 	       conn->want, conn->max_write, conn->max_readahead);
-	(void)userdata;
 }
 
 static void fs_destroy(void *userdata)
@@ -423,6 +432,19 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /* ---- files ------------------------------------------------------------------ */
 
+/* A write-only handle bypasses the page cache (FOPEN_DIRECT_IO): the
+ * kernel's cached write path asks the daemon for security.capability
+ * before every write(2) (file_remove_privs), the direct path does not, and
+ * the engine drops setuid/setgid and capabilities at each write itself.
+ * Such a handle can neither read nor be mapped; the kernel invalidates
+ * the written range of other handles' cached pages (FUSE 7.39 and later:
+ * fs_init sets wo_direct).  Not O_RDWR: direct I/O would refuse its
+ * shared mappings (docs/design.md "Small files: requests per file"). */
+static int write_only(const struct vv_fs *fs, int flags)
+{
+	return fs->wo_direct && (flags & O_ACCMODE) == O_WRONLY;
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct vv_fs *fs = FS(req);
@@ -443,7 +465,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	fi->keep_cache = keep;
-	fi->direct_io = 0;
+	fi->direct_io = write_only(fs, flags);
 	/* No FLUSH at close of a read-only handle: it has no data or write
 	 * error of its own to hand over, and a round trip per close was a
 	 * third of the cost of a query over many small segments (docs/query.md
@@ -478,7 +500,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	attr_to_entry(&a, &e);
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	fi->keep_cache = 0;
-	fi->direct_io = 0;
+	fi->direct_io = write_only(fs, fi->flags);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		vv_vault_release(fs->v, fh);
 		vv_vault_forget(fs->v, a.ino, 1);
@@ -648,6 +670,13 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	}
 	fs_ident_get(&fs->ident, req, &rc);
 	n = vv_vault_write(fs->v, &rc.c, FH(fi), buf, size, (uint64_t)off);
+	if (n > 0 && fi->direct_io && vv_vault_file_shared(fs->v, FH(fi))) {
+		/* The kernel dropped other handles' cached pages of the range
+		 * before sending this write, but a read racing it may have
+		 * cached the old bytes again meanwhile: drop them once more
+		 * (the notifier thread sends it, never a handler). */
+		fs_notifier_queue(&fs->notify, ino, NULL);
+	}
 	if (n < 0)
 		reply_err(req, (int)n);
 	else

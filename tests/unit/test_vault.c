@@ -546,6 +546,15 @@ static void test_handles_and_links(void)
 	is_int(vv_vault_open_file(v, &nobody_c, sec, 3, &fh, &kc), VV_EACCES,
 	       "mode 3 needs read and write permission");
 	is_int(vv_vault_open_file(v, &nobody_c, shared, 3, &fh, &kc), 0, "mode 3 on a 0666 file opens");
+	ok(!vv_vault_file_shared(v, fh), "one handle: not shared");
+	{
+		struct vv_file *fh2;
+		is_int(vv_vault_open_file(v, &root_c, shared, O_WRONLY, &fh2, &kc), 0, "a second handle");
+		ok(vv_vault_file_shared(v, fh) && vv_vault_file_shared(v, fh2), "two handles: shared");
+		is_int(vv_vault_release(v, fh2), 0, "release the second");
+		ok(!vv_vault_file_shared(v, fh), "one handle again: not shared");
+		ok(!vv_vault_file_shared(v, NULL), "no handle: not shared");
+	}
 	is_int((int)vv_vault_read(v, fh, b, sizeof(b), 0), VV_EBADF, "a mode-3 handle does not read");
 	is_int((int)vv_vault_write(v, &nobody_c, fh, "x", 1, 0), VV_EBADF, "nor write");
 	is_int(vv_vault_fallocate(v, &nobody_c, fh, 0, 0, 100), VV_EBADF, "nor fallocate");

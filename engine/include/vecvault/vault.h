@@ -254,6 +254,10 @@ void vv_vault_read_vec_done(struct vv_vault *v, struct vv_read_vec *rv);
 /* Returns bytes written or error.  O_APPEND handles write at EOF. */
 ssize_t vv_vault_write(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		       const void *buf, size_t size, uint64_t off);
+/* Whether the file open as fh is open through another handle too (the
+ * FUSE layer then drops the kernel's cached pages after a write that
+ * bypassed them). */
+bool vv_vault_file_shared(struct vv_vault *v, const struct vv_file *fh);
 int vv_vault_flush(struct vv_vault *v, struct vv_file *fh);
 int vv_vault_fsync(struct vv_vault *v, struct vv_file *fh, bool datasync);
 /* Writes the per-handle audit summary (bytes and counts). */
