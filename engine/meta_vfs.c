@@ -269,6 +269,8 @@ static int open_page(const struct mfile *f, uint8_t *buf, const struct region *r
  * short by end of file is an error in the main db (fail closed) and absent
  * in the WAL (a torn last frame, which SQLite's recovery ignores).
  */
+static const uint8_t zero_tag[VV_TAG_BYTES];
+
 static int load_page(struct mfile *f, const struct region *r, bool *present)
 {
 	int64_t at = f->wal ? r->frame : r->start;
@@ -287,6 +289,12 @@ static int load_page(struct mfile *f, const struct region *r, bool *present)
 		vv_log(VV_LOG_ERR, "meta.db: snapshot file %s: page %u %s (its record has %u pages): "
 		       "truncated or replaced", f->name, r->pgno,
 		       r->pgno > f->ntags ? "lies past its end" : "is missing or cut short", f->ntags);
+		return SQLITE_IOERR_AUTH;
+	}
+	if (f->tags && vv_memeq_ct(f->tags + (size_t)(r->pgno - 1) * VV_TAG_BYTES, zero_tag, VV_TAG_BYTES)) {
+		memset(f->pg, 0, want);
+		vv_log(VV_LOG_ERR, "meta.db: snapshot file %s: page %u was free when copied and is not "
+		       "in it; no reader opens a free page (a damaged B-tree names it?)", f->name, r->pgno);
 		return SQLITE_IOERR_AUTH;
 	}
 	if (f->tags && !vv_memeq_ct(f->pg + f->psz - VV_TAG_BYTES,
@@ -1346,9 +1354,11 @@ static void mac_end(struct vv_mac_state *st, uint64_t size, uint8_t mac[VV_MAC_B
  * Read fd from 0 to its end, writing each piece to out (>= 0), into the
  * MAC st (if any), and the tag of each page of psz bytes into tags (room
  * for ntags; more pages than that fail: the file grew while copied).
+ * Pages set in the bitmap skip (1-based) are not written (holes) and get a
+ * zero tag.
  */
 static int pump(int fd, int out, struct vv_mac_state *st, uint8_t *tags, uint32_t ntags, uint32_t psz,
-		uint64_t *size, const char *name)
+		const uint8_t *skip, uint64_t *size, const char *name)
 {
 	uint8_t *buf = malloc(COPY_BUF);
 	int64_t off = 0;
@@ -1367,12 +1377,29 @@ static int pump(int fd, int out, struct vv_mac_state *st, uint8_t *tags, uint32_
 				r = VV_EIO;
 				goto out;
 			}
-			memcpy(tags + (pg - 1) * VV_TAG_BYTES, buf + p - VV_TAG_BYTES, VV_TAG_BYTES);
+			if (skip && skip[pg / 8] & (1u << (pg % 8)))
+				memset(tags + (pg - 1) * VV_TAG_BYTES, 0, VV_TAG_BYTES);
+			else
+				memcpy(tags + (pg - 1) * VV_TAG_BYTES, buf + p - VV_TAG_BYTES, VV_TAG_BYTES);
 		}
-		if (out >= 0 && (r = vv_os_pwrite_full(out, buf, (size_t)n, off)) < 0) {
-			vv_log(VV_LOG_ERR, "meta.db: write %s: %s", name, strerror(-r));
-			r = r == -ENOSPC ? VV_ENOSPC : VV_EIO;
-			goto out;
+		/* The runs of pages to keep (all of them without skip). */
+		for (ssize_t a = 0, b; out >= 0 && a < n; a = b) {
+			uint64_t pg = (uint64_t)(off + a) / psz + 1;
+			if (skip && a + (ssize_t)psz <= n && skip[pg / 8] & (1u << (pg % 8))) {
+				b = a + psz;
+				continue;
+			}
+			for (b = a + psz; b < n && !(skip && b + (ssize_t)psz <= n &&
+					       skip[((uint64_t)(off + b) / psz + 1) / 8] &
+					       (1u << (((uint64_t)(off + b) / psz + 1) % 8))); b += psz)
+				;
+			if (b > n)
+				b = n;
+			if ((r = vv_os_pwrite_full(out, buf + a, (size_t)(b - a), off + a)) < 0) {
+				vv_log(VV_LOG_ERR, "meta.db: write %s: %s", name, strerror(-r));
+				r = r == -ENOSPC ? VV_ENOSPC : VV_EIO;
+				goto out;
+			}
 		}
 		off += n;
 		/* Start the disk writes while copying: the caller's fsync
@@ -1390,12 +1417,72 @@ out:
 	return r;
 }
 
+/* Open page pg of the main file fd into buf (psz bytes). */
+static int read_open(int fd, const uint8_t *keys, uint32_t psz, const char *name, uint32_t pg, uint8_t *buf)
+{
+	struct mfile f = { .psz = psz, .keys = (uint8_t *)keys, .name = (char *)name };
+	struct region rg = { .kind = R_PAGE, .start = (int64_t)(pg - 1) * psz, .len = psz, .frame = -1,
+			     .pgno = pg };
+
+	if (vv_os_pread_full(fd, buf, psz, rg.start) != (ssize_t)psz)
+		return VV_EIO;
+	return open_page(&f, buf, &rg, NULL) == SQLITE_OK ? 0 : VV_ECORRUPT;
+}
+
+/*
+ * The free leaf pages of the main file fd (np pages), from the freelist
+ * its page 1 heads (https://www.sqlite.org/fileformat2.html#the_freelist):
+ * a bitmap by page number into *skip (malloc), and their count.  Trunk
+ * pages stay (few).  Anything unexpected: 0 and no bitmap (all copied).
+ */
+static uint32_t free_pages(int fd, const uint8_t *keys, uint32_t psz, uint32_t np, const char *name,
+			   uint8_t **skip)
+{
+	uint8_t *pg = malloc(psz), *map = calloc((size_t)np / 8 + 1, 1);
+	uint32_t trunk, total, n = 0, cap = (psz - RESERVE) / 4 - 2, guard = 0;
+
+	*skip = NULL;
+	if (!pg || !map || read_open(fd, keys, psz, name, 1, pg) < 0)
+		goto none;
+	trunk = vv_get_be32(pg + 32);
+	total = vv_get_be32(pg + 36);
+	while (trunk && n < total) {
+		uint32_t leaves;
+		if (trunk > np || ++guard > np || read_open(fd, keys, psz, name, trunk, pg) < 0)
+			goto none;
+		leaves = vv_get_be32(pg + 4);
+		if (leaves > cap)
+			goto none;
+		for (uint32_t i = 0; i < leaves; i++) {
+			uint32_t leaf = vv_get_be32(pg + 8 + 4 * (size_t)i);
+			if (leaf < 2 || leaf > np || leaf == trunk)
+				goto none;
+			if (!(map[leaf / 8] & (1u << (leaf % 8))))
+				n++;
+			map[leaf / 8] |= (uint8_t)(1u << (leaf % 8));
+		}
+		trunk = vv_get_be32(pg);
+	}
+	if (n == 0)
+		goto none;
+	vv_memzero(pg, psz);
+	free(pg);
+	*skip = map;
+	return n;
+none:
+	if (pg)
+		vv_memzero(pg, psz);
+	free(pg);
+	free(map);
+	return 0;
+}
+
 int vv_metavfs_copy(sqlite3 *db, const char *dst, uint8_t **tags, uint32_t *npages)
 {
 	struct stat sb;
-	uint8_t *keys = NULL, *t = NULL;
+	uint8_t *keys = NULL, *t = NULL, *skip = NULL;
 	char *src = NULL;
-	uint32_t psz, np = 0;
+	uint32_t psz, np = 0, nfree;
 	uint64_t size = 0;
 	int in = -1, out = -1, r;
 
@@ -1428,8 +1515,18 @@ int vv_metavfs_copy(sqlite3 *db, const char *dst, uint8_t **tags, uint32_t *npag
 		r = out == -EEXIST ? VV_EEXIST : out == -ENOSPC ? VV_ENOSPC : VV_EIO;
 		goto out;
 	}
-	if ((r = pump(in, out, NULL, t, np, psz, &size, dst)) < 0)
+	/* Free pages stay out of the copy (holes): no reader opens them. */
+	nfree = free_pages(in, keys, psz, np, src, &skip);
+	if ((r = pump(in, out, NULL, t, np, psz, skip, &size, dst)) < 0)
 		goto out;
+	if (size == (uint64_t)np * psz && (r = vv_os_ftruncate(out, (off_t)size)) < 0) {
+		vv_log(VV_LOG_ERR, "meta.db: truncate %s: %s", dst, strerror(-r));
+		r = r == -ENOSPC ? VV_ENOSPC : VV_EIO;
+		goto out;
+	}
+	if (nfree)
+		vv_log(VV_LOG_INFO, "meta.db: %s: %u of its %u pages free in meta.db, left out",
+		       dst, nfree, np);
 	if (size != (uint64_t)np * psz) {
 		vv_log(VV_LOG_ERR, "meta.db: %s changed size while copied (%llu bytes, then %llu)", src,
 		       (unsigned long long)sb.st_size, (unsigned long long)size);
@@ -1440,6 +1537,7 @@ int vv_metavfs_copy(sqlite3 *db, const char *dst, uint8_t **tags, uint32_t *npag
 	*npages = np;
 	t = NULL;
 out:
+	free(skip);
 	if (in >= 0)
 		vv_os_close(in);
 	if (out >= 0)
@@ -1475,7 +1573,7 @@ int vv_metavfs_open_copy(sqlite3 *db, const char *path, uint32_t tag, const uint
 			goto out;
 		}
 		mac_start(&st, keys, tag);
-		if ((r = pump(fd, -1, &st, NULL, 0, psz, &size, path)) < 0)
+		if ((r = pump(fd, -1, &st, NULL, 0, psz, NULL, &size, path)) < 0)
 			goto out;
 		mac_end(&st, size, got);
 		if (!vv_memeq_ct(got, mac, VV_MAC_BYTES)) {
