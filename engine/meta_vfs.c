@@ -1449,14 +1449,14 @@ static uint32_t free_pages(int fd, const uint8_t *keys, uint32_t psz, uint32_t n
 	while (trunk && n < total) {
 		uint32_t leaves;
 		if (trunk > np || ++guard > np || read_open(fd, keys, psz, name, trunk, pg) < 0)
-			goto none;
+			goto bad;
 		leaves = vv_get_be32(pg + 4);
 		if (leaves > cap)
-			goto none;
+			goto bad;
 		for (uint32_t i = 0; i < leaves; i++) {
 			uint32_t leaf = vv_get_be32(pg + 8 + 4 * (size_t)i);
 			if (leaf < 2 || leaf > np || leaf == trunk)
-				goto none;
+				goto bad;
 			if (!(map[leaf / 8] & (1u << (leaf % 8))))
 				n++;
 			map[leaf / 8] |= (uint8_t)(1u << (leaf % 8));
@@ -1469,6 +1469,9 @@ static uint32_t free_pages(int fd, const uint8_t *keys, uint32_t psz, uint32_t n
 	free(pg);
 	*skip = map;
 	return n;
+bad:
+	vv_log(VV_LOG_WARN, "meta.db: %s: its freelist does not parse (page %u); copying every page",
+	       name, trunk);
 none:
 	if (pg)
 		vv_memzero(pg, psz);
