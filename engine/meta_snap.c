@@ -1364,8 +1364,9 @@ int vv_meta_snap_file_bytes(struct vv_meta *m, uint64_t *bytes)
 		return VV_EIO;
 	while ((r = meta_row(m, s)) == 0)
 		if (vv_meta_snap_file_path(m, (uint32_t)sqlite3_column_int64(s, 0), path, sizeof(path)) == 0 &&
-		    vv_os_stat(path, &st) == 0)
-			*bytes += (uint64_t)st.st_size;
+		    vv_os_stat(path, &st) == 0)      /* the disk it takes: free pages are holes */
+			*bytes += (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size ?
+				  (uint64_t)st.st_blocks * 512 : (uint64_t)st.st_size;
 	sqlite3_reset(s);
 	return r == VV_ENOENT ? 0 : r;
 }
