@@ -131,6 +131,7 @@ static const struct meta_feature features[] = {
 	{ "roles", meta_role_schema },
 	{ "snap_colls", meta_snap_schema },
 	{ "snap_files", meta_snap_file_schema },
+	{ "snap_tags", meta_snap_tags_schema },
 	{ "users", meta_user_schema },
 	{ "coll_admins", meta_grant_schema },
 	{ "trash", meta_trash_schema },

@@ -269,19 +269,25 @@ struct vv_snap_row {
  *    taken (pending ones too); VV_ENOSPC: ids or inode numbers past the
  *    virtual-number scheme.  out gets id, name, times (no counts yet).
  * 2. after that commit, with no transaction open: vv_meta_snap_copy
- *    checkpoints the WAL and copies meta.db to snapshots/ID.db (mac: its
- *    keyed hash).  The caller fsyncs the file and the directory
- *    (vv_meta_snap_file_path; id 0: the directory).
+ *    checkpoints the WAL and copies meta.db to snapshots/ID.db (tags: the
+ *    tag of each of its pages; free with vv_meta_snap_tags_free).  The
+ *    caller fsyncs the file and the directory (vv_meta_snap_file_path;
+ *    id 0: the directory).
  * 3. vv_meta_snap_scan (no lock), then vv_meta_snap_ready in a
- *    transaction: records the mac, makes the snapshot visible, with its
- *    file counts and collections; out: its row.
+ *    transaction: records the tags (snap_tags), makes the snapshot
+ *    visible, with its file counts and collections; out: its row.
  * A crash before 3's commit leaves a pending snapshot: vv_meta_snap_recover
  * (read-write open, in a transaction) drops it and its references
  * (freed as in delete), and after that commit vv_meta_snap_sweep removes
  * every file under snapshots/ that no ready snapshot owns. */
 int vv_meta_snap_create(struct vv_meta *m, const char *name, int64_t now, uint32_t uid,
 			uint32_t flags, struct vv_snap_row *out);
-int vv_meta_snap_copy(struct vv_meta *m, uint32_t id, uint8_t mac[32]);
+struct vv_snap_tags {
+	uint8_t *tags;                       /* 16 bytes per page, in page order */
+	uint32_t npages;
+};
+int vv_meta_snap_copy(struct vv_meta *m, uint32_t id, struct vv_snap_tags *tags);
+void vv_meta_snap_tags_free(struct vv_snap_tags *tags);
 int vv_meta_snap_file_path(struct vv_meta *m, uint32_t id, char *buf, size_t cap);
 /* 3a, without the vault's lock: the file counts, bytes and collections of
  * snapshot id's file at path (vv_meta_snap_file_path), read on a
@@ -291,9 +297,10 @@ struct vv_snap_scan {
 	uint32_t *colls;
 	size_t ncolls;
 };
-int vv_meta_snap_scan(struct vv_meta *m, uint32_t id, const char *path, struct vv_snap_scan *out);
+int vv_meta_snap_scan(struct vv_meta *m, uint32_t id, const char *path, const struct vv_snap_tags *tags,
+		      struct vv_snap_scan *out);
 void vv_meta_snap_scan_free(struct vv_snap_scan *sc);
-int vv_meta_snap_ready(struct vv_meta *m, uint32_t id, const uint8_t mac[32],
+int vv_meta_snap_ready(struct vv_meta *m, uint32_t id, const struct vv_snap_tags *tags,
 		       const struct vv_snap_scan *scan, struct vv_snap_row *out);
 int vv_meta_snap_recover(struct vv_meta *m, void (*freed)(void *ctx, const uint8_t *chunk), void *ctx,
 			 uint32_t *dropped);

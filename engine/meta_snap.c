@@ -682,11 +682,15 @@ int meta_snap_root_name(struct vv_meta *m, uint64_t vino, uint64_t *parent, char
  * (vv_metavfs_copy): its rows are the live tables of that copy, read
  * through a read-only connection of their own with the live queries.
  * meta.db keeps, per such snapshot:
- *   snap_files(snap PK, state 0 pending / 1 ready, mac)   the copy's MAC
+ *   snap_files(snap PK, state 0 pending / 1 ready, mac)   mac: the whole
+ *                          file's keyed hash (older builds), NULL with tags
+ *   snap_tags(snap PK, tags)                  the tag of each page, 16 bytes
+ *                          each in page order (this build; the VFS checks
+ *                          every page read against it)
  *   snap_chunks(snap, chunk) PK                           its references
  * plus its snaps row and snap_colls rows, as before.  A pending snapshot
- * (its file not yet synced and checked) is hidden, and dropped with its
- * references at the next read-write open (vv_meta_snap_recover).
+ * (its file not yet synced) is hidden, and dropped with its references at
+ * the next read-write open (vv_meta_snap_recover).
  */
 static const char file_schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS snap_files(snap INTEGER PRIMARY KEY, state INTEGER NOT NULL,"
@@ -699,6 +703,12 @@ int meta_snap_file_schema(struct vv_meta *m)
 	return meta_exec(m, file_schema_sql);
 }
 
+int meta_snap_tags_schema(struct vv_meta *m)
+{
+	return meta_exec(m, "CREATE TABLE IF NOT EXISTS snap_tags(snap INTEGER PRIMARY KEY,"
+			 " tags BLOB NOT NULL);");
+}
+
 static const char q_f_kind[] = "SELECT state, mac FROM snap_files WHERE snap=?1";
 static const char q_f_add[] = "INSERT INTO snap_files(snap, state, mac) VALUES(?1, 0, NULL)";
 /* Every collection until the snapshot is ready (a superset, so that no
@@ -707,7 +717,10 @@ static const char q_f_colls[] = "INSERT INTO snap_colls SELECT ?1, id FROM colls
 static const char q_f_chunks[] = "INSERT INTO snap_chunks SELECT DISTINCT ?1, chunk FROM extents";
 static const char q_f_ref[] = "UPDATE chunks SET refs=refs+1 WHERE id IN"
 			      " (SELECT chunk FROM snap_chunks WHERE snap=?1)";
-static const char q_f_ready[] = "UPDATE snap_files SET state=1, mac=?2 WHERE snap=?1 AND state=0";
+static const char q_f_ready[] = "UPDATE snap_files SET state=1, mac=NULL WHERE snap=?1 AND state=0";
+static const char q_f_tags_add[] = "INSERT INTO snap_tags(snap, tags) VALUES(?1, ?2)";
+static const char q_f_tags[] = "SELECT tags FROM snap_tags WHERE snap=?1";
+static const char q_f_del_t[] = "DELETE FROM snap_tags WHERE snap=?1";
 static const char q_f_counts[] = "UPDATE snaps SET inodes=?2, bytes=?3 WHERE id=?1";
 static const char q_f_coll_one[] = "INSERT OR IGNORE INTO snap_colls(snap, coll) VALUES(?1, ?2)";
 /* On the file: files, their bytes and collections, in one scan. */
@@ -816,7 +829,9 @@ static bool conn_busy(const struct snapc_conn *c)
 	return false;
 }
 
-/* Is sid a file snapshot: 1 (state, mac set), 0 (rows or none), or VV_E*. */
+/* Is sid a file snapshot: 1 (state, mac set), 0 (rows or none), or VV_E*.
+ * A ready snapshot of this build has no mac (all zeros): its pages' tags
+ * bind it (file_tags). */
 static int file_kind(struct vv_meta *m, uint32_t sid, int *state, uint8_t mac[VV_MAC_BYTES])
 {
 	int r;
@@ -833,10 +848,67 @@ static int file_kind(struct vv_meta *m, uint32_t sid, int *state, uint8_t mac[VV
 	memset(mac, 0, VV_MAC_BYTES);
 	if (*state == 1 && sqlite3_column_bytes(s, 1) == VV_MAC_BYTES)
 		memcpy(mac, sqlite3_column_blob(s, 1), VV_MAC_BYTES);
-	else if (*state == 1)
+	else if (*state == 1 && sqlite3_column_type(s, 1) != SQLITE_NULL)
 		r = VV_ECORRUPT;
 	sqlite3_reset(s);
 	return r < 0 ? r : 1;
+}
+
+static bool has_mac(const uint8_t mac[VV_MAC_BYTES])
+{
+	static const uint8_t zero[VV_MAC_BYTES];
+
+	return !vv_memeq_ct(mac, zero, VV_MAC_BYTES);
+}
+
+/* The recorded page tags of ready snapshot sid (a snapshot without a mac);
+ * free with vv_meta_snap_tags_free.  None, or not whole tags: VV_ECORRUPT. */
+static int file_tags(struct vv_meta *m, uint32_t sid, struct vv_snap_tags *t)
+{
+	int n, r;
+
+	memset(t, 0, sizeof(*t));
+	if (!meta_has_table(m, "snap_tags")) {
+		r = VV_ENOENT;
+		goto bad;
+	}
+	{
+		XSTMT(m, q_f_tags);
+		if (!s)
+			return VV_EIO;
+		sqlite3_bind_int64(s, 1, sid);
+		if ((r = meta_row(m, s)) < 0) {
+			if (r != VV_ENOENT)
+				return r;
+			goto bad;
+		}
+		n = sqlite3_column_bytes(s, 0);
+		if (n <= 0 || n % VV_TAG_BYTES) {
+			sqlite3_reset(s);
+			r = VV_ENOENT;
+			goto bad;
+		}
+		if (!(t->tags = malloc((size_t)n))) {
+			sqlite3_reset(s);
+			return VV_ENOMEM;
+		}
+		memcpy(t->tags, sqlite3_column_blob(s, 0), (size_t)n);
+		t->npages = (uint32_t)(n / VV_TAG_BYTES);
+		sqlite3_reset(s);
+	}
+	return 0;
+bad:
+	vv_log(VV_LOG_ERR, "meta: snapshot %u has neither the hash of its file nor its pages' tags "
+	       "in meta.db", sid);
+	return VV_ECORRUPT;
+}
+
+void vv_meta_snap_tags_free(struct vv_snap_tags *t)
+{
+	if (t) {
+		free(t->tags);
+		memset(t, 0, sizeof(*t));
+	}
 }
 
 static bool is_verified(const struct meta_snapc *sc, uint32_t sid)
@@ -870,9 +942,11 @@ static int conn_get(struct vv_meta *m, uint32_t sid, bool recheck, struct snapc_
 {
 	struct meta_snapc *sc = *meta_snapc_of(m);
 	struct snapc_conn *c = NULL;
+	struct vv_snap_tags t = { 0 };
 	uint8_t mac[VV_MAC_BYTES];
 	char path[4096];
 	sqlite3 *db = NULL;
+	bool paged;
 	int state = 0, r;
 
 	if (sid == 0)
@@ -892,6 +966,11 @@ static int conn_get(struct vv_meta *m, uint32_t sid, bool recheck, struct snapc_
 		return r < 0 ? r : VV_ENOENT;
 	if (state != 1)
 		return VV_ENOENT;
+	/* This build's snapshots: every page read is checked against its
+	 * tag, so nothing is read up front (and recheck has nothing to add
+	 * but a fresh connection).  Older ones: the whole file once. */
+	if ((paged = !has_mac(mac)) && (r = file_tags(m, sid, &t)) < 0)
+		return r;
 	if (recheck)
 		conn_drop(m, sid);
 	for (int i = 0; i < SNAPC_CONNS; i++) {
@@ -908,7 +987,8 @@ static int conn_get(struct vv_meta *m, uint32_t sid, bool recheck, struct snapc_
 		return VV_EBUSY;
 	}
 	if ((r = vv_meta_snap_file_path(m, sid, path, sizeof(path))) < 0 ||
-	    (r = vv_metavfs_open_copy(meta_db(m), path, sid, is_verified(sc, sid) ? NULL : mac, &db)) < 0)
+	    (r = vv_metavfs_open_copy(meta_db(m), path, sid, paged || is_verified(sc, sid) ? NULL : mac,
+				      t.tags, t.npages, &db)) < 0)
 		goto out;
 	sqlite3_extended_result_codes(db, 1);
 	/* A read transaction held open, as on the main connection: no
@@ -917,7 +997,7 @@ static int conn_get(struct vv_meta *m, uint32_t sid, bool recheck, struct snapc_
 		r = VV_EIO;
 		goto out;
 	}
-	if ((r = set_verified(sc, sid)) < 0)
+	if (!paged && (r = set_verified(sc, sid)) < 0)
 		goto out;
 	if (c->sid)
 		conn_close(c);
@@ -929,6 +1009,7 @@ static int conn_get(struct vv_meta *m, uint32_t sid, bool recheck, struct snapc_
 out:
 	if (db)
 		vv_metavfs_close(db);
+	vv_meta_snap_tags_free(&t);
 	vv_memzero(mac, sizeof(mac));
 	return r;
 }
@@ -997,7 +1078,7 @@ static int file_begin(struct vv_meta *m, uint32_t id)
 	return r;
 }
 
-int vv_meta_snap_copy(struct vv_meta *m, uint32_t id, uint8_t mac[VV_MAC_BYTES])
+int vv_meta_snap_copy(struct vv_meta *m, uint32_t id, struct vv_snap_tags *tags)
 {
 	char path[4096];
 	struct stat st;
@@ -1027,7 +1108,7 @@ int vv_meta_snap_copy(struct vv_meta *m, uint32_t id, uint8_t mac[VV_MAC_BYTES])
 	if ((r = vv_meta_snap_file_path(m, id, path, sizeof(path))) < 0 ||
 	    (r = meta_checkpoint(m)) < 0)
 		return r;
-	return vv_metavfs_copy(meta_db(m), path, id, mac);
+	return vv_metavfs_copy(meta_db(m), path, &tags->tags, &tags->npages);
 }
 
 void vv_meta_snap_scan_free(struct vv_snap_scan *sc)
@@ -1040,7 +1121,8 @@ void vv_meta_snap_scan_free(struct vv_snap_scan *sc)
 
 /* Only the keys of m's connection are used (the VFS's registry), never
  * the connection: this runs without the vault's lock. */
-int vv_meta_snap_scan(struct vv_meta *m, uint32_t id, const char *path, struct vv_snap_scan *out)
+int vv_meta_snap_scan(struct vv_meta *m, uint32_t id, const char *path, const struct vv_snap_tags *tags,
+		      struct vv_snap_scan *out)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *f = NULL;
@@ -1048,7 +1130,7 @@ int vv_meta_snap_scan(struct vv_meta *m, uint32_t id, const char *path, struct v
 	int r, rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((r = vv_metavfs_open_copy(meta_db(m), path, id, NULL, &db)) < 0)
+	if ((r = vv_metavfs_open_copy(meta_db(m), path, id, NULL, tags->tags, tags->npages, &db)) < 0)
 		return r;
 	if (sqlite3_exec(db, SNAPC_CACHE, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, q_ff_sum, -1, &f, NULL) != SQLITE_OK) {
@@ -1080,10 +1162,9 @@ out:
 	return r;
 }
 
-int vv_meta_snap_ready(struct vv_meta *m, uint32_t id, const uint8_t mac[VV_MAC_BYTES],
+int vv_meta_snap_ready(struct vv_meta *m, uint32_t id, const struct vv_snap_tags *tags,
 		       const struct vv_snap_scan *scan, struct vv_snap_row *out)
 {
-	struct meta_snapc *sc;
 	int r;
 
 	if ((r = sp_begin(m)) < 0)
@@ -1095,19 +1176,30 @@ int vv_meta_snap_ready(struct vv_meta *m, uint32_t id, const uint8_t mac[VV_MAC_
 			goto out;
 		}
 		sqlite3_bind_int64(s, 1, id);
-		sqlite3_bind_blob(s, 2, mac, VV_MAC_BYTES, SQLITE_STATIC);
+		if ((r = step_done(m, s)) < 0)
+			goto out;
+		if (sqlite3_changes(meta_db(m)) != 1) {
+			r = VV_ENOENT;
+			goto out;
+		}
+	}
+	{
+		XSTMT(m, q_f_tags_add);
+		if (!s) {
+			r = VV_EIO;
+			goto out;
+		}
+		if (!tags->tags || !tags->npages) {
+			r = VV_EINVAL;
+			goto out;
+		}
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_blob64(s, 2, tags->tags, (sqlite3_uint64)tags->npages * VV_TAG_BYTES,
+				    SQLITE_STATIC);
 		if ((r = step_done(m, s)) < 0)
 			goto out;
 	}
-	/* The MAC was just computed over the bytes written: no second pass. */
-	if (!(sc = *meta_snapc_of(m))) {
-		if (!(sc = calloc(1, sizeof(*sc)))) {
-			r = VV_ENOMEM;
-			goto out;
-		}
-		*meta_snapc_of(m) = sc;
-	}
-	if ((r = set_verified(sc, id)) < 0 || (r = exec_id(m, q_del_c, id)) < 0)
+	if ((r = exec_id(m, q_del_c, id)) < 0)
 		goto out;
 	for (size_t i = 0; i < scan->ncolls; i++) {
 		XSTMT(m, q_f_coll_one);
@@ -1141,7 +1233,7 @@ out:
 static int file_delete(struct vv_meta *m, uint32_t id, void (*freed)(void *ctx, const uint8_t *chunk),
 		       void *ctx)
 {
-	static const char *const dels[] = { q_f_del_ch, q_f_del_f, q_del_c, q_del_s };
+	static const char *const dels[] = { q_f_del_ch, q_f_del_t, q_f_del_f, q_del_c, q_del_s };
 
 	conn_drop(m, id);
 	return drop_refs_rows(m, id, q_f_chunk_list, dels, sizeof(dels) / sizeof(dels[0]), freed, ctx);
@@ -1272,21 +1364,75 @@ int vv_meta_snap_file_bytes(struct vv_meta *m, uint64_t *bytes)
 		return VV_EIO;
 	while ((r = meta_row(m, s)) == 0)
 		if (vv_meta_snap_file_path(m, (uint32_t)sqlite3_column_int64(s, 0), path, sizeof(path)) == 0 &&
-		    vv_os_stat(path, &st) == 0)
-			*bytes += (uint64_t)st.st_size;
+		    vv_os_stat(path, &st) == 0)      /* the disk it takes: free pages are holes */
+			*bytes += (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size ?
+				  (uint64_t)st.st_blocks * 512 : (uint64_t)st.st_size;
 	sqlite3_reset(s);
 	return r == VV_ENOENT ? 0 : r;
 }
 
-/* fsck of a file snapshot: its MAC against the whole file, the structure
- * of its rows, and that snap_chunks holds a reference for every chunk
- * its extents name. */
+/* This build's snapshot sid: every page of its file against its tag
+ * (and authenticated), so that fsck names damage no read has met yet.
+ * 1: damaged (said through cb), 0: whole, or VV_E*. */
+static int file_check_pages(struct vv_meta *m, uint32_t sid, void (*cb)(void *ctx, const char *line),
+			    void *ctx)
+{
+	struct vv_metavfs_damage d;
+	struct vv_snap_tags t;
+	char path[4096], line[300];
+	int r;
+
+	if ((r = file_tags(m, sid, &t)) < 0) {
+		snprintf(line, sizeof(line), "error: snapshot %u: its file has no record in meta.db "
+			 "(neither a hash nor page tags)", sid);
+		cb(ctx, line);
+		return r == VV_ECORRUPT ? 1 : r;
+	}
+	if ((r = vv_meta_snap_file_path(m, sid, path, sizeof(path))) < 0 ||
+	    (r = vv_metavfs_check_copy(meta_db(m), path, t.tags, t.npages, &d)) < 0)
+		goto out;
+	r = 1;
+	if (d.missing)
+		snprintf(line, sizeof(line), "error: snapshot %u: its file snapshots/%u.db cannot be "
+			 "read: %s", sid, sid, strerror(-d.err));
+	else if (d.bad)
+		snprintf(line, sizeof(line), "error: snapshot %u: its file does not match its record: "
+			 "%u of its %u pages differ (first: page %u; tampered, swapped or truncated)",
+			 sid, d.bad, t.npages, d.first);
+	else if (d.size != d.want)
+		snprintf(line, sizeof(line), "error: snapshot %u: its file is %llu bytes, its record "
+			 "says %llu (extended or replaced)", sid, (unsigned long long)d.size,
+			 (unsigned long long)d.want);
+	else
+		r = 0;
+	if (r)
+		cb(ctx, line);
+out:
+	vv_meta_snap_tags_free(&t);
+	return r;
+}
+
+/* fsck of a file snapshot: its pages against their tags (or, of an older
+ * build, its MAC against the whole file), the structure of its rows, and
+ * that snap_chunks holds a reference for every chunk its extents name. */
 static int file_check(struct vv_meta *m, uint32_t sid, void (*cb)(void *ctx, const char *line),
 		      void *ctx, uint64_t *problems)
 {
 	struct snapc_conn *c;
+	uint8_t mac[VV_MAC_BYTES];
 	char line[200];
-	int rc = SQLITE_DONE, r;
+	int rc = SQLITE_DONE, r, state = 0;
+
+	if ((r = file_kind(m, sid, &state, mac)) < 0)
+		return r;
+	if (state == 1 && !has_mac(mac)) {
+		if ((r = file_check_pages(m, sid, cb, ctx)) < 0)
+			return r;
+		if (r) {
+			(*problems)++;
+			return 0;
+		}
+	}
 
 	if ((r = conn_get(m, sid, true, &c)) < 0) {
 		(*problems)++;

@@ -67,6 +67,7 @@ int meta_checkpoint(struct vv_meta *m);
 /* ---- snapshots (meta_snap.c) ---- */
 int meta_snap_schema(struct vv_meta *m);
 int meta_snap_file_schema(struct vv_meta *m);
+int meta_snap_tags_schema(struct vv_meta *m);
 /* Snapshot sid is a file of its own (snapshots/ID.db, made by this build):
  * true, with *s the statement for the live query text sql prepared on the
  * file's connection (NULL if the file cannot be opened or fails its

@@ -35,8 +35,21 @@
  *   pad = BLAKE2b(subkey 3, "walck" || salts (8) || frame offset (u64 LE))[0..8)
  *
  * Subkeys: vv_subkey(key, id, "vvmetavf"), id 1 main pages, 2 WAL pages,
- * 3 checksum pad, 4 the MAC of a snapshot file (vv_metavfs_copy).  The pad depends only on bytes of the same frame header,
- * so header-only reads and writes (walRewriteChecksums) can apply it.
+ * 3 checksum pad, 4 the whole-file MAC of a snapshot file of an older
+ * build (vv_metavfs_open_copy).  The pad depends only on bytes of the same
+ * frame header, so header-only reads and writes (walRewriteChecksums) can
+ * apply it.
+ *
+ * Snapshot files (vv_metavfs_copy): a byte copy of the main file, whose
+ * pages' tags (bytes [P-16, P) of each page, in page order) the copy
+ * returns and the caller records.  A connection opened on such a file
+ * with its tags (vv_metavfs_open_copy) compares the stored tag of every
+ * page it reads with the recorded one before opening the page: page n
+ * authenticates only at place n (AD), and only the page that was copied
+ * there has that tag, so a page or file of another copy, a flipped byte,
+ * a truncation or extension fails (SQLITE_IOERR_AUTH), page by page, with
+ * nothing read up front.  Its WAL must stay empty (the copy is
+ * checkpointed and read-only): any content in it is refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -78,6 +91,9 @@ struct binding {
 	sqlite3 *db;            /* set once open; found again by vv_metavfs_close */
 	bool readonly;          /* VV_METAVFS_READONLY */
 	bool wal_absent;        /* readonly, and no WAL before we opened */
+	bool snap;              /* a snapshot file: its WAL must stay empty */
+	uint8_t *tags;          /* its recorded page tags, until the main file takes them */
+	uint32_t ntags;         /* pages the record has (0: none, older snapshot) */
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -94,6 +110,9 @@ struct mfile {
 	char *name;             /* full path, for logs and the directory fsync */
 	int64_t hoff;           /* offset of the frame header cached in hdr, or -1 */
 	uint8_t hdr[FRAME_HDR]; /* last frame header written, unmasked */
+	bool snap;              /* of a snapshot file (see the top) */
+	uint8_t *tags;          /* main file of a snapshot: the recorded tag of each page */
+	uint32_t ntags;
 };
 
 enum { R_WALHDR, R_FHDR, R_PAGE };
@@ -250,6 +269,8 @@ static int open_page(const struct mfile *f, uint8_t *buf, const struct region *r
  * short by end of file is an error in the main db (fail closed) and absent
  * in the WAL (a torn last frame, which SQLite's recovery ignores).
  */
+static const uint8_t zero_tag[VV_TAG_BYTES];
+
 static int load_page(struct mfile *f, const struct region *r, bool *present)
 {
 	int64_t at = f->wal ? r->frame : r->start;
@@ -262,6 +283,26 @@ static int load_page(struct mfile *f, const struct region *r, bool *present)
 	if (got < 0) {
 		vv_log(VV_LOG_ERR, "meta.db: read %s: %s", f->name, strerror((int)-got));
 		return SQLITE_IOERR_READ;
+	}
+	if (f->tags && (r->pgno > f->ntags || (size_t)got < want)) {
+		memset(f->pg, 0, want);
+		vv_log(VV_LOG_ERR, "meta.db: snapshot file %s: page %u %s (its record has %u pages): "
+		       "truncated or replaced", f->name, r->pgno,
+		       r->pgno > f->ntags ? "lies past its end" : "is missing or cut short", f->ntags);
+		return SQLITE_IOERR_AUTH;
+	}
+	if (f->tags && vv_memeq_ct(f->tags + (size_t)(r->pgno - 1) * VV_TAG_BYTES, zero_tag, VV_TAG_BYTES)) {
+		memset(f->pg, 0, want);
+		vv_log(VV_LOG_ERR, "meta.db: snapshot file %s: page %u was free when copied and is not "
+		       "in it; no reader opens a free page (a damaged B-tree names it?)", f->name, r->pgno);
+		return SQLITE_IOERR_AUTH;
+	}
+	if (f->tags && !vv_memeq_ct(f->pg + f->psz - VV_TAG_BYTES,
+				    f->tags + (size_t)(r->pgno - 1) * VV_TAG_BYTES, VV_TAG_BYTES)) {
+		memset(f->pg, 0, want);
+		vv_log(VV_LOG_ERR, "meta.db: snapshot file %s: page %u is not the page its snapshot "
+		       "recorded (changed, or swapped in from another copy)", f->name, r->pgno);
+		return SQLITE_IOERR_AUTH;
 	}
 	if ((size_t)got < want) {
 		memset(f->pg, 0, want);
@@ -330,6 +371,15 @@ static int x_read(sqlite3_file *sf, void *out, int amt, sqlite3_int64 off)
 	bool shortr = false, present;
 	int rc = SQLITE_OK;
 
+	if (f->snap && f->wal) {
+		/* Nothing of ours ever writes there (the copy is checkpointed
+		 * and opened query_only), and SQLite reads a WAL only when it
+		 * has content: a planted log would override the pages. */
+		vv_log(VV_LOG_ERR, "meta.db: snapshot file %s has content it was never given "
+		       "(a planted log?): refused", f->name);
+		memset(out, 0, (size_t)amt);
+		return SQLITE_IOERR_AUTH;
+	}
 	while (pos < end) {
 		struct region r;
 		int64_t n, skip;
@@ -460,6 +510,10 @@ static int x_write(sqlite3_file *sf, const void *in, int amt, sqlite3_int64 off)
 	bool present;
 	int rc = SQLITE_OK, e;
 
+	if (f->snap) {
+		vv_log(VV_LOG_ERR, "meta.db: write to snapshot file %s refused", f->name);
+		return SQLITE_IOERR_WRITE;
+	}
 	while (pos < end) {
 		struct region r;
 		int64_t n, skip;
@@ -559,9 +613,11 @@ static int x_close(sqlite3_file *sf)
 	}
 	vv_secure_free(f->keys);
 	free(f->name);
+	free(f->tags);
 	f->pg = NULL;
 	f->keys = NULL;
 	f->name = NULL;
+	f->tags = NULL;
 	return rc;
 }
 
@@ -616,6 +672,12 @@ static int x_filesize(sqlite3_file *sf, sqlite3_int64 *size)
 
 	if (vv_os_fstat(f->fd, &st) < 0)
 		return SQLITE_IOERR_FSTAT;
+	if (f->tags && (uint64_t)st.st_size != (uint64_t)f->ntags * f->psz) {
+		vv_log(VV_LOG_ERR, "meta.db: snapshot file %s is %lld bytes, its record says %u pages "
+		       "of %u: truncated, extended or replaced", f->name, (long long)st.st_size,
+		       f->ntags, f->psz);
+		return SQLITE_IOERR_AUTH;
+	}
 	*size = st.st_size;
 	return SQLITE_OK;
 }
@@ -691,13 +753,25 @@ static int x_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *sf, int flag
 	b = find_path(name, len);
 	if (b) {
 		f->psz = b->psz;
+		f->snap = b->snap;
 		f->keys = vv_secure_alloc(NKEYS * VV_KEY_BYTES);
 		if (f->keys)
 			memcpy(f->keys, b->keys, NKEYS * VV_KEY_BYTES);
+		if (!wal && b->ntags) {
+			/* The main file takes the tags (NULL: a second open
+			 * of it, which has none to check with: refused). */
+			f->tags = b->tags;
+			f->ntags = b->ntags;
+			b->tags = NULL;
+		}
 	}
 	pthread_mutex_unlock(&reg_lock);
 	if (!b) {
 		vv_log(VV_LOG_WARN, "meta.db: refused to open %s: no key bound", name);
+		goto out;
+	}
+	if (!wal && f->ntags && !f->tags) {
+		vv_log(VV_LOG_ERR, "meta.db: snapshot file %s opened twice: refused", name);
 		goto out;
 	}
 	f->wal = wal;
@@ -726,6 +800,7 @@ out:
 	if (rc != SQLITE_OK) {
 		free(f->pg);
 		free(f->name);
+		free(f->tags);
 		vv_secure_free(f->keys);
 		memset(f, 0, sizeof(*f));
 	}
@@ -925,6 +1000,7 @@ static void unbind(struct binding *b)
 		}
 	pthread_mutex_unlock(&reg_lock);
 	vv_secure_free(b->keys);
+	free(b->tags);
 	free(b->path);
 	free(b);
 }
@@ -1019,8 +1095,8 @@ out:
 	return r;
 }
 
-static int open_with(const char *path, const uint8_t key[32], const uint8_t *keys, uint32_t page_size,
-		     unsigned flags, sqlite3 **out);
+static int open_with(const char *path, const uint8_t key[32], const uint8_t *keys, const uint8_t *tags,
+		     uint32_t ntags, uint32_t page_size, unsigned flags, sqlite3 **out);
 
 int vv_metavfs_open(const char *path, const uint8_t key[32], uint32_t page_size,
 		    unsigned flags, sqlite3 **out)
@@ -1029,11 +1105,12 @@ int vv_metavfs_open(const char *path, const uint8_t key[32], uint32_t page_size,
 		*out = NULL;
 	if (!key)
 		return VV_EINVAL;
-	return open_with(path, key, NULL, page_size, flags, out);
+	return open_with(path, key, NULL, NULL, 0, page_size, flags, out);
 }
 
-static int open_with(const char *path, const uint8_t key[32], const uint8_t *keys, uint32_t page_size,
-		     unsigned flags, sqlite3 **out)
+/* keys (not key): a snapshot file, with its page tags if ntags > 0. */
+static int open_with(const char *path, const uint8_t key[32], const uint8_t *keys, const uint8_t *tags,
+		     uint32_t ntags, uint32_t page_size, unsigned flags, sqlite3 **out)
 {
 	struct binding *b = NULL;
 	sqlite3 *db = NULL;
@@ -1065,6 +1142,17 @@ static int open_with(const char *path, const uint8_t key[32], const uint8_t *key
 		goto out;
 	if ((r = bind_key(full, key, keys, page_size, &b)) < 0)
 		goto out;
+	if (keys) {
+		b->snap = true;
+		if (ntags) {
+			if (!(b->tags = malloc((size_t)ntags * VV_TAG_BYTES))) {
+				r = VV_ENOMEM;
+				goto out;
+			}
+			memcpy(b->tags, tags, (size_t)ntags * VV_TAG_BYTES);
+			b->ntags = ntags;
+		}
+	}
 	if (ro && !create) {
 		char *wal = NULL;
 		struct stat st;
@@ -1240,7 +1328,7 @@ static int binding_of(sqlite3 *db, char **path, uint8_t **keys, uint32_t *psz)
 	return r;
 }
 
-#define COPY_BUF (1u << 20)
+#define COPY_BUF (1u << 20)     /* a multiple of every page size */
 static const char MAC_CTX[] = "vecvault snapshot file";
 
 static void mac_start(struct vv_mac_state *st, const uint8_t *keys, uint32_t tag)
@@ -1262,8 +1350,15 @@ static void mac_end(struct vv_mac_state *st, uint64_t size, uint8_t mac[VV_MAC_B
 	vv_mac_final(st, mac);
 }
 
-/* Read fd from 0 to its end into the MAC, writing each piece to out (>= 0). */
-static int pump(int fd, int out, struct vv_mac_state *st, uint64_t *size, const char *name)
+/*
+ * Read fd from 0 to its end, writing each piece to out (>= 0), into the
+ * MAC st (if any), and the tag of each page of psz bytes into tags (room
+ * for ntags; more pages than that fail: the file grew while copied).
+ * Pages set in the bitmap skip (1-based) are not written (holes) and get a
+ * zero tag.
+ */
+static int pump(int fd, int out, struct vv_mac_state *st, uint8_t *tags, uint32_t ntags, uint32_t psz,
+		const uint8_t *skip, uint64_t *size, const char *name)
 {
 	uint8_t *buf = malloc(COPY_BUF);
 	int64_t off = 0;
@@ -1273,11 +1368,38 @@ static int pump(int fd, int out, struct vv_mac_state *st, uint64_t *size, const 
 	if (!buf)
 		return VV_ENOMEM;
 	while ((n = vv_os_pread_full(fd, buf, COPY_BUF, off)) > 0) {
-		vv_mac_update(st, buf, (size_t)n);
-		if (out >= 0 && (r = vv_os_pwrite_full(out, buf, (size_t)n, off)) < 0) {
-			vv_log(VV_LOG_ERR, "meta.db: write %s: %s", name, strerror(-r));
-			r = r == -ENOSPC ? VV_ENOSPC : VV_EIO;
-			break;
+		if (st)
+			vv_mac_update(st, buf, (size_t)n);
+		for (ssize_t p = psz; tags && p <= n; p += psz) {
+			uint64_t pg = (uint64_t)(off + p) / psz;       /* 1-based */
+			if (pg > ntags) {
+				vv_log(VV_LOG_ERR, "meta.db: %s grew while copied to %s", name, name);
+				r = VV_EIO;
+				goto out;
+			}
+			if (skip && skip[pg / 8] & (1u << (pg % 8)))
+				memset(tags + (pg - 1) * VV_TAG_BYTES, 0, VV_TAG_BYTES);
+			else
+				memcpy(tags + (pg - 1) * VV_TAG_BYTES, buf + p - VV_TAG_BYTES, VV_TAG_BYTES);
+		}
+		/* The runs of pages to keep (all of them without skip). */
+		for (ssize_t a = 0, b; out >= 0 && a < n; a = b) {
+			uint64_t pg = (uint64_t)(off + a) / psz + 1;
+			if (skip && a + (ssize_t)psz <= n && skip[pg / 8] & (1u << (pg % 8))) {
+				b = a + psz;
+				continue;
+			}
+			for (b = a + psz; b < n && !(skip && b + (ssize_t)psz <= n &&
+					       skip[((uint64_t)(off + b) / psz + 1) / 8] &
+					       (1u << (((uint64_t)(off + b) / psz + 1) % 8))); b += psz)
+				;
+			if (b > n)
+				b = n;
+			if ((r = vv_os_pwrite_full(out, buf + a, (size_t)(b - a), off + a)) < 0) {
+				vv_log(VV_LOG_ERR, "meta.db: write %s: %s", name, strerror(-r));
+				r = r == -ENOSPC ? VV_ENOSPC : VV_EIO;
+				goto out;
+			}
 		}
 		off += n;
 		/* Start the disk writes while copying: the caller's fsync
@@ -1285,24 +1407,90 @@ static int pump(int fd, int out, struct vv_mac_state *st, uint64_t *size, const 
 		if (out >= 0 && off % (8 * COPY_BUF) == 0)
 			vv_os_writeback(out, off);
 	}
-	if (n < 0 && r == 0) {
+	if (n < 0) {
 		vv_log(VV_LOG_ERR, "meta.db: read for a snapshot file: %s", strerror((int)-n));
 		r = VV_EIO;
 	}
+out:
 	*size = (uint64_t)off;
 	free(buf);
 	return r;
 }
 
-int vv_metavfs_copy(sqlite3 *db, const char *dst, uint32_t tag, uint8_t mac[VV_MAC_BYTES])
+/* Open page pg of the main file fd into buf (psz bytes). */
+static int read_open(int fd, const uint8_t *keys, uint32_t psz, const char *name, uint32_t pg, uint8_t *buf)
 {
-	struct vv_mac_state st;
-	uint8_t *keys = NULL;
+	struct mfile f = { .psz = psz, .keys = (uint8_t *)keys, .name = (char *)name };
+	struct region rg = { .kind = R_PAGE, .start = (int64_t)(pg - 1) * psz, .len = psz, .frame = -1,
+			     .pgno = pg };
+
+	if (vv_os_pread_full(fd, buf, psz, rg.start) != (ssize_t)psz)
+		return VV_EIO;
+	return open_page(&f, buf, &rg, NULL) == SQLITE_OK ? 0 : VV_ECORRUPT;
+}
+
+/*
+ * The free leaf pages of the main file fd (np pages), from the freelist
+ * its page 1 heads (https://www.sqlite.org/fileformat2.html#the_freelist):
+ * a bitmap by page number into *skip (malloc), and their count.  Trunk
+ * pages stay (few).  Anything unexpected: 0 and no bitmap (all copied).
+ */
+static uint32_t free_pages(int fd, const uint8_t *keys, uint32_t psz, uint32_t np, const char *name,
+			   uint8_t **skip)
+{
+	uint8_t *pg = malloc(psz), *map = calloc((size_t)np / 8 + 1, 1);
+	uint32_t trunk, total, n = 0, cap = (psz - RESERVE) / 4 - 2, guard = 0;
+
+	*skip = NULL;
+	if (!pg || !map || read_open(fd, keys, psz, name, 1, pg) < 0)
+		goto none;
+	trunk = vv_get_be32(pg + 32);
+	total = vv_get_be32(pg + 36);
+	while (trunk && n < total) {
+		uint32_t leaves;
+		if (trunk > np || ++guard > np || read_open(fd, keys, psz, name, trunk, pg) < 0)
+			goto bad;
+		leaves = vv_get_be32(pg + 4);
+		if (leaves > cap)
+			goto bad;
+		for (uint32_t i = 0; i < leaves; i++) {
+			uint32_t leaf = vv_get_be32(pg + 8 + 4 * (size_t)i);
+			if (leaf < 2 || leaf > np || leaf == trunk)
+				goto bad;
+			if (!(map[leaf / 8] & (1u << (leaf % 8))))
+				n++;
+			map[leaf / 8] |= (uint8_t)(1u << (leaf % 8));
+		}
+		trunk = vv_get_be32(pg);
+	}
+	if (n == 0)
+		goto none;
+	vv_memzero(pg, psz);
+	free(pg);
+	*skip = map;
+	return n;
+bad:
+	vv_log(VV_LOG_WARN, "meta.db: %s: its freelist does not parse (page %u); copying every page",
+	       name, trunk);
+none:
+	if (pg)
+		vv_memzero(pg, psz);
+	free(pg);
+	free(map);
+	return 0;
+}
+
+int vv_metavfs_copy(sqlite3 *db, const char *dst, uint8_t **tags, uint32_t *npages)
+{
+	struct stat sb;
+	uint8_t *keys = NULL, *t = NULL, *skip = NULL;
 	char *src = NULL;
-	uint32_t psz;
+	uint32_t psz, np = 0, nfree;
 	uint64_t size = 0;
 	int in = -1, out = -1, r;
 
+	*tags = NULL;
+	*npages = 0;
 	if ((r = binding_of(db, &src, &keys, &psz)) < 0)
 		return r;
 	if ((in = vv_os_open(src, O_RDONLY | O_NOFOLLOW, 0)) < 0) {
@@ -1310,36 +1498,63 @@ int vv_metavfs_copy(sqlite3 *db, const char *dst, uint32_t tag, uint8_t mac[VV_M
 		r = VV_EIO;
 		goto out;
 	}
+	if ((r = vv_os_fstat(in, &sb)) < 0) {
+		r = VV_EIO;
+		goto out;
+	}
+	if (sb.st_size == 0 || sb.st_size % psz || sb.st_size / psz > UINT32_MAX) {
+		vv_log(VV_LOG_ERR, "meta.db: %s is %lld bytes, not whole pages: not checkpointed?", src,
+		       (long long)sb.st_size);
+		r = VV_EIO;
+		goto out;
+	}
+	np = (uint32_t)(sb.st_size / psz);
+	if (!(t = malloc((size_t)np * VV_TAG_BYTES))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
 	if ((out = vv_os_open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600)) < 0) {
 		vv_log(VV_LOG_ERR, "meta.db: create %s: %s", dst, strerror(-out));
 		r = out == -EEXIST ? VV_EEXIST : out == -ENOSPC ? VV_ENOSPC : VV_EIO;
 		goto out;
 	}
-	mac_start(&st, keys, tag);
-	if ((r = pump(in, out, &st, &size, dst)) < 0)
+	/* Free pages stay out of the copy (holes): no reader opens them. */
+	nfree = free_pages(in, keys, psz, np, src, &skip);
+	if ((r = pump(in, out, NULL, t, np, psz, skip, &size, dst)) < 0)
 		goto out;
-	if (size == 0 || size % psz) {
-		vv_log(VV_LOG_ERR, "meta.db: %s is %llu bytes, not whole pages: not checkpointed?", src,
-		       (unsigned long long)size);
+	if (size == (uint64_t)np * psz && (r = vv_os_ftruncate(out, (off_t)size)) < 0) {
+		vv_log(VV_LOG_ERR, "meta.db: truncate %s: %s", dst, strerror(-r));
+		r = r == -ENOSPC ? VV_ENOSPC : VV_EIO;
+		goto out;
+	}
+	if (nfree)
+		vv_log(VV_LOG_INFO, "meta.db: %s: %u of its %u pages free in meta.db, left out",
+		       dst, nfree, np);
+	if (size != (uint64_t)np * psz) {
+		vv_log(VV_LOG_ERR, "meta.db: %s changed size while copied (%llu bytes, then %llu)", src,
+		       (unsigned long long)sb.st_size, (unsigned long long)size);
 		r = VV_EIO;
 		goto out;
 	}
-	mac_end(&st, size, mac);
+	*tags = t;
+	*npages = np;
+	t = NULL;
 out:
-	vv_memzero(&st, sizeof(st));
+	free(skip);
 	if (in >= 0)
 		vv_os_close(in);
 	if (out >= 0)
 		vv_os_close(out);
 	if (r < 0 && out >= 0)
 		vv_os_unlink(dst);
+	free(t);
 	vv_secure_free(keys);
 	free(src);
 	return r;
 }
 
 int vv_metavfs_open_copy(sqlite3 *db, const char *path, uint32_t tag, const uint8_t mac[VV_MAC_BYTES],
-			 sqlite3 **out)
+			 const uint8_t *tags, uint32_t npages, sqlite3 **out)
 {
 	struct vv_mac_state st;
 	uint8_t got[VV_MAC_BYTES], *keys = NULL;
@@ -1349,16 +1564,19 @@ int vv_metavfs_open_copy(sqlite3 *db, const char *path, uint32_t tag, const uint
 	int fd = -1, r;
 
 	*out = NULL;
+	if (!tags != !npages)
+		return VV_EINVAL;
 	if ((r = binding_of(db, &src, &keys, &psz)) < 0)
 		return r;
 	if (mac) {
+		/* A snapshot of an older build: its whole file, once. */
 		if ((fd = vv_os_open(path, O_RDONLY | O_NOFOLLOW, 0)) < 0) {
 			vv_log(VV_LOG_ERR, "meta.db: snapshot file %s: %s", path, strerror(-fd));
 			r = fd == -ENOENT ? VV_ECORRUPT : VV_EIO;
 			goto out;
 		}
 		mac_start(&st, keys, tag);
-		if ((r = pump(fd, -1, &st, &size, path)) < 0)
+		if ((r = pump(fd, -1, &st, NULL, 0, psz, NULL, &size, path)) < 0)
 			goto out;
 		mac_end(&st, size, got);
 		if (!vv_memeq_ct(got, mac, VV_MAC_BYTES)) {
@@ -1367,14 +1585,87 @@ int vv_metavfs_open_copy(sqlite3 *db, const char *path, uint32_t tag, const uint
 			r = VV_ECORRUPT;
 			goto out;
 		}
+	} else if (tags && (r = vv_os_stat(path, &(struct stat){ 0 })) < 0) {
+		/* Said at once rather than as a failed page read. */
+		vv_log(VV_LOG_ERR, "meta.db: snapshot file %s: %s", path, strerror(-r));
+		r = r == -ENOENT ? VV_ECORRUPT : VV_EIO;
+		goto out;
 	}
-	r = open_with(path, NULL, keys, psz, VV_METAVFS_READONLY, out);
+	r = open_with(path, NULL, keys, tags, npages, psz, VV_METAVFS_READONLY, out);
 out:
 	vv_memzero(&st, sizeof(st));
 	vv_memzero(got, sizeof(got));
 	if (fd >= 0)
 		vv_os_close(fd);
 	vv_secure_free(keys);
+	free(src);
+	return r;
+}
+
+int vv_metavfs_check_copy(sqlite3 *db, const char *path, const uint8_t *tags, uint32_t npages,
+			  struct vv_metavfs_damage *dmg)
+{
+	static const uint8_t zero[VV_TAG_BYTES];
+	struct mfile f;
+	struct stat sb;
+	char *src = NULL;
+	int fd = -1, r;
+
+	memset(dmg, 0, sizeof(*dmg));
+	memset(&f, 0, sizeof(f));
+	if (!tags || !npages)
+		return VV_EINVAL;
+	if ((r = binding_of(db, &src, &f.keys, &f.psz)) < 0)
+		return r;
+	f.name = (char *)path;
+	dmg->want = (uint64_t)npages * f.psz;
+	if (!(f.pg = malloc(f.psz))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	if ((fd = vv_os_open(path, O_RDONLY | O_NOFOLLOW, 0)) < 0 || vv_os_fstat(fd, &sb) < 0) {
+		dmg->missing = true;
+		dmg->err = fd < 0 ? fd : -EIO;
+		goto out;
+	}
+	dmg->size = (uint64_t)sb.st_size;
+	for (uint32_t pg = 1; pg <= npages; pg++) {
+		struct region rg = { .kind = R_PAGE, .start = (int64_t)(pg - 1) * f.psz, .len = f.psz,
+				     .frame = -1, .pgno = pg };
+		const uint8_t *want = tags + (size_t)(pg - 1) * VV_TAG_BYTES;
+		ssize_t got = vv_os_pread_full(fd, f.pg, f.psz, rg.start);
+		bool bad;
+
+		if (got < 0) {
+			dmg->err = (int)got;
+			dmg->missing = true;
+			break;
+		}
+		if ((size_t)got < f.psz) {
+			bad = true;
+		} else if (!vv_memeq_ct(f.pg + f.psz - VV_TAG_BYTES, want, VV_TAG_BYTES)) {
+			bad = true;
+		} else if (vv_memeq_ct(want, zero, VV_TAG_BYTES)) {
+			/* A page meta.db never wrote (a free page SQLite
+			 * skipped): a hole there too, never read. */
+			uint8_t acc = 0;
+			for (uint32_t i = 0; i < f.psz; i++)
+				acc |= f.pg[i];
+			bad = acc != 0 && open_page(&f, f.pg, &rg, NULL) != SQLITE_OK;
+		} else {
+			bad = open_page(&f, f.pg, &rg, NULL) != SQLITE_OK;
+		}
+		if (bad && dmg->bad++ == 0)
+			dmg->first = pg;
+	}
+out:
+	if (fd >= 0)
+		vv_os_close(fd);
+	if (f.pg) {
+		vv_memzero(f.pg, f.psz);
+		free(f.pg);
+	}
+	vv_secure_free(f.keys);
 	free(src);
 	return r;
 }

@@ -82,22 +82,47 @@ int vv_metavfs_wal_fd(sqlite3 *db);
 /*
  * Snapshot files (meta_snap.c).  vv_metavfs_copy copies the main file of
  * db, which the caller has checkpointed (wal_checkpoint(TRUNCATE): the WAL
- * holds nothing), byte for byte to dst (created 0600, O_EXCL; removed
- * again on failure; not synced: the caller fsyncs it and its directory).
- * Nothing is decrypted or sealed again: the pages keep their AD (page
- * number) under the same key, so the copy is a database of its own.  mac
- * receives the keyed BLAKE2b (subkey 4) of "vecvault snapshot file" || tag
- * (u32 LE) || the bytes || their length (u64 LE), which binds the file to
- * its tag (the snapshot id) and store: the caller records it in meta.db.
- * vv_metavfs_open_copy opens such a file read-only under db's keys, after
- * checking mac against the file's bytes (mac NULL: already checked in this
- * process); a mismatch or a missing file is VV_ECORRUPT.  Release the
- * connection with vv_metavfs_close.
+ * holds nothing), byte for byte to dst (created 0600, O_EXCL|O_NOFOLLOW;
+ * removed again on failure; not synced: the caller fsyncs it and its
+ * directory).  Nothing is decrypted or sealed again: the pages keep their
+ * AD (page number) under the same key, so the copy is a database of its
+ * own.  *tags receives (malloc, the caller frees) the 16-byte Poly1305 tag
+ * of each of its *npages pages, in page order, for the caller to record in
+ * meta.db: they bind every page to its place in this copy.
+ *
+ * vv_metavfs_open_copy opens such a file read-only under db's keys.  With
+ * tags (npages > 0): every page read is compared with its recorded tag
+ * before it is opened, and the file's size with npages (a mismatch:
+ * SQLITE_IOERR_AUTH, VV_ECORRUPT, for that read); nothing is read up
+ * front; a missing file is VV_ECORRUPT at once.  With mac instead (a
+ * snapshot of an older build): the keyed BLAKE2b (subkey 4) of "vecvault
+ * snapshot file" || tag (u32 LE) || the bytes || their length (u64 LE) is
+ * checked against the whole file first; mac and tags both NULL: already
+ * checked in this process.  Either way a WAL beside the file that has
+ * content is refused (never written by us), and writes are refused.
+ * Release the connection with vv_metavfs_close.
+ *
+ * vv_metavfs_check_copy (fsck) reads every page of the file at path and
+ * counts in *dmg the pages whose tag differs from the record or that fail
+ * authentication, or are missing; dmg->size is the file's size, dmg->want
+ * npages * page size.  Returns 0 (damage in *dmg) or a VV_E* code
+ * for a failure of its own.
  */
-int vv_metavfs_copy(sqlite3 *db, const char *dst, uint32_t tag, uint8_t mac[32])
+struct vv_metavfs_damage {
+	uint32_t bad;           /* pages that differ from the record (incl. missing ones) */
+	uint32_t first;         /* the first of them (1-based) */
+	uint64_t size;          /* the file's size in bytes */
+	uint64_t want;          /* what its record says: npages * page size */
+	bool missing;           /* the file cannot be opened or read (err: -errno) */
+	int err;
+};
+int vv_metavfs_copy(sqlite3 *db, const char *dst, uint8_t **tags, uint32_t *npages)
 	__attribute__((warn_unused_result));
 int vv_metavfs_open_copy(sqlite3 *db, const char *path, uint32_t tag, const uint8_t mac[32],
-			 sqlite3 **out) __attribute__((warn_unused_result));
+			 const uint8_t *tags, uint32_t npages, sqlite3 **out)
+	__attribute__((warn_unused_result));
+int vv_metavfs_check_copy(sqlite3 *db, const char *path, const uint8_t *tags, uint32_t npages,
+			  struct vv_metavfs_damage *dmg) __attribute__((warn_unused_result));
 
 /*
  * Map an SQLite result code (rc from a call on db; db may be NULL) to a

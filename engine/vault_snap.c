@@ -195,7 +195,7 @@ int vault_snap_create(struct vv_vault *v, const char *name, uint32_t uid, uint32
 		      struct vv_snap_row *out)
 {
 	struct vv_snap_row row;
-	uint8_t mac[32];
+	struct vv_snap_tags tags = { 0 };
 	struct vv_snap_scan scan = { 0 };
 	int64_t t[5] = { 0 };
 	char tname[64], path[4096];
@@ -226,7 +226,7 @@ int vault_snap_create(struct vv_vault *v, const char *name, uint32_t uid, uint32
 	t[1] = mono_us();
 	/* A file already at its path (planted: ids are never reused) is
 	 * neither written through nor removed: an I/O error, named in the log. */
-	if ((r = vv_meta_snap_copy(v->meta, row.id, mac)) == VV_EEXIST)
+	if ((r = vv_meta_snap_copy(v->meta, row.id, &tags)) == VV_EEXIST)
 		r = VV_EIO;
 	copied = r == 0;
 	if (r == 0)
@@ -236,14 +236,14 @@ int vault_snap_create(struct vv_vault *v, const char *name, uint32_t uid, uint32
 	 * writes began during the copy). */
 	t[2] = mono_us();
 	if (r == 0)
-		r = vv_meta_snap_scan(v->meta, row.id, path, &scan);
+		r = vv_meta_snap_scan(v->meta, row.id, path, &tags, &scan);
 	t[3] = mono_us();
 	if (r == 0)
 		r = sync_file(row.id, path);
 	t[4] = mono_us();
 	pthread_mutex_lock(&v->mu);
 	if (r == 0 && (r = vault_txn(v)) == 0 &&
-	    (r = vv_meta_snap_ready(v->meta, row.id, mac, &scan, &row)) == 0)
+	    (r = vv_meta_snap_ready(v->meta, row.id, &tags, &scan, &row)) == 0)
 		r = vault_commit(v);
 	if (r == 0) {
 		/* What each step costs (docs/design.md "Snapshots").  By id:
@@ -268,7 +268,7 @@ out:
 		else if (copied)
 			vv_meta_snap_unlink_file(v->meta, row.id);
 	}
-	vv_memzero(mac, sizeof(mac));
+	vv_meta_snap_tags_free(&tags);
 	vv_meta_snap_scan_free(&scan);
 	pthread_mutex_unlock(&v->mu);
 	if (r < 0 && made)
