@@ -474,11 +474,11 @@ struct vv_trash_kid {
 	char name[256], oname[256];
 };
 typedef int (*vv_trash_kid_cb)(void *ctx, const struct vv_trash_kid *k);
-/* rm -rf's grouping: item id, if it is still an item removed from dir,
- * becomes a part of dir's tree (trash_parts): no longer an item of its
- * own, without an entry until vv_meta_trash_settle.  The caller has
- * checked that dir's parts have distinct original names.  *marked: it
- * was. */
+/* rm -rf's grouping: item id, removed from dir (the caller knows it is
+ * in the table), becomes a part of dir's tree (trash_parts): no longer an
+ * item of its own, without an entry until vv_meta_trash_settle.  The
+ * caller has checked that dir's parts have distinct original names.
+ * *marked: it was (false: a part already). */
 int vv_meta_trash_mark(struct vv_meta *m, uint64_t id, uint64_t dir, bool *marked);
 /* The parts of dir's tree, by id. */
 int vv_meta_trash_parts(struct vv_meta *m, uint64_t dir, vv_trash_kid_cb cb, void *ctx);

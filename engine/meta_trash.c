@@ -98,9 +98,9 @@ static const char q_name_of[] = "SELECT name FROM trash WHERE ino=?1 ORDER BY id
 static const char q_del[] = "DELETE FROM trash WHERE id=?1";
 static const char q_list[] = "SELECT " COLS " FROM trash WHERE id>?1 AND " ITEM " ORDER BY id LIMIT ?2";
 /* rm -rf's grouping: item ?1, removed from ?2, becomes a part of ?2's tree
- * (nothing if it is gone or a part already). */
-static const char q_mark[] =
-	"INSERT OR IGNORE INTO trash_parts(id, dir) SELECT id, oparent FROM trash WHERE id=?1 AND oparent=?2";
+ * (nothing if it is a part already).  The caller knows the row is there
+ * (vault_trash.c keeps the records of items that left the trash out). */
+static const char q_mark[] = "INSERT OR IGNORE INTO trash_parts(id, dir) VALUES(?1, ?2)";
 /* The parts of directory ?1's tree; mode NULL: the inode is missing. */
 static const char q_parts[] =
 	"SELECT t.id, t.ino, t.name, t.oname, t.deleted, t.uid, t.size, i.mode FROM trash_parts p"

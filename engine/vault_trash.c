@@ -610,8 +610,9 @@ static int cand_name(const char *name, unsigned i, char *out)
 
 /* A removal from a directory, remembered for the directory's own rmdir
  * (rm -rf's grouping, adopt): v->trash.recent, a small hash of lists by
- * directory, under v->mu.  Hints only: adopt marks a row only if it is
- * still an item removed from that directory. */
+ * directory, under v->mu.  Every trash row that leaves the trash
+ * (restore, purge) is forgotten here; the others are parts only after
+ * their directory's rmdir, which drops its list. */
 struct vault_trash_rec {
 	uint64_t id, ino, size;
 	uint64_t hash;                        /* of the original name: two alike? */
@@ -686,6 +687,17 @@ static void recent_push(struct vv_vault *v, uint64_t dir, const struct vault_tra
 	}
 	l->a[l->n++] = *rec;
 	v->trash.nrecent++;
+}
+
+/* Item id, removed from dir, left the trash (restore, purge): its record
+ * must not make it a part. */
+static void recent_forget(struct vv_vault *v, uint64_t dir, uint64_t id)
+{
+	struct trash_recent *l = *recent_slot(v, dir);
+
+	for (uint32_t i = 0; l && i < l->n; i++)
+		if (l->a[i].id == id)
+			l->a[i].id = 0;
 }
 
 /* Lists whose newest removal is too old to join any rmdir. */
@@ -764,8 +776,8 @@ static int adopt_each(struct vv_vault *v, struct node *dir, struct vault_trash_r
  * sizes to *size.  dir is empty (rmdir checked), so only the items' own
  * names can meet.  Which items: dir's node's list of its removals, newest
  * first, the remover's own, each at most GROUP_GAP_NS older than the one
- * before.  The usual case marks each row (one insert each; a row gone
- * since, restored or purged, is not marked and not counted); their
+ * before (a restore or purge since forgets an item's record:
+ * recent_forget).  The usual case marks each row (one insert each); their
  * entries come back when dir settles.  So rm -rf pays no move per file. */
 static int adopt(struct vv_vault *v, struct node *dir, uint32_t uid, int64_t now, uint64_t *size)
 {
@@ -784,6 +796,8 @@ static int adopt(struct vv_vault *v, struct node *dir, uint32_t uid, int64_t now
 	}
 	for (uint32_t i = l->n; i-- > 0;) {
 		struct vault_trash_rec *k = &l->a[i];
+		if (k->id == 0)
+			continue;                    /* restored or purged since */
 		if (prev - k->deleted > GROUP_GAP_NS)
 			break;                       /* older than the removal: stop */
 		if (k->uid != uid)
@@ -812,7 +826,9 @@ static int adopt(struct vv_vault *v, struct node *dir, uint32_t uid, int64_t now
 out:
 	free(sel);
 	free(srt);
-	recent_drop(v, pp);                      /* dir is gone: its list too */
+	pp = recent_slot(v, dir->ino);           /* dir is gone: its list too */
+	if (*pp)
+		recent_drop(v, pp);
 	return r;
 }
 
@@ -1117,6 +1133,7 @@ static int purge_item(struct vv_vault *v, const struct vv_trash_row *row)
 		if (r < 0)
 			return r;
 	}
+	recent_forget(v, row->oparent, row->id);
 	if ((r = vv_meta_trash_del(v->meta, row->id)) < 0 ||
 	    (r = free_tree(v, row->ino, vault_now(), &files)) < 0)
 		return r;
@@ -1234,6 +1251,7 @@ static int restore_to(struct vv_vault *v, const struct vv_ctx *c, const struct v
 	    (r = vv_meta_dirent_add(v->meta, newparent, newname, n->ino, n->a.mode)) < 0 ||
 	    (r = vv_meta_trash_del(v->meta, row->id)) < 0)
 		goto out;
+	recent_forget(v, row->oparent, row->id);
 	n->a.parent = newparent;
 	n->a.ctime = now;
 	if (S_ISDIR(n->a.mode))
