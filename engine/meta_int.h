@@ -474,12 +474,12 @@ struct vv_trash_kid {
 	char name[256], oname[256];
 };
 typedef int (*vv_trash_kid_cb)(void *ctx, const struct vv_trash_kid *k);
-/* rm -rf's grouping: item id, removed from dir (the caller knows it is
- * in the table), becomes a part of dir's tree (trash_parts): no longer an
- * item of its own, without an entry until vv_meta_trash_settle.  The
- * caller has checked that dir's parts have distinct original names.
- * *marked: it was (false: a part already). */
-int vv_meta_trash_mark(struct vv_meta *m, uint64_t id, uint64_t dir, bool *marked);
+/* rm -rf's grouping: the n items ids, removed from dir (the caller knows
+ * they are in the table), become parts of dir's tree (trash_parts): no
+ * longer items of their own, without entries until vv_meta_trash_settle.
+ * The caller has checked that they have distinct original names.
+ * *marked: how many were (not those that were parts already). */
+int vv_meta_trash_mark(struct vv_meta *m, uint64_t dir, const uint64_t *ids, size_t n, uint64_t *marked);
 /* The parts of dir's tree, by id. */
 int vv_meta_trash_parts(struct vv_meta *m, uint64_t dir, vv_trash_kid_cb cb, void *ctx);
 /* Give them their entries under dir (by their original names), their

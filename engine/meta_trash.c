@@ -24,8 +24,8 @@
  *                          endian, root first (vault_trash.c))
  *   UNIQUE INDEX trash_name(name)
  *
- *   trash_parts(id INTEGER PRIMARY KEY, dir INTEGER)  INDEX trash_parts_dir(dir)
- *          rows that a later rmdir of their original parent dir made part
+ *   trash_parts(dir INTEGER, id INTEGER, PRIMARY KEY(dir, id)) WITHOUT ROWID
+ *          rows (id) that a later rmdir of their original parent dir made part
  *          of that directory's tree (rm -rf): hidden from every listing,
  *          lookup, count and sweep; vault_trash.c gives them their entries
  *          back under dir (settle) when anyone looks inside it, restores or
@@ -46,6 +46,7 @@
  *   - a read-only open of such a store reads it as it is: a temp view
  *     stands in for trash_parts (vv_meta_trash_ready), lookups scan.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,18 +62,18 @@ static const char schema[] =
 	" oparent INTEGER NOT NULL, oname BLOB NOT NULL, deleted INTEGER NOT NULL,"
 	" uid INTEGER NOT NULL, coll INTEGER NOT NULL, size INTEGER NOT NULL, gate BLOB NOT NULL);"
 	"CREATE UNIQUE INDEX IF NOT EXISTS trash_name ON trash(name);"
-	"CREATE TABLE IF NOT EXISTS trash_parts(id INTEGER PRIMARY KEY, dir INTEGER NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS trash_parts_dir ON trash_parts(dir);";
+	"CREATE TABLE IF NOT EXISTS trash_parts(dir INTEGER NOT NULL, id INTEGER NOT NULL,"
+	" PRIMARY KEY(dir, id)) WITHOUT ROWID;";
 
 /* The migration from the layout with entries in .trash/files (see the top
  * comment).  Runs inside vv_meta_upgrade's transaction: all or nothing.
  * Rows whose names met (only damage could make that) keep theirs with
  * ".ID" added, so the unique index can be made and nothing is lost. */
 static const char migrate_parts[] =
-	"CREATE TABLE trash_parts(id INTEGER PRIMARY KEY, dir INTEGER NOT NULL);"
-	"CREATE INDEX trash_parts_dir ON trash_parts(dir);";
+	"CREATE TABLE trash_parts(dir INTEGER NOT NULL, id INTEGER NOT NULL,"
+	" PRIMARY KEY(dir, id)) WITHOUT ROWID;";
 static const char migrate_kids[] =
-	"INSERT OR IGNORE INTO trash_parts(id, dir) SELECT k.id, t.oparent FROM trash_kids k"
+	"INSERT OR IGNORE INTO trash_parts(dir, id) SELECT t.oparent, k.id FROM trash_kids k"
 	" JOIN trash t ON t.id=k.id;"
 	"DROP TABLE trash_kids;";
 static const char migrate_rest[] =
@@ -86,8 +87,9 @@ static const char migrate_rest[] =
 	"CREATE UNIQUE INDEX IF NOT EXISTS trash_name ON trash(name);";
 
 #define COLS "id, ino, name, path, oparent, oname, deleted, uid, coll, size, gate"
-/* An item, not a part of a removed tree. */
-#define ITEM "NOT EXISTS (SELECT 1 FROM trash_parts p WHERE p.id=trash.id)"
+/* An item, not a part of a removed tree (a part's dir is its oparent:
+ * the marker is found by its key). */
+#define ITEM "NOT EXISTS (SELECT 1 FROM trash_parts p WHERE p.dir=trash.oparent AND p.id=trash.id)"
 
 static const char q_add[] =
 	"INSERT OR IGNORE INTO trash(ino, name, path, oparent, oname, deleted, uid, coll, size, gate)"
@@ -97,10 +99,11 @@ static const char q_get_name[] = "SELECT " COLS " FROM trash WHERE name=?1 AND "
 static const char q_name_of[] = "SELECT name FROM trash WHERE ino=?1 ORDER BY id DESC LIMIT 1";
 static const char q_del[] = "DELETE FROM trash WHERE id=?1";
 static const char q_list[] = "SELECT " COLS " FROM trash WHERE id>?1 AND " ITEM " ORDER BY id LIMIT ?2";
-/* rm -rf's grouping: item ?1, removed from ?2, becomes a part of ?2's tree
- * (nothing if it is a part already).  The caller knows the row is there
+/* rm -rf's grouping: the items ?1 (a JSON array of ids: one statement for
+ * a directory), removed from ?2, become parts of ?2's tree (nothing for
+ * one that is a part already).  The caller knows the rows are there
  * (vault_trash.c keeps the records of items that left the trash out). */
-static const char q_mark[] = "INSERT OR IGNORE INTO trash_parts(id, dir) VALUES(?1, ?2)";
+static const char q_mark[] = "INSERT OR IGNORE INTO trash_parts(dir, id) SELECT ?2, value FROM json_each(?1)";
 /* The parts of directory ?1's tree; mode NULL: the inode is missing. */
 static const char q_parts[] =
 	"SELECT t.id, t.ino, t.name, t.oname, t.deleted, t.uid, t.size, i.mode FROM trash_parts p"
@@ -150,8 +153,8 @@ static const char parts_view[] =
 	"PRAGMA query_only=OFF; CREATE TEMP VIEW IF NOT EXISTS trash_parts AS SELECT k.id AS id,"
 	" t.oparent AS dir FROM main.trash_kids k JOIN main.trash t ON t.id=k.id;";
 static const char parts_temp[] =
-	"PRAGMA query_only=OFF; CREATE TEMP TABLE IF NOT EXISTS trash_parts(id INTEGER PRIMARY KEY,"
-	" dir INTEGER NOT NULL);";
+	"PRAGMA query_only=OFF; CREATE TEMP TABLE IF NOT EXISTS trash_parts(dir INTEGER NOT NULL,"
+	" id INTEGER NOT NULL, PRIMARY KEY(dir, id)) WITHOUT ROWID;";
 
 bool vv_meta_trash_ready(struct vv_meta *m)
 {
@@ -368,13 +371,32 @@ static int run2(struct vv_meta *m, const char *q, int nb, int64_t a, int64_t b, 
 	return 0;
 }
 
-int vv_meta_trash_mark(struct vv_meta *m, uint64_t id, uint64_t dir, bool *marked)
+int vv_meta_trash_mark(struct vv_meta *m, uint64_t dir, const uint64_t *ids, size_t n, uint64_t *marked)
 {
-	uint64_t n = 0;
-	int r = run2(m, q_mark, 2, (int64_t)id, (int64_t)dir, &n);
+	char *js;
+	size_t len = 0;
+	int rc;
+	XSTMT(m, q_mark);
 
-	*marked = r == 0 && n == 1;
-	return r;
+	*marked = 0;
+	if (n == 0)
+		return 0;
+	if (!(js = malloc(n * 21 + 2)))
+		return VV_ENOMEM;
+	js[len++] = '[';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(js + len, 22, "%s%llu", i ? "," : "", (unsigned long long)ids[i]);
+	js[len++] = ']';
+	sqlite3_bind_text(s, 1, js, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)dir);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	free(js);
+	if (rc != SQLITE_DONE)
+		return meta_err(m, rc);
+	*marked = (uint64_t)sqlite3_changes(sqlite3_db_handle(s));
+	return 0;
 }
 
 int vv_meta_trash_settle(struct vv_meta *m, uint64_t dir, uint64_t *n)

@@ -777,12 +777,13 @@ static int adopt_each(struct vv_vault *v, struct node *dir, struct vault_trash_r
  * names can meet.  Which items: dir's node's list of its removals, newest
  * first, the remover's own, each at most GROUP_GAP_NS older than the one
  * before (a restore or purge since forgets an item's record:
- * recent_forget).  The usual case marks each row (one insert each); their
- * entries come back when dir settles.  So rm -rf pays no move per file. */
+ * recent_forget).  The usual case marks their rows in one statement;
+ * their entries come back when dir settles.  So rm -rf pays no move per file. */
 static int adopt(struct vv_vault *v, struct node *dir, uint32_t uid, int64_t now, uint64_t *size)
 {
 	struct trash_recent **pp = recent_slot(v, dir->ino), *l = *pp;
 	struct vault_trash_rec **sel = NULL, **srt = NULL;
+	uint64_t *ids, marked;
 	int64_t prev = now;
 	size_t n = 0;
 	bool plain = true;
@@ -813,10 +814,25 @@ static int adopt(struct vv_vault *v, struct node *dir, uint32_t uid, int64_t now
 		r = adopt_each(v, dir, sel, n, size);
 		goto out;
 	}
-	for (size_t i = 0; i < n && r == 0; i++) {
-		bool marked;
-		if ((r = vv_meta_trash_mark(v->meta, sel[i]->id, dir->ino, &marked)) < 0 || !marked)
-			continue;
+	if (!(ids = malloc(n * sizeof(*ids) + 1))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		ids[i] = sel[i]->id;
+	r = vv_meta_trash_mark(v->meta, dir->ino, ids, n, &marked);
+	free(ids);
+	if (r < 0)
+		goto out;
+	if (marked != n) {
+		/* The records and the table disagree: the transaction holds the
+		 * marks already; refuse (EIO) rather than guess. */
+		vv_log(VV_LOG_ERR, "trash: rmdir of inode %llu: %llu of %zu removed items grouped",
+		       (unsigned long long)dir->ino, (unsigned long long)marked, n);
+		r = VV_EIO;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
 		*size += sel[i]->size;
 		/* Its subdirectories count in its nlink at once, as when they
 		 * are entries (which settling makes them). */
