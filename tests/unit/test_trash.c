@@ -598,6 +598,21 @@ int main(void)
 			snprintf(out, sizeof(out), "fsck after the migration: clean (%s)", vv_strerror(r));
 			ok(r == 0 && fr.errors == 0 && fr.orphan_inodes == 0, out);
 		}
+		/* Damage fsck must name: a row whose inode is gone, an entry in
+		 * .trash/files without a row (the older layout's leftovers). */
+		is_int(vault_txn(v), 0, "a transaction");
+		is_int(meta_exec(v->meta,
+				 "INSERT INTO trash(ino, name, path, oparent, oname, deleted, uid, coll, size, gate)"
+				 " VALUES(999999, X'6768', X'2f6768', 1, X'6768', 0, 0, 0, 0, X'');"
+				 "INSERT INTO dirents(parent, name, ino, mode) SELECT 1152921504606846977, X'7374726179',"
+				 " ino, mode FROM inodes WHERE ino != 1 LIMIT 1;"), 0, "plant a ghost row and a stray entry");
+		{
+			struct vv_fsck_report fr = { 0 };
+			vv_vault_fsck(v, false, NULL, NULL, &fr);
+			ok(fr.errors >= 2, "fsck names both");
+		}
+		is_int(meta_exec(v->meta, "DELETE FROM trash WHERE ino=999999;"
+				 "DELETE FROM dirents WHERE parent=1152921504606846977;"), 0, "take them out");
 		is_int(vv_vault_close(v), 0, "close");
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
