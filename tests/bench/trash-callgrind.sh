@@ -41,10 +41,10 @@ one() {        # DAYS: prints "TOTAL REQUEST COMMIT"
 	cp -a "$W/src/tree" "$W/mnt/tree"
 	sync -f "$W/mnt"
 	sleep 1
-	callgrind_control -i on "$vp" >/dev/null
+	callgrind_control -i on "$vp" >/dev/null 2>&1
 	rm -rf "$W/mnt/tree"
 	sync -f "$W/mnt"
-	callgrind_control -i off "$vp" >/dev/null
+	callgrind_control -i off "$vp" >/dev/null 2>&1
 	fusermount3 -u "$W/mnt"
 	wait "$vp" || true
 	callgrind_annotate --inclusive=yes "$W/cg.out" 2>/dev/null | tr -d , | awk '
