@@ -135,7 +135,7 @@ static const struct meta_feature features[] = {
 	{ "users", meta_user_schema },
 	{ "coll_admins", meta_grant_schema },
 	{ "trash", meta_trash_schema },
-	{ "trash_kids", meta_trash_kids_schema },
+	{ "trash_parts", meta_trash_migrate },     /* the layout without entries */
 	{ NULL, NULL },
 };
 

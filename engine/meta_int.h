@@ -425,9 +425,10 @@ int vv_meta_admin_set(struct vv_meta *m, uint64_t coll, uint32_t gid, bool on);
 int vv_meta_admin_list(struct vv_meta *m, uint64_t coll, uint32_t *gids, size_t max, size_t *n);
 /* --- the recycle bin's table (meta_trash.c) ------------------------------ */
 /* One trashed item: a tree (a file, or a directory with everything that
- * was removed from under it in the same removal) that sits in .trash/files
- * under name.  gate: the permissions of the directories that led to it
- * when it was removed (vault_trash.c says how they are used). */
+ * was removed from under it in the same removal) that .trash/files lists
+ * as name (its row is that name: no entry in dirents).  gate: the
+ * permissions of the directories that led to it when it was removed
+ * (vault_trash.c says how they are used). */
 struct vv_trash_row {
 	uint64_t id;                      /* its .trashinfo is VV_TRASH_INFO_FIRST + id */
 	uint64_t ino;                     /* the item's own inode (kept) */
@@ -442,21 +443,36 @@ struct vv_trash_row {
 	uint8_t gate[1024];
 	size_t gatelen;
 };
-/* Has this store the trash table?  (A read-only open of an older store
- * has none: the trash is then empty and off.) */
+/* A new item, for vv_meta_trash_add: the caller's strings and gate, not
+ * copied (a removal builds no row buffer). */
+struct vv_trash_new {
+	uint64_t ino, oparent, size;
+	const char *name, *path, *oname;
+	int64_t deleted;
+	uint32_t uid, coll;
+	const uint8_t *gate;
+	size_t gatelen;
+};
+/* Has this store the trash tables?  (A read-only open of a store without
+ * them has the trash empty and off; of one in the older layout, a stand-in
+ * for trash_parts is made in memory.) */
 bool vv_meta_trash_ready(struct vv_meta *m);
-/* Insert r (r->id is set). */
-int vv_meta_trash_add(struct vv_meta *m, struct vv_trash_row *r);
+/* Insert t as an item; *id its row id.  VV_EEXIST: t->name is taken in
+ * .trash/files (nothing inserted: try another). */
+int vv_meta_trash_add(struct vv_meta *m, const struct vv_trash_new *t, uint64_t *id);
 int vv_meta_trash_get(struct vv_meta *m, uint64_t id, struct vv_trash_row *r);  /* VV_ENOENT */
-int vv_meta_trash_get_ino(struct vv_meta *m, uint64_t ino, struct vv_trash_row *r);
+/* The item called name in .trash/files.  VV_ENOENT */
+int vv_meta_trash_get_name(struct vv_meta *m, const char *name, struct vv_trash_row *r);
+/* The name in .trash/files of the newest row (item or part) of inode ino,
+ * for paths in messages (a scan: rare).  VV_ENOENT */
+int vv_meta_trash_name_of(struct vv_meta *m, uint64_t ino, char *name, size_t cap);
 int vv_meta_trash_del(struct vv_meta *m, uint64_t id);
 /* Items with id > after in id order, at most max (0: all); cb returns
  * non-zero to stop (returned).  r is only valid during the call. */
 typedef int (*vv_trash_cb)(void *ctx, const struct vv_trash_row *r);
 int vv_meta_trash_list(struct vv_meta *m, uint64_t after, int max, vv_trash_cb cb, void *ctx);
-/* An item seen by a directory's rmdir (the rm -rf grouping): its row's
- * narrow part and its entry's mode in .trash/files (entry false: the row
- * has no entry there, damage fsck names). */
+/* A part of a removed tree: its row's narrow part and its inode's mode
+ * (entry false: the inode is missing, damage fsck names). */
 struct vv_trash_kid {
 	uint64_t id, ino, size;
 	int64_t deleted;
@@ -465,26 +481,21 @@ struct vv_trash_kid {
 	char name[256], oname[256];
 };
 typedef int (*vv_trash_kid_cb)(void *ctx, const struct vv_trash_kid *k);
-/* Items whose original parent was oparent, newest first (deleted, then
- * id); files: the parent of the items' entries (.trash/files).  cb returns
- * non-zero to stop (returned); k is only valid during the call. */
-int vv_meta_trash_kids(struct vv_meta *m, uint64_t oparent, uint64_t files, vv_trash_kid_cb cb, void *ctx);
-/* rm -rf's grouping: every item of uid removed from oparent at or after
- * `since` becomes a part of oparent's tree (trash_kids): no longer an item
- * of its own, its entry still in .trash/files until
- * vv_meta_trash_settle.  The caller has checked that those items have
- * entries and distinct original names.  *n: items grouped. */
-int vv_meta_trash_adopt(struct vv_meta *m, uint64_t oparent, uint32_t uid, int64_t since, uint64_t *n);
-/* The parts of dir's tree whose entries still sit in files, by id. */
-int vv_meta_trash_parts(struct vv_meta *m, uint64_t dir, uint64_t files, vv_trash_kid_cb cb, void *ctx);
-/* Move them under dir: entries (by their original names), their inodes'
- * parent, rows; and drop the markers in [lo, hi] (their ids) whose rows
- * are gone.  *n: entries moved. */
-int vv_meta_trash_settle(struct vv_meta *m, uint64_t dir, uint64_t files, uint64_t lo, uint64_t hi,
-			 uint64_t *n);
+/* rm -rf's grouping: the n items ids, removed from dir (the caller knows
+ * they are in the table), become parts of dir's tree (trash_parts): no
+ * longer items of their own, without entries until vv_meta_trash_settle.
+ * The caller has checked that they have distinct original names.
+ * *marked: how many were (not those that were parts already). */
+int vv_meta_trash_mark(struct vv_meta *m, uint64_t dir, const uint64_t *ids, size_t n, uint64_t *marked);
+/* The parts of dir's tree, by id. */
+int vv_meta_trash_parts(struct vv_meta *m, uint64_t dir, vv_trash_kid_cb cb, void *ctx);
+/* Give them their entries under dir (by their original names), their
+ * inodes' parent, and drop their rows and marks.  *n: entries made. */
+int vv_meta_trash_settle(struct vv_meta *m, uint64_t dir, uint64_t *n);
 /* Directories with parts still to settle, at most max. */
 int vv_meta_trash_pending(struct vv_meta *m, uint64_t *dirs, size_t max, size_t *n);
-/* Items removed before `before` (ns), oldest first. */
+/* Every row, items and parts (each is one link of its inode: fsck). */
+int vv_meta_trash_links(struct vv_meta *m, int (*cb)(void *ctx, uint64_t ino, const char *name), void *ctx);
 int vv_meta_trash_older(struct vv_meta *m, int64_t before, vv_trash_cb cb, void *ctx);
 int vv_meta_trash_stats(struct vv_meta *m, uint64_t *items, uint64_t *bytes);
 /* Does any inode still belong to coll? */

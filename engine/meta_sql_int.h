@@ -99,6 +99,6 @@ int meta_snap_root_name(struct vv_meta *m, uint64_t vino, uint64_t *parent, char
 int meta_user_schema(struct vv_meta *m);
 /* ---- trash (meta_trash.c) ---- */
 int meta_trash_schema(struct vv_meta *m);
-int meta_trash_kids_schema(struct vv_meta *m);
+int meta_trash_migrate(struct vv_meta *m);
 
 #endif

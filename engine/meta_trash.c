@@ -1,17 +1,16 @@
 /*
- * meta_trash.c - the recycle bin's table in meta.db (part of the meta
+ * meta_trash.c - the recycle bin's tables in meta.db (part of the meta
  * module; the vault side is vault_trash.c).
  *
  * A trashed item keeps its inode, xattrs and extents where they were; its
- * directory entry moves under the virtual directory .trash/files (the
- * dirents table's parent VV_TRASH_FILES_INO), and one row here says where
- * it came from:
+ * directory entry is deleted as by a final removal, and one row here is
+ * its name in .trash/files and says where it came from:
  *
  *   trash(id INTEGER PRIMARY KEY AUTOINCREMENT,  never reused: names the
  *                                                 .trashinfo inode
  *         ino     INTEGER  the item's inode (a file, or the top directory
  *                          of a removed tree)
- *         name    BLOB     its name in .trash/files (unique there)
+ *         name    BLOB     its name in .trash/files (UNIQUE: lookup)
  *         path    BLOB     original vault path, "/products/part-3.npy"
  *         oparent INTEGER  original parent directory's inode
  *         oname   BLOB     original name
@@ -23,77 +22,105 @@
  *                          removed: repeated {u32 mode, u32 uid, u32 gid,
  *                          u32 acl_len, acl_len bytes of ACL blob}, little
  *                          endian, root first (vault_trash.c))
- *   INDEX trash_oparent(oparent), INDEX trash_deleted(deleted), INDEX trash_ino(ino)
+ *   UNIQUE INDEX trash_name(name)
  *
- *   trash_kids(id INTEGER PRIMARY KEY)  rows of items that a later rmdir of
- *          their original parent made part of that directory's tree (rm -rf)
- *          while their entries still sit in .trash/files: hidden from every
- *          listing, lookup, count and sweep; vault_trash.c moves them under
- *          the directory when anyone looks inside it, restores or purges
- *          it, and at open and close.  A marker whose row is gone is
- *          garbage (ids are never reused) and is dropped with its row.
+ *   trash_parts(dir INTEGER, id INTEGER, PRIMARY KEY(dir, id)) WITHOUT ROWID
+ *          rows (id) that a later rmdir of their original parent dir made part
+ *          of that directory's tree (rm -rf): hidden from every listing,
+ *          lookup, count and sweep; vault_trash.c gives them their entries
+ *          back under dir (settle) when anyone looks inside it, restores or
+ *          purges it, and at open and close.
  *
- * Stores made before the trash existed gain the tables at their next
- * read-write open (meta.c's feature table: "trash", then "trash_kids");
- * the format number stays.
+ * Each row is one link of its inode (fsck counts it as an entry).  The
+ * hot path, a removal, is one entry deleted and one row inserted; expiry
+ * scans by id (ids grow with time), hourly.
+ *
+ * Older layouts, migrated at the next read-write open in one transaction
+ * (meta.c's feature table: "trash" makes the current one, "trash_parts"
+ * migrates):
+ *   - before 2026-12 (main at 7a8b49e): every item and pending part had an
+ *     entry in dirents under VV_TRASH_FILES_INO; indexes trash_oparent,
+ *     trash_deleted, trash_ino; parts marked in trash_kids(id) (their dir
+ *     being their oparent).  The migration deletes those entries, moves
+ *     the marks to trash_parts and swaps the indexes.
+ *   - a read-only open of such a store reads it as it is: a temp view
+ *     stands in for trash_parts (vv_meta_trash_ready), lookups scan.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "meta_sql_int.h"
 #include "vecvault/error.h"
+#include "vecvault/log.h"
+
+#define FILES_INO "1152921504606846977"   /* VV_TRASH_FILES_INO, 2^60 + 1 */
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS trash(id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" ino INTEGER NOT NULL, name BLOB NOT NULL, path BLOB NOT NULL,"
 	" oparent INTEGER NOT NULL, oname BLOB NOT NULL, deleted INTEGER NOT NULL,"
 	" uid INTEGER NOT NULL, coll INTEGER NOT NULL, size INTEGER NOT NULL, gate BLOB NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS trash_oparent ON trash(oparent);"
-	"CREATE INDEX IF NOT EXISTS trash_deleted ON trash(deleted);"
-	"CREATE INDEX IF NOT EXISTS trash_ino ON trash(ino);";
+	"CREATE UNIQUE INDEX IF NOT EXISTS trash_name ON trash(name);"
+	"CREATE TABLE IF NOT EXISTS trash_parts(dir INTEGER NOT NULL, id INTEGER NOT NULL,"
+	" PRIMARY KEY(dir, id)) WITHOUT ROWID;";
 
-static const char kids_schema[] = "CREATE TABLE IF NOT EXISTS trash_kids(id INTEGER PRIMARY KEY);";
+/* The migration from the layout with entries in .trash/files (see the top
+ * comment).  Runs inside vv_meta_upgrade's transaction: all or nothing.
+ * Rows whose names met (only damage could make that) keep theirs with
+ * ".ID" added, so the unique index can be made and nothing is lost. */
+static const char migrate_parts[] =
+	"CREATE TABLE trash_parts(dir INTEGER NOT NULL, id INTEGER NOT NULL,"
+	" PRIMARY KEY(dir, id)) WITHOUT ROWID;";
+static const char migrate_kids[] =
+	"INSERT OR IGNORE INTO trash_parts(dir, id) SELECT t.oparent, k.id FROM trash_kids k"
+	" JOIN trash t ON t.id=k.id;"
+	"DROP TABLE trash_kids;";
+static const char migrate_rest[] =
+	"DELETE FROM dirents WHERE parent=" FILES_INO " AND EXISTS (SELECT 1 FROM trash t"
+	" WHERE t.name=dirents.name AND t.ino=dirents.ino);"
+	"UPDATE trash SET name=CAST(CAST(name AS TEXT) || '.' || id AS BLOB) WHERE EXISTS"
+	" (SELECT 1 FROM trash o WHERE o.name=trash.name AND o.id<trash.id);"
+	"DROP INDEX IF EXISTS trash_oparent;"
+	"DROP INDEX IF EXISTS trash_deleted;"
+	"DROP INDEX IF EXISTS trash_ino;"
+	"CREATE UNIQUE INDEX IF NOT EXISTS trash_name ON trash(name);";
 
 #define COLS "id, ino, name, path, oparent, oname, deleted, uid, coll, size, gate"
-/* An item, not a part of a tree whose move back is pending. */
-#define ITEM "NOT EXISTS (SELECT 1 FROM trash_kids k WHERE k.id=trash.id)"
+/* An item, not a part of a removed tree (a part's dir is its oparent:
+ * the marker is found by its key). */
+#define ITEM "NOT EXISTS (SELECT 1 FROM trash_parts p WHERE p.dir=trash.oparent AND p.id=trash.id)"
 
 static const char q_add[] =
-	"INSERT INTO trash(ino, name, path, oparent, oname, deleted, uid, coll, size, gate)"
+	"INSERT OR IGNORE INTO trash(ino, name, path, oparent, oname, deleted, uid, coll, size, gate)"
 	" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 static const char q_get[] = "SELECT " COLS " FROM trash WHERE id=?1 AND " ITEM;
-static const char q_get_ino[] = "SELECT " COLS " FROM trash WHERE ino=?1 AND " ITEM;
+static const char q_get_name[] = "SELECT " COLS " FROM trash WHERE name=?1 AND " ITEM;
+static const char q_name_of[] = "SELECT name FROM trash WHERE ino=?1 ORDER BY id DESC LIMIT 1";
 static const char q_del[] = "DELETE FROM trash WHERE id=?1";
 static const char q_list[] = "SELECT " COLS " FROM trash WHERE id>?1 AND " ITEM " ORDER BY id LIMIT ?2";
-static const char q_kids[] =
-	"SELECT t.id, t.ino, t.name, t.oname, t.deleted, t.uid, t.size, d.mode FROM trash t"
-	" LEFT JOIN dirents d ON d.parent=?2 AND d.name=t.name"
-	" WHERE t.oparent=?1 AND NOT EXISTS (SELECT 1 FROM trash_kids k WHERE k.id=t.id)"
-	" ORDER BY t.deleted DESC, t.id DESC";
-/* rm -rf's grouping: one statement for a whole directory, not four per
- * item.  The set is the rows of trash_oparent's range for ?1 with the
- * remover's uid ?2 and a time from ?3 on. */
-static const char q_adopt[] =
-	"INSERT INTO trash_kids(id) SELECT id FROM trash WHERE oparent=?1 AND uid=?2 AND deleted>=?3"
-	" AND " ITEM;
-/* The move back of the parts of directory ?1's tree (vv_meta_trash_settle). */
-#define PARTS "FROM trash WHERE oparent=?1 AND EXISTS (SELECT 1 FROM trash_kids k WHERE k.id=trash.id)"
+/* rm -rf's grouping: the items ?1 (a JSON array of ids: one statement for
+ * a directory), removed from ?2, become parts of ?2's tree (nothing for
+ * one that is a part already).  The caller knows the rows are there
+ * (vault_trash.c keeps the records of items that left the trash out). */
+static const char q_mark[] = "INSERT OR IGNORE INTO trash_parts(dir, id) SELECT ?2, value FROM json_each(?1)";
+/* The parts of directory ?1's tree; mode NULL: the inode is missing. */
 static const char q_parts[] =
-	"SELECT t.id, t.ino, t.name, t.oname, t.deleted, t.uid, t.size, d.mode FROM trash t"
-	" JOIN trash_kids k ON k.id=t.id LEFT JOIN dirents d ON d.parent=?2 AND d.name=t.name"
-	" WHERE t.oparent=?1 ORDER BY t.id";
+	"SELECT t.id, t.ino, t.name, t.oname, t.deleted, t.uid, t.size, i.mode FROM trash_parts p"
+	" JOIN trash t ON t.id=p.id LEFT JOIN inodes i ON i.ino=t.ino WHERE p.dir=?1 ORDER BY t.id";
 static const char q_settle_ent[] =
-	"UPDATE dirents SET parent=?1, name=t.oname FROM (SELECT name, oname " PARTS ") AS t"
-	" WHERE dirents.parent=?2 AND dirents.name=t.name";
-static const char q_settle_ino[] = "UPDATE inodes SET parent=?1 WHERE ino IN (SELECT ino " PARTS ")";
-static const char q_settle_del[] = "DELETE " PARTS;
-static const char q_kids_gc[] =
-	"DELETE FROM trash_kids WHERE id BETWEEN ?1 AND ?2"
-	" AND NOT EXISTS (SELECT 1 FROM trash t WHERE t.id=trash_kids.id)";
-static const char q_pending[] =
-	"SELECT DISTINCT t.oparent FROM trash t JOIN trash_kids k ON k.id=t.id LIMIT ?1";
-static const char q_older[] = "SELECT " COLS " FROM trash WHERE deleted<?1 AND " ITEM " ORDER BY deleted, id";
+	"INSERT INTO dirents(parent, name, ino, mode) SELECT ?1, t.oname, t.ino, i.mode FROM trash_parts p"
+	" JOIN trash t ON t.id=p.id JOIN inodes i ON i.ino=t.ino WHERE p.dir=?1 ORDER BY t.id";
+static const char q_settle_ino[] =
+	"UPDATE inodes SET parent=?1 WHERE ino IN (SELECT t.ino FROM trash_parts p JOIN trash t"
+	" ON t.id=p.id WHERE p.dir=?1)";
+static const char q_settle_del[] = "DELETE FROM trash WHERE id IN (SELECT id FROM trash_parts WHERE dir=?1)";
+static const char q_settle_marks[] = "DELETE FROM trash_parts WHERE dir=?1";
+static const char q_pending[] = "SELECT DISTINCT dir FROM trash_parts LIMIT ?1";
+/* No index on deleted: ids grow with time, and the sweep is hourly. */
+static const char q_older[] = "SELECT " COLS " FROM trash WHERE deleted<?1 AND " ITEM " ORDER BY id";
 static const char q_stats[] = "SELECT count(*), coalesce(sum(size), 0) FROM trash WHERE " ITEM;
+static const char q_links[] = "SELECT ino, name FROM trash";
 static const char q_coll_used[] = "SELECT 1 FROM inodes WHERE coll=?1 LIMIT 1";
 
 #define XSTMT(m, q) sqlite3_stmt *s = meta_sql((m), (q)); if (!s) return VV_EIO
@@ -103,19 +130,31 @@ int meta_trash_schema(struct vv_meta *m)
 	return meta_exec(m, schema);
 }
 
-int meta_trash_kids_schema(struct vv_meta *m)
+int meta_trash_migrate(struct vv_meta *m)
 {
-	return meta_exec(m, kids_schema);
+	int r;
+
+	if ((r = meta_exec(m, migrate_parts)) < 0 ||
+	    (meta_has_table(m, "trash_kids") && (r = meta_exec(m, migrate_kids)) < 0) ||
+	    (r = meta_exec(m, migrate_rest)) < 0)
+		return r;
+	vv_log(VV_LOG_INFO, "meta: the trash's items lost their entries in .trash/files (once per store)");
+	return 0;
 }
 
-/* For a read-only open of a store whose last read-write open was by a
- * build before trash_kids: such a store holds no parts, and every item
- * query names the table, so an empty one in the connection's own temp
- * schema (in memory, vv_meta_open: never in the store) stands in for it.
- * query_only (meta_vfs.c) is off for that one statement; the VFS refuses
- * every write to the store's files regardless. */
-static const char kids_temp[] =
-	"PRAGMA query_only=OFF; CREATE TEMP TABLE IF NOT EXISTS trash_kids(id INTEGER PRIMARY KEY);";
+/* For a read-only open of a store whose last read-write open was by an
+ * older build: every item query names trash_parts, so a view of the old
+ * markers (trash_kids, whose parts' dir is their oparent), or an empty
+ * table if the store has none, stands in for it in the connection's own
+ * temp schema (in memory, vv_meta_open: never in the store).  query_only
+ * (meta_vfs.c) is off for that one statement; the VFS refuses every write
+ * to the store's files regardless. */
+static const char parts_view[] =
+	"PRAGMA query_only=OFF; CREATE TEMP VIEW IF NOT EXISTS trash_parts AS SELECT k.id AS id,"
+	" t.oparent AS dir FROM main.trash_kids k JOIN main.trash t ON t.id=k.id;";
+static const char parts_temp[] =
+	"PRAGMA query_only=OFF; CREATE TEMP TABLE IF NOT EXISTS trash_parts(dir INTEGER NOT NULL,"
+	" id INTEGER NOT NULL, PRIMARY KEY(dir, id)) WITHOUT ROWID;";
 
 bool vv_meta_trash_ready(struct vv_meta *m)
 {
@@ -123,11 +162,11 @@ bool vv_meta_trash_ready(struct vv_meta *m)
 
 	if (!meta_has_table(m, "trash"))
 		return false;
-	if (meta_has_table(m, "trash_kids"))
+	if (meta_has_table(m, "trash_parts"))
 		return true;
 	if (!meta_readonly(m))
 		return false;
-	r = meta_exec(m, kids_temp);
+	r = meta_exec(m, meta_has_table(m, "trash_kids") ? parts_view : parts_temp);
 	/* query_only back on whatever happened above. */
 	if (meta_exec(m, "PRAGMA query_only=ON") < 0)
 		r = VV_EIO;
@@ -174,26 +213,29 @@ static void get_row(sqlite3_stmt *s, struct vv_trash_row *r)
 	}
 }
 
-int vv_meta_trash_add(struct vv_meta *m, struct vv_trash_row *r)
+int vv_meta_trash_add(struct vv_meta *m, const struct vv_trash_new *t, uint64_t *id)
 {
 	int rc;
 	XSTMT(m, q_add);
 
-	sqlite3_bind_int64(s, 1, (int64_t)r->ino);
-	sqlite3_bind_blob(s, 2, r->name, (int)strlen(r->name), SQLITE_STATIC);
-	sqlite3_bind_blob(s, 3, r->path, (int)strlen(r->path), SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, (int64_t)r->oparent);
-	sqlite3_bind_blob(s, 5, r->oname, (int)strlen(r->oname), SQLITE_STATIC);
-	sqlite3_bind_int64(s, 6, r->deleted);
-	sqlite3_bind_int64(s, 7, r->uid);
-	sqlite3_bind_int64(s, 8, r->coll);
-	sqlite3_bind_int64(s, 9, (int64_t)r->size);
-	sqlite3_bind_blob(s, 10, r->gate, (int)r->gatelen, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 1, (int64_t)t->ino);
+	sqlite3_bind_blob(s, 2, t->name, (int)strlen(t->name), SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, t->path, (int)strlen(t->path), SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, (int64_t)t->oparent);
+	sqlite3_bind_blob(s, 5, t->oname, (int)strlen(t->oname), SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, t->deleted);
+	sqlite3_bind_int64(s, 7, t->uid);
+	sqlite3_bind_int64(s, 8, t->coll);
+	sqlite3_bind_int64(s, 9, (int64_t)t->size);
+	sqlite3_bind_blob(s, 10, t->gate, (int)t->gatelen, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
 		return meta_err(m, rc);
-	r->id = (uint64_t)sqlite3_last_insert_rowid(sqlite3_db_handle(s));
+	/* OR IGNORE: the only constraint that can fail is the name's. */
+	if (sqlite3_changes(sqlite3_db_handle(s)) == 0)
+		return VV_EEXIST;
+	*id = (uint64_t)sqlite3_last_insert_rowid(sqlite3_db_handle(s));
 	return 0;
 }
 
@@ -217,12 +259,27 @@ int vv_meta_trash_get(struct vv_meta *m, uint64_t id, struct vv_trash_row *r)
 	return get_one(m, s, r);
 }
 
-int vv_meta_trash_get_ino(struct vv_meta *m, uint64_t ino, struct vv_trash_row *r)
+int vv_meta_trash_get_name(struct vv_meta *m, const char *name, struct vv_trash_row *r)
 {
-	XSTMT(m, q_get_ino);
+	XSTMT(m, q_get_name);
+
+	sqlite3_bind_blob(s, 1, name, (int)strlen(name), SQLITE_STATIC);
+	return get_one(m, s, r);
+}
+
+int vv_meta_trash_name_of(struct vv_meta *m, uint64_t ino, char *name, size_t cap)
+{
+	int rc;
+	XSTMT(m, q_name_of);
 
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	return get_one(m, s, r);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		blob_str(s, 0, name, cap);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? VV_ENOENT : meta_err(m, rc);
 }
 
 int vv_meta_trash_del(struct vv_meta *m, uint64_t id)
@@ -270,11 +327,13 @@ int vv_meta_trash_list(struct vv_meta *m, uint64_t after, int max, vv_trash_cb c
 	return each(m, s, cb, ctx);
 }
 
-static int kid_rows(struct vv_meta *m, sqlite3_stmt *s, vv_trash_kid_cb cb, void *ctx)
+int vv_meta_trash_parts(struct vv_meta *m, uint64_t dir, vv_trash_kid_cb cb, void *ctx)
 {
 	struct vv_trash_kid k;
 	int rc, ret = 0;
+	XSTMT(m, q_parts);
 
+	sqlite3_bind_int64(s, 1, (int64_t)dir);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		k.id = (uint64_t)sqlite3_column_int64(s, 0);
 		k.ino = (uint64_t)sqlite3_column_int64(s, 1);
@@ -294,26 +353,8 @@ static int kid_rows(struct vv_meta *m, sqlite3_stmt *s, vv_trash_kid_cb cb, void
 	return ret;
 }
 
-int vv_meta_trash_kids(struct vv_meta *m, uint64_t oparent, uint64_t files, vv_trash_kid_cb cb, void *ctx)
-{
-	XSTMT(m, q_kids);
-
-	sqlite3_bind_int64(s, 1, (int64_t)oparent);
-	sqlite3_bind_int64(s, 2, (int64_t)files);
-	return kid_rows(m, s, cb, ctx);
-}
-
-int vv_meta_trash_parts(struct vv_meta *m, uint64_t dir, uint64_t files, vv_trash_kid_cb cb, void *ctx)
-{
-	XSTMT(m, q_parts);
-
-	sqlite3_bind_int64(s, 1, (int64_t)dir);
-	sqlite3_bind_int64(s, 2, (int64_t)files);
-	return kid_rows(m, s, cb, ctx);
-}
-
-/* Run q with ?1..?3 (nb of them bound); *changed: rows it changed. */
-static int run3(struct vv_meta *m, const char *q, int nb, int64_t a, int64_t b, int64_t c, uint64_t *changed)
+/* Run q with ?1..?2 (nb of them bound); *changed: rows it changed. */
+static int run2(struct vv_meta *m, const char *q, int nb, int64_t a, int64_t b, uint64_t *changed)
 {
 	int rc;
 	XSTMT(m, q);
@@ -321,8 +362,6 @@ static int run3(struct vv_meta *m, const char *q, int nb, int64_t a, int64_t b, 
 	sqlite3_bind_int64(s, 1, a);
 	if (nb > 1)
 		sqlite3_bind_int64(s, 2, b);
-	if (nb > 2)
-		sqlite3_bind_int64(s, 3, c);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
@@ -332,23 +371,45 @@ static int run3(struct vv_meta *m, const char *q, int nb, int64_t a, int64_t b, 
 	return 0;
 }
 
-int vv_meta_trash_adopt(struct vv_meta *m, uint64_t oparent, uint32_t uid, int64_t since, uint64_t *n)
+int vv_meta_trash_mark(struct vv_meta *m, uint64_t dir, const uint64_t *ids, size_t n, uint64_t *marked)
 {
-	return run3(m, q_adopt, 3, (int64_t)oparent, uid, since, n);
+	char *js;
+	size_t len = 0;
+	int rc;
+	XSTMT(m, q_mark);
+
+	*marked = 0;
+	if (n == 0)
+		return 0;
+	if (!(js = malloc(n * 21 + 2)))
+		return VV_ENOMEM;
+	js[len++] = '[';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(js + len, 22, "%s%llu", i ? "," : "", (unsigned long long)ids[i]);
+	js[len++] = ']';
+	sqlite3_bind_text(s, 1, js, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)dir);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	free(js);
+	if (rc != SQLITE_DONE)
+		return meta_err(m, rc);
+	*marked = (uint64_t)sqlite3_changes(sqlite3_db_handle(s));
+	return 0;
 }
 
-int vv_meta_trash_settle(struct vv_meta *m, uint64_t dir, uint64_t files, uint64_t lo, uint64_t hi,
-			 uint64_t *n)
+int vv_meta_trash_settle(struct vv_meta *m, uint64_t dir, uint64_t *n)
 {
 	int r;
 
 	*n = 0;
 	/* Entries first: the inodes' and the rows' statements read the rows. */
-	if ((r = run3(m, q_settle_ent, 2, (int64_t)dir, (int64_t)files, 0, n)) < 0 ||
-	    (r = run3(m, q_settle_ino, 1, (int64_t)dir, 0, 0, NULL)) < 0 ||
-	    (r = run3(m, q_settle_del, 1, (int64_t)dir, 0, 0, NULL)) < 0)
+	if ((r = run2(m, q_settle_ent, 1, (int64_t)dir, 0, n)) < 0 ||
+	    (r = run2(m, q_settle_ino, 1, (int64_t)dir, 0, NULL)) < 0 ||
+	    (r = run2(m, q_settle_del, 1, (int64_t)dir, 0, NULL)) < 0)
 		return r;
-	return run3(m, q_kids_gc, 2, (int64_t)lo, (int64_t)hi, 0, NULL);
+	return run2(m, q_settle_marks, 1, (int64_t)dir, 0, NULL);
 }
 
 int vv_meta_trash_pending(struct vv_meta *m, uint64_t *dirs, size_t max, size_t *n)
@@ -362,6 +423,23 @@ int vv_meta_trash_pending(struct vv_meta *m, uint64_t *dirs, size_t max, size_t 
 		dirs[(*n)++] = (uint64_t)sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : meta_err(m, rc);
+}
+
+int vv_meta_trash_links(struct vv_meta *m, int (*cb)(void *ctx, uint64_t ino, const char *name), void *ctx)
+{
+	char name[256];
+	int rc, ret = 0;
+	XSTMT(m, q_links);
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		blob_str(s, 1, name, sizeof(name));
+		if ((ret = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = meta_err(m, rc);
+	sqlite3_reset(s);
+	return ret;
 }
 
 int vv_meta_trash_older(struct vv_meta *m, int64_t before, vv_trash_cb cb, void *ctx)

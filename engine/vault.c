@@ -426,6 +426,7 @@ int vv_vault_close(struct vv_vault *v)
 		}
 		pthread_mutex_unlock(&v->mu);
 	}
+	vault_trash_close(v);
 	vault_data_sealer_stop(v);                /* nothing queued after flush_all */
 	if (v->content)
 		vault_unlink_freed(v, false);

@@ -25,7 +25,8 @@
 struct ino_info {
 	uint64_t ino;
 	uint32_t mode, nlink, coll;
-	uint32_t links;                  /* entries seen */
+	uint32_t links;                  /* entries seen (a trash row is one) */
+	bool trashed;                    /* a trash row names it */
 	uint8_t objid[VV_OBJID_BYTES];
 };
 
@@ -100,6 +101,7 @@ static int collect_ino(void *ctx, const struct vv_inode_row *r)
 	f->inos[f->ninos].nlink = r->nlink;
 	f->inos[f->ninos].coll = r->coll;
 	f->inos[f->ninos].links = 0;
+	f->inos[f->ninos].trashed = false;
 	memcpy(f->inos[f->ninos].objid, r->objid, VV_OBJID_BYTES);
 	f->ninos++;
 	f->blocks_est += (r->stored + VV_BLOCK_SIZE - 1) / VV_BLOCK_SIZE;
@@ -130,8 +132,18 @@ static int check_dirent(void *ctx, uint64_t parent, const char *name, uint64_t i
 	struct fsck *f = ctx;
 	struct ino_info *p = find_ino(f, parent), *i = find_ino(f, ino);
 
-	/* Trashed items: entries of the virtual .trash/files (vault_trash.c). */
-	if ((!p && parent != VV_TRASH_FILES_INO) || (p && !S_ISDIR(p->mode))) {
+	/* A store in the trash's older layout (before its next read-write
+	 * open migrates it, meta_trash.c) has its items' entries in the
+	 * virtual .trash/files: their rows count their links (trash_link). */
+	if (parent == VV_TRASH_FILES_INO) {
+		if (!i || !i->trashed) {
+			f->rep->errors++;
+			say(f, "error: entry '%s' in .trash/files (inode %llu) has no trash row", name,
+			    (unsigned long long)ino);
+		}
+		return 0;
+	}
+	if (!p || !S_ISDIR(p->mode)) {
 		f->rep->errors++;
 		say(f, "error: entry '%s' in missing directory inode %llu", name, (unsigned long long)parent);
 	}
@@ -142,6 +154,23 @@ static int check_dirent(void *ctx, uint64_t parent, const char *name, uint64_t i
 		return 0;
 	}
 	i->links++;
+	return 0;
+}
+
+/* A trashed item, or a part of a removed tree, has no directory entry:
+ * its row in the trash table is its one link (vault_trash.c). */
+static int trash_link(void *ctx, uint64_t ino, const char *name)
+{
+	struct fsck *f = ctx;
+	struct ino_info *i = find_ino(f, ino);
+
+	if (!i) {
+		f->rep->errors++;
+		say(f, "error: trash item '%s' points at missing inode %llu", name, (unsigned long long)ino);
+		return 0;
+	}
+	i->links++;
+	i->trashed = true;
 	return 0;
 }
 
@@ -320,6 +349,7 @@ int vv_vault_fsck(struct vv_vault *v, bool repair, vv_report_fn fn, void *ctx,
 	vault_unlink_freed(v, true);        /* freed chunks are not orphans */
 	vv_meta_integrity(v->meta, integrity_line, &f);
 	if ((r = vv_meta_inode_iter(v->meta, collect_ino, &f)) < 0 ||
+	    (v->trash.ready && (r = vv_meta_trash_links(v->meta, trash_link, &f)) < 0) ||
 	    (r = vv_meta_dirent_iter_all(v->meta, check_dirent, &f)) < 0)
 		goto report;
 	for (size_t i = 0; i < f.ninos; i++) {

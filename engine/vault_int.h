@@ -251,6 +251,10 @@ struct vault_trash {
 	bool ready;                      /* meta.db has the trash table */
 	int64_t opened;                  /* times of the virtual directories */
 	int64_t swept;                   /* the last retention sweep */
+	struct trash_recent *recent[64]; /* the last removals per directory, for its
+	                                    rmdir's grouping (vault_trash.c adopt) */
+	size_t nrecent;                  /* records held, all directories */
+	int64_t trimmed;                 /* when recent was last trimmed */
 };
 
 /* Scheduled snapshots and their retention (vault_snap.c): set at open from
@@ -508,6 +512,8 @@ bool vault_trash_in(struct vv_vault *v, struct node *n);
 int vault_trash_settle(struct vv_vault *v, struct node *d);
 /* Settle every tree (at open and close). */
 void vault_trash_settle_all(struct vv_vault *v);
+/* Free what the trash holds in memory (closing). */
+void vault_trash_close(struct vv_vault *v);
 /* Should removing n (its last name) move it to the trash? */
 bool vault_trash_wanted(struct vv_vault *v, struct node *n);
 /* Move n, entry name of d, to the trash (checks done); tname: its name

@@ -402,7 +402,11 @@ int vault_node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap)
 			nm = n->lname;
 			parent = n->lparent;
 		} else if (vv_meta_dirent_find_ino(v->meta, cur, &parent, name, sizeof(name)) < 0) {
-			goto unknown;
+			/* A trashed item has no entry: its row is its name. */
+			if (!n || n->a.parent != VV_TRASH_FILES_INO ||
+			    vv_meta_trash_name_of(v->meta, cur, name, sizeof(name)) < 0)
+				goto unknown;
+			parent = VV_TRASH_FILES_INO;
 		}
 		nl = strlen(nm);
 		if (nl + 1 > pos)

@@ -4,20 +4,26 @@
  * Removing the last name of a file, or a directory, moves it into the
  * trash instead: metadata only.  Its inode, xattrs, ACLs and extents stay
  * as they were (so its chunks keep their references, and its collection
- * its key); its directory entry moves under the virtual directory
- * .trash/files (the dirents table's parent VV_TRASH_FILES_INO) and a row
- * in the trash table (meta_trash.c) says where it came from, when, and who
- * removed it.
+ * its key); its directory entry is deleted as by a final removal, and a
+ * row in the trash table (meta_trash.c) is its name in .trash/files (a
+ * unique index: lookup) and says where it came from, when, and who
+ * removed it.  So a removal into the trash costs about what a final one
+ * does: one entry deleted, one row inserted (tests/bench/trash-bench.sh).
  *
  * `rm -rf` removes bottom up, one entry at a time: when a directory is
  * trashed, the items that were removed from it by the same uid just before
  * (each at most GROUP_GAP_NS before the next removal in that directory)
- * become parts of its tree (adopt: their rows marked, no entry moved), so
- * the directory's item is the whole removed tree and restoring it restores
- * everything, with the same inodes.  The parts' entries move under the
- * directory when it settles (vault_trash_settle: before anything reads
- * below it, restores or purges it; every tree at close and open).
- *
+ * become parts of its tree (their rows marked in trash_parts), so the
+ * directory's item is the whole removed tree and restoring it restores
+ * everything, with the same inodes.  Which items those are, the vault
+ * remembers in memory (v->trash.recent: per directory, its removals of
+ * the last GROUP_GAP_NS), so an rmdir reads no list of the trash; a
+ * directory emptied before a remount groups nothing (its items stay items
+ * of their own, each restorable by its path).  The parts get their
+ * entries back under the directory when it settles (vault_trash_settle:
+ * before anything reads below it, restores or purges it; every tree at
+ * close and open).
+
  * The view, in the FreeDesktop shape, uses virtual inode numbers in
  * [2^60, 2^60 + 2^32) (the store's counter never gets there):
  *   /.trash            VV_TRASH_INO         r-x, not listed by the root's readdir
@@ -101,20 +107,22 @@ bool vault_trash_in(struct vv_vault *v, struct node *n)
 
 /* --- the gate: permissions of the directories above an item ------------- */
 
-/* Record the directories from the root down to d (inclusive).  rm -rf
- * removes many entries from one directory: d keeps the last gate made for
- * it while no directory's permissions or place changed (every such change
- * bumps perm_gen, as for vault_node_chain_ok). */
-static void gate_make(struct vv_vault *v, struct node *d, struct vv_trash_row *row)
+/* Record the directories from the root down to d (inclusive): *gate,
+ * *len point at d's copy, or at buf (cap bytes) without memory for one.
+ * rm -rf removes many entries from one directory: d keeps the last gate
+ * made for it while no directory's permissions or place changed (every
+ * such change bumps perm_gen, as for vault_node_chain_ok). */
+static void gate_make(struct vv_vault *v, struct node *d, uint8_t *buf, size_t cap,
+		      const uint8_t **gate, size_t *len)
 {
 	struct node *chain[64];
 	size_t n = 0;
 	struct vv_wbuf w;
 	uint64_t cur = d->ino;
 
-	if (d->gate && d->gate_gen == v->nodes.perm_gen && d->gate_len <= sizeof(row->gate)) {
-		memcpy(row->gate, d->gate, d->gate_len);
-		row->gatelen = d->gate_len;
+	if (d->gate && d->gate_gen == v->nodes.perm_gen && d->gate_len <= cap) {
+		*gate = d->gate;
+		*len = d->gate_len;
 		return;
 	}
 	d->pins++;
@@ -128,7 +136,7 @@ static void gate_make(struct vv_vault *v, struct node *d, struct vv_trash_row *r
 		if (p->ino == VV_ROOT_INO)
 			break;
 	}
-	vv_wbuf_init(&w, row->gate, sizeof(row->gate));
+	vv_wbuf_init(&w, buf, cap);
 	if (chain[n - 1]->ino != VV_ROOT_INO)
 		w.err = VV_E2BIG;
 	for (size_t i = n; i-- > 0 && !w.err;) {
@@ -141,19 +149,20 @@ static void gate_make(struct vv_vault *v, struct node *d, struct vv_trash_row *r
 		vv_wbuf_put_bytes(&w, p.acl, p.acl_len);
 	}
 	if (w.err) {
-		row->gate[0] = GATE_DENY;
-		row->gatelen = 1;
+		buf[0] = GATE_DENY;
+		*len = 1;
 	} else {
-		row->gatelen = w.len;
+		*len = w.len;
 	}
+	*gate = buf;
 	for (size_t i = 0; i < n; i++)
 		vault_node_put(v, chain[i]);
 	/* Without memory for the copy, the next removal makes it again. */
 	free(d->gate);
-	d->gate = malloc(row->gatelen);
+	d->gate = malloc(*len);
 	if (d->gate) {
-		memcpy(d->gate, row->gate, row->gatelen);
-		d->gate_len = row->gatelen;
+		memcpy(d->gate, buf, *len);
+		d->gate_len = *len;
 		d->gate_gen = v->nodes.perm_gen;
 	}
 }
@@ -288,12 +297,10 @@ static void info_attr(struct vv_vault *v, const struct vv_trash_row *row, struct
 static int item_by_name(struct vv_vault *v, const struct vv_ident *id, const char *name,
 			struct vv_trash_row *row, struct node **out)
 {
-	uint64_t ino;
 	int r;
 
 	*out = NULL;
-	if ((r = vv_meta_dirent_get(v->meta, VV_TRASH_FILES_INO, name, &ino)) < 0 ||
-	    (r = vv_meta_trash_get_ino(v->meta, ino, row)) < 0 || (r = vault_node_get(v, ino, out)) < 0)
+	if ((r = vv_meta_trash_get_name(v->meta, name, row)) < 0 || (r = vault_node_get(v, row->ino, out)) < 0)
 		return r;
 	if (!visible(v, id, row, *out)) {
 		vault_node_put(v, *out);
@@ -571,124 +578,178 @@ int vault_trash_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, boo
 
 /* --- trashing ----------------------------------------------------------------- */
 
-/* A name for .trash/files: name itself, else FreeDesktop style
- * "stem.2.ext", "stem.3.ext", ... */
-static int unique_name(struct vv_vault *v, const char *name, char *out)
+/* The i-th name to try in .trash/files (i from 1): name itself, then
+ * FreeDesktop style "stem.2.ext", "stem.3.ext", ... */
+static int cand_name(const char *name, unsigned i, char *out)
 {
 	const char *dot = strrchr(name, '.');
 	size_t stem = dot && dot != name ? (size_t)(dot - name) : strlen(name);
 	const char *ext = dot && dot != name ? dot : "";
-	uint64_t ino;
-	int r;
+	char num[32];
+	size_t room;
 
-	snprintf(out, VV_NAME_MAX + 1, "%s", name);
-	for (unsigned i = 2;; i++) {
-		char num[32];
-		size_t room;
-		if ((r = vv_meta_dirent_get(v->meta, VV_TRASH_FILES_INO, out, &ino)) == VV_ENOENT)
-			return 0;
-		if (r < 0)
-			return r;
-		/* After a hundred tries, a number that is new anyway. */
-		if (i < 100)
-			snprintf(num, sizeof(num), ".%u", i);
-		else
-			snprintf(num, sizeof(num), ".%llu", (unsigned long long)vault_now() + i);
-		if (strlen(ext) + strlen(num) >= VV_NAME_MAX)
-			return VV_ENAMETOOLONG;
-		room = VV_NAME_MAX - strlen(num) - strlen(ext);
-		if (stem > room)
-			stem = room;
-		memcpy(out, name, stem);
-		memcpy(out + stem, num, strlen(num));
-		memcpy(out + stem + strlen(num), ext, strlen(ext) + 1);
+	if (i == 1) {
+		snprintf(out, VV_NAME_MAX + 1, "%s", name);
+		return 0;
 	}
+	/* After a hundred tries, a number that is new anyway. */
+	if (i < 100)
+		snprintf(num, sizeof(num), ".%u", i);
+	else
+		snprintf(num, sizeof(num), ".%llu", (unsigned long long)vault_now() + i);
+	if (strlen(ext) + strlen(num) >= VV_NAME_MAX)
+		return VV_ENAMETOOLONG;
+	room = VV_NAME_MAX - strlen(num) - strlen(ext);
+	if (stem > room)
+		stem = room;
+	memcpy(out, name, stem);
+	memcpy(out + stem, num, strlen(num));
+	memcpy(out + stem + strlen(num), ext, strlen(ext) + 1);
+	return 0;
 }
 
-struct adopt_list {
-	struct vv_trash_kid *a;
-	size_t n, cap;
-	int64_t prev;
-	uint32_t uid;
+/* A removal from a directory, remembered for the directory's own rmdir
+ * (rm -rf's grouping, adopt): v->trash.recent, a small hash of lists by
+ * directory, under v->mu.  Every trash row that leaves the trash
+ * (restore, purge) is forgotten here; the others are parts only after
+ * their directory's rmdir, which drops its list. */
+struct vault_trash_rec {
+	uint64_t id, ino, size;
+	uint64_t hash;                        /* of the original name: two alike? */
+	int64_t deleted;
+	uint32_t uid, mode;
 };
 
-/* Every row to l (settle_one: a tree's parts). */
-static int list_cb(void *ctx, const struct vv_trash_kid *k)
-{
-	struct adopt_list *l = ctx;
+struct trash_recent {
+	struct trash_recent *next;
+	uint64_t dir;
+	struct vault_trash_rec *a;
+	uint32_t n, cap;
+};
 
+#define RECENT_MAX (1u << 20)                 /* records, all directories; more: not grouped */
+#define NBUCKET (sizeof(((struct vault_trash *)0)->recent) / sizeof(struct trash_recent *))
+
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static struct trash_recent **recent_slot(struct vv_vault *v, uint64_t dir)
+{
+	struct trash_recent **pp = &v->trash.recent[(dir * 0x9E3779B97F4A7C15ULL) >> 58 & (NBUCKET - 1)];
+
+	while (*pp && (*pp)->dir != dir)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void recent_drop(struct vv_vault *v, struct trash_recent **pp)
+{
+	struct trash_recent *l = *pp;
+
+	*pp = l->next;
+	v->trash.nrecent -= l->n;
+	free(l->a);
+	free(l);
+}
+
+/* Remember the item just made from dir (no memory: it is not grouped). */
+static void recent_push(struct vv_vault *v, uint64_t dir, const struct vault_trash_rec *rec)
+{
+	struct trash_recent **pp = recent_slot(v, dir), *l = *pp;
+
+	if (!l) {
+		if (!(l = calloc(1, sizeof(*l))))
+			return;
+		l->dir = dir;
+		*pp = l;
+	}
+	/* Older removals than GROUP_GAP_NS before this one can join no rmdir
+	 * (adopt's chain stops at the first such gap). */
+	if (l->n && rec->deleted - l->a[l->n - 1].deleted > GROUP_GAP_NS) {
+		v->trash.nrecent -= l->n;
+		l->n = 0;
+	}
+	if (v->trash.nrecent >= RECENT_MAX)
+		return;
 	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 64;
-		struct vv_trash_kid *na = realloc(l->a, nc * sizeof(*na));
+		uint32_t nc = l->cap ? l->cap * 2 : 16;
+		struct vault_trash_rec *na = realloc(l->a, nc * sizeof(*na));
 		if (!na)
-			return VV_ENOMEM;
+			return;
 		l->a = na;
 		l->cap = nc;
 	}
-	l->a[l->n++] = *k;
-	return 0;
+	l->a[l->n++] = *rec;
+	v->trash.nrecent++;
 }
 
-/* The chain of rm -rf (adopt): the remover's items, newest first, each
- * at most GROUP_GAP_NS older than the one before. */
-static int adopt_cb(void *ctx, const struct vv_trash_kid *k)
+/* Item id, removed from dir, left the trash (restore, purge): its record
+ * must not make it a part. */
+static void recent_forget(struct vv_vault *v, uint64_t dir, uint64_t id)
 {
-	struct adopt_list *l = ctx;
+	struct trash_recent *l = *recent_slot(v, dir);
 
-	if (l->prev - k->deleted > GROUP_GAP_NS)
-		return 1;                            /* older than the removal: stop */
-	if (k->uid != l->uid)
-		return 0;
-	l->prev = k->deleted;
-	return list_cb(ctx, k);
+	for (uint32_t i = 0; l && i < l->n; i++)
+		if (l->a[i].id == id)
+			l->a[i].id = 0;
 }
 
-static int by_oname(const void *a, const void *b)
+/* Lists whose newest removal is too old to join any rmdir. */
+static void recent_trim(struct vv_vault *v, int64_t now)
 {
-	return strcmp((*(const struct vv_trash_kid *const *)a)->oname,
-		      (*(const struct vv_trash_kid *const *)b)->oname);
+	for (size_t b = 0; b < NBUCKET; b++) {
+		struct trash_recent **pp = &v->trash.recent[b];
+		while (*pp) {
+			if ((*pp)->n == 0 || now - (*pp)->a[(*pp)->n - 1].deleted > GROUP_GAP_NS)
+				recent_drop(v, pp);
+			else
+				pp = &(*pp)->next;
+		}
+	}
 }
 
-/* Can the items of l go back in one set of statements: each with its
- * entry in .trash/files and no two once named alike?  (Otherwise the
- * rare case: item by item, the newest of a name joining.) */
-static int adopt_plain(const struct adopt_list *l, bool *plain)
+void vault_trash_close(struct vv_vault *v)
 {
-	const struct vv_trash_kid **p;
-
-	*plain = true;
-	for (size_t i = 0; i < l->n && *plain; i++)
-		*plain = l->a[i].entry;
-	if (!*plain || l->n < 2)
-		return 0;
-	if (!(p = malloc(l->n * sizeof(*p))))
-		return VV_ENOMEM;
-	for (size_t i = 0; i < l->n; i++)
-		p[i] = &l->a[i];
-	qsort(p, l->n, sizeof(*p), by_oname);
-	for (size_t i = 1; i < l->n && *plain; i++)
-		*plain = strcmp(p[i - 1]->oname, p[i]->oname) != 0;
-	free(p);
-	return 0;
+	for (size_t b = 0; b < NBUCKET; b++)
+		while (v->trash.recent[b])
+			recent_drop(v, &v->trash.recent[b]);
 }
 
-/* The rare case of adopt: one item at a time, newest first. */
-static int adopt_each(struct vv_vault *v, struct node *dir, const struct adopt_list *l, uint64_t *size)
+static int by_hash(const void *a, const void *b)
 {
+	uint64_t x = (*(const struct vault_trash_rec *const *)a)->hash;
+	uint64_t y = (*(const struct vault_trash_rec *const *)b)->hash;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The rare case of adopt (two of the items were once named alike): one
+ * item at a time, newest first, each given its entry under dir now; the
+ * newest of a name joins, an older one stays an item of its own. */
+static int adopt_each(struct vv_vault *v, struct node *dir, struct vault_trash_rec **sel, size_t n,
+		      uint64_t *size)
+{
+	struct vv_trash_row *row = malloc(sizeof(*row));
 	int r = 0;
 
-	for (size_t i = 0; r == 0 && i < l->n; i++) {
-		const struct vv_trash_kid *a = &l->a[i];
+	if (!row)
+		return VV_ENOMEM;
+	for (size_t i = 0; r == 0 && i < n; i++) {
 		struct node *c;
 		uint64_t existing;
-		/* Two items once called the same: the newest joins, the older
-		 * stays an item of its own. */
-		if (vv_meta_dirent_get(v->meta, dir->ino, a->oname, &existing) == 0)
+		if (vv_meta_trash_get(v->meta, sel[i]->id, row) < 0 || row->oparent != dir->ino ||
+		    vv_meta_dirent_get(v->meta, dir->ino, row->oname, &existing) == 0)
 			continue;
-		if ((r = vault_node_get(v, a->ino, &c)) < 0)
+		if ((r = vault_node_get(v, row->ino, &c)) < 0)
 			break;
-		if ((r = vv_meta_dirent_move(v->meta, VV_TRASH_FILES_INO, a->name, dir->ino, a->oname)) == 0 &&
-		    (r = vv_meta_trash_del(v->meta, a->id)) == 0) {
+		if ((r = vv_meta_dirent_add(v->meta, dir->ino, row->oname, c->ino, c->a.mode)) == 0 &&
+		    (r = vv_meta_trash_del(v->meta, row->id)) == 0) {
 			c->a.parent = dir->ino;
 			if (S_ISDIR(c->a.mode))
 				dir->a.nlink++;
@@ -697,7 +758,7 @@ static int adopt_each(struct vv_vault *v, struct node *dir, const struct adopt_l
 				c->lname = NULL;
 			}
 			r = vault_node_save(v, c);
-			*size += a->size;
+			*size += row->size;
 			/* A directory with parts waiting is always an item or a
 			 * part itself (vault_trash_settle follows only those):
 			 * one that becomes an entry here settles now. */
@@ -706,52 +767,84 @@ static int adopt_each(struct vv_vault *v, struct node *dir, const struct adopt_l
 		}
 		vault_node_put(v, c);
 	}
+	free(row);
 	return r;
 }
 
 /* Make the items just removed from the trashed directory dir (rm -rf)
  * part of its tree, so that restoring dir restores them.  Adds their
  * sizes to *size.  dir is empty (rmdir checked), so only the items' own
- * names can meet.  The usual case is one statement for the whole
- * directory that marks their rows (trash_kids): their entries stay in
- * .trash/files, hidden, until vault_trash_settle moves them under dir
- * (when anyone looks inside it, restores or purges it, at close and at
- * the next open).  So rm -rf pays no move back per file. */
+ * names can meet.  Which items: dir's node's list of its removals, newest
+ * first, the remover's own, each at most GROUP_GAP_NS older than the one
+ * before (a restore or purge since forgets an item's record:
+ * recent_forget).  The usual case marks their rows in one statement;
+ * their entries come back when dir settles.  So rm -rf pays no move per file. */
 static int adopt(struct vv_vault *v, struct node *dir, uint32_t uid, int64_t now, uint64_t *size)
 {
-	struct adopt_list l = { .prev = now, .uid = uid };
-	uint64_t marked;
-	bool plain;
-	int r;
+	struct trash_recent **pp = recent_slot(v, dir->ino), *l = *pp;
+	struct vault_trash_rec **sel = NULL, **srt = NULL;
+	uint64_t *ids, marked;
+	int64_t prev = now;
+	size_t n = 0;
+	bool plain = true;
+	int r = 0;
 
-	r = vv_meta_trash_kids(v->meta, dir->ino, VV_TRASH_FILES_INO, adopt_cb, &l);
-	if (r > 0)
-		r = 0;
-	if (r < 0 || l.n == 0 || (r = adopt_plain(&l, &plain)) < 0)
-		goto out;
-	if (!plain) {
-		r = adopt_each(v, dir, &l, size);
+	if (!l)
+		return 0;
+	if (!(sel = malloc(l->n * sizeof(*sel) + 1)) || !(srt = malloc(l->n * sizeof(*srt) + 1))) {
+		r = VV_ENOMEM;
 		goto out;
 	}
-	if ((r = vv_meta_trash_adopt(v->meta, dir->ino, uid, l.a[l.n - 1].deleted, &marked)) < 0)
+	for (uint32_t i = l->n; i-- > 0;) {
+		struct vault_trash_rec *k = &l->a[i];
+		if (k->id == 0)
+			continue;                    /* restored or purged since */
+		if (prev - k->deleted > GROUP_GAP_NS)
+			break;                       /* older than the removal: stop */
+		if (k->uid != uid)
+			continue;
+		prev = k->deleted;
+		sel[n++] = k;
+	}
+	memcpy(srt, sel, n * sizeof(*srt));
+	qsort(srt, n, sizeof(*srt), by_hash);
+	for (size_t i = 1; i < n && plain; i++)
+		plain = srt[i - 1]->hash != srt[i]->hash;
+	if (!plain) {
+		r = adopt_each(v, dir, sel, n, size);
 		goto out;
-	if (marked != l.n) {
-		/* The scan and the statement disagree: the transaction holds
-		 * the marks already; refuse (EIO) rather than guess. */
+	}
+	if (!(ids = malloc(n * sizeof(*ids) + 1))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		ids[i] = sel[i]->id;
+	r = vv_meta_trash_mark(v->meta, dir->ino, ids, n, &marked);
+	free(ids);
+	if (r < 0)
+		goto out;
+	if (marked != n) {
+		/* The records and the table disagree: the transaction holds the
+		 * marks already; refuse (EIO) rather than guess. */
 		vv_log(VV_LOG_ERR, "trash: rmdir of inode %llu: %llu of %zu removed items grouped",
-		       (unsigned long long)dir->ino, (unsigned long long)marked, l.n);
+		       (unsigned long long)dir->ino, (unsigned long long)marked, n);
 		r = VV_EIO;
 		goto out;
 	}
-	/* Its subdirectories count in its nlink at once, as when they are
-	 * entries (which settling makes them). */
-	for (size_t i = 0; i < l.n; i++) {
-		*size += l.a[i].size;
-		if (S_ISDIR(l.a[i].mode))
+	for (size_t i = 0; i < n; i++) {
+		*size += sel[i]->size;
+		/* Its subdirectories count in its nlink at once, as when they
+		 * are entries (which settling makes them). */
+		if (S_ISDIR(sel[i]->mode))
 			dir->a.nlink++;
 	}
 out:
-	free(l.a);
+	free(sel);
+	free(srt);
+	pp = recent_slot(v, dir->ino);           /* dir is gone: its list too */
+	if (*pp)
+		recent_drop(v, pp);
 	return r;
 }
 
@@ -776,26 +869,42 @@ static int inos_add(struct inos *q, uint64_t ino)
 	return 0;
 }
 
-/* The parts of dir's tree (adopt) move under it by their original names;
- * their directories go on *sub (to settle in turn). */
+struct parts {
+	struct vv_trash_kid *a;
+	size_t n, cap;
+};
+
+static int parts_cb(void *ctx, const struct vv_trash_kid *k)
+{
+	struct parts *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 64;
+		struct vv_trash_kid *na = realloc(l->a, nc * sizeof(*na));
+		if (!na)
+			return VV_ENOMEM;
+		l->a = na;
+		l->cap = nc;
+	}
+	l->a[l->n++] = *k;
+	return 0;
+}
+
+/* The parts of dir's tree (adopt) get their entries under it by their
+ * original names; their directories go on *sub (to settle in turn). */
 static int settle_one(struct vv_vault *v, struct node *dir, struct inos *sub)
 {
-	struct adopt_list l = { 0 };
-	uint64_t moved, lo = UINT64_MAX, hi = 0;
+	struct parts l = { 0 };
+	uint64_t made;
 	int r;
 
-	if ((r = vv_meta_trash_parts(v->meta, dir->ino, VV_TRASH_FILES_INO, list_cb, &l)) < 0 || l.n == 0)
+	if ((r = vv_meta_trash_parts(v->meta, dir->ino, parts_cb, &l)) < 0 || l.n == 0)
 		goto out;
-	for (size_t i = 0; i < l.n; i++) {
-		lo = l.a[i].id < lo ? l.a[i].id : lo;
-		hi = l.a[i].id > hi ? l.a[i].id : hi;
-	}
-	if ((r = vault_txn(v)) < 0 ||
-	    (r = vv_meta_trash_settle(v->meta, dir->ino, VV_TRASH_FILES_INO, lo, hi, &moved)) < 0)
+	if ((r = vault_txn(v)) < 0 || (r = vv_meta_trash_settle(v->meta, dir->ino, &made)) < 0)
 		goto out;
-	if (moved != l.n) {
-		vv_log(VV_LOG_ERR, "trash: inode %llu: %llu of its tree's %zu parts have their entry "
-		       "(fsck names the rest)", (unsigned long long)dir->ino, (unsigned long long)moved, l.n);
+	if (made != l.n) {
+		vv_log(VV_LOG_ERR, "trash: inode %llu: %llu of its tree's %zu parts have their inode "
+		       "(fsck names the rest)", (unsigned long long)dir->ino, (unsigned long long)made, l.n);
 		r = VV_EIO;
 		goto out;
 	}
@@ -875,46 +984,48 @@ bool vault_trash_wanted(struct vv_vault *v, struct node *n)
 	return !vault_space_tight(v);
 }
 
-int vault_trash_move(struct vv_vault *v, const struct vv_ctx *c, struct node *d, const char *name,
-	       struct node *n, int64_t now, char *tname)
+static int move(struct vv_vault *v, const struct vv_ctx *c, struct node *d, const char *name,
+		struct node *n, int64_t now, char *tname)
 {
-	struct vv_trash_row *row = calloc(1, sizeof(*row));
-	char dpath[4096];
+	struct vv_trash_new t = { .ino = n->ino, .oparent = d->ino, .oname = name, .deleted = now,
+				  .uid = c->id.uid, .coll = n->a.coll, .name = tname };
+	struct vault_trash_rec rec;
+	uint8_t gbuf[sizeof(((struct vv_trash_row *)0)->gate)];
+	char path[sizeof(((struct vv_trash_row *)0)->path)];
+	unsigned i = 1;
 	int r;
 
-	if (!row)
-		return VV_ENOMEM;
-	row->ino = n->ino;
-	row->oparent = d->ino;
-	snprintf(row->oname, sizeof(row->oname), "%s", name);
-	row->deleted = now;
-	row->uid = c->id.uid;
-	row->coll = n->a.coll;
-	row->size = S_ISREG(n->a.mode) ? n->a.size : 0;
+	t.size = S_ISREG(n->a.mode) ? n->a.size : 0;
 	if (d->ino == VV_ROOT_INO)
-		dpath[0] = '\0';
-	else if ((r = vault_node_path(v, d->ino, dpath, sizeof(dpath))) < 0)
-		goto out;
-	if (strlen(dpath) + 1 + strlen(name) >= sizeof(row->path)) {
-		r = VV_ENAMETOOLONG;
-		goto out;
-	}
+		path[0] = '\0';
+	else if ((r = vault_node_path(v, d->ino, path, sizeof(path))) < 0)
+		return r;
 	{
-		size_t dl = strlen(dpath);
-		memcpy(row->path, dpath, dl);
-		row->path[dl] = '/';
-		memcpy(row->path + dl + 1, name, strlen(name) + 1);
+		size_t dl = strlen(path), nl = strlen(name);
+		if (dl + 1 + nl >= sizeof(path))
+			return VV_ENAMETOOLONG;
+		path[dl] = '/';
+		memcpy(path + dl + 1, name, nl + 1);
 	}
-	gate_make(v, d, row);
-	if ((r = vault_txn(v)) < 0 || (r = unique_name(v, name, row->name)) < 0 ||
-	    (r = vv_meta_dirent_move(v->meta, d->ino, name, VV_TRASH_FILES_INO, row->name)) < 0)
-		goto out;
+	t.path = path;
+	gate_make(v, d, gbuf, sizeof(gbuf), &t.gate, &t.gatelen);
+	if ((r = vault_txn(v)) < 0 || (r = vv_meta_dirent_del(v->meta, d->ino, name)) < 0)
+		return r;
 	if (S_ISDIR(n->a.mode)) {
-		if ((r = adopt(v, n, c->id.uid, now, &row->size)) < 0)
-			goto out;
+		if ((r = adopt(v, n, c->id.uid, now, &t.size)) < 0)
+			return r;
 		if (d->a.nlink > 2)
 			d->a.nlink--;
 	}
+	/* The row is the name in .trash/files: the first free one of name,
+	 * name.2, ... (the unique index says which are taken). */
+	do {
+		if ((r = cand_name(name, i, tname)) < 0)
+			return r;
+		r = vv_meta_trash_add(v->meta, &t, &rec.id);
+	} while (r == VV_EEXIST && ++i < 1000);
+	if (r < 0)
+		return r;
 	if (n->lname) {
 		free(n->lname);
 		n->lname = NULL;
@@ -922,15 +1033,28 @@ int vault_trash_move(struct vv_vault *v, const struct vv_ctx *c, struct node *d,
 	n->a.parent = VV_TRASH_FILES_INO;
 	n->a.ctime = now;
 	d->a.mtime = d->a.ctime = now;
-	if ((r = vault_node_save(v, d)) < 0 || (r = vault_node_save(v, n)) < 0 ||
-	    (r = vv_meta_trash_add(v->meta, row)) < 0)
-		goto out;
+	if ((r = vault_node_save(v, d)) < 0 || (r = vault_node_save(v, n)) < 0)
+		return r;
+	rec.ino = n->ino;
+	rec.size = t.size;
+	rec.hash = name_hash(name);
+	rec.deleted = now;
+	rec.uid = c->id.uid;
+	rec.mode = n->a.mode;
+	recent_push(v, d->ino, &rec);
 	/* Its ancestry changed: what was cached below it may differ. */
 	if (S_ISDIR(n->a.mode))
 		v->nodes.perm_gen++;
-	snprintf(tname, VV_NAME_MAX + 1, "%s", row->name);
-out:
-	free(row);
+	return 0;
+}
+
+int vault_trash_move(struct vv_vault *v, const struct vv_ctx *c, struct node *d, const char *name,
+	       struct node *n, int64_t now, char *tname)
+{
+	int r = move(v, c, d, name, n, now, tname);
+
+	if (r < 0)
+		tname[0] = '\0';                /* no name in the trash */
 	return r;
 }
 
@@ -1025,8 +1149,7 @@ static int purge_item(struct vv_vault *v, const struct vv_trash_row *row)
 		if (r < 0)
 			return r;
 	}
-	if ((r = vv_meta_dirent_del(v->meta, VV_TRASH_FILES_INO, row->name)) < 0 && r != VV_ENOENT)
-		return r;
+	recent_forget(v, row->oparent, row->id);
 	if ((r = vv_meta_trash_del(v->meta, row->id)) < 0 ||
 	    (r = free_tree(v, row->ino, vault_now(), &files)) < 0)
 		return r;
@@ -1141,9 +1264,10 @@ static int restore_to(struct vv_vault *v, const struct vv_ctx *c, const struct v
 	/* The whole tree goes back as real entries (adopt left its parts
 	 * in .trash/files). */
 	if ((r = vault_trash_settle(v, n)) < 0 || (r = vault_txn(v)) < 0 ||
-	    (r = vv_meta_dirent_move(v->meta, VV_TRASH_FILES_INO, row->name, newparent, newname)) < 0 ||
+	    (r = vv_meta_dirent_add(v->meta, newparent, newname, n->ino, n->a.mode)) < 0 ||
 	    (r = vv_meta_trash_del(v->meta, row->id)) < 0)
 		goto out;
+	recent_forget(v, row->oparent, row->id);
 	n->a.parent = newparent;
 	n->a.ctime = now;
 	if (S_ISDIR(n->a.mode))
@@ -1268,6 +1392,10 @@ void vault_trash_tick(struct vv_vault *v, int64_t now)
 {
 	int64_t every = v->trash.keep_ns / 4;
 
+	if (v->trash.nrecent && now - v->trash.trimmed > 1000000000LL) {
+		recent_trim(v, now);
+		v->trash.trimmed = now;
+	}
 	if (every > SWEEP_MAX_NS)
 		every = SWEEP_MAX_NS;
 	if (every < 1000000000LL)

@@ -1,7 +1,7 @@
 #!/bin/bash
 # t6006-trash-tree-parts: rm -rf's rmdir marks the items removed just
-# before as parts of the directory's tree and leaves their entries in
-# .trash/files until someone looks inside, restores, purges, unmounts
+# before as parts of the directory's tree, which get no entries (in
+# .trash/files or under it) until someone looks inside, restores, purges, unmounts
 # (docs/design.md "Recycle bin").  While they wait they are no items: not
 # listed, not found by name, no .trashinfo, not in `trash list`, for root,
 # nobody and u1000.  Another user's removal in the same directory in

@@ -521,47 +521,98 @@ int main(void)
 	vv_admin_reply_release(&rep);
 	is_int(vv_vault_close(v), 0, "close");
 
-	/* --- a read-only open of a store from before trash_kids --------------
-	 * (its last read-write open was by an older build: the table is
-	 * missing and cannot be added; the items must still show). */
+	/* --- a store in the older layout (main before the trash rows became
+	 * the names: entries in .trash/files, parts in trash_kids, three
+	 * indexes): a read-only open reads it as it is (the stand-in for
+	 * trash_parts cannot be added to the store), a read-write open
+	 * migrates it in one transaction, nothing lost. */
 	v = open_v(30 * 86400);
 	is_int(put(v, &root_c, prod.ino, "old", "o", 1, 0644, NULL), 0, "a file");
 	is_int(vv_vault_unlink(v, &root_c, prod.ino, "old"), 0, "rm: an item");
+	{
+		struct vv_attr da;
+		is_int(vv_vault_mkdir(v, &root_c, prod.ino, "olddir", 0755, &da), 0, "mkdir olddir");
+		vv_vault_forget(v, da.ino, 1);
+		is_int(put(v, &root_c, da.ino, "k", "kk", 2, 0644, NULL), 0, "olddir/k");
+		is_int(vv_vault_unlink(v, &root_c, da.ino, "k"), 0, "rm olddir/k");
+		is_int(vv_vault_rmdir(v, &root_c, prod.ino, "olddir"), 0, "rmdir olddir: k is a part");
+	}
 	is_int(vault_txn(v), 0, "a transaction");
-	is_int(meta_exec(v->meta, "DROP TABLE trash_kids"), 0, "drop trash_kids, as an older build's store");
+	is_int(meta_exec(v->meta,
+			 "CREATE TABLE trash_kids(id INTEGER PRIMARY KEY);"
+			 "INSERT INTO trash_kids SELECT id FROM trash_parts;"
+			 "DROP TABLE trash_parts;"
+			 "DROP INDEX trash_name;"
+			 "CREATE INDEX trash_oparent ON trash(oparent);"
+			 "CREATE INDEX trash_deleted ON trash(deleted);"
+			 "CREATE INDEX trash_ino ON trash(ino);"
+			 "INSERT INTO dirents(parent, name, ino, mode) SELECT 1152921504606846977, t.name,"
+			 " t.ino, i.mode FROM trash t JOIN inodes i ON i.ino=t.ino;"), 0,
+	       "rewrite the trash in the older layout");
 	is_int(vv_vault_close(v), 0, "close");
 	{
 		size_t n0, n1;
 		char *b0 = store_bytes(&n0), *b1;
 		v = open_flags(30 * 86400, VV_VAULT_READONLY);
 		ok(v != NULL, "open read-only");
-		if (v)
-			is_int(list(v, &root_c, VV_TRASH_FILES_INO, &s), 0, "list");
-		if (v)
+		if (v) {
+			is_int(list(v, &root_c, VV_TRASH_FILES_INO, &s), 0, "list .trash/files");
+			ok(strstr(s.buf, "old") && strstr(s.buf, "olddir") && !strstr(s.buf, "k"),
+			   "the items show, not the part");
+			is_int(lk(v, &root_c, VV_TRASH_INFO_INO, "old.trashinfo", NULL), 0, "its .trashinfo too");
+			is_int(verb(v, 0, "trash.list", NULL, 0, &rep), 0, "trash.list");
+			ok(rep.body && strstr(rep.body, "/products/old"), "lists it");
+			vv_admin_reply_release(&rep);
+			{
+				struct vv_fsck_report fr = { 0 };
+				char out[80];
+				int r = vv_vault_fsck(v, false, NULL, NULL, &fr);
+				snprintf(out, sizeof(out), "fsck of the older layout read-only: clean (%s, %llu orphans)",
+					 vv_strerror(r), (unsigned long long)fr.orphan_inodes);
+				ok(r == 0 && fr.errors == 0 && fr.orphan_inodes == 0, out);
+			}
 			is_int(vv_vault_close(v), 0, "close");
+		}
 		b1 = store_bytes(&n1);
 		ok(b0 && b1 && n0 > 0 && n0 == n1 && memcmp(b0, b1, n0) == 0,
 		   "the read-only open left meta.db and its WAL byte for byte as they were");
 		free(b0);
 		free(b1);
 	}
-	v = open_flags(30 * 86400, VV_VAULT_READONLY);
-	ok(v != NULL, "open read-only");
-	if (v) {
-		is_int(list(v, &root_c, VV_TRASH_FILES_INO, &s), 0, "list .trash/files");
-		is_str(s.buf, "old", "the item shows (was: an empty trash)");
-		is_int(lk(v, &root_c, VV_TRASH_INFO_INO, "old.trashinfo", NULL), 0, "its .trashinfo too");
-		is_int(verb(v, 0, "trash.list", NULL, 0, &rep), 0, "trash.list");
-		ok(rep.body && strstr(rep.body, "/products/old"), "lists it");
-		vv_admin_reply_release(&rep);
-		is_int(vv_vault_close(v), 0, "close");
-	}
 	v = open_v(30 * 86400);
-	ok(v != NULL, "a read-write open adds the table back");
+	ok(v != NULL, "a read-write open migrates");
 	if (v) {
-		ok(meta_has_table(v->meta, "trash_kids"), "trash_kids is in the store again");
+		uint64_t ino, dino = 0;
+		ok(meta_has_table(v->meta, "trash_parts") && !meta_has_table(v->meta, "trash_kids"),
+		   "trash_parts replaces trash_kids");
+		is_int(vv_meta_dirent_get(v->meta, VV_TRASH_FILES_INO, "old", &ino), VV_ENOENT,
+		       "no entry left in .trash/files");
 		is_int(list(v, &root_c, VV_TRASH_FILES_INO, &s), 0, "list");
-		is_str(s.buf, "old", "the item is there");
+		ok(strstr(s.buf, "old") && strstr(s.buf, "olddir") && !strstr(s.buf, "k"), "the items are there");
+		is_int(lk(v, &root_c, VV_TRASH_FILES_INO, "olddir", &dino), 0, "lookup olddir");
+		is_int(lk(v, &root_c, dino, "k", NULL), 0, "its part k is inside");
+		{
+			struct vv_fsck_report fr = { 0 };
+			char out[80];
+			int r = vv_vault_fsck(v, false, NULL, NULL, &fr);
+			snprintf(out, sizeof(out), "fsck after the migration: clean (%s)", vv_strerror(r));
+			ok(r == 0 && fr.errors == 0 && fr.orphan_inodes == 0, out);
+		}
+		/* Damage fsck must name: a row whose inode is gone, an entry in
+		 * .trash/files without a row (the older layout's leftovers). */
+		is_int(vault_txn(v), 0, "a transaction");
+		is_int(meta_exec(v->meta,
+				 "INSERT INTO trash(ino, name, path, oparent, oname, deleted, uid, coll, size, gate)"
+				 " VALUES(999999, X'6768', X'2f6768', 1, X'6768', 0, 0, 0, 0, X'');"
+				 "INSERT INTO dirents(parent, name, ino, mode) SELECT 1152921504606846977, X'7374726179',"
+				 " ino, mode FROM inodes WHERE ino != 1 LIMIT 1;"), 0, "plant a ghost row and a stray entry");
+		{
+			struct vv_fsck_report fr = { 0 };
+			vv_vault_fsck(v, false, NULL, NULL, &fr);
+			ok(fr.errors >= 2, "fsck names both");
+		}
+		is_int(meta_exec(v->meta, "DELETE FROM trash WHERE ino=999999;"
+				 "DELETE FROM dirents WHERE parent=1152921504606846977;"), 0, "take them out");
 		is_int(vv_vault_close(v), 0, "close");
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
