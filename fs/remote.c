@@ -80,6 +80,28 @@ struct irec {
 	char name[VV_NAME_MAX + 1];
 };
 
+/*
+ * Forgets.  The kernel forgets thousands of inodes at once (memory
+ * pressure, drop_caches, an unmount), each a FORGET to the server that
+ * nobody waits for.  Sent one round trip at a time from the FUSE thread,
+ * as they were, they took a core and the connection for a second after
+ * a drop_caches, while the next ls -lR waited behind them.  They are
+ * queued instead and sent by one thread, pipelined (vv_net_client_post),
+ * once no request for the kernel was sent for FQ_QUIET_NS, or at once
+ * when FQ_PUSH are waiting.  Until then the server keeps the nodes
+ * loaded (a reference more, which is all a FORGET gives back); an entry
+ * of an older connection is dropped, its references went with the
+ * session.
+ */
+struct fgq {
+	uint64_t ino, n;
+	unsigned epoch;
+};
+
+#define FQ_QUIET_NS 20000000LL       /* 20 ms */
+#define FQ_PUSH 16384
+#define FQ_WINDOW 16                 /* in flight at most, forgets included */
+
 struct rhandle {
 	uint64_t srv;                /* the server's handle on connection epoch */
 	uint64_t ino;                /* server inode */
@@ -103,6 +125,13 @@ struct rfs {
 	                                retires every cached attribute (the kernel
 	                                drops its own then, and asks again) */
 	struct fs_ra ra;             /* the kernel's read-ahead window (readahead.c) */
+	_Atomic int64_t fg_ns;       /* mono_ns of the last request sent for the kernel */
+	pthread_mutex_t fmu;         /* the forget queue (forgets below) */
+	pthread_cond_t fcond;
+	struct fgq *fq;
+	size_t fq_len, fq_cap;
+	bool fstop, fthread;
+	pthread_t fthr;
 	int ready_fd;                /* the mount command's pipe until INIT passed, else -1 */
 	uint32_t init_missing;       /* capabilities INIT asked for that the kernel lacks */
 	bool test_init_fail;         /* vv_fs_opts.test_init_fail */
@@ -603,6 +632,7 @@ static int run(fuse_req_t req, struct call *k)
 	if ((mut = mutates(&k->rq)))
 		atomic_fetch_add(&f->mut, 1);
 	k->mut = atomic_load(&f->mut);
+	atomic_store(&f->fg_ns, mono_ns());
 	for (int attempt = 0;; attempt++) {
 		unsigned ep = vv_net_client_epoch(f->c), nep;
 
@@ -663,23 +693,100 @@ static void r_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_entry(req, k, run(req, k), to_srv(RFS(req), parent), name);
 }
 
-static void r_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+/* Give n server references on ino (of connection epoch) back, later. */
+static void forget_later(struct rfs *f, uint64_t ino, uint64_t n, unsigned epoch)
 {
-	struct rfs *f = RFS(req);
+	pthread_mutex_lock(&f->fmu);
+	if (f->fq_len == f->fq_cap) {
+		size_t cap = f->fq_cap ? f->fq_cap * 2 : 1024;
+		struct fgq *q = realloc(f->fq, cap * sizeof(*q));
+		if (q) {
+			f->fq = q;
+			f->fq_cap = cap;
+		}
+	}
+	if (f->fq_len < f->fq_cap) {
+		f->fq[f->fq_len++] = (struct fgq){ .ino = ino, .n = n, .epoch = epoch };
+		if (f->fq_len == 1 || f->fq_len >= FQ_PUSH)
+			pthread_cond_signal(&f->fcond);
+	}
+	/* else: no memory; the server keeps the node until the session ends */
+	pthread_mutex_unlock(&f->fmu);
+}
+
+static void *forgetter(void *arg)
+{
+	struct rfs *f = arg;
+	struct vv_rw_msg *rq = calloc(1, sizeof(*rq));
+
+	pthread_mutex_lock(&f->fmu);
+	while (rq && !f->fstop) {
+		struct fgq *q;
+		size_t n;
+		int64_t quiet;
+
+		if (!f->fq_len) {
+			pthread_cond_wait(&f->fcond, &f->fmu);
+			continue;
+		}
+		quiet = mono_ns() - atomic_load(&f->fg_ns);
+		if (quiet < FQ_QUIET_NS && f->fq_len < FQ_PUSH) {
+			struct timespec ts;
+			int64_t left = FQ_QUIET_NS - quiet;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long)left;
+			ts.tv_sec += ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			pthread_cond_timedwait(&f->fcond, &f->fmu, &ts);
+			continue;
+		}
+		q = f->fq;
+		n = f->fq_len;
+		f->fq = NULL;
+		f->fq_len = f->fq_cap = 0;
+		pthread_mutex_unlock(&f->fmu);
+		for (size_t i = 0; i < n; i++) {
+			if (q[i].epoch != vv_net_client_epoch(f->c))
+				continue;
+			memset(rq, 0, sizeof(*rq));
+			rq->h.op = VV_RW_FORGET;
+			rq->u[0] = q[i].ino;
+			rq->u[1] = q[i].n;
+			rq->nu = 2;
+			if (vv_net_client_post(f->c, rq, FQ_WINDOW) < 0)
+				break;       /* the connection is gone, and the references */
+		}
+		free(q);
+		pthread_mutex_lock(&f->fmu);
+	}
+	pthread_mutex_unlock(&f->fmu);
+	free(rq);
+	return NULL;
+}
+
+/* The kernel forgot nlookup references on ino. */
+static void forget_one(struct rfs *f, fuse_ino_t ino, uint64_t nlookup)
+{
 	unsigned ep = 0;
 	uint64_t give = irec_forget(f, to_srv(f, ino), nlookup, &ep);
-	struct call *k;
 
 	/* references of an older connection went with its session */
-	if (ino != FUSE_ROOT_ID && give && ep == vv_net_client_epoch(f->c) &&
-	    (k = call_new(VV_RW_FORGET))) {
-		U(k, to_srv(f, ino));
-		U(k, give);
-		(void)run(req, k);
-		call_free(k);
-	}
+	if (ino != FUSE_ROOT_ID && give && ep == vv_net_client_epoch(f->c))
+		forget_later(f, to_srv(f, ino), give, ep);
 	/* the kernel dropped the inode and its pages with it */
 	gen_drop(f, to_srv(f, ino));
+}
+
+static void r_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	forget_one(RFS(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void r_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		forget_one(RFS(req), forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -1123,16 +1230,9 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			 * of the last one added); with plus the server's
 			 * reference on each is given back */
 			full = true;
-			if (plus && strcmp(nb, ".") && strcmp(nb, "..") &&
-			    k->epoch == vv_net_client_epoch(f->c)) {
-				struct call *fg = call_new(VV_RW_FORGET);
-				if (fg) {
-					U(fg, e.ino);
-					U(fg, 1);
-					(void)run(req, fg);
-				}
-				call_free(fg);
-			}
+			if (plus && strcmp(nb, ".") && strcmp(nb, "..") && a.ino &&
+			    k->epoch == vv_net_client_epoch(f->c))
+				forget_later(f, e.ino, 1, k->epoch);
 			continue;
 		}
 		len += n;
@@ -1396,6 +1496,7 @@ static const struct fuse_lowlevel_ops rops = {
 	.init = r_init,
 	.lookup = r_lookup,
 	.forget = r_forget,
+	.forget_multi = r_forget_multi,
 	.getattr = r_getattr,
 	.setattr = r_setattr,
 	.readlink = r_readlink,
@@ -1448,6 +1549,8 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 	fp->ttl = o->attr_timeout_ms / 1000.0;
 	pthread_mutex_init(&fp->gmu, NULL);
 	pthread_mutex_init(&fp->imu, NULL);
+	pthread_mutex_init(&fp->fmu, NULL);
+	pthread_cond_init(&fp->fcond, NULL);
 	if (!(fp->irecs = calloc(IREC_BUCKETS, sizeof(*fp->irecs)))) {
 		free(fp);
 		return VV_ENOMEM;
@@ -1491,6 +1594,7 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 				close(fd);
 		}
 	}
+	fp->fthread = pthread_create(&fp->fthr, NULL, forgetter, fp) == 0;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.clone_fd = 1;
 	cfg.max_idle_threads = 16;
@@ -1513,6 +1617,16 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 		r = 1;                       /* reported: the caller adds nothing */
 	}
 out:
+	if (fp->fthread) {
+		pthread_mutex_lock(&fp->fmu);
+		fp->fstop = true;
+		pthread_cond_signal(&fp->fcond);
+		pthread_mutex_unlock(&fp->fmu);
+		pthread_join(fp->fthr, NULL);
+	}
+	free(fp->fq);
+	pthread_mutex_destroy(&fp->fmu);
+	pthread_cond_destroy(&fp->fcond);
 	if (mounted)
 		fuse_session_unmount(se);
 	if (handlers)

@@ -531,6 +531,70 @@ bool vv_net_client_alive(struct vv_net_client *c)
 	return alive;
 }
 
+static void deadline(const struct vv_net_client *c, struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += c->timeout_ms / 1000;
+	ts->tv_nsec += (long)(c->timeout_ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* A free slot with a fresh request id, once fewer than limit are busy
+ * (c->mu held; NULL when the connection is dead or ts passed).  An
+ * abandoned one is freed by the reader when its reply arrives. */
+static struct slot *take_slot(struct vv_net_client *c, const struct timespec *ts, size_t limit,
+			      bool abandoned)
+{
+	struct slot *s = NULL;
+
+	while (!c->dead && !s) {
+		size_t busy = 0;
+		for (size_t i = 0; i < VV_RW_MAX_INFLIGHT; i++)
+			busy += c->slots[i].busy;
+		for (size_t i = 0; i < VV_RW_MAX_INFLIGHT && !s && busy < limit; i++)
+			if (!c->slots[i].busy)
+				s = &c->slots[i];
+		if (!s && pthread_cond_timedwait(&c->cond, &c->mu, ts) == ETIMEDOUT)
+			break;
+	}
+	if (c->dead || !s)
+		return NULL;
+	s->busy = true;
+	s->done = false;
+	s->abandoned = abandoned;
+	c->last_ms = net_now_ms();
+	s->id = c->next_id++;
+	if (c->next_id == 0)
+		c->next_id = 2;
+	return s;
+}
+
+int vv_net_client_post(struct vv_net_client *c, const struct vv_rw_msg *rq, unsigned limit)
+{
+	struct vv_rw_msg m;
+	struct slot *s;
+	struct timespec ts;
+
+	deadline(c, &ts);
+	pthread_mutex_lock(&c->mu);
+	s = take_slot(c, &ts, limit < VV_RW_MAX_INFLIGHT ? limit : VV_RW_MAX_INFLIGHT, true);
+	pthread_mutex_unlock(&c->mu);
+	if (!s)
+		return VV_ENOTCONN;
+	m = *rq;
+	m.h.id = s->id;
+	m.h.flags = 0;
+	m.h.status = 0;
+	if (write_frame(c, &m) < 0) {
+		die(c);                      /* the slot goes with the connection */
+		return VV_ENOTCONN;
+	}
+	return 0;
+}
+
 int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, struct vv_rw_msg *rep,
 		       uint8_t **hold)
 {
@@ -542,32 +606,12 @@ int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, stru
 	int r = 0;
 
 	*hold = NULL;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += c->timeout_ms / 1000;
-	ts.tv_nsec += (long)(c->timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline(c, &ts);
 	pthread_mutex_lock(&c->mu);
-	while (!c->dead && !s) {
-		for (size_t i = 0; i < VV_RW_MAX_INFLIGHT && !s; i++)
-			if (!c->slots[i].busy)
-				s = &c->slots[i];
-		if (!s && pthread_cond_timedwait(&c->cond, &c->mu, &ts) == ETIMEDOUT)
-			break;
-	}
-	if (c->dead || !s) {
-		pthread_mutex_unlock(&c->mu);
-		return VV_ENOTCONN;
-	}
-	s->busy = true;
-	s->done = false;
-	c->last_ms = net_now_ms();
-	s->id = c->next_id++;
-	if (c->next_id == 0)
-		c->next_id = 2;
+	s = take_slot(c, &ts, VV_RW_MAX_INFLIGHT, false);
 	pthread_mutex_unlock(&c->mu);
+	if (!s)
+		return VV_ENOTCONN;
 
 	m = *rq;
 	m.h.id = s->id;
