@@ -109,7 +109,53 @@ struct rhandle {
 	unsigned epoch;
 	bool dir;
 	bool eof;                    /* dir: the server said it ends at eof_off */
+	bool walk;                   /* dir: opened from a prefetch (a walk goes on) */
 	uint64_t eof_off;
+	struct call *pre;            /* dir: the prefetched first listing, unused yet */
+};
+
+/*
+ * Listing prefetch (docs/remote.md "Caching on the client").  A walk
+ * (ls -lR, find, du, rsync) opens a directory, lists it, then opens each
+ * subdirectory in turn: two round trips per directory, one after the
+ * other, since the kernel asks from the walker's one thread.  When the
+ * kernel opens a directory that its parent's listing showed just before,
+ * the client opens and lists the parent's other subdirectories ahead,
+ * PF_THREADS at a time; a listing so prefetched, once used, has its own
+ * subdirectories prefetched (the walk goes on).  A prefetched listing is
+ * the server's answer, for this session's vault user, at the moment the
+ * prefetch asked: it is used once, by the next opendir of that
+ * directory, within PF_NS and the attribute bound (--attr-timeout, 0 = no
+ * prefetch), and not after a change went through this client (rfs.mut).
+ * Only directories the server called cacheable (every directory above
+ * searchable by all) that others may read and search are prefetched.  A
+ * prefetch not used in time is closed on the server and its references
+ * given back.
+ */
+#define PF_MAX 256                   /* prefetches held or in flight */
+#define PF_THREADS 4
+#define PF_NS 1000000000LL           /* 1 s */
+#define LST_MAX 64                   /* listings remembered for a descent */
+
+enum { PF_QUEUED, PF_RUNNING, PF_DONE };
+
+struct pf {
+	uint64_t ino;                /* server inode of the directory */
+	unsigned epoch;
+	int state;
+	int64_t born;                /* mono_ns when it was asked */
+	uint64_t mut;                /* rfs.mut then */
+	struct rhandle *h;           /* PF_DONE: the open directory ... */
+	struct call *k;              /* ... and its first READDIRPLUS reply */
+};
+
+/* The subdirectories (prefetchable) of a listing served to the kernel. */
+struct lst {
+	uint64_t ino;
+	int64_t at;
+	bool walked;                 /* a descent into one prefetched the rest */
+	size_t n;
+	uint64_t *sub;
 };
 
 struct rfs {
@@ -132,6 +178,18 @@ struct rfs {
 	size_t fq_len, fq_cap;
 	bool fstop, fthread;
 	pthread_t fthr;
+	bool pf_on;                  /* READDIRPLUS and a nonzero attribute bound */
+	pthread_mutex_t pmu;         /* pfs, lsts */
+	pthread_cond_t pcond;        /* work queued, or a prefetch finished */
+	struct pf pfs[PF_MAX];
+	size_t npf;
+	struct lst lsts[LST_MAX];
+	size_t lst_next;
+	bool pstop;
+	unsigned npthr;
+	pthread_t pthr[PF_THREADS];
+	_Atomic uint32_t rd_size;    /* the kernel's last READDIRPLUS size */
+	_Atomic uint64_t pf_asked, pf_used;   /* for the log at unmount */
 	int ready_fd;                /* the mount command's pipe until INIT passed, else -1 */
 	uint32_t init_missing;       /* capabilities INIT asked for that the kernel lacks */
 	bool test_init_fail;         /* vv_fs_opts.test_init_fail */
@@ -146,18 +204,19 @@ static int64_t mono_ns(void)
 }
 
 /* Until when a node of these attributes may be said to have no xattr. */
-static int64_t noxattr_until(const struct rfs *f, const struct vv_attr *a)
+static int64_t noxattr_until(const struct rfs *f, const struct vv_attr *a, int64_t born)
 {
-	return a->noxattr && a->cacheable && f->ttl > 0 ? mono_ns() + (int64_t)(f->ttl * 1e9) : 0;
+	return a->noxattr && a->cacheable && f->ttl > 0 ? born + (int64_t)(f->ttl * 1e9) : 0;
 }
 
 /* Attributes a of r's node, just received (before the reply was sent on). */
-static void irec_attr(struct rfs *f, struct irec *r, const struct vv_attr *a, uint64_t mut)
+static void irec_attr(struct rfs *f, struct irec *r, const struct vv_attr *a, uint64_t mut,
+		      int64_t born)
 {
-	r->noxattr_until = noxattr_until(f, a);
+	r->noxattr_until = noxattr_until(f, a, born);
 	r->attr = *a;
 	r->attr_mut = mut;
-	r->attr_until = a->cacheable && f->ttl > 0 ? mono_ns() + (int64_t)(f->ttl * 1e9) : 0;
+	r->attr_until = a->cacheable && f->ttl > 0 ? born + (int64_t)(f->ttl * 1e9) : 0;
 }
 
 static struct irec **irec_at(struct rfs *f, uint64_t ino)
@@ -170,9 +229,9 @@ static struct irec **irec_at(struct rfs *f, uint64_t ino)
 }
 
 /* One more kernel reference on ino, found as parent/name on epoch, with
- * attributes a asked for when f->mut was mut. */
+ * attributes a asked for at born when f->mut was mut. */
 static void irec_add(struct rfs *f, uint64_t parent, const char *name, const struct vv_attr *a,
-		     unsigned epoch, uint64_t mut)
+		     unsigned epoch, uint64_t mut, int64_t born)
 {
 	struct irec **p, *r;
 
@@ -190,7 +249,7 @@ static void irec_add(struct rfs *f, uint64_t parent, const char *name, const str
 		r->gen = a->gen;
 		r->epoch = epoch;
 		r->nlookup++;
-		irec_attr(f, r, a, mut);
+		irec_attr(f, r, a, mut, born);
 		snprintf(r->name, sizeof(r->name), "%s", name);
 	}
 	pthread_mutex_unlock(&f->imu);
@@ -239,15 +298,15 @@ static void irec_moved(struct rfs *f, uint64_t parent, const char *name, uint64_
 	pthread_mutex_unlock(&f->imu);
 }
 
-/* Fresh attributes of a node the kernel holds (getattr, setattr), asked
- * for when f->mut was mut. */
-static void irec_seen(struct rfs *f, const struct vv_attr *a, uint64_t mut)
+/* Fresh attributes of a node the kernel holds (getattr, setattr, open),
+ * asked for at born when f->mut was mut. */
+static void irec_seen(struct rfs *f, const struct vv_attr *a, uint64_t mut, int64_t born)
 {
 	struct irec *r;
 
 	pthread_mutex_lock(&f->imu);
 	if ((r = *irec_at(f, a->ino)))
-		irec_attr(f, r, a, mut);
+		irec_attr(f, r, a, mut, born);
 	pthread_mutex_unlock(&f->imu);
 }
 
@@ -527,6 +586,7 @@ struct call {
 	uint8_t *hold;
 	unsigned epoch;              /* the connection that answered */
 	uint64_t mut;                /* rfs.mut when it was sent */
+	int64_t born;                /* mono_ns when it was sent */
 };
 
 static struct call *call_new(unsigned op)
@@ -619,9 +679,8 @@ static bool mutates(const struct vv_rw_msg *rq)
  * again (with backoff) and the request sent once more.  A change retires
  * the attributes cached before it and those that crossed it in flight
  * (f->mut moves before and after). */
-static int run(fuse_req_t req, struct call *k)
+static int run_f(struct rfs *f, struct call *k)
 {
-	struct rfs *f = RFS(req);
 	struct vv_rw_msg *sent;
 	char why[512];
 	bool mut;
@@ -632,7 +691,8 @@ static int run(fuse_req_t req, struct call *k)
 	if ((mut = mutates(&k->rq)))
 		atomic_fetch_add(&f->mut, 1);
 	k->mut = atomic_load(&f->mut);
-	atomic_store(&f->fg_ns, mono_ns());
+	k->born = mono_ns();
+	atomic_store(&f->fg_ns, k->born);
 	for (int attempt = 0;; attempt++) {
 		unsigned ep = vv_net_client_epoch(f->c), nep;
 
@@ -658,6 +718,11 @@ static int run(fuse_req_t req, struct call *k)
 	return r;
 }
 
+static int run(fuse_req_t req, struct call *k)
+{
+	return run_f(RFS(req), k);
+}
+
 static void reply_err(fuse_req_t req, int r)
 {
 	int e = r < 0 ? vv_errno(r) : 0;
@@ -673,7 +738,7 @@ static void reply_entry(fuse_req_t req, struct call *k, int r, uint64_t parent, 
 	struct fuse_entry_param e;
 
 	if (r == 0 && k->rep.has_attr) {
-		irec_add(RFS(req), parent, name, &k->rep.attr, k->epoch, k->mut);
+		irec_add(RFS(req), parent, name, &k->rep.attr, k->epoch, k->mut, k->born);
 		to_entry(RFS(req), &k->rep.attr, &e);
 		fuse_reply_entry(req, &e);
 	} else {
@@ -795,7 +860,7 @@ static void reply_attr(fuse_req_t req, struct call *k, int r)
 	struct stat st;
 
 	if (r == 0 && k->rep.has_attr) {
-		irec_seen(RFS(req), &k->rep.attr, k->mut);
+		irec_seen(RFS(req), &k->rep.attr, k->mut, k->born);
 		to_stat(RFS(req), &k->rep.attr, &st);
 		fuse_reply_attr(req, &st, k->rep.attr.cacheable ? RFS(req)->ttl : 0.0);
 	} else {
@@ -1005,7 +1070,7 @@ static void r_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		 * Attributes only (offset -1) take no inode lock in the kernel,
 		 * so this is safe from inside the handler. */
 		if (!fi->keep_cache) {
-			irec_seen(RFS(req), &k->rep.attr, k->mut);
+			irec_seen(RFS(req), &k->rep.attr, k->mut, k->born);
 			fuse_lowlevel_notify_inval_inode(RFS(req)->se, ino, -1, 0);
 		}
 		if (fuse_reply_open(req, fi) == -ENOENT) {
@@ -1036,7 +1101,8 @@ static void r_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	}
 	if ((r = run(req, k)) == 0 && k->rep.has_attr && k->rep.nu == 1) {
 		struct rhandle *h = rh_new(k->rep.u[0], k->rep.attr.ino, fi->flags, k->epoch, false);
-		irec_add(RFS(req), to_srv(RFS(req), parent), name, &k->rep.attr, k->epoch, k->mut);
+		irec_add(RFS(req), to_srv(RFS(req), parent), name, &k->rep.attr, k->epoch, k->mut,
+			 k->born);
 		to_entry(RFS(req), &k->rep.attr, &e);
 		if (!h) {
 			/* the entry exists now; only the handle is missing */
@@ -1118,6 +1184,322 @@ static void r_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_fi
 	fh_op(req, VV_RW_FSYNC, fi->fh, datasync, true);
 }
 
+/* --- listing prefetch (struct pf above) ------------------------------------ */
+
+/* May the directory of attributes a be prefetched? */
+static bool pf_dir(const struct vv_attr *a)
+{
+	return a->ino && S_ISDIR(a->mode) && a->cacheable && (a->mode & 05) == 05;
+}
+
+/* Give back what a listing reply k holds on the server: the reference
+ * taken on each entry with attributes. */
+static void pf_drop_refs(struct rfs *f, struct call *k)
+{
+	struct vv_dirent e;
+	struct vv_attr a;
+	char nb[VV_NAME_MAX + 1];
+	size_t off = 0;
+
+	if (!k)
+		return;
+	if (k->epoch == vv_net_client_epoch(f->c))
+		while (vv_rw_dirent_next(k->rep.blob, k->rep.bloblen, &off, true, &e, nb, &a) == 0)
+			if (strcmp(nb, ".") && strcmp(nb, "..") && a.ino)
+				forget_later(f, a.ino, 1, k->epoch);
+	call_free(k);
+}
+
+/* Close an unused prefetch: its handle and its references. */
+static void pf_discard(struct rfs *f, struct rhandle *h, struct call *k)
+{
+	struct vv_rw_msg rq = { .h.op = VV_RW_RELEASEDIR };
+
+	pf_drop_refs(f, k);
+	if (h && h->epoch == vv_net_client_epoch(f->c)) {
+		rq.u[0] = h->srv;
+		rq.nu = 1;
+		(void)vv_net_client_post(f->c, &rq, FQ_WINDOW);
+	}
+	free(h);
+}
+
+/* Is pfs[i] (done) still good to use? (pmu held) */
+static bool pf_fresh(struct rfs *f, const struct pf *p, int64_t now)
+{
+	int64_t bound = (int64_t)(f->ttl * 1e9);
+
+	if (bound > PF_NS)
+		bound = PF_NS;
+	return now - p->born < bound && p->mut == atomic_load(&f->mut) &&
+	       p->epoch == vv_net_client_epoch(f->c);
+}
+
+/* Take pfs[i] out of the table (pmu held): its handle and reply to *h, *k. */
+static void pf_remove(struct rfs *f, size_t i, struct rhandle **h, struct call **k)
+{
+	*h = f->pfs[i].h;
+	*k = f->pfs[i].k;
+	f->pfs[i] = f->pfs[--f->npf];
+}
+
+/* Drop prefetches no longer good (pmu held; it is let go around the
+ * server calls). */
+static void pf_sweep(struct rfs *f)
+{
+	int64_t now = mono_ns();
+
+	for (size_t i = 0; i < f->npf;) {
+		struct rhandle *h;
+		struct call *k;
+		if (f->pfs[i].state != PF_DONE || pf_fresh(f, &f->pfs[i], now)) {
+			i++;
+			continue;
+		}
+		pf_remove(f, i, &h, &k);
+		pthread_mutex_unlock(&f->pmu);
+		pf_discard(f, h, k);
+		pthread_mutex_lock(&f->pmu);
+		i = 0;
+	}
+}
+
+/* Ask for ino's listing ahead (pmu held). */
+static void pf_want(struct rfs *f, uint64_t ino)
+{
+	for (size_t i = 0; i < f->npf; i++)
+		if (f->pfs[i].ino == ino)
+			return;
+	if (f->npf == PF_MAX || f->pstop)
+		return;
+	f->pfs[f->npf++] = (struct pf){ .ino = ino, .state = PF_QUEUED };
+	pthread_cond_signal(&f->pcond);
+}
+
+static void *pf_worker(void *arg)
+{
+	struct rfs *f = arg;
+
+	pthread_mutex_lock(&f->pmu);
+	while (!f->pstop) {
+		struct pf *p = NULL;
+		struct call *o = NULL, *k = NULL;
+		struct rhandle *h = NULL;
+		uint64_t ino;
+		int r;
+
+		for (size_t i = 0; i < f->npf && !p; i++)
+			if (f->pfs[i].state == PF_QUEUED)
+				p = &f->pfs[i];
+		if (!p) {
+			pthread_cond_wait(&f->pcond, &f->pmu);
+			continue;
+		}
+		p->state = PF_RUNNING;
+		atomic_fetch_add(&f->pf_asked, 1);
+		p->mut = atomic_load(&f->mut);
+		p->born = mono_ns();
+		ino = p->ino;
+		pthread_mutex_unlock(&f->pmu);
+
+		r = VV_ENOMEM;
+		if ((o = call_new(VV_RW_OPENDIR))) {
+			U(o, ino);
+			if ((r = run_f(f, o)) == 0 && o->rep.nu != 1)
+				r = VV_EIO;
+		}
+		if (r == 0 && !(h = rh_new(o->rep.u[0], ino, 0, o->epoch, true))) {
+			struct vv_rw_msg rq = { .h.op = VV_RW_RELEASEDIR, .u = { o->rep.u[0] }, .nu = 1 };
+			(void)vv_net_client_post(f->c, &rq, FQ_WINDOW);
+			r = VV_ENOMEM;
+		}
+		if (r == 0) {
+			bool got = false;
+			r = VV_ENOMEM;
+			if ((k = call_new(VV_RW_READDIR))) {
+				U(k, (uintptr_t)h);
+				U(k, 0);
+				U(k, 1);
+				U(k, atomic_load(&f->rd_size));
+				got = (r = run_f(f, k)) == 0;
+				/* a bad end flag: readdir_common says why when it
+				 * meets one of its own */
+				if (r == 0 && (k->rep.nu != 1 || k->rep.u[0] > 1))
+					r = VV_EIO;
+				if (r == 0 && k->epoch != h->epoch)
+					r = VV_ESTALE;
+			}
+			if (r < 0) {
+				if (!got) {
+					call_free(k);
+					k = NULL;
+				}
+				pf_discard(f, h, k);
+				h = NULL;
+				k = NULL;
+			}
+		}
+		call_free(o);
+
+		pthread_mutex_lock(&f->pmu);
+		for (size_t i = 0; i < f->npf; i++)
+			if (f->pfs[i].ino == ino && f->pfs[i].state == PF_RUNNING) {
+				if (r < 0 || f->pstop) {
+					struct rhandle *hh;
+					struct call *kk;
+					pf_remove(f, i, &hh, &kk);
+				} else {
+					f->pfs[i].state = PF_DONE;
+					f->pfs[i].h = h;
+					f->pfs[i].k = k;
+					f->pfs[i].epoch = h->epoch;
+					h = NULL;
+					k = NULL;
+				}
+				break;
+			}
+		pthread_cond_broadcast(&f->pcond);
+		if (h || k) {
+			pthread_mutex_unlock(&f->pmu);
+			pf_discard(f, h, k);
+			pthread_mutex_lock(&f->pmu);
+		}
+	}
+	pthread_mutex_unlock(&f->pmu);
+	return NULL;
+}
+
+/* The prefetched open directory ino, with its first listing in h->pre,
+ * or NULL: open it the usual way. */
+static struct rhandle *pf_take(struct rfs *f, uint64_t ino)
+{
+	struct rhandle *h = NULL;
+	struct call *k = NULL;
+
+	if (!f->pf_on)
+		return NULL;
+	pthread_mutex_lock(&f->pmu);
+	for (;;) {
+		size_t i;
+		for (i = 0; i < f->npf && f->pfs[i].ino != ino; i++)
+			;
+		if (i == f->npf)
+			break;
+		if (f->pfs[i].state == PF_RUNNING) {
+			/* asked already: its answer is nearer than a new one */
+			pthread_cond_wait(&f->pcond, &f->pmu);
+			continue;
+		}
+		if (f->pfs[i].state == PF_QUEUED) {
+			f->pfs[i] = f->pfs[--f->npf];
+			break;
+		}
+		if (pf_fresh(f, &f->pfs[i], mono_ns())) {
+			pf_remove(f, i, &h, &k);
+			h->pre = k;
+			h->walk = true;
+			atomic_fetch_add(&f->pf_used, 1);
+			k = NULL;
+		} else {
+			struct rhandle *oh;
+			pf_remove(f, i, &oh, &k);
+			pthread_mutex_unlock(&f->pmu);
+			pf_discard(f, oh, k);
+			return NULL;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&f->pmu);
+	return h;
+}
+
+/* The kernel opens directory ino: when its parent's listing, served just
+ * before, showed it, a walk descends: prefetch its siblings. */
+static void pf_descend(struct rfs *f, uint64_t ino)
+{
+	struct irec *r;
+	uint64_t parent = 0;
+	int64_t now = mono_ns();
+
+	if (!f->pf_on)
+		return;
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, ino)))
+		parent = r->parent;
+	pthread_mutex_unlock(&f->imu);
+	if (!parent)
+		return;
+	pthread_mutex_lock(&f->pmu);
+	pf_sweep(f);
+	for (size_t i = 0; i < LST_MAX; i++) {
+		struct lst *l = &f->lsts[i];
+		size_t at;
+		if (l->ino != parent || l->walked || now - l->at > PF_NS)
+			continue;
+		for (at = 0; at < l->n && l->sub[at] != ino; at++)
+			;
+		if (at == l->n)
+			continue;
+		l->walked = true;
+		/* in the walker's order: those after ino first */
+		for (size_t j = 1; j < l->n; j++)
+			pf_want(f, l->sub[(at + j) % l->n]);
+		break;
+	}
+	pthread_mutex_unlock(&f->pmu);
+}
+
+/* A listing of dir was served: remember its prefetchable subdirectories
+ * (sub[0..n), taken), and in a walk prefetch them now. */
+static void pf_listed(struct rfs *f, uint64_t dir, uint64_t *sub, size_t n, bool walk)
+{
+	struct lst *l;
+
+	if (!f->pf_on || !n) {
+		free(sub);
+		return;
+	}
+	pthread_mutex_lock(&f->pmu);
+	pf_sweep(f);
+	if (walk) {
+		for (size_t j = 0; j < n; j++)
+			pf_want(f, sub[j]);
+	}
+	l = &f->lsts[f->lst_next++ % LST_MAX];
+	free(l->sub);
+	*l = (struct lst){ .ino = dir, .at = mono_ns(), .walked = walk, .n = n, .sub = sub };
+	pthread_mutex_unlock(&f->pmu);
+}
+
+static void pf_start(struct rfs *f)
+{
+	while (f->npthr < PF_THREADS &&
+	       pthread_create(&f->pthr[f->npthr], NULL, pf_worker, f) == 0)
+		f->npthr++;
+}
+
+static void pf_stop(struct rfs *f)
+{
+	pthread_mutex_lock(&f->pmu);
+	f->pstop = true;
+	pthread_cond_broadcast(&f->pcond);
+	pthread_mutex_unlock(&f->pmu);
+	for (unsigned i = 0; i < f->npthr; i++)
+		pthread_join(f->pthr[i], NULL);
+	if (atomic_load(&f->pf_asked))
+		vv_log(VV_LOG_INFO, "remote: listings prefetched: %llu, used: %llu",
+		       (unsigned long long)atomic_load(&f->pf_asked),
+		       (unsigned long long)atomic_load(&f->pf_used));
+	/* the connection and its session end next: nothing to give back */
+	for (size_t i = 0; i < f->npf; i++) {
+		call_free(f->pfs[i].k);
+		free(f->pfs[i].h);
+	}
+	f->npf = 0;
+	for (size_t i = 0; i < LST_MAX; i++)
+		free(f->lsts[i].sub);
+}
+
 static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rhandle *h = RH(fi);
@@ -1128,6 +1510,10 @@ static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * writes and the audit's byte count are settled there). */
 	if (h->dir)
 		fuse_reply_err(req, 0);
+	if (h->pre) {
+		pf_drop_refs(f, h->pre);     /* a listing never asked for */
+		h->pre = NULL;
+	}
 	release_raw(f, h->dir ? VV_RW_RELEASEDIR : VV_RW_RELEASE, h->srv, h->epoch);
 	if (!h->dir)
 		fuse_reply_err(req, 0);
@@ -1136,10 +1522,20 @@ static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void r_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct call *k = call_new(VV_RW_OPENDIR);
+	struct rfs *f = RFS(req);
+	struct rhandle *ph = pf_take(f, to_srv(f, ino));
+	struct call *k;
 	int r;
 
-	if (k)
+	if (ph) {
+		fi->fh = (uintptr_t)ph;
+		if (fuse_reply_open(req, fi) == -ENOENT) {
+			pf_discard(f, ph, ph->pre);
+		}
+		return;
+	}
+	pf_descend(f, to_srv(f, ino));
+	if ((k = call_new(VV_RW_OPENDIR)))
 		U(k, to_srv(RFS(req), ino));
 	if ((r = run(req, k)) == 0 && k->rep.nu == 1) {
 		struct rhandle *h = rh_new(k->rep.u[0], to_srv(RFS(req), ino), 0, k->epoch, true);
@@ -1163,14 +1559,15 @@ static void r_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
 			   bool plus)
 {
-	struct call *k = call_new(VV_RW_READDIR);
+	struct call *k = NULL;
 	struct rfs *f = RFS(req);
 	char *buf = NULL, nb[VV_NAME_MAX + 1];
-	size_t len = 0, boff = 0;
+	size_t len = 0, boff = 0, nsub = 0;
 	struct vv_dirent e;
 	struct vv_attr a;
 	struct rhandle *h = RH(fi);
-	uint64_t last = (uint64_t)off;
+	uint64_t last = (uint64_t)off, *sub = NULL;
+	double ttl = f->ttl;
 	bool full = false;
 	int r;
 
@@ -1183,13 +1580,28 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 	h->eof = false;
 	if (size > VV_RW_DATA_MAX)
 		size = VV_RW_DATA_MAX;
-	if (k) {
-		U(k, fi->fh);
-		U(k, (uint64_t)off);
-		U(k, plus);
-		U(k, size);
+	if (plus)
+		atomic_store(&f->rd_size, (uint32_t)(size < 4096 ? 4096 : size));
+	if (h->pre && off == 0 && plus && h->pre->epoch == vv_net_client_epoch(f->c)) {
+		/* the prefetch's listing: its entries' bounds run from then */
+		k = h->pre;
+		h->pre = NULL;
+		ttl -= (double)(mono_ns() - k->born) / 1e9;
+		r = 0;
+	} else {
+		if (h->pre) {
+			pf_drop_refs(f, h->pre);
+			h->pre = NULL;
+		}
+		if ((k = call_new(VV_RW_READDIR))) {
+			U(k, fi->fh);
+			U(k, (uint64_t)off);
+			U(k, plus);
+			U(k, size);
+		}
+		r = run(req, k);
 	}
-	if ((r = run(req, k)) < 0 || !(buf = malloc(size ? size : 1))) {
+	if (r < 0 || !(buf = malloc(size ? size : 1))) {
 		reply_err(req, r < 0 ? r : VV_ENOMEM);
 		call_free(k);
 		return;
@@ -1214,10 +1626,19 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 				ep.attr.st_mode = e.mode;
 			} else {
 				to_entry(f, &a, &ep);
+				if (ep.entry_timeout > 0)
+					ep.entry_timeout = ep.attr_timeout = ttl > 0 ? ttl : 0;
 			}
 			n = fuse_add_direntry_plus(req, buf + len, size - len, nb, &ep, (off_t)e.next);
-			if (!dot && !full && n <= size - len)
-				irec_add(f, RH(fi)->ino, nb, &a, k->epoch, k->mut);
+			if (!dot && !full && n <= size - len) {
+				uint64_t *ns;
+				irec_add(f, RH(fi)->ino, nb, &a, k->epoch, k->mut, k->born);
+				if (f->pf_on && pf_dir(&a) &&
+				    (ns = realloc(sub, (nsub + 1) * sizeof(*sub)))) {
+					sub = ns;
+					sub[nsub++] = a.ino;
+				}
+			}
 		} else {
 			struct stat st = { .st_ino = to_krn(f, e.ino), .st_mode = e.mode };
 			n = fuse_add_direntry(req, buf + len, size - len, nb, &st, (off_t)e.next);
@@ -1247,7 +1668,10 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			h->eof_off = last;
 		}
 		fuse_reply_buf(req, buf, len);
+		pf_listed(f, h->ino, sub, nsub, h->walk);
+		sub = NULL;
 	}
+	free(sub);
 	free(buf);
 	call_free(k);
 }
@@ -1479,6 +1903,8 @@ static void r_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* listings are prefetched in READDIRPLUS form, with their attributes */
+	fp->pf_on = (conn->want & FUSE_CAP_READDIRPLUS) && fp->ttl > 0;
 	conn->max_write = VV_RW_DATA_MAX;
 	conn->max_read = VV_RW_DATA_MAX;     /* as the max_read mount option says */
 	/* tests: ask for a capability the kernel lacks, as a daemon built
@@ -1551,13 +1977,16 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 	pthread_mutex_init(&fp->imu, NULL);
 	pthread_mutex_init(&fp->fmu, NULL);
 	pthread_cond_init(&fp->fcond, NULL);
+	pthread_mutex_init(&fp->pmu, NULL);
+	pthread_cond_init(&fp->pcond, NULL);
+	atomic_store(&fp->rd_size, 4096);
 	if (!(fp->irecs = calloc(IREC_BUCKETS, sizeof(*fp->irecs)))) {
 		free(fp);
 		return VV_ENOMEM;
 	}
 	if (root != VV_ROOT_INO && root_name) {
 		struct vv_attr ra = { .ino = root, .gen = root_gen };
-		irec_add(fp, VV_ROOT_INO, root_name, &ra, vv_net_client_epoch(c), 0);
+		irec_add(fp, VV_ROOT_INO, root_name, &ra, vv_net_client_epoch(c), 0, mono_ns());
 	}
 
 	snprintf(opts, sizeof(opts), "fsname=%s,subtype=vecvault,nosuid,nodev,max_read=%u%s%s%s%s",
@@ -1595,6 +2024,7 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 		}
 	}
 	fp->fthread = pthread_create(&fp->fthr, NULL, forgetter, fp) == 0;
+	pf_start(fp);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.clone_fd = 1;
 	cfg.max_idle_threads = 16;
@@ -1617,6 +2047,7 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 		r = 1;                       /* reported: the caller adds nothing */
 	}
 out:
+	pf_stop(fp);
 	if (fp->fthread) {
 		pthread_mutex_lock(&fp->fmu);
 		fp->fstop = true;
@@ -1627,6 +2058,8 @@ out:
 	free(fp->fq);
 	pthread_mutex_destroy(&fp->fmu);
 	pthread_cond_destroy(&fp->fcond);
+	pthread_mutex_destroy(&fp->pmu);
+	pthread_cond_destroy(&fp->pcond);
 	if (mounted)
 		fuse_session_unmount(se);
 	if (handlers)
