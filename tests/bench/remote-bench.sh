@@ -112,11 +112,12 @@ with tarfile.open(w + "/tree.tar", "w") as t:
         ti = tarfile.TarInfo("t/d%02d/e%02d/f%05d" % (i % 30, (i // 30) % 10, i)); ti.size = sz
         t.addfile(ti, io.BytesIO(data))
 PY
-line knn && "$PY" -c "
+if line knn; then "$PY" -c "
 import numpy as np
 rng = np.random.default_rng(1)
 np.save('$W/seg.npy', rng.standard_normal(($ROWS, 128)).astype('<f4'))
 np.save('$W/q.npy', rng.standard_normal((1, 128)).astype('<f4'))" 2>/dev/null || echo "# no numpy: no query line"
+fi
 
 cpu() { awk '{ print $14 + $15 }' "/proc/${1:-$CPID}/stat" 2>/dev/null || echo 0; }
 TCK=$(getconf CLK_TCK)
