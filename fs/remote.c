@@ -14,8 +14,10 @@
  * directories above included (vv_vault_reach).  Within the same bound the
  * client answers the xattr probes of ls -l (security.*, trusted.*,
  * system.posix_acl_*) of a node the server said has no xattr at all with
- * ENODATA itself, as the server would.  A request the server does not
- * answer within the client's timeout fails with ENOTCONN.
+ * ENODATA itself, as the server would.  A walk's next listings are
+ * prefetched (struct pf), and forgets sent in the background (struct
+ * fgq).  A request the server does not answer within the client's
+ * timeout fails with ENOTCONN.
  */
 #include <errno.h>
 #include <limits.h>
