@@ -42,17 +42,6 @@
 #include "vecvault/remote_wire.h"
 
 
-/* The data generation (remote_wire.c, OPEN) each inode had at its last
- * open here: the page cache is kept at the next open only when the server
- * reports the same one, so a change by another client or on the server's
- * own mount is seen on the next open.  A small direct-mapped table: a
- * collision forgets the older inode, which only costs a re-read. */
-#define GEN_SLOTS 4096
-
-struct gen_slot {
-	uint64_t ino, gen;
-};
-
 /*
  * Reconnecting.  A new connection is a new server session: it holds no
  * lookup reference and no handle of the old one.  So the client remembers
@@ -79,6 +68,8 @@ struct irec {
 	uint64_t attr_mut;           /* ... if no change went through this client
 	                                since (rfs.mut) */
 	struct vv_attr attr;
+	uint64_t dgen;               /* the data generation (remote_wire.c, OPEN) */
+	bool dgen_set;               /* at the last open here (gen_same) */
 	char name[VV_NAME_MAX + 1];
 };
 
@@ -164,8 +155,6 @@ struct rfs {
 	struct vv_net_client *c;
 	uint64_t root;               /* the server's inode shown as 1 */
 	struct fuse_session *se;
-	pthread_mutex_t gmu;
-	struct gen_slot gens[GEN_SLOTS];
 	pthread_mutex_t imu;         /* irecs, and handle re-opens */
 	struct irec **irecs;
 	double ttl;                  /* seconds the kernel caches a cacheable node */
@@ -178,7 +167,9 @@ struct rfs {
 	pthread_cond_t fcond;
 	struct fgq *fq;
 	size_t fq_len, fq_cap;
-	bool fstop, fthread;
+	_Atomic bool fstop;          /* the forget thread ends (unsent forgets
+	                                go with the session) */
+	bool fthread;
 	pthread_t fthr;
 	bool pf_on;                  /* READDIRPLUS and a nonzero attribute bound */
 	pthread_mutex_t pmu;         /* pfs, lsts */
@@ -511,35 +502,28 @@ static void release_raw(struct rfs *f, unsigned op, uint64_t srv, unsigned epoch
 	free(rep);
 }
 
-static struct gen_slot *gen_slot(struct rfs *f, uint64_t ino)
-{
-	return &f->gens[(ino * 0x9E3779B97F4A7C15ull) >> 52];
-}
-
-/* Record gen as ino's generation; true when it was already that. */
+/*
+ * The page cache is kept at an open only when the server reports the data
+ * generation of this inode's last open here, so a change by another client
+ * or on the server's own mount is seen on the next open.  It lives in the
+ * inode's irec, as long as the kernel holds the inode and with it its
+ * pages (a table of 4096 slots it had before lost a third of a 2,000-file
+ * collection's caches to collisions, re-read at every query; 400 files almost surely collide there, t7035).  Record gen
+ * as ino's; true when it was already that.
+ */
 static bool gen_same(struct rfs *f, uint64_t ino, uint64_t gen)
 {
-	struct gen_slot *g;
-	bool same;
+	struct irec *r;
+	bool same = false;
 
-	pthread_mutex_lock(&f->gmu);
-	g = gen_slot(f, ino);
-	same = g->ino == ino && g->gen == gen;
-	g->ino = ino;
-	g->gen = gen;
-	pthread_mutex_unlock(&f->gmu);
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, ino))) {
+		same = r->dgen_set && r->dgen == gen;
+		r->dgen = gen;
+		r->dgen_set = true;
+	}
+	pthread_mutex_unlock(&f->imu);
 	return same;
-}
-
-static void gen_drop(struct rfs *f, uint64_t ino)
-{
-	struct gen_slot *g;
-
-	pthread_mutex_lock(&f->gmu);
-	g = gen_slot(f, ino);
-	if (g->ino == ino)
-		g->ino = g->gen = 0;
-	pthread_mutex_unlock(&f->gmu);
 }
 
 #define RFS(req) ((struct rfs *)fuse_req_userdata(req))
@@ -813,6 +797,8 @@ static void *forgetter(void *arg)
 		f->fq_len = f->fq_cap = 0;
 		pthread_mutex_unlock(&f->fmu);
 		for (size_t i = 0; i < n; i++) {
+			if (atomic_load(&f->fstop))
+				break;
 			if (q[i].epoch != vv_net_client_epoch(f->c))
 				continue;
 			memset(rq, 0, sizeof(*rq));
@@ -840,8 +826,6 @@ static void forget_one(struct rfs *f, fuse_ino_t ino, uint64_t nlookup)
 	/* references of an older connection went with its session */
 	if (ino != FUSE_ROOT_ID && give && ep == vv_net_client_epoch(f->c))
 		forget_later(f, to_srv(f, ino), give, ep);
-	/* the kernel dropped the inode and its pages with it */
-	gen_drop(f, to_srv(f, ino));
 }
 
 static void r_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -1984,7 +1968,6 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 	fp->test_init_fail = o->test_init_fail;
 	fp->root = root;
 	fp->ttl = o->attr_timeout_ms / 1000.0;
-	pthread_mutex_init(&fp->gmu, NULL);
 	pthread_mutex_init(&fp->imu, NULL);
 	pthread_mutex_init(&fp->fmu, NULL);
 	pthread_cond_init(&fp->fcond, NULL);
@@ -2061,7 +2044,7 @@ out:
 	pf_stop(fp);
 	if (fp->fthread) {
 		pthread_mutex_lock(&fp->fmu);
-		fp->fstop = true;
+		atomic_store(&fp->fstop, true);
 		pthread_cond_signal(&fp->fcond);
 		pthread_mutex_unlock(&fp->fmu);
 		pthread_join(fp->fthr, NULL);
@@ -2078,7 +2061,6 @@ out:
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
-	pthread_mutex_destroy(&fp->gmu);
 	pthread_mutex_destroy(&fp->imu);
 	for (size_t i = 0; i < IREC_BUCKETS; i++)
 		while (fp->irecs[i]) {

@@ -572,55 +572,53 @@ static struct slot *take_slot(struct vv_net_client *c, const struct timespec *ts
 	return s;
 }
 
-int vv_net_client_post(struct vv_net_client *c, const struct vv_rw_msg *rq, unsigned limit)
+/* Take a slot (limit, abandoned: take_slot) into *out and send rq in it:
+ * 0, or VV_ENOTCONN (no slot: *out NULL; or the write failed, which ends
+ * the connection). */
+static int send_req(struct vv_net_client *c, const struct vv_rw_msg *rq, size_t limit,
+		    bool abandoned, struct slot **out)
 {
 	struct vv_rw_msg m;
-	struct slot *s;
 	struct timespec ts;
 
 	deadline(c, &ts);
 	pthread_mutex_lock(&c->mu);
-	s = take_slot(c, &ts, limit < VV_RW_MAX_INFLIGHT ? limit : VV_RW_MAX_INFLIGHT, true);
+	*out = take_slot(c, &ts, limit, abandoned);
 	pthread_mutex_unlock(&c->mu);
-	if (!s)
+	if (!*out)
 		return VV_ENOTCONN;
 	m = *rq;
-	m.h.id = s->id;
+	m.h.id = (*out)->id;
 	m.h.flags = 0;
 	m.h.status = 0;
 	if (write_frame(c, &m) < 0) {
-		die(c);                      /* the slot goes with the connection */
+		die(c);
 		return VV_ENOTCONN;
 	}
 	return 0;
 }
 
+int vv_net_client_post(struct vv_net_client *c, const struct vv_rw_msg *rq, unsigned limit)
+{
+	struct slot *s;
+
+	return send_req(c, rq, limit < VV_RW_MAX_INFLIGHT ? limit : VV_RW_MAX_INFLIGHT, true, &s);
+}
+
 int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, struct vv_rw_msg *rep,
 		       uint8_t **hold)
 {
-	struct vv_rw_msg m;
-	struct slot *s = NULL;
+	struct slot *s;
 	struct timespec ts;
 	struct vv_rw_hdr h;
 	bool dead;
 	int r = 0;
 
 	*hold = NULL;
-	deadline(c, &ts);
-	pthread_mutex_lock(&c->mu);
-	s = take_slot(c, &ts, VV_RW_MAX_INFLIGHT, false);
-	pthread_mutex_unlock(&c->mu);
+	deadline(c, &ts);               /* the wait for the reply */
+	r = send_req(c, rq, VV_RW_MAX_INFLIGHT, false, &s);
 	if (!s)
-		return VV_ENOTCONN;
-
-	m = *rq;
-	m.h.id = s->id;
-	m.h.flags = 0;
-	m.h.status = 0;
-	if (write_frame(c, &m) < 0) {
-		die(c);
-		r = VV_ENOTCONN;
-	}
+		return r;
 	pthread_mutex_lock(&c->mu);
 	while (r == 0 && !s->done && !c->dead)
 		if (pthread_cond_timedwait(&c->cond, &c->mu, &ts) == ETIMEDOUT)
