@@ -1163,7 +1163,8 @@ out:
  * chunk is written O_DIRECT without an fsync.  The object's keyed name is
  * not recomputed: AES-GCM over every byte kept is the same guarantee
  * against an altered, swapped or truncated object (a forger has neither
- * key) at a quarter of the cost of BLAKE2b over the whole object.  When all
+ * key) at a sixth of the cost (perf of a 2 GiB restore: BLAKE2b 40% of
+ * the CPU time, AES-GCM 7%).  When all
  * are written, sync_written fsyncs them (then their directories) in one
  * pass before the one commit that names them (DESIGN invariant 4); the
  * store is not usable before that commit and is removed on failure, so a
