@@ -1207,10 +1207,12 @@ static int put_chunk(struct rs *w, const uint8_t *id, const uint8_t *buf, size_t
 	pthread_mutex_lock(&w->mu);
 	if (!w->dirs[id[0]]) {
 		r = vv_os_mkdir(path, 0700);
-		if (r < 0 && r != -EEXIST)
+		if (r < 0 && r != -EEXIST) {
 			r = vv_err_from_errno(-r);
-		else
-			w->dirs[id[0]] = true, r = 0;
+		} else {
+			w->dirs[id[0]] = true;
+			r = 0;
+		}
 	}
 	pthread_mutex_unlock(&w->mu);
 	if (r < 0)
