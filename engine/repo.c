@@ -6,7 +6,7 @@
  *
  *   offset  size   field
  *   0       8      magic "VVBKREPO"
- *   8       4      version = 1
+ *   8       4      version = 2 (1 still read: object names below)
  *   12      16     repo id (random)
  *   28      8      created, unix seconds
  *   36      4      nslots (1..16)
@@ -18,8 +18,8 @@
  *                  vv_subkey(repo key, 1, "vvbkconf")
  *
  * DEST/objects/XX/<64 hex> (XX: its first two digits): a store chunk file,
- * byte for byte; the name is keyed BLAKE2b-256 of its bytes with
- * vv_subkey(repo key, 1, "vvbkobjn"), so it neither repeats the chunk's
+ * byte for byte; the name is HMAC-SHA-256 (version 2; keyed BLAKE2b-256 in
+ * version 1) of its bytes with vv_subkey(repo key, 1, "vvbkobjn"), so it neither repeats the chunk's
  * store name nor lets anyone without the key confirm a guess.
  *
  * DEST/manifests/<32 hex backup id>:
@@ -62,6 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,7 +78,9 @@
 #define CONF_MAGIC "VVBKREPO"
 #define MAN_MAGIC "VVBKMAN1"
 #define BODY_MAGIC "VVBKBODY"
-#define REPO_VERSION 1
+#define REPO_VERSION 2                     /* written by init; 1 is still read */
+#define REPO_VERSION_MIN 1
+#define MAN_VERSION 1
 #define SLOT_BYTES (4 + 8 + 8 + VV_SALT_BYTES + VV_WRAPPED_BYTES)
 #define CONF_HDR 40
 #define CONF_MAX (CONF_HDR + 16 * SLOT_BYTES + VV_MAC_BYTES)
@@ -91,6 +94,7 @@ struct vv_repo {
 	int dfd, objfd, manfd, lockfd;
 	bool check;                        /* VV_REPO_CHECK_OWNER */
 	bool cache;                        /* VV_REPO_KEY_CACHE: also the manifest cache */
+	uint32_t version;                  /* of the config: 2 names objects with HMAC-SHA-256 */
 	uint32_t uid, gid;                 /* DEST's owner: new files get it */
 	uint8_t id[VV_REPO_ID_BYTES];
 	uint8_t *key;                      /* secure: repo key */
@@ -111,6 +115,97 @@ struct vv_repo {
 static int oserr(int e)
 {
 	return vv_err_from_errno(e < 0 ? -e : e);
+}
+
+/* ---- direct I/O --------------------------------------------------------------- */
+
+/*
+ * Objects and restored chunks move with O_DIRECT where the file system
+ * takes it: on the VMs we measure on, allocating page-cache pages costs
+ * more than the copy (perf: copy_folio_from_iter_atomic was a quarter of
+ * a restore; a buffered 512 MiB write took 4.0 s of which 1.2 s system
+ * time, O_DIRECT 1.5-2.1 s and 0.1-0.3 s), and a backup's data is read or
+ * written once, so caching it only evicts what the host needs.  The
+ * largest DIO_ALIGN multiple goes direct from an aligned buffer
+ * (vv_repo_buf_alloc); the tail, and everything on a file system that
+ * refuses O_DIRECT (tmpfs, some FUSE), through the page cache.  Neither
+ * is durable without an fsync: O_DIRECT bypasses the page cache only, not
+ * the device's cache nor the file's size and extents.
+ */
+#define DIO_ALIGN 4096u
+#define DIO_HUGE (2u << 20)                /* buffers this big: huge-page aligned */
+
+void *vv_repo_buf_alloc(size_t len)
+{
+	size_t align = len >= DIO_HUGE ? DIO_HUGE : DIO_ALIGN;
+	size_t n = (len + DIO_ALIGN - 1) & ~(size_t)(DIO_ALIGN - 1);
+	void *p = NULL;
+
+	if (posix_memalign(&p, align, n ? n : DIO_ALIGN) != 0)
+		return NULL;
+	if (align == DIO_HUGE)
+		(void)madvise(p, n & ~(size_t)(DIO_HUGE - 1), MADV_HUGEPAGE);   /* a hint */
+	return p;
+}
+
+/* Turn O_DIRECT on or off for fd; false when the file system refuses. */
+static bool set_direct(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return false;
+	fl = on ? fl | O_DIRECT : fl & ~O_DIRECT;
+	return fcntl(fd, F_SETFL, fl) == 0;
+}
+
+static bool dio_ok(const void *buf, size_t len)
+{
+	return len >= DIO_ALIGN && ((uintptr_t)buf & (DIO_ALIGN - 1)) == 0;
+}
+
+int vv_repo_pread_file(int fd, void *buf, size_t len)
+{
+	size_t dlen = len & ~(size_t)(DIO_ALIGN - 1), done = 0;
+	ssize_t got;
+
+	if (dio_ok(buf, len) && set_direct(fd, true)) {
+		got = vv_os_pread_full(fd, buf, dlen, 0);
+		set_direct(fd, false);
+		if (got == (ssize_t)dlen)
+			done = dlen;
+		else if (got >= 0)
+			return VV_ECORRUPT;          /* shorter than its size */
+		else if (got != -EINVAL)
+			return oserr((int)-got);
+		/* EINVAL: refused at the read; all of it below. */
+	}
+	got = vv_os_pread_full(fd, (uint8_t *)buf + done, len - done, (off_t)done);
+	if (got < 0)
+		return oserr((int)-got);
+	return (size_t)got == len - done ? 0 : VV_ECORRUPT;
+}
+
+int vv_repo_pwrite_file(int fd, const void *buf, size_t len)
+{
+	size_t dlen = len & ~(size_t)(DIO_ALIGN - 1), done = 0;
+	int e;
+
+	if (dio_ok(buf, len) && set_direct(fd, true)) {
+		e = vv_os_pwrite_full(fd, buf, dlen, 0);
+		set_direct(fd, false);
+		if (e == 0)
+			done = dlen;
+		else if (e != -EINVAL)
+			return oserr(-e);
+		/* EINVAL: refused at the write; all of it below. */
+	}
+	if (done < len) {
+		if ((e = vv_os_pwrite_full(fd, (const uint8_t *)buf + done, len - done, (off_t)done)) < 0)
+			return oserr(-e);
+		vv_os_writeback(fd, (off_t)len);
+	}
+	return 0;
 }
 
 /* ---- safe opens inside DEST ----------------------------------------------- */
@@ -175,7 +270,6 @@ static int read_at(int dirfd, const char *name, size_t max, uint8_t **out, size_
 {
 	struct stat st;
 	uint8_t *b = NULL;
-	ssize_t got;
 	int fd, r = 0;
 
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -193,16 +287,14 @@ static int read_at(int dirfd, const char *name, size_t max, uint8_t **out, size_
 		r = VV_EFBIG;
 		goto out;
 	}
-	if (!(b = malloc(st.st_size ? (size_t)st.st_size : 1))) {
+	/* Aligned: a manifest of megabytes is read O_DIRECT. */
+	if (!(b = vv_repo_buf_alloc((size_t)st.st_size))) {
 		r = VV_ENOMEM;
 		goto out;
 	}
-	got = vv_os_pread_full(fd, b, (size_t)st.st_size, 0);
-	if (got < 0) {
-		r = oserr((int)got);
+	if ((r = vv_repo_pread_file(fd, b, (size_t)st.st_size)) < 0)
 		goto out;
-	}
-	*len = (size_t)got;
+	*len = (size_t)st.st_size;
 	*out = b;
 	b = NULL;
 out:
@@ -223,7 +315,7 @@ static int write_at(struct vv_repo *r, int dirfd, const char *name, const void *
 	if (fd < 0)
 		return oserr(errno);
 	give(r, fd);
-	if ((e = vv_os_pwrite_full(fd, buf, len, 0)) < 0 || (e = vv_os_fsync(fd)) < 0)
+	if ((e = vv_repo_pwrite_file(fd, buf, len)) == 0 && (e = vv_os_fsync(fd)) < 0)
 		e = oserr(e);
 	close(fd);
 	if (e == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
@@ -273,7 +365,7 @@ int vv_repo_config_parse(const uint8_t *buf, size_t len, uint8_t repo_id[VV_REPO
 	vv_rbuf_init(&b, buf, len);
 	if (vv_rbuf_get_bytes(&b, magic, 8) < 0 || memcmp(magic, CONF_MAGIC, 8) != 0)
 		return VV_EFORMAT;
-	if (vv_rbuf_get_u32(&b, &ver) < 0 || ver != REPO_VERSION)
+	if (vv_rbuf_get_u32(&b, &ver) < 0 || ver < REPO_VERSION_MIN || ver > REPO_VERSION)
 		return VV_EFORMAT;
 	if (vv_rbuf_get_bytes(&b, repo_id, VV_REPO_ID_BYTES) < 0 || vv_rbuf_skip(&b, 8) < 0 ||
 	    vv_rbuf_get_u32(&b, &n) < 0 || n < 1 || n > MAX_SLOTS)
@@ -762,6 +854,10 @@ int vv_repo_open(const char *dest, const char *pass, size_t passlen, unsigned fl
 	}
 	if ((e = vv_repo_config_parse(conf, len, r->id, &nslots)) < 0)
 		goto out;
+	/* Parsed: 1 or 2, and the config MAC (unlock_conf) covers it, so a
+	 * version 2 repository cannot be passed off as version 1. */
+	r->version = (uint32_t)conf[8] | (uint32_t)conf[9] << 8 | (uint32_t)conf[10] << 16 |
+		     (uint32_t)conf[11] << 24;
 	if ((e = subdir(r, r->dfd, "objects", flags & VV_REPO_WRITE, &r->objfd)) < 0 ||
 	    (e = subdir(r, r->dfd, "manifests", flags & VV_REPO_WRITE, &r->manfd)) < 0)
 		goto out;
@@ -857,6 +953,10 @@ int vv_repo_coll_unwrap(struct vv_repo *r, const uint8_t bid[VV_BACKUP_ID_BYTES]
 int vv_repo_object_name(struct vv_repo *r, const void *bytes, size_t len,
 			uint8_t name[VV_REPO_NAME_BYTES])
 {
+	/* Version 2: HMAC-SHA-256, 2.7x the speed of BLAKE2b here (the
+	 * first backup hashes every chunk it reads); version 1: BLAKE2b. */
+	if (r->version >= 2)
+		return vv_hmac_sha256(name, r->kobj, bytes, len);
 	return vv_mac(name, r->kobj, bytes, len);
 }
 
@@ -946,14 +1046,12 @@ int vv_repo_object_put(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES]
 		return e;
 	}
 	give(r, fd);
-	if ((e = vv_os_pwrite_full(fd, bytes, len, 0)) < 0) {
-		e = oserr(-e);
+	if ((e = vv_repo_pwrite_file(fd, bytes, len)) < 0) {
 		close(fd);
 		unlinkat(dfd, tmp, 0);
 		close(dfd);
 		return e;
 	}
-	vv_os_writeback(fd, (off_t)len);
 	pthread_mutex_lock(&r->pmu);
 	r->pend[r->npend].dfd = dfd;
 	r->pend[r->npend].fd = fd;
@@ -997,20 +1095,55 @@ int vv_repo_objects_sync(struct vv_repo *r)
 	return 0;
 }
 
+int vv_repo_object_load(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES], uint8_t **buf,
+			size_t *cap, size_t *len)
+{
+	char xx[3], hex[65];
+	struct stat st;
+	uint8_t *b;
+	int dfd = -1, fd, e;
+
+	obj_names(name, xx, hex);
+	if ((e = subdir(r, r->objfd, xx, false, &dfd)) < 0)
+		return e;
+	fd = openat(dfd, hex, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	e = fd < 0 ? (errno == ELOOP ? VV_EUNSAFE : oserr(errno)) : 0;
+	close(dfd);
+	if (e < 0)
+		return e;
+	if (fstat(fd, &st) < 0)
+		e = oserr(errno);
+	else if (!S_ISREG(st.st_mode))
+		e = VV_EUNSAFE;
+	else if ((uint64_t)st.st_size > VV_REPO_OBJECT_MAX)
+		e = VV_EFBIG;
+	else if (*cap < (size_t)st.st_size || !*buf) {
+		free(*buf);
+		*cap = 0;
+		if (!(*buf = b = vv_repo_buf_alloc((size_t)st.st_size)))
+			e = VV_ENOMEM;
+		else
+			*cap = (size_t)st.st_size;
+	}
+	if (e == 0 && (e = vv_repo_pread_file(fd, *buf, (size_t)st.st_size)) == 0)
+		*len = (size_t)st.st_size;
+	close(fd);
+	return e;
+}
+
 int vv_repo_object_read(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES], uint8_t **out,
 			size_t *len)
 {
-	char xx[3], hex[65];
 	uint8_t got[VV_REPO_NAME_BYTES];
-	int fd = -1, e;
+	size_t cap = 0;
+	int e;
 
-	obj_names(name, xx, hex);
-	if ((e = subdir(r, r->objfd, xx, false, &fd)) < 0)
+	*out = NULL;
+	if ((e = vv_repo_object_load(r, name, out, &cap, len)) < 0) {
+		free(*out);
+		*out = NULL;
 		return e;
-	e = read_at(fd, hex, VV_REPO_OBJECT_MAX, out, len);
-	close(fd);
-	if (e < 0)
-		return e;
+	}
 	if ((e = vv_repo_object_name(r, *out, *len, got)) < 0 || !vv_memeq_ct(got, name, sizeof(got))) {
 		free(*out);
 		*out = NULL;
@@ -1474,13 +1607,13 @@ int vv_repo_manifest_store(struct vv_repo *r, const struct vv_manifest *m)
 	if ((e = vv_manifest_encode(m, &body, &blen)) < 0)
 		return e;
 	flen = MAN_HDR + blen + VV_TAG_BYTES;
-	if (!(file = malloc(flen))) {
+	if (!(file = vv_repo_buf_alloc(flen))) {   /* aligned: written O_DIRECT */
 		e = VV_ENOMEM;
 		goto out;
 	}
 	vv_wbuf_init(&w, file, MAN_HDR);
 	vv_wbuf_put_bytes(&w, MAN_MAGIC, 8);
-	vv_wbuf_put_u32(&w, REPO_VERSION);
+	vv_wbuf_put_u32(&w, MAN_VERSION);
 	vv_wbuf_put_bytes(&w, r->id, VV_REPO_ID_BYTES);
 	vv_wbuf_put_bytes(&w, m->id, VV_BACKUP_ID_BYTES);
 	vv_random_bytes(file + 44, VV_XNONCE_BYTES);
@@ -1537,7 +1670,7 @@ int vv_repo_manifest_load(struct vv_repo *r, const char *id_hex, struct vv_manif
 		e = VV_ECORRUPT;
 		goto out;
 	}
-	if (ver != REPO_VERSION) {
+	if (ver != MAN_VERSION) {
 		e = VV_EFORMAT;
 		goto out;
 	}

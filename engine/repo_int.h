@@ -117,6 +117,15 @@ int vv_repo_coll_unwrap(struct vv_repo *r, const uint8_t backup_id[VV_BACKUP_ID_
 			uint32_t coll, const uint8_t in[VV_WRAPPED_BYTES],
 			uint8_t key[VV_KEY_BYTES]) __attribute__((warn_unused_result));
 
+/* Direct I/O (repo.c "direct I/O"): a buffer aligned for O_DIRECT (len
+ * rounded up; free()), and whole-file reads and writes at offset 0 of an
+ * open fd that go O_DIRECT for the aligned part when buf is aligned and
+ * the file system takes it, through the page cache otherwise.  0 or a
+ * VV_E* code (VV_ECORRUPT: the file is shorter than len). */
+void *vv_repo_buf_alloc(size_t len);
+int vv_repo_pread_file(int fd, void *buf, size_t len);
+int vv_repo_pwrite_file(int fd, const void *buf, size_t len);
+
 /* Objects. */
 int vv_repo_object_name(struct vv_repo *r, const void *bytes, size_t len,
 			uint8_t name[VV_REPO_NAME_BYTES]);
@@ -132,6 +141,13 @@ bool vv_repo_object_have(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTE
 int vv_repo_object_put(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES],
 		       const void *bytes, size_t len);
 int vv_repo_objects_sync(struct vv_repo *r);
+/* Read a whole object into *buf WITHOUT checking it against its name: for
+ * a caller that authenticates every byte it keeps some other way (restore:
+ * each block's AES-GCM).  *buf (*cap bytes, vv_repo_buf_alloc'd, or NULL)
+ * is reused when big enough, else replaced; the caller frees it.
+ * VV_ENOENT (missing), VV_ECORRUPT (shorter than it was a moment ago). */
+int vv_repo_object_load(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES],
+			uint8_t **buf, size_t *cap, size_t *len);
 /* Read a whole object (malloc'd) and check it against its name:
  * VV_ENOENT (missing), VV_ECORRUPT (other bytes). */
 int vv_repo_object_read(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES],
