@@ -62,7 +62,7 @@ int vault_txn(struct vv_vault *v)
  * commits (WAL frames need space) still succeed; it is recreated once space
  * is back. */
 
-static uint64_t free_bytes(struct vv_vault *v)
+uint64_t vault_free_bytes(struct vv_vault *v)
 {
 	struct statvfs sv;
 
@@ -95,7 +95,7 @@ static void reserve_make(struct vv_vault *v)
 	int fd, r = 0;
 
 	reserve_path(v, path, sizeof(path));
-	if (!path[0] || vv_os_stat(path, &st) == 0 || free_bytes(v) < 4ull * v->cm.reserve)
+	if (!path[0] || vv_os_stat(path, &st) == 0 || vault_free_bytes(v) < 4ull * v->cm.reserve)
 		return;
 	buf = malloc(1 << 20);
 	if (!buf)
@@ -123,7 +123,7 @@ int vault_space_ok(struct vv_vault *v)
 	int64_t now = vault_now();
 
 	if (now - v->cm.space_checked > 100000000LL) {
-		uint64_t fb = free_bytes(v);
+		uint64_t fb = vault_free_bytes(v);
 		v->cm.space_checked = now;
 		v->cm.low_space = fb < 2ull * v->cm.reserve;
 		if (v->cm.low_space)
@@ -154,7 +154,7 @@ bool vault_space_tight(struct vv_vault *v)
 	if (v->cm.tight_checked && now >= v->cm.tight_checked && now - v->cm.tight_checked < 100000000LL &&
 	    v->cm.tight_free > need + TIGHT_MARGIN)
 		return false;
-	v->cm.tight_free = free_bytes(v);
+	v->cm.tight_free = vault_free_bytes(v);
 	v->cm.tight_checked = now;
 	return v->cm.tight_free < need;
 }

@@ -366,6 +366,9 @@ void vault_commit_quiesce(struct vv_vault *v);
 void vault_unlink_later(struct vv_vault *v, const uint8_t id[VV_CHUNK_ID_BYTES]);  /* under mu */
 void vault_unlink_freed(struct vv_vault *v, bool locked);
 int64_t vault_now(void);
+/* Free bytes on the store's file system for an unprivileged writer
+ * (statvfs f_bavail); UINT64_MAX when it cannot be read. */
+uint64_t vault_free_bytes(struct vv_vault *v);
 /* VV_ENOSPC when the store's disk is too full for operations that grow
  * the vault (creating, writing); deletes stay allowed.  Under mu. */
 int vault_space_ok(struct vv_vault *v);

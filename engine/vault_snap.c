@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 
 #include "admin_int.h"
@@ -168,7 +167,6 @@ static int sync_file(uint32_t id, const char *file)
  * disk would leave the commit that drops it again no room. */
 static int room_for_copy(struct vv_vault *v)
 {
-	struct statvfs sv;
 	struct stat st;
 	char path[4096];
 	uint64_t need = 2ull * v->cm.reserve;
@@ -177,7 +175,7 @@ static int room_for_copy(struct vv_vault *v)
 		need += (uint64_t)st.st_size;
 	if (vv_store_path(v->store, "meta.db-wal", path, sizeof(path)) == 0 && vv_os_stat(path, &st) == 0)
 		need += (uint64_t)st.st_size;
-	if (statvfs(vv_store_dir(v->store), &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < need)
+	if (vault_free_bytes(v) < need)
 		return VV_ENOSPC;
 	return 0;
 }
