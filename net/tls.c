@@ -936,14 +936,20 @@ int net_tls_connect(int fd, const char *host, const char *ca, const char *cert,
 			}
 			continue;
 		}
-		if (ca && SSL_get_verify_result(t->ssl) != X509_V_OK)
+		/* A bad certificate is a refusal; a connection closed during the
+		 * handshake may be one (an address off the whitelist) or a server
+		 * that is going down or starting up, so it is not: a reconnecting
+		 * client retries it and its callers see ENOTCONN meanwhile. */
+		if (ca && SSL_get_verify_result(t->ssl) != X509_V_OK) {
 			snprintf(why, whylen, "the server's certificate is not valid for %s under "
 				 "the CA %s: %s", host, ca,
 				 X509_verify_cert_error_string(SSL_get_verify_result(t->ssl)));
-		else
+			r = VV_EACCES;
+		} else {
 			ssl_why(why, whylen, "TLS handshake failed (the server closed the "
 				"connection: is this address on its whitelist?)");
-		r = VV_EACCES;
+			r = VV_ENOTCONN;
+		}
 		goto fail;
 	}
 	if (!(peer = SSL_get1_peer_certificate(t->ssl)) || fingerprint(peer, fp) < 0) {

@@ -5,7 +5,10 @@
 # garbage bytes, a header past the size limit, an unknown op, a reply with
 # another request id, a reply to another op, a body that does not parse
 # (an attribute with nanoseconds >= 10^9), trailing bytes, or nothing at
-# all.  Each time the request fails with an error (EIO/ENOTCONN), within
+# all; or ('dying') it drops the connection and closes every later one
+# before the TLS handshake, as a server on its way down does: the
+# reconnect's failure is ENOTCONN, not a refusal (EACCES).  Each time the
+# request fails with an error (EIO/ENOTCONN), within
 # the client's --timeout, and the client daemon neither crashes nor hangs:
 # it is still running and answers the next request.
 . "$(dirname "$0")/test-lib.sh"
@@ -24,6 +27,8 @@ def serve(c):
     while True:
         rid, op, body = request(c)
         served += 1
+        if mode == 'dying':
+            raise EOFError
         if served > 1 or mode == 'silent':
             if mode == 'silent':
                 continue
@@ -40,7 +45,8 @@ def serve(c):
             c.sendall(hdr(len(a), rid, op) + a)
         elif mode == 'trailing':
             c.sendall(hdr(4, rid, op, 1, -2) + b'abcd')
-serve_forever(cert, key, portfile, serve)
+serve_forever(cert, key, portfile, serve,
+              (lambda n: n == 1) if mode == 'dying' else None)
 PY
 
 # The fake server holds the test's output: stop it however the test ends
@@ -49,7 +55,7 @@ PY
 EVIL=
 trap 'rc=$?; [ -n "$EVIL" ] && { kill "$EVIL" 2>/dev/null || true; }
 	if (exit $rc); then vv_cleanup; else vv_cleanup; fi' EXIT
-for mode in garbage oversize badop wrongid wrongop badattr trailing silent; do
+for mode in garbage oversize badop wrongid wrongop badattr trailing silent dying; do
 	rm -f "$T/port"
 	"$PY" "$T/evil.py" "$mode" "$T/tls/cert.pem" "$T/tls/key.pem" "$T/port" &
 	EVIL=$!

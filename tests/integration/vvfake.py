@@ -35,9 +35,11 @@ def login(c):
     c.sendall(hdr(len(body), rid, 1) + body)
 
 
-def serve_forever(cert, key, portfile, handle):
+def serve_forever(cert, key, portfile, handle, admit=None):
     """Accept TLS 1.3 connections; handle(conn) runs in a thread of its
-    own after the login; any exception ends that connection."""
+    own after the login; any exception ends that connection.  admit(n),
+    if given, is asked about the n-th TCP connection (from 1): False closes
+    it before the TLS handshake, as a server going down does."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.load_cert_chain(cert, key)
@@ -54,8 +56,13 @@ def serve_forever(cert, key, portfile, handle):
             pass
         finally:
             c.close()
+    n = 0
     while True:
         s, _ = ls.accept()
+        n += 1
+        if admit and not admit(n):
+            s.close()
+            continue
         try:
             c = ctx.wrap_socket(s, server_side=True)
         except Exception:
