@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 
 #include "buf.h"
+#include "grow.h"
 #include "vecvault/access.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -897,17 +898,8 @@ int vv_acl_from_text(const char *text, uint8_t **out, size_t *outlen)
 				r = VV_EINVAL;
 				goto out;
 			}
-			if (n == cap) {
-				size_t nc = cap ? cap * 2 : 8;
-				struct ent *ne = realloc(e, nc * sizeof(*e));
-
-				if (!ne) {
-					r = VV_ENOMEM;
-					goto out;
-				}
-				e = ne;
-				cap = nc;
-			}
+			if ((r = VV_GROW(e, n, cap)) < 0)
+				goto out;
 			if ((r = parse_text_ent(p + a, b - a, &e[n])) < 0)
 				goto out;
 			n++;

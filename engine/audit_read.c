@@ -17,6 +17,7 @@
 #include "audit_int.h"
 #include "buf.h"
 #include "crypto_int.h"
+#include "grow.h"
 #include "os.h"
 #include "vecvault/error.h"
 #include "vecvault/privfile.h"
@@ -160,16 +161,8 @@ int audit_list_files(const char *log_path, char ***paths, size_t *n)
 		k = strtoul(s + blen + 1, &end, 10);
 		if (*end || errno)
 			continue;
-		if (nv == cap) {
-			struct numbered *nvp;
-			cap = cap ? cap * 2 : 16;
-			nvp = realloc(v, cap * sizeof(*v));
-			if (!nvp) {
-				r = VV_ENOMEM;
-				goto out;
-			}
-			v = nvp;
-		}
+		if ((r = VV_GROW(v, nv, cap)) < 0)
+			goto out;
 		v[nv].k = k;
 		if (asprintf(&v[nv].path, "%s.%lu", log_path, k) < 0) {
 			r = VV_ENOMEM;
@@ -346,14 +339,8 @@ static int load(const char *log_path, struct loaded *L)
 			const char *nl = memchr(p, '\n', len - pos);
 			size_t ll = nl ? (size_t)(nl - p) : len - pos;
 
-			if (L->nlines == L->cap) {
-				struct line *nl2;
-				L->cap = L->cap ? 2 * L->cap : 1024;
-				nl2 = realloc(L->lines, L->cap * sizeof(*L->lines));
-				if (!nl2)
-					return VV_ENOMEM;
-				L->lines = nl2;
-			}
+			if (VV_GROW(L->lines, L->nlines, L->cap) < 0)
+				return VV_ENOMEM;
 			L->lines[L->nlines++] = (struct line){ p, ll, (unsigned)f, ++no, nl != NULL };
 			pos += ll + (nl ? 1 : 0);
 		}
@@ -529,20 +516,14 @@ static int hexval(uint8_t c)
  * chunk of store).  \u00XX with XX >= 0x80 is a raw byte (see audit.c). */
 static int json_str(struct vv_rbuf *b, char **out)
 {
-	size_t cap = 64, n = 0;
-	char *o = malloc(cap);
+	size_t cap = 0, n = 0;
+	char *o = NULL;
 	uint8_t c;
 
-	if (!o)
-		return VV_ENOMEM;
 	for (;;) {
-		if (n + 8 > cap) {
-			char *o2 = realloc(o, cap *= 2);
-			if (!o2) {
-				free(o);
-				return VV_ENOMEM;
-			}
-			o = o2;
+		if (vv_grow(&o, &cap, n + 8, 1) < 0) {   /* the longest step and a NUL */
+			free(o);
+			return VV_ENOMEM;
 		}
 		if (vv_rbuf_get_u8(b, &c) < 0)
 			goto bad;
@@ -606,15 +587,9 @@ struct arena { char **v; size_t n, cap; };
 
 static int arena_add(struct arena *A, char *s)
 {
-	if (A->n + 2 > A->cap) {
-		size_t cap = A->cap ? 2 * A->cap : 16;
-		char **v = cap > SIZE_MAX / sizeof(*v) ? NULL : realloc(A->v, cap * sizeof(*v));
-		if (!v) {
-			free(s);
-			return VV_ENOMEM;
-		}
-		A->v = v;
-		A->cap = cap;
+	if (vv_grow(&A->v, &A->cap, A->n + 2, sizeof(*A->v)) < 0) {   /* s and the NULL */
+		free(s);
+		return VV_ENOMEM;
 	}
 	A->v[A->n++] = s;
 	A->v[A->n] = NULL;

@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 
 #include "crypto_int.h"
+#include "grow.h"
 #include "meta_sql_int.h"
 #include "meta_vfs_int.h"
 #include "os.h"
@@ -361,16 +362,8 @@ static int drop_refs_rows(struct vv_meta *m, uint32_t id, const char *qchunks, c
 				r = VV_ECORRUPT;
 				break;
 			}
-			if (l.n == l.cap) {
-				size_t nc = l.cap ? l.cap * 2 : 64;
-				void *p = realloc(l.ids, nc * sizeof(*l.ids));
-				if (!p) {
-					r = VV_ENOMEM;
-					break;
-				}
-				l.ids = p;
-				l.cap = nc;
-			}
+			if ((r = VV_GROW(l.ids, l.n, l.cap)) < 0)
+				break;
 			memcpy(l.ids[l.n++], sqlite3_column_blob(s, 0), VV_CHUNK_ID_BYTES);
 		}
 		sqlite3_reset(s);
@@ -923,14 +916,8 @@ static int set_verified(struct meta_snapc *sc, uint32_t sid)
 {
 	if (is_verified(sc, sid))
 		return 0;
-	if (sc->nver == sc->capver) {
-		size_t nc = sc->capver ? sc->capver * 2 : 16;
-		void *p = realloc(sc->verified, nc * sizeof(*sc->verified));
-		if (!p)
-			return VV_ENOMEM;
-		sc->verified = p;
-		sc->capver = nc;
-	}
+	if (VV_GROW(sc->verified, sc->nver, sc->capver) < 0)
+		return VV_ENOMEM;
 	sc->verified[sc->nver++] = sid;
 	return 0;
 }
@@ -1138,16 +1125,8 @@ int vv_meta_snap_scan(struct vv_meta *m, uint32_t id, const char *path, const st
 		goto out;
 	}
 	while ((rc = sqlite3_step(f)) == SQLITE_ROW) {
-		if (out->ncolls == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			void *p = realloc(out->colls, nc * sizeof(*out->colls));
-			if (!p) {
-				r = VV_ENOMEM;
-				goto out;
-			}
-			out->colls = p;
-			cap = nc;
-		}
+		if ((r = VV_GROW(out->colls, out->ncolls, cap)) < 0)
+			goto out;
 		out->colls[out->ncolls++] = (uint32_t)sqlite3_column_int64(f, 0);
 		out->files += (uint64_t)sqlite3_column_int64(f, 1);
 		out->bytes += (uint64_t)sqlite3_column_int64(f, 2);
@@ -1306,16 +1285,8 @@ int vv_meta_snap_sweep(struct vv_meta *m)
 		if (!s)
 			return VV_EIO;
 		while ((r = meta_row(m, s)) == 0) {
-			if (nk == ck) {
-				size_t nc = ck ? ck * 2 : 64;
-				void *p = realloc(keep, nc * sizeof(*keep));
-				if (!p) {
-					r = VV_ENOMEM;
-					break;
-				}
-				keep = p;
-				ck = nc;
-			}
+			if ((r = VV_GROW(keep, nk, ck)) < 0)
+				break;
 			keep[nk++] = (uint32_t)sqlite3_column_int64(s, 0);
 		}
 		sqlite3_reset(s);

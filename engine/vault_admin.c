@@ -6,6 +6,7 @@
  * that decides lives here and in the feature files' verb tables.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include "admin_int.h"
 #include "crypto_int.h"
+#include "grow.h"
 #include "user_int.h"
 #include "vecvault/error.h"
 #include "vault_int.h"
@@ -77,19 +79,9 @@ bool vault_admin_flag(const struct vv_admin_req *rq, const char *key)
 
 static int body_grow(struct vv_admin_reply *rep, size_t more)
 {
-	size_t need = rep->len + more + 1, cap = rep->cap ? rep->cap : 256;
-	char *p;
-
-	if (need <= rep->cap)
-		return 0;
-	while (cap < need)
-		cap *= 2;
-	p = realloc(rep->body, cap);
-	if (!p)
+	if (more > SIZE_MAX - 1 - rep->len)
 		return VV_ENOMEM;
-	rep->body = p;
-	rep->cap = cap;
-	return 0;
+	return vv_grow(&rep->body, &rep->cap, rep->len + more + 1, 1);
 }
 
 int vault_admin_printf(struct vv_admin_reply *rep, const char *fmt, ...)

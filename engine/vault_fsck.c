@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "crypto_int.h"
+#include "grow.h"
 #include "os.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
@@ -88,14 +89,8 @@ static int collect_ino(void *ctx, const struct vv_inode_row *r)
 {
 	struct fsck *f = ctx;
 
-	if (f->ninos == f->capinos) {
-		size_t nc = f->capinos ? f->capinos * 2 : 1024;
-		struct ino_info *ni = realloc(f->inos, nc * sizeof(*ni));
-		if (!ni)
-			return VV_ENOMEM;
-		f->inos = ni;
-		f->capinos = nc;
-	}
+	if (VV_GROW(f->inos, f->ninos, f->capinos) < 0)
+		return VV_ENOMEM;
 	f->inos[f->ninos].ino = r->ino;
 	f->inos[f->ninos].mode = r->mode;
 	f->inos[f->ninos].nlink = r->nlink;
@@ -181,14 +176,8 @@ static struct cref *cref_get(struct fsck *f, const uint8_t id[VV_CHUNK_ID_BYTES]
 			return &f->crefs[i];
 	if (!add)
 		return NULL;
-	if (f->ncrefs == f->capcrefs) {
-		size_t nc = f->capcrefs ? f->capcrefs * 2 : 256;
-		struct cref *ncr = realloc(f->crefs, nc * sizeof(*ncr));
-		if (!ncr)
-			return NULL;
-		f->crefs = ncr;
-		f->capcrefs = nc;
-	}
+	if (VV_GROW(f->crefs, f->ncrefs, f->capcrefs) < 0)
+		return NULL;
 	memset(&f->crefs[f->ncrefs], 0, sizeof(f->crefs[0]));
 	memcpy(f->crefs[f->ncrefs].id, id, VV_CHUNK_ID_BYTES);
 	return &f->crefs[f->ncrefs++];

@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 
 #include "admin_int.h"
+#include "grow.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -137,30 +138,16 @@ struct walk {
 
 static int push_dir(struct walk *w, uint64_t ino)
 {
-	if (w->ndirs == w->dircap) {
-		size_t cap = w->dircap ? 2 * w->dircap : 64;
-		uint64_t *p = realloc(w->dirs, cap * sizeof(*p));
-
-		if (!p)
-			return VV_ENOMEM;
-		w->dirs = p;
-		w->dircap = cap;
-	}
+	if (VV_GROW(w->dirs, w->ndirs, w->dircap) < 0)
+		return VV_ENOMEM;
 	w->dirs[w->ndirs++] = ino;
 	return 0;
 }
 
 static int remember(struct walk *w, uint64_t ino, uint32_t mode)
 {
-	if (w->nt == w->tcap) {
-		size_t cap = w->tcap ? 2 * w->tcap : 64;
-		struct touched *p = realloc(w->t, cap * sizeof(*p));
-
-		if (!p)
-			return VV_ENOMEM;
-		w->t = p;
-		w->tcap = cap;
-	}
+	if (VV_GROW(w->t, w->nt, w->tcap) < 0)
+		return VV_ENOMEM;
 	w->t[w->nt++] = (struct touched){ ino, mode };
 	return 0;
 }

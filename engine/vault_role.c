@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "admin_int.h"
+#include "grow.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 
@@ -117,15 +118,8 @@ static int scan_cb(void *ctx, uint64_t ino, bool dflt, const uint8_t *blob, size
 		return 0;
 	if (g->n && g->inos[g->n - 1] == ino)
 		return 0;
-	if (g->n == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 64;
-		uint64_t *p = realloc(g->inos, cap * sizeof(*p));
-
-		if (!p)
-			return VV_ENOMEM;
-		g->inos = p;
-		g->cap = cap;
-	}
+	if (VV_GROW(g->inos, g->n, g->cap) < 0)
+		return VV_ENOMEM;
 	g->inos[g->n++] = ino;
 	return 0;
 }

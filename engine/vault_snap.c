@@ -19,6 +19,7 @@
 
 #include "admin_int.h"
 #include "crypto_int.h"
+#include "grow.h"
 #include "os.h"
 #include "snap_int.h"
 #include "vault_int.h"
@@ -351,16 +352,11 @@ static int collect_auto(void *ctx, const struct vv_snap_row *r)
 	if (r->created > l->newest)
 		l->newest = r->created;
 	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 64;
-		void *a = realloc(l->t, nc * sizeof(*l->t)), *b;
-		if (!a)
+		/* two arrays, one capacity: from the same start they grow alike */
+		size_t ct = l->cap, cn = l->cap;
+		if (VV_GROW(l->t, l->n, ct) < 0 || VV_GROW(l->names, l->n, cn) < 0)
 			return VV_ENOMEM;
-		l->t = a;
-		b = realloc(l->names, nc * sizeof(*l->names));
-		if (!b)
-			return VV_ENOMEM;
-		l->names = b;
-		l->cap = nc;
+		l->cap = ct;
 	}
 	l->t[l->n] = r->created;
 	memcpy(l->names[l->n++], r->name, sizeof(r->name));
@@ -479,14 +475,8 @@ static int add_child(void *ctx, uint64_t cookie, const char *name, uint64_t ino,
 	struct children *l = ctx;
 
 	l->last = cookie;
-	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 16;
-		void *p = realloc(l->c, nc * sizeof(*l->c));
-		if (!p)
-			return VV_ENOMEM;
-		l->c = p;
-		l->cap = nc;
-	}
+	if (VV_GROW(l->c, l->n, l->cap) < 0)
+		return VV_ENOMEM;
 	snprintf(l->c[l->n].name, sizeof(l->c[0].name), "%s", name);
 	l->c[l->n].ino = ino;
 	l->c[l->n++].mode = mode;
@@ -535,14 +525,8 @@ static int copy_tree(struct vv_vault *v, struct links *m, uint64_t vino, uint64_
 		return r;
 	m->files++;
 	if (!S_ISDIR(row.mode) && row.nlink > 1) {
-		if (m->n == m->cap) {
-			size_t nc = m->cap ? m->cap * 2 : 16;
-			void *p = realloc(m->e, nc * sizeof(*m->e));
-			if (!p)
-				return VV_ENOMEM;
-			m->e = p;
-			m->cap = nc;
-		}
+		if (VV_GROW(m->e, m->n, m->cap) < 0)
+			return VV_ENOMEM;
 		m->e[m->n++] = (struct lk){ .from = vino, .to = ino, .names = 1 };
 	}
 	if (!S_ISDIR(row.mode))

@@ -59,6 +59,7 @@
 
 #include "admin_int.h"
 #include "buf.h"
+#include "grow.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -624,7 +625,8 @@ struct trash_recent {
 	struct trash_recent *next;
 	uint64_t dir;
 	struct vault_trash_rec *a;
-	uint32_t n, cap;
+	uint32_t n;                           /* <= RECENT_MAX */
+	size_t cap;
 };
 
 #define RECENT_MAX (1u << 20)                 /* records, all directories; more: not grouped */
@@ -677,14 +679,8 @@ static void recent_push(struct vv_vault *v, uint64_t dir, const struct vault_tra
 	}
 	if (v->trash.nrecent >= RECENT_MAX)
 		return;
-	if (l->n == l->cap) {
-		uint32_t nc = l->cap ? l->cap * 2 : 16;
-		struct vault_trash_rec *na = realloc(l->a, nc * sizeof(*na));
-		if (!na)
-			return;
-		l->a = na;
-		l->cap = nc;
-	}
+	if (VV_GROW(l->a, l->n, l->cap) < 0)
+		return;
 	l->a[l->n++] = *rec;
 	v->trash.nrecent++;
 }
@@ -857,14 +853,8 @@ struct inos {
 
 static int inos_add(struct inos *q, uint64_t ino)
 {
-	if (q->n == q->cap) {
-		size_t nc = q->cap ? q->cap * 2 : 64;
-		uint64_t *ni = realloc(q->ino, nc * sizeof(*ni));
-		if (!ni)
-			return VV_ENOMEM;
-		q->ino = ni;
-		q->cap = nc;
-	}
+	if (VV_GROW(q->ino, q->n, q->cap) < 0)
+		return VV_ENOMEM;
 	q->ino[q->n++] = ino;
 	return 0;
 }
@@ -878,14 +868,8 @@ static int parts_cb(void *ctx, const struct vv_trash_kid *k)
 {
 	struct parts *l = ctx;
 
-	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 64;
-		struct vv_trash_kid *na = realloc(l->a, nc * sizeof(*na));
-		if (!na)
-			return VV_ENOMEM;
-		l->a = na;
-		l->cap = nc;
-	}
+	if (VV_GROW(l->a, l->n, l->cap) < 0)
+		return VV_ENOMEM;
 	l->a[l->n++] = *k;
 	return 0;
 }
@@ -1071,14 +1055,8 @@ static int kid_cb(void *ctx, uint64_t cookie, const char *name, uint64_t ino, ui
 
 	(void)cookie;
 	(void)mode;
-	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 64;
-		struct kid *nk = realloc(l->k, nc * sizeof(*nk));
-		if (!nk)
-			return VV_ENOMEM;
-		l->k = nk;
-		l->cap = nc;
-	}
+	if (VV_GROW(l->k, l->n, l->cap) < 0)
+		return VV_ENOMEM;
 	l->k[l->n].ino = ino;
 	snprintf(l->k[l->n].name, sizeof(l->k[0].name), "%s", name);
 	l->n++;
@@ -1329,14 +1307,8 @@ static int id_cb(void *ctx, const struct vv_trash_row *row)
 {
 	struct ids *l = ctx;
 
-	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 64;
-		uint64_t *ni = realloc(l->id, nc * sizeof(*ni));
-		if (!ni)
-			return VV_ENOMEM;
-		l->id = ni;
-		l->cap = nc;
-	}
+	if (VV_GROW(l->id, l->n, l->cap) < 0)
+		return VV_ENOMEM;
 	l->id[l->n++] = row->id;
 	return 0;
 }
@@ -1433,14 +1405,8 @@ static int all_cb(void *ctx, const struct vv_trash_row *row)
 {
 	struct all *l = ctx;
 
-	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 16;
-		struct vv_trash_row *nr = realloc(l->r, nc * sizeof(*nr));
-		if (!nr)
-			return VV_ENOMEM;
-		l->r = nr;
-		l->cap = nc;
-	}
+	if (VV_GROW(l->r, l->n, l->cap) < 0)
+		return VV_ENOMEM;
 	l->r[l->n++] = *row;
 	return 0;
 }
