@@ -132,3 +132,19 @@ cold() {
 }
 
 now_us() { local t; t=$(date +%s%N); echo $((t / 1000)); }
+
+# small_tree DIR FILES: FILES files of 1-4 KiB of random bytes spread over
+# 20 directories d00..d19 under DIR (made if missing): the tree the trash
+# benchmarks remove (trash-bench.sh, trash-callgrind.sh).
+small_tree() {
+	mkdir -p "$1"
+	"$PY" - "$1" "$2" <<'PY'
+import os, sys
+top, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(top, "d%02d" % (i % 20))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%05d" % i), "wb") as f:
+        f.write(os.urandom(1024 + (i * 37) % 3072))
+PY
+}

@@ -33,16 +33,7 @@ mount_vv() {   # DAYS
 	wait_mounted "$D/mnt" || die "vecvault did not mount"
 }
 # The tree: FILES files of 1-4 KiB in 20 directories, from a tarball made once.
-mkdir -p "$B/src/tree"
-"$PY" - "$B/src/tree" "$FILES" <<'PY'
-import os, sys
-top, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    d = os.path.join(top, "d%02d" % (i % 20))
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "f%05d" % i), "wb") as f:
-        f.write(os.urandom(1024 + (i * 37) % 3072))
-PY
+small_tree "$B/src/tree" "$FILES"
 tar -C "$B/src" -cf "$B/tree.tar" tree
 mkdir -p "$B/plain"
 

@@ -10,6 +10,9 @@
 #
 #   VV_BIN=/path/to/vecvault tests/bench/trash-callgrind.sh [FILES]   (root; default 2000)
 set -eu
+BENCH_NAME=trash-callgrind
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/fs-lib.sh"
 VV=${VV_BIN:?set VV_BIN to a vecvault binary (a Release build)}
 FILES=${1:-2000}
 command -v valgrind >/dev/null && command -v callgrind_control >/dev/null ||
@@ -19,16 +22,7 @@ trap 'mountpoint -q "$W/mnt" && fusermount3 -uz "$W/mnt"; rm -rf "$W"' EXIT
 export VECVAULT_TEST_KDF=1 VECVAULT_STATE_DIR=$W/state VECVAULT_AUDIT_DIR=$W/audit
 printf 'bench passphrase\n' > "$W/pass"
 chmod 600 "$W/pass"
-mkdir -p "$W/src/tree"
-/usr/bin/python3 - "$W/src/tree" "$FILES" <<'PY'
-import os, sys
-top, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    d = os.path.join(top, "d%02d" % (i % 20))
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "f%05d" % i), "wb") as f:
-        f.write(os.urandom(1024 + (i * 37) % 3072))
-PY
+small_tree "$W/src/tree" "$FILES"
 one() {        # DAYS: prints "TOTAL REQUEST COMMIT"
 	rm -rf "$W/store" "$W/state" "$W/audit" "$W/cg.out"
 	"$VV" init "$W/store" --passfile "$W/pass" --kdf test >/dev/null

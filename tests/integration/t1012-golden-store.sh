@@ -5,20 +5,15 @@
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
 
-tar -C "$T" -xzf "$VV_SRC/tests/data/golden-v1.tar.gz"
+vv_golden golden-v1 'golden passphrase v1'
 S=$T/golden-v1
 export TZ=UTC
-printf 'golden passphrase v1\n' > "$T/gpass"
-chmod 600 "$T/gpass"
-G() { "$VV_BIN" "$1" "$S" --passfile "$T/gpass" "${@:2}"; }
+G() { "$VV_BIN" "$1" "$S" --passfile "$S.pass" "${@:2}"; }
 
 check "info reads the v1 conf" sh -c "'$VV_BIN' info '$S' | grep -q 'format'"
 check "fsck of the v1 store is clean" G fsck
 M=$T/mnt
-mkdir -p "$M"
-check "the v1 store mounts" "$VV_BIN" mount "$S" "$M" --passfile "$T/gpass" \
-	--pid-file "$T/.pids/golden" --log "$T/daemon.log"
-printf '%s\t%s\n' "$M" "$T/.pids/golden" >> "$VV_MOUNTS"
+check "the v1 store mounts" vv_mount "$S" "$M" --passfile "$S.pass"
 P=$M/products
 
 check "inline file content" test "$(cat "$P/notes.txt")" = "a small inline file"

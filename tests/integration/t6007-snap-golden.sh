@@ -8,18 +8,11 @@
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
 
-tar -C "$T" -xzf "$VV_SRC/tests/data/golden-snap-v1.tar.gz"
+vv_golden golden-snap-v1 'golden snap passphrase v1'
 S=$T/golden-snap-v1
-printf 'golden snap passphrase v1\n' > "$T/gpass"
-chmod 600 "$T/gpass"
-G() { "$VV_BIN" "$1" "$S" --passfile "$T/gpass" "${@:2}"; }
+G() { "$VV_BIN" "$1" "$S" --passfile "$S.pass" "${@:2}"; }
 M=$T/mnt
-gmount() {
-	mkdir -p "$M"
-	"$VV_BIN" mount "$S" "$M" --passfile "$T/gpass" --pid-file "$T/.pids/golden" --log "$T/daemon.log" \
-		|| return 1
-	printf '%s\t%s\n' "$M" "$T/.pids/golden" >> "$VV_MOUNTS"
-}
+gmount() { vv_mount "$S" "$M" --passfile "$S.pass" "$@"; }
 big_ok() {
 	"$PY" - "$1" <<'PY'
 import sys, random

@@ -7,23 +7,22 @@
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
 
-tar -C "$T" -xzf "$VV_SRC/tests/data/golden-backup-v1.tar.gz"
-tar -C "$T" -xzf "$VV_SRC/tests/data/golden-v1.tar.gz"
+vv_golden golden-backup-v1 'golden repository v1'
+vv_golden golden-v1 'golden passphrase v1'
 D=$T/golden-backup-v1
-printf 'golden repository v1\n' > "$T/rpass"
-printf 'golden passphrase v1\n' > "$T/gpass"
+RP=$D.pass                      # also the passphrase of the repository made here
 printf 'new vault\n' > "$T/npass"
-chmod 600 "$T/rpass" "$T/gpass" "$T/npass"
+chmod 600 "$T/npass"
 sums() { (cd "$1" && find . -path ./.snapshots -prune -o -path ./.trash -prune -o -type f -print0 | sort -z | xargs -0 sha256sum); }
 
-lst=$("$VV_BIN" backup list "$D" --passfile "$T/rpass")
+lst=$("$VV_BIN" backup list "$D" --passfile "$RP")
 echo "$lst" | sed 's/^/# /'
 check "the golden repository lists two backups" test "$(echo "$lst" | wc -l)" -eq 2
 check "tagged first and second" sh -c "printf '%s\n' '$lst' | grep -q ' first ' && printf '%s\n' '$lst' | grep -q ' second '"
-check "it verifies, reading every block" "$VV_BIN" backup verify "$D" --read-data --passfile "$T/rpass"
+check "it verifies, reading every block" "$VV_BIN" backup verify "$D" --read-data --passfile "$RP"
 for tag in first second; do
 	id=$(echo "$lst" | awk -v t="$tag" '$4 == t { print $1 }')
-	check "restore the $tag backup" "$VV_BIN" backup restore "$D" "$id" "$T/s-$tag" --repo-passfile "$T/rpass" --passfile "$T/npass" --kdf test
+	check "restore the $tag backup" "$VV_BIN" backup restore "$D" "$id" "$T/s-$tag" --repo-passfile "$RP" --passfile "$T/npass" --kdf test
 	vv_mount "$T/s-$tag" "$T/m-$tag" --passfile "$T/npass"
 	check "its files are the recorded ones" test "$(sums "$T/m-$tag")" = "$(cat "$T/$tag.sha256")"
 	check "symlink, hard link, ACL and xattr came back" sh -c "[ \"\$(readlink '$T/m-$tag/products/link')\" = notes.txt ] && [ \$(stat -c %h '$T/m-$tag/products/notes.txt') = 2 ] && getfacl -n -p '$T/m-$tag/products/shared' | grep -q user:1000:r-x && getfattr -n user.note --only-values '$T/m-$tag/products/notes.txt' | grep -qx golden"
@@ -32,13 +31,13 @@ for tag in first second; do
 done
 
 # This build backing up the golden store.
-vv_mount "$T/golden-v1" "$T/gm" --passfile "$T/gpass" --accept-rollback
-"$VV_BIN" backup init "$T/d2" --passfile "$T/rpass" --kdf test >/dev/null
-check "back up the golden store" "$VV_BIN" backup create "$T/gm" "$T/d2" --passfile "$T/rpass"
+vv_mount "$T/golden-v1" "$T/gm" --passfile "$T/golden-v1.pass" --accept-rollback
+"$VV_BIN" backup init "$T/d2" --passfile "$RP" --kdf test >/dev/null
+check "back up the golden store" "$VV_BIN" backup create "$T/gm" "$T/d2" --passfile "$RP"
 want_sums=$(sums "$T/gm")
 vv_umount "$T/gm"
-id=$("$VV_BIN" backup list "$T/d2" --passfile "$T/rpass" | awk '{print $1}')
-check "restore it" "$VV_BIN" backup restore "$T/d2" "$id" "$T/s3" --repo-passfile "$T/rpass" --passfile "$T/npass" --kdf test
+id=$("$VV_BIN" backup list "$T/d2" --passfile "$RP" | awk '{print $1}')
+check "restore it" "$VV_BIN" backup restore "$T/d2" "$id" "$T/s3" --repo-passfile "$RP" --passfile "$T/npass" --kdf test
 vv_mount "$T/s3" "$T/m3" --passfile "$T/npass"
 check "to the golden store's files" test "$(sums "$T/m3")" = "$want_sums"
 V=$(python3 -c 'print(",".join(["1"]*4))')

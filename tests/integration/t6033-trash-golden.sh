@@ -11,17 +11,10 @@
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
 
-tar -C "$T" -xzf "$VV_SRC/tests/data/golden-trash-v1.tar.gz"
+vv_golden golden-trash-v1 'golden trash passphrase v1'
 S=$T/golden-trash-v1
-printf 'golden trash passphrase v1\n' > "$T/gpass"
-chmod 600 "$T/gpass"
 M=$T/mnt
-gmount() {
-	mkdir -p "$M"
-	"$VV_BIN" mount "$S" "$M" --passfile "$T/gpass" --pid-file "$T/.pids/golden" --log "$T/daemon.log" "$@" \
-		|| return 1
-	printf '%s\t%s\n' "$M" "$T/.pids/golden" >> "$VV_MOUNTS"
-}
+gmount() { vv_mount "$S" "$M" --passfile "$S.pass" "$@"; }
 F=$M/.trash/files
 names() { ls -A "$F" | tr '\n' ' '; }
 big_ok() {
@@ -43,7 +36,7 @@ inodes_of() {   # TREE: "PATH INODE" lines as the manifest has them
 
 # --- read-only: as it is ------------------------------------------------------
 sum0=$(find "$S" -type f ! -name reserve -exec sha256sum {} + | sort)
-check "fsck of the old layout (read-only) is clean" "$VV_BIN" fsck "$S" --passfile "$T/gpass" --dry-run
+check "fsck of the old layout (read-only) is clean" "$VV_BIN" fsck "$S" --passfile "$S.pass" --dry-run
 check "mount it read-only" gmount -o ro
 check "root lists the five items" test "$(names)" = "crash mine.txt part-3.2.npy part-3.npy tree "
 check "the .trashinfo of the second part-3" sh -c "grep -qx 'Path=/products/part-3.npy' '$M/.trash/info/part-3.2.npy.trashinfo'"
@@ -79,7 +72,7 @@ check "what is left" test "$(names)" = "mine.txt part-3.3.npy "
 check "rm -rf of the restored tree" rm -rf "$M/products/tree"
 check "is one item again" test "$(names)" = "mine.txt part-3.3.npy tree "
 check "unmount" vv_umount "$M"
-check "fsck after the migration is clean" "$VV_BIN" fsck "$S" --passfile "$T/gpass" --dry-run
+check "fsck after the migration is clean" "$VV_BIN" fsck "$S" --passfile "$S.pass" --dry-run
 check "remount" gmount
 check "the tree restores again" sh -c "'$VV_BIN' trash restore '$M' /products/tree >/dev/null"
 check "whole" big_ok "$M/products/tree/sub/big.bin"

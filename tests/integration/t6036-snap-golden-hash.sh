@@ -8,17 +8,10 @@
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
 
-tar -C "$T" -xzf "$VV_SRC/tests/data/golden-snap-v2.tar.gz"
+vv_golden golden-snap-v2 'golden snap passphrase v2'
 S=$T/golden-snap-v2
-printf 'golden snap passphrase v2\n' > "$T/gpass"
-chmod 600 "$T/gpass"
 M=$T/mnt
-gmount() {
-	mkdir -p "$M"
-	"$VV_BIN" mount "$S" "$M" --passfile "$T/gpass" --pid-file "$T/.pids/golden" --log "$T/daemon.log" \
-		|| return 1
-	printf '%s\t%s\n' "$M" "$T/.pids/golden" >> "$VV_MOUNTS"
-}
+gmount() { vv_mount "$S" "$M" --passfile "$S.pass" "$@"; }
 files_ok() {
 	"$PY" - "$1" <<'PY'
 import sys
@@ -34,7 +27,7 @@ check "h1's files read whole" files_ok "$M/.snapshots/h1/c"
 check "a new snapshot beside them" sh -c "'$VV_BIN' snapshot create '$M' n1 >/dev/null"
 check "n1 reads version two" test "$(cat "$M/.snapshots/n1/c/notes.txt")" = "version two"
 check "unmount" vv_umount "$M"
-out=$("$VV_BIN" fsck "$S" --passfile "$T/gpass" --dry-run 2>&1) && rc=0 || rc=$?
+out=$("$VV_BIN" fsck "$S" --passfile "$S.pass" --dry-run 2>&1) && rc=0 || rc=$?
 check "fsck: clean (hash-bound and tag-bound snapshots)" test "$rc" = 0
 
 # one flipped byte in the last page of h1's file (its hash covers every
@@ -54,7 +47,7 @@ check "flipped: the error is EIO" sh -c "cat '$M/.snapshots/h1/c/notes.txt' 2>&1
 check "flipped: h2 reads" test "$(cat "$M/.snapshots/h2/c/notes.txt")" = "version two"
 check "flipped: n1 reads" test "$(cat "$M/.snapshots/n1/c/notes.txt")" = "version two"
 check "flipped: unmount" vv_umount "$M"
-out=$("$VV_BIN" fsck "$S" --passfile "$T/gpass" --dry-run 2>&1) && rc=0 || rc=$?
+out=$("$VV_BIN" fsck "$S" --passfile "$S.pass" --dry-run 2>&1) && rc=0 || rc=$?
 check "flipped: fsck exits 1" test "$rc" = 1
 check "flipped: fsck names snapshot 1" grep -q "snapshot 1: its file" <<<"$out"
 cp "$T/1.orig" "$S/snapshots/1.db"
@@ -65,6 +58,6 @@ check "h1's file is gone" test ! -e "$S/snapshots/1.db"
 check "h2 still reads" test "$(cat "$M/.snapshots/h2/c/notes.txt")" = "version two"
 check "the live files read" files_ok "$M/c"
 check "delete: unmount" vv_umount "$M"
-out=$("$VV_BIN" fsck "$S" --passfile "$T/gpass" 2>&1) && rc=0 || rc=$?
+out=$("$VV_BIN" fsck "$S" --passfile "$S.pass" 2>&1) && rc=0 || rc=$?
 check "fsck: clean after the delete" test "$rc" = 0
 test_done

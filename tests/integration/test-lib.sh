@@ -233,6 +233,28 @@ vv_init() {
 	"$VV_BIN" init "$store" --passfile "$PASSFILE" --kdf test "$@"
 }
 
+# vv_golden NAME PASSPHRASE: unpack the golden store (or backup
+# repository) tests/data/NAME.tar.gz into $T/NAME and put PASSPHRASE in the
+# passfile $T/NAME.pass (0600).  Mount it with
+# vv_mount "$T/NAME" MNT --passfile "$T/NAME.pass" [options].  Fails naming
+# the archive when it is missing or holds no NAME/ (errexit stops the test).
+vv_golden() {
+	local name=$1 pass=$2 tgz="$VV_SRC/tests/data/$1.tar.gz"
+	if [ ! -f "$tgz" ]; then
+		echo "# vv_golden: no golden archive $tgz"
+		return 1
+	fi
+	if ! tar -C "$T" -xzf "$tgz"; then
+		echo "# vv_golden: $tgz does not unpack"
+		return 1
+	fi
+	if [ ! -d "$T/$name" ]; then
+		echo "# vv_golden: $tgz holds no $name/"
+		return 1
+	fi
+	(umask 077 && printf '%s\n' "$pass" > "$T/$name.pass")
+}
+
 # vv_mount STORE MNT [mount options]: mount and record it for cleanup.
 vv_mount() {
 	local store=$1 mnt=$2 pidf
