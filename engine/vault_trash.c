@@ -293,38 +293,35 @@ static void info_attr(struct vv_vault *v, const struct vv_trash_row *row, struct
 	out->cacheable = false;
 }
 
-/* The item called name in .trash/files, if id may see it: *row filled and
- * *out its node, pinned.  VV_ENOENT for a hidden one too. */
-static int item_by_name(struct vv_vault *v, const struct vv_ident *id, const char *name,
-			struct vv_trash_row *row, struct node **out)
+/* *out: the node of the item in row, pinned, if id may see it; `hidden`
+ * (and *out NULL) if not.  r (< 0) as it is: the row's lookup failed. */
+static int item_pin(struct vv_vault *v, const struct vv_ident *id, int r,
+		    const struct vv_trash_row *row, struct node **out, int hidden)
 {
-	int r;
-
 	*out = NULL;
-	if ((r = vv_meta_trash_get_name(v->meta, name, row)) < 0 || (r = vault_node_get(v, row->ino, out)) < 0)
+	if (r < 0 || (r = vault_node_get(v, row->ino, out)) < 0)
 		return r;
 	if (!visible(v, id, row, *out)) {
 		vault_node_put(v, *out);
 		*out = NULL;
-		return VV_EHIDDEN;
+		return hidden;
 	}
 	return 0;
 }
 
+/* The item called name in .trash/files, if id may see it: *row filled and
+ * *out its node, pinned.  VV_EHIDDEN for a hidden one. */
+static int item_by_name(struct vv_vault *v, const struct vv_ident *id, const char *name,
+			struct vv_trash_row *row, struct node **out)
+{
+	return item_pin(v, id, vv_meta_trash_get_name(v->meta, name, row), row, out, VV_EHIDDEN);
+}
+
+/* The item with id tid, likewise; VV_ENOENT for a hidden one too. */
 static int item_by_id(struct vv_vault *v, const struct vv_ident *id, uint64_t tid,
 		      struct vv_trash_row *row, struct node **out)
 {
-	int r;
-
-	*out = NULL;
-	if ((r = vv_meta_trash_get(v->meta, tid, row)) < 0 || (r = vault_node_get(v, row->ino, out)) < 0)
-		return r;
-	if (!visible(v, id, row, *out)) {
-		vault_node_put(v, *out);
-		*out = NULL;
-		return VV_ENOENT;
-	}
-	return 0;
+	return item_pin(v, id, vv_meta_trash_get(v->meta, tid, row), row, out, VV_ENOENT);
 }
 
 int vault_trash_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
