@@ -659,8 +659,10 @@ int main(void)
 			    &rep), 0, "user.passwd alice");
 		is_int(vv_vault_auth_password_recheck(v, &was, NULL, &now_), VV_EACCES,
 		       "recheck after passwd: EACCES");
-		ok(strstr(slurp_audit(v), "password session: the user's password was changed") != NULL,
+		char *au = slurp_audit(v);
+		ok(au && strstr(au, "password session: the user's password was changed") != NULL,
 		   "the end is audited with its reason");
+		free(au);
 		is_int(call(v, 0, "user.passwd", ARGS({ "name", "alice" }, { "password", PW_ALICE }),
 			    &rep), 0, "user.passwd back to the first password");
 		is_int(vv_vault_auth_password_recheck(v, &was, NULL, &now_), VV_EACCES,
