@@ -14,8 +14,10 @@
  * directories above included (vv_vault_reach).  Within the same bound the
  * client answers the xattr probes of ls -l (security.*, trusted.*,
  * system.posix_acl_*) of a node the server said has no xattr at all with
- * ENODATA itself, as the server would.  A request the server does not
- * answer within the client's timeout fails with ENOTCONN.
+ * ENODATA itself, as the server would.  A walk's next listings are
+ * prefetched (struct pf), and forgets sent in the background (struct
+ * fgq).  A request the server does not answer within the client's
+ * timeout fails with ENOTCONN.
  */
 #include <errno.h>
 #include <limits.h>
@@ -39,17 +41,6 @@
 #include "vecvault/net.h"
 #include "vecvault/remote_wire.h"
 
-
-/* The data generation (remote_wire.c, OPEN) each inode had at its last
- * open here: the page cache is kept at the next open only when the server
- * reports the same one, so a change by another client or on the server's
- * own mount is seen on the next open.  A small direct-mapped table: a
- * collision forgets the older inode, which only costs a re-read. */
-#define GEN_SLOTS 4096
-
-struct gen_slot {
-	uint64_t ino, gen;
-};
 
 /*
  * Reconnecting.  A new connection is a new server session: it holds no
@@ -77,8 +68,32 @@ struct irec {
 	uint64_t attr_mut;           /* ... if no change went through this client
 	                                since (rfs.mut) */
 	struct vv_attr attr;
+	uint64_t dgen;               /* the data generation (remote_wire.c, OPEN) */
+	bool dgen_set;               /* at the last open here (gen_same) */
 	char name[VV_NAME_MAX + 1];
 };
+
+/*
+ * Forgets.  The kernel forgets thousands of inodes at once (memory
+ * pressure, drop_caches, an unmount), each a FORGET to the server that
+ * nobody waits for.  Sent one round trip at a time from the FUSE thread,
+ * as they were, they took a core and the connection for a second after
+ * a drop_caches, while the next ls -lR waited behind them.  They are
+ * queued instead and sent by one thread, pipelined (vv_net_client_post),
+ * once no request for the kernel was sent for FQ_QUIET_NS, or at once
+ * when FQ_PUSH are waiting.  Until then the server keeps the nodes
+ * loaded (a reference more, which is all a FORGET gives back); an entry
+ * of an older connection is dropped, its references went with the
+ * session.
+ */
+struct fgq {
+	uint64_t ino, n;
+	unsigned epoch;
+};
+
+#define FQ_QUIET_NS 20000000LL       /* 20 ms */
+#define FQ_PUSH 16384
+#define FQ_WINDOW 16                 /* in flight at most, forgets included */
 
 struct rhandle {
 	uint64_t srv;                /* the server's handle on connection epoch */
@@ -87,15 +102,59 @@ struct rhandle {
 	unsigned epoch;
 	bool dir;
 	bool eof;                    /* dir: the server said it ends at eof_off */
+	bool walk;                   /* dir: opened from a prefetch (a walk goes on) */
 	uint64_t eof_off;
+	struct call *pre;            /* dir: the prefetched first listing, unused yet */
+};
+
+/*
+ * Listing prefetch (docs/remote.md "Caching on the client").  A walk
+ * (ls -lR, find, du, rsync) opens a directory, lists it, then opens each
+ * subdirectory in turn: two round trips per directory, one after the
+ * other, since the kernel asks from the walker's one thread.  When the
+ * kernel opens a directory that its parent's listing showed just before,
+ * the client opens and lists the parent's other subdirectories ahead,
+ * PF_THREADS at a time; a listing so prefetched, once used, has its own
+ * subdirectories prefetched (the walk goes on).  A prefetched listing is
+ * the server's answer, for this session's vault user, at the moment the
+ * prefetch asked: it is used once, by the next opendir of that
+ * directory, within PF_NS and the attribute bound (--attr-timeout, 0 = no
+ * prefetch), and not after a change went through this client (rfs.mut).
+ * Only directories the server called cacheable (every directory above
+ * searchable by all) that others may read and search are prefetched.  A
+ * prefetch not used in time is closed on the server and its references
+ * given back.
+ */
+#define PF_MAX 256                   /* prefetches held or in flight */
+#define PF_THREADS 4
+#define PF_NS 1000000000LL           /* 1 s */
+#define LST_MAX 64                   /* listings remembered for a descent */
+
+enum { PF_QUEUED, PF_RUNNING, PF_DONE };
+
+struct pf {
+	uint64_t ino;                /* server inode of the directory */
+	unsigned epoch;
+	int state;
+	int64_t born;                /* mono_ns when it was asked */
+	uint64_t mut;                /* rfs.mut then */
+	struct rhandle *h;           /* PF_DONE: the open directory ... */
+	struct call *k;              /* ... and its first READDIRPLUS reply */
+};
+
+/* The subdirectories (prefetchable) of a listing served to the kernel. */
+struct lst {
+	uint64_t ino;
+	int64_t at;
+	bool walked;                 /* a descent into one prefetched the rest */
+	size_t n;
+	uint64_t *sub;
 };
 
 struct rfs {
 	struct vv_net_client *c;
 	uint64_t root;               /* the server's inode shown as 1 */
 	struct fuse_session *se;
-	pthread_mutex_t gmu;
-	struct gen_slot gens[GEN_SLOTS];
 	pthread_mutex_t imu;         /* irecs, and handle re-opens */
 	struct irec **irecs;
 	double ttl;                  /* seconds the kernel caches a cacheable node */
@@ -103,6 +162,27 @@ struct rfs {
 	                                retires every cached attribute (the kernel
 	                                drops its own then, and asks again) */
 	struct fs_ra ra;             /* the kernel's read-ahead window (readahead.c) */
+	_Atomic int64_t fg_ns;       /* mono_ns of the last request sent for the kernel */
+	pthread_mutex_t fmu;         /* the forget queue (forgets below) */
+	pthread_cond_t fcond;
+	struct fgq *fq;
+	size_t fq_len, fq_cap;
+	_Atomic bool fstop;          /* the forget thread ends (unsent forgets
+	                                go with the session) */
+	bool fthread;
+	pthread_t fthr;
+	bool pf_on;                  /* READDIRPLUS and a nonzero attribute bound */
+	pthread_mutex_t pmu;         /* pfs, lsts */
+	pthread_cond_t pcond;        /* work queued, or a prefetch finished */
+	struct pf pfs[PF_MAX];
+	size_t npf;
+	struct lst lsts[LST_MAX];
+	size_t lst_next;
+	bool pstop;
+	unsigned npthr;
+	pthread_t pthr[PF_THREADS];
+	_Atomic uint32_t rd_size;    /* the kernel's last READDIRPLUS size */
+	_Atomic uint64_t pf_asked, pf_used;   /* for the log at unmount */
 	int ready_fd;                /* the mount command's pipe until INIT passed, else -1 */
 	uint32_t init_missing;       /* capabilities INIT asked for that the kernel lacks */
 	bool test_init_fail;         /* vv_fs_opts.test_init_fail */
@@ -117,18 +197,19 @@ static int64_t mono_ns(void)
 }
 
 /* Until when a node of these attributes may be said to have no xattr. */
-static int64_t noxattr_until(const struct rfs *f, const struct vv_attr *a)
+static int64_t noxattr_until(const struct rfs *f, const struct vv_attr *a, int64_t born)
 {
-	return a->noxattr && a->cacheable && f->ttl > 0 ? mono_ns() + (int64_t)(f->ttl * 1e9) : 0;
+	return a->noxattr && a->cacheable && f->ttl > 0 ? born + (int64_t)(f->ttl * 1e9) : 0;
 }
 
 /* Attributes a of r's node, just received (before the reply was sent on). */
-static void irec_attr(struct rfs *f, struct irec *r, const struct vv_attr *a, uint64_t mut)
+static void irec_attr(struct rfs *f, struct irec *r, const struct vv_attr *a, uint64_t mut,
+		      int64_t born)
 {
-	r->noxattr_until = noxattr_until(f, a);
+	r->noxattr_until = noxattr_until(f, a, born);
 	r->attr = *a;
 	r->attr_mut = mut;
-	r->attr_until = a->cacheable && f->ttl > 0 ? mono_ns() + (int64_t)(f->ttl * 1e9) : 0;
+	r->attr_until = a->cacheable && f->ttl > 0 ? born + (int64_t)(f->ttl * 1e9) : 0;
 }
 
 static struct irec **irec_at(struct rfs *f, uint64_t ino)
@@ -141,9 +222,9 @@ static struct irec **irec_at(struct rfs *f, uint64_t ino)
 }
 
 /* One more kernel reference on ino, found as parent/name on epoch, with
- * attributes a asked for when f->mut was mut. */
+ * attributes a asked for at born when f->mut was mut. */
 static void irec_add(struct rfs *f, uint64_t parent, const char *name, const struct vv_attr *a,
-		     unsigned epoch, uint64_t mut)
+		     unsigned epoch, uint64_t mut, int64_t born)
 {
 	struct irec **p, *r;
 
@@ -161,7 +242,7 @@ static void irec_add(struct rfs *f, uint64_t parent, const char *name, const str
 		r->gen = a->gen;
 		r->epoch = epoch;
 		r->nlookup++;
-		irec_attr(f, r, a, mut);
+		irec_attr(f, r, a, mut, born);
 		snprintf(r->name, sizeof(r->name), "%s", name);
 	}
 	pthread_mutex_unlock(&f->imu);
@@ -210,15 +291,15 @@ static void irec_moved(struct rfs *f, uint64_t parent, const char *name, uint64_
 	pthread_mutex_unlock(&f->imu);
 }
 
-/* Fresh attributes of a node the kernel holds (getattr, setattr), asked
- * for when f->mut was mut. */
-static void irec_seen(struct rfs *f, const struct vv_attr *a, uint64_t mut)
+/* Fresh attributes of a node the kernel holds (getattr, setattr, open),
+ * asked for at born when f->mut was mut. */
+static void irec_seen(struct rfs *f, const struct vv_attr *a, uint64_t mut, int64_t born)
 {
 	struct irec *r;
 
 	pthread_mutex_lock(&f->imu);
 	if ((r = *irec_at(f, a->ino)))
-		irec_attr(f, r, a, mut);
+		irec_attr(f, r, a, mut, born);
 	pthread_mutex_unlock(&f->imu);
 }
 
@@ -421,35 +502,28 @@ static void release_raw(struct rfs *f, unsigned op, uint64_t srv, unsigned epoch
 	free(rep);
 }
 
-static struct gen_slot *gen_slot(struct rfs *f, uint64_t ino)
-{
-	return &f->gens[(ino * 0x9E3779B97F4A7C15ull) >> 52];
-}
-
-/* Record gen as ino's generation; true when it was already that. */
+/*
+ * The page cache is kept at an open only when the server reports the data
+ * generation of this inode's last open here, so a change by another client
+ * or on the server's own mount is seen on the next open.  It lives in the
+ * inode's irec, as long as the kernel holds the inode and with it its
+ * pages (a table of 4096 slots it had before lost a third of a 2,000-file
+ * collection's caches to collisions, re-read at every query; 400 files almost surely collide there, t7035).  Record gen
+ * as ino's; true when it was already that.
+ */
 static bool gen_same(struct rfs *f, uint64_t ino, uint64_t gen)
 {
-	struct gen_slot *g;
-	bool same;
+	struct irec *r;
+	bool same = false;
 
-	pthread_mutex_lock(&f->gmu);
-	g = gen_slot(f, ino);
-	same = g->ino == ino && g->gen == gen;
-	g->ino = ino;
-	g->gen = gen;
-	pthread_mutex_unlock(&f->gmu);
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, ino))) {
+		same = r->dgen_set && r->dgen == gen;
+		r->dgen = gen;
+		r->dgen_set = true;
+	}
+	pthread_mutex_unlock(&f->imu);
 	return same;
-}
-
-static void gen_drop(struct rfs *f, uint64_t ino)
-{
-	struct gen_slot *g;
-
-	pthread_mutex_lock(&f->gmu);
-	g = gen_slot(f, ino);
-	if (g->ino == ino)
-		g->ino = g->gen = 0;
-	pthread_mutex_unlock(&f->gmu);
 }
 
 #define RFS(req) ((struct rfs *)fuse_req_userdata(req))
@@ -498,6 +572,7 @@ struct call {
 	uint8_t *hold;
 	unsigned epoch;              /* the connection that answered */
 	uint64_t mut;                /* rfs.mut when it was sent */
+	int64_t born;                /* mono_ns when it was sent */
 };
 
 static struct call *call_new(unsigned op)
@@ -590,9 +665,8 @@ static bool mutates(const struct vv_rw_msg *rq)
  * again (with backoff) and the request sent once more.  A change retires
  * the attributes cached before it and those that crossed it in flight
  * (f->mut moves before and after). */
-static int run(fuse_req_t req, struct call *k)
+static int run_f(struct rfs *f, struct call *k)
 {
-	struct rfs *f = RFS(req);
 	struct vv_rw_msg *sent;
 	char why[512];
 	bool mut;
@@ -603,6 +677,8 @@ static int run(fuse_req_t req, struct call *k)
 	if ((mut = mutates(&k->rq)))
 		atomic_fetch_add(&f->mut, 1);
 	k->mut = atomic_load(&f->mut);
+	k->born = mono_ns();
+	atomic_store(&f->fg_ns, k->born);
 	for (int attempt = 0;; attempt++) {
 		unsigned ep = vv_net_client_epoch(f->c), nep;
 
@@ -628,6 +704,11 @@ static int run(fuse_req_t req, struct call *k)
 	return r;
 }
 
+static int run(fuse_req_t req, struct call *k)
+{
+	return run_f(RFS(req), k);
+}
+
 static void reply_err(fuse_req_t req, int r)
 {
 	int e = r < 0 ? vv_errno(r) : 0;
@@ -643,7 +724,7 @@ static void reply_entry(fuse_req_t req, struct call *k, int r, uint64_t parent, 
 	struct fuse_entry_param e;
 
 	if (r == 0 && k->rep.has_attr) {
-		irec_add(RFS(req), parent, name, &k->rep.attr, k->epoch, k->mut);
+		irec_add(RFS(req), parent, name, &k->rep.attr, k->epoch, k->mut, k->born);
 		to_entry(RFS(req), &k->rep.attr, &e);
 		fuse_reply_entry(req, &e);
 	} else {
@@ -663,23 +744,100 @@ static void r_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_entry(req, k, run(req, k), to_srv(RFS(req), parent), name);
 }
 
-static void r_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+/* Give n server references on ino (of connection epoch) back, later. */
+static void forget_later(struct rfs *f, uint64_t ino, uint64_t n, unsigned epoch)
 {
-	struct rfs *f = RFS(req);
+	pthread_mutex_lock(&f->fmu);
+	if (f->fq_len == f->fq_cap) {
+		size_t cap = f->fq_cap ? f->fq_cap * 2 : 1024;
+		struct fgq *q = realloc(f->fq, cap * sizeof(*q));
+		if (q) {
+			f->fq = q;
+			f->fq_cap = cap;
+		}
+	}
+	if (f->fq_len < f->fq_cap) {
+		f->fq[f->fq_len++] = (struct fgq){ .ino = ino, .n = n, .epoch = epoch };
+		if (f->fq_len == 1 || f->fq_len >= FQ_PUSH)
+			pthread_cond_signal(&f->fcond);
+	}
+	/* else: no memory; the server keeps the node until the session ends */
+	pthread_mutex_unlock(&f->fmu);
+}
+
+static void *forgetter(void *arg)
+{
+	struct rfs *f = arg;
+	struct vv_rw_msg *rq = calloc(1, sizeof(*rq));
+
+	pthread_mutex_lock(&f->fmu);
+	while (rq && !f->fstop) {
+		struct fgq *q;
+		size_t n;
+		int64_t quiet;
+
+		if (!f->fq_len) {
+			pthread_cond_wait(&f->fcond, &f->fmu);
+			continue;
+		}
+		quiet = mono_ns() - atomic_load(&f->fg_ns);
+		if (quiet < FQ_QUIET_NS && f->fq_len < FQ_PUSH) {
+			struct timespec ts;
+			int64_t left = FQ_QUIET_NS - quiet;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long)left;
+			ts.tv_sec += ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			pthread_cond_timedwait(&f->fcond, &f->fmu, &ts);
+			continue;
+		}
+		q = f->fq;
+		n = f->fq_len;
+		f->fq = NULL;
+		f->fq_len = f->fq_cap = 0;
+		pthread_mutex_unlock(&f->fmu);
+		for (size_t i = 0; i < n; i++) {
+			if (atomic_load(&f->fstop))
+				break;
+			if (q[i].epoch != vv_net_client_epoch(f->c))
+				continue;
+			memset(rq, 0, sizeof(*rq));
+			rq->h.op = VV_RW_FORGET;
+			rq->u[0] = q[i].ino;
+			rq->u[1] = q[i].n;
+			rq->nu = 2;
+			if (vv_net_client_post(f->c, rq, FQ_WINDOW) < 0)
+				break;       /* the connection is gone, and the references */
+		}
+		free(q);
+		pthread_mutex_lock(&f->fmu);
+	}
+	pthread_mutex_unlock(&f->fmu);
+	free(rq);
+	return NULL;
+}
+
+/* The kernel forgot nlookup references on ino. */
+static void forget_one(struct rfs *f, fuse_ino_t ino, uint64_t nlookup)
+{
 	unsigned ep = 0;
 	uint64_t give = irec_forget(f, to_srv(f, ino), nlookup, &ep);
-	struct call *k;
 
 	/* references of an older connection went with its session */
-	if (ino != FUSE_ROOT_ID && give && ep == vv_net_client_epoch(f->c) &&
-	    (k = call_new(VV_RW_FORGET))) {
-		U(k, to_srv(f, ino));
-		U(k, give);
-		(void)run(req, k);
-		call_free(k);
-	}
-	/* the kernel dropped the inode and its pages with it */
-	gen_drop(f, to_srv(f, ino));
+	if (ino != FUSE_ROOT_ID && give && ep == vv_net_client_epoch(f->c))
+		forget_later(f, to_srv(f, ino), give, ep);
+}
+
+static void r_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	forget_one(RFS(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void r_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		forget_one(RFS(req), forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -688,7 +846,7 @@ static void reply_attr(fuse_req_t req, struct call *k, int r)
 	struct stat st;
 
 	if (r == 0 && k->rep.has_attr) {
-		irec_seen(RFS(req), &k->rep.attr, k->mut);
+		irec_seen(RFS(req), &k->rep.attr, k->mut, k->born);
 		to_stat(RFS(req), &k->rep.attr, &st);
 		fuse_reply_attr(req, &st, k->rep.attr.cacheable ? RFS(req)->ttl : 0.0);
 	} else {
@@ -898,7 +1056,7 @@ static void r_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		 * Attributes only (offset -1) take no inode lock in the kernel,
 		 * so this is safe from inside the handler. */
 		if (!fi->keep_cache) {
-			irec_seen(RFS(req), &k->rep.attr, k->mut);
+			irec_seen(RFS(req), &k->rep.attr, k->mut, k->born);
 			fuse_lowlevel_notify_inval_inode(RFS(req)->se, ino, -1, 0);
 		}
 		if (fuse_reply_open(req, fi) == -ENOENT) {
@@ -929,7 +1087,8 @@ static void r_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	}
 	if ((r = run(req, k)) == 0 && k->rep.has_attr && k->rep.nu == 1) {
 		struct rhandle *h = rh_new(k->rep.u[0], k->rep.attr.ino, fi->flags, k->epoch, false);
-		irec_add(RFS(req), to_srv(RFS(req), parent), name, &k->rep.attr, k->epoch, k->mut);
+		irec_add(RFS(req), to_srv(RFS(req), parent), name, &k->rep.attr, k->epoch, k->mut,
+			 k->born);
 		to_entry(RFS(req), &k->rep.attr, &e);
 		if (!h) {
 			/* the entry exists now; only the handle is missing */
@@ -1003,6 +1162,12 @@ static void fh_op(fuse_req_t req, unsigned op, uint64_t fh, int extra, bool with
 
 static void r_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	/* A read-only handle has no write of its own to settle or report
+	 * (vv_vault_flush): every close of one was a round trip for nothing. */
+	if ((RH(fi)->flags & O_ACCMODE) == O_RDONLY) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 	fh_op(req, VV_RW_FLUSH, fi->fh, 0, false);
 }
 
@@ -1011,28 +1176,361 @@ static void r_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_fi
 	fh_op(req, VV_RW_FSYNC, fi->fh, datasync, true);
 }
 
+/* --- listing prefetch (struct pf above) ------------------------------------ */
+
+/* May the directory of attributes a be prefetched? */
+static bool pf_dir(const struct vv_attr *a)
+{
+	return a->ino && S_ISDIR(a->mode) && a->cacheable && (a->mode & 05) == 05;
+}
+
+/* Give back what a listing reply k holds on the server: the reference
+ * taken on each entry with attributes. */
+static void pf_drop_refs(struct rfs *f, struct call *k)
+{
+	struct vv_dirent e;
+	struct vv_attr a;
+	char nb[VV_NAME_MAX + 1];
+	size_t off = 0;
+
+	if (!k)
+		return;
+	if (k->epoch == vv_net_client_epoch(f->c))
+		while (vv_rw_dirent_next(k->rep.blob, k->rep.bloblen, &off, true, &e, nb, &a) == 0)
+			if (strcmp(nb, ".") && strcmp(nb, "..") && a.ino)
+				forget_later(f, a.ino, 1, k->epoch);
+	call_free(k);
+}
+
+/* Close an unused prefetch: its handle and its references. */
+static void pf_discard(struct rfs *f, struct rhandle *h, struct call *k)
+{
+	struct vv_rw_msg rq = { .h.op = VV_RW_RELEASEDIR };
+
+	pf_drop_refs(f, k);
+	if (h && h->epoch == vv_net_client_epoch(f->c)) {
+		rq.u[0] = h->srv;
+		rq.nu = 1;
+		(void)vv_net_client_post(f->c, &rq, FQ_WINDOW);
+	}
+	free(h);
+}
+
+/* Is pfs[i] (done) still good to use? (pmu held) */
+static bool pf_fresh(struct rfs *f, const struct pf *p, int64_t now)
+{
+	int64_t bound = (int64_t)(f->ttl * 1e9);
+
+	if (bound > PF_NS)
+		bound = PF_NS;
+	return now - p->born < bound && p->mut == atomic_load(&f->mut) &&
+	       p->epoch == vv_net_client_epoch(f->c);
+}
+
+/* Take pfs[i] out of the table (pmu held): its handle and reply to *h, *k. */
+static void pf_remove(struct rfs *f, size_t i, struct rhandle **h, struct call **k)
+{
+	*h = f->pfs[i].h;
+	*k = f->pfs[i].k;
+	f->pfs[i] = f->pfs[--f->npf];
+}
+
+/* Drop prefetches no longer good (pmu held; it is let go around the
+ * server calls). */
+static void pf_sweep(struct rfs *f)
+{
+	int64_t now = mono_ns();
+
+	for (size_t i = 0; i < f->npf;) {
+		struct rhandle *h;
+		struct call *k;
+		if (f->pfs[i].state != PF_DONE || pf_fresh(f, &f->pfs[i], now)) {
+			i++;
+			continue;
+		}
+		pf_remove(f, i, &h, &k);
+		pthread_mutex_unlock(&f->pmu);
+		pf_discard(f, h, k);
+		pthread_mutex_lock(&f->pmu);
+		i = 0;
+	}
+}
+
+/* Ask for ino's listing ahead (pmu held). */
+static void pf_want(struct rfs *f, uint64_t ino)
+{
+	for (size_t i = 0; i < f->npf; i++)
+		if (f->pfs[i].ino == ino)
+			return;
+	if (f->npf == PF_MAX || f->pstop)
+		return;
+	f->pfs[f->npf++] = (struct pf){ .ino = ino, .state = PF_QUEUED };
+	pthread_cond_signal(&f->pcond);
+}
+
+static void *pf_worker(void *arg)
+{
+	struct rfs *f = arg;
+
+	pthread_mutex_lock(&f->pmu);
+	while (!f->pstop) {
+		struct pf *p = NULL;
+		struct call *o = NULL, *k = NULL;
+		struct rhandle *h = NULL;
+		uint64_t ino;
+		int r;
+
+		for (size_t i = 0; i < f->npf && !p; i++)
+			if (f->pfs[i].state == PF_QUEUED)
+				p = &f->pfs[i];
+		if (!p) {
+			pthread_cond_wait(&f->pcond, &f->pmu);
+			continue;
+		}
+		p->state = PF_RUNNING;
+		atomic_fetch_add(&f->pf_asked, 1);
+		p->mut = atomic_load(&f->mut);
+		p->born = mono_ns();
+		ino = p->ino;
+		pthread_mutex_unlock(&f->pmu);
+
+		r = VV_ENOMEM;
+		if ((o = call_new(VV_RW_OPENDIR))) {
+			U(o, ino);
+			if ((r = run_f(f, o)) == 0 && o->rep.nu != 1)
+				r = VV_EIO;
+		}
+		if (r == 0 && !(h = rh_new(o->rep.u[0], ino, 0, o->epoch, true))) {
+			struct vv_rw_msg rq = { .h.op = VV_RW_RELEASEDIR, .u = { o->rep.u[0] }, .nu = 1 };
+			(void)vv_net_client_post(f->c, &rq, FQ_WINDOW);
+			r = VV_ENOMEM;
+		}
+		if (r == 0) {
+			bool got = false;
+			r = VV_ENOMEM;
+			if ((k = call_new(VV_RW_READDIR))) {
+				U(k, (uintptr_t)h);
+				U(k, 0);
+				U(k, 1);
+				U(k, atomic_load(&f->rd_size));
+				got = (r = run_f(f, k)) == 0;
+				/* a bad end flag: readdir_common says why when it
+				 * meets one of its own */
+				if (r == 0 && (k->rep.nu != 1 || k->rep.u[0] > 1))
+					r = VV_EIO;
+				if (r == 0 && k->epoch != h->epoch)
+					r = VV_ESTALE;
+			}
+			if (r < 0) {
+				if (!got) {
+					call_free(k);
+					k = NULL;
+				}
+				pf_discard(f, h, k);
+				h = NULL;
+				k = NULL;
+			}
+		}
+		call_free(o);
+
+		pthread_mutex_lock(&f->pmu);
+		for (size_t i = 0; i < f->npf; i++)
+			if (f->pfs[i].ino == ino && f->pfs[i].state == PF_RUNNING) {
+				if (r < 0 || f->pstop) {
+					struct rhandle *hh;
+					struct call *kk;
+					pf_remove(f, i, &hh, &kk);
+				} else {
+					f->pfs[i].state = PF_DONE;
+					f->pfs[i].h = h;
+					f->pfs[i].k = k;
+					f->pfs[i].epoch = h->epoch;
+					h = NULL;
+					k = NULL;
+				}
+				break;
+			}
+		pthread_cond_broadcast(&f->pcond);
+		if (h || k) {
+			pthread_mutex_unlock(&f->pmu);
+			pf_discard(f, h, k);
+			pthread_mutex_lock(&f->pmu);
+		}
+	}
+	pthread_mutex_unlock(&f->pmu);
+	return NULL;
+}
+
+/* The prefetched open directory ino, with its first listing in h->pre,
+ * or NULL: open it the usual way. */
+static struct rhandle *pf_take(struct rfs *f, uint64_t ino)
+{
+	struct rhandle *h = NULL;
+	struct call *k = NULL;
+
+	if (!f->pf_on)
+		return NULL;
+	pthread_mutex_lock(&f->pmu);
+	for (;;) {
+		size_t i;
+		for (i = 0; i < f->npf && f->pfs[i].ino != ino; i++)
+			;
+		if (i == f->npf)
+			break;
+		if (f->pfs[i].state == PF_RUNNING) {
+			/* asked already: its answer is nearer than a new one */
+			pthread_cond_wait(&f->pcond, &f->pmu);
+			continue;
+		}
+		if (f->pfs[i].state == PF_QUEUED) {
+			f->pfs[i] = f->pfs[--f->npf];
+			break;
+		}
+		if (pf_fresh(f, &f->pfs[i], mono_ns())) {
+			pf_remove(f, i, &h, &k);
+			h->pre = k;
+			h->walk = true;
+			atomic_fetch_add(&f->pf_used, 1);
+			k = NULL;
+		} else {
+			struct rhandle *oh;
+			pf_remove(f, i, &oh, &k);
+			pthread_mutex_unlock(&f->pmu);
+			pf_discard(f, oh, k);
+			return NULL;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&f->pmu);
+	return h;
+}
+
+/* The kernel opens directory ino: when its parent's listing, served just
+ * before, showed it, a walk descends: prefetch its siblings. */
+static void pf_descend(struct rfs *f, uint64_t ino)
+{
+	struct irec *r;
+	uint64_t parent = 0;
+	int64_t now = mono_ns();
+
+	if (!f->pf_on)
+		return;
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, ino)))
+		parent = r->parent;
+	pthread_mutex_unlock(&f->imu);
+	if (!parent)
+		return;
+	pthread_mutex_lock(&f->pmu);
+	pf_sweep(f);
+	for (size_t i = 0; i < LST_MAX; i++) {
+		struct lst *l = &f->lsts[i];
+		size_t at;
+		if (l->ino != parent || l->walked || now - l->at > PF_NS)
+			continue;
+		for (at = 0; at < l->n && l->sub[at] != ino; at++)
+			;
+		if (at == l->n)
+			continue;
+		l->walked = true;
+		/* in the walker's order: those after ino first */
+		for (size_t j = 1; j < l->n; j++)
+			pf_want(f, l->sub[(at + j) % l->n]);
+		break;
+	}
+	pthread_mutex_unlock(&f->pmu);
+}
+
+/* A listing of dir was served: remember its prefetchable subdirectories
+ * (sub[0..n), taken), and in a walk prefetch them now. */
+static void pf_listed(struct rfs *f, uint64_t dir, uint64_t *sub, size_t n, bool walk)
+{
+	struct lst *l;
+
+	if (!f->pf_on || !n) {
+		free(sub);
+		return;
+	}
+	pthread_mutex_lock(&f->pmu);
+	pf_sweep(f);
+	if (walk) {
+		for (size_t j = 0; j < n; j++)
+			pf_want(f, sub[j]);
+	}
+	l = &f->lsts[f->lst_next++ % LST_MAX];
+	free(l->sub);
+	*l = (struct lst){ .ino = dir, .at = mono_ns(), .walked = walk, .n = n, .sub = sub };
+	pthread_mutex_unlock(&f->pmu);
+}
+
+static void pf_start(struct rfs *f)
+{
+	while (f->npthr < PF_THREADS &&
+	       pthread_create(&f->pthr[f->npthr], NULL, pf_worker, f) == 0)
+		f->npthr++;
+}
+
+static void pf_stop(struct rfs *f)
+{
+	pthread_mutex_lock(&f->pmu);
+	f->pstop = true;
+	pthread_cond_broadcast(&f->pcond);
+	pthread_mutex_unlock(&f->pmu);
+	for (unsigned i = 0; i < f->npthr; i++)
+		pthread_join(f->pthr[i], NULL);
+	if (atomic_load(&f->pf_asked))
+		vv_log(VV_LOG_INFO, "remote: listings prefetched: %llu, used: %llu",
+		       (unsigned long long)atomic_load(&f->pf_asked),
+		       (unsigned long long)atomic_load(&f->pf_used));
+	/* the connection and its session end next: nothing to give back */
+	for (size_t i = 0; i < f->npf; i++) {
+		call_free(f->pfs[i].k);
+		free(f->pfs[i].h);
+	}
+	f->npf = 0;
+	for (size_t i = 0; i < LST_MAX; i++)
+		free(f->lsts[i].sub);
+}
+
 static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rhandle *h = RH(fi);
 	struct rfs *f = RFS(req);
 
-	/* A directory's release cannot fail and nothing waits on it: closedir
-	 * returns before the round trip.  A file's stays in order (its last
-	 * writes and the audit's byte count are settled there). */
-	if (h->dir)
+	/* A directory's or a read-only file's release cannot fail and nothing
+	 * waits on it: close returns before the round trip.  A writer's stays
+	 * in order (its last writes and the audit's byte count are settled
+	 * there). */
+	bool early = h->dir || (h->flags & O_ACCMODE) == O_RDONLY;
+
+	if (early)
 		fuse_reply_err(req, 0);
+	if (h->pre) {
+		pf_drop_refs(f, h->pre);     /* a listing never asked for */
+		h->pre = NULL;
+	}
 	release_raw(f, h->dir ? VV_RW_RELEASEDIR : VV_RW_RELEASE, h->srv, h->epoch);
-	if (!h->dir)
+	if (!early)
 		fuse_reply_err(req, 0);
 	free(h);
 }
 
 static void r_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct call *k = call_new(VV_RW_OPENDIR);
+	struct rfs *f = RFS(req);
+	struct rhandle *ph = pf_take(f, to_srv(f, ino));
+	struct call *k;
 	int r;
 
-	if (k)
+	if (ph) {
+		fi->fh = (uintptr_t)ph;
+		if (fuse_reply_open(req, fi) == -ENOENT) {
+			pf_discard(f, ph, ph->pre);
+		}
+		return;
+	}
+	pf_descend(f, to_srv(f, ino));
+	if ((k = call_new(VV_RW_OPENDIR)))
 		U(k, to_srv(RFS(req), ino));
 	if ((r = run(req, k)) == 0 && k->rep.nu == 1) {
 		struct rhandle *h = rh_new(k->rep.u[0], to_srv(RFS(req), ino), 0, k->epoch, true);
@@ -1056,14 +1554,15 @@ static void r_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
 			   bool plus)
 {
-	struct call *k = call_new(VV_RW_READDIR);
+	struct call *k = NULL;
 	struct rfs *f = RFS(req);
 	char *buf = NULL, nb[VV_NAME_MAX + 1];
-	size_t len = 0, boff = 0;
+	size_t len = 0, boff = 0, nsub = 0;
 	struct vv_dirent e;
 	struct vv_attr a;
 	struct rhandle *h = RH(fi);
-	uint64_t last = (uint64_t)off;
+	uint64_t last = (uint64_t)off, *sub = NULL;
+	double ttl = f->ttl;
 	bool full = false;
 	int r;
 
@@ -1076,13 +1575,28 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 	h->eof = false;
 	if (size > VV_RW_DATA_MAX)
 		size = VV_RW_DATA_MAX;
-	if (k) {
-		U(k, fi->fh);
-		U(k, (uint64_t)off);
-		U(k, plus);
-		U(k, size);
+	if (plus)
+		atomic_store(&f->rd_size, (uint32_t)(size < 4096 ? 4096 : size));
+	if (h->pre && off == 0 && plus && h->pre->epoch == vv_net_client_epoch(f->c)) {
+		/* the prefetch's listing: its entries' bounds run from then */
+		k = h->pre;
+		h->pre = NULL;
+		ttl -= (double)(mono_ns() - k->born) / 1e9;
+		r = 0;
+	} else {
+		if (h->pre) {
+			pf_drop_refs(f, h->pre);
+			h->pre = NULL;
+		}
+		if ((k = call_new(VV_RW_READDIR))) {
+			U(k, fi->fh);
+			U(k, (uint64_t)off);
+			U(k, plus);
+			U(k, size);
+		}
+		r = run(req, k);
 	}
-	if ((r = run(req, k)) < 0 || !(buf = malloc(size ? size : 1))) {
+	if (r < 0 || !(buf = malloc(size ? size : 1))) {
 		reply_err(req, r < 0 ? r : VV_ENOMEM);
 		call_free(k);
 		return;
@@ -1107,10 +1621,19 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 				ep.attr.st_mode = e.mode;
 			} else {
 				to_entry(f, &a, &ep);
+				if (ep.entry_timeout > 0)
+					ep.entry_timeout = ep.attr_timeout = ttl > 0 ? ttl : 0;
 			}
 			n = fuse_add_direntry_plus(req, buf + len, size - len, nb, &ep, (off_t)e.next);
-			if (!dot && !full && n <= size - len)
-				irec_add(f, RH(fi)->ino, nb, &a, k->epoch, k->mut);
+			if (!dot && !full && n <= size - len) {
+				uint64_t *ns;
+				irec_add(f, RH(fi)->ino, nb, &a, k->epoch, k->mut, k->born);
+				if (f->pf_on && pf_dir(&a) &&
+				    (ns = realloc(sub, (nsub + 1) * sizeof(*sub)))) {
+					sub = ns;
+					sub[nsub++] = a.ino;
+				}
+			}
 		} else {
 			struct stat st = { .st_ino = to_krn(f, e.ino), .st_mode = e.mode };
 			n = fuse_add_direntry(req, buf + len, size - len, nb, &st, (off_t)e.next);
@@ -1123,16 +1646,9 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			 * of the last one added); with plus the server's
 			 * reference on each is given back */
 			full = true;
-			if (plus && strcmp(nb, ".") && strcmp(nb, "..") &&
-			    k->epoch == vv_net_client_epoch(f->c)) {
-				struct call *fg = call_new(VV_RW_FORGET);
-				if (fg) {
-					U(fg, e.ino);
-					U(fg, 1);
-					(void)run(req, fg);
-				}
-				call_free(fg);
-			}
+			if (plus && strcmp(nb, ".") && strcmp(nb, "..") && a.ino &&
+			    k->epoch == vv_net_client_epoch(f->c))
+				forget_later(f, e.ino, 1, k->epoch);
 			continue;
 		}
 		len += n;
@@ -1147,7 +1663,10 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			h->eof_off = last;
 		}
 		fuse_reply_buf(req, buf, len);
+		pf_listed(f, h->ino, sub, nsub, h->walk);
+		sub = NULL;
 	}
+	free(sub);
 	free(buf);
 	call_free(k);
 }
@@ -1379,6 +1898,8 @@ static void r_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* listings are prefetched in READDIRPLUS form, with their attributes */
+	fp->pf_on = (conn->want & FUSE_CAP_READDIRPLUS) && fp->ttl > 0;
 	conn->max_write = VV_RW_DATA_MAX;
 	conn->max_read = VV_RW_DATA_MAX;     /* as the max_read mount option says */
 	/* tests: ask for a capability the kernel lacks, as a daemon built
@@ -1396,6 +1917,7 @@ static const struct fuse_lowlevel_ops rops = {
 	.init = r_init,
 	.lookup = r_lookup,
 	.forget = r_forget,
+	.forget_multi = r_forget_multi,
 	.getattr = r_getattr,
 	.setattr = r_setattr,
 	.readlink = r_readlink,
@@ -1446,15 +1968,19 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 	fp->test_init_fail = o->test_init_fail;
 	fp->root = root;
 	fp->ttl = o->attr_timeout_ms / 1000.0;
-	pthread_mutex_init(&fp->gmu, NULL);
 	pthread_mutex_init(&fp->imu, NULL);
+	pthread_mutex_init(&fp->fmu, NULL);
+	pthread_cond_init(&fp->fcond, NULL);
+	pthread_mutex_init(&fp->pmu, NULL);
+	pthread_cond_init(&fp->pcond, NULL);
+	atomic_store(&fp->rd_size, 4096);
 	if (!(fp->irecs = calloc(IREC_BUCKETS, sizeof(*fp->irecs)))) {
 		free(fp);
 		return VV_ENOMEM;
 	}
 	if (root != VV_ROOT_INO && root_name) {
 		struct vv_attr ra = { .ino = root, .gen = root_gen };
-		irec_add(fp, VV_ROOT_INO, root_name, &ra, vv_net_client_epoch(c), 0);
+		irec_add(fp, VV_ROOT_INO, root_name, &ra, vv_net_client_epoch(c), 0, mono_ns());
 	}
 
 	snprintf(opts, sizeof(opts), "fsname=%s,subtype=vecvault,nosuid,nodev,max_read=%u%s%s%s%s",
@@ -1491,6 +2017,8 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 				close(fd);
 		}
 	}
+	fp->fthread = pthread_create(&fp->fthr, NULL, forgetter, fp) == 0;
+	pf_start(fp);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.clone_fd = 1;
 	cfg.max_idle_threads = 16;
@@ -1513,6 +2041,19 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 		r = 1;                       /* reported: the caller adds nothing */
 	}
 out:
+	pf_stop(fp);
+	if (fp->fthread) {
+		pthread_mutex_lock(&fp->fmu);
+		atomic_store(&fp->fstop, true);
+		pthread_cond_signal(&fp->fcond);
+		pthread_mutex_unlock(&fp->fmu);
+		pthread_join(fp->fthr, NULL);
+	}
+	free(fp->fq);
+	pthread_mutex_destroy(&fp->fmu);
+	pthread_cond_destroy(&fp->fcond);
+	pthread_mutex_destroy(&fp->pmu);
+	pthread_cond_destroy(&fp->pcond);
 	if (mounted)
 		fuse_session_unmount(se);
 	if (handlers)
@@ -1520,7 +2061,6 @@ out:
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
-	pthread_mutex_destroy(&fp->gmu);
 	pthread_mutex_destroy(&fp->imu);
 	for (size_t i = 0; i < IREC_BUCKETS; i++)
 		while (fp->irecs[i]) {
