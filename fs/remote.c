@@ -15,8 +15,9 @@
  * client answers the xattr probes of ls -l (security.*, trusted.*,
  * system.posix_acl_*) of a node the server said has no xattr at all with
  * ENODATA itself, as the server would.  A walk's next listings are
- * prefetched (struct pf), and forgets sent in the background (struct
- * fgq).  A request the server does not answer within the client's
+ * prefetched (remote_prefetch.c), and forgets sent in the background
+ * (remote_forget.c); remote_int.h holds what the three files share.  A
+ * request the server does not answer within the client's
  * timeout fails with ENOTCONN.
  */
 #include <errno.h>
@@ -34,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs_int.h"
+#include "remote_int.h"
 #include "vecvault/error.h"
 #include "vecvault/knn_ioctl.h"
 #include "vecvault/log.h"
@@ -73,128 +74,9 @@ struct irec {
 	char name[VV_NAME_MAX + 1];
 };
 
-/*
- * Forgets.  The kernel forgets thousands of inodes at once (memory
- * pressure, drop_caches, an unmount), each a FORGET to the server that
- * nobody waits for.  Sent one round trip at a time from the FUSE thread,
- * as they were, they took a core and the connection for a second after
- * a drop_caches, while the next ls -lR waited behind them.  They are
- * queued instead and sent by one thread, pipelined (vv_net_client_post),
- * once no request for the kernel was sent for FQ_QUIET_NS, or at once
- * when FQ_PUSH are waiting.  Until then the server keeps the nodes
- * loaded (a reference more, which is all a FORGET gives back); an entry
- * of an older connection is dropped, its references went with the
- * session.
- */
-struct fgq {
-	uint64_t ino, n;
-	unsigned epoch;
-};
 
-#define FQ_QUIET_NS 20000000LL       /* 20 ms */
-#define FQ_PUSH 16384
-#define FQ_WINDOW 16                 /* in flight at most, forgets included */
 
-struct rhandle {
-	uint64_t srv;                /* the server's handle on connection epoch */
-	uint64_t ino;                /* server inode */
-	int flags;
-	unsigned epoch;
-	bool dir;
-	bool eof;                    /* dir: the server said it ends at eof_off */
-	bool walk;                   /* dir: opened from a prefetch (a walk goes on) */
-	uint64_t eof_off;
-	struct call *pre;            /* dir: the prefetched first listing, unused yet */
-};
 
-/*
- * Listing prefetch (docs/remote.md "Caching on the client").  A walk
- * (ls -lR, find, du, rsync) opens a directory, lists it, then opens each
- * subdirectory in turn: two round trips per directory, one after the
- * other, since the kernel asks from the walker's one thread.  When the
- * kernel opens a directory that its parent's listing showed just before,
- * the client opens and lists the parent's other subdirectories ahead,
- * PF_THREADS at a time; a listing so prefetched, once used, has its own
- * subdirectories prefetched (the walk goes on).  A prefetched listing is
- * the server's answer, for this session's vault user, at the moment the
- * prefetch asked: it is used once, by the next opendir of that
- * directory, within PF_NS and the attribute bound (--attr-timeout, 0 = no
- * prefetch), and not after a change went through this client (rfs.mut).
- * Only directories the server called cacheable (every directory above
- * searchable by all) that others may read and search are prefetched.  A
- * prefetch not used in time is closed on the server and its references
- * given back.
- */
-#define PF_MAX 256                   /* prefetches held or in flight */
-#define PF_THREADS 4
-#define PF_NS 1000000000LL           /* 1 s */
-#define LST_MAX 64                   /* listings remembered for a descent */
-
-enum { PF_QUEUED, PF_RUNNING, PF_DONE };
-
-struct pf {
-	uint64_t ino;                /* server inode of the directory */
-	unsigned epoch;
-	int state;
-	int64_t born;                /* mono_ns when it was asked */
-	uint64_t mut;                /* rfs.mut then */
-	struct rhandle *h;           /* PF_DONE: the open directory ... */
-	struct call *k;              /* ... and its first READDIRPLUS reply */
-};
-
-/* The subdirectories (prefetchable) of a listing served to the kernel. */
-struct lst {
-	uint64_t ino;
-	int64_t at;
-	bool walked;                 /* a descent into one prefetched the rest */
-	size_t n;
-	uint64_t *sub;
-};
-
-struct rfs {
-	struct vv_net_client *c;
-	uint64_t root;               /* the server's inode shown as 1 */
-	struct fuse_session *se;
-	pthread_mutex_t imu;         /* irecs, and handle re-opens */
-	struct irec **irecs;
-	double ttl;                  /* seconds the kernel caches a cacheable node */
-	_Atomic uint64_t mut;        /* changes sent through this client: each one
-	                                retires every cached attribute (the kernel
-	                                drops its own then, and asks again) */
-	struct fs_ra ra;             /* the kernel's read-ahead window (readahead.c) */
-	_Atomic int64_t fg_ns;       /* mono_ns of the last request sent for the kernel */
-	pthread_mutex_t fmu;         /* the forget queue (forgets below) */
-	pthread_cond_t fcond;
-	struct fgq *fq;
-	size_t fq_len, fq_cap;
-	_Atomic bool fstop;          /* the forget thread ends (unsent forgets
-	                                go with the session) */
-	bool fthread;
-	pthread_t fthr;
-	bool pf_on;                  /* READDIRPLUS and a nonzero attribute bound */
-	pthread_mutex_t pmu;         /* pfs, lsts */
-	pthread_cond_t pcond;        /* work queued, or a prefetch finished */
-	struct pf pfs[PF_MAX];
-	size_t npf;
-	struct lst lsts[LST_MAX];
-	size_t lst_next;
-	bool pstop;
-	unsigned npthr;
-	pthread_t pthr[PF_THREADS];
-	_Atomic uint32_t rd_size;    /* the kernel's last READDIRPLUS size */
-	_Atomic uint64_t pf_asked, pf_used;   /* for the log at unmount */
-	int ready_fd;                /* the mount command's pipe until INIT passed, else -1 */
-	uint32_t init_missing;       /* capabilities INIT asked for that the kernel lacks */
-	bool test_init_fail;         /* vv_fs_opts.test_init_fail */
-};
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* Until when a node of these attributes may be said to have no xattr. */
 static int64_t noxattr_until(const struct rfs *f, const struct vv_attr *a, int64_t born)
@@ -350,6 +232,18 @@ static void irec_xattr_changed(struct rfs *f, uint64_t ino)
 	pthread_mutex_unlock(&f->imu);
 }
 
+uint64_t fs_remote_irec_parent(struct rfs *f, uint64_t ino)
+{
+	struct irec *r;
+	uint64_t parent = 0;
+
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, ino)))
+		parent = r->parent;
+	pthread_mutex_unlock(&f->imu);
+	return parent;
+}
+
 static int lookup_raw(struct rfs *f, uint64_t parent, const char *name, struct vv_attr *a)
 {
 	struct vv_rw_msg *rq = calloc(1, sizeof(*rq)), *rep = calloc(1, sizeof(*rep));
@@ -469,16 +363,6 @@ static int reopen(struct rfs *f, struct rhandle *h, unsigned epoch)
 	return r;
 }
 
-static struct rhandle *rh_new(uint64_t srv, uint64_t ino, int flags, unsigned epoch, bool dir)
-{
-	struct rhandle *h = calloc(1, sizeof(*h));
-
-	if (h)
-		*h = (struct rhandle){ .srv = srv, .ino = ino, .flags = flags, .epoch = epoch,
-				       .dir = dir };
-	return h;
-}
-
 #define RH(fi) ((struct rhandle *)(uintptr_t)(fi)->fh)
 
 /* Give back a server handle of connection epoch (gone with an older one). */
@@ -564,42 +448,6 @@ static void to_entry(struct rfs *f, const struct vv_attr *a, struct fuse_entry_p
 	e->attr_timeout = e->entry_timeout = a->cacheable ? f->ttl : 0.0;
 }
 
-/* A request being built: header op, fields in order.  Inodes are the
- * server's; a handle field holds the struct rhandle pointer until run()
- * puts the server's handle of the current connection in its place. */
-struct call {
-	struct vv_rw_msg rq, rep;
-	uint8_t *hold;
-	unsigned epoch;              /* the connection that answered */
-	uint64_t mut;                /* rfs.mut when it was sent */
-	int64_t born;                /* mono_ns when it was sent */
-};
-
-static struct call *call_new(unsigned op)
-{
-	struct call *k = calloc(1, sizeof(*k));
-
-	if (k)
-		k->rq.h.op = (uint16_t)op;
-	return k;
-}
-
-static void call_free(struct call *k)
-{
-	if (!k)
-		return;
-	free(k->hold);
-	free(k);
-}
-
-static void U(struct call *k, uint64_t v) { k->rq.u[k->rq.nu++] = v; }
-static void S(struct call *k, const char *s) { k->rq.s[k->rq.ns++] = s; }
-
-static void Bl(struct call *k, const void *p, size_t n)
-{
-	k->rq.blob = p;
-	k->rq.bloblen = n;
-}
 
 /* The request as sent on connection epoch: inodes revived, handles
  * re-opened and replaced by the server's. */
@@ -665,7 +513,7 @@ static bool mutates(const struct vv_rw_msg *rq)
  * again (with backoff) and the request sent once more.  A change retires
  * the attributes cached before it and those that crossed it in flight
  * (f->mut moves before and after). */
-static int run_f(struct rfs *f, struct call *k)
+int fs_remote_run(struct rfs *f, struct call *k)
 {
 	struct vv_rw_msg *sent;
 	char why[512];
@@ -706,7 +554,7 @@ static int run_f(struct rfs *f, struct call *k)
 
 static int run(fuse_req_t req, struct call *k)
 {
-	return run_f(RFS(req), k);
+	return fs_remote_run(RFS(req), k);
 }
 
 static void reply_err(fuse_req_t req, int r)
@@ -744,78 +592,6 @@ static void r_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_entry(req, k, run(req, k), to_srv(RFS(req), parent), name);
 }
 
-/* Give n server references on ino (of connection epoch) back, later. */
-static void forget_later(struct rfs *f, uint64_t ino, uint64_t n, unsigned epoch)
-{
-	pthread_mutex_lock(&f->fmu);
-	if (f->fq_len == f->fq_cap) {
-		size_t cap = f->fq_cap ? f->fq_cap * 2 : 1024;
-		struct fgq *q = realloc(f->fq, cap * sizeof(*q));
-		if (q) {
-			f->fq = q;
-			f->fq_cap = cap;
-		}
-	}
-	if (f->fq_len < f->fq_cap) {
-		f->fq[f->fq_len++] = (struct fgq){ .ino = ino, .n = n, .epoch = epoch };
-		if (f->fq_len == 1 || f->fq_len >= FQ_PUSH)
-			pthread_cond_signal(&f->fcond);
-	}
-	/* else: no memory; the server keeps the node until the session ends */
-	pthread_mutex_unlock(&f->fmu);
-}
-
-static void *forgetter(void *arg)
-{
-	struct rfs *f = arg;
-	struct vv_rw_msg *rq = calloc(1, sizeof(*rq));
-
-	pthread_mutex_lock(&f->fmu);
-	while (rq && !f->fstop) {
-		struct fgq *q;
-		size_t n;
-		int64_t quiet;
-
-		if (!f->fq_len) {
-			pthread_cond_wait(&f->fcond, &f->fmu);
-			continue;
-		}
-		quiet = mono_ns() - atomic_load(&f->fg_ns);
-		if (quiet < FQ_QUIET_NS && f->fq_len < FQ_PUSH) {
-			struct timespec ts;
-			int64_t left = FQ_QUIET_NS - quiet;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += (long)left;
-			ts.tv_sec += ts.tv_nsec / 1000000000L;
-			ts.tv_nsec %= 1000000000L;
-			pthread_cond_timedwait(&f->fcond, &f->fmu, &ts);
-			continue;
-		}
-		q = f->fq;
-		n = f->fq_len;
-		f->fq = NULL;
-		f->fq_len = f->fq_cap = 0;
-		pthread_mutex_unlock(&f->fmu);
-		for (size_t i = 0; i < n; i++) {
-			if (atomic_load(&f->fstop))
-				break;
-			if (q[i].epoch != vv_net_client_epoch(f->c))
-				continue;
-			memset(rq, 0, sizeof(*rq));
-			rq->h.op = VV_RW_FORGET;
-			rq->u[0] = q[i].ino;
-			rq->u[1] = q[i].n;
-			rq->nu = 2;
-			if (vv_net_client_post(f->c, rq, FQ_WINDOW) < 0)
-				break;       /* the connection is gone, and the references */
-		}
-		free(q);
-		pthread_mutex_lock(&f->fmu);
-	}
-	pthread_mutex_unlock(&f->fmu);
-	free(rq);
-	return NULL;
-}
 
 /* The kernel forgot nlookup references on ino. */
 static void forget_one(struct rfs *f, fuse_ino_t ino, uint64_t nlookup)
@@ -825,7 +601,7 @@ static void forget_one(struct rfs *f, fuse_ino_t ino, uint64_t nlookup)
 
 	/* references of an older connection went with its session */
 	if (ino != FUSE_ROOT_ID && give && ep == vv_net_client_epoch(f->c))
-		forget_later(f, to_srv(f, ino), give, ep);
+		fs_remote_forget_later(f, to_srv(f, ino), give, ep);
 }
 
 static void r_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -1176,321 +952,6 @@ static void r_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_fi
 	fh_op(req, VV_RW_FSYNC, fi->fh, datasync, true);
 }
 
-/* --- listing prefetch (struct pf above) ------------------------------------ */
-
-/* May the directory of attributes a be prefetched? */
-static bool pf_dir(const struct vv_attr *a)
-{
-	return a->ino && S_ISDIR(a->mode) && a->cacheable && (a->mode & 05) == 05;
-}
-
-/* Give back what a listing reply k holds on the server: the reference
- * taken on each entry with attributes. */
-static void pf_drop_refs(struct rfs *f, struct call *k)
-{
-	struct vv_dirent e;
-	struct vv_attr a;
-	char nb[VV_NAME_MAX + 1];
-	size_t off = 0;
-
-	if (!k)
-		return;
-	if (k->epoch == vv_net_client_epoch(f->c))
-		while (vv_rw_dirent_next(k->rep.blob, k->rep.bloblen, &off, true, &e, nb, &a) == 0)
-			if (strcmp(nb, ".") && strcmp(nb, "..") && a.ino)
-				forget_later(f, a.ino, 1, k->epoch);
-	call_free(k);
-}
-
-/* Close an unused prefetch: its handle and its references. */
-static void pf_discard(struct rfs *f, struct rhandle *h, struct call *k)
-{
-	struct vv_rw_msg rq = { .h.op = VV_RW_RELEASEDIR };
-
-	pf_drop_refs(f, k);
-	if (h && h->epoch == vv_net_client_epoch(f->c)) {
-		rq.u[0] = h->srv;
-		rq.nu = 1;
-		(void)vv_net_client_post(f->c, &rq, FQ_WINDOW);
-	}
-	free(h);
-}
-
-/* Is pfs[i] (done) still good to use? (pmu held) */
-static bool pf_fresh(struct rfs *f, const struct pf *p, int64_t now)
-{
-	int64_t bound = (int64_t)(f->ttl * 1e9);
-
-	if (bound > PF_NS)
-		bound = PF_NS;
-	return now - p->born < bound && p->mut == atomic_load(&f->mut) &&
-	       p->epoch == vv_net_client_epoch(f->c);
-}
-
-/* Take pfs[i] out of the table (pmu held): its handle and reply to *h, *k. */
-static void pf_remove(struct rfs *f, size_t i, struct rhandle **h, struct call **k)
-{
-	*h = f->pfs[i].h;
-	*k = f->pfs[i].k;
-	f->pfs[i] = f->pfs[--f->npf];
-}
-
-/* Drop prefetches no longer good (pmu held; it is let go around the
- * server calls). */
-static void pf_sweep(struct rfs *f)
-{
-	int64_t now = mono_ns();
-
-	for (size_t i = 0; i < f->npf;) {
-		struct rhandle *h;
-		struct call *k;
-		if (f->pfs[i].state != PF_DONE || pf_fresh(f, &f->pfs[i], now)) {
-			i++;
-			continue;
-		}
-		pf_remove(f, i, &h, &k);
-		pthread_mutex_unlock(&f->pmu);
-		pf_discard(f, h, k);
-		pthread_mutex_lock(&f->pmu);
-		i = 0;
-	}
-}
-
-/* Ask for ino's listing ahead (pmu held). */
-static void pf_want(struct rfs *f, uint64_t ino)
-{
-	for (size_t i = 0; i < f->npf; i++)
-		if (f->pfs[i].ino == ino)
-			return;
-	if (f->npf == PF_MAX || f->pstop)
-		return;
-	f->pfs[f->npf++] = (struct pf){ .ino = ino, .state = PF_QUEUED };
-	pthread_cond_signal(&f->pcond);
-}
-
-static void *pf_worker(void *arg)
-{
-	struct rfs *f = arg;
-
-	pthread_mutex_lock(&f->pmu);
-	while (!f->pstop) {
-		struct pf *p = NULL;
-		struct call *o = NULL, *k = NULL;
-		struct rhandle *h = NULL;
-		uint64_t ino;
-		int r;
-
-		for (size_t i = 0; i < f->npf && !p; i++)
-			if (f->pfs[i].state == PF_QUEUED)
-				p = &f->pfs[i];
-		if (!p) {
-			pthread_cond_wait(&f->pcond, &f->pmu);
-			continue;
-		}
-		p->state = PF_RUNNING;
-		atomic_fetch_add(&f->pf_asked, 1);
-		p->mut = atomic_load(&f->mut);
-		p->born = mono_ns();
-		ino = p->ino;
-		pthread_mutex_unlock(&f->pmu);
-
-		r = VV_ENOMEM;
-		if ((o = call_new(VV_RW_OPENDIR))) {
-			U(o, ino);
-			if ((r = run_f(f, o)) == 0 && o->rep.nu != 1)
-				r = VV_EIO;
-		}
-		if (r == 0 && !(h = rh_new(o->rep.u[0], ino, 0, o->epoch, true))) {
-			struct vv_rw_msg rq = { .h.op = VV_RW_RELEASEDIR, .u = { o->rep.u[0] }, .nu = 1 };
-			(void)vv_net_client_post(f->c, &rq, FQ_WINDOW);
-			r = VV_ENOMEM;
-		}
-		if (r == 0) {
-			bool got = false;
-			r = VV_ENOMEM;
-			if ((k = call_new(VV_RW_READDIR))) {
-				U(k, (uintptr_t)h);
-				U(k, 0);
-				U(k, 1);
-				U(k, atomic_load(&f->rd_size));
-				got = (r = run_f(f, k)) == 0;
-				/* a bad end flag: readdir_common says why when it
-				 * meets one of its own */
-				if (r == 0 && (k->rep.nu != 1 || k->rep.u[0] > 1))
-					r = VV_EIO;
-				if (r == 0 && k->epoch != h->epoch)
-					r = VV_ESTALE;
-			}
-			if (r < 0) {
-				if (!got) {
-					call_free(k);
-					k = NULL;
-				}
-				pf_discard(f, h, k);
-				h = NULL;
-				k = NULL;
-			}
-		}
-		call_free(o);
-
-		pthread_mutex_lock(&f->pmu);
-		for (size_t i = 0; i < f->npf; i++)
-			if (f->pfs[i].ino == ino && f->pfs[i].state == PF_RUNNING) {
-				if (r < 0 || f->pstop) {
-					struct rhandle *hh;
-					struct call *kk;
-					pf_remove(f, i, &hh, &kk);
-				} else {
-					f->pfs[i].state = PF_DONE;
-					f->pfs[i].h = h;
-					f->pfs[i].k = k;
-					f->pfs[i].epoch = h->epoch;
-					h = NULL;
-					k = NULL;
-				}
-				break;
-			}
-		pthread_cond_broadcast(&f->pcond);
-		if (h || k) {
-			pthread_mutex_unlock(&f->pmu);
-			pf_discard(f, h, k);
-			pthread_mutex_lock(&f->pmu);
-		}
-	}
-	pthread_mutex_unlock(&f->pmu);
-	return NULL;
-}
-
-/* The prefetched open directory ino, with its first listing in h->pre,
- * or NULL: open it the usual way. */
-static struct rhandle *pf_take(struct rfs *f, uint64_t ino)
-{
-	struct rhandle *h = NULL;
-	struct call *k = NULL;
-
-	if (!f->pf_on)
-		return NULL;
-	pthread_mutex_lock(&f->pmu);
-	for (;;) {
-		size_t i;
-		for (i = 0; i < f->npf && f->pfs[i].ino != ino; i++)
-			;
-		if (i == f->npf)
-			break;
-		if (f->pfs[i].state == PF_RUNNING) {
-			/* asked already: its answer is nearer than a new one */
-			pthread_cond_wait(&f->pcond, &f->pmu);
-			continue;
-		}
-		if (f->pfs[i].state == PF_QUEUED) {
-			f->pfs[i] = f->pfs[--f->npf];
-			break;
-		}
-		if (pf_fresh(f, &f->pfs[i], mono_ns())) {
-			pf_remove(f, i, &h, &k);
-			h->pre = k;
-			h->walk = true;
-			atomic_fetch_add(&f->pf_used, 1);
-			k = NULL;
-		} else {
-			struct rhandle *oh;
-			pf_remove(f, i, &oh, &k);
-			pthread_mutex_unlock(&f->pmu);
-			pf_discard(f, oh, k);
-			return NULL;
-		}
-		break;
-	}
-	pthread_mutex_unlock(&f->pmu);
-	return h;
-}
-
-/* The kernel opens directory ino: when its parent's listing, served just
- * before, showed it, a walk descends: prefetch its siblings. */
-static void pf_descend(struct rfs *f, uint64_t ino)
-{
-	struct irec *r;
-	uint64_t parent = 0;
-	int64_t now = mono_ns();
-
-	if (!f->pf_on)
-		return;
-	pthread_mutex_lock(&f->imu);
-	if ((r = *irec_at(f, ino)))
-		parent = r->parent;
-	pthread_mutex_unlock(&f->imu);
-	if (!parent)
-		return;
-	pthread_mutex_lock(&f->pmu);
-	pf_sweep(f);
-	for (size_t i = 0; i < LST_MAX; i++) {
-		struct lst *l = &f->lsts[i];
-		size_t at;
-		if (l->ino != parent || l->walked || now - l->at > PF_NS)
-			continue;
-		for (at = 0; at < l->n && l->sub[at] != ino; at++)
-			;
-		if (at == l->n)
-			continue;
-		l->walked = true;
-		/* in the walker's order: those after ino first */
-		for (size_t j = 1; j < l->n; j++)
-			pf_want(f, l->sub[(at + j) % l->n]);
-		break;
-	}
-	pthread_mutex_unlock(&f->pmu);
-}
-
-/* A listing of dir was served: remember its prefetchable subdirectories
- * (sub[0..n), taken), and in a walk prefetch them now. */
-static void pf_listed(struct rfs *f, uint64_t dir, uint64_t *sub, size_t n, bool walk)
-{
-	struct lst *l;
-
-	if (!f->pf_on || !n) {
-		free(sub);
-		return;
-	}
-	pthread_mutex_lock(&f->pmu);
-	pf_sweep(f);
-	if (walk) {
-		for (size_t j = 0; j < n; j++)
-			pf_want(f, sub[j]);
-	}
-	l = &f->lsts[f->lst_next++ % LST_MAX];
-	free(l->sub);
-	*l = (struct lst){ .ino = dir, .at = mono_ns(), .walked = walk, .n = n, .sub = sub };
-	pthread_mutex_unlock(&f->pmu);
-}
-
-static void pf_start(struct rfs *f)
-{
-	while (f->npthr < PF_THREADS &&
-	       pthread_create(&f->pthr[f->npthr], NULL, pf_worker, f) == 0)
-		f->npthr++;
-}
-
-static void pf_stop(struct rfs *f)
-{
-	pthread_mutex_lock(&f->pmu);
-	f->pstop = true;
-	pthread_cond_broadcast(&f->pcond);
-	pthread_mutex_unlock(&f->pmu);
-	for (unsigned i = 0; i < f->npthr; i++)
-		pthread_join(f->pthr[i], NULL);
-	if (atomic_load(&f->pf_asked))
-		vv_log(VV_LOG_INFO, "remote: listings prefetched: %llu, used: %llu",
-		       (unsigned long long)atomic_load(&f->pf_asked),
-		       (unsigned long long)atomic_load(&f->pf_used));
-	/* the connection and its session end next: nothing to give back */
-	for (size_t i = 0; i < f->npf; i++) {
-		call_free(f->pfs[i].k);
-		free(f->pfs[i].h);
-	}
-	f->npf = 0;
-	for (size_t i = 0; i < LST_MAX; i++)
-		free(f->lsts[i].sub);
-}
 
 static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -1506,7 +967,7 @@ static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (early)
 		fuse_reply_err(req, 0);
 	if (h->pre) {
-		pf_drop_refs(f, h->pre);     /* a listing never asked for */
+		fs_remote_pf_drop_refs(f, h->pre);     /* a listing never asked for */
 		h->pre = NULL;
 	}
 	release_raw(f, h->dir ? VV_RW_RELEASEDIR : VV_RW_RELEASE, h->srv, h->epoch);
@@ -1518,18 +979,18 @@ static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void r_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rfs *f = RFS(req);
-	struct rhandle *ph = pf_take(f, to_srv(f, ino));
+	struct rhandle *ph = fs_remote_pf_take(f, to_srv(f, ino));
 	struct call *k;
 	int r;
 
 	if (ph) {
 		fi->fh = (uintptr_t)ph;
 		if (fuse_reply_open(req, fi) == -ENOENT) {
-			pf_discard(f, ph, ph->pre);
+			fs_remote_pf_discard(f, ph, ph->pre);
 		}
 		return;
 	}
-	pf_descend(f, to_srv(f, ino));
+	fs_remote_pf_descend(f, to_srv(f, ino));
 	if ((k = call_new(VV_RW_OPENDIR)))
 		U(k, to_srv(RFS(req), ino));
 	if ((r = run(req, k)) == 0 && k->rep.nu == 1) {
@@ -1585,7 +1046,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 		r = 0;
 	} else {
 		if (h->pre) {
-			pf_drop_refs(f, h->pre);
+			fs_remote_pf_drop_refs(f, h->pre);
 			h->pre = NULL;
 		}
 		if ((k = call_new(VV_RW_READDIR))) {
@@ -1628,7 +1089,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			if (!dot && !full && n <= size - len) {
 				uint64_t *ns;
 				irec_add(f, RH(fi)->ino, nb, &a, k->epoch, k->mut, k->born);
-				if (f->pf_on && pf_dir(&a) &&
+				if (f->pf_on && fs_remote_pf_dir(&a) &&
 				    (ns = realloc(sub, (nsub + 1) * sizeof(*sub)))) {
 					sub = ns;
 					sub[nsub++] = a.ino;
@@ -1648,7 +1109,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			full = true;
 			if (plus && strcmp(nb, ".") && strcmp(nb, "..") && a.ino &&
 			    k->epoch == vv_net_client_epoch(f->c))
-				forget_later(f, e.ino, 1, k->epoch);
+				fs_remote_forget_later(f, e.ino, 1, k->epoch);
 			continue;
 		}
 		len += n;
@@ -1663,7 +1124,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			h->eof_off = last;
 		}
 		fuse_reply_buf(req, buf, len);
-		pf_listed(f, h->ino, sub, nsub, h->walk);
+		fs_remote_pf_listed(f, h->ino, sub, nsub, h->walk);
 		sub = NULL;
 	}
 	free(sub);
@@ -2017,8 +1478,8 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 				close(fd);
 		}
 	}
-	fp->fthread = pthread_create(&fp->fthr, NULL, forgetter, fp) == 0;
-	pf_start(fp);
+	fs_remote_forget_start(fp);
+	fs_remote_pf_start(fp);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.clone_fd = 1;
 	cfg.max_idle_threads = 16;
@@ -2041,15 +1502,8 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 		r = 1;                       /* reported: the caller adds nothing */
 	}
 out:
-	pf_stop(fp);
-	if (fp->fthread) {
-		pthread_mutex_lock(&fp->fmu);
-		atomic_store(&fp->fstop, true);
-		pthread_cond_signal(&fp->fcond);
-		pthread_mutex_unlock(&fp->fmu);
-		pthread_join(fp->fthr, NULL);
-	}
-	free(fp->fq);
+	fs_remote_pf_stop(fp);
+	fs_remote_forget_stop(fp);
 	pthread_mutex_destroy(&fp->fmu);
 	pthread_cond_destroy(&fp->fcond);
 	pthread_mutex_destroy(&fp->pmu);
