@@ -74,10 +74,6 @@ struct irec {
 	char name[VV_NAME_MAX + 1];
 };
 
-
-
-
-
 /* Until when a node of these attributes may be said to have no xattr. */
 static int64_t noxattr_until(const struct rfs *f, const struct vv_attr *a, int64_t born)
 {
@@ -392,22 +388,32 @@ static void release_raw(struct rfs *f, unsigned op, uint64_t srv, unsigned epoch
  * or on the server's own mount is seen on the next open.  It lives in the
  * inode's irec, as long as the kernel holds the inode and with it its
  * pages (a table of 4096 slots it had before lost a third of a 2,000-file
- * collection's caches to collisions, re-read at every query; 400 files almost surely collide there, t7035).  Record gen
- * as ino's; true when it was already that.
+ * collection's caches to collisions, re-read at every query).  The kernel
+ * may still drop the pages of a file it keeps (memory pressure, anyone's
+ * drop_caches): then the next read goes to the server whatever was
+ * decided here (t7035).  Record gen as ino's and say what it was.
  */
-static bool gen_same(struct rfs *f, uint64_t ino, uint64_t gen)
+enum dgen_was { DGEN_UNKNOWN, DGEN_SAME, DGEN_CHANGED };
+
+static enum dgen_was gen_same(struct rfs *f, uint64_t ino, uint64_t gen)
 {
 	struct irec *r;
-	bool same = false;
+	enum dgen_was was = DGEN_UNKNOWN;
 
 	pthread_mutex_lock(&f->imu);
 	if ((r = *irec_at(f, ino))) {
-		same = r->dgen_set && r->dgen == gen;
+		if (r->dgen_set)
+			was = r->dgen == gen ? DGEN_SAME : DGEN_CHANGED;
 		r->dgen = gen;
 		r->dgen_set = true;
 	}
 	pthread_mutex_unlock(&f->imu);
-	return same;
+	if (was == DGEN_SAME)
+		atomic_fetch_add(&f->n_kept, 1);
+	else if (was == DGEN_CHANGED)
+		atomic_fetch_add(&f->n_changed, 1);
+	atomic_fetch_add(&f->n_opens, 1);
+	return was;
 }
 
 #define RFS(req) ((struct rfs *)fuse_req_userdata(req))
@@ -827,7 +833,8 @@ static void r_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->fh = (uintptr_t)h;
 		/* the server's own keep_cache (u[1]) is about any open of
 		 * the file; only our last one counts here */
-		fi->keep_cache = gen_same(RFS(req), to_srv(RFS(req), ino), k->rep.u[2]);
+		fi->keep_cache = gen_same(RFS(req), to_srv(RFS(req), ino), k->rep.u[2]) ==
+				 DGEN_SAME;
 		/* changed elsewhere: the cached size and times are stale too.
 		 * Attributes only (offset -1) take no inode lock in the kernel,
 		 * so this is safe from inside the handler. */
@@ -953,6 +960,15 @@ static void r_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_fi
 }
 
 
+/* Tests (t7031): while the file f->release_gate names exists (at most a
+ * minute), a release answered early waits before it goes to the server,
+ * as a slow network or a busy server would make it. */
+static void release_gate(struct rfs *f)
+{
+	for (int i = 0; f->release_gate && i < 6000 && access(f->release_gate, F_OK) == 0; i++)
+		usleep(10000);
+}
+
 static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rhandle *h = RH(fi);
@@ -964,8 +980,10 @@ static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * there). */
 	bool early = h->dir || (h->flags & O_ACCMODE) == O_RDONLY;
 
-	if (early)
+	if (early) {
 		fuse_reply_err(req, 0);
+		release_gate(f);
+	}
 	if (h->pre) {
 		fs_remote_pf_drop_refs(f, h->pre);     /* a listing never asked for */
 		h->pre = NULL;
@@ -1427,6 +1445,10 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 	fp->c = c;
 	fp->ready_fd = -1;
 	fp->test_init_fail = o->test_init_fail;
+	if (o->test_release_gate && !(fp->release_gate = strdup(o->test_release_gate))) {
+		free(fp);
+		return VV_ENOMEM;
+	}
 	fp->root = root;
 	fp->ttl = o->attr_timeout_ms / 1000.0;
 	pthread_mutex_init(&fp->imu, NULL);
@@ -1503,6 +1525,12 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 	}
 out:
 	fs_remote_pf_stop(fp);
+	if (atomic_load(&fp->n_opens))
+		vv_log(VV_LOG_INFO, "remote: files opened: %llu, page cache kept at %llu, dropped at "
+		       "%llu for data changed since the open before here",
+		       (unsigned long long)atomic_load(&fp->n_opens),
+		       (unsigned long long)atomic_load(&fp->n_kept),
+		       (unsigned long long)atomic_load(&fp->n_changed));
 	fs_remote_forget_stop(fp);
 	pthread_mutex_destroy(&fp->fmu);
 	pthread_cond_destroy(&fp->fcond);
@@ -1523,6 +1551,7 @@ out:
 			free(r);
 		}
 	free(fp->irecs);
+	free(fp->release_gate);
 	free(fp);
 	return r;
 }

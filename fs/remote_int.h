@@ -112,6 +112,9 @@ struct rfs {
 	int ready_fd;                /* the mount command's pipe until INIT passed, else -1 */
 	uint32_t init_missing;       /* capabilities INIT asked for that the kernel lacks */
 	bool test_init_fail;         /* vv_fs_opts.test_init_fail */
+	char *release_gate;          /* vv_fs_opts.test_release_gate (owned) */
+	_Atomic uint64_t n_opens, n_kept, n_changed;   /* files opened, page cache
+	                                kept, dropped for a change (gen_same) */
 };
 
 static inline int64_t mono_ns(void)
