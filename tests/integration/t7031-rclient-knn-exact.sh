@@ -142,13 +142,8 @@ closed() {
 	[ "$(vv_audit_q "$AUD" count "op~^(open|create)$" $A "$VVC" "seq>=$1")" = \
 	  "$(vv_audit_q "$AUD" count op=close $A "$VVC" "seq>=$1")" ]
 }
-soon() {
-	local i
-	for i in $(seq 1 300); do "$@" && return 0; sleep 0.1; done
-	return 1
-}
 check "before: the marker is in the log" mark m0
-check "before: every earlier handle of a.npy has its close record" soon closed 0
+check "before: every earlier handle of a.npy has its close record" vv_soon closed 0
 S0=$(( $(vv_audit_q "$AUD" seq | tail -1) + 1 ))
 sync; echo 3 > /proc/sys/vm/drop_caches
 : > "$T/gate"
@@ -162,7 +157,7 @@ NC=$(vv_audit_q "$AUD" count op=close $A "$VVC" "seq>=$S0")
 check "the query opened a.npy ($NO) and the client holds its release back: no close record yet ($NC)" \
 	test "$NO" -ge 1 -a "$NC" = 0
 rm -f "$T/gate"
-check "once let go, every handle of the query has its close record" soon closed "$S0"
+check "once let go, every handle of the query has its close record" vv_soon closed "$S0"
 SZ=$(stat -c %s "$G/plain/a.npy")
 NS=$(vv_audit_q "$AUD" count op=scan $A "$VVC" "seq>=$S0")
 RB=$(vv_audit_q "$AUD" rbytes op=close $A "$VVC" "seq>=$S0" | awk '{ s += $1 } END { print s + 0 }')

@@ -58,12 +58,7 @@ for i in range(3000):
     time.sleep(0.1)
 PY
 HOLD=$!
-soon() {
-	local i
-	for i in $(seq 1 300); do "$@" && return 0; sleep 0.1; done
-	return 1
-}
-check "a helper holds the $N inodes" soon test -e "$T/hold.ready"
+check "a helper holds the $N inodes" vv_soon test -e "$T/hold.ready"
 
 S_="path~^/coll/s[0-9]{5}$"
 # the vv:// client's close records of those files (not the local mount's
