@@ -14,8 +14,11 @@
  * directories above included (vv_vault_reach).  Within the same bound the
  * client answers the xattr probes of ls -l (security.*, trusted.*,
  * system.posix_acl_*) of a node the server said has no xattr at all with
- * ENODATA itself, as the server would.  A request the server does not
- * answer within the client's timeout fails with ENOTCONN.
+ * ENODATA itself, as the server would.  A walk's next listings are
+ * prefetched (remote_prefetch.c), and forgets sent in the background
+ * (remote_forget.c); remote_int.h holds what the three files share.  A
+ * request the server does not answer within the client's
+ * timeout fails with ENOTCONN.
  */
 #include <errno.h>
 #include <limits.h>
@@ -32,24 +35,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs_int.h"
+#include "remote_int.h"
 #include "vecvault/error.h"
 #include "vecvault/knn_ioctl.h"
 #include "vecvault/log.h"
 #include "vecvault/net.h"
 #include "vecvault/remote_wire.h"
 
-
-/* The data generation (remote_wire.c, OPEN) each inode had at its last
- * open here: the page cache is kept at the next open only when the server
- * reports the same one, so a change by another client or on the server's
- * own mount is seen on the next open.  A small direct-mapped table: a
- * collision forgets the older inode, which only costs a re-read. */
-#define GEN_SLOTS 4096
-
-struct gen_slot {
-	uint64_t ino, gen;
-};
 
 /*
  * Reconnecting.  A new connection is a new server session: it holds no
@@ -77,58 +69,25 @@ struct irec {
 	uint64_t attr_mut;           /* ... if no change went through this client
 	                                since (rfs.mut) */
 	struct vv_attr attr;
+	uint64_t dgen;               /* the data generation (remote_wire.c, OPEN) */
+	bool dgen_set;               /* at the last open here (gen_same) */
 	char name[VV_NAME_MAX + 1];
 };
 
-struct rhandle {
-	uint64_t srv;                /* the server's handle on connection epoch */
-	uint64_t ino;                /* server inode */
-	int flags;
-	unsigned epoch;
-	bool dir;
-	bool eof;                    /* dir: the server said it ends at eof_off */
-	uint64_t eof_off;
-};
-
-struct rfs {
-	struct vv_net_client *c;
-	uint64_t root;               /* the server's inode shown as 1 */
-	struct fuse_session *se;
-	pthread_mutex_t gmu;
-	struct gen_slot gens[GEN_SLOTS];
-	pthread_mutex_t imu;         /* irecs, and handle re-opens */
-	struct irec **irecs;
-	double ttl;                  /* seconds the kernel caches a cacheable node */
-	_Atomic uint64_t mut;        /* changes sent through this client: each one
-	                                retires every cached attribute (the kernel
-	                                drops its own then, and asks again) */
-	struct fs_ra ra;             /* the kernel's read-ahead window (readahead.c) */
-	int ready_fd;                /* the mount command's pipe until INIT passed, else -1 */
-	uint32_t init_missing;       /* capabilities INIT asked for that the kernel lacks */
-	bool test_init_fail;         /* vv_fs_opts.test_init_fail */
-};
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* Until when a node of these attributes may be said to have no xattr. */
-static int64_t noxattr_until(const struct rfs *f, const struct vv_attr *a)
+static int64_t noxattr_until(const struct rfs *f, const struct vv_attr *a, int64_t born)
 {
-	return a->noxattr && a->cacheable && f->ttl > 0 ? mono_ns() + (int64_t)(f->ttl * 1e9) : 0;
+	return a->noxattr && a->cacheable && f->ttl > 0 ? born + (int64_t)(f->ttl * 1e9) : 0;
 }
 
 /* Attributes a of r's node, just received (before the reply was sent on). */
-static void irec_attr(struct rfs *f, struct irec *r, const struct vv_attr *a, uint64_t mut)
+static void irec_attr(struct rfs *f, struct irec *r, const struct vv_attr *a, uint64_t mut,
+		      int64_t born)
 {
-	r->noxattr_until = noxattr_until(f, a);
+	r->noxattr_until = noxattr_until(f, a, born);
 	r->attr = *a;
 	r->attr_mut = mut;
-	r->attr_until = a->cacheable && f->ttl > 0 ? mono_ns() + (int64_t)(f->ttl * 1e9) : 0;
+	r->attr_until = a->cacheable && f->ttl > 0 ? born + (int64_t)(f->ttl * 1e9) : 0;
 }
 
 static struct irec **irec_at(struct rfs *f, uint64_t ino)
@@ -141,9 +100,9 @@ static struct irec **irec_at(struct rfs *f, uint64_t ino)
 }
 
 /* One more kernel reference on ino, found as parent/name on epoch, with
- * attributes a asked for when f->mut was mut. */
+ * attributes a asked for at born when f->mut was mut. */
 static void irec_add(struct rfs *f, uint64_t parent, const char *name, const struct vv_attr *a,
-		     unsigned epoch, uint64_t mut)
+		     unsigned epoch, uint64_t mut, int64_t born)
 {
 	struct irec **p, *r;
 
@@ -161,7 +120,7 @@ static void irec_add(struct rfs *f, uint64_t parent, const char *name, const str
 		r->gen = a->gen;
 		r->epoch = epoch;
 		r->nlookup++;
-		irec_attr(f, r, a, mut);
+		irec_attr(f, r, a, mut, born);
 		snprintf(r->name, sizeof(r->name), "%s", name);
 	}
 	pthread_mutex_unlock(&f->imu);
@@ -210,15 +169,15 @@ static void irec_moved(struct rfs *f, uint64_t parent, const char *name, uint64_
 	pthread_mutex_unlock(&f->imu);
 }
 
-/* Fresh attributes of a node the kernel holds (getattr, setattr), asked
- * for when f->mut was mut. */
-static void irec_seen(struct rfs *f, const struct vv_attr *a, uint64_t mut)
+/* Fresh attributes of a node the kernel holds (getattr, setattr, open),
+ * asked for at born when f->mut was mut. */
+static void irec_seen(struct rfs *f, const struct vv_attr *a, uint64_t mut, int64_t born)
 {
 	struct irec *r;
 
 	pthread_mutex_lock(&f->imu);
 	if ((r = *irec_at(f, a->ino)))
-		irec_attr(f, r, a, mut);
+		irec_attr(f, r, a, mut, born);
 	pthread_mutex_unlock(&f->imu);
 }
 
@@ -267,6 +226,18 @@ static void irec_xattr_changed(struct rfs *f, uint64_t ino)
 	if ((r = *irec_at(f, ino)))
 		r->noxattr_until = 0;
 	pthread_mutex_unlock(&f->imu);
+}
+
+uint64_t fs_remote_irec_parent(struct rfs *f, uint64_t ino)
+{
+	struct irec *r;
+	uint64_t parent = 0;
+
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, ino)))
+		parent = r->parent;
+	pthread_mutex_unlock(&f->imu);
+	return parent;
 }
 
 static int lookup_raw(struct rfs *f, uint64_t parent, const char *name, struct vv_attr *a)
@@ -388,16 +359,6 @@ static int reopen(struct rfs *f, struct rhandle *h, unsigned epoch)
 	return r;
 }
 
-static struct rhandle *rh_new(uint64_t srv, uint64_t ino, int flags, unsigned epoch, bool dir)
-{
-	struct rhandle *h = calloc(1, sizeof(*h));
-
-	if (h)
-		*h = (struct rhandle){ .srv = srv, .ino = ino, .flags = flags, .epoch = epoch,
-				       .dir = dir };
-	return h;
-}
-
 #define RH(fi) ((struct rhandle *)(uintptr_t)(fi)->fh)
 
 /* Give back a server handle of connection epoch (gone with an older one). */
@@ -421,35 +382,38 @@ static void release_raw(struct rfs *f, unsigned op, uint64_t srv, unsigned epoch
 	free(rep);
 }
 
-static struct gen_slot *gen_slot(struct rfs *f, uint64_t ino)
+/*
+ * The page cache is kept at an open only when the server reports the data
+ * generation of this inode's last open here, so a change by another client
+ * or on the server's own mount is seen on the next open.  It lives in the
+ * inode's irec, as long as the kernel holds the inode and with it its
+ * pages (a table of 4096 slots it had before lost a third of a 2,000-file
+ * collection's caches to collisions, re-read at every query).  The kernel
+ * may still drop the pages of a file it keeps (memory pressure, anyone's
+ * drop_caches): then the next read goes to the server whatever was
+ * decided here (t7035).  Record gen as ino's and say what it was.
+ */
+enum dgen_was { DGEN_UNKNOWN, DGEN_SAME, DGEN_CHANGED };
+
+static enum dgen_was gen_same(struct rfs *f, uint64_t ino, uint64_t gen)
 {
-	return &f->gens[(ino * 0x9E3779B97F4A7C15ull) >> 52];
-}
+	struct irec *r;
+	enum dgen_was was = DGEN_UNKNOWN;
 
-/* Record gen as ino's generation; true when it was already that. */
-static bool gen_same(struct rfs *f, uint64_t ino, uint64_t gen)
-{
-	struct gen_slot *g;
-	bool same;
-
-	pthread_mutex_lock(&f->gmu);
-	g = gen_slot(f, ino);
-	same = g->ino == ino && g->gen == gen;
-	g->ino = ino;
-	g->gen = gen;
-	pthread_mutex_unlock(&f->gmu);
-	return same;
-}
-
-static void gen_drop(struct rfs *f, uint64_t ino)
-{
-	struct gen_slot *g;
-
-	pthread_mutex_lock(&f->gmu);
-	g = gen_slot(f, ino);
-	if (g->ino == ino)
-		g->ino = g->gen = 0;
-	pthread_mutex_unlock(&f->gmu);
+	pthread_mutex_lock(&f->imu);
+	if ((r = *irec_at(f, ino))) {
+		if (r->dgen_set)
+			was = r->dgen == gen ? DGEN_SAME : DGEN_CHANGED;
+		r->dgen = gen;
+		r->dgen_set = true;
+	}
+	pthread_mutex_unlock(&f->imu);
+	if (was == DGEN_SAME)
+		atomic_fetch_add(&f->n_kept, 1);
+	else if (was == DGEN_CHANGED)
+		atomic_fetch_add(&f->n_changed, 1);
+	atomic_fetch_add(&f->n_opens, 1);
+	return was;
 }
 
 #define RFS(req) ((struct rfs *)fuse_req_userdata(req))
@@ -490,41 +454,6 @@ static void to_entry(struct rfs *f, const struct vv_attr *a, struct fuse_entry_p
 	e->attr_timeout = e->entry_timeout = a->cacheable ? f->ttl : 0.0;
 }
 
-/* A request being built: header op, fields in order.  Inodes are the
- * server's; a handle field holds the struct rhandle pointer until run()
- * puts the server's handle of the current connection in its place. */
-struct call {
-	struct vv_rw_msg rq, rep;
-	uint8_t *hold;
-	unsigned epoch;              /* the connection that answered */
-	uint64_t mut;                /* rfs.mut when it was sent */
-};
-
-static struct call *call_new(unsigned op)
-{
-	struct call *k = calloc(1, sizeof(*k));
-
-	if (k)
-		k->rq.h.op = (uint16_t)op;
-	return k;
-}
-
-static void call_free(struct call *k)
-{
-	if (!k)
-		return;
-	free(k->hold);
-	free(k);
-}
-
-static void U(struct call *k, uint64_t v) { k->rq.u[k->rq.nu++] = v; }
-static void S(struct call *k, const char *s) { k->rq.s[k->rq.ns++] = s; }
-
-static void Bl(struct call *k, const void *p, size_t n)
-{
-	k->rq.blob = p;
-	k->rq.bloblen = n;
-}
 
 /* The request as sent on connection epoch: inodes revived, handles
  * re-opened and replaced by the server's. */
@@ -590,9 +519,8 @@ static bool mutates(const struct vv_rw_msg *rq)
  * again (with backoff) and the request sent once more.  A change retires
  * the attributes cached before it and those that crossed it in flight
  * (f->mut moves before and after). */
-static int run(fuse_req_t req, struct call *k)
+int fs_remote_run(struct rfs *f, struct call *k)
 {
-	struct rfs *f = RFS(req);
 	struct vv_rw_msg *sent;
 	char why[512];
 	bool mut;
@@ -603,6 +531,8 @@ static int run(fuse_req_t req, struct call *k)
 	if ((mut = mutates(&k->rq)))
 		atomic_fetch_add(&f->mut, 1);
 	k->mut = atomic_load(&f->mut);
+	k->born = mono_ns();
+	atomic_store(&f->fg_ns, k->born);
 	for (int attempt = 0;; attempt++) {
 		unsigned ep = vv_net_client_epoch(f->c), nep;
 
@@ -628,6 +558,11 @@ static int run(fuse_req_t req, struct call *k)
 	return r;
 }
 
+static int run(fuse_req_t req, struct call *k)
+{
+	return fs_remote_run(RFS(req), k);
+}
+
 static void reply_err(fuse_req_t req, int r)
 {
 	int e = r < 0 ? vv_errno(r) : 0;
@@ -643,7 +578,7 @@ static void reply_entry(fuse_req_t req, struct call *k, int r, uint64_t parent, 
 	struct fuse_entry_param e;
 
 	if (r == 0 && k->rep.has_attr) {
-		irec_add(RFS(req), parent, name, &k->rep.attr, k->epoch, k->mut);
+		irec_add(RFS(req), parent, name, &k->rep.attr, k->epoch, k->mut, k->born);
 		to_entry(RFS(req), &k->rep.attr, &e);
 		fuse_reply_entry(req, &e);
 	} else {
@@ -663,23 +598,28 @@ static void r_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_entry(req, k, run(req, k), to_srv(RFS(req), parent), name);
 }
 
-static void r_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+
+/* The kernel forgot nlookup references on ino. */
+static void forget_one(struct rfs *f, fuse_ino_t ino, uint64_t nlookup)
 {
-	struct rfs *f = RFS(req);
 	unsigned ep = 0;
 	uint64_t give = irec_forget(f, to_srv(f, ino), nlookup, &ep);
-	struct call *k;
 
 	/* references of an older connection went with its session */
-	if (ino != FUSE_ROOT_ID && give && ep == vv_net_client_epoch(f->c) &&
-	    (k = call_new(VV_RW_FORGET))) {
-		U(k, to_srv(f, ino));
-		U(k, give);
-		(void)run(req, k);
-		call_free(k);
-	}
-	/* the kernel dropped the inode and its pages with it */
-	gen_drop(f, to_srv(f, ino));
+	if (ino != FUSE_ROOT_ID && give && ep == vv_net_client_epoch(f->c))
+		fs_remote_forget_later(f, to_srv(f, ino), give, ep);
+}
+
+static void r_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	forget_one(RFS(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void r_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		forget_one(RFS(req), forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -688,7 +628,7 @@ static void reply_attr(fuse_req_t req, struct call *k, int r)
 	struct stat st;
 
 	if (r == 0 && k->rep.has_attr) {
-		irec_seen(RFS(req), &k->rep.attr, k->mut);
+		irec_seen(RFS(req), &k->rep.attr, k->mut, k->born);
 		to_stat(RFS(req), &k->rep.attr, &st);
 		fuse_reply_attr(req, &st, k->rep.attr.cacheable ? RFS(req)->ttl : 0.0);
 	} else {
@@ -893,12 +833,13 @@ static void r_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->fh = (uintptr_t)h;
 		/* the server's own keep_cache (u[1]) is about any open of
 		 * the file; only our last one counts here */
-		fi->keep_cache = gen_same(RFS(req), to_srv(RFS(req), ino), k->rep.u[2]);
+		fi->keep_cache = gen_same(RFS(req), to_srv(RFS(req), ino), k->rep.u[2]) ==
+				 DGEN_SAME;
 		/* changed elsewhere: the cached size and times are stale too.
 		 * Attributes only (offset -1) take no inode lock in the kernel,
 		 * so this is safe from inside the handler. */
 		if (!fi->keep_cache) {
-			irec_seen(RFS(req), &k->rep.attr, k->mut);
+			irec_seen(RFS(req), &k->rep.attr, k->mut, k->born);
 			fuse_lowlevel_notify_inval_inode(RFS(req)->se, ino, -1, 0);
 		}
 		if (fuse_reply_open(req, fi) == -ENOENT) {
@@ -929,7 +870,8 @@ static void r_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	}
 	if ((r = run(req, k)) == 0 && k->rep.has_attr && k->rep.nu == 1) {
 		struct rhandle *h = rh_new(k->rep.u[0], k->rep.attr.ino, fi->flags, k->epoch, false);
-		irec_add(RFS(req), to_srv(RFS(req), parent), name, &k->rep.attr, k->epoch, k->mut);
+		irec_add(RFS(req), to_srv(RFS(req), parent), name, &k->rep.attr, k->epoch, k->mut,
+			 k->born);
 		to_entry(RFS(req), &k->rep.attr, &e);
 		if (!h) {
 			/* the entry exists now; only the handle is missing */
@@ -1003,6 +945,12 @@ static void fh_op(fuse_req_t req, unsigned op, uint64_t fh, int extra, bool with
 
 static void r_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	/* A read-only handle has no write of its own to settle or report
+	 * (vv_vault_flush): every close of one was a round trip for nothing. */
+	if ((RH(fi)->flags & O_ACCMODE) == O_RDONLY) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 	fh_op(req, VV_RW_FLUSH, fi->fh, 0, false);
 }
 
@@ -1011,28 +959,57 @@ static void r_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_fi
 	fh_op(req, VV_RW_FSYNC, fi->fh, datasync, true);
 }
 
+
+/* Tests (t7031): while the file f->release_gate names exists (at most a
+ * minute), a release answered early waits before it goes to the server,
+ * as a slow network or a busy server would make it. */
+static void release_gate(struct rfs *f)
+{
+	for (int i = 0; f->release_gate && i < 6000 && access(f->release_gate, F_OK) == 0; i++)
+		usleep(10000);
+}
+
 static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rhandle *h = RH(fi);
 	struct rfs *f = RFS(req);
 
-	/* A directory's release cannot fail and nothing waits on it: closedir
-	 * returns before the round trip.  A file's stays in order (its last
-	 * writes and the audit's byte count are settled there). */
-	if (h->dir)
+	/* A directory's or a read-only file's release cannot fail and nothing
+	 * waits on it: close returns before the round trip.  A writer's stays
+	 * in order (its last writes and the audit's byte count are settled
+	 * there). */
+	bool early = h->dir || (h->flags & O_ACCMODE) == O_RDONLY;
+
+	if (early) {
 		fuse_reply_err(req, 0);
+		release_gate(f);
+	}
+	if (h->pre) {
+		fs_remote_pf_drop_refs(f, h->pre);     /* a listing never asked for */
+		h->pre = NULL;
+	}
 	release_raw(f, h->dir ? VV_RW_RELEASEDIR : VV_RW_RELEASE, h->srv, h->epoch);
-	if (!h->dir)
+	if (!early)
 		fuse_reply_err(req, 0);
 	free(h);
 }
 
 static void r_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct call *k = call_new(VV_RW_OPENDIR);
+	struct rfs *f = RFS(req);
+	struct rhandle *ph = fs_remote_pf_take(f, to_srv(f, ino));
+	struct call *k;
 	int r;
 
-	if (k)
+	if (ph) {
+		fi->fh = (uintptr_t)ph;
+		if (fuse_reply_open(req, fi) == -ENOENT) {
+			fs_remote_pf_discard(f, ph, ph->pre);
+		}
+		return;
+	}
+	fs_remote_pf_descend(f, to_srv(f, ino));
+	if ((k = call_new(VV_RW_OPENDIR)))
 		U(k, to_srv(RFS(req), ino));
 	if ((r = run(req, k)) == 0 && k->rep.nu == 1) {
 		struct rhandle *h = rh_new(k->rep.u[0], to_srv(RFS(req), ino), 0, k->epoch, true);
@@ -1056,14 +1033,15 @@ static void r_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
 			   bool plus)
 {
-	struct call *k = call_new(VV_RW_READDIR);
+	struct call *k = NULL;
 	struct rfs *f = RFS(req);
 	char *buf = NULL, nb[VV_NAME_MAX + 1];
-	size_t len = 0, boff = 0;
+	size_t len = 0, boff = 0, nsub = 0;
 	struct vv_dirent e;
 	struct vv_attr a;
 	struct rhandle *h = RH(fi);
-	uint64_t last = (uint64_t)off;
+	uint64_t last = (uint64_t)off, *sub = NULL;
+	double ttl = f->ttl;
 	bool full = false;
 	int r;
 
@@ -1076,13 +1054,28 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 	h->eof = false;
 	if (size > VV_RW_DATA_MAX)
 		size = VV_RW_DATA_MAX;
-	if (k) {
-		U(k, fi->fh);
-		U(k, (uint64_t)off);
-		U(k, plus);
-		U(k, size);
+	if (plus)
+		atomic_store(&f->rd_size, (uint32_t)(size < 4096 ? 4096 : size));
+	if (h->pre && off == 0 && plus && h->pre->epoch == vv_net_client_epoch(f->c)) {
+		/* the prefetch's listing: its entries' bounds run from then */
+		k = h->pre;
+		h->pre = NULL;
+		ttl -= (double)(mono_ns() - k->born) / 1e9;
+		r = 0;
+	} else {
+		if (h->pre) {
+			fs_remote_pf_drop_refs(f, h->pre);
+			h->pre = NULL;
+		}
+		if ((k = call_new(VV_RW_READDIR))) {
+			U(k, fi->fh);
+			U(k, (uint64_t)off);
+			U(k, plus);
+			U(k, size);
+		}
+		r = run(req, k);
 	}
-	if ((r = run(req, k)) < 0 || !(buf = malloc(size ? size : 1))) {
+	if (r < 0 || !(buf = malloc(size ? size : 1))) {
 		reply_err(req, r < 0 ? r : VV_ENOMEM);
 		call_free(k);
 		return;
@@ -1107,10 +1100,19 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 				ep.attr.st_mode = e.mode;
 			} else {
 				to_entry(f, &a, &ep);
+				if (ep.entry_timeout > 0)
+					ep.entry_timeout = ep.attr_timeout = ttl > 0 ? ttl : 0;
 			}
 			n = fuse_add_direntry_plus(req, buf + len, size - len, nb, &ep, (off_t)e.next);
-			if (!dot && !full && n <= size - len)
-				irec_add(f, RH(fi)->ino, nb, &a, k->epoch, k->mut);
+			if (!dot && !full && n <= size - len) {
+				uint64_t *ns;
+				irec_add(f, RH(fi)->ino, nb, &a, k->epoch, k->mut, k->born);
+				if (f->pf_on && fs_remote_pf_dir(&a) &&
+				    (ns = realloc(sub, (nsub + 1) * sizeof(*sub)))) {
+					sub = ns;
+					sub[nsub++] = a.ino;
+				}
+			}
 		} else {
 			struct stat st = { .st_ino = to_krn(f, e.ino), .st_mode = e.mode };
 			n = fuse_add_direntry(req, buf + len, size - len, nb, &st, (off_t)e.next);
@@ -1123,16 +1125,9 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			 * of the last one added); with plus the server's
 			 * reference on each is given back */
 			full = true;
-			if (plus && strcmp(nb, ".") && strcmp(nb, "..") &&
-			    k->epoch == vv_net_client_epoch(f->c)) {
-				struct call *fg = call_new(VV_RW_FORGET);
-				if (fg) {
-					U(fg, e.ino);
-					U(fg, 1);
-					(void)run(req, fg);
-				}
-				call_free(fg);
-			}
+			if (plus && strcmp(nb, ".") && strcmp(nb, "..") && a.ino &&
+			    k->epoch == vv_net_client_epoch(f->c))
+				fs_remote_forget_later(f, e.ino, 1, k->epoch);
 			continue;
 		}
 		len += n;
@@ -1147,7 +1142,10 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			h->eof_off = last;
 		}
 		fuse_reply_buf(req, buf, len);
+		fs_remote_pf_listed(f, h->ino, sub, nsub, h->walk);
+		sub = NULL;
 	}
+	free(sub);
 	free(buf);
 	call_free(k);
 }
@@ -1379,6 +1377,8 @@ static void r_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* listings are prefetched in READDIRPLUS form, with their attributes */
+	fp->pf_on = (conn->want & FUSE_CAP_READDIRPLUS) && fp->ttl > 0;
 	conn->max_write = VV_RW_DATA_MAX;
 	conn->max_read = VV_RW_DATA_MAX;     /* as the max_read mount option says */
 	/* tests: ask for a capability the kernel lacks, as a daemon built
@@ -1396,6 +1396,7 @@ static const struct fuse_lowlevel_ops rops = {
 	.init = r_init,
 	.lookup = r_lookup,
 	.forget = r_forget,
+	.forget_multi = r_forget_multi,
 	.getattr = r_getattr,
 	.setattr = r_setattr,
 	.readlink = r_readlink,
@@ -1444,17 +1445,25 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 	fp->c = c;
 	fp->ready_fd = -1;
 	fp->test_init_fail = o->test_init_fail;
+	if (o->test_release_gate && !(fp->release_gate = strdup(o->test_release_gate))) {
+		free(fp);
+		return VV_ENOMEM;
+	}
 	fp->root = root;
 	fp->ttl = o->attr_timeout_ms / 1000.0;
-	pthread_mutex_init(&fp->gmu, NULL);
 	pthread_mutex_init(&fp->imu, NULL);
+	pthread_mutex_init(&fp->fmu, NULL);
+	pthread_cond_init(&fp->fcond, NULL);
+	pthread_mutex_init(&fp->pmu, NULL);
+	pthread_cond_init(&fp->pcond, NULL);
+	atomic_store(&fp->rd_size, 4096);
 	if (!(fp->irecs = calloc(IREC_BUCKETS, sizeof(*fp->irecs)))) {
 		free(fp);
 		return VV_ENOMEM;
 	}
 	if (root != VV_ROOT_INO && root_name) {
 		struct vv_attr ra = { .ino = root, .gen = root_gen };
-		irec_add(fp, VV_ROOT_INO, root_name, &ra, vv_net_client_epoch(c), 0);
+		irec_add(fp, VV_ROOT_INO, root_name, &ra, vv_net_client_epoch(c), 0, mono_ns());
 	}
 
 	snprintf(opts, sizeof(opts), "fsname=%s,subtype=vecvault,nosuid,nodev,max_read=%u%s%s%s%s",
@@ -1491,6 +1500,8 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 				close(fd);
 		}
 	}
+	fs_remote_forget_start(fp);
+	fs_remote_pf_start(fp);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.clone_fd = 1;
 	cfg.max_idle_threads = 16;
@@ -1513,6 +1524,18 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 		r = 1;                       /* reported: the caller adds nothing */
 	}
 out:
+	fs_remote_pf_stop(fp);
+	if (atomic_load(&fp->n_opens))
+		vv_log(VV_LOG_INFO, "remote: files opened: %llu, page cache kept at %llu, dropped at "
+		       "%llu for data changed since the open before here",
+		       (unsigned long long)atomic_load(&fp->n_opens),
+		       (unsigned long long)atomic_load(&fp->n_kept),
+		       (unsigned long long)atomic_load(&fp->n_changed));
+	fs_remote_forget_stop(fp);
+	pthread_mutex_destroy(&fp->fmu);
+	pthread_cond_destroy(&fp->fcond);
+	pthread_mutex_destroy(&fp->pmu);
+	pthread_cond_destroy(&fp->pcond);
 	if (mounted)
 		fuse_session_unmount(se);
 	if (handlers)
@@ -1520,7 +1543,6 @@ out:
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
-	pthread_mutex_destroy(&fp->gmu);
 	pthread_mutex_destroy(&fp->imu);
 	for (size_t i = 0; i < IREC_BUCKETS; i++)
 		while (fp->irecs[i]) {
@@ -1529,6 +1551,7 @@ out:
 			free(r);
 		}
 	free(fp->irecs);
+	free(fp->release_gate);
 	free(fp);
 	return r;
 }

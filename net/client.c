@@ -531,52 +531,94 @@ bool vv_net_client_alive(struct vv_net_client *c)
 	return alive;
 }
 
+static void deadline(const struct vv_net_client *c, struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += c->timeout_ms / 1000;
+	ts->tv_nsec += (long)(c->timeout_ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* A free slot with a fresh request id, once fewer than limit are busy
+ * (c->mu held; NULL when the connection is dead or ts passed).  An
+ * abandoned one is freed by the reader when its reply arrives. */
+static struct slot *take_slot(struct vv_net_client *c, const struct timespec *ts, size_t limit,
+			      bool abandoned)
+{
+	struct slot *s = NULL;
+
+	while (!c->dead && !s) {
+		size_t busy = 0;
+		for (size_t i = 0; i < VV_RW_MAX_INFLIGHT; i++)
+			busy += c->slots[i].busy;
+		for (size_t i = 0; i < VV_RW_MAX_INFLIGHT && !s && busy < limit; i++)
+			if (!c->slots[i].busy)
+				s = &c->slots[i];
+		if (!s && pthread_cond_timedwait(&c->cond, &c->mu, ts) == ETIMEDOUT)
+			break;
+	}
+	if (c->dead || !s)
+		return NULL;
+	s->busy = true;
+	s->done = false;
+	s->abandoned = abandoned;
+	c->last_ms = net_now_ms();
+	s->id = c->next_id++;
+	if (c->next_id == 0)
+		c->next_id = 2;
+	return s;
+}
+
+/* Take a slot (limit, abandoned: take_slot) into *out and send rq in it:
+ * 0, or VV_ENOTCONN (no slot: *out NULL; or the write failed, which ends
+ * the connection). */
+static int send_req(struct vv_net_client *c, const struct vv_rw_msg *rq, size_t limit,
+		    bool abandoned, struct slot **out)
+{
+	struct vv_rw_msg m;
+	struct timespec ts;
+
+	deadline(c, &ts);
+	pthread_mutex_lock(&c->mu);
+	*out = take_slot(c, &ts, limit, abandoned);
+	pthread_mutex_unlock(&c->mu);
+	if (!*out)
+		return VV_ENOTCONN;
+	m = *rq;
+	m.h.id = (*out)->id;
+	m.h.flags = 0;
+	m.h.status = 0;
+	if (write_frame(c, &m) < 0) {
+		die(c);
+		return VV_ENOTCONN;
+	}
+	return 0;
+}
+
+int vv_net_client_post(struct vv_net_client *c, const struct vv_rw_msg *rq, unsigned limit)
+{
+	struct slot *s;
+
+	return send_req(c, rq, limit < VV_RW_MAX_INFLIGHT ? limit : VV_RW_MAX_INFLIGHT, true, &s);
+}
+
 int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, struct vv_rw_msg *rep,
 		       uint8_t **hold)
 {
-	struct vv_rw_msg m;
-	struct slot *s = NULL;
+	struct slot *s;
 	struct timespec ts;
 	struct vv_rw_hdr h;
 	bool dead;
 	int r = 0;
 
 	*hold = NULL;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += c->timeout_ms / 1000;
-	ts.tv_nsec += (long)(c->timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&c->mu);
-	while (!c->dead && !s) {
-		for (size_t i = 0; i < VV_RW_MAX_INFLIGHT && !s; i++)
-			if (!c->slots[i].busy)
-				s = &c->slots[i];
-		if (!s && pthread_cond_timedwait(&c->cond, &c->mu, &ts) == ETIMEDOUT)
-			break;
-	}
-	if (c->dead || !s) {
-		pthread_mutex_unlock(&c->mu);
-		return VV_ENOTCONN;
-	}
-	s->busy = true;
-	s->done = false;
-	c->last_ms = net_now_ms();
-	s->id = c->next_id++;
-	if (c->next_id == 0)
-		c->next_id = 2;
-	pthread_mutex_unlock(&c->mu);
-
-	m = *rq;
-	m.h.id = s->id;
-	m.h.flags = 0;
-	m.h.status = 0;
-	if (write_frame(c, &m) < 0) {
-		die(c);
-		r = VV_ENOTCONN;
-	}
+	deadline(c, &ts);               /* the wait for the reply */
+	r = send_req(c, rq, VV_RW_MAX_INFLIGHT, false, &s);
+	if (!s)
+		return r;
 	pthread_mutex_lock(&c->mu);
 	while (r == 0 && !s->done && !c->dead)
 		if (pthread_cond_timedwait(&c->cond, &c->mu, &ts) == ETIMEDOUT)

@@ -394,6 +394,9 @@ int cmd_mount_remote(int argc, char **argv)
 		/* tests (t7033): a daemon whose FUSE INIT fails */
 		const char *t = getenv("VECVAULT_TEST_INIT_FAIL");
 		a.fo.test_init_fail = t && !strcmp(t, "1");
+		/* tests (t7031): hold early releases back (remote.c) */
+		t = getenv("VECVAULT_TEST_RELEASE_GATE");
+		a.fo.test_release_gate = t && t[0] == '/' ? t : NULL;
 	}
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "fdo:h", lopts, NULL)) != -1) {

@@ -7,6 +7,8 @@
 #
 #   sudo VV_BIN=build/vecvault tests/bench/remote-bench.sh
 #   SIZE_MIB=1024 FILES=4000 ROWS=1000000 REPS=3 (defaults)
+#   LINES="ls rsync" runs only those lines (of: write cold warm tar ls
+#   rsync knn; ls and rsync extract the tree untimed when tar is left out)
 #
 # Lines: seq write + fsync (dd bs=1M conv=fsync), seq read cold (drop
 # caches), warm re-read, tar -x of FILES small files, ls -lR cold, rsync -a
@@ -23,6 +25,8 @@ SIZE_MIB=${SIZE_MIB:-1024}
 FILES=${FILES:-4000}
 ROWS=${ROWS:-1000000}
 REPS=${REPS:-3}
+LINES=${LINES:-write cold warm tar ls rsync knn}
+line() { case " $LINES " in *" $1 "*) return 0;; esac; return 1; }
 PY=/usr/bin/python3
 W=$(mktemp -d /var/tmp/vv-rbench.XXXXXX)
 export VECVAULT_STATE_DIR=$W/state VECVAULT_AUDIT_DIR=$W/audit VECVAULT_TEST_KDF=1
@@ -94,7 +98,9 @@ else
 	echo "#   (apt-get install sshfs openssh-server)"
 fi
 
-head -c $((SIZE_MIB << 20)) /dev/urandom > /dev/shm/vv-rbench.big
+if line write || line cold || line warm; then
+	head -c $((SIZE_MIB << 20)) /dev/urandom > /dev/shm/vv-rbench.big
+fi
 "$PY" - "$W" "$FILES" <<'PY'
 import os, random, sys, tarfile, io
 w, n = sys.argv[1], int(sys.argv[2])
@@ -106,42 +112,53 @@ with tarfile.open(w + "/tree.tar", "w") as t:
         ti = tarfile.TarInfo("t/d%02d/e%02d/f%05d" % (i % 30, (i // 30) % 10, i)); ti.size = sz
         t.addfile(ti, io.BytesIO(data))
 PY
-"$PY" -c "
+if line knn; then "$PY" -c "
 import numpy as np
 rng = np.random.default_rng(1)
 np.save('$W/seg.npy', rng.standard_normal(($ROWS, 128)).astype('<f4'))
 np.save('$W/q.npy', rng.standard_normal((1, 128)).astype('<f4'))" 2>/dev/null || echo "# no numpy: no query line"
+fi
 
 cpu() { awk '{ print $14 + $15 }' "/proc/${1:-$CPID}/stat" 2>/dev/null || echo 0; }
 TCK=$(getconf CLK_TCK)
 declare -A RES
-CPU_BYTES=0; CPU_TICKS=0
+CPU_BYTES=0; CPU_TICKS=0; LS_CPU=()
 declare -A SRV_TICKS=() SRV_BYTES=()
 for rep in $(seq 1 "$REPS"); do
 	for t in $TARGETS; do
 		n=${t%%:*}; d=${t#*:}/$n          # each target in a tree it made itself
 		rm -rf "$d" 2>/dev/null; mkdir -p "$d"
-		drop
-		c0=$(cpu); s0=$(cpu "$SPID")
-		a=$(now); dd if=/dev/shm/vv-rbench.big of="$d/big" bs=1M conv=fsync status=none; b=$(now)
-		RES[$n.write.$rep]=$(echo "$SIZE_MIB / ($b - $a)" | bc -l)
-		drop
-		a=$(now); dd if="$d/big" of=/dev/null bs=1M status=none; b=$(now)
-		RES[$n.cold.$rep]=$(echo "$SIZE_MIB / ($b - $a)" | bc -l)
-		[ "$n" = vv ] && { CPU_TICKS=$((CPU_TICKS + $(cpu) - c0)); CPU_BYTES=$((CPU_BYTES + 2 * SIZE_MIB)); }
-		SRV_TICKS[$n]=$(( ${SRV_TICKS[$n]:-0} + $(cpu "$SPID") - s0 ))
-		SRV_BYTES[$n]=$(( ${SRV_BYTES[$n]:-0} + 2 * SIZE_MIB ))
-		a=$(now); dd if="$d/big" of=/dev/null bs=1M status=none; b=$(now)
-		RES[$n.warm.$rep]=$(echo "$SIZE_MIB / ($b - $a)" | bc -l)
-		a=$(now); tar --no-same-owner -xf "$W/tree.tar" -C "$d"; b=$(now)
-		RES[$n.tar.$rep]=$(echo "$b - $a" | bc -l)
-		drop
-		a=$(now); ls -lR "$d/t" > /dev/null; b=$(now)
-		RES[$n.ls.$rep]=$(echo "$b - $a" | bc -l)
-		rsync -a "$d/t/" "$W/rs-$n/" 2>/dev/null
-		a=$(now); rsync -a "$W/rs-$n/" "$d/t/"; b=$(now)
-		RES[$n.rsync.$rep]=$(echo "$b - $a" | bc -l)
-		if [ -s "$W/seg.npy" ]; then
+		if line write || line cold || line warm; then
+			drop
+			c0=$(cpu); s0=$(cpu "$SPID")
+			a=$(now); dd if=/dev/shm/vv-rbench.big of="$d/big" bs=1M conv=fsync status=none; b=$(now)
+			RES[$n.write.$rep]=$(echo "$SIZE_MIB / ($b - $a)" | bc -l)
+			drop
+			a=$(now); dd if="$d/big" of=/dev/null bs=1M status=none; b=$(now)
+			RES[$n.cold.$rep]=$(echo "$SIZE_MIB / ($b - $a)" | bc -l)
+			[ "$n" = vv ] && { CPU_TICKS=$((CPU_TICKS + $(cpu) - c0)); CPU_BYTES=$((CPU_BYTES + 2 * SIZE_MIB)); }
+			SRV_TICKS[$n]=$(( ${SRV_TICKS[$n]:-0} + $(cpu "$SPID") - s0 ))
+			SRV_BYTES[$n]=$(( ${SRV_BYTES[$n]:-0} + 2 * SIZE_MIB ))
+			a=$(now); dd if="$d/big" of=/dev/null bs=1M status=none; b=$(now)
+			RES[$n.warm.$rep]=$(echo "$SIZE_MIB / ($b - $a)" | bc -l)
+		fi
+		if line tar || line ls || line rsync; then
+			a=$(now); tar --no-same-owner -xf "$W/tree.tar" -C "$d"; b=$(now)
+			line tar && RES[$n.tar.$rep]=$(echo "$b - $a" | bc -l)
+		fi
+		if line ls; then
+			drop
+			c0=$(cpu); s0=$(cpu "$SPID")
+			a=$(now); ls -lR "$d/t" > /dev/null; b=$(now)
+			RES[$n.ls.$rep]=$(echo "$b - $a" | bc -l)
+			[ "$n" = vv ] && LS_CPU+=("$(( $(cpu) - c0 + $(cpu "$SPID") - s0 ))")
+		fi
+		if line rsync; then
+			rsync -a "$d/t/" "$W/rs-$n/" 2>/dev/null
+			a=$(now); rsync -a "$W/rs-$n/" "$d/t/"; b=$(now)
+			RES[$n.rsync.$rep]=$(echo "$b - $a" | bc -l)
+		fi
+		if line knn && [ -s "$W/seg.npy" ]; then
 			"$VV_BIN" collection create "$d/vec" --dim 128 --metric l2 >/dev/null 2>&1 || mkdir -p "$d/vec"
 			cp "$W/seg.npy" "$d/vec/"
 			# Warm the daemon's plaintext cache: the first queries of a
@@ -165,7 +182,7 @@ printf '%-22s %-6s' line unit; for t in $TARGETS; do printf ' %12s' "${t%%:*}"; 
 printf ' %12s %12s\n' vv/local vv/sshfs
 for l in write:MB/s cold:MB/s warm:MB/s tar:s ls:s rsync:s knn:s; do
 	k=${l%%:*}; u=${l#*:}
-	[ -n "${RES[local.$k.1]:-}" ] || continue
+	line "$k" && [ -n "${RES[local.$k.1]:-}" ] || continue
 	printf '%-22s %-6s' "$k" "$u"
 	declare -A MED=()
 	for t in $TARGETS; do
@@ -182,6 +199,9 @@ for l in write:MB/s cold:MB/s warm:MB/s tar:s ls:s rsync:s knn:s; do
 	printf ' %12.3f %12s\n' "$r1" "${r2:+$(printf '%.3f' "$r2")}"
 done
 echo "# ratios: how many times faster vv:// is (>1 = faster), medians of $REPS"
+[ ${#LS_CPU[@]} -gt 0 ] &&
+	echo "# vv:// client + server daemon CPU during ls -lR: $(echo "$(med "${LS_CPU[@]}") / $TCK" | bc -l | cut -c1-6) s (median)"
+[ "$CPU_BYTES" -gt 0 ] || exit 0
 echo "# vv:// client daemon CPU (TLS + forwarding): $(echo "$CPU_TICKS / $TCK / ($CPU_BYTES / 1024)" | bc -l | cut -c1-6) s per GiB written or read"
 for n in local vv; do
 	echo "# server daemon CPU during the $n write + cold read: $(echo "${SRV_TICKS[$n]:-0} / $TCK / (${SRV_BYTES[$n]:-1} / 1024)" | bc -l | cut -c1-6) s per GiB"

@@ -5,7 +5,9 @@
 # as 1 segment and as segments of 100 rows (10,000 of them by default);
 # 1 query and 100 queries, k 10; on a plain directory DIR (default
 # /tmp/vv-scale) and, unless MOUNT=0, on a fresh vecvault mount holding
-# copies, with the query offload and without it (VV_KNN_OFFLOAD=0).
+# copies, with the query offload and without it (VV_KNN_OFFLOAD=0); with
+# REMOTE=1 also on a vv:// mount of that mount's collection over loopback
+# (its daemon serves it with --listen; the client CPU is not counted).
 # Prints median wall time, ns per byte of segments, CPU time (the tool's,
 # and the tool's plus the daemon's), and the split/unsplit ratio of each
 # for the same bytes (goal: <= 1.3 for 1000-row segments, <= 2
@@ -18,6 +20,7 @@
 # executable, with the same environment (DIRS=0 leaves it out).
 #   env: VV_BIN (default: vecvault on PATH), THREADS (default: all CPUs),
 #        REPS (default 7), ROWS (500000), DIM (128), MOUNT (1), DIRS (1),
+#        REMOTE (0; 1: the vv:// rows too, on a fresh mount only),
 #        MNT_DIR (use this directory on an existing mount instead of making one),
 #        DAEMON_PIDFILE (that mount's pid file: report the daemon's CPU time)
 set -eu
@@ -43,6 +46,7 @@ fi
 T=
 cleanup() {
 	if [ -n "$T" ]; then
+		fusermount3 -u "$T/rmnt" 2>/dev/null || true
 		fusermount3 -u "$T/mnt" 2>/dev/null || true
 		for i in $(seq 100); do [ -e "$T/pid" ] || break; sleep 0.1; done
 		rm -rf --one-file-system "$T"
@@ -59,7 +63,12 @@ if [ "$MOUNT" = 1 ]; then
 		export VECVAULT_STATE_DIR=$T/state VECVAULT_AUDIT_DIR=$T/audit VECVAULT_TEST_KDF=1
 		(umask 077; printf 'scale bench\n' > "$T/pass")
 		"$VV" init "$T/store" --passfile "$T/pass" --kdf test > /dev/null
-		"$VV" mount "$T/store" "$T/mnt" --passfile "$T/pass" --pid-file "$T/pid" --log "$T/log"
+		LISTEN=()
+		if [ "${REMOTE:-0}" = 1 ]; then
+			"$VV" tls selfsigned --out "$T/tls" --name 127.0.0.1 > "$T/fp"
+			LISTEN=(--listen 127.0.0.1:0 --tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem")
+		fi
+		"$VV" mount "$T/store" "$T/mnt" --passfile "$T/pass" --pid-file "$T/pid" --log "$T/log" "${LISTEN[@]}"
 		export DAEMON_PIDFILE=${DAEMON_PIDFILE:-$T/pid}
 		M=$T/mnt/scale
 		echo "# copying the data into a fresh mount ($T/mnt)"
@@ -69,6 +78,20 @@ if [ "$MOUNT" = 1 ]; then
 		[ -d "$M/$l" ] || cp -r "$DATA/$l" "$M/$l"
 	done
 	LOCS+=("mount:$M" "mount-nooffl:$M:VV_KNN_OFFLOAD=0")
+	if [ "${REMOTE:-0}" = 1 ] && [ -z "${MNT_DIR:-}" ]; then
+		for i in $(seq 100); do
+			PORT=$(sed -n 's/.*remote: listening on 127.0.0.1:0 (port \([0-9]*\)).*/\1/p' "$T/log" | tail -1)
+			[ -n "$PORT" ] && break
+			sleep 0.1
+		done
+		"$VV" user add bench --uid 1000 --no-password "$T/mnt" > /dev/null
+		"$VV" key create bench "$T/mnt" > "$T/key" 2> /dev/null
+		chmod 600 "$T/key"
+		mkdir -p "$T/rmnt"
+		"$VV" mount "vv://127.0.0.1:$PORT/scale" "$T/rmnt" --key-file "$T/key" \
+			--pin "$(sed -n 's/^sha256://p' "$T/fp")" --log "$T/rlog"
+		LOCS+=("vv:$T/rmnt" "vv-nooffl:$T/rmnt:VV_KNN_OFFLOAD=0")
+	fi
 fi
 
 $PY "$HERE/scale_bench.py" run "$VV" "$REPS" "$THREADS" "$DATA" "${LOCS[@]}"

@@ -104,6 +104,14 @@ rwatch_end() {
 	grep -qx 'EACCES\|closed' "$T/$1.out" || { sed 's/^/# /' "$T/$1.out"; false; }
 }
 
+# vv_soon CMD...: until CMD succeeds (polled every 0.1 s, at most 30 s; no
+# timing is asserted, the cap only ends a test that would hang).
+vv_soon() {
+	local i
+	for i in $(seq 1 300); do "$@" && return 0; sleep 0.1; done
+	return 1
+}
+
 # vv_rmount URL MNT [client options]: mount a vv:// URL (the client daemon
 # logs to $T/client.log) and record it for cleanup.
 vv_rmount() {

@@ -43,7 +43,7 @@ cached_closes() {
 N0=$(cached_closes)
 check "re-read: same bytes" cmp "$T/v1" "$R/f"
 check "re-read: served from the page cache (a close with rbytes=0)" \
-	sh -c "for i in \$(seq 1 50); do [ \$($PY $VV_SRC/tests/integration/lib/auditq.py '$AUD' count op=close path=/coll/f user=alice/$KID rbytes=0) -gt $N0 ] && exit 0; sleep 0.1; done; exit 1"
+	sh -c "for i in \$(seq 1 300); do [ \$($PY $VV_SRC/tests/integration/lib/auditq.py '$AUD' count op=close path=/coll/f user=alice/$KID rbytes=0) -gt $N0 ] && exit 0; sleep 0.1; done; exit 1"
 # The client raises its mount's read-ahead window at the first open, as a
 # local mount does (fs/readahead.c): 1 MiB reads, several in flight.
 bdi=$(mountpoint -d "$R")

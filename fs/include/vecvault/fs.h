@@ -47,6 +47,10 @@ struct vv_fs_opts {
 	bool test_init_fail;         /* vv:// client, tests only (VECVAULT_TEST_INIT_FAIL=1
 					in the mount command's environment): ask the kernel
 					for a capability it lacks, so INIT fails */
+	const char *test_release_gate; /* vv:// client, tests only
+					(VECVAULT_TEST_RELEASE_GATE=PATH): while PATH
+					exists, a release answered early waits before
+					it goes to the server (t7031).  Copied */
 };
 
 /*

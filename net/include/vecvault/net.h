@@ -95,6 +95,12 @@ int vv_net_client_start(struct vv_net_client *c);
 int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, struct vv_rw_msg *rep,
 		       uint8_t **hold);
 /*
+ * A request whose reply nobody waits for (FORGET): sent once fewer than
+ * limit requests are in flight (so that foreground calls keep slots), its
+ * reply dropped when it arrives.  0 when sent, or VV_ENOTCONN.
+ */
+int vv_net_client_post(struct vv_net_client *c, const struct vv_rw_msg *rq, unsigned limit);
+/*
  * After the connection failed (vv_net_client_alive false): connect and log
  * in again with the same options, at most once per backoff interval (0.5 s
  * doubling to 30 s; sooner: VV_ENOTCONN at once).  The new session holds
