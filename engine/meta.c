@@ -390,13 +390,17 @@ int vv_meta_ckpt_finish(struct vv_meta *m)
 	int rc, log = 0, done = 0;
 
 	if (!m->peer || m->txn)
-		return VV_EBUSY;
+		return 1;
 	if (pthread_mutex_trylock(&m->ckpt_mu) != 0)
-		return VV_EBUSY;
+		return 1;
 	/* The deferred read transaction would hold the frames it reads, and
-	 * the WAL starts over only for a reader that began after them all. */
+	 * the WAL starts over only for a reader that began after them all.
+	 * It cannot end while a statement runs: later, then. */
 	if (m->reading) {
-		sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL);
+		if (sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			pthread_mutex_unlock(&m->ckpt_mu);
+			return 1;
+		}
 		m->reading = false;
 	}
 	rc = sqlite3_wal_checkpoint_v2(m->db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done);

@@ -96,7 +96,8 @@ int vv_meta_rollback(struct vv_meta *m);
  * NULL) runs inside it, before SQLite's checkpoint.  ckpt_finish (writer's
  * thread, no write transaction open) copies what is left, usually the few
  * frames committed during the last pass, so that the WAL starts over at
- * the next commit; VV_EBUSY while a pass runs or if frames are left.
+ * the next commit: 0, or 1 while a pass runs (or a statement is open: try
+ * again later), or VV_EBUSY if frames are left, VV_EIO.
  * meta_checkpoint (snapshots) waits for a running pass. */
 int vv_meta_ckpt_open(struct vv_meta *m);
 void vv_meta_ckpt_close(struct vv_meta *m);     /* back to SQLite's own */

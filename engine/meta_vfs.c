@@ -6,8 +6,10 @@
  * checksums (which SQLite computes over plaintext), and does every system
  * call through engine/os.h so the crash and fault-injection tests cover
  * meta.db as well.  Only the main database and its WAL can be opened: no
- * rollback journal, no -shm (exclusive locking mode keeps the WAL index in
- * heap memory), no temp files, no mmap.  Page size and reserve come from the
+ * rollback journal, no -shm (the WAL index is heap memory: this VFS's own,
+ * shared by a read-write database's writer and checkpointer connections,
+ * struct wshm; SQLite's private heap under exclusive locking for read-only
+ * and snapshot connections), no temp files, no mmap.  Page size and reserve come from the
  * caller (the store's conf), never from the file.
  *
  * Main database file, P = page size, page n (1-based) at (n-1)*P:

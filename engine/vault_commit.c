@@ -83,12 +83,10 @@ static void ckpt_finish(struct vv_vault *v)
 {
 	int r = vv_meta_ckpt_finish(v->meta);
 
-	if (r == 0) {
-		v->ckpt.ready = false;
+	if (r == 0)
 		v->ckpt.finishes++;
-	} else if (r != VV_EBUSY) {
-		v->ckpt.ready = false;      /* passes go on; this one is retried */
-	}
+	if (r <= 0)
+		v->ckpt.ready = false;      /* else a pass runs: at the next commit */
 }
 
 /* After a durable commit, under mu. */
