@@ -1452,6 +1452,14 @@ int vv_metavfs_close(sqlite3 *db)
 	return r;
 }
 
+/* The checkpointer's connection: it syncs what it copies (NORMAL: the WAL
+ * before, meta.db after), checkpoints only when asked, spills nothing to
+ * disk, maps nothing, caches little and writes no rows. */
+static const char *const peer_pragmas[] = {
+	"PRAGMA synchronous=NORMAL", "PRAGMA wal_autocheckpoint=0", "PRAGMA temp_store=MEMORY",
+	"PRAGMA mmap_size=0", "PRAGMA cache_size=16", "PRAGMA query_only=ON",
+};
+
 int vv_metavfs_open_peer(sqlite3 *db, sqlite3 **out)
 {
 	struct binding *b, *found = NULL;
@@ -1484,18 +1492,8 @@ int vv_metavfs_open_peer(sqlite3 *db, sqlite3 **out)
 		r = VV_EIO;
 		goto out;
 	}
-	if (rc == SQLITE_OK)
-		rc = pragma(p, "PRAGMA synchronous=NORMAL", NULL, 0);
-	if (rc == SQLITE_OK)
-		rc = pragma(p, "PRAGMA wal_autocheckpoint=0", NULL, 0);
-	if (rc == SQLITE_OK)
-		rc = pragma(p, "PRAGMA temp_store=MEMORY", NULL, 0);
-	if (rc == SQLITE_OK)
-		rc = pragma(p, "PRAGMA mmap_size=0", NULL, 0);
-	if (rc == SQLITE_OK)
-		rc = pragma(p, "PRAGMA cache_size=16", NULL, 0);
-	if (rc == SQLITE_OK)
-		rc = pragma(p, "PRAGMA query_only=ON", NULL, 0);
+	for (size_t i = 0; rc == SQLITE_OK && i < sizeof(peer_pragmas) / sizeof(peer_pragmas[0]); i++)
+		rc = pragma(p, peer_pragmas[i], NULL, 0);
 	if (rc != SQLITE_OK) {
 		r = vv_metavfs_err(p, rc);
 		if (r == 0)

@@ -44,7 +44,7 @@ int64_t vault_now(void)
 	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-static void ckpt_finish(struct vv_vault *v);
+static void ckpt_settle(struct vv_vault *v);
 
 int vault_txn(struct vv_vault *v)
 {
@@ -52,8 +52,7 @@ int vault_txn(struct vv_vault *v)
 		return v->cm.fatal;
 	if (v->flags & VV_VAULT_READONLY)
 		return VV_EROFS;
-	if (v->ckpt.ready && !vv_meta_in_txn(v->meta))
-		ckpt_finish(v);
+	ckpt_settle(v);
 	return vv_meta_begin(v->meta);
 }
 
@@ -67,24 +66,46 @@ int vault_txn(struct vv_vault *v)
  * ckpt.frames frames in the WAL (or any, when the disk is nearly full) it
  * copies every committed frame into meta.db and syncs it (PASSIVE: commits
  * go on meanwhile).  The WAL starts over only at a commit whose connection
- * began reading after every frame was copied, so once a pass has caught up
- * (ckpt.ready) the next commit or transaction with no write open copies
- * what was committed during the pass (ckpt_finish: a commit's worth of
- * pages, under mu), and the commit after it restarts the log in place and
- * truncates it to journal_size_limit as before.  The WAL is therefore
- * bounded as it was (ckpt.frames plus what the pass overlapped), which is
- * what the full-disk guards count on: a restarted WAL reuses its own
- * blocks, and the WAL headroom is untouched.  Power cuts: a pass is
+ * began reading after every frame was copied (the writer keeps a read
+ * transaction open between commits).  So once a pass has caught up
+ * (ckpt.ready, ckpt.caught frames), ckpt_settle, at the next commit or
+ * transaction start with no write open, lets the writer's next read begin
+ * past them all (vv_meta_ckpt_finish): free when nothing was committed
+ * since (the load paused), and the commit after it restarts the log in
+ * place and truncates it to journal_size_limit as before.  Under steady
+ * load something always was: then another pass follows, outside mu, and
+ * only once the WAL holds CKPT_HARD times the bound, or the disk is nearly
+ * full, does the finishing step copy under mu what was committed since
+ * the pass (a commit or two, not 1000 frames, but with meta.db's fsync).
+ * The WAL is therefore bounded (CKPT_HARD * ckpt.frames plus a pass's
+ * overlap), and as before when space is tight, which is what the
+ * full-disk guards count on: a restarted WAL reuses its own blocks, and
+ * the WAL headroom is untouched.  Power cuts: a pass is
  * SQLite's own checkpoint (WAL synced before any page is copied, meta.db
  * synced before the WAL may be reused), through the same encrypting VFS;
- * test_crash cuts during passes ("ckpt"). */
+ * test_crash cuts during passes (its workloads run with a 16-frame bound). */
 
-static void ckpt_finish(struct vv_vault *v)
+#define CKPT_HARD 4
+
+/* Under mu. */
+static void ckpt_settle(struct vv_vault *v)
 {
-	int r = vv_meta_ckpt_finish(v->meta);
+	uint32_t f;
+	int r;
 
-	if (r == 0)
+	if (!v->ckpt.ready || vv_meta_in_txn(v->meta))
+		return;
+	f = vv_meta_wal_frames(v->meta);
+	if (f != v->ckpt.caught && f < CKPT_HARD * v->ckpt.frames && !v->cm.low_space) {
+		v->ckpt.ready = false;      /* committed since: another pass first */
+		return;
+	}
+	r = vv_meta_ckpt_finish(v->meta);
+	if (r == 0) {
 		v->ckpt.finishes++;
+		if (f != v->ckpt.caught)
+			v->ckpt.finishes_locked++;
+	}
 	if (r <= 0)
 		v->ckpt.ready = false;      /* else a pass runs: at the next commit */
 }
@@ -121,8 +142,10 @@ static void *ckpt_thread(void *arg)
 		pthread_mutex_lock(&v->mu);
 		v->ckpt.busy = false;
 		v->ckpt.passes++;
-		if (r == 0 && log == done && log > 0)
+		if (r == 0 && log == done && log > 0) {
 			v->ckpt.ready = true;
+			v->ckpt.caught = (uint32_t)log;
+		}
 		pthread_cond_broadcast(&v->ckpt.cv);
 	}
 	pthread_mutex_unlock(&v->mu);
@@ -461,8 +484,7 @@ static int commit(struct vv_vault *v, bool anchor, bool unlock)
 	if ((r = sync_to(v, v->cm.written, unlock)) < 0)
 		return r;
 	wal_headroom(v);
-	if (v->ckpt.ready && !vv_meta_in_txn(v->meta))
-		ckpt_finish(v);
+	ckpt_settle(v);
 	ckpt_kick(v);
 	if (!anchor)
 		return 0;

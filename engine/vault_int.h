@@ -230,11 +230,13 @@ struct vault_ckpt {
 	bool run;                        /* the thread exists and goes on */
 	bool kick;                       /* a pass is wanted */
 	bool busy;                       /* a pass runs (outside mu) */
-	bool ready;                      /* the last pass left at most what was
-	                                    committed during it: ckpt_finish */
+	bool ready;                      /* the last pass copied every frame
+	                                    committed before it: ckpt_settle */
+	uint32_t caught;                 /* ... the WAL's frames then */
 	uint32_t frames;                 /* WAL frames that start a pass */
 	pthread_cond_t cv;               /* with v->mu: kick, or stop */
 	uint64_t passes, finishes;       /* for tests and the log */
+	uint64_t finishes_locked;        /* finishes that copied frames under mu */
 	void (*test_hook)(void *);       /* tests: called in each pass, before
 	                                    SQLite's checkpoint (meta's ckpt lock
 	                                    held, not v->mu) */

@@ -1189,8 +1189,9 @@ static void test_checkpointer(void)
 	ok(passes > 2 && finishes > 0, "ckpt: passes ran and caught up");
 	ok(vv_meta_wal_frames(v->meta) < 400, "ckpt: the WAL started over");
 	printf("# %u frames in the WAL\n", vv_meta_wal_frames(v->meta));
-	printf("# %llu passes, %llu finishing steps\n", (unsigned long long)passes,
-	       (unsigned long long)finishes);
+	printf("# %llu passes, %llu finishing steps (%llu copied frames under the lock)\n",
+	       (unsigned long long)passes, (unsigned long long)finishes,
+	       (unsigned long long)v->ckpt.finishes_locked);
 	b1 = slurp(db, &l1);
 	ok(b1 && l1 > l0, "ckpt: the passes wrote meta.db");
 	free(b1);
