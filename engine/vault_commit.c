@@ -74,8 +74,8 @@ int vault_txn(struct vv_vault *v)
  * since (the load paused), and the commit after it restarts the log in
  * place and truncates it to journal_size_limit as before.  Under steady
  * load something always was: then another pass follows, outside mu, and
- * only once the WAL holds CKPT_HARD times the bound, or the disk is nearly
- * full, does the finishing step copy under mu what was committed since
+ * only once the WAL holds CKPT_HARD times the bound (at most four
+ * reserves' worth), or the disk is nearly full, does the finishing step copy under mu what was committed since
  * the pass (a commit or two, not 1000 frames, but with meta.db's fsync).
  * The WAL is therefore bounded (CKPT_HARD * ckpt.frames plus a pass's
  * overlap), and as before when space is tight, which is what the
@@ -93,10 +93,19 @@ static void ckpt_settle(struct vv_vault *v)
 	uint32_t f;
 	int r;
 
+	uint64_t hard;
+
 	if (!v->ckpt.ready || vv_meta_in_txn(v->meta))
 		return;
+	/* CKPT_HARD times the bound, but at most 4 reserves of WAL (1/8 of
+	 * a small file system) and never below the bound. */
+	hard = 4ull * v->cm.reserve / vv_store_page_size(v->store);
+	if (hard > (uint64_t)CKPT_HARD * v->ckpt.frames)
+		hard = (uint64_t)CKPT_HARD * v->ckpt.frames;
+	if (hard < v->ckpt.frames)
+		hard = v->ckpt.frames;
 	f = vv_meta_wal_frames(v->meta);
-	if (f != v->ckpt.caught && f < CKPT_HARD * v->ckpt.frames && !v->cm.low_space) {
+	if (f != v->ckpt.caught && f < hard && !v->cm.low_space) {
 		v->ckpt.ready = false;      /* committed since: another pass first */
 		return;
 	}
