@@ -6,6 +6,7 @@
  * ciphertext byte.  Integers are stored as SQLite integers (64-bit signed:
  * inode numbers and sizes above 2^63 are refused by the vault layer).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,6 +151,13 @@ struct vv_meta {
 	bool reading;                    /* a BEGIN is open (reads run inside it) */
 	bool ro;                         /* VV_META_READONLY */
 	struct meta_snapc *snapc;        /* snapshot files' connections (meta_snap.c) */
+	/* the checkpointer (vv_meta_ckpt_*): its own connection, one checkpoint
+	 * at a time on either connection (ckpt_mu, taken after the vault's) */
+	sqlite3 *peer;
+	pthread_mutex_t ckpt_mu;
+	bool ckpt_mu_ok;
+	uint32_t wal_frames;             /* in the WAL after the last commit */
+	bool ckpt_failing;               /* the last pass failed (logged once) */
 };
 
 /* Keep a deferred transaction open between commits: every query then runs
@@ -304,6 +312,117 @@ struct meta_snapc **meta_snapc_of(struct vv_meta *m)
 	return &m->snapc;
 }
 
+/* Frames in the WAL after each commit of the writer's connection (the hook
+ * that replaces SQLite's automatic checkpoint). */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct vv_meta *m = arg;
+
+	(void)db;
+	(void)name;
+	m->wal_frames = frames > 0 ? (uint32_t)frames : 0;
+	return SQLITE_OK;
+}
+
+int vv_meta_ckpt_open(struct vv_meta *m)
+{
+	int r;
+
+	if (m->ro || !m->ckpt_mu_ok)
+		return VV_EINVAL;
+	if (m->peer)
+		return 0;
+	if ((r = vv_metavfs_open_peer(m->db, &m->peer)) < 0) {
+		vv_log(VV_LOG_WARN, "meta: no checkpointer connection (%s); commits checkpoint "
+		       "the WAL themselves", vv_strerror(r));
+		return r;
+	}
+	sqlite3_wal_hook(m->db, wal_hook, m);
+	return 0;
+}
+
+void vv_meta_ckpt_close(struct vv_meta *m)
+{
+	if (!m->peer)
+		return;
+	pthread_mutex_lock(&m->ckpt_mu);
+	vv_metavfs_close_peer(m->peer);
+	m->peer = NULL;
+	pthread_mutex_unlock(&m->ckpt_mu);
+	sqlite3_wal_autocheckpoint(m->db, 1000);
+}
+
+uint32_t vv_meta_wal_frames(const struct vv_meta *m)
+{
+	return m->wal_frames;
+}
+
+int vv_meta_ckpt_pass(struct vv_meta *m, void (*hook)(void *), void *ctx, int *log, int *done)
+{
+	int rc;
+
+	*log = *done = 0;
+	if (!m->peer)
+		return VV_EINVAL;
+	pthread_mutex_lock(&m->ckpt_mu);
+	if (hook)
+		hook(ctx);
+	rc = sqlite3_wal_checkpoint_v2(m->peer, "main", SQLITE_CHECKPOINT_PASSIVE, log, done);
+	pthread_mutex_unlock(&m->ckpt_mu);
+	if (rc == SQLITE_BUSY)
+		return VV_EBUSY;
+	if (rc != SQLITE_OK) {
+		if (!m->ckpt_failing)
+			vv_log(VV_LOG_WARN, "meta: background checkpoint: %s (the WAL keeps the "
+			       "changes; tried again after later commits)", sqlite3_errmsg(m->peer));
+		m->ckpt_failing = true;
+		rc = vv_metavfs_err(m->peer, rc);
+		return rc < 0 ? rc : VV_EIO;
+	}
+	if (m->ckpt_failing)
+		vv_log(VV_LOG_INFO, "meta: background checkpoints work again");
+	m->ckpt_failing = false;
+	return 0;
+}
+
+int vv_meta_ckpt_finish(struct vv_meta *m)
+{
+	int rc, log = 0, done = 0;
+
+	if (!m->peer || m->txn)
+		return 1;
+	if (pthread_mutex_trylock(&m->ckpt_mu) != 0)
+		return 1;
+	/* The deferred read transaction would hold the frames it reads, and
+	 * the WAL starts over only for a reader that began after them all.
+	 * It cannot end while a statement runs: later, then. */
+	if (m->reading) {
+		if (sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			pthread_mutex_unlock(&m->ckpt_mu);
+			return 1;
+		}
+		m->reading = false;
+	}
+	rc = sqlite3_wal_checkpoint_v2(m->db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+	pthread_mutex_unlock(&m->ckpt_mu);
+	read_txn(m);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+		vv_log(VV_LOG_WARN, "meta: checkpoint: %s (the WAL keeps the changes)", sqlite3_errmsg(m->db));
+		return VV_EIO;
+	}
+	return rc == SQLITE_OK && log == done ? 0 : VV_EBUSY;
+}
+
+void meta_ckpt_hold(struct vv_meta *m, bool hold)
+{
+	if (!m->ckpt_mu_ok)
+		return;
+	if (hold)
+		pthread_mutex_lock(&m->ckpt_mu);
+	else
+		pthread_mutex_unlock(&m->ckpt_mu);
+}
+
 int meta_checkpoint(struct vv_meta *m)
 {
 	int rc, busy = 1;
@@ -408,6 +527,7 @@ int vv_meta_open(const char *path, const uint8_t key[32], uint32_t page_size, un
 	if (!m)
 		return VV_ENOMEM;
 	m->ro = flags & VV_META_READONLY;
+	m->ckpt_mu_ok = pthread_mutex_init(&m->ckpt_mu, NULL) == 0;
 	if ((r = vv_metavfs_open(path, key, page_size,
 				 (create ? VV_METAVFS_CREATE : 0) |
 				 ((flags & VV_META_READONLY) ? VV_METAVFS_READONLY : 0), &m->db)) < 0)
@@ -525,6 +645,9 @@ int vv_meta_close(struct vv_meta *m)
 		m->reading = false;
 	}
 	meta_snap_files_close(m);
+	/* Before the writer's final checkpoint: it must be the last
+	 * connection for SQLite to remove the WAL. */
+	vv_meta_ckpt_close(m);
 	for (int i = 0; i < S_NSTMT; i++)
 		sqlite3_finalize(m->st[i]);
 	for (size_t i = 0; i < m->nx; i++)
@@ -534,6 +657,8 @@ int vv_meta_close(struct vv_meta *m)
 		if (r == 0)
 			r = r2;
 	}
+	if (m->ckpt_mu_ok)
+		pthread_mutex_destroy(&m->ckpt_mu);
 	free(m);
 	return r;
 }

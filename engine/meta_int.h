@@ -83,6 +83,28 @@ int vv_meta_commit_written(struct vv_meta *m);
 int vv_meta_wal_fd(struct vv_meta *m);          /* >= 0, or VV_EIO */
 int vv_meta_rollback(struct vv_meta *m);
 
+/* Checkpoints beside the writer (docs/design.md, "Commit pipeline").
+ * ckpt_open (read-write, at open) opens the checkpointer's own connection
+ * through the same VFS and turns SQLite's automatic checkpoint off on the
+ * writer's, whose commits then never write the database file: without it
+ * (VV_E*), the writer keeps checkpointing inside its commits.
+ * wal_frames: frames in the WAL after the last commit (writer's thread).
+ * ckpt_pass copies every frame of committed transactions into the
+ * database file and syncs it (PASSIVE: the writer goes on meanwhile), from
+ * any thread but never holding the writer's lock; *log and *done are the
+ * frames in the WAL and those now in the database; hook (tests; may be
+ * NULL) runs inside it, before SQLite's checkpoint.  ckpt_finish (writer's
+ * thread, no write transaction open) copies what is left, usually the few
+ * frames committed during the last pass, so that the WAL starts over at
+ * the next commit: 0, or 1 while a pass runs (or a statement is open: try
+ * again later), or VV_EBUSY if frames are left, VV_EIO.
+ * meta_checkpoint (snapshots) waits for a running pass. */
+int vv_meta_ckpt_open(struct vv_meta *m);
+void vv_meta_ckpt_close(struct vv_meta *m);     /* back to SQLite's own */
+uint32_t vv_meta_wal_frames(const struct vv_meta *m);
+int vv_meta_ckpt_pass(struct vv_meta *m, void (*hook)(void *), void *ctx, int *log, int *done);
+int vv_meta_ckpt_finish(struct vv_meta *m);
+
 /* kv */
 int vv_meta_kv_get_u64(struct vv_meta *m, const char *k, uint64_t *v);   /* VV_ENOENT if absent */
 int vv_meta_kv_set_u64(struct vv_meta *m, const char *k, uint64_t v);

@@ -1092,10 +1092,14 @@ int vv_meta_snap_copy(struct vv_meta *m, uint32_t id, struct vv_snap_tags *tags)
 		if ((r = vv_meta_snap_file_path(m, 0, path, sizeof(path))) < 0)
 			return r;
 	}
-	if ((r = vv_meta_snap_file_path(m, id, path, sizeof(path))) < 0 ||
-	    (r = meta_checkpoint(m)) < 0)
+	if ((r = vv_meta_snap_file_path(m, id, path, sizeof(path))) < 0)
 		return r;
-	return vv_metavfs_copy(meta_db(m), path, &tags->tags, &tags->npages);
+	/* No background checkpoint writes the file between the two. */
+	meta_ckpt_hold(m, true);
+	if ((r = meta_checkpoint(m)) == 0)
+		r = vv_metavfs_copy(meta_db(m), path, &tags->tags, &tags->npages);
+	meta_ckpt_hold(m, false);
+	return r;
 }
 
 void vv_meta_snap_scan_free(struct vv_snap_scan *sc)

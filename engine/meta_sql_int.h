@@ -63,6 +63,10 @@ struct meta_snapc **meta_snapc_of(struct vv_meta *m);
 /* With no write transaction open: PRAGMA wal_checkpoint(TRUNCATE), the
  * WAL then empty and meta.db whole.  VV_EBUSY if a transaction is open. */
 int meta_checkpoint(struct vv_meta *m);
+/* Hold off the checkpointer's passes (vv_meta_ckpt_pass) around
+ * meta_checkpoint and whatever must see the file as it left it (a snapshot
+ * copy); taken after the vault's lock, never while holding it the other way. */
+void meta_ckpt_hold(struct vv_meta *m, bool hold);
 
 /* ---- snapshots (meta_snap.c) ---- */
 int meta_snap_schema(struct vv_meta *m);

@@ -6,8 +6,10 @@
  * checksums (which SQLite computes over plaintext), and does every system
  * call through engine/os.h so the crash and fault-injection tests cover
  * meta.db as well.  Only the main database and its WAL can be opened: no
- * rollback journal, no -shm (exclusive locking mode keeps the WAL index in
- * heap memory), no temp files, no mmap.  Page size and reserve come from the
+ * rollback journal, no -shm (the WAL index is heap memory: this VFS's own,
+ * shared by a read-write database's writer and checkpointer connections,
+ * struct wshm; SQLite's private heap under exclusive locking for read-only
+ * and snapshot connections), no temp files, no mmap.  Page size and reserve come from the
  * caller (the store's conf), never from the file.
  *
  * Main database file, P = page size, page n (1-based) at (n-1)*P:
@@ -94,6 +96,24 @@ struct binding {
 	bool snap;              /* a snapshot file: its WAL must stay empty */
 	uint8_t *tags;          /* its recorded page tags, until the main file takes them */
 	uint32_t ntags;         /* pages the record has (0: none, older snapshot) */
+	struct wshm *shm;       /* the WAL index its connections share */
+};
+
+/* The WAL index ("shared memory" to SQLite) of one database, in heap
+ * memory shared by this process's connections to it (the writer and the
+ * checkpointer, vv_metavfs_open_peer): no -shm file, which would be
+ * unauthenticated.  Regions and locks as the unix VFS keeps them, between
+ * threads instead of processes.  Held by the binding and by each open main
+ * file (refs, under reg_lock); freed with the last. */
+#define SHM_NLOCK 8             /* SQLITE_SHM_NLOCK */
+struct wshm {
+	pthread_mutex_t mu;
+	int refs;
+	int nreg;
+	int regsz;
+	void **reg;
+	int shared[SHM_NLOCK];  /* holders of each lock, shared */
+	bool excl[SHM_NLOCK];   /* held exclusive (by one file) */
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -113,6 +133,9 @@ struct mfile {
 	bool snap;              /* of a snapshot file (see the top) */
 	uint8_t *tags;          /* main file of a snapshot: the recorded tag of each page */
 	uint32_t ntags;
+	struct wshm *shm;       /* main file: its database's WAL index */
+	uint16_t shm_shared;    /* locks this file holds, by bit */
+	uint16_t shm_excl;
 };
 
 enum { R_WALHDR, R_FHDR, R_PAGE };
@@ -126,6 +149,8 @@ struct region {
 };
 
 static sqlite3_vfs *base_vfs;   /* the default VFS, for non-I/O methods */
+static void shm_put(struct wshm *m);
+static int x_shmunmap(sqlite3_file *sf, int del);
 
 static int ends_with(const char *s, const char *suf)
 {
@@ -607,6 +632,13 @@ static int x_close(sqlite3_file *sf)
 	if (f->fd >= 0 && vv_os_close(f->fd) < 0)
 		rc = SQLITE_IOERR_CLOSE;
 	f->fd = -1;
+	if (f->shm) {
+		x_shmunmap(sf, 0);
+		pthread_mutex_lock(&reg_lock);
+		shm_put(f->shm);
+		pthread_mutex_unlock(&reg_lock);
+		f->shm = NULL;
+	}
 	if (f->pg) {
 		vv_memzero(f->pg, FRAME_HDR + (size_t)f->psz);
 		free(f->pg);
@@ -710,8 +742,137 @@ static int x_fcntl(sqlite3_file *sf, int op, void *arg)
 	}
 }
 
+/* --- the WAL index (struct wshm) ------------------------------------------------ */
+
+static struct wshm *shm_new(void)
+{
+	struct wshm *m = calloc(1, sizeof(*m));
+
+	if (m && pthread_mutex_init(&m->mu, NULL) != 0) {
+		free(m);
+		return NULL;
+	}
+	if (m)
+		m->refs = 1;
+	return m;
+}
+
+/* Caller holds reg_lock. */
+static void shm_put(struct wshm *m)
+{
+	if (!m || --m->refs > 0)
+		return;
+	for (int i = 0; i < m->nreg; i++)
+		free(m->reg[i]);
+	free(m->reg);
+	pthread_mutex_destroy(&m->mu);
+	free(m);
+}
+
+static int x_shmmap(sqlite3_file *sf, int pg, int pgsz, int extend, void volatile **pp)
+{
+	struct mfile *f = (struct mfile *)sf;
+	struct wshm *m = f->shm;
+	int rc = SQLITE_OK;
+
+	*pp = NULL;
+	if (!m || pg < 0 || pgsz <= 0)
+		return SQLITE_IOERR_SHMMAP;
+	pthread_mutex_lock(&m->mu);
+	if (m->nreg && m->regsz != pgsz) {
+		rc = SQLITE_IOERR_SHMMAP;
+		goto out;
+	}
+	if (pg >= m->nreg && extend) {
+		void **nr = realloc(m->reg, (size_t)(pg + 1) * sizeof(*nr));
+		if (!nr) {
+			rc = SQLITE_NOMEM;
+			goto out;
+		}
+		m->reg = nr;
+		for (; m->nreg <= pg; m->nreg++)
+			if (!(m->reg[m->nreg] = calloc(1, (size_t)pgsz))) {
+				rc = SQLITE_NOMEM;
+				goto out;
+			}
+		m->regsz = pgsz;
+	}
+	if (pg < m->nreg)
+		*pp = m->reg[pg];
+out:
+	pthread_mutex_unlock(&m->mu);
+	return rc;
+}
+
+static int x_shmlock(sqlite3_file *sf, int ofst, int n, int flags)
+{
+	struct mfile *f = (struct mfile *)sf;
+	struct wshm *m = f->shm;
+	uint16_t mask;
+	int rc = SQLITE_OK;
+
+	if (!m || ofst < 0 || n < 1 || ofst + n > SHM_NLOCK)
+		return SQLITE_IOERR_SHMLOCK;
+	mask = (uint16_t)(((1u << n) - 1) << ofst);
+	pthread_mutex_lock(&m->mu);
+	if (flags & SQLITE_SHM_UNLOCK) {
+		for (int i = ofst; i < ofst + n; i++) {
+			if (f->shm_shared & (1u << i))
+				m->shared[i]--;
+			if (f->shm_excl & (1u << i))
+				m->excl[i] = false;
+		}
+		f->shm_shared &= (uint16_t)~mask;
+		f->shm_excl &= (uint16_t)~mask;
+	} else if (flags & SQLITE_SHM_SHARED) {
+		if (!(f->shm_shared & mask)) {
+			if (m->excl[ofst]) {
+				rc = SQLITE_BUSY;
+			} else {
+				m->shared[ofst]++;
+				f->shm_shared |= mask;
+			}
+		}
+	} else {
+		for (int i = ofst; i < ofst + n && rc == SQLITE_OK; i++)
+			if ((m->excl[i] && !(f->shm_excl & (1u << i))) ||
+			    m->shared[i] > ((f->shm_shared & (1u << i)) ? 1 : 0))
+				rc = SQLITE_BUSY;
+		if (rc == SQLITE_OK) {
+			for (int i = ofst; i < ofst + n; i++)
+				m->excl[i] = true;
+			f->shm_excl |= mask;
+		}
+	}
+	pthread_mutex_unlock(&m->mu);
+	return rc;
+}
+
+static void x_shmbarrier(sqlite3_file *sf)
+{
+	struct mfile *f = (struct mfile *)sf;
+
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (f->shm) {
+		pthread_mutex_lock(&f->shm->mu);
+		pthread_mutex_unlock(&f->shm->mu);
+	}
+}
+
+/* The index lives as long as its binding or a main file holds it
+ * (deleteFlag needs nothing: there is no file). */
+static int x_shmunmap(sqlite3_file *sf, int del)
+{
+	struct mfile *f = (struct mfile *)sf;
+
+	(void)del;
+	if (f->shm)
+		x_shmlock(sf, 0, SHM_NLOCK, SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE);
+	return SQLITE_OK;
+}
+
 static const sqlite3_io_methods io_methods = {
-	.iVersion = 1,          /* no xShm*, no xFetch */
+	.iVersion = 2,          /* xShm* (heap memory, above); no xFetch */
 	.xClose = x_close,
 	.xRead = x_read,
 	.xWrite = x_write,
@@ -724,6 +885,10 @@ static const sqlite3_io_methods io_methods = {
 	.xFileControl = x_fcntl,
 	.xSectorSize = x_sectorsize,
 	.xDeviceCharacteristics = x_devchar,
+	.xShmMap = x_shmmap,
+	.xShmLock = x_shmlock,
+	.xShmBarrier = x_shmbarrier,
+	.xShmUnmap = x_shmunmap,
 };
 
 static int x_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *sf, int flags, int *oflags)
@@ -757,6 +922,10 @@ static int x_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *sf, int flag
 		f->keys = vv_secure_alloc(NKEYS * VV_KEY_BYTES);
 		if (f->keys)
 			memcpy(f->keys, b->keys, NKEYS * VV_KEY_BYTES);
+		if (!wal && b->shm) {
+			f->shm = b->shm;
+			b->shm->refs++;
+		}
 		if (!wal && b->ntags) {
 			/* The main file takes the tags (NULL: a second open
 			 * of it, which has none to check with: refused). */
@@ -798,6 +967,11 @@ static int x_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *sf, int flag
 	rc = SQLITE_OK;
 out:
 	if (rc != SQLITE_OK) {
+		if (f->shm) {
+			pthread_mutex_lock(&reg_lock);
+			shm_put(f->shm);
+			pthread_mutex_unlock(&reg_lock);
+		}
 		free(f->pg);
 		free(f->name);
 		free(f->tags);
@@ -998,6 +1172,7 @@ static void unbind(struct binding *b)
 			*pp = b->next;
 			break;
 		}
+	shm_put(b->shm);
 	pthread_mutex_unlock(&reg_lock);
 	vv_secure_free(b->keys);
 	free(b->tags);
@@ -1019,7 +1194,8 @@ static int bind_key(const char *full, const uint8_t key[32], const uint8_t *keys
 	b->path = strdup(full);
 	b->keys = vv_secure_alloc(NKEYS * VV_KEY_BYTES);
 	b->psz = psz;
-	if (!b->path || !b->keys)
+	b->shm = shm_new();
+	if (!b->path || !b->keys || !b->shm)
 		goto out;
 	if (keys)
 		memcpy(b->keys, keys, NKEYS * VV_KEY_BYTES);
@@ -1038,6 +1214,11 @@ static int bind_key(const char *full, const uint8_t key[32], const uint8_t *keys
 out:
 	if (r < 0 && b) {
 		vv_secure_free(b->keys);
+		if (b->shm) {
+			pthread_mutex_lock(&reg_lock);
+			shm_put(b->shm);
+			pthread_mutex_unlock(&reg_lock);
+		}
 		free(b->path);
 		free(b);
 	} else {
@@ -1189,7 +1370,12 @@ static int open_with(const char *path, const uint8_t key[32], const uint8_t *key
 		if ((rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &n)) != SQLITE_OK)
 			goto sqlerr;
 	}
-	if ((rc = pragma(db, "PRAGMA locking_mode=EXCLUSIVE", ans, sizeof(ans))) != SQLITE_OK)
+	/* A read-write main database shares its WAL index with a second
+	 * connection, the checkpointer (vv_metavfs_open_peer): normal locking
+	 * through the heap index above.  Read-only and snapshot connections
+	 * stay alone: exclusive locking keeps their index in SQLite's heap. */
+	if ((ro || keys) &&
+	    (rc = pragma(db, "PRAGMA locking_mode=EXCLUSIVE", ans, sizeof(ans))) != SQLITE_OK)
 		goto sqlerr;
 	if (create && (rc = pragma(db, "PRAGMA journal_mode=MEMORY", NULL, 0)) != SQLITE_OK)
 		goto sqlerr;
@@ -1264,6 +1450,77 @@ int vv_metavfs_close(sqlite3 *db)
 	drop_new_wal(found);
 	unbind(found);
 	return r;
+}
+
+/* The checkpointer's connection: it syncs what it copies (NORMAL: the WAL
+ * before, meta.db after), checkpoints only when asked, spills nothing to
+ * disk, maps nothing, caches little and writes no rows. */
+static const char *const peer_pragmas[] = {
+	"PRAGMA synchronous=NORMAL", "PRAGMA wal_autocheckpoint=0", "PRAGMA temp_store=MEMORY",
+	"PRAGMA mmap_size=0", "PRAGMA cache_size=16", "PRAGMA query_only=ON",
+};
+
+int vv_metavfs_open_peer(sqlite3 *db, sqlite3 **out)
+{
+	struct binding *b, *found = NULL;
+	sqlite3 *p = NULL;
+	char *path = NULL, ans[32];
+	int rc, r = VV_EINVAL;
+
+	*out = NULL;
+	pthread_mutex_lock(&reg_lock);
+	for (b = reg; b; b = b->next)
+		if (db && b->db == db)
+			found = b;
+	if (found && !found->readonly && !found->snap)
+		path = strdup(found->path);
+	pthread_mutex_unlock(&reg_lock);
+	if (!found || found->readonly || found->snap)
+		return VV_EINVAL;
+	if (!path)
+		return VV_ENOMEM;
+	rc = sqlite3_open_v2(path, &p, SQLITE_OPEN_READWRITE, VV_METAVFS_NAME);
+	/* Never a checkpoint at close (the writer's close makes the last), nor
+	 * one SQLite starts by itself; query_only: it writes no rows. */
+	if (rc == SQLITE_OK &&
+	    sqlite3_db_config(p, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL) != SQLITE_OK)
+		rc = SQLITE_ERROR;
+	if (rc == SQLITE_OK)
+		rc = pragma(p, "PRAGMA journal_mode", ans, sizeof(ans));
+	if (rc == SQLITE_OK && strcmp(ans, "wal") != 0) {
+		vv_log(VV_LOG_ERR, "meta.db: %s: the checkpointer found journal_mode \"%s\"", path, ans);
+		r = VV_EIO;
+		goto out;
+	}
+	for (size_t i = 0; rc == SQLITE_OK && i < sizeof(peer_pragmas) / sizeof(peer_pragmas[0]); i++)
+		rc = pragma(p, peer_pragmas[i], NULL, 0);
+	if (rc != SQLITE_OK) {
+		r = vv_metavfs_err(p, rc);
+		if (r == 0)
+			r = VV_EIO;
+		vv_log(VV_LOG_ERR, "meta.db: open the checkpointer's connection to %s: %s", path,
+		       p ? sqlite3_errmsg(p) : sqlite3_errstr(rc));
+		goto out;
+	}
+	*out = p;
+	p = NULL;
+	r = 0;
+out:
+	if (p)
+		sqlite3_close(p);
+	free(path);
+	return r;
+}
+
+int vv_metavfs_close_peer(sqlite3 *peer)
+{
+	sqlite3_stmt *st;
+
+	if (!peer)
+		return 0;
+	while ((st = sqlite3_next_stmt(peer, NULL)) != NULL)
+		sqlite3_finalize(st);
+	return sqlite3_close(peer) == SQLITE_OK ? 0 : VV_EIO;
 }
 
 int vv_metavfs_wal_discarded(sqlite3 *db)

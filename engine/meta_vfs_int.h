@@ -32,7 +32,8 @@
  * page_size comes from the store's conf (power of two, 1024..65536), never
  * from the file: a file written with another page size or key fails with
  * VV_ECORRUPT.  Sets, in this order: page size + reserve bytes (create),
- * locking_mode=EXCLUSIVE, journal_mode=WAL (checked), temp_store=MEMORY,
+ * locking_mode=EXCLUSIVE (read-only and snapshot files; a read-write
+ * database shares its WAL index with vv_metavfs_open_peer), journal_mode=WAL (checked), temp_store=MEMORY,
  * mmap_size=0, cache_size=-65536, foreign_keys=OFF; then checks page size
  * and reserve.  synchronous is meta.c's (the durability story).
  *
@@ -59,6 +60,18 @@ int vv_metavfs_open(const char *path, const uint8_t key[32], uint32_t page_size,
 int vv_metavfs_close(sqlite3 *db);
 
 /*
+ * A second connection to the read-write database db is open through this
+ * VFS (same keys, same WAL, the WAL index in this process's heap): the
+ * checkpointer's (meta.c, vv_meta_ckpt_pass), so that checkpoints run
+ * beside the writer instead of inside its commits.  It runs no checkpoint
+ * by itself or at close and writes no rows (query_only).  Close it with
+ * vv_metavfs_close_peer before db.  VV_EINVAL for a read-only or snapshot
+ * connection.  Returns 0 or VV_E*.
+ */
+int vv_metavfs_open_peer(sqlite3 *db, sqlite3 **out) __attribute__((warn_unused_result));
+int vv_metavfs_close_peer(sqlite3 *peer);
+
+/*
  * WAL frames that failed authentication during this connection's WAL
  * recovery and were treated as the end of the log (0 normally).  After a
  * crash the last frames may legitimately be torn; a non-zero count can also
@@ -72,7 +85,7 @@ int vv_metavfs_wal_discarded(sqlite3 *db);
  * The WAL's file descriptor, for a WAL sync made outside the connection
  * (vv_meta_wal_fd, the vault's group commit): SQLite runs synchronous=NORMAL,
  * so a commit writes its frames without syncing them.  The descriptor stays
- * open until vv_metavfs_close (locking_mode=EXCLUSIVE keeps the WAL open).
+ * open until vv_metavfs_close (the connection keeps its WAL open).
  * Syncs the WAL's directory first if this connection created the WAL and
  * has not synced it yet.  Call from the thread that owns db; the fsync of
  * the returned descriptor may run on any thread.  VV_EIO if db has no WAL.

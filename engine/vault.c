@@ -320,6 +320,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		    (r = vault_snap_recover(v)) < 0 ||
 		    (r = vault_commit_anchor(v)) < 0)
 			goto fail;
+		vault_ckpt_start(v, o->ckpt_frames);
 		v->snaps = (struct vault_snap_sched){ .every = o->snap_every,
 			.keep_hourly = o->snap_keep_hourly, .keep_daily = o->snap_keep_daily,
 			.keep_weekly = o->snap_keep_weekly, .keep_monthly = o->snap_keep_monthly };
@@ -410,6 +411,7 @@ int vv_vault_close(struct vv_vault *v)
 		pthread_mutex_unlock(&v->mu);
 		pthread_join(v->tick.thread, NULL);
 	}
+	vault_ckpt_stop(v);                       /* before meta's final checkpoint */
 	if (v->aud.log && v->purpose) {
 		pthread_mutex_lock(&v->mu);
 		vault_audit(v, NULL, "close", VV_ROOT_INO, 0, NULL, 0, v->purpose);

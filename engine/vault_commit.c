@@ -44,13 +44,154 @@ int64_t vault_now(void)
 	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
+static void ckpt_settle(struct vv_vault *v);
+
 int vault_txn(struct vv_vault *v)
 {
 	if (v->cm.fatal)
 		return v->cm.fatal;
 	if (v->flags & VV_VAULT_READONLY)
 		return VV_EROFS;
+	ckpt_settle(v);
 	return vv_meta_begin(v->meta);
+}
+
+/* --- the checkpointer --------------------------------------------------------
+ *
+ * SQLite's automatic checkpoint ran inside the COMMIT that passed 1000 WAL
+ * frames, so under v->mu: the page writes and two fsyncs (50-240 ms, up to
+ * 1.1 s at load) with every request waiting.  The writer's connection now
+ * never checkpoints (meta.c, vv_meta_ckpt_open); this thread does, through
+ * its own connection, outside v->mu: after a durable commit leaves
+ * ckpt.frames frames in the WAL (or any, when the disk is nearly full) it
+ * copies every committed frame into meta.db and syncs it (PASSIVE: commits
+ * go on meanwhile).  The WAL starts over only at a commit whose connection
+ * began reading after every frame was copied (the writer keeps a read
+ * transaction open between commits).  So once a pass has caught up
+ * (ckpt.ready, ckpt.caught frames), ckpt_settle, at the next commit or
+ * transaction start with no write open, lets the writer's next read begin
+ * past them all (vv_meta_ckpt_finish): free when nothing was committed
+ * since (the load paused), and the commit after it restarts the log in
+ * place and truncates it to journal_size_limit as before.  Under steady
+ * load something always was: then another pass follows, outside mu, and
+ * only once the WAL holds CKPT_HARD times the bound (at most four
+ * reserves' worth), or the disk is nearly full, does the finishing step copy under mu what was committed since
+ * the pass (a commit or two, not 1000 frames, but with meta.db's fsync).
+ * The WAL is therefore bounded (CKPT_HARD * ckpt.frames plus a pass's
+ * overlap), and as before when space is tight, which is what the
+ * full-disk guards count on: a restarted WAL reuses its own blocks, and
+ * the WAL headroom is untouched.  Power cuts: a pass is
+ * SQLite's own checkpoint (WAL synced before any page is copied, meta.db
+ * synced before the WAL may be reused), through the same encrypting VFS;
+ * test_crash cuts during passes (its workloads run with a 16-frame bound). */
+
+#define CKPT_HARD 4
+
+/* Under mu. */
+static void ckpt_settle(struct vv_vault *v)
+{
+	uint32_t f;
+	int r;
+
+	uint64_t hard;
+
+	if (!v->ckpt.ready || vv_meta_in_txn(v->meta))
+		return;
+	/* CKPT_HARD times the bound, but at most 4 reserves of WAL (1/8 of
+	 * a small file system) and never below the bound. */
+	hard = 4ull * v->cm.reserve / vv_store_page_size(v->store);
+	if (hard > (uint64_t)CKPT_HARD * v->ckpt.frames)
+		hard = (uint64_t)CKPT_HARD * v->ckpt.frames;
+	if (hard < v->ckpt.frames)
+		hard = v->ckpt.frames;
+	f = vv_meta_wal_frames(v->meta);
+	if (f != v->ckpt.caught && f < hard && !v->cm.low_space) {
+		v->ckpt.ready = false;      /* committed since: another pass first */
+		return;
+	}
+	r = vv_meta_ckpt_finish(v->meta);
+	if (r == 0) {
+		v->ckpt.finishes++;
+		if (f != v->ckpt.caught)
+			v->ckpt.finishes_locked++;
+	}
+	if (r <= 0)
+		v->ckpt.ready = false;      /* else a pass runs: at the next commit */
+}
+
+/* After a durable commit, under mu. */
+static void ckpt_kick(struct vv_vault *v)
+{
+	uint32_t f;
+
+	if (!v->ckpt.run || v->ckpt.busy || v->ckpt.kick || v->ckpt.ready)
+		return;
+	f = vv_meta_wal_frames(v->meta);
+	if (f >= v->ckpt.frames || (f && v->cm.low_space)) {
+		v->ckpt.kick = true;
+		pthread_cond_signal(&v->ckpt.cv);
+	}
+}
+
+static void *ckpt_thread(void *arg)
+{
+	struct vv_vault *v = arg;
+	int log, done, r;
+
+	pthread_mutex_lock(&v->mu);
+	for (;;) {
+		while (v->ckpt.run && !v->ckpt.kick)
+			pthread_cond_wait(&v->ckpt.cv, &v->mu);
+		if (!v->ckpt.run)
+			break;
+		v->ckpt.kick = false;
+		v->ckpt.busy = true;
+		pthread_mutex_unlock(&v->mu);
+		r = vv_meta_ckpt_pass(v->meta, v->ckpt.test_hook, v->ckpt.test_ctx, &log, &done);
+		pthread_mutex_lock(&v->mu);
+		v->ckpt.busy = false;
+		v->ckpt.passes++;
+		if (r == 0 && log == done && log > 0) {
+			v->ckpt.ready = true;
+			v->ckpt.caught = (uint32_t)log;
+		}
+		pthread_cond_broadcast(&v->ckpt.cv);
+	}
+	pthread_mutex_unlock(&v->mu);
+	return NULL;
+}
+
+void vault_ckpt_start(struct vv_vault *v, uint32_t frames)
+{
+	if (v->ckpt.run || (v->flags & VV_VAULT_READONLY))
+		return;
+	v->ckpt.frames = frames ? frames : 1000;
+	if (pthread_cond_init(&v->ckpt.cv, NULL) != 0)
+		return;
+	if (vv_meta_ckpt_open(v->meta) < 0)
+		goto fail;                  /* logged; SQLite checkpoints in commits */
+	v->ckpt.run = true;
+	if (pthread_create(&v->ckpt.thread, NULL, ckpt_thread, v) != 0) {
+		v->ckpt.run = false;
+		vv_log(VV_LOG_WARN, "vault: no checkpointer thread; commits checkpoint the WAL");
+		goto fail;
+	}
+	return;
+fail:
+	vv_meta_ckpt_close(v->meta);        /* SQLite checkpoints in commits again */
+	pthread_cond_destroy(&v->ckpt.cv);
+}
+
+void vault_ckpt_stop(struct vv_vault *v)
+{
+	if (!v->ckpt.run)
+		return;
+	pthread_mutex_lock(&v->mu);
+	v->ckpt.run = false;
+	pthread_cond_broadcast(&v->ckpt.cv);
+	pthread_mutex_unlock(&v->mu);
+	pthread_join(v->ckpt.thread, NULL);
+	pthread_cond_destroy(&v->ckpt.cv);
 }
 
 /* --- the full-disk reserve (DESIGN invariant 6) ------------------------------
@@ -352,6 +493,8 @@ static int commit(struct vv_vault *v, bool anchor, bool unlock)
 	if ((r = sync_to(v, v->cm.written, unlock)) < 0)
 		return r;
 	wal_headroom(v);
+	ckpt_settle(v);
+	ckpt_kick(v);
 	if (!anchor)
 		return 0;
 	if (v->cm.anchor_lags)

@@ -223,6 +223,26 @@ struct vault_commits {
 	pthread_cond_t synced;           /* with mu: a WAL or chunk sync ended */
 };
 
+/* The checkpointer thread (vault_commit.c): copies the WAL into meta.db
+ * through its own connection, outside v->mu; fields under v->mu. */
+struct vault_ckpt {
+	pthread_t thread;
+	bool run;                        /* the thread exists and goes on */
+	bool kick;                       /* a pass is wanted */
+	bool busy;                       /* a pass runs (outside mu) */
+	bool ready;                      /* the last pass copied every frame
+	                                    committed before it: ckpt_settle */
+	uint32_t caught;                 /* ... the WAL's frames then */
+	uint32_t frames;                 /* WAL frames that start a pass */
+	pthread_cond_t cv;               /* with v->mu: kick, or stop */
+	uint64_t passes, finishes;       /* for tests and the log */
+	uint64_t finishes_locked;        /* finishes that copied frames under mu */
+	void (*test_hook)(void *);       /* tests: called in each pass, before
+	                                    SQLite's checkpoint (meta's ckpt lock
+	                                    held, not v->mu) */
+	void *test_ctx;
+};
+
 /* The ticker thread that batches commits (vault.c). */
 struct vault_ticker {
 	pthread_t thread;
@@ -305,6 +325,7 @@ struct vv_vault {
 	struct vault_commits cm;
 	struct vault_audit_state aud;
 	struct vault_ticker tick;
+	struct vault_ckpt ckpt;
 	struct vault_sealer seal;
 	struct vault_trash trash;
 	struct vault_snap_sched snaps;
@@ -361,6 +382,11 @@ int vault_commit_anchor(struct vv_vault *v);   /* also the anchor; under mu */
  * it (group commit): for callers that keep no state across the call (the
  * ticker, fsync, sync).  Under mu (released and retaken). */
 int vault_commit_group(struct vv_vault *v, bool anchor);
+/* The checkpointer thread (read-write vaults): start after open's first
+ * commit, stop before meta closes (not under mu).  Without it (its
+ * connection could not be opened) commits checkpoint as SQLite does. */
+void vault_ckpt_start(struct vv_vault *v, uint32_t frames);
+void vault_ckpt_stop(struct vv_vault *v);
 /* Wait until no WAL sync runs outside mu (before closing meta).  Under mu. */
 void vault_commit_quiesce(struct vv_vault *v);
 void vault_unlink_later(struct vv_vault *v, const uint8_t id[VV_CHUNK_ID_BYTES]);  /* under mu */

@@ -92,17 +92,35 @@ chmod 600 "$B/pass"
 # timed FS WORKLOAD UNIT CMD...: run CMD, record seconds (UNIT s) or MB/s
 # of SIZE_MB (UNIT mbs).
 timed() {
-	local fs=$1 w=$2 unit=$3 t0 t1 v
+	local fs=$1 w=$2 unit=$3 t0 t1 v c0=
 	shift 3
+	case $fs:$w in vecvault:tar_extract | vvref:tar_extract | vecvault:rsync | vvref:rsync)
+		c0=$(daemon_cost "$fs") ;;
+	esac
 	t0=$(now_us)
 	"$@"
 	t1=$(now_us)
+	if [ -n "$c0" ]; then      # the daemon's CPU ticks and context switches
+		set -- $c0 $(daemon_cost "$fs")
+		[ $# = 4 ] && record "$fs" "$w.ticks" $(($3 - $1)) && record "$fs" "$w.csw" $(($4 - $2))
+	fi
 	if [ "$unit" = mbs ]; then
 		v=$(awk -v mb="$SIZE_MB" -v us=$((t1 - t0)) 'BEGIN { printf "%.2f", mb / (us / 1e6) }')
 	else
 		v=$(awk -v us=$((t1 - t0)) 'BEGIN { printf "%.4f", us / 1e6 }')
 	fi
 	record "$fs" "$w" "$v"
+}
+
+# daemon_cost FS: "TICKS SWITCHES" of FS's daemon so far: utime + stime
+# (clock ticks, all threads) and voluntary + involuntary context switches
+# summed over its threads (only a thread alive at both reads counts fully).
+daemon_cost() {
+	local p
+	p=$(cat "$B/$1/pid" 2>/dev/null) || return 0
+	awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { printf "%d ", t }' "/proc/$p/stat" 2>/dev/null &&
+	cat /proc/"$p"/task/*/status 2>/dev/null |
+		awk '/^(non)?voluntary_ctxt_switches/ { n += $2 } END { printf "%d\n", n }'
 }
 
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "${REP:-perf}" "$3" >> "$RES"; }
@@ -227,7 +245,11 @@ lines = [("seq_write", "MB/s", "seq write %s MiB + fsync" % size_mb),
          ("ls_lR_cold", "s", "ls -lR, cold"),
          ("rm_rf", "s", "rm -rf tree"),
          ("rsync", "s", "rsync -a into mount"),
-         ("rsync_nochange", "s", "rsync -a, no change")]
+         ("rsync_nochange", "s", "rsync -a, no change"),
+         ("tar_extract.ticks", "ticks", "tar -x: daemon CPU"),
+         ("tar_extract.csw", "switches", "tar -x: daemon ctx sw"),
+         ("rsync.ticks", "ticks", "rsync -a: daemon CPU"),
+         ("rsync.csw", "switches", "rsync -a: daemon ctx sw")]
 peers = [f for f in fss if f in ("gocryptfs", "securefs")]
 short = {"plain": "plain", "passthrough": "passthru", "vecvault": "vecvault", "vvref": "vvref",
          "gocryptfs": "gocryptfs", "securefs": "securefs"}
@@ -249,6 +271,8 @@ hdr = ["workload", "unit"] + [short[f] for f in fss] + \
 rows = []
 for w, unit, label in lines:
     med = {f: statistics.median(data[(w, f)]) for f in fss if data.get((w, f))}
+    if not med:
+        continue
     row = [label, unit] + [fmt(data.get((w, f), [])) for f in fss]
     vv, pl, pt = med.get("vecvault"), med.get("plain"), med.get("passthrough")
     # vv/plain in the line's own unit: throughput fraction or time multiple

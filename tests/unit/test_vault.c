@@ -1057,6 +1057,163 @@ static void test_inline_growth_crash(void)
 	free(buf);
 }
 
+/* --- the checkpointer (vault_commit.c) ------------------------------------------ */
+
+struct ckpt_gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool inside, open;
+};
+
+/* Runs inside a pass, holding meta's checkpoint lock: stays there until
+ * the test opens the gate. */
+static void ckpt_gate_hook(void *arg)
+{
+	struct ckpt_gate *g = arg;
+
+	pthread_mutex_lock(&g->mu);
+	g->inside = true;
+	pthread_cond_broadcast(&g->cv);
+	while (!g->open)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *b = NULL;
+	long n;
+
+	*len = 0;
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+	    (b = malloc((size_t)n + 1)) && fread(b, 1, (size_t)n, f) == (size_t)n)
+		*len = (size_t)n;
+	fclose(f);
+	return b;
+}
+
+/* Files f<base>..f<base+n-1> of a few hundred bytes, a sync every 10. */
+static int ckpt_files(struct vv_vault *v, uint64_t dir, int base, int n)
+{
+	char name[32], data[300];
+	uint64_t ino;
+	int r = 0;
+
+	for (int i = base; r == 0 && i < base + n; i++) {
+		snprintf(name, sizeof(name), "f%05d", i);
+		memset(data, 'a' + i % 26, sizeof(data));
+		r = vt_write_file(v, &root_c, dir, name, (const uint8_t *)data, sizeof(data), 0644, &ino);
+		if (r == 0 && i % 10 == 9)
+			r = vv_vault_sync(v);
+	}
+	return r;
+}
+
+/* Commits never checkpoint (SQLite did, inside the commit that passed
+ * 1000 frames, under the vault lock): with a pass held inside its
+ * checkpoint, commits go on and meta.db is not written by any of them;
+ * once it goes on, passes and the finishing step keep the WAL small (it
+ * starts over), and everything is there after a reopen. */
+static void test_checkpointer(void)
+{
+	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT,
+				   .state_dir = state, .ckpt_frames = 20 };
+	struct ckpt_gate g = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	char st[400], sa[400], db[420], wal[420];
+	struct vv_vault *v = NULL;
+	struct vv_attr d, a;
+	uint8_t *b0, *b1;
+	size_t l0, l1;
+	struct stat sb;
+	uint64_t passes, finishes;
+	int r, base = 0;
+
+	snprintf(st, sizeof(st), "%s/ckstore", top);
+	snprintf(sa, sizeof(sa), "%s/ckstate", top);
+	snprintf(db, sizeof(db), "%s/meta.db", st);
+	snprintf(wal, sizeof(wal), "%s/meta.db-wal", st);
+	mkdir(sa, 0700);
+	o.state_dir = sa;
+	is_int(vv_vault_create_store(st, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
+				     VV_VAULT_ALLOW_TEST_KDF, 0, 0, sa), 0, "ckpt: create a store");
+	is_int(vv_vault_open(st, PASS, strlen(PASS), &o, &v), 0, "ckpt: open with a 20-frame bound");
+	if (!v)
+		return;
+	ok(v->ckpt.run, "ckpt: the checkpointer thread runs");
+	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "c", 0755, &d), 0, "ckpt: mkdir");
+	pthread_mutex_lock(&v->mu);
+	v->ckpt.test_hook = ckpt_gate_hook;
+	v->ckpt.test_ctx = &g;
+	pthread_mutex_unlock(&v->mu);
+	/* Until a pass is held inside its checkpoint. */
+	r = 0;
+	for (int round = 0; r == 0 && round < 200; round++) {
+		pthread_mutex_lock(&g.mu);
+		bool in = g.inside;
+		pthread_mutex_unlock(&g.mu);
+		if (in)
+			break;
+		r = ckpt_files(v, d.ino, base, 20);
+		base += 20;
+	}
+	pthread_mutex_lock(&g.mu);
+	ok(g.inside, "ckpt: a pass started once the WAL passed the bound");
+	pthread_mutex_unlock(&g.mu);
+	is_int(r, 0, "ckpt: files written and synced");
+	b0 = slurp(db, &l0);
+	r = ckpt_files(v, d.ino, base, 1000);
+	base += 1000;
+	is_int(r, 0, "ckpt: 1000 files and 100 syncs while the pass is held in its checkpoint");
+	b1 = slurp(db, &l1);
+	ok(b0 && b1 && l0 == l1 && memcmp(b0, b1, l0) == 0,
+	   "ckpt: no commit wrote meta.db (none ran a checkpoint)");
+	/* past SQLite's automatic checkpoint, which the commits ran before */
+	ok(vv_meta_wal_frames(v->meta) > 1000, "ckpt: the WAL grew past 1000 frames meanwhile");
+	printf("# %u frames in the WAL\n", vv_meta_wal_frames(v->meta));
+	free(b0);
+	free(b1);
+	pthread_mutex_lock(&g.mu);
+	g.open = true;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	r = ckpt_files(v, d.ino, base, 1500);
+	base += 1500;
+	is_int(r, 0, "ckpt: 1500 more files with the checkpointer free");
+	pthread_mutex_lock(&v->mu);
+	passes = v->ckpt.passes;
+	finishes = v->ckpt.finishes;
+	pthread_mutex_unlock(&v->mu);
+	ok(passes > 2 && finishes > 0, "ckpt: passes ran and caught up");
+	ok(vv_meta_wal_frames(v->meta) < 400, "ckpt: the WAL started over");
+	printf("# %u frames in the WAL\n", vv_meta_wal_frames(v->meta));
+	printf("# %llu passes, %llu finishing steps (%llu copied frames under the lock)\n",
+	       (unsigned long long)passes, (unsigned long long)finishes,
+	       (unsigned long long)v->ckpt.finishes_locked);
+	b1 = slurp(db, &l1);
+	ok(b1 && l1 > l0, "ckpt: the passes wrote meta.db");
+	free(b1);
+	/* Its largest: the 1000 files of the held pass (SQLite's
+	 * journal_size_limit truncates it to 4 MiB when it starts over). */
+	ok(stat(wal, &sb) == 0 && sb.st_size <= (4 << 20), "ckpt: the WAL file within its limit");
+	printf("# WAL %lld bytes\n", (long long)sb.st_size);
+	is_int(vv_vault_close(v), 0, "ckpt: close");
+	v = NULL;
+	is_int(vv_vault_open(st, PASS, strlen(PASS), &o, &v), 0, "ckpt: reopen");
+	if (!v)
+		return;
+	is_int(vv_vault_lookup(v, &root_c, d.ino, "f00000", &a), 0, "ckpt: the first file is there");
+	{
+		char name[32];
+		snprintf(name, sizeof(name), "f%05d", base - 1);
+		is_int(vv_vault_lookup(v, &root_c, d.ino, name, &a), 0, "ckpt: the last file is there");
+		is_int((int)a.size, 300, "ckpt: with its size");
+	}
+	is_int(vv_vault_close(v), 0, "ckpt: close again");
+}
+
 int main(void)
 {
 	struct vv_vault *v;
@@ -1175,6 +1332,7 @@ int main(void)
 	vv_vault_close(v);
 
 	test_inline_growth_crash();
+	test_checkpointer();
 	test_knn();
 	test_handles_and_links();
 	test_fairq();

@@ -115,6 +115,10 @@ struct vv_vault_opts {
 	size_t backup_passlen;
 	uint32_t backup_every;
 	uint32_t backup_keep_hourly, backup_keep_daily, backup_keep_weekly, backup_keep_monthly;
+	/* WAL frames after which the checkpointer thread copies the WAL into
+	 * meta.db beside the commits (docs/design.md "Commit pipeline");
+	 * 0 = 1000, SQLite's own default.  Tests set it low. */
+	uint32_t ckpt_frames;
 	vv_progress_fn progress;     /* long work reports here (vv_vault_fsck:
 	                                blocks checked); NULL = nobody asks */
 	void *progress_ctx;
