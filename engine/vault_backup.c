@@ -1652,7 +1652,7 @@ int vv_repo_restore_finish(struct vv_restore_target *t, struct vv_repo *repo, co
 		rsay(&s, "manifest %s: %s", id_hex, r == VV_ECORRUPT && vv_repo_why(repo)[0] ?
 		     vv_repo_why(repo) : r == VV_ECORRUPT ? "altered, truncated or not of this "
 		     "repository (does not authenticate)" : vv_strerror(r));
-		return r;
+		goto out;
 	}
 	qsort(m.inodes, m.ninodes, sizeof(*m.inodes), r_cmp_ino);
 	qsort(m.dirents, m.ndirents, sizeof(*m.dirents), r_cmp_de);

@@ -100,7 +100,7 @@ vv_umount "$R"
 kill "$wp" 2>/dev/null; wait "$wp" 2>/dev/null || true
 
 # A chunk DEST lost: not trusted; the snapshot way sends it again.
-obj=$(find "$D/objects" -type f ! -name '.tmp-*' | head -1)
+obj=$(find "$D/objects" -type f ! -name '.tmp-*' -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
 rm -f "$obj"
 out=$(bk)
 echo "# $out"
