@@ -673,7 +673,16 @@ static struct mc_repo {
 	size_t n, cap;
 	struct mc_pack *pk;
 	size_t npk, cappk;
+	/* The rows of the last manifest stored here and their packs: a run
+	 * whose rows begin with the same bytes names the same packs for that
+	 * prefix without cutting or hashing it again (encode_v2).  Plaintext
+	 * metadata, as SQLite's page cache holds it; zeroed when dropped. */
+	uint8_t *rows;
+	size_t rlen;
+	struct vv_bk_pack *rpk;
+	size_t nrpk;
 } mc[KC_MAX];
+#define MC_ROWS_MAX (64u << 20)        /* larger rows are not kept */
 
 static void mc_drop(struct mc_repo *c)
 {
@@ -681,6 +690,10 @@ static void mc_drop(struct mc_repo *c)
 		free(c->man[i].o);
 	free(c->man);
 	free(c->pk);
+	if (c->rows)
+		vv_memzero(c->rows, c->rlen);
+	free(c->rows);
+	free(c->rpk);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -1872,9 +1885,9 @@ static int encode_v2(struct vv_repo *r, const struct vv_manifest *m, uint8_t **o
 	struct vv_manifest sm = *m;
 	struct obuf rows = { 0 }, o = { 0 };
 	struct vv_bk_pack *pk = NULL;
-	size_t npk = 0, cap = 0;
+	size_t npk = 0, cap = 0, off0 = 0;
 	uint64_t g[256];
-	int e;
+	int e = 0;
 
 	/* Objects in chunk order whatever order the copy found them in. */
 	if (m->nobjs) {
@@ -1887,7 +1900,47 @@ static int encode_v2(struct vv_repo *r, const struct vv_manifest *m, uint8_t **o
 	enc_rows(&rows, &sm);
 	if ((e = rows.err) < 0 || (e = gear_table(r, g)) < 0)
 		goto out;
-	for (size_t off = 0, n; off < rows.len; off += n) {
+	if (r->cache) {
+		/* The prefix the last run's rows share: its pieces and cuts are
+		 * the same (a cut depends only on the bytes before it), except a
+		 * last piece that ended with those rows rather than at a cut. */
+		size_t same = 0, at = 0;
+		struct mc_repo *c;
+		pthread_mutex_lock(&kc_mu);
+		c = mc_of(r->id);
+		if (c->rows) {
+			size_t lim = c->rlen < rows.len ? c->rlen : rows.len;
+			while (same < lim) {
+				size_t b = lim - same < 65536 ? lim - same : 65536;
+				if (memcmp(c->rows + same, rows.p + same, b) != 0)
+					break;
+				same += b;
+			}
+			while (same < lim && c->rows[same] == rows.p[same])
+				same++;
+			for (size_t i = 0; i < c->nrpk; i++) {
+				size_t end = at + c->rpk[i].plen;
+				if (end > same || (end == c->rlen && (same != c->rlen || rows.len != c->rlen)))
+					break;
+				if ((e = grow((void **)&pk, &cap, npk, sizeof(*pk))) < 0)
+					break;
+				pk[npk++] = c->rpk[i];
+				at = end;
+			}
+		}
+		pthread_mutex_unlock(&kc_mu);
+		if (e < 0)
+			goto out;
+		/* Still there at their size, else sealed and written again. */
+		for (size_t i = 0; i < npk; i++)
+			if (!vv_repo_object_have(r, pk[i].name, pk[i].size)) {
+				npk = i;
+				break;
+			}
+		for (size_t i = 0; i < npk; i++)
+			off0 += pk[i].plen;
+	}
+	for (size_t off = off0, n; off < rows.len; off += n) {
 		n = pack_cut(g, rows.p + off, rows.len - off);
 		if ((e = grow((void **)&pk, &cap, npk, sizeof(*pk))) < 0 ||
 		    (e = pack_put(r, rows.p + off, n, &pk[npk])) < 0)
@@ -1895,6 +1948,26 @@ static int encode_v2(struct vv_repo *r, const struct vv_manifest *m, uint8_t **o
 		npk++;
 	}
 	r->pk_named = npk;
+	if (r->cache && rows.len <= MC_ROWS_MAX) {
+		/* Keep these rows (handed over, not copied) for the next run. */
+		struct vv_bk_pack *keep = malloc(npk * sizeof(*keep) + 1);
+		struct mc_repo *c;
+		if (keep) {
+			memcpy(keep, pk, npk * sizeof(*keep));
+			pthread_mutex_lock(&kc_mu);
+			c = mc_of(r->id);
+			if (c->rows)
+				vv_memzero(c->rows, c->rlen);
+			free(c->rows);
+			free(c->rpk);
+			c->rows = rows.p;
+			c->rlen = rows.len;
+			c->rpk = keep;
+			c->nrpk = npk;
+			pthread_mutex_unlock(&kc_mu);
+			rows.p = NULL;
+		}
+	}
 	enc_head(&o, m);
 	ob_u32(&o, (uint32_t)npk);
 	for (size_t i = 0; i < npk; i++) {
