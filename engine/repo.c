@@ -276,7 +276,8 @@ static int subdir(struct vv_repo *r, int dirfd, const char *name, bool create, i
 	return 0;
 }
 
-static int read_at(int dirfd, const char *name, size_t max, uint8_t **out, size_t *len)
+static int read_at_how(int dirfd, const char *name, size_t max, bool direct, uint8_t **out,
+		       size_t *len)
 {
 	struct stat st;
 	uint8_t *b = NULL;
@@ -297,8 +298,9 @@ static int read_at(int dirfd, const char *name, size_t max, uint8_t **out, size_
 		r = VV_EFBIG;
 		goto out;
 	}
-	/* Aligned: a manifest of megabytes is read O_DIRECT. */
-	if (!(b = vv_repo_buf_alloc((size_t)st.st_size))) {
+	/* Aligned: a manifest of megabytes is read O_DIRECT; not: through
+	 * the page cache (metadata packs: small, read again by every list). */
+	if (!(b = direct ? vv_repo_buf_alloc((size_t)st.st_size) : malloc(st.st_size ? (size_t)st.st_size : 1))) {
 		r = VV_ENOMEM;
 		goto out;
 	}
@@ -311,6 +313,11 @@ out:
 	free(b);
 	close(fd);
 	return r;
+}
+
+static int read_at(int dirfd, const char *name, size_t max, uint8_t **out, size_t *len)
+{
+	return read_at_how(dirfd, name, max, true, out, len);
 }
 
 /* tmp + write + fsync + rename in dirfd; the directory is not synced. */
@@ -1788,6 +1795,31 @@ out:
 	return e;
 }
 
+/* A pack's bytes (buffered: small, and read by every list and index),
+ * checked against its name: VV_ENOENT, VV_ECORRUPT. */
+static int pack_read(struct vv_repo *r, const struct vv_bk_pack *pk, const char *hex, uint8_t **out,
+		     size_t *len)
+{
+	uint8_t got[VV_REPO_NAME_BYTES];
+	char xx[3] = { hex[0], hex[1], 0 };
+	int dfd = -1, e;
+
+	*out = NULL;
+	if ((e = subdir(r, r->objfd, xx, false, &dfd)) < 0)
+		return e;
+	e = read_at_how(dfd, hex, pk->size, false, out, len);
+	close(dfd);
+	if (e == VV_EFBIG)
+		e = VV_ECORRUPT;
+	if (e == 0 && ((e = vv_repo_object_name(r, *out, *len, got)) < 0 ||
+		       !vv_memeq_ct(got, pk->name, sizeof(got)))) {
+		free(*out);
+		*out = NULL;
+		e = e < 0 ? e : VV_ECORRUPT;
+	}
+	return e;
+}
+
 /* Append the piece pack pk holds to rows (capacity checked by the
  * caller): its object must hash to its name, have its size, open. */
 static int pack_open(struct vv_repo *r, const struct vv_bk_pack *pk, uint8_t *rows)
@@ -1798,7 +1830,7 @@ static int pack_open(struct vv_repo *r, const struct vv_bk_pack *pk, uint8_t *ro
 	int e;
 
 	vv_hex_encode(hex, pk->name, VV_REPO_NAME_BYTES);
-	if ((e = vv_repo_object_read(r, pk->name, &f, &len)) < 0) {
+	if ((e = pack_read(r, pk, hex, &f, &len)) < 0) {
 		snprintf(r->why, sizeof(r->why), "metadata pack %s: %s", hex, e == VV_ENOENT ? "missing" :
 			 e == VV_ECORRUPT ? "altered: its bytes do not match its name" : vv_strerror(e));
 		return e == VV_ENOENT ? VV_ECORRUPT : e;
