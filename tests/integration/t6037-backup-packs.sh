@@ -79,6 +79,21 @@ vv_mount "$T/r0" "$T/rm0" --passfile "$NP"
 check "to the same files" test "$(sums "$T/rm0")" = "$want"
 vv_umount "$T/rm0"
 
+# Restore makes the new store while the repository is unlocked: a wrong
+# repository passphrase or a bad ID leaves no store; a NEWSTORE that holds
+# something is refused and left as it was.
+printf 'wrong\n' > "$T/.wrong"; chmod 600 "$T/.wrong"
+expect_fail "restore with a wrong repository passphrase fails" \
+	"$VV_BIN" backup restore "$D" "$ID" "$T/rw" --repo-passfile "$T/.wrong" --passfile "$NP" --kdf test
+check "and leaves no store" test ! -e "$T/rw"
+expect_fail "restore of an unknown backup fails" \
+	"$VV_BIN" backup restore "$D" ffffffff "$T/rw" --repo-passfile "$RP" --passfile "$NP" --kdf test
+check "and leaves no store" test ! -e "$T/rw"
+mkdir "$T/rfull"; echo keep > "$T/rfull/mine"
+expect_fail "restore into a NEWSTORE that holds a file fails" \
+	"$VV_BIN" backup restore "$D" "$ID" "$T/rfull" --repo-passfile "$RP" --passfile "$NP" --kdf test
+check "and leaves it as it was" test "$(ls -A "$T/rfull")" = mine -a "$(cat "$T/rfull/mine")" = keep
+
 # Tampering with the packs (on copies of the repository).
 cp -a "$D" "$T/pristine"
 reset() { rm -rf "$D"; cp -a "$T/pristine" "$D"; }
