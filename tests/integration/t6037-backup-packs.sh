@@ -94,6 +94,15 @@ expect_fail "restore into a NEWSTORE that holds a file fails" \
 	"$VV_BIN" backup restore "$D" "$ID" "$T/rfull" --repo-passfile "$RP" --passfile "$NP" --kdf test
 check "and leaves it as it was" test "$(ls -A "$T/rfull")" = mine -a "$(cat "$T/rfull/mine")" = keep
 
+# forget --prune keeps what the remaining manifest names (and leaves only
+# packs the last backup names, for the tampering below).
+check "forget --keep-daily 1 --prune" "$VV_BIN" backup forget "$D" --keep-daily 1 --prune --passfile "$RP"
+check "the kept backup verifies after the prune" "$VV_BIN" backup verify "$D" --read-data --passfile "$RP"
+check "and restores" "$VV_BIN" backup restore "$D" "$ID" "$T/r5" --repo-passfile "$RP" --passfile "$NP" --kdf test
+vv_mount "$T/r5" "$T/rm5" --passfile "$NP"
+check "to the same files" test "$(sums "$T/rm5")" = "$want"
+vv_umount "$T/rm5"
+
 # Tampering with the packs (on copies of the repository).
 cp -a "$D" "$T/pristine"
 reset() { rm -rf "$D"; cp -a "$T/pristine" "$D"; }
@@ -131,14 +140,6 @@ expect_fail "a pack replaced by another one: restore refuses" restore_to "$T/r4"
 check "and leaves no store" test ! -e "$T/r4"
 reset
 check "the pristine copy verifies" "$VV_BIN" backup verify "$D" --read-data --passfile "$RP"
-
-# forget --prune keeps what the remaining manifest names.
-check "forget --keep-daily 1 --prune" "$VV_BIN" backup forget "$D" --keep-daily 1 --prune --passfile "$RP"
-check "the kept backup verifies after the prune" "$VV_BIN" backup verify "$D" --read-data --passfile "$RP"
-check "and restores" "$VV_BIN" backup restore "$D" "$ID" "$T/r5" --repo-passfile "$RP" --passfile "$NP" --kdf test
-vv_mount "$T/r5" "$T/rm5" --passfile "$NP"
-check "to the same files" test "$(sums "$T/rm5")" = "$want"
-vv_umount "$T/rm5"
 
 # rsync -a of DEST while backups are being written: every copy verifies
 # (as of the last backup complete when the copy was taken).
