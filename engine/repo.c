@@ -80,7 +80,14 @@
 #define BODY_MAGIC "VVBKBODY"
 #define REPO_VERSION 2                     /* written by init; 1 is still read */
 #define REPO_VERSION_MIN 1
-#define MAN_VERSION 1
+#define MAN_VERSION 2                      /* written; 1 (rows inline) is still read */
+#define MAN_VERSION_MIN 1
+#define PACK_MAGIC "VVBKPACK"
+#define PACK_HDR (8 + VV_XNONCE_BYTES)     /* magic, nonce; then ct, tag */
+#define PACK_PAD 4096                      /* u32 length + piece + zeros: a multiple */
+#define PACK_MIN (16u << 10)               /* content-defined cuts: no piece shorter, */
+#define PACK_MAX (256u << 10)              /* ... none longer (but the last), */
+#define PACK_MASK ((1u << 16) - 1)         /* ... about 64 KiB past the minimum */
 #define SLOT_BYTES (4 + 8 + 8 + VV_SALT_BYTES + VV_WRAPPED_BYTES)
 #define CONF_HDR 40
 #define CONF_MAX (CONF_HDR + 16 * SLOT_BYTES + VV_MAC_BYTES)
@@ -99,6 +106,9 @@ struct vv_repo {
 	uint8_t id[VV_REPO_ID_BYTES];
 	uint8_t *key;                      /* secure: repo key */
 	uint8_t *kman, *kobj, *kcoll;      /* secure: subkeys */
+	uint8_t *kpack, *kpackn, *kgear;   /* secure: metadata packs (seal, nonce, cuts) */
+	char why[160];                     /* vv_repo_why */
+	uint64_t pk_named, pk_written, pk_bytes;   /* vv_repo_packs_stats */
 	bool dirty[256], objdirty;         /* objects/XX and objects/ to fsync */
 	/* Objects written under their tmp name, write-back started, not yet
 	 * synced nor renamed (vv_repo_object_put, flush_pending); under pmu. */
@@ -266,7 +276,8 @@ static int subdir(struct vv_repo *r, int dirfd, const char *name, bool create, i
 	return 0;
 }
 
-static int read_at(int dirfd, const char *name, size_t max, uint8_t **out, size_t *len)
+static int read_at_how(int dirfd, const char *name, size_t max, bool direct, uint8_t **out,
+		       size_t *len)
 {
 	struct stat st;
 	uint8_t *b = NULL;
@@ -287,8 +298,9 @@ static int read_at(int dirfd, const char *name, size_t max, uint8_t **out, size_
 		r = VV_EFBIG;
 		goto out;
 	}
-	/* Aligned: a manifest of megabytes is read O_DIRECT. */
-	if (!(b = vv_repo_buf_alloc((size_t)st.st_size))) {
+	/* Aligned: a manifest of megabytes is read O_DIRECT; not: through
+	 * the page cache (metadata packs: small, read again by every list). */
+	if (!(b = direct ? vv_repo_buf_alloc((size_t)st.st_size) : malloc(st.st_size ? (size_t)st.st_size : 1))) {
 		r = VV_ENOMEM;
 		goto out;
 	}
@@ -301,6 +313,11 @@ out:
 	free(b);
 	close(fd);
 	return r;
+}
+
+static int read_at(int dirfd, const char *name, size_t max, uint8_t **out, size_t *len)
+{
+	return read_at_how(dirfd, name, max, true, out, len);
 }
 
 /* tmp + write + fsync + rename in dirfd; the directory is not synced. */
@@ -337,10 +354,12 @@ static void slot_ad(const uint8_t id[VV_REPO_ID_BYTES], uint32_t idx, uint8_t ad
 static int subkeys(struct vv_repo *r)
 {
 	if (!(r->kman = vv_secure_alloc(VV_KEY_BYTES)) || !(r->kobj = vv_secure_alloc(VV_KEY_BYTES)) ||
-	    !(r->kcoll = vv_secure_alloc(VV_KEY_BYTES)))
+	    !(r->kcoll = vv_secure_alloc(VV_KEY_BYTES)) || !(r->kpack = vv_secure_alloc(VV_KEY_BYTES)) ||
+	    !(r->kpackn = vv_secure_alloc(VV_KEY_BYTES)) || !(r->kgear = vv_secure_alloc(VV_KEY_BYTES)))
 		return VV_ENOMEM;
 	if (vv_subkey(r->kman, r->key, 1, "vvbkmani") < 0 || vv_subkey(r->kobj, r->key, 1, "vvbkobjn") < 0 ||
-	    vv_subkey(r->kcoll, r->key, 1, "vvbkcoll") < 0)
+	    vv_subkey(r->kcoll, r->key, 1, "vvbkcoll") < 0 || vv_subkey(r->kpack, r->key, 1, "vvbkpack") < 0 ||
+	    vv_subkey(r->kpackn, r->key, 1, "vvbkpakn") < 0 || vv_subkey(r->kgear, r->key, 1, "vvbkgear") < 0)
 		return VV_ECRYPTO;
 	return 0;
 }
@@ -644,19 +663,44 @@ struct mc_man {
 	size_t n;
 };
 
+/* A metadata pack this daemon sealed or found, by the keyed hash of its
+ * piece of the rows (pack_hash): an unchanged piece is neither sealed nor
+ * written again (still checked present at its size before being named). */
+struct mc_pack {
+	uint8_t ph[VV_MAC_BYTES];
+	struct vv_bk_pack p;
+};
+#define MC_PACKS_MAX 65536
+
 static struct mc_repo {
 	bool used;
 	uint64_t last;
 	uint8_t id[VV_REPO_ID_BYTES];
 	struct mc_man *man;
 	size_t n, cap;
+	struct mc_pack *pk;
+	size_t npk, cappk;
+	/* The rows of the last manifest stored here and their packs: a run
+	 * whose rows begin with the same bytes names the same packs for that
+	 * prefix without cutting or hashing it again (encode_v2).  Plaintext
+	 * metadata, as SQLite's page cache holds it; zeroed when dropped. */
+	uint8_t *rows;
+	size_t rlen;
+	struct vv_bk_pack *rpk;
+	size_t nrpk;
 } mc[KC_MAX];
+#define MC_ROWS_MAX (64u << 20)        /* larger rows are not kept */
 
 static void mc_drop(struct mc_repo *c)
 {
 	for (size_t i = 0; i < c->n; i++)
 		free(c->man[i].o);
 	free(c->man);
+	free(c->pk);
+	if (c->rows)
+		vv_memzero(c->rows, c->rlen);
+	free(c->rows);
+	free(c->rpk);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -712,6 +756,33 @@ static void mc_add(struct mc_repo *c, const char *name, const struct vv_bk_objec
 	if (n)
 		memcpy(e->o, o, n * sizeof(*o));
 	c->n++;
+}
+
+static const struct vv_bk_pack *mc_pack_find(struct mc_repo *c, const uint8_t ph[VV_MAC_BYTES])
+{
+	for (size_t i = 0; i < c->npk; i++)
+		if (memcmp(c->pk[i].ph, ph, VV_MAC_BYTES) == 0)
+			return &c->pk[i].p;
+	return NULL;
+}
+
+/* Best effort: no memory, no entry; full, start again. */
+static void mc_pack_add(struct mc_repo *c, const uint8_t ph[VV_MAC_BYTES], const struct vv_bk_pack *p)
+{
+	if (mc_pack_find(c, ph))
+		return;
+	if (c->npk == MC_PACKS_MAX)
+		c->npk = 0;
+	if (c->npk == c->cappk) {
+		size_t cap = c->cappk ? 2 * c->cappk : 256;
+		struct mc_pack *np = realloc(c->pk, cap * sizeof(*np));
+		if (!np)
+			return;
+		c->pk = np;
+		c->cappk = cap;
+	}
+	memcpy(c->pk[c->npk].ph, ph, VV_MAC_BYTES);
+	c->pk[c->npk++].p = *p;
 }
 
 /* Keep only the manifests named in names (sorted). */
@@ -899,6 +970,9 @@ void vv_repo_close(struct vv_repo *r)
 	vv_secure_free(r->kman);
 	vv_secure_free(r->kobj);
 	vv_secure_free(r->kcoll);
+	vv_secure_free(r->kpack);
+	vv_secure_free(r->kpackn);
+	vv_secure_free(r->kgear);
 	free(r);
 }
 
@@ -1172,6 +1246,7 @@ void vv_manifest_free(struct vv_manifest *m)
 	free(m->dirents);
 	free(m->xattrs);
 	free(m->extents);
+	free(m->packs);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -1360,81 +1435,95 @@ static void ob_str(struct obuf *o, const char *s)
 	ob_put(o, s, n);
 }
 
+/* The body's fields up to and with the collections: what is this
+ * backup's own (ids, times, names, keys wrapped with a fresh nonce). */
+static void enc_head(struct obuf *o, const struct vv_manifest *m)
+{
+	ob_put(o, BODY_MAGIC, 8);
+	ob_put(o, m->id, VV_BACKUP_ID_BYTES);
+	ob_put(o, m->store_id, 16);
+	ob_u64(o, (uint64_t)m->info.created);
+	ob_u64(o, (uint64_t)m->info.snap_created);
+	ob_str(o, m->info.snapshot);
+	ob_str(o, m->info.tag);
+	ob_u64(o, m->info.files);
+	ob_u64(o, m->info.bytes);
+	ob_u32(o, m->root_coll);
+	ob_u32(o, (uint32_t)m->ncolls);
+	for (size_t i = 0; i < m->ncolls; i++) {
+		ob_u32(o, m->colls[i].id);
+		ob_put(o, m->colls[i].wrapped, VV_WRAPPED_BYTES);
+	}
+}
+
+/* The rows (objects to extents) and END!: the same bytes for the same
+ * metadata, whatever the backup. */
+static void enc_rows(struct obuf *o, const struct vv_manifest *m)
+{
+	ob_u64(o, m->nobjs);
+	for (size_t i = 0; i < m->nobjs; i++) {
+		ob_put(o, m->objs[i].chunk, VV_CHUNK_ID_BYTES);
+		ob_put(o, m->objs[i].name, VV_REPO_NAME_BYTES);
+		ob_u64(o, m->objs[i].size);
+	}
+	ob_u64(o, m->ninodes);
+	for (size_t i = 0; i < m->ninodes; i++) {
+		const struct vv_inode_row *r = &m->inodes[i].r;
+		ob_u64(o, r->ino);
+		ob_u64(o, r->gen);
+		ob_u32(o, r->mode);
+		ob_u32(o, r->uid);
+		ob_u32(o, r->gid);
+		ob_u32(o, r->nlink);
+		ob_u64(o, r->size);
+		ob_u64(o, r->rdev);
+		ob_u64(o, (uint64_t)r->atime);
+		ob_u64(o, (uint64_t)r->mtime);
+		ob_u64(o, (uint64_t)r->ctime);
+		ob_u64(o, r->parent);
+		ob_u32(o, r->coll);
+		ob_put(o, r->objid, VV_OBJID_BYTES);
+		ob_u64(o, r->stored);
+		ob_u32(o, m->inodes[i].datalen);
+		ob_put(o, m->inodes[i].data, m->inodes[i].datalen);
+	}
+	ob_u64(o, m->ndirents);
+	for (size_t i = 0; i < m->ndirents; i++) {
+		const struct vv_bk_dirent *d = &m->dirents[i];
+		ob_u64(o, d->parent);
+		ob_u64(o, d->id);
+		ob_u64(o, d->ino);
+		ob_u32(o, d->mode);
+		ob_str(o, d->name);
+	}
+	ob_u64(o, m->nxattrs);
+	for (size_t i = 0; i < m->nxattrs; i++) {
+		const struct vv_bk_xattr *x = &m->xattrs[i];
+		ob_u64(o, x->ino);
+		ob_str(o, x->name);
+		ob_u32(o, x->vlen);
+		ob_put(o, x->val, x->vlen);
+	}
+	ob_u64(o, m->nextents);
+	for (size_t i = 0; i < m->nextents; i++) {
+		const struct vv_bk_extent *e = &m->extents[i];
+		ob_u64(o, e->ino);
+		ob_u64(o, e->e.fblock);
+		ob_put(o, e->e.chunk_id, VV_CHUNK_ID_BYTES);
+		ob_u32(o, e->e.off);
+		ob_u32(o, e->e.len);
+		ob_u32(o, e->e.slot);
+	}
+	ob_put(o, "END!", 4);
+}
+
 int vv_manifest_encode(const struct vv_manifest *m, uint8_t **out, size_t *outlen)
 {
 	struct obuf o = { 0 };
 	static const uint8_t zero[BODY_PAD];
 
-	ob_put(&o, BODY_MAGIC, 8);
-	ob_put(&o, m->id, VV_BACKUP_ID_BYTES);
-	ob_put(&o, m->store_id, 16);
-	ob_u64(&o, (uint64_t)m->info.created);
-	ob_u64(&o, (uint64_t)m->info.snap_created);
-	ob_str(&o, m->info.snapshot);
-	ob_str(&o, m->info.tag);
-	ob_u64(&o, m->info.files);
-	ob_u64(&o, m->info.bytes);
-	ob_u32(&o, m->root_coll);
-	ob_u32(&o, (uint32_t)m->ncolls);
-	for (size_t i = 0; i < m->ncolls; i++) {
-		ob_u32(&o, m->colls[i].id);
-		ob_put(&o, m->colls[i].wrapped, VV_WRAPPED_BYTES);
-	}
-	ob_u64(&o, m->nobjs);
-	for (size_t i = 0; i < m->nobjs; i++) {
-		ob_put(&o, m->objs[i].chunk, VV_CHUNK_ID_BYTES);
-		ob_put(&o, m->objs[i].name, VV_REPO_NAME_BYTES);
-		ob_u64(&o, m->objs[i].size);
-	}
-	ob_u64(&o, m->ninodes);
-	for (size_t i = 0; i < m->ninodes; i++) {
-		const struct vv_inode_row *r = &m->inodes[i].r;
-		ob_u64(&o, r->ino);
-		ob_u64(&o, r->gen);
-		ob_u32(&o, r->mode);
-		ob_u32(&o, r->uid);
-		ob_u32(&o, r->gid);
-		ob_u32(&o, r->nlink);
-		ob_u64(&o, r->size);
-		ob_u64(&o, r->rdev);
-		ob_u64(&o, (uint64_t)r->atime);
-		ob_u64(&o, (uint64_t)r->mtime);
-		ob_u64(&o, (uint64_t)r->ctime);
-		ob_u64(&o, r->parent);
-		ob_u32(&o, r->coll);
-		ob_put(&o, r->objid, VV_OBJID_BYTES);
-		ob_u64(&o, r->stored);
-		ob_u32(&o, m->inodes[i].datalen);
-		ob_put(&o, m->inodes[i].data, m->inodes[i].datalen);
-	}
-	ob_u64(&o, m->ndirents);
-	for (size_t i = 0; i < m->ndirents; i++) {
-		const struct vv_bk_dirent *d = &m->dirents[i];
-		ob_u64(&o, d->parent);
-		ob_u64(&o, d->id);
-		ob_u64(&o, d->ino);
-		ob_u32(&o, d->mode);
-		ob_str(&o, d->name);
-	}
-	ob_u64(&o, m->nxattrs);
-	for (size_t i = 0; i < m->nxattrs; i++) {
-		const struct vv_bk_xattr *x = &m->xattrs[i];
-		ob_u64(&o, x->ino);
-		ob_str(&o, x->name);
-		ob_u32(&o, x->vlen);
-		ob_put(&o, x->val, x->vlen);
-	}
-	ob_u64(&o, m->nextents);
-	for (size_t i = 0; i < m->nextents; i++) {
-		const struct vv_bk_extent *e = &m->extents[i];
-		ob_u64(&o, e->ino);
-		ob_u64(&o, e->e.fblock);
-		ob_put(&o, e->e.chunk_id, VV_CHUNK_ID_BYTES);
-		ob_u32(&o, e->e.off);
-		ob_u32(&o, e->e.len);
-		ob_u32(&o, e->e.slot);
-	}
-	ob_put(&o, "END!", 4);
+	enc_head(&o, m);
+	enc_rows(&o, m);
 	/* Pad, so the sealed size tells only the metadata's size to 4 KiB. */
 	ob_put(&o, zero, (BODY_PAD - o.len % BODY_PAD) % BODY_PAD);
 	if (o.err) {
@@ -1469,13 +1558,11 @@ static int get_count(struct vv_rbuf *b, size_t min, size_t *n)
 	return 0;
 }
 
-static int decode(struct vv_rbuf *b, struct vv_manifest *m)
+static int decode_head(struct vv_rbuf *b, struct vv_manifest *m)
 {
 	uint8_t magic[8];
-	char name[256];
 	uint32_t u32;
 	uint64_t u64;
-	size_t n;
 	int e;
 
 	if (vv_rbuf_get_bytes(b, magic, 8) < 0 || memcmp(magic, BODY_MAGIC, 8) != 0 ||
@@ -1503,6 +1590,19 @@ static int decode(struct vv_rbuf *b, struct vv_manifest *m)
 		if ((e = vv_manifest_add_coll(m, id, w)) < 0)
 			return e;
 	}
+	return 0;
+}
+
+/* The rows and END!. */
+static int decode_rows(struct vv_rbuf *b, struct vv_manifest *m)
+{
+	uint8_t magic[4];
+	char name[256];
+	uint32_t u32;
+	uint64_t u64;
+	size_t n;
+	int e;
+
 	if (get_count(b, VV_CHUNK_ID_BYTES + VV_REPO_NAME_BYTES + 8, &n) < 0)
 		return VV_ECORRUPT;
 	for (size_t i = 0; i < n; i++) {
@@ -1574,12 +1674,27 @@ static int decode(struct vv_rbuf *b, struct vv_manifest *m)
 	}
 	if (vv_rbuf_get_bytes(b, magic, 4) < 0 || memcmp(magic, "END!", 4) != 0)
 		return VV_ECORRUPT;
+	return 0;
+}
+
+/* Zero padding to the end. */
+static int decode_pad(struct vv_rbuf *b)
+{
 	while (vv_rbuf_left(b)) {
 		uint8_t z;
 		if (vv_rbuf_get_u8(b, &z) < 0 || z)
 			return VV_ECORRUPT;
 	}
 	return 0;
+}
+
+static int decode(struct vv_rbuf *b, struct vv_manifest *m)
+{
+	int e;
+
+	if ((e = decode_head(b, m)) < 0 || (e = decode_rows(b, m)) < 0)
+		return e;
+	return decode_pad(b);
 }
 
 int vv_manifest_decode(const uint8_t *buf, size_t len, struct vv_manifest *m)
@@ -1594,6 +1709,386 @@ int vv_manifest_decode(const uint8_t *buf, size_t len, struct vv_manifest *m)
 	return e;
 }
 
+/* ---- manifests: metadata packs (version 2) ------------------------------------ */
+
+/*
+ * A version 2 manifest holds this backup's own fields (ids, times, names,
+ * wrapped keys) and a list of packs; the rows (objects to extents, END!:
+ * the same bytes for the same metadata) are cut into pieces at
+ * content-defined boundaries (a gear hash over the bytes, its table keyed,
+ * so where a cut falls tells nothing of the bytes around it), and each
+ * piece is sealed deterministically (XChaCha20-Poly1305, the nonce a keyed
+ * hash of the piece: equal pieces give equal packs under one repository
+ * key, and nothing else repeats a nonce) and stored as an object named
+ * like a chunk's.  An unchanged vault gives the same pieces, so a re-run
+ * writes only its small manifest; a change re-seals the pieces it falls in.
+ */
+static int gear_table(struct vv_repo *r, uint64_t g[256])
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint8_t in[4], out[VV_MAC_BYTES];
+		vv_put_le32(in, i);
+		if (vv_mac(out, r->kgear, in, sizeof(in)) < 0)
+			return VV_ECRYPTO;
+		g[i] = vv_get_le64(out);
+	}
+	return 0;
+}
+
+/* Length of the next piece of p (len bytes left): cut where the top 16
+ * bits of the hash of the last 64 bytes are zero, between PACK_MIN and
+ * PACK_MAX. */
+static size_t pack_cut(const uint64_t g[256], const uint8_t *p, size_t len)
+{
+	size_t max = len < PACK_MAX ? len : PACK_MAX;
+	uint64_t h = 0;
+
+	if (len <= PACK_MIN)
+		return len;
+	for (size_t i = PACK_MIN - 64; i < max; i++) {
+		h = (h << 1) + g[p[i]];
+		if (i + 1 >= PACK_MIN && !(h & ((uint64_t)PACK_MASK << 48)))
+			return i + 1;
+	}
+	return max;
+}
+
+static size_t pack_size(size_t plen)
+{
+	size_t n = 4 + plen;
+
+	return PACK_HDR + n + (PACK_PAD - n % PACK_PAD) % PACK_PAD + VV_TAG_BYTES;
+}
+
+static void pack_ad(const struct vv_repo *r, uint8_t ad[8 + VV_REPO_ID_BYTES])
+{
+	memcpy(ad, PACK_MAGIC, 8);
+	memcpy(ad + 8, r->id, VV_REPO_ID_BYTES);
+}
+
+/* Seal piece p (len bytes, hash ph) into *out (vv_repo_buf_alloc'd). */
+static int pack_seal(struct vv_repo *r, const uint8_t *p, size_t len, const uint8_t ph[VV_MAC_BYTES],
+		     uint8_t **out, size_t *outlen)
+{
+	size_t flen = pack_size(len), ptlen = flen - PACK_HDR - VV_TAG_BYTES;
+	uint8_t ad[8 + VV_REPO_ID_BYTES], *pt = calloc(1, ptlen), *f = vv_repo_buf_alloc(flen);
+	int e = VV_ENOMEM;
+
+	if (!pt || !f)
+		goto out;
+	vv_put_le32(pt, (uint32_t)len);
+	memcpy(pt + 4, p, len);
+	memcpy(f, PACK_MAGIC, 8);
+	memcpy(f + 8, ph, VV_XNONCE_BYTES);
+	pack_ad(r, ad);
+	if ((e = vv_xchacha_seal(f + PACK_HDR, f + PACK_HDR + ptlen, pt, ptlen, ad, sizeof(ad), f + 8,
+				 r->kpack)) < 0)
+		goto out;
+	*out = f;
+	*outlen = flen;
+	f = NULL;
+out:
+	if (pt)
+		vv_memzero(pt, ptlen);
+	free(pt);
+	free(f);
+	return e;
+}
+
+/* A pack's bytes (buffered: small, and read by every list and index),
+ * checked against its name: VV_ENOENT, VV_ECORRUPT. */
+static int pack_read(struct vv_repo *r, const struct vv_bk_pack *pk, const char *hex, uint8_t **out,
+		     size_t *len)
+{
+	uint8_t got[VV_REPO_NAME_BYTES];
+	char xx[3] = { hex[0], hex[1], 0 };
+	int dfd = -1, e;
+
+	*out = NULL;
+	if ((e = subdir(r, r->objfd, xx, false, &dfd)) < 0)
+		return e;
+	e = read_at_how(dfd, hex, pk->size, false, out, len);
+	close(dfd);
+	if (e == VV_EFBIG)
+		e = VV_ECORRUPT;
+	if (e == 0 && ((e = vv_repo_object_name(r, *out, *len, got)) < 0 ||
+		       !vv_memeq_ct(got, pk->name, sizeof(got)))) {
+		free(*out);
+		*out = NULL;
+		e = e < 0 ? e : VV_ECORRUPT;
+	}
+	return e;
+}
+
+/* Append the piece pack pk holds to rows (capacity checked by the
+ * caller): its object must hash to its name, have its size, open. */
+static int pack_open(struct vv_repo *r, const struct vv_bk_pack *pk, uint8_t *rows)
+{
+	uint8_t ad[8 + VV_REPO_ID_BYTES], *f = NULL, *pt = NULL;
+	char hex[65];
+	size_t len = 0, ptlen = 0;
+	int e;
+
+	vv_hex_encode(hex, pk->name, VV_REPO_NAME_BYTES);
+	if ((e = pack_read(r, pk, hex, &f, &len)) < 0) {
+		snprintf(r->why, sizeof(r->why), "metadata pack %s: %s", hex, e == VV_ENOENT ? "missing" :
+			 e == VV_ECORRUPT ? "altered: its bytes do not match its name" : vv_strerror(e));
+		return e == VV_ENOENT ? VV_ECORRUPT : e;
+	}
+	e = VV_ECORRUPT;
+	if (len != pk->size || memcmp(f, PACK_MAGIC, 8) != 0)
+		goto bad;
+	ptlen = len - PACK_HDR - VV_TAG_BYTES;
+	if (!(pt = malloc(ptlen))) {
+		e = VV_ENOMEM;
+		goto out;
+	}
+	pack_ad(r, ad);
+	if (vv_xchacha_open(pt, f + PACK_HDR, ptlen, f + PACK_HDR + ptlen, ad, sizeof(ad), f + 8,
+			    r->kpack) < 0 || vv_get_le32(pt) != pk->plen)
+		goto bad;
+	for (size_t i = 4 + pk->plen; i < ptlen; i++)
+		if (pt[i])
+			goto bad;
+	memcpy(rows, pt + 4, pk->plen);
+	e = 0;
+	goto out;
+bad:
+	snprintf(r->why, sizeof(r->why), "metadata pack %s: altered or not of this repository "
+		 "(does not authenticate)", hex);
+out:
+	if (pt)
+		vv_memzero(pt, ptlen);
+	free(pt);
+	free(f);
+	return e;
+}
+
+/* The pack of one piece: the cached one when its object is there, else
+ * sealed and written (unless an earlier run wrote the same bytes). */
+static int pack_put(struct vv_repo *r, const uint8_t *p, size_t len, struct vv_bk_pack *pk)
+{
+	uint8_t ph[VV_MAC_BYTES], *f = NULL;
+	const struct vv_bk_pack *c;
+	size_t flen = 0;
+	bool hit = false;
+	int e;
+
+	if ((e = vv_hmac_sha256(ph, r->kpackn, p, len)) < 0)
+		return e;
+	if (r->cache) {
+		pthread_mutex_lock(&kc_mu);
+		if ((c = mc_pack_find(mc_of(r->id), ph))) {
+			*pk = *c;
+			hit = true;
+		}
+		pthread_mutex_unlock(&kc_mu);
+		if (hit && pk->plen == len && vv_repo_object_have(r, pk->name, pk->size))
+			return 0;
+	}
+	if ((e = pack_seal(r, p, len, ph, &f, &flen)) < 0)
+		return e;
+	pk->size = flen;
+	pk->plen = (uint32_t)len;
+	if ((e = vv_repo_object_name(r, f, flen, pk->name)) == 0 && !vv_repo_object_have(r, pk->name, flen)) {
+		e = vv_repo_object_put(r, pk->name, f, flen);
+		r->pk_written++;
+		r->pk_bytes += flen;
+	}
+	free(f);
+	if (e == 0 && r->cache) {
+		pthread_mutex_lock(&kc_mu);
+		mc_pack_add(mc_of(r->id), ph, pk);
+		pthread_mutex_unlock(&kc_mu);
+	}
+	return e;
+}
+
+static int cmp_obj_chunk(const void *a, const void *b)
+{
+	return memcmp(((const struct vv_bk_object *)a)->chunk, ((const struct vv_bk_object *)b)->chunk,
+		      VV_CHUNK_ID_BYTES);
+}
+
+/* The version 2 body of m: head, packs (written as needed), END!, pad. */
+static int encode_v2(struct vv_repo *r, const struct vv_manifest *m, uint8_t **out, size_t *outlen)
+{
+	static const uint8_t zero[BODY_PAD];
+	struct vv_manifest sm = *m;
+	struct obuf rows = { 0 }, o = { 0 };
+	struct vv_bk_pack *pk = NULL;
+	size_t npk = 0, cap = 0, off0 = 0;
+	uint64_t g[256];
+	int e = 0;
+
+	/* Objects in chunk order whatever order the copy found them in. */
+	if (m->nobjs) {
+		if (!(sm.objs = malloc(m->nobjs * sizeof(*sm.objs))))
+			return VV_ENOMEM;
+		memcpy(sm.objs, m->objs, m->nobjs * sizeof(*sm.objs));
+		qsort(sm.objs, sm.nobjs, sizeof(*sm.objs), cmp_obj_chunk);
+	}
+	r->pk_named = r->pk_written = r->pk_bytes = 0;
+	enc_rows(&rows, &sm);
+	if ((e = rows.err) < 0 || (e = gear_table(r, g)) < 0)
+		goto out;
+	if (r->cache) {
+		/* The prefix the last run's rows share: its pieces and cuts are
+		 * the same (a cut depends only on the bytes before it), except a
+		 * last piece that ended with those rows rather than at a cut. */
+		size_t same = 0, at = 0;
+		struct mc_repo *c;
+		pthread_mutex_lock(&kc_mu);
+		c = mc_of(r->id);
+		if (c->rows) {
+			size_t lim = c->rlen < rows.len ? c->rlen : rows.len;
+			while (same < lim) {
+				size_t b = lim - same < 65536 ? lim - same : 65536;
+				if (memcmp(c->rows + same, rows.p + same, b) != 0)
+					break;
+				same += b;
+			}
+			while (same < lim && c->rows[same] == rows.p[same])
+				same++;
+			for (size_t i = 0; i < c->nrpk; i++) {
+				size_t end = at + c->rpk[i].plen;
+				if (end > same || (end == c->rlen && (same != c->rlen || rows.len != c->rlen)))
+					break;
+				if ((e = grow((void **)&pk, &cap, npk, sizeof(*pk))) < 0)
+					break;
+				pk[npk++] = c->rpk[i];
+				at = end;
+			}
+		}
+		pthread_mutex_unlock(&kc_mu);
+		if (e < 0)
+			goto out;
+		/* Still there at their size, else sealed and written again. */
+		for (size_t i = 0; i < npk; i++)
+			if (!vv_repo_object_have(r, pk[i].name, pk[i].size)) {
+				npk = i;
+				break;
+			}
+		for (size_t i = 0; i < npk; i++)
+			off0 += pk[i].plen;
+	}
+	for (size_t off = off0, n; off < rows.len; off += n) {
+		n = pack_cut(g, rows.p + off, rows.len - off);
+		if ((e = grow((void **)&pk, &cap, npk, sizeof(*pk))) < 0 ||
+		    (e = pack_put(r, rows.p + off, n, &pk[npk])) < 0)
+			goto out;
+		npk++;
+	}
+	r->pk_named = npk;
+	if (r->cache && rows.len <= MC_ROWS_MAX) {
+		/* Keep these rows (handed over, not copied) for the next run. */
+		struct vv_bk_pack *keep = malloc(npk * sizeof(*keep) + 1);
+		struct mc_repo *c;
+		if (keep) {
+			memcpy(keep, pk, npk * sizeof(*keep));
+			pthread_mutex_lock(&kc_mu);
+			c = mc_of(r->id);
+			if (c->rows)
+				vv_memzero(c->rows, c->rlen);
+			free(c->rows);
+			free(c->rpk);
+			c->rows = rows.p;
+			c->rlen = rows.len;
+			c->rpk = keep;
+			c->nrpk = npk;
+			pthread_mutex_unlock(&kc_mu);
+			rows.p = NULL;
+		}
+	}
+	enc_head(&o, m);
+	ob_u32(&o, (uint32_t)npk);
+	for (size_t i = 0; i < npk; i++) {
+		ob_put(&o, pk[i].name, VV_REPO_NAME_BYTES);
+		ob_u64(&o, pk[i].size);
+		ob_u32(&o, pk[i].plen);
+	}
+	ob_put(&o, "END!", 4);
+	ob_put(&o, zero, (BODY_PAD - o.len % BODY_PAD) % BODY_PAD);
+	if ((e = o.err) < 0)
+		goto out;
+	*out = o.p;
+	*outlen = o.len;
+	o.p = NULL;
+out:
+	if (sm.objs != m->objs)
+		free(sm.objs);
+	if (rows.p)
+		vv_memzero(rows.p, rows.len);
+	free(rows.p);
+	free(o.p);
+	free(pk);
+	return e;
+}
+
+/* A version 2 body: the head, then the rows from its packs. */
+static int decode_v2(struct vv_repo *r, const uint8_t *body, size_t blen, struct vv_manifest *m)
+{
+	struct vv_rbuf b, rb;
+	uint8_t magic[4], *rows = NULL;
+	uint64_t total = 0;
+	uint32_t n;
+	size_t at = 0;
+	int e;
+
+	memset(m, 0, sizeof(*m));
+	vv_rbuf_init(&b, body, blen);
+	if ((e = decode_head(&b, m)) < 0)
+		goto out;
+	e = VV_ECORRUPT;
+	if (vv_rbuf_get_u32(&b, &n) < 0 || n > vv_rbuf_left(&b) / (VV_REPO_NAME_BYTES + 12))
+		goto out;
+	for (uint32_t i = 0; i < n; i++) {
+		struct vv_bk_pack p;
+		if (vv_rbuf_get_bytes(&b, p.name, VV_REPO_NAME_BYTES) < 0 || vv_rbuf_get_u64(&b, &p.size) < 0 ||
+		    vv_rbuf_get_u32(&b, &p.plen) < 0 || p.plen == 0 || p.plen > PACK_MAX ||
+		    p.size != pack_size(p.plen) || (total += p.plen) > VV_REPO_MANIFEST_MAX)
+			goto out;
+		if ((e = GROW(m, packs, npacks, capp)) < 0)
+			goto out;
+		e = VV_ECORRUPT;
+		m->packs[m->npacks++] = p;
+	}
+	if (vv_rbuf_get_bytes(&b, magic, 4) < 0 || memcmp(magic, "END!", 4) != 0 || decode_pad(&b) < 0)
+		goto out;
+	if (!(rows = malloc(total ? total : 1))) {
+		e = VV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < m->npacks; i++) {
+		if ((e = pack_open(r, &m->packs[i], rows + at)) < 0)
+			goto out;
+		at += m->packs[i].plen;
+	}
+	vv_rbuf_init(&rb, rows, at);
+	if ((e = decode_rows(&rb, m)) == 0 && vv_rbuf_left(&rb))
+		e = VV_ECORRUPT;
+out:
+	if (rows)
+		vv_memzero(rows, total);
+	free(rows);
+	if (e < 0)
+		vv_manifest_free(m);
+	return e;
+}
+
+const char *vv_repo_why(const struct vv_repo *r)
+{
+	return r->why;
+}
+
+void vv_repo_packs_stats(const struct vv_repo *r, uint64_t *named, uint64_t *written,
+			 uint64_t *bytes_written)
+{
+	*named = r->pk_named;
+	*written = r->pk_written;
+	*bytes_written = r->pk_bytes;
+}
+
 /* ---- manifests: sealed files -------------------------------------------------- */
 
 int vv_repo_manifest_store(struct vv_repo *r, const struct vv_manifest *m)
@@ -1604,7 +2099,7 @@ int vv_repo_manifest_store(struct vv_repo *r, const struct vv_manifest *m)
 	size_t blen = 0, flen;
 	int e;
 
-	if ((e = vv_manifest_encode(m, &body, &blen)) < 0)
+	if ((e = encode_v2(r, m, &body, &blen)) < 0)
 		return e;
 	flen = MAN_HDR + blen + VV_TAG_BYTES;
 	if (!(file = vv_repo_buf_alloc(flen))) {   /* aligned: written O_DIRECT */
@@ -1660,6 +2155,7 @@ int vv_repo_manifest_load(struct vv_repo *r, const char *id_hex, struct vv_manif
 	int e;
 
 	memset(m, 0, sizeof(*m));
+	r->why[0] = 0;
 	if (!is_hex(id_hex, VV_BACKUP_ID_HEX) || vv_hex_decode(bid, sizeof(bid), id_hex, VV_BACKUP_ID_HEX) < 0)
 		return VV_EINVAL;
 	if ((e = read_at(r->manfd, id_hex, VV_REPO_MANIFEST_MAX, &file, &len)) < 0)
@@ -1670,7 +2166,7 @@ int vv_repo_manifest_load(struct vv_repo *r, const char *id_hex, struct vv_manif
 		e = VV_ECORRUPT;
 		goto out;
 	}
-	if (ver != MAN_VERSION) {
+	if (ver < MAN_VERSION_MIN || ver > MAN_VERSION) {
 		e = VV_EFORMAT;
 		goto out;
 	}
@@ -1691,7 +2187,7 @@ int vv_repo_manifest_load(struct vv_repo *r, const char *id_hex, struct vv_manif
 		e = VV_ECORRUPT;
 		goto out;
 	}
-	if ((e = vv_manifest_decode(body, blen, m)) < 0)
+	if ((e = ver == 1 ? vv_manifest_decode(body, blen, m) : decode_v2(r, body, blen, m)) < 0)
 		goto out;
 	if (memcmp(m->id, bid, sizeof(bid)) != 0) {
 		vv_manifest_free(m);

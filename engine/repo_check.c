@@ -248,11 +248,14 @@ int vv_repo_verify(struct vv_repo *r, bool read_data, vv_repo_problem_fn problem
 		return e;
 	for (size_t i = 0; i < n; i++) {
 		if ((e = vv_repo_manifest_load(r, names[i], &m)) < 0) {
-			say(&c, "manifest %s: %s", names[i], e == VV_ECORRUPT ? "altered, truncated or "
+			say(&c, "manifest %s: %s", names[i], e == VV_ECORRUPT && vv_repo_why(r)[0] ?
+			    vv_repo_why(r) : e == VV_ECORRUPT ? "altered, truncated or "
 			    "not of this repository (does not authenticate)" : vv_strerror(e));
 			continue;
 		}
-		for (size_t j = 0; j < m.nobjs; j++) {
+		/* Its metadata packs are objects too (read and checked again
+		 * below with the rest, and not unreferenced). */
+		for (size_t j = 0; j < m.nobjs + m.npacks; j++) {
 			if (nall == cap) {
 				struct vv_bk_object *no;
 				cap = cap ? cap * 2 : 1024;
@@ -263,7 +266,13 @@ int vv_repo_verify(struct vv_repo *r, bool read_data, vv_repo_problem_fn problem
 				}
 				all = no;
 			}
-			all[nall++] = m.objs[j];
+			if (j < m.nobjs) {
+				all[nall++] = m.objs[j];
+			} else {
+				memset(&all[nall], 0, sizeof(all[nall]));
+				memcpy(all[nall].name, m.packs[j - m.nobjs].name, VV_REPO_NAME_BYTES);
+				all[nall++].size = m.packs[j - m.nobjs].size;
+			}
 		}
 		e = check_manifest(&c, &m, read_data);
 		vv_manifest_free(&m);

@@ -57,7 +57,8 @@ static int referenced(struct vv_repo *r, const struct vv_backup_info *gone, size
 			e = VV_ECORRUPT;
 			goto out;
 		}
-		for (size_t j = 0; j < m.nobjs; j++) {
+		/* Chunks and metadata packs alike. */
+		for (size_t j = 0; j < m.nobjs + m.npacks; j++) {
 			if (k == cap) {
 				cap = cap ? cap * 2 : 1024;
 				if (!(na = realloc(all, cap * sizeof(*na)))) {
@@ -67,7 +68,8 @@ static int referenced(struct vv_repo *r, const struct vv_backup_info *gone, size
 				}
 				all = na;
 			}
-			memcpy(all[k++], m.objs[j].name, VV_REPO_NAME_BYTES);
+			memcpy(all[k++], j < m.nobjs ? m.objs[j].name : m.packs[j - m.nobjs].name,
+			       VV_REPO_NAME_BYTES);
 		}
 		vv_manifest_free(&m);
 	}

@@ -69,6 +69,14 @@ struct vv_bk_object {
 	uint64_t size;
 };
 
+/* A metadata pack of a version 2 manifest (docs/format.md "Metadata
+ * packs"): an object holding one sealed piece of the rows. */
+struct vv_bk_pack {
+	uint8_t name[VV_REPO_NAME_BYTES];
+	uint64_t size;                     /* the object's bytes */
+	uint32_t plen;                     /* the piece of the rows it holds */
+};
+
 struct vv_manifest {
 	uint8_t id[VV_BACKUP_ID_BYTES];
 	uint8_t store_id[16];
@@ -80,8 +88,9 @@ struct vv_manifest {
 	struct vv_bk_dirent *dirents;
 	struct vv_bk_xattr *xattrs;
 	struct vv_bk_extent *extents;
-	size_t ncolls, nobjs, ninodes, ndirents, nxattrs, nextents;
-	size_t capc, capo, capi, capd, capx, cape;
+	struct vv_bk_pack *packs;          /* version 2: where the rows were (load, store) */
+	size_t ncolls, nobjs, ninodes, ndirents, nxattrs, nextents, npacks;
+	size_t capc, capo, capi, capd, capx, cape, capp;
 };
 
 void vv_manifest_free(struct vv_manifest *m);
@@ -153,10 +162,22 @@ int vv_repo_object_load(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES
 int vv_repo_object_read(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES],
 			uint8_t **out, size_t *len);
 
-/* Manifests. */
+/* Manifests.  load reads version 1 (rows in the manifest) and 2 (rows in
+ * metadata packs, each checked against its name, size and tag); m->packs
+ * lists a version 2 manifest's packs.  VV_ECORRUPT: then vv_repo_why
+ * names the pack at fault when one was ("" otherwise). */
 int vv_repo_manifest_load(struct vv_repo *r, const char *id_hex, struct vv_manifest *m);
-/* Seal and publish m (tmp + fsync + rename + dir fsync). */
+const char *vv_repo_why(const struct vv_repo *r);
+/* Seal and publish m as a version 2 manifest: its rows cut into packs at
+ * content-defined boundaries, each sealed deterministically and stored as
+ * an object unless there already (an unchanged pack is neither sealed nor
+ * written again while the daemon's cache knows it); then the manifest
+ * (tmp + fsync + rename + dir fsync).  m->packs is not used. */
 int vv_repo_manifest_store(struct vv_repo *r, const struct vv_manifest *m);
+/* The metadata packs of the last manifest_store: how many it named, how
+ * many of them it wrote (the others were there), their bytes. */
+void vv_repo_packs_stats(const struct vv_repo *r, uint64_t *named, uint64_t *written,
+			 uint64_t *bytes_written);
 /* Every manifest name (32 hex), sorted; *names malloc'd array of
  * malloc'd strings (vv_repo_names_free). */
 int vv_repo_manifest_names(struct vv_repo *r, char ***names, size_t *n);

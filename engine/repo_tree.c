@@ -297,8 +297,9 @@ int vv_repo_restore_tree(struct vv_repo *r, const char *id_hex, const char *path
 	int e;
 
 	if ((e = vv_repo_manifest_load(r, id_hex, &m)) < 0) {
-		say(&w, "manifest %s: %s", id_hex, e == VV_ECORRUPT ? "altered, truncated or not of this "
-		    "repository (does not authenticate)" : vv_strerror(e));
+		say(&w, "manifest %s: %s", id_hex, e == VV_ECORRUPT && vv_repo_why(r)[0] ? vv_repo_why(r) :
+		    e == VV_ECORRUPT ? "altered, truncated or not of this repository (does not "
+		    "authenticate)" : vv_strerror(e));
 		return e;
 	}
 	w.m = &m;

@@ -506,6 +506,7 @@ static int create(struct vv_vault *v, const struct bk_job *j, struct vv_admin_re
 	struct vv_repo *repo = NULL;
 	struct vv_repo_index ix = { 0 };
 	struct cstats st = { 0 };
+	uint64_t pk_n = 0, pk_w = 0, pk_b = 0;
 	bool live = false;
 	int r;
 
@@ -605,14 +606,17 @@ static int create(struct vv_vault *v, const struct bk_job *j, struct vv_admin_re
 				 "still holds every complete backup; run it again to resume)", who, vv_strerror(r));
 		goto out;
 	}
+	vv_repo_packs_stats(repo, &pk_n, &pk_w, &pk_b);
 	vv_hex_encode(hex, m.id, VV_BACKUP_ID_BYTES);
 	if (id_out)
 		memcpy(id_out, hex, sizeof(hex));
 	audit_bk(v, "create", 0, "%s to %s: snapshot %s%s, %llu files, %llu bytes, %llu objects, "
-		 "%llu sent (%llu bytes)", hex, dest, sr.name, live ? " (not taken: every chunk was "
-		 "in the repository, the live rows were read)" : "", (unsigned long long)sr.inodes,
-		 (unsigned long long)sr.bytes, (unsigned long long)st.objects,
-		 (unsigned long long)st.sent, (unsigned long long)st.bytes_sent);
+		 "%llu sent (%llu bytes); metadata %llu packs, %llu written (%llu bytes)", hex, dest,
+		 sr.name, live ? " (not taken: every chunk was in the repository, the live rows were "
+		 "read)" : "", (unsigned long long)sr.inodes, (unsigned long long)sr.bytes,
+		 (unsigned long long)st.objects, (unsigned long long)st.sent,
+		 (unsigned long long)st.bytes_sent, (unsigned long long)pk_n, (unsigned long long)pk_w,
+		 (unsigned long long)pk_b);
 	vv_log(VV_LOG_INFO, "backup: %s to %s: %llu objects, %llu sent (%llu bytes)", hex, dest,
 	       (unsigned long long)st.objects, (unsigned long long)st.sent,
 	       (unsigned long long)st.bytes_sent);
@@ -620,18 +624,23 @@ static int create(struct vv_vault *v, const struct bk_job *j, struct vv_admin_re
 		r = vault_admin_printf(rep, "{\"id\":\"%s\",\"snapshot\":", hex) < 0 ||
 		    vault_admin_json_str(rep, sr.name) < 0 ||
 		    vault_admin_printf(rep, ",\"files\":%llu,\"bytes\":%llu,\"objects\":%llu,"
-				       "\"objects_sent\":%llu,\"bytes_sent\":%llu,\"stored\":%llu}\n",
+				       "\"objects_sent\":%llu,\"bytes_sent\":%llu,\"stored\":%llu,"
+				       "\"packs\":%llu,\"packs_written\":%llu,\"pack_bytes_written\":%llu}\n",
 				       (unsigned long long)sr.inodes, (unsigned long long)sr.bytes,
 				       (unsigned long long)st.objects, (unsigned long long)st.sent,
-				       (unsigned long long)st.bytes_sent, (unsigned long long)st.stored) < 0
+				       (unsigned long long)st.bytes_sent, (unsigned long long)st.stored,
+				       (unsigned long long)pk_n, (unsigned long long)pk_w,
+				       (unsigned long long)pk_b) < 0
 			    ? VV_ENOMEM : 0;
 	else
 		r = vault_admin_printf(rep, "backup %s: %llu files, %llu bytes; %llu objects, %llu sent "
-				       "(%llu bytes), %llu already there\n", hex,
+				       "(%llu bytes), %llu already there; metadata %llu packs, %llu "
+				       "written (%llu bytes)\n", hex,
 				       (unsigned long long)sr.inodes, (unsigned long long)sr.bytes,
 				       (unsigned long long)st.objects, (unsigned long long)st.sent,
 				       (unsigned long long)st.bytes_sent,
-				       (unsigned long long)(st.objects - st.sent));
+				       (unsigned long long)(st.objects - st.sent), (unsigned long long)pk_n,
+				       (unsigned long long)pk_w, (unsigned long long)pk_b);
 out:
 	if (r < 0)
 		audit_bk(v, "create", r, "to %s failed: %s", dest,
@@ -1533,22 +1542,117 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 	return flag == FTW_DP ? rmdir(path) : unlink(path);
 }
 
+/*
+ * The new store of a restore, made on a thread of its own (vault_new_begin:
+ * its key slot's Argon2id is most of a small restore's fixed cost) while
+ * the caller unlocks the repository and reads the manifest.
+ */
+struct vv_restore_target {
+	pthread_t th;
+	char *newstore;
+	char *pass;                        /* secure memory */
+	size_t passlen;
+	int kdf_profile;
+	unsigned vflags;
+	struct vault_new nv;
+	int r;                             /* vault_new_begin's */
+	bool threaded;                     /* th runs it: join before looking */
+};
+
+static void *rt_main(void *arg)
+{
+	struct vv_restore_target *t = arg;
+
+	t->r = vault_new_begin(t->newstore, t->pass, t->passlen, t->kdf_profile, t->vflags, &t->nv);
+	return NULL;
+}
+
+static void rt_free(struct vv_restore_target *t)
+{
+	if (t->pass)
+		vv_memzero(t->pass, t->passlen);
+	vv_secure_free(t->pass);
+	free(t->newstore);
+	free(t);
+}
+
+int vv_repo_restore_begin(const char *newstore, const char *pass, size_t passlen, int kdf_profile,
+			  unsigned vflags, struct vv_restore_target **out)
+{
+	struct vv_restore_target *t;
+	int r;
+
+	if ((r = vv_crypto_init()) < 0)
+		return r;
+	if (!(t = calloc(1, sizeof(*t))))
+		return VV_ENOMEM;
+	t->passlen = passlen;
+	t->kdf_profile = kdf_profile;
+	t->vflags = vflags;
+	if (!(t->newstore = strdup(newstore)) || !(t->pass = vv_secure_alloc(passlen + 1))) {
+		rt_free(t);
+		return VV_ENOMEM;
+	}
+	memcpy(t->pass, pass, passlen);
+	t->pass[passlen] = 0;
+	if (pthread_create(&t->th, NULL, rt_main, t) == 0)
+		t->threaded = true;
+	else
+		rt_main(t);                    /* no thread: made here, in turn */
+	*out = t;
+	return 0;
+}
+
+static void rt_join(struct vv_restore_target *t)
+{
+	if (t->threaded)
+		pthread_join(t->th, NULL);
+	t->threaded = false;
+}
+
+void vv_repo_restore_abort(struct vv_restore_target *t)
+{
+	if (!t)
+		return;
+	rt_join(t);
+	if (t->r == 0)
+		vault_new_end(&t->nv, VV_ECANCELED, NULL);
+	if (t->nv.made && nftw(t->newstore, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
+		vv_log(VV_LOG_WARN, "backup: cannot remove the half-made %s", t->newstore);
+	rt_free(t);
+}
+
 int vv_repo_restore_store(struct vv_repo *repo, const char *id_hex, const char *newstore,
 			  const char *pass, size_t passlen, int kdf_profile, unsigned vflags,
 			  const char *state_dir, vv_repo_problem_fn problem,
 			  vv_repo_progress_fn progress, vv_repo_made_fn made, void *ctx)
 {
+	struct vv_restore_target *t;
+	int r;
+
+	if ((r = vv_repo_restore_begin(newstore, pass, passlen, kdf_profile, vflags, &t)) < 0)
+		return r;
+	return vv_repo_restore_finish(t, repo, id_hex, state_dir, problem, progress, made, ctx);
+}
+
+int vv_repo_restore_finish(struct vv_restore_target *t, struct vv_repo *repo, const char *id_hex,
+			   const char *state_dir, vv_repo_problem_fn problem,
+			   vv_repo_progress_fn progress, vv_repo_made_fn made, void *ctx)
+{
 	struct rst s = { .repo = repo, .problem = problem, .progress = progress, .ctx = ctx };
 	struct vault_new nv = { 0 };
+	const char *newstore = t->newstore;
 	struct vv_manifest m;
+	bool taken = false;
 	long rc;
 	int r;
 
 	s.m = &m;
 	if ((r = vv_repo_manifest_load(repo, id_hex, &m)) < 0) {
-		rsay(&s, "manifest %s: %s", id_hex, r == VV_ECORRUPT ? "altered, truncated or not of this "
+		rsay(&s, "manifest %s: %s", id_hex, r == VV_ECORRUPT && vv_repo_why(repo)[0] ?
+		     vv_repo_why(repo) : r == VV_ECORRUPT ? "altered, truncated or not of this "
 		     "repository (does not authenticate)" : vv_strerror(r));
-		return r;
+		goto out;
 	}
 	qsort(m.inodes, m.ninodes, sizeof(*m.inodes), r_cmp_ino);
 	qsort(m.dirents, m.ndirents, sizeof(*m.dirents), r_cmp_de);
@@ -1582,7 +1686,10 @@ int vv_repo_restore_store(struct vv_repo *repo, const char *id_hex, const char *
 	for (size_t i = 0; i < m.nobjs; i++)
 		s.p.bytes_total += m.objs[i].size;
 	s.p.objects_total = m.nobjs;
-	if ((r = vault_new_begin(newstore, pass, passlen, kdf_profile, vflags, &nv)) < 0) {
+	rt_join(t);
+	nv = t->nv;
+	taken = true;
+	if ((r = t->r) < 0) {
 		if (!nv.made)
 			rsay(&s, "cannot create a vault in %s: %s", newstore, vv_strerror(r));
 		goto out;
@@ -1604,8 +1711,16 @@ int vv_repo_restore_store(struct vv_repo *repo, const char *id_hex, const char *
 done:
 	r = vault_new_end(&nv, r, state_dir);
 out:
+	if (!taken) {
+		/* Failed before the new store was needed: it is not kept. */
+		rt_join(t);
+		if (t->r == 0)
+			vault_new_end(&t->nv, r, NULL);
+		nv.made = t->nv.made;
+	}
 	if (r < 0 && nv.made && nftw(newstore, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
 		vv_log(VV_LOG_WARN, "backup: cannot remove the half-made %s", newstore);
+	rt_free(t);
 	for (size_t i = 0; s.keys && i < m.ncolls; i++)
 		vv_secure_free(s.keys[i]);
 	free(s.keys);

@@ -403,16 +403,30 @@ static void made(void *ctx, struct vv_store *s)
 
 static int do_restore(const char *dest, const char *id, const char *newstore, const struct opts *o)
 {
-	struct pass_src src = { .file = o->passfile };
-	struct tool_pass pass = { 0 };
+	struct pass_src rsrc = { .file = o->repo_passfile }, src = { .file = o->passfile };
+	struct tool_pass rpass = { 0 }, pass = { 0 };
 	struct vv_repo *repo = NULL;
+	struct vv_restore_target *t = NULL;
 	char full[VV_BACKUP_ID_HEX + 1], state[PATH_MAX];
 	struct made_ctx mc = { .dest = dest, .id = full };
 	struct pctx *c = &mc.pc;
 	int r, ret = 1;
 
-	if (open_repo(dest, o->repo_passfile, &repo))
+	/* Both passphrases first: the new vault's key derivation then runs
+	 * on a thread while the repository's slot is unlocked here (two
+	 * Argon2id at once, not one after the other). */
+	if (tool_get_pass("backup", &rsrc, "repository passphrase", false, &rpass) < 0)
 		return 1;
+	if (tool_get_pass("backup", &src, "passphrase for the new vault", true, &pass) < 0)
+		goto out;
+	if ((r = vv_repo_restore_begin(newstore, pass.buf, pass.len, o->kdf,
+				       tool_test_kdf_allowed() ? VV_VAULT_ALLOW_TEST_KDF : 0, &t)) < 0) {
+		die_msg("backup", "restore into %s failed: %s", newstore, vv_strerror(r));
+		goto out;
+	}
+	tool_pass_free(&pass);
+	if (open_repo_pass(dest, &rpass, 0, &repo))
+		goto out;
 	r = vv_repo_find(repo, id, full);
 	if (r < 0) {
 		die_msg("backup", "%s", r == VV_EEXIST ? "that ID prefix names more than one backup; give "
@@ -420,25 +434,23 @@ static int do_restore(const char *dest, const char *id, const char *newstore, co
 			"list shows them)" : "no such backup in the repository (vecvault backup list)");
 		goto out;
 	}
-	if (tool_get_pass("backup", &src, "passphrase for the new vault", true, &pass) < 0)
-		goto out;
 	tool_progress_start(&c->p, "backup", "restoring");
-	r = vv_repo_restore_store(repo, full, newstore, pass.buf, pass.len, o->kdf,
-				  tool_test_kdf_allowed() ? VV_VAULT_ALLOW_TEST_KDF : 0,
-				  tool_state_dir(state, sizeof(state)) == 0 ? state : NULL, on_problem,
-				  on_progress, made, &mc);
+	r = vv_repo_restore_finish(t, repo, full, tool_state_dir(state, sizeof(state)) == 0 ? state : NULL,
+				   on_problem, on_progress, made, &mc);
+	t = NULL;
 	tool_progress_end(&c->p);
 	if (r < 0) {
-		tool_pass_free(&pass);
 		die_msg("backup", "restore of %s into %s failed: %s%s", full, newstore, vv_strerror(r),
 			r == VV_EEXIST ? " (NEWSTORE must not exist or be empty)" : " (nothing was kept)");
 		goto out;
 	}
-	tool_pass_free(&pass);
 	summary("restore", c);
 	printf("restored backup %s into %s\n", full, newstore);
 	ret = 0;
 out:
+	vv_repo_restore_abort(t);          /* not restored into: nothing is kept */
+	tool_pass_free(&pass);
+	tool_pass_free(&rpass);
 	vv_repo_close(repo);
 	return ret;
 }

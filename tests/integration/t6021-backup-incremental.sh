@@ -13,7 +13,9 @@ vv_need_fuse
 vv_backup_vault
 vv_mount "$S" "$M"
 objs() { find "$1/objects" -type f ! -name '.tmp-*' | wc -l; }
-sent() { sed -n 's/.* objects, \([0-9]*\) sent .*/\1/p'; }
+# Objects sent: chunks copied plus metadata packs written (both are files
+# under objects/, which objs counts).
+sent() { sed -n 's/.* objects, \([0-9]*\) sent .* packs, \([0-9]*\) written .*/\1 \2/p' | awk '{ print $1 + $2 }'; }
 bk() { "$VV_BIN" backup create "$M" "$1" --passfile "$RP" "${@:2}"; }
 
 mkdir "$M/c"

@@ -18,8 +18,10 @@ cp -a "$D" "$T/pristine"
 reset() { rm -rf "$D"; cp -a "$T/pristine" "$D"; }
 restore_to() { "$VV_BIN" backup restore "$D" "$ID" "$1" --repo-passfile "$RP" --passfile "$NP" --kdf test; }
 flip() { python3 -c 'import sys; p=sys.argv[1]; o=int(sys.argv[2]); b=bytearray(open(p,"rb").read()); b[o % len(b)] ^= 1; open(p,"wb").write(b)' "$1" "$2"; }
-O1=$(find "$D/objects" -type f | sort | head -1)
-O2=$(find "$D/objects" -type f | sort | tail -1)
+# The two largest objects: chunks (the metadata packs are small; t6037
+# tampers with those).
+O1=$(find "$D/objects" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
+O2=$(find "$D/objects" -type f -printf '%s %p\n' | sort -n | tail -2 | head -1 | cut -d' ' -f2-)
 N1=$(basename "$O1")
 
 check "the pristine repository verifies" "$VV_BIN" backup verify "$D" --passfile "$RP"

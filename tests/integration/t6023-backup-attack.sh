@@ -43,8 +43,10 @@ for what in objects manifests lock; do
 done
 rm -rf "$T/d2"; "$VV_BIN" backup init "$T/d2" --passfile "$RP" --kdf test >/dev/null
 "$VV_BIN" backup create "$M" "$T/d2" --passfile "$RP" >/dev/null
-sub=$(ls "$T/d2/objects" | head -1)
-rm -rf "$T/d2/objects/$sub"; ln -s "$T/elsewhere" "$T/d2/objects/$sub"
+# Every objects/XX (a chunk's or a metadata pack's: names do not tell).
+for sub in $(ls "$T/d2/objects"); do
+	rm -rf "$T/d2/objects/$sub"; ln -s "$T/elsewhere" "$T/d2/objects/$sub"
+done
 echo more > "$M/secretcollection/more"; sync -f "$M"
 rm -f "$T/d2/manifests/"*
 expect_fail "a planted link for objects/XX is refused" "$VV_BIN" backup create "$M" "$T/d2" --passfile "$RP"

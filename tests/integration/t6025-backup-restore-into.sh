@@ -49,8 +49,8 @@ check "a single file, whole" cmp "$M/products/big.bin" "$M/u1000/big.bin"
 check "owned by u1000" test "$(stat -c %u "$M/u1000/big.bin")" = 1000
 check "its writes are audited as uid 1000" audited 'u1000/big.bin'
 
-# Tamper: an object flipped.
-O=$(find "$D/objects" -type f | head -1)
+# Tamper: an object flipped (the largest: a chunk, not a metadata pack).
+O=$(find "$D/objects" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
 python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[5000] ^= 1; open(p,"wb").write(b)' "$O"
 mkdir "$M/t"
 rc=0; err=$("$VV_BIN" backup restore "$D" "$ID" --into "$M/t" --path /products --passfile "$RP" 2>&1) || rc=$?

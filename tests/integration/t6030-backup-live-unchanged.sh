@@ -61,6 +61,8 @@ check "and took a snapshot (audited as such)" counts 1 0
 out=$(bk)
 echo "# $out"
 check "an unchanged re-run sends nothing" test "$(echo "$out" | sent)" -eq 0
+check "and writes no metadata pack (the same rows, the same packs)" \
+	test "$(echo "$out" | sed -n 's/.* packs, \([0-9]*\) written .*/\1/p')" -eq 0
 check "and takes no snapshot (audited: the live rows were read)" counts 2 1
 check "no snapshot is left over" sh -c "! ls '$M/.snapshots' | grep -q ."
 check "verify --read-data" "$VV_BIN" backup verify "$D" --read-data --passfile "$RP"
@@ -98,7 +100,7 @@ vv_umount "$R"
 kill "$wp" 2>/dev/null; wait "$wp" 2>/dev/null || true
 
 # A chunk DEST lost: not trusted; the snapshot way sends it again.
-obj=$(find "$D/objects" -type f ! -name '.tmp-*' | head -1)
+obj=$(find "$D/objects" -type f ! -name '.tmp-*' -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
 rm -f "$obj"
 out=$(bk)
 echo "# $out"

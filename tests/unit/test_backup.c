@@ -207,12 +207,14 @@ static void test_repo(void)
 		vv_manifest_free(&m);
 	}
 	is_int(vv_repo_forget(r, &k, true, true, verdict, &fc, &forgotten, &pruned, &pbytes), 0, "dry run");
-	ok(fc.kept == 2 && fc.forgot == 4 && forgotten == 4 && pruned == 4, "keep-daily 2: 2 kept, 4 go");
+	/* Each sample's rows fit one metadata pack (its own: the objects
+	 * differ), so a forgotten backup leaves an object and a pack. */
+	ok(fc.kept == 2 && fc.forgot == 4 && forgotten == 4 && pruned == 8, "keep-daily 2: 2 kept, 4 go");
 	printf("# kept %d forgot %d forgotten %llu pruned %llu\n", fc.kept, fc.forgot,
 	       (unsigned long long)forgotten, (unsigned long long)pruned);
-	ok(count_files(dest) == 2 + 6 + 6, "a dry run deletes nothing");
+	ok(count_files(dest) == 2 + 6 + 6 + 6, "a dry run deletes nothing");
 	is_int(vv_repo_forget(r, &k, true, false, NULL, NULL, &forgotten, &pruned, &pbytes), 0, "forget --prune");
-	ok(count_files(dest) == 2 + 2 + 2, "4 manifests and their 4 objects are gone");
+	ok(count_files(dest) == 2 + 2 + 2 + 2, "4 manifests, their 4 objects and 4 packs are gone");
 	vv_repo_close(r);
 	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF, 0, &r), 0, "reopen");
 	/* The sample manifests name fake extents: structure problems, but
@@ -224,6 +226,89 @@ static void test_repo(void)
 
 
 /* The largest regular file under dir (depth 2: XX/NAME) into out. */
+/* Metadata packs (manifest version 2): the same rows give the same packs,
+ * written once; a change re-writes some; a pack gone is named. */
+static void packs_sample(struct vv_manifest *m, int changed)
+{
+	struct vv_inode_row r;
+	uint8_t data[1000];
+
+	sample(m, 1000000000LL);
+	memset(&r, 0, sizeof(r));
+	r.mode = 0100644;
+	for (int i = 0; i < 400; i++) {
+		uint32_t x = 2463534242u + (uint32_t)i * 7919u;
+		for (size_t j = 0; j < sizeof(data); j++) {
+			x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+			data[j] = (uint8_t)x;
+		}
+		data[0] = (uint8_t)(i == changed ? 0xee : 0x11);
+		r.ino = 10 + (uint64_t)i;
+		r.size = sizeof(data);
+		vv_manifest_add_inode(m, &r, data, sizeof(data));
+	}
+}
+
+static void test_packs(void)
+{
+	char dest[300], id[33], hex[33], path[700];
+	uint64_t n1, w1, b1, n2, w2, b2;
+	struct vv_manifest m, got;
+	struct vv_repo *r = NULL;
+	char **names = NULL;
+	size_t nn = 0;
+
+	snprintf(dest, sizeof(dest), "%s/prepo", top);
+	is_int(vv_repo_init(dest, RPASS, strlen(RPASS), VV_KDF_PROFILE_TEST, VV_REPO_ALLOW_TEST_KDF, id), 0,
+	       "packs: a repository");
+	for (int round = 0; round < 2; round++) {
+		/* Round 0 without the daemon's caches, round 1 with them. */
+		unsigned fl = VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE | (round ? VV_REPO_KEY_CACHE : 0);
+		is_int(vv_repo_open(dest, RPASS, strlen(RPASS), fl, 0, &r), 0, "packs: open");
+		packs_sample(&m, -1);
+		is_int(vv_repo_manifest_store(r, &m), 0, "packs: store");
+		vv_repo_packs_stats(r, &n1, &w1, &b1);
+		vv_manifest_free(&m);
+		ok(n1 > 3 && (round || w1 == n1), "packs: 400 KB of rows in several packs");
+		packs_sample(&m, -1);
+		is_int(vv_repo_manifest_store(r, &m), 0, "packs: the same rows again");
+		vv_repo_packs_stats(r, &n2, &w2, &b2);
+		vv_manifest_free(&m);
+		ok(n2 == n1 && w2 == 0 && b2 == 0, "packs: the same packs, none written");
+		packs_sample(&m, round ? 300 : 200);
+		is_int(vv_repo_manifest_store(r, &m), 0, "packs: one row changed");
+		vv_hex_encode(hex, m.id, sizeof(m.id));
+		vv_manifest_free(&m);
+		vv_repo_packs_stats(r, &n2, &w2, &b2);
+		ok(w2 >= 1 && w2 < n2, "packs: some written, not all");
+		printf("# round %d: %llu packs; after a change %llu of %llu written\n", round,
+		       (unsigned long long)n1, (unsigned long long)w2, (unsigned long long)n2);
+		is_int(vv_repo_manifest_load(r, hex, &got), 0, "packs: it loads");
+		ok(got.ninodes == 402 && got.npacks == n2 && got.inodes[202].datalen == 1000 &&
+		   got.inodes[round ? 302 : 202].data[0] == 0xee && got.inodes[201].data[0] == 0x11,
+		   "packs: with its rows");
+		vv_manifest_free(&got);
+		vv_repo_close(r);
+	}
+	/* A pack removed: no manifest that names it loads, and why names it. */
+	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF, 0, &r), 0, "packs: reopen");
+	is_int(vv_repo_manifest_names(r, &names, &nn), 0, "packs: the manifests");
+	is_int(vv_repo_manifest_load(r, names[0], &got), 0, "packs: the first loads");
+	{
+		char nh[65];
+		vv_hex_encode(nh, got.packs[0].name, 32);
+		snprintf(path, sizeof(path), "%s/objects/%.2s/%s", dest, nh, nh);
+		ok(unlink(path) == 0, "packs: remove one");
+		vv_manifest_free(&got);
+		is_int(vv_repo_manifest_load(r, names[0], &got), VV_ECORRUPT, "packs: then it does not load");
+		ok(strstr(vv_repo_why(r), "metadata pack") && strstr(vv_repo_why(r), nh) &&
+		   strstr(vv_repo_why(r), "missing"), "packs: naming the pack missing");
+	}
+	vv_repo_names_free(names, nn);
+	vv_repo_close(r);
+	vv_repo_key_cache_clear();
+}
+
 static long largest(const char *dir, char *out, size_t cap)
 {
 	DIR *d = opendir(dir), *e;
@@ -422,6 +507,7 @@ int main(void)
 		tap_skip_all("cannot make a temp dir");
 	test_body();
 	test_repo();
+	test_packs();
 	test_vault();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
 	if (system(cmd) != 0)

@@ -123,6 +123,22 @@ int vv_repo_restore_store(struct vv_repo *r, const char *id_hex, const char *new
 			  const char *state_dir, vv_repo_problem_fn problem,
 			  vv_repo_progress_fn progress, vv_repo_made_fn made, void *ctx);
 
+/* The same in two steps, so that the new vault's key derivation (an
+ * Argon2id, the fixed cost of a restore) runs on a thread of its own
+ * while the caller unlocks the repository (the other one): _begin starts
+ * making newstore in the background (pass is copied); then either
+ * _finish (restores backup id_hex from r into it, and frees t, whatever
+ * the outcome) or _abort (waits for the thread, removes what it made,
+ * frees t).  A failure to create the store is reported by _finish. */
+struct vv_restore_target;
+int vv_repo_restore_begin(const char *newstore, const char *pass, size_t passlen,
+			  int kdf_profile, unsigned vflags, struct vv_restore_target **out);
+int vv_repo_restore_finish(struct vv_restore_target *t, struct vv_repo *r,
+			   const char *id_hex, const char *state_dir,
+			   vv_repo_problem_fn problem, vv_repo_progress_fn progress,
+			   vv_repo_made_fn made, void *ctx);
+void vv_repo_restore_abort(struct vv_restore_target *t);
+
 /* Restore into a directory (a mounted vault, through its access checks):
  * the tree of backup id below path ("/" or "/products") is walked depth
  * first, entries of a directory in their readdir order.  Per entry:
