@@ -19,7 +19,9 @@
         best, so ties may come back in either order).  With SCALE_FLOOR set
         to the scale_floor binary (scale-bench.sh builds it), the bare
         per-file system calls over DIR/tiny are timed in the same rounds and
-        compared with the single-segment query (docs/design.md).
+        compared with the single-segment query, and the least any reader can
+        do (openat, whole-file preads, close) over every layout, next to
+        that layout's query (docs/design.md).
 """
 import os, re, resource, statistics, subprocess, sys, tempfile, time
 import numpy as np
@@ -132,6 +134,7 @@ def run(vv, reps, threads, locs, qdir):
     res, cpu, dcpu, offl, ids = {}, {}, {}, {}, {}
     floor = os.environ.get("SCALE_FLOOR")
     fl = {0: [], 1: [], 2: [], 3: []}
+    lfl = {}                # layout -> [(wall, cpu)] of scale_floor mode 1 over it
     # warm-up: page cache, and the daemon's decrypted copies (first
     # queries on a mount start the fill and scan locally)
     for label, d, env in locations:
@@ -153,6 +156,14 @@ def run(vv, reps, threads, locs, qdir):
                 if p.returncode == 0:
                     w = p.stdout.split()
                     fl[mode].append((float(w[0]) / 1e3, float(w[-1]) / 1e3))
+            # the least any reader of each layout's files can do (mode 1:
+            # openat, whole-file preads, close), next to the queries
+            for l in layouts:
+                p = subprocess.run([floor, os.path.join(qdir, l), str(threads), "1"],
+                                   capture_output=True, text=True)
+                if p.returncode == 0:
+                    w = p.stdout.split()
+                    lfl.setdefault(l, []).append((float(w[0]) / 1e3, float(w[-1]) / 1e3))
         for nq in (1, 100):
             for label, d, env in locations:
                 for l in layouts:
@@ -204,6 +215,19 @@ def run(vv, reps, threads, locs, qdir):
             print("# floor over tiny, per file %s, no arithmetic: %.1f ms wall, %.1f ms CPU "
                   "= %.2fx wall, %.2fx CPU of the %s one2 single query"
                   % (what, m * 1e3, mc * 1e3, m / one, mc / onec, locations[0][0]))
+    if len(lfl) == len(layouts):
+        # Per layout: the bare reads' CPU, the split/unsplit ratio of those
+        # floors, and what the plain-directory query adds on top of them.
+        print("# floor per layout (scale_floor mode 1: openat, whole-file preads, close; no "
+              "arithmetic), CPU ms, next to the %s single query:" % locations[0][0])
+        for un, sp in LAYOUTS:
+            fu = statistics.median(x[1] for x in lfl[un])
+            for l in (un, sp):
+                f = statistics.median(x[1] for x in lfl[l])
+                q = statistics.median(cpu[(locations[0][0], l, 1)])
+                print("#   %-6s floor %7.1f ms%s   query %7.1f ms = floor + %.1f ms" % (
+                    l, f * 1e3, "" if l == un else " (%.2fx the %s floor)" % (f / fu, un),
+                    q * 1e3, (q - f) * 1e3))
     refbad = ref_check(qdir, ids)
     print("# every layout and location at the float64 reference distances: %s"
           % ("yes" if not refbad else "NO"))
