@@ -384,14 +384,14 @@ static int seg_head(int dirfd, char *const *idsv, size_t nids, struct cseg *s, c
 	int fd = -1, r;
 
 	if ((r = vv_segment_probe(vv_segment_format_from_name(s->name), hp, hl, n, &s->pub.info,
-				  why)) < 0)
-		goto out;
+				  why)) < 0 || !nids)
+		goto out;            /* no sidecar listed: no name to build */
 	if (!(ids = ids_name(s->name))) {
 		r = VV_ENOMEM;
 		*why = "out of memory";
 		goto out;
 	}
-	if (!nids || !bsearch(&ids, idsv, nids, sizeof(*idsv), name_cmp))
+	if (!bsearch(&ids, idsv, nids, sizeof(*idsv), name_cmp))
 		goto out;
 	if ((fd = r = open_reg(dirfd, ids, &st, why)) < 0 ||
 	    (r = load_fd(fd, (size_t)st.st_size, SMALL_SEG_BYTES, &s->ids_base, &s->ids_mapped,
