@@ -297,6 +297,35 @@ static int child_denied(void *arg)
 	return 0;
 }
 
+/* The first cap bytes of segment file name (to write it back later). */
+static size_t read_seg(const char *name, uint8_t *buf, size_t cap)
+{
+	char path[300];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	if (!(f = fopen(path, "rb")))
+		return 0;
+	n = fread(buf, 1, cap, f);
+	fclose(f);
+	return n;
+}
+
+/* Open, fn() (a change to segment file name), search: with io_uring into
+ * a, then without into b; name's bytes buf[0 .. len) written back after
+ * each. */
+static void both_ways(void (*fn)(void), const char *name, const uint8_t *buf, size_t len,
+		      struct outcome *a, struct outcome *b)
+{
+	between = fn;
+	run(true, a);
+	write_file(name, buf, len);
+	run(false, b);
+	write_file(name, buf, len);
+	between = NULL;
+}
+
 /* s0020.npy (12 rows) cut to its header and 4 rows after the open; the
  * whole file back after the search. */
 static uint8_t s20[4096];
@@ -451,20 +480,10 @@ int main(void)
 	 * saying what happened, the same both ways; the file back, both ways
 	 * find the reference hits again */
 	{
-		FILE *f;
-		snprintf(path, sizeof(path), "%s/s0020.npy", tmpdir);
-		f = fopen(path, "rb");
-		s20len = f ? fread(s20, 1, sizeof(s20), f) : 0;
-		if (f)
-			fclose(f);
+		s20len = read_seg("s0020.npy", s20, sizeof(s20));
 		ok(s20len == 128 + 12 * D * 4, "s0020.npy holds 12 rows");
 		run(false, &s);            /* the reference, before any cut */
-		between = cut_s0020;
-		run(true, &u);
-		write_file("s0020.npy", s20, s20len);
-		run(false, &x);
-		write_file("s0020.npy", s20, s20len);
-		between = NULL;
+		both_ways(cut_s0020, "s0020.npy", s20, s20len, &u, &x);
 		ok(u.r == VV_EIO && x.r == VV_EIO && !strcmp(u.err, x.err) && strstr(u.err, "s0020.npy") &&
 		   strstr(u.err, "shrank since the collection was opened"),
 		   "a segment cut after the open: EIO naming it, 'shrank', the same both ways");
@@ -484,23 +503,14 @@ int main(void)
 		static uint8_t keep[4096];
 		size_t klen;
 		int fds0;
-		FILE *f;
-		snprintf(path, sizeof(path), "%s/s0599.npy", tmpdir);
-		f = fopen(path, "rb");
-		klen = f ? fread(keep, 1, sizeof(keep), f) : 0;
-		if (f)
-			fclose(f);
+		klen = read_seg("s0599.npy", keep, sizeof(keep));
+		ok(klen > 128, "s0599.npy read");
 		getrlimit(RLIMIT_NOFILE, &old);
 		low = old;
 		low.rlim_cur = 96 + 40;
 		setrlimit(RLIMIT_NOFILE, &low);
 		fds0 = proc_count("fd");
-		between = rm_s0599;
-		run(true, &u);
-		write_file("s0599.npy", keep, klen);
-		run(false, &x);
-		write_file("s0599.npy", keep, klen);
-		between = NULL;
+		both_ways(rm_s0599, "s0599.npy", keep, klen, &u, &x);
 		setrlimit(RLIMIT_NOFILE, &old);
 		ok(u.r == VV_ENOENT && x.r == VV_ENOENT && !strcmp(u.err, x.err) &&
 		   strstr(u.err, "s0599.npy"),
