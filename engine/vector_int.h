@@ -156,6 +156,8 @@ struct vv_scan {
 	uint64_t err_row;
 	uint32_t err_dim;
 	int err_errno;
+	bool err_short;          /* err_errno EIO: the segment ended before its
+				    rows (shrank since it was opened) */
 };
 
 /* Run scan s.  0 with s->cand and s->ncand allocated (free with

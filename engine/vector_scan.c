@@ -147,6 +147,7 @@ struct worker {
 	size_t iorows;
 	int ioerr;
 	uint32_t ioerr_seg;
+	bool ioerr_short;        /* ioerr EIO: end of file before the rows */
 };
 
 /* Rows r.. of segment s as floats, their bytes at p (the mapping or a
@@ -200,6 +201,7 @@ static const uint8_t *rows_read(struct worker *w, const struct vv_scan_seg *s, i
 			continue;
 		if (k <= 0) {
 			w->ioerr = k < 0 ? errno : EIO;
+			w->ioerr_short = k == 0;
 			return NULL;
 		}
 		got += (size_t)k;
@@ -499,6 +501,7 @@ static int job_errors(struct vv_scan *s, const struct worker *ws, size_t started
 	if (ioe) {
 		s->err_seg = ioe->ioerr_seg;
 		s->err_errno = ioe->ioerr;
+		s->err_short = ioe->ioerr_short;
 		return vv_err_from_errno(ioe->ioerr);
 	}
 	if (bad) {
@@ -527,6 +530,7 @@ int vv_scan_run(struct vv_scan *s)
 	s->err_row = 0;
 	s->err_dim = 0;
 	s->err_errno = 0;
+	s->err_short = false;
 	if (!s->nq || !s->kk || !s->d ||
 	    (s->metric != VV_METRIC_L2 && s->metric != VV_METRIC_IP && s->metric != VV_METRIC_COSINE))
 		return VV_EINVAL;

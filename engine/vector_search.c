@@ -384,14 +384,14 @@ static int seg_head(int dirfd, char *const *idsv, size_t nids, struct cseg *s, c
 	int fd = -1, r;
 
 	if ((r = vv_segment_probe(vv_segment_format_from_name(s->name), hp, hl, n, &s->pub.info,
-				  why)) < 0)
-		goto out;
+				  why)) < 0 || !nids)
+		goto out;            /* no sidecar listed: no name to build */
 	if (!(ids = ids_name(s->name))) {
 		r = VV_ENOMEM;
 		*why = "out of memory";
 		goto out;
 	}
-	if (!nids || !bsearch(&ids, idsv, nids, sizeof(*idsv), name_cmp))
+	if (!bsearch(&ids, idsv, nids, sizeof(*idsv), name_cmp))
 		goto out;
 	if ((fd = r = open_reg(dirfd, ids, &st, why)) < 0 ||
 	    (r = load_fd(fd, (size_t)st.st_size, SMALL_SEG_BYTES, &s->ids_base, &s->ids_mapped,
@@ -512,7 +512,12 @@ static void seg_release(struct cseg *s, struct scan_io *io)
 /* Opening thousands of segments is a few syscalls each, most of the open's
  * time for small ones, and closing them is one more each: threads open and
  * probe them in parallel (the caller then checks them in name order), and
- * release them in parallel, each thread taking the next index. */
+ * release them in parallel, each thread taking the next index.  On a FUSE
+ * mount an open is an OPEN round trip, during which the thread sleeps
+ * while a daemon worker answers: there LOAD_MAX_THREADS open at once,
+ * whatever the CPUs (10,000 segments of 100 rows on 2 CPUs: 17-32% less
+ * wall time than 2 openers, the same CPU time; docs/design.md).  RELEASE
+ * is sent asynchronously by the kernel, so releases stay one per CPU. */
 #define LOAD_PER_THREAD 64u      /* fewer segments per thread: not worth one */
 #define LOAD_MAX_THREADS 8u
 
@@ -535,11 +540,13 @@ static void *par_work(void *arg)
 
 /* work(arg) on this thread and on up to LOAD_MAX_THREADS - 1 more, as
  * many as n items are worth (at most max_nt in all); returns when all are
- * done. */
-static void par_threads(size_t n, size_t max_nt, void *(*work)(void *), void *arg)
+ * done.  One per CPU, unless waiting bounds the items (the OPEN round trips
+ * of a FUSE mount, where a thread sleeps while the daemon answers): then
+ * LOAD_MAX_THREADS. */
+static void par_threads(size_t n, size_t max_nt, bool waiting, void *(*work)(void *), void *arg)
 {
 	pthread_t th[LOAD_MAX_THREADS];
-	size_t nt = (size_t)sysconf(_SC_NPROCESSORS_ONLN), started;
+	size_t nt = waiting ? LOAD_MAX_THREADS : (size_t)sysconf(_SC_NPROCESSORS_ONLN), started;
 
 	nt = nt < 1 ? 1 : nt > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : nt;
 	if (nt > n / LOAD_PER_THREAD + 1)
@@ -555,11 +562,11 @@ static void par_threads(size_t n, size_t max_nt, void *(*work)(void *), void *ar
 }
 
 /* fn(ctx, i) for every i < n, on up to LOAD_MAX_THREADS threads. */
-static void par_run(size_t n, void (*fn)(void *, size_t), void *ctx)
+static void par_run(size_t n, bool waiting, void (*fn)(void *, size_t), void *ctx)
 {
 	struct par p = { .fn = fn, .ctx = ctx, .n = n };
 
-	par_threads(n, LOAD_MAX_THREADS, par_work, &p);
+	par_threads(n, LOAD_MAX_THREADS, waiting, par_work, &p);
 }
 
 /* Many segments are opened, and released, in batches through io_uring
@@ -608,7 +615,7 @@ static void pbatch_run(size_t n, void (*fn)(void *, struct batch_tls *, size_t, 
 {
 	struct pbatch p = { .fn = fn, .ctx = ctx, .n = n };
 
-	par_threads(n, (n + URING_BATCH - 1) / URING_BATCH, pbatch_work, &p);
+	par_threads(n, (n + URING_BATCH - 1) / URING_BATCH, false, pbatch_work, &p);
 }
 
 /* The thread's ring (made at its first call; heads too when asked), or
@@ -884,7 +891,7 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 	if (c->io->batched)
 		pbatch_run(nnames, load_batch, &ld);
 	else
-		par_run(nnames, load_one, &ld);
+		par_run(nnames, c->io->dir_fuse, load_one, &ld);
 	loaded = true;
 	/* in name order: the first good segment fixes the schema, the first
 	 * bad one fails the open */
@@ -965,7 +972,7 @@ void vv_collection_free(struct vv_collection *c)
 	if (c->io && c->io->batched)
 		pbatch_run(c->nsegs, release_batch, c);
 	else
-		par_run(c->nsegs, release_one, c);
+		par_run(c->nsegs, false, release_one, c);
 	for (size_t i = 0; i < c->nskipped; i++)
 		free(c->skipped[i]);
 	free(c->skipped);
@@ -998,19 +1005,20 @@ const char *vv_collection_skipped(const struct vv_collection *c, size_t i)
  * by one pread into raw (d * 4 bytes); buf holds d floats.  0, or a read
  * error's VV_E* code. */
 static int exact_dist(const struct vv_collection *c, enum vv_metric m, uint32_t seg, uint64_t r,
-		      const float *q, size_t d, uint8_t *raw, float *buf, double *out)
+		      const float *q, size_t d, uint8_t *raw, float *buf, double *out, const char **why)
 {
 	const struct cseg *s = &c->segs[seg];
 	uint64_t off = s->pub.info.data_off + r * s->pub.info.stride;
 	const uint8_t *p = s->base ? s->base + off : raw;
-	const char *why;
 	int e;
 
 	if (!s->base) {
 		int fd = s->fd >= 0 ? s->fd : openat(c->io->dirfd, s->name, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			*why = strerror(errno);
 			return vv_err_from_errno(errno);
-		e = pread_full(fd, raw, d * vv_dtype_size(s->pub.info.dtype), off, &why);
+		}
+		e = pread_full(fd, raw, d * vv_dtype_size(s->pub.info.dtype), off, why);
 		if (fd != s->fd)
 			close(fd);
 		if (e < 0)
@@ -1321,6 +1329,10 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		if (r == VV_ECORRUPT)
 			seterr(err, errlen, "%s/%s: row %llu has dimension word %u, expected %zu",
 			       c->dir, name, (unsigned long long)sc.err_row, sc.err_dim, d);
+		else if (sc.err_short)
+			seterr(err, errlen, "%s/%s: file shrank since the collection was opened "
+			       "(%llu bytes then; it ends before its rows)", c->dir, name,
+			       (unsigned long long)c->segs[sc.err_seg].pub.file_size);
 		else if (sc.err_errno)
 			seterr(err, errlen, "%s/%s: %s", c->dir, name, strerror(sc.err_errno));
 		goto out;
@@ -1347,10 +1359,12 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 					o->stats->cands_exact++;
 				continue;
 			}
+			const char *why = NULL;
 			if ((r = exact_dist(c, metric, dc[i].seg, dc[i].row, queries + q * d, d,
-					    rowraw, rowbuf, &dc[i].d)) < 0) {
-				seterr(err, errlen, "%s/%s: %s", c->dir, c->segs[dc[i].seg].name,
-				       vv_strerror(r));
+					    rowraw, rowbuf, &dc[i].d, &why)) < 0) {
+				seterr(err, errlen, "%s/%s: re-ranking row %llu: %s", c->dir,
+				       c->segs[dc[i].seg].name, (unsigned long long)dc[i].row,
+				       why ? why : vv_strerror(r));
 				goto out;
 			}
 			if (o->stats)

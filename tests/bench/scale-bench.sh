@@ -13,7 +13,10 @@
 # for the same bytes (goal: <= 1.3 for 1000-row segments, <= 2
 # for 100-row ones), checks every layout reports the same ids and that
 # they are the float64 nearest rows, and times the bare per-file system
-# calls over the 100-row segments (scale_floor.c) against the same query.  Not part
+# calls over the 100-row segments (scale_floor.c) against the same query, and
+# the least any reader can do over each layout (its floor).  A run during
+# which anyone dropped the page cache (drop_pagecache in /proc/vmstat) is
+# repeated after reading the layout again: the figures are warm reads.  Not part
 # of ctest: it needs ~3 GB of disk and RAM and several minutes (copying
 # 10,000 files into the mount dominates the first run).
 # At the end, tests/bench/scale-bench-dirs.sh runs if it exists and is

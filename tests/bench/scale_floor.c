@@ -7,8 +7,12 @@
  * Reads every regular file of DIR with THREADS threads and no arithmetic:
  *   MODE 0: what the query does per small segment today: openat, statx
  *           (type, size), pread of the 4 KiB head, pread of the rest, close;
- *   MODE 1: the least any per-file reader can do: openat, one pread of the
- *           whole file into a reused buffer, close;
+ *   MODE 1: the least any per-file reader can do: openat, preads of the
+ *           whole file in CHUNK pieces into a reused (L2-sized, like the
+ *           query's) buffer until a short one, close: one pread per small
+ *           file, so it is also the floor of one large file (scale_bench.py
+ *           runs it over every layout: the split/unsplit ratio of the
+ *           floors is what no reader of these files can beat);
  *   MODE 2: what the query does with io_uring (vector_uring.c): per batch
  *           of 128 files one submission of openat, a statx each, one
  *           submission of the 4 KiB heads, a pread of the rest each, one
@@ -40,6 +44,7 @@
 #include <unistd.h>
 
 #define BUF (8u << 20)
+#define CHUNK (256u << 10)      /* mode 1's read size */
 
 static int dfd, mode;
 static char **names;
@@ -166,8 +171,13 @@ static void *run(void *arg)
 			    (sx.stx_size > 4096 && sx.stx_size <= BUF &&
 			     pread(fd, b, sx.stx_size - 4096, 4096) < 0))
 				bad = 1;
-		} else if (pread(fd, b, BUF, 0) < 0) {
-			bad = 1;
+		} else {
+			ssize_t k;
+			off_t off = 0;
+			while ((k = pread(fd, b, CHUNK, off)) == (ssize_t)CHUNK)
+				off += k;
+			if (k < 0)
+				bad = 1;
 		}
 		close(fd);
 	}

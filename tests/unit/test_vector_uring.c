@@ -6,7 +6,9 @@
  * the same error, naming the same file, for a directory, a truncated file
  * and a file the caller may not read (as uid 65534); the one-by-one path
  * where io_uring_setup is refused (a seccomp filter, as in containers);
- * past the descriptor budget; no descriptor or thread left behind.
+ * past the descriptor budget; no descriptor or thread left behind; a
+ * segment cut or removed between the open and the scan (the error names it
+ * and what happened, the same both ways).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -152,6 +154,10 @@ struct outcome {
 };
 
 /* Open and search the collection with io_uring allowed or not. */
+/* Called between the open and the search of run() when set: a file
+ * changing under an open collection. */
+static void (*between)(void);
+
 static void run(bool uring, struct outcome *o)
 {
 	struct vv_collection *c = NULL;
@@ -167,6 +173,8 @@ static void run(bool uring, struct outcome *o)
 			o->rows += vv_collection_seg(c, i)->info.count;
 			o->nids += vv_collection_seg(c, i)->has_ids;
 		}
+		if (between)
+			between();
 		o->r = vv_collection_search(c, &q[0][0], NQ, &so, o->h, o->err, sizeof(o->err));
 	}
 	vv_collection_free(c);
@@ -287,6 +295,58 @@ static int child_denied(void *arg)
 	if (strcmp(a.err, b.err) != 0 || !strstr(a.err, "s0100.npy"))
 		return 2;
 	return 0;
+}
+
+/* The first cap bytes of segment file name (to write it back later). */
+static size_t read_seg(const char *name, uint8_t *buf, size_t cap)
+{
+	char path[300];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	if (!(f = fopen(path, "rb")))
+		return 0;
+	n = fread(buf, 1, cap, f);
+	fclose(f);
+	return n;
+}
+
+/* Open, fn() (a change to segment file name), search: with io_uring into
+ * a, then without into b; name's bytes buf[0 .. len) written back after
+ * each. */
+static void both_ways(void (*fn)(void), const char *name, const uint8_t *buf, size_t len,
+		      struct outcome *a, struct outcome *b)
+{
+	between = fn;
+	run(true, a);
+	write_file(name, buf, len);
+	run(false, b);
+	write_file(name, buf, len);
+	between = NULL;
+}
+
+/* s0020.npy (12 rows) cut to its header and 4 rows after the open; the
+ * whole file back after the search. */
+static uint8_t s20[4096];
+static size_t s20len;
+
+static void cut_s0020(void)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/s0020.npy", tmpdir);
+	if (truncate(path, (off_t)(s20len - 8 * D * 4)) < 0)
+		tap_diag("truncate s0020.npy failed");
+}
+
+static void rm_s0599(void)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/s0599.npy", tmpdir);
+	if (unlink(path) < 0)
+		tap_diag("unlink s0599.npy failed");
 }
 
 int main(void)
@@ -412,6 +472,54 @@ int main(void)
 			tap_diag(u.err);
 			tap_diag(s.err);
 		}
+		write_file("s0400.npy", buf, n);     /* whole again */
+	}
+
+	/* a segment that shrinks between the open and the scan (its rows are
+	 * read by the scan, mid-pipeline): the search fails naming it and
+	 * saying what happened, the same both ways; the file back, both ways
+	 * find the reference hits again */
+	{
+		s20len = read_seg("s0020.npy", s20, sizeof(s20));
+		ok(s20len == 128 + 12 * D * 4, "s0020.npy holds 12 rows");
+		run(false, &s);            /* the reference, before any cut */
+		both_ways(cut_s0020, "s0020.npy", s20, s20len, &u, &x);
+		ok(u.r == VV_EIO && x.r == VV_EIO && !strcmp(u.err, x.err) && strstr(u.err, "s0020.npy") &&
+		   strstr(u.err, "shrank since the collection was opened"),
+		   "a segment cut after the open: EIO naming it, 'shrank', the same both ways");
+		if (strcmp(u.err, x.err) != 0 || !strstr(u.err, "shrank")) {
+			tap_diag(u.err);
+			tap_diag(x.err);
+		}
+		run(true, &u);
+		ok(u.r == 0 && same_hits(&u, &s), "the segment whole again: the same hits");
+	}
+
+	/* past the descriptor budget the scan opens a segment again: one
+	 * removed since the open fails the search naming it (ENOENT), with
+	 * io_uring and without; nothing read from it reaches the results */
+	{
+		struct rlimit old, low;
+		static uint8_t keep[4096];
+		size_t klen;
+		int fds0;
+		klen = read_seg("s0599.npy", keep, sizeof(keep));
+		ok(klen > 128, "s0599.npy read");
+		getrlimit(RLIMIT_NOFILE, &old);
+		low = old;
+		low.rlim_cur = 96 + 40;
+		setrlimit(RLIMIT_NOFILE, &low);
+		fds0 = proc_count("fd");
+		both_ways(rm_s0599, "s0599.npy", keep, klen, &u, &x);
+		setrlimit(RLIMIT_NOFILE, &old);
+		ok(u.r == VV_ENOENT && x.r == VV_ENOENT && !strcmp(u.err, x.err) &&
+		   strstr(u.err, "s0599.npy"),
+		   "past the descriptor budget, a segment removed after the open: ENOENT naming it, both ways");
+		if (strcmp(u.err, x.err) != 0) {
+			tap_diag(u.err);
+			tap_diag(x.err);
+		}
+		is_int(proc_count("fd"), fds0, "no descriptor left after the failed searches");
 	}
 
 	{
