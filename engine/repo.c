@@ -2249,7 +2249,8 @@ int vv_repo_manifest_names(struct vv_repo *r, char ***out, size_t *nout)
 		vv_repo_names_free(names, n);
 		return e;
 	}
-	qsort(names, n, sizeof(*names), cmp_str);
+	if (n > 1)      /* (NULL when empty, which qsort must not be given) */
+		qsort(names, n, sizeof(*names), cmp_str);
 	*out = names;
 	*nout = n;
 	return 0;
@@ -2287,7 +2288,8 @@ int vv_repo_list(struct vv_repo *r, int (*cb)(void *ctx, const struct vv_backup_
 		infos[k++] = m.info;
 		vv_manifest_free(&m);
 	}
-	qsort(infos, k, sizeof(*infos), cmp_info);
+	if (k > 1)
+		qsort(infos, k, sizeof(*infos), cmp_info);
 	e = 0;
 	for (size_t i = 0; i < k && e == 0; i++)
 		e = cb(ctx, &infos[i]);

@@ -22,6 +22,7 @@
 
 #include "crypto_int.h"
 #include "snap_int.h"
+#include "grow.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -336,14 +337,8 @@ static int get_dirty(struct vv_vault *v, struct node *n, const uint8_t *key, uin
 		*out = &n->dirty[i];
 		return 0;
 	}
-	if (n->ndirty == n->dirtycap) {
-		size_t nc = n->dirtycap ? n->dirtycap * 2 : 16;
-		struct dblock *ndb = realloc(n->dirty, nc * sizeof(*ndb));
-		if (!ndb)
-			return VV_ENOMEM;
-		n->dirty = ndb;
-		n->dirtycap = nc;
-	}
+	if (VV_GROW(n->dirty, n->ndirty, n->dirtycap) < 0)
+		return VV_ENOMEM;
 	nd.fblock = fb;
 	nd.buf = blk_alloc(v);
 	if (!nd.buf)
@@ -553,14 +548,14 @@ static void seal_one(struct vv_vault *v, struct seal_job *j)
 			blk_free(v, j->b[k].buf);
 		} else {
 			size_t i = dirty_pos(n, j->b[k].fblock);
-			struct dblock *nd = n->ndirty < n->dirtycap ? n->dirty :
-				realloc(n->dirty, (n->dirtycap = n->dirtycap * 2 + 16) * sizeof(*nd));
-			if (!nd) {
+			/* (the capacity changes only with the array: raising it
+			 * before a realloc that failed let the next insert write
+			 * past the end) */
+			if (VV_GROW(n->dirty, n->ndirty, n->dirtycap) < 0) {
 				blk_free(v, j->b[k].buf);
 				continue;
 			}
-			n->dirty = nd;
-			memmove(&n->dirty[i + 1], &n->dirty[i], (n->ndirty - i) * sizeof(*nd));
+			memmove(&n->dirty[i + 1], &n->dirty[i], (n->ndirty - i) * sizeof(n->dirty[0]));
 			n->dirty[i] = j->b[k];
 			n->ndirty++;
 		}
