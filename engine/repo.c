@@ -70,6 +70,7 @@
 #include "buf.h"
 #include "crypto_int.h"
 #include "os.h"
+#include "grow.h"
 #include "repo_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -739,14 +740,8 @@ static void mc_add(struct mc_repo *c, const char *name, const struct vv_bk_objec
 
 	if (mc_find(c, name))
 		return;
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? 2 * c->cap : 16;
-		struct mc_man *nm = realloc(c->man, cap * sizeof(*nm));
-		if (!nm)
-			return;
-		c->man = nm;
-		c->cap = cap;
-	}
+	if (VV_GROW(c->man, c->n, c->cap) < 0)
+		return;
 	e = &c->man[c->n];
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->n = n;
@@ -773,14 +768,8 @@ static void mc_pack_add(struct mc_repo *c, const uint8_t ph[VV_MAC_BYTES], const
 		return;
 	if (c->npk == MC_PACKS_MAX)
 		c->npk = 0;
-	if (c->npk == c->cappk) {
-		size_t cap = c->cappk ? 2 * c->cappk : 256;
-		struct mc_pack *np = realloc(c->pk, cap * sizeof(*np));
-		if (!np)
-			return;
-		c->pk = np;
-		c->cappk = cap;
-	}
+	if (VV_GROW(c->pk, c->npk, c->cappk) < 0)
+		return;
 	memcpy(c->pk[c->npk].ph, ph, VV_MAC_BYTES);
 	c->pk[c->npk++].p = *p;
 }

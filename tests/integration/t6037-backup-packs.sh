@@ -50,12 +50,15 @@ check "to the third's files" test "$(sums "$T/m-g2")" = "$(cat "$T/third.sha256"
 vv_umount "$T/m-g2"
 
 # --- a vault of small files only: every object in DEST is a pack ---
+# (~1.5 MB of rows: at least 6 packs whatever the repository key, since a
+# pack holds at most 256 KiB; fewer rows made "several" and "not every"
+# a matter of where the key put the cuts)
 vv_backup_vault
 vv_mount "$S" "$M"
 mkdir "$M/many"
 python3 -c 'import os, sys
 for i in range(600):
-    open("%s/f%03d" % (sys.argv[1], i), "wb").write(os.urandom(300 + i))' "$M/many"
+    open("%s/f%03d" % (sys.argv[1], i), "wb").write(os.urandom(2000 + i))' "$M/many"
 sync -f "$M"
 "$VV_BIN" backup init "$D" --passfile "$RP" --kdf test >/dev/null
 bk() { "$VV_BIN" backup create "$M" "$D" --passfile "$RP"; }
