@@ -47,14 +47,22 @@ vv_allow_stat() {
 
 # vv_listen_mount: the usual remote test vault: a TLS pair in $T/tls, a new
 # store $S mounted on $M listening on 127.0.0.1 (daemon log $LOG); sets
-# AUD (the audit log) and P (the port).  One check "mount --listen".
+# FP (the certificate's fingerprint, for --pin), AUD (the audit log) and P
+# (the port).  One check "mount --listen".
 vv_listen_mount() {
-	vv_tls "$T/tls" >/dev/null
+	FP=$(vv_tls "$T/tls")
 	vv_init "$S" >/dev/null
 	AUD=$(vv_audit_log "$S")
 	check "mount --listen" vv_mount "$S" "$M" --listen 127.0.0.1:0 \
 		--tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem"
 	P=$(vv_port "$LOG" 127.0.0.1:0)
+}
+
+# vv_key_file USER FILE: a new API key of vault user USER of the vault on
+# $M, written to FILE (mode 0600) for --key-file.
+vv_key_file() {
+	"$VV_BIN" key create "$1" "$M" > "$2" 2>/dev/null
+	chmod 600 "$2"
 }
 
 # rkey TOKEN CODE: rpy with c, a Client authenticated with TOKEN, and

@@ -30,8 +30,7 @@ mkdir "$M/coll" "$M/other"
 chown 1000:1000 "$M/coll"
 echo "not alice's" > "$M/other/x"
 "$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null
-"$VV_BIN" key create alice "$M" > "$T/key" 2>/dev/null
-chmod 600 "$T/key"
+vv_key_file alice "$T/key"
 KID=$(cut -c5-20 "$T/key")
 # soon CMD...: CMD succeeds within a few seconds (the server's own mount
 # caches attributes and entries for a moment; no timing asserted)

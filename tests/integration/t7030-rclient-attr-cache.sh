@@ -23,7 +23,6 @@ R=$T/r
 LOG=$T/daemon.log
 TTL=8
 vv_listen_mount
-FP=$("$VV_BIN" tls fingerprint "$T/tls/cert.pem" | sed -n 's/^sha256://p')
 mkdir -p "$M/c/d" "$M/c/a/b" "$M/c/acl"
 for f in d/f d/g a/b/f acl/f top s; do echo "data $f" > "$M/c/$f"; done
 chmod 755 "$M/c" "$M/c/d" "$M/c/a" "$M/c/a/b" "$M/c/acl"

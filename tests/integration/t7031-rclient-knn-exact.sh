@@ -24,12 +24,10 @@ R=$T/r
 G=$T/gen
 mkdir -p "$G/plain"
 vv_listen_mount
-FP=$("$VV_BIN" tls fingerprint "$T/tls/cert.pem" | sed -n 's/^sha256://p')
 mkdir "$M/coll"
 chown 1000:1000 "$M/coll"
 "$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null
-"$VV_BIN" key create alice "$M" > "$T/key" 2>/dev/null
-chmod 600 "$T/key"
+vv_key_file alice "$T/key"
 VECVAULT_TEST_RELEASE_GATE="$T/gate" check "mount vv://" vv_rmount "vv://alice@127.0.0.1:$P/coll" "$R" --key-file "$T/key" --pin "$FP"
 
 "$PY" - "$G" <<'PY'

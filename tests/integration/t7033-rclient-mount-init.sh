@@ -14,13 +14,11 @@ S=$T/store
 M=$T/mnt
 R=$T/r
 vv_listen_mount
-FP=$("$VV_BIN" tls fingerprint "$T/tls/cert.pem" | sed -n 's/^sha256://p')
 mkdir "$M/coll"
 echo hello > "$M/coll/f"
 chown -R 1000:1000 "$M/coll"
 "$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null
-"$VV_BIN" key create alice "$M" > "$T/key" 2>/dev/null
-chmod 600 "$T/key"
+vv_key_file alice "$T/key"
 URL="vv://alice@127.0.0.1:$P/coll"
 
 mkdir -p "$R"

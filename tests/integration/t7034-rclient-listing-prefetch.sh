@@ -20,7 +20,6 @@ M=$T/mnt
 R=$T/r
 LOG=$T/daemon.log
 vv_listen_mount
-FP=$("$VV_BIN" tls fingerprint "$T/tls/cert.pem" | sed -n 's/^sha256://p')
 mkdir -p "$M/c"
 chmod 755 "$M/c"
 for d in a b c d e; do

@@ -29,12 +29,10 @@ R=$T/r
 LOG=$T/daemon.log
 N=400
 vv_listen_mount
-FP=$("$VV_BIN" tls fingerprint "$T/tls/cert.pem" | sed -n 's/^sha256://p')
 mkdir "$M/coll"
 chown 1000:1000 "$M/coll"
 "$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null
-"$VV_BIN" key create alice "$M" > "$T/key" 2>/dev/null
-chmod 600 "$T/key"
+vv_key_file alice "$T/key"
 "$PY" - "$M/coll" "$N" <<'PY'
 import os, sys
 d, n = sys.argv[1], int(sys.argv[2])
