@@ -43,6 +43,8 @@ cleanup() {
 	for p in ${CPID:-} ${SPID:-}; do
 		for i in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 	done
+	# ... and remove their pid file after that: the server's is the sure sign
+	for i in $(seq 1 100); do [ -e "$W/spid" ] || break; sleep 0.1; done
 	rm -rf --one-file-system "$W"
 }
 trap cleanup EXIT
@@ -54,7 +56,7 @@ printf 'bench pass\n' > "$W/pass"; chmod 600 "$W/pass"
 "$VV_BIN" tls selfsigned --out "$W/tls" --name 127.0.0.1 > "$W/fp"
 FP=$(sed -n 's/^sha256://p' "$W/fp")
 mkdir -p "$M" "$R" "$S"
-"$VV_BIN" mount "$W/store" "$M" --passfile "$W/pass" --no-audit --log "$W/daemon.log" \
+"$VV_BIN" mount "$W/store" "$M" --passfile "$W/pass" --no-audit --log "$W/daemon.log" --pid-file "$W/spid" \
 	--listen 127.0.0.1:0 --tls-cert "$W/tls/cert.pem" --tls-key "$W/tls/key.pem" || exit 1
 for i in $(seq 1 100); do
 	P=$(sed -n 's/.*remote: listening on 127.0.0.1:0 (port \([0-9]*\)).*/\1/p' "$W/daemon.log" | tail -1)
