@@ -119,16 +119,29 @@ static void ckpt_settle(struct vv_vault *v)
 		v->ckpt.ready = false;      /* else a pass runs: at the next commit */
 }
 
-/* After a durable commit, under mu. */
+/* After a durable commit (the ticker's too, with nothing written), under
+ * mu.  Past the bound, a pass is kicked again only once another bound's
+ * worth of frames was committed since the last kick, or when commits
+ * paused (the ticker's found nothing new).  Kicking one after every
+ * commit copied the same hot pages (inode table, directories, kv) again
+ * in each pass with two fsyncs: 43 passes instead of 3 checkpoints in a
+ * tar -x of 1500 files, 11% more daemon CPU.  The finishing step still
+ * copies under mu only what came after the last pass, at CKPT_HARD. */
 static void ckpt_kick(struct vv_vault *v)
 {
 	uint32_t f;
+	bool idle = v->cm.written == v->ckpt.seen;
 
+	v->ckpt.seen = v->cm.written;
 	if (!v->ckpt.run || v->ckpt.busy || v->ckpt.kick || v->ckpt.ready)
 		return;
 	f = vv_meta_wal_frames(v->meta);
-	if (f >= v->ckpt.frames || (f && v->cm.low_space)) {
+	if (f < v->ckpt.last)
+		v->ckpt.last = 0;           /* the log started over */
+	if ((f >= v->ckpt.frames && (idle || f - v->ckpt.last >= v->ckpt.frames)) ||
+	    (f && v->cm.low_space)) {
 		v->ckpt.kick = true;
+		v->ckpt.last = f;
 		pthread_cond_signal(&v->ckpt.cv);
 	}
 }
