@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "crypto_int.h"
+#include "grow.h"
 #include "os.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
@@ -342,15 +343,9 @@ static void wal_headroom(struct vv_vault *v)
 
 void vault_unlink_later(struct vv_vault *v, const uint8_t id[VV_CHUNK_ID_BYTES])
 {
-	if (v->cm.nunl == v->cm.unlcap) {
-		size_t nc = v->cm.unlcap ? v->cm.unlcap * 2 : 64;
-		struct pending_unlink *nu = realloc(v->cm.unl, nc * sizeof(*nu));
-		if (!nu) {
-			vv_log(VV_LOG_WARN, "vault: out of memory; chunk left for fsck to free");
-			return;
-		}
-		v->cm.unl = nu;
-		v->cm.unlcap = nc;
+	if (VV_GROW(v->cm.unl, v->cm.nunl, v->cm.unlcap) < 0) {
+		vv_log(VV_LOG_WARN, "vault: out of memory; chunk left for fsck to free");
+		return;
 	}
 	memcpy(v->cm.unl[v->cm.nunl++].id, id, VV_CHUNK_ID_BYTES);
 }
