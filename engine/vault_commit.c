@@ -74,7 +74,8 @@ int vault_txn(struct vv_vault *v)
  * past them all (vv_meta_ckpt_finish): free when nothing was committed
  * since (the load paused), and the commit after it restarts the log in
  * place and truncates it to journal_size_limit as before.  Under steady
- * load something always was: then another pass follows, outside mu, and
+ * load something always was: then another pass follows, outside mu, once
+ * another ckpt.frames were committed or the commits pause (ckpt_kick), and
  * only once the WAL holds CKPT_HARD times the bound (at most four
  * reserves' worth), or the disk is nearly full, does the finishing step copy under mu what was committed since
  * the pass (a commit or two, not 1000 frames, but with meta.db's fsync).
