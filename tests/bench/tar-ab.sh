@@ -16,10 +16,10 @@
 set -eu
 BENCH_NAME=tar-ab
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/fs-lib.sh"
 A=${VV_A:?set VV_A to the old vecvault binary}
 B=${VV_B:?set VV_B to the new vecvault binary}
 RUNS=${1:-8}
-PY=${PY:-python3}
 W=$(mktemp -d /tmp/vv-tar-ab.XXXXXX)
 cleanup() {
 	for s in a b; do mountpoint -q "$W/$s/mnt" && fusermount3 -uz "$W/$s/mnt"; done
@@ -30,22 +30,7 @@ export VECVAULT_TEST_KDF=1
 printf 'bench passphrase\n' > "$W/pass"
 chmod 600 "$W/pass"
 
-# fs-bench.sh's tree: same generator, same seed.
-"$PY" - "$W/src" 1500 <<'PY'
-import os, random, sys
-root, n = sys.argv[1], int(sys.argv[2])
-rng = random.Random(42)
-ndirs = max(1, n // 30)
-top = max(1, int(ndirs ** 0.5))
-for i in range(n):
-    d = i % ndirs
-    p = os.path.join(root, "d%03d" % (d % top), "s%04d" % d)
-    os.makedirs(p, exist_ok=True)
-    r = rng.random()
-    size = rng.randint(0, 4096) if r < 0.6 else rng.randint(4097, 32768) if r < 0.9 else rng.randint(32769, 131072)
-    with open(os.path.join(p, "f%05d.dat" % i), "wb") as f:
-        f.write(rng.randbytes(size))
-PY
+bench_tree "$W/src" 1500
 tar -cf "$W/tree.tar" -C "$W/src" .
 
 mount_one() {        # a|b BIN [valgrind args...]
