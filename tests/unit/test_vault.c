@@ -1113,6 +1113,23 @@ static int ckpt_files(struct vv_vault *v, uint64_t dir, int base, int n)
 	return r;
 }
 
+/* A fresh store TOP/<name>store (state in TOP/<name>state), opened with o
+ * (its state_dir set here); NULL on failure (reported). */
+static struct vv_vault *ckpt_vault(const char *name, struct vv_vault_opts *o, char st[400],
+				   char sa[400])
+{
+	struct vv_vault *v = NULL;
+
+	snprintf(st, 400, "%s/%sstore", top, name);
+	snprintf(sa, 400, "%s/%sstate", top, name);
+	mkdir(sa, 0700);
+	o->state_dir = sa;
+	is_int(vv_vault_create_store(st, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
+				     VV_VAULT_ALLOW_TEST_KDF, 0, 0, sa), 0, "ckpt: create a store");
+	is_int(vv_vault_open(st, PASS, strlen(PASS), o, &v), 0, "ckpt: open it with a small bound");
+	return v;
+}
+
 /* Commits never checkpoint (SQLite did, inside the commit that passed
  * 1000 frames, under the vault lock): with a pass held inside its
  * checkpoint, commits go on and meta.db is not written by any of them;
@@ -1132,17 +1149,10 @@ static void test_checkpointer(void)
 	uint64_t passes, finishes;
 	int r, base = 0;
 
-	snprintf(st, sizeof(st), "%s/ckstore", top);
-	snprintf(sa, sizeof(sa), "%s/ckstate", top);
+	if (!(v = ckpt_vault("ck", &o, st, sa)))
+		return;
 	snprintf(db, sizeof(db), "%s/meta.db", st);
 	snprintf(wal, sizeof(wal), "%s/meta.db-wal", st);
-	mkdir(sa, 0700);
-	o.state_dir = sa;
-	is_int(vv_vault_create_store(st, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
-				     VV_VAULT_ALLOW_TEST_KDF, 0, 0, sa), 0, "ckpt: create a store");
-	is_int(vv_vault_open(st, PASS, strlen(PASS), &o, &v), 0, "ckpt: open with a 20-frame bound");
-	if (!v)
-		return;
 	ok(v->ckpt.run, "ckpt: the checkpointer thread runs");
 	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "c", 0755, &d), 0, "ckpt: mkdir");
 	pthread_mutex_lock(&v->mu);
@@ -1233,14 +1243,7 @@ static void test_ckpt_cadence(void)
 	uint32_t prev = 0, f;
 	int r = 0, commits = 0;
 
-	snprintf(st, sizeof(st), "%s/cadstore", top);
-	snprintf(sa, sizeof(sa), "%s/cadstate", top);
-	mkdir(sa, 0700);
-	o.state_dir = sa;
-	is_int(vv_vault_create_store(st, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
-				     VV_VAULT_ALLOW_TEST_KDF, 0, 0, sa), 0, "cadence: create a store");
-	is_int(vv_vault_open(st, PASS, strlen(PASS), &o, &v), 0, "cadence: open with a 100-frame bound");
-	if (!v)
+	if (!(v = ckpt_vault("cad", &o, st, sa)))
 		return;
 	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "c", 0755, &d), 0, "cadence: mkdir");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
