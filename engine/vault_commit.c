@@ -89,6 +89,19 @@ int vault_txn(struct vv_vault *v)
 
 #define CKPT_HARD 4
 
+/* CKPT_HARD times the bound, but at most 4 reserves of WAL (1/8 of a
+ * small file system) and never below the bound. */
+static uint64_t ckpt_hard(const struct vv_vault *v)
+{
+	uint64_t hard = 4ull * v->cm.reserve / vv_store_page_size(v->store);
+
+	if (hard > (uint64_t)CKPT_HARD * v->ckpt.frames)
+		hard = (uint64_t)CKPT_HARD * v->ckpt.frames;
+	if (hard < v->ckpt.frames)
+		hard = v->ckpt.frames;
+	return hard;
+}
+
 /* Under mu. */
 static void ckpt_settle(struct vv_vault *v)
 {
@@ -99,13 +112,7 @@ static void ckpt_settle(struct vv_vault *v)
 
 	if (!v->ckpt.ready || vv_meta_in_txn(v->meta))
 		return;
-	/* CKPT_HARD times the bound, but at most 4 reserves of WAL (1/8 of
-	 * a small file system) and never below the bound. */
-	hard = 4ull * v->cm.reserve / vv_store_page_size(v->store);
-	if (hard > (uint64_t)CKPT_HARD * v->ckpt.frames)
-		hard = (uint64_t)CKPT_HARD * v->ckpt.frames;
-	if (hard < v->ckpt.frames)
-		hard = v->ckpt.frames;
+	hard = ckpt_hard(v);
 	f = vv_meta_wal_frames(v->meta);
 	if (f != v->ckpt.caught && f < hard && !v->cm.low_space) {
 		v->ckpt.ready = false;      /* committed since: another pass first */
@@ -130,6 +137,8 @@ static void ckpt_settle(struct vv_vault *v)
  * tar -x of 1500 files, 11% more daemon CPU.  A pause kicks one only if
  * frames came since the last kick (or that pass failed), not one per
  * tick while a caught-up WAL waits for its next write to start over.
+ * Past the hard bound every commit kicks one, so the finishing step
+ * comes at once and the WAL stays within it as before.
  * The finishing step still copies under mu only what came after the
  * last pass, at CKPT_HARD. */
 static void ckpt_kick(struct vv_vault *v)
@@ -144,7 +153,7 @@ static void ckpt_kick(struct vv_vault *v)
 	if (f < v->ckpt.last)
 		v->ckpt.last = 0;           /* the log started over */
 	if ((f >= v->ckpt.frames && f != v->ckpt.last &&
-	     (idle || f - v->ckpt.last >= v->ckpt.frames)) ||
+	     (idle || f - v->ckpt.last >= v->ckpt.frames || f >= ckpt_hard(v))) ||
 	    (f && v->cm.low_space)) {
 		v->ckpt.kick = true;
 		v->ckpt.last = f;
