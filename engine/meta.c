@@ -6,6 +6,7 @@
  * ciphertext byte.  Integers are stored as SQLite integers (64-bit signed:
  * inode numbers and sizes above 2^63 are refused by the vault layer).
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@
 
 enum {
 	S_KV_GET, S_KV_SET,
-	S_INO_GET, S_INO_PUT, S_INO_DATA_GET, S_INO_DATA_SET, S_INO_DEL,
+	S_INO_GET, S_INO_PUT, S_INO_PUT_DATA, S_INO_DATA_GET, S_INO_DATA_SET, S_INO_DEL,
 	S_INO_XDEL, S_INO_ITER,
 	S_DE_GET, S_DE_ADD, S_DE_DEL, S_DE_MOVE, S_DE_SETINO, S_DE_ANY, S_DE_LIST, S_DE_LIST_PLUS, S_DE_FIND, S_DE_ALL,
 	S_X_GET, S_X_SET, S_X_DEL, S_X_LIST, S_X_ANY,
@@ -42,6 +43,12 @@ static const char *const sql[S_NSTMT] = {
 		      " ON CONFLICT(ino) DO UPDATE SET gen=?2, mode=?3, uid=?4, gid=?5, nlink=?6,"
 		      " size=?7, rdev=?8, atime=?9, mtime=?10, ctime=?11, parent=?12, coll=?13,"
 		      " objid=?14, stored=?15",
+	[S_INO_PUT_DATA] = "INSERT INTO inodes(ino, gen, mode, uid, gid, nlink, size, rdev, atime,"
+		      " mtime, ctime, parent, coll, objid, stored, data)"
+		      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)"
+		      " ON CONFLICT(ino) DO UPDATE SET gen=?2, mode=?3, uid=?4, gid=?5, nlink=?6,"
+		      " size=?7, rdev=?8, atime=?9, mtime=?10, ctime=?11, parent=?12, coll=?13,"
+		      " objid=?14, stored=?15, data=?16",
 	[S_INO_DATA_GET] = "SELECT data FROM inodes WHERE ino=?1",
 	[S_INO_DATA_SET] = "UPDATE inodes SET data=?2 WHERE ino=?1",
 	[S_INO_DEL] = "DELETE FROM inodes WHERE ino=?1",
@@ -843,12 +850,8 @@ int vv_meta_inode_get(struct vv_meta *m, uint64_t ino, struct vv_inode_row *r)
 	return rc;
 }
 
-int vv_meta_inode_put(struct vv_meta *m, const struct vv_inode_row *r)
+static void bind_row(sqlite3_stmt *s, const struct vv_inode_row *r)
 {
-	if (vv_snap_ino(r->ino))
-		return VV_EROFS;             /* snapshots are read-only */
-	STMT(m, S_INO_PUT);
-
 	sqlite3_bind_int64(s, 1, i64(r->ino));
 	sqlite3_bind_int64(s, 2, i64(r->gen));
 	sqlite3_bind_int64(s, 3, r->mode);
@@ -864,6 +867,32 @@ int vv_meta_inode_put(struct vv_meta *m, const struct vv_inode_row *r)
 	sqlite3_bind_int64(s, 13, r->coll);
 	sqlite3_bind_blob(s, 14, r->objid, VV_OBJID_BYTES, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 15, i64(r->stored));
+}
+
+int vv_meta_inode_put(struct vv_meta *m, const struct vv_inode_row *r)
+{
+	if (vv_snap_ino(r->ino))
+		return VV_EROFS;             /* snapshots are read-only */
+	STMT(m, S_INO_PUT);
+
+	bind_row(s, r);
+	return run(m, s);
+}
+
+int vv_meta_inode_put_data(struct vv_meta *m, const struct vv_inode_row *r, const void *data,
+			   size_t len)
+{
+	if (vv_snap_ino(r->ino))
+		return VV_EROFS;             /* snapshots are read-only */
+	if (len > INT_MAX)
+		return VV_EINVAL;
+	STMT(m, S_INO_PUT_DATA);
+
+	bind_row(s, r);
+	if (len)
+		sqlite3_bind_blob(s, 16, data, (int)len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 16);
 	return run(m, s);
 }
 

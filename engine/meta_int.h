@@ -119,6 +119,10 @@ int vv_meta_inode_put(struct vv_meta *m, const struct vv_inode_row *r);
  * NULL with len 0 when empty. */
 int vv_meta_inode_get_data(struct vv_meta *m, uint64_t ino, uint8_t **data, size_t *len);
 int vv_meta_inode_set_data(struct vv_meta *m, uint64_t ino, const void *data, size_t len);
+/* vv_meta_inode_put and vv_meta_inode_set_data in one statement: the row
+ * (and its data, which may span overflow pages) is written once. */
+int vv_meta_inode_put_data(struct vv_meta *m, const struct vv_inode_row *r, const void *data,
+			   size_t len);
 /* Delete the inode with its xattrs (extents: vv_meta_extents_trim first). */
 int vv_meta_inode_del(struct vv_meta *m, uint64_t ino);
 /* A fresh inode number from the never-reused counter. */

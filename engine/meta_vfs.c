@@ -65,6 +65,7 @@
 
 #include "buf.h"
 #include "crypto_int.h"
+#include "grow.h"
 #include "meta_vfs_int.h"
 #include "os.h"
 #include "vecvault/error.h"
@@ -110,6 +111,7 @@ struct wshm {
 	pthread_mutex_t mu;
 	int refs;
 	int nreg;
+	size_t regcap;                  /* reg's capacity (VV_GROW) */
 	int regsz;
 	void **reg;
 	int shared[SHM_NLOCK];  /* holders of each lock, shared */
@@ -784,12 +786,10 @@ static int x_shmmap(sqlite3_file *sf, int pg, int pgsz, int extend, void volatil
 		goto out;
 	}
 	if (pg >= m->nreg && extend) {
-		void **nr = realloc(m->reg, (size_t)(pg + 1) * sizeof(*nr));
-		if (!nr) {
+		if (vv_grow(&m->reg, &m->regcap, (size_t)pg + 1, sizeof(*m->reg)) < 0) {
 			rc = SQLITE_NOMEM;
 			goto out;
 		}
-		m->reg = nr;
 		for (; m->nreg <= pg; m->nreg++)
 			if (!(m->reg[m->nreg] = calloc(1, (size_t)pgsz))) {
 				rc = SQLITE_NOMEM;

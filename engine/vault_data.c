@@ -434,9 +434,10 @@ int vault_data_flush(struct vv_vault *v, struct node *n)
 	if (n->is_inline) {
 		pthread_mutex_lock(&v->mu);
 		n->a.stored = 0;
+		/* Attributes and bytes in one statement: a second one would
+		 * rewrite the whole row (its bytes too) again. */
 		if ((r = vault_txn(v)) == 0 &&
-		    (r = vv_meta_inode_set_data(v->meta, n->ino, n->inl, n->a.size)) == 0 &&
-		    (r = vault_node_save(v, n)) == 0) {
+		    (r = vv_meta_inode_put_data(v->meta, &n->a, n->inl, n->a.size)) == 0) {
 			n->data_dirty = false;
 			n->row_inl = n->a.size > 0;
 		}

@@ -234,6 +234,8 @@ struct vault_ckpt {
 	                                    committed before it: ckpt_settle */
 	uint32_t caught;                 /* ... the WAL's frames then */
 	uint32_t frames;                 /* WAL frames that start a pass */
+	uint32_t last;                   /* the WAL's frames at the last kick */
+	uint64_t seen;                   /* cm.written at the last ckpt_kick */
 	pthread_cond_t cv;               /* with v->mu: kick, or stop */
 	uint64_t passes, finishes;       /* for tests and the log */
 	uint64_t finishes_locked;        /* finishes that copied frames under mu */

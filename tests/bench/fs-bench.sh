@@ -185,23 +185,8 @@ note "scratch $B ($(df -P "$B" | awk 'NR==2 { print $1 }')), vecvault $VV""${VV_
 note "$(uname -r), $(nproc) CPUs, $(free -g | awk '/Mem:/ { print $2 }') GiB RAM"
 head -c "$SIZE_B" /dev/urandom > "$SHM/data"
 
-# Small-file tree: BENCH_FILES files, ~30 per directory, two levels, sizes
-# skewed small (60% <= 4 KiB, 30% <= 32 KiB, 10% <= 128 KiB), fixed seed.
-$PY - "$B/src-tree" "$BENCH_FILES" <<'PY'
-import os, random, sys
-root, n = sys.argv[1], int(sys.argv[2])
-rng = random.Random(42)
-ndirs = max(1, n // 30)
-top = max(1, int(ndirs ** 0.5))
-for i in range(n):
-    d = i % ndirs
-    p = os.path.join(root, "d%03d" % (d % top), "s%04d" % d)
-    os.makedirs(p, exist_ok=True)
-    r = rng.random()
-    size = rng.randint(0, 4096) if r < 0.6 else rng.randint(4097, 32768) if r < 0.9 else rng.randint(32769, 131072)
-    with open(os.path.join(p, "f%05d.dat" % i), "wb") as f:
-        f.write(rng.randbytes(size))
-PY
+# Small-file tree (fs-lib.sh, bench_tree).
+bench_tree "$B/src-tree" "$BENCH_FILES"
 tar -cf "$B/tree.tar" -C "$B/src-tree" .
 note "tree: $(find "$B/src-tree" -type f | wc -l) files, $(find "$B/src-tree" -type d | wc -l) dirs, $(du -sm "$B/src-tree" | cut -f1) MiB"
 

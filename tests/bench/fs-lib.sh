@@ -133,6 +133,27 @@ cold() {
 
 now_us() { local t; t=$(date +%s%N); echo $((t / 1000)); }
 
+# bench_tree DIR FILES: fs-bench's small-file tree (tar -x, ls -lR, rm -rf,
+# rsync; tar-ab.sh): FILES files, ~30 per directory, two levels, sizes
+# skewed small (60% <= 4 KiB, 30% <= 32 KiB, 10% <= 128 KiB), fixed seed.
+bench_tree() {
+	"$PY" - "$1" "$2" <<'PY'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+rng = random.Random(42)
+ndirs = max(1, n // 30)
+top = max(1, int(ndirs ** 0.5))
+for i in range(n):
+    d = i % ndirs
+    p = os.path.join(root, "d%03d" % (d % top), "s%04d" % d)
+    os.makedirs(p, exist_ok=True)
+    r = rng.random()
+    size = rng.randint(0, 4096) if r < 0.6 else rng.randint(4097, 32768) if r < 0.9 else rng.randint(32769, 131072)
+    with open(os.path.join(p, "f%05d.dat" % i), "wb") as f:
+        f.write(rng.randbytes(size))
+PY
+}
+
 # small_tree DIR FILES: FILES files of 1-4 KiB of random bytes spread over
 # 20 directories d00..d19 under DIR (made if missing): the tree the trash
 # benchmarks remove (trash-bench.sh, trash-callgrind.sh).

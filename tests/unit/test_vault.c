@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fairq_int.h"
@@ -1112,6 +1113,23 @@ static int ckpt_files(struct vv_vault *v, uint64_t dir, int base, int n)
 	return r;
 }
 
+/* A fresh store TOP/<name>store (state in TOP/<name>state), opened with o
+ * (its state_dir set here); NULL on failure (reported). */
+static struct vv_vault *ckpt_vault(const char *name, struct vv_vault_opts *o, char st[400],
+				   char sa[400])
+{
+	struct vv_vault *v = NULL;
+
+	snprintf(st, 400, "%s/%sstore", top, name);
+	snprintf(sa, 400, "%s/%sstate", top, name);
+	mkdir(sa, 0700);
+	o->state_dir = sa;
+	is_int(vv_vault_create_store(st, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
+				     VV_VAULT_ALLOW_TEST_KDF, 0, 0, sa), 0, "ckpt: create a store");
+	is_int(vv_vault_open(st, PASS, strlen(PASS), o, &v), 0, "ckpt: open it with a small bound");
+	return v;
+}
+
 /* Commits never checkpoint (SQLite did, inside the commit that passed
  * 1000 frames, under the vault lock): with a pass held inside its
  * checkpoint, commits go on and meta.db is not written by any of them;
@@ -1131,17 +1149,10 @@ static void test_checkpointer(void)
 	uint64_t passes, finishes;
 	int r, base = 0;
 
-	snprintf(st, sizeof(st), "%s/ckstore", top);
-	snprintf(sa, sizeof(sa), "%s/ckstate", top);
+	if (!(v = ckpt_vault("ck", &o, st, sa)))
+		return;
 	snprintf(db, sizeof(db), "%s/meta.db", st);
 	snprintf(wal, sizeof(wal), "%s/meta.db-wal", st);
-	mkdir(sa, 0700);
-	o.state_dir = sa;
-	is_int(vv_vault_create_store(st, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
-				     VV_VAULT_ALLOW_TEST_KDF, 0, 0, sa), 0, "ckpt: create a store");
-	is_int(vv_vault_open(st, PASS, strlen(PASS), &o, &v), 0, "ckpt: open with a 20-frame bound");
-	if (!v)
-		return;
 	ok(v->ckpt.run, "ckpt: the checkpointer thread runs");
 	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "c", 0755, &d), 0, "ckpt: mkdir");
 	pthread_mutex_lock(&v->mu);
@@ -1212,6 +1223,58 @@ static void test_checkpointer(void)
 		is_int((int)a.size, 300, "ckpt: with its size");
 	}
 	is_int(vv_vault_close(v), 0, "ckpt: close again");
+}
+
+/* Past the bound, a pass follows only another bound's worth of frames
+ * (or a pause in the commits), not every commit: each pass copies the
+ * same hot pages again, with two fsyncs (a pass per commit cost a tar -x
+ * 11% more daemon CPU).  Many small commits, each synced: the passes
+ * stay near (frames committed) / bound, plus one per pause the ticker
+ * saw (at most one per 200 ms tick); one per commit would be hundreds. */
+static void test_ckpt_cadence(void)
+{
+	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT,
+				   .ckpt_frames = 100 };
+	char st[400], sa[400];
+	struct vv_vault *v = NULL;
+	struct vv_attr d;
+	struct timespec t0, t1;
+	uint64_t total = 0, passes, ticks;
+	uint32_t prev = 0, f;
+	int r = 0, commits = 0;
+
+	if (!(v = ckpt_vault("cad", &o, st, sa)))
+		return;
+	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "c", 0755, &d), 0, "cadence: mkdir");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; r == 0 && i < 600; i++) {
+		char name[32], data[200];
+		uint64_t ino;
+		snprintf(name, sizeof(name), "f%05d", i);
+		memset(data, 'a' + i % 26, sizeof(data));
+		r = vt_write_file(v, &root_c, d.ino, name, (const uint8_t *)data, sizeof(data), 0644, &ino);
+		if (r == 0)
+			r = vv_vault_sync(v);
+		pthread_mutex_lock(&v->mu);
+		f = vv_meta_wal_frames(v->meta);
+		pthread_mutex_unlock(&v->mu);
+		total += f >= prev ? f - prev : f;      /* smaller: the log started over */
+		prev = f;
+		commits++;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	is_int(r, 0, "cadence: 600 files, each synced");
+	pthread_mutex_lock(&v->mu);
+	passes = v->ckpt.passes;
+	pthread_mutex_unlock(&v->mu);
+	ticks = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000) / 200 + 1;
+	printf("# %d commits, %llu frames, %llu passes, %llu ticker ticks at most\n", commits,
+	       (unsigned long long)total, (unsigned long long)passes, (unsigned long long)ticks);
+	ok(total > 1000, "cadence: the commits wrote over 10 bounds of frames");
+	ok(passes >= total / 100 / 2, "cadence: passes ran");
+	ok(passes <= total / 100 + 2 + ticks && passes < (uint64_t)commits / 2,
+	   "cadence: a pass per bound of frames (or pause), not per commit");
+	is_int(vv_vault_close(v), 0, "cadence: close");
 }
 
 int main(void)
@@ -1333,6 +1396,7 @@ int main(void)
 
 	test_inline_growth_crash();
 	test_checkpointer();
+	test_ckpt_cadence();
 	test_knn();
 	test_handles_and_links();
 	test_fairq();
