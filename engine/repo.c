@@ -551,9 +551,13 @@ static int take_lock(struct vv_repo *r)
 		return VV_EBUSY;
 	}
 	/* The lock dies with its holder (flock), so a pid left by a killed
-	 * writer is stale by construction: overwrite it. */
+	 * writer is stale by construction: overwrite it.  The pid first, then
+	 * cut what a longer one left, and only then: a truncate costs a
+	 * journal transaction (1-5 ms on ext4), and the daemon's pid is the
+	 * same at every run. */
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(r->lockfd, 0) < 0 || vv_os_pwrite_full(r->lockfd, pid, (size_t)n, 0) < 0)
+	if (vv_os_pwrite_full(r->lockfd, pid, (size_t)n, 0) < 0 ||
+	    (st.st_size > n && ftruncate(r->lockfd, n) < 0))
 		vv_log(VV_LOG_WARN, "backup: cannot record the pid in the lock file");
 	return 0;
 }
@@ -1445,10 +1449,44 @@ static void enc_head(struct obuf *o, const struct vv_manifest *m)
 	}
 }
 
+/* The bytes enc_rows writes for m (SIZE_MAX: more than fits). */
+static size_t rows_size(const struct vv_manifest *m)
+{
+	size_t n = 8 + m->nobjs * (VV_CHUNK_ID_BYTES + VV_REPO_NAME_BYTES + 8) + 8 + 8 + 8 + 8 + 4;
+
+	for (size_t i = 0; i < m->ninodes; i++)
+		n += 8 + 8 + 4 * 4 + 8 * 6 + 4 + VV_OBJID_BYTES + 8 + 4 + m->inodes[i].datalen;
+	for (size_t i = 0; i < m->ndirents; i++)
+		n += 8 * 3 + 4 + 2 + strnlen(m->dirents[i].name, 255);
+	for (size_t i = 0; i < m->nxattrs; i++)
+		n += 8 + 2 + strnlen(m->xattrs[i].name, 255) + 4 + m->xattrs[i].vlen;
+	if (m->nextents > (SIZE_MAX - n) / (8 + 8 + VV_CHUNK_ID_BYTES + 12))
+		return SIZE_MAX;
+	return n + m->nextents * (8 + 8 + VV_CHUNK_ID_BYTES + 12);
+}
+
 /* The rows (objects to extents) and END!: the same bytes for the same
- * metadata, whatever the backup. */
+ * metadata, whatever the backup.  The buffer is sized once (rows_size):
+ * megabytes of rows are not copied again as it grows. */
 static void enc_rows(struct obuf *o, const struct vv_manifest *m)
 {
+	size_t need = rows_size(m);
+
+	if (o->err)
+		return;
+	if (need > VV_REPO_MANIFEST_MAX) {   /* could not be read back */
+		o->err = VV_EFBIG;
+		return;
+	}
+	if (need > o->cap - o->len) {
+		uint8_t *np = realloc(o->p, o->len + need);
+		if (!np) {
+			o->err = VV_ENOMEM;
+			return;
+		}
+		o->p = np;
+		o->cap = o->len + need;
+	}
 	ob_u64(o, m->nobjs);
 	for (size_t i = 0; i < m->nobjs; i++) {
 		ob_put(o, m->objs[i].chunk, VV_CHUNK_ID_BYTES);
