@@ -1364,17 +1364,51 @@ int vv_manifest_add_object(struct vv_manifest *m, const uint8_t *chunk, const ui
 
 /* ---- manifests: the body's bytes --------------------------------------------- */
 
-/* A growing output buffer; err sticks. */
+/* A growing output buffer; err sticks.  With ref set (and p NULL), the
+ * bytes are compared with ref's instead of stored, until one differs:
+ * then ref's equal prefix becomes p (ob_own) and storing goes on.  An
+ * unchanged vault's rows thus cost no fresh megabytes (page faults) and
+ * no second pass to compare them with the last run's. */
 struct obuf {
 	uint8_t *p;
 	size_t len, cap;
 	int err;
+	const uint8_t *ref;
+	size_t reflen;
+	size_t refsame;                    /* ob_own: bytes equal to ref's when it stopped */
 };
+
+/* Stop comparing: the bytes so far (ref's) into p, of capacity cap. */
+static void ob_own(struct obuf *o)
+{
+	size_t nc = o->cap > o->len ? o->cap : o->len;
+
+	if (!o->ref)
+		return;
+	o->refsame = o->len;
+	if (!(o->p = malloc(nc ? nc : 1))) {
+		o->err = VV_ENOMEM;
+		o->cap = 0;
+	} else {
+		memcpy(o->p, o->ref, o->len);
+		o->cap = nc;
+	}
+	o->ref = NULL;
+}
 
 static void ob_put(struct obuf *o, const void *v, size_t n)
 {
 	if (o->err)
 		return;
+	if (o->ref) {
+		if (n <= o->reflen - o->len && memcmp(o->ref + o->len, v, n) == 0) {
+			o->len += n;
+			return;
+		}
+		ob_own(o);
+		if (o->err)
+			return;
+	}
 	if (n > o->cap - o->len) {
 		size_t nc = o->cap ? o->cap : 65536;
 		uint8_t *np;
@@ -1478,7 +1512,9 @@ static void enc_rows(struct obuf *o, const struct vv_manifest *m)
 		o->err = VV_EFBIG;
 		return;
 	}
-	if (need > o->cap - o->len) {
+	if (o->ref) {
+		o->cap = o->len + need;    /* what ob_own allocates */
+	} else if (need > o->cap - o->len) {
 		uint8_t *np = realloc(o->p, o->len + need);
 		if (!np) {
 			o->err = VV_ENOMEM;
@@ -1956,19 +1992,35 @@ static int encode_v2(struct vv_repo *r, const struct vv_manifest *m, uint8_t **o
 		qsort(sm.objs, sm.nobjs, sizeof(*sm.objs), cmp_obj_chunk);
 	}
 	r->pk_named = r->pk_written = r->pk_bytes = 0;
-	enc_rows(&rows, &sm);
-	if ((e = rows.err) < 0 || (e = gear_table(r, g)) < 0)
+	if ((e = gear_table(r, g)) < 0)
 		goto out;
-	if (r->cache) {
+	if (!r->cache) {
+		enc_rows(&rows, &sm);
+		if ((e = rows.err) < 0)
+			goto out;
+	} else {
 		/* The prefix the last run's rows share: its pieces and cuts are
 		 * the same (a cut depends only on the bytes before it), except a
-		 * last piece that ended with those rows rather than at a cut. */
+		 * last piece that ended with those rows rather than at a cut.
+		 * The rows are compared with the last run's as they are made;
+		 * when all are equal, they are never stored (rows.p NULL).
+		 * Under kc_mu throughout: c->rows is the cache's. */
 		size_t same = 0, at = 0;
 		struct mc_repo *c;
+		bool equal;
 		pthread_mutex_lock(&kc_mu);
 		c = mc_of(r->id);
 		if (c->rows) {
+			rows.ref = c->rows;
+			rows.reflen = c->rlen;
+		}
+		enc_rows(&rows, &sm);
+		if (rows.ref && rows.len != rows.reflen)
+			ob_own(&rows);         /* a strict prefix of the last rows */
+		equal = rows.ref != NULL;
+		if ((e = rows.err) == 0 && c->rows) {
 			size_t lim = c->rlen < rows.len ? c->rlen : rows.len;
+			same = equal || rows.refsame > lim ? lim : rows.refsame;
 			while (same < lim) {
 				size_t b = lim - same < 65536 ? lim - same : 65536;
 				if (memcmp(c->rows + same, rows.p + same, b) != 0)
@@ -1987,17 +2039,22 @@ static int encode_v2(struct vv_repo *r, const struct vv_manifest *m, uint8_t **o
 				at = end;
 			}
 		}
-		pthread_mutex_unlock(&kc_mu);
-		if (e < 0)
-			goto out;
-		/* Still there at their size, else sealed and written again. */
-		for (size_t i = 0; i < npk; i++)
+		/* Still there at their size, else sealed and written again
+		 * (from stored rows). */
+		for (size_t i = 0; e == 0 && i < npk; i++)
 			if (!vv_repo_object_have(r, pk[i].name, pk[i].size)) {
 				npk = i;
 				break;
 			}
 		for (size_t i = 0; i < npk; i++)
 			off0 += pk[i].plen;
+		if (off0 < rows.len)
+			ob_own(&rows);         /* pieces to cut and seal: the bytes */
+		if (e == 0)
+			e = rows.err;
+		pthread_mutex_unlock(&kc_mu);
+		if (e < 0)
+			goto out;
 	}
 	for (size_t off = off0, n; off < rows.len; off += n) {
 		n = pack_cut(g, rows.p + off, rows.len - off);
@@ -2007,7 +2064,7 @@ static int encode_v2(struct vv_repo *r, const struct vv_manifest *m, uint8_t **o
 		npk++;
 	}
 	r->pk_named = npk;
-	if (r->cache && rows.len <= MC_ROWS_MAX) {
+	if (r->cache && rows.p && rows.len <= MC_ROWS_MAX) {
 		/* Keep these rows (handed over, not copied) for the next run. */
 		struct vv_bk_pack *keep = malloc(npk * sizeof(*keep) + 1);
 		struct mc_repo *c;
