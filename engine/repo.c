@@ -685,6 +685,8 @@ static struct mc_repo {
 	size_t n, cap;
 	struct mc_pack *pk;
 	size_t npk, cappk;
+	uint32_t *ht;                      /* pk's index (mc_pack_find) */
+	size_t htcap;
 	/* The rows of the last manifest stored here and their packs: a run
 	 * whose rows begin with the same bytes names the same packs for that
 	 * prefix without cutting or hashing it again (encode_v2).  Plaintext
@@ -702,6 +704,7 @@ static void mc_drop(struct mc_repo *c)
 		free(c->man[i].o);
 	free(c->man);
 	free(c->pk);
+	free(c->ht);
 	if (c->rows)
 		vv_memzero(c->rows, c->rlen);
 	free(c->rows);
@@ -757,12 +760,30 @@ static void mc_add(struct mc_repo *c, const char *name, const struct vv_bk_objec
 	c->n++;
 }
 
+/* c->pk is indexed by an open-addressing hash table of its positions + 1
+ * (0: empty), at most half full, keyed by ph's first 8 bytes (ph is a
+ * keyed MAC: uniform): a first backup of many packs looked each up in
+ * all the others before. */
 static const struct vv_bk_pack *mc_pack_find(struct mc_repo *c, const uint8_t ph[VV_MAC_BYTES])
 {
-	for (size_t i = 0; i < c->npk; i++)
-		if (memcmp(c->pk[i].ph, ph, VV_MAC_BYTES) == 0)
-			return &c->pk[i].p;
-	return NULL;
+	if (!c->htcap)
+		return NULL;
+	for (size_t h = (size_t)vv_get_le64(ph) & (c->htcap - 1);; h = (h + 1) & (c->htcap - 1)) {
+		uint32_t v = c->ht[h];
+		if (!v)
+			return NULL;
+		if (memcmp(c->pk[v - 1].ph, ph, VV_MAC_BYTES) == 0)
+			return &c->pk[v - 1].p;
+	}
+}
+
+static void mc_ht_put(uint32_t *ht, size_t htcap, const uint8_t ph[VV_MAC_BYTES], uint32_t v)
+{
+	size_t h = (size_t)vv_get_le64(ph) & (htcap - 1);
+
+	while (ht[h])
+		h = (h + 1) & (htcap - 1);
+	ht[h] = v;
 }
 
 /* Best effort: no memory, no entry; full, start again. */
@@ -770,12 +791,27 @@ static void mc_pack_add(struct mc_repo *c, const uint8_t ph[VV_MAC_BYTES], const
 {
 	if (mc_pack_find(c, ph))
 		return;
-	if (c->npk == MC_PACKS_MAX)
+	if (c->npk == MC_PACKS_MAX) {
 		c->npk = 0;
+		if (c->ht)
+			memset(c->ht, 0, c->htcap * sizeof(*c->ht));
+	}
+	if ((c->npk + 1) * 2 > c->htcap) {
+		size_t nc = c->htcap ? c->htcap * 2 : 256;
+		uint32_t *nt = calloc(nc, sizeof(*nt));
+		if (!nt)
+			return;
+		for (size_t i = 0; i < c->npk; i++)
+			mc_ht_put(nt, nc, c->pk[i].ph, (uint32_t)i + 1);
+		free(c->ht);
+		c->ht = nt;
+		c->htcap = nc;
+	}
 	if (VV_GROW(c->pk, c->npk, c->cappk) < 0)
 		return;
 	memcpy(c->pk[c->npk].ph, ph, VV_MAC_BYTES);
-	c->pk[c->npk++].p = *p;
+	c->pk[c->npk].p = *p;
+	mc_ht_put(c->ht, c->htcap, ph, (uint32_t)++c->npk);
 }
 
 /* Keep only the manifests named in names (sorted). */
@@ -1243,22 +1279,7 @@ void vv_manifest_free(struct vv_manifest *m)
 	memset(m, 0, sizeof(*m));
 }
 
-static int grow(void **p, size_t *cap, size_t n, size_t sz)
-{
-	void *np;
-	size_t nc;
-
-	if (n < *cap)
-		return 0;
-	nc = *cap ? *cap * 2 : 64;
-	if (nc > SIZE_MAX / sz || !(np = realloc(*p, nc * sz)))
-		return VV_ENOMEM;
-	*p = np;
-	*cap = nc;
-	return 0;
-}
-
-#define GROW(m, arr, n, cap) grow((void **)&(m)->arr, &(m)->cap, (m)->n, sizeof(*(m)->arr))
+#define GROW(m, arr, n, cap) VV_GROW((m)->arr, (m)->n, (m)->cap)
 
 static void *dupmem(const void *p, size_t n, bool nul)
 {
@@ -2033,7 +2054,7 @@ static int encode_v2(struct vv_repo *r, const struct vv_manifest *m, uint8_t **o
 				size_t end = at + c->rpk[i].plen;
 				if (end > same || (end == c->rlen && (same != c->rlen || rows.len != c->rlen)))
 					break;
-				if ((e = grow((void **)&pk, &cap, npk, sizeof(*pk))) < 0)
+				if ((e = VV_GROW(pk, npk, cap)) < 0)
 					break;
 				pk[npk++] = c->rpk[i];
 				at = end;
@@ -2058,7 +2079,7 @@ static int encode_v2(struct vv_repo *r, const struct vv_manifest *m, uint8_t **o
 	}
 	for (size_t off = off0, n; off < rows.len; off += n) {
 		n = pack_cut(g, rows.p + off, rows.len - off);
-		if ((e = grow((void **)&pk, &cap, npk, sizeof(*pk))) < 0 ||
+		if ((e = VV_GROW(pk, npk, cap)) < 0 ||
 		    (e = pack_put(r, rows.p + off, n, &pk[npk])) < 0)
 			goto out;
 		npk++;
@@ -2299,7 +2320,7 @@ static int cmp_str(const void *a, const void *b)
 
 int vv_repo_manifest_names(struct vv_repo *r, char ***out, size_t *nout)
 {
-	char **names = NULL, **nn;
+	char **names = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *de;
 	DIR *d;
@@ -2314,13 +2335,9 @@ int vv_repo_manifest_names(struct vv_repo *r, char ***out, size_t *nout)
 	while ((de = readdir(d))) {
 		if (!is_hex(de->d_name, VV_BACKUP_ID_HEX))
 			continue;       /* ., .., .tmp-* of an interrupted run */
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			if (!(nn = realloc(names, cap * sizeof(*nn)))) {
-				e = VV_ENOMEM;
-				break;
-			}
-			names = nn;
+		if (VV_GROW(names, n, cap) < 0) {
+			e = VV_ENOMEM;
+			break;
 		}
 		if (!(names[n] = strdup(de->d_name))) {
 			e = VV_ENOMEM;
@@ -2415,16 +2432,8 @@ static int cmp_obj(const void *a, const void *b)
 /* Append n objects to ix (capacity *cap). */
 static int ix_add(struct vv_repo_index *ix, size_t *cap, const struct vv_bk_object *o, size_t n)
 {
-	if (ix->n + n > *cap) {
-		size_t nc = *cap ? *cap : 1024;
-		struct vv_bk_object *no;
-		while (nc < ix->n + n)
-			nc *= 2;
-		if (!(no = realloc(ix->o, nc * sizeof(*no))))
-			return VV_ENOMEM;
-		ix->o = no;
-		*cap = nc;
-	}
+	if (vv_grow(&ix->o, cap, ix->n + n, sizeof(*ix->o)) < 0)
+		return VV_ENOMEM;
 	if (n)
 		memcpy(ix->o + ix->n, o, n * sizeof(*o));
 	ix->n += n;
