@@ -551,9 +551,13 @@ static int take_lock(struct vv_repo *r)
 		return VV_EBUSY;
 	}
 	/* The lock dies with its holder (flock), so a pid left by a killed
-	 * writer is stale by construction: overwrite it. */
+	 * writer is stale by construction: overwrite it.  The pid first, then
+	 * cut what a longer one left, and only then: a truncate costs a
+	 * journal transaction (1-5 ms on ext4), and the daemon's pid is the
+	 * same at every run. */
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(r->lockfd, 0) < 0 || vv_os_pwrite_full(r->lockfd, pid, (size_t)n, 0) < 0)
+	if (vv_os_pwrite_full(r->lockfd, pid, (size_t)n, 0) < 0 ||
+	    (st.st_size > n && ftruncate(r->lockfd, n) < 0))
 		vv_log(VV_LOG_WARN, "backup: cannot record the pid in the lock file");
 	return 0;
 }
@@ -681,6 +685,8 @@ static struct mc_repo {
 	size_t n, cap;
 	struct mc_pack *pk;
 	size_t npk, cappk;
+	uint32_t *ht;                      /* pk's index (mc_pack_find) */
+	size_t htcap;
 	/* The rows of the last manifest stored here and their packs: a run
 	 * whose rows begin with the same bytes names the same packs for that
 	 * prefix without cutting or hashing it again (encode_v2).  Plaintext
@@ -698,6 +704,7 @@ static void mc_drop(struct mc_repo *c)
 		free(c->man[i].o);
 	free(c->man);
 	free(c->pk);
+	free(c->ht);
 	if (c->rows)
 		vv_memzero(c->rows, c->rlen);
 	free(c->rows);
@@ -753,12 +760,30 @@ static void mc_add(struct mc_repo *c, const char *name, const struct vv_bk_objec
 	c->n++;
 }
 
+/* c->pk is indexed by an open-addressing hash table of its positions + 1
+ * (0: empty), at most half full, keyed by ph's first 8 bytes (ph is a
+ * keyed MAC: uniform): a first backup of many packs looked each up in
+ * all the others before. */
 static const struct vv_bk_pack *mc_pack_find(struct mc_repo *c, const uint8_t ph[VV_MAC_BYTES])
 {
-	for (size_t i = 0; i < c->npk; i++)
-		if (memcmp(c->pk[i].ph, ph, VV_MAC_BYTES) == 0)
-			return &c->pk[i].p;
-	return NULL;
+	if (!c->htcap)
+		return NULL;
+	for (size_t h = (size_t)vv_get_le64(ph) & (c->htcap - 1);; h = (h + 1) & (c->htcap - 1)) {
+		uint32_t v = c->ht[h];
+		if (!v)
+			return NULL;
+		if (memcmp(c->pk[v - 1].ph, ph, VV_MAC_BYTES) == 0)
+			return &c->pk[v - 1].p;
+	}
+}
+
+static void mc_ht_put(uint32_t *ht, size_t htcap, const uint8_t ph[VV_MAC_BYTES], uint32_t v)
+{
+	size_t h = (size_t)vv_get_le64(ph) & (htcap - 1);
+
+	while (ht[h])
+		h = (h + 1) & (htcap - 1);
+	ht[h] = v;
 }
 
 /* Best effort: no memory, no entry; full, start again. */
@@ -766,12 +791,27 @@ static void mc_pack_add(struct mc_repo *c, const uint8_t ph[VV_MAC_BYTES], const
 {
 	if (mc_pack_find(c, ph))
 		return;
-	if (c->npk == MC_PACKS_MAX)
+	if (c->npk == MC_PACKS_MAX) {
 		c->npk = 0;
+		if (c->ht)
+			memset(c->ht, 0, c->htcap * sizeof(*c->ht));
+	}
+	if ((c->npk + 1) * 2 > c->htcap) {
+		size_t nc = c->htcap ? c->htcap * 2 : 256;
+		uint32_t *nt = calloc(nc, sizeof(*nt));
+		if (!nt)
+			return;
+		for (size_t i = 0; i < c->npk; i++)
+			mc_ht_put(nt, nc, c->pk[i].ph, (uint32_t)i + 1);
+		free(c->ht);
+		c->ht = nt;
+		c->htcap = nc;
+	}
 	if (VV_GROW(c->pk, c->npk, c->cappk) < 0)
 		return;
 	memcpy(c->pk[c->npk].ph, ph, VV_MAC_BYTES);
-	c->pk[c->npk++].p = *p;
+	c->pk[c->npk].p = *p;
+	mc_ht_put(c->ht, c->htcap, ph, (uint32_t)++c->npk);
 }
 
 /* Keep only the manifests named in names (sorted). */
@@ -1239,22 +1279,7 @@ void vv_manifest_free(struct vv_manifest *m)
 	memset(m, 0, sizeof(*m));
 }
 
-static int grow(void **p, size_t *cap, size_t n, size_t sz)
-{
-	void *np;
-	size_t nc;
-
-	if (n < *cap)
-		return 0;
-	nc = *cap ? *cap * 2 : 64;
-	if (nc > SIZE_MAX / sz || !(np = realloc(*p, nc * sz)))
-		return VV_ENOMEM;
-	*p = np;
-	*cap = nc;
-	return 0;
-}
-
-#define GROW(m, arr, n, cap) grow((void **)&(m)->arr, &(m)->cap, (m)->n, sizeof(*(m)->arr))
+#define GROW(m, arr, n, cap) VV_GROW((m)->arr, (m)->n, (m)->cap)
 
 static void *dupmem(const void *p, size_t n, bool nul)
 {
@@ -1360,17 +1385,51 @@ int vv_manifest_add_object(struct vv_manifest *m, const uint8_t *chunk, const ui
 
 /* ---- manifests: the body's bytes --------------------------------------------- */
 
-/* A growing output buffer; err sticks. */
+/* A growing output buffer; err sticks.  With ref set (and p NULL), the
+ * bytes are compared with ref's instead of stored, until one differs:
+ * then ref's equal prefix becomes p (ob_own) and storing goes on.  An
+ * unchanged vault's rows thus cost no fresh megabytes (page faults) and
+ * no second pass to compare them with the last run's. */
 struct obuf {
 	uint8_t *p;
 	size_t len, cap;
 	int err;
+	const uint8_t *ref;
+	size_t reflen;
+	size_t refsame;                    /* ob_own: bytes equal to ref's when it stopped */
 };
+
+/* Stop comparing: the bytes so far (ref's) into p, of capacity cap. */
+static void ob_own(struct obuf *o)
+{
+	size_t nc = o->cap > o->len ? o->cap : o->len;
+
+	if (!o->ref)
+		return;
+	o->refsame = o->len;
+	if (!(o->p = malloc(nc ? nc : 1))) {
+		o->err = VV_ENOMEM;
+		o->cap = 0;
+	} else {
+		memcpy(o->p, o->ref, o->len);
+		o->cap = nc;
+	}
+	o->ref = NULL;
+}
 
 static void ob_put(struct obuf *o, const void *v, size_t n)
 {
 	if (o->err)
 		return;
+	if (o->ref) {
+		if (n <= o->reflen - o->len && memcmp(o->ref + o->len, v, n) == 0) {
+			o->len += n;
+			return;
+		}
+		ob_own(o);
+		if (o->err)
+			return;
+	}
 	if (n > o->cap - o->len) {
 		size_t nc = o->cap ? o->cap : 65536;
 		uint8_t *np;
@@ -1445,10 +1504,46 @@ static void enc_head(struct obuf *o, const struct vv_manifest *m)
 	}
 }
 
+/* The bytes enc_rows writes for m (SIZE_MAX: more than fits). */
+static size_t rows_size(const struct vv_manifest *m)
+{
+	size_t n = 8 + m->nobjs * (VV_CHUNK_ID_BYTES + VV_REPO_NAME_BYTES + 8) + 8 + 8 + 8 + 8 + 4;
+
+	for (size_t i = 0; i < m->ninodes; i++)
+		n += 8 + 8 + 4 * 4 + 8 * 6 + 4 + VV_OBJID_BYTES + 8 + 4 + m->inodes[i].datalen;
+	for (size_t i = 0; i < m->ndirents; i++)
+		n += 8 * 3 + 4 + 2 + strnlen(m->dirents[i].name, 255);
+	for (size_t i = 0; i < m->nxattrs; i++)
+		n += 8 + 2 + strnlen(m->xattrs[i].name, 255) + 4 + m->xattrs[i].vlen;
+	if (m->nextents > (SIZE_MAX - n) / (8 + 8 + VV_CHUNK_ID_BYTES + 12))
+		return SIZE_MAX;
+	return n + m->nextents * (8 + 8 + VV_CHUNK_ID_BYTES + 12);
+}
+
 /* The rows (objects to extents) and END!: the same bytes for the same
- * metadata, whatever the backup. */
+ * metadata, whatever the backup.  The buffer is sized once (rows_size):
+ * megabytes of rows are not copied again as it grows. */
 static void enc_rows(struct obuf *o, const struct vv_manifest *m)
 {
+	size_t need = rows_size(m);
+
+	if (o->err)
+		return;
+	if (need > VV_REPO_MANIFEST_MAX) {   /* could not be read back */
+		o->err = VV_EFBIG;
+		return;
+	}
+	if (o->ref) {
+		o->cap = o->len + need;    /* what ob_own allocates */
+	} else if (need > o->cap - o->len) {
+		uint8_t *np = realloc(o->p, o->len + need);
+		if (!np) {
+			o->err = VV_ENOMEM;
+			return;
+		}
+		o->p = np;
+		o->cap = o->len + need;
+	}
 	ob_u64(o, m->nobjs);
 	for (size_t i = 0; i < m->nobjs; i++) {
 		ob_put(o, m->objs[i].chunk, VV_CHUNK_ID_BYTES);
@@ -1918,19 +2013,35 @@ static int encode_v2(struct vv_repo *r, const struct vv_manifest *m, uint8_t **o
 		qsort(sm.objs, sm.nobjs, sizeof(*sm.objs), cmp_obj_chunk);
 	}
 	r->pk_named = r->pk_written = r->pk_bytes = 0;
-	enc_rows(&rows, &sm);
-	if ((e = rows.err) < 0 || (e = gear_table(r, g)) < 0)
+	if ((e = gear_table(r, g)) < 0)
 		goto out;
-	if (r->cache) {
+	if (!r->cache) {
+		enc_rows(&rows, &sm);
+		if ((e = rows.err) < 0)
+			goto out;
+	} else {
 		/* The prefix the last run's rows share: its pieces and cuts are
 		 * the same (a cut depends only on the bytes before it), except a
-		 * last piece that ended with those rows rather than at a cut. */
+		 * last piece that ended with those rows rather than at a cut.
+		 * The rows are compared with the last run's as they are made;
+		 * when all are equal, they are never stored (rows.p NULL).
+		 * Under kc_mu throughout: c->rows is the cache's. */
 		size_t same = 0, at = 0;
 		struct mc_repo *c;
+		bool equal;
 		pthread_mutex_lock(&kc_mu);
 		c = mc_of(r->id);
 		if (c->rows) {
+			rows.ref = c->rows;
+			rows.reflen = c->rlen;
+		}
+		enc_rows(&rows, &sm);
+		if (rows.ref && rows.len != rows.reflen)
+			ob_own(&rows);         /* a strict prefix of the last rows */
+		equal = rows.ref != NULL;
+		if ((e = rows.err) == 0 && c->rows) {
 			size_t lim = c->rlen < rows.len ? c->rlen : rows.len;
+			same = equal || rows.refsame > lim ? lim : rows.refsame;
 			while (same < lim) {
 				size_t b = lim - same < 65536 ? lim - same : 65536;
 				if (memcmp(c->rows + same, rows.p + same, b) != 0)
@@ -1943,33 +2054,38 @@ static int encode_v2(struct vv_repo *r, const struct vv_manifest *m, uint8_t **o
 				size_t end = at + c->rpk[i].plen;
 				if (end > same || (end == c->rlen && (same != c->rlen || rows.len != c->rlen)))
 					break;
-				if ((e = grow((void **)&pk, &cap, npk, sizeof(*pk))) < 0)
+				if ((e = VV_GROW(pk, npk, cap)) < 0)
 					break;
 				pk[npk++] = c->rpk[i];
 				at = end;
 			}
 		}
-		pthread_mutex_unlock(&kc_mu);
-		if (e < 0)
-			goto out;
-		/* Still there at their size, else sealed and written again. */
-		for (size_t i = 0; i < npk; i++)
+		/* Still there at their size, else sealed and written again
+		 * (from stored rows). */
+		for (size_t i = 0; e == 0 && i < npk; i++)
 			if (!vv_repo_object_have(r, pk[i].name, pk[i].size)) {
 				npk = i;
 				break;
 			}
 		for (size_t i = 0; i < npk; i++)
 			off0 += pk[i].plen;
+		if (off0 < rows.len)
+			ob_own(&rows);         /* pieces to cut and seal: the bytes */
+		if (e == 0)
+			e = rows.err;
+		pthread_mutex_unlock(&kc_mu);
+		if (e < 0)
+			goto out;
 	}
 	for (size_t off = off0, n; off < rows.len; off += n) {
 		n = pack_cut(g, rows.p + off, rows.len - off);
-		if ((e = grow((void **)&pk, &cap, npk, sizeof(*pk))) < 0 ||
+		if ((e = VV_GROW(pk, npk, cap)) < 0 ||
 		    (e = pack_put(r, rows.p + off, n, &pk[npk])) < 0)
 			goto out;
 		npk++;
 	}
 	r->pk_named = npk;
-	if (r->cache && rows.len <= MC_ROWS_MAX) {
+	if (r->cache && rows.p && rows.len <= MC_ROWS_MAX) {
 		/* Keep these rows (handed over, not copied) for the next run. */
 		struct vv_bk_pack *keep = malloc(npk * sizeof(*keep) + 1);
 		struct mc_repo *c;
@@ -2204,7 +2320,7 @@ static int cmp_str(const void *a, const void *b)
 
 int vv_repo_manifest_names(struct vv_repo *r, char ***out, size_t *nout)
 {
-	char **names = NULL, **nn;
+	char **names = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *de;
 	DIR *d;
@@ -2219,13 +2335,9 @@ int vv_repo_manifest_names(struct vv_repo *r, char ***out, size_t *nout)
 	while ((de = readdir(d))) {
 		if (!is_hex(de->d_name, VV_BACKUP_ID_HEX))
 			continue;       /* ., .., .tmp-* of an interrupted run */
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			if (!(nn = realloc(names, cap * sizeof(*nn)))) {
-				e = VV_ENOMEM;
-				break;
-			}
-			names = nn;
+		if (VV_GROW(names, n, cap) < 0) {
+			e = VV_ENOMEM;
+			break;
 		}
 		if (!(names[n] = strdup(de->d_name))) {
 			e = VV_ENOMEM;
@@ -2320,16 +2432,8 @@ static int cmp_obj(const void *a, const void *b)
 /* Append n objects to ix (capacity *cap). */
 static int ix_add(struct vv_repo_index *ix, size_t *cap, const struct vv_bk_object *o, size_t n)
 {
-	if (ix->n + n > *cap) {
-		size_t nc = *cap ? *cap : 1024;
-		struct vv_bk_object *no;
-		while (nc < ix->n + n)
-			nc *= 2;
-		if (!(no = realloc(ix->o, nc * sizeof(*no))))
-			return VV_ENOMEM;
-		ix->o = no;
-		*cap = nc;
-	}
+	if (vv_grow(&ix->o, cap, ix->n + n, sizeof(*ix->o)) < 0)
+		return VV_ENOMEM;
 	if (n)
 		memcpy(ix->o + ix->n, o, n * sizeof(*o));
 	ix->n += n;

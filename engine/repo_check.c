@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "content_int.h"
+#include "grow.h"
 #include "crypto_int.h"
 #include "repo_int.h"
 #include "vecvault/error.h"
@@ -256,15 +257,10 @@ int vv_repo_verify(struct vv_repo *r, bool read_data, vv_repo_problem_fn problem
 		/* Its metadata packs are objects too (read and checked again
 		 * below with the rest, and not unreferenced). */
 		for (size_t j = 0; j < m.nobjs + m.npacks; j++) {
-			if (nall == cap) {
-				struct vv_bk_object *no;
-				cap = cap ? cap * 2 : 1024;
-				if (!(no = realloc(all, cap * sizeof(*no)))) {
-					vv_manifest_free(&m);
-					e = VV_ENOMEM;
-					goto out;
-				}
-				all = no;
+			if (VV_GROW(all, nall, cap) < 0) {
+				vv_manifest_free(&m);
+				e = VV_ENOMEM;
+				goto out;
 			}
 			if (j < m.nobjs) {
 				all[nall++] = m.objs[j];

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "repo_int.h"
+#include "grow.h"
 #include "snap_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -40,7 +41,7 @@ static bool forgotten_id(const char *name, const struct vv_backup_info *gone, si
 static int referenced(struct vv_repo *r, const struct vv_backup_info *gone, size_t ngone,
 		      uint8_t (**out)[VV_REPO_NAME_BYTES], size_t *nout)
 {
-	uint8_t (*all)[VV_REPO_NAME_BYTES] = NULL, (*na)[VV_REPO_NAME_BYTES];
+	uint8_t (*all)[VV_REPO_NAME_BYTES] = NULL;
 	struct vv_manifest m;
 	char **names = NULL;
 	size_t n = 0, k = 0, cap = 0;
@@ -59,14 +60,10 @@ static int referenced(struct vv_repo *r, const struct vv_backup_info *gone, size
 		}
 		/* Chunks and metadata packs alike. */
 		for (size_t j = 0; j < m.nobjs + m.npacks; j++) {
-			if (k == cap) {
-				cap = cap ? cap * 2 : 1024;
-				if (!(na = realloc(all, cap * sizeof(*na)))) {
-					vv_manifest_free(&m);
-					e = VV_ENOMEM;
-					goto out;
-				}
-				all = na;
+			if (VV_GROW(all, k, cap) < 0) {
+				vv_manifest_free(&m);
+				e = VV_ENOMEM;
+				goto out;
 			}
 			memcpy(all[k++], j < m.nobjs ? m.objs[j].name : m.packs[j - m.nobjs].name,
 			       VV_REPO_NAME_BYTES);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "content_int.h"
+#include "grow.h"
 #include "crypto_int.h"
 #include "repo_int.h"
 #include "vecvault/error.h"
@@ -26,7 +27,7 @@ struct walk {
 	uint8_t **keys;
 	uint64_t *first;        /* per inode index: 0, or 1 + index into names of its first path */
 	char **names;
-	size_t nnames;
+	size_t nnames, capnames;
 	uint8_t *obj, *plain;
 	size_t olen;
 	const struct vv_bk_object *cur;
@@ -234,13 +235,9 @@ static int one(struct walk *w, long i, char *path, size_t plen, int depth)
 		return w->ops->entry(w->ops->ctx, &e);
 	}
 	if (S_ISREG(in->r.mode)) {
-		char **nn = realloc(w->names, (w->nnames + 1) * sizeof(*nn));
-		if (!nn || !(nn[w->nnames] = strdup(path))) {
-			if (nn)
-				w->names = nn;
+		if (VV_GROW(w->names, w->nnames, w->capnames) < 0 ||
+		    !(w->names[w->nnames] = strdup(path)))
 			return VV_ENOMEM;
-		}
-		w->names = nn;
 		w->first[i] = ++w->nnames;
 		e.kind = VV_RT_FILE;
 		if ((r = w->ops->entry(w->ops->ctx, &e)) != 0 || (r = file_data(w, in)) != 0)

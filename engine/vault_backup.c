@@ -34,6 +34,7 @@
 #include "admin_int.h"
 #include "backup_int.h"
 #include "crypto_int.h"
+#include "grow.h"
 #include "os.h"
 #include "repo_int.h"
 #include "snap_int.h"
@@ -75,14 +76,8 @@ static int s_coll(void *ctx, uint32_t coll)
 {
 	struct bsink *b = ctx;
 
-	if (b->ncolls == b->capcolls) {
-		size_t nc = b->capcolls ? b->capcolls * 2 : 16;
-		uint32_t *n = realloc(b->colls, nc * sizeof(*n));
-		if (!n)
-			return VV_ENOMEM;
-		b->colls = n;
-		b->capcolls = nc;
-	}
+	if (VV_GROW(b->colls, b->ncolls, b->capcolls) < 0)
+		return VV_ENOMEM;
 	b->colls[b->ncolls++] = coll;
 	return 0;
 }
@@ -168,15 +163,38 @@ static int distinct_chunks(const struct vv_manifest *m, uint8_t (**out)[VV_CHUNK
 		return 0;
 	if (!(ids = malloc(m->nextents * sizeof(*ids))))
 		return VV_ENOMEM;
+	/* A file's blocks lie in few chunks, one after another (extents come
+	 * in (ino, fblock) order): drop those runs first, so the sort sees
+	 * about one id per chunk, not one per block (2 GiB: 34,000 -> 550). */
 	for (size_t i = 0; i < m->nextents; i++)
-		memcpy(ids[i], m->extents[i].e.chunk_id, VV_CHUNK_ID_BYTES);
-	qsort(ids, m->nextents, sizeof(*ids), cmp_chunk);
-	for (size_t i = 0; i < m->nextents; i++)
-		if (n == 0 || memcmp(ids[n - 1], ids[i], VV_CHUNK_ID_BYTES) != 0)
-			memmove(ids[n++], ids[i], VV_CHUNK_ID_BYTES);
+		if (n == 0 || memcmp(ids[n - 1], m->extents[i].e.chunk_id, VV_CHUNK_ID_BYTES) != 0)
+			memcpy(ids[n++], m->extents[i].e.chunk_id, VV_CHUNK_ID_BYTES);
+	qsort(ids, n, sizeof(*ids), cmp_chunk);
+	{
+		size_t u = 0;
+		for (size_t i = 0; i < n; i++)
+			if (u == 0 || memcmp(ids[u - 1], ids[i], VV_CHUNK_ID_BYTES) != 0)
+				memmove(ids[u++], ids[i], VV_CHUNK_ID_BYTES);
+		n = u;
+	}
 	*out = ids;
 	*nout = n;
 	return 0;
+}
+
+/* The workers of create's copy and of restore share one queue discipline:
+ * the next of n jobs (*next), taken under mu, unless the run has failed
+ * (*r < 0: all stop).  false: nothing more to take. */
+static bool next_job(pthread_mutex_t *mu, const int *r, size_t *next, size_t n, size_t *job)
+{
+	bool more;
+
+	pthread_mutex_lock(mu);
+	more = *r >= 0 && *next < n;
+	if (more)
+		*job = (*next)++;
+	pthread_mutex_unlock(mu);
+	return more;
 }
 
 /*
@@ -322,17 +340,9 @@ static void *cp_main(void *arg)
 	struct cp_buf b = { 0 };
 	char why[256];
 
-	for (;;) {
-		size_t i;
+	for (size_t i; next_job(&c->mu, &c->r, &c->next, c->n, &i);) {
 		int r;
 
-		pthread_mutex_lock(&c->mu);
-		if (c->r < 0 || c->next >= c->n) {
-			pthread_mutex_unlock(&c->mu);
-			break;
-		}
-		i = c->next++;
-		pthread_mutex_unlock(&c->mu);
 		why[0] = 0;
 		if (__atomic_load_n(&c->v->bk.stop, __ATOMIC_RELAXED)) {
 			/* The vault is closing: stop between two objects, as a
@@ -1389,16 +1399,7 @@ static void *rs_main(void *arg)
 
 	if (!plain)
 		rs_fail(w, VV_ENOMEM, "out of memory");
-	for (;;) {
-		size_t j;
-
-		pthread_mutex_lock(&w->mu);
-		if (w->r < 0 || w->next >= w->njobs) {
-			pthread_mutex_unlock(&w->mu);
-			break;
-		}
-		j = w->next++;
-		pthread_mutex_unlock(&w->mu);
+	for (size_t j; next_job(&w->mu, &w->r, &w->next, w->njobs, &j);) {
 		if (rs_one(w, &w->jobs[j], &buf, &cap, plain, &rg, &rgcap) == VV_ENOMEM)
 			rs_fail(w, VV_ENOMEM, "out of memory");
 	}

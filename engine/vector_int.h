@@ -62,12 +62,16 @@ void vv_topk_sort(struct vv_topk *t);
 bool vv_cand_less(const struct vv_cand *a, const struct vv_cand *b);
 
 /* ---- batch path (vector_knn.c) ----------------------------------------------
- * With BLAS (built with OpenBLAS: VV_HAVE_OPENBLAS), large query blocks use
- * sgemm.  vv_blas_dots: out[j*ldo + i] = alpha * dot(q_j, x_i) for j < nq,
+ * With BLAS (built with OpenBLAS's header: VV_HAVE_OPENBLAS), large query
+ * blocks use sgemm from libopenblas, dlopened at the first batch that would
+ * use it (vv_blas_available() loads it; false, and one log line, when it is
+ * missing: the SIMD kernel then serves the batch).  vv_blas_dots: out[j*ldo + i] = alpha * dot(q_j, x_i) for j < nq,
  * i < nx (queries x rows, so each query's distances are contiguous); false
  * when the library has no BLAS.  Single-threaded per call: the search
  * threads split the database. */
 bool vv_blas_available(void);
+/* Tests: load BLAS from this soname instead (before the first batch). */
+void vv_blas_test_library(const char *soname);
 bool vv_blas_dots(const float *x, size_t xs, size_t nx, const float *q, size_t nq, size_t d,
 		  float alpha, float *out, size_t ldo);
 /* Offer v_i = (a ? a[i] : 0) + (b ? b[i] : 1) * o[i] + c for i < n, rows

@@ -25,6 +25,9 @@
 
 #ifdef VV_HAVE_OPENBLAS
 #include <cblas.h>
+#include <dlfcn.h>
+
+#include "vecvault/log.h"
 #endif
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -379,23 +382,60 @@ const struct vv_kernels *vv_kernels_get(void)
 }
 
 #ifdef VV_HAVE_OPENBLAS
+/* OpenBLAS is loaded at the first batch that would use it, not linked:
+ * its pthread build starts a pool of ncpu - 1 threads in a constructor
+ * and, with libgfortran, costs every process ~27 ms of CPU at start
+ * (`vecvault --version` included), though few ever run a batch query.
+ * Only three symbols are used; the header still types them. */
+#ifndef VV_OPENBLAS_SONAME
+#define VV_OPENBLAS_SONAME "libopenblas.so.0"
+#endif
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
-
-/* OpenBLAS's own pool: in its pthread and OpenMP builds, not in its
- * public headers, absent from the serial build (weak: NULL there). */
-extern void blas_thread_shutdown_(void) __attribute__((weak));
+static const char *blas_soname = VV_OPENBLAS_SONAME;
+static __typeof__(cblas_sgemm) *blas_sgemm;   /* NULL: not loaded */
 
 /* Our threads split the data; OpenBLAS must not start its own per call.
  * Its pthread build also starts a pool of ncpu - 1 threads when it is
- * loaded, before main, and they spin on sched_yield for ~2^28 cycles
- * waiting for work (the 1,000-2,400 sched_yield that strace counted in every
- * `vecvault query`, whatever the batch): with one thread set, no call ever
- * uses them, so stop them. */
-static void blas_init(void)
+ * loaded, and they spin on sched_yield for ~2^28 cycles waiting for work
+ * (the 1,000-2,400 sched_yield that strace counted in every `vecvault
+ * query`, whatever the batch): with one thread set, no call ever uses
+ * them, so stop them (blas_thread_shutdown_: in its pthread and OpenMP
+ * builds, not in its public headers, absent from the serial build). */
+static void blas_load(void)
 {
-	openblas_set_num_threads(1);
-	if (blas_thread_shutdown_)
-		blas_thread_shutdown_();
+	void *h = dlopen(blas_soname, RTLD_NOW | RTLD_LOCAL);
+	__typeof__(cblas_sgemm) *sgemm;
+	__typeof__(openblas_set_num_threads) *set_threads;
+	void (*shutdown)(void);
+
+	if (!h) {
+		vv_log(VV_LOG_WARN, "vector: batch queries without BLAS: cannot load %s (%s)",
+		       blas_soname, dlerror());
+		return;
+	}
+	*(void **)&sgemm = dlsym(h, "cblas_sgemm");
+	*(void **)&set_threads = dlsym(h, "openblas_set_num_threads");
+	*(void **)&shutdown = dlsym(h, "blas_thread_shutdown_");
+	if (!sgemm || !set_threads) {
+		vv_log(VV_LOG_WARN, "vector: batch queries without BLAS: %s has no %s", blas_soname,
+		       sgemm ? "openblas_set_num_threads" : "cblas_sgemm");
+		dlclose(h);
+		return;
+	}
+	set_threads(1);
+	if (shutdown)
+		shutdown();
+	blas_sgemm = sgemm;   /* h stays open for the process's life */
+}
+
+void vv_blas_test_library(const char *soname)
+{
+	blas_soname = soname;
+}
+#else
+void vv_blas_test_library(const char *soname)
+{
+	(void)soname;
 }
 #endif
 
@@ -403,9 +443,6 @@ void vv_kernels_configure(const char *simd, bool no_blas)
 {
 	atomic_store(&chosen, pick(simd));
 	atomic_store(&blas_off, no_blas);
-#ifdef VV_HAVE_OPENBLAS
-	pthread_once(&blas_once, blas_init);   /* early: stop the idle pool */
-#endif
 }
 
 const char *vv_knn_kernel_name(void)
@@ -521,7 +558,10 @@ void vv_topk_push(struct vv_topk *t, float d, uint32_t seg, uint64_t row)
 bool vv_blas_available(void)
 {
 #ifdef VV_HAVE_OPENBLAS
-	return !atomic_load(&blas_off);
+	if (atomic_load(&blas_off))
+		return false;
+	pthread_once(&blas_once, blas_load);
+	return blas_sgemm != NULL;
 #else
 	return false;
 #endif
@@ -531,8 +571,10 @@ bool vv_blas_dots(const float *x, size_t xs, size_t nx, const float *q, size_t n
 		  float alpha, float *out, size_t ldo)
 {
 #ifdef VV_HAVE_OPENBLAS
-	pthread_once(&blas_once, blas_init);
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)nq, (blasint)nx, (blasint)d,
+	pthread_once(&blas_once, blas_load);
+	if (!blas_sgemm)
+		return false;
+	blas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)nq, (blasint)nx, (blasint)d,
 		    alpha, q, (blasint)d, x, (blasint)xs, 0.0f, out, (blasint)ldo);
 	return true;
 #else

@@ -22,18 +22,11 @@ REPS=${REPS:-2}
 mkdir -p "$B"
 B=$(cd "$B" && pwd)
 . "$HERE/fs-lib.sh"
-bench_need_root "mounts FUSE"
 [ -n "${VV_REF:-}" ] && [ -x "$VV_REF" ] || die "VV_REF must name the reference build's vecvault"
 NEW=$VV
-trap unmount_all EXIT
-printf 'backup bench passphrase\n' > "$B/pass"
-printf 'backup bench repository\n' > "$B/rpass"
-chmod 600 "$B/pass" "$B/rpass"
-fs_setup vecvault
-fs_mount vecvault
-M=$B/vecvault/mnt
+backup_bench_begin
 
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+median() { bench_median; }
 dcpu() { if [ -s "$B/vecvault/pid" ]; then awk '{ print $14 + $15 }' "/proc/$(cat "$B/vecvault/pid")/stat"; else echo 0; fi; }
 # timed CMD...: "WALL CPU" seconds (the command's user + system time plus
 # the daemon's over the same interval).
@@ -46,17 +39,7 @@ timed() {
 		'{ printf "%.2f %.2f", w / 1e6, $1 + $2 + d / hz }' "$B/cpu"
 }
 
-note "data: $DATA_MIB MiB of segments in 64 MiB files + $FILES small files"
-mkdir -p "$M/segs" "$M/small"
-for i in $(seq 1 $((DATA_MIB / 64))); do head -c $((64 << 20)) /dev/urandom > "$M/segs/s$i.bin"; done
-$PY - "$M/small" "$FILES" <<'PY'
-import os, sys, random
-d, n = sys.argv[1], int(sys.argv[2]); r = random.Random(1)
-for i in range(n):
-    os.makedirs(f"{d}/{i // 100}", exist_ok=True)
-    open(f"{d}/{i // 100}/f{i}", "wb").write(os.urandom(r.randint(1024, 8192)))
-PY
-sync -f "$M"
+backup_bench_data "$M" "$DATA_MIB" "$FILES"
 fs_umount vecvault
 
 declare -A T

@@ -27,17 +27,10 @@ REPS=${REPS:-1}
 mkdir -p "$B"
 B=$(cd "$B" && pwd)
 . "$HERE/fs-lib.sh"
-bench_need_root "mounts FUSE"
-trap unmount_all EXIT
-printf 'backup bench passphrase\n' > "$B/pass"
-printf 'backup bench repository\n' > "$B/rpass"
-chmod 600 "$B/pass" "$B/rpass"
 export RESTIC_PASSWORD_FILE=$B/rpass
-fs_setup vecvault
-fs_mount vecvault
-M=$B/vecvault/mnt
+backup_bench_begin
 
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+median() { bench_median; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e6 }'; }
 # timed CMD...: "WALL CPU" seconds; CPU = the command's user + system time
 # plus the vecvault daemon's over the same interval (a vecvault create runs
@@ -54,17 +47,7 @@ timed() {
 }
 size() { du -sb "$1" | awk '{ print $1 }'; }
 
-note "data: $DATA_MIB MiB of segments in 64 MiB files + $FILES small files"
-mkdir -p "$M/segs" "$M/small"
-for i in $(seq 1 $((DATA_MIB / 64))); do head -c $((64 << 20)) /dev/urandom > "$M/segs/s$i.bin"; done
-$PY - "$M/small" "$FILES" <<'PY'
-import os, sys, random
-d, n = sys.argv[1], int(sys.argv[2]); r = random.Random(1)
-for i in range(n):
-    os.makedirs(f"{d}/{i // 100}", exist_ok=True)
-    open(f"{d}/{i // 100}/f{i}", "wb").write(os.urandom(r.randint(1024, 8192)))
-PY
-sync -f "$M"
+backup_bench_data "$M" "$DATA_MIB" "$FILES"
 
 change() {   # rewrite 1% of the small files and one segment
 	$PY - "$M/small" "$FILES" <<'PY'

@@ -169,3 +169,39 @@ for i in range(n):
         f.write(os.urandom(1024 + (i * 37) % 3072))
 PY
 }
+
+# ---- what the backup benchmarks share (backup-bench.sh, backup-ab.sh) ----
+
+# backup_bench_begin: root and FUSE checked, the unmount trap set, the
+# passphrases ($B/pass for the vault, $B/rpass for the repositories), a
+# fresh vault mounted at $M.
+backup_bench_begin() {
+	bench_need_root "mounts FUSE"
+	trap unmount_all EXIT
+	printf 'backup bench passphrase\n' > "$B/pass"
+	printf 'backup bench repository\n' > "$B/rpass"
+	chmod 600 "$B/pass" "$B/rpass"
+	fs_setup vecvault
+	fs_mount vecvault
+	M=$B/vecvault/mnt
+}
+
+# backup_bench_data MNT MIB FILES: MIB MiB of random segments in 64 MiB
+# files (MNT/segs/sN.bin) and FILES small files of 1-8 KiB, 100 a
+# directory (MNT/small/D/fN), then synced.
+backup_bench_data() {
+	note "data: $2 MiB of segments in 64 MiB files + $3 small files"
+	mkdir -p "$1/segs" "$1/small"
+	for i in $(seq 1 $(($2 / 64))); do head -c $((64 << 20)) /dev/urandom > "$1/segs/s$i.bin"; done
+	"$PY" - "$1/small" "$3" <<'PY'
+import os, sys, random
+d, n = sys.argv[1], int(sys.argv[2]); r = random.Random(1)
+for i in range(n):
+    os.makedirs(f"{d}/{i // 100}", exist_ok=True)
+    open(f"{d}/{i // 100}/f{i}", "wb").write(os.urandom(r.randint(1024, 8192)))
+PY
+	sync -f "$1"
+}
+
+# bench_median: the median of the numbers on stdin, one a line.
+bench_median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }

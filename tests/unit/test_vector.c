@@ -15,12 +15,14 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "knn_ref.h"
 #include "tap.h"
 #include "buf.h"
 #include "vecvault/knn_ioctl.h"
+#include "vecvault/log.h"
 #include "vector_int.h"
 
 /* ---- helpers building files ----------------------------------------------- */
@@ -360,7 +362,7 @@ static void test_offer_block(void)
 			bad += s1[i].row != s2[i].row || fabsf(s1[i].d - s2[i].d) > 1e-5f * (1 + fabsf(s2[i].d));
 	}
 	ok(bad == 0, "vv_topk_offer_block keeps the same k best as pushing every value (NaN dropped)");
-	tap_diag(vv_blas_available() ? "BLAS batch path: built in" : "BLAS batch path: not built");
+	/* whether BLAS loads is said in test_search: nothing loads it before */
 }
 
 /* ---- collection search vs brute force ------------------------------------- */
@@ -417,6 +419,103 @@ static int dcmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* ---- BLAS missing at run time ------------------------------------------------
+ * libopenblas is dlopened at the first batch that would use it; a process
+ * where it cannot be loaded (forced here: the loader is pointed at a soname
+ * that does not exist, before anything loaded it) runs its batches on the
+ * SIMD kernel and says so once in the log.  The child searches and sends
+ * its hits back; the parent compares them with its own, by BLAS and SIMD. */
+static int blas_logged;
+
+static void blas_sink(void *ctx, enum vv_log_level lvl, const char *msg)
+{
+	(void)ctx;
+	blas_logged += lvl <= VV_LOG_WARN && strstr(msg, "without BLAS") && strstr(msg, "libvv-no-such-blas");
+}
+
+struct blas_child {
+	pid_t pid;
+	int fd;
+};
+
+static struct blas_child blas_missing_start(struct vv_collection *c, const float *q, size_t nq,
+					    const struct vv_search_opts *o, size_t nh)
+{
+	struct blas_child ch = { -1, -1 };
+	int p[2];
+
+	if (pipe(p) < 0)
+		return ch;
+	ch.pid = fork();
+	if (ch.pid == 0) {
+		struct vv_hit *h = calloc(nh, sizeof(*h));
+		char err[256];
+		int32_t st[3];
+		float one = 1, out = 0;
+		size_t w = 0;
+
+		close(p[0]);
+		vv_log_set_sink(blas_sink, NULL, VV_LOG_DEBUG);
+		vv_blas_test_library("libvv-no-such-blas.so.0");
+		vv_vector_configure(NULL);   /* defaults: BLAS for large batches */
+		st[0] = h ? vv_collection_search(c, q, nq, o, h, err, sizeof(err)) : -1;
+		st[1] = vv_blas_available() || vv_blas_dots(&one, 1, 1, &one, 1, 1, 1, &out, 1);
+		st[2] = blas_logged;
+		if (write(p[1], st, sizeof(st)) != (ssize_t)sizeof(st))
+			_exit(2);
+		while (h && w < nh * sizeof(*h)) {
+			ssize_t n = write(p[1], (char *)h + w, nh * sizeof(*h) - w);
+			if (n <= 0)
+				_exit(2);
+			w += (size_t)n;
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	if (ch.pid < 0)
+		close(p[0]);
+	else
+		ch.fd = p[0];
+	return ch;
+}
+
+static void blas_missing_check(struct blas_child ch, const struct vv_hit *simd, const struct vv_hit *blas,
+			       size_t nh)
+{
+	struct vv_hit *h = calloc(nh, sizeof(*h));
+	int32_t st[3] = { -1, -1, -1 };
+	size_t got = 0;
+	int wst = -1, same_simd = 1, same_blas = 1;
+
+	if (ch.pid < 0 || !h) {
+		ok(0, "fork a process without BLAS");
+		free(h);
+		return;
+	}
+	if (read(ch.fd, st, sizeof(st)) == (ssize_t)sizeof(st))
+		while (got < nh * sizeof(*h)) {
+			ssize_t n = read(ch.fd, (char *)h + got, nh * sizeof(*h) - got);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+	close(ch.fd);
+	waitpid(ch.pid, &wst, 0);
+	ok(WIFEXITED(wst) && WEXITSTATUS(wst) == 0 && st[0] == 0 && got == nh * sizeof(*h),
+	   "libopenblas missing at run time: the batch query still succeeds");
+	ok(st[1] == 0, "libopenblas missing: vv_blas_available() and vv_blas_dots() say no");
+	ok(st[2] == 1, "libopenblas missing: one log line naming the library");
+	for (size_t i = 0; i < nh && got == nh * sizeof(*h); i++) {
+		same_simd &= h[i].id == simd[i].id && h[i].seg == simd[i].seg && h[i].row == simd[i].row &&
+			     h[i].dist == simd[i].dist;
+		same_blas &= h[i].id == blas[i].id && h[i].seg == blas[i].seg && h[i].row == blas[i].row &&
+			     h[i].dist == blas[i].dist;
+	}
+	ok(got == nh * sizeof(*h) && same_simd, "libopenblas missing: same ids and distances as VV_BLAS=0");
+	ok(got == nh * sizeof(*h) && same_blas, "libopenblas missing: same ids and distances as with BLAS");
+	free(h);
+}
+
 static void test_search(void)
 {
 	struct vv_collection *c = NULL;
@@ -450,6 +549,9 @@ static void test_search(void)
 	is_int(vv_collection_nsegs(c), 2, "two segments, temp and txt ignored");
 	ok(vv_collection_seg(c, 0)->has_ids && !vv_collection_seg(c, 1)->has_ids, "sidecar found");
 	is_int(vv_collection_schema(c)->dim, D, "dim inferred");
+	/* before anything loads BLAS: a process that cannot load it */
+	struct vv_search_opts bo = { .k = K, .metric = VV_METRIC_L2, .threads = 3 };
+	struct blas_child bch = blas_missing_start(c, &q[0][0], NQ, &bo, NQ * K);
 	/* both batch paths: BLAS sgemm (when built with it) and the SIMD kernel */
 	for (int blas = 1; blas >= 0; blas--) {
 	vv_vector_configure(&(struct vv_vector_config){ .no_blas = !blas });
@@ -487,6 +589,16 @@ static void test_search(void)
 			}
 		}
 	}
+	}
+	{
+		static struct vv_hit hs[NQ * K], hb[NQ * K];
+		vv_vector_configure(&(struct vv_vector_config){ .no_blas = true });
+		r = vv_collection_search(c, &q[0][0], NQ, &bo, hs, err, sizeof(err));
+		vv_vector_configure(NULL);
+		r |= vv_collection_search(c, &q[0][0], NQ, &bo, hb, err, sizeof(err));
+		ok(r == 0, "batch query by SIMD and by BLAS (if present)");
+		tap_diag(vv_blas_available() ? "BLAS batch path: libopenblas loaded" : "BLAS batch path: not built or not loaded");
+		blas_missing_check(bch, hs, hb, NQ * K);
 	}
 	vv_vector_configure(NULL);   /* back to the defaults */
 	{
