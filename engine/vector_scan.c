@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "grow.h"
 #include "vecvault/knn_ioctl.h"
 #include "vecvault/log.h"
 #include "vector_int.h"
@@ -42,19 +43,11 @@
 static int plan_add(struct vv_plan *p, size_t *pcap, size_t *ucap, bool new_unit, uint32_t seg,
 		    uint64_t row0, uint64_t nrows, uint64_t stride)
 {
-	if (p->npieces == *pcap) {
-		struct vv_piece *x = realloc(p->pieces, (*pcap = *pcap ? 2 * *pcap : 64) * sizeof(*x));
-		if (!x)
-			return VV_ENOMEM;
-		p->pieces = x;
-	}
+	if (VV_GROW(p->pieces, p->npieces, *pcap) < 0)
+		return VV_ENOMEM;
 	if (new_unit) {
-		if (p->nunits == *ucap) {
-			struct vv_unit *x = realloc(p->units, (*ucap = *ucap ? 2 * *ucap : 64) * sizeof(*x));
-			if (!x)
-				return VV_ENOMEM;
-			p->units = x;
-		}
+		if (VV_GROW(p->units, p->nunits, *ucap) < 0)
+			return VV_ENOMEM;
 		p->units[p->nunits++] = (struct vv_unit){ p->npieces, p->npieces, 0, 0 };
 	}
 	p->pieces[p->npieces++] = (struct vv_piece){ seg, row0, nrows };

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "grow.h"
 #include "vecvault/knn_ioctl.h"
 #include "vecvault/log.h"
 #include "vector_int.h"
@@ -820,13 +821,9 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 	while ((errno = 0, de = readdir(d))) {
 		if (vv_segment_name_is_ids(de->d_name)) {
 			/* listed here, so a segment without one costs no failed open */
-			if (nids == idscap) {
-				char **p = realloc(idsv, (idscap = idscap ? 2 * idscap : 16) * sizeof(*p));
-				if (!p) {
-					r = VV_ENOMEM;
-					goto out;
-				}
-				idsv = p;
+			if (VV_GROW(idsv, nids, idscap) < 0) {
+				r = VV_ENOMEM;
+				goto out;
 			}
 			if (!(idsv[nids] = strdup(de->d_name))) {
 				r = VV_ENOMEM;
@@ -837,13 +834,9 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 		}
 		if (!vv_segment_name_is_segment(de->d_name))
 			continue;
-		if (nnames == cap) {
-			char **p = realloc(names, (cap = cap ? 2 * cap : 16) * sizeof(*p));
-			if (!p) {
-				r = VV_ENOMEM;
-				goto out;
-			}
-			names = p;
+		if (VV_GROW(names, nnames, cap) < 0) {
+			r = VV_ENOMEM;
+			goto out;
 		}
 		if (!(names[nnames] = strdup(de->d_name))) {
 			r = VV_ENOMEM;
