@@ -32,6 +32,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include "seg_files.h"
 #include "tap.h"
 #include "buf.h"
 #include "vector_int.h"
@@ -64,27 +65,7 @@ static unsigned rnd(unsigned *s)
 
 static void write_file(const char *dir, const char *name, const void *p, size_t n)
 {
-	char path[300];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (!(f = fopen(path, "wb")) || fwrite(p, 1, n, f) != n || fclose(f) != 0) {
-		perror(path);
-		exit(1);
-	}
-}
-
-static size_t npy_head(uint8_t *buf, const char *dict)
-{
-	size_t hl = strlen(dict), pad = (64 - (10 + hl + 1) % 64) % 64, h = hl + pad + 1;
-
-	memcpy(buf, "\x93NUMPY\x01\x00", 8);
-	buf[8] = (uint8_t)h;
-	buf[9] = (uint8_t)(h >> 8);
-	memcpy(buf + 10, dict, hl);
-	memset(buf + 10 + hl, ' ', pad);
-	buf[10 + hl + pad] = '\n';
-	return 10 + h;
+	segf_write(dir, name, p, n);
 }
 
 /* rows r0 .. r0+n (of d values: d != D for a foreign segment) as npy or fvecs */
@@ -101,7 +82,7 @@ static size_t seg_bytes(uint8_t *buf, size_t r0, size_t n, bool fvecs, int d)
 	}
 	char dict[128];
 	snprintf(dict, sizeof(dict), "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %d), }", n, d);
-	len = npy_head(buf, dict);
+	len = segf_npy_head(buf, dict);
 	for (size_t i = 0; i < n; i++)
 		memcpy(buf + len + i * (size_t)d * 4, rows[r0 + i], (size_t)d * 4);
 	return len + n * (size_t)d * 4;
@@ -238,53 +219,6 @@ static int brute_bad(const struct outcome *o)
 	return bad;
 }
 
-static int proc_count(const char *what)
-{
-	char path[64];
-	DIR *d;
-	struct dirent *e;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/self/%s", what);
-	if (!(d = opendir(path)))
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-static int deny_uring(void)
-{
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog p = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
-
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -1;
-	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p);
-}
-
-static int in_child(int uid, int (*fn)(void *), void *arg)
-{
-	int st;
-	pid_t p = fork();
-
-	if (p == 0) {
-		if (uid >= 0 && (setgroups(0, NULL) < 0 || setresgid((gid_t)uid, (gid_t)uid, (gid_t)uid) < 0 ||
-				 setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0))
-			_exit(90);
-		_exit(fn(arg));
-	}
-	if (p < 0 || waitpid(p, &st, 0) < 0 || !WIFEXITED(st))
-		return -1;
-	return WEXITSTATUS(st);
-}
-
 static const struct outcome *ref;
 
 static int child_seccomp(void *arg)
@@ -292,7 +226,7 @@ static int child_seccomp(void *arg)
 	struct outcome o;
 
 	(void)arg;
-	if (deny_uring() < 0)
+	if (segf_deny_uring() < 0)
 		return 91;
 	run(true, true, false, K, false, &o);
 	if (o.r != 0)
@@ -312,7 +246,7 @@ static int child_nofile(void *arg)
 	(void)arg;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return 91;
-	fds = proc_count("fd");
+	fds = segf_proc_count("fd");
 	run(true, true, false, K, true, &o);
 	if (o.r != 0)
 		return 1;
@@ -321,7 +255,7 @@ static int child_nofile(void *arg)
 	run(true, false, false, K, false, &o);
 	if (o.r != 0 || !same(&o, ref))
 		return 3;
-	return proc_count("fd") == fds ? 0 : 4;
+	return segf_proc_count("fd") == fds ? 0 : 4;
 }
 
 /* As uid 65534: deferred and plain open fail alike on s0100.npy. */
@@ -392,8 +326,8 @@ int main(void)
 	is_int(brute_bad(&p), 0, "plain: hits at the float64 brute-force distances");
 	ref = &p;
 
-	fds0 = proc_count("fd");
-	tasks0 = proc_count("task");
+	fds0 = segf_proc_count("fd");
+	tasks0 = segf_proc_count("task");
 	run(true, true, false, K, true, &u);
 	is_int(u.r, 0, "deferred, io_uring: search");
 	ok(same(&u, &p), "deferred, io_uring: the same segments, first rows and hits as the plain open");
@@ -401,13 +335,13 @@ int main(void)
 	ok(u.nbatched >= NSEG - 1 - NSEG / 20, "... most small segments read through io_uring");
 	diagf("deferred with io_uring: %zu of %zu read through the ring", u.nbatched, u.nsegs);
 	is_int(brute_bad(&u), 0, "... at the float64 brute-force distances");
-	is_int(proc_count("fd"), fds0, "... no descriptor left");
-	is_int(proc_count("task"), tasks0, "... no thread left");
+	is_int(segf_proc_count("fd"), fds0, "... no descriptor left");
+	is_int(segf_proc_count("task"), tasks0, "... no thread left");
 	run(true, false, false, K, false, &s);
 	ok(s.r == 0 && same(&s, &p) && s.nbatched == 0, "deferred, no io_uring: the same, none through the ring");
-	is_int(in_child(-1, child_seccomp, NULL), 0,
+	is_int(segf_in_child(-1, child_seccomp, NULL), 0,
 	       "deferred where io_uring_setup is refused (seccomp): the same, none through the ring");
-	is_int(in_child(-1, child_nofile, NULL), 0,
+	is_int(segf_in_child(-1, child_nofile, NULL), 0,
 	       "RLIMIT_NOFILE 40: the same hits both searches, with and without io_uring, no descriptor left");
 
 	/* fewer rows than k: 3 segments of 1-2 rows */
@@ -492,10 +426,10 @@ int main(void)
 
 	/* a segment the caller may not read */
 	chmod(path("s0100.npy"), 0600);
-	is_int(in_child(65534, child_denied, NULL), 0,
+	is_int(segf_in_child(65534, child_denied, NULL), 0,
 	       "uid 65534, a segment it may not read: the same error every way, naming it");
 	chmod(path("s0100.npy"), 0644);
-	is_int(proc_count("fd"), fds0, "no descriptor left after the failed searches");
+	is_int(segf_proc_count("fd"), fds0, "no descriptor left after the failed searches");
 
 	{
 		char cmd[sizeof(tmpdir) + 16];
