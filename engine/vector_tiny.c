@@ -66,11 +66,19 @@ static struct tls *tls_get(const struct vv_tiny *t, void **p)
 	return x;
 }
 
+/* Files are opened O_NONBLOCK: the type is not known before the read
+ * (no statx), and a segment name may be a symlink to a terminal or a FIFO,
+ * which the one-by-one open refuses as "not a regular file" without
+ * reading.  A regular file's read(2) ignores the flag; should io_uring's
+ * fail with EAGAIN (pages not in the cache; 6.18 waits for them instead),
+ * the file is read again with read(2). */
+#define OPEN_FLAGS (O_RDONLY | O_NONBLOCK)
+
 /* One by one: openat, read up to the slot, close.  The bytes read, or -1
  * (the caller's open will say why). */
 static ssize_t read_one(const struct vv_tiny *t, const char *name, uint8_t *slot)
 {
-	int fd = openat(t->dirfd, name, O_RDONLY | O_CLOEXEC);
+	int fd = openat(t->dirfd, name, OPEN_FLAGS | O_CLOEXEC);
 	ssize_t n;
 
 	if (fd < 0)
@@ -113,7 +121,7 @@ static bool ring_get(struct tls *x)
 
 /* Read files name[0 .. n) into slots 0 .. n: per file a linked openat
  * (direct descriptor k), read (hard-linked: the close runs whatever the
- * read did) and close.  got[k] = the read's bytes or -1.  0, or -1 when
+ * read did) and close.  got[k] = the read's bytes or -errno.  0, or -1 when
  * the ring failed (then it is gone, every slot may still be written to
  * until then: the caller reads them one by one). */
 static int read_ring(const struct vv_tiny *t, struct tls *x, const char *const *name, size_t n,
@@ -123,7 +131,7 @@ static int read_ring(const struct vv_tiny *t, struct tls *x, const char *const *
 
 	for (size_t k = 0; k < n; k++) {
 		struct io_uring_sqe *s = io_uring_get_sqe(&x->ring);
-		io_uring_prep_openat_direct(s, t->dirfd, name[k], O_RDONLY, 0, (unsigned)k);
+		io_uring_prep_openat_direct(s, t->dirfd, name[k], OPEN_FLAGS, 0, (unsigned)k);
 		s->flags |= IOSQE_IO_LINK;
 		io_uring_sqe_set_data64(s, UINT64_MAX);
 		s = io_uring_get_sqe(&x->ring);
@@ -149,7 +157,7 @@ static int read_ring(const struct vv_tiny *t, struct tls *x, const char *const *
 		}
 		io_uring_for_each_cqe(&x->ring, head, cqe) {
 			if (cqe->user_data < n)
-				got[cqe->user_data] = cqe->res < 0 ? -1 : cqe->res;
+				got[cqe->user_data] = cqe->res;
 			c++;
 		}
 		io_uring_cq_advance(&x->ring, c);
@@ -202,8 +210,8 @@ size_t vv_tiny_feed(void *ctx, void **tlsp, const uint32_t **segs)
 #ifdef VV_HAVE_LIBURING
 		ring = !t->no_uring && ring_get(x) && read_ring(t, x, name, n, got) == 0;
 #endif
-		if (!ring)
-			for (size_t k = 0; k < n; k++)
+		for (size_t k = 0; k < n; k++)
+			if (!ring || got[k] == -EAGAIN)   /* not cached: read(2) waits */
 				got[k] = read_one(t, name[k], x->mem + k * t->slot);
 		for (size_t k = 0; k < n; k++)
 			if (take(t, i0 + k, x->mem + k * t->slot, got[k]))
