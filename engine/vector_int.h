@@ -8,6 +8,7 @@
 #ifndef VV_VECTOR_INT_H
 #define VV_VECTOR_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -146,6 +147,17 @@ struct vv_scan {
 	uint64_t unit_bytes;     /* vv_plan_build's; 0 = the default */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
+	/* optional: segments the scan threads read themselves (the query-time
+	 * open of small segments, vector_tiny.c).  A worker with no unit of the
+	 * plan left calls feed(feed_ctx, &tls, &segs, &n) until it returns 0:
+	 * each call fills in segs[*segs[i]] (info, base: in memory) for
+	 * i < *n, which the worker scans whole before its next call (the
+	 * memory is reused then); tls starts NULL and goes to
+	 * feed_end(feed_ctx, tls) when the worker ends.  Mark those segments
+	 * skip: the plan leaves them out. */
+	size_t (*feed)(void *ctx, void **tls, const uint32_t **segs);
+	void (*feed_end)(void *ctx, void *tls);
+	void *feed_ctx;
 	/* out: query q's candidates, float distances, in no order, are
 	 * cand[q * ncap .. q * ncap + ncand[q]) (each thread's kk best: up to
 	 * ncap per query, no (seg, row) twice); rows scanned */
@@ -213,5 +225,41 @@ int vv_uring_open_batch(struct vv_uring *u, int dirfd, struct vv_uring_file *f, 
  * failed (the descriptors of the batch in flight are left open, the rest
  * closed one by one). */
 int vv_uring_close_fds(struct vv_uring *u, const int *fds, size_t n);
+
+/* ---- small segments read whole by the scan (vector_tiny.c) ----------------
+ * The query-time open of a collection's small segments on a plain
+ * directory: each scan thread takes batches of them, reads each whole
+ * (openat, one read into a slot of `slot` bytes, close: linked in one
+ * io_uring submission per batch where io_uring works, else one system call
+ * each), probes its header and checks it against the schema, and hands
+ * those that pass to the scan (vv_scan.feed) in the slots they were read
+ * into.  Anything else (a read that fills its slot: the file may be
+ * larger; a failed open or read; a bad header or schema; a listed id
+ * sidecar) is left for the caller's one-by-one open, which reports errors
+ * in its own words.  No statx: a read shorter than the slot is the whole
+ * file (the header's row count must fit in it, or the probe fails). */
+enum { VV_TINY_OTHER = 0, VV_TINY_SCANNED = 1 };
+
+struct vv_tiny {
+	/* in */
+	int dirfd;
+	struct vv_scan_seg *ss;  /* the scan's segments (name, dirfd); info and
+				    base filled for the ones fed */
+	const uint32_t *idx;     /* those to read: indices into ss, n of them */
+	size_t n;
+	const struct vv_schema *schema; /* dim and dtype fixed */
+	size_t slot;             /* bytes per slot, a multiple of 4096 */
+	bool no_uring;
+	/* out: per idx[i], VV_TINY_SCANNED (fed, its bytes in size[i]) or
+	 * VV_TINY_OTHER */
+	uint8_t *state;
+	uint64_t *size;
+	atomic_size_t next;
+	atomic_size_t nuring;    /* fed segments read through io_uring */
+};
+
+/* vv_scan.feed and .feed_end with ctx a struct vv_tiny. */
+size_t vv_tiny_feed(void *ctx, void **tls, const uint32_t **segs);
+void vv_tiny_end(void *ctx, void *tls);
 
 #endif

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "grow.h"
 #include "vecvault/knn_ioctl.h"
 #include "vecvault/log.h"
 #include "vector_int.h"
@@ -42,19 +43,11 @@
 static int plan_add(struct vv_plan *p, size_t *pcap, size_t *ucap, bool new_unit, uint32_t seg,
 		    uint64_t row0, uint64_t nrows, uint64_t stride)
 {
-	if (p->npieces == *pcap) {
-		struct vv_piece *x = realloc(p->pieces, (*pcap = *pcap ? 2 * *pcap : 64) * sizeof(*x));
-		if (!x)
-			return VV_ENOMEM;
-		p->pieces = x;
-	}
+	if (VV_GROW(p->pieces, p->npieces, *pcap) < 0)
+		return VV_ENOMEM;
 	if (new_unit) {
-		if (p->nunits == *ucap) {
-			struct vv_unit *x = realloc(p->units, (*ucap = *ucap ? 2 * *ucap : 64) * sizeof(*x));
-			if (!x)
-				return VV_ENOMEM;
-			p->units = x;
-		}
+		if (VV_GROW(p->units, p->nunits, *ucap) < 0)
+			return VV_ENOMEM;
 		p->units[p->nunits++] = (struct vv_unit){ p->npieces, p->npieces, 0, 0 };
 	}
 	p->pieces[p->npieces++] = (struct vv_piece){ seg, row0, nrows };
@@ -126,6 +119,7 @@ struct job {
 	struct vv_plan plan;
 	atomic_size_t next;
 	atomic_uint_least64_t done;
+	atomic_uint_least64_t fed;   /* rows of the segments s->feed handed in */
 	uint64_t total;
 };
 
@@ -356,6 +350,21 @@ static void *work(void *arg)
 		if (w->id == 0 && j->s->progress)
 			j->s->progress(j->s->progress_ctx, done, j->total);
 	}
+	if (j->s->feed) {
+		/* segments read by this thread into its own memory, scanned
+		 * there before the next call reuses it */
+		void *tls = NULL;
+		const uint32_t *segs;
+		size_t n;
+		while ((n = j->s->feed(j->s->feed_ctx, &tls, &segs)) > 0)
+			for (size_t i = 0; i < n; i++) {
+				uint64_t rows = j->s->segs[segs[i]].info.count;
+				scan_piece(w, &(struct vv_piece){ segs[i], 0, rows });
+				atomic_fetch_add(&j->fed, rows);
+			}
+		if (j->s->feed_end)
+			j->s->feed_end(j->s->feed_ctx, tls);
+	}
 	return NULL;
 }
 
@@ -429,7 +438,7 @@ static int job_run(struct job *j, unsigned threads, struct worker **wsp, size_t 
 	if (r < 0)
 		return r;
 	j->total = j->plan.rows;
-	if (nthreads > j->plan.nunits)
+	if (nthreads > j->plan.nunits && !s->feed)
 		nthreads = j->plan.nunits ? j->plan.nunits : 1;
 	if (!(ws = calloc(nthreads, sizeof(*ws))))
 		return VV_ENOMEM;
@@ -560,7 +569,7 @@ int vv_scan_run(struct vv_scan *s)
 			       ws[t].tk[q].n * sizeof(*s->cand));
 			s->ncand[q] += ws[t].tk[q].n;
 		}
-	s->rows = j.plan.rows;
+	s->rows = j.plan.rows + atomic_load(&j.fed);
 out:
 	if (r < 0)
 		vv_scan_release(s);

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "grow.h"
 #include "vecvault/knn_ioctl.h"
 #include "vecvault/log.h"
 #include "vector_int.h"
@@ -60,6 +61,8 @@ struct cseg {
 	bool stream;             /* scan through pread(fd) instead of base */
 	bool fuse;               /* on a FUSE mount: the daemon may scan it */
 	bool offloaded;          /* this search: the daemon scanned it */
+	bool deferred;           /* not opened yet: the first search reads it */
+	bool fed;                /* that search scanned it as it read it */
 	int fd;                  /* open when stream */
 };
 
@@ -74,6 +77,12 @@ struct vv_collection {
 	size_t nskipped;
 	struct scan_io *io;
 	atomic_size_t nbatched;  /* segments opened and released through io_uring */
+	/* vv_collection_open_deferred: segs[pend0 .. nsegs) are deferred, to
+	 * be read, checked and numbered (from row `rows`) by the first search,
+	 * in slots of `slot` bytes */
+	bool pending, skip_bad, check_failed;
+	size_t pend0, slot;
+	uint64_t rows;
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -790,18 +799,130 @@ static int add_skipped(struct vv_collection *c, const char *name, const char *wh
 	return 0;
 }
 
-int vv_collection_open(const char *dir, const struct vv_schema *override, bool skip_bad,
-		       struct vv_collection **out, char *err, size_t errlen)
+/* Check segments i0 .. n of c in name order, as they opened (res[i - i0],
+ * whys[i - i0]): the first good one fixes what the schema leaves unset,
+ * the first bad one fails, or with skip_bad is left out and listed.  Kept
+ * ones move down to segs[*kept ..], numbered from *rows; map[i - i0] (when
+ * map) gets segment i's new index, UINT32_MAX if left out.  On an error
+ * the segments not reached are released (names freed). */
+static int settle(struct vv_collection *c, size_t i0, size_t n, const int *res,
+		  const char *const *whys, size_t *kept, uint64_t *rows, uint32_t *map, char *err,
+		  size_t errlen)
+{
+	size_t i;
+	int r = 0;
+
+	for (i = i0; i < n; i++) {
+		struct cseg *s = &c->segs[*kept];
+		const char *why = whys[i - i0];
+		int e = res[i - i0];
+
+		if (*kept != i) {
+			*s = c->segs[i];
+			memset(&c->segs[i], 0, sizeof(c->segs[i]));
+			c->segs[i].fd = -1;
+		}
+		if (e == 0) {
+			/* the first good segment fixes what the xattrs leave unset */
+			if (!c->schema.dim)
+				c->schema.dim = s->pub.info.dim;
+			if (c->schema.dtype == VV_DT_ANY)
+				c->schema.dtype = s->pub.info.dtype;
+			e = vv_schema_match(&c->schema, &s->pub.info, &why);
+		}
+		if (e < 0) {
+			vv_log(VV_LOG_WARN, "segment %s/%s: %s", c->dir, s->name, why ? why : vv_strerror(e));
+			if (map)
+				map[i - i0] = UINT32_MAX;
+			if (!c->skip_bad) {
+				r = e;
+				seterr(err, errlen, "%s/%s: %s", c->dir, s->name, why ? why : vv_strerror(e));
+				seg_release(s, c->io);
+				free(s->name);
+				s->name = NULL;
+				i++;
+				goto out;
+			}
+			r = add_skipped(c, s->name, why ? why : vv_strerror(e));
+			seg_release(s, c->io);
+			free(s->name);
+			memset(s, 0, sizeof(*s));
+			s->fd = -1;
+			if (r < 0) {
+				i++;
+				goto out;
+			}
+			continue;
+		}
+		if (map)
+			map[i - i0] = (uint32_t)*kept;
+		s->pub.first_row = *rows;
+		*rows += s->pub.info.count;
+		(*kept)++;
+	}
+	return 0;
+out:
+	for (; i < n; i++) {
+		seg_release(&c->segs[i], c->io);
+		free(c->segs[i].name);
+		c->segs[i].name = NULL;
+	}
+	return r;
+}
+
+/* Segments up to this size may be deferred to the search (a thread's
+ * slots hold a few; vector_tiny.c) */
+#define TINY_MAX_BYTES (512u << 10)
+
+/* The deferred open: open segments one by one until one is good (it fixes
+ * the dimension, and its size the slots'); the rest wait for the search
+ * when that one is small.  *p: how many were opened. */
+static bool defer_rest(struct vv_collection *c, struct loader *ld, size_t nnames, size_t *p)
+{
+	struct vv_schema sc = c->schema;
+	const char *why;
+	size_t i;
+	uint64_t len;
+
+	for (i = 0; i < nnames; i++) {
+		struct cseg *s = &c->segs[i];
+		load_one(ld, i);
+		if (ld->res[i] < 0) {
+			if (!c->skip_bad)
+				break;   /* the open fails there */
+			continue;
+		}
+		if (!sc.dim)
+			sc.dim = s->pub.info.dim;
+		if (sc.dtype == VV_DT_ANY)
+			sc.dtype = s->pub.info.dtype;
+		if (vv_schema_match(&sc, &s->pub.info, &why) == 0)
+			break;
+		if (!c->skip_bad)
+			break;
+	}
+	*p = i < nnames ? i + 1 : nnames;
+	if (i >= nnames || *p == nnames || (len = c->segs[i].len) > TINY_MAX_BYTES)
+		return false;
+	/* twice the first one's size, so that segments a little larger still
+	 * fit: a read that fills its slot sends the segment to the open */
+	c->slot = ((size_t)len * 2 + 4096 + 4095) & ~(size_t)4095;
+	for (i = *p; i < nnames; i++)
+		c->segs[i].deferred = true;
+	return true;
+}
+
+static int coll_open(const char *dir, const struct vv_schema *override, bool skip_bad, bool defer,
+		     struct vv_collection **out, char *err, size_t errlen)
 {
 	struct vv_collection *c = NULL;
 	DIR *d = NULL;
 	struct dirent *de;
 	char **names = NULL, **idsv = NULL;
-	size_t nnames = 0, cap = 0, kept = 0, nids = 0, idscap = 0, i = 0;
+	size_t nnames = 0, cap = 0, kept = 0, nids = 0, idscap = 0, i = 0, p = 0;
 	struct loader ld;
 	int *res = NULL;
 	const char **whys = NULL;
-	bool loaded = false;
 	uint64_t rows = 0;
 	int r = 0;
 
@@ -811,6 +932,7 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 		r = VV_ENOMEM;
 		goto out;
 	}
+	c->skip_bad = skip_bad;
 	if (!(d = opendir(dir))) {
 		r = vv_err_from_errno(errno);
 		seterr(err, errlen, "%s: %s", dir, strerror(errno));
@@ -820,13 +942,9 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 	while ((errno = 0, de = readdir(d))) {
 		if (vv_segment_name_is_ids(de->d_name)) {
 			/* listed here, so a segment without one costs no failed open */
-			if (nids == idscap) {
-				char **p = realloc(idsv, (idscap = idscap ? 2 * idscap : 16) * sizeof(*p));
-				if (!p) {
-					r = VV_ENOMEM;
-					goto out;
-				}
-				idsv = p;
+			if (VV_GROW(idsv, nids, idscap) < 0) {
+				r = VV_ENOMEM;
+				goto out;
 			}
 			if (!(idsv[nids] = strdup(de->d_name))) {
 				r = VV_ENOMEM;
@@ -837,13 +955,9 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 		}
 		if (!vv_segment_name_is_segment(de->d_name))
 			continue;
-		if (nnames == cap) {
-			char **p = realloc(names, (cap = cap ? 2 * cap : 16) * sizeof(*p));
-			if (!p) {
-				r = VV_ENOMEM;
-				goto out;
-			}
-			names = p;
+		if (VV_GROW(names, nnames, cap) < 0) {
+			r = VV_ENOMEM;
+			goto out;
 		}
 		if (!(names[nnames] = strdup(de->d_name))) {
 			r = VV_ENOMEM;
@@ -885,69 +999,45 @@ int vv_collection_open(const char *dir, const struct vv_schema *override, bool s
 		c->segs[i].fd = -1;
 		names[i] = NULL;
 	}
+	c->nsegs = nnames;       /* until checked: vv_collection_free releases them */
 	memset(&ld, 0, sizeof(ld));
 	ld = (struct loader){ .dirfd = dirfd(d), .io = c->io, .idsv = idsv, .nids = nids,
 			      .segs = c->segs, .res = res, .why = whys, .nbatched = &c->nbatched };
-	if (c->io->batched)
-		pbatch_run(nnames, load_batch, &ld);
-	else
-		par_run(nnames, c->io->dir_fuse, load_one, &ld);
-	loaded = true;
+	/* deferred: a plain directory of small segments without sidecars,
+	 * where the scan threads may read segments by name themselves */
+	if (defer && !nids && !c->io->dir_fuse && !c->io->forced && c->io->dirfd >= 0)
+		c->pending = defer_rest(c, &ld, nnames, &p);
+	if (!c->pending && p < nnames) {
+		ld.segs += p;
+		ld.res += p;
+		ld.why += p;
+		if (c->io->batched)
+			pbatch_run(nnames - p, load_batch, &ld);
+		else
+			par_run(nnames - p, c->io->dir_fuse, load_one, &ld);
+		p = nnames;
+	}
 	/* in name order: the first good segment fixes the schema, the first
 	 * bad one fails the open */
-	for (i = 0; i < nnames; i++) {
-		struct cseg *s = &c->segs[kept];
-		const char *why = whys[i];
-		int e = res[i];
-
-		if (kept != i) {
-			*s = c->segs[i];
+	if ((r = settle(c, 0, p, res, whys, &kept, &rows, NULL, err, errlen)) < 0) {
+		c->nsegs = kept;
+		for (i = p; i < nnames; i++)
+			free(c->segs[i].name);
+		goto out;
+	}
+	for (i = p; i < nnames; i++) {
+		c->segs[kept + i - p] = c->segs[i];
+		if (kept + i - p != i) {
 			memset(&c->segs[i], 0, sizeof(c->segs[i]));
 			c->segs[i].fd = -1;
 		}
-		if (e == 0) {
-			/* the first good segment fixes what the xattrs leave unset */
-			if (!c->schema.dim)
-				c->schema.dim = s->pub.info.dim;
-			if (c->schema.dtype == VV_DT_ANY)
-				c->schema.dtype = s->pub.info.dtype;
-			e = vv_schema_match(&c->schema, &s->pub.info, &why);
-		}
-		if (e < 0) {
-			vv_log(VV_LOG_WARN, "segment %s/%s: %s", dir, s->name, why ? why : vv_strerror(e));
-			if (!skip_bad) {
-				r = e;
-				seterr(err, errlen, "%s/%s: %s", dir, s->name, why ? why : vv_strerror(e));
-				seg_release(s, c->io);
-				free(s->name);
-				s->name = NULL;
-				i++;
-				goto out;
-			}
-			r = add_skipped(c, s->name, why ? why : vv_strerror(e));
-			seg_release(s, c->io);
-			free(s->name);
-			memset(s, 0, sizeof(*s));
-			s->fd = -1;
-			if (r < 0) {
-				i++;
-				goto out;
-			}
-			continue;
-		}
-		s->pub.first_row = rows;
-		rows += s->pub.info.count;
-		kept++;
 	}
-	c->nsegs = kept;
+	c->pend0 = kept;
+	c->nsegs = kept + nnames - p;
+	c->rows = rows;
 	*out = c;
 	c = NULL;
 out:
-	/* segments loaded but not reached by the check above */
-	for (; loaded && c && i < nnames; i++) {
-		seg_release(&c->segs[i], c->io);
-		free(c->segs[i].name);
-	}
 	free(res);
 	free(whys);
 	if (d)
@@ -958,12 +1048,23 @@ out:
 	for (size_t i = 0; i < nids; i++)
 		free(idsv[i]);
 	free(idsv);
-	if (c) {
-		c->nsegs = kept;
-		vv_collection_free(c);
-	}
+	vv_collection_free(c);
 	return r;
 }
+
+int vv_collection_open(const char *dir, const struct vv_schema *override, bool skip_bad,
+		       struct vv_collection **out, char *err, size_t errlen)
+{
+	return coll_open(dir, override, skip_bad, false, out, err, errlen);
+}
+
+int vv_collection_open_deferred(const char *dir, const struct vv_schema *override, bool skip_bad,
+				struct vv_collection **out, char *err, size_t errlen)
+{
+	return coll_open(dir, override, skip_bad, true, out, err, errlen);
+}
+
+bool vv_collection_check_failed(const struct vv_collection *c) { return c->check_failed; }
 
 void vv_collection_free(struct vv_collection *c)
 {
@@ -1005,7 +1106,8 @@ const char *vv_collection_skipped(const struct vv_collection *c, size_t i)
  * by one pread into raw (d * 4 bytes); buf holds d floats.  0, or a read
  * error's VV_E* code. */
 static int exact_dist(const struct vv_collection *c, enum vv_metric m, uint32_t seg, uint64_t r,
-		      const float *q, size_t d, uint8_t *raw, float *buf, double *out, const char **why)
+		      const float *q, size_t d, uint8_t *raw, float *buf, int *rfd, double *out,
+		      const char **why)
 {
 	const struct cseg *s = &c->segs[seg];
 	uint64_t off = s->pub.info.data_off + r * s->pub.info.stride;
@@ -1013,13 +1115,18 @@ static int exact_dist(const struct vv_collection *c, enum vv_metric m, uint32_t 
 	int e;
 
 	if (!s->base) {
-		int fd = s->fd >= 0 ? s->fd : openat(c->io->dirfd, s->name, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
+		/* a segment opened without keeping its descriptor (past the
+		 * budget, or read whole by the scan) is opened again, once
+		 * per search while the budget allows (rfd[seg]) */
+		int fd = s->fd >= 0 ? s->fd : rfd[seg];
+		if (fd < 0 && (fd = openat(c->io->dirfd, s->name, O_RDONLY | O_CLOEXEC)) < 0) {
 			*why = strerror(errno);
 			return vv_err_from_errno(errno);
 		}
+		if (fd != s->fd && rfd[seg] < 0 && fd_take(c->io))
+			rfd[seg] = fd;
 		e = pread_full(fd, raw, d * vv_dtype_size(s->pub.info.dtype), off, why);
-		if (fd != s->fd)
+		if (fd != s->fd && fd != rfd[seg])
 			close(fd);
 		if (e < 0)
 			return e;
@@ -1050,6 +1157,180 @@ static int u64_cmp(const void *a, const void *b)
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+/* ---- the first search of a deferred open -------------------------------------- */
+
+struct relist {
+	struct loader *ld;
+	const uint32_t *idx;
+};
+
+static void load_listed(void *arg, size_t i)
+{
+	struct relist *l = arg;
+
+	load_one(l->ld, l->idx[i]);
+}
+
+/* Which of two failed scans' errors the whole scan reports: a read error
+ * before a bad row, then the first segment, then the first row (as
+ * vector_scan.c's job_errors). */
+static bool scan_err_first(const struct vv_scan *a, int ra, const struct vv_scan *b, int rb)
+{
+	if (ra >= 0 || rb >= 0)
+		return ra < 0;
+	if (!!a->err_errno != !!b->err_errno)
+		return a->err_errno != 0;
+	if (a->err_seg != b->err_seg)
+		return a->err_seg < b->err_seg;
+	return a->err_row <= b->err_row;
+}
+
+/* The scan of a collection whose segments pend0 .. nsegs are deferred
+ * (sc filled as for vv_scan_run, ss its segments): the scan threads read
+ * and scan those they can take whole (vector_tiny.c) beside the others;
+ * the rest are opened one by one; then all of them are checked in name
+ * order as the open would have (a failure: *check set, err written) and
+ * the good ones not yet scanned are scanned in a second pass.  Candidates
+ * of both passes, with segment indices as after the check, end in sc. */
+static int pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_scan_seg *ss,
+			bool *check, char *err, size_t errlen)
+{
+	size_t p0 = c->pend0, n = c->nsegs - p0, kept = p0, nother = 0, nfed = 0;
+	struct vv_tiny tn;
+	struct vv_scan sc2 = *sc;
+	uint32_t *idx = NULL, *map = NULL;
+	int *res = NULL, r1, r2 = 0, r;
+	const char **whys = NULL;
+	struct loader ld;
+	struct relist rl;
+
+	memset(&tn, 0, sizeof(tn));
+	if (!(idx = malloc(n * sizeof(*idx))) || !(map = malloc(n * sizeof(*map))) ||
+	    !(res = calloc(n, sizeof(*res))) || !(whys = calloc(n, sizeof(*whys))) ||
+	    !(tn.state = calloc(n, 1)) || !(tn.size = calloc(n, sizeof(*tn.size)))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		idx[i] = (uint32_t)(p0 + i);
+		ss[p0 + i].skip = true;
+	}
+	tn.dirfd = c->io->dirfd;
+	tn.ss = ss;
+	tn.idx = idx;
+	tn.n = n;
+	tn.schema = &c->schema;
+	tn.slot = c->slot;
+	tn.no_uring = atomic_load(&uring_off);
+	sc->feed = vv_tiny_feed;
+	sc->feed_end = vv_tiny_end;
+	sc->feed_ctx = &tn;
+	r1 = vv_scan_run(sc);
+	atomic_fetch_add(&c->nbatched, atomic_load(&tn.nuring));
+
+	/* what the scan took is open and probed; the rest opens one by one */
+	for (size_t i = 0; i < n; i++) {
+		struct cseg *s = &c->segs[p0 + i];
+		s->deferred = false;
+		if (tn.state[i] == VV_TINY_SCANNED) {
+			s->pub.info = ss[p0 + i].info;
+			s->len = s->pub.file_size = tn.size[i];
+			s->stream = true;        /* rows read by name (fd -1) */
+			s->fed = true;
+			nfed++;
+		} else {
+			idx[nother++] = (uint32_t)i;
+		}
+	}
+	ld = (struct loader){ .dirfd = c->io->dirfd, .io = c->io, .segs = c->segs + p0, .res = res,
+			      .why = whys, .nbatched = &c->nbatched };
+	rl = (struct relist){ &ld, idx };
+	par_run(nother, false, load_listed, &rl);
+	c->pending = false;
+	if ((r = settle(c, p0, c->nsegs, res, whys, &kept, &c->rows, map, err, errlen)) < 0) {
+		c->nsegs = kept;
+		*check = true;
+		goto out;
+	}
+	c->nsegs = kept;
+	/* the second pass: good segments the first did not scan */
+	for (size_t i = 0; i < c->nsegs; i++) {
+		const struct cseg *cs = &c->segs[i];
+		ss[i] = (struct vv_scan_seg){ .info = cs->pub.info, .base = cs->base,
+					      .stream = cs->stream, .fd = cs->fd,
+					      .dirfd = c->io->dirfd, .name = cs->name,
+					      .skip = i < p0 || cs->fed };
+	}
+	sc2.segs = ss;
+	sc2.nsegs = c->nsegs;
+	sc2.feed = NULL;
+	sc2.progress = NULL;
+	if (c->nsegs - p0 > nfed)
+		r2 = vv_scan_run(&sc2);
+	if (r1 < 0 && sc->err_seg >= p0)
+		sc->err_seg = map[sc->err_seg - p0];
+	if (r1 < 0 || r2 < 0) {
+		bool first = scan_err_first(sc, r1, &sc2, r2);
+		r = first ? r1 : r2;
+		if (!first) {
+			sc->err_seg = sc2.err_seg;
+			sc->err_row = sc2.err_row;
+			sc->err_dim = sc2.err_dim;
+			sc->err_errno = sc2.err_errno;
+			sc->err_short = sc2.err_short;
+		}
+		goto out;
+	}
+	/* both passes' candidates side by side, segments renumbered */
+	if (sc2.cand) {
+		size_t cap = sc->ncap + sc2.ncap;
+		struct vv_cand *m = malloc(sc->nq * cap * sizeof(*m) + 1);
+		if (!m) {
+			r = VV_ENOMEM;
+			goto out;
+		}
+		for (size_t q = 0; q < sc->nq; q++) {
+			memcpy(m + q * cap, sc->cand + q * sc->ncap, sc->ncand[q] * sizeof(*m));
+			memcpy(m + q * cap + sc->ncand[q], sc2.cand + q * sc2.ncap,
+			       sc2.ncand[q] * sizeof(*m));
+		}
+		for (size_t q = 0; q < sc->nq; q++) {
+			for (size_t i = 0; i < sc->ncand[q]; i++) {
+				struct vv_cand *x = m + q * cap + i;
+				if (x->seg >= p0)
+					x->seg = map[x->seg - p0];
+			}
+			sc->ncand[q] += sc2.ncand[q];
+		}
+		free(sc->cand);
+		sc->cand = m;
+		sc->ncap = cap;
+		sc->rows += sc2.rows;
+	} else {
+		for (size_t q = 0; q < sc->nq; q++)
+			for (size_t i = 0; i < sc->ncand[q]; i++) {
+				struct vv_cand *x = sc->cand + q * sc->ncap + i;
+				if (x->seg >= p0)
+					x->seg = map[x->seg - p0];
+			}
+	}
+	r = 0;
+out:
+	for (size_t i = 0; i < c->nsegs; i++)
+		c->segs[i].fed = false;
+	if (r < 0)
+		vv_scan_release(sc);
+	vv_scan_release(&sc2);
+	sc->feed = NULL;
+	free(idx);
+	free(map);
+	free(res);
+	free(whys);
+	free(tn.state);
+	free(tn.size);
+	return r;
 }
 
 /* ---- the query offload (knn_ioctl.h) ------------------------------------------ */
@@ -1221,6 +1502,8 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 	struct dcand *oc = NULL;
 	struct vv_knn_ioc *io = NULL;
 	uint64_t *xrows = NULL;
+	int *rfd = NULL;
+	size_t nrfd = 0;
 	size_t d = c->schema.dim, nstream = 0, ocap = 0, *on = NULL, *on0 = NULL, omax = 0, noff = 0;
 	uint32_t k = o->k, kk = k + SPARE;
 	uint64_t omin;
@@ -1324,8 +1607,12 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			       .nq = nq, .d = d, .kk = kk, .threads = o->threads,
 			       .unit_bytes = o->unit_bytes, .progress = o->progress,
 			       .progress_ctx = o->progress_ctx };
-	if ((r = vv_scan_run(&sc)) < 0) {
+	c->check_failed = false;
+	if ((r = c->pending ? pending_scan(c, &sc, ss, &c->check_failed, err, errlen)
+			    : vv_scan_run(&sc)) < 0) {
 		const char *name = c->nsegs ? c->segs[sc.err_seg].name : "";
+		if (c->check_failed)
+			goto out;
 		if (r == VV_ECORRUPT)
 			seterr(err, errlen, "%s/%s: row %llu has dimension word %u, expected %zu",
 			       c->dir, name, (unsigned long long)sc.err_row, sc.err_dim, d);
@@ -1337,10 +1624,14 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			seterr(err, errlen, "%s/%s: %s", c->dir, name, strerror(sc.err_errno));
 		goto out;
 	}
-	if (!(dc = malloc((sc.ncap + ocap) * sizeof(*dc) + 1))) {
+	if (!(dc = malloc((sc.ncap + ocap) * sizeof(*dc) + 1)) ||
+	    !(rfd = malloc((c->nsegs ? c->nsegs : 1) * sizeof(*rfd)))) {
 		r = VV_ENOMEM;
 		goto out;
 	}
+	for (size_t i = 0; i < c->nsegs; i++)
+		rfd[i] = -1;
+	nrfd = c->nsegs;
 	for (size_t q = 0; q < nq; q++) {
 		size_t n = 0, m = on ? on[q] : 0;
 		/* the scan's candidates, then the daemon's: re-ranked in double
@@ -1361,7 +1652,7 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			}
 			const char *why = NULL;
 			if ((r = exact_dist(c, metric, dc[i].seg, dc[i].row, queries + q * d, d,
-					    rowraw, rowbuf, &dc[i].d, &why)) < 0) {
+					    rowraw, rowbuf, rfd, &dc[i].d, &why)) < 0) {
 				seterr(err, errlen, "%s/%s: re-ranking row %llu: %s", c->dir,
 				       c->segs[dc[i].seg].name, (unsigned long long)dc[i].row,
 				       why ? why : vv_strerror(r));
@@ -1382,6 +1673,12 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		}
 	}
 out:
+	for (size_t i = 0; i < nrfd; i++)
+		if (rfd[i] >= 0) {
+			close(rfd[i]);
+			atomic_fetch_sub(&c->io->fds, 1);
+		}
+	free(rfd);
 	vv_scan_release(&sc);
 	free(ss);
 	free(dc);

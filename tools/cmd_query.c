@@ -219,6 +219,7 @@ int cmd_query(int argc, char **argv)
 	struct vv_search_opts so = { .k = 10 };
 	struct vv_search_stats st;
 	struct vv_collection *c = NULL;
+	size_t nskip = 0;
 	struct vv_hit *hits = NULL;
 	struct tool_progress pr;
 	enum fmt fmt = F_TEXT;
@@ -314,13 +315,15 @@ int cmd_query(int argc, char **argv)
 		}
 	}
 	raise_nofile();
-	if ((r = vv_collection_open(dir, &ov, skip_bad, &c, err, sizeof(err))) < 0) {
+	/* deferred: small segments are opened by the search itself, each read
+	 * whole once (docs/query.md); bad ones are reported as by the open */
+	if ((r = vv_collection_open_deferred(dir, &ov, skip_bad, &c, err, sizeof(err))) < 0) {
 		die_msg("query", "%s%s", err, skip_bad ? "" : (r == VV_EACCES || r == VV_ENOENT) ? "" :
 			" (use --skip-bad to leave such segments out)");
 		goto out;
 	}
-	for (size_t i = 0; i < vv_collection_nskipped(c); i++)
-		die_msg("query", "skipping %s/%s", dir, vv_collection_skipped(c, i));
+	for (; nskip < vv_collection_nskipped(c); nskip++)
+		die_msg("query", "skipping %s/%s", dir, vv_collection_skipped(c, nskip));
 	if (vv_collection_schema(c)->dim && qdim != vv_collection_schema(c)->dim) {
 		die_msg("query", "queries have dimension %u but collection %s has %u", qdim, dir,
 			vv_collection_schema(c)->dim);
@@ -349,6 +352,8 @@ int cmd_query(int argc, char **argv)
 	r = vv_collection_search(c, q, nq, &so, hits, err, sizeof(err));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	tool_progress_end(&pr);
+	for (; nskip < vv_collection_nskipped(c); nskip++)
+		die_msg("query", "skipping %s/%s", dir, vv_collection_skipped(c, nskip));
 	if (stats && r == 0) {
 		/* for the benchmark: time of the scan alone, and its byte rate */
 		double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
@@ -367,6 +372,11 @@ int cmd_query(int argc, char **argv)
 			"daemon in %u requests, %llu candidate rows read back here\n",
 			(unsigned long long)st.cands_exact, st.offload_requests,
 			(unsigned long long)st.rows_read_back);
+	}
+	if (r < 0 && vv_collection_check_failed(c)) {
+		die_msg("query", "%s%s", err, skip_bad ? "" : (r == VV_EACCES || r == VV_ENOENT) ? "" :
+			" (use --skip-bad to leave such segments out)");
+		goto out;
 	}
 	if (r < 0) {
 		die_msg("query", "%s", err[0] ? err : vv_strerror(r));

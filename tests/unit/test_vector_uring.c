@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "knn_ref.h"
+#include "seg_files.h"
 #include "tap.h"
 #include "buf.h"
 #include "vector_int.h"
@@ -55,28 +56,7 @@ static unsigned rnd(unsigned *s)
 
 static void write_file(const char *name, const void *p, size_t n)
 {
-	char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	if (!(f = fopen(path, "wb")) || fwrite(p, 1, n, f) != n || fclose(f) != 0) {
-		perror(path);
-		exit(1);
-	}
-}
-
-/* An npy 1.0 header with dict, padded to 64 bytes, at buf; its length. */
-static size_t npy_head(uint8_t *buf, const char *dict)
-{
-	size_t hl = strlen(dict), pad = (64 - (10 + hl + 1) % 64) % 64, h = hl + pad + 1;
-
-	memcpy(buf, "\x93NUMPY\x01\x00", 8);
-	buf[8] = (uint8_t)h;
-	buf[9] = (uint8_t)(h >> 8);
-	memcpy(buf + 10, dict, hl);
-	memset(buf + 10 + hl, ' ', pad);
-	buf[10 + hl + pad] = '\n';
-	return 10 + h;
+	segf_write(tmpdir, name, p, n);
 }
 
 /* rows r0 .. r0+n as an npy f32 segment or an fvecs one */
@@ -95,7 +75,7 @@ static void write_seg(const char *name, size_t r0, size_t n, bool fvecs)
 		char dict[128];
 		snprintf(dict, sizeof(dict), "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %d), }",
 			 n, D);
-		len = npy_head(buf, dict);
+		len = segf_npy_head(buf, dict);
 		memcpy(buf + len, rows[r0], n * D * 4);
 		len += n * D * 4;
 	}
@@ -110,7 +90,7 @@ static void write_ids(const char *name, size_t r0, size_t n)
 	size_t h;
 
 	snprintf(dict, sizeof(dict), "{'descr': '<i8', 'fortran_order': False, 'shape': (%zu,), }", n);
-	h = npy_head(buf, dict);
+	h = segf_npy_head(buf, dict);
 	for (size_t i = 0; i < n; i++)
 		vv_put_le64(buf + h + 8 * i, 1000000000ull + r0 + i);
 	write_file(name, buf, h + 8 * n);
@@ -213,56 +193,6 @@ static int brute_bad(const struct outcome *o)
 	return bad;
 }
 
-static int proc_count(const char *what)
-{
-	char path[64];
-	DIR *d;
-	struct dirent *de;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/self/%s", what);
-	if (!(d = opendir(path)))
-		return -1;
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-/* Refuse io_uring_setup with ENOSYS, as container runtimes' default
- * seccomp profiles do. */
-static int deny_uring(void)
-{
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog p = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
-
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -1;
-	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p);
-}
-
-/* Run fn in a child (as uid if uid >= 0); its exit status, or -1. */
-static int in_child(int uid, int (*fn)(void *), void *arg)
-{
-	int st;
-	pid_t p = fork();
-
-	if (p == 0) {
-		if (uid >= 0 && (setgroups(0, NULL) < 0 || setresgid((gid_t)uid, (gid_t)uid, (gid_t)uid) < 0 ||
-				 setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0))
-			_exit(90);
-		_exit(fn(arg));
-	}
-	if (p < 0 || waitpid(p, &st, 0) < 0 || !WIFEXITED(st))
-		return -1;
-	return WEXITSTATUS(st);
-}
-
 static const struct outcome *ref_outcome;
 
 static int child_seccomp(void *arg)
@@ -270,7 +200,7 @@ static int child_seccomp(void *arg)
 	struct outcome o;
 
 	(void)arg;
-	if (deny_uring() < 0)
+	if (segf_deny_uring() < 0)
 		return 91;
 	run(true, &o);
 	if (o.r != 0)
@@ -386,13 +316,13 @@ int main(void)
 
 	/* descriptors and threads: none left after open, search and free */
 	{
-		int fds0 = proc_count("fd"), fds1 = -1;
+		int fds0 = segf_proc_count("fd"), fds1 = -1;
 		for (int i = 0; i < 3; i++) {
 			run(true, &x);
-			fds1 = proc_count("fd");
+			fds1 = segf_proc_count("fd");
 		}
 		ok(fds0 > 0 && fds1 == fds0, "3 x open, search, free through io_uring: no descriptor left");
-		is_int(proc_count("task"), 1, "no thread left (no io-wq workers: no async STATX)");
+		is_int(segf_proc_count("task"), 1, "no thread left (no io-wq workers: no async STATX)");
 	}
 
 	/* past the descriptor budget (RLIMIT_NOFILE less 96): batched segments
@@ -425,13 +355,13 @@ int main(void)
 
 	/* io_uring_setup refused by a seccomp filter: one by one, same hits */
 	ref_outcome = &s;
-	is_int(in_child(-1, child_seccomp, NULL), 0,
+	is_int(segf_in_child(-1, child_seccomp, NULL), 0,
 	       "io_uring_setup refused (seccomp): opened one by one, same hits");
 
 	/* errors: the same code and message, naming the file, both ways */
 	snprintf(path, sizeof(path), "%s/s0100.npy", tmpdir);
 	chmod(path, 0600);
-	is_int(in_child(65534, child_denied, NULL), 0,
+	is_int(segf_in_child(65534, child_denied, NULL), 0,
 	       "uid 65534, a segment it may not read: both ways EACCES naming it, same message");
 	chmod(path, 0644);
 
@@ -509,7 +439,7 @@ int main(void)
 		low = old;
 		low.rlim_cur = 96 + 40;
 		setrlimit(RLIMIT_NOFILE, &low);
-		fds0 = proc_count("fd");
+		fds0 = segf_proc_count("fd");
 		both_ways(rm_s0599, "s0599.npy", keep, klen, &u, &x);
 		setrlimit(RLIMIT_NOFILE, &old);
 		ok(u.r == VV_ENOENT && x.r == VV_ENOENT && !strcmp(u.err, x.err) &&
@@ -519,7 +449,7 @@ int main(void)
 			tap_diag(u.err);
 			tap_diag(x.err);
 		}
-		is_int(proc_count("fd"), fds0, "no descriptor left after the failed searches");
+		is_int(segf_proc_count("fd"), fds0, "no descriptor left after the failed searches");
 	}
 
 	{

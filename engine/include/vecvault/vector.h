@@ -153,6 +153,20 @@ struct vv_collection_seg {
  * Returns 0 and *out (caller frees with vv_collection_free), or VV_E*. */
 int vv_collection_open(const char *dir, const struct vv_schema *override, bool skip_bad,
 		       struct vv_collection **out, char *err, size_t errlen);
+/* As vv_collection_open, for one search: on a plain directory of small
+ * segments (no id sidecars) only the segments up to the first good one are
+ * opened now (it fixes the schema's unset dim and dtype); the others are
+ * opened by the first vv_collection_search, each read whole once by a scan
+ * thread and scanned there (docs/query.md).  That search checks them in
+ * name order exactly as the open would have, with the same errors (and
+ * vv_collection_check_failed() true then); until it returns,
+ * vv_collection_nsegs counts them as kept and vv_collection_seg knows only
+ * their names.  Other collections open as with vv_collection_open. */
+int vv_collection_open_deferred(const char *dir, const struct vv_schema *override, bool skip_bad,
+				struct vv_collection **out, char *err, size_t errlen);
+/* Did the last vv_collection_search fail checking a segment the deferred
+ * open left to it (an error vv_collection_open would have returned)? */
+bool vv_collection_check_failed(const struct vv_collection *c);
 void vv_collection_free(struct vv_collection *c);
 
 /* The effective schema (metric defaults to l2 when unset everywhere). */
