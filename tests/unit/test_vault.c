@@ -1117,6 +1117,24 @@ static int ckpt_files(struct vv_vault *v, uint64_t dir, int base, int n)
  * checkpoint, commits go on and meta.db is not written by any of them;
  * once it goes on, passes and the finishing step keep the WAL small (it
  * starts over), and everything is there after a reopen. */
+/* A store of its own for one test: TOP/NAMEstore with its anchors in
+ * TOP/NAMEstate (paths into st and sa, 400 bytes each), created and opened
+ * with o (o->state_dir set here); NULL when either fails (reported). */
+static struct vv_vault *side_store(const char *name, char st[400], char sa[400],
+				   struct vv_vault_opts *o)
+{
+	struct vv_vault *v = NULL;
+
+	snprintf(st, 400, "%s/%sstore", top, name);
+	snprintf(sa, 400, "%s/%sstate", top, name);
+	mkdir(sa, 0700);
+	o->state_dir = sa;
+	is_int(vv_vault_create_store(st, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
+				     VV_VAULT_ALLOW_TEST_KDF, 0, 0, sa), 0, "a store of its own");
+	is_int(vv_vault_open(st, PASS, strlen(PASS), o, &v), 0, "open it");
+	return v;
+}
+
 /* --- several sealers: extents repointed in queue order ---------------------- */
 
 #define SW_MB 4                      /* one job: 64 blocks of 64 KiB */
@@ -1208,12 +1226,7 @@ static void test_sealers(void)
 	uint64_t ino;
 	int r;
 
-	snprintf(st, sizeof(st), "%s/swstore", top);
-	snprintf(sa, sizeof(sa), "%s/swstate", top);
-	o.state_dir = sa;
-	is_int(vv_vault_create_store(st, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
-				     VV_VAULT_ALLOW_TEST_KDF, 0, 0, sa), 0, "sealers: a store");
-	is_int(vv_vault_open(st, PASS, strlen(PASS), &o, &v), 0, "sealers: open with 4 sealers");
+	v = side_store("sw", st, sa, &o);
 	if (!v)
 		return;
 	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "sw", 0755, &d), 0, "sealers: a collection");
@@ -1305,15 +1318,9 @@ static void test_checkpointer(void)
 	uint64_t passes, finishes;
 	int r, base = 0;
 
-	snprintf(st, sizeof(st), "%s/ckstore", top);
-	snprintf(sa, sizeof(sa), "%s/ckstate", top);
+	v = side_store("ck", st, sa, &o);      /* a 20-frame bound */
 	snprintf(db, sizeof(db), "%s/meta.db", st);
 	snprintf(wal, sizeof(wal), "%s/meta.db-wal", st);
-	mkdir(sa, 0700);
-	o.state_dir = sa;
-	is_int(vv_vault_create_store(st, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
-				     VV_VAULT_ALLOW_TEST_KDF, 0, 0, sa), 0, "ckpt: create a store");
-	is_int(vv_vault_open(st, PASS, strlen(PASS), &o, &v), 0, "ckpt: open with a 20-frame bound");
 	if (!v)
 		return;
 	ok(v->ckpt.run, "ckpt: the checkpointer thread runs");
