@@ -964,24 +964,25 @@ static void direct_refused(struct vv_content *c, const char *what)
 }
 
 /* Write a chunk image of total bytes to the new file tmp (created here,
- * O_EXCL).  img has room for total rounded up to DIO_ALIGN, the bytes past
- * total zero.  With O_DIRECT the whole image goes in one write, padded to
- * DIO_ALIGN, and the file is then cut back to total (ftruncate): the
- * kernel copies nothing into the page cache (perf: that copy was half of
- * the daemon's time in a sequential write), and the tail needs no second
- * open and buffered write (which cost a full chunk's O_DIRECT time again
- * in a strace of a sequential write).  Small or refused chunks go through
- * the page cache.  Neither is durable before vv_content_sync's fsync
- * (O_DIRECT only bypasses the page cache: the device's cache and the
- * file's size and extents still need it), so invariant 4 is unchanged.
- * 0 or -errno; on failure tmp may exist (the caller unlinks it). */
+ * O_EXCL).  Its largest DIO_ALIGN multiple goes with O_DIRECT from the
+ * aligned image, so the kernel copies nothing into the page cache (perf:
+ * that copy was half of the daemon's time in a sequential write); the
+ * tail (under 4 KiB) then through the page cache on the same descriptor,
+ * O_DIRECT cleared (a second open and close per chunk cost about as much
+ * as the tail's write; padding the image and cutting it back by ftruncate
+ * was slower still: ext4 reads the last block back to zero its end).
+ * Small or refused chunks go through the page cache.  Neither is durable
+ * before vv_content_sync's fsync (O_DIRECT only bypasses the page cache:
+ * the device's cache and the file's size and extents still need it), so
+ * invariant 4 is unchanged.  0 or -errno; on failure tmp may exist (the
+ * caller unlinks it). */
 static int chunk_put(struct vv_content *c, const char *tmp, const uint8_t *img, size_t total)
 {
-	size_t plen = (total + DIO_ALIGN - 1) & ~(size_t)(DIO_ALIGN - 1), done = 0;
+	size_t dlen = total & ~(size_t)(DIO_ALIGN - 1), done = 0;
 	bool created = false;
-	int fd, r, rc;
+	int fd, r, rc, fl;
 
-	if (total >= DIO_MIN && vv_content_direct_io(c)) {
+	if (dlen >= DIO_MIN && vv_content_direct_io(c)) {
 		fd = vv_os_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_DIRECT, 0600);
 		if (fd == -EINVAL) {
 			/* Refused at open (the file may exist by then). */
@@ -992,15 +993,20 @@ static int chunk_put(struct vv_content *c, const char *tmp, const uint8_t *img, 
 			return fd;
 		} else {
 			created = true;
-			r = vv_os_pwrite_full(fd, img, plen, 0);
-			if (r == 0 && plen != total)
-				r = vv_os_ftruncate(fd, (off_t)total);   /* the padding goes */
-			if (r == 0)
-				done = total;
-			else if (r == -EINVAL)   /* refused at write: all goes below */
+			r = vv_os_pwrite_full(fd, img, dlen, 0);
+			if (r == 0) {
+				done = dlen;
+				/* The tail on this descriptor, without O_DIRECT (if
+				 * that cannot be cleared, a second open below). */
+				fl = fcntl(fd, F_GETFL);
+				if (done < total && fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0 &&
+				    (r = vv_os_pwrite_full(fd, img + done, total - done, (off_t)done)) == 0)
+					done = total;
+			} else if (r == -EINVAL) {   /* refused at write: all goes below */
 				direct_refused(c, "write");
+			}
 			rc = vv_os_close(fd);
-			if (r < 0 && r != -EINVAL)
+			if (r < 0 && (r != -EINVAL || done))
 				return r;
 			if (rc < 0)
 				return rc;
@@ -1012,9 +1018,6 @@ static int chunk_put(struct vv_content *c, const char *tmp, const uint8_t *img, 
 	if (fd < 0)
 		return fd;
 	r = vv_os_pwrite_full(fd, img + done, total - done, (off_t)done);
-	/* An O_DIRECT write refused half way may have left padding past total. */
-	if (r == 0 && created)
-		r = vv_os_ftruncate(fd, (off_t)total);
 	/* Start writing it to disk now, on this (the sealer's) thread:
 	 * vv_content_sync() runs before every commit, under the vault mutex,
 	 * and would otherwise push all the chunks of the last commit interval
@@ -1074,7 +1077,7 @@ int vv_content_write_chunk(struct vv_content *c, const uint8_t coll_key[32],
 	char hex[HEX_ID + 1], tmp[PATH_MAX], path[PATH_MAX];
 	uint8_t *key = NULL, *img = NULL;
 	struct vv_gcm *g = NULL;
-	size_t total = VV_CHUNK_HDR_BYTES, off, claim = 0, plen;
+	size_t total = VV_CHUNK_HDR_BYTES, off, claim = 0;
 	int r = VV_EINVAL;
 
 	if (!c || !coll_key || !blocks || !ext || n == 0 || n > VV_CHUNK_MAX_BLOCKS)
@@ -1085,14 +1088,12 @@ int vv_content_write_chunk(struct vv_content *c, const uint8_t coll_key[32],
 			goto out;
 		total += (size_t)blocks[i].len + VV_TAG_BYTES;
 	}
-	plen = (total + DIO_ALIGN - 1) & ~(size_t)(DIO_ALIGN - 1);
 
 	vv_random_bytes(id, sizeof(id));
 	vv_hex_encode(hex, id, sizeof(id));
 	r = VV_ENOMEM;
-	if (!(key = vv_secure_alloc(VV_KEY_BYTES)) || !(img = wbuf_get(c, plen)))
+	if (!(key = vv_secure_alloc(VV_KEY_BYTES)) || !(img = wbuf_get(c, total)))
 		goto out;
-	memset(img + total, 0, plen - total);    /* chunk_put's O_DIRECT padding */
 	if ((r = vv_chunk_key(key, coll_key, id, sizeof(id))) < 0 ||
 	    (r = vv_gcm_new(key, &g)) < 0)
 		goto out;
