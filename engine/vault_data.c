@@ -1178,8 +1178,13 @@ out:
 }
 
 /* Hand n's buffered data to the sealer and wait until it is in the extent
- * map (or failed: the error is returned once). */
-static int flush_node(struct vv_vault *v, struct node *n)
+ * map (or failed).  take: a writer's flush, fsync or close, which reports a
+ * failed write-back once (and clears it).  Otherwise a background flush
+ * (the ticker's, sync, snapshot, backup, fsck, the vault's close): it
+ * leaves the error for the writer, who would never see it if the ticker
+ * took it (the failed blocks are retried and may well be written by then),
+ * and fails only while n's blocks are still not written. */
+static int flush_node(struct vv_vault *v, struct node *n, bool take)
 {
 	int r, e;
 
@@ -1187,13 +1192,19 @@ static int flush_node(struct vv_vault *v, struct node *n)
 	r = vault_data_flush(v, n);
 	pthread_rwlock_unlock(&n->rw);
 	seal_wait(v, n);
-	e = __atomic_exchange_n(&n->seal_err, 0, __ATOMIC_ACQ_REL);
+	if (take) {
+		e = __atomic_exchange_n(&n->seal_err, 0, __ATOMIC_ACQ_REL);
+	} else {
+		pthread_rwlock_rdlock(&n->rw);
+		e = n->ndirty ? __atomic_load_n(&n->seal_err, __ATOMIC_ACQUIRE) : 0;
+		pthread_rwlock_unlock(&n->rw);
+	}
 	return r < 0 ? r : e;
 }
 
 int vv_vault_flush(struct vv_vault *v, struct vv_file *fh)
 {
-	int r = fh->n ? flush_node(v, fh->n) : 0;
+	int r = fh->n ? flush_node(v, fh->n, true) : 0;
 
 	if (r == 0 && fh->err) {
 		r = fh->err;
@@ -1204,7 +1215,7 @@ int vv_vault_flush(struct vv_vault *v, struct vv_file *fh)
 
 int vv_vault_fsync(struct vv_vault *v, struct vv_file *fh, bool datasync)
 {
-	int r = fh->n ? flush_node(v, fh->n) : 0, r2;
+	int r = fh->n ? flush_node(v, fh->n, true) : 0, r2;
 
 	(void)datasync;
 	pthread_mutex_lock(&v->mu);
@@ -1247,7 +1258,7 @@ int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
 		free(fh);
 		return 0;
 	}
-	r = flush_node(v, n);
+	r = flush_node(v, n, true);
 	pthread_rwlock_wrlock(&n->rw);
 	if (r < 0 && n->ndirty && __atomic_load_n(&n->nopen, __ATOMIC_RELAXED) == 1) {
 		/* The last close of a file whose buffered data cannot be written
@@ -1403,7 +1414,7 @@ int vault_flush_all(struct vv_vault *v)
 done:
 	pthread_mutex_unlock(&v->mu);
 	for (size_t i = 0; i < n; i++) {
-		int r2 = flush_node(v, list[i]);
+		int r2 = flush_node(v, list[i], false);
 		if (r == 0)
 			r = r2;
 	}

@@ -80,7 +80,9 @@ struct node {
 	                                    (insertion order: the last match is newest) */
 	size_t nsealing, sealcap;
 	uint32_t jobs;                   /* sealer jobs in flight (under v->seal.mu) */
-	int seal_err;                    /* a failed seal, reported by the next write/flush */
+	int seal_err;                    /* a failed seal, reported once by the next write,
+	                                    flush or fsync of a handle (never by a background
+	                                    flush: vault_flush_all) */
 	bool data_dirty;                 /* size/inline/dirty blocks not yet in meta */
 	uint64_t data_gen;               /* new (vault_gen_next) on every data change */
 	uint64_t open_gen;               /* data_gen at the last open */
