@@ -54,6 +54,7 @@
 #include "content_int.h"
 #include "content_ra_int.h"
 #include "crypto_int.h"
+#include "grow.h"
 #include "os.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
@@ -70,6 +71,7 @@
 #define FREE_MAX 64              /* block buffers kept for reuse */
 #define SLOT_BYTES (VV_BLOCK_SIZE + 4096)  /* arena stride: BUF_BYTES, page-rounded */
 #define DIO_ALIGN 4096           /* O_DIRECT: buffer, offset and length multiple */
+#define IMG_BUFS 4               /* chunk image buffers kept (the vault's sealers, at most) */
 #define DIO_MIN (256u << 10)     /* smaller chunks go through the page cache */
 #define ARENA_SPARE 128          /* arena slots beyond the cache: in-flight reads */
 #define HUGE_BYTES (2u << 20)    /* arena alignment, for transparent huge pages */
@@ -131,9 +133,11 @@ struct vv_content {
 	bool chunks_dirty;                       /* chunks/ gained an entry */
 	bool store_dirty;                        /* STORE gained chunks/ */
 	struct vv_content_batch *flight;         /* batches synced outside locks */
-	uint8_t *wbuf;                           /* reused chunk image, DIO_ALIGN-aligned */
-	size_t wcap;
-	bool wbusy;
+	struct {                                 /* reused chunk images, DIO_ALIGN-aligned: */
+		uint8_t *p;                      /* one per sealer writing at once */
+		size_t cap;
+		bool busy;
+	} img[IMG_BUFS];
 	bool direct;                             /* write chunks with O_DIRECT (until refused) */
 	/* The full-disk floor (vv_content_set_floor): free bytes every chunk
 	 * write leaves on the store's file system; busy counts the bytes of
@@ -835,7 +839,8 @@ void vv_content_close(struct vv_content *c)
 	if (c->amap)
 		munmap(c->amap, c->amaplen);
 	free(c->afree);
-	free(c->wbuf);
+	for (size_t i = 0; i < IMG_BUFS; i++)
+		free(c->img[i].p);
 	free(c->pending);
 	free(c->store);
 	free(c->chunks);
@@ -881,22 +886,13 @@ static int ensure_dir(struct vv_content *c, uint8_t x, const char *hex)
 
 static int pending_add(struct vv_content *c, const uint8_t id[VV_CHUNK_ID_BYTES])
 {
-	int r = 0;
+	int r;
 
 	pthread_mutex_lock(&c->mu);
-	if (c->npending == c->cappending) {
-		size_t ncap = c->cappending ? 2 * c->cappending : 64;
-		void *p = realloc(c->pending, ncap * VV_CHUNK_ID_BYTES);
-		if (!p) {
-			r = VV_ENOMEM;
-			goto out;
-		}
-		c->pending = p;
-		c->cappending = ncap;
+	if ((r = VV_GROW(c->pending, c->npending, c->cappending)) == 0) {
+		memcpy(c->pending[c->npending++], id, VV_CHUNK_ID_BYTES);
+		c->dirty[id[0]] = true;
 	}
-	memcpy(c->pending[c->npending++], id, VV_CHUNK_ID_BYTES);
-	c->dirty[id[0]] = true;
-out:
 	pthread_mutex_unlock(&c->mu);
 	return r;
 }
@@ -916,21 +912,26 @@ static uint8_t *img_alloc(size_t need)
 	return p;
 }
 
-/* Borrow the shared chunk image buffer, or a private one if it is in use. */
+/* Borrow a kept chunk image buffer (each sealer writing at once has its
+ * own: a fresh 4 MiB one would be faulted in again), or a private one if
+ * all are in use. */
 static uint8_t *wbuf_get(struct vv_content *c, size_t need)
 {
 	uint8_t *p = NULL;
+	size_t i;
 
 	pthread_mutex_lock(&c->mu);
-	if (!c->wbusy) {
-		if (c->wcap < need) {
-			free(c->wbuf);
-			c->wbuf = img_alloc(need);
-			c->wcap = c->wbuf ? need : 0;
+	for (i = 0; i < IMG_BUFS && c->img[i].busy; i++)
+		;
+	if (i < IMG_BUFS) {
+		if (c->img[i].cap < need) {
+			free(c->img[i].p);
+			c->img[i].p = img_alloc(need);
+			c->img[i].cap = c->img[i].p ? need : 0;
 		}
-		if (c->wbuf) {
-			c->wbusy = true;
-			p = c->wbuf;
+		if (c->img[i].p) {
+			c->img[i].busy = true;
+			p = c->img[i].p;
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -966,16 +967,20 @@ static void direct_refused(struct vv_content *c, const char *what)
  * O_EXCL).  Its largest DIO_ALIGN multiple goes with O_DIRECT from the
  * aligned image, so the kernel copies nothing into the page cache (perf:
  * that copy was half of the daemon's time in a sequential write); the
- * tail, and small or refused chunks, through the page cache.  Neither is
- * durable before vv_content_sync's fsync (O_DIRECT only bypasses the page
- * cache: the device's cache and the file's size and extents still need
- * it), so invariant 4 is unchanged.  0 or -errno; on failure tmp may exist
- * (the caller unlinks it). */
+ * tail (under 4 KiB) then through the page cache on the same descriptor,
+ * O_DIRECT cleared (a second open and close per chunk cost about as much
+ * as the tail's write; padding the image and cutting it back by ftruncate
+ * was slower still: ext4 reads the last block back to zero its end).
+ * Small or refused chunks go through the page cache.  Neither is durable
+ * before vv_content_sync's fsync (O_DIRECT only bypasses the page cache:
+ * the device's cache and the file's size and extents still need it), so
+ * invariant 4 is unchanged.  0 or -errno; on failure tmp may exist (the
+ * caller unlinks it). */
 static int chunk_put(struct vv_content *c, const char *tmp, const uint8_t *img, size_t total)
 {
 	size_t dlen = total & ~(size_t)(DIO_ALIGN - 1), done = 0;
 	bool created = false;
-	int fd, r, rc;
+	int fd, r, rc, fl;
 
 	if (dlen >= DIO_MIN && vv_content_direct_io(c)) {
 		fd = vv_os_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_DIRECT, 0600);
@@ -989,12 +994,19 @@ static int chunk_put(struct vv_content *c, const char *tmp, const uint8_t *img, 
 		} else {
 			created = true;
 			r = vv_os_pwrite_full(fd, img, dlen, 0);
-			if (r == 0)
+			if (r == 0) {
 				done = dlen;
-			else if (r == -EINVAL)   /* refused at write: all goes below */
+				/* The tail on this descriptor, without O_DIRECT (if
+				 * that cannot be cleared, a second open below). */
+				fl = fcntl(fd, F_GETFL);
+				if (done < total && fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0 &&
+				    (r = vv_os_pwrite_full(fd, img + done, total - done, (off_t)done)) == 0)
+					done = total;
+			} else if (r == -EINVAL) {   /* refused at write: all goes below */
 				direct_refused(c, "write");
+			}
 			rc = vv_os_close(fd);
-			if (r < 0 && r != -EINVAL)
+			if (r < 0 && (r != -EINVAL || done))
 				return r;
 			if (rc < 0)
 				return rc;
@@ -1020,10 +1032,12 @@ static int chunk_put(struct vv_content *c, const char *tmp, const uint8_t *img, 
 static void wbuf_put(struct vv_content *c, uint8_t *p)
 {
 	pthread_mutex_lock(&c->mu);
-	if (p == c->wbuf) {
-		c->wbusy = false;
-		p = NULL;
-	}
+	for (size_t i = 0; i < IMG_BUFS; i++)
+		if (p == c->img[i].p) {
+			c->img[i].busy = false;
+			p = NULL;
+			break;
+		}
 	pthread_mutex_unlock(&c->mu);
 	free(p);
 }

@@ -228,6 +228,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	pthread_mutex_init(&v->aud.ckpt_mu, NULL);
 	pthread_cond_init(&v->seal.cv, NULL);
 	pthread_cond_init(&v->seal.done, NULL);
+	pthread_cond_init(&v->seal.turn, NULL);
 	v->flags = o->flags;
 	{
 		static const char hex[] = "0123456789abcdef";
@@ -312,7 +313,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 			     res < VV_RESERVE_MIN ? VV_RESERVE_MIN : (uint32_t)res;
 	}
 	if ((r = vv_content_open(dir, o->cache_bytes ? o->cache_bytes : VV_CONTENT_DEFAULT_CACHE,
-				 &v->content)) < 0 || (r = vault_data_sealer_start(v)) < 0)
+				 &v->content)) < 0 || (r = vault_data_sealer_start(v, o->sealers)) < 0)
 		goto fail;
 	vv_content_set_floor(v->content, 2ull * v->cm.reserve);
 	if (!(o->flags & VV_VAULT_READONLY)) {
@@ -469,6 +470,7 @@ int vv_vault_close(struct vv_vault *v)
 	pthread_mutex_destroy(&v->aud.ckpt_mu);
 	pthread_cond_destroy(&v->seal.cv);
 	pthread_cond_destroy(&v->seal.done);
+	pthread_cond_destroy(&v->seal.turn);
 	free(v);
 	return r;
 }

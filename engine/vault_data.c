@@ -120,14 +120,8 @@ static int ext_set(struct node *n, const struct vv_extent *e)
 		*x = *e;
 		return 0;
 	}
-	if (n->next == n->extcap) {
-		size_t nc = n->extcap ? n->extcap * 2 : 16;
-		struct vv_extent *ne = realloc(n->ext, nc * sizeof(*ne));
-		if (!ne)
-			return VV_ENOMEM;
-		n->ext = ne;
-		n->extcap = nc;
-	}
+	if (VV_GROW(n->ext, n->next, n->extcap) < 0)
+		return VV_ENOMEM;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		if (n->ext[mid].fblock < e->fblock)
@@ -397,6 +391,7 @@ static void seal_enqueue(struct vv_vault *v, struct seal_job *j)
 {
 	pthread_mutex_lock(&v->seal.mu);
 	j->n->jobs++;
+	j->seq = v->seal.seq++;
 	if (v->seal.tail)
 		v->seal.tail->next = j;
 	else
@@ -448,15 +443,7 @@ int vault_data_flush(struct vv_vault *v, struct node *n)
 		size_t k = n->ndirty < VV_CHUNK_MAX_BLOCKS ? n->ndirty : VV_CHUNK_MAX_BLOCKS;
 		struct seal_job *j = calloc(1, sizeof(*j));
 		struct dblock *b = malloc(k * sizeof(*b));
-		if (j && b && n->nsealing + k > n->sealcap) {
-			size_t nc = (n->nsealing + k) * 2;
-			struct dblock *ns = realloc(n->sealing, nc * sizeof(*ns));
-			if (ns) {
-				n->sealing = ns;
-				n->sealcap = nc;
-			}
-		}
-		if (!j || !b || n->nsealing + k > n->sealcap) {
+		if (!j || !b || vv_grow(&n->sealing, &n->sealcap, n->nsealing + k, sizeof(*b)) < 0) {
 			free(j);
 			free(b);
 			return VV_ENOMEM;
@@ -491,14 +478,13 @@ int vault_data_flush(struct vv_vault *v, struct node *n)
 	return r;
 }
 
-/* The sealer's work on one job: encrypt, write, repoint the extent map. */
-static void seal_one(struct vv_vault *v, struct seal_job *j)
+/* A sealer's work on one job, first part (any number of jobs at once, no
+ * lock held): encrypt the blocks into a new chunk and write it. */
+static int seal_write(struct vv_vault *v, struct seal_job *j, struct vv_extent *ext)
 {
 	struct vv_block_in in[VV_CHUNK_MAX_BLOCKS];
-	struct vv_extent ext[VV_CHUNK_MAX_BLOCKS];
 	struct node *n = j->n;
 	const uint8_t *key = NULL;
-	uint64_t csize = VV_CHUNK_HDR_BYTES;
 	int r;
 
 	for (size_t k = 0; k < j->nb; k++) {
@@ -506,11 +492,22 @@ static void seal_one(struct vv_vault *v, struct seal_job *j)
 		in[k].fblock = j->b[k].fblock;
 		in[k].data = j->b[k].buf;
 		in[k].len = j->b[k].len ? j->b[k].len : 1;   /* an all-zero block keeps one byte */
-		csize += in[k].len + 16;
 	}
 	r = node_key(v, n, &key);
 	if (r == 0)
 		r = vv_content_write_chunk(v->content, key, in, j->nb, ext);
+	return r;
+}
+
+/* Second part, in queue order (the caller's turn): repoint the extent map
+ * to the chunk seal_write made (r: its result). */
+static void seal_apply(struct vv_vault *v, struct seal_job *j, const struct vv_extent *ext, int r)
+{
+	struct node *n = j->n;
+	uint64_t csize = VV_CHUNK_HDR_BYTES;
+
+	for (size_t k = 0; k < j->nb; k++)
+		csize += (j->b[k].len ? j->b[k].len : 1) + 16;
 	pthread_rwlock_wrlock(&n->rw);
 	if (r == 0) {
 		pthread_mutex_lock(&v->mu);
@@ -545,7 +542,10 @@ static void seal_one(struct vv_vault *v, struct seal_job *j)
 				n->nsealing--;
 				break;
 			}
-		if (r == 0 || find_dirty(n, j->b[k].fblock)) {
+		/* (A later job's block of fb, still sealing, is newer too: it
+		 * is repointed after this one, and the old bytes must not be
+		 * sealed again over it.) */
+		if (r == 0 || find_dirty(n, j->b[k].fblock) || find_sealing(n, j->b[k].fblock)) {
 			blk_free(v, j->b[k].buf);
 		} else {
 			size_t i = dirty_pos(n, j->b[k].fblock);
@@ -581,11 +581,13 @@ static void seal_one(struct vv_vault *v, struct seal_job *j)
 
 static void *sealer(void *arg)
 {
+	struct vv_extent ext[VV_CHUNK_MAX_BLOCKS];
 	struct vv_vault *v = arg;
 
 	pthread_mutex_lock(&v->seal.mu);
 	for (;;) {
 		struct seal_job *j;
+		int r;
 		while (!v->seal.head && v->seal.run)
 			pthread_cond_wait(&v->seal.cv, &v->seal.mu);
 		if (!v->seal.head)
@@ -595,29 +597,51 @@ static void *sealer(void *arg)
 		if (!v->seal.head)
 			v->seal.tail = NULL;
 		v->seal.len--;
-		v->seal.busy = true;
+		v->seal.busy++;
 		pthread_mutex_unlock(&v->seal.mu);
-		seal_one(v, j);
+		r = seal_write(v, j, ext);
+		/* Jobs are taken in queue order, so every earlier job is with a
+		 * sealer already: waiting for them cannot wait for this one. */
 		pthread_mutex_lock(&v->seal.mu);
-		v->seal.busy = false;
+		while (v->seal.applied != j->seq)
+			pthread_cond_wait(&v->seal.turn, &v->seal.mu);
+		pthread_mutex_unlock(&v->seal.mu);
+		seal_apply(v, j, ext, r);     /* frees j */
+		pthread_mutex_lock(&v->seal.mu);
+		v->seal.applied++;
+		v->seal.busy--;
+		pthread_cond_broadcast(&v->seal.turn);
 		pthread_cond_broadcast(&v->seal.done);
 	}
 	pthread_mutex_unlock(&v->seal.mu);
 	return NULL;
 }
 
-int vault_data_sealer_start(struct vv_vault *v)
+int vault_data_sealer_start(struct vv_vault *v, unsigned nthread)
 {
 	static const struct vault_listener data_listener = { .deleted = data_release_all };
 
+	if (nthread == 0) {
+		/* One per CPU, and at least two: one encrypts while another
+		 * waits for the disk. */
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		nthread = cpus < 2 ? 2 : (unsigned)cpus;
+	}
+	if (nthread > VAULT_SEALERS_MAX)
+		nthread = VAULT_SEALERS_MAX;
 	vault_listen(v, &data_listener);
 	v->seal.pool = calloc(POOL_MAX, sizeof(*v->seal.pool));
 	if (!v->seal.pool)
 		return VV_ENOMEM;
 	v->seal.run = true;
-	if (pthread_create(&v->seal.thread, NULL, sealer, v) != 0) {
-		v->seal.run = false;
-		return VV_ENOMEM;
+	for (unsigned i = 0; i < nthread; i++) {
+		if (pthread_create(&v->seal.thread[i], NULL, sealer, v) != 0) {
+			if (i > 0)
+				break;                  /* fewer sealers: slower, not wrong */
+			v->seal.run = false;
+			return VV_ENOMEM;
+		}
+		v->seal.nthread = i + 1;
 	}
 	return 0;
 }
@@ -630,7 +654,9 @@ void vault_data_sealer_stop(struct vv_vault *v)
 		pthread_cond_broadcast(&v->seal.cv);
 		pthread_cond_broadcast(&v->seal.done);
 		pthread_mutex_unlock(&v->seal.mu);
-		pthread_join(v->seal.thread, NULL);    /* drains the queue first */
+		for (unsigned i = 0; i < v->seal.nthread; i++)
+			pthread_join(v->seal.thread[i], NULL);    /* they drain the queue first */
+		v->seal.nthread = 0;
 	}
 	for (size_t i = 0; i < v->seal.npool; i++)
 		free(v->seal.pool[i]);
@@ -1153,8 +1179,13 @@ out:
 }
 
 /* Hand n's buffered data to the sealer and wait until it is in the extent
- * map (or failed: the error is returned once). */
-static int flush_node(struct vv_vault *v, struct node *n)
+ * map (or failed).  take: a writer's flush, fsync or close, which reports a
+ * failed write-back once (and clears it).  Otherwise a background flush
+ * (the ticker's, sync, snapshot, backup, fsck, the vault's close): it
+ * leaves the error for the writer, who would never see it if the ticker
+ * took it (the failed blocks are retried and may well be written by then),
+ * and fails only while n's blocks are still not written. */
+static int flush_node(struct vv_vault *v, struct node *n, bool take)
 {
 	int r, e;
 
@@ -1162,13 +1193,19 @@ static int flush_node(struct vv_vault *v, struct node *n)
 	r = vault_data_flush(v, n);
 	pthread_rwlock_unlock(&n->rw);
 	seal_wait(v, n);
-	e = __atomic_exchange_n(&n->seal_err, 0, __ATOMIC_ACQ_REL);
+	if (take) {
+		e = __atomic_exchange_n(&n->seal_err, 0, __ATOMIC_ACQ_REL);
+	} else {
+		pthread_rwlock_rdlock(&n->rw);
+		e = n->ndirty ? __atomic_load_n(&n->seal_err, __ATOMIC_ACQUIRE) : 0;
+		pthread_rwlock_unlock(&n->rw);
+	}
 	return r < 0 ? r : e;
 }
 
 int vv_vault_flush(struct vv_vault *v, struct vv_file *fh)
 {
-	int r = fh->n ? flush_node(v, fh->n) : 0;
+	int r = fh->n ? flush_node(v, fh->n, true) : 0;
 
 	if (r == 0 && fh->err) {
 		r = fh->err;
@@ -1179,7 +1216,7 @@ int vv_vault_flush(struct vv_vault *v, struct vv_file *fh)
 
 int vv_vault_fsync(struct vv_vault *v, struct vv_file *fh, bool datasync)
 {
-	int r = fh->n ? flush_node(v, fh->n) : 0, r2;
+	int r = fh->n ? flush_node(v, fh->n, true) : 0, r2;
 
 	(void)datasync;
 	pthread_mutex_lock(&v->mu);
@@ -1222,7 +1259,7 @@ int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
 		free(fh);
 		return 0;
 	}
-	r = flush_node(v, n);
+	r = flush_node(v, n, true);
 	pthread_rwlock_wrlock(&n->rw);
 	if (r < 0 && n->ndirty && __atomic_load_n(&n->nopen, __ATOMIC_RELAXED) == 1) {
 		/* The last close of a file whose buffered data cannot be written
@@ -1368,15 +1405,9 @@ int vault_flush_all(struct vv_vault *v)
 		for (struct node *x = v->nodes.htab[i]; x; x = x->hnext) {
 			if (!x->data_dirty)
 				continue;
-			if (n == cap) {
-				size_t nc = cap ? cap * 2 : 64;
-				struct node **nl = realloc(list, nc * sizeof(*nl));
-				if (!nl) {
-					r = VV_ENOMEM;
-					goto done;
-				}
-				list = nl;
-				cap = nc;
+			if (VV_GROW(list, n, cap) < 0) {
+				r = VV_ENOMEM;
+				goto done;
 			}
 			x->pins++;
 			list[n++] = x;
@@ -1384,7 +1415,7 @@ int vault_flush_all(struct vv_vault *v)
 done:
 	pthread_mutex_unlock(&v->mu);
 	for (size_t i = 0; i < n; i++) {
-		int r2 = flush_node(v, list[i]);
+		int r2 = flush_node(v, list[i], false);
 		if (r == 0)
 			r = r2;
 	}

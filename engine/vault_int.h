@@ -80,7 +80,9 @@ struct node {
 	                                    (insertion order: the last match is newest) */
 	size_t nsealing, sealcap;
 	uint32_t jobs;                   /* sealer jobs in flight (under v->seal.mu) */
-	int seal_err;                    /* a failed seal, reported by the next write/flush */
+	int seal_err;                    /* a failed seal, reported once by the next write,
+	                                    flush or fsync of a handle (never by a background
+	                                    flush: vault_flush_all) */
 	bool data_dirty;                 /* size/inline/dirty blocks not yet in meta */
 	uint64_t data_gen;               /* new (vault_gen_next) on every data change */
 	uint64_t open_gen;               /* data_gen at the last open */
@@ -138,6 +140,7 @@ struct vv_dir {
 /* Blocks of one node to seal into one chunk, off the request path. */
 struct seal_job {
 	struct seal_job *next;
+	uint64_t seq;                    /* queue order: extents are repointed in it */
 	struct node *n;                  /* pinned until the job is done */
 	struct dblock *b;                /* nb blocks; buffers owned by the job */
 	size_t nb;
@@ -252,17 +255,24 @@ struct vault_ticker {
 	pthread_cond_t cv;               /* with v->mu */
 };
 
-/* The sealer: encrypts and writes full write buffers while the request
- * threads take the next data (vault_data.c); its own lock. */
+/* The sealers: encrypt and write full write buffers while the request
+ * threads take the next data (vault_data.c); its own lock.  Several
+ * threads seal jobs at once; each job's extents are repointed in queue
+ * order (seq == applied), so a file's newer data always lands last. */
+#define VAULT_SEALERS_MAX 4
 struct vault_sealer {
-	pthread_t thread;
+	pthread_t thread[VAULT_SEALERS_MAX];
+	unsigned nthread;
 	bool run;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;               /* work queued / stop */
 	pthread_cond_t done;             /* a job finished */
+	pthread_cond_t turn;             /* applied advanced */
 	struct seal_job *head, *tail;
 	size_t len;
-	bool busy;                       /* the sealer is working on a job */
+	uint64_t seq;                    /* the next job's seq */
+	uint64_t applied;                /* jobs (by seq) whose extents are repointed */
+	unsigned busy;                   /* jobs taken by a sealer, not yet done */
 	uint8_t **pool;                  /* free VV_BLOCK_SIZE buffers */
 	size_t npool;
 };
@@ -488,7 +498,7 @@ void vault_data_file_track(struct vv_vault *v, struct vv_file *f);
 void vault_data_files_free(struct vv_vault *v);                     /* at close, no requests */
 /* The sealer thread, and the data layer's node listener (a deleted node's
  * extents are released). */
-int vault_data_sealer_start(struct vv_vault *v);
+int vault_data_sealer_start(struct vv_vault *v, unsigned nthread);     /* 0: by CPUs */
 void vault_data_sealer_stop(struct vv_vault *v);                    /* after vault_flush_all */
 
 /* The query offload's cache of decrypted segments (vault_knn.c): it

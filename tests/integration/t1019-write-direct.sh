@@ -1,7 +1,7 @@
 #!/bin/bash
 # t1019-write-direct: the daemon's write path with chunk files written by
-# O_DIRECT (their 4 KiB-aligned part; the tail through the page cache)
-# never changes what is stored.  On a STORE on the test's disk and on a
+# O_DIRECT (their 4 KiB-aligned part; the tail through the page cache, on
+# the same descriptor) never changes what is stored.  On a STORE on the test's disk and on a
 # tmpfs STORE (when root can mount one): large sequential writes with an
 # odd tail, unaligned writes from two writers at once, overwrites in the
 # middle and a truncate, each compared after a remount with the page cache

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "os.h"
 #include "os_fault.h"
@@ -23,19 +24,29 @@ static int nlog;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* -err when a fault of kind op applies to path (and open flags fl), else
- * 0; counts the call. */
-static int fault_for(enum os_fault_op op, const char *path, int fl)
+ * 0; counts the call.  hit (may be NULL): the fault that applied (it may
+ * have cleared itself meanwhile: times). */
+static int fault_for(enum os_fault_op op, const char *path, int fl, struct os_fault *hit)
 {
-	struct os_fault f;
+	struct os_fault *f;
+	int r = 0;
 
 	pthread_mutex_lock(&mu);
 	calls[op]++;
-	f = faults[op];
+	f = &faults[op];
+	if (f->err && (!f->path_has || (path && strstr(path, f->path_has))) &&
+	    (fl & f->flags_has) == f->flags_has) {
+		r = -f->err;
+		if (hit)
+			*hit = *f;
+		if (f->times && --f->times == 0)
+			memset(f, 0, sizeof(*f));
+	}
 	pthread_mutex_unlock(&mu);
-	if (!f.err || (f.path_has && (!path || !strstr(path, f.path_has))) ||
-	    (fl & f.flags_has) != f.flags_has)
-		return 0;
-	return -f.err;
+	if (r < 0 && hit && hit->hold)
+		while (__atomic_load_n(hit->hold, __ATOMIC_ACQUIRE))
+			usleep(1000);
+	return r;
 }
 
 static const char *path_of(int fd)
@@ -50,11 +61,12 @@ static int flags_of(int fd)
 
 static int t_open(const char *p, int fl, mode_t m)
 {
-	int fd, r = fault_for(OSF_OPEN, p, fl);
+	struct os_fault f;
+	int fd, r = fault_for(OSF_OPEN, p, fl, &f);
 
-	if (r < 0 && faults[OSF_OPEN].after) {
+	if (r < 0 && f.after) {
 		/* Like the kernel: the file is created, then the open fails. */
-		fd = vv_os_real.open(p, fl & ~faults[OSF_OPEN].flags_has, m);
+		fd = vv_os_real.open(p, fl & ~f.flags_has, m);
 		if (fd >= 0)
 			vv_os_real.close(fd);
 	}
@@ -73,9 +85,10 @@ static int t_open(const char *p, int fl, mode_t m)
 
 static ssize_t t_pwrite(int fd, const void *b, size_t n, off_t o)
 {
-	int r = fault_for(OSF_PWRITE, path_of(fd), flags_of(fd));
+	struct os_fault f;
+	int r = fault_for(OSF_PWRITE, path_of(fd), flags_of(fd), &f);
 
-	if (r < 0 && faults[OSF_PWRITE].partial && n > 1)
+	if (r < 0 && f.partial && n > 1)
 		return vv_os_real.pwrite(fd, b, n / 2, o);
 	if (r < 0)
 		return r;
@@ -85,7 +98,7 @@ static ssize_t t_pwrite(int fd, const void *b, size_t n, off_t o)
 static int t_fsync(int fd)
 {
 	const char *p = path_of(fd);
-	int r = fault_for(OSF_FSYNC, p, 0);
+	int r = fault_for(OSF_FSYNC, p, 0, NULL);
 
 	if (r < 0 || (r = vv_os_real.fsync(fd)) < 0)
 		return r;
@@ -101,7 +114,7 @@ static int t_fsync(int fd)
 
 static int t_rename(const char *a, const char *b)
 {
-	int r = fault_for(OSF_RENAME, a, 0);
+	int r = fault_for(OSF_RENAME, a, 0, NULL);
 
 	return r < 0 ? r : vv_os_real.rename(a, b);
 }

@@ -30,6 +30,11 @@ struct os_fault {
 	bool after;                  /* open: the file is opened (created) first, then
 				      * the call fails, as open(O_CREAT|O_DIRECT) does
 				      * where O_DIRECT is refused */
+	unsigned times;              /* fail only this many matching calls, then the
+				      * fault clears itself (one failed job among
+				      * many); 0: every matching call */
+	int *hold;                   /* a failing call first waits while *hold is
+				      * nonzero (the test holds a job mid-seal) */
 };
 
 void os_fault_install(void);     /* resets faults, counters and the fsync log */

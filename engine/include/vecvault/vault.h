@@ -119,6 +119,9 @@ struct vv_vault_opts {
 	 * meta.db beside the commits (docs/design.md "Commit pipeline");
 	 * 0 = 1000, SQLite's own default.  Tests set it low. */
 	uint32_t ckpt_frames;
+	/* Sealer threads (encrypt and write full write buffers, docs/design.md
+	 * "Sequential writes"): 0 = one per CPU, at least 2, at most 4. */
+	unsigned sealers;
 	vv_progress_fn progress;     /* long work reports here (vv_vault_fsck:
 	                                blocks checked); NULL = nobody asks */
 	void *progress_ctx;
