@@ -1448,7 +1448,13 @@ static void test_ckpt_cadence(void)
 	       (unsigned long long)total, (unsigned long long)passes, (unsigned long long)ticks);
 	ok(total > 1000, "cadence: the commits wrote over 10 bounds of frames");
 	ok(passes >= total / 100 / 2, "cadence: passes ran");
-	ok(passes <= total / 100 + 2 + ticks && passes < (uint64_t)commits / 2,
+	/* Measured: 57-60 passes for 4945 frames on a quiet machine (a pass
+	 * that is still running when the next bound is reached is followed
+	 * by one more, and syncs that wrote nothing count as pauses), 233
+	 * with a pass kicked after every commit past the bound.  The margin
+	 * is half a pass per bound: quiet runs must not fail it, the old
+	 * cadence does by far. */
+	ok(passes <= total / 100 * 3 / 2 + 2 + ticks && passes < (uint64_t)commits / 4,
 	   "cadence: a pass per bound of frames (or pause), not per commit");
 	is_int(vv_vault_close(v), 0, "cadence: close");
 }
