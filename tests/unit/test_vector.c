@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "knn_ref.h"
+#include "seg_files.h"
 #include "tap.h"
 #include "buf.h"
 #include "vecvault/knn_ioctl.h"
@@ -1053,23 +1054,6 @@ static const struct vv_segment_view *kv(size_t len, const struct vv_segment_info
 	return &v;
 }
 
-/* Entries of /proc/self/DIR (fd, task), or -1. */
-static int proc_count(const char *what)
-{
-	char path[64];
-	DIR *d;
-	struct dirent *de;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/self/%s", what);
-	if (!(d = opendir(path)))
-		return -1;
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 /* Opening and freeing a collection of hundreds of segments (released in
  * parallel) leaves no descriptor behind, and the process runs no thread
  * but its own between searches: not the scan's, not the loader's, not
@@ -1083,7 +1067,7 @@ static void test_release(void)
 
 	vv_vector_configure(NULL);
 	snprintf(dir, sizeof(dir), "%s/ltiny", tmpdir);
-	fds0 = proc_count("fd");
+	fds0 = segf_proc_count("fd");
 	for (int i = 0; i < 3; i++) {
 		if (vv_collection_open(dir, NULL, false, &c, err, sizeof(err)) < 0) {
 			tap_diag(err);
@@ -1091,10 +1075,10 @@ static void test_release(void)
 		}
 		vv_collection_free(c);
 		c = NULL;
-		fds1 = proc_count("fd");
+		fds1 = segf_proc_count("fd");
 	}
 	ok(fds0 > 0 && fds1 == fds0, "open and free of hundreds of segments, 3 times: no descriptor left");
-	tasks = proc_count("task");
+	tasks = segf_proc_count("task");
 	if (tasks != 1)
 		tap_diag("threads running between searches: more than the test's own");
 	ok(tasks == 1, "no thread left running between searches (OpenBLAS's idle pool stopped)");
