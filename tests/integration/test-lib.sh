@@ -41,6 +41,7 @@ VV_MOUNTS="$T/.mounts"          # lines: MNT<TAB>PIDFILE
 vv_passed=0
 vv_failed=0
 vv_done=0
+vv_rc=                  # the status test_done or a skip chose (vv_cleanup exits with it)
 
 test_ok() {
 	vv_passed=$((vv_passed + 1))
@@ -188,7 +189,7 @@ vv_need_fuse() {
 		return 0
 	fi
 	echo "1..0 # SKIP no /dev/fuse or fusermount3"
-	vv_done=1
+	vv_done=1 vv_rc=77
 	exit 77
 }
 
@@ -210,7 +211,7 @@ vv_guard_start() {
 vv_need_numpy() {
 	"$PY" -c 'import numpy' 2>/dev/null && return 0
 	echo "1..0 # SKIP no numpy"
-	vv_done=1
+	vv_done=1 vv_rc=77
 	exit 77
 }
 
@@ -219,7 +220,7 @@ vv_need_numpy() {
 vv_group() {
 	if ! command -v groupadd >/dev/null; then
 		echo "1..0 # SKIP no groupadd"
-		vv_done=1
+		vv_done=1 vv_rc=77
 		exit 77
 	fi
 	groupadd ${2:+-g "$2"} "$1" || return $?
@@ -309,8 +310,9 @@ test_done() {
 	vv_done=1
 	echo "1..$((vv_passed + vv_failed))"
 	echo "# $vv_passed passed, $vv_failed failed"
-	[ "$vv_failed" -eq 0 ] && exit 0
-	exit 1
+	vv_rc=1
+	[ "$vv_failed" -eq 0 ] && vv_rc=0
+	exit "$vv_rc"
 }
 
 # Where errexit stopped a script: vv_cleanup prints it (CI shows only the
@@ -322,6 +324,10 @@ trap 'vv_errat="line $LINENO (status $?): $BASH_COMMAND"' ERR
 vv_cleanup() {
 	local rc=$? mnt pidf pid
 	set +e
+	# The status test_done or a skip chose, not $?: a test's own EXIT trap
+	# runs commands (groupdel, umount, rm) before calling this, and their
+	# status would otherwise turn a failed test into a pass.
+	[ "$vv_done" -eq 1 ] && [ -n "$vv_rc" ] && rc=$vv_rc
 	if [ "$vv_done" -eq 0 ]; then
 		echo "# test script stopped early (exit status $rc)"
 		[ -n "$vv_errat" ] && echo "# errexit at $vv_errat"
