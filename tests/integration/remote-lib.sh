@@ -7,6 +7,13 @@ export PYTHONPATH="$VV_SRC/tests/integration${PYTHONPATH:+:$PYTHONPATH}"
 # The control socket lives under $XDG_RUNTIME_DIR for the CLI and the daemon.
 export XDG_RUNTIME_DIR="$T/run"
 mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+# Where a remote test's vault lives unless it says otherwise: the store S,
+# its mount M (the server), a vv:// client's mount point R, and LOG, the
+# daemon log vv_mount writes (vv_port reads the listening port from it).
+S=$T/store
+M=$T/mnt
+R=$T/r
+LOG=$T/daemon.log
 
 # vv_need_loopback_alias: 127.0.0.2 and 127.0.0.3 must be usable sources
 # (Linux routes all of 127.0.0.0/8 to lo).

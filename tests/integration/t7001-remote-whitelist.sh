@@ -14,9 +14,6 @@
 vv_need_fuse
 vv_need_loopback_alias
 
-S=$T/store
-M=$T/mnt
-LOG=$T/daemon.log
 FP=$(vv_tls "$T/tls")
 check "tls selfsigned: a fingerprint" test ${#FP} = 64
 check "tls fingerprint agrees" sh -c "'$VV_BIN' tls fingerprint '$T/tls/cert.pem' | grep -qx 'sha256:$FP'"

@@ -13,9 +13,6 @@
 vv_need_fuse
 vv_need_loopback_alias
 
-S=$T/store
-M=$T/mnt
-LOG=$T/daemon.log
 FP=$(vv_tls "$T/tls")
 vv_init "$S" >/dev/null
 AUD=$(vv_audit_log "$S")

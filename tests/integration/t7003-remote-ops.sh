@@ -12,9 +12,6 @@ vv_need_fuse
 command -v groupadd >/dev/null && command -v setfacl >/dev/null ||
 	{ echo "1..0 # SKIP needs groupadd and setfacl"; vv_done=1; exit 77; }
 
-S=$T/store
-M=$T/mnt
-LOG=$T/daemon.log
 G=vvt7003ro$$
 # (exit $rc) as an if condition: errexit must not stop the trap before
 # vv_cleanup, which reads the status from $?

@@ -12,9 +12,6 @@
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
 
-S=$T/store
-M=$T/mnt
-LOG=$T/daemon.log
 vv_tls "$T/tls" >/dev/null
 vv_init "$S" >/dev/null
 check "mount --listen" vv_mount "$S" "$M" --listen 127.0.0.1:0 \

@@ -16,10 +16,6 @@
 vv_need_fuse
 vv_need_numpy
 
-S=$T/store
-M=$T/mnt
-R=$T/r
-LOG=$T/daemon.log
 FP=$(vv_tls "$T/tls")
 vv_init "$S" >/dev/null
 AUD=$(vv_audit_log "$S")

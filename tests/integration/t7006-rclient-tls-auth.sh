@@ -16,10 +16,6 @@
 vv_need_fuse
 vv_need_loopback_alias
 
-S=$T/store
-M=$T/mnt
-R=$T/r
-LOG=$T/daemon.log
 FP=$(vv_tls "$T/tls")
 FP2=$(vv_tls "$T/tls2")
 vv_init "$S" >/dev/null

@@ -10,11 +10,7 @@
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
 
-S=$T/store
-M=$T/mnt
-R=$T/r
 R2=$T/r2
-LOG=$T/daemon.log
 FP=$(vv_tls "$T/tls")
 vv_init "$S" >/dev/null
 AUD=$(vv_audit_log "$S")

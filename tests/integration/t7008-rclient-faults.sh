@@ -13,10 +13,6 @@
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
 
-S=$T/store
-M=$T/mnt
-R=$T/r
-LOG=$T/daemon.log
 PIDF="$T/.pids/$(echo "$M" | tr / _)"
 # (exit $rc) as an if condition: errexit must not stop the trap before
 # vv_cleanup, which reads the status from $?

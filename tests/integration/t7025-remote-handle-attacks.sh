@@ -22,9 +22,6 @@
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
 
-S=$T/store
-M=$T/mnt
-LOG=$T/daemon.log
 vv_listen_mount
 mkdir "$M/c" "$M/c/home" "$M/c/listonly" "$M/other"
 chmod 777 "$M/other"

@@ -15,9 +15,6 @@
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
 
-S=$T/store
-M=$T/mnt
-LOG=$T/daemon.log
 vv_listen_mount
 mkdir "$M/c"
 chmod 777 "$M/c"

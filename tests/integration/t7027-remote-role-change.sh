@@ -13,9 +13,6 @@ vv_need_fuse
 command -v groupadd >/dev/null ||
 	{ echo "1..0 # SKIP needs groupadd"; vv_done=1; exit 77; }
 
-S=$T/store
-M=$T/mnt
-LOG=$T/daemon.log
 G=vvt7027r$$
 trap 'rc=$?; groupdel "$G" 2>/dev/null; (exit $rc); vv_cleanup' EXIT
 groupadd "$G"

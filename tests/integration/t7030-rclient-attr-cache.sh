@@ -17,10 +17,6 @@
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
 
-S=$T/store
-M=$T/mnt
-R=$T/r
-LOG=$T/daemon.log
 TTL=8
 vv_listen_mount
 mkdir -p "$M/c/d" "$M/c/a/b" "$M/c/acl"

@@ -17,10 +17,6 @@
 vv_need_fuse
 vv_need_numpy
 
-LOG=$T/daemon.log
-S=$T/store
-M=$T/mnt
-R=$T/r
 G=$T/gen
 mkdir -p "$G/plain"
 vv_listen_mount

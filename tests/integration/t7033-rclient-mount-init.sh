@@ -9,10 +9,6 @@
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
 
-LOG=$T/daemon.log
-S=$T/store
-M=$T/mnt
-R=$T/r
 vv_listen_mount
 mkdir "$M/coll"
 echo hello > "$M/coll/f"

@@ -15,10 +15,6 @@
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
 
-S=$T/store
-M=$T/mnt
-R=$T/r
-LOG=$T/daemon.log
 vv_listen_mount
 mkdir -p "$M/c"
 chmod 755 "$M/c"

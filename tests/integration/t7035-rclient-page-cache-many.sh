@@ -23,10 +23,6 @@
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
 
-S=$T/store
-M=$T/mnt
-R=$T/r
-LOG=$T/daemon.log
 N=400
 vv_listen_mount
 mkdir "$M/coll"

@@ -10,10 +10,6 @@
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
 
-S=$T/store
-M=$T/mnt
-R=$T/r
-LOG=$T/daemon.log
 C=$T/pki
 mkdir -p "$C"
 FP=$(vv_tls "$T/tls")
