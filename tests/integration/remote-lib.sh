@@ -52,17 +52,30 @@ vv_allow_stat() {
 	"$VV_BIN" allow list "$1" | awk -v f="$2" '$1 == "#" && $2 == f { print $3 }'
 }
 
-# vv_listen_mount: the usual remote test vault: a TLS pair in $T/tls, a new
-# store $S mounted on $M listening on 127.0.0.1 (daemon log $LOG); sets
-# FP (the certificate's fingerprint, for --pin), AUD (the audit log) and P
-# (the port).  One check "mount --listen".
+# vv_listen_mount [NAME [ADDR [mount options...]]]: the usual remote test
+# vault: a TLS pair in $T/tls, a new store $S mounted on $M listening on
+# ADDR (default 127.0.0.1:0) with the mount options added (daemon log
+# $LOG); sets FP (the certificate's fingerprint, for --pin), AUD (the
+# audit log) and P (the port: the one logged for a port 0, else ADDR's).
+# One check NAME (default "mount --listen").
 vv_listen_mount() {
+	local name=${1:-mount --listen} addr=${2:-127.0.0.1:0}
+	shift $(($# < 2 ? $# : 2))
 	FP=$(vv_tls "$T/tls")
 	vv_init "$S" >/dev/null
 	AUD=$(vv_audit_log "$S")
-	check "mount --listen" vv_mount "$S" "$M" --listen 127.0.0.1:0 \
-		--tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem"
-	P=$(vv_port "$LOG" 127.0.0.1:0)
+	check "$name" vv_mount "$S" "$M" --listen "$addr" \
+		--tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem" "$@"
+	case $addr in
+	*:0) P=$(vv_port "$LOG" "$addr") ;;
+	*) P=${addr##*:} ;;
+	esac
+}
+
+# vv_free_port: a TCP port of 127.0.0.1 free a moment ago, for a server
+# that must come back on the same port (--listen 127.0.0.1:PORT).
+vv_free_port() {
+	"$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"
 }
 
 # vv_key_file USER FILE: a new API key of vault user USER of the vault on

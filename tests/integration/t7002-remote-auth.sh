@@ -13,12 +13,7 @@
 vv_need_fuse
 vv_need_loopback_alias
 
-FP=$(vv_tls "$T/tls")
-vv_init "$S" >/dev/null
-AUD=$(vv_audit_log "$S")
-check "mount --listen 127.0.0.1:0 (loopback default)" vv_mount "$S" "$M" --listen 127.0.0.1:0 \
-	--tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem"
-P=$(vv_port "$LOG" 127.0.0.1:0)
+vv_listen_mount "mount --listen 127.0.0.1:0 (loopback default)"
 echo secret-data > "$M/f"
 printf 'a password for carol, long enough\n' > "$T/pw"
 chmod 600 "$T/pw"

@@ -19,12 +19,7 @@ trap 'rc=$?; groupdel "$G" 2>/dev/null
 	if (exit $rc); then vv_cleanup; else vv_cleanup; fi' EXIT
 groupadd "$G"
 GID=$(getent group "$G" | cut -d: -f3)
-vv_tls "$T/tls" >/dev/null
-vv_init "$S" >/dev/null
-AUD=$(vv_audit_log "$S")
-check "mount --listen" vv_mount "$S" "$M" --listen 127.0.0.1:0 \
-	--tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem"
-P=$(vv_port "$LOG" 127.0.0.1:0)
+vv_listen_mount
 mkdir "$M/home" "$M/shared" "$M/private"
 chown 1000:1000 "$M/home"
 echo "shared data" > "$M/shared/a.txt"

@@ -12,11 +12,7 @@
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
 
-vv_tls "$T/tls" >/dev/null
-vv_init "$S" >/dev/null
-check "mount --listen" vv_mount "$S" "$M" --listen 127.0.0.1:0 \
-	--tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem"
-P=$(vv_port "$LOG" 127.0.0.1:0)
+vv_listen_mount
 mkdir "$M/play"
 chown 1000:1000 "$M/play"
 head -c 100000 /dev/urandom > "$M/keep.bin"

@@ -16,12 +16,7 @@
 vv_need_fuse
 vv_need_numpy
 
-FP=$(vv_tls "$T/tls")
-vv_init "$S" >/dev/null
-AUD=$(vv_audit_log "$S")
-check "server: mount --listen" vv_mount "$S" "$M" --listen 127.0.0.1:0 \
-	--tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem"
-P=$(vv_port "$LOG" 127.0.0.1:0)
+vv_listen_mount "server: mount --listen"
 mkdir "$M/coll" "$M/other"
 chown 1000:1000 "$M/coll"
 echo "not alice's" > "$M/other/x"

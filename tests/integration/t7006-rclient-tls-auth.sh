@@ -16,12 +16,9 @@
 vv_need_fuse
 vv_need_loopback_alias
 
-FP=$(vv_tls "$T/tls")
 FP2=$(vv_tls "$T/tls2")
-vv_init "$S" >/dev/null
-P=$("$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
-check "server on 127.0.0.1:$P, whitelist 127.0.0.1 and 127.0.0.2" vv_mount "$S" "$M" \
-	--listen "127.0.0.1:$P" --tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem" \
+P=$(vv_free_port)
+vv_listen_mount "server on 127.0.0.1:$P, whitelist 127.0.0.1 and 127.0.0.2" "127.0.0.1:$P" \
 	--allow 127.0.0.1/32 --allow 127.0.0.2/32
 mkdir "$M/coll"
 chown 1000:1000 "$M/coll"

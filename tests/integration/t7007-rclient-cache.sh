@@ -11,12 +11,7 @@
 vv_need_fuse
 
 R2=$T/r2
-FP=$(vv_tls "$T/tls")
-vv_init "$S" >/dev/null
-AUD=$(vv_audit_log "$S")
-check "server" vv_mount "$S" "$M" --listen 127.0.0.1:0 \
-	--tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem"
-P=$(vv_port "$LOG" 127.0.0.1:0)
+vv_listen_mount server
 mkdir "$M/coll"
 chown 1000:1000 "$M/coll"
 "$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null

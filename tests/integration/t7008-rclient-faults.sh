@@ -20,7 +20,7 @@ trap 'rc=$?; [ -s "$PIDF" ] && kill -CONT "$(cat "$PIDF")" 2>/dev/null
 	if (exit $rc); then vv_cleanup; else vv_cleanup; fi' EXIT
 FP=$(vv_tls "$T/tls")
 vv_init "$S" >/dev/null
-P=$("$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+P=$(vv_free_port)
 server() {
 	vv_mount "$S" "$M" --listen "127.0.0.1:$P" --tls-cert "$T/tls/cert.pem" \
 		--tls-key "$T/tls/key.pem"

@@ -18,7 +18,6 @@ vv_need_fuse
 
 C=$T/pki
 mkdir -p "$C"
-FP=$(vv_tls "$T/tls")
 
 # --- a small PKI: the client CA, another CA, and client certificates ---
 ca() {          # ca NAME: self-signed CA in $C/NAME.pem/.key
@@ -66,11 +65,7 @@ leaf clientca alice alice-old -startdate 20200101000000Z -enddate 20200102000000
 chmod 644 "$C"/*.key
 check "test PKI made" test -s "$C/alice-old.pem" -a -s "$C/alice-other.pem"
 
-vv_init "$S" >/dev/null
-AUD=$(vv_audit_log "$S")
-check "server with --client-ca" vv_mount "$S" "$M" --listen 127.0.0.1:0 \
-	--tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem" --client-ca "$C/clientca.pem"
-P=$(vv_port "$LOG" 127.0.0.1:0)
+vv_listen_mount "server with --client-ca" 127.0.0.1:0 --client-ca "$C/clientca.pem"
 mkdir "$M/coll"
 chown 1000:1000 "$M/coll"
 echo data > "$M/coll/f"
