@@ -34,10 +34,10 @@ chmod 600 "$T/pw" "$T/badpw"
 "$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null
 "$VV_BIN" user add carol --uid 1000 --password-file "$T/pw" "$M" >/dev/null
 "$VV_BIN" user add reader --uid 3000 --role "$G" --no-password "$M" >/dev/null
-"$VV_BIN" key create alice "$M" > "$T/key" 2>/dev/null
-"$VV_BIN" key create reader "$M" > "$T/rkey" 2>/dev/null
+vv_key_file alice "$T/key"
+vv_key_file reader "$T/rkey"
 sed 's/.$/x/' "$T/key" > "$T/badkey"
-chmod 600 "$T/key" "$T/rkey" "$T/badkey"
+chmod 600 "$T/badkey"
 URL="vv://127.0.0.1:$P/coll"
 export HOME=$T/home
 mkdir -p -m 700 "$HOME"

@@ -16,9 +16,8 @@ mkdir "$M/coll"
 chown 1000:1000 "$M/coll"
 "$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null
 "$VV_BIN" user add bob --uid 1000 --no-password "$M" >/dev/null
-"$VV_BIN" key create alice "$M" > "$T/key" 2>/dev/null
-"$VV_BIN" key create bob "$M" > "$T/bkey" 2>/dev/null
-chmod 600 "$T/key" "$T/bkey"
+vv_key_file alice "$T/key"
+vv_key_file bob "$T/bkey"
 KID=$(cut -c5-20 "$T/key")
 check "client 1 (alice)" vv_rmount "vv://127.0.0.1:$P/coll" "$R" --key-file "$T/key" --pin "$FP"
 check "client 2 (bob)" vv_rmount "vv://127.0.0.1:$P/coll" "$R2" --key-file "$T/bkey" --pin "$FP"

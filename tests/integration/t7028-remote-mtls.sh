@@ -88,9 +88,8 @@ chmod 600 "$T/bobpw"
 "$VV_BIN" user add reader --uid 3000 --role "$G" --no-password "$M" >/dev/null
 "$VV_BIN" user add bob --uid 3001 --password-file "$T/bobpw" "$M" >/dev/null
 "$VV_BIN" user add dave --uid 3002 --role "$G2" --no-password "$M" >/dev/null
-"$VV_BIN" key create bob "$M" > "$T/bobkey" 2>/dev/null
-"$VV_BIN" key create alice "$M" > "$T/alicekey" 2>/dev/null
-chmod 600 "$T/bobkey" "$T/alicekey"
+vv_key_file bob "$T/bobkey"
+vv_key_file alice "$T/alicekey"
 URL="vv://127.0.0.1:$P/coll"
 same() { [ "$("${@:2}")" = "$1" ]; }    # same EXPECTED CMD...: CMD prints EXPECTED
 cert() { echo --cert "$C/$1.pem" --cert-key "$C/$1.key"; }

@@ -24,8 +24,7 @@ for f in d/f d/g a/b/f acl/f top s; do echo "data $f" > "$M/c/$f"; done
 chmod 755 "$M/c" "$M/c/d" "$M/c/a" "$M/c/a/b" "$M/c/acl"
 chmod 644 "$M/c/d/f" "$M/c/d/g" "$M/c/a/b/f" "$M/c/acl/f" "$M/c/top" "$M/c/s"
 "$VV_BIN" user add carol --uid 3200 --no-password "$M" >/dev/null
-"$VV_BIN" key create carol "$M" > "$T/key" 2>/dev/null
-chmod 600 "$T/key"
+vv_key_file carol "$T/key"
 
 check "--attr-timeout refused" refused 'bad --attr-timeout' "vv://127.0.0.1:$P/c" "$R" --key-file "$T/key" --pin "$FP" --attr-timeout -1
 check "--attr-timeout refused" refused 'bad --attr-timeout' "vv://127.0.0.1:$P/c" "$R" --key-file "$T/key" --pin "$FP" --attr-timeout 3601

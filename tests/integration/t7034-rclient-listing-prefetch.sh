@@ -33,8 +33,7 @@ mkdir -p "$M/c/p/a" "$M/c/p/b" "$M/c/w/q/a" "$M/c/w/q/b" "$M/c/w/n"
 chmod 700 "$M/c/p"              # not searchable by all: nothing below is cached
 chmod 751 "$M/c/w/q"            # others may not read: not prefetched
 "$VV_BIN" user add carol --uid 3200 --no-password "$M" >/dev/null
-"$VV_BIN" key create carol "$M" > "$T/key" 2>/dev/null
-chmod 600 "$T/key"
+vv_key_file carol "$T/key"
 chown -R 3200 "$M/c/p" "$M/c/w/q" "$M/c/w/b"
 check "mounted" vv_rmount "vv://127.0.0.1:$P/c" "$R" --key-file "$T/key" --pin "$FP"
 
