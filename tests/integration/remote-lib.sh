@@ -85,6 +85,17 @@ vv_key_file() {
 	chmod 600 "$2"
 }
 
+# vv_alice_coll: the collection most vv:// tests mount: $M/coll owned by
+# uid 1000, and its vault user alice (uid 1000) with an API key in $T/key;
+# sets KID (the key's id, as audit records name it).
+vv_alice_coll() {
+	mkdir "$M/coll"
+	chown 1000:1000 "$M/coll"
+	"$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null
+	vv_key_file alice "$T/key"
+	KID=$(cut -c5-20 "$T/key")
+}
+
 # rkey TOKEN CODE: rpy with c, a Client authenticated with TOKEN, and
 # err(op, *args), the request's status (0 when it succeeded).
 rkey() {

@@ -17,12 +17,9 @@ vv_need_fuse
 vv_need_numpy
 
 vv_listen_mount "server: mount --listen"
-mkdir "$M/coll" "$M/other"
-chown 1000:1000 "$M/coll"
+vv_alice_coll
+mkdir "$M/other"
 echo "not alice's" > "$M/other/x"
-"$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null
-vv_key_file alice "$T/key"
-KID=$(cut -c5-20 "$T/key")
 # soon CMD...: CMD succeeds within a few seconds (the server's own mount
 # caches attributes and entries for a moment; no timing asserted)
 soon() {

@@ -12,13 +12,9 @@ vv_need_fuse
 
 R2=$T/r2
 vv_listen_mount server
-mkdir "$M/coll"
-chown 1000:1000 "$M/coll"
-"$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null
+vv_alice_coll
 "$VV_BIN" user add bob --uid 1000 --no-password "$M" >/dev/null
-vv_key_file alice "$T/key"
 vv_key_file bob "$T/bkey"
-KID=$(cut -c5-20 "$T/key")
 check "client 1 (alice)" vv_rmount "vv://127.0.0.1:$P/coll" "$R" --key-file "$T/key" --pin "$FP"
 check "client 2 (bob)" vv_rmount "vv://127.0.0.1:$P/coll" "$R2" --key-file "$T/bkey" --pin "$FP"
 

@@ -26,11 +26,7 @@ server() {
 		--tls-key "$T/tls/key.pem"
 }
 check "server on 127.0.0.1:$P" server
-mkdir "$M/coll"
-chown 1000:1000 "$M/coll"
-"$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null
-vv_key_file alice "$T/key"
-KID=$(cut -c5-20 "$T/key")
+vv_alice_coll
 check "client with --timeout 3" vv_rmount "vv://127.0.0.1:$P/coll" "$R" --key-file "$T/key" \
 	--pin "$FP" --timeout 3
 

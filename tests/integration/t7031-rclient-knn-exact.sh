@@ -20,10 +20,7 @@ vv_need_numpy
 G=$T/gen
 mkdir -p "$G/plain"
 vv_listen_mount
-mkdir "$M/coll"
-chown 1000:1000 "$M/coll"
-"$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null
-vv_key_file alice "$T/key"
+vv_alice_coll
 VECVAULT_TEST_RELEASE_GATE="$T/gate" check "mount vv://" vv_rmount "vv://alice@127.0.0.1:$P/coll" "$R" --key-file "$T/key" --pin "$FP"
 
 "$PY" - "$G" <<'PY'

@@ -10,11 +10,9 @@
 vv_need_fuse
 
 vv_listen_mount
-mkdir "$M/coll"
+vv_alice_coll
 echo hello > "$M/coll/f"
-chown -R 1000:1000 "$M/coll"
-"$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null
-vv_key_file alice "$T/key"
+chown 1000:1000 "$M/coll/f"
 URL="vv://alice@127.0.0.1:$P/coll"
 
 mkdir -p "$R"

@@ -25,10 +25,7 @@ vv_need_fuse
 
 N=400
 vv_listen_mount
-mkdir "$M/coll"
-chown 1000:1000 "$M/coll"
-"$VV_BIN" user add alice --uid 1000 --no-password "$M" >/dev/null
-vv_key_file alice "$T/key"
+vv_alice_coll
 "$PY" - "$M/coll" "$N" <<'PY'
 import os, sys
 d, n = sys.argv[1], int(sys.argv[2])
