@@ -166,6 +166,8 @@ vv_rmount() {
 # $T/key and the pin $FP.  vv_evil_start MODE TIMEOUT [ARGS...] sets EVIL,
 # P and R; vv_evil_stop unmounts and ends it; vv_evil_trap makes the EXIT
 # trap end it too.
+# ((exit $rc) as an if condition: errexit must not stop the trap before
+# vv_cleanup, which reads the status from $?.)
 EVIL=
 vv_evil_trap() {
 	trap 'rc=$?; [ -n "$EVIL" ] && { kill "$EVIL" 2>/dev/null || true; }
@@ -186,6 +188,7 @@ vv_evil_start() {
 }
 vv_evil_stop() {
 	local i
+	# a request the kernel still finishes can hold the mount a moment
 	for i in 1 2 3 4 5; do fusermount3 -u "$R" 2>/dev/null && break; sleep 1; done
 	grep -q " $R " /proc/mounts && fusermount3 -uz "$R"
 	kill "$EVIL"

@@ -49,21 +49,10 @@ serve_forever(cert, key, portfile, serve,
               (lambda n: n == 1) if mode == 'dying' else None)
 PY
 
-# The fake server holds the test's output: stop it however the test ends
-# ((exit $rc) as an if condition: errexit must not stop the trap before
-# vv_cleanup, which reads the status from $?).
-EVIL=
-trap 'rc=$?; [ -n "$EVIL" ] && { kill "$EVIL" 2>/dev/null || true; }
-	if (exit $rc); then vv_cleanup; else vv_cleanup; fi' EXIT
+# The fake server holds the test's output: stop it however the test ends.
+vv_evil_trap
 for mode in garbage oversize badop wrongid wrongop badattr trailing silent dying; do
-	rm -f "$T/port"
-	"$PY" "$T/evil.py" "$mode" "$T/tls/cert.pem" "$T/tls/key.pem" "$T/port" &
-	EVIL=$!
-	for i in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
-	P=$(cat "$T/port")
-	R=$T/r-$mode
-	check "$mode: mounted (login accepted by the fake server)" vv_rmount "vv://127.0.0.1:$P" "$R" \
-		--key-file "$T/key" --pin "$FP" --timeout 2
+	vv_evil_start "$mode" 2
 	got=$(timeout 60 "$PY" -c "$VV_PYOP" stat "$R/x" 2>&1)
 	check "$mode: the request fails with an error (got $got), no hang" \
 		sh -c "case '$got' in EIO|ENOTCONN|ENOENT) exit 0;; *) exit 1;; esac"
@@ -72,10 +61,6 @@ for mode in garbage oversize badop wrongid wrongop badattr trailing silent dying
 	got=$(timeout 60 "$PY" -c "$VV_PYOP" stat "$R/y" 2>&1)
 	check "$mode: and answers the next request (got $got)" \
 		sh -c "case '$got' in EIO|ENOTCONN|ENOENT) exit 0;; *) exit 1;; esac"
-	# a request the kernel still finishes can hold the mount a moment
-	for i in 1 2 3 4 5; do fusermount3 -u "$R" 2>/dev/null && break; sleep 1; done
-	grep -q " $R " /proc/mounts && fusermount3 -uz "$R"
-	kill "$EVIL"
-	wait "$EVIL" 2>/dev/null || true
+	vv_evil_stop
 done
 test_done
