@@ -163,13 +163,17 @@ vv_rmount() {
 
 # A fake server the test wrote as $T/evil.py (argv: MODE CERT KEY PORTFILE
 # ARGS...; it writes its port to PORTFILE), mounted at R=$T/r-MODE with
-# $T/key and the pin $FP.  vv_evil_start MODE TIMEOUT [ARGS...] sets EVIL,
-# P and R; vv_evil_stop unmounts and ends it; vv_evil_trap makes the EXIT
-# trap end it too.
+# $T/key and the pin $FP.  vv_evil_init makes its TLS pair in $T/tls (FP)
+# and $T/key (a key any fake server accepts), and makes the EXIT trap end
+# it too; vv_evil_start MODE TIMEOUT [ARGS...] sets EVIL, P and R;
+# vv_evil_stop unmounts and ends it.
 # ((exit $rc) as an if condition: errexit must not stop the trap before
 # vv_cleanup, which reads the status from $?.)
 EVIL=
-vv_evil_trap() {
+vv_evil_init() {
+	FP=$(vv_tls "$T/tls")
+	printf 'vv1.0000000000000000.secret\n' > "$T/key"
+	chmod 600 "$T/key"
 	trap 'rc=$?; [ -n "$EVIL" ] && { kill "$EVIL" 2>/dev/null || true; }
 		if (exit $rc); then vv_cleanup; else vv_cleanup; fi' EXIT
 }

@@ -15,9 +15,7 @@
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
 
-FP=$(vv_tls "$T/tls")
-printf 'vv1.0000000000000000.secret\n' > "$T/key"
-chmod 600 "$T/key"
+vv_evil_init
 cat > "$T/evil.py" <<'PY'
 import struct, sys
 from vvfake import hdr, request, serve_forever
@@ -49,8 +47,6 @@ serve_forever(cert, key, portfile, serve,
               (lambda n: n == 1) if mode == 'dying' else None)
 PY
 
-# The fake server holds the test's output: stop it however the test ends.
-vv_evil_trap
 for mode in garbage oversize badop wrongid wrongop badattr trailing silent dying; do
 	vv_evil_start "$mode" 2
 	got=$(timeout 60 "$PY" -c "$VV_PYOP" stat "$R/x" 2>&1)

@@ -17,9 +17,7 @@
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
 
-FP=$(vv_tls "$T/tls")
-printf 'vv1.0000000000000000.secret\n' > "$T/key"
-chmod 600 "$T/key"
+vv_evil_init
 cat > "$T/evil.py" <<'PY'
 import struct, sys
 from vvfake import hdr, request, serve_forever
@@ -66,7 +64,6 @@ def serve(c):
 serve_forever(cert, key, portfile, serve)
 PY
 
-vv_evil_trap
 start_evil() {   # MODE: the fake server also counts requests by type in $T/count
 	rm -f "$T/count"
 	vv_evil_start "$1" 2 "$T/count"

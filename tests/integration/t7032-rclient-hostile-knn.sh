@@ -17,9 +17,7 @@
 vv_need_fuse
 vv_need_numpy
 
-FP=$(vv_tls "$T/tls")
-printf 'vv1.0000000000000000.secret\n' > "$T/key"
-chmod 600 "$T/key"
+vv_evil_init
 mkdir -p "$T/plain"
 "$PY" - "$T/plain/seg.npy" "$T/q.npy" <<'PY'
 import numpy as np, sys
@@ -97,7 +95,6 @@ def serve(c):
 serve_forever(cert, key, portfile, serve)
 PY
 
-vv_evil_trap
 start_evil() {   # MODE: the fake server answers for $T/plain/seg.npy
 	vv_evil_start "$1" 5 "$T/plain/seg.npy"
 }
