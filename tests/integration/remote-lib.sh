@@ -200,6 +200,18 @@ vv_evil_stop() {
 	EVIL=
 }
 
+# vv_evil_alive MODE: after a fake server's bad reply, two checks: the
+# client daemon serving vv://127.0.0.1:$P still runs, and it answers the
+# next request (a stat of $R/y: an error is an answer, a hang is not).
+vv_evil_alive() {
+	local cpid got
+	cpid=$(ps -eo pid,args | awk -v u="vv://127.0.0.1:$P" '$0 ~ "vecvault mount " u " " { print $1 }')
+	check "$1: the client daemon is still running" sh -c "[ -n '$cpid' ] && kill -0 $cpid"
+	got=$(timeout 60 "$PY" -c "$VV_PYOP" stat "$R/y" 2>&1)
+	check "$1: and answers the next request (got $got)" \
+		sh -c "case '$got' in EIO|ENOTCONN|ENOENT) exit 0;; *) exit 1;; esac"
+}
+
 # refused PATTERN ARGS...: 'vecvault mount ARGS' (a vv:// mount on $R)
 # fails, prints PATTERN (grep -E; output in $T/out) and leaves no mount.
 refused() {

@@ -52,11 +52,7 @@ for mode in garbage oversize badop wrongid wrongop badattr trailing silent dying
 	got=$(timeout 60 "$PY" -c "$VV_PYOP" stat "$R/x" 2>&1)
 	check "$mode: the request fails with an error (got $got), no hang" \
 		sh -c "case '$got' in EIO|ENOTCONN|ENOENT) exit 0;; *) exit 1;; esac"
-	CPID=$(ps -eo pid,args | awk -v u="vv://127.0.0.1:$P" '$0 ~ "vecvault mount " u " " { print $1 }')
-	check "$mode: the client daemon is still running" sh -c "[ -n '$CPID' ] && kill -0 $CPID"
-	got=$(timeout 60 "$PY" -c "$VV_PYOP" stat "$R/y" 2>&1)
-	check "$mode: and answers the next request (got $got)" \
-		sh -c "case '$got' in EIO|ENOTCONN|ENOENT) exit 0;; *) exit 1;; esac"
+	vv_evil_alive "$mode"
 	vv_evil_stop
 done
 test_done

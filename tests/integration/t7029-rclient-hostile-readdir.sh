@@ -80,11 +80,7 @@ for mode in badflag longname pastblob bloblen badeof noeof slash; do
 	check "$mode: listing fails with an error (got $got), no hang" \
 		sh -c "case '$got' in EIO|ENOTCONN) exit 0;; *) exit 1;; esac"
 	check "$mode: the client log says what was wrong" grep -qE "${WHY[$mode]}" "$T/client.log"
-	CPID=$(ps -eo pid,args | awk -v u="vv://127.0.0.1:$P" '$0 ~ "vecvault mount " u " " { print $1 }')
-	check "$mode: the client daemon is still running" sh -c "[ -n '$CPID' ] && kill -0 $CPID"
-	got=$(timeout 60 "$PY" -c "$VV_PYOP" stat "$R/y" 2>&1)
-	check "$mode: and answers the next request (got $got)" \
-		sh -c "case '$got' in ENOENT|EIO|ENOTCONN) exit 0;; *) exit 1;; esac"
+	vv_evil_alive "$mode"
 	vv_evil_stop
 done
 cat "$T/client.log" >> "$T/all-client.log" 2>/dev/null || true
