@@ -375,6 +375,23 @@ static void test_batches(void)
 		is_int(sent, 67, "all 200 are there (a rerun would send only 67 never put)");
 		vv_repo_objects_sync(r);
 	}
+	/* A directory's fsync failing fails the sync (the manifest is not
+	 * written), and the next sync tries the directories again: 32 puts
+	 * land one batch, whose directories only objects_sync syncs. */
+	{
+		struct bput w = { .r = r, .from = 400, .to = 432 };
+		unsigned long f0;
+		bput_main(&w);
+		is_int(w.ret, 0, "32 more objects: a batch landed");
+		os_fault_install();
+		os_fault_set(OSF_FSYNC, (struct os_fault){ .err = EIO, .times = 1 });
+		is_int(vv_repo_objects_sync(r), VV_EIO, "a directory's failed fsync fails the sync");
+		f0 = os_fault_calls(OSF_FSYNC);
+		ok(f0 >= 2, "the directories were synced");
+		is_int(vv_repo_objects_sync(r), 0, "the next sync succeeds");
+		ok(os_fault_calls(OSF_FSYNC) > f0 + 1, "and synced the directories again");
+		os_fault_uninstall();
+	}
 	is_int(count_fds(), fds0, "no descriptor is left open");
 	vv_repo_close(r);
 }
