@@ -98,7 +98,8 @@ static ssize_t t_pwrite(int fd, const void *b, size_t n, off_t o)
 static int t_fsync(int fd)
 {
 	const char *p = path_of(fd);
-	int r = fault_for(OSF_FSYNC, p, 0, NULL);
+	struct os_fault f;
+	int r = fault_for(OSF_FSYNC, p, 0, &f);
 
 	if (r < 0 || (r = vv_os_real.fsync(fd)) < 0)
 		return r;

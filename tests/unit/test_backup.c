@@ -3,13 +3,16 @@
  * the manifest body round trip and its rejections, config and key slots
  * (wrong passphrase, the test-KDF flag, a non-empty DEST), objects
  * (altered, missing, a failed write leaves nothing), the writer lock,
- * forget/prune with a fake clock, and backup.create through the control
+ * forget/prune with a fake clock, batches of objects synced while other
+ * writers go on (a failed fsync loses one object, a rerun sends only
+ * it), and backup.create through the control
  * plane (refused to non-owners) restored into a new store whose files read
  * back byte for byte.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +227,174 @@ static void test_repo(void)
 	vv_repo_close(r);
 }
 
+
+/* Object batches (repo.c "made durable in batches"): the worker that
+ * fills a batch syncs it without the lock, so others keep writing. */
+struct bput {
+	struct vv_repo *r;
+	int from, to;               /* objects from..to-1: 4 KiB of i each */
+	int ret;
+	int done;                   /* atomic */
+};
+
+static void obj_bytes(int i, uint8_t b[4096])
+{
+	memset(b, 0, 4096);
+	memcpy(b, &i, sizeof(i));
+}
+
+static void *bput_main(void *arg)
+{
+	struct bput *p = arg;
+	uint8_t b[4096], name[32];
+
+	p->ret = 0;
+	for (int i = p->from; i < p->to; i++) {
+		int e;
+		obj_bytes(i, b);
+		if ((e = vv_repo_object_name(p->r, b, sizeof(b), name)) == 0)
+			e = vv_repo_object_put(p->r, name, b, sizeof(b));
+		if (e < 0 && p->ret == 0)
+			p->ret = e;
+	}
+	__atomic_store_n(&p->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Wait up to 10 s for *flag. */
+static bool wait_flag(const int *flag)
+{
+	for (int i = 0; i < 10000 && !__atomic_load_n(flag, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+}
+
+/* How many of objects 0..n-1 are under their names; sends the missing
+ * ones when put (and counts them in *sent). */
+static int objects_there(struct vv_repo *r, int n, bool put, int *sent)
+{
+	uint8_t b[4096], name[32];
+	int have = 0;
+
+	for (int i = 0; i < n; i++) {
+		obj_bytes(i, b);
+		vv_repo_object_name(r, b, sizeof(b), name);
+		if (vv_repo_object_have(r, name, sizeof(b)))
+			have++;
+		else if (put && vv_repo_object_put(r, name, b, sizeof(b)) == 0)
+			(*sent)++;
+	}
+	return have;
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void test_batches(void)
+{
+	char dest[300], id[33], cmd[400];
+	struct vv_repo *r = NULL;
+	struct bput a = { 0 }, b = { 0 };
+	pthread_t ta, tb;
+	int hold = 1, sent = 0, fds0;
+	bool b_ran, b_started = false;
+
+	snprintf(dest, sizeof(dest), "%s/brepo", top);
+	if (vv_repo_init(dest, RPASS, strlen(RPASS), VV_KDF_PROFILE_TEST, VV_REPO_ALLOW_TEST_KDF, id) < 0 ||
+	    vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r) < 0) {
+		ok(false, "a repository for the batch tests");
+		return;
+	}
+	fds0 = count_fds();
+	/* 32 objects fill a batch: the first fsync of its sync fails with
+	 * EIO, and is held until we let go. */
+	os_fault_install();
+	os_fault_set(OSF_FSYNC, (struct os_fault){ .err = EIO, .times = 1, .hold = &hold });
+	a = (struct bput){ .r = r, .from = 0, .to = 32 };
+	b = (struct bput){ .r = r, .from = 32, .to = 33 };
+	pthread_create(&ta, NULL, bput_main, &a);
+	for (int i = 0; i < 10000 && !os_fault_calls(OSF_FSYNC); i++)
+		usleep(1000);
+	ok(os_fault_calls(OSF_FSYNC) >= 1 && !__atomic_load_n(&a.done, __ATOMIC_ACQUIRE),
+	   "a full batch is being synced (held)");
+	/* Another writer meanwhile: with the syncs under the lock it stood
+	 * still until the batch landed. */
+	b_started = pthread_create(&tb, NULL, bput_main, &b) == 0;
+	b_ran = b_started && wait_flag(&b.done);
+	ok(b_ran, "a put goes on while a batch is synced");
+	__atomic_store_n(&hold, 0, __ATOMIC_RELEASE);
+	pthread_join(ta, NULL);
+	if (b_started)
+		pthread_join(tb, NULL);
+	os_fault_uninstall();
+	is_int(a.ret, VV_EIO, "the put that synced the batch reports the failed fsync");
+	is_int(b.ret, 0, "the other put succeeded");
+	is_int(vv_repo_objects_sync(r), 0, "sync what is pending (the other put's object)");
+	is_int(objects_there(r, 33, false, NULL), 32, "every object but the one whose fsync failed is there");
+	snprintf(cmd, sizeof(cmd), "%s/objects", dest);
+	{
+		char find[500];
+		FILE *f;
+		int tmps = -1;
+		snprintf(find, sizeof(find), "find '%s' -name '.tmp-*' | wc -l", cmd);
+		if ((f = popen(find, "r"))) {
+			if (fscanf(f, "%d", &tmps) != 1)
+				tmps = -1;
+			pclose(f);
+		}
+		is_int(tmps, 0, "no tmp file is left");
+	}
+	objects_there(r, 33, true, &sent);
+	is_int(sent, 1, "a rerun sends only the missing object");
+	is_int(vv_repo_objects_sync(r), 0, "and syncs it");
+	is_int(objects_there(r, 33, false, NULL), 33, "all 33 are there");
+	/* Many writers over many batches (syncs overlapping fills). */
+	{
+		struct bput w[4];
+		pthread_t th[4];
+		for (int i = 0; i < 4; i++) {
+			w[i] = (struct bput){ .r = r, .from = 100 + i * 50, .to = 150 + i * 50 };
+			pthread_create(&th[i], NULL, bput_main, &w[i]);
+		}
+		for (int i = 0; i < 4; i++)
+			pthread_join(th[i], NULL);
+		ok(!w[0].ret && !w[1].ret && !w[2].ret && !w[3].ret, "4 writers put 200 objects");
+		is_int(vv_repo_objects_sync(r), 0, "synced");
+		sent = 0;
+		objects_there(r, 300, true, &sent);
+		is_int(sent, 67, "all 200 are there (a rerun would send only 67 never put)");
+		vv_repo_objects_sync(r);
+	}
+	/* A directory's fsync failing fails the sync (the manifest is not
+	 * written), and the next sync tries the directories again: 32 puts
+	 * land one batch, whose directories only objects_sync syncs. */
+	{
+		struct bput w = { .r = r, .from = 400, .to = 432 };
+		unsigned long f0;
+		bput_main(&w);
+		is_int(w.ret, 0, "32 more objects: a batch landed");
+		os_fault_install();
+		os_fault_set(OSF_FSYNC, (struct os_fault){ .err = EIO, .times = 1 });
+		is_int(vv_repo_objects_sync(r), VV_EIO, "a directory's failed fsync fails the sync");
+		f0 = os_fault_calls(OSF_FSYNC);
+		ok(f0 >= 2, "the directories were synced");
+		is_int(vv_repo_objects_sync(r), 0, "the next sync succeeds");
+		ok(os_fault_calls(OSF_FSYNC) > f0 + 1, "and synced the directories again");
+		os_fault_uninstall();
+	}
+	is_int(count_fds(), fds0, "no descriptor is left open");
+	vv_repo_close(r);
+}
 
 /* The largest regular file under dir (depth 2: XX/NAME) into out. */
 /* Metadata packs (manifest version 2): the same rows give the same packs,
@@ -507,6 +678,7 @@ int main(void)
 		tap_skip_all("cannot make a temp dir");
 	test_body();
 	test_repo();
+	test_batches();
 	test_packs();
 	test_vault();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
