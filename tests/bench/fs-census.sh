@@ -2,7 +2,7 @@
 # fs-census.sh - how many FUSE requests each small-file line of fs-bench.sh
 # sends, per file system: a count that does not depend on the machine's
 # load, where fs-bench's timings of 30-60 ms lines do (two runs of the same
-# binary differ by 0.6-1.4x per rep at load 5-8).  Not part of ctest; run
+# binary differed by 0.4-3.4x per rep at load 5-8).  Not part of ctest; run
 # by hand, as root.  See tests/bench/README.md.
 #
 # The lines are fs-bench's, in its order, on its tree (fs-lib.sh,
@@ -88,7 +88,8 @@ line() {
 		sleep 0.3
 		kill -INT "$CENSUS_PID"; wait "$CENSUS_PID" 2>/dev/null || true
 		CENSUS_PID=
-		out=$(awk '$NF == "read" { print $4 }' "$B/census.st")
+		# calls, less the failed ones (interrupted reads) when listed
+		out=$(awk '$NF == "read" { print (NF == 6 ? $4 - $5 : $4) }' "$B/census.st")
 	fi
 	printf '%-10s %-16s %s\n' "$fs" "$name" "${out:-?}"
 }
