@@ -15,6 +15,13 @@
  * and a value an older version stored is still read and removed by root,
  * withheld from anyone else with the same answer.
  *
+ * Entries handed out by readdirplus are cached by the kernel for an hour
+ * when every user may search their whole ancestry (docs/design.md, "Node
+ * cache and kernel caches"): a chmod or an ACL that takes search away from
+ * anyone above them must ask the kernel to drop each of those names, and
+ * from then on listings, lookups (also negative ones) and getattrs say
+ * "not cacheable"; widening permissions again asks for nothing.
+ *
  * Then the cost: at meta level, listing a directory by cookie must do the
  * same SQLite work per entry whether the directory holds 500 entries or
  * 20000, without sorting (resuming by key through an index, not re-reading
@@ -341,6 +348,144 @@ static void meta_cost(const char *top)
 	vv_meta_close(m);
 }
 
+/* ---- kernel-cache rule after readdirplus ----------------------------------- */
+
+#define INV_MAX 64
+
+/* The invalidations the vault asked for (vv_vault_set_inval). */
+struct invals {
+	int n;
+	uint64_t id[INV_MAX];           /* parent (entry) or inode (attributes) */
+	char name[INV_MAX][16];         /* "" for an inode */
+};
+
+static void record_inval(void *ctx, uint64_t parent_or_ino, const char *name)
+{
+	struct invals *iv = ctx;
+
+	if (iv->n == INV_MAX)
+		return;
+	iv->id[iv->n] = parent_or_ino;
+	snprintf(iv->name[iv->n], sizeof(iv->name[0]), "%s", name ? name : "");
+	iv->n++;
+}
+
+static bool has_inval(const struct invals *iv, uint64_t id, const char *name)
+{
+	for (int i = 0; i < iv->n; i++)
+		if (iv->id[i] == id && strcmp(iv->name[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* What one readdirplus listing said of the files f*: how many, and how
+ * many of them with attributes the kernel may cache. */
+struct plus_seen {
+	int files, cacheable;
+	uint64_t ino[4];
+};
+
+static int fill_plus(void *ctx, const struct vv_dirent *e, const struct vv_attr *a)
+{
+	struct plus_seen *s = ctx;
+
+	if (e->name[0] != 'f' || !a)
+		return 0;
+	if (s->files < 4)
+		s->ino[s->files] = a->ino;
+	s->files++;
+	if (a->cacheable)
+		s->cacheable++;
+	return 0;
+}
+
+/* readdirplus of dir as root; the entries' lookup references are given
+ * back at once (the kernel's FORGET), as the caller does not keep them. */
+static struct plus_seen list_plus(struct vv_vault *v, uint64_t dir)
+{
+	struct plus_seen s = { 0 };
+	struct vv_dir *dh = NULL;
+
+	if (vv_vault_opendir(v, &root_c, dir, &dh) == 0) {
+		vv_vault_readdir(v, dh, 0, true, fill_plus, &s);
+		vv_vault_releasedir(v, dh);
+	}
+	return s;
+}
+
+static bool negative_cacheable(struct vv_vault *v, uint64_t dir)
+{
+	struct vv_attr a;
+
+	return vv_vault_lookup(v, &root_c, dir, "missing", &a) == VV_ENOENT && a.cacheable;
+}
+
+static bool attr_cacheable(struct vv_vault *v, uint64_t ino)
+{
+	struct vv_attr a;
+
+	return vv_vault_getattr(v, &root_c, ino, &a) == 0 && a.cacheable;
+}
+
+static void cache_rule_after_plus(struct vv_vault *v, uint64_t coll)
+{
+	/* u::rwx u:1000:rw- g::r-x m::rwx o::r-x: user 1000 may not search */
+	static const uint8_t acl[] = { 2, 0, 0, 0,  1, 0, 7, 0, 0xff, 0xff, 0xff, 0xff,
+				       2, 0, 6, 0, 0xe8, 3, 0, 0,  4, 0, 5, 0, 0xff, 0xff, 0xff, 0xff,
+				       0x10, 0, 7, 0, 0xff, 0xff, 0xff, 0xff,
+				       0x20, 0, 5, 0, 0xff, 0xff, 0xff, 0xff };
+	struct vv_setattr narrow = { .valid = VV_SET_MODE, .mode = S_IFDIR | 0700 };
+	struct vv_setattr widen = { .valid = VV_SET_MODE, .mode = S_IFDIR | 0755 };
+	struct invals iv = { 0 };
+	struct vv_attr k, s, a;
+	struct plus_seen p;
+
+	is_int(vv_vault_mkdir(v, &root_c, coll, "k", 0755, &k), 0, "cache: a directory k");
+	is_int(vv_vault_mkdir(v, &root_c, k.ino, "s", 0755, &s), 0, "cache: k/s");
+	vv_vault_mknod(v, &root_c, s.ino, "f1", S_IFREG | 0644, 0, &a);
+	vv_vault_mknod(v, &root_c, s.ino, "f2", S_IFREG | 0644, 0, &a);
+	vv_vault_set_inval(v, record_inval, &iv);
+
+	p = list_plus(v, s.ino);
+	ok(p.files == 2 && p.cacheable == 2, "cache: readdirplus under 0755 dirs hands out cacheable entries");
+	ok(negative_cacheable(v, s.ino), "cache: and a missing name may be cached");
+
+	iv.n = 0;
+	is_int(vv_vault_setattr(v, &root_c, k.ino, &narrow, &a), 0, "cache: chmod 0700 k");
+	ok(has_inval(&iv, s.ino, "f1") && has_inval(&iv, s.ino, "f2"),
+	   "cache: the names readdirplus handed out below k are dropped");
+	ok(has_inval(&iv, p.ino[0], "") && has_inval(&iv, p.ino[1], ""),
+	   "cache: and their attributes");
+	ok(has_inval(&iv, k.ino, "s"), "cache: and k/s itself");
+	p = list_plus(v, s.ino);
+	ok(p.files == 2 && p.cacheable == 0, "cache: a new listing hands out nothing cacheable");
+	ok(!negative_cacheable(v, s.ino), "cache: nor a negative entry");
+	ok(!attr_cacheable(v, p.ino[0]), "cache: nor attributes");
+
+	iv.n = 0;
+	is_int(vv_vault_setattr(v, &root_c, k.ino, &widen, &a), 0, "cache: chmod 0755 k again");
+	is_int(iv.n, 0, "cache: widening asks for no invalidation");
+	p = list_plus(v, s.ino);
+	ok(p.cacheable == 2 && negative_cacheable(v, s.ino) && attr_cacheable(v, p.ino[0]),
+	   "cache: and everything is cacheable again");
+
+	iv.n = 0;
+	is_int(vv_vault_setxattr(v, &root_c, k.ino, "system.posix_acl_access", acl, sizeof(acl), 0), 0,
+	       "cache: an ACL on k without search for user 1000");
+	ok(has_inval(&iv, s.ino, "f1") && has_inval(&iv, s.ino, "f2"),
+	   "cache: drops the entries below k (mode 0775 alone would allow it)");
+	p = list_plus(v, s.ino);
+	ok(p.cacheable == 0 && !negative_cacheable(v, s.ino), "cache: nothing below k cacheable");
+	is_int(vv_vault_removexattr(v, &root_c, k.ino, "system.posix_acl_access"), 0, "cache: remove the ACL");
+	p = list_plus(v, s.ino);
+	ok(p.cacheable == 2 && negative_cacheable(v, s.ino), "cache: cacheable again");
+
+	/* Give back the lookup references of the five listings. */
+	vv_vault_forget(v, p.ino[0], 5);
+	vv_vault_forget(v, p.ino[1], 5);
+	vv_vault_set_inval(v, NULL, NULL);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -376,6 +521,8 @@ int main(void)
 	list_while_changing(v, c1.ino, false, 7, "readdir, 7 per call", removed, &nnew);
 	list_while_changing(v, c1.ino, true, 5, "readdirplus, 5 per call", removed, &nnew);
 	v = xattrs_after_plus(v, store, c1.ino);
+	if (v)
+		cache_rule_after_plus(v, c1.ino);
 
 	vv_vault_close(v);
 	meta_cost(top);
