@@ -2,8 +2,11 @@
  * vector_int.h - internals of the vector module shared by its files:
  * vector_format.c (parsers), vector_knn.c (SIMD kernels, top-k),
  * vector_scan.c (the scan over segments: plan, threads, heaps; the tool's
- * search and the daemon's offload both run it) and vector_search.c
- * (collections: open, offload requests, re-ranking, query files).
+ * search and the daemon's offload both run it), vector_uring.c and
+ * vector_tiny.c (batched file I/O), and the collections of the tool:
+ * vector_open.c (open, segment load and release, the deferred open, query
+ * files), vector_offload.c (the daemon's offload of large segments) and
+ * vector_search.c (the search: offload, scan, re-ranking).
  */
 #ifndef VV_VECTOR_INT_H
 #define VV_VECTOR_INT_H
@@ -13,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include "vecvault/error.h"
 #include "vecvault/vector.h"
@@ -261,5 +265,100 @@ struct vv_tiny {
 /* vv_scan.feed and .feed_end with ctx a struct vv_tiny. */
 size_t vv_tiny_feed(void *ctx, void **tls, const uint32_t **segs);
 void vv_tiny_end(void *ctx, void *tls);
+
+/* ---- collections of the tool (vector_open.c, vector_offload.c,
+ * vector_search.c) -------------------------------------------------------------
+ * A collection opened by vv_collection_open: its segments in name order,
+ * each with what the scan and the re-ranking read it through.  Only the
+ * thread that owns the collection uses it (the loaders and the scan run
+ * inside its calls). */
+
+/* One segment of a collection. */
+struct vv_cseg {
+	struct vv_collection_seg pub;
+	char *name;
+	uint8_t *base;           /* whole file (mmap or malloc) */
+	size_t len;
+	bool mapped;
+	uint8_t *ids_base;
+	size_t ids_len;
+	bool ids_mapped;
+	uint64_t ids_off;
+	bool stream;             /* scan through pread(fd) instead of base */
+	bool fuse;               /* on a FUSE mount: the daemon may scan it */
+	bool offloaded;          /* this search: the daemon scanned it */
+	bool deferred;           /* not opened yet: the first search reads it */
+	bool fed;                /* that search scanned it as it read it */
+	int fd;                  /* open when stream */
+};
+
+/* How the segments of one collection are reached, decided once per open
+ * (vector_open.c says why). */
+struct vv_seg_io {
+	int forced;              /* 1 = pread every segment, -1 = map every one */
+	dev_t dir_dev;           /* the directory's device ... */
+	bool dir_fuse;           /* ... and whether it is a FUSE mount */
+	bool dir_remote;         /* ... a vv:// mount */
+	atomic_size_t fds;       /* descriptors kept (segments load in parallel) */
+	size_t maxfds;           /* and the budget */
+	int dirfd;               /* the directory: small segments past the budget
+				  * are opened again by the scan (O(1) at open) */
+	bool batched;            /* open and release in io_uring batches */
+};
+
+struct vv_collection {
+	char *dir;
+	struct vv_schema schema;
+	struct vv_cseg *segs;
+	size_t nsegs;
+	char **skipped;
+	size_t nskipped;
+	struct vv_seg_io *io;
+	atomic_size_t nbatched;  /* segments opened and released through io_uring */
+	/* vv_collection_open_deferred: segs[pend0 .. nsegs) are deferred, to
+	 * be read, checked and numbered (from row `rows`) by the first search,
+	 * in slots of `slot` bytes */
+	bool pending, skip_bad, check_failed;
+	size_t pend0, slot;
+	uint64_t rows;
+};
+
+/* A candidate with its exact distance (NAN: not computed yet). */
+struct vv_dcand {
+	double d;
+	uint32_t seg;
+	uint64_t row;
+};
+
+/* snprintf into err (errlen bytes; nothing when err is NULL). */
+void vv_coll_seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* pread exactly n bytes at off: 0, or a VV_E* code with *why set
+ * (strerror-style text). */
+int vv_coll_pread(int fd, uint8_t *p, size_t n, uint64_t off, const char **why);
+/* May one more descriptor be kept open (io's RLIMIT_NOFILE budget)? */
+bool vv_coll_fd_take(struct vv_seg_io *io);
+/* The scan of collection c while segments pend0 .. nsegs are deferred (sc
+ * filled as for vv_scan_run over ss): reads, checks and numbers them, then
+ * scans; as vv_scan_run, plus *check true (err written) when the check in
+ * name order failed. */
+int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_scan_seg *ss,
+			 bool *check, char *err, size_t errlen);
+
+/* What the daemon answered for one search (vv_coll_offload): query q's
+ * candidates are oc[q * ocap .. q * ocap + on[q]); the segments it scanned
+ * are marked offloaded.  Free with vv_offload_release. */
+struct vv_offload {
+	struct vv_dcand *oc;
+	size_t *on;
+	size_t ocap;
+};
+
+/* Offer c's segments on a vecvault mount to the daemon for queries[0 ..
+ * nq) (d = the schema's dim, kk candidates each); marks those it scanned.
+ * 0 (maybe with nothing offloaded) or VV_ENOMEM. */
+int vv_coll_offload(struct vv_collection *c, const float *queries, size_t nq, enum vv_metric m,
+		    uint32_t kk, const struct vv_search_opts *o, struct vv_offload *out);
+void vv_offload_release(struct vv_offload *out);
 
 #endif
