@@ -221,14 +221,36 @@ void vv_uring_free(struct vv_uring *u);
  * and read the first min(size, headcap) bytes of the regular files: two
  * submissions and n statx calls for the batch.
  * 0 with each file's outcome in f[], or a VV_E* code when the ring itself
- * failed: then no descriptor is left open, and the caller must free the
- * ring (which waits for reads still writing into head) before reusing
- * f[] or head. */
+ * failed: then the requests in flight were cancelled and reaped
+ * (vv_uring_drain) and no descriptor is left open; f[] and head are the
+ * caller's again unless vv_uring_lost(u) (then never free or reuse head).
+ * The caller drops the ring either way. */
 int vv_uring_open_batch(struct vv_uring *u, int dirfd, struct vv_uring_file *f, size_t n);
 /* Close fds[0 .. n), entries at a time.  0, or VV_EIO when the ring
- * failed (the descriptors of the batch in flight are left open, the rest
- * closed one by one). */
+ * failed (each descriptor closed one way or the other, except, when the
+ * ring could not be reaped either, those of the batch in flight). */
 int vv_uring_close_fds(struct vv_uring *u, const int *fds, size_t n);
+/* Did u fail with requests it could not reap?  Closing a ring does not wait
+ * for the requests in flight (the kernel tears it down asynchronously), so
+ * until they complete the kernel may still write into their buffers: the
+ * caller leaks those instead of freeing or reusing them. */
+bool vv_uring_lost(const struct vv_uring *u);
+
+/* For the rings of vector_uring.c and vector_tiny.c (liburing builds):
+ * vv_uring_wait submits what is queued and waits for a completion
+ * (io_uring_submit_and_wait), or fails as the test hook says.  After a
+ * failure, vv_uring_drain cancels (IORING_ASYNC_CANCEL_ANY) and reaps the
+ * `pending` requests prepared and not reaped yet (queued ones are
+ * submitted first), results to res[user_data] when user_data < nres: 0
+ * when every one has completed, so nothing writes into their buffers any
+ * more; -1 when the ring would not give them back within seconds (a leak:
+ * see vv_uring_lost). */
+struct io_uring;
+int vv_uring_wait(struct io_uring *ring);
+int vv_uring_drain(struct io_uring *ring, unsigned pending, int *res, size_t nres);
+/* Tests: the nth ring wait from now (of any thread) fails with EIO after
+ * submitting its requests, as a ring that breaks mid-batch; 0 = never. */
+void vv_uring_test_fail(unsigned nth);
 
 /* ---- small segments read whole by the scan (vector_tiny.c) ----------------
  * The query-time open of a collection's small segments on a plain

@@ -550,7 +550,8 @@ static void *pbatch_work(void *arg)
 
 	while ((i = atomic_fetch_add(&p->next, URING_BATCH)) < p->n)
 		p->fn(p->ctx, &t, i, p->n - i < URING_BATCH ? p->n : i + URING_BATCH);
-	/* the ring first: it waits for reads still writing into heads */
+	/* no read is in flight here: every batch reaped its own, or drained
+	 * them when the ring failed (or left heads to them: t.heads NULL) */
 	vv_uring_free(t.u);
 	free(t.f);
 	free(t.heads);
@@ -650,6 +651,13 @@ static void load_batch(void *arg, struct batch_tls *t, size_t i0, size_t i1)
 							  .headcap = VV_VEC_PROBE_LEN, .fd = -1 };
 		if (vv_uring_open_batch(u, l->dirfd, t->f, nb) < 0) {
 			vv_log(VV_LOG_DEBUG, "query: io_uring failed: opening segments one by one");
+			if (vv_uring_lost(u)) {
+				/* reads may still land in the heads: never freed */
+				vv_log(VV_LOG_WARN, "query: io_uring failed with reads in flight; "
+				       "leaving their %u KiB of buffers to them",
+				       URING_BATCH * VV_VEC_PROBE_LEN / 1024);
+				t->heads = NULL;
+			}
 			vv_uring_free(t->u);
 			t->u = NULL;
 			atomic_fetch_sub(&l->io->fds, nb);
