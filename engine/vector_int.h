@@ -11,6 +11,7 @@
 #ifndef VV_VECTOR_INT_H
 #define VV_VECTOR_INT_H
 
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -195,6 +196,14 @@ double vv_row_dist(enum vv_metric m, enum vv_dtype t, const uint8_t *row, const 
 
 /* Convert n values of type t at src to float (TEXMEX/npy element types). */
 void vv_convert_row(enum vv_dtype t, const uint8_t *src, size_t n, float *dst);
+
+/* How every segment file is opened by name (the open, the scan's and the
+ * re-ranking's reopen, the io_uring batches; vector_tiny.c likewise):
+ * O_NONBLOCK, so that a FIFO named like a segment (or swapped in for one)
+ * opens at once and fails as not a regular file, or its read fails,
+ * instead of blocking the query until a writer comes.  A regular file's
+ * reads ignore the flag. */
+#define VV_SEG_OPEN (O_RDONLY | O_NONBLOCK | O_CLOEXEC)
 
 /* ---- batched file I/O (vector_uring.c) ------------------------------------
  * io_uring where liburing was built in and the kernel allows it: a ring per

@@ -146,14 +146,17 @@ static int load_fd(int fd, size_t n, size_t read_below, uint8_t **out, bool *map
 }
 
 /* Open name relative to dirfd for reading; a regular file, its type, size
- * and device in *st (nothing else is filled).  statx asks for just those:
+ * and device in *st (nothing else is filled).  O_NONBLOCK (VV_SEG_OPEN):
+ * a FIFO named like a segment would otherwise block the open until some
+ * writer came, and one user's FIFO in a shared collection hung everyone's
+ * query; it opens at once and is refused as not a regular file.  statx asks for just those:
  * on a FUSE mount fstat also wants the atime, which the kernel forgets
  * whenever the daemon served a read of the file, so after a cold read every
  * segment cost a GETATTR round trip.  Returns the descriptor or a VV_E*
  * code with *why set. */
 static int open_reg(int dirfd, const char *name, struct stat *st, const char **why)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC), r;
+	int fd = openat(dirfd, name, VV_SEG_OPEN), r;
 	struct statx sx;
 
 	if (fd < 0) {

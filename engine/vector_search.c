@@ -44,7 +44,7 @@ static int exact_dist(const struct vv_collection *c, enum vv_metric m, uint32_t 
 		 * budget, or read whole by the scan) is opened again, once
 		 * per search while the budget allows (rfd[seg]) */
 		int fd = s->fd >= 0 ? s->fd : rfd[seg];
-		if (fd < 0 && (fd = openat(c->io->dirfd, s->name, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (fd < 0 && (fd = openat(c->io->dirfd, s->name, VV_SEG_OPEN)) < 0) {
 			*why = strerror(errno);
 			return vv_err_from_errno(errno);
 		}

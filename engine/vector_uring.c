@@ -199,7 +199,7 @@ int vv_uring_open_batch(struct vv_uring *u, int dirfd, struct vv_uring_file *f, 
 		return VV_ENOMEM;
 	for (i = 0; i < n; i++) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
-		io_uring_prep_openat(sqe, dirfd, f[i].name, O_RDONLY | O_CLOEXEC, 0);
+		io_uring_prep_openat(sqe, dirfd, f[i].name, VV_SEG_OPEN, 0);
 		io_uring_sqe_set_data64(sqe, i);
 		f[i].fd = -1;
 		f[i].headlen = 0;
