@@ -259,11 +259,18 @@ static void scan_io_init(struct vv_seg_io *io, int dirfd)
 		io->dir_dev = st.st_dev;
 	io->dir_fuse = fstatfs(dirfd, &sf) == 0 && (unsigned long)sf.f_type == FUSE_SUPER_MAGIC;
 	io->dir_remote = io->dir_fuse && mount_is_remote(io->dir_dev);
-	/* leave room for the caller's own files, stdio, libraries */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
+	/* leave room for the caller's own files, stdio, libraries, the
+	 * rings and the descriptors the loaders hold for a moment: 96, and
+	 * under a limit of 128 at most 32 or half of it (a flat 32 under a
+	 * limit of 40 left the plain open failing with EMFILE) */
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		io->maxfds = 32;
+	else if (rl.rlim_cur == RLIM_INFINITY)
+		io->maxfds = 1u << 20;
+	else if (rl.rlim_cur > 128)
 		io->maxfds = (size_t)rl.rlim_cur - 96;
 	else
-		io->maxfds = rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : 32;
+		io->maxfds = rl.rlim_cur / 2 < 32 ? (size_t)rl.rlim_cur / 2 : 32;
 	/* on a FUSE mount each open is a round trip to the daemon, which a
 	 * ring would only move to its worker threads */
 	io->batched = !io->dir_fuse && io->forced != -1 && io->dirfd >= 0 &&

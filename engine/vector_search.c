@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -44,9 +45,21 @@ static int exact_dist(const struct vv_collection *c, enum vv_metric m, uint32_t 
 		 * budget, or read whole by the scan) is opened again, once
 		 * per search while the budget allows (rfd[seg]) */
 		int fd = s->fd >= 0 ? s->fd : rfd[seg];
+		struct stat st;
 		if (fd < 0 && (fd = openat(c->io->dirfd, s->name, VV_SEG_OPEN)) < 0) {
 			*why = strerror(errno);
 			return vv_err_from_errno(errno);
+		}
+		/* the name may lead elsewhere now (renamed over, a symlink or
+		 * FIFO swapped in): rows of another file would get this
+		 * segment's distances; at least its type and size must hold */
+		if (fd != s->fd && fd != rfd[seg] &&
+		    (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+		     (uint64_t)st.st_size != s->pub.file_size)) {
+			close(fd);
+			*why = "replaced since the collection was opened (not the regular file of that "
+			       "size any more)";
+			return VV_EIO;
 		}
 		if (fd != s->fd && rfd[seg] < 0 && vv_coll_fd_take(c->io))
 			rfd[seg] = fd;
