@@ -85,7 +85,11 @@ int vv_uring_drain(struct io_uring *ring, unsigned pending, int *res, size_t nre
 		struct __kernel_timespec ts = { .tv_sec = 1 };
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
-		int r = io_uring_wait_cqe_timeout(ring, &cqe, &ts);
+		/* without IORING_FEAT_EXT_ARG (before 5.11) liburing times a
+		 * wait with a request of its own, whose completion would be
+		 * counted here as one of ours: wait without a bound there */
+		int r = ring->features & IORING_FEAT_EXT_ARG ? io_uring_wait_cqe_timeout(ring, &cqe, &ts)
+							      : io_uring_wait_cqe(ring, &cqe);
 		if (r == -ETIME && ++waited >= DRAIN_WAIT_S)
 			return -1;
 		if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
