@@ -2,17 +2,22 @@
  * vector_int.h - internals of the vector module shared by its files:
  * vector_format.c (parsers), vector_knn.c (SIMD kernels, top-k),
  * vector_scan.c (the scan over segments: plan, threads, heaps; the tool's
- * search and the daemon's offload both run it) and vector_search.c
- * (collections: open, offload requests, re-ranking, query files).
+ * search and the daemon's offload both run it), vector_uring.c and
+ * vector_tiny.c (batched file I/O), and the collections of the tool:
+ * vector_open.c (open, segment load and release, the deferred open, query
+ * files), vector_offload.c (the daemon's offload of large segments) and
+ * vector_search.c (the search: offload, scan, re-ranking).
  */
 #ifndef VV_VECTOR_INT_H
 #define VV_VECTOR_INT_H
 
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include "vecvault/error.h"
 #include "vecvault/vector.h"
@@ -192,6 +197,14 @@ double vv_row_dist(enum vv_metric m, enum vv_dtype t, const uint8_t *row, const 
 /* Convert n values of type t at src to float (TEXMEX/npy element types). */
 void vv_convert_row(enum vv_dtype t, const uint8_t *src, size_t n, float *dst);
 
+/* How every segment file is opened by name (the open, the scan's and the
+ * re-ranking's reopen, the io_uring batches; vector_tiny.c likewise):
+ * O_NONBLOCK, so that a FIFO named like a segment (or swapped in for one)
+ * opens at once and fails as not a regular file, or its read fails,
+ * instead of blocking the query until a writer comes.  A regular file's
+ * reads ignore the flag. */
+#define VV_SEG_OPEN (O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+
 /* ---- batched file I/O (vector_uring.c) ------------------------------------
  * io_uring where liburing was built in and the kernel allows it: a ring per
  * thread, used by one thread.  vv_uring_new fails (VV_ENOTSUP without
@@ -217,14 +230,36 @@ void vv_uring_free(struct vv_uring *u);
  * and read the first min(size, headcap) bytes of the regular files: two
  * submissions and n statx calls for the batch.
  * 0 with each file's outcome in f[], or a VV_E* code when the ring itself
- * failed: then no descriptor is left open, and the caller must free the
- * ring (which waits for reads still writing into head) before reusing
- * f[] or head. */
+ * failed: then the requests in flight were cancelled and reaped
+ * (vv_uring_drain) and no descriptor is left open; f[] and head are the
+ * caller's again unless vv_uring_lost(u) (then never free or reuse head).
+ * The caller drops the ring either way. */
 int vv_uring_open_batch(struct vv_uring *u, int dirfd, struct vv_uring_file *f, size_t n);
 /* Close fds[0 .. n), entries at a time.  0, or VV_EIO when the ring
- * failed (the descriptors of the batch in flight are left open, the rest
- * closed one by one). */
+ * failed (each descriptor closed one way or the other, except, when the
+ * ring could not be reaped either, those of the batch in flight). */
 int vv_uring_close_fds(struct vv_uring *u, const int *fds, size_t n);
+/* Did u fail with requests it could not reap?  Closing a ring does not wait
+ * for the requests in flight (the kernel tears it down asynchronously), so
+ * until they complete the kernel may still write into their buffers: the
+ * caller leaks those instead of freeing or reusing them. */
+bool vv_uring_lost(const struct vv_uring *u);
+
+/* For the rings of vector_uring.c and vector_tiny.c (liburing builds):
+ * vv_uring_wait submits what is queued and waits for a completion
+ * (io_uring_submit_and_wait), or fails as the test hook says.  After a
+ * failure, vv_uring_drain cancels (IORING_ASYNC_CANCEL_ANY) and reaps the
+ * `pending` requests prepared and not reaped yet (queued ones are
+ * submitted first), results to res[user_data] when user_data < nres: 0
+ * when every one has completed, so nothing writes into their buffers any
+ * more; -1 when the ring would not give them back within seconds (a leak:
+ * see vv_uring_lost). */
+struct io_uring;
+int vv_uring_wait(struct io_uring *ring);
+int vv_uring_drain(struct io_uring *ring, unsigned pending, int *res, size_t nres);
+/* Tests: the nth ring wait from now (of any thread) fails with EIO after
+ * submitting its requests, as a ring that breaks mid-batch; 0 = never. */
+void vv_uring_test_fail(unsigned nth);
 
 /* ---- small segments read whole by the scan (vector_tiny.c) ----------------
  * The query-time open of a collection's small segments on a plain
@@ -261,5 +296,100 @@ struct vv_tiny {
 /* vv_scan.feed and .feed_end with ctx a struct vv_tiny. */
 size_t vv_tiny_feed(void *ctx, void **tls, const uint32_t **segs);
 void vv_tiny_end(void *ctx, void *tls);
+
+/* ---- collections of the tool (vector_open.c, vector_offload.c,
+ * vector_search.c) -------------------------------------------------------------
+ * A collection opened by vv_collection_open: its segments in name order,
+ * each with what the scan and the re-ranking read it through.  Only the
+ * thread that owns the collection uses it (the loaders and the scan run
+ * inside its calls). */
+
+/* One segment of a collection. */
+struct vv_cseg {
+	struct vv_collection_seg pub;
+	char *name;
+	uint8_t *base;           /* whole file (mmap or malloc) */
+	size_t len;
+	bool mapped;
+	uint8_t *ids_base;
+	size_t ids_len;
+	bool ids_mapped;
+	uint64_t ids_off;
+	bool stream;             /* scan through pread(fd) instead of base */
+	bool fuse;               /* on a FUSE mount: the daemon may scan it */
+	bool offloaded;          /* this search: the daemon scanned it */
+	bool deferred;           /* not opened yet: the first search reads it */
+	bool fed;                /* that search scanned it as it read it */
+	int fd;                  /* open when stream */
+};
+
+/* How the segments of one collection are reached, decided once per open
+ * (vector_open.c says why). */
+struct vv_seg_io {
+	int forced;              /* 1 = pread every segment, -1 = map every one */
+	dev_t dir_dev;           /* the directory's device ... */
+	bool dir_fuse;           /* ... and whether it is a FUSE mount */
+	bool dir_remote;         /* ... a vv:// mount */
+	atomic_size_t fds;       /* descriptors kept (segments load in parallel) */
+	size_t maxfds;           /* and the budget */
+	int dirfd;               /* the directory: small segments past the budget
+				  * are opened again by the scan (O(1) at open) */
+	bool batched;            /* open and release in io_uring batches */
+};
+
+struct vv_collection {
+	char *dir;
+	struct vv_schema schema;
+	struct vv_cseg *segs;
+	size_t nsegs;
+	char **skipped;
+	size_t nskipped;
+	struct vv_seg_io *io;
+	atomic_size_t nbatched;  /* segments opened and released through io_uring */
+	/* vv_collection_open_deferred: segs[pend0 .. nsegs) are deferred, to
+	 * be read, checked and numbered (from row `rows`) by the first search,
+	 * in slots of `slot` bytes */
+	bool pending, skip_bad, check_failed;
+	size_t pend0, slot;
+	uint64_t rows;
+};
+
+/* A candidate with its exact distance (NAN: not computed yet). */
+struct vv_dcand {
+	double d;
+	uint32_t seg;
+	uint64_t row;
+};
+
+/* snprintf into err (errlen bytes; nothing when err is NULL). */
+void vv_coll_seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* pread exactly n bytes at off: 0, or a VV_E* code with *why set
+ * (strerror-style text). */
+int vv_coll_pread(int fd, uint8_t *p, size_t n, uint64_t off, const char **why);
+/* May one more descriptor be kept open (io's RLIMIT_NOFILE budget)? */
+bool vv_coll_fd_take(struct vv_seg_io *io);
+/* The scan of collection c while segments pend0 .. nsegs are deferred (sc
+ * filled as for vv_scan_run over ss): reads, checks and numbers them, then
+ * scans; as vv_scan_run, plus *check true (err written) when the check in
+ * name order failed. */
+int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_scan_seg *ss,
+			 bool *check, char *err, size_t errlen);
+
+/* What the daemon answered for one search (vv_coll_offload): query q's
+ * candidates are oc[q * ocap .. q * ocap + on[q]); the segments it scanned
+ * are marked offloaded.  Free with vv_offload_release. */
+struct vv_offload {
+	struct vv_dcand *oc;
+	size_t *on;
+	size_t ocap;
+};
+
+/* Offer c's segments on a vecvault mount to the daemon for queries[0 ..
+ * nq) (d = the schema's dim, kk candidates each); marks those it scanned.
+ * 0 (maybe with nothing offloaded) or VV_ENOMEM. */
+int vv_coll_offload(struct vv_collection *c, const float *queries, size_t nq, enum vv_metric m,
+		    uint32_t kk, const struct vv_search_opts *o, struct vv_offload *out);
+void vv_offload_release(struct vv_offload *out);
 
 #endif

@@ -175,7 +175,7 @@ static const float *rows_f32(const struct vv_scan_seg *s, const uint8_t *p, uint
  * (past RLIMIT_NOFILE); the caller closes it.  The fd, or -errno. */
 static int seg_reopen(const struct vv_scan_seg *s)
 {
-	int fd = s->dirfd >= 0 && s->name ? openat(s->dirfd, s->name, O_RDONLY | O_CLOEXEC) : -1;
+	int fd = s->dirfd >= 0 && s->name ? openat(s->dirfd, s->name, VV_SEG_OPEN) : -1;
 
 	return fd >= 0 ? fd : s->dirfd >= 0 && s->name ? -errno : -EBADF;
 }

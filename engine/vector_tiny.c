@@ -119,11 +119,30 @@ static bool ring_get(struct tls *x)
 	return true;
 }
 
+/* The ring failed with `pending` requests not reaped: cancel and reap them
+ * (vv_uring_drain), so that no read lands in a slot after this, close the
+ * direct descriptors still open (unregistering the table closes them at
+ * once) and drop the ring.  When the ring would not give its requests
+ * back, the slots stay theirs: the thread goes on with fresh ones, or, if
+ * none can be had, reads no more (x->mem NULL). */
+static void ring_fail(const struct vv_tiny *t, struct tls *x, unsigned pending)
+{
+	if (vv_uring_drain(&x->ring, pending, NULL, 0) == 0) {
+		io_uring_unregister_files(&x->ring);
+	} else {
+		vv_log(VV_LOG_WARN, "query: io_uring failed with reads in flight; leaving their "
+		       "%zu KiB of buffers to them", x->nslots * t->slot / 1024);
+		x->mem = aligned_alloc(4096, x->nslots * t->slot);
+	}
+	io_uring_queue_exit(&x->ring);
+	x->ring_ok = false;
+}
+
 /* Read files name[0 .. n) into slots 0 .. n: per file a linked openat
  * (direct descriptor k), read (hard-linked: the close runs whatever the
  * read did) and close.  got[k] = the read's bytes or -errno.  0, or -1 when
- * the ring failed (then it is gone, every slot may still be written to
- * until then: the caller reads them one by one). */
+ * the ring failed (ring_fail: then it is gone, and the caller reads the
+ * files one by one). */
 static int read_ring(const struct vv_tiny *t, struct tls *x, const char *const *name, size_t n,
 		     ssize_t *got)
 {
@@ -146,13 +165,11 @@ static int read_ring(const struct vv_tiny *t, struct tls *x, const char *const *
 	while (seen < want) {
 		struct io_uring_cqe *cqe;
 		unsigned head, c = 0;
-		int r = io_uring_submit_and_wait(&x->ring, 1);
+		int r = vv_uring_wait(&x->ring);
 		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
-			/* the exit waits for what is in flight */
 			vv_log(VV_LOG_DEBUG, "query: io_uring failed (%s): reading small segments "
 			       "one by one", strerror(-r));
-			io_uring_queue_exit(&x->ring);
-			x->ring_ok = false;
+			ring_fail(t, x, want - seen);
 			return -1;
 		}
 		io_uring_for_each_cqe(&x->ring, head, cqe) {
@@ -200,7 +217,7 @@ size_t vv_tiny_feed(void *ctx, void **tlsp, const uint32_t **segs)
 	size_t i0, n, fed = 0;
 	bool ring = false;
 
-	if (!x)
+	if (!x || !x->mem)
 		return 0;                /* the rest stay VV_TINY_OTHER */
 	/* until a batch has one to scan, or none are left */
 	while (!fed && (i0 = atomic_fetch_add(&t->next, x->nslots)) < t->n) {
@@ -209,6 +226,9 @@ size_t vv_tiny_feed(void *ctx, void **tlsp, const uint32_t **segs)
 			name[k] = t->ss[t->idx[i0 + k]].name;
 #ifdef VV_HAVE_LIBURING
 		ring = !t->no_uring && ring_get(x) && read_ring(t, x, name, n, got) == 0;
+		if (!x->mem)
+			return 0;        /* slots lost to a failed ring: the rest stay
+					    VV_TINY_OTHER, these too */
 #endif
 		for (size_t k = 0; k < n; k++)
 			if (!ring || got[k] == -EAGAIN)   /* not cached: read(2) waits */

@@ -139,12 +139,25 @@ struct outcome {
 
 static void (*between)(void);
 static const char *dir_of_run;
+/* Called once when the (first) scan of a search has finished, before the
+ * re-ranking reads candidate rows again. */
+static void (*after_scan)(void);
+
+static void scan_done(void *ctx, uint64_t done, uint64_t total)
+{
+	(void)ctx;
+	if (after_scan && done == total) {
+		after_scan();
+		after_scan = NULL;
+	}
+}
 
 /* Open (deferred or not) and search; with twice, search again. */
 static void run(bool deferred, bool uring, bool skip_bad, uint32_t k, bool twice, struct outcome *o)
 {
 	struct vv_collection *c = NULL;
-	struct vv_search_opts so = { .k = k, .metric = VV_METRIC_L2, .threads = 2 };
+	struct vv_search_opts so = { .k = k, .metric = VV_METRIC_L2, .threads = 2,
+				     .progress = after_scan ? scan_done : NULL };
 	const char *dir = dir_of_run ? dir_of_run : tmpdir;
 
 	memset(o, 0, sizeof(*o));
@@ -296,6 +309,63 @@ static void save(const char *name)
 }
 
 static void restore(const char *name) { write_file(tmpdir, name, saved, savedlen); }
+
+/* The first row of s0390.npy (3 rows), as build() numbered them. */
+static size_t s0390_row0(void)
+{
+	size_t r = 0;
+
+	for (size_t s = 0; s < 390; s++)
+		r += (s == 0 ? 5 : (s * 5 + 3) % 13) + (s == 200 ? MIDROWS : 0);
+	return r;
+}
+
+static void restore_s0390(void) { write_seg(tmpdir, "s0390.npy", s0390_row0(), 3, false); }
+
+/* s0390.npy becomes another file (5 rows of other values) or a FIFO,
+ * renamed over it. */
+static void swap_s0390_file(void)
+{
+	char tmp[sizeof(path_of)];
+
+	write_seg(tmpdir, "s0390.npy.tmp", 100, 5, false);
+	snprintf(tmp, sizeof(tmp), "%s", path("s0390.npy.tmp"));
+	if (rename(tmp, path("s0390.npy")) < 0)
+		tap_diag("rename failed");
+}
+
+static void swap_s0390_fifo(void)
+{
+	char tmp[sizeof(path_of)];
+
+	snprintf(tmp, sizeof(tmp), "%s", path("s0390.npy.tmp"));
+	if (mkfifo(tmp, 0644) < 0 || rename(tmp, path("s0390.npy")) < 0)
+		tap_diag("mkfifo or rename failed");
+}
+
+/* RLIMIT_NOFILE 40, the plain open, query 0 moved onto s0390.npy's first
+ * row: swap it (arg: a struct swap) once the scan is done; the search must
+ * fail naming it. */
+struct swap {
+	void (*fn)(void);
+};
+
+static int child_swapped(void *arg)
+{
+	struct rlimit rl = { 40, 40 };
+	struct outcome o;
+
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 91;
+	memcpy(q[0], rows[s0390_row0()], sizeof(q[0]));
+	after_scan = ((const struct swap *)arg)->fn;
+	run(false, true, false, K, false, &o);
+	if (after_scan)
+		return 5;                /* never called */
+	if (o.r != VV_EIO || !strstr(o.err, "s0390.npy") || !strstr(o.err, "replaced since"))
+		return 1;
+	return 0;
+}
 
 /* Every segment out of the page cache (its pages clean): the reads wait
  * for the disk (or, on kernels where io_uring's reads of O_NONBLOCK files
@@ -468,6 +538,22 @@ int main(void)
 		unlink(path("s0250.npy"));
 		restore("s0250.npy");
 	}
+
+	/* replaced between the scan and the re-ranking (RLIMIT_NOFILE 40: a
+	 * late segment was opened again by name by the scan, and is again by
+	 * the re-ranking): an error naming it, never another file's rows under
+	 * its name, never a hang (SIGALRM) */
+	alarm(120);
+	is_int(segf_in_child(-1, child_swapped, &(struct swap){ swap_s0390_file }), 0,
+	       "replaced by another file after the scan: the re-ranking refuses it, naming it");
+	restore_s0390();
+	is_int(segf_in_child(-1, child_swapped, &(struct swap){ swap_s0390_fifo }), 0,
+	       "replaced by a FIFO after the scan: refused too, no hang");
+	alarm(0);
+	unlink(path("s0390.npy"));
+	restore_s0390();
+	run(true, true, false, K, false, &y);
+	ok(y.r == 0 && same(&y, &p), "restored: the same hits again");
 
 	/* a segment the caller may not read */
 	chmod(path("s0100.npy"), 0600);

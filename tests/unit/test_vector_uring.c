@@ -377,6 +377,16 @@ int main(void)
 	ok(u.r == VV_EINVAL && s.r == VV_EINVAL && !strcmp(u.err, s.err) && strstr(u.err, "s0300.npy") &&
 	   strstr(u.err, "not a regular file"), "a directory named like a segment: same error both ways");
 	rmdir(path);
+	/* a FIFO named like a segment: its open must not wait for a writer
+	 * (SIGALRM ends a hung test) */
+	mkfifo(path, 0644);
+	alarm(60);
+	run(true, &u);
+	run(false, &s);
+	alarm(0);
+	ok(u.r == VV_EINVAL && s.r == VV_EINVAL && !strcmp(u.err, s.err) && strstr(u.err, "s0300.npy") &&
+	   strstr(u.err, "not a regular file"), "a FIFO named like a segment: refused both ways, no hang");
+	unlink(path);
 	{
 		char keep[320];
 		snprintf(keep, sizeof(keep), "%s.keep", path);
