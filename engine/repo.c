@@ -1721,7 +1721,9 @@ static int decode_rows(struct vv_rbuf *b, struct vv_manifest *m)
 	m->info.objects = m->nobjs;
 	for (size_t i = 0; i < m->nobjs; i++)
 		m->info.stored += m->objs[i].size;
-	if (get_count(b, 120, &n) < 0)
+	/* An inode row without bytes is 112: a bound of 120 refused rows of
+	 * many empty inodes with little after them (trashed empty files). */
+	if (get_count(b, 8 + 8 + 4 * 4 + 8 * 6 + 4 + VV_OBJID_BYTES + 8 + 4, &n) < 0)
 		return VV_ECORRUPT;
 	for (size_t i = 0; i < n; i++) {
 		struct vv_inode_row r;

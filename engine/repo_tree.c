@@ -25,7 +25,8 @@ struct walk {
 	const struct vv_rt_ops *ops;
 	struct vv_manifest *m;
 	uint8_t **keys;
-	uint64_t *first;        /* per inode index: 0, or 1 + index into names of its first path */
+	uint64_t *first;        /* per inode index: 0, or 1 + index into names of its first path
+				 * (a directory: UINT64_MAX once walked) */
 	char **names;
 	size_t nnames, capnames;
 	uint8_t *obj, *plain;
@@ -222,6 +223,15 @@ static int one(struct walk *w, long i, char *path, size_t plen, int depth)
 	if (S_ISDIR(in->r.mode)) {
 		if (depth > MAX_DEPTH)
 			return VV_ECORRUPT;
+		/* A directory is reached once: entries of a hostile manifest
+		 * that name one twice (a cycle, or k directories each naming
+		 * the next twice: 2^k walks) are refused. */
+		if (w->first[i]) {
+			say(w, "backup %s: directory inode %llu has more than one entry", w->m->info.id,
+			    (unsigned long long)in->r.ino);
+			return VV_ECORRUPT;
+		}
+		w->first[i] = UINT64_MAX;
 		e.kind = VV_RT_DIR;
 		if ((r = w->ops->entry(w->ops->ctx, &e)) != 0 || (r = walk_dir(w, in->r.ino, path, plen, depth + 1)) != 0)
 			return r;

@@ -548,6 +548,105 @@ static void test_packs_hostile(void)
 	vv_repo_close(r);
 }
 
+static void tree_problem(void *ctx, const char *msg)
+{
+	(void)ctx;
+	printf("# %s\n", msg);
+}
+
+/* Rows of inodes without bytes and nothing much after them (a snapshot
+ * holds trashed inodes, which have no entries): each is 112 bytes, and a
+ * reader that counted 120 refused such a backup as altered. */
+static void test_empty_inodes(void)
+{
+	char dest[300], id[33], hex[33];
+	struct vv_manifest m, got;
+	struct vv_inode_row row;
+	struct vv_repo *r = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	memset(&m, 0, sizeof(m));
+	vv_random_bytes(m.id, sizeof(m.id));
+	memset(&row, 0, sizeof(row));
+	row.mode = 040755;
+	for (uint64_t i = 1; i <= 1000; i++) {
+		row.ino = i;
+		vv_manifest_add_inode(&m, &row, NULL, 0);
+		row.mode = 0100644;
+	}
+	is_int(vv_manifest_encode(&m, &buf, &len), 0, "empty inodes: a version 1 body");
+	is_int(vv_manifest_decode(buf, len, &got), 0, "empty inodes: 1000 read back (version 1)");
+	ok(got.ninodes == 1000, "empty inodes: all of them");
+	vv_manifest_free(&got);
+	free(buf);
+	snprintf(dest, sizeof(dest), "%s/erepo", top);
+	is_int(vv_repo_init(dest, RPASS, strlen(RPASS), VV_KDF_PROFILE_TEST, VV_REPO_ALLOW_TEST_KDF, id), 0,
+	       "empty inodes: a repository");
+	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r), 0,
+	       "empty inodes: open");
+	is_int(vv_repo_manifest_store(r, &m), 0, "empty inodes: store (packs)");
+	vv_hex_encode(hex, m.id, sizeof(m.id));
+	is_int(vv_repo_manifest_load(r, hex, &got), 0, "empty inodes: it loads (version 2)");
+	ok(got.ninodes == 1000, "empty inodes: every one");
+	vv_manifest_free(&got);
+	vv_manifest_free(&m);
+	vv_repo_close(r);
+}
+
+static int count_entry(void *ctx, const struct vv_rt_entry *e)
+{
+	(void)e;
+	return ++*(long *)ctx > 10000000 ? VV_ECANCELED : 0;
+}
+
+/* Restore --into walks what a manifest's entries say: 20 directories
+ * each naming the next twice were 2^20 walks (2M entries), and a
+ * directory naming its parent walked until the depth cap. */
+static void test_tree_hostile(void)
+{
+	char dest[300], id[33], hex[33];
+	struct vv_manifest m;
+	struct vv_repo *r = NULL;
+	struct vv_inode_row row;
+	long n = 0;
+	struct vv_rt_ops ops = { .entry = count_entry, .problem = tree_problem, .ctx = &n };
+
+	snprintf(dest, sizeof(dest), "%s/trepo", top);
+	is_int(vv_repo_init(dest, RPASS, strlen(RPASS), VV_KDF_PROFILE_TEST, VV_REPO_ALLOW_TEST_KDF, id), 0,
+	       "tree: a repository");
+	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r), 0,
+	       "tree: open");
+	for (int cyc = 0; cyc < 2; cyc++) {
+		memset(&m, 0, sizeof(m));
+		vv_random_bytes(m.id, sizeof(m.id));
+		memset(&row, 0, sizeof(row));
+		row.mode = 040755;
+		for (uint64_t i = 1; i <= 21; i++) {
+			row.ino = i;
+			vv_manifest_add_inode(&m, &row, NULL, 0);
+			if (i < 21 && !cyc) {
+				vv_manifest_add_dirent(&m, i, "a", 2 * i, i + 1, 040755);
+				vv_manifest_add_dirent(&m, i, "b", 2 * i + 1, i + 1, 040755);
+			}
+		}
+		if (cyc) {
+			vv_manifest_add_dirent(&m, 1, "d", 2, 2, 040755);
+			vv_manifest_add_dirent(&m, 2, "up", 3, 1, 040755);
+		}
+		/* (Inodes 3..21 without entries, as trashed ones are.) */
+		is_int(vv_repo_manifest_store(r, &m), 0, "tree: store a manifest of hostile entries");
+		vv_hex_encode(hex, m.id, sizeof(m.id));
+		vv_manifest_free(&m);
+		n = 0;
+		is_int(vv_repo_restore_tree(r, hex, "", &ops), VV_ECORRUPT,
+		       cyc ? "tree: a directory naming its parent is refused"
+			   : "tree: directories named twice are refused");
+		ok(n < 100, "tree: ... before walking them again");
+	}
+	vv_repo_close(r);
+}
+
 static long largest(const char *dir, char *out, size_t cap)
 {
 	DIR *d = opendir(dir), *e;
@@ -748,6 +847,8 @@ int main(void)
 	test_repo();
 	test_packs();
 	test_packs_hostile();
+	test_empty_inodes();
+	test_tree_hostile();
 	test_vault();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
 	if (system(cmd) != 0)
