@@ -1440,8 +1440,8 @@ static void ob_own(struct obuf *o)
 
 static void ob_put(struct obuf *o, const void *v, size_t n)
 {
-	if (o->err)
-		return;
+	if (o->err || n == 0)
+		return;            /* (v may then be NULL: no memcmp/memcpy of it) */
 	if (o->ref) {
 		if (n <= o->reflen - o->len && memcmp(o->ref + o->len, v, n) == 0) {
 			o->len += n;

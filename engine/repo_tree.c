@@ -86,6 +86,14 @@ static int c_x(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* qsort, but not of an empty array (NULL, which qsort must not be given:
+ * a manifest may hold no rows of a kind). */
+static void sort(void *a, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(a, n, size, cmp);
+}
+
 static long ino_at(const struct vv_manifest *m, uint64_t ino)
 {
 	struct vv_bk_inode k;
@@ -310,11 +318,11 @@ int vv_repo_restore_tree(struct vv_repo *r, const char *id_hex, const char *path
 		return e;
 	}
 	w.m = &m;
-	qsort(m.inodes, m.ninodes, sizeof(*m.inodes), c_ino);
-	qsort(m.dirents, m.ndirents, sizeof(*m.dirents), c_de);
-	qsort(m.extents, m.nextents, sizeof(*m.extents), c_ext);
-	qsort(m.objs, m.nobjs, sizeof(*m.objs), c_obj);
-	qsort(m.xattrs, m.nxattrs, sizeof(*m.xattrs), c_x);
+	sort(m.inodes, m.ninodes, sizeof(*m.inodes), c_ino);
+	sort(m.dirents, m.ndirents, sizeof(*m.dirents), c_de);
+	sort(m.extents, m.nextents, sizeof(*m.extents), c_ext);
+	sort(m.objs, m.nobjs, sizeof(*m.objs), c_obj);
+	sort(m.xattrs, m.nxattrs, sizeof(*m.xattrs), c_x);
 	if (!(w.keys = calloc(m.ncolls + 1, sizeof(*w.keys))) || !(w.first = calloc(m.ninodes + 1, sizeof(*w.first))) ||
 	    !(w.plain = malloc(VV_BLOCK_SIZE))) {
 		e = VV_ENOMEM;
