@@ -11,7 +11,8 @@
  *      tag is checked (whoever can write DEST).
  *   3: vv_repo_lock_pid, DEST/lock, shown when a second writer is refused.
  *   4: the other way round: the input is a recipe of rows (byte 1 the
- *      piece length, then one op byte and its fields per row) built with
+ *      piece length, at most 65 pieces; then one op byte and its fields
+ *      per row) built with
  *      vv_manifest_add_*; what the writer encodes must read back, as a
  *      version 1 body and as a version 2 body with its rows cut into
  *      pieces (vv_manifest_decode_v2 from memory).  A reader stricter
@@ -263,6 +264,8 @@ static void build(const uint8_t *p, size_t n)
 	hl = unpadded(henc, hlen) - (5 * 8 + 4);
 	used = unpadded(enc, elen);
 	rl = used - hl;
+	if (rl / plen > 64)
+		plen = (uint32_t)((rl + 63) / 64);   /* at most 65 pieces: speed */
 	np = (rl + plen - 1) / plen;
 	if (!(body = calloc(1, hl + 4 + 44 * np + 4 + 4096)))
 		goto out;
