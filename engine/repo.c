@@ -514,6 +514,23 @@ out:
 	return e;
 }
 
+int vv_repo_lock_pid(const uint8_t *buf, size_t len, long *pid)
+{
+	long v = 0;
+
+	if (len && buf[len - 1] == '\n')
+		len--;
+	if (len < 1 || len > 9 || buf[0] == '0')
+		return VV_ECORRUPT;         /* as written: "%ld\n", never 0 */
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] < '0' || buf[i] > '9')
+			return VV_ECORRUPT;
+		v = v * 10 + (buf[i] - '0');
+	}
+	*pid = v;
+	return 0;
+}
+
 static int take_lock(struct vv_repo *r)
 {
 	char pid[32];
@@ -542,12 +559,16 @@ static int take_lock(struct vv_repo *r)
 	if (owned_ok(r, r->lockfd, "lock") < 0)
 		return VV_EUNSAFE;
 	if (flock(r->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		long holder = 0;
 		if (errno != EWOULDBLOCK)
 			return oserr(errno);
-		if (read_at(r->dfd, "lock", 64, &old, &len) == 0)
+		/* Whoever writes DEST writes this file: only a pid is shown. */
+		if (read_at(r->dfd, "lock", 64, &old, &len) == 0 && vv_repo_lock_pid(old, len, &holder) == 0)
 			vv_log(VV_LOG_ERR, "backup: the repository is being written by another "
-			       "backup (pid %.*s); wait for it to finish",
-			       (int)(len && old[len - 1] == '\n' ? len - 1 : len), (const char *)old);
+			       "backup (pid %ld); wait for it to finish", holder);
+		else
+			vv_log(VV_LOG_ERR, "backup: the repository is being written by another "
+			       "backup; wait for it to finish");
 		free(old);
 		return VV_EBUSY;
 	}
@@ -1545,8 +1566,8 @@ static void ob_own(struct obuf *o)
 
 static void ob_put(struct obuf *o, const void *v, size_t n)
 {
-	if (o->err)
-		return;
+	if (o->err || n == 0)
+		return;            /* (v may then be NULL: no memcmp/memcpy of it) */
 	if (o->ref) {
 		if (n <= o->reflen - o->len && memcmp(o->ref + o->len, v, n) == 0) {
 			o->len += n;
@@ -1826,7 +1847,9 @@ static int decode_rows(struct vv_rbuf *b, struct vv_manifest *m)
 	m->info.objects = m->nobjs;
 	for (size_t i = 0; i < m->nobjs; i++)
 		m->info.stored += m->objs[i].size;
-	if (get_count(b, 120, &n) < 0)
+	/* An inode row without bytes is 112: a bound of 120 refused rows of
+	 * many empty inodes with little after them (trashed empty files). */
+	if (get_count(b, 8 + 8 + 4 * 4 + 8 * 6 + 4 + VV_OBJID_BYTES + 8 + 4, &n) < 0)
 		return VV_ECORRUPT;
 	for (size_t i = 0; i < n; i++) {
 		struct vv_inode_row r;
@@ -1970,10 +1993,10 @@ static size_t pack_size(size_t plen)
 	return PACK_HDR + n + (PACK_PAD - n % PACK_PAD) % PACK_PAD + VV_TAG_BYTES;
 }
 
-static void pack_ad(const struct vv_repo *r, uint8_t ad[8 + VV_REPO_ID_BYTES])
+static void pack_ad(const uint8_t repo_id[VV_REPO_ID_BYTES], uint8_t ad[8 + VV_REPO_ID_BYTES])
 {
 	memcpy(ad, PACK_MAGIC, 8);
-	memcpy(ad + 8, r->id, VV_REPO_ID_BYTES);
+	memcpy(ad + 8, repo_id, VV_REPO_ID_BYTES);
 }
 
 /* Seal piece p (len bytes, hash ph) into *out (vv_repo_buf_alloc'd). */
@@ -1990,7 +2013,7 @@ static int pack_seal(struct vv_repo *r, const uint8_t *p, size_t len, const uint
 	memcpy(pt + 4, p, len);
 	memcpy(f, PACK_MAGIC, 8);
 	memcpy(f + 8, ph, VV_XNONCE_BYTES);
-	pack_ad(r, ad);
+	pack_ad(r->id, ad);
 	if ((e = vv_xchacha_seal(f + PACK_HDR, f + PACK_HDR + ptlen, pt, ptlen, ad, sizeof(ad), f + 8,
 				 r->kpack)) < 0)
 		goto out;
@@ -2030,13 +2053,43 @@ static int pack_read(struct vv_repo *r, const struct vv_bk_pack *pk, const char 
 	return e;
 }
 
-/* Append the piece pack pk holds to rows (capacity checked by the
- * caller): its object must hash to its name, have its size, open. */
-static int pack_open(struct vv_repo *r, const struct vv_bk_pack *pk, uint8_t *rows)
+int vv_repo_pack_unseal(const uint8_t key[VV_KEY_BYTES], const uint8_t repo_id[VV_REPO_ID_BYTES],
+			const struct vv_bk_pack *pk, const uint8_t *f, size_t len, uint8_t *piece)
 {
-	uint8_t ad[8 + VV_REPO_ID_BYTES], *f = NULL, *pt = NULL;
+	uint8_t ad[8 + VV_REPO_ID_BYTES], *pt = NULL;
+	size_t ptlen = 0;
+	int e = VV_ECORRUPT;
+
+	if (len != pk->size || len < PACK_HDR + 4 + VV_TAG_BYTES || memcmp(f, PACK_MAGIC, 8) != 0)
+		return VV_ECORRUPT;
+	ptlen = len - PACK_HDR - VV_TAG_BYTES;
+	if (!(pt = malloc(ptlen)))
+		return VV_ENOMEM;
+	pack_ad(repo_id, ad);
+	if (vv_xchacha_open(pt, f + PACK_HDR, ptlen, f + PACK_HDR + ptlen, ad, sizeof(ad), f + 8, key) < 0)
+		goto out;
+	/* Authenticated from here on, still untrusted (a key holder's). */
+	if (vv_get_le32(pt) != pk->plen || pk->plen > ptlen - 4)
+		goto out;
+	for (size_t i = 4 + pk->plen; i < ptlen; i++)
+		if (pt[i])
+			goto out;
+	memcpy(piece, pt + 4, pk->plen);
+	e = 0;
+out:
+	vv_memzero(pt, ptlen);
+	free(pt);
+	return e;
+}
+
+/* decode_v2's pack source: the piece pack pk holds, from its object,
+ * which must hash to its name, have its size and open. */
+static int pack_open(void *ctx, const struct vv_bk_pack *pk, uint8_t *piece)
+{
+	struct vv_repo *r = ctx;
+	uint8_t *f = NULL;
 	char hex[65];
-	size_t len = 0, ptlen = 0;
+	size_t len = 0;
 	int e;
 
 	vv_hex_encode(hex, pk->name, VV_REPO_NAME_BYTES);
@@ -2045,31 +2098,9 @@ static int pack_open(struct vv_repo *r, const struct vv_bk_pack *pk, uint8_t *ro
 			 e == VV_ECORRUPT ? "altered: its bytes do not match its name" : vv_strerror(e));
 		return e == VV_ENOENT ? VV_ECORRUPT : e;
 	}
-	e = VV_ECORRUPT;
-	if (len != pk->size || memcmp(f, PACK_MAGIC, 8) != 0)
-		goto bad;
-	ptlen = len - PACK_HDR - VV_TAG_BYTES;
-	if (!(pt = malloc(ptlen))) {
-		e = VV_ENOMEM;
-		goto out;
-	}
-	pack_ad(r, ad);
-	if (vv_xchacha_open(pt, f + PACK_HDR, ptlen, f + PACK_HDR + ptlen, ad, sizeof(ad), f + 8,
-			    r->kpack) < 0 || vv_get_le32(pt) != pk->plen)
-		goto bad;
-	for (size_t i = 4 + pk->plen; i < ptlen; i++)
-		if (pt[i])
-			goto bad;
-	memcpy(rows, pt + 4, pk->plen);
-	e = 0;
-	goto out;
-bad:
-	snprintf(r->why, sizeof(r->why), "metadata pack %s: altered or not of this repository "
-		 "(does not authenticate)", hex);
-out:
-	if (pt)
-		vv_memzero(pt, ptlen);
-	free(pt);
+	if ((e = vv_repo_pack_unseal(r->kpack, r->id, pk, f, len, piece)) == VV_ECORRUPT)
+		snprintf(r->why, sizeof(r->why), "metadata pack %s: altered or not of this repository "
+			 "(does not authenticate)", hex);
 	free(f);
 	return e;
 }
@@ -2256,14 +2287,37 @@ out:
 	return e;
 }
 
-/* A version 2 body: the head, then the rows from its packs. */
-static int decode_v2(struct vv_repo *r, const uint8_t *body, size_t blen, struct vv_manifest *m)
+/* Make room for need bytes of rows: doubling, never past need's next
+ * power of two, and the plaintext moved is wiped from the old buffer. */
+static int rows_room(uint8_t **rows, size_t *cap, size_t need)
+{
+	size_t c = *cap ? *cap : 65536;
+	uint8_t *p;
+
+	if (need <= *cap)
+		return 0;
+	while (c < need)
+		c *= 2;
+	if (!(p = malloc(c)))
+		return VV_ENOMEM;
+	if (*rows) {
+		memcpy(p, *rows, *cap);
+		vv_memzero(*rows, *cap);
+		free(*rows);
+	}
+	*rows = p;
+	*cap = c;
+	return 0;
+}
+
+int vv_manifest_decode_v2(const uint8_t *body, size_t blen, vv_pack_src_fn src, void *ctx,
+			  struct vv_manifest *m)
 {
 	struct vv_rbuf b, rb;
 	uint8_t magic[4], *rows = NULL;
 	uint64_t total = 0;
 	uint32_t n;
-	size_t at = 0;
+	size_t at = 0, cap = 0;
 	int e;
 
 	memset(m, 0, sizeof(*m));
@@ -2286,12 +2340,11 @@ static int decode_v2(struct vv_repo *r, const uint8_t *body, size_t blen, struct
 	}
 	if (vv_rbuf_get_bytes(&b, magic, 4) < 0 || memcmp(magic, "END!", 4) != 0 || decode_pad(&b) < 0)
 		goto out;
-	if (!(rows = malloc(total ? total : 1))) {
-		e = VV_ENOMEM;
-		goto out;
-	}
+	/* The rows grow as packs open: the list's lengths (up to 256 KiB
+	 * each for 44 bytes) are claims, not bytes anyone has read yet. */
 	for (size_t i = 0; i < m->npacks; i++) {
-		if ((e = pack_open(r, &m->packs[i], rows + at)) < 0)
+		if ((e = rows_room(&rows, &cap, at + m->packs[i].plen)) < 0 ||
+		    (e = src(ctx, &m->packs[i], rows + at)) < 0)
 			goto out;
 		at += m->packs[i].plen;
 	}
@@ -2300,7 +2353,7 @@ static int decode_v2(struct vv_repo *r, const uint8_t *body, size_t blen, struct
 		e = VV_ECORRUPT;
 out:
 	if (rows)
-		vv_memzero(rows, total);
+		vv_memzero(rows, cap);
 	free(rows);
 	if (e < 0)
 		vv_manifest_free(m);
@@ -2376,11 +2429,27 @@ static bool is_hex(const char *s, size_t n)
 	return s[n] == 0;
 }
 
+int vv_repo_manifest_head(const uint8_t *file, size_t len, uint32_t *ver, uint8_t rid[VV_REPO_ID_BYTES],
+			  uint8_t bid[VV_BACKUP_ID_BYTES])
+{
+	struct vv_rbuf b;
+	uint8_t magic[8];
+
+	vv_rbuf_init(&b, file, len);
+	if (len < MAN_HDR + VV_TAG_BYTES || vv_rbuf_get_bytes(&b, magic, 8) < 0 ||
+	    memcmp(magic, MAN_MAGIC, 8) != 0 || vv_rbuf_get_u32(&b, ver) < 0)
+		return VV_ECORRUPT;
+	if (*ver < MAN_VERSION_MIN || *ver > MAN_VERSION)
+		return VV_EFORMAT;
+	if (vv_rbuf_get_bytes(&b, rid, VV_REPO_ID_BYTES) < 0 || vv_rbuf_get_bytes(&b, bid, VV_BACKUP_ID_BYTES) < 0)
+		return VV_ECORRUPT;
+	return 0;
+}
+
 int vv_repo_manifest_load(struct vv_repo *r, const char *id_hex, struct vv_manifest *m)
 {
 	uint8_t *file = NULL, *body = NULL, bid[VV_BACKUP_ID_BYTES];
-	struct vv_rbuf b;
-	uint8_t magic[8], rid[VV_REPO_ID_BYTES], fid[VV_BACKUP_ID_BYTES];
+	uint8_t rid[VV_REPO_ID_BYTES], fid[VV_BACKUP_ID_BYTES];
 	uint32_t ver;
 	size_t len = 0, blen;
 	int e;
@@ -2391,18 +2460,8 @@ int vv_repo_manifest_load(struct vv_repo *r, const char *id_hex, struct vv_manif
 		return VV_EINVAL;
 	if ((e = read_at(r->manfd, id_hex, VV_REPO_MANIFEST_MAX, &file, &len)) < 0)
 		return e;
-	vv_rbuf_init(&b, file, len);
-	if (len < MAN_HDR + VV_TAG_BYTES || vv_rbuf_get_bytes(&b, magic, 8) < 0 ||
-	    memcmp(magic, MAN_MAGIC, 8) != 0 || vv_rbuf_get_u32(&b, &ver) < 0) {
-		e = VV_ECORRUPT;
+	if ((e = vv_repo_manifest_head(file, len, &ver, rid, fid)) < 0)
 		goto out;
-	}
-	if (ver < MAN_VERSION_MIN || ver > MAN_VERSION) {
-		e = VV_EFORMAT;
-		goto out;
-	}
-	vv_rbuf_get_bytes(&b, rid, sizeof(rid));
-	vv_rbuf_get_bytes(&b, fid, sizeof(fid));
 	/* A manifest of another repository, or renamed: not this backup. */
 	if (memcmp(rid, r->id, sizeof(rid)) != 0 || memcmp(fid, bid, sizeof(fid)) != 0) {
 		e = VV_ECORRUPT;
@@ -2418,7 +2477,8 @@ int vv_repo_manifest_load(struct vv_repo *r, const char *id_hex, struct vv_manif
 		e = VV_ECORRUPT;
 		goto out;
 	}
-	if ((e = ver == 1 ? vv_manifest_decode(body, blen, m) : decode_v2(r, body, blen, m)) < 0)
+	if ((e = ver == 1 ? vv_manifest_decode(body, blen, m) :
+	     vv_manifest_decode_v2(body, blen, pack_open, r, m)) < 0)
 		goto out;
 	if (memcmp(m->id, bid, sizeof(bid)) != 0) {
 		vv_manifest_free(m);

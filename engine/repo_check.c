@@ -141,9 +141,13 @@ static int check_manifest(struct vctx *c, struct vv_manifest *m, bool read_data)
 		r = VV_ENOMEM;
 		goto out;
 	}
-	qsort(m->inodes, m->ninodes, sizeof(*m->inodes), cmp_ino);
-	qsort(m->objs, m->nobjs, sizeof(*m->objs), cmp_obj_chunk);
-	qsort(m->extents, m->nextents, sizeof(*m->extents), cmp_ext_chunk);
+	/* (An empty array is NULL, which qsort must not be given.) */
+	if (m->ninodes > 1)
+		qsort(m->inodes, m->ninodes, sizeof(*m->inodes), cmp_ino);
+	if (m->nobjs > 1)
+		qsort(m->objs, m->nobjs, sizeof(*m->objs), cmp_obj_chunk);
+	if (m->nextents > 1)
+		qsort(m->extents, m->nextents, sizeof(*m->extents), cmp_ext_chunk);
 	if (!find_ino(m, 1))
 		say(c, "backup %s: no root directory", m->info.id);
 	for (size_t i = 0; i < m->ndirents; i++)

@@ -110,9 +110,35 @@ int vv_manifest_add_object(struct vv_manifest *m, const uint8_t *chunk, const ui
 /* The plaintext body (repo.c's table), padded to a multiple of 4096.
  * encode: *out malloc'd.  decode: untrusted bytes into a zeroed *m (freed
  * again on failure); VV_ECORRUPT on anything malformed, VV_ENOMEM.  Pure:
- * the fuzzer runs decode (tests/fuzz/fuzz_backup_manifest.c). */
+ * the fuzzer runs decode (tests/fuzz/fuzz_backup.c). */
 int vv_manifest_encode(const struct vv_manifest *m, uint8_t **out, size_t *outlen);
 int vv_manifest_decode(const uint8_t *buf, size_t len, struct vv_manifest *m);
+/* A version 2 body (repo.c "metadata packs"), parsed over buffers: the
+ * head, the pack list, END! and padding; then src gives each pack's piece
+ * in order (plen bytes into piece: 0, or a VV_E* code that the decode
+ * returns) and the pieces must hold the rows exactly to END!.  Into a
+ * zeroed *m (freed again on failure); m->packs lists the packs.  The rows'
+ * buffer grows only as pieces arrive.  vv_repo_manifest_load reads the
+ * packs from DEST (pack_open); the fuzzer gives them from memory. */
+typedef int (*vv_pack_src_fn)(void *ctx, const struct vv_bk_pack *pk, uint8_t *piece);
+int vv_manifest_decode_v2(const uint8_t *body, size_t blen, vv_pack_src_fn src, void *ctx,
+			  struct vv_manifest *m);
+/* A pack object's bytes f (len, untrusted) opened under the `vvbkpack`
+ * subkey key of repository repo_id: its size must be pk->size, its magic
+ * and tag right, its u32 length pk->plen, its padding zeros; then the
+ * piece (pk->plen bytes) is copied to piece.  VV_ECORRUPT, VV_ENOMEM.
+ * The check of the bytes against the pack's name is the caller's. */
+int vv_repo_pack_unseal(const uint8_t key[VV_KEY_BYTES], const uint8_t repo_id[VV_REPO_ID_BYTES],
+			const struct vv_bk_pack *pk, const uint8_t *f, size_t len, uint8_t *piece);
+/* A manifest file's header (docs/format.md "Manifests"; the seal after
+ * it is the caller's): VV_ECORRUPT (short, not a manifest), VV_EFORMAT
+ * (another version); *ver 1 or 2, the repository and backup ids. */
+int vv_repo_manifest_head(const uint8_t *file, size_t len, uint32_t *ver, uint8_t rid[VV_REPO_ID_BYTES],
+			  uint8_t bid[VV_BACKUP_ID_BYTES]);
+/* DEST/lock's bytes (written by the holder, but by anyone who can write
+ * DEST too): a pid (1..9 decimal digits, no leading 0) and an optional
+ * newline, or VV_ECORRUPT (then it is not shown). */
+int vv_repo_lock_pid(const uint8_t *buf, size_t len, long *pid);
 /* The config's bytes, parsed without a key (fuzz target, repo info):
  * VV_EFORMAT (not a repository config / unknown version), VV_ECORRUPT. */
 int vv_repo_config_parse(const uint8_t *buf, size_t len, uint8_t repo_id[VV_REPO_ID_BYTES],

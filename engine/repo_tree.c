@@ -25,7 +25,8 @@ struct walk {
 	const struct vv_rt_ops *ops;
 	struct vv_manifest *m;
 	uint8_t **keys;
-	uint64_t *first;        /* per inode index: 0, or 1 + index into names of its first path */
+	uint64_t *first;        /* per inode index: 0, or 1 + index into names of its first path
+				 * (a directory: UINT64_MAX once walked) */
 	char **names;
 	size_t nnames, capnames;
 	uint8_t *obj, *plain;
@@ -83,6 +84,14 @@ static int c_x(const void *a, const void *b)
 	uint64_t x = ((const struct vv_bk_xattr *)a)->ino, y = ((const struct vv_bk_xattr *)b)->ino;
 
 	return x < y ? -1 : x > y;
+}
+
+/* qsort, but not of an empty array (NULL, which qsort must not be given:
+ * a manifest may hold no rows of a kind). */
+static void sort(void *a, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(a, n, size, cmp);
 }
 
 static long ino_at(const struct vv_manifest *m, uint64_t ino)
@@ -222,6 +231,15 @@ static int one(struct walk *w, long i, char *path, size_t plen, int depth)
 	if (S_ISDIR(in->r.mode)) {
 		if (depth > MAX_DEPTH)
 			return VV_ECORRUPT;
+		/* A directory is reached once: entries of a hostile manifest
+		 * that name one twice (a cycle, or k directories each naming
+		 * the next twice: 2^k walks) are refused. */
+		if (w->first[i]) {
+			say(w, "backup %s: directory inode %llu has more than one entry", w->m->info.id,
+			    (unsigned long long)in->r.ino);
+			return VV_ECORRUPT;
+		}
+		w->first[i] = UINT64_MAX;
 		e.kind = VV_RT_DIR;
 		if ((r = w->ops->entry(w->ops->ctx, &e)) != 0 || (r = walk_dir(w, in->r.ino, path, plen, depth + 1)) != 0)
 			return r;
@@ -300,11 +318,11 @@ int vv_repo_restore_tree(struct vv_repo *r, const char *id_hex, const char *path
 		return e;
 	}
 	w.m = &m;
-	qsort(m.inodes, m.ninodes, sizeof(*m.inodes), c_ino);
-	qsort(m.dirents, m.ndirents, sizeof(*m.dirents), c_de);
-	qsort(m.extents, m.nextents, sizeof(*m.extents), c_ext);
-	qsort(m.objs, m.nobjs, sizeof(*m.objs), c_obj);
-	qsort(m.xattrs, m.nxattrs, sizeof(*m.xattrs), c_x);
+	sort(m.inodes, m.ninodes, sizeof(*m.inodes), c_ino);
+	sort(m.dirents, m.ndirents, sizeof(*m.dirents), c_de);
+	sort(m.extents, m.nextents, sizeof(*m.extents), c_ext);
+	sort(m.objs, m.nobjs, sizeof(*m.objs), c_obj);
+	sort(m.xattrs, m.nxattrs, sizeof(*m.xattrs), c_x);
 	if (!(w.keys = calloc(m.ncolls + 1, sizeof(*w.keys))) || !(w.first = calloc(m.ninodes + 1, sizeof(*w.first))) ||
 	    !(w.plain = malloc(VV_BLOCK_SIZE))) {
 		e = VV_ENOMEM;

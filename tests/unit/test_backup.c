@@ -16,10 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "admin_int.h"
+#include "buf.h"
 #include "os_fault.h"
 #include "repo_int.h"
 #include "tap.h"
@@ -27,6 +30,7 @@
 #include "vault_int.h"
 #include "vecvault/backup.h"
 #include "vecvault/error.h"
+#include "vecvault/log.h"
 #include "vecvault/vault.h"
 
 #define PASS "backup unit test"
@@ -126,6 +130,15 @@ static int verdict(void *ctx, const struct vv_backup_info *b, bool kept)
 	return 0;
 }
 
+static char logged[2048];
+
+static void grab_log(void *ctx, enum vv_log_level lvl, const char *msg)
+{
+	(void)ctx;
+	(void)lvl;
+	snprintf(logged + strlen(logged), sizeof(logged) - strlen(logged), "%s|", msg);
+}
+
 static void test_repo(void)
 {
 	char dest[300], other[300], id[33];
@@ -167,6 +180,31 @@ static void test_repo(void)
 	       "open it for writing");
 	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r2),
 	       VV_EBUSY, "a second writer is refused (lock)");
+	{
+		/* The lock's bytes are anyone's who can write DEST: the refusal
+		 * shows a pid, never other bytes (a forged log line, escapes). */
+		static const char evil[] = "66\nbackup: FAKE line\033[2J";
+		snprintf(path, sizeof(path), "%s/lock", dest);
+		fd = open(path, O_WRONLY | O_TRUNC);
+		ok(fd >= 0 && write(fd, evil, sizeof(evil) - 1) == (ssize_t)sizeof(evil) - 1, "lock: forged bytes");
+		if (fd >= 0)
+			close(fd);
+		vv_log_set_sink(grab_log, NULL, VV_LOG_DEBUG);
+		logged[0] = 0;
+		is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r2),
+		       VV_EBUSY, "lock: still refused");
+		ok(strstr(logged, "another backup") && !strstr(logged, "FAKE") && !strchr(logged, '\n') &&
+		   !strchr(logged, 033), "lock: its forged bytes are not logged");
+		fd = open(path, O_WRONLY | O_TRUNC);
+		ok(fd >= 0 && write(fd, "4242\n", 5) == 5, "lock: a pid");
+		if (fd >= 0)
+			close(fd);
+		logged[0] = 0;
+		is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r2),
+		       VV_EBUSY, "lock: refused");
+		ok(strstr(logged, "(pid 4242)") != NULL, "lock: naming the holder's pid");
+		vv_log_set_sink(NULL, NULL, VV_LOG_INFO);
+	}
 
 	/* Objects. */
 	is_int(vv_repo_object_name(r, "abc", 3, name), 0, "name an object");
@@ -480,6 +518,306 @@ static void test_packs(void)
 	vv_repo_key_cache_clear();
 }
 
+/*
+ * Hostile version 2 manifests: sealed with the repository's own key (a
+ * key holder's, or a repository shipped to others), so they pass the tag
+ * and reach the parser.  The key comes from slot 0 of DEST/config as
+ * vv_repo_open gets it.
+ */
+#define HOSTILE_PACKS 4096                 /* x 256 KiB claimed: the 1 GiB cap */
+
+static size_t v2_pack_size(uint32_t plen)
+{
+	size_t n = 4 + (size_t)plen;
+
+	return 32 + n + (4096 - n % 4096) % 4096 + 16;
+}
+
+/* The head of m's body (its bytes up to the objects' count). */
+static size_t v2_head(const struct vv_manifest *m, uint8_t *out, size_t cap)
+{
+	struct vv_manifest h = *m;
+	uint8_t *enc = NULL;
+	size_t len = 0, used, hl = 0;
+
+	h.nobjs = h.ninodes = h.ndirents = h.nxattrs = h.nextents = 0;
+	if (vv_manifest_encode(&h, &enc, &len) == 0) {
+		for (used = len; used && !enc[used - 1]; used--)
+			;
+		hl = used - (5 * 8 + 4);   /* five empty counts, END! */
+		if (hl <= cap)
+			memcpy(out, enc, hl);
+		else
+			hl = 0;
+	}
+	free(enc);
+	return hl;
+}
+
+/* Seal body as manifest id (version 2) of the repository at dest. */
+static int seal_manifest(const char *dest, const uint8_t *id, const uint8_t *body, size_t blen)
+{
+	uint8_t conf[4096], key[VV_KEY_BYTES], kek[VV_KEY_BYTES], kman[VV_KEY_BYTES], ad[29], *f;
+	struct vv_kdf_params p;
+	char path[700], hex[33];
+	ssize_t clen;
+	int fd, e = -1;
+
+	snprintf(path, sizeof(path), "%s/config", dest);
+	if ((fd = open(path, O_RDONLY)) < 0)
+		return -1;
+	clen = read(fd, conf, sizeof(conf));
+	close(fd);
+	if (clen < 40 + 108 + 32 || !(f = malloc(68 + blen + 16)))
+		return -1;
+	p.opslimit = vv_get_le64(conf + 44);
+	p.memlimit = vv_get_le64(conf + 52);
+	memcpy(ad, "vvbk-slot", 9);
+	memcpy(ad + 9, conf + 12, 16);
+	memcpy(ad + 25, conf + 40, 4);
+	if (vv_kdf_derive(kek, RPASS, strlen(RPASS), conf + 60, &p) < 0 ||
+	    vv_key_unwrap(key, conf + 76, kek, ad, sizeof(ad)) < 0 || vv_subkey(kman, key, 1, "vvbkmani") < 0)
+		goto out;
+	memcpy(f, "VVBKMAN1", 8);
+	vv_put_le32(f + 8, 2);
+	memcpy(f + 12, conf + 12, 16);
+	memcpy(f + 28, id, 16);
+	vv_random_bytes(f + 44, 24);
+	if (vv_xchacha_seal(f + 68, f + 68 + blen, body, blen, f, 68, f + 44, kman) < 0)
+		goto out;
+	vv_hex_encode(hex, id, 16);
+	snprintf(path, sizeof(path), "%s/manifests/%s", dest, hex);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0)
+		goto out;
+	if (write(fd, f, 68 + blen + 16) == (ssize_t)(68 + blen + 16))
+		e = 0;
+	close(fd);
+out:
+	vv_memzero(key, sizeof(key));
+	vv_memzero(kek, sizeof(kek));
+	vv_memzero(kman, sizeof(kman));
+	free(f);
+	return e;
+}
+
+struct memsrc {
+	size_t calls;
+	const uint8_t *rows;               /* NULL: every pack missing */
+	size_t at;
+};
+
+static int mem_piece(void *ctx, const struct vv_bk_pack *pk, uint8_t *piece)
+{
+	struct memsrc *s = ctx;
+
+	s->calls++;
+	if (!s->rows)
+		return VV_ECORRUPT;
+	memcpy(piece, s->rows + s->at, pk->plen);
+	s->at += pk->plen;
+	return 0;
+}
+
+/* The version 2 body of m with its rows (rowslen bytes) in packs of plen
+ * bytes (the last shorter), or with plen 0 HOSTILE_PACKS of 256 KiB
+ * claimed; malloc'd. */
+static uint8_t *v2_body(const struct vv_manifest *m, uint32_t plen, size_t rowslen, size_t *blen)
+{
+	size_t cap = 8192 + 44 * (size_t)HOSTILE_PACKS, n = 0, hl, np;
+	uint8_t *b = calloc(1, cap + 4096);
+
+	if (!b || !(hl = v2_head(m, b, cap)))
+		return NULL;
+	n = hl;
+	np = plen ? (rowslen + plen - 1) / plen : HOSTILE_PACKS;
+	vv_put_le32(b + n, (uint32_t)np);
+	n += 4;
+	for (size_t i = 0; i < np; i++) {
+		uint32_t l = !plen ? 262144 : i + 1 < np ? plen : (uint32_t)(rowslen - i * plen);
+		vv_random_bytes(b + n, 32);
+		vv_put_le64(b + n + 32, v2_pack_size(l));
+		vv_put_le32(b + n + 40, l);
+		n += 44;
+	}
+	memcpy(b + n, "END!", 4);
+	n += 4;
+	*blen = n + (4096 - n % 4096) % 4096;
+	return b;
+}
+
+static void test_packs_hostile(void)
+{
+	char dest[300], id[33], hex[33];
+	struct vv_manifest m, got;
+	struct memsrc src = { 0 };
+	struct vv_repo *r = NULL;
+	uint8_t *body, *enc = NULL;
+	uint8_t head[8192];
+	size_t blen = 0, elen = 0, used, hl;
+	int e;
+
+	/* The memory source: rows in three packs come back; a pack that
+	 * fails fails the decode, before any later one is asked for. */
+	sample(&m, 5);
+	vv_manifest_encode(&m, &enc, &elen);
+	for (used = elen; used && !enc[used - 1]; used--)
+		;
+	hl = v2_head(&m, head, sizeof(head));
+	body = v2_body(&m, 100, used - hl, &blen);
+	src.rows = enc + hl;
+	is_int(vv_manifest_decode_v2(body, blen, mem_piece, &src, &got), 0, "v2 body: decodes from memory");
+	ok(got.npacks == src.calls && got.npacks >= 2 && got.ninodes == 2 && got.nobjs == 1 &&
+	   got.inodes[1].datalen == 5, "v2 body: its rows from every pack");
+	vv_manifest_free(&got);
+	src = (struct memsrc){ 0 };
+	is_int(vv_manifest_decode_v2(body, blen, mem_piece, &src, &got), VV_ECORRUPT,
+	       "v2 body: a missing pack is corrupt");
+	ok(src.calls == 1, "v2 body: ... found at the first");
+	free(body);
+	free(enc);
+	vv_manifest_free(&m);
+
+	/* 4096 packs of 256 KiB each claimed in 180 KB: the old decoder
+	 * took 1 GiB for the rows before it looked for the first pack (so,
+	 * with the address space limited, VV_ENOMEM for a missing pack).
+	 * In a child with 256 MiB of address space to spare. */
+	snprintf(dest, sizeof(dest), "%s/hrepo", top);
+	is_int(vv_repo_init(dest, RPASS, strlen(RPASS), VV_KDF_PROFILE_TEST, VV_REPO_ALLOW_TEST_KDF, id), 0,
+	       "hostile packs: a repository");
+	sample(&m, 7);
+	body = v2_body(&m, 0, 0, &blen);
+	ok(body && seal_manifest(dest, m.id, body, blen) == 0, "hostile packs: a sealed manifest claiming 1 GiB");
+	vv_hex_encode(hex, m.id, sizeof(m.id));
+	free(body);
+	vv_manifest_free(&m);
+	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF, 0, &r), 0, "hostile packs: open");
+#if defined(__SANITIZE_ADDRESS__)
+	tap_diag("hostile packs: no address space limit under ASan");
+#else
+	{
+		pid_t pid = fork();
+		int st = 0;
+		if (pid == 0) {
+			struct rlimit rl;
+			FILE *f = fopen("/proc/self/statm", "r");
+			unsigned long pages = 0;
+			if (!f || fscanf(f, "%lu", &pages) != 1)
+				_exit(3);
+			fclose(f);
+			rl.rlim_cur = rl.rlim_max = pages * (unsigned long)sysconf(_SC_PAGESIZE) + (256ul << 20);
+			if (setrlimit(RLIMIT_AS, &rl) < 0)
+				_exit(3);
+			e = vv_repo_manifest_load(r, hex, &got);
+			_exit(e == VV_ECORRUPT && strstr(vv_repo_why(r), "missing") ? 0 : e == VV_ENOMEM ? 2 : 1);
+		}
+		ok(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		   "hostile packs: the first pack missing, named, within 256 MiB");
+	}
+#endif
+	e = vv_repo_manifest_load(r, hex, &got);
+	is_int(e, VV_ECORRUPT, "hostile packs: it does not load");
+	vv_repo_close(r);
+}
+
+static void tree_problem(void *ctx, const char *msg)
+{
+	(void)ctx;
+	printf("# %s\n", msg);
+}
+
+/* Rows of inodes without bytes and nothing much after them (a snapshot
+ * holds trashed inodes, which have no entries): each is 112 bytes, and a
+ * reader that counted 120 refused such a backup as altered. */
+static void test_empty_inodes(void)
+{
+	char dest[300], id[33], hex[33];
+	struct vv_manifest m, got;
+	struct vv_inode_row row;
+	struct vv_repo *r = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	memset(&m, 0, sizeof(m));
+	vv_random_bytes(m.id, sizeof(m.id));
+	memset(&row, 0, sizeof(row));
+	row.mode = 040755;
+	for (uint64_t i = 1; i <= 1000; i++) {
+		row.ino = i;
+		vv_manifest_add_inode(&m, &row, NULL, 0);
+		row.mode = 0100644;
+	}
+	is_int(vv_manifest_encode(&m, &buf, &len), 0, "empty inodes: a version 1 body");
+	is_int(vv_manifest_decode(buf, len, &got), 0, "empty inodes: 1000 read back (version 1)");
+	ok(got.ninodes == 1000, "empty inodes: all of them");
+	vv_manifest_free(&got);
+	free(buf);
+	snprintf(dest, sizeof(dest), "%s/erepo", top);
+	is_int(vv_repo_init(dest, RPASS, strlen(RPASS), VV_KDF_PROFILE_TEST, VV_REPO_ALLOW_TEST_KDF, id), 0,
+	       "empty inodes: a repository");
+	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r), 0,
+	       "empty inodes: open");
+	is_int(vv_repo_manifest_store(r, &m), 0, "empty inodes: store (packs)");
+	vv_hex_encode(hex, m.id, sizeof(m.id));
+	is_int(vv_repo_manifest_load(r, hex, &got), 0, "empty inodes: it loads (version 2)");
+	ok(got.ninodes == 1000, "empty inodes: every one");
+	vv_manifest_free(&got);
+	vv_manifest_free(&m);
+	vv_repo_close(r);
+}
+
+static int count_entry(void *ctx, const struct vv_rt_entry *e)
+{
+	(void)e;
+	return ++*(long *)ctx > 10000000 ? VV_ECANCELED : 0;
+}
+
+/* Restore --into walks what a manifest's entries say: 20 directories
+ * each naming the next twice were 2^20 walks (2M entries), and a
+ * directory naming its parent walked until the depth cap. */
+static void test_tree_hostile(void)
+{
+	char dest[300], id[33], hex[33];
+	struct vv_manifest m;
+	struct vv_repo *r = NULL;
+	struct vv_inode_row row;
+	long n = 0;
+	struct vv_rt_ops ops = { .entry = count_entry, .problem = tree_problem, .ctx = &n };
+
+	snprintf(dest, sizeof(dest), "%s/trepo", top);
+	is_int(vv_repo_init(dest, RPASS, strlen(RPASS), VV_KDF_PROFILE_TEST, VV_REPO_ALLOW_TEST_KDF, id), 0,
+	       "tree: a repository");
+	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r), 0,
+	       "tree: open");
+	for (int cyc = 0; cyc < 2; cyc++) {
+		memset(&m, 0, sizeof(m));
+		vv_random_bytes(m.id, sizeof(m.id));
+		memset(&row, 0, sizeof(row));
+		row.mode = 040755;
+		for (uint64_t i = 1; i <= 21; i++) {
+			row.ino = i;
+			vv_manifest_add_inode(&m, &row, NULL, 0);
+			if (i < 21 && !cyc) {
+				vv_manifest_add_dirent(&m, i, "a", 2 * i, i + 1, 040755);
+				vv_manifest_add_dirent(&m, i, "b", 2 * i + 1, i + 1, 040755);
+			}
+		}
+		if (cyc) {
+			vv_manifest_add_dirent(&m, 1, "d", 2, 2, 040755);
+			vv_manifest_add_dirent(&m, 2, "up", 3, 1, 040755);
+		}
+		/* (Inodes 3..21 without entries, as trashed ones are.) */
+		is_int(vv_repo_manifest_store(r, &m), 0, "tree: store a manifest of hostile entries");
+		vv_hex_encode(hex, m.id, sizeof(m.id));
+		vv_manifest_free(&m);
+		n = 0;
+		is_int(vv_repo_restore_tree(r, hex, "", &ops), VV_ECORRUPT,
+		       cyc ? "tree: a directory naming its parent is refused"
+			   : "tree: directories named twice are refused");
+		ok(n < 100, "tree: ... before walking them again");
+	}
+	vv_repo_close(r);
+}
+
 static long largest(const char *dir, char *out, size_t cap)
 {
 	DIR *d = opendir(dir), *e;
@@ -680,6 +1018,9 @@ int main(void)
 	test_repo();
 	test_batches();
 	test_packs();
+	test_packs_hostile();
+	test_empty_inodes();
+	test_tree_hostile();
 	test_vault();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
 	if (system(cmd) != 0)
