@@ -232,7 +232,19 @@ int vault_data_load(struct vv_vault *v, struct node *n)
 	r = vv_meta_extents_load(v->meta, n->ino, load_ext_cb, n);
 	if (r == 0 && !find_ext(n, 0) && S_ISREG(n->a.mode))
 		r = vv_meta_inode_get_data(v->meta, n->ino, &data, &len);
-	if (r == 0 && n->next == 0 && n->a.size <= VV_INLINE_MAX) {
+	if (r == 0 && n->next == 0 && n->a.size <= VV_INLINE_MAX && data && len >= n->a.size &&
+	    !n->inl) {
+		/* The usual case: the row holds the file's bytes.  Keep the
+		 * buffer the row was read into rather than zero a new one and
+		 * copy (a cold read of a small file: one copy instead of three
+		 * passes over it). */
+		memset(data + n->a.size, 0, len - n->a.size);    /* zero past size */
+		n->inl = data;
+		n->inlcap = len;
+		data = NULL;
+		n->is_inline = true;
+		n->row_inl = true;
+	} else if (r == 0 && n->next == 0 && n->a.size <= VV_INLINE_MAX) {
 		if ((r = inl_reserve(n, n->a.size)) == 0) {
 			if (data)
 				memcpy(n->inl, data, len < n->a.size ? len : n->a.size);
@@ -1259,8 +1271,19 @@ int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
 		free(fh);
 		return 0;
 	}
-	r = flush_node(v, n, true);
+	/* A handle that could not write, on a file with nothing buffered or
+	 * in flight, has nothing to flush or wait for: one lock instead of
+	 * flush_node's three (the sealer's among them).  It takes no
+	 * write-back error either: that is a writer's to see. */
 	pthread_rwlock_wrlock(&n->rw);
+	if (file_may_write(fh) || (fh->flags & O_TRUNC) || n->data_dirty || n->ndirty ||
+	    n->nsealing || __atomic_load_n(&n->jobs, __ATOMIC_ACQUIRE)) {
+		pthread_rwlock_unlock(&n->rw);
+		r = flush_node(v, n, true);
+		pthread_rwlock_wrlock(&n->rw);
+	} else {
+		r = 0;
+	}
 	if (r < 0 && n->ndirty && __atomic_load_n(&n->nopen, __ATOMIC_RELAXED) == 1) {
 		/* The last close of a file whose buffered data cannot be written
 		 * (the error is returned to close(2) now): drop it, as the kernel

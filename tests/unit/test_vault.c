@@ -985,6 +985,59 @@ out:
  * its chunk write keeps failing, and the store is copied as the disk holds
  * it).  The copy must hold the fsync'd bytes, not zeros: the inline bytes
  * leave meta.db only in the commit that gives block 0 its extent. */
+/* Closing a handle that cannot write (docs/design.md "Small files: per-file
+ * daemon cost"): a small file's bytes reloaded from its row read back, with
+ * zeros past the end when the file grows after the reload; and a reader's
+ * close takes no write-back error that is a writer's to see. */
+static void test_reader_close(void)
+{
+	uint8_t *pat = vt_pattern(5000, 11), *big = vt_pattern(2 << 20, 12), *buf = malloc(1 << 16);
+	struct vv_file *w, *rd;
+	struct vv_attr d;
+	uint64_t ino, bino;
+	bool kc, zeros = true;
+	struct vv_vault *v;
+
+	v = open_vault();
+	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "rc", 0755, &d), 0, "reader close: collection");
+	is_int(vt_write_file(v, &root_c, d.ino, "s", pat, 3000, 0644, &ino), 0, "a 3000-byte file");
+	is_int(read_all(v, ino, buf, 8192), 3000, "reloaded from its row: 3000 bytes");
+	ok(memcmp(buf, pat, 3000) == 0, "the same bytes");
+	is_int(vv_vault_open_file(v, &root_c, ino, O_RDWR, &w, &kc), 0, "open it to write");
+	is_int(vv_vault_write(v, &root_c, w, pat + 4000, 10, 7000), 10, "write past the end (a hole)");
+	is_int(vv_vault_release(v, w), 0, "close");
+	is_int(read_all(v, ino, buf, 8192), 7010, "7010 bytes");
+	for (int i = 3000; i < 7000; i++)
+		zeros = zeros && buf[i] == 0;
+	ok(memcmp(buf, pat, 3000) == 0 && zeros && memcmp(buf + 7000, pat + 4000, 10) == 0,
+	   "old bytes, zeros in the hole, new bytes");
+	vv_vault_close(v);
+
+	/* The writer's write-back fails in a background flush (vv_vault_sync
+	 * leaves the error for the writer), then succeeds on the retry. */
+	os_fault_install();
+	v = open_vault();
+	is_int(vv_vault_lookup(v, &root_c, VV_ROOT_INO, "rc", &d), 0, "reopen");
+	os_fault_set(OSF_PWRITE, (struct os_fault){ .err = ENOSPC, .path_has = "/chunks/" });
+	is_int(vv_vault_create(v, &root_c, d.ino, "b", 0644, O_WRONLY, &d, &w), 0, "create b");
+	bino = d.ino;
+	is_int((int)vv_vault_write(v, &root_c, w, big, 2 << 20, 0), 2 << 20, "write 2 MiB");
+	ok(vv_vault_sync(v) < 0, "a background flush fails while the disk is full");
+	os_fault_clear(OSF_PWRITE);
+	is_int(vv_vault_sync(v), 0, "and writes the data once there is room");
+	is_int(vv_vault_open_file(v, &root_c, bino, O_RDONLY, &rd, &kc), 0, "a reader opens b");
+	is_int(vv_vault_release(v, rd), 0, "the reader's close reports nothing");
+	is_int(vv_vault_flush(v, w), VV_ENOSPC, "the writer's close reports the failed write-back");
+	is_int(vv_vault_release(v, w), 0, "once");
+	is_int(read_all(v, bino, buf, 1 << 16), 1 << 16, "b reads back");
+	ok(memcmp(buf, big, 1 << 16) == 0, "its bytes");
+	vv_vault_close(v);
+	os_fault_uninstall();
+	free(pat);
+	free(big);
+	free(buf);
+}
+
 static void test_inline_growth_crash(void)
 {
 	char cmd[2048], store2[320], state2[320];
@@ -1577,6 +1630,7 @@ int main(void)
 	vv_vault_close(v);
 
 	test_inline_growth_crash();
+	test_reader_close();
 	test_checkpointer();
 	test_ckpt_cadence();
 	test_sealers();
