@@ -11,8 +11,8 @@
 #   cold  dentries, inodes and pages dropped first (drop_caches 3): the
 #         daemon also sees LOOKUP, READ and, later, FORGET, and loads each
 #         inode again
-# Per pass: the daemon's CPU ticks (utime + stime of all threads, from
-# /proc/PID/stat) and wall time; at the end, medians with min-max, and
+# Per pass: the daemon's CPU time (all threads, from schedstat) and wall
+# time; at the end, medians with min-max, and
 # per file in microseconds.  With OB_COUNT=1, one extra cold and warm pass
 # on B runs under `mount -d` and counts the FUSE requests per file.
 #
@@ -74,7 +74,11 @@ for p in names:
     os.close(fd)
 PY
 
-ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$(cat "$W/$1/pid")/stat"; }
+# CPU time in microseconds, all threads: /proc/PID/stat's ticks (10 ms)
+# are too coarse for a pass, so the sum of each thread's schedstat (ns);
+# libfuse's workers stay (max_idle_threads), so none is lost between the
+# two reads.
+ticks() { cat /proc/"$(cat "$W/$1/pid")"/task/*/schedstat | awk '{ s += $1 } END { printf "%d\n", s / 1000 }'; }
 now_ms() { date +%s%3N; }
 
 one_pass() {         # a|b warm|cold
@@ -107,17 +111,17 @@ for r in $(seq 1 "$RUNS"); do
 done
 for s in a b; do fusermount3 -u "$W/$s/mnt"; wait "$(cat "$W/$s/pid")" || true; done
 echo "# open+read+close of $N files (4/5 of 1-4 KiB, 1/5 of 40-60 KiB), $RUNS runs each, alternating; load $(cut -d' ' -f1-3 /proc/loadavg)"
-"$PY" - "$W/runs" "$N" "$(getconf CLK_TCK)" <<'PY'
+"$PY" - "$W/runs" "$N" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-n, hz = int(sys.argv[2]), int(sys.argv[3])
+n = int(sys.argv[2])
 for kind in ("cold", "warm"):
     med = {}
     for s in "ab":
         t = [int(r[2]) for r in rows if r[0] == s and r[1] == kind]
         w = [int(r[3]) for r in rows if r[0] == s and r[1] == kind]
         med[s] = (statistics.median(t), statistics.median(w))
-        us = lambda x: x * 1e6 / hz / n
+        us = lambda x: x / n
         print("%s %s: daemon CPU %.1f us/file (%.1f-%.1f), wall %.1f us/file (%.1f-%.1f)" %
               (kind, "old" if s == "a" else "new", us(med[s][0]), us(min(t)), us(max(t)),
                med[s][1] * 1e3 / n, min(w) * 1e3 / n, max(w) * 1e3 / n))

@@ -10,6 +10,10 @@
 # (O_ACCMODE) needs read and write permission and can do neither, a handle
 # passed to another user keeps its opener's rights and no more, and N opens
 # make exactly N open and N close records, the reads' bytes counted.
+# The open push: a cold read of a small file by u1000 sends no READ (its
+# bytes came with the open), reads the same bytes, audited as read; a
+# file in chunks is read by READ; a pushed file purged reads EIO through
+# the handle opened before; a pushed file changed reads the change.
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
 command -v setfacl >/dev/null || { echo "1..0 # SKIP no setfacl"; vv_done=1 vv_rc=77; exit 77; }
@@ -21,6 +25,18 @@ LOG=$(vv_audit_log "$S")
 check "mount" vv_mount "$S" "$M" --trash-days 1
 mkdir -m 755 "$M/c" "$M/c/d" "$M/c/priv"
 chmod 700 "$M/c/priv"
+# For the open push (below): small files and one in chunks, made now.
+mkdir -m 755 "$M/push" "$T/src"
+"$PY" -c '
+import os, random, sys
+rng = random.Random(5)
+for i in range(30):
+    with open(os.path.join(sys.argv[1], "s%02d" % i), "wb") as f:
+        f.write(rng.randbytes(rng.choice((1, 100, 4095, 4097, 30000, 65536))))
+with open(os.path.join(sys.argv[1], "big"), "wb") as f:
+    f.write(rng.randbytes(100000))' "$T/src"
+cp -p "$T/src"/* "$M/push/"
+chmod 644 "$M"/push/*
 for f in f g h k p q n d/t; do
 	printf 'hello-%s' "${f#d/}" > "$M/c/$f"
 	chmod 644 "$M/c/$f"
@@ -196,4 +212,59 @@ check "the close records count the bytes read" \
 	test "$(vv_audit_q "$LOG" rbytes op=close path=/c/n uid=1000 | awk '{ s += $1 } END { print s }')" -ge 7
 check "denials audited (chmod 600 on f)" vv_audit_has "$LOG" op=open path=/c/f uid=1000 result=EACCES
 check "the passed handle's close names its opener" vv_audit_has "$LOG" op=close path=/c/q uid=1000
+
+# --- the open push ----------------------------------------------------------
+# The first open of a small file whose node is new hands its bytes to the
+# page cache with the reply: a cold read sends no READ.  A second daemon
+# traces its FUSE requests (-d, in the foreground).
+vv_umount "$M"
+sync
+echo 3 > /proc/sys/vm/drop_caches
+D=$T/dmnt
+mkdir -p "$D"
+pidf=$T/.pids/dbg
+"$VV_BIN" mount "$S" "$D" --passfile "$PASSFILE" --pid-file "$pidf" --log "$T/dbg.log" \
+	--trash-days 1 -d &
+printf '%s\t%s\n' "$D" "$pidf" >> "$VV_MOUNTS"
+for i in $(seq 300); do mountpoint -q "$D" && break; sleep 0.1; done
+ls "$D/push" > /dev/null
+before=$(grep -c 'opcode:' "$T/dbg.log")
+bad=0
+for i in $(seq -w 0 29); do
+	as_u1000 cat "$D/push/s$i" > "$T/got" && cmp -s "$T/got" "$T/src/s$i" || bad=$((bad + 1))
+done
+nread=$(tail -n +"$((before + 1))" "$T/dbg.log" | grep -c 'opcode: READ (' || true)
+check "30 small files read cold by u1000, each the same bytes" test "$bad" = 0
+[ "$nread" = 0 ] || tail -n +"$((before + 1))" "$T/dbg.log" | grep -A2 'opcode: READ (' | sed 's/^/# /' | head -20
+check "no READ request for them (got $nread)" test "$nread" = 0
+check "again, now from the page cache" sh -c "for i in \$(seq -w 0 29); do cmp -s $D/push/s\$i $T/src/s\$i || exit 1; done"
+before=$(grep -c 'opcode:' "$T/dbg.log")
+check "a file in chunks reads the same" cmp "$D/push/big" "$T/src/big"
+nread=$(tail -n +"$((before + 1))" "$T/dbg.log" | grep -c 'opcode: READ (' || true)
+check "through READ requests ($nread)" test "$nread" -ge 1
+check "the pushed bytes are audited at close as read" \
+	vv_audit_has "$LOG" op=close path=/push/s03 uid=1000 rbytes="$(stat -c %s "$T/src/s03")"
+
+# A pushed file purged: the handle opened before reads EIO, not the pages.
+# A pushed file changed: the next open reads the change.
+cat > "$T/pushpurge.py" <<'PYEOF'
+import errno, os, subprocess, sys
+D, VV = sys.argv[1], sys.argv[2]
+def rd(fd):
+    try:
+        return os.pread(fd, 64, 0).decode(errors="replace")
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+fd = os.open(D + "/push/s10", os.O_RDONLY)      # pushed at this open
+a = rd(fd)
+os.unlink(D + "/push/s10")
+subprocess.check_call([VV, "trash", "purge", D, "--all"], stdout=subprocess.DEVNULL)
+print("before=%s after=%s" % ("DATA" if a else "EMPTY", rd(fd)))
+PYEOF
+got=$("$PY" "$T/pushpurge.py" "$D" "$VV_BIN" 2>"$T/pushpurge.err")
+check "a pushed file purged reads EIO through the old handle ($got)" test "$got" = "before=DATA after=EIO"
+cat "$D/push/s11" > /dev/null
+printf 'changed' > "$D/push/s11"
+check "a pushed file changed: the next open reads the change" test "$(cat "$D/push/s11")" = changed
+vv_umount "$D"
 test_done

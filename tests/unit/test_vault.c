@@ -1038,6 +1038,109 @@ static void test_reader_close(void)
 	free(buf);
 }
 
+/* The open push (vv_vault_open_push): a small file's bytes handed to the
+ * kernel at the first open of its node, once, as its only read-only
+ * handle; other opens wait until it is sent; a change meanwhile says the
+ * pages must go. */
+static struct {
+	struct vv_vault *v;
+	uint64_t ino;
+	int done;
+} pw;
+
+static void *push_opener(void *arg)
+{
+	struct vv_file *fh;
+	bool kc;
+
+	(void)arg;
+	if (vv_vault_open_file(pw.v, &root_c, pw.ino, O_RDONLY, &fh, &kc) == 0)
+		vv_vault_release(pw.v, fh);
+	__atomic_store_n(&pw.done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static struct vv_vault *push_reopen(struct vv_vault *v, uint64_t *s, uint64_t *big)
+{
+	struct vv_attr d, a;
+
+	vv_vault_close(v);
+	v = open_vault();                        /* fresh nodes: the kernel holds nothing */
+	vv_vault_lookup(v, &root_c, VV_ROOT_INO, "push", &d);
+	vv_vault_lookup(v, &root_c, d.ino, "s", &a);
+	*s = a.ino;
+	vv_vault_lookup(v, &root_c, d.ino, "big", &a);
+	*big = a.ino;
+	return v;
+}
+
+static void test_open_push(void)
+{
+	uint8_t *pat = vt_pattern(70000, 13), *buf = malloc(1 << 17);
+	struct vv_setattr sa = { .valid = VV_SET_SIZE, .size = 10 };
+	struct vv_file *fh, *fh2;
+	struct vv_attr d;
+	struct vv_push p;
+	struct vv_vault *v;
+	uint64_t s, big;
+	pthread_t t;
+	bool kc;
+
+	v = open_vault();
+	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "push", 0755, &d), 0, "push: collection");
+	vt_write_file(v, &root_c, d.ino, "s", pat, 3000, 0644, &s);
+	vt_write_file(v, &root_c, d.ino, "big", pat, 70000, 0644, &big);
+	vv_vault_open_file(v, &root_c, s, O_RDONLY, &fh, &kc);
+	is_int((int)vv_vault_open_push(v, fh, buf, 65536, &p), 0,
+	       "push: nothing for a file written since its node was made");
+	vv_vault_release(v, fh);
+
+	v = push_reopen(v, &s, &big);
+	is_int(vv_vault_open_file(v, &root_c, s, O_RDONLY, &fh, &kc), 0, "push: open a fresh node");
+	ok(kc, "push: with keep_cache");
+	is_int((int)vv_vault_open_push(v, fh, buf, 65536, &p), 3000, "push: the whole file");
+	ok(memcmp(buf, pat, 3000) == 0, "push: its bytes");
+	ok(fh->rbytes == 3000 && fh->rcount == 1, "push: counted as read by the handle (audit)");
+	pw.v = v;
+	pw.ino = s;
+	pw.done = 0;
+	pthread_create(&t, NULL, push_opener, NULL);
+	usleep(200000);
+	ok(!__atomic_load_n(&pw.done, __ATOMIC_ACQUIRE), "push: another open waits while it is sent");
+	ok(!vv_vault_open_push_end(v, fh, &p), "push: unchanged meanwhile, the pages stay");
+	pthread_join(t, NULL);
+	ok(pw.done, "push: the other open went on");
+	vv_vault_release(v, fh);
+	vv_vault_open_file(v, &root_c, s, O_RDONLY, &fh, &kc);
+	is_int((int)vv_vault_open_push(v, fh, buf, 65536, &p), 0, "push: once per node");
+	vv_vault_release(v, fh);
+	vv_vault_open_file(v, &root_c, big, O_RDONLY, &fh, &kc);
+	is_int((int)vv_vault_open_push(v, fh, buf, 65536, &p), 0, "push: not a file in chunks");
+	vv_vault_release(v, fh);
+
+	v = push_reopen(v, &s, &big);
+	vv_vault_open_file(v, &root_c, s, O_RDONLY, &fh2, &kc);
+	vv_vault_open_file(v, &root_c, s, O_RDONLY, &fh, &kc);
+	is_int((int)vv_vault_open_push(v, fh, buf, 65536, &p), 0, "push: not with a second handle");
+	vv_vault_release(v, fh);
+	vv_vault_release(v, fh2);
+
+	v = push_reopen(v, &s, &big);
+	vv_vault_open_file(v, &root_c, s, O_RDWR, &fh, &kc);
+	is_int((int)vv_vault_open_push(v, fh, buf, 65536, &p), 0, "push: not through a handle that may write");
+	vv_vault_release(v, fh);
+
+	v = push_reopen(v, &s, &big);
+	vv_vault_open_file(v, &root_c, s, O_RDONLY, &fh, &kc);
+	is_int((int)vv_vault_open_push(v, fh, buf, 65536, &p), 3000, "push: a fresh node again");
+	is_int(vv_vault_setattr(v, &root_c, s, &sa, &d), 0, "push: truncated by path meanwhile");
+	ok(vv_vault_open_push_end(v, fh, &p), "push: then the pages must go");
+	vv_vault_release(v, fh);
+	vv_vault_close(v);
+	free(pat);
+	free(buf);
+}
+
 static void test_inline_growth_crash(void)
 {
 	char cmd[2048], store2[320], state2[320];
@@ -1631,6 +1734,7 @@ int main(void)
 
 	test_inline_growth_crash();
 	test_reader_close();
+	test_open_push();
 	test_checkpointer();
 	test_ckpt_cadence();
 	test_sealers();
