@@ -823,12 +823,7 @@ int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		goto out;
 	if ((r = vault_node_check(v, c, n, mask)) < 0)
 		goto out;
-	n->nopen++;
-	if (acc != O_RDONLY || (flags & O_TRUNC)) {
-		n->nwrite++;                 /* may change the data (vv_vault_open_push) */
-		n->wopens++;
-		n->pushed = true;            /* cached writes leave pages in the kernel */
-	}
+	node_opened(n, flags);
 	f->n = n;
 	f->flags = flags;
 	vault_file_owner(v, f, c);
@@ -1378,7 +1373,7 @@ int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
 	if (fh->next)
 		fh->next->prev = fh->prev;
 	n->nopen--;
-	if ((fh->flags & O_ACCMODE) != O_RDONLY || (fh->flags & O_TRUNC))
+	if (open_may_change(fh->flags))
 		n->nwrite--;
 	vault_node_maybe_free(v, n);
 	pthread_mutex_unlock(&v->mu);

@@ -123,6 +123,25 @@ static inline bool file_may_read(const struct vv_file *f)
 	return acc == O_RDONLY || acc == O_RDWR;
 }
 
+/* A handle opened with these flags may change the file's data (a write,
+ * or O_TRUNC at open).  node_opened counts it on n under v->mu at every
+ * open and create of a file handle; vv_vault_release undoes it. */
+static inline bool open_may_change(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+static inline void node_opened(struct node *n, int flags)
+{
+	n->nopen++;
+	if (open_may_change(flags)) {
+		n->nwrite++;                 /* vv_vault_open_push: no push meanwhile */
+		n->wopens++;
+		/* a cached write leaves pages of its own in the kernel */
+		__atomic_store_n(&n->pushed, true, __ATOMIC_RELAXED);
+	}
+}
+
 static inline bool file_may_write(const struct vv_file *f)
 {
 	int acc = f->flags & O_ACCMODE;

@@ -1079,7 +1079,7 @@ static void test_open_push(void)
 	uint8_t *pat = vt_pattern(70000, 13), *buf = malloc(1 << 17);
 	struct vv_setattr sa = { .valid = VV_SET_SIZE, .size = 10 };
 	struct vv_file *fh, *fh2;
-	struct vv_attr d;
+	struct vv_attr d, a;
 	struct vv_push p;
 	struct vv_vault *v;
 	uint64_t s, big;
@@ -1093,6 +1093,12 @@ static void test_open_push(void)
 	vv_vault_open_file(v, &root_c, s, O_RDONLY, &fh, &kc);
 	is_int((int)vv_vault_open_push(v, fh, buf, 65536, &p), 0,
 	       "push: nothing for a file written since its node was made");
+	vv_vault_release(v, fh);
+	is_int(vv_vault_create(v, &root_c, d.ino, "c", 0644, O_WRONLY, &a, &fh), 0, "push: create c");
+	ok(fh->n->nwrite == 1 && fh->n->pushed, "push: a created handle counts as a writer");
+	vv_vault_release(v, fh);
+	vv_vault_open_file(v, &root_c, a.ino, O_RDONLY, &fh, &kc);
+	ok(fh->n->nwrite == 0, "push: and its close uncounts it");
 	vv_vault_release(v, fh);
 
 	v = push_reopen(v, &s, &big);
