@@ -11,13 +11,13 @@
 #   cold  dentries, inodes and pages dropped first (drop_caches 3): the
 #         daemon also sees LOOKUP, READ and, later, FORGET, and loads each
 #         inode again
-# Per pass: the daemon's CPU time (all threads, from schedstat) and wall
+# Per pass: the daemon's CPU time (all threads, /proc/PID/stat) and wall
 # time; at the end, medians with min-max, and
 # per file in microseconds.  With OB_COUNT=1, one extra cold and warm pass
 # on B runs under `mount -d` and counts the FUSE requests per file.
 #
 #   VV_A=/tmp/rel/vecvault VV_B=/tmp/rel-new/vecvault tests/bench/open-bench.sh [RUNS [N]]
-#   (root; RUNS default 6, N default 4000)
+#   (root; RUNS default 6, N default 6000)
 set -eu
 BENCH_NAME=open-bench
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +25,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 A=${VV_A:?set VV_A to the old vecvault binary}
 B=${VV_B:?set VV_B to the new vecvault binary}
 RUNS=${1:-6}
-N=${2:-4000}
+N=${2:-6000}
 W=$(mktemp -d /tmp/vv-open-bench.XXXXXX)
 cleanup() {
 	for s in a b c; do mountpoint -q "$W/$s/mnt" 2>/dev/null && fusermount3 -uz "$W/$s/mnt"; done
@@ -74,11 +74,12 @@ for p in names:
     os.close(fd)
 PY
 
-# CPU time in microseconds, all threads: /proc/PID/stat's ticks (10 ms)
-# are too coarse for a pass, so the sum of each thread's schedstat (ns);
-# libfuse's workers stay (max_idle_threads), so none is lost between the
-# two reads.
-ticks() { cat /proc/"$(cat "$W/$1/pid")"/task/*/schedstat | awk '{ s += $1 } END { printf "%d\n", s / 1000 }'; }
+# CPU time in microseconds, all threads, from /proc/PID/stat (utime +
+# stime): it keeps the time of threads that exited (libfuse ends idle
+# workers past max_idle_threads and starts new ones), which a sum over
+# /proc/PID/task/*/schedstat loses; its unit is a clock tick (10 ms), so
+# use N large enough that a pass is many ticks.
+ticks() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%d\n", ($12 + $13) * 1000000 / hz }' "/proc/$(cat "$W/$1/pid")/stat"; }
 now_ms() { date +%s%3N; }
 
 one_pass() {         # a|b warm|cold
