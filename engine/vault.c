@@ -224,6 +224,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	v->gen_seq <<= 32;
 	pthread_cond_init(&v->tick.cv, NULL);
 	pthread_cond_init(&v->cm.synced, NULL);
+	pthread_cond_init(&v->push_cv, NULL);
 	pthread_mutex_init(&v->seal.mu, NULL);
 	pthread_mutex_init(&v->aud.ckpt_mu, NULL);
 	pthread_cond_init(&v->seal.cv, NULL);
@@ -466,6 +467,7 @@ int vv_vault_close(struct vv_vault *v)
 	pthread_mutex_destroy(&v->mu);
 	pthread_cond_destroy(&v->tick.cv);
 	pthread_cond_destroy(&v->cm.synced);
+	pthread_cond_destroy(&v->push_cv);
 	pthread_mutex_destroy(&v->seal.mu);
 	pthread_mutex_destroy(&v->aud.ckpt_mu);
 	pthread_cond_destroy(&v->seal.cv);

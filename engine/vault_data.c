@@ -232,7 +232,19 @@ int vault_data_load(struct vv_vault *v, struct node *n)
 	r = vv_meta_extents_load(v->meta, n->ino, load_ext_cb, n);
 	if (r == 0 && !find_ext(n, 0) && S_ISREG(n->a.mode))
 		r = vv_meta_inode_get_data(v->meta, n->ino, &data, &len);
-	if (r == 0 && n->next == 0 && n->a.size <= VV_INLINE_MAX) {
+	if (r == 0 && n->next == 0 && n->a.size <= VV_INLINE_MAX && data && len >= n->a.size &&
+	    !n->inl) {
+		/* The usual case: the row holds the file's bytes.  Keep the
+		 * buffer the row was read into rather than zero a new one and
+		 * copy (a cold read of a small file: one copy instead of three
+		 * passes over it). */
+		memset(data + n->a.size, 0, len - n->a.size);    /* zero past size */
+		n->inl = data;
+		n->inlcap = len;
+		data = NULL;
+		n->is_inline = true;
+		n->row_inl = true;
+	} else if (r == 0 && n->next == 0 && n->a.size <= VV_INLINE_MAX) {
 		if ((r = inl_reserve(n, n->a.size)) == 0) {
 			if (data)
 				memcpy(n->inl, data, len < n->a.size ? len : n->a.size);
@@ -785,6 +797,8 @@ int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	}
 	if ((r = vault_audit_gate(v)) < 0 || (r = vault_node_get(v, ino, &n)) < 0)
 		goto out;
+	while (n->pushing)                           /* vv_vault_open_push */
+		pthread_cond_wait(&v->push_cv, &v->mu);
 	if (__atomic_load_n(&n->revoked, __ATOMIC_ACQUIRE)) {
 		r = VV_ENOENT;                           /* purged: reopened via /proc/PID/fd */
 		goto out;
@@ -809,7 +823,7 @@ int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		goto out;
 	if ((r = vault_node_check(v, c, n, mask)) < 0)
 		goto out;
-	n->nopen++;
+	node_opened(n, flags);
 	f->n = n;
 	f->flags = flags;
 	vault_file_owner(v, f, c);
@@ -1035,6 +1049,8 @@ static ssize_t file_read(struct vv_vault *v, struct vv_file *fh, void *buf, size
 		return 0;
 	}
 	end = off + size < n->a.size ? off + size : n->a.size;
+	if (!__atomic_load_n(&n->pushed, __ATOMIC_RELAXED))
+		__atomic_store_n(&n->pushed, true, __ATOMIC_RELAXED);   /* the kernel has pages */
 	read_ahead(v, fh, n, off, end);
 	r = data_read(v, n, buf, off, end, rv);
 	pthread_rwlock_unlock(&n->rw);
@@ -1259,8 +1275,19 @@ int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
 		free(fh);
 		return 0;
 	}
-	r = flush_node(v, n, true);
+	/* A handle that could not write, on a file with nothing buffered or
+	 * in flight, has nothing to flush or wait for: one lock instead of
+	 * flush_node's three (the sealer's among them).  It takes no
+	 * write-back error either: that is a writer's to see. */
 	pthread_rwlock_wrlock(&n->rw);
+	if (file_may_write(fh) || (fh->flags & O_TRUNC) || n->data_dirty || n->ndirty ||
+	    n->nsealing || __atomic_load_n(&n->jobs, __ATOMIC_ACQUIRE)) {
+		pthread_rwlock_unlock(&n->rw);
+		r = flush_node(v, n, true);
+		pthread_rwlock_wrlock(&n->rw);
+	} else {
+		r = 0;
+	}
 	if (r < 0 && n->ndirty && __atomic_load_n(&n->nopen, __ATOMIC_RELAXED) == 1) {
 		/* The last close of a file whose buffered data cannot be written
 		 * (the error is returned to close(2) now): drop it, as the kernel
@@ -1286,6 +1313,8 @@ int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
 	if (fh->next)
 		fh->next->prev = fh->prev;
 	n->nopen--;
+	if (open_may_change(fh->flags))
+		n->nwrite--;
 	vault_node_maybe_free(v, n);
 	pthread_mutex_unlock(&v->mu);
 	vault_file_free(fh);

@@ -87,6 +87,12 @@ struct node {
 	uint64_t data_gen;               /* new (vault_gen_next) on every data change */
 	uint64_t open_gen;               /* data_gen at the last open */
 	bool revoked;                    /* purged while open: no more reads (atomic; vault_node_revoke) */
+	/* The open push (vv_vault_open_push), under v->mu: */
+	bool pushed;                     /* the kernel may hold pages of it (read, pushed or
+	                                    opened for writing since the node was made; atomic) */
+	bool pushing;                    /* a push is being sent: other opens wait (push_cv) */
+	uint32_t nwrite;                 /* handles open for writing */
+	uint64_t wopens;                 /* opens for writing ever */
 };
 
 struct vv_file {
@@ -115,6 +121,25 @@ static inline bool file_may_read(const struct vv_file *f)
 	int acc = f->flags & O_ACCMODE;
 
 	return acc == O_RDONLY || acc == O_RDWR;
+}
+
+/* A handle opened with these flags may change the file's data (a write,
+ * or O_TRUNC at open).  node_opened counts it on n under v->mu at every
+ * open and create of a file handle; vv_vault_release undoes it. */
+static inline bool open_may_change(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+static inline void node_opened(struct node *n, int flags)
+{
+	n->nopen++;
+	if (open_may_change(flags)) {
+		n->nwrite++;                 /* vv_vault_open_push: no push meanwhile */
+		n->wopens++;
+		/* a cached write leaves pages of its own in the kernel */
+		__atomic_store_n(&n->pushed, true, __ATOMIC_RELAXED);
+	}
 }
 
 static inline bool file_may_write(const struct vv_file *f)
@@ -349,6 +374,7 @@ struct vv_vault {
 	struct vault_listener listeners[VAULT_MAX_LISTENERS];   /* node events (vault_node.c) */
 	size_t nlisteners;
 	struct vv_file *files;           /* open handles, under mu (vault_data.c) */
+	pthread_cond_t push_cv;          /* with mu: an open push ended (vv_vault_open_push) */
 	char instance[33];               /* random per open, hex: tells two copies
 	                                    of one store apart (vv_vault_instance) */
 	struct vv_allow *allow;          /* remote listener's whitelist, or NULL; under mu (vault_remote.c) */

@@ -576,7 +576,7 @@ int vv_vault_create(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		f->flags = flags;
 		vault_file_owner(v, f, c);
 		vault_data_file_track(v, f);
-		n->nopen++;
+		node_opened(n, flags);
 		n->open_gen = n->data_gen;
 		*fh = f;
 		f = NULL;

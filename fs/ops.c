@@ -445,6 +445,36 @@ static int write_only(const struct vv_fs *fs, int flags)
 	return fs->wo_direct && (flags & O_ACCMODE) == O_WRONLY;
 }
 
+static char *rbuf_get(size_t size);
+
+/* A small file's first open hands its bytes to the page cache before the
+ * reply (vv_vault_open_push), so its first read is no READ round trip
+ * (docs/design.md "Small files: per-file daemon cost").  Only with
+ * keep_cache (else the kernel drops the pages at the reply).  If the file
+ * changed, was opened for writing or purged meanwhile, or the store
+ * failed, the pages go again, from the notifier thread.  The store is
+ * sent before the reply: the opener cannot read yet, and the engine holds
+ * other opens of the file back until push_end, so no page of it is locked
+ * for a request that would need a worker. */
+#define OPEN_PUSH_MAX 65536
+
+static void open_push(struct vv_fs *fs, fuse_ino_t ino, struct vv_file *fh)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
+	struct vv_push p;
+	char *b = rbuf_get(OPEN_PUSH_MAX);
+	bool failed;
+	ssize_t len;
+
+	if (!b || (len = vv_vault_open_push(fs->v, fh, b, OPEN_PUSH_MAX, &p)) <= 0)
+		return;
+	bv.buf[0].mem = b;
+	bv.buf[0].size = (size_t)len;
+	failed = fuse_lowlevel_notify_store(fs->notify.se, ino, 0, &bv, 0) < 0;
+	if (vv_vault_open_push_end(fs->v, fh, &p) || failed)
+		fs_notifier_queue(&fs->notify, ino, NULL);
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct vv_fs *fs = FS(req);
@@ -471,6 +501,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * third of the cost of a query over many small segments (docs/query.md
 	 * "Many segments"). */
 	fi->noflush = (flags & O_ACCMODE) == O_RDONLY;
+	if (keep && !fi->direct_io)
+		open_push(fs, ino, fh);
 	/* Interrupted open: the kernel will never release this handle. */
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		vv_vault_release(fs->v, fh);

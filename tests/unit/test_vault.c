@@ -985,6 +985,168 @@ out:
  * its chunk write keeps failing, and the store is copied as the disk holds
  * it).  The copy must hold the fsync'd bytes, not zeros: the inline bytes
  * leave meta.db only in the commit that gives block 0 its extent. */
+/* Closing a handle that cannot write (docs/design.md "Small files: per-file
+ * daemon cost"): a small file's bytes reloaded from its row read back, with
+ * zeros past the end when the file grows after the reload; and a reader's
+ * close takes no write-back error that is a writer's to see. */
+static void test_reader_close(void)
+{
+	uint8_t *pat = vt_pattern(5000, 11), *big = vt_pattern(2 << 20, 12), *buf = malloc(1 << 16);
+	struct vv_file *w, *rd;
+	struct vv_attr d;
+	uint64_t ino, bino;
+	bool kc, zeros = true;
+	struct vv_vault *v;
+
+	v = open_vault();
+	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "rc", 0755, &d), 0, "reader close: collection");
+	is_int(vt_write_file(v, &root_c, d.ino, "s", pat, 3000, 0644, &ino), 0, "a 3000-byte file");
+	is_int(read_all(v, ino, buf, 8192), 3000, "reloaded from its row: 3000 bytes");
+	ok(memcmp(buf, pat, 3000) == 0, "the same bytes");
+	is_int(vv_vault_open_file(v, &root_c, ino, O_RDWR, &w, &kc), 0, "open it to write");
+	is_int(vv_vault_write(v, &root_c, w, pat + 4000, 10, 7000), 10, "write past the end (a hole)");
+	is_int(vv_vault_release(v, w), 0, "close");
+	is_int(read_all(v, ino, buf, 8192), 7010, "7010 bytes");
+	for (int i = 3000; i < 7000; i++)
+		zeros = zeros && buf[i] == 0;
+	ok(memcmp(buf, pat, 3000) == 0 && zeros && memcmp(buf + 7000, pat + 4000, 10) == 0,
+	   "old bytes, zeros in the hole, new bytes");
+	vv_vault_close(v);
+
+	/* The writer's write-back fails in a background flush (vv_vault_sync
+	 * leaves the error for the writer), then succeeds on the retry. */
+	os_fault_install();
+	v = open_vault();
+	is_int(vv_vault_lookup(v, &root_c, VV_ROOT_INO, "rc", &d), 0, "reopen");
+	os_fault_set(OSF_PWRITE, (struct os_fault){ .err = ENOSPC, .path_has = "/chunks/" });
+	is_int(vv_vault_create(v, &root_c, d.ino, "b", 0644, O_WRONLY, &d, &w), 0, "create b");
+	bino = d.ino;
+	is_int((int)vv_vault_write(v, &root_c, w, big, 2 << 20, 0), 2 << 20, "write 2 MiB");
+	ok(vv_vault_sync(v) < 0, "a background flush fails while the disk is full");
+	os_fault_clear(OSF_PWRITE);
+	is_int(vv_vault_sync(v), 0, "and writes the data once there is room");
+	is_int(vv_vault_open_file(v, &root_c, bino, O_RDONLY, &rd, &kc), 0, "a reader opens b");
+	is_int(vv_vault_release(v, rd), 0, "the reader's close reports nothing");
+	is_int(vv_vault_flush(v, w), VV_ENOSPC, "the writer's close reports the failed write-back");
+	is_int(vv_vault_release(v, w), 0, "once");
+	is_int(read_all(v, bino, buf, 1 << 16), 1 << 16, "b reads back");
+	ok(memcmp(buf, big, 1 << 16) == 0, "its bytes");
+	vv_vault_close(v);
+	os_fault_uninstall();
+	free(pat);
+	free(big);
+	free(buf);
+}
+
+/* The open push (vv_vault_open_push): a small file's bytes handed to the
+ * kernel at the first open of its node, once, as its only read-only
+ * handle; other opens wait until it is sent; a change meanwhile says the
+ * pages must go. */
+static struct {
+	struct vv_vault *v;
+	uint64_t ino;
+	int done;
+} pw;
+
+static void *push_opener(void *arg)
+{
+	struct vv_file *fh;
+	bool kc;
+
+	(void)arg;
+	if (vv_vault_open_file(pw.v, &root_c, pw.ino, O_RDONLY, &fh, &kc) == 0)
+		vv_vault_release(pw.v, fh);
+	__atomic_store_n(&pw.done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static struct vv_vault *push_reopen(struct vv_vault *v, uint64_t *s, uint64_t *big)
+{
+	struct vv_attr d, a;
+
+	vv_vault_close(v);
+	v = open_vault();                        /* fresh nodes: the kernel holds nothing */
+	vv_vault_lookup(v, &root_c, VV_ROOT_INO, "push", &d);
+	vv_vault_lookup(v, &root_c, d.ino, "s", &a);
+	*s = a.ino;
+	vv_vault_lookup(v, &root_c, d.ino, "big", &a);
+	*big = a.ino;
+	return v;
+}
+
+static void test_open_push(void)
+{
+	uint8_t *pat = vt_pattern(70000, 13), *buf = malloc(1 << 17);
+	struct vv_setattr sa = { .valid = VV_SET_SIZE, .size = 10 };
+	struct vv_file *fh, *fh2;
+	struct vv_attr d, a;
+	struct vv_push p;
+	struct vv_vault *v;
+	uint64_t s, big;
+	pthread_t t;
+	bool kc;
+
+	v = open_vault();
+	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "push", 0755, &d), 0, "push: collection");
+	vt_write_file(v, &root_c, d.ino, "s", pat, 3000, 0644, &s);
+	vt_write_file(v, &root_c, d.ino, "big", pat, 70000, 0644, &big);
+	vv_vault_open_file(v, &root_c, s, O_RDONLY, &fh, &kc);
+	is_int((int)vv_vault_open_push(v, fh, buf, 65536, &p), 0,
+	       "push: nothing for a file written since its node was made");
+	vv_vault_release(v, fh);
+	is_int(vv_vault_create(v, &root_c, d.ino, "c", 0644, O_WRONLY, &a, &fh), 0, "push: create c");
+	ok(fh->n->nwrite == 1 && fh->n->pushed, "push: a created handle counts as a writer");
+	vv_vault_release(v, fh);
+	vv_vault_open_file(v, &root_c, a.ino, O_RDONLY, &fh, &kc);
+	ok(fh->n->nwrite == 0, "push: and its close uncounts it");
+	vv_vault_release(v, fh);
+
+	v = push_reopen(v, &s, &big);
+	is_int(vv_vault_open_file(v, &root_c, s, O_RDONLY, &fh, &kc), 0, "push: open a fresh node");
+	ok(kc, "push: with keep_cache");
+	is_int((int)vv_vault_open_push(v, fh, buf, 65536, &p), 3000, "push: the whole file");
+	ok(memcmp(buf, pat, 3000) == 0, "push: its bytes");
+	ok(fh->rbytes == 3000 && fh->rcount == 1, "push: counted as read by the handle (audit)");
+	pw.v = v;
+	pw.ino = s;
+	pw.done = 0;
+	pthread_create(&t, NULL, push_opener, NULL);
+	usleep(200000);
+	ok(!__atomic_load_n(&pw.done, __ATOMIC_ACQUIRE), "push: another open waits while it is sent");
+	ok(!vv_vault_open_push_end(v, fh, &p), "push: unchanged meanwhile, the pages stay");
+	pthread_join(t, NULL);
+	ok(pw.done, "push: the other open went on");
+	vv_vault_release(v, fh);
+	vv_vault_open_file(v, &root_c, s, O_RDONLY, &fh, &kc);
+	is_int((int)vv_vault_open_push(v, fh, buf, 65536, &p), 0, "push: once per node");
+	vv_vault_release(v, fh);
+	vv_vault_open_file(v, &root_c, big, O_RDONLY, &fh, &kc);
+	is_int((int)vv_vault_open_push(v, fh, buf, 65536, &p), 0, "push: not a file in chunks");
+	vv_vault_release(v, fh);
+
+	v = push_reopen(v, &s, &big);
+	vv_vault_open_file(v, &root_c, s, O_RDONLY, &fh2, &kc);
+	vv_vault_open_file(v, &root_c, s, O_RDONLY, &fh, &kc);
+	is_int((int)vv_vault_open_push(v, fh, buf, 65536, &p), 0, "push: not with a second handle");
+	vv_vault_release(v, fh);
+	vv_vault_release(v, fh2);
+
+	v = push_reopen(v, &s, &big);
+	vv_vault_open_file(v, &root_c, s, O_RDWR, &fh, &kc);
+	is_int((int)vv_vault_open_push(v, fh, buf, 65536, &p), 0, "push: not through a handle that may write");
+	vv_vault_release(v, fh);
+
+	v = push_reopen(v, &s, &big);
+	vv_vault_open_file(v, &root_c, s, O_RDONLY, &fh, &kc);
+	is_int((int)vv_vault_open_push(v, fh, buf, 65536, &p), 3000, "push: a fresh node again");
+	is_int(vv_vault_setattr(v, &root_c, s, &sa, &d), 0, "push: truncated by path meanwhile");
+	ok(vv_vault_open_push_end(v, fh, &p), "push: then the pages must go");
+	vv_vault_release(v, fh);
+	vv_vault_close(v);
+	free(pat);
+	free(buf);
+}
+
 static void test_inline_growth_crash(void)
 {
 	char cmd[2048], store2[320], state2[320];
@@ -1577,6 +1739,8 @@ int main(void)
 	vv_vault_close(v);
 
 	test_inline_growth_crash();
+	test_reader_close();
+	test_open_push();
 	test_checkpointer();
 	test_ckpt_cadence();
 	test_sealers();

@@ -269,6 +269,24 @@ int vv_vault_flush(struct vv_vault *v, struct vv_file *fh);
 int vv_vault_fsync(struct vv_vault *v, struct vv_file *fh, bool datasync);
 /* Writes the per-handle audit summary (bytes and counts). */
 int vv_vault_release(struct vv_vault *v, struct vv_file *fh);
+/* Open push: a small file's bytes handed to the kernel's page cache
+ * before the OPEN reply (FUSE_NOTIFY_STORE), so that its first read needs
+ * no READ round trip (docs/design.md "Small files: per-file daemon cost").
+ * vv_vault_open_push copies the whole file into buf (cap bytes) and returns
+ * its length when fh is read-only, the file is inline and fits, unchanged
+ * since the last open, fh is its only handle, and no byte of it reached
+ * the kernel since its node was made; otherwise 0 (nothing to push) or an
+ * error.  The bytes count as read by fh (audit).  After a return > 0 the
+ * caller sends them and then must call vv_vault_open_push_end, which lets
+ * other opens of the file go on (they wait meanwhile) and says whether the
+ * file changed, was opened for writing or purged meanwhile: the pages must
+ * then be dropped (FUSE_NOTIFY_INVAL_INODE, from the notifier thread). */
+struct vv_push {
+	uint64_t gen, wopens;
+};
+ssize_t vv_vault_open_push(struct vv_vault *v, struct vv_file *fh, void *buf, size_t cap,
+			   struct vv_push *p);
+bool vv_vault_open_push_end(struct vv_vault *v, struct vv_file *fh, const struct vv_push *p);
 /* The generation of the data of the file open as fh: a value that names
  * this version of its contents for the vault's life (a change by anyone
  * gives a new one), so a remote client keeps its page cache exactly while
