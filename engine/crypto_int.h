@@ -42,6 +42,13 @@ struct vv_kdf_params {
 };
 enum vv_kdf_profile { VV_KDF_INTERACTIVE, VV_KDF_MODERATE, VV_KDF_TEST };
 void vv_kdf_params_for(enum vv_kdf_profile p, struct vv_kdf_params *out);
+/* Bounds on key-slot parameters read from untrusted bytes (a store's
+ * conf, a backup repository's config): well above every profile, low
+ * enough that whoever can edit those bytes, without the key, cannot make
+ * an unlock (a mount, a scheduled backup, list or restore) run an
+ * Argon2id of hours: the slot is refused before it is tried. */
+#define VV_KDF_OPS_BOUND 256
+#define VV_KDF_MEM_BOUND (64ull << 30)
 /* Minimums accepted for a non-test vault. */
 bool vv_kdf_params_ok(const struct vv_kdf_params *p, bool allow_test);
 /* out = Argon2id(pass, salt, params), VV_KEY_BYTES. */

@@ -399,7 +399,12 @@ int vv_repo_config_parse(const uint8_t *buf, size_t len, uint8_t repo_id[VV_REPO
 		if (vv_rbuf_get_u32(&b, &idx) < 0 || vv_rbuf_get_u64(&b, &ops) < 0 ||
 		    vv_rbuf_get_u64(&b, &mem) < 0 || vv_rbuf_skip(&b, VV_SALT_BYTES + VV_WRAPPED_BYTES) < 0)
 			return VV_ECORRUPT;
-		if (idx >= MAX_SLOTS || ops == 0 || ops > (1u << 20) || mem == 0 || mem > (1ULL << 42))
+		/* the bounds the store's conf has (crypto_int.h): the config
+		 * is read before its MAC can be checked, and an edited slot
+		 * must not make root's scheduled backup spend hours in
+		 * Argon2id (it was 2^20 passes and 4 TiB) */
+		if (idx >= MAX_SLOTS || ops == 0 || ops > VV_KDF_OPS_BOUND || mem == 0 ||
+		    mem > VV_KDF_MEM_BOUND)
 			return VV_ECORRUPT;
 	}
 	*nslots = (int)n;

@@ -70,10 +70,9 @@ _Static_assert(VV_STORE_KEY_BYTES == VV_KEY_BYTES, "store key size");
 #define SLOT_AD_BYTES (16 + VV_STORE_ID_BYTES + 4 + 8 + 8 + VV_SALT_BYTES)
 #define ANCHOR_MAGIC "VVANCHR1"
 #define ANCHOR_BYTES (8 + VV_STORE_ID_BYTES + 8 + VV_MAC_BYTES)
-/* Bounds on slot parameters read from an untrusted conf: well above any
- * profile, low enough that an edited conf cannot ask for absurd work. */
-#define SLOT_OPS_MAX 256
-#define SLOT_MEM_MAX (64ull << 30)
+/* Bounds on slot parameters read from an untrusted conf (crypto_int.h). */
+#define SLOT_OPS_MAX VV_KDF_OPS_BOUND
+#define SLOT_MEM_MAX VV_KDF_MEM_BOUND
 
 struct slot {
 	bool used;

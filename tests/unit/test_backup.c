@@ -170,6 +170,36 @@ static void test_repo(void)
 		if (fd >= 0)
 			close(fd);
 	}
+	{
+		/* A slot's Argon2id limits are read before the config's MAC
+		 * can be checked: beyond the store's bounds the config is
+		 * refused, not tried (an edited DEST must not cost hours). */
+		uint8_t conf[4096], ed[4096];
+		ssize_t cl;
+		int slots = 0;
+		snprintf(path, sizeof(path), "%s/config", dest);
+		fd = open(path, O_RDONLY);
+		cl = fd >= 0 ? read(fd, conf, sizeof(conf)) : -1;
+		if (fd >= 0)
+			close(fd);
+		ok(cl > 60 && vv_repo_config_parse(conf, (size_t)cl, (uint8_t[VV_REPO_ID_BYTES]){ 0 }, &slots) == 0 &&
+		   slots == 1, "config: parses, one slot");
+		for (int k = 0; k < 4 && cl > 60; k++) {
+			/* slot 0 at 40: u32 index, u64 ops (44), u64 mem (52), LE */
+			static const uint64_t v[4] = { VV_KDF_OPS_BOUND, VV_KDF_OPS_BOUND + 1,
+						       VV_KDF_MEM_BOUND, VV_KDF_MEM_BOUND + 1 };
+			uint64_t x = v[k];
+			memcpy(ed, conf, (size_t)cl);
+			for (int i = 0; i < 8; i++)
+				ed[(k < 2 ? 44 : 52) + i] = (uint8_t)(x >> (8 * i));
+			is_int(vv_repo_config_parse(ed, (size_t)cl, (uint8_t[VV_REPO_ID_BYTES]){ 0 }, &slots),
+			       k % 2 ? VV_ECORRUPT : 0,
+			       k == 0   ? "config: ops at the bound parses"
+			       : k == 1 ? "config: ops past the bound is refused"
+			       : k == 2 ? "config: memory at the bound parses"
+					: "config: memory past the bound is refused");
+		}
+	}
 	is_int(vv_repo_open(dest, "wrong", 5, VV_REPO_ALLOW_TEST_KDF, 0, &r), VV_EBADPASS, "a wrong passphrase");
 	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), 0, 0, &r), VV_EDOWNGRADE,
 	       "a test-KDF slot is not tried without the flag");
