@@ -7,7 +7,8 @@
 # systems rotates each rep); within a rep the sequential writes of all file
 # systems run back to back, each after `sync` and drop_caches, so plain and
 # vecvault see the same machine state, and every other line starts after a
-# `sync` (no line's writeback lands in the next).  Each line prints the
+# `sync` (no line's writeback lands in the next; a vecvault daemon's own
+# deferred commit and checkpoint: daemon_settle).  Each line prints the
 # median with the min-max spread, then ratios: of medians, and the median
 # (min-max) of the per-rep ratios vecvault/plain.  Not part of ctest; run
 # by hand, as root (cold lines drop the page cache).  See
@@ -100,6 +101,7 @@ timed() {
 	local fs=$1 w=$2 unit=$3 t0 t1 v c0=
 	shift 3
 	sync                       # the previous line's writeback is not this one's
+	daemon_settle "$fs"        # nor the daemon's commit and checkpoint
 	case $fs:$w in vecvault:* | vvref:*)
 		case $w in tar_extract | rsync | seq_write | seq_read_cold) c0=$(daemon_cost "$fs") ;; esac ;;
 	esac
@@ -116,6 +118,31 @@ timed() {
 		v=$(awk -v us=$((t1 - t0)) 'BEGIN { printf "%.4f", us / 1e6 }')
 	fi
 	record "$fs" "$w" "$v"
+}
+
+# daemon_settle FS: for a vecvault daemon, wait (at most 5 s) until its CPU
+# time stood still for 0.3 s.  `sync` never reaches a FUSE daemon (the
+# kernel sends SYNCFS only to virtiofs), so without this the daemon's
+# deferred commit and WAL checkpoint of the previous line (30-53% of its
+# samples during a no-change rsync after an rsync -a) ran inside the next
+# one, where the peers' writeback of the previous line had been flushed by
+# `sync`.  gocryptfs and securefs write through to the backing file system
+# at each request: `sync` covers them.
+daemon_settle() {
+	local p t last= same=0 i
+	case $1 in vecvault | vvref) ;; *) return 0 ;; esac
+	p=$(cat "$B/$1/pid" 2>/dev/null) || return 0
+	for i in $(seq 50); do
+		t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || return 0
+		if [ "$t" = "$last" ]; then
+			same=$((same + 1))
+			[ $same -ge 3 ] && return 0
+		else
+			same=0
+		fi
+		last=$t
+		sleep 0.1
+	done
 }
 
 # daemon_cost FS: "TICKS SWITCHES" of FS's daemon so far: utime + stime
