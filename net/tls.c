@@ -929,9 +929,18 @@ int net_tls_connect(int fd, const char *host, const char *ca, const char *cert,
 			break;
 		e = SSL_get_error(t->ssl, k);
 		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-			if ((r = wait_fd(fd, e == SSL_ERROR_WANT_WRITE, deadline)) < 0) {
-				snprintf(why, whylen, "TLS handshake with %s %s", host,
-					 r == VV_EAGAIN ? "timed out" : "failed");
+			if ((r = wait_fd(fd, e == SSL_ERROR_WANT_WRITE, deadline)) == VV_EAGAIN) {
+				snprintf(why, whylen, "TLS handshake with %s timed out", host);
+				goto fail;
+			}
+			if (r < 0) {
+				/* an error on the socket: a reset by a server that
+				 * closed it with our ClientHello unread (what a
+				 * whitelist refusal does when the hello arrived
+				 * first), the same event as a close (below) */
+				snprintf(why, whylen, "TLS handshake with %s failed (the server closed "
+					 "the connection: is this address on its whitelist?)", host);
+				r = VV_ENOTCONN;
 				goto fail;
 			}
 			continue;

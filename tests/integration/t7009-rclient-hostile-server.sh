@@ -7,7 +7,9 @@
 # (an attribute with nanoseconds >= 10^9), trailing bytes, or nothing at
 # all; or ('dying') it drops the connection and closes every later one
 # before the TLS handshake, as a server on its way down does: the
-# reconnect's failure is ENOTCONN, not a refusal (EACCES).  Each time the
+# reconnect's failure is ENOTCONN, not a refusal (EACCES); or
+# ('resetting') it resets every connection before TLS: the mount fails
+# naming a closed connection.  Each time the
 # request fails with an error (EIO/ENOTCONN), within
 # the client's --timeout, and the client daemon neither crashes nor hangs:
 # it is still running and answers the next request.
@@ -44,7 +46,8 @@ def serve(c):
         elif mode == 'trailing':
             c.sendall(hdr(4, rid, op, 1, -2) + b'abcd')
 serve_forever(cert, key, portfile, serve,
-              (lambda n: n == 1) if mode == 'dying' else None)
+              (lambda n: n == 1) if mode == 'dying' else
+              (lambda n: 'reset') if mode == 'resetting' else None)
 PY
 
 for mode in garbage oversize badop wrongid wrongop badattr trailing silent dying; do
@@ -55,4 +58,24 @@ for mode in garbage oversize badop wrongid wrongop badattr trailing silent dying
 	vv_evil_alive "$mode"
 	vv_evil_stop
 done
+
+# A server that resets the connection with the ClientHello unread (what a
+# whitelist refusal looks like when the hello arrived first): the mount
+# fails naming a closed connection and the whitelist, as for a close; it
+# said only "TLS handshake failed" (the socket error seen by poll), which
+# made t7006's --bind check flaky.
+rm -f "$T/port"
+"$PY" "$T/evil.py" resetting "$T/tls/cert.pem" "$T/tls/key.pem" "$T/port" &
+EVIL=$!
+for i in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
+P=$(cat "$T/port")
+R=$T/r-resetting
+for i in 1 2 3; do
+	check "resetting ($i): refused naming the closed connection" refused \
+		"closed the connection: is this address on its whitelist" "vv://127.0.0.1:$P" "$R" \
+		--key-file "$T/key" --pin "$FP" --timeout 2
+done
+kill "$EVIL"
+wait "$EVIL" 2>/dev/null || true
+EVIL=
 test_done

@@ -39,7 +39,10 @@ def serve_forever(cert, key, portfile, handle, admit=None):
     """Accept TLS 1.3 connections; handle(conn) runs in a thread of its
     own after the login; any exception ends that connection.  admit(n),
     if given, is asked about the n-th TCP connection (from 1): False closes
-    it before the TLS handshake, as a server going down does."""
+    it before the TLS handshake, as a server going down does; 'reset'
+    waits for the client's first bytes and closes with them unread, which
+    sends a reset (RST), as a whitelist refusal does when the ClientHello
+    arrived first."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.load_cert_chain(cert, key)
@@ -60,7 +63,16 @@ def serve_forever(cert, key, portfile, handle, admit=None):
     while True:
         s, _ = ls.accept()
         n += 1
-        if admit and not admit(n):
+        a = admit(n) if admit else True
+        if a == 'reset':
+            try:
+                s.recv(1, socket.MSG_PEEK)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+            except OSError:
+                pass
+            s.close()
+            continue
+        if not a:
             s.close()
             continue
         try:
