@@ -5,53 +5,9 @@
  * manifest's bytes repo_body.c's, manifests in DEST repo_manifest.c's
  * (repo_dest_int.h between them).
  *
- * DEST/config (plaintext, every integer little-endian):
- *
- *   offset  size   field
- *   0       8      magic "VVBKREPO"
- *   8       4      version = 2 (1 still read: object names below)
- *   12      16     repo id (random)
- *   28      8      created, unix seconds
- *   36      4      nslots (1..16)
- *   40      108*n  key slots: u32 index, u64 opslimit, u64 memlimit,
- *                  16 salt, 72 wrapped repo key (vv_key_wrap under
- *                  Argon2id(passphrase, salt); AD "vvbk-slot" || repo id ||
- *                  index u32)
- *   ...     32     MAC: keyed BLAKE2b-256 of every byte before it, key
- *                  vv_subkey(repo key, 1, "vvbkconf")
- *
- * DEST/objects/XX/<64 hex> (XX: its first two digits): a store chunk file,
- * byte for byte; the name is HMAC-SHA-256 (version 2; keyed BLAKE2b-256 in
- * version 1) of its bytes with vv_subkey(repo key, 1, "vvbkobjn"), so it neither repeats the chunk's
- * store name nor lets anyone without the key confirm a guess.
- *
- * DEST/manifests/<32 hex backup id>:
- *
- *   0       8      magic "VVBKMAN1"
- *   8       4      version = 1
- *   12      16     repo id
- *   28      16     backup id (= the file name)
- *   44      24     nonce (random)
- *   68      n      body, XChaCha20-Poly1305 under vv_subkey(repo key, 1,
- *                  "vvbkmani"), AD = bytes 0..67
- *   68+n    16     tag
- *
- * Body (plaintext inside the seal; n a multiple of 4096, zero padded):
- *
- *   8  magic "VVBKBODY"           16 backup id       16 store id
- *   8  created ns                 8  snapshot created ns
- *   2+ snapshot name (u16 len)    2+ tag (u16 len)
- *   8  files                      8  bytes           4  root collection id
- *   4  ncolls,    each: u32 id, 72 data key wrapped under vv_subkey(repo
- *                 key, 1, "vvbkcoll"), AD "vvbk-coll" || backup id || id
- *   8  nobjects,  each: 32 chunk id, 32 object name, u64 size
- *   8  ninodes,   each: u64 ino, u64 gen, u32 mode, u32 uid, u32 gid,
- *                 u32 nlink, u64 size, u64 rdev, i64 atime, mtime, ctime,
- *                 u64 parent, u32 coll, 16 objid, u64 stored, u32 len, data
- *   8  ndirents,  each: u64 parent, u64 id, u64 ino, u32 mode, u16 len, name
- *   8  nxattrs,   each: u64 ino, u16 len, name, u32 len, value
- *   8  nextents,  each: u64 ino, u64 fblock, 32 chunk, u32 off, len, slot
- *   4  "END!"  then zeros
+ * The bytes of DEST (config and key slots, objects, manifests and their
+ * bodies, metadata packs) are laid out, with magic and version, in one
+ * place: the tables of docs/format.md "Backup repository".
  */
 #include <dirent.h>
 #include <errno.h>

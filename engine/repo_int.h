@@ -5,8 +5,8 @@
  * A manifest is one backup: the rows WHERE snap = ID of the snapshot
  * tables (read through meta_backup.c), the objects they name and the data
  * keys of their collections wrapped under the repository key.  repo_body.c
- * owns its bytes (the table at the top of repo.c, docs/format.md); this
- * header gives the decoded form.  The module's own files share
+ * owns its bytes (docs/format.md "Backup repository"); this header gives
+ * the decoded form.  The module's own files share
  * repo_dest_int.h, which says what each holds.  Ownership: a struct
  * vv_manifest owns every array and string in it; vv_manifest_free
  * releases them.  A struct vv_repo is used by one thread, except that
@@ -109,13 +109,13 @@ int vv_manifest_add_coll(struct vv_manifest *m, uint32_t id,
 int vv_manifest_add_object(struct vv_manifest *m, const uint8_t *chunk, const uint8_t *name,
 			   uint64_t size);
 
-/* The plaintext body (repo.c's table; repo_body.c), padded to a multiple
+/* The plaintext body (docs/format.md "Manifests"), padded to a multiple
  * of 4096.  encode: *out malloc'd.  decode: untrusted bytes into a zeroed
  * *m (freed again on failure); VV_ECORRUPT on anything malformed,
  * VV_ENOMEM.  Pure: the fuzzer runs decode (tests/fuzz/fuzz_backup.c). */
 int vv_manifest_encode(const struct vv_manifest *m, uint8_t **out, size_t *outlen);
 int vv_manifest_decode(const uint8_t *buf, size_t len, struct vv_manifest *m);
-/* A version 2 body (repo_manifest.c "metadata packs"), parsed over buffers: the
+/* A version 2 body (docs/format.md "Metadata packs"), parsed over buffers: the
  * head, the pack list, END! and padding; then src gives each pack's piece
  * in order (plen bytes into piece: 0, or a VV_E* code that the decode
  * returns) and the pieces must hold the rows exactly to END!.  Into a
