@@ -178,6 +178,18 @@ void vv_repo_ob_own(struct repo_obuf *o)
 	o->ref = NULL;
 }
 
+/* Capacity exactly nc (>= o->len): 0, or VV_ENOMEM, which sticks. */
+static int ob_cap(struct repo_obuf *o, size_t nc)
+{
+	uint8_t *np = realloc(o->p, nc);
+
+	if (!np)
+		return o->err = VV_ENOMEM;
+	o->p = np;
+	o->cap = nc;
+	return 0;
+}
+
 static void ob_put(struct repo_obuf *o, const void *v, size_t n)
 {
 	if (o->err || n == 0)
@@ -193,7 +205,6 @@ static void ob_put(struct repo_obuf *o, const void *v, size_t n)
 	}
 	if (n > o->cap - o->len) {
 		size_t nc = o->cap ? o->cap : 65536;
-		uint8_t *np;
 		while (nc - o->len < n) {
 			if (nc > VV_REPO_MANIFEST_MAX) {
 				o->err = VV_EFBIG;
@@ -201,12 +212,8 @@ static void ob_put(struct repo_obuf *o, const void *v, size_t n)
 			}
 			nc *= 2;
 		}
-		if (!(np = realloc(o->p, nc))) {
-			o->err = VV_ENOMEM;
+		if (ob_cap(o, nc) < 0)
 			return;
-		}
-		o->p = np;
-		o->cap = nc;
 	}
 	if (n)
 		memcpy(o->p + o->len, v, n);
@@ -293,17 +300,10 @@ void vv_manifest_enc_rows(struct repo_obuf *o, const struct vv_manifest *m)
 		o->err = VV_EFBIG;
 		return;
 	}
-	if (o->ref) {
-		o->cap = o->len + need;    /* what ob_own allocates */
-	} else if (need > o->cap - o->len) {
-		uint8_t *np = realloc(o->p, o->len + need);
-		if (!np) {
-			o->err = VV_ENOMEM;
-			return;
-		}
-		o->p = np;
-		o->cap = o->len + need;
-	}
+	if (o->ref)
+		o->cap = o->len + need;    /* what vv_repo_ob_own allocates */
+	else if (need > o->cap - o->len && ob_cap(o, o->len + need) < 0)
+		return;
 	ob_u64(o, m->nobjs);
 	for (size_t i = 0; i < m->nobjs; i++) {
 		ob_put(o, m->objs[i].chunk, VV_CHUNK_ID_BYTES);
