@@ -2,7 +2,7 @@
  * backup_int.h - backups as the vault sees them: reading one snapshot's
  * rows for export (meta_backup.c) and the daemon's side of `vecvault
  * backup` (vault_backup.c: the backup.* verbs, restore into a new store).
- * The repository's bytes are repo.c's (repo_int.h).
+ * The repository's bytes are repo*.c's (repo_int.h).
  */
 #ifndef VV_BACKUP_INT_H
 #define VV_BACKUP_INT_H

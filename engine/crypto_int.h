@@ -87,7 +87,7 @@ int vv_gcm_open(struct vv_gcm *g, const uint8_t nonce[VV_GCM_NONCE_BYTES],
 /* Keyed BLAKE2b-256 MAC, one-shot and incremental. */
 int vv_mac(uint8_t out[VV_MAC_BYTES], const uint8_t key[VV_KEY_BYTES], const void *data, size_t len);
 /* HMAC-SHA-256 of data (32 bytes out): backup object names of a version 2
- * repository (repo.c). */
+ * repository (repo_object.c). */
 int vv_hmac_sha256(uint8_t out[VV_MAC_BYTES], const uint8_t key[VV_KEY_BYTES], const void *data,
 		   size_t len);
 struct vv_mac_state { _Alignas(64) uint8_t opaque[384]; };

@@ -1,15 +1,17 @@
 /*
- * repo_int.h - the backup repository format module (repo.c), as the
+ * repo_int.h - the backup repository format module (repo*.c), as the
  * vault's backup code (vault_backup.c) and the fuzzer see it.
  *
  * A manifest is one backup: the rows WHERE snap = ID of the snapshot
  * tables (read through meta_backup.c), the objects they name and the data
- * keys of their collections wrapped under the repository key.  repo.c owns
- * its bytes (the table at the top of repo.c, docs/format.md); this header
- * gives the decoded form.  Ownership: a struct vv_manifest owns every
- * array and string in it; vv_manifest_free releases them.  A struct vv_repo
- * is used by one thread, except that vv_repo_object_name, _have and _put
- * may run in several at once (the copy threads of a backup).
+ * keys of their collections wrapped under the repository key.  repo_body.c
+ * owns its bytes (docs/format.md "Backup repository"); this header gives
+ * the decoded form.  The module's own files share
+ * repo_dest_int.h, which says what each holds.  Ownership: a struct
+ * vv_manifest owns every array and string in it; vv_manifest_free
+ * releases them.  A struct vv_repo is used by one thread, except that
+ * vv_repo_object_name, _have and _put may run in several at once (the
+ * copy threads of a backup).
  */
 #ifndef VV_REPO_INT_H
 #define VV_REPO_INT_H
@@ -107,13 +109,13 @@ int vv_manifest_add_coll(struct vv_manifest *m, uint32_t id,
 int vv_manifest_add_object(struct vv_manifest *m, const uint8_t *chunk, const uint8_t *name,
 			   uint64_t size);
 
-/* The plaintext body (repo.c's table), padded to a multiple of 4096.
- * encode: *out malloc'd.  decode: untrusted bytes into a zeroed *m (freed
- * again on failure); VV_ECORRUPT on anything malformed, VV_ENOMEM.  Pure:
- * the fuzzer runs decode (tests/fuzz/fuzz_backup.c). */
+/* The plaintext body (docs/format.md "Manifests"), padded to a multiple
+ * of 4096.  encode: *out malloc'd.  decode: untrusted bytes into a zeroed
+ * *m (freed again on failure); VV_ECORRUPT on anything malformed,
+ * VV_ENOMEM.  Pure: the fuzzer runs decode (tests/fuzz/fuzz_backup.c). */
 int vv_manifest_encode(const struct vv_manifest *m, uint8_t **out, size_t *outlen);
 int vv_manifest_decode(const uint8_t *buf, size_t len, struct vv_manifest *m);
-/* A version 2 body (repo.c "metadata packs"), parsed over buffers: the
+/* A version 2 body (docs/format.md "Metadata packs"), parsed over buffers: the
  * head, the pack list, END! and padding; then src gives each pack's piece
  * in order (plen bytes into piece: 0, or a VV_E* code that the decode
  * returns) and the pieces must hold the rows exactly to END!.  Into a
@@ -152,7 +154,7 @@ int vv_repo_coll_unwrap(struct vv_repo *r, const uint8_t backup_id[VV_BACKUP_ID_
 			uint32_t coll, const uint8_t in[VV_WRAPPED_BYTES],
 			uint8_t key[VV_KEY_BYTES]) __attribute__((warn_unused_result));
 
-/* Direct I/O (repo.c "direct I/O"): a buffer aligned for O_DIRECT (len
+/* Direct I/O (repo_object.c "direct I/O"): a buffer aligned for O_DIRECT (len
  * rounded up; free()), and whole-file reads and writes at offset 0 of an
  * open fd that go O_DIRECT for the aligned part when buf is aligned and
  * the file system takes it, through the page cache otherwise.  0 or a
@@ -168,7 +170,7 @@ int vv_repo_object_name(struct vv_repo *r, const void *bytes, size_t len,
 bool vv_repo_object_have(struct vv_repo *r, const uint8_t name[VV_REPO_NAME_BYTES],
 			 uint64_t size);
 /* Write it under a tmp name and start its write-back; it is fdatasync'ed
- * and renamed to its name with the other objects of its batch (repo.c:
+ * and renamed to its name with the other objects of its batch (repo_object.c:
  * every 32 objects or 128 MiB, in vv_repo_objects_sync, and at close), so
  * a file under an object's name is always complete.  Until then _have
  * and _read do not see it.  Its directory is synced by

@@ -1,7 +1,7 @@
 /*
  * vault_backup.c - backups of a vault (docs/design.md "Backups"): the
  * daemon's verb backup.create, which exports a snapshot into a repository
- * (repo.c), and restore of a backup into a new store.
+ * (repo*.c), and restore of a backup into a new store.
  *
  * create: the rows of the snapshot (meta_backup.c) and the data keys of
  * its collections, re-wrapped under the repository key, go into one
@@ -200,12 +200,12 @@ static bool next_job(pthread_mutex_t *mu, const int *r, size_t *next, size_t n, 
 /*
  * The copy: CP_WORKERS threads (the verb's and seven more) take the
  * chunks one at a time, each read, hashed, and written unless DEST holds
- * it.  Reads and writes are O_DIRECT (repo.c "direct I/O"): each waits
+ * it.  Reads and writes are O_DIRECT (repo_object.c "direct I/O"): each waits
  * for the disk, so several at once keep the disk busy while the other
  * threads hash (two cores); eight, not four: a first backup of 2 GiB
  * took a median 3.17 s against 3.55 s with four (5 runs each, load 7,
  * the same CPU time: the hash, not the thread count, is the CPU).  Objects are made durable in batches
- * (repo.c), so what arrived before a kill is complete and is not sent
+ * (repo_object.c), so what arrived before a kill is complete and is not sent
  * again.  Under mu: the manifest, the counts, the progress (the peer's
  * callback is never entered twice at once) and the first error, after
  * which all stop.

@@ -1,6 +1,7 @@
 /*
  * fuzz_backup.c - libFuzzer target for the backup repository parsers
- * (engine/repo.c): byte 0 picks which, the rest is the input.
+ * (engine/repo.c, repo_body.c, repo_manifest.c): byte 0 picks which, the
+ * rest is the input.
  *   0: vv_manifest_decode, a manifest body.  It is sealed under the
  *      repository key, so only a holder of the key can write one; still,
  *      a repository shipped to others (rsync) is read by whoever restores,

@@ -1,6 +1,6 @@
 /*
  * fuzz_backup_v2.c - libFuzzer target for a version 2 manifest body and
- * its metadata packs (engine/repo.c `vv_manifest_decode_v2`,
+ * its metadata packs (engine/repo_body.c `vv_manifest_decode_v2`,
  * `vv_repo_pack_unseal`): what `backup list|verify|restore|forget` read
  * from DEST once the manifest's tag has passed.  Packs come from memory
  * through the decoder's pack source, sealed here under a fixed test key,
@@ -70,7 +70,7 @@ static const uint8_t *take(struct src *s, size_t n)
 	return p;
 }
 
-/* The object sealed as repo.c pack_seal does (a fixed nonce: any will do). */
+/* The object sealed as repo_body.c vv_repo_pack_seal does (a fixed nonce: any will do). */
 static uint8_t *seal(const uint8_t *pt, size_t ptlen, const uint8_t id[VV_REPO_ID_BYTES])
 {
 	uint8_t ad[8 + VV_REPO_ID_BYTES], *f = malloc(HDR + ptlen + VV_TAG_BYTES);

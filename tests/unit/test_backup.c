@@ -296,7 +296,7 @@ static void test_repo(void)
 }
 
 
-/* Object batches (repo.c "made durable in batches"): the worker that
+/* Object batches (repo_object.c "made durable in batches"): the worker that
  * fills a batch syncs it without the lock, so others keep writing. */
 struct bput {
 	struct vv_repo *r;

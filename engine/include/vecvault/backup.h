@@ -1,8 +1,8 @@
 /*
  * backup.h - backup repositories: a snapshot of a vault exported to a
  * directory DEST outside STORE, restorable with DEST's passphrase alone
- * (docs/design.md "Backups"; the byte tables are in engine/repo.c and
- * docs/format.md "Backup repository").
+ * (docs/design.md "Backups"; the byte tables are in docs/format.md
+ * "Backup repository").
  *
  *   DEST/
  *     config              plaintext: format, repo id, KDF params, key slots; MAC'd
