@@ -1243,7 +1243,8 @@ static int cand_order(const void *a, const void *b)
 /* The one scan (vv_scan_run) behind the tool's search and the daemon's
  * offload reads a segment in memory, streamed from a descriptor and
  * reopened by name alike: the same bytes three ways give each best row
- * three times, in segment order, with the distances vv_segment_knn gives. */
+ * three times, in segment order, with the distances vv_segment_knn gives.
+ * A reopen that finds the file changed since (struct vv_seg_id) fails. */
 static void test_scan_sources(void)
 {
 	size_t len = kseg_make(KF_FVECS, KN, 4242);

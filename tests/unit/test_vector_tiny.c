@@ -12,7 +12,10 @@
  * or removed between the listing and the read, a symlink to /dev/null, a
  * segment the caller may not read (uid 65534); segments out of the page
  * cache; a low
- * descriptor limit; no descriptor or thread left.
+ * descriptor limit; no descriptor or thread left; a segment replaced (by
+ * another file, one of the same size and header, a FIFO) between the open
+ * and the scan's reopen or between the scan and the re-ranking's: refused
+ * naming it, never its rows, no hang.
  */
 #include <errno.h>
 #include <fcntl.h>
