@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "vecvault/error.h"
 #include "vecvault/vector.h"
@@ -137,8 +138,36 @@ struct vv_scan_seg {
 	int fd;
 	int dirfd;
 	const char *name;
+	const struct vv_seg_id *id;  /* with name: what the reopen must find */
 	bool skip;               /* not scanned (the daemon scanned it) */
 };
+
+/* Which file a segment's name led to when it was first opened, so that a
+ * later open by name (the scan's past the descriptor budget, the
+ * re-ranking's) can tell the same file from one renamed over it, even of
+ * the same size and header.  The collection open knows the device, inode,
+ * size and ctime (statx, VV_SEG_STATX: a FUSE mount answers those from its
+ * attribute cache, they are not among what a read invalidates).  The
+ * deferred open reads a file whole without statx (vector_tiny.c): it knows
+ * only the size, so ino is 0 there and ctime is the time the search began:
+ * a file changed, renamed or linked since has a later ctime (up to a clock
+ * tick's slack: a file's ctime comes from the coarse clock). */
+struct vv_seg_id {
+	dev_t dev;
+	ino_t ino;               /* 0: not known (read by the deferred open) */
+	uint64_t size;
+	struct timespec ctime;   /* ino known: equal; else the latest allowed */
+};
+
+#define VV_SEG_STATX (STATX_TYPE | STATX_SIZE | STATX_INO | STATX_CTIME)
+/* The words every refused reopen gives, after the segment's name. */
+#define VV_SEG_CHANGED "replaced since the collection was opened (not the same file any more)"
+
+/* Open segment name (relative to dirfd, VV_SEG_OPEN) again and check that
+ * it is the file id describes.  The descriptor (the caller closes it), or
+ * a VV_E* code with *why set: strerror's text, or VV_SEG_CHANGED with
+ * VV_EIO. */
+int vv_seg_reopen(int dirfd, const char *name, const struct vv_seg_id *id, const char **why);
 
 /* One scan: inputs first, then what vv_scan_run fills. */
 struct vv_scan {
@@ -179,6 +208,8 @@ struct vv_scan {
 	int err_errno;
 	bool err_short;          /* err_errno EIO: the segment ended before its
 				    rows (shrank since it was opened) */
+	bool err_changed;        /* err_errno EIO: its name now leads to another
+				    file (vv_seg_reopen) */
 };
 
 /* Run scan s.  0 with s->cand and s->ncand allocated (free with
@@ -219,7 +250,7 @@ struct vv_uring_file {
 	int fd;                  /* out: the open descriptor (O_RDONLY|O_CLOEXEC), or -1 */
 	int open_err;            /* out: openat's errno, or 0 */
 	int statx_err;           /* out, fd >= 0: statx's errno, or 0 ... */
-	struct statx sx;         /* ... and its type, size and device */
+	struct statx sx;         /* ... and its type, size, device, inode, ctime */
 	int headlen;             /* out, a regular file: the read's bytes (of
 				    min(size, headcap)), or -errno; else 0 */
 };
@@ -321,6 +352,7 @@ struct vv_cseg {
 	bool deferred;           /* not opened yet: the first search reads it */
 	bool fed;                /* that search scanned it as it read it */
 	int fd;                  /* open when stream */
+	struct vv_seg_id id;     /* the file the name led to at open */
 };
 
 /* How the segments of one collection are reached, decided once per open

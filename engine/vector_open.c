@@ -145,8 +145,9 @@ static int load_fd(int fd, size_t n, size_t read_below, uint8_t **out, bool *map
 	return 0;
 }
 
-/* Open name relative to dirfd for reading; a regular file, its type, size
- * and device in *st (nothing else is filled).  O_NONBLOCK (VV_SEG_OPEN):
+/* Open name relative to dirfd for reading; a regular file, its type, size,
+ * device, inode and ctime in *st (nothing else is filled: struct
+ * vv_seg_id).  O_NONBLOCK (VV_SEG_OPEN):
  * a FIFO named like a segment would otherwise block the open until some
  * writer came, and one user's FIFO in a shared collection hung everyone's
  * query; it opens at once and is refused as not a regular file.  statx asks for just those:
@@ -163,11 +164,13 @@ static int open_reg(int dirfd, const char *name, struct stat *st, const char **w
 		*why = strerror(errno);
 		return vv_err_from_errno(errno);
 	}
-	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_TYPE | STATX_SIZE, &sx) == 0) {
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, VV_SEG_STATX, &sx) == 0) {
 		memset(st, 0, sizeof(*st));
 		st->st_mode = sx.stx_mode;
 		st->st_size = (off_t)sx.stx_size;
 		st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+		st->st_ino = (ino_t)sx.stx_ino;
+		st->st_ctim = (struct timespec){ (time_t)sx.stx_ctime.tv_sec, (long)sx.stx_ctime.tv_nsec };
 	} else if (errno != ENOSYS || fstat(fd, st) < 0) {   /* no statx: a seccomp filter */
 		*why = strerror(errno);
 		r = vv_err_from_errno(errno);
@@ -400,6 +403,7 @@ static int seg_load(int dirfd, struct vv_seg_io *io, char *const *idsv, size_t n
 	n = (size_t)st.st_size;
 	s->len = n;
 	s->pub.file_size = n;
+	s->id = (struct vv_seg_id){ st.st_dev, st.st_ino, n, st.st_ctim };
 	hl = n < VV_VEC_PROBE_LEN ? n : VV_VEC_PROBE_LEN;
 	s->fuse = on_fuse(io, fd, &st);
 	small = io->forced >= 0 && n <= SMALL_SEG_BYTES;
@@ -637,6 +641,9 @@ static int seg_batched(struct loader *l, struct vv_cseg *s, struct vv_uring_file
 	}
 	s->len = n;
 	s->pub.file_size = n;
+	s->id = (struct vv_seg_id){ makedev(f->sx.stx_dev_major, f->sx.stx_dev_minor),
+				    (ino_t)f->sx.stx_ino, n,
+				    { (time_t)f->sx.stx_ctime.tv_sec, (long)f->sx.stx_ctime.tv_nsec } };
 	s->fuse = false;         /* the directory's device, which is not FUSE */
 	s->stream = true;
 	s->fd = f->fd;
@@ -1100,6 +1107,7 @@ int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_
 	const char **whys = NULL;
 	struct loader ld;
 	struct relist rl;
+	struct timespec since;
 
 	memset(&tn, 0, sizeof(tn));
 	if (!(idx = malloc(n * sizeof(*idx))) || !(map = malloc(n * sizeof(*map))) ||
@@ -1122,6 +1130,9 @@ int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_
 	sc->feed = vv_tiny_feed;
 	sc->feed_end = vv_tiny_end;
 	sc->feed_ctx = &tn;
+	/* what the re-ranking's reopen may find of a segment read here:
+	 * nothing changed since now (struct vv_seg_id) */
+	clock_gettime(CLOCK_REALTIME, &since);
 	r1 = vv_scan_run(sc);
 	atomic_fetch_add(&c->nbatched, atomic_load(&tn.nuring));
 
@@ -1132,6 +1143,7 @@ int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_
 		if (tn.state[i] == VV_TINY_SCANNED) {
 			s->pub.info = ss[p0 + i].info;
 			s->len = s->pub.file_size = tn.size[i];
+			s->id = (struct vv_seg_id){ .size = tn.size[i], .ctime = since };
 			s->stream = true;        /* rows read by name (fd -1) */
 			s->fed = true;
 			nfed++;
@@ -1156,7 +1168,7 @@ int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_
 		ss[i] = (struct vv_scan_seg){ .info = cs->pub.info, .base = cs->base,
 					      .stream = cs->stream, .fd = cs->fd,
 					      .dirfd = c->io->dirfd, .name = cs->name,
-					      .skip = i < p0 || cs->fed };
+					      .id = &cs->id, .skip = i < p0 || cs->fed };
 	}
 	sc2.segs = ss;
 	sc2.nsegs = c->nsegs;

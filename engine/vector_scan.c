@@ -21,6 +21,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -142,6 +144,7 @@ struct worker {
 	int ioerr;
 	uint32_t ioerr_seg;
 	bool ioerr_short;        /* ioerr EIO: end of file before the rows */
+	bool ioerr_changed;      /* ioerr EIO: the name leads to another file */
 };
 
 /* Rows r.. of segment s as floats, their bytes at p (the mapping or a
@@ -171,13 +174,65 @@ static const float *rows_f32(const struct vv_scan_seg *s, const uint8_t *p, uint
 	return buf;
 }
 
-/* Open a streamed segment whose descriptor the caller could not keep
- * (past RLIMIT_NOFILE); the caller closes it.  The fd, or -errno. */
-static int seg_reopen(const struct vv_scan_seg *s)
+/* vector_int.h.  One statx asking what a FUSE mount keeps cached
+ * (VV_SEG_STATX), fstat where a seccomp filter refuses statx. */
+int vv_seg_reopen(int dirfd, const char *name, const struct vv_seg_id *id, const char **why)
 {
-	int fd = s->dirfd >= 0 && s->name ? openat(s->dirfd, s->name, VV_SEG_OPEN) : -1;
+	int fd = openat(dirfd, name, VV_SEG_OPEN), r;
+	struct statx sx;
+	struct stat st;
+	bool same;
 
-	return fd >= 0 ? fd : s->dirfd >= 0 && s->name ? -errno : -EBADF;
+	if (fd < 0) {
+		*why = strerror(errno);
+		return vv_err_from_errno(errno);
+	}
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, VV_SEG_STATX, &sx) == 0) {
+		st.st_mode = sx.stx_mode;
+		st.st_size = (off_t)sx.stx_size;
+		st.st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+		st.st_ino = (ino_t)sx.stx_ino;
+		st.st_ctim = (struct timespec){ (time_t)sx.stx_ctime.tv_sec, (long)sx.stx_ctime.tv_nsec };
+	} else if (errno != ENOSYS || fstat(fd, &st) < 0) {
+		*why = strerror(errno);
+		r = vv_err_from_errno(errno);
+		close(fd);
+		return r;
+	}
+	/* renamed over (whatever its size and header), a FIFO or symlink
+	 * swapped in: another file's rows would get this segment's name */
+	same = S_ISREG(st.st_mode) && (uint64_t)st.st_size == id->size;
+	if (same && id->ino)
+		same = st.st_dev == id->dev && st.st_ino == id->ino &&
+		       st.st_ctim.tv_sec == id->ctime.tv_sec && st.st_ctim.tv_nsec == id->ctime.tv_nsec;
+	else if (same)
+		same = st.st_ctim.tv_sec < id->ctime.tv_sec ||
+		       (st.st_ctim.tv_sec == id->ctime.tv_sec && st.st_ctim.tv_nsec <= id->ctime.tv_nsec);
+	if (!same) {
+		close(fd);
+		*why = VV_SEG_CHANGED;
+		return VV_EIO;
+	}
+	return fd;
+}
+
+/* Open a streamed segment whose descriptor the caller could not keep
+ * (past RLIMIT_NOFILE); the caller closes it.  The fd, or a VV_E* code
+ * (VV_EIO with *changed: not the file opened before). */
+static int seg_reopen(const struct vv_scan_seg *s, int *err, bool *changed)
+{
+	const char *why = NULL;
+	int fd;
+
+	if (s->dirfd < 0 || !s->name || !s->id) {
+		*err = EBADF;
+		return VV_EBADF;
+	}
+	if ((fd = vv_seg_reopen(s->dirfd, s->name, s->id, &why)) < 0) {
+		*changed = why && !strcmp(why, VV_SEG_CHANGED);
+		*err = vv_errno(fd);
+	}
+	return fd;
 }
 
 /* Read rows r.. (n of them) of a streamed segment into w->io; returns where
@@ -251,8 +306,7 @@ static void scan_piece(struct worker *w, const struct vv_piece *u)
 
 	if (w->ioerr)
 		return;
-	if (s->stream && fd < 0 && (fd = seg_reopen(s)) < 0) {
-		w->ioerr = -fd;
+	if (s->stream && fd < 0 && (fd = seg_reopen(s, &w->ioerr, &w->ioerr_changed)) < 0) {
 		w->ioerr_seg = u->seg;
 		return;
 	}
@@ -511,6 +565,7 @@ static int job_errors(struct vv_scan *s, const struct worker *ws, size_t started
 		s->err_seg = ioe->ioerr_seg;
 		s->err_errno = ioe->ioerr;
 		s->err_short = ioe->ioerr_short;
+		s->err_changed = ioe->ioerr_changed;
 		return vv_err_from_errno(ioe->ioerr);
 	}
 	if (bad) {
@@ -540,6 +595,7 @@ int vv_scan_run(struct vv_scan *s)
 	s->err_dim = 0;
 	s->err_errno = 0;
 	s->err_short = false;
+	s->err_changed = false;
 	if (!s->nq || !s->kk || !s->d ||
 	    (s->metric != VV_METRIC_L2 && s->metric != VV_METRIC_IP && s->metric != VV_METRIC_COSINE))
 		return VV_EINVAL;

@@ -45,22 +45,12 @@ static int exact_dist(const struct vv_collection *c, enum vv_metric m, uint32_t 
 		 * budget, or read whole by the scan) is opened again, once
 		 * per search while the budget allows (rfd[seg]) */
 		int fd = s->fd >= 0 ? s->fd : rfd[seg];
-		struct stat st;
-		if (fd < 0 && (fd = openat(c->io->dirfd, s->name, VV_SEG_OPEN)) < 0) {
-			*why = strerror(errno);
-			return vv_err_from_errno(errno);
-		}
 		/* the name may lead elsewhere now (renamed over, a symlink or
 		 * FIFO swapped in): rows of another file would get this
-		 * segment's distances; at least its type and size must hold */
-		if (fd != s->fd && fd != rfd[seg] &&
-		    (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-		     (uint64_t)st.st_size != s->pub.file_size)) {
-			close(fd);
-			*why = "replaced since the collection was opened (not the regular file of that "
-			       "size any more)";
-			return VV_EIO;
-		}
+		 * segment's distances; vv_seg_reopen refuses any file but the
+		 * one opened first */
+		if (fd < 0 && (fd = vv_seg_reopen(c->io->dirfd, s->name, &s->id, why)) < 0)
+			return fd;
 		if (fd != s->fd && rfd[seg] < 0 && vv_coll_fd_take(c->io))
 			rfd[seg] = fd;
 		e = vv_coll_pread(fd, raw, d * vv_dtype_size(s->pub.info.dtype), off, why);
@@ -143,7 +133,7 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		const struct vv_cseg *cs = &c->segs[s];
 		ss[s] = (struct vv_scan_seg){ .info = cs->pub.info, .base = cs->base, .stream = cs->stream,
 					      .fd = cs->fd, .dirfd = c->io->dirfd, .name = cs->name,
-					      .skip = cs->offloaded };
+					      .id = &cs->id, .skip = cs->offloaded };
 	}
 	sc = (struct vv_scan){ .segs = ss, .nsegs = c->nsegs, .metric = metric, .queries = queries,
 			       .nq = nq, .d = d, .kk = kk, .threads = o->threads,
@@ -162,6 +152,8 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			vv_coll_seterr(err, errlen, "%s/%s: file shrank since the collection was opened "
 			       "(%llu bytes then; it ends before its rows)", c->dir, name,
 			       (unsigned long long)c->segs[sc.err_seg].pub.file_size);
+		else if (sc.err_changed)
+			vv_coll_seterr(err, errlen, "%s/%s: %s", c->dir, name, VV_SEG_CHANGED);
 		else if (sc.err_errno)
 			vv_coll_seterr(err, errlen, "%s/%s: %s", c->dir, name, strerror(sc.err_errno));
 		goto out;

@@ -169,13 +169,13 @@ static int reap(struct vv_uring *u, unsigned want, int *res, size_t nres)
 	return 0;
 }
 
-/* The type, size and device of open file fd: statx, or fstat where a
+/* The type, size, device, inode and ctime of open file fd: statx, or fstat where a
  * seccomp filter refuses statx.  0 or an errno. */
 static int file_stat(int fd, struct statx *sx)
 {
 	struct stat st;
 
-	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_TYPE | STATX_SIZE, sx) == 0)
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, VV_SEG_STATX, sx) == 0)
 		return 0;
 	if (errno != ENOSYS || fstat(fd, &st) < 0)
 		return errno;
@@ -184,6 +184,9 @@ static int file_stat(int fd, struct statx *sx)
 	sx->stx_size = (uint64_t)st.st_size;
 	sx->stx_dev_major = major(st.st_dev);
 	sx->stx_dev_minor = minor(st.st_dev);
+	sx->stx_ino = (uint64_t)st.st_ino;
+	sx->stx_ctime.tv_sec = st.st_ctim.tv_sec;
+	sx->stx_ctime.tv_nsec = (uint32_t)st.st_ctim.tv_nsec;
 	return 0;
 }
 

@@ -37,7 +37,7 @@ for s in range(n):
 np.save(T + "/q.npy", q)
 np.save(T + "/X.npy", X.astype(np.float64))
 # what swaps in for s020.npy: other rows, more of them (a file of the
-# same size and header is not told apart when opened again by name)
+# same size and header is refused as well: test_vector_tiny.c)
 np.save(T + "/other.npy", (rng.standard_normal((per + 10, d)) * 9).astype('<f4'))
 PY
 cp "$P/c/s020.npy" "$T/s020.keep"

@@ -1243,12 +1243,15 @@ static int cand_order(const void *a, const void *b)
 /* The one scan (vv_scan_run) behind the tool's search and the daemon's
  * offload reads a segment in memory, streamed from a descriptor and
  * reopened by name alike: the same bytes three ways give each best row
- * three times, in segment order, with the distances vv_segment_knn gives. */
+ * three times, in segment order, with the distances vv_segment_knn gives.
+ * A reopen that finds the file changed since (struct vv_seg_id) fails. */
 static void test_scan_sources(void)
 {
 	size_t len = kseg_make(KF_FVECS, KN, 4242);
 	struct vv_segment_view sv;
 	struct vv_scan_seg segs[3];
+	struct vv_seg_id id;
+	struct stat st;
 	struct vv_knn_ioc_cand out[4];
 	struct vv_scan s;
 	const char *why = NULL;
@@ -1273,8 +1276,13 @@ static void test_scan_sources(void)
 		q[t] = kvals[5000][t] + frand(&seed) * 0.05f;
 	segs[0] = (struct vv_scan_seg){ .info = sv.info, .base = kseg, .fd = -1, .dirfd = -1 };
 	segs[1] = (struct vv_scan_seg){ .info = sv.info, .stream = true, .fd = fd, .dirfd = -1 };
+	if (fstat(fd, &st) < 0) {
+		ok(0, "scan sources: fstat");
+		goto out;
+	}
+	id = (struct vv_seg_id){ st.st_dev, st.st_ino, len, st.st_ctim };
 	segs[2] = (struct vv_scan_seg){ .info = sv.info, .stream = true, .fd = -1, .dirfd = dfd,
-					.name = "scan.fvecs" };
+					.name = "scan.fvecs", .id = &id };
 	s = (struct vv_scan){ .segs = segs, .nsegs = 3, .metric = VV_METRIC_L2, .queries = q, .nq = 1,
 			      .d = KD, .kk = 12, .threads = 2, .unit_bytes = 64u << 10 };
 	r = vv_scan_run(&s);
@@ -1305,6 +1313,13 @@ static void test_scan_sources(void)
 		vv_put_le32(w, KD + 1);
 		bad = pwrite(fd, w, 4, (off_t)(9000 * sv.info.stride)) != 4;
 	}
+	/* written since its identity was taken: the reopen by name refuses
+	 * it (same size, same header; its ctime moved) */
+	r = vv_scan_run(&s);
+	ok(!bad && r == VV_EIO && s.err_seg == 2 && s.err_changed && !s.cand,
+	   "scan sources: segment 2 changed since it was opened: its reopen refused (EIO, changed)");
+	bad |= fstat(fd, &st) < 0;
+	id = (struct vv_seg_id){ st.st_dev, st.st_ino, len, st.st_ctim };
 	r = vv_scan_run(&s);
 	ok(!bad && r == VV_ECORRUPT && s.err_seg == 1 && s.err_row == 9000 && s.err_dim == KD + 1,
 	   "scan sources: wrong dim word in the streamed segment: VV_ECORRUPT, segment 1, row 9000");

@@ -12,7 +12,10 @@
  * or removed between the listing and the read, a symlink to /dev/null, a
  * segment the caller may not read (uid 65534); segments out of the page
  * cache; a low
- * descriptor limit; no descriptor or thread left.
+ * descriptor limit; no descriptor or thread left; a segment replaced (by
+ * another file, one of the same size and header, a FIFO) between the open
+ * and the scan's reopen or between the scan and the re-ranking's: refused
+ * naming it, never its rows, no hang.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -320,7 +323,12 @@ static size_t s0390_row0(void)
 	return r;
 }
 
-static void restore_s0390(void) { write_seg(tmpdir, "s0390.npy", s0390_row0(), 3, false); }
+/* (unlinked first: it may be a FIFO) */
+static void restore_s0390(void)
+{
+	unlink(path("s0390.npy"));
+	write_seg(tmpdir, "s0390.npy", s0390_row0(), 3, false);
+}
 
 /* s0390.npy becomes another file (5 rows of other values) or a FIFO,
  * renamed over it. */
@@ -343,27 +351,56 @@ static void swap_s0390_fifo(void)
 		tap_diag("mkfifo or rename failed");
 }
 
-/* RLIMIT_NOFILE 40, the plain open, query 0 moved onto s0390.npy's first
- * row: swap it (arg: a struct swap) once the scan is done; the search must
- * fail naming it. */
+/* s0390.npy becomes a file of the same size and header (its 3 rows values
+ * no segment holds: rows nrows..nrows+2), renamed over it.  The deferred open knows no
+ * inode of the file it read, only that nothing changed it since the search
+ * began (struct vv_seg_id): its ctime comes from the coarse clock, so the
+ * rename waits out a clock tick. */
+static void swap_s0390_same(void)
+{
+	char tmp[sizeof(path_of)];
+
+	write_seg(tmpdir, "s0390.npy.tmp", nrows, 3, false);
+	snprintf(tmp, sizeof(tmp), "%s", path("s0390.npy.tmp"));
+	usleep(20000);
+	if (rename(tmp, path("s0390.npy")) < 0)
+		tap_diag("rename failed");
+}
+
+/* RLIMIT_NOFILE 40 (s0390.npy is past the descriptor budget: opened again
+ * by name by the scan and by the re-ranking), the plain open unless
+ * deferred, query 0 moved onto row qrow: swap s0390.npy (fn) between the
+ * open and the scan (before_scan: the scan's reopen) or once the scan is
+ * done (the re-ranking's); the search must fail naming it, none of the
+ * swapped-in file's rows returned under its name. */
 struct swap {
 	void (*fn)(void);
+	bool before_scan, deferred;
+	size_t qrow;             /* SIZE_MAX: s0390.npy's first row */
 };
 
 static int child_swapped(void *arg)
 {
+	const struct swap *sw = arg;
 	struct rlimit rl = { 40, 40 };
 	struct outcome o;
 
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return 91;
-	memcpy(q[0], rows[s0390_row0()], sizeof(q[0]));
-	after_scan = ((const struct swap *)arg)->fn;
-	run(false, true, false, K, false, &o);
+	memcpy(q[0], rows[sw->qrow == SIZE_MAX ? s0390_row0() : sw->qrow], sizeof(q[0]));
+	if (sw->before_scan)
+		between = sw->fn;
+	else
+		after_scan = sw->fn;
+	run(sw->deferred, true, false, K, false, &o);
+	between = NULL;
 	if (after_scan)
 		return 5;                /* never called */
-	if (o.r != VV_EIO || !strstr(o.err, "s0390.npy") || !strstr(o.err, "replaced since"))
+	if (o.r != VV_EIO || !strstr(o.err, "s0390.npy") ||
+	    !strstr(o.err, "replaced since the collection was opened (not the same file any more)")) {
+		diagf("got %d: %s", o.r, o.err);
 		return 1;
+	}
 	return 0;
 }
 
@@ -544,11 +581,28 @@ int main(void)
 	 * the re-ranking): an error naming it, never another file's rows under
 	 * its name, never a hang (SIGALRM) */
 	alarm(120);
-	is_int(segf_in_child(-1, child_swapped, &(struct swap){ swap_s0390_file }), 0,
+	is_int(segf_in_child(-1, child_swapped, &(struct swap){ swap_s0390_file, .qrow = SIZE_MAX }), 0,
 	       "replaced by another file after the scan: the re-ranking refuses it, naming it");
 	restore_s0390();
-	is_int(segf_in_child(-1, child_swapped, &(struct swap){ swap_s0390_fifo }), 0,
+	is_int(segf_in_child(-1, child_swapped, &(struct swap){ swap_s0390_fifo, .qrow = SIZE_MAX }), 0,
 	       "replaced by a FIFO after the scan: refused too, no hang");
+	restore_s0390();
+	/* ... by a file of the same size and header: only its identity
+	 * (inode, ctime) tells it from the segment opened */
+	is_int(segf_in_child(-1, child_swapped, &(struct swap){ swap_s0390_same, .qrow = SIZE_MAX }), 0,
+	       "replaced by a file of the same size and header after the scan: the re-ranking refuses it");
+	restore_s0390();
+	is_int(segf_in_child(-1, child_swapped,
+			     &(struct swap){ swap_s0390_same, .before_scan = true, .qrow = nrows }), 0,
+	       "... between the open and the scan: the scan's reopen refuses it, its rows never hits");
+	restore_s0390();
+	is_int(segf_in_child(-1, child_swapped,
+			     &(struct swap){ swap_s0390_fifo, .before_scan = true, .qrow = nrows }), 0,
+	       "a FIFO between the open and the scan: the scan's reopen refuses it, no hang");
+	restore_s0390();
+	is_int(segf_in_child(-1, child_swapped,
+			     &(struct swap){ swap_s0390_same, .deferred = true, .qrow = SIZE_MAX }), 0,
+	       "deferred open: replaced by a file of the same size and header after the scan: refused");
 	alarm(0);
 	unlink(path("s0390.npy"));
 	restore_s0390();
