@@ -272,6 +272,8 @@ int vv_repo_init(const char *dest, const char *pass, size_t passlen, int kdf_pro
 	r.gid = st.st_gid;
 	if ((fd = dup(r.dfd)) < 0 || !(d = fdopendir(fd))) {
 		e = vv_repo_oserr(errno);
+		if (fd >= 0)
+			close(fd);               /* fdopendir failed: still ours */
 		goto out;
 	}
 	e = 0;

@@ -706,12 +706,6 @@ int vv_repo_find(struct vv_repo *r, const char *prefix, char id_hex[VV_BACKUP_ID
 
 /* ---- the index of what is there ------------------------------------------------ */
 
-static int cmp_obj(const void *a, const void *b)
-{
-	return memcmp(((const struct vv_bk_object *)a)->chunk, ((const struct vv_bk_object *)b)->chunk,
-		      VV_CHUNK_ID_BYTES);
-}
-
 /* Append n objects to ix (capacity *cap). */
 static int ix_add(struct vv_repo_index *ix, size_t *cap, const struct vv_bk_object *o, size_t n)
 {
@@ -769,7 +763,7 @@ int vv_repo_index_load(struct vv_repo *r, struct vv_repo_index *ix)
 		pthread_mutex_unlock(&vv_repo_cache_mu);
 	}
 	if (ix->n)
-		qsort(ix->o, ix->n, sizeof(*ix->o), cmp_obj);
+		qsort(ix->o, ix->n, sizeof(*ix->o), cmp_obj_chunk);
 out:
 	vv_repo_names_free(names, n);
 	if (e < 0)
@@ -785,7 +779,7 @@ const struct vv_bk_object *vv_repo_index_find(const struct vv_repo_index *ix,
 	if (!ix->n)
 		return NULL;
 	memcpy(key.chunk, chunk, VV_CHUNK_ID_BYTES);
-	return bsearch(&key, ix->o, ix->n, sizeof(*ix->o), cmp_obj);
+	return bsearch(&key, ix->o, ix->n, sizeof(*ix->o), cmp_obj_chunk);
 }
 
 void vv_repo_index_free(struct vv_repo_index *ix)

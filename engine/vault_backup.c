@@ -512,7 +512,7 @@ static int create(struct vv_vault *v, const struct bk_job *j, struct vv_admin_re
 	char auto_name[64] = "", hex[VV_BACKUP_ID_HEX + 1], why[256] = "";
 	/* The key cache: a re-run with the same passphrase skips the Argon2id
 	 * (repo.c; docs/security.md). */
-	unsigned flags = VV_REPO_WRITE | VV_REPO_CHECK_OWNER | VV_REPO_KEY_CACHE | VV_REPO_KEY_CACHE;
+	unsigned flags = VV_REPO_WRITE | VV_REPO_CHECK_OWNER | VV_REPO_KEY_CACHE;
 	struct vv_manifest m;
 	struct vv_snap_row sr;
 	struct vv_repo *repo = NULL;
