@@ -16,7 +16,6 @@ sums() { (cd "$1" && find . -path ./.snapshots -prune -o -path ./.trash -prune -
 flip() { python3 -c 'import sys; p=sys.argv[1]; o=int(sys.argv[2]); b=bytearray(open(p,"rb").read()); b[o % len(b)] ^= 1; open(p,"wb").write(b)' "$1" "$2"; }
 field() { sed -n "s/.* packs, \([0-9]*\) written .*/\1/p"; }
 packs() { sed -n "s/.*metadata \([0-9]*\) packs.*/\1/p"; }
-objs() { find "$1/objects" -type f ! -name '.tmp-*' | wc -l; }
 
 # --- the golden repository v3 ---
 tar -C "$T" -xzf "$VV_SRC/tests/data/golden-backup-v3.tar.gz"
@@ -65,10 +64,10 @@ bk() { "$VV_BIN" backup create "$M" "$D" --passfile "$RP"; }
 out=$(bk); echo "# $out"
 n=$(echo "$out" | packs)
 check "the rows are in several packs" test "$n" -gt 2
-check "all written, and nothing else in DEST (the files are inline)" test "$(echo "$out" | field)" -eq "$n" -a "$(objs "$D")" -eq "$n"
+check "all written, and nothing else in DEST (the files are inline)" test "$(echo "$out" | field)" -eq "$n" -a "$(vv_bk_objs "$D")" -eq "$n"
 out=$(bk); echo "# $out"
 check "an unchanged re-run writes no pack" test "$(echo "$out" | field)" -eq 0
-check "and adds no object" test "$(objs "$D")" -eq "$n"
+check "and adds no object" test "$(vv_bk_objs "$D")" -eq "$n"
 printf 'changed' > "$M/many/f300"; sync -f "$M"
 out=$(bk); echo "# $out"
 w=$(echo "$out" | field)

@@ -13,9 +13,6 @@ vv_need_fuse
 
 vv_backup_vault
 vv_mount "$S" "$M"
-objs() { find "$1/objects" -type f ! -name '.tmp-*' | wc -l; }
-sent() { sed -n 's/.* objects, \([0-9]*\) sent .* packs, \([0-9]*\) written .*/\1 \2/p' | awk '{ print $1 + $2 }'; }
-bk() { "$VV_BIN" backup create "$M" "$1" --passfile "$RP" "${@:2}"; }
 
 # 160 chunks of 600 KB (one file each): five batches.
 mkdir "$M/c"
@@ -26,15 +23,15 @@ sync -f "$M"
 arrived=0
 for at in 20 70 120; do
 	pid=$(cat "$T/.pids/$(echo "$M" | tr / _)")
-	bk "$D" >/dev/null 2>&1 &
+	vv_bk "$D" >/dev/null 2>&1 &
 	for i in $(seq 1 1000); do
-		[ "$(objs "$D")" -ge "$at" ] && break
+		[ "$(vv_bk_objs "$D")" -ge "$at" ] && break
 		sleep 0.01
 	done
 	kill -KILL "$pid"
 	wait
 	fusermount3 -uz "$M" 2>/dev/null
-	now=$(objs "$D")
+	now=$(vv_bk_objs "$D")
 	echo "# killed at $now objects (aimed at $at), $(find "$D/objects" -name '.tmp-*' | wc -l) tmp files"
 	check "killed near $at: the repository verifies" "$VV_BIN" backup verify "$D" --passfile "$RP"
 	check "killed near $at: objects only arrived, none lost" test "$now" -ge "$arrived"
@@ -47,15 +44,15 @@ for at in 20 70 120; do
 		"$VV_BIN" snapshot delete "$M" "$s" >/dev/null 2>&1
 	done
 done
-out=$(bk "$D")
+out=$(vv_bk "$D")
 echo "# $out"
-total=$(objs "$D")
-check "the resumed run sends only what had not arrived" test "$(echo "$out" | sent)" -eq $((total - arrived))
+total=$(vv_bk_objs "$D")
+check "the resumed run sends only what had not arrived" test "$(echo "$out" | vv_bk_sent)" -eq $((total - arrived))
 check "at least 160 objects" test "$total" -ge 160
 check "no tmp file is left by a complete run" test -z "$(find "$D/objects" -name '.tmp-*' -newer "$D/manifests")"
 check "verify --read-data" "$VV_BIN" backup verify "$D" --read-data --passfile "$RP"
-out=$(bk "$D")
-check "an unchanged re-run sends nothing" test "$(echo "$out" | sent)" -eq 0
+out=$(vv_bk "$D")
+check "an unchanged re-run sends nothing" test "$(echo "$out" | vv_bk_sent)" -eq 0
 
 id=$(ls -t "$D/manifests" | head -1)
 check "restore the last backup into a new store" "$VV_BIN" backup restore "$D" "$id" "$T/new" \

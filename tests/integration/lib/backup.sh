@@ -13,3 +13,11 @@ vv_backup_vault() {
 	vv_init "$S" >/dev/null 2>&1
 	LOG=$(vv_audit_log "$S")
 }
+
+# vv_bk_objs DEST: the objects under DEST (chunks and metadata packs; not a
+# batch's tmp files).  vv_bk_sent: from `backup create`'s summary on stdin,
+# the objects it sent (chunks copied plus packs written: both are files
+# vv_bk_objs counts).  vv_bk DEST [ARGS]: backup create of $M into DEST.
+vv_bk_objs() { find "$1/objects" -type f ! -name '.tmp-*' | wc -l; }
+vv_bk_sent() { sed -n 's/.* objects, \([0-9]*\) sent .* packs, \([0-9]*\) written .*/\1 \2/p' | awk '{ print $1 + $2 }'; }
+vv_bk() { "$VV_BIN" backup create "$M" "$1" --passfile "$RP" "${@:2}"; }
