@@ -506,6 +506,13 @@ void vv_vault_set_inval(struct vv_vault *v, vv_inval_fn fn, void *ctx)
 	pthread_mutex_unlock(&v->mu);
 }
 
+void vv_vault_set_inval_wait(struct vv_vault *v, vv_inval_wait_fn wait)
+{
+	pthread_mutex_lock(&v->mu);
+	v->inval_wait = wait;
+	pthread_mutex_unlock(&v->mu);
+}
+
 void vv_vault_inval(struct vv_vault *v, uint64_t parent_or_ino, const char *name)
 {
 	if (v->inval)

@@ -374,6 +374,12 @@ int vv_admin_call(struct vv_vault *v, const struct vv_admin_req *rq,
 	r = e->run(v, rq, rep);
 	if (r < 0 && !rep->msg[0])
 		vault_admin_fail(rep, r, "%s: %s", e->verb, vv_strerror(r));
+	/* what the verb revoked is out of the kernel's caches before the
+	 * reply: a handle opened before a purge must not read its pages
+	 * once `vecvault trash purge` returned (the notifier sends the
+	 * invalidations from its own thread, after this request's locks) */
+	if (v->inval_wait)
+		v->inval_wait(v->inval_ctx);
 out:
 	rep->status = r;
 	audit_call(v, rq, e, r);

@@ -167,6 +167,7 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	if ((r = fs_notifier_start(&fs.notify, se)) < 0)
 		goto out;
 	vv_vault_set_inval(v, fs_notifier_queue, &fs.notify);
+	vv_vault_set_inval_wait(v, fs_notifier_wait);
 	vv_log(VV_LOG_INFO, "fs: mounted on %s", mnt);
 	/* Admin requests need a live mount (they may invalidate its caches);
 	 * without the socket the files are still served, and the log says
@@ -211,6 +212,7 @@ out:
 	 * exists; running scans end (bounded) before it goes. */
 	vv_vault_knn_drain(v);
 	/* No handler runs any more: nobody calls the callback after this. */
+	vv_vault_set_inval_wait(v, NULL);
 	vv_vault_set_inval(v, NULL, NULL);
 	if (mounted)
 		fuse_session_unmount(se);

@@ -65,16 +65,21 @@ struct inval_item {
  * very inode lock the notification needs). */
 struct notifier {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond, done;       /* queued; one more sent */
 	struct inval_item *head, *tail;
 	bool stop, started;
 	struct fuse_session *se;
 	atomic_uint_fast64_t queued;     /* requests ever queued */
+	uint64_t sent;                   /* of them, sent (or dropped); under lock */
 	atomic_bool no_epoch;            /* kernel lacks FUSE_NOTIFY_INC_EPOCH */
 	pthread_t thread;
 };
 
 void fs_notifier_init(struct notifier *n);
+/* Wait (at most 5 s) until every request queued before the call was sent;
+ * ctx is the notifier (vv_vault_set_inval_wait).  Never from a FUSE
+ * handler: a notification may wait for the inode lock a handler holds. */
+void fs_notifier_wait(void *ctx);
 /* Start the thread for session se (after mount).  0 or VV_ESYS. */
 int fs_notifier_start(struct notifier *n, struct fuse_session *se);
 /* Stop the thread (drops what is still queued) and free everything.

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vecvault/error.h"
@@ -34,6 +35,7 @@ void fs_notifier_init(struct notifier *n)
 	atomic_init(&n->no_epoch, false);
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_cond_init(&n->cond, NULL);
+	pthread_cond_init(&n->done, NULL);
 }
 
 void fs_notifier_queue(void *ctx, uint64_t ino, const char *name)
@@ -107,6 +109,8 @@ static void *notifier_main(void *arg)
 		free(it->name);
 		free(it);
 		pthread_mutex_lock(&n->lock);
+		n->sent++;
+		pthread_cond_broadcast(&n->done);
 	}
 	pthread_mutex_unlock(&n->lock);
 	return NULL;
@@ -135,6 +139,7 @@ void fs_notifier_release(struct notifier *n)
 	pthread_mutex_lock(&n->lock);
 	n->stop = true;
 	pthread_cond_signal(&n->cond);
+	pthread_cond_broadcast(&n->done);
 	pthread_mutex_unlock(&n->lock);
 	if (n->started)
 		pthread_join(n->thread, NULL);
@@ -147,7 +152,26 @@ void fs_notifier_release(struct notifier *n)
 	}
 	n->tail = NULL;
 	pthread_cond_destroy(&n->cond);
+	pthread_cond_destroy(&n->done);
 	pthread_mutex_destroy(&n->lock);
+}
+
+void fs_notifier_wait(void *ctx)
+{
+	struct notifier *n = ctx;
+	struct timespec until;
+	uint64_t target;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&n->lock);
+	target = atomic_load(&n->queued);
+	while (n->started && !n->stop && n->sent < target)
+		if (pthread_cond_timedwait(&n->done, &n->lock, &until) == ETIMEDOUT) {
+			vv_log(VV_LOG_WARN, "fs: invalidations still queued after 5 s: replying anyway");
+			break;
+		}
+	pthread_mutex_unlock(&n->lock);
 }
 
 uint64_t fs_notifier_mark(struct notifier *n)

@@ -172,6 +172,13 @@ const char *vv_vault_instance(const struct vv_vault *v);
  * directory no longer searchable by everyone.  name == NULL: inode only. */
 typedef void (*vv_inval_fn)(void *ctx, uint64_t parent_or_ino, const char *name);
 void vv_vault_set_inval(struct vv_vault *v, vv_inval_fn fn, void *ctx);
+/* wait(ctx), if set, returns once every invalidation fn queued before the
+ * call was sent to the kernel.  The vault calls it before a control
+ * request's reply (vv_admin_call, outside its locks), so what a verb
+ * revoked (a purge, a snapshot delete: the pages of files old handles
+ * still hold) is out of the kernel's caches when the command returns. */
+typedef void (*vv_inval_wait_fn)(void *ctx);
+void vv_vault_set_inval_wait(struct vv_vault *v, vv_inval_wait_fn wait);
 /* Ask for that invalidation from outside the vault: a change made through
  * another path (a remote session, net/) must drop what the local mount's
  * kernel cached.  No-op without a local mount. */
