@@ -27,7 +27,7 @@ NEW=$VV
 backup_bench_begin
 
 median() { bench_median; }
-dcpu() { if [ -s "$B/vecvault/pid" ]; then awk '{ print $14 + $15 }' "/proc/$(cat "$B/vecvault/pid")/stat"; else echo 0; fi; }
+dcpu() { if [ -s "$B/vecvault/pid" ]; then proc_ticks "$(cat "$B/vecvault/pid")"; else echo 0; fi; }
 # timed CMD...: "WALL CPU" seconds (the command's user + system time plus
 # the daemon's over the same interval).
 timed() {

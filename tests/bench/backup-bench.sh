@@ -36,7 +36,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e6 }'; }
 # plus the vecvault daemon's over the same interval (a vecvault create runs
 # in the daemon; restic reads the mount, which the daemon serves): CPU time
 # is steadier than wall time on a loaded machine.
-dcpu() { awk '{ print $14 + $15 }' "/proc/$(cat "$B/vecvault/pid")/stat"; }
+dcpu() { proc_ticks "$(cat "$B/vecvault/pid")"; }
 timed() {
 	local t0 t1 c0 c1 cc
 	c0=$(dcpu); t0=$(now_us)

@@ -133,7 +133,7 @@ daemon_settle() {
 	case $1 in vecvault | vvref) ;; *) return 0 ;; esac
 	p=$(cat "$B/$1/pid" 2>/dev/null) || return 0
 	for i in $(seq 50); do
-		t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || return 0
+		t=$(proc_ticks "$p") && [ -n "$t" ] || return 0
 		if [ "$t" = "$last" ]; then
 			same=$((same + 1))
 			[ $same -ge 3 ] && return 0
@@ -149,9 +149,10 @@ daemon_settle() {
 # (clock ticks, all threads) and voluntary + involuntary context switches
 # summed over its threads (only a thread alive at both reads counts fully).
 daemon_cost() {
-	local p
+	local p t
 	p=$(cat "$B/$1/pid" 2>/dev/null) || return 0
-	awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { printf "%d ", t }' "/proc/$p/stat" 2>/dev/null &&
+	t=$(proc_ticks "$p") || return 0
+	printf '%d ' "$t" &&
 	cat /proc/"$p"/task/*/status 2>/dev/null |
 		awk '/^(non)?voluntary_ctxt_switches/ { n += $2 } END { printf "%d\n", n }'
 }

@@ -131,6 +131,10 @@ cold() {
 	fs_mount "$1"
 }
 
+# proc_ticks PID: its CPU time so far (utime + stime, all threads) in
+# clock ticks (1/100 s); nothing when the process is gone.
+proc_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null; }
+now_ms() { date +%s%3N; }
 now_us() { local t; t=$(date +%s%N); echo $((t / 1000)); }
 
 # bench_tree DIR FILES: fs-bench's small-file tree (tar -x, ls -lR, rm -rf,

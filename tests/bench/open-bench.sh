@@ -79,8 +79,8 @@ PY
 # workers past max_idle_threads and starts new ones), which a sum over
 # /proc/PID/task/*/schedstat loses; its unit is a clock tick (10 ms), so
 # use N large enough that a pass is many ticks.
-ticks() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%d\n", ($12 + $13) * 1000000 / hz }' "/proc/$(cat "$W/$1/pid")/stat"; }
-now_ms() { date +%s%3N; }
+HZ=$(getconf CLK_TCK)
+ticks() { echo $(($(proc_ticks "$(cat "$W/$1/pid")") * 1000000 / HZ)); }
 
 one_pass() {         # a|b warm|cold
 	local s=$1 kind=$2 t0 t1 w0 w1

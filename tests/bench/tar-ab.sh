@@ -47,8 +47,7 @@ mount_one() {        # a|b BIN [valgrind args...]
 	exit 1
 }
 
-ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$(cat "$W/$1/pid")/stat"; }
-now_ms() { date +%s%3N; }
+ticks() { proc_ticks "$(cat "$W/$1/pid")"; }
 
 if [ "${TAR_CG:-0}" = 1 ]; then
 	command -v callgrind_control >/dev/null || { echo "tar-ab: needs valgrind" >&2; exit 2; }
