@@ -875,6 +875,15 @@ static bool defer_rest(struct vv_collection *c, struct loader *ld, size_t nnames
 	return true;
 }
 
+/* Append a copy of name to the list *v (n names, capacity *cap). */
+static int push_name(char ***v, size_t *n, size_t *cap, const char *name)
+{
+	if (VV_GROW(*v, *n, *cap) < 0 || !((*v)[*n] = strdup(name)))
+		return VV_ENOMEM;
+	(*n)++;
+	return 0;
+}
+
 static int coll_open(const char *dir, const struct vv_schema *override, bool skip_bad, bool defer,
 		     struct vv_collection **out, char *err, size_t errlen)
 {
@@ -903,30 +912,14 @@ static int coll_open(const char *dir, const struct vv_schema *override, bool ski
 	}
 	scan_io_init(c->io, dirfd(d));
 	while ((errno = 0, de = readdir(d))) {
-		if (vv_segment_name_is_ids(de->d_name)) {
-			/* listed here, so a segment without one costs no failed open */
-			if (VV_GROW(idsv, nids, idscap) < 0) {
-				r = VV_ENOMEM;
-				goto out;
-			}
-			if (!(idsv[nids] = strdup(de->d_name))) {
-				r = VV_ENOMEM;
-				goto out;
-			}
-			nids++;
-			continue;
-		}
-		if (!vv_segment_name_is_segment(de->d_name))
-			continue;
-		if (VV_GROW(names, nnames, cap) < 0) {
-			r = VV_ENOMEM;
+		/* id sidecars listed here, so a segment without one costs no
+		 * failed open */
+		if (vv_segment_name_is_ids(de->d_name))
+			r = push_name(&idsv, &nids, &idscap, de->d_name);
+		else if (vv_segment_name_is_segment(de->d_name))
+			r = push_name(&names, &nnames, &cap, de->d_name);
+		if (r < 0)
 			goto out;
-		}
-		if (!(names[nnames] = strdup(de->d_name))) {
-			r = VV_ENOMEM;
-			goto out;
-		}
-		nnames++;
 	}
 	if (errno) {
 		r = vv_err_from_errno(errno);
