@@ -52,6 +52,20 @@ static inline size_t segf_npy_head(uint8_t *buf, const char *dict)
 }
 
 /* Entries of /proc/self/WHAT ("fd", "task"), or -1. */
+/* The tests' seeded generator (an LCG: the same rows on every run). */
+static inline unsigned segf_rnd(unsigned *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return *s >> 8;
+}
+
+/* n floats of segf_rnd in [-10, 10), steps of 0.001. */
+static inline void segf_fill(float *v, size_t n, unsigned *seed)
+{
+	for (size_t i = 0; i < n; i++)
+		v[i] = (float)(segf_rnd(seed) % 20000) / 1000.0f - 10.0f;
+}
+
 static inline int segf_proc_count(const char *what)
 {
 	char path[64];

@@ -34,12 +34,6 @@
 static char tmpdir[] = "/var/tmp/vv_test_ringfail.XXXXXX";
 static float q[NQ][D];
 
-static unsigned rnd(unsigned *s)
-{
-	*s = *s * 1103515245u + 12345u;
-	return *s >> 8;
-}
-
 /* seg%04u.fvecs, ROWS rows of D floats. */
 static void build(void)
 {
@@ -53,7 +47,7 @@ static void build(void)
 			uint32_t dim = D;
 			memcpy(p, &dim, 4);
 			for (unsigned j = 0; j < D; j++) {
-				float v = (float)(rnd(&seed) % 1000) / 100.0f;
+				float v = (float)(segf_rnd(&seed) % 1000) / 100.0f;
 				memcpy(p + 4 + 4 * j, &v, 4);
 			}
 		}
@@ -62,7 +56,7 @@ static void build(void)
 	}
 	for (unsigned i = 0; i < NQ; i++)
 		for (unsigned j = 0; j < D; j++)
-			q[i][j] = (float)(rnd(&seed) % 1000) / 100.0f;
+			q[i][j] = (float)(segf_rnd(&seed) % 1000) / 100.0f;
 }
 
 /* Drop the segments' pages from the page cache, so that their reads go to

@@ -62,12 +62,6 @@ static float rows[MAXROWS][D];
 static size_t nrows;
 static float q[NQ][D];
 
-static unsigned rnd(unsigned *s)
-{
-	*s = *s * 1103515245u + 12345u;
-	return *s >> 8;
-}
-
 static void write_file(const char *dir, const char *name, const void *p, size_t n)
 {
 	segf_write(dir, name, p, n);
@@ -105,12 +99,8 @@ static void build(void)
 	unsigned seed = 7;
 	char name[64];
 
-	for (size_t i = 0; i < MAXROWS; i++)
-		for (int t = 0; t < D; t++)
-			rows[i][t] = (float)(rnd(&seed) % 20000) / 1000.0f - 10.0f;
-	for (size_t i = 0; i < NQ; i++)
-		for (int t = 0; t < D; t++)
-			q[i][t] = (float)(rnd(&seed) % 20000) / 1000.0f - 10.0f;
+	segf_fill(&rows[0][0], (size_t)MAXROWS * D, &seed);
+	segf_fill(&q[0][0], (size_t)NQ * D, &seed);
 	/* s0000 (fixes the dimension) .. s0399, a mid one larger than a slot
 	 * in the middle, a big one last; empty ones too */
 	for (size_t s = 0; s < NSEG; s++) {

@@ -48,12 +48,6 @@ static float rows[MAXROWS][D];   /* row i of the collection, in id order */
 static size_t nrows;
 static float q[NQ][D];
 
-static unsigned rnd(unsigned *s)
-{
-	*s = *s * 1103515245u + 12345u;
-	return *s >> 8;
-}
-
 static void write_file(const char *name, const void *p, size_t n)
 {
 	segf_write(tmpdir, name, p, n);
@@ -101,12 +95,8 @@ static void build(void)
 	unsigned seed = 99;
 	char name[64];
 
-	for (size_t i = 0; i < MAXROWS; i++)
-		for (int t = 0; t < D; t++)
-			rows[i][t] = (float)(rnd(&seed) % 20000) / 1000.0f - 10.0f;
-	for (size_t i = 0; i < NQ; i++)
-		for (int t = 0; t < D; t++)
-			q[i][t] = (float)(rnd(&seed) % 20000) / 1000.0f - 10.0f;
+	segf_fill(&rows[0][0], (size_t)MAXROWS * D, &seed);
+	segf_fill(&q[0][0], (size_t)NQ * D, &seed);
 	/* segment names sort as written: s0000 .. s0599, then z-big */
 	for (size_t s = 0; s < NSEG; s++) {
 		size_t n = (s * 5 + 3) % 13;       /* 0 .. 12 rows, empty ones too */
