@@ -92,7 +92,7 @@ expect_fail "trash purge of a part: not in the trash" "$VV_BIN" trash purge "$M"
 
 # SIGKILL with the parts still waiting (synced first: what fsync made
 # durable must survive), then a new mount.
-sync -f "$M"
+vv_sync "$M"
 kill -KILL "$(cat "$pidf")"
 fusermount3 -uz "$M" 2>/dev/null || umount -l "$M" 2>/dev/null || true
 forget_mount

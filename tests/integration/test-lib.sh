@@ -298,6 +298,14 @@ vv_umount() {
 
 # vv_cold STORE MNT: unmount, drop the page cache and mount again, so the
 # next reads reach the daemon cold.
+# vv_sync MNT: make every change made through the vecvault mount MNT
+# durable, as a crash test needs before it kills the daemon.  `sync -f`
+# cannot: the kernel sends SYNCFS only to virtiofs, never to a FUSE
+# daemon; an fsync of the root directory (FSYNCDIR) commits everything.
+vv_sync() {
+	"$PY" -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY); os.fsync(fd)' "$1"
+}
+
 vv_cold() {
 	vv_umount "$2"
 	sync
