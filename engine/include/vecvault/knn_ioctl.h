@@ -127,4 +127,109 @@ int vv_knn_work_check(const struct vv_knn_ioc_hdr *h, uint64_t rows)
 
 #define VV_IOC_KNN _IOWR('v', 0x4b, struct vv_knn_ioc)
 
+/* ---- the directory request: many small segments in one round trip ------
+ *
+ * Why: on a mount each segment the tool opens costs an OPEN and a RELEASE
+ * round trip (24 us of tool CPU and 16 us of daemon CPU per file on this
+ * machine), so 10,000 segments of 100 rows cost far more than their bytes.
+ * VV_IOC_KNN_DIR is an ioctl on a directory the caller opened through the
+ * mount (O_RDONLY | O_DIRECTORY); it names up to VV_KNN_DIR_MAX_NAMES of
+ * the directory's files, and the daemon scans each one it may serve and
+ * answers one merged list of candidates.
+ *
+ * Access: each name is checked as the caller's own lookup and read-only
+ * open of it would be, at the time of the request (search right on the
+ * directory, read right on the file, revocation, the trash and snapshot
+ * rules), whoever opened the directory handle; each name served or denied
+ * gets one audit record ("scan", with the file's path).  A name is never
+ * resolved past the directory: '/', "." and "..", empty names, symlinks
+ * and anything but a regular file are refused per name.  Nothing is
+ * decrypted for a name before its check passed.
+ *
+ * Input (VV_KNN_IOC_BYTES, restricted ioctl as VV_IOC_KNN): the header,
+ * then nq * dim floats, then names_len bytes holding exactly nnames names,
+ * each NUL-terminated, in the caller's segment order (the order by which
+ * ties are broken).  Output: the header (status fields filled), then
+ * nnames struct vv_knn_dir_stat (one per name, in request order), then
+ * nq * kk struct vv_knn_dir_cand, query-major: per query the kk best
+ * candidates over all names served, by (exact distance, name index, row),
+ * unused slots last with name = VV_KNN_DIR_NO_NAME and row = VV_KNN_NO_ROW.
+ * Each name's candidates are chosen as VV_IOC_KNN's version 2 reply would
+ * choose them for that file alone (the kk best by float32 distance, then
+ * the exact double distance), so merging the reply with other candidates
+ * gives what scanning every file locally gives.
+ *
+ * A name whose stat.err is not 0 was not scanned: the caller scans that
+ * file itself (opening it as usual, so its own errors are reported as
+ * today).  Per-name errors (negative errno values): -EAGAIN while the daemon is
+ * still decrypting it, -EACCES/-EPERM denied, -ENOENT no such name,
+ * -EINVAL not a regular file or not a segment of the request's format,
+ * dim and dtype, -E2BIG over the request's remaining work budget, -EFBIG /
+ * -EBUSY over the caller's share of the cache.  The whole request fails
+ * (ioctl returns -1) for a header that does not pass
+ * vv_knn_dir_request_check (EINVAL / E2BIG), a handle that is no
+ * directory (ENOTTY), ENOTTY when the offload is off, EBUSY when the
+ * caller's uid has too many requests queued, EINTR / ECANCELED as
+ * VV_IOC_KNN.  The work budget (VV_KNN_WORK_MAX) bounds the whole
+ * request: sum over names served of rows x nq x (dim + VV_KNN_ROW_COST). */
+
+#define VV_KNN_DIR_MAGIC 0x444e4b56u       /* "VKND": a directory request */
+#define VV_KNN_DIR_MAGIC_REPLY 0x524b4456u /* "VDKR": the daemon answered */
+#define VV_KNN_DIR_VERSION 1u
+#define VV_KNN_DIR_MAX_NAMES 256u
+#define VV_KNN_DIR_NAME_MAX 255u           /* bytes of one name, without its NUL */
+#define VV_KNN_DIR_NO_NAME UINT32_MAX
+
+struct vv_knn_dir_hdr {
+	uint32_t magic;          /* in: VV_KNN_DIR_MAGIC; out: VV_KNN_DIR_MAGIC_REPLY */
+	uint32_t version;        /* in and out: VV_KNN_DIR_VERSION */
+	uint32_t metric;         /* in: enum vv_metric, not NONE */
+	uint32_t dim;            /* in: every served file's dimension */
+	uint32_t dtype;          /* in: enum vv_dtype, not ANY: every served file's */
+	uint32_t format;         /* in: enum vv_seg_format of every name */
+	uint32_t nq;             /* in: queries that follow */
+	uint32_t kk;             /* in: candidates wanted per query */
+	uint32_t nnames;         /* in: 1 .. VV_KNN_DIR_MAX_NAMES */
+	uint32_t names_len;      /* in: bytes of names after the queries */
+	uint32_t flags;          /* in: 0 (no flag defined yet); out: 0 */
+	uint32_t served;         /* out: names scanned (stat.err == 0) */
+	uint64_t rows;           /* out: rows scanned over all names served */
+};
+
+struct vv_knn_dir_stat {
+	int32_t err;             /* 0: scanned; else -errno: the caller scans it */
+	uint32_t pad;            /* 0 */
+	uint64_t rows;           /* the file's rows when scanned, else 0 */
+};
+
+struct vv_knn_dir_cand {
+	double d;                /* exact distance (finite; l2 >= 0, cosine in [0, 2]) */
+	uint32_t name;           /* index of the name in the request */
+	uint32_t pad;            /* 0 */
+	uint64_t row;
+};
+
+#define VV_KNN_DIR_PAYLOAD (VV_KNN_IOC_BYTES - sizeof(struct vv_knn_dir_hdr))
+
+struct vv_knn_dir_ioc {
+	struct vv_knn_dir_hdr h;
+	uint8_t u[VV_KNN_DIR_PAYLOAD]; /* in: floats, then names; out: stats, then candidates */
+};
+
+_Static_assert(sizeof(struct vv_knn_dir_ioc) == VV_KNN_IOC_BYTES, "knn dir ioctl size");
+_Static_assert(sizeof(struct vv_knn_dir_hdr) % 8 == 0, "candidates stay 8-byte aligned");
+
+/* The daemon's check of a directory request, before any name is looked up:
+ * 0 iff magic and version match, flags are 0, metric, format and dtype are
+ * known (not NONE / ANY), 1 <= dim, 1 <= nq, 1 <= kk <= VV_VEC_MAX_K +
+ * 1024, 1 <= nnames <= VV_KNN_DIR_MAX_NAMES (VV_EINVAL otherwise); the
+ * input nq * dim * 4 + names_len and the output nnames * 16 + nq * kk * 24
+ * fit VV_KNN_DIR_PAYLOAD (VV_E2BIG); the query floats are finite and the
+ * names area holds exactly nnames NUL-terminated names of 1 ..
+ * VV_KNN_DIR_NAME_MAX bytes with no '/', none "." or ".." (VV_EINVAL).
+ * Pure; reads only io's VV_KNN_IOC_BYTES. */
+int vv_knn_dir_request_check(const struct vv_knn_dir_ioc *io) __attribute__((warn_unused_result));
+
+#define VV_IOC_KNN_DIR _IOWR('v', 0x4c, struct vv_knn_dir_ioc)
+
 #endif
