@@ -27,7 +27,11 @@
 #include "vecvault/log.h"
 #include "vector_int.h"
 
-#define DIR_INFLIGHT 4u          /* requests in flight at once */
+/* Requests in flight at once: the daemon's scan pool has one thread (two
+ * from 4 CPUs) and a uid may have 4 requests queued or running (fills
+ * included; more are EBUSY), so 2 keep the pool busy and leave the rest
+ * of the uid's slots to its fills and other queries. */
+#define DIR_INFLIGHT 2u
 #define DIR_MIN_NAMES 16u        /* fewer names per request: not worth splitting */
 
 /* ---- the test seam -------------------------------------------------------- */
@@ -157,7 +161,8 @@ const char *vv_knn_dir_reply_bad(const struct vv_knn_dir_hdr *sent, const struct
 
 /* ---- the requests ------------------------------------------------------------ */
 
-/* Names i0 .. i1 of the deferred ones, all of one format: one request. */
+/* Deferred names order[i0 .. i1) (indices from pend0, increasing), all of
+ * one format: one request. */
 struct chunk {
 	size_t i0, i1;
 	enum vv_seg_format format;
@@ -172,6 +177,7 @@ struct job {
 	uint32_t kk;
 	const struct chunk *ch;
 	size_t nch;
+	const uint32_t *order;
 	atomic_size_t next;
 	atomic_bool stop;        /* ENOTTY: the daemon has no directory offload */
 	uint8_t *served;         /* per deferred name */
@@ -202,7 +208,7 @@ static void run_chunk(struct job *j, size_t ch, struct vv_knn_dir_ioc *io, void 
 					 .nnames = (uint32_t)(k->i1 - k->i0), .names_len = k->names_len };
 	memcpy(io->u, j->queries, qb);
 	for (size_t i = k->i0; i < k->i1; i++) {
-		const char *name = c->segs[j->p0 + i].name;
+		const char *name = c->segs[j->p0 + j->order[i]].name;
 		size_t len = strlen(name) + 1;
 		memcpy(io->u + off, name, len);
 		off += len;
@@ -223,8 +229,8 @@ static void run_chunk(struct job *j, size_t ch, struct vv_knn_dir_ioc *io, void 
 	for (size_t i = k->i0; i < k->i1; i++) {
 		memcpy(&st, io->u + (i - k->i0) * sizeof(st), sizeof(st));
 		if (st.err == 0) {
-			j->served[i] = 1;
-			j->rows[i] = st.rows;
+			j->served[j->order[i]] = 1;
+			j->rows[j->order[i]] = st.rows;
 		} else if (st.err == -EAGAIN) {
 			atomic_fetch_add(&j->filling, 1);
 		}
@@ -237,7 +243,8 @@ static void run_chunk(struct job *j, size_t ch, struct vv_knn_dir_ioc *io, void 
 			memcpy(&x, io->u + coff + (q * j->kk + n) * sizeof(x), sizeof(x));
 			if (x.name == VV_KNN_DIR_NO_NAME)
 				break;
-			o[n] = (struct vv_dcand){ x.d, (uint32_t)(j->p0 + k->i0 + x.name), x.row };
+			o[n] = (struct vv_dcand){ x.d, (uint32_t)(j->p0 + j->order[k->i0 + x.name]),
+						  x.row };
 		}
 		j->ncand[ch * j->nq + q] = n;
 	}
@@ -261,22 +268,29 @@ static void *dir_work(void *arg)
 	return NULL;
 }
 
-/* Cut deferred names 0 .. n into requests: at most `target` names each, one
- * format each, as many as the payload holds with the queries (in) and the
- * candidates (out).  0 or VV_ENOMEM. */
+/* Cut deferred names 0 .. n into requests: order gets them by format,
+ * in name order within each (a request's names stay in segment order, so
+ * its ties by name index are ties by segment); each request at most
+ * `target` names of one format, as many as the payload holds with the
+ * queries (in) and the candidates (out).  0 or VV_ENOMEM. */
 static int plan_chunks(const struct vv_collection *c, size_t p0, size_t n, size_t qbytes,
-		       size_t cbytes, size_t target, struct chunk **out, size_t *nch)
+		       size_t cbytes, size_t target, uint32_t *order, struct chunk **out,
+		       size_t *nch)
 {
-	size_t cap = 0;
+	size_t cap = 0, no = 0;
 	struct chunk *v = NULL;
 
 	*nch = 0;
-	for (size_t i = 0; i < n;) {
+	for (int f = VV_SEG_FVECS; f <= VV_SEG_NPY; f++)
+		for (size_t i = 0; i < n; i++)
+			if ((int)vv_segment_format_from_name(c->segs[p0 + i].name) == f)
+				order[no++] = (uint32_t)i;
+	for (size_t i = 0; i < no;) {
 		struct chunk k = { .i0 = i, .i1 = i,
-				   .format = vv_segment_format_from_name(c->segs[p0 + i].name) };
+				   .format = vv_segment_format_from_name(c->segs[p0 + order[i]].name) };
 		size_t in = qbytes;
-		while (k.i1 < n && k.i1 - k.i0 < target) {
-			const char *name = c->segs[p0 + k.i1].name;
+		while (k.i1 < no && k.i1 - k.i0 < target) {
+			const char *name = c->segs[p0 + order[k.i1]].name;
 			size_t len = strlen(name) + 1;
 			if (vv_segment_format_from_name(name) != k.format || len - 1 > VV_KNN_DIR_NAME_MAX ||
 			    in + len > VV_KNN_DIR_PAYLOAD ||
@@ -319,6 +333,7 @@ int vv_coll_dir_offload(const struct vv_collection *c, const float *queries, siz
 {
 	size_t p0 = c->pend0, n = c->nsegs - p0, d = c->schema.dim, target, nt, qbytes, cbytes;
 	struct chunk *ch = NULL;
+	uint32_t *order = NULL;
 	struct job j;
 	pthread_t th[DIR_INFLIGHT];
 	size_t started = 1;
@@ -337,8 +352,13 @@ int vv_coll_dir_offload(const struct vv_collection *c, const float *queries, siz
 	target = (n + DIR_INFLIGHT - 1) / DIR_INFLIGHT;
 	target = target < DIR_MIN_NAMES ? DIR_MIN_NAMES : target > VV_KNN_DIR_MAX_NAMES
 							      ? VV_KNN_DIR_MAX_NAMES : target;
-	if ((r = plan_chunks(c, p0, n, qbytes, cbytes, target, &ch, &j.nch)) < 0 || !j.nch)
+	if (!(order = malloc(n * sizeof(*order)))) {
+		r = VV_ENOMEM;
 		goto out;
+	}
+	if ((r = plan_chunks(c, p0, n, qbytes, cbytes, target, order, &ch, &j.nch)) < 0 || !j.nch)
+		goto out;
+	j.order = order;
 	j.c = c;
 	j.queries = queries;
 	j.nq = nq;
@@ -403,6 +423,7 @@ out:
 		memset(served, 0, n);
 	}
 	free(ch);
+	free(order);
 	free(j.ok);
 	free(j.ncand);
 	free(j.cand);

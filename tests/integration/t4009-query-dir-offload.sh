@@ -93,18 +93,19 @@ q() {
 # nserved OUT: how many segments the stats say were scanned by name
 nserved() { sed -n 's/.*directory offload: \([0-9]*\) of.*/\1/p' "$1.stats"; }
 served() { [ "$(nserved "$2")" = "$1" ]; }
-# wait_served WHO DIR OUT N: query until at least N segments are served by
-# name and none is still being decrypted (the daemon decrypts each first,
-# in the background; <= 30 s)
+# wait_served WHO DIR OUT N [args]: query until at least N segments are
+# served by name and none is still being decrypted (the daemon decrypts
+# each first, in the background; <= 30 s)
 wait_served() {
-	local i
+	local who=$1 dir=$2 out=$3 n=$4 i
+	shift 4
 	for i in $(seq 150); do
-		q "$1" "$2" "$3" || return 1
-		[ "$(nserved "$3")" -ge "$4" ] && grep -q " 0 still being decrypted there" "$3.stats" &&
-			grep -q "directory offload" "$3.stats" && return 0
+		q "$who" "$dir" "$out" "$@" || return 1
+		[ "$(nserved "$out")" -ge "$n" ] &&
+			grep -q "directory offload: .* 0 still being decrypted there" "$out.stats" && return 0
 		sleep 0.2
 	done
-	echo "# not served: $(grep 'directory offload' "$3.stats")"
+	echo "# not served: $(grep 'directory offload' "$out.stats")"
 	return 1
 }
 
@@ -173,6 +174,7 @@ m1=$(mark mark1) || m1=0
 q u1000 "$M/sixty" "$T/a.served"
 m2=$(mark mark2) || m2=0
 q root "$M/sixty" "$T/a.no" --no-offload
+echo "# $(grep 'directory offload' "$T/a.served.stats")"
 check "audit: uid 1000's query served by name, the output as ever" \
 	eval 'served 59 "$T/a.served" && cmp -s "$T/a.served" "$T/ref.sixty"'
 check "audit: one scan record per served file, uid 1000's" \
