@@ -168,24 +168,62 @@ static void lie(struct vv_knn_dir_ioc *io)
 	case 1: io->h.nq++; break;
 	case 2: io->h.flags = 1; break;
 	case 3: put_stat(io, c0->name, 0, st.rows); io->u[(size_t)c0->name * sizeof(st) + 4] = 1; break;
-	case 4: put_stat(io, c0->name, 5, st.rows); break;
+	case 4: case 19: { /* a served name without candidates gets a status that
+			      is no errno (5, -5000), totals kept consistent */
+		uint32_t nm = UINT32_MAX;
+		struct vv_knn_dir_stat s2;
+		for (uint32_t i = 0; i < io->h.nnames && nm == UINT32_MAX; i++) {
+			bool used = false;
+			memcpy(&s2, io->u + (size_t)i * sizeof(s2), sizeof(s2));
+			for (uint32_t qq = 0; qq < io->h.nq && !used; qq++)
+				for (uint32_t k = 0; k < io->h.kk && !used; k++)
+					used = cand_at(io, qq, k)->name == i;
+			if (!used && s2.err == 0)
+				nm = i;
+		}
+		if (nm == UINT32_MAX) {
+			io->h.served++;      /* every name has candidates: another lie */
+			break;
+		}
+		memcpy(&s2, io->u + (size_t)nm * sizeof(s2), sizeof(s2));
+		put_stat(io, nm, hostile == 4 ? 5 : -5000, 0);
+		io->h.served--;
+		io->h.rows -= s2.rows;
+		break; }
 	case 5: /* rows past any work budget, totals kept consistent */
 		put_stat(io, c0->name, 0, st.rows + (1ull << 40));
 		io->h.rows += 1ull << 40;
 		break;
 	case 6: io->h.served++; break;
 	case 7: io->h.rows++; break;
-	case 8: c0->name = io->h.nnames; break;
+	case 8: c0->name = 0x40000000; break;   /* far past the stats: never read */
 	case 9: /* c0's name said not scanned, totals kept consistent */
 		put_stat(io, c0->name, -EAGAIN, 0);
 		io->h.served--;
 		io->h.rows -= st.rows;
 		break;
 	case 10: c0->row = st.rows; break;
-	case 11: c0->d = NAN; break;
+	case 11: { /* +inf as the last used slot: sorted, >= 0 */
+		uint32_t n = 0;
+		while (n < io->h.kk && cand_at(io, 0, n)->name != VV_KNN_DIR_NO_NAME)
+			n++;
+		cand_at(io, 0, n - 1)->d = INFINITY;
+		break; }
 	case 12: c0->d = -1; break;
 	case 13: { struct vv_knn_dir_cand t = *c0; *c0 = *c1; *c1 = t; c0->d += 1; break; }
-	case 14: c1->name = c0->name; c1->row = c0->row; c1->d = c0->d + 1e-3; break;
+	case 14: { /* c0's row again as the last used slot, still sorted */
+		uint32_t n = 0;
+		while (n < io->h.kk && cand_at(io, 0, n)->name != VV_KNN_DIR_NO_NAME)
+			n++;
+		if (n < 2) {
+			c0->name = io->h.nnames;     /* nothing to repeat: another lie */
+			break;
+		}
+		struct vv_knn_dir_cand *cn = cand_at(io, 0, n - 1);
+		cn->d = cand_at(io, 0, n - 2)->d + 1;
+		cn->name = c0->name;
+		cn->row = c0->row;
+		break; }
 	case 15: { struct vv_knn_dir_cand t = *c0;
 		*c0 = (struct vv_knn_dir_cand){ 0, VV_KNN_DIR_NO_NAME, 0, VV_KNN_NO_ROW };
 		*c1 = t;
@@ -193,7 +231,6 @@ static void lie(struct vv_knn_dir_ioc *io)
 	case 16: cl->name = VV_KNN_DIR_NO_NAME; cl->row = 1; break;
 	case 17: c0->pad = 1; break;
 	case 18: io->h.version = 2; break;
-	case 19: put_stat(io, c0->name, -5000, 0); io->h.served--; io->h.rows -= st.rows; break;
 	}
 }
 #define NLIES 20
