@@ -31,6 +31,11 @@ struct knn_budget {
  * (the caller probes it, then vault_knn_start). */
 int vault_knn_get(struct vv_vault *v, uint32_t uid, struct node *n, struct knn_budget *b,
 		  struct kent **e, const uint8_t **base, uint64_t *size);
+/* n's ready entry, referenced (0), VV_EAGAIN while it is filled, VV_ENOENT:
+ * the cache alone, no lock of n and nothing loaded (a ready entry always
+ * matches the file: a writer drops it under n->rw). */
+int vault_knn_ready(struct vv_vault *v, struct node *n, struct kent **e, const uint8_t **base,
+		    uint64_t *size);
 /* Queue the fill of n (under n->rw read, loaded) charged to uid, if b
  * allows another: VV_EAGAIN (queued, or over b), VV_EFBIG, VV_EBUSY. */
 int vault_knn_start(struct vv_vault *v, uint32_t uid, struct node *n, struct knn_budget *b);

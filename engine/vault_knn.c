@@ -1042,6 +1042,18 @@ int vault_knn_get(struct vv_vault *v, uint32_t uid, struct node *n, struct knn_b
 	return 0;
 }
 
+int vault_knn_ready(struct vv_vault *v, struct node *n, struct kent **e, const uint8_t **base,
+		    uint64_t *size)
+{
+	int r = lookup_entry(v, n, e);
+
+	if (r == 0) {
+		*base = (*e)->base;
+		*size = (*e)->size;
+	}
+	return r;
+}
+
 int vault_knn_start(struct vv_vault *v, uint32_t uid, struct node *n, struct knn_budget *b)
 {
 	struct kent *e = NULL;
