@@ -3,7 +3,9 @@
  * segments, open and probe them (in parallel, in io_uring batches on a
  * plain directory), check them in name order against the schema, and
  * release them; the deferred open, whose small segments the first search
- * reads (vector_tiny.c); query files.
+ * reads (vector_tiny.c) or, on a local vecvault mount, names to the
+ * daemon and opens only those it did not scan (vector_dir.c); query
+ * files.
  *
  * The collection may be a directory on the vecvault mount or a plain one:
  * segments are opened and mmap'd like any reader would (falling back to
