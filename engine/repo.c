@@ -192,7 +192,8 @@ static int conf_mac(const uint8_t *key, const uint8_t *buf, size_t len, uint8_t 
 	return r;
 }
 
-int vv_repo_config_parse(const uint8_t *buf, size_t len, uint8_t repo_id[VV_REPO_ID_BYTES], int *nslots)
+int vv_repo_config_parse(const uint8_t *buf, size_t len, uint8_t repo_id[VV_REPO_ID_BYTES], int *nslots,
+			 uint32_t *version)
 {
 	struct vv_rbuf b;
 	uint8_t magic[8];
@@ -223,6 +224,8 @@ int vv_repo_config_parse(const uint8_t *buf, size_t len, uint8_t repo_id[VV_REPO
 			return VV_ECORRUPT;
 	}
 	*nslots = (int)n;
+	if (version)
+		*version = ver;
 	return 0;
 }
 
@@ -615,12 +618,10 @@ int vv_repo_open(const char *dest, const char *pass, size_t passlen, unsigned fl
 			e = VV_ENOTINIT;
 		goto out;
 	}
-	if ((e = vv_repo_config_parse(conf, len, r->id, &nslots)) < 0)
+	/* The version: 1 or 2, and the config MAC (unlock_conf) covers it,
+	 * so a version 2 repository cannot be passed off as version 1. */
+	if ((e = vv_repo_config_parse(conf, len, r->id, &nslots, &r->version)) < 0)
 		goto out;
-	/* Parsed: 1 or 2, and the config MAC (unlock_conf) covers it, so a
-	 * version 2 repository cannot be passed off as version 1. */
-	r->version = (uint32_t)conf[8] | (uint32_t)conf[9] << 8 | (uint32_t)conf[10] << 16 |
-		     (uint32_t)conf[11] << 24;
 	if ((e = vv_repo_subdir(r, r->dfd, "objects", flags & VV_REPO_WRITE, &r->objfd)) < 0 ||
 	    (e = vv_repo_subdir(r, r->dfd, "manifests", flags & VV_REPO_WRITE, &r->manfd)) < 0)
 		goto out;

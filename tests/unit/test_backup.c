@@ -182,7 +182,7 @@ static void test_repo(void)
 		cl = fd >= 0 ? read(fd, conf, sizeof(conf)) : -1;
 		if (fd >= 0)
 			close(fd);
-		ok(cl > 60 && vv_repo_config_parse(conf, (size_t)cl, (uint8_t[VV_REPO_ID_BYTES]){ 0 }, &slots) == 0 &&
+		ok(cl > 60 && vv_repo_config_parse(conf, (size_t)cl, (uint8_t[VV_REPO_ID_BYTES]){ 0 }, &slots, NULL) == 0 &&
 		   slots == 1, "config: parses, one slot");
 		for (int k = 0; k < 4 && cl > 60; k++) {
 			/* slot 0 at 40: u32 index, u64 ops (44), u64 mem (52), LE */
@@ -192,12 +192,42 @@ static void test_repo(void)
 			memcpy(ed, conf, (size_t)cl);
 			for (int i = 0; i < 8; i++)
 				ed[(k < 2 ? 44 : 52) + i] = (uint8_t)(x >> (8 * i));
-			is_int(vv_repo_config_parse(ed, (size_t)cl, (uint8_t[VV_REPO_ID_BYTES]){ 0 }, &slots),
+			is_int(vv_repo_config_parse(ed, (size_t)cl, (uint8_t[VV_REPO_ID_BYTES]){ 0 }, &slots, NULL),
 			       k % 2 ? VV_ECORRUPT : 0,
 			       k == 0   ? "config: ops at the bound parses"
 			       : k == 1 ? "config: ops past the bound is refused"
 			       : k == 2 ? "config: memory at the bound parses"
 					: "config: memory past the bound is refused");
+		}
+		{
+			/* The version (u32 LE at 8) comes from the parse, which
+			 * bounds it; a config cut inside it is not a config. */
+			static const uint32_t vs[4] = { 1, 2, 0, 3 };
+			uint32_t ver = 0;
+			int good = 0, e;
+			char dir2[400];
+			for (int k = 0; k < 4 && cl > 60; k++) {
+				memcpy(ed, conf, (size_t)cl);
+				vv_put_le32(ed + 8, vs[k]);
+				ver = 0;
+				e = vv_repo_config_parse(ed, (size_t)cl, (uint8_t[VV_REPO_ID_BYTES]){ 0 }, &slots, &ver);
+				good += k < 2 ? e == 0 && ver == vs[k] : e == VV_EFORMAT && ver == 0;
+			}
+			is_int(good, 4, "config: version 1 and 2 parsed as such, 0 and 3 refused: EFORMAT");
+			for (size_t l = 8; l < 12; l++)
+				good += vv_repo_config_parse(conf, l, (uint8_t[VV_REPO_ID_BYTES]){ 0 }, &slots, &ver) ==
+					VV_EFORMAT;
+			is_int(good, 8, "config: cut at 8 to 11 bytes (in the version): EFORMAT");
+			/* The same on disk: DEST/config of magic and half a version. */
+			snprintf(dir2, sizeof(dir2), "%s/cutconf", top);
+			snprintf(path, sizeof(path), "%s/config", dir2);
+			mkdir(dir2, 0700);
+			fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			ok(fd >= 0 && cl > 60 && write(fd, conf, 10) == 10, "config: a DEST whose config is 10 bytes");
+			if (fd >= 0)
+				close(fd);
+			is_int(vv_repo_open(dir2, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF, 0, &r), VV_EFORMAT,
+			       "config: opening it is refused: EFORMAT");
 		}
 	}
 	is_int(vv_repo_open(dest, "wrong", 5, VV_REPO_ALLOW_TEST_KDF, 0, &r), VV_EBADPASS, "a wrong passphrase");
