@@ -578,6 +578,89 @@ static void test_packs(void)
 	vv_repo_key_cache_clear();
 }
 
+/* The daemon's caches under concurrent runs (repo_manifest.c
+ * mc_rows_take): five repositories, one more than the cache keeps, so
+ * their runs evict each other's entries, each get four manifests from a
+ * thread of their own while the caches are cleared meanwhile; every store
+ * succeeds and each last manifest loads with its rows.  Built with
+ * clang -fsanitize=thread it shows the cache race-free. */
+#define PT_N 5
+
+struct pthr {
+	char dest[300];
+	char last[33];                     /* the last manifest's id */
+	int ret;
+	int done;                          /* atomic */
+};
+
+static void *packs_thread(void *arg)
+{
+	struct pthr *t = arg;
+	struct vv_repo *r = NULL;
+	struct vv_manifest m;
+	char id[33];
+	int e;
+
+	e = vv_repo_init(t->dest, RPASS, strlen(RPASS), VV_KDF_PROFILE_TEST, VV_REPO_ALLOW_TEST_KDF, id);
+	if (e == 0)
+		e = vv_repo_open(t->dest, RPASS, strlen(RPASS),
+				 VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE | VV_REPO_KEY_CACHE, 0, &r);
+	for (int i = 0; e == 0 && i < 4; i++) {
+		packs_sample(&m, i ? 100 * i : -1);   /* the last: row 300 changed */
+		e = vv_repo_manifest_store(r, &m);
+		vv_hex_encode(t->last, m.id, sizeof(m.id));
+		vv_manifest_free(&m);
+	}
+	vv_repo_close(r);
+	t->ret = e;
+	__atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_packs_threads(void)
+{
+	struct pthr t[PT_N];
+	pthread_t th[PT_N];
+	struct vv_manifest got;
+	struct vv_repo *r = NULL;
+	int stored = 0, loaded = 0, clears = 0;
+	bool all;
+
+	memset(t, 0, sizeof(t));
+	for (int i = 0; i < PT_N; i++) {
+		snprintf(t[i].dest, sizeof(t[i].dest), "%s/threpo%d", top, i);
+		pthread_create(&th[i], NULL, packs_thread, &t[i]);
+	}
+	do {
+		all = true;
+		for (int i = 0; i < PT_N; i++)
+			all = all && __atomic_load_n(&t[i].done, __ATOMIC_ACQUIRE);
+		if (!all && clears < 50) {
+			vv_repo_key_cache_clear();
+			clears++;
+		}
+		usleep(2000);
+	} while (!all);
+	for (int i = 0; i < PT_N; i++) {
+		pthread_join(th[i], NULL);
+		stored += t[i].ret == 0;
+	}
+	printf("# %d cache clears while the runs went on\n", clears);
+	is_int(stored, PT_N, "threads: five repositories, four manifests each, stored at once");
+	for (int i = 0; i < PT_N; i++) {
+		if (vv_repo_open(t[i].dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF, 0, &r) < 0)
+			continue;
+		if (vv_repo_manifest_load(r, t[i].last, &got) == 0) {
+			loaded += got.ninodes == 402 && got.inodes[302].data[0] == 0xee &&
+				  got.inodes[202].data[0] == 0x11 && got.inodes[401].data[0] == 0x11;
+			vv_manifest_free(&got);
+		}
+		vv_repo_close(r);
+	}
+	is_int(loaded, PT_N, "threads: each last manifest loads with its rows");
+	vv_repo_key_cache_clear();
+}
+
 /*
  * Hostile version 2 manifests: sealed with the repository's own key (a
  * key holder's, or a repository shipped to others), so they pass the tag
@@ -1078,6 +1161,7 @@ int main(void)
 	test_repo();
 	test_batches();
 	test_packs();
+	test_packs_threads();
 	test_packs_hostile();
 	test_empty_inodes();
 	test_tree_hostile();
