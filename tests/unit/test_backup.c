@@ -236,6 +236,56 @@ static void test_repo(void)
 	snprintf(other, sizeof(other), "%s/nothing", top);
 	is_int(vv_repo_open(other, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF, 0, &r), VV_ENOENT,
 	       "no directory: ENOENT");
+	{
+		/* The writer's lock: each failure is what it is, logged naming
+		 * the lock file (every fstat and flock failure was EUNSAFE or
+		 * went unsaid). */
+		char lock[400], want[500];
+		snprintf(lock, sizeof(lock), "%s/lock", dest);
+		vv_log_set_sink(grab_log, NULL, VV_LOG_DEBUG);
+		os_fault_install();
+		os_fault_set(OSF_FSTAT, (struct os_fault){ .err = EIO, .path_has = "/repo/lock" });
+		logged[0] = 0;
+		is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r2),
+		       VV_EIO, "lock: its fstat fails: EIO");
+		snprintf(want, sizeof(want), "the lock file %s: cannot stat: %s", lock, strerror(EIO));
+		ok(strstr(logged, want) != NULL, "lock: logged naming the lock file and the failed stat");
+		os_fault_clear(OSF_FSTAT);
+		os_fault_set(OSF_FLOCK, (struct os_fault){ .err = ENOLCK, .path_has = "/repo/lock" });
+		logged[0] = 0;
+		is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r2),
+		       vv_err_from_errno(ENOLCK), "lock: flock fails with ENOLCK (no locks on that file system)");
+		snprintf(want, sizeof(want), "the lock file %s: cannot lock: %s", lock, strerror(ENOLCK));
+		ok(strstr(logged, want) != NULL && !strstr(logged, "another backup"),
+		   "lock: logged as such, not as another backup");
+		os_fault_uninstall();
+		/* Another owner's lock file, one others may write, a directory,
+		 * a symbolic link. */
+		ok(chown(lock, 1000, 1000) == 0, "lock: given to uid 1000");
+		logged[0] = 0;
+		is_int(vv_repo_open(dest, RPASS, strlen(RPASS),
+				    VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE | VV_REPO_CHECK_OWNER, 0, &r2),
+		       VV_EUNSAFE, "lock: another owner's: EUNSAFE");
+		snprintf(want, sizeof(want), "the lock file %s belongs to uid 1000", lock);
+		ok(strstr(logged, want) != NULL, "lock: logged naming the lock file and its owner");
+		ok(chown(lock, 0, 0) == 0 && chmod(lock, 0666) == 0, "lock: mode 0666");
+		is_int(vv_repo_open(dest, RPASS, strlen(RPASS),
+				    VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE | VV_REPO_CHECK_OWNER, 0, &r2),
+		       VV_EUNSAFE, "lock: others may write it: EUNSAFE");
+		ok(unlink(lock) == 0 && mkdir(lock, 0700) == 0, "lock: a directory");
+		logged[0] = 0;
+		is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r2),
+		       VV_EISDIR, "lock: a directory: EISDIR");
+		snprintf(want, sizeof(want), "the lock file %s: cannot open: %s", lock, strerror(EISDIR));
+		ok(strstr(logged, want) != NULL, "lock: logged naming the lock file");
+		ok(rmdir(lock) == 0 && symlink("/etc/passwd", lock) == 0, "lock: a symbolic link");
+		logged[0] = 0;
+		is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r2),
+		       VV_EUNSAFE, "lock: a symbolic link: EUNSAFE");
+		ok(strstr(logged, "(a symbolic link)") && strstr(logged, lock), "lock: logged as a link");
+		unlink(lock);
+		vv_log_set_sink(NULL, NULL, VV_LOG_INFO);
+	}
 	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r), 0,
 	       "open it for writing");
 	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r2),
