@@ -2,7 +2,9 @@
  * test_backup.c - backup repositories (engine/repo*.c, vault_backup.c):
  * the manifest body round trip and its rejections, config and key slots
  * (wrong passphrase, the test-KDF flag, a non-empty DEST), objects
- * (altered, missing, a failed write leaves nothing), the writer lock,
+ * (altered, missing, a failed write leaves nothing), the writer lock
+ * (each failure its own error, logged naming DEST/lock), the config's
+ * version, the daemon's manifest cache under concurrent runs,
  * forget/prune with a fake clock, batches of objects synced while other
  * writers go on (a failed fsync loses one object, a rerun sends only
  * it), and backup.create through the control
