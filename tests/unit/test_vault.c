@@ -88,8 +88,8 @@ static void test_handles_and_links(void)
 		struct vv_setattr sa = { .valid = VV_SET_MODE, .mode = S_IFREG | 0711 };
 		is_int(vv_vault_setattr(v, &root_c, sec, &sa, &a), 0, "chmod 711");
 	}
-	is_int(vv_vault_open_file(v, &nobody_c, sec, O_RDONLY | VV_OPEN_EXEC, &fh, &kc), 0,
-	       "exec of a 0711 file needs execute alone");
+	is_int(vv_vault_open_file(v, &nobody_c, sec, O_RDONLY | VV_OPEN_EXEC, &fh, &kc), VV_EACCES,
+	       "exec of a 0711 file needs read too (t1031)");
 	if (fh)
 		vv_vault_release(v, fh);
 	is_int(vv_vault_open_file(v, &nobody_c, sec, O_RDONLY, &fh, &kc), VV_EACCES,
