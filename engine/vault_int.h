@@ -371,6 +371,10 @@ struct vv_vault {
 	vv_inval_fn inval;               /* kernel-cache invalidation (fs/) */
 	void *inval_ctx;
 	vv_inval_wait_fn inval_wait;     /* the queue drained (fs/), same ctx */
+	void (*admin_between)(void *);   /* tests: called by vv_admin_call between
+	                                    the scope's check and the verb, without
+	                                    mu (a racing request's moment) */
+	void *admin_between_ctx;
 	struct knn_cache *knn;           /* decrypted segments for the query offload, or NULL */
 	struct vault_listener listeners[VAULT_MAX_LISTENERS];   /* node events (vault_node.c) */
 	size_t nlisteners;
