@@ -7,8 +7,12 @@
  * state, so the daemon (vault_knn.c) and the fuzzer (tests/fuzz/fuzz_knn.c)
  * run the same code.
  */
+#include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
+#include "knn_int.h"
 #include "vecvault/error.h"
 #include "vecvault/knn_ioctl.h"
 #include "vecvault/vector.h"
@@ -50,4 +54,96 @@ int vv_knn_work_check(const struct vv_knn_ioc_hdr *h, uint64_t rows)
 	uint64_t per_row = (uint64_t)h->nq * ((uint64_t)h->dim + VV_KNN_ROW_COST);
 
 	return rows && per_row > VV_KNN_WORK_MAX / rows ? VV_E2BIG : 0;
+}
+
+/* The directory request (knn_ioctl.h "the directory request"): the header's
+ * fields, then the sizes both ways inside the payload, then the queries,
+ * then the names area, walked once.  Every bound is checked in 64 bits
+ * before an offset into io->u is formed, so nothing past VV_KNN_IOC_BYTES
+ * is read whatever the header claims. */
+int vv_knn_dir_request_check(const struct vv_knn_dir_ioc *io)
+{
+	const struct vv_knn_dir_hdr *h = &io->h;
+	uint64_t qbytes, out;
+	const uint8_t *p, *end;
+	uint32_t names = 0;
+	size_t row;
+	uint32_t col;
+
+	if (h->magic != VV_KNN_DIR_MAGIC || h->version != VV_KNN_DIR_VERSION || h->flags)
+		return VV_EINVAL;
+	if (h->metric != VV_METRIC_L2 && h->metric != VV_METRIC_IP && h->metric != VV_METRIC_COSINE)
+		return VV_EINVAL;
+	if (h->format != VV_SEG_FVECS && h->format != VV_SEG_BVECS && h->format != VV_SEG_IVECS &&
+	    h->format != VV_SEG_NPY)
+		return VV_EINVAL;
+	if (h->dtype < VV_DT_F32 || h->dtype > VV_DT_I64)
+		return VV_EINVAL;
+	if (!h->dim || !h->nq || !h->kk || h->kk > VV_VEC_MAX_K + 1024)
+		return VV_EINVAL;
+	if (!h->nnames || h->nnames > VV_KNN_DIR_MAX_NAMES)
+		return VV_EINVAL;
+	qbytes = (uint64_t)h->nq * h->dim * sizeof(float);
+	out = (uint64_t)h->nnames * sizeof(struct vv_knn_dir_stat) +
+	      (uint64_t)h->nq * h->kk * sizeof(struct vv_knn_dir_cand);
+	if (qbytes + h->names_len > VV_KNN_DIR_PAYLOAD || out > VV_KNN_DIR_PAYLOAD)
+		return VV_E2BIG;
+	if (vv_vectors_nonfinite((const float *)(const void *)io->u, h->nq, h->dim, &row, &col))
+		return VV_EINVAL;
+	/* exactly nnames names fill exactly names_len bytes: each 1 ..
+	 * NAME_MAX bytes, no '/', not "." or "..", then its NUL */
+	p = io->u + qbytes;
+	end = p + h->names_len;
+	while (p < end) {
+		const uint8_t *s = p;
+		while (p < end && *p && *p != '/')
+			p++;
+		if (p == end || *p == '/')
+			return VV_EINVAL;            /* a '/' or no NUL before the end */
+		if (p == s || p - s > (ptrdiff_t)VV_KNN_DIR_NAME_MAX)
+			return VV_EINVAL;
+		if (s[0] == '.' && (p - s == 1 || (p - s == 2 && s[1] == '.')))
+			return VV_EINVAL;
+		if (++names > h->nnames)
+			return VV_EINVAL;
+		p++;
+	}
+	return names == h->nnames ? 0 : VV_EINVAL;
+}
+
+/* Is a before b: (distance, name, row), used slots before unused ones. */
+static bool cand_before(const struct vv_knn_dir_cand *a, const struct vv_knn_dir_cand *b)
+{
+	if (a->row == VV_KNN_NO_ROW || b->row == VV_KNN_NO_ROW)
+		return b->row == VV_KNN_NO_ROW && a->row != VV_KNN_NO_ROW;
+	if (a->d != b->d)
+		return a->d < b->d;
+	if (a->name != b->name)
+		return a->name < b->name;
+	return a->row < b->row;
+}
+
+void vv_knn_dir_merge(struct vv_knn_dir_cand *best, const struct vv_knn_ioc_xcand *one,
+		      uint32_t name, uint32_t kk, struct vv_knn_dir_cand *tmp)
+{
+	uint32_t i = 0, j = 0;
+
+	for (uint32_t o = 0; o < kk; o++) {
+		struct vv_knn_dir_cand c = { .d = INFINITY, .name = VV_KNN_DIR_NO_NAME,
+					     .row = VV_KNN_NO_ROW };
+		if (j < kk && one[j].row != VV_KNN_NO_ROW) {
+			c.d = one[j].d;
+			c.name = name;
+			c.row = one[j].row;
+		}
+		if (i < kk && !cand_before(&c, &best[i])) {
+			tmp[o] = best[i++];
+		} else if (c.row != VV_KNN_NO_ROW) {
+			tmp[o] = c;
+			j++;
+		} else {
+			tmp[o] = c;              /* both exhausted: unused */
+		}
+	}
+	memcpy(best, tmp, (size_t)kk * sizeof(*tmp));
 }

@@ -468,6 +468,10 @@ void vault_audit_failed_unlock(struct vv_store *s, const struct vv_vault_opts *o
 void vault_audit_file(struct vv_vault *v, const struct vv_ctx *c, const char *op,
 		      struct vv_file *fh, int result);
 /* The same with a detail (what was refused and why). */
+/* A directory request's record of one name (vault_knn_dir.c): "scan" of
+ * parent/name (inode ino, 0 if unknown), rbytes the bytes it scanned. */
+void vault_audit_scan(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, uint64_t parent,
+		      const char *name, int result, const char *detail, uint64_t rbytes);
 void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char *op,
 			  struct vv_file *fh, int result, const char *detail);
 
@@ -498,6 +502,9 @@ int vault_node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap);
 void vault_node_invalidate_all(struct vv_vault *v);
 void vault_node_named(struct node *n, uint64_t parent, const char *name, uint32_t pid);
 int vault_node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int mask);
+/* The lookup's check of a FIFO or socket (vault_ns.c): read and write
+ * permission, or ownership.  Under mu. */
+int vault_special_lookup_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n);
 /* Node events (struct vault_listener): register at open, before requests. */
 void vault_listen(struct vv_vault *v, const struct vault_listener *l);
 /* Announce the revoked / gone events (vault_node.c); under v->mu. */

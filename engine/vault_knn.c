@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "fairq_int.h"
+#include "knn_int.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/knn_ioctl.h"
@@ -69,6 +70,8 @@
                                         kernel's default RLIMIT_MEMLOCK) */
 #define KNN_POOL_NICE 10             /* pool threads yield to the FUSE workers */
 #define KNN_HASH_MIN_BITS 6
+#define KNN_SMALL_MAX (120u << 10)   /* entries up to this size live on the heap */
+#define KNN_SMALL_ALIGN 64u
 
 enum kstate { K_FILLING, K_READY };
 
@@ -84,6 +87,7 @@ struct kent {
 	uint32_t refs;                   /* the list's (while listed), the filler's, scans' */
 	bool listed;
 	bool locked;                     /* maplen counted in the lock budget */
+	bool heap;                       /* a small entry: base is malloc'd, not mapped */
 	enum kstate state;
 };
 
@@ -101,10 +105,12 @@ struct kjob {
 	struct fairq_item qi;
 	enum jtype type;
 	struct kjob *sprev, *snext;      /* scans: queued, not yet running */
-	/* J_SCAN: vv_vault_knn_submit's arguments */
+	/* J_SCAN: vv_vault_knn_submit's arguments, or
+	 * vv_vault_knn_dir_submit's (dh set, fh NULL) */
 	const struct vv_ctx *ctx;
 	struct vv_file *fh;
-	struct vv_knn_ioc *io;
+	struct vv_dir *dh;
+	void *io;
 	vv_knn_done_fn done;
 	void *arg;
 	/* J_FILL */
@@ -140,11 +146,25 @@ struct knn_cache {
 	bool warned_lock;
 };
 
+/* A small entry is one malloc'd buffer, not a mapping of its own: 10,000
+ * segments of 100 rows would otherwise take 10,000 of the process's
+ * vm.max_map_count (65530) and at least a page each (a huge page each
+ * where the kernel backs the madvise).  Below glibc's mmap threshold, so
+ * malloc does not map them one by one either. */
+static bool small_entry(uint64_t size)
+{
+	return size <= KNN_SMALL_MAX;
+}
+
+/* What an entry of size bytes is charged (and holds). */
 static size_t map_len(uint64_t size)
 {
 	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
 
-	return size ? ((size_t)size + pg - 1) / pg * pg : pg;
+	if (small_entry(size))
+		return size ? ((size_t)size + KNN_SMALL_ALIGN - 1) / KNN_SMALL_ALIGN * KNN_SMALL_ALIGN :
+			      KNN_SMALL_ALIGN;
+	return ((size_t)size + pg - 1) / pg * pg;
 }
 
 /* ---- per-uid charges ------------------------------------------------------ */
@@ -309,7 +329,9 @@ static void ent_release(struct knn_cache *c, struct kent *e, bool evict, bool ow
 			use_maybe_free(c, u);
 		}
 	}
-	if (e->base)
+	if (e->base && e->heap)
+		free(e->base);
+	else if (e->base)
 		munmap(e->base, e->maplen);
 	free(e);
 }
@@ -362,7 +384,8 @@ static void *pool_main(void *arg)
 			scan_unlink(c, j);
 			c->running_scans++;
 			pthread_mutex_unlock(&c->mu);
-			r = vv_vault_knn(v, j->ctx, j->fh, j->io);
+			r = j->dh ? vv_vault_knn_dir(v, j->ctx, j->dh, j->io) :
+				    vv_vault_knn(v, j->ctx, j->fh, j->io);
 			j->done(j->arg, r);
 			pthread_mutex_lock(&c->mu);
 			fairq_done(&c->q, &j->qi);
@@ -534,20 +557,21 @@ void vault_knn_cache_close(struct vv_vault *v)
 	v->knn = NULL;
 }
 
-int vv_vault_knn_submit(struct vv_vault *v, const struct vv_ctx *ctx, struct vv_file *fh,
-			struct vv_knn_ioc *io, vv_knn_done_fn done, void *arg)
+/* Queue one request, on a file (fh) or a directory (dh): the same queue,
+ * slots, cancel and drain for both kinds. */
+static int submit_scan(struct vv_vault *v, const struct vv_ctx *ctx, struct vv_file *fh,
+		       struct vv_dir *dh, void *io, vv_knn_done_fn done, void *arg)
 {
 	struct knn_cache *c = v->knn;
 	struct kjob *j;
 	int r;
 
-	if (!c || !fh->n)
-		return VV_ENOTTY;                   /* off, or a virtual file (.trashinfo) */
 	if (!(j = calloc(1, sizeof(*j))))
 		return VV_ENOMEM;
 	j->type = J_SCAN;
 	j->ctx = ctx;
 	j->fh = fh;
+	j->dh = dh;
 	j->io = io;
 	j->done = done;
 	j->arg = arg;
@@ -566,6 +590,22 @@ int vv_vault_knn_submit(struct vv_vault *v, const struct vv_ctx *ctx, struct vv_
 	if (r < 0)
 		free(j);
 	return r;
+}
+
+int vv_vault_knn_submit(struct vv_vault *v, const struct vv_ctx *ctx, struct vv_file *fh,
+			struct vv_knn_ioc *io, vv_knn_done_fn done, void *arg)
+{
+	if (!v->knn || !fh->n)
+		return VV_ENOTTY;                   /* off, or a virtual file (.trashinfo) */
+	return submit_scan(v, ctx, fh, NULL, io, done, arg);
+}
+
+int vv_vault_knn_dir_submit(struct vv_vault *v, const struct vv_ctx *ctx, struct vv_dir *dh,
+			    struct vv_knn_dir_ioc *io, vv_knn_done_fn done, void *arg)
+{
+	if (!v->knn || !dh->n)
+		return VV_ENOTTY;                   /* off, or a virtual directory (.trash) */
+	return submit_scan(v, ctx, NULL, dh, io, done, arg);
 }
 
 int vv_vault_knn_cancel(struct vv_vault *v, void *arg)
@@ -684,7 +724,15 @@ static bool fill_valid(struct knn_cache *c, struct node *n, struct kent *e)
  * against swap if the entry was granted part of the lock budget. */
 static int fill_map(struct knn_cache *c, struct kent *e, uint8_t **out)
 {
-	uint8_t *p = mmap(NULL, e->maplen, PROT_READ | PROT_WRITE,
+	uint8_t *p;
+
+	if (e->heap) {
+		/* zeroed: the holes read as zeros, as a fresh mapping's */
+		if (!(*out = calloc(1, e->maplen)))
+			return VV_ENOMEM;
+		return 0;
+	}
+	p = mmap(NULL, e->maplen, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	if (p == MAP_FAILED)
@@ -712,6 +760,22 @@ static int fill_map(struct knn_cache *c, struct kent *e, uint8_t **out)
 	return 0;
 }
 
+/* Decrypt n's bytes [pos, end) into p + pos, the data ranges only: holes
+ * stay as p holds them (zeros).  Under n->rw (read), loaded. */
+static int read_data(struct vv_vault *v, struct node *n, uint8_t *p, uint64_t pos, uint64_t end)
+{
+	int r = 0;
+
+	for (uint64_t d, h; r == 0 && pos < end; pos = h) {
+		if (vault_data_seek(n, pos, SEEK_DATA, &d) < 0 || d >= end)
+			break;                   /* the rest is a hole */
+		if (vault_data_seek(n, d, SEEK_HOLE, &h) < 0 || h > end)
+			h = end;
+		r = vault_data_read(v, n, p + d, d, h);
+	}
+	return r;
+}
+
 /* One turn of a fill: decrypt the next FILL_PIECE bytes of the file into
  * the job's mapping, the data ranges only (holes stay the mapping's zero
  * pages: no decryption, no memory).  1: more to do, 0: all read, or an
@@ -732,13 +796,8 @@ static int fill_step(struct vv_vault *v, struct knn_cache *c, struct kjob *j)
 		return r;
 	if (!fill_valid(c, n, e))
 		r = VV_ECANCELED;
-	for (uint64_t pos = j->off, d, h; r == 0 && pos < end; pos = h) {
-		if (vault_data_seek(n, pos, SEEK_DATA, &d) < 0 || d >= end)
-			break;                   /* the rest of the piece is a hole */
-		if (vault_data_seek(n, d, SEEK_HOLE, &h) < 0 || h > end)
-			h = end;
-		r = vault_data_read(v, n, j->p + d, d, h);
-	}
+	if (r == 0)
+		r = read_data(v, n, j->p, j->off, end);
 	pthread_rwlock_unlock(&n->rw);
 	j->off = end;
 	return r < 0 ? r : end < e->size;
@@ -756,7 +815,8 @@ static void fill_finish(struct vv_vault *v, struct knn_cache *c, struct kjob *j,
 	if (r == 0) {
 		/* ready only if nothing changed: a writer needs n->rw to */
 		if (fill_valid(c, n, e)) {
-			mprotect(j->p, e->maplen, PROT_READ);
+			if (!e->heap)
+				mprotect(j->p, e->maplen, PROT_READ);
 			pthread_mutex_lock(&c->mu);
 			e->base = j->p;
 			j->p = NULL;
@@ -770,7 +830,9 @@ static void fill_finish(struct vv_vault *v, struct knn_cache *c, struct kjob *j,
 	if (r < 0 && r != VV_ECANCELED)
 		vv_log(VV_LOG_WARN, "knn: cannot decrypt inode %llu for the query offload: %s",
 		       (unsigned long long)e->ino, vv_strerror(r));
-	if (j->p)
+	if (j->p && e->heap)
+		free(j->p);
+	else if (j->p)
 		munmap(j->p, e->maplen);
 	pthread_mutex_lock(&v->mu);
 	vault_node_put(v, n);
@@ -804,6 +866,7 @@ static int start_fill(struct knn_cache *c, uint32_t uid, struct node *n, bool *p
 	e->size = n->a.size;
 	e->gen = n->data_gen;
 	e->maplen = map_len(e->size);
+	e->heap = small_entry(e->size);
 	e->state = K_FILLING;
 	/* the whole mapping counts, holes too: what it may come to hold */
 	if ((r = make_room(c, uid, e->maplen)) < 0 || !(u = use_find(c, uid, true)) ||
@@ -820,8 +883,9 @@ static int start_fill(struct knn_cache *c, uint32_t uid, struct node *n, bool *p
 		return r;
 	}
 	/* lock against swap within the budget, and for an unprivileged uid
-	 * no more than it could lock itself by default */
-	if (c->locked + e->maplen <= c->lock_cap &&
+	 * no more than it could lock itself by default; heap entries share
+	 * their pages (docs/design.md "Query offload") */
+	if (!e->heap && c->locked + e->maplen <= c->lock_cap &&
 	    (privileged(c, uid) || u->locked + e->maplen <= KNN_LOCK_UID)) {
 		e->locked = true;
 		c->locked += e->maplen;
@@ -902,17 +966,113 @@ static int fill_entry(struct vv_vault *v, uint32_t uid, struct node *n, struct k
 
 static void put_entry(struct vv_vault *v, struct kent *e)
 {
+	if (!e)
+		return;
 	pthread_mutex_lock(&v->knn->mu);
 	ent_release(v->knn, e, false, true);
 	pthread_mutex_unlock(&v->knn->mu);
 }
 
-/* A file the parser refuses (VV_ECORRUPT from a header that is no segment
- * of the format asked) is a bad request, not tampering: tampering shows up
- * as a failed decryption, which vault_data_read reports as VV_ECORRUPT itself. */
-static int not_segment(int r)
+/* Decrypt small file n whole into a heap entry and list it ready, charged
+ * to uid; under n->rw (read), so no writer can change the bytes between the
+ * read and the listing (a writer drops the entry under n->rw). */
+static int fill_inline(struct vv_vault *v, uint32_t uid, struct node *n, struct kent **out)
 {
-	return r == VV_ECORRUPT ? VV_EINVAL : r;
+	struct knn_cache *c = v->knn;
+	struct kent *e = calloc(1, sizeof(*e));
+	struct kuse *u;
+	int r;
+
+	if (!e)
+		return VV_ENOMEM;
+	e->ino = n->ino;
+	e->uid = uid;
+	e->size = n->a.size;
+	e->gen = n->data_gen;
+	e->maplen = map_len(e->size);
+	e->heap = true;
+	if (!(e->base = calloc(1, e->maplen))) {
+		free(e);
+		return VV_ENOMEM;
+	}
+	if ((r = read_data(v, n, e->base, 0, e->size)) < 0) {
+		free(e->base);
+		free(e);
+		return r;
+	}
+	pthread_mutex_lock(&c->mu);
+	/* another request may have listed one meanwhile: that one serves */
+	r = find_entry(c, n->ino, out);
+	if (r == VV_ENOENT)
+		r = c->stopping ? VV_EAGAIN : make_room(c, uid, e->maplen);
+	else
+		r = r == 0 ? 1 : r;
+	if (r == 0 && !(u = use_find(c, uid, true)))
+		r = VV_ENOMEM;
+	if (r == 0) {
+		e->state = K_READY;
+		e->refs = 2;                 /* the list's and the caller's */
+		ent_list(c, e, u);
+		*out = e;
+		e = NULL;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (e) {
+		free(e->base);
+		free(e);
+	}
+	return r == 1 ? 0 : r;
+}
+
+int vault_knn_get(struct vv_vault *v, uint32_t uid, struct node *n, struct knn_budget *b,
+		  struct kent **e, const uint8_t **base, uint64_t *size)
+{
+	int r = lookup_entry(v, n, e);
+
+	if (r == VV_ENOENT && small_entry(n->a.size)) {
+		if (b->inline_bytes < n->a.size)
+			return VV_EAGAIN;
+		b->inline_bytes -= n->a.size;
+		r = fill_inline(v, uid, n, e);
+	}
+	if (r < 0)
+		return r;
+	*base = (*e)->base;
+	*size = (*e)->size;
+	return 0;
+}
+
+int vault_knn_ready(struct vv_vault *v, struct node *n, struct kent **e, const uint8_t **base,
+		    uint64_t *size)
+{
+	int r = lookup_entry(v, n, e);
+
+	if (r == 0) {
+		*base = (*e)->base;
+		*size = (*e)->size;
+	}
+	return r;
+}
+
+int vault_knn_start(struct vv_vault *v, uint32_t uid, struct node *n, struct knn_budget *b)
+{
+	struct kent *e = NULL;
+	int r;
+
+	if (!b->fills)
+		return VV_EAGAIN;
+	b->fills--;
+	r = fill_entry(v, uid, n, &e);
+	if (e) {
+		put_entry(v, e);             /* made ready meanwhile: the next request */
+		r = VV_EAGAIN;
+	}
+	return r;
+}
+
+void vault_knn_put(struct vv_vault *v, struct kent *e)
+{
+	put_entry(v, e);
 }
 
 int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
@@ -959,7 +1119,7 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		goto out;
 	r = lookup_entry(v, n, &e);
 	if (r == VV_ENOENT || r == VV_EAGAIN) {
-		int s = not_segment(vault_data_segment_probe(v, n, fmt, &si, &why));
+		int s = knn_not_segment(vault_data_segment_probe(v, n, fmt, &si, &why));
 		if (s == 0 && si.dim != h.dim)
 			s = VV_EINVAL;
 		if (s == 0)
@@ -972,7 +1132,7 @@ int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 	pthread_rwlock_unlock(&n->rw);
 	if (r < 0)
 		goto out;
-	if ((r = not_segment(vv_segment_view_init(&sv, e->base, e->size, fmt, &why))) < 0)
+	if ((r = knn_not_segment(vv_segment_view_init(&sv, e->base, e->size, fmt, &why))) < 0)
 		goto out;
 	if (sv.info.dim != h.dim) {
 		r = VV_EINVAL;

@@ -73,7 +73,7 @@ static uint32_t coll_for(struct vv_vault *v, struct node *dir, bool is_dir)
  * such a file at all, nor stat, rename or unlink it by its name
  * (docs/access.md).
  */
-static int special_lookup_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n)
+int vault_special_lookup_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n)
 {
 	if (vv_access_owner_or_root(&c->id, n->a.uid))
 		return 0;
@@ -125,7 +125,7 @@ int vv_vault_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	}
 	if ((r = vault_node_get(v, ino, &n)) < 0)
 		goto out;
-	if ((S_ISFIFO(n->a.mode) || S_ISSOCK(n->a.mode)) && (r = special_lookup_check(v, c, n)) < 0)
+	if ((S_ISFIFO(n->a.mode) || S_ISSOCK(n->a.mode)) && (r = vault_special_lookup_check(v, c, n)) < 0)
 		goto out;
 	n->nlookup++;
 	vault_node_named(n, parent, name, c->id.pid);

@@ -606,9 +606,12 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	vv_vault_read_vec_done(fs->v, &rv);
 }
 
-/* The query offload (knn_ioctl.h): the only ioctl vecvault answers.  The
- * kernel copies exactly sizeof(struct vv_knn_ioc) each way (a restricted
- * ioctl: the size is in the command number).
+/* The query offload (knn_ioctl.h): the only ioctls vecvault answers,
+ * VV_IOC_KNN on a file handle and VV_IOC_KNN_DIR on a directory handle
+ * (FUSE_IOCTL_DIR: fi->fh is then the opendir handle); either on the
+ * other kind of handle is ENOTTY.  The kernel copies exactly
+ * VV_KNN_IOC_BYTES each way (restricted ioctls: the size is in the
+ * command number).
  *
  * The scan never runs here: a FUSE worker that scanned would be one fewer
  * for everyone's reads and lookups, and one user could occupy them all.
@@ -622,8 +625,14 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 struct fs_knn {
 	fuse_req_t req;
 	struct req_ctx rc;
-	struct vv_knn_ioc io;
+	union {
+		struct vv_knn_ioc f;         /* VV_IOC_KNN */
+		struct vv_knn_dir_ioc d;     /* VV_IOC_KNN_DIR */
+	} io;
 };
+
+_Static_assert(sizeof(struct vv_knn_ioc) == sizeof(struct vv_knn_dir_ioc),
+	       "both offload requests copy VV_KNN_IOC_BYTES");
 
 static void knn_free(struct fs_knn *k)
 {
@@ -662,12 +671,13 @@ static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 		     size_t in_bufsz, size_t out_bufsz)
 {
 	struct vv_fs *fs = FS(req);
+	bool dir = (flags & FUSE_IOCTL_DIR) != 0;
 	struct fs_knn *k;
 	int r;
 
 	(void)ino;
 	(void)arg;
-	if (cmd != (unsigned int)VV_IOC_KNN || (flags & (FUSE_IOCTL_COMPAT | FUSE_IOCTL_DIR)) ||
+	if (cmd != (unsigned int)(dir ? VV_IOC_KNN_DIR : VV_IOC_KNN) || (flags & FUSE_IOCTL_COMPAT) ||
 	    in_bufsz != sizeof(k->io) || out_bufsz != sizeof(k->io)) {
 		fuse_reply_err(req, ENOTTY);
 		return;
@@ -681,7 +691,10 @@ static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 	fs_ident_get(&fs->ident, req, &k->rc);
 	/* before submitting: once queued, the reply may come at any moment */
 	fuse_req_interrupt_func(req, knn_interrupt, k);
-	r = vv_vault_knn_submit(fs->v, &k->rc.c, FH(fi), &k->io, knn_done, k);
+	if (dir)
+		r = vv_vault_knn_dir_submit(fs->v, &k->rc.c, DH(fi), &k->io.d, knn_done, k);
+	else
+		r = vv_vault_knn_submit(fs->v, &k->rc.c, FH(fi), &k->io.f, knn_done, k);
 	if (r < 0) {
 		fuse_req_interrupt_func(req, NULL, NULL);
 		reply_err(req, r);

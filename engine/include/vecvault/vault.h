@@ -340,6 +340,22 @@ int vv_vault_knn_cancel(struct vv_vault *v, void *arg);
  * done before the caller's replies stop working.  vv_vault_close() does it
  * too.  NULL ok. */
 void vv_vault_knn_drain(struct vv_vault *v);
+/* The directory request (knn_ioctl.h "the directory request"): scan the
+ * named files of the directory open as dh that c may open for reading now,
+ * each checked as c's own lookup and read-only open of it, and answer one
+ * merged list (replacing io).  Per-name results in the reply's stats; the
+ * whole request fails only for a header that does not pass
+ * vv_knn_dir_request_check (VV_EINVAL / VV_E2BIG), VV_ENOTTY (offload
+ * off, a virtual directory), VV_EAUDIT, VV_ENOMEM.  Each name served or
+ * refused is audited as "scan" (vault_knn_dir.c). */
+struct vv_dir;
+struct vv_knn_dir_ioc;
+int vv_vault_knn_dir(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *dh,
+		     struct vv_knn_dir_ioc *io);
+/* The same through the scan pool, as vv_vault_knn_submit (same queue,
+ * slots, cancel and drain). */
+int vv_vault_knn_dir_submit(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *dh,
+			    struct vv_knn_dir_ioc *io, vv_knn_done_fn done, void *arg);
 
 /* --- directories ------------------------------------------------------------ */
 struct vv_dirent {

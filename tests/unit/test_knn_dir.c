@@ -1,0 +1,414 @@
+/*
+ * test_knn_dir.c - the query offload's directory request (knn_ioctl.h "the
+ * directory request"): the pure check of a request (knn_ioc.c), the merge
+ * of one file's candidates (vv_knn_dir_merge), and vv_vault_knn_dir on a
+ * vault: each name decided as the caller's lookup and read-only open would
+ * (other users' files, FIFOs, directories, symlinks, a directory without
+ * search right, a purged file), answers against the per-file request, the
+ * work budget, the bound on fills one request starts, a write dropping the
+ * cached copy, and small entries that take no mapping each.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tap.h"
+#include "knn_int.h"
+#include "vault_files.h"
+#include "vault_int.h"
+#include "vecvault/error.h"
+#include "vecvault/knn_ioctl.h"
+#include "vecvault/vault.h"
+#include "vecvault/vector.h"
+
+#define PASS "knn dir unit test"
+#define D 4
+
+static char top[256], store[300], state[300];
+static struct vv_ctx root_c = { .id = { .uid = 0, .gid = 0 }, .umask = 022, .comm = "test" };
+static struct vv_ctx nobody_c = { .id = { .uid = 65534, .gid = 65534 }, .umask = 022, .comm = "test" };
+
+/* A request of nq queries (q) of dim d for names (NULL-terminated). */
+static void dir_req(struct vv_knn_dir_ioc *io, uint32_t d, uint32_t nq, uint32_t kk,
+		    const float *q, const char *const *names)
+{
+	uint8_t *p = io->u + (size_t)nq * d * sizeof(float);
+	uint32_t n = 0;
+
+	memset(io, 0, sizeof(*io));
+	io->h.magic = VV_KNN_DIR_MAGIC;
+	io->h.version = VV_KNN_DIR_VERSION;
+	io->h.metric = VV_METRIC_L2;
+	io->h.dim = d;
+	io->h.dtype = VV_DT_F32;
+	io->h.format = VV_SEG_FVECS;
+	io->h.nq = nq;
+	io->h.kk = kk;
+	memcpy(io->u, q, (size_t)nq * d * sizeof(float));
+	for (; names && names[n]; n++) {
+		size_t l = strlen(names[n]) + 1;
+		memcpy(p, names[n], l);
+		p += l;
+	}
+	io->h.nnames = n;
+	io->h.names_len = (uint32_t)(p - (io->u + (size_t)nq * d * sizeof(float)));
+}
+
+/* ---- the check ---------------------------------------------------------------- */
+static void test_check(void)
+{
+	static const char *const two[] = { "a.fvecs", "b", NULL };
+	struct vv_knn_dir_ioc *io = malloc(sizeof(*io)), *ok_io = malloc(sizeof(*ok_io));
+	float q[D] = { 1, 2, 3, 4 };
+	char name[300];
+	const char *one[2] = { name, NULL };
+	uint8_t *names;
+
+	dir_req(ok_io, D, 1, 3, q, two);
+	is_int(vv_knn_dir_request_check(ok_io), 0, "check: a good request passes");
+#define BAD(field, val, want, msg) do { *io = *ok_io; io->h.field = (val); \
+		is_int(vv_knn_dir_request_check(io), want, msg); } while (0)
+	BAD(magic, VV_KNN_MAGIC, VV_EINVAL, "check: the file request's magic");
+	BAD(version, 2, VV_EINVAL, "check: version 2");
+	BAD(flags, 1, VV_EINVAL, "check: a flag");
+	BAD(metric, 0, VV_EINVAL, "check: metric NONE");
+	BAD(metric, 4, VV_EINVAL, "check: metric 4");
+	BAD(format, 0, VV_EINVAL, "check: format NONE");
+	BAD(format, 5, VV_EINVAL, "check: format 5");
+	BAD(dtype, VV_DT_ANY, VV_EINVAL, "check: dtype ANY");
+	BAD(dtype, 7, VV_EINVAL, "check: dtype 7");
+	BAD(dim, 0, VV_EINVAL, "check: dim 0");
+	BAD(nq, 0, VV_EINVAL, "check: nq 0");
+	BAD(kk, 0, VV_EINVAL, "check: kk 0");
+	BAD(kk, VV_VEC_MAX_K + 1025, VV_EINVAL, "check: kk over the bound");
+	BAD(nnames, 0, VV_EINVAL, "check: no names");
+	BAD(nnames, VV_KNN_DIR_MAX_NAMES + 1, VV_EINVAL, "check: too many names");
+	BAD(nnames, 1, VV_EINVAL, "check: nnames 1, two names in the area");
+	BAD(nnames, 3, VV_EINVAL, "check: nnames 3, two names in the area");
+	BAD(names_len, ok_io->h.names_len - 1, VV_EINVAL, "check: the last name's NUL outside the area");
+	BAD(names_len, ok_io->h.names_len + 1, VV_EINVAL, "check: a byte after the last name");
+	BAD(names_len, UINT32_MAX, VV_E2BIG, "check: names_len 2^32-1: E2BIG, nothing read past");
+	BAD(names_len, (uint32_t)(VV_KNN_DIR_PAYLOAD - D * 4 + 1), VV_E2BIG, "check: one byte past the payload");
+	BAD(nq, 1u << 30, VV_E2BIG, "check: nq 2^30 (nq * dim * 4 wraps 32 bits)");
+	BAD(dim, 1u << 31, VV_E2BIG, "check: dim 2^31");
+	/* output too large: 2 * 16 + nq * kk * 24 over the payload */
+	BAD(kk, (uint32_t)(VV_KNN_DIR_PAYLOAD / 24), VV_E2BIG, "check: the reply would not fit");
+	*io = *ok_io;
+	io->h.kk = (uint32_t)((VV_KNN_DIR_PAYLOAD - 2 * sizeof(struct vv_knn_dir_stat)) / 24);
+	is_int(vv_knn_dir_request_check(io), 0, "check: the largest reply that fits");
+	*io = *ok_io;
+	((float *)(void *)io->u)[2] = NAN;
+	is_int(vv_knn_dir_request_check(io), VV_EINVAL, "check: a NaN query");
+	((float *)(void *)io->u)[2] = INFINITY;
+	is_int(vv_knn_dir_request_check(io), VV_EINVAL, "check: an infinite query");
+
+	/* names */
+	names = NULL;
+#define NAME(s, want, msg) do { snprintf(name, sizeof(name), "%s", s); dir_req(io, D, 1, 1, q, one); \
+		is_int(vv_knn_dir_request_check(io), want, msg); } while (0)
+	NAME("a/b", VV_EINVAL, "check: a name with '/'");
+	NAME("/", VV_EINVAL, "check: the name '/'");
+	NAME(".", VV_EINVAL, "check: the name '.'");
+	NAME("..", VV_EINVAL, "check: the name '..'");
+	NAME("...", 0, "check: the name '...' is a name");
+	NAME(".a", 0, "check: a hidden name is a name");
+	memset(name, 'x', 255);
+	name[255] = 0;
+	dir_req(io, D, 1, 1, q, one);
+	is_int(vv_knn_dir_request_check(io), 0, "check: a name of 255 bytes");
+	memset(name, 'x', 256);
+	name[256] = 0;
+	dir_req(io, D, 1, 1, q, one);
+	is_int(vv_knn_dir_request_check(io), VV_EINVAL, "check: a name of 256 bytes");
+	dir_req(io, D, 1, 1, q, two);
+	names = io->u + D * 4;
+	names[7] = 0;                      /* "a.fvecs\0\0b\0": an empty name between */
+	names[8] = 0;
+	io->h.nnames = 3;
+	is_int(vv_knn_dir_request_check(io), VV_EINVAL, "check: an empty name");
+	/* an area filling the payload to its last byte, no NUL at all */
+	dir_req(io, D, 1, 1, q, two);
+	io->h.names_len = (uint32_t)(VV_KNN_DIR_PAYLOAD - D * 4);
+	memset(io->u + D * 4, 'y', io->h.names_len);
+	io->h.nnames = 1;
+	is_int(vv_knn_dir_request_check(io), VV_EINVAL, "check: a payload of name bytes without a NUL");
+	/* 256 names of one byte each */
+	{
+		char *many[VV_KNN_DIR_MAX_NAMES + 2];
+		char bufs[VV_KNN_DIR_MAX_NAMES + 1][4];
+		for (unsigned i = 0; i <= VV_KNN_DIR_MAX_NAMES; i++) {
+			snprintf(bufs[i], sizeof(bufs[i]), "%c", 'A' + i % 26);
+			many[i] = bufs[i];
+		}
+		many[VV_KNN_DIR_MAX_NAMES] = NULL;
+		dir_req(io, D, 1, 1, q, (const char *const *)many);
+		is_int(vv_knn_dir_request_check(io), 0, "check: 256 names");
+		many[VV_KNN_DIR_MAX_NAMES] = bufs[VV_KNN_DIR_MAX_NAMES];
+		many[VV_KNN_DIR_MAX_NAMES + 1] = NULL;
+		dir_req(io, D, 1, 1, q, (const char *const *)many);
+		is_int(vv_knn_dir_request_check(io), VV_EINVAL, "check: 257 names");
+	}
+	free(io);
+	free(ok_io);
+}
+
+/* ---- the merge ---------------------------------------------------------------- */
+static void test_merge(void)
+{
+	struct vv_knn_dir_cand best[4], tmp[4];
+	struct vv_knn_ioc_xcand a[4] = { { 1, 7 }, { 2, 3 }, { 2, 9 }, { INFINITY, VV_KNN_NO_ROW } };
+	struct vv_knn_ioc_xcand b[4] = { { 0.5, 1 }, { 2, 0 }, { 2, 1 }, { 3, 2 } };
+
+	for (int i = 0; i < 4; i++)
+		best[i] = (struct vv_knn_dir_cand){ INFINITY, VV_KNN_DIR_NO_NAME, 0, VV_KNN_NO_ROW };
+	vv_knn_dir_merge(best, a, 0, 4, tmp);
+	ok(best[0].d == 1 && best[0].name == 0 && best[0].row == 7 && best[2].row == 9 &&
+	   best[3].row == VV_KNN_NO_ROW && best[3].name == VV_KNN_DIR_NO_NAME,
+	   "merge: into an empty list, unused slot last");
+	vv_knn_dir_merge(best, b, 1, 4, tmp);
+	/* (0.5,1,1) (1,0,7) (2,0,3) (2,0,9): ties at 2 go to the earlier name */
+	ok(best[0].name == 1 && best[0].row == 1 && best[1].name == 0 && best[1].row == 7 &&
+	   best[2].name == 0 && best[2].row == 3 && best[3].name == 0 && best[3].row == 9,
+	   "merge: by (distance, name, row), ties to the earlier name");
+	vv_knn_dir_merge(best, a, 2, 1, tmp);
+	ok(best[0].name == 1 && best[0].row == 1, "merge: k 1");
+}
+
+/* ---- on a vault ------------------------------------------------------------------ */
+/* An .fvecs of n rows of dim d: row i = (i + seed, 0, ...). */
+static uint8_t *fvecs(uint32_t n, uint32_t d, float seed, size_t *len)
+{
+	size_t rl = 4 + (size_t)d * 4;
+	uint8_t *b = calloc(n ? n : 1, rl);
+
+	for (uint32_t i = 0; i < n; i++) {
+		float x = (float)i + seed;
+		memcpy(b + i * rl, &d, 4);
+		memcpy(b + i * rl + 4, &x, 4);
+	}
+	*len = n * rl;
+	return b;
+}
+
+static int put(struct vv_vault *v, const struct vv_ctx *c, uint64_t dir, const char *name,
+	       uint32_t n, uint32_t d, float seed, uint32_t mode)
+{
+	size_t len;
+	uint8_t *b = fvecs(n, d, seed, &len);
+	uint64_t ino;
+	int r = vt_write_file(v, c, dir, name, b, len, mode, &ino);
+
+	free(b);
+	return r;
+}
+
+static int ask(struct vv_vault *v, const struct vv_ctx *c, uint64_t dir, struct vv_knn_dir_ioc *io,
+	       uint32_t d, uint32_t nq, uint32_t kk, const float *q, const char *const *names)
+{
+	struct vv_dir *dh;
+	int r = vv_vault_opendir(v, &root_c, dir, &dh);
+
+	if (r < 0)
+		return r;
+	dir_req(io, d, nq, kk, q, names);
+	r = vv_vault_knn_dir(v, c, dh, io);
+	vv_vault_releasedir(v, dh);
+	return r;
+}
+
+static const struct vv_knn_dir_stat *stats(const struct vv_knn_dir_ioc *io)
+{
+	return (const struct vv_knn_dir_stat *)(const void *)io->u;
+}
+
+static const struct vv_knn_dir_cand *cands(const struct vv_knn_dir_ioc *io)
+{
+	return (const struct vv_knn_dir_cand *)(const void *)(io->u + io->h.nnames *
+							     sizeof(struct vv_knn_dir_stat));
+}
+
+static int map_count(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	int n = 0, ch;
+
+	while (f && (ch = fgetc(f)) != EOF)
+		n += ch == '\n';
+	if (f)
+		fclose(f);
+	return n;
+}
+
+static void test_vault(void)
+{
+	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT,
+				   .knn_cache_bytes = 256u << 20, .state_dir = state };
+	struct vv_knn_dir_ioc *io = malloc(sizeof(*io));
+	struct vv_vault *v = NULL;
+	struct vv_attr c, sub, a;
+	struct vv_setattr sa = { .valid = VV_SET_MODE };
+	struct knn_stats st;
+	float q[D] = { 5, 0, 0, 0 };
+	int r, m0, m1;
+
+	is_int(vv_vault_open(store, PASS, strlen(PASS), &o, &v), 0, "vault: open, offload on");
+	if (!v)
+		return;
+	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "c", 0755, &c), 0, "vault: mkdir c");
+	is_int(put(v, &root_c, c.ino, "a.fvecs", 10, D, 0, 0644), 0, "vault: a.fvecs rows 0..9");
+	is_int(put(v, &root_c, c.ino, "b.fvecs", 10, D, 0, 0644), 0, "vault: b.fvecs, the same rows");
+	is_int(put(v, &root_c, c.ino, "secret.fvecs", 10, D, 0.25, 0600), 0, "vault: secret.fvecs 0600");
+	is_int(put(v, &root_c, c.ino, "d8.fvecs", 10, 8, 0, 0644), 0, "vault: d8.fvecs of dim 8");
+	is_int(vv_vault_mkdir(v, &root_c, c.ino, "sub", 0755, &sub), 0, "vault: a directory");
+	is_int(vv_vault_symlink(v, &root_c, c.ino, "link", "a.fvecs", &a), 0, "vault: a symlink to a.fvecs");
+	is_int(vv_vault_mknod(v, &root_c, c.ino, "fifo", S_IFIFO | 0644, 0, &a), 0, "vault: a FIFO");
+	{
+		static const char *const names[] = { "a.fvecs", "secret.fvecs", "b.fvecs", "sub", "link",
+						     "fifo", "missing", "d8.fvecs", NULL };
+		static const int want_root[] = { 0, 0, 0, -22, -22, -22, -2, -22 };
+		static const int want_nobody[] = { 0, -13, 0, -22, -22, -13, -2, -22 };
+		const struct vv_knn_dir_cand *k;
+		bool good = true;
+
+		r = ask(v, &root_c, c.ino, io, D, 1, 3, q, names);
+		for (int i = 0; r == 0 && i < 8; i++)
+			good &= stats(io)[i].err == want_root[i];
+		k = cands(io);
+		/* row 5 of a and of b at 0, then secret's row 5 (5.25: 0.0625) */
+		ok(r == 0 && good && io->h.served == 3 && io->h.rows == 30 && io->h.magic ==
+		   VV_KNN_DIR_MAGIC_REPLY && k[0].name == 0 && k[0].row == 5 && k[0].d == 0 &&
+		   k[1].name == 2 && k[1].row == 5 && k[2].name == 1 && k[2].row == 5 &&
+		   k[2].d == 0.0625, "root: a, secret, b served; the rest refused per name; merged "
+		   "by (distance, name index, row)");
+		r = ask(v, &nobody_c, c.ino, io, D, 1, 3, q, names);
+		good = true;
+		for (int i = 0; r == 0 && i < 8; i++)
+			good &= stats(io)[i].err == want_nobody[i];
+		k = cands(io);
+		ok(r == 0 && good && io->h.served == 2 && io->h.rows == 20 && stats(io)[1].rows == 0,
+		   "nobody: secret.fvecs (0600) and the FIFO (no rw) -EACCES, as lookup and open");
+		good = true;
+		for (int i = 0; i < 3; i++)
+			good &= k[i].name != 1;
+		ok(r == 0 && good && k[0].name == 0 && k[1].name == 2 && k[2].row == 4,
+		   "nobody: no candidate of the file it may not read");
+
+		/* the directory loses search right for nobody: every name refused */
+		sa.mode = 0750;
+		is_int(vv_vault_setattr(v, &root_c, c.ino, &sa, &a), 0, "chmod c 0750");
+		r = ask(v, &nobody_c, c.ino, io, D, 1, 3, q, names);
+		good = r == 0 && io->h.served == 0;
+		for (int i = 0; good && i < 8; i++)
+			good &= stats(io)[i].err == -13 && stats(io)[i].rows == 0;
+		for (int i = 0; good && i < 3; i++)
+			good &= cands(io)[i].row == VV_KNN_NO_ROW && cands(io)[i].name == VV_KNN_DIR_NO_NAME;
+		ok(good, "nobody, directory 0750 (handle opened by root): every name -EACCES, no candidate");
+		sa.mode = 0755;
+		is_int(vv_vault_setattr(v, &root_c, c.ino, &sa, &a), 0, "chmod c 0755");
+	}
+	/* a write drops the cached copy: the next answer is the new bytes */
+	{
+		static const char *const names[] = { "a.fvecs", NULL };
+		is_int(put(v, &root_c, c.ino, "a2.fvecs", 1, D, 0, 0644), 0, "vault: a2.fvecs");
+		r = ask(v, &root_c, c.ino, io, D, 1, 1, q, names);
+		ok(r == 0 && cands(io)[0].row == 5, "a.fvecs: row 5 nearest");
+		is_int(vv_vault_unlink(v, &root_c, c.ino, "a.fvecs"), 0, "unlink a.fvecs");
+		is_int(put(v, &root_c, c.ino, "a.fvecs", 10, D, 100, 0644), 0, "a new a.fvecs, rows 100..109");
+		r = ask(v, &root_c, c.ino, io, D, 1, 1, q, names);
+		ok(r == 0 && cands(io)[0].row == 0 && cands(io)[0].d == 95.0 * 95.0,
+		   "the new file's bytes answer (row 0, distance 95^2)");
+	}
+	/* the work budget: 70,000 rows of dim 1 x 500 queries x 33 is over half
+	 * of 2^31, so the second such file is -E2BIG; files over the small
+	 * size are filled by jobs, at most 2 per request (pool held) */
+	{
+		static const char *const big[] = { "w0", "w1", "w2", NULL };
+		float *qq = calloc(500, sizeof(float));
+		vault_knn_pool_hold(v, true);
+		for (int i = 0; i < 3; i++)
+			put(v, &root_c, c.ino, big[i], 70000, 1, (float)i, 0644);
+		r = ask(v, &root_c, c.ino, io, 1, 500, 1, qq, big);
+		vault_knn_cache_stats(v, &st);
+		ok(r == 0 && stats(io)[0].err == -11 && stats(io)[1].err == -11 && stats(io)[2].err == -11 &&
+		   st.fillers == 2, "large files: -EAGAIN, 2 fill jobs started (not 3)");
+		vault_knn_pool_hold(v, false);
+		for (int t = 0; t < 500; t++) {
+			r = ask(v, &root_c, c.ino, io, 1, 500, 1, qq, big);
+			if (r || (stats(io)[0].err != -11 && stats(io)[1].err != -11))
+				break;
+			usleep(10000);
+		}
+		ok(r == 0 && stats(io)[0].err == 0 && stats(io)[1].err == -E2BIG,
+		   "the work budget: the first file served, the second -E2BIG");
+		free(qq);
+	}
+	/* 3000 small files: cached on the heap, not one mapping each */
+	{
+		char (*nm)[16] = calloc(256, sizeof(*nm));
+		const char *names[257];
+		size_t e0;
+		bool good = true;
+
+		for (int i = 0; i < 3000; i++) {
+			snprintf(nm[0], sizeof(nm[0]), "t%04d", i);
+			put(v, &root_c, sub.ino, nm[0], 3, D, (float)i, 0644);
+		}
+		vault_knn_cache_stats(v, &st);
+		e0 = st.entries;
+		m0 = map_count();
+		for (int base = 0; base < 3000; base += 250) {
+			int n = 0;
+			for (int i = base; i < base + 250 && i < 3000; i++, n++) {
+				snprintf(nm[n], sizeof(nm[n]), "t%04d", i);
+				names[n] = nm[n];
+			}
+			names[n] = NULL;
+			r = ask(v, &root_c, sub.ino, io, D, 1, 2, q, names);
+			good &= r == 0 && io->h.served == (uint32_t)n;
+		}
+		m1 = map_count();
+		vault_knn_cache_stats(v, &st);
+		ok(good, "3000 small files served in 12 requests, none -EAGAIN");
+		ok(st.entries == e0 + 3000, "3000 more cache entries");
+		ok(m1 < m0 + 100, "and not a mapping each");
+		printf("# maps %d -> %d, entries %zu, bytes %zu\n", m0, m1, st.entries, st.bytes);
+		free(nm);
+	}
+	/* a virtual directory: ENOTTY */
+	{
+		struct vv_dir *dh;
+		static const char *const names[] = { "x", NULL };
+		is_int(vv_vault_opendir(v, &root_c, VV_TRASH_INO, &dh), 0, "opendir .trash");
+		dir_req(io, D, 1, 1, q, names);
+		is_int(vv_vault_knn_dir(v, &root_c, dh, io), VV_ENOTTY, ".trash: ENOTTY");
+		vv_vault_releasedir(v, dh);
+	}
+	vv_vault_close(v);
+	free(io);
+}
+
+int main(void)
+{
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char cmd[600];
+
+	test_check();
+	test_merge();
+	snprintf(top, sizeof(top), "%s/vv-knndir-XXXXXX", tmp);
+	if (!mkdtemp(top))
+		tap_skip_all("cannot make a temp dir");
+	snprintf(store, sizeof(store), "%s/store", top);
+	snprintf(state, sizeof(state), "%s/state", top);
+	is_int(vv_vault_create_store(store, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
+				     VV_VAULT_ALLOW_TEST_KDF, 0, 0, state), 0, "create a store");
+	test_vault();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
+	if (system(cmd) != 0)
+		printf("# cannot remove %s\n", top);
+	return tap_done();
+}
