@@ -14,7 +14,10 @@
  *                 directory);
  *   ADMIN_COLL    also a member of a role that holds admin on the
  *                 collection of every "path" argument (each path must
- *                 resolve; a request without a path is ADMIN_OWNER);
+ *                 resolve; a request without a path is ADMIN_OWNER).
+ *                 The dispatcher's check is early; the verb resolves each
+ *                 path with vault_admin_coll_resolve, which checks again,
+ *                 under the same hold of v->mu as its change;
  *   ADMIN_ANYONE  any peer: the verb filters what it shows or does by the
  *                 same access check as file operations (trash list).
  */
@@ -94,6 +97,15 @@ int vault_admin_resolve_as(struct vv_vault *v, const struct vv_ident *peer, cons
 			   uint64_t *ino);
 /* The same from directory start (a snapshot's root, for restore). */
 int vault_admin_resolve_at(struct vv_vault *v, uint64_t start, const char *path, uint64_t *ino);
+/* An ADMIN_COLL verb's resolution of path: vault_admin_resolve, and for a
+ * peer that is not the owner the scope's check on the inode it found
+ * (VV_EACCES unless the peer administers its collection; a missing path
+ * outside the peer's collections is VV_EACCES too).  The verb applies its
+ * change to *ino under the same hold of v->mu, so a rename after the
+ * dispatcher's check cannot point the change at another collection.
+ * 0, or a code with rep->msg set ("VERB: PATH: ...").  Under v->mu. */
+int vault_admin_coll_resolve(struct vv_vault *v, const struct vv_admin_req *rq, const char *path,
+			     uint64_t *ino, struct vv_admin_reply *rep);
 
 /*
  * May peer administer the collection that holds ino (a role it is in

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,21 +40,31 @@
 
 /* ---- safe opens inside DEST ----------------------------------------------- */
 
-/* Refuse what another user could have planted or may change. */
-static int owned_ok(const struct vv_repo *r, int fd, const char *what)
+/* Refuse what another user could have planted or may change: st is
+ * what (named in the message); VV_EUNSAFE. */
+static int owned_st_ok(const struct vv_repo *r, const struct stat *st, const char *what)
 {
-	struct stat st;
-
-	if (fstat(fd, &st) < 0)
-		return vv_repo_oserr(errno);
 	if (!r->check)
 		return 0;
-	if (st.st_uid != r->uid || (st.st_mode & 022)) {
+	if (st->st_uid != r->uid || (st->st_mode & 022)) {
 		vv_log(VV_LOG_ERR, "backup: %s belongs to uid %u or may be written by others "
-		       "(mode %04o): refused", what, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		       "(mode %04o): refused", what, (unsigned)st->st_uid, (unsigned)(st->st_mode & 07777));
 		return VV_EUNSAFE;
 	}
 	return 0;
+}
+
+/* owned_st_ok of open file fd; a failed fstat is its own error. */
+static int owned_ok(const struct vv_repo *r, int fd, const char *what)
+{
+	struct stat st;
+	int e;
+
+	if ((e = vv_os_fstat(fd, &st)) < 0) {
+		vv_log(VV_LOG_ERR, "backup: %s: cannot stat: %s", what, strerror(-e));
+		return vv_repo_oserr(e);
+	}
+	return owned_st_ok(r, &st, what);
 }
 
 void vv_repo_give(const struct vv_repo *r, int fd)
@@ -192,7 +203,8 @@ static int conf_mac(const uint8_t *key, const uint8_t *buf, size_t len, uint8_t 
 	return r;
 }
 
-int vv_repo_config_parse(const uint8_t *buf, size_t len, uint8_t repo_id[VV_REPO_ID_BYTES], int *nslots)
+int vv_repo_config_parse(const uint8_t *buf, size_t len, uint8_t repo_id[VV_REPO_ID_BYTES], int *nslots,
+			 uint32_t *version)
 {
 	struct vv_rbuf b;
 	uint8_t magic[8];
@@ -223,6 +235,8 @@ int vv_repo_config_parse(const uint8_t *buf, size_t len, uint8_t repo_id[VV_REPO
 			return VV_ECORRUPT;
 	}
 	*nslots = (int)n;
+	if (version)
+		*version = ver;
 	return 0;
 }
 
@@ -353,15 +367,20 @@ int vv_repo_lock_pid(const uint8_t *buf, size_t len, long *pid)
 	return 0;
 }
 
-static int take_lock(struct vv_repo *r)
+/* Take DEST/lock (made when absent) for this writer.  VV_EBUSY while
+ * another holds it; VV_EUNSAFE when it is a symbolic link, not a plain
+ * file of one link, or (VV_REPO_CHECK_OWNER) not DEST's owner's alone;
+ * else what the system said (VV_EACCES, VV_EROFS, VV_EIO, ...).  Each
+ * refusal is logged naming the lock file and what failed. */
+static int take_lock(struct vv_repo *r, const char *dest)
 {
-	char pid[32];
+	char pid[32], what[PATH_MAX + 32];
 	uint8_t *old = NULL;
 	size_t len = 0;
-	int n;
-
 	struct stat st;
+	int n, e;
 
+	snprintf(what, sizeof(what), "the lock file %s/lock", dest);
 	/* Never O_CREAT on a name that may exist: a hard link planted there
 	 * (to a file of root's) must be refused, not truncated or chowned. */
 	r->lockfd = openat(r->dfd, "lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
@@ -370,20 +389,28 @@ static int take_lock(struct vv_repo *r)
 		if (r->lockfd >= 0)
 			vv_repo_give(r, r->lockfd);
 	}
-	if (r->lockfd < 0)
-		return errno == ELOOP ? VV_EUNSAFE : vv_repo_oserr(errno);
-	if (fstat(r->lockfd, &st) < 0)
-		return vv_repo_oserr(errno);
+	if (r->lockfd < 0) {
+		e = errno;
+		vv_log(VV_LOG_ERR, "backup: %s: cannot open%s: %s", what, e == ELOOP ? " (a symbolic link)" : "",
+		       strerror(e));
+		return e == ELOOP ? VV_EUNSAFE : vv_repo_oserr(e);
+	}
+	if ((e = vv_os_fstat(r->lockfd, &st)) < 0) {
+		vv_log(VV_LOG_ERR, "backup: %s: cannot stat: %s", what, strerror(-e));
+		return vv_repo_oserr(e);
+	}
 	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
-		vv_log(VV_LOG_ERR, "backup: the lock file is not a plain file with one link: refused");
+		vv_log(VV_LOG_ERR, "backup: %s is not a plain file with one link: refused", what);
 		return VV_EUNSAFE;
 	}
-	if (owned_ok(r, r->lockfd, "lock") < 0)
-		return VV_EUNSAFE;
-	if (flock(r->lockfd, LOCK_EX | LOCK_NB) < 0) {
+	if ((e = owned_st_ok(r, &st, what)) < 0)
+		return e;
+	if ((e = vv_os_flock(r->lockfd, LOCK_EX | LOCK_NB)) < 0) {
 		long holder = 0;
-		if (errno != EWOULDBLOCK)
-			return vv_repo_oserr(errno);
+		if (e != -EWOULDBLOCK) {
+			vv_log(VV_LOG_ERR, "backup: %s: cannot lock: %s", what, strerror(-e));
+			return vv_repo_oserr(e);
+		}
 		/* Whoever writes DEST writes this file: only a pid is shown. */
 		if (read_at(r->dfd, "lock", 64, &old, &len) == 0 && vv_repo_lock_pid(old, len, &holder) == 0)
 			vv_log(VV_LOG_ERR, "backup: the repository is being written by another "
@@ -615,16 +642,14 @@ int vv_repo_open(const char *dest, const char *pass, size_t passlen, unsigned fl
 			e = VV_ENOTINIT;
 		goto out;
 	}
-	if ((e = vv_repo_config_parse(conf, len, r->id, &nslots)) < 0)
+	/* The version: 1 or 2, and the config MAC (unlock_conf) covers it,
+	 * so a version 2 repository cannot be passed off as version 1. */
+	if ((e = vv_repo_config_parse(conf, len, r->id, &nslots, &r->version)) < 0)
 		goto out;
-	/* Parsed: 1 or 2, and the config MAC (unlock_conf) covers it, so a
-	 * version 2 repository cannot be passed off as version 1. */
-	r->version = (uint32_t)conf[8] | (uint32_t)conf[9] << 8 | (uint32_t)conf[10] << 16 |
-		     (uint32_t)conf[11] << 24;
 	if ((e = vv_repo_subdir(r, r->dfd, "objects", flags & VV_REPO_WRITE, &r->objfd)) < 0 ||
 	    (e = vv_repo_subdir(r, r->dfd, "manifests", flags & VV_REPO_WRITE, &r->manfd)) < 0)
 		goto out;
-	if ((flags & VV_REPO_WRITE) && (e = take_lock(r)) < 0)
+	if ((flags & VV_REPO_WRITE) && (e = take_lock(r, dest)) < 0)
 		goto out;
 	e = unlock_conf(r, conf, len, pass, passlen, flags & VV_REPO_ALLOW_TEST_KDF,
 			flags & VV_REPO_KEY_CACHE);

@@ -142,9 +142,11 @@ int vv_repo_manifest_head(const uint8_t *file, size_t len, uint32_t *ver, uint8_
  * newline, or VV_ECORRUPT (then it is not shown). */
 int vv_repo_lock_pid(const uint8_t *buf, size_t len, long *pid);
 /* The config's bytes, parsed without a key (fuzz target, repo info):
- * VV_EFORMAT (not a repository config / unknown version), VV_ECORRUPT. */
+ * its id, key slots and format version (*version, unless NULL: 1 or 2).
+ * VV_EFORMAT (not a repository config, unknown version, or too short to
+ * hold the version), VV_ECORRUPT. */
 int vv_repo_config_parse(const uint8_t *buf, size_t len, uint8_t repo_id[VV_REPO_ID_BYTES],
-			 int *nslots);
+			 int *nslots, uint32_t *version);
 
 /* Keys. */
 int vv_repo_coll_wrap(struct vv_repo *r, const uint8_t backup_id[VV_BACKUP_ID_BYTES],

@@ -336,11 +336,74 @@ static int cmp_obj_chunk(const void *a, const void *b)
 		      VV_CHUNK_ID_BYTES);
 }
 
+/* The rows of the last manifest stored in repository r and their packs,
+ * taken out of the cache (its slot left empty) so that a run compares and
+ * stats them without vv_repo_cache_mu: the lock is held only to move the
+ * pointers, never while a manifest is encoded or its packs are looked up.
+ * A concurrent run of the same repository (the repository lock forbids
+ * one; another daemon has its own cache) would find no rows and cut all
+ * of its own: slower, never wrong. */
+struct mc_rows {
+	uint8_t *rows;
+	size_t rlen;
+	struct vv_bk_pack *rpk;
+	size_t nrpk;
+};
+
+static void mc_rows_take(struct vv_repo *r, struct mc_rows *h)
+{
+	struct mc_repo *c;
+
+	pthread_mutex_lock(&vv_repo_cache_mu);
+	c = mc_of(r->id);
+	h->rows = c->rows;
+	h->rlen = c->rlen;
+	h->rpk = c->rpk;
+	h->nrpk = c->nrpk;
+	c->rows = NULL;
+	c->rlen = 0;
+	c->rpk = NULL;
+	c->nrpk = 0;
+	pthread_mutex_unlock(&vv_repo_cache_mu);
+}
+
+static void mc_rows_free(struct mc_rows *h)
+{
+	if (h->rows)
+		vv_memzero(h->rows, h->rlen);
+	free(h->rows);
+	free(h->rpk);
+	memset(h, 0, sizeof(*h));
+}
+
+/* Hand h (rows and packs, taken over: *h emptied) to the cache of r;
+ * unless newer, rows already there stay (h freed). */
+static void mc_rows_give(struct vv_repo *r, struct mc_rows *h, bool newer)
+{
+	struct mc_repo *c;
+	struct mc_rows old = { 0 };
+
+	pthread_mutex_lock(&vv_repo_cache_mu);
+	c = mc_of(r->id);
+	if (newer || !c->rows) {
+		old = (struct mc_rows){ c->rows, c->rlen, c->rpk, c->nrpk };
+		c->rows = h->rows;
+		c->rlen = h->rlen;
+		c->rpk = h->rpk;
+		c->nrpk = h->nrpk;
+		memset(h, 0, sizeof(*h));
+	}
+	pthread_mutex_unlock(&vv_repo_cache_mu);
+	mc_rows_free(&old);
+	mc_rows_free(h);
+}
+
 /* The version 2 body of m: head, packs (written as needed), END!, pad. */
 static int encode_v2(struct vv_repo *r, const struct vv_manifest *m, uint8_t **out, size_t *outlen)
 {
 	struct vv_manifest sm = *m;
 	struct repo_obuf rows = { 0 };
+	struct mc_rows last = { 0 };
 	struct vv_bk_pack *pk = NULL;
 	size_t npk = 0, cap = 0, off0 = 0;
 	uint64_t g[256];
@@ -366,38 +429,37 @@ static int encode_v2(struct vv_repo *r, const struct vv_manifest *m, uint8_t **o
 		 * last piece that ended with those rows rather than at a cut.
 		 * The rows are compared with the last run's as they are made;
 		 * when all are equal, they are never stored (rows.p NULL).
-		 * Under vv_repo_cache_mu throughout: c->rows is the cache's. */
+		 * The last run's rows are this run's alone meanwhile
+		 * (mc_rows_take). */
 		size_t same = 0, at = 0;
-		struct mc_repo *c;
 		bool equal;
-		pthread_mutex_lock(&vv_repo_cache_mu);
-		c = mc_of(r->id);
-		if (c->rows) {
-			rows.ref = c->rows;
-			rows.reflen = c->rlen;
+		mc_rows_take(r, &last);
+		if (last.rows) {
+			rows.ref = last.rows;
+			rows.reflen = last.rlen;
 		}
 		vv_manifest_enc_rows(&rows, &sm);
 		if (rows.ref && rows.len != rows.reflen)
 			vv_repo_ob_own(&rows);         /* a strict prefix of the last rows */
 		equal = rows.ref != NULL;
-		if ((e = rows.err) == 0 && c->rows) {
-			size_t lim = c->rlen < rows.len ? c->rlen : rows.len;
+		if ((e = rows.err) == 0 && last.rows) {
+			size_t lim = last.rlen < rows.len ? last.rlen : rows.len;
 			same = equal || rows.refsame > lim ? lim : rows.refsame;
 			while (same < lim) {
 				size_t b = lim - same < 65536 ? lim - same : 65536;
-				if (memcmp(c->rows + same, rows.p + same, b) != 0)
+				if (memcmp(last.rows + same, rows.p + same, b) != 0)
 					break;
 				same += b;
 			}
-			while (same < lim && c->rows[same] == rows.p[same])
+			while (same < lim && last.rows[same] == rows.p[same])
 				same++;
-			for (size_t i = 0; i < c->nrpk; i++) {
-				size_t end = at + c->rpk[i].plen;
-				if (end > same || (end == c->rlen && (same != c->rlen || rows.len != c->rlen)))
+			for (size_t i = 0; i < last.nrpk; i++) {
+				size_t end = at + last.rpk[i].plen;
+				if (end > same || (end == last.rlen && (same != last.rlen || rows.len != last.rlen)))
 					break;
 				if ((e = VV_GROW(pk, npk, cap)) < 0)
 					break;
-				pk[npk++] = c->rpk[i];
+				pk[npk++] = last.rpk[i];
 				at = end;
 			}
 		}
@@ -414,7 +476,6 @@ static int encode_v2(struct vv_repo *r, const struct vv_manifest *m, uint8_t **o
 			vv_repo_ob_own(&rows);         /* pieces to cut and seal: the bytes */
 		if (e == 0)
 			e = rows.err;
-		pthread_mutex_unlock(&vv_repo_cache_mu);
 		if (e < 0)
 			goto out;
 	}
@@ -427,27 +488,19 @@ static int encode_v2(struct vv_repo *r, const struct vv_manifest *m, uint8_t **o
 	}
 	r->pk_named = npk;
 	if (r->cache && rows.p && rows.len <= MC_ROWS_MAX) {
-		/* Keep these rows (handed over, not copied) for the next run. */
-		struct vv_bk_pack *keep = malloc(npk * sizeof(*keep) + 1);
-		struct mc_repo *c;
-		if (keep) {
-			memcpy(keep, pk, npk * sizeof(*keep));
-			pthread_mutex_lock(&vv_repo_cache_mu);
-			c = mc_of(r->id);
-			if (c->rows)
-				vv_memzero(c->rows, c->rlen);
-			free(c->rows);
-			free(c->rpk);
-			c->rows = rows.p;
-			c->rlen = rows.len;
-			c->rpk = keep;
-			c->nrpk = npk;
-			pthread_mutex_unlock(&vv_repo_cache_mu);
+		/* Keep these rows (handed over, not copied) for the next run;
+		 * rows never stored (all equal to the last run's) leave those. */
+		struct mc_rows keep = { rows.p, rows.len, malloc(npk * sizeof(*pk) + 1), npk };
+		if (keep.rpk) {
+			memcpy(keep.rpk, pk, npk * sizeof(*pk));
 			rows.p = NULL;
+			mc_rows_give(r, &keep, true);
 		}
 	}
 	e = vv_manifest_encode_v2(m, pk, npk, out, outlen);
 out:
+	if (r->cache)                          /* not kept: back, unless newer ones came */
+		mc_rows_give(r, &last, false);
 	if (sm.objs != m->objs)
 		free(sm.objs);
 	if (rows.p)

@@ -131,16 +131,23 @@ int vault_admin_fail(struct vv_admin_reply *rep, int code, const char *fmt, ...)
 	return code;
 }
 
-bool vault_admin_is_owner(struct vv_vault *v, const struct vv_ident *peer)
+/* vault_admin_is_owner, under v->mu. */
+static bool owner_locked(struct vv_vault *v, const struct vv_ident *peer)
 {
 	struct vv_inode_row root;
-	bool ok = peer->uid == 0;
 
-	if (ok)
+	return peer->uid == 0 ||
+	       (vv_meta_inode_get(v->meta, VV_ROOT_INO, &root) == 0 && root.uid == peer->uid);
+}
+
+bool vault_admin_is_owner(struct vv_vault *v, const struct vv_ident *peer)
+{
+	bool ok;
+
+	if (peer->uid == 0)
 		return true;
 	pthread_mutex_lock(&v->mu);
-	if (vv_meta_inode_get(v->meta, VV_ROOT_INO, &root) == 0)
-		ok = root.uid == peer->uid;
+	ok = owner_locked(v, peer);
 	pthread_mutex_unlock(&v->mu);
 	return ok;
 }
@@ -234,7 +241,43 @@ static bool coll_of_path_admin(struct vv_vault *v, const struct vv_ident *peer, 
 	return vault_admin_resolve(v, top, &ino) == 0 && vault_admin_coll_admin(v, peer, ino);
 }
 
-/* May rq's peer run e?  0, or a code with rep->msg set. */
+/* Resolve path and check that peer administers what it names: 0 with
+ * *ino, or a code with rep->msg set.  Under v->mu. */
+static int coll_path(struct vv_vault *v, const char *verb, const struct vv_ident *peer,
+		     const char *path, uint64_t *ino, struct vv_admin_reply *rep)
+{
+	int r = vault_admin_resolve(v, path, ino);
+
+	/* Whether a path exists below a collection is told only to its
+	 * administrators: others learn nothing from ENOENT vs EACCES. */
+	if (r < 0 && !coll_of_path_admin(v, peer, path))
+		return vault_admin_fail(rep, VV_EACCES, "%s: %s: you hold no admin role on this "
+					"collection", verb, path);
+	if (r < 0)
+		return vault_admin_fail(rep, r, "%s: %s: %s", verb, path, vv_strerror(r));
+	if (!vault_admin_coll_admin(v, peer, *ino))
+		return vault_admin_fail(rep, VV_EACCES, "%s: %s: you hold no admin role on this "
+					"collection", verb, path);
+	return 0;
+}
+
+int vault_admin_coll_resolve(struct vv_vault *v, const struct vv_admin_req *rq, const char *path,
+			     uint64_t *ino, struct vv_admin_reply *rep)
+{
+	int r;
+
+	if (!owner_locked(v, &rq->peer))
+		return coll_path(v, rq->verb, &rq->peer, path, ino, rep);
+	if ((r = vault_admin_resolve(v, path, ino)) < 0)
+		return vault_admin_fail(rep, r, "%s: %s: %s", rq->verb, path, vv_strerror(r));
+	return 0;
+}
+
+/* May rq's peer run e?  0, or a code with rep->msg set.  For ADMIN_COLL
+ * this is the early answer only: the lock is let go before the verb runs,
+ * and a rename in between can make a path name another collection, so the
+ * verb authorizes again what it resolves, under the hold of v->mu it
+ * changes things under (vault_admin_coll_resolve). */
 static int authorize(struct vv_vault *v, const struct vault_admin_verb *e,
 		     const struct vv_admin_req *rq, struct vv_admin_reply *rep)
 {
@@ -256,19 +299,7 @@ static int authorize(struct vv_vault *v, const struct vault_admin_verb *e,
 	for (size_t i = 0; i < np && r == 0; i++) {
 		uint64_t ino;
 
-		r = vault_admin_resolve(v, paths[i], &ino);
-		/* Whether a path exists below a collection is told only to its
-		 * administrators: others learn nothing from ENOENT vs EACCES. */
-		if (r < 0 && !coll_of_path_admin(v, &rq->peer, paths[i]))
-			r = vault_admin_fail(rep, VV_EACCES,
-					     "%s: %s: you hold no admin role on this collection",
-					     e->verb, paths[i]);
-		else if (r < 0)
-			vault_admin_fail(rep, r, "%s: %s: %s", e->verb, paths[i], vv_strerror(r));
-		else if (!vault_admin_coll_admin(v, &rq->peer, ino))
-			r = vault_admin_fail(rep, VV_EACCES,
-					     "%s: %s: you hold no admin role on this collection",
-					     e->verb, paths[i]);
+		r = coll_path(v, e->verb, &rq->peer, paths[i], &ino, rep);
 	}
 	pthread_mutex_unlock(&v->mu);
 	return r;
@@ -371,6 +402,8 @@ int vv_admin_call(struct vv_vault *v, const struct vv_admin_req *rq,
 	}
 	if ((r = authorize(v, e, rq, rep)) < 0)
 		goto out;
+	if (v->admin_between)
+		v->admin_between(v->admin_between_ctx);
 	r = e->run(v, rq, rep);
 	if (r < 0 && !rep->msg[0])
 		vault_admin_fail(rep, r, "%s: %s", e->verb, vv_strerror(r));

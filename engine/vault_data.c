@@ -777,10 +777,14 @@ int vv_vault_open_file(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 	if (!f)
 		return VV_ENOMEM;
 	/* The kernel's ACC_MODE(): mode 3 (ioctl-only) needs read and write
-	 * permission, like O_RDWR.  An exec open needs execute alone, as
-	 * do_open_execat() asks (ext4 runs a 0711 binary for anyone). */
+	 * permission, like O_RDWR.  An exec open needs read as well as
+	 * execute, stricter than do_open_execat(): the kernel makes the
+	 * process of a binary its user may not read non-dumpable by asking
+	 * MAY_READ (would_dump), which FUSE without default_permissions
+	 * grants without asking us, so /proc/PID/mem would show the binary
+	 * (docs/access.md "Handles, open modes and exec"; t1031). */
 	if (flags & VV_OPEN_EXEC) {
-		mask = VV_MAY_EXEC;
+		mask = VV_MAY_EXEC | VV_MAY_READ;
 	} else {
 		if (acc != O_WRONLY)
 			mask |= VV_MAY_READ;

@@ -380,8 +380,10 @@ struct target {
 	uint64_t ino, coll;              /* coll: its collection directory */
 };
 
-/* Resolve and check every path argument: in a collection, not a symlink;
- * admin only on a collection itself.  Under v->mu. */
+/* Resolve and check every path argument: the peer administers it (the
+ * scope's check, again: what the dispatcher checked may have been renamed
+ * since), in a collection, not a symlink; admin only on a collection
+ * itself.  Under v->mu, held until the change is committed. */
 static int targets(struct vv_vault *v, const struct vv_admin_req *rq, const struct spec *sp,
 		   struct vv_admin_reply *rep, struct target *t, size_t *nt)
 {
@@ -399,8 +401,8 @@ static int targets(struct vv_vault *v, const struct vv_admin_req *rq, const stru
 		struct vv_inode_row row;
 
 		t[i].path = paths[i];
-		if ((r = vault_admin_resolve(v, paths[i], &t[i].ino)) < 0)
-			return vault_admin_fail(rep, r, "%s: %s: %s", rq->verb, paths[i], vv_strerror(r));
+		if ((r = vault_admin_coll_resolve(v, rq, paths[i], &t[i].ino, rep)) < 0)
+			return r;
 		if (t[i].ino == VV_ROOT_INO)
 			return vault_admin_fail(rep, VV_EINVAL, "%s: %s is the vault's root: grants "
 						"are made on collections (give each one's path)",

@@ -371,6 +371,10 @@ struct vv_vault {
 	vv_inval_fn inval;               /* kernel-cache invalidation (fs/) */
 	void *inval_ctx;
 	vv_inval_wait_fn inval_wait;     /* the queue drained (fs/), same ctx */
+	void (*admin_between)(void *);   /* tests: called by vv_admin_call between
+	                                    the scope's check and the verb, without
+	                                    mu (a racing request's moment) */
+	void *admin_between_ctx;
 	struct knn_cache *knn;           /* decrypted segments for the query offload, or NULL */
 	struct vault_listener listeners[VAULT_MAX_LISTENERS];   /* node events (vault_node.c) */
 	size_t nlisteners;
@@ -481,9 +485,15 @@ void vault_node_table_free(struct vv_vault *v);
 int vault_node_save(struct vv_vault *v, struct node *n);            /* write attributes */
 int vault_node_acl(struct vv_vault *v, struct node *n, const uint8_t **acl, size_t *len);
 void vault_node_perm(struct vv_vault *v, struct node *n, struct vv_perm *p);
-/* A write or truncate of n by c drops its security.capability, as the
- * kernel does for local files (vault_xattr.c; under mu). */
-void vault_xattr_killcap(struct vv_vault *v, const struct vv_ctx *c, struct node *n);
+/* A write, truncate or chown of n by c drops its security.capability,
+ * as the kernel does for local files (vault_xattr.c; under mu).  by names
+ * the change in the audit record ("a write", "a chown"). */
+void vault_xattr_killcap_by(struct vv_vault *v, const struct vv_ctx *c, struct node *n,
+			    const char *by);
+static inline void vault_xattr_killcap(struct vv_vault *v, const struct vv_ctx *c, struct node *n)
+{
+	vault_xattr_killcap_by(v, c, n, "a write");
+}
 void vault_node_xattrs_known(struct node *n, bool any);           /* readdirplus saw (no) xattrs */
 void vault_node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct vv_attr *out);
 bool vault_node_chain_ok(struct vv_vault *v, struct node *dir);

@@ -285,6 +285,9 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		n->a.mode = mode;
 		n->a.ctime = now;
 		vault_node_perm(v, n, &p);
+		/* as chown_common asks (ATTR_KILL_PRIV): not for directories */
+		if (!S_ISDIR(n->a.mode))
+			vault_xattr_killcap_by(v, c, n, "a chown");
 	}
 	if (sa->valid & VV_SET_SIZE) {
 		if (!S_ISREG(n->a.mode)) {

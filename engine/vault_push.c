@@ -19,7 +19,18 @@
  * and other opens of the file wait until the push is sent (push_end): the
  * store locks the file's pages in the kernel, and a page locked by another
  * handle's read would wait for a READ that needs a free worker; with no
- * other handle no page of the file can be locked for a request. */
+ * other handle no page of the file can be locked for a request.
+ *
+ * This takes v->mu a second time after vv_vault_open_file's, and must:
+ * between the two another open of the file may get in (nopen 2) and read,
+ * so "the only handle" holds only if it is checked in the same critical
+ * section that sets pushing (which holds later opens back).  Deciding it
+ * once, in the open, would mean claiming the push there, and every claim
+ * must then end in push_end: a caller that never pushes (the remote
+ * server, net/serve_ops.c; fs/ops.c's open_push when it has no buffer)
+ * would leave every later open of the file waiting.  That takes an
+ * opt-in flag through the open's API (vault.h, fs/ops.c), for one take of
+ * v->mu per first open of a small file: not done. */
 ssize_t vv_vault_open_push(struct vv_vault *v, struct vv_file *fh, void *buf, size_t cap,
 			   struct vv_push *p)
 {

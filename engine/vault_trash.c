@@ -1500,36 +1500,54 @@ static int run_list(struct vv_vault *v, const struct vv_admin_req *rq, struct vv
 	return 0;
 }
 
-/* The newest item with original path p that rq's peer may see, in l. */
-static struct vv_trash_row *find_path(struct vv_vault *v, const struct vv_ident *id, struct all *l,
-				      const char *p, bool *inside)
+/* The item of l that id means by p: its original path, or (byname) its
+ * name in .trash/files.  Only the items id may see are candidates (an item
+ * hidden from id changes no answer: not which item is taken, not the
+ * error), and of those the newest id could have removed; if id could have
+ * removed none, the newest it may see (the caller refuses it, naming only
+ * that item).  NULL if id sees none; *inside then says whether id sees an
+ * item removed with a directory above p. */
+static struct vv_trash_row *find_item(struct vv_vault *v, const struct vv_ident *id, struct all *l,
+				      const char *p, bool byname, bool *inside)
 {
+	struct vv_trash_row *seen = NULL;
 	size_t pl = strlen(p);
 
-	while (pl > 1 && p[pl - 1] == '/')
+	while (!byname && pl > 1 && p[pl - 1] == '/')
 		pl--;
 	*inside = false;
 	for (size_t i = l->n; i-- > 0;) {
 		struct vv_trash_row *t = &l->r[i];
+		size_t tl = strlen(t->path);
 		struct node *n;
-		bool vis, same = strlen(t->path) == pl && strncmp(t->path, p, pl) == 0;
-		bool under = !same && strlen(t->path) < pl && strncmp(t->path, p, strlen(t->path)) == 0 &&
-			     p[strlen(t->path)] == '/';
+		bool vis, mine, same, under;
+		if (byname) {
+			same = strcmp(t->name, p) == 0;
+			under = false;
+		} else {
+			same = tl == pl && strncmp(t->path, p, pl) == 0;
+			under = !same && tl < pl && strncmp(t->path, p, tl) == 0 && p[tl] == '/';
+		}
 		if ((!same && !under) || t->id == 0 || vault_node_get(v, t->ino, &n) < 0)
 			continue;
 		vis = visible(v, id, t, n);
+		mine = vis && same && may_remove(v, id, t, n) == 0;
 		vault_node_put(v, n);
 		if (!vis)
 			continue;
-		if (same)
+		if (mine)
 			return t;
-		*inside = true;
+		if (same && !seen)
+			seen = t;
+		else if (under)
+			*inside = true;
 	}
-	return NULL;
+	return seen;
 }
 
 /* "trash.restore": each "path" (original path) or "name" (in .trash/files)
- * back to where it was. */
+ * back to where it was; of several items with that path, the newest the
+ * peer could have removed among those it may see (find_item). */
 static int run_restore(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
 {
 	const char *paths[256], *names[256];
@@ -1547,22 +1565,9 @@ static int run_restore(struct vv_vault *v, const struct vv_admin_req *rq, struct
 	}
 	for (size_t i = 0; r == 0 && i < np + nn; i++) {
 		const char *p = i < np ? paths[i] : names[i - np];
-		struct vv_trash_row *t = NULL;
+		bool inside;
+		struct vv_trash_row *t = find_item(v, &rq->peer, &l, p, i >= np, &inside);
 		struct node *n = NULL;
-		bool inside = false;
-		if (i < np) {
-			t = find_path(v, &rq->peer, &l, p, &inside);
-		} else {
-			for (size_t k = 0; k < l.n && !t; k++)
-				if (l.r[k].id && strcmp(l.r[k].name, p) == 0)
-					t = &l.r[k];
-			if (t && vault_node_get(v, t->ino, &n) == 0) {
-				if (!visible(v, &rq->peer, t, n))
-					t = NULL;
-				vault_node_put(v, n);
-				n = NULL;
-			}
-		}
 		if (!t) {
 			r = vault_admin_fail(rep, VV_ENOENT, inside ?
 					     "trash.restore: %s was removed with a directory above it: "

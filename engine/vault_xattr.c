@@ -179,15 +179,21 @@ static int selinux_stored(struct vv_vault *v, struct node *n, uint8_t **val, siz
 #define CAPS_XATTR "security.capability"
 
 /* The kernel removes a file's capabilities when its data changes
- * (file_remove_privs), but for a writer other than root it cannot see
- * them here: security.* is hidden from non-root, so it is told there are
- * none, and its removexattr would be refused anyway.  So the daemon drops
- * them itself, whoever writes (a no-op for root, whose write the kernel
- * already cleared).  Cheap for nearly every file: a node known to hold no
- * xattr is skipped, else one point lookup.  A failure is logged and the
- * write goes on (a capability left is what happened before this check). */
-void vault_xattr_killcap(struct vv_vault *v, const struct vv_ctx *c, struct node *n)
+ * (file_remove_privs) or its owner or group does (chown_common's
+ * ATTR_KILL_PRIV), but for a caller other than root it cannot see them
+ * here: security.* is hidden from non-root, so it is told there are
+ * none, and its removexattr would be refused anyway; a remote peer's
+ * chown never passes through a kernel at all.  So the daemon drops them
+ * itself, whoever writes or chowns (a no-op for root, whose change the
+ * kernel already cleared).  Cheap for nearly every file: a node known to
+ * hold no xattr is skipped, else one point lookup.  A failure is logged
+ * and the change goes on (a capability left is what happened before
+ * this check). */
+void vault_xattr_killcap_by(struct vv_vault *v, const struct vv_ctx *c, struct node *n,
+			    const char *by)
 {
+	char why[64];
+
 	uint8_t *val = NULL;
 	size_t len;
 	int r;
@@ -204,9 +210,10 @@ void vault_xattr_killcap(struct vv_vault *v, const struct vv_ctx *c, struct node
 		r = vault_node_save(v, n);
 	}
 	if (r < 0)
-		vv_log(VV_LOG_WARN, "vault: inode %llu: cannot drop its security.capability on a "
-		       "write: %s", (unsigned long long)n->ino, vv_strerror(r));
-	vault_audit(v, c, "removexattr", n->ino, 0, NULL, r, CAPS_XATTR " (dropped by a write)");
+		vv_log(VV_LOG_WARN, "vault: inode %llu: cannot drop its security.capability on %s: "
+		       "%s", (unsigned long long)n->ino, by, vv_strerror(r));
+	snprintf(why, sizeof(why), CAPS_XATTR " (dropped by %s)", by);
+	vault_audit(v, c, "removexattr", n->ino, 0, NULL, r, why);
 }
 
 /* Access rules shared by get/set/remove.  write: changing. */

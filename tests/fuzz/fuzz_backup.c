@@ -77,14 +77,15 @@ static void manifest(const uint8_t *p, size_t n)
 static void config(const uint8_t *p, size_t n)
 {
 	uint8_t id[VV_REPO_ID_BYTES];
-	int slots = 0, r = vv_repo_config_parse(p, n, id, &slots);
+	uint32_t ver = 0;
+	int slots = 0, r = vv_repo_config_parse(p, n, id, &slots, &ver);
 
 	if (r < 0) {
 		if (r != VV_ECORRUPT && r != VV_EFORMAT)
 			abort();
 		return;
 	}
-	if (slots < 1 || slots > 16 || n != 40 + (size_t)slots * 108 + 32)
+	if (slots < 1 || slots > 16 || n != 40 + (size_t)slots * 108 + 32 || ver < 1 || ver > 2)
 		abort();
 }
 

@@ -7,7 +7,8 @@
 # deny, a FIFO, a device, a directory, a symlink, a missing name, a
 # directory without search right whose handle root opened and passed over
 # SCM_RIGHTS, a handle opened before chmod 000 / setfacl u:1000:--- /
-# chmod of the directory / rm / its directory removed and purged; no candidate or row count of a
+# chmod of the directory / rm / its directory removed and purged / its
+# role's grant revoked; no candidate or row count of a
 # refused file in any reply (the secret rows are the nearest ones); every
 # refusal audited.  O_PATH handles (EBADF), the wrong command on either
 # kind of handle (ENOTTY), .trash (ENOTTY) and .snapshots (as open); a
@@ -19,6 +20,13 @@ vv_need_fuse
 
 S=$T/store
 M=$T/mnt
+GR=vv1029rd UR=vv1029us          # a role (group) and its member, made here
+cleanup_ids() {
+	userdel "$UR" 2>/dev/null || true
+	groupdel "$GR" 2>/dev/null || true
+}
+trap 'cleanup_ids; vv_cleanup' EXIT
+cleanup_ids
 vv_init "$S" >/dev/null 2>&1
 vv_mount "$S" "$M"
 ALOG=$(vv_audit_log "$S")
@@ -297,6 +305,39 @@ fd = os.open(\"$C\", os.O_RDONLY | os.O_DIRECTORY)
 print(K.knn_dir(fd, [0.0] * 4, [\"pub.fvecs\"], 4)[2][0])")" = "(0, 8)" ]'
 echo "# daemon RSS ${rss0} kB -> ${rss1} kB"
 check "no unbounded memory (RSS grew < 256 MiB)" test $((rss1 - rss0)) -lt 262144
+
+# a role revoked while its member holds a directory handle: the next
+# request refuses every name (the grant was its only way in)
+groupadd "$GR"
+useradd -M -N -g nogroup -G "$GR" -s /usr/sbin/nologin "$UR"
+mkdir -m 0750 "$M/rc"
+"$PY" -c 'import struct, sys; open(sys.argv[1], "wb").write(struct.pack("<i4f", 4, 1, 0, 0, 0) * 3)' "$M/rc/r.fvecs"
+chmod 0640 "$M/rc/r.fvecs"
+"$VV_BIN" role create "$GR" "$M" >/dev/null
+"$VV_BIN" grant "$GR" readonly "$M/rc" >/dev/null
+mkdir -m 777 "$T/sync"
+setpriv --reuid="$UR" --regid=nogroup --init-groups -- "$PY" - "$M/rc" "$VV_SRC/tests/integration/lib" "$T/sync" > "$T/role.out" 2>&1 <<'PY' &
+import os, sys, time
+sys.path.insert(0, sys.argv[2])
+import knn_dir as K
+d, sync = sys.argv[1], sys.argv[3]
+fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+e, h, st, c = K.knn_dir(fd, [0.0] * 4, ["r.fvecs"], 4)
+print("granted", e, st and st[0][0])
+open(sync + "/opened", "w").close()
+for _ in range(600):
+    if os.path.exists(sync + "/revoked"): break
+    time.sleep(0.05)
+e, h, st, c = K.knn_dir(fd, [0.0] * 4, ["r.fvecs"], 4)
+print("revoked", e, st and st[0][0], st and st[0][1], c and c[0][0][1] == K.NO_NAME)
+PY
+rp=$!
+for _ in $(seq 1 200); do [ -e "$T/sync/opened" ] && break; sleep 0.05; done
+"$VV_BIN" revoke "$GR" "$M/rc" >/dev/null
+touch "$T/sync/revoked"
+wait "$rp" || true
+check "a role's member: served while granted, every name -EACCES after the revoke (same handle)" \
+	eval 'cat "$T/role.out"; [ "$(cat "$T/role.out")" = "$(printf "granted OK 0\nrevoked OK -13 0 True")" ]'
 
 # vv:// mounts: the client daemon does not forward the directory request
 # (ENOTTY: the tool opens each file), nor VV_IOC_KNN on a directory

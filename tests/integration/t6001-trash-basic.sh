@@ -17,7 +17,7 @@ chunks() { find "$S/chunks" -type f ! -name '.tmp-*' | wc -l; }
 mkdir "$M/products"
 head -c 300000 /dev/urandom > "$T/p3"
 cp "$T/p3" "$M/products/part-3.npy"
-sync -f "$M"
+vv_sync "$M"
 c0=$(chunks)
 check "rm works" rm "$M/products/part-3.npy"
 check "the file is gone from its directory" test ! -e "$M/products/part-3.npy"
@@ -27,7 +27,7 @@ info=$(cat "$M/.trash/info/part-3.npy.trashinfo")
 check ".trashinfo: [Trash Info]" sh -c "printf '%s' '$info' | head -1 | grep -qx '\[Trash Info\]'"
 check ".trashinfo: Path=" sh -c "printf '%s\n' '$info' | grep -qx 'Path=/products/part-3.npy'"
 check ".trashinfo: DeletionDate=" sh -c "printf '%s\n' '$info' | grep -Eq '^DeletionDate=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}$'"
-sync -f "$M"
+vv_sync "$M"
 check "trashing frees no chunk" test "$(chunks)" -eq "$c0"
 check "ls -a of the root does not list .trash" sh -c "! ls -a '$M' | grep -q '^\.trash$'"
 check "find does not walk into .trash" sh -c "! find '$M' | grep -q '\.trash'"
@@ -78,11 +78,11 @@ check "trash restore MNT PATH (the newest)" "$VV_BIN" trash restore "$M" /produc
 check "restored where it came from" test "$(cat "$M/products/part-3.npy")" = two
 expect_fail "restore onto an existing name is refused" "$VV_BIN" trash restore "$M" /products/part-3.npy
 check "the refusal lost nothing" cmp "$T/p3" "$M/.trash/files/part-3.npy"
-sync -f "$M"
+vv_sync "$M"
 c1=$(chunks)
 check "trash purge MNT PATH" "$VV_BIN" trash purge "$M" "$M/products/part-3.npy"
 check "purged" test ! -e "$M/.trash/files/part-3.npy"
-sync -f "$M"; sleep 0.5; sync -f "$M"
+vv_sync "$M"; sleep 0.5; vv_sync "$M"
 check "purge frees its chunks" test "$(chunks)" -lt "$c1"
 check "the audit log has the purge" vv_audit_has "$LOG" op=purge result=ok
 echo z > "$M/products/z"; rm "$M/products/z"

@@ -23,10 +23,10 @@ vv_mount "$S" "$M"
 mkdir "$M/c"
 head -c 2000000 /dev/urandom > "$M/c/old"
 echo keep > "$M/c/keep"
-sync -f "$M"
+vv_sync "$M"
 c0=$(chunks)
 rm "$M/c/old"
-sync -f "$M"
+vv_sync "$M"
 check "in the trash, chunks kept" test "$(chunks)" -eq "$c0"
 vv_umount "$M"
 sleep 2

@@ -21,7 +21,7 @@ free_kb() { df -k --output=avail "$FS" | tail -1 | tr -d ' '; }
 mkdir "$M/c"
 i=0
 while [ $i -lt 40 ]; do
-	head -c 1048576 /dev/urandom > "$M/c/f$i" 2>/dev/null && sync -f "$M" 2>/dev/null || break
+	head -c 1048576 /dev/urandom > "$M/c/f$i" 2>/dev/null && vv_sync "$M" 2>/dev/null || break
 	i=$((i + 1))
 done
 echo "# filled with $i MiB, $(free_kb) KiB free"

@@ -111,7 +111,7 @@ meta_kb=$(( $(stat -c %s "$S3/meta.db") / 1024 ))
 echo "# meta.db $meta_kb KiB, $(free_kb) KiB free"
 i=0
 while [ "$(free_kb)" -gt $((meta_kb + 2048)) ] && [ $i -lt 40 ]; do
-	head -c 1048576 /dev/urandom > "$M3/c/d$i" 2>/dev/null && sync -f "$M3" || break
+	head -c 1048576 /dev/urandom > "$M3/c/d$i" 2>/dev/null && vv_sync "$M3" || break
 	i=$((i + 1))
 done
 echo "# wrote $i MiB, $(free_kb) KiB free"

@@ -27,7 +27,7 @@ mkdir -m 755 "$M/c"
 # Two segments of real rows (rows of 1.0 show whether data came back).
 "$PY" "$IOC" ones "$M/c/live.npy" 4096
 "$PY" "$IOC" ones "$M/c/trashed.npy" 4096
-sync -f "$M"
+vv_sync "$M"
 
 # The Python side: open handles, fill the offload's cache, remove and
 # purge through the CLI, then use the old handles.
@@ -123,10 +123,10 @@ check "... nor reopens into the deleted snapshot's data" grep -Eq "reopen(-read)
 # Space: trashed bytes stay used until the purge.
 used_kb() { df -k --output=used "$FS" | tail -1 | tr -d ' '; }
 head -c $((8 << 20)) /dev/urandom > "$M/c/big"
-sync -f "$M"
+vv_sync "$M"
 u0=$(used_kb)
 rm "$M/c/big"
-sync -f "$M"; sleep 1
+vv_sync "$M"; sleep 1
 u1=$(used_kb)
 echo "# used: $u0 KiB with the file, $u1 KiB with it in the trash"
 check "statfs: trashed bytes still count as used" test "$u1" -ge $((u0 - 1024))
@@ -161,7 +161,7 @@ check "purges are audited" vv_audit_has "$LOG" op=purge result=ok
 # for them, 1-3% of such reads were served from the kernel's cache.
 mkdir "$M/race"
 for i in $(seq 0 59); do head -c 2000 /dev/urandom > "$M/race/f$i"; done
-sync -f "$M"
+vv_sync "$M"
 cat > "$T/race.py" <<'PYEOF'
 import os, subprocess, sys
 D, M, VV = sys.argv[1], sys.argv[2], sys.argv[3]

@@ -38,7 +38,7 @@ with open(sys.argv[1], "wb") as f:
     f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode())
     f.write(struct.pack("<1024f", *[float((i * 7919) % 101) for i in range(1024)]))
 ' "$M/products/vec.npy"
-sync -f "$M"
+vv_sync "$M"
 
 check "init makes a repository" "$VV_BIN" backup init "$D" --passfile "$RP" --kdf test
 expect_fail "init refuses a non-empty DEST" "$VV_BIN" backup init "$D" --passfile "$RP" --kdf test

@@ -15,7 +15,7 @@ vv_mount "$S" "$M"
 
 mkdir "$M/c"
 for i in $(seq 1 8); do head -c 600000 /dev/urandom > "$M/c/f$i"; done
-sync -f "$M"
+vv_sync "$M"
 "$VV_BIN" backup init "$D" --passfile "$RP" --kdf test >/dev/null
 out=$(vv_bk "$D")
 n1=$(vv_bk_objs "$D")
@@ -24,7 +24,7 @@ out=$(vv_bk "$D")
 check "an unchanged re-run sends nothing" test "$(echo "$out" | vv_bk_sent)" -eq 0
 check "and adds no object" test "$(vv_bk_objs "$D")" -eq "$n1"
 head -c 500000 /dev/urandom > "$M/c/new"
-sync -f "$M"
+vv_sync "$M"
 out=$(vv_bk "$D")
 n2=$(vv_bk_objs "$D")
 check "after one new file, only its objects are sent" test "$(echo "$out" | vv_bk_sent)" -eq $((n2 - n1))
@@ -46,7 +46,7 @@ check "a stale lock (dead pid, no flock) is taken over" vv_bk "$D"
 # SIGKILL the daemon in the middle of a create, then resume.
 mkdir "$M/big"
 for i in $(seq 1 40); do head -c 1000000 /dev/urandom > "$M/big/b$i"; done
-sync -f "$M"
+vv_sync "$M"
 pid=$(cat "$T/.pids/$(echo "$M" | tr / _)")
 before=$(vv_bk_objs "$D")
 vv_bk "$D" >/dev/null 2>&1 &
@@ -94,7 +94,7 @@ rsync -a "$D/" "$T/copy/"
 check "rsync -a of DEST verifies" "$VV_BIN" backup verify "$T/copy" --read-data --passfile "$RP"
 check "and lists the same backups" test "$("$VV_BIN" backup list "$T/copy" --passfile "$RP")" = "$("$VV_BIN" backup list "$D" --passfile "$RP")"
 for i in $(seq 1 20); do head -c 1000000 /dev/urandom > "$M/big/n$i"; done
-sync -f "$M"
+vv_sync "$M"
 vv_bk "$D" >/dev/null 2>&1 &
 bp=$!
 # rsync exits 24 when a temp file of the running create vanished under it:

@@ -10,7 +10,7 @@ vv_backup_vault
 vv_mount "$S" "$M"
 mkdir "$M/c"
 for i in 1 2 3; do head -c 300000 /dev/urandom > "$M/c/f$i"; done
-sync -f "$M"
+vv_sync "$M"
 "$VV_BIN" backup init "$D" --passfile "$RP" --kdf test >/dev/null
 "$VV_BIN" backup create "$M" "$D" --passfile "$RP" >/dev/null
 ID=$(ls "$D/manifests")

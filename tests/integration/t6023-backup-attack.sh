@@ -15,7 +15,7 @@ vv_mount "$S" "$M"
 mkdir "$M/secretcollection"
 python3 -c 'import sys; sys.stdout.buffer.write(b"KNOWNVECTORBYTES" * 40000)' > "$M/secretcollection/plaintextname.bin"
 printf 'TOPSECRETLINE\n' > "$M/topsecretfile.txt"
-sync -f "$M"
+vv_sync "$M"
 "$VV_BIN" backup init "$D" --passfile "$RP" --kdf test >/dev/null
 chmod 755 "$D"
 
@@ -47,7 +47,7 @@ rm -rf "$T/d2"; "$VV_BIN" backup init "$T/d2" --passfile "$RP" --kdf test >/dev/
 for sub in $(ls "$T/d2/objects"); do
 	rm -rf "$T/d2/objects/$sub"; ln -s "$T/elsewhere" "$T/d2/objects/$sub"
 done
-echo more > "$M/secretcollection/more"; sync -f "$M"
+echo more > "$M/secretcollection/more"; vv_sync "$M"
 rm -f "$T/d2/manifests/"*
 expect_fail "a planted link for objects/XX is refused" "$VV_BIN" backup create "$M" "$T/d2" --passfile "$RP"
 check "and nothing is written where it points" test -z "$(ls -A "$T/elsewhere")"

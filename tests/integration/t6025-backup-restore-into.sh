@@ -20,7 +20,7 @@ ln -s sub/note.txt "$M/products/link"
 setfacl -m u:1000:r "$M/products/sub/note.txt"
 setfattr -n user.tag -v gold "$M/products/big.bin"
 chmod 750 "$M/products/sub"
-sync -f "$M"
+vv_sync "$M"
 "$VV_BIN" backup init "$D" --passfile "$RP" --kdf test >/dev/null
 "$VV_BIN" backup create "$M" "$D" --passfile "$RP" >/dev/null
 ID=$(ls "$D/manifests")

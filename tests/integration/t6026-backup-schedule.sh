@@ -54,7 +54,7 @@ refused "read-only mount" "needs a writable mount" -o ro --backup-to "$D" --back
 vv_mount "$S" "$M" -o allow_other --backup-to "$D" --backup-every 2s --backup-passfile "$RP" --keep-daily 2
 mkdir "$M/c"
 for i in $(seq 1 6); do head -c 300000 /dev/urandom > "$M/c/f$i"; done
-sync -f "$M"
+vv_sync "$M"
 check "scheduled backups appear (3 of them)" wait_for 3 ncreated
 check "they are audited with id and counts" vv_audit_has "$LOG" op=backup 'detail~^create [0-9a-f]{32} to .*objects, [0-9]+ sent' result=ok
 check "the keep policy runs and is audited" vv_audit_has "$LOG" op=backup 'detail~^forget in .*keep hourly 0 daily 2.*[1-9][0-9]* forgotten' result=ok
@@ -94,7 +94,7 @@ check "backups resume once DEST is back" wait_for $((n0 + 1)) ncreated
 # Unmount while the scheduler works: more data so a run takes a while.
 mkdir "$M/big"
 for i in $(seq 1 30); do head -c 1000000 /dev/urandom > "$M/big/b$i"; done
-sync -f "$M"
+vv_sync "$M"
 sleep 2
 vv_umount "$M"
 check "repository verifies after an unmount mid-schedule" "$VV_BIN" backup verify "$D" --read-data --passfile "$RP"

@@ -18,7 +18,7 @@ export VECVAULT_PROGRESS_DELAY=0
 vv_mount "$S" "$M"
 mkdir "$M/c"
 for i in $(seq 1 24); do head -c 2000000 /dev/urandom > "$M/c/f$i"; done
-sync -f "$M"
+vv_sync "$M"
 "$VV_BIN" backup init "$D" --passfile "$RP" --kdf test >/dev/null
 
 # tty OUT CMD...: run CMD with stdin/stdout/stderr on a terminal (script),
@@ -105,7 +105,7 @@ vv_umount "$M2"
 SOCK=$(vv_ctl_socket "$S")
 CP="$PY $VV_SRC/tests/integration/lib/ctlprog.py"
 head -c 3000000 /dev/urandom > "$M/c/g1"
-sync -f "$M"
+vv_sync "$M"
 check "a raw client gets well-formed progress frames, then the reply" \
 	sh -c "$CP '$SOCK' read '$D' '$RP' > '$T/raw.out'"
 check "the last frame says all done" sh -c "grep '^progress' '$T/raw.out' | tail -1 | awk '\$2==\$3 && \$4==\$5 && \$3>0 {ok=1} END {exit !ok}'"

@@ -16,7 +16,7 @@ vv_backup_vault 644
 vv_mount "$S" "$M"
 mkdir "$M/c"
 for i in 1 2 3; do head -c 400000 /dev/urandom > "$M/c/f$i"; done
-sync -f "$M"
+vv_sync "$M"
 "$VV_BIN" backup init "$D" --passfile "$RP" --kdf test >/dev/null
 bk() { "$VV_BIN" backup create "$M" "$D" --passfile "$RP" 2>/dev/null; }
 nb() { "$VV_BIN" backup list "$D" --passfile "$RP" 2>/dev/null | wc -l; }

@@ -51,7 +51,7 @@ ln "$M/c/big.bin" "$M/c/big-link"
 ln -s big.bin "$M/c/sym"
 setfattr -n user.k -v v1 "$M/c/small.txt"
 setfacl -m u:1000:r "$M/c/small.txt"
-sync -f "$M"
+vv_sync "$M"
 "$VV_BIN" backup init "$D" --passfile "$RP" --kdf test >/dev/null
 out=$(bk)
 echo "# $out"
@@ -110,7 +110,7 @@ check "verify --read-data after it" "$VV_BIN" backup verify "$D" --read-data --p
 
 # New data: the snapshot way, and only the new objects.
 head -c 500000 /dev/urandom > "$M/c/new.bin"
-sync -f "$M"
+vv_sync "$M"
 out=$(bk)
 echo "# $out"
 check "new data is sent" test "$(echo "$out" | sent)" -ge 1

@@ -17,7 +17,7 @@ vv_mount "$S" "$M"
 sent() { sed -n 's/.* objects, \([0-9]*\) sent .*/\1/p'; }
 mkdir "$M/c"
 head -c 800000 /dev/urandom > "$M/c/f"
-sync -f "$M"
+vv_sync "$M"
 "$VV_BIN" backup init "$D" --passfile "$RP" --kdf test >/dev/null
 check "a first create unlocks the key" "$VV_BIN" backup create "$M" "$D" --passfile "$RP"
 check "a second one (from the cache)" "$VV_BIN" backup create "$M" "$D" --passfile "$RP"

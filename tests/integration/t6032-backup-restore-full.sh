@@ -14,7 +14,7 @@ vv_mount "$S" "$M"
 mkdir "$M/c"
 for i in $(seq 1 12); do head -c 1000000 /dev/urandom > "$M/c/f$i"; done
 printf 'inline\n' > "$M/c/small"
-sync -f "$M"
+vv_sync "$M"
 sums=$(cd "$M" && find . -path ./.snapshots -prune -o -type f -print0 | sort -z | xargs -0 sha256sum)
 "$VV_BIN" backup init "$D" --passfile "$RP" --kdf test >/dev/null
 "$VV_BIN" backup create "$M" "$D" --passfile "$RP" >/dev/null

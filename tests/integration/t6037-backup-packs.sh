@@ -58,7 +58,7 @@ mkdir "$M/many"
 python3 -c 'import os, sys
 for i in range(600):
     open("%s/f%03d" % (sys.argv[1], i), "wb").write(os.urandom(2000 + i))' "$M/many"
-sync -f "$M"
+vv_sync "$M"
 "$VV_BIN" backup init "$D" --passfile "$RP" --kdf test >/dev/null
 bk() { "$VV_BIN" backup create "$M" "$D" --passfile "$RP"; }
 out=$(bk); echo "# $out"
@@ -68,7 +68,7 @@ check "all written, and nothing else in DEST (the files are inline)" test "$(ech
 out=$(bk); echo "# $out"
 check "an unchanged re-run writes no pack" test "$(echo "$out" | field)" -eq 0
 check "and adds no object" test "$(vv_bk_objs "$D")" -eq "$n"
-printf 'changed' > "$M/many/f300"; sync -f "$M"
+printf 'changed' > "$M/many/f300"; vv_sync "$M"
 out=$(bk); echo "# $out"
 w=$(echo "$out" | field)
 check "one file changed: some pack is written" test "$w" -ge 1
@@ -146,7 +146,7 @@ check "the pristine copy verifies" "$VV_BIN" backup verify "$D" --read-data --pa
 # rsync -a of DEST while backups are being written: every copy verifies
 # (as of the last backup complete when the copy was taken).
 ( for i in 1 2 3 4 5 6; do
-	printf 'round %s' "$i" > "$M/many/f$((i * 50))"; mkdir -p "$M/r$i"; sync -f "$M"
+	printf 'round %s' "$i" > "$M/many/f$((i * 50))"; mkdir -p "$M/r$i"; vv_sync "$M"
 	"$VV_BIN" backup create "$M" "$D" --passfile "$RP" >/dev/null 2>&1 || exit 1
   done ) &
 wr=$!

@@ -17,7 +17,7 @@ vv_mount "$S" "$M"
 # 160 chunks of 600 KB (one file each): five batches.
 mkdir "$M/c"
 for i in $(seq 1 160); do head -c 600000 /dev/urandom > "$M/c/f$i"; done
-sync -f "$M"
+vv_sync "$M"
 "$VV_BIN" backup init "$D" --passfile "$RP" --kdf test >/dev/null
 
 arrived=0

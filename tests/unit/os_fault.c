@@ -113,6 +113,50 @@ static int t_fsync(int fd)
 	return 0;
 }
 
+/* The path fd was opened by, else what /proc/self/fd says (into buf). */
+static const char *path_any(int fd, char *buf, size_t cap)
+{
+	const char *p = path_of(fd);
+	char link[64];
+	ssize_t n;
+
+	if (p)
+		return p;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	if ((n = readlink(link, buf, cap - 1)) < 0)
+		return NULL;
+	buf[n] = 0;
+	return buf;
+}
+
+/* Whether a fault of kind op is set for some paths (then fd's path is
+ * looked up; not at every call of every test). */
+static bool wants_path(enum os_fault_op op)
+{
+	bool w;
+
+	pthread_mutex_lock(&mu);
+	w = faults[op].err && faults[op].path_has;
+	pthread_mutex_unlock(&mu);
+	return w;
+}
+
+static int t_fstat(int fd, struct stat *st)
+{
+	char buf[4096];
+	int r = fault_for(OSF_FSTAT, wants_path(OSF_FSTAT) ? path_any(fd, buf, sizeof(buf)) : NULL, 0, NULL);
+
+	return r < 0 ? r : vv_os_real.fstat(fd, st);
+}
+
+static int t_flock(int fd, int op)
+{
+	char buf[4096];
+	int r = fault_for(OSF_FLOCK, wants_path(OSF_FLOCK) ? path_any(fd, buf, sizeof(buf)) : NULL, 0, NULL);
+
+	return r < 0 ? r : vv_os_real.flock(fd, op);
+}
+
 static int t_rename(const char *a, const char *b)
 {
 	int r = fault_for(OSF_RENAME, a, 0, NULL);
@@ -134,6 +178,8 @@ void os_fault_install(void)
 	table.pwrite = t_pwrite;
 	table.fsync = t_fsync;
 	table.rename = t_rename;
+	table.fstat = t_fstat;
+	table.flock = t_flock;
 	vv_os_set(&table);
 }
 

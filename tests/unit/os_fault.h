@@ -19,7 +19,10 @@
 
 #include <stdbool.h>
 
-enum os_fault_op { OSF_OPEN, OSF_PWRITE, OSF_FSYNC, OSF_RENAME, OSF_NOPS };
+/* OSF_FSTAT and OSF_FLOCK match path_has against the path the descriptor
+ * was opened by, or for one not opened through the table (openat) the
+ * path /proc/self/fd names. */
+enum os_fault_op { OSF_OPEN, OSF_PWRITE, OSF_FSYNC, OSF_RENAME, OSF_FSTAT, OSF_FLOCK, OSF_NOPS };
 
 struct os_fault {
 	int err;                     /* positive errno; 0: no fault */

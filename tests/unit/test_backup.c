@@ -2,7 +2,9 @@
  * test_backup.c - backup repositories (engine/repo*.c, vault_backup.c):
  * the manifest body round trip and its rejections, config and key slots
  * (wrong passphrase, the test-KDF flag, a non-empty DEST), objects
- * (altered, missing, a failed write leaves nothing), the writer lock,
+ * (altered, missing, a failed write leaves nothing), the writer lock
+ * (each failure its own error, logged naming DEST/lock), the config's
+ * version, the daemon's manifest cache under concurrent runs,
  * forget/prune with a fake clock, batches of objects synced while other
  * writers go on (a failed fsync loses one object, a rerun sends only
  * it), and backup.create through the control
@@ -182,7 +184,7 @@ static void test_repo(void)
 		cl = fd >= 0 ? read(fd, conf, sizeof(conf)) : -1;
 		if (fd >= 0)
 			close(fd);
-		ok(cl > 60 && vv_repo_config_parse(conf, (size_t)cl, (uint8_t[VV_REPO_ID_BYTES]){ 0 }, &slots) == 0 &&
+		ok(cl > 60 && vv_repo_config_parse(conf, (size_t)cl, (uint8_t[VV_REPO_ID_BYTES]){ 0 }, &slots, NULL) == 0 &&
 		   slots == 1, "config: parses, one slot");
 		for (int k = 0; k < 4 && cl > 60; k++) {
 			/* slot 0 at 40: u32 index, u64 ops (44), u64 mem (52), LE */
@@ -192,12 +194,42 @@ static void test_repo(void)
 			memcpy(ed, conf, (size_t)cl);
 			for (int i = 0; i < 8; i++)
 				ed[(k < 2 ? 44 : 52) + i] = (uint8_t)(x >> (8 * i));
-			is_int(vv_repo_config_parse(ed, (size_t)cl, (uint8_t[VV_REPO_ID_BYTES]){ 0 }, &slots),
+			is_int(vv_repo_config_parse(ed, (size_t)cl, (uint8_t[VV_REPO_ID_BYTES]){ 0 }, &slots, NULL),
 			       k % 2 ? VV_ECORRUPT : 0,
 			       k == 0   ? "config: ops at the bound parses"
 			       : k == 1 ? "config: ops past the bound is refused"
 			       : k == 2 ? "config: memory at the bound parses"
 					: "config: memory past the bound is refused");
+		}
+		{
+			/* The version (u32 LE at 8) comes from the parse, which
+			 * bounds it; a config cut inside it is not a config. */
+			static const uint32_t vs[4] = { 1, 2, 0, 3 };
+			uint32_t ver = 0;
+			int good = 0, e;
+			char dir2[400];
+			for (int k = 0; k < 4 && cl > 60; k++) {
+				memcpy(ed, conf, (size_t)cl);
+				vv_put_le32(ed + 8, vs[k]);
+				ver = 0;
+				e = vv_repo_config_parse(ed, (size_t)cl, (uint8_t[VV_REPO_ID_BYTES]){ 0 }, &slots, &ver);
+				good += k < 2 ? e == 0 && ver == vs[k] : e == VV_EFORMAT && ver == 0;
+			}
+			is_int(good, 4, "config: version 1 and 2 parsed as such, 0 and 3 refused: EFORMAT");
+			for (size_t l = 8; l < 12; l++)
+				good += vv_repo_config_parse(conf, l, (uint8_t[VV_REPO_ID_BYTES]){ 0 }, &slots, &ver) ==
+					VV_EFORMAT;
+			is_int(good, 8, "config: cut at 8 to 11 bytes (in the version): EFORMAT");
+			/* The same on disk: DEST/config of magic and half a version. */
+			snprintf(dir2, sizeof(dir2), "%s/cutconf", top);
+			snprintf(path, sizeof(path), "%s/config", dir2);
+			mkdir(dir2, 0700);
+			fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			ok(fd >= 0 && cl > 60 && write(fd, conf, 10) == 10, "config: a DEST whose config is 10 bytes");
+			if (fd >= 0)
+				close(fd);
+			is_int(vv_repo_open(dir2, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF, 0, &r), VV_EFORMAT,
+			       "config: opening it is refused: EFORMAT");
 		}
 	}
 	is_int(vv_repo_open(dest, "wrong", 5, VV_REPO_ALLOW_TEST_KDF, 0, &r), VV_EBADPASS, "a wrong passphrase");
@@ -206,6 +238,56 @@ static void test_repo(void)
 	snprintf(other, sizeof(other), "%s/nothing", top);
 	is_int(vv_repo_open(other, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF, 0, &r), VV_ENOENT,
 	       "no directory: ENOENT");
+	{
+		/* The writer's lock: each failure is what it is, logged naming
+		 * the lock file (every fstat and flock failure was EUNSAFE or
+		 * went unsaid). */
+		char lock[400], want[500];
+		snprintf(lock, sizeof(lock), "%s/lock", dest);
+		vv_log_set_sink(grab_log, NULL, VV_LOG_DEBUG);
+		os_fault_install();
+		os_fault_set(OSF_FSTAT, (struct os_fault){ .err = EIO, .path_has = "/repo/lock" });
+		logged[0] = 0;
+		is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r2),
+		       VV_EIO, "lock: its fstat fails: EIO");
+		snprintf(want, sizeof(want), "the lock file %s: cannot stat: %s", lock, strerror(EIO));
+		ok(strstr(logged, want) != NULL, "lock: logged naming the lock file and the failed stat");
+		os_fault_clear(OSF_FSTAT);
+		os_fault_set(OSF_FLOCK, (struct os_fault){ .err = ENOLCK, .path_has = "/repo/lock" });
+		logged[0] = 0;
+		is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r2),
+		       vv_err_from_errno(ENOLCK), "lock: flock fails with ENOLCK (no locks on that file system)");
+		snprintf(want, sizeof(want), "the lock file %s: cannot lock: %s", lock, strerror(ENOLCK));
+		ok(strstr(logged, want) != NULL && !strstr(logged, "another backup"),
+		   "lock: logged as such, not as another backup");
+		os_fault_uninstall();
+		/* Another owner's lock file, one others may write, a directory,
+		 * a symbolic link. */
+		ok(chown(lock, 1000, 1000) == 0, "lock: given to uid 1000");
+		logged[0] = 0;
+		is_int(vv_repo_open(dest, RPASS, strlen(RPASS),
+				    VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE | VV_REPO_CHECK_OWNER, 0, &r2),
+		       VV_EUNSAFE, "lock: another owner's: EUNSAFE");
+		snprintf(want, sizeof(want), "the lock file %s belongs to uid 1000", lock);
+		ok(strstr(logged, want) != NULL, "lock: logged naming the lock file and its owner");
+		ok(chown(lock, 0, 0) == 0 && chmod(lock, 0666) == 0, "lock: mode 0666");
+		is_int(vv_repo_open(dest, RPASS, strlen(RPASS),
+				    VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE | VV_REPO_CHECK_OWNER, 0, &r2),
+		       VV_EUNSAFE, "lock: others may write it: EUNSAFE");
+		ok(unlink(lock) == 0 && mkdir(lock, 0700) == 0, "lock: a directory");
+		logged[0] = 0;
+		is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r2),
+		       VV_EISDIR, "lock: a directory: EISDIR");
+		snprintf(want, sizeof(want), "the lock file %s: cannot open: %s", lock, strerror(EISDIR));
+		ok(strstr(logged, want) != NULL, "lock: logged naming the lock file");
+		ok(rmdir(lock) == 0 && symlink("/etc/passwd", lock) == 0, "lock: a symbolic link");
+		logged[0] = 0;
+		is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r2),
+		       VV_EUNSAFE, "lock: a symbolic link: EUNSAFE");
+		ok(strstr(logged, "(a symbolic link)") && strstr(logged, lock), "lock: logged as a link");
+		unlink(lock);
+		vv_log_set_sink(NULL, NULL, VV_LOG_INFO);
+	}
 	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r), 0,
 	       "open it for writing");
 	is_int(vv_repo_open(dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE, 0, &r2),
@@ -545,6 +627,89 @@ static void test_packs(void)
 	}
 	vv_repo_names_free(names, nn);
 	vv_repo_close(r);
+	vv_repo_key_cache_clear();
+}
+
+/* The daemon's caches under concurrent runs (repo_manifest.c
+ * mc_rows_take): five repositories, one more than the cache keeps, so
+ * their runs evict each other's entries, each get four manifests from a
+ * thread of their own while the caches are cleared meanwhile; every store
+ * succeeds and each last manifest loads with its rows.  Built with
+ * clang -fsanitize=thread it shows the cache race-free. */
+#define PT_N 5
+
+struct pthr {
+	char dest[300];
+	char last[33];                     /* the last manifest's id */
+	int ret;
+	int done;                          /* atomic */
+};
+
+static void *packs_thread(void *arg)
+{
+	struct pthr *t = arg;
+	struct vv_repo *r = NULL;
+	struct vv_manifest m;
+	char id[33];
+	int e;
+
+	e = vv_repo_init(t->dest, RPASS, strlen(RPASS), VV_KDF_PROFILE_TEST, VV_REPO_ALLOW_TEST_KDF, id);
+	if (e == 0)
+		e = vv_repo_open(t->dest, RPASS, strlen(RPASS),
+				 VV_REPO_ALLOW_TEST_KDF | VV_REPO_WRITE | VV_REPO_KEY_CACHE, 0, &r);
+	for (int i = 0; e == 0 && i < 4; i++) {
+		packs_sample(&m, i ? 100 * i : -1);   /* the last: row 300 changed */
+		e = vv_repo_manifest_store(r, &m);
+		vv_hex_encode(t->last, m.id, sizeof(m.id));
+		vv_manifest_free(&m);
+	}
+	vv_repo_close(r);
+	t->ret = e;
+	__atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_packs_threads(void)
+{
+	struct pthr t[PT_N];
+	pthread_t th[PT_N];
+	struct vv_manifest got;
+	struct vv_repo *r = NULL;
+	int stored = 0, loaded = 0, clears = 0;
+	bool all;
+
+	memset(t, 0, sizeof(t));
+	for (int i = 0; i < PT_N; i++) {
+		snprintf(t[i].dest, sizeof(t[i].dest), "%s/threpo%d", top, i);
+		pthread_create(&th[i], NULL, packs_thread, &t[i]);
+	}
+	do {
+		all = true;
+		for (int i = 0; i < PT_N; i++)
+			all = all && __atomic_load_n(&t[i].done, __ATOMIC_ACQUIRE);
+		if (!all && clears < 50) {
+			vv_repo_key_cache_clear();
+			clears++;
+		}
+		usleep(2000);
+	} while (!all);
+	for (int i = 0; i < PT_N; i++) {
+		pthread_join(th[i], NULL);
+		stored += t[i].ret == 0;
+	}
+	printf("# %d cache clears while the runs went on\n", clears);
+	is_int(stored, PT_N, "threads: five repositories, four manifests each, stored at once");
+	for (int i = 0; i < PT_N; i++) {
+		if (vv_repo_open(t[i].dest, RPASS, strlen(RPASS), VV_REPO_ALLOW_TEST_KDF, 0, &r) < 0)
+			continue;
+		if (vv_repo_manifest_load(r, t[i].last, &got) == 0) {
+			loaded += got.ninodes == 402 && got.inodes[302].data[0] == 0xee &&
+				  got.inodes[202].data[0] == 0x11 && got.inodes[401].data[0] == 0x11;
+			vv_manifest_free(&got);
+		}
+		vv_repo_close(r);
+	}
+	is_int(loaded, PT_N, "threads: each last manifest loads with its rows");
 	vv_repo_key_cache_clear();
 }
 
@@ -1048,6 +1213,7 @@ int main(void)
 	test_repo();
 	test_batches();
 	test_packs();
+	test_packs_threads();
 	test_packs_hostile();
 	test_empty_inodes();
 	test_tree_hostile();

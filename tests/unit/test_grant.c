@@ -89,6 +89,24 @@ static int call(struct vv_vault *v, uint32_t uid, uint32_t ngroups, const uint32
 	return vv_admin_call(v, &rq, rep);
 }
 
+/* The racing rename of the swap test: /c1 and /c2 trade places (through
+ * /cx), as anyone who may rename in the root could do between the
+ * dispatcher's check and the verb (vv_admin_call's admin_between). */
+struct swap {
+	struct vv_vault *v;
+	int done;                        /* swaps made, each of 3 renames ok */
+};
+
+static void swap_c1_c2(void *ctx)
+{
+	struct swap *sw = ctx;
+
+	if (vv_vault_rename(sw->v, &root_c, VV_ROOT_INO, "c1", VV_ROOT_INO, "cx", 0) == 0 &&
+	    vv_vault_rename(sw->v, &root_c, VV_ROOT_INO, "c2", VV_ROOT_INO, "c1", 0) == 0 &&
+	    vv_vault_rename(sw->v, &root_c, VV_ROOT_INO, "cx", VV_ROOT_INO, "c2", 0) == 0)
+		sw->done++;
+}
+
 /* Build the tree in both places. */
 static void build(struct vv_vault *v)
 {
@@ -410,6 +428,50 @@ int main(void)
 	is_int(call(v, 1001, 1, adm_groups, "grant", (struct vv_admin_arg[]){
 		    { "role", "bin" }, { "perms", "readonly" }, { "path", "/c2" } }, 3, &rep),
 	       VV_EACCES, "but not on another collection");
+	{
+		/* Authorized on /c1, then /c1 is renamed away and /c2 put in its
+		 * place before the verb runs: the change must not reach c2. */
+		struct swap sw = { .v = v };
+		char before[4096] = "", after[4096] = "", out[160];
+		uint64_t c1 = vino(v, "c1"), c2 = vino(v, "c2");
+		const char *verbs[] = { "grant", "revoke" };
+
+		is_int(call(v, 1000, 0, NULL, "grants", (struct vv_admin_arg[]){ { "path", "/c2" } }, 1,
+			    &rep), 0, "grants /c2 before");
+		snprintf(before, sizeof(before), "%s", rep.body ? rep.body : "");
+		for (size_t k = 0; k < 2; k++) {
+			v->admin_between = swap_c1_c2;
+			v->admin_between_ctx = &sw;
+			snprintf(out, sizeof(out), "%s on /c1 by its admin, /c2 renamed onto /c1 "
+				 "after the check: EACCES", verbs[k]);
+			is_int(call(v, 1001, 1, adm_groups, verbs[k], (struct vv_admin_arg[]){
+				    { "role", "daemon" }, { "path", "/c1" }, { "perms", "rwX" } }, 3, &rep),
+			       VV_EACCES, out);
+			v->admin_between = NULL;
+			ok(strstr(rep.msg, "/c1: you hold no admin role") != NULL, "the scope's words");
+			is_int(sw.done, 1, "the hook swapped them");
+			ok(vino(v, "c1") == c2 && vino(v, "c2") == c1, "c2 is at /c1 now");
+			is_int(call(v, 1000, 0, NULL, "grants", (struct vv_admin_arg[]){ { "path", "/c1" } },
+				    1, &rep), 0, "grants on it");
+			snprintf(after, sizeof(after), "%s", rep.body ? rep.body : "");
+			is_str(after, before, "c2's grants did not change");
+			swap_c1_c2(&sw);
+			ok(sw.done == 2 && vino(v, "c1") == c1, "swapped back");
+			sw.done = 0;
+		}
+		v->admin_between = swap_c1_c2;
+		v->admin_between_ctx = &sw;
+		is_int(call(v, 1000, 0, NULL, "grant", (struct vv_admin_arg[]){ { "role", "bin" },
+			    { "perms", "readonly" }, { "path", "/c1" } }, 3, &rep), 0,
+		       "the owner's grant on /c1 after the same swap goes to what /c1 names then");
+		v->admin_between = NULL;
+		swap_c1_c2(&sw);
+		is_int(call(v, 1000, 0, NULL, "revoke", (struct vv_admin_arg[]){ { "role", "bin" },
+			    { "path", "/c2" } }, 2, &rep), 0, "revoked there");
+		is_int(call(v, 1000, 0, NULL, "grants", (struct vv_admin_arg[]){ { "path", "/c2" } }, 1,
+			    &rep), 0, "grants /c2");
+		is_str(rep.body ? rep.body : "", before, "as before");
+	}
 	is_int(call(v, 1001, 1, adm_groups, "role.create", (struct vv_admin_arg[]){
 		    { "name", "users" } }, 1, &rep), VV_EACCES, "nor vault-wide verbs");
 	is_int(call(v, 1001, 1, adm_groups, "grant", (struct vv_admin_arg[]){

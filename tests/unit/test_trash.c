@@ -497,6 +497,57 @@ int main(void)
 		}
 	}
 
+	/* --- trash.restore picks among the caller's candidates only: items
+	 * hidden from it (another user's 0600 file) and items it could not
+	 * have removed (another user's, in a sticky directory) are never
+	 * taken in place of its own, and a refusal reads the same whether a
+	 * hidden item exists or nothing does. */
+	{
+		uint64_t sh, y;
+		char miss[256];
+		is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "sh", 01777, &a), 0, "mkdir /sh (1777)");
+		sh = a.ino;
+		vv_vault_forget(v, sh, 1);
+		is_int(put(v, &u1000, sh, "sx", "mine", 4, 0644, NULL), 0, "1000 writes /sh/sx");
+		is_int(vv_vault_unlink(v, &u1000, sh, "sx"), 0, "1000 removes it");
+		is_int(put(v, &u1001, sh, "sx", "open", 4, 0644, NULL), 0, "1001 writes /sh/sx (0644)");
+		is_int(vv_vault_unlink(v, &u1001, sh, "sx"), 0, "1001 removes it (1000 sees it, could not remove it)");
+		is_int(put(v, &u1001, sh, "sx", "hide", 4, 0600, NULL), 0, "1001 writes /sh/sx (0600)");
+		is_int(vv_vault_unlink(v, &u1001, sh, "sx"), 0, "1001 removes it (hidden from 1000)");
+		is_int(verb(v, 1000, "trash.restore", (struct vv_admin_arg[]){ { "path", "/sh/sx" } }, 1, &rep), 0,
+		       "1000: trash.restore /sh/sx (two newer items of 1001's)");
+		is_int(lk(v, &root_c, sh, "sx", &y), 0, "/sh/sx is back");
+		is_int(get(v, &root_c, y, buf, sizeof(buf)), 4, "reads");
+		is_str(buf, "mine", "1000's own");
+		is_int(verb(v, 1000, "trash.restore", (struct vv_admin_arg[]){ { "path", "/sh/sx" } }, 1, &rep),
+		       VV_EPERM, "1000: trash.restore /sh/sx again: only 1001's visible item is left");
+		ok(strstr(rep.msg, "/sh/sx: you could not have removed it") != NULL, "refused naming that one");
+		/* by name: the hidden item's name is refused as a name nothing has */
+		is_int(lk(v, &u1001, VV_TRASH_FILES_INO, "sx.3", &y), 0, "1001's hidden item is .trash/files/sx.3");
+		is_int(verb(v, 1000, "trash.restore", (struct vv_admin_arg[]){ { "name", "sx.9" } }, 1, &rep),
+		       VV_ENOENT, "1000: trash.restore name=sx.9 (none): ENOENT");
+		snprintf(miss, sizeof(miss), "%s", rep.msg);
+		is_int(verb(v, 1000, "trash.restore", (struct vv_admin_arg[]){ { "name", "sx.3" } }, 1, &rep),
+		       VV_ENOENT, "1000: trash.restore name=sx.3 (hidden): ENOENT");
+		ok(strstr(miss, "sx.9 is not in the trash") && strstr(rep.msg, "sx.3 is not in the trash") &&
+		   strcmp(strstr(miss, " is not"), strstr(rep.msg, " is not")) == 0, "in the same words");
+		is_int(put(v, &u1001, sh, "z", "zz", 2, 0600, NULL), 0, "1001 writes /sh/z (0600)");
+		is_int(vv_vault_unlink(v, &u1001, sh, "z"), 0, "1001 removes it");
+		is_int(verb(v, 1000, "trash.restore", (struct vv_admin_arg[]){ { "path", "/sh/w" } }, 1, &rep),
+		       VV_ENOENT, "1000: trash.restore /sh/w (none): ENOENT");
+		snprintf(miss, sizeof(miss), "%s", rep.msg);
+		is_int(verb(v, 1000, "trash.restore", (struct vv_admin_arg[]){ { "path", "/sh/z" } }, 1, &rep),
+		       VV_ENOENT, "1000: trash.restore /sh/z (hidden): ENOENT");
+		ok(strcmp(strstr(miss, " is not"), strstr(rep.msg, " is not")) == 0 && (!rep.body || !rep.body[0]),
+		   "in the same words, no body");
+		is_int(vv_vault_unlink(v, &u1000, sh, "sx"), 0, "1000 removes /sh/sx again (newest, 1001 sees it)");
+		is_int(verb(v, 1001, "trash.restore", (struct vv_admin_arg[]){ { "path", "/sh/sx" } }, 1, &rep), 0,
+		       "1001: trash.restore /sh/sx (a newer item of 1000's)");
+		is_int(lk(v, &root_c, sh, "sx", &y), 0, "/sh/sx is back");
+		is_int(get(v, &root_c, y, buf, sizeof(buf)), 4, "reads");
+		is_str(buf, "hide", "1001's newest");
+	}
+
 	/* --- retention at open ------------------------------------------------ */
 	is_int(vv_vault_close(v), 0, "close");
 	sleep(2);

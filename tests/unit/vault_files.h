@@ -1,5 +1,5 @@
 /* vault_files.h - files for the vault unit tests: a byte pattern and a
- * file written whole through the vault API (test_vault, test_snap,
+ * file written whole through the vault API (test_vault*, test_snap,
  * test_backup). */
 #ifndef VV_TEST_VAULT_FILES_H
 #define VV_TEST_VAULT_FILES_H
