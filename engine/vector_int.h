@@ -5,7 +5,8 @@
  * search and the daemon's offload both run it), vector_uring.c and
  * vector_tiny.c (batched file I/O), and the collections of the tool:
  * vector_open.c (open, segment load and release, the deferred open, query
- * files), vector_offload.c (the daemon's offload of large segments) and
+ * files), vector_offload.c (the daemon's offload of large segments),
+ * vector_dir.c (its directory requests for small unopened ones) and
  * vector_search.c (the search: offload, scan, re-ranking).
  */
 #ifndef VV_VECTOR_INT_H
@@ -21,6 +22,7 @@
 #include <time.h>
 
 #include "vecvault/error.h"
+#include "vecvault/knn_ioctl.h"
 #include "vecvault/vector.h"
 
 /* ---- kernels (vector_knn.c) ------------------------------------------------
@@ -351,6 +353,9 @@ struct vv_cseg {
 	bool offloaded;          /* this search: the daemon scanned it */
 	bool deferred;           /* not opened yet: the first search reads it */
 	bool fed;                /* that search scanned it as it read it */
+	bool dirserved;          /* never opened: the daemon scanned it by name
+				    (vector_dir.c); info has only format, dim,
+				    dtype and count */
 	int fd;                  /* open when stream */
 	struct vv_seg_id id;     /* the file the name led to at open */
 };
@@ -382,9 +387,15 @@ struct vv_collection {
 	 * be read, checked and numbered (from row `rows`) by the first search,
 	 * in slots of `slot` bytes */
 	bool pending, skip_bad, check_failed;
+	/* deferred on a local vecvault mount: the first search names the
+	 * deferred segments to the daemon (vector_dir.c) and opens one by one
+	 * (as the plain open) only those it did not scan */
+	bool dirserve;
 	size_t pend0, slot;
 	uint64_t rows;
 };
+
+struct vv_offload;
 
 /* A candidate with its exact distance (NAN: not computed yet). */
 struct vv_dcand {
@@ -407,6 +418,23 @@ bool vv_coll_fd_take(struct vv_seg_io *io);
  * name order failed. */
 int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_scan_seg *ss,
 			 bool *check, char *err, size_t errlen);
+/* The first search of a deferred open on a vecvault mount (dirserve),
+ * before anything is scanned: the deferred segments are named to the
+ * daemon (vv_coll_dir_offload); those it scanned are numbered by the rows
+ * it reported and never opened here (dirserved), the rest are opened one
+ * by one as the plain open does (its errors, its words); all are checked
+ * in name order as the open would have (a failure: *check set, err
+ * written).  The daemon's candidates end in dir (vv_offload_release),
+ * segment indices as after the check.  0 or a VV_E* code; the collection
+ * is no longer pending either way. */
+int vv_coll_dir_open(struct vv_collection *c, const float *queries, size_t nq, enum vv_metric m,
+		     uint32_t kk, const struct vv_search_opts *o, struct vv_offload *dir, bool *check,
+		     char *err, size_t errlen);
+/* Segments a directory request served (dirserved) are opened and probed
+ * before a later search of the same collection scans them: 0, or a VV_E*
+ * code with err written (VV_EIO and VV_SEG_CHANGED when the file has other
+ * rows than the first search numbered). */
+int vv_coll_open_served(struct vv_collection *c, char *err, size_t errlen);
 
 /* What the daemon answered for one search (vv_coll_offload): query q's
  * candidates are oc[q * ocap .. q * ocap + on[q]); the segments it scanned
@@ -423,5 +451,32 @@ struct vv_offload {
 int vv_coll_offload(struct vv_collection *c, const float *queries, size_t nq, enum vv_metric m,
 		    uint32_t kk, const struct vv_search_opts *o, struct vv_offload *out);
 void vv_offload_release(struct vv_offload *out);
+
+/* ---- the directory offload (vector_dir.c) ------------------------------------
+ * vv_coll_dir_offload: offer c's deferred segments (pend0 .. nsegs, known
+ * by name only) to the daemon in VV_IOC_KNN_DIR requests on c->io->dirfd
+ * (opened O_RDONLY, a directory), a few in flight at once, each carrying
+ * the whole batch (none when it does not fit one request, or o says no
+ * offload).  For deferred segment i (0-based from pend0) the daemon
+ * scanned, served[i] = 1 and rows[i] = its rows; its candidates, exact
+ * distances and seg = pend0 + i, are in out (vv_offload_release).  Names of
+ * a request that failed or whose reply failed vv_knn_dir_reply_bad are not
+ * served.  0 (maybe nothing served), or VV_ENOMEM with nothing served. */
+int vv_coll_dir_offload(const struct vv_collection *c, const float *queries, size_t nq,
+			enum vv_metric m, uint32_t kk, const struct vv_search_opts *o, uint8_t *served,
+			uint64_t *rows, struct vv_offload *out);
+/* Is reply io to request header sent sane?  Header echoed, per-name
+ * statuses (err 0 or -errno with no rows; rows within the work budget;
+ * totals), per query: candidates of served names only, rows within their
+ * file, finite distances in the metric's range, sorted by (distance,
+ * name, row), unused slots only last, no (name, row) twice.  NULL, or what
+ * is wrong.  scratch holds sent->kk * 16 bytes. */
+const char *vv_knn_dir_reply_bad(const struct vv_knn_dir_hdr *sent, const struct vv_knn_dir_ioc *io,
+				 void *scratch);
+/* Tests: send directory requests to fn instead of ioctl(2) (NULL: the
+ * kernel again); while set, deferred opens of plain directories take the
+ * mount's path (dirserve). */
+void vv_coll_dir_test_ioctl(int (*fn)(int fd, struct vv_knn_dir_ioc *io, void *ctx), void *ctx);
+bool vv_coll_dir_test_hooked(void);
 
 #endif

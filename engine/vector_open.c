@@ -3,7 +3,9 @@
  * segments, open and probe them (in parallel, in io_uring batches on a
  * plain directory), check them in name order against the schema, and
  * release them; the deferred open, whose small segments the first search
- * reads (vector_tiny.c); query files.
+ * reads (vector_tiny.c) or, on a local vecvault mount, names to the
+ * daemon and opens only those it did not scan (vector_dir.c); query
+ * files.
  *
  * The collection may be a directory on the vecvault mount or a plain one:
  * segments are opened and mmap'd like any reader would (falling back to
@@ -959,9 +961,13 @@ static int coll_open(const char *dir, const struct vv_schema *override, bool ski
 	memset(&ld, 0, sizeof(ld));
 	ld = (struct loader){ .dirfd = dirfd(d), .io = c->io, .idsv = idsv, .nids = nids,
 			      .segs = c->segs, .res = res, .why = whys, .nbatched = &c->nbatched };
-	/* deferred: a plain directory of small segments without sidecars,
-	 * where the scan threads may read segments by name themselves */
-	if (defer && !nids && !c->io->dir_fuse && !c->io->forced && c->io->dirfd >= 0)
+	/* deferred: a directory of small segments without sidecars, where
+	 * the scan threads may read segments by name themselves (a plain
+	 * one), or the daemon scans them without their being opened (a local
+	 * vecvault mount, whose every open and release is a round trip:
+	 * vector_dir.c; not vv://, whose server has no directory request) */
+	c->dirserve = (c->io->dir_fuse && !c->io->dir_remote) || vv_coll_dir_test_hooked();
+	if (defer && !nids && (!c->io->dir_fuse || c->dirserve) && !c->io->forced && c->io->dirfd >= 0)
 		c->pending = defer_rest(c, &ld, nnames, &p);
 	if (!c->pending && p < nnames) {
 		ld.segs += p;
@@ -1080,6 +1086,135 @@ static bool scan_err_first(const struct vv_scan *a, int ra, const struct vv_scan
 	if (a->err_seg != b->err_seg)
 		return a->err_seg < b->err_seg;
 	return a->err_row <= b->err_row;
+}
+
+/* vector_int.h */
+int vv_coll_dir_open(struct vv_collection *c, const float *queries, size_t nq, enum vv_metric m,
+		     uint32_t kk, const struct vv_search_opts *o, struct vv_offload *dir, bool *check,
+		     char *err, size_t errlen)
+{
+	size_t p0 = c->pend0, n = c->nsegs - p0, kept = p0, nother = 0;
+	uint8_t *served = NULL;
+	uint64_t *rows = NULL;
+	uint32_t *idx = NULL, *map = NULL;
+	int *res = NULL, r;
+	const char **whys = NULL;
+	struct loader ld;
+	struct relist rl;
+
+	memset(dir, 0, sizeof(*dir));
+	if (!(served = calloc(n + 1, 1)) || !(rows = calloc(n + 1, sizeof(*rows))) ||
+	    !(idx = malloc((n + 1) * sizeof(*idx))) || !(map = malloc((n + 1) * sizeof(*map))) ||
+	    !(res = calloc(n + 1, sizeof(*res))) || !(whys = calloc(n + 1, sizeof(*whys)))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	if ((r = vv_coll_dir_offload(c, queries, nq, m, kk, o, served, rows, dir)) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct vv_cseg *s = &c->segs[p0 + i];
+		enum vv_seg_format f = vv_segment_format_from_name(s->name);
+		s->deferred = false;
+		if (!served[i]) {
+			idx[nother++] = (uint32_t)i;
+			continue;
+		}
+		/* what settle and the results need: the rows as the daemon
+		 * found them; bytes as their rows' (the header is not known) */
+		s->pub.info = (struct vv_segment_info){ .format = f, .dtype = c->schema.dtype,
+							.dim = c->schema.dim, .count = rows[i] };
+		s->pub.info.stride = (uint64_t)c->schema.dim * vv_dtype_size(c->schema.dtype) +
+				     (f == VV_SEG_NPY ? 0 : 4);
+		s->len = s->pub.file_size = rows[i] * s->pub.info.stride;
+		s->dirserved = true;
+	}
+	ld = (struct loader){ .dirfd = c->io->dirfd, .io = c->io, .segs = c->segs + p0, .res = res,
+			      .why = whys, .nbatched = &c->nbatched };
+	rl = (struct relist){ &ld, idx };
+	par_run(nother, c->io->dir_fuse, load_listed, &rl);
+	c->pending = false;
+	if ((r = settle(c, p0, c->nsegs, res, whys, &kept, &c->rows, map, err, errlen)) < 0) {
+		c->nsegs = kept;
+		*check = true;
+		goto out;
+	}
+	c->nsegs = kept;
+	/* a served segment passes settle's check (its dim and dtype are the
+	 * schema's): it is never left out */
+	for (size_t q = 0; q < nq && dir->on; q++)
+		for (size_t i = 0; i < dir->on[q]; i++) {
+			struct vv_dcand *x = &dir->oc[q * dir->ocap + i];
+			x->seg = map[x->seg - p0];
+		}
+out:
+	if (r < 0)
+		vv_offload_release(dir);
+	free(served);
+	free(rows);
+	free(idx);
+	free(map);
+	free(res);
+	free(whys);
+	return r;
+}
+
+/* vector_int.h */
+int vv_coll_open_served(struct vv_collection *c, char *err, size_t errlen)
+{
+	uint32_t *idx = NULL;
+	uint64_t *count = NULL;
+	int *res = NULL, r = 0;
+	const char **whys = NULL;
+	size_t n = 0;
+	struct loader ld;
+	struct relist rl;
+
+	for (size_t i = 0; i < c->nsegs; i++)
+		n += c->segs[i].dirserved;
+	if (!n)
+		return 0;
+	if (!(idx = malloc(n * sizeof(*idx))) || !(count = malloc(c->nsegs * sizeof(*count))) ||
+	    !(res = calloc(c->nsegs, sizeof(*res))) || !(whys = calloc(c->nsegs, sizeof(*whys)))) {
+		r = VV_ENOMEM;
+		goto out;
+	}
+	n = 0;
+	for (size_t i = 0; i < c->nsegs; i++)
+		if (c->segs[i].dirserved) {
+			idx[n++] = (uint32_t)i;
+			count[i] = c->segs[i].pub.info.count;
+			c->segs[i].dirserved = false;
+		}
+	ld = (struct loader){ .dirfd = c->io->dirfd, .io = c->io, .segs = c->segs, .res = res,
+			      .why = whys, .nbatched = &c->nbatched };
+	rl = (struct relist){ &ld, idx };
+	par_run(n, c->io->dir_fuse, load_listed, &rl);
+	for (size_t k = 0; k < n; k++) {
+		struct vv_cseg *s = &c->segs[idx[k]];
+		const char *why = whys[idx[k]];
+		int e;
+		if ((e = res[idx[k]]) == 0 && (e = vv_schema_match(&c->schema, &s->pub.info, &why)) == 0 &&
+		    s->pub.info.count != count[idx[k]]) {
+			e = VV_EIO;
+			why = VV_SEG_CHANGED;
+		}
+		if (e == 0)
+			continue;
+		if (r == 0)
+			vv_coll_seterr(err, errlen, "%s/%s: %s", c->dir, s->name,
+				       why ? why : vv_strerror(e));
+		r = r ? r : e;
+		/* as it was: the next search tries again */
+		seg_release(s, c->io);
+		s->pub.info.count = count[idx[k]];
+		s->dirserved = true;
+	}
+out:
+	free(idx);
+	free(count);
+	free(res);
+	free(whys);
+	return r;
 }
 
 /* The scan of a collection whose segments pend0 .. nsegs are deferred

@@ -84,7 +84,7 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 	float *rowbuf = NULL;
 	uint8_t *rowraw = NULL;
 	struct vv_dcand *dc = NULL;
-	struct vv_offload off = { 0 };
+	struct vv_offload off = { 0 }, dirs = { 0 };
 	int *rfd = NULL;
 	size_t nrfd = 0;
 	size_t d = c->schema.dim;
@@ -126,6 +126,17 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		goto out;
 	}
 
+	c->check_failed = false;
+	/* a local mount's deferred segments: the daemon scans what it may
+	 * unopened, the rest open now; segments a directory request served
+	 * in an earlier search are opened now */
+	if (c->pending && c->dirserve)
+		r = vv_coll_dir_open(c, queries, nq, metric, kk, o, &dirs, &c->check_failed, err,
+				     errlen);
+	else if (!c->pending)
+		r = vv_coll_open_served(c, err, errlen);
+	if (r < 0)
+		goto out;
 	if ((r = vv_coll_offload(c, queries, nq, metric, kk, o, &off)) < 0)
 		goto out;
 
@@ -133,13 +144,12 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		const struct vv_cseg *cs = &c->segs[s];
 		ss[s] = (struct vv_scan_seg){ .info = cs->pub.info, .base = cs->base, .stream = cs->stream,
 					      .fd = cs->fd, .dirfd = c->io->dirfd, .name = cs->name,
-					      .id = &cs->id, .skip = cs->offloaded };
+					      .id = &cs->id, .skip = cs->offloaded || cs->dirserved };
 	}
 	sc = (struct vv_scan){ .segs = ss, .nsegs = c->nsegs, .metric = metric, .queries = queries,
 			       .nq = nq, .d = d, .kk = kk, .threads = o->threads,
 			       .unit_bytes = o->unit_bytes, .progress = o->progress,
 			       .progress_ctx = o->progress_ctx };
-	c->check_failed = false;
 	if ((r = c->pending ? vv_coll_pending_scan(c, &sc, ss, &c->check_failed, err, errlen)
 			    : vv_scan_run(&sc)) < 0) {
 		const char *name = c->nsegs ? c->segs[sc.err_seg].name : "";
@@ -158,7 +168,7 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			vv_coll_seterr(err, errlen, "%s/%s: %s", c->dir, name, strerror(sc.err_errno));
 		goto out;
 	}
-	if (!(dc = malloc((sc.ncap + off.ocap) * sizeof(*dc) + 1)) ||
+	if (!(dc = malloc((sc.ncap + off.ocap + dirs.ocap) * sizeof(*dc) + 1)) ||
 	    !(rfd = malloc((c->nsegs ? c->nsegs : 1) * sizeof(*rfd)))) {
 		r = VV_ENOMEM;
 		goto out;
@@ -167,9 +177,10 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		rfd[i] = -1;
 	nrfd = c->nsegs;
 	for (size_t q = 0; q < nq; q++) {
-		size_t n = 0, m = off.on ? off.on[q] : 0;
-		/* the scan's candidates, then the daemon's: re-ranked in double
-		 * (the daemon's exact ones came with their distance) */
+		size_t n = 0, m = off.on ? off.on[q] : 0, md = dirs.on ? dirs.on[q] : 0;
+		/* the scan's candidates, then the daemon's (single segments,
+		 * then directory requests): re-ranked in double (the daemon's
+		 * exact ones came with their distance) */
 		for (size_t i = 0; i < sc.ncand[q]; i++) {
 			const struct vv_cand *cd = sc.cand + q * sc.ncap + i;
 			dc[n] = (struct vv_dcand){ NAN, cd->seg, cd->row };
@@ -178,6 +189,9 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		if (m)
 			memcpy(dc + n, off.oc + q * off.ocap, m * sizeof(*dc));
 		n += m;
+		if (md)
+			memcpy(dc + n, dirs.oc + q * dirs.ocap, md * sizeof(*dc));
+		n += md;
 		for (size_t i = 0; i < n; i++) {
 			if (!isnan(dc[i].d)) {
 				if (o->stats)
@@ -219,6 +233,7 @@ out:
 	free(rowbuf);
 	free(rowraw);
 	vv_offload_release(&off);
+	vv_offload_release(&dirs);
 	return r;
 }
 

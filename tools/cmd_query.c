@@ -365,6 +365,10 @@ int cmd_query(int argc, char **argv)
 		fprintf(stderr, "vecvault query: stats: offload: %u of %zu segments scanned by the daemon, "
 			"%u still being decrypted there\n", st.segs_offloaded, vv_collection_nsegs(c),
 			st.segs_filling);
+		fprintf(stderr, "vecvault query: stats: directory offload: %u of %zu segments (%llu rows) "
+			"scanned by the daemon unopened in %u directory requests, %u still being "
+			"decrypted there\n", st.dir_segs, vv_collection_nsegs(c),
+			(unsigned long long)st.dir_rows, st.dir_requests, st.dir_filling);
 		fprintf(stderr, "vecvault query: stats: io: %zu of %zu segments opened in io_uring batches\n",
 			vv_collection_nbatched(c), vv_collection_nsegs(c));
 		/* rows read back = segment bytes this process read to re-rank */

@@ -242,6 +242,12 @@ struct vv_search_stats {
 	uint32_t offload_requests;  /* requests answered (a batch may take several) */
 	uint64_t rows_read_back;    /* candidate rows read here to re-rank them */
 	uint64_t cands_exact;       /* candidates the daemon ranked exactly */
+	/* the directory offload (small segments named to the daemon, never
+	 * opened here; docs/query.md): also counted in the totals above */
+	uint32_t dir_segs;          /* segments it scanned */
+	uint64_t dir_rows;
+	uint32_t dir_requests;      /* directory requests answered */
+	uint32_t dir_filling;       /* names it was still decrypting (scanned here) */
 };
 
 /* Exact k-NN of nq queries (row-major float, dim = the schema's) over the
