@@ -49,14 +49,4 @@ static inline int knn_not_segment(int r)
 	return r == VV_ECORRUPT ? VV_EINVAL : r;
 }
 
-/* Merge one file's kk candidates of one query (one, as
- * vv_segment_knn_exact gives them: best first by (distance, row), unused
- * slots with row VV_KNN_NO_ROW last) into best (kk, by (distance, name,
- * row), unused slots last with name VV_KNN_DIR_NO_NAME), the file being
- * name index name; tmp holds kk.  Pure (knn_ioc.c). */
-struct vv_knn_ioc_xcand;
-struct vv_knn_dir_cand;
-void vv_knn_dir_merge(struct vv_knn_dir_cand *best, const struct vv_knn_ioc_xcand *one,
-		      uint32_t name, uint32_t kk, struct vv_knn_dir_cand *tmp);
-
 #endif

@@ -5,8 +5,9 @@
  *
  * Why: on a mount each segment the tool opens costs an OPEN and a RELEASE
  * round trip; 10,000 segments of 100 rows cost far more than their bytes.
- * Here each name costs a dirent lookup, the access check, one audit record,
- * a cache lookup and a merge, all in one pool turn.
+ * Here each name costs a dirent lookup, the access check, one audit record
+ * and a cache lookup, and the names served are scanned together in one
+ * call (vv_segments_knn_exact), all in one pool turn.
  *
  * Access: each name is decided as the caller's own LOOKUP and read-only
  * OPEN of it would be now, through the same checks (vault_node_check,
@@ -40,15 +41,27 @@
 #define DIR_INLINE_BYTES (32u << 20)  /* small files decrypted inline per request */
 #define DIR_FILLS 2u                  /* fill jobs one request may queue */
 
+/* One name of a request: what its check and preparation found. */
+struct dir_name {
+	struct node *n;                   /* pinned, or NULL */
+	struct kent *e;                   /* its cached copy, referenced, while it is to be scanned */
+	uint64_t ino;
+	uint64_t bytes;                   /* scanned, for the audit */
+	const char *why;                  /* the parser's reason, for the audit */
+	int err;
+	bool found;                       /* it exists: its answer is audited */
+};
+
 /* One request's copy of its input (the reply overwrites io) and its work. */
 struct dir_req {
 	struct vv_knn_dir_hdr h;
 	const float *q;                   /* in in->u */
 	const char *names[VV_KNN_DIR_MAX_NAMES];
 	struct vv_knn_dir_ioc *in;
-	struct vv_knn_ioc_xcand *one;     /* one file's nq * kk */
-	struct vv_knn_dir_cand *best;     /* merged nq * kk, in io */
-	struct vv_knn_dir_cand *tmp;      /* kk */
+	struct dir_name *dn;              /* nnames */
+	struct vv_segment_view *sv;       /* the names to scan, in request order */
+	uint32_t *idx;                    /* sv[i] is name idx[i] */
+	struct vv_knn_dir_cand *best;     /* nq * kk, in io */
 	struct vv_knn_dir_stat *st;       /* in io */
 	uint64_t work;                    /* spent of VV_KNN_WORK_MAX */
 	struct knn_budget b;
@@ -101,29 +114,29 @@ fail:
 	return r;
 }
 
-/* Scan node n (checked) for the request: its candidates merged into
- * dr->best as name index i.  *rows and *bytes: what was scanned; *why: the
+/* Node n (checked) ready for the request's scan: its cached copy,
+ * referenced (*e, to vault_knn_put after the scan), parsed as the request
+ * asks into *sv and counted against the request's work budget; *why: the
  * parser's reason for a file that is no such segment. */
-static int scan_one(struct vv_vault *v, const struct vv_ctx *c, struct dir_req *dr, struct node *n,
-		    uint32_t i, uint64_t *rows, uint64_t *bytes, const char **why)
+static int prepare_one(struct vv_vault *v, const struct vv_ctx *c, struct dir_req *dr, struct node *n,
+		       struct kent **e, struct vv_segment_view *sv, const char **why)
 {
 	const struct vv_knn_dir_hdr *h = &dr->h;
 	enum vv_seg_format fmt = (enum vv_seg_format)h->format;
 	uint64_t per_row = (uint64_t)h->nq * ((uint64_t)h->dim + VV_KNN_ROW_COST);
-	struct vv_segment_view sv;
 	struct vv_segment_info si;
-	struct kent *e = NULL;
 	const uint8_t *base = NULL;
 	uint64_t size = 0;
 	int r;
 
+	*e = NULL;
 	/* a ready copy needs neither n->rw nor n's extents loaded (a node
 	 * the kernel forgot would load them from meta.db: ~80 us) */
-	if ((r = vault_knn_ready(v, n, &e, &base, &size)) != VV_ENOENT)
-		goto scan;
+	if ((r = vault_knn_ready(v, n, e, &base, &size)) != VV_ENOENT)
+		goto parse;
 	if ((r = vault_data_rdlock(v, n)) < 0)
 		return r == VV_EIO ? VV_ENOENT : r;  /* purged meanwhile */
-	r = vault_knn_get(v, c->id.uid, n, &dr->b, &e, &base, &size);
+	r = vault_knn_get(v, c->id.uid, n, &dr->b, e, &base, &size);
 	if (r == VV_ENOENT) {
 		/* a larger file, not cached: its head only, then a fill */
 		r = knn_not_segment(vault_data_segment_probe(v, n, fmt, &si, why));
@@ -135,27 +148,20 @@ static int scan_one(struct vv_vault *v, const struct vv_ctx *c, struct dir_req *
 			r = vault_knn_start(v, c->id.uid, n, &dr->b);
 	}
 	pthread_rwlock_unlock(&n->rw);
-scan:
-	if (r < 0)
-		return r;
-	r = knn_not_segment(vv_segment_view_init(&sv, base, size, fmt, why));
-	if (r == 0 && (sv.info.dim != h->dim || sv.info.dtype != (enum vv_dtype)h->dtype))
-		r = VV_EINVAL;
-	if (r == 0 && sv.info.count && per_row > (VV_KNN_WORK_MAX - dr->work) / sv.info.count)
-		r = VV_E2BIG;
+parse:
 	if (r == 0)
-		r = vv_segment_knn_exact(&sv, (enum vv_metric)h->metric, dr->q, h->nq, h->kk, 1,
-					 dr->one);
-	if (r == 0) {
-		dr->work += per_row * sv.info.count;
-		for (uint32_t qi = 0; qi < h->nq; qi++)
-			vv_knn_dir_merge(dr->best + (size_t)qi * h->kk, dr->one + (size_t)qi * h->kk,
-					 i, h->kk, dr->tmp);
-		*rows = sv.info.count;
-		*bytes = size;
+		r = knn_not_segment(vv_segment_view_init(sv, base, size, fmt, why));
+	if (r == 0 && (sv->info.dim != h->dim || sv->info.dtype != (enum vv_dtype)h->dtype))
+		r = VV_EINVAL;
+	if (r == 0 && sv->info.count && per_row > (VV_KNN_WORK_MAX - dr->work) / sv->info.count)
+		r = VV_E2BIG;
+	if (r < 0) {
+		vault_knn_put(v, *e);
+		*e = NULL;
+		return r;
 	}
-	vault_knn_put(v, e);
-	return r;
+	dr->work += per_row * sv->info.count;
+	return 0;
 }
 
 /* Not recorded: answers that read nothing and leave the caller to open
@@ -168,16 +174,16 @@ static bool audited(int r, bool found)
 static int dir_req_init(struct dir_req *dr, struct vv_knn_dir_ioc *io)
 {
 	const char *p;
-	size_t kk;
+	size_t nn;
 
 	memset(dr, 0, sizeof(*dr));
 	if (!(dr->in = malloc(sizeof(*dr->in))))
 		return VV_ENOMEM;
 	memcpy(dr->in, io, sizeof(*io));
 	dr->h = io->h;
-	kk = dr->h.kk;
-	if (!(dr->one = malloc((size_t)dr->h.nq * kk * sizeof(*dr->one))) ||
-	    !(dr->tmp = malloc(kk * sizeof(*dr->tmp))))
+	nn = dr->h.nnames;
+	if (!(dr->dn = calloc(nn, sizeof(*dr->dn))) || !(dr->sv = malloc(nn * sizeof(*dr->sv))) ||
+	    !(dr->idx = malloc(nn * sizeof(*dr->idx))))
 		return VV_ENOMEM;
 	dr->q = (const float *)(const void *)dr->in->u;
 	p = (const char *)dr->in->u + (size_t)dr->h.nq * dr->h.dim * sizeof(float);
@@ -193,13 +199,40 @@ static int dir_req_init(struct dir_req *dr, struct vv_knn_dir_ioc *io)
 	return 0;
 }
 
+/* Every name checked and its copy made ready, in request order (a name's
+ * check and preparation before the next name's, so the work budget and
+ * the fills go to the first names); no lock held. */
+static uint32_t prepare_all(struct vv_vault *v, const struct vv_ctx *c, struct node *d,
+			    struct dir_req *dr)
+{
+	uint32_t ns = 0;
+
+	for (uint32_t i = 0; i < dr->h.nnames; i++) {
+		struct dir_name *x = &dr->dn[i];
+
+		pthread_mutex_lock(&v->mu);
+		x->err = name_node(v, c, d, dr->names[i], &x->n, &x->found);
+		if (x->n)
+			x->ino = x->n->ino;
+		pthread_mutex_unlock(&v->mu);
+		if (x->err == 0)
+			x->err = prepare_one(v, c, dr, x->n, &x->e, &dr->sv[ns], &x->why);
+		if (x->err == 0) {
+			x->bytes = dr->sv[ns].len;
+			dr->idx[ns++] = i;
+		}
+	}
+	return ns;
+}
+
 int vv_vault_knn_dir(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *dh,
 		     struct vv_knn_dir_ioc *io)
 {
 	struct node *d = dh->n;
 	struct dir_req dr;
 	uint64_t served = 0, total = 0;
-	int r;
+	uint32_t ns = 0;
+	int r, s = 0;
 
 	if (!v->knn || !d)
 		return VV_ENOTTY;
@@ -210,40 +243,51 @@ int vv_vault_knn_dir(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *
 	if ((r = dir_req_init(&dr, io)) < 0)
 		goto out;
 	memset(io->u, 0, sizeof(io->u));
-	for (size_t s = 0; s < (size_t)dr.h.nq * dr.h.kk; s++) {
-		dr.best[s].d = INFINITY;
-		dr.best[s].name = VV_KNN_DIR_NO_NAME;
-		dr.best[s].row = VV_KNN_NO_ROW;
+	for (size_t k = 0; k < (size_t)dr.h.nq * dr.h.kk; k++) {
+		dr.best[k].d = INFINITY;
+		dr.best[k].name = VV_KNN_DIR_NO_NAME;
+		dr.best[k].row = VV_KNN_NO_ROW;
 	}
-	for (uint32_t i = 0; i < dr.h.nnames; i++) {
-		struct node *n;
-		uint64_t rows = 0, bytes = 0, ino = 0;
-		const char *why = NULL;
-		char detail[160];
-		bool found;
-		int e;
-
-		pthread_mutex_lock(&v->mu);
-		e = name_node(v, c, d, dr.names[i], &n, &found);
-		if (n)
-			ino = n->ino;
-		pthread_mutex_unlock(&v->mu);
-		if (e == 0)
-			e = scan_one(v, c, &dr, n, i, &rows, &bytes, &why);
-		dr.st[i].err = e == 0 ? 0 : -vv_errno(e);
-		dr.st[i].rows = rows;
-		served += e == 0;
-		total += rows;
-		pthread_mutex_lock(&v->mu);
-		if (audited(e, found)) {
-			if (e == VV_EINVAL && why)
-				snprintf(detail, sizeof(detail), "not a %s segment: %s",
-					 vv_seg_format_name((enum vv_seg_format)dr.h.format), why);
-			vault_audit_scan(v, c, ino, d->ino, dr.names[i], e,
-					 e == VV_EINVAL && why ? detail : NULL, bytes);
+	/* the names served scanned together, as one collection of ns
+	 * segments: one pass, no per-file setup; a failure fails them all */
+	if ((ns = prepare_all(v, c, d, &dr)) > 0 &&
+	    (s = vv_segments_knn_exact(dr.sv, ns, (enum vv_metric)dr.h.metric, dr.q, dr.h.nq,
+				       dr.h.kk, dr.best)) == 0) {
+		for (size_t k = 0; k < (size_t)dr.h.nq * dr.h.kk; k++)
+			if (dr.best[k].name != VV_KNN_DIR_NO_NAME)
+				dr.best[k].name = dr.idx[dr.best[k].name];
+	}
+	for (uint32_t j = 0; j < ns; j++) {
+		struct dir_name *x = &dr.dn[dr.idx[j]];
+		x->err = s;
+		if (s == 0) {
+			dr.st[dr.idx[j]].rows = dr.sv[j].info.count;
+			served++;
+			total += dr.sv[j].info.count;
 		}
-		vault_node_put(v, n);
+	}
+	if (s < 0)
+		for (size_t k = 0; k < (size_t)dr.h.nq * dr.h.kk; k++)
+			dr.best[k] = (struct vv_knn_dir_cand){ INFINITY, VV_KNN_DIR_NO_NAME, 0,
+							       VV_KNN_NO_ROW };
+	for (uint32_t i = 0; i < dr.h.nnames; i++) {
+		struct dir_name *x = &dr.dn[i];
+		char detail[160];
+		int e = x->err;
+
+		dr.st[i].err = e == 0 ? 0 : -vv_errno(e);
+		pthread_mutex_lock(&v->mu);
+		if (audited(e, x->found)) {
+			if (e == VV_EINVAL && x->why)
+				snprintf(detail, sizeof(detail), "not a %s segment: %s",
+					 vv_seg_format_name((enum vv_seg_format)dr.h.format), x->why);
+			vault_audit_scan(v, c, x->ino, d->ino, dr.names[i], e,
+					 e == VV_EINVAL && x->why ? detail : NULL,
+					 e == 0 ? x->bytes : 0);
+		}
+		vault_node_put(v, x->n);
 		pthread_mutex_unlock(&v->mu);
+		vault_knn_put(v, x->e);
 	}
 	io->h = dr.h;
 	io->h.magic = VV_KNN_DIR_MAGIC_REPLY;
@@ -252,7 +296,8 @@ int vv_vault_knn_dir(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *
 	io->h.rows = total;
 out:
 	free(dr.in);
-	free(dr.one);
-	free(dr.tmp);
+	free(dr.dn);
+	free(dr.sv);
+	free(dr.idx);
 	return r;
 }

@@ -690,6 +690,17 @@ static int xcand_cmp(const void *a, const void *b)
 	return x->row < y->row ? -1 : x->row > y->row;
 }
 
+static int dcand_cmp(const void *a, const void *b)
+{
+	const struct vv_knn_dir_cand *x = a, *y = b;
+
+	if (x->d != y->d)
+		return x->d < y->d ? -1 : 1;
+	if (x->name != y->name)
+		return x->name < y->name ? -1 : 1;
+	return x->row < y->row ? -1 : x->row > y->row;
+}
+
 /* The scan of one in-memory segment; its kk best per query, best first by
  * float distance, go to out (v1) or, with exact distances, to xout. */
 static int segment_knn(const struct vv_segment_view *sv, enum vv_metric m, const float *queries,
@@ -741,6 +752,77 @@ static int segment_knn(const struct vv_segment_view *sv, enum vv_metric m, const
 	vv_scan_release(&s);
 	free(buf);
 	return 0;
+}
+
+/* The candidates of a scan over segs (threads 1, so up to kk per query,
+ * from one heap): the kk best by float distance, each with its exact
+ * distance from its segment's row, best first by (exact distance, segment,
+ * row), to out[q * kk ...]; unused slots last. */
+static int many_exact(const struct vv_segment_view *sv, const struct vv_scan *s, enum vv_metric m,
+		      const float *queries, size_t nq, uint32_t kk, size_t d,
+		      struct vv_knn_dir_cand *out)
+{
+	float *buf = malloc((d ? d : 1) * sizeof(float));
+
+	if (!buf)
+		return VV_ENOMEM;
+	for (size_t q = 0; q < nq; q++) {
+		struct vv_cand *c = s->cand + q * s->ncap;
+		struct vv_knn_dir_cand *x = out + q * kk;
+		size_t n = s->ncand[q], nx;
+		if (n)
+			qsort(c, n, sizeof(*c), cand_cmp);
+		nx = n < kk ? n : kk;
+		for (size_t i = 0; i < kk; i++) {
+			if (i >= nx) {
+				x[i] = (struct vv_knn_dir_cand){ INFINITY, VV_KNN_DIR_NO_NAME, 0,
+								 VV_KNN_NO_ROW };
+				continue;
+			}
+			const struct vv_segment_info *si = &sv[c[i].seg].info;
+			x[i] = (struct vv_knn_dir_cand){
+				vv_row_dist(m, si->dtype, sv[c[i].seg].base + si->data_off +
+					    c[i].row * si->stride, queries + q * d, d, buf),
+				c[i].seg, 0, c[i].row };
+		}
+		if (nx)
+			qsort(x, nx, sizeof(*x), dcand_cmp);
+	}
+	free(buf);
+	return 0;
+}
+
+int vv_segments_knn_exact(const struct vv_segment_view *sv, size_t n, enum vv_metric m,
+			  const float *queries, size_t nq, uint32_t kk, struct vv_knn_dir_cand *out)
+{
+	struct vv_scan_seg *segs;
+	struct vv_scan s;
+	size_t d;
+	int r;
+
+	if (!n || n > UINT32_MAX)
+		return VV_EINVAL;
+	d = sv[0].info.dim;
+	if (!(segs = calloc(n, sizeof(*segs))))
+		return VV_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct vv_segment_info *si = &sv[i].info;
+		/* as segment_knn: every view within its bytes, one dim for all */
+		if (!sv[i].base || si->dim != d ||
+		    (si->count && si->data_off + (si->count - 1) * si->stride +
+					  (uint64_t)si->dim * vv_dtype_size(si->dtype) > sv[i].len)) {
+			free(segs);
+			return VV_EINVAL;
+		}
+		segs[i] = (struct vv_scan_seg){ .info = *si, .base = sv[i].base, .fd = -1, .dirfd = -1 };
+	}
+	s = (struct vv_scan){ .segs = segs, .nsegs = n, .metric = m, .queries = queries, .nq = nq,
+			      .d = d, .kk = kk, .threads = 1 };
+	if ((r = vv_scan_run(&s)) == 0)
+		r = many_exact(sv, &s, m, queries, nq, kk, d, out);
+	vv_scan_release(&s);
+	free(segs);
+	return r;
 }
 
 int vv_segment_knn(const struct vv_segment_view *sv, enum vv_metric m, const float *queries,

@@ -2,22 +2,22 @@
  * fuzz_knn_dir.c - libFuzzer target for the query offload's directory
  * request (knn_ioctl.h "the directory request"): the check the daemon
  * runs before it looks up a name (engine/knn_ioc.c
- * vv_knn_dir_request_check) and the merge of one file's candidates into
- * the reply (vv_knn_dir_merge).
+ * vv_knn_dir_request_check) and the scan of the names served together
+ * (vector_scan.c vv_segments_knn_exact).
  *
  * Untrusted bytes: the VV_IOC_KNN_DIR ioctl buffer, header, query floats
  * and names, from any process that can open a directory through the mount.
  * The input's first VV_KNN_IOC_BYTES are copied over a zeroed struct
- * vv_knn_dir_ioc (run with -max_len=16400 to reach them all and the merge
+ * vv_knn_dir_ioc (run with -max_len=16400 to reach them all and the scan's
  * bytes after them).  Invariants asserted (abort() on violation):
  *   - the check equals an independent model of the documented rules
  *     (fields, then the sizes both ways in 128 bits, then finiteness,
  *     then the names area split with memchr);
  *   - anything accepted has its names inside the area and the area inside
  *     the payload, and the reply it asks for fits;
- *   - the merge, for two candidate lists built from the bytes after the
- *     buffer (sorted as the scan gives them), yields exactly the kk best of
- *     their union by (distance, name, row), unused slots last.
+ *   - the scan of up to 4 small segments built from the bytes after the
+ *     buffer yields exactly the kk best rows of all of them by (distance,
+ *     segment, row), unused slots last.
  */
 #include <math.h>
 #include <stdint.h>
@@ -86,55 +86,52 @@ static int cand_cmp(const void *a, const void *b)
 	return x->row < y->row ? -1 : x->row > y->row;
 }
 
-static int xcand_cmp(const void *a, const void *b)
+/* Up to 4 fvecs segments of dim 2 from bytes, small integer values (many
+ * ties, and float32 distances as exact as double ones, so the scan's
+ * float choice and the exact order agree), scanned together: the reply
+ * must be exactly the kk best rows of all of them by (distance, segment,
+ * row), unused slots last. */
+static void scan_check(const uint8_t *b, size_t n)
 {
-	const struct vv_knn_ioc_xcand *x = a, *y = b;
-	bool ux = x->row == VV_KNN_NO_ROW, uy = y->row == VV_KNN_NO_ROW;
+	uint8_t seg[4][16 * 12];
+	struct vv_segment_view sv[4];
+	struct vv_knn_dir_cand out[16], all[64];
+	float q[2];
+	uint32_t kk, ns = 0, dim = 2;
+	size_t na = 0, p = 3;
 
-	if (ux || uy)
-		return ux - uy;
-	if (x->d != y->d)
-		return x->d < y->d ? -1 : 1;
-	return x->row < y->row ? -1 : x->row > y->row;
-}
-
-/* Two lists of kk (<= 16) from bytes: small distances (many ties), some
- * unused slots; best as names 0..2, one as name 3. */
-static void merge_check(const uint8_t *b, size_t n)
-{
-	struct vv_knn_dir_cand best[16], tmp[16], all[32];
-	struct vv_knn_ioc_xcand one[16];
-	uint32_t kk;
-	size_t na = 0;
-
-	if (n < 1)
+	if (n < 3)
 		return;
 	kk = (uint32_t)(b[0] % 16) + 1;
-	b++;
-	n--;
-	for (uint32_t i = 0; i < kk; i++) {
-		uint8_t x = i < n ? b[i] : 0, y = kk + i < n ? b[kk + i] : 0;
-		best[i] = (struct vv_knn_dir_cand){ (double)(x % 8), x % 3, 0,
-						    x >= 200 ? VV_KNN_NO_ROW : (uint64_t)(x % 5) };
-		one[i] = (struct vv_knn_ioc_xcand){ (double)(y % 8), y >= 200 ? VV_KNN_NO_ROW : (uint64_t)(y % 7) };
-		if (best[i].row == VV_KNN_NO_ROW)
-			best[i].name = VV_KNN_DIR_NO_NAME;
+	q[0] = (float)(b[1] % 7) - 3;
+	q[1] = (float)(b[2] % 7) - 3;
+	for (uint32_t s = 0; s < 4 && p < n; s++) {
+		uint32_t rows = b[p++] % 16 + 1;
+		const char *why;
+		for (uint32_t r = 0; r < rows; r++) {
+			float x[2] = { (float)((p < n ? b[p] : 0) % 5) - 2,
+				       (float)((p + 1 < n ? b[p + 1] : 0) % 5) - 2 };
+			p += 2;
+			memcpy(seg[ns] + r * 12, &dim, 4);
+			memcpy(seg[ns] + r * 12 + 4, x, 8);
+			all[na++] = (struct vv_knn_dir_cand){
+				((double)x[0] - q[0]) * ((double)x[0] - q[0]) +
+				((double)x[1] - q[1]) * ((double)x[1] - q[1]), ns, 0, r };
+		}
+		if (vv_segment_view_init(&sv[ns], seg[ns], rows * 12, VV_SEG_FVECS, &why) != 0)
+			abort();
+		ns++;
 	}
-	qsort(best, kk, sizeof(*best), cand_cmp);
-	qsort(one, kk, sizeof(*one), xcand_cmp);
-	for (uint32_t i = 0; i < kk; i++) {
-		if (best[i].row != VV_KNN_NO_ROW)
-			all[na++] = best[i];
-		if (one[i].row != VV_KNN_NO_ROW)
-			all[na++] = (struct vv_knn_dir_cand){ one[i].d, 3, 0, one[i].row };
-	}
+	if (!ns)
+		return;
+	if (vv_segments_knn_exact(sv, ns, VV_METRIC_L2, q, 1, kk, out) != 0)
+		abort();
 	qsort(all, na, sizeof(*all), cand_cmp);
-	vv_knn_dir_merge(best, one, 3, kk, tmp);
 	for (uint32_t i = 0; i < kk; i++) {
 		if (i < na) {
-			if (best[i].d != all[i].d || best[i].name != all[i].name || best[i].row != all[i].row)
+			if (out[i].d != all[i].d || out[i].name != all[i].name || out[i].row != all[i].row)
 				abort();
-		} else if (best[i].row != VV_KNN_NO_ROW || best[i].name != VV_KNN_DIR_NO_NAME) {
+		} else if (out[i].row != VV_KNN_NO_ROW || out[i].name != VV_KNN_DIR_NO_NAME) {
 			abort();
 		}
 	}
@@ -155,8 +152,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		       (uint64_t)io.h.nnames * 16 + (uint64_t)io.h.nq * io.h.kk * 24 > VV_KNN_DIR_PAYLOAD))
 		abort();
 	if (size > sizeof(io))
-		merge_check(data + sizeof(io), size - sizeof(io));
+		scan_check(data + sizeof(io), size - sizeof(io));
 	else
-		merge_check(data, size < 64 ? size : 64);
+		scan_check(data, size < 200 ? size : 200);
 	return 0;
 }

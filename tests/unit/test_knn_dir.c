@@ -1,8 +1,8 @@
 /*
  * test_knn_dir.c - the query offload's directory request (knn_ioctl.h "the
- * directory request"): the pure check of a request (knn_ioc.c), the merge
- * of one file's candidates (vv_knn_dir_merge), and vv_vault_knn_dir on a
- * vault: each name decided as the caller's lookup and read-only open would
+ * directory request"): the pure check of a request (knn_ioc.c), the scan
+ * of the names served together (vv_segments_knn_exact), and
+ * vv_vault_knn_dir on a vault: each name decided as the caller's lookup and read-only open would
  * (other users' files, FIFOs, directories, symlinks, a directory without
  * search right, a purged file), answers against the per-file request, the
  * work budget, the bound on fills one request starts, a write dropping the
@@ -157,26 +157,54 @@ static void test_check(void)
 	free(ok_io);
 }
 
-/* ---- the merge ---------------------------------------------------------------- */
-static void test_merge(void)
+/* ---- the scan of the names served together ------------------------------------ */
+/* Three fvecs views of dim 2, rows with ties within and across them: the
+ * kk best of all, by (distance, segment, row), exact distances, unused
+ * slots last. */
+static void test_scan_many(void)
 {
-	struct vv_knn_dir_cand best[4], tmp[4];
-	struct vv_knn_ioc_xcand a[4] = { { 1, 7 }, { 2, 3 }, { 2, 9 }, { INFINITY, VV_KNN_NO_ROW } };
-	struct vv_knn_ioc_xcand b[4] = { { 0.5, 1 }, { 2, 0 }, { 2, 1 }, { 3, 2 } };
+	uint32_t dim = 2;
+	float rows[3][3][2] = { { { 1, 0 }, { 3, 0 }, { 2, 0 } },
+				{ { 0.5f, 0 }, { 2, 0 }, { 1, 0 } },
+				{ { 2, 0 }, { 0, 0 }, { 0, 0 } } };
+	uint32_t nrows[3] = { 3, 3, 1 };
+	uint8_t seg[3][3 * 12];
+	struct vv_segment_view sv[3];
+	struct vv_knn_dir_cand out[8];
+	float q[2] = { 0, 0 };
+	const char *why;
 
-	for (int i = 0; i < 4; i++)
-		best[i] = (struct vv_knn_dir_cand){ INFINITY, VV_KNN_DIR_NO_NAME, 0, VV_KNN_NO_ROW };
-	vv_knn_dir_merge(best, a, 0, 4, tmp);
-	ok(best[0].d == 1 && best[0].name == 0 && best[0].row == 7 && best[2].row == 9 &&
-	   best[3].row == VV_KNN_NO_ROW && best[3].name == VV_KNN_DIR_NO_NAME,
-	   "merge: into an empty list, unused slot last");
-	vv_knn_dir_merge(best, b, 1, 4, tmp);
-	/* (0.5,1,1) (1,0,7) (2,0,3) (2,0,9): ties at 2 go to the earlier name */
-	ok(best[0].name == 1 && best[0].row == 1 && best[1].name == 0 && best[1].row == 7 &&
-	   best[2].name == 0 && best[2].row == 3 && best[3].name == 0 && best[3].row == 9,
-	   "merge: by (distance, name, row), ties to the earlier name");
-	vv_knn_dir_merge(best, a, 2, 1, tmp);
-	ok(best[0].name == 1 && best[0].row == 1, "merge: k 1");
+	for (int s = 0; s < 3; s++) {
+		for (uint32_t r = 0; r < nrows[s]; r++) {
+			memcpy(seg[s] + r * 12, &dim, 4);
+			memcpy(seg[s] + r * 12 + 4, rows[s][r], 8);
+		}
+		ok(vv_segment_view_init(&sv[s], seg[s], nrows[s] * 12, VV_SEG_FVECS, &why) == 0,
+		   "scan: a view of each segment");
+	}
+	is_int(vv_segments_knn_exact(sv, 3, VV_METRIC_L2, q, 1, 8, out), 0, "scan: 3 views");
+	/* (0.25,1,0) (1,0,0) (1,1,2) (4,0,2) (4,1,1) (4,2,0) (9,0,1), then unused */
+	ok(out[0].d == 0.25 && out[0].name == 1 && out[0].row == 0 && out[1].d == 1 &&
+	   out[1].name == 0 && out[1].row == 0 && out[2].name == 1 && out[2].row == 2,
+	   "scan: best first, ties to the earlier segment");
+	ok(out[3].d == 4 && out[3].name == 0 && out[3].row == 2 && out[4].name == 1 &&
+	   out[4].row == 1 && out[5].name == 2 && out[5].row == 0 && out[6].d == 9,
+	   "scan: a three-way tie by (segment, row)");
+	ok(out[7].row == VV_KNN_NO_ROW && out[7].name == VV_KNN_DIR_NO_NAME && isinf(out[7].d),
+	   "scan: fewer rows than kk: the unused slot last");
+	is_int(vv_segments_knn_exact(sv, 3, VV_METRIC_L2, q, 1, 1, out), 0, "scan: k 1");
+	ok(out[0].name == 1 && out[0].row == 0, "scan: k 1 is the best of all views");
+	is_int(vv_segments_knn_exact(sv, 0, VV_METRIC_L2, q, 1, 1, out), VV_EINVAL, "scan: no view");
+	{
+		struct vv_segment_view odd[2] = { sv[0], sv[1] };
+		odd[1].info.dim = 3;
+		is_int(vv_segments_knn_exact(odd, 2, VV_METRIC_L2, q, 1, 1, out), VV_EINVAL,
+		       "scan: views of two dims refused");
+		odd[1] = sv[1];
+		odd[1].len = 20;
+		is_int(vv_segments_knn_exact(odd, 2, VV_METRIC_L2, q, 1, 1, out), VV_EINVAL,
+		       "scan: a view shorter than its rows refused");
+	}
 }
 
 /* ---- on a vault ------------------------------------------------------------------ */
@@ -398,7 +426,7 @@ int main(void)
 	char cmd[600];
 
 	test_check();
-	test_merge();
+	test_scan_many();
 	snprintf(top, sizeof(top), "%s/vv-knndir-XXXXXX", tmp);
 	if (!mkdtemp(top))
 		tap_skip_all("cannot make a temp dir");

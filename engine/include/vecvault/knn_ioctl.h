@@ -152,12 +152,15 @@ int vv_knn_work_check(const struct vv_knn_ioc_hdr *h, uint64_t rows)
  * ties are broken).  Output: the header (status fields filled), then
  * nnames struct vv_knn_dir_stat (one per name, in request order), then
  * nq * kk struct vv_knn_dir_cand, query-major: per query the kk best
- * candidates over all names served, by (exact distance, name index, row),
- * unused slots last with name = VV_KNN_DIR_NO_NAME and row = VV_KNN_NO_ROW.
- * Each name's candidates are chosen as VV_IOC_KNN's version 2 reply would
- * choose them for that file alone (the kk best by float32 distance, then
- * the exact double distance), so merging the reply with other candidates
- * gives what scanning every file locally gives.
+ * rows of all names served taken together, chosen as the tool's own scan
+ * of those files as one collection would choose them (the kk best by
+ * float32 distance, ties by name index and row), each with its exact
+ * double distance, sorted by (exact distance, name index, row); unused
+ * slots last with name = VV_KNN_DIR_NO_NAME and row = VV_KNN_NO_ROW.
+ * Merging the reply with other candidates gives what scanning every file
+ * locally gives: the same margin that makes any group's float32 choice
+ * hold its exact best k makes the union of the groups' choices hold the
+ * exact best k of all.
  *
  * A name whose stat.err is not 0 was not scanned: the caller scans that
  * file itself (opening it as usual, so its own errors are reported as

@@ -280,6 +280,18 @@ int vv_segment_knn(const struct vv_segment_view *sv, enum vv_metric m, const flo
 struct vv_knn_ioc_xcand;
 int vv_segment_knn_exact(const struct vv_segment_view *sv, enum vv_metric m, const float *queries,
 			 size_t nq, uint32_t kk, unsigned threads, struct vv_knn_ioc_xcand *out);
+/* The directory request's scan (knn_ioctl.h): n segments held in memory
+ * (sv[0 .. n), one dim), scanned together in the calling thread, as one
+ * collection of n segments would be: for each query the kk best rows of
+ * all of them by float32 distance (ties by segment index, row), each with
+ * its exact distance as vv_segment_knn_exact computes it, sorted by
+ * (distance, segment index, row), to out[q*kk ...] with the segment index
+ * as name; unused slots last (name VV_KNN_DIR_NO_NAME, row VV_KNN_NO_ROW,
+ * d +inf).  Returns as vv_segment_knn (VV_EINVAL also for n 0 or views of
+ * different dims). */
+struct vv_knn_dir_cand;
+int vv_segments_knn_exact(const struct vv_segment_view *sv, size_t n, enum vv_metric m,
+			  const float *queries, size_t nq, uint32_t kk, struct vv_knn_dir_cand *out);
 
 /* Load a query file (.fvecs or .npy of any supported dtype, or .bvecs/.ivecs)
  * into a malloc'd row-major float array (caller frees).  err as above. */
