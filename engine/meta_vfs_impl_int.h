@@ -61,7 +61,7 @@ struct mfile {
 	char *name;             /* full path, for logs and the directory fsync */
 	int64_t hoff;           /* offset of the frame header cached in hdr, or -1 */
 	uint8_t hdr[FRAME_HDR]; /* last frame header written, unmasked */
-	bool snap;              /* of a snapshot file (see the top) */
+	bool snap;              /* of a snapshot file (top of meta_vfs.c) */
 	uint8_t *tags;          /* main file of a snapshot: the recorded tag of each page */
 	uint32_t ntags;
 	struct wshm *shm;       /* main file: its database's WAL index */
@@ -71,7 +71,7 @@ struct mfile {
 
 enum { R_WALHDR, R_FHDR, R_PAGE };
 
-/* One piece of a file in the layout above. */
+/* One piece of a file in the layout at the top of meta_vfs.c. */
 struct region {
 	int kind;
 	int64_t start, len;

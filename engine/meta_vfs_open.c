@@ -291,8 +291,9 @@ int meta_vfs_open_with(const char *path, const uint8_t key[32], const uint8_t *k
 	}
 	/* A read-write main database shares its WAL index with a second
 	 * connection, the checkpointer (vv_metavfs_open_peer): normal locking
-	 * through the heap index above.  Read-only and snapshot connections
-	 * stay alone: exclusive locking keeps their index in SQLite's heap. */
+	 * through the heap index (struct wshm, meta_vfs.c).  Read-only and
+	 * snapshot connections stay alone: exclusive locking keeps their
+	 * index in SQLite's heap. */
 	if ((ro || keys) &&
 	    (rc = pragma(db, "PRAGMA locking_mode=EXCLUSIVE", ans, sizeof(ans))) != SQLITE_OK)
 		goto sqlerr;
