@@ -35,6 +35,10 @@
  * and one decrypt, not an open and a key derivation.  Read-ahead (the queue
  * and its workers) is content_ra.c; it reaches the cache only through
  * loads (content_ra_int.h), which are cache entries this file makes.
+ *
+ * This file is the read side and the object's layout; writing chunks,
+ * their syncs, unlink and listing are content_store.c's (what the two
+ * share: content_impl_int.h).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -51,6 +55,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "content_impl_int.h"
 #include "content_int.h"
 #include "content_ra_int.h"
 #include "crypto_int.h"
@@ -60,53 +65,11 @@
 #include "vecvault/log.h"
 
 #define AD_DOMAIN "vecvault-block/1"
-#define AD_BYTES (16 + VV_OBJID_BYTES + 8 + VV_CHUNK_ID_BYTES + 4 + 4)
-#define KFP_BYTES CONTENT_KFP_BYTES
-#define NSHARDS 16
-#define CTX_MAX 64               /* open chunk fds kept */
 #define CTX_POOL 4               /* GCM contexts kept per open chunk */
-#define HEX_ID (2 * VV_CHUNK_ID_BYTES)
 #define EXTENT_BLOB_VERSION 1
 #define BUF_BYTES (VV_BLOCK_SIZE + VV_TAG_BYTES)
-#define FREE_MAX 64              /* block buffers kept for reuse */
 #define SLOT_BYTES (VV_BLOCK_SIZE + 4096)  /* arena stride: BUF_BYTES, page-rounded */
-#define DIO_ALIGN 4096           /* O_DIRECT: buffer, offset and length multiple */
-#define IMG_BUFS 4               /* chunk image buffers kept (the vault's sealers, at most) */
-#define DIO_MIN (256u << 10)     /* smaller chunks go through the page cache */
 #define ARENA_SPARE 128          /* arena slots beyond the cache: in-flight reads */
-#define HUGE_BYTES (2u << 20)    /* arena alignment, for transparent huge pages */
-
-/* ---- decrypted-block cache ---------------------------------------------- */
-
-struct bent {
-	struct bent *hnext;                      /* hash chain */
-	struct bent *prev, *next;                /* LRU: head.next is newest */
-	uint8_t id[VV_CHUNK_ID_BYTES];
-	uint32_t slot;
-	uint8_t kfp[KFP_BYTES];
-	uint8_t objid[VV_OBJID_BYTES];
-	uint64_t fblock;
-	uint32_t off, len;
-	uint8_t *data;                           /* BUF_BYTES buffer (buf_get) */
-	/* Read-ahead: a worker is decrypting into data.  A loading entry is
-	 * in the hash (so nobody starts the same decrypt and readers wait on
-	 * the shard's cv) but not on the LRU list (never evicted); its bytes
-	 * are counted.  Taken out of the hash while loading (unlink, cache
-	 * drop, a newer copy), it is dead: its worker frees it. */
-	bool loading, dead;
-	/* Decrypted by read-ahead and not yet read to its end: the first read
-	 * that reaches the block's end drops it (use-once, see cache_get). */
-	bool ra;
-};
-
-struct shard {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;                       /* a loading entry finished */
-	struct bent **tab;
-	size_t nb;                               /* buckets, power of two */
-	struct bent lru;                         /* sentinel */
-	size_t bytes, cap;
-};
 
 /* ---- open chunks ------------------------------------------------------ */
 
@@ -121,66 +84,10 @@ struct cent {
 	int npool;
 };
 
-struct vv_content {
-	char *store;                             /* STORE */
-	char *chunks;                            /* STORE/chunks */
-
-	pthread_mutex_t mu;                      /* pending, dirty, dir_ok, wbuf */
-	uint8_t (*pending)[VV_CHUNK_ID_BYTES];
-	size_t npending, cappending;
-	bool dirty[256];                         /* chunks/XX to fsync */
-	bool dir_ok[256];                        /* chunks/XX known to exist */
-	bool chunks_dirty;                       /* chunks/ gained an entry */
-	bool store_dirty;                        /* STORE gained chunks/ */
-	struct vv_content_batch *flight;         /* batches synced outside locks */
-	struct {                                 /* reused chunk images, DIO_ALIGN-aligned: */
-		uint8_t *p;                      /* one per sealer writing at once */
-		size_t cap;
-		bool busy;
-	} img[IMG_BUFS];
-	bool direct;                             /* write chunks with O_DIRECT (until refused) */
-	/* The full-disk floor (vv_content_set_floor): free bytes every chunk
-	 * write leaves on the store's file system; busy counts the bytes of
-	 * chunk writes in progress, which statvfs may not show yet. */
-	_Atomic uint64_t floor, busy;
-
-	pthread_mutex_t cmu;                     /* ctx table */
-	/* A chunk key while its GCM context is made (VV_KEY_BYTES, secure
-	 * memory, zeroed after each use): one buffer for the vault, where a
-	 * secure allocation per context (mmap, mprotect, munmap) cost more
-	 * than the key schedule. */
-	pthread_mutex_t kmu;
-	uint8_t *kscratch;
-	struct cent *ctx[CTX_MAX];
-	int nctx;
-	uint64_t clock;
-
-	struct shard shards[NSHARDS];
-
-	/* Recycled block buffers: freeing 64 KiB buffers lets malloc give the
-	 * pages back, and faulting in fresh zeroed pages for every miss cost
-	 * more than the decryption. */
-	pthread_mutex_t fmu;
-	uint8_t *freel[FREE_MAX];
-	int nfree;
-	/* Buffers are first taken from one arena sized for the cache, mapped
-	 * at open with transparent huge pages: a fresh mount otherwise faults
-	 * in every buffer 4 KiB at a time while the cache fills, which made
-	 * the first 64 MiB of a cold read 3-6x slower than the rest (page
-	 * faults are costly on virtual machines).  Not dumped. */
-	uint8_t *arena;                          /* HUGE_BYTES-aligned, nslots x SLOT_BYTES */
-	void *amap;                              /* the mapping, amaplen bytes */
-	size_t amaplen;
-	uint32_t *afree;                         /* free slot indices (a stack) */
-	uint32_t nslots, nafree;
-
-	struct content_ra *ra;                   /* read-ahead (content_ra.c) */
-};
-
 /* ---- helpers -------------------------------------------------------------- */
 
-static void chunk_path(const struct vv_content *c, const uint8_t id[VV_CHUNK_ID_BYTES],
-		       char *out, size_t cap, bool tmp)
+void content_chunk_path(const struct vv_content *c, const uint8_t id[VV_CHUNK_ID_BYTES],
+			char *out, size_t cap, bool tmp)
 {
 	char hex[HEX_ID + 1];
 
@@ -188,14 +95,14 @@ static void chunk_path(const struct vv_content *c, const uint8_t id[VV_CHUNK_ID_
 	snprintf(out, cap, "%s/%.2s/%s%s", c->chunks, hex, tmp ? ".tmp-" : "", hex);
 }
 
-static void make_nonce(uint8_t nonce[VV_GCM_NONCE_BYTES], uint32_t slot)
+void content_make_nonce(uint8_t nonce[VV_GCM_NONCE_BYTES], uint32_t slot)
 {
 	memset(nonce, 0, VV_GCM_NONCE_BYTES);
 	vv_put_le32(nonce, slot);
 }
 
-static void make_ad(uint8_t ad[AD_BYTES], const uint8_t *objid, uint64_t fblock,
-		    const uint8_t id[VV_CHUNK_ID_BYTES], uint32_t slot, uint32_t len)
+void content_make_ad(uint8_t ad[AD_BYTES], const uint8_t *objid, uint64_t fblock,
+		     const uint8_t id[VV_CHUNK_ID_BYTES], uint32_t slot, uint32_t len)
 {
 	struct vv_wbuf w;
 
@@ -261,8 +168,8 @@ int vv_content_open_mem(const uint8_t coll_key[32], const uint8_t objid[VV_OBJID
 	if ((r = vv_chunk_key(key, coll_key, e->chunk_id, VV_CHUNK_ID_BYTES)) < 0 ||
 	    (r = vv_gcm_new(key, &g)) < 0)
 		goto out;
-	make_nonce(nonce, e->slot);
-	make_ad(ad, objid, e->fblock, e->chunk_id, e->slot, e->len);
+	content_make_nonce(nonce, e->slot);
+	content_make_ad(ad, objid, e->fblock, e->chunk_id, e->slot, e->len);
 	r = vv_gcm_open(g, nonce, ad, sizeof(ad), chunk + e->off, e->len, chunk + e->off + e->len, out);
 out:
 	vv_gcm_free(g);
@@ -528,7 +435,7 @@ static void cache_put(struct vv_content *c, const uint8_t kfp[KFP_BYTES], const 
 	bents_free(c, victims);
 }
 
-static void cache_drop_chunk(struct vv_content *c, const uint8_t id[VV_CHUNK_ID_BYTES])
+void content_cache_drop_chunk(struct vv_content *c, const uint8_t id[VV_CHUNK_ID_BYTES])
 {
 	for (uint32_t slot = 0; slot < VV_CHUNK_MAX_BLOCKS; slot++) {
 		size_t h = id_hash(id, slot);
@@ -602,7 +509,7 @@ static int chunk_open(struct vv_content *c, const uint8_t id[VV_CHUNK_ID_BYTES],
 	ssize_t got;
 	int fd, r;
 
-	chunk_path(c, id, path, sizeof(path), false);
+	content_chunk_path(c, id, path, sizeof(path), false);
 	fd = vv_os_open(path, O_RDONLY, 0);
 	if (fd < 0) {
 		vv_log(VV_LOG_ERR, "content: cannot open chunk %s: %s", path, strerror(-fd));
@@ -734,7 +641,7 @@ static void ctx_release(struct vv_content *c, struct cent *ce, struct vv_gcm *g)
 	cent_free(dead);
 }
 
-static void ctx_drop(struct vv_content *c, const uint8_t *id)
+void content_ctx_drop(struct vv_content *c, const uint8_t *id)
 {
 	struct cent *freeable[CTX_MAX];
 	int nf = 0;
@@ -855,459 +762,7 @@ void vv_content_cache_drop(struct vv_content *c)
 	content_ra_quiesce(c->ra, false);
 	for (int i = 0; i < NSHARDS; i++)
 		shard_clear(c, &c->shards[i]);
-	ctx_drop(c, NULL);
-}
-
-/* ---- write ---------------------------------------------------------------- */
-
-/* Make sure chunks/XX (x = its byte, hex its name) exists; mu not held. */
-static int ensure_dir(struct vv_content *c, uint8_t x, const char *hex)
-{
-	char path[PATH_MAX];
-	bool known;
-	int r;
-
-	pthread_mutex_lock(&c->mu);
-	known = c->dir_ok[x];
-	pthread_mutex_unlock(&c->mu);
-	if (known)
-		return 0;
-	snprintf(path, sizeof(path), "%s/%.2s", c->chunks, hex);
-	r = vv_os_mkdir(path, 0700);
-	if (r < 0 && r != -EEXIST)
-		return vv_err_from_errno(-r);
-	pthread_mutex_lock(&c->mu);
-	c->dir_ok[x] = true;
-	if (r == 0)
-		c->chunks_dirty = true;
-	pthread_mutex_unlock(&c->mu);
-	return 0;
-}
-
-static int pending_add(struct vv_content *c, const uint8_t id[VV_CHUNK_ID_BYTES])
-{
-	int r;
-
-	pthread_mutex_lock(&c->mu);
-	if ((r = VV_GROW(c->pending, c->npending, c->cappending)) == 0) {
-		memcpy(c->pending[c->npending++], id, VV_CHUNK_ID_BYTES);
-		c->dirty[id[0]] = true;
-	}
-	pthread_mutex_unlock(&c->mu);
-	return r;
-}
-
-/* A chunk image buffer aligned for O_DIRECT (NULL when out of memory).
- * Images of a huge page or more are huge-page aligned with a THP hint: an
- * O_DIRECT write pins the buffer's pages, which costs per page. */
-static uint8_t *img_alloc(size_t need)
-{
-	size_t align = need >= HUGE_BYTES ? HUGE_BYTES : DIO_ALIGN;
-	void *p = NULL;
-
-	if (posix_memalign(&p, align, need) != 0)
-		return NULL;
-	if (align == HUGE_BYTES)
-		madvise(p, need & ~(size_t)(HUGE_BYTES - 1), MADV_HUGEPAGE);   /* a hint */
-	return p;
-}
-
-/* Borrow a kept chunk image buffer (each sealer writing at once has its
- * own: a fresh 4 MiB one would be faulted in again), or a private one if
- * all are in use. */
-static uint8_t *wbuf_get(struct vv_content *c, size_t need)
-{
-	uint8_t *p = NULL;
-	size_t i;
-
-	pthread_mutex_lock(&c->mu);
-	for (i = 0; i < IMG_BUFS && c->img[i].busy; i++)
-		;
-	if (i < IMG_BUFS) {
-		if (c->img[i].cap < need) {
-			free(c->img[i].p);
-			c->img[i].p = img_alloc(need);
-			c->img[i].cap = c->img[i].p ? need : 0;
-		}
-		if (c->img[i].p) {
-			c->img[i].busy = true;
-			p = c->img[i].p;
-		}
-	}
-	pthread_mutex_unlock(&c->mu);
-	return p ? p : img_alloc(need);
-}
-
-bool vv_content_direct_io(struct vv_content *c)
-{
-	bool d;
-
-	pthread_mutex_lock(&c->mu);
-	d = c->direct;
-	pthread_mutex_unlock(&c->mu);
-	return d;
-}
-
-/* The STORE's file system refused O_DIRECT: write through the page cache
- * from now on (said once). */
-static void direct_refused(struct vv_content *c, const char *what)
-{
-	bool was;
-
-	pthread_mutex_lock(&c->mu);
-	was = c->direct;
-	c->direct = false;
-	pthread_mutex_unlock(&c->mu);
-	if (was)
-		vv_log(VV_LOG_INFO, "content: the store's file system refuses O_DIRECT (%s): "
-		       "chunks are written through the page cache", what);
-}
-
-/* Write a chunk image of total bytes to the new file tmp (created here,
- * O_EXCL).  Its largest DIO_ALIGN multiple goes with O_DIRECT from the
- * aligned image, so the kernel copies nothing into the page cache (perf:
- * that copy was half of the daemon's time in a sequential write); the
- * tail (under 4 KiB) then through the page cache on the same descriptor,
- * O_DIRECT cleared (a second open and close per chunk cost about as much
- * as the tail's write; padding the image and cutting it back by ftruncate
- * was slower still: ext4 reads the last block back to zero its end).
- * Small or refused chunks go through the page cache.  Neither is durable
- * before vv_content_sync's fsync (O_DIRECT only bypasses the page cache:
- * the device's cache and the file's size and extents still need it), so
- * invariant 4 is unchanged.  0 or -errno; on failure tmp may exist (the
- * caller unlinks it). */
-static int chunk_put(struct vv_content *c, const char *tmp, const uint8_t *img, size_t total)
-{
-	size_t dlen = total & ~(size_t)(DIO_ALIGN - 1), done = 0;
-	bool created = false;
-	int fd, r, rc, fl;
-
-	if (dlen >= DIO_MIN && vv_content_direct_io(c)) {
-		fd = vv_os_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_DIRECT, 0600);
-		if (fd == -EINVAL) {
-			/* Refused at open (the file may exist by then). */
-			direct_refused(c, "open");
-			if ((r = vv_os_unlink(tmp)) < 0 && r != -ENOENT)
-				return r;
-		} else if (fd < 0) {
-			return fd;
-		} else {
-			created = true;
-			r = vv_os_pwrite_full(fd, img, dlen, 0);
-			if (r == 0) {
-				done = dlen;
-				/* The tail on this descriptor, without O_DIRECT (if
-				 * that cannot be cleared, a second open below). */
-				fl = fcntl(fd, F_GETFL);
-				if (done < total && fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0 &&
-				    (r = vv_os_pwrite_full(fd, img + done, total - done, (off_t)done)) == 0)
-					done = total;
-			} else if (r == -EINVAL) {   /* refused at write: all goes below */
-				direct_refused(c, "write");
-			}
-			rc = vv_os_close(fd);
-			if (r < 0 && (r != -EINVAL || done))
-				return r;
-			if (rc < 0)
-				return rc;
-		}
-	}
-	if (done == total)
-		return 0;
-	fd = vv_os_open(tmp, O_WRONLY | O_NOFOLLOW | (created ? 0 : O_CREAT | O_EXCL), 0600);
-	if (fd < 0)
-		return fd;
-	r = vv_os_pwrite_full(fd, img + done, total - done, (off_t)done);
-	/* Start writing it to disk now, on this (the sealer's) thread:
-	 * vv_content_sync() runs before every commit, under the vault mutex,
-	 * and would otherwise push all the chunks of the last commit interval
-	 * through the disk while every request waits.  A hint only:
-	 * durability still comes from the fsync in vv_content_sync(). */
-	if (r == 0)
-		vv_os_writeback(fd, (off_t)total);
-	rc = vv_os_close(fd);   /* NFS and some others report ENOSPC only at close */
-	return r < 0 ? r : rc;
-}
-
-static void wbuf_put(struct vv_content *c, uint8_t *p)
-{
-	pthread_mutex_lock(&c->mu);
-	for (size_t i = 0; i < IMG_BUFS; i++)
-		if (p == c->img[i].p) {
-			c->img[i].busy = false;
-			p = NULL;
-			break;
-		}
-	pthread_mutex_unlock(&c->mu);
-	free(p);
-}
-
-void vv_content_set_floor(struct vv_content *c, uint64_t bytes)
-{
-	if (c)
-		atomic_store(&c->floor, bytes);
-}
-
-/* Claim room for a chunk of total bytes: VV_ENOSPC, before a byte is
- * written, when the free space less the chunk writes in progress (this
- * one included) would fall below the floor.  On success the caller gives
- * the claim back (c->busy) once the chunk is written or has failed.  A
- * chunk write that fails half way holds its space until it is unlinked;
- * checking before writing is what keeps the sealer's writes, retried
- * while the disk is full, out of the space the vault released for its
- * commits (vault_commit.c, the full-disk reserve). */
-static int room_take(struct vv_content *c, size_t total)
-{
-	uint64_t floor = atomic_load(&c->floor), busy;
-	struct statvfs sv;
-
-	busy = atomic_fetch_add(&c->busy, total) + total;
-	if (!floor || statvfs(c->store, &sv) < 0)
-		return 0;                           /* unknown: the write itself will tell */
-	if ((uint64_t)sv.f_bavail * sv.f_frsize >= floor + busy)
-		return 0;
-	atomic_fetch_sub(&c->busy, total);
-	return VV_ENOSPC;
-}
-
-int vv_content_write_chunk(struct vv_content *c, const uint8_t coll_key[32],
-			   const struct vv_block_in *blocks, size_t n, struct vv_extent *ext)
-{
-	uint8_t id[VV_CHUNK_ID_BYTES], nonce[VV_GCM_NONCE_BYTES], ad[AD_BYTES];
-	char hex[HEX_ID + 1], tmp[PATH_MAX], path[PATH_MAX];
-	uint8_t *key = NULL, *img = NULL;
-	struct vv_gcm *g = NULL;
-	size_t total = VV_CHUNK_HDR_BYTES, off, claim = 0;
-	int r = VV_EINVAL;
-
-	if (!c || !coll_key || !blocks || !ext || n == 0 || n > VV_CHUNK_MAX_BLOCKS)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		if (!blocks[i].objid || !blocks[i].data || blocks[i].len == 0 ||
-		    blocks[i].len > VV_BLOCK_SIZE)
-			goto out;
-		total += (size_t)blocks[i].len + VV_TAG_BYTES;
-	}
-
-	vv_random_bytes(id, sizeof(id));
-	vv_hex_encode(hex, id, sizeof(id));
-	r = VV_ENOMEM;
-	if (!(key = vv_secure_alloc(VV_KEY_BYTES)) || !(img = wbuf_get(c, total)))
-		goto out;
-	if ((r = vv_chunk_key(key, coll_key, id, sizeof(id))) < 0 ||
-	    (r = vv_gcm_new(key, &g)) < 0)
-		goto out;
-
-	memset(img, 0, VV_CHUNK_HDR_BYTES);
-	img[0] = VV_CHUNK_VERSION;
-	off = VV_CHUNK_HDR_BYTES;
-	for (size_t i = 0; i < n; i++) {
-		uint32_t len = blocks[i].len, slot = (uint32_t)i;
-
-		make_nonce(nonce, slot);
-		make_ad(ad, blocks[i].objid, blocks[i].fblock, id, slot, len);
-		if ((r = vv_gcm_seal(g, nonce, ad, sizeof(ad), blocks[i].data, len,
-				     img + off, img + off + len)) < 0)
-			goto out;
-		ext[i].fblock = blocks[i].fblock;
-		memcpy(ext[i].chunk_id, id, sizeof(id));
-		ext[i].off = (uint32_t)off;
-		ext[i].len = len;
-		ext[i].slot = slot;
-		off += (size_t)len + VV_TAG_BYTES;
-	}
-
-	if ((r = room_take(c, total)) < 0)
-		goto out;
-	claim = total;
-	if ((r = ensure_dir(c, id[0], hex)) < 0)
-		goto out;
-	chunk_path(c, id, tmp, sizeof(tmp), true);
-	chunk_path(c, id, path, sizeof(path), false);
-	if ((r = chunk_put(c, tmp, img, total)) < 0)
-		goto out_unlink;
-	if ((r = vv_os_rename(tmp, path)) < 0)
-		goto out_unlink;
-	r = pending_add(c, id);
-	goto out;
-out_unlink:
-	vv_log(VV_LOG_ERR, "content: writing chunk %s failed: %s", tmp, strerror(-r));
-	vv_os_unlink(tmp);
-	r = vv_err_from_errno(-r);
-out:
-	if (claim)                               /* written, or unlinked again */
-		atomic_fetch_sub(&c->busy, claim);
-	if (r < 0 && ext && n <= VV_CHUNK_MAX_BLOCKS)
-		memset(ext, 0, n * sizeof(*ext));
-	if (img)
-		wbuf_put(c, img);
-	vv_gcm_free(g);
-	vv_secure_free(key);
-	return r;
-}
-
-/* ---- sync ----------------------------------------------------------------- */
-
-/* A set of chunks to make durable: chunk files, then the chunks/XX
- * directories naming them, then chunks/ and STORE if a directory was
- * created.  Taken from the pending set under c->mu; while a batch is synced
- * outside the caller's locks it is *in flight* (c->flight), and a sync
- * started meanwhile (vv_content_sync, under the vault mutex, before a
- * commit) fsyncs its chunks too, so no commit can name a chunk only the
- * other thread's fsync will make durable. */
-struct vv_content_batch {
-	struct vv_content_batch *next;           /* c->flight list */
-	uint8_t (*ids)[VV_CHUNK_ID_BYTES];
-	size_t n;
-	bool dirty[256];
-	bool chunks_dirty, store_dirty;
-};
-
-/* Move the pending set into b (c->mu held). */
-static void batch_take(struct vv_content *c, struct vv_content_batch *b)
-{
-	b->ids = c->pending;
-	b->n = c->npending;
-	c->pending = NULL;
-	c->npending = c->cappending = 0;
-	memcpy(b->dirty, c->dirty, sizeof(b->dirty));
-	memset(c->dirty, 0, sizeof(c->dirty));
-	b->chunks_dirty = c->chunks_dirty;
-	b->store_dirty = c->store_dirty;
-	c->chunks_dirty = c->store_dirty = false;
-}
-
-/* Put b's chunks and directories back into the pending set: after a failed
- * sync nothing of it may be assumed durable. */
-static void batch_restore(struct vv_content *c, const struct vv_content_batch *b)
-{
-	for (size_t i = 0; i < b->n; i++)
-		(void)pending_add(c, b->ids[i]);
-	pthread_mutex_lock(&c->mu);
-	for (int x = 0; x < 256; x++)
-		c->dirty[x] |= b->dirty[x];
-	c->chunks_dirty |= b->chunks_dirty;
-	c->store_dirty |= b->store_dirty;
-	pthread_mutex_unlock(&c->mu);
-}
-
-/* fsync b's chunks (and extra, n2 more ids: another thread's batch in
- * flight), then the directories.  Nothing locked.  0 or a VV_E* code.  A
- * chunk file that is gone (ENOENT) needs no sync: chunks are unlinked only
- * after a durable commit released their last reference, so no metadata
- * can name it. */
-static int batch_fsync(struct vv_content *c, const struct vv_content_batch *b,
-		       uint8_t (*extra)[VV_CHUNK_ID_BYTES], size_t n2)
-{
-	char path[PATH_MAX];
-	int r = 0, fd;
-
-	for (size_t i = 0; i < b->n + n2 && r == 0; i++) {
-		chunk_path(c, i < b->n ? b->ids[i] : extra[i - b->n], path, sizeof(path), false);
-		fd = vv_os_open(path, O_RDONLY, 0);
-		if (fd == -ENOENT)
-			continue;
-		if (fd < 0) {
-			r = fd;
-			break;
-		}
-		r = vv_os_fsync(fd);
-		vv_os_close(fd);
-	}
-	for (int x = 0; x < 256 && r == 0; x++) {
-		if (!b->dirty[x])
-			continue;
-		snprintf(path, sizeof(path), "%s/%02x", c->chunks, x);
-		r = vv_os_fsync_dir(path);
-	}
-	if (r == 0 && b->chunks_dirty)
-		r = vv_os_fsync_dir(c->chunks);
-	if (r == 0 && b->store_dirty)
-		r = vv_os_fsync_dir(c->store);
-	if (r < 0) {
-		vv_log(VV_LOG_ERR, "content: sync failed: %s", strerror(-r));
-		r = vv_err_from_errno(-r);
-	}
-	return r;
-}
-
-int vv_content_sync(struct vv_content *c)
-{
-	struct vv_content_batch b = { 0 };
-	uint8_t (*extra)[VV_CHUNK_ID_BYTES] = NULL;
-	size_t n2 = 0;
-	int r;
-
-	pthread_mutex_lock(&c->mu);
-	batch_take(c, &b);
-	for (const struct vv_content_batch *f = c->flight; f; f = f->next)
-		n2 += f->n;
-	if (n2 && (extra = malloc(n2 * VV_CHUNK_ID_BYTES))) {
-		size_t k = 0;
-		for (const struct vv_content_batch *f = c->flight; f; f = f->next) {
-			memcpy(extra + k, f->ids, f->n * VV_CHUNK_ID_BYTES);
-			k += f->n;
-			for (int x = 0; x < 256; x++)
-				b.dirty[x] |= f->dirty[x];
-			b.chunks_dirty |= f->chunks_dirty;
-			b.store_dirty |= f->store_dirty;
-		}
-	}
-	pthread_mutex_unlock(&c->mu);
-	if (n2 && !extra) {
-		r = VV_ENOMEM;
-		vv_log(VV_LOG_ERR, "content: sync failed: out of memory");
-	} else {
-		r = batch_fsync(c, &b, extra, extra ? n2 : 0);
-	}
-	if (r < 0)
-		batch_restore(c, &b);
-	free(extra);
-	free(b.ids);
-	return r;
-}
-
-int vv_content_sync_begin(struct vv_content *c, struct vv_content_batch **out)
-{
-	struct vv_content_batch *b;
-
-	*out = NULL;
-	if (!(b = calloc(1, sizeof(*b))))
-		return VV_ENOMEM;
-	pthread_mutex_lock(&c->mu);
-	batch_take(c, b);
-	if (b->n == 0 && !b->chunks_dirty && !b->store_dirty &&
-	    !memchr(b->dirty, true, sizeof(b->dirty))) {
-		pthread_mutex_unlock(&c->mu);
-		free(b);
-		return 0;
-	}
-	b->next = c->flight;
-	c->flight = b;
-	pthread_mutex_unlock(&c->mu);
-	*out = b;
-	return 0;
-}
-
-int vv_content_sync_end(struct vv_content *c, struct vv_content_batch *b)
-{
-	struct vv_content_batch **pp;
-	int r;
-
-	if (!b)
-		return 0;
-	r = batch_fsync(c, b, NULL, 0);
-	pthread_mutex_lock(&c->mu);
-	for (pp = &c->flight; *pp && *pp != b; pp = &(*pp)->next)
-		;
-	if (*pp)
-		*pp = b->next;
-	pthread_mutex_unlock(&c->mu);
-	if (r < 0)
-		batch_restore(c, b);
-	free(b->ids);
-	free(b);
-	return r;
+	content_ctx_drop(c, NULL);
 }
 
 /* ---- read ----------------------------------------------------------------- */
@@ -1335,8 +790,8 @@ static int block_decrypt(struct vv_content *c, const uint8_t coll_key[32],
 	} else if ((size_t)got != clen) {
 		r = VV_ECORRUPT;         /* the chunk was truncated */
 	} else {
-		make_nonce(nonce, slot);
-		make_ad(ad, objid, fblock, id, slot, len);
+		content_make_nonce(nonce, slot);
+		content_make_ad(ad, objid, fblock, id, slot, len);
 		r = vv_gcm_open(g, nonce, ad, sizeof(ad), buf, len, buf + len, buf);
 	}
 	ctx_release(c, ce, g);
@@ -1522,160 +977,6 @@ int vv_content_prefetch(struct vv_content *c, const uint8_t coll_key[32],
 	return content_ra_queue(c->ra, coll_key, objid, e, n, covered);
 }
 
-/* ---- unlink, list, size --------------------------------------------------- */
-
-int vv_content_unlink(struct vv_content *c, const uint8_t chunk_id[VV_CHUNK_ID_BYTES])
-{
-	char path[PATH_MAX];
-	int r;
-
-	if (!c || !chunk_id)
-		return VV_EINVAL;
-	ctx_drop(c, chunk_id);
-	cache_drop_chunk(c, chunk_id);
-	pthread_mutex_lock(&c->mu);
-	for (size_t i = 0; i < c->npending; i++) {
-		if (memcmp(c->pending[i], chunk_id, VV_CHUNK_ID_BYTES) == 0) {
-			memmove(c->pending[i], c->pending[i + 1],
-				(c->npending - i - 1) * VV_CHUNK_ID_BYTES);
-			c->npending--;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&c->mu);
-	chunk_path(c, chunk_id, path, sizeof(path), false);
-	r = vv_os_unlink(path);
-	if (r < 0) {
-		r = vv_err_from_errno(-r);
-		goto out;
-	}
-	pthread_mutex_lock(&c->mu);
-	c->dirty[chunk_id[0]] = true;   /* next sync makes the removal durable */
-	pthread_mutex_unlock(&c->mu);
-out:
-	return r;
-}
-
-static bool is_lhex(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return s[n] == '\0';
-}
-
-static int report_junk(int (*junk)(void *, const char *), void *ctx, const char *rel)
-{
-	vv_log(VV_LOG_WARN, "content: not a chunk: chunks/%s", rel);
-	return junk ? junk(ctx, rel) : 0;
-}
-
-/* Open a directory for reading through vv_os (so tests can fail it). */
-static DIR *dir_open(const char *path, int *err)
-{
-	int fd = vv_os_open(path, O_RDONLY | O_DIRECTORY, 0);
-	DIR *d;
-
-	if (fd < 0) {
-		*err = fd;
-		return NULL;
-	}
-	if (!(d = fdopendir(fd))) {
-		*err = -errno;
-		vv_os_close(fd);
-	}
-	return d;
-}
-
-static int list_sub(struct vv_content *c, const char *xx,
-		    int (*cb)(void *, const uint8_t *, uint64_t),
-		    int (*junk)(void *, const char *), void *ctx)
-{
-	char path[PATH_MAX], rel[PATH_MAX];
-	uint8_t id[VV_CHUNK_ID_BYTES];
-	struct dirent *de;
-	struct stat st;
-	DIR *d;
-	int r = 0, err = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", c->chunks, xx);
-	if (!(d = dir_open(path, &err)))
-		return vv_err_from_errno(-err);
-	while (r == 0 && (errno = 0, de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s/%s", c->chunks, xx, de->d_name);
-		snprintf(rel, sizeof(rel), "%s/%s", xx, de->d_name);
-		if (strlen(de->d_name) != HEX_ID || !is_lhex(de->d_name, HEX_ID) ||
-		    memcmp(de->d_name, xx, 2) != 0 || vv_os_stat(path, &st) < 0 ||
-		    !S_ISREG(st.st_mode)) {
-			r = report_junk(junk, ctx, rel);
-			continue;
-		}
-		if ((r = vv_hex_decode(id, sizeof(id), de->d_name, HEX_ID)) < 0)
-			break;
-		r = cb(ctx, id, (uint64_t)st.st_size);
-	}
-	if (r == 0 && errno)
-		r = vv_err_from_errno(errno);
-	closedir(d);
-	return r;
-}
-
-int vv_content_list_all(struct vv_content *c,
-			int (*cb)(void *ctx, const uint8_t id[VV_CHUNK_ID_BYTES], uint64_t size),
-			int (*junk)(void *ctx, const char *relpath), void *ctx)
-{
-	char path[PATH_MAX];
-	struct dirent *de;
-	struct stat st;
-	DIR *d;
-	int r = 0, err = 0;
-
-	if (!c || !cb)
-		return VV_EINVAL;
-	if (!(d = dir_open(c->chunks, &err)))
-		return vv_err_from_errno(-err);
-	while (r == 0 && (errno = 0, de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", c->chunks, de->d_name);
-		if (strlen(de->d_name) != 2 || !is_lhex(de->d_name, 2) ||
-		    vv_os_stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
-			r = report_junk(junk, ctx, de->d_name);
-			continue;
-		}
-		r = list_sub(c, de->d_name, cb, junk, ctx);
-	}
-	if (r == 0 && errno)
-		r = vv_err_from_errno(errno);
-	closedir(d);
-	return r;
-}
-
-int vv_content_list(struct vv_content *c,
-		    int (*cb)(void *ctx, const uint8_t id[VV_CHUNK_ID_BYTES], uint64_t size),
-		    void *ctx)
-{
-	return vv_content_list_all(c, cb, NULL, ctx);
-}
-
-int vv_content_chunk_size(struct vv_content *c, const uint8_t id[VV_CHUNK_ID_BYTES],
-			  uint64_t *size)
-{
-	char path[PATH_MAX];
-	struct stat st;
-	int r;
-
-	if (!c || !id || !size)
-		return VV_EINVAL;
-	chunk_path(c, id, path, sizeof(path), false);
-	if ((r = vv_os_stat(path, &st)) < 0)
-		return vv_err_from_errno(-r);
-	*size = (uint64_t)st.st_size;
-	return 0;
-}
-
 /* ---- extent blobs ---------------------------------------------------------- */
 
 size_t vv_extent_packed_size(size_t n)
@@ -1741,3 +1042,4 @@ int vv_extent_unpack(const uint8_t *in, size_t len, struct vv_extent *out, size_
 out:
 	return r;
 }
+

@@ -52,6 +52,10 @@
  * a truncation or extension fails (SQLITE_IOERR_AUTH), page by page, with
  * nothing read up front.  Its WAL must stay empty (the copy is
  * checkpointed and read-only): any content in it is refused.
+ *
+ * This file is the VFS itself; connections are opened and closed in
+ * meta_vfs_open.c, snapshot files made and checked in meta_vfs_copy.c
+ * (what the three share: meta_vfs_impl_int.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,46 +70,21 @@
 #include "buf.h"
 #include "crypto_int.h"
 #include "grow.h"
+#include "meta_vfs_impl_int.h"
 #include "meta_vfs_int.h"
 #include "os.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
 
-#define RESERVE VV_METAVFS_RESERVE
-#define WAL_HDR 32
-#define FRAME_HDR 24
-#define KDF_CTX "vvmetavf"
-#define STR_(x) #x
-#define STR(x) STR_(x)
-
-/* Layout of the secure key block each binding and file holds. */
-enum { K_DB = 0, K_WAL = 1, K_PAD = 2, K_SNAP = 3, NKEYS = 4 };
-
 static const char AD_DB[] = "vecvault meta.db page";
 static const char AD_WAL[] = "vecvault meta.db wal frame";
-
-/* path -> keys, for the files SQLite will ask us to open. */
-struct binding {
-	struct binding *next;
-	char *path;             /* as the default VFS's xFullPathname spells it */
-	uint8_t *keys;          /* NKEYS * VV_KEY_BYTES, secure memory */
-	uint32_t psz;
-	int discarded;          /* WAL frames recovery dropped as unauthentic */
-	sqlite3 *db;            /* set once open; found again by vv_metavfs_close */
-	bool readonly;          /* VV_METAVFS_READONLY */
-	bool wal_absent;        /* readonly, and no WAL before we opened */
-	bool snap;              /* a snapshot file: its WAL must stay empty */
-	uint8_t *tags;          /* its recorded page tags, until the main file takes them */
-	uint32_t ntags;         /* pages the record has (0: none, older snapshot) */
-	struct wshm *shm;       /* the WAL index its connections share */
-};
 
 /* The WAL index ("shared memory" to SQLite) of one database, in heap
  * memory shared by this process's connections to it (the writer and the
  * checkpointer, vv_metavfs_open_peer): no -shm file, which would be
  * unauthenticated.  Regions and locks as the unix VFS keeps them, between
  * threads instead of processes.  Held by the binding and by each open main
- * file (refs, under reg_lock); freed with the last. */
+ * file (refs, under meta_vfs_lock); freed with the last. */
 #define SHM_NLOCK 8             /* SQLITE_SHM_NLOCK */
 struct wshm {
 	pthread_mutex_t mu;
@@ -118,42 +97,11 @@ struct wshm {
 	bool excl[SHM_NLOCK];   /* held exclusive (by one file) */
 };
 
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct binding *reg;
+pthread_mutex_t meta_vfs_lock = PTHREAD_MUTEX_INITIALIZER;
+struct binding *meta_vfs_bindings;
 
-struct mfile {
-	sqlite3_file base;      /* must be first */
-	int fd;
-	bool wal;
-	bool dirsync;           /* we created it: fsync its directory at first xSync */
-	uint32_t psz;
-	uint8_t *keys;          /* own copy (secure memory): outlives any unbind */
-	uint8_t *pg;            /* scratch for one frame (24 + P bytes) */
-	char *name;             /* full path, for logs and the directory fsync */
-	int64_t hoff;           /* offset of the frame header cached in hdr, or -1 */
-	uint8_t hdr[FRAME_HDR]; /* last frame header written, unmasked */
-	bool snap;              /* of a snapshot file (see the top) */
-	uint8_t *tags;          /* main file of a snapshot: the recorded tag of each page */
-	uint32_t ntags;
-	struct wshm *shm;       /* main file: its database's WAL index */
-	uint16_t shm_shared;    /* locks this file holds, by bit */
-	uint16_t shm_excl;
-};
-
-enum { R_WALHDR, R_FHDR, R_PAGE };
-
-/* One piece of a file in the layout above. */
-struct region {
-	int kind;
-	int64_t start, len;
-	int64_t frame;          /* WAL: offset of this frame's header */
-	uint32_t pgno;          /* main db: page number */
-};
-
-static sqlite3_vfs *base_vfs;   /* the default VFS, for non-I/O methods */
-static void shm_put(struct wshm *m);
+sqlite3_vfs *meta_vfs_base;
 static int x_shmunmap(sqlite3_file *sf, int del);
-
 static int ends_with(const char *s, const char *suf)
 {
 	size_t n = strlen(s), m = strlen(suf);
@@ -165,10 +113,10 @@ static uint8_t *key_of(const struct mfile *f, int which)
 	return f->keys + (size_t)which * VV_KEY_BYTES;
 }
 
-/* Caller holds reg_lock. */
-static struct binding *find_path(const char *path, size_t len)
+/* Caller holds meta_vfs_lock. */
+struct binding *meta_vfs_find_path(const char *path, size_t len)
 {
-	for (struct binding *b = reg; b; b = b->next)
+	for (struct binding *b = meta_vfs_bindings; b; b = b->next)
 		if (strlen(b->path) == len && memcmp(b->path, path, len) == 0)
 			return b;
 	return NULL;
@@ -255,8 +203,8 @@ static int seal_page(const struct mfile *f, uint8_t *buf, const struct region *r
 }
 
 /* Open the sealed page in buf in place; log and fail closed on mismatch. */
-static int open_page(const struct mfile *f, uint8_t *buf, const struct region *r,
-		     const uint8_t *hdr)
+int meta_vfs_open_page(const struct mfile *f, uint8_t *buf, const struct region *r,
+		       const uint8_t *hdr)
 {
 	uint8_t ad[64];
 	size_t adlen = make_ad(ad, r, hdr);
@@ -339,7 +287,7 @@ static int load_page(struct mfile *f, const struct region *r, bool *present)
 		}
 		return SQLITE_OK;
 	}
-	rc = open_page(f, page, r, f->wal ? f->pg : NULL);
+	rc = meta_vfs_open_page(f, page, r, f->wal ? f->pg : NULL);
 	if (rc != SQLITE_OK) {
 		memset(f->pg, 0, want);
 		return rc;
@@ -383,11 +331,11 @@ static void note_discard(const struct mfile *f, int64_t fo)
 	vv_log(VV_LOG_WARN, "meta.db: %s: frame at offset %lld failed authentication; "
 	       "WAL recovery ends the log there (torn write after a crash, or tampering)",
 	       f->name, (long long)fo);
-	pthread_mutex_lock(&reg_lock);
-	b = find_path(f->name, strlen(f->name) - 4);
+	pthread_mutex_lock(&meta_vfs_lock);
+	b = meta_vfs_find_path(f->name, strlen(f->name) - 4);
 	if (b)
 		b->discarded++;
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&meta_vfs_lock);
 }
 
 static int x_read(sqlite3_file *sf, void *out, int amt, sqlite3_int64 off)
@@ -636,9 +584,9 @@ static int x_close(sqlite3_file *sf)
 	f->fd = -1;
 	if (f->shm) {
 		x_shmunmap(sf, 0);
-		pthread_mutex_lock(&reg_lock);
-		shm_put(f->shm);
-		pthread_mutex_unlock(&reg_lock);
+		pthread_mutex_lock(&meta_vfs_lock);
+		meta_vfs_shm_put(f->shm);
+		pthread_mutex_unlock(&meta_vfs_lock);
 		f->shm = NULL;
 	}
 	if (f->pg) {
@@ -746,7 +694,7 @@ static int x_fcntl(sqlite3_file *sf, int op, void *arg)
 
 /* --- the WAL index (struct wshm) ------------------------------------------------ */
 
-static struct wshm *shm_new(void)
+struct wshm *meta_vfs_shm_new(void)
 {
 	struct wshm *m = calloc(1, sizeof(*m));
 
@@ -759,8 +707,8 @@ static struct wshm *shm_new(void)
 	return m;
 }
 
-/* Caller holds reg_lock. */
-static void shm_put(struct wshm *m)
+/* Caller holds meta_vfs_lock. */
+void meta_vfs_shm_put(struct wshm *m)
 {
 	if (!m || --m->refs > 0)
 		return;
@@ -914,8 +862,8 @@ static int x_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *sf, int flag
 			return SQLITE_CANTOPEN;
 		len -= 4;
 	}
-	pthread_mutex_lock(&reg_lock);
-	b = find_path(name, len);
+	pthread_mutex_lock(&meta_vfs_lock);
+	b = meta_vfs_find_path(name, len);
 	if (b) {
 		f->psz = b->psz;
 		f->snap = b->snap;
@@ -934,7 +882,7 @@ static int x_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *sf, int flag
 			b->tags = NULL;
 		}
 	}
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&meta_vfs_lock);
 	if (!b) {
 		vv_log(VV_LOG_WARN, "meta.db: refused to open %s: no key bound", name);
 		goto out;
@@ -968,9 +916,9 @@ static int x_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *sf, int flag
 out:
 	if (rc != SQLITE_OK) {
 		if (f->shm) {
-			pthread_mutex_lock(&reg_lock);
-			shm_put(f->shm);
-			pthread_mutex_unlock(&reg_lock);
+			pthread_mutex_lock(&meta_vfs_lock);
+			meta_vfs_shm_put(f->shm);
+			pthread_mutex_unlock(&meta_vfs_lock);
 		}
 		free(f->pg);
 		free(f->name);
@@ -987,9 +935,9 @@ static bool is_bound_wal(const char *name)
 
 	if (!ends_with(name, "-wal"))
 		return false;
-	pthread_mutex_lock(&reg_lock);
-	r = find_path(name, strlen(name) - 4) != NULL;
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_lock(&meta_vfs_lock);
+	r = meta_vfs_find_path(name, strlen(name) - 4) != NULL;
+	pthread_mutex_unlock(&meta_vfs_lock);
 	return r;
 }
 
@@ -1040,7 +988,7 @@ static int x_access(sqlite3_vfs *vfs, const char *name, int flags, int *res)
 
 static int x_fullpath(sqlite3_vfs *v, const char *n, int len, char *out)
 {
-	return base_vfs->xFullPathname(base_vfs, n, len, out);
+	return meta_vfs_base->xFullPathname(meta_vfs_base, n, len, out);
 }
 static void *x_dlopen(sqlite3_vfs *v, const char *n) { return NULL; }
 static void x_dlerror(sqlite3_vfs *v, int n, char *msg)
@@ -1054,23 +1002,23 @@ static int x_random(sqlite3_vfs *v, int n, char *out)
 	vv_random_bytes(out, (size_t)n);
 	return n;
 }
-static int x_sleep(sqlite3_vfs *v, int us) { return base_vfs->xSleep(base_vfs, us); }
-static int x_time(sqlite3_vfs *v, double *t) { return base_vfs->xCurrentTime(base_vfs, t); }
+static int x_sleep(sqlite3_vfs *v, int us) { return meta_vfs_base->xSleep(meta_vfs_base, us); }
+static int x_time(sqlite3_vfs *v, double *t) { return meta_vfs_base->xCurrentTime(meta_vfs_base, t); }
 static int x_lasterr(sqlite3_vfs *v, int n, char *msg)
 {
-	return base_vfs->xGetLastError ? base_vfs->xGetLastError(base_vfs, n, msg) : 0;
+	return meta_vfs_base->xGetLastError ? meta_vfs_base->xGetLastError(meta_vfs_base, n, msg) : 0;
 }
 static int x_time64(sqlite3_vfs *v, sqlite3_int64 *t)
 {
-	if (base_vfs->iVersion >= 2 && base_vfs->xCurrentTimeInt64)
-		return base_vfs->xCurrentTimeInt64(base_vfs, t);
+	if (meta_vfs_base->iVersion >= 2 && meta_vfs_base->xCurrentTimeInt64)
+		return meta_vfs_base->xCurrentTimeInt64(meta_vfs_base, t);
 	double d;
-	int rc = base_vfs->xCurrentTime(base_vfs, &d);
+	int rc = meta_vfs_base->xCurrentTime(meta_vfs_base, &d);
 	*t = (sqlite3_int64)(d * 86400000.0);
 	return rc;
 }
 
-static sqlite3_vfs vfs = {
+sqlite3_vfs meta_vfs_sqlite = {
 	.iVersion = 2,
 	.szOsFile = sizeof(struct mfile),
 	.zName = VV_METAVFS_NAME,
@@ -1094,445 +1042,18 @@ static int reg_rc = SQLITE_ERROR;
 
 static void register_vfs(void)
 {
-	base_vfs = sqlite3_vfs_find(NULL);
-	if (!base_vfs)
+	meta_vfs_base = sqlite3_vfs_find(NULL);
+	if (!meta_vfs_base)
 		return;
-	vfs.mxPathname = base_vfs->mxPathname;
-	reg_rc = sqlite3_vfs_register(&vfs, 0);
+	meta_vfs_sqlite.mxPathname = meta_vfs_base->mxPathname;
+	reg_rc = sqlite3_vfs_register(&meta_vfs_sqlite, 0);
 }
 
-int vv_metavfs_err(sqlite3 *db, int rc)
+
+int meta_vfs_register(void)
 {
-	int ext = db ? sqlite3_extended_errcode(db) : rc;
-
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_ROW:
-	case SQLITE_DONE:
-		return 0;
-	case SQLITE_NOMEM:
-		return VV_ENOMEM;
-	case SQLITE_FULL:
-		return VV_ENOSPC;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return VV_ECORRUPT;
-	case SQLITE_IOERR:
-		if (rc == SQLITE_IOERR_AUTH || ext == SQLITE_IOERR_AUTH)
-			return VV_ECORRUPT;
-		return ext == SQLITE_IOERR_NOMEM ? VV_ENOMEM : VV_EIO;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return VV_EBUSY;
-	case SQLITE_READONLY:
-		return VV_EROFS;
-	case SQLITE_CONSTRAINT:
-		return VV_EEXIST;
-	default:
-		return VV_EIO;
-	}
-}
-
-/* Run one statement and copy the first column of its first row, if any. */
-static int pragma(sqlite3 *db, const char *sql, char *ans, size_t anslen)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-
-	if (ans && anslen)
-		ans[0] = '\0';
-	if (rc != SQLITE_OK)
-		goto out;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		const unsigned char *t = sqlite3_column_text(st, 0);
-		if (ans && anslen && t)
-			snprintf(ans, anslen, "%s", (const char *)t);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			;
-	}
-	if (rc == SQLITE_DONE)
-		rc = SQLITE_OK;
-out:
-	if (rc != SQLITE_OK)
-		vv_log(VV_LOG_ERR, "meta.db: \"%s\" failed: %s", sql, sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	return rc;
-}
-
-static void unbind(struct binding *b)
-{
-	struct binding **pp;
-
-	if (!b)
-		return;
-	pthread_mutex_lock(&reg_lock);
-	for (pp = &reg; *pp; pp = &(*pp)->next)
-		if (*pp == b) {
-			*pp = b->next;
-			break;
-		}
-	shm_put(b->shm);
-	pthread_mutex_unlock(&reg_lock);
-	vv_secure_free(b->keys);
-	free(b->tags);
-	free(b->path);
-	free(b);
-}
-
-/* key: the store's meta key (subkeys derived here); or NULL and keys: a
- * block of NKEYS subkeys to copy (a snapshot file under the same keys). */
-static int bind_key(const char *full, const uint8_t key[32], const uint8_t *keys, uint32_t psz,
-		    struct binding **out)
-{
-	struct binding *b = calloc(1, sizeof(*b));
-	int r = VV_ENOMEM;
-
-	*out = NULL;
-	if (!b)
-		goto out;
-	b->path = strdup(full);
-	b->keys = vv_secure_alloc(NKEYS * VV_KEY_BYTES);
-	b->psz = psz;
-	b->shm = shm_new();
-	if (!b->path || !b->keys || !b->shm)
-		goto out;
-	if (keys)
-		memcpy(b->keys, keys, NKEYS * VV_KEY_BYTES);
-	for (int i = 0; !keys && i < NKEYS; i++)
-		if ((r = vv_subkey(b->keys + i * VV_KEY_BYTES, key, (uint64_t)i + 1, KDF_CTX)) < 0)
-			goto out;
-	pthread_mutex_lock(&reg_lock);
-	if (find_path(full, strlen(full))) {
-		r = VV_EBUSY;
-	} else {
-		b->next = reg;
-		reg = b;
-		r = 0;
-	}
-	pthread_mutex_unlock(&reg_lock);
-out:
-	if (r < 0 && b) {
-		vv_secure_free(b->keys);
-		if (b->shm) {
-			pthread_mutex_lock(&reg_lock);
-			shm_put(b->shm);
-			pthread_mutex_unlock(&reg_lock);
-		}
-		free(b->path);
-		free(b);
-	} else {
-		*out = b;
-	}
-	return r;
-}
-
-/* After a read-only connection closed: SQLite made an empty WAL to read
- * through, and without the checkpoint at close nobody removes it.  Leave
- * the store as we found it (an empty WAL holds nothing). */
-static void drop_new_wal(const struct binding *b)
-{
-	char *wal = NULL;
-	struct stat st;
-
-	if (!b || !b->readonly || !b->wal_absent || asprintf(&wal, "%s-wal", b->path) < 0)
-		return;
-	if (vv_os_stat(wal, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
-		vv_os_unlink(wal);
-	free(wal);
-}
-
-/* Existence rules for create / open; see the header. */
-static int check_files(const char *full, bool create)
-{
-	struct stat st;
-	char *wal = NULL;
-	int e = vv_os_stat(full, &st), r = 0;
-
-	if (create) {
-		if (e == 0 && st.st_size > 0) {
-			vv_log(VV_LOG_ERR, "meta.db: %s already exists", full);
-			r = VV_EEXIST;
-			goto out;
-		}
-		if (asprintf(&wal, "%s-wal", full) < 0) {
-			wal = NULL;
-			r = VV_ENOMEM;
-			goto out;
-		}
-		if (vv_os_stat(wal, &st) == 0) {
-			vv_log(VV_LOG_ERR, "meta.db: stale %s exists", wal);
-			r = VV_EEXIST;
-		}
-		goto out;
-	}
-	if (e < 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
-		vv_log(VV_LOG_ERR, "meta.db: %s is %s: an initialised vault needs it",
-		       full, e < 0 ? "missing" : "empty");
-		r = VV_ECORRUPT;
-	}
-out:
-	free(wal);
-	return r;
-}
-
-static int open_with(const char *path, const uint8_t key[32], const uint8_t *keys, const uint8_t *tags,
-		     uint32_t ntags, uint32_t page_size, unsigned flags, sqlite3 **out);
-
-int vv_metavfs_open(const char *path, const uint8_t key[32], uint32_t page_size,
-		    unsigned flags, sqlite3 **out)
-{
-	if (out)
-		*out = NULL;
-	if (!key)
-		return VV_EINVAL;
-	return open_with(path, key, NULL, NULL, 0, page_size, flags, out);
-}
-
-/* keys (not key): a snapshot file, with its page tags if ntags > 0. */
-static int open_with(const char *path, const uint8_t key[32], const uint8_t *keys, const uint8_t *tags,
-		     uint32_t ntags, uint32_t page_size, unsigned flags, sqlite3 **out)
-{
-	struct binding *b = NULL;
-	sqlite3 *db = NULL;
-	char *full = NULL, sql[64], ans[32];
-	bool create = flags & VV_METAVFS_CREATE, ro = flags & VV_METAVFS_READONLY;
-	int r = VV_EINVAL, rc, n;
-
-	if (out)
-		*out = NULL;
-	if (!path || (!key && !keys) || !out || page_size < 1024 || page_size > 65536 ||
-	    (page_size & (page_size - 1)))
-		goto out;
-	if ((r = vv_crypto_init()) < 0)
-		goto out;
 	pthread_once(&reg_once, register_vfs);
-	if (reg_rc != SQLITE_OK) {
-		r = VV_EIO;
-		goto out;
-	}
-	r = VV_ENOMEM;
-	full = malloc((size_t)vfs.mxPathname + 1);
-	if (!full)
-		goto out;
-	if (base_vfs->xFullPathname(base_vfs, path, vfs.mxPathname + 1, full) != SQLITE_OK) {
-		r = VV_ENAMETOOLONG;
-		goto out;
-	}
-	if ((r = check_files(full, create)) < 0)
-		goto out;
-	if ((r = bind_key(full, key, keys, page_size, &b)) < 0)
-		goto out;
-	if (keys) {
-		b->snap = true;
-		if (ntags) {
-			if (!(b->tags = malloc((size_t)ntags * VV_TAG_BYTES))) {
-				r = VV_ENOMEM;
-				goto out;
-			}
-			memcpy(b->tags, tags, (size_t)ntags * VV_TAG_BYTES);
-			b->ntags = ntags;
-		}
-	}
-	if (ro && !create) {
-		char *wal = NULL;
-		struct stat st;
-		if (asprintf(&wal, "%s-wal", full) < 0) {
-			r = VV_ENOMEM;
-			goto out;
-		}
-		b->readonly = true;
-		b->wal_absent = vv_os_stat(wal, &st) == -ENOENT;
-		free(wal);
-	}
-
-	rc = sqlite3_open_v2(full, &db, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0),
-			     VV_METAVFS_NAME);
-	if (rc != SQLITE_OK)
-		goto sqlerr;
-	/* SQLite checkpoints the WAL into the database when the last
-	 * connection closes: not for a read-only open, which must leave a WAL
-	 * from a crash as it found it. */
-	if (b->readonly && sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL) !=
-	    SQLITE_OK) {
-		r = VV_EIO;
-		goto out;
-	}
-	if (create) {
-		/* Before anything is written: page size and the 40 bytes
-		 * SQLite must leave alone for nonce and tag.  journal_mode
-		 * MEMORY makes SQLite switch to WAL through mode OFF, so the
-		 * one transaction that writes the header needs no journal. */
-		snprintf(sql, sizeof(sql), "PRAGMA page_size=%u", page_size);
-		if ((rc = pragma(db, sql, NULL, 0)) != SQLITE_OK)
-			goto sqlerr;
-		n = RESERVE;
-		if ((rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &n)) != SQLITE_OK)
-			goto sqlerr;
-	}
-	/* A read-write main database shares its WAL index with a second
-	 * connection, the checkpointer (vv_metavfs_open_peer): normal locking
-	 * through the heap index above.  Read-only and snapshot connections
-	 * stay alone: exclusive locking keeps their index in SQLite's heap. */
-	if ((ro || keys) &&
-	    (rc = pragma(db, "PRAGMA locking_mode=EXCLUSIVE", ans, sizeof(ans))) != SQLITE_OK)
-		goto sqlerr;
-	if (create && (rc = pragma(db, "PRAGMA journal_mode=MEMORY", NULL, 0)) != SQLITE_OK)
-		goto sqlerr;
-	if ((rc = pragma(db, "PRAGMA journal_mode=WAL", ans, sizeof(ans))) != SQLITE_OK)
-		goto sqlerr;
-	if (strcmp(ans, "wal") != 0) {
-		vv_log(VV_LOG_ERR, "meta.db: %s: journal_mode=WAL answered \"%s\"", full, ans);
-		r = VV_EIO;
-		goto out;
-	}
-	if ((rc = pragma(db, "PRAGMA temp_store=MEMORY", NULL, 0)) != SQLITE_OK ||
-	    (rc = pragma(db, "PRAGMA mmap_size=0", NULL, 0)) != SQLITE_OK ||
-	    (rc = pragma(db, "PRAGMA cache_size=-" STR(VV_METAVFS_CACHE_KIB), NULL, 0)) != SQLITE_OK ||
-	    (rc = pragma(db, "PRAGMA foreign_keys=OFF", NULL, 0)) != SQLITE_OK ||
-	    (ro && (rc = pragma(db, "PRAGMA query_only=ON", NULL, 0)) != SQLITE_OK) ||
-	    (rc = pragma(db, "PRAGMA page_size", ans, sizeof(ans))) != SQLITE_OK)
-		goto sqlerr;
-	n = -1;
-	if ((rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &n)) != SQLITE_OK)
-		goto sqlerr;
-	if (strtoul(ans, NULL, 10) != page_size || n != RESERVE) {
-		vv_log(VV_LOG_ERR, "meta.db: %s has page size %s reserve %d, conf says %u/%d",
-		       full, ans, n, page_size, RESERVE);
-		r = VV_ECORRUPT;
-		goto out;
-	}
-	b->db = db;
-	*out = db;
-	db = NULL;
-	b = NULL;
-	r = 0;
-	goto out;
-sqlerr:
-	r = vv_metavfs_err(db, rc);
-	if (r == 0)
-		r = VV_EIO;
-	vv_log(VV_LOG_ERR, "meta.db: open %s: %s", full, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-out:
-	if (db)
-		sqlite3_close_v2(db);
-	drop_new_wal(b);
-	unbind(b);
-	free(full);
-	return r;
-}
-
-int vv_metavfs_close(sqlite3 *db)
-{
-	struct binding *b, *found = NULL;
-	sqlite3_stmt *st;
-	int r = 0, rc;
-
-	if (!db)
-		return 0;
-	pthread_mutex_lock(&reg_lock);
-	for (b = reg; b; b = b->next)
-		if (b->db == db)
-			found = b;
-	pthread_mutex_unlock(&reg_lock);
-	if (!found || !found->readonly) {
-		rc = sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
-		if (rc != SQLITE_OK) {
-			vv_log(VV_LOG_ERR, "meta.db: final checkpoint: %s", sqlite3_errmsg(db));
-			r = vv_metavfs_err(db, rc);
-		}
-	}
-	while ((st = sqlite3_next_stmt(db, NULL)) != NULL)
-		sqlite3_finalize(st);
-	rc = sqlite3_close(db);
-	if (rc != SQLITE_OK && r == 0)
-		r = VV_EIO;
-	drop_new_wal(found);
-	unbind(found);
-	return r;
-}
-
-/* The checkpointer's connection: it syncs what it copies (NORMAL: the WAL
- * before, meta.db after), checkpoints only when asked, spills nothing to
- * disk, maps nothing, caches little and writes no rows. */
-static const char *const peer_pragmas[] = {
-	"PRAGMA synchronous=NORMAL", "PRAGMA wal_autocheckpoint=0", "PRAGMA temp_store=MEMORY",
-	"PRAGMA mmap_size=0", "PRAGMA cache_size=16", "PRAGMA query_only=ON",
-};
-
-int vv_metavfs_open_peer(sqlite3 *db, sqlite3 **out)
-{
-	struct binding *b, *found = NULL;
-	sqlite3 *p = NULL;
-	char *path = NULL, ans[32];
-	int rc, r = VV_EINVAL;
-
-	*out = NULL;
-	pthread_mutex_lock(&reg_lock);
-	for (b = reg; b; b = b->next)
-		if (db && b->db == db)
-			found = b;
-	if (found && !found->readonly && !found->snap)
-		path = strdup(found->path);
-	pthread_mutex_unlock(&reg_lock);
-	if (!found || found->readonly || found->snap)
-		return VV_EINVAL;
-	if (!path)
-		return VV_ENOMEM;
-	rc = sqlite3_open_v2(path, &p, SQLITE_OPEN_READWRITE, VV_METAVFS_NAME);
-	/* Never a checkpoint at close (the writer's close makes the last), nor
-	 * one SQLite starts by itself; query_only: it writes no rows. */
-	if (rc == SQLITE_OK &&
-	    sqlite3_db_config(p, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL) != SQLITE_OK)
-		rc = SQLITE_ERROR;
-	if (rc == SQLITE_OK)
-		rc = pragma(p, "PRAGMA journal_mode", ans, sizeof(ans));
-	if (rc == SQLITE_OK && strcmp(ans, "wal") != 0) {
-		vv_log(VV_LOG_ERR, "meta.db: %s: the checkpointer found journal_mode \"%s\"", path, ans);
-		r = VV_EIO;
-		goto out;
-	}
-	for (size_t i = 0; rc == SQLITE_OK && i < sizeof(peer_pragmas) / sizeof(peer_pragmas[0]); i++)
-		rc = pragma(p, peer_pragmas[i], NULL, 0);
-	if (rc != SQLITE_OK) {
-		r = vv_metavfs_err(p, rc);
-		if (r == 0)
-			r = VV_EIO;
-		vv_log(VV_LOG_ERR, "meta.db: open the checkpointer's connection to %s: %s", path,
-		       p ? sqlite3_errmsg(p) : sqlite3_errstr(rc));
-		goto out;
-	}
-	*out = p;
-	p = NULL;
-	r = 0;
-out:
-	if (p)
-		sqlite3_close(p);
-	free(path);
-	return r;
-}
-
-int vv_metavfs_close_peer(sqlite3 *peer)
-{
-	sqlite3_stmt *st;
-
-	if (!peer)
-		return 0;
-	while ((st = sqlite3_next_stmt(peer, NULL)) != NULL)
-		sqlite3_finalize(st);
-	return sqlite3_close(peer) == SQLITE_OK ? 0 : VV_EIO;
-}
-
-int vv_metavfs_wal_discarded(sqlite3 *db)
-{
-	int n = 0;
-
-	pthread_mutex_lock(&reg_lock);
-	for (struct binding *b = reg; b; b = b->next)
-		if (b->db == db)
-			n = b->discarded;
-	pthread_mutex_unlock(&reg_lock);
-	return n;
+	return reg_rc;
 }
 
 int vv_metavfs_wal_fd(sqlite3 *db)
@@ -1551,378 +1072,4 @@ int vv_metavfs_wal_fd(sqlite3 *db)
 		return VV_EIO;
 	}
 	return f->fd;
-}
-
-/* --- snapshot files (vv_metavfs_copy) ------------------------------------------ */
-
-/* The binding of an open connection (its path, keys, page size), copied
- * out under the registry lock: keys into secure memory the caller frees. */
-static int binding_of(sqlite3 *db, char **path, uint8_t **keys, uint32_t *psz)
-{
-	int r = VV_EINVAL;
-
-	*path = NULL;
-	*keys = NULL;
-	pthread_mutex_lock(&reg_lock);
-	for (struct binding *b = reg; b; b = b->next) {
-		if (b->db != db)
-			continue;
-		*path = strdup(b->path);
-		*keys = vv_secure_alloc(NKEYS * VV_KEY_BYTES);
-		*psz = b->psz;
-		r = *path && *keys ? 0 : VV_ENOMEM;
-		if (r == 0)
-			memcpy(*keys, b->keys, NKEYS * VV_KEY_BYTES);
-		break;
-	}
-	pthread_mutex_unlock(&reg_lock);
-	if (r < 0) {
-		free(*path);
-		vv_secure_free(*keys);
-		*path = NULL;
-		*keys = NULL;
-	}
-	return r;
-}
-
-#define COPY_BUF (1u << 20)     /* a multiple of every page size */
-static const char MAC_CTX[] = "vecvault snapshot file";
-
-static void mac_start(struct vv_mac_state *st, const uint8_t *keys, uint32_t tag)
-{
-	uint8_t t[4];
-
-	vv_put_le32(t, tag);
-	vv_mac_init(st, keys + (size_t)K_SNAP * VV_KEY_BYTES);
-	vv_mac_update(st, MAC_CTX, sizeof(MAC_CTX));
-	vv_mac_update(st, t, sizeof(t));
-}
-
-static void mac_end(struct vv_mac_state *st, uint64_t size, uint8_t mac[VV_MAC_BYTES])
-{
-	uint8_t z[8];
-
-	vv_put_le64(z, size);
-	vv_mac_update(st, z, sizeof(z));
-	vv_mac_final(st, mac);
-}
-
-/*
- * Read fd from 0 to its end, writing each piece to out (>= 0), into the
- * MAC st (if any), and the tag of each page of psz bytes into tags (room
- * for ntags; more pages than that fail: the file grew while copied).
- * Pages set in the bitmap skip (1-based) are not written (holes) and get a
- * zero tag.
- */
-static int pump(int fd, int out, struct vv_mac_state *st, uint8_t *tags, uint32_t ntags, uint32_t psz,
-		const uint8_t *skip, uint64_t *size, const char *name)
-{
-	uint8_t *buf = malloc(COPY_BUF);
-	int64_t off = 0;
-	ssize_t n;
-	int r = 0;
-
-	if (!buf)
-		return VV_ENOMEM;
-	while ((n = vv_os_pread_full(fd, buf, COPY_BUF, off)) > 0) {
-		if (st)
-			vv_mac_update(st, buf, (size_t)n);
-		for (ssize_t p = psz; tags && p <= n; p += psz) {
-			uint64_t pg = (uint64_t)(off + p) / psz;       /* 1-based */
-			if (pg > ntags) {
-				vv_log(VV_LOG_ERR, "meta.db: %s grew while copied to %s", name, name);
-				r = VV_EIO;
-				goto out;
-			}
-			if (skip && skip[pg / 8] & (1u << (pg % 8)))
-				memset(tags + (pg - 1) * VV_TAG_BYTES, 0, VV_TAG_BYTES);
-			else
-				memcpy(tags + (pg - 1) * VV_TAG_BYTES, buf + p - VV_TAG_BYTES, VV_TAG_BYTES);
-		}
-		/* The runs of pages to keep (all of them without skip). */
-		for (ssize_t a = 0, b; out >= 0 && a < n; a = b) {
-			uint64_t pg = (uint64_t)(off + a) / psz + 1;
-			if (skip && a + (ssize_t)psz <= n && skip[pg / 8] & (1u << (pg % 8))) {
-				b = a + psz;
-				continue;
-			}
-			for (b = a + psz; b < n && !(skip && b + (ssize_t)psz <= n &&
-					       skip[((uint64_t)(off + b) / psz + 1) / 8] &
-					       (1u << (((uint64_t)(off + b) / psz + 1) % 8))); b += psz)
-				;
-			if (b > n)
-				b = n;
-			if ((r = vv_os_pwrite_full(out, buf + a, (size_t)(b - a), off + a)) < 0) {
-				vv_log(VV_LOG_ERR, "meta.db: write %s: %s", name, strerror(-r));
-				r = r == -ENOSPC ? VV_ENOSPC : VV_EIO;
-				goto out;
-			}
-		}
-		off += n;
-		/* Start the disk writes while copying: the caller's fsync
-		 * then waits for less. */
-		if (out >= 0 && off % (8 * COPY_BUF) == 0)
-			vv_os_writeback(out, off);
-	}
-	if (n < 0) {
-		vv_log(VV_LOG_ERR, "meta.db: read for a snapshot file: %s", strerror((int)-n));
-		r = VV_EIO;
-	}
-out:
-	*size = (uint64_t)off;
-	free(buf);
-	return r;
-}
-
-/* Open page pg of the main file fd into buf (psz bytes). */
-static int read_open(int fd, const uint8_t *keys, uint32_t psz, const char *name, uint32_t pg, uint8_t *buf)
-{
-	struct mfile f = { .psz = psz, .keys = (uint8_t *)keys, .name = (char *)name };
-	struct region rg = { .kind = R_PAGE, .start = (int64_t)(pg - 1) * psz, .len = psz, .frame = -1,
-			     .pgno = pg };
-
-	if (vv_os_pread_full(fd, buf, psz, rg.start) != (ssize_t)psz)
-		return VV_EIO;
-	return open_page(&f, buf, &rg, NULL) == SQLITE_OK ? 0 : VV_ECORRUPT;
-}
-
-/*
- * The free leaf pages of the main file fd (np pages), from the freelist
- * its page 1 heads (https://www.sqlite.org/fileformat2.html#the_freelist):
- * a bitmap by page number into *skip (malloc), and their count.  Trunk
- * pages stay (few).  Anything unexpected: 0 and no bitmap (all copied).
- */
-static uint32_t free_pages(int fd, const uint8_t *keys, uint32_t psz, uint32_t np, const char *name,
-			   uint8_t **skip)
-{
-	uint8_t *pg = malloc(psz), *map = calloc((size_t)np / 8 + 1, 1);
-	uint32_t trunk, total, n = 0, cap = (psz - RESERVE) / 4 - 2, guard = 0;
-
-	*skip = NULL;
-	if (!pg || !map || read_open(fd, keys, psz, name, 1, pg) < 0)
-		goto none;
-	trunk = vv_get_be32(pg + 32);
-	total = vv_get_be32(pg + 36);
-	while (trunk && n < total) {
-		uint32_t leaves;
-		if (trunk > np || ++guard > np || read_open(fd, keys, psz, name, trunk, pg) < 0)
-			goto bad;
-		leaves = vv_get_be32(pg + 4);
-		if (leaves > cap)
-			goto bad;
-		for (uint32_t i = 0; i < leaves; i++) {
-			uint32_t leaf = vv_get_be32(pg + 8 + 4 * (size_t)i);
-			if (leaf < 2 || leaf > np || leaf == trunk)
-				goto bad;
-			if (!(map[leaf / 8] & (1u << (leaf % 8))))
-				n++;
-			map[leaf / 8] |= (uint8_t)(1u << (leaf % 8));
-		}
-		trunk = vv_get_be32(pg);
-	}
-	if (n == 0)
-		goto none;
-	vv_memzero(pg, psz);
-	free(pg);
-	*skip = map;
-	return n;
-bad:
-	vv_log(VV_LOG_WARN, "meta.db: %s: its freelist does not parse (page %u); copying every page",
-	       name, trunk);
-none:
-	if (pg)
-		vv_memzero(pg, psz);
-	free(pg);
-	free(map);
-	return 0;
-}
-
-int vv_metavfs_copy(sqlite3 *db, const char *dst, uint8_t **tags, uint32_t *npages)
-{
-	struct stat sb;
-	uint8_t *keys = NULL, *t = NULL, *skip = NULL;
-	char *src = NULL;
-	uint32_t psz, np = 0, nfree;
-	uint64_t size = 0;
-	int in = -1, out = -1, r;
-
-	*tags = NULL;
-	*npages = 0;
-	if ((r = binding_of(db, &src, &keys, &psz)) < 0)
-		return r;
-	if ((in = vv_os_open(src, O_RDONLY | O_NOFOLLOW, 0)) < 0) {
-		vv_log(VV_LOG_ERR, "meta.db: open %s: %s", src, strerror(-in));
-		r = VV_EIO;
-		goto out;
-	}
-	if ((r = vv_os_fstat(in, &sb)) < 0) {
-		r = VV_EIO;
-		goto out;
-	}
-	if (sb.st_size == 0 || sb.st_size % psz || sb.st_size / psz > UINT32_MAX) {
-		vv_log(VV_LOG_ERR, "meta.db: %s is %lld bytes, not whole pages: not checkpointed?", src,
-		       (long long)sb.st_size);
-		r = VV_EIO;
-		goto out;
-	}
-	np = (uint32_t)(sb.st_size / psz);
-	if (!(t = malloc((size_t)np * VV_TAG_BYTES))) {
-		r = VV_ENOMEM;
-		goto out;
-	}
-	if ((out = vv_os_open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600)) < 0) {
-		vv_log(VV_LOG_ERR, "meta.db: create %s: %s", dst, strerror(-out));
-		r = out == -EEXIST ? VV_EEXIST : out == -ENOSPC ? VV_ENOSPC : VV_EIO;
-		goto out;
-	}
-	/* Free pages stay out of the copy (holes): no reader opens them. */
-	nfree = free_pages(in, keys, psz, np, src, &skip);
-	if ((r = pump(in, out, NULL, t, np, psz, skip, &size, dst)) < 0)
-		goto out;
-	if (size == (uint64_t)np * psz && (r = vv_os_ftruncate(out, (off_t)size)) < 0) {
-		vv_log(VV_LOG_ERR, "meta.db: truncate %s: %s", dst, strerror(-r));
-		r = r == -ENOSPC ? VV_ENOSPC : VV_EIO;
-		goto out;
-	}
-	if (nfree)
-		vv_log(VV_LOG_INFO, "meta.db: %s: %u of its %u pages free in meta.db, left out",
-		       dst, nfree, np);
-	if (size != (uint64_t)np * psz) {
-		vv_log(VV_LOG_ERR, "meta.db: %s changed size while copied (%llu bytes, then %llu)", src,
-		       (unsigned long long)sb.st_size, (unsigned long long)size);
-		r = VV_EIO;
-		goto out;
-	}
-	*tags = t;
-	*npages = np;
-	t = NULL;
-out:
-	free(skip);
-	if (in >= 0)
-		vv_os_close(in);
-	if (out >= 0)
-		vv_os_close(out);
-	if (r < 0 && out >= 0)
-		vv_os_unlink(dst);
-	free(t);
-	vv_secure_free(keys);
-	free(src);
-	return r;
-}
-
-int vv_metavfs_open_copy(sqlite3 *db, const char *path, uint32_t tag, const uint8_t mac[VV_MAC_BYTES],
-			 const uint8_t *tags, uint32_t npages, sqlite3 **out)
-{
-	struct vv_mac_state st;
-	uint8_t got[VV_MAC_BYTES], *keys = NULL;
-	char *src = NULL;
-	uint32_t psz;
-	uint64_t size = 0;
-	int fd = -1, r;
-
-	*out = NULL;
-	if (!tags != !npages)
-		return VV_EINVAL;
-	if ((r = binding_of(db, &src, &keys, &psz)) < 0)
-		return r;
-	if (mac) {
-		/* A snapshot of an older build: its whole file, once. */
-		if ((fd = vv_os_open(path, O_RDONLY | O_NOFOLLOW, 0)) < 0) {
-			vv_log(VV_LOG_ERR, "meta.db: snapshot file %s: %s", path, strerror(-fd));
-			r = fd == -ENOENT ? VV_ECORRUPT : VV_EIO;
-			goto out;
-		}
-		mac_start(&st, keys, tag);
-		if ((r = pump(fd, -1, &st, NULL, 0, psz, NULL, &size, path)) < 0)
-			goto out;
-		mac_end(&st, size, got);
-		if (!vv_memeq_ct(got, mac, VV_MAC_BYTES)) {
-			vv_log(VV_LOG_ERR, "meta.db: snapshot file %s does not match its record (tampered, "
-			       "swapped or truncated)", path);
-			r = VV_ECORRUPT;
-			goto out;
-		}
-	} else if (tags && (r = vv_os_stat(path, &(struct stat){ 0 })) < 0) {
-		/* Said at once rather than as a failed page read. */
-		vv_log(VV_LOG_ERR, "meta.db: snapshot file %s: %s", path, strerror(-r));
-		r = r == -ENOENT ? VV_ECORRUPT : VV_EIO;
-		goto out;
-	}
-	r = open_with(path, NULL, keys, tags, npages, psz, VV_METAVFS_READONLY, out);
-out:
-	vv_memzero(&st, sizeof(st));
-	vv_memzero(got, sizeof(got));
-	if (fd >= 0)
-		vv_os_close(fd);
-	vv_secure_free(keys);
-	free(src);
-	return r;
-}
-
-int vv_metavfs_check_copy(sqlite3 *db, const char *path, const uint8_t *tags, uint32_t npages,
-			  struct vv_metavfs_damage *dmg)
-{
-	static const uint8_t zero[VV_TAG_BYTES];
-	struct mfile f;
-	struct stat sb;
-	char *src = NULL;
-	int fd = -1, r;
-
-	memset(dmg, 0, sizeof(*dmg));
-	memset(&f, 0, sizeof(f));
-	if (!tags || !npages)
-		return VV_EINVAL;
-	if ((r = binding_of(db, &src, &f.keys, &f.psz)) < 0)
-		return r;
-	f.name = (char *)path;
-	dmg->want = (uint64_t)npages * f.psz;
-	if (!(f.pg = malloc(f.psz))) {
-		r = VV_ENOMEM;
-		goto out;
-	}
-	if ((fd = vv_os_open(path, O_RDONLY | O_NOFOLLOW, 0)) < 0 || vv_os_fstat(fd, &sb) < 0) {
-		dmg->missing = true;
-		dmg->err = fd < 0 ? fd : -EIO;
-		goto out;
-	}
-	dmg->size = (uint64_t)sb.st_size;
-	for (uint32_t pg = 1; pg <= npages; pg++) {
-		struct region rg = { .kind = R_PAGE, .start = (int64_t)(pg - 1) * f.psz, .len = f.psz,
-				     .frame = -1, .pgno = pg };
-		const uint8_t *want = tags + (size_t)(pg - 1) * VV_TAG_BYTES;
-		ssize_t got = vv_os_pread_full(fd, f.pg, f.psz, rg.start);
-		bool bad;
-
-		if (got < 0) {
-			dmg->err = (int)got;
-			dmg->missing = true;
-			break;
-		}
-		if ((size_t)got < f.psz) {
-			bad = true;
-		} else if (!vv_memeq_ct(f.pg + f.psz - VV_TAG_BYTES, want, VV_TAG_BYTES)) {
-			bad = true;
-		} else if (vv_memeq_ct(want, zero, VV_TAG_BYTES)) {
-			/* A page meta.db never wrote (a free page SQLite
-			 * skipped): a hole there too, never read. */
-			uint8_t acc = 0;
-			for (uint32_t i = 0; i < f.psz; i++)
-				acc |= f.pg[i];
-			bad = acc != 0 && open_page(&f, f.pg, &rg, NULL) != SQLITE_OK;
-		} else {
-			bad = open_page(&f, f.pg, &rg, NULL) != SQLITE_OK;
-		}
-		if (bad && dmg->bad++ == 0)
-			dmg->first = pg;
-	}
-out:
-	if (fd >= 0)
-		vv_os_close(fd);
-	if (f.pg) {
-		vv_memzero(f.pg, f.psz);
-		free(f.pg);
-	}
-	vv_secure_free(f.keys);
-	free(src);
-	return r;
 }

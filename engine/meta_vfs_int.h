@@ -5,7 +5,8 @@
  * frame is stored encrypted and authenticated (XChaCha20-Poly1305 in the
  * page's 40 reserved bytes), and the WAL frame checksums, which SQLite
  * computes over plaintext, are masked with a keyed pad.  All file I/O goes
- * through engine/os.h.  Only meta.c and meta_vfs.c include <sqlite3.h>.
+ * through engine/os.h.  Only the meta module's files (meta*.c) include
+ * <sqlite3.h>.
  * Byte layout: docs/format.md and the table at the top of meta_vfs.c.
  */
 #ifndef VV_META_VFS_INT_H
