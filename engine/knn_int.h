@@ -15,17 +15,17 @@ struct vv_vault;
 struct node;
 struct kent;
 
-/* What one directory request may still spend on fills: bytes of small
- * files decrypted inline in its own pool turn, and fill jobs it may queue
- * for larger files. */
+/* What one directory request may still spend on fills: bytes of files up
+ * to 1 MiB (vault_knn.c KNN_INLINE_MAX) decrypted inline in its own pool
+ * turn, and fill jobs it may queue for larger files. */
 struct knn_budget {
 	size_t inline_bytes;
 	unsigned fills;
 };
 
 /* Node n's ready entry for a scan charged to uid, referenced: 0 with *e,
- * *base and *size set.  Under n->rw (read), loaded.  A small file not yet
- * cached is decrypted here if b's inline bytes allow (charged to uid's
+ * *base and *size set.  Under n->rw (read), loaded.  A file of up to 1 MiB
+ * not yet cached is decrypted here if b's inline bytes allow (charged to uid's
  * share: VV_EFBIG / VV_EBUSY if it does not fit), else VV_EAGAIN; VV_EAGAIN
  * while another request fills it; VV_ENOENT for a larger file not cached
  * (the caller probes it, then vault_knn_start). */

@@ -72,6 +72,8 @@
 #define KNN_HASH_MIN_BITS 6
 #define KNN_SMALL_MAX (120u << 10)   /* entries up to this size live on the heap */
 #define KNN_SMALL_ALIGN 64u
+#define KNN_INLINE_MAX (1u << 20)    /* a directory request decrypts files up to this
+					size in its own turn (knn_int.h, knn_budget) */
 
 enum kstate { K_FILLING, K_READY };
 
@@ -720,6 +722,31 @@ static bool fill_valid(struct knn_cache *c, struct node *n, struct kent *e)
 	return ok;
 }
 
+/* mlock e's mapping p if lock_grant granted it; if the kernel refuses,
+ * give the grant back.  c->mu not held. */
+static void lock_apply(struct knn_cache *c, struct kent *e, uint8_t *p)
+{
+	int err;
+	struct kuse *u;
+
+	if (!e->locked || mlock2(p, e->maplen, MLOCK_ONFAULT) == 0)
+		return;
+	err = errno;
+	pthread_mutex_lock(&c->mu);
+	if ((u = use_find(c, e->uid, false)))
+		u->locked -= e->maplen;
+	c->locked -= e->maplen;
+	e->locked = false;
+	if (u)
+		use_maybe_free(c, u);
+	if (!c->warned_lock) {
+		c->warned_lock = true;
+		vv_log(VV_LOG_INFO, "knn: cannot lock the offload cache in memory (%s): with "
+		       "swap enabled, decrypted segments may be written to it", strerror(err));
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
 /* The fill's mapping: huge pages if allowed, never in a core dump, locked
  * against swap if the entry was granted part of the lock budget. */
 static int fill_map(struct knn_cache *c, struct kent *e, uint8_t **out)
@@ -739,23 +766,7 @@ static int fill_map(struct knn_cache *c, struct kent *e, uint8_t **out)
 		return VV_ENOMEM;
 	madvise(p, e->maplen, MADV_HUGEPAGE);
 	madvise(p, e->maplen, MADV_DONTDUMP);
-	if (e->locked && mlock2(p, e->maplen, MLOCK_ONFAULT) < 0) {
-		int err = errno;
-		struct kuse *u;
-		pthread_mutex_lock(&c->mu);
-		if ((u = use_find(c, e->uid, false)))
-			u->locked -= e->maplen;
-		c->locked -= e->maplen;
-		e->locked = false;
-		if (u)
-			use_maybe_free(c, u);
-		if (!c->warned_lock) {
-			c->warned_lock = true;
-			vv_log(VV_LOG_INFO, "knn: cannot lock the offload cache in memory (%s): with "
-			       "swap enabled, decrypted segments may be written to it", strerror(err));
-		}
-		pthread_mutex_unlock(&c->mu);
-	}
+	lock_apply(c, e, p);
 	*out = p;
 	return 0;
 }
@@ -846,6 +857,20 @@ static void fill_finish(struct vv_vault *v, struct knn_cache *c, struct kjob *j,
 	free(j);
 }
 
+/* Lock entry e (of uid u) against swap if the budget allows: within the
+ * cache's lock budget, and for an unprivileged uid no more than it could
+ * lock itself by default; heap entries share their pages (docs/design.md
+ * "Query offload").  Under c->mu; the mlock itself is lock_apply's. */
+static void lock_grant(struct knn_cache *c, struct kent *e, struct kuse *u)
+{
+	if (!e->heap && c->locked + e->maplen <= c->lock_cap &&
+	    (privileged(c, e->uid) || u->locked + e->maplen <= KNN_LOCK_UID)) {
+		e->locked = true;
+		c->locked += e->maplen;
+		u->locked += e->maplen;
+	}
+}
+
 /* Start filling an entry for node n charged to uid (under n->rw read,
  * loaded; c->mu held): queue a fill job, handing it the caller's pin on n.
  * VV_EAGAIN when queued; VV_EFBIG / VV_EBUSY when it does not fit uid's
@@ -882,15 +907,7 @@ static int start_fill(struct knn_cache *c, uint32_t uid, struct node *n, bool *p
 		free(j);
 		return r;
 	}
-	/* lock against swap within the budget, and for an unprivileged uid
-	 * no more than it could lock itself by default; heap entries share
-	 * their pages (docs/design.md "Query offload") */
-	if (!e->heap && c->locked + e->maplen <= c->lock_cap &&
-	    (privileged(c, uid) || u->locked + e->maplen <= KNN_LOCK_UID)) {
-		e->locked = true;
-		c->locked += e->maplen;
-		u->locked += e->maplen;
-	}
+	lock_grant(c, e, u);
 	e->refs = 2;                     /* the list's and the filler's */
 	ent_list(c, e, u);
 	j->type = J_FILL;
@@ -973,14 +990,26 @@ static void put_entry(struct vv_vault *v, struct kent *e)
 	pthread_mutex_unlock(&v->knn->mu);
 }
 
-/* Decrypt small file n whole into a heap entry and list it ready, charged
- * to uid; under n->rw (read), so no writer can change the bytes between the
- * read and the listing (a writer drops the entry under n->rw). */
+/* Free what fill_map made for e, if it was never listed. */
+static void fill_unmap(struct kent *e, uint8_t *p)
+{
+	if (e->heap)
+		free(p);
+	else
+		munmap(p, e->maplen);
+}
+
+/* Decrypt file n (up to KNN_INLINE_MAX) whole into a new entry, on the
+ * heap or mapped as a fill job's, and list it ready, charged to uid; under
+ * n->rw (read), so no writer can change the bytes between the read and
+ * the listing (a writer drops the entry under n->rw).  Mapped entries are
+ * locked as a fill job's are, after the read (the pages are there). */
 static int fill_inline(struct vv_vault *v, uint32_t uid, struct node *n, struct kent **out)
 {
 	struct knn_cache *c = v->knn;
 	struct kent *e = calloc(1, sizeof(*e));
 	struct kuse *u;
+	uint8_t *p = NULL;
 	int r;
 
 	if (!e)
@@ -990,16 +1019,18 @@ static int fill_inline(struct vv_vault *v, uint32_t uid, struct node *n, struct 
 	e->size = n->a.size;
 	e->gen = n->data_gen;
 	e->maplen = map_len(e->size);
-	e->heap = true;
-	if (!(e->base = calloc(1, e->maplen))) {
-		free(e);
-		return VV_ENOMEM;
-	}
-	if ((r = read_data(v, n, e->base, 0, e->size)) < 0) {
-		free(e->base);
+	e->heap = small_entry(e->size);
+	if ((r = fill_map(c, e, &p)) < 0) {
 		free(e);
 		return r;
 	}
+	if ((r = read_data(v, n, p, 0, e->size)) < 0) {
+		fill_unmap(e, p);
+		free(e);
+		return r;
+	}
+	if (!e->heap)
+		mprotect(p, e->maplen, PROT_READ);
 	pthread_mutex_lock(&c->mu);
 	/* another request may have listed one meanwhile: that one serves */
 	r = find_entry(c, n->ino, out);
@@ -1010,6 +1041,8 @@ static int fill_inline(struct vv_vault *v, uint32_t uid, struct node *n, struct 
 	if (r == 0 && !(u = use_find(c, uid, true)))
 		r = VV_ENOMEM;
 	if (r == 0) {
+		lock_grant(c, e, u);
+		e->base = p;
 		e->state = K_READY;
 		e->refs = 2;                 /* the list's and the caller's */
 		ent_list(c, e, u);
@@ -1018,8 +1051,10 @@ static int fill_inline(struct vv_vault *v, uint32_t uid, struct node *n, struct 
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (e) {
-		free(e->base);
+		fill_unmap(e, p);
 		free(e);
+	} else {
+		lock_apply(c, *out, p);
 	}
 	return r == 1 ? 0 : r;
 }
@@ -1029,7 +1064,7 @@ int vault_knn_get(struct vv_vault *v, uint32_t uid, struct node *n, struct knn_b
 {
 	int r = lookup_entry(v, n, e);
 
-	if (r == VV_ENOENT && small_entry(n->a.size)) {
+	if (r == VV_ENOENT && n->a.size <= KNN_INLINE_MAX) {
 		if (b->inline_bytes < n->a.size)
 			return VV_EAGAIN;
 		b->inline_bytes -= n->a.size;

@@ -19,8 +19,9 @@
  * EFBIG or E2BIG are not recorded (the caller opens and reads them itself,
  * audited as usual), nor names that do not exist (as lookups).
  *
- * Cache: the offload's one cache, charged to the caller's share.  A small
- * file (vault_knn.c: a heap entry) not yet cached is decrypted inline in
+ * Cache: the offload's one cache, charged to the caller's share.  A file
+ * of up to 1 MiB (vault_knn.c KNN_INLINE_MAX: a heap entry up to 120 KiB,
+ * a mapping as a fill job's above) not yet cached is decrypted inline in
  * this request's turn within DIR_INLINE_BYTES; a larger one gets a fill
  * job (at most DIR_FILLS per request, so a request over 256 large files
  * does not fill the uid's queue slots) and answers EAGAIN.

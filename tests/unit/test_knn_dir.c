@@ -351,22 +351,33 @@ static void test_vault(void)
 		ok(r == 0 && cands(io)[0].row == 0 && cands(io)[0].d == 95.0 * 95.0,
 		   "the new file's bytes answer (row 0, distance 95^2)");
 	}
-	/* the work budget: 70,000 rows of dim 1 x 500 queries x 33 is over half
-	 * of 2^31, so the second such file is -E2BIG; files over the small
-	 * size are filled by jobs, at most 2 per request (pool held) */
+	/* a file over the heap's size but within the inline one (600 KB):
+	 * decrypted in the request's own turn, so served at once */
+	{
+		static const char *const mid[] = { "m0", NULL };
+		float q0 = 0;
+		is_int(put(v, &root_c, c.ino, "m0", 75000, 1, 0, 0644), 0, "vault: a 600 KB m0");
+		r = ask(v, &root_c, c.ino, io, 1, 1, 1, &q0, mid);
+		ok(r == 0 && stats(io)[0].err == 0 && stats(io)[0].rows == 75000 &&
+		   cands(io)[0].name == 0 && cands(io)[0].row == 0,
+		   "a 600 KB file served by the first request (decrypted inline)");
+	}
+	/* the work budget: 140,000 rows of dim 1 x 300 queries x 33 is over half
+	 * of 2^31, so the second such file is -E2BIG; files over the inline
+	 * size (1 MiB) are filled by jobs, at most 2 per request (pool held) */
 	{
 		static const char *const big[] = { "w0", "w1", "w2", NULL };
-		float *qq = calloc(500, sizeof(float));
+		float *qq = calloc(300, sizeof(float));
 		vault_knn_pool_hold(v, true);
 		for (int i = 0; i < 3; i++)
-			put(v, &root_c, c.ino, big[i], 70000, 1, (float)i, 0644);
-		r = ask(v, &root_c, c.ino, io, 1, 500, 1, qq, big);
+			put(v, &root_c, c.ino, big[i], 140000, 1, (float)i, 0644);
+		r = ask(v, &root_c, c.ino, io, 1, 300, 1, qq, big);
 		vault_knn_cache_stats(v, &st);
 		ok(r == 0 && stats(io)[0].err == -11 && stats(io)[1].err == -11 && stats(io)[2].err == -11 &&
 		   st.fillers == 2, "large files: -EAGAIN, 2 fill jobs started (not 3)");
 		vault_knn_pool_hold(v, false);
 		for (int t = 0; t < 500; t++) {
-			r = ask(v, &root_c, c.ino, io, 1, 500, 1, qq, big);
+			r = ask(v, &root_c, c.ino, io, 1, 300, 1, qq, big);
 			if (r || (stats(io)[0].err != -11 && stats(io)[1].err != -11))
 				break;
 			usleep(10000);
