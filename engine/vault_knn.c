@@ -857,6 +857,24 @@ static void fill_finish(struct vv_vault *v, struct knn_cache *c, struct kjob *j,
 	free(j);
 }
 
+/* A new entry for node n's bytes as they are now, charged to uid, not
+ * listed, holding nothing yet (under n->rw read: its size and data
+ * generation stay what the entry says). */
+static struct kent *ent_new(uint32_t uid, const struct node *n)
+{
+	struct kent *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->ino = n->ino;
+	e->uid = uid;
+	e->size = n->a.size;
+	e->gen = n->data_gen;
+	e->maplen = map_len(e->size);
+	e->heap = small_entry(e->size);
+	return e;
+}
+
 /* Lock entry e (of uid u) against swap if the budget allows: within the
  * cache's lock budget, and for an unprivileged uid no more than it could
  * lock itself by default; heap entries share their pages (docs/design.md
@@ -882,16 +900,10 @@ static int start_fill(struct knn_cache *c, uint32_t uid, struct node *n, bool *p
 	struct kuse *u;
 	int r = VV_ENOMEM;
 
-	if (!(e = calloc(1, sizeof(*e))) || !(j = calloc(1, sizeof(*j)))) {
+	if (!(e = ent_new(uid, n)) || !(j = calloc(1, sizeof(*j)))) {
 		free(e);
 		return VV_ENOMEM;
 	}
-	e->ino = n->ino;
-	e->uid = uid;
-	e->size = n->a.size;
-	e->gen = n->data_gen;
-	e->maplen = map_len(e->size);
-	e->heap = small_entry(e->size);
 	e->state = K_FILLING;
 	/* the whole mapping counts, holes too: what it may come to hold */
 	if ((r = make_room(c, uid, e->maplen)) < 0 || !(u = use_find(c, uid, true)) ||
@@ -1007,19 +1019,13 @@ static void fill_unmap(struct kent *e, uint8_t *p)
 static int fill_inline(struct vv_vault *v, uint32_t uid, struct node *n, struct kent **out)
 {
 	struct knn_cache *c = v->knn;
-	struct kent *e = calloc(1, sizeof(*e));
+	struct kent *e = ent_new(uid, n);
 	struct kuse *u;
 	uint8_t *p = NULL;
 	int r;
 
 	if (!e)
 		return VV_ENOMEM;
-	e->ino = n->ino;
-	e->uid = uid;
-	e->size = n->a.size;
-	e->gen = n->data_gen;
-	e->maplen = map_len(e->size);
-	e->heap = small_entry(e->size);
 	if ((r = fill_map(c, e, &p)) < 0) {
 		free(e);
 		return r;
