@@ -17,7 +17,8 @@
  * is decrypted before its check passed.  Each name served or refused gets
  * one "scan" audit record with its path; names answered EAGAIN, EBUSY,
  * EFBIG or E2BIG are not recorded (the caller opens and reads them itself,
- * audited as usual), nor names that do not exist (as lookups).
+ * audited as usual), nor names that do not exist (as lookups), nor the
+ * names of a scan that failed as a whole (below).
  *
  * Cache: the offload's one cache, charged to the caller's share.  A file
  * of up to 1 MiB (vault_knn.c KNN_INLINE_MAX: a heap entry up to 120 KiB,
@@ -51,6 +52,7 @@ struct dir_name {
 	const char *why;                  /* the parser's reason, for the audit */
 	int err;
 	bool found;                       /* it exists: its answer is audited */
+	bool unscanned;                   /* the scan of all failed: the caller reads it */
 };
 
 /* One request's copy of its input (the reply overwrites io) and its work. */
@@ -260,7 +262,13 @@ int vv_vault_knn_dir(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *
 	}
 	for (uint32_t j = 0; j < ns; j++) {
 		struct dir_name *x = &dr.dn[dr.idx[j]];
+		/* a failed scan (a TEXMEX row with a wrong dim word in one
+		 * file, no memory) fails every name of it: none is recorded,
+		 * the caller opens and scans them itself and its own scan names
+		 * the file at fault (an audited ECORRUPT here would accuse the
+		 * innocent files too) */
 		x->err = s;
+		x->unscanned = s < 0;
 		if (s == 0) {
 			dr.st[dr.idx[j]].rows = dr.sv[j].info.count;
 			served++;
@@ -278,7 +286,7 @@ int vv_vault_knn_dir(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *
 
 		dr.st[i].err = e == 0 ? 0 : -vv_errno(e);
 		pthread_mutex_lock(&v->mu);
-		if (audited(e, x->found)) {
+		if (audited(e, x->found) && !x->unscanned) {
 			if (e == VV_EINVAL && x->why)
 				snprintf(detail, sizeof(detail), "not a %s segment: %s",
 					 vv_seg_format_name((enum vv_seg_format)dr.h.format), x->why);

@@ -149,4 +149,34 @@ m1=$(maps)
 check "300 tiny segments served in 2 requests" eval '[ "$(cat "$T/out2")" = "$(printf "OK 150\nOK 150")" ]'
 check "their cache entries take no mapping each ($m0 -> $m1 maps)" test "$m1" -lt $((m0 + 50))
 
+# the names served are scanned together: a row with a wrong dim word in
+# one file fails the scan of all, so none is served and none is recorded
+# as a failed scan (the tool reads them itself and names the bad one);
+# without it the good file is served and recorded
+B=$M/badrow
+mkdir "$B"
+"$PY" - "$B" <<'PY'
+import numpy as np, sys
+B = sys.argv[1]
+for n, bad in (("good.fvecs", False), ("bad.fvecs", True)):
+    with open("%s/%s" % (B, n), "wb") as f:
+        for r in range(4):
+            np.int32(9 if bad and r == 2 else 8).tofile(f); np.full(8, r, '<f4').tofile(f)
+PY
+"$PY" - "$B" "$VV_SRC/tests/integration/lib" > "$T/out3" <<'PY'
+import os, sys
+sys.path.insert(0, sys.argv[2])
+import knn_dir as K
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+for names in (["good.fvecs", "bad.fvecs"], ["good.fvecs"]):
+    e, h, st, c = K.knn_dir(fd, [0.0] * 8, names, 8)
+    print(e, h and h["served"], [s[0] != 0 for s in st])
+PY
+check "a bad row in one file: neither name served; the good one alone is" \
+	eval '[ "$(cat "$T/out3")" = "$(printf "OK 0 [True, True]\nOK 1 [False]")" ]'
+ALOG=$(vv_audit_log "$S")
+vv_audit_has "$ALOG" op=scan result=ok 'path~^/badrow/good.fvecs$' >/dev/null
+check "no scan record accuses either file of the failed scan" \
+	eval '[ "$(vv_audit_q "$ALOG" count op=scan '"'"'path~^/badrow/'"'"' result!=ok)" = 0 ]'
+
 test_done

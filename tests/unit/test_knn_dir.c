@@ -351,6 +351,30 @@ static void test_vault(void)
 		ok(r == 0 && cands(io)[0].row == 0 && cands(io)[0].d == 95.0 * 95.0,
 		   "the new file's bytes answer (row 0, distance 95^2)");
 	}
+	/* a file whose third row has a wrong dim word passes the probe and
+	 * fails the scan: every name of that request is unserved (the tool
+	 * reads them and names the bad one), and a request without it is
+	 * served */
+	{
+		static const char *const both[] = { "g0", "bad", NULL }, *const good[] = { "g0", NULL };
+		size_t len;
+		uint8_t *b = fvecs(5, D, 0, &len);
+		uint32_t wrong = D + 1;
+		uint64_t ino;
+		float q0[D] = { 0 };
+
+		memcpy(b + 2 * (4 + (size_t)D * 4), &wrong, 4);
+		is_int(vt_write_file(v, &root_c, c.ino, "bad", b, len, 0644, &ino), 0, "vault: bad");
+		free(b);
+		is_int(put(v, &root_c, c.ino, "g0", 4, D, 0, 0644), 0, "vault: g0");
+		r = ask(v, &root_c, c.ino, io, D, 1, 3, q0, both);
+		ok(r == 0 && stats(io)[0].err != 0 && stats(io)[1].err != 0 && io->h.served == 0 &&
+		   cands(io)[0].row == VV_KNN_NO_ROW,
+		   "a bad row in one file: no name of the request served, no candidate");
+		r = ask(v, &root_c, c.ino, io, D, 1, 3, q0, good);
+		ok(r == 0 && stats(io)[0].err == 0 && io->h.served == 1 && cands(io)[0].row == 0,
+		   "the good file alone is served");
+	}
 	/* a file over the heap's size but within the inline one (600 KB):
 	 * decrypted in the request's own turn, so served at once */
 	{
