@@ -316,8 +316,15 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 			goto out;
 		}
 		break;
+	case VV_RW_KNN:
+		/* on a directory handle: the directory request (docs/remote.md
+		 * "Queries"); the blob's own magic says which, and each request
+		 * is checked as its ioctl's would be */
+		if ((dh = h_get(s, u[0], H_DIR, false)))
+			break;
+		/* fall through */
 	case VV_RW_READ: case VV_RW_WRITE: case VV_RW_FLUSH: case VV_RW_FSYNC:
-	case VV_RW_FALLOCATE: case VV_RW_LSEEK: case VV_RW_KNN:
+	case VV_RW_FALLOCATE: case VV_RW_LSEEK:
 		if (!(fh = h_get(s, u[0], H_FILE, false))) {
 			r = VV_EBADF;
 			why = "no such file handle in this session";
@@ -604,20 +611,21 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		break;
 	}
 	case VV_RW_KNN: {
-		struct vv_knn_ioc *io;
+		void *io;        /* a struct vv_knn_ioc, or on dh a struct vv_knn_dir_ioc */
 		if (rq->bloblen != VV_KNN_IOC_BYTES) {
 			r = VV_EINVAL;
 			break;
 		}
-		if (!(io = malloc(sizeof(*io)))) {
+		if (!(io = malloc(VV_KNN_IOC_BYTES))) {
 			r = VV_ENOMEM;
 			break;
 		}
-		memcpy(io, rq->blob, sizeof(*io));
-		if ((r = vv_vault_knn(s->v, &c, fh, io)) == 0) {
-			memcpy(data, io, sizeof(*io));
+		memcpy(io, rq->blob, VV_KNN_IOC_BYTES);
+		r = dh ? vv_vault_knn_dir(s->v, &c, dh, io) : vv_vault_knn(s->v, &c, fh, io);
+		if (r == 0) {
+			memcpy(data, io, VV_KNN_IOC_BYTES);
 			rep->blob = data;
-			rep->bloblen = sizeof(*io);
+			rep->bloblen = VV_KNN_IOC_BYTES;
 		}
 		free(io);
 		break;
