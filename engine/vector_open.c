@@ -963,10 +963,11 @@ static int coll_open(const char *dir, const struct vv_schema *override, bool ski
 			      .segs = c->segs, .res = res, .why = whys, .nbatched = &c->nbatched };
 	/* deferred: a directory of small segments without sidecars, where
 	 * the scan threads may read segments by name themselves (a plain
-	 * one), or the daemon scans them without their being opened (a local
-	 * vecvault mount, whose every open and release is a round trip:
-	 * vector_dir.c; not vv://, whose server has no directory request) */
-	c->dirserve = (c->io->dir_fuse && !c->io->dir_remote) || vv_coll_dir_test_hooked();
+	 * one), or the daemon scans them without their being opened (a
+	 * vecvault mount, local or vv://, whose every open and release is a
+	 * round trip: vector_dir.c; a daemon or server without the directory
+	 * request answers ENOTTY and each file is opened as before) */
+	c->dirserve = c->io->dir_fuse || vv_coll_dir_test_hooked();
 	if (defer && !nids && (!c->io->dir_fuse || c->dirserve) && !c->io->forced && c->io->dirfd >= 0)
 		c->pending = defer_rest(c, &ld, nnames, &p);
 	if (!c->pending && p < nnames) {

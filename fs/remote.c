@@ -1326,22 +1326,84 @@ static int knn_reply_check(const void *in, const void *out)
 	return VV_EIO;
 }
 
+/* The server's reply to a directory request must answer it: the reply
+ * magic and version, flags 0, and the request's metric, dim, dtype, format,
+ * nq, kk, nnames and names_len.  The tool checks the rest (per-name
+ * statuses, candidates: vv_knn_dir_reply_bad) and scans the files itself
+ * when it fails; one that fails here is EIO, logged. */
+static int knn_dir_reply_check(const void *in, const void *out)
+{
+	struct vv_knn_dir_hdr q, a;
+
+	memcpy(&q, in, sizeof(q));
+	memcpy(&a, out, sizeof(a));
+	if (a.magic == VV_KNN_DIR_MAGIC_REPLY && a.version == VV_KNN_DIR_VERSION && !a.flags &&
+	    a.metric == q.metric && a.dim == q.dim && a.dtype == q.dtype && a.format == q.format &&
+	    a.nq == q.nq && a.kk == q.kk && a.nnames == q.nnames && a.names_len == q.names_len)
+		return 0;
+	vv_log(VV_LOG_WARN, "remote: the server's directory knn reply does not answer the "
+	       "request (magic %#x, version %u, flags %#x); the query reads the files itself",
+	       a.magic, a.version, a.flags);
+	return VV_EIO;
+}
+
+/* VV_IOC_KNN_DIR on a directory opened through the server: a KNN frame on
+ * the server's directory handle (docs/remote.md "Queries").  A server
+ * without the directory request answers EBADF (no such file handle):
+ * ENOTTY, and so for the rest of that connection, so the tool opens each
+ * file as before. */
+static void ioctl_dir(fuse_req_t req, struct fuse_file_info *fi, const void *in_buf)
+{
+	struct rfs *f = RFS(req);
+	struct call *k;
+	unsigned ep = vv_net_client_epoch(f->c);
+	int r;
+
+	if (atomic_load(&f->kd_old) == ep + 1) {
+		fuse_reply_err(req, ENOTTY);
+		return;
+	}
+	k = call_new(VV_RW_KNN);
+	if (k) {
+		U(k, fi->fh);
+		Bl(k, in_buf, VV_KNN_IOC_BYTES);
+	}
+	if ((r = run(req, k)) == VV_EBADF && k) {
+		atomic_store(&f->kd_old, k->epoch + 1);
+		vv_log(VV_LOG_INFO, "remote: the server has no directory knn request; "
+		       "queries open each file");
+		r = VV_ENOTTY;
+	}
+	if (r == 0 && k->rep.bloblen == VV_KNN_IOC_BYTES &&
+	    (r = knn_dir_reply_check(in_buf, k->rep.blob)) == 0)
+		fuse_reply_ioctl(req, 0, k->rep.blob, k->rep.bloblen);
+	else
+		reply_err(req, r ? r : VV_EIO);
+	call_free(k);
+}
+
 static void r_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		    struct fuse_file_info *fi, unsigned flags, const void *in_buf,
 		    size_t in_bufsz, size_t out_bufsz)
 {
 	struct call *k;
+	bool dir = (flags & FUSE_IOCTL_DIR) != 0;
 	int r;
 
-	/* VV_IOC_KNN on files only; the directory request (VV_IOC_KNN_DIR) is
-	 * not forwarded yet: ENOTTY, and the tool opens each file
-	 * (docs/design.md "Query offload") */
-	if (cmd != (unsigned)VV_IOC_KNN || (flags & (FUSE_IOCTL_COMPAT | FUSE_IOCTL_DIR))) {
+	/* VV_IOC_KNN on files, VV_IOC_KNN_DIR on directories, each only on a
+	 * handle of its kind opened through the server; anything else is
+	 * ENOTTY (docs/design.md "Query offload") */
+	if ((flags & FUSE_IOCTL_COMPAT) || !fi || dir != RH(fi)->dir ||
+	    cmd != (unsigned)(dir ? VV_IOC_KNN_DIR : VV_IOC_KNN)) {
 		fuse_reply_err(req, ENOTTY);
 		return;
 	}
 	if (in_bufsz != VV_KNN_IOC_BYTES || out_bufsz != VV_KNN_IOC_BYTES) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (dir) {
+		ioctl_dir(req, fi, in_buf);
 		return;
 	}
 	k = call_new(VV_RW_KNN);

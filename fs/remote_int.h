@@ -113,6 +113,8 @@ struct rfs {
 	uint32_t init_missing;       /* capabilities INIT asked for that the kernel lacks */
 	bool test_init_fail;         /* vv_fs_opts.test_init_fail */
 	char *release_gate;          /* vv_fs_opts.test_release_gate (owned) */
+	_Atomic unsigned kd_old;     /* 1 + the connection epoch whose server has no
+	                                directory request (answered EBADF): ENOTTY */
 	_Atomic uint64_t n_opens, n_kept, n_changed;   /* files opened, page cache
 	                                kept, dropped for a change (gen_same) */
 };

@@ -119,6 +119,8 @@ struct sess_handle {
 	int kind;
 	uint32_t gen;                /* bumped at each reuse: stale ids miss */
 	void *p;                     /* struct vv_file * or struct vv_dir * */
+	unsigned busy;               /* requests running on it (h_get .. h_put) */
+	bool closing;                /* a release waits for busy 0: no new user */
 };
 
 /* The inodes this session holds lookup references on: only those (and
@@ -135,6 +137,7 @@ struct sess {
 	char client[64];             /* "addr:port" */
 	char user[64];               /* "name/key-id" or "name" */
 	pthread_mutex_t mu;          /* handles and inodes */
+	pthread_cond_t hcond;        /* a handle's busy count fell to 0 */
 	struct sess_handle *h;
 	size_t nh;
 	struct sess_ino *ino;

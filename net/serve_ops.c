@@ -153,7 +153,15 @@ static int h_new(struct sess *s, int kind, void *p, uint64_t *id)
 	return r;
 }
 
-/* The object of handle id if it is of kind; with take, the slot is freed. */
+/*
+ * The object of handle id if it is of kind.  Without take it is held
+ * busy until h_put (the session's workers run its requests at once, and a
+ * peer may send a RELEASE while a READ or a long KNN on the handle still
+ * runs); with take, the slot is freed once no request holds it (waiting
+ * for them; no new one gets it meanwhile), and the caller releases the
+ * object.  An honest client never waits: the kernel sends RELEASE after
+ * every request on the handle was answered.
+ */
 static void *h_get(struct sess *s, uint64_t id, int kind, bool take)
 {
 	size_t i = (size_t)(id & 0xffffffffu);
@@ -161,15 +169,34 @@ static void *h_get(struct sess *s, uint64_t id, int kind, bool take)
 	void *p = NULL;
 
 	pthread_mutex_lock(&s->mu);
-	if (i >= 1 && i <= s->nh && s->h[i - 1].kind == kind && s->h[i - 1].gen == gen) {
+	if (i >= 1 && i <= s->nh && s->h[i - 1].kind == kind && s->h[i - 1].gen == gen &&
+	    !s->h[i - 1].closing) {
 		p = s->h[i - 1].p;
-		if (take) {
+		if (!take) {
+			s->h[i - 1].busy++;
+		} else {
+			s->h[i - 1].closing = true;
+			while (s->h[i - 1].busy)      /* s->h may move meanwhile (h_new) */
+				pthread_cond_wait(&s->hcond, &s->mu);
+			s->h[i - 1].closing = false;
 			s->h[i - 1].kind = H_FREE;
 			s->h[i - 1].p = NULL;
 		}
 	}
 	pthread_mutex_unlock(&s->mu);
 	return p;
+}
+
+/* The end of a request on handle id, which h_get gave it without take. */
+static void h_put(struct sess *s, uint64_t id)
+{
+	size_t i = (size_t)(id & 0xffffffffu);
+
+	pthread_mutex_lock(&s->mu);
+	if (i >= 1 && i <= s->nh && s->h[i - 1].busy && --s->h[i - 1].busy == 0 &&
+	    s->h[i - 1].closing)
+		pthread_cond_broadcast(&s->hcond);
+	pthread_mutex_unlock(&s->mu);
 }
 
 void net_sess_release(struct sess *s)
@@ -278,6 +305,7 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 	struct vv_file *fh = NULL;
 	struct vv_dir *dh = NULL;
 	const char *why = NULL;          /* a refusal of this file's own */
+	uint64_t held = 0;               /* the handle h_get holds busy, or 0 */
 	int r = 0;
 
 	memset(&rep->h, 0, sizeof(rep->h));
@@ -316,13 +344,23 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 			goto out;
 		}
 		break;
+	case VV_RW_KNN:
+		/* on a directory handle: the directory request (docs/remote.md
+		 * "Queries"); the blob's own magic says which, and each request
+		 * is checked as its ioctl's would be */
+		if ((dh = h_get(s, u[0], H_DIR, false))) {
+			held = u[0];
+			break;
+		}
+		/* fall through */
 	case VV_RW_READ: case VV_RW_WRITE: case VV_RW_FLUSH: case VV_RW_FSYNC:
-	case VV_RW_FALLOCATE: case VV_RW_LSEEK: case VV_RW_KNN:
+	case VV_RW_FALLOCATE: case VV_RW_LSEEK:
 		if (!(fh = h_get(s, u[0], H_FILE, false))) {
 			r = VV_EBADF;
 			why = "no such file handle in this session";
 			goto out;
 		}
+		held = u[0];
 		break;
 	case VV_RW_READDIR:
 		if (!(dh = h_get(s, u[0], H_DIR, false))) {
@@ -330,6 +368,7 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 			why = "no such directory handle in this session";
 			goto out;
 		}
+		held = u[0];
 		break;
 	default:
 		break;
@@ -370,6 +409,8 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 			why = "no such file handle in this session";
 			break;
 		}
+		if (sa.fh)
+			held = u[10];
 		r = vv_vault_setattr(s->v, &c, u[0], &sa, &rep->attr);
 		rep->has_attr = r == 0;
 		break;
@@ -604,20 +645,21 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		break;
 	}
 	case VV_RW_KNN: {
-		struct vv_knn_ioc *io;
+		void *io;        /* a struct vv_knn_ioc, or on dh a struct vv_knn_dir_ioc */
 		if (rq->bloblen != VV_KNN_IOC_BYTES) {
 			r = VV_EINVAL;
 			break;
 		}
-		if (!(io = malloc(sizeof(*io)))) {
+		if (!(io = malloc(VV_KNN_IOC_BYTES))) {
 			r = VV_ENOMEM;
 			break;
 		}
-		memcpy(io, rq->blob, sizeof(*io));
-		if ((r = vv_vault_knn(s->v, &c, fh, io)) == 0) {
-			memcpy(data, io, sizeof(*io));
+		memcpy(io, rq->blob, VV_KNN_IOC_BYTES);
+		r = dh ? vv_vault_knn_dir(s->v, &c, dh, io) : vv_vault_knn(s->v, &c, fh, io);
+		if (r == 0) {
+			memcpy(data, io, VV_KNN_IOC_BYTES);
 			rep->blob = data;
-			rep->bloblen = sizeof(*io);
+			rep->bloblen = VV_KNN_IOC_BYTES;
 		}
 		free(io);
 		break;
@@ -629,6 +671,8 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 	if (r == 0)
 		inval_local(s, rq, fh);
 out:
+	if (held)
+		h_put(s, held);
 	if (why) {
 		/* refused here, before the vault saw it: audit it as the vault
 		 * audits its own refusals */

@@ -635,6 +635,7 @@ static void conn_end(struct conn *c)
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->mu);
 	pthread_mutex_destroy(&c->s.mu);
+	pthread_cond_destroy(&c->s.hcond);
 	pthread_mutex_destroy(&c->qmu);
 	pthread_cond_destroy(&c->qcond);
 	explicit_bzero(&c->s.auth, sizeof(c->s.auth));
@@ -757,6 +758,7 @@ static void *acceptor(void *arg)
 		memcpy(c->key, key, 16);
 		snprintf(c->client, sizeof(c->client), "%s", client);
 		pthread_mutex_init(&c->s.mu, NULL);
+		pthread_cond_init(&c->s.hcond, NULL);
 		pthread_mutex_init(&c->qmu, NULL);
 		pthread_cond_init(&c->qcond, NULL);
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -770,6 +772,7 @@ static void *acceptor(void *arg)
 			s->nconn--;
 			pthread_mutex_unlock(&s->mu);
 			pthread_mutex_destroy(&c->s.mu);
+			pthread_cond_destroy(&c->s.hcond);
 			pthread_mutex_destroy(&c->qmu);
 			pthread_cond_destroy(&c->qcond);
 			free(c);

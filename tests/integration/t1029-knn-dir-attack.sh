@@ -339,8 +339,9 @@ wait "$rp" || true
 check "a role's member: served while granted, every name -EACCES after the revoke (same handle)" \
 	eval 'cat "$T/role.out"; [ "$(cat "$T/role.out")" = "$(printf "granted OK 0\nrevoked OK -13 0 True")" ]'
 
-# vv:// mounts: the client daemon does not forward the directory request
-# (ENOTTY: the tool opens each file), nor VV_IOC_KNN on a directory
+# vv:// mounts: the client daemon forwards the directory request on a
+# directory handle (t7036, t7037), but neither VV_IOC_KNN on a directory
+# nor the directory request on a file (ENOTTY)
 S=$T/rstore M=$T/rmnt
 vv_listen_mount
 vv_alice_coll
@@ -361,7 +362,8 @@ for t in range(200):
 print("file", e)
 print("dir", K.call(d, K.req(4, 1, 1, [0.0] * 4, ["x.fvecs"]))[0])
 print("dir+KNN", K.call(d, bytearray(K.SIZE), K.KNN)[0])
+print("file+DIR", K.call(f, K.req(4, 1, 1, [0.0] * 4, ["x.fvecs"]))[0])
 PY
-check "vv://: the directory request ENOTTY, the file request served" \
-	eval 'cat "$T/rout"; [ "$(cat "$T/rout")" = "$(printf "file OK\ndir ENOTTY\ndir+KNN ENOTTY")" ]'
+check "vv://: the directory request and the file request served, each only on its kind" \
+	eval 'cat "$T/rout"; [ "$(cat "$T/rout")" = "$(printf "file OK\ndir OK\ndir+KNN ENOTTY\nfile+DIR ENOTTY")" ]'
 test_done

@@ -161,6 +161,27 @@ int main(void)
 	ok(n == VV_RW_HDR && decode_frame(frame, (size_t)n, &d) == 0 && d.h.status == VV_EACCES,
 	   "an error reply is a bare header");
 
+	/* the directory request over vv:// (docs/remote.md "Queries"): a knn
+	 * frame on a directory handle whose blob is the 16320-byte ioctl
+	 * buffer with the "VKND" magic, not an op of its own: an op past
+	 * the table fails the header (checked above), and a server closes
+	 * the connection on such a frame */
+	{
+		static uint8_t dreq[16320];
+		memset(dreq, 0xa5, sizeof(dreq));
+		vv_put_le32(dreq, 0x444e4b56u);
+		h = (struct vv_rw_hdr){ .id = 9, .op = VV_RW_KNN };
+		memset(&m, 0, sizeof(m));
+		m.u[0] = 0x0000000700000003ull;   /* the server's handle: generation 7, slot 3 */
+		m.nu = 1;
+		m.blob = dreq;
+		m.bloblen = sizeof(dreq);
+		n = vv_rw_encode(&h, &m, frame, sizeof(frame));
+		ok(n == VV_RW_HDR + 8 + 4 + (long)sizeof(dreq) && decode_frame(frame, (size_t)n, &d) == 0 &&
+		   d.u[0] == m.u[0] && d.bloblen == sizeof(dreq) && !memcmp(d.blob, dreq, sizeof(dreq)),
+		   "a knn frame carrying a directory request round-trips (handle, blob)");
+	}
+
 	/* a blob past 1 MiB */
 	{
 		static uint8_t data[VV_RW_DATA_MAX + 1];
