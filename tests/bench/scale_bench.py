@@ -23,7 +23,7 @@
         do (openat, whole-file preads, close) over every layout, next to
         that layout's query (docs/design.md).
 """
-import os, re, resource, statistics, subprocess, sys, tempfile, time
+import os, re, resource, shutil, statistics, subprocess, sys, tempfile, time
 import numpy as np
 
 LAYOUTS = (("one", "split"), ("one2", "tiny"))     # (unsplit, split) of the same rows
@@ -139,6 +139,14 @@ def ref_check(qdir, ids):
 
 def run(vv, reps, threads, locs, qdir):
     tmp = tempfile.mkdtemp()
+    try:
+        return run_in(vv, reps, threads, locs, qdir, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_in(vv, reps, threads, locs, qdir, tmp):
+    """run()'s body; tmp holds the result files of the runs."""
     locations = []
     for spec in locs:
         label, d, *rest = spec.split(":")
