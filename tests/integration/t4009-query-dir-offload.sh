@@ -57,25 +57,7 @@ PY
 chmod 600 "$P/odd/t0044.npy"
 
 # refcheck OUT LAYOUT: ids and scores at the float64 brute force (l2), ties by row
-refcheck() {
-	"$PY" - "$T" "$1" "$2" <<'PY'
-import numpy as np, sys
-T, out, lay = sys.argv[1:4]
-X = np.load(T + "/X.%s.npy" % lay); Q = np.load(T + "/q.npy").astype(np.float64)
-D = ((Q[:, None, :] - X[None]) ** 2).sum(2)
-got = {}
-for line in open(out):
-    qi, rank, i, s = line.split("\t")[:4]
-    got.setdefault(int(qi), []).append((int(i), float(s)))
-bad = 0
-for qi in range(len(Q)):
-    order = np.lexsort((np.arange(len(X)), D[qi]))[:10]
-    g = got.get(qi, [])
-    if [i for i, _ in g] != list(order) or any(abs(D[qi][i] - s) > 1e-5 * (1 + s) for i, s in g):
-        bad += 1; print("# q%d: got %s, want %s" % (qi, g[:3], list(order[:3])))
-sys.exit(1 if bad else 0)
-PY
-}
+refcheck() { "$PY" "$VV_SRC/tests/integration/lib/l2ref.py" "$T/X.$2.npy" "$T/q.npy" "$1"; }
 # q WHO DIR OUT [args]: query as WHO (root or u1000); results to OUT,
 # stats to OUT.stats, the query's pid to OUT.pid (setpriv execs it)
 q() {
@@ -154,33 +136,16 @@ mark() {
 	vv_audit_has "$LOG" op=create path="/$1" >/dev/null || return 1
 	vv_audit_q "$LOG" seqs op=create path="/$1"
 }
-# since SEQ FILTER...: records from SEQ on matching FILTER
-since() { local s=$1; shift; vv_audit_q "$LOG" count "seq>=$s" "$@"; }
-# upto SEQ1 SEQ2 FILTER...: records from SEQ1 until before SEQ2
-upto() { local a=$1 b=$2; shift 2; echo $(($(since "$a" "$@") - $(since "$b" "$@"))); }
 # wait_count N SEQ FILTER...: until N records from SEQ on (closes come
 # asynchronously); polls, no timing asserted
 wait_count() {
 	local n=$1 i
 	shift
 	for i in $(seq 100); do
-		[ "$(since "$@")" = "$n" ] && return 0
+		[ "$(vv_audit_since "$LOG" "$@")" = "$n" ] && return 0
 		sleep 0.1
 	done
-	echo "# $(since "$@") records, not $n: $*"
-	return 1
-}
-# wait_upto N SEQ1 SEQ2 FILTER...: until N records from SEQ1 until before
-# SEQ2 (the writer flushes every second); polls, no timing asserted
-wait_upto() {
-	local n=$1 a=$2 b=$3 i
-	shift 3
-	for i in $(seq 100); do
-		[ "$(upto "$a" "$b" "$@")" = "$n" ] && return 0
-		sleep 0.1
-	done
-	echo "# $(upto "$a" "$b" "$@") records from $a before $b, not $n: $*"
-	vv_audit_q "$LOG" seqs "seq>=$a" "$@" | sed 's/^/# seqs: /'
+	echo "# $(vv_audit_since "$LOG" "$@") records, not $n: $*"
 	return 1
 }
 m1=$(mark mark1) || m1=0
@@ -191,13 +156,13 @@ echo "# $(grep 'directory offload' "$T/a.served.stats")"
 check "audit: uid 1000's query served by name, the output as ever" \
 	eval 'served 59 "$T/a.served" && cmp -s "$T/a.served" "$T/ref.sixty"'
 check "audit: one scan record per served file, uid 1000's" \
-	wait_upto 59 "$m1" "$m2" op=scan uid=1000 result=ok 'path~^/sixty/t00[0-9][0-9][.](npy|fvecs)$'
+	vv_audit_wait_upto "$LOG" 59 "$m1" "$m2" op=scan uid=1000 result=ok 'path~^/sixty/t00[0-9][0-9][.](npy|fvecs)$'
 check "audit: the served query opened only the first segment" \
-	wait_upto 1 "$m1" "$m2" op=open 'path~^/sixty/t'
+	vv_audit_wait_upto "$LOG" 1 "$m1" "$m2" op=open 'path~^/sixty/t'
 check "audit: --no-offload opened and closed all 60, scanned none by name" \
 	eval 'wait_count 60 "$m2" op=close "path~^/sixty/t" &&
-	      [ "$(since "$m2" op=open "path~^/sixty/t")" = 60 ] &&
-	      [ "$(since "$m2" op=scan "path~^/sixty/t")" = 0 ]'
+	      [ "$(vv_audit_since "$LOG" "$m2" op=open "path~^/sixty/t")" = 60 ] &&
+	      [ "$(vv_audit_since "$LOG" "$m2" op=scan "path~^/sixty/t")" = 0 ]'
 
 # odd: bad files among the named ones; the plain directory's words (paths
 # aside), for root (who may read t0044) and uid 1000 (who may not)

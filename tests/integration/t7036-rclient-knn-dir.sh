@@ -92,28 +92,16 @@ mark() {
 	mkdir "$R/$1" && vv_audit_has "$AUD" op=mkdir "path=/coll/$1" >/dev/null || return 1
 	vv_audit_q "$AUD" seqs op=mkdir "path=/coll/$1"
 }
-since() { local s=$1; shift; vv_audit_q "$AUD" count "seq>=$s" "$@"; }
-upto() { local a=$1 b=$2; shift 2; echo $(($(since "$a" "$@") - $(since "$b" "$@"))); }
-wait_upto() {
-	local n=$1 a=$2 b=$3 i
-	shift 3
-	for i in $(seq 100); do
-		[ "$(upto "$a" "$b" "$@")" = "$n" ] && return 0
-		sleep 0.1
-	done
-	echo "# $(upto "$a" "$b" "$@") records from $a before $b, not $n: $*"
-	return 1
-}
 m1=$(mark mark1) || m1=0
 q "$R/sixty" "$T/a.served"
 m2=$(mark mark2) || m2=0
 check "audit: the served query answered as before" \
 	eval '[ "$(nserved "$T/a.served")" = 59 ] && cmp -s "$T/a.served" "$T/p.sixty"'
 check "audit: one scan record per served file, alice's (uid 1000), from the client" \
-	wait_upto 59 "$m1" "$m2" op=scan uid=1000 result=ok "$VVC" \
+	vv_audit_wait_upto "$AUD" 59 "$m1" "$m2" op=scan uid=1000 result=ok "$VVC" \
 		'path~^/coll/sixty/t00[0-9][0-9][.](npy|fvecs)$'
 check "audit: the served query opened only the first segment" \
-	wait_upto 1 "$m1" "$m2" op=open 'path~^/coll/sixty/t'
+	vv_audit_wait_upto "$AUD" 1 "$m1" "$m2" op=open 'path~^/coll/sixty/t'
 
 # a name alice may not read: refused by name (audited), then the tool's
 # own open of it fails as it does on the local mount as uid 1000

@@ -169,6 +169,28 @@ vv_audit_q() {
 	"$PY" "$VV_SRC/tests/integration/lib/auditq.py" "$@"
 }
 
+# vv_audit_since LOG SEQ FILTER...: records from SEQ on matching FILTER.
+vv_audit_since() { local log=$1 s=$2; shift 2; vv_audit_q "$log" count "seq>=$s" "$@"; }
+# vv_audit_upto LOG SEQ1 SEQ2 FILTER...: records from SEQ1 until before SEQ2.
+vv_audit_upto() {
+	local log=$1 a=$2 b=$3
+	shift 3
+	echo $(($(vv_audit_since "$log" "$a" "$@") - $(vv_audit_since "$log" "$b" "$@")))
+}
+# vv_audit_wait_upto LOG N SEQ1 SEQ2 FILTER...: until N such records (the
+# writer flushes every second); polls, no timing asserted.
+vv_audit_wait_upto() {
+	local log=$1 n=$2 a=$3 b=$4 i
+	shift 4
+	for i in $(seq 100); do
+		[ "$(vv_audit_upto "$log" "$a" "$b" "$@")" = "$n" ] && return 0
+		sleep 0.1
+	done
+	echo "# $(vv_audit_upto "$log" "$a" "$b" "$@") records from $a before $b, not $n: $*"
+	vv_audit_q "$log" seqs "seq>=$a" "$@" | sed 's/^/# seqs: /'
+	return 1
+}
+
 # vv_audit_has LOG FILTER...: at least one matching record (polls: the
 # writer flushes every second; generous cap, no timing asserted).
 vv_audit_has() {
