@@ -43,25 +43,7 @@ PY
 cp "$P/c/s020.npy" "$T/s020.keep"
 
 # refcheck OUT: ids and scores at the float64 brute force (l2), ties by row
-refcheck() {
-	"$PY" - "$T" "$1" <<'PY'
-import numpy as np, sys
-T, out = sys.argv[1:3]
-X = np.load(T + "/X.npy"); Q = np.load(T + "/q.npy").astype(np.float64)
-D = ((Q[:, None, :] - X[None]) ** 2).sum(2)
-got = {}
-for line in open(out):
-    qi, rank, i, s = line.split("\t")[:4]
-    got.setdefault(int(qi), []).append((int(i), float(s)))
-bad = 0
-for qi in range(len(Q)):
-    order = np.lexsort((np.arange(len(X)), D[qi]))[:10]
-    g = got.get(qi, [])
-    if [i for i, _ in g] != list(order) or any(abs(D[qi][i] - s) > 1e-5 * (1 + s) for i, s in g):
-        bad += 1; print("# q%d: got %s, want %s" % (qi, g[:3], list(order[:3])))
-sys.exit(1 if bad else 0)
-PY
-}
+refcheck() { "$PY" "$VV_SRC/tests/integration/lib/l2ref.py" "$T/X.npy" "$T/q.npy" "$1"; }
 # q DIR OUT [args]: query; results to OUT, stats to OUT.stats
 q() {
 	local dir=$1 out=$2
