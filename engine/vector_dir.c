@@ -73,15 +73,6 @@ static int nr_cmp(const void *a, const void *b)
 	return x->row < y->row ? -1 : x->row > y->row;
 }
 
-static bool cand_before(const struct vv_knn_dir_cand *a, const struct vv_knn_dir_cand *b)
-{
-	if (a->d != b->d)
-		return a->d < b->d;
-	if (a->name != b->name)
-		return a->name < b->name;
-	return a->row < b->row;
-}
-
 /* vector_int.h */
 const char *vv_knn_dir_reply_bad(const struct vv_knn_dir_hdr *sent, const struct vv_knn_dir_ioc *io,
 				 void *scratch)
@@ -144,7 +135,7 @@ const char *vv_knn_dir_reply_bad(const struct vv_knn_dir_hdr *sent, const struct
 			if ((sent->metric == VV_METRIC_L2 && x.d < 0) ||
 			    (sent->metric == VV_METRIC_COSINE && (x.d < -1e-6 || x.d > 2 + 1e-6)))
 				return "a distance out of the metric's range";
-			if (n && !cand_before(&prev, &x))
+			if (n && vv_knn_dir_cand_cmp(&prev, &x) >= 0)
 				return "candidates not sorted by (distance, name, row)";
 			prev = x;
 			seen[n++] = (struct nr){ x.name, x.row };

@@ -39,6 +39,21 @@ struct vv_kernels {
 	void (*norms)(const float *x, size_t xs, size_t nx, size_t d, float *out);
 };
 
+/* The order of a directory request's candidates (knn_ioctl.h): by
+ * (distance, name index, row); a qsort comparator.  The daemon's scan
+ * sorts its reply by it (vector_scan.c), the tool checks a reply against
+ * it (vector_dir.c). */
+static inline int vv_knn_dir_cand_cmp(const void *a, const void *b)
+{
+	const struct vv_knn_dir_cand *x = a, *y = b;
+
+	if (x->d != y->d)
+		return x->d < y->d ? -1 : 1;
+	if (x->name != y->name)
+		return x->name < y->name ? -1 : 1;
+	return x->row < y->row ? -1 : x->row > y->row;
+}
+
 /* The kernels for this CPU (or the ones vv_vector_configure forced),
  * thread-safe. */
 const struct vv_kernels *vv_kernels_get(void);

@@ -690,17 +690,6 @@ static int xcand_cmp(const void *a, const void *b)
 	return x->row < y->row ? -1 : x->row > y->row;
 }
 
-static int dcand_cmp(const void *a, const void *b)
-{
-	const struct vv_knn_dir_cand *x = a, *y = b;
-
-	if (x->d != y->d)
-		return x->d < y->d ? -1 : 1;
-	if (x->name != y->name)
-		return x->name < y->name ? -1 : 1;
-	return x->row < y->row ? -1 : x->row > y->row;
-}
-
 /* The scan of one in-memory segment; its kk best per query, best first by
  * float distance, go to out (v1) or, with exact distances, to xout. */
 static int segment_knn(const struct vv_segment_view *sv, enum vv_metric m, const float *queries,
@@ -786,7 +775,7 @@ static int many_exact(const struct vv_segment_view *sv, const struct vv_scan *s,
 				c[i].seg, 0, c[i].row };
 		}
 		if (nx)
-			qsort(x, nx, sizeof(*x), dcand_cmp);
+			qsort(x, nx, sizeof(*x), vv_knn_dir_cand_cmp);
 	}
 	free(buf);
 	return 0;
