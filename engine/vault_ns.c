@@ -1269,7 +1269,10 @@ int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, in
 			r = VV_EACCES;
 	} else if ((r = vault_node_get(v, ino, &n)) == 0 &&
 		   (!(m & VV_MAY_WRITE) || (r = vault_snap_ro(ino)) == 0)) {
-		r = vault_node_check(v, c, n, m);
+		/* X_OK answers what exec would: a non-directory runs only for
+		 * a caller who may also read it (access.md "Exec needs read") */
+		r = vault_node_check(v, c, n, (m & VV_MAY_EXEC) && !S_ISDIR(n->a.mode) ?
+				     m | VV_MAY_READ : m);
 		if (r == 0 && (m & VV_MAY_WRITE) && vault_trash_in(v, n))
 			r = VV_EROFS;
 	}

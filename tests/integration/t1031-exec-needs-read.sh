@@ -10,7 +10,9 @@
 # (EACCES, audited with mode x) by every route: a path, execveat of an
 # O_PATH handle, a mode or an ACL entry that grants execute alone; a
 # binary the user may read and execute still runs, and root runs any
-# binary with an x bit.
+# binary with an x bit.  access(X_OK) answers the same on a file (main
+# said yes to nobody on the 0711 binary exec refused); on a directory it
+# asks search alone.
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
 command -v setfacl >/dev/null || { echo "1..0 # SKIP no setfacl"; vv_done=1 vv_rc=77; exit 77; }
@@ -87,6 +89,15 @@ check "an ACL entry with r-x runs it" as_nobody "$C/xacl" 0
 
 # The owner, with --x alone, is held to the same rule (she may chmod).
 want u1000 EACCES exec "$C/xown"
+# access(X_OK) answers what exec does: read and execute on a file,
+# search alone on a directory.
+want nobody EACCES access "$C/x711" x
+want nobody OK access "$C/x755" x
+want u1000 EACCES access "$C/xacl" x
+want nobody OK access "$C/xacl" rx
+check "root: access X_OK on the 0711 binary" test -x "$C/x711"
+mkdir -m 711 "$C/d711"
+want nobody OK access "$C/d711" x
 chmod 500 "$C/xown"
 check "... and runs it once her bits give read" as_u1000 "$C/xown" 0
 
