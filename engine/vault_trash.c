@@ -1593,8 +1593,7 @@ static int run_restore(struct vv_vault *v, const struct vv_admin_req *rq, struct
 		vault_audit(v, &c, "restore", t->ino, t->oparent, t->oname, r, t->path);
 		vault_node_put(v, n);
 		if (r == 0) {
-			vault_admin_printf(rep, "restored %s%s\n", t->path,
-					   t->size ? "" : "");
+			vault_admin_printf(rep, "restored %s\n", t->path);
 			t->id = 0;                   /* gone from the trash */
 		}
 	}
