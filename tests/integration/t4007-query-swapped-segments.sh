@@ -43,7 +43,7 @@ PY
 cp "$P/c/s020.npy" "$T/s020.keep"
 
 # refcheck OUT: ids and scores at the float64 brute force (l2), ties by row
-refcheck() { "$PY" "$VV_SRC/tests/integration/lib/l2ref.py" "$T/X.npy" "$T/q.npy" "$1"; }
+refcheck() { "$PY" "$VV_SRC/tests/integration/lib/knn_ref.py" --strict "$T/X.npy" - "$T/q.npy" "$1" l2 10; }
 # q DIR OUT [args]: query; results to OUT, stats to OUT.stats
 q() {
 	local dir=$1 out=$2

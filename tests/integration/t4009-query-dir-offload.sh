@@ -57,7 +57,7 @@ PY
 chmod 600 "$P/odd/t0044.npy"
 
 # refcheck OUT LAYOUT: ids and scores at the float64 brute force (l2), ties by row
-refcheck() { "$PY" "$VV_SRC/tests/integration/lib/l2ref.py" "$T/X.$2.npy" "$T/q.npy" "$1"; }
+refcheck() { "$PY" "$VV_SRC/tests/integration/lib/knn_ref.py" --strict "$T/X.$2.npy" - "$T/q.npy" "$1" l2 10; }
 # q WHO DIR OUT [args]: query as WHO (root or u1000); results to OUT,
 # stats to OUT.stats, the query's pid to OUT.pid (setpriv execs it)
 q() {

@@ -1,25 +1,33 @@
 """knn_ref.py - does a `vecvault query` text output equal a float64 numpy
-brute force?  For the query tests (t4002, t7031).
+brute force?  For the query tests (t4002, t4007, t4009, t7031).
 
-  knn_ref.py X.npy IDS.npy Q.npy OUT METRIC K
+  knn_ref.py [--strict] X.npy IDS.npy|- Q.npy OUT METRIC K
 
 X: the collection's rows in float64 (segments in name order), IDS: each
-row's id, Q: the queries.  Scores must agree within 1e-5 relative and each
-hit must be among the K best (an id may differ only at a distance tie).
-Exit 0 if so; otherwise one '#' line per problem and exit 1."""
+row's id ('-': the row numbers), Q: the queries, OUT: the query's text
+output (query, rank, id, score, ...).  Scores must agree within 1e-5
+relative and each hit must be among the K best; an id may differ only at
+a distance tie, unless --strict: then the ids are exactly the K best in
+(distance, row) order.  Exit 0 if so; otherwise one '#' line per problem
+and exit 1."""
 import sys
 import numpy as np
 
-xf, idf, qf, out, m, k = sys.argv[1:7]
+args = sys.argv[1:]
+strict = args[:1] == ["--strict"]
+if strict:
+    args = args[1:]
+xf, idf, qf, out, m, k = args[:6]
 k = int(k)
-X, ids, Q = np.load(xf), np.load(idf), np.load(qf).astype(np.float64)
+X, Q = np.load(xf), np.load(qf).astype(np.float64)
+ids = np.arange(len(X)) if idf == "-" else np.load(idf)
 if m == "l2": D = ((Q[:, None, :] - X[None]) ** 2).sum(2); key = D
 elif m == "ip": D = Q @ X.T; key = -D
 else:
     D = 1 - (Q @ X.T) / np.linalg.norm(Q, axis=1)[:, None] / np.linalg.norm(X, axis=1)[None]; key = D
 got = {}
 for line in open(out):
-    qi, rank, i, s, seg, row = line.rstrip("\n").split("\t")
+    qi, rank, i, s = line.rstrip("\n").split("\t")[:4]
     got.setdefault(int(qi), []).append((int(i), float(s)))
 TOL, bad = 1e-5, 0
 pos = {int(v): j for j, v in enumerate(ids)}
@@ -35,6 +43,7 @@ for qi in range(len(Q)):
             bad += 1; print("# q%d: unknown id %d" % (qi, i)); continue
         if abs(D[qi][j] - s) > TOL * (1 + abs(s)) or key[qi][j] > kth + TOL * (1 + abs(kth)):
             bad += 1; print("# q%d rank %d id %d score %r ref %r kth %r" % (qi, r, i, s, D[qi][j], kth))
-        if i != ids[order[r]] and abs(key[qi][order[r]] - key[qi][j]) > TOL * (1 + abs(key[qi][j])):
+        tie = abs(key[qi][order[r]] - key[qi][j]) <= TOL * (1 + abs(key[qi][j]))
+        if i != ids[order[r]] and (strict or not tie):
             bad += 1; print("# q%d rank %d id %d want %d" % (qi, r, i, ids[order[r]]))
 sys.exit(1 if bad else 0)
