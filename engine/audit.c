@@ -52,7 +52,7 @@
 #include "vecvault/privfile.h"
 
 #define DEFAULT_QUEUE_MAX (64u << 20)
-#define KICK_BYTES (256u << 10)       /* wake the writer early past this */
+#define KICK_BYTES (1u << 20)         /* wake the writer early past this */
 #define TAIL_READ (1u << 20)          /* how much of the log open() reads back */
 #define MAX_FIELD 8192                /* longer strings are cut (and say so) */
 
