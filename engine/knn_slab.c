@@ -49,6 +49,7 @@ struct knn_slab {
 	size_t nfree, freecap;
 	uint32_t spare;                  /* an empty chunk kept mapped, or NONE */
 	size_t held, live, inuse;
+	size_t ext;                      /* the owner's small entries outside (calloc'd) */
 	size_t excused;                  /* excess the last pass could not move */
 	uint32_t partial[NCLASS_MAX];    /* class -> first chunk with a free slot */
 	uint32_t csize[NCLASS_MAX];
@@ -228,7 +229,8 @@ void *knn_slab_get(struct knn_slab *s, size_t len)
 	if ((i = s->partial[cls]) == NONE) {
 		/* a new chunk only within the bound, counted with this slot */
 		size_t need = s->held + (s->spare == NONE ? KNN_SLAB_CHUNK : 0);
-		if (need > 2 * (s->live + len) + KNN_SLAB_SLACK || (i = chunk_take(s, cls)) == NONE) {
+		if (need > 2 * (s->live + s->ext + len) + KNN_SLAB_SLACK ||
+		    (i = chunk_take(s, cls)) == NONE) {
 			pthread_mutex_unlock(&s->mu);
 			return NULL;
 		}
@@ -285,7 +287,7 @@ bool knn_slab_over(struct knn_slab *s)
 	if (!s)
 		return false;
 	pthread_mutex_lock(&s->mu);
-	over = s->held > 2 * s->live + KNN_SLAB_SLACK + s->excused;
+	over = s->held > 2 * (s->live + s->ext) + KNN_SLAB_SLACK + s->excused;
 	pthread_mutex_unlock(&s->mu);
 	return over;
 }
@@ -297,7 +299,7 @@ void knn_slab_settle(struct knn_slab *s)
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->mu);
-	bound = 2 * s->live + KNN_SLAB_SLACK;
+	bound = 2 * (s->live + s->ext) + KNN_SLAB_SLACK;
 	s->excused = s->held > bound ? s->held - bound : 0;
 	pthread_mutex_unlock(&s->mu);
 }
@@ -316,6 +318,15 @@ bool knn_slab_sparse(struct knn_slab *s, const void *p)
 	return sparse;
 }
 
+void knn_slab_outside(struct knn_slab *s, size_t len, bool add)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->ext = add ? s->ext + len : s->ext - len;
+	pthread_mutex_unlock(&s->mu);
+}
+
 void knn_slab_stats(struct knn_slab *s, struct knn_slab_stats *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -324,6 +335,7 @@ void knn_slab_stats(struct knn_slab *s, struct knn_slab_stats *st)
 	pthread_mutex_lock(&s->mu);
 	st->held = s->held;
 	st->live = s->live;
+	st->outside = s->ext;
 	st->chunks = s->inuse;
 	st->reserved = s->nmax * KNN_SLAB_CHUNK;
 	st->spare = s->spare != NONE;

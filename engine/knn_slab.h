@@ -15,8 +15,12 @@
  *
  * What it promises: slots KNN_SLAB_ALIGN aligned and zeroed (a reused slot
  * never shows an earlier entry's bytes); held bytes (chunks in use and the
- * spare) never grow past 2 x live bytes + KNN_SLAB_SLACK: past that
- * knn_slab_alloc returns NULL and the caller uses calloc.  Frees can still
+ * spare) never grow past 2 x live bytes + KNN_SLAB_SLACK, where live
+ * counts the slots and the owner's small entries it keeps elsewhere
+ * (knn_slab_outside): past that knn_slab_get returns NULL and the caller
+ * uses calloc.  (Counting only the slots would lock a size class out for
+ * good once the slack is taken by sparse chunks of tiny entries: its
+ * entries would go to calloc and never raise the count.)  Frees can still
  * leave chunks sparse (a few live entries each); knn_slab_over says so,
  * and the owner then moves the entries of sparse chunks (knn_slab_sparse)
  * out of the arena, which brings it back under the bound.
@@ -42,6 +46,7 @@ struct knn_slab;
 struct knn_slab_stats {
 	size_t held;                     /* chunks in use and the spare, bytes */
 	size_t live;                     /* bytes asked for by live slots */
+	size_t outside;                  /* the owner's small entries elsewhere */
 	size_t chunks;                   /* chunks in use (not the spare) */
 	size_t reserved;                 /* the region's length */
 	bool spare;
@@ -61,6 +66,10 @@ void *knn_slab_get(struct knn_slab *s, size_t len);
 void knn_slab_put(struct knn_slab *s, void *p, size_t len);
 /* Whether p is a slot of s (NULL s: false). */
 bool knn_slab_owns(const struct knn_slab *s, const void *p);
+
+/* The owner keeps (add) or frees a small entry of len bytes outside the
+ * arena (calloc'd past the bound, or moved out): counted as live. */
+void knn_slab_outside(struct knn_slab *s, size_t len, bool add);
 
 /* Whether held exceeds 2 x live + KNN_SLAB_SLACK (frees left chunks
  * sparse) plus what the last pass was excused, and whether p's chunk is

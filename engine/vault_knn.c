@@ -318,12 +318,14 @@ static void ent_unlist(struct knn_cache *c, struct kent *e)
  * its base). */
 static void fill_unmap(struct knn_cache *c, struct kent *e, uint8_t *p)
 {
-	if (!e->heap)
+	if (!e->heap) {
 		munmap(p, e->maplen);
-	else if (knn_slab_owns(c->slab, p))
+	} else if (knn_slab_owns(c->slab, p)) {
 		knn_slab_put(c->slab, p, e->maplen);
-	else
+	} else {
+		knn_slab_outside(c->slab, e->maplen, false);
 		free(p);
+	}
 }
 
 /* Frees left the arena over its bound (knn_slab.h): move the idle entries
@@ -348,6 +350,7 @@ static void slab_compact(struct knn_cache *c)
 			break;
 		memcpy(q, e->base, e->maplen);
 		knn_slab_put(c->slab, e->base, e->maplen);
+		knn_slab_outside(c->slab, e->maplen, true);
 		e->base = q;
 	}
 	knn_slab_settle(c->slab);
@@ -694,6 +697,7 @@ void vault_knn_pool_hold(struct vv_vault *v, bool hold)
 void vault_knn_cache_stats(struct vv_vault *v, struct knn_stats *st)
 {
 	struct knn_cache *c = v->knn;
+	struct knn_slab_stats ss;
 
 	memset(st, 0, sizeof(*st));
 	if (!c)
@@ -709,6 +713,10 @@ void vault_knn_cache_stats(struct vv_vault *v, struct knn_stats *st)
 	st->threads = c->nthreads;
 	st->fillers = c->fillers;
 	pthread_mutex_unlock(&c->mu);
+	knn_slab_stats(c->slab, &ss);
+	st->slab_held = ss.held;
+	st->slab_live = ss.live;
+	st->slab_outside = ss.outside;
 }
 
 void vault_knn_cache_drop(struct vv_vault *v, uint64_t ino)
@@ -806,8 +814,11 @@ static int fill_map(struct knn_cache *c, struct kent *e, uint8_t **out)
 	if (e->heap) {
 		/* zeroed: the holes read as zeros, as a fresh mapping's; the
 		 * arena's slot, or calloc past its bound */
-		if (!(*out = knn_slab_get(c->slab, e->maplen)) && !(*out = calloc(1, e->maplen)))
+		if ((*out = knn_slab_get(c->slab, e->maplen)))
+			return 0;
+		if (!(*out = calloc(1, e->maplen)))
 			return VV_ENOMEM;
+		knn_slab_outside(c->slab, e->maplen, true);
 		return 0;
 	}
 	p = mmap(NULL, e->maplen, PROT_READ | PROT_WRITE,

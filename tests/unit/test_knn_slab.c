@@ -157,6 +157,21 @@ static void t_bound(void)
 	knn_slab_stats(s, &st);
 	ok(st.held <= KNN_SLAB_CHUNK && st.chunks == 0, "all put back: chunks given back, one spare kept");
 
+	/* sparse chunks of tiny slots take the slack; entries the owner keeps
+	 * outside count as live, so a new class is not locked out for good */
+	for (n = 0; n < 5; n++)
+		p[n] = knn_slab_get(s, 64 + n * 1024);
+	ok(p[0] && p[3] && !p[4], "4 chunks of one tiny slot each: a fifth class refused");
+	knn_slab_outside(s, 12u << 20, true);
+	p[4] = knn_slab_get(s, 64 + 4 * 1024);
+	ok(p[4], "12 MB of small entries kept outside: the fifth class gets its chunk");
+	knn_slab_stats(s, &st);
+	ok(!knn_slab_over(s) && st.outside == 12u << 20, "within the bound, counting them");
+	knn_slab_outside(s, 12u << 20, false);
+	ok(knn_slab_over(s), "they go: over (the owner moves the sparse chunks' slots out)");
+	for (n = 0; n < 5; n++)
+		knn_slab_put(s, p[n], 64 + n * 1024);
+
 	/* a region full: refused too */
 	struct knn_slab *small = knn_slab_new(KNN_SLAB_CHUNK);
 	size_t got = 0;
