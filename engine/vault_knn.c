@@ -37,7 +37,8 @@
  * (a snapshot) alive by reference.
  *
  * Locking: c->mu (cache, queue, pool) is a leaf (vault_knn_cache_drop runs as a
- * node listener, under v->mu or n->rw).  A fill job pins its node and takes n->rw (read)
+ * node listener, under v->mu or n->rw) but for the small entries' arena's
+ * own mutex (knn_slab.h), taken under it or alone.  A fill job pins its node and takes n->rw (read)
  * per piece, then c->mu inside it.  Done callbacks run with no lock held.
  */
 #include <errno.h>
@@ -937,8 +938,9 @@ static struct kent *ent_new(uint32_t uid, const struct node *n)
 
 /* Lock entry e (of uid u) against swap if the budget allows: within the
  * cache's lock budget, and for an unprivileged uid no more than it could
- * lock itself by default; heap entries share their pages (docs/design.md
- * "Query offload").  Under c->mu; the mlock itself is lock_apply's. */
+ * lock itself by default; small entries share their pages (arena chunks
+ * or the heap: docs/design.md "Query offload").  Under c->mu; the mlock
+ * itself is lock_apply's. */
 static void lock_grant(struct knn_cache *c, struct kent *e, struct kuse *u)
 {
 	if (!e->heap && c->locked + e->maplen <= c->lock_cap &&
