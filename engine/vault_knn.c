@@ -521,6 +521,9 @@ int vault_knn_cache_open(struct vv_vault *v, size_t cap)
 	 * them (reserved, not committed); without it they are calloc'd */
 	if (cap <= (SIZE_MAX - KNN_SLAB_SLACK) / 4)
 		c->slab = knn_slab_new(2 * cap + KNN_SLAB_SLACK + KNN_SLAB_CHUNK);
+	if (!c->slab)
+		vv_log(VV_LOG_INFO, "knn: cannot reserve the arena for small cache entries (%zu "
+		       "bytes): they are calloc'd, on 4 KiB pages", 2 * cap + KNN_SLAB_SLACK);
 	c->hbits = KNN_HASH_MIN_BITS;
 	fairq_init(&c->q, KNN_SLOTS_PER_UID);
 	/* one scan thread on up to 3 CPUs, two from 4: the offload never
