@@ -329,14 +329,16 @@ static void fill_unmap(struct knn_cache *c, struct kent *e, uint8_t *p)
 	}
 }
 
-/* Frees left the arena over its bound (knn_slab.h): move the idle entries
- * of its sparse chunks to the heap, oldest first, until it is back under.
- * An entry in use (a scan's reference, a fill) stays where it is; the
- * arena excuses what such entries pin until another KNN_SLAB_SLACK of
- * excess calls the next pass (so a stuck pass is not repeated at every
- * release).  Not while the cache closes: everything goes anyway.  Under
- * c->mu: an entry's base changes only while the list's is its only
- * reference, and every reader of base holds one. */
+/* Frees left the arena over its bound (knn_slab.h): move every idle entry
+ * of its sparse chunks to the heap.  All of them, not just until it is
+ * under: then every chunk left is at least half live, and the next pass
+ * waits for another KNN_SLAB_SLACK of excess (a few MiB of frees), not
+ * for the next release.  An entry in use (a scan's reference, a fill)
+ * stays where it is; the arena excuses what such entries pin until the
+ * excess grows by the slack again, so a stuck pass is not repeated at
+ * every release either.  Not while the cache closes: everything goes
+ * anyway.  Under c->mu: an entry's base changes only while the list's is
+ * its only reference, and every reader of base holds one. */
 static void slab_compact(struct knn_cache *c)
 {
 	struct kent *e;
@@ -344,7 +346,7 @@ static void slab_compact(struct knn_cache *c)
 
 	if (c->stopping || !knn_slab_over(c->slab))
 		return;
-	for (e = c->tail; e && knn_slab_over(c->slab); e = e->prev) {
+	for (e = c->tail; e; e = e->prev) {
 		if (e->refs != 1 || e->state != K_READY || !knn_slab_sparse(c->slab, e->base))
 			continue;
 		if (!(q = malloc(e->maplen)))
