@@ -283,8 +283,10 @@ static void t_maps(void)
 	for (; n < 10000; n++)
 		if (!(p[n] = knn_slab_get(s, 51328)))
 			break;
-	for (size_t i = 0; i < n; i += 97)
-		memset(p[i], 1, 51328);
+	if (n) {                             /* the first and the last: 2 huge pages */
+		memset(p[0], 1, 51328);
+		memset(p[n - 1], 1, 51328);
+	}
 	for (size_t i = 0; i < n; i++) {
 		lo = (uintptr_t)p[i] < lo ? (uintptr_t)p[i] : lo;
 		hi = (uintptr_t)p[i] + 51328 > hi ? (uintptr_t)p[i] + 51328 : hi;
