@@ -85,7 +85,7 @@ static unsigned class_of(const struct knn_slab *s, size_t len)
 	return lo;
 }
 
-struct knn_slab *knn_slab_new(size_t max_bytes)
+struct knn_slab *vault_knn_slab_new(size_t max_bytes)
 {
 	struct knn_slab *s;
 	size_t n = max_bytes / KNN_SLAB_CHUNK + (max_bytes % KNN_SLAB_CHUNK != 0);
@@ -116,7 +116,7 @@ struct knn_slab *knn_slab_new(size_t max_bytes)
 	return s;
 }
 
-void knn_slab_free(struct knn_slab *s)
+void vault_knn_slab_free(struct knn_slab *s)
 {
 	if (!s)
 		return;
@@ -127,7 +127,7 @@ void knn_slab_free(struct knn_slab *s)
 	free(s);
 }
 
-bool knn_slab_owns(const struct knn_slab *s, const void *p)
+bool vault_knn_slab_owns(const struct knn_slab *s, const void *p)
 {
 	const uint8_t *q = p;
 
@@ -177,9 +177,10 @@ static uint32_t chunk_take(struct knn_slab *s, unsigned cls)
 		i = s->freec[--s->nfree];
 		s->held += KNN_SLAB_CHUNK;
 	} else {
+		/* freec grows with the chunks: a put never needs memory */
 		if (s->nch >= s->nmax || VV_GROW(s->ch, s->nch, s->chcap) < 0 ||
 		    vv_grow(&s->freec, &s->freecap, s->nch + 1, sizeof(*s->freec)) < 0)
-			return NONE;                 /* freec can hold every index: puts never fail */
+			return NONE;
 		i = (uint32_t)s->nch++;
 		s->ch[i].dirty = 0;
 		s->held += KNN_SLAB_CHUNK;
@@ -213,7 +214,7 @@ static void chunk_empty(struct knn_slab *s, uint32_t i)
 	s->freec[s->nfree++] = i;
 }
 
-void *knn_slab_get(struct knn_slab *s, size_t len)
+void *vault_knn_slab_get(struct knn_slab *s, size_t len)
 {
 	unsigned cls;
 	uint32_t i, j;
@@ -261,7 +262,7 @@ void *knn_slab_get(struct knn_slab *s, size_t len)
 	return p;
 }
 
-void knn_slab_put(struct knn_slab *s, void *p, size_t len)
+void vault_knn_slab_put(struct knn_slab *s, void *p, size_t len)
 {
 	uint32_t i = (uint32_t)(((uint8_t *)p - s->base) / KNN_SLAB_CHUNK);
 	struct chunk *c = &s->ch[i];
@@ -280,7 +281,7 @@ void knn_slab_put(struct knn_slab *s, void *p, size_t len)
 	pthread_mutex_unlock(&s->mu);
 }
 
-bool knn_slab_over(struct knn_slab *s)
+bool vault_knn_slab_over(struct knn_slab *s)
 {
 	bool over;
 
@@ -292,7 +293,7 @@ bool knn_slab_over(struct knn_slab *s)
 	return over;
 }
 
-void knn_slab_settle(struct knn_slab *s)
+void vault_knn_slab_settle(struct knn_slab *s)
 {
 	size_t bound;
 
@@ -304,12 +305,12 @@ void knn_slab_settle(struct knn_slab *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
-bool knn_slab_sparse(struct knn_slab *s, const void *p)
+bool vault_knn_slab_sparse(struct knn_slab *s, const void *p)
 {
 	bool sparse;
 	uint32_t i;
 
-	if (!knn_slab_owns(s, p))
+	if (!vault_knn_slab_owns(s, p))
 		return false;
 	i = (uint32_t)(((const uint8_t *)p - s->base) / KNN_SLAB_CHUNK);
 	pthread_mutex_lock(&s->mu);
@@ -318,7 +319,7 @@ bool knn_slab_sparse(struct knn_slab *s, const void *p)
 	return sparse;
 }
 
-void knn_slab_outside(struct knn_slab *s, size_t len, bool add)
+void vault_knn_slab_outside(struct knn_slab *s, size_t len, bool add)
 {
 	if (!s)
 		return;
@@ -327,7 +328,7 @@ void knn_slab_outside(struct knn_slab *s, size_t len, bool add)
 	pthread_mutex_unlock(&s->mu);
 }
 
-void knn_slab_stats(struct knn_slab *s, struct knn_slab_stats *st)
+void vault_knn_slab_stats(struct knn_slab *s, struct knn_slab_stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	if (!s)

@@ -17,13 +17,14 @@
  * never shows an earlier entry's bytes); held bytes (chunks in use and the
  * spare) never grow past 2 x live bytes + KNN_SLAB_SLACK, where live
  * counts the slots and the owner's small entries it keeps elsewhere
- * (knn_slab_outside): past that knn_slab_get returns NULL and the caller
- * uses calloc.  (Counting only the slots would lock a size class out for
- * good once the slack is taken by sparse chunks of tiny entries: its
- * entries would go to calloc and never raise the count.)  Frees can still
- * leave chunks sparse (a few live entries each); knn_slab_over says so,
- * and the owner then moves the entries of sparse chunks (knn_slab_sparse)
- * out of the arena, which brings it back under the bound.
+ * (vault_knn_slab_outside): past that vault_knn_slab_get returns NULL and
+ * the caller uses calloc.  (Counting only the slots would lock a size
+ * class out for good once the slack is taken by sparse chunks of tiny
+ * entries: its entries would go to calloc and never raise the count.)
+ * Frees can still leave chunks sparse (a few live entries each);
+ * vault_knn_slab_over says so, and the owner then moves the entries of
+ * sparse chunks (vault_knn_slab_sparse) out of the arena, which brings it
+ * back under the bound.
  *
  * What it does not know: who the entries are (no back pointers), the
  * cache's charges, locks of the cache.  Thread safety: its own mutex, a
@@ -54,34 +55,34 @@ struct knn_slab_stats {
 
 /* An arena whose chunks never exceed max_bytes (the region reserved; 0 or
  * a failed mmap: NULL, and every entry takes calloc).  Owned by the
- * caller: knn_slab_free (NULL ok) once no slot is live. */
-struct knn_slab *knn_slab_new(size_t max_bytes);
-void knn_slab_free(struct knn_slab *s);
+ * caller: vault_knn_slab_free (NULL ok) once no slot is live. */
+struct knn_slab *vault_knn_slab_new(size_t max_bytes);
+void vault_knn_slab_free(struct knn_slab *s);
 
 /* A zeroed, KNN_SLAB_ALIGN-aligned slot of at least len (1..KNN_SLAB_MAX)
  * bytes, or NULL: len out of range, s NULL, no room in the region, or a
  * new chunk would take the arena past its bound.  Keep len for the put. */
-void *knn_slab_get(struct knn_slab *s, size_t len);
-/* Give back a slot that knn_slab_get returned for len bytes. */
-void knn_slab_put(struct knn_slab *s, void *p, size_t len);
+void *vault_knn_slab_get(struct knn_slab *s, size_t len);
+/* Give back a slot that vault_knn_slab_get returned for len bytes. */
+void vault_knn_slab_put(struct knn_slab *s, void *p, size_t len);
 /* Whether p is a slot of s (NULL s: false). */
-bool knn_slab_owns(const struct knn_slab *s, const void *p);
+bool vault_knn_slab_owns(const struct knn_slab *s, const void *p);
 
 /* The owner keeps (add) or frees a small entry of len bytes outside the
  * arena (calloc'd past the bound, or moved out): counted as live. */
-void knn_slab_outside(struct knn_slab *s, size_t len, bool add);
+void vault_knn_slab_outside(struct knn_slab *s, size_t len, bool add);
 
 /* Whether held exceeds 2 x live + KNN_SLAB_SLACK (frees left chunks
  * sparse) plus what the last pass was excused, and whether p's chunk is
  * one to empty: under half its bytes live.  Moving every slot of the
  * sparse chunks out brings the arena back under the bound. */
-bool knn_slab_over(struct knn_slab *s);
-bool knn_slab_sparse(struct knn_slab *s, const void *p);
+bool vault_knn_slab_over(struct knn_slab *s);
+bool vault_knn_slab_sparse(struct knn_slab *s, const void *p);
 /* After a pass of moves: what is still over the bound (slots the owner
- * could not move: in use) is excused, so that knn_slab_over asks for the
+ * could not move: in use) is excused, so that vault_knn_slab_over asks for the
  * next pass only after another KNN_SLAB_SLACK of frees, not at each. */
-void knn_slab_settle(struct knn_slab *s);
+void vault_knn_slab_settle(struct knn_slab *s);
 
-void knn_slab_stats(struct knn_slab *s, struct knn_slab_stats *st);
+void vault_knn_slab_stats(struct knn_slab *s, struct knn_slab_stats *st);
 
 #endif

@@ -92,7 +92,7 @@ struct kent {
 	bool listed;
 	bool locked;                     /* maplen counted in the lock budget */
 	bool heap;                       /* a small entry: base is a slot of c->slab or
-					    malloc'd (knn_slab_owns tells), not mapped */
+					    malloc'd (vault_knn_slab_owns tells), not mapped */
 	enum kstate state;
 };
 
@@ -321,10 +321,10 @@ static void fill_unmap(struct knn_cache *c, struct kent *e, uint8_t *p)
 {
 	if (!e->heap) {
 		munmap(p, e->maplen);
-	} else if (knn_slab_owns(c->slab, p)) {
-		knn_slab_put(c->slab, p, e->maplen);
+	} else if (vault_knn_slab_owns(c->slab, p)) {
+		vault_knn_slab_put(c->slab, p, e->maplen);
 	} else {
-		knn_slab_outside(c->slab, e->maplen, false);
+		vault_knn_slab_outside(c->slab, e->maplen, false);
 		free(p);
 	}
 }
@@ -344,19 +344,19 @@ static void slab_compact(struct knn_cache *c)
 	struct kent *e;
 	uint8_t *q;
 
-	if (c->stopping || !knn_slab_over(c->slab))
+	if (c->stopping || !vault_knn_slab_over(c->slab))
 		return;
 	for (e = c->tail; e; e = e->prev) {
-		if (e->refs != 1 || e->state != K_READY || !knn_slab_sparse(c->slab, e->base))
+		if (e->refs != 1 || e->state != K_READY || !vault_knn_slab_sparse(c->slab, e->base))
 			continue;
 		if (!(q = malloc(e->maplen)))
 			break;
 		memcpy(q, e->base, e->maplen);
-		knn_slab_put(c->slab, e->base, e->maplen);
-		knn_slab_outside(c->slab, e->maplen, true);
+		vault_knn_slab_put(c->slab, e->base, e->maplen);
+		vault_knn_slab_outside(c->slab, e->maplen, true);
 		e->base = q;
 	}
-	knn_slab_settle(c->slab);
+	vault_knn_slab_settle(c->slab);
 }
 
 /* Drop references: the list's if evict (taking e off the list), the
@@ -522,7 +522,7 @@ int vault_knn_cache_open(struct vv_vault *v, size_t cap)
 	/* the small entries' arena: room for its bound over a cache full of
 	 * them (reserved, not committed); without it they are calloc'd */
 	if (cap <= (SIZE_MAX - KNN_SLAB_SLACK) / 4)
-		c->slab = knn_slab_new(2 * cap + KNN_SLAB_SLACK + KNN_SLAB_CHUNK);
+		c->slab = vault_knn_slab_new(2 * cap + KNN_SLAB_SLACK + KNN_SLAB_CHUNK);
 	if (!c->slab)
 		vv_log(VV_LOG_INFO, "knn: cannot reserve the arena for small cache entries (%zu "
 		       "bytes): they are calloc'd, on 4 KiB pages", 2 * cap + KNN_SLAB_SLACK);
@@ -544,7 +544,7 @@ int vault_knn_cache_open(struct vv_vault *v, size_t cap)
 	vault_listen(v, &knn_listener);
 	return 0;
 fail:
-	knn_slab_free(c->slab);
+	vault_knn_slab_free(c->slab);
 	free(c->htab);
 	free(c->threads);
 	pthread_cond_destroy(&c->work);
@@ -607,7 +607,7 @@ void vault_knn_cache_close(struct vv_vault *v)
 	while (c->head)
 		ent_release(c, c->head, true, false);
 	pthread_mutex_unlock(&c->mu);
-	knn_slab_free(c->slab);              /* no slot is live: no entry is left */
+	vault_knn_slab_free(c->slab);              /* no slot is live: no entry is left */
 	fairq_release(&c->q);
 	free(c->htab);
 	free(c->threads);
@@ -719,7 +719,7 @@ void vault_knn_cache_stats(struct vv_vault *v, struct knn_stats *st)
 	st->threads = c->nthreads;
 	st->fillers = c->fillers;
 	pthread_mutex_unlock(&c->mu);
-	knn_slab_stats(c->slab, &ss);
+	vault_knn_slab_stats(c->slab, &ss);
 	st->slab_held = ss.held;
 	st->slab_live = ss.live;
 	st->slab_outside = ss.outside;
@@ -820,11 +820,11 @@ static int fill_map(struct knn_cache *c, struct kent *e, uint8_t **out)
 	if (e->heap) {
 		/* zeroed: the holes read as zeros, as a fresh mapping's; the
 		 * arena's slot, or calloc past its bound */
-		if ((*out = knn_slab_get(c->slab, e->maplen)))
+		if ((*out = vault_knn_slab_get(c->slab, e->maplen)))
 			return 0;
 		if (!(*out = calloc(1, e->maplen)))
 			return VV_ENOMEM;
-		knn_slab_outside(c->slab, e->maplen, true);
+		vault_knn_slab_outside(c->slab, e->maplen, true);
 		return 0;
 	}
 	p = mmap(NULL, e->maplen, PROT_READ | PROT_WRITE,

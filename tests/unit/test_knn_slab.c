@@ -78,7 +78,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 
 static void t_slots(void)
 {
-	struct knn_slab *s = knn_slab_new(64u << 20);
+	struct knn_slab *s = vault_knn_slab_new(64u << 20);
 	static const size_t lens[] = { 1, 63, 64, 65, 500, 513, 1000, 4096, 51328, 100000,
 				       KNN_SLAB_MAX };
 	uint8_t *p[11];
@@ -88,14 +88,14 @@ static void t_slots(void)
 	ok(s, "an arena of 64 MiB");
 	if (!s)
 		return;
-	ok(!knn_slab_get(s, 0) && !knn_slab_get(s, KNN_SLAB_MAX + 1), "0 bytes and past the max: none");
+	ok(!vault_knn_slab_get(s, 0) && !vault_knn_slab_get(s, KNN_SLAB_MAX + 1), "0 bytes and past the max: none");
 	/* 12 MB live: room under the bound for a chunk per class below */
 	for (size_t i = 0; i < 100; i++)
-		ballast[i] = knn_slab_get(s, KNN_SLAB_MAX);
+		ballast[i] = vault_knn_slab_get(s, KNN_SLAB_MAX);
 	for (size_t i = 0; i < 11; i++) {
-		p[i] = knn_slab_get(s, lens[i]);
+		p[i] = vault_knn_slab_get(s, lens[i]);
 		aligned &= p[i] && (uintptr_t)p[i] % KNN_SLAB_ALIGN == 0;
-		owned &= knn_slab_owns(s, p[i]);
+		owned &= vault_knn_slab_owns(s, p[i]);
 		zero &= p[i] && all_zero(p[i], lens[i]);
 		if (p[i])
 			memset(p[i], (int)i + 1, lens[i]);
@@ -106,38 +106,38 @@ static void t_slots(void)
 	ok(aligned && owned, "every size from 1 byte to 120 KiB: 64-byte aligned slots of the region");
 	ok(zero, "zeroed");
 	ok(apart, "apart: each keeps its own bytes");
-	ok(!knn_slab_owns(s, lens) && !knn_slab_owns(NULL, p[0]), "a pointer elsewhere is not its");
+	ok(!vault_knn_slab_owns(s, lens) && !vault_knn_slab_owns(NULL, p[0]), "a pointer elsewhere is not its");
 	for (size_t i = 0; i < 11; i++)
-		knn_slab_put(s, p[i], lens[i]);
+		vault_knn_slab_put(s, p[i], lens[i]);
 	for (size_t i = 0; i < 100; i++)
-		knn_slab_put(s, ballast[i], KNN_SLAB_MAX);
+		vault_knn_slab_put(s, ballast[i], KNN_SLAB_MAX);
 
 	/* a reused slot: another entry's bytes must not show */
-	uint8_t *a = knn_slab_get(s, 51328), *b = knn_slab_get(s, 51328), *c;
+	uint8_t *a = vault_knn_slab_get(s, 51328), *b = vault_knn_slab_get(s, 51328), *c;
 	memset(a, 0xff, 51328);
 	memset(b, 0xff, 51328);
-	knn_slab_put(s, a, 51328);
-	c = knn_slab_get(s, 51000);
+	vault_knn_slab_put(s, a, 51328);
+	c = vault_knn_slab_get(s, 51000);
 	ok(c == a, "a freed slot is reused for the same class");
 	ok(c && all_zero(c, 51000), "and reads as zeros, not as the 0xff of its last entry");
-	knn_slab_put(s, b, 51328);
-	knn_slab_put(s, c, 51000);
+	vault_knn_slab_put(s, b, 51328);
+	vault_knn_slab_put(s, c, 51000);
 
 	/* a chunk reused by another class (the spare keeps its pages) */
 	struct knn_slab_stats st;
-	knn_slab_stats(s, &st);
+	vault_knn_slab_stats(s, &st);
 	ok(st.chunks == 0 && st.live == 0 && st.spare, "all put back: no chunk in use, one spare");
-	a = knn_slab_get(s, 7000);
+	a = vault_knn_slab_get(s, 7000);
 	ok(a && all_zero(a, 7000), "a slot of the spare chunk under another class: zeros");
-	knn_slab_put(s, a, 7000);
-	knn_slab_free(s);
+	vault_knn_slab_put(s, a, 7000);
+	vault_knn_slab_free(s);
 }
 
 /* A few live bytes in many classes: held stays within 2 x live + slack,
  * and past that the caller is told to use calloc. */
 static void t_bound(void)
 {
-	struct knn_slab *s = knn_slab_new(512u << 20);
+	struct knn_slab *s = vault_knn_slab_new(512u << 20);
 	struct knn_slab_stats st;
 	void *p[64];
 	size_t len[64], n = 0, refused = 0;
@@ -145,50 +145,50 @@ static void t_bound(void)
 
 	for (size_t sz = 64; sz <= KNN_SLAB_MAX && n < 64; sz = sz * 5 / 4 + 64) {
 		len[n] = sz;
-		if (!(p[n] = knn_slab_get(s, sz))) {
+		if (!(p[n] = vault_knn_slab_get(s, sz))) {
 			refused++;
 			continue;
 		}
 		n++;
-		knn_slab_stats(s, &st);
+		vault_knn_slab_stats(s, &st);
 		within &= st.held <= 2 * st.live + KNN_SLAB_SLACK;
 	}
-	knn_slab_stats(s, &st);
+	vault_knn_slab_stats(s, &st);
 	ok(within, "one slot per class: held never past 2 x live + 8 MiB");
 	ok(refused > 0, "a slot past the bound is refused (the cache then uses calloc)");
 	printf("# %zu slots in the arena, %zu refused; held %zu, live %zu\n", n, refused, st.held,
 	       st.live);
 	for (size_t i = 0; i < n; i++)
-		knn_slab_put(s, p[i], len[i]);
-	knn_slab_stats(s, &st);
+		vault_knn_slab_put(s, p[i], len[i]);
+	vault_knn_slab_stats(s, &st);
 	ok(st.held <= KNN_SLAB_CHUNK && st.chunks == 0, "all put back: chunks given back, one spare kept");
 
 	/* sparse chunks of tiny slots take the slack; entries the owner keeps
 	 * outside count as live, so a new class is not locked out for good */
 	for (n = 0; n < 5; n++)
-		p[n] = knn_slab_get(s, 64 + n * 1024);
+		p[n] = vault_knn_slab_get(s, 64 + n * 1024);
 	ok(p[0] && p[3] && !p[4], "4 chunks of one tiny slot each: a fifth class refused");
-	knn_slab_outside(s, 12u << 20, true);
-	p[4] = knn_slab_get(s, 64 + 4 * 1024);
+	vault_knn_slab_outside(s, 12u << 20, true);
+	p[4] = vault_knn_slab_get(s, 64 + 4 * 1024);
 	ok(p[4], "12 MB of small entries kept outside: the fifth class gets its chunk");
-	knn_slab_stats(s, &st);
-	ok(!knn_slab_over(s) && st.outside == 12u << 20, "within the bound, counting them");
-	knn_slab_outside(s, 12u << 20, false);
-	ok(knn_slab_over(s), "they go: over (the owner moves the sparse chunks' slots out)");
+	vault_knn_slab_stats(s, &st);
+	ok(!vault_knn_slab_over(s) && st.outside == 12u << 20, "within the bound, counting them");
+	vault_knn_slab_outside(s, 12u << 20, false);
+	ok(vault_knn_slab_over(s), "they go: over (the owner moves the sparse chunks' slots out)");
 	for (n = 0; n < 5; n++)
-		knn_slab_put(s, p[n], 64 + n * 1024);
+		vault_knn_slab_put(s, p[n], 64 + n * 1024);
 
 	/* a region full: refused too */
-	struct knn_slab *small = knn_slab_new(KNN_SLAB_CHUNK);
+	struct knn_slab *small = vault_knn_slab_new(KNN_SLAB_CHUNK);
 	size_t got = 0;
 	void *q[40];
-	while (got < 40 && (q[got] = knn_slab_get(small, KNN_SLAB_MAX)))
+	while (got < 40 && (q[got] = vault_knn_slab_get(small, KNN_SLAB_MAX)))
 		got++;
 	ok(got == KNN_SLAB_CHUNK / KNN_SLAB_MAX, "a one-chunk region: 17 slots of 120 KiB, then none");
 	while (got)
-		knn_slab_put(small, q[--got], KNN_SLAB_MAX);
-	knn_slab_free(small);
-	knn_slab_free(s);
+		vault_knn_slab_put(small, q[--got], KNN_SLAB_MAX);
+	vault_knn_slab_free(small);
+	vault_knn_slab_free(s);
 }
 
 /* The adversary keeps one entry per chunk: the arena says it is over its
@@ -197,7 +197,7 @@ static void t_bound(void)
 static void t_sparse(void)
 {
 	enum { CH = 20, PER = KNN_SLAB_CHUNK / KNN_SLAB_MAX, N = CH * PER };
-	struct knn_slab *s = knn_slab_new(128u << 20);
+	struct knn_slab *s = vault_knn_slab_new(128u << 20);
 	struct knn_slab_stats st;
 	static void *p[N];
 	bool sparse = true;
@@ -206,82 +206,82 @@ static void t_sparse(void)
 	long rss;
 
 	for (size_t i = 0; i < N; i++) {
-		p[i] = knn_slab_get(s, KNN_SLAB_MAX);
+		p[i] = vault_knn_slab_get(s, KNN_SLAB_MAX);
 		if (p[i])
 			memset(p[i], 0x5a, KNN_SLAB_MAX);
 	}
-	knn_slab_stats(s, &st);
+	vault_knn_slab_stats(s, &st);
 	ok(st.chunks == CH, "340 slots of 120 KiB fill 20 chunks");
-	ok(!knn_slab_over(s), "packed: not over the bound");
+	ok(!vault_knn_slab_over(s), "packed: not over the bound");
 	rss = smaps_of(p[0], flags, sizeof(flags));
 	ok(strstr(flags, " hg") && strstr(flags, " dd"),
 	   "the region is advised huge pages (hg) and out of core dumps (dd)");
 	printf("# VmFlags:%s# Rss %ld kB\n", flags, rss);
 	for (size_t i = 0; i < N; i++)
 		if (i % PER) {
-			knn_slab_put(s, p[i], KNN_SLAB_MAX);
+			vault_knn_slab_put(s, p[i], KNN_SLAB_MAX);
 			p[i] = NULL;
 		}
-	knn_slab_stats(s, &st);
-	ok(knn_slab_over(s), "one live slot per chunk: over 2 x live + 8 MiB");
+	vault_knn_slab_stats(s, &st);
+	ok(vault_knn_slab_over(s), "one live slot per chunk: over 2 x live + 8 MiB");
 	for (size_t i = 0; i < N; i++)
 		if (p[i])
-			sparse &= knn_slab_sparse(s, p[i]);
+			sparse &= vault_knn_slab_sparse(s, p[i]);
 	ok(sparse, "each of their chunks is sparse");
 	/* the owner moves them out, oldest first, until back under */
-	for (size_t i = 0; i < N && knn_slab_over(s); i++)
-		if (p[i] && knn_slab_sparse(s, p[i])) {
-			knn_slab_put(s, p[i], KNN_SLAB_MAX);
+	for (size_t i = 0; i < N && vault_knn_slab_over(s); i++)
+		if (p[i] && vault_knn_slab_sparse(s, p[i])) {
+			vault_knn_slab_put(s, p[i], KNN_SLAB_MAX);
 			p[i] = NULL;
 		}
-	knn_slab_settle(s);
-	knn_slab_stats(s, &st);
+	vault_knn_slab_settle(s);
+	vault_knn_slab_stats(s, &st);
 	for (size_t i = 0; i < N; i++)
 		kept += p[i] != NULL;
-	ok(!knn_slab_over(s) && st.held <= 2 * st.live + KNN_SLAB_SLACK, "moved: within the bound again");
+	ok(!vault_knn_slab_over(s) && st.held <= 2 * st.live + KNN_SLAB_SLACK, "moved: within the bound again");
 	printf("# kept %zu in the arena; held %zu, live %zu\n", kept, st.held, st.live);
 	for (size_t i = 0; i < N; i++)
 		if (p[i])
-			knn_slab_put(s, p[i], KNN_SLAB_MAX);
-	knn_slab_stats(s, &st);
+			vault_knn_slab_put(s, p[i], KNN_SLAB_MAX);
+	vault_knn_slab_stats(s, &st);
 	ok(st.held == KNN_SLAB_CHUNK && st.spare, "emptied: every chunk given back but the spare");
 
 	/* the pages really went (Rss of the region: the spare at most) */
-	void *x = knn_slab_get(s, 64);
+	void *x = vault_knn_slab_get(s, 64);
 	rss = smaps_of(x, flags, sizeof(flags));
 	ok(rss >= 0 && rss <= 2048 + 4, "the region's Rss: one chunk at most");
 	printf("# Rss %ld kB\n", rss);
-	knn_slab_put(s, x, 64);
+	vault_knn_slab_put(s, x, 64);
 
 	/* a pass that cannot move what is in use is excused until more frees */
-	p[0] = knn_slab_get(s, KNN_SLAB_MAX);
+	p[0] = vault_knn_slab_get(s, KNN_SLAB_MAX);
 	for (size_t i = 1; i < N; i++)
-		p[i] = knn_slab_get(s, KNN_SLAB_MAX);
+		p[i] = vault_knn_slab_get(s, KNN_SLAB_MAX);
 	for (size_t i = 0; i < N; i++)
 		if (i % PER) {
-			knn_slab_put(s, p[i], KNN_SLAB_MAX);
+			vault_knn_slab_put(s, p[i], KNN_SLAB_MAX);
 			p[i] = NULL;
 		}
-	ok(knn_slab_over(s), "sparse again");
-	knn_slab_settle(s);                  /* nothing moved: all in use */
-	ok(!knn_slab_over(s), "a pass that moved nothing: excused");
+	ok(vault_knn_slab_over(s), "sparse again");
+	vault_knn_slab_settle(s);                  /* nothing moved: all in use */
+	ok(!vault_knn_slab_over(s), "a pass that moved nothing: excused");
 	for (size_t i = 0; i < N; i++)
 		if (p[i])
-			knn_slab_put(s, p[i], KNN_SLAB_MAX);
-	knn_slab_free(s);
+			vault_knn_slab_put(s, p[i], KNN_SLAB_MAX);
+	vault_knn_slab_free(s);
 }
 
 /* 10,000 entries of a 100-row segment: one mapping, not thousands. */
 static void t_maps(void)
 {
-	struct knn_slab *s = knn_slab_new((size_t)1200 << 20);
+	struct knn_slab *s = vault_knn_slab_new((size_t)1200 << 20);
 	static void *p[10000];
 	size_t n = 0;
 	uintptr_t lo = UINTPTR_MAX, hi = 0;
 	int m;
 
 	for (; n < 10000; n++)
-		if (!(p[n] = knn_slab_get(s, 51328)))
+		if (!(p[n] = vault_knn_slab_get(s, 51328)))
 			break;
 	if (n) {                             /* the first and the last: 2 huge pages */
 		memset(p[0], 1, 51328);
@@ -297,8 +297,8 @@ static void t_maps(void)
 	printf("# %d mapping(s) over %zu MiB of slots; %d in the process\n", m, (hi - lo) >> 20,
 	       nmaps(0, UINTPTR_MAX));
 	for (size_t i = 0; i < n; i++)
-		knn_slab_put(s, p[i], 51328);
-	knn_slab_free(s);
+		vault_knn_slab_put(s, p[i], 51328);
+	vault_knn_slab_free(s);
 }
 
 struct thr {
@@ -320,24 +320,24 @@ static void *churn(void *arg)
 			const uint8_t *b = p[k];
 			for (size_t i = 0; i < len[k]; i += 61)
 				t->ok &= b[i] == t->tag;
-			knn_slab_put(t->s, p[k], len[k]);
+			vault_knn_slab_put(t->s, p[k], len[k]);
 			p[k] = NULL;
 		}
 		len[k] = 64 + (it * 2654435761u) % 20000;
-		if ((p[k] = knn_slab_get(t->s, len[k]))) {
+		if ((p[k] = vault_knn_slab_get(t->s, len[k]))) {
 			t->ok &= all_zero(p[k], len[k]);
 			memset(p[k], t->tag, len[k]);
 		}
 	}
 	for (unsigned k = 0; k < 32; k++)
 		if (p[k])
-			knn_slab_put(t->s, p[k], len[k]);
+			vault_knn_slab_put(t->s, p[k], len[k]);
 	return NULL;
 }
 
 static void t_threads(void)
 {
-	struct knn_slab *s = knn_slab_new(256u << 20);
+	struct knn_slab *s = vault_knn_slab_new(256u << 20);
 	struct thr t[2] = { { s, 0xa1, false }, { s, 0xb2, false } };
 	pthread_t th[2];
 	struct knn_slab_stats st;
@@ -346,10 +346,10 @@ static void t_threads(void)
 		pthread_create(&th[i], NULL, churn, &t[i]);
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
-	knn_slab_stats(s, &st);
+	vault_knn_slab_stats(s, &st);
 	ok(t[0].ok && t[1].ok, "two threads getting and putting: every slot zeroed, none shared");
 	ok(st.live == 0 && st.chunks == 0, "and all put back");
-	knn_slab_free(s);
+	vault_knn_slab_free(s);
 }
 
 int main(void)
@@ -359,7 +359,7 @@ int main(void)
 	t_sparse();
 	t_maps();
 	t_threads();
-	ok(!knn_slab_new(0), "no region: no arena (every entry calloc'd)");
-	knn_slab_free(NULL);
+	ok(!vault_knn_slab_new(0), "no region: no arena (every entry calloc'd)");
+	vault_knn_slab_free(NULL);
 	return tap_done();
 }
