@@ -37,7 +37,8 @@
  * (a snapshot) alive by reference.
  *
  * Locking: c->mu (cache, queue, pool) is a leaf (vault_knn_cache_drop runs as a
- * node listener, under v->mu or n->rw).  A fill job pins its node and takes n->rw (read)
+ * node listener, under v->mu or n->rw) but for the small entries' arena's
+ * own mutex (knn_slab.h), taken under it or alone.  A fill job pins its node and takes n->rw (read)
  * per piece, then c->mu inside it.  Done callbacks run with no lock held.
  */
 #include <errno.h>
@@ -55,6 +56,7 @@
 
 #include "fairq_int.h"
 #include "knn_int.h"
+#include "knn_slab.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
 #include "vecvault/knn_ioctl.h"
@@ -70,8 +72,8 @@
                                         kernel's default RLIMIT_MEMLOCK) */
 #define KNN_POOL_NICE 10             /* pool threads yield to the FUSE workers */
 #define KNN_HASH_MIN_BITS 6
-#define KNN_SMALL_MAX (120u << 10)   /* entries up to this size live on the heap */
-#define KNN_SMALL_ALIGN 64u
+#define KNN_SMALL_MAX KNN_SLAB_MAX  /* entries up to this size: the arena, or the heap */
+#define KNN_SMALL_ALIGN KNN_SLAB_ALIGN
 #define KNN_INLINE_MAX (1u << 20)    /* a directory request decrypts files up to this
 					size in its own turn (knn_int.h, knn_budget) */
 
@@ -89,7 +91,8 @@ struct kent {
 	uint32_t refs;                   /* the list's (while listed), the filler's, scans' */
 	bool listed;
 	bool locked;                     /* maplen counted in the lock budget */
-	bool heap;                       /* a small entry: base is malloc'd, not mapped */
+	bool heap;                       /* a small entry: base is a slot of c->slab or
+					    malloc'd (vault_knn_slab_owns tells), not mapped */
 	enum kstate state;
 };
 
@@ -135,6 +138,7 @@ struct knn_cache {
 	size_t locked, lock_cap;         /* bytes under mlock; the budget */
 	uint32_t owner;                  /* the daemon's uid: privileged like root */
 	struct kuse *users;
+	struct knn_slab *slab;           /* small entries' arena (NULL: all calloc'd) */
 	struct fairq q;
 	struct kjob *scans;              /* queued scans, for cancel and drain */
 	unsigned running_scans;
@@ -148,11 +152,13 @@ struct knn_cache {
 	bool warned_lock;
 };
 
-/* A small entry is one malloc'd buffer, not a mapping of its own: 10,000
- * segments of 100 rows would otherwise take 10,000 of the process's
- * vm.max_map_count (65530) and at least a page each (a huge page each
- * where the kernel backs the madvise).  Below glibc's mmap threshold, so
- * malloc does not map them one by one either. */
+/* A small entry is a slot of the arena (knn_slab.h: 2 MiB chunks of one
+ * region, huge pages, not dumped) or, past the arena's bound, one calloc'd
+ * buffer; never a mapping of its own: 10,000 segments of 100 rows would
+ * otherwise take 10,000 of the process's vm.max_map_count (65530) and at
+ * least a page each (a huge page each where the kernel backs the madvise).
+ * The calloc fallback is below glibc's mmap threshold, so malloc does not
+ * map them one by one either. */
 static bool small_entry(uint64_t size)
 {
 	return size <= KNN_SMALL_MAX;
@@ -309,6 +315,50 @@ static void ent_unlist(struct knn_cache *c, struct kent *e)
 	}
 }
 
+/* Free what fill_map made for e (its base, or a fill's buffer not yet
+ * its base). */
+static void fill_unmap(struct knn_cache *c, struct kent *e, uint8_t *p)
+{
+	if (!e->heap) {
+		munmap(p, e->maplen);
+	} else if (vault_knn_slab_owns(c->slab, p)) {
+		vault_knn_slab_put(c->slab, p, e->maplen);
+	} else {
+		vault_knn_slab_outside(c->slab, e->maplen, false);
+		free(p);
+	}
+}
+
+/* Frees left the arena over its bound (knn_slab.h): move every idle entry
+ * of its sparse chunks to the heap.  All of them, not just until it is
+ * under: then every chunk left is at least half live, and the next pass
+ * waits for another KNN_SLAB_SLACK of excess (a few MiB of frees), not
+ * for the next release.  An entry in use (a scan's reference, a fill)
+ * stays where it is; the arena excuses what such entries pin until the
+ * excess grows by the slack again, so a stuck pass is not repeated at
+ * every release either.  Not while the cache closes: everything goes
+ * anyway.  Under c->mu: an entry's base changes only while the list's is
+ * its only reference, and every reader of base holds one. */
+static void slab_compact(struct knn_cache *c)
+{
+	struct kent *e;
+	uint8_t *q;
+
+	if (c->stopping || !vault_knn_slab_over(c->slab))
+		return;
+	for (e = c->tail; e; e = e->prev) {
+		if (e->refs != 1 || e->state != K_READY || !vault_knn_slab_sparse(c->slab, e->base))
+			continue;
+		if (!(q = malloc(e->maplen)))
+			break;
+		memcpy(q, e->base, e->maplen);
+		vault_knn_slab_put(c->slab, e->base, e->maplen);
+		vault_knn_slab_outside(c->slab, e->maplen, true);
+		e->base = q;
+	}
+	vault_knn_slab_settle(c->slab);
+}
+
 /* Drop references: the list's if evict (taking e off the list), the
  * caller's own if own.  The memory, and its lock charge, go with the last.
  * Under c->mu. */
@@ -331,10 +381,10 @@ static void ent_release(struct knn_cache *c, struct kent *e, bool evict, bool ow
 			use_maybe_free(c, u);
 		}
 	}
-	if (e->base && e->heap)
-		free(e->base);
-	else if (e->base)
-		munmap(e->base, e->maplen);
+	if (e->base)
+		fill_unmap(c, e, e->base);
+	if (e->heap)
+		slab_compact(c);
 	free(e);
 }
 
@@ -469,6 +519,13 @@ int vault_knn_cache_open(struct vv_vault *v, size_t cap)
 	/* locked memory: a fixed budget, however large the cache */
 	c->lock_cap = cap < phys / 8 ? cap : phys / 8;
 	c->owner = (uint32_t)geteuid();
+	/* the small entries' arena: room for its bound over a cache full of
+	 * them (reserved, not committed); without it they are calloc'd */
+	if (cap <= (SIZE_MAX - KNN_SLAB_SLACK) / 4)
+		c->slab = vault_knn_slab_new(2 * cap + KNN_SLAB_SLACK + KNN_SLAB_CHUNK);
+	if (!c->slab)
+		vv_log(VV_LOG_INFO, "knn: cannot reserve the arena for small cache entries (%zu "
+		       "bytes): they are calloc'd, on 4 KiB pages", 2 * cap + KNN_SLAB_SLACK);
 	c->hbits = KNN_HASH_MIN_BITS;
 	fairq_init(&c->q, KNN_SLOTS_PER_UID);
 	/* one scan thread on up to 3 CPUs, two from 4: the offload never
@@ -487,6 +544,7 @@ int vault_knn_cache_open(struct vv_vault *v, size_t cap)
 	vault_listen(v, &knn_listener);
 	return 0;
 fail:
+	vault_knn_slab_free(c->slab);
 	free(c->htab);
 	free(c->threads);
 	pthread_cond_destroy(&c->work);
@@ -549,6 +607,7 @@ void vault_knn_cache_close(struct vv_vault *v)
 	while (c->head)
 		ent_release(c, c->head, true, false);
 	pthread_mutex_unlock(&c->mu);
+	vault_knn_slab_free(c->slab);              /* no slot is live: no entry is left */
 	fairq_release(&c->q);
 	free(c->htab);
 	free(c->threads);
@@ -644,6 +703,7 @@ void vault_knn_pool_hold(struct vv_vault *v, bool hold)
 void vault_knn_cache_stats(struct vv_vault *v, struct knn_stats *st)
 {
 	struct knn_cache *c = v->knn;
+	struct knn_slab_stats ss;
 
 	memset(st, 0, sizeof(*st));
 	if (!c)
@@ -659,6 +719,10 @@ void vault_knn_cache_stats(struct vv_vault *v, struct knn_stats *st)
 	st->threads = c->nthreads;
 	st->fillers = c->fillers;
 	pthread_mutex_unlock(&c->mu);
+	vault_knn_slab_stats(c->slab, &ss);
+	st->slab_held = ss.held;
+	st->slab_live = ss.live;
+	st->slab_outside = ss.outside;
 }
 
 void vault_knn_cache_drop(struct vv_vault *v, uint64_t ino)
@@ -754,9 +818,13 @@ static int fill_map(struct knn_cache *c, struct kent *e, uint8_t **out)
 	uint8_t *p;
 
 	if (e->heap) {
-		/* zeroed: the holes read as zeros, as a fresh mapping's */
+		/* zeroed: the holes read as zeros, as a fresh mapping's; the
+		 * arena's slot, or calloc past its bound */
+		if ((*out = vault_knn_slab_get(c->slab, e->maplen)))
+			return 0;
 		if (!(*out = calloc(1, e->maplen)))
 			return VV_ENOMEM;
+		vault_knn_slab_outside(c->slab, e->maplen, true);
 		return 0;
 	}
 	p = mmap(NULL, e->maplen, PROT_READ | PROT_WRITE,
@@ -841,10 +909,8 @@ static void fill_finish(struct vv_vault *v, struct knn_cache *c, struct kjob *j,
 	if (r < 0 && r != VV_ECANCELED)
 		vv_log(VV_LOG_WARN, "knn: cannot decrypt inode %llu for the query offload: %s",
 		       (unsigned long long)e->ino, vv_strerror(r));
-	if (j->p && e->heap)
-		free(j->p);
-	else if (j->p)
-		munmap(j->p, e->maplen);
+	if (j->p)
+		fill_unmap(c, e, j->p);
 	pthread_mutex_lock(&v->mu);
 	vault_node_put(v, n);
 	pthread_mutex_unlock(&v->mu);
@@ -877,8 +943,9 @@ static struct kent *ent_new(uint32_t uid, const struct node *n)
 
 /* Lock entry e (of uid u) against swap if the budget allows: within the
  * cache's lock budget, and for an unprivileged uid no more than it could
- * lock itself by default; heap entries share their pages (docs/design.md
- * "Query offload").  Under c->mu; the mlock itself is lock_apply's. */
+ * lock itself by default; small entries share their pages (arena chunks
+ * or the heap: docs/design.md "Query offload").  Under c->mu; the mlock
+ * itself is lock_apply's. */
 static void lock_grant(struct knn_cache *c, struct kent *e, struct kuse *u)
 {
 	if (!e->heap && c->locked + e->maplen <= c->lock_cap &&
@@ -1002,15 +1069,6 @@ static void put_entry(struct vv_vault *v, struct kent *e)
 	pthread_mutex_unlock(&v->knn->mu);
 }
 
-/* Free what fill_map made for e, if it was never listed. */
-static void fill_unmap(struct kent *e, uint8_t *p)
-{
-	if (e->heap)
-		free(p);
-	else
-		munmap(p, e->maplen);
-}
-
 /* Decrypt file n (up to KNN_INLINE_MAX) whole into a new entry, on the
  * heap or mapped as a fill job's, and list it ready, charged to uid; under
  * n->rw (read), so no writer can change the bytes between the read and
@@ -1031,7 +1089,7 @@ static int fill_inline(struct vv_vault *v, uint32_t uid, struct node *n, struct 
 		return r;
 	}
 	if ((r = read_data(v, n, p, 0, e->size)) < 0) {
-		fill_unmap(e, p);
+		fill_unmap(c, e, p);
 		free(e);
 		return r;
 	}
@@ -1057,7 +1115,7 @@ static int fill_inline(struct vv_vault *v, uint32_t uid, struct node *n, struct 
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (e) {
-		fill_unmap(e, p);
+		fill_unmap(c, e, p);
 		free(e);
 	} else {
 		lock_apply(c, *out, p);

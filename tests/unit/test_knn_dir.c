@@ -442,6 +442,65 @@ static void test_vault(void)
 		printf("# maps %d -> %d, entries %zu, bytes %zu\n", m0, m1, st.entries, st.bytes);
 		free(nm);
 	}
+	/* 1000 files of 25 KB fill 13 chunks of the small entries' arena;
+	 * truncating all but every 50th leaves a live entry or two per chunk:
+	 * the cache moves them to the heap (slab_compact), the arena gives its
+	 * chunks back, and the kept files answer as before, from their moved
+	 * copies */
+	{
+		enum { NF = 1000, EVERY = 50, ROWS = 1280 };
+		char (*nm)[16] = calloc(NF, sizeof(*nm));
+		const char *names[257], *kept[NF / EVERY + 1];
+		struct vv_knn_dir_cand before[NF / EVERY * 2];
+		size_t held0, nk = 0;
+		bool good = true, same;
+		uint32_t kk = NF / EVERY * 2;
+		struct vv_attr fr;
+
+		is_int(vv_vault_mkdir(v, &root_c, sub.ino, "frag", 0755, &fr), 0, "mkdir frag");
+		for (int i = 0; i < NF; i++) {
+			snprintf(nm[i], sizeof(nm[i]), "f%04d", i);
+			good &= put(v, &root_c, fr.ino, nm[i], ROWS, D, (float)i, 0644) == 0;
+		}
+		for (int b = 0; b < NF; b += 250) {
+			for (int i = 0; i < 250; i++)
+				names[i] = nm[b + i];
+			names[250] = NULL;
+			r = ask(v, &root_c, fr.ino, io, D, 1, 2, q, names);
+			good &= r == 0 && io->h.served == 250;
+		}
+		vault_knn_cache_stats(v, &st);
+		held0 = st.slab_held;
+		ok(good && held0 >= 12 * (2u << 20), "1000 files of 25 KB cached in the arena");
+		for (int i = 0; i < NF; i += EVERY)
+			kept[nk++] = nm[i];
+		kept[nk] = NULL;
+		r = ask(v, &root_c, fr.ino, io, D, 1, kk, q, kept);
+		ok(r == 0 && io->h.served == nk, "every 50th file answers");
+		memcpy(before, cands(io), sizeof(before));
+		/* truncated: each write drops its file's entry (an unlink would
+		 * only move the file to the trash) */
+		for (int i = 0; i < NF; i++) {
+			struct vv_setattr tr = { .valid = VV_SET_SIZE, .size = 0 };
+			struct vv_attr fa;
+			if (i % EVERY == 0)
+				continue;
+			good &= vv_vault_lookup(v, &root_c, fr.ino, nm[i], &fa) == 0 &&
+				vv_vault_setattr(v, &root_c, fa.ino, &tr, &fa) == 0;
+		}
+		vault_knn_cache_stats(v, &st);
+		ok(good && st.slab_held <= 2 * (st.slab_live + st.slab_outside) + (8u << 20) &&
+		   st.slab_held <= held0 / 2,
+		   "the others truncated: the arena within 2 x its live bytes + 8 MiB again");
+		printf("# arena held %zu -> %zu, live %zu, outside %zu\n", held0, st.slab_held,
+		       st.slab_live, st.slab_outside);
+		r = ask(v, &root_c, fr.ino, io, D, 1, kk, q, kept);
+		same = r == 0 && io->h.served == nk && memcmp(before, cands(io), sizeof(before)) == 0;
+		for (size_t i = 0; i < nk; i++)
+			same &= stats(io)[i].err == 0;
+		ok(same, "the kept files answer from their moved copies as before, none refilled");
+		free(nm);
+	}
 	/* a virtual directory: ENOTTY */
 	{
 		struct vv_dir *dh;
