@@ -5,7 +5,8 @@
 #  1. a directory root listed (kept), then chmod 0700: nobody's and
 #     u1000's opendir refused (EACCES, audited), also by reopening an
 #     O_PATH handle through /proc/self/fd; getdents on O_PATH is EBADF;
-#     mode 3 (O_ACCMODE) is EISDIR;
+#     mode 3 (O_ACCMODE) is EISDIR; u1000's own directory, listed, then
+#     chmod 000 by u1000: its next listing refused;
 #  2. a name renamed away into a directory u1000 may not list is gone from
 #     u1000's next listing of the first (and from nobody's), and absent
 #     from anything u1000 can list;
@@ -70,6 +71,14 @@ check "nobody: mode 3 on the directory is EISDIR" grep -qx "mode3 EISDIR" "$T/h"
 check "nobody: scandir refused" grep -qx "scandir EACCES" "$T/h"
 chmod 755 "$C/priv"
 check "chmod 0755 again: nobody lists it" count nobody "$C/priv" 40
+mkdir -m 755 "$C/own"
+touch "$C/own/a" "$C/own/b"
+chown -R 1000:1000 "$C/own"
+check "u1000 lists its own directory" count u1000 "$C/own" 2
+names u1000 "$C/own" >/dev/null
+as_u1000 chmod 000 "$C/own"
+check "after its own chmod 000: u1000's listing refused" test "$(names u1000 "$C/own")" = EACCES
+check "root still lists it" test "$(ls "$C/own" | wc -l)" -eq 2
 
 # ---- 2. a name renamed away ---------------------------------------------------------------
 chmod 700 "$C/priv"
