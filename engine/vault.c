@@ -519,6 +519,12 @@ void vv_vault_inval(struct vv_vault *v, uint64_t parent_or_ino, const char *name
 		v->inval(v->inval_ctx, parent_or_ino, name);
 }
 
+void vv_vault_inval_flush(struct vv_vault *v)
+{
+	if (v->inval_wait)
+		v->inval_wait(v->inval_ctx);
+}
+
 int vv_vault_statfs(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		    struct vv_statfs *out)
 {

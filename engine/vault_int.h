@@ -160,6 +160,7 @@ struct vv_dir {
 	const struct vv_ctx *c;
 	uint64_t virt;                   /* the virtual directory's inode (.trash) */
 	struct vv_ident id;              /* its opener, whose view it lists (groups owned) */
+	bool cache;                      /* the kernel may keep its listing (opendir) */
 };
 
 /* Blocks of one node to seal into one chunk, off the request path. */

@@ -1052,6 +1052,35 @@ out:
 
 /* --- directories ---------------------------------------------------------- */
 
+/* A directory of the live tree: linked, and its ancestry reaches the
+ * root without passing .trash/files (a walk that fails says no). */
+static bool live_dir(struct vv_vault *v, struct node *n)
+{
+	uint64_t cur = n->ino;
+	int depth = 0;
+
+	if (vv_snap_ino(n->ino) || n->a.nlink == 0)
+		return false;
+	while (cur != VV_ROOT_INO) {
+		struct node *p;
+		uint64_t next;
+		if (trash_virt(cur) || vv_snap_ino(cur) || ++depth > 4096 ||
+		    vault_node_get(v, cur, &p) < 0)
+			return false;
+		next = p->a.nlink ? p->a.parent : cur;
+		vault_node_put(v, p);
+		if (next == cur)
+			return false;
+		cur = next;
+	}
+	return true;
+}
+
+bool vv_vault_dir_cacheable(const struct vv_dir *dh)
+{
+	return dh && dh->cache;
+}
+
 int vv_vault_opendir(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, struct vv_dir **dh)
 {
 	struct node *n = NULL;
@@ -1095,6 +1124,7 @@ int vv_vault_opendir(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, s
 		goto out;
 	n->nopen++;
 	d->n = n;
+	d->cache = live_dir(v, n);
 	*dh = d;
 	d = NULL;
 out:

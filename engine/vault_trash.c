@@ -901,6 +901,11 @@ static int settle_one(struct vv_vault *v, struct node *dir, struct inos *sub)
 	}
 	/* The tree's shape changed: what was decided below it may differ. */
 	v->nodes.perm_gen++;
+	/* dir got entries the kernel never saw made: a listing it kept
+	 * (FOPEN_CACHE_DIR, filled through a handle opened before the
+	 * removal) must go. */
+	if (v->inval)
+		v->inval(v->inval_ctx, dir->ino, NULL);
 out:
 	free(l.a);
 	return r;
@@ -1252,9 +1257,13 @@ static int restore_to(struct vv_vault *v, const struct vv_ctx *c, const struct v
 		goto out;
 	vault_node_named(n, newparent, newname, 0);
 	/* A restore by the CLI does not pass through the kernel, which may
-	 * hold a negative entry for the name (t6016): forget it. */
-	if (v->inval)
+	 * hold a negative entry for the name (t6016) and newparent's listing
+	 * (FOPEN_CACHE_DIR: an entry invalidation resets it only when the
+	 * name is in the dcache): drop both. */
+	if (v->inval) {
 		v->inval(v->inval_ctx, newparent, newname);
+		v->inval(v->inval_ctx, newparent, NULL);
+	}
 	if (S_ISDIR(n->a.mode)) {
 		v->nodes.perm_gen++;
 		vault_node_invalidate_all(v);

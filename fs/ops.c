@@ -115,6 +115,9 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	want(conn, FUSE_CAP_PARALLEL_DIROPS);
 	want(conn, FUSE_CAP_READDIRPLUS);
 	want(conn, FUSE_CAP_READDIRPLUS_AUTO);
+	/* A cached listing is checked against the directory's mtime at
+	 * offset 0 only with this (fs_opendir). */
+	want(conn, FUSE_CAP_AUTO_INVAL_DATA);
 	/* Never: writeback cache (the engine must see every write to audit and
 	 * order it), POSIX_ACL (the kernel would check ACLs itself). */
 	conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_POSIX_ACL);
@@ -794,6 +797,14 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		reply_err(req, r);
 	} else {
 		fi->fh = (uint64_t)(uintptr_t)dh;
+		/* The kernel keeps the listing in the directory's page cache
+		 * across opens; OPENDIR (the check and its audit record) still
+		 * comes here every time.  It resets the listing on a change
+		 * made through it, on an mtime it sees change at offset 0, and
+		 * on an inval_inode of the directory, which the vault queues
+		 * for every change of entries it makes by itself (see
+		 * docs/design.md "Directory listings"). */
+		fi->cache_readdir = fi->keep_cache = vv_vault_dir_cacheable(dh);
 		if (fuse_reply_open(req, fi) == -ENOENT)
 			vv_vault_releasedir(fs->v, dh);
 	}

@@ -263,19 +263,24 @@ static int attr_ref(struct sess *s, struct vv_rw_msg *rep, int r)
 }
 
 /* The server's own FUSE mount, if any, caches attributes and entries for
- * long (fs/ops.c) and keeps page caches across opens that see no change of
- * its own: a change made by a remote session must drop them there, as a
- * local change would. */
+ * long (fs/ops.c) and keeps page caches and directory listings across
+ * opens that see no change of its own: a change made by a remote session
+ * must drop them there, as a local change would.  A change of a
+ * directory's entries waits until the kernel has it, so a local `ls` run
+ * after the remote call returned lists the change. */
 static void inval_local(struct sess *s, const struct vv_rw_msg *rq, struct vv_file *fh)
 {
 	const uint64_t *u = rq->u;
+	bool entries = true;         /* a directory's entries changed */
 
 	switch (rq->h.op) {
 	case VV_RW_SETATTR: case VV_RW_SETXATTR: case VV_RW_REMOVEXATTR:
 		vv_vault_inval(s->v, u[0], NULL);
+		entries = false;
 		break;
 	case VV_RW_WRITE: case VV_RW_FALLOCATE:
 		vv_vault_inval(s->v, vv_vault_file_ino(fh), NULL);
+		entries = false;
 		break;
 	case VV_RW_MKNOD: case VV_RW_MKDIR: case VV_RW_SYMLINK: case VV_RW_CREATE:
 	case VV_RW_UNLINK: case VV_RW_RMDIR:
@@ -294,8 +299,10 @@ static void inval_local(struct sess *s, const struct vv_rw_msg *rq, struct vv_fi
 		vv_vault_inval(s->v, u[1], NULL);
 		break;
 	default:
-		break;
+		return;
 	}
+	if (entries)
+		vv_vault_inval_flush(s->v);
 }
 
 void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *rep, uint8_t *data)

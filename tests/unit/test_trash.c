@@ -5,7 +5,9 @@
  * inodes, modes, xattrs), visibility and the rules of restore and purge
  * for other uids, the read-only trash, EXDEV across collections, the
  * reserved names, retention at open, purge freeing chunks, the collection
- * key kept until the purge, and the control-plane verbs.
+ * key kept until the purge, and the control-plane verbs; which listings
+ * the kernel may keep (never .trash, a removed tree) and the inode
+ * invalidation a control-plane restore asks for its directory.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -151,6 +153,39 @@ static int list(struct vv_vault *v, const struct vv_ctx *c, uint64_t dir, struct
 	r = vv_vault_readdir(v, dh, 0, false, collect, s);
 	vv_vault_releasedir(v, dh);
 	return r;
+}
+
+/* Whether the kernel may keep dir's listing (vv_vault_dir_cacheable):
+ * 1 or 0, or the opendir's error. */
+static int kept(struct vv_vault *v, uint64_t dir)
+{
+	struct vv_dir *dh = NULL;
+	int r = vv_vault_opendir(v, &root_c, dir, &dh);
+
+	if (r < 0)
+		return r;
+	r = vv_vault_dir_cacheable(dh) ? 1 : 0;
+	vv_vault_releasedir(v, dh);
+	return r;
+}
+
+/* The invalidations the vault asked for (vv_inval_fn), inode-only ones. */
+static uint64_t inval_ino[4096];
+static size_t ninval;
+
+static void record_inval(void *ctx, uint64_t ino, const char *name)
+{
+	(void)ctx;
+	if (!name && ninval < sizeof(inval_ino) / sizeof(inval_ino[0]))
+		inval_ino[ninval++] = ino;
+}
+
+static bool invalidated(uint64_t ino)
+{
+	for (size_t i = 0; i < ninval; i++)
+		if (inval_ino[i] == ino)
+			return true;
+	return false;
 }
 
 static int verb(struct vv_vault *v, uint32_t uid, const char *name, const struct vv_admin_arg *args,
@@ -323,6 +358,15 @@ int main(void)
 	       "exchange into a trashed tree: EROFS");
 	is_int(vv_vault_rename(v, &u1000, deep, "f", prod.ino, "p2", VV_RENAME_EXCHANGE), VV_EROFS,
 	       "exchange out of a trashed tree: EROFS");
+	/* The listings the kernel may keep (FOPEN_CACHE_DIR): the live tree's
+	 * only; never the per-caller views or a removed tree. */
+	is_int(kept(v, VV_ROOT_INO), 1, "kept listing: the root");
+	is_int(kept(v, prod.ino), 1, "kept listing: /products");
+	is_int(kept(v, VV_TRASH_INO), 0, "kept listing: never /.trash");
+	is_int(kept(v, VV_TRASH_FILES_INO), 0, "kept listing: never /.trash/files");
+	is_int(kept(v, VV_TRASH_INFO_INO), 0, "kept listing: never /.trash/info");
+	is_int(kept(v, sub), 0, "kept listing: never a removed directory");
+	is_int(kept(v, deep), 0, "kept listing: never a directory inside a removed tree");
 	is_int(lk(v, &u1000, VV_TRASH_FILES_INO, "sub", NULL), 0, "1000 finds sub");
 	is_int(lk(v, &u1000, sub, "deep", NULL), 0, "and sub/deep inside");
 	is_int(vv_vault_unlink(v, &u1001, VV_TRASH_FILES_INO, "sub"), VV_ENOENT, "1001 cannot see sub (0750)");
@@ -333,6 +377,18 @@ int main(void)
 		ok(rep.body && strstr(rep.body, "restored /products/sub"), "says so");
 	}
 	is_int(lk(v, &root_c, prod.ino, "sub", &x), 0, "sub is back");
+	is_int(kept(v, sub), 1, "kept listing: sub again, restored");
+	is_int(kept(v, deep), 1, "kept listing: sub/deep again, restored");
+	/* A file restored by the control plane: the kernel made no entry,
+	 * so the directory's kept listing must be dropped (inode-only). */
+	is_int(put(v, &u1000, prod.ino, "solo", "solo", 4, 0644, NULL), 0, "1000 writes solo");
+	is_int(vv_vault_unlink(v, &u1000, prod.ino, "solo"), 0, "and removes it");
+	vv_vault_set_inval(v, record_inval, NULL);
+	ninval = 0;
+	is_int(verb(v, 1000, "trash.restore", (struct vv_admin_arg[]){ { "path", "/products/solo" } }, 1,
+		    &rep), 0, "trash.restore /products/solo");
+	vv_vault_set_inval(v, NULL, NULL);
+	ok(invalidated(prod.ino), "asks the kernel to drop /products' inode (its listing)");
 	ok(x == sub, "same inode");
 	is_int(lk(v, &root_c, sub, "deep", &x), 0, "deep is back");
 	ok(x == deep, "same inode");

@@ -183,6 +183,10 @@ void vv_vault_set_inval_wait(struct vv_vault *v, vv_inval_wait_fn wait);
  * another path (a remote session, net/) must drop what the local mount's
  * kernel cached.  No-op without a local mount. */
 void vv_vault_inval(struct vv_vault *v, uint64_t parent_or_ino, const char *name);
+/* Return once every invalidation asked for so far reached the kernel (the
+ * wait set by vv_vault_set_inval_wait; no-op without one).  Outside the
+ * vault's locks and never from a FUSE handler of the mount it waits on. */
+void vv_vault_inval_flush(struct vv_vault *v);
 
 /* --- namespace ----------------------------------------------------------- */
 /* On VV_ENOENT, out->ino is 0 and out->cacheable says whether the kernel may
@@ -374,6 +378,13 @@ int vv_vault_opendir(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 int vv_vault_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool plus,
 		     vv_fill_fn fill, void *ctx);
 int vv_vault_releasedir(struct vv_vault *v, struct vv_dir *dh);
+/* Whether the kernel may keep dh's listing across opens (FOPEN_CACHE_DIR
+ * with keep_cache): a directory of the live tree, whose listing is the
+ * same for every caller and every change of which reaches the kernel
+ * (through it, or by the vault's invalidation of the directory's inode).
+ * Never .trash and below (per-caller views, settled lazily), .snapshots or
+ * a snapshot's directories.  Decided at opendir. */
+bool vv_vault_dir_cacheable(const struct vv_dir *dh);
 
 /* --- xattrs (including system.posix_acl_access / _default) ------------------ */
 #define VV_XATTR_CREATE  0x1
