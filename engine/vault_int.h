@@ -560,6 +560,7 @@ struct knn_stats {
 	uint64_t drop_probes;            /* entries compared by the last vault_knn_cache_drop */
 	size_t queued;                   /* pool jobs waiting */
 	unsigned threads, fillers;       /* pool threads; fill jobs queued or running */
+	size_t held;                     /* references requests hold on listed ready entries */
 };
 void vault_knn_cache_stats(struct vv_vault *v, struct knn_stats *st);
 /* Tests: while held, the pool starts no job (queued ones wait), so a test

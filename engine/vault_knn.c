@@ -727,6 +727,8 @@ void vault_knn_cache_stats(struct vv_vault *v, struct knn_stats *st)
 	st->queued = c->q.queued;
 	st->threads = c->nthreads;
 	st->fillers = c->fillers;
+	for (const struct kent *e = c->head; e; e = e->next)
+		st->held += e->state == K_READY ? e->refs - 1 : 0;   /* all but the list's */
 	pthread_mutex_unlock(&c->mu);
 }
 

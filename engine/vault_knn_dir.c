@@ -252,39 +252,43 @@ static void prepare_all(struct vv_vault *v, const struct vv_ctx *c, struct knn_d
 	dr->ns = ns;
 }
 
-/* At scan time: a prepared name whose node was revoked or whose cached
- * copy was dropped since (its data changed, it was deleted or purged: a
- * writer or the purge drops the copy under the node's locks) is not
+/* At scan time: a prepared name whose node was revoked, has no link left
+ * (unlinked for good, or purged: a purge revokes only nodes open as files,
+ * a pin does not count) or whose cached copy was dropped since (its data
+ * changed: a writer drops the copy under the node's data lock) is not
  * scanned.  It answers what its lookup and open answer now, or EAGAIN when
  * those would pass (the file is there, its bytes are not the ones
- * prepared: the caller reads it itself).  The others keep their place. */
+ * prepared: the caller reads it itself).  A name renamed or moved to the
+ * trash meanwhile is scanned as prepared, like a file opened before the
+ * move.  The others keep their place, in request order. */
 static void recheck(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr)
 {
 	uint32_t ns = 0;
 
+	pthread_mutex_lock(&v->mu);
 	for (uint32_t j = 0; j < dr->ns; j++) {
 		struct dir_name *x = &dr->dn[dr->idx[j]];
 		struct node *n;
 		int r;
 
-		if (!__atomic_load_n(&x->n->revoked, __ATOMIC_ACQUIRE) && vault_knn_listed(v, x->e)) {
+		if (!__atomic_load_n(&x->n->revoked, __ATOMIC_ACQUIRE) && x->n->a.nlink > 0 &&
+		    vault_knn_listed(v, x->e)) {
 			dr->sv[ns] = dr->sv[j];
 			dr->idx[ns++] = dr->idx[j];
 			continue;
 		}
-		vault_knn_put(v, x->e);
+		vault_knn_put(v, x->e);      /* c->mu: a leaf */
 		x->e = NULL;
 		x->bytes = 0;
 		x->why = NULL;
-		pthread_mutex_lock(&v->mu);
 		vault_node_put(v, x->n);
 		r = name_node(v, c, dr->d, dr->names[dr->idx[j]], &n, &x->found);
 		x->n = n;
 		if (n)
 			x->ino = n->ino;
-		pthread_mutex_unlock(&v->mu);
 		x->err = r == 0 ? VV_EAGAIN : r;
 	}
+	pthread_mutex_unlock(&v->mu);
 	dr->ns = ns;
 }
 
