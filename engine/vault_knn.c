@@ -12,9 +12,11 @@
  *
  * Who pays (docs/security.md "Offload limits"): any user who can read a
  * file can ask, so nothing here may let one user take the daemon from
- * others.  Requests therefore never run on the FUSE worker threads: the
+ * others.  Scans therefore never run on the FUSE worker threads: the
  * daemon queues them (vv_vault_knn_submit) on a small pool of low-priority
- * threads that take jobs from a queue fair between uids (fairq_int.h), a
+ * threads (a directory request's per-name work, what the OPENs and READs
+ * it replaces would cost, runs on the FUSE worker before it is queued:
+ * vault_knn_dir.c) that take jobs from a queue fair between uids (fairq_int.h), a
  * few per uid at most; one request may cost at most VV_KNN_WORK_MAX
  * (vv_knn_work_check, knn_ioctl.h); each uid's entries count against
  * its share of the cache, and against a lock budget before any mlock.

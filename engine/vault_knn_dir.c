@@ -24,8 +24,8 @@
  * right on the file, revocation, the trash's settling, regular files only.
  * Nothing of a name is decrypted before its check passed.  Between the two
  * steps a request may wait in the pool's queue: at scan time a name whose
- * node was revoked, or whose cached copy was dropped meanwhile (its data
- * changed, it was deleted or purged), is not scanned; it answers what its
+ * node was revoked, has no link left (unlinked for good, purged) or whose
+ * cached copy was dropped meanwhile (its data changed) is not scanned; it answers what its
  * lookup and open would answer now (ENOENT for a revoked or removed file,
  * audited as such when the name still exists), or EAGAIN (unaudited: the
  * caller reads it itself) for a file that is still there.  A change of
