@@ -51,18 +51,18 @@ bool vault_knn_listed(struct vv_vault *v, struct kent *e);
 
 /* The directory request (vault_knn_dir.c) in its two steps, so that
  * vv_vault_knn_dir_submit does the work of each name on the caller's
- * thread and the pool only the scan.  knn_dir_prepare: the gate and the
+ * thread and the pool only the scan.  vault_knn_dir_prepare: the gate and the
  * header check (the request's errors, nothing held), then each name
  * checked and its copy made ready; 0 with *out, which holds node pins and
- * cache references until knn_dir_scan (the scan, the audit records and the
- * reply in io; frees *out; always 0) or knn_dir_discard (no record, no
+ * cache references until vault_knn_dir_scan (the scan, the audit records and the
+ * reply in io; frees *out; always 0) or vault_knn_dir_discard (no record, no
  * reply; NULL ok).  io is only read; stop (NULL ok), once true, ends the
  * names' work early (the request will be discarded). */
-int knn_dir_prepare(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *dh,
-		    const struct vv_knn_dir_ioc *io, const bool *stop, struct knn_dir_req **out);
-int knn_dir_scan(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr,
-		 struct vv_knn_dir_ioc *io);
-void knn_dir_discard(struct vv_vault *v, struct knn_dir_req *dr);
+int vault_knn_dir_prepare(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *dh,
+			  const struct vv_knn_dir_ioc *io, const bool *stop, struct knn_dir_req **out);
+int vault_knn_dir_scan(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr,
+		       struct vv_knn_dir_ioc *io);
+void vault_knn_dir_discard(struct vv_vault *v, struct knn_dir_req *dr);
 
 /* A file the parser refuses (VV_ECORRUPT from a header that is no segment
  * of the format asked) is a bad request, not tampering: tampering shows up

@@ -393,7 +393,7 @@ static void *pool_main(void *arg)
 			pthread_mutex_unlock(&c->mu);
 			/* a directory request was prepared by its submitter:
 			 * here only its scan, records and releases */
-			r = j->dh ? knn_dir_scan(v, j->ctx, j->dr, j->io) :
+			r = j->dh ? vault_knn_dir_scan(v, j->ctx, j->dr, j->io) :
 				    vv_vault_knn(v, j->ctx, j->fh, j->io);
 			j->dr = NULL;
 			j->done(j->arg, r);
@@ -525,7 +525,7 @@ void vv_vault_knn_drain(struct vv_vault *v)
 	/* every queued request gets its one reply, outside the lock */
 	while ((j = list)) {
 		list = j->snext;
-		knn_dir_discard(v, j->dr);
+		vault_knn_dir_discard(v, j->dr);
 		j->done(j->arg, VV_ECANCELED);
 		free(j);
 	}
@@ -596,7 +596,7 @@ static void prep_unlink(struct knn_cache *c, struct kjob *j)
 /* Queue one request, on a file (fh) or a directory (dh): the same queue,
  * slots, cancel and drain for both kinds.  The uid's slots are decided
  * first, so a flood costs only its refusals; a directory request is then
- * prepared here, on the caller's thread (knn_dir_prepare: the work of each
+ * prepared here, on the caller's thread (vault_knn_dir_prepare: the work of each
  * name), counted as one of its uid's slots meanwhile, and queued for its
  * scan.  Nothing is held when it is refused: a failed queueing after the
  * preparation lets go of its pins and references. */
@@ -634,7 +634,7 @@ static int submit_scan(struct vv_vault *v, const struct vv_ctx *ctx, struct vv_f
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (r == 0 && dh) {
-		r = knn_dir_prepare(v, ctx, dh, io, &j->stop, &j->dr);
+		r = vault_knn_dir_prepare(v, ctx, dh, io, &j->stop, &j->dr);
 		pthread_mutex_lock(&c->mu);
 		prep_unlink(c, j);
 		if (r == 0 && (c->scans_closed || __atomic_load_n(&j->stop, __ATOMIC_RELAXED)))
@@ -649,7 +649,7 @@ static int submit_scan(struct vv_vault *v, const struct vv_ctx *ctx, struct vv_f
 		pthread_mutex_unlock(&c->mu);
 	}
 	if (r < 0) {
-		knn_dir_discard(v, j->dr);
+		vault_knn_dir_discard(v, j->dr);
 		free(j);
 	}
 	return r;
@@ -695,7 +695,7 @@ int vv_vault_knn_cancel(struct vv_vault *v, void *arg)
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (j)
-		knn_dir_discard(v, j->dr);
+		vault_knn_dir_discard(v, j->dr);
 	free(j);
 	return j ? 0 : VV_ENOENT;
 }

@@ -9,10 +9,10 @@
  * and a cache lookup, and the names served are scanned together in one
  * call (vv_segments_knn_exact).
  *
- * Two steps (docs/design.md "The directory request"): knn_dir_prepare does
+ * Two steps (docs/design.md "The directory request"): vault_knn_dir_prepare does
  * the work of each name (lookup, check, cache lookup or inline decryption,
  * header parse) on the thread that received the request, as an OPEN and
- * READs of that file would on a FUSE worker; knn_dir_scan, a turn of the
+ * READs of that file would on a FUSE worker; vault_knn_dir_scan, a turn of the
  * offload's pool (vault_knn.c), does the arithmetic, the audit records and
  * the releases.  The pool's CPU bound is thus for the arithmetic only.
  * vv_vault_knn_dir (vv:// servers, tests) runs both in a row.
@@ -44,7 +44,7 @@
  * most DIR_FILLS per request, so a request over 256 large files does not
  * fill the uid's queue slots) and answers EAGAIN.  A prepared request holds
  * a pin on each checked node and a reference to each cached copy to scan
- * until knn_dir_scan or knn_dir_discard lets them go.
+ * until vault_knn_dir_scan or vault_knn_dir_discard lets them go.
  */
 #include <math.h>
 #include <stdio.h>
@@ -75,7 +75,7 @@ struct dir_name {
 };
 
 /* One request's copy of its input (the reply overwrites io) and its work,
- * from knn_dir_prepare to knn_dir_scan or knn_dir_discard. */
+ * from vault_knn_dir_prepare to vault_knn_dir_scan or vault_knn_dir_discard. */
 struct knn_dir_req {
 	struct node *d;                   /* the directory (the handle's: held by it) */
 	struct vv_knn_dir_hdr h;
@@ -143,8 +143,8 @@ fail:
  * referenced (*e, to vault_knn_put after the scan), parsed as the request
  * asks into *sv and counted against the request's work budget; *why: the
  * parser's reason for a file that is no such segment. */
-static int prepare_one(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr, struct node *n,
-		       struct kent **e, struct vv_segment_view *sv, const char **why)
+static int prepare_one(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr,
+		       struct node *n, struct kent **e, struct vv_segment_view *sv, const char **why)
 {
 	const struct vv_knn_dir_hdr *h = &dr->h;
 	enum vv_seg_format fmt = (enum vv_seg_format)h->format;
@@ -314,8 +314,8 @@ static void dir_req_free(struct vv_vault *v, struct knn_dir_req *dr)
 	free(dr);
 }
 
-int knn_dir_prepare(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *dh,
-		    const struct vv_knn_dir_ioc *io, const bool *stop, struct knn_dir_req **out)
+int vault_knn_dir_prepare(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *dh,
+			  const struct vv_knn_dir_ioc *io, const bool *stop, struct knn_dir_req **out)
 {
 	struct knn_dir_req *dr = NULL;
 	int r;
@@ -338,13 +338,13 @@ int knn_dir_prepare(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *d
 	return 0;
 }
 
-void knn_dir_discard(struct vv_vault *v, struct knn_dir_req *dr)
+void vault_knn_dir_discard(struct vv_vault *v, struct knn_dir_req *dr)
 {
 	dir_req_free(v, dr);
 }
 
-int knn_dir_scan(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr,
-		 struct vv_knn_dir_ioc *io)
+int vault_knn_dir_scan(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr,
+		       struct vv_knn_dir_ioc *io)
 {
 	struct node *d = dr->d;
 	uint64_t served = 0, total = 0;
@@ -426,7 +426,7 @@ int vv_vault_knn_dir(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *
 
 	if (!v->knn || !dh->n)
 		return VV_ENOTTY;
-	if ((r = knn_dir_prepare(v, c, dh, io, NULL, &dr)) < 0)
+	if ((r = vault_knn_dir_prepare(v, c, dh, io, NULL, &dr)) < 0)
 		return r;
-	return knn_dir_scan(v, c, dr, io);
+	return vault_knn_dir_scan(v, c, dr, io);
 }

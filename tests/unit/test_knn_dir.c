@@ -625,6 +625,18 @@ static void test_pipe(void)
 	ok(pins_of(v, ino[0]) == pin0 && pins_of(v, h0) == 0 && held(v) == 0,
 	   "cancel: no pin, no cache reference left");
 
+	/* a request stopped while being prepared (its cancel or a drain came
+	 * meanwhile) looks at no further name */
+	{
+		struct knn_dir_req *dr = NULL;
+		bool stop = true;
+		dir_req(&p[10].io, D, 1, 3, q, two);
+		is_int(vault_knn_dir_prepare(v, &u1000_c, dh, &p[10].io, &stop, &dr), 0, "stop: prepared");
+		ok(dr && pins_of(v, ino[0]) == pin0 && pins_of(v, h0) == 0 && held(v) == 0,
+		   "stop: no name looked at once stopped");
+		vault_knn_dir_discard(v, dr);
+	}
+
 	/* the uid's fifth request: EBUSY before any name is looked at */
 	for (int i = 2; i < 6; i++) {
 		dir_req(&p[i].io, D, 1, 3, q, names);
