@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "vecvault/error.h"
+#include "vecvault/vector.h"
 
 struct vv_vault;
 struct vv_ctx;
@@ -45,6 +46,11 @@ int vault_knn_ready(struct vv_vault *v, struct node *n, struct kent **e, const u
  * allows another: VV_EAGAIN (queued, or over b), VV_EFBIG, VV_EBUSY. */
 int vault_knn_start(struct vv_vault *v, uint32_t uid, struct node *n, struct knn_budget *b);
 void vault_knn_put(struct vv_vault *v, struct kent *e);               /* NULL ok */
+/* Ready entry e parsed as a segment of format fmt into *sv, as
+ * vv_segment_view_init(e's bytes) would: the last parse is kept with the
+ * entry, keyed by the format asked, and goes with it. */
+int vault_knn_view(struct vv_vault *v, struct kent *e, enum vv_seg_format fmt,
+		   struct vv_segment_view *sv, const char **why);
 /* e is still its file's cached copy: not dropped since it was referenced
  * (a write, truncate, delete, purge or revoke drops it). */
 bool vault_knn_listed(struct vv_vault *v, struct kent *e);

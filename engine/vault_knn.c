@@ -93,6 +93,10 @@ struct kent {
 	bool locked;                     /* maplen counted in the lock budget */
 	bool heap;                       /* a small entry: base is malloc'd, not mapped */
 	enum kstate state;
+	/* its header parsed as view_fmt asked (0: not yet), once ready, under
+	 * c->mu: a directory request's names skip the parse (vault_knn_view) */
+	enum vv_seg_format view_fmt;
+	struct vv_segment_view view;
 };
 
 /* What one uid holds in the cache (freed when nothing). */
@@ -1187,6 +1191,30 @@ int vault_knn_start(struct vv_vault *v, uint32_t uid, struct node *n, struct knn
 void vault_knn_put(struct vv_vault *v, struct kent *e)
 {
 	put_entry(v, e);
+}
+
+int vault_knn_view(struct vv_vault *v, struct kent *e, enum vv_seg_format fmt,
+		   struct vv_segment_view *sv, const char **why)
+{
+	struct knn_cache *c = v->knn;
+	bool hit;
+	int r;
+
+	pthread_mutex_lock(&c->mu);
+	if ((hit = e->view_fmt == fmt && fmt != 0))
+		*sv = e->view;
+	pthread_mutex_unlock(&c->mu);
+	if (hit)
+		return 0;
+	/* base and size never change once ready: any thread's parse is the
+	 * same, the last one stays */
+	if ((r = vv_segment_view_init(sv, e->base, e->size, fmt, why)) < 0)
+		return r;
+	pthread_mutex_lock(&c->mu);
+	e->view = *sv;
+	e->view_fmt = fmt;
+	pthread_mutex_unlock(&c->mu);
+	return 0;
 }
 
 bool vault_knn_listed(struct vv_vault *v, struct kent *e)

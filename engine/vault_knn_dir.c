@@ -175,7 +175,7 @@ static int prepare_one(struct vv_vault *v, const struct vv_ctx *c, struct knn_di
 	pthread_rwlock_unlock(&n->rw);
 parse:
 	if (r == 0)
-		r = knn_not_segment(vv_segment_view_init(sv, base, size, fmt, why));
+		r = knn_not_segment(vault_knn_view(v, *e, fmt, sv, why));
 	if (r == 0 && (sv->info.dim != h->dim || sv->info.dtype != (enum vv_dtype)h->dtype))
 		r = VV_EINVAL;
 	if (r == 0 && sv->info.count && per_row > (VV_KNN_WORK_MAX - dr->work) / sv->info.count)

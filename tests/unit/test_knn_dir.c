@@ -358,6 +358,27 @@ static void test_vault(void)
 		ok(r == 0 && cands(io)[0].row == 0 && cands(io)[0].d == 95.0 * 95.0,
 		   "the new file's bytes answer (row 0, distance 95^2)");
 	}
+	/* the parse kept with a cached copy is the format asked's: the same
+	 * bytes asked as ivecs (int32, the same layout) are no float32
+	 * segment, then as fvecs again they are */
+	{
+		static const char *const names[] = { "a.fvecs", NULL };
+		r = ask(v, &root_c, c.ino, io, D, 1, 1, q, names);
+		ok(r == 0 && stats(io)[0].err == 0, "view: a.fvecs as fvecs (parsed, kept)");
+		dir_req(io, D, 1, 1, q, names);
+		io->h.format = VV_SEG_IVECS;
+		{
+			struct vv_dir *dh2;
+			vv_vault_opendir(v, &root_c, c.ino, &dh2);
+			r = vv_vault_knn_dir(v, &root_c, dh2, io);
+			vv_vault_releasedir(v, dh2);
+		}
+		ok(r == 0 && stats(io)[0].err == -EINVAL && io->h.served == 0,
+		   "view: the same copy asked as ivecs: -EINVAL (int32, not the fvecs parse)");
+		r = ask(v, &root_c, c.ino, io, D, 1, 1, q, names);
+		ok(r == 0 && stats(io)[0].err == 0 && cands(io)[0].row == 0,
+		   "view: as fvecs again: served");
+	}
 	/* a file whose third row has a wrong dim word passes the probe and
 	 * fails the scan: every name of that request is unserved (the tool
 	 * reads them and names the bad one), and a request without it is
