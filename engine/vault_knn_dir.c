@@ -61,6 +61,7 @@
 
 #define DIR_INLINE_BYTES (32u << 20)  /* small files decrypted inline per request */
 #define DIR_FILLS 2u                  /* fill jobs one request may queue */
+#define DIR_LOCK_NAMES 32u            /* names checked or recorded per hold of v->mu */
 
 /* One name of a request: what its check and preparation found. */
 struct dir_name {
@@ -232,21 +233,31 @@ static void prepare_all(struct vv_vault *v, const struct vv_ctx *c, struct knn_d
 {
 	uint32_t ns = 0;
 
-	for (uint32_t i = 0; i < dr->h.nnames; i++) {
-		struct dir_name *x = &dr->dn[i];
+	for (uint32_t i0 = 0; i0 < dr->h.nnames; i0 += DIR_LOCK_NAMES) {
+		uint32_t end = dr->h.nnames - i0 < DIR_LOCK_NAMES ? dr->h.nnames : i0 + DIR_LOCK_NAMES;
 
 		if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED))
 			break;
+		/* the checks of a few names per hold of the vault lock: two
+		 * requests prepared at once (the tool keeps two in flight)
+		 * would otherwise hand it over at every name, a futex wait and
+		 * wake each */
 		pthread_mutex_lock(&v->mu);
-		x->err = name_node(v, c, dr->d, dr->names[i], &x->n, &x->found);
-		if (x->n)
-			x->ino = x->n->ino;
+		for (uint32_t i = i0; i < end; i++) {
+			struct dir_name *x = &dr->dn[i];
+			x->err = name_node(v, c, dr->d, dr->names[i], &x->n, &x->found);
+			if (x->n)
+				x->ino = x->n->ino;
+		}
 		pthread_mutex_unlock(&v->mu);
-		if (x->err == 0)
-			x->err = prepare_one(v, c, dr, x->n, &x->e, &dr->sv[ns], &x->why);
-		if (x->err == 0) {
-			x->bytes = dr->sv[ns].len;
-			dr->idx[ns++] = i;
+		for (uint32_t i = i0; i < end; i++) {
+			struct dir_name *x = &dr->dn[i];
+			if (x->err == 0)
+				x->err = prepare_one(v, c, dr, x->n, &x->e, &dr->sv[ns], &x->why);
+			if (x->err == 0) {
+				x->bytes = dr->sv[ns].len;
+				dr->idx[ns++] = i;
+			}
 		}
 	}
 	dr->ns = ns;
@@ -394,7 +405,8 @@ int vault_knn_dir_scan(struct vv_vault *v, const struct vv_ctx *c, struct knn_di
 		int e = x->err;
 
 		dr->st[i].err = e == 0 ? 0 : -vv_errno(e);
-		pthread_mutex_lock(&v->mu);
+		if (i % DIR_LOCK_NAMES == 0)
+			pthread_mutex_lock(&v->mu);
 		if (audited(e, x->found) && !x->unscanned) {
 			if (e == VV_EINVAL && x->why)
 				snprintf(detail, sizeof(detail), "not a %s segment: %s",
@@ -405,9 +417,10 @@ int vault_knn_dir_scan(struct vv_vault *v, const struct vv_ctx *c, struct knn_di
 		}
 		vault_node_put(v, x->n);
 		x->n = NULL;
-		pthread_mutex_unlock(&v->mu);
-		vault_knn_put(v, x->e);
+		vault_knn_put(v, x->e);      /* c->mu: a leaf */
 		x->e = NULL;
+		if (i % DIR_LOCK_NAMES == DIR_LOCK_NAMES - 1 || i + 1 == dr->h.nnames)
+			pthread_mutex_unlock(&v->mu);
 	}
 	io->h = dr->h;
 	io->h.magic = VV_KNN_DIR_MAGIC_REPLY;
