@@ -223,9 +223,9 @@ static int dir_req_init(struct knn_dir_req *dr, struct node *d, const struct vv_
 	return 0;
 }
 
-/* Every name checked and its copy made ready, in request order (a name's
- * check and preparation before the next name's, so the work budget and
- * the fills go to the first names); no lock held.  Once *stop is set (the
+/* Every name checked and its copy made ready, in request order (checks
+ * DIR_LOCK_NAMES at a time, then those names' preparations in order, so
+ * the work budget and the fills go to the first names); no lock held.  Once *stop is set (the
  * request was canceled or the offload drains) the names left are not
  * looked at: the request is discarded anyway. */
 static void prepare_all(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr,
