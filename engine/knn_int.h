@@ -6,14 +6,20 @@
 #ifndef VV_KNN_INT_H
 #define VV_KNN_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "vecvault/error.h"
+#include "vecvault/vector.h"
 
 struct vv_vault;
+struct vv_ctx;
+struct vv_dir;
+struct vv_knn_dir_ioc;
 struct node;
 struct kent;
+struct knn_dir_req;
 
 /* What one directory request may still spend on fills: bytes of files up
  * to 1 MiB (vault_knn.c KNN_INLINE_MAX) decrypted inline in its own pool
@@ -40,6 +46,29 @@ int vault_knn_ready(struct vv_vault *v, struct node *n, struct kent **e, const u
  * allows another: VV_EAGAIN (queued, or over b), VV_EFBIG, VV_EBUSY. */
 int vault_knn_start(struct vv_vault *v, uint32_t uid, struct node *n, struct knn_budget *b);
 void vault_knn_put(struct vv_vault *v, struct kent *e);               /* NULL ok */
+/* Ready entry e parsed as a segment of format fmt into *sv, as
+ * vv_segment_view_init(e's bytes) would: the last parse is kept with the
+ * entry, keyed by the format asked, and goes with it. */
+int vault_knn_view(struct vv_vault *v, struct kent *e, enum vv_seg_format fmt,
+		   struct vv_segment_view *sv, const char **why);
+/* e is still its file's cached copy: not dropped since it was referenced
+ * (a write, truncate, delete, purge or revoke drops it). */
+bool vault_knn_listed(struct vv_vault *v, struct kent *e);
+
+/* The directory request (vault_knn_dir.c) in its two steps, so that
+ * vv_vault_knn_dir_submit does the work of each name on the caller's
+ * thread and the pool only the scan.  vault_knn_dir_prepare: the gate and the
+ * header check (the request's errors, nothing held), then each name
+ * checked and its copy made ready; 0 with *out, which holds node pins and
+ * cache references until vault_knn_dir_scan (the scan, the audit records and the
+ * reply in io; frees *out; always 0) or vault_knn_dir_discard (no record, no
+ * reply; NULL ok).  io is only read; stop (NULL ok), once true, ends the
+ * names' work early (the request will be discarded). */
+int vault_knn_dir_prepare(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *dh,
+			  const struct vv_knn_dir_ioc *io, const bool *stop, struct knn_dir_req **out);
+int vault_knn_dir_scan(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr,
+		       struct vv_knn_dir_ioc *io);
+void vault_knn_dir_discard(struct vv_vault *v, struct knn_dir_req *dr);
 
 /* A file the parser refuses (VV_ECORRUPT from a header that is no segment
  * of the format asked) is a bad request, not tampering: tampering shows up

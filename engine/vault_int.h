@@ -563,6 +563,7 @@ struct knn_stats {
 	unsigned threads, fillers;       /* pool threads; fill jobs queued or running */
 	size_t slab_held, slab_live;     /* small entries' arena (knn_slab.h): chunks, slots, */
 	size_t slab_outside;             /* and small entries calloc'd */
+	size_t held;                     /* references requests hold on listed ready entries */
 };
 void vault_knn_cache_stats(struct vv_vault *v, struct knn_stats *st);
 /* Tests: while held, the pool starts no job (queued ones wait), so a test

@@ -12,9 +12,11 @@
  *
  * Who pays (docs/security.md "Offload limits"): any user who can read a
  * file can ask, so nothing here may let one user take the daemon from
- * others.  Requests therefore never run on the FUSE worker threads: the
+ * others.  Scans therefore never run on the FUSE worker threads: the
  * daemon queues them (vv_vault_knn_submit) on a small pool of low-priority
- * threads that take jobs from a queue fair between uids (fairq_int.h), a
+ * threads (a directory request's per-name work, what the OPENs and READs
+ * it replaces would cost, runs on the FUSE worker before it is queued:
+ * vault_knn_dir.c) that take jobs from a queue fair between uids (fairq_int.h), a
  * few per uid at most; one request may cost at most VV_KNN_WORK_MAX
  * (vv_knn_work_check, knn_ioctl.h); each uid's entries count against
  * its share of the cache, and against a lock budget before any mlock.
@@ -94,6 +96,10 @@ struct kent {
 	bool heap;                       /* a small entry: base is a slot of c->slab or
 					    malloc'd (vault_knn_slab_owns tells), not mapped */
 	enum kstate state;
+	/* its header parsed as view_fmt asked (0: not yet), once ready, under
+	 * c->mu: a directory request's names skip the parse (vault_knn_view) */
+	enum vv_seg_format view_fmt;
+	struct vv_segment_view view;
 };
 
 /* What one uid holds in the cache (freed when nothing). */
@@ -118,6 +124,8 @@ struct kjob {
 	void *io;
 	vv_knn_done_fn done;
 	void *arg;
+	struct knn_dir_req *dr;          /* dh: prepared, holding pins and references */
+	bool stop;                       /* dh, preparing: canceled or drained (atomic) */
 	/* J_FILL */
 	struct node *n;                  /* pinned */
 	struct kent *e;                  /* referenced */
@@ -141,6 +149,7 @@ struct knn_cache {
 	struct knn_slab *slab;           /* small entries' arena (NULL: all calloc'd) */
 	struct fairq q;
 	struct kjob *scans;              /* queued scans, for cancel and drain */
+	struct kjob *preps;              /* directory requests being prepared (snext) */
 	unsigned running_scans;
 	unsigned fillers;                /* fill jobs queued or running */
 	pthread_t *threads;
@@ -355,6 +364,7 @@ static void slab_compact(struct knn_cache *c)
 		vault_knn_slab_put(c->slab, e->base, e->maplen);
 		vault_knn_slab_outside(c->slab, e->maplen, true);
 		e->base = q;
+		e->view_fmt = 0;             /* its parsed view pointed into the slot */
 	}
 	vault_knn_slab_settle(c->slab);
 }
@@ -436,8 +446,11 @@ static void *pool_main(void *arg)
 			scan_unlink(c, j);
 			c->running_scans++;
 			pthread_mutex_unlock(&c->mu);
-			r = j->dh ? vv_vault_knn_dir(v, j->ctx, j->dh, j->io) :
+			/* a directory request was prepared by its submitter:
+			 * here only its scan, records and releases */
+			r = j->dh ? vault_knn_dir_scan(v, j->ctx, j->dr, j->io) :
 				    vv_vault_knn(v, j->ctx, j->fh, j->io);
+			j->dr = NULL;
 			j->done(j->arg, r);
 			pthread_mutex_lock(&c->mu);
 			fairq_done(&c->q, &j->qi);
@@ -563,6 +576,8 @@ void vv_vault_knn_drain(struct vv_vault *v)
 		return;
 	pthread_mutex_lock(&c->mu);
 	c->scans_closed = true;
+	for (j = c->preps; j; j = j->snext)
+		__atomic_store_n(&j->stop, true, __ATOMIC_RELAXED);
 	while ((j = c->scans)) {
 		scan_unlink(c, j);
 		fairq_remove(&c->q, &j->qi);
@@ -573,11 +588,14 @@ void vv_vault_knn_drain(struct vv_vault *v)
 	/* every queued request gets its one reply, outside the lock */
 	while ((j = list)) {
 		list = j->snext;
+		vault_knn_dir_discard(v, j->dr);
 		j->done(j->arg, VV_ECANCELED);
 		free(j);
 	}
+	/* and for the running ones, and the ones being prepared (they find
+	 * the queue closed and let go of what they hold) */
 	pthread_mutex_lock(&c->mu);
-	while (c->running_scans)
+	while (c->running_scans || c->preps)
 		pthread_cond_wait(&c->cv, &c->mu);
 	pthread_mutex_unlock(&c->mu);
 }
@@ -618,8 +636,34 @@ void vault_knn_cache_close(struct vv_vault *v)
 	v->knn = NULL;
 }
 
+/* Scans uid holds: queued or running (fairq's slots, fills too) and
+ * directory requests being prepared.  Under c->mu. */
+static unsigned scan_slots(const struct knn_cache *c, uint32_t uid)
+{
+	unsigned k = fairq_slots(&c->q, uid);
+
+	for (const struct kjob *j = c->preps; j; j = j->snext)
+		k += j->ctx->id.uid == uid;
+	return k;
+}
+
+static void prep_unlink(struct knn_cache *c, struct kjob *j)
+{
+	struct kjob **pp = &c->preps;
+
+	while (*pp != j)
+		pp = &(*pp)->snext;
+	*pp = j->snext;
+	j->snext = NULL;
+}
+
 /* Queue one request, on a file (fh) or a directory (dh): the same queue,
- * slots, cancel and drain for both kinds. */
+ * slots, cancel and drain for both kinds.  The uid's slots are decided
+ * first, so a flood costs only its refusals; a directory request is then
+ * prepared here, on the caller's thread (vault_knn_dir_prepare: the work of each
+ * name), counted as one of its uid's slots meanwhile, and queued for its
+ * scan.  Nothing is held when it is refused: a failed queueing after the
+ * preparation lets go of its pins and references. */
 static int submit_scan(struct vv_vault *v, const struct vv_ctx *ctx, struct vv_file *fh,
 		       struct vv_dir *dh, void *io, vv_knn_done_fn done, void *arg)
 {
@@ -639,17 +683,39 @@ static int submit_scan(struct vv_vault *v, const struct vv_ctx *ctx, struct vv_f
 	pthread_mutex_lock(&c->mu);
 	if (c->scans_closed)
 		r = VV_ECANCELED;
-	else if (fairq_slots(&c->q, ctx->id.uid) >= KNN_SCANS_PER_UID)
+	else if (scan_slots(c, ctx->id.uid) >= KNN_SCANS_PER_UID)
 		r = VV_EBUSY;                /* the caller scans itself */
-	else
+	else if (dh) {
+		j->snext = c->preps;         /* a slot while it is prepared */
+		c->preps = j;
+		r = 0;
+	} else {
 		r = fairq_push(&c->q, &j->qi, ctx->id.uid);
-	if (r == 0) {
+	}
+	if (r == 0 && !dh) {
 		scan_link(c, j);
 		pthread_cond_signal(&c->work);
 	}
 	pthread_mutex_unlock(&c->mu);
-	if (r < 0)
+	if (r == 0 && dh) {
+		r = vault_knn_dir_prepare(v, ctx, dh, io, &j->stop, &j->dr);
+		pthread_mutex_lock(&c->mu);
+		prep_unlink(c, j);
+		if (r == 0 && (c->scans_closed || __atomic_load_n(&j->stop, __ATOMIC_RELAXED)))
+			r = VV_ECANCELED;    /* drained, or canceled while prepared */
+		if (r == 0)
+			r = fairq_push(&c->q, &j->qi, ctx->id.uid);  /* EBUSY: fills took the slots */
+		if (r == 0) {
+			scan_link(c, j);
+			pthread_cond_signal(&c->work);
+		}
+		pthread_cond_broadcast(&c->cv);   /* a drain waits for the preparers */
+		pthread_mutex_unlock(&c->mu);
+	}
+	if (r < 0) {
+		vault_knn_dir_discard(v, j->dr);
 		free(j);
+	}
 	return r;
 }
 
@@ -682,8 +748,18 @@ int vv_vault_knn_cancel(struct vv_vault *v, void *arg)
 	if (j) {
 		scan_unlink(c, j);
 		fairq_remove(&c->q, &j->qi);
+	} else {
+		/* still being prepared: its submitter refuses it (VV_ECANCELED)
+		 * and replies itself, so done is never called either */
+		struct kjob *p;
+		for (p = c->preps; p && p->arg != arg; p = p->snext)
+			;
+		if (p)
+			__atomic_store_n(&p->stop, true, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&c->mu);
+	if (j)
+		vault_knn_dir_discard(v, j->dr);
 	free(j);
 	return j ? 0 : VV_ENOENT;
 }
@@ -718,6 +794,8 @@ void vault_knn_cache_stats(struct vv_vault *v, struct knn_stats *st)
 	st->queued = c->q.queued;
 	st->threads = c->nthreads;
 	st->fillers = c->fillers;
+	for (const struct kent *e = c->head; e; e = e->next)
+		st->held += e->state == K_READY ? e->refs - 1 : 0;   /* all but the list's */
 	pthread_mutex_unlock(&c->mu);
 	vault_knn_slab_stats(c->slab, &ss);
 	st->slab_held = ss.held;
@@ -1172,6 +1250,41 @@ int vault_knn_start(struct vv_vault *v, uint32_t uid, struct node *n, struct knn
 void vault_knn_put(struct vv_vault *v, struct kent *e)
 {
 	put_entry(v, e);
+}
+
+int vault_knn_view(struct vv_vault *v, struct kent *e, enum vv_seg_format fmt,
+		   struct vv_segment_view *sv, const char **why)
+{
+	struct knn_cache *c = v->knn;
+	bool hit;
+	int r;
+
+	pthread_mutex_lock(&c->mu);
+	if ((hit = e->view_fmt == fmt && fmt != 0))
+		*sv = e->view;
+	pthread_mutex_unlock(&c->mu);
+	if (hit)
+		return 0;
+	/* base and size stay while the caller holds its reference (the
+	 * arena's compaction moves only unreferenced entries, and drops their
+	 * view): any thread's parse is the same, the last one stays */
+	if ((r = vv_segment_view_init(sv, e->base, e->size, fmt, why)) < 0)
+		return r;
+	pthread_mutex_lock(&c->mu);
+	e->view = *sv;
+	e->view_fmt = fmt;
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+bool vault_knn_listed(struct vv_vault *v, struct kent *e)
+{
+	bool listed;
+
+	pthread_mutex_lock(&v->knn->mu);
+	listed = e->listed && e->state == K_READY;
+	pthread_mutex_unlock(&v->knn->mu);
+	return listed;
 }
 
 int vv_vault_knn(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,

@@ -1,31 +1,50 @@
 /*
  * vault_knn_dir.c - the directory request of the query offload
  * (knn_ioctl.h "the directory request"): many small segments of one
- * directory scanned in one round trip, on the offload's pool (vault_knn.c).
+ * directory scanned in one round trip.
  *
  * Why: on a mount each segment the tool opens costs an OPEN and a RELEASE
  * round trip; 10,000 segments of 100 rows cost far more than their bytes.
  * Here each name costs a dirent lookup, the access check, one audit record
  * and a cache lookup, and the names served are scanned together in one
- * call (vv_segments_knn_exact), all in one pool turn.
+ * call (vv_segments_knn_exact).
+ *
+ * Two steps (docs/design.md "The directory request"): vault_knn_dir_prepare does
+ * the work of each name (lookup, check, cache lookup or inline decryption,
+ * header parse) on the thread that received the request, as an OPEN and
+ * READs of that file would on a FUSE worker; vault_knn_dir_scan, a turn of the
+ * offload's pool (vault_knn.c), does the arithmetic, the audit records and
+ * the releases.  The pool's CPU bound is thus for the arithmetic only.
+ * vv_vault_knn_dir (vv:// servers, tests) runs both in a row.
  *
  * Access: each name is decided as the caller's own LOOKUP and read-only
- * OPEN of it would be now, through the same checks (vault_node_check,
- * access.c; the lookup's rule for FIFOs and sockets), whoever opened the
- * directory handle: search right on the directory, read right on the file,
- * revocation, the trash's settling, regular files only.  Nothing of a name
- * is decrypted before its check passed.  Each name served or refused gets
- * one "scan" audit record with its path; names answered EAGAIN, EBUSY,
- * EFBIG or E2BIG are not recorded (the caller opens and reads them itself,
- * audited as usual), nor names that do not exist (as lookups), nor the
- * names of a scan that failed as a whole (below).
+ * OPEN of it would be at prepare time, through the same checks
+ * (vault_node_check, access.c; the lookup's rule for FIFOs and sockets),
+ * whoever opened the directory handle: search right on the directory, read
+ * right on the file, revocation, the trash's settling, regular files only.
+ * Nothing of a name is decrypted before its check passed.  Between the two
+ * steps a request may wait in the pool's queue: at scan time a name whose
+ * node was revoked, has no link left (unlinked for good, purged) or whose
+ * cached copy was dropped meanwhile (its data changed) is not scanned; it answers what its
+ * lookup and open would answer now (ENOENT for a revoked or removed file,
+ * audited as such when the name still exists), or EAGAIN (unaudited: the
+ * caller reads it itself) for a file that is still there.  A change of
+ * mode or ACL between the steps is like one after an open: the check was
+ * made (POSIX checks at open, not per read).  Each name served or refused
+ * gets one "scan" audit record with its path, written after the scan;
+ * names answered EAGAIN, EBUSY, EFBIG or E2BIG are not recorded (the
+ * caller opens and reads them itself, audited as usual), nor names that do
+ * not exist (as lookups), nor the names of a scan that failed as a whole
+ * (below), nor any name of a request canceled or drained before its scan.
  *
  * Cache: the offload's one cache, charged to the caller's share.  A file
  * of up to 1 MiB (vault_knn.c KNN_INLINE_MAX: a heap entry up to 120 KiB,
- * a mapping as a fill job's above) not yet cached is decrypted inline in
- * this request's turn within DIR_INLINE_BYTES; a larger one gets a fill
- * job (at most DIR_FILLS per request, so a request over 256 large files
- * does not fill the uid's queue slots) and answers EAGAIN.
+ * a mapping as a fill job's above) not yet cached is decrypted inline at
+ * prepare time within DIR_INLINE_BYTES; a larger one gets a fill job (at
+ * most DIR_FILLS per request, so a request over 256 large files does not
+ * fill the uid's queue slots) and answers EAGAIN.  A prepared request holds
+ * a pin on each checked node and a reference to each cached copy to scan
+ * until vault_knn_dir_scan or vault_knn_dir_discard lets them go.
  */
 #include <math.h>
 #include <stdio.h>
@@ -42,6 +61,7 @@
 
 #define DIR_INLINE_BYTES (32u << 20)  /* small files decrypted inline per request */
 #define DIR_FILLS 2u                  /* fill jobs one request may queue */
+#define DIR_LOCK_NAMES 32u            /* names checked or recorded per hold of v->mu */
 
 /* One name of a request: what its check and preparation found. */
 struct dir_name {
@@ -55,8 +75,10 @@ struct dir_name {
 	bool unscanned;                   /* the scan of all failed: the caller reads it */
 };
 
-/* One request's copy of its input (the reply overwrites io) and its work. */
-struct dir_req {
+/* One request's copy of its input (the reply overwrites io) and its work,
+ * from vault_knn_dir_prepare to vault_knn_dir_scan or vault_knn_dir_discard. */
+struct knn_dir_req {
+	struct node *d;                   /* the directory (the handle's: held by it) */
 	struct vv_knn_dir_hdr h;
 	const float *q;                   /* in in->u */
 	const char *names[VV_KNN_DIR_MAX_NAMES];
@@ -64,8 +86,9 @@ struct dir_req {
 	struct dir_name *dn;              /* nnames */
 	struct vv_segment_view *sv;       /* the names to scan, in request order */
 	uint32_t *idx;                    /* sv[i] is name idx[i] */
-	struct vv_knn_dir_cand *best;     /* nq * kk, in io */
-	struct vv_knn_dir_stat *st;       /* in io */
+	uint32_t ns;                      /* names prepared to scan */
+	struct vv_knn_dir_cand *best;     /* nq * kk, in io (at scan time) */
+	struct vv_knn_dir_stat *st;       /* in io (at scan time) */
 	uint64_t work;                    /* spent of VV_KNN_WORK_MAX */
 	struct knn_budget b;
 };
@@ -121,8 +144,8 @@ fail:
  * referenced (*e, to vault_knn_put after the scan), parsed as the request
  * asks into *sv and counted against the request's work budget; *why: the
  * parser's reason for a file that is no such segment. */
-static int prepare_one(struct vv_vault *v, const struct vv_ctx *c, struct dir_req *dr, struct node *n,
-		       struct kent **e, struct vv_segment_view *sv, const char **why)
+static int prepare_one(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr,
+		       struct node *n, struct kent **e, struct vv_segment_view *sv, const char **why)
 {
 	const struct vv_knn_dir_hdr *h = &dr->h;
 	enum vv_seg_format fmt = (enum vv_seg_format)h->format;
@@ -153,7 +176,7 @@ static int prepare_one(struct vv_vault *v, const struct vv_ctx *c, struct dir_re
 	pthread_rwlock_unlock(&n->rw);
 parse:
 	if (r == 0)
-		r = knn_not_segment(vv_segment_view_init(sv, base, size, fmt, why));
+		r = knn_not_segment(vault_knn_view(v, *e, fmt, sv, why));
 	if (r == 0 && (sv->info.dim != h->dim || sv->info.dtype != (enum vv_dtype)h->dtype))
 		r = VV_EINVAL;
 	if (r == 0 && sv->info.count && per_row > (VV_KNN_WORK_MAX - dr->work) / sv->info.count)
@@ -174,12 +197,12 @@ static bool audited(int r, bool found)
 	return found && r != VV_EAGAIN && r != VV_EBUSY && r != VV_EFBIG && r != VV_E2BIG;
 }
 
-static int dir_req_init(struct dir_req *dr, struct vv_knn_dir_ioc *io)
+static int dir_req_init(struct knn_dir_req *dr, struct node *d, const struct vv_knn_dir_ioc *io)
 {
 	const char *p;
 	size_t nn;
 
-	memset(dr, 0, sizeof(*dr));
+	dr->d = d;
 	if (!(dr->in = malloc(sizeof(*dr->in))))
 		return VV_ENOMEM;
 	memcpy(dr->in, io, sizeof(*io));
@@ -195,73 +218,170 @@ static int dir_req_init(struct dir_req *dr, struct vv_knn_dir_ioc *io)
 		dr->names[i] = p;
 		p += strlen(p) + 1;
 	}
-	dr->st = (struct vv_knn_dir_stat *)(void *)io->u;
-	dr->best = (struct vv_knn_dir_cand *)(void *)(io->u + (size_t)dr->h.nnames * sizeof(*dr->st));
 	dr->b.inline_bytes = DIR_INLINE_BYTES;
 	dr->b.fills = DIR_FILLS;
 	return 0;
 }
 
-/* Every name checked and its copy made ready, in request order (a name's
- * check and preparation before the next name's, so the work budget and
- * the fills go to the first names); no lock held. */
-static uint32_t prepare_all(struct vv_vault *v, const struct vv_ctx *c, struct node *d,
-			    struct dir_req *dr)
+/* Every name checked and its copy made ready, in request order (checks
+ * DIR_LOCK_NAMES at a time, then those names' preparations in order, so
+ * the work budget and the fills go to the first names); no lock held.  Once *stop is set (the
+ * request was canceled or the offload drains) the names left are not
+ * looked at: the request is discarded anyway. */
+static void prepare_all(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr,
+			const bool *stop)
 {
 	uint32_t ns = 0;
 
-	for (uint32_t i = 0; i < dr->h.nnames; i++) {
-		struct dir_name *x = &dr->dn[i];
+	for (uint32_t i0 = 0; i0 < dr->h.nnames; i0 += DIR_LOCK_NAMES) {
+		uint32_t end = dr->h.nnames - i0 < DIR_LOCK_NAMES ? dr->h.nnames : i0 + DIR_LOCK_NAMES;
 
+		if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED))
+			break;
+		/* the checks of a few names per hold of the vault lock: two
+		 * requests prepared at once (the tool keeps two in flight)
+		 * would otherwise hand it over at every name, a futex wait and
+		 * wake each */
 		pthread_mutex_lock(&v->mu);
-		x->err = name_node(v, c, d, dr->names[i], &x->n, &x->found);
-		if (x->n)
-			x->ino = x->n->ino;
+		for (uint32_t i = i0; i < end; i++) {
+			struct dir_name *x = &dr->dn[i];
+			x->err = name_node(v, c, dr->d, dr->names[i], &x->n, &x->found);
+			if (x->n)
+				x->ino = x->n->ino;
+		}
 		pthread_mutex_unlock(&v->mu);
-		if (x->err == 0)
-			x->err = prepare_one(v, c, dr, x->n, &x->e, &dr->sv[ns], &x->why);
-		if (x->err == 0) {
-			x->bytes = dr->sv[ns].len;
-			dr->idx[ns++] = i;
+		for (uint32_t i = i0; i < end; i++) {
+			struct dir_name *x = &dr->dn[i];
+			if (x->err == 0)
+				x->err = prepare_one(v, c, dr, x->n, &x->e, &dr->sv[ns], &x->why);
+			if (x->err == 0) {
+				x->bytes = dr->sv[ns].len;
+				dr->idx[ns++] = i;
+			}
 		}
 	}
-	return ns;
+	dr->ns = ns;
 }
 
-int vv_vault_knn_dir(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *dh,
-		     struct vv_knn_dir_ioc *io)
+/* At scan time: a prepared name whose node was revoked, has no link left
+ * (unlinked for good, or purged: a purge revokes only nodes open as files,
+ * a pin does not count) or whose cached copy was dropped since (its data
+ * changed: a writer drops the copy under the node's data lock) is not
+ * scanned.  It answers what its lookup and open answer now, or EAGAIN when
+ * those would pass (the file is there, its bytes are not the ones
+ * prepared: the caller reads it itself).  A name renamed or moved to the
+ * trash meanwhile is scanned as prepared, like a file opened before the
+ * move.  The others keep their place, in request order. */
+static void recheck(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr)
 {
-	struct node *d = dh->n;
-	struct dir_req dr;
-	uint64_t served = 0, total = 0;
 	uint32_t ns = 0;
-	int r, s = 0;
 
-	if (!v->knn || !d)
+	pthread_mutex_lock(&v->mu);
+	for (uint32_t j = 0; j < dr->ns; j++) {
+		struct dir_name *x = &dr->dn[dr->idx[j]];
+		struct node *n;
+		int r;
+
+		if (!__atomic_load_n(&x->n->revoked, __ATOMIC_ACQUIRE) && x->n->a.nlink > 0 &&
+		    vault_knn_listed(v, x->e)) {
+			dr->sv[ns] = dr->sv[j];
+			dr->idx[ns++] = dr->idx[j];
+			continue;
+		}
+		vault_knn_put(v, x->e);      /* c->mu: a leaf */
+		x->e = NULL;
+		x->bytes = 0;
+		x->why = NULL;
+		vault_node_put(v, x->n);
+		r = name_node(v, c, dr->d, dr->names[dr->idx[j]], &n, &x->found);
+		x->n = n;
+		if (n)
+			x->ino = n->ino;
+		x->err = r == 0 ? VV_EAGAIN : r;
+	}
+	pthread_mutex_unlock(&v->mu);
+	dr->ns = ns;
+}
+
+/* Let go of everything a request holds (no lock held), then the request. */
+static void dir_req_free(struct vv_vault *v, struct knn_dir_req *dr)
+{
+	if (!dr)
+		return;
+	for (uint32_t i = 0; dr->dn && i < dr->h.nnames; i++) {
+		struct dir_name *x = &dr->dn[i];
+
+		if (x->n) {
+			pthread_mutex_lock(&v->mu);
+			vault_node_put(v, x->n);
+			pthread_mutex_unlock(&v->mu);
+		}
+		vault_knn_put(v, x->e);
+	}
+	free(dr->in);
+	free(dr->dn);
+	free(dr->sv);
+	free(dr->idx);
+	free(dr);
+}
+
+int vault_knn_dir_prepare(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *dh,
+			  const struct vv_knn_dir_ioc *io, const bool *stop, struct knn_dir_req **out)
+{
+	struct knn_dir_req *dr = NULL;
+	int r;
+
+	*out = NULL;
+	if (!v->knn || !dh->n)
 		return VV_ENOTTY;
 	if ((r = vault_audit_gate(v)) < 0)
 		return r;
 	if ((r = vv_knn_dir_request_check(io)) < 0)
 		return r;
-	if ((r = dir_req_init(&dr, io)) < 0)
-		goto out;
+	if (!(dr = calloc(1, sizeof(*dr))))
+		return VV_ENOMEM;
+	if ((r = dir_req_init(dr, dh->n, io)) < 0) {
+		dir_req_free(v, dr);
+		return r;
+	}
+	prepare_all(v, c, dr, stop);
+	*out = dr;
+	return 0;
+}
+
+void vault_knn_dir_discard(struct vv_vault *v, struct knn_dir_req *dr)
+{
+	dir_req_free(v, dr);
+}
+
+int vault_knn_dir_scan(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr,
+		       struct vv_knn_dir_ioc *io)
+{
+	struct node *d = dr->d;
+	uint64_t served = 0, total = 0;
+	uint32_t ns;
+	int s = 0;
+
+	recheck(v, c, dr);
+	ns = dr->ns;
 	memset(io->u, 0, sizeof(io->u));
-	for (size_t k = 0; k < (size_t)dr.h.nq * dr.h.kk; k++) {
-		dr.best[k].d = INFINITY;
-		dr.best[k].name = VV_KNN_DIR_NO_NAME;
-		dr.best[k].row = VV_KNN_NO_ROW;
+	dr->st = (struct vv_knn_dir_stat *)(void *)io->u;
+	dr->best = (struct vv_knn_dir_cand *)(void *)(io->u + (size_t)dr->h.nnames * sizeof(*dr->st));
+	for (size_t k = 0; k < (size_t)dr->h.nq * dr->h.kk; k++) {
+		dr->best[k].d = INFINITY;
+		dr->best[k].name = VV_KNN_DIR_NO_NAME;
+		dr->best[k].row = VV_KNN_NO_ROW;
 	}
 	/* the names served scanned together, as one collection of ns
 	 * segments: one pass, no per-file setup; a failure fails them all */
-	if ((ns = prepare_all(v, c, d, &dr)) > 0 &&
-	    (s = vv_segments_knn_exact(dr.sv, ns, (enum vv_metric)dr.h.metric, dr.q, dr.h.nq,
-				       dr.h.kk, dr.best)) == 0) {
-		for (size_t k = 0; k < (size_t)dr.h.nq * dr.h.kk; k++)
-			if (dr.best[k].name != VV_KNN_DIR_NO_NAME)
-				dr.best[k].name = dr.idx[dr.best[k].name];
+	if (ns > 0 && (s = vv_segments_knn_exact(dr->sv, ns, (enum vv_metric)dr->h.metric, dr->q,
+						 dr->h.nq, dr->h.kk, dr->best)) == 0) {
+		for (size_t k = 0; k < (size_t)dr->h.nq * dr->h.kk; k++)
+			if (dr->best[k].name != VV_KNN_DIR_NO_NAME)
+				dr->best[k].name = dr->idx[dr->best[k].name];
 	}
 	for (uint32_t j = 0; j < ns; j++) {
-		struct dir_name *x = &dr.dn[dr.idx[j]];
+		struct dir_name *x = &dr->dn[dr->idx[j]];
 		/* a failed scan (a TEXMEX row with a wrong dim word in one
 		 * file, no memory) fails every name of it: none is recorded,
 		 * the caller opens and scans them itself and its own scan names
@@ -270,43 +390,56 @@ int vv_vault_knn_dir(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *
 		x->err = s;
 		x->unscanned = s < 0;
 		if (s == 0) {
-			dr.st[dr.idx[j]].rows = dr.sv[j].info.count;
+			dr->st[dr->idx[j]].rows = dr->sv[j].info.count;
 			served++;
-			total += dr.sv[j].info.count;
+			total += dr->sv[j].info.count;
 		}
 	}
 	if (s < 0)
-		for (size_t k = 0; k < (size_t)dr.h.nq * dr.h.kk; k++)
-			dr.best[k] = (struct vv_knn_dir_cand){ INFINITY, VV_KNN_DIR_NO_NAME, 0,
-							       VV_KNN_NO_ROW };
-	for (uint32_t i = 0; i < dr.h.nnames; i++) {
-		struct dir_name *x = &dr.dn[i];
+		for (size_t k = 0; k < (size_t)dr->h.nq * dr->h.kk; k++)
+			dr->best[k] = (struct vv_knn_dir_cand){ INFINITY, VV_KNN_DIR_NO_NAME, 0,
+								VV_KNN_NO_ROW };
+	for (uint32_t i = 0; i < dr->h.nnames; i++) {
+		struct dir_name *x = &dr->dn[i];
 		char detail[160];
 		int e = x->err;
 
-		dr.st[i].err = e == 0 ? 0 : -vv_errno(e);
-		pthread_mutex_lock(&v->mu);
+		dr->st[i].err = e == 0 ? 0 : -vv_errno(e);
+		if (i % DIR_LOCK_NAMES == 0)
+			pthread_mutex_lock(&v->mu);
 		if (audited(e, x->found) && !x->unscanned) {
 			if (e == VV_EINVAL && x->why)
 				snprintf(detail, sizeof(detail), "not a %s segment: %s",
-					 vv_seg_format_name((enum vv_seg_format)dr.h.format), x->why);
-			vault_audit_scan(v, c, x->ino, d->ino, dr.names[i], e,
+					 vv_seg_format_name((enum vv_seg_format)dr->h.format), x->why);
+			vault_audit_scan(v, c, x->ino, d->ino, dr->names[i], e,
 					 e == VV_EINVAL && x->why ? detail : NULL,
 					 e == 0 ? x->bytes : 0);
 		}
 		vault_node_put(v, x->n);
-		pthread_mutex_unlock(&v->mu);
-		vault_knn_put(v, x->e);
+		x->n = NULL;
+		vault_knn_put(v, x->e);      /* c->mu: a leaf */
+		x->e = NULL;
+		if (i % DIR_LOCK_NAMES == DIR_LOCK_NAMES - 1 || i + 1 == dr->h.nnames)
+			pthread_mutex_unlock(&v->mu);
 	}
-	io->h = dr.h;
+	io->h = dr->h;
 	io->h.magic = VV_KNN_DIR_MAGIC_REPLY;
 	io->h.flags = 0;
 	io->h.served = (uint32_t)served;
 	io->h.rows = total;
-out:
-	free(dr.in);
-	free(dr.dn);
-	free(dr.sv);
-	free(dr.idx);
-	return r;
+	dir_req_free(v, dr);
+	return 0;
+}
+
+int vv_vault_knn_dir(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *dh,
+		     struct vv_knn_dir_ioc *io)
+{
+	struct knn_dir_req *dr;
+	int r;
+
+	if (!v->knn || !dh->n)
+		return VV_ENOTTY;
+	if ((r = vault_knn_dir_prepare(v, c, dh, io, NULL, &dr)) < 0)
+		return r;
+	return vault_knn_dir_scan(v, c, dr, io);
 }

@@ -618,6 +618,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
  *
  * The scan never runs here: a FUSE worker that scanned would be one fewer
  * for everyone's reads and lookups, and one user could occupy them all.
+ * (A directory request's per-name work does, inside
+ * vv_vault_knn_dir_submit, once the uid's slot is granted: the lookups,
+ * checks and small decryptions its OPENs and READs would cost here too.)
  * fs_ioctl hands the request to the engine's scan pool and returns; the
  * pool's thread replies (knn_done).  If the caller is interrupted while its
  * request still waits in the queue, knn_interrupt takes it back and replies

@@ -6,11 +6,17 @@
  * (other users' files, FIFOs, directories, symlinks, a directory without
  * search right, a purged file), answers against the per-file request, the
  * work budget, the bound on fills one request starts, a write dropping the
- * cached copy, and small entries that take no mapping each.
+ * cached copy, and small entries that take no mapping each.  Through the
+ * pool (vv_vault_knn_dir_submit, the pool held between the two steps): a
+ * revoke, a purge and a data change between prepare and scan not served,
+ * the uid's fifth request refused before any name is looked at, cancel and
+ * drain letting go of every pin and cache reference, audit records after
+ * the scan only.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +35,9 @@
 #define PASS "knn dir unit test"
 #define D 4
 
-static char top[256], store[300], state[300];
+static char top[256], store[300], state[300], alog[300];
 static struct vv_ctx root_c = { .id = { .uid = 0, .gid = 0 }, .umask = 022, .comm = "test" };
+static struct vv_ctx u1000_c = { .id = { .uid = 1000, .gid = 1000 }, .umask = 022, .comm = "test" };
 static struct vv_ctx nobody_c = { .id = { .uid = 65534, .gid = 65534 }, .umask = 022, .comm = "test" };
 
 /* A request of nq queries (q) of dim d for names (NULL-terminated). */
@@ -351,6 +358,27 @@ static void test_vault(void)
 		ok(r == 0 && cands(io)[0].row == 0 && cands(io)[0].d == 95.0 * 95.0,
 		   "the new file's bytes answer (row 0, distance 95^2)");
 	}
+	/* the parse kept with a cached copy is the format asked's: the same
+	 * bytes asked as ivecs (int32, the same layout) are no float32
+	 * segment, then as fvecs again they are */
+	{
+		static const char *const names[] = { "a.fvecs", NULL };
+		r = ask(v, &root_c, c.ino, io, D, 1, 1, q, names);
+		ok(r == 0 && stats(io)[0].err == 0, "view: a.fvecs as fvecs (parsed, kept)");
+		dir_req(io, D, 1, 1, q, names);
+		io->h.format = VV_SEG_IVECS;
+		{
+			struct vv_dir *dh2;
+			vv_vault_opendir(v, &root_c, c.ino, &dh2);
+			r = vv_vault_knn_dir(v, &root_c, dh2, io);
+			vv_vault_releasedir(v, dh2);
+		}
+		ok(r == 0 && stats(io)[0].err == -EINVAL && io->h.served == 0,
+		   "view: the same copy asked as ivecs: -EINVAL (int32, not the fvecs parse)");
+		r = ask(v, &root_c, c.ino, io, D, 1, 1, q, names);
+		ok(r == 0 && stats(io)[0].err == 0 && cands(io)[0].row == 0,
+		   "view: as fvecs again: served");
+	}
 	/* a file whose third row has a wrong dim word passes the probe and
 	 * fails the scan: every name of that request is unserved (the tool
 	 * reads them and names the bad one), and a request without it is
@@ -514,6 +542,244 @@ static void test_vault(void)
 	free(io);
 }
 
+/* ---- the two steps through the pool ----------------------------------------------- */
+struct pdone {
+	int calls, r;
+	struct vv_knn_dir_ioc io;
+};
+
+static void pdone_fn(void *arg, int r)
+{
+	struct pdone *p = arg;
+
+	__atomic_store_n(&p->r, r, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&p->calls, 1, __ATOMIC_SEQ_CST);
+}
+
+static bool wait_done(struct pdone *p)
+{
+	for (int i = 0; i < 20000 && !__atomic_load_n(&p->calls, __ATOMIC_SEQ_CST); i++)
+		usleep(500);
+	return __atomic_load_n(&p->calls, __ATOMIC_SEQ_CST) == 1;
+}
+
+/* Pins on inode ino's node (0 when it is not in memory). */
+static uint32_t pins_of(struct vv_vault *v, uint64_t ino)
+{
+	struct node *n;
+	uint32_t k;
+
+	pthread_mutex_lock(&v->mu);
+	n = vault_node_find(v, ino);
+	k = n ? n->pins : 0;
+	pthread_mutex_unlock(&v->mu);
+	return k;
+}
+
+static size_t held(struct vv_vault *v)
+{
+	struct knn_stats st;
+
+	vault_knn_cache_stats(v, &st);
+	return st.held;
+}
+
+static int first_name(void *ctx, const struct vv_dirent *e, const struct vv_attr *attr)
+{
+	(void)attr;
+	if (strcmp(e->name, ".") && strcmp(e->name, "..") && !*(char *)ctx)
+		snprintf(ctx, 256, "%s", e->name);
+	return 0;
+}
+
+/* "scan" records of .../name in the audit log with result res (NULL: any). */
+static int scans_of(const char *name, const char *res)
+{
+	struct vv_audit_iter *it;
+	struct vv_audit_entry e;
+	size_t nl = strlen(name);
+	int k = 0, r;
+
+	if (vv_audit_iter_open(alog, &it) < 0)
+		return -1;
+	while ((r = vv_audit_iter_next(it, &e)) != 0) {
+		size_t pl;
+		if (r < 0 || !e.op || strcmp(e.op, "scan") || !e.path)
+			continue;
+		pl = strlen(e.path);
+		if (pl > nl && e.path[pl - nl - 1] == '/' && !strcmp(e.path + pl - nl, name) &&
+		    (!res || (e.result && !strcmp(e.result, res))))
+			k++;
+	}
+	vv_audit_iter_free(it);
+	return k;
+}
+
+static void test_pipe(void)
+{
+	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF, .audit_log = alog,
+				   .knn_cache_bytes = 256u << 20, .state_dir = state,
+				   .trash_secs = 3600 };
+	static const char *const names[] = { "f0", "f1", "f2", "f3", NULL };
+	static const char *const two[] = { "f0", "h0", NULL };
+	struct pdone *p = calloc(12, sizeof(*p));
+	struct vv_vault *v = NULL;
+	struct vv_attr pd;
+	struct vv_dir *dh = NULL, *th = NULL;
+	uint64_t ino[4], h0;
+	float q[D] = { 5, 0, 0, 0 };
+	char tname[256] = "";
+	size_t len;
+	uint8_t *b;
+	struct vv_file *wf;
+	bool kc, good;
+	uint32_t pin0;
+	struct knn_stats st;
+
+	is_int(vv_vault_open(store, PASS, strlen(PASS), &o, &v), 0, "pipe: open, audit on, trash on");
+	if (!v)
+		goto out;
+	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "pp", 0755, &pd), 0, "pipe: mkdir pp");
+	for (int i = 0; i < 4; i++) {
+		char nm[8];
+		snprintf(nm, sizeof(nm), "f%d", i);
+		b = fvecs(10, D, (float)(1000 * i), &len);
+		vt_write_file(v, &root_c, pd.ino, nm, b, len, 0644, &ino[i]);
+		free(b);
+	}
+	b = fvecs(10, D, 7, &len);
+	vt_write_file(v, &root_c, pd.ino, "h0", b, len, 0644, &h0);
+	free(b);
+	is_int(vv_vault_opendir(v, &root_c, pd.ino, &dh), 0, "pipe: opendir pp");
+	pin0 = pins_of(v, ino[0]);
+
+	/* a revoke (f1), a purge (f2: rm, then purged from the trash) and a
+	 * data change (f3) while the prepared request waits: none served,
+	 * f0 is */
+	vault_knn_pool_hold(v, true);
+	dir_req(&p[0].io, D, 1, 40, q, names);
+	is_int(vv_vault_knn_dir_submit(v, &u1000_c, dh, &p[0].io, pdone_fn, &p[0]), 0,
+	       "pipe: queued (pool held)");
+	vault_knn_cache_stats(v, &st);
+	ok(pins_of(v, ino[0]) == pin0 + 1 && st.held == 4 && st.entries == 4,
+	   "pipe: prepared at submit: names pinned, 4 copies made and referenced, pool held");
+	pthread_mutex_lock(&v->mu);
+	vault_node_revoke(v, vault_node_find(v, ino[1]));
+	pthread_mutex_unlock(&v->mu);
+	is_int(vv_vault_unlink(v, &root_c, pd.ino, "f2"), 0, "pipe: rm f2 (to the trash)");
+	is_int(vv_vault_opendir(v, &root_c, VV_TRASH_FILES_INO, &th), 0, "pipe: opendir .trash/files");
+	if (th) {
+		vv_vault_readdir(v, th, 0, false, first_name, tname);
+		vv_vault_releasedir(v, th);
+	}
+	is_int(vv_vault_unlink(v, &root_c, VV_TRASH_FILES_INO, tname), 0, "pipe: purge f2 from the trash");
+	is_int(vv_vault_open_file(v, &root_c, ino[3], O_WRONLY, &wf, &kc), 0, "pipe: open f3 to write");
+	b = fvecs(10, D, 5000, &len);
+	ok(vv_vault_write(v, &root_c, wf, b, len, 0) == (ssize_t)len, "pipe: f3 rewritten (rows 5000..)");
+	free(b);
+	vv_vault_release(v, wf);
+	ok(p[0].calls == 0, "pipe: nothing answered while held");
+	vault_knn_pool_hold(v, false);
+	good = wait_done(&p[0]) && p[0].r == 0;
+	{
+		const struct vv_knn_dir_stat *s = stats(&p[0].io);
+		const struct vv_knn_dir_cand *k = cands(&p[0].io);
+		bool only0 = true;
+		for (int i = 0; i < 40; i++)
+			only0 &= k[i].name == 0 || k[i].name == VV_KNN_DIR_NO_NAME;
+		ok(good && s[0].err == 0 && s[0].rows == 10 && p[0].io.h.served == 1 && only0,
+		   "pipe: f0 served, alone: no candidate of the others");
+		is_int(s[1].err, -ENOENT, "pipe: revoked meanwhile: -ENOENT (as its lookup now)");
+		is_int(s[2].err, -ENOENT, "pipe: purged meanwhile: -ENOENT");
+		is_int(s[3].err, -EAGAIN, "pipe: rewritten meanwhile: -EAGAIN (the caller reads the new bytes)");
+	}
+	ok(pins_of(v, ino[0]) == pin0 && held(v) == 0, "pipe: answered: no pin, no cache reference left");
+
+	/* cancel of a prepared request lets go of what it holds; never answered */
+	vault_knn_pool_hold(v, true);
+	dir_req(&p[1].io, D, 1, 3, q, two);
+	is_int(vv_vault_knn_dir_submit(v, &u1000_c, dh, &p[1].io, pdone_fn, &p[1]), 0, "cancel: queued");
+	ok(pins_of(v, ino[0]) == pin0 + 1 && pins_of(v, h0) >= 1 && held(v) == 2,
+	   "cancel: prepared: two pins, two references");
+	is_int(vv_vault_knn_cancel(v, &p[1]), 0, "cancel: taken back");
+	ok(pins_of(v, ino[0]) == pin0 && pins_of(v, h0) == 0 && held(v) == 0,
+	   "cancel: no pin, no cache reference left");
+
+	/* a request stopped while being prepared (its cancel or a drain came
+	 * meanwhile) looks at no further name */
+	{
+		struct knn_dir_req *dr = NULL;
+		bool stop = true;
+		dir_req(&p[10].io, D, 1, 3, q, two);
+		is_int(vault_knn_dir_prepare(v, &u1000_c, dh, &p[10].io, &stop, &dr), 0, "stop: prepared");
+		ok(dr && pins_of(v, ino[0]) == pin0 && pins_of(v, h0) == 0 && held(v) == 0,
+		   "stop: no name looked at once stopped");
+		vault_knn_dir_discard(v, dr);
+	}
+
+	/* the uid's fifth request: EBUSY before any name is looked at */
+	for (int i = 2; i < 6; i++) {
+		dir_req(&p[i].io, D, 1, 3, q, names);
+		is_int(vv_vault_knn_dir_submit(v, &u1000_c, dh, &p[i].io, pdone_fn, &p[i]), 0,
+		       i == 2 ? "busy: uid 1000 queues four" : "busy: queued");
+	}
+	vault_knn_cache_stats(v, &st);
+	dir_req(&p[6].io, D, 1, 3, q, two);
+	is_int(vv_vault_knn_dir_submit(v, &u1000_c, dh, &p[6].io, pdone_fn, &p[6]), VV_EBUSY,
+	       "busy: the fifth: EBUSY");
+	{
+		struct knn_stats st2;
+		vault_knn_cache_stats(v, &st2);
+		ok(pins_of(v, ino[0]) == pin0 + 4 && pins_of(v, h0) == 0 && st2.held == st.held &&
+		   st2.entries == st.entries, "busy: nothing looked at: h0 not pinned nor decrypted");
+	}
+	dir_req(&p[7].io, D, 1, 3, q, two);
+	is_int(vv_vault_knn_dir_submit(v, &root_c, dh, &p[7].io, pdone_fn, &p[7]), 0,
+	       "busy: root still queues one");
+	/* drain: the queued prepared requests answered ECANCELED, released */
+	vv_vault_knn_drain(v);
+	good = true;
+	for (int i = 2; i < 8; i++)
+		good &= p[i].calls == (i == 6 ? 0 : 1) && (i == 6 || p[i].r == VV_ECANCELED);
+	ok(good, "drain: each queued request answered ECANCELED once");
+	ok(pins_of(v, ino[0]) == pin0 && pins_of(v, h0) == 0 && held(v) == 0,
+	   "drain: no pin, no cache reference left");
+	vault_knn_pool_hold(v, false);
+	vv_vault_releasedir(v, dh);
+	vv_vault_close(v);
+	v = NULL;
+
+	/* a close with prepared requests queued answers them (ECANCELED) */
+	is_int(vv_vault_open(store, PASS, strlen(PASS), &o, &v), 0, "close: open again");
+	if (!v)
+		goto out;
+	vault_knn_pool_hold(v, true);
+	is_int(vv_vault_opendir(v, &root_c, pd.ino, &dh), 0, "close: opendir pp");
+	for (int i = 8; i < 10; i++) {
+		dir_req(&p[i].io, D, 1, 3, q, two);
+		is_int(vv_vault_knn_dir_submit(v, &u1000_c, dh, &p[i].io, pdone_fn, &p[i]), 0,
+		       "close: queued");
+	}
+	vv_vault_close(v);
+	ok(p[8].calls == 1 && p[9].calls == 1 && p[8].r == VV_ECANCELED && p[9].r == VV_ECANCELED,
+	   "close: both answered ECANCELED once");
+	free((void *)dh->id.groups);    /* the vault is gone: the handle's memory only */
+	free(dh);
+	v = NULL;
+
+	/* records after the scan only: f0 once (the one request scanned), f1
+	 * ENOENT (revoked: its name is there), f2 and f3 none, h0 none */
+	is_int(scans_of("f0", "ok"), 1, "audit: f0 scanned once (canceled, drained: no record)");
+	is_int(scans_of("f1", "ENOENT"), 1, "audit: f1 refused once, ENOENT");
+	is_int(scans_of("f2", NULL), 0, "audit: f2 (purged) no record");
+	is_int(scans_of("f3", NULL), 0, "audit: f3 (EAGAIN) no record");
+	is_int(scans_of("h0", NULL), 0, "audit: h0 (canceled, busy, drained) no record");
+out:
+	if (v)
+		vv_vault_close(v);
+	free(p);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -526,9 +792,11 @@ int main(void)
 		tap_skip_all("cannot make a temp dir");
 	snprintf(store, sizeof(store), "%s/store", top);
 	snprintf(state, sizeof(state), "%s/state", top);
+	snprintf(alog, sizeof(alog), "%s/audit.log", top);
 	is_int(vv_vault_create_store(store, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
 				     VV_VAULT_ALLOW_TEST_KDF, 0, 0, state), 0, "create a store");
 	test_vault();
+	test_pipe();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
 	if (system(cmd) != 0)
 		printf("# cannot remove %s\n", top);

@@ -337,7 +337,9 @@ int vv_vault_knn_submit(struct vv_vault *v, const struct vv_ctx *c, struct vv_fi
 			struct vv_knn_ioc *io, vv_knn_done_fn done, void *arg);
 /* Take back a queued request (an interrupted caller): 0 when it was still
  * queued (done will never be called: the caller replies), VV_ENOENT when
- * it is running or finished (done is or was called). */
+ * it is running or finished (done is or was called), or when it is a
+ * directory request still being prepared by vv_vault_knn_dir_submit, which
+ * then returns VV_ECANCELED (done is never called). */
 int vv_vault_knn_cancel(struct vv_vault *v, void *arg);
 /* Refuse new requests, answer every queued one with VV_ECANCELED and wait
  * for the running ones (a scan is bounded: docs/query.md), so each got its
@@ -357,7 +359,13 @@ struct vv_knn_dir_ioc;
 int vv_vault_knn_dir(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *dh,
 		     struct vv_knn_dir_ioc *io);
 /* The same through the scan pool, as vv_vault_knn_submit (same queue,
- * slots, cancel and drain). */
+ * slots, cancel and drain), in two steps: once the uid's slot is granted
+ * (else VV_EBUSY, before any name is looked at), the work of each name
+ * (lookup, checks, cache lookup, inline decryption) runs here on the
+ * caller's thread, and the pool only scans, records and replies.  Returns
+ * also vv_vault_knn_dir's errors of the whole request (VV_EINVAL,
+ * VV_E2BIG, VV_EAUDIT, VV_ENOMEM) itself, without calling done, and
+ * VV_ECANCELED when canceled or drained while being prepared. */
 int vv_vault_knn_dir_submit(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *dh,
 			    struct vv_knn_dir_ioc *io, vv_knn_done_fn done, void *arg);
 
