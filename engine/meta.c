@@ -749,6 +749,18 @@ int vv_meta_counts(struct vv_meta *m, uint64_t *inodes)
 	return 0;
 }
 
+int vv_meta_counts_set(struct vv_meta *m, uint64_t inodes)
+{
+	sqlite3_stmt *s;
+
+	if (!meta_has_table(m, "inode_count"))
+		return 0;                    /* an older store: counted at each statfs */
+	if (!(s = meta_sql(m, "UPDATE inode_count SET n=?1")))
+		return VV_EIO;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)inodes);
+	return meta_run(m, s);
+}
+
 void vv_meta_work(struct vv_meta *m, uint64_t *vm_steps, uint64_t *sorts)
 {
 	*vm_steps = *sorts = 0;

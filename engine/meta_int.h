@@ -200,8 +200,10 @@ int vv_meta_coll_del(struct vv_meta *m, uint32_t id);
 /* Delete collections no inode uses any more (but keep); returns how many. */
 int vv_meta_coll_gc(struct vv_meta *m, uint32_t keep, int *dropped);
 
-/* Counts for statfs. */
+/* Counts for statfs (the inode count is kept by triggers, docs/format.md
+ * inode_count); fsck sets it to what it counted (inside a transaction). */
 int vv_meta_counts(struct vv_meta *m, uint64_t *inodes);
+int vv_meta_counts_set(struct vv_meta *m, uint64_t inodes);
 
 /* Work SQLite did in this module's statements since the last call (virtual
  * machine steps and sorts, summed; the counters restart).  For tests that

@@ -364,6 +364,19 @@ int vv_vault_fsck(struct vv_vault *v, bool repair, vv_report_fn fn, void *ctx,
 	    (repair && (r = vault_txn(v)) < 0) ||
 	    (r = vv_meta_chunk_iter(v->meta, table_chunk, &f)) < 0)
 		goto report;
+	{
+		/* statfs's kept inode count (meta.c inode_count) */
+		uint64_t kept = 0;
+		if ((r = vv_meta_counts(v->meta, &kept)) < 0)
+			goto report;
+		if (kept != f.ninos) {
+			f.rep->errors++;
+			say(&f, "error: meta.db keeps an inode count of %llu but holds %zu inodes%s",
+			    (unsigned long long)kept, f.ninos, repair ? " (fixed)" : "");
+			if (repair && (r = vv_meta_counts_set(v->meta, f.ninos)) < 0)
+				goto report;
+		}
+	}
 	for (size_t i = 0; i < f.ncrefs; i++)
 		if (f.crefs[i].refs && !f.crefs[i].in_table) {
 			char hex[17];

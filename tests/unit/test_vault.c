@@ -26,6 +26,7 @@
 #include "vecvault/error.h"
 #include "vecvault/vault.h"
 #include "vault_int.h"
+#include "meta_int.h"
 
 
 /* Handles hold what they were opened for; special files are decided at
@@ -464,7 +465,25 @@ int main(void)
 	ok(memcmp(buf, big, 4 << 20) == 0, "its bytes");
 	{
 		struct vv_fsck_report rep;
+		uint64_t n0 = 0, n1 = 0;
+		int r;
+
 		is_int(vv_vault_fsck(v, true, NULL, NULL, &rep), 0, "fsck is clean");
+		/* statfs's kept inode count, made wrong: fsck says so and mends it */
+		vv_meta_counts(v->meta, &n0);
+		pthread_mutex_lock(&v->mu);
+		r = vv_meta_begin(v->meta);
+		if (r == 0 && (r = vv_meta_counts_set(v->meta, n0 + 5)) == 0)
+			r = vv_meta_commit(v->meta);
+		pthread_mutex_unlock(&v->mu);
+		is_int(r, 0, "the kept inode count set 5 too high");
+		is_int(vv_vault_fsck(v, false, NULL, NULL, &rep), 0, "fsck --dry-run");
+		ok(rep.errors == 1, "finds the wrong inode count");
+		is_int(vv_vault_fsck(v, true, NULL, NULL, &rep), 0, "fsck");
+		ok(rep.errors == 1 && vv_meta_counts(v->meta, &n1) == 0 && n1 == n0,
+		   "mends it to the inodes it counted");
+		is_int(vv_vault_fsck(v, true, NULL, NULL, &rep), 0, "fsck again");
+		ok(rep.errors == 0, "clean");
 	}
 	vv_vault_close(v);
 
