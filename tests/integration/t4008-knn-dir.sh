@@ -21,20 +21,7 @@ mkdir "$C"
 # 40 fvecs of dim 8 with 1..20 rows of small integers (float32 distances are
 # exact, so the float32 choice and the double order agree), rows copied
 # within and across files for ties; one npy among them, asked as fvecs
-"$PY" - "$C" <<'PY'
-import numpy as np, sys
-C = sys.argv[1]
-rng = np.random.default_rng(4008)
-dup = rng.integers(-3, 4, (4, 8)).astype('<f4')
-for i in range(40):
-    n = int(rng.integers(1, 21))
-    a = rng.integers(-3, 4, (n, 8)).astype('<f4')
-    if i % 3 == 0: a[rng.integers(0, n)] = dup[i % 4]
-    if n > 2 and i % 5 == 0: a[-1] = a[0]
-    with open("%s/s%03d.fvecs" % (C, i), "wb") as f:
-        for r in a: np.int32(8).tofile(f); r.tofile(f)
-np.save(C + "/other.npy", rng.standard_normal((10, 8)).astype('<f4'))
-PY
+"$PY" "$VV_SRC/tests/integration/lib/knn_dir_files.py" "$C"
 
 "$PY" - "$C" "$VV_SRC/tests/integration/lib" > "$T/out" 2>&1 <<'PY'
 import numpy as np, os, sys, time, math

@@ -24,22 +24,7 @@ ALOG=$(vv_audit_log "$S")
 # t4008's files: 40 fvecs of dim 8, 1..20 rows of small integers (exact
 # float32 distances), duplicated rows within and across files; other.npy
 # asked as fvecs; and sec.fvecs, 0600 root's
-"$PY" - "$C" <<'PY'
-import numpy as np, sys
-C = sys.argv[1]
-rng = np.random.default_rng(4008)
-dup = rng.integers(-3, 4, (4, 8)).astype('<f4')
-for i in range(40):
-    n = int(rng.integers(1, 21))
-    a = rng.integers(-3, 4, (n, 8)).astype('<f4')
-    if i % 3 == 0: a[rng.integers(0, n)] = dup[i % 4]
-    if n > 2 and i % 5 == 0: a[-1] = a[0]
-    with open("%s/s%03d.fvecs" % (C, i), "wb") as f:
-        for r in a: np.int32(8).tofile(f); r.tofile(f)
-np.save(C + "/other.npy", rng.standard_normal((10, 8)).astype('<f4'))
-with open(C + "/sec.fvecs", "wb") as f:
-    np.int32(8).tofile(f); np.zeros(8, '<f4').tofile(f)
-PY
+"$PY" "$VV_SRC/tests/integration/lib/knn_dir_files.py" "$C" --secret
 chmod 600 "$C/sec.fvecs"
 seq0=$(vv_audit_q "$ALOG" count)
 
