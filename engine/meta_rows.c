@@ -73,6 +73,19 @@ static void bind_name(sqlite3_stmt *s, int i, const char *name)
 	sqlite3_bind_blob(s, i, name, (int)strlen(name), SQLITE_STATIC);
 }
 
+/* Column col, an entry's name (bind_name's blob), into name[cap] with its
+ * NUL: VV_ECORRUPT if it is empty or does not fit. */
+static int col_name(sqlite3_stmt *s, int col, char *name, size_t cap)
+{
+	int n = sqlite3_column_bytes(s, col);
+
+	if (n <= 0 || (size_t)n >= cap)
+		return VV_ECORRUPT;
+	memcpy(name, sqlite3_column_blob(s, col), (size_t)n);
+	name[n] = 0;
+	return 0;
+}
+
 /* Columns gen.. in the order of S_INO_GET, starting at column c0. */
 int meta_read_inode(sqlite3_stmt *s, int c0, struct vv_inode_row *r)
 {
@@ -367,13 +380,8 @@ int vv_meta_dirent_list(struct vv_meta *m, uint64_t parent, uint64_t after, int 
 	sqlite3_bind_int64(s, 2, i64(after));
 	sqlite3_bind_int(s, 3, max);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int n = sqlite3_column_bytes(s, 1);
-		if (n <= 0 || n >= (int)sizeof(name)) {
-			r = VV_ECORRUPT;
+		if ((r = col_name(s, 1, name, sizeof(name))) < 0)
 			break;
-		}
-		memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
-		name[n] = 0;
 		r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name,
 		       xino(sid, (uint64_t)sqlite3_column_int64(s, 2)), (uint32_t)sqlite3_column_int64(s, 3));
 		if (r)
@@ -393,13 +401,8 @@ int vv_meta_dirent_iter_all(struct vv_meta *m,
 	STMT(m, S_DE_ALL);
 
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int n = sqlite3_column_bytes(s, 1);
-		if (n <= 0 || n >= (int)sizeof(name)) {
-			r = VV_ECORRUPT;
+		if ((r = col_name(s, 1, name, sizeof(name))) < 0)
 			break;
-		}
-		memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
-		name[n] = 0;
 		if ((r = cb(ctx, (uint64_t)sqlite3_column_int64(s, 0), name,
 			    (uint64_t)sqlite3_column_int64(s, 2))) != 0)
 			break;
@@ -428,15 +431,12 @@ int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after,
 	sqlite3_bind_int64(s, 2, i64(after));
 	sqlite3_bind_int(s, 3, max);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int n = sqlite3_column_bytes(s, 1);
-		if (n <= 0 || n >= (int)sizeof(name) || sqlite3_column_type(s, 4) == SQLITE_NULL) {
+		if (sqlite3_column_type(s, 4) == SQLITE_NULL || col_name(s, 1, name, sizeof(name)) < 0) {
 			vv_log(VV_LOG_ERR, "meta: entry in directory %llu (snapshot %u) is malformed or "
 			       "has no inode", (unsigned long long)parent, sid);
 			r = VV_ECORRUPT;
 			break;
 		}
-		memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
-		name[n] = 0;
 		row.ino = (uint64_t)sqlite3_column_int64(s, 2);
 		if ((r = meta_read_inode(s, 4, &row)) < 0)
 			break;
@@ -454,7 +454,7 @@ int vv_meta_dirent_list_plus(struct vv_meta *m, uint64_t parent, uint64_t after,
 int vv_meta_dirent_find_ino(struct vv_meta *m, uint64_t ino, uint64_t *parent, char *name, size_t cap)
 {
 	uint32_t sid;
-	int r, n;
+	int r;
 
 	if (ino == VV_SNAPDIR_INO || (vv_snap_ino(ino) && vv_snap_real(ino) == VV_META_ROOT_INO))
 		return meta_snap_root_name(m, ino, parent, name, cap);
@@ -464,15 +464,9 @@ int vv_meta_dirent_find_ino(struct vv_meta *m, uint64_t ino, uint64_t *parent, c
 	if ((r = meta_row(m, s)) < 0)
 		return r;
 	*parent = xino(sid, (uint64_t)sqlite3_column_int64(s, 0));
-	n = sqlite3_column_bytes(s, 1);
-	if (n <= 0 || (size_t)n >= cap) {
-		sqlite3_reset(s);
-		return VV_ECORRUPT;
-	}
-	memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
-	name[n] = 0;
+	r = col_name(s, 1, name, cap);
 	sqlite3_reset(s);
-	return 0;
+	return r;
 }
 
 int vv_meta_xattr_get(struct vv_meta *m, uint64_t ino, const char *name, uint8_t **val, size_t *len)
