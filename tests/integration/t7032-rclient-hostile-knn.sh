@@ -30,17 +30,11 @@ PY
 cat > "$T/evil.py" <<'PY'
 import struct, sys
 import numpy as np
-from vvfake import hdr, request, serve_forever
+from vvfake import blob, dir_server, serve_forever
 mode, cert, key, portfile, seg = sys.argv[1:6]
 data = open(seg, 'rb').read()
 X = np.load(seg).astype(np.float64)
 N, D = X.shape
-def attr(ino):
-    m, size = (0o40755, 0) if ino == 1 else (0o100644, len(data))
-    return struct.pack('<QQIIIIQQQ', ino, 1, m, 1, 0, 0, size, (size + 511) // 512, 0) + \
-        struct.pack('<qI', 0, 0) * 3 + bytes([1])
-def blob(b): return struct.pack('<I', len(b)) + b
-def ent(ino, nxt, name, a): return struct.pack('<QIQH', ino, 0o100644, nxt, len(name)) + name + a
 HF = '<IIIIIIIIQII'
 def knn(req):
     magic, ver, metric, dim, nq, kk, thr, fmt, rows, flags, pad = struct.unpack_from(HF, req)
@@ -67,32 +61,8 @@ def knn(req):
     h = struct.pack(HF, 0x524e4b56, v, metric, dim, nq, kk, 0, fmt, N, fl, 0)
     b = h + out
     return blob(b + bytes(16320 - len(b)))
-def serve(c):
-    while True:
-        rid, op, b = request(c)
-        st, r = 0, b''
-        if op == 2:                                    # lookup
-            n = struct.unpack_from('<H', b, 8)[0]
-            if b[10:10 + n] == b'seg.npy': r = attr(7)
-            else: st = -2
-        elif op == 4: r = attr(struct.unpack_from('<Q', b)[0])        # getattr
-        elif op == 14: r = struct.pack('<QIQ', 5, 1, 1) + attr(7)      # open
-        elif op == 16:                                 # read
-            h, off, size = struct.unpack_from('<QQI', b)
-            r = blob(data[off:off + size])
-        elif op == 21: r = struct.pack('<Q', 9)        # opendir
-        elif op == 22:                                 # readdir
-            off, plus = struct.unpack_from('<QI', b, 8)
-            e = ent(7, 1, b'seg.npy', attr(7) if plus else b'') if off == 0 else b''
-            r = blob(e) + struct.pack('<I', 1)
-        elif op == 25: st = -15                        # getxattr: ENODATA
-        elif op == 26: r = struct.pack('<I', 0) + blob(b'')
-        elif op == 29: r = struct.pack('<QQQQQQI', 4096, 1 << 20, 1 << 19, 1 << 19, 1000, 900, 255)
-        elif op == 32: r = knn(b[8 + 4:])              # knn: Q handle, B request
-        elif op in (3, 18, 19, 20, 23, 28): pass
-        else: st = -22
-        c.sendall(hdr(len(r) if st == 0 else 0, rid, op, 1, st) + (r if st == 0 else b''))
-serve_forever(cert, key, portfile, serve)
+serve_forever(cert, key, portfile,
+              dir_server({b'seg.npy': data}, lambda h, req: (0, knn(req))))
 PY
 
 start_evil() {   # MODE: the fake server answers for $T/plain/seg.npy

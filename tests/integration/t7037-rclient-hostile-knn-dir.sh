@@ -28,18 +28,10 @@ PY
 cat > "$T/evil.py" <<'PY'
 import os, struct, sys
 import numpy as np
-from vvfake import hdr, request, serve_forever
+from vvfake import blob, dir_server, serve_forever
 mode, cert, key, portfile, plain = sys.argv[1:6]
 names = sorted(os.listdir(plain))
-files = {10 + i: open(plain + "/" + n, 'rb').read() for i, n in enumerate(names)}
-byname = {n.encode(): 10 + i for i, n in enumerate(names)}
 X = {n.encode(): np.load(plain + "/" + n).astype(np.float64) for n in names}
-def attr(ino):
-    m, size = (0o40755, 0) if ino == 1 else (0o100644, len(files[ino]))
-    return struct.pack('<QQIIIIQQQ', ino, 1, m, 1, 0, 0, size, (size + 511) // 512, 0) + \
-        struct.pack('<qI', 0, 0) * 3 + bytes([1])
-def blob(b): return struct.pack('<I', len(b)) + b
-def ent(ino, nxt, name, a): return struct.pack('<QIQH', ino, 0o100644, nxt, len(name)) + name + a
 HF = '<11IIQ'
 def knn_dir(req):
     h = list(struct.unpack_from(HF, req))
@@ -66,38 +58,12 @@ def knn_dir(req):
     b = struct.pack(HF, *h) + stats + cands
     if mode == 'short': return blob(b[:100])
     return blob(b + bytes(16320 - len(b)))
-def serve(c):
-    while True:
-        rid, op, b = request(c)
-        st, r = 0, b''
-        if op == 2:                                    # lookup
-            n = struct.unpack_from('<H', b, 8)[0]
-            if b[10:10 + n] in byname: r = attr(byname[b[10:10 + n]])
-            else: st = -2
-        elif op == 4: r = attr(struct.unpack_from('<Q', b)[0])        # getattr
-        elif op == 14:                                 # open: handle = inode
-            ino = struct.unpack_from('<Q', b)[0]
-            r = struct.pack('<QIQ', ino, 1, 1) + attr(ino)
-        elif op == 16:                                 # read
-            h, off, size = struct.unpack_from('<QQI', b)
-            r = blob(files[h][off:off + size])
-        elif op == 21: r = struct.pack('<Q', 9)        # opendir
-        elif op == 22:                                 # readdir
-            off, plus = struct.unpack_from('<QI', b, 8)
-            e = b''.join(ent(ino, ino - 9, n.encode(), attr(ino) if plus else b'')
-                         for ino, n in ((10 + i, n) for i, n in enumerate(names)) if ino - 10 >= off)
-            r = blob(e) + struct.pack('<I', 1)
-        elif op == 25: st = -15                        # getxattr: ENODATA
-        elif op == 26: r = struct.pack('<I', 0) + blob(b'')
-        elif op == 29: r = struct.pack('<QQQQQQI', 4096, 1 << 20, 1 << 19, 1 << 19, 1000, 900, 255)
-        elif op == 32:                                 # knn: Q handle, B request
-            if struct.unpack_from('<Q', b)[0] != 9: st = -26       # files: ENOTTY
-            elif mode == 'old': st = -21               # an older server: EBADF
-            else: r = knn_dir(b[8 + 4:])
-        elif op in (3, 18, 19, 20, 23, 28): pass
-        else: st = -22
-        c.sendall(hdr(len(r) if st == 0 else 0, rid, op, 1, st) + (r if st == 0 else b''))
-serve_forever(cert, key, portfile, serve)
+def knn(h, req):
+    if h != 9: return -26, b''                   # files: ENOTTY
+    if mode == 'old': return -21, b''            # an older server: EBADF
+    return 0, knn_dir(req)
+serve_forever(cert, key, portfile,
+              dir_server({n.encode(): open(plain + "/" + n, 'rb').read() for n in names}, knn))
 PY
 
 "$VV_BIN" query "$T/plain" -q "$T/q.npy" -k 5 > "$T/plain.out"
