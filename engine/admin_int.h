@@ -2,7 +2,7 @@
  * admin_int.h - how a feature adds verbs to the control plane.
  *
  * Each feature file (vault_role.c, vault_user.c, vault_grant.c,
- * vault_trash.c, vault_snap.c, ...) defines a NULL-terminated table of
+ * vault_trash_verbs.c, vault_snap.c, ...) defines a NULL-terminated table of
  * struct vault_admin_verb and lists it once in vault_admin.c.  The
  * dispatcher (vv_admin_call) finds the verb, checks its scope, runs it and
  * writes the audit record; a verb never audits itself and never holds

@@ -1,7 +1,7 @@
 /*
  * meta_backup.c - the reads a backup needs from the snapshot tables
  * (backup_int.h): one snapshot's rows, whole, in a stable order.  The
- * tables and their meaning are meta_snap.c's; nothing here writes.
+ * tables and their meaning are meta_snap*.c's; nothing here writes.
  */
 #include <string.h>
 
@@ -17,7 +17,7 @@ static const char q_x[] = "SELECT ino, name, value FROM snap_xattrs WHERE snap=?
 static const char q_e[] = "SELECT ino, fblock, chunk, off, len, slot FROM snap_extents WHERE snap=?1"
 			  " ORDER BY ino, fblock";
 static const char q_c[] = "SELECT coll FROM snap_colls WHERE snap=?1 ORDER BY coll";
-/* The same rows of a snapshot kept as a file (meta_snap.c): its live
+/* The same rows of a snapshot kept as a file (meta_snap_file.c): its live
  * tables, on its own connection. */
 static const char qf_ino[] = "SELECT ino, gen, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime,"
 			     " parent, coll, objid, stored, data FROM inodes ORDER BY ino";
@@ -119,7 +119,7 @@ int vv_meta_backup_read(struct vv_meta *m, uint32_t sid, const struct vv_meta_bk
 
 /* ---- the live tables ----------------------------------------------------------
  * The same rows, columns and order that a snapshot taken now would hold
- * (meta_snap.c's create copies exactly these tables), read from the live
+ * (meta_snap_file.c's copy holds exactly these tables), read from the live
  * tables.  vault_backup.c uses them, under v->mu, for a backup whose every
  * chunk the repository holds already: it copies no chunk, so it needs no
  * snapshot's references to keep chunks alive while it runs. */

@@ -44,7 +44,7 @@ struct vv_meta {
 	bool reading;                    /* a BEGIN is open (reads run inside it) */
 	bool ro;                         /* VV_META_READONLY */
 	bool icount, icount_known;       /* the inode_count table exists (vv_meta_counts) */
-	struct meta_snapc *snapc;        /* snapshot files' connections (meta_snap.c) */
+	struct meta_snapc *snapc;        /* snapshot files' connections (meta_snap_file.c) */
 	/* the checkpointer (vv_meta_ckpt_*): its own connection, one checkpoint
 	 * at a time on either connection (ckpt_mu, taken after the vault's) */
 	sqlite3 *peer;

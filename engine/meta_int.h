@@ -227,7 +227,7 @@ int vv_meta_acl_iter(struct vv_meta *m,
 		     int (*cb)(void *ctx, uint64_t ino, bool dflt, const uint8_t *blob, size_t len),
 		     void *ctx);
 
-/* --- snapshots (meta_snap.c) -------------------------------------------------
+/* --- snapshots (meta_snap.c, meta_snap_file.c) --------------------------------
  *
  * A snapshot is the state of one commit: a byte copy of meta.db in
  * STORE/snapshots/ID.db (or, made by an older build, a copy of the rows of
@@ -289,8 +289,8 @@ struct vv_snap_row {
 	uint64_t inodes, bytes;              /* files and their sizes, summed */
 };
 
-/* A snapshot is made in three steps (vault_snap_create; meta_snap.c
- * "snapshots kept as files"):
+/* A snapshot is made in three steps (vault_snap_create;
+ * meta_snap_file.c):
  * 1. vv_meta_snap_create, inside the caller's transaction: a pending
  *    snapshot (hidden from get/list) with one reference on each distinct
  *    chunk the live extents name (snap_chunks).  VV_EEXIST: the name is

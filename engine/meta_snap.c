@@ -1,16 +1,17 @@
 /*
- * meta_snap.c - the snapshot tables of meta.db, the snapshot files, and the
- * read-only view of a snapshot's rows under virtual inode numbers
- * (meta_int.h, "snapshots"; docs/design.md "Snapshots").
+ * meta_snap.c - the snapshot tables of meta.db and the read-only view of a
+ * snapshot's rows under virtual inode numbers (meta_int.h, "snapshots";
+ * docs/design.md "Snapshots"); the snapshot files are meta_snap_file.c's
+ * (meta_snap_int.h between the two).
  *
  * A snapshot made by this build is a byte copy of the checkpointed meta.db
  * (STORE/snapshots/ID.db, made by vv_metavfs_copy right after the commit
  * that took its references), so it is exactly the state of one commit; its
  * rows are the live tables of that file, read on a connection of its own
- * with the live queries ("snapshots kept as files", below).  A snapshot of
- * an older build is a copy of the rows of inodes, dirents, xattrs and
- * extents in the snap_* tables, tagged with its id; both kinds are read,
- * restored, backed up, checked and deleted.  Nothing is decrypted or
+ * with the live queries (meta_snap_file.c).  A snapshot of an older build
+ * is a copy of the rows of inodes, dirents, xattrs and extents in the
+ * snap_* tables, tagged with its id; both kinds are read, restored, backed
+ * up, checked and deleted.  Nothing is decrypted or
  * copied in STORE/chunks: the snapshot takes one reference on each
  * distinct chunk it names, and the chunk is unlinked only when the live
  * tree and every snapshot have dropped theirs (DESIGN invariant 2).
@@ -31,20 +32,16 @@
  *   snap_extents(snap, ino, fblock, chunk, off, len, slot)  PK(snap, ino, fblock)
  * A backup exports one snapshot's rows (meta_backup.c) as a sealed unit.
  */
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "crypto_int.h"
 #include "grow.h"
+#include "meta_snap_int.h"
 #include "meta_sql_int.h"
 #include "meta_vfs_int.h"
-#include "os.h"
 #include "vecvault/error.h"
-#include "vecvault/log.h"
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS snaps(id INTEGER PRIMARY KEY, name BLOB NOT NULL UNIQUE,"
@@ -70,8 +67,6 @@ static const char schema_sql[] =
 	" PRIMARY KEY(snap, coll)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS snap_colls_coll ON snap_colls(coll);";
 
-#define INODE_COLS "gen, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, parent, coll, objid, stored"
-
 #define SNAP_COLS "SELECT id, name, created, commit_no, uid, flags, inodes, bytes FROM snaps"
 /* A pending snapshot (its file being made, or left by a crash) is not
  * shown: the _r queries, for stores that have snap_files. */
@@ -87,12 +82,12 @@ static const char q_add[] = "INSERT INTO snaps(id, name, created, commit_no, uid
 static const char q_chunks[] = "SELECT DISTINCT chunk FROM snap_extents WHERE snap=?1";
 static const char q_all_chunks[] = "SELECT DISTINCT snap, chunk FROM snap_extents";
 static const char q_all_chunks_f[] = "SELECT snap, chunk FROM snap_extents UNION SELECT snap, chunk FROM snap_chunks";
-static const char q_del_s[] = "DELETE FROM snaps WHERE id=?1";
+const char meta_snap_q_del_s[] = "DELETE FROM snaps WHERE id=?1";
 static const char q_del_i[] = "DELETE FROM snap_inodes WHERE snap=?1";
 static const char q_del_d[] = "DELETE FROM snap_dirents WHERE snap=?1";
 static const char q_del_x[] = "DELETE FROM snap_xattrs WHERE snap=?1";
 static const char q_del_e[] = "DELETE FROM snap_extents WHERE snap=?1";
-static const char q_del_c[] = "DELETE FROM snap_colls WHERE snap=?1";
+const char meta_snap_q_del_c[] = "DELETE FROM snap_colls WHERE snap=?1";
 static const char q_space[] = "SELECT count(*), coalesce(sum(bytes), 0) FROM snaps";
 static const char q_space_only[] = "SELECT coalesce(sum(size), 0) FROM chunks WHERE refs > 0 AND id IN"
 				   " (SELECT chunk FROM snap_extents) AND id NOT IN (SELECT chunk FROM extents)";
@@ -105,10 +100,7 @@ static const char q_chk_de[] = "SELECT d.parent, d.ino FROM snap_dirents d WHERE
 static const char q_chk_e[] = "SELECT DISTINCT e.ino FROM snap_extents e WHERE e.snap=?1 AND NOT EXISTS"
 			      " (SELECT 1 FROM snap_inodes i WHERE i.snap=?1 AND i.ino=e.ino)";
 
-/* Bind the common first parameter. */
-#define XSTMT(m, q) sqlite3_stmt *s = meta_sql((m), (q))
-
-static int step_done(struct vv_meta *m, sqlite3_stmt *s)
+int meta_snap_step_done(struct vv_meta *m, sqlite3_stmt *s)
 {
 	int rc = sqlite3_step(s);
 
@@ -131,27 +123,15 @@ static int sp_end(struct vv_meta *m, int r)
 	return r;
 }
 
-static int exec_id(struct vv_meta *m, const char *q, uint32_t id)
+int meta_snap_exec_id(struct vv_meta *m, const char *q, uint32_t id)
 {
 	XSTMT(m, q);
 
 	if (!s)
 		return VV_EIO;
 	sqlite3_bind_int64(s, 1, id);
-	return step_done(m, s);
+	return meta_snap_step_done(m, s);
 }
-
-
-/* Snapshots kept as files: below. */
-static bool have_files(struct vv_meta *m);
-static int file_kind(struct vv_meta *m, uint32_t sid, int *state, uint8_t mac[VV_MAC_BYTES]);
-static int file_begin(struct vv_meta *m, uint32_t id);
-static int file_delete(struct vv_meta *m, uint32_t id, void (*freed)(void *ctx, const uint8_t *chunk),
-		       void *ctx);
-static int file_check(struct vv_meta *m, uint32_t sid, void (*cb)(void *ctx, const char *line),
-		      void *ctx, uint64_t *problems);
-static int file_restore(struct vv_meta *m, uint32_t sid, uint64_t real, uint64_t ino, uint32_t nlink,
-			uint64_t parent);
 
 int meta_snap_schema(struct vv_meta *m)
 {
@@ -189,7 +169,7 @@ int vv_meta_snap_get_id(struct vv_meta *m, uint32_t id, struct vv_snap_row *out)
 
 	if (!have(m))
 		return VV_ENOENT;
-	sqlite3_stmt *s = meta_sql(m, have_files(m) ? q_get_r : q_get);
+	sqlite3_stmt *s = meta_sql(m, meta_snap_have_files(m) ? q_get_r : q_get);
 	if (!s)
 		return VV_ENOENT;
 	sqlite3_bind_int64(s, 1, id);
@@ -206,7 +186,7 @@ static int name_to_id_any(struct vv_meta *m, const char *name, uint32_t *id, boo
 
 	if (!have(m))
 		return VV_ENOENT;
-	sqlite3_stmt *s = meta_sql(m, any || !have_files(m) ? q_name : q_name_r);
+	sqlite3_stmt *s = meta_sql(m, any || !meta_snap_have_files(m) ? q_name : q_name_r);
 	if (!s)
 		return VV_ENOENT;
 	sqlite3_bind_blob(s, 1, name, (int)strlen(name), SQLITE_STATIC);
@@ -237,7 +217,7 @@ int vv_meta_snap_list(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_sn
 
 	if (!have(m))
 		return 0;
-	sqlite3_stmt *s = meta_sql(m, have_files(m) ? q_list_r : q_list);
+	sqlite3_stmt *s = meta_sql(m, meta_snap_have_files(m) ? q_list_r : q_list);
 	if (!s)
 		return 0;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
@@ -267,7 +247,7 @@ static int snap_create(struct vv_meta *m, const char *name, int64_t now, uint32_
 	uint32_t id, old;
 	int r;
 
-	if (!have_files(m))
+	if (!meta_snap_have_files(m))
 		return VV_EROFS;                 /* a read-only open of an older store */
 	if ((r = name_to_id_any(m, name, &old, true)) == 0)
 		return VV_EEXIST;
@@ -294,10 +274,10 @@ static int snap_create(struct vv_meta *m, const char *name, int64_t now, uint32_
 		sqlite3_bind_int64(s, 4, (int64_t)(commits + 1));
 		sqlite3_bind_int64(s, 5, uid);
 		sqlite3_bind_int64(s, 6, flags);
-		if ((r = step_done(m, s)) < 0)
+		if ((r = meta_snap_step_done(m, s)) < 0)
 			return r;
 	}
-	if ((r = file_begin(m, id)) < 0 || (r = vv_meta_kv_set_u64(m, "next_snap", next + 1)) < 0)
+	if ((r = meta_snap_file_begin(m, id)) < 0 || (r = vv_meta_kv_set_u64(m, "next_snap", next + 1)) < 0)
 		return r;
 	if (out) {
 		memset(out, 0, sizeof(*out));
@@ -327,25 +307,22 @@ int vv_meta_snap_delete(struct vv_meta *m, uint32_t id,
 	return r < 0 ? r : sp_end(m, snap_delete(m, id, freed, ctx));
 }
 
-/* Drop the references of the chunks qchunks lists for id, then run each
- * of dels for id (the rows of one kind of snapshot). */
-static int drop_refs_rows(struct vv_meta *m, uint32_t id, const char *qchunks, const char *const *dels,
-			  size_t ndels, void (*freed)(void *ctx, const uint8_t *chunk), void *ctx);
-
 static int snap_delete(struct vv_meta *m, uint32_t id,
 		       void (*freed)(void *ctx, const uint8_t *chunk), void *ctx)
 {
-	static const char *const dels[] = { q_del_i, q_del_d, q_del_x, q_del_e, q_del_c, q_del_s };
+	static const char *const dels[] = { q_del_i, q_del_d, q_del_x, q_del_e, meta_snap_q_del_c,
+					    meta_snap_q_del_s };
 	uint8_t mac[VV_MAC_BYTES];
 	int r, state;
 
-	if ((r = file_kind(m, id, &state, mac)) != 0)
-		return r < 0 ? r : file_delete(m, id, freed, ctx);
-	return drop_refs_rows(m, id, q_chunks, dels, sizeof(dels) / sizeof(dels[0]), freed, ctx);
+	if ((r = meta_snap_file_kind(m, id, &state, mac)) != 0)
+		return r < 0 ? r : meta_snap_file_delete(m, id, freed, ctx);
+	return meta_snap_drop_refs_rows(m, id, q_chunks, dels, sizeof(dels) / sizeof(dels[0]), freed, ctx);
 }
 
-static int drop_refs_rows(struct vv_meta *m, uint32_t id, const char *qchunks, const char *const *dels,
-			  size_t ndels, void (*freed)(void *ctx, const uint8_t *chunk), void *ctx)
+int meta_snap_drop_refs_rows(struct vv_meta *m, uint32_t id, const char *qchunks,
+			     const char *const *dels, size_t ndels,
+			     void (*freed)(void *ctx, const uint8_t *chunk), void *ctx)
 {
 	struct idlist l = { 0 };
 	int rc, r = 0;
@@ -378,7 +355,7 @@ static int drop_refs_rows(struct vv_meta *m, uint32_t id, const char *qchunks, c
 			freed(ctx, l.ids[i]);
 	}
 	for (size_t i = 0; r == 0 && i < ndels; i++)
-		r = exec_id(m, dels[i], id);
+		r = meta_snap_exec_id(m, dels[i], id);
 	free(l.ids);
 	return r;
 }
@@ -391,7 +368,8 @@ int vv_meta_snap_space(struct vv_meta *m, uint64_t *count, uint64_t *bytes, uint
 	if (!have(m))
 		return 0;
 	for (int i = 0; i < 2 && (rc == SQLITE_DONE || rc == SQLITE_ROW); i++) {
-		sqlite3_stmt *s = meta_sql(m, i ? (have_files(m) ? q_space_only_f : q_space_only) : q_space);
+		sqlite3_stmt *s = meta_sql(m, i ? (meta_snap_have_files(m) ? q_space_only_f : q_space_only) :
+					   q_space);
 		if (!s)
 			return VV_EIO;
 		if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -431,7 +409,7 @@ int vv_meta_snap_chunk_iter(struct vv_meta *m, int (*cb)(void *ctx, uint32_t sid
 
 	if (!have(m))
 		return 0;
-	sqlite3_stmt *s = meta_sql(m, have_files(m) ? q_all_chunks_f : q_all_chunks);
+	sqlite3_stmt *s = meta_sql(m, meta_snap_have_files(m) ? q_all_chunks_f : q_all_chunks);
 	if (!s)
 		return 0;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -456,8 +434,8 @@ int vv_meta_snap_check(struct vv_meta *m, uint32_t sid, void (*cb)(void *ctx, co
 	int rc = SQLITE_DONE, state, r;
 
 	*problems = 0;
-	if ((r = file_kind(m, sid, &state, mac)) != 0)
-		return r < 0 ? r : file_check(m, sid, cb, ctx, problems);
+	if ((r = meta_snap_file_kind(m, sid, &state, mac)) != 0)
+		return r < 0 ? r : meta_snap_file_check(m, sid, cb, ctx, problems);
 	{
 		XSTMT(m, q_chk_de);
 		if (!s)
@@ -512,8 +490,8 @@ int vv_meta_snap_restore_inode(struct vv_meta *m, uint32_t sid, uint64_t real, u
 	uint8_t mac[VV_MAC_BYTES];
 	int r = 0, state;
 
-	if ((r = file_kind(m, sid, &state, mac)) != 0)
-		return r < 0 ? r : file_restore(m, sid, real, ino, nlink, parent);
+	if ((r = meta_snap_file_kind(m, sid, &state, mac)) != 0)
+		return r < 0 ? r : meta_snap_file_restore(m, sid, real, ino, nlink, parent);
 
 	for (size_t i = 0; r == 0 && i < sizeof(qs) / sizeof(qs[0]); i++) {
 		XSTMT(m, qs[i]);
@@ -526,7 +504,7 @@ int vv_meta_snap_restore_inode(struct vv_meta *m, uint32_t sid, uint64_t real, u
 			sqlite3_bind_int64(s, 4, nlink);
 			sqlite3_bind_int64(s, 5, (int64_t)parent);
 		}
-		r = step_done(m, s);
+		r = meta_snap_step_done(m, s);
 		if (r == 0 && i == 0 && sqlite3_changes(sqlite3_db_handle(s)) != 1)
 			r = VV_ENOENT;
 	}
@@ -666,848 +644,4 @@ int meta_snap_root_name(struct vv_meta *m, uint64_t vino, uint64_t *parent, char
 	*parent = VV_SNAPDIR_INO;
 	memcpy(name, sr.name, strlen(sr.name) + 1);
 	return 0;
-}
-
-/* --- snapshots kept as files (snapshots/ID.db) ------------------------------- */
-
-/*
- * A snapshot made by this build is a byte copy of the checkpointed meta.db
- * (vv_metavfs_copy): its rows are the live tables of that copy, read
- * through a read-only connection of their own with the live queries.
- * meta.db keeps, per such snapshot:
- *   snap_files(snap PK, state 0 pending / 1 ready, mac)   mac: the whole
- *                          file's keyed hash (older builds), NULL with tags
- *   snap_tags(snap PK, tags)                  the tag of each page, 16 bytes
- *                          each in page order (this build; the VFS checks
- *                          every page read against it)
- *   snap_chunks(snap, chunk) PK                           its references
- * plus its snaps row and snap_colls rows, as before.  A pending snapshot
- * (its file not yet synced) is hidden, and dropped with its references at
- * the next read-write open (vv_meta_snap_recover).
- */
-static const char file_schema_sql[] =
-	"CREATE TABLE IF NOT EXISTS snap_files(snap INTEGER PRIMARY KEY, state INTEGER NOT NULL,"
-	" mac BLOB);"
-	"CREATE TABLE IF NOT EXISTS snap_chunks(snap INTEGER NOT NULL, chunk BLOB NOT NULL,"
-	" PRIMARY KEY(snap, chunk)) WITHOUT ROWID;";
-
-int meta_snap_file_schema(struct vv_meta *m)
-{
-	return meta_exec(m, file_schema_sql);
-}
-
-int meta_snap_tags_schema(struct vv_meta *m)
-{
-	return meta_exec(m, "CREATE TABLE IF NOT EXISTS snap_tags(snap INTEGER PRIMARY KEY,"
-			 " tags BLOB NOT NULL);");
-}
-
-static const char q_f_kind[] = "SELECT state, mac FROM snap_files WHERE snap=?1";
-static const char q_f_add[] = "INSERT INTO snap_files(snap, state, mac) VALUES(?1, 0, NULL)";
-/* Every collection until the snapshot is ready (a superset, so that no
- * key it needs can be dropped meanwhile), then exactly its own. */
-static const char q_f_colls[] = "INSERT INTO snap_colls SELECT ?1, id FROM colls";
-static const char q_f_chunks[] = "INSERT INTO snap_chunks SELECT DISTINCT ?1, chunk FROM extents";
-static const char q_f_ref[] = "UPDATE chunks SET refs=refs+1 WHERE id IN"
-			      " (SELECT chunk FROM snap_chunks WHERE snap=?1)";
-static const char q_f_ready[] = "UPDATE snap_files SET state=1, mac=NULL WHERE snap=?1 AND state=0";
-static const char q_f_tags_add[] = "INSERT INTO snap_tags(snap, tags) VALUES(?1, ?2)";
-static const char q_f_tags[] = "SELECT tags FROM snap_tags WHERE snap=?1";
-static const char q_f_del_t[] = "DELETE FROM snap_tags WHERE snap=?1";
-static const char q_f_counts[] = "UPDATE snaps SET inodes=?2, bytes=?3 WHERE id=?1";
-static const char q_f_coll_one[] = "INSERT OR IGNORE INTO snap_colls(snap, coll) VALUES(?1, ?2)";
-/* On the file: files, their bytes and collections, in one scan. */
-static const char q_ff_sum[] = "SELECT coll, sum(mode & 61440 = 32768),"
-			       " sum(CASE WHEN mode & 61440 = 32768 THEN size ELSE 0 END)"
-			       " FROM inodes GROUP BY coll";
-static const char q_f_chunk_list[] = "SELECT chunk FROM snap_chunks WHERE snap=?1";
-static const char q_f_del_ch[] = "DELETE FROM snap_chunks WHERE snap=?1";
-static const char q_f_del_f[] = "DELETE FROM snap_files WHERE snap=?1";
-static const char q_f_pending[] = "SELECT snap FROM snap_files WHERE state=0";
-static const char q_f_ready_list[] = "SELECT snap FROM snap_files WHERE state=1";
-static const char q_f_has_chunk[] = "SELECT 1 FROM snap_chunks WHERE snap=?1 AND chunk=?2";
-/* On the file (fsck). */
-static const char q_ff_chk_de[] = "SELECT d.parent, d.ino FROM dirents d WHERE NOT EXISTS"
-				  " (SELECT 1 FROM inodes i WHERE i.ino=d.ino)";
-static const char q_ff_chk_e[] = "SELECT DISTINCT e.ino FROM extents e WHERE NOT EXISTS"
-				 " (SELECT 1 FROM inodes i WHERE i.ino=e.ino)";
-static const char q_ff_chunks[] = "SELECT DISTINCT chunk FROM extents";
-/* On the file (restore). */
-static const char q_ff_ino[] = "SELECT " INODE_COLS ", data FROM inodes WHERE ino=?1";
-static const char q_ff_x[] = "SELECT name, value FROM xattrs WHERE ino=?1";
-static const char q_ff_e[] = "SELECT fblock, chunk, off, len, slot FROM extents WHERE ino=?1";
-static const char q_rf_ino[] = "INSERT INTO inodes(ino, " INODE_COLS ", data)"
-			       " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)";
-static const char q_rf_x[] = "INSERT INTO xattrs(ino, name, value) VALUES(?1, ?2, ?3)";
-static const char q_rf_e[] = "INSERT INTO extents(ino, fblock, chunk, off, len, slot) VALUES(?1,?2,?3,?4,?5,?6)";
-
-#define SNAPC_CONNS 4                    /* open snapshot files, least recently used goes */
-#define SNAPC_STMTS 48                   /* statements per connection */
-#define SNAPC_CACHE "PRAGMA cache_size=-8192"
-
-struct snapc_conn {
-	uint32_t sid;                    /* 0: free */
-	sqlite3 *db;
-	uint64_t used;
-	struct { const char *sql; sqlite3_stmt *s; } x[SNAPC_STMTS];
-	size_t nx;
-};
-
-struct meta_snapc {
-	struct snapc_conn c[SNAPC_CONNS];
-	uint64_t tick;
-	uint32_t *verified;              /* files whose MAC this process checked */
-	size_t nver, capver;
-};
-
-static bool have_files(struct vv_meta *m)
-{
-	return meta_has_table(m, "snap_files");
-}
-
-int vv_meta_snap_file_path(struct vv_meta *m, uint32_t sid, char *buf, size_t cap)
-{
-	const char *db = sqlite3_db_filename(meta_db(m), "main");
-	const char *slash = db ? strrchr(db, '/') : NULL;
-	int n;
-
-	if (!slash)
-		return VV_EINVAL;
-	if (sid == 0)
-		n = snprintf(buf, cap, "%.*s/snapshots", (int)(slash - db), db);
-	else
-		n = snprintf(buf, cap, "%.*s/snapshots/%u.db", (int)(slash - db), db, sid);
-	return n < 0 || (size_t)n >= cap ? VV_ENAMETOOLONG : 0;
-}
-
-static void conn_close(struct snapc_conn *c)
-{
-	for (size_t i = 0; i < c->nx; i++)
-		sqlite3_finalize(c->x[i].s);
-	if (c->db && vv_metavfs_close(c->db) < 0)
-		vv_log(VV_LOG_WARN, "meta: closing snapshot %u's file failed", c->sid);
-	memset(c, 0, sizeof(*c));
-}
-
-static void conn_drop(struct vv_meta *m, uint32_t sid)
-{
-	struct meta_snapc *sc = *meta_snapc_of(m);
-
-	for (int i = 0; sc && i < SNAPC_CONNS; i++)
-		if (sc->c[i].sid == sid)
-			conn_close(&sc->c[i]);
-	for (size_t i = 0; sc && i < sc->nver; i++)
-		if (sc->verified[i] == sid)
-			sc->verified[i] = sc->verified[--sc->nver];
-}
-
-void meta_snap_files_close(struct vv_meta *m)
-{
-	struct meta_snapc *sc = *meta_snapc_of(m);
-
-	if (!sc)
-		return;
-	for (int i = 0; i < SNAPC_CONNS; i++)
-		conn_close(&sc->c[i]);
-	free(sc->verified);
-	free(sc);
-	*meta_snapc_of(m) = NULL;
-}
-
-static bool conn_busy(const struct snapc_conn *c)
-{
-	for (size_t i = 0; i < c->nx; i++)
-		if (sqlite3_stmt_busy(c->x[i].s))
-			return true;
-	return false;
-}
-
-/* Is sid a file snapshot: 1 (state, mac set), 0 (rows or none), or VV_E*.
- * A ready snapshot of this build has no mac (all zeros): its pages' tags
- * bind it (file_tags). */
-static int file_kind(struct vv_meta *m, uint32_t sid, int *state, uint8_t mac[VV_MAC_BYTES])
-{
-	int r;
-
-	if (!have_files(m))
-		return 0;
-	sqlite3_stmt *s = meta_sql(m, q_f_kind);
-	if (!s)
-		return VV_EIO;
-	sqlite3_bind_int64(s, 1, sid);
-	if ((r = meta_row(m, s)) < 0)
-		return r == VV_ENOENT ? 0 : r;
-	*state = sqlite3_column_int(s, 0);
-	memset(mac, 0, VV_MAC_BYTES);
-	if (*state == 1 && sqlite3_column_bytes(s, 1) == VV_MAC_BYTES)
-		memcpy(mac, sqlite3_column_blob(s, 1), VV_MAC_BYTES);
-	else if (*state == 1 && sqlite3_column_type(s, 1) != SQLITE_NULL)
-		r = VV_ECORRUPT;
-	sqlite3_reset(s);
-	return r < 0 ? r : 1;
-}
-
-static bool has_mac(const uint8_t mac[VV_MAC_BYTES])
-{
-	static const uint8_t zero[VV_MAC_BYTES];
-
-	return !vv_memeq_ct(mac, zero, VV_MAC_BYTES);
-}
-
-/* The recorded page tags of ready snapshot sid (a snapshot without a mac);
- * free with vv_meta_snap_tags_free.  None, or not whole tags: VV_ECORRUPT. */
-static int file_tags(struct vv_meta *m, uint32_t sid, struct vv_snap_tags *t)
-{
-	int n, r;
-
-	memset(t, 0, sizeof(*t));
-	if (!meta_has_table(m, "snap_tags")) {
-		r = VV_ENOENT;
-		goto bad;
-	}
-	{
-		XSTMT(m, q_f_tags);
-		if (!s)
-			return VV_EIO;
-		sqlite3_bind_int64(s, 1, sid);
-		if ((r = meta_row(m, s)) < 0) {
-			if (r != VV_ENOENT)
-				return r;
-			goto bad;
-		}
-		n = sqlite3_column_bytes(s, 0);
-		if (n <= 0 || n % VV_TAG_BYTES) {
-			sqlite3_reset(s);
-			r = VV_ENOENT;
-			goto bad;
-		}
-		if (!(t->tags = malloc((size_t)n))) {
-			sqlite3_reset(s);
-			return VV_ENOMEM;
-		}
-		memcpy(t->tags, sqlite3_column_blob(s, 0), (size_t)n);
-		t->npages = (uint32_t)(n / VV_TAG_BYTES);
-		sqlite3_reset(s);
-	}
-	return 0;
-bad:
-	vv_log(VV_LOG_ERR, "meta: snapshot %u has neither the hash of its file nor its pages' tags "
-	       "in meta.db", sid);
-	return VV_ECORRUPT;
-}
-
-void vv_meta_snap_tags_free(struct vv_snap_tags *t)
-{
-	if (t) {
-		free(t->tags);
-		memset(t, 0, sizeof(*t));
-	}
-}
-
-static bool is_verified(const struct meta_snapc *sc, uint32_t sid)
-{
-	for (size_t i = 0; i < sc->nver; i++)
-		if (sc->verified[i] == sid)
-			return true;
-	return false;
-}
-
-static int set_verified(struct meta_snapc *sc, uint32_t sid)
-{
-	if (is_verified(sc, sid))
-		return 0;
-	if (VV_GROW(sc->verified, sc->nver, sc->capver) < 0)
-		return VV_ENOMEM;
-	sc->verified[sc->nver++] = sid;
-	return 0;
-}
-
-/* The open connection on snapshot sid's file (opened, and its MAC checked
- * once per process, or always with recheck).  VV_ENOENT: sid is not a
- * ready file snapshot. */
-static int conn_get(struct vv_meta *m, uint32_t sid, bool recheck, struct snapc_conn **out)
-{
-	struct meta_snapc *sc = *meta_snapc_of(m);
-	struct snapc_conn *c = NULL;
-	struct vv_snap_tags t = { 0 };
-	uint8_t mac[VV_MAC_BYTES];
-	char path[4096];
-	sqlite3 *db = NULL;
-	bool paged;
-	int state = 0, r;
-
-	if (sid == 0)
-		return VV_ENOENT;                /* .snapshots itself: no rows anywhere */
-	if (!sc) {
-		if (!(sc = calloc(1, sizeof(*sc))))
-			return VV_ENOMEM;
-		*meta_snapc_of(m) = sc;
-	}
-	for (int i = 0; i < SNAPC_CONNS && !recheck; i++)
-		if (sc->c[i].sid == sid) {
-			sc->c[i].used = ++sc->tick;
-			*out = &sc->c[i];
-			return 0;
-		}
-	if ((r = file_kind(m, sid, &state, mac)) <= 0)
-		return r < 0 ? r : VV_ENOENT;
-	if (state != 1)
-		return VV_ENOENT;
-	/* This build's snapshots: every page read is checked against its
-	 * tag, so nothing is read up front (and recheck has nothing to add
-	 * but a fresh connection).  Older ones: the whole file once. */
-	if ((paged = !has_mac(mac)) && (r = file_tags(m, sid, &t)) < 0)
-		return r;
-	if (recheck)
-		conn_drop(m, sid);
-	for (int i = 0; i < SNAPC_CONNS; i++) {
-		struct snapc_conn *k = &sc->c[i];
-		if (!k->sid) {
-			c = k;
-			break;
-		}
-		if (!conn_busy(k) && (!c || k->used < c->used))
-			c = k;
-	}
-	if (!c) {
-		vv_log(VV_LOG_ERR, "meta: every snapshot connection is busy");
-		return VV_EBUSY;
-	}
-	if ((r = vv_meta_snap_file_path(m, sid, path, sizeof(path))) < 0 ||
-	    (r = vv_metavfs_open_copy(meta_db(m), path, sid, paged || is_verified(sc, sid) ? NULL : mac,
-				      t.tags, t.npages, &db)) < 0)
-		goto out;
-	sqlite3_extended_result_codes(db, 1);
-	/* A read transaction held open, as on the main connection: no
-	 * re-validation of the cache per statement. */
-	if (sqlite3_exec(db, SNAPC_CACHE "; BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-		r = VV_EIO;
-		goto out;
-	}
-	if (!paged && (r = set_verified(sc, sid)) < 0)
-		goto out;
-	if (c->sid)
-		conn_close(c);
-	c->sid = sid;
-	c->db = db;
-	c->used = ++sc->tick;
-	db = NULL;
-	*out = c;
-out:
-	if (db)
-		vv_metavfs_close(db);
-	vv_meta_snap_tags_free(&t);
-	vv_memzero(mac, sizeof(mac));
-	return r;
-}
-
-static sqlite3_stmt *conn_sql(struct snapc_conn *c, const char *sql)
-{
-	sqlite3_stmt *s = NULL;
-
-	for (size_t i = 0; i < c->nx; i++)
-		if (c->x[i].sql == sql) {
-			sqlite3_reset(c->x[i].s);
-			sqlite3_clear_bindings(c->x[i].s);
-			return c->x[i].s;
-		}
-	if (c->nx == SNAPC_STMTS) {
-		vv_log(VV_LOG_ERR, "meta: more than %d statements on a snapshot file", SNAPC_STMTS);
-		return NULL;
-	}
-	if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
-		vv_log(VV_LOG_ERR, "meta: snapshot %u: cannot prepare \"%.60s\": %s", c->sid, sql,
-		       sqlite3_errmsg(c->db));
-		sqlite3_finalize(s);
-		return NULL;
-	}
-	c->x[c->nx].sql = sql;
-	c->x[c->nx++].s = s;
-	return s;
-}
-
-bool meta_snap_file_sql(struct vv_meta *m, uint32_t sid, const char *sql, sqlite3_stmt **s)
-{
-	struct snapc_conn *c;
-	int r = conn_get(m, sid, false, &c);
-
-	*s = NULL;
-	if (r == VV_ENOENT)
-		return false;
-	if (r == 0)
-		*s = conn_sql(c, sql);
-	else
-		vv_log(VV_LOG_ERR, "meta: snapshot %u cannot be read: %s", sid, vv_strerror(r));
-	return true;
-}
-
-/* The statement sql on snapshot sid's file, or NULL with *r (VV_ENOENT:
- * not a file snapshot). */
-static sqlite3_stmt *file_stmt(struct vv_meta *m, uint32_t sid, const char *sql, int *r)
-{
-	struct snapc_conn *c;
-	sqlite3_stmt *s = NULL;
-
-	if ((*r = conn_get(m, sid, false, &c)) == 0 && !(s = conn_sql(c, sql)))
-		*r = VV_EIO;
-	return s;
-}
-
-/* Step 1, inside the caller's transaction (vault_snap.c): the rows that
- * make snapshot id pending, and its references. */
-static int file_begin(struct vv_meta *m, uint32_t id)
-{
-	static const char *const qs[] = { q_f_add, q_f_colls, q_f_chunks, q_f_ref };
-	int r = 0;
-
-	for (size_t i = 0; r == 0 && i < sizeof(qs) / sizeof(qs[0]); i++)
-		r = exec_id(m, qs[i], id);
-	return r;
-}
-
-int vv_meta_snap_copy(struct vv_meta *m, uint32_t id, struct vv_snap_tags *tags)
-{
-	char path[4096];
-	struct stat st;
-	int r;
-
-	if ((r = vv_meta_snap_file_path(m, 0, path, sizeof(path))) < 0)
-		return r;
-	if ((r = vv_os_lstat(path, &st)) == 0 && !S_ISDIR(st.st_mode)) {
-		vv_log(VV_LOG_ERR, "meta: %s is not a directory (a link or file put there?)", path);
-		return VV_EIO;
-	}
-	if (r == -ENOENT) {
-		/* made once per store; its name made durable in STORE now, the
-		 * file's below by the caller's sync of this directory */
-		if ((r = vv_os_mkdir(path, 0700)) < 0 && r != -EEXIST) {
-			vv_log(VV_LOG_ERR, "meta: cannot make %s: %s", path, strerror(-r));
-			return r == -ENOSPC ? VV_ENOSPC : VV_EIO;
-		}
-		*strrchr(path, '/') = 0;
-		if (vv_os_fsync_dir(path) < 0) {
-			vv_log(VV_LOG_ERR, "meta: cannot sync %s", path);
-			return VV_EIO;
-		}
-		if ((r = vv_meta_snap_file_path(m, 0, path, sizeof(path))) < 0)
-			return r;
-	}
-	if ((r = vv_meta_snap_file_path(m, id, path, sizeof(path))) < 0)
-		return r;
-	/* No background checkpoint writes the file between the two. */
-	meta_ckpt_hold(m, true);
-	if ((r = meta_checkpoint(m)) == 0)
-		r = vv_metavfs_copy(meta_db(m), path, &tags->tags, &tags->npages);
-	meta_ckpt_hold(m, false);
-	return r;
-}
-
-void vv_meta_snap_scan_free(struct vv_snap_scan *sc)
-{
-	if (sc) {
-		free(sc->colls);
-		memset(sc, 0, sizeof(*sc));
-	}
-}
-
-/* Only the keys of m's connection are used (the VFS's registry), never
- * the connection: this runs without the vault's lock. */
-int vv_meta_snap_scan(struct vv_meta *m, uint32_t id, const char *path, const struct vv_snap_tags *tags,
-		      struct vv_snap_scan *out)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *f = NULL;
-	size_t cap = 0;
-	int r, rc;
-
-	memset(out, 0, sizeof(*out));
-	if ((r = vv_metavfs_open_copy(meta_db(m), path, id, NULL, tags->tags, tags->npages, &db)) < 0)
-		return r;
-	if (sqlite3_exec(db, SNAPC_CACHE, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, q_ff_sum, -1, &f, NULL) != SQLITE_OK) {
-		r = VV_EIO;
-		goto out;
-	}
-	while ((rc = sqlite3_step(f)) == SQLITE_ROW) {
-		if ((r = VV_GROW(out->colls, out->ncolls, cap)) < 0)
-			goto out;
-		out->colls[out->ncolls++] = (uint32_t)sqlite3_column_int64(f, 0);
-		out->files += (uint64_t)sqlite3_column_int64(f, 1);
-		out->bytes += (uint64_t)sqlite3_column_int64(f, 2);
-	}
-	if (rc != SQLITE_DONE)
-		r = vv_metavfs_err(db, rc);
-out:
-	sqlite3_finalize(f);
-	vv_metavfs_close(db);
-	if (r < 0)
-		vv_meta_snap_scan_free(out);
-	return r;
-}
-
-int vv_meta_snap_ready(struct vv_meta *m, uint32_t id, const struct vv_snap_tags *tags,
-		       const struct vv_snap_scan *scan, struct vv_snap_row *out)
-{
-	int r;
-
-	if ((r = sp_begin(m)) < 0)
-		return r;
-	{
-		XSTMT(m, q_f_ready);
-		if (!s) {
-			r = VV_EIO;
-			goto out;
-		}
-		sqlite3_bind_int64(s, 1, id);
-		if ((r = step_done(m, s)) < 0)
-			goto out;
-		if (sqlite3_changes(meta_db(m)) != 1) {
-			r = VV_ENOENT;
-			goto out;
-		}
-	}
-	{
-		XSTMT(m, q_f_tags_add);
-		if (!s) {
-			r = VV_EIO;
-			goto out;
-		}
-		if (!tags->tags || !tags->npages) {
-			r = VV_EINVAL;
-			goto out;
-		}
-		sqlite3_bind_int64(s, 1, id);
-		sqlite3_bind_blob64(s, 2, tags->tags, (sqlite3_uint64)tags->npages * VV_TAG_BYTES,
-				    SQLITE_STATIC);
-		if ((r = step_done(m, s)) < 0)
-			goto out;
-	}
-	if ((r = exec_id(m, q_del_c, id)) < 0)
-		goto out;
-	for (size_t i = 0; i < scan->ncolls; i++) {
-		XSTMT(m, q_f_coll_one);
-		if (!s) {
-			r = VV_EIO;
-			goto out;
-		}
-		sqlite3_bind_int64(s, 1, id);
-		sqlite3_bind_int64(s, 2, scan->colls[i]);
-		if ((r = step_done(m, s)) < 0)
-			goto out;
-	}
-	{
-		XSTMT(m, q_f_counts);
-		if (!s) {
-			r = VV_EIO;
-			goto out;
-		}
-		sqlite3_bind_int64(s, 1, id);
-		sqlite3_bind_int64(s, 2, (int64_t)scan->files);
-		sqlite3_bind_int64(s, 3, (int64_t)scan->bytes);
-		r = step_done(m, s);
-	}
-out:
-	r = sp_end(m, r);
-	return r < 0 || !out ? r : vv_meta_snap_get_id(m, id, out);
-}
-
-/* A file snapshot's references and rows (the file goes after the commit:
- * vv_meta_snap_unlink_file). */
-static int file_delete(struct vv_meta *m, uint32_t id, void (*freed)(void *ctx, const uint8_t *chunk),
-		       void *ctx)
-{
-	static const char *const dels[] = { q_f_del_ch, q_f_del_t, q_f_del_f, q_del_c, q_del_s };
-
-	conn_drop(m, id);
-	return drop_refs_rows(m, id, q_f_chunk_list, dels, sizeof(dels) / sizeof(dels[0]), freed, ctx);
-}
-
-int vv_meta_snap_unlink_file(struct vv_meta *m, uint32_t id)
-{
-	char path[4096], wal[4200];
-	int r;
-
-	conn_drop(m, id);
-	if ((r = vv_meta_snap_file_path(m, id, path, sizeof(path))) < 0)
-		return r;
-	snprintf(wal, sizeof(wal), "%s-wal", path);
-	vv_os_unlink(wal);
-	if ((r = vv_os_unlink(path)) < 0 && r != -ENOENT) {
-		vv_log(VV_LOG_WARN, "meta: cannot remove %s: %s (fsck or the next mount does)", path,
-		       strerror(-r));
-		return VV_EIO;
-	}
-	if (vv_meta_snap_file_path(m, 0, path, sizeof(path)) == 0)
-		vv_os_fsync_dir(path);
-	return 0;
-}
-
-int vv_meta_snap_recover(struct vv_meta *m, void (*freed)(void *ctx, const uint8_t *chunk), void *ctx,
-			 uint32_t *dropped)
-{
-	uint32_t ids[64];
-	size_t n = 0;
-	int r;
-
-	*dropped = 0;
-	if (!have_files(m))
-		return 0;
-	do {
-		n = 0;
-		{
-			XSTMT(m, q_f_pending);
-			if (!s)
-				return VV_EIO;
-			while ((r = meta_row(m, s)) == 0 && n < 64)
-				ids[n++] = (uint32_t)sqlite3_column_int64(s, 0);
-			sqlite3_reset(s);
-			if (r < 0 && r != VV_ENOENT)
-				return r;
-		}
-		for (size_t i = 0; i < n; i++) {
-			if ((r = sp_begin(m)) < 0 || (r = sp_end(m, file_delete(m, ids[i], freed, ctx))) < 0)
-				return r;
-			(*dropped)++;
-		}
-	} while (n == 64);
-	return 0;
-}
-
-int vv_meta_snap_sweep(struct vv_meta *m)
-{
-	char dir[4096], path[4400];
-	uint32_t *keep = NULL;
-	size_t nk = 0, ck = 0;
-	struct dirent *e;
-	DIR *d;
-	int r = 0;
-
-	if (!have_files(m) || vv_meta_snap_file_path(m, 0, dir, sizeof(dir)) < 0)
-		return 0;
-	{
-		XSTMT(m, q_f_ready_list);
-		if (!s)
-			return VV_EIO;
-		while ((r = meta_row(m, s)) == 0) {
-			if ((r = VV_GROW(keep, nk, ck)) < 0)
-				break;
-			keep[nk++] = (uint32_t)sqlite3_column_int64(s, 0);
-		}
-		sqlite3_reset(s);
-		if (r != VV_ENOENT)
-			goto out;
-		r = 0;
-	}
-	if (!(d = opendir(dir)))
-		goto out;
-	while ((e = readdir(d))) {
-		char *end;
-		unsigned long id;
-		bool ours = false;
-		if (e->d_name[0] == '.')
-			continue;
-		id = strtoul(e->d_name, &end, 10);
-		if (strcmp(end, ".db") == 0)
-			for (size_t i = 0; i < nk; i++)
-				ours |= keep[i] == id;
-		if (ours)
-			continue;
-		/* a pending snapshot's file, an empty -wal of a reader, a copy
-		 * whose commit never came */
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		vv_log(VV_LOG_INFO, "meta: removing %s (no snapshot of this store owns it)", path);
-		vv_os_unlink(path);
-	}
-	closedir(d);
-	vv_os_fsync_dir(dir);
-out:
-	free(keep);
-	return r;
-}
-
-int vv_meta_snap_file_bytes(struct vv_meta *m, uint64_t *bytes)
-{
-	char path[4096];
-	struct stat st;
-	int r;
-
-	*bytes = 0;
-	if (!have_files(m))
-		return 0;
-	XSTMT(m, q_f_ready_list);
-	if (!s)
-		return VV_EIO;
-	while ((r = meta_row(m, s)) == 0)
-		if (vv_meta_snap_file_path(m, (uint32_t)sqlite3_column_int64(s, 0), path, sizeof(path)) == 0 &&
-		    vv_os_stat(path, &st) == 0)      /* the disk it takes: free pages are holes */
-			*bytes += (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size ?
-				  (uint64_t)st.st_blocks * 512 : (uint64_t)st.st_size;
-	sqlite3_reset(s);
-	return r == VV_ENOENT ? 0 : r;
-}
-
-/* This build's snapshot sid: every page of its file against its tag
- * (and authenticated), so that fsck names damage no read has met yet.
- * 1: damaged (said through cb), 0: whole, or VV_E*. */
-static int file_check_pages(struct vv_meta *m, uint32_t sid, void (*cb)(void *ctx, const char *line),
-			    void *ctx)
-{
-	struct vv_metavfs_damage d;
-	struct vv_snap_tags t;
-	char path[4096], line[300];
-	int r;
-
-	if ((r = file_tags(m, sid, &t)) < 0) {
-		snprintf(line, sizeof(line), "error: snapshot %u: its file has no record in meta.db "
-			 "(neither a hash nor page tags)", sid);
-		cb(ctx, line);
-		return r == VV_ECORRUPT ? 1 : r;
-	}
-	if ((r = vv_meta_snap_file_path(m, sid, path, sizeof(path))) < 0 ||
-	    (r = vv_metavfs_check_copy(meta_db(m), path, t.tags, t.npages, &d)) < 0)
-		goto out;
-	r = 1;
-	if (d.missing)
-		snprintf(line, sizeof(line), "error: snapshot %u: its file snapshots/%u.db cannot be "
-			 "read: %s", sid, sid, strerror(-d.err));
-	else if (d.bad)
-		snprintf(line, sizeof(line), "error: snapshot %u: its file does not match its record: "
-			 "%u of its %u pages differ (first: page %u; tampered, swapped or truncated)",
-			 sid, d.bad, t.npages, d.first);
-	else if (d.size != d.want)
-		snprintf(line, sizeof(line), "error: snapshot %u: its file is %llu bytes, its record "
-			 "says %llu (extended or replaced)", sid, (unsigned long long)d.size,
-			 (unsigned long long)d.want);
-	else
-		r = 0;
-	if (r)
-		cb(ctx, line);
-out:
-	vv_meta_snap_tags_free(&t);
-	return r;
-}
-
-/* fsck of a file snapshot: its pages against their tags (or, of an older
- * build, its MAC against the whole file), the structure of its rows, and
- * that snap_chunks holds a reference for every chunk its extents name. */
-static int file_check(struct vv_meta *m, uint32_t sid, void (*cb)(void *ctx, const char *line),
-		      void *ctx, uint64_t *problems)
-{
-	struct snapc_conn *c;
-	uint8_t mac[VV_MAC_BYTES];
-	char line[200];
-	int rc = SQLITE_DONE, r, state = 0;
-
-	if ((r = file_kind(m, sid, &state, mac)) < 0)
-		return r;
-	if (state == 1 && !has_mac(mac)) {
-		if ((r = file_check_pages(m, sid, cb, ctx)) < 0)
-			return r;
-		if (r) {
-			(*problems)++;
-			return 0;
-		}
-	}
-
-	if ((r = conn_get(m, sid, true, &c)) < 0) {
-		(*problems)++;
-		snprintf(line, sizeof(line), "error: snapshot %u: its file cannot be read or does not "
-			 "match its record: %s", sid, vv_strerror(r));
-		cb(ctx, line);
-		return 0;
-	}
-	for (int q = 0; q < 3; q++) {
-		sqlite3_stmt *s = conn_sql(c, q == 0 ? q_ff_chk_de : q == 1 ? q_ff_chk_e : q_ff_chunks);
-		if (!s)
-			return VV_EIO;
-		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-			if (q == 2) {
-				sqlite3_stmt *h = meta_sql(m, q_f_has_chunk);
-				if (!h) {
-					rc = SQLITE_ERROR;
-					break;
-				}
-				sqlite3_bind_int64(h, 1, sid);
-				sqlite3_bind_blob(h, 2, sqlite3_column_blob(s, 0), sqlite3_column_bytes(s, 0),
-						  SQLITE_TRANSIENT);
-				r = meta_row(m, h);
-				sqlite3_reset(h);
-				if (r == 0)
-					continue;
-				if (r != VV_ENOENT) {
-					sqlite3_reset(s);
-					return r;
-				}
-			}
-			(*problems)++;
-			if (q == 0)
-				snprintf(line, sizeof(line), "error: snapshot %u: entry in directory %lld names "
-					 "missing inode %lld", sid, (long long)sqlite3_column_int64(s, 0),
-					 (long long)sqlite3_column_int64(s, 1));
-			else if (q == 1)
-				snprintf(line, sizeof(line), "error: snapshot %u: extents of missing inode %lld",
-					 sid, (long long)sqlite3_column_int64(s, 0));
-			else
-				snprintf(line, sizeof(line), "error: snapshot %u: a chunk its files name holds "
-					 "no reference of it (it could be freed under it)", sid);
-			cb(ctx, line);
-		}
-		sqlite3_reset(s);
-		if (rc != SQLITE_DONE)
-			return meta_err(m, rc);
-	}
-	return 0;
-}
-
-/* Restore from a file snapshot: the rows cross connections. */
-static int file_restore(struct vv_meta *m, uint32_t sid, uint64_t real, uint64_t ino, uint32_t nlink,
-			uint64_t parent)
-{
-	sqlite3_stmt *f, *t;
-	int r, rc;
-
-	if (!(f = file_stmt(m, sid, q_ff_ino, &r)))
-		return r;
-	sqlite3_bind_int64(f, 1, (int64_t)real);
-	if ((rc = sqlite3_step(f)) != SQLITE_ROW) {
-		sqlite3_reset(f);
-		return rc == SQLITE_DONE ? VV_ENOENT : meta_err(m, rc);
-	}
-	if (!(t = meta_sql(m, q_rf_ino))) {
-		sqlite3_reset(f);
-		return VV_EIO;
-	}
-	sqlite3_bind_int64(t, 1, (int64_t)ino);
-	for (int i = 0; i < 15; i++)
-		sqlite3_bind_value(t, i + 2, sqlite3_column_value(f, i));
-	sqlite3_bind_int64(t, 6, nlink);                    /* nlink */
-	sqlite3_bind_int64(t, 12, (int64_t)parent);         /* parent */
-	r = step_done(m, t);
-	sqlite3_reset(f);
-	if (r < 0)
-		return r;
-	for (int q = 0; q < 2 && r == 0; q++) {
-		if (!(f = file_stmt(m, sid, q ? q_ff_e : q_ff_x, &r)))
-			return r;
-		sqlite3_bind_int64(f, 1, (int64_t)real);
-		while (r == 0 && (rc = sqlite3_step(f)) == SQLITE_ROW) {
-			if (!(t = meta_sql(m, q ? q_rf_e : q_rf_x))) {
-				r = VV_EIO;
-				break;
-			}
-			sqlite3_bind_int64(t, 1, (int64_t)ino);
-			for (int i = 0; i < (q ? 5 : 2); i++)
-				sqlite3_bind_value(t, i + 2, sqlite3_column_value(f, i));
-			if ((r = step_done(m, t)) < 0)
-				break;
-			/* the live tree counts one reference per extent */
-			if (q && (sqlite3_column_bytes(f, 1) != VV_CHUNK_ID_BYTES ||
-				  (r = vv_meta_chunk_ref(m, sqlite3_column_blob(f, 1), 0, 1, 0, NULL)) < 0))
-				r = r < 0 ? r : VV_ECORRUPT;
-		}
-		if (r == 0 && rc != SQLITE_DONE)
-			r = meta_err(m, rc);
-		sqlite3_reset(f);
-	}
-	return r;
 }

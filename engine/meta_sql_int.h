@@ -55,7 +55,7 @@ int meta_role_schema(struct vv_meta *m);
 /* ---- grants (meta_grant.c) ---- */
 int meta_grant_schema(struct vv_meta *m);
 
-/* The connection itself (meta_snap.c: a snapshot file is copied and
+/* The connection itself (meta_snap_file.c: a snapshot file is copied and
  * opened under its keys), and the snapshot files' connections it owns. */
 sqlite3 *meta_db(struct vv_meta *m);
 struct meta_snapc;
@@ -68,7 +68,8 @@ int meta_checkpoint(struct vv_meta *m);
  * copy); taken after the vault's lock, never while holding it the other way. */
 void meta_ckpt_hold(struct vv_meta *m, bool hold);
 
-/* ---- snapshots (meta_snap.c) ---- */
+/* ---- snapshots (meta_snap.c; the files, their schema and connections:
+ * meta_snap_file.c) ---- */
 int meta_snap_schema(struct vv_meta *m);
 int meta_snap_file_schema(struct vv_meta *m);
 int meta_snap_tags_schema(struct vv_meta *m);

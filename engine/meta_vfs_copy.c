@@ -1,5 +1,5 @@
 /*
- * meta_vfs_copy.c - snapshot files of meta.db (meta_snap.c's): a byte copy
+ * meta_vfs_copy.c - snapshot files of meta.db (meta_snap_file.c's): a byte copy
  * of the checkpointed main file with the tag of each page returned for the
  * record (vv_metavfs_copy), a read-only connection to such a copy that
  * checks every page against its recorded tag (vv_metavfs_open_copy), and

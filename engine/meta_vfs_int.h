@@ -94,7 +94,7 @@ int vv_metavfs_wal_discarded(sqlite3 *db);
 int vv_metavfs_wal_fd(sqlite3 *db);
 
 /*
- * Snapshot files (meta_snap.c).  vv_metavfs_copy copies the main file of
+ * Snapshot files (meta_snap_file.c).  vv_metavfs_copy copies the main file of
  * db, which the caller has checkpointed (wal_checkpoint(TRUNCATE): the WAL
  * holds nothing), byte for byte to dst (created 0600, O_EXCL|O_NOFOLLOW;
  * removed again on failure; not synced: the caller fsyncs it and its

@@ -2,7 +2,7 @@
  * snap_int.h - snapshots, as the rest of the vault sees them (vault_snap.c).
  *
  * What a snapshot is and how its rows are stored: meta_int.h "snapshots"
- * and meta_snap.c.  This file holds the vault side: the read-only guard
+ * and meta_snap*.c.  This file holds the vault side: the read-only guard
  * the namespace, data and xattr files call before any change, the
  * operations the admin verbs and the ticker run, and the retention rule
  * (a pure function, so tests drive it with a fake clock).

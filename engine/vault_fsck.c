@@ -221,7 +221,7 @@ static int check_extent(void *ctx, uint64_t ino, const struct vv_extent *e)
 }
 
 /* A snapshot holds one reference on each distinct chunk it names
- * (meta_snap.c), counted beside the live tree's one per extent. */
+ * (meta_snap*.c), counted beside the live tree's one per extent. */
 static int snap_ref(void *ctx, uint32_t sid, const uint8_t *chunk)
 {
 	struct fsck *f = ctx;

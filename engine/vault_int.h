@@ -609,7 +609,7 @@ bool vault_trash_wanted(struct vv_vault *v, struct node *n);
  * in .trash/files (VV_NAME_MAX + 1 bytes). */
 int vault_trash_move(struct vv_vault *v, const struct vv_ctx *c, struct node *d, const char *name,
 	       struct node *n, int64_t now, char *tname);
-/* Requests on the virtual entries; each audits itself. */
+/* Requests on the virtual entries (vault_trash_view.c); each audits itself. */
 int vault_trash_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
 		 struct vv_attr *out);
 int vault_trash_getattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, struct vv_attr *out);

@@ -2,7 +2,7 @@
  * vault_snap.c - snapshots: create, delete, restore, the schedule and its
  * retention, and the snapshot.* admin verbs (snap_int.h).
  *
- * The rows live in meta.db (meta_snap.c); the view under .snapshots/ is
+ * The rows live in meta.db (meta_snap*.c); the view under .snapshots/ is
  * served by the ordinary namespace and data code on virtual inode numbers
  * (the meta read functions answer for them), which is why every access
  * to a snapshot goes through the same permission check as the live tree,

@@ -23,13 +23,6 @@
  * entries back under the directory when it settles (vault_trash_settle:
  * before anything reads below it, restores or purges it; every tree at
  * close and open).
-
- * The view, in the FreeDesktop shape, uses virtual inode numbers in
- * [2^60, 2^60 + 2^32) (the store's counter never gets there):
- *   /.trash            VV_TRASH_INO         r-x, not listed by the root's readdir
- *   /.trash/files      VV_TRASH_FILES_INO   the items (their own inodes)
- *   /.trash/info       VV_TRASH_INFO_INO    NAME.trashinfo per item
- *   NAME.trashinfo     VV_TRASH_INFO_FIRST + item id
  *
  * Who sees what: an item is listed and found only for root and for users
  * who could have read it when it was removed: search permission on every
@@ -47,35 +40,30 @@
  * store's disk is at its reserve (vault_space_ok), removals are final at
  * once and audited as purges, so a full disk can always be emptied.
  *
+ * This file holds the removal, grouping, settling, purge, restore and
+ * retention, and the gate rules.  The mount's view of .trash (its
+ * virtual entries and listings, and rm and mv in .trash/files) is
+ * vault_trash_view.c; the control-plane verbs are vault_trash_verbs.c;
+ * vault_trash_int.h holds what the three share.
+ *
  * Everything here runs under v->mu.
  */
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
-#include "admin_int.h"
 #include "buf.h"
 #include "grow.h"
 #include "vault_int.h"
+#include "vault_trash_int.h"
 #include "vecvault/error.h"
 #include "vecvault/log.h"
 
 #define GROUP_GAP_NS (60LL * 1000000000LL)
-#define INFO_SUFFIX ".trashinfo"
 #define SWEEP_MAX_NS (3600LL * 1000000000LL)
 #define GATE_DENY 0xff                /* a gate too deep to record: root and the remover only */
-/* item_by_name: the item exists but the caller may not see it.  Answered
- * as VV_ENOENT (hidden_enoent), audited as a refusal. */
-#define VV_EHIDDEN (-100000)
-
-static int hidden_enoent(int r)
-{
-	return r == VV_EHIDDEN ? VV_ENOENT : r;
-}
 
 bool vault_trash_reserved(uint64_t parent, const char *name)
 {
@@ -196,8 +184,8 @@ static int gate_pass(const struct vv_ident *id, const struct vv_trash_row *row, 
 }
 
 /* Could c have read the item when it was removed?  Root sees all. */
-static bool visible(struct vv_vault *v, const struct vv_ident *id, const struct vv_trash_row *row,
-		    struct node *n)
+bool vault_trash_visible(struct vv_vault *v, const struct vv_ident *id,
+			 const struct vv_trash_row *row, struct node *n)
 {
 	struct vv_perm p;
 
@@ -211,8 +199,8 @@ static bool visible(struct vv_vault *v, const struct vv_ident *id, const struct 
 
 /* Could id have removed the item (the rules of rm, as things were then)?
  * The remover could; so can root.  0, VV_EACCES or VV_EPERM. */
-static int may_remove(struct vv_vault *v, const struct vv_ident *id, const struct vv_trash_row *row,
-		      struct node *n)
+int vault_trash_may_remove(struct vv_vault *v, const struct vv_ident *id,
+			   const struct vv_trash_row *row, struct node *n)
 {
 	struct vv_perm dir, p;
 	int r;
@@ -223,355 +211,6 @@ static int may_remove(struct vv_vault *v, const struct vv_ident *id, const struc
 		return r;
 	vault_node_perm(v, n, &p);
 	return vv_access_may_delete(id, &dir, &p);
-}
-
-/* --- the virtual entries --------------------------------------------------- */
-
-static void ts(int64_t ns, struct timespec *t)
-{
-	t->tv_sec = ns / 1000000000LL;
-	t->tv_nsec = ns % 1000000000LL;
-}
-
-static void virt_dir_attr(struct vv_vault *v, uint64_t ino, struct vv_attr *out)
-{
-	memset(out, 0, sizeof(*out));
-	out->ino = ino;
-	out->gen = 1;
-	out->mode = S_IFDIR | 0555;
-	out->nlink = 2;
-	out->blocks = 0;
-	ts(v->trash.opened, &out->atime);
-	out->mtime = out->ctime = out->atime;
-	out->cacheable = false;
-}
-
-/* The .trashinfo text (FreeDesktop: Path percent-encoded, local time). */
-static size_t info_text(const struct vv_trash_row *row, char *buf, size_t cap)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = 0;
-	time_t t = (time_t)(row->deleted / 1000000000LL);
-	struct tm tm;
-	char date[32];
-
-	n += (size_t)snprintf(buf, cap, "[Trash Info]\nPath=");
-	for (const unsigned char *p = (const unsigned char *)row->path; *p && n + 4 < cap; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    strchr("/-._~", *p)) {
-			buf[n++] = (char)*p;
-		} else {
-			buf[n++] = '%';
-			buf[n++] = hex[*p >> 4];
-			buf[n++] = hex[*p & 15];
-		}
-	}
-	localtime_r(&t, &tm);
-	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
-	if (n < cap)
-		n += (size_t)snprintf(buf + n, cap - n, "\nDeletionDate=%s\n", date);
-	return n < cap ? n : cap - 1;
-}
-
-static void info_attr(struct vv_vault *v, const struct vv_trash_row *row, struct node *n,
-		      struct vv_attr *out)
-{
-	char buf[4096 * 3 + 128];
-
-	(void)v;
-	memset(out, 0, sizeof(*out));
-	out->ino = VV_TRASH_INFO_FIRST + row->id;
-	out->gen = 1;
-	out->mode = S_IFREG | 0444;
-	out->nlink = 1;
-	out->uid = n->a.uid;
-	out->gid = n->a.gid;
-	out->size = info_text(row, buf, sizeof(buf));
-	out->blocks = (out->size + 511) / 512;
-	ts(row->deleted, &out->mtime);
-	out->atime = out->ctime = out->mtime;
-	out->cacheable = false;
-}
-
-/* *out: the node of the item in row, pinned, if id may see it; `hidden`
- * (and *out NULL) if not.  r (< 0) as it is: the row's lookup failed. */
-static int item_pin(struct vv_vault *v, const struct vv_ident *id, int r,
-		    const struct vv_trash_row *row, struct node **out, int hidden)
-{
-	*out = NULL;
-	if (r < 0 || (r = vault_node_get(v, row->ino, out)) < 0)
-		return r;
-	if (!visible(v, id, row, *out)) {
-		vault_node_put(v, *out);
-		*out = NULL;
-		return hidden;
-	}
-	return 0;
-}
-
-/* The item called name in .trash/files, if id may see it: *row filled and
- * *out its node, pinned.  VV_EHIDDEN for a hidden one. */
-static int item_by_name(struct vv_vault *v, const struct vv_ident *id, const char *name,
-			struct vv_trash_row *row, struct node **out)
-{
-	return item_pin(v, id, vv_meta_trash_get_name(v->meta, name, row), row, out, VV_EHIDDEN);
-}
-
-/* The item with id tid, likewise; VV_ENOENT for a hidden one too. */
-static int item_by_id(struct vv_vault *v, const struct vv_ident *id, uint64_t tid,
-		      struct vv_trash_row *row, struct node **out)
-{
-	return item_pin(v, id, vv_meta_trash_get(v->meta, tid, row), row, out, VV_ENOENT);
-}
-
-int vault_trash_lookup(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
-		 struct vv_attr *out)
-{
-	struct vv_trash_row *row = NULL;
-	struct node *n = NULL;
-	uint64_t ino = 0;
-	int r = 0;
-
-	memset(out, 0, sizeof(*out));
-	if (strcmp(name, ".") == 0) {
-		virt_dir_attr(v, parent, out);
-		return 0;
-	}
-	if (strcmp(name, "..") == 0) {
-		if (parent == VV_TRASH_INO) {
-			if ((r = vault_node_get(v, VV_ROOT_INO, &n)) == 0) {
-				n->nlookup++;
-				vault_node_attr(v, n, false, out);
-				vault_node_put(v, n);
-			}
-			return r;
-		}
-		virt_dir_attr(v, VV_TRASH_INO, out);
-		return 0;
-	}
-	if (parent == VV_ROOT_INO || parent == VV_TRASH_INO) {
-		if (parent == VV_ROOT_INO && strcmp(name, ".trash") == 0)
-			ino = VV_TRASH_INO;
-		else if (parent == VV_TRASH_INO && strcmp(name, "files") == 0)
-			ino = VV_TRASH_FILES_INO;
-		else if (parent == VV_TRASH_INO && strcmp(name, "info") == 0)
-			ino = VV_TRASH_INFO_INO;
-		if (!ino)
-			return VV_ENOENT;
-		virt_dir_attr(v, ino, out);
-		return 0;
-	}
-	if (!(row = malloc(sizeof(*row))))
-		return VV_ENOMEM;
-	if (parent == VV_TRASH_FILES_INO) {
-		if ((r = item_by_name(v, &c->id, name, row, &n)) < 0)
-			goto out;
-		n->nlookup++;
-		vault_node_named(n, parent, name, c->id.pid);
-		vault_node_attr(v, n, false, out);
-		ino = n->ino;
-	} else if (parent == VV_TRASH_INFO_INO) {
-		size_t nl = strlen(name), sl = strlen(INFO_SUFFIX);
-		char stem[VV_NAME_MAX + 1];
-		if (nl <= sl || strcmp(name + nl - sl, INFO_SUFFIX) != 0) {
-			r = VV_ENOENT;
-			goto out;
-		}
-		memcpy(stem, name, nl - sl);
-		stem[nl - sl] = '\0';
-		if ((r = item_by_name(v, &c->id, stem, row, &n)) < 0)
-			goto out;
-		info_attr(v, row, n, out);
-		ino = out->ino;
-	} else {
-		r = VV_ENOENT;
-	}
-out:
-	/* A hidden item is an ENOENT like a missing one, to the caller; the
-	 * log records it as the refusal it is. */
-	if (r == VV_EHIDDEN)
-		vault_audit(v, c, "lookup", 0, parent, name, VV_ENOENT, "hidden: a removed item this user could not read");
-	else if (r != VV_ENOENT)
-		vault_audit(v, c, "lookup", ino, parent, name, r, NULL);
-	vault_node_put(v, n);
-	free(row);
-	return hidden_enoent(r);
-}
-
-int vault_trash_getattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, struct vv_attr *out)
-{
-	struct vv_trash_row *row;
-	struct node *n = NULL;
-	int r;
-
-	if (ino < VV_TRASH_INFO_FIRST) {
-		if (!trash_virt_path(ino))
-			return VV_ENOENT;
-		virt_dir_attr(v, ino, out);
-		return 0;
-	}
-	if (!(row = malloc(sizeof(*row))))
-		return VV_ENOMEM;
-	if ((r = item_by_id(v, &c->id, ino - VV_TRASH_INFO_FIRST, row, &n)) == 0)
-		info_attr(v, row, n, out);
-	vault_node_put(v, n);
-	free(row);
-	return r;
-}
-
-int vault_trash_open_info(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, int flags,
-		    struct vv_file **fh)
-{
-	struct vv_trash_row *row = NULL;
-	struct vv_file *f = NULL;
-	struct node *n = NULL;
-	char *buf = NULL;
-	int r;
-
-	*fh = NULL;
-	if (ino < VV_TRASH_INFO_FIRST) {
-		r = trash_virt_path(ino) ? VV_EISDIR : VV_ENOENT;
-		goto out;
-	}
-	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | VV_OPEN_EXEC))) {
-		r = VV_EROFS;
-		goto out;
-	}
-	if (!(row = malloc(sizeof(*row))) || !(buf = malloc(4096 * 3 + 128)) ||
-	    !(f = calloc(1, sizeof(*f)))) {
-		r = VV_ENOMEM;
-		goto out;
-	}
-	if ((r = item_by_id(v, &c->id, ino - VV_TRASH_INFO_FIRST, row, &n)) < 0)
-		goto out;
-	f->virt_len = info_text(row, buf, 4096 * 3 + 128);
-	f->virt = buf;
-	buf = NULL;
-	f->flags = flags;
-	f->who = *c;
-	*fh = f;
-	f = NULL;
-out:
-	if (n) {
-		char nm[VV_NAME_MAX + sizeof(INFO_SUFFIX)];
-		snprintf(nm, sizeof(nm), "%s%s", row->name, INFO_SUFFIX);
-		vault_audit(v, c, "open", ino, VV_TRASH_INFO_INO, nm, r, "r");
-	} else {
-		vault_audit(v, c, "open", ino, 0, NULL, r, NULL);
-	}
-	vault_node_put(v, n);
-	free(row);
-	free(buf);
-	free(f);
-	return r;
-}
-
-/* --- listing the virtual directories ---------------------------------------- */
-
-struct tl {
-	struct vv_vault *v;
-	struct vv_dir *dh;
-	bool plus, full;
-	vv_fill_fn fill;
-	void *ctx;
-	int err;
-	uint64_t last;
-};
-
-static int tl_one(void *ctx, const struct vv_trash_row *row)
-{
-	struct tl *s = ctx;
-	struct node *n = NULL;
-	struct vv_attr a;
-	char name[VV_NAME_MAX + sizeof(INFO_SUFFIX)];
-	struct vv_dirent e = { .name = name, .next = row->id + 2 };
-	bool files = s->dh->virt == VV_TRASH_FILES_INO;
-	int r;
-
-	s->last = row->id;
-	if (vault_node_get(s->v, row->ino, &n) < 0)
-		return 0;                        /* fsck names it; skip */
-	if (!visible(s->v, &s->dh->id, row, n)) {
-		vault_node_put(s->v, n);
-		return 0;
-	}
-	snprintf(name, sizeof(name), "%s%s", row->name, files ? "" : INFO_SUFFIX);
-	if (files) {
-		e.ino = n->ino;
-		e.mode = n->a.mode;
-		vault_node_attr(s->v, n, false, &a);
-	} else {
-		info_attr(s->v, row, n, &a);
-		e.ino = a.ino;
-		e.mode = a.mode;
-	}
-	/* Like rd_plus: FIFOs and sockets get no attributes. */
-	if (files && (S_ISFIFO(n->a.mode) || S_ISSOCK(n->a.mode)))
-		r = s->fill(s->ctx, &e, NULL);
-	else
-		r = s->fill(s->ctx, &e, s->plus ? &a : NULL);
-	if (r == 0 && s->plus && files && !S_ISFIFO(n->a.mode) && !S_ISSOCK(n->a.mode)) {
-		n->nlookup++;
-		vault_node_named(n, VV_TRASH_FILES_INO, row->name, 0);
-	}
-	vault_node_put(s->v, n);
-	if (r < 0)
-		s->err = r;
-	if (r != 0) {
-		s->full = true;
-		return 1;
-	}
-	return 0;
-}
-
-int vault_trash_readdir(struct vv_vault *v, struct vv_dir *dh, uint64_t off, bool plus,
-		  vv_fill_fn fill, void *ctx)
-{
-	struct tl s = { .v = v, .dh = dh, .plus = plus, .fill = fill, .ctx = ctx };
-	struct vv_attr a;
-	int r = 0;
-
-	if (off == 0) {
-		struct vv_dirent e = { .ino = dh->virt, .mode = S_IFDIR, .name = ".", .next = 1 };
-		virt_dir_attr(v, dh->virt, &a);
-		if (fill(ctx, &e, plus ? &a : NULL) != 0)
-			return 0;
-		off = 1;
-	}
-	if (off == 1) {
-		uint64_t up = dh->virt == VV_TRASH_INO ? VV_ROOT_INO : VV_TRASH_INO;
-		struct vv_dirent e = { .ino = up, .mode = S_IFDIR, .name = "..", .next = 2 };
-		memset(&a, 0, sizeof(a));
-		a.ino = up;
-		a.mode = S_IFDIR;
-		if (fill(ctx, &e, plus ? &a : NULL) != 0)
-			return 0;
-		off = 2;
-	}
-	if (dh->virt == VV_TRASH_INO) {
-		static const char *const names[] = { "files", "info" };
-		for (; off < 4; off++) {
-			uint64_t ino = off == 2 ? VV_TRASH_FILES_INO : VV_TRASH_INFO_INO;
-			struct vv_dirent e = { .ino = ino, .mode = S_IFDIR, .name = names[off - 2],
-					       .next = off + 1 };
-			virt_dir_attr(v, ino, &a);
-			if (fill(ctx, &e, plus ? &a : NULL) != 0)
-				return 0;
-		}
-		return 0;
-	}
-	if (!v->trash.ready)
-		return 0;
-	while (!s.full && !s.err) {
-		uint64_t before = s.last;
-		r = vv_meta_trash_list(v->meta, off - 2, 256, tl_one, &s);
-		if (r < 0)
-			return r;
-		if (s.last == before || s.full)
-			break;
-		off = s.last + 2;
-	}
-	return s.err < 0 ? s.err : 0;
 }
 
 /* --- trashing ----------------------------------------------------------------- */
@@ -1113,7 +752,7 @@ static int free_tree(struct vv_vault *v, uint64_t top, int64_t now, uint64_t *fi
 }
 
 /* Purge one item (checks done): entry, row, tree.  Audited by the caller. */
-static int purge_item(struct vv_vault *v, const struct vv_trash_row *row)
+int vault_trash_purge_item(struct vv_vault *v, const struct vv_trash_row *row)
 {
 	uint64_t files = 0;
 	struct node *n;
@@ -1142,44 +781,13 @@ static int purge_item(struct vv_vault *v, const struct vv_trash_row *row)
 	return r;
 }
 
-static void audit_item(struct vv_vault *v, const struct vv_ctx *c, const char *op,
-		       const struct vv_trash_row *row, int r, const char *why)
+void vault_trash_audit_item(struct vv_vault *v, const struct vv_ctx *c, const char *op,
+			    const struct vv_trash_row *row, int r, const char *why)
 {
 	char detail[4200];
 
 	snprintf(detail, sizeof(detail), "%s%s%s", row->path, why ? " " : "", why ? why : "");
 	vault_audit(v, c, op, row->ino, VV_TRASH_FILES_INO, row->name, r, detail);
-}
-
-/* rm / rmdir of .trash/files/NAME: purge now, if c could have removed it. */
-int vault_trash_unlink(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
-		 bool dir)
-{
-	struct vv_trash_row *row = NULL;
-	struct node *n = NULL;
-	int r;
-
-	if (parent != VV_TRASH_FILES_INO) {
-		r = VV_EROFS;
-		vault_audit(v, c, dir ? "rmdir" : "unlink", 0, parent, name, r, NULL);
-		return r;
-	}
-	if (!(row = malloc(sizeof(*row))))
-		return VV_ENOMEM;
-	if ((r = item_by_name(v, &c->id, name, row, &n)) < 0) {
-		r = hidden_enoent(r);
-		vault_audit(v, c, dir ? "rmdir" : "unlink", 0, parent, name, r, NULL);
-		goto out;
-	}
-	if (dir != S_ISDIR(n->a.mode))
-		r = dir ? VV_ENOTDIR : VV_EISDIR;
-	else if ((r = may_remove(v, &c->id, row, n)) == 0)
-		r = purge_item(v, row);
-	audit_item(v, c, "purge", row, r, NULL);
-out:
-	vault_node_put(v, n);
-	free(row);
-	return r;
 }
 
 /* --- restoring ---------------------------------------------------------------- */
@@ -1194,8 +802,8 @@ static bool coll_ok(struct vv_vault *v, struct node *n, bool was_coll, struct no
 }
 
 /* Move the item (checks on the item done) to newparent/newname. */
-static int restore_to(struct vv_vault *v, const struct vv_ctx *c, const struct vv_trash_row *row,
-		      struct node *n, uint64_t newparent, const char *newname)
+int vault_trash_restore_to(struct vv_vault *v, const struct vv_ctx *c, const struct vv_trash_row *row,
+			   struct node *n, uint64_t newparent, const char *newname)
 {
 	struct node *nd = NULL;
 	uint64_t existing;
@@ -1273,35 +881,6 @@ out:
 	return r;
 }
 
-/* mv .trash/files/NAME DIR/NEWNAME */
-int vault_trash_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, const char *name,
-		 uint64_t newparent, const char *newname, unsigned flags)
-{
-	struct vv_trash_row *row = NULL;
-	struct node *n = NULL;
-	int r;
-
-	if (parent != VV_TRASH_FILES_INO || (flags & VV_RENAME_EXCHANGE)) {
-		r = parent != VV_TRASH_FILES_INO ? VV_EROFS : VV_EINVAL;
-		vault_audit(v, c, "rename", 0, parent, name, r, newname);
-		return r;
-	}
-	if (!(row = malloc(sizeof(*row))))
-		return VV_ENOMEM;
-	if ((r = item_by_name(v, &c->id, name, row, &n)) < 0) {
-		r = hidden_enoent(r);
-		vault_audit(v, c, "rename", 0, parent, name, r, newname);
-		goto out;
-	}
-	if ((r = may_remove(v, &c->id, row, n)) == 0)
-		r = restore_to(v, c, row, n, newparent, newname);
-	vault_audit(v, c, "restore", row->ino, newparent, newname, r, row->path);
-out:
-	vault_node_put(v, n);
-	free(row);
-	return r;
-}
-
 /* --- retention ------------------------------------------------------------------ */
 
 struct ids {
@@ -1333,8 +912,8 @@ static int sweep(struct vv_vault *v, int64_t before)
 	for (size_t i = 0; r >= 0 && i < l.n; i++) {
 		if (vv_meta_trash_get(v->meta, l.id[i], row) < 0)
 			continue;
-		r = purge_item(v, row);
-		audit_item(v, NULL, "purge", row, r, "(expired)");
+		r = vault_trash_purge_item(v, row);
+		vault_trash_audit_item(v, NULL, "purge", row, r, "(expired)");
 		if (r == 0)
 			done++;
 	}
@@ -1399,286 +978,3 @@ int vv_vault_trash_stats(struct vv_vault *v, uint64_t *items, uint64_t *bytes)
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
-
-/* --- control-plane verbs ------------------------------------------------------ */
-
-struct all {
-	struct vv_trash_row *r;
-	size_t n, cap;
-};
-
-static int all_cb(void *ctx, const struct vv_trash_row *row)
-{
-	struct all *l = ctx;
-
-	if (VV_GROW(l->r, l->n, l->cap) < 0)
-		return VV_ENOMEM;
-	l->r[l->n++] = *row;
-	return 0;
-}
-
-/* Every item (rows copied: the caller may then change the table). */
-static int all_items(struct vv_vault *v, struct all *l)
-{
-	memset(l, 0, sizeof(*l));
-	if (!v->trash.ready)
-		return 0;
-	return vv_meta_trash_list(v->meta, 0, 0, all_cb, l);
-}
-
-static void utc(int64_t ns, char *buf, size_t cap)
-{
-	time_t t = (time_t)(ns / 1000000000LL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static struct vv_ctx peer_ctx(const struct vv_admin_req *rq)
-{
-	struct vv_ctx c;
-
-	memset(&c, 0, sizeof(c));
-	c.id = rq->peer;
-	c.comm = "vecvault-admin";
-	c.client = rq->client ? rq->client : "local";
-	return c;
-}
-
-/* "trash.list": what the peer may see, oldest first. */
-static int run_list(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
-{
-	bool json = vault_admin_json(rq);
-	struct all l;
-	size_t shown = 0;
-	int r;
-
-	pthread_mutex_lock(&v->mu);
-	r = all_items(v, &l);
-	if (r == 0 && json)
-		r = vault_admin_printf(rep, "[");
-	for (size_t i = 0; r == 0 && i < l.n; i++) {
-		struct vv_trash_row *t = &l.r[i];
-		char del[32], exp[32];
-		struct node *n;
-		bool dir;
-		if (vault_node_get(v, t->ino, &n) < 0)
-			continue;
-		dir = S_ISDIR(n->a.mode);
-		if (!visible(v, &rq->peer, t, n)) {
-			vault_node_put(v, n);
-			continue;
-		}
-		vault_node_put(v, n);
-		utc(t->deleted, del, sizeof(del));
-		if (v->trash.keep_ns > 0)
-			utc(t->deleted + v->trash.keep_ns, exp, sizeof(exp));
-		else
-			snprintf(exp, sizeof(exp), "never");
-		if (json) {
-			r = vault_admin_printf(rep, "%s{\"path\":", shown ? "," : "");
-			if (r == 0)
-				r = vault_admin_json_str(rep, t->path);
-			if (r == 0)
-				r = vault_admin_printf(rep, ",\"name\":");
-			if (r == 0)
-				r = vault_admin_json_str(rep, t->name);
-			if (r == 0)
-				r = vault_admin_printf(rep, ",\"type\":\"%s\",\"size\":%llu,\"uid\":%u,"
-						       "\"deleted\":\"%s\",\"expires\":\"%s\"}",
-						       dir ? "dir" : "file", (unsigned long long)t->size,
-						       t->uid, del, exp);
-		} else {
-			if (shown == 0)
-				r = vault_admin_printf(rep, "%-20s  %12s  %6s  %-20s  %s\n", "DELETED",
-						       "SIZE", "BY", "EXPIRES", "PATH");
-			if (r == 0)
-				r = vault_admin_printf(rep, "%-20s  %12llu  %6u  %-20s  %s%s (.trash/files/%s)\n",
-						       del, (unsigned long long)t->size, t->uid, exp, t->path,
-						       dir ? "/" : "", t->name);
-		}
-		shown++;
-	}
-	if (r == 0 && json)
-		r = vault_admin_printf(rep, "]\n");
-	pthread_mutex_unlock(&v->mu);
-	free(l.r);
-	if (r < 0)
-		return vault_admin_fail(rep, r, "trash.list: %s", vv_strerror(r));
-	return 0;
-}
-
-/* The item of l that id means by p: its original path, or (byname) its
- * name in .trash/files.  Only the items id may see are candidates (an item
- * hidden from id changes no answer: not which item is taken, not the
- * error), and of those the newest id could have removed; if id could have
- * removed none, the newest it may see (the caller refuses it, naming only
- * that item).  NULL if id sees none; *inside then says whether id sees an
- * item removed with a directory above p. */
-static struct vv_trash_row *find_item(struct vv_vault *v, const struct vv_ident *id, struct all *l,
-				      const char *p, bool byname, bool *inside)
-{
-	struct vv_trash_row *seen = NULL;
-	size_t pl = strlen(p);
-
-	while (!byname && pl > 1 && p[pl - 1] == '/')
-		pl--;
-	*inside = false;
-	for (size_t i = l->n; i-- > 0;) {
-		struct vv_trash_row *t = &l->r[i];
-		size_t tl = strlen(t->path);
-		struct node *n;
-		bool vis, mine, same, under;
-		if (byname) {
-			same = strcmp(t->name, p) == 0;
-			under = false;
-		} else {
-			same = tl == pl && strncmp(t->path, p, pl) == 0;
-			under = !same && tl < pl && strncmp(t->path, p, tl) == 0 && p[tl] == '/';
-		}
-		if ((!same && !under) || t->id == 0 || vault_node_get(v, t->ino, &n) < 0)
-			continue;
-		vis = visible(v, id, t, n);
-		mine = vis && same && may_remove(v, id, t, n) == 0;
-		vault_node_put(v, n);
-		if (!vis)
-			continue;
-		if (mine)
-			return t;
-		if (same && !seen)
-			seen = t;
-		else if (under)
-			*inside = true;
-	}
-	return seen;
-}
-
-/* "trash.restore": each "path" (original path) or "name" (in .trash/files)
- * back to where it was; of several items with that path, the newest the
- * peer could have removed among those it may see (find_item). */
-static int run_restore(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
-{
-	const char *paths[256], *names[256];
-	size_t np = vault_admin_args(rq, "path", paths, 256), nn = vault_admin_args(rq, "name", names, 256);
-	struct vv_ctx c = peer_ctx(rq);
-	struct all l;
-	int r = 0;
-
-	if (np + nn == 0 || np > 256 || nn > 256)
-		return vault_admin_fail(rep, VV_EINVAL, "trash.restore: name 1 to 256 paths to restore");
-	pthread_mutex_lock(&v->mu);
-	if ((r = all_items(v, &l)) < 0) {
-		vault_admin_fail(rep, r, "trash.restore: %s", vv_strerror(r));
-		goto out;
-	}
-	for (size_t i = 0; r == 0 && i < np + nn; i++) {
-		const char *p = i < np ? paths[i] : names[i - np];
-		bool inside;
-		struct vv_trash_row *t = find_item(v, &rq->peer, &l, p, i >= np, &inside);
-		struct node *n = NULL;
-		if (!t) {
-			r = vault_admin_fail(rep, VV_ENOENT, inside ?
-					     "trash.restore: %s was removed with a directory above it: "
-					     "restore that directory (see trash list)" :
-					     "trash.restore: %s is not in the trash (or not yours to see)", p);
-			break;
-		}
-		if ((r = vault_node_get(v, t->ino, &n)) < 0) {
-			vault_admin_fail(rep, r, "trash.restore: %s: %s", p, vv_strerror(r));
-			break;
-		}
-		if ((r = may_remove(v, &rq->peer, t, n)) < 0)
-			vault_admin_fail(rep, r, "trash.restore: %s: you could not have removed it", t->path);
-		else if ((r = restore_to(v, &c, t, n, t->oparent, t->oname)) < 0)
-			vault_admin_fail(rep, r, r == VV_ENOENT ?
-					 "trash.restore: %s: the directory it was in is gone (in the trash "
-					 "too? restore it first, or mv it out of .trash/files)" :
-					 r == VV_EROFS ? "trash.restore: %s: the directory it was in is in "
-					 "the trash: restore that first" :
-					 r == VV_EEXIST ? "trash.restore: %s: that name exists again; move "
-					 "it away or mv .trash/files/... to another name" :
-					 "trash.restore: %s: %s", t->path, vv_strerror(r));
-		vault_audit(v, &c, "restore", t->ino, t->oparent, t->oname, r, t->path);
-		vault_node_put(v, n);
-		if (r == 0) {
-			vault_admin_printf(rep, "restored %s\n", t->path);
-			t->id = 0;                   /* gone from the trash */
-		}
-	}
-out:
-	pthread_mutex_unlock(&v->mu);
-	free(l.r);
-	return r;
-}
-
-/* "trash.purge": each "path", or "older" (seconds), or "all"; only what
- * the peer could have removed (others are counted in the message). */
-static int run_purge(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_admin_reply *rep)
-{
-	const char *paths[256], *older = vault_admin_arg(rq, "older");
-	size_t np = vault_admin_args(rq, "path", paths, 256);
-	bool all = vault_admin_flag(rq, "all");
-	struct vv_ctx c = peer_ctx(rq);
-	int64_t before = INT64_MIN;
-	size_t purged = 0, kept = 0;
-	struct all l;
-	int r = 0;
-
-	if (older) {
-		char *end;
-		unsigned long long s = strtoull(older, &end, 10);
-		if (!*older || *end || s > 100ULL * 365 * 86400)
-			return vault_admin_fail(rep, VV_EINVAL, "trash.purge: older=%s: want seconds", older);
-		before = vault_now() - (int64_t)s * 1000000000LL;
-	}
-	if ((np > 0) + (older != NULL) + all != 1 || np > 256)
-		return vault_admin_fail(rep, VV_EINVAL,
-					"trash.purge: name the paths, or older=SECONDS, or all (one of them)");
-	pthread_mutex_lock(&v->mu);
-	if ((r = all_items(v, &l)) < 0) {
-		vault_admin_fail(rep, r, "trash.purge: %s", vv_strerror(r));
-		goto out;
-	}
-	for (size_t i = 0; r == 0 && i < l.n; i++) {
-		struct vv_trash_row *t = &l.r[i];
-		struct node *n;
-		bool want = all || (older && t->deleted < before), vis;
-		for (size_t k = 0; !want && k < np; k++)
-			want = strcmp(t->path, paths[k]) == 0;
-		if (!want || vault_node_get(v, t->ino, &n) < 0)
-			continue;
-		vis = visible(v, &rq->peer, t, n);
-		if (vis && may_remove(v, &rq->peer, t, n) == 0) {
-			vault_node_put(v, n);
-			r = purge_item(v, t);
-			audit_item(v, &c, "purge", t, r, NULL);
-			if (r < 0)
-				vault_admin_fail(rep, r, "trash.purge: %s: %s", t->path, vv_strerror(r));
-			else if ((r = vault_admin_printf(rep, "purged %s\n", t->path)) == 0)
-				purged++;
-		} else {
-			vault_node_put(v, n);
-			if (vis)
-				kept++;
-		}
-	}
-	if (r == 0 && np && purged == 0)
-		r = vault_admin_fail(rep, VV_ENOENT, kept ?
-				     "trash.purge: you could not have removed %s: kept" :
-				     "trash.purge: %s is not in the trash (or not yours to see)", paths[0]);
-	else if (r == 0)
-		snprintf(rep->msg, sizeof(rep->msg), "%zu item(s) purged%s", purged,
-			 kept ? "; some you could not have removed were kept" : "");
-out:
-	pthread_mutex_unlock(&v->mu);
-	free(l.r);
-	return r;
-}
-
-const struct vault_admin_verb vault_trash_verbs[] = {
-	{ "trash.list", ADMIN_ANYONE, NULL, run_list },
-	{ "trash.restore", ADMIN_ANYONE, "path", run_restore },
-	{ "trash.purge", ADMIN_ANYONE, "path", run_purge },
-	{ NULL, 0, NULL, NULL },
-};

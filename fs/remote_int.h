@@ -1,9 +1,10 @@
 /*
  * remote_int.h - internals shared by the files of the vv:// client: the
  * mount's state (struct rfs), open handles, requests being built and sent
- * (struct call, fs_remote_run), the background FORGET queue
- * (remote_forget.c) and the listing prefetch (remote_prefetch.c).  remote.c
- * holds the FUSE handlers, the inode records and reconnection.
+ * (struct call, fs_remote_run), the inode records and reconnection
+ * (remote_conn.c), the background FORGET queue (remote_forget.c) and the
+ * listing prefetch (remote_prefetch.c).  remote.c holds the FUSE handlers
+ * and the mount.
  *
  * Threads: FUSE's workers, one forget thread, PF_THREADS prefetch workers.
  * Locks: rfs.imu (inode records, handle re-opens), rfs.fmu (forget queue),
@@ -24,7 +25,26 @@
 #include "vecvault/net.h"
 #include "vecvault/remote_wire.h"
 
-struct irec;
+/* What the client remembers of an inode the kernel holds (remote_conn.c,
+ * "Reconnecting"): in rfs.irecs, IREC_BUCKETS chains, under rfs.imu. */
+#define IREC_BUCKETS 65536
+
+struct irec {
+	struct irec *next;
+	uint64_t ino, parent, gen, nlookup;
+	uint64_t srefs;              /* references the current session holds */
+	unsigned epoch;
+	int64_t noxattr_until;       /* CLOCK_MONOTONIC ns: until then the node
+	                                has no xattr (vv_attr.noxattr) */
+	int64_t attr_until;          /* CLOCK_MONOTONIC ns: until then attr may
+	                                answer a GETATTR (a cacheable node) ... */
+	uint64_t attr_mut;           /* ... if no change went through this client
+	                                since (rfs.mut) */
+	struct vv_attr attr;
+	uint64_t dgen;               /* the data generation (remote_wire.c, OPEN) */
+	bool dgen_set;               /* at the last open here (fs_remote_gen_same) */
+	char name[VV_NAME_MAX + 1];
+};
 
 /* A FORGET waiting to be sent (remote_forget.c). */
 struct fgq {
@@ -116,7 +136,7 @@ struct rfs {
 	_Atomic unsigned kd_old;     /* 1 + the connection epoch whose server has no
 	                                directory request (answered EBADF): ENOTTY */
 	_Atomic uint64_t n_opens, n_kept, n_changed;   /* files opened, page cache
-	                                kept, dropped for a change (gen_same) */
+	                                kept, dropped for a change (fs_remote_gen_same) */
 };
 
 static inline int64_t mono_ns(void)
@@ -175,14 +195,45 @@ static inline struct rhandle *rh_new(uint64_t srv, uint64_t ino, int flags, unsi
 	return h;
 }
 
-/* --- remote.c ------------------------------------------------------------- */
+/* --- remote_conn.c: inode records, reconnection, sending ------------------ */
 
 /* Send k and wait: 0 or a VV_E* code (reconnects once when the connection
  * was found dead).  k keeps the reply; the caller frees k. */
 int fs_remote_run(struct rfs *f, struct call *k);
+/* Give back a server handle srv of connection epoch with op (RELEASE or
+ * RELEASEDIR); nothing when that connection is gone (its handles went
+ * with it). */
+void fs_remote_release_raw(struct rfs *f, unsigned op, uint64_t srv, unsigned epoch);
+
+/* The inode records; each takes rfs.imu itself.  Attributes a arrived in a
+ * reply to a request sent at born (mono_ns) when rfs.mut was mut. */
+/* One more kernel reference on a->ino, found as parent/name on epoch. */
+void fs_remote_irec_add(struct rfs *f, uint64_t parent, const char *name, const struct vv_attr *a,
+			unsigned epoch, uint64_t mut, int64_t born);
+/* The kernel forgot n references on ino: how many of the current
+ * session's references (on epoch *ep) to give back; all once the kernel
+ * holds none. */
+uint64_t fs_remote_irec_forget(struct rfs *f, uint64_t ino, uint64_t n, unsigned *ep);
+/* After a rename: what was found as parent/name is found as
+ * newparent/newname. */
+void fs_remote_irec_moved(struct rfs *f, uint64_t parent, const char *name, uint64_t newparent,
+			  const char *newname);
+/* Fresh attributes of a node the kernel holds (getattr, setattr, open). */
+void fs_remote_irec_seen(struct rfs *f, const struct vv_attr *a, uint64_t mut, int64_t born);
+/* ino's attributes as received within the bound, with no change through
+ * this client since: true and *a, *left (seconds of the bound left). */
+bool fs_remote_irec_cached_attr(struct rfs *f, uint64_t ino, struct vv_attr *a, double *left);
+/* May the xattr probe name on ino be answered ENODATA here? */
+bool fs_remote_irec_noxattr(struct rfs *f, uint64_t ino, const char *name);
+/* This client changed ino's xattrs: ask the server again. */
+void fs_remote_irec_xattr_changed(struct rfs *f, uint64_t ino);
 /* The parent (server inode) where the kernel's inode ino was found; 0 when
  * the kernel does not hold ino. */
 uint64_t fs_remote_irec_parent(struct rfs *f, uint64_t ino);
+/* Record gen as ino's data generation (OPEN's reply) and say what it was
+ * at the open before here: the page cache is kept only when DGEN_SAME. */
+enum dgen_was { DGEN_UNKNOWN, DGEN_SAME, DGEN_CHANGED };
+enum dgen_was fs_remote_gen_same(struct rfs *f, uint64_t ino, uint64_t gen);
 
 /* --- remote_forget.c: FORGETs sent in the background ----------------------- */
 

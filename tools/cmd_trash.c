@@ -1,7 +1,7 @@
 /*
  * cmd_trash.c - `vecvault trash list|restore|purge`: the recycle bin of a
  * mounted vault (DESIGN.md "Recycle bin"), through the daemon's control
- * socket (admin_client.h; the verbs live in engine/vault_trash.c).
+ * socket (admin_client.h; the verbs live in engine/vault_trash_verbs.c).
  *
  *   vecvault trash list [MNT | --store STORE] [--json]
  *   vecvault trash restore MNT PATH... [--json]

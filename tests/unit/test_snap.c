@@ -1,5 +1,5 @@
 /*
- * test_snap.c - snapshots (vault_snap.c, meta_snap.c): the view under
+ * test_snap.c - snapshots (vault_snap.c, meta_snap*.c): the view under
  * .snapshots with the same access check, EROFS for every change, chunk
  * references (a chunk outlives the live file while a snapshot names it and
  * is freed with the snapshot), fsck's counts, restore, remount, and the

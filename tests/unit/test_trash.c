@@ -1,5 +1,5 @@
 /*
- * test_trash.c - the recycle bin (vault_trash.c) on the engine, no FUSE:
+ * test_trash.c - the recycle bin (vault_trash*.c) on the engine, no FUSE:
  * unlink and rmdir move to .trash with the FreeDesktop view, names that
  * collide get a suffix, rm -rf becomes one tree restored whole (same
  * inodes, modes, xattrs), visibility and the rules of restore and purge

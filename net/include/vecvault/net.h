@@ -105,7 +105,7 @@ int vv_net_client_post(struct vv_net_client *c, const struct vv_rw_msg *rq, unsi
  * in again with the same options, at most once per backoff interval (0.5 s
  * doubling to 30 s; sooner: VV_ENOTCONN at once).  The new session holds
  * no inode reference or handle of the old one: the caller re-establishes
- * them (fs/remote.c).  0 with *epoch the new connection's number (also
+ * them (fs/remote_conn.c).  0 with *epoch the new connection's number (also
  * when another thread reconnected already), VV_ENOTCONN, or VV_EACCES
  * (the login is refused now, or maps to another uid), with why.
  */
