@@ -1035,8 +1035,13 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	if ((r = vault_node_save(v, n)) < 0 || (r = vault_node_save(v, od)) < 0 || (r = vault_node_save(v, nd)) < 0)
 		goto out;
 	vault_node_named(n, newparent, newname, 0);
-	if (S_ISDIR(n->a.mode) && parent != newparent) {
-		/* Its ancestry changed: cached decisions below it may differ. */
+	/* A directory changed parent - the one renamed, or with
+	 * RENAME_EXCHANGE the target moving the other way, also when the
+	 * source is a file: its ancestry changed, so cached decisions below
+	 * it (chain_ok, and the entries the kernel keeps with the timeouts
+	 * they got) may differ. */
+	if (parent != newparent &&
+	    (S_ISDIR(n->a.mode) || ((flags & VV_RENAME_EXCHANGE) && S_ISDIR(t->a.mode)))) {
 		v->nodes.perm_gen++;
 		vault_node_invalidate_all(v);
 	}
