@@ -1,23 +1,30 @@
 #!/bin/bash
-# t1035-rename-exchange-cache: renameat2(RENAME_EXCHANGE) of a file with a
-# directory in another parent moves the directory too, and what the kernel
-# and the daemon cached below it must follow.  Entries below a directory
-# every user may search get long timeouts (docs/design.md "Node cache and
-# kernel caches"); main dropped them only when the *source* of a rename
-# was a directory, so after root exchanged a file of a 0700 directory with
-# a public directory that nobody and u1000 had walked, they read a 0644
-# file under the 0700 one through their cached entries (nothing asked the
-# daemon but the open of the file itself).  Cases, each warmed by the
-# attackers first and checked at once (no sleep):
-#  1. file in the 0700 directory <-> public directory (the hole): stat,
-#     read and listing refused to nobody and u1000, root reads, the refused
-#     lookup audited under the attacker's uid;
+# t1035-rename-cache: a rename to another directory moves what the kernel
+# cached of the entry with it (d_move, d_exchange keep the timeouts), and
+# the kernel checks no search permission on a cached path.  Entries below
+# a directory every user may search get long timeouts (docs/design.md
+# "Node cache and kernel caches"); main dropped them only when the
+# *source* of a rename was a directory.  So after root moved a public
+# file into a 0700 directory (mv, or RENAME_EXCHANGE with a file there),
+# or exchanged a file of the 0700 directory with a public directory,
+# nobody and u1000 - who had walked the public side - read the file by its
+# new path: nothing asked the daemon but the open of the file itself.
+# Cases, each warmed by the attackers first and checked at once (no
+# sleep):
+#  1. a file of the 0700 directory <-> a public directory: stat, read and
+#     listing below it refused to nobody and u1000, root reads, the refused
+#     lookups audited under the attackers' uids, no open by nobody, also of
+#     a file root creates there afterwards (the daemon's own cached search
+#     decision);
 #  2. the same with the arguments the other way round (the directory as
 #     source, which main handled);
 #  3. a parent whose ACL denies u1000 search (setfacl u:1000:---): u1000
 #     refused, nobody still reads;
-#  4. two directories exchanged across parents, and the public side
-#     afterwards still readable by nobody (nothing over-refused).
+#  4. two directories exchanged across parents, the side that came out
+#     public still readable by nobody (nothing over-refused);
+#  5. mv of a public file into the 0700 directory, and into the ACL'd one;
+#  6. two files exchanged across the parents: the one that went in refused,
+#     the one that came out read by nobody.
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
 
@@ -111,5 +118,29 @@ check "exchange two directories across parents" xchg "$C/pub/d4" "$C/priv/e4"
 want nobody EACCES read "$C/priv/e4/f"
 want nobody OK read "$C/pub/d4/f"
 check "nobody reads what came out" test "$(as_nobody cat "$C/pub/d4/f")" = public4
+
+# ---- 5. mv of a public file into the 0700 and the ACL'd directory ------------
+echo secret5 > "$C/pub/f5"
+echo secret5a > "$C/pub/f5a"
+chmod 644 "$C/pub/f5" "$C/pub/f5a"
+for who in nobody u1000; do
+	"as_$who" cat "$C/pub/f5" "$C/pub/f5a" >/dev/null
+done
+check "mv of a file into the 0700 directory" mv "$C/pub/f5" "$C/priv/f5"
+check "mv of a file into the ACL'd directory" mv "$C/pub/f5a" "$C/acl/f5a"
+want nobody EACCES read "$C/priv/f5"
+want u1000 EACCES stat "$C/priv/f5"
+want u1000 EACCES read "$C/acl/f5a"
+want nobody OK read "$C/acl/f5a"
+want root OK read "$C/priv/f5"
+
+# ---- 6. two files exchanged across the parents ---------------------------------
+echo secret6 > "$C/pub/f6"
+echo public6 > "$C/priv/g6"
+chmod 644 "$C/pub/f6" "$C/priv/g6"
+as_nobody cat "$C/pub/f6" >/dev/null
+check "exchange two files across parents" xchg "$C/pub/f6" "$C/priv/g6"
+want nobody EACCES read "$C/priv/g6"
+check "nobody reads the file that came out" test "$(as_nobody cat "$C/pub/f6")" = public6
 
 test_done
