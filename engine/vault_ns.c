@@ -868,9 +868,11 @@ static int is_ancestor(struct vv_vault *v, uint64_t a, uint64_t b, bool *yes)
  *  - a directory that changed parent (either side of an exchange) has a
  *    new ancestry: every decision cached below it may be wrong (chain_ok
  *    by perm_gen, the kernel's entries all dropped);
- *  - a moved non-directory whose new directory is not searchable by
- *    everyone must lose its entry, or another user would still open the
- *    file by its new path without any lookup (t1035).
+ *  - a non-directory moved out of a directory searchable by everyone
+ *    (its entry may have a long timeout) into one that is not must lose
+ *    its entry, or another user would still open the file by its new path
+ *    without any lookup (t1035).  Out of a directory not searchable by
+ *    everyone its entry had timeout 0, and keeps it.
  * The queued invalidations make the FUSE layer bump the kernel's dentry
  * epoch before it replies (notify.c).  Under v->mu.
  */
@@ -883,10 +885,12 @@ static void moved_across(struct vv_vault *v, struct node *n, struct node *od, st
 		vault_node_invalidate_all(v);
 		return;
 	}
-	if (!vault_node_chain_ok(v, nd))
-		vv_vault_inval(v, newparent, newname);
-	if (t && !vault_node_chain_ok(v, od))
-		vv_vault_inval(v, parent, name);
+	if (vault_node_chain_ok(v, od) != vault_node_chain_ok(v, nd)) {
+		if (!vault_node_chain_ok(v, nd))
+			vv_vault_inval(v, newparent, newname);
+		else if (t)
+			vv_vault_inval(v, parent, name);
+	}
 }
 
 int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,

@@ -23,8 +23,8 @@
 #  4. two directories exchanged across parents, the side that came out
 #     public still readable by nobody (nothing over-refused);
 #  5. mv of a public file into the 0700 directory, and into the ACL'd one;
-#  6. two files exchanged across the parents: the one that went in refused,
-#     the one that came out read by nobody.
+#  6. two files exchanged across the parents, named either way round: the
+#     one that went in refused, the one that came out read by nobody.
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
 
@@ -142,5 +142,13 @@ as_nobody cat "$C/pub/f6" >/dev/null
 check "exchange two files across parents" xchg "$C/pub/f6" "$C/priv/g6"
 want nobody EACCES read "$C/priv/g6"
 check "nobody reads the file that came out" test "$(as_nobody cat "$C/pub/f6")" = public6
+# and named the other way round (the restricted one as source)
+echo secret6b > "$C/pub/f6b"
+echo public6b > "$C/priv/g6b"
+chmod 644 "$C/pub/f6b" "$C/priv/g6b"
+as_nobody cat "$C/pub/f6b" >/dev/null
+check "exchange two files across parents, restricted first" xchg "$C/priv/g6b" "$C/pub/f6b"
+want nobody EACCES read "$C/priv/g6b"
+check "nobody reads the file that came out" test "$(as_nobody cat "$C/pub/f6b")" = public6b
 
 test_done
