@@ -860,6 +860,39 @@ static int is_ancestor(struct vv_vault *v, uint64_t a, uint64_t b, bool *yes)
 	}
 }
 
+/*
+ * Entries moved by a rename to another directory (n from od to nd, and
+ * with RENAME_EXCHANGE t from nd to od): the kernel moves its cached
+ * dentries (d_move, d_exchange) keeping the timeouts their old places got,
+ * and checks no search permission on a cached path.  So:
+ *  - a directory that changed parent (either side of an exchange) has a
+ *    new ancestry: every decision cached below it may be wrong (chain_ok
+ *    by perm_gen, the kernel's entries all dropped);
+ *  - a non-directory moved out of a directory searchable by everyone
+ *    (its entry may have a long timeout) into one that is not must lose
+ *    its entry, or another user would still open the file by its new path
+ *    without any lookup (t1035).  Out of a directory not searchable by
+ *    everyone its entry had timeout 0, and keeps it.
+ * The queued invalidations make the FUSE layer bump the kernel's dentry
+ * epoch before it replies (notify.c).  Under v->mu.
+ */
+static void moved_across(struct vv_vault *v, struct node *n, struct node *od, struct node *nd,
+			 struct node *t, uint64_t parent, const char *name, uint64_t newparent,
+			 const char *newname)
+{
+	if (S_ISDIR(n->a.mode) || (t && S_ISDIR(t->a.mode))) {
+		v->nodes.perm_gen++;
+		vault_node_invalidate_all(v);
+		return;
+	}
+	if (vault_node_chain_ok(v, od) != vault_node_chain_ok(v, nd)) {
+		if (!vault_node_chain_ok(v, nd))
+			vv_vault_inval(v, newparent, newname);
+		else if (t)
+			vv_vault_inval(v, parent, name);
+	}
+}
+
 int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		    const char *name, uint64_t newparent, const char *newname, unsigned flags)
 {
@@ -1035,11 +1068,9 @@ int vv_vault_rename(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 	if ((r = vault_node_save(v, n)) < 0 || (r = vault_node_save(v, od)) < 0 || (r = vault_node_save(v, nd)) < 0)
 		goto out;
 	vault_node_named(n, newparent, newname, 0);
-	if (S_ISDIR(n->a.mode) && parent != newparent) {
-		/* Its ancestry changed: cached decisions below it may differ. */
-		v->nodes.perm_gen++;
-		vault_node_invalidate_all(v);
-	}
+	if (parent != newparent)
+		moved_across(v, n, od, nd, (flags & VV_RENAME_EXCHANGE) ? t : NULL, parent, name,
+			     newparent, newname);
 out:
 	vault_audit(v, c, "rename", ino, parent, name, r, newname);
 	vault_node_put(v, t);
