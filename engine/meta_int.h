@@ -371,13 +371,13 @@ int vv_meta_snap_restore_inode(struct vv_meta *m, uint32_t sid, uint64_t real, u
 /* A savepoint inside the open transaction: _end(m, r) releases it, or
  * rolls back to it first when r < 0; returns r. */
 int vv_meta_savepoint(struct vv_meta *m);
+int vv_meta_savepoint_end(struct vv_meta *m, int r);
 /* A bulk copy (snapshot create) keeps every page it touches in SQLite's
  * cache until its commit: on, the cache may grow to VV_META_BULK_CACHE_KIB
  * (no spill into the WAL mid-transaction, so no page is written twice);
  * off, back to the normal size (the pages beyond it are freed). */
 #define VV_META_BULK_CACHE_KIB (1024 * 1024)
 void vv_meta_bulk_cache(struct vv_meta *m, bool on);
-int vv_meta_savepoint_end(struct vv_meta *m, int r);
 /* Vault users and API keys (meta_user.c; tables in docs/format.md).  Ids
  * are never reused (AUTOINCREMENT), so a key of a deleted user can never
  * belong to a later user of the same name.  pwhash: libsodium's Argon2id

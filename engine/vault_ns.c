@@ -328,8 +328,15 @@ int vv_vault_setattr(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 			n->a.mtime = (int64_t)sa->mtime.tv_sec * 1000000000LL + sa->mtime.tv_nsec;
 		n->a.ctime = now;
 	}
-	if (sa->valid & VV_SET_CTIME)
+	if (sa->valid & VV_SET_CTIME) {
+		/* Only a kernel keeping times itself (writeback cache, off
+		 * here) sends a ctime; whoever sends one sets a time of their
+		 * choosing, as utimensat with explicit times: the owner's
+		 * right (else anyone could forge the ctime alone). */
+		if ((r = vv_access_utimes(&c->id, &p, true)) < 0)
+			goto out;
 		n->a.ctime = (int64_t)sa->ctime.tv_sec * 1000000000LL + sa->ctime.tv_nsec;
+	}
 	if ((sa->valid & VV_SET_KILL_SUIDGID) && !(sa->valid & VV_SET_MODE))
 		n->a.mode = vv_access_killpriv(&c->id, &p);
 	if ((r = vault_node_save(v, n)) < 0)

@@ -31,13 +31,13 @@
  * trash).  Everything in the trash is read-only (EROFS) except `mv` out
  * (restore: the mover must be able to have removed the item, and to
  * create in the destination, in the same collection, else EXDEV) and
- * removal (purge, by someone who could have removed it).  Inside a
- * restored... removed tree the ordinary checks apply to reads.
+ * removal (purge, by someone who could have removed it).  Below an item
+ * that is a removed directory, the ordinary checks apply to reads.
  *
  * Items older than the retention are purged at open and periodically; a
  * purge deletes for good through the ordinary path (nlink 0: the data
  * layer drops the extents, chunks are unlinked after the commit).  When the
- * store's disk is at its reserve (vault_space_ok), removals are final at
+ * store's disk is at its reserve (vault_space_tight), removals are final at
  * once and audited as purges, so a full disk can always be emptied.
  *
  * This file holds the removal, grouping, settling, purge, restore and
@@ -707,7 +707,7 @@ static int kid_cb(void *ctx, uint64_t cookie, const char *name, uint64_t ino, ui
 /* Delete the tree at top for good (its own entry is already gone): every
  * inode below loses its entries and links and is freed, through the
  * node events, when nothing uses it any more (an open file lives on until
- * its last close, as after unlink).  *bytes: file bytes freed. */
+ * its last close, as after unlink).  *files counts the tree's inodes. */
 static int free_tree(struct vv_vault *v, uint64_t top, int64_t now, uint64_t *files)
 {
 	struct kids l = { 0 };

@@ -386,7 +386,7 @@ static struct mnode *resolve(const char *rp)
 	return e ? e->n : NULL;
 }
 
-static void model_die(const struct op *o, const char *why)
+static _Noreturn void model_die(const struct op *o, const char *why)
 {
 	fprintf(stderr, "model: %s (op kind %d path %s)\n", why, o->kind, o->path ? o->path : "-");
 	exit(2);

@@ -83,6 +83,16 @@ static void test_handles_and_links(void)
 		is_int(vv_vault_setattr(v, &root_c, shared, &sa2, &a), 0, "root: chmod 666 shared");
 	}
 	vv_vault_release(v, fh);
+	{
+		/* an explicit ctime alone (only a writeback-cache kernel sends
+		 * one): the owner's right, as explicit times */
+		struct vv_setattr sa = { .valid = VV_SET_CTIME, .ctime = { 1, 0 } };
+		is_int(vv_vault_setattr(v, &nobody_c, shared, &sa, &a), VV_EPERM,
+		       "nobody may not set the ctime of a 0666 file it does not own");
+		is_int(vv_vault_getattr(v, &root_c, shared, &a), 0, "stat shared");
+		ok(a.ctime.tv_sec != 1, "... and its ctime is not the forged one");
+		is_int(vv_vault_setattr(v, &root_c, shared, &sa, &a), 0, "its owner may");
+	}
 	is_int(vv_vault_open_file(v, &nobody_c, sec, O_RDONLY | VV_OPEN_EXEC, &fh, &kc), VV_EACCES,
 	       "exec of a 0600 file: EACCES");
 	{
