@@ -451,6 +451,14 @@ int vv_coll_dir_open(struct vv_collection *c, const float *queries, size_t nq, e
  * rows than the first search numbered). */
 int vv_coll_open_served(struct vv_collection *c, char *err, size_t errlen);
 
+/* Could a batch of nq queries (kk candidates each) go to the daemon at all:
+ * in one directory request (vector_dir.c), in the single-segment requests
+ * of one segment (vector_offload.c)?  Neither: no segment of the search
+ * is offloaded whatever its size, so the search opens deferred segments
+ * ahead of its scan instead (vv_coll_pending_scan). */
+bool vv_coll_dir_batch_fits(const struct vv_collection *c, size_t nq, uint32_t kk);
+bool vv_coll_offload_batch_fits(const struct vv_collection *c, size_t nq, uint32_t kk);
+
 /* What the daemon answered for one search (vv_coll_offload): query q's
  * candidates are oc[q * ocap .. q * ocap + on[q]); the segments it scanned
  * are marked offloaded.  Free with vv_offload_release. */
