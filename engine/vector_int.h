@@ -406,6 +406,9 @@ struct vv_collection {
 	 * deferred segments to the daemon (vector_dir.c) and opens one by one
 	 * (as the plain open) only those it did not scan */
 	bool dirserve;
+	/* the last vv_coll_pending_scan on a FUSE mount: segments opened
+	 * ahead of its scan, and of those scanned as they opened */
+	size_t nahead, nahead_fed;
 	size_t pend0, slot;
 	uint64_t rows;
 };
@@ -428,7 +431,8 @@ int vv_coll_pread(int fd, uint8_t *p, size_t n, uint64_t off, const char **why);
 /* May one more descriptor be kept open (io's RLIMIT_NOFILE budget)? */
 bool vv_coll_fd_take(struct vv_seg_io *io);
 /* The scan of collection c while segments pend0 .. nsegs are deferred (sc
- * filled as for vv_scan_run over ss): reads, checks and numbers them, then
+ * filled as for vv_scan_run over ss): reads (on a FUSE mount: opens, as
+ * the plain open does, while the scan runs), checks and numbers them, then
  * scans; as vv_scan_run, plus *check true (err written) when the check in
  * name order failed. */
 int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_scan_seg *ss,
