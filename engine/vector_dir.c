@@ -318,6 +318,16 @@ static bool dir_handle_ok(int fd)
 }
 
 /* vector_int.h */
+bool vv_coll_dir_batch_fits(const struct vv_collection *c, size_t nq, uint32_t kk)
+{
+	size_t d = c->schema.dim;
+
+	return d && nq <= UINT32_MAX / d && nq * d * sizeof(float) + 2 <= VV_KNN_DIR_PAYLOAD &&
+	       nq * kk * sizeof(struct vv_knn_dir_cand) + sizeof(struct vv_knn_dir_stat) <=
+		       VV_KNN_DIR_PAYLOAD;
+}
+
+/* vector_int.h */
 int vv_coll_dir_offload(const struct vv_collection *c, const float *queries, size_t nq,
 			enum vv_metric m, uint32_t kk, const struct vv_search_opts *o, uint8_t *served,
 			uint64_t *rows, struct vv_offload *out)
@@ -335,9 +345,8 @@ int vv_coll_dir_offload(const struct vv_collection *c, const float *queries, siz
 	qbytes = nq * d * sizeof(float);
 	cbytes = nq * kk * sizeof(struct vv_knn_dir_cand);
 	/* the whole batch in every request, or nothing offloaded */
-	if (!n || o->no_offload || !d || c->schema.dtype == VV_DT_ANY || nq > UINT32_MAX / d ||
-	    qbytes + 2 > VV_KNN_DIR_PAYLOAD ||
-	    cbytes + sizeof(struct vv_knn_dir_stat) > VV_KNN_DIR_PAYLOAD || !dir_handle_ok(c->io->dirfd))
+	if (!n || o->no_offload || c->schema.dtype == VV_DT_ANY || !vv_coll_dir_batch_fits(c, nq, kk) ||
+	    !dir_handle_ok(c->io->dirfd))
 		return 0;
 	/* enough requests to keep DIR_INFLIGHT of them busy */
 	target = (n + DIR_INFLIGHT - 1) / DIR_INFLIGHT;

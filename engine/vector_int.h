@@ -406,6 +406,9 @@ struct vv_collection {
 	 * deferred segments to the daemon (vector_dir.c) and opens one by one
 	 * (as the plain open) only those it did not scan */
 	bool dirserve;
+	/* the last vv_coll_pending_scan on a FUSE mount: segments opened
+	 * ahead of its scan, and of those scanned as they opened */
+	size_t nahead, nahead_fed;
 	size_t pend0, slot;
 	uint64_t rows;
 };
@@ -428,7 +431,8 @@ int vv_coll_pread(int fd, uint8_t *p, size_t n, uint64_t off, const char **why);
 /* May one more descriptor be kept open (io's RLIMIT_NOFILE budget)? */
 bool vv_coll_fd_take(struct vv_seg_io *io);
 /* The scan of collection c while segments pend0 .. nsegs are deferred (sc
- * filled as for vv_scan_run over ss): reads, checks and numbers them, then
+ * filled as for vv_scan_run over ss): reads (on a FUSE mount: opens, as
+ * the plain open does, while the scan runs), checks and numbers them, then
  * scans; as vv_scan_run, plus *check true (err written) when the check in
  * name order failed. */
 int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_scan_seg *ss,
@@ -450,6 +454,14 @@ int vv_coll_dir_open(struct vv_collection *c, const float *queries, size_t nq, e
  * code with err written (VV_EIO and VV_SEG_CHANGED when the file has other
  * rows than the first search numbered). */
 int vv_coll_open_served(struct vv_collection *c, char *err, size_t errlen);
+
+/* Could a batch of nq queries (kk candidates each) go to the daemon at all:
+ * in one directory request (vector_dir.c), in the single-segment requests
+ * of one segment (vector_offload.c)?  Neither: no segment of the search
+ * is offloaded whatever its size, so the search opens deferred segments
+ * ahead of its scan instead (vv_coll_pending_scan). */
+bool vv_coll_dir_batch_fits(const struct vv_collection *c, size_t nq, uint32_t kk);
+bool vv_coll_offload_batch_fits(const struct vv_collection *c, size_t nq, uint32_t kk);
 
 /* What the daemon answered for one search (vv_coll_offload): query q's
  * candidates are oc[q * ocap .. q * ocap + on[q]); the segments it scanned

@@ -183,6 +183,17 @@ static size_t offload_group(const struct vv_cseg *s, size_t nq, size_t d, uint32
 	return (size_t)((nq + nreq - 1) / nreq);
 }
 
+/* vector_int.h */
+bool vv_coll_offload_batch_fits(const struct vv_collection *c, size_t nq, uint32_t kk)
+{
+	size_t d = c->schema.dim;
+
+	return d && kk &&
+	       nq <= (c->io->dir_remote ? OFFLOAD_MAX_REQS : 1) *
+			     (VV_KNN_MAX_FLOATS / d < VV_KNN_MAX_CANDS / kk ? VV_KNN_MAX_FLOATS / d
+									  : VV_KNN_MAX_CANDS / kk);
+}
+
 /* vector_int.h.  Segments on a vecvault mount: the daemon scans the large
  * ones, a batch in as many requests as it takes (offload_group). */
 int vv_coll_offload(struct vv_collection *c, const float *queries, size_t nq, enum vv_metric m,
@@ -199,10 +210,7 @@ int vv_coll_offload(struct vv_collection *c, const float *queries, size_t nq, en
 		nstream += c->segs[s].stream && c->segs[s].fuse && c->segs[s].len >= omin;
 	/* a batch beyond what the requests of one segment may carry, or
 	 * candidates beyond OFFLOAD_CAND_BYTES, are not (all) offloaded */
-	if (!nstream || !offload_allowed(o) ||
-	    nq > (c->io->dir_remote ? OFFLOAD_MAX_REQS : 1) *
-			 (VV_KNN_MAX_FLOATS / d < VV_KNN_MAX_CANDS / kk ? VV_KNN_MAX_FLOATS / d
-								       : VV_KNN_MAX_CANDS / kk) ||
+	if (!nstream || !offload_allowed(o) || !vv_coll_offload_batch_fits(c, nq, kk) ||
 	    (omax = OFFLOAD_CAND_BYTES / (nq * kk * sizeof(*out->oc))) == 0)
 		return 0;
 	if (omax > nstream)

@@ -1218,17 +1218,125 @@ out:
 	return r;
 }
 
+/* ---- opening ahead of the scan (a FUSE mount) ------------------------------
+ * On a FUSE mount each open is the daemon's OPEN round trip, checked and
+ * audited there; with the opens done first and the scan after, the CPUs
+ * idled through the opens (the threads wait for the daemon) and then the
+ * daemon idled through the scan.  Here openers (LOAD_MAX_THREADS, as
+ * par_run on a mount) open the deferred segments in name order exactly as
+ * the one-by-one open does (seg_load: statx, the head, the descriptor
+ * kept within the budget), while the scan threads take them, a batch at
+ * a time, as soon as the batch is open; each that passes the checks the
+ * open's settle will make (its probe, the schema fixed before the search)
+ * is scanned, its rows pread through the descriptor as after a plain
+ * open.  Anything else is not scanned;
+ * settle reports it afterwards in its own words, and good segments not
+ * scanned go to the second pass, as for vector_tiny.c. */
+struct ahead {
+	struct loader *ld;       /* segs, res, why: the deferred ones (0 .. n) */
+	struct vv_scan_seg *ss;  /* the scan's segments; deferred i is ss[p0 + i] */
+	size_t p0, n;
+	const struct vv_schema *schema;
+	int dirfd;
+	uint8_t *state;          /* per deferred segment: VV_TINY_SCANNED or not */
+	bool skip_bad;
+	atomic_bool stop;        /* a bad segment without skip_bad: the search
+				    fails at settle, scanning more is waste */
+	atomic_size_t open_next, scan_next;  /* segment, batch */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint8_t *left;           /* under mu: per batch, opens not yet ended */
+	size_t nwait;            /* under mu: scan threads waiting for a batch */
+};
+
+/* Scan threads take the segments AHEAD_BATCH at a time, once the whole
+ * batch is open: one wait and one wake-up per batch, not per segment
+ * (waking the scan thread at each of 10,000 opens cost 11% of the query's
+ * CPU, perf).  As many as the openers open at once. */
+#define AHEAD_BATCH LOAD_MAX_THREADS
+
+struct ahead_tls {
+	uint32_t seg[AHEAD_BATCH];
+};
+
+static void *ahead_open(void *arg)
+{
+	struct ahead *a = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&a->open_next, 1)) < a->n) {
+		load_one(a->ld, i);
+		pthread_mutex_lock(&a->mu);
+		if (--a->left[i / AHEAD_BATCH] == 0 && a->nwait)
+			pthread_cond_broadcast(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+	}
+	return NULL;
+}
+
+/* vv_scan.feed: the next batch of deferred segments in name order, once
+ * all of it is open: those that may be scanned now. */
+static size_t ahead_feed(void *ctx, void **tlsp, const uint32_t **segs)
+{
+	struct ahead *a = ctx;
+	struct ahead_tls *x = *tlsp;
+	size_t b, fed = 0;
+
+	if (!x && !(x = *tlsp = calloc(1, sizeof(*x))))
+		return 0;                /* the rest go to the second pass */
+	while (!fed && !atomic_load(&a->stop) &&
+	       (b = atomic_fetch_add(&a->scan_next, 1)) * AHEAD_BATCH < a->n) {
+		size_t i0 = b * AHEAD_BATCH, i1 = i0 + AHEAD_BATCH < a->n ? i0 + AHEAD_BATCH : a->n;
+
+		pthread_mutex_lock(&a->mu);
+		while (a->left[b]) {
+			a->nwait++;
+			pthread_cond_wait(&a->cv, &a->mu);
+			a->nwait--;
+		}
+		pthread_mutex_unlock(&a->mu);
+		for (size_t i = i0; i < i1; i++) {
+			const struct vv_cseg *s = &a->ld->segs[i];
+			const char *why;
+			if (a->ld->res[i] < 0 || vv_schema_match(a->schema, &s->pub.info, &why) < 0 ||
+			    s->pub.info.dim != a->schema->dim) {
+				if (!a->skip_bad)
+					atomic_store(&a->stop, true);
+				continue;
+			}
+			a->ss[a->p0 + i] = (struct vv_scan_seg){
+				.info = s->pub.info, .base = s->base, .stream = s->stream, .fd = s->fd,
+				.dirfd = a->dirfd, .name = s->name, .id = &s->id };
+			a->state[i] = VV_TINY_SCANNED;
+			x->seg[fed++] = (uint32_t)(a->p0 + i);
+		}
+	}
+	*segs = x->seg;
+	return fed;
+}
+
+static void ahead_end(void *ctx, void *tls)
+{
+	(void)ctx;
+	free(tls);
+}
+
 /* The scan of a collection whose segments pend0 .. nsegs are deferred
  * (sc filled as for vv_scan_run, ss its segments): the scan threads read
- * and scan those they can take whole (vector_tiny.c) beside the others;
- * the rest are opened one by one; then all of them are checked in name
+ * and scan those they can take whole (vector_tiny.c) beside the others,
+ * or on a FUSE mount those opened ahead of them (struct ahead); the rest
+ * are opened one by one; then all of them are checked in name
  * order as the open would have (a failure: *check set, err written) and
  * the good ones not yet scanned are scanned in a second pass.  Candidates
  * of both passes, with segment indices as after the check, end in sc. */
 int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_scan_seg *ss,
 			bool *check, char *err, size_t errlen)
 {
-	size_t p0 = c->pend0, n = c->nsegs - p0, kept = p0, nother = 0, nfed = 0;
+	size_t p0 = c->pend0, n = c->nsegs - p0, kept = p0, nother = 0, nfed = 0, nopeners = 0;
+	bool ahead = c->io->dir_fuse;
+	pthread_t opener[LOAD_MAX_THREADS];
+	struct ahead ah;
+	uint8_t *left = NULL;
 	struct vv_tiny tn;
 	struct vv_scan sc2 = *sc;
 	uint32_t *idx = NULL, *map = NULL;
@@ -1239,9 +1347,11 @@ int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_
 	struct timespec since;
 
 	memset(&tn, 0, sizeof(tn));
+	c->nahead = c->nahead_fed = 0;
 	if (!(idx = malloc(n * sizeof(*idx))) || !(map = malloc(n * sizeof(*map))) ||
 	    !(res = calloc(n, sizeof(*res))) || !(whys = calloc(n, sizeof(*whys))) ||
-	    !(tn.state = calloc(n, 1)) || !(tn.size = calloc(n, sizeof(*tn.size)))) {
+	    !(tn.state = calloc(n, 1)) || !(tn.size = calloc(n, sizeof(*tn.size))) ||
+	    !(left = calloc(n / AHEAD_BATCH + 1, 1))) {
 		r = VV_ENOMEM;
 		goto out;
 	}
@@ -1256,20 +1366,56 @@ int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_
 	tn.schema = &c->schema;
 	tn.slot = c->slot;
 	tn.no_uring = atomic_load(&uring_off);
-	sc->feed = vv_tiny_feed;
-	sc->feed_end = vv_tiny_end;
-	sc->feed_ctx = &tn;
+	ld = (struct loader){ .dirfd = c->io->dirfd, .io = c->io, .segs = c->segs + p0, .res = res,
+			      .why = whys, .nbatched = &c->nbatched };
+	if (ahead) {
+		ah = (struct ahead){ .ld = &ld, .ss = ss, .p0 = p0, .n = n, .schema = &c->schema,
+				     .dirfd = c->io->dirfd, .state = tn.state, .skip_bad = c->skip_bad,
+				     .left = left };
+		for (size_t i = 0; i < n; i++)
+			left[i / AHEAD_BATCH]++;
+		pthread_mutex_init(&ah.mu, NULL);
+		pthread_cond_init(&ah.cv, NULL);
+		nopeners = n / LOAD_PER_THREAD + 1;
+		nopeners = nopeners > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : nopeners;
+		for (size_t t = 0; t < nopeners; t++)
+			if (pthread_create(&opener[t], NULL, ahead_open, &ah) != 0) {
+				nopeners = t;
+				break;
+			}
+		if (!nopeners)
+			ahead_open(&ah);         /* no thread: open them all first */
+		sc->feed = ahead_feed;
+		sc->feed_end = ahead_end;
+		sc->feed_ctx = &ah;
+	} else {
+		sc->feed = vv_tiny_feed;
+		sc->feed_end = vv_tiny_end;
+		sc->feed_ctx = &tn;
+	}
 	/* what the re-ranking's reopen may find of a segment read here:
 	 * nothing changed since now (struct vv_seg_id) */
 	clock_gettime(CLOCK_REALTIME, &since);
 	r1 = vv_scan_run(sc);
 	atomic_fetch_add(&c->nbatched, atomic_load(&tn.nuring));
+	if (ahead) {
+		/* the openers open every one, whether the scan took it or not */
+		for (size_t t = 0; t < nopeners; t++)
+			pthread_join(opener[t], NULL);
+		pthread_cond_destroy(&ah.cv);
+		pthread_mutex_destroy(&ah.mu);
+	}
 
 	/* what the scan took is open and probed; the rest opens one by one */
 	for (size_t i = 0; i < n; i++) {
 		struct vv_cseg *s = &c->segs[p0 + i];
 		s->deferred = false;
-		if (tn.state[i] == VV_TINY_SCANNED) {
+		if (ahead) {
+			s->fed = tn.state[i] == VV_TINY_SCANNED;
+			nfed += s->fed;
+			c->nahead++;
+			c->nahead_fed += s->fed;
+		} else if (tn.state[i] == VV_TINY_SCANNED) {
 			s->pub.info = ss[p0 + i].info;
 			s->len = s->pub.file_size = tn.size[i];
 			s->id = (struct vv_seg_id){ .size = tn.size[i], .ctime = since };
@@ -1280,8 +1426,6 @@ int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_
 			idx[nother++] = (uint32_t)i;
 		}
 	}
-	ld = (struct loader){ .dirfd = c->io->dirfd, .io = c->io, .segs = c->segs + p0, .res = res,
-			      .why = whys, .nbatched = &c->nbatched };
 	rl = (struct relist){ &ld, idx };
 	par_run(nother, false, load_listed, &rl);
 	c->pending = false;
@@ -1366,6 +1510,7 @@ out:
 	free(whys);
 	free(tn.state);
 	free(tn.size);
+	free(left);
 	return r;
 }
 

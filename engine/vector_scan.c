@@ -141,6 +141,7 @@ struct worker {
 	/* streamed segments: read buffer, rows per read, first read error */
 	uint8_t *io;
 	size_t iorows;
+	uint64_t iostride;       /* the largest stride io holds iorows rows of */
 	int ioerr;
 	uint32_t ioerr_seg;
 	bool ioerr_short;        /* ioerr EIO: end of file before the rows */
@@ -235,6 +236,24 @@ static int seg_reopen(const struct vv_scan_seg *s, int *err, bool *changed)
 	return fd;
 }
 
+/* w->io sized for streamed rows of `stride` bytes: the plan's streamed
+ * segments are known when the workers start (job_run sizes it for the
+ * largest); a feed may hand in a streamed segment of any stride.  0, or
+ * ENOMEM. */
+static int io_fit(struct worker *w, uint64_t stride)
+{
+	size_t m;
+
+	if (w->io && stride <= w->iostride)
+		return 0;
+	free(w->io);
+	m = STREAM_BYTES / (w->brows * stride);
+	w->iorows = (m ? m : 1) * w->brows;
+	w->iostride = stride;
+	w->io = aligned_alloc(64, (w->iorows * stride + 63) & ~(size_t)63);
+	return w->io ? 0 : ENOMEM;
+}
+
 /* Read rows r.. (n of them) of a streamed segment into w->io; returns where
  * row r's values start, NULL on error (w->ioerr set). */
 static const uint8_t *rows_read(struct worker *w, const struct vv_scan_seg *s, int fd, uint64_t r,
@@ -300,12 +319,17 @@ static void scan_piece(struct worker *w, const struct vv_piece *u)
 	enum vv_metric m = j->s->metric;
 	size_t d = j->d, nq = j->nq;
 	bool direct = m == VV_METRIC_L2 && nq < 4;
-	size_t chunk = s->stream ? w->iorows : w->brows;
+	size_t chunk;
 	const uint8_t *cp = NULL;
 	int fd = s->fd;
 
 	if (w->ioerr)
 		return;
+	if (s->stream && (w->ioerr = io_fit(w, s->info.stride))) {
+		w->ioerr_seg = u->seg;
+		return;
+	}
+	chunk = s->stream ? w->iorows : w->brows;
 	if (s->stream && fd < 0 && (fd = seg_reopen(s, &w->ioerr, &w->ioerr_changed)) < 0) {
 		w->ioerr_seg = u->seg;
 		return;
@@ -518,13 +542,8 @@ static int job_run(struct job *j, unsigned threads, struct worker **wsp, size_t 
 		w->norms = malloc(br * sizeof(float));
 		w->inv = malloc(br * sizeof(float));
 		w->out = malloc(br * (nq < qbmax ? nq : qbmax) * sizeof(float) + br * sizeof(float));
-		if (maxstride) {
-			size_t m = STREAM_BYTES / (br * maxstride);
-			w->iorows = (m ? m : 1) * br;
-			w->io = aligned_alloc(64, (w->iorows * maxstride + 63) & ~(size_t)63);
-		}
 		if (!w->cand || !w->tk || !w->scratch || !w->norms || !w->inv || !w->out ||
-		    (maxstride && !w->io))
+		    (maxstride && io_fit(w, maxstride)))
 			return VV_ENOMEM;
 		for (size_t q = 0; q < nq; q++)
 			vv_topk_init(&w->tk[q], w->cand + q * j->kk, j->kk);

@@ -129,8 +129,13 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 	c->check_failed = false;
 	/* a local mount's deferred segments: the daemon scans what it may
 	 * unopened, the rest open now; segments a directory request served
-	 * in an earlier search are opened now */
-	if (c->pending && c->dirserve)
+	 * in an earlier search are opened now.  When the daemon may scan
+	 * none of them (no offload, or a batch that fits neither request),
+	 * they stay deferred: the scan opens them ahead of itself
+	 * (vv_coll_pending_scan) */
+	if (c->pending && c->dirserve &&
+	    !(o->no_offload ||
+	      (!vv_coll_dir_batch_fits(c, nq, kk) && !vv_coll_offload_batch_fits(c, nq, kk))))
 		r = vv_coll_dir_open(c, queries, nq, metric, kk, o, &dirs, &c->check_failed, err,
 				     errlen);
 	else if (!c->pending)
@@ -150,8 +155,16 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			       .nq = nq, .d = d, .kk = kk, .threads = o->threads,
 			       .unit_bytes = o->unit_bytes, .progress = o->progress,
 			       .progress_ctx = o->progress_ctx };
-	if ((r = c->pending ? vv_coll_pending_scan(c, &sc, ss, &c->check_failed, err, errlen)
-			    : vv_scan_run(&sc)) < 0) {
+	if (c->pending) {
+		r = vv_coll_pending_scan(c, &sc, ss, &c->check_failed, err, errlen);
+		if (o->stats) {
+			o->stats->ahead_opened = (uint32_t)c->nahead;
+			o->stats->ahead_scanned = (uint32_t)c->nahead_fed;
+		}
+	} else {
+		r = vv_scan_run(&sc);
+	}
+	if (r < 0) {
 		const char *name = c->nsegs ? c->segs[sc.err_seg].name : "";
 		if (c->check_failed)
 			goto out;

@@ -371,6 +371,8 @@ int cmd_query(int argc, char **argv)
 			(unsigned long long)st.dir_rows, st.dir_requests, st.dir_filling);
 		fprintf(stderr, "vecvault query: stats: io: %zu of %zu segments opened in io_uring batches\n",
 			vv_collection_nbatched(c), vv_collection_nsegs(c));
+		fprintf(stderr, "vecvault query: stats: open ahead: %u segments opened while the scan "
+			"ran, %u of them scanned as they opened\n", st.ahead_opened, st.ahead_scanned);
 		/* rows read back = segment bytes this process read to re-rank */
 		fprintf(stderr, "vecvault query: stats: re-ranking: %llu candidates ranked exactly by the "
 			"daemon in %u requests, %llu candidate rows read back here\n",

@@ -248,6 +248,11 @@ struct vv_search_stats {
 	uint64_t dir_rows;
 	uint32_t dir_requests;      /* directory requests answered */
 	uint32_t dir_filling;       /* names it was still decrypting (scanned here) */
+	/* on a FUSE mount, when the daemon may scan none of the deferred
+	 * segments: opened by the search while its scan ran, and of those
+	 * scanned as they opened (docs/query.md, "Opened ahead of the scan") */
+	uint32_t ahead_opened;
+	uint32_t ahead_scanned;
 };
 
 /* Exact k-NN of nq queries (row-major float, dim = the schema's) over the
