@@ -781,6 +781,16 @@ void vv_meta_work(struct vv_meta *m, uint64_t *vm_steps, uint64_t *sorts)
 	}
 }
 
+uint64_t vv_meta_runs(struct vv_meta *m)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < S_NSTMT; i++)
+		if (m->st[i])
+			n += (uint64_t)sqlite3_stmt_status(m->st[i], SQLITE_STMTSTATUS_RUN, 1);
+	return n;
+}
+
 int vv_meta_integrity(struct vv_meta *m, void (*cb)(void *ctx, const char *line), void *ctx)
 {
 	sqlite3_stmt *s = NULL;

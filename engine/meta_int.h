@@ -221,6 +221,9 @@ int vv_meta_counts_set(struct vv_meta *m, uint64_t inodes);
  * machine steps and sorts, summed; the counters restart).  For tests that
  * guard query plans: work per row returned must not grow with table size. */
 void vv_meta_work(struct vv_meta *m, uint64_t *vm_steps, uint64_t *sorts);
+/* Runs of the core statements since the last call (each step from a
+ * reset counts one): tests count the queries an operation makes. */
+uint64_t vv_meta_runs(struct vv_meta *m);
 
 /* PRAGMA integrity_check: reads (so decrypts and authenticates) every page.
  * cb gets each problem line.  0 when clean, VV_ECORRUPT otherwise. */

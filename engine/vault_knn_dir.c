@@ -113,8 +113,11 @@ static int dir_check(struct vv_vault *v, const struct vv_ctx *c, struct node *d,
 
 /* The rest of the LOOKUP and the read-only OPEN of an entry found in a
  * directory that passed dir_check: node ino, pinned into *out, if c may
- * open it for reading now.  Under v->mu. */
-static int entry_node(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, struct node **out)
+ * open it for reading now.  row (or NULL): its inode row and whether it
+ * has xattrs, read with the entry, for a node not in memory (as
+ * readdirplus builds them).  Under v->mu. */
+static int entry_node(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		      const struct vv_inode_row *row, bool xattrs, struct node **out)
 {
 	struct node *n = NULL;
 	int r;
@@ -122,8 +125,10 @@ static int entry_node(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, 
 	*out = NULL;
 	if (trash_virt(ino))
 		return VV_EINVAL;                    /* no regular file */
-	if ((r = vault_node_get(v, ino, &n)) < 0)
+	if ((r = row ? vault_node_get_row(v, row, &n) : vault_node_get(v, ino, &n)) < 0)
 		return r;
+	if (row)
+		vault_node_xattrs_known(n, xattrs);
 	if ((S_ISFIFO(n->a.mode) || S_ISSOCK(n->a.mode)) &&
 	    (r = vault_special_lookup_check(v, c, n)) < 0)
 		goto fail;
@@ -160,29 +165,50 @@ static int name_node(struct vv_vault *v, const struct vv_ctx *c, struct node *d,
 	if ((r = vv_meta_dirent_get(v->meta, d->ino, name, &ino)) < 0)
 		return r;
 	*found = true;
-	return entry_node(v, c, ino, out);
+	return entry_node(v, c, ino, NULL, false, out);
 }
 
 /* name_node for names i0 .. end of the request, the directory checked
  * once and the names looked up in one pass over its entries
- * (vv_meta_dirent_get_many): the same answers.  Under v->mu. */
+ * (vv_meta_dirent_get_many): the same answers.  Files whose nodes are not
+ * in memory (the kernel forgot them, or never looked them up: the tool
+ * names files it does not open) are built from rows read with their
+ * entries in a second pass, instead of a query each for the inode and one
+ * for its ACL.  Under v->mu. */
 static void names_nodes(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr,
 			uint32_t i0, uint32_t end)
 {
-	uint64_t ino[DIR_LOCK_NAMES];
-	int err[DIR_LOCK_NAMES], r;
-	bool found;
+	struct vv_inode_row crow[DIR_LOCK_NAMES];
+	const struct vv_inode_row *row[DIR_LOCK_NAMES] = { 0 };
+	const char *cold[DIR_LOCK_NAMES];
+	uint64_t ino[DIR_LOCK_NAMES], cino[DIR_LOCK_NAMES];
+	uint32_t ci[DIR_LOCK_NAMES], nc = 0;
+	int err[DIR_LOCK_NAMES], cerr[DIR_LOCK_NAMES], r;
+	bool found, cx[DIR_LOCK_NAMES], xattrs[DIR_LOCK_NAMES] = { 0 };
 
 	if ((r = dir_check(v, c, dr->d, &found)) == 0 &&
 	    (r = vv_meta_dirent_get_many(v->meta, dr->d->ino, dr->names + i0, end - i0, ino, err,
-					     NULL, NULL)) < 0)
+					 NULL, NULL)) < 0)
 		found = false;
+	for (uint32_t i = 0; r == 0 && i < end - i0; i++)
+		if (err[i] == 0 && !trash_virt(ino[i]) && !vault_node_find(v, ino[i])) {
+			ci[nc] = i;
+			cold[nc++] = dr->names[i0 + i];
+		}
+	/* the same lock hold: the same entries, now with their rows */
+	if (nc > 0 && vv_meta_dirent_get_many(v->meta, dr->d->ino, cold, nc, cino, cerr, crow, cx) == 0)
+		for (uint32_t k = 0; k < nc; k++)
+			if (cerr[k] == 0 && cino[k] == ino[ci[k]] && crow[k].ino == cino[k]) {
+				row[ci[k]] = &crow[k];
+				xattrs[ci[k]] = cx[k];
+			}
 	for (uint32_t i = i0; i < end; i++) {
 		struct dir_name *x = &dr->dn[i];
 
 		x->err = r < 0 ? r : err[i - i0];
 		x->found = r < 0 ? found : x->err == 0;
-		if (x->err == 0 && (x->err = entry_node(v, c, ino[i - i0], &x->n)) == 0)
+		if (x->err == 0 && (x->err = entry_node(v, c, ino[i - i0], row[i - i0], xattrs[i - i0],
+							&x->n)) == 0)
 			x->ino = x->n->ino;
 	}
 }
