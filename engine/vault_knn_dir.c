@@ -5,9 +5,10 @@
  *
  * Why: on a mount each segment the tool opens costs an OPEN and a RELEASE
  * round trip; 10,000 segments of 100 rows cost far more than their bytes.
- * Here each name costs a dirent lookup, the access check, one audit record
- * and a cache lookup, and the names served are scanned together in one
- * call (vv_segments_knn_exact).
+ * Here each name costs a step of one walk over the directory's entries
+ * (vv_meta_dirent_get_many), the access check, one audit record and a
+ * cache lookup, and the names served are scanned together in one call
+ * (vv_segments_knn_exact).
  *
  * Two steps (docs/design.md "The directory request"): vault_knn_dir_prepare does
  * the work of each name (lookup, check, cache lookup or inline decryption,
