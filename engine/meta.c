@@ -60,6 +60,15 @@ const char *const meta_core_sql[S_NSTMT] = {
 			   " FROM dirents d LEFT JOIN inodes i ON i.ino=d.ino"
 			   " WHERE d.parent=?1 AND d.id>?2 ORDER BY d.id LIMIT ?3",
 	[S_DE_FIND] = "SELECT parent, name FROM dirents WHERE ino=?1 LIMIT 1",
+	/* a range of dirents_name from a name on (vv_meta_dirent_get_many):
+	 * the name in column 1, the inode in 0 (S_DE_RANGE) or as in
+	 * S_DE_LIST_PLUS's row (S_DE_RANGE_PLUS) */
+	[S_DE_RANGE] = "SELECT ino, name FROM dirents WHERE parent=?1 AND name>=?2 ORDER BY name",
+	[S_DE_RANGE_PLUS] = "SELECT d.id, d.name, d.ino, d.mode, i.gen, i.mode, i.uid, i.gid, i.nlink,"
+			    " i.size, i.rdev, i.atime, i.mtime, i.ctime, i.parent, i.coll, i.objid,"
+			    " i.stored, EXISTS(SELECT 1 FROM xattrs x WHERE x.ino=d.ino)"
+			    " FROM dirents d LEFT JOIN inodes i ON i.ino=d.ino"
+			    " WHERE d.parent=?1 AND d.name>=?2 ORDER BY d.name",
 	[S_X_GET] = "SELECT value FROM xattrs WHERE ino=?1 AND name=?2",
 	[S_X_SET] = "INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES(?1, ?2, ?3)",
 	[S_X_DEL] = "DELETE FROM xattrs WHERE ino=?1 AND name=?2",
@@ -770,6 +779,16 @@ void vv_meta_work(struct vv_meta *m, uint64_t *vm_steps, uint64_t *sorts)
 		*vm_steps += (uint64_t)sqlite3_stmt_status(m->st[i], SQLITE_STMTSTATUS_VM_STEP, 1);
 		*sorts += (uint64_t)sqlite3_stmt_status(m->st[i], SQLITE_STMTSTATUS_SORT, 1);
 	}
+}
+
+uint64_t vv_meta_runs(struct vv_meta *m)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < S_NSTMT; i++)
+		if (m->st[i])
+			n += (uint64_t)sqlite3_stmt_status(m->st[i], SQLITE_STMTSTATUS_RUN, 1);
+	return n;
 }
 
 int vv_meta_integrity(struct vv_meta *m, void (*cb)(void *ctx, const char *line), void *ctx)

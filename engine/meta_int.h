@@ -131,6 +131,18 @@ int vv_meta_inode_iter(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_i
 
 /* directory entries */
 int vv_meta_dirent_get(struct vv_meta *m, uint64_t parent, const char *name, uint64_t *ino);
+/* names[0..n) of directory parent looked up as vv_meta_dirent_get would
+ * answer each (err[i]: 0 with ino[i] set, VV_ENOENT, or the error), in one
+ * pass over the directory's entries in name order instead of n lookups:
+ * names in ascending byte order cost a step each; others are put in order
+ * first (duplicates allowed); a gap of many entries not asked for is
+ * crossed by a new seek.  With rows (and xattrs), each name found also
+ * gets its inode row and whether it has any stored xattr, read in the same
+ * pass as vv_meta_dirent_list_plus does (rows[i].ino 0: not read, the
+ * caller loads it; in .snapshots and the root, always).  Returns 0, or
+ * VV_ENOMEM / VV_EIO with nothing answered. */
+int vv_meta_dirent_get_many(struct vv_meta *m, uint64_t parent, const char *const *names, size_t n,
+			    uint64_t *ino, int *err, struct vv_inode_row *rows, bool *xattrs);
 int vv_meta_dirent_add(struct vv_meta *m, uint64_t parent, const char *name, uint64_t ino, uint32_t mode);
 int vv_meta_dirent_del(struct vv_meta *m, uint64_t parent, const char *name);
 /* Move an entry, keeping its cookie (readdir offsets stay valid). */
@@ -209,6 +221,9 @@ int vv_meta_counts_set(struct vv_meta *m, uint64_t inodes);
  * machine steps and sorts, summed; the counters restart).  For tests that
  * guard query plans: work per row returned must not grow with table size. */
 void vv_meta_work(struct vv_meta *m, uint64_t *vm_steps, uint64_t *sorts);
+/* Runs of the core statements since the last call (each step from a
+ * reset counts one): tests count the queries an operation makes. */
+uint64_t vv_meta_runs(struct vv_meta *m);
 
 /* PRAGMA integrity_check: reads (so decrypts and authenticates) every page.
  * cb gets each problem line.  0 when clean, VV_ECORRUPT otherwise. */

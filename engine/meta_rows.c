@@ -46,6 +46,7 @@ static const char *const meta_snap_sql[S_NSTMT] = {
 	[S_INO_GET] = meta_snap_q_ino_get, [S_INO_DATA_GET] = meta_snap_q_data_get,
 	[S_DE_GET] = meta_snap_q_de_get, [S_DE_LIST] = meta_snap_q_de_list,
 	[S_DE_LIST_PLUS] = meta_snap_q_de_plus, [S_DE_FIND] = meta_snap_q_de_find,
+	[S_DE_RANGE] = meta_snap_q_de_range, [S_DE_RANGE_PLUS] = meta_snap_q_de_range_plus,
 	[S_X_GET] = meta_snap_q_x_get, [S_X_LIST] = meta_snap_q_x_list, [S_X_ANY] = meta_snap_q_x_any,
 	[S_E_LOAD] = meta_snap_q_e_load,
 };
@@ -285,6 +286,125 @@ int vv_meta_dirent_get(struct vv_meta *m, uint64_t parent, const char *name, uin
 	}
 	*ino = xino(sid, (uint64_t)sqlite3_column_int64(s, 0));
 	sqlite3_reset(s);
+	return 0;
+}
+
+/* Entries stepped over between two names asked for before
+ * vv_meta_dirent_get_many seeks instead: a step costs about a tenth of a
+ * seek, and a sparse request must not walk a large directory. */
+#define DE_SKIP_MAX 8
+
+struct de_want {
+	const char *name;
+	size_t i;                         /* its place in the caller's arrays */
+};
+
+static int de_want_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct de_want *)a)->name, ((const struct de_want *)b)->name);
+}
+
+/* The range statement's current entry against name, in SQLite's order of
+ * blobs (memcmp, then length: strcmp's order for names without NULs). */
+static int de_row_cmp(sqlite3_stmt *s, const char *name)
+{
+	const void *col = sqlite3_column_blob(s, 1);
+	size_t l = (size_t)sqlite3_column_bytes(s, 1), n = strlen(name);
+	int c = col && l ? memcmp(name, col, n < l ? n : l) : 0;
+
+	return c ? c : (n > l) - (n < l);
+}
+
+/* The inode row of the range statement's current entry (S_DE_RANGE_PLUS):
+ * false when the entry has none or it does not read. */
+static bool entry_row(sqlite3_stmt *s, uint32_t sid, struct vv_inode_row *row, bool *xattrs)
+{
+	if (sqlite3_column_type(s, 4) == SQLITE_NULL)
+		return false;
+	row->ino = (uint64_t)sqlite3_column_int64(s, 2);
+	if (meta_read_inode(s, 4, row) < 0)
+		return false;
+	meta_xlate_row(sid, row);
+	*xattrs = sqlite3_column_int(s, 18) != 0;
+	return true;
+}
+
+int vv_meta_dirent_get_many(struct vv_meta *m, uint64_t parent, const char *const *names, size_t n,
+			    uint64_t *ino, int *err, struct vv_inode_row *rows, bool *xattrs)
+{
+	int id = rows ? S_DE_RANGE_PLUS : S_DE_RANGE;
+	struct de_want *w;
+	bool sorted = true, started = false;
+	uint32_t sid;
+	int rc = SQLITE_DONE, r = 0;
+
+	if (n == 0)
+		return 0;
+	/* .snapshots' entries and the root's hidden .snapshots are no rows */
+	if (parent == VV_SNAPDIR_INO || parent == VV_META_ROOT_INO) {
+		for (size_t i = 0; i < n; i++) {
+			err[i] = vv_meta_dirent_get(m, parent, names[i], &ino[i]);
+			if (rows)
+				rows[i].ino = 0;     /* not read: the caller loads it */
+		}
+		return 0;
+	}
+	if (!(w = malloc(n * sizeof(*w))))
+		return VV_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		w[i] = (struct de_want){ names[i], i };
+		sorted = sorted && (i == 0 || strcmp(names[i - 1], names[i]) <= 0);
+	}
+	if (!sorted)
+		qsort(w, n, sizeof(*w), de_want_cmp);
+	sqlite3_stmt *s = rd(m, id, meta_snap_sql[id], &parent, &sid);
+	if (!s) {
+		free(w);
+		return VV_EIO;
+	}
+	sqlite3_bind_int64(s, 1, i64(parent));
+	for (size_t k = 0; k < n; k++) {
+		size_t i = w[k].i, skips = 0;
+		bool sought = false;
+		int c = 1;
+
+		if (k > 0 && strcmp(w[k - 1].name, w[k].name) == 0) {
+			err[i] = err[w[k - 1].i];    /* the same name again */
+			ino[i] = ino[w[k - 1].i];
+			if (rows && err[i] == 0) {
+				rows[i] = rows[w[k - 1].i];
+				xattrs[i] = xattrs[w[k - 1].i];
+			}
+			continue;
+		}
+		/* to the first entry at or past the name: a step from the
+		 * last one, or a seek (at the start, after a long gap) */
+		while (r == 0) {
+			if (!started || (!sought && skips == DE_SKIP_MAX)) {
+				sqlite3_reset(s);
+				bind_name(s, 2, w[k].name);
+				started = sought = true;
+			} else if (rc == SQLITE_ROW && (c = de_row_cmp(s, w[k].name)) > 0) {
+				skips++;
+			} else {
+				break;
+			}
+			if ((rc = sqlite3_step(s)) != SQLITE_ROW && rc != SQLITE_DONE)
+				r = meta_err(m, rc);
+		}
+		if (r < 0) {
+			err[i] = r;
+		} else if (rc == SQLITE_ROW && c == 0) {
+			ino[i] = xino(sid, (uint64_t)sqlite3_column_int64(s, rows ? 2 : 0));
+			err[i] = 0;
+			if (rows && !entry_row(s, sid, &rows[i], &xattrs[i]))
+				rows[i].ino = 0;     /* no inode row: the caller's lookup says */
+		} else {
+			err[i] = VV_ENOENT;
+		}
+	}
+	sqlite3_reset(s);
+	free(w);
 	return 0;
 }
 

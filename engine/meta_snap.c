@@ -548,6 +548,14 @@ const char meta_snap_q_de_plus[] =
 	" EXISTS(SELECT 1 FROM snap_xattrs x WHERE x.snap=d.snap AND x.ino=d.ino)"
 	" FROM snap_dirents d LEFT JOIN snap_inodes i ON i.snap=d.snap AND i.ino=d.ino"
 	" WHERE d.snap=?9 AND d.parent=?1 AND d.id>?2 ORDER BY d.id LIMIT ?3";
+const char meta_snap_q_de_range[] = "SELECT ino, name FROM snap_dirents WHERE snap=?9 AND parent=?1"
+				    " AND name>=?2 ORDER BY name";
+const char meta_snap_q_de_range_plus[] =
+	"SELECT d.id, d.name, d.ino, d.mode, i.gen, i.mode, i.uid, i.gid, i.nlink, i.size, i.rdev,"
+	" i.atime, i.mtime, i.ctime, i.parent, i.coll, i.objid, i.stored,"
+	" EXISTS(SELECT 1 FROM snap_xattrs x WHERE x.snap=d.snap AND x.ino=d.ino)"
+	" FROM snap_dirents d LEFT JOIN snap_inodes i ON i.snap=d.snap AND i.ino=d.ino"
+	" WHERE d.snap=?9 AND d.parent=?1 AND d.name>=?2 ORDER BY d.name";
 const char meta_snap_q_de_find[] = "SELECT parent, name FROM snap_dirents WHERE snap=?9 AND ino=?1 LIMIT 1";
 const char meta_snap_q_x_get[] = "SELECT value FROM snap_xattrs WHERE snap=?9 AND ino=?1 AND name=?2";
 const char meta_snap_q_x_list[] = "SELECT name FROM snap_xattrs WHERE snap=?9 AND ino=?1 ORDER BY name";

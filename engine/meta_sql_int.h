@@ -86,8 +86,9 @@ void meta_snap_files_close(struct vv_meta *m);
  * parameters, the snapshot id as ?9), and the rows a snapshot's view
  * translates: sid 0 leaves r alone. */
 extern const char meta_snap_q_ino_get[], meta_snap_q_data_get[], meta_snap_q_de_get[],
-	meta_snap_q_de_list[], meta_snap_q_de_plus[], meta_snap_q_de_find[], meta_snap_q_x_get[],
-	meta_snap_q_x_list[], meta_snap_q_x_any[], meta_snap_q_e_load[];
+	meta_snap_q_de_list[], meta_snap_q_de_plus[], meta_snap_q_de_find[], meta_snap_q_de_range[],
+	meta_snap_q_de_range_plus[],
+	meta_snap_q_x_get[], meta_snap_q_x_list[], meta_snap_q_x_any[], meta_snap_q_e_load[];
 void meta_xlate_row(uint32_t sid, struct vv_inode_row *r);
 /* What meta.c cannot read from the snapshot tables: the .snapshots
  * directory (its attributes, its entries: one per snapshot, cookie = id)

@@ -5,9 +5,10 @@
  *
  * Why: on a mount each segment the tool opens costs an OPEN and a RELEASE
  * round trip; 10,000 segments of 100 rows cost far more than their bytes.
- * Here each name costs a dirent lookup, the access check, one audit record
- * and a cache lookup, and the names served are scanned together in one
- * call (vv_segments_knn_exact).
+ * Here each name costs a step of one walk over the directory's entries
+ * (vv_meta_dirent_get_many), the access check, one audit record and a
+ * cache lookup, and the names served are scanned together in one call
+ * (vv_segments_knn_exact).
  *
  * Two steps (docs/design.md "The directory request"): vault_knn_dir_prepare does
  * the work of each name (lookup, check, cache lookup or inline decryption,
@@ -93,32 +94,42 @@ struct knn_dir_req {
 	struct knn_budget b;
 };
 
-/* The node named name in directory d, pinned, if c may open it for
- * reading now, as its LOOKUP and read-only OPEN would decide.  *found:
- * the name exists (its refusal is audited).  Under v->mu. */
-static int name_node(struct vv_vault *v, const struct vv_ctx *c, struct node *d, const char *name,
-		     struct node **out, bool *found)
+/* The directory's part of a name's LOOKUP, the same for every name of
+ * the directory under one hold of v->mu: d still a directory, search
+ * right on it, a trashed tree settled.  *found: a refusal of the search
+ * right is audited with the name.  Under v->mu. */
+static int dir_check(struct vv_vault *v, const struct vv_ctx *c, struct node *d, bool *found)
 {
-	struct node *n = NULL;
-	uint64_t ino;
 	int r;
 
-	*out = NULL;
 	*found = false;
 	if (__atomic_load_n(&d->revoked, __ATOMIC_ACQUIRE) || !S_ISDIR(d->a.mode))
 		return VV_ENOENT;
-	/* LOOKUP: search right on the directory, a trashed tree settled */
 	if ((r = vault_node_check(v, c, d, VV_MAY_EXEC)) < 0)
 		return *found = true, r;
 	if (d->a.parent == VV_TRASH_FILES_INO && (r = vault_trash_settle(v, d)) < 0)
 		return r;
-	if ((r = vv_meta_dirent_get(v->meta, d->ino, name, &ino)) < 0)
-		return r;
-	*found = true;
+	return 0;
+}
+
+/* The rest of the LOOKUP and the read-only OPEN of an entry found in a
+ * directory that passed dir_check: node ino, pinned into *out, if c may
+ * open it for reading now.  row (or NULL): its inode row and whether it
+ * has xattrs, read with the entry, for a node not in memory (as
+ * readdirplus builds them).  Under v->mu. */
+static int entry_node(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
+		      const struct vv_inode_row *row, bool xattrs, struct node **out)
+{
+	struct node *n = NULL;
+	int r;
+
+	*out = NULL;
 	if (trash_virt(ino))
 		return VV_EINVAL;                    /* no regular file */
-	if ((r = vault_node_get(v, ino, &n)) < 0)
+	if ((r = row ? vault_node_get_row(v, row, &n) : vault_node_get(v, ino, &n)) < 0)
 		return r;
+	if (row)
+		vault_node_xattrs_known(n, xattrs);
 	if ((S_ISFIFO(n->a.mode) || S_ISSOCK(n->a.mode)) &&
 	    (r = vault_special_lookup_check(v, c, n)) < 0)
 		goto fail;
@@ -138,6 +149,69 @@ static int name_node(struct vv_vault *v, const struct vv_ctx *c, struct node *d,
 fail:
 	vault_node_put(v, n);
 	return r;
+}
+
+/* The node named name in directory d, pinned, if c may open it for
+ * reading now, as its LOOKUP and read-only OPEN would decide.  *found:
+ * the name exists (its refusal is audited).  Under v->mu. */
+static int name_node(struct vv_vault *v, const struct vv_ctx *c, struct node *d, const char *name,
+		     struct node **out, bool *found)
+{
+	uint64_t ino;
+	int r;
+
+	*out = NULL;
+	if ((r = dir_check(v, c, d, found)) < 0)
+		return r;
+	if ((r = vv_meta_dirent_get(v->meta, d->ino, name, &ino)) < 0)
+		return r;
+	*found = true;
+	return entry_node(v, c, ino, NULL, false, out);
+}
+
+/* name_node for names i0 .. end of the request, the directory checked
+ * once and the names looked up in one pass over its entries
+ * (vv_meta_dirent_get_many): the same answers.  Files whose nodes are not
+ * in memory (the kernel forgot them, or never looked them up: the tool
+ * names files it does not open) are built from rows read with their
+ * entries in a second pass, instead of a query each for the inode and one
+ * for its ACL.  Under v->mu. */
+static void names_nodes(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr,
+			uint32_t i0, uint32_t end)
+{
+	struct vv_inode_row crow[DIR_LOCK_NAMES];
+	const struct vv_inode_row *row[DIR_LOCK_NAMES] = { 0 };
+	const char *cold[DIR_LOCK_NAMES];
+	uint64_t ino[DIR_LOCK_NAMES], cino[DIR_LOCK_NAMES];
+	uint32_t ci[DIR_LOCK_NAMES], nc = 0;
+	int err[DIR_LOCK_NAMES], cerr[DIR_LOCK_NAMES], r;
+	bool found, cx[DIR_LOCK_NAMES], xattrs[DIR_LOCK_NAMES] = { 0 };
+
+	if ((r = dir_check(v, c, dr->d, &found)) == 0 &&
+	    (r = vv_meta_dirent_get_many(v->meta, dr->d->ino, dr->names + i0, end - i0, ino, err,
+					 NULL, NULL)) < 0)
+		found = false;
+	for (uint32_t i = 0; r == 0 && i < end - i0; i++)
+		if (err[i] == 0 && !trash_virt(ino[i]) && !vault_node_find(v, ino[i])) {
+			ci[nc] = i;
+			cold[nc++] = dr->names[i0 + i];
+		}
+	/* the same lock hold: the same entries, now with their rows */
+	if (nc > 0 && vv_meta_dirent_get_many(v->meta, dr->d->ino, cold, nc, cino, cerr, crow, cx) == 0)
+		for (uint32_t k = 0; k < nc; k++)
+			if (cerr[k] == 0 && cino[k] == ino[ci[k]] && crow[k].ino == cino[k]) {
+				row[ci[k]] = &crow[k];
+				xattrs[ci[k]] = cx[k];
+			}
+	for (uint32_t i = i0; i < end; i++) {
+		struct dir_name *x = &dr->dn[i];
+
+		x->err = r < 0 ? r : err[i - i0];
+		x->found = r < 0 ? found : x->err == 0;
+		if (x->err == 0 && (x->err = entry_node(v, c, ino[i - i0], row[i - i0], xattrs[i - i0],
+							&x->n)) == 0)
+			x->ino = x->n->ino;
+	}
 }
 
 /* Node n (checked) ready for the request's scan: its cached copy,
@@ -243,12 +317,7 @@ static void prepare_all(struct vv_vault *v, const struct vv_ctx *c, struct knn_d
 		 * would otherwise hand it over at every name, a futex wait and
 		 * wake each */
 		pthread_mutex_lock(&v->mu);
-		for (uint32_t i = i0; i < end; i++) {
-			struct dir_name *x = &dr->dn[i];
-			x->err = name_node(v, c, dr->d, dr->names[i], &x->n, &x->found);
-			if (x->n)
-				x->ino = x->n->ino;
-		}
+		names_nodes(v, c, dr, i0, end);
 		pthread_mutex_unlock(&v->mu);
 		for (uint32_t i = i0; i < end; i++) {
 			struct dir_name *x = &dr->dn[i];

@@ -27,6 +27,8 @@
 #include "knn_int.h"
 #include "vault_files.h"
 #include "vault_int.h"
+#include "meta_int.h"
+#include "vecvault/access.h"
 #include "vecvault/error.h"
 #include "vecvault/knn_ioctl.h"
 #include "vecvault/vault.h"
@@ -468,6 +470,59 @@ static void test_vault(void)
 		ok(st.entries == e0 + 3000, "3000 more cache entries");
 		ok(m1 < m0 + 100, "and not a mapping each");
 		printf("# maps %d -> %d, entries %zu, bytes %zu\n", m0, m1, st.entries, st.bytes);
+		free(nm);
+	}
+	/* names whose nodes are not in memory (the kernel forgot them, or
+	 * never looked them up: the tool names files it does not open) are
+	 * built from rows read with their entries, not from a query each for
+	 * the inode and one for its ACL; the same decisions: a 0600 file, one
+	 * whose ACL grants u1000 read, one whose ACL denies it */
+	{
+		enum { NN = 64 };
+		char (*nm)[16] = calloc(NN, sizeof(*nm));
+		const char *names[NN + 1];
+		uint8_t *grant = NULL, *deny = NULL;
+		size_t glen = 0, dlen = 0;
+		struct vv_attr co, fa;
+		uint64_t runs;
+		bool good = true;
+
+		is_int(vv_vault_mkdir(v, &root_c, sub.ino, "cold", 0755, &co), 0, "mkdir cold");
+		good &= vv_acl_from_text("u::rw-,u:1000:r--,g::---,m::r--,o::---", &grant, &glen) == 0 &&
+			vv_acl_from_text("u::rw-,u:1000:---,g::r--,m::r--,o::r--", &deny, &dlen) == 0;
+		for (int i = 0; i < NN; i++) {
+			snprintf(nm[i], sizeof(nm[i]), "k%02d", i);
+			names[i] = nm[i];
+			good &= put(v, &root_c, co.ino, nm[i], 3, D, (float)i, i == 5 || i == 7 ? 0600 : 0644) == 0 &&
+				vv_vault_lookup(v, &root_c, co.ino, nm[i], &fa) == 0;
+			if (i == 7)
+				good &= vv_vault_setxattr(v, &root_c, fa.ino, "system.posix_acl_access", grant,
+							  glen, 0) == 0;
+			if (i == 9)
+				good &= vv_vault_setxattr(v, &root_c, fa.ino, "system.posix_acl_access", deny,
+							  dlen, 0) == 0;
+			vv_vault_forget(v, fa.ino, 2);        /* the create's lookup and this one */
+		}
+		names[NN] = NULL;
+		ok(good, "64 files, their nodes forgotten");
+		r = ask(v, &u1000_c, co.ino, io, D, 1, 2, q, names);      /* fills the cache */
+		pthread_mutex_lock(&v->mu);
+		good = vault_node_find(v, fa.ino) == NULL;
+		pthread_mutex_unlock(&v->mu);
+		ok(r == 0 && good, "asked as u1000 once: the nodes let go again after the scan");
+		(void)vv_meta_runs(v->meta);
+		r = ask(v, &u1000_c, co.ino, io, D, 1, 2, q, names);
+		runs = vv_meta_runs(v->meta);
+		good = r == 0 && io->h.served == NN - 2;
+		for (int i = 0; i < NN; i++)
+			good &= stats(io)[i].err == (i == 5 || i == 9 ? -EACCES : 0);
+		ok(good, "asked again: served but the 0600 file and the file whose ACL denies u1000");
+		printf("# %llu queries of meta.db for %d names whose nodes were not in memory\n",
+		       (unsigned long long)runs, NN);
+		ok(runs <= NN / 8, "one pass over the entries and their rows per 32 names, not a "
+				   "query per name for the inode and its ACL");
+		free(grant);
+		free(deny);
 		free(nm);
 	}
 	/* 1000 files of 25 KB fill 13 chunks of the small entries' arena;

@@ -348,6 +348,102 @@ static void meta_count(struct vv_meta *m)
 	       "count: rebuilt by the upgrade and kept again");
 }
 
+/* vv_meta_dirent_get_many (the directory request's lookups): the answers
+ * of vv_meta_dirent_get for every name, in any order, duplicates and
+ * missing names included; names in order cost a step each, not a seek
+ * each; names far apart do not walk the entries between them. */
+static void meta_get_many(struct vv_meta *m)
+{
+	static const char *const odd[] = {
+		"seg-000000600.npy", "a", "seg-000000599.npy", "zzz", "seg-000000600.npy",
+		"seg-000000700.npy0", "seg-000000700.np", "seg-000000100.npy", "seg-000000701.npy",
+		"seg-000019999.npy", "seg-000020000.npy", "seg-000000700.npy", "a",
+	};
+	const char *names[32];
+	char buf[32][32];
+	uint64_t ino[32], one, s0, t0, many_steps, get_steps;
+	int err[32], bad = 0;
+	size_t n = sizeof(odd) / sizeof(odd[0]);
+
+	is_int(vv_meta_dirent_get_many(m, 11, (const char *const *)odd, n, ino, err, NULL, NULL), 0,
+	       "get_many: names out of order, missing, repeated");
+	for (size_t i = 0; i < n; i++) {
+		int r = vv_meta_dirent_get(m, 11, odd[i], &one);
+		if (r != err[i] || (r == 0 && one != ino[i])) {
+			printf("# %s: get_many %d/%llu, get %d/%llu\n", odd[i], err[i],
+			       (unsigned long long)ino[i], r, (unsigned long long)one);
+			bad++;
+		}
+	}
+	is_int(bad, 0, "get_many: each answer is vv_meta_dirent_get's");
+	is_int(err[0] == 0 && err[4] == 0 && ino[0] == ino[4] && err[1] == VV_ENOENT &&
+	       err[7] == VV_ENOENT && err[9] == 0 ? 0 : -1, 0,
+	       "get_many: found, repeated, missing, in another directory");
+
+	/* with the inode rows and whether each has xattrs, in the same pass */
+	{
+		struct vv_inode_row rows[16], one_row;
+		bool xa[16];
+		uint64_t ino2[16];
+		int err2[16], r = vv_meta_begin(m);
+
+		if (r == 0)
+			r = vv_meta_xattr_set(m, 700, "user.k", "v", 1);   /* seg-000000600.npy */
+		if (r == 0)
+			r = vv_meta_commit(m);
+		is_int(r, 0, "get_many: an xattr on seg-000000600.npy");
+		is_int(vv_meta_dirent_get_many(m, 11, (const char *const *)odd, n, ino2, err2, rows, xa),
+		       0, "get_many: with rows");
+		bad = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (err2[i] != err[i] || (err[i] == 0 && ino2[i] != ino[i])) {
+				bad++;
+				continue;
+			}
+			if (err[i] != 0)
+				continue;
+			bad += vv_meta_inode_get(m, ino[i], &one_row) != 0 || rows[i].ino != ino[i] ||
+			       rows[i].parent != one_row.parent || rows[i].mode != one_row.mode ||
+			       rows[i].nlink != one_row.nlink || rows[i].gen != one_row.gen ||
+			       xa[i] != (ino[i] == 700);
+		}
+		is_int(bad, 0, "get_many: the same answers, each found name's row as "
+			       "vv_meta_inode_get reads it, its xattrs flag set only where it has one");
+	}
+
+	/* 32 names in a row, as the tool sends them */
+	for (int i = 0; i < 32; i++) {
+		snprintf(buf[i], sizeof(buf[i]), "seg-%09d.npy", 5000 + i);
+		names[i] = buf[i];
+	}
+	vv_meta_work(m, &s0, &t0);
+	is_int(vv_meta_dirent_get_many(m, 11, names, 32, ino, err, NULL, NULL), 0, "get_many: 32 names in order");
+	vv_meta_work(m, &many_steps, &t0);
+	for (int i = 0; i < 32; i++)
+		bad += vv_meta_dirent_get(m, 11, names[i], &one) != 0 || err[i] != 0 || one != ino[i];
+	vv_meta_work(m, &get_steps, &t0);
+	printf("# get_many: %.1f VM steps per name in order, %.1f by vv_meta_dirent_get\n",
+	       many_steps / 32.0, get_steps / 32.0);
+	is_int(bad, 0, "get_many: 32 names in order found, as vv_meta_dirent_get finds them");
+	ok(many_steps * 2 <= get_steps, "get_many: names in order cost at most half of one lookup each");
+
+	/* 16 names 1000 entries apart: a seek each, not 1000 steps */
+	for (int i = 0; i < 16; i++)
+		snprintf(buf[i], sizeof(buf[i]), "seg-%09d.npy", 1000 + 1000 * i);
+	vv_meta_work(m, &s0, &t0);
+	is_int(vv_meta_dirent_get_many(m, 11, names, 16, ino, err, NULL, NULL), 0, "get_many: 16 names far apart");
+	vv_meta_work(m, &many_steps, &t0);
+	for (int i = 0; i < 16; i++)
+		bad += vv_meta_dirent_get(m, 11, names[i], &one) != 0 || err[i] != 0 || one != ino[i];
+	vv_meta_work(m, &get_steps, &t0);
+	printf("# get_many: %.1f VM steps per name far apart, %.1f by vv_meta_dirent_get\n",
+	       many_steps / 16.0, get_steps / 16.0);
+	is_int(bad, 0, "get_many: names far apart found");
+	/* up to DE_SKIP_MAX steps and a seek: ~4.5 lookups in VM steps (a
+	 * walk would be ~400) */
+	ok(many_steps <= get_steps * 6, "get_many: names far apart cost a few lookups each, no walk");
+}
+
 /* Directories of 500 and 20000 entries (interleaved with a third, so the
  * entries of one directory are not alone in the table): listing either
  * must take about the same work per entry, and no sort. */
@@ -398,6 +494,7 @@ static void meta_cost(const char *top)
 			 plus ? "list_plus" : "list");
 		ok(per_big <= per_small * 1.2 + 2, msg);
 	}
+	meta_get_many(m);
 	meta_count(m);
 	vv_meta_close(m);
 }

@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""mount_ab.py - two vecvault builds, each tool against its own daemon, interleaved.
+
+  mount_ab.py REPS LABEL:VV:MNT:PIDFILE LABEL:VV:MNT:PIDFILE [...]
+  LAYOUTS="tiny one2" (default) picks the collections MNT/c/<layout>.
+
+For changes on both sides of the directory request (the daemon's and the
+tool's), which scale_ab.py (tools only) cannot compare.  Set up once
+(several minutes): a store holding copies of scale-bench.sh's layouts
+under one collection `c` (cp -r DATA/tiny DATA/one2 ... MNT/c/), unmounted,
+copied whole with its state directory (cp -a STORE STORE2; cp -a STATE
+STATE2), then STORE mounted by one build's daemon and STORE2 by the
+other's (each with its own VECVAULT_STATE_DIR and --pid-file); query each
+layout until `--stats` says nothing is still being decrypted.  `ls -l` of
+a layout makes its files' nodes stay in the daemon (the kernel holds them
+looked up); without, each query finds them forgotten, as after a remount:
+measure both states.
+
+Each round runs every layout with a single query (q1.npy, k 10) through
+every side in turn, so load changes hit all alike.  Prints per side and
+layout the median wall time, the daemon's CPU (the sum of its threads'
+schedstat run time over the query) and the tool's (user + system),
+tiny/one2 of the wall medians, and checks every side printed the same.
+"""
+import os, statistics, subprocess, sys, time
+
+Q = os.environ.get("Q", "/var/tmp/vv-scale/r500000d128/q1.npy")
+
+
+def daemon_cpu(pidfile):
+    with open(pidfile) as f:
+        pid = f.read().strip()
+    t = 0
+    for task in os.listdir("/proc/%s/task" % pid):
+        try:
+            with open("/proc/%s/task/%s/schedstat" % (pid, task)) as f:
+                t += int(f.read().split()[0])
+        except OSError:
+            pass                     # a thread that ended meanwhile
+    return t / 1e6
+
+
+def main():
+    if len(sys.argv) < 4:
+        sys.exit(__doc__)
+    reps = int(sys.argv[1])
+    sides = [a.split(":") for a in sys.argv[2:]]
+    layouts = os.environ.get("LAYOUTS", "tiny one2").split()
+    res, outs = {}, {}
+    for _ in range(reps):
+        for lay in layouts:
+            for label, vv, mnt, pidf in sides:
+                c0, r0 = daemon_cpu(pidf), os.times()
+                t0 = time.perf_counter()
+                p = subprocess.run([vv, "query", mnt + "/c/" + lay, "--queries", Q, "-k", "10"],
+                                   capture_output=True)
+                t1 = time.perf_counter()
+                r1, c1 = os.times(), daemon_cpu(pidf)
+                if p.returncode != 0:
+                    sys.exit("%s %s: %s" % (label, lay, p.stderr.decode(errors="replace")))
+                outs.setdefault(lay, set()).add(p.stdout)
+                tool = (r1.children_user + r1.children_system -
+                        r0.children_user - r0.children_system) * 1e3
+                res.setdefault((label, lay), []).append(((t1 - t0) * 1e3, c1 - c0, tool))
+    with open("/proc/loadavg") as f:
+        print("load", " ".join(f.read().split()[:3]))
+    med = statistics.median
+    for label, *_ in sides:
+        for lay in layouts:
+            v = res[(label, lay)]
+            print("%-8s %-6s wall %7.1f ms [%.1f-%.1f]  daemon CPU %6.1f ms  tool CPU %5.1f ms" %
+                  (label, lay, med(x[0] for x in v), min(x[0] for x in v), max(x[0] for x in v),
+                   med(x[1] for x in v), med(x[2] for x in v)))
+        if "tiny" in layouts and "one2" in layouts:
+            print("%-8s tiny/one2 wall %.2f" % (label, med(x[0] for x in res[(label, "tiny")]) /
+                                                med(x[0] for x in res[(label, "one2")])))
+    bad = [lay for lay in layouts if len(outs[lay]) != 1]
+    print("outputs equal" if not bad else "OUTPUTS DIFFER: " + " ".join(bad))
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
