@@ -15,7 +15,10 @@
  * within auth_ms, an AUTH body of at most AUTH_BODY_MAX bytes; a failed
  * authentication closes the connection and delays the address's next
  * attempt (BACKOFF_MIN_MS doubling up to BACKOFF_MAX_MS, each attempt of
- * an address taking the next slot, so parallel connections do not help);
+ * an address taking the next slot, so parallel connections do not help;
+ * only a success of the login that failed resets it, or BACKOFF_FORGET_MS
+ * without a failure, so a peer holding one valid login cannot clear its
+ * guesses at another's password by logging in between them);
  * idle_ms without a request closes a session; a reply not taken within
  * WRITE_MS closes it; a frame that does not parse closes it.
  *
@@ -52,6 +55,8 @@
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 4000
 #define BACKOFF_SLOTS 1024
+#define BACKOFF_FORGET_MS 600000     /* failures forgotten after 10 min without one */
+#define BACKOFF_WHO 48               /* "p:USER", "k:KEYID", "c:CN" */
 #define WRITE_MS 30000
 #define RECHECK_MS 1000
 
@@ -60,6 +65,9 @@ struct backoff {
 	bool used;
 	unsigned fails;
 	int64_t next_ms, last_ms;
+	int64_t fail_ms;             /* the last failure */
+	char who[BACKOFF_WHO];       /* the login the failures tried ... */
+	bool mixed;                  /* ... or they tried several */
 };
 
 struct vv_net_server {
@@ -175,14 +183,22 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *l
 
 /* --- backoff ---------------------------------------------------------------- */
 
-static struct backoff *bo_find(struct vv_net_server *s, const uint8_t key[16])
+/* The slot of an address (made, or the least recently used one taken);
+ * failures older than BACKOFF_FORGET_MS are forgotten here. */
+static struct backoff *bo_find(struct vv_net_server *s, const uint8_t key[16], int64_t now)
 {
 	struct backoff *old = &s->bo[0];
 
 	for (size_t i = 0; i < BACKOFF_SLOTS; i++) {
 		struct backoff *b = &s->bo[i];
-		if (b->used && memcmp(b->addr, key, 16) == 0)
+		if (b->used && memcmp(b->addr, key, 16) == 0) {
+			if (b->fails && now - b->fail_ms >= BACKOFF_FORGET_MS) {
+				b->fails = 0;
+				b->who[0] = 0;
+				b->mixed = false;
+			}
 			return b;
+		}
 		if (!b->used || (old->used && b->last_ms < old->last_ms))
 			old = b;
 	}
@@ -212,7 +228,7 @@ static int bo_wait(struct conn *c)
 	struct backoff *b;
 
 	pthread_mutex_lock(&s->mu);
-	b = bo_find(s, c->key);
+	b = bo_find(s, c->key, now);
 	at = b->next_ms > now ? b->next_ms : now;
 	b->next_ms = at + bo_delay(b->fails);
 	b->last_ms = now;
@@ -226,20 +242,35 @@ static int bo_wait(struct conn *c)
 	return 0;
 }
 
-static void bo_result(struct conn *c, bool ok)
+/* The outcome of an attempt at login who ("p:USER", "k:KEYID", "c:CN").
+ * A success resets the address's backoff only when every failure since
+ * the last reset tried that same login (a user who mistyped a password):
+ * a success of another (the attacker's own key) leaves the count, else
+ * logging in between guesses would keep every guess at the first delay. */
+static void bo_result(struct conn *c, bool ok, const char *who)
 {
 	struct vv_net_server *s = c->srv;
+	int64_t now = net_now_ms();
 	struct backoff *b;
 
 	pthread_mutex_lock(&s->mu);
-	b = bo_find(s, c->key);
+	b = bo_find(s, c->key, now);
 	if (ok) {
-		b->fails = 0;
-		b->next_ms = 0;
+		if (b->fails == 0 || (!b->mixed && strcmp(b->who, who) == 0)) {
+			b->fails = 0;
+			b->next_ms = 0;
+			b->who[0] = 0;
+			b->mixed = false;
+		}
 	} else {
-		int64_t t = net_now_ms() + bo_delay(++b->fails);
+		int64_t t = now + bo_delay(++b->fails);
+		if (b->fails == 1)
+			snprintf(b->who, sizeof(b->who), "%s", who);
+		else if (strncmp(b->who, who, sizeof(b->who) - 1) != 0)
+			b->mixed = true;
 		if (b->fails > 64)
 			b->fails = 64;
+		b->fail_ms = now;
 		if (b->next_ms < t)
 			b->next_ms = t;
 	}
@@ -304,7 +335,7 @@ static int authenticate(struct conn *c)
 	struct vv_rw_hdr h;
 	char detail[160];
 	const char *tried = NULL;
-	char keyid[20] = "", tried_buf[64];
+	char keyid[20] = "", tried_buf[64], who[BACKOFF_WHO];
 	int r;
 
 	if ((r = net_tls_read_full(c->t, hb, sizeof(hb), deadline)) < 0) {
@@ -365,7 +396,7 @@ static int authenticate(struct conn *c)
 		r = vv_vault_auth_password(s->v, m->s[0], m->s[1], m->slen[1],
 					   (const struct sockaddr *)&c->peer, &c->s.auth);
 	}
-	if (r < 0 && !tried && m->slen[1] >= 21 && !strncmp(m->s[1], "vvk_", 4)) {
+	if (m->u[1] == VV_RW_AUTH_KEY && m->slen[1] >= 21 && !strncmp(m->s[1], "vvk_", 4)) {
 		/* the key's public id, never its secret */
 		memcpy(keyid, m->s[1] + 4, 16);
 		keyid[16] = 0;
@@ -373,6 +404,9 @@ static int authenticate(struct conn *c)
 			if (!strchr("0123456789abcdef", keyid[i]))
 				keyid[0] = 0;
 	}
+	/* the login tried, for the backoff: the user, or the key's id */
+	snprintf(who, sizeof(who), "%s:%.40s", m->u[1] == VV_RW_AUTH_KEY ? "k"
+		 : m->u[1] == VV_RW_AUTH_PASSWORD ? "p" : "c", tried ? tried : keyid);
 	if (r == 0 && c->cert_user[0] && strcmp(c->s.auth.user, c->cert_user) != 0) {
 		/* mTLS precedes the key or password: they may only log in as
 		 * the certificate's own user */
@@ -386,7 +420,7 @@ static int authenticate(struct conn *c)
 	}
 	explicit_bzero(body, h.len);
 	explicit_bzero(m->sbuf, sizeof(m->sbuf));
-	bo_result(c, r == 0);
+	bo_result(c, r == 0, who);
 	memset(&rep, 0, sizeof(rep));
 	rep.h = (struct vv_rw_hdr){ .id = h.id, .op = VV_RW_AUTH, .flags = VV_RW_F_REPLY };
 	if (r < 0) {
