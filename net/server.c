@@ -325,11 +325,11 @@ static void token_drop(struct conn *c)
 	c->token = NULL;
 }
 
-/* The first frame: AUTH, or the connection ends.  0 when authenticated. */
-static int authenticate(struct conn *c)
+/* The first frame: AUTH, or the connection ends.  deadline: the one of the
+ * handshake (auth_ms from accept() for both).  0 when authenticated. */
+static int authenticate(struct conn *c, int64_t deadline)
 {
 	struct vv_net_server *s = c->srv;
-	int64_t deadline = net_now_ms() + s->auth_ms;
 	uint8_t hb[VV_RW_HDR], *body = NULL, out[VV_RW_HDR + 256];
 	struct vv_rw_msg *m = NULL, rep;
 	struct vv_rw_hdr h;
@@ -680,11 +680,15 @@ static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
 	struct vv_net_server *s = c->srv;
+	/* One deadline for the handshake and the AUTH frame together: a peer
+	 * that takes nearly auth_ms over its handshake does not get auth_ms
+	 * more for its AUTH (each such connection holds one of the caps). */
+	int64_t deadline = net_now_ms() + s->auth_ms;
 	char why[256];
 	int r;
 
 	vv_allow_count(s->allow, VV_ALLOW_HANDSHAKE);
-	if ((r = net_tls_accept(s->tls, c->fd, net_now_ms() + s->auth_ms, &c->t, why, sizeof(why))) < 0) {
+	if ((r = net_tls_accept(s->tls, c->fd, deadline, &c->t, why, sizeof(why))) < 0) {
 		audit(c, NULL, "connect", VV_EACCES, why);
 		goto out;
 	}
@@ -706,7 +710,7 @@ static void *conn_main(void *arg)
 			goto out;
 		}
 	}
-	if (authenticate(c) < 0)
+	if (authenticate(c, deadline) < 0)
 		goto out;
 	c->s.v = s->v;
 	c->s.ctx.client = c->client;
