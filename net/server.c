@@ -7,8 +7,12 @@
  * authentication, then reading frames) and, once authenticated,
  * SESS_WORKERS workers that run requests and write replies, so requests
  * are answered out of order.  At most VV_RW_MAX_INFLIGHT requests of a
- * connection are read and not yet answered: the reader stops reading
- * until a worker is done (the peer's own window, not the server's memory).
+ * connection, and QUEUE_BYTES of their bodies, are read and not yet
+ * answered: the reader stops reading until a worker is done (the peer's
+ * own window).  The byte bound is what keeps memory down when a peer
+ * stops reading its replies: the workers wait up to WRITE_MS on it, and
+ * 64 queued writes of 1 MiB each per connection were 64 MiB of the
+ * server's memory, 4 GiB over the 64 connections.
  *
  * Bounds against a peer: whitelist before TLS; max_conn connections in
  * all and max_per_addr per address; the handshake and the AUTH frame
@@ -58,6 +62,7 @@
 #define BACKOFF_FORGET_MS 600000     /* failures forgotten after 10 min without one */
 #define BACKOFF_WHO 48               /* "p:USER", "k:KEYID", "c:CN" */
 #define WRITE_MS 30000
+#define QUEUE_BYTES (8u << 20)       /* request bodies read and not yet answered, per connection */
 #define RECHECK_MS 1000
 
 struct backoff {
@@ -91,6 +96,7 @@ struct vv_net_server {
 struct job {
 	struct job *next;
 	uint8_t *body;
+	size_t len;                  /* of body, counted in the connection's qbytes */
 	struct vv_rw_msg m;
 };
 
@@ -113,6 +119,7 @@ struct conn {
 	pthread_cond_t qcond;        /* a job queued, or one finished, or closing */
 	struct job *head, *tail;
 	unsigned queued, running;
+	size_t qbytes;               /* bodies of the queued and running jobs */
 	bool closing;
 	pthread_t workers[SESS_WORKERS];
 	unsigned nworkers;
@@ -537,6 +544,7 @@ static void *worker(void *arg)
 
 	for (;;) {
 		struct job *j;
+		size_t len;
 		int r;
 
 		pthread_mutex_lock(&c->qmu);
@@ -561,12 +569,14 @@ static void *worker(void *arg)
 			net_sess_run(&c->s, &j->m, rep, data);
 			r = send_msg(c, rep, frame, VV_RW_HDR + VV_RW_BODY_MAX);
 		}
+		len = j->len;
 		free(j->body);
 		free(j);
 		if (r < 0 || atomic_load(&c->s.revoked))
 			shutdown(c->fd, SHUT_RDWR);    /* the reader ends the session */
 		pthread_mutex_lock(&c->qmu);
 		c->running--;
+		c->qbytes -= len;
 		pthread_cond_broadcast(&c->qcond);
 		pthread_mutex_unlock(&c->qmu);
 	}
@@ -604,6 +614,12 @@ static void serve(struct conn *c)
 				 r < 0 ? "a malformed frame header" : "an unexpected frame");
 			break;
 		}
+		/* room for this body among those not yet answered (one body
+		 * alone always fits: at most VV_RW_BODY_MAX) */
+		pthread_mutex_lock(&c->qmu);
+		while (c->qbytes && c->qbytes + h.len > QUEUE_BYTES && !c->closing)
+			pthread_cond_wait(&c->qcond, &c->qmu);
+		pthread_mutex_unlock(&c->qmu);
 		if (!(j = calloc(1, sizeof(*j))) || !(j->body = malloc(h.len ? h.len : 1))) {
 			free(j);
 			snprintf(detail, sizeof(detail), "out of memory");
@@ -619,6 +635,7 @@ static void serve(struct conn *c)
 			free(j);
 			break;
 		}
+		j->len = h.len;
 		pthread_mutex_lock(&c->qmu);
 		if (c->tail)
 			c->tail->next = j;
@@ -626,6 +643,7 @@ static void serve(struct conn *c)
 			c->head = j;
 		c->tail = j;
 		c->queued++;
+		c->qbytes += j->len;
 		pthread_cond_signal(&c->qcond);
 		pthread_mutex_unlock(&c->qmu);
 	}
