@@ -471,9 +471,9 @@ out:
 }
 
 /* Is the session's login still valid (its API key; its password: the
- * same user with the same password; its certificate's user)?  At most
- * once a second; a login that stopped being valid revokes the session for
- * good. */
+ * same user with the same password; its certificate: not revoked, not
+ * expired, its user)?  At most once a second; a login that stopped being
+ * valid revokes the session for good. */
 static void recheck(struct conn *c)
 {
 	struct vv_auth a;
@@ -496,6 +496,15 @@ static void recheck(struct conn *c)
 		if (!atomic_exchange(&c->s.revoked, true))
 			audit(c, c->s.user, "unauth", VV_EACCES,
 			      "the client certificate was revoked (--client-crl): session ended");
+		return;
+	}
+	/* So does its expiry, as an expired key ends a key session: a
+	 * certificate made for a day must not serve a session kept busy
+	 * for a month. */
+	if (c->cert_user[0] && net_tls_peer_expired(c->t)) {
+		if (!atomic_exchange(&c->s.revoked, true))
+			audit(c, c->s.user, "unauth", VV_EACCES,
+			      "the client certificate expired: session ended");
 		return;
 	}
 	r = c->token ? vv_vault_auth_key(c->srv->v, c->token, (const struct sockaddr *)&c->peer, &a)
