@@ -64,6 +64,9 @@
 #define WRITE_MS 30000
 #define QUEUE_BYTES (8u << 20)       /* request bodies read and not yet answered, per connection */
 #define RECHECK_MS 1000
+#define REFUSE_WINDOW_MS 10000       /* per address: REFUSE_AUDITED records ... */
+#define REFUSE_AUDITED 5             /* ... of refused connections, then a count */
+#define REFUSE_SLOTS 256
 
 struct backoff {
 	uint8_t addr[16];            /* IPv4 mapped; IPv6 cut to its /64 */
@@ -73,6 +76,19 @@ struct backoff {
 	int64_t fail_ms;             /* the last failure */
 	char who[BACKOFF_WHO];       /* the login the failures tried ... */
 	bool mixed;                  /* ... or they tried several */
+};
+
+/* Connections of one address refused before TLS, for the audit (the
+ * acceptor's own: no lock). */
+struct refusals {
+	uint8_t addr[16];            /* as struct backoff's */
+	bool used;
+	int64_t since;               /* the start of its window */
+	unsigned audited;            /* records written in the window */
+	uint64_t more;               /* refusals counted in it, not written */
+	int r;                       /* the last of those: code, reason, address */
+	const char *why;
+	char client[64];
 };
 
 struct vv_net_server {
@@ -91,6 +107,7 @@ struct vv_net_server {
 	unsigned nconn;
 	struct conn *conns;
 	struct backoff bo[BACKOFF_SLOTS];
+	struct refusals rf[REFUSE_SLOTS];
 };
 
 struct job {
@@ -758,15 +775,94 @@ out:
 
 /* --- accepting ---------------------------------------------------------------- */
 
-static void refuse(struct vv_net_server *s, int fd, const char *client, int r, const char *why)
+/* One record for the refusals of x counted and not written yet. */
+static void refuse_sum(struct vv_net_server *s, struct refusals *x)
 {
+	char detail[256];
+
+	if (!x->more)
+		return;
+	snprintf(detail, sizeof(detail), "%llu more connections from this address refused "
+		 "within %u s, not audited one by one (the last: %s)", (unsigned long long)x->more,
+		 REFUSE_WINDOW_MS / 1000, x->why);
+	vv_vault_audit_remote(s->v, x->client, NULL, "connect", x->r, detail);
+	x->more = 0;
+}
+
+/*
+ * Close fd, refused before TLS, and audit it.  Anyone who can reach the
+ * port can be refused as fast as it connects, thousands of times a
+ * second: one record each filled the audit log's disk at megabytes a
+ * second, without a credential or even the whitelist.  So the first
+ * REFUSE_AUDITED refusals of an address (key, as for the caps) in each
+ * REFUSE_WINDOW_MS are recorded one by one and the rest counted, summed
+ * up in one record when the window ends (refuse_tick) or the address's
+ * slot is taken for another.  The listener's counters count them all.
+ */
+static void refuse(struct vv_net_server *s, int fd, const uint8_t key[16], const char *client,
+		   int r, const char *why)
+{
+	int64_t now = net_now_ms();
+	struct refusals *x = NULL, *take = NULL;
+
 	close(fd);
-	vv_vault_audit_remote(s->v, client, NULL, "connect", r, why);
+	for (size_t i = 0; i < REFUSE_SLOTS && !x; i++) {
+		struct refusals *y = &s->rf[i];
+		if (y->used && memcmp(y->addr, key, 16) == 0)
+			x = y;
+		else if (!take || (take->used && (!y->used || y->since < take->since)))
+			take = y;
+	}
+	if (!x) {
+		x = take;
+		refuse_sum(s, x);
+		memset(x, 0, sizeof(*x));
+		memcpy(x->addr, key, 16);
+		x->used = true;
+		x->since = now;
+	}
+	if (now - x->since >= REFUSE_WINDOW_MS) {
+		refuse_sum(s, x);
+		x->since = now;
+		x->audited = 0;
+	}
+	if (x->audited < REFUSE_AUDITED) {
+		x->audited++;
+		vv_vault_audit_remote(s->v, client, NULL, "connect", r, why);
+		return;
+	}
+	x->more++;
+	x->r = r;
+	x->why = why;
+	snprintf(x->client, sizeof(x->client), "%s", client);
+}
+
+/* The sums of the windows that ended (all, when the listener stops).
+ * True while a window still counts refusals. */
+static bool refuse_tick(struct vv_net_server *s, bool all)
+{
+	int64_t now = net_now_ms();
+	bool counting = false;
+
+	for (size_t i = 0; i < REFUSE_SLOTS; i++) {
+		struct refusals *x = &s->rf[i];
+		if (!x->more)
+			continue;
+		if (all || now - x->since >= REFUSE_WINDOW_MS) {
+			refuse_sum(s, x);
+			x->since = now;
+			x->audited = 0;
+		} else {
+			counting = true;
+		}
+	}
+	return counting;
 }
 
 static void *acceptor(void *arg)
 {
 	struct vv_net_server *s = arg;
+	bool counting = false;           /* refusals counted, a sum to write */
 
 	for (;;) {
 		struct pollfd p[2] = { { .fd = s->lfd, .events = POLLIN },
@@ -781,13 +877,14 @@ static void *acceptor(void *arg)
 		int fd, one = 1;
 		uint8_t key[16];
 
-		if (poll(p, 2, -1) < 0) {
+		if (poll(p, 2, counting ? 1000 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (p[1].revents)
 			break;
+		counting = refuse_tick(s, false);
 		if (!(p[0].revents & POLLIN))
 			continue;
 		fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
@@ -795,26 +892,30 @@ static void *acceptor(void *arg)
 			continue;
 		vv_allow_count(s->allow, VV_ALLOW_ACCEPTED);
 		vv_sockaddr_format((struct sockaddr *)&ss, client);
+		addr_key((struct sockaddr *)&ss, key);
 		/* 1. the whitelist, before a byte is read */
 		if (!vv_allow_match(s->allow, (struct sockaddr *)&ss)) {
 			vv_allow_count(s->allow, VV_ALLOW_REFUSED);
-			refuse(s, fd, client, VV_EACCES, "address not in the whitelist: closed before TLS");
+			refuse(s, fd, key, client, VV_EACCES,
+			       "address not in the whitelist: closed before TLS");
+			counting = true;
 			continue;
 		}
 		/* 2. connection caps */
-		addr_key((struct sockaddr *)&ss, key);
 		pthread_mutex_lock(&s->mu);
 		for (struct conn *o = s->conns; o; o = o->next)
 			same += memcmp(o->key, key, 16) == 0;
 		if (s->stopping || s->nconn >= s->max_conn || same >= s->max_per_addr) {
 			pthread_mutex_unlock(&s->mu);
-			refuse(s, fd, client, VV_EBUSY, same >= s->max_per_addr
+			refuse(s, fd, key, client, VV_EBUSY, same >= s->max_per_addr
 			       ? "too many connections from this address" : "too many connections");
+			counting = true;
 			continue;
 		}
 		if (!(c = calloc(1, sizeof(*c)))) {
 			pthread_mutex_unlock(&s->mu);
-			refuse(s, fd, client, VV_ENOMEM, "out of memory");
+			refuse(s, fd, key, client, VV_ENOMEM, "out of memory");
+			counting = true;
 			continue;
 		}
 		c->srv = s;
@@ -841,12 +942,14 @@ static void *acceptor(void *arg)
 			pthread_mutex_destroy(&c->qmu);
 			pthread_cond_destroy(&c->qcond);
 			free(c);
-			refuse(s, fd, client, VV_ENOMEM, "cannot start a thread");
+			refuse(s, fd, key, client, VV_ENOMEM, "cannot start a thread");
+			counting = true;
 		} else {
 			pthread_mutex_unlock(&s->mu);
 		}
 		pthread_attr_destroy(&at);
 	}
+	refuse_tick(s, true);
 	return NULL;
 }
 
