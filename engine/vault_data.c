@@ -1362,6 +1362,8 @@ int vault_data_seek(struct node *n, uint64_t off, int whence, uint64_t *out)
 {
 	uint64_t size = n->a.size, fb;
 
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return VV_EINVAL;            /* the loop below ends only for these */
 	if (off >= size)
 		return VV_ENXIO;
 	if (n->is_inline) {
@@ -1412,6 +1414,12 @@ int vv_vault_lseek(struct vv_vault *v, struct vv_file *fh, int64_t off, int when
 	uint64_t pos;
 	int r;
 
+	/* The kernel sends only these (it answers SEEK_SET, SEEK_CUR and
+	 * SEEK_END itself); a remote peer sends any number, and any other
+	 * made vault_data_seek walk every block of the file: 2^46 steps
+	 * under the node's lock for a sparse file of 4 EiB. */
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return VV_EINVAL;
 	if (off < 0 || (!n && (uint64_t)off >= fh->virt_len))
 		return VV_ENXIO;
 	if (!n) {                                    /* a virtual file: all data */

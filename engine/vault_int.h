@@ -531,7 +531,8 @@ int vault_data_read(struct vv_vault *v, struct node *n, uint8_t *out, uint64_t o
 int vault_data_segment_probe(struct vv_vault *v, struct node *n, enum vv_seg_format f,
 		       struct vv_segment_info *si, const char **why);
 /* SEEK_DATA / SEEK_HOLE from off (< size) in whole blocks: the next byte
- * of data (VV_ENXIO: none before the end) or of a hole (the size if none).
+ * of data (VV_ENXIO: none before the end) or of a hole (the size if none);
+ * another whence is VV_EINVAL.
  * Under n->rw (read) with the data loaded. */
 int vault_data_seek(struct node *n, uint64_t off, int whence, uint64_t *out);
 int vault_data_flush(struct vv_vault *v, struct node *n);           /* under n->rw (write), takes mu */

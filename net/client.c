@@ -238,6 +238,14 @@ static int session(struct vv_net_client *c, const struct vv_net_client_opts *o, 
 		r = h.status;
 		goto out;
 	}
+	if (!vv_user_name_ok(m->s[0])) {
+		/* the name goes to the mount's messages and log: a server
+		 * must not put control characters or lines of its own there */
+		snprintf(why, whylen, "not a vecvault server (its AUTH reply names no vault user: "
+			 "%zu bytes that are not 1-32 of a-z 0-9 _ -)", m->slen[0]);
+		r = VV_EIO;
+		goto out;
+	}
 	*uid = (unsigned)m->u[0];
 	snprintf(c->user, sizeof(c->user), "%s", m->s[0]);
 	r = 0;

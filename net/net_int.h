@@ -74,6 +74,10 @@ int net_tls_peer(struct tls_conn *t, char *cn, size_t cnlen, char fp[65]);
  * handshake checks new connections the same way (VV_EACCES, "certificate
  * revoked"); this is for the once-a-second recheck of open sessions. */
 bool net_tls_peer_revoked(struct tls_ctx *c, struct tls_conn *t);
+/* Has the client certificate of t, or a certificate of its verified
+ * chain, passed its notAfter since the handshake?  The handshake refuses
+ * an expired one; this is for the once-a-second recheck of open sessions. */
+bool net_tls_peer_expired(struct tls_conn *t);
 
 /* Write DIR/key.pem (0600) and DIR/cert.pem (0644): a P-256 key and a
  * self-signed certificate for name (CN and subjectAltName DNS, plus IP

@@ -7,15 +7,22 @@
  * authentication, then reading frames) and, once authenticated,
  * SESS_WORKERS workers that run requests and write replies, so requests
  * are answered out of order.  At most VV_RW_MAX_INFLIGHT requests of a
- * connection are read and not yet answered: the reader stops reading
- * until a worker is done (the peer's own window, not the server's memory).
+ * connection, and QUEUE_BYTES of their bodies, are read and not yet
+ * answered: the reader stops reading until a worker is done (the peer's
+ * own window).  The byte bound is what keeps memory down when a peer
+ * stops reading its replies: the workers wait up to WRITE_MS on it, and
+ * 64 queued writes of 1 MiB each per connection were 64 MiB of the
+ * server's memory, 4 GiB over the 64 connections.
  *
  * Bounds against a peer: whitelist before TLS; max_conn connections in
  * all and max_per_addr per address; the handshake and the AUTH frame
  * within auth_ms, an AUTH body of at most AUTH_BODY_MAX bytes; a failed
  * authentication closes the connection and delays the address's next
  * attempt (BACKOFF_MIN_MS doubling up to BACKOFF_MAX_MS, each attempt of
- * an address taking the next slot, so parallel connections do not help);
+ * an address taking the next slot, so parallel connections do not help;
+ * only a success of the login that failed resets it, or BACKOFF_FORGET_MS
+ * without a failure, so a peer holding one valid login cannot clear its
+ * guesses at another's password by logging in between them);
  * idle_ms without a request closes a session; a reply not taken within
  * WRITE_MS closes it; a frame that does not parse closes it.
  *
@@ -52,14 +59,36 @@
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 4000
 #define BACKOFF_SLOTS 1024
+#define BACKOFF_FORGET_MS 600000     /* failures forgotten after 10 min without one */
+#define BACKOFF_WHO 48               /* "p:USER", "k:KEYID", "c:CN" */
 #define WRITE_MS 30000
+#define QUEUE_BYTES (8u << 20)       /* request bodies read and not yet answered, per connection */
 #define RECHECK_MS 1000
+#define REFUSE_WINDOW_MS 10000       /* per address: REFUSE_AUDITED records ... */
+#define REFUSE_AUDITED 5             /* ... of refused connections, then a count */
+#define REFUSE_SLOTS 256
 
 struct backoff {
 	uint8_t addr[16];            /* IPv4 mapped; IPv6 cut to its /64 */
 	bool used;
 	unsigned fails;
 	int64_t next_ms, last_ms;
+	int64_t fail_ms;             /* the last failure */
+	char who[BACKOFF_WHO];       /* the login the failures tried ... */
+	bool mixed;                  /* ... or they tried several */
+};
+
+/* Connections of one address refused before TLS, for the audit (the
+ * acceptor's own: no lock). */
+struct refusals {
+	uint8_t addr[16];            /* as struct backoff's */
+	bool used;
+	int64_t since;               /* the start of its window */
+	unsigned audited;            /* records written in the window */
+	uint64_t more;               /* refusals counted in it, not written */
+	int r;                       /* the last of those: code, reason, address */
+	const char *why;
+	char client[64];
 };
 
 struct vv_net_server {
@@ -78,11 +107,13 @@ struct vv_net_server {
 	unsigned nconn;
 	struct conn *conns;
 	struct backoff bo[BACKOFF_SLOTS];
+	struct refusals rf[REFUSE_SLOTS];
 };
 
 struct job {
 	struct job *next;
 	uint8_t *body;
+	size_t len;                  /* of body, counted in the connection's qbytes */
 	struct vv_rw_msg m;
 };
 
@@ -105,6 +136,7 @@ struct conn {
 	pthread_cond_t qcond;        /* a job queued, or one finished, or closing */
 	struct job *head, *tail;
 	unsigned queued, running;
+	size_t qbytes;               /* bodies of the queued and running jobs */
 	bool closing;
 	pthread_t workers[SESS_WORKERS];
 	unsigned nworkers;
@@ -175,14 +207,22 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *l
 
 /* --- backoff ---------------------------------------------------------------- */
 
-static struct backoff *bo_find(struct vv_net_server *s, const uint8_t key[16])
+/* The slot of an address (made, or the least recently used one taken);
+ * failures older than BACKOFF_FORGET_MS are forgotten here. */
+static struct backoff *bo_find(struct vv_net_server *s, const uint8_t key[16], int64_t now)
 {
 	struct backoff *old = &s->bo[0];
 
 	for (size_t i = 0; i < BACKOFF_SLOTS; i++) {
 		struct backoff *b = &s->bo[i];
-		if (b->used && memcmp(b->addr, key, 16) == 0)
+		if (b->used && memcmp(b->addr, key, 16) == 0) {
+			if (b->fails && now - b->fail_ms >= BACKOFF_FORGET_MS) {
+				b->fails = 0;
+				b->who[0] = 0;
+				b->mixed = false;
+			}
 			return b;
+		}
 		if (!b->used || (old->used && b->last_ms < old->last_ms))
 			old = b;
 	}
@@ -212,7 +252,7 @@ static int bo_wait(struct conn *c)
 	struct backoff *b;
 
 	pthread_mutex_lock(&s->mu);
-	b = bo_find(s, c->key);
+	b = bo_find(s, c->key, now);
 	at = b->next_ms > now ? b->next_ms : now;
 	b->next_ms = at + bo_delay(b->fails);
 	b->last_ms = now;
@@ -226,20 +266,35 @@ static int bo_wait(struct conn *c)
 	return 0;
 }
 
-static void bo_result(struct conn *c, bool ok)
+/* The outcome of an attempt at login who ("p:USER", "k:KEYID", "c:CN").
+ * A success resets the address's backoff only when every failure since
+ * the last reset tried that same login (a user who mistyped a password):
+ * a success of another (the attacker's own key) leaves the count, else
+ * logging in between guesses would keep every guess at the first delay. */
+static void bo_result(struct conn *c, bool ok, const char *who)
 {
 	struct vv_net_server *s = c->srv;
+	int64_t now = net_now_ms();
 	struct backoff *b;
 
 	pthread_mutex_lock(&s->mu);
-	b = bo_find(s, c->key);
+	b = bo_find(s, c->key, now);
 	if (ok) {
-		b->fails = 0;
-		b->next_ms = 0;
+		if (b->fails == 0 || (!b->mixed && strcmp(b->who, who) == 0)) {
+			b->fails = 0;
+			b->next_ms = 0;
+			b->who[0] = 0;
+			b->mixed = false;
+		}
 	} else {
-		int64_t t = net_now_ms() + bo_delay(++b->fails);
+		int64_t t = now + bo_delay(++b->fails);
+		if (b->fails == 1)
+			snprintf(b->who, sizeof(b->who), "%s", who);
+		else if (strncmp(b->who, who, sizeof(b->who) - 1) != 0)
+			b->mixed = true;
 		if (b->fails > 64)
 			b->fails = 64;
+		b->fail_ms = now;
 		if (b->next_ms < t)
 			b->next_ms = t;
 	}
@@ -294,17 +349,17 @@ static void token_drop(struct conn *c)
 	c->token = NULL;
 }
 
-/* The first frame: AUTH, or the connection ends.  0 when authenticated. */
-static int authenticate(struct conn *c)
+/* The first frame: AUTH, or the connection ends.  deadline: the one of the
+ * handshake (auth_ms from accept() for both).  0 when authenticated. */
+static int authenticate(struct conn *c, int64_t deadline)
 {
 	struct vv_net_server *s = c->srv;
-	int64_t deadline = net_now_ms() + s->auth_ms;
 	uint8_t hb[VV_RW_HDR], *body = NULL, out[VV_RW_HDR + 256];
 	struct vv_rw_msg *m = NULL, rep;
 	struct vv_rw_hdr h;
 	char detail[160];
 	const char *tried = NULL;
-	char keyid[20] = "", tried_buf[64];
+	char keyid[20] = "", tried_buf[64], who[BACKOFF_WHO];
 	int r;
 
 	if ((r = net_tls_read_full(c->t, hb, sizeof(hb), deadline)) < 0) {
@@ -365,7 +420,7 @@ static int authenticate(struct conn *c)
 		r = vv_vault_auth_password(s->v, m->s[0], m->s[1], m->slen[1],
 					   (const struct sockaddr *)&c->peer, &c->s.auth);
 	}
-	if (r < 0 && !tried && m->slen[1] >= 21 && !strncmp(m->s[1], "vvk_", 4)) {
+	if (m->u[1] == VV_RW_AUTH_KEY && m->slen[1] >= 21 && !strncmp(m->s[1], "vvk_", 4)) {
 		/* the key's public id, never its secret */
 		memcpy(keyid, m->s[1] + 4, 16);
 		keyid[16] = 0;
@@ -373,6 +428,9 @@ static int authenticate(struct conn *c)
 			if (!strchr("0123456789abcdef", keyid[i]))
 				keyid[0] = 0;
 	}
+	/* the login tried, for the backoff: the user, or the key's id */
+	snprintf(who, sizeof(who), "%s:%.40s", m->u[1] == VV_RW_AUTH_KEY ? "k"
+		 : m->u[1] == VV_RW_AUTH_PASSWORD ? "p" : "c", tried ? tried : keyid);
 	if (r == 0 && c->cert_user[0] && strcmp(c->s.auth.user, c->cert_user) != 0) {
 		/* mTLS precedes the key or password: they may only log in as
 		 * the certificate's own user */
@@ -386,7 +444,7 @@ static int authenticate(struct conn *c)
 	}
 	explicit_bzero(body, h.len);
 	explicit_bzero(m->sbuf, sizeof(m->sbuf));
-	bo_result(c, r == 0);
+	bo_result(c, r == 0, who);
 	memset(&rep, 0, sizeof(rep));
 	rep.h = (struct vv_rw_hdr){ .id = h.id, .op = VV_RW_AUTH, .flags = VV_RW_F_REPLY };
 	if (r < 0) {
@@ -430,9 +488,9 @@ out:
 }
 
 /* Is the session's login still valid (its API key; its password: the
- * same user with the same password; its certificate's user)?  At most
- * once a second; a login that stopped being valid revokes the session for
- * good. */
+ * same user with the same password; its certificate: not revoked, not
+ * expired, its user)?  At most once a second; a login that stopped being
+ * valid revokes the session for good. */
 static void recheck(struct conn *c)
 {
 	struct vv_auth a;
@@ -455,6 +513,15 @@ static void recheck(struct conn *c)
 		if (!atomic_exchange(&c->s.revoked, true))
 			audit(c, c->s.user, "unauth", VV_EACCES,
 			      "the client certificate was revoked (--client-crl): session ended");
+		return;
+	}
+	/* So does its expiry, as an expired key ends a key session: a
+	 * certificate made for a day must not serve a session kept busy
+	 * for a month. */
+	if (c->cert_user[0] && net_tls_peer_expired(c->t)) {
+		if (!atomic_exchange(&c->s.revoked, true))
+			audit(c, c->s.user, "unauth", VV_EACCES,
+			      "the client certificate expired: session ended");
 		return;
 	}
 	r = c->token ? vv_vault_auth_key(c->srv->v, c->token, (const struct sockaddr *)&c->peer, &a)
@@ -503,6 +570,7 @@ static void *worker(void *arg)
 
 	for (;;) {
 		struct job *j;
+		size_t len;
 		int r;
 
 		pthread_mutex_lock(&c->qmu);
@@ -527,12 +595,14 @@ static void *worker(void *arg)
 			net_sess_run(&c->s, &j->m, rep, data);
 			r = send_msg(c, rep, frame, VV_RW_HDR + VV_RW_BODY_MAX);
 		}
+		len = j->len;
 		free(j->body);
 		free(j);
 		if (r < 0 || atomic_load(&c->s.revoked))
 			shutdown(c->fd, SHUT_RDWR);    /* the reader ends the session */
 		pthread_mutex_lock(&c->qmu);
 		c->running--;
+		c->qbytes -= len;
 		pthread_cond_broadcast(&c->qcond);
 		pthread_mutex_unlock(&c->qmu);
 	}
@@ -570,6 +640,12 @@ static void serve(struct conn *c)
 				 r < 0 ? "a malformed frame header" : "an unexpected frame");
 			break;
 		}
+		/* room for this body among those not yet answered (one body
+		 * alone always fits: at most VV_RW_BODY_MAX) */
+		pthread_mutex_lock(&c->qmu);
+		while (c->qbytes && c->qbytes + h.len > QUEUE_BYTES && !c->closing)
+			pthread_cond_wait(&c->qcond, &c->qmu);
+		pthread_mutex_unlock(&c->qmu);
 		if (!(j = calloc(1, sizeof(*j))) || !(j->body = malloc(h.len ? h.len : 1))) {
 			free(j);
 			snprintf(detail, sizeof(detail), "out of memory");
@@ -585,6 +661,7 @@ static void serve(struct conn *c)
 			free(j);
 			break;
 		}
+		j->len = h.len;
 		pthread_mutex_lock(&c->qmu);
 		if (c->tail)
 			c->tail->next = j;
@@ -592,6 +669,7 @@ static void serve(struct conn *c)
 			c->head = j;
 		c->tail = j;
 		c->queued++;
+		c->qbytes += j->len;
 		pthread_cond_signal(&c->qcond);
 		pthread_mutex_unlock(&c->qmu);
 	}
@@ -646,11 +724,15 @@ static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
 	struct vv_net_server *s = c->srv;
+	/* One deadline for the handshake and the AUTH frame together: a peer
+	 * that takes nearly auth_ms over its handshake does not get auth_ms
+	 * more for its AUTH (each such connection holds one of the caps). */
+	int64_t deadline = net_now_ms() + s->auth_ms;
 	char why[256];
 	int r;
 
 	vv_allow_count(s->allow, VV_ALLOW_HANDSHAKE);
-	if ((r = net_tls_accept(s->tls, c->fd, net_now_ms() + s->auth_ms, &c->t, why, sizeof(why))) < 0) {
+	if ((r = net_tls_accept(s->tls, c->fd, deadline, &c->t, why, sizeof(why))) < 0) {
 		audit(c, NULL, "connect", VV_EACCES, why);
 		goto out;
 	}
@@ -672,7 +754,7 @@ static void *conn_main(void *arg)
 			goto out;
 		}
 	}
-	if (authenticate(c) < 0)
+	if (authenticate(c, deadline) < 0)
 		goto out;
 	c->s.v = s->v;
 	c->s.ctx.client = c->client;
@@ -693,15 +775,94 @@ out:
 
 /* --- accepting ---------------------------------------------------------------- */
 
-static void refuse(struct vv_net_server *s, int fd, const char *client, int r, const char *why)
+/* One record for the refusals of x counted and not written yet. */
+static void refuse_sum(struct vv_net_server *s, struct refusals *x)
 {
+	char detail[256];
+
+	if (!x->more)
+		return;
+	snprintf(detail, sizeof(detail), "%llu more connections from this address refused "
+		 "within %u s, not audited one by one (the last: %s)", (unsigned long long)x->more,
+		 REFUSE_WINDOW_MS / 1000, x->why);
+	vv_vault_audit_remote(s->v, x->client, NULL, "connect", x->r, detail);
+	x->more = 0;
+}
+
+/*
+ * Close fd, refused before TLS, and audit it.  Anyone who can reach the
+ * port can be refused as fast as it connects, thousands of times a
+ * second: one record each filled the audit log's disk at megabytes a
+ * second, without a credential or even the whitelist.  So the first
+ * REFUSE_AUDITED refusals of an address (key, as for the caps) in each
+ * REFUSE_WINDOW_MS are recorded one by one and the rest counted, summed
+ * up in one record when the window ends (refuse_tick) or the address's
+ * slot is taken for another.  The listener's counters count them all.
+ */
+static void refuse(struct vv_net_server *s, int fd, const uint8_t key[16], const char *client,
+		   int r, const char *why)
+{
+	int64_t now = net_now_ms();
+	struct refusals *x = NULL, *take = NULL;
+
 	close(fd);
-	vv_vault_audit_remote(s->v, client, NULL, "connect", r, why);
+	for (size_t i = 0; i < REFUSE_SLOTS && !x; i++) {
+		struct refusals *y = &s->rf[i];
+		if (y->used && memcmp(y->addr, key, 16) == 0)
+			x = y;
+		else if (!take || (take->used && (!y->used || y->since < take->since)))
+			take = y;
+	}
+	if (!x) {
+		x = take;
+		refuse_sum(s, x);
+		memset(x, 0, sizeof(*x));
+		memcpy(x->addr, key, 16);
+		x->used = true;
+		x->since = now;
+	}
+	if (now - x->since >= REFUSE_WINDOW_MS) {
+		refuse_sum(s, x);
+		x->since = now;
+		x->audited = 0;
+	}
+	if (x->audited < REFUSE_AUDITED) {
+		x->audited++;
+		vv_vault_audit_remote(s->v, client, NULL, "connect", r, why);
+		return;
+	}
+	x->more++;
+	x->r = r;
+	x->why = why;
+	snprintf(x->client, sizeof(x->client), "%s", client);
+}
+
+/* The sums of the windows that ended (all, when the listener stops).
+ * True while a window still counts refusals. */
+static bool refuse_tick(struct vv_net_server *s, bool all)
+{
+	int64_t now = net_now_ms();
+	bool counting = false;
+
+	for (size_t i = 0; i < REFUSE_SLOTS; i++) {
+		struct refusals *x = &s->rf[i];
+		if (!x->more)
+			continue;
+		if (all || now - x->since >= REFUSE_WINDOW_MS) {
+			refuse_sum(s, x);
+			x->since = now;
+			x->audited = 0;
+		} else {
+			counting = true;
+		}
+	}
+	return counting;
 }
 
 static void *acceptor(void *arg)
 {
 	struct vv_net_server *s = arg;
+	bool counting = false;           /* refusals counted, a sum to write */
 
 	for (;;) {
 		struct pollfd p[2] = { { .fd = s->lfd, .events = POLLIN },
@@ -716,13 +877,14 @@ static void *acceptor(void *arg)
 		int fd, one = 1;
 		uint8_t key[16];
 
-		if (poll(p, 2, -1) < 0) {
+		if (poll(p, 2, counting ? 1000 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (p[1].revents)
 			break;
+		counting = refuse_tick(s, false);
 		if (!(p[0].revents & POLLIN))
 			continue;
 		fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
@@ -730,26 +892,30 @@ static void *acceptor(void *arg)
 			continue;
 		vv_allow_count(s->allow, VV_ALLOW_ACCEPTED);
 		vv_sockaddr_format((struct sockaddr *)&ss, client);
+		addr_key((struct sockaddr *)&ss, key);
 		/* 1. the whitelist, before a byte is read */
 		if (!vv_allow_match(s->allow, (struct sockaddr *)&ss)) {
 			vv_allow_count(s->allow, VV_ALLOW_REFUSED);
-			refuse(s, fd, client, VV_EACCES, "address not in the whitelist: closed before TLS");
+			refuse(s, fd, key, client, VV_EACCES,
+			       "address not in the whitelist: closed before TLS");
+			counting = true;
 			continue;
 		}
 		/* 2. connection caps */
-		addr_key((struct sockaddr *)&ss, key);
 		pthread_mutex_lock(&s->mu);
 		for (struct conn *o = s->conns; o; o = o->next)
 			same += memcmp(o->key, key, 16) == 0;
 		if (s->stopping || s->nconn >= s->max_conn || same >= s->max_per_addr) {
 			pthread_mutex_unlock(&s->mu);
-			refuse(s, fd, client, VV_EBUSY, same >= s->max_per_addr
+			refuse(s, fd, key, client, VV_EBUSY, same >= s->max_per_addr
 			       ? "too many connections from this address" : "too many connections");
+			counting = true;
 			continue;
 		}
 		if (!(c = calloc(1, sizeof(*c)))) {
 			pthread_mutex_unlock(&s->mu);
-			refuse(s, fd, client, VV_ENOMEM, "out of memory");
+			refuse(s, fd, key, client, VV_ENOMEM, "out of memory");
+			counting = true;
 			continue;
 		}
 		c->srv = s;
@@ -776,12 +942,14 @@ static void *acceptor(void *arg)
 			pthread_mutex_destroy(&c->qmu);
 			pthread_cond_destroy(&c->qcond);
 			free(c);
-			refuse(s, fd, client, VV_ENOMEM, "cannot start a thread");
+			refuse(s, fd, key, client, VV_ENOMEM, "cannot start a thread");
+			counting = true;
 		} else {
 			pthread_mutex_unlock(&s->mu);
 		}
 		pthread_attr_destroy(&at);
 	}
+	refuse_tick(s, true);
 	return NULL;
 }
 

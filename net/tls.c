@@ -216,6 +216,19 @@ bool net_tls_peer_revoked(struct tls_ctx *c, struct tls_conn *t)
 	return hit;
 }
 
+bool net_tls_peer_expired(struct tls_conn *t)
+{
+	STACK_OF(X509) *chain;
+	bool gone = false;
+
+	pthread_mutex_lock(&t->mu);
+	chain = SSL_get0_verified_chain(t->ssl);
+	for (int i = 0; chain && !gone && i < sk_X509_num(chain); i++)
+		gone = X509_cmp_current_time(X509_get0_notAfter(sk_X509_value(chain, i))) < 0;
+	pthread_mutex_unlock(&t->mu);
+	return gone;
+}
+
 int net_tls_ctx_server(const char *cert, const char *key, const char *client_ca,
 		   const char *client_crl, struct tls_ctx **out, char *why, size_t whylen)
 {

@@ -109,6 +109,12 @@ int vv_vault_auth_cert(struct vv_vault *v, const char *user, const char *fp,
  */
 bool vv_vault_keys_admit(struct vv_vault *v, const struct sockaddr *peer);
 
+/* Is name a vault user's name: 1 to 32 of a-z 0-9 _ -, the first a letter
+ * or _?  The one rule: `user add` refuses others, and a vv:// client
+ * refuses a server whose AUTH reply names anything else (it would reach
+ * the user's terminal and log). */
+bool vv_user_name_ok(const char *name);
+
 /* The identity for vv_access_check and the vault calls: id->groups
  * borrows a->groups, so a must outlive id. */
 void vv_auth_ident(const struct vv_auth *a, uint32_t pid, struct vv_ident *id);

@@ -308,7 +308,7 @@ uint64_t vv_vault_file_ino(const struct vv_file *fh);
 /* mode: 0 or FALLOC_FL_KEEP_SIZE (others: VV_ENOTSUP). */
 int vv_vault_fallocate(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
 		       int mode, uint64_t off, uint64_t len);
-/* SEEK_DATA / SEEK_HOLE. */
+/* SEEK_DATA / SEEK_HOLE; any other whence is VV_EINVAL. */
 int vv_vault_lseek(struct vv_vault *v, struct vv_file *fh, int64_t off, int whence,
 		   int64_t *out);
 /* The query offload (knn_ioctl.h): scan the segment open as fh (not
