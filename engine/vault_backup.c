@@ -478,12 +478,19 @@ struct bk_job {
 	struct bk_prog *prog;              /* the peer's progress, or NULL */
 };
 
-static int audit_bk(struct vv_vault *v, const char *what, int r, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-/* One record per backup operation, with its outcome (op "backup"). */
-static int audit_bk(struct vv_vault *v, const char *what, int r, const char *fmt, ...)
+/* Longest detail of a backup record: a restore note's fixed words, id,
+ * three tags, two 20-digit counts and a 1024-byte cut of its directory
+ * (run_restore_note) fit, so its "(reported by ...)" is never cut off. */
+#define BK_DETAIL_MAX 2048
+
+static int audit_bk(struct vv_vault *v, const struct vv_ctx *c, const char *what, int r,
+		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* One record per backup operation, with its outcome (op "backup"): as
+ * the daemon's own (c NULL), or as the peer c's report. */
+static int audit_bk(struct vv_vault *v, const struct vv_ctx *c, const char *what, int r,
+		    const char *fmt, ...)
 {
-	char detail[768];
+	char detail[BK_DETAIL_MAX];
 	int n;
 	va_list ap;
 
@@ -492,7 +499,7 @@ static int audit_bk(struct vv_vault *v, const char *what, int r, const char *fmt
 	vsnprintf(detail + n, sizeof(detail) - (size_t)n, fmt, ap);
 	va_end(ap);
 	pthread_mutex_lock(&v->mu);
-	vault_audit(v, NULL, "backup", VV_ROOT_INO, 0, NULL, r, detail);
+	vault_audit(v, c, "backup", VV_ROOT_INO, 0, NULL, r, detail);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }
@@ -616,7 +623,7 @@ static int create(struct vv_vault *v, const struct bk_job *j, struct vv_admin_re
 	vv_hex_encode(hex, m.id, VV_BACKUP_ID_BYTES);
 	if (id_out)
 		memcpy(id_out, hex, sizeof(hex));
-	audit_bk(v, "create", 0, "%s to %s: snapshot %s%s, %llu files, %llu bytes, %llu objects, "
+	audit_bk(v, NULL, "create", 0, "%s to %s: snapshot %s%s, %llu files, %llu bytes, %llu objects, "
 		 "%llu sent (%llu bytes); metadata %llu packs, %llu written (%llu bytes)", hex, dest,
 		 sr.name, live ? " (not taken: every chunk was in the repository, the live rows were "
 		 "read)" : "", (unsigned long long)sr.inodes, (unsigned long long)sr.bytes,
@@ -649,7 +656,7 @@ static int create(struct vv_vault *v, const struct bk_job *j, struct vv_admin_re
 				       (unsigned long long)pk_w, (unsigned long long)pk_b);
 out:
 	if (r < 0)
-		audit_bk(v, "create", r, "to %s failed: %s", dest,
+		audit_bk(v, NULL, "create", r, "to %s failed: %s", dest,
 			 rep->status < 0 && rep->msg[0] ? rep->msg : vv_strerror(r));
 	/* The snapshot taken for this backup only: the manifest holds it now
 	 * (or the backup failed; a rerun takes a fresh one). */
@@ -745,12 +752,12 @@ static int forget(struct vv_vault *v, struct fg_job *f, struct vv_admin_reply *r
 				 "deleted (vecvault backup verify names it)", f->dest);
 	else if (r < 0)
 		vault_admin_fail(rep, r, "forget in %s failed: %s", f->dest, vv_strerror(r));
-	audit_bk(v, "forget", r, "in %s (%s%s; keep hourly %u daily %u weekly %u monthly %u): "
+	audit_bk(v, NULL, "forget", r, "in %s (%s%s; keep hourly %u daily %u weekly %u monthly %u): "
 		 "%llu forgotten%s%s", f->dest, f->who, f->dry_run ? ", dry run: nothing deleted" : "",
 		 k->hourly, k->daily, k->weekly, k->monthly, (unsigned long long)forgotten,
 		 r < 0 ? ", failed: " : "", r < 0 ? vv_strerror(r) : "");
 	if (f->prune && !f->dry_run)
-		audit_bk(v, "prune", r, "in %s (%s): %llu objects, %llu bytes deleted%s%s", f->dest, f->who,
+		audit_bk(v, NULL, "prune", r, "in %s (%s): %llu objects, %llu bytes deleted%s%s", f->dest, f->who,
 			 (unsigned long long)pruned, (unsigned long long)pruned_bytes,
 			 r < 0 ? ", failed: " : "", r < 0 ? vv_strerror(r) : "");
 	if (r < 0)
@@ -815,7 +822,9 @@ static int run_forget(struct vv_vault *v, const struct vv_admin_req *rq, struct 
  * is in, before it writes (phase "start") and after ("done", "failed"),
  * so the restore is in the vault's audit log around the writes, which
  * are audited as any.  The CLI does the work, as the user, through the
- * mount; so the record says it is the client's report.  Anyone who may
+ * mount; so the record says it is the client's report, and is made in
+ * the peer's name (its uid, gid and pid; tests/integration/t1038), whole
+ * (BK_DETAIL_MAX: no argument can push the reporter out).  Anyone who may
  * write into DIR (checked as a lookup and a write would be) may report. */
 static int run_restore_note(struct vv_vault *v, const struct vv_admin_req *rq,
 			    struct vv_admin_reply *rep)
@@ -824,7 +833,10 @@ static int run_restore_note(struct vv_vault *v, const struct vv_admin_req *rq,
 		   *into = vault_admin_arg(rq, "into"), *path = vault_admin_arg(rq, "path"),
 		   *phase = vault_admin_arg(rq, "phase"), *files = vault_admin_arg(rq, "files"),
 		   *bytes = vault_admin_arg(rq, "bytes"), *why = vault_admin_arg(rq, "why");
-	struct vv_ctx c = { .id = rq->peer };
+	/* The record is the peer's (its uid, gid and pid in their fields),
+	 * never the daemon's: what it says is only what the peer reported. */
+	struct vv_ctx c = { .id = rq->peer, .comm = "vecvault-admin",
+			    .client = rq->client ? rq->client : "local" };
 	struct node *n = NULL;
 	uint64_t ino;
 	int r, res;
@@ -834,8 +846,9 @@ static int run_restore_note(struct vv_vault *v, const struct vv_admin_req *rq,
 		return vault_admin_fail(rep, VV_EINVAL, "backup.restore: needs dest, id, into and phase "
 					"(start, done or failed)");
 	if (strlen(id) > VV_BACKUP_ID_HEX || strspn(id, "0123456789abcdef") != strlen(id) ||
-	    (files && strspn(files, "0123456789") != strlen(files)) ||
-	    (bytes && strspn(bytes, "0123456789") != strlen(bytes)) || !tag_ok(dest) ||
+	    (files && (strspn(files, "0123456789") != strlen(files) || strlen(files) > 20)) ||
+	    (bytes && (strspn(bytes, "0123456789") != strlen(bytes) || strlen(bytes) > 20)) ||
+	    !tag_ok(dest) ||
 	    (path && !tag_ok(path)) || (why && !tag_ok(why)))
 		return vault_admin_fail(rep, VV_EINVAL, "backup.restore: an argument is malformed");
 	pthread_mutex_lock(&v->mu);
@@ -850,11 +863,11 @@ static int run_restore_note(struct vv_vault *v, const struct vv_admin_req *rq,
 					vv_strerror(r));
 	res = !strcmp(phase, "failed") ? VV_EIO : 0;
 	if (!strcmp(phase, "start"))
-		audit_bk(v, "restore", 0, "%s from %s (%s) into %s: starting (reported by uid %u, "
+		audit_bk(v, &c, "restore", 0, "%s from %s (%s) into %.1024s: starting (reported by uid %u, "
 			 "pid %u)", id, dest, path ? path : "/", into, (unsigned)rq->peer.uid,
 			 (unsigned)rq->peer.pid);
 	else
-		audit_bk(v, "restore", res, "%s from %s (%s) into %s: %s, %s files, %s bytes%s%s "
+		audit_bk(v, &c, "restore", res, "%s from %s (%s) into %.1024s: %s, %s files, %s bytes%s%s "
 			 "(reported by uid %u, pid %u)", id, dest, path ? path : "/", into, phase,
 			 files ? files : "?", bytes ? bytes : "?", why ? ": " : "", why ? why : "",
 			 (unsigned)rq->peer.uid, (unsigned)rq->peer.pid);
