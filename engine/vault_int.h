@@ -503,6 +503,11 @@ int vault_node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap);
 void vault_node_invalidate_all(struct vv_vault *v);
 void vault_node_named(struct node *n, uint64_t parent, const char *name, uint32_t pid);
 int vault_node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int mask);
+/* May c reach directory dir as a path walk would: search permission on
+ * dir and every directory above it, as they are now?  For requests that
+ * name a place without a walk through the kernel (the control plane).
+ * 0, VV_EACCES, or VV_ENOENT when dir is gone or in the trash.  Under mu. */
+int vault_node_reach(struct vv_vault *v, const struct vv_ctx *c, uint64_t dir);
 /* The lookup's check of a FIFO or socket (vault_ns.c): read and write
  * permission, or ownership.  Under mu. */
 int vault_special_lookup_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n);

@@ -306,6 +306,32 @@ static bool searchable_by_all(struct vv_vault *v, struct node *d)
 	return true;
 }
 
+int vault_node_reach(struct vv_vault *v, const struct vv_ctx *c, uint64_t dir)
+{
+	uint64_t cur = dir;
+	int r = 0;
+
+	for (unsigned depth = 0; r == 0 && depth < 4096; depth++) {
+		struct node *n;
+		uint64_t up;
+		if (trash_virt(cur) || vault_node_get(v, cur, &n) < 0)
+			return VV_ENOENT;
+		if (n->a.nlink == 0 || vault_trash_in(v, n)) {
+			vault_node_put(v, n);
+			return VV_ENOENT;
+		}
+		r = vault_node_check(v, c, n, VV_MAY_EXEC);
+		up = n->a.parent;
+		vault_node_put(v, n);
+		if (cur == VV_ROOT_INO)
+			return r;
+		if (up == 0 || up == cur)
+			return VV_EACCES;              /* a broken chain: fail closed */
+		cur = up;
+	}
+	return r < 0 ? r : VV_EACCES;
+}
+
 /* Every directory from the root down to dir may be searched by everyone. */
 bool vault_node_chain_ok(struct vv_vault *v, struct node *dir)
 {

@@ -173,40 +173,6 @@ static struct vv_trash_row *find_item(struct vv_vault *v, const struct vv_ident 
 	return seen;
 }
 
-/* May c reach directory dir as a path walk would: search permission on
- * dir and every directory above it, as they are now?  The kernel walks
- * the path of an `mv` out of .trash; a request on the control socket
- * walks nothing, so without this a user whose way was closed after the
- * removal (chmod 700 of a parent) would write into a directory it cannot
- * reach, and learn from EEXIST which names are there.  A directory that
- * is gone or in the trash ends the walk: vault_trash_restore_to refuses
- * that itself.  0 or VV_EACCES. */
-static int reach(struct vv_vault *v, const struct vv_ctx *c, uint64_t dir)
-{
-	uint64_t cur = dir;
-	int r = 0;
-
-	for (unsigned depth = 0; r == 0 && depth < 4096; depth++) {
-		struct node *n;
-		uint64_t up;
-		if (trash_virt(cur) || vault_node_get(v, cur, &n) < 0)
-			return 0;
-		if (n->a.nlink == 0 || vault_trash_in(v, n)) {
-			vault_node_put(v, n);
-			return 0;
-		}
-		r = vault_node_check(v, c, n, VV_MAY_EXEC);
-		up = n->a.parent;
-		vault_node_put(v, n);
-		if (cur == VV_ROOT_INO)
-			return r;
-		if (up == 0 || up == cur)
-			return VV_EACCES;        /* a broken chain: fail closed */
-		cur = up;
-	}
-	return r < 0 ? r : VV_EACCES;
-}
-
 /* "trash.restore": each "path" (original path) or "name" (in .trash/files)
  * back to where it was; of several items with that path, the newest the
  * peer could have removed among those it may see (find_item). */
@@ -243,7 +209,13 @@ static int run_restore(struct vv_vault *v, const struct vv_admin_req *rq, struct
 		}
 		if ((r = vault_trash_may_remove(v, &rq->peer, t, n)) < 0)
 			vault_admin_fail(rep, r, "trash.restore: %s: you could not have removed it", t->path);
-		else if ((r = reach(v, &c, t->oparent)) < 0)
+		/* The kernel walks the path of an `mv` out of .trash; this
+		 * request walks nothing, so check the search a walk would:
+		 * else a user whose way was closed since the removal would
+		 * write where it cannot reach, and learn from EEXIST which
+		 * names are there.  A directory gone or in the trash is
+		 * vault_trash_restore_to's to refuse. */
+		else if ((r = vault_node_reach(v, &c, t->oparent)) < 0 && r != VV_ENOENT)
 			vault_admin_fail(rep, r, "trash.restore: %s: you cannot search a directory on the "
 					 "way to where it was (restore it as someone who can, or mv "
 					 ".trash/files/%s elsewhere)", t->path, t->name);
