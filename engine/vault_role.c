@@ -211,10 +211,16 @@ struct list_ctx {
 	const struct vv_admin_req *rq;
 	struct vv_admin_reply *rep;
 	size_t n;
+	bool owner;                      /* the peer sees every path */
+	struct vv_ctx c;                 /* else only those it could walk to */
 };
 
 /* Where gid is granted: the topmost nodes carrying it (a node whose
- * primary parent carries it too is covered by that parent). */
+ * primary parent carries it too is covered by that parent).  Anyone may
+ * list the roles, but a path names what is in its directories: a peer
+ * other than the owner sees only the paths it could reach by a walk
+ * (search on every directory above), never one inside a directory it
+ * cannot search nor one in the trash; the others are left out. */
 static int list_where(struct list_ctx *l, uint32_t gid)
 {
 	struct vv_vault *v = l->v;
@@ -232,6 +238,8 @@ static int list_where(struct list_ctx *l, uint32_t gid)
 		if (vv_meta_inode_get(v->meta, g.inos[i], &row) < 0)
 			continue;
 		if (g.inos[i] != VV_ROOT_INO && scan_has(&g, row.parent))
+			continue;
+		if (!l->owner && g.inos[i] != VV_ROOT_INO && vault_node_reach(v, &l->c, row.parent) < 0)
 			continue;
 		if (vault_node_path(v, g.inos[i], path, sizeof(path)) < 0)
 			continue;
@@ -280,7 +288,8 @@ static int list_cb(void *ctx, const char *name, uint32_t gid, int64_t created)
 static int run_list(struct vv_vault *v, const struct vv_admin_req *rq,
 		    struct vv_admin_reply *rep)
 {
-	struct list_ctx l = { v, rq, rep, 0 };
+	struct list_ctx l = { v, rq, rep, 0, vault_admin_is_owner(v, &rq->peer),
+			      { .id = rq->peer } };
 	bool json = vault_admin_json(rq);
 	int r;
 
