@@ -47,6 +47,9 @@ struct dblock {                      /* one dirty (buffered) block */
 
 struct node {
 	struct node *hnext;
+	struct node *lru_prev, *lru_next; /* in the idle list (vault_nodes.idle) */
+	size_t lru_bytes;                /* what it counted in idle_bytes when it went idle */
+	bool idle;                       /* no reference: kept only as a cache */
 	uint64_t ino;
 	struct vv_inode_row a;           /* attributes (under v->mu) */
 	uint64_t nlookup;                /* kernel references */
@@ -217,11 +220,23 @@ struct vault_audit_state {
 	uint8_t ckpt_mac[VV_AUDIT_MAC_BYTES];
 };
 
+/* Bounds on idle nodes (docs/design.md "Node cache and kernel caches"):
+ * the count keeps a listing or query of millions of names from holding
+ * millions of nodes; the bytes keep the extent maps of big files from
+ * growing past it.  A query over 10,000 segments fits. */
+#define VAULT_IDLE_NODES 32768
+#define VAULT_IDLE_BYTES ((size_t)32 << 20)
+
 /* The node table (vault_node.c), under v->mu. */
 struct vault_nodes {
 	struct node **htab;
 	size_t hsize, n;
 	uint64_t perm_gen;               /* bumps when a directory's permissions change */
+	/* Idle nodes: no pin, lookup, open or dirty data, links left; kept
+	 * for the next request, least recently used first out
+	 * (VAULT_IDLE_NODES, VAULT_IDLE_BYTES). */
+	struct node *idle_head, *idle_tail;  /* head: least recently used */
+	size_t nidle, idle_bytes;
 };
 
 /* Collection keys (vault_keys.c), under v->mu. */
@@ -498,7 +513,11 @@ static inline void vault_xattr_killcap(struct vv_vault *v, const struct vv_ctx *
 void vault_node_xattrs_known(struct node *n, bool any);           /* readdirplus saw (no) xattrs */
 void vault_node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct vv_attr *out);
 bool vault_node_chain_ok(struct vv_vault *v, struct node *dir);
+/* n lost a reference: keep it idle (links left) or delete it for good. */
 void vault_node_maybe_free(struct vv_vault *v, struct node *n);
+/* Free every idle node: after a change to rows, xattrs or extents made
+ * without going through the nodes, or a collection key dropped.  Under mu. */
+void vault_node_idle_drop(struct vv_vault *v);
 int vault_node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap);
 void vault_node_invalidate_all(struct vv_vault *v);
 void vault_node_named(struct node *n, uint64_t parent, const char *name, uint32_t pid);

@@ -41,6 +41,31 @@ static int grow(struct vv_vault *v)
 	return 0;
 }
 
+static size_t idle_cost(const struct node *n)
+{
+	return sizeof(*n) + n->extcap * sizeof(*n->ext) + n->inlcap + n->acl_len + n->gate_len +
+	       (n->lname ? strlen(n->lname) + 1 : 0);
+}
+
+/* n is used again (or freed): out of the idle list. */
+static void idle_del(struct vv_vault *v, struct node *n)
+{
+	if (!n->idle)
+		return;
+	if (n->lru_prev)
+		n->lru_prev->lru_next = n->lru_next;
+	else
+		v->nodes.idle_head = n->lru_next;
+	if (n->lru_next)
+		n->lru_next->lru_prev = n->lru_prev;
+	else
+		v->nodes.idle_tail = n->lru_prev;
+	n->lru_prev = n->lru_next = NULL;
+	v->nodes.nidle--;
+	v->nodes.idle_bytes -= n->lru_bytes;
+	n->idle = false;
+}
+
 static struct node *find(struct vv_vault *v, uint64_t ino)
 {
 	if (!v->nodes.hsize)
@@ -59,6 +84,7 @@ static int get(struct vv_vault *v, uint64_t ino, const struct vv_inode_row *row,
 	int r;
 
 	if (n) {
+		idle_del(v, n);
 		n->pins++;
 		*out = n;
 		return 0;
@@ -126,6 +152,42 @@ static void node_free(struct node *n)
 	free(n);
 }
 
+static void drop(struct vv_vault *v, struct node *n)
+{
+	idle_del(v, n);
+	unhash(v, n);
+	node_free(n);
+}
+
+void vault_node_idle_drop(struct vv_vault *v)
+{
+	while (v->nodes.idle_head)
+		drop(v, v->nodes.idle_head);
+}
+
+/* Keep n idle, most recently used, then evict the least recently used
+ * past the bounds.  The kernel forgot n's inode (no lookup), and its pages
+ * with it: the open push may fill them again (vault_push.c). */
+static void idle_add(struct vv_vault *v, struct node *n)
+{
+	__atomic_store_n(&n->pushed, false, __ATOMIC_RELAXED);
+	n->lpid = 0;
+	n->idle = true;
+	n->lru_bytes = idle_cost(n);
+	n->lru_next = NULL;
+	n->lru_prev = v->nodes.idle_tail;
+	if (v->nodes.idle_tail)
+		v->nodes.idle_tail->lru_next = n;
+	else
+		v->nodes.idle_head = n;
+	v->nodes.idle_tail = n;
+	v->nodes.nidle++;
+	v->nodes.idle_bytes += n->lru_bytes;
+	while (v->nodes.idle_head &&
+	       (v->nodes.nidle > VAULT_IDLE_NODES || v->nodes.idle_bytes > VAULT_IDLE_BYTES))
+		drop(v, v->nodes.idle_head);
+}
+
 /* Free every node (closing the vault: nothing is dirty any more). */
 void vault_node_table_free(struct vv_vault *v)
 {
@@ -139,14 +201,20 @@ void vault_node_table_free(struct vv_vault *v)
 	free(v->nodes.htab);
 	v->nodes.htab = NULL;
 	v->nodes.hsize = v->nodes.n = 0;
+	v->nodes.idle_head = v->nodes.idle_tail = NULL;
+	v->nodes.nidle = v->nodes.idle_bytes = 0;
 }
 
-/* Drop the node from memory when nothing refers to it; delete it for good
- * when it has no links left. */
+/* When nothing refers to the node: keep it idle while it has links; delete
+ * it for good when it has none (never idle: its row goes now). */
 void vault_node_maybe_free(struct vv_vault *v, struct node *n)
 {
-	if (n->pins || n->nlookup || n->nopen || n->data_dirty)
+	if (n->pins || n->nlookup || n->nopen || n->data_dirty || n->idle)
 		return;
+	if (n->a.nlink > 0 && !n->revoked) {
+		idle_add(v, n);
+		return;
+	}
 	if (n->a.nlink == 0) {
 		int r = vault_txn(v);
 		bool vault_txn_ok = r == 0;
@@ -187,6 +255,8 @@ void vault_node_revoke(struct vv_vault *v, struct node *n)
 
 void vault_nodes_gone(struct vv_vault *v, uint64_t lo, uint64_t hi)
 {
+	/* their rows are gone without their nodes */
+	vault_node_idle_drop(v);
 	for (size_t i = 0; i < v->nlisteners; i++)
 		if (v->listeners[i].gone)
 			v->listeners[i].gone(v, lo, hi);

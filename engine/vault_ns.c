@@ -744,6 +744,8 @@ static int drop_entry(struct vv_vault *v, struct node *d, const char *name, stru
  * drop its key (crypto-shredding).  Otherwise mount-time GC does it. */
 static void maybe_drop_coll(struct vv_vault *v, uint32_t coll, uint64_t dir_ino)
 {
+	/* Idle nodes hold nothing: one of the collection must not keep its key. */
+	vault_node_idle_drop(v);
 	for (size_t i = 0; i < v->nodes.hsize; i++)
 		for (struct node *n = v->nodes.htab[i]; n; n = n->hnext)
 			if (n->a.coll == coll && n->ino != dir_ino)
