@@ -242,6 +242,8 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		}
 	}
 	v->nodes.perm_gen = 1;
+	v->nodes.idle_max = VAULT_IDLE_NODES;
+	v->nodes.idle_max_bytes = VAULT_IDLE_BYTES;
 	v->aud.lookups = o->audit_lookups;
 	v->aud.required = o->audit_required;
 	v->progress = o->progress;

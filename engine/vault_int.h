@@ -237,6 +237,7 @@ struct vault_nodes {
 	 * (VAULT_IDLE_NODES, VAULT_IDLE_BYTES). */
 	struct node *idle_head, *idle_tail;  /* head: least recently used */
 	size_t nidle, idle_bytes;
+	size_t idle_max, idle_max_bytes;     /* the bounds (tests lower them) */
 };
 
 /* Collection keys (vault_keys.c), under v->mu. */

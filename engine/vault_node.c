@@ -184,7 +184,7 @@ static void idle_add(struct vv_vault *v, struct node *n)
 	v->nodes.nidle++;
 	v->nodes.idle_bytes += n->lru_bytes;
 	while (v->nodes.idle_head &&
-	       (v->nodes.nidle > VAULT_IDLE_NODES || v->nodes.idle_bytes > VAULT_IDLE_BYTES))
+	       (v->nodes.nidle > v->nodes.idle_max || v->nodes.idle_bytes > v->nodes.idle_max_bytes))
 		drop(v, v->nodes.idle_head);
 }
 

@@ -28,6 +28,7 @@
 #include "vault_files.h"
 #include "vault_int.h"
 #include "meta_int.h"
+#include "snap_int.h"
 #include "vecvault/access.h"
 #include "vecvault/error.h"
 #include "vecvault/knn_ioctl.h"
@@ -484,7 +485,7 @@ static void test_vault(void)
 		uint8_t *grant = NULL, *deny = NULL;
 		size_t glen = 0, dlen = 0;
 		struct vv_attr co, fa;
-		uint64_t runs;
+		uint64_t runs, warm;
 		bool good = true;
 
 		is_int(vv_vault_mkdir(v, &root_c, sub.ino, "cold", 0755, &co), 0, "mkdir cold");
@@ -507,10 +508,20 @@ static void test_vault(void)
 		ok(good, "64 files, their nodes forgotten");
 		r = ask(v, &u1000_c, co.ino, io, D, 1, 2, q, names);      /* fills the cache */
 		pthread_mutex_lock(&v->mu);
+		good = vault_node_find(v, fa.ino) && vault_node_find(v, fa.ino)->idle &&
+		       vault_node_find(v, fa.ino)->pins == 0;
+		pthread_mutex_unlock(&v->mu);
+		ok(r == 0 && good, "asked as u1000 once: the nodes stay idle after the scan");
+		(void)vv_meta_runs(v->meta);
+		r = ask(v, &u1000_c, co.ino, io, D, 1, 2, q, names);
+		warm = vv_meta_runs(v->meta);
+		ok(r == 0 && io->h.served == NN - 2, "asked again, nodes idle: the same served");
+		/* now as after a remount: every node built from its row */
+		pthread_mutex_lock(&v->mu);
+		vault_node_idle_drop(v);
 		good = vault_node_find(v, fa.ino) == NULL;
 		pthread_mutex_unlock(&v->mu);
-		ok(r == 0 && good, "asked as u1000 once: the nodes let go again after the scan");
-		(void)vv_meta_runs(v->meta);
+		ok(good, "idle nodes dropped");
 		r = ask(v, &u1000_c, co.ino, io, D, 1, 2, q, names);
 		runs = vv_meta_runs(v->meta);
 		good = r == 0 && io->h.served == NN - 2;
@@ -521,6 +532,8 @@ static void test_vault(void)
 		       (unsigned long long)runs, NN);
 		ok(runs <= NN / 8, "one pass over the entries and their rows per 32 names, not a "
 				   "query per name for the inode and its ACL");
+		printf("# %llu with the nodes idle\n", (unsigned long long)warm);
+		ok(warm < runs, "idle nodes spare the query of the rows");
 		free(grant);
 		free(deny);
 		free(nm);
@@ -835,6 +848,122 @@ out:
 	free(p);
 }
 
+/* ---- idle nodes (vault_node.c) ------------------------------------------------- */
+
+/* Idle nodes in the table, and whether ino's node is one of them. */
+static size_t idle_of(struct vv_vault *v, uint64_t ino, bool *is_idle)
+{
+	struct node *n;
+	size_t k;
+
+	pthread_mutex_lock(&v->mu);
+	n = vault_node_find(v, ino);
+	if (is_idle)
+		*is_idle = n && n->idle && !n->pins && !n->nlookup && !n->nopen;
+	k = v->nodes.nidle;
+	pthread_mutex_unlock(&v->mu);
+	return k;
+}
+
+/* Nodes of snapshot sid in the table. */
+static size_t snap_nodes(struct vv_vault *v, uint32_t sid)
+{
+	size_t k = 0;
+
+	pthread_mutex_lock(&v->mu);
+	for (size_t i = 0; i < v->nodes.hsize; i++)
+		for (struct node *n = v->nodes.htab[i]; n; n = n->hnext)
+			k += vv_snap_ino(n->ino) && vv_snap_sid(n->ino) == sid;
+	pthread_mutex_unlock(&v->mu);
+	return k;
+}
+
+/* Nodes nothing refers to stay idle up to the bounds (count and bytes);
+ * a file with no links is deleted at its last reference, never idle; a
+ * snapshot's delete takes its idle nodes with it. */
+static void test_idle(void)
+{
+	enum { NI = 16 };
+	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT,
+				   .state_dir = state, .trash_secs = 3600 };
+	struct vv_knn_dir_ioc *io = malloc(sizeof(*io));
+	struct vv_vault *v = NULL;
+	struct vv_snap_row sr;
+	struct vv_inode_row row;
+	struct vv_attr dir, fa, sd, sc;
+	struct vv_dir *th = NULL;
+	char nm[NI][8], tname[256] = "";
+	const char *names[NI + 1];
+	uint64_t ino[NI];
+	float q[D] = { 1, 0, 0, 0 };
+	bool good = true, idle;
+	int r;
+
+	is_int(vv_vault_open(store, PASS, strlen(PASS), &o, &v), 0, "idle: open");
+	if (!v || !io)
+		goto out;
+	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "idle", 0755, &dir), 0, "idle: mkdir /idle");
+	for (int i = 0; i < NI; i++) {
+		snprintf(nm[i], sizeof(nm[i]), "i%02d", i);
+		names[i] = nm[i];
+		good &= put(v, &root_c, dir.ino, nm[i], 2, D, (float)i, 0644) == 0 &&
+			vv_vault_lookup(v, &root_c, dir.ino, nm[i], &fa) == 0;
+		ino[i] = fa.ino;
+		vv_vault_forget(v, fa.ino, 2);
+	}
+	names[NI] = NULL;
+	ok(good, "idle: 16 files, their lookups forgotten");
+	pthread_mutex_lock(&v->mu);
+	vault_node_idle_drop(v);
+	v->nodes.idle_max = 4;
+	pthread_mutex_unlock(&v->mu);
+	r = ask(v, &root_c, dir.ino, io, D, 1, 2, q, names);
+	ok(r == 0 && io->h.served == NI, "idle: 16 names served");
+	is_int((int)idle_of(v, ino[0], NULL), 4, "idle: at most idle_max nodes kept (count bound)");
+	pthread_mutex_lock(&v->mu);
+	v->nodes.idle_max = VAULT_IDLE_NODES;
+	v->nodes.idle_max_bytes = 1;
+	pthread_mutex_unlock(&v->mu);
+	r = ask(v, &root_c, dir.ino, io, D, 1, 2, q, names);
+	is_int((int)idle_of(v, ino[0], NULL), 0, "idle: none kept past the bytes bound");
+	pthread_mutex_lock(&v->mu);
+	v->nodes.idle_max_bytes = VAULT_IDLE_BYTES;
+	pthread_mutex_unlock(&v->mu);
+	r = ask(v, &root_c, dir.ino, io, D, 1, 2, q, names);
+	ok(r == 0 && idle_of(v, ino[0], &idle) >= NI && idle, "idle: all 16 kept within the bounds");
+
+	/* rm to the trash keeps a link (the trash's); the purge takes the last */
+	is_int(vv_vault_unlink(v, &root_c, dir.ino, "i00"), 0, "idle: rm i00 (to the trash)");
+	is_int(vv_vault_opendir(v, &root_c, VV_TRASH_FILES_INO, &th), 0, "idle: opendir .trash/files");
+	if (th) {
+		vv_vault_readdir(v, th, 0, false, first_name, tname);
+		vv_vault_releasedir(v, th);
+	}
+	is_int(vv_vault_unlink(v, &root_c, VV_TRASH_FILES_INO, tname), 0, "idle: purge i00");
+	idle_of(v, ino[0], &idle);
+	pthread_mutex_lock(&v->mu);
+	r = vv_meta_inode_get(v->meta, ino[0], &row);
+	good = vault_node_find(v, ino[0]) == NULL;
+	pthread_mutex_unlock(&v->mu);
+	ok(good && r == VV_ENOENT, "idle: purged i00: no node and no row (deleted, not kept idle)");
+
+	/* a snapshot's nodes, idle after a scan of it, go with the snapshot */
+	is_int(vault_snap_create(v, "idle-s", 0, 0, &sr), 0, "idle: snapshot idle-s");
+	good = vv_vault_lookup(v, &root_c, VV_ROOT_INO, ".snapshots", &sd) == 0 &&
+	       vv_vault_lookup(v, &root_c, sd.ino, "idle-s", &sd) == 0 &&
+	       vv_vault_lookup(v, &root_c, sd.ino, "idle", &sc) == 0;
+	r = good ? ask(v, &root_c, sc.ino, io, D, 1, 2, q, names + 1) : -1;
+	ok(r == 0 && io->h.served == NI - 1 && snap_nodes(v, sr.id) >= NI - 1,
+	   "idle: a scan of the snapshot's directory leaves its files' nodes idle");
+	vv_vault_forget(v, sc.ino, 1);
+	vv_vault_forget(v, sd.ino, 1);
+	is_int(vault_snap_delete(v, "idle-s"), 0, "idle: snapshot deleted");
+	is_int((int)snap_nodes(v, sr.id), 0, "idle: none of its nodes left in the table");
+out:
+	free(io);
+	vv_vault_close(v);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -852,6 +981,7 @@ int main(void)
 				     VV_VAULT_ALLOW_TEST_KDF, 0, 0, state), 0, "create a store");
 	test_vault();
 	test_pipe();
+	test_idle();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
 	if (system(cmd) != 0)
 		printf("# cannot remove %s\n", top);
