@@ -92,7 +92,8 @@ struct node {
 	bool revoked;                    /* purged while open: no more reads (atomic; vault_node_revoke) */
 	/* The open push (vv_vault_open_push), under v->mu: */
 	bool pushed;                     /* the kernel may hold pages of it (read, pushed or
-	                                    opened for writing since the node was made; atomic) */
+	                                    opened for writing since the node was made or
+	                                    went idle; atomic) */
 	bool pushing;                    /* a push is being sent: other opens wait (push_cv) */
 	uint32_t nwrite;                 /* handles open for writing */
 	uint64_t wopens;                 /* opens for writing ever */
