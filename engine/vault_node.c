@@ -167,10 +167,16 @@ void vault_node_idle_drop(struct vv_vault *v)
 
 /* Keep n idle, most recently used, then evict the least recently used
  * past the bounds.  The kernel forgot n's inode (no lookup), and its pages
- * with it: the open push may fill them again (vault_push.c). */
+ * with it: the open push may fill them again (vault_push.c).  And the name
+ * it was looked up by: nothing keeps that name right any more (a removal
+ * into the trash leaves it), so vault_node_path asks meta.db, as for a
+ * node just built. */
 static void idle_add(struct vv_vault *v, struct node *n)
 {
 	__atomic_store_n(&n->pushed, false, __ATOMIC_RELAXED);
+	free(n->lname);
+	n->lname = NULL;
+	n->lparent = 0;
 	n->lpid = 0;
 	n->idle = true;
 	n->lru_bytes = idle_cost(n);
@@ -498,8 +504,10 @@ int vault_node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap)
 			nm = n->lname;
 			parent = n->lparent;
 		} else if (vv_meta_dirent_find_ino(v->meta, cur, &parent, name, sizeof(name)) < 0) {
-			/* A trashed item has no entry: its row is its name. */
-			if (!n || n->a.parent != VV_TRASH_FILES_INO ||
+			/* A trashed item has no entry: its row is its name.
+			 * Named so only while in use (an open handle's audit
+			 * path): an idle node answers as no node would. */
+			if (!n || n->idle || n->a.parent != VV_TRASH_FILES_INO ||
 			    vv_meta_trash_name_of(v->meta, cur, name, sizeof(name)) < 0)
 				goto unknown;
 			parent = VV_TRASH_FILES_INO;
