@@ -47,7 +47,7 @@ struct dblock {                      /* one dirty (buffered) block */
 
 struct node {
 	struct node *hnext;
-	struct node *lru_prev, *lru_next; /* in the idle list (vault_nodes.idle) */
+	struct node *lru_prev, *lru_next; /* in the idle list (vault_nodes.idle_head) */
 	size_t lru_bytes;                /* what it counted in idle_bytes when it went idle */
 	bool idle;                       /* no reference: kept only as a cache */
 	uint64_t ino;

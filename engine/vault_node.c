@@ -43,8 +43,7 @@ static int grow(struct vv_vault *v)
 
 static size_t idle_cost(const struct node *n)
 {
-	return sizeof(*n) + n->extcap * sizeof(*n->ext) + n->inlcap + n->acl_len + n->gate_len +
-	       (n->lname ? strlen(n->lname) + 1 : 0);
+	return sizeof(*n) + n->extcap * sizeof(*n->ext) + n->inlcap + n->acl_len + n->gate_len;
 }
 
 /* n is used again (or freed): out of the idle list. */

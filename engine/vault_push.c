@@ -15,9 +15,10 @@
 /* See vault.h.  The kernel holds no page of n when nothing was read,
  * pushed or opened for writing since its node was made or last went idle:
  * a node outlives the kernel's inode only idle (vault_node.c), and a
- * forgotten inode takes its pages with it.  So one open per node pushes.  It pushes only as the file's one handle,
- * and other opens of the file wait until the push is sent (push_end): the
- * store locks the file's pages in the kernel, and a page locked by another
+ * forgotten inode takes its pages with it.  So one open per node pushes.
+ * It pushes only as the file's one handle, and other opens of the file
+ * wait until the push is sent (push_end): the store locks the file's
+ * pages in the kernel, and a page locked by another
  * handle's read would wait for a READ that needs a free worker; with no
  * other handle no page of the file can be locked for a request.
  *
