@@ -13,8 +13,9 @@ STATE2), then STORE mounted by one build's daemon and STORE2 by the
 other's (each with its own VECVAULT_STATE_DIR and --pid-file); query each
 layout until `--stats` says nothing is still being decrypted.  `ls -l` of
 a layout makes its files' nodes stay in the daemon (the kernel holds them
-looked up); without, each query finds them forgotten, as after a remount:
-measure both states.
+looked up); without, a build older than idle nodes (docs/design.md "Node
+cache and kernel caches") builds them again for each query, as after a
+remount: measure both states.
 
 Each round runs every layout with a single query (q1.npy, k 10) through
 every side in turn, so load changes hit all alike.  Prints per side and
