@@ -27,9 +27,7 @@
 #define VV_KEY_MAX_CIDRS 32
 #define VV_PASSWORD_MIN 8
 
-/* A POSIX-portable user name as useradd takes it: [a-z_][a-z0-9_-]*,
- * 1..32 bytes (no trailing '$': no machine accounts). */
-bool vault_user_name_ok(const char *name);
+/* User names: vv_user_name_ok (vecvault/users.h), the one rule. */
 /* A uid given as decimal text: 1..4294967294 (not root, not -1). */
 int vault_user_parse_uid(const char *s, uint32_t *uid);
 /* "90d", "12h", "30m", "45s", "2w": a positive count and one unit, at most

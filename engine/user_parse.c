@@ -16,11 +16,6 @@
 #include "vecvault/error.h"
 #include "vecvault/users.h"
 
-bool vault_user_name_ok(const char *name)
-{
-	return vv_user_name_ok(name);
-}
-
 bool vv_user_name_ok(const char *name)
 {
 	size_t n = name ? strlen(name) : 0;

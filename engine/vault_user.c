@@ -275,7 +275,7 @@ static int run_add(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_
 	bool taken;
 	int r;
 
-	if (!vault_user_name_ok(name))
+	if (!vv_user_name_ok(name))
 		return bad_name(rep, name);
 	if (uidarg && vault_user_parse_uid(uidarg, &uid) < 0)
 		return vault_admin_fail(rep, VV_EINVAL, "uid '%.16s' is not a number from 1 to "
@@ -537,7 +537,7 @@ static int run_show(struct vv_vault *v, const struct vv_admin_req *rq, struct vv
 	char b1[32], b2[32];
 	int r;
 
-	if (!vault_user_name_ok(name))
+	if (!vv_user_name_ok(name))
 		return bad_name(rep, name);
 	pthread_mutex_lock(&v->mu);
 	if ((r = user_get(v, name, &u, rep)) < 0)
@@ -588,7 +588,7 @@ static int run_delete(struct vv_vault *v, const struct vv_admin_req *rq,
 	struct vv_user_row u;
 	int r;
 
-	if (!vault_user_name_ok(name))
+	if (!vv_user_name_ok(name))
 		return bad_name(rep, name);
 	pthread_mutex_lock(&v->mu);
 	if ((r = user_get(v, name, &u, rep)) < 0 ||
@@ -618,7 +618,7 @@ static int run_passwd(struct vv_vault *v, const struct vv_admin_req *rq,
 	size_t passlen;
 	int r;
 
-	if (!vault_user_name_ok(name))
+	if (!vv_user_name_ok(name))
 		return bad_name(rep, name);
 	if ((r = password_arg(rq, &pass, &passlen, rep)) < 0)
 		return r;
@@ -685,7 +685,7 @@ static int run_role(struct vv_vault *v, const struct vv_admin_req *rq, struct vv
 	size_t total;
 	int r;
 
-	if (!vault_user_name_ok(name))
+	if (!vv_user_name_ok(name))
 		return bad_name(rep, name);
 	if (nadd + ndel == 0)
 		return vault_admin_fail(rep, VV_EINVAL, "say which role to add or remove");
@@ -792,7 +792,7 @@ static int run_key_create(struct vv_vault *v, const struct vv_admin_req *rq,
 	int64_t ttl = 0;
 	int r;
 
-	if (!vault_user_name_ok(name))
+	if (!vv_user_name_ok(name))
 		return bad_name(rep, name);
 	if (label && !vault_user_label_ok(label))
 		return vault_admin_fail(rep, VV_EINVAL, "a key label is 1-%d printable characters",
@@ -879,7 +879,7 @@ static int run_key_list(struct vv_vault *v, const struct vv_admin_req *rq,
 	struct vv_user_row u = { .id = -1 };
 	int r = 0;
 
-	if (name && !vault_user_name_ok(name))
+	if (name && !vv_user_name_ok(name))
 		return bad_name(rep, name);
 	pthread_mutex_lock(&v->mu);
 	if ((!name || (r = user_get(v, name, &u, rep)) == 0) && (r = print_keys(&s, u.id)) == 0 &&
@@ -1180,7 +1180,7 @@ int vv_vault_auth_password(struct vv_vault *v, const char *user, const char *pas
 {
 	char hash[VV_PWHASH_STR_BYTES] = "";
 	uint8_t stamp[VV_SHA256_BYTES];
-	bool valid = vault_user_name_ok(user), have = false;
+	bool valid = vv_user_name_ok(user), have = false;
 	struct vv_user_row u = { .id = -1 }, again;
 	const char *why = NULL;
 	int r, pv = VV_EBADPASS, busy;
@@ -1302,7 +1302,7 @@ int vv_vault_auth_cert(struct vv_vault *v, const char *user, const char *fp,
 		       const struct sockaddr *peer, bool quiet, struct vv_auth *out)
 {
 	struct vv_user_row u = { .id = -1 };
-	bool valid = user && vault_user_name_ok(user);
+	bool valid = user && vv_user_name_ok(user);
 	const char *why = NULL;
 	char what[40];
 	int r;

@@ -106,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	default:
 		if (vault_user_parse_uid(s, &uid) == 0 && (uid == 0 || uid == 0xFFFFFFFFu))
 			abort();
-		if (vault_user_name_ok(s) && (strlen(s) == 0 || strlen(s) > 32 ||
+		if (vv_user_name_ok(s) && (strlen(s) == 0 || strlen(s) > 32 ||
 					      strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") !=
 					      strlen(s)))
 			abort();

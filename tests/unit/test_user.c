@@ -118,19 +118,19 @@ static void test_parsers(void)
 	uint32_t uid = 0;
 	struct sockaddr_storage p;
 
-	ok(vault_user_name_ok("alice"), "name: alice");
-	ok(vault_user_name_ok("_svc-01"), "name: _svc-01");
-	ok(vault_user_name_ok("abcdefghijklmnopqrstuvwxyz012345"), "name: 32 bytes");
-	ok(!vault_user_name_ok("abcdefghijklmnopqrstuvwxyz0123456"), "name: 33 bytes refused");
-	ok(!vault_user_name_ok(""), "name: empty refused");
-	ok(!vault_user_name_ok(NULL), "name: NULL refused");
-	ok(!vault_user_name_ok("Alice"), "name: upper case refused");
-	ok(!vault_user_name_ok("-x"), "name: leading '-' refused");
-	ok(!vault_user_name_ok("1x"), "name: leading digit refused");
-	ok(!vault_user_name_ok("a b"), "name: space refused");
-	ok(!vault_user_name_ok("a/b"), "name: slash refused");
-	ok(!vault_user_name_ok("a$"), "name: machine account refused");
-	ok(!vault_user_name_ok("al\xc3\xa9"), "name: non-ASCII refused");
+	ok(vv_user_name_ok("alice"), "name: alice");
+	ok(vv_user_name_ok("_svc-01"), "name: _svc-01");
+	ok(vv_user_name_ok("abcdefghijklmnopqrstuvwxyz012345"), "name: 32 bytes");
+	ok(!vv_user_name_ok("abcdefghijklmnopqrstuvwxyz0123456"), "name: 33 bytes refused");
+	ok(!vv_user_name_ok(""), "name: empty refused");
+	ok(!vv_user_name_ok(NULL), "name: NULL refused");
+	ok(!vv_user_name_ok("Alice"), "name: upper case refused");
+	ok(!vv_user_name_ok("-x"), "name: leading '-' refused");
+	ok(!vv_user_name_ok("1x"), "name: leading digit refused");
+	ok(!vv_user_name_ok("a b"), "name: space refused");
+	ok(!vv_user_name_ok("a/b"), "name: slash refused");
+	ok(!vv_user_name_ok("a$"), "name: machine account refused");
+	ok(!vv_user_name_ok("al\xc3\xa9"), "name: non-ASCII refused");
 
 	is_int(vault_user_parse_uid("5000", &uid), 0, "uid: 5000");
 	is_int(uid, 5000, "uid: value");
