@@ -506,8 +506,6 @@ int vv_vault_knn_dir(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *
 	struct knn_dir_req *dr;
 	int r;
 
-	if (!v->knn || !dh->n)
-		return VV_ENOTTY;
 	if ((r = vault_knn_dir_prepare(v, c, dh, io, NULL, &dr)) < 0)
 		return r;
 	return vault_knn_dir_scan(v, c, dr, io);
