@@ -23,8 +23,10 @@ M=$T/mnt
 SWAP=
 trap '[ -n "$SWAP" ] && kill "$SWAP" 2>/dev/null; wait 2>/dev/null; vv_cleanup' EXIT
 mkdir -p "$P"
-"$PY" - "$T" <<'PY'
-import numpy as np, os, sys
+"$PY" - "$T" "$VV_SRC/tests/integration/lib" <<'PY'
+import numpy as np, sys
+sys.path.insert(0, sys.argv[2])
+from seg_layout import layout as cut, odd
 T = sys.argv[1]; P = T + "/plain"
 rng = np.random.default_rng(4009)
 d = 16
@@ -33,24 +35,13 @@ dup = [3, 7, 101, 2500, 2501, 5900]     # ties across segments: by (segment, row
 X[dup] = X[3]
 q = rng.standard_normal((4, d)).astype('<f4'); q[0] = X[3]
 np.save(T + "/q.npy", q)
-def fvecs(path, rows):
-    with open(path, "wb") as f:
-        for r in rows: np.int32(d).tofile(f); r.tofile(f)
-def layout(name, sizes):
-    os.mkdir(P + "/" + name); r0 = 0
-    for s, k in enumerate(sizes):
-        if s % 4 == 1 and k: fvecs(P + "/%s/t%04d.fvecs" % (name, s), X[r0:r0 + k])
-        else: np.save(P + "/%s/t%04d.npy" % (name, s), X[r0:r0 + k])
-        r0 += k
-    np.save(T + "/X.%s.npy" % name, X[:r0].astype(np.float64))
+def layout(name, sizes): cut(P, name, X, sizes, T + "/X.%s.npy" % name)
 layout("one", [50])
 layout("sixty", [100] * 60)
 layout("thousand", [int(k) if s % 10 else 0 for s, k in enumerate(rng.integers(0, 13, 1000))])
 # odd: 60 good segments and, mixed in, no segment, another dim, another dtype
 layout("odd", [40] * 60)
-with open(P + "/odd/t0020x.npy", "wb") as f: f.write(b"not a segment, just bytes " * 10)
-np.save(P + "/odd/t0030x.npy", rng.standard_normal((5, d + 1)).astype('<f4'))
-np.save(P + "/odd/t0040x.npy", rng.integers(0, 9, (5, d)).astype('<i4'))
+odd(P, rng, d)
 np.save(T + "/other.npy", (rng.standard_normal((40, d)) * 5).astype('<f4'))
 PY
 # t0044.npy: uid 1000 may not read it

@@ -17,8 +17,10 @@ P=$T/plain
 S=$T/store
 M=$T/mnt
 mkdir -p "$P"
-"$PY" - "$T" <<'PY'
-import numpy as np, os, sys
+"$PY" - "$T" "$VV_SRC/tests/integration/lib" <<'PY'
+import numpy as np, sys
+sys.path.insert(0, sys.argv[2])
+from seg_layout import layout as cut, odd
 T = sys.argv[1]; P = T + "/plain"
 rng = np.random.default_rng(4012)
 d = 16
@@ -28,21 +30,10 @@ q = rng.standard_normal((4, d)).astype('<f4'); q[0] = X[5]
 np.save(T + "/q.npy", q)
 # 300 queries of 16 floats: more than one request of either offload carries
 np.save(T + "/q300.npy", rng.standard_normal((300, d)).astype('<f4'))
-def fvecs(path, rows):
-    with open(path, "wb") as f:
-        for r in rows: np.int32(d).tofile(f); r.tofile(f)
-def layout(name, sizes):
-    os.mkdir(P + "/" + name); r0 = 0
-    for s, k in enumerate(sizes):
-        if s % 4 == 1 and k: fvecs(P + "/%s/t%04d.fvecs" % (name, s), X[r0:r0 + k])
-        else: np.save(P + "/%s/t%04d.npy" % (name, s), X[r0:r0 + k])
-        r0 += k
-    np.save(T + "/X.%s.npy" % name, X[:r0].astype(np.float64))
+def layout(name, sizes): cut(P, name, X, sizes, T + "/X.%s.npy" % name)
 layout("sixty", [100] * 60)
 layout("odd", [40] * 60)
-with open(P + "/odd/t0020x.npy", "wb") as f: f.write(b"not a segment, just bytes " * 10)
-np.save(P + "/odd/t0030x.npy", rng.standard_normal((5, d + 1)).astype('<f4'))
-np.save(P + "/odd/t0040x.npy", rng.integers(0, 9, (5, d)).astype('<i4'))
+odd(P, rng, d)
 PY
 chmod 600 "$P/odd/t0044.npy"
 

@@ -19,8 +19,10 @@ vv_listen_mount
 vv_alice_coll
 check "mount vv://" vv_rmount "vv://alice@127.0.0.1:$P/coll" "$R" --key-file "$T/key" --pin "$FP"
 
-"$PY" - "$G" <<'PY'
-import numpy as np, os, sys
+"$PY" - "$G" "$VV_SRC/tests/integration/lib" <<'PY'
+import numpy as np, sys
+sys.path.insert(0, sys.argv[2])
+from seg_layout import layout as cut
 G = sys.argv[1]
 rng = np.random.default_rng(7036)
 d = 16
@@ -28,15 +30,7 @@ X = rng.standard_normal((40000, d)).astype('<f4')
 X[[5, 77, 3001]] = X[5]                     # ties across segments
 q = rng.standard_normal((3, d)).astype('<f4'); q[0] = X[5]
 np.save(G + "/q.npy", q)
-def layout(name, sizes):
-    os.mkdir(G + "/" + name); r0 = 0
-    for s, k in enumerate(sizes):
-        if s % 4 == 1:
-            with open(G + "/%s/t%04d.fvecs" % (name, s), "wb") as f:
-                for r in X[r0:r0 + k]: np.int32(d).tofile(f); r.tofile(f)
-        else:
-            np.save(G + "/%s/t%04d.npy" % (name, s), X[r0:r0 + k])
-        r0 += k
+def layout(name, sizes): cut(G, name, X, sizes)
 layout("one", [50])
 layout("sixty", [100] * 60)
 layout("three", [int(k) for k in rng.integers(1, 40, 300)])
