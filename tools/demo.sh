@@ -32,7 +32,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "vecvault init $D/store"
 "$VV" init "$D/store" --passfile "$D/passphrase"
 step "vecvault mount $D/store $D/mnt"
-"$VV" mount "$D/store" "$D/mnt" --passfile "$D/passphrase"
+"$VV" mount "$D/store" "$D/mnt" --passfile "$D/passphrase" --pid-file "$D/daemon.pid"
 
 step "a collection of 128-d vectors, stored with cp"
 "$VV" collection create "$D/mnt/products" --dim 128 --metric l2
@@ -62,10 +62,16 @@ if grep -rqa "SECRET-DEMO-MARKER" "$D/store" || grep -rqa "part-0.npy" "$D/store
 fi
 echo "grep for the file contents and names under $D/store: nothing found"
 
-step "the audit log saw it all (last 5 records)"
-"$VV" audit show "$D/store" | tail -5
-
+# The daemon writes its audit records out once a second and at exit:
+# unmount and wait for it to finish before reading the log.
 fusermount3 -u "$D/mnt"
 trap - EXIT
+pid=$(cat "$D/daemon.pid")
+for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+
+step "the audit log saw it all: the query's reads and the unmount (last 8 records), and its chain verifies"
+"$VV" audit show "$D/store" | tail -8
+"$VV" audit verify "$D/store" --passfile "$D/passphrase"
+
 step "unmounted; mount again with:"
 echo "  VECVAULT_STATE_DIR=$D/state VECVAULT_AUDIT_DIR=$D/audit $VV mount $D/store $D/mnt --passfile $D/passphrase"
