@@ -696,10 +696,15 @@ static void restore_undo(struct restore *rs)
 	}
 }
 
-/* Fix the link counts of files restored with several names. */
+/* Fix the link counts of files restored with several names.  A later
+ * path of the same restore may have built the node of one (it moved the
+ * file aside to restore another of its names): the count goes there too,
+ * or the node, kept idle, would call a name's removal the last one and
+ * trash the file under its other names. */
 static int fix_links(struct vv_vault *v, struct links *m)
 {
 	for (size_t i = 0; i < m->n; i++) {
+		struct node *n = vault_node_find(v, m->e[i].to);
 		struct vv_inode_row row;
 		int r = vv_meta_inode_get(v->meta, m->e[i].to, &row);
 		if (r < 0)
@@ -707,6 +712,8 @@ static int fix_links(struct vv_vault *v, struct links *m)
 		row.nlink = m->e[i].names;
 		if ((r = vv_meta_inode_put(v->meta, &row)) < 0)
 			return r;
+		if (n)
+			n->a.nlink = row.nlink;
 	}
 	return 0;
 }
