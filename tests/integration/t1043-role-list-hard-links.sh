@@ -8,7 +8,10 @@
 # while its primary parent stays /c/pub.  main checked the walk to the
 # primary parent and showed nobody and u1001 the name inside the 0700
 # directory (8 checks fail, the exact public lists among them); the walk
-# checked is now that of the path shown.  A file whose shown name is public stays listed to everyone.
+# checked is now that of the path shown.  A file whose shown name is
+# public stays listed to everyone.  And the walk's search right through
+# the role's group (a supplementary group of the peer) and through an ACL
+# entry whose x the mask cuts, then widens (main passes those 5).
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
 export -f as_u1000 as_u1001 as_nobody
@@ -61,4 +64,26 @@ done
 out=$(as_u1000 "$VV_BIN" role list "$M")
 check "u1000, who may search its directory, sees the name there" \
 	sh -c "printf '%s' \"\$1\" | grep -q '/c/alice/merger-plan.npy'" _ "$out"
+
+# the search right through a group (the role's, held as a supplementary
+# group of the peer) and through an ACL entry the mask cuts
+mkdir -m 0750 "$M/c/team" "$M/c/masked"
+chgrp "$gid" "$M/c/team"
+echo t > "$M/c/team/t.npy"
+echo m > "$M/c/masked/m.npy"
+setfacl -m u:1001:rwx,m::r-- "$M/c/masked"
+check "root grants the role on c/team/t.npy and c/masked/m.npy" \
+	"$VV_BIN" grant "$G" readonly "$M/c/team/t.npy" "$M/c/masked/m.npy"
+as_member() { setpriv --reuid=1001 --regid=1001 --groups="$gid" -- "$@"; }
+out=$(as_member "$VV_BIN" role list "$M")
+check "u1001 in the role's group sees the file in the group's 0750 directory" \
+	sh -c "printf '%s' \"\$1\" | grep -q '/c/team/t.npy'" _ "$out"
+check "u1001, whose ACL entry the mask leaves without x, not the masked one" \
+	sh -c "! printf '%s' \"\$1\" | grep -q 'masked'" _ "$out"
+out=$(as_u1001 "$VV_BIN" role list "$M")
+check "u1001 without the group sees neither" sh -c "! printf '%s' \"\$1\" | grep -Eq 'team|masked'" _ "$out"
+setfacl -m m::r-x "$M/c/masked"
+out=$(as_u1001 "$VV_BIN" role list "$M")
+check "the mask widened to r-x: u1001 sees the masked one" \
+	sh -c "printf '%s' \"\$1\" | grep -q '/c/masked/m.npy'" _ "$out"
 test_done
