@@ -1,8 +1,8 @@
 #!/bin/bash
 # t1042-snap-restore-nodes: the nodes a `vecvault snapshot restore` builds
-# for the inodes it makes follow their rows.  A restore of
-# several paths that fails at a later path rolls all of them back (one
-# savepoint), and leaves nothing behind in the daemon's node table either.
+# for the inodes it makes follow their rows.  A restore of several paths
+# that fails at a later path rolls all of them back (one savepoint), and
+# leaves nothing behind in the daemon's node table either.
 # The paths restored before the failure made new inodes, and the restore
 # built nodes for some of them (the live directory of a later path, the
 # file it moved aside there); idle nodes (vault_node.c) outlived the
