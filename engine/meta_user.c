@@ -38,11 +38,17 @@ int meta_user_schema(struct vv_meta *m)
 
 /* The uids of deleted vault users: the files they made keep them, so the
  * allocator never hands one out again (vv_meta_user_uid_taken), or the
- * next user added would own them.  Stores from before this table forgot
- * the uids of users deleted then. */
+ * next user added would own them.  A store from before this table knows
+ * the uids of users deleted then only from their files: every uid that
+ * owns an inode (the live tree and the trash; not snapshots) and that no
+ * user has is retired once, when the table is made (a scan of inodes at
+ * that upgrade).  Retiring a local account's uid costs nothing: the
+ * allocator skips those anyway. */
 int meta_user_retired_schema(struct vv_meta *m)
 {
-	return meta_exec(m, "CREATE TABLE IF NOT EXISTS retired_uids(uid INTEGER PRIMARY KEY);");
+	return meta_exec(m, "CREATE TABLE IF NOT EXISTS retired_uids(uid INTEGER PRIMARY KEY);"
+			 "INSERT OR IGNORE INTO retired_uids(uid) SELECT DISTINCT uid FROM inodes"
+			 " WHERE uid NOT IN (SELECT uid FROM users);");
 }
 
 #define USER_COLS "id, name, uid, pwhash IS NOT NULL, created, changed"
