@@ -452,6 +452,10 @@ int vv_meta_user_iter(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_us
 		      void *ctx);
 /* *taken: a vault user acts as uid, or a deleted one did (retired_uids). */
 int vv_meta_user_uid_taken(struct vv_meta *m, uint32_t uid, bool *taken);
+/* Retire every uid that owns an inode and that no user has: a store whose
+ * past users are not known (restored from a backup, which carries files
+ * but no users; upgraded from before retired_uids).  Scans inodes. */
+int vv_meta_user_retire_owners(struct vv_meta *m);
 /* VV_EEXIST if the id is taken (the caller draws another). */
 int vv_meta_key_add(struct vv_meta *m, const struct vv_key_row *k);
 int vv_meta_key_get(struct vv_meta *m, const char *id, struct vv_key_row *k);   /* VV_ENOENT */

@@ -46,8 +46,14 @@ int meta_user_schema(struct vv_meta *m)
  * allocator skips those anyway. */
 int meta_user_retired_schema(struct vv_meta *m)
 {
-	return meta_exec(m, "CREATE TABLE IF NOT EXISTS retired_uids(uid INTEGER PRIMARY KEY);"
-			 "INSERT OR IGNORE INTO retired_uids(uid) SELECT DISTINCT uid FROM inodes"
+	int r = meta_exec(m, "CREATE TABLE IF NOT EXISTS retired_uids(uid INTEGER PRIMARY KEY);");
+
+	return r < 0 ? r : vv_meta_user_retire_owners(m);
+}
+
+int vv_meta_user_retire_owners(struct vv_meta *m)
+{
+	return meta_exec(m, "INSERT OR IGNORE INTO retired_uids(uid) SELECT DISTINCT uid FROM inodes"
 			 " WHERE uid NOT IN (SELECT uid FROM users);");
 }
 

@@ -3,11 +3,13 @@
 # vault user made (remotely, as its uid) keep that uid after `vecvault
 # user delete`; the allocator handed the lowest free uid of the range to
 # the next user added, who then owned them: bob, added after alice was
-# deleted, read alice's 0600 file in her 0700 directory (main: 6 checks
+# deleted, read alice's 0600 file in her 0700 directory (main: 8 checks
 # fail).  A deleted user's uid is now retired (meta.db retired_uids):
 # never allocated again, also after a remount, and a vault owner who is
 # not root cannot give it with --uid either; root still may (several
-# vault users may share a uid on purpose).
+# vault users may share a uid on purpose).  A store restored from a
+# backup (files, no users) retires the uids its files have (main: zed,
+# the first user added there, got alice's uid and read her notes).
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
 export XDG_RUNTIME_DIR="$T/run"
@@ -56,4 +58,19 @@ check "  the message names why" grep -q "another vault user" "$T/out"
 check "  eve was not added" eval '! "$VV_BIN" user show eve "$M" > /dev/null 2>&1'
 check "root may (a uid shared on purpose)" "$VV_BIN" user add frank --no-password --uid "$C" "$M"
 check "frank acts as carol's uid" test "$(uid_of frank)" = "$C"
+
+# a backup carries the files, not the users who made them: a store
+# restored from it retires their uids too
+D=$T/repo
+"$VV_BIN" backup init "$D" --passfile "$PASSFILE" --kdf test >/dev/null
+ID=$("$VV_BIN" backup create "$M" "$D" --passfile "$PASSFILE" 2>&1 | awk '/^backup /{print $2}' | tr -d :)
+check "backup restore into a new store" "$VV_BIN" backup restore "$D" "$ID" "$T/s2" \
+	--repo-passfile "$PASSFILE" --passfile "$PASSFILE" --kdf test
+vv_umount "$M"
+vv_mount "$T/s2" "$M"
+check "zed added to the restored vault" "$VV_BIN" user add zed --no-password "$M"
+Z=$(uid_of zed)
+check "zed's uid is not alice's, whose files are there" \
+	eval '[ "$Z" != "$A" ] || { echo "# zed: uid $Z"; false; }'
+check "zed cannot read alice's notes there" test "$(as_uid "$Z" read "$M/c/alice/notes")" = EACCES
 test_done
