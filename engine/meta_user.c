@@ -364,7 +364,8 @@ int vv_meta_user_uid_taken(struct vv_meta *m, uint32_t uid, bool *taken)
 	if (!vv_meta_user_ready(m))
 		return 0;
 	s = meta_sql(m, meta_has_table(m, "retired_uids") ?
-		     "SELECT 1 FROM users WHERE uid = ?1 UNION ALL SELECT 1 FROM retired_uids WHERE uid = ?1" :
+		     "SELECT 1 FROM users WHERE uid = ?1"
+		     " UNION ALL SELECT 1 FROM retired_uids WHERE uid = ?1" :
 		     "SELECT 1 FROM users WHERE uid = ?1");
 	if (!s)
 		return VV_EIO;
