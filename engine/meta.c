@@ -156,6 +156,7 @@ static const struct meta_feature features[] = {
 	{ "snap_files", meta_snap_file_schema },
 	{ "snap_tags", meta_snap_tags_schema },
 	{ "users", meta_user_schema },
+	{ "retired_uids", meta_user_retired_schema },
 	{ "coll_admins", meta_grant_schema },
 	{ "trash", meta_trash_schema },
 	{ "trash_parts", meta_trash_migrate },     /* the layout without entries */

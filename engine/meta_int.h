@@ -430,8 +430,9 @@ int vv_meta_user_pwhash(struct vv_meta *m, int64_t id, char *buf, size_t cap);
  * the name is taken.  pwhash may be NULL (keys only). */
 int vv_meta_user_add(struct vv_meta *m, struct vv_user_row *r, const char *pwhash,
 		     const char *const *roles, size_t nroles);
-/* Delete the user and its roles, and revoke (at now) its keys, which stay
- * listed for the record; all or nothing.  VV_ENOENT if no such user. */
+/* Delete the user and its roles, revoke (at now) its keys, which stay
+ * listed for the record, and retire its uid; all or nothing.  VV_ENOENT
+ * if no such user. */
 int vv_meta_user_del(struct vv_meta *m, int64_t id, int64_t now);
 int vv_meta_user_set_pw(struct vv_meta *m, int64_t id, const char *pwhash, int64_t now);
 /* Add (VV_EEXIST if held) or remove (VV_ENOENT if not held) one role. */
@@ -449,7 +450,12 @@ int vv_meta_role_del_held(struct vv_meta *m, const char *role);
 /* Every user by name. */
 int vv_meta_user_iter(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_user_row *r),
 		      void *ctx);
+/* *taken: a vault user acts as uid, or a deleted one did (retired_uids). */
 int vv_meta_user_uid_taken(struct vv_meta *m, uint32_t uid, bool *taken);
+/* Retire every uid that owns an inode and that no user has: a store whose
+ * past users are not known (restored from a backup, which carries files
+ * but no users; upgraded from before retired_uids).  Scans inodes. */
+int vv_meta_user_retire_owners(struct vv_meta *m);
 /* VV_EEXIST if the id is taken (the caller draws another). */
 int vv_meta_key_add(struct vv_meta *m, const struct vv_key_row *k);
 int vv_meta_key_get(struct vv_meta *m, const char *id, struct vv_key_row *k);   /* VV_ENOENT */

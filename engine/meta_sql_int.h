@@ -103,6 +103,7 @@ int meta_snap_dir_list(struct vv_meta *m, uint64_t after, int max,
 int meta_snap_root_name(struct vv_meta *m, uint64_t vino, uint64_t *parent, char *name, size_t cap);
 /* ---- vault users and API keys (meta_user.c) ---- */
 int meta_user_schema(struct vv_meta *m);
+int meta_user_retired_schema(struct vv_meta *m);
 /* ---- trash (meta_trash.c) ---- */
 int meta_trash_schema(struct vv_meta *m);
 int meta_trash_migrate(struct vv_meta *m);

@@ -7,6 +7,7 @@
  *   user_roles(user, role)                     PRIMARY KEY(user, role)
  *   api_keys(id TEXT PRIMARY KEY, user, uname, hash BLOB(32), label,
  *            created, expires, last_used, revoked, allow)   INDEX(user)
+ *   retired_uids(uid INTEGER PRIMARY KEY)      uids of deleted users
  *
  * meta.db is encrypted page by page, so names, uids, roles, password
  * hashes and key hashes are never on disk in the clear.  Like the rest of
@@ -33,6 +34,27 @@ int meta_user_schema(struct vv_meta *m)
 		" created INTEGER NOT NULL, expires INTEGER NOT NULL, last_used INTEGER NOT NULL,"
 		" revoked INTEGER NOT NULL, allow TEXT NOT NULL) WITHOUT ROWID;"
 		"CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys(user);");
+}
+
+/* The uids of deleted vault users: the files they made keep them, so the
+ * allocator never hands one out again (vv_meta_user_uid_taken), or the
+ * next user added would own them.  A store from before this table knows
+ * the uids of users deleted then only from their files: every uid that
+ * owns an inode (the live tree and the trash; not snapshots) and that no
+ * user has is retired once, when the table is made (a scan of inodes at
+ * that upgrade).  Retiring a local account's uid costs nothing: the
+ * allocator skips those anyway. */
+int meta_user_retired_schema(struct vv_meta *m)
+{
+	int r = meta_exec(m, "CREATE TABLE IF NOT EXISTS retired_uids(uid INTEGER PRIMARY KEY);");
+
+	return r < 0 ? r : vv_meta_user_retire_owners(m);
+}
+
+int vv_meta_user_retire_owners(struct vv_meta *m)
+{
+	return meta_exec(m, "INSERT OR IGNORE INTO retired_uids(uid) SELECT DISTINCT uid FROM inodes"
+			 " WHERE uid NOT IN (SELECT uid FROM users);");
 }
 
 #define USER_COLS "id, name, uid, pwhash IS NOT NULL, created, changed"
@@ -180,6 +202,8 @@ static int by_id(struct vv_meta *m, const char *sql, int64_t id, int64_t now, in
 static const char sql_user_revoke[] =
 	"UPDATE api_keys SET revoked = ?2 WHERE user = ?1 AND revoked = 0";
 static const char sql_user_unrole[] = "DELETE FROM user_roles WHERE user = ?1";
+static const char sql_user_retire[] =
+	"INSERT OR IGNORE INTO retired_uids(uid) SELECT uid FROM users WHERE id = ?1";
 static const char sql_user_del[] = "DELETE FROM users WHERE id = ?1";
 static const char sql_user_touch[] = "UPDATE users SET changed = ?2 WHERE id = ?1";
 
@@ -191,6 +215,8 @@ int vv_meta_user_del(struct vv_meta *m, int64_t id, int64_t now)
 		return ret;
 	if ((ret = by_id(m, sql_user_revoke, id, now, NULL)) == 0 &&
 	    (ret = by_id(m, sql_user_unrole, id, 0, NULL)) == 0 &&
+	    (!meta_has_table(m, "retired_uids") ||
+	     (ret = by_id(m, sql_user_retire, id, 0, NULL)) == 0) &&
 	    (ret = by_id(m, sql_user_del, id, 0, &n)) == 0 && n == 0)
 		ret = VV_ENOENT;
 	return sp(m, "user_del", ret);
@@ -337,7 +363,11 @@ int vv_meta_user_uid_taken(struct vv_meta *m, uint32_t uid, bool *taken)
 	*taken = false;
 	if (!vv_meta_user_ready(m))
 		return 0;
-	if (!(s = meta_sql(m, "SELECT 1 FROM users WHERE uid = ?1")))
+	s = meta_sql(m, meta_has_table(m, "retired_uids") ?
+		     "SELECT 1 FROM users WHERE uid = ?1"
+		     " UNION ALL SELECT 1 FROM retired_uids WHERE uid = ?1" :
+		     "SELECT 1 FROM users WHERE uid = ?1");
+	if (!s)
 		return VV_EIO;
 	sqlite3_bind_int64(s, 1, uid);
 	ret = meta_row(m, s);

@@ -521,6 +521,10 @@ void vault_node_maybe_free(struct vv_vault *v, struct node *n);
  * without going through the nodes, or a collection key dropped.  Under mu. */
 void vault_node_idle_drop(struct vv_vault *v);
 int vault_node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap);
+/* vault_node_path, and *dir: the directory whose entry the path ends with
+ * (for a file with several names, the one named, not its primary parent:
+ * what a caller shown the path learns the names of).  Under mu. */
+int vault_node_path_dir(struct vv_vault *v, uint64_t ino, char *buf, size_t cap, uint64_t *dir);
 void vault_node_invalidate_all(struct vv_vault *v);
 void vault_node_named(struct node *n, uint64_t parent, const char *name, uint32_t pid);
 int vault_node_check(struct vv_vault *v, const struct vv_ctx *c, struct node *n, int mask);

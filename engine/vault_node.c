@@ -479,12 +479,20 @@ void vault_node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct 
 /* Canonical path of ino ("/coll/dir/file"), walking primary parents. */
 int vault_node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap)
 {
+	uint64_t dir;
+
+	return vault_node_path_dir(v, ino, buf, cap, &dir);
+}
+
+int vault_node_path_dir(struct vv_vault *v, uint64_t ino, char *buf, size_t cap, uint64_t *dir)
+{
 	char tmp[4096], name[VV_NAME_MAX + 1];
 	size_t pos = sizeof(tmp) - 1, len;
 	uint64_t cur = ino;
 	int depth = 0;
 
 	tmp[pos] = 0;
+	*dir = 0;
 	while (cur != VV_ROOT_INO) {
 		struct node *n = find(v, cur);
 		const char *nm = name;
@@ -517,6 +525,8 @@ int vault_node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap)
 		pos -= nl;
 		memcpy(tmp + pos, nm, nl);
 		tmp[--pos] = '/';
+		if (cur == ino)
+			*dir = parent;
 		cur = parent;
 	}
 	if (pos == sizeof(tmp) - 1)

@@ -521,7 +521,11 @@ static int restore_rows(struct rst *s, struct vv_meta *meta)
 					   m->xattrs[i].vlen)) < 0)
 			return r;
 	}
-	return vv_meta_kv_set_u64(meta, "next_ino", maxino + 1);
+	if ((r = vv_meta_kv_set_u64(meta, "next_ino", maxino + 1)) < 0)
+		return r;
+	/* The backup carries files, not the vault users who made them: their
+	 * uids are retired, or the first users added here would own them. */
+	return vv_meta_user_retire_owners(meta);
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)

@@ -220,7 +220,9 @@ struct list_ctx {
  * list the roles, but a path names what is in its directories: a peer
  * other than the owner sees only the paths it could reach by a walk
  * (search on every directory above), never one inside a directory it
- * cannot search nor one in the trash; the others are left out. */
+ * cannot search nor one in the trash; the others are left out.  The walk
+ * checked is that of the path shown: a file with several names is shown
+ * by one that need not be in its primary parent. */
 static int list_where(struct list_ctx *l, uint32_t gid)
 {
 	struct vv_vault *v = l->v;
@@ -234,14 +236,15 @@ static int list_where(struct list_ctx *l, uint32_t gid)
 	for (size_t i = 0; i < g.n && r == 0; i++) {
 		struct vv_inode_row row;
 		char path[4096];
+		uint64_t dir;
 
 		if (vv_meta_inode_get(v->meta, g.inos[i], &row) < 0)
 			continue;
 		if (g.inos[i] != VV_ROOT_INO && scan_has(&g, row.parent))
 			continue;
-		if (!l->owner && g.inos[i] != VV_ROOT_INO && vault_node_reach(v, &l->c, row.parent) < 0)
+		if (vault_node_path_dir(v, g.inos[i], path, sizeof(path), &dir) < 0)
 			continue;
-		if (vault_node_path(v, g.inos[i], path, sizeof(path)) < 0)
+		if (!l->owner && g.inos[i] != VV_ROOT_INO && vault_node_reach(v, &l->c, dir) < 0)
 			continue;
 		if (json) {
 			r = vault_admin_printf(l->rep, "%s", shown ? "," : "");

@@ -550,10 +550,20 @@ out:
 	return r;
 }
 
+/* What one restored path changed in nodes that may outlive a rollback:
+ * its live directory's links and times, and the name of what was there
+ * before (moved aside). */
+struct undo {
+	uint64_t dir, moved;             /* moved: 0 when nothing was moved aside */
+	char base[VV_NAME_MAX + 1];
+};
+
 struct restore {
 	struct vv_vault *v;
 	const struct vv_snap_row *sr;
 	struct links links;
+	struct undo *undo;
+	size_t nundo, undocap;
 	char stamp[32];
 	struct vv_admin_reply *rep;
 	bool json;
@@ -599,6 +609,11 @@ static int restore_one(struct restore *rs, const char *spath)
 		return vault_admin_fail(rs->rep, VV_EXDEV, "snapshot.restore: %s belonged to a collection "
 					"that %s is not part of now (removed and made again?): restore "
 					"the whole collection instead", spath, ppath[0] ? ppath : "/");
+	if (VV_GROW(rs->undo, rs->nundo, rs->undocap) < 0)
+		return vault_admin_fail(rs->rep, VV_ENOMEM, "snapshot.restore: %s: out of memory", spath);
+	rs->undo[rs->nundo] = (struct undo){ .dir = lp };
+	snprintf(rs->undo[rs->nundo].base, sizeof(rs->undo[0].base), "%s", base);
+	rs->nundo++;
 	r = vv_meta_dirent_get(v->meta, lp, base, &yino);
 	if (r == 0 && yino != VV_SNAPDIR_INO) {
 		int k = 1;
@@ -612,6 +627,7 @@ static int restore_one(struct restore *rs, const char *spath)
 		if (r < 0 || (r = vv_meta_dirent_move(v->meta, lp, base, lp, aside)) < 0)
 			return vault_admin_fail(rs->rep, r, "snapshot.restore: cannot move %s aside: %s",
 						spath, vv_strerror(r));
+		rs->undo[rs->nundo - 1].moved = yino;
 		if (vault_node_get(v, yino, &y) == 0) {
 			vault_node_named(y, lp, aside, 0);
 			vault_node_put(v, y);
@@ -651,10 +667,44 @@ static int restore_one(struct restore *rs, const char *spath)
 	return r;
 }
 
-/* Fix the link counts of files restored with several names. */
+/* The savepoint was rolled back: its rows are gone, not what the node
+ * table made of them.  The inodes it made had nodes (a later path's live
+ * directory, a file moved aside there), kept idle since, and the counter
+ * hands their numbers out again: the next file created would get such a
+ * node, with another file's owner, mode, size and bytes.  Those nodes were
+ * never the kernel's (v->mu was held throughout), so they are idle: drop
+ * every idle node.  A node the kernel holds gets back what the restore
+ * changed in it: a directory its links and times from its row, an item
+ * moved aside its name.  Under v->mu. */
+static void restore_undo(struct restore *rs)
+{
+	struct vv_vault *v = rs->v;
+
+	vault_node_idle_drop(v);
+	for (size_t i = rs->nundo; i-- > 0;) {
+		const struct undo *u = &rs->undo[i];
+		struct node *n = vault_node_find(v, u->dir);
+		struct vv_inode_row row;
+
+		if (n && vv_meta_inode_get(v->meta, u->dir, &row) == 0) {
+			n->a.nlink = row.nlink;
+			n->a.mtime = row.mtime;
+			n->a.ctime = row.ctime;
+		}
+		if (u->moved && (n = vault_node_find(v, u->moved)))
+			vault_node_named(n, u->dir, u->base, 0);
+	}
+}
+
+/* Fix the link counts of files restored with several names.  A later
+ * path of the same restore may have built the node of one (it moved the
+ * file aside to restore another of its names): the count goes there too,
+ * or the node, kept idle, would call a name's removal the last one and
+ * trash the file under its other names. */
 static int fix_links(struct vv_vault *v, struct links *m)
 {
 	for (size_t i = 0; i < m->n; i++) {
+		struct node *n = vault_node_find(v, m->e[i].to);
 		struct vv_inode_row row;
 		int r = vv_meta_inode_get(v->meta, m->e[i].to, &row);
 		if (r < 0)
@@ -662,6 +712,8 @@ static int fix_links(struct vv_vault *v, struct links *m)
 		row.nlink = m->e[i].names;
 		if ((r = vv_meta_inode_put(v->meta, &row)) < 0)
 			return r;
+		if (n)
+			n->a.nlink = row.nlink;
 	}
 	return 0;
 }
@@ -831,7 +883,8 @@ static int run_restore(struct vv_vault *v, const struct vv_admin_req *rq, struct
 		r = fix_links(v, &rs.links);
 	if (r == 0 && rs.json)
 		r = vault_admin_printf(rep, "]\n");
-	r = vv_meta_savepoint_end(v->meta, r);
+	if ((r = vv_meta_savepoint_end(v->meta, r)) < 0)
+		restore_undo(&rs);
 	if (r == 0)
 		r = vault_commit(v);
 	if (r < 0 && rep->body)
@@ -844,6 +897,7 @@ static int run_restore(struct vv_vault *v, const struct vv_admin_req *rq, struct
 	}
 out:
 	free(rs.links.e);
+	free(rs.undo);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }

@@ -295,8 +295,9 @@ static int run_add(struct vv_vault *v, const struct vv_admin_req *rq, struct vv_
 		if (r < 0)
 			return r;
 		if (taken)
-			return vault_admin_fail(rep, VV_EPERM, "uid %u is another vault user's: only "
-						"root may give it to a second user", uid);
+			return vault_admin_fail(rep, VV_EPERM, "uid %u is another vault user's (or was, "
+						"and its files keep it): only root may give it to a "
+						"second user", uid);
 	}
 	/* Cheap checks first, so a mistake costs no password hash. */
 	pthread_mutex_lock(&v->mu);
