@@ -301,9 +301,10 @@ bool vv_vault_open_push_end(struct vv_vault *v, struct vv_file *fh, const struct
 /* The generation of the data of the file open as fh: a value that names
  * this version of its contents for the vault's life (a change by anyone
  * gives a new one), so a remote client keeps its page cache exactly while
- * it is unchanged. */
+ * it is unchanged.  A virtual file's (.trashinfo) is new at every call:
+ * its bytes are made at each open, never kept. */
 uint64_t vv_vault_file_gen(struct vv_vault *v, const struct vv_file *fh);
-/* The inode of the file open as fh. */
+/* The inode of the file open as fh; 0 for a virtual file (read-only). */
 uint64_t vv_vault_file_ino(const struct vv_file *fh);
 /* mode: 0 or FALLOC_FL_KEEP_SIZE (others: VV_ENOTSUP). */
 int vv_vault_fallocate(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
