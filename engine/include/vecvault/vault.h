@@ -418,10 +418,12 @@ int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, in
 /* May c still reach ino by its path: search permission on every directory
  * from its parent up to the root (stopping early where every user may
  * search the rest).  For a remote session, whose client caches entries and
- * attributes for a while: a walk it skips must not outlive a chmod or ACL
- * change above the node.  0 for the root, the trash's own inodes and a
- * file with several names (never cached, so always looked up by the path
- * used); VV_EACCES naming nothing else; not recorded (the caller audits). */
+ * attributes for a while, and which names inodes, not paths: a walk it
+ * skips must not outlive a chmod or ACL change above the node.  A file
+ * with several names is reached through any of them (one of its first 64
+ * directories and all above it), as a local walk to one of its paths
+ * would be.  0 for the root and the trash's own inodes; VV_EACCES naming
+ * nothing else; not recorded (the caller audits). */
 int vv_vault_reach(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino);
 
 struct vv_statfs {
