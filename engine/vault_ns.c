@@ -1390,10 +1390,13 @@ static int reach_linked(struct vv_vault *v, const struct vv_ctx *c, struct node 
 	size_t np = 0;
 	int r;
 
-	/* a snapshot is immutable: its nodes stay reachable by whoever was
-	 * handed them (a lookup checked the walk), so one parent will do */
-	if (vv_snap_ino(n->ino))
-		return reach_up(v, c, n);
+	/* A snapshot is immutable (modes, ACLs and names): a node of it
+	 * stays reachable by the session a lookup handed it to, through the
+	 * path that lookup walked, which its one recorded parent may not be. */
+	if (vv_snap_ino(n->ino)) {
+		vault_node_put(v, n);
+		return 0;
+	}
 	r = vv_meta_dirent_parents(v->meta, n->ino, p, REACH_PARENTS, &np);
 	vault_node_put(v, n);
 	if (r < 0)

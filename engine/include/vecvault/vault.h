@@ -422,8 +422,9 @@ int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, in
  * skips must not outlive a chmod or ACL change above the node.  A file
  * with several names is reached through any of them (one of its first 64
  * directories and all above it), as a local walk to one of its paths
- * would be.  0 for the root and the trash's own inodes; VV_EACCES naming
- * nothing else; not recorded (the caller audits). */
+ * would be (in a snapshot, immutable, it needs no walk: what a lookup
+ * handed stays reachable).  0 for the root and the trash's own inodes;
+ * VV_EACCES naming nothing else; not recorded (the caller audits). */
 int vv_vault_reach(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino);
 
 struct vv_statfs {
