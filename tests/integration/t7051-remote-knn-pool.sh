@@ -15,14 +15,15 @@ vv_need_fuse
 vv_listen_mount
 vv_alice_coll
 
-# 100k rows of dim 4, 10 queries a request: a scan takes a while on the
-# pool's one thread at nice 10 (far longer than sending 16 requests)
+# 100k rows of dim 4, 100 queries a request (a fifth of the work budget):
+# a scan takes a while on the pool's one thread at nice 10, far longer
+# than sending 16 requests, on an idle machine too
 "$PY" "$VV_SRC/tests/integration/lib/knn_ioc.py" ones "$M/coll/seg.npy" 100000
 chown 1000:1000 "$M/coll/seg.npy"
 
 cat > "$T/flood.py" <<PY
 import struct, threading, time, vvremote as R
-SIZE, NQ = 16320, 10
+SIZE, NQ = 16320, 100
 MAGIC_REPLY = 0x524e4b56                          # VV_KNN_MAGIC_REPLY
 def req():
     b = bytearray(SIZE)
