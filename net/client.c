@@ -29,6 +29,7 @@
 #include "vecvault/harden.h"
 #include "vecvault/log.h"
 #include "vecvault/net.h"
+#include "vecvault/privfile.h"
 #include "vecvault/remote_wire.h"
 #include "vecvault/vault.h"
 
@@ -112,15 +113,29 @@ static int dial(const struct vv_net_client_opts *o, char *why, size_t whylen)
 }
 
 /* known_hosts: "HOST:PORT sha256HEX" lines.  0 trusted (recorded now if
- * new), VV_EACCES changed. */
+ * new), VV_EACCES changed or not ours.  The file decides whom we trust, so
+ * it is read and written only under the privfile rules (privfile.h): ours,
+ * not writable by others, in a directory only we (or root) may change;
+ * else someone else's entry would be trusted, or our line written through
+ * their link into a file of their choosing (t7054). */
 static int known_host(const char *file, const char *host, unsigned port, const char *fp,
 		      char *why, size_t whylen)
 {
-	char key[300], line[512], want[80];
-	FILE *f = fopen(file, "r");
-	int fd;
+	char key[300], line[512], want[80], unsafe[400] = "";
+	FILE *f = NULL;
+	int fd, r;
 
 	snprintf(key, sizeof(key), "%s:%u", host, port);
+	r = vv_privfile_open(file, O_RDONLY, 0, VV_PRIVFILE_PUBLIC, &fd, unsafe, sizeof(unsafe));
+	if (r == 0 && !(f = fdopen(fd, "r"))) {
+		close(fd);
+		r = VV_ENOMEM;           /* unread, its entry would go unchecked */
+	}
+	if (r < 0 && r != VV_ENOENT) {
+		snprintf(why, whylen, "known_hosts %s cannot be trusted: %s; give --pin or --ca, "
+			 "or --known-hosts FILE of your own", file, unsafe[0] ? unsafe : vv_strerror(r));
+		return VV_EACCES;
+	}
 	if (f) {
 		while (fgets(line, sizeof(line), f)) {
 			char k[300];
@@ -139,9 +154,10 @@ static int known_host(const char *file, const char *host, unsigned port, const c
 		}
 		fclose(f);
 	}
-	fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		snprintf(why, whylen, "cannot record %s in %s: %s", key, file, strerror(errno));
+	if ((r = vv_privfile_open(file, O_WRONLY | O_CREAT | O_APPEND, 0600, VV_PRIVFILE_PUBLIC, &fd,
+				  unsafe, sizeof(unsafe))) < 0) {
+		snprintf(why, whylen, "cannot record %s in %s: %s", key, file,
+			 unsafe[0] ? unsafe : vv_strerror(r));
 		return VV_EACCES;
 	}
 	snprintf(line, sizeof(line), "%s sha256:%s\n", key, fp);
