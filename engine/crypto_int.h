@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vecvault/harden.h"         /* vv_crypto_harden_process */
+
 #define VV_KEY_BYTES 32          /* every symmetric key */
 #define VV_SALT_BYTES 16         /* Argon2id salt */
 #define VV_XNONCE_BYTES 24       /* XChaCha20-Poly1305 nonce */
@@ -137,8 +139,5 @@ uint64_t vv_pwhash_verify_count(void);
 void vv_b64url_encode(char *out, const uint8_t *in, size_t n);
 int vv_b64url_decode(uint8_t *out, size_t n, const char *text, size_t textlen)
 	__attribute__((warn_unused_result));
-
-/* Process hardening for the daemon: no core dumps, no ptrace by others. */
-int vv_crypto_harden_process(void);
 
 #endif

@@ -60,6 +60,7 @@ const char *const meta_core_sql[S_NSTMT] = {
 			   " FROM dirents d LEFT JOIN inodes i ON i.ino=d.ino"
 			   " WHERE d.parent=?1 AND d.id>?2 ORDER BY d.id LIMIT ?3",
 	[S_DE_FIND] = "SELECT parent, name FROM dirents WHERE ino=?1 LIMIT 1",
+	[S_DE_PARENTS] = "SELECT DISTINCT parent FROM dirents WHERE ino=?1 LIMIT ?2",
 	/* a range of dirents_name from a name on (vv_meta_dirent_get_many):
 	 * the name in column 1, the inode in 0 (S_DE_RANGE) or as in
 	 * S_DE_LIST_PLUS's row (S_DE_RANGE_PLUS) */

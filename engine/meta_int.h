@@ -169,6 +169,10 @@ int vv_meta_dirent_iter_all(struct vv_meta *m,
 			    int (*cb)(void *ctx, uint64_t parent, const char *name, uint64_t ino), void *ctx);
 /* One name under which ino is linked (for audit paths of hard links). */
 int vv_meta_dirent_find_ino(struct vv_meta *m, uint64_t ino, uint64_t *parent, char *name, size_t cap);
+/* The directories holding a name of ino in the live tree (not a snapshot
+ * number: VV_EINVAL), each once, at most max of them into parents[*n]. */
+int vv_meta_dirent_parents(struct vv_meta *m, uint64_t ino, uint64_t *parents, size_t max,
+			   size_t *n);
 
 /* xattrs */
 int vv_meta_xattr_get(struct vv_meta *m, uint64_t ino, const char *name, uint8_t **val, size_t *len);

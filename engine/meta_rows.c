@@ -589,6 +589,25 @@ int vv_meta_dirent_find_ino(struct vv_meta *m, uint64_t ino, uint64_t *parent, c
 	return r;
 }
 
+int vv_meta_dirent_parents(struct vv_meta *m, uint64_t ino, uint64_t *parents, size_t max,
+			   size_t *n)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	*n = 0;
+	if (vv_snap_ino(ino))
+		return VV_EINVAL;
+	if (!(s = meta_stmt(m, S_DE_PARENTS)))
+		return VV_EIO;
+	sqlite3_bind_int64(s, 1, i64(ino));
+	sqlite3_bind_int64(s, 2, (int64_t)max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max)
+		parents[(*n)++] = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : meta_err(m, rc);
+}
+
 int vv_meta_xattr_get(struct vv_meta *m, uint64_t ino, const char *name, uint8_t **val, size_t *len)
 {
 	int r, n;

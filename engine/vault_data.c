@@ -751,13 +751,19 @@ done:
 
 uint64_t vv_vault_file_ino(const struct vv_file *fh)
 {
-	return fh->n->ino;
+	return fh->n ? fh->n->ino : 0;
 }
 
+/* A virtual file (a .trashinfo: no node) has its bytes made at its open,
+ * and keeps no page cache on the local mount either: a generation no open
+ * had before.  It used to be read from the NULL node, which killed the
+ * daemon at a remote OPEN of any .trashinfo (t7049). */
 uint64_t vv_vault_file_gen(struct vv_vault *v, const struct vv_file *fh)
 {
 	uint64_t g;
 
+	if (!fh->n)
+		return vault_gen_next(v);
 	pthread_mutex_lock(&v->mu);
 	g = fh->n->data_gen;
 	pthread_mutex_unlock(&v->mu);

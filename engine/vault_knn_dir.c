@@ -16,7 +16,8 @@
  * READs of that file would on a FUSE worker; vault_knn_dir_scan, a turn of the
  * offload's pool (vault_knn.c), does the arithmetic, the audit records and
  * the releases.  The pool's CPU bound is thus for the arithmetic only.
- * vv_vault_knn_dir (vv:// servers, tests) runs both in a row.
+ * vv_vault_knn_dir (tests) runs both in a row; the local mount and vv://
+ * servers submit (vv_vault_knn_dir_submit).
  *
  * Access: each name is decided as the caller's own LOOKUP and read-only
  * OPEN of it would be at prepare time, through the same checks

@@ -1352,18 +1352,13 @@ int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, in
 	return r;
 }
 
-int vv_vault_reach(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino)
+/* May c search every directory above n up to the root (n itself needs no
+ * right)?  Takes over the caller's reference on n.  Under v->mu. */
+static int reach_up(struct vv_vault *v, const struct vv_ctx *c, struct node *n)
 {
-	struct node *n = NULL, *d;
+	struct node *d;
 	int r = 0;
 
-	if (ino == VV_ROOT_INO || trash_virt(ino))
-		return 0;
-	pthread_mutex_lock(&v->mu);
-	if ((r = vault_node_get(v, ino, &n)) < 0)
-		goto out;
-	if (!S_ISDIR(n->a.mode) && n->a.nlink > 1)
-		goto out;
 	for (int depth = 0; n->ino != VV_ROOT_INO; depth++) {
 		uint64_t p = n->a.parent;
 		if (depth > 4096 || p == 0 || p == n->ino || trash_virt(p)) {
@@ -1379,8 +1374,63 @@ int vv_vault_reach(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino)
 		if ((r = vault_node_check(v, c, n, VV_MAY_EXEC)) < 0)
 			break;
 	}
-out:
 	vault_node_put(v, n);
+	return r;
+}
+
+/* A file with several names is reached through any of them, as a local
+ * walk to one of its paths would: c must be able to search one of its
+ * directories and every directory above that one.  Its recorded parent
+ * is only one of them; all (up to REACH_PARENTS) are tried. */
+#define REACH_PARENTS 64
+
+static int reach_linked(struct vv_vault *v, const struct vv_ctx *c, struct node *n)
+{
+	uint64_t p[REACH_PARENTS];
+	size_t np = 0;
+	int r;
+
+	/* A snapshot is immutable (modes, ACLs and names): a node of it
+	 * stays reachable by the session a lookup handed it to, through the
+	 * path that lookup walked, which its one recorded parent may not be. */
+	if (vv_snap_ino(n->ino)) {
+		vault_node_put(v, n);
+		return 0;
+	}
+	r = vv_meta_dirent_parents(v->meta, n->ino, p, REACH_PARENTS, &np);
+	vault_node_put(v, n);
+	if (r < 0)
+		return r;
+	r = VV_EACCES;                       /* no name left: none reaches it */
+	for (size_t i = 0; i < np && r == VV_EACCES; i++) {
+		struct node *d;
+		if ((r = vault_node_get(v, p[i], &d)) < 0) {
+			r = r == VV_ENOENT ? VV_EACCES : r;
+			continue;
+		}
+		/* d must be searchable itself, then everything above it */
+		if (vault_node_chain_ok(v, d)) {
+			vault_node_put(v, d);
+			r = 0;                   /* every user may search from d up */
+		} else if ((r = vault_node_check(v, c, d, VV_MAY_EXEC)) < 0) {
+			vault_node_put(v, d);
+		} else {
+			r = reach_up(v, c, d);
+		}
+	}
+	return r;
+}
+
+int vv_vault_reach(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino)
+{
+	struct node *n = NULL;
+	int r = 0;
+
+	if (ino == VV_ROOT_INO || trash_virt(ino))
+		return 0;
+	pthread_mutex_lock(&v->mu);
+	if ((r = vault_node_get(v, ino, &n)) == 0)
+		r = !S_ISDIR(n->a.mode) && n->a.nlink > 1 ? reach_linked(v, c, n) : reach_up(v, c, n);
 	pthread_mutex_unlock(&v->mu);
 	return r;
 }

@@ -19,14 +19,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "net_int.h"
 #include "vecvault/error.h"
+#include "vecvault/harden.h"
 #include "vecvault/log.h"
 #include "vecvault/net.h"
+#include "vecvault/privfile.h"
 #include "vecvault/remote_wire.h"
 #include "vecvault/vault.h"
 
@@ -56,7 +59,9 @@ struct vv_net_client {
 	pthread_t pinger;
 	bool pinging, stop;
 	bool inited;                 /* the locks are initialised */
-	struct vv_net_client_opts o; /* owned copies, for reconnecting */
+	struct vv_net_client_opts o; /* owned copies, for reconnecting (o.secret
+	                                in secret_cap bytes of its own mapping) */
+	size_t secret_cap;
 	unsigned uid;
 	pthread_mutex_t rmu;         /* one reconnect at a time */
 	unsigned epoch;              /* bumped by each reconnect (mu) */
@@ -108,15 +113,29 @@ static int dial(const struct vv_net_client_opts *o, char *why, size_t whylen)
 }
 
 /* known_hosts: "HOST:PORT sha256HEX" lines.  0 trusted (recorded now if
- * new), VV_EACCES changed. */
+ * new), VV_EACCES changed or not ours.  The file decides whom we trust, so
+ * it is read and written only under the privfile rules (privfile.h): ours,
+ * not writable by others, in a directory only we (or root) may change;
+ * else someone else's entry would be trusted, or our line written through
+ * their link into a file of their choosing (t7054). */
 static int known_host(const char *file, const char *host, unsigned port, const char *fp,
 		      char *why, size_t whylen)
 {
-	char key[300], line[512], want[80];
-	FILE *f = fopen(file, "r");
-	int fd;
+	char key[300], line[512], want[80], unsafe[400] = "";
+	FILE *f = NULL;
+	int fd, r;
 
 	snprintf(key, sizeof(key), "%s:%u", host, port);
+	r = vv_privfile_open(file, O_RDONLY, 0, VV_PRIVFILE_PUBLIC, &fd, unsafe, sizeof(unsafe));
+	if (r == 0 && !(f = fdopen(fd, "r"))) {
+		close(fd);
+		r = VV_ENOMEM;           /* unread, its entry would go unchecked */
+	}
+	if (r < 0 && r != VV_ENOENT) {
+		snprintf(why, whylen, "known_hosts %s cannot be trusted: %s; give --pin or --ca, "
+			 "or --known-hosts FILE of your own", file, unsafe[0] ? unsafe : vv_strerror(r));
+		return VV_EACCES;
+	}
 	if (f) {
 		while (fgets(line, sizeof(line), f)) {
 			char k[300];
@@ -135,9 +154,10 @@ static int known_host(const char *file, const char *host, unsigned port, const c
 		}
 		fclose(f);
 	}
-	fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		snprintf(why, whylen, "cannot record %s in %s: %s", key, file, strerror(errno));
+	if ((r = vv_privfile_open(file, O_WRONLY | O_CREAT | O_APPEND, 0600, VV_PRIVFILE_PUBLIC, &fd,
+				  unsafe, sizeof(unsafe))) < 0) {
+		snprintf(why, whylen, "cannot record %s in %s: %s", key, file,
+			 unsafe[0] ? unsafe : vv_strerror(r));
 		return VV_EACCES;
 	}
 	snprintf(line, sizeof(line), "%s sha256:%s\n", key, fp);
@@ -269,6 +289,36 @@ static char *dup_or_null(const char *s, bool *fail)
 	return d;
 }
 
+/* A copy of the login secret in pages of its own, locked and left out of
+ * core dumps (a fork does not inherit the lock: vv_net_client_start locks
+ * it again).  NULL without memory; *cap: the mapping's size. */
+static char *secret_keep(const char *s, size_t *cap)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t n = strlen(s) + 1, psz = pg > 0 ? (size_t)pg : 4096;
+	char *p;
+
+	*cap = (n + psz - 1) / psz * psz;
+	p = mmap(NULL, *cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, *cap, MADV_DONTDUMP);
+	if (mlock(p, *cap) != 0)
+		vv_log(VV_LOG_WARN, "remote: cannot lock the login secret in memory (%s); "
+		       "it may reach swap", strerror(errno));
+	memcpy(p, s, n);
+	return p;
+}
+
+static void secret_drop(char *p, size_t cap)
+{
+	if (!p)
+		return;
+	explicit_bzero(p, cap);
+	munlock(p, cap);
+	munmap(p, cap);
+}
+
 int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_client **out,
 			  unsigned *uid, char *why, size_t whylen)
 {
@@ -279,6 +329,15 @@ int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_clie
 	*out = NULL;
 	if (!c || !(c->out = malloc(VV_RW_HDR + VV_RW_BODY_MAX)))
 		goto fail;
+	/* this process holds the login secret (or a client certificate's
+	 * key) and the connection's keys from here on: nobody else reads
+	 * them (the vault daemon does the same for the vault's keys) */
+	if (vv_crypto_harden_process() < 0) {
+		snprintf(why, whylen, "cannot keep the login secret private: the process "
+			 "stays dumpable or may write a core file");
+		r = VV_ESYS;
+		goto fail;
+	}
 	c->timeout_ms = o->timeout_ms ? o->timeout_ms : 30000;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->wmu, NULL);
@@ -300,7 +359,8 @@ int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_clie
 	c->o.pin = dup_or_null(o->pin, &oom);
 	c->o.known_hosts = dup_or_null(o->known_hosts, &oom);
 	c->o.user = dup_or_null(o->user, &oom);
-	c->o.secret = dup_or_null(o->secret, &oom);
+	if (o->secret && !(c->o.secret = secret_keep(o->secret, &c->secret_cap)))
+		oom = true;
 	c->o.cert = dup_or_null(o->cert, &oom);
 	c->o.cert_key = dup_or_null(o->cert_key, &oom);
 	if (oom)
@@ -413,6 +473,10 @@ static void *pinger(void *arg)
 
 int vv_net_client_start(struct vv_net_client *c)
 {
+	/* locks are not inherited by a fork (the caller may have forked) */
+	if (c->o.secret && mlock(c->o.secret, c->secret_cap) != 0)
+		vv_log(VV_LOG_WARN, "remote: cannot lock the login secret in memory (%s); "
+		       "it may reach swap", strerror(errno));
 	if (pthread_create(&c->reader, NULL, reader, c) != 0)
 		return VV_ENOMEM;
 	c->started = true;
@@ -691,15 +755,13 @@ void vv_net_client_close(struct vv_net_client *c)
 		pthread_mutex_destroy(&c->rmu);
 		pthread_cond_destroy(&c->cond);
 	}
-	if (c->o.secret)
-		explicit_bzero((char *)c->o.secret, strlen(c->o.secret));
+	secret_drop((char *)c->o.secret, c->secret_cap);
 	free((char *)c->o.host);
 	free((char *)c->o.bind);
 	free((char *)c->o.ca);
 	free((char *)c->o.pin);
 	free((char *)c->o.known_hosts);
 	free((char *)c->o.user);
-	free((char *)c->o.secret);
 	free((char *)c->o.cert);
 	free((char *)c->o.cert_key);
 	free(c->out);

@@ -31,6 +31,7 @@
 #include "vecvault/fs.h"
 #include "vecvault/log.h"
 #include "vecvault/net.h"
+#include "vecvault/privfile.h"
 #include "vecvault/remote_wire.h"
 #include "vecvault/vault.h"
 
@@ -338,26 +339,42 @@ static int absolute(const char **path, char buf[PATH_MAX])
 	return 0;
 }
 
-/* ~/.config/vecvault/known_hosts, its directories made private. */
+/* ~/.config/vecvault/known_hosts, its directories made private.  $HOME
+ * and the directories below it must be ours (or root's) and closed to
+ * others (privfile.h): root run with a user's $HOME (sudo -E) would else
+ * trust the entries that user wrote, or write through their link into a
+ * file of their choosing (t7054). */
 static int default_known_hosts(char buf[PATH_MAX])
 {
 	const char *home = getenv("HOME");
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], sub[PATH_MAX], why[512];
 
 	if (!home || home[0] != '/') {
 		die_msg("mount", "no $HOME for known_hosts: give --ca, --pin or --known-hosts");
 		return -1;
 	}
 	snprintf(dir, sizeof(dir), "%s/.config", home);
+	snprintf(sub, sizeof(sub), "%s/.config/vecvault", home);
+	if (snprintf(buf, PATH_MAX, "%s/known_hosts", sub) >= PATH_MAX)
+		return -1;
+	/* each directory on the way ($HOME, .config, vecvault) checked, by
+	 * the name inside it, before anything is made in it */
+	if (vv_privfile_check_parent(dir, why, sizeof(why)) < 0)
+		goto unsafe;
 	(void)mkdir(dir, 0700);
-	snprintf(dir, sizeof(dir), "%s/.config/vecvault", home);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		die_msg("mount", "cannot make %s (%s)", dir, strerror(errno));
+	if (vv_privfile_check_parent(sub, why, sizeof(why)) < 0)
+		goto unsafe;
+	if (mkdir(sub, 0700) < 0 && errno != EEXIST) {
+		die_msg("mount", "cannot make %s (%s)", sub, strerror(errno));
 		return -1;
 	}
-	if (snprintf(buf, PATH_MAX, "%s/known_hosts", dir) >= PATH_MAX)
-		return -1;
+	if (vv_privfile_check_parent(buf, why, sizeof(why)) < 0)
+		goto unsafe;
 	return 0;
+unsafe:
+	die_msg("mount", "the default known_hosts under $HOME cannot be trusted: %s; give "
+		"--pin, --ca or --known-hosts FILE", why);
+	return -1;
 }
 
 int cmd_mount_remote(int argc, char **argv)

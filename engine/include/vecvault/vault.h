@@ -301,9 +301,10 @@ bool vv_vault_open_push_end(struct vv_vault *v, struct vv_file *fh, const struct
 /* The generation of the data of the file open as fh: a value that names
  * this version of its contents for the vault's life (a change by anyone
  * gives a new one), so a remote client keeps its page cache exactly while
- * it is unchanged. */
+ * it is unchanged.  A virtual file's (.trashinfo) is new at every call:
+ * its bytes are made at each open, never kept. */
 uint64_t vv_vault_file_gen(struct vv_vault *v, const struct vv_file *fh);
-/* The inode of the file open as fh. */
+/* The inode of the file open as fh; 0 for a virtual file (read-only). */
 uint64_t vv_vault_file_ino(const struct vv_file *fh);
 /* mode: 0 or FALLOC_FL_KEEP_SIZE (others: VV_ENOTSUP). */
 int vv_vault_fallocate(struct vv_vault *v, const struct vv_ctx *c, struct vv_file *fh,
@@ -417,10 +418,13 @@ int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, in
 /* May c still reach ino by its path: search permission on every directory
  * from its parent up to the root (stopping early where every user may
  * search the rest).  For a remote session, whose client caches entries and
- * attributes for a while: a walk it skips must not outlive a chmod or ACL
- * change above the node.  0 for the root, the trash's own inodes and a
- * file with several names (never cached, so always looked up by the path
- * used); VV_EACCES naming nothing else; not recorded (the caller audits). */
+ * attributes for a while, and which names inodes, not paths: a walk it
+ * skips must not outlive a chmod or ACL change above the node.  A file
+ * with several names is reached through any of them (one of its first 64
+ * directories and all above it), as a local walk to one of its paths
+ * would be (in a snapshot, immutable, it needs no walk: what a lookup
+ * handed stays reachable).  0 for the root and the trash's own inodes;
+ * VV_EACCES naming nothing else; not recorded (the caller audits). */
 int vv_vault_reach(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino);
 
 struct vv_statfs {

@@ -78,8 +78,12 @@ struct vv_net_client_opts {
  * Connect, verify the server (CA, pin, or known_hosts: a changed
  * certificate is refused, naming both fingerprints), authenticate.  No
  * thread is started yet (the caller may fork): vv_net_client_start does.
+ * The whole process is made non-dumpable with core files off first
+ * (vecvault/harden.h): it holds the login secret, in locked memory, until
+ * vv_net_client_close.
  * 0, or a VV_E* code with why (VV_EACCES: refused by the server or the
- * certificate check; VV_EIO: unreachable).  *uid: the vault user's uid.
+ * certificate check; VV_EIO: unreachable; VV_ESYS: the hardening failed).
+ * *uid: the vault user's uid.
  */
 int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_client **out,
 			  unsigned *uid, char *why, size_t whylen);
