@@ -535,20 +535,23 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		int fl = (int)(u[1] & ~(uint64_t)VV_OPEN_EXEC);
 		if ((r = vv_vault_open_file(s->v, &c, u[0], fl, &fh, &keep)) < 0)
 			break;
+		/* Everything the reply takes from fh comes before h_new: once
+		 * the handle is in the table the peer may RELEASE it (handle ids
+		 * are predictable), so fh may be gone by the next line, and a
+		 * failure after h_new would release it a second time. */
+		rep->u[1] = keep;
+		rep->u[2] = vv_vault_file_gen(s->v, fh);
+		/* the attributes as of the open: the client's cache of them
+		 * starts again from here (a file changed elsewhere) */
+		if ((r = vv_vault_getattr(s->v, &c, u[0], &rep->attr)) < 0) {
+			vv_vault_release(s->v, fh);
+			break;
+		}
 		if ((r = h_new(s, H_FILE, fh, &rep->u[0])) < 0) {
 			vv_vault_release(s->v, fh);
 			break;
 		}
-		rep->u[1] = keep;
-		rep->u[2] = vv_vault_file_gen(s->v, fh);
 		rep->nu = 3;
-		/* the attributes as of the open: the client's cache of them
-		 * starts again from here (a file changed elsewhere) */
-		if ((r = vv_vault_getattr(s->v, &c, u[0], &rep->attr)) < 0) {
-			h_get(s, rep->u[0], H_FILE, true);
-			vv_vault_release(s->v, fh);
-			break;
-		}
 		rep->has_attr = true;
 		break;
 	}
