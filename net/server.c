@@ -325,19 +325,26 @@ static void audit(struct conn *c, const char *user, const char *op, int r, const
 
 /* --- authentication ----------------------------------------------------------- */
 
-static void token_keep(struct conn *c, const char *tok, size_t n)
+/* Keep the key a session logged in with, for the periodic re-check that
+ * ends the session when the key is revoked or expires.  Without it the
+ * session could not be re-checked, so a failure refuses the login. */
+static int token_keep(struct conn *c, const char *tok, size_t n)
 {
 	size_t cap = 4096;
-	char *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p;
 
+	if (n >= cap)
+		return VV_EINVAL;
+	p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
-		return;
+		return VV_ENOMEM;
 	(void)mlock(p, cap);
 	(void)madvise(p, cap, MADV_DONTDUMP);
 	memcpy(p, tok, n);
 	p[n] = 0;
 	c->token = p;
 	c->token_cap = cap;
+	return 0;
 }
 
 static void token_drop(struct conn *c)
@@ -413,7 +420,7 @@ static int authenticate(struct conn *c, int64_t deadline)
 		tried = NULL;
 		r = vv_vault_auth_key(s->v, m->s[1], (const struct sockaddr *)&c->peer, &c->s.auth);
 		if (r == 0)
-			token_keep(c, m->s[1], m->slen[1]);
+			r = token_keep(c, m->s[1], m->slen[1]);
 	} else {
 		snprintf(tried_buf, sizeof(tried_buf), "%s", m->s[0]);
 		tried = tried_buf;
