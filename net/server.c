@@ -14,7 +14,8 @@
  * 64 queued writes of 1 MiB each per connection were 64 MiB of the
  * server's memory, 4 GiB over the 64 connections.
  *
- * Bounds against a peer: whitelist before TLS; max_conn connections in
+ * Bounds against a peer: whitelist before TLS (--allow, or an active API
+ * key's CIDRs: then only such a key logs in); max_conn connections in
  * all and max_per_addr per address; the handshake and the AUTH frame
  * within auth_ms, an AUTH body of at most AUTH_BODY_MAX bytes; a failed
  * authentication closes the connection and delays the address's next
@@ -124,6 +125,8 @@ struct conn {
 	struct tls_conn *t;
 	struct sockaddr_storage peer;
 	uint8_t key[16];             /* the peer's address for caps and backoff */
+	bool key_only;               /* outside --allow, admitted by an API key's CIDRs:
+					only such a key may log in (docs/remote.md) */
 	char client[64];
 	struct sess s;
 	char *token;                 /* the API key, kept to re-check it (locked memory) */
@@ -404,14 +407,25 @@ static int authenticate(struct conn *c, int64_t deadline)
 	}
 	if ((r = bo_wait(c)) < 0)
 		goto out;
-	if (m->u[1] == VV_RW_AUTH_CERT) {
+	if (c->key_only && m->u[1] != VV_RW_AUTH_KEY) {
+		/* Admitted for a key only: no other login is even evaluated
+		 * (not a password's Argon2id, not a certificate's user). */
+		snprintf(tried_buf, sizeof(tried_buf), "%s",
+			 m->u[1] == VV_RW_AUTH_CERT ? c->cert_user : m->s[0]);
+		tried = tried_buf;
+		snprintf(detail, sizeof(detail), "certificate sha256:%.16s", c->cert_fp);
+		r = vv_vault_auth_not_key(s->v, m->u[1] == VV_RW_AUTH_CERT ? detail : "password",
+					  m->u[1] == VV_RW_AUTH_CERT ? c->cert_user : NULL,
+					  (const struct sockaddr *)&c->peer);
+	} else if (m->u[1] == VV_RW_AUTH_CERT) {
 		snprintf(tried_buf, sizeof(tried_buf), "%s", c->cert_user);
 		tried = tried_buf;
 		r = vv_vault_auth_cert(s->v, c->cert_user, c->cert_fp,
 				       (const struct sockaddr *)&c->peer, false, &c->s.auth);
 	} else if (m->u[1] == VV_RW_AUTH_KEY) {
 		tried = NULL;
-		r = vv_vault_auth_key(s->v, m->s[1], (const struct sockaddr *)&c->peer, &c->s.auth);
+		r = (c->key_only ? vv_vault_auth_key_cidr : vv_vault_auth_key)(
+			s->v, m->s[1], (const struct sockaddr *)&c->peer, &c->s.auth);
 		if (r == 0)
 			token_keep(c, m->s[1], m->slen[1]);
 	} else {
@@ -449,10 +463,12 @@ static int authenticate(struct conn *c, int64_t deadline)
 	rep.h = (struct vv_rw_hdr){ .id = h.id, .op = VV_RW_AUTH, .flags = VV_RW_F_REPLY };
 	if (r < 0) {
 		vv_allow_count(s->allow, VV_ALLOW_AUTH_FAILED);
-		snprintf(detail, sizeof(detail), "%s refused%s%s%s",
+		snprintf(detail, sizeof(detail), "%s refused%s%s%s%s",
 			 m->u[1] == VV_RW_AUTH_CERT ? "client certificate" : tried ? "password" : "API key",
 			 keyid[0] ? ": key " : "", keyid,
-			 r == VV_EBUSY ? ": too many password checks at once" : "");
+			 r == VV_EBUSY ? ": too many password checks at once" : "",
+			 !c->key_only ? "" : m->u[1] == VV_RW_AUTH_KEY
+			 ? " (address admitted for a key only)" : ": address admitted for a key only");
 		if (r != VV_EPERM)   /* a user mismatch is audited above */
 			audit(c, tried ? tried : (keyid[0] ? keyid : NULL), "unauth", VV_EACCES, detail);
 		/* Only a verdict on the credentials is EACCES (a certificate's
@@ -524,7 +540,8 @@ static void recheck(struct conn *c)
 			      "the client certificate expired: session ended");
 		return;
 	}
-	r = c->token ? vv_vault_auth_key(c->srv->v, c->token, (const struct sockaddr *)&c->peer, &a)
+	r = c->token ? (c->key_only ? vv_vault_auth_key_cidr : vv_vault_auth_key)(
+			c->srv->v, c->token, (const struct sockaddr *)&c->peer, &a)
 	    : c->pw_session ? vv_vault_auth_password_recheck(c->srv->v, &c->s.auth,
 							     (const struct sockaddr *)&c->peer, &a)
 	    : vv_vault_auth_cert(c->srv->v, c->cert_user, c->cert_fp,
@@ -872,6 +889,7 @@ static void *acceptor(void *arg)
 		char client[64];
 		struct conn *c;
 		unsigned same = 0;
+		bool key_only;
 		pthread_attr_t at;
 		pthread_t th;
 		int fd, one = 1;
@@ -893,8 +911,12 @@ static void *acceptor(void *arg)
 		vv_allow_count(s->allow, VV_ALLOW_ACCEPTED);
 		vv_sockaddr_format((struct sockaddr *)&ss, client);
 		addr_key((struct sockaddr *)&ss, key);
-		/* 1. the whitelist, before a byte is read */
-		if (!vv_allow_match(s->allow, (struct sockaddr *)&ss)) {
+		/* 1. the whitelist, before a byte is read: the --allow CIDRs,
+		 * else those of an active API key (held in memory: a flood from
+		 * outside both costs no meta.db query), and then only such a
+		 * key may log in */
+		key_only = !vv_allow_match(s->allow, (struct sockaddr *)&ss);
+		if (key_only && !vv_vault_keys_admit(s->v, (struct sockaddr *)&ss)) {
 			vv_allow_count(s->allow, VV_ALLOW_REFUSED);
 			refuse(s, fd, key, client, VV_EACCES,
 			       "address not in the whitelist: closed before TLS");
@@ -921,6 +943,7 @@ static void *acceptor(void *arg)
 		c->srv = s;
 		c->fd = fd;
 		c->peer = ss;
+		c->key_only = key_only;
 		memcpy(c->key, key, 16);
 		snprintf(c->client, sizeof(c->client), "%s", client);
 		pthread_mutex_init(&c->s.mu, NULL);
