@@ -352,6 +352,18 @@ static void token_drop(struct conn *c)
 	c->token = NULL;
 }
 
+/* A certificate (cert) or password login on a connection admitted for a
+ * key only (c->key_only): refused unevaluated, audited by the users
+ * engine.  VV_EACCES, or the audit log's failure. */
+static int refuse_not_key(struct conn *c, bool cert)
+{
+	char what[40];
+
+	snprintf(what, sizeof(what), "certificate sha256:%.16s", c->cert_fp);
+	return vv_vault_auth_not_key(c->srv->v, cert ? what : "password", cert ? c->cert_user : NULL,
+				     (const struct sockaddr *)&c->peer);
+}
+
 /* The first frame: AUTH, or the connection ends.  deadline: the one of the
  * handshake (auth_ms from accept() for both).  0 when authenticated. */
 static int authenticate(struct conn *c, int64_t deadline)
@@ -413,10 +425,7 @@ static int authenticate(struct conn *c, int64_t deadline)
 		snprintf(tried_buf, sizeof(tried_buf), "%s",
 			 m->u[1] == VV_RW_AUTH_CERT ? c->cert_user : m->s[0]);
 		tried = tried_buf;
-		snprintf(detail, sizeof(detail), "certificate sha256:%.16s", c->cert_fp);
-		r = vv_vault_auth_not_key(s->v, m->u[1] == VV_RW_AUTH_CERT ? detail : "password",
-					  m->u[1] == VV_RW_AUTH_CERT ? c->cert_user : NULL,
-					  (const struct sockaddr *)&c->peer);
+		r = refuse_not_key(c, m->u[1] == VV_RW_AUTH_CERT);
 	} else if (m->u[1] == VV_RW_AUTH_CERT) {
 		snprintf(tried_buf, sizeof(tried_buf), "%s", c->cert_user);
 		tried = tried_buf;
@@ -424,8 +433,12 @@ static int authenticate(struct conn *c, int64_t deadline)
 				       (const struct sockaddr *)&c->peer, false, &c->s.auth);
 	} else if (m->u[1] == VV_RW_AUTH_KEY) {
 		tried = NULL;
-		r = (c->key_only ? vv_vault_auth_key_cidr : vv_vault_auth_key)(
-			s->v, m->s[1], (const struct sockaddr *)&c->peer, &c->s.auth);
+		if (c->key_only)
+			r = vv_vault_auth_key_cidr(s->v, m->s[1], (const struct sockaddr *)&c->peer,
+						   &c->s.auth);
+		else
+			r = vv_vault_auth_key(s->v, m->s[1], (const struct sockaddr *)&c->peer,
+					      &c->s.auth);
 		if (r == 0)
 			token_keep(c, m->s[1], m->slen[1]);
 	} else {
@@ -452,7 +465,9 @@ static int authenticate(struct conn *c, int64_t deadline)
 			 "is %s's", m->u[1] == VV_RW_AUTH_KEY ? "API key" : "password",
 			 c->s.auth.user, c->cert_user);
 		audit(c, c->s.auth.user, "unauth", VV_EACCES, detail);
-		explicit_bzero(&c->s.auth, sizeof(c->s.auth));
+		/* (an assignment: GCC 12 with ASan takes explicit_bzero of it
+		 * here for a write past auth.user; conn_end wipes it anyway) */
+		c->s.auth = (struct vv_auth){ 0 };
 		token_drop(c);
 		r = VV_EPERM;
 	}
