@@ -8,8 +8,9 @@
 # each audited twice (auth and unauth, "address admitted for a key
 # only" where that is why).  Keys made, revoked and expired while the
 # listener runs change who is admitted at the next connection; a key
-# session from such an address ends when its key is revoked; an address
-# in no key's CIDRs is still closed before TLS and audited.
+# session from such an address ends when its key is revoked; the caps and
+# the handshake+AUTH deadline apply there; an address in no key's CIDRs
+# is still closed before TLS and audited.
 . "$(dirname "$0")/test-lib.sh"
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
@@ -70,6 +71,28 @@ c = R.Client('127.0.0.1', $P, bind='127.0.0.3'); c.auth_key('$K3')
 assert c.read_file('/hello.txt') == b'hello\n'"
 check "alice's password from 127.0.0.2 (whitelisted): served" \
 	served 127.0.0.2 "auth_password('alice', 'alice pw')"
+
+# the caps and the handshake+AUTH deadline hold there as anywhere: 8
+# peers of 127.0.0.3 that never log in (TLS done, nothing sent) ...
+rpy "
+ts = [R.tls(R.tcp('127.0.0.1', $P, bind='127.0.0.3', timeout=30)) for i in range(8)]
+open('$T/held', 'w').close()
+for t in ts:
+    try:
+        t.recv(16)            # until the server cuts it
+    except OSError:
+        pass
+print('cut')" > "$T/held.out" 2>&1 &
+HELD=$!
+for i in $(seq 1 100); do [ -e "$T/held" ] && break; sleep 0.1; done
+check "... a 9th connection of 127.0.0.3 is closed before TLS" closed 127.0.0.3
+check "audited: connect EBUSY, too many connections from this address" \
+	vv_audit_has "$AUD" op=connect result=EBUSY "client~^127\.0\.0\.3:" \
+	"detail~too many connections from this address"
+wait $HELD || true
+check "the 8 are cut at the deadline" grep -qx cut "$T/held.out"
+check "audited: no authentication in time" vv_audit_has "$AUD" op=unauth \
+	"client~^127\.0\.0\.3:" "detail~no authentication in time"
 
 S0=$(vv_audit_q "$AUD" count)
 got=$(login 127.0.0.3 "auth_password('alice', 'alice pw')")
