@@ -10,7 +10,8 @@
 # listener runs change who is admitted at the next connection; a key
 # session from such an address ends when its key is revoked; the caps and
 # the handshake+AUTH deadline apply there; an address in no key's CIDRs
-# is still closed before TLS and audited.
+# is still closed before TLS and audited.  With mutual TLS a certificate
+# login is refused there as a password is.
 . "$(dirname "$0")/test-lib.sh"
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
@@ -143,4 +144,47 @@ check "revoking the key ends its session from 127.0.0.3" rwatch_end k3
 check "audited: API key no longer valid" vv_audit_has "$AUD" op=unauth result=EACCES \
 	"client~^127\.0\.0\.3:" "detail~^API key no longer valid"
 check "and 127.0.0.3 is closed before TLS" closed 127.0.0.3
+
+# mutual TLS (a second vault, --client-ca): a certificate carries no
+# CIDRs, so a certificate login from an address only a key admits is
+# refused too; alice's key for it, on top of her certificate, is served
+C=$T/ca
+mkdir -p "$C"
+"$VV_BIN" tls client-ca --out "$C/vca" >/dev/null
+"$VV_BIN" tls client alice --ca "$C/vca" --out "$C/valice" >/dev/null
+S2=$T/store2
+M2=$T/mnt2
+vv_init "$S2" >/dev/null
+AUD2=$(vv_audit_log "$S2")
+check "a vault with --client-ca, only 127.0.0.2 allowed" vv_mount "$S2" "$M2" \
+	--listen 127.0.0.7:0 --tls-cert "$T/tls/cert.pem" --tls-key "$T/tls/key.pem" \
+	--client-ca "$C/vca/cert.pem" --allow 127.0.0.2/32
+P2=$(vv_port "$LOG" 127.0.0.7:0)
+"$VV_BIN" user add alice --uid 1000 --no-password "$M2" >/dev/null
+KC=$("$VV_BIN" key create alice --allow 127.0.0.3 "$M2" 2>/dev/null)
+# mlogin FROM METHOD: login() with alice's certificate on the second vault
+mlogin() {
+	rpy "
+try:
+    c = R.Client('127.0.0.7', $P2, bind='$1', cert='$C/valice/cert.pem', key='$C/valice/key.pem')
+    c.$2
+    c.call('getattr', 1)
+    print('ok')
+except R.Error as e:
+    print(e.status)
+except Exception as e:
+    print('closed:', type(e).__name__)"
+}
+got=$(mlogin 127.0.0.2 "auth_cert()")
+check "alice's certificate login from 127.0.0.2 (whitelisted): served (got $got)" test "$got" = ok
+got=$(mlogin 127.0.0.3 "auth_cert()")
+check "the same from 127.0.0.3: refused (got $got)" test "$got" = -5
+check "audited auth: certificate, address admitted for a key only" vv_audit_has "$AUD2" \
+	op=auth result=EACCES user=alice "client~^127\.0\.0\.3:" \
+	"detail~^certificate sha256:[0-9a-f]{16}: address admitted for a key only$"
+check "audited unauth: client certificate refused, admitted for a key only" \
+	vv_audit_has "$AUD2" op=unauth result=EACCES user=alice "client~^127\.0\.0\.3:" \
+	"detail~^client certificate refused: address admitted for a key only$"
+got=$(mlogin 127.0.0.3 "auth_key('$KC')")
+check "alice's key for 127.0.0.3 with her certificate: served (got $got)" test "$got" = ok
 test_done
