@@ -79,4 +79,15 @@ unsigned vault_auth_gate_peak(void);
  * real one). */
 void vault_user_clock(int64_t (*now)(void));
 
+/* One CIDR of an active API key as vv_vault_keys_admit holds it (v->admit),
+ * with the key's expiry (0: none). */
+struct vault_admit_cidr {
+	struct vault_cidr c;
+	int64_t expires;
+};
+/* Tests: how many CIDRs the admission table holds at most (0: the default,
+ * 4096), and how many times it was read from meta.db since the last set. */
+void vault_admit_max_set(size_t max);
+unsigned vault_admit_reads(void);
+
 #endif

@@ -220,6 +220,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	if (!v)
 		return VV_ENOMEM;
 	pthread_mutex_init(&v->mu, NULL);
+	pthread_mutex_init(&v->admit.mu, NULL);
 	vv_random_bytes(&v->gen_seq, 4);
 	v->gen_seq <<= 32;
 	pthread_cond_init(&v->tick.cv, NULL);
@@ -467,6 +468,8 @@ int vv_vault_close(struct vv_vault *v)
 	free(v->state_dir);
 	free(v->audit_dir);
 	pthread_mutex_destroy(&v->mu);
+	pthread_mutex_destroy(&v->admit.mu);
+	free(v->admit.c);
 	pthread_cond_destroy(&v->tick.cv);
 	pthread_cond_destroy(&v->cm.synced);
 	pthread_cond_destroy(&v->push_cv);

@@ -22,6 +22,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -401,6 +402,17 @@ struct vv_vault {
 	char instance[33];               /* random per open, hex: tells two copies
 	                                    of one store apart (vv_vault_instance) */
 	struct vv_allow *allow;          /* remote listener's whitelist, or NULL; under mu (vault_remote.c) */
+	struct {                         /* the CIDRs of the active API keys, for the
+	                                    listener's vv_vault_keys_admit (vault_user.c) */
+		pthread_mutex_t mu;      /* the fields below but gen; taken before mu */
+		atomic_uint gen;         /* bumped at each change of api_keys (under mu) */
+		unsigned seen;           /* the gen the table was read at ... */
+		bool have;               /* ... if it was */
+		bool over;               /* more CIDRs than it holds: meta.db is asked */
+		int64_t retry_ms;        /* a failed read is tried again from then */
+		struct vault_admit_cidr *c;
+		size_t n;
+	} admit;
 };
 
 /* collection keys (vault_keys.c) */

@@ -31,6 +31,7 @@
 #include "user_int.h"
 #include "vault_int.h"
 #include "vecvault/error.h"
+#include "vecvault/log.h"
 #include "vecvault/users.h"
 
 #define NOGROUP 65534u
@@ -394,6 +395,12 @@ static bool key_live(const struct vv_key_row *k, int64_t t)
 	return !k->revoked && (!k->expires || k->expires > t);
 }
 
+/* The keys changed (under v->mu): the admission table is read again. */
+static void keys_changed(struct vv_vault *v)
+{
+	atomic_fetch_add(&v->admit.gen, 1);
+}
+
 static int count_cb(void *ctx, const struct vv_key_row *k)
 {
 	struct show *s = ctx;
@@ -601,6 +608,7 @@ static int run_delete(struct vv_vault *v, const struct vv_admin_req *rq,
 	}
 	if ((r = vv_meta_user_del(v->meta, u.id, now())) == 0)
 		r = vault_commit(v);
+	keys_changed(v);
 out:
 	pthread_mutex_unlock(&v->mu);
 	if (r == 0)
@@ -850,6 +858,7 @@ static int run_key_create(struct vv_vault *v, const struct vv_admin_req *rq,
 	}
 	if (r == 0)
 		r = vault_commit(v);
+	keys_changed(v);
 unlock:
 	pthread_mutex_unlock(&v->mu);
 	if (r == 0) {
@@ -916,6 +925,7 @@ static int run_key_revoke(struct vv_vault *v, const struct vv_admin_req *rq,
 			r = txn_fail(r, rep);
 		else if ((r = vv_meta_key_revoke(v->meta, id, now())) == 0)
 			r = vault_commit(v);
+		keys_changed(v);
 		if (r == 0)
 			r = vault_admin_printf(rep, vault_admin_json(rq) ? "{\"revoked\":\"%s\"}\n" :
 					       "key %s of %s revoked\n", id, k->uname);
@@ -1023,8 +1033,11 @@ static int auth_end(struct vv_vault *v, const struct sockaddr *peer, const char 
 	return r;
 }
 
-int vv_vault_auth_key(struct vv_vault *v, const char *token, const struct sockaddr *peer,
-		      struct vv_auth *out)
+/* An API key login from peer; own_cidrs: the listener admitted peer only
+ * through some key's CIDRs, so this key must list CIDRs (one holding peer,
+ * as every key that lists some). */
+static int auth_key(struct vv_vault *v, const char *token, const struct sockaddr *peer,
+		    bool own_cidrs, struct vv_auth *out)
 {
 	static const uint8_t nohash[VV_SHA256_BYTES];
 	char id[VV_KEY_ID_CHARS + 1], what[24];
@@ -1067,6 +1080,8 @@ int vv_vault_auth_key(struct vv_vault *v, const char *token, const struct sockad
 		why = "expired";
 	} else if (!vault_cidr_list_match(k->allow, peer)) {
 		why = "address not allowed for this key";
+	} else if (own_cidrs && !k->allow[0]) {
+		why = "address admitted for a key only: this key lists no CIDRs";
 	} else if ((r = vv_meta_user_get(v->meta, k->uname, &u)) < 0 || u.id != k->user) {
 		why = r < 0 && r != VV_ENOENT ? "cannot read the user" : "user deleted";
 	} else if ((r = fill(v, &u, out)) < 0) {
@@ -1090,6 +1105,33 @@ out:
 		vv_memzero(k, sizeof(*k));
 	free(k);
 	return r;
+}
+
+int vv_vault_auth_key(struct vv_vault *v, const char *token, const struct sockaddr *peer,
+		      struct vv_auth *out)
+{
+	return auth_key(v, token, peer, false, out);
+}
+
+int vv_vault_auth_key_cidr(struct vv_vault *v, const char *token, const struct sockaddr *peer,
+			   struct vv_auth *out)
+{
+	return auth_key(v, token, peer, true, out);
+}
+
+int vv_vault_auth_not_key(struct vv_vault *v, const char *what, const char *user,
+			  const struct sockaddr *peer)
+{
+	char detail[128];
+	int r;
+
+	if ((r = vault_audit_gate(v)) < 0)
+		return r;
+	snprintf(detail, sizeof(detail), "%s: address admitted for a key only", what);
+	pthread_mutex_lock(&v->mu);
+	audit_auth(v, peer, user, VV_ID_NONE, VV_EACCES, detail);
+	pthread_mutex_unlock(&v->mu);
+	return VV_EACCES;
 }
 
 /* ---- the Argon2id gate -------------------------------------------------------
@@ -1263,14 +1305,113 @@ int vv_vault_auth_password_recheck(struct vv_vault *v, const struct vv_auth *was
 	return auth_end(v, peer, was->user, "password session", why, r, true, out);
 }
 
-struct admit {
-	const struct sockaddr *peer;
+/* ---- admission before TLS (vv_vault_keys_admit) -----------------------------
+ *
+ * The listener asks about every connection from outside its --allow CIDRs
+ * before reading a byte of it, a flood from addresses outside everything
+ * included: one meta.db query (and v->mu) per refused connection would
+ * let anyone who can reach the port keep the vault's lock busy.  So the
+ * CIDRs of the keys not revoked are held in memory (v->admit, at most
+ * admit_max), read again from meta.db only after the keys changed
+ * (key.create, key.revoke, user.delete bump v->admit.gen) and checked
+ * against their key's expiry at each question.  A table that cannot be
+ * read answers no (the --allow CIDRs still admit) and is tried again a
+ * second later; keys with more CIDRs than the table holds are asked from
+ * meta.db each time, as before it existed.
+ */
+#define ADMIT_MAX 4096
+
+static size_t admit_max = ADMIT_MAX;
+static atomic_uint admit_reads;
+
+void vault_admit_max_set(size_t max)
+{
+	admit_max = max ? max : ADMIT_MAX;
+	atomic_store(&admit_reads, 0);
+}
+
+unsigned vault_admit_reads(void)
+{
+	return atomic_load(&admit_reads);
+}
+
+struct admit_read {
+	struct vault_admit_cidr *c;
+	size_t n, cap;
+	bool over;
 	int64_t now;
+	const struct sockaddr *peer;     /* admit_cb: the question */
 };
+
+/* Every CIDR of a key not revoked (expired ones may be dropped). */
+static int admit_read_cb(void *ctx, const struct vv_key_row *k)
+{
+	struct admit_read *t = ctx;
+	const char *p = k->allow;
+
+	if (!key_live(k, t->now))
+		return 0;
+	while (*p && !t->over) {
+		size_t n = strcspn(p, ",");
+		char one[64];
+
+		if (n < sizeof(one)) {
+			if (t->n == t->cap) {
+				t->over = true;
+				break;
+			}
+			memcpy(one, p, n);
+			one[n] = '\0';
+			t->c[t->n].expires = k->expires;
+			if (vault_cidr_parse(one, &t->c[t->n].c) == 0)
+				t->n++;
+		}
+		p += n + (p[n] == ',');
+	}
+	return 0;
+}
+
+/* The table as of now, read from meta.db when the keys changed since.
+ * Under v->admit.mu; takes v->mu.  0, or the read's failure. */
+static int admit_table(struct vv_vault *v, int64_t now_ms)
+{
+	struct admit_read t = { .now = now() };
+	unsigned gen;
+	int r;
+
+	if (v->admit.have && v->admit.seen == atomic_load(&v->admit.gen))
+		return 0;
+	if (!v->admit.have && now_ms < v->admit.retry_ms)
+		return VV_EAGAIN;
+	t.cap = admit_max;
+	if (!(t.c = malloc(t.cap * sizeof(*t.c))))
+		return VV_ENOMEM;
+	pthread_mutex_lock(&v->mu);
+	gen = atomic_load(&v->admit.gen);        /* changes are made under mu */
+	r = vv_meta_key_iter(v->meta, -1, admit_read_cb, &t);
+	pthread_mutex_unlock(&v->mu);
+	atomic_fetch_add(&admit_reads, 1);
+	free(v->admit.c);
+	v->admit.c = NULL;
+	v->admit.n = 0;
+	v->admit.have = r == 0;
+	if (r < 0) {
+		free(t.c);
+		v->admit.retry_ms = now_ms + 1000;
+		vv_log(VV_LOG_WARN, "remote: cannot read the API keys' CIDRs (%s): only the "
+		       "--allow CIDRs admit until it works", vv_strerror(r));
+		return r;
+	}
+	v->admit.c = t.c;
+	v->admit.n = t.n;
+	v->admit.over = t.over;
+	v->admit.seen = gen;
+	return 0;
+}
 
 static int admit_cb(void *ctx, const struct vv_key_row *k)
 {
-	struct admit *a = ctx;
+	struct admit_read *a = ctx;
 
 	/* Non-zero stops the walk: this key admits the peer. */
 	return key_live(k, a->now) && k->allow[0] && vault_cidr_list_match(k->allow, a->peer);
@@ -1278,11 +1419,24 @@ static int admit_cb(void *ctx, const struct vv_key_row *k)
 
 bool vv_vault_keys_admit(struct vv_vault *v, const struct sockaddr *peer)
 {
-	struct admit a = { peer, now() };
+	struct timespec ts;
+	struct admit_read a = { .peer = peer };
+	bool yes = false, over;
 	int r;
 
 	if (!peer)
 		return false;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	a.now = now();
+	pthread_mutex_lock(&v->admit.mu);
+	if ((r = admit_table(v, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000)) == 0)
+		for (size_t i = 0; i < v->admit.n && !yes; i++)
+			yes = (!v->admit.c[i].expires || v->admit.c[i].expires > a.now) &&
+			      vault_cidr_match(&v->admit.c[i].c, peer);
+	over = r == 0 && v->admit.over;
+	pthread_mutex_unlock(&v->admit.mu);
+	if (yes || !over)
+		return yes;
 	pthread_mutex_lock(&v->mu);
 	r = vv_meta_key_iter(v->meta, -1, admit_cb, &a);
 	pthread_mutex_unlock(&v->mu);

@@ -1045,6 +1045,7 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 	fp->root = root;
 	fp->ttl = o->attr_timeout_ms / 1000.0;
 	pthread_mutex_init(&fp->imu, NULL);
+	pthread_cond_init(&fp->rcond, NULL);
 	pthread_mutex_init(&fp->fmu, NULL);
 	pthread_cond_init(&fp->fcond, NULL);
 	pthread_mutex_init(&fp->pmu, NULL);
@@ -1137,6 +1138,7 @@ out:
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
 	pthread_mutex_destroy(&fp->imu);
+	pthread_cond_destroy(&fp->rcond);
 	for (size_t i = 0; i < IREC_BUCKETS; i++)
 		while (fp->irecs[i]) {
 			struct irec *r = fp->irecs[i];

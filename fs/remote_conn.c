@@ -287,34 +287,52 @@ static int revive(struct rfs *f, uint64_t ino, unsigned epoch, int depth)
 	return 0;
 }
 
-/* A handle of an older connection is opened again on this one. */
-static int reopen(struct rfs *f, struct rhandle *h, unsigned epoch)
+/*
+ * A handle of an older connection is opened again on this one; *srv gets
+ * the server's handle to send.  The OPEN is a round trip (up to the
+ * request timeout when the server stalls), so it runs without f->imu, or
+ * every other thread's lookup, getattr and forget would wait for it: the
+ * handle is marked as being re-opened, and another request on it waits
+ * for that one's outcome (f->rcond) instead of opening a second server
+ * handle.  After a failure the next request tries again.
+ */
+static int reopen(struct rfs *f, struct rhandle *h, unsigned epoch, uint64_t *srv)
 {
-	struct vv_rw_msg *rq, *rep;
+	struct vv_rw_msg *rq = NULL, *rep = NULL;
 	uint8_t *hold = NULL;
 	int r;
 
-	if (h->epoch == epoch)
+	pthread_mutex_lock(&f->imu);
+	while (h->reopening)
+		pthread_cond_wait(&f->rcond, &f->imu);
+	*srv = h->srv;
+	if (h->epoch == epoch) {
+		pthread_mutex_unlock(&f->imu);
 		return 0;
+	}
+	h->reopening = true;
+	pthread_mutex_unlock(&f->imu);
 	if ((r = revive(f, h->ino, epoch, 0)) < 0)
-		return r;
+		goto out;
 	rq = calloc(1, sizeof(*rq));
 	rep = calloc(1, sizeof(*rep));
 	r = VV_ENOMEM;
-	if (rq && rep) {
-		rq->h.op = h->dir ? VV_RW_OPENDIR : VV_RW_OPEN;
-		rq->u[0] = h->ino;
-		rq->u[1] = (uint32_t)(h->flags & ~(O_CREAT | O_EXCL | O_TRUNC));
-		rq->nu = h->dir ? 1 : 2;
-		pthread_mutex_lock(&f->imu);
-		if (h->epoch == epoch) {
-			r = 0;
-		} else if ((r = vv_net_client_call(f->c, rq, rep, &hold)) == 0) {
-			h->srv = rep->u[0];
-			h->epoch = epoch;
-		}
-		pthread_mutex_unlock(&f->imu);
+	if (!rq || !rep)
+		goto out;
+	rq->h.op = h->dir ? VV_RW_OPENDIR : VV_RW_OPEN;
+	rq->u[0] = h->ino;
+	rq->u[1] = (uint32_t)(h->flags & ~(O_CREAT | O_EXCL | O_TRUNC));
+	rq->nu = h->dir ? 1 : 2;
+	r = vv_net_client_call(f->c, rq, rep, &hold);
+out:
+	pthread_mutex_lock(&f->imu);
+	if (r == 0) {
+		h->srv = *srv = rep->u[0];
+		h->epoch = epoch;
 	}
+	h->reopening = false;
+	pthread_cond_broadcast(&f->rcond);
+	pthread_mutex_unlock(&f->imu);
 	free(hold);
 	free(rq);
 	free(rep);
@@ -386,18 +404,12 @@ static int prepare(struct rfs *f, const struct vv_rw_msg *rq, struct vv_rw_msg *
 	case VV_RW_READ: case VV_RW_WRITE: case VV_RW_FLUSH: case VV_RW_FSYNC:
 	case VV_RW_RELEASE: case VV_RW_FALLOCATE: case VV_RW_LSEEK: case VV_RW_KNN:
 	case VV_RW_READDIR: case VV_RW_RELEASEDIR: {
-		struct rhandle *h = (struct rhandle *)(uintptr_t)rq->u[0];
-		if ((r = reopen(f, h, epoch)) == 0)
-			out->u[0] = h->srv;
-		return r;
+		return reopen(f, (struct rhandle *)(uintptr_t)rq->u[0], epoch, &out->u[0]);
 	}
 	case VV_RW_SETATTR:
-		if (rq->u[10]) {
-			struct rhandle *h = (struct rhandle *)(uintptr_t)rq->u[10];
-			if ((r = reopen(f, h, epoch)) < 0)
-				return r;
-			out->u[10] = h->srv;
-		}
+		if (rq->u[10] &&
+		    (r = reopen(f, (struct rhandle *)(uintptr_t)rq->u[10], epoch, &out->u[10])) < 0)
+			return r;
 		return revive(f, rq->u[0], epoch, 0);
 	case VV_RW_FORGET:
 		return 0;

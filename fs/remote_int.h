@@ -7,9 +7,11 @@
  * and the mount.
  *
  * Threads: FUSE's workers, one forget thread, PF_THREADS prefetch workers.
- * Locks: rfs.imu (inode records, handle re-opens), rfs.fmu (forget queue),
- * rfs.pmu (prefetches); none is held while waiting for the server, and
- * none is taken while another is held.
+ * Locks: rfs.imu (inode records, a handle's server handle and re-open
+ * state, with rfs.rcond), rfs.fmu (forget queue), rfs.pmu (prefetches);
+ * none is held while waiting for the server (a thread that needs a handle
+ * another thread is re-opening waits on rfs.rcond, which holds no lock),
+ * and none is taken while another is held.
  */
 #ifndef VV_FS_REMOTE_INT_H
 #define VV_FS_REMOTE_INT_H
@@ -58,10 +60,12 @@ struct fgq {
 
 /* An open file or directory: fuse_file_info.fh. */
 struct rhandle {
-	uint64_t srv;                /* the server's handle on connection epoch */
+	uint64_t srv;                /* the server's handle on connection epoch ... */
 	uint64_t ino;                /* server inode */
 	int flags;
-	unsigned epoch;
+	unsigned epoch;              /* ... (both under rfs.imu once shared) */
+	bool reopening;              /* a thread re-opens it on a new connection
+	                                (rfs.imu; rfs.rcond when it is done) */
 	bool dir;
 	bool eof;                    /* dir: the server said it ends at eof_off */
 	bool walk;                   /* dir: opened from a prefetch (a walk goes on) */
@@ -102,6 +106,7 @@ struct rfs {
 	uint64_t root;               /* the server's inode shown as 1 */
 	struct fuse_session *se;
 	pthread_mutex_t imu;         /* irecs, and handle re-opens */
+	pthread_cond_t rcond;        /* a handle's re-open ended (with imu) */
 	struct irec **irecs;
 	double ttl;                  /* seconds the kernel caches a cacheable node */
 	_Atomic uint64_t mut;        /* changes sent through this client: each one

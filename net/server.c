@@ -14,7 +14,8 @@
  * 64 queued writes of 1 MiB each per connection were 64 MiB of the
  * server's memory, 4 GiB over the 64 connections.
  *
- * Bounds against a peer: whitelist before TLS; max_conn connections in
+ * Bounds against a peer: whitelist before TLS (--allow, or an active API
+ * key's CIDRs: then only such a key logs in); max_conn connections in
  * all and max_per_addr per address; the handshake and the AUTH frame
  * within auth_ms, an AUTH body of at most AUTH_BODY_MAX bytes; a failed
  * authentication closes the connection and delays the address's next
@@ -124,6 +125,8 @@ struct conn {
 	struct tls_conn *t;
 	struct sockaddr_storage peer;
 	uint8_t key[16];             /* the peer's address for caps and backoff */
+	bool key_only;               /* outside --allow, admitted by an API key's CIDRs:
+					only such a key may log in (docs/remote.md) */
 	char client[64];
 	struct sess s;
 	char *token;                 /* the API key, kept to re-check it (locked memory) */
@@ -356,6 +359,18 @@ static void token_drop(struct conn *c)
 	c->token = NULL;
 }
 
+/* A certificate (cert) or password login on a connection admitted for a
+ * key only (c->key_only): refused unevaluated, audited by the users
+ * engine.  VV_EACCES, or the audit log's failure. */
+static int refuse_not_key(struct conn *c, bool cert)
+{
+	char what[40];
+
+	snprintf(what, sizeof(what), "certificate sha256:%.16s", c->cert_fp);
+	return vv_vault_auth_not_key(c->srv->v, cert ? what : "password", cert ? c->cert_user : NULL,
+				     (const struct sockaddr *)&c->peer);
+}
+
 /* The first frame: AUTH, or the connection ends.  deadline: the one of the
  * handshake (auth_ms from accept() for both).  0 when authenticated. */
 static int authenticate(struct conn *c, int64_t deadline)
@@ -411,14 +426,26 @@ static int authenticate(struct conn *c, int64_t deadline)
 	}
 	if ((r = bo_wait(c)) < 0)
 		goto out;
-	if (m->u[1] == VV_RW_AUTH_CERT) {
+	if (c->key_only && m->u[1] != VV_RW_AUTH_KEY) {
+		/* Admitted for a key only: no other login is even evaluated
+		 * (not a password's Argon2id, not a certificate's user). */
+		snprintf(tried_buf, sizeof(tried_buf), "%s",
+			 m->u[1] == VV_RW_AUTH_CERT ? c->cert_user : m->s[0]);
+		tried = tried_buf;
+		r = refuse_not_key(c, m->u[1] == VV_RW_AUTH_CERT);
+	} else if (m->u[1] == VV_RW_AUTH_CERT) {
 		snprintf(tried_buf, sizeof(tried_buf), "%s", c->cert_user);
 		tried = tried_buf;
 		r = vv_vault_auth_cert(s->v, c->cert_user, c->cert_fp,
 				       (const struct sockaddr *)&c->peer, false, &c->s.auth);
 	} else if (m->u[1] == VV_RW_AUTH_KEY) {
 		tried = NULL;
-		r = vv_vault_auth_key(s->v, m->s[1], (const struct sockaddr *)&c->peer, &c->s.auth);
+		if (c->key_only)
+			r = vv_vault_auth_key_cidr(s->v, m->s[1], (const struct sockaddr *)&c->peer,
+						   &c->s.auth);
+		else
+			r = vv_vault_auth_key(s->v, m->s[1], (const struct sockaddr *)&c->peer,
+					      &c->s.auth);
 		if (r == 0)
 			r = token_keep(c, m->s[1], m->slen[1]);
 	} else {
@@ -445,7 +472,9 @@ static int authenticate(struct conn *c, int64_t deadline)
 			 "is %s's", m->u[1] == VV_RW_AUTH_KEY ? "API key" : "password",
 			 c->s.auth.user, c->cert_user);
 		audit(c, c->s.auth.user, "unauth", VV_EACCES, detail);
-		explicit_bzero(&c->s.auth, sizeof(c->s.auth));
+		/* (an assignment: GCC 12 with ASan takes explicit_bzero of it
+		 * here for a write past auth.user; conn_end wipes it anyway) */
+		c->s.auth = (struct vv_auth){ 0 };
 		token_drop(c);
 		r = VV_EPERM;
 	}
@@ -456,10 +485,12 @@ static int authenticate(struct conn *c, int64_t deadline)
 	rep.h = (struct vv_rw_hdr){ .id = h.id, .op = VV_RW_AUTH, .flags = VV_RW_F_REPLY };
 	if (r < 0) {
 		vv_allow_count(s->allow, VV_ALLOW_AUTH_FAILED);
-		snprintf(detail, sizeof(detail), "%s refused%s%s%s",
+		snprintf(detail, sizeof(detail), "%s refused%s%s%s%s",
 			 m->u[1] == VV_RW_AUTH_CERT ? "client certificate" : tried ? "password" : "API key",
 			 keyid[0] ? ": key " : "", keyid,
-			 r == VV_EBUSY ? ": too many password checks at once" : "");
+			 r == VV_EBUSY ? ": too many password checks at once" : "",
+			 !c->key_only ? "" : m->u[1] == VV_RW_AUTH_KEY
+			 ? " (address admitted for a key only)" : ": address admitted for a key only");
 		if (r != VV_EPERM)   /* a user mismatch is audited above */
 			audit(c, tried ? tried : (keyid[0] ? keyid : NULL), "unauth", VV_EACCES, detail);
 		/* Only a verdict on the credentials is EACCES (a certificate's
@@ -531,7 +562,8 @@ static void recheck(struct conn *c)
 			      "the client certificate expired: session ended");
 		return;
 	}
-	r = c->token ? vv_vault_auth_key(c->srv->v, c->token, (const struct sockaddr *)&c->peer, &a)
+	r = c->token ? (c->key_only ? vv_vault_auth_key_cidr : vv_vault_auth_key)(
+			c->srv->v, c->token, (const struct sockaddr *)&c->peer, &a)
 	    : c->pw_session ? vv_vault_auth_password_recheck(c->srv->v, &c->s.auth,
 							     (const struct sockaddr *)&c->peer, &a)
 	    : vv_vault_auth_cert(c->srv->v, c->cert_user, c->cert_fp,
@@ -879,6 +911,7 @@ static void *acceptor(void *arg)
 		char client[64];
 		struct conn *c;
 		unsigned same = 0;
+		bool key_only;
 		pthread_attr_t at;
 		pthread_t th;
 		int fd, one = 1;
@@ -900,8 +933,12 @@ static void *acceptor(void *arg)
 		vv_allow_count(s->allow, VV_ALLOW_ACCEPTED);
 		vv_sockaddr_format((struct sockaddr *)&ss, client);
 		addr_key((struct sockaddr *)&ss, key);
-		/* 1. the whitelist, before a byte is read */
-		if (!vv_allow_match(s->allow, (struct sockaddr *)&ss)) {
+		/* 1. the whitelist, before a byte is read: the --allow CIDRs,
+		 * else those of an active API key (held in memory: a flood from
+		 * outside both costs no meta.db query), and then only such a
+		 * key may log in */
+		key_only = !vv_allow_match(s->allow, (struct sockaddr *)&ss);
+		if (key_only && !vv_vault_keys_admit(s->v, (struct sockaddr *)&ss)) {
 			vv_allow_count(s->allow, VV_ALLOW_REFUSED);
 			refuse(s, fd, key, client, VV_EACCES,
 			       "address not in the whitelist: closed before TLS");
@@ -928,6 +965,7 @@ static void *acceptor(void *arg)
 		c->srv = s;
 		c->fd = fd;
 		c->peer = ss;
+		c->key_only = key_only;
 		memcpy(c->key, key, 16);
 		snprintf(c->client, sizeof(c->client), "%s", client);
 		pthread_mutex_init(&c->s.mu, NULL);

@@ -556,6 +556,57 @@ int main(void)
 		ok(!vv_vault_keys_admit(v, NULL), "admit: no address, no");
 	}
 
+	/* It is asked for every connection from outside --allow, a flood
+	 * included: answered from memory, meta.db read again only after the
+	 * keys changed; a key made or revoked counts at the next question. */
+	{
+		struct sockaddr_storage in9 = peer("127.0.0.9"), v6in = peer("2001:db8:1::9");
+		char tok9[VV_KEY_TOKEN_CHARS + 1], id9[VV_KEY_ID_CHARS + 1];
+		unsigned reads;
+		int yes = 0;
+
+		vault_admit_max_set(0);
+		for (int i = 0; i < 1000; i++)
+			yes += vv_vault_keys_admit(v, i % 2 ? SA(in3) : SA(in2));
+		is_int(yes, 500, "admit: 1000 questions, the same answers");
+		reads = vault_admit_reads();
+		ok(reads <= 1, "admit: the keys were read from meta.db once at most");
+		ok(!vv_vault_keys_admit(v, SA(in9)), "admit: 127.0.0.9 in no key's CIDRs");
+		is_int(call(v, 0, "key.create", ARGS({ "user", "bob" }, { "allow", "127.0.0.9" }), &rep),
+		       0, "key.create for bob from 127.0.0.9");
+		snprintf(tok9, sizeof(tok9), "%.*s", VV_KEY_TOKEN_CHARS, rep.body ? rep.body : "");
+		snprintf(id9, sizeof(id9), "%.16s", tok9 + 4);
+		ok(vv_vault_keys_admit(v, SA(in9)), "admit: the new key's CIDR admits at once");
+		is_int((int)vault_admit_reads(), (int)reads + 1, "admit: read again after the change, once");
+		is_int(vv_vault_auth_key_cidr(v, tok9, SA(in9), &a), 0,
+		       "key-only: a key whose CIDRs hold the address logs in");
+		is_int(vv_vault_auth_key_cidr(v, token2, SA(in9), &a), VV_EACCES,
+		       "key-only: a key without CIDRs is refused");
+		is_int(vv_vault_auth_key(v, token2, SA(in9), &a), 0,
+		       "(which logs in from a whitelisted address)");
+		is_int(vv_vault_auth_key_cidr(v, token, SA(in9), &a), VV_EACCES,
+		       "key-only: another key's CIDRs do not hold it: refused");
+		is_int(vv_vault_auth_not_key(v, "password", NULL, SA(in9)), VV_EACCES,
+		       "key-only: a password login is refused");
+		{
+			char *au = slurp_audit(v);
+			ok(au && strstr(au, "address admitted for a key only: this key lists no CIDRs"),
+			   "key-only: audited: the key lists no CIDRs");
+			ok(au && strstr(au, "password: address admitted for a key only"),
+			   "key-only: audited: the password refused");
+			free(au);
+		}
+		/* More CIDRs than the table holds (1, from the next read on):
+		 * meta.db answers the rest. */
+		vault_admit_max_set(1);
+		is_int(call(v, 0, "key.revoke", ARGS({ "id", id9 }), &rep), 0, "key.revoke bob's");
+		ok(!vv_vault_keys_admit(v, SA(in9)), "admit: the revoked key's CIDR admits no more");
+		ok(vv_vault_keys_admit(v, SA(in2)), "admit, table of 1: the first CIDR");
+		ok(vv_vault_keys_admit(v, SA(v6in)), "admit, table of 1: the second, from meta.db");
+		ok(!vv_vault_keys_admit(v, SA(in3)), "admit, table of 1: still not 127.0.0.3");
+		vault_admit_max_set(0);
+	}
+
 	/* Expiry: an hour later the first key is refused, the second is not. */
 	fake_ns += 3600LL * 1000000000LL;
 	is_int(vv_vault_auth_key(v, token, SA(in2), &a), VV_EACCES, "auth: expired key: EACCES");

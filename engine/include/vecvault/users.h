@@ -105,9 +105,31 @@ int vv_vault_auth_cert(struct vv_vault *v, const char *user, const char *fp,
  * lists a CIDR that holds peer: DESIGN.md's listener admits an address
  * inside its --allow CIDRs "and the keys' own CIDRs" before reading a TLS
  * byte.  A key without CIDRs widens nothing.  Not audited (the listener
- * records what it closes); takes the vault's lock briefly.
+ * records what it closes).  Asked for every connection from outside
+ * --allow, so answered from memory: the keys' CIDRs are read from meta.db
+ * (under the vault's lock) only after a key was created or revoked or a
+ * user deleted, at most 4096 of them (more: meta.db is asked each time);
+ * a read that fails answers false.  Thread-safe.
  */
 bool vv_vault_keys_admit(struct vv_vault *v, const struct sockaddr *peer);
+
+/*
+ * The logins of a connection the listener admitted only because
+ * vv_vault_keys_admit said yes (peer outside every --allow CIDR): only
+ * an API key whose own CIDRs hold peer may log in there.
+ * vv_vault_auth_key_cidr is vv_vault_auth_key that also refuses a key
+ * listing no CIDRs ("address admitted for a key only: this key lists no
+ * CIDRs"); the listener's once-a-second recheck of such a session uses it
+ * too.  vv_vault_auth_not_key records the refusal of any other login
+ * (what: "password", "certificate sha256:..."; user: a verified name, the
+ * certificate's CN, or NULL) without evaluating it: an `auth` record
+ * "WHAT: address admitted for a key only", and VV_EACCES (or the audit
+ * log's failure).
+ */
+int vv_vault_auth_key_cidr(struct vv_vault *v, const char *token, const struct sockaddr *peer,
+			   struct vv_auth *out);
+int vv_vault_auth_not_key(struct vv_vault *v, const char *what, const char *user,
+			  const struct sockaddr *peer);
 
 /* Is name a vault user's name: 1 to 32 of a-z 0-9 _ -, the first a letter
  * or _?  The one rule: `user add` refuses others, and a vv:// client
