@@ -105,6 +105,8 @@ void tool_env_vector_config(void)
 		c.scan_io = VV_SCAN_IO_MMAP;
 	e = getenv("VV_IO_URING");
 	c.no_uring = e && !strcmp(e, "0");
+	e = getenv("VV_BULK");
+	c.no_bulk = e && !strcmp(e, "0");
 	vv_vector_configure(&c);
 }
 
