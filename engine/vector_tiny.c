@@ -64,9 +64,9 @@ struct tls {
 };
 
 /* The thread's slots for the bulk read: a memfd the daemon writes into
- * (knn_ioctl.h "the bulk read"), mapped here and populated now, so that
- * the daemon's writes land in pages this process already owns (charged
- * to it, not to the daemon). */
+ * (knn_ioctl.h "the bulk read"), allocated and mapped here, so that the
+ * daemon's writes land in pages this process already owns (charged to it,
+ * not to the daemon, which refuses slots with holes). */
 static int bulk_mem(const struct vv_tiny *t, struct tls *x)
 {
 	size_t ns = BULK_SET_BYTES / t->slot, len;
@@ -78,7 +78,10 @@ static int bulk_mem(const struct vv_tiny *t, struct tls *x)
 	len = x->nslots * t->slot;
 	if ((fd = memfd_create("vecvault-bulk", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0)
 		return -1;
-	if (ftruncate(fd, (off_t)len) < 0 || fstat(fd, &st) < 0 ||
+	/* fallocate: every page allocated here, charged to this process (the
+	 * daemon refuses slots with holes) */
+	if (ftruncate(fd, (off_t)len) < 0 || fallocate(fd, 0, 0, (off_t)len) < 0 ||
+	    fstat(fd, &st) < 0 ||
 	    (m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0)) ==
 		    MAP_FAILED) {
 		close(fd);

@@ -21,7 +21,11 @@
  * check (pidfd_send_signal 0), so a thread killed and its id reused meanwhile is
  * refused, not written to.  A daemon that may not take descriptors from
  * other processes (not root, no CAP_SYS_PTRACE, Yama) answers EPERM and
- * the tool opens the files itself.  vv_fs_opts.no_bulk (the CLI's
+ * the tool opens the files itself.  The memfd must hold no hole (the
+ * caller allocated it: fallocate), so the daemon's writes allocate
+ * nothing; should its size in blocks grow during the request (the caller
+ * punched a hole meanwhile), the slots are punched again, which frees
+ * what the writes allocated, and the request fails.  vv_fs_opts.no_bulk (the CLI's
  * VECVAULT_BULK=0) answers ENOTTY in fs_ioctl, as a daemon without the
  * request (tests use it for the fallback).
  */
@@ -50,6 +54,7 @@ struct bulk_sink {
 	fuse_req_t req;
 	uint32_t uid;
 	int fd;                          /* the caller's memfd, duplicated; -1 */
+	uint64_t blocks;                 /* its st_blocks when taken */
 };
 
 /* The fsuid of task tid, from /proc, or -1. */
@@ -120,6 +125,16 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 		r = VV_ENOSPC;                   /* the slots must lie inside it */
 		goto out;
 	}
+	/* and be the caller's pages already: a write into a hole would
+	 * allocate the page here, charged to the daemon's memory cgroup for
+	 * as long as the caller keeps the memfd.  The whole memfd allocated
+	 * (st_blocks: O(1), where SEEK_HOLE walked every page, 10% of the
+	 * daemon's CPU in perf); fs_bulk_read checks it grew by nothing */
+	if ((uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size) {
+		r = VV_EINVAL;
+		goto out;
+	}
+	b->blocks = (uint64_t)st.st_blocks;
 	b->fd = fd;
 	fd = -1;
 out:
@@ -150,11 +165,20 @@ static int sink_put(void *arg, uint64_t off, const void *p, size_t len)
 int fs_bulk_read(struct vv_vault *v, fuse_req_t req, const struct vv_ctx *c, struct vv_dir *dh,
 		 struct vv_bulk_ioc *io)
 {
-	struct bulk_sink b = { req, c->id.uid, -1 };
+	struct bulk_sink b = { req, c->id.uid, -1, 0 };
 	struct vv_bulk_sink sk = { sink_open, sink_put, &b };
+	struct stat st;
 	int r;
 
 	r = vv_vault_bulk_read(v, c, dh, io, &sk);
+	/* a hole punched while the request ran was filled by a write here:
+	 * give that memory back and fail the request (the caller broke its
+	 * side; what it read is audited) */
+	if (b.fd >= 0 && (fstat(b.fd, &st) < 0 || (uint64_t)st.st_blocks > b.blocks)) {
+		fallocate(b.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)io->h.off,
+			  (off_t)((uint64_t)io->h.nnames * io->h.slot));
+		r = VV_EINVAL;
+	}
 	if (b.fd >= 0)
 		close(b.fd);
 	return r;

@@ -194,6 +194,9 @@ ask("regular file", Other(os.open(tempfile.mkstemp(dir=os.environ["T"])[1], os.O
 shm = os.open("/dev/shm/vv-t4014-%d" % os.getpid(), os.O_RDWR | os.O_CREAT, 0o600)
 os.ftruncate(shm, 1 << 16)
 ask("tmpfs file", Other(shm))
+holes = Other(os.memfd_create("h", os.MFD_ALLOW_SEALING))
+os.ftruncate(holes.fd, 1 << 16)              # never written: all hole
+ask("not populated", holes)
 os.unlink("/dev/shm/vv-t4014-%d" % os.getpid())
 sealed = Other(os.memfd_create("s", os.MFD_ALLOW_SEALING))
 os.ftruncate(sealed.fd, 1 << 16)
@@ -223,7 +226,7 @@ T=$T "$PY" "$T/bad.py" "$C" > "$T/bad"
 sed 's/^/#   /' "$T/bad"
 check "a good buffer is written" grep -qx "good OK WRITTEN" "$T/bad"
 for w in "regular file EINVAL" "tmpfs file EINVAL" "sealed EINVAL" "no sealing allowed EINVAL" \
-	"read-only EBADF" "another identity EBADF" "no such descriptor EBADF" \
+	"read-only EBADF" "another identity EBADF" "no such descriptor EBADF" "not populated EINVAL" \
 	"slots past its end ENOSPC" "bad magic EINVAL" "no names EINVAL" "slot too small EINVAL" \
 	"slot too large EINVAL" "span too large E2BIG" "offset wraps E2BIG" \
 	"names_len past the payload E2BIG" "a slash in a name EINVAL" "a name without NUL EINVAL" \

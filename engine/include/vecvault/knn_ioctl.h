@@ -260,8 +260,9 @@ int vv_knn_dir_request_check(const struct vv_knn_dir_ioc *io) __attribute__((war
  * with the error.  The bytes go only into a memory object the calling
  * process holds open for writing at the time of the request: a descriptor
  * that is no such memfd (another file, a tmpfs file, one sealed, opened
- * read-only, not the identity named) fails the request before any name is
- * looked at.  Nothing stays pinned or decrypted for the caller after the
+ * read-only, not the identity named, with a hole in its slots: the caller
+ * populates them, so the daemon's writes allocate nothing) fails the
+ * request before any name is looked at.  Nothing stays pinned or decrypted for the caller after the
  * reply: a later request is checked again, name by name.
  *
  * Input (VV_KNN_IOC_BYTES, restricted ioctl as VV_IOC_KNN): the header,

@@ -21,6 +21,8 @@ class Buf:
         self.fd = os.memfd_create("bulk", os.MFD_ALLOW_SEALING if flags is None else flags)
         os.ftruncate(self.fd, nslots * slot)
         self.m = mmap.mmap(self.fd, nslots * slot)
+        self.m.write(bytes(nslots * slot))      # populated: the daemon refuses holes
+        self.m.seek(0)
         st = os.fstat(self.fd)
         self.dev, self.ino = st.st_dev, st.st_ino
 
