@@ -137,8 +137,7 @@ int vv_vault_bulk_read(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir
 			if (x->err == 0 && sink_err < 0) {
 				x->err = sink_err;   /* the buffer failed: nothing more is written, */
 				x->found = false;    /* nothing read: no record */
-			}
-			else if (x->err == 0 &&
+			} else if (x->err == 0 &&
 				 (x->err = copy_one(v, c, x->n, h.slot, &b, sk,
 						    h.off + (uint64_t)(i0 + k) * h.slot, &x->size,
 						    &x->put_failed)) < 0 && x->put_failed)

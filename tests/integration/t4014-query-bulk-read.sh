@@ -7,15 +7,17 @@
 # a 0700 directory, larger than the slot) and the open's audit records;
 # checks made as the caller whoever opened the directory handle (passed
 # descriptor); revocation (chmod, rm, rename: the next request refuses);
-# buffers that are no memfd of the caller's, sealed, read-only, too small
-# or not the identity named, and hostile headers, refused whole with
-# nothing written; a flood (EBUSY, nothing held after); a SIGKILL'd
+# buffers that are no memfd of the caller's, sealed, read-only, too small,
+# with holes or not the identity named, and hostile headers, refused whole
+# with nothing written; a flood (EBUSY, nothing held after); a SIGKILL'd
 # reader.  The tool's side: `vecvault query` on the mount without the
-# offload reads the small segments in bulk (--stats), with the plain
-# directory's output byte for byte (at the float64 reference), as root and
-# as uid 1000, 1 and 300 queries, bad segments refused in the plain
-# directory's words; VV_BULK=0 and a daemon with VECVAULT_BULK=0 (an
-# old daemon: ENOTTY) open each file as before, with the same output.
+# offload reads the small segments in bulk for 1 query (--stats), with the
+# plain directory's output byte for byte (at the float64 reference), as
+# root and as uid 1000; 4 and 300 queries (candidates over an eighth of
+# the segments) open them ahead, the same output; bad segments refused in
+# the plain directory's words; VV_BULK=0 and a daemon with
+# VECVAULT_BULK=0 (an old daemon: ENOTTY) open each file as before, with
+# the same output.
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
 vv_need_numpy
