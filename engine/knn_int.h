@@ -46,6 +46,14 @@ int vault_knn_ready(struct vv_vault *v, struct node *n, struct kent **e, const u
  * allows another: VV_EAGAIN (queued, or over b), VV_EFBIG, VV_EBUSY. */
 int vault_knn_start(struct vv_vault *v, uint32_t uid, struct node *n, struct knn_budget *b);
 void vault_knn_put(struct vv_vault *v, struct kent *e);               /* NULL ok */
+/* One of uid's offload slots (KNN_SCANS_PER_UID, shared with its scans and
+ * directory requests) for a request that runs on the caller's thread (the
+ * bulk read): VV_EBUSY when they are taken, VV_ECANCELED once the offload
+ * drains (unmount), VV_ENOTTY when it is off.  vault_knn_unhold gives it
+ * back (NULL ok); a drain waits for every hold.  No lock held. */
+struct kjob;
+int vault_knn_hold(struct vv_vault *v, const struct vv_ctx *ctx, struct kjob **out);
+void vault_knn_unhold(struct vv_vault *v, struct kjob *j);
 /* Ready entry e parsed as a segment of format fmt into *sv, as
  * vv_segment_view_init(e's bytes) would: the last parse is kept with the
  * entry, keyed by the format asked, and goes with it. */
@@ -69,6 +77,25 @@ int vault_knn_dir_prepare(struct vv_vault *v, const struct vv_ctx *c, struct vv_
 int vault_knn_dir_scan(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr,
 		       struct vv_knn_dir_ioc *io);
 void vault_knn_dir_discard(struct vv_vault *v, struct knn_dir_req *dr);
+
+/* Names of directory d as c's LOOKUP and read-only OPEN of each would
+ * decide now (vault_knn_dir.c, shared with the bulk read, vault_bulk.c):
+ * the directory checked once (search right, revoked, the trash settled),
+ * the names looked up in one walk of its entries (vv_meta_dirent_get_many),
+ * each then checked for reading (regular files only, a symlink never
+ * followed, the lookup's rule for FIFOs and sockets).  out[i].n is pinned
+ * when out[i].err is 0 (vault_node_put under v->mu); out[i].found: the
+ * name exists, so its answer is audited.  count <= VAULT_DIR_PICK_MAX.
+ * Under v->mu. */
+#define VAULT_DIR_PICK_MAX 32u
+struct dir_pick {
+	struct node *n;
+	uint64_t ino;
+	int err;
+	bool found;
+};
+void vault_dir_pick(struct vv_vault *v, const struct vv_ctx *c, struct node *d,
+		    const char *const *names, uint32_t count, struct dir_pick *out);
 
 /* A file the parser refuses (VV_ECORRUPT from a header that is no segment
  * of the format asked) is a bad request, not tampering: tampering shows up

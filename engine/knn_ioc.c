@@ -56,6 +56,8 @@ int vv_knn_work_check(const struct vv_knn_ioc_hdr *h, uint64_t rows)
 	return rows && per_row > VV_KNN_WORK_MAX / rows ? VV_E2BIG : 0;
 }
 
+static int names_check(const uint8_t *p, uint32_t len, uint32_t nnames);
+
 /* The directory request (knn_ioctl.h "the directory request"): the header's
  * fields, then the sizes both ways inside the payload, then the queries,
  * then the names area, walked once.  Every bound is checked in 64 bits
@@ -65,8 +67,6 @@ int vv_knn_dir_request_check(const struct vv_knn_dir_ioc *io)
 {
 	const struct vv_knn_dir_hdr *h = &io->h;
 	uint64_t qbytes, out;
-	const uint8_t *p, *end;
-	uint32_t names = 0;
 	size_t row;
 	uint32_t col;
 
@@ -90,10 +90,17 @@ int vv_knn_dir_request_check(const struct vv_knn_dir_ioc *io)
 		return VV_E2BIG;
 	if (vv_vectors_nonfinite((const float *)(const void *)io->u, h->nq, h->dim, &row, &col))
 		return VV_EINVAL;
-	/* exactly nnames names fill exactly names_len bytes: each 1 ..
-	 * NAME_MAX bytes, no '/', not "." or "..", then its NUL */
-	p = io->u + qbytes;
-	end = p + h->names_len;
+	return names_check(io->u + qbytes, h->names_len, h->nnames);
+}
+
+/* Exactly nnames names fill exactly len bytes at p: each 1 .. NAME_MAX
+ * bytes, no '/', not "." or "..", then its NUL.  The caller checked that
+ * the len bytes lie inside its buffer. */
+static int names_check(const uint8_t *p, uint32_t len, uint32_t nnames)
+{
+	const uint8_t *end = p + len;
+	uint32_t names = 0;
+
 	while (p < end) {
 		const uint8_t *s = p;
 		while (p < end && *p && *p != '/')
@@ -104,9 +111,27 @@ int vv_knn_dir_request_check(const struct vv_knn_dir_ioc *io)
 			return VV_EINVAL;
 		if (s[0] == '.' && (p - s == 1 || (p - s == 2 && s[1] == '.')))
 			return VV_EINVAL;
-		if (++names > h->nnames)
+		if (++names > nnames)
 			return VV_EINVAL;
 		p++;
 	}
-	return names == h->nnames ? 0 : VV_EINVAL;
+	return names == nnames ? 0 : VV_EINVAL;
+}
+
+/* The bulk read (knn_ioctl.h "the bulk read"): the header's fields, the
+ * span of slots in 64 bits, then the names. */
+int vv_bulk_request_check(const struct vv_bulk_ioc *io)
+{
+	const struct vv_bulk_hdr *h = &io->h;
+
+	if (h->magic != VV_BULK_MAGIC || h->version != VV_BULK_VERSION || h->flags || h->pad ||
+	    h->memfd < 0)
+		return VV_EINVAL;
+	if (!h->nnames || h->nnames > VV_BULK_MAX_NAMES || h->slot < VV_BULK_SLOT_MIN ||
+	    h->slot > VV_BULK_SLOT_MAX)
+		return VV_EINVAL;
+	if (h->names_len > VV_BULK_PAYLOAD || (uint64_t)h->nnames * h->slot > VV_BULK_SPAN_MAX ||
+	    h->off > UINT64_MAX - (uint64_t)h->nnames * h->slot)
+		return VV_E2BIG;
+	return names_check(io->u, h->names_len, h->nnames);
 }

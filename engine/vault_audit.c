@@ -193,18 +193,25 @@ void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char
 void vault_audit_scan(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, uint64_t parent,
 		      const char *name, int result, const char *detail, uint64_t rbytes)
 {
+	vault_audit_entry(v, c, "scan", ino, parent, name, result, detail, rbytes);
+}
+
+void vault_audit_entry(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,
+		       uint64_t parent, const char *name, int result, const char *detail,
+		       uint64_t rbytes)
+{
 	struct vv_audit_rec rec;
 	char path[4096 + VV_NAME_MAX + 2];
 
 	if (!v->aud.log)
 		return;
 	entry_path(v, parent, name, path);
-	rec_from(&rec, c, "scan", result, detail);
+	rec_from(&rec, c, op, result, detail);
 	rec.path = path;
 	rec.ino = ino;
 	rec.mode = "r";
 	rec.rbytes = rbytes;
-	rec.rcount = result == 0;
+	rec.rcount = result == 0 && strcmp(op, "open") != 0;
 	vv_audit_log(v->aud.log, &rec);
 }
 

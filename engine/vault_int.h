@@ -504,6 +504,13 @@ void vault_audit_scan(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, 
 		      const char *name, int result, const char *detail, uint64_t rbytes);
 void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char *op,
 			  struct vv_file *fh, int result, const char *detail);
+/* The same for any op on parent/name, mode "r": the bulk read's "open" and
+ * "close" of a name it served (vault_bulk.c), as a read-only open and its
+ * release would record them (rcount 1 when result is 0 and op is "close"
+ * or "scan"). */
+void vault_audit_entry(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,
+		       uint64_t parent, const char *name, int result, const char *detail,
+		       uint64_t rbytes);
 
 /* node table (vault_node.c), all under mu */
 int vault_node_get(struct vv_vault *v, uint64_t ino, struct node **out);

@@ -719,6 +719,52 @@ static int submit_scan(struct vv_vault *v, const struct vv_ctx *ctx, struct vv_f
 	return r;
 }
 
+/* A bulk read (vault_bulk.c) holds one of its uid's slots while it runs,
+ * listed with the directory requests being prepared: the same bound per
+ * uid (EBUSY beyond), and a drain waits for it. */
+int vault_knn_hold(struct vv_vault *v, const struct vv_ctx *ctx, struct kjob **out)
+{
+	struct knn_cache *c = v->knn;
+	struct kjob *j;
+	int r = 0;
+
+	*out = NULL;
+	if (!c)
+		return VV_ENOTTY;
+	if (!(j = calloc(1, sizeof(*j))))
+		return VV_ENOMEM;
+	j->type = J_SCAN;
+	j->ctx = ctx;
+	pthread_mutex_lock(&c->mu);
+	if (c->scans_closed)
+		r = VV_ECANCELED;
+	else if (scan_slots(c, ctx->id.uid) >= KNN_SCANS_PER_UID)
+		r = VV_EBUSY;
+	if (r == 0) {
+		j->snext = c->preps;
+		c->preps = j;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (r < 0)
+		free(j);
+	else
+		*out = j;
+	return r;
+}
+
+void vault_knn_unhold(struct vv_vault *v, struct kjob *j)
+{
+	struct knn_cache *c = v->knn;
+
+	if (!j)
+		return;
+	pthread_mutex_lock(&c->mu);
+	prep_unlink(c, j);
+	pthread_cond_broadcast(&c->cv);   /* a drain waits for the holders */
+	pthread_mutex_unlock(&c->mu);
+	free(j);
+}
+
 int vv_vault_knn_submit(struct vv_vault *v, const struct vv_ctx *ctx, struct vv_file *fh,
 			struct vv_knn_ioc *io, vv_knn_done_fn done, void *arg)
 {

@@ -63,7 +63,7 @@
 
 #define DIR_INLINE_BYTES (32u << 20)  /* small files decrypted inline per request */
 #define DIR_FILLS 2u                  /* fill jobs one request may queue */
-#define DIR_LOCK_NAMES 32u            /* names checked or recorded per hold of v->mu */
+#define DIR_LOCK_NAMES VAULT_DIR_PICK_MAX  /* names checked or recorded per hold of v->mu */
 
 /* One name of a request: what its check and preparation found. */
 struct dir_name {
@@ -170,15 +170,8 @@ static int name_node(struct vv_vault *v, const struct vv_ctx *c, struct node *d,
 	return entry_node(v, c, ino, NULL, false, out);
 }
 
-/* name_node for names i0 .. end of the request, the directory checked
- * once and the names looked up in one pass over its entries
- * (vv_meta_dirent_get_many): the same answers.  Files whose nodes are not
- * in memory (the kernel forgot them, or never looked them up: the tool
- * names files it does not open) are built from rows read with their
- * entries in a second pass, instead of a query each for the inode and one
- * for its ACL.  Under v->mu. */
-static void names_nodes(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr,
-			uint32_t i0, uint32_t end)
+void vault_dir_pick(struct vv_vault *v, const struct vv_ctx *c, struct node *d,
+		    const char *const *names, uint32_t count, struct dir_pick *out)
 {
 	struct vv_inode_row crow[DIR_LOCK_NAMES];
 	const struct vv_inode_row *row[DIR_LOCK_NAMES] = { 0 };
@@ -188,30 +181,47 @@ static void names_nodes(struct vv_vault *v, const struct vv_ctx *c, struct knn_d
 	int err[DIR_LOCK_NAMES], cerr[DIR_LOCK_NAMES], r;
 	bool found, cx[DIR_LOCK_NAMES], xattrs[DIR_LOCK_NAMES] = { 0 };
 
-	if ((r = dir_check(v, c, dr->d, &found)) == 0 &&
-	    (r = vv_meta_dirent_get_many(v->meta, dr->d->ino, dr->names + i0, end - i0, ino, err,
-					 NULL, NULL)) < 0)
+	if ((r = dir_check(v, c, d, &found)) == 0 &&
+	    (r = vv_meta_dirent_get_many(v->meta, d->ino, names, count, ino, err, NULL, NULL)) < 0)
 		found = false;
-	for (uint32_t i = 0; r == 0 && i < end - i0; i++)
+	for (uint32_t i = 0; r == 0 && i < count; i++)
 		if (err[i] == 0 && !trash_virt(ino[i]) && !vault_node_find(v, ino[i])) {
 			ci[nc] = i;
-			cold[nc++] = dr->names[i0 + i];
+			cold[nc++] = names[i];
 		}
 	/* the same lock hold: the same entries, now with their rows */
-	if (nc > 0 && vv_meta_dirent_get_many(v->meta, dr->d->ino, cold, nc, cino, cerr, crow, cx) == 0)
+	if (nc > 0 && vv_meta_dirent_get_many(v->meta, d->ino, cold, nc, cino, cerr, crow, cx) == 0)
 		for (uint32_t k = 0; k < nc; k++)
 			if (cerr[k] == 0 && cino[k] == ino[ci[k]] && crow[k].ino == cino[k]) {
 				row[ci[k]] = &crow[k];
 				xattrs[ci[k]] = cx[k];
 			}
+	for (uint32_t i = 0; i < count; i++) {
+		struct dir_pick *x = &out[i];
+
+		x->n = NULL;
+		x->ino = 0;
+		x->err = r < 0 ? r : err[i];
+		x->found = r < 0 ? found : x->err == 0;
+		if (x->err == 0 && (x->err = entry_node(v, c, ino[i], row[i], xattrs[i], &x->n)) == 0)
+			x->ino = x->n->ino;
+	}
+}
+
+/* vault_dir_pick for names i0 .. end of the request. */
+static void names_nodes(struct vv_vault *v, const struct vv_ctx *c, struct knn_dir_req *dr,
+			uint32_t i0, uint32_t end)
+{
+	struct dir_pick pk[DIR_LOCK_NAMES];
+
+	vault_dir_pick(v, c, dr->d, dr->names + i0, end - i0, pk);
 	for (uint32_t i = i0; i < end; i++) {
 		struct dir_name *x = &dr->dn[i];
 
-		x->err = r < 0 ? r : err[i - i0];
-		x->found = r < 0 ? found : x->err == 0;
-		if (x->err == 0 && (x->err = entry_node(v, c, ino[i - i0], row[i - i0], xattrs[i - i0],
-							&x->n)) == 0)
-			x->ino = x->n->ino;
+		x->n = pk[i - i0].n;
+		x->ino = pk[i - i0].ino;
+		x->err = pk[i - i0].err;
+		x->found = pk[i - i0].found;
 	}
 }
 

@@ -333,6 +333,12 @@ struct vv_tiny {
 	const struct vv_schema *schema; /* dim and dtype fixed */
 	size_t slot;             /* bytes per slot, a multiple of 4096 */
 	bool no_uring;
+	/* read through the daemon's bulk read (knn_ioctl.h): dirfd is a
+	 * directory on a local vecvault mount that answered vv_tiny_bulk_probe */
+	bool bulk;
+	atomic_bool bulk_failed; /* a request failed whole: the rest go to the
+				    one-by-one open */
+	atomic_size_t nbulk, nbulk_req;  /* fed segments read in bulk, requests */
 	/* out: per idx[i], VV_TINY_SCANNED (fed, its bytes in size[i]) or
 	 * VV_TINY_OTHER */
 	uint8_t *state;
@@ -340,6 +346,13 @@ struct vv_tiny {
 	atomic_size_t next;
 	atomic_size_t nuring;    /* fed segments read through io_uring */
 };
+
+/* Does directory dirfd answer the bulk read (a request with no names is
+ * refused EINVAL by a daemon that has it, ENOTTY by one without)? */
+bool vv_tiny_bulk_probe(int dirfd);
+/* Slots up to this size are read in bulk on a mount; larger segments are
+ * opened (the daemon's copy costs more per byte than the page cache's). */
+#define VV_TINY_BULK_SLOT (256u << 10)
 
 /* vv_scan.feed and .feed_end with ctx a struct vv_tiny. */
 size_t vv_tiny_feed(void *ctx, void **tls, const uint32_t **segs);
@@ -409,6 +422,8 @@ struct vv_collection {
 	/* the last vv_coll_pending_scan on a FUSE mount: segments opened
 	 * ahead of its scan, and of those scanned as they opened */
 	size_t nahead, nahead_fed;
+	/* ... and of those read in bulk (vector_tiny.c), in how many requests */
+	size_t nbulk, nbulk_req;
 	size_t pend0, slot;
 	uint64_t rows;
 };

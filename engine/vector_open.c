@@ -4,8 +4,9 @@
  * plain directory), check them in name order against the schema, and
  * release them; the deferred open, whose small segments the first search
  * reads (vector_tiny.c) or, on a local vecvault mount, names to the
- * daemon and opens only those it did not scan (vector_dir.c); query
- * files.
+ * daemon and opens only those it did not scan (vector_dir.c), or, when
+ * the daemon may scan none of them, asks it for in bulk (vector_tiny.c)
+ * or opens while its scan runs; query files.
  *
  * The collection may be a directory on the vecvault mount or a plain one:
  * segments are opened and mmap'd like any reader would (falling back to
@@ -37,6 +38,7 @@
 
 #define SMALL_SEG_BYTES (4u << 20) /* segments up to this size are never mapped */
 #define FUSE_SUPER_MAGIC 0x65735546
+#define BULK_MAX_THREADS 16u       /* scan threads reading in bulk, at most */
 
 void vv_coll_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -67,6 +69,8 @@ static atomic_int scan_io_mode;
 /* vv_vector_config.no_uring: open, read and close segments one system call
  * at a time even where io_uring works */
 static atomic_bool uring_off;
+/* vv_vector_config.no_bulk */
+static atomic_bool bulk_off;
 
 void vv_vector_configure(const struct vv_vector_config *c)
 {
@@ -76,6 +80,7 @@ void vv_vector_configure(const struct vv_vector_config *c)
 		c = &dflt;
 	atomic_store(&scan_io_mode, (int)c->scan_io);
 	atomic_store(&uring_off, c->no_uring);
+	atomic_store(&bulk_off, c->no_bulk);
 	vv_kernels_configure(c->simd, c->no_blas);
 }
 
@@ -1321,6 +1326,18 @@ static void ahead_end(void *ctx, void *tls)
 	free(tls);
 }
 
+/* Segments read in bulk are not held open: the re-ranking opens each
+ * segment holding a candidate again, one after the other (a round trip
+ * each on a mount).  A batch with as many candidates as a fraction of the
+ * segments would open about that many again, serially: 100 queries over
+ * 10,000 segments of 100 rows took longer than opening them all ahead
+ * (docs/design.md "The bulk read"), so the bulk read is for batches whose
+ * candidates are at most an eighth of the segments. */
+static bool bulk_rerank_ok(const struct vv_scan *sc, size_t nsegs)
+{
+	return (uint64_t)sc->nq * sc->kk * 8 <= nsegs;
+}
+
 /* The scan of a collection whose segments pend0 .. nsegs are deferred
  * (sc filled as for vv_scan_run, ss its segments): the scan threads read
  * and scan those they can take whole (vector_tiny.c) beside the others,
@@ -1333,7 +1350,13 @@ int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_
 			bool *check, char *err, size_t errlen)
 {
 	size_t p0 = c->pend0, n = c->nsegs - p0, kept = p0, nother = 0, nfed = 0, nopeners = 0;
-	bool ahead = c->io->dir_fuse;
+	/* on a local vecvault mount small segments come in bulk when the
+	 * daemon has the request (knn_ioctl.h "the bulk read"); else, on any
+	 * FUSE mount, they are opened ahead of the scan */
+	bool bulk = c->io->dir_fuse && !c->io->dir_remote && !atomic_load(&bulk_off) &&
+		    c->slot <= VV_TINY_BULK_SLOT && bulk_rerank_ok(sc, n) &&
+		    vv_tiny_bulk_probe(c->io->dirfd);
+	bool ahead = c->io->dir_fuse && !bulk;
 	pthread_t opener[LOAD_MAX_THREADS];
 	struct ahead ah;
 	uint8_t *left = NULL;
@@ -1347,7 +1370,7 @@ int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_
 	struct timespec since;
 
 	memset(&tn, 0, sizeof(tn));
-	c->nahead = c->nahead_fed = 0;
+	c->nahead = c->nahead_fed = c->nbulk = c->nbulk_req = 0;
 	if (!(idx = malloc(n * sizeof(*idx))) || !(map = malloc(n * sizeof(*map))) ||
 	    !(res = calloc(n, sizeof(*res))) || !(whys = calloc(n, sizeof(*whys))) ||
 	    !(tn.state = calloc(n, 1)) || !(tn.size = calloc(n, sizeof(*tn.size))) ||
@@ -1366,6 +1389,7 @@ int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_
 	tn.schema = &c->schema;
 	tn.slot = c->slot;
 	tn.no_uring = atomic_load(&uring_off);
+	tn.bulk = bulk;
 	ld = (struct loader){ .dirfd = c->io->dirfd, .io = c->io, .segs = c->segs + p0, .res = res,
 			      .why = whys, .nbatched = &c->nbatched };
 	if (ahead) {
@@ -1393,11 +1417,22 @@ int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_
 		sc->feed_end = vv_tiny_end;
 		sc->feed_ctx = &tn;
 	}
+	if (bulk) {
+		/* twice the threads: while one waits for the daemon's copy of
+		 * its batch another scans, so the copy hides behind the scan
+		 * (each thread's batch is one request; the daemon serves them
+		 * on its own workers) */
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		unsigned t = sc->threads ? sc->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
+		sc->threads = t * 2 > BULK_MAX_THREADS ? BULK_MAX_THREADS : t * 2;
+	}
 	/* what the re-ranking's reopen may find of a segment read here:
 	 * nothing changed since now (struct vv_seg_id) */
 	clock_gettime(CLOCK_REALTIME, &since);
 	r1 = vv_scan_run(sc);
 	atomic_fetch_add(&c->nbatched, atomic_load(&tn.nuring));
+	c->nbulk = atomic_load(&tn.nbulk);
+	c->nbulk_req = atomic_load(&tn.nbulk_req);
 	if (ahead) {
 		/* the openers open every one, whether the scan took it or not */
 		for (size_t t = 0; t < nopeners; t++)

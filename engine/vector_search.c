@@ -160,6 +160,8 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		if (o->stats) {
 			o->stats->ahead_opened = (uint32_t)c->nahead;
 			o->stats->ahead_scanned = (uint32_t)c->nahead_fed;
+			o->stats->bulk_read = (uint32_t)c->nbulk;
+			o->stats->bulk_requests = (uint32_t)c->nbulk_req;
 		}
 	} else {
 		r = vv_scan_run(&sc);

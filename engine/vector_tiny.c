@@ -19,13 +19,23 @@
  * so a bad segment is never scanned and its error text is the open's.
  * The ring does only what the process could do itself: openat(O_RDONLY)
  * relative to the collection's directory descriptor, read, close.
+ *
+ * On a local vecvault mount (struct vv_tiny.bulk) a batch is instead one
+ * bulk read (knn_ioctl.h "the bulk read"): the daemon checks and audits
+ * each name as its open and writes the file into the thread's slots,
+ * which are then a memfd of this process; what it does not write goes to
+ * the one-by-one open as above.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "vecvault/knn_ioctl.h"
 #include "vecvault/log.h"
 #include "vector_int.h"
 
@@ -35,17 +45,139 @@
 
 #define SET_BYTES (1u << 20)     /* a thread's slots together, about */
 #define MAX_SLOTS 16u            /* files per batch */
+/* In bulk (a request per batch, a round trip to the daemon each) batches
+ * are larger: 4 MiB, up to 64 files. */
+#define BULK_SET_BYTES (4u << 20)
+#define BULK_MAX_SLOTS 64u
 
 struct tls {
 	uint8_t *mem;            /* nslots slots of t->slot bytes */
 	size_t nslots;
-	uint32_t segs[MAX_SLOTS];   /* what the last call fed */
+	int memfd;               /* bulk: mem is this memfd, mapped; else -1 */
+	uint64_t mem_dev, mem_ino;
+	uint32_t segs[BULK_MAX_SLOTS];  /* what the last call fed */
 #ifdef VV_HAVE_LIBURING
 	struct io_uring ring;
 	bool ring_ok;
 #endif
 	bool ring_tried;
 };
+
+/* The thread's slots for the bulk read: a memfd the daemon writes into
+ * (knn_ioctl.h "the bulk read"), allocated and mapped here, so that the
+ * daemon's writes land in pages this process already owns (charged to it,
+ * not to the daemon, which refuses slots with holes). */
+static int bulk_mem(const struct vv_tiny *t, struct tls *x)
+{
+	size_t ns = BULK_SET_BYTES / t->slot, len;
+	struct stat st;
+	void *m;
+	int fd;
+
+	x->nslots = ns < 1 ? 1 : ns > BULK_MAX_SLOTS ? BULK_MAX_SLOTS : ns;
+	len = x->nslots * t->slot;
+	if ((fd = memfd_create("vecvault-bulk", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0)
+		return -1;
+	/* fallocate: every page allocated here, charged to this process (the
+	 * daemon refuses slots with holes) */
+	if (ftruncate(fd, (off_t)len) < 0 || fallocate(fd, 0, 0, (off_t)len) < 0 ||
+	    fstat(fd, &st) < 0 ||
+	    (m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0)) ==
+		    MAP_FAILED) {
+		close(fd);
+		return -1;
+	}
+	x->mem = m;
+	x->memfd = fd;
+	x->mem_dev = (uint64_t)st.st_dev;
+	x->mem_ino = (uint64_t)st.st_ino;
+	return 0;
+}
+
+static void mem_free(const struct vv_tiny *t, struct tls *x)
+{
+	if (x->memfd >= 0) {
+		munmap(x->mem, x->nslots * t->slot);
+		close(x->memfd);
+		x->memfd = -1;
+	} else {
+		free(x->mem);
+	}
+	x->mem = NULL;
+}
+
+bool vv_tiny_bulk_probe(int dirfd)
+{
+	struct vv_bulk_ioc *io = calloc(1, sizeof(*io));
+	bool ok;
+
+	if (!io)
+		return false;
+	io->h.magic = VV_BULK_MAGIC;
+	io->h.version = VV_BULK_VERSION;       /* nnames 0: refused before anything */
+	ok = ioctl(dirfd, VV_IOC_BULK_READ, io) < 0 && errno == EINVAL;
+	free(io);
+	return ok;
+}
+
+/* Files name[0 .. n) into slots 0 .. n through one bulk read on the
+ * directory: got[k] = the file's bytes, or -1 (the one-by-one open will
+ * say why).  -1 when the request failed whole (then t->bulk_failed: the
+ * daemon cannot write into this process, or the reply does not answer
+ * the request). */
+static int read_bulk(struct vv_tiny *t, struct tls *x, const char *const *name, size_t n,
+		     ssize_t *got)
+{
+	struct vv_bulk_ioc *io = malloc(sizeof(*io));
+	size_t len = 0;
+	int r = -1;
+
+	for (size_t k = 0; k < n; k++)
+		got[k] = -1;
+	if (!io)
+		return -1;
+	memset(&io->h, 0, sizeof(io->h));
+	for (size_t k = 0; k < n; k++) {
+		size_t l = strlen(name[k]) + 1;
+		if (len + l > sizeof(io->u))
+			break;                   /* the rest: -1, opened one by one */
+		memcpy(io->u + len, name[k], l);
+		len += l;
+		io->h.nnames++;
+	}
+	io->h.magic = VV_BULK_MAGIC;
+	io->h.version = VV_BULK_VERSION;
+	io->h.memfd = x->memfd;
+	io->h.mem_dev = x->mem_dev;
+	io->h.mem_ino = x->mem_ino;
+	io->h.slot = t->slot;
+	io->h.names_len = (uint32_t)len;
+	if (io->h.nnames == 0 || ioctl(t->dirfd, VV_IOC_BULK_READ, io) < 0) {
+		if (io->h.nnames)
+			vv_log(VV_LOG_DEBUG, "query: bulk read refused (%s): opening small segments "
+			       "one by one", strerror(errno));
+		goto out;
+	}
+	atomic_fetch_add(&t->nbulk_req, 1);
+	if (io->h.magic != VV_BULK_MAGIC_REPLY || io->h.version != VV_BULK_VERSION ||
+	    io->h.nnames > n || io->h.slot != t->slot) {
+		vv_log(VV_LOG_WARN, "query: a bulk read's reply does not answer its request; "
+		       "opening small segments one by one");
+		goto out;
+	}
+	for (size_t k = 0; k < io->h.nnames; k++) {
+		const struct vv_bulk_stat *st =
+			(const struct vv_bulk_stat *)(const void *)(io->u + k * sizeof(*st));
+		if (st->err == 0 && st->size < t->slot)
+			got[k] = (ssize_t)st->size;
+	}
+	r = 0;
+out:
+	free(io);
+	if (r < 0)
+		atomic_store(&t->bulk_failed, true);
+	return r;
+}
 
 static struct tls *tls_get(const struct vv_tiny *t, void **p)
 {
@@ -56,6 +188,11 @@ static struct tls *tls_get(const struct vv_tiny *t, void **p)
 		return x;
 	if (!(x = calloc(1, sizeof(*x))))
 		return NULL;
+	x->memfd = -1;
+	if (t->bulk && !atomic_load(&t->bulk_failed) && bulk_mem(t, x) == 0) {
+		*p = x;
+		return x;
+	}
 	ns = SET_BYTES / t->slot;
 	x->nslots = ns < 1 ? 1 : ns > MAX_SLOTS ? MAX_SLOTS : ns;
 	if (!(x->mem = aligned_alloc(4096, x->nslots * t->slot))) {
@@ -132,7 +269,7 @@ static void ring_fail(const struct vv_tiny *t, struct tls *x, unsigned pending)
 	} else {
 		vv_log(VV_LOG_WARN, "query: io_uring failed with reads in flight; leaving their "
 		       "%zu KiB of buffers to them", x->nslots * t->slot / 1024);
-		x->mem = aligned_alloc(4096, x->nslots * t->slot);
+		x->mem = aligned_alloc(4096, x->nslots * t->slot);   /* never a memfd: no bulk here */
 	}
 	io_uring_queue_exit(&x->ring);
 	x->ring_ok = false;
@@ -212,8 +349,8 @@ size_t vv_tiny_feed(void *ctx, void **tlsp, const uint32_t **segs)
 {
 	struct vv_tiny *t = ctx;
 	struct tls *x = tls_get(t, tlsp);
-	const char *name[MAX_SLOTS];
-	ssize_t got[MAX_SLOTS];
+	const char *name[BULK_MAX_SLOTS];
+	ssize_t got[BULK_MAX_SLOTS];
 	size_t i0, n, fed = 0;
 	bool ring = false;
 
@@ -224,6 +361,17 @@ size_t vv_tiny_feed(void *ctx, void **tlsp, const uint32_t **segs)
 		n = t->n - i0 < x->nslots ? t->n - i0 : x->nslots;
 		for (size_t k = 0; k < n; k++)
 			name[k] = t->ss[t->idx[i0 + k]].name;
+		if (x->memfd >= 0) {
+			/* in bulk: what the daemon did not write goes to the
+			 * one-by-one open (VV_TINY_OTHER), never read here */
+			bool ok = !atomic_load(&t->bulk_failed) &&
+				  read_bulk(t, x, name, n, got) == 0;
+			for (size_t k = 0; ok && k < n; k++)
+				if (take(t, i0 + k, x->mem + k * t->slot, got[k]))
+					x->segs[fed++] = t->idx[i0 + k];
+			atomic_fetch_add(&t->nbulk, fed);
+			continue;
+		}
 #ifdef VV_HAVE_LIBURING
 		ring = !t->no_uring && ring_get(x) && read_ring(t, x, name, n, got) == 0;
 		if (!x->mem)
@@ -247,13 +395,12 @@ void vv_tiny_end(void *ctx, void *tlsp)
 {
 	struct tls *x = tlsp;
 
-	(void)ctx;
 	if (!x)
 		return;
 #ifdef VV_HAVE_LIBURING
 	if (x->ring_ok)
 		io_uring_queue_exit(&x->ring);
 #endif
-	free(x->mem);
+	mem_free(ctx, x);
 	free(x);
 }

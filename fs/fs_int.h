@@ -166,6 +166,13 @@ struct vv_fs {
 void fs_ra_find(struct fs_ra *ra, const char *real_mnt);
 void fs_ra_apply(struct fs_ra *ra);
 
+/* bulk.c: VV_IOC_BULK_READ on directory handle dh for req (knn_ioctl.h
+ * "the bulk read"): the caller's memfd taken from its process and checked,
+ * then vv_vault_bulk_read writing into it.  0 with the reply in io, or a
+ * negative VV_E*. */
+int fs_bulk_read(struct vv_vault *v, fuse_req_t req, const struct vv_ctx *c, struct vv_dir *dh,
+		 struct vv_bulk_ioc *io);
+
 extern const struct fuse_lowlevel_ops vv_fs_ops;
 
 #endif

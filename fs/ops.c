@@ -672,6 +672,33 @@ static void knn_interrupt(fuse_req_t req, void *data)
 	}
 }
 
+/* The bulk read (knn_ioctl.h, bulk.c) answers on this worker: its work is
+ * the lookups, checks, records and copies that the OPENs and READs of
+ * those files would cost on the workers anyway, bounded per uid by the
+ * offload's slots (one per request in flight: EBUSY beyond), and nothing
+ * is left held when it replies. */
+static void fs_ioctl_bulk(fuse_req_t req, struct fuse_file_info *fi, const void *in_buf)
+{
+	struct vv_fs *fs = FS(req);
+	struct vv_bulk_ioc *io;
+	struct req_ctx rc;
+	int r;
+
+	if (!(io = malloc(sizeof(*io)))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(io, in_buf, sizeof(*io));
+	fs_ident_get(&fs->ident, req, &rc);
+	r = fs_bulk_read(fs->v, req, &rc.c, DH(fi), io);
+	fs_ident_put(&rc);
+	if (r < 0)
+		reply_err(req, r);
+	else
+		fuse_reply_ioctl(req, 0, io, sizeof(*io));
+	free(io);
+}
+
 static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		     struct fuse_file_info *fi, unsigned flags, const void *in_buf,
 		     size_t in_bufsz, size_t out_bufsz)
@@ -683,6 +710,12 @@ static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 
 	(void)ino;
 	(void)arg;
+	if (dir && cmd == (unsigned int)VV_IOC_BULK_READ && !fs->o->no_bulk &&
+	    !(flags & FUSE_IOCTL_COMPAT) &&
+	    in_bufsz == sizeof(struct vv_bulk_ioc) && out_bufsz == sizeof(struct vv_bulk_ioc)) {
+		fs_ioctl_bulk(req, fi, in_buf);
+		return;
+	}
 	if (cmd != (unsigned int)(dir ? VV_IOC_KNN_DIR : VV_IOC_KNN) || (flags & FUSE_IOCTL_COMPAT) ||
 	    in_bufsz != sizeof(k->io) || out_bufsz != sizeof(k->io)) {
 		fuse_reply_err(req, ENOTTY);

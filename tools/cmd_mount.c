@@ -770,6 +770,7 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 	if (tool_get_pass("mount", &a.src, "passphrase", false, &pass) < 0)
 		return 1;
 
+	a.fo.no_bulk = tool_env_no_bulk();
 	if (a.foreground) {
 		/* Only the process systemd started may say READY=1 (vecvault@.service
 		 * runs mount -f); a background daemon is not that process. */

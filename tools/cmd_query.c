@@ -373,6 +373,8 @@ int cmd_query(int argc, char **argv)
 			vv_collection_nbatched(c), vv_collection_nsegs(c));
 		fprintf(stderr, "vecvault query: stats: open ahead: %u segments opened while the scan "
 			"ran, %u of them scanned as they opened\n", st.ahead_opened, st.ahead_scanned);
+		fprintf(stderr, "vecvault query: stats: bulk read: %u segments read in %u requests "
+			"to the daemon (no open each)\n", st.bulk_read, st.bulk_requests);
 		/* rows read back = segment bytes this process read to re-rank */
 		fprintf(stderr, "vecvault query: stats: re-ranking: %llu candidates ranked exactly by the "
 			"daemon in %u requests, %llu candidate rows read back here\n",

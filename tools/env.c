@@ -83,6 +83,13 @@ const char *tool_notify_socket(void)
 	return e && e[0] ? e : NULL;
 }
 
+bool tool_env_no_bulk(void)
+{
+	const char *e = getenv("VECVAULT_BULK");
+
+	return e && !strcmp(e, "0");
+}
+
 void tool_env_vector_config(void)
 {
 	struct vv_vector_config c = { 0 };
@@ -98,6 +105,8 @@ void tool_env_vector_config(void)
 		c.scan_io = VV_SCAN_IO_MMAP;
 	e = getenv("VV_IO_URING");
 	c.no_uring = e && !strcmp(e, "0");
+	e = getenv("VV_BULK");
+	c.no_bulk = e && !strcmp(e, "0");
 	vv_vector_configure(&c);
 }
 

@@ -58,6 +58,8 @@ void tool_env_search_opts(struct vv_search_opts *o);
 /* $NOTIFY_SOCKET (systemd's readiness socket), NULL when unset or empty:
  * for vv_fs_opts.notify_socket (fs/ reads no environment either). */
 const char *tool_notify_socket(void);
+/* VECVAULT_BULK=0: the daemon answers no bulk read (vv_fs_opts.no_bulk). */
+bool tool_env_no_bulk(void);
 
 /* The control socket of a daemon this process starts for vault_id (a
  * store id): /run/vecvault/ID.sock as root, else

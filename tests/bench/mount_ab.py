@@ -3,6 +3,7 @@
 
   mount_ab.py REPS LABEL:VV:MNT:PIDFILE LABEL:VV:MNT:PIDFILE [...]
   LAYOUTS="tiny one2" (default) picks the collections MNT/c/<layout>.
+  Q=queries.npy (default q1.npy), ARGS="--no-offload" adds query arguments.
 
 For changes on both sides of the directory request (the daemon's and the
 tool's), which scale_ab.py (tools only) cannot compare.  Set up once
@@ -19,26 +20,26 @@ remount: measure both states.
 
 Each round runs every layout with a single query (q1.npy, k 10) through
 every side in turn, so load changes hit all alike.  Prints per side and
-layout the median wall time, the daemon's CPU (the sum of its threads'
-schedstat run time over the query) and the tool's (user + system),
+layout the median wall time, the daemon's CPU (its utime + stime over the
+query, threads that ended included; clock ticks) and the tool's (user +
+system),
 tiny/one2 of the wall medians, and checks every side printed the same.
 """
 import os, statistics, subprocess, sys, time
 
 Q = os.environ.get("Q", "/var/tmp/vv-scale/r500000d128/q1.npy")
+ARGS = os.environ.get("ARGS", "").split()
 
 
 def daemon_cpu(pidfile):
+    """The daemon's CPU in ms: utime + stime of /proc/PID/stat, which keep
+    the time of threads that ended (libfuse's idle workers exit; summing
+    the live threads' schedstat lost theirs), in clock ticks."""
     with open(pidfile) as f:
         pid = f.read().strip()
-    t = 0
-    for task in os.listdir("/proc/%s/task" % pid):
-        try:
-            with open("/proc/%s/task/%s/schedstat" % (pid, task)) as f:
-                t += int(f.read().split()[0])
-        except OSError:
-            pass                     # a thread that ended meanwhile
-    return t / 1e6
+    with open("/proc/%s/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1e3 / os.sysconf("SC_CLK_TCK")
 
 
 def main():
@@ -53,7 +54,7 @@ def main():
             for label, vv, mnt, pidf in sides:
                 c0, r0 = daemon_cpu(pidf), os.times()
                 t0 = time.perf_counter()
-                p = subprocess.run([vv, "query", mnt + "/c/" + lay, "--queries", Q, "-k", "10"],
+                p = subprocess.run([vv, "query", mnt + "/c/" + lay, "--queries", Q, "-k", "10"] + ARGS,
                                    capture_output=True)
                 t1 = time.perf_counter()
                 r1, c1 = os.times(), daemon_cpu(pidf)
@@ -72,9 +73,12 @@ def main():
             print("%-8s %-6s wall %7.1f ms [%.1f-%.1f]  daemon CPU %6.1f ms  tool CPU %5.1f ms" %
                   (label, lay, med(x[0] for x in v), min(x[0] for x in v), max(x[0] for x in v),
                    med(x[1] for x in v), med(x[2] for x in v)))
-        if "tiny" in layouts and "one2" in layouts:
-            print("%-8s tiny/one2 wall %.2f" % (label, med(x[0] for x in res[(label, "tiny")]) /
-                                                med(x[0] for x in res[(label, "one2")])))
+        for a, b in (("tiny", "one2"), ("split", "one")):
+            if a in layouts and b in layouts:
+                ra, rb = res[(label, a)], res[(label, b)]
+                print("%-8s %s/%s wall %.2f  CPU (tool + daemon) %.2f" % (
+                    label, a, b, med(x[0] for x in ra) / med(x[0] for x in rb),
+                    med(x[1] + x[2] for x in ra) / med(x[1] + x[2] for x in rb)))
     bad = [lay for lay in layouts if len(outs[lay]) != 1]
     print("outputs equal" if not bad else "OUTPUTS DIFFER: " + " ".join(bad))
     sys.exit(1 if bad else 0)

@@ -964,12 +964,191 @@ out:
 	vv_vault_close(v);
 }
 
+/* ---- the bulk read (knn_ioctl.h "the bulk read", vault_bulk.c) ---------- */
+
+static void bulk_req(struct vv_bulk_ioc *io, uint64_t slot, const char *const *names, size_t n)
+{
+	size_t len = 0;
+
+	memset(io, 0, sizeof(*io));
+	io->h.magic = VV_BULK_MAGIC;
+	io->h.version = VV_BULK_VERSION;
+	io->h.memfd = 3;
+	io->h.slot = slot;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(io->u + len, names[i], strlen(names[i]) + 1);
+		len += strlen(names[i]) + 1;
+	}
+	io->h.nnames = (uint32_t)n;
+	io->h.names_len = (uint32_t)len;
+}
+
+static void test_bulk_check(void)
+{
+	static const char *const two[] = { "a", "b" };
+	struct vv_bulk_ioc *io = malloc(sizeof(*io));
+
+#define BC(field, val, want, msg) do { bulk_req(io, 4096, two, 2); io->h.field = (val); \
+		is_int(vv_bulk_request_check(io), want, msg); } while (0)
+	bulk_req(io, 4096, two, 2);
+	is_int(vv_bulk_request_check(io), 0, "bulk check: a good request passes");
+	BC(magic, VV_KNN_DIR_MAGIC, VV_EINVAL, "bulk check: another magic");
+	BC(version, 2, VV_EINVAL, "bulk check: another version");
+	BC(flags, 1, VV_EINVAL, "bulk check: a flag");
+	BC(pad, 1, VV_EINVAL, "bulk check: pad not 0");
+	BC(memfd, -1, VV_EINVAL, "bulk check: a negative descriptor");
+	BC(nnames, 0, VV_EINVAL, "bulk check: no names");
+	BC(nnames, VV_BULK_MAX_NAMES + 1, VV_EINVAL, "bulk check: 257 names");
+	BC(nnames, 3, VV_EINVAL, "bulk check: more names announced than given");
+	BC(nnames, 1, VV_EINVAL, "bulk check: fewer names announced than given");
+	BC(slot, VV_BULK_SLOT_MIN - 1, VV_EINVAL, "bulk check: a slot under 4 KiB");
+	BC(slot, (uint64_t)VV_BULK_SLOT_MAX + 1, VV_EINVAL, "bulk check: a slot over the max");
+	BC(slot, UINT64_MAX, VV_EINVAL, "bulk check: a slot of 2^64 - 1");
+	BC(names_len, VV_BULK_PAYLOAD + 1, VV_E2BIG, "bulk check: names past the payload");
+	BC(names_len, UINT32_MAX, VV_E2BIG, "bulk check: names_len 2^32 - 1");
+	BC(off, UINT64_MAX - 4096, VV_E2BIG, "bulk check: slots wrapping past 2^64");
+	bulk_req(io, VV_BULK_SLOT_MAX, two, 2);
+	is_int(vv_bulk_request_check(io), 0, "bulk check: two slots of the max");
+	io->h.nnames = 17;      /* 17 x 4 MiB > 64 MiB, before the names */
+	is_int(vv_bulk_request_check(io), VV_E2BIG, "bulk check: a span over 64 MiB");
+	bulk_req(io, 4096, (const char *const[]){ "a/b" }, 1);
+	is_int(vv_bulk_request_check(io), VV_EINVAL, "bulk check: a name with '/'");
+	bulk_req(io, 4096, (const char *const[]){ ".." }, 1);
+	is_int(vv_bulk_request_check(io), VV_EINVAL, "bulk check: ..");
+#undef BC
+	free(io);
+}
+
+/* A sink into memory: what the daemon's would write into a memfd. */
+struct msink {
+	uint8_t *mem;
+	size_t len;
+	int opened, puts, fail_after;   /* fail_after: the puts that succeed, -1 all */
+	int open_err;
+};
+
+static int msink_open(void *arg, const struct vv_bulk_hdr *h)
+{
+	struct msink *m = arg;
+
+	(void)h;
+	m->opened++;
+	return m->open_err;
+}
+
+static int msink_put(void *arg, uint64_t off, const void *p, size_t len)
+{
+	struct msink *m = arg;
+
+	if (m->fail_after >= 0 && m->puts >= m->fail_after)
+		return VV_EPERM;
+	if (off + len > m->len)
+		return VV_ENOSPC;
+	memcpy(m->mem + off, p, len);
+	m->puts++;
+	return 0;
+}
+
+static void test_bulk_vault(void)
+{
+	struct vv_vault_opts o = { .flags = VV_VAULT_ALLOW_TEST_KDF | VV_VAULT_NO_AUDIT,
+				   .knn_cache_bytes = 64u << 20, .state_dir = state };
+	static const char *const names[] = { "b0", "b1", "secret", "nope", "big", "sub" };
+	const size_t slot = 8192;
+	struct vv_bulk_ioc *io = malloc(sizeof(*io));
+	struct msink m = { .len = 6 * slot, .fail_after = -1 };
+	struct vv_bulk_sink sk = { msink_open, msink_put, &m };
+	const struct vv_bulk_stat *st = (const struct vv_bulk_stat *)(const void *)io->u;
+	struct vv_vault *v = NULL;
+	struct vv_dir *dh = NULL;
+	struct vv_attr c, sub;
+	struct kjob *h[4];
+	size_t len;
+	uint8_t *want;
+	int r;
+
+	m.mem = calloc(1, m.len);
+	is_int(vv_vault_open(store, PASS, strlen(PASS), &o, &v), 0, "bulk: open the vault");
+	if (!v)
+		return;
+	is_int(vv_vault_mkdir(v, &root_c, VV_ROOT_INO, "bk", 0755, &c), 0, "bulk: mkdir bk");
+	is_int(put(v, &root_c, c.ino, "b0", 10, 4, 0, 0644), 0, "bulk: b0");
+	is_int(put(v, &root_c, c.ino, "b1", 20, 4, 100, 0644), 0, "bulk: b1");
+	is_int(put(v, &root_c, c.ino, "secret", 5, 4, 0, 0600), 0, "bulk: secret, 0600");
+	is_int(put(v, &root_c, c.ino, "big", 500, 4, 0, 0644), 0, "bulk: big (10 KB)");
+	is_int(vv_vault_mkdir(v, &root_c, c.ino, "sub", 0755, &sub), 0, "bulk: mkdir sub");
+	is_int(vv_vault_opendir(v, &root_c, c.ino, &dh), 0, "bulk: opendir bk (root's handle)");
+
+	bulk_req(io, slot, names, 6);
+	r = vv_vault_bulk_read(v, &u1000_c, dh, io, &sk);
+	is_int(r, 0, "bulk: u1000's request through root's handle");
+	is_int((int)io->h.magic, (int)VV_BULK_MAGIC_REPLY, "bulk: reply magic");
+	is_int((int)io->h.served, 2, "bulk: b0 and b1 served");
+	is_int(st[0].err, 0, "bulk: b0 0");
+	want = fvecs(10, 4, 0, &len);
+	ok(st[0].size == len && memcmp(m.mem, want, len) == 0, "bulk: b0's bytes in slot 0");
+	free(want);
+	want = fvecs(20, 4, 100, &len);
+	ok(st[1].size == len && memcmp(m.mem + slot, want, len) == 0, "bulk: b1's bytes in slot 1");
+	free(want);
+	is_int(st[2].err, -EACCES, "bulk: secret refused to u1000, though root opened the handle");
+	is_int(st[3].err, -ENOENT, "bulk: nope ENOENT");
+	is_int(st[4].err, -EFBIG, "bulk: big is larger than the slot");
+	is_int(st[5].err, -EINVAL, "bulk: a directory EINVAL");
+	ok(st[2].size == 0 && st[4].size == 0, "bulk: no size for refused names");
+	is_int(m.puts, 2, "bulk: nothing but b0 and b1 written");
+
+	/* the sink failing: the request fails whole before any name, or
+	 * stops at the failed write */
+	m.open_err = VV_EBADF;
+	bulk_req(io, slot, names, 2);
+	is_int(vv_vault_bulk_read(v, &root_c, dh, io, &sk), VV_EBADF, "bulk: the buffer refused");
+	m.open_err = 0;
+	m.puts = 0;
+	m.fail_after = 1;
+	bulk_req(io, slot, names, 2);
+	is_int(vv_vault_bulk_read(v, &root_c, dh, io, &sk), 0, "bulk: a write failing midway");
+	ok(st[0].err == 0 && st[1].err == -EPERM, "bulk: the first served, the next the write's error");
+	m.fail_after = -1;
+
+	/* the uid's slots: four held, the fifth request EBUSY; released, served */
+	for (int i = 0; i < 4; i++)
+		is_int(vault_knn_hold(v, &u1000_c, &h[i]), 0, "bulk: hold one of u1000's slots");
+	bulk_req(io, slot, names, 2);
+	is_int(vv_vault_bulk_read(v, &u1000_c, dh, io, &sk), VV_EBUSY,
+	       "bulk: EBUSY with u1000's four slots taken");
+	bulk_req(io, slot, names, 2);
+	is_int(vv_vault_bulk_read(v, &root_c, dh, io, &sk), 0, "bulk: root's own slots are free");
+	for (int i = 0; i < 4; i++)
+		vault_knn_unhold(v, h[i]);
+	bulk_req(io, slot, names, 2);
+	is_int(vv_vault_bulk_read(v, &u1000_c, dh, io, &sk), 0, "bulk: served once they are free");
+
+	/* revocation: a chmod refuses the next request's name */
+	{
+		struct vv_setattr sa = { .valid = VV_SET_MODE, .mode = 0600 };
+		struct vv_attr a;
+		uint64_t ino;
+		is_int(vv_meta_dirent_get(v->meta, c.ino, "b0", &ino), 0, "bulk: b0's inode");
+		is_int(vv_vault_setattr(v, &root_c, ino, &sa, &a), 0, "bulk: chmod 600 b0");
+	}
+	bulk_req(io, slot, names, 2);
+	is_int(vv_vault_bulk_read(v, &u1000_c, dh, io, &sk), 0, "bulk: after the chmod");
+	is_int(st[0].err, -EACCES, "bulk: b0 now refused to u1000");
+	vv_vault_releasedir(v, dh);
+	/* a hold left behind would make the close's drain wait for ever */
+	is_int(vv_vault_close(v), 0, "bulk: the vault closes (no hold left)");
+	free(m.mem);
+	free(io);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	char cmd[600];
 
 	test_check();
+	test_bulk_check();
 	test_scan_many();
 	snprintf(top, sizeof(top), "%s/vv-knndir-XXXXXX", tmp);
 	if (!mkdtemp(top))
@@ -982,6 +1161,7 @@ int main(void)
 	test_vault();
 	test_pipe();
 	test_idle();
+	test_bulk_vault();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
 	if (system(cmd) != 0)
 		printf("# cannot remove %s\n", top);

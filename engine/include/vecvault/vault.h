@@ -370,6 +370,32 @@ int vv_vault_knn_dir(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *
 int vv_vault_knn_dir_submit(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *dh,
 			    struct vv_knn_dir_ioc *io, vv_knn_done_fn done, void *arg);
 
+/* The bulk read (knn_ioctl.h "the bulk read", vault_bulk.c): the files
+ * io names in directory dh, each checked and audited as c's read-only open
+ * of it would be now, written whole into the caller's buffer through sk.
+ * sk->open is called once, after the request's header passed its check and
+ * its uid got a slot, before any name is looked up: it checks the buffer
+ * the header names (0, or a negative VV_E* that fails the request); then
+ * sk->put(arg, off, bytes, len) once per file served, off = h.off + i *
+ * h.slot (a negative VV_E* there fails that name and every later one, and
+ * no more is written).  On 0 io holds the reply (header, then a
+ * struct vv_bulk_stat per name); else io is unchanged and the request's
+ * error is returned: VV_EINVAL / VV_E2BIG (header), VV_ENOTTY (the offload
+ * is off or dh is a virtual directory), VV_EBUSY (the uid's offload slots
+ * are taken), VV_ECANCELED (unmounting), VV_EAUDIT, VV_ENOMEM, or
+ * sk->open's.  Runs on the caller's thread; holds nothing after it
+ * returns. */
+struct vv_bulk_ioc;
+struct vv_bulk_hdr;
+struct vv_bulk_sink {
+	int (*open)(void *arg, const struct vv_bulk_hdr *h);
+	int (*put)(void *arg, uint64_t off, const void *p, size_t len);
+	void *arg;
+};
+int vv_vault_bulk_read(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir *dh,
+		       struct vv_bulk_ioc *io, const struct vv_bulk_sink *sk)
+	__attribute__((warn_unused_result));
+
 /* --- directories ------------------------------------------------------------ */
 struct vv_dirent {
 	uint64_t ino;

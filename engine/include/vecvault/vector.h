@@ -210,6 +210,9 @@ struct vv_vector_config {
 	enum vv_scan_io scan_io;
 	bool no_uring;           /* open, read and close segments one system
 	                            call at a time, never through io_uring */
+	bool no_bulk;            /* on a vecvault mount, open every small
+	                            segment, never ask for the bulk read
+	                            (knn_ioctl.h "the bulk read") */
 };
 /* Apply c (copied; NULL = defaults).  Call before searches start: a search
  * running meanwhile may use either choice.  The kernel choice also serves
@@ -253,6 +256,10 @@ struct vv_search_stats {
 	 * scanned as they opened (docs/query.md, "Opened ahead of the scan") */
 	uint32_t ahead_opened;
 	uint32_t ahead_scanned;
+	/* ... and of those read in bulk (docs/query.md, "Small segments in
+	 * bulk"): segments the daemon wrote into the tool's buffer, requests */
+	uint32_t bulk_read;
+	uint32_t bulk_requests;
 };
 
 /* Exact k-NN of nq queries (row-major float, dim = the schema's) over the

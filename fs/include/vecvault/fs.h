@@ -39,6 +39,9 @@ struct vv_fs_opts {
 	                                NULL = no control socket.  A socket that
 	                                cannot be made is logged, the mount
 	                                still serves.  Borrowed until return */
+	bool no_bulk;                /* answer the bulk read (knn_ioctl.h) ENOTTY,
+	                                as a daemon without it (the CLI:
+	                                VECVAULT_BULK=0; tests of the fallback) */
 	unsigned max_idle_threads;   /* 0 = default (8) */
 	unsigned attr_timeout_ms;    /* vv:// client only: how long the kernel may
 	                                cache a cacheable entry's attributes and

@@ -1,0 +1,185 @@
+/*
+ * bulk.c - the daemon's side of the bulk read (knn_ioctl.h "the bulk
+ * read"): the caller's buffer taken from its process and written into.
+ *
+ * The ioctl names a memfd by its descriptor number in the caller's
+ * process and its identity (st_dev, st_ino).  While the calling thread is
+ * blocked in the ioctl, pidfd_getfd(2) duplicates that descriptor here: the
+ * same open file description, so the same access mode, nothing more.  It
+ * is written with pwrite(2), never mapped: a caller that truncates, seals
+ * or punches holes in it meanwhile gets a failed write (EPERM), never a
+ * SIGBUS or a fault in the daemon.  Only a memfd made with
+ * MFD_ALLOW_SEALING and without write seals (tmpfs, not hugetlbfs, no
+ * set-id bits, open for writing, the identity named) is taken: no file on
+ * a disk, no tmpfs file others may have open by name, nothing a write by
+ * the daemon (root: no quota, no set-id clearing) could do more with than
+ * the caller's own write.
+ *
+ * Who: the request's thread id (FUSE: the caller's thread, in the
+ * daemon's pid namespace) is opened as a pidfd, its fsuid must be the
+ * request's uid, and the pidfd must still name a live task after that
+ * check (pidfd_send_signal 0), so a thread killed and its id reused meanwhile is
+ * refused, not written to.  A daemon that may not take descriptors from
+ * other processes (not root, no CAP_SYS_PTRACE, Yama) answers EPERM and
+ * the tool opens the files itself.  The memfd must hold no hole (the
+ * caller allocated it: fallocate), so the daemon's writes allocate
+ * nothing; should its size in blocks grow during the request (the caller
+ * punched a hole meanwhile), the slots are punched again, which frees
+ * what the writes allocated, and the request fails.  vv_fs_opts.no_bulk (the CLI's
+ * VECVAULT_BULK=0) answers ENOTTY in fs_ioctl, as a daemon without the
+ * request (tests use it for the fallback).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "vecvault/error.h"
+#include "vecvault/knn_ioctl.h"
+#include "vecvault/log.h"
+#include "fs_int.h"
+
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+
+struct bulk_sink {
+	fuse_req_t req;
+	uint32_t uid;
+	int fd;                          /* the caller's memfd, duplicated; -1 */
+	uint64_t blocks;                 /* its st_blocks when taken */
+};
+
+/* The fsuid of task tid, from /proc, or -1. */
+static long task_fsuid(pid_t tid)
+{
+	char path[64], line[256];
+	long uid = -1, r, e, s, f;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	if (!(fp = fopen(path, "re")))
+		return -1;
+	while (fgets(line, sizeof(line), fp))
+		if (sscanf(line, "Uid: %ld %ld %ld %ld", &r, &e, &s, &f) == 4) {
+			uid = f;
+			break;
+		}
+	fclose(fp);
+	return uid;
+}
+
+/* The caller's descriptor h->memfd, checked (above), into b->fd. */
+static int sink_open(void *arg, const struct vv_bulk_hdr *h)
+{
+	struct bulk_sink *b = arg;
+	const struct fuse_ctx *cx = fuse_req_ctx(b->req);
+	struct statfs sf;
+	struct stat st;
+	int pfd, fd = -1, seals, fl, r = 0;
+
+	if (cx->pid <= 0)
+		return VV_EPERM;                 /* another pid namespace */
+	pfd = (int)syscall(SYS_pidfd_open, cx->pid, PIDFD_THREAD);
+	if (pfd < 0 && errno == EINVAL)
+		pfd = (int)syscall(SYS_pidfd_open, cx->pid, 0);   /* before 6.9: a leader */
+	if (pfd < 0)
+		return errno == ESRCH ? VV_EPERM : vv_err_from_errno(errno);
+	if (task_fsuid(cx->pid) != (long)b->uid ||
+	    syscall(SYS_pidfd_send_signal, pfd, 0, NULL, 0) < 0) {
+		r = VV_EPERM;                    /* not the caller (any more) */
+		goto out;
+	}
+	if ((fd = (int)syscall(SYS_pidfd_getfd, pfd, h->memfd, 0)) < 0) {
+		r = errno == EBADF ? VV_EBADF : VV_EPERM;
+		goto out;
+	}
+	if (fstat(fd, &st) < 0 || fstatfs(fd, &sf) < 0) {
+		r = vv_err_from_errno(errno);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_dev != h->mem_dev ||
+	    (uint64_t)st.st_ino != h->mem_ino) {
+		r = VV_EBADF;                    /* not the buffer named */
+		goto out;
+	}
+	seals = fcntl(fd, F_GET_SEALS);
+	if (sf.f_type != TMPFS_MAGIC || (st.st_mode & (S_ISUID | S_ISGID)) || seals < 0 ||
+	    (seals & ~(F_SEAL_SHRINK | F_SEAL_GROW))) {
+		r = VV_EINVAL;                   /* no memfd, or sealed against writes */
+		goto out;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) {
+		r = VV_EBADF;
+		goto out;
+	}
+	if ((uint64_t)st.st_size < h->off + (uint64_t)h->nnames * h->slot) {
+		r = VV_ENOSPC;                   /* the slots must lie inside it */
+		goto out;
+	}
+	/* and be the caller's pages already: a write into a hole would
+	 * allocate the page here, charged to the daemon's memory cgroup for
+	 * as long as the caller keeps the memfd.  The whole memfd allocated
+	 * (st_blocks: O(1), where SEEK_HOLE walked every page, 10% of the
+	 * daemon's CPU in perf); fs_bulk_read checks it grew by nothing */
+	if ((uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size) {
+		r = VV_EINVAL;
+		goto out;
+	}
+	b->blocks = (uint64_t)st.st_blocks;
+	b->fd = fd;
+	fd = -1;
+out:
+	if (fd >= 0)
+		close(fd);
+	close(pfd);
+	return r;
+}
+
+static int sink_put(void *arg, uint64_t off, const void *p, size_t len)
+{
+	struct bulk_sink *b = arg;
+	const uint8_t *q = p;
+
+	while (len > 0) {
+		ssize_t n = pwrite(b->fd, q, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? vv_err_from_errno(errno) : VV_EIO;
+		q += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int fs_bulk_read(struct vv_vault *v, fuse_req_t req, const struct vv_ctx *c, struct vv_dir *dh,
+		 struct vv_bulk_ioc *io)
+{
+	struct bulk_sink b = { req, c->id.uid, -1, 0 };
+	struct vv_bulk_sink sk = { sink_open, sink_put, &b };
+	struct stat st;
+	int r;
+
+	r = vv_vault_bulk_read(v, c, dh, io, &sk);
+	/* a hole punched while the request ran was filled by a write here:
+	 * give that memory back and fail the request (the caller broke its
+	 * side; what it read is audited) */
+	if (b.fd >= 0 && (fstat(b.fd, &st) < 0 || (uint64_t)st.st_blocks > b.blocks)) {
+		fallocate(b.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)io->h.off,
+			  (off_t)((uint64_t)io->h.nnames * io->h.slot));
+		r = VV_EINVAL;
+	}
+	if (b.fd >= 0)
+		close(b.fd);
+	return r;
+}
