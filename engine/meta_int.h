@@ -551,7 +551,9 @@ int vv_meta_trash_pending(struct vv_meta *m, uint64_t *dirs, size_t max, size_t 
 int vv_meta_trash_links(struct vv_meta *m, int (*cb)(void *ctx, uint64_t ino, const char *name), void *ctx);
 int vv_meta_trash_older(struct vv_meta *m, int64_t before, vv_trash_cb cb, void *ctx);
 int vv_meta_trash_stats(struct vv_meta *m, uint64_t *items, uint64_t *bytes);
-/* Does any inode still belong to coll? */
-int vv_meta_coll_used(struct vv_meta *m, uint32_t coll, bool *used);
+/* Does any inode but except (0: none) still belong to coll?  Live,
+ * trashed (items and parts of trees) and unlinked-but-open inodes all
+ * have their rows, so this is the test before a collection's key goes. */
+int vv_meta_coll_used(struct vv_meta *m, uint32_t coll, uint64_t except, bool *used);
 
 #endif
