@@ -29,6 +29,24 @@ vv_mount "$S" "$M" --trash-days 0
 check "the collection's directory removed for good" rmdir "$M/k"
 check "the trashed file still reads" cmp "$M/.trash/files/big" "$T/big"
 check "the trashed tree's file too" cmp "$M/.trash/files/sub/deep" "$T/deep"
+# a file held open keeps the key too (its row stays until the last close)
+mkdir "$M/k3"
+cp "$T/big" "$M/k3/held"
+check "a file open across its unlink and its collection's rmdir reads whole" "$PY" - "$M" "$T/big" <<'PY'
+import os, sys
+m, want = sys.argv[1], open(sys.argv[2], "rb").read()
+fd = os.open(m + "/k3/held", os.O_RDONLY)
+os.unlink(m + "/k3/held")
+os.rmdir(m + "/k3")
+got = b""
+while True:
+    b = os.pread(fd, 1 << 20, len(got))
+    if not b:
+        break
+    got += b
+os.close(fd)
+sys.exit(0 if got == want else 1)
+PY
 vv_umount "$M"
 
 vv_mount "$S" "$M"
