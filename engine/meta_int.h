@@ -367,6 +367,11 @@ int vv_meta_snap_get_id(struct vv_meta *m, uint32_t id, struct vv_snap_row *out)
 int vv_meta_snap_list(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_snap_row *r), void *ctx);
 /* Is collection coll used by any snapshot (its key must stay)? */
 int vv_meta_snap_uses_coll(struct vv_meta *m, uint32_t coll, bool *used);
+/* cb(uid) for the owners of every snapshot's files (older builds' rows
+ * and each ready snapshot file: a scan of each; a uid may come more than
+ * once).  A snapshot file that cannot be read is logged and skipped; an
+ * error of cb or of meta.db stops and is returned. */
+int vv_meta_snap_owners(struct vv_meta *m, int (*cb)(void *ctx, uint32_t uid), void *ctx);
 /* fsck: each snapshot's references, one per (snapshot, distinct chunk). */
 /* What snapshots hold: how many, the file bytes they name (shared with
  * the live tree where unchanged), and the bytes of the chunk objects that
@@ -458,7 +463,8 @@ int vv_meta_user_iter(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_us
 int vv_meta_user_uid_taken(struct vv_meta *m, uint32_t uid, bool *taken);
 /* Retire every uid that owns an inode and that no user has: a store whose
  * past users are not known (restored from a backup, which carries files
- * but no users; upgraded from before retired_uids).  Scans inodes. */
+ * but no users; upgraded from before retired_uids).  Scans inodes and
+ * every snapshot's (vv_meta_snap_owners). */
 int vv_meta_user_retire_owners(struct vv_meta *m);
 /* VV_EEXIST if the id is taken (the caller draws another). */
 int vv_meta_key_add(struct vv_meta *m, const struct vv_key_row *k);
@@ -551,7 +557,9 @@ int vv_meta_trash_pending(struct vv_meta *m, uint64_t *dirs, size_t max, size_t 
 int vv_meta_trash_links(struct vv_meta *m, int (*cb)(void *ctx, uint64_t ino, const char *name), void *ctx);
 int vv_meta_trash_older(struct vv_meta *m, int64_t before, vv_trash_cb cb, void *ctx);
 int vv_meta_trash_stats(struct vv_meta *m, uint64_t *items, uint64_t *bytes);
-/* Does any inode still belong to coll? */
-int vv_meta_coll_used(struct vv_meta *m, uint32_t coll, bool *used);
+/* Does any inode but except (0: none) still belong to coll?  Live,
+ * trashed (items and parts of trees) and unlinked-but-open inodes all
+ * have their rows, so this is the test before a collection's key goes. */
+int vv_meta_coll_used(struct vv_meta *m, uint32_t coll, uint64_t except, bool *used);
 
 #endif

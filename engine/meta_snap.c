@@ -94,6 +94,8 @@ static const char q_space_only[] = "SELECT coalesce(sum(size), 0) FROM chunks WH
 static const char q_space_only_f[] = "SELECT coalesce(sum(size), 0) FROM chunks WHERE refs > 0 AND id IN"
 				     " (SELECT chunk FROM snap_extents UNION SELECT chunk FROM snap_chunks)"
 				     " AND id NOT IN (SELECT chunk FROM extents)";
+/* Older builds' snapshots: their rows in meta.db (no index on uid). */
+static const char q_owners[] = "SELECT DISTINCT uid FROM snap_inodes";
 static const char q_uses[] = "SELECT 1 FROM snap_colls WHERE coll=?1 LIMIT 1";
 static const char q_chk_de[] = "SELECT d.parent, d.ino FROM snap_dirents d WHERE d.snap=?1 AND NOT EXISTS"
 			       " (SELECT 1 FROM snap_inodes i WHERE i.snap=?1 AND i.ino=d.ino)";
@@ -383,6 +385,23 @@ int vv_meta_snap_space(struct vv_meta *m, uint64_t *count, uint64_t *bytes, uint
 		sqlite3_reset(s);
 	}
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : meta_err(m, rc);
+}
+
+int vv_meta_snap_owners(struct vv_meta *m, int (*cb)(void *ctx, uint32_t uid), void *ctx)
+{
+	int rc = SQLITE_DONE, r = 0;
+
+	if (!have(m))
+		return 0;
+	sqlite3_stmt *s = meta_sql(m, q_owners);
+	if (!s)
+		return VV_EIO;
+	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		r = cb(ctx, (uint32_t)sqlite3_column_int64(s, 0));
+	sqlite3_reset(s);
+	if (r == 0 && rc != SQLITE_DONE)
+		r = meta_err(m, rc);
+	return r < 0 ? r : meta_snap_file_owners(m, cb, ctx);
 }
 
 int vv_meta_snap_uses_coll(struct vv_meta *m, uint32_t coll, bool *used)

@@ -71,6 +71,7 @@ static const char q_f_coll_one[] = "INSERT OR IGNORE INTO snap_colls(snap, coll)
 static const char q_ff_sum[] = "SELECT coll, sum(mode & 61440 = 32768),"
 			       " sum(CASE WHEN mode & 61440 = 32768 THEN size ELSE 0 END)"
 			       " FROM inodes GROUP BY coll";
+static const char q_ff_owners[] = "SELECT DISTINCT uid FROM inodes";
 static const char q_f_chunk_list[] = "SELECT chunk FROM snap_chunks WHERE snap=?1";
 static const char q_f_del_ch[] = "DELETE FROM snap_chunks WHERE snap=?1";
 static const char q_f_del_f[] = "DELETE FROM snap_files WHERE snap=?1";
@@ -676,6 +677,52 @@ int vv_meta_snap_sweep(struct vv_meta *m)
 	vv_os_fsync_dir(dir);
 out:
 	free(keep);
+	return r;
+}
+
+/* The owners of every ready file snapshot's inodes, each distinct uid of
+ * a file once (a uid in several files comes once per file): one scan of
+ * each file's inodes table, its pages read and checked as any read of it.
+ * A file that cannot be read is named in the log and skipped: a row it
+ * could not give is one no read through .snapshots gets either, and one
+ * damaged snapshot must not keep the store from opening (fsck names it). */
+int meta_snap_file_owners(struct vv_meta *m, int (*cb)(void *ctx, uint32_t uid), void *ctx)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	int r = 0;
+
+	if (!meta_snap_have_files(m))
+		return 0;
+	{
+		XSTMT(m, q_f_ready_list);
+		if (!s)
+			return VV_EIO;
+		while ((r = meta_row(m, s)) == 0) {
+			if ((r = VV_GROW(ids, n, cap)) < 0)
+				break;
+			ids[n++] = (uint32_t)sqlite3_column_int64(s, 0);
+		}
+		sqlite3_reset(s);
+		if (r != VV_ENOENT)
+			goto out;
+		r = 0;
+	}
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		int rc = SQLITE_DONE, e;
+		sqlite3_stmt *s = file_stmt(m, ids[i], q_ff_owners, &e);
+		if (s) {
+			while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+				r = cb(ctx, (uint32_t)sqlite3_column_int64(s, 0));
+			sqlite3_reset(s);
+			e = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : VV_EIO;
+		}
+		if (r == 0 && e < 0)
+			vv_log(VV_LOG_WARN, "meta: snapshot %u: cannot read the owners of its files (%s);"
+			       " skipped", ids[i], vv_strerror(e));
+	}
+out:
+	free(ids);
 	return r;
 }
 

@@ -60,6 +60,8 @@ int meta_snap_file_begin(struct vv_meta *m, uint32_t id);
  * file goes after the commit: vv_meta_snap_unlink_file). */
 int meta_snap_file_delete(struct vv_meta *m, uint32_t id,
 			  void (*freed)(void *ctx, const uint8_t *chunk), void *ctx);
+/* vv_meta_snap_owners of the file snapshots. */
+int meta_snap_file_owners(struct vv_meta *m, int (*cb)(void *ctx, uint32_t uid), void *ctx);
 /* vv_meta_snap_check of a file snapshot. */
 int meta_snap_file_check(struct vv_meta *m, uint32_t sid, void (*cb)(void *ctx, const char *line),
 			 void *ctx, uint64_t *problems);

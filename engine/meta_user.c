@@ -40,10 +40,11 @@ int meta_user_schema(struct vv_meta *m)
  * allocator never hands one out again (vv_meta_user_uid_taken), or the
  * next user added would own them.  A store from before this table knows
  * the uids of users deleted then only from their files: every uid that
- * owns an inode (the live tree and the trash; not snapshots) and that no
- * user has is retired once, when the table is made (a scan of inodes at
- * that upgrade).  Retiring a local account's uid costs nothing: the
- * allocator skips those anyway. */
+ * owns an inode (the live tree, the trash and every snapshot: a snapshot's
+ * files keep their owners, and .snapshots shows them through the same
+ * check) and that no user has is retired once, when the table is made (a
+ * scan of inodes and of each snapshot's inodes at that upgrade).  Retiring
+ * a local account's uid costs nothing: the allocator skips those anyway. */
 int meta_user_retired_schema(struct vv_meta *m)
 {
 	int r = meta_exec(m, "CREATE TABLE IF NOT EXISTS retired_uids(uid INTEGER PRIMARY KEY);");
@@ -51,10 +52,26 @@ int meta_user_retired_schema(struct vv_meta *m)
 	return r < 0 ? r : vv_meta_user_retire_owners(m);
 }
 
+static const char q_retire_one[] =
+	"INSERT OR IGNORE INTO retired_uids(uid) SELECT ?1 WHERE ?1 NOT IN (SELECT uid FROM users)";
+
+static int retire_one(void *ctx, uint32_t uid)
+{
+	struct vv_meta *m = ctx;
+	sqlite3_stmt *s = meta_sql(m, q_retire_one);
+
+	if (!s)
+		return VV_EIO;
+	sqlite3_bind_int64(s, 1, uid);
+	return meta_run(m, s);
+}
+
 int vv_meta_user_retire_owners(struct vv_meta *m)
 {
-	return meta_exec(m, "INSERT OR IGNORE INTO retired_uids(uid) SELECT DISTINCT uid FROM inodes"
-			 " WHERE uid NOT IN (SELECT uid FROM users);");
+	int r = meta_exec(m, "INSERT OR IGNORE INTO retired_uids(uid) SELECT DISTINCT uid FROM inodes"
+			  " WHERE uid NOT IN (SELECT uid FROM users);");
+
+	return r < 0 ? r : vv_meta_snap_owners(m, retire_one, m);
 }
 
 #define USER_COLS "id, name, uid, pwhash IS NOT NULL, created, changed"

@@ -740,17 +740,18 @@ static int drop_entry(struct vv_vault *v, struct node *d, const char *name, stru
 	return r;
 }
 
-/* A collection whose directory is gone and whose files nobody holds:
- * drop its key (crypto-shredding).  Otherwise mount-time GC does it. */
+/* A collection whose directory is gone for good: drop its key
+ * (crypto-shredding) when no other inode has the collection.  Asked of
+ * meta.db, not of the node cache: a trashed item of the collection (rm
+ * before the trash was turned off or the disk filled) is rarely cached,
+ * and its data needs the key as long as it can be read or copied out of
+ * .trash (t6043).  An error keeps the key. */
 static void maybe_drop_coll(struct vv_vault *v, uint32_t coll, uint64_t dir_ino)
 {
-	/* Idle nodes hold nothing: one of the collection must not keep its key. */
-	vault_node_idle_drop(v);
-	for (size_t i = 0; i < v->nodes.hsize; i++)
-		for (struct node *n = v->nodes.htab[i]; n; n = n->hnext)
-			if (n->a.coll == coll && n->ino != dir_ino)
-				return;
-	vault_coll_drop(v, coll);
+	bool used = true;
+
+	if (vv_meta_coll_used(v->meta, coll, dir_ino, &used) == 0 && !used)
+		vault_coll_drop(v, coll);
 }
 
 static int remove_op(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,

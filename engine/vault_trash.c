@@ -773,10 +773,10 @@ int vault_trash_purge_item(struct vv_vault *v, const struct vv_trash_row *row)
 	    (r = free_tree(v, row->ino, vault_now(), &files)) < 0)
 		return r;
 	/* The collection's key goes with its last inode (crypto-shredding
-	 * waits for the purge, not the rmdir); one still open keeps it until
-	 * the mount-time collection GC. */
+	 * waits for the purge, not the rmdir); one still open keeps it (see
+	 * docs/design.md "Collections and keys" for when it goes then). */
 	if (coll_dir && row->coll != v->root_coll &&
-	    vv_meta_coll_used(v->meta, row->coll, &used) == 0 && !used)
+	    vv_meta_coll_used(v->meta, row->coll, 0, &used) == 0 && !used)
 		r = vault_coll_drop(v, row->coll);
 	return r;
 }
