@@ -21,12 +21,6 @@ vv_need_fuse
 S=$T/store
 M=$T/mnt
 GR=vv1029rd UR=vv1029us          # a role (group) and its member, made here
-cleanup_ids() {
-	userdel "$UR" 2>/dev/null || true
-	groupdel "$GR" 2>/dev/null || true
-}
-trap 'cleanup_ids; vv_cleanup' EXIT
-cleanup_ids
 vv_init "$S" >/dev/null 2>&1
 vv_mount "$S" "$M"
 ALOG=$(vv_audit_log "$S")
@@ -311,8 +305,7 @@ check "no unbounded memory (RSS grew < 256 MiB)" test $((rss1 - rss0)) -lt 26214
 
 # a role revoked while its member holds a directory handle: the next
 # request refuses every name (the grant was its only way in)
-groupadd "$GR"
-useradd -M -N -g nogroup -G "$GR" -s /usr/sbin/nologin "$UR"
+vv_role_member "$UR" "$GR"
 mkdir -m 0750 "$M/rc"
 "$PY" -c 'import struct, sys; open(sys.argv[1], "wb").write(struct.pack("<i4f", 4, 1, 0, 0, 0) * 3)' "$M/rc/r.fvecs"
 chmod 0640 "$M/rc/r.fvecs"

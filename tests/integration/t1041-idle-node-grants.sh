@@ -16,14 +16,7 @@ vv_need_fuse
 S=$T/store
 M=$T/mnt
 GR=vv1041rd UR=vv1041us          # a role (group) and its member, made here
-cleanup_ids() {
-	userdel "$UR" 2>/dev/null || true
-	groupdel "$GR" 2>/dev/null || true
-}
-trap 'cleanup_ids; vv_cleanup' EXIT
-cleanup_ids
-groupadd "$GR"
-useradd -M -N -g nogroup -G "$GR" -s /usr/sbin/nologin "$UR"
+vv_role_member "$UR" "$GR"
 vv_init "$S" >/dev/null 2>&1
 vv_mount "$S" "$M"
 mkdir -m 0755 "$M/rc"

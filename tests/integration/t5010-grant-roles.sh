@@ -19,16 +19,9 @@ M=$T/mnt
 P=vv5010                         # prefix of every user and group made here
 GA=${P}an GW=${P}rw GD=${P}ad    # groups: analysts, writers, admins
 UA=${P}al UB=${P}bo UC=${P}ca    # users: alice, bob, carol
-cleanup_ids() {
-	for u in $UA $UB $UC; do userdel "$u" 2>/dev/null || true; done
-	for g in $GA $GW $GD; do groupdel "$g" 2>/dev/null || true; done
-}
-trap 'cleanup_ids; vv_cleanup' EXIT
-cleanup_ids
-for g in $GA $GW $GD; do groupadd "$g"; done
-useradd -M -N -g nogroup -G "$GA" -s /usr/sbin/nologin "$UA"
-useradd -M -N -g nogroup -G "$GW" -s /usr/sbin/nologin "$UB"
-useradd -M -N -g nogroup -G "$GD" -s /usr/sbin/nologin "$UC"
+vv_role_member "$UA" "$GA"
+vv_role_member "$UB" "$GW"
+vv_role_member "$UC" "$GD"
 # as USER CMD...: run as USER with the groups NSS gives her now.
 as() { local u=$1; shift; setpriv --reuid="$u" --regid=nogroup --init-groups -- "$@"; }
 # pyop USER OP ARGS...: OK or the errno name (test-lib's VV_PYOP).

@@ -249,6 +249,18 @@ vv_group() {
 	echo "$1" >> "$T/.groups"
 }
 
+# vv_role_member USER GROUP: a system group and a user in it (no home, no
+# login, primary group nogroup): a role and its member.  Both are made
+# afresh (ones a killed earlier run left are removed first) and removed at
+# exit even when the test fails, the user first.
+vv_role_member() {
+	userdel "$1" 2>/dev/null || true
+	groupdel "$2" 2>/dev/null || true
+	vv_group "$2" || return $?
+	useradd -M -N -g nogroup -G "$2" -s /usr/sbin/nologin "$1" || return $?
+	echo "$1" >> "$T/.users"
+}
+
 # vv_init STORE [init options]
 vv_init() {
 	local store=$1
@@ -385,7 +397,8 @@ vv_cleanup() {
 		echo "# daemon log (last 30 lines):"
 		tail -n 30 "$T/daemon.log" | sed 's/^/#   /'
 	fi
-	# System groups vv_group made.
+	# System users vv_role_member made, then the groups vv_group made.
+	[ -s "$T/.users" ] && while read -r u; do userdel "$u" 2>/dev/null; done < "$T/.users"
 	[ -s "$T/.groups" ] && while read -r g; do groupdel "$g" 2>/dev/null; done < "$T/.groups"
 	# --one-file-system: never descend into a mount that is somehow left.
 	rm -rf --one-file-system "$T"
