@@ -177,14 +177,21 @@ vv_evil_init() {
 	trap 'rc=$?; [ -n "$EVIL" ] && { kill "$EVIL" 2>/dev/null || true; }
 		if (exit $rc); then vv_cleanup; else vv_cleanup; fi' EXIT
 }
-vv_evil_start() {
-	local mode=$1 timeout=$2 i
-	shift 2
+# vv_evil_serve MODE [ARGS...]: only start $T/evil.py (as vv_evil_start,
+# without the mount); EVIL its pid, P its port.
+vv_evil_serve() {
+	local mode=$1 i
+	shift
 	rm -f "$T/port"
 	"$PY" "$T/evil.py" "$mode" "$T/tls/cert.pem" "$T/tls/key.pem" "$T/port" "$@" &
 	EVIL=$!
 	for i in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
 	P=$(cat "$T/port")
+}
+vv_evil_start() {
+	local mode=$1 timeout=$2
+	shift 2
+	vv_evil_serve "$mode" "$@"
 	R=$T/r-$mode
 	rm -f "$T/client.log"
 	check "$mode: mounted (login accepted by the fake server)" vv_rmount "vv://127.0.0.1:$P" "$R" \

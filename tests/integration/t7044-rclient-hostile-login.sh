@@ -23,19 +23,11 @@ def login(c):
     body = struct.pack('<I', 1000) + struct.pack('<H', len(name)) + name
     c.sendall(hdr(len(body), rid, 1) + body)
 vvfake.login = login
-def serve(c):
-    while True:
-        rid, op, body = request(c)
-        c.sendall(hdr(0, rid, op, 1, -2))
-serve_forever(cert, key, portfile, serve)
+serve_forever(cert, key, portfile, vvfake.enoent)
 PY
 
 start() {
-	rm -f "$T/port"
-	"$PY" "$T/evil.py" "$1" "$T/tls/cert.pem" "$T/tls/key.pem" "$T/port" &
-	EVIL=$!
-	for i in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
-	P=$(cat "$T/port")
+	vv_evil_serve "$1"
 	R=$T/r-$1
 	rm -f "$T/client.log"
 }

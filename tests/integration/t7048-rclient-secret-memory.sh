@@ -19,19 +19,9 @@ vv_evil_init
 cat > "$T/evil.py" <<'PY'
 import sys
 import vvfake
-from vvfake import hdr, request, serve_forever
-mode, cert, key, portfile = sys.argv[1:5]
-def serve(c):
-    while True:
-        rid, op, body = request(c)
-        c.sendall(hdr(0, rid, op, 1, -2))
-serve_forever(cert, key, portfile, serve)
+vvfake.serve_forever(*sys.argv[2:5], vvfake.enoent)
 PY
-rm -f "$T/port"
-"$PY" "$T/evil.py" enoent "$T/tls/cert.pem" "$T/tls/key.pem" "$T/port" &
-EVIL=$!
-for i in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
-P=$(cat "$T/port")
+vv_evil_serve enoent
 
 # the mounting user and another process of it: root without CAP_SYS_PTRACE
 noptrace() { setpriv --bounding-set=-sys_ptrace -- "$@"; }

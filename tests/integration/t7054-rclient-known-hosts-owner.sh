@@ -18,19 +18,9 @@ vv_evil_init                  # $T/key, TLS pair in $T/tls (FP), cleanup
 cat > "$T/evil.py" <<'PY'
 import sys
 import vvfake
-from vvfake import hdr, request, serve_forever
-mode, cert, key, portfile = sys.argv[1:5]
-def serve(c):
-    while True:
-        rid, op, body = request(c)
-        c.sendall(hdr(0, rid, op, 1, -2))
-serve_forever(cert, key, portfile, serve)
+vvfake.serve_forever(*sys.argv[2:5], vvfake.enoent)
 PY
-rm -f "$T/port"
-"$PY" "$T/evil.py" x "$T/tls/cert.pem" "$T/tls/key.pem" "$T/port" &
-EVIL=$!
-for i in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
-P=$(cat "$T/port")
+vv_evil_serve enoent
 # as_home DIR CMD...: CMD (a function too) with HOME=DIR
 as_home() { local h=$1; shift; HOME=$h "$@"; }
 
