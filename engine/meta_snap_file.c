@@ -628,31 +628,38 @@ int vv_meta_snap_recover(struct vv_meta *m, void (*freed)(void *ctx, const uint8
 	return 0;
 }
 
+/* The ids of the ready file snapshots into *ids (malloc'd, the caller
+ * frees it, also on failure), *n of them. */
+static int ready_ids(struct vv_meta *m, uint32_t **ids, size_t *n)
+{
+	XSTMT(m, q_f_ready_list);
+	size_t cap = 0;
+	int r;
+
+	if (!s)
+		return VV_EIO;
+	while ((r = meta_row(m, s)) == 0) {
+		if ((r = VV_GROW(*ids, *n, cap)) < 0)
+			break;
+		(*ids)[(*n)++] = (uint32_t)sqlite3_column_int64(s, 0);
+	}
+	sqlite3_reset(s);
+	return r == VV_ENOENT ? 0 : r;
+}
+
 int vv_meta_snap_sweep(struct vv_meta *m)
 {
 	char dir[4096], path[4400];
 	uint32_t *keep = NULL;
-	size_t nk = 0, ck = 0;
+	size_t nk = 0;
 	struct dirent *e;
 	DIR *d;
 	int r = 0;
 
 	if (!meta_snap_have_files(m) || vv_meta_snap_file_path(m, 0, dir, sizeof(dir)) < 0)
 		return 0;
-	{
-		XSTMT(m, q_f_ready_list);
-		if (!s)
-			return VV_EIO;
-		while ((r = meta_row(m, s)) == 0) {
-			if ((r = VV_GROW(keep, nk, ck)) < 0)
-				break;
-			keep[nk++] = (uint32_t)sqlite3_column_int64(s, 0);
-		}
-		sqlite3_reset(s);
-		if (r != VV_ENOENT)
-			goto out;
-		r = 0;
-	}
+	if ((r = ready_ids(m, &keep, &nk)) < 0)
+		goto out;
 	if (!(d = opendir(dir)))
 		goto out;
 	while ((e = readdir(d))) {
@@ -689,25 +696,13 @@ out:
 int meta_snap_file_owners(struct vv_meta *m, int (*cb)(void *ctx, uint32_t uid), void *ctx)
 {
 	uint32_t *ids = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0;
 	int r = 0;
 
 	if (!meta_snap_have_files(m))
 		return 0;
-	{
-		XSTMT(m, q_f_ready_list);
-		if (!s)
-			return VV_EIO;
-		while ((r = meta_row(m, s)) == 0) {
-			if ((r = VV_GROW(ids, n, cap)) < 0)
-				break;
-			ids[n++] = (uint32_t)sqlite3_column_int64(s, 0);
-		}
-		sqlite3_reset(s);
-		if (r != VV_ENOENT)
-			goto out;
-		r = 0;
-	}
+	if ((r = ready_ids(m, &ids, &n)) < 0)
+		goto out;
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		int rc = SQLITE_DONE, e;
 		sqlite3_stmt *s = file_stmt(m, ids[i], q_ff_owners, &e);
