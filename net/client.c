@@ -289,34 +289,18 @@ static char *dup_or_null(const char *s, bool *fail)
 	return d;
 }
 
-/* A copy of the login secret in pages of its own, locked and left out of
- * core dumps (a fork does not inherit the lock: vv_net_client_start locks
- * it again).  NULL without memory; *cap: the mapping's size. */
+/* A copy of the login secret (net_secret_keep: a fork does not inherit
+ * the lock, vv_net_client_start locks it again).  NULL without memory;
+ * *cap: the mapping's size. */
 static char *secret_keep(const char *s, size_t *cap)
 {
-	long pg = sysconf(_SC_PAGESIZE);
-	size_t n = strlen(s) + 1, psz = pg > 0 ? (size_t)pg : 4096;
-	char *p;
+	bool locked;
+	char *p = net_secret_keep(s, strlen(s), cap, &locked);
 
-	*cap = (n + psz - 1) / psz * psz;
-	p = mmap(NULL, *cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	(void)madvise(p, *cap, MADV_DONTDUMP);
-	if (mlock(p, *cap) != 0)
+	if (p && !locked)
 		vv_log(VV_LOG_WARN, "remote: cannot lock the login secret in memory (%s); "
 		       "it may reach swap", strerror(errno));
-	memcpy(p, s, n);
 	return p;
-}
-
-static void secret_drop(char *p, size_t cap)
-{
-	if (!p)
-		return;
-	explicit_bzero(p, cap);
-	munlock(p, cap);
-	munmap(p, cap);
 }
 
 int vv_net_client_connect(const struct vv_net_client_opts *o, struct vv_net_client **out,
@@ -755,7 +739,7 @@ void vv_net_client_close(struct vv_net_client *c)
 		pthread_mutex_destroy(&c->rmu);
 		pthread_cond_destroy(&c->cond);
 	}
-	secret_drop((char *)c->o.secret, c->secret_cap);
+	net_secret_drop((char *)c->o.secret, c->secret_cap);
 	free((char *)c->o.host);
 	free((char *)c->o.bind);
 	free((char *)c->o.ca);

@@ -24,6 +24,13 @@ struct tls_conn;
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t net_now_ms(void);
 
+/* A copy of n bytes of secret s, NUL-terminated, in pages of their own
+ * (*cap bytes), left out of core dumps; *locked: mlock succeeded (a fork
+ * does not inherit it).  NULL without memory.  secret.c. */
+char *net_secret_keep(const char *s, size_t n, size_t *cap, bool *locked);
+/* Wipe, unlock and unmap what net_secret_keep gave; NULL ok. */
+void net_secret_drop(char *p, size_t cap);
+
 /* A server context: TLS 1.3 only, the certificate chain and key from PEM
  * files; with client_ca, a client certificate signed by it is required;
  * with client_crl (needs client_ca), a PEM CRL signed by a CA of

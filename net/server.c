@@ -45,7 +45,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -333,29 +332,18 @@ static void audit(struct conn *c, const char *user, const char *op, int r, const
  * session could not be re-checked, so a failure refuses the login. */
 static int token_keep(struct conn *c, const char *tok, size_t n)
 {
-	size_t cap = 4096;
-	char *p;
+	bool locked;
 
-	if (n >= cap)
+	if (n >= 4096)
 		return VV_EINVAL;
-	p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
+	if (!(c->token = net_secret_keep(tok, n, &c->token_cap, &locked)))
 		return VV_ENOMEM;
-	(void)mlock(p, cap);
-	(void)madvise(p, cap, MADV_DONTDUMP);
-	memcpy(p, tok, n);
-	p[n] = 0;
-	c->token = p;
-	c->token_cap = cap;
 	return 0;
 }
 
 static void token_drop(struct conn *c)
 {
-	if (!c->token)
-		return;
-	explicit_bzero(c->token, c->token_cap);
-	munmap(c->token, c->token_cap);
+	net_secret_drop(c->token, c->token_cap);
 	c->token = NULL;
 }
 
