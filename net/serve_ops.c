@@ -23,6 +23,8 @@
 #include "vecvault/knn_ioctl.h"
 #include "vecvault/remote.h"
 
+#define READDIR_PIECE (32u << 10)    /* bytes of a listing per vault call */
+
 /* --- inodes ------------------------------------------------------------- */
 
 static size_t ino_slot(const struct sess *s, uint64_t ino)
@@ -257,6 +259,7 @@ struct fill_ctx {
 	size_t cap, len;
 	bool plus;
 	bool full;                       /* an entry did not fit: no eof */
+	uint64_t next;                   /* the offset after the last entry taken */
 	uint64_t *back;                  /* references to give back after the listing */
 	size_t nback, backcap;
 	size_t bare;                     /* entries sent without attributes (budget) */
@@ -307,6 +310,7 @@ static int fill(void *ctx, const struct vv_dirent *e, const struct vv_attr *attr
 		if (why[0])
 			memcpy(f->why, why, sizeof(why));
 	}
+	f->next = e->next;
 	return 0;
 }
 
@@ -702,9 +706,18 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		rep->nu = 1;
 		break;
 	case VV_RW_READDIR: {
+		/* In pieces of READDIR_PIECE bytes, each one vault call: the
+		 * vault holds its lock while it lists, and one 1 MiB listing
+		 * with attributes held it ~0.2 s, every local request waiting
+		 * meanwhile.  Between pieces the directory may change, as
+		 * between two requests of a listing. */
 		size_t want = u[3] < VV_RW_DATA_MAX ? (size_t)u[3] : VV_RW_DATA_MAX;
-		struct fill_ctx f = { .s = s, .buf = data, .cap = want, .plus = u[2] != 0 };
-		r = vv_vault_readdir(s->v, dh, u[1], f.plus, fill, &f);
+		struct fill_ctx f = { .s = s, .buf = data, .plus = u[2] != 0, .next = u[1] };
+		do {
+			f.cap = want - f.len > READDIR_PIECE ? f.len + READDIR_PIECE : want;
+			f.full = false;
+			r = vv_vault_readdir(s->v, dh, f.next, f.plus, fill, &f);
+		} while (r == 0 && f.full && f.cap < want);
 		if (f.why[0])            /* naming the first entry sent bare */
 			vv_vault_audit_refused(s->v, &c, "readdir", f.back[0], VV_ENOMEM, f.why);
 		for (size_t i = 0; i < f.nback; i++)

@@ -55,6 +55,7 @@ a = login('$T/key')
 d = a.walk('/coll/d')                    # 2 entries: coll, d
 ents = plus(a, d)
 say('names', len(ents))
+say('each_once_in_order', [e[0] for e in ents] == ['f%04d' % i for i in range(500)])
 say('with_attributes', sum(1 for e in ents if e[4]))
 held = [e for e in ents if e[4]]
 bare = [e for e in ents if not e[4]]
@@ -95,6 +96,7 @@ PY
 sed 's/^/# /' "$T/out"
 got() { grep -qx "$1 $2" "$T/out"; }
 check "readdirplus past the budget lists every name" got names 500
+check "each once, in order (the reply is filled in 32 KiB pieces)" got each_once_in_order True
 check "with attributes for the 298 entries the budget still had" got with_attributes 298
 check "a lookup of a name sent bare is refused ENOMEM" got bare_lookup -4
 check "a lookup of a name the session holds is not" got held_lookup 0
