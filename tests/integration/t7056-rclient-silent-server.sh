@@ -19,7 +19,7 @@ vv_need_fuse
 vv_evil_init
 cat > "$T/evil.py" <<'PY'
 import os, select, struct, sys, threading, time
-from vvfake import attr, blob, hdr, request, serve_forever
+from vvfake import attr, reply, request, rest, serve_forever
 mode, cert, key, portfile, tdir = sys.argv[1:6]
 lock = threading.Lock()
 conns = [0]
@@ -33,7 +33,7 @@ def serve(c):
     while True:
         now = time.time()
         for due, rid, r in [h for h in held if h[0] <= now]:
-            c.sendall(hdr(len(r), rid, 2) + r)
+            reply(c, rid, 2, 0, r)
         held = [h for h in held if h[0] > now]
         if not c.pending() and not select.select([c], [], [], 0.05)[0]:
             continue
@@ -53,14 +53,8 @@ def serve(c):
                 continue
             else: st = -2
         elif op == 4: r = attr(struct.unpack_from('<Q', b)[0], 4)   # getattr
-        elif op == 21: r = struct.pack('<Q', 9)     # opendir
-        elif op == 22: r = blob(b'') + struct.pack('<I', 1)
-        elif op == 25: st = -15
-        elif op == 26: r = struct.pack('<I', 0) + blob(b'')
-        elif op == 29: r = struct.pack('<QQQQQQI', 4096, 1 << 20, 1 << 19, 1 << 19, 1000, 900, 255)
-        elif op in (3, 18, 19, 20, 23, 28): pass
-        else: st = -22
-        c.sendall(hdr(len(r) if st == 0 else 0, rid, op, 1, st) + (r if st == 0 else b''))
+        else: st, r = rest(op)
+        reply(c, rid, op, st, r)
 serve_forever(cert, key, portfile, serve)
 PY
 vv_evil_serve silent "$T"
