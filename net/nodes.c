@@ -4,7 +4,7 @@
  *
  * A session may name only the inodes it was handed and holds a lookup
  * reference on each (serve_ops.c): one entry of its table, and a node of
- * the vault's in memory (about 650 bytes with the table's share) until
+ * the vault's in memory (about 0.9 KB with the table's share) until
  * the peer forgets it or the session ends.  The kernel of an honest
  * client forgets nodes under memory pressure; a hostile peer never
  * forgets.  Each session used to be bounded alone (2^20 entries), so one

@@ -1027,7 +1027,7 @@ int vv_net_start(struct vv_vault *v, const struct vv_net_opts *o, struct vv_net_
 	pthread_cond_init(&s->cond, NULL);
 	{
 		/* in all: 4 users' worth, at most one node per 4 KiB of RAM
-		 * (~650 B each: a sixth of it) */
+		 * (~0.9 KB each: about a fifth of it) */
 		size_t user = o->max_nodes ? o->max_nodes : NET_NODES_USER_DEFAULT;
 		size_t total = user > SIZE_MAX / 4 ? SIZE_MAX : user * 4;
 		long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);

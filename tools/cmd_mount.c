@@ -102,7 +102,7 @@ static const char usage[] =
 	"                     lists (see 'vecvault tls revoke'); re-read when it\n"
 	"                     changes, open sessions of a revoked one end\n"
 	"  --remote-nodes N   the inodes the vv:// sessions of one vault user may hold\n"
-	"                     at once (default 1048576, ~650 B of memory each); in all\n"
+	"                     at once (default 1048576, ~0.9 KB of memory each); in all\n"
 	"                     4 N, at most one per 4 KiB of RAM; beyond, new names\n"
 	"                     are refused ENOMEM until clients forget some\n"
 	"Unmount with: fusermount3 -u MNT\n"
