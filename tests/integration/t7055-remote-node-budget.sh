@@ -12,7 +12,8 @@
 # and a session's end give entries back; five users meet the bound in
 # all; each episode is audited once.  Last, a real vv:// mount past the
 # budget: stat of new names fails ENOMEM until its kernel forgets (a
-# drop_caches), then they work.
+# drop_caches), then they work.  Between, a storm of sessions that list,
+# forget more than they hold and hang up leaves the budget whole.
 . "$(dirname "$0")/test-lib.sh"
 . "$(dirname "$0")/remote-lib.sh"
 vv_need_fuse
@@ -119,6 +120,56 @@ check "the bound in all: once" vv_audit_wait_upto "$AUD" 1 0 999999999 \
 	"user~^erin/" "detail~remote sessions of all vault users"
 check "the refusal records name alice and ENOMEM" \
 	vv_audit_has "$AUD" result=ENOMEM "user~^alice/" "detail~node budget"
+
+# A storm of alice's sessions, 8 at once, 48 in all: each lists, looks up
+# bare names (refused), forgets more than it holds (twice, and names it
+# never held), sometimes forgets all, and hangs up.  Afterwards the
+# budget is whole again: no entry leaked, none counted twice.
+"$PY" - > "$T/storm.out" 2>&1 <<PY || true
+import random, threading, vvremote as R
+def one(k):
+    c = R.Client('127.0.0.1', $P)
+    c.auth_key(open('$T/key' if k % 2 else '$T/key2').read().strip())
+    d = c.walk('/coll/d')
+    dh = c.call('opendir', d)[0]
+    ents = R.dirents(c.call('readdir', dh, 0, 1, 1 << 20)[0], True)
+    for e in ents[:40]:
+        c.err('lookup', d, e[0])
+    for e in random.sample(ents, 60):
+        c.call('forget', e[1], 3)
+    c.call('forget', 999999999, 5)
+    if k % 3 == 0:
+        c.call('releasedir', dh)
+    c.close()
+ends = {}
+def worker(ks):
+    for k in ks:
+        try:
+            one(k)
+            why = 'served'
+        except R.Error as e:
+            why = 'refused %s' % e      # its walk, past the budget
+        except Exception:
+            why = 'closed'              # the 9th connection of an address
+        ends[why] = ends.get(why, 0) + 1
+ts = [threading.Thread(target=worker, args=(range(i, 48, 8),)) for i in range(8)]
+for t in ts: t.start()
+for t in ts: t.join()
+import time
+c = R.Client('127.0.0.1', $P)
+c.auth_key(open('$T/key').read().strip())
+for i in range(100):                     # the last sessions' ends reach the server
+    if c.err('lookup', 1, 'coll') == 0:
+        break
+    time.sleep(0.1)
+d = c.walk('/coll/d')
+dh = c.call('opendir', d)[0]
+ents = R.dirents(c.call('readdir', dh, 0, 1, 1 << 20)[0], True)
+print('sessions', sorted(ends.items()))
+print('after_storm', sum(1 for e in ents if e[4] and e[0] not in ('.', '..')))
+PY
+sed 's/^/# /' "$T/storm.out"
+check "after a storm of sessions the budget is whole again" grep -qx 'after_storm 298' "$T/storm.out"
 
 # A real vv:// mount of alice past the budget: its kernel holds what it
 # looked up until memory pressure or a drop_caches makes it forget (held
