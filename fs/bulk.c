@@ -32,9 +32,10 @@
  * nothing; should its size in blocks grow during the request (the caller
  * punched a hole meanwhile that a copy here filled), the request fails.
  * That page is not punched again: a punch takes the inode lock too
- * (docs/security.md, "The bulk read", says what this leaves).  vv_fs_opts.no_bulk (the CLI's
- * VECVAULT_BULK=0) answers ENOTTY in fs_ioctl, as a daemon without the
- * request (tests use it for the fallback).
+ * (docs/security.md, the bulk read, says what this leaves).
+ * vv_fs_opts.no_bulk (the CLI's VECVAULT_BULK=0) answers ENOTTY in
+ * fs_ioctl, as a daemon without the request (tests use it for the
+ * fallback).
  */
 #include <errno.h>
 #include <fcntl.h>
