@@ -6,8 +6,9 @@
 # readable file served, root's 0600 file EACCES; a handle on a
 # snapshot's directory the same (the snapshot keeps the file's mode); a
 # handle on .snapshots itself answers EINVAL for the snapshot's name (a
-# directory), one on .trash/files ENOTTY (no node: nothing is read).
-# Regression guards: main passes them all.
+# directory), one on .trash/files ENOTTY (no node: nothing is read).  A
+# handle u1000 opened before a chmod, an ACL or a rename answers as its
+# openat(2) of the name would then.  Regression guards: main passes all.
 . "$(dirname "$0")/test-lib.sh"
 vv_need_fuse
 
@@ -48,6 +49,49 @@ got=$(br "$T/m/.snapshots/s1/c" a secret)
 check "u1000 through a snapshot's directory: the same" [ "$got" = "$ok" ]
 got=$(br "$T/m/.snapshots" s1)
 check "a handle on .snapshots: the snapshot (a directory) EINVAL" [ "$got" = "OK [(-22, 0)]" ]
+
+# a handle u1000 opened before a change answers as its openat(2) then:
+# chmod of the directory and an ACL on the file refuse, chmod of the
+# parent and a rename of it do not (POSIX: a held handle needs no path)
+mkdir -p "$T/m/p/d"
+chmod 755 "$T/m/p" "$T/m/p/d"
+cp "$T/m/c/a" "$T/m/p/d/a"
+chmod 644 "$T/m/p/d/a"
+cat > "$T/held.py" <<'PY'
+import os, sys
+sys.path.insert(0, os.environ["LIB"])
+import bulk as B
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+print(B.read(fd, ["a"])[2], flush=True)
+sys.stdin.readline()
+try:
+    os.close(os.open("a", os.O_RDONLY, dir_fd=fd)); o = 0
+except OSError as e:
+    o = -e.errno
+print(B.read(fd, ["a"])[2][0][0], o, flush=True)
+PY
+held() {
+	local l
+	chmod 755 "$T/m/p" "$T/m/p/d"
+	setfacl -b "$T/m/p/d/a"
+	coproc H { as_u1000 "$PY" "$T/held.py" "$T/m/p/d" 2>&1; }
+	read -r l <&"${H[0]}"
+	"$@"
+	echo >&"${H[1]}"
+	read -r l <&"${H[0]}"
+	wait
+	[ -d "$T/m/q" ] && mv "$T/m/q" "$T/m/p"
+	echo "$l"
+}
+check "held handle, chmod 700 of the directory: bulk and openat EACCES" \
+	[ "$(held chmod 700 "$T/m/p/d")" = "-13 -13" ]
+check "held handle, an ACL denying u1000 the file: bulk and openat EACCES" \
+	[ "$(held setfacl -m u:1000:--- "$T/m/p/d/a")" = "-13 -13" ]
+check "held handle, chmod 700 of the parent: bulk and openat served" \
+	[ "$(held chmod 700 "$T/m/p")" = "0 0" ]
+check "held handle, the parent renamed: bulk and openat served" \
+	[ "$(held mv "$T/m/p" "$T/m/q")" = "0 0" ]
+
 rm "$T/m/c/a"
 got=$(br "$T/m/.trash/files" a)
 check "a handle on .trash/files: ENOTTY" [ "$got" = "ENOTTY None" ]
