@@ -6,14 +6,20 @@
  * process and its identity (st_dev, st_ino).  While the calling thread is
  * blocked in the ioctl, pidfd_getfd(2) duplicates that descriptor here: the
  * same open file description, so the same access mode, nothing more.  It
- * is written with pwrite(2), never mapped: a caller that truncates, seals
- * or punches holes in it meanwhile gets a failed write (EPERM), never a
- * SIGBUS or a fault in the daemon.  Only a memfd made with
- * MFD_ALLOW_SEALING and without write seals (tmpfs, not hugetlbfs, no
- * set-id bits, open for writing, the identity named) is taken: no file on
- * a disk, no tmpfs file others may have open by name, nothing a write by
+ * is written through a mapping of its slots made for the request, never
+ * with write(2): a write takes the memfd's inode lock, which the caller
+ * can hold as long as it likes (a write(2) into the memfd from a mapping
+ * of a file on a FUSE filesystem it serves and never answers), and the
+ * worker would wait for it uninterruptibly, its slot and the unmount with
+ * it; a fault on a mapping of tmpfs takes no such lock.  A mapping faults
+ * (SIGBUS) past the end of its file, so only a memfd sealed against
+ * shrinking (F_SEAL_SHRINK: nobody takes a seal back) is taken, made with
+ * MFD_ALLOW_SEALING, without write seals (tmpfs, not hugetlbfs, no set-id
+ * bits, open for reading and writing, the identity named): no file on a
+ * disk, no tmpfs file others may have open by name, nothing a write by
  * the daemon (root: no quota, no set-id clearing) could do more with than
- * the caller's own write.
+ * the caller's own write.  While it is mapped here the caller cannot add
+ * F_SEAL_WRITE (EBUSY); F_SEAL_FUTURE_WRITE spares mappings made before.
  *
  * Who: the request's thread id (FUSE: the caller's thread, in the
  * daemon's pid namespace) is opened as a pidfd, its fsuid must be the
@@ -24,10 +30,12 @@
  * the tool opens the files itself.  The memfd must hold no hole (the
  * caller allocated it: fallocate), so the daemon's writes allocate
  * nothing; should its size in blocks grow during the request (the caller
- * punched a hole meanwhile), the slots are punched again, which frees
- * what the writes allocated, and the request fails.  vv_fs_opts.no_bulk (the CLI's
- * VECVAULT_BULK=0) answers ENOTTY in fs_ioctl, as a daemon without the
- * request (tests use it for the fallback).
+ * punched a hole meanwhile that a copy here filled), the request fails.
+ * That page is not punched again: a punch takes the inode lock too
+ * (docs/security.md, the bulk read, says what this leaves).
+ * vv_fs_opts.no_bulk (the CLI's VECVAULT_BULK=0) answers ENOTTY in
+ * fs_ioctl, as a daemon without the request (tests use it for the
+ * fallback).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,8 +44,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -55,6 +65,9 @@ struct bulk_sink {
 	uint32_t uid;
 	int fd;                          /* the caller's memfd, duplicated; -1 */
 	uint64_t blocks;                 /* its st_blocks when taken */
+	uint8_t *map;                    /* its slots, mapped from mapoff; NULL */
+	size_t maplen;
+	uint64_t mapoff;                 /* h->off rounded down to a page */
 };
 
 /* The fsuid of task tid, from /proc, or -1. */
@@ -112,12 +125,12 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 	}
 	seals = fcntl(fd, F_GET_SEALS);
 	if (sf.f_type != TMPFS_MAGIC || (st.st_mode & (S_ISUID | S_ISGID)) || seals < 0 ||
-	    (seals & ~(F_SEAL_SHRINK | F_SEAL_GROW))) {
-		r = VV_EINVAL;                   /* no memfd, or sealed against writes */
+	    (seals & ~(F_SEAL_SHRINK | F_SEAL_GROW)) || !(seals & F_SEAL_SHRINK)) {
+		r = VV_EINVAL;                   /* no memfd, sealed against writes, may shrink */
 		goto out;
 	}
 	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) {
+	if (fl < 0 || (fl & O_ACCMODE) != O_RDWR) {   /* a shared mapping needs both */
 		r = VV_EBADF;
 		goto out;
 	}
@@ -134,6 +147,15 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 		r = VV_EINVAL;
 		goto out;
 	}
+	b->mapoff = h->off & ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
+	b->maplen = (size_t)(h->off - b->mapoff + (uint64_t)h->nnames * h->slot);
+	b->map = mmap(NULL, b->maplen, PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+		      (off_t)b->mapoff);
+	if (b->map == MAP_FAILED) {
+		b->map = NULL;
+		r = vv_err_from_errno(errno);
+		goto out;
+	}
 	b->blocks = (uint64_t)st.st_blocks;
 	b->fd = fd;
 	fd = -1;
@@ -144,20 +166,26 @@ out:
 	return r;
 }
 
+/* Into the mapping: the slots lie inside the memfd's size (sink_open),
+ * which F_SEAL_SHRINK keeps, so the copy cannot fault past its end.
+ * process_vm_writev on this process rather than memcpy: the kernel finds
+ * the pages through the page tables (MAP_POPULATE filled them) and copies
+ * through its own map of them, where a memcpy into a fresh mapping took
+ * 6-15x pwrite's CPU per request on this machine's paravirtual guest
+ * (docs/design.md "The bulk read"). */
 static int sink_put(void *arg, uint64_t off, const void *p, size_t len)
 {
 	struct bulk_sink *b = arg;
-	const uint8_t *q = p;
+	struct iovec from = { (void *)(uintptr_t)p, len };
+	struct iovec to = { b->map + (off - b->mapoff), len };
 
 	while (len > 0) {
-		ssize_t n = pwrite(b->fd, q, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = process_vm_writev(getpid(), &from, 1, &to, 1, 0);
 		if (n <= 0)
 			return n < 0 ? vv_err_from_errno(errno) : VV_EIO;
-		q += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
+		from.iov_base = (uint8_t *)from.iov_base + n;
+		to.iov_base = (uint8_t *)to.iov_base + n;
+		from.iov_len = to.iov_len = len -= (size_t)n;
 	}
 	return 0;
 }
@@ -165,20 +193,18 @@ static int sink_put(void *arg, uint64_t off, const void *p, size_t len)
 int fs_bulk_read(struct vv_vault *v, fuse_req_t req, const struct vv_ctx *c, struct vv_dir *dh,
 		 struct vv_bulk_ioc *io)
 {
-	struct bulk_sink b = { req, c->id.uid, -1, 0 };
+	struct bulk_sink b = { req, c->id.uid, -1, 0, NULL, 0, 0 };
 	struct vv_bulk_sink sk = { sink_open, sink_put, &b };
 	struct stat st;
 	int r;
 
 	r = vv_vault_bulk_read(v, c, dh, io, &sk);
-	/* a hole punched while the request ran was filled by a write here:
-	 * give that memory back and fail the request (the caller broke its
-	 * side; what it read is audited) */
-	if (b.fd >= 0 && (fstat(b.fd, &st) < 0 || (uint64_t)st.st_blocks > b.blocks)) {
-		fallocate(b.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)io->h.off,
-			  (off_t)((uint64_t)io->h.nnames * io->h.slot));
+	if (b.map)
+		munmap(b.map, b.maplen);
+	/* a hole punched while the request ran, filled by a copy here: the
+	 * caller broke its side, the request fails (what it read is audited) */
+	if (b.fd >= 0 && (fstat(b.fd, &st) < 0 || (uint64_t)st.st_blocks > b.blocks))
 		r = VV_EINVAL;
-	}
 	if (b.fd >= 0)
 		close(b.fd);
 	return r;

@@ -244,11 +244,13 @@ int vv_knn_dir_request_check(const struct vv_knn_dir_ioc *io) __attribute__((war
  * directory the caller opened through the mount (O_RDONLY | O_DIRECTORY)
  * naming up to VV_BULK_MAX_NAMES of its files; the daemon writes each file
  * it may serve, whole, into a buffer of the caller's: a memfd the caller
- * created (memfd_create with MFD_ALLOW_SEALING, no seal set) and names by
- * its descriptor number and identity.  The daemon takes that descriptor
- * from the calling thread's process (pidfd_getfd: the caller is blocked in
- * this ioctl meanwhile) and pwrite(2)s into it; nothing is mapped, so the
- * caller can make the daemon neither fault nor take a signal.
+ * created (memfd_create with MFD_ALLOW_SEALING, sealed with F_SEAL_SHRINK,
+ * no write seal) and names by its descriptor number and identity.  The
+ * daemon takes that descriptor from the calling thread's process
+ * (pidfd_getfd: the caller is blocked in this ioctl meanwhile) and copies
+ * into a mapping of the slots it makes for the request, never write(2),
+ * whose inode lock the caller could hold (fs/bulk.c); the slots lie
+ * inside a size that cannot shrink, so the copy cannot fault past the end.
  *
  * Access: each name is checked as the caller's own lookup and read-only
  * open of it would be at the time of the request (the directory request's
@@ -259,8 +261,9 @@ int vv_knn_dir_request_check(const struct vv_knn_dir_ioc *io) __attribute__((war
  * then "close" with the bytes read), each name refused its "open" record
  * with the error.  The bytes go only into a memory object the calling
  * process holds open for writing at the time of the request: a descriptor
- * that is no such memfd (another file, a tmpfs file, one sealed, opened
- * read-only, not the identity named, with a hole in its slots: the caller
+ * that is no such memfd (another file, a tmpfs file, one sealed against
+ * writes or not against shrinking, not open for reading and writing, not
+ * the identity named, with a hole in its slots: the caller
  * populates them, so the daemon's writes allocate nothing) fails the
  * request before any name is looked at.  Nothing stays pinned or decrypted for the caller after the
  * reply: a later request is checked again, name by name.
@@ -281,9 +284,8 @@ int vv_knn_dir_request_check(const struct vv_knn_dir_ioc *io) __attribute__((war
  * that is no directory (ENOTTY), a daemon that cannot take descriptors
  * from the caller (EPERM: not root) or has the bulk read off (ENOTTY), and
  * EBUSY when the caller's uid has as many offload requests in flight as
- * it may (VV_IOC_KNN's slots).  A write into the memfd that fails (it
- * grew seals meanwhile: EPERM) ends the request there: names not yet
- * copied answer that error. */
+ * it may (VV_IOC_KNN's slots).  While the daemon has the slots mapped the
+ * caller cannot seal the memfd against writes (F_SEAL_WRITE: EBUSY). */
 
 #define VV_BULK_MAGIC 0x4b4c4256u          /* "VBLK": a bulk read */
 #define VV_BULK_MAGIC_REPLY 0x524c4256u    /* "VBLR": the daemon answered */

@@ -1,7 +1,7 @@
 """bulk.py - the bulk read (VV_IOC_BULK_READ, knn_ioctl.h "the bulk read")
 from Python: import it (sys.path) from t4014.
 
-  Buf(nslots, slot)                  a memfd buffer (MFD_ALLOW_SEALING), mapped
+  Buf(nslots, slot, seal=True)       a memfd buffer (MFD_ALLOW_SEALING, F_SEAL_SHRINK), mapped
   req(buf, names, off=0, **over)     the request's bytes (fields overridable)
   call(fd, b)                        ("OK" or the errno name, the buffer)
   parse(b)                           (header dict, stats [(err, size)])
@@ -16,10 +16,12 @@ assert HLEN == 72
 
 
 class Buf:
-    def __init__(self, nslots, slot, flags=None):
+    def __init__(self, nslots, slot, flags=None, seal=True):
         self.slot = slot
         self.fd = os.memfd_create("bulk", os.MFD_ALLOW_SEALING if flags is None else flags)
         os.ftruncate(self.fd, nslots * slot)
+        if seal:                                # the daemon maps it: it may not shrink
+            fcntl.fcntl(self.fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK)
         self.m = mmap.mmap(self.fd, nslots * slot)
         self.m.write(bytes(nslots * slot))      # populated: the daemon refuses holes
         self.m.seek(0)
