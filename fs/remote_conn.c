@@ -417,8 +417,8 @@ static int prepare(struct rfs *f, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		if ((r = revive(f, rq->u[1], epoch, 0)) < 0)
 			return r;
 		return revive(f, rq->u[0], epoch, 0);
-	case VV_RW_RENAME:
-		if ((r = revive(f, rq->u[2], epoch, 0)) < 0)
+	case VV_RW_RENAME:           /* u[2] is its flags */
+		if ((r = revive(f, rq->u[1], epoch, 0)) < 0)
 			return r;
 		return revive(f, rq->u[0], epoch, 0);
 	default:
