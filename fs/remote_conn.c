@@ -202,7 +202,8 @@ uint64_t fs_remote_irec_parent(struct rfs *f, uint64_t ino)
 	return parent;
 }
 
-static int lookup_raw(struct rfs *f, uint64_t parent, const char *name, struct vv_attr *a)
+static int lookup_raw(struct rfs *f, unsigned epoch, uint64_t parent, const char *name,
+		      struct vv_attr *a)
 {
 	struct vv_rw_msg *rq = calloc(1, sizeof(*rq)), *rep = calloc(1, sizeof(*rep));
 	uint8_t *hold = NULL;
@@ -214,7 +215,7 @@ static int lookup_raw(struct rfs *f, uint64_t parent, const char *name, struct v
 		rq->nu = 1;
 		rq->s[0] = name;
 		rq->ns = 1;
-		r = vv_net_client_call(f->c, rq, rep, &hold);
+		r = vv_net_client_call_on(f->c, epoch, rq, rep, &hold, NULL);
 		if (r == 0 && rep->has_attr)
 			*a = rep->attr;
 		else if (r == 0)
@@ -226,7 +227,7 @@ static int lookup_raw(struct rfs *f, uint64_t parent, const char *name, struct v
 	return r;
 }
 
-static void forget_raw(struct rfs *f, uint64_t ino)
+static void forget_raw(struct rfs *f, unsigned epoch, uint64_t ino)
 {
 	struct vv_rw_msg *rq = calloc(1, sizeof(*rq)), *rep = calloc(1, sizeof(*rep));
 	uint8_t *hold = NULL;
@@ -236,7 +237,7 @@ static void forget_raw(struct rfs *f, uint64_t ino)
 		rq->u[0] = ino;
 		rq->u[1] = 1;
 		rq->nu = 2;
-		(void)vv_net_client_call(f->c, rq, rep, &hold);
+		(void)vv_net_client_call_on(f->c, epoch, rq, rep, &hold, NULL);
 	}
 	free(hold);
 	free(rq);
@@ -271,10 +272,10 @@ static int revive(struct rfs *f, uint64_t ino, unsigned epoch, int depth)
 	pthread_mutex_unlock(&f->imu);
 	if ((e = revive(f, parent, epoch, depth + 1)) < 0)
 		return e;
-	if ((e = lookup_raw(f, parent, name, &a)) < 0)
+	if ((e = lookup_raw(f, epoch, parent, name, &a)) < 0)
 		return e == VV_ENOENT ? VV_ESTALE : e;
 	if (a.ino != ino || a.gen != gen) {
-		forget_raw(f, a.ino);
+		forget_raw(f, epoch, a.ino);
 		return VV_ESTALE;
 	}
 	pthread_mutex_lock(&f->imu);
@@ -282,7 +283,7 @@ static int revive(struct rfs *f, uint64_t ino, unsigned epoch, int depth)
 		r->epoch = epoch;
 		r->srefs = 1;
 	} else
-		forget_raw(f, ino);          /* revived twice at once: one ref is enough */
+		forget_raw(f, epoch, ino);   /* revived twice at once: one ref is enough */
 	pthread_mutex_unlock(&f->imu);
 	return 0;
 }
@@ -323,7 +324,9 @@ static int reopen(struct rfs *f, struct rhandle *h, unsigned epoch, uint64_t *sr
 	rq->u[0] = h->ino;
 	rq->u[1] = (uint32_t)(h->flags & ~(O_CREAT | O_EXCL | O_TRUNC));
 	rq->nu = h->dir ? 1 : 2;
-	r = vv_net_client_call(f->c, rq, rep, &hold);
+	/* on epoch only: a handle of another connection recorded as epoch's
+	 * would be sent to epoch's session, where its id names another file */
+	r = vv_net_client_call_on(f->c, epoch, rq, rep, &hold, NULL);
 out:
 	pthread_mutex_lock(&f->imu);
 	if (r == 0) {
@@ -353,7 +356,7 @@ void fs_remote_release_raw(struct rfs *f, unsigned op, uint64_t srv, unsigned ep
 		rq->h.op = (uint16_t)op;
 		rq->u[0] = srv;
 		rq->nu = 1;
-		(void)vv_net_client_call(f->c, rq, rep, &hold);
+		(void)vv_net_client_call_on(f->c, epoch, rq, rep, &hold, NULL);
 	}
 	free(hold);
 	free(rq);
@@ -448,9 +451,10 @@ static bool mutates(const struct vv_rw_msg *rq)
 }
 
 /* Send and wait: 0 or a VV_E* code.  A connection found dead is connected
- * again (with backoff) and the request sent once more.  A change retires
- * the attributes cached before it and those that crossed it in flight
- * (f->mut moves before and after). */
+ * again (with backoff) and the request sent once more; one meant for a
+ * connection that another thread replaced meanwhile is sent on the new
+ * one.  A change retires the attributes cached before it and those that
+ * crossed it in flight (f->mut moves before and after). */
 int fs_remote_run(struct rfs *f, struct call *k)
 {
 	struct vv_rw_msg *sent;
@@ -467,14 +471,20 @@ int fs_remote_run(struct rfs *f, struct call *k)
 	atomic_store(&f->fg_ns, k->born);
 	for (int attempt = 0;; attempt++) {
 		unsigned ep = vv_net_client_epoch(f->c), nep;
+		bool alive;
 
 		free(k->hold);
 		k->hold = NULL;
 		if ((r = prepare(f, &k->rq, sent, ep)) == 0)
-			r = vv_net_client_call(f->c, sent, &k->rep, &k->hold);
+			r = vv_net_client_call_on(f->c, ep, sent, &k->rep, &k->hold, NULL);
 		k->epoch = ep;
-		if (r != VV_ENOTCONN || vv_net_client_alive(f->c) || attempt == 1)
+		if (r != VV_ENOTCONN || attempt == 1)
 			break;
+		alive = vv_net_client_alive(f->c);
+		if (alive && vv_net_client_epoch(f->c) == ep)
+			break;               /* a timeout on a live connection fails alone */
+		if (alive)
+			continue;            /* another thread connected again meanwhile */
 		if ((e = vv_net_client_reconnect(f->c, &nep, why, sizeof(why))) < 0) {
 			vv_log(VV_LOG_WARN, "remote: reconnecting: %s", why);
 			if (e == VV_EACCES)
