@@ -450,11 +450,41 @@ static bool mutates(const struct vv_rw_msg *rq)
 	}
 }
 
+/*
+ * May rq be sent again after the connection died with it sent and
+ * unanswered?  The server may have done it.  Reads, lookups, writes at an
+ * offset and the like give the same outcome twice.  A change of the
+ * namespace or of xattrs does not: a MKDIR done and sent again fails
+ * EEXIST, an UNLINK ENOENT, a RENAME_EXCHANGE swaps back and says it
+ * swapped, an OPEN with O_TRUNC truncates again what another client wrote
+ * meanwhile, a WRITE to an O_APPEND file appends twice.  Those fail
+ * ENOTCONN instead, and the caller looks.
+ */
+static bool resendable(const struct vv_rw_msg *rq)
+{
+	const struct rhandle *h;
+
+	switch (rq->h.op) {
+	case VV_RW_MKNOD: case VV_RW_MKDIR: case VV_RW_SYMLINK: case VV_RW_LINK:
+	case VV_RW_UNLINK: case VV_RW_RMDIR: case VV_RW_RENAME: case VV_RW_CREATE:
+	case VV_RW_SETXATTR: case VV_RW_REMOVEXATTR:
+		return false;
+	case VV_RW_OPEN:
+		return !(rq->u[1] & O_TRUNC);
+	case VV_RW_WRITE:            /* the server appends at its end of the file */
+		h = (const struct rhandle *)(uintptr_t)rq->u[0];
+		return !h || !(h->flags & O_APPEND);
+	default:
+		return true;
+	}
+}
+
 /* Send and wait: 0 or a VV_E* code.  A connection found dead is connected
- * again (with backoff) and the request sent once more; one meant for a
- * connection that another thread replaced meanwhile is sent on the new
- * one.  A change retires the attributes cached before it and those that
- * crossed it in flight (f->mut moves before and after). */
+ * again (with backoff) and the request sent once more, if it never left
+ * or may be done twice (resendable); one sent on a connection that another
+ * thread replaced meanwhile is sent on the new one.  A change retires
+ * the attributes cached before it and those that crossed it in flight
+ * (f->mut moves before and after). */
 int fs_remote_run(struct rfs *f, struct call *k)
 {
 	struct vv_rw_msg *sent;
@@ -471,18 +501,24 @@ int fs_remote_run(struct rfs *f, struct call *k)
 	atomic_store(&f->fg_ns, k->born);
 	for (int attempt = 0;; attempt++) {
 		unsigned ep = vv_net_client_epoch(f->c), nep;
-		bool alive;
+		bool left = false, alive;
 
 		free(k->hold);
 		k->hold = NULL;
 		if ((r = prepare(f, &k->rq, sent, ep)) == 0)
-			r = vv_net_client_call_on(f->c, ep, sent, &k->rep, &k->hold, NULL);
+			r = vv_net_client_call_on(f->c, ep, sent, &k->rep, &k->hold, &left);
 		k->epoch = ep;
 		if (r != VV_ENOTCONN || attempt == 1)
 			break;
 		alive = vv_net_client_alive(f->c);
 		if (alive && vv_net_client_epoch(f->c) == ep)
 			break;               /* a timeout on a live connection fails alone */
+		if (left && !resendable(&k->rq)) {
+			const char *op = vv_rw_op_name(k->rq.h.op);
+			vv_log(VV_LOG_WARN, "remote: the connection ended with a %s sent and unanswered: "
+			       "not sent again (it may have been done), failed ENOTCONN", op ? op : "?");
+			break;
+		}
 		if (alive)
 			continue;            /* another thread connected again meanwhile */
 		if ((e = vv_net_client_reconnect(f->c, &nep, why, sizeof(why))) < 0) {
