@@ -18,25 +18,17 @@ vv_need_fuse
 vv_evil_init
 cat > "$T/evil.py" <<'PY'
 import struct, sys, threading
-from vvfake import attr, reply, request, rest, serve_forever
+from vvfake import attr, lookup_name, reply, request, rest, serve_forever
 mode, cert, key, portfile, tdir = sys.argv[1:6]
 lock = threading.Lock()
 cut = set()                  # (op, name) whose first reading closed a connection
 flags = {}                   # handle -> open flags
 
-def dattr(ino):
-    a = attr(ino, 0)
-    return a[:16] + struct.pack('<I', 0o40755) + a[20:]
-
-def name(b, at):
-    n = struct.unpack_from('<H', b, at)[0]
-    return b[at + 2:at + 2 + n]
-
 def serve(c):
     while True:
         rid, op, b = request(c)
         with lock:
-            arg = name(b, 8) if op == 2 else b''
+            arg = lookup_name(b) if op == 2 else b''
             if op == 17:
                 h = struct.unpack_from('<Q', b)[0]
                 arg = b'append' if flags.get(h, 0) & 0o2000 else b'at'
@@ -49,13 +41,13 @@ def serve(c):
                 return
         st, r = 0, b''
         if op == 2:                             # lookup
-            nm = name(b, 8)
+            nm = lookup_name(b)
             if nm in (b'b', b'again', b'c'): r = attr({b'b': 11, b'again': 12, b'c': 13}[nm], 4)
             else: st = -2
         elif op == 4:                           # getattr
             i = struct.unpack_from('<Q', b)[0]
-            r = dattr(1) if i == 1 else attr(i, 4)
-        elif op == 8: r = dattr(20)             # mkdir
+            r = attr(i, 4, dir=i == 20)
+        elif op == 8: r = attr(20, 0, dir=True)  # mkdir
         elif op == 13: r = b''                  # rename
         elif op == 14:                          # open: handle = inode
             i, fl = struct.unpack_from('<QI', b)
