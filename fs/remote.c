@@ -487,16 +487,6 @@ static void r_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_fi
 	fh_op(req, VV_RW_FSYNC, fi->fh, datasync, true);
 }
 
-
-/* Tests (t7031): while the file f->release_gate names exists (at most a
- * minute), a release answered early waits before it goes to the server,
- * as a slow network or a busy server would make it. */
-static void release_gate(struct rfs *f)
-{
-	for (int i = 0; f->release_gate && i < 6000 && access(f->release_gate, F_OK) == 0; i++)
-		usleep(10000);
-}
-
 static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rhandle *h = RH(fi);
@@ -510,7 +500,9 @@ static void r_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (early) {
 		fuse_reply_err(req, 0);
-		release_gate(f);
+		/* tests (t7031): held back, as a slow network or a busy
+		 * server would */
+		fs_remote_gate(f->release_gate);
 	}
 	if (h->pre) {
 		fs_remote_pf_drop_refs(f, h->pre);     /* a listing never asked for */
@@ -1043,7 +1035,9 @@ int vv_fs_run_remote(struct vv_net_client *c, uint64_t root, uint64_t root_gen,
 	fp->c = c;
 	fp->ready_fd = -1;
 	fp->test_init_fail = o->test_init_fail;
-	if (o->test_release_gate && !(fp->release_gate = strdup(o->test_release_gate))) {
+	if ((o->test_release_gate && !(fp->release_gate = strdup(o->test_release_gate))) ||
+	    (o->test_send_gate && !(fp->send_gate = strdup(o->test_send_gate)))) {
+		free(fp->release_gate);
 		free(fp);
 		return VV_ENOMEM;
 	}
@@ -1152,6 +1146,7 @@ out:
 		}
 	free(fp->irecs);
 	free(fp->release_gate);
+	free(fp->send_gate);
 	free(fp);
 	return r;
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "remote_int.h"
 #include "vecvault/error.h"
@@ -202,7 +203,8 @@ uint64_t fs_remote_irec_parent(struct rfs *f, uint64_t ino)
 	return parent;
 }
 
-static int lookup_raw(struct rfs *f, uint64_t parent, const char *name, struct vv_attr *a)
+static int lookup_raw(struct rfs *f, unsigned epoch, uint64_t parent, const char *name,
+		      struct vv_attr *a)
 {
 	struct vv_rw_msg *rq = calloc(1, sizeof(*rq)), *rep = calloc(1, sizeof(*rep));
 	uint8_t *hold = NULL;
@@ -214,7 +216,7 @@ static int lookup_raw(struct rfs *f, uint64_t parent, const char *name, struct v
 		rq->nu = 1;
 		rq->s[0] = name;
 		rq->ns = 1;
-		r = vv_net_client_call(f->c, rq, rep, &hold);
+		r = vv_net_client_call_on(f->c, epoch, rq, rep, &hold, NULL);
 		if (r == 0 && rep->has_attr)
 			*a = rep->attr;
 		else if (r == 0)
@@ -226,7 +228,7 @@ static int lookup_raw(struct rfs *f, uint64_t parent, const char *name, struct v
 	return r;
 }
 
-static void forget_raw(struct rfs *f, uint64_t ino)
+static void forget_raw(struct rfs *f, unsigned epoch, uint64_t ino)
 {
 	struct vv_rw_msg *rq = calloc(1, sizeof(*rq)), *rep = calloc(1, sizeof(*rep));
 	uint8_t *hold = NULL;
@@ -236,7 +238,7 @@ static void forget_raw(struct rfs *f, uint64_t ino)
 		rq->u[0] = ino;
 		rq->u[1] = 1;
 		rq->nu = 2;
-		(void)vv_net_client_call(f->c, rq, rep, &hold);
+		(void)vv_net_client_call_on(f->c, epoch, rq, rep, &hold, NULL);
 	}
 	free(hold);
 	free(rq);
@@ -271,10 +273,10 @@ static int revive(struct rfs *f, uint64_t ino, unsigned epoch, int depth)
 	pthread_mutex_unlock(&f->imu);
 	if ((e = revive(f, parent, epoch, depth + 1)) < 0)
 		return e;
-	if ((e = lookup_raw(f, parent, name, &a)) < 0)
+	if ((e = lookup_raw(f, epoch, parent, name, &a)) < 0)
 		return e == VV_ENOENT ? VV_ESTALE : e;
 	if (a.ino != ino || a.gen != gen) {
-		forget_raw(f, a.ino);
+		forget_raw(f, epoch, a.ino);
 		return VV_ESTALE;
 	}
 	pthread_mutex_lock(&f->imu);
@@ -282,7 +284,7 @@ static int revive(struct rfs *f, uint64_t ino, unsigned epoch, int depth)
 		r->epoch = epoch;
 		r->srefs = 1;
 	} else
-		forget_raw(f, ino);          /* revived twice at once: one ref is enough */
+		forget_raw(f, epoch, ino);   /* revived twice at once: one ref is enough */
 	pthread_mutex_unlock(&f->imu);
 	return 0;
 }
@@ -323,7 +325,9 @@ static int reopen(struct rfs *f, struct rhandle *h, unsigned epoch, uint64_t *sr
 	rq->u[0] = h->ino;
 	rq->u[1] = (uint32_t)(h->flags & ~(O_CREAT | O_EXCL | O_TRUNC));
 	rq->nu = h->dir ? 1 : 2;
-	r = vv_net_client_call(f->c, rq, rep, &hold);
+	/* on epoch only: a handle of another connection recorded as epoch's
+	 * would be sent to epoch's session, where its id names another file */
+	r = vv_net_client_call_on(f->c, epoch, rq, rep, &hold, NULL);
 out:
 	pthread_mutex_lock(&f->imu);
 	if (r == 0) {
@@ -353,7 +357,7 @@ void fs_remote_release_raw(struct rfs *f, unsigned op, uint64_t srv, unsigned ep
 		rq->h.op = (uint16_t)op;
 		rq->u[0] = srv;
 		rq->nu = 1;
-		(void)vv_net_client_call(f->c, rq, rep, &hold);
+		(void)vv_net_client_call_on(f->c, epoch, rq, rep, &hold, NULL);
 	}
 	free(hold);
 	free(rq);
@@ -417,8 +421,8 @@ static int prepare(struct rfs *f, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		if ((r = revive(f, rq->u[1], epoch, 0)) < 0)
 			return r;
 		return revive(f, rq->u[0], epoch, 0);
-	case VV_RW_RENAME:
-		if ((r = revive(f, rq->u[2], epoch, 0)) < 0)
+	case VV_RW_RENAME:           /* u[2] is its flags */
+		if ((r = revive(f, rq->u[1], epoch, 0)) < 0)
 			return r;
 		return revive(f, rq->u[0], epoch, 0);
 	default:
@@ -447,8 +451,45 @@ static bool mutates(const struct vv_rw_msg *rq)
 	}
 }
 
+void fs_remote_gate(const char *path)
+{
+	for (int i = 0; path && i < 6000 && access(path, F_OK) == 0; i++)
+		usleep(10000);
+}
+
+/*
+ * May rq be sent again after the connection died with it sent and
+ * unanswered?  The server may have done it.  Reads, lookups, writes at an
+ * offset and the like give the same outcome twice.  A change of the
+ * namespace or of xattrs does not: a MKDIR done and sent again fails
+ * EEXIST, an UNLINK ENOENT, a RENAME_EXCHANGE swaps back and says it
+ * swapped, an OPEN with O_TRUNC truncates again what another client wrote
+ * meanwhile, a WRITE to an O_APPEND file appends twice.  Those fail
+ * ENOTCONN instead, and the caller looks.
+ */
+static bool resendable(const struct vv_rw_msg *rq)
+{
+	const struct rhandle *h;
+
+	switch (rq->h.op) {
+	case VV_RW_MKNOD: case VV_RW_MKDIR: case VV_RW_SYMLINK: case VV_RW_LINK:
+	case VV_RW_UNLINK: case VV_RW_RMDIR: case VV_RW_RENAME: case VV_RW_CREATE:
+	case VV_RW_SETXATTR: case VV_RW_REMOVEXATTR:
+		return false;
+	case VV_RW_OPEN:
+		return !(rq->u[1] & O_TRUNC);
+	case VV_RW_WRITE:            /* the server appends at its end of the file */
+		h = (const struct rhandle *)(uintptr_t)rq->u[0];
+		return !h || !(h->flags & O_APPEND);
+	default:
+		return true;
+	}
+}
+
 /* Send and wait: 0 or a VV_E* code.  A connection found dead is connected
- * again (with backoff) and the request sent once more.  A change retires
+ * again (with backoff) and the request sent once more, if it never left
+ * or may be done twice (resendable); one sent on a connection that another
+ * thread replaced meanwhile is sent on the new one.  A change retires
  * the attributes cached before it and those that crossed it in flight
  * (f->mut moves before and after). */
 int fs_remote_run(struct rfs *f, struct call *k)
@@ -467,14 +508,28 @@ int fs_remote_run(struct rfs *f, struct call *k)
 	atomic_store(&f->fg_ns, k->born);
 	for (int attempt = 0;; attempt++) {
 		unsigned ep = vv_net_client_epoch(f->c), nep;
+		bool left = false, alive;
 
 		free(k->hold);
 		k->hold = NULL;
-		if ((r = prepare(f, &k->rq, sent, ep)) == 0)
-			r = vv_net_client_call(f->c, sent, &k->rep, &k->hold);
+		if ((r = prepare(f, &k->rq, sent, ep)) == 0 && k->rq.h.op == VV_RW_READ)
+			fs_remote_gate(f->send_gate);      /* tests (t7058) */
+		if (r == 0)
+			r = vv_net_client_call_on(f->c, ep, sent, &k->rep, &k->hold, &left);
 		k->epoch = ep;
-		if (r != VV_ENOTCONN || vv_net_client_alive(f->c) || attempt == 1)
+		if (r != VV_ENOTCONN || attempt == 1)
 			break;
+		alive = vv_net_client_alive(f->c);
+		if (alive && vv_net_client_epoch(f->c) == ep)
+			break;               /* a timeout on a live connection fails alone */
+		if (left && !resendable(&k->rq)) {
+			const char *op = vv_rw_op_name(k->rq.h.op);
+			vv_log(VV_LOG_WARN, "remote: the connection ended with a %s sent and unanswered: "
+			       "not sent again (it may have been done), failed ENOTCONN", op ? op : "?");
+			break;
+		}
+		if (alive)
+			continue;            /* another thread connected again meanwhile */
 		if ((e = vv_net_client_reconnect(f->c, &nep, why, sizeof(why))) < 0) {
 			vv_log(VV_LOG_WARN, "remote: reconnecting: %s", why);
 			if (e == VV_EACCES)

@@ -82,7 +82,7 @@ static void *forgetter(void *arg)
 			rq->u[0] = q[i].ino;
 			rq->u[1] = q[i].n;
 			rq->nu = 2;
-			if (vv_net_client_post(f->c, rq, FQ_WINDOW) < 0)
+			if (vv_net_client_post(f->c, q[i].epoch, rq, FQ_WINDOW) < 0)
 				break;       /* the connection is gone, and the references */
 		}
 		free(q);

@@ -138,6 +138,7 @@ struct rfs {
 	uint32_t init_missing;       /* capabilities INIT asked for that the kernel lacks */
 	bool test_init_fail;         /* vv_fs_opts.test_init_fail */
 	char *release_gate;          /* vv_fs_opts.test_release_gate (owned) */
+	char *send_gate;             /* vv_fs_opts.test_send_gate (owned) */
 	_Atomic unsigned kd_old;     /* 1 + the connection epoch whose server has no
 	                                directory request (answered EBADF): ENOTTY */
 	_Atomic uint64_t n_opens, n_kept, n_changed;   /* files opened, page cache
@@ -205,6 +206,9 @@ static inline struct rhandle *rh_new(uint64_t srv, uint64_t ino, int flags, unsi
 /* Send k and wait: 0 or a VV_E* code (reconnects once when the connection
  * was found dead).  k keeps the reply; the caller frees k. */
 int fs_remote_run(struct rfs *f, struct call *k);
+/* Tests: while the file path names exists (at most a minute), wait; path
+ * NULL: return at once. */
+void fs_remote_gate(const char *path);
 /* Give back a server handle srv of connection epoch with op (RELEASE or
  * RELEASEDIR); nothing when that connection is gone (its handles went
  * with it). */

@@ -60,7 +60,7 @@ void fs_remote_pf_discard(struct rfs *f, struct rhandle *h, struct call *k)
 	if (h && h->epoch == vv_net_client_epoch(f->c)) {
 		rq.u[0] = h->srv;
 		rq.nu = 1;
-		(void)vv_net_client_post(f->c, &rq, FQ_WINDOW);
+		(void)vv_net_client_post(f->c, h->epoch, &rq, FQ_WINDOW);
 	}
 	free(h);
 }
@@ -151,7 +151,7 @@ static void *pf_worker(void *arg)
 		}
 		if (r == 0 && !(h = rh_new(o->rep.u[0], ino, 0, o->epoch, true))) {
 			struct vv_rw_msg rq = { .h.op = VV_RW_RELEASEDIR, .u = { o->rep.u[0] }, .nu = 1 };
-			(void)vv_net_client_post(f->c, &rq, FQ_WINDOW);
+			(void)vv_net_client_post(f->c, o->epoch, &rq, FQ_WINDOW);
 			r = VV_ENOMEM;
 		}
 		if (r == 0) {

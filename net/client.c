@@ -640,14 +640,15 @@ static void deadline(const struct vv_net_client *c, struct timespec *ts)
 }
 
 /* A free slot with a fresh request id, once fewer than limit are busy
- * (c->mu held; NULL when the connection is dead or ts passed).  An
- * abandoned one is freed by the reader when its reply arrives. */
-static struct slot *take_slot(struct vv_net_client *c, const struct timespec *ts, size_t limit,
-			      bool abandoned)
+ * (c->mu held; NULL when the connection is dead, is not connection *epoch
+ * (epoch NULL: any), or ts passed).  An abandoned one is freed by the
+ * reader when its reply arrives. */
+static struct slot *take_slot(struct vv_net_client *c, const unsigned *epoch,
+			      const struct timespec *ts, size_t limit, bool abandoned)
 {
 	struct slot *s = NULL;
 
-	while (!c->dead && !s) {
+	while (!c->dead && !s && (!epoch || *epoch == c->epoch)) {
 		size_t busy = 0;
 		for (size_t i = 0; i < VV_RW_MAX_INFLIGHT; i++)
 			busy += c->slots[i].busy;
@@ -657,7 +658,7 @@ static struct slot *take_slot(struct vv_net_client *c, const struct timespec *ts
 		if (!s && pthread_cond_timedwait(&c->cond, &c->mu, ts) == ETIMEDOUT)
 			break;
 	}
-	if (c->dead || !s)
+	if (c->dead || !s || (epoch && *epoch != c->epoch))
 		return NULL;
 	s->busy = true;
 	s->done = false;
@@ -669,18 +670,18 @@ static struct slot *take_slot(struct vv_net_client *c, const struct timespec *ts
 	return s;
 }
 
-/* Take a slot (limit, abandoned: take_slot) into *out and send rq in it:
- * 0, or VV_ENOTCONN (no slot: *out NULL; or the write failed, which ends
- * the connection). */
-static int send_req(struct vv_net_client *c, const struct vv_rw_msg *rq, size_t limit,
-		    bool abandoned, struct slot **out)
+/* Take a slot (epoch, limit, abandoned: take_slot) into *out and send rq
+ * in it: 0, or VV_ENOTCONN (no slot: *out NULL; or the write failed, which
+ * ends the connection: a frame not written whole is never served). */
+static int send_req(struct vv_net_client *c, const unsigned *epoch, const struct vv_rw_msg *rq,
+		    size_t limit, bool abandoned, struct slot **out)
 {
 	struct vv_rw_msg m;
 	struct timespec ts;
 
 	deadline(c, &ts);
 	pthread_mutex_lock(&c->mu);
-	*out = take_slot(c, &ts, limit, abandoned);
+	*out = take_slot(c, epoch, &ts, limit, abandoned);
 	pthread_mutex_unlock(&c->mu);
 	if (!*out)
 		return VV_ENOTCONN;
@@ -695,15 +696,18 @@ static int send_req(struct vv_net_client *c, const struct vv_rw_msg *rq, size_t 
 	return 0;
 }
 
-int vv_net_client_post(struct vv_net_client *c, const struct vv_rw_msg *rq, unsigned limit)
+int vv_net_client_post(struct vv_net_client *c, unsigned epoch, const struct vv_rw_msg *rq,
+		       unsigned limit)
 {
 	struct slot *s;
 
-	return send_req(c, rq, limit < VV_RW_MAX_INFLIGHT ? limit : VV_RW_MAX_INFLIGHT, true, &s);
+	return send_req(c, &epoch, rq, limit < VV_RW_MAX_INFLIGHT ? limit : VV_RW_MAX_INFLIGHT,
+			true, &s);
 }
 
-int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, struct vv_rw_msg *rep,
-		       uint8_t **hold)
+/* vv_net_client_call and _call_on: epoch NULL for any connection. */
+static int call(struct vv_net_client *c, const unsigned *epoch, const struct vv_rw_msg *rq,
+		struct vv_rw_msg *rep, uint8_t **hold, bool *sent)
 {
 	struct slot *s;
 	struct timespec ts;
@@ -713,7 +717,9 @@ int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, stru
 
 	*hold = NULL;
 	deadline(c, &ts);               /* the wait for the reply */
-	r = send_req(c, rq, VV_RW_MAX_INFLIGHT, false, &s);
+	r = send_req(c, epoch, rq, VV_RW_MAX_INFLIGHT, false, &s);
+	if (sent)
+		*sent = s && r == 0;
 	if (!s)
 		return r;
 	pthread_mutex_lock(&c->mu);
@@ -753,6 +759,18 @@ int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, stru
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->mu);
 	return r;
+}
+
+int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, struct vv_rw_msg *rep,
+		       uint8_t **hold)
+{
+	return call(c, NULL, rq, rep, hold, NULL);
+}
+
+int vv_net_client_call_on(struct vv_net_client *c, unsigned epoch, const struct vv_rw_msg *rq,
+			  struct vv_rw_msg *rep, uint8_t **hold, bool *sent)
+{
+	return call(c, &epoch, rq, rep, hold, sent);
 }
 
 void vv_net_client_close(struct vv_net_client *c)

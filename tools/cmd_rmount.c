@@ -415,6 +415,9 @@ int cmd_mount_remote(int argc, char **argv)
 		/* tests (t7031): hold early releases back (remote.c) */
 		t = getenv("VECVAULT_TEST_RELEASE_GATE");
 		a.fo.test_release_gate = t && t[0] == '/' ? t : NULL;
+		/* tests (t7058): hold READs between preparation and send */
+		t = getenv("VECVAULT_TEST_SEND_GATE");
+		a.fo.test_send_gate = t && t[0] == '/' ? t : NULL;
 	}
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "fdo:h", lopts, NULL)) != -1) {

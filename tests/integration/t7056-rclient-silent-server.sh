@@ -19,7 +19,7 @@ vv_need_fuse
 vv_evil_init
 cat > "$T/evil.py" <<'PY'
 import os, select, struct, sys, threading, time
-from vvfake import attr, reply, request, rest, serve_forever
+from vvfake import attr, lookup_name, reply, request, rest, serve_forever
 mode, cert, key, portfile, tdir = sys.argv[1:6]
 lock = threading.Lock()
 conns = [0]
@@ -42,8 +42,7 @@ def serve(c):
             continue                                # read, never answered
         st, r = 0, b''
         if op == 2:                                 # lookup
-            m = struct.unpack_from('<H', b, 8)[0]
-            name = b[10:10 + m]
+            name = lookup_name(b)
             if name == b'b': r = attr(11, 4)
             elif name == b'slow':
                 held.append((now + 7, rid, attr(12, 4)))

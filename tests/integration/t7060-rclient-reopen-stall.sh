@@ -17,7 +17,7 @@ vv_need_fuse
 vv_evil_init
 cat > "$T/evil.py" <<'PY'
 import os, select, struct, sys, threading, time
-from vvfake import attr, blob, reply, request, rest, serve_forever
+from vvfake import attr, lookup_name, blob, reply, request, rest, serve_forever
 mode, cert, key, portfile, tdir = sys.argv[1:6]
 A = bytes(range(256)) * (4 << 12)                 # a: 4 MiB
 files = {b'a': (10, A), b'b': (11, b'bee\n')}
@@ -43,8 +43,7 @@ def serve(c):
         rid, op, b = request(c)
         st, r = 0, b''
         if op == 2:                                 # lookup
-            m = struct.unpack_from('<H', b, 8)[0]
-            name = b[10:10 + m]
+            name = lookup_name(b)
             if name == b'drop' and n == 1:
                 raise EOFError                      # the connection dies
             if name in files: r = at(files[name][0])

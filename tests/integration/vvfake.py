@@ -116,10 +116,16 @@ def blob(b):
     return struct.pack('<I', len(b)) + b
 
 
-def attr(ino, size):
-    """An attribute record: inode 1 a 0755 directory, any other a 0644 file
-    of size bytes; cacheable."""
-    m, size = (0o40755, 0) if ino == 1 else (0o100644, size)
+def lookup_name(b):
+    """The name of a LOOKUP request's body (Q parent, N name)."""
+    n = struct.unpack_from('<H', b, 8)[0]
+    return b[10:10 + n]
+
+
+def attr(ino, size, dir=False):
+    """An attribute record: inode 1 (or dir) a 0755 directory, any other a
+    0644 file of size bytes; cacheable."""
+    m, size = (0o40755, 0) if ino == 1 or dir else (0o100644, size)
     return struct.pack('<QQIIIIQQQ', ino, 1, m, 1, 0, 0, size, (size + 511) // 512, 0) + \
         struct.pack('<qI', 0, 0) * 3 + bytes([1])
 
@@ -146,8 +152,7 @@ def dir_server(files, knn):
             rid, op, b = request(c)
             st, r = 0, b''
             if op == 2:                                    # lookup
-                n = struct.unpack_from('<H', b, 8)[0]
-                if b[10:10 + n] in ino: r = at(ino[b[10:10 + n]])
+                if lookup_name(b) in ino: r = at(ino[lookup_name(b)])
                 else: st = -2
             elif op == 4: r = at(struct.unpack_from('<Q', b)[0])          # getattr
             elif op == 14:                                 # open: handle = inode

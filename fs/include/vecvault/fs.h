@@ -54,6 +54,11 @@ struct vv_fs_opts {
 					(VECVAULT_TEST_RELEASE_GATE=PATH): while PATH
 					exists, a release answered early waits before
 					it goes to the server (t7031).  Copied */
+	const char *test_send_gate;  /* vv:// client, tests only
+					(VECVAULT_TEST_SEND_GATE=PATH): while PATH
+					exists, a READ waits between its preparation
+					for a connection and its sending (t7058).
+					Copied */
 };
 
 /*

@@ -103,11 +103,23 @@ int vv_net_client_start(struct vv_net_client *c);
 int vv_net_client_call(struct vv_net_client *c, const struct vv_rw_msg *rq, struct vv_rw_msg *rep,
 		       uint8_t **hold);
 /*
- * A request whose reply nobody waits for (FORGET): sent once fewer than
- * limit requests are in flight (so that foreground calls keep slots), its
- * reply dropped when it arrives.  0 when sent, or VV_ENOTCONN.
+ * vv_net_client_call on connection epoch only (vv_net_client_epoch): a
+ * request naming inodes or handles of one session must never reach the
+ * next, whose handle ids are the same small numbers for other files.
+ * VV_ENOTCONN without sending when the connection is another by then.
+ * *sent (NULL ok): whether rq was written whole, so that the server may
+ * have done it even when the reply never came.
  */
-int vv_net_client_post(struct vv_net_client *c, const struct vv_rw_msg *rq, unsigned limit);
+int vv_net_client_call_on(struct vv_net_client *c, unsigned epoch, const struct vv_rw_msg *rq,
+			  struct vv_rw_msg *rep, uint8_t **hold, bool *sent);
+/*
+ * A request whose reply nobody waits for (FORGET, RELEASEDIR): sent on
+ * connection epoch only (as vv_net_client_call_on), once fewer than limit
+ * requests are in flight (so that foreground calls keep slots), its reply
+ * dropped when it arrives.  0 when sent, or VV_ENOTCONN.
+ */
+int vv_net_client_post(struct vv_net_client *c, unsigned epoch, const struct vv_rw_msg *rq,
+		       unsigned limit);
 /*
  * After the connection failed (vv_net_client_alive false): connect and log
  * in again with the same options, at most once per backoff interval (0.5 s
