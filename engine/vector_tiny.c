@@ -79,9 +79,11 @@ static int bulk_mem(const struct vv_tiny *t, struct tls *x)
 	if ((fd = memfd_create("vecvault-bulk", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0)
 		return -1;
 	/* fallocate: every page allocated here, charged to this process (the
-	 * daemon refuses slots with holes) */
+	 * daemon refuses slots with holes); sealed against shrinking, so the
+	 * daemon may keep it mapped from one request to the next (fs/bulk_map.c)
+	 * where it would otherwise pwrite each file */
 	if (ftruncate(fd, (off_t)len) < 0 || fallocate(fd, 0, 0, (off_t)len) < 0 ||
-	    fstat(fd, &st) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0 || fstat(fd, &st) < 0 ||
 	    (m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0)) ==
 		    MAP_FAILED) {
 		close(fd);

@@ -5,10 +5,13 @@
  * The ioctl names a memfd by its descriptor number in the caller's
  * process and its identity (st_dev, st_ino).  While the calling thread is
  * blocked in the ioctl, pidfd_getfd(2) duplicates that descriptor here: the
- * same open file description, so the same access mode, nothing more.  It
- * is written with pwrite(2), never mapped: a caller that truncates, seals
- * or punches holes in it meanwhile gets a failed write (EPERM), never a
- * SIGBUS or a fault in the daemon.  Only a memfd made with
+ * same open file description, so the same access mode, nothing more.  A
+ * memfd sealed against shrinking (as the tool makes them) is written
+ * through a mapping the daemon keeps from one request to the next
+ * (bulk_map.c: what that allows and how it is bounded); any other with
+ * pwrite(2): a caller that truncates, seals or punches holes in it
+ * meanwhile gets a failed write (EPERM), never a SIGBUS or a fault in the
+ * daemon.  Only a memfd made with
  * MFD_ALLOW_SEALING and without write seals (tmpfs, not hugetlbfs, no
  * set-id bits, open for writing, the identity named) is taken: no file on
  * a disk, no tmpfs file others may have open by name, nothing a write by
@@ -53,8 +56,12 @@
 struct bulk_sink {
 	fuse_req_t req;
 	uint32_t uid;
+	struct bulk_maps *maps;
 	int fd;                          /* the caller's memfd, duplicated; -1 */
+	int pidfd;                       /* the calling thread's; -1 */
 	uint64_t blocks;                 /* its st_blocks when taken */
+	struct bulk_map *map;            /* the memfd kept mapped, or NULL: pwrite */
+	bool map_failed;
 };
 
 /* The fsuid of task tid, from /proc, or -1. */
@@ -136,11 +143,15 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 	}
 	b->blocks = (uint64_t)st.st_blocks;
 	b->fd = fd;
-	fd = -1;
+	b->pidfd = pfd;
+	fd = pfd = -1;
+	b->map = fs_bulk_map_get(b->maps, b->uid, b->fd, &st, b->pidfd,
+				 h->off + (uint64_t)h->nnames * h->slot);
 out:
 	if (fd >= 0)
 		close(fd);
-	close(pfd);
+	if (pfd >= 0)
+		close(pfd);
 	return r;
 }
 
@@ -148,7 +159,13 @@ static int sink_put(void *arg, uint64_t off, const void *p, size_t len)
 {
 	struct bulk_sink *b = arg;
 	const uint8_t *q = p;
+	int r;
 
+	if (b->map) {
+		if ((r = fs_bulk_map_put(b->map, off, p, len)) < 0)
+			b->map_failed = true;
+		return r;
+	}
 	while (len > 0) {
 		ssize_t n = pwrite(b->fd, q, len, (off_t)off);
 		if (n < 0 && errno == EINTR)
@@ -162,15 +179,17 @@ static int sink_put(void *arg, uint64_t off, const void *p, size_t len)
 	return 0;
 }
 
-int fs_bulk_read(struct vv_vault *v, fuse_req_t req, const struct vv_ctx *c, struct vv_dir *dh,
+int fs_bulk_read(struct vv_fs *fs, fuse_req_t req, const struct vv_ctx *c, struct vv_dir *dh,
 		 struct vv_bulk_ioc *io)
 {
-	struct bulk_sink b = { req, c->id.uid, -1, 0 };
+	struct bulk_sink b = { req, c->id.uid, &fs->maps, -1, -1, 0, NULL, false };
 	struct vv_bulk_sink sk = { sink_open, sink_put, &b };
 	struct stat st;
 	int r;
 
-	r = vv_vault_bulk_read(v, c, dh, io, &sk);
+	r = vv_vault_bulk_read(fs->v, c, dh, io, &sk);
+	/* the mapping first: the punch below unmaps its pages anyway */
+	fs_bulk_map_release(b.maps, b.map, b.map_failed);
 	/* a hole punched while the request ran was filled by a write here:
 	 * give that memory back and fail the request (the caller broke its
 	 * side; what it read is audited) */
@@ -181,5 +200,7 @@ int fs_bulk_read(struct vv_vault *v, fuse_req_t req, const struct vv_ctx *c, str
 	}
 	if (b.fd >= 0)
 		close(b.fd);
+	if (b.pidfd >= 0)
+		close(b.pidfd);
 	return r;
 }

@@ -244,11 +244,16 @@ int vv_knn_dir_request_check(const struct vv_knn_dir_ioc *io) __attribute__((war
  * directory the caller opened through the mount (O_RDONLY | O_DIRECTORY)
  * naming up to VV_BULK_MAX_NAMES of its files; the daemon writes each file
  * it may serve, whole, into a buffer of the caller's: a memfd the caller
- * created (memfd_create with MFD_ALLOW_SEALING, no seal set) and names by
- * its descriptor number and identity.  The daemon takes that descriptor
- * from the calling thread's process (pidfd_getfd: the caller is blocked in
- * this ioctl meanwhile) and pwrite(2)s into it; nothing is mapped, so the
- * caller can make the daemon neither fault nor take a signal.
+ * created (memfd_create with MFD_ALLOW_SEALING, no seal but F_SEAL_SHRINK
+ * or F_SEAL_GROW set) and names by its descriptor number and identity.
+ * The daemon takes that descriptor from the calling thread's process
+ * (pidfd_getfd: the caller is blocked in this ioctl meanwhile).  One sealed
+ * with F_SEAL_SHRINK it maps and keeps mapped for the caller's next
+ * requests (a copy at memcpy speed; the seal means the file can never end
+ * under the mapping); others it pwrite(2)s into.  Either way the caller
+ * can make the daemon neither fault nor take a signal that outlives the
+ * request (fs/bulk_map.c), and the mapping is dropped once the thread that
+ * sent the request has ended, after 2 s unused, or at unmount.
  *
  * Access: each name is checked as the caller's own lookup and read-only
  * open of it would be at the time of the request (the directory request's

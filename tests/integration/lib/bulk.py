@@ -1,7 +1,8 @@
 """bulk.py - the bulk read (VV_IOC_BULK_READ, knn_ioctl.h "the bulk read")
 from Python: import it (sys.path) from t4014.
 
-  Buf(nslots, slot)                  a memfd buffer (MFD_ALLOW_SEALING), mapped
+  Buf(nslots, slot, name, seal)      a memfd buffer (MFD_ALLOW_SEALING), mapped;
+                                     seal=True adds F_SEAL_SHRINK (as the tool)
   req(buf, names, off=0, **over)     the request's bytes (fields overridable)
   call(fd, b)                        ("OK" or the errno name, the buffer)
   parse(b)                           (header dict, stats [(err, size)])
@@ -16,13 +17,15 @@ assert HLEN == 72
 
 
 class Buf:
-    def __init__(self, nslots, slot, flags=None):
+    def __init__(self, nslots, slot, flags=None, name="bulk", seal=False):
         self.slot = slot
-        self.fd = os.memfd_create("bulk", os.MFD_ALLOW_SEALING if flags is None else flags)
+        self.fd = os.memfd_create(name, os.MFD_ALLOW_SEALING if flags is None else flags)
         os.ftruncate(self.fd, nslots * slot)
         self.m = mmap.mmap(self.fd, nslots * slot)
         self.m.write(bytes(nslots * slot))      # populated: the daemon refuses holes
         self.m.seek(0)
+        if seal:
+            fcntl.fcntl(self.fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK)
         st = os.fstat(self.fd)
         self.dev, self.ino = st.st_dev, st.st_ino
 
