@@ -19,8 +19,9 @@
  * replaces the pwrite, found by (uid, device, inode) of the descriptor
  * taken, which the mapping's own reference keeps from being reused.  A
  * hole the caller punches meanwhile is filled by the copy's fault as
- * pwrite's write fills it (bulk.c's block count check then punches the
- * slots again and fails the request).  Should the copy fault anyway (the
+ * pwrite's write fills it (and as there, only a file whose blocks grew
+ * past the request's start is caught by bulk.c, which punches the slots
+ * again and fails the request).  Should the copy fault anyway (the
  * kernel's SIGBUS for a memory error), the copying thread leaves the
  * signal handler for the copy's error (fs_bulk_copy): that request fails,
  * nothing else; any other SIGBUS kills the daemon as before.

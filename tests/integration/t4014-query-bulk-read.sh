@@ -276,18 +276,8 @@ check "after the flood: served again" \
 	eval 'grep -qx "big00 0 60000 same" "$T/after" && grep -qx "big63 0 60000 same" "$T/after"'
 
 # SIGKILL of a reader in the middle of its requests: the daemon goes on
-cat > "$T/loop.py" <<'PY'
-import os, sys
-sys.path.insert(0, os.environ["LIB"])
-import bulk as B
-fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
-names = ["big%02d" % i for i in range(64)]
-buf = B.Buf(64, 1 << 16)
-os.write(1, b"looping\n")
-while True:
-    B.read(fd, names, buf=buf)
-PY
-setpriv --reuid=1000 --regid=1000 --clear-groups -- "$PY" "$T/loop.py" "$M/flood" > "$T/looping" &
+setpriv --reuid=1000 --regid=1000 --clear-groups -- "$PY" "$LIB/bulk.py" loop "$M/flood" big \
+	> "$T/looping" &
 lp=$!
 for _ in $(seq 50); do [ -s "$T/looping" ] && break; sleep 0.1; done
 sleep 0.5

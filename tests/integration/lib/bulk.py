@@ -7,6 +7,10 @@ from Python: import it (sys.path) from t4014.
   call(fd, b)                        ("OK" or the errno name, the buffer)
   parse(b)                           (header dict, stats [(err, size)])
   read(fd, names, buf=None)          req + call + parse: (err, hdr, stats, buf)
+
+Run as a program, `bulk.py loop DIR PREFIX [NAME [seal]]` reads DIR's files
+PREFIX00 .. PREFIX63 in bulk into one buffer (memfd NAME) forever, after
+printing "looping": a reader to kill in the middle of its requests.
 """
 import errno, fcntl, mmap, os, struct
 SIZE = 16320
@@ -74,3 +78,18 @@ def read(fd, names, buf=None, slot=1 << 16, **over):
         return e, None, None, buf
     h, st = parse(b)
     return e, h, st, buf
+
+
+def loop(d, prefix, name="bulk", seal=False):
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    names = ["%s%02d" % (prefix, i) for i in range(64)]
+    buf = Buf(64, 1 << 16, name=name, seal=seal)
+    os.write(1, b"looping\n")
+    while True:
+        read(fd, names, buf=buf)
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:2] == ["loop"] and len(sys.argv) >= 4:
+        loop(sys.argv[2], sys.argv[3], *(sys.argv[4:5] or ["bulk"]), seal=sys.argv[5:6] == ["seal"])
