@@ -64,7 +64,7 @@ struct bulk_map {
 	uint8_t *mem;
 	size_t len;
 	unsigned refs;           /* requests copying through it now */
-	time_t used;             /* CLOCK_MONOTONIC seconds */
+	int64_t used;            /* CLOCK_MONOTONIC ms */
 	bool dead;               /* a copy failed: never used again */
 };
 
@@ -135,12 +135,12 @@ int fs_bulk_copy(uint8_t *dst, const uint8_t *lo, const uint8_t *hi, const void 
 
 /* ---- the mappings ------------------------------------------------------ */
 
-static time_t now_s(void)
+static int64_t now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void map_free(struct bulk_map *e)
@@ -162,12 +162,12 @@ static bool exited(int pidfd)
  * that idled too long (all unused ones with all). */
 static void sweep(struct bulk_maps *m, bool all)
 {
-	time_t t = now_s();
+	int64_t t = now_ms();
 
 	for (struct bulk_map **pp = &m->head; *pp;) {
 		struct bulk_map *e = *pp;
 		if (e->refs == 0 &&
-		    (all || e->dead || t - e->used >= MAP_IDLE_S || exited(e->pidfd))) {
+		    (all || e->dead || t - e->used >= MAP_IDLE_S * 1000 || exited(e->pidfd))) {
 			*pp = e->next;
 			m->n--;
 			map_free(e);
@@ -267,7 +267,7 @@ struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, cons
 	}
 	if (found) {
 		found->refs++;
-		found->used = now_s();
+		found->used = now_ms();
 		pthread_mutex_unlock(&m->mu);
 		return found;
 	}
@@ -298,7 +298,7 @@ struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, cons
 	e->dev = (uint64_t)st->st_dev;
 	e->ino = (uint64_t)st->st_ino;
 	e->refs = 1;
-	e->used = now_s();
+	e->used = now_ms();
 	e->next = m->head;
 	m->head = e;
 	m->n++;
