@@ -5,18 +5,18 @@
  * The ioctl names a memfd by its descriptor number in the caller's
  * process and its identity (st_dev, st_ino).  While the calling thread is
  * blocked in the ioctl, pidfd_getfd(2) duplicates that descriptor here: the
- * same open file description, so the same access mode, nothing more.  A
- * memfd sealed against shrinking (as the tool makes them) is written
- * through a mapping the daemon keeps from one request to the next
- * (bulk_map.c: what that allows and how it is bounded); any other with
- * pwrite(2): a caller that truncates, seals or punches holes in it
- * meanwhile gets a failed write (EPERM), never a SIGBUS or a fault in the
- * daemon.  Only a memfd made with
- * MFD_ALLOW_SEALING and without write seals (tmpfs, not hugetlbfs, no
- * set-id bits, open for writing, the identity named) is taken: no file on
- * a disk, no tmpfs file others may have open by name, nothing a write by
- * the daemon (root: no quota, no set-id clearing) could do more with than
- * the caller's own write.
+ * same open file description, so the same access mode, nothing more.  It
+ * is written through a mapping the daemon keeps from one request to the
+ * next (bulk_map.c: what that allows and how it is bounded), never with
+ * write(2): the caller can hold the memfd's inode lock (a write of its own
+ * from a mapping of a file it never serves) and a pwrite would wait for
+ * it uninterruptibly, where a fault on the mapping takes no such lock.
+ * Only a memfd made with MFD_ALLOW_SEALING, sealed against shrinking (so
+ * the mapping cannot fault past its end) and not against writes (tmpfs,
+ * not hugetlbfs, no set-id bits, open for reading and writing, the
+ * identity named) is taken: no file on a disk, no tmpfs file others may
+ * have open by name, nothing a write by the daemon (root: no quota, no
+ * set-id clearing) could do more with than the caller's own write.
  *
  * Who: the request's thread id (FUSE: the caller's thread, in the
  * daemon's pid namespace) is opened as a pidfd, its fsuid must be the
@@ -27,8 +27,8 @@
  * the tool opens the files itself.  The memfd must hold no hole (the
  * caller allocated it: fallocate), so the daemon's writes allocate
  * nothing; should its size in blocks grow during the request (the caller
- * punched a hole meanwhile), the slots are punched again, which frees
- * what the writes allocated, and the request fails.  vv_fs_opts.no_bulk (the CLI's
+ * punched a hole meanwhile), the request fails (not punched again: that
+ * takes the inode lock the caller can hold).  vv_fs_opts.no_bulk (the CLI's
  * VECVAULT_BULK=0) answers ENOTTY in fs_ioctl, as a daemon without the
  * request (tests use it for the fallback).
  */
@@ -60,7 +60,7 @@ struct bulk_sink {
 	int fd;                          /* the caller's memfd, duplicated; -1 */
 	int pidfd;                       /* the calling thread's; -1 */
 	uint64_t blocks;                 /* its st_blocks when taken */
-	struct bulk_map *map;            /* the memfd kept mapped, or NULL: pwrite */
+	struct bulk_map *map;            /* the memfd kept mapped */
 	bool map_failed;
 };
 
@@ -119,12 +119,12 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 	}
 	seals = fcntl(fd, F_GET_SEALS);
 	if (sf.f_type != TMPFS_MAGIC || (st.st_mode & (S_ISUID | S_ISGID)) || seals < 0 ||
-	    (seals & ~(F_SEAL_SHRINK | F_SEAL_GROW))) {
-		r = VV_EINVAL;                   /* no memfd, or sealed against writes */
+	    (seals & ~(F_SEAL_SHRINK | F_SEAL_GROW)) || !(seals & F_SEAL_SHRINK)) {
+		r = VV_EINVAL;                   /* no memfd, sealed against writes, may shrink */
 		goto out;
 	}
 	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) {
+	if (fl < 0 || (fl & O_ACCMODE) != O_RDWR) {   /* a shared mapping needs both */
 		r = VV_EBADF;
 		goto out;
 	}
@@ -145,8 +145,14 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 	b->fd = fd;
 	b->pidfd = pfd;
 	fd = pfd = -1;
-	b->map = fs_bulk_map_get(b->maps, b->uid, b->fd, &st, b->pidfd,
-				 h->off + (uint64_t)h->nnames * h->slot);
+	/* never write(2): the caller can hold the memfd's inode lock (a
+	 * write of its own from a mapping of a file it never serves), and a
+	 * pwrite would wait for it uninterruptibly; a fault on the mapping
+	 * takes no such lock.  No mapping to be had (the bounds): EBUSY, the
+	 * tool opens those files itself */
+	if (!(b->map = fs_bulk_map_get(b->maps, b->uid, b->fd, &st, b->pidfd,
+				       h->off + (uint64_t)h->nnames * h->slot)))
+		r = VV_EBUSY;
 out:
 	if (fd >= 0)
 		close(fd);
@@ -158,25 +164,11 @@ out:
 static int sink_put(void *arg, uint64_t off, const void *p, size_t len)
 {
 	struct bulk_sink *b = arg;
-	const uint8_t *q = p;
 	int r;
 
-	if (b->map) {
-		if ((r = fs_bulk_map_put(b->map, off, p, len)) < 0)
-			b->map_failed = true;
-		return r;
-	}
-	while (len > 0) {
-		ssize_t n = pwrite(b->fd, q, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? vv_err_from_errno(errno) : VV_EIO;
-		q += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
+	if ((r = fs_bulk_map_put(b->map, off, p, len)) < 0)
+		b->map_failed = true;
+	return r;
 }
 
 int fs_bulk_read(struct vv_fs *fs, fuse_req_t req, const struct vv_ctx *c, struct vv_dir *dh,
@@ -188,16 +180,12 @@ int fs_bulk_read(struct vv_fs *fs, fuse_req_t req, const struct vv_ctx *c, struc
 	int r;
 
 	r = vv_vault_bulk_read(fs->v, c, dh, io, &sk);
-	/* the mapping first: the punch below unmaps its pages anyway */
 	fs_bulk_map_release(b.maps, b.map, b.map_failed);
-	/* a hole punched while the request ran was filled by a write here:
-	 * give that memory back and fail the request (the caller broke its
-	 * side; what it read is audited) */
-	if (b.fd >= 0 && (fstat(b.fd, &st) < 0 || (uint64_t)st.st_blocks > b.blocks)) {
-		fallocate(b.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)io->h.off,
-			  (off_t)((uint64_t)io->h.nnames * io->h.slot));
+	/* a hole punched while the request ran, filled by a copy here: the
+	 * caller broke its side, the request fails (what it read is audited).
+	 * Not punched again: that takes the inode lock the caller can hold */
+	if (b.fd >= 0 && (fstat(b.fd, &st) < 0 || (uint64_t)st.st_blocks > b.blocks))
 		r = VV_EINVAL;
-	}
 	if (b.fd >= 0)
 		close(b.fd);
 	if (b.pidfd >= 0)

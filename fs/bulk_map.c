@@ -15,19 +15,19 @@
  * for writing, slots inside it) that is also sealed against shrinking
  * (F_SEAL_SHRINK; seals are never removed): a shared mapping faults with
  * SIGBUS past the end of its file, and this file cannot get shorter.
- * Every request still takes and checks the descriptor; the mapping only
- * replaces the pwrite, found by (uid, device, inode) of the descriptor
- * taken, which the mapping's own reference keeps from being reused.  A
- * hole the caller punches meanwhile is filled by the copy's fault as
- * pwrite's write fills it (and as there, only a file whose blocks grew
- * past the request's start is caught by bulk.c, which punches the slots
- * again and fails the request).  Should the copy fault anyway (the
+ * Every request still takes and checks the descriptor; the mapping is
+ * found by (uid, device, inode) of the descriptor taken, which the
+ * mapping's own reference keeps from being reused.  A hole the caller
+ * punches meanwhile is filled by the copy's fault (only a file whose
+ * blocks grew past the request's start is caught, by bulk.c, which fails
+ * the request).  Should the copy fault anyway (the
  * kernel's SIGBUS for a memory error), the copying thread leaves the
  * signal handler for the copy's error (fs_bulk_copy): that request fails,
  * nothing else; any other SIGBUS kills the daemon as before.
  *
  * Bounds: at most MAPS_PER_UID mappings per uid and MAPS_MAX in all, each
- * of at most MAP_LEN_MAX bytes; beyond them a request writes with pwrite.
+ * of at most MAP_LEN_MAX bytes; beyond them a request is refused EBUSY
+ * (the tool opens those files itself).
  * A mapping goes once the thread that sent it has exited (its pidfd polls
  * readable), after MAP_IDLE_S seconds unused, or at unmount, whichever is
  * first; a reaper thread (started with the first mapping) polls.  Until
@@ -240,7 +240,7 @@ static bool reaper_up(struct bulk_maps *m)
 		return false;
 	if ((m->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
 	    pthread_create(&m->thr, NULL, reaper, m) != 0) {
-		vv_log(VV_LOG_WARN, "fs: bulk read: no reaper thread; writing with pwrite");
+		vv_log(VV_LOG_WARN, "fs: bulk read: no reaper thread; refusing bulk reads (EBUSY)");
 		m->failed = true;
 		return false;
 	}

@@ -168,8 +168,8 @@ void fs_bulk_maps_release(struct bulk_maps *m);
  * checked for this request (pidfd: the sending thread's), covering at
  * least [0, end): kept from an earlier request of the same uid and file,
  * or made now.  NULL when the buffer is not sealed against shrinking, is
- * larger than VV_BULK_SPAN_MAX, or a bound is reached: the caller writes
- * with pwrite.  Held until fs_bulk_map_release. */
+ * larger than VV_BULK_SPAN_MAX, or a bound is reached (bulk.c answers
+ * EBUSY).  Held until fs_bulk_map_release. */
 struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, const struct stat *st,
 				 int pidfd, uint64_t end);
 /* len bytes from p into the buffer at off, through the mapping: 0,

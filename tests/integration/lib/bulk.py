@@ -2,7 +2,8 @@
 from Python: import it (sys.path) from t4014.
 
   Buf(nslots, slot, name, seal)      a memfd buffer (MFD_ALLOW_SEALING), mapped;
-                                     seal=True adds F_SEAL_SHRINK (as the tool)
+                                     sealed with F_SEAL_SHRINK (as the tool)
+                                     unless seal=False (the daemon refuses it)
   req(buf, names, off=0, **over)     the request's bytes (fields overridable)
   call(fd, b)                        ("OK" or the errno name, the buffer)
   parse(b)                           (header dict, stats [(err, size)])
@@ -21,7 +22,7 @@ assert HLEN == 72
 
 
 class Buf:
-    def __init__(self, nslots, slot, flags=None, name="bulk", seal=False):
+    def __init__(self, nslots, slot, flags=None, name="bulk", seal=True):
         self.slot = slot
         self.fd = os.memfd_create(name, os.MFD_ALLOW_SEALING if flags is None else flags)
         os.ftruncate(self.fd, nslots * slot)
