@@ -622,7 +622,11 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 		if (plus) {
 			struct fuse_entry_param ep;
 			bool dot = !strcmp(nb, ".") || !strcmp(nb, "..");
-			if (dot) {
+			/* An entry without attributes (a.ino 0: a FIFO, a
+			 * directory the user may not search, the server's node
+			 * budget) still needs its inode number in the dirent:
+			 * readdir(3) skips d_ino 0, and `ls` did not show them. */
+			if (dot || !a.ino) {
 				memset(&ep, 0, sizeof(ep));
 				ep.attr.st_ino = to_krn(f, e.ino);
 				ep.attr.st_mode = e.mode;
@@ -632,7 +636,8 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 					ep.entry_timeout = ep.attr_timeout = ttl > 0 ? ttl : 0;
 			}
 			n = fuse_add_direntry_plus(req, buf + len, size - len, nb, &ep, (off_t)e.next);
-			if (!dot && !full && n <= size - len) {
+			/* a.ino 0: the kernel holds nothing of it (above) */
+			if (!dot && !full && n <= size - len && a.ino) {
 				uint64_t *ns;
 				fs_remote_irec_add(f, RH(fi)->ino, nb, &a, k->epoch, k->mut, k->born);
 				if (f->pf_on && fs_remote_pf_dir(&a) &&

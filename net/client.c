@@ -3,9 +3,11 @@
  * server, authenticate, then many requests in flight on one TLS
  * connection, matched to their replies by request id (net.h).
  *
- * A reply that does not arrive within the timeout, a frame that does not
- * parse or a reply to no request declares the connection dead: every
- * waiting and later call fails with VV_ENOTCONN, never hangs.  The server
+ * A reply that does not arrive within the timeout fails its call with
+ * VV_ENOTCONN; a server that then answers nothing, not even a ping, for
+ * another timeout (pinger), a frame that does not parse or a reply to no
+ * request declares the connection dead: every waiting and later call
+ * fails with VV_ENOTCONN, never hangs, and the caller reconnects.  The server
  * is untrusted too: its frames go through the same decoder as requests do
  * on the server.
  */
@@ -39,6 +41,7 @@
 struct slot {
 	bool busy, done, abandoned;
 	uint32_t id;
+	int64_t sent_ms;             /* when its request was sent */
 	uint8_t hdr[VV_RW_HDR];
 	uint8_t *body;
 };
@@ -69,6 +72,7 @@ struct vv_net_client {
 	bool refused;                /* the last attempt's login was refused (rmu) */
 	unsigned backoff_ms;
 	int64_t last_ms;             /* the last request sent (mu) */
+	int64_t rx_ms;               /* the last frame received, or the login (mu) */
 };
 
 static int dial(const struct vv_net_client_opts *o, char *why, size_t whylen)
@@ -389,6 +393,7 @@ static void *reader(void *arg)
 			break;
 		}
 		pthread_mutex_lock(&c->mu);
+		c->rx_ms = net_now_ms();
 		for (size_t i = 0; i < VV_RW_MAX_INFLIGHT; i++)
 			if (c->slots[i].busy && !c->slots[i].done && c->slots[i].id == h.id)
 				s = &c->slots[i];
@@ -412,10 +417,37 @@ static void *reader(void *arg)
 	return NULL;
 }
 
-/* Keep an idle connection alive: the server ends one that sends nothing
+/*
+ * Keep an idle connection alive: the server ends one that sends nothing
  * for its idle time (10 minutes by default), so a quiet mount asks for the
- * root's attributes (not audited) after a minute without a request. */
+ * root's attributes (not audited) after a minute without a request.
+ *
+ * And find a dead one.  A request not answered within the timeout fails
+ * alone (a server stopped for a while, a long scan: the connection and
+ * the rest of its requests go on), so a server that stopped answering
+ * with its TCP connection up (hung, SIGSTOPped for good, a peer whose
+ * kernel still acknowledges) used to fail every request, one timeout
+ * each, and never be reconnected to.  Once a reply is owed for a whole
+ * timeout and nothing at all arrived meanwhile, the server is asked for
+ * the root's attributes (a ping); if nothing arrives before that times out
+ * too, the connection is declared dead, and the next request reconnects
+ * (fs/remote_conn.c).  So a silent server is left after about twice the
+ * timeout.
+ */
 #define PING_MS 60000
+
+/* Does the server owe a reply for a whole timeout, and has it sent
+ * nothing for as long?  (c->mu held.) */
+static bool silent(const struct vv_net_client *c, int64_t now)
+{
+	if (c->dead || now - c->rx_ms < (int64_t)c->timeout_ms)
+		return false;
+	for (size_t i = 0; i < VV_RW_MAX_INFLIGHT; i++)
+		if (c->slots[i].busy && !c->slots[i].done &&
+		    now - c->slots[i].sent_ms >= (int64_t)c->timeout_ms)
+			return true;
+	return false;
+}
 
 static void *pinger(void *arg)
 {
@@ -424,13 +456,14 @@ static void *pinger(void *arg)
 
 	pthread_mutex_lock(&c->mu);
 	while (!c->stop) {
-		int64_t due = c->last_ms + PING_MS, now = net_now_ms();
+		int64_t now = net_now_ms(), rx = c->rx_ms;
+		bool probe = silent(c, now);
+		int r = 0;
 
-		if (now < due || c->dead) {   /* dead: the next request reconnects */
-			if (c->dead)
-				due = now + 1000;
+		if (!probe && (now < c->last_ms + PING_MS || c->dead)) {
+			/* dead: the next request reconnects */
 			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += (due - now) / 1000 + 1;
+			ts.tv_sec += 1;
 			pthread_cond_timedwait(&c->cond, &c->mu, &ts);
 			continue;
 		}
@@ -443,13 +476,21 @@ static void *pinger(void *arg)
 				rq->h.op = VV_RW_GETATTR;
 				rq->u[0] = VV_ROOT_INO;
 				rq->nu = 1;
-				(void)vv_net_client_call(c, rq, rep, &hold);
+				r = vv_net_client_call(c, rq, rep, &hold);
 			}
 			free(hold);
 			free(rq);
 			free(rep);
 		}
 		pthread_mutex_lock(&c->mu);
+		if (probe && r == VV_ENOTCONN && !c->dead && !c->stop && c->rx_ms == rx) {
+			vv_log(VV_LOG_WARN, "remote: the server answered nothing for %lld s, a ping "
+			       "included: connection closed (the next request reconnects)",
+			       (long long)((net_now_ms() - rx) / 1000));
+			c->dead = true;
+			net_tls_abort(c->t);
+			pthread_cond_broadcast(&c->cond);
+		}
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
@@ -464,7 +505,7 @@ int vv_net_client_start(struct vv_net_client *c)
 	if (pthread_create(&c->reader, NULL, reader, c) != 0)
 		return VV_ENOMEM;
 	c->started = true;
-	c->last_ms = net_now_ms();
+	c->last_ms = c->rx_ms = net_now_ms();
 	if (pthread_create(&c->pinger, NULL, pinger, c) == 0)
 		c->pinging = true;
 	return 0;
@@ -555,7 +596,7 @@ int vv_net_client_reconnect(struct vv_net_client *c, unsigned *epoch, char *why,
 	pthread_mutex_lock(&c->mu);
 	c->dead = false;
 	*epoch = ++c->epoch;
-	c->last_ms = net_now_ms();
+	c->last_ms = c->rx_ms = net_now_ms();
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->mu);
 	pthread_mutex_unlock(&c->rmu);
@@ -621,7 +662,7 @@ static struct slot *take_slot(struct vv_net_client *c, const struct timespec *ts
 	s->busy = true;
 	s->done = false;
 	s->abandoned = abandoned;
-	c->last_ms = net_now_ms();
+	c->last_ms = s->sent_ms = net_now_ms();
 	s->id = c->next_id++;
 	if (c->next_id == 0)
 		c->next_id = 2;

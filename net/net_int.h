@@ -122,7 +122,33 @@ int net_tls_fingerprint_file(const char *pem, char fp[65], char *why, size_t why
 
 #define SESS_WORKERS 4               /* requests of one session run at once */
 #define SESS_MAX_HANDLES 4096        /* open files and directories of a session */
-#define SESS_MAX_INODES (1u << 20)   /* inodes a session may hold references on */
+
+/* --- nodes.c: the node budget of remote sessions ---------------------------
+ * Each inode a session holds lookup references on is one entry of its
+ * table and, once for all sessions, a node of the vault's in memory:
+ * charged to the session's vault user (all their sessions together) and
+ * to the listener in all (docs/remote.md "Nodes a session holds").
+ * Thread-safe; its lock is a leaf. */
+struct net_nodes;
+struct net_nodes_user;
+#define NET_NODES_USER_DEFAULT ((size_t)1 << 20)   /* --remote-nodes */
+
+/* A budget: user_max entries per vault user, total_max in all. */
+int net_nodes_new(size_t user_max, size_t total_max, struct net_nodes **out);
+void net_nodes_free(struct net_nodes *b);                   /* NULL ok */
+/* A session of vault user user_id starts: *out its user's account (shared
+ * by their sessions).  0 or VV_ENOMEM. */
+int net_nodes_join(struct net_nodes *b, int64_t user_id, struct net_nodes_user **out);
+/* A session that gave back every entry (net_nodes_give) ends; u NULL ok. */
+void net_nodes_leave(struct net_nodes *b, struct net_nodes_user *u);
+/* One entry more for u: 0, or VV_ENOMEM past u's bound or the total's.
+ * why (whylen bytes) gets the reason at the first refusal of an episode
+ * (until the count is back to 3/4 of the bound), else "": audit it then. */
+int net_nodes_take(struct net_nodes *b, struct net_nodes_user *u, char *why, size_t whylen);
+/* n entries of u given back (forgotten, or the session ended). */
+void net_nodes_give(struct net_nodes *b, struct net_nodes_user *u, size_t n);
+/* u's entries (0 for NULL) and the total, for tests and the log. */
+void net_nodes_count(struct net_nodes *b, struct net_nodes_user *u, size_t *user, size_t *total);
 
 enum { H_FREE = 0, H_FILE = 1, H_DIR = 2 };
 
@@ -152,7 +178,9 @@ struct sess {
 	struct sess_handle *h;
 	size_t nh;
 	struct sess_ino *ino;
-	size_t ino_cap, ino_used;
+	size_t ino_cap, ino_used;    /* ino_used entries are charged to nodes */
+	struct net_nodes *nodes;     /* the listener's budget ... */
+	struct net_nodes_user *nu;   /* ... and the vault user's account in it */
 	atomic_bool revoked;         /* the key stopped being valid: refuse all */
 };
 

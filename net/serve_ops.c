@@ -23,6 +23,8 @@
 #include "vecvault/knn_ioctl.h"
 #include "vecvault/remote.h"
 
+#define READDIR_PIECE (32u << 10)    /* bytes of a listing per vault call */
+
 /* --- inodes ------------------------------------------------------------- */
 
 static size_t ino_slot(const struct sess *s, uint64_t ino)
@@ -52,27 +54,49 @@ static int ino_grow(struct sess *s)
 	return 0;
 }
 
-/* Record one more reference on ino (taken by the vault already).  On
- * failure the reference is given back at once. */
-static void ino_ref(struct sess *s, uint64_t ino)
+/*
+ * Record one more reference on ino, which the vault took already.  A node
+ * new to the session is one entry more of its table, charged to the node
+ * budget (nodes.c) unless reserved (ino_reserve, before a create) holds
+ * one for it; a reserved entry not needed is given back.  0, or VV_ENOMEM
+ * (past the budget, or no memory for the table): the caller gives the
+ * vault's reference back (never here: a READDIRPLUS calls this under the
+ * vault's lock).  why: as net_nodes_take's.
+ */
+static int ino_ref(struct sess *s, uint64_t ino, bool reserved, char *why, size_t whylen)
 {
 	size_t i;
 	int r = 0;
 
+	why[0] = 0;
 	pthread_mutex_lock(&s->mu);
-	if ((s->ino_used + 1) * 2 > s->ino_cap)
-		r = s->ino_used >= SESS_MAX_INODES ? VV_ENOMEM : ino_grow(s);
-	if (r == 0) {
-		i = ino_slot(s, ino);
-		if (!s->ino[i].count) {
-			s->ino[i].ino = ino;
-			s->ino_used++;
-		}
+	if (s->ino_cap && s->ino[i = ino_slot(s, ino)].count) {
 		s->ino[i].count++;
+		if (reserved)
+			net_nodes_give(s->nodes, s->nu, 1);
+		goto out;
 	}
+	if (!reserved && (r = net_nodes_take(s->nodes, s->nu, why, whylen)) < 0)
+		goto out;
+	if ((s->ino_used + 1) * 2 > s->ino_cap && (r = ino_grow(s)) < 0) {
+		net_nodes_give(s->nodes, s->nu, 1);
+		goto out;
+	}
+	i = ino_slot(s, ino);
+	s->ino[i].ino = ino;
+	s->ino[i].count = 1;
+	s->ino_used++;
+out:
 	pthread_mutex_unlock(&s->mu);
-	if (r < 0)
-		vv_vault_forget(s->v, ino, 1);
+	return r;
+}
+
+/* One entry of the node budget held for the node a create-like request
+ * may hand out (ino_ref then uses it or gives it back), so that a file
+ * is not made only to be refused: 0 or VV_ENOMEM (why as ino_ref's). */
+static int ino_reserve(struct sess *s, char *why, size_t whylen)
+{
+	return net_nodes_take(s->nodes, s->nu, why, whylen);
 }
 
 static bool ino_known(struct sess *s, uint64_t ino)
@@ -102,6 +126,7 @@ static uint64_t ino_unref(struct sess *s, uint64_t ino, uint64_t n)
 			if (s->ino[i].count == 0) {
 				/* backward-shift deletion keeps probe chains whole */
 				s->ino_used--;
+				net_nodes_give(s->nodes, s->nu, 1);
 				j = i;
 				for (;;) {
 					size_t k, home;
@@ -215,6 +240,7 @@ void net_sess_release(struct sess *s)
 	for (size_t i = 0; i < s->ino_cap; i++)
 		if (s->ino[i].count)
 			vv_vault_forget(s->v, s->ino[i].ino, s->ino[i].count);
+	net_nodes_give(s->nodes, s->nu, s->ino_used);
 	free(s->ino);
 	s->ino = NULL;
 	s->ino_cap = s->ino_used = 0;
@@ -228,29 +254,62 @@ static bool dotname(const char *n)
 }
 
 struct fill_ctx {
+	struct sess *s;
 	uint8_t *buf;
 	size_t cap, len;
 	bool plus;
 	bool full;                       /* an entry did not fit: no eof */
+	uint64_t next;                   /* the offset after the last entry taken */
+	uint64_t *back;                  /* references to give back after the listing */
+	size_t nback, backcap;
+	char why[320];                   /* the budget's refusal, once per episode */
 };
 
+/*
+ * One entry into the reply.  With plus, the vault takes a lookup
+ * reference on each entry with attributes fill takes (not "." and ".."):
+ * the session records it here, under the vault's lock, or, past the node
+ * budget, sends the entry without attributes (as a FIFO's: the client
+ * looks it up when it needs it) and gives the vault's reference back
+ * after the listing.
+ */
 static int fill(void *ctx, const struct vv_dirent *e, const struct vv_attr *attr)
 {
 	struct fill_ctx *f = ctx;
 	struct vv_attr none;
+	size_t at = f->len;
+	char why[sizeof(f->why)];
+	int r;
 
 	/* An entry the vault gives no attributes (a FIFO or socket, or any
 	 * entry of a directory the caller may not search) still carries an
 	 * attribute record in a plus reply: ino 0, no reference taken. */
-	if (f->plus && !attr) {
-		memset(&none, 0, sizeof(none));
-		attr = &none;
-	}
-	int r = vv_rw_dirent_put(f->buf, f->cap, &f->len, e, f->plus ? attr : NULL);
-
-	if (r != 0)
+	memset(&none, 0, sizeof(none));
+	if ((r = vv_rw_dirent_put(f->buf, f->cap, &f->len, e, f->plus ? (attr ? attr : &none)
+							   : NULL)) != 0) {
 		f->full = true;
-	return r;
+		return r;
+	}
+	if (f->plus && attr && !dotname(e->name) &&
+	    ino_ref(f->s, attr->ino, false, why, sizeof(why)) < 0) {
+		if (f->nback == f->backcap) {
+			size_t cap = f->backcap ? f->backcap * 2 : 256;
+			uint64_t *n = realloc(f->back, cap * sizeof(*n));
+			if (!n) {
+				f->len = at;
+				return VV_ENOMEM;     /* the vault takes no reference then */
+			}
+			f->back = n;
+			f->backcap = cap;
+		}
+		f->back[f->nback++] = attr->ino;
+		f->len = at;                  /* the same entry, without attributes */
+		(void)vv_rw_dirent_put(f->buf, f->cap, &f->len, e, &none);
+		if (why[0])
+			memcpy(f->why, why, sizeof(why));
+	}
+	f->next = e->next;
+	return 0;
 }
 
 /* A k-NN request (a file's, or a directory request on dh) through the
@@ -301,14 +360,24 @@ static int knn_pooled(struct sess *s, const struct vv_ctx *c, struct vv_file *fh
 	return r;
 }
 
-/* A reply carrying an attribute record of a node that took a reference. */
-static int attr_ref(struct sess *s, struct vv_rw_msg *rep, int r)
+/* A reply carrying an attribute record of a node the vault took a
+ * reference on (when r is 0): recorded (ino_ref; reserved: ino_reserve
+ * holds an entry for it), else given back and the request fails.  An
+ * entry reserved for a request that failed is given back. */
+static int attr_ref(struct sess *s, struct vv_rw_msg *rep, int r, bool reserved, char *why,
+		    size_t whylen)
 {
-	if (r == 0) {
-		rep->has_attr = true;
-		ino_ref(s, rep->attr.ino);
+	if (r < 0) {
+		if (reserved)
+			net_nodes_give(s->nodes, s->nu, 1);
+		return r;
 	}
-	return r;
+	if ((r = ino_ref(s, rep->attr.ino, reserved, why, whylen)) < 0) {
+		vv_vault_forget(s->v, rep->attr.ino, 1);
+		return r;
+	}
+	rep->has_attr = true;
+	return 0;
 }
 
 /* The server's own FUSE mount, if any, caches attributes and entries for
@@ -361,6 +430,7 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 	struct vv_file *fh = NULL;
 	struct vv_dir *dh = NULL;
 	const char *why = NULL;          /* a refusal of this file's own */
+	char bwhy[320] = "";             /* the node budget's, once per episode */
 	uint64_t held = 0;               /* the handle h_get holds busy, or 0 */
 	int r = 0;
 
@@ -436,10 +506,22 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 			why = "name \".\" or \"..\"";
 			goto out;
 		}
+	/* A request that makes a node holds its entry of the node budget
+	 * first: refused there, nothing is made.  (LINK hands out the node it
+	 * names, which the session holds already.) */
+	switch (rq->h.op) {
+	case VV_RW_MKNOD: case VV_RW_MKDIR: case VV_RW_SYMLINK: case VV_RW_CREATE:
+		if ((r = ino_reserve(s, bwhy, sizeof(bwhy))) < 0)
+			goto out;        /* attr_ref below uses it or gives it back */
+		break;
+	default:
+		break;
+	}
 
 	switch (rq->h.op) {
 	case VV_RW_LOOKUP:
-		r = attr_ref(s, rep, vv_vault_lookup(s->v, &c, u[0], rq->s[0], &rep->attr));
+		r = attr_ref(s, rep, vv_vault_lookup(s->v, &c, u[0], rq->s[0], &rep->attr), false,
+			     bwhy, sizeof(bwhy));
 		break;
 	case VV_RW_FORGET: {
 		uint64_t n = ino_unref(s, u[0], u[1]);
@@ -487,14 +569,16 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 	case VV_RW_MKNOD:
 		c.umask = (uint32_t)u[3] & 0777;
 		r = attr_ref(s, rep, vv_vault_mknod(s->v, &c, u[0], rq->s[0], (uint32_t)u[1], u[2],
-						    &rep->attr));
+						    &rep->attr), true, bwhy, sizeof(bwhy));
 		break;
 	case VV_RW_MKDIR:
 		c.umask = (uint32_t)u[2] & 0777;
-		r = attr_ref(s, rep, vv_vault_mkdir(s->v, &c, u[0], rq->s[0], (uint32_t)u[1], &rep->attr));
+		r = attr_ref(s, rep, vv_vault_mkdir(s->v, &c, u[0], rq->s[0], (uint32_t)u[1], &rep->attr),
+			     true, bwhy, sizeof(bwhy));
 		break;
 	case VV_RW_SYMLINK:
-		r = attr_ref(s, rep, vv_vault_symlink(s->v, &c, u[0], rq->s[0], rq->s[1], &rep->attr));
+		r = attr_ref(s, rep, vv_vault_symlink(s->v, &c, u[0], rq->s[0], rq->s[1], &rep->attr),
+			     true, bwhy, sizeof(bwhy));
 		break;
 	case VV_RW_LINK:
 		if (!ino_known(s, u[1])) {
@@ -506,7 +590,8 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 			why = "a directory above the new parent may not be searched";
 			break;
 		}
-		r = attr_ref(s, rep, vv_vault_link(s->v, &c, u[0], u[1], rq->s[0], &rep->attr));
+		r = attr_ref(s, rep, vv_vault_link(s->v, &c, u[0], u[1], rq->s[0], &rep->attr), false,
+			     bwhy, sizeof(bwhy));
 		break;
 	case VV_RW_UNLINK:
 		r = vv_vault_unlink(s->v, &c, u[0], rq->s[0]);
@@ -559,9 +644,11 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		c.umask = (uint32_t)u[3] & 0777;
 		r = vv_vault_create(s->v, &c, u[0], rq->s[0], (uint32_t)u[1],
 				    (int)(u[2] & ~(uint64_t)VV_OPEN_EXEC), &rep->attr, &fh);
-		if (r < 0)
+		if ((r = attr_ref(s, rep, r, true, bwhy, sizeof(bwhy))) < 0) {
+			if (fh)          /* made, but no memory for its entry */
+				vv_vault_release(s->v, fh);
 			break;
-		attr_ref(s, rep, 0);
+		}
 		if ((r = h_new(s, H_FILE, fh, &rep->u[0])) < 0) {
 			vv_vault_release(s->v, fh);
 			break;
@@ -617,20 +704,24 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		rep->nu = 1;
 		break;
 	case VV_RW_READDIR: {
-		struct fill_ctx f = { .buf = data, .cap = u[3] < VV_RW_DATA_MAX ? (size_t)u[3] : VV_RW_DATA_MAX,
-				      .plus = u[2] != 0 };
-		r = vv_vault_readdir(s->v, dh, u[1], f.plus, fill, &f);
-		if (f.plus) {
-			/* the vault took a reference for every entry fill took,
-			 * also when it failed later */
-			struct vv_dirent e;
-			struct vv_attr a;
-			char nb[VV_NAME_MAX + 1];
-			size_t off = 0;
-			while (vv_rw_dirent_next(data, f.len, &off, true, &e, nb, &a) == 0)
-				if (!dotname(e.name) && a.ino)
-					ino_ref(s, e.ino);
-		}
+		/* In pieces of READDIR_PIECE bytes, each one vault call: the
+		 * vault holds its lock while it lists, and one 1 MiB listing
+		 * with attributes held it 10 ms warm, 150-400 ms when meta.db
+		 * was read from disk, every local request waiting meanwhile
+		 * (docs/remote.md "The session").  Between pieces the
+		 * directory may change, as between two requests of a listing. */
+		size_t want = u[3] < VV_RW_DATA_MAX ? (size_t)u[3] : VV_RW_DATA_MAX;
+		struct fill_ctx f = { .s = s, .buf = data, .plus = u[2] != 0, .next = u[1] };
+		do {
+			f.cap = want - f.len > READDIR_PIECE ? f.len + READDIR_PIECE : want;
+			f.full = false;
+			r = vv_vault_readdir(s->v, dh, f.next, f.plus, fill, &f);
+		} while (r == 0 && f.full && f.cap < want);
+		if (f.why[0])            /* naming the first entry sent bare */
+			vv_vault_audit_refused(s->v, &c, "readdir", f.back[0], VV_ENOMEM, f.why);
+		for (size_t i = 0; i < f.nback; i++)
+			vv_vault_forget(s->v, f.back[i], 1);
+		free(f.back);
 		if (r < 0)
 			break;
 		rep->blob = data;
@@ -639,7 +730,6 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 		 * client need not ask once more to learn that */
 		rep->u[0] = !f.full;
 		rep->nu = 1;
-		r = 0;
 		break;
 	}
 	case VV_RW_RELEASEDIR:
@@ -732,6 +822,8 @@ void net_sess_run(struct sess *s, const struct vv_rw_msg *rq, struct vv_rw_msg *
 out:
 	if (held)
 		h_put(s, held);
+	if (!why && bwhy[0])
+		why = bwhy;
 	if (why) {
 		/* refused here, before the vault saw it: audit it as the vault
 		 * audits its own refusals */

@@ -108,6 +108,7 @@ struct vv_net_server {
 	struct conn *conns;
 	struct backoff bo[BACKOFF_SLOTS];
 	struct refusals rf[REFUSE_SLOTS];
+	struct net_nodes *nodes;     /* what sessions may hold (nodes.c) */
 };
 
 struct job {
@@ -721,6 +722,7 @@ static void conn_end(struct conn *c)
 		free(j);
 	}
 	net_sess_release(&c->s);
+	net_nodes_leave(s->nodes, c->s.nu);
 	token_drop(c);
 	/* Off the list before the fd is closed: vv_net_stop must never
 	 * shutdown() a descriptor number that was reused meanwhile. */
@@ -783,6 +785,11 @@ static void *conn_main(void *arg)
 	}
 	if (authenticate(c, deadline) < 0)
 		goto out;
+	if (net_nodes_join(s->nodes, c->s.auth.user_id, &c->s.nu) < 0) {
+		audit(c, c->s.user, "disconnect", VV_ENOMEM, "out of memory");
+		goto out;
+	}
+	c->s.nodes = s->nodes;
 	c->s.v = s->v;
 	c->s.ctx.client = c->client;
 	c->s.ctx.user = c->s.user;
@@ -1018,6 +1025,23 @@ int vv_net_start(struct vv_vault *v, const struct vv_net_opts *o, struct vv_net_
 	s->max_per_addr = o->max_per_addr ? o->max_per_addr : 8;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	{
+		/* in all: 4 users' worth, at most one node per 4 KiB of RAM
+		 * (~0.9 KB each: about a fifth of it) */
+		size_t user = o->max_nodes ? o->max_nodes : NET_NODES_USER_DEFAULT;
+		size_t total = user > SIZE_MAX / 4 ? SIZE_MAX : user * 4;
+		long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+		size_t ram = pages > 0 && psize > 0 ? (size_t)pages / 4096 * (size_t)psize : 0;
+
+		if (ram && total > ram)
+			total = ram;
+		if ((r = net_nodes_new(user, total, &s->nodes)) < 0) {
+			snprintf(why, whylen, "%s", vv_strerror(r));
+			goto fail;
+		}
+		vv_log(VV_LOG_INFO, "remote: sessions may hold %zu nodes per vault user, %zu in all",
+		       user, total);
+	}
 	if ((r = net_tls_ctx_server(o->cert, o->key, o->client_ca, o->client_crl, &s->tls, why,
 				    whylen)) < 0)
 		goto fail;
@@ -1087,6 +1111,7 @@ void vv_net_stop(struct vv_net_server *s)
 		close(s->stop_pipe[1]);
 	}
 	net_tls_ctx_free(s->tls);
+	net_nodes_free(s->nodes);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cond);
 	free(s);

@@ -101,13 +101,18 @@ static const char usage[] =
 	"  --client-crl FILE  refuse the client certificates this CRL of --client-ca\n"
 	"                     lists (see 'vecvault tls revoke'); re-read when it\n"
 	"                     changes, open sessions of a revoked one end\n"
+	"  --remote-nodes N   the inodes the vv:// sessions of one vault user may hold\n"
+	"                     at once (default 1048576, ~0.9 KB of memory each); in all\n"
+	"                     4 N, at most one per 4 KiB of RAM; beyond, new names\n"
+	"                     are refused ENOMEM until clients forget some\n"
 	"Unmount with: fusermount3 -u MNT\n"
 	"A remote vault: vecvault mount vv://[USER@]HOST:PORT[/COLLECTION] MNT ...\n"
 	"                (vecvault mount vv:// --help)\n";
 
 static const char serve_usage[] =
 	"usage: vecvault serve STORE --listen ADDR:PORT --tls-cert FILE --tls-key FILE\n"
-	"                      [--allow CIDR ...] [--client-ca FILE [--client-crl FILE]] [-f]\n"
+	"                      [--allow CIDR ...] [--client-ca FILE [--client-crl FILE]]\n"
+	"                      [--remote-nodes N] [-f]\n"
 	"                      [--passfile FILE | --extpass CMD] [--log FILE] [--pid-file FILE]\n"
 	"                      [--audit-log PATH] [--audit-required] [--knn-cache SIZE]\n"
 	"                      [--backup-to DEST --backup-every DUR --backup-passfile F [--keep-* N]]\n"
@@ -138,6 +143,7 @@ struct mount_args {
 	char ctl_path[PATH_MAX];
 	bool headless;               /* `vecvault serve`: no mount */
 	const char *listen, *tls_cert, *tls_key, *client_ca, *client_crl;
+	size_t remote_nodes;             /* 0: the listener's default */
 	const char *allow[MAX_ALLOW];
 	size_t nallow;
 	char cert_abs[PATH_MAX], key_abs[PATH_MAX], ca_abs[PATH_MAX], crl_abs[PATH_MAX];
@@ -383,6 +389,7 @@ static int start_listener(struct mount_args *a, struct vv_vault *v, struct vv_al
 	no.key = a->tls_key;
 	no.client_ca = a->client_ca;
 	no.client_crl = a->client_crl;
+	no.max_nodes = a->remote_nodes;
 	no.allow = *allow;
 	if ((r = vv_net_start(v, &no, srv, why, whylen)) < 0)
 		return r;
@@ -572,6 +579,7 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 		{ "allow", required_argument, NULL, 1004 },
 		{ "client-ca", required_argument, NULL, 1005 },
 		{ "client-crl", required_argument, NULL, 1020 },
+		{ "remote-nodes", required_argument, NULL, 1021 },
 		{ "trash-days", required_argument, NULL, 'T' },
 		{ "snapshot-every", required_argument, NULL, 'S' },
 		{ "keep-hourly", required_argument, NULL, '1' },
@@ -664,6 +672,19 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 			break;
 		case 1005: a.client_ca = optarg; break;
 		case 1020: a.client_crl = optarg; break;
+		case 1021: {
+			char *end;
+			unsigned long long n;
+			errno = 0;
+			n = strtoull(optarg, &end, 10);
+			if (errno || *optarg < '1' || *optarg > '9' || *end || n > (1ull << 32)) {
+				die_msg("mount", "bad --remote-nodes '%s' (a count of nodes, 1 to "
+					"4294967296; default 1048576)", optarg);
+				return 2;
+			}
+			a.remote_nodes = (size_t)n;
+			break;
+		}
 		case 1006: a.backup_to = optarg; break;
 		case 1007:
 			if (parse_dur(optarg, &a.backup_every) < 0) {
@@ -691,9 +712,10 @@ static int mount_or_serve(int argc, char **argv, bool headless)
 		die_msg("serve", "--listen ADDR:PORT is required (what would it serve otherwise?)");
 		return 2;
 	}
-	if ((a.tls_cert || a.tls_key || a.nallow || a.client_ca || a.client_crl) && !a.listen) {
-		die_msg("mount", "--tls-cert, --tls-key, --allow, --client-ca and --client-crl "
-			"need --listen");
+	if ((a.tls_cert || a.tls_key || a.nallow || a.client_ca || a.client_crl ||
+	     a.remote_nodes) && !a.listen) {
+		die_msg("mount", "--tls-cert, --tls-key, --allow, --client-ca, --client-crl and "
+			"--remote-nodes need --listen");
 		return 2;
 	}
 	if (a.client_crl && !a.client_ca) {

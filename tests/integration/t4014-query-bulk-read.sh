@@ -199,6 +199,7 @@ os.ftruncate(shm, 1 << 16)
 ask("tmpfs file", Other(shm))
 holes = Other(os.memfd_create("h", os.MFD_ALLOW_SEALING))
 os.ftruncate(holes.fd, 1 << 16)              # never written: all hole
+fcntl.fcntl(holes.fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK)
 ask("not populated", holes)
 os.unlink("/dev/shm/vv-t4014-%d" % os.getpid())
 sealed = Other(os.memfd_create("s", os.MFD_ALLOW_SEALING))
@@ -210,6 +211,8 @@ ask("no sealing allowed", nosealing)
 ro = B.Buf(1, 1 << 16)
 rofd = os.open("/proc/self/fd/%d" % ro.fd, os.O_RDONLY)
 ask("read-only", ro, memfd=rofd)
+ask("write-only", ro, memfd=os.open("/proc/self/fd/%d" % ro.fd, os.O_WRONLY))
+ask("may shrink", B.Buf(1, 1 << 16, seal=False))
 ask("another identity", good, mem_ino=good.ino + 1)
 ask("no such descriptor", good, memfd=900)
 small = B.Buf(1, 1 << 16)
@@ -229,7 +232,7 @@ T=$T "$PY" "$T/bad.py" "$C" > "$T/bad"
 sed 's/^/#   /' "$T/bad"
 check "a good buffer is written" grep -qx "good OK WRITTEN" "$T/bad"
 for w in "regular file EINVAL" "tmpfs file EINVAL" "sealed EINVAL" "no sealing allowed EINVAL" \
-	"read-only EBADF" "another identity EBADF" "no such descriptor EBADF" "not populated EINVAL" \
+	"read-only EBADF" "write-only EBADF" "may shrink EINVAL" "another identity EBADF" "no such descriptor EBADF" "not populated EINVAL" \
 	"slots past its end ENOSPC" "bad magic EINVAL" "no names EINVAL" "slot too small EINVAL" \
 	"slot too large EINVAL" "span too large E2BIG" "offset wraps E2BIG" \
 	"names_len past the payload E2BIG" "a slash in a name EINVAL" "a name without NUL EINVAL" \

@@ -17,7 +17,7 @@ vv_need_fuse
 vv_evil_init
 cat > "$T/evil.py" <<'PY'
 import os, select, struct, sys, threading, time
-from vvfake import attr, blob, ent, hdr, request, serve_forever
+from vvfake import attr, blob, reply, request, rest, serve_forever
 mode, cert, key, portfile, tdir = sys.argv[1:6]
 A = bytes(range(256)) * (4 << 12)                 # a: 4 MiB
 files = {b'a': (10, A), b'b': (11, b'bee\n')}
@@ -36,7 +36,7 @@ def serve(c):
     while True:
         if held and os.path.exists(tdir + '/go'):
             for rid, r in held:
-                c.sendall(hdr(len(r), rid, 14) + r)
+                reply(c, rid, 14, 0, r)
             held = []
         if not c.pending() and not select.select([c], [], [], 0.05)[0]:
             continue
@@ -61,15 +61,8 @@ def serve(c):
         elif op == 16:                              # read
             h, off, size = struct.unpack_from('<QQI', b)
             r = blob(data[h][off:off + size])
-        elif op == 21: r = struct.pack('<Q', 9)     # opendir
-        elif op == 22:
-            r = blob(b'') + struct.pack('<I', 1)
-        elif op == 25: st = -15
-        elif op == 26: r = struct.pack('<I', 0) + blob(b'')
-        elif op == 29: r = struct.pack('<QQQQQQI', 4096, 1 << 20, 1 << 19, 1 << 19, 1000, 900, 255)
-        elif op in (3, 18, 19, 20, 23, 28): pass
-        else: st = -22
-        c.sendall(hdr(len(r) if st == 0 else 0, rid, op, 1, st) + (r if st == 0 else b''))
+        else: st, r = rest(op)
+        reply(c, rid, op, st, r)
 serve_forever(cert, key, portfile, serve)
 PY
 

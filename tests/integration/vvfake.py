@@ -93,6 +93,24 @@ def enoent(c):
         c.sendall(hdr(0, rid, op, 1, -2))
 
 
+def rest(op):
+    """(status, reply body) of the requests a simple fake server answers
+    alike: an empty root directory opened as handle 9, no xattrs, statfs,
+    the ops without a reply body; EINVAL for the others."""
+    if op == 21: return 0, struct.pack('<Q', 9)                   # opendir
+    if op == 22: return 0, blob(b'') + struct.pack('<I', 1)       # readdir: empty, the end
+    if op == 25: return -15, b''                                  # getxattr: ENODATA
+    if op == 26: return 0, struct.pack('<I', 0) + blob(b'')       # listxattr: none
+    if op == 29: return 0, struct.pack('<QQQQQQI', 4096, 1 << 20, 1 << 19, 1 << 19, 1000, 900, 255)
+    if op in (3, 18, 19, 20, 23, 28): return 0, b''
+    return -22, b''
+
+
+def reply(c, rid, op, st, r):
+    """Send the reply (status st, body r unless st is an error)."""
+    c.sendall(hdr(len(r) if st == 0 else 0, rid, op, 1, st) + (r if st == 0 else b''))
+
+
 def blob(b):
     """A length-prefixed byte string."""
     return struct.pack('<I', len(b)) + b

@@ -73,14 +73,18 @@ def parse(op, body):
 
 
 def dirents(blob, plus):
+    """(name, ino, mode, next offset, the attribute record's ino: 0 when the
+    entry came without attributes, no reference taken; None without plus)."""
     off, out = 0, []
     while off < len(blob):
         ino, mode, nxt, n = struct.unpack_from('<QIQH', blob, off)
         off += 22
         name = blob[off:off + n].decode(); off += n
+        aino = None
         if plus:
+            aino = ATTR.unpack_from(blob, off)[0]
             off += ATTR.size
-        out.append((name, ino, mode, nxt))
+        out.append((name, ino, mode, nxt, aino))
     return out
 
 

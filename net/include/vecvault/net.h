@@ -39,6 +39,10 @@ struct vv_net_opts {
 	unsigned idle_ms;            /* an authenticated connection without a request; 0 = 600000 */
 	unsigned max_conn;           /* 0 = 64 */
 	unsigned max_per_addr;       /* 0 = 8 */
+	size_t max_nodes;            /* nodes the sessions of one vault user may hold
+	                                (docs/remote.md "Nodes a session holds");
+	                                0 = 2^20; in all 4 times that, at most one
+	                                per 4 KiB of RAM */
 };
 
 /* Bind, listen and start serving v (which must stay open until
