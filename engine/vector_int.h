@@ -209,6 +209,11 @@ struct vv_scan {
 	size_t (*feed)(void *ctx, void **tls, const uint32_t **segs);
 	void (*feed_end)(void *ctx, void *tls);
 	void *feed_ctx;
+	/* with feed: the fed segments' bytes are gone after the scan (read in
+	 * bulk on a mount: reading a row again is a round trip), so each
+	 * candidate of theirs gets its exact distance (vv_row_dist, as the
+	 * re-ranking would compute it) while they are in memory, in xd */
+	bool exact_fed;
 	/* out: query q's candidates, float distances, in no order, are
 	 * cand[q * ncap .. q * ncap + ncand[q]) (each thread's kk best: up to
 	 * ncap per query, no (seg, row) twice); rows scanned */
@@ -216,6 +221,11 @@ struct vv_scan {
 	uint32_t *ncand;
 	size_t ncap;
 	uint64_t rows;
+	/* out, with exact_fed: exact distances of fed segments' candidates,
+	 * sorted by (q, seg, row) (vv_scan_exact finds one); a superset of
+	 * those in cand */
+	struct vv_xdist *xd;
+	size_t nxd;
 	/* out, on VV_ECORRUPT: the first TEXMEX row (err_seg, err_row) whose dim
 	 * word (err_dim) is wrong; on a read error (VV_E* from err_errno): the
 	 * first segment that failed */
@@ -228,6 +238,17 @@ struct vv_scan {
 	bool err_changed;        /* err_errno EIO: its name now leads to another
 				    file (vv_seg_reopen) */
 };
+
+/* An exact distance computed by the scan (struct vv_scan.exact_fed). */
+struct vv_xdist {
+	uint32_t q, seg;
+	uint64_t row;
+	double d;
+};
+/* Sort s->xd by (q, seg, row) (after its segments were renumbered). */
+void vv_scan_exact_sort(struct vv_scan *s);
+/* The exact distance the scan computed for (q, seg, row), or NAN. */
+double vv_scan_exact(const struct vv_scan *s, uint32_t q, uint32_t seg, uint64_t row);
 
 /* Run scan s.  0 with s->cand and s->ncand allocated (free with
  * vv_scan_release), or VV_EINVAL (no queries, k or dim; unknown metric),

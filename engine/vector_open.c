@@ -1326,18 +1326,6 @@ static void ahead_end(void *ctx, void *tls)
 	free(tls);
 }
 
-/* Segments read in bulk are not held open: the re-ranking opens each
- * segment holding a candidate again, one after the other (a round trip
- * each on a mount).  A batch with as many candidates as a fraction of the
- * segments would open about that many again, serially: 100 queries over
- * 10,000 segments of 100 rows took longer than opening them all ahead
- * (docs/design.md "The bulk read"), so the bulk read is for batches whose
- * candidates are at most an eighth of the segments. */
-static bool bulk_rerank_ok(const struct vv_scan *sc, size_t nsegs)
-{
-	return (uint64_t)sc->nq * sc->kk * 8 <= nsegs;
-}
-
 /* The scan of a collection whose segments pend0 .. nsegs are deferred
  * (sc filled as for vv_scan_run, ss its segments): the scan threads read
  * and scan those they can take whole (vector_tiny.c) beside the others,
@@ -1354,7 +1342,7 @@ int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_
 	 * daemon has the request (knn_ioctl.h "the bulk read"); else, on any
 	 * FUSE mount, they are opened ahead of the scan */
 	bool bulk = c->io->dir_fuse && !c->io->dir_remote && !atomic_load(&bulk_off) &&
-		    c->slot <= VV_TINY_BULK_SLOT && bulk_rerank_ok(sc, n) &&
+		    c->slot <= VV_TINY_BULK_SLOT &&
 		    vv_tiny_bulk_probe(c->io->dirfd);
 	bool ahead = c->io->dir_fuse && !bulk;
 	pthread_t opener[LOAD_MAX_THREADS];
@@ -1390,6 +1378,11 @@ int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_
 	tn.slot = c->slot;
 	tn.no_uring = atomic_load(&uring_off);
 	tn.bulk = bulk;
+	/* segments read in bulk are not held open: their candidates' exact
+	 * distances come from the scan, not from opening each again (one
+	 * round trip after the other; for 100 queries over 10,000 segments
+	 * that made the bulk read slower than opening them all ahead) */
+	sc->exact_fed = bulk;
 	ld = (struct loader){ .dirfd = c->io->dirfd, .io = c->io, .segs = c->segs + p0, .res = res,
 			      .why = whys, .nbatched = &c->nbatched };
 	if (ahead) {
@@ -1531,6 +1524,10 @@ int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_
 					x->seg = map[x->seg - p0];
 			}
 	}
+	for (size_t i = 0; i < sc->nxd; i++)
+		if (sc->xd[i].seg >= p0)
+			sc->xd[i].seg = map[sc->xd[i].seg - p0];
+	vv_scan_exact_sort(sc);
 	r = 0;
 out:
 	for (size_t i = 0; i < c->nsegs; i++)

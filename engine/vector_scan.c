@@ -146,6 +146,12 @@ struct worker {
 	uint32_t ioerr_seg;
 	bool ioerr_short;        /* ioerr EIO: end of file before the rows */
 	bool ioerr_changed;      /* ioerr EIO: the name leads to another file */
+	/* exact_fed: the fed segments' candidates' exact distances */
+	struct vv_xdist *xd;
+	size_t nxd, xdcap;
+	uint8_t *infeed;         /* nsegs: 1 for the segments of the batch */
+	float *xbuf;             /* d floats */
+	bool xd_failed;          /* no memory: the re-ranking reads them back */
 };
 
 /* Rows r.. of segment s as floats, their bytes at p (the mapping or a
@@ -410,6 +416,52 @@ out:
 		close(fd);
 }
 
+/* After the scan of a fed batch segs[0 .. n), whose bytes the next feed
+ * call reuses: the exact distance of every candidate now in the worker's
+ * heaps from those segments.  A candidate kept to the end was in the heap
+ * when its segment's scan ended (none comes back once pushed out), so
+ * each final one of theirs is here; each (q, seg, row) at most once (a
+ * segment is in one batch).  Without memory the rest are left to the
+ * re-ranking, which reads them back. */
+static void exact_batch(struct worker *w, const uint32_t *segs, size_t n)
+{
+	struct job *j = w->j;
+	const struct vv_scan *s = j->s;
+
+	if (w->xd_failed)
+		return;
+	if (!w->infeed && !(w->infeed = calloc(s->nsegs, 1))) {
+		w->xd_failed = true;
+		return;
+	}
+	if (!w->xbuf && !(w->xbuf = malloc(j->d * sizeof(float)))) {
+		w->xd_failed = true;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		w->infeed[segs[i]] = 1;
+	for (size_t q = 0; q < j->nq && !w->xd_failed; q++) {
+		const struct vv_topk *t = &w->tk[q];
+		for (uint32_t i = 0; i < t->n; i++) {
+			const struct vv_cand *c = &t->c[i];
+			const struct vv_scan_seg *g = &s->segs[c->seg];
+			if (!w->infeed[c->seg])
+				continue;
+			if (VV_GROW(w->xd, w->nxd, w->xdcap) < 0) {
+				w->xd_failed = true;
+				break;
+			}
+			w->xd[w->nxd++] = (struct vv_xdist){
+				(uint32_t)q, c->seg, c->row,
+				vv_row_dist(s->metric, g->info.dtype,
+					    g->base + g->info.data_off + c->row * g->info.stride,
+					    s->queries + q * j->d, j->d, w->xbuf) };
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		w->infeed[segs[i]] = 0;
+}
+
 static void *work(void *arg)
 {
 	struct worker *w = arg;
@@ -434,12 +486,15 @@ static void *work(void *arg)
 		void *tls = NULL;
 		const uint32_t *segs;
 		size_t n;
-		while ((n = j->s->feed(j->s->feed_ctx, &tls, &segs)) > 0)
+		while ((n = j->s->feed(j->s->feed_ctx, &tls, &segs)) > 0) {
 			for (size_t i = 0; i < n; i++) {
 				uint64_t rows = j->s->segs[segs[i]].info.count;
 				scan_piece(w, &(struct vv_piece){ segs[i], 0, rows });
 				atomic_fetch_add(&j->fed, rows);
 			}
+			if (j->s->exact_fed)
+				exact_batch(w, segs, n);
+		}
 		if (j->s->feed_end)
 			j->s->feed_end(j->s->feed_ctx, tls);
 	}
@@ -480,6 +535,9 @@ static void job_free(struct job *j, struct worker *ws, size_t nws)
 			free(ws[t].inv);
 			free(ws[t].out);
 			free(ws[t].io);
+			free(ws[t].xd);
+			free(ws[t].infeed);
+			free(ws[t].xbuf);
 		}
 	free(ws);
 	vv_plan_release(&j->plan);
@@ -608,6 +666,8 @@ int vv_scan_run(struct vv_scan *s)
 	s->cand = NULL;
 	s->ncand = NULL;
 	s->ncap = 0;
+	s->xd = NULL;
+	s->nxd = 0;
 	s->rows = 0;
 	s->err_seg = 0;
 	s->err_row = 0;
@@ -645,6 +705,20 @@ int vv_scan_run(struct vv_scan *s)
 			s->ncand[q] += ws[t].tk[q].n;
 		}
 	s->rows = j.plan.rows + atomic_load(&j.fed);
+	/* the workers' exact distances, one sorted table */
+	for (size_t t = 0; t < started; t++)
+		s->nxd += ws[t].nxd;
+	if (s->nxd && !(s->xd = malloc(s->nxd * sizeof(*s->xd)))) {
+		s->nxd = 0;              /* the re-ranking reads them back */
+	} else {
+		s->nxd = 0;
+		for (size_t t = 0; t < started; t++) {
+			if (ws[t].nxd)
+				memcpy(s->xd + s->nxd, ws[t].xd, ws[t].nxd * sizeof(*s->xd));
+			s->nxd += ws[t].nxd;
+		}
+		vv_scan_exact_sort(s);
+	}
 out:
 	if (r < 0)
 		vv_scan_release(s);
@@ -654,8 +728,37 @@ out:
 	return r;
 }
 
+static int xdist_cmp(const void *a, const void *b)
+{
+	const struct vv_xdist *x = a, *y = b;
+
+	if (x->q != y->q)
+		return x->q < y->q ? -1 : 1;
+	if (x->seg != y->seg)
+		return x->seg < y->seg ? -1 : 1;
+	return x->row < y->row ? -1 : x->row > y->row;
+}
+
+void vv_scan_exact_sort(struct vv_scan *s)
+{
+	if (s->nxd)
+		qsort(s->xd, s->nxd, sizeof(*s->xd), xdist_cmp);
+}
+
+double vv_scan_exact(const struct vv_scan *s, uint32_t q, uint32_t seg, uint64_t row)
+{
+	struct vv_xdist key = { q, seg, row, 0 };
+	const struct vv_xdist *x = s->nxd ? bsearch(&key, s->xd, s->nxd, sizeof(*s->xd), xdist_cmp)
+					  : NULL;
+
+	return x ? x->d : NAN;
+}
+
 void vv_scan_release(struct vv_scan *s)
 {
+	free(s->xd);
+	s->xd = NULL;
+	s->nxd = 0;
 	free(s->cand);
 	free(s->ncand);
 	s->cand = NULL;

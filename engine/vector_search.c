@@ -192,7 +192,7 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 		rfd[i] = -1;
 	nrfd = c->nsegs;
 	for (size_t q = 0; q < nq; q++) {
-		size_t n = 0, m = off.on ? off.on[q] : 0, md = dirs.on ? dirs.on[q] : 0;
+		size_t n = 0, nscan, m = off.on ? off.on[q] : 0, md = dirs.on ? dirs.on[q] : 0;
 		/* the scan's candidates, then the daemon's (single segments,
 		 * then directory requests): re-ranked in double (the daemon's
 		 * exact ones came with their distance) */
@@ -201,6 +201,7 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 			dc[n] = (struct vv_dcand){ NAN, cd->seg, cd->row };
 			n++;
 		}
+		nscan = n;
 		if (m)
 			memcpy(dc + n, off.oc + q * off.ocap, m * sizeof(*dc));
 		n += m;
@@ -213,6 +214,10 @@ int vv_collection_search(struct vv_collection *c, const float *queries, size_t n
 					o->stats->cands_exact++;
 				continue;
 			}
+			/* a segment read in bulk: its distance from the scan */
+			if (i < nscan && !isnan(dc[i].d = vv_scan_exact(&sc, (uint32_t)q, dc[i].seg,
+									 dc[i].row)))
+				continue;
 			const char *why = NULL;
 			if ((r = exact_dist(c, metric, dc[i].seg, dc[i].row, queries + q * d, d,
 					    rowraw, rowbuf, rfd, &dc[i].d, &why)) < 0) {

@@ -79,8 +79,9 @@ static int bulk_mem(const struct vv_tiny *t, struct tls *x)
 	if ((fd = memfd_create("vecvault-bulk", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0)
 		return -1;
 	/* fallocate: every page allocated here, charged to this process (the
-	 * daemon refuses slots with holes); sealed against shrinking (the
-	 * daemon writes through a mapping of it) */
+	 * daemon refuses slots with holes); sealed against shrinking, so the
+	 * daemon may keep it mapped from one request to the next (fs/bulk_map.c)
+	 * where it would otherwise pwrite each file */
 	if (ftruncate(fd, (off_t)len) < 0 || fallocate(fd, 0, 0, (off_t)len) < 0 ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0 || fstat(fd, &st) < 0 ||
 	    (m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0)) ==
@@ -123,15 +124,16 @@ bool vv_tiny_bulk_probe(int dirfd)
 
 /* Files name[0 .. n) into slots 0 .. n through one bulk read on the
  * directory: got[k] = the file's bytes, or -1 (the one-by-one open will
- * say why).  -1 when the request failed whole (then t->bulk_failed: the
+ * say why).  -1 when the request failed whole: then t->bulk_failed (the
  * daemon cannot write into this process, or the reply does not answer
- * the request). */
+ * the request), but for EBUSY, which fails only this batch. */
 static int read_bulk(struct vv_tiny *t, struct tls *x, const char *const *name, size_t n,
 		     ssize_t *got)
 {
 	struct vv_bulk_ioc *io = malloc(sizeof(*io));
 	size_t len = 0;
 	int r = -1;
+	bool busy = false;
 
 	for (size_t k = 0; k < n; k++)
 		got[k] = -1;
@@ -154,7 +156,11 @@ static int read_bulk(struct vv_tiny *t, struct tls *x, const char *const *name, 
 	io->h.slot = t->slot;
 	io->h.names_len = (uint32_t)len;
 	if (io->h.nnames == 0 || ioctl(t->dirfd, VV_IOC_BULK_READ, io) < 0) {
-		if (io->h.nnames)
+		/* EBUSY: the uid's offload slots are taken now (its other
+		 * requests, a decryption the offload queued): this batch is
+		 * opened one by one, the next asks again */
+		busy = io->h.nnames && errno == EBUSY;
+		if (io->h.nnames && !busy)
 			vv_log(VV_LOG_DEBUG, "query: bulk read refused (%s): opening small segments "
 			       "one by one", strerror(errno));
 		goto out;
@@ -175,7 +181,7 @@ static int read_bulk(struct vv_tiny *t, struct tls *x, const char *const *name, 
 	r = 0;
 out:
 	free(io);
-	if (r < 0)
+	if (r < 0 && !busy)
 		atomic_store(&t->bulk_failed, true);
 	return r;
 }

@@ -6,20 +6,17 @@
  * process and its identity (st_dev, st_ino).  While the calling thread is
  * blocked in the ioctl, pidfd_getfd(2) duplicates that descriptor here: the
  * same open file description, so the same access mode, nothing more.  It
- * is written through a mapping of its slots made for the request, never
- * with write(2): a write takes the memfd's inode lock, which the caller
- * can hold as long as it likes (a write(2) into the memfd from a mapping
- * of a file on a FUSE filesystem it serves and never answers), and the
- * worker would wait for it uninterruptibly, its slot and the unmount with
- * it; a fault on a mapping of tmpfs takes no such lock.  A mapping faults
- * (SIGBUS) past the end of its file, so only a memfd sealed against
- * shrinking (F_SEAL_SHRINK: nobody takes a seal back) is taken, made with
- * MFD_ALLOW_SEALING, without write seals (tmpfs, not hugetlbfs, no set-id
- * bits, open for reading and writing, the identity named): no file on a
- * disk, no tmpfs file others may have open by name, nothing a write by
- * the daemon (root: no quota, no set-id clearing) could do more with than
- * the caller's own write.  While it is mapped here the caller cannot add
- * F_SEAL_WRITE (EBUSY); F_SEAL_FUTURE_WRITE spares mappings made before.
+ * is written through a mapping the daemon keeps from one request to the
+ * next (bulk_map.c: what that allows and how it is bounded), never with
+ * write(2): the caller can hold the memfd's inode lock (a write of its own
+ * from a mapping of a file it never serves) and a pwrite would wait for
+ * it uninterruptibly, where a fault on the mapping takes no such lock.
+ * Only a memfd made with MFD_ALLOW_SEALING, sealed against shrinking (so
+ * the mapping cannot fault past its end) and not against writes (tmpfs,
+ * not hugetlbfs, no set-id bits, open for reading and writing, the
+ * identity named) is taken: no file on a disk, no tmpfs file others may
+ * have open by name, nothing a write by the daemon (root: no quota, no
+ * set-id clearing) could do more with than the caller's own write.
  *
  * Who: the request's thread id (FUSE: the caller's thread, in the
  * daemon's pid namespace) is opened as a pidfd, its fsuid must be the
@@ -30,12 +27,10 @@
  * the tool opens the files itself.  The memfd must hold no hole (the
  * caller allocated it: fallocate), so the daemon's writes allocate
  * nothing; should its size in blocks grow during the request (the caller
- * punched a hole meanwhile that a copy here filled), the request fails.
- * That page is not punched again: a punch takes the inode lock too
- * (docs/security.md, the bulk read, says what this leaves).
- * vv_fs_opts.no_bulk (the CLI's VECVAULT_BULK=0) answers ENOTTY in
- * fs_ioctl, as a daemon without the request (tests use it for the
- * fallback).
+ * punched a hole meanwhile), the request fails (not punched again: that
+ * takes the inode lock the caller can hold).  vv_fs_opts.no_bulk (the CLI's
+ * VECVAULT_BULK=0) answers ENOTTY in fs_ioctl, as a daemon without the
+ * request (tests use it for the fallback).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,10 +39,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -63,11 +56,12 @@
 struct bulk_sink {
 	fuse_req_t req;
 	uint32_t uid;
+	struct bulk_maps *maps;
 	int fd;                          /* the caller's memfd, duplicated; -1 */
+	int pidfd;                       /* the calling thread's; -1 */
 	uint64_t blocks;                 /* its st_blocks when taken */
-	uint8_t *map;                    /* its slots, mapped from mapoff; NULL */
-	size_t maplen;
-	uint64_t mapoff;                 /* h->off rounded down to a page */
+	struct bulk_map *map;            /* the memfd kept mapped */
+	bool map_failed;
 };
 
 /* The fsuid of task tid, from /proc, or -1. */
@@ -147,65 +141,54 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 		r = VV_EINVAL;
 		goto out;
 	}
-	b->mapoff = h->off & ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
-	b->maplen = (size_t)(h->off - b->mapoff + (uint64_t)h->nnames * h->slot);
-	b->map = mmap(NULL, b->maplen, PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-		      (off_t)b->mapoff);
-	if (b->map == MAP_FAILED) {
-		b->map = NULL;
-		r = vv_err_from_errno(errno);
-		goto out;
-	}
 	b->blocks = (uint64_t)st.st_blocks;
 	b->fd = fd;
-	fd = -1;
+	b->pidfd = pfd;
+	fd = pfd = -1;
+	/* never write(2): the caller can hold the memfd's inode lock (a
+	 * write of its own from a mapping of a file it never serves), and a
+	 * pwrite would wait for it uninterruptibly; a fault on the mapping
+	 * takes no such lock.  No mapping to be had (the bounds): EBUSY, the
+	 * tool opens those files itself */
+	if (!(b->map = fs_bulk_map_get(b->maps, b->uid, b->fd, &st, b->pidfd,
+				       h->off + (uint64_t)h->nnames * h->slot)))
+		r = VV_EBUSY;
 out:
 	if (fd >= 0)
 		close(fd);
-	close(pfd);
+	if (pfd >= 0)
+		close(pfd);
 	return r;
 }
 
-/* Into the mapping: the slots lie inside the memfd's size (sink_open),
- * which F_SEAL_SHRINK keeps, so the copy cannot fault past its end.
- * process_vm_writev on this process rather than memcpy: the kernel finds
- * the pages through the page tables (MAP_POPULATE filled them) and copies
- * through its own map of them, where a memcpy into a fresh mapping took
- * 6-15x pwrite's CPU per request on this machine's paravirtual guest
- * (docs/design.md "The bulk read"). */
 static int sink_put(void *arg, uint64_t off, const void *p, size_t len)
 {
 	struct bulk_sink *b = arg;
-	struct iovec from = { (void *)(uintptr_t)p, len };
-	struct iovec to = { b->map + (off - b->mapoff), len };
+	int r;
 
-	while (len > 0) {
-		ssize_t n = process_vm_writev(getpid(), &from, 1, &to, 1, 0);
-		if (n <= 0)
-			return n < 0 ? vv_err_from_errno(errno) : VV_EIO;
-		from.iov_base = (uint8_t *)from.iov_base + n;
-		to.iov_base = (uint8_t *)to.iov_base + n;
-		from.iov_len = to.iov_len = len -= (size_t)n;
-	}
-	return 0;
+	if ((r = fs_bulk_map_put(b->map, off, p, len)) < 0)
+		b->map_failed = true;
+	return r;
 }
 
-int fs_bulk_read(struct vv_vault *v, fuse_req_t req, const struct vv_ctx *c, struct vv_dir *dh,
+int fs_bulk_read(struct vv_fs *fs, fuse_req_t req, const struct vv_ctx *c, struct vv_dir *dh,
 		 struct vv_bulk_ioc *io)
 {
-	struct bulk_sink b = { req, c->id.uid, -1, 0, NULL, 0, 0 };
+	struct bulk_sink b = { req, c->id.uid, &fs->maps, -1, -1, 0, NULL, false };
 	struct vv_bulk_sink sk = { sink_open, sink_put, &b };
 	struct stat st;
 	int r;
 
-	r = vv_vault_bulk_read(v, c, dh, io, &sk);
-	if (b.map)
-		munmap(b.map, b.maplen);
+	r = vv_vault_bulk_read(fs->v, c, dh, io, &sk);
+	fs_bulk_map_release(b.maps, b.map, b.map_failed);
 	/* a hole punched while the request ran, filled by a copy here: the
-	 * caller broke its side, the request fails (what it read is audited) */
+	 * caller broke its side, the request fails (what it read is audited).
+	 * Not punched again: that takes the inode lock the caller can hold */
 	if (b.fd >= 0 && (fstat(b.fd, &st) < 0 || (uint64_t)st.st_blocks > b.blocks))
 		r = VV_EINVAL;
 	if (b.fd >= 0)
 		close(b.fd);
+	if (b.pidfd >= 0)
+		close(b.pidfd);
 	return r;
 }

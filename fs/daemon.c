@@ -134,6 +134,7 @@ int vv_fs_run(struct vv_vault *v, const char *mnt, const struct vv_fs_opts *o,
 	fs.o = o;
 	fs_ident_cache_init(&fs.ident);
 	fs_notifier_init(&fs.notify);
+	fs_bulk_maps_init(&fs.maps);
 	fs_ctl_init(&ctl);
 	last_err[0] = '\0';
 	fuse_set_log_func(fuse_log_sink);
@@ -222,6 +223,7 @@ out:
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
+	fs_bulk_maps_release(&fs.maps);
 	fs_ident_cache_release(&fs.ident);
 	return r;
 }

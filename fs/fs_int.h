@@ -147,10 +147,49 @@ struct fs_ra {
 	bool done;                       /* read-ahead set (or given up) */
 };
 
+/* --- bulk_map.c: callers' bulk-read buffers kept mapped ------------------ */
+
+/* The mappings of one mount (bulk_map.c says what may be mapped, for how
+ * long, and the bounds).  Thread-safe. */
+struct bulk_map;
+struct stat;
+struct bulk_maps {
+	pthread_mutex_t mu;
+	struct bulk_map *head;
+	unsigned n;
+	int wake;                        /* eventfd: the reaper's stop */
+	pthread_t thr;                   /* the reaper, once running */
+	bool running, stop, failed;
+};
+void fs_bulk_maps_init(struct bulk_maps *m);
+/* After the session loop (no request runs): stops the reaper, unmaps all. */
+void fs_bulk_maps_release(struct bulk_maps *m);
+/* A mapping of the buffer fd (st: its fstat) that bulk.c took for uid and
+ * checked for this request (pidfd: the sending thread's), covering at
+ * least [0, end): kept from an earlier request of the same uid and file,
+ * or made now.  NULL when the buffer is not sealed against shrinking, is
+ * larger than VV_BULK_SPAN_MAX, or a bound is reached (bulk.c answers
+ * EBUSY).  Held until fs_bulk_map_release. */
+struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, const struct stat *st,
+				 int pidfd, uint64_t end);
+/* len bytes from p into the buffer at off, through the mapping: 0,
+ * VV_ENOSPC past its end, VV_EIO when the copy faulted (fs_bulk_copy). */
+int fs_bulk_map_put(struct bulk_map *e, uint64_t off, const void *p, size_t len)
+	__attribute__((warn_unused_result));
+/* Lets e go (NULL: nothing); failed: its copy failed, never used again. */
+void fs_bulk_map_release(struct bulk_maps *m, struct bulk_map *e, bool failed);
+/* memcpy of len bytes from src to dst inside the mapping [lo, hi), with a
+ * SIGBUS there caught: 0, VV_ENOSPC when [dst, dst + len) is not inside,
+ * VV_EIO when it faulted (that thread's copy only; any other SIGBUS keeps
+ * its handler or the default), VV_ENOTSUP when no handler could be set. */
+int fs_bulk_copy(uint8_t *dst, const uint8_t *lo, const uint8_t *hi, const void *src, size_t len)
+	__attribute__((warn_unused_result));
+
 struct vv_fs {
 	struct vv_vault *v;
 	struct ident_cache ident;
 	struct notifier notify;
+	struct bulk_maps maps;
 	const struct vv_fs_opts *o;
 	struct fs_ra ra;                 /* the mount's read-ahead window */
 	bool wo_direct;                  /* write-only handles bypass the page
@@ -170,7 +209,7 @@ void fs_ra_apply(struct fs_ra *ra);
  * "the bulk read"): the caller's memfd taken from its process and checked,
  * then vv_vault_bulk_read writing into it.  0 with the reply in io, or a
  * negative VV_E*. */
-int fs_bulk_read(struct vv_vault *v, fuse_req_t req, const struct vv_ctx *c, struct vv_dir *dh,
+int fs_bulk_read(struct vv_fs *fs, fuse_req_t req, const struct vv_ctx *c, struct vv_dir *dh,
 		 struct vv_bulk_ioc *io);
 
 extern const struct fuse_lowlevel_ops vv_fs_ops;

@@ -690,7 +690,7 @@ static void fs_ioctl_bulk(fuse_req_t req, struct fuse_file_info *fi, const void 
 	}
 	memcpy(io, in_buf, sizeof(*io));
 	fs_ident_get(&fs->ident, req, &rc);
-	r = fs_bulk_read(fs->v, req, &rc.c, DH(fi), io);
+	r = fs_bulk_read(fs, req, &rc.c, DH(fi), io);
 	fs_ident_put(&rc);
 	if (r < 0)
 		reply_err(req, r);

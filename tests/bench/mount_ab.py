@@ -23,7 +23,9 @@ every side in turn, so load changes hit all alike.  Prints per side and
 layout the median wall time, the daemon's CPU (its utime + stime over the
 query, threads that ended included; clock ticks) and the tool's (user +
 system),
-tiny/one2 of the wall medians, and checks every side printed the same.
+tiny/one2 of the wall medians and the median of each round's tiny/one2
+(the two ran back to back, so load changes between rounds cancel), and
+checks every side printed the same.
 """
 import os, statistics, subprocess, sys, time
 
@@ -76,9 +78,12 @@ def main():
         for a, b in (("tiny", "one2"), ("split", "one")):
             if a in layouts and b in layouts:
                 ra, rb = res[(label, a)], res[(label, b)]
-                print("%-8s %s/%s wall %.2f  CPU (tool + daemon) %.2f" % (
+                # and the median of each round's own ratio: a and b ran
+                # back to back, so a load change between rounds cancels
+                print("%-8s %s/%s wall %.2f  CPU (tool + daemon) %.2f  per round: wall %.2f" % (
                     label, a, b, med(x[0] for x in ra) / med(x[0] for x in rb),
-                    med(x[1] + x[2] for x in ra) / med(x[1] + x[2] for x in rb)))
+                    med(x[1] + x[2] for x in ra) / med(x[1] + x[2] for x in rb),
+                    med(x[0] / y[0] for x, y in zip(ra, rb))))
     bad = [lay for lay in layouts if len(outs[lay]) != 1]
     print("outputs equal" if not bad else "OUTPUTS DIFFER: " + " ".join(bad))
     sys.exit(1 if bad else 0)

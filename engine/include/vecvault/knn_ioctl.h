@@ -245,12 +245,17 @@ int vv_knn_dir_request_check(const struct vv_knn_dir_ioc *io) __attribute__((war
  * naming up to VV_BULK_MAX_NAMES of its files; the daemon writes each file
  * it may serve, whole, into a buffer of the caller's: a memfd the caller
  * created (memfd_create with MFD_ALLOW_SEALING, sealed with F_SEAL_SHRINK,
- * no write seal) and names by its descriptor number and identity.  The
- * daemon takes that descriptor from the calling thread's process
- * (pidfd_getfd: the caller is blocked in this ioctl meanwhile) and copies
- * into a mapping of the slots it makes for the request, never write(2),
- * whose inode lock the caller could hold (fs/bulk.c); the slots lie
- * inside a size that cannot shrink, so the copy cannot fault past the end.
+ * no write seal, open for reading and writing) and names by its
+ * descriptor number and identity.  The daemon takes that descriptor from
+ * the calling thread's process (pidfd_getfd: the caller is blocked in this
+ * ioctl meanwhile), maps it and keeps the mapping for the caller's next
+ * requests (a copy at memcpy speed; the seal means the file can never end
+ * under the mapping), never write(2)s into it (whose inode lock the
+ * caller could hold); the caller can make the daemon neither fault nor
+ * take a signal that outlives the request (fs/bulk_map.c).  The mapping
+ * is dropped once the thread that sent the request has ended, after 2 s
+ * unused, or at unmount; while it exists the caller cannot add
+ * F_SEAL_WRITE (EBUSY).
  *
  * Access: each name is checked as the caller's own lookup and read-only
  * open of it would be at the time of the request (the directory request's
@@ -284,8 +289,9 @@ int vv_knn_dir_request_check(const struct vv_knn_dir_ioc *io) __attribute__((war
  * that is no directory (ENOTTY), a daemon that cannot take descriptors
  * from the caller (EPERM: not root) or has the bulk read off (ENOTTY), and
  * EBUSY when the caller's uid has as many offload requests in flight as
- * it may (VV_IOC_KNN's slots).  While the daemon has the slots mapped the
- * caller cannot seal the memfd against writes (F_SEAL_WRITE: EBUSY). */
+ * it may (VV_IOC_KNN's slots) or as many buffers mapped (16).  A copy
+ * that faults (EIO) ends the request there: names not yet copied answer
+ * that error. */
 
 #define VV_BULK_MAGIC 0x4b4c4256u          /* "VBLK": a bulk read */
 #define VV_BULK_MAGIC_REPLY 0x524c4256u    /* "VBLR": the daemon answered */

@@ -1,11 +1,17 @@
 """bulk.py - the bulk read (VV_IOC_BULK_READ, knn_ioctl.h "the bulk read")
 from Python: import it (sys.path) from t4014.
 
-  Buf(nslots, slot, seal=True)       a memfd buffer (MFD_ALLOW_SEALING, F_SEAL_SHRINK), mapped
+  Buf(nslots, slot, name, seal)      a memfd buffer (MFD_ALLOW_SEALING), mapped;
+                                     sealed with F_SEAL_SHRINK (as the tool)
+                                     unless seal=False (the daemon refuses it)
   req(buf, names, off=0, **over)     the request's bytes (fields overridable)
   call(fd, b)                        ("OK" or the errno name, the buffer)
   parse(b)                           (header dict, stats [(err, size)])
   read(fd, names, buf=None)          req + call + parse: (err, hdr, stats, buf)
+
+Run as a program, `bulk.py loop DIR PREFIX [NAME [seal]]` reads DIR's files
+PREFIX00 .. PREFIX63 in bulk into one buffer (memfd NAME) forever, after
+printing "looping": a reader to kill in the middle of its requests.
 """
 import errno, fcntl, mmap, os, struct
 SIZE = 16320
@@ -16,15 +22,15 @@ assert HLEN == 72
 
 
 class Buf:
-    def __init__(self, nslots, slot, flags=None, seal=True):
+    def __init__(self, nslots, slot, flags=None, name="bulk", seal=True):
         self.slot = slot
-        self.fd = os.memfd_create("bulk", os.MFD_ALLOW_SEALING if flags is None else flags)
+        self.fd = os.memfd_create(name, os.MFD_ALLOW_SEALING if flags is None else flags)
         os.ftruncate(self.fd, nslots * slot)
-        if seal:                                # the daemon maps it: it may not shrink
-            fcntl.fcntl(self.fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK)
         self.m = mmap.mmap(self.fd, nslots * slot)
         self.m.write(bytes(nslots * slot))      # populated: the daemon refuses holes
         self.m.seek(0)
+        if seal:
+            fcntl.fcntl(self.fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK)
         st = os.fstat(self.fd)
         self.dev, self.ino = st.st_dev, st.st_ino
 
@@ -73,3 +79,18 @@ def read(fd, names, buf=None, slot=1 << 16, **over):
         return e, None, None, buf
     h, st = parse(b)
     return e, h, st, buf
+
+
+def loop(d, prefix, name="bulk", seal=False):
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    names = ["%s%02d" % (prefix, i) for i in range(64)]
+    buf = Buf(64, 1 << 16, name=name, seal=seal)
+    os.write(1, b"looping\n")
+    while True:
+        read(fd, names, buf=buf)
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:2] == ["loop"] and len(sys.argv) >= 4:
+        loop(sys.argv[2], sys.argv[3], *(sys.argv[4:5] or ["bulk"]), seal=sys.argv[5:6] == ["seal"])

@@ -1,0 +1,324 @@
+/*
+ * bulk_map.c - the daemon's mappings of callers' bulk-read buffers, kept
+ * from one request to the next (bulk.c; docs/design.md "The bulk read").
+ *
+ * Why: pwrite(2) into the caller's memfd goes through shmem's per-page
+ * write path, ~160 ms per 512 MiB here, the largest single cost of a query
+ * over 10,000 small segments; memcpy into a mapping of it costs ~55 ms,
+ * but mapping it for each request costs as much as pwrite (each page
+ * faulted into the daemon's page tables again).  A query's scan threads
+ * each reuse one memfd for all their requests, so it is mapped here once
+ * and kept while the thread that sent it lives.
+ *
+ * What is mapped: only a buffer bulk.c took from the caller's thread and
+ * checked for this very request (its memfd, no write seal, no hole, open
+ * for writing, slots inside it) that is also sealed against shrinking
+ * (F_SEAL_SHRINK; seals are never removed): a shared mapping faults with
+ * SIGBUS past the end of its file, and this file cannot get shorter.
+ * Every request still takes and checks the descriptor; the mapping is
+ * found by (uid, device, inode) of the descriptor taken, which the
+ * mapping's own reference keeps from being reused.  A hole the caller
+ * punches meanwhile is filled by the copy's fault (only a file whose
+ * blocks grew past the request's start is caught, by bulk.c, which fails
+ * the request).  Should the copy fault anyway (the
+ * kernel's SIGBUS for a memory error), the copying thread leaves the
+ * signal handler for the copy's error (fs_bulk_copy): that request fails,
+ * nothing else; any other SIGBUS kills the daemon as before.
+ *
+ * Bounds: at most MAPS_PER_UID mappings per uid and MAPS_MAX in all, each
+ * of at most MAP_LEN_MAX bytes; beyond them a request is refused EBUSY
+ * (the tool opens those files itself).
+ * A mapping goes once the thread that sent it has exited (its pidfd polls
+ * readable), after MAP_IDLE_S seconds unused, or at unmount, whichever is
+ * first; a reaper thread (started with the first mapping) polls.  Until
+ * then the daemon's reference keeps the memfd's pages, which stay charged
+ * to the caller that allocated them.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vecvault/error.h"
+#include "vecvault/knn_ioctl.h"
+#include "vecvault/log.h"
+#include "fs_int.h"
+
+#define MAPS_PER_UID 16u         /* a tool sends from 2 threads per CPU */
+#define MAPS_MAX 64u
+#define MAP_LEN_MAX ((size_t)VV_BULK_SPAN_MAX)
+#define MAP_IDLE_S 2
+
+struct bulk_map {
+	struct bulk_map *next;
+	uint32_t uid;
+	uint64_t dev, ino;
+	int fd;                  /* the memfd: the mapping's reference to it */
+	int pidfd;               /* the thread that sent it: its exit ends it */
+	uint8_t *mem;
+	size_t len;
+	unsigned refs;           /* requests copying through it now */
+	int64_t used;            /* CLOCK_MONOTONIC ms */
+	bool dead;               /* a copy failed: never used again */
+};
+
+/* ---- the copy, guarded against SIGBUS -------------------------------- */
+
+/* volatile: the handler reads them, so no store may be left out or moved
+ * past the copy */
+static __thread sigjmp_buf *volatile bus_env;
+static __thread const uint8_t *volatile bus_lo, *volatile bus_hi;
+static struct sigaction bus_prev;
+static pthread_once_t bus_once = PTHREAD_ONCE_INIT;
+static bool bus_ok;
+
+/* A fault inside the copying thread's destination leaves to its error;
+ * any other goes to the handler there was before (by default the fault
+ * happens again with the default action: a crash with a core). */
+static void on_bus(int sig, siginfo_t *si, void *uc)
+{
+	const uint8_t *a = si->si_addr;
+
+	if (bus_env && a >= bus_lo && a < bus_hi)
+		siglongjmp(*bus_env, 1);
+	if ((bus_prev.sa_flags & SA_SIGINFO) && bus_prev.sa_sigaction) {
+		bus_prev.sa_sigaction(sig, si, uc);
+		return;
+	}
+	if (bus_prev.sa_handler != SIG_DFL && bus_prev.sa_handler != SIG_IGN) {
+		bus_prev.sa_handler(sig);
+		return;
+	}
+	sigaction(SIGBUS, &bus_prev, NULL);   /* returns into the fault again */
+}
+
+static void bus_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_bus;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	bus_ok = sigaction(SIGBUS, &sa, &bus_prev) == 0;
+}
+
+int fs_bulk_copy(uint8_t *dst, const uint8_t *lo, const uint8_t *hi, const void *src, size_t len)
+{
+	sigjmp_buf env;
+	volatile int r = 0;
+
+	pthread_once(&bus_once, bus_install);
+	if (!bus_ok)
+		return VV_ENOTSUP;
+	if (dst < lo || dst > hi || len > (size_t)(hi - dst))
+		return VV_ENOSPC;
+	bus_lo = lo;
+	bus_hi = hi;
+	/* no mask to save: SA_NODEFER leaves SIGBUS unblocked in the handler,
+	 * and a mask saved and restored per copy was 2% of the daemon */
+	if (sigsetjmp(env, 0) == 0) {
+		bus_env = &env;
+		memcpy(dst, src, len);
+	} else {
+		r = VV_EIO;              /* the destination faulted */
+	}
+	bus_env = NULL;
+	return r;
+}
+
+/* ---- the mappings ------------------------------------------------------ */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void map_free(struct bulk_map *e)
+{
+	munmap(e->mem, e->len);
+	close(e->fd);
+	close(e->pidfd);
+	free(e);
+}
+
+static bool exited(int pidfd)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+
+	return poll(&p, 1, 0) != 0;   /* readable (ended), or an error */
+}
+
+/* Under m->mu: unlinks and frees the unused mappings whose thread ended or
+ * that idled too long (all unused ones with all). */
+static void sweep(struct bulk_maps *m, bool all)
+{
+	int64_t t = now_ms();
+
+	for (struct bulk_map **pp = &m->head; *pp;) {
+		struct bulk_map *e = *pp;
+		if (e->refs == 0 &&
+		    (all || e->dead || t - e->used >= MAP_IDLE_S * 1000 || exited(e->pidfd))) {
+			*pp = e->next;
+			m->n--;
+			map_free(e);
+		} else {
+			pp = &e->next;
+		}
+	}
+}
+
+static void *reaper(void *arg)
+{
+	struct bulk_maps *m = arg;
+	struct pollfd p[1 + MAPS_MAX];
+
+	pthread_mutex_lock(&m->mu);
+	while (!m->stop) {
+		nfds_t n = 1;
+		uint64_t x;
+
+		p[0] = (struct pollfd){ .fd = m->wake, .events = POLLIN };
+		for (struct bulk_map *e = m->head; e && n < 1 + MAPS_MAX; e = e->next)
+			p[n++] = (struct pollfd){ .fd = e->pidfd, .events = POLLIN };
+		pthread_mutex_unlock(&m->mu);
+		/* a pidfd freed meanwhile is at most a wake-up too early */
+		poll(p, n, 1000);
+		if (read(m->wake, &x, sizeof(x)) < 0)
+			x = 0;
+		pthread_mutex_lock(&m->mu);
+		sweep(m, false);
+	}
+	pthread_mutex_unlock(&m->mu);
+	return NULL;
+}
+
+void fs_bulk_maps_init(struct bulk_maps *m)
+{
+	memset(m, 0, sizeof(*m));
+	pthread_mutex_init(&m->mu, NULL);
+	m->wake = -1;
+}
+
+void fs_bulk_maps_release(struct bulk_maps *m)
+{
+	pthread_mutex_lock(&m->mu);
+	m->stop = true;
+	pthread_mutex_unlock(&m->mu);
+	if (m->running) {
+		uint64_t one = 1;
+
+		if (write(m->wake, &one, sizeof(one)) < 0)
+			vv_log(VV_LOG_WARN, "fs: bulk read: cannot wake the reaper: %s",
+			       strerror(errno));
+		pthread_join(m->thr, NULL);
+	}
+	pthread_mutex_lock(&m->mu);
+	sweep(m, true);                  /* no request runs any more */
+	pthread_mutex_unlock(&m->mu);
+	if (m->wake >= 0)
+		close(m->wake);
+	pthread_mutex_destroy(&m->mu);
+}
+
+/* Under m->mu: the reaper, started with the first mapping.  False when it
+ * cannot run (then nothing may be kept). */
+static bool reaper_up(struct bulk_maps *m)
+{
+	if (m->running)
+		return true;
+	if (m->stop || m->failed)
+		return false;
+	if ((m->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
+	    pthread_create(&m->thr, NULL, reaper, m) != 0) {
+		vv_log(VV_LOG_WARN, "fs: bulk read: no reaper thread; refusing bulk reads (EBUSY)");
+		m->failed = true;
+		return false;
+	}
+	m->running = true;
+	return true;
+}
+
+struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, const struct stat *st,
+				 int pidfd, uint64_t end)
+{
+	struct bulk_map *e, *found = NULL;
+	unsigned mine = 0;
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	if (seals < 0 || !(seals & F_SEAL_SHRINK) || (uint64_t)st->st_size > MAP_LEN_MAX ||
+	    end > (uint64_t)st->st_size)
+		return NULL;                 /* may shrink, or too large: pwrite */
+	pthread_mutex_lock(&m->mu);
+	for (e = m->head; e; e = e->next) {
+		mine += e->uid == uid;
+		if (!e->dead && e->uid == uid && e->dev == (uint64_t)st->st_dev &&
+		    e->ino == (uint64_t)st->st_ino && end <= e->len)
+			found = e;
+	}
+	if (found) {
+		found->refs++;
+		found->used = now_ms();
+		pthread_mutex_unlock(&m->mu);
+		return found;
+	}
+	if (mine >= MAPS_PER_UID || m->n >= MAPS_MAX || !reaper_up(m) ||
+	    !(e = calloc(1, sizeof(*e)))) {
+		pthread_mutex_unlock(&m->mu);
+		return NULL;
+	}
+	e->len = (size_t)st->st_size;
+	e->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	e->pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
+	e->mem = e->fd < 0 || e->pidfd < 0 ? MAP_FAILED :
+		 mmap(NULL, e->len, PROT_WRITE, MAP_SHARED, e->fd, 0);
+	if (e->mem == MAP_FAILED) {
+		if (e->fd >= 0)
+			close(e->fd);
+		if (e->pidfd >= 0)
+			close(e->pidfd);
+		free(e);
+		pthread_mutex_unlock(&m->mu);
+		return NULL;
+	}
+	/* the slots' page tables at once (one call, where a fault per page
+	 * traps to the hypervisor here); the file has no hole (bulk.c), so
+	 * this allocates nothing */
+	madvise(e->mem, (size_t)end < e->len ? (size_t)end : e->len, MADV_POPULATE_WRITE);
+	e->uid = uid;
+	e->dev = (uint64_t)st->st_dev;
+	e->ino = (uint64_t)st->st_ino;
+	e->refs = 1;
+	e->used = now_ms();
+	e->next = m->head;
+	m->head = e;
+	m->n++;
+	pthread_mutex_unlock(&m->mu);
+	return e;
+}
+
+int fs_bulk_map_put(struct bulk_map *e, uint64_t off, const void *p, size_t len)
+{
+	if (off > e->len)
+		return VV_ENOSPC;
+	return fs_bulk_copy(e->mem + off, e->mem, e->mem + e->len, p, len);
+}
+
+void fs_bulk_map_release(struct bulk_maps *m, struct bulk_map *e, bool failed)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&m->mu);
+	e->refs--;
+	e->dead |= failed;               /* the next sweep drops it */
+	pthread_mutex_unlock(&m->mu);
+}

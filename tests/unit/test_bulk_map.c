@@ -1,0 +1,196 @@
+/*
+ * test_bulk_map.c - the daemon's kept mappings of bulk-read buffers
+ * (fs/bulk_map.c): the copy's SIGBUS guard, what may be mapped, the
+ * bounds, and when a mapping goes.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs_int.h"
+#include "vecvault/error.h"
+#include "vecvault/knn_ioctl.h"
+#include "tap.h"
+
+#define LEN (64u * 4096u)
+
+/* A memfd named name of len bytes, allocated, sealed against shrinking
+ * when seal. */
+static int buf_new(const char *name, size_t len, bool seal)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0 || ftruncate(fd, (off_t)len) < 0 || fallocate(fd, 0, 0, (off_t)len) < 0)
+		return -1;
+	if (seal && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0)
+		return -1;
+	return fd;
+}
+
+/* Lines of /proc/self/maps naming memfd "name". */
+static int mapped(const char *name)
+{
+	char line[512], want[128];
+	int n = 0;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	snprintf(want, sizeof(want), "/memfd:%s ", name);
+	while (f && fgets(line, sizeof(line), f))
+		n += strstr(line, want) != NULL;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+static int self_pidfd(void)
+{
+	return (int)syscall(SYS_pidfd_open, getpid(), 0);
+}
+
+static void test_copy(void)
+{
+	static uint8_t src[8192];
+	int fd = buf_new("t-copy", LEN, false);
+	uint8_t *m = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	pid_t kid;
+	int st = 0;
+
+	memset(src, 0x5a, sizeof(src));
+	is_int(fs_bulk_copy(m + 4096, m, m + LEN, src, sizeof(src)), 0, "copy inside: 0");
+	ok(memcmp(m + 4096, src, sizeof(src)) == 0, "copy inside: the bytes");
+	is_int(fs_bulk_copy(m + LEN - 4096, m, m + LEN, src, sizeof(src)), VV_ENOSPC,
+	       "copy past the end: ENOSPC");
+	ok(m[LEN - 1] == 0, "copy past the end: nothing written");
+	/* the file cut under the mapping: a write there is SIGBUS */
+	ok(ftruncate(fd, 4096) == 0, "buffer cut to one page");
+	is_int(fs_bulk_copy(m + 8192, m, m + LEN, src, sizeof(src)), VV_EIO,
+	       "copy into the cut pages: EIO, not a crash");
+	is_int(fs_bulk_copy(m, m, m + LEN, src, 4096), 0, "the next copy, into the page left: 0");
+	is_int(fs_bulk_copy(m + 8192, m, m + LEN, src, 16), VV_EIO, "and a second fault: EIO again");
+	/* a fault outside a guarded copy keeps the default action */
+	fflush(stdout);
+	if ((kid = fork()) == 0) {
+		m[8192] = 1;
+		_exit(0);
+	}
+	waitpid(kid, &st, 0);
+	ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS,
+	   "a SIGBUS outside a copy still ends the process");
+	/* a copy whose range does not hold the fault leaves it alone */
+	fflush(stdout);
+	if ((kid = fork()) == 0) {
+		uint8_t *other = m + 8192;
+		(void)!fs_bulk_copy(other, m + 16384, m + LEN, src, 16);
+		_exit(0);
+	}
+	waitpid(kid, &st, 0);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a copy refused before touching memory");
+	munmap(m, LEN);
+	close(fd);
+}
+
+static void *exit_thread(void *arg)
+{
+	*(int *)arg = (int)syscall(SYS_pidfd_open, (pid_t)syscall(SYS_gettid), O_EXCL);
+	return NULL;
+}
+
+static void test_maps(void)
+{
+	struct bulk_maps m;
+	struct bulk_map *e, *e2, *many[20];
+	struct stat st;
+	int pfd = self_pidfd(), fd, fd2, big, fds[20], tfd = -1, n = 0;
+	uint8_t *view;
+	static const uint8_t bytes[100] = { 1, 2, 3 };
+	pthread_t t;
+
+	fs_bulk_maps_init(&m);
+	fd = buf_new("t-unsealed", LEN, false);
+	fstat(fd, &st);
+	ok(fs_bulk_map_get(&m, 7, fd, &st, pfd, LEN) == NULL, "not sealed against shrinking: no mapping");
+	close(fd);
+
+	fd = buf_new("t-sealed", LEN, true);
+	fstat(fd, &st);
+	ok(fs_bulk_map_get(&m, 7, fd, &st, pfd, LEN + 1) == NULL, "slots past its end: no mapping");
+	e = fs_bulk_map_get(&m, 7, fd, &st, pfd, LEN);
+	ok(e != NULL, "sealed: mapped");
+	is_int(mapped("t-sealed"), 1, "sealed: one mapping of it");
+	is_int(fs_bulk_map_put(e, 4096, bytes, sizeof(bytes)), 0, "written through it");
+	view = mmap(NULL, LEN, PROT_READ, MAP_SHARED, fd, 0);
+	ok(view != MAP_FAILED && memcmp(view + 4096, bytes, sizeof(bytes)) == 0,
+	   "the bytes are in the buffer");
+	is_int(fs_bulk_map_put(e, LEN, bytes, 1), VV_ENOSPC, "past the end: ENOSPC");
+	is_int(fs_bulk_map_put(e, (uint64_t)1 << 60, bytes, 1), VV_ENOSPC, "far past: ENOSPC");
+	fs_bulk_map_release(&m, e, false);
+	e2 = fs_bulk_map_get(&m, 7, fd, &st, pfd, LEN);
+	ok(e2 == e, "the next request of the uid: the same mapping");
+	is_int(mapped("t-sealed"), 2, "not mapped again (and the test's own view)");
+	fs_bulk_map_release(&m, e2, true);
+	e2 = fs_bulk_map_get(&m, 7, fd, &st, pfd, LEN);
+	ok(e2 && e2 != e, "after a failed copy: mapped anew");
+	fs_bulk_map_release(&m, e2, false);
+	e2 = fs_bulk_map_get(&m, 8, fd, &st, pfd, LEN);
+	ok(e2 && e2 != e, "another uid: a mapping of its own");
+	fs_bulk_map_release(&m, e2, false);
+
+	big = buf_new("t-big", (size_t)VV_BULK_SPAN_MAX + 4096, true);
+	fstat(big, &st);
+	ok(fs_bulk_map_get(&m, 7, big, &st, pfd, 4096) == NULL, "larger than the span: no mapping");
+	close(big);
+
+	for (int i = 0; i < 20; i++) {
+		fds[i] = buf_new("t-many", 4096, true);
+		fstat(fds[i], &st);
+		many[i] = fs_bulk_map_get(&m, 9, fds[i], &st, pfd, 4096);
+		n += many[i] != NULL;
+	}
+	is_int(n, 16, "20 buffers of one uid: 16 mapped");
+	for (int i = 0; i < 20; i++) {
+		fs_bulk_map_release(&m, many[i], false);
+		close(fds[i]);
+	}
+	for (int i = 0; i < 100 && mapped("t-many"); i++)
+		usleep(100 * 1000);
+	is_int(mapped("t-many"), 0, "unused: gone within 10 s");
+
+	/* a mapping whose thread ended goes (the caller keeps the memfd) */
+	pthread_create(&t, NULL, exit_thread, &tfd);
+	pthread_join(t, NULL);
+	fd2 = buf_new("t-thread", LEN, true);
+	fstat(fd2, &st);
+	e = tfd >= 0 ? fs_bulk_map_get(&m, 7, fd2, &st, tfd, LEN) : NULL;
+	ok(e != NULL, "a buffer of a thread that ended: mapped");
+	fs_bulk_map_release(&m, e, false);
+	for (int i = 0; i < 100 && mapped("t-thread"); i++)
+		usleep(100 * 1000);
+	is_int(mapped("t-thread"), 0, "its thread ended: gone");
+
+	e = fs_bulk_map_get(&m, 7, fd2, &st, pfd, LEN);
+	ok(e != NULL, "mapped again for a live caller");
+	fs_bulk_map_release(&m, e, false);
+	fs_bulk_maps_release(&m);
+	is_int(mapped("t-thread") + mapped("t-sealed") - 1, 0, "at unmount: every mapping gone");
+	munmap(view, LEN);
+	close(fd);
+	close(fd2);
+	if (tfd >= 0)
+		close(tfd);
+	close(pfd);
+}
+
+int main(void)
+{
+	test_copy();
+	test_maps();
+	return tap_done();
+}
