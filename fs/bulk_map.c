@@ -26,8 +26,10 @@
  * nothing else; any other SIGBUS kills the daemon as before.
  *
  * Bounds: at most MAPS_PER_UID mappings per uid and MAPS_MAX in all, each
- * of at most MAP_LEN_MAX bytes; beyond them a request is refused EBUSY
- * (the tool opens those files itself).
+ * of at most MAP_LEN_MAX bytes.  At a bound the least recently used
+ * mapping no request is copying through makes room (make_room); only when
+ * every one is in use is a request refused EBUSY (the tool opens those
+ * files itself).
  * A mapping goes once the thread that sent it has exited (its pidfd polls
  * readable), after MAP_IDLE_S seconds unused, or at unmount, whichever is
  * first; a reaper thread (started with the first mapping) polls.  Until
@@ -248,6 +250,37 @@ static bool reaper_up(struct bulk_maps *m)
 	return true;
 }
 
+/* Under m->mu: room for one more mapping of uid, made by dropping the
+ * mappings whose thread ended or that idled, then the least recently used
+ * unused one (uid's own when uid is at its bound; anyone's at the overall
+ * bound).  A mapping is a cache: its owner's next request maps again.
+ * False only when every mapping in the way is copying now. */
+static bool make_room(struct bulk_maps *m, uint32_t uid)
+{
+	sweep(m, false);
+	for (;;) {
+		struct bulk_map **victim = NULL, *e;
+		unsigned mine = 0;
+		bool own;
+
+		for (e = m->head; e; e = e->next)
+			mine += e->uid == uid;
+		own = mine >= MAPS_PER_UID;
+		if (!own && m->n < MAPS_MAX)
+			return true;
+		for (struct bulk_map **pp = &m->head; *pp; pp = &(*pp)->next)
+			if ((*pp)->refs == 0 && (!own || (*pp)->uid == uid) &&
+			    (!victim || (*pp)->used < (*victim)->used))
+				victim = pp;
+		if (!victim)
+			return false;
+		e = *victim;
+		*victim = e->next;
+		m->n--;
+		map_free(e);
+	}
+}
+
 struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, const struct stat *st,
 				 int pidfd, uint64_t end)
 {
@@ -257,7 +290,7 @@ struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, cons
 
 	if (seals < 0 || !(seals & F_SEAL_SHRINK) || (uint64_t)st->st_size > MAP_LEN_MAX ||
 	    end > (uint64_t)st->st_size)
-		return NULL;                 /* may shrink, or too large: pwrite */
+		return NULL;                 /* may shrink, or too large: EBUSY */
 	pthread_mutex_lock(&m->mu);
 	for (e = m->head; e; e = e->next) {
 		mine += e->uid == uid;
@@ -271,7 +304,7 @@ struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, cons
 		pthread_mutex_unlock(&m->mu);
 		return found;
 	}
-	if (mine >= MAPS_PER_UID || m->n >= MAPS_MAX || !reaper_up(m) ||
+	if (((mine >= MAPS_PER_UID || m->n >= MAPS_MAX) && !make_room(m, uid)) || !reaper_up(m) ||
 	    !(e = calloc(1, sizeof(*e)))) {
 		pthread_mutex_unlock(&m->mu);
 		return NULL;

@@ -108,7 +108,7 @@ static void test_maps(void)
 	struct bulk_maps m;
 	struct bulk_map *e, *e2, *many[20];
 	struct stat st;
-	int pfd = self_pidfd(), fd, fd2, big, fds[20], tfd = -1, n = 0;
+	int pfd = self_pidfd(), fd, fd2, big, more, fds[20], tfd = -1, n = 0;
 	uint8_t *view;
 	static const uint8_t bytes[100] = { 1, 2, 3 };
 	pthread_t t;
@@ -159,9 +159,18 @@ static void test_maps(void)
 		fs_bulk_map_release(&m, many[i], false);
 		close(fds[i]);
 	}
+	/* all 16 unused now: a new buffer of the uid takes the place of the
+	 * least recently used one instead of being refused */
+	more = buf_new("t-more", 4096, true);
+	fstat(more, &st);
+	e = fs_bulk_map_get(&m, 9, more, &st, pfd, 4096);
+	ok(e != NULL, "at the bound, none in use: a new buffer mapped");
+	is_int(mapped("t-many"), 15, "in place of the least recently used");
+	fs_bulk_map_release(&m, e, false);
+	close(more);
 	for (int i = 0; i < 100 && mapped("t-many"); i++)
 		usleep(100 * 1000);
-	is_int(mapped("t-many"), 0, "unused: gone within 10 s");
+	is_int(mapped("t-many") + mapped("t-more"), 0, "unused: gone within 10 s");
 
 	/* a mapping whose thread ended goes (the caller keeps the memfd) */
 	pthread_create(&t, NULL, exit_thread, &tfd);
