@@ -70,28 +70,17 @@ bool vault_trash_reserved(uint64_t parent, const char *name)
 	return parent == VV_ROOT_INO && (strcmp(name, ".trash") == 0 || strcmp(name, ".snapshots") == 0);
 }
 
-/* Is n inside the trash (an item, or below a trashed directory)? */
+/* Is n inside the trash (an item, or below a trashed directory)?  The
+ * walk up from its parent ends at .trash/files (vault_node_up). */
 bool vault_trash_in(struct vv_vault *v, struct node *n)
 {
-	uint64_t cur = n->a.parent;
-	int depth = 0;
+	struct vault_up w;
 
 	if (n->ino == VV_ROOT_INO)
 		return false;
-	while (cur != VV_ROOT_INO) {
-		struct node *p;
-		uint64_t next;
-		if (cur == VV_TRASH_FILES_INO)
-			return true;
-		if (trash_virt(cur) || ++depth > 4096 || vault_node_get(v, cur, &p) < 0)
-			return false;
-		next = p->a.parent;
-		vault_node_put(v, p);
-		if (next == cur)
-			return false;
-		cur = next;
-	}
-	return false;
+	for (struct node *p = vault_up_first(v, &w, n->a.parent); p; p = vault_up_next(v, &w))
+		;
+	return w.end == VAULT_UP_TRASH;
 }
 
 /* --- the gate: permissions of the directories above an item ------------- */
