@@ -567,7 +567,9 @@ struct vault_up {
 	uint64_t lam, power;
 	bool last;                       /* n is the root: the walk ends after it */
 	enum vault_up_end end;
-	int err;                         /* VAULT_UP_BROKEN by vault_node_get */
+	int err;                         /* why VAULT_UP_BROKEN: vault_node_get's error,
+	                                    VV_ENOENT (a virtual inode), VV_ELOOP (a
+	                                    cycle), 0 (parent 0) */
 };
 struct node *vault_up_first(struct vv_vault *v, struct vault_up *w, uint64_t from);
 struct node *vault_up_next(struct vv_vault *v, struct vault_up *w);
@@ -685,6 +687,12 @@ static inline const char *trash_virt_path(uint64_t ino)
 }
 /* Is n an item of the trash or inside one?  (Read-only there: EROFS.) */
 bool vault_trash_in(struct vv_vault *v, struct node *n);
+/* Does the trash show id the item top (a node whose parent is
+ * .trash/files: where a walk up from inside the trash ends), as a lookup
+ * there would: root, or search on its gate and read on it?  A part of a
+ * removed tree not yet settled is judged by its own row (the gate of its
+ * own removal); a node with no row, by no one but root. */
+bool vault_trash_item_visible(struct vv_vault *v, const struct vv_ident *id, struct node *top);
 /* Move the parts of d's removed tree (rm -rf) that still sit in
  * .trash/files under d and its directories, as real entries: before
  * anyone reads below a trashed directory (vault_ns.c get_dir), restores

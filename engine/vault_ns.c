@@ -1340,26 +1340,38 @@ int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, in
 /* May c search every directory above n up to the root (n itself needs no
  * right)?  Takes over the caller's reference on n.  Unlike
  * vault_node_reach it stops at the first directory every user may search
- * from (chain_ok: the kernel's own walk checks no more either), and an
- * item of the trash passes: a session holds only what a lookup of it
- * handed out, and the trash's view decided that lookup.  Under v->mu. */
+ * from (chain_ok: the kernel's own walk checks no more either), and a
+ * walk that ends in the trash passes when the trash shows c the item it
+ * ends at, as a lookup of it there would (vault_trash_item_visible): the
+ * item's gate, not the directories it was removed from, decides who may
+ * still reach it.  Under v->mu. */
 static int reach_up(struct vv_vault *v, const struct vv_ctx *c, struct node *n)
 {
 	struct vault_up w;
-	uint64_t p = n->ino == VV_ROOT_INO ? 0 : n->a.parent;
+	struct node *top = n;
 	int r = 0;
 
-	vault_node_put(v, n);
-	if (!p)
-		return 0;
-	for (struct node *d = vault_up_first(v, &w, p); d; d = vault_up_next(v, &w))
+	if (n->ino == VV_ROOT_INO)
+		goto out;
+	for (struct node *d = vault_up_first(v, &w, n->a.parent); d; d = vault_up_next(v, &w)) {
 		if (vault_node_chain_ok(v, d) || (r = vault_node_check(v, c, d, VV_MAY_EXEC)) < 0) {
 			vault_up_stop(v, &w);
-			return r;
+			goto out;
 		}
-	if (w.end == VAULT_UP_ROOT || w.end == VAULT_UP_TRASH)
-		return 0;
-	return w.err && w.err != VV_ELOOP ? w.err : VV_EACCES;
+		if (top != n)
+			vault_node_put(v, top);
+		top = d;
+		top->pins++;                 /* the item, if the walk ends in the trash */
+	}
+	if (w.end == VAULT_UP_TRASH)
+		r = vault_trash_item_visible(v, &c->id, top) ? 0 : VV_EACCES;
+	else if (w.end != VAULT_UP_ROOT)
+		r = w.err && w.err != VV_ELOOP ? w.err : VV_EACCES;
+out:
+	if (top != n)
+		vault_node_put(v, top);
+	vault_node_put(v, n);
+	return r;
 }
 
 /* A file with several names is reached through any of them, as a local
