@@ -410,6 +410,7 @@ struct node *vault_up_next(struct vv_vault *v, struct vault_up *w)
 	}
 	if (cur == 0 || trash_virt(cur)) {
 		w->end = VAULT_UP_BROKEN;
+		w->err = cur ? VV_ENOENT : w->err;   /* a virtual inode has no node */
 		return NULL;
 	}
 	if ((r = vault_node_get(v, cur, &n)) < 0) {
@@ -460,9 +461,9 @@ int vault_node_reach(struct vv_vault *v, const struct vv_ctx *c, uint64_t dir)
 	}
 	if (w.end == VAULT_UP_ROOT)
 		return r;
-	/* not in the live tree: gone (a missing row, the trash), or a
-	 * damaged chain (fail closed) */
-	return w.end == VAULT_UP_TRASH || w.err == VV_ENOENT ? VV_ENOENT : VV_EACCES;
+	/* not in the live tree: gone (the trash, a row or node that cannot
+	 * be had), or a damaged chain (parent 0, a cycle: fail closed) */
+	return w.end == VAULT_UP_TRASH || (w.err && w.err != VV_ELOOP) ? VV_ENOENT : VV_EACCES;
 }
 
 /* Every directory from the root down to dir may be searched by everyone.
@@ -550,7 +551,11 @@ void vault_node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct 
 			 (S_ISDIR(n->a.mode) || n->a.nlink <= 1);
 }
 
-/* Canonical path of ino ("/coll/dir/file"), walking primary parents. */
+/* Canonical path of ino ("/coll/dir/file").  Not the walk up the tree
+ * (vault_up_*): it asks for names, not nodes, so it follows the name the
+ * kernel looked a node up by when it has one, else meta.db's entries (a
+ * file of several names: its oldest), else a trash item's row; and it
+ * makes no node.  Its 4 KiB buffer is its bound. */
 int vault_node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap)
 {
 	uint64_t dir;

@@ -9,24 +9,14 @@
  * itself ending on a cycle of a damaged store.
  */
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "tap.h"
 #include "vault_int.h"
-#include "vecvault/error.h"
-#include "vecvault/vault.h"
+#include "vault_unit.h"
 
-#define PASS "walk unit test"
 #define DEPTH 6000                   /* past the old bounds of 512 and 4096 */
 #define TDEPTH 1500                  /* deep, with a path the trash can record */
 #define SMALL_STACK (96 << 10)
-
-static char top[256], store[300], state[300];
-static const struct vv_ctx root_c = { .id = { .uid = 0, .gid = 0 }, .umask = 022, .comm = "test" };
 
 static struct vv_vault *open_v(void)
 {
@@ -100,7 +90,6 @@ static void test_cycle_ends(struct vv_vault *v, uint64_t a, uint64_t b)
 
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	static uint64_t ino[DEPTH];
 	struct vv_vault *v;
 	struct vv_attr a, c, s;
@@ -110,13 +99,7 @@ int main(void)
 	char tname[VV_NAME_MAX + 1] = "";
 	int r = 0;
 
-	snprintf(top, sizeof(top), "%s/vv-walk-XXXXXX", tmp);
-	if (!mkdtemp(top))
-		tap_skip_all("cannot make a temp dir");
-	snprintf(store, sizeof(store), "%s/store", top);
-	snprintf(state, sizeof(state), "%s/state", top);
-	is_int(vv_vault_create_store(store, PASS, strlen(PASS), VV_KDF_PROFILE_TEST,
-				     VV_VAULT_ALLOW_TEST_KDF, 0, 0, state), 0, "create a store");
+	vu_setup(true);
 	v = open_v();
 	if (!v) {
 		printf("Bail out! cannot open the store\n");
@@ -185,12 +168,6 @@ int main(void)
 	       "restore it to /c/t/back");
 	is_int(vv_vault_mkdir(v, &root_c, deep, "x", 0755, &a), 0, "its bottom is writable again");
 	vv_vault_close(v);
-
-	{
-		char cmd[300];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
-		if (system(cmd) != 0)
-			tap_diag("cleanup failed");
-	}
+	vu_cleanup();
 	return tap_done();
 }
