@@ -525,6 +525,9 @@ int vv_meta_trash_get_name(struct vv_meta *m, const char *name, struct vv_trash_
 /* The name in .trash/files of the newest row (item or part) of inode ino,
  * for paths in messages (a scan: rare).  VV_ENOENT */
 int vv_meta_trash_name_of(struct vv_meta *m, uint64_t ino, char *name, size_t cap);
+/* The newest row of inode ino, an item's or a part's of a removed tree
+ * not yet settled (a scan: no index by inode).  VV_ENOENT */
+int vv_meta_trash_get_ino(struct vv_meta *m, uint64_t ino, struct vv_trash_row *r);
 int vv_meta_trash_del(struct vv_meta *m, uint64_t id);
 /* Items with id > after in id order, at most max (0: all); cb returns
  * non-zero to stop (returned).  r is only valid during the call. */

@@ -97,6 +97,7 @@ static const char q_add[] =
 static const char q_get[] = "SELECT " COLS " FROM trash WHERE id=?1 AND " ITEM;
 static const char q_get_name[] = "SELECT " COLS " FROM trash WHERE name=?1 AND " ITEM;
 static const char q_name_of[] = "SELECT name FROM trash WHERE ino=?1 ORDER BY id DESC LIMIT 1";
+static const char q_get_ino[] = "SELECT " COLS " FROM trash WHERE ino=?1 ORDER BY id DESC LIMIT 1";
 static const char q_del[] = "DELETE FROM trash WHERE id=?1";
 static const char q_list[] = "SELECT " COLS " FROM trash WHERE id>?1 AND " ITEM " ORDER BY id LIMIT ?2";
 /* rm -rf's grouping: the items ?1 (a JSON array of ids: one statement for
@@ -265,6 +266,14 @@ int vv_meta_trash_get_name(struct vv_meta *m, const char *name, struct vv_trash_
 	XSTMT(m, q_get_name);
 
 	sqlite3_bind_blob(s, 1, name, (int)strlen(name), SQLITE_STATIC);
+	return get_one(m, s, r);
+}
+
+int vv_meta_trash_get_ino(struct vv_meta *m, uint64_t ino, struct vv_trash_row *r)
+{
+	XSTMT(m, q_get_ino);
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	return get_one(m, s, r);
 }
 

@@ -53,7 +53,10 @@
 /* ---- the admin privilege -------------------------------------------------- */
 
 /* The collection directory holding ino (walking primary parents), or 0
- * for the root and top-level files. */
+ * for the root and top-level files.  Not the walk up the tree
+ * (vault_up_*): it makes no node (the table's node if there is one, else
+ * the row), and a chain it cannot follow, or one over 4096 levels, is no
+ * collection, so no admin privilege (fail closed). */
 static uint64_t coll_dir(struct vv_vault *v, uint64_t ino)
 {
 	struct vv_inode_row row;

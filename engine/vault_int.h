@@ -534,11 +534,54 @@ static inline void vault_xattr_killcap(struct vv_vault *v, const struct vv_ctx *
 void vault_node_xattrs_known(struct node *n, bool any);           /* readdirplus saw (no) xattrs */
 void vault_node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct vv_attr *out);
 bool vault_node_chain_ok(struct vv_vault *v, struct node *dir);
+/*
+ * The walk up the tree (docs/design.md "Walks up the tree"): every
+ * question about a node's ancestry (may the caller search it, is it in the
+ * trash, is a directory live, is one directory above another, may the
+ * kernel cache below it) follows the same links with the same ends, so
+ * their answers cannot disagree.  It follows primary parents (a.parent):
+ * a directory has only that one; a file with several names is walked from
+ * each of its directories by whoever needs them (reach_linked).  No depth
+ * bound: the tree has no cycle (renames and restores refuse one through
+ * this walk), so the walk ends; a cycle in a damaged store is caught
+ * (Brent's method, no memory) and ends it as broken.  Usage:
+ *
+ *	struct vault_up w;
+ *	for (struct node *n = vault_up_first(v, &w, from); n; n = vault_up_next(v, &w))
+ *		... (break out: vault_up_stop(v, &w));
+ *	... w.end
+ *
+ * Each node is pinned while the loop body has it.  Under mu.
+ */
+enum vault_up_end {
+	VAULT_UP_WALKING,                /* not ended (the body broke out) */
+	VAULT_UP_ROOT,                   /* the root was visited, last */
+	VAULT_UP_TRASH,                  /* the next link is .trash/files: in the trash */
+	VAULT_UP_BROKEN,                 /* parent 0, another virtual inode, a cycle, or
+	                                    a row that cannot be read (err) */
+};
+struct vault_up {
+	uint64_t next;                   /* the inode to visit next */
+	struct node *n;                  /* the node the body has (pinned) */
+	uint64_t mark;                   /* Brent: an inode to meet again in a cycle */
+	uint64_t lam, power;
+	bool last;                       /* n is the root: the walk ends after it */
+	enum vault_up_end end;
+	int err;                         /* why VAULT_UP_BROKEN: vault_node_get's error,
+	                                    VV_ENOENT (a virtual inode), VV_ELOOP (a
+	                                    cycle), 0 (parent 0) */
+};
+struct node *vault_up_first(struct vv_vault *v, struct vault_up *w, uint64_t from);
+struct node *vault_up_next(struct vv_vault *v, struct vault_up *w);
+void vault_up_stop(struct vv_vault *v, struct vault_up *w);
 /* n lost a reference: keep it idle (links left) or delete it for good. */
 void vault_node_maybe_free(struct vv_vault *v, struct node *n);
 /* Free every idle node: after a change to rows, xattrs or extents made
  * without going through the nodes, or a collection key dropped.  Under mu. */
 void vault_node_idle_drop(struct vv_vault *v);
+/* Canonical path of ino into buf, or "<inode N>" and VV_ENOENT (no name
+ * to give: a missing row, an idle trashed node) or VV_ENAMETOOLONG (longer
+ * than buf, or than 4095 bytes).  Under mu. */
 int vault_node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap);
 /* vault_node_path, and *dir: the directory whose entry the path ends with
  * (for a file with several names, the one named, not its primary parent:
@@ -644,6 +687,12 @@ static inline const char *trash_virt_path(uint64_t ino)
 }
 /* Is n an item of the trash or inside one?  (Read-only there: EROFS.) */
 bool vault_trash_in(struct vv_vault *v, struct node *n);
+/* Does the trash show id the item top (a node whose parent is
+ * .trash/files: where a walk up from inside the trash ends), as a lookup
+ * there would: root, or search on its gate and read on it?  A part of a
+ * removed tree not yet settled is judged by its own row (the gate of its
+ * own removal); a node with no row, by no one but root. */
+bool vault_trash_item_visible(struct vv_vault *v, const struct vv_ident *id, struct node *top);
 /* Move the parts of d's removed tree (rm -rf) that still sit in
  * .trash/files under d and its directories, as real entries: before
  * anyone reads below a trashed directory (vault_ns.c get_dir), restores

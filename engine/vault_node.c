@@ -381,52 +381,127 @@ static bool searchable_by_all(struct vv_vault *v, struct node *d)
 	return true;
 }
 
-int vault_node_reach(struct vv_vault *v, const struct vv_ctx *c, uint64_t dir)
+/* The walk up (vault_int.h struct vault_up). */
+struct node *vault_up_first(struct vv_vault *v, struct vault_up *w, uint64_t from)
 {
-	uint64_t cur = dir;
-	int r = 0;
-
-	for (unsigned depth = 0; r == 0 && depth < 4096; depth++) {
-		struct node *n;
-		uint64_t up;
-		if (trash_virt(cur) || vault_node_get(v, cur, &n) < 0)
-			return VV_ENOENT;
-		if (n->a.nlink == 0 || vault_trash_in(v, n)) {
-			vault_node_put(v, n);
-			return VV_ENOENT;
-		}
-		r = vault_node_check(v, c, n, VV_MAY_EXEC);
-		up = n->a.parent;
-		vault_node_put(v, n);
-		if (cur == VV_ROOT_INO)
-			return r;
-		if (up == 0 || up == cur)
-			return VV_EACCES;              /* a broken chain: fail closed */
-		cur = up;
-	}
-	return r < 0 ? r : VV_EACCES;
+	memset(w, 0, sizeof(*w));
+	w->next = w->mark = from;
+	w->power = 1;
+	return vault_up_next(v, w);
 }
 
-/* Every directory from the root down to dir may be searched by everyone. */
+struct node *vault_up_next(struct vv_vault *v, struct vault_up *w)
+{
+	uint64_t cur = w->next;
+	struct node *n;
+	int r;
+
+	vault_node_put(v, w->n);
+	w->n = NULL;
+	if (w->end != VAULT_UP_WALKING)
+		return NULL;
+	if (w->last) {
+		w->end = VAULT_UP_ROOT;
+		return NULL;
+	}
+	if (cur == VV_TRASH_FILES_INO) {
+		w->end = VAULT_UP_TRASH;
+		return NULL;
+	}
+	if (cur == 0 || trash_virt(cur)) {
+		w->end = VAULT_UP_BROKEN;
+		w->err = cur ? VV_ENOENT : w->err;   /* a virtual inode has no node */
+		return NULL;
+	}
+	if ((r = vault_node_get(v, cur, &n)) < 0) {
+		w->end = VAULT_UP_BROKEN;
+		w->err = r;
+		return NULL;
+	}
+	w->n = n;
+	if (cur == VV_ROOT_INO) {
+		w->last = true;
+		return n;
+	}
+	/* Brent: the mark moves to the walk's position at each power of
+	 * two; a walk that meets it again goes round a cycle. */
+	w->next = n->a.parent;
+	if (w->next == w->mark) {
+		w->next = 0;
+		w->err = VV_ELOOP;
+	} else if (++w->lam == w->power) {
+		w->mark = w->next;
+		w->power *= 2;
+		w->lam = 0;
+	}
+	return n;
+}
+
+void vault_up_stop(struct vv_vault *v, struct vault_up *w)
+{
+	vault_node_put(v, w->n);
+	w->n = NULL;
+}
+
+/* The whole chain from dir up, as a path walk to dir would search it:
+ * the first directory refused decides, unless the chain does not lead to
+ * the root of the live tree (in the trash, unlinked, broken): ENOENT. */
+int vault_node_reach(struct vv_vault *v, const struct vv_ctx *c, uint64_t dir)
+{
+	struct vault_up w;
+	int r = 0;
+
+	for (struct node *n = vault_up_first(v, &w, dir); n; n = vault_up_next(v, &w)) {
+		if (n->a.nlink == 0) {
+			vault_up_stop(v, &w);
+			return VV_ENOENT;
+		}
+		if (r == 0)
+			r = vault_node_check(v, c, n, VV_MAY_EXEC);
+	}
+	if (w.end == VAULT_UP_ROOT)
+		return r;
+	/* not in the live tree: gone (the trash, a row or node that cannot
+	 * be had), or a damaged chain (parent 0, a cycle: fail closed) */
+	return w.end == VAULT_UP_TRASH || (w.err && w.err != VV_ELOOP) ? VV_ENOENT : VV_EACCES;
+}
+
+/* Every directory from the root down to dir may be searched by everyone.
+ * Kept per directory while perm_gen stands (every change of a directory's
+ * permissions or place bumps it): the walk goes up to the first directory
+ * that knows its answer, a directory no one else may search, or the root;
+ * a second walk then tells the answer to those it passed. */
 bool vault_node_chain_ok(struct vv_vault *v, struct node *dir)
 {
-	bool ok;
+	struct vault_up w;
+	uint64_t gen = v->nodes.perm_gen, upto = 0;
+	bool ok = false;
 
-	if (dir->chain_gen == v->nodes.perm_gen && dir->chain_gen)
+	if (dir->chain_gen == gen && dir->chain_gen)
 		return dir->chain_ok;
-	ok = searchable_by_all(v, dir);
-	if (ok && dir->ino != VV_ROOT_INO) {
-		struct node *p;
-		if (dir->a.parent == 0 || dir->a.parent == dir->ino || vault_node_get(v, dir->a.parent, &p) < 0) {
-			ok = false;
-		} else {
-			ok = vault_node_chain_ok(v, p);
-			vault_node_put(v, p);
+	for (struct node *n = vault_up_first(v, &w, dir->ino); n; n = vault_up_next(v, &w)) {
+		if (n != dir && n->chain_gen == gen && n->chain_gen) {
+			ok = n->chain_ok;
+			upto = n->ino;
+			break;
+		}
+		if (!searchable_by_all(v, n)) {
+			n->chain_ok = false;
+			n->chain_gen = gen;
+			upto = n->ino;
+			break;
 		}
 	}
-	dir->chain_ok = ok;
-	dir->chain_gen = v->nodes.perm_gen;
-	return ok;
+	vault_up_stop(v, &w);
+	if (w.end == VAULT_UP_ROOT)
+		ok = true;
+	/* the directories below upto were searchable by all: they get its answer */
+	for (struct node *n = vault_up_first(v, &w, dir->ino); n && n->ino != upto; n = vault_up_next(v, &w)) {
+		n->chain_ok = ok;
+		n->chain_gen = gen;
+	}
+	vault_up_stop(v, &w);
+	return dir->chain_gen == gen ? dir->chain_ok : ok;
 }
 
 static void ts(int64_t ns, struct timespec *t)
@@ -476,7 +551,11 @@ void vault_node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct 
 			 (S_ISDIR(n->a.mode) || n->a.nlink <= 1);
 }
 
-/* Canonical path of ino ("/coll/dir/file"), walking primary parents. */
+/* Canonical path of ino ("/coll/dir/file").  Not the walk up the tree
+ * (vault_up_*): it asks for names, not nodes, so it follows the name the
+ * kernel looked a node up by when it has one, else meta.db's entries (a
+ * file of several names: its oldest), else a trash item's row; and it
+ * makes no node.  Its 4 KiB buffer is its bound. */
 int vault_node_path(struct vv_vault *v, uint64_t ino, char *buf, size_t cap)
 {
 	uint64_t dir;
@@ -489,8 +568,10 @@ int vault_node_path_dir(struct vv_vault *v, uint64_t ino, char *buf, size_t cap,
 	char tmp[4096], name[VV_NAME_MAX + 1];
 	size_t pos = sizeof(tmp) - 1, len;
 	uint64_t cur = ino;
-	int depth = 0;
+	int r = VV_ENOENT;
 
+	/* No depth bound of its own: each step takes at least two bytes of
+	 * tmp, so the buffer ends any walk, a cycle's too. */
 	tmp[pos] = 0;
 	*dir = 0;
 	while (cur != VV_ROOT_INO) {
@@ -498,8 +579,6 @@ int vault_node_path_dir(struct vv_vault *v, uint64_t ino, char *buf, size_t cap,
 		const char *nm = name;
 		uint64_t parent;
 		size_t nl;
-		if (++depth > 512)
-			goto unknown;
 		if (trash_virt_path(cur)) {
 			/* The trash's directories: "/.trash/files/NAME..." */
 			nm = trash_virt_path(cur) + 1;
@@ -520,8 +599,10 @@ int vault_node_path_dir(struct vv_vault *v, uint64_t ino, char *buf, size_t cap,
 			parent = VV_TRASH_FILES_INO;
 		}
 		nl = strlen(nm);
-		if (nl + 1 > pos)
+		if (nl + 1 > pos) {
+			r = VV_ENAMETOOLONG;
 			goto unknown;
+		}
 		pos -= nl;
 		memcpy(tmp + pos, nm, nl);
 		tmp[--pos] = '/';
@@ -532,13 +613,15 @@ int vault_node_path_dir(struct vv_vault *v, uint64_t ino, char *buf, size_t cap,
 	if (pos == sizeof(tmp) - 1)
 		tmp[--pos] = '/';
 	len = sizeof(tmp) - 1 - pos;
-	if (len + 1 > cap)
+	if (len + 1 > cap) {
+		r = VV_ENAMETOOLONG;
 		goto unknown;
+	}
 	memcpy(buf, tmp + pos, len + 1);
 	return 0;
 unknown:
 	snprintf(buf, cap, "<inode %llu>", (unsigned long long)ino);
-	return VV_ENOENT;
+	return r;
 }
 
 /* A directory stopped being searchable by everyone: the kernel may hold

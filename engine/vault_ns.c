@@ -845,29 +845,22 @@ int vv_vault_rmdir(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, 
 	return remove_op(v, c, parent, name, true);
 }
 
-/* Is a an ancestor of (or equal to) directory b? */
+/* Is a an ancestor of (or equal to) directory b?  The rename's loop
+ * check: exact at any depth (the walk has no bound to stop short at). */
 static int is_ancestor(struct vv_vault *v, uint64_t a, uint64_t b, bool *yes)
 {
-	uint64_t cur = b;
-	int depth = 0;
+	struct vault_up w;
 
 	*yes = false;
-	while (1) {
-		struct node *n;
-		int r;
-		if (cur == a) {
+	for (struct node *n = vault_up_first(v, &w, b); n; n = vault_up_next(v, &w))
+		if (n->ino == a) {
+			vault_up_stop(v, &w);
 			*yes = true;
 			return 0;
 		}
-		if (cur == VV_ROOT_INO)
-			return 0;
-		if (++depth > 4096)
-			return VV_ELOOP;
-		if ((r = vault_node_get(v, cur, &n)) < 0)
-			return r;
-		cur = n->a.parent;
-		vault_node_put(v, n);
-	}
+	if (w.end == VAULT_UP_ROOT)
+		return 0;
+	return w.err ? w.err : VV_ENOENT;
 }
 
 /*
@@ -1094,27 +1087,18 @@ out:
 /* --- directories ---------------------------------------------------------- */
 
 /* A directory of the live tree: linked, and its ancestry reaches the
- * root without passing .trash/files (a walk that fails says no). */
+ * root without passing .trash/files, an unlinked directory or a snapshot
+ * (a walk that fails says no). */
 static bool live_dir(struct vv_vault *v, struct node *n)
 {
-	uint64_t cur = n->ino;
-	int depth = 0;
+	struct vault_up w;
 
-	if (vv_snap_ino(n->ino) || n->a.nlink == 0)
-		return false;
-	while (cur != VV_ROOT_INO) {
-		struct node *p;
-		uint64_t next;
-		if (trash_virt(cur) || vv_snap_ino(cur) || ++depth > 4096 ||
-		    vault_node_get(v, cur, &p) < 0)
+	for (struct node *p = vault_up_first(v, &w, n->ino); p; p = vault_up_next(v, &w))
+		if (vv_snap_ino(p->ino) || p->a.nlink == 0) {
+			vault_up_stop(v, &w);
 			return false;
-		next = p->a.nlink ? p->a.parent : cur;
-		vault_node_put(v, p);
-		if (next == cur)
-			return false;
-		cur = next;
-	}
-	return true;
+		}
+	return w.end == VAULT_UP_ROOT;
 }
 
 bool vv_vault_dir_cacheable(const struct vv_dir *dh)
@@ -1354,27 +1338,38 @@ int vv_vault_access(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, in
 }
 
 /* May c search every directory above n up to the root (n itself needs no
- * right)?  Takes over the caller's reference on n.  Under v->mu. */
+ * right)?  Takes over the caller's reference on n.  Unlike
+ * vault_node_reach it stops at the first directory every user may search
+ * from (chain_ok: the kernel's own walk checks no more either), and a
+ * walk that ends in the trash passes when the trash shows c the item it
+ * ends at, as a lookup of it there would (vault_trash_item_visible): the
+ * item's gate, not the directories it was removed from, decides who may
+ * still reach it.  Under v->mu. */
 static int reach_up(struct vv_vault *v, const struct vv_ctx *c, struct node *n)
 {
-	struct node *d;
+	struct vault_up w;
+	struct node *top = n;
 	int r = 0;
 
-	for (int depth = 0; n->ino != VV_ROOT_INO; depth++) {
-		uint64_t p = n->a.parent;
-		if (depth > 4096 || p == 0 || p == n->ino || trash_virt(p)) {
-			r = trash_virt(p) ? 0 : VV_EACCES;
-			break;
+	if (n->ino == VV_ROOT_INO)
+		goto out;
+	for (struct node *d = vault_up_first(v, &w, n->a.parent); d; d = vault_up_next(v, &w)) {
+		if (vault_node_chain_ok(v, d) || (r = vault_node_check(v, c, d, VV_MAY_EXEC)) < 0) {
+			vault_up_stop(v, &w);
+			goto out;
 		}
-		if ((r = vault_node_get(v, p, &d)) < 0)
-			break;
-		vault_node_put(v, n);
-		n = d;
-		if (vault_node_chain_ok(v, n))
-			break;                       /* every user may search from here up */
-		if ((r = vault_node_check(v, c, n, VV_MAY_EXEC)) < 0)
-			break;
+		if (top != n)
+			vault_node_put(v, top);
+		top = d;
+		top->pins++;                 /* the item, if the walk ends in the trash */
 	}
+	if (w.end == VAULT_UP_TRASH)
+		r = vault_trash_item_visible(v, &c->id, top) ? 0 : VV_EACCES;
+	else if (w.end != VAULT_UP_ROOT)
+		r = w.err && w.err != VV_ELOOP ? w.err : VV_EACCES;
+out:
+	if (top != n)
+		vault_node_put(v, top);
 	vault_node_put(v, n);
 	return r;
 }

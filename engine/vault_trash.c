@@ -70,28 +70,17 @@ bool vault_trash_reserved(uint64_t parent, const char *name)
 	return parent == VV_ROOT_INO && (strcmp(name, ".trash") == 0 || strcmp(name, ".snapshots") == 0);
 }
 
-/* Is n inside the trash (an item, or below a trashed directory)? */
+/* Is n inside the trash (an item, or below a trashed directory)?  The
+ * walk up from its parent ends at .trash/files (vault_node_up). */
 bool vault_trash_in(struct vv_vault *v, struct node *n)
 {
-	uint64_t cur = n->a.parent;
-	int depth = 0;
+	struct vault_up w;
 
 	if (n->ino == VV_ROOT_INO)
 		return false;
-	while (cur != VV_ROOT_INO) {
-		struct node *p;
-		uint64_t next;
-		if (cur == VV_TRASH_FILES_INO)
-			return true;
-		if (trash_virt(cur) || ++depth > 4096 || vault_node_get(v, cur, &p) < 0)
-			return false;
-		next = p->a.parent;
-		vault_node_put(v, p);
-		if (next == cur)
-			return false;
-		cur = next;
-	}
-	return false;
+	for (struct node *p = vault_up_first(v, &w, n->a.parent); p; p = vault_up_next(v, &w))
+		;
+	return w.end == VAULT_UP_TRASH;
 }
 
 /* --- the gate: permissions of the directories above an item ------------- */
@@ -100,7 +89,11 @@ bool vault_trash_in(struct vv_vault *v, struct node *n)
  * *len point at d's copy, or at buf (cap bytes) without memory for one.
  * rm -rf removes many entries from one directory: d keeps the last gate
  * made for it while no directory's permissions or place changed (every
- * such change bumps perm_gen, as for vault_node_chain_ok). */
+ * such change bumps perm_gen, as for vault_node_chain_ok).  Not the walk
+ * up the tree (vault_up_*): it keeps every node it passes, so it holds 64
+ * at most (a row's gate is bounded too); a longer chain, or one that does
+ * not reach the root, records GATE_DENY: the item is visible to root and
+ * its remover only (fail closed). */
 static void gate_make(struct vv_vault *v, struct node *d, uint8_t *buf, size_t cap,
 		      const uint8_t **gate, size_t *len)
 {
@@ -195,6 +188,20 @@ bool vault_trash_visible(struct vv_vault *v, const struct vv_ident *id,
 		return false;
 	vault_node_perm(v, n, &p);
 	return vv_access_check(id, &p, VV_MAY_READ) == 0;
+}
+
+bool vault_trash_item_visible(struct vv_vault *v, const struct vv_ident *id, struct node *top)
+{
+	struct vv_trash_row *row;
+	bool yes;
+
+	if (id->uid == 0)
+		return true;
+	if (!(row = malloc(sizeof(*row))))
+		return false;
+	yes = vv_meta_trash_get_ino(v->meta, top->ino, row) == 0 && vault_trash_visible(v, id, row, top);
+	free(row);
+	return yes;
 }
 
 /* Could id have removed the item (the rules of rm, as things were then)?
