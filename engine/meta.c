@@ -92,8 +92,11 @@ const char *const meta_core_sql[S_NSTMT] = {
 	[S_COLL_ADD] = "INSERT INTO colls(wrapped) VALUES(?1)",
 	[S_COLL_DEL] = "DELETE FROM colls WHERE id=?1",
 	[S_COUNT_INO] = "SELECT count(*) FROM inodes",
-	[S_COLL_GC] = "DELETE FROM colls WHERE id<>?1 AND id NOT IN (SELECT DISTINCT coll FROM inodes)"
-		      " AND id NOT IN (SELECT coll FROM snap_colls)",
+	/* The one test before a collection's key goes (vv_meta_coll_needed):
+	 * an index probe of inodes_coll and of snap_colls_coll. */
+	[S_COLL_NEEDED] = "SELECT EXISTS(SELECT 1 FROM inodes WHERE coll=?1 AND ino<>?2)"
+			  " OR EXISTS(SELECT 1 FROM snap_colls WHERE coll=?1)",
+	[S_COLL_IDS] = "SELECT id FROM colls WHERE id<>?1 ORDER BY id",
 	[S_BEGIN] = "BEGIN",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
@@ -109,6 +112,10 @@ const char *const meta_core_sql[S_NSTMT] = {
  * them for each batch: a listing costs O(n^2).  Added in place (same
  * format 1) by vv_meta_upgrade(); SQLite maintains it in older builds too. */
 #define DIRENTS_DIR_INDEX "CREATE INDEX IF NOT EXISTS dirents_dir ON dirents(parent)"
+/* Whether a collection still has an inode (vv_meta_coll_needed, asked at
+ * every inode's deletion) is a probe of this index, not a scan of inodes.
+ * Added in place like dirents_dir. */
+#define INODES_COLL_INDEX "CREATE INDEX IF NOT EXISTS inodes_coll ON inodes(coll)"
 
 static const char schema[] =
 	"CREATE TABLE kv(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
@@ -123,6 +130,7 @@ static const char schema[] =
 	"CREATE UNIQUE INDEX dirents_name ON dirents(parent, name);"
 	"CREATE INDEX dirents_ino ON dirents(ino);"
 	DIRENTS_DIR_INDEX ";"
+	INODES_COLL_INDEX ";"
 	"CREATE TABLE xattrs(ino INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,"
 	" PRIMARY KEY(ino, name)) WITHOUT ROWID;"
 	"CREATE TABLE extents(ino INTEGER NOT NULL, fblock INTEGER NOT NULL, chunk BLOB NOT NULL,"
@@ -523,26 +531,28 @@ fail:
 	return r;
 }
 
-/* The directory-listing index, for stores made before it existed. */
-static int upgrade_dirents_dir(struct vv_meta *m, bool *ran)
+/* An index of the core schema that stores made before it existed lack:
+ * made once, by name. */
+static int upgrade_index(struct vv_meta *m, const char *name, const char *sql, const char *what,
+			 bool *ran)
 {
 	sqlite3_stmt *s = NULL;
 	int rc;
 
-	*ran = false;
 	rc = sqlite3_prepare_v2(m->db, "SELECT 1 FROM sqlite_master WHERE type='index'"
-				" AND name='dirents_dir'", -1, &s, NULL);
+				" AND name=?1", -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return err(m, rc);
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	if (rc == SQLITE_ROW)
 		return 0;
 	if (rc != SQLITE_DONE)
 		return err(m, rc);
-	vv_log(VV_LOG_INFO, "meta: adding the directory-listing index (once per store)");
+	vv_log(VV_LOG_INFO, "meta: adding the %s index (once per store)", what);
 	*ran = true;
-	rc = sqlite3_exec(m->db, DIRENTS_DIR_INDEX, NULL, NULL, NULL);
+	rc = sqlite3_exec(m->db, sql, NULL, NULL, NULL);
 	return rc == SQLITE_OK ? 0 : err(m, rc);
 }
 
@@ -556,7 +566,8 @@ int vv_meta_upgrade(struct vv_meta *m)
 	 * open tries again.  Features read a missing table as empty. */
 	if ((r = vv_meta_begin(m)) < 0)
 		return r;
-	if ((r = upgrade_dirents_dir(m, &idx)) == 0)
+	if ((r = upgrade_index(m, "dirents_dir", DIRENTS_DIR_INDEX, "directory-listing", &idx)) == 0 &&
+	    (r = upgrade_index(m, "inodes_coll", INODES_COLL_INDEX, "collection", &idx)) == 0)
 		r = feature_schemas(m, &feat);
 	if (r == 0 && (idx || feat))
 		r = vv_meta_commit(m);

@@ -213,8 +213,17 @@ int vv_meta_chunk_stats(struct vv_meta *m, uint64_t *count, uint64_t *bytes);
 int vv_meta_coll_get(struct vv_meta *m, uint32_t id, uint8_t *wrapped, size_t cap, size_t *len);
 int vv_meta_coll_add(struct vv_meta *m, const uint8_t *wrapped, size_t len, uint32_t *id);
 int vv_meta_coll_del(struct vv_meta *m, uint32_t id);
-/* Delete collections no inode uses any more (but keep); returns how many. */
-int vv_meta_coll_gc(struct vv_meta *m, uint32_t keep, int *dropped);
+/* Does anything still need collection coll's key?  Any inode but except
+ * (0: none) of the collection (live, trashed: items and parts of trees,
+ * unlinked but open: they all keep their rows), or any snapshot naming it
+ * in snap_colls (file snapshots name every collection of their moment,
+ * row snapshots of older builds every collection their rows hold: the
+ * golden store golden-snap-v1, t6046).  The one test before a key goes
+ * (vault_coll_release); an error leaves *needed true. */
+int vv_meta_coll_needed(struct vv_meta *m, uint32_t coll, uint64_t except, bool *needed);
+/* The ids of every collection key but skip, ascending, in *ids (the
+ * caller frees it). */
+int vv_meta_coll_ids(struct vv_meta *m, uint32_t skip, uint32_t **ids, size_t *n);
 
 /* Counts for statfs (the inode count is kept by triggers, docs/format.md
  * inode_count); fsck sets it to what it counted (inside a transaction). */
@@ -365,8 +374,6 @@ int vv_meta_snap_get(struct vv_meta *m, const char *name, struct vv_snap_row *ou
 int vv_meta_snap_get_id(struct vv_meta *m, uint32_t id, struct vv_snap_row *out);
 /* Every snapshot in id (= creation) order; cb non-zero stops. */
 int vv_meta_snap_list(struct vv_meta *m, int (*cb)(void *ctx, const struct vv_snap_row *r), void *ctx);
-/* Is collection coll used by any snapshot (its key must stay)? */
-int vv_meta_snap_uses_coll(struct vv_meta *m, uint32_t coll, bool *used);
 /* cb(uid) for the owners of every snapshot's files (older builds' rows
  * and each ready snapshot file: a scan of each; a uid may come more than
  * once).  A snapshot file that cannot be read is logged and skipped; an
@@ -560,9 +567,5 @@ int vv_meta_trash_pending(struct vv_meta *m, uint64_t *dirs, size_t max, size_t 
 int vv_meta_trash_links(struct vv_meta *m, int (*cb)(void *ctx, uint64_t ino, const char *name), void *ctx);
 int vv_meta_trash_older(struct vv_meta *m, int64_t before, vv_trash_cb cb, void *ctx);
 int vv_meta_trash_stats(struct vv_meta *m, uint64_t *items, uint64_t *bytes);
-/* Does any inode but except (0: none) still belong to coll?  Live,
- * trashed (items and parts of trees) and unlinked-but-open inodes all
- * have their rows, so this is the test before a collection's key goes. */
-int vv_meta_coll_used(struct vv_meta *m, uint32_t coll, uint64_t except, bool *used);
 
 #endif

@@ -930,14 +930,48 @@ int vv_meta_coll_del(struct vv_meta *m, uint32_t id)
 	return meta_run(m, s);
 }
 
-int vv_meta_coll_gc(struct vv_meta *m, uint32_t keep, int *dropped)
+int vv_meta_coll_needed(struct vv_meta *m, uint32_t coll, uint64_t except, bool *needed)
 {
 	int r;
-	STMT(m, S_COLL_GC);
+	STMT(m, S_COLL_NEEDED);
 
-	sqlite3_bind_int64(s, 1, keep);
-	if ((r = meta_run(m, s)) < 0)
+	*needed = true;
+	sqlite3_bind_int64(s, 1, coll);
+	sqlite3_bind_int64(s, 2, i64(except));
+	if ((r = meta_row(m, s)) < 0)
 		return r;
-	*dropped = sqlite3_changes(m->db);
+	*needed = sqlite3_column_int(s, 0) != 0;
+	sqlite3_reset(s);
+	return 0;
+}
+
+int vv_meta_coll_ids(struct vv_meta *m, uint32_t skip, uint32_t **ids, size_t *n)
+{
+	uint32_t *a = NULL, *na;
+	size_t cap = 0, k = 0;
+	int rc, r = 0;
+	STMT(m, S_COLL_IDS);
+
+	sqlite3_bind_int64(s, 1, skip);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (k == cap) {
+			cap = cap ? 2 * cap : 16;
+			if (!(na = realloc(a, cap * sizeof(*a)))) {
+				r = VV_ENOMEM;
+				break;
+			}
+			a = na;
+		}
+		a[k++] = (uint32_t)sqlite3_column_int64(s, 0);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = meta_err(m, rc);
+	sqlite3_reset(s);
+	if (r < 0) {
+		free(a);
+		return r;
+	}
+	*ids = a;
+	*n = k;
 	return 0;
 }

@@ -96,7 +96,6 @@ static const char q_space_only_f[] = "SELECT coalesce(sum(size), 0) FROM chunks 
 				     " AND id NOT IN (SELECT chunk FROM extents)";
 /* Older builds' snapshots: their rows in meta.db (no index on uid). */
 static const char q_owners[] = "SELECT DISTINCT uid FROM snap_inodes";
-static const char q_uses[] = "SELECT 1 FROM snap_colls WHERE coll=?1 LIMIT 1";
 static const char q_chk_de[] = "SELECT d.parent, d.ino FROM snap_dirents d WHERE d.snap=?1 AND NOT EXISTS"
 			       " (SELECT 1 FROM snap_inodes i WHERE i.snap=?1 AND i.ino=d.ino)";
 static const char q_chk_e[] = "SELECT DISTINCT e.ino FROM snap_extents e WHERE e.snap=?1 AND NOT EXISTS"
@@ -402,23 +401,6 @@ int vv_meta_snap_owners(struct vv_meta *m, int (*cb)(void *ctx, uint32_t uid), v
 	if (r == 0 && rc != SQLITE_DONE)
 		r = meta_err(m, rc);
 	return r < 0 ? r : meta_snap_file_owners(m, cb, ctx);
-}
-
-int vv_meta_snap_uses_coll(struct vv_meta *m, uint32_t coll, bool *used)
-{
-	int rc;
-
-	*used = false;
-	if (!have(m))
-		return 0;
-	sqlite3_stmt *s = meta_sql(m, q_uses);
-	if (!s)
-		return 0;
-	sqlite3_bind_int64(s, 1, coll);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	*used = rc == SQLITE_ROW;
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : meta_err(m, rc);
 }
 
 int vv_meta_snap_chunk_iter(struct vv_meta *m, int (*cb)(void *ctx, uint32_t sid, const uint8_t *chunk),

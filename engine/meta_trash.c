@@ -122,8 +122,6 @@ static const char q_pending[] = "SELECT DISTINCT dir FROM trash_parts LIMIT ?1";
 static const char q_older[] = "SELECT " COLS " FROM trash WHERE deleted<?1 AND " ITEM " ORDER BY id";
 static const char q_stats[] = "SELECT count(*), coalesce(sum(size), 0) FROM trash WHERE " ITEM;
 static const char q_links[] = "SELECT ino, name FROM trash";
-/* No index on coll: a scan, once per removal of a collection for good. */
-static const char q_coll_used[] = "SELECT 1 FROM inodes WHERE coll=?1 AND ino<>?2 LIMIT 1";
 
 #define XSTMT(m, q) sqlite3_stmt *s = meta_sql((m), (q)); if (!s) return VV_EIO
 
@@ -473,17 +471,4 @@ int vv_meta_trash_stats(struct vv_meta *m, uint64_t *items, uint64_t *bytes)
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW ? 0 : meta_err(m, rc);
-}
-
-int vv_meta_coll_used(struct vv_meta *m, uint32_t coll, uint64_t except, bool *used)
-{
-	int rc;
-	XSTMT(m, q_coll_used);
-
-	sqlite3_bind_int64(s, 1, coll);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)except);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	*used = rc == SQLITE_ROW;
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : meta_err(m, rc);
 }

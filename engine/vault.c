@@ -200,6 +200,25 @@ static int recover_orphans(struct vv_vault *v)
 	return r;
 }
 
+/* Collection keys nothing needs (crypto-shredding): what a crash after
+ * the commit that deleted a key's last user, or an older build, which
+ * dropped keys only at some removals, left behind.  Never fatal: an error
+ * keeps the keys. */
+static int keys_gc(struct vv_vault *v)
+{
+	int dropped = 0, r;
+
+	pthread_mutex_lock(&v->mu);
+	if ((r = vault_txn(v)) == 0)
+		r = vault_coll_gc(v, &dropped);
+	if (r == 0 && dropped && (r = vault_commit(v)) == 0)
+		vv_log(VV_LOG_INFO, "vault: dropped %d collection key(s) nothing needs", dropped);
+	if (r < 0)
+		vv_log(VV_LOG_WARN, "vault: cannot drop unused collection keys: %s (kept)", vv_strerror(r));
+	pthread_mutex_unlock(&v->mu);
+	return 0;
+}
+
 int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		  const struct vv_vault_opts *o, struct vv_vault **out)
 {
@@ -322,7 +341,7 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 	vv_content_set_floor(v->content, 2ull * v->cm.reserve);
 	if (!(o->flags & VV_VAULT_READONLY)) {
 		if ((r = vv_meta_upgrade(v->meta)) < 0 || (r = recover_orphans(v)) < 0 ||
-		    (r = vault_snap_recover(v)) < 0 ||
+		    (r = vault_snap_recover(v)) < 0 || (r = keys_gc(v)) < 0 ||
 		    (r = vault_commit_anchor(v)) < 0)
 			goto fail;
 		vault_ckpt_start(v, o->ckpt_frames);

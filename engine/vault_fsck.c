@@ -320,6 +320,35 @@ static int junk(void *ctx, const char *rel)
 	return 0;
 }
 
+/* Collection keys nothing needs (vv_meta_coll_needed): a writable open
+ * drops them (vault_coll_gc), so only a dry run finds any. */
+static int check_keys(struct fsck *f)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0;
+	int r;
+
+	if ((r = vv_meta_coll_ids(f->v->meta, f->v->root_coll, &ids, &n)) < 0)
+		return r;
+	f->rep->keys = n + 1;
+	for (size_t i = 0; i < n; i++) {
+		bool needed = true;
+		if ((r = vv_meta_coll_needed(f->v->meta, ids[i], 0, &needed)) < 0)
+			break;
+		if (needed)
+			continue;
+		f->rep->orphan_keys++;
+		if (f->repair && (r = vault_coll_release(f->v, ids[i], 0)) > 0)
+			f->rep->orphan_keys_dropped++;
+		say(f, "orphan: key of collection %u is needed by nothing%s", ids[i],
+		    r > 0 ? " (dropped)" : "");
+		if (r < 0)
+			break;
+	}
+	free(ids);
+	return r < 0 ? r : 0;
+}
+
 int vv_vault_fsck(struct vv_vault *v, bool repair, vv_report_fn fn, void *ctx,
 		  struct vv_fsck_report *rep)
 {
@@ -398,6 +427,8 @@ int vv_vault_fsck(struct vv_vault *v, bool repair, vv_report_fn fn, void *ctx,
 			say(&f, "damaged: chunk %s... is missing (%llu blocks lost)", hex,
 			    (unsigned long long)f.crefs[i].refs);
 		}
+	if ((r = check_keys(&f)) < 0)
+		goto report;
 	if (repair)
 		r = vault_commit_anchor(v);
 report:

@@ -444,7 +444,17 @@ struct vault_new {
 int vault_new_begin(const char *dir, const char *pass, size_t passlen, int kdf_profile,
 		    unsigned flags, struct vault_new *nv);
 int vault_new_end(struct vault_new *nv, int r, const char *state_dir);
-int vault_coll_drop(struct vv_vault *v, uint32_t id);                    /* under mu */
+/* Crypto-shredding (vault_keys.c; docs/design.md "Collections and keys"):
+ * drop collection id's key, its row in the open transaction and its copies
+ * in memory, when nothing but inode except (0: none) needs it any more
+ * (vv_meta_coll_needed).  Called wherever a user of a key goes: an inode's
+ * row (vault_node_maybe_free), a collection's directory removed for good,
+ * a snapshot.  Returns 1 when dropped, 0 when kept (the root collection,
+ * a read-only vault, still needed), or an error (kept).  Under mu. */
+int vault_coll_release(struct vv_vault *v, uint32_t id, uint64_t except);
+/* The same for every collection key (at each writable open: what a crash
+ * or an older build left; at a snapshot's deletion).  Under mu. */
+int vault_coll_gc(struct vv_vault *v, int *dropped);
 
 /* transactions and commits (vault_commit.c: the durability story) */
 int vault_txn(struct vv_vault *v);                                       /* under mu */

@@ -104,15 +104,13 @@ int vault_coll_new(struct vv_vault *v, uint32_t *id)
 	return vault_coll_key_new(v->meta, v->keys.wrap, id);
 }
 
-/* Crypto-shredding: the collection's key is gone with its row. */
-int vault_coll_drop(struct vv_vault *v, uint32_t id)
+/* Crypto-shredding: collection id's key goes, its row in the caller's
+ * transaction (the one that deleted the last row needing it, or a later
+ * one: never before it) and every copy in memory now.  A crash before
+ * that commit leaves the key and its user, or, once the user's deletion
+ * is durable, the key alone for the next writable open (vault_coll_gc). */
+static int coll_drop(struct vv_vault *v, uint32_t id)
 {
-	bool kept = false;
-
-	/* A snapshot still holds files of the collection: its key stays
-	 * until the last such snapshot is deleted (vault_snap_delete). */
-	if (vv_meta_snap_uses_coll(v->meta, id, &kept) < 0 || kept)
-		return 0;
 	for (size_t i = 0; i < v->keys.n; i++)
 		if (v->keys.colls[i].id == id) {
 			vv_secure_free(v->keys.colls[i].key);
@@ -126,3 +124,32 @@ int vault_coll_drop(struct vv_vault *v, uint32_t id)
 	return vv_meta_coll_del(v->meta, id);
 }
 
+int vault_coll_release(struct vv_vault *v, uint32_t id, uint64_t except)
+{
+	bool needed = true;
+	int r;
+
+	if (id == v->root_coll || (v->flags & VV_VAULT_READONLY))
+		return 0;
+	if ((r = vault_txn(v)) < 0 || (r = vv_meta_coll_needed(v->meta, id, except, &needed)) < 0)
+		return r;
+	if (needed)
+		return 0;
+	return (r = coll_drop(v, id)) < 0 ? r : 1;
+}
+
+int vault_coll_gc(struct vv_vault *v, int *dropped)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0;
+	int r;
+
+	*dropped = 0;
+	if ((r = vv_meta_coll_ids(v->meta, v->root_coll, &ids, &n)) < 0)
+		return r;
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		if ((r = vault_coll_release(v, ids[i], 0)) > 0)
+			(*dropped)++;
+	free(ids);
+	return r < 0 ? r : 0;
+}

@@ -234,6 +234,11 @@ void vault_node_maybe_free(struct vv_vault *v, struct node *n)
 		if (r < 0)
 			vv_log(VV_LOG_ERR, "vault: cannot free inode %llu: %s (fsck will)",
 			       (unsigned long long)n->ino, vv_strerror(r));
+		/* its collection's key, if this was its last user, in the
+		 * same transaction (crypto-shredding: vault_keys.c) */
+		else if ((r = vault_coll_release(v, n->a.coll, 0)) < 0)
+			vv_log(VV_LOG_WARN, "vault: key of collection %u kept: %s (the next "
+			       "writable open tries again)", n->a.coll, vv_strerror(r));
 	}
 	unhash(v, n);
 	node_free(n);

@@ -740,20 +740,6 @@ static int drop_entry(struct vv_vault *v, struct node *d, const char *name, stru
 	return r;
 }
 
-/* A collection whose directory is gone for good: drop its key
- * (crypto-shredding) when no other inode has the collection.  Asked of
- * meta.db, not of the node cache: a trashed item of the collection (rm
- * before the trash was turned off or the disk filled) is rarely cached,
- * and its data needs the key as long as it can be read or copied out of
- * .trash (t6043).  An error keeps the key. */
-static void maybe_drop_coll(struct vv_vault *v, uint32_t coll, uint64_t dir_ino)
-{
-	bool used = true;
-
-	if (vv_meta_coll_used(v->meta, coll, dir_ino, &used) == 0 && !used)
-		vault_coll_drop(v, coll);
-}
-
 static int remove_op(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent,
 		     const char *name, bool dir)
 {
@@ -825,8 +811,11 @@ static int remove_op(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent
 		op = "purge";
 	if ((r = drop_entry(v, d, name, n, vault_now())) < 0)
 		goto out;
+	/* A collection's directory gone for good: its key goes unless
+	 * something else needs it (the directory, whose row the kernel may
+	 * still hold, needs none).  An error keeps the key. */
 	if (dir && parent == VV_ROOT_INO)
-		maybe_drop_coll(v, n->a.coll, n->ino);
+		vault_coll_release(v, n->a.coll, n->ino);
 out:
 	vault_audit(v, c, op, ino, parent, name, r, tname[0] ? tname : NULL);
 	vault_node_put(v, n);

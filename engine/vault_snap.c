@@ -315,7 +315,7 @@ int vault_snap_delete(struct vv_vault *v, const char *name)
 	if ((r = vault_txn(v)) < 0 || (r = vv_meta_snap_delete(v->meta, row.id, freed_chunk, v)) < 0)
 		goto out;
 	/* A collection removed since, whose key this snapshot kept. */
-	if (vv_meta_coll_gc(v->meta, v->root_coll, &dropped) < 0)
+	if (vault_coll_gc(v, &dropped) < 0)
 		vv_log(VV_LOG_WARN, "snapshot: cannot drop unused collection keys (kept)");
 	if ((r = vault_commit(v)) < 0)
 		goto out;

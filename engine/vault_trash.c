@@ -763,7 +763,7 @@ int vault_trash_purge_item(struct vv_vault *v, const struct vv_trash_row *row)
 {
 	uint64_t files = 0;
 	struct node *n;
-	bool coll_dir = false, used = true;
+	bool coll_dir = false;
 	int r;
 
 	if ((r = vault_txn(v)) < 0)
@@ -779,13 +779,13 @@ int vault_trash_purge_item(struct vv_vault *v, const struct vv_trash_row *row)
 	if ((r = vv_meta_trash_del(v->meta, row->id)) < 0 ||
 	    (r = free_tree(v, row->ino, vault_now(), &files)) < 0)
 		return r;
-	/* The collection's key goes with its last inode (crypto-shredding
-	 * waits for the purge, not the rmdir); one still open keeps it (see
-	 * docs/design.md "Collections and keys" for when it goes then). */
-	if (coll_dir && row->coll != v->root_coll &&
-	    vv_meta_coll_used(v->meta, row->coll, 0, &used) == 0 && !used)
-		r = vault_coll_drop(v, row->coll);
-	return r;
+	/* The collection's key goes with its last user (crypto-shredding
+	 * waits for the purge, not the rmdir): the rows free_tree deleted
+	 * released it already (vault_node_maybe_free); a directory whose row
+	 * the kernel still holds needs no key.  An error keeps the key. */
+	if (coll_dir)
+		vault_coll_release(v, row->coll, row->ino);
+	return 0;
 }
 
 void vault_trash_audit_item(struct vv_vault *v, const struct vv_ctx *c, const char *op,

@@ -119,8 +119,11 @@ int cmd_fsck(int argc, char **argv)
 	       (unsigned long long)rep.orphan_chunks_freed,
 	       (unsigned long long)rep.orphan_inodes,
 	       (unsigned long long)rep.orphan_inodes_freed);
+	printf("%s: %llu collection keys, %llu needed by nothing (%llu dropped)\n", store,
+	       (unsigned long long)rep.keys, (unsigned long long)rep.orphan_keys,
+	       (unsigned long long)rep.orphan_keys_dropped);
 	found = r == VV_ECORRUPT || rep.damaged || rep.missing_chunks || rep.errors ||
-		rep.orphan_chunks || rep.orphan_inodes;
+		rep.orphan_chunks || rep.orphan_inodes || rep.orphan_keys;
 	printf("%s: %s\n", store, !found ? "clean" :
 	       (rep.damaged || rep.missing_chunks || rep.errors || r == VV_ECORRUPT)
 	       ? "DAMAGED" : dry ? "orphans found (run without --dry-run to free them)"

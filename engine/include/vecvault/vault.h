@@ -468,6 +468,8 @@ struct vv_fsck_report {
 	uint64_t missing_chunks;
 	uint64_t orphan_chunks, orphan_chunks_freed;
 	uint64_t orphan_inodes, orphan_inodes_freed;
+	uint64_t keys;               /* collection keys, the root collection's too */
+	uint64_t orphan_keys, orphan_keys_dropped;   /* keys nothing needs */
 	uint64_t errors;             /* structural problems */
 	uint64_t snapshots;          /* snapshots checked */
 	uint64_t snapshot_refs;      /* chunk references they hold (one per chunk each) */
