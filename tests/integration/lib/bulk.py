@@ -13,8 +13,9 @@ Run as a program, `bulk.py loop DIR PREFIX [NAME [seal]]` reads DIR's files
 PREFIX00 .. PREFIX63 in bulk into one buffer (memfd NAME) forever, after
 printing "looping": a reader to kill in the middle of its requests.
 """
-import errno, fcntl, mmap, os, struct
-SIZE = 16320
+import fcntl, mmap, os, struct
+import knn_dir                  # the ioctl buffer's size and its call
+SIZE = knn_dir.SIZE
 BULK = (3 << 30) | (SIZE << 16) | (ord('v') << 8) | 0x4d
 HDR = "<IIiIQQQQIIIIQ"          # struct vv_bulk_hdr, 72 bytes
 HLEN = struct.calcsize(HDR)
@@ -54,11 +55,7 @@ def req(buf, names, off=0, **over):
 
 
 def call(fd, b):
-    try:
-        fcntl.ioctl(fd, BULK, b, True)
-        return "OK", b
-    except OSError as e:
-        return errno.errorcode.get(e.errno, str(e.errno)), b
+    return knn_dir.call(fd, b, BULK)
 
 
 def parse(b):
