@@ -55,13 +55,6 @@ q() {
 }
 # ahead N OUT: N segments opened while the scan ran, all scanned as they opened
 ahead() { grep -q "open ahead: $1 segments opened while the scan ran, $1 of them" "$2.err"; }
-# sameerr PLAIN MOUNT: the same messages, paths and stats aside
-sameerr() {
-	grep -v "stats:" "$1.err" | sed "s|$P/|DIR/|g" > "$T/pe"
-	grep -v "stats:" "$2.err" | sed "s|$M/|DIR/|g" > "$T/me"
-	sed 's/^/#   /' "$T/me"
-	cmp -s "$T/pe" "$T/me"
-}
 
 q root "$P/sixty" "$T/q.npy" "$T/ref"
 check "plain: at the float64 reference" refcheck "$T/ref" sixty "$T/q.npy"
@@ -126,13 +119,13 @@ for who in root u1000; do
 		check "$who, odd ${sb:-without --skip-bad}, --no-offload: the plain output" \
 			cmp -s "$T/m.odd.$who$sb" "$T/p.odd.$who$sb"
 		check "$who, odd ${sb:-without --skip-bad}, --no-offload: the same messages" \
-			sameerr "$T/p.odd.$who$sb" "$T/m.odd.$who$sb"
+			vv_same_errors "$T/p.odd.$who$sb" "$T/m.odd.$who$sb" "$P" "$M"
 		q "$who" "$P/odd" "$T/q300.npy" "$T/p.odd3.$who$sb" $sb || true
 		q "$who" "$M/odd" "$T/q300.npy" "$T/m.odd3.$who$sb" $sb || true
 		check "$who, odd ${sb:-without --skip-bad}, 300 queries: the plain output" \
 			cmp -s "$T/m.odd3.$who$sb" "$T/p.odd3.$who$sb"
 		check "$who, odd ${sb:-without --skip-bad}, 300 queries: the same messages" \
-			sameerr "$T/p.odd3.$who$sb" "$T/m.odd3.$who$sb"
+			vv_same_errors "$T/p.odd3.$who$sb" "$T/m.odd3.$who$sb" "$P" "$M"
 	done
 done
 check "root --skip-bad: three files left out, the others scanned as they opened" \

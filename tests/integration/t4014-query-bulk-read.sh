@@ -59,12 +59,6 @@ q() {
 	fi
 }
 bulk() { grep -q "bulk read: $1 segments read in" "$2.err"; }
-sameerr() {
-	grep -v "stats:" "$1.err" | sed "s|$P/|DIR/|g" > "$T/pe"
-	grep -v "stats:" "$2.err" | sed "s|$M/|DIR/|g" > "$T/me"
-	sed 's/^/#   /' "$T/me"
-	cmp -s "$T/pe" "$T/me"
-}
 
 q root "$P/many" "$T/q1.npy" "$T/ref1"
 check "plain: at the float64 reference" refcheck "$T/ref1" many "$T/q1.npy"
@@ -343,7 +337,7 @@ for who in root u1000; do
 		check "$who, odd ${sb:-without --skip-bad}: the plain output" \
 			cmp -s "$T/m.odd.$who$sb" "$T/p.odd.$who$sb"
 		check "$who, odd ${sb:-without --skip-bad}: the same messages" \
-			sameerr "$T/p.odd.$who$sb" "$T/m.odd.$who$sb"
+			vv_same_errors "$T/p.odd.$who$sb" "$T/m.odd.$who$sb" "$P" "$M"
 	done
 done
 check "root --skip-bad: in bulk but the three bad files" \

@@ -158,6 +158,16 @@ vv_ctl_socket() {
 }
 
 # vv_audit_log STORE: the path of STORE's audit log under $VECVAULT_AUDIT_DIR.
+# vv_same_errors PLAIN MOUNT PDIR MDIR: `vecvault query`'s messages in
+# PLAIN.err (run on PDIR) and MOUNT.err (on MDIR) are the same, the
+# directories and --stats lines aside; the mount's are shown.
+vv_same_errors() {
+	grep -v "stats:" "$1.err" | sed "s|$3/|DIR/|g" > "$T/pe"
+	grep -v "stats:" "$2.err" | sed "s|$4/|DIR/|g" > "$T/me"
+	sed 's/^/#   /' "$T/me"
+	cmp -s "$T/pe" "$T/me"
+}
+
 vv_audit_log() {
 	echo "$VECVAULT_AUDIT_DIR/$(vv_store_id "$1")/audit.log"
 }
