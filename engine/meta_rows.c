@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "meta_core_int.h"
 #include "meta_int.h"
 #include "meta_sql_int.h"
@@ -947,21 +948,15 @@ int vv_meta_coll_needed(struct vv_meta *m, uint32_t coll, uint64_t except, bool 
 
 int vv_meta_coll_ids(struct vv_meta *m, uint32_t skip, uint32_t **ids, size_t *n)
 {
-	uint32_t *a = NULL, *na;
+	uint32_t *a = NULL;
 	size_t cap = 0, k = 0;
 	int rc, r = 0;
 	STMT(m, S_COLL_IDS);
 
 	sqlite3_bind_int64(s, 1, skip);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (k == cap) {
-			cap = cap ? 2 * cap : 16;
-			if (!(na = realloc(a, cap * sizeof(*a)))) {
-				r = VV_ENOMEM;
-				break;
-			}
-			a = na;
-		}
+		if ((r = VV_GROW(a, k, cap)) < 0)
+			break;
 		a[k++] = (uint32_t)sqlite3_column_int64(s, 0);
 	}
 	if (r == 0 && rc != SQLITE_DONE)
