@@ -27,20 +27,35 @@ void vault_audit_checkpoint(void *ctx, uint64_t seq, const uint8_t mac[VV_AUDIT_
 	pthread_mutex_unlock(&v->aud.ckpt_mu);
 }
 
-/* "/parent/path/name" of an entry into buf (4096 + VV_NAME_MAX + 2). */
-static void entry_path(struct vv_vault *v, uint64_t parent, const char *name, char *buf)
+/* vault_int.h */
+void vault_audit_dir(struct vv_vault *v, uint64_t parent, char *buf)
 {
-	size_t pl = 0, nl = strlen(name);
+	buf[0] = 0;
+	if (parent != VV_ROOT_INO)
+		vault_node_path(v, parent, buf, VAULT_AUDIT_DIR_MAX);
+}
+
+/* "DIR/name" of an entry into buf (VAULT_AUDIT_DIR_MAX + VV_NAME_MAX + 2). */
+static void entry_path(const char *dir, const char *name, char *buf)
+{
+	size_t pl = strnlen(dir, VAULT_AUDIT_DIR_MAX - 1), nl = strlen(name);
 
 	if (nl > VV_NAME_MAX)
 		nl = VV_NAME_MAX;
-	if (parent != VV_ROOT_INO) {
-		vault_node_path(v, parent, buf, 4096);
-		pl = strlen(buf);
-	}
+	memcpy(buf, dir, pl);
 	buf[pl] = '/';
 	memcpy(buf + pl + 1, name, nl);
 	buf[pl + 1 + nl] = 0;
+}
+
+/* "/parent/path/name" of an entry into buf (VAULT_AUDIT_DIR_MAX +
+ * VV_NAME_MAX + 2); under mu. */
+static void parent_entry_path(struct vv_vault *v, uint64_t parent, const char *name, char *buf)
+{
+	char dir[VAULT_AUDIT_DIR_MAX];
+
+	vault_audit_dir(v, parent, dir);
+	entry_path(dir, name, buf);
 }
 
 /* The caller's fields of a record; c NULL: the daemon or CLI itself. */
@@ -84,7 +99,7 @@ void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uin
 	    (strcmp(op, "lookup") == 0 || strcmp(op, "getattr") == 0))
 		return;
 	if (name)
-		entry_path(v, parent, name, path);
+		parent_entry_path(v, parent, name, path);
 	else
 		vault_node_path(v, ino, path, sizeof(path));
 	rec_from(&rec, c, op, result, detail);
@@ -99,7 +114,7 @@ void vault_audit(struct vv_vault *v, const struct vv_ctx *c, const char *op, uin
 static void open_path(struct vv_vault *v, struct node *n, const struct vv_ctx *c, char *buf)
 {
 	if (n->lname && n->lpid && n->lpid == c->id.pid)
-		entry_path(v, n->lparent, n->lname, buf);
+		parent_entry_path(v, n->lparent, n->lname, buf);
 	else
 		vault_node_path(v, n->ino, buf, 4096);
 }
@@ -190,22 +205,28 @@ void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char
 	vv_audit_log(v->aud.log, &rec);
 }
 
-void vault_audit_scan(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, uint64_t parent,
-		      const char *name, int result, const char *detail, uint64_t rbytes)
-{
-	vault_audit_entry(v, c, "scan", ino, parent, name, result, detail, rbytes);
-}
-
 void vault_audit_entry(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,
 		       uint64_t parent, const char *name, int result, const char *detail,
 		       uint64_t rbytes)
 {
-	struct vv_audit_rec rec;
-	char path[4096 + VV_NAME_MAX + 2];
+	char dir[VAULT_AUDIT_DIR_MAX];
 
 	if (!v->aud.log)
 		return;
-	entry_path(v, parent, name, path);
+	vault_audit_dir(v, parent, dir);
+	vault_audit_name(v, c, op, ino, dir, name, result, detail, rbytes);
+}
+
+void vault_audit_name(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,
+		      const char *dir, const char *name, int result, const char *detail,
+		      uint64_t rbytes)
+{
+	struct vv_audit_rec rec;
+	char path[VAULT_AUDIT_DIR_MAX + VV_NAME_MAX + 2];
+
+	if (!v->aud.log)
+		return;
+	entry_path(dir, name, path);
 	rec_from(&rec, c, op, result, detail);
 	rec.path = path;
 	rec.ino = ino;

@@ -86,6 +86,7 @@ int vv_vault_bulk_read(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir
 	const char *names[VV_BULK_MAX_NAMES];
 	struct knn_budget b = { VV_BULK_SPAN_MAX, 0 };
 	struct bulk_name *bn = NULL;
+	char dpath[VAULT_AUDIT_DIR_MAX];
 	struct vv_bulk_stat *st;
 	struct kjob *hold = NULL;
 	uint8_t *in = NULL;
@@ -143,19 +144,28 @@ int vv_vault_bulk_read(struct vv_vault *v, const struct vv_ctx *c, struct vv_dir
 						    &x->put_failed)) < 0 && x->put_failed)
 				sink_err = x->err;
 		}
-		/* the records of these names, then their pins: a name whose
-		 * bytes the sink refused was opened and its read failed */
+		/* the records of these names (the directory's path looked up
+		 * once, the records made under no lock of the vault), then
+		 * their pins: a name whose bytes the sink refused was opened
+		 * and its read failed */
 		pthread_mutex_lock(&v->mu);
+		vault_audit_dir(v, dh->n->ino, dpath);
+		pthread_mutex_unlock(&v->mu);
 		for (uint32_t k = 0; k < cnt; k++) {
 			struct bulk_name *x = &bn[i0 + k];
 
 			if (x->put_failed || audited(x->err, x->found)) {
-				vault_audit_entry(v, c, "open", x->ino, dh->n->ino, names[i0 + k],
-						  x->put_failed ? 0 : x->err, NULL, 0);
+				vault_audit_name(v, c, "open", x->ino, dpath, names[i0 + k],
+						 x->put_failed ? 0 : x->err, NULL, 0);
 				if (x->err == 0 || x->put_failed)
-					vault_audit_entry(v, c, "close", x->ino, dh->n->ino,
-							  names[i0 + k], x->err, NULL, x->size);
+					vault_audit_name(v, c, "close", x->ino, dpath, names[i0 + k],
+							 x->err, NULL, x->size);
 			}
+		}
+		pthread_mutex_lock(&v->mu);
+		for (uint32_t k = 0; k < cnt; k++) {
+			struct bulk_name *x = &bn[i0 + k];
+
 			if (x->n)
 				vault_node_put(v, x->n);
 			x->n = NULL;

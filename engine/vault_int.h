@@ -508,10 +508,6 @@ void vault_audit_failed_unlock(struct vv_store *s, const struct vv_vault_opts *o
 void vault_audit_file(struct vv_vault *v, const struct vv_ctx *c, const char *op,
 		      struct vv_file *fh, int result);
 /* The same with a detail (what was refused and why). */
-/* A directory request's record of one name (vault_knn_dir.c): "scan" of
- * parent/name (inode ino, 0 if unknown), rbytes the bytes it scanned. */
-void vault_audit_scan(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, uint64_t parent,
-		      const char *name, int result, const char *detail, uint64_t rbytes);
 void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char *op,
 			  struct vv_file *fh, int result, const char *detail);
 /* The same for any op on parent/name, mode "r": the bulk read's "open" and
@@ -521,6 +517,16 @@ void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char
 void vault_audit_entry(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,
 		       uint64_t parent, const char *name, int result, const char *detail,
 		       uint64_t rbytes);
+/* The two halves of vault_audit_entry, for many names of one directory
+ * (the directory request's "scan" records, the bulk read's "open" and
+ * "close"): the directory's path once, under mu ("" for the root; its
+ * buffer VAULT_AUDIT_DIR_MAX bytes), then each name's record, under no
+ * lock of the vault. */
+#define VAULT_AUDIT_DIR_MAX 4096
+void vault_audit_dir(struct vv_vault *v, uint64_t parent, char *buf);
+void vault_audit_name(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,
+		      const char *dir, const char *name, int result, const char *detail,
+		      uint64_t rbytes);
 
 /* node table (vault_node.c), all under mu */
 int vault_node_get(struct vv_vault *v, uint64_t ino, struct node **out);

@@ -438,6 +438,7 @@ int vault_knn_dir_scan(struct vv_vault *v, const struct vv_ctx *c, struct knn_di
 		       struct vv_knn_dir_ioc *io)
 {
 	struct node *d = dr->d;
+	char dpath[VAULT_AUDIT_DIR_MAX];
 	uint64_t served = 0, total = 0;
 	uint32_t ns;
 	int s = 0;
@@ -479,26 +480,37 @@ int vault_knn_dir_scan(struct vv_vault *v, const struct vv_ctx *c, struct knn_di
 		for (size_t k = 0; k < (size_t)dr->h.nq * dr->h.kk; k++)
 			dr->best[k] = (struct vv_knn_dir_cand){ INFINITY, VV_KNN_DIR_NO_NAME, 0,
 								VV_KNN_NO_ROW };
+	/* the records, under no lock of the vault: the directory's path is
+	 * looked up once, not per name (this runs on the pool's one thread,
+	 * the query's critical path, while the FUSE workers prepare the
+	 * next requests under v->mu) */
+	pthread_mutex_lock(&v->mu);
+	vault_audit_dir(v, d->ino, dpath);
+	pthread_mutex_unlock(&v->mu);
 	for (uint32_t i = 0; i < dr->h.nnames; i++) {
 		struct dir_name *x = &dr->dn[i];
 		char detail[160];
 		int e = x->err;
 
 		dr->st[i].err = e == 0 ? 0 : -vv_errno(e);
-		if (i % DIR_LOCK_NAMES == 0)
-			pthread_mutex_lock(&v->mu);
 		if (audited(e, x->found) && !x->unscanned) {
 			if (e == VV_EINVAL && x->why)
 				snprintf(detail, sizeof(detail), "not a %s segment: %s",
 					 vv_seg_format_name((enum vv_seg_format)dr->h.format), x->why);
-			vault_audit_scan(v, c, x->ino, d->ino, dr->names[i], e,
+			vault_audit_name(v, c, "scan", x->ino, dpath, dr->names[i], e,
 					 e == VV_EINVAL && x->why ? detail : NULL,
 					 e == 0 ? x->bytes : 0);
 		}
-		vault_node_put(v, x->n);
-		x->n = NULL;
 		vault_knn_put(v, x->e);      /* c->mu: a leaf */
 		x->e = NULL;
+	}
+	for (uint32_t i = 0; i < dr->h.nnames; i++) {
+		struct dir_name *x = &dr->dn[i];
+
+		if (i % DIR_LOCK_NAMES == 0)
+			pthread_mutex_lock(&v->mu);
+		vault_node_put(v, x->n);
+		x->n = NULL;
 		if (i % DIR_LOCK_NAMES == DIR_LOCK_NAMES - 1 || i + 1 == dr->h.nnames)
 			pthread_mutex_unlock(&v->mu);
 	}
