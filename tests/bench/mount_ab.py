@@ -25,7 +25,11 @@ query, threads that ended included; clock ticks) and the tool's (user +
 system),
 tiny/one2 of the wall medians and the median of each round's tiny/one2
 (the two ran back to back, so load changes between rounds cancel), and
-checks every side printed the same.
+checks every side printed the same.  "busiest thread" is the mean CPU
+per query of the daemon thread that used the most over it (the offload
+pool's one scan thread when the offload serves: the critical path, since
+the pool has one thread on up to 3 CPUs), and "daemon mean" the whole
+daemon's; means, not medians, because clock ticks are 10 ms.
 """
 import os, statistics, subprocess, sys, time
 
@@ -44,6 +48,21 @@ def daemon_cpu(pidfile):
     return (int(fields[11]) + int(fields[12])) * 1e3 / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pidfile):
+    """ms of CPU of each live thread of the daemon, by thread id."""
+    with open(pidfile) as f:
+        pid = f.read().strip()
+    out = {}
+    for tid in os.listdir("/proc/%s/task" % pid):
+        try:
+            with open("/proc/%s/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[tid] = (int(fields[11]) + int(fields[12])) * 1e3 / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
@@ -54,18 +73,19 @@ def main():
     for _ in range(reps):
         for lay in layouts:
             for label, vv, mnt, pidf in sides:
-                c0, r0 = daemon_cpu(pidf), os.times()
+                c0, r0, h0 = daemon_cpu(pidf), os.times(), thread_cpu(pidf)
                 t0 = time.perf_counter()
                 p = subprocess.run([vv, "query", mnt + "/c/" + lay, "--queries", Q, "-k", "10"] + ARGS,
                                    capture_output=True)
                 t1 = time.perf_counter()
-                r1, c1 = os.times(), daemon_cpu(pidf)
+                r1, c1, h1 = os.times(), daemon_cpu(pidf), thread_cpu(pidf)
+                hot = max([h1[t] - h0[t] for t in h1 if t in h0] or [0])
                 if p.returncode != 0:
                     sys.exit("%s %s: %s" % (label, lay, p.stderr.decode(errors="replace")))
                 outs.setdefault(lay, set()).add(p.stdout)
                 tool = (r1.children_user + r1.children_system -
                         r0.children_user - r0.children_system) * 1e3
-                res.setdefault((label, lay), []).append(((t1 - t0) * 1e3, c1 - c0, tool))
+                res.setdefault((label, lay), []).append(((t1 - t0) * 1e3, c1 - c0, tool, hot))
     with open("/proc/loadavg") as f:
         print("load", " ".join(f.read().split()[:3]))
     med = statistics.median
@@ -75,6 +95,8 @@ def main():
             print("%-8s %-6s wall %7.1f ms [%.1f-%.1f]  daemon CPU %6.1f ms  tool CPU %5.1f ms" %
                   (label, lay, med(x[0] for x in v), min(x[0] for x in v), max(x[0] for x in v),
                    med(x[1] for x in v), med(x[2] for x in v)))
+            print("%-8s %-6s daemon mean %6.1f ms  busiest thread mean %6.1f ms" %
+                  (label, lay, statistics.mean(x[1] for x in v), statistics.mean(x[3] for x in v)))
         for a, b in (("tiny", "one2"), ("split", "one")):
             if a in layouts and b in layouts:
                 ra, rb = res[(label, a)], res[(label, b)]
