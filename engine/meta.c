@@ -567,8 +567,10 @@ int vv_meta_upgrade(struct vv_meta *m)
 	if ((r = vv_meta_begin(m)) < 0)
 		return r;
 	if ((r = upgrade_index(m, "dirents_dir", DIRENTS_DIR_INDEX, "directory-listing", &idx)) == 0 &&
-	    (r = upgrade_index(m, "inodes_coll", INODES_COLL_INDEX, "collection", &idx)) == 0)
-		r = feature_schemas(m, &feat);
+	    (r = upgrade_index(m, "inodes_coll", INODES_COLL_INDEX, "collection", &idx)) == 0 &&
+	    (r = feature_schemas(m, &feat)) == 0)
+		/* after the features: the trash table exists by then */
+		r = upgrade_index(m, "trash_ino", META_TRASH_INO_INDEX, "trash-by-inode", &idx);
 	if (r == 0 && (idx || feat))
 		r = vv_meta_commit(m);
 	else if (r == 0)

@@ -105,6 +105,12 @@ int meta_snap_root_name(struct vv_meta *m, uint64_t vino, uint64_t *parent, char
 int meta_user_schema(struct vv_meta *m);
 int meta_user_retired_schema(struct vv_meta *m);
 /* ---- trash (meta_trash.c) ---- */
+/* A trash item's row by its inode (vv_meta_trash_get_ino, _name_of: the
+ * audit path of anything in the trash, a vv:// session's walk ending
+ * there) is a probe of this index, newest first, not a scan of the whole
+ * table.  In the trash's schema for new stores; older ones get it from
+ * vv_meta_upgrade like dirents_dir. */
+#define META_TRASH_INO_INDEX "CREATE INDEX IF NOT EXISTS trash_ino ON trash(ino)"
 int meta_trash_schema(struct vv_meta *m);
 int meta_trash_migrate(struct vv_meta *m);
 

@@ -23,6 +23,8 @@
  *                          u32 acl_len, acl_len bytes of ACL blob}, little
  *                          endian, root first (vault_trash.c))
  *   UNIQUE INDEX trash_name(name)
+ *   INDEX trash_ino(ino) (meta_sql_int.h: a row by inode, not a scan;
+ *          ~0.2% of rm -rf's instructions with the trash on)
  *
  *   trash_parts(dir INTEGER, id INTEGER, PRIMARY KEY(dir, id)) WITHOUT ROWID
  *          rows (id) that a later rmdir of their original parent dir made part
@@ -42,7 +44,7 @@
  *     entry in dirents under VV_TRASH_FILES_INO; indexes trash_oparent,
  *     trash_deleted, trash_ino; parts marked in trash_kids(id) (their dir
  *     being their oparent).  The migration deletes those entries, moves
- *     the marks to trash_parts and swaps the indexes.
+ *     the marks to trash_parts and swaps the indexes (trash_ino stays).
  *   - a read-only open of such a store reads it as it is: a temp view
  *     stands in for trash_parts (vv_meta_trash_ready), lookups scan.
  */
@@ -62,6 +64,7 @@ static const char schema[] =
 	" oparent INTEGER NOT NULL, oname BLOB NOT NULL, deleted INTEGER NOT NULL,"
 	" uid INTEGER NOT NULL, coll INTEGER NOT NULL, size INTEGER NOT NULL, gate BLOB NOT NULL);"
 	"CREATE UNIQUE INDEX IF NOT EXISTS trash_name ON trash(name);"
+	META_TRASH_INO_INDEX ";"
 	"CREATE TABLE IF NOT EXISTS trash_parts(dir INTEGER NOT NULL, id INTEGER NOT NULL,"
 	" PRIMARY KEY(dir, id)) WITHOUT ROWID;";
 
@@ -83,7 +86,6 @@ static const char migrate_rest[] =
 	" (SELECT 1 FROM trash o WHERE o.name=trash.name AND o.id<trash.id);"
 	"DROP INDEX IF EXISTS trash_oparent;"
 	"DROP INDEX IF EXISTS trash_deleted;"
-	"DROP INDEX IF EXISTS trash_ino;"
 	"CREATE UNIQUE INDEX IF NOT EXISTS trash_name ON trash(name);";
 
 #define COLS "id, ino, name, path, oparent, oname, deleted, uid, coll, size, gate"

@@ -16,7 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "admin_int.h"
+#include "meta_int.h"
 #include "meta_sql_int.h"
 #include "tap.h"
 #include "vault_int.h"
@@ -210,6 +213,24 @@ static size_t chunk_files(void)
 		pclose(p);
 	}
 	return n;
+}
+
+/* Whether SQLite finds a trash row by inode through the trash_ino index
+ * (the query of vv_meta_trash_get_ino and _name_of). */
+static bool trash_by_ino_indexed(sqlite3 *db)
+{
+	sqlite3_stmt *s = NULL;
+	bool yes = false;
+
+	if (sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT name FROM trash WHERE ino=?1"
+			       " ORDER BY id DESC LIMIT 1", -1, &s, NULL) != SQLITE_OK)
+		return false;
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(s, 3);
+		yes |= d && strstr(d, "INDEX trash_ino") != NULL;
+	}
+	sqlite3_finalize(s);
+	return yes;
 }
 
 int main(void)
@@ -618,6 +639,18 @@ int main(void)
 		is_int(r, 0, out);
 	}
 
+	/* --- a trash item by inode: an index probe, not a scan -------------- */
+	{
+		sqlite3 *db = meta_db(v->meta);
+
+		ok(trash_by_ino_indexed(db), "a trash row by inode is found through trash_ino");
+		ok(sqlite3_exec(db, "DROP INDEX trash_ino", NULL, NULL, NULL) == SQLITE_OK,
+		   "a store made before the index (dropped)");
+		ok(!trash_by_ino_indexed(db), "  then the row is found by a scan");
+		is_int(vv_meta_upgrade(v->meta), 0, "the writable open's upgrade");
+		ok(trash_by_ino_indexed(db), "  adds the index back");
+	}
+
 	/* --- trash off: final -------------------------------------------------- */
 	is_int(vv_vault_close(v), 0, "close");
 	v = open_v(0);
@@ -652,6 +685,7 @@ int main(void)
 			 "DROP INDEX trash_name;"
 			 "CREATE INDEX trash_oparent ON trash(oparent);"
 			 "CREATE INDEX trash_deleted ON trash(deleted);"
+			 "DROP INDEX trash_ino;"                  /* made again as it was */
 			 "CREATE INDEX trash_ino ON trash(ino);"
 			 "INSERT INTO dirents(parent, name, ino, mode) SELECT 1152921504606846977, t.name,"
 			 " t.ino, i.mode FROM trash t JOIN inodes i ON i.ino=t.ino;"), 0,
@@ -692,6 +726,7 @@ int main(void)
 		uint64_t ino, dino = 0;
 		ok(meta_has_table(v->meta, "trash_parts") && !meta_has_table(v->meta, "trash_kids"),
 		   "trash_parts replaces trash_kids");
+		ok(trash_by_ino_indexed(meta_db(v->meta)), "trash_ino stays (a row by inode)");
 		is_int(vv_meta_dirent_get(v->meta, VV_TRASH_FILES_INO, "old", &ino), VV_ENOENT,
 		       "no entry left in .trash/files");
 		is_int(list(v, &root_c, VV_TRASH_FILES_INO, &s), 0, "list");
