@@ -26,9 +26,12 @@
  * other processes (not root, no CAP_SYS_PTRACE, Yama) answers EPERM and
  * the tool opens the files itself.  The memfd must hold no hole (the
  * caller allocated it: fallocate), so the daemon's writes allocate
- * nothing; should its size in blocks grow during the request (the caller
- * punched a hole meanwhile), the request fails (not punched again: that
- * takes the inode lock the caller can hold).  vv_fs_opts.no_bulk (the CLI's
+ * nothing: a page would be charged to the daemon's memory cgroup for as
+ * long as the caller keeps the memfd.  A hole the caller punches while
+ * the request runs is never filled here either: the mapping is
+ * registered with a userfaultfd that turns a fault on a missing page into
+ * SIGBUS (bulk_map.c), the copy stops there and the request fails
+ * (EINVAL).  vv_fs_opts.no_bulk (the CLI's
  * VECVAULT_BULK=0) answers ENOTTY in fs_ioctl, as a daemon without the
  * request (tests use it for the fallback).
  */
@@ -59,9 +62,9 @@ struct bulk_sink {
 	struct bulk_maps *maps;
 	int fd;                          /* the caller's memfd, duplicated; -1 */
 	int pidfd;                       /* the calling thread's; -1 */
-	uint64_t blocks;                 /* its st_blocks when taken */
 	struct bulk_map *map;            /* the memfd kept mapped */
 	bool map_failed;
+	bool hole;                       /* a copy found a page punched out */
 };
 
 /* The fsuid of task tid, from /proc, or -1. */
@@ -132,16 +135,14 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 		r = VV_ENOSPC;                   /* the slots must lie inside it */
 		goto out;
 	}
-	/* and be the caller's pages already: a write into a hole would
-	 * allocate the page here, charged to the daemon's memory cgroup for
-	 * as long as the caller keeps the memfd.  The whole memfd allocated
-	 * (st_blocks: O(1), where SEEK_HOLE walked every page, 10% of the
-	 * daemon's CPU in perf); fs_bulk_read checks it grew by nothing */
+	/* and be the caller's pages already (a copy into a hole fails
+	 * anyway: bulk_map.c's userfaultfd; this refuses it before any name
+	 * is looked at).  The whole memfd allocated (st_blocks: O(1), where
+	 * SEEK_HOLE walked every page, 10% of the daemon's CPU in perf) */
 	if ((uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size) {
 		r = VV_EINVAL;
 		goto out;
 	}
-	b->blocks = (uint64_t)st.st_blocks;
 	b->fd = fd;
 	b->pidfd = pfd;
 	fd = pfd = -1;
@@ -168,23 +169,24 @@ static int sink_put(void *arg, uint64_t off, const void *p, size_t len)
 
 	if ((r = fs_bulk_map_put(b->map, off, p, len)) < 0)
 		b->map_failed = true;
+	if (r == VV_EINVAL)
+		b->hole = true;
 	return r;
 }
 
 int fs_bulk_read(struct vv_fs *fs, fuse_req_t req, const struct vv_ctx *c, struct vv_dir *dh,
 		 struct vv_bulk_ioc *io)
 {
-	struct bulk_sink b = { req, c->id.uid, &fs->maps, -1, -1, 0, NULL, false };
+	struct bulk_sink b = { req, c->id.uid, &fs->maps, -1, -1, NULL, false, false };
 	struct vv_bulk_sink sk = { sink_open, sink_put, &b };
-	struct stat st;
 	int r;
 
 	r = vv_vault_bulk_read(fs->v, c, dh, io, &sk);
 	fs_bulk_map_release(b.maps, b.map, b.map_failed);
-	/* a hole punched while the request ran, filled by a copy here: the
-	 * caller broke its side, the request fails (what it read is audited).
-	 * Not punched again: that takes the inode lock the caller can hold */
-	if (b.fd >= 0 && (fstat(b.fd, &st) < 0 || (uint64_t)st.st_blocks > b.blocks))
+	/* a hole punched while the request ran, which a copy met and left a
+	 * hole: the caller broke its side, the request fails (what it read
+	 * is audited) */
+	if (b.hole)
 		r = VV_EINVAL;
 	if (b.fd >= 0)
 		close(b.fd);

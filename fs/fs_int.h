@@ -158,6 +158,7 @@ struct bulk_maps {
 	struct bulk_map *head;
 	unsigned n;
 	int wake;                        /* eventfd: the reaper's stop */
+	int uffd;                        /* userfaultfd: a hole faults SIGBUS */
 	pthread_t thr;                   /* the reaper, once running */
 	bool running, stop, failed;
 };
@@ -173,15 +174,19 @@ void fs_bulk_maps_release(struct bulk_maps *m);
 struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, const struct stat *st,
 				 int pidfd, uint64_t end);
 /* len bytes from p into the buffer at off, through the mapping: 0,
- * VV_ENOSPC past its end, VV_EIO when the copy faulted (fs_bulk_copy). */
+ * VV_ENOSPC past its end, VV_EINVAL when the copy found a page gone (a
+ * hole the caller punched: never filled here), VV_EIO for a memory error
+ * (fs_bulk_copy). */
 int fs_bulk_map_put(struct bulk_map *e, uint64_t off, const void *p, size_t len)
 	__attribute__((warn_unused_result));
 /* Lets e go (NULL: nothing); failed: its copy failed, never used again. */
 void fs_bulk_map_release(struct bulk_maps *m, struct bulk_map *e, bool failed);
 /* memcpy of len bytes from src to dst inside the mapping [lo, hi), with a
  * SIGBUS there caught: 0, VV_ENOSPC when [dst, dst + len) is not inside,
- * VV_EIO when it faulted (that thread's copy only; any other SIGBUS keeps
- * its handler or the default), VV_ENOTSUP when no handler could be set. */
+ * VV_EIO when it faulted on a memory error, VV_EINVAL on any other fault
+ * (a page missing: past the end, or a hole under bulk_map.c's
+ * userfaultfd), that thread's copy only (any other SIGBUS keeps its
+ * handler or the default), VV_ENOTSUP when no handler could be set. */
 int fs_bulk_copy(uint8_t *dst, const uint8_t *lo, const uint8_t *hi, const void *src, size_t len)
 	__attribute__((warn_unused_result));
 
