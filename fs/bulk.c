@@ -38,10 +38,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
@@ -86,6 +89,92 @@ static long task_fsuid(pid_t tid)
 	return uid;
 }
 
+/* ---- what a descriptor is, before and after it is taken ----------------
+ *
+ * A descriptor taken from the caller is a reference to its file here:
+ * fstat(2) and fstatfs(2) of a file on a FUSE filesystem ask that
+ * filesystem's server, and close(2) sends it FLUSH and waits for the
+ * answer, uninterruptibly.  The caller may be that server (fusermount3
+ * needs no privilege; FLUSH is sent whatever its mount's allow_other) and
+ * never answer: the worker would wait with the uid's slot, and the
+ * unmount behind it (t1051).  So the descriptor is looked at first in
+ * /proc/TID/fdinfo (its mount and inode, read without calling into its
+ * file system) and taken only when it is a file of the kernel's own shmem
+ * mount (where memfds live: no server, no flush) of the inode named; once
+ * taken it is looked at again the same way, since another thread of the
+ * caller may have put another file under that number meanwhile, and such
+ * a file is closed aside, on a thread of its own that may wait (at most
+ * ASIDE_MAX at a time; beyond, requests are refused EBUSY before any
+ * descriptor is taken). */
+
+#define ASIDE_MAX 4u
+
+static unsigned aside_n;                 /* atomic: files being closed aside */
+static long shm_mnt = -1;                /* the mount id of memfds */
+static pthread_once_t shm_once = PTHREAD_ONCE_INIT;
+
+/* The mount id and inode of descriptor fd of task tid (0: this process),
+ * from fdinfo: 0, VV_EBADF (no such descriptor), VV_EPERM (unreadable). */
+static int fd_where(pid_t tid, int fd, long *mnt, unsigned long long *ino)
+{
+	char path[64], line[128];
+	FILE *fp;
+	int seen = 0;
+
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)tid, fd);
+	else
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (!(fp = fopen(path, "re")))
+		return errno == ENOENT ? VV_EBADF : VV_EPERM;
+	/* the file's own lines come first; lines a file type adds later
+	 * (inotify, fanotify) start otherwise */
+	while (seen != 3 && fgets(line, sizeof(line), fp)) {
+		if (!(seen & 1) && sscanf(line, "mnt_id: %ld", mnt) == 1)
+			seen |= 1;
+		else if (!(seen & 2) && sscanf(line, "ino: %llu", ino) == 1)
+			seen |= 2;
+	}
+	fclose(fp);
+	return seen == 3 ? 0 : VV_EPERM;
+}
+
+static void shm_learn(void)
+{
+	unsigned long long ino;
+	int fd = memfd_create("vecvault-shm-id", MFD_CLOEXEC);
+
+	if (fd >= 0 && fd_where(0, fd, &shm_mnt, &ino) < 0)
+		shm_mnt = -1;
+	if (fd >= 0)
+		close(fd);
+	if (shm_mnt < 0)
+		vv_log(VV_LOG_WARN, "fs: bulk read: cannot tell memfds' mount; refusing bulk reads");
+}
+
+static void *aside(void *arg)
+{
+	close((int)(intptr_t)arg);               /* may wait for a FUSE server */
+	__atomic_sub_fetch(&aside_n, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Closes fd, a file taken that is no memfd, on a thread of its own. */
+static void close_aside(int fd)
+{
+	pthread_attr_t a;
+	pthread_t t;
+
+	__atomic_add_fetch(&aside_n, 1, __ATOMIC_ACQUIRE);
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &a, aside, (void *)(intptr_t)fd) != 0)
+		/* kept open (and counted) rather than closed here: a close
+		 * may wait for as long as that file's server likes */
+		vv_log(VV_LOG_WARN, "fs: bulk read: no thread to close a taken descriptor; kept");
+	pthread_attr_destroy(&a);
+}
+
 /* The caller's descriptor h->memfd, checked (above), into b->fd. */
 static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 {
@@ -93,6 +182,8 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 	const struct fuse_ctx *cx = fuse_req_ctx(b->req);
 	struct statfs sf;
 	struct stat st;
+	unsigned long long ino, ino2;
+	long mnt, mnt2;
 	int pfd, fd = -1, seals, fl, r = 0;
 
 	if (cx->pid <= 0)
@@ -107,8 +198,34 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 		r = VV_EPERM;                    /* not the caller (any more) */
 		goto out;
 	}
+	pthread_once(&shm_once, shm_learn);
+	if (shm_mnt < 0) {
+		r = VV_EPERM;
+		goto out;
+	}
+	/* what it is, before it is taken (above) */
+	if ((r = fd_where(cx->pid, h->memfd, &mnt, &ino)) < 0)
+		goto out;
+	if (mnt != shm_mnt) {
+		r = VV_EINVAL;                   /* no memfd: never taken */
+		goto out;
+	}
+	if (ino != h->mem_ino) {
+		r = VV_EBADF;                    /* not the buffer named */
+		goto out;
+	}
+	if (__atomic_load_n(&aside_n, __ATOMIC_ACQUIRE) >= ASIDE_MAX) {
+		r = VV_EBUSY;
+		goto out;
+	}
 	if ((fd = (int)syscall(SYS_pidfd_getfd, pfd, h->memfd, 0)) < 0) {
 		r = errno == EBADF ? VV_EBADF : VV_EPERM;
+		goto out;
+	}
+	if (fd_where(0, fd, &mnt2, &ino2) < 0 || mnt2 != mnt || ino2 != ino) {
+		close_aside(fd);                 /* swapped meanwhile: maybe a FUSE file */
+		fd = -1;
+		r = VV_EBADF;
 		goto out;
 	}
 	if (fstat(fd, &st) < 0 || fstatfs(fd, &sf) < 0) {
