@@ -58,6 +58,9 @@
 #ifndef PIDFD_THREAD
 #define PIDFD_THREAD O_EXCL
 #endif
+#ifndef F_SEAL_EXEC
+#define F_SEAL_EXEC 0x0020               /* Linux 6.3: no chmod of the x bits */
+#endif
 
 struct bulk_sink {
 	fuse_req_t req;
@@ -239,7 +242,7 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 	}
 	seals = fcntl(fd, F_GET_SEALS);
 	if (sf.f_type != TMPFS_MAGIC || (st.st_mode & (S_ISUID | S_ISGID)) || seals < 0 ||
-	    (seals & ~(F_SEAL_SHRINK | F_SEAL_GROW)) || !(seals & F_SEAL_SHRINK)) {
+	    (seals & ~(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_EXEC)) || !(seals & F_SEAL_SHRINK)) {
 		r = VV_EINVAL;                   /* no memfd, sealed against writes, may shrink */
 		goto out;
 	}
