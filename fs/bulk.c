@@ -104,11 +104,11 @@ static long task_fsuid(pid_t tid)
  * /proc/TID/fdinfo (its mount and inode, read without calling into its
  * file system) and taken only when it is a file of the kernel's own shmem
  * mount (where memfds live: no server, no flush) of the inode named; once
- * taken it is looked at again the same way, since another thread of the
- * caller may have put another file under that number meanwhile, and such
- * a file is closed aside, on a thread of its own that may wait (at most
- * ASIDE_MAX at a time; beyond, requests are refused EBUSY before any
- * descriptor is taken). */
+ * taken it must answer F_GET_SEALS (shmem or hugetlbfs: no server either),
+ * since another thread of the caller may have put another file under that
+ * number meanwhile, and a file that does not is closed aside, on a thread
+ * of its own that may wait (at most ASIDE_MAX at a time; beyond, requests
+ * are refused EBUSY before any descriptor is taken). */
 
 #define ASIDE_MAX 4u
 
@@ -185,8 +185,8 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 	const struct fuse_ctx *cx = fuse_req_ctx(b->req);
 	struct statfs sf;
 	struct stat st;
-	unsigned long long ino, ino2;
-	long mnt, mnt2;
+	unsigned long long ino;
+	long mnt;
 	int pfd, fd = -1, seals, fl, r = 0;
 
 	if (cx->pid <= 0)
@@ -225,8 +225,12 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 		r = errno == EBADF ? VV_EBADF : VV_EPERM;
 		goto out;
 	}
-	if (fd_where(0, fd, &mnt2, &ino2) < 0 || mnt2 != mnt || ino2 != ino) {
-		close_aside(fd);                 /* swapped meanwhile: maybe a FUSE file */
+	/* F_GET_SEALS answers for shmem and hugetlbfs files only, without
+	 * calling into any file system: anything else was swapped in
+	 * meanwhile (maybe a FUSE file).  For those two fstat, fstatfs and
+	 * close ask no server: the checks below find which file it is */
+	if (fcntl(fd, F_GET_SEALS) < 0) {
+		close_aside(fd);
 		fd = -1;
 		r = VV_EBADF;
 		goto out;

@@ -168,9 +168,10 @@ void fs_bulk_maps_release(struct bulk_maps *m);
 /* A mapping of the buffer fd (st: its fstat) that bulk.c took for uid and
  * checked for this request (pidfd: the sending thread's), covering at
  * least [0, end): kept from an earlier request of the same uid and file,
- * or made now.  NULL when the buffer is not sealed against shrinking, is
- * larger than VV_BULK_SPAN_MAX, or a bound is reached (bulk.c answers
- * EBUSY).  Held until fs_bulk_map_release. */
+ * or made now, registered with the mount's userfaultfd (a hole faults,
+ * never filled).  NULL when the buffer is not sealed against shrinking, is
+ * larger than VV_BULK_SPAN_MAX, a bound is reached, or there is no
+ * userfaultfd (bulk.c answers EBUSY).  Held until fs_bulk_map_release. */
 struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, const struct stat *st,
 				 int pidfd, uint64_t end);
 /* len bytes from p into the buffer at off, through the mapping: 0,
