@@ -100,9 +100,10 @@ static long task_fsuid(pid_t tid)
  * answer, uninterruptibly.  The caller may be that server (fusermount3
  * needs no privilege; FLUSH is sent whatever its mount's allow_other) and
  * never answer: the worker would wait with the uid's slot, and the
- * unmount behind it (t1051).  So the descriptor is looked at first in
- * /proc/TID/fdinfo (its mount and inode, read without calling into its
- * file system) and taken only when it is a file of the kernel's own shmem
+ * unmount behind it (t1051).  So the descriptor is looked at first: the
+ * very file a kept mapping was made from (kcmp, fs_bulk_map_same), or else
+ * in /proc/TID/fdinfo (its mount and inode, read without calling into its
+ * file system), and taken only when it is a file of the kernel's own shmem
  * mount (where memfds live: no server, no flush) of the inode named; once
  * taken it must answer F_GET_SEALS (shmem or hugetlbfs: no server either),
  * since another thread of the caller may have put another file under that
@@ -206,16 +207,19 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 		r = VV_EPERM;
 		goto out;
 	}
-	/* what it is, before it is taken (above) */
-	if ((r = fd_where(cx->pid, h->memfd, &mnt, &ino)) < 0)
-		goto out;
-	if (mnt != shm_mnt) {
-		r = VV_EINVAL;                   /* no memfd: never taken */
-		goto out;
-	}
-	if (ino != h->mem_ino) {
-		r = VV_EBADF;                    /* not the buffer named */
-		goto out;
+	/* what it is, before it is taken (above): the file a kept mapping
+	 * was made from (kcmp, ~1 us), or else its fdinfo (8-18 us) */
+	if (!fs_bulk_map_same(b->maps, b->uid, h->mem_dev, h->mem_ino, cx->pid, h->memfd)) {
+		if ((r = fd_where(cx->pid, h->memfd, &mnt, &ino)) < 0)
+			goto out;
+		if (mnt != shm_mnt) {
+			r = VV_EINVAL;           /* no memfd: never taken */
+			goto out;
+		}
+		if (ino != h->mem_ino) {
+			r = VV_EBADF;            /* not the buffer named */
+			goto out;
+		}
 	}
 	if (__atomic_load_n(&aside_n, __ATOMIC_ACQUIRE) >= ASIDE_MAX) {
 		r = VV_EBUSY;

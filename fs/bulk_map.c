@@ -43,6 +43,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -401,6 +402,19 @@ struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, cons
 	m->n++;
 	pthread_mutex_unlock(&m->mu);
 	return e;
+}
+
+bool fs_bulk_map_same(struct bulk_maps *m, uint32_t uid, uint64_t dev, uint64_t ino, pid_t tid,
+		      int fd)
+{
+	bool same = false;
+
+	pthread_mutex_lock(&m->mu);
+	for (struct bulk_map *e = m->head; e && !same; e = e->next)
+		same = !e->dead && e->uid == uid && e->dev == dev && e->ino == ino &&
+		       syscall(SYS_kcmp, getpid(), tid, KCMP_FILE, e->fd, fd) == 0;
+	pthread_mutex_unlock(&m->mu);
+	return same;
 }
 
 int fs_bulk_map_put(struct bulk_map *e, uint64_t off, const void *p, size_t len)

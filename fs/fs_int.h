@@ -174,6 +174,11 @@ void fs_bulk_maps_release(struct bulk_maps *m);
  * userfaultfd (bulk.c answers EBUSY).  Held until fs_bulk_map_release. */
 struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, const struct stat *st,
 				 int pidfd, uint64_t end);
+/* Is descriptor fd of task tid the very file (open file description) a
+ * mapping of uid's buffer (dev, ino) was made from?  kcmp(2): nothing is
+ * taken, no file system asked.  bulk.c's cheap look before a take. */
+bool fs_bulk_map_same(struct bulk_maps *m, uint32_t uid, uint64_t dev, uint64_t ino, pid_t tid,
+		      int fd);
 /* len bytes from p into the buffer at off, through the mapping: 0,
  * VV_ENOSPC past its end, VV_EINVAL when the copy found a page gone (a
  * hole the caller punched: never filled here), VV_EIO for a memory error

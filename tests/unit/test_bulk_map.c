@@ -50,6 +50,15 @@ static int mapped(const char *name)
 	return n;
 }
 
+/* fd opened again through /proc: the same memfd, another description. */
+static int open_again(int fd)
+{
+	char p[64];
+
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	return open(p, O_RDWR | O_CLOEXEC);
+}
+
 static int self_pidfd(void)
 {
 	return (int)syscall(SYS_pidfd_open, getpid(), 0);
@@ -190,6 +199,21 @@ static void test_maps(void)
 	is_int(fs_bulk_map_put(e, LEN, bytes, 1), VV_ENOSPC, "past the end: ENOSPC");
 	is_int(fs_bulk_map_put(e, (uint64_t)1 << 60, bytes, 1), VV_ENOSPC, "far past: ENOSPC");
 	fs_bulk_map_release(&m, e, false);
+	/* the cheap look before a take (bulk.c): the very file mapped */
+	{
+		pid_t me = (pid_t)syscall(SYS_gettid);
+		int other = buf_new("t-other", LEN, true), again = open_again(fd);
+
+		ok(fs_bulk_map_same(&m, 7, st.st_dev, st.st_ino, me, fd), "same: the file mapped");
+		ok(!fs_bulk_map_same(&m, 8, st.st_dev, st.st_ino, me, fd), "same: not for another uid");
+		ok(!fs_bulk_map_same(&m, 7, st.st_dev, st.st_ino, me, other), "same: not another memfd");
+		ok(again >= 0 && !fs_bulk_map_same(&m, 7, st.st_dev, st.st_ino, me, again),
+		   "same: not the memfd opened again (another open file description)");
+		ok(!fs_bulk_map_same(&m, 7, st.st_dev, st.st_ino, me, 999), "same: not a closed number");
+		close(other);
+		if (again >= 0)
+			close(again);
+	}
 	e2 = fs_bulk_map_get(&m, 7, fd, &st, pfd, LEN);
 	ok(e2 == e, "the next request of the uid: the same mapping");
 	is_int(mapped("t-sealed"), 2, "not mapped again (and the test's own view)");
