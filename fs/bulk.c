@@ -26,19 +26,25 @@
  * other processes (not root, no CAP_SYS_PTRACE, Yama) answers EPERM and
  * the tool opens the files itself.  The memfd must hold no hole (the
  * caller allocated it: fallocate), so the daemon's writes allocate
- * nothing; should its size in blocks grow during the request (the caller
- * punched a hole meanwhile), the request fails (not punched again: that
- * takes the inode lock the caller can hold).  vv_fs_opts.no_bulk (the CLI's
+ * nothing: a page would be charged to the daemon's memory cgroup for as
+ * long as the caller keeps the memfd.  A hole the caller punches while
+ * the request runs is never filled here either: the mapping is
+ * registered with a userfaultfd that turns a fault on a missing page into
+ * SIGBUS (bulk_map.c), the copy stops there and the request fails
+ * (EINVAL).  vv_fs_opts.no_bulk (the CLI's
  * VECVAULT_BULK=0) answers ENOTTY in fs_ioctl, as a daemon without the
  * request (tests use it for the fallback).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
@@ -52,6 +58,9 @@
 #ifndef PIDFD_THREAD
 #define PIDFD_THREAD O_EXCL
 #endif
+#ifndef F_SEAL_EXEC
+#define F_SEAL_EXEC 0x0020               /* Linux 6.3: no chmod of the x bits */
+#endif
 
 struct bulk_sink {
 	fuse_req_t req;
@@ -59,9 +68,9 @@ struct bulk_sink {
 	struct bulk_maps *maps;
 	int fd;                          /* the caller's memfd, duplicated; -1 */
 	int pidfd;                       /* the calling thread's; -1 */
-	uint64_t blocks;                 /* its st_blocks when taken */
 	struct bulk_map *map;            /* the memfd kept mapped */
 	bool map_failed;
+	bool hole;                       /* a copy found a page punched out */
 };
 
 /* The fsuid of task tid, from /proc, or -1. */
@@ -83,6 +92,93 @@ static long task_fsuid(pid_t tid)
 	return uid;
 }
 
+/* ---- what a descriptor is, before and after it is taken ----------------
+ *
+ * A descriptor taken from the caller is a reference to its file here:
+ * fstat(2) and fstatfs(2) of a file on a FUSE filesystem ask that
+ * filesystem's server, and close(2) sends it FLUSH and waits for the
+ * answer, uninterruptibly.  The caller may be that server (fusermount3
+ * needs no privilege; FLUSH is sent whatever its mount's allow_other) and
+ * never answer: the worker would wait with the uid's slot, and the
+ * unmount behind it (t1051).  So the descriptor is looked at first: the
+ * very file a kept mapping was made from (kcmp, fs_bulk_map_same), or else
+ * in /proc/TID/fdinfo (its mount and inode, read without calling into its
+ * file system), and taken only when it is a file of the kernel's own shmem
+ * mount (where memfds live: no server, no flush) of the inode named; once
+ * taken it must answer F_GET_SEALS (shmem or hugetlbfs: no server either),
+ * since another thread of the caller may have put another file under that
+ * number meanwhile, and a file that does not is closed aside, on a thread
+ * of its own that may wait (at most ASIDE_MAX at a time; beyond, requests
+ * are refused EBUSY before any descriptor is taken). */
+
+#define ASIDE_MAX 4u
+
+static unsigned aside_n;                 /* atomic: files being closed aside */
+static long shm_mnt = -1;                /* the mount id of memfds */
+static pthread_once_t shm_once = PTHREAD_ONCE_INIT;
+
+/* The mount id and inode of descriptor fd of task tid (0: this process),
+ * from fdinfo: 0, VV_EBADF (no such descriptor), VV_EPERM (unreadable). */
+static int fd_where(pid_t tid, int fd, long *mnt, unsigned long long *ino)
+{
+	char path[64], line[128];
+	FILE *fp;
+	int seen = 0;
+
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)tid, fd);
+	else
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (!(fp = fopen(path, "re")))
+		return errno == ENOENT ? VV_EBADF : VV_EPERM;
+	/* the file's own lines come first; lines a file type adds later
+	 * (inotify, fanotify) start otherwise */
+	while (seen != 3 && fgets(line, sizeof(line), fp)) {
+		if (!(seen & 1) && sscanf(line, "mnt_id: %ld", mnt) == 1)
+			seen |= 1;
+		else if (!(seen & 2) && sscanf(line, "ino: %llu", ino) == 1)
+			seen |= 2;
+	}
+	fclose(fp);
+	return seen == 3 ? 0 : VV_EPERM;
+}
+
+static void shm_learn(void)
+{
+	unsigned long long ino;
+	int fd = memfd_create("vecvault-shm-id", MFD_CLOEXEC);
+
+	if (fd >= 0 && fd_where(0, fd, &shm_mnt, &ino) < 0)
+		shm_mnt = -1;
+	if (fd >= 0)
+		close(fd);
+	if (shm_mnt < 0)
+		vv_log(VV_LOG_WARN, "fs: bulk read: cannot tell memfds' mount; refusing bulk reads");
+}
+
+static void *aside(void *arg)
+{
+	close((int)(intptr_t)arg);               /* may wait for a FUSE server */
+	__atomic_sub_fetch(&aside_n, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Closes fd, a file taken that is no memfd, on a thread of its own. */
+static void close_aside(int fd)
+{
+	pthread_attr_t a;
+	pthread_t t;
+
+	__atomic_add_fetch(&aside_n, 1, __ATOMIC_ACQUIRE);
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &a, aside, (void *)(intptr_t)fd) != 0)
+		/* kept open (and counted) rather than closed here: a close
+		 * may wait for as long as that file's server likes */
+		vv_log(VV_LOG_WARN, "fs: bulk read: no thread to close a taken descriptor; kept");
+	pthread_attr_destroy(&a);
+}
+
 /* The caller's descriptor h->memfd, checked (above), into b->fd. */
 static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 {
@@ -90,6 +186,8 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 	const struct fuse_ctx *cx = fuse_req_ctx(b->req);
 	struct statfs sf;
 	struct stat st;
+	unsigned long long ino;
+	long mnt;
 	int pfd, fd = -1, seals, fl, r = 0;
 
 	if (cx->pid <= 0)
@@ -104,8 +202,41 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 		r = VV_EPERM;                    /* not the caller (any more) */
 		goto out;
 	}
+	pthread_once(&shm_once, shm_learn);
+	if (shm_mnt < 0) {
+		r = VV_EPERM;
+		goto out;
+	}
+	/* what it is, before it is taken (above): the file a kept mapping
+	 * was made from (kcmp, ~1 us), or else its fdinfo (8-18 us) */
+	if (!fs_bulk_map_same(b->maps, b->uid, h->mem_dev, h->mem_ino, cx->pid, h->memfd)) {
+		if ((r = fd_where(cx->pid, h->memfd, &mnt, &ino)) < 0)
+			goto out;
+		if (mnt != shm_mnt) {
+			r = VV_EINVAL;           /* no memfd: never taken */
+			goto out;
+		}
+		if (ino != h->mem_ino) {
+			r = VV_EBADF;            /* not the buffer named */
+			goto out;
+		}
+	}
+	if (__atomic_load_n(&aside_n, __ATOMIC_ACQUIRE) >= ASIDE_MAX) {
+		r = VV_EBUSY;
+		goto out;
+	}
 	if ((fd = (int)syscall(SYS_pidfd_getfd, pfd, h->memfd, 0)) < 0) {
 		r = errno == EBADF ? VV_EBADF : VV_EPERM;
+		goto out;
+	}
+	/* F_GET_SEALS answers for shmem and hugetlbfs files only, without
+	 * calling into any file system: anything else was swapped in
+	 * meanwhile (maybe a FUSE file).  For those two fstat, fstatfs and
+	 * close ask no server: the checks below find which file it is */
+	if (fcntl(fd, F_GET_SEALS) < 0) {
+		close_aside(fd);
+		fd = -1;
+		r = VV_EBADF;
 		goto out;
 	}
 	if (fstat(fd, &st) < 0 || fstatfs(fd, &sf) < 0) {
@@ -119,7 +250,7 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 	}
 	seals = fcntl(fd, F_GET_SEALS);
 	if (sf.f_type != TMPFS_MAGIC || (st.st_mode & (S_ISUID | S_ISGID)) || seals < 0 ||
-	    (seals & ~(F_SEAL_SHRINK | F_SEAL_GROW)) || !(seals & F_SEAL_SHRINK)) {
+	    (seals & ~(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_EXEC)) || !(seals & F_SEAL_SHRINK)) {
 		r = VV_EINVAL;                   /* no memfd, sealed against writes, may shrink */
 		goto out;
 	}
@@ -132,16 +263,14 @@ static int sink_open(void *arg, const struct vv_bulk_hdr *h)
 		r = VV_ENOSPC;                   /* the slots must lie inside it */
 		goto out;
 	}
-	/* and be the caller's pages already: a write into a hole would
-	 * allocate the page here, charged to the daemon's memory cgroup for
-	 * as long as the caller keeps the memfd.  The whole memfd allocated
-	 * (st_blocks: O(1), where SEEK_HOLE walked every page, 10% of the
-	 * daemon's CPU in perf); fs_bulk_read checks it grew by nothing */
+	/* and be the caller's pages already (a copy into a hole fails
+	 * anyway: bulk_map.c's userfaultfd; this refuses it before any name
+	 * is looked at).  The whole memfd allocated (st_blocks: O(1), where
+	 * SEEK_HOLE walked every page, 10% of the daemon's CPU in perf) */
 	if ((uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size) {
 		r = VV_EINVAL;
 		goto out;
 	}
-	b->blocks = (uint64_t)st.st_blocks;
 	b->fd = fd;
 	b->pidfd = pfd;
 	fd = pfd = -1;
@@ -168,23 +297,24 @@ static int sink_put(void *arg, uint64_t off, const void *p, size_t len)
 
 	if ((r = fs_bulk_map_put(b->map, off, p, len)) < 0)
 		b->map_failed = true;
+	if (r == VV_EINVAL)
+		b->hole = true;
 	return r;
 }
 
 int fs_bulk_read(struct vv_fs *fs, fuse_req_t req, const struct vv_ctx *c, struct vv_dir *dh,
 		 struct vv_bulk_ioc *io)
 {
-	struct bulk_sink b = { req, c->id.uid, &fs->maps, -1, -1, 0, NULL, false };
+	struct bulk_sink b = { req, c->id.uid, &fs->maps, -1, -1, NULL, false, false };
 	struct vv_bulk_sink sk = { sink_open, sink_put, &b };
-	struct stat st;
 	int r;
 
 	r = vv_vault_bulk_read(fs->v, c, dh, io, &sk);
 	fs_bulk_map_release(b.maps, b.map, b.map_failed);
-	/* a hole punched while the request ran, filled by a copy here: the
-	 * caller broke its side, the request fails (what it read is audited).
-	 * Not punched again: that takes the inode lock the caller can hold */
-	if (b.fd >= 0 && (fstat(b.fd, &st) < 0 || (uint64_t)st.st_blocks > b.blocks))
+	/* a hole punched while the request ran, which a copy met and left a
+	 * hole: the caller broke its side, the request fails (what it read
+	 * is audited) */
+	if (b.hole)
 		r = VV_EINVAL;
 	if (b.fd >= 0)
 		close(b.fd);

@@ -18,12 +18,17 @@
  * Every request still takes and checks the descriptor; the mapping is
  * found by (uid, device, inode) of the descriptor taken, which the
  * mapping's own reference keeps from being reused.  A hole the caller
- * punches meanwhile is filled by the copy's fault (only a file whose
- * blocks grew past the request's start is caught, by bulk.c, which fails
- * the request).  Should the copy fault anyway (the
- * kernel's SIGBUS for a memory error), the copying thread leaves the
- * signal handler for the copy's error (fs_bulk_copy): that request fails,
- * nothing else; any other SIGBUS kills the daemon as before.
+ * punches meanwhile is never filled here: a fault there would allocate
+ * the page in the daemon, charged to the daemon's memory cgroup for as
+ * long as the caller keeps the memfd (a caller punching as the copies ran
+ * moved any amount of its memory there: t1050).  So every mapping is
+ * registered with a userfaultfd for missing pages with
+ * UFFD_FEATURE_SIGBUS: a fault on a hole raises SIGBUS, allocating
+ * nothing, and MADV_POPULATE_WRITE skips it.  The copying thread leaves
+ * the signal handler for the copy's error (fs_bulk_copy: EINVAL for a
+ * missing page, EIO for a memory error): that request fails, nothing
+ * else; any other SIGBUS kills the daemon as before.  No userfaultfd, no
+ * mapping (EBUSY: the tool opens the files itself).
  *
  * Bounds: at most MAPS_PER_UID mappings per uid and MAPS_MAX in all, each
  * of at most MAP_LEN_MAX bytes.  At a bound the least recently used
@@ -37,13 +42,18 @@
  * to the caller that allocated them.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <linux/userfaultfd.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,6 +86,7 @@ struct bulk_map {
  * past the copy */
 static __thread sigjmp_buf *volatile bus_env;
 static __thread const uint8_t *volatile bus_lo, *volatile bus_hi;
+static __thread volatile int bus_code;   /* the caught fault's si_code */
 static struct sigaction bus_prev;
 static pthread_once_t bus_once = PTHREAD_ONCE_INIT;
 static bool bus_ok;
@@ -87,8 +98,10 @@ static void on_bus(int sig, siginfo_t *si, void *uc)
 {
 	const uint8_t *a = si->si_addr;
 
-	if (bus_env && a >= bus_lo && a < bus_hi)
+	if (bus_env && a >= bus_lo && a < bus_hi) {
+		bus_code = si->si_code;
 		siglongjmp(*bus_env, 1);
+	}
 	if ((bus_prev.sa_flags & SA_SIGINFO) && bus_prev.sa_sigaction) {
 		bus_prev.sa_sigaction(sig, si, uc);
 		return;
@@ -128,8 +141,10 @@ int fs_bulk_copy(uint8_t *dst, const uint8_t *lo, const uint8_t *hi, const void 
 	if (sigsetjmp(env, 0) == 0) {
 		bus_env = &env;
 		memcpy(dst, src, len);
+	} else if (bus_code == BUS_MCEERR_AR || bus_code == BUS_MCEERR_AO) {
+		r = VV_EIO;              /* a memory error in the destination */
 	} else {
-		r = VV_EIO;              /* the destination faulted */
+		r = VV_EINVAL;           /* the destination lost pages: a hole, a cut */
 	}
 	bus_env = NULL;
 	return r;
@@ -209,6 +224,7 @@ void fs_bulk_maps_init(struct bulk_maps *m)
 	memset(m, 0, sizeof(*m));
 	pthread_mutex_init(&m->mu, NULL);
 	m->wake = -1;
+	m->uffd = -1;
 }
 
 void fs_bulk_maps_release(struct bulk_maps *m)
@@ -229,6 +245,8 @@ void fs_bulk_maps_release(struct bulk_maps *m)
 	pthread_mutex_unlock(&m->mu);
 	if (m->wake >= 0)
 		close(m->wake);
+	if (m->uffd >= 0)
+		close(m->uffd);          /* after the last munmap */
 	pthread_mutex_destroy(&m->mu);
 }
 
@@ -248,6 +266,53 @@ static bool reaper_up(struct bulk_maps *m)
 	}
 	m->running = true;
 	return true;
+}
+
+/* Under m->mu: the userfaultfd every mapping is registered with (missing
+ * pages, UFFD_FEATURE_SIGBUS: a fault on a hole raises SIGBUS instead of
+ * allocating the page), opened with the first mapping.  False when there
+ * is none (then nothing may be mapped: a copy could allocate). */
+static bool uffd_up(struct bulk_maps *m)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_SIGBUS };
+	int fd;
+
+	if (m->uffd >= 0)
+		return true;
+	if (m->failed)
+		return false;
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 || ioctl(fd, UFFDIO_API, &api) < 0 || !(api.features & UFFD_FEATURE_SIGBUS)) {
+		vv_log(VV_LOG_WARN, "fs: bulk read: no userfaultfd with UFFD_FEATURE_SIGBUS (%s); "
+		       "refusing bulk reads (EBUSY)", fd < 0 ? strerror(errno) : "not supported");
+		if (fd >= 0)
+			close(fd);
+		m->failed = true;
+		return false;
+	}
+	m->uffd = fd;
+	return true;
+}
+
+/* Under m->mu: the mapping of len bytes of fd, registered with m->uffd
+ * (whole pages: the mapping's), or MAP_FAILED. */
+static uint8_t *map_guarded(struct bulk_maps *m, int fd, size_t len)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	void *p = mmap(NULL, len, PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED)
+		return MAP_FAILED;
+	reg.range.start = (uintptr_t)p;
+	reg.range.len = (len + pg - 1) / pg * pg;
+	if (ioctl(m->uffd, UFFDIO_REGISTER, &reg) < 0) {
+		vv_log(VV_LOG_WARN, "fs: bulk read: cannot register a mapping with userfaultfd: %s",
+		       strerror(errno));
+		munmap(p, len);
+		return MAP_FAILED;
+	}
+	return p;
 }
 
 /* Under m->mu: room for one more mapping of uid, made by dropping the
@@ -304,16 +369,15 @@ struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, cons
 		pthread_mutex_unlock(&m->mu);
 		return found;
 	}
-	if (((mine >= MAPS_PER_UID || m->n >= MAPS_MAX) && !make_room(m, uid)) || !reaper_up(m) ||
-	    !(e = calloc(1, sizeof(*e)))) {
+	if (((mine >= MAPS_PER_UID || m->n >= MAPS_MAX) && !make_room(m, uid)) || !uffd_up(m) ||
+	    !reaper_up(m) || !(e = calloc(1, sizeof(*e)))) {
 		pthread_mutex_unlock(&m->mu);
 		return NULL;
 	}
 	e->len = (size_t)st->st_size;
 	e->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	e->pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
-	e->mem = e->fd < 0 || e->pidfd < 0 ? MAP_FAILED :
-		 mmap(NULL, e->len, PROT_WRITE, MAP_SHARED, e->fd, 0);
+	e->mem = e->fd < 0 || e->pidfd < 0 ? MAP_FAILED : map_guarded(m, e->fd, e->len);
 	if (e->mem == MAP_FAILED) {
 		if (e->fd >= 0)
 			close(e->fd);
@@ -324,8 +388,9 @@ struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, cons
 		return NULL;
 	}
 	/* the slots' page tables at once (one call, where a fault per page
-	 * traps to the hypervisor here); the file has no hole (bulk.c), so
-	 * this allocates nothing */
+	 * traps to the hypervisor here).  The file had no hole (bulk.c); one
+	 * punched since stays one (the userfaultfd: EFAULT here, SIGBUS in
+	 * the copy), so this allocates nothing */
 	madvise(e->mem, (size_t)end < e->len ? (size_t)end : e->len, MADV_POPULATE_WRITE);
 	e->uid = uid;
 	e->dev = (uint64_t)st->st_dev;
@@ -337,6 +402,19 @@ struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, cons
 	m->n++;
 	pthread_mutex_unlock(&m->mu);
 	return e;
+}
+
+bool fs_bulk_map_same(struct bulk_maps *m, uint32_t uid, uint64_t dev, uint64_t ino, pid_t tid,
+		      int fd)
+{
+	bool same = false;
+
+	pthread_mutex_lock(&m->mu);
+	for (struct bulk_map *e = m->head; e && !same; e = e->next)
+		same = !e->dead && e->uid == uid && e->dev == dev && e->ino == ino &&
+		       syscall(SYS_kcmp, getpid(), tid, KCMP_FILE, e->fd, fd) == 0;
+	pthread_mutex_unlock(&m->mu);
+	return same;
 }
 
 int fs_bulk_map_put(struct bulk_map *e, uint64_t off, const void *p, size_t len)

@@ -158,6 +158,7 @@ struct bulk_maps {
 	struct bulk_map *head;
 	unsigned n;
 	int wake;                        /* eventfd: the reaper's stop */
+	int uffd;                        /* userfaultfd: a hole faults SIGBUS */
 	pthread_t thr;                   /* the reaper, once running */
 	bool running, stop, failed;
 };
@@ -167,21 +168,31 @@ void fs_bulk_maps_release(struct bulk_maps *m);
 /* A mapping of the buffer fd (st: its fstat) that bulk.c took for uid and
  * checked for this request (pidfd: the sending thread's), covering at
  * least [0, end): kept from an earlier request of the same uid and file,
- * or made now.  NULL when the buffer is not sealed against shrinking, is
- * larger than VV_BULK_SPAN_MAX, or a bound is reached (bulk.c answers
- * EBUSY).  Held until fs_bulk_map_release. */
+ * or made now, registered with the mount's userfaultfd (a hole faults,
+ * never filled).  NULL when the buffer is not sealed against shrinking, is
+ * larger than VV_BULK_SPAN_MAX, a bound is reached, or there is no
+ * userfaultfd (bulk.c answers EBUSY).  Held until fs_bulk_map_release. */
 struct bulk_map *fs_bulk_map_get(struct bulk_maps *m, uint32_t uid, int fd, const struct stat *st,
 				 int pidfd, uint64_t end);
+/* Is descriptor fd of task tid the very file (open file description) a
+ * mapping of uid's buffer (dev, ino) was made from?  kcmp(2): nothing is
+ * taken, no file system asked.  bulk.c's cheap look before a take. */
+bool fs_bulk_map_same(struct bulk_maps *m, uint32_t uid, uint64_t dev, uint64_t ino, pid_t tid,
+		      int fd);
 /* len bytes from p into the buffer at off, through the mapping: 0,
- * VV_ENOSPC past its end, VV_EIO when the copy faulted (fs_bulk_copy). */
+ * VV_ENOSPC past its end, VV_EINVAL when the copy found a page gone (a
+ * hole the caller punched: never filled here), VV_EIO for a memory error
+ * (fs_bulk_copy). */
 int fs_bulk_map_put(struct bulk_map *e, uint64_t off, const void *p, size_t len)
 	__attribute__((warn_unused_result));
 /* Lets e go (NULL: nothing); failed: its copy failed, never used again. */
 void fs_bulk_map_release(struct bulk_maps *m, struct bulk_map *e, bool failed);
 /* memcpy of len bytes from src to dst inside the mapping [lo, hi), with a
  * SIGBUS there caught: 0, VV_ENOSPC when [dst, dst + len) is not inside,
- * VV_EIO when it faulted (that thread's copy only; any other SIGBUS keeps
- * its handler or the default), VV_ENOTSUP when no handler could be set. */
+ * VV_EIO when it faulted on a memory error, VV_EINVAL on any other fault
+ * (a page missing: past the end, or a hole under bulk_map.c's
+ * userfaultfd), that thread's copy only (any other SIGBUS keeps its
+ * handler or the default), VV_ENOTSUP when no handler could be set. */
 int fs_bulk_copy(uint8_t *dst, const uint8_t *lo, const uint8_t *hi, const void *src, size_t len)
 	__attribute__((warn_unused_result));
 

@@ -289,9 +289,11 @@ int vv_knn_dir_request_check(const struct vv_knn_dir_ioc *io) __attribute__((war
  * that is no directory (ENOTTY), a daemon that cannot take descriptors
  * from the caller (EPERM: not root) or has the bulk read off (ENOTTY), and
  * EBUSY when the caller's uid has as many offload requests in flight as
- * it may (VV_IOC_KNN's slots) or as many buffers mapped (16).  A copy
- * that faults (EIO) ends the request there: names not yet copied answer
- * that error. */
+ * it may (VV_IOC_KNN's slots) or as many buffers mapped (16).  A hole
+ * punched in the slots while the request runs is never filled by the
+ * daemon: the request fails (EINVAL) and the hole stays.  A copy that
+ * faults on a memory error (EIO) ends the request there: names not yet
+ * copied answer that error. */
 
 #define VV_BULK_MAGIC 0x4b4c4256u          /* "VBLK": a bulk read */
 #define VV_BULK_MAGIC_REPLY 0x524c4256u    /* "VBLR": the daemon answered */
