@@ -402,6 +402,24 @@ int meta_checkpoint(struct vv_meta *m)
 	return 0;
 }
 
+int vv_meta_shred(struct vv_meta *m)
+{
+	int r;
+
+	if (m->ro)
+		return VV_EROFS;
+	if (m->txn)
+		return VV_EBUSY;
+	if (m->ckpt_mu_ok && pthread_mutex_trylock(&m->ckpt_mu) != 0)
+		return VV_EBUSY;
+	r = meta_checkpoint(m);
+	if (r == 0)
+		m->wal_frames = 0;
+	if (m->ckpt_mu_ok)
+		pthread_mutex_unlock(&m->ckpt_mu);
+	return r;
+}
+
 int meta_run(struct vv_meta *m, sqlite3_stmt *s)
 {
 	return run(m, s);
