@@ -385,6 +385,35 @@ static void test_needed(void)
 	is_int(vv_vault_close(v), 0, "close");
 }
 
+/* A second name made in a removed directory would leave the file, once
+ * its first name goes, reachable by no path: its collection's directory
+ * then removes empty, and the row keeps the key of data nobody can name.
+ * make() refused creation there; link did not.  Neither FUSE (the kernel
+ * refuses a link into a dead directory) nor vv:// (vv_vault_reach refuses
+ * a removed directory first) reaches it today: the vault's own check. */
+static void test_link_dead_dir(void)
+{
+	struct vv_vault *v = open_with(store, state, 0);
+	struct vv_attr a, sub;
+	uint64_t d, f;
+	uint32_t c;
+
+	if (!v) {
+		ok(0, "open");
+		return;
+	}
+	is_int(mkcoll(v, "lk", &d, &c), 0, "mkdir /lk");
+	is_int(vv_vault_mkdir(v, &root_c, d, "sub", 0755, &sub), 0, "mkdir /lk/sub (its lookup held)");
+	is_int(put(v, d, "f", 100, &f), 0, "/lk/f");
+	is_int(vv_vault_rmdir(v, &root_c, d, "sub"), 0, "rmdir /lk/sub");
+	is_int(vv_vault_link(v, &root_c, f, sub.ino, "g", &a), VV_ENOENT,
+	       "link into the removed directory: ENOENT");
+	is_int(vv_vault_symlink(v, &root_c, sub.ino, "s", "f", &a), VV_ENOENT,
+	       "symlink there: ENOENT");
+	vv_vault_forget(v, sub.ino, 1);
+	is_int(vv_vault_close(v), 0, "close");
+}
+
 static bool none_of(struct scan *sc, const int *idx, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -622,6 +651,7 @@ int main(int argc, char **argv)
 		return tool(argc, argv);
 	vu_setup(true);
 	test_needed();
+	test_link_dead_dir();
 	test_shred();
 	vu_cleanup();
 	return tap_done();
