@@ -444,12 +444,12 @@ static off_t wal_size(const char *dir)
 	return stat(p, &st) == 0 ? st.st_size : -1;
 }
 
-/* Shredding on disk: 60 collections (their keys span several pages of the
+/* Shredding on disk: 120 collections (their keys span several pages of the
  * colls table), each with a file; drops of one, then of many (freeing
  * whole pages), then by a snapshot's deletion, then across a crash. */
 static void test_shred(void)
 {
-	enum { N = 60 };
+	enum { N = 120 };
 	struct vv_vault *v = open_with(store, state, 0);
 	struct scan sc = { .key = wrapped, .n = N };
 	uint64_t dir[N];
@@ -463,20 +463,20 @@ static void test_shred(void)
 	}
 	for (int i = 0; r == 0 && i < N; i++) {
 		uint64_t f;
-		snprintf(name, sizeof(name), "c%02d", i);
+		snprintf(name, sizeof(name), "c%03d", i);
 		if ((r = mkcoll(v, name, &dir[i], &coll_of[i])) == 0 &&
 		    (r = put(v, dir[i], "seg", i % 3 ? 200 : 70000, &f)) == 0)
 			r = keep_wrapped(v, i);
 	}
-	is_int(r, 0, "60 collections, a file in each");
+	is_int(r, 0, "120 collections, a file in each");
 	is_int(vv_vault_sync(v), 0, "sync");
 	is_int(scan_store(store, PASS, &sc), 0, "scan");
 	ok(all_but(&sc, N, gone), "every key is found by the scanner (decrypting pages and frames)");
 	is_int((int)sc.unreadable, 0, "every page and frame decrypts");
 
 	/* one drop: rm + rmdir */
-	is_int(vv_vault_unlink(v, &root_c, dir[7], "seg"), 0, "rm /c07/seg");
-	is_int(vv_vault_rmdir(v, &root_c, VV_ROOT_INO, "c07"), 0, "rmdir /c07");
+	is_int(vv_vault_unlink(v, &root_c, dir[7], "seg"), 0, "rm /c007/seg");
+	is_int(vv_vault_rmdir(v, &root_c, VV_ROOT_INO, "c007"), 0, "rmdir /c007");
 	gone[7] = true;
 	ok(!has_key(v, coll_of[7]), "its key row went");
 	is_int(vv_vault_sync(v), 0, "sync (the drop's commit, then its settle)");
@@ -487,42 +487,42 @@ static void test_shred(void)
 	ok(all_but(&sc, N, gone), "the other keys are all there");
 
 	/* many drops in one commit: whole pages of the colls table freed */
-	for (int i = 10; i < 40; i++) {
-		snprintf(name, sizeof(name), "c%02d", i);
+	for (int i = 10; i < 100; i++) {
+		snprintf(name, sizeof(name), "c%03d", i);
 		if (vv_vault_unlink(v, &root_c, dir[i], "seg") < 0 ||
 		    vv_vault_rmdir(v, &root_c, VV_ROOT_INO, name) < 0)
 			r = VV_EIO;
 		gone[i] = true;
 	}
-	is_int(r, 0, "rm -r /c10 .. /c39");
+	is_int(r, 0, "rm -r /c10 .. /c99");
 	/* more rows elsewhere after it, so freed pages may be reused */
 	for (int i = 0; r == 0 && i < 20; i++) {
 		snprintf(name, sizeof(name), "x%02d", i);
-		r = put(v, dir[50], name, 3000, NULL);
+		r = put(v, dir[110], name, 3000, NULL);
 	}
 	is_int(r, 0, "20 more files");
 	is_int(vv_vault_sync(v), 0, "sync");
 	is_int(scan_store(store, PASS, &sc), 0, "scan");
 	{
-		int idx[30];
-		for (int i = 0; i < 30; i++)
+		int idx[90];
+		for (int i = 0; i < 90; i++)
 			idx[i] = 10 + i;
-		ok(none_of(&sc, idx, 30), "30 dropped keys: nowhere");
+		ok(none_of(&sc, idx, 90), "90 dropped keys (whole pages of colls freed): nowhere");
 	}
 	ok(all_but(&sc, N, gone), "the other keys are all there");
 
-	/* a snapshot lists c45; its deletion drops the key, the copy goes */
+	/* a snapshot lists c105; its deletion drops the key, the copy goes */
 	is_int(verb(v, "snapshot.create", "name", "s2"), 0, "snapshot s2");
-	is_int(vv_vault_unlink(v, &root_c, dir[45], "seg"), 0, "rm /c45/seg");
-	is_int(vv_vault_rmdir(v, &root_c, VV_ROOT_INO, "c45"), 0, "rmdir /c45");
+	is_int(vv_vault_unlink(v, &root_c, dir[105], "seg"), 0, "rm /c105/seg");
+	is_int(vv_vault_rmdir(v, &root_c, VV_ROOT_INO, "c105"), 0, "rmdir /c105");
 	is_int(vv_vault_sync(v), 0, "sync");
 	is_int(scan_store(store, PASS, &sc), 0, "scan");
-	ok(sc.hits[45] > 0, "the snapshot keeps c45's key (its row and its copy)");
+	ok(sc.hits[105] > 0, "the snapshot keeps c105's key (its row and its copy)");
 	is_int(verb(v, "snapshot.delete", "name", "s2"), 0, "snapshot delete s2");
-	gone[45] = true;
+	gone[105] = true;
 	is_int(vv_vault_sync(v), 0, "sync");
 	is_int(scan_store(store, PASS, &sc), 0, "scan");
-	ok(none_of(&sc, (int[]){ 45 }, 1), "c45's key: nowhere (row shredded, snapshot file removed)");
+	ok(none_of(&sc, (int[]){ 105 }, 1), "c105's key: nowhere (row shredded, snapshot file removed)");
 	ok(all_but(&sc, N, gone), "the other keys are all there");
 
 	/* A crash between a drop's commit and its settle: the settle is held
@@ -534,33 +534,33 @@ static void test_shred(void)
 		struct vv_vault *v2;
 
 		meta_ckpt_hold(v->meta, true);
-		if (vv_vault_unlink(v, &root_c, dir[50], "seg") < 0)
+		if (vv_vault_unlink(v, &root_c, dir[110], "seg") < 0)
 			r = VV_EIO;
 		for (int i = 0; r == 0 && i < 20; i++) {
 			snprintf(name, sizeof(name), "x%02d", i);
-			r = vv_vault_unlink(v, &root_c, dir[50], name);
+			r = vv_vault_unlink(v, &root_c, dir[110], name);
 		}
-		is_int(r, 0, "rm -r /c50");
-		is_int(vv_vault_rmdir(v, &root_c, VV_ROOT_INO, "c50"), 0, "rmdir /c50 (settle held off)");
+		is_int(r, 0, "rm -r /c110");
+		is_int(vv_vault_rmdir(v, &root_c, VV_ROOT_INO, "c110"), 0, "rmdir /c110 (settle held off)");
 		is_int(vv_vault_sync(v), 0, "sync: the drop is durable");
-		gone[50] = true;
+		gone[110] = true;
 		snprintf(copy, sizeof(copy), "%.250s/crash", top);
 		snprintf(st2, sizeof(st2), "%.250s/crash-state", top);
 		snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s' && cp -a '%s' '%s'", store, copy, state, st2);
 		is_int(system(cmd), 0, "copy the store as it is on disk");
 		meta_ckpt_hold(v->meta, false);
 		is_int(scan_store(copy, PASS, &sc), 0, "scan the copy");
-		ok(sc.hits[50] > 0, "before its settle the key is still on disk (the window)");
+		ok(sc.hits[110] > 0, "before its settle the key is still on disk (the window)");
 		v2 = open_with(copy, st2, 0);
 		ok(v2 != NULL, "open the copy");
 		is_int(scan_store(copy, PASS, &sc), 0, "scan it while open");
-		ok(none_of(&sc, (int[]){ 50 }, 1), "the open settled: c50's key is nowhere");
+		ok(none_of(&sc, (int[]){ 110 }, 1), "the open settled: c110's key is nowhere");
 		ok(all_but(&sc, N, gone), "the other keys are all there");
 		is_int(vv_vault_close(v2), 0, "close the copy");
 	}
 	is_int(vv_vault_sync(v), 0, "sync (the held settle runs now)");
 	is_int(scan_store(store, PASS, &sc), 0, "scan");
-	ok(none_of(&sc, (int[]){ 50 }, 1), "and in the store itself");
+	ok(none_of(&sc, (int[]){ 110 }, 1), "and in the store itself");
 	is_int(vv_vault_close(v), 0, "close");
 	is_int(scan_store(store, PASS, &sc), 0, "scan after close");
 	ok(all_but(&sc, N, gone), "after close the kept keys are all there");
