@@ -109,9 +109,9 @@ int vv_meta_ckpt_finish(struct vv_meta *m);
  * the deletion zeroed the row's bytes in its page and any page it freed;
  * this copies every WAL frame into meta.db (wal_checkpoint(TRUNCATE), which
  * syncs meta.db) and truncates the WAL to 0 bytes, so that no older frame
- * keeps the row.  Writer's thread, no write transaction open (VV_EBUSY),
- * never waits for a running pass (VV_EBUSY: try again later).  0, VV_EBUSY,
- * VV_EROFS (read-only), VV_EIO. */
+ * keeps the row.  Writer's thread, no write transaction open; never waits
+ * for a running pass, nor ends a read while a statement runs (VV_EBUSY for
+ * each: try again later).  0, VV_EBUSY, VV_EROFS (read-only), VV_EIO. */
 int vv_meta_shred(struct vv_meta *m);
 
 /* kv */
