@@ -23,7 +23,8 @@ rm -rf $W; mkdir -p $W/state $W/audit
 export VECVAULT_TEST_KDF=1 VECVAULT_STATE_DIR=$W/state VECVAULT_AUDIT_DIR=$W/audit
 printf 'bench pass\n' > $W/pass; chmod 600 $W/pass
 one() {   # one BIN TAG
-	local bin=$1 tag=$2 s=$W/s-$tag m=$W/m-$tag
+	local bin=$1 tag=$2
+	local s=$W/s-$tag m=$W/m-$tag
 	rm -rf $s; mkdir -p $m
 	$bin init $s --passfile $W/pass --kdf test >/dev/null 2>&1
 	$bin mount $s $m --passfile $W/pass --trash-days 0 --pid-file $W/pid-$tag --log $W/log-$tag
