@@ -402,6 +402,40 @@ int meta_checkpoint(struct vv_meta *m)
 	return 0;
 }
 
+int vv_meta_shred(struct vv_meta *m)
+{
+	int rc, log = 0, done = 0;
+
+	if (m->ro)
+		return VV_EROFS;
+	if (m->txn)
+		return VV_EBUSY;
+	if (m->ckpt_mu_ok && pthread_mutex_trylock(&m->ckpt_mu) != 0)
+		return VV_EBUSY;
+	/* The deferred read transaction would hold the WAL's frames; it
+	 * cannot end while a statement runs: later, then. */
+	if (m->reading) {
+		if (sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			if (m->ckpt_mu_ok)
+				pthread_mutex_unlock(&m->ckpt_mu);
+			return VV_EBUSY;
+		}
+		m->reading = false;
+	}
+	rc = sqlite3_wal_checkpoint_v2(m->db, "main", SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+	if (m->ckpt_mu_ok)
+		pthread_mutex_unlock(&m->ckpt_mu);
+	read_txn(m);
+	if (rc == SQLITE_BUSY)
+		return VV_EBUSY;
+	if (rc != SQLITE_OK) {
+		vv_log(VV_LOG_WARN, "meta: shredding checkpoint: %s", sqlite3_errmsg(m->db));
+		return err(m, rc);
+	}
+	m->wal_frames = 0;
+	return 0;
+}
+
 int meta_run(struct vv_meta *m, sqlite3_stmt *s)
 {
 	return run(m, s);

@@ -104,6 +104,15 @@ void vv_meta_ckpt_close(struct vv_meta *m);     /* back to SQLite's own */
 uint32_t vv_meta_wal_frames(const struct vv_meta *m);
 int vv_meta_ckpt_pass(struct vv_meta *m, void (*hook)(void *), void *ctx, int *log, int *done);
 int vv_meta_ckpt_finish(struct vv_meta *m);
+/* Shredding a deleted row on disk (a dropped collection key, docs/design.md
+ * "Collections and keys"): writable connections run secure_delete=ON, so
+ * the deletion zeroed the row's bytes in its page and any page it freed;
+ * this copies every WAL frame into meta.db (wal_checkpoint(TRUNCATE), which
+ * syncs meta.db) and truncates the WAL to 0 bytes, so that no older frame
+ * keeps the row.  Writer's thread, no write transaction open; never waits
+ * for a running pass, nor ends a read while a statement runs (VV_EBUSY for
+ * each: try again later).  0, VV_EBUSY, VV_EROFS (read-only), VV_EIO. */
+int vv_meta_shred(struct vv_meta *m);
 
 /* kv */
 int vv_meta_kv_get_u64(struct vv_meta *m, const char *k, uint64_t *v);   /* VV_ENOENT if absent */

@@ -311,6 +311,11 @@ int meta_vfs_open_with(const char *path, const uint8_t key[32], const uint8_t *k
 	    (rc = pragma(db, "PRAGMA cache_size=-" STR(VV_METAVFS_CACHE_KIB), NULL, 0)) != SQLITE_OK ||
 	    (rc = pragma(db, "PRAGMA foreign_keys=OFF", NULL, 0)) != SQLITE_OK ||
 	    (ro && (rc = pragma(db, "PRAGMA query_only=ON", NULL, 0)) != SQLITE_OK) ||
+	    /* A deleted row's bytes (a dropped collection key above all) are
+	     * zeroed in their page, and a freed page is zeroed whole, so no
+	     * free space keeps them (FAST would leave freed pages as they
+	     * were); the WAL's older frames are vv_meta_shred's. */
+	    (!ro && (rc = pragma(db, "PRAGMA secure_delete=ON", NULL, 0)) != SQLITE_OK) ||
 	    (rc = pragma(db, "PRAGMA page_size", ans, sizeof(ans))) != SQLITE_OK)
 		goto sqlerr;
 	n = -1;

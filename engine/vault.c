@@ -344,6 +344,12 @@ int vv_vault_open(const char *dir, const char *pass, size_t passlen,
 		    (r = vault_snap_recover(v)) < 0 || (r = keys_gc(v)) < 0 ||
 		    (r = vault_commit_anchor(v)) < 0)
 			goto fail;
+		/* A crash may have come between a key drop's commit and its
+		 * settle (older WAL frames keep the wrapped key), and keys_gc may
+		 * just have dropped some: settle now, whatever the state. */
+		pthread_mutex_lock(&v->mu);
+		vault_keys_settle(v, true);
+		pthread_mutex_unlock(&v->mu);
 		vault_ckpt_start(v, o->ckpt_frames);
 		v->snaps = (struct vault_snap_sched){ .every = o->snap_every,
 			.keep_hourly = o->snap_keep_hourly, .keep_daily = o->snap_keep_daily,

@@ -54,6 +54,7 @@ int vault_txn(struct vv_vault *v)
 	if (v->flags & VV_VAULT_READONLY)
 		return VV_EROFS;
 	ckpt_settle(v);
+	vault_keys_settle(v, false);
 	return vv_meta_begin(v->meta);
 }
 
@@ -510,12 +511,17 @@ static int commit(struct vv_vault *v, bool anchor, bool unlock)
 		}
 		v->cm.written++;
 		v->cm.unl_written = v->cm.nunl;
+		if (v->keys.dropping) {
+			v->keys.dropping = false;
+			v->keys.shred_seq = v->cm.written;
+		}
 		v->cm.anchor_lags = true;
 	}
 	/* Also when nothing was pending: what this caller changed may be in a
 	 * commit another thread wrote and is still syncing. */
 	if ((r = sync_to(v, v->cm.written, unlock)) < 0)
 		return r;
+	vault_keys_settle(v, false);
 	wal_headroom(v);
 	ckpt_settle(v);
 	ckpt_kick(v);

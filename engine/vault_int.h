@@ -247,6 +247,14 @@ struct vault_keys {
 	uint8_t *wrap;                   /* secure: wraps collection keys */
 	struct collkey *colls;
 	size_t n;
+	/* Shredding on disk (vault_keys_settle): a key row was deleted in the
+	 * open transaction (dropping), and the commit that holds such a
+	 * deletion (shred_seq, a cm.written number; 0: none pending), whose
+	 * wrapped key may still sit in older WAL frames until the settle. */
+	bool dropping;
+	uint64_t shred_seq;
+	uint64_t shreds;                 /* settles done (tests) */
+	bool shred_failing;              /* logged once */
 };
 
 /* Commits, released chunks, the full-disk reserve (vault_commit.c), under v->mu. */
@@ -455,6 +463,13 @@ int vault_coll_release(struct vv_vault *v, uint32_t id, uint64_t except);
 /* The same for every collection key (at each writable open: what a crash
  * or an older build left; at a snapshot's deletion).  Under mu. */
 int vault_coll_gc(struct vv_vault *v, int *dropped);
+/* Shred dropped keys on disk: once the commit that deleted a key row is
+ * durable and no transaction is open, copy the WAL into meta.db (where
+ * secure_delete zeroed the row) and truncate the WAL to 0 bytes
+ * (vv_meta_shred).  Cheap to call: nothing happens unless a drop waits.
+ * force: whatever the state (a writable open: a crash may have come
+ * between a drop's commit and its settle).  Under mu. */
+void vault_keys_settle(struct vv_vault *v, bool force);
 
 /* transactions and commits (vault_commit.c: the durability story) */
 int vault_txn(struct vv_vault *v);                                       /* under mu */

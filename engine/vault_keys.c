@@ -121,7 +121,48 @@ static int coll_drop(struct vv_vault *v, uint32_t id)
 			vv_content_cache_drop(v->content);
 			break;
 		}
+	v->keys.dropping = true;            /* the settle after its commit */
 	return vv_meta_coll_del(v->meta, id);
+}
+
+/* The wrapped key of a dropped row stays on disk after its commit: in the
+ * WAL frames of the pages that held it (the last commit's and older ones,
+ * which the WAL keeps past a restart until overwritten; journal_size_limit
+ * truncates it to 4 MiB, not to 0) and, until a checkpoint copies the
+ * zeroed page (secure_delete=ON, meta_vfs_open.c), in meta.db.  Once the
+ * dropping commit is durable (so the zeroed page is the one a crash keeps)
+ * and no transaction is open, the settle copies the WAL into meta.db and
+ * truncates it to 0 bytes.  A crash before it leaves the bytes for the
+ * next writable open, which settles unconditionally (force).  It runs
+ * under mu: the frames a pass has not copied yet (up to the bound, a few
+ * MiB) and two fsyncs, once per commit that dropped keys, never for other
+ * commits. */
+void vault_keys_settle(struct vv_vault *v, bool force)
+{
+	int r;
+
+	if (v->flags & VV_VAULT_READONLY)
+		return;
+	if (!force && (!v->keys.shred_seq || v->cm.durable < v->keys.shred_seq))
+		return;
+	if (vv_meta_in_txn(v->meta))
+		return;                     /* the next commit or transaction start */
+	r = vv_meta_shred(v->meta);
+	if (r == VV_EBUSY)
+		return;                     /* a pass runs: later */
+	if (r < 0) {
+		if (!v->keys.shred_failing)
+			vv_log(VV_LOG_WARN, "vault: cannot shred dropped collection keys on disk (%s); "
+			       "tried again after the next commits", vv_strerror(r));
+		v->keys.shred_failing = true;
+		return;
+	}
+	v->keys.shred_failing = false;
+	v->keys.shred_seq = 0;
+	v->keys.shreds++;
+	/* The log is empty now: no pass has anything to finish. */
+	v->ckpt.ready = false;
+	v->ckpt.last = 0;
 }
 
 int vault_coll_release(struct vv_vault *v, uint32_t id, uint64_t except)

@@ -664,7 +664,11 @@ int vv_vault_link(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino,
 		goto out;
 	if ((r = vault_node_check(v, c, d, VV_MAY_WRITE | VV_MAY_EXEC)) < 0 || (r = check_name(newname)) < 0)
 		goto out;
-	if (n->a.nlink == 0) {
+	/* No name in a removed directory (make() refuses one too): the file,
+	 * its other names gone, would be reachable by no path.  The kernel
+	 * stops a local link there and vv_vault_reach a remote one; the
+	 * vault does not count on either. */
+	if (n->a.nlink == 0 || d->a.nlink == 0) {
 		r = VV_ENOENT;
 		goto out;
 	}
