@@ -406,8 +406,12 @@ static int restore_chunks(struct rst *s, struct vv_store *store, struct vv_meta 
 	pthread_t th[RS_WORKERS];
 	int started = 0, r = 0;
 
-	qsort(m->objs, m->nobjs, sizeof(*m->objs), r_cmp_obj);
-	qsort(m->extents, m->nextents, sizeof(*m->extents), r_cmp_ext);
+	/* a backup of empty files names no object: qsort's array must not
+	 * be NULL, even for 0 items (UBSan) */
+	if (m->nobjs)
+		qsort(m->objs, m->nobjs, sizeof(*m->objs), r_cmp_obj);
+	if (m->nextents)
+		qsort(m->extents, m->nextents, sizeof(*m->extents), r_cmp_ext);
 	if (!(w.written = calloc(m->nobjs + 1, sizeof(bool))) ||
 	    !(w.jobs = calloc(m->nextents + 1, sizeof(*w.jobs)))) {
 		r = VV_ENOMEM;
@@ -647,8 +651,11 @@ int vv_repo_restore_finish(struct vv_restore_target *t, struct vv_repo *repo, co
 		     "repository (does not authenticate)" : vv_strerror(r));
 		goto out;
 	}
-	qsort(m.inodes, m.ninodes, sizeof(*m.inodes), r_cmp_ino);
-	qsort(m.dirents, m.ndirents, sizeof(*m.dirents), r_cmp_de);
+	/* (a backup of an empty vault has no dirents: NULL, see restore_chunks) */
+	if (m.ninodes)
+		qsort(m.inodes, m.ninodes, sizeof(*m.inodes), r_cmp_ino);
+	if (m.ndirents)
+		qsort(m.dirents, m.ndirents, sizeof(*m.dirents), r_cmp_de);
 	for (size_t i = 1; i < m.ninodes; i++)
 		if (m.inodes[i].r.ino == m.inodes[i - 1].r.ino) {
 			rsay(&s, "backup %s: inode %llu twice", m.info.id, (unsigned long long)m.inodes[i].r.ino);
