@@ -53,6 +53,23 @@ static inline int tap_done(void)
 	return tap_fail ? 1 : 0;
 }
 
+/* Built with ThreadSanitizer (-DVV_SANITIZE_THREAD=ON): it runs a thread
+ * of its own beside the test's once the test starts one, and its signal
+ * wrapper leaves a signal blocked after a handler siglongjmps out, even
+ * with SA_NODEFER.  Tests that count threads or fault twice say so. */
+#if defined(__SANITIZE_THREAD__)
+#define TAP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TAP_TSAN 1
+#endif
+#endif
+#ifndef TAP_TSAN
+#define TAP_TSAN 0
+#endif
+/* The threads of an idle test process that has run threads: its own. */
+#define TAP_IDLE_THREADS (1 + TAP_TSAN)
+
 static inline void tap_skip_all(const char *why)
 {
 	printf("1..0 # SKIP %s\n", why);

@@ -84,8 +84,11 @@ static void test_copy(void)
 	is_int(fs_bulk_copy(m + 8192, m, m + LEN, src, sizeof(src)), VV_EINVAL,
 	       "copy into the cut pages: EINVAL, not a crash");
 	is_int(fs_bulk_copy(m, m, m + LEN, src, 4096), 0, "the next copy, into the page left: 0");
-	is_int(fs_bulk_copy(m + 8192, m, m + LEN, src, 16), VV_EINVAL,
-	       "and a second fault: EINVAL again");
+	if (TAP_TSAN)                /* SIGBUS stays blocked: the fault would kill us */
+		tap_diag("ThreadSanitizer: no second fault (tap.h TAP_TSAN)");
+	else
+		is_int(fs_bulk_copy(m + 8192, m, m + LEN, src, 16), VV_EINVAL,
+		       "and a second fault: EINVAL again");
 	/* a fault outside a guarded copy keeps the default action */
 	fflush(stdout);
 	if ((kid = fork()) == 0) {
