@@ -206,8 +206,8 @@ static void data_unload(struct node *n)
 	free(n->ext);
 	n->ext = NULL;
 	n->next = n->extcap = 0;
-	n->is_inline = false;
-	n->data_loaded = false;
+	node_set_data(&n->is_inline, false);
+	node_set_data(&n->data_loaded, false);
 }
 
 static int get_dirty(struct vv_vault *v, struct node *n, const uint8_t *key, uint64_t fb,
@@ -242,13 +242,13 @@ int vault_data_load(struct vv_vault *v, struct node *n)
 		n->inl = data;
 		n->inlcap = len;
 		data = NULL;
-		n->is_inline = true;
+		node_set_data(&n->is_inline, true);
 		n->row_inl = true;
 	} else if (r == 0 && n->next == 0 && n->a.size <= VV_INLINE_MAX) {
 		if ((r = inl_reserve(n, n->a.size)) == 0) {
 			if (data)
 				memcpy(n->inl, data, len < n->a.size ? len : n->a.size);
-			n->is_inline = true;
+			node_set_data(&n->is_inline, true);
 			n->row_inl = len > 0;
 		}
 	}
@@ -277,7 +277,7 @@ int vault_data_load(struct vv_vault *v, struct node *n)
 	}
 	free(data);
 	if (r == 0)
-		n->data_loaded = true;
+		node_set_data(&n->data_loaded, true);
 	return r;
 }
 
@@ -380,10 +380,10 @@ static int uninline(struct vv_vault *v, struct node *n)
 
 	if (!n->is_inline)
 		return 0;
-	n->is_inline = false;
+	node_set_data(&n->is_inline, false);
 	if (n->a.size > 0) {
 		if ((r = get_dirty(v, n, NULL, 0, (uint32_t)n->a.size, &d)) < 0) {
-			n->is_inline = true;
+			node_set_data(&n->is_inline, true);
 			return r;
 		}
 		if (n->inl)
@@ -736,7 +736,7 @@ int vault_data_truncate(struct vv_vault *v, struct node *n, uint64_t size)
 			d->len = within;
 	}
 	if (size == 0 && n->next == 0 && n->ndirty == 0)
-		n->is_inline = true;         /* empty again: small writes go inline */
+		node_set_data(&n->is_inline, true);   /* empty again: small writes go inline */
 done:
 	pthread_mutex_lock(&v->mu);
 	n->a.size = size;
@@ -1322,7 +1322,7 @@ int vv_vault_release(struct vv_vault *v, struct vv_file *fh)
 		v->files = fh->next;
 	if (fh->next)
 		fh->next->prev = fh->prev;
-	n->nopen--;
+	__atomic_fetch_sub(&n->nopen, 1, __ATOMIC_RELAXED);
 	if (open_may_change(fh->flags))
 		n->nwrite--;
 	vault_node_maybe_free(v, n);

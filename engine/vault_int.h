@@ -54,7 +54,9 @@ struct node {
 	uint64_t ino;
 	struct vv_inode_row a;           /* attributes (under v->mu) */
 	uint64_t nlookup;                /* kernel references */
-	uint32_t nopen;                  /* open handles */
+	uint32_t nopen;                  /* open handles (under v->mu; changed with
+	                                    __atomic ops: vv_vault_release reads
+	                                    it under n->rw alone) */
 	uint32_t pins;                   /* transient users */
 	int8_t xattrs;                   /* stored xattrs: 0 unknown, 1 some, -1 none */
 	bool acl_loaded;
@@ -70,6 +72,8 @@ struct node {
 	uint32_t lpid;                   /* the thread that looked it up so (0: other) */
 
 	pthread_rwlock_t rw;             /* data */
+	/* data_loaded and is_inline change under n->rw, through node_set_data
+	 * (atomic stores): vault_node_attr reads them under v->mu alone */
 	bool data_loaded;                /* ext/inl loaded from meta */
 	bool is_inline;                  /* bytes in inl, no extents */
 	bool row_inl;                    /* meta.db's row still holds inline bytes: they
@@ -136,9 +140,16 @@ static inline bool open_may_change(int flags)
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 }
 
+/* Set a node's data_loaded or is_inline (struct node: read outside
+ * n->rw by vault_node_attr). */
+static inline void node_set_data(bool *field, bool val)
+{
+	__atomic_store_n(field, val, __ATOMIC_RELAXED);
+}
+
 static inline void node_opened(struct node *n, int flags)
 {
-	n->nopen++;
+	__atomic_fetch_add(&n->nopen, 1, __ATOMIC_RELAXED);
 	if (open_may_change(flags)) {
 		n->nwrite++;                 /* vv_vault_open_push: no push meanwhile */
 		n->wopens++;

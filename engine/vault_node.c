@@ -537,7 +537,9 @@ void vault_node_attr(struct vv_vault *v, struct node *n, bool cacheable, struct 
 	out->rdev = n->a.rdev;
 	if (S_ISREG(n->a.mode)) {
 		uint64_t st = n->a.stored;
-		if (n->is_inline || (!n->data_loaded && n->a.size <= VV_INLINE_MAX && st == 0))
+		if (__atomic_load_n(&n->is_inline, __ATOMIC_RELAXED) ||
+		    (!__atomic_load_n(&n->data_loaded, __ATOMIC_RELAXED) &&
+		     n->a.size <= VV_INLINE_MAX && st == 0))
 			st = n->a.size;
 		out->blocks = (st + 511) / 512;
 	} else if (S_ISDIR(n->a.mode)) {

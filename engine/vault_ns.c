@@ -506,8 +506,8 @@ static int make(struct vv_vault *v, const struct vv_ctx *c, uint64_t parent, con
 	if ((r = vault_node_get(v, ino, &n)) < 0)
 		goto out;
 	if (S_ISREG(m)) {
-		n->data_loaded = true;
-		n->is_inline = true;
+		node_set_data(&n->data_loaded, true);
+		node_set_data(&n->is_inline, true);
 	}
 	n->xattrs = (acc || def) ? 1 : -1;
 	n->nlookup++;
@@ -1140,7 +1140,7 @@ int vv_vault_opendir(struct vv_vault *v, const struct vv_ctx *c, uint64_t ino, s
 		goto out;
 	if ((r = vault_node_check(v, c, n, VV_MAY_READ)) < 0)
 		goto out;
-	n->nopen++;
+	__atomic_fetch_add(&n->nopen, 1, __ATOMIC_RELAXED);
 	d->n = n;
 	d->cache = live_dir(v, n);
 	*dh = d;
@@ -1279,7 +1279,7 @@ int vv_vault_releasedir(struct vv_vault *v, struct vv_dir *dh)
 		return 0;
 	if (dh->n) {
 		pthread_mutex_lock(&v->mu);
-		dh->n->nopen--;
+		__atomic_fetch_sub(&dh->n->nopen, 1, __ATOMIC_RELAXED);
 		vault_node_maybe_free(v, dh->n);
 		pthread_mutex_unlock(&v->mu);
 	}
