@@ -662,12 +662,16 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			       "(an entry past the end, a bad name or attribute record): refused");
 		reply_err(req, VV_EIO);
 	} else {
+		uint64_t dir = h->ino;
+		bool walk = h->walk;
 		if (!full && k->rep.u[0] == 1) {
 			h->eof = true;
 			h->eof_off = last;
 		}
+		/* h is the kernel's from the reply on: its RELEASEDIR may
+		 * free it on another thread before the prefetch is told */
 		fuse_reply_buf(req, buf, len);
-		fs_remote_pf_listed(f, h->ino, sub, nsub, h->walk);
+		fs_remote_pf_listed(f, dir, sub, nsub, walk);
 		sub = NULL;
 	}
 	free(sub);
