@@ -147,6 +147,16 @@ want() {
 }
 
 # vv_store_id STORE: the store id (the vault id naming its control socket).
+# vv_sanitizer: "asan" or "tsan" when $VV_BIN is a sanitizer build
+# (-DVV_SANITIZE=ON, -DVV_SANITIZE_THREAD=ON), else nothing.  For the few
+# checks a sanitizer's runtime makes untrue (ASan's mlock locks nothing).
+vv_sanitizer() {
+	case $(ldd "$VV_BIN" 2>/dev/null) in
+	*libasan*) echo asan ;;
+	*libtsan*) echo tsan ;;
+	esac
+}
+
 vv_store_id() {
 	"$VV_BIN" info "$1" | awk '/^store id:/ { print $3 }'
 }
