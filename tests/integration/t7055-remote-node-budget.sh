@@ -75,7 +75,17 @@ for i in range(100):
         break
     time.sleep(0.1)
 bd = b.walk('/coll/d')
-say('after_end_with_attributes', sum(1 for e in plus(b, bd) if e[4]))
+# The lookup above may pass on the 50 forgets alone: A's session ends, and
+# its 250 entries come back, when the server gets to it (seen after the
+# listing under ASan).  List until they are back, each try's given back.
+for i in range(100):
+    held_b = [e for e in plus(b, bd) if e[4]]
+    if len(held_b) == 298:
+        break
+    for e in held_b:
+        b.call('forget', e[1], 1)
+    time.sleep(0.1)
+say('after_end_with_attributes', len(held_b))
 b.close()
 # the bound in all: 4 x 300; four users fill it, the fifth is refused
 cs = []
