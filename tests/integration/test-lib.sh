@@ -413,6 +413,15 @@ vv_cleanup() {
 	awk -v t="$T/" 'index($2, t) == 1 { print $2 }' /proc/mounts | while read -r mnt; do
 		fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
 	done
+	# A sanitizer build: UBSan reports to stderr whatever UBSAN_OPTIONS
+	# says (GCC 12 with ASan), for a daemon its --log, deleted below: keep
+	# each log with one where sanitizer/reports looks (tests/README.md).
+	if [ -d "${VV_BUILD:-}/sanitizer-logs" ]; then
+		find "$T" -maxdepth 2 -name '*.log' -type f -exec grep -l 'runtime error:' {} + 2>/dev/null |
+		while read -r f; do
+			cp "$f" "$VV_BUILD/sanitizer-logs/ubsan.${0##*/}.${T##*/}.${f##*/}"
+		done
+	fi
 	if [ "$rc" -ne 0 ] && [ -s "$T/daemon.log" ]; then
 		echo "# daemon log (last 30 lines):"
 		tail -n 30 "$T/daemon.log" | sed 's/^/#   /'
