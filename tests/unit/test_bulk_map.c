@@ -64,6 +64,21 @@ static int self_pidfd(void)
 	return (int)syscall(SYS_pidfd_open, getpid(), 0);
 }
 
+/* After a fault the test makes on purpose: ThreadSanitizer's signal
+ * wrapper leaves SIGBUS blocked when the guard siglongjmps out of the
+ * handler, SA_NODEFER or not (tap.h TAP_TSAN), and the next fault would
+ * end the test; the daemon's own threads are not run under it. */
+static void fault_done(void)
+{
+	sigset_t s;
+
+	if (!TAP_TSAN)
+		return;
+	sigemptyset(&s);
+	sigaddset(&s, SIGBUS);
+	pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+}
+
 static void test_copy(void)
 {
 	static uint8_t src[8192];
@@ -83,12 +98,11 @@ static void test_copy(void)
 	ok(ftruncate(fd, 4096) == 0, "buffer cut to one page");
 	is_int(fs_bulk_copy(m + 8192, m, m + LEN, src, sizeof(src)), VV_EINVAL,
 	       "copy into the cut pages: EINVAL, not a crash");
+	fault_done();
 	is_int(fs_bulk_copy(m, m, m + LEN, src, 4096), 0, "the next copy, into the page left: 0");
-	if (TAP_TSAN)                /* SIGBUS stays blocked: the fault would kill us */
-		tap_diag("ThreadSanitizer: no second fault (tap.h TAP_TSAN)");
-	else
-		is_int(fs_bulk_copy(m + 8192, m, m + LEN, src, 16), VV_EINVAL,
-		       "and a second fault: EINVAL again");
+	is_int(fs_bulk_copy(m + 8192, m, m + LEN, src, 16), VV_EINVAL,
+	       "and a second fault: EINVAL again");
+	fault_done();
 	/* a fault outside a guarded copy keeps the default action */
 	fflush(stdout);
 	if ((kid = fork()) == 0) {
@@ -96,7 +110,9 @@ static void test_copy(void)
 		_exit(0);
 	}
 	waitpid(kid, &st, 0);
-	ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS,
+	/* (under TSan the process ends too, but through TSan's own handling
+	 * of the signal the guard hands on, not always by SIGBUS) */
+	ok(TAP_TSAN ? !WIFEXITED(st) || WEXITSTATUS(st) != 0 : WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS,
 	   "a SIGBUS outside a copy still ends the process");
 	/* a copy whose range does not hold the fault leaves it alone */
 	fflush(stdout);
@@ -148,10 +164,12 @@ static void test_hole(void)
 	   "two pages punched out under the mapping");
 	is_int(fs_bulk_map_put(e, 8192, bytes, sizeof(bytes)), VV_EINVAL,
 	       "a copy into the hole: EINVAL, not a crash");
+	fault_done();
 	ok(is_hole(fd, 8192, 8192) && blocks_of(fd) == full - 8192,
 	   "the hole stays: no page allocated by the copy");
 	is_int(fs_bulk_map_put(e, 4096, bytes, sizeof(bytes)), 0, "a copy into a page left: 0");
 	is_int(fs_bulk_map_put(e, 12288, bytes, 16), VV_EINVAL, "the other punched page: EINVAL");
+	fault_done();
 	fs_bulk_map_release(&m, e, true);
 	/* a new mapping of a buffer with a hole (punched after bulk.c's
 	 * check): its populate allocates nothing either */
@@ -161,6 +179,7 @@ static void test_hole(void)
 	   "mapped anew over the hole: still a hole");
 	if (e)
 		is_int(fs_bulk_map_put(e, 8192, bytes, 1), VV_EINVAL, "and a copy there: EINVAL");
+	fault_done();
 	fs_bulk_map_release(&m, e, true);
 	fs_bulk_maps_release(&m);
 	close(fd);
