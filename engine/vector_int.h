@@ -185,6 +185,16 @@ struct vv_seg_id {
  * a VV_E* code with *why set: strerror's text, or VV_SEG_CHANGED with
  * VV_EIO. */
 int vv_seg_reopen(int dirfd, const char *name, const struct vv_seg_id *id, const char **why);
+/* The time a deferred open's identity starts from (struct vv_seg_id:
+ * ctime no later than it), taken before the first read: now, returned
+ * once the coarse clock has passed it.  File systems stamp ctime from
+ * the coarse clock, up to a tick behind this one (on ext4 every change
+ * made within the tick after a time got a ctime before it), so a file
+ * renamed over a segment right after the scan read it would pass the
+ * reopen and lend the segment its rows; once the coarse clock is past
+ * since, any later change stamps a later ctime.  Waits at most a tick
+ * (4 ms at HZ=250). */
+void vv_seg_since(struct timespec *since);
 
 /* One scan: inputs first, then what vv_scan_run fills. */
 struct vv_scan {

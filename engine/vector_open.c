@@ -1420,8 +1420,9 @@ int vv_coll_pending_scan(struct vv_collection *c, struct vv_scan *sc, struct vv_
 		sc->threads = t * 2 > BULK_MAX_THREADS ? BULK_MAX_THREADS : t * 2;
 	}
 	/* what the re-ranking's reopen may find of a segment read here:
-	 * nothing changed since now (struct vv_seg_id) */
-	clock_gettime(CLOCK_REALTIME, &since);
+	 * nothing changed since now (struct vv_seg_id), with the coarse
+	 * clock past it before the first read (vv_seg_since) */
+	vv_seg_since(&since);
 	r1 = vv_scan_run(sc);
 	atomic_fetch_add(&c->nbatched, atomic_load(&tn.nuring));
 	c->nbulk = atomic_load(&tn.nbulk);

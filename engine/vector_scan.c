@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -221,6 +222,24 @@ int vv_seg_reopen(int dirfd, const char *name, const struct vv_seg_id *id, const
 		return VV_EIO;
 	}
 	return fd;
+}
+
+static bool ts_after(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
+}
+
+/* vector_int.h */
+void vv_seg_since(struct timespec *since)
+{
+	struct timespec c;
+
+	clock_gettime(CLOCK_REALTIME, since);
+	for (int i = 0; i < 64; i++) {       /* a tick is 1-10 ms; 64 x 250 us = 16 ms */
+		if (clock_gettime(CLOCK_REALTIME_COARSE, &c) != 0 || ts_after(&c, since))
+			return;
+		nanosleep(&(struct timespec){ 0, 250000 }, NULL);
+	}
 }
 
 /* Open a streamed segment whose descriptor the caller could not keep
