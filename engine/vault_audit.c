@@ -35,14 +35,14 @@ void vault_audit_dir(struct vv_vault *v, uint64_t parent, char *buf)
 		vault_node_path(v, parent, buf, VAULT_AUDIT_DIR_MAX);
 }
 
-/* "DIR/name" of an entry into buf (VAULT_AUDIT_DIR_MAX + VV_NAME_MAX + 2). */
-static void entry_path(const char *dir, const char *name, char *buf)
+/* Append "/name" to the directory path buf holds (VAULT_AUDIT_DIR_MAX +
+ * VV_NAME_MAX + 2 bytes). */
+static void add_name(char *buf, const char *name)
 {
-	size_t pl = strnlen(dir, VAULT_AUDIT_DIR_MAX - 1), nl = strlen(name);
+	size_t pl = strnlen(buf, VAULT_AUDIT_DIR_MAX - 1), nl = strlen(name);
 
 	if (nl > VV_NAME_MAX)
 		nl = VV_NAME_MAX;
-	memcpy(buf, dir, pl);
 	buf[pl] = '/';
 	memcpy(buf + pl + 1, name, nl);
 	buf[pl + 1 + nl] = 0;
@@ -52,10 +52,8 @@ static void entry_path(const char *dir, const char *name, char *buf)
  * VV_NAME_MAX + 2); under mu. */
 static void parent_entry_path(struct vv_vault *v, uint64_t parent, const char *name, char *buf)
 {
-	char dir[VAULT_AUDIT_DIR_MAX];
-
-	vault_audit_dir(v, parent, dir);
-	entry_path(dir, name, buf);
+	vault_audit_dir(v, parent, buf);
+	add_name(buf, name);
 }
 
 /* The caller's fields of a record; c NULL: the daemon or CLI itself. */
@@ -205,18 +203,6 @@ void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char
 	vv_audit_log(v->aud.log, &rec);
 }
 
-void vault_audit_entry(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,
-		       uint64_t parent, const char *name, int result, const char *detail,
-		       uint64_t rbytes)
-{
-	char dir[VAULT_AUDIT_DIR_MAX];
-
-	if (!v->aud.log)
-		return;
-	vault_audit_dir(v, parent, dir);
-	vault_audit_name(v, c, op, ino, dir, name, result, detail, rbytes);
-}
-
 void vault_audit_name(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,
 		      const char *dir, const char *name, int result, const char *detail,
 		      uint64_t rbytes)
@@ -226,7 +212,8 @@ void vault_audit_name(struct vv_vault *v, const struct vv_ctx *c, const char *op
 
 	if (!v->aud.log)
 		return;
-	entry_path(dir, name, path);
+	snprintf(path, VAULT_AUDIT_DIR_MAX, "%s", dir);
+	add_name(path, name);
 	rec_from(&rec, c, op, result, detail);
 	rec.path = path;
 	rec.ino = ino;

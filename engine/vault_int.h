@@ -536,18 +536,12 @@ void vault_audit_file(struct vv_vault *v, const struct vv_ctx *c, const char *op
 /* The same with a detail (what was refused and why). */
 void vault_audit_file_why(struct vv_vault *v, const struct vv_ctx *c, const char *op,
 			  struct vv_file *fh, int result, const char *detail);
-/* The same for any op on parent/name, mode "r": the bulk read's "open" and
- * "close" of a name it served (vault_bulk.c), as a read-only open and its
- * release would record them (rcount 1 when result is 0 and op is "close"
- * or "scan"). */
-void vault_audit_entry(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,
-		       uint64_t parent, const char *name, int result, const char *detail,
-		       uint64_t rbytes);
-/* The two halves of vault_audit_entry, for many names of one directory
- * (the directory request's "scan" records, the bulk read's "open" and
- * "close"): the directory's path once, under mu ("" for the root; its
- * buffer VAULT_AUDIT_DIR_MAX bytes), then each name's record, under no
- * lock of the vault. */
+/* Records of many names of one directory (the directory request's "scan"
+ * records, the bulk read's "open" and "close" of a name it served, as a
+ * read-only open and its release would record them; rcount 1 when result
+ * is 0 and op is not "open"): the directory's path once, under mu ("" for
+ * the root; its buffer VAULT_AUDIT_DIR_MAX bytes), then each name's
+ * record, mode "r", under no lock of the vault. */
 #define VAULT_AUDIT_DIR_MAX 4096
 void vault_audit_dir(struct vv_vault *v, uint64_t parent, char *buf);
 void vault_audit_name(struct vv_vault *v, const struct vv_ctx *c, const char *op, uint64_t ino,

@@ -182,6 +182,11 @@ static const float *rows_f32(const struct vv_scan_seg *s, const uint8_t *p, uint
 	return buf;
 }
 
+static bool ts_after(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
+}
+
 /* vector_int.h.  One statx asking what a FUSE mount keeps cached
  * (VV_SEG_STATX), fstat where a seccomp filter refuses statx. */
 int vv_seg_reopen(int dirfd, const char *name, const struct vv_seg_id *id, const char **why)
@@ -214,19 +219,13 @@ int vv_seg_reopen(int dirfd, const char *name, const struct vv_seg_id *id, const
 		same = st.st_dev == id->dev && st.st_ino == id->ino &&
 		       st.st_ctim.tv_sec == id->ctime.tv_sec && st.st_ctim.tv_nsec == id->ctime.tv_nsec;
 	else if (same)
-		same = st.st_ctim.tv_sec < id->ctime.tv_sec ||
-		       (st.st_ctim.tv_sec == id->ctime.tv_sec && st.st_ctim.tv_nsec <= id->ctime.tv_nsec);
+		same = !ts_after(&st.st_ctim, &id->ctime);
 	if (!same) {
 		close(fd);
 		*why = VV_SEG_CHANGED;
 		return VV_EIO;
 	}
 	return fd;
-}
-
-static bool ts_after(const struct timespec *a, const struct timespec *b)
-{
-	return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
 }
 
 /* vector_int.h */
